@@ -1,0 +1,24 @@
+// Job spec defaults and validation: what droverd checks before it stores a submitted job.
+// Pure functions, any thread.
+#ifndef DROVER_SCHEDULER_JOB_SPEC_H_
+#define DROVER_SCHEDULER_JOB_SPEC_H_
+
+#include "absl/status/status.h"
+#include "drover/v1/job.pb.h"
+
+namespace drover::scheduler {
+
+// Fills every field the user left empty with its documented default (see job.proto), so the
+// stored spec shows exactly what will run. Never changes a field the user set.
+void ApplyJobSpecDefaults(v1::JobSpec* spec);
+
+// Checks every field of a spec after ApplyJobSpecDefaults. Returns INVALID_ARGUMENT whose
+// message names the field by its path from the request ("spec.environment.env['X']",
+// "spec.arguments[3].data.datastore"), the offending value where short, and what to do:
+//   spec.node_count: 0 is out of range; use 1 to 1024
+// Only the first problem found is reported.
+absl::Status ValidateJobSpec(const v1::JobSpec& spec);
+
+}  // namespace drover::scheduler
+
+#endif  // DROVER_SCHEDULER_JOB_SPEC_H_

@@ -1,0 +1,83 @@
+// Store: durable state of droverd (jobs today; nodes, attempts, logs later). SqliteStore is
+// the embedded implementation; the interface is kept free of SQLite so that another database
+// can take its place.
+//
+// Writes are asynchronous: they are queued, committed in batches by one writer (group
+// commit) and their callbacks run on the writer thread only after the batch is durable, so
+// whoever acknowledges a write to a client does it from the callback. Callbacks must not
+// block; they may post elsewhere. Reads are synchronous, see only committed data and may be
+// called from any thread.
+#ifndef DROVER_STORAGE_STORE_H_
+#define DROVER_STORAGE_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "drover/v1/job.pb.h"
+
+namespace drover::storage {
+
+struct CreateJobResult {
+  v1::Job job;   // the stored job, with its id
+  bool created;  // false: the idempotency key matched an earlier job, which is `job`
+};
+
+struct ListJobsQuery {
+  std::vector<v1::JobStatus::State> states;  // empty: every state
+  std::string experiment;                    // empty: every experiment
+  std::string tag_key;                       // empty: no tag filter
+  std::optional<std::string> tag_value;      // with tag_key: only this value
+  int page_size = 100;
+  int64_t before_sequence = 0;  // only jobs older than this sequence; 0: from the newest
+};
+
+struct ListJobsPage {
+  std::vector<v1::Job> jobs;       // newest first
+  int64_t next_before_sequence;    // 0 when there is no further page
+};
+
+class Store {
+ public:
+  using CreateJobCallback = absl::AnyInvocable<void(absl::StatusOr<CreateJobResult>) &&>;
+  using UpdateCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Job>) &&>;
+
+  virtual ~Store() = default;
+
+  // Stores a new job: assigns its id ("j-<sequence>"), writes `job` (spec, status,
+  // create_time as given) and calls `done` once committed. When the spec carries an
+  // idempotency key that an earlier job used, nothing is written and `done` gets that job
+  // with `created` false; if that job's spec differs, ALREADY_EXISTS.
+  // Errors: RESOURCE_EXHAUSTED (disk full), UNAVAILABLE (I/O error or store closed),
+  // INTERNAL.
+  virtual void CreateJob(v1::Job job, CreateJobCallback done) = 0;
+
+  // Replaces the status of job `job_id` if its stored version is `expected_version`
+  // (compare-and-set), and calls `done` with the updated job once committed.
+  // Errors: NOT_FOUND, ABORTED (the version moved: re-read and retry), plus those of
+  // CreateJob.
+  virtual void UpdateJobStatus(std::string job_id, int64_t expected_version,
+                               v1::JobStatus status, UpdateCallback done) = 0;
+
+  // One job. NOT_FOUND when there is none with that id; INVALID_ARGUMENT for a malformed id.
+  virtual absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) = 0;
+
+  // A page of jobs matching `query`, newest first.
+  virtual absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) = 0;
+
+  // Every job not in a terminal state, oldest first: what droverd resumes with at start.
+  virtual absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() = 0;
+
+  // Stops taking writes (later ones fail with UNAVAILABLE), commits those already queued,
+  // runs their callbacks and returns. Idempotent.
+  virtual void Close() = 0;
+};
+
+}  // namespace drover::storage
+
+#endif  // DROVER_STORAGE_STORE_H_

@@ -1,0 +1,225 @@
+#include "tests/testing/subprocess.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+
+namespace drover::testing {
+namespace {
+
+extern "C" char** environ;
+
+std::vector<std::string> MergedEnvironment(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  for (const std::string& entry : extra) {
+    std::string name = entry.substr(0, entry.find('='));
+    std::erase_if(env, [&](const std::string& e) { return absl::StartsWith(e, name + "="); });
+    if (entry.size() > name.size() + 1) env.push_back(entry);
+  }
+  return env;
+}
+
+std::vector<char*> CStrings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (std::string& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  const char* base = getenv("TMPDIR");
+  std::string pattern = absl::StrCat(base != nullptr ? base : "/tmp", "/drover-test-XXXXXX");
+  char* made = mkdtemp(pattern.data());
+  if (made == nullptr) abort();  // a test machine without a writable /tmp cannot test
+  path_ = made;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
+                                         const std::vector<std::string>& env,
+                                         const std::string& input, absl::Duration timeout) {
+  int in_pipe[2], out_pipe[2], err_pipe[2];
+  if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0 ||
+      pipe2(err_pipe, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  }
+  std::vector<std::string> args = argv;
+  std::vector<std::string> environment = MergedEnvironment(env);
+  std::vector<char*> c_args = CStrings(args);
+  std::vector<char*> c_env = CStrings(environment);
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  if (pid == 0) {
+    dup2(in_pipe[0], 0);
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    execve(c_args[0], c_args.data(), c_env.data());
+    _exit(127);
+  }
+  close(in_pipe[0]);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  // Small inputs fit the pipe buffer; tests never feed more.
+  if (!input.empty()) {
+    ssize_t ignored = write(in_pipe[1], input.data(), input.size());
+    (void)ignored;
+  }
+  close(in_pipe[1]);
+
+  CommandResult result;
+  absl::Time deadline = absl::Now() + timeout;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open_fds = 2;
+  bool timed_out = false;
+  while (open_fds > 0) {
+    int wait_ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (wait_ms <= 0) {
+      timed_out = true;
+      break;
+    }
+    if (poll(fds, 2, wait_ms) < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buffer[8192];
+      ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
+      if (n > 0) {
+        (i == 0 ? result.out : result.err).append(buffer, n);
+      } else {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  if (timed_out) kill(pid, SIGKILL);
+  for (pollfd& fd : fds) {
+    if (fd.fd >= 0) close(fd.fd);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (timed_out) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "'", argv[0], "' did not finish within ", absl::FormatDuration(timeout),
+        "; stdout: ", result.out, " stderr: ", result.err));
+  }
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string ProgramPath(const char* env_override, const char* built_path) {
+  const char* from_env = getenv(env_override);
+  return from_env != nullptr && *from_env != '\0' ? from_env : built_path;
+}
+
+absl::StatusOr<std::unique_ptr<DroverdProcess>> DroverdProcess::Start(
+    const std::string& state_dir, const std::vector<std::string>& extra_args) {
+  std::filesystem::create_directories(state_dir);
+  std::string address_file = state_dir + "/droverd.address";
+  std::filesystem::remove(address_file);
+  std::string log_file = state_dir + "/droverd.log";
+  std::vector<std::string> args = {ProgramPath("DROVER_DROVERD", DROVER_DROVERD_PATH),
+                                   "--listen",
+                                   "127.0.0.1:0",
+                                   "--state-dir",
+                                   state_dir,
+                                   "--address-file",
+                                   address_file};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  std::vector<char*> c_args = CStrings(args);
+  int log_fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) return absl::InternalError(absl::StrCat("open ", log_file, ": ", strerror(errno)));
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  if (pid == 0) {
+    dup2(log_fd, 2);
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    execv(c_args[0], c_args.data());
+    _exit(127);
+  }
+  close(log_fd);
+  auto process = std::unique_ptr<DroverdProcess>(new DroverdProcess(pid, state_dir, ""));
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    std::string address(absl::StripAsciiWhitespace(ReadFile(address_file)));
+    if (!address.empty() && absl::EndsWith(ReadFile(address_file), "\n")) {
+      process->address_ = address;
+      return process;
+    }
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      process->reaped_ = true;
+      return absl::InternalError(
+          absl::StrCat("droverd exited during start-up (status ", status, "); log:\n",
+                       ReadFile(log_file)));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("droverd did not listen within 30s; log:\n", ReadFile(log_file)));
+}
+
+DroverdProcess::~DroverdProcess() {
+  if (reaped_) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+}
+
+std::string DroverdProcess::log_path() const { return state_dir_ + "/droverd.log"; }
+
+std::string DroverdProcess::ReadLog() const { return ReadFile(log_path()); }
+
+void DroverdProcess::Signal(int signal) {
+  if (!reaped_) kill(pid_, signal);
+}
+
+absl::StatusOr<int> DroverdProcess::Wait(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (!reaped_) {
+    int status = 0;
+    pid_t done = waitpid(pid_, &status, WNOHANG);
+    if (done == pid_) {
+      reaped_ = true;
+      return status;
+    }
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("droverd (pid ", pid_, ") still runs after ", absl::FormatDuration(timeout)));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return absl::FailedPreconditionError("droverd was already reaped");
+}
+
+}  // namespace drover::testing

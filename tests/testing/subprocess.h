@@ -1,0 +1,82 @@
+// Test helpers for real processes: temporary folders, running a command to completion with
+// its output captured, and droverd started as a child process. Used from one test thread.
+#ifndef DROVER_TESTS_TESTING_SUBPROCESS_H_
+#define DROVER_TESTS_TESTING_SUBPROCESS_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace drover::testing {
+
+// A fresh folder under $TMPDIR (or /tmp), removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;  // -1 when killed by a signal or timed out
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] (a path) with `argv` and extra `env` entries ("NAME=value", added to this
+// process's environment; "NAME=" with an empty value removes NAME), feeding `input` on
+// stdin. Kills it and returns DEADLINE_EXCEEDED after `timeout`.
+absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
+                                         const std::vector<std::string>& env = {},
+                                         const std::string& input = "",
+                                         absl::Duration timeout = absl::Seconds(60));
+
+// droverd, started as a child process listening on 127.0.0.1 with a port the kernel
+// picked. Its stderr goes to `<state_dir>/droverd.log`.
+class DroverdProcess {
+ public:
+  // Starts the droverd built with the tests (or $DROVER_DROVERD) with `--state-dir
+  // state_dir` plus `extra_args`, and waits up to 30 s until it listens.
+  static absl::StatusOr<std::unique_ptr<DroverdProcess>> Start(
+      const std::string& state_dir, const std::vector<std::string>& extra_args = {});
+  // Kills (SIGKILL) and reaps droverd if it still runs.
+  ~DroverdProcess();
+
+  // "127.0.0.1:PORT".
+  const std::string& address() const { return address_; }
+  pid_t pid() const { return pid_; }
+  std::string log_path() const;
+  std::string ReadLog() const;
+
+  // Sends `signal` to droverd (only to this child, by pid).
+  void Signal(int signal);
+  // Waits until droverd exits and returns its raw wait status; DEADLINE_EXCEEDED after
+  // `timeout`.
+  absl::StatusOr<int> Wait(absl::Duration timeout);
+
+ private:
+  DroverdProcess(pid_t pid, std::string state_dir, std::string address)
+      : pid_(pid), state_dir_(std::move(state_dir)), address_(std::move(address)) {}
+  pid_t pid_;
+  bool reaped_ = false;
+  std::string state_dir_;
+  std::string address_;
+};
+
+// Path of a program built alongside the tests: the value of environment variable
+// `env_override` if set, else `built_path`.
+std::string ProgramPath(const char* env_override, const char* built_path);
+
+}  // namespace drover::testing
+
+#endif  // DROVER_TESTS_TESTING_SUBPROCESS_H_
