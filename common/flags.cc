@@ -224,7 +224,9 @@ std::string FlagSet::Help() const {
     }
     out.push_back('\n');
   }
-  absl::StrAppend(&out, "  -h, --help", std::string(width > 10 ? width - 10 + 2 : 2, ' '),
+  constexpr absl::string_view kHelpLeft = "  -h, --help";
+  absl::StrAppend(&out, kHelpLeft,
+                  std::string(width > kHelpLeft.size() ? width - kHelpLeft.size() + 2 : 2, ' '),
                   "Show this help\n");
   return out;
 }

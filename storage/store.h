@@ -58,7 +58,7 @@ class Store {
   virtual void CreateJob(v1::Job job, CreateJobCallback done) = 0;
 
   // Replaces the status of job `job_id` if its stored version is `expected_version`
-  // (compare-and-set), and calls `done` with the updated job once committed.
+  // (compare-and-set), and calls `done` with the whole updated job once committed.
   // Errors: NOT_FOUND, ABORTED (the version moved: re-read and retry), plus those of
   // CreateJob.
   virtual void UpdateJobStatus(std::string job_id, int64_t expected_version,

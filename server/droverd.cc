@@ -1,0 +1,75 @@
+#include "server/droverd.h"
+
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "storage/sqlite_store.h"
+
+namespace drover::server {
+
+absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& options,
+                                                        const Clock& clock) {
+  auto d = std::unique_ptr<Droverd>(new Droverd());
+  d->options_ = options;
+  if (options.state_dir.empty()) {
+    return absl::InvalidArgumentError("--state-dir is required; droverd keeps its queue there");
+  }
+  std::error_code error;
+  std::filesystem::create_directories(options.state_dir, error);
+  if (error) {
+    return absl::UnavailableError(absl::StrCat("cannot create state-dir '", options.state_dir,
+                                               "': ", error.message()));
+  }
+  DROVER_ASSIGN_OR_RETURN(
+      d->store_, storage::SqliteStore::Open({.path = options.state_dir + "/drover.db"}));
+  DROVER_ASSIGN_OR_RETURN(std::vector<v1::Job> unfinished, d->store_->LoadUnfinishedJobs());
+  d->resumed_jobs_ = unfinished.size();
+  d->core_ = std::make_unique<CoreLoop>();
+  absl::Notification restored;
+  d->core_->Post([&unfinished, &restored](scheduler::JobQueue& queue) {
+    for (const v1::Job& job : unfinished) queue.Update(job);
+    restored.Notify();
+  });
+  restored.WaitForNotification();
+
+  d->job_service_ = std::make_unique<JobServiceImpl>(*d->store_, *d->core_, d->events_, clock);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  // Authentication arrives with per-node TLS certificates (see ARCHITECTURE.md, Security).
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(d->job_service_.get());
+  d->server_ = builder.BuildAndStart();
+  if (d->server_ == nullptr || port == 0) {
+    d->server_.reset();
+    d->core_->Stop();
+    d->store_->Close();
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on '", options.listen,
+        "'; is another droverd running there, or is the address not on this machine?"));
+  }
+  std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  d->address_ = absl::StrCat(host, ":", port);
+  return d;
+}
+
+Droverd::~Droverd() { Shutdown(); }
+
+void Droverd::Shutdown() {
+  if (stopped_) return;
+  stopped_ = true;
+  job_service_->StopAccepting();
+  events_.Close(absl::UnavailableError("droverd is shutting down; watch again in a moment"));
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(options_.shutdown_grace));
+  server_->Wait();
+  core_->Stop();
+  store_->Close();
+}
+
+}  // namespace drover::server

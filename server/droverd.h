@@ -1,0 +1,66 @@
+// Droverd: the composition root of the scheduler daemon. It opens the store, rebuilds the
+// scheduling core from it, and serves the gRPC API. main() builds one from flags, waits for
+// a stop signal and calls Shutdown(). Methods are called from main()'s thread.
+#ifndef DROVER_SERVER_DROVERD_H_
+#define DROVER_SERVER_DROVERD_H_
+
+#include <grpcpp/server.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "server/core_loop.h"
+#include "server/job_events.h"
+#include "server/job_service.h"
+#include "storage/store.h"
+
+namespace drover::server {
+
+struct DroverdOptions {
+  // HOST:PORT to serve on; port 0 lets the kernel pick (see Droverd::address()).
+  std::string listen = "127.0.0.1:7070";
+  // Folder for droverd's state (created if missing): the database `drover.db`.
+  std::string state_dir;
+  // How long Shutdown() lets accepted calls finish before cancelling them.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+};
+
+class Droverd {
+ public:
+  // Opens the state, restores the queue and starts serving. Errors: UNAVAILABLE when the
+  // address cannot be bound or the state cannot be opened; FAILED_PRECONDITION for a state
+  // written by a newer droverd.
+  static absl::StatusOr<std::unique_ptr<Droverd>> Start(const DroverdOptions& options,
+                                                        const Clock& clock = RealClock::Get());
+  // Shuts down if still running.
+  ~Droverd();
+
+  // The address actually bound, "HOST:PORT".
+  const std::string& address() const { return address_; }
+  // Jobs that were unfinished in the store at start.
+  size_t resumed_jobs() const { return resumed_jobs_; }
+
+  // Graceful stop: refuses new submits and cancels, ends watch streams, lets accepted calls
+  // finish (up to shutdown_grace), then commits the store's queue and closes it. Idempotent.
+  void Shutdown();
+
+ private:
+  Droverd() = default;
+
+  DroverdOptions options_;
+  std::string address_;
+  size_t resumed_jobs_ = 0;
+  bool stopped_ = false;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<CoreLoop> core_;
+  JobEventHub events_;
+  std::unique_ptr<JobServiceImpl> job_service_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace drover::server
+
+#endif  // DROVER_SERVER_DROVERD_H_

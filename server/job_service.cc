@@ -1,0 +1,346 @@
+#include "server/job_service.h"
+
+#include <deque>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/job_id.h"
+#include "common/log.h"
+#include "google/protobuf/util/time_util.h"
+#include "scheduler/job_spec.h"
+#include "scheduler/job_state.h"
+#include "server/grpc_status.h"
+
+namespace drover::server {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr int kDefaultPageSize = 100;
+constexpr int kMaxPageSize = 1000;
+constexpr int kCancelRetries = 5;
+
+const absl::Status& ShuttingDown() {
+  static const absl::Status status =
+      absl::UnavailableError("droverd is shutting down; retry the call in a moment");
+  return status;
+}
+
+std::string EncodePageToken(int64_t before_sequence) {
+  return absl::WebSafeBase64Escape(absl::StrCat("before:", before_sequence));
+}
+
+absl::StatusOr<int64_t> DecodePageToken(const std::string& token) {
+  std::string decoded;
+  int64_t before = 0;
+  if (!absl::WebSafeBase64Unescape(token, &decoded) || decoded.rfind("before:", 0) != 0 ||
+      !absl::SimpleAtoi(decoded.substr(7), &before) || before <= 0) {
+    return absl::InvalidArgumentError(
+        "page_token: not a token this server issued; pass next_page_token from the previous "
+        "page unchanged, or leave it empty for the first page");
+  }
+  return before;
+}
+
+absl::StatusOr<storage::ListJobsQuery> ToQuery(const v1::ListJobsRequest& request) {
+  storage::ListJobsQuery query;
+  for (int i = 0; i < request.states_size(); ++i) {
+    auto state = static_cast<v1::JobStatus::State>(request.states(i));
+    if (state == v1::JobStatus::STATE_UNSPECIFIED || !v1::JobStatus::State_IsValid(state)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "states[", i, "]: ", request.states(i), " is not a job state; use QUEUED, RUNNING, ..."));
+    }
+    query.states.push_back(state);
+  }
+  query.experiment = request.experiment();
+  if (!request.tag().empty()) {
+    size_t eq = request.tag().find('=');
+    query.tag_key = request.tag().substr(0, eq);
+    if (eq != std::string::npos) query.tag_value = request.tag().substr(eq + 1);
+    if (query.tag_key.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tag: '", request.tag(), "' has no key; write KEY or KEY=VALUE"));
+    }
+  }
+  if (request.page_size() < 0 || request.page_size() > kMaxPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: ", request.page_size(),
+                                                   " is out of range; use 1 to ", kMaxPageSize,
+                                                   " (0 means ", kDefaultPageSize, ")"));
+  }
+  query.page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  if (!request.page_token().empty()) {
+    absl::StatusOr<int64_t> before = DecodePageToken(request.page_token());
+    if (!before.ok()) return before.status();
+    query.before_sequence = *before;
+  }
+  return query;
+}
+
+// Streams one job: its current state, then every committed change, until it is terminal.
+// One write in flight at a time, later ones queued; only the newest version is sent.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobResponse>,
+                           public JobSubscriber {
+ public:
+  WatchReactor(storage::Store& store, JobEventHub& events, std::string job_id)
+      : events_(events), job_id_(std::move(job_id)) {
+    // Subscribe before reading so that no change between the read and the subscription is
+    // missed; versions drop the duplicates.
+    if (!events_.Subscribe(job_id_, this)) {
+      subscribed_ = false;
+      Finish(ToGrpcStatus(ShuttingDown()));
+      return;
+    }
+    absl::StatusOr<v1::Job> job = store.GetJob(job_id_);
+    if (!job.ok()) {
+      absl::MutexLock lock(&mu_);
+      FinishLocked(ToGrpcStatus(job.status()));
+      return;
+    }
+    OnJobChanged(*job);
+  }
+
+  void OnJobChanged(const v1::Job& job) override {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || job.status().version() <= last_version_) return;
+    last_version_ = job.status().version();
+    pending_.emplace_back();
+    *pending_.back().mutable_job() = job;
+    if (!writing_) WriteNextLocked();
+  }
+
+  void OnHubClosed(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    subscribed_ = false;  // the hub dropped us
+    FinishLocked(ToGrpcStatus(status));
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "watch stream broken"));
+      return;
+    }
+    pending_.pop_front();
+    if (!pending_.empty()) {
+      WriteNextLocked();
+    } else if (reached_end_) {
+      FinishLocked(grpc::Status::OK);
+    }
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    bool unsubscribe;
+    {
+      absl::MutexLock lock(&mu_);
+      unsubscribe = subscribed_;
+    }
+    if (unsubscribe) events_.Unsubscribe(job_id_, this);
+    delete this;
+  }
+
+ private:
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    writing_ = true;
+    if (scheduler::IsTerminal(pending_.front().job().status().state())) reached_end_ = true;
+    StartWrite(&pending_.front());
+  }
+
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  JobEventHub& events_;
+  const std::string job_id_;
+  absl::Mutex mu_;
+  bool subscribed_ ABSL_GUARDED_BY(mu_) = true;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reached_end_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t last_version_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<v1::WatchJobResponse> pending_ ABSL_GUARDED_BY(mu_);  // front is being written
+};
+
+}  // namespace
+
+JobServiceImpl::JobServiceImpl(storage::Store& store, CoreLoop& core, JobEventHub& events,
+                               const Clock& clock)
+    : store_(store), core_(core), events_(events), clock_(clock) {}
+
+grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext* context,
+                                                    const v1::SubmitJobRequest* request,
+                                                    v1::SubmitJobResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!accepting_.load()) {
+    reactor->Finish(ToGrpcStatus(ShuttingDown()));
+    return reactor;
+  }
+  if (!request->has_spec()) {
+    reactor->Finish(ToGrpcStatus(
+        absl::InvalidArgumentError("spec: required; send the job's spec with the request")));
+    return reactor;
+  }
+  v1::Job job;
+  *job.mutable_spec() = request->spec();
+  scheduler::ApplyJobSpecDefaults(job.mutable_spec());
+  if (absl::Status valid = scheduler::ValidateJobSpec(job.spec()); !valid.ok()) {
+    Log(LogLevel::kDebug, "job_refused", {{"error", valid.message()}});
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  google::protobuf::Timestamp now =
+      TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(clock_.Now()));
+  *job.mutable_create_time() = now;
+  v1::JobStatus* status = job.mutable_status();
+  status->set_state(v1::JobStatus::QUEUED);
+  // No node registry yet: nothing is free until agents register.
+  status->set_reason(scheduler::JobQueue::WaitingReason(job.spec(), 0));
+  status->set_version(1);
+  *status->mutable_update_time() = now;
+
+  store_.CreateJob(std::move(job), [this, reactor, response](
+                                       absl::StatusOr<storage::CreateJobResult> result) {
+    if (!result.ok()) {
+      if (!absl::IsAlreadyExists(result.status())) {
+        Log(LogLevel::kWarning, "job_submit_failed", {{"error", result.status().ToString()}});
+      }
+      reactor->Finish(ToGrpcStatus(result.status()));
+      return;
+    }
+    // Acknowledge from the core, after it knows the job, so that a cancel sent right after
+    // the reply finds it there.
+    core_.Post([reactor, response, result = *std::move(result)](scheduler::JobQueue& queue) mutable {
+      if (result.created) {
+        queue.Update(result.job);
+        Log(LogLevel::kInfo, "job_submitted",
+            {{"job", result.job.id()},
+             {"experiment", result.job.spec().experiment()},
+             {"nodes", result.job.spec().node_count()},
+             {"queued", queue.queued_count()}});
+      }
+      *response->mutable_job() = std::move(result.job);
+      response->set_created(result.created);
+      reactor->Finish(grpc::Status::OK);
+    });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
+                                                 const v1::GetJobRequest* request,
+                                                 v1::Job* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<v1::Job> job = store_.GetJob(request->job_id());
+  if (job.ok()) *response = *std::move(job);
+  reactor->Finish(ToGrpcStatus(job.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::ListJobs(grpc::CallbackServerContext* context,
+                                                   const v1::ListJobsRequest* request,
+                                                   v1::ListJobsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<storage::ListJobsQuery> query = ToQuery(*request);
+  if (!query.ok()) {
+    reactor->Finish(ToGrpcStatus(query.status()));
+    return reactor;
+  }
+  absl::StatusOr<storage::ListJobsPage> page = store_.ListJobs(*query);
+  if (!page.ok()) {
+    reactor->Finish(ToGrpcStatus(page.status()));
+    return reactor;
+  }
+  for (v1::Job& job : page->jobs) *response->add_jobs() = std::move(job);
+  if (page->next_before_sequence > 0) {
+    response->set_next_page_token(EncodePageToken(page->next_before_sequence));
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
+                                                    const v1::CancelJobRequest* request,
+                                                    v1::Job* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!accepting_.load()) {
+    reactor->Finish(ToGrpcStatus(ShuttingDown()));
+    return reactor;
+  }
+  if (absl::StatusOr<int64_t> id = ParseJobId(request->job_id()); !id.ok()) {
+    reactor->Finish(ToGrpcStatus(id.status()));
+    return reactor;
+  }
+  if (request->reason().size() > 1024) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "reason: ", request->reason().size(), " bytes is too long; use at most 1024"))));
+    return reactor;
+  }
+  core_.Post([this, job_id = request->job_id(), reason = request->reason(), reactor,
+              response](scheduler::JobQueue& queue) {
+    CancelOnCore(queue, job_id, reason, reactor, response, kCancelRetries);
+  });
+  return reactor;
+}
+
+void JobServiceImpl::CancelOnCore(scheduler::JobQueue& queue, std::string job_id,
+                                  std::string reason, grpc::ServerUnaryReactor* reactor,
+                                  v1::Job* response, int tries_left) {
+  v1::Job current;
+  if (const v1::Job* live = queue.Find(job_id); live != nullptr) {
+    current = *live;
+  } else {
+    // Finished jobs are only in the store; a cancel of one is rare enough to read here.
+    absl::StatusOr<v1::Job> stored = store_.GetJob(job_id);
+    if (!stored.ok()) {
+      reactor->Finish(ToGrpcStatus(stored.status()));
+      return;
+    }
+    current = *std::move(stored);
+  }
+  absl::StatusOr<std::optional<v1::JobStatus>> plan =
+      scheduler::PlanCancel(job_id, current.status(), reason, clock_.Now());
+  if (!plan.ok()) {
+    reactor->Finish(ToGrpcStatus(plan.status()));
+    return;
+  }
+  if (!plan->has_value()) {  // already canceling or canceled
+    *response = std::move(current);
+    reactor->Finish(grpc::Status::OK);
+    return;
+  }
+  store_.UpdateJobStatus(
+      job_id, current.status().version(), **std::move(plan),
+      [this, job_id, reason, reactor, response, tries_left](absl::StatusOr<v1::Job> updated) {
+        core_.Post([this, job_id, reason, reactor, response, tries_left,
+                    updated = std::move(updated)](scheduler::JobQueue& queue) mutable {
+          if (updated.ok()) {
+            queue.Update(*updated);
+            events_.Publish(*updated);
+            Log(LogLevel::kInfo, "job_cancel",
+                {{"job", job_id}, {"state", scheduler::StateName(updated->status().state())}});
+            *response = *std::move(updated);
+            reactor->Finish(grpc::Status::OK);
+          } else if (absl::IsAborted(updated.status()) && tries_left > 0) {
+            CancelOnCore(queue, job_id, reason, reactor, response, tries_left - 1);
+          } else {
+            reactor->Finish(ToGrpcStatus(updated.status()));
+          }
+        });
+      });
+}
+
+grpc::ServerWriteReactor<v1::WatchJobResponse>* JobServiceImpl::WatchJob(
+    grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
+  return new WatchReactor(store_, events_, request->job_id());
+}
+
+}  // namespace drover::server

@@ -1,0 +1,54 @@
+// JobServiceImpl: the gRPC JobService (callback API). Handlers never block on the core:
+// writes go to the Store and are acknowledged from its commit callback, changes to the core
+// are posted to the CoreLoop, reads go straight to the Store's read connections.
+// Constructed and destroyed by Droverd; the handlers run on gRPC's threads.
+#ifndef DROVER_SERVER_JOB_SERVICE_H_
+#define DROVER_SERVER_JOB_SERVICE_H_
+
+#include <atomic>
+
+#include "common/clock.h"
+#include "drover/v1/job_service.grpc.pb.h"
+#include "server/core_loop.h"
+#include "server/job_events.h"
+#include "storage/store.h"
+
+namespace drover::server {
+
+class JobServiceImpl final : public v1::JobService::CallbackService {
+ public:
+  // All references must outlive the service.
+  JobServiceImpl(storage::Store& store, CoreLoop& core, JobEventHub& events, const Clock& clock);
+
+  // From now on, SubmitJob and CancelJob answer UNAVAILABLE (droverd is stopping); calls
+  // already accepted complete normally.
+  void StopAccepting() { accepting_.store(false); }
+
+  grpc::ServerUnaryReactor* SubmitJob(grpc::CallbackServerContext* context,
+                                      const v1::SubmitJobRequest* request,
+                                      v1::SubmitJobResponse* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
+                                   const v1::GetJobRequest* request, v1::Job* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
+                                     const v1::ListJobsRequest* request,
+                                     v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
+                                      const v1::CancelJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerWriteReactor<v1::WatchJobResponse>* WatchJob(
+      grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) override;
+
+ private:
+  void CancelOnCore(scheduler::JobQueue& queue, std::string job_id, std::string reason,
+                    grpc::ServerUnaryReactor* reactor, v1::Job* response, int tries_left);
+
+  storage::Store& store_;
+  CoreLoop& core_;
+  JobEventHub& events_;
+  const Clock& clock_;
+  std::atomic<bool> accepting_{true};
+};
+
+}  // namespace drover::server
+
+#endif  // DROVER_SERVER_JOB_SERVICE_H_

@@ -1,0 +1,125 @@
+// droverd: the Drover scheduler daemon. Flags and the config file are read here and only
+// here; everything else lives in Droverd.
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/config.h"
+#include "common/flags.h"
+#include "common/log.h"
+#include "server/droverd.h"
+
+namespace {
+
+constexpr char kSummary[] =
+    "The Drover scheduler: takes training jobs over gRPC, keeps them durably in SQLite under\n"
+    "--state-dir and places them on node agents. Stops gracefully on SIGTERM or SIGINT.\n"
+    "Settings can also come from --config FILE (`key = value` lines, keys as the flag names);\n"
+    "flags on the command line win.\n"
+    "\n"
+    "Example:\n"
+    "  droverd --listen 0.0.0.0:7070 --state-dir /var/lib/drover";
+
+// Writes `text` to `path` atomically (temporary file, then rename), so readers never see a
+// half-written address.
+bool WriteFileAtomically(const std::string& path, const std::string& text) {
+  std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    if (!(out << text) || !out.flush()) return false;
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  return !error;
+}
+
+int Fail(const absl::Status& status) {
+  drover::Log(drover::LogLevel::kError, "droverd_failed", {{"error", status.message()}});
+  std::fprintf(stderr, "droverd: %s\n", std::string(status.message()).c_str());
+  return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  drover::server::DroverdOptions options;
+  std::string config_path;
+  std::string address_file;
+  std::string log_level = "info";
+  std::string shutdown_grace = "10s";
+
+  drover::FlagSet flags("droverd [flags]", kSummary);
+  flags.String("listen", &options.listen, "Address to serve the gRPC API on", "HOST:PORT");
+  flags.String("state-dir", &options.state_dir, "Folder for droverd's durable state", "DIR");
+  flags.String("config", &config_path, "Read settings from this file", "FILE");
+  flags.String("address-file", &address_file,
+               "Write the bound address here once listening (for port 0)", "FILE");
+  flags.String("log-level", &log_level, "debug, info, warning or error", "LEVEL");
+  flags.String("shutdown-grace", &shutdown_grace,
+               "How long a stop lets accepted calls finish", "DURATION");
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<std::string> positional;
+  if (absl::Status s = flags.Parse(args, &positional); !s.ok()) {
+    std::fprintf(stderr, "droverd: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  if (flags.help_requested()) {
+    std::fputs(flags.Help().c_str(), stdout);
+    return 0;
+  }
+  if (!positional.empty()) {
+    std::fprintf(stderr, "droverd: unexpected argument '%s'; see --help\n", positional[0].c_str());
+    return 2;
+  }
+  if (!config_path.empty()) {
+    if (absl::Status s = drover::ApplyConfigFile(config_path, &flags); !s.ok()) return Fail(s);
+  }
+  absl::StatusOr<drover::LogLevel> level = drover::ParseLogLevel(log_level);
+  if (!level.ok()) return Fail(absl::InvalidArgumentError(absl::StrCat("--log-level: ", level.status().message())));
+  drover::SetLogLevel(*level);
+  if (!absl::ParseDuration(shutdown_grace, &options.shutdown_grace) ||
+      options.shutdown_grace < absl::ZeroDuration()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--shutdown-grace: '", shutdown_grace, "' is not a duration; write it like 10s or 1m")));
+  }
+
+  // Block the stop signals in every thread; this one waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<drover::server::Droverd>> droverd =
+      drover::server::Droverd::Start(options);
+  if (!droverd.ok()) return Fail(droverd.status());
+
+  drover::Log(drover::LogLevel::kInfo, "droverd_started",
+              {{"address", (*droverd)->address()},
+               {"state_dir", options.state_dir},
+               {"resumed_jobs", (*droverd)->resumed_jobs()},
+               {"pid", getpid()}});
+  if (!address_file.empty() && !WriteFileAtomically(address_file, (*droverd)->address() + "\n")) {
+    drover::Log(drover::LogLevel::kWarning, "address_file_failed", {{"path", address_file}});
+  }
+  sd_notifyf(0, "READY=1\nSTATUS=serving on %s\nMAINPID=%d", (*droverd)->address().c_str(),
+             static_cast<int>(getpid()));
+
+  int received = 0;
+  sigwait(&stop_signals, &received);
+  drover::Log(drover::LogLevel::kInfo, "droverd_stopping", {{"signal", strsignal(received)}});
+  sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+  (*droverd)->Shutdown();
+  drover::Log(drover::LogLevel::kInfo, "droverd_stopped");
+  return 0;
+}

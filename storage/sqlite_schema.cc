@@ -1,0 +1,74 @@
+#include "storage/sqlite_schema.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace drover::storage {
+namespace {
+
+// Never edit a migration that has shipped; append a new one.
+const std::vector<const char*>& Migrations() {
+  static const std::vector<const char*> migrations = {
+      // 1: jobs, their tags, idempotency keys.
+      R"sql(
+        CREATE TABLE jobs (
+          seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+          idempotency_key TEXT UNIQUE,
+          state           INTEGER NOT NULL,
+          experiment      TEXT NOT NULL,
+          priority        INTEGER NOT NULL,
+          version         INTEGER NOT NULL,
+          create_time_us  INTEGER NOT NULL,
+          spec            BLOB NOT NULL,   -- drover.v1.JobSpec
+          status          BLOB NOT NULL    -- drover.v1.JobStatus
+        );
+        CREATE INDEX jobs_by_state ON jobs (state, seq);
+        CREATE INDEX jobs_by_experiment ON jobs (experiment, seq);
+        CREATE TABLE job_tags (
+          seq   INTEGER NOT NULL REFERENCES jobs (seq),
+          key   TEXT NOT NULL,
+          value TEXT NOT NULL,
+          PRIMARY KEY (key, value, seq)
+        ) WITHOUT ROWID;
+      )sql",
+  };
+  return migrations;
+}
+
+}  // namespace
+
+int LatestSchemaVersion() { return static_cast<int>(Migrations().size()); }
+
+absl::StatusOr<int> MigrateSchema(Db& db) {
+  if (absl::Status s = db.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  auto fail = [&db](absl::Status status) {
+    (void)db.Exec("ROLLBACK");
+    return status;
+  };
+  absl::StatusOr<std::unique_ptr<Statement>> read = db.Prepare("PRAGMA user_version");
+  if (!read.ok()) return fail(read.status());
+  absl::StatusOr<bool> row = (*read)->Step();
+  if (!row.ok()) return fail(row.status());
+  int found = static_cast<int>((*read)->ColumnInt(0));
+  read->reset();
+  if (found > LatestSchemaVersion()) {
+    return fail(absl::FailedPreconditionError(absl::StrCat(
+        "the state database has schema version ", found, " but this droverd knows only up to ",
+        LatestSchemaVersion(), "; run a droverd at least as new as the one that wrote it")));
+  }
+  for (int version = found + 1; version <= LatestSchemaVersion(); ++version) {
+    if (absl::Status s = db.Exec(Migrations()[version - 1]); !s.ok()) {
+      return fail(absl::InternalError(
+          absl::StrCat("schema migration ", version, " failed: ", s.message())));
+    }
+  }
+  if (absl::Status s = db.Exec(absl::StrCat("PRAGMA user_version = ", LatestSchemaVersion()));
+      !s.ok()) {
+    return fail(s);
+  }
+  if (absl::Status s = db.Exec("COMMIT"); !s.ok()) return fail(s);
+  return found;
+}
+
+}  // namespace drover::storage

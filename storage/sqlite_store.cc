@@ -1,0 +1,462 @@
+#include "storage/sqlite_store.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/job_id.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "google/protobuf/util/time_util.h"
+#include "storage/sqlite_schema.h"
+
+namespace drover::storage {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+// Connection settings every connection gets. WAL lets readers run beside the writer;
+// synchronous=FULL makes every commit durable (the WAL is fsynced at each commit).
+constexpr char kConnectionPragmas[] =
+    "PRAGMA journal_mode = WAL;"
+    "PRAGMA synchronous = FULL;"
+    "PRAGMA foreign_keys = ON;"
+    "PRAGMA busy_timeout = 10000;";
+
+constexpr char kJobColumns[] = "seq, spec, status, create_time_us";
+
+std::string SerializeDeterministic(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  message.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return out;
+}
+
+// Reads a job from a row selected with kJobColumns.
+absl::StatusOr<v1::Job> JobFromRow(const Statement& row) {
+  v1::Job job;
+  job.set_id(FormatJobId(row.ColumnInt(0)));
+  absl::string_view spec = row.ColumnBlob(1);
+  absl::string_view status = row.ColumnBlob(2);
+  if (!job.mutable_spec()->ParseFromArray(spec.data(), static_cast<int>(spec.size())) ||
+      !job.mutable_status()->ParseFromArray(status.data(), static_cast<int>(status.size()))) {
+    return absl::DataLossError(absl::StrCat("job '", job.id(), "' has an unreadable record"));
+  }
+  *job.mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(row.ColumnInt(3));
+  return job;
+}
+
+absl::Status OpenConnection(Db& db) { return db.Exec(kConnectionPragmas); }
+
+}  // namespace
+
+// What the writer thread owns: the write connection and its prepared statements.
+struct SqliteStore::Writer {
+  std::unique_ptr<Db> db;
+  std::unique_ptr<Statement> begin, commit, rollback;
+  std::unique_ptr<Statement> savepoint, release, rollback_to;
+  std::unique_ptr<Statement> find_by_key, insert_job, insert_tag, update_status, job_version, select_job;
+};
+
+// One queued write. Apply runs inside the batch's transaction (under a savepoint, so a
+// failing write leaves the others of the batch intact); Finish runs after the commit with
+// the write's own error, or the commit's.
+class SqliteStore::WriteOp {
+ public:
+  virtual ~WriteOp() = default;
+  virtual absl::Status Apply(Writer& w) = 0;
+  virtual void Finish(absl::Status status) && = 0;
+};
+
+namespace {
+
+class CreateJobOp final : public SqliteStore::WriteOp {
+ public:
+  CreateJobOp(v1::Job job, Store::CreateJobCallback done)
+      : job_(std::move(job)), done_(std::move(done)) {}
+
+  absl::Status Apply(SqliteStore::Writer& w) override {
+    std::string spec = SerializeDeterministic(job_.spec());
+    const std::string& key = job_.spec().idempotency_key();
+    if (!key.empty()) {
+      Statement& find = *w.find_by_key;
+      find.Reset();
+      find.Bind(1, key);
+      DROVER_ASSIGN_OR_RETURN(bool found, find.Step());
+      if (found) {
+        DROVER_ASSIGN_OR_RETURN(v1::Job existing, JobFromRow(find));
+        if (find.ColumnBlob(1) != spec) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "spec.idempotency_key: '", key, "' was already used for job '", existing.id(),
+              "' with a different spec; use a new key for a different job"));
+        }
+        result_ = CreateJobResult{std::move(existing), false};
+        find.Reset();
+        return absl::OkStatus();
+      }
+      find.Reset();
+    }
+    Statement& insert = *w.insert_job;
+    insert.Reset();
+    if (key.empty()) {
+      insert.BindNull(1);
+    } else {
+      insert.Bind(1, key);
+    }
+    insert.Bind(2, static_cast<int64_t>(job_.status().state()))
+        .Bind(3, job_.spec().experiment())
+        .Bind(4, static_cast<int64_t>(job_.spec().priority()))
+        .Bind(5, job_.status().version())
+        .Bind(6, TimeUtil::TimestampToMicroseconds(job_.create_time()))
+        .BindBlob(7, spec)
+        .BindBlob(8, SerializeDeterministic(job_.status()));
+    DROVER_RETURN_IF_ERROR(insert.Run());
+    int64_t seq = sqlite3_last_insert_rowid(w.db->raw());
+    for (const auto& [tag_key, tag_value] : job_.spec().tags()) {
+      Statement& tag = *w.insert_tag;
+      tag.Reset();
+      tag.Bind(1, seq).Bind(2, tag_key).Bind(3, tag_value);
+      DROVER_RETURN_IF_ERROR(tag.Run());
+    }
+    job_.set_id(FormatJobId(seq));
+    result_ = CreateJobResult{std::move(job_), true};
+    return absl::OkStatus();
+  }
+
+  void Finish(absl::Status status) && override {
+    if (status.ok()) {
+      std::move(done_)(std::move(result_));
+    } else {
+      std::move(done_)(std::move(status));
+    }
+  }
+
+ private:
+  v1::Job job_;
+  Store::CreateJobCallback done_;
+  CreateJobResult result_;
+};
+
+class UpdateStatusOp final : public SqliteStore::WriteOp {
+ public:
+  UpdateStatusOp(int64_t seq, std::string job_id, int64_t expected_version, v1::JobStatus status,
+                 Store::UpdateCallback done)
+      : seq_(seq),
+        job_id_(std::move(job_id)),
+        expected_version_(expected_version),
+        status_(std::move(status)),
+        done_(std::move(done)) {}
+
+  absl::Status Apply(SqliteStore::Writer& w) override {
+    Statement& update = *w.update_status;
+    update.Reset();
+    update.Bind(1, static_cast<int64_t>(status_.state()))
+        .Bind(2, status_.version())
+        .BindBlob(3, SerializeDeterministic(status_))
+        .Bind(4, seq_)
+        .Bind(5, expected_version_);
+    DROVER_RETURN_IF_ERROR(update.Run());
+    if (sqlite3_changes(w.db->raw()) != 1) {
+      Statement& version = *w.job_version;
+      version.Reset();
+      version.Bind(1, seq_);
+      DROVER_ASSIGN_OR_RETURN(bool found, version.Step());
+      if (!found) return absl::NotFoundError(absl::StrCat("job '", job_id_, "' does not exist"));
+      int64_t current = version.ColumnInt(0);
+      version.Reset();
+      return absl::AbortedError(absl::StrCat("job '", job_id_, "' changed (version ", current,
+                                             ", expected ", expected_version_,
+                                             "); read it again and retry"));
+    }
+    Statement& select = *w.select_job;
+    select.Reset();
+    select.Bind(1, seq_);
+    DROVER_ASSIGN_OR_RETURN(bool found, select.Step());
+    if (!found) return absl::InternalError(absl::StrCat("job '", job_id_, "' vanished"));
+    DROVER_ASSIGN_OR_RETURN(job_, JobFromRow(select));
+    select.Reset();
+    return absl::OkStatus();
+  }
+
+  void Finish(absl::Status status) && override {
+    if (!status.ok()) {
+      std::move(done_)(std::move(status));
+      return;
+    }
+    std::move(done_)(std::move(job_));
+  }
+
+ private:
+  int64_t seq_;
+  std::string job_id_;
+  int64_t expected_version_;
+  v1::JobStatus status_;
+  Store::UpdateCallback done_;
+  v1::Job job_;  // as committed
+};
+
+}  // namespace
+
+SqliteStore::SqliteStore(SqliteStoreOptions options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteStoreOptions options) {
+  auto store = std::unique_ptr<SqliteStore>(new SqliteStore(std::move(options)));
+  DROVER_RETURN_IF_ERROR(store->StartWriter());
+  return store;
+}
+
+absl::Status SqliteStore::StartWriter() {
+  auto w = std::make_unique<Writer>();
+  DROVER_ASSIGN_OR_RETURN(w->db, Db::Open(options_.path));
+  DROVER_RETURN_IF_ERROR(OpenConnection(*w->db));
+  DROVER_ASSIGN_OR_RETURN(int found_version, MigrateSchema(*w->db));
+  if (found_version != LatestSchemaVersion()) {
+    Log(LogLevel::kInfo, "schema_migrated",
+        {{"path", options_.path}, {"from", found_version}, {"to", LatestSchemaVersion()}});
+  }
+  DROVER_ASSIGN_OR_RETURN(w->begin, w->db->Prepare("BEGIN IMMEDIATE"));
+  DROVER_ASSIGN_OR_RETURN(w->commit, w->db->Prepare("COMMIT"));
+  DROVER_ASSIGN_OR_RETURN(w->rollback, w->db->Prepare("ROLLBACK"));
+  DROVER_ASSIGN_OR_RETURN(w->savepoint, w->db->Prepare("SAVEPOINT op"));
+  DROVER_ASSIGN_OR_RETURN(w->release, w->db->Prepare("RELEASE op"));
+  DROVER_ASSIGN_OR_RETURN(w->rollback_to, w->db->Prepare("ROLLBACK TO op"));
+  DROVER_ASSIGN_OR_RETURN(
+      w->find_by_key,
+      w->db->Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE idempotency_key = ?")));
+  DROVER_ASSIGN_OR_RETURN(
+      w->insert_job,
+      w->db->Prepare("INSERT INTO jobs (idempotency_key, state, experiment, priority, version, "
+                     "create_time_us, spec, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+  DROVER_ASSIGN_OR_RETURN(
+      w->insert_tag, w->db->Prepare("INSERT INTO job_tags (seq, key, value) VALUES (?, ?, ?)"));
+  DROVER_ASSIGN_OR_RETURN(
+      w->update_status,
+      w->db->Prepare("UPDATE jobs SET state = ?, version = ?, status = ? "
+                     "WHERE seq = ? AND version = ?"));
+  DROVER_ASSIGN_OR_RETURN(w->job_version,
+                          w->db->Prepare("SELECT version FROM jobs WHERE seq = ?"));
+  DROVER_ASSIGN_OR_RETURN(
+      w->select_job,
+      w->db->Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE seq = ?")));
+  writer_ = std::move(w);
+  writer_thread_ = std::thread([this] { WriterLoop(); });
+  return absl::OkStatus();
+}
+
+SqliteStore::~SqliteStore() { Close(); }
+
+void SqliteStore::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closing_ = true;
+  }
+  if (writer_thread_.joinable()) writer_thread_.join();
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  writer_.reset();
+}
+
+void SqliteStore::Enqueue(std::unique_ptr<WriteOp> op) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closing_) {
+      queue_.push_back(std::move(op));
+      return;
+    }
+  }
+  std::move(*op).Finish(absl::UnavailableError("droverd is shutting down; retry the call"));
+}
+
+void SqliteStore::CreateJob(v1::Job job, CreateJobCallback done) {
+  Enqueue(std::make_unique<CreateJobOp>(std::move(job), std::move(done)));
+}
+
+void SqliteStore::UpdateJobStatus(std::string job_id, int64_t expected_version,
+                                  v1::JobStatus status, UpdateCallback done) {
+  absl::StatusOr<int64_t> seq = ParseJobId(job_id);
+  if (!seq.ok()) {
+    std::move(done)(seq.status());
+    return;
+  }
+  Enqueue(std::make_unique<UpdateStatusOp>(*seq, std::move(job_id), expected_version,
+                                           std::move(status), std::move(done)));
+}
+
+void SqliteStore::WriterLoop() {
+  std::vector<std::unique_ptr<WriteOp>> batch;
+  while (true) {
+    batch.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+            return !s->queue_.empty() || s->closing_;
+          },
+          this));
+      if (queue_.empty()) return;  // closing and drained
+      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    (void)CommitBatch(batch);  // failures already went to each write's callback
+  }
+}
+
+absl::Status SqliteStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& batch) {
+  Writer& w = *writer_;
+  std::vector<absl::Status> results(batch.size());
+  auto fail_all = [&](const absl::Status& status) {
+    (void)w.rollback->Run();
+    w.rollback->Reset();
+    for (auto& op : batch) std::move(*op).Finish(status);
+    Log(LogLevel::kError, "store_commit_failed",
+        {{"writes", batch.size()}, {"error", status.ToString()}});
+    return status;
+  };
+  w.begin->Reset();
+  if (absl::Status s = w.begin->Run(); !s.ok()) {
+    w.begin->Reset();
+    return fail_all(s);
+  }
+  w.begin->Reset();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    w.savepoint->Reset();
+    if (absl::Status s = w.savepoint->Run(); !s.ok()) return fail_all(s);
+    results[i] = batch[i]->Apply(w);
+    if (!results[i].ok()) {
+      w.rollback_to->Reset();
+      if (absl::Status s = w.rollback_to->Run(); !s.ok()) return fail_all(s);
+      // A full disk or an I/O error fails the whole batch rather than only this write.
+      if (absl::IsResourceExhausted(results[i]) || absl::IsUnavailable(results[i])) {
+        return fail_all(results[i]);
+      }
+    }
+    w.release->Reset();
+    if (absl::Status s = w.release->Run(); !s.ok()) return fail_all(s);
+  }
+  w.commit->Reset();
+  absl::Status committed = w.commit->Run();
+  w.commit->Reset();
+  if (!committed.ok()) return fail_all(committed);
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.commits += 1;
+    stats_.writes += static_cast<int64_t>(batch.size());
+  }
+  for (size_t i = 0; i < batch.size(); ++i) std::move(*batch[i]).Finish(results[i]);
+  return absl::OkStatus();
+}
+
+SqliteStore::Stats SqliteStore::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+absl::StatusOr<std::unique_ptr<Db>> SqliteStore::AcquireReader() {
+  {
+    absl::MutexLock lock(&readers_mu_);
+    if (!idle_readers_.empty()) {
+      std::unique_ptr<Db> db = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return db;
+    }
+  }
+  DROVER_ASSIGN_OR_RETURN(std::unique_ptr<Db> db, Db::Open(options_.path));
+  DROVER_RETURN_IF_ERROR(db->Exec("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;"));
+  return db;
+}
+
+void SqliteStore::ReleaseReader(std::unique_ptr<Db> db) {
+  absl::MutexLock lock(&readers_mu_);
+  if (idle_readers_.size() < 8) idle_readers_.push_back(std::move(db));
+}
+
+template <typename Fn>
+auto SqliteStore::WithReader(Fn&& fn) -> decltype(fn(std::declval<Db&>())) {
+  absl::StatusOr<std::unique_ptr<Db>> db = AcquireReader();
+  if (!db.ok()) return db.status();
+  auto result = fn(**db);
+  ReleaseReader(*std::move(db));
+  return result;
+}
+
+absl::StatusOr<v1::Job> SqliteStore::GetJob(absl::string_view job_id) {
+  DROVER_ASSIGN_OR_RETURN(int64_t seq, ParseJobId(job_id));
+  return WithReader([&](Db& db) -> absl::StatusOr<v1::Job> {
+    DROVER_ASSIGN_OR_RETURN(
+        auto select, db.Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE seq = ?")));
+    select->Bind(1, seq);
+    DROVER_ASSIGN_OR_RETURN(bool found, select->Step());
+    if (!found) return absl::NotFoundError(absl::StrCat("job '", job_id, "' does not exist"));
+    return JobFromRow(*select);
+  });
+}
+
+absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
+  std::string sql = absl::StrCat("SELECT ", kJobColumns, " FROM jobs j WHERE 1");
+  if (query.before_sequence > 0) absl::StrAppend(&sql, " AND j.seq < ?");
+  if (!query.states.empty()) {
+    absl::StrAppend(&sql, " AND j.state IN (",
+                    absl::StrJoin(std::vector<std::string>(query.states.size(), "?"), ","), ")");
+  }
+  if (!query.experiment.empty()) absl::StrAppend(&sql, " AND j.experiment = ?");
+  if (!query.tag_key.empty()) {
+    absl::StrAppend(&sql, " AND EXISTS (SELECT 1 FROM job_tags t WHERE t.seq = j.seq AND t.key = ?",
+                    query.tag_value.has_value() ? " AND t.value = ?" : "", ")");
+  }
+  absl::StrAppend(&sql, " ORDER BY j.seq DESC LIMIT ?");
+  int page_size = query.page_size > 0 ? query.page_size : 100;
+  return WithReader([&](Db& db) -> absl::StatusOr<ListJobsPage> {
+    DROVER_ASSIGN_OR_RETURN(auto select, db.Prepare(sql));
+    int index = 1;
+    if (query.before_sequence > 0) select->Bind(index++, query.before_sequence);
+    for (v1::JobStatus::State state : query.states) {
+      select->Bind(index++, static_cast<int64_t>(state));
+    }
+    if (!query.experiment.empty()) select->Bind(index++, query.experiment);
+    if (!query.tag_key.empty()) {
+      select->Bind(index++, query.tag_key);
+      if (query.tag_value.has_value()) select->Bind(index++, *query.tag_value);
+    }
+    select->Bind(index++, static_cast<int64_t>(page_size) + 1);
+    ListJobsPage page{.next_before_sequence = 0};
+    while (true) {
+      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
+      if (!row) break;
+      if (static_cast<int>(page.jobs.size()) == page_size) {
+        page.next_before_sequence = select->ColumnInt(0) + 1;  // this row starts the next page
+        break;
+      }
+      DROVER_ASSIGN_OR_RETURN(v1::Job job, JobFromRow(*select));
+      page.jobs.push_back(std::move(job));
+    }
+    return page;
+  });
+}
+
+absl::StatusOr<std::vector<v1::Job>> SqliteStore::LoadUnfinishedJobs() {
+  return WithReader([&](Db& db) -> absl::StatusOr<std::vector<v1::Job>> {
+    DROVER_ASSIGN_OR_RETURN(
+        auto select,
+        db.Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE state NOT IN (?, ?, ?) ",
+                                "ORDER BY seq")));
+    select->Bind(1, static_cast<int64_t>(v1::JobStatus::COMPLETED))
+        .Bind(2, static_cast<int64_t>(v1::JobStatus::FAILED))
+        .Bind(3, static_cast<int64_t>(v1::JobStatus::CANCELED));
+    std::vector<v1::Job> jobs;
+    while (true) {
+      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
+      if (!row) break;
+      DROVER_ASSIGN_OR_RETURN(v1::Job job, JobFromRow(*select));
+      jobs.push_back(std::move(job));
+    }
+    return jobs;
+  });
+}
+
+}  // namespace drover::storage

@@ -1,0 +1,88 @@
+// SqliteStore: the embedded Store, one SQLite database file in WAL mode with
+// `synchronous=FULL`, so a committed transaction survives power loss.
+//
+// Threads: one writer thread owns the write connection and commits queued writes in
+// batches (group commit): while one batch is being made durable, the next one collects, so
+// concurrent submits share an fsync. Reads use a small pool of read-only connections and may
+// be called from any thread. Public methods are thread-safe.
+#ifndef DROVER_STORAGE_SQLITE_STORE_H_
+#define DROVER_STORAGE_SQLITE_STORE_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "storage/sqlite_db.h"
+#include "storage/store.h"
+
+namespace drover::storage {
+
+struct SqliteStoreOptions {
+  // The database file; its folder must exist. "-wal" and "-shm" files go beside it.
+  std::string path;
+  // Most writes committed in one transaction.
+  int max_batch = 1024;
+};
+
+class SqliteStore final : public Store {
+ public:
+  // Opens or creates the database, applies pending schema migrations and starts the writer.
+  // UNAVAILABLE when the file cannot be opened, FAILED_PRECONDITION when it was written by
+  // a newer droverd, INTERNAL when a migration fails (the database is left unchanged).
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(SqliteStoreOptions options);
+  ~SqliteStore() override;
+
+  void CreateJob(v1::Job job, CreateJobCallback done) override;
+  void UpdateJobStatus(std::string job_id, int64_t expected_version, v1::JobStatus status,
+                       UpdateCallback done) override;
+  absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
+  absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
+  absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;
+  void Close() override;
+
+  struct Stats {
+    int64_t commits = 0;  // transactions committed (each one fsync)
+    int64_t writes = 0;   // writes applied in them
+  };
+  Stats stats() const;
+
+  // The operations the writer runs, one per queued write (defined in the .cc file).
+  class WriteOp;
+  struct Writer;
+
+ private:
+  SqliteStoreOptions options_;
+  explicit SqliteStore(SqliteStoreOptions options);
+  absl::Status StartWriter();
+  void Enqueue(std::unique_ptr<WriteOp> op);
+  void WriterLoop();
+  // Runs one batch in one transaction; returns the commit status.
+  absl::Status CommitBatch(std::vector<std::unique_ptr<WriteOp>>& batch);
+
+  // Reads borrow a connection from the pool and give it back.
+  absl::StatusOr<std::unique_ptr<Db>> AcquireReader();
+  void ReleaseReader(std::unique_ptr<Db> db);
+  template <typename Fn>
+  auto WithReader(Fn&& fn) -> decltype(fn(std::declval<Db&>()));
+
+  std::unique_ptr<Writer> writer_;  // used only by the writer thread after Open
+  std::thread writer_thread_;
+
+  mutable absl::Mutex mu_;
+  std::deque<std::unique_ptr<WriteOp>> queue_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex readers_mu_;
+  std::vector<std::unique_ptr<Db>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
+};
+
+}  // namespace drover::storage
+
+#endif  // DROVER_STORAGE_SQLITE_STORE_H_
