@@ -1,0 +1,289 @@
+#include "storage/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
+#include "gtest/gtest.h"
+#include "storage/sqlite_schema.h"
+#include "tests/testing/subprocess.h"
+
+namespace drover::storage {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+v1::Job NewJob(absl::string_view experiment = "default", absl::string_view key = "") {
+  v1::Job job;
+  job.mutable_spec()->set_entry_script("train.py");
+  job.mutable_spec()->set_experiment(std::string(experiment));
+  job.mutable_spec()->set_idempotency_key(std::string(key));
+  job.mutable_status()->set_state(v1::JobStatus::QUEUED);
+  job.mutable_status()->set_version(1);
+  *job.mutable_create_time() = google::protobuf::util::TimeUtil::SecondsToTimestamp(1700000000);
+  return job;
+}
+
+// Blocks until the asynchronous write completes.
+absl::StatusOr<CreateJobResult> CreateSync(Store& store, v1::Job job) {
+  absl::Notification done;
+  absl::StatusOr<CreateJobResult> out = absl::UnknownError("not called");
+  store.CreateJob(std::move(job), [&](absl::StatusOr<CreateJobResult> result) {
+    out = std::move(result);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+absl::StatusOr<v1::Job> UpdateSync(Store& store, const std::string& id, int64_t version,
+                                   v1::JobStatus status) {
+  absl::Notification done;
+  absl::StatusOr<v1::Job> out = absl::UnknownError("not called");
+  store.UpdateJobStatus(id, version, std::move(status), [&](absl::StatusOr<v1::Job> result) {
+    out = std::move(result);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::string DbPath() const { return dir_.path() + "/drover.db"; }
+  std::unique_ptr<SqliteStore> OpenStore() {
+    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open({.path = DbPath()});
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(SqliteStoreTest, AssignsIncreasingIdsAndReadsJobsBack) {
+  auto store = OpenStore();
+  auto first = CreateSync(*store, NewJob());
+  auto second = CreateSync(*store, NewJob());
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->job.id(), "j-1");
+  EXPECT_EQ(second->job.id(), "j-2");
+  EXPECT_TRUE(first->created);
+  absl::StatusOr<v1::Job> read = store->GetJob("j-2");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->spec().entry_script(), "train.py");
+  EXPECT_EQ(read->status().state(), v1::JobStatus::QUEUED);
+  EXPECT_EQ(read->create_time().seconds(), 1700000000);
+}
+
+TEST_F(SqliteStoreTest, UnknownAndMalformedIdsGiveClearErrors) {
+  auto store = OpenStore();
+  EXPECT_EQ(store->GetJob("j-99").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->GetJob("bogus").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, SameIdempotencyKeyReturnsTheFirstJob) {
+  auto store = OpenStore();
+  auto first = CreateSync(*store, NewJob("default", "key-1"));
+  auto again = CreateSync(*store, NewJob("default", "key-1"));
+  ASSERT_TRUE(first.ok() && again.ok());
+  EXPECT_FALSE(again->created);
+  EXPECT_EQ(again->job.id(), first->job.id());
+  auto page = store->ListJobs({});
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->jobs.size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, SameKeyWithDifferentSpecIsRefusedNamingTheKey) {
+  auto store = OpenStore();
+  ASSERT_TRUE(CreateSync(*store, NewJob("a", "key-1")).ok());
+  auto other = CreateSync(*store, NewJob("b", "key-1"));
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(other.status().message(), HasSubstr("spec.idempotency_key"));
+  EXPECT_THAT(other.status().message(), HasSubstr("j-1"));
+}
+
+TEST_F(SqliteStoreTest, DuplicateKeysInOneBatchStillMakeOneJob) {
+  auto store = OpenStore();
+  constexpr int kWrites = 200;
+  std::atomic<int> remaining{kWrites};
+  std::atomic<int> created{0};
+  absl::Notification done;
+  std::vector<std::string> ids(kWrites);
+  for (int i = 0; i < kWrites; ++i) {
+    store->CreateJob(NewJob("default", absl::StrCat("key-", i % 10)),
+                     [&, i](absl::StatusOr<CreateJobResult> result) {
+                       ASSERT_TRUE(result.ok()) << result.status();
+                       ids[i] = result->job.id();
+                       if (result->created) created++;
+                       if (--remaining == 0) done.Notify();
+                     });
+  }
+  done.WaitForNotification();
+  EXPECT_EQ(created.load(), 10);
+  for (int i = 10; i < kWrites; ++i) EXPECT_EQ(ids[i], ids[i % 10]);
+}
+
+TEST_F(SqliteStoreTest, ConcurrentWritesShareCommits) {
+  auto store = OpenStore();
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 100;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) ASSERT_TRUE(CreateSync(*store, NewJob()).ok());
+    });
+  }
+  for (auto& t : threads) t.join();
+  SqliteStore::Stats stats = store->stats();
+  EXPECT_EQ(stats.writes, kThreads * kPerThread);
+  // With 8 writers waiting on each other's fsync, batches form: fewer commits than writes.
+  EXPECT_LT(stats.commits, stats.writes);
+}
+
+TEST_F(SqliteStoreTest, StatusUpdateIsCompareAndSet) {
+  auto store = OpenStore();
+  auto created = CreateSync(*store, NewJob());
+  ASSERT_TRUE(created.ok());
+  v1::JobStatus canceled;
+  canceled.set_state(v1::JobStatus::CANCELED);
+  canceled.set_version(2);
+  auto updated = UpdateSync(*store, "j-1", 1, canceled);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->status().state(), v1::JobStatus::CANCELED);
+  EXPECT_EQ(updated->spec().entry_script(), "train.py");
+  auto stale = UpdateSync(*store, "j-1", 1, canceled);
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(UpdateSync(*store, "j-7", 1, canceled).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, ListsNewestFirstWithFiltersAndPages) {
+  auto store = OpenStore();
+  for (int i = 0; i < 7; ++i) {
+    v1::Job job = NewJob(i % 2 == 0 ? "even" : "odd");
+    if (i == 3) (*job.mutable_spec()->mutable_tags())["team"] = "vision";
+    if (i == 4) (*job.mutable_spec()->mutable_tags())["team"] = "nlp";
+    ASSERT_TRUE(CreateSync(*store, job).ok());
+  }
+  auto ids = [](const ListJobsPage& page) {
+    std::vector<std::string> out;
+    for (const auto& job : page.jobs) out.push_back(job.id());
+    return out;
+  };
+  auto first = store->ListJobs({.page_size = 3});
+  ASSERT_TRUE(first.ok());
+  EXPECT_THAT(ids(*first), ElementsAre("j-7", "j-6", "j-5"));
+  auto second = store->ListJobs({.page_size = 3, .before_sequence = first->next_before_sequence});
+  EXPECT_THAT(ids(*second), ElementsAre("j-4", "j-3", "j-2"));
+  auto last = store->ListJobs({.page_size = 3, .before_sequence = second->next_before_sequence});
+  EXPECT_THAT(ids(*last), ElementsAre("j-1"));
+  EXPECT_EQ(last->next_before_sequence, 0);
+
+  EXPECT_THAT(ids(*store->ListJobs({.experiment = "odd"})), ElementsAre("j-6", "j-4", "j-2"));
+  EXPECT_THAT(ids(*store->ListJobs({.tag_key = "team"})), ElementsAre("j-5", "j-4"));
+  EXPECT_THAT(ids(*store->ListJobs({.tag_key = "team", .tag_value = "nlp"})), ElementsAre("j-5"));
+
+  v1::JobStatus canceled;
+  canceled.set_state(v1::JobStatus::CANCELED);
+  canceled.set_version(2);
+  ASSERT_TRUE(UpdateSync(*store, "j-2", 1, canceled).ok());
+  EXPECT_THAT(ids(*store->ListJobs({.states = {v1::JobStatus::CANCELED}})), ElementsAre("j-2"));
+}
+
+TEST_F(SqliteStoreTest, ReopenResumesExactlyTheUnfinishedJobs) {
+  {
+    auto store = OpenStore();
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(CreateSync(*store, NewJob()).ok());
+    v1::JobStatus canceled;
+    canceled.set_state(v1::JobStatus::CANCELED);
+    canceled.set_version(2);
+    ASSERT_TRUE(UpdateSync(*store, "j-2", 1, canceled).ok());
+  }
+  auto store = OpenStore();
+  auto unfinished = store->LoadUnfinishedJobs();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 2u);
+  EXPECT_EQ((*unfinished)[0].id(), "j-1");
+  EXPECT_EQ((*unfinished)[1].id(), "j-3");
+  // Ids keep growing after a restart.
+  EXPECT_EQ(CreateSync(*store, NewJob())->job.id(), "j-4");
+}
+
+TEST_F(SqliteStoreTest, WritesAfterCloseFailUnavailableAndQueuedOnesCommit) {
+  auto store = OpenStore();
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 50; ++i) {
+    store->CreateJob(NewJob(), [&](absl::StatusOr<CreateJobResult> r) {
+      if (r.ok()) ok++;
+    });
+  }
+  store->Close();
+  EXPECT_EQ(ok.load(), 50);
+  auto late = CreateSync(*store, NewJob());
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(SqliteStoreTest, UsesWalWithFullSyncAndTheLatestSchema) {
+  auto store = OpenStore();
+  ASSERT_TRUE(CreateSync(*store, NewJob()).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+  auto pragma = [db](const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
+    sqlite3_step(stmt);
+    std::string value = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    return value;
+  };
+  EXPECT_EQ(pragma("PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(pragma("PRAGMA user_version"), absl::StrCat(LatestSchemaVersion()));
+  EXPECT_EQ(pragma("PRAGMA integrity_check"), "ok");
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerDroverd) {
+  {
+    auto store = OpenStore();
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 999", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto store = SqliteStore::Open({.path = DbPath()});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store.status().message(), HasSubstr("schema version 999"));
+}
+
+TEST_F(SqliteStoreTest, FailedMigrationLeavesTheDatabaseUntouched) {
+  // A database where table `jobs` already exists but user_version is 0: migration 1 fails
+  // and must roll back as a whole.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE jobs (x)", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto store = SqliteStore::Open({.path = DbPath()});
+  ASSERT_FALSE(store.ok());
+  EXPECT_THAT(store.status().message(), HasSubstr("schema migration 1 failed"));
+  ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+  int tables = -1;
+  sqlite3_exec(
+      db, "SELECT count(*) FROM sqlite_master WHERE name = 'job_tags'",
+      [](void* out, int, char** values, char**) {
+        *static_cast<int*>(out) = atoi(values[0]);
+        return 0;
+      },
+      &tables, nullptr);
+  sqlite3_close(db);
+  EXPECT_EQ(tables, 0);
+}
+
+}  // namespace
+}  // namespace drover::storage
