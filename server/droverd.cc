@@ -3,6 +3,12 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -26,6 +32,19 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
     return absl::UnavailableError(absl::StrCat("cannot create state-dir '", options.state_dir,
                                                "': ", error.message()));
   }
+  // One droverd per state folder: two schedulers on one queue would place jobs twice. The
+  // lock goes with the process, so a crash never leaves it behind.
+  std::string lock_path = options.state_dir + "/droverd.lock";
+  d->lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (d->lock_fd_ < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot open '", lock_path, "': ", strerror(errno)));
+  }
+  if (flock(d->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state-dir '", options.state_dir,
+        "' is in use by another droverd; stop it first or use another --state-dir"));
+  }
   DROVER_ASSIGN_OR_RETURN(
       d->store_, storage::SqliteStore::Open({.path = options.state_dir + "/drover.db"}));
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::Job> unfinished, d->store_->LoadUnfinishedJobs());
@@ -43,6 +62,8 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   int port = 0;
   // Authentication arrives with per-node TLS certificates (see ARCHITECTURE.md, Security).
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  // Without this, gRPC sets SO_REUSEPORT and a second droverd could share the port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(d->job_service_.get());
   d->server_ = builder.BuildAndStart();
   if (d->server_ == nullptr || port == 0) {
@@ -58,10 +79,13 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   return d;
 }
 
-Droverd::~Droverd() { Shutdown(); }
+Droverd::~Droverd() {
+  Shutdown();
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
 
 void Droverd::Shutdown() {
-  if (stopped_) return;
+  if (stopped_ || server_ == nullptr) return;
   stopped_ = true;
   job_service_->StopAccepting();
   events_.Close(absl::UnavailableError("droverd is shutting down; watch again in a moment"));

@@ -54,6 +54,7 @@ class Droverd {
   std::string address_;
   size_t resumed_jobs_ = 0;
   bool stopped_ = false;
+  int lock_fd_ = -1;  // flock on <state-dir>/droverd.lock, held while running
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<CoreLoop> core_;
   JobEventHub events_;

@@ -303,5 +303,23 @@ TEST_F(JobServiceTest, SubmitsAfterShutdownAreRefused) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
+TEST_F(JobServiceTest, SecondDroverdOnTheSameStateDirIsRefused) {
+  testing::TempDir other;
+  absl::StatusOr<std::unique_ptr<Droverd>> second =
+      Droverd::Start({.listen = "127.0.0.1:0", .state_dir = dir_.path()});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("in use by another droverd"));
+}
+
+TEST_F(JobServiceTest, SecondDroverdOnTheSamePortIsRefused) {
+  testing::TempDir other;
+  absl::StatusOr<std::unique_ptr<Droverd>> second =
+      Droverd::Start({.listen = droverd_->address(), .state_dir = other.path()});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("cannot listen"));
+}
+
 }  // namespace
 }  // namespace drover::server
