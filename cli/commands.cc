@@ -1,0 +1,651 @@
+#include "cli/commands.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/types/span.h"
+#include "cli/format.h"
+#include "cli/submit_spec.h"
+#include "common/flags.h"
+#include "common/job_id.h"
+
+#ifndef DROVER_VERSION
+#define DROVER_VERSION "unknown"
+#endif
+
+namespace drover::cli {
+namespace {
+
+constexpr absl::string_view kDefaultServer = "localhost:7070";
+
+// Waits before each retry of a call that failed UNAVAILABLE: droverd restarting, or a
+// connection that broke. Short, so that a dead server is reported within two seconds.
+constexpr std::array<absl::Duration, 3> kRetryDelays = {
+    absl::Milliseconds(250), absl::Milliseconds(500), absl::Seconds(1)};
+// Waits before reconnecting a watch that already printed events: droverd is then known to
+// exist, so give a restart (recovering its database) about half a minute.
+constexpr std::array<absl::Duration, 7> kReconnectDelays = {
+    absl::Milliseconds(250), absl::Milliseconds(500), absl::Seconds(1), absl::Seconds(2),
+    absl::Seconds(4),        absl::Seconds(8),        absl::Seconds(12)};
+
+constexpr absl::string_view kExitCodesHelp =
+    "Exit codes:\n"
+    "  0   ok\n"
+    "  1   unexpected or internal error\n"
+    "  2   usage error: bad flags or arguments (nothing was sent)\n"
+    "  3   droverd refused the request as invalid (the message names the field)\n"
+    "  4   no such job\n"
+    "  5   conflict with the job's state or an earlier submit (already exists, failed\n"
+    "      precondition, aborted)\n"
+    "  6   droverd unreachable or busy (unavailable, deadline exceeded); retry\n"
+    "  10  watch: the job ended FAILED\n"
+    "  11  watch: the job ended CANCELED\n";
+
+// The flags every command accepts, before or after its name.
+struct GlobalOptions {
+  std::string server;  // empty: $DROVER_SERVER, else kDefaultServer
+  bool json = false;
+  absl::Duration timeout = absl::Seconds(30);
+};
+
+void AddGlobalFlags(FlagSet* flags, GlobalOptions* global) {
+  flags->Custom(
+      "server",
+      [global](absl::string_view v) -> absl::Status {
+        if (v.empty()) return absl::InvalidArgumentError("needs HOST:PORT, for example localhost:7070");
+        global->server = std::string(v);
+        return absl::OkStatus();
+      },
+      "droverd to talk to", "HOST:PORT", "$DROVER_SERVER, else localhost:7070");
+  flags->Custom(
+      "output,o",
+      [global](absl::string_view v) -> absl::Status {
+        std::string lower = absl::AsciiStrToLower(v);
+        if (lower != "table" && lower != "json") {
+          return absl::InvalidArgumentError(absl::StrCat("'", v, "' is not an output format; use table or json"));
+        }
+        global->json = lower == "json";
+        return absl::OkStatus();
+      },
+      "Output format: table (for people) or json (for programs)", "FORMAT", "table");
+  flags->Custom(
+      "timeout",
+      [global](absl::string_view v) -> absl::Status {
+        absl::Duration d;
+        if (!absl::ParseDuration(v, &d) || d <= absl::ZeroDuration() || d == absl::InfiniteDuration()) {
+          return absl::InvalidArgumentError(absl::StrCat("'", v, "' is not a positive duration; write for example 10s or 2m"));
+        }
+        global->timeout = d;
+        return absl::OkStatus();
+      },
+      "Deadline of each call to droverd (watch waits without one)", "DURATION", "30s");
+}
+
+// gRPC targets that need no ":PORT" of their own.
+bool HasScheme(absl::string_view address) {
+  for (absl::string_view scheme : {"unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:"}) {
+    if (absl::StartsWith(address, scheme)) return true;
+  }
+  return false;
+}
+
+bool LooksLikeAddress(absl::string_view address) {
+  if (HasScheme(address)) return true;
+  size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos || colon == 0 || colon + 1 == address.size()) return false;
+  for (char c : address.substr(colon + 1)) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+std::string OneLine(absl::string_view text) {
+  return absl::StrReplaceAll(text, {{"\r\n", " "}, {"\n", " "}, {"\r", " "}});
+}
+
+// One command's run: the context, the global options and the way out.
+class Invocation {
+ public:
+  explicit Invocation(CliContext& ctx) : ctx_(ctx) {}
+
+  CliContext& ctx() { return ctx_; }
+  GlobalOptions& global() { return global_; }
+  std::ostream& out() { return *ctx_.out; }
+
+  // Prints `drover: MESSAGE` and returns `code`.
+  int Fail(int code, absl::string_view message) {
+    *ctx_.err << "drover: " << OneLine(message) << std::endl;
+    return code;
+  }
+  int Usage(const absl::Status& status) { return Fail(kExitUsage, status.message()); }
+  int ServerError(const absl::Status& status) {
+    return Fail(ExitCodeForServerStatus(status), status.message());
+  }
+
+  // Parses a command's flags. Returns an exit code when the command should stop here:
+  // after --help (0) or on a usage error (2).
+  std::optional<int> Parse(FlagSet& flags, const std::vector<std::string>& args,
+                           std::vector<std::string>* positional, bool interspersed,
+                           absl::string_view examples) {
+    absl::Status status = flags.Parse(args, positional, interspersed);
+    if (!status.ok()) return Usage(status);
+    if (flags.help_requested()) {
+      out() << flags.Help() << "\nExamples:\n" << examples << "\n" << kExitCodesHelp;
+      return kExitOk;
+    }
+    return std::nullopt;
+  }
+
+  // The client for --server / $DROVER_SERVER. Usage errors are already printed when this
+  // returns null; `*exit_code` says what to return.
+  std::unique_ptr<JobClient> Connect(int* exit_code) {
+    std::string address = global_.server;
+    std::string source = "--server";
+    if (address.empty()) {
+      std::optional<std::string> from_env = ctx_.getenv("DROVER_SERVER");
+      if (from_env.has_value() && !from_env->empty()) {
+        address = *from_env;
+        source = "DROVER_SERVER";
+      } else {
+        address = std::string(kDefaultServer);
+      }
+    }
+    if (!LooksLikeAddress(address)) {
+      *exit_code = Fail(kExitUsage, absl::StrCat(source, ": '", address,
+                                                 "' is not HOST:PORT; for example localhost:7070"));
+      return nullptr;
+    }
+    absl::StatusOr<std::unique_ptr<JobClient>> client =
+        ctx_.connect(ConnectOptions{.address = address, .timeout = global_.timeout});
+    if (!client.ok()) {
+      *exit_code = client.status().code() == absl::StatusCode::kInvalidArgument
+                       ? Usage(client.status())
+                       : Fail(kExitInternal, client.status().message());
+      return nullptr;
+    }
+    return *std::move(client);
+  }
+
+  // Runs `call` again after UNAVAILABLE, a few times with growing pauses. Only for calls that
+  // are safe to repeat: reads, cancels, and submits carrying an idempotency key.
+  template <typename Call>
+  auto WithRetry(Call&& call) -> decltype(call()) {
+    auto result = call();
+    for (absl::Duration delay : kRetryDelays) {
+      if (result.ok() || result.status().code() != absl::StatusCode::kUnavailable) break;
+      ctx_.sleep(delay);
+      result = call();
+    }
+    return result;
+  }
+
+  // Prints a job for read commands: JSON when --output json, else `table`'s text.
+  void PrintJob(const v1::Job& job, bool pretty_json, const std::function<std::string()>& table) {
+    if (global_.json) {
+      out() << JobToJson(job, pretty_json) << "\n";
+    } else {
+      out() << table();
+    }
+    out().flush();
+  }
+
+ private:
+  CliContext& ctx_;
+  GlobalOptions global_;
+};
+
+// A JOB positional: exactly one, a valid id ("42" is taken for "j-42").
+std::optional<int> TakeJobId(Invocation& inv, absl::string_view command,
+                             const std::vector<std::string>& positional, std::string* job_id) {
+  if (positional.size() != 1) {
+    return inv.Fail(kExitUsage,
+                    absl::StrCat(positional.empty() ? "missing JOB" : "too many arguments",
+                                 "; usage: drover ", command, " JOB (for example j-42)"));
+  }
+  absl::StatusOr<int64_t> sequence = ParseJobId(positional[0], "JOB");
+  if (!sequence.ok()) return inv.Usage(sequence.status());
+  *job_id = FormatJobId(*sequence);
+  return std::nullopt;
+}
+
+std::optional<int> NoPositionals(Invocation& inv, absl::string_view command,
+                                 const std::vector<std::string>& positional) {
+  if (positional.empty()) return std::nullopt;
+  return inv.Fail(kExitUsage, absl::StrCat("drover ", command, " takes no arguments, got '",
+                                           positional[0], "'; see drover ", command, " --help"));
+}
+
+absl::StatusOr<std::string> ReadInput(CliContext& ctx, const std::string& path) {
+  std::stringstream buffer;
+  if (path == "-") {
+    buffer << ctx.in->rdbuf();
+    return buffer.str();
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int error = errno;
+    return absl::InvalidArgumentError(absl::StrCat("cannot read job spec file '", path, "': ",
+                                                   absl::AsciiStrToLower(strerror(error))));
+  }
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// Follows a job until it ends; see `drover watch --help`. Reconnects when the stream breaks
+// (droverd restarting) and skips the events it already printed.
+int FollowJob(Invocation& inv, JobClient& client, const std::string& job_id) {
+  v1::WatchJobRequest request;
+  request.set_job_id(job_id);
+  bool seen = false;
+  int64_t last_version = 0;
+  v1::JobStatus::State last_state = v1::JobStatus::STATE_UNSPECIFIED;
+  size_t retries = 0;
+  while (true) {
+    absl::Status status = client.WatchJob(request, [&](const v1::WatchJobResponse& event) {
+      const v1::Job& job = event.job();
+      if (seen && job.status().version() <= last_version) return;
+      seen = true;
+      last_version = job.status().version();
+      last_state = job.status().state();
+      retries = 0;
+      if (inv.global().json) {
+        inv.out() << JobToJson(job, /*pretty=*/false) << "\n";
+      } else {
+        inv.out() << FormatWatchLine(job, inv.ctx().zone) << "\n";
+      }
+      inv.out().flush();
+    });
+    if (IsTerminal(last_state)) break;
+    bool retryable = status.ok() || status.code() == absl::StatusCode::kUnavailable;
+    if (!retryable) return inv.ServerError(status);
+    absl::Span<const absl::Duration> delays =
+        seen ? absl::MakeConstSpan(kReconnectDelays) : absl::MakeConstSpan(kRetryDelays);
+    if (retries >= delays.size()) {
+      if (status.ok()) {
+        status = absl::UnavailableError(absl::StrCat(
+            "droverd ended the watch of ", job_id, " before the job finished (last state ",
+            StateName(last_state), "); run 'drover watch ", job_id, "' again"));
+      }
+      return inv.ServerError(status);
+    }
+    inv.ctx().sleep(delays[retries++]);
+  }
+  switch (last_state) {
+    case v1::JobStatus::FAILED:
+      return kExitJobFailed;
+    case v1::JobStatus::CANCELED:
+      return kExitJobCanceled;
+    default:
+      return kExitOk;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The commands.
+
+int SubmitCommand(Invocation& inv, const std::vector<std::string>& args) {
+  SubmitSpecFlags spec_flags;
+  bool watch = false;
+  FlagSet flags("drover submit [flags] SCRIPT [ARGS...]",
+                "Submits a training job and prints its id (with --output json: the job).\n"
+                "Flags come before SCRIPT; everything after SCRIPT is passed to it. An ARG\n"
+                "written ds://DATASTORE/PATH is a data reference that becomes a local path on\n"
+                "the node: ?mode=mount (default, read-only; add &rw=true to write),\n"
+                "?mode=download or ?mode=upload. Write \\ds://... to pass the text literally.\n"
+                "Without --idempotency-key a random key is used, so that the submit is retried\n"
+                "safely when droverd is briefly unavailable.");
+  spec_flags.Register(&flags);
+  flags.Bool("watch,w", &watch, "After submitting, follow the job like 'drover watch'");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(
+          flags, args, &positional, /*interspersed=*/false,
+          "  drover submit train.py --epochs 10\n"
+          "  id=$(drover submit --name resnet --experiment vision --gpu --gpus 4 \\\n"
+          "       --nodes 2 --processes-per-node 4 --backend pytorch --memory 64Gi \\\n"
+          "       --image pytorch/pytorch:2.1.0-cuda12.1-cudnn8-runtime \\\n"
+          "       train.py --data ds://imagenet/train --out ds://results/run1?mode=upload)\n"
+          "  drover submit -f job.json --priority 10      # flags override the file\n"
+          "  drover submit --watch --env SEED=1 --max-run-duration 2h train.py\n")) {
+    return *done;
+  }
+  absl::StatusOr<v1::JobSpec> spec = spec_flags.Build(
+      flags, positional, [&](const std::string& path) { return ReadInput(inv.ctx(), path); },
+      inv.ctx().getenv);
+  if (!spec.ok()) return inv.Usage(spec.status());
+  bool generated_key = false;
+  if (spec->idempotency_key().empty()) {
+    absl::StatusOr<std::string> key = inv.ctx().new_idempotency_key();
+    if (!key.ok()) return inv.Fail(kExitInternal, key.status().message());
+    spec->set_idempotency_key(*key);
+    generated_key = true;
+  }
+  int exit_code = kExitOk;
+  std::unique_ptr<JobClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = *std::move(spec);
+  absl::StatusOr<v1::SubmitJobResponse> response =
+      inv.WithRetry([&] { return client->SubmitJob(request); });
+  if (!response.ok()) return inv.ServerError(response.status());
+  const v1::Job& job = response->job();
+  inv.PrintJob(job, /*pretty_json=*/!watch, [&] { return absl::StrCat(job.id(), "\n"); });
+  if (!response->created() && !generated_key) {
+    *inv.ctx().err << "drover: idempotency key '" << request.spec().idempotency_key()
+                   << "' was used before; " << job.id() << " is the job it created" << std::endl;
+  }
+  if (watch) return FollowJob(inv, *client, job.id());
+  return kExitOk;
+}
+
+int ListCommand(Invocation& inv, const std::vector<std::string>& args) {
+  std::vector<std::string> states;
+  std::string experiment;
+  std::string tag;
+  int64_t limit = 50;
+  bool all = false;
+  FlagSet flags("drover list [flags]",
+                "Lists jobs, newest first: ID, NAME, EXPERIMENT, STATE, REASON, NODES\n"
+                "(nodes x processes per node) and AGE. With --output json: a JSON array of\n"
+                "jobs.");
+  flags.Repeated("state", &states, "Only jobs in this state (any case; a,b for several)",
+                 "STATE");
+  flags.String("experiment", &experiment, "Only jobs of this experiment", "NAME");
+  flags.String("tag", &tag, "Only jobs with this tag (any value) or tag value",
+               "KEY|KEY=VALUE");
+  flags.Int("limit", &limit, "Show at most N jobs");
+  flags.Bool("all", &all, "Show every job (follows every page; ignores --limit)");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover list\n"
+                            "  drover list --state queued --state running --experiment vision\n"
+                            "  drover list --tag team=nlp --limit 10\n"
+                            "  drover list --all --output json | jq -r '.[].id'\n")) {
+    return *done;
+  }
+  if (auto done = NoPositionals(inv, "list", positional)) return *done;
+  if (limit < 1) return inv.Fail(kExitUsage, "--limit: must be at least 1; use --all for every job");
+  v1::ListJobsRequest request;
+  for (const std::string& value : states) {
+    for (absl::string_view name : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+      absl::StatusOr<v1::JobStatus::State> state = ParseStateName(absl::StripAsciiWhitespace(name));
+      if (!state.ok()) return inv.Fail(kExitUsage, absl::StrCat("--state: ", state.status().message()));
+      request.add_states(*state);
+    }
+  }
+  request.set_experiment(experiment);
+  request.set_tag(tag);
+  int exit_code = kExitOk;
+  std::unique_ptr<JobClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+
+  constexpr int64_t kMaxPageSize = 1000;
+  std::vector<v1::Job> jobs;
+  bool more = false;
+  while (true) {
+    int64_t wanted = all ? kMaxPageSize : std::min<int64_t>(limit - jobs.size(), kMaxPageSize);
+    request.set_page_size(static_cast<int32_t>(wanted));
+    absl::StatusOr<v1::ListJobsResponse> page = inv.WithRetry([&] { return client->ListJobs(request); });
+    if (!page.ok()) return inv.ServerError(page.status());
+    for (v1::Job& job : *page->mutable_jobs()) {
+      if (!all && static_cast<int64_t>(jobs.size()) >= limit) {
+        more = true;
+        break;
+      }
+      jobs.push_back(std::move(job));
+    }
+    if (page->next_page_token().empty()) break;
+    if (!all && static_cast<int64_t>(jobs.size()) >= limit) {
+      more = true;
+      break;
+    }
+    request.set_page_token(page->next_page_token());
+  }
+
+  if (inv.global().json) {
+    std::vector<std::string> items;
+    for (const v1::Job& job : jobs) items.push_back(JobToJson(job, /*pretty=*/false));
+    inv.out() << (items.empty() ? "[]" : absl::StrCat("[\n", absl::StrJoin(items, ",\n"), "\n]"))
+              << "\n";
+  } else {
+    inv.out() << FormatJobTable(jobs, inv.ctx().now());
+    if (more) {
+      *inv.ctx().err << "drover: showing the newest " << jobs.size()
+                     << " jobs; use --limit N or --all for more" << std::endl;
+    }
+  }
+  inv.out().flush();
+  return kExitOk;
+}
+
+int ShowCommand(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover show [flags] JOB",
+                "Shows one job: its status, spec, arguments, environment, resources and times.\n"
+                "With --output json: the job in protobuf JSON form (proto field names).");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover show j-42\n"
+                            "  drover show 42 --output json | jq .status.state\n")) {
+    return *done;
+  }
+  v1::GetJobRequest request;
+  if (auto done = TakeJobId(inv, "show", positional, request.mutable_job_id())) return *done;
+  int exit_code = kExitOk;
+  std::unique_ptr<JobClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::Job> job = inv.WithRetry([&] { return client->GetJob(request); });
+  if (!job.ok()) return inv.ServerError(job.status());
+  inv.PrintJob(*job, /*pretty_json=*/true,
+               [&] { return FormatJobDetails(*job, inv.ctx().now(), inv.ctx().zone); });
+  return kExitOk;
+}
+
+int CancelCommand(Invocation& inv, const std::vector<std::string>& args) {
+  std::string reason;
+  FlagSet flags("drover cancel [flags] JOB",
+                "Cancels a job and prints its new state: a queued job is CANCELED at once, a\n"
+                "placed one is CANCEL_REQUESTED until its nodes stopped it. Canceling a job\n"
+                "that is already canceled succeeds; a COMPLETED or FAILED job gives exit code 5.");
+  flags.String("reason", &reason, "Why, recorded in the job's status message", "TEXT");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover cancel j-42\n"
+                            "  drover cancel j-42 --reason 'wrong learning rate'\n")) {
+    return *done;
+  }
+  v1::CancelJobRequest request;
+  request.set_reason(reason);
+  if (auto done = TakeJobId(inv, "cancel", positional, request.mutable_job_id())) return *done;
+  int exit_code = kExitOk;
+  std::unique_ptr<JobClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::Job> job = inv.WithRetry([&] { return client->CancelJob(request); });
+  if (!job.ok()) return inv.ServerError(job.status());
+  inv.PrintJob(*job, /*pretty_json=*/true,
+               [&] { return absl::StrCat(job->id(), " ", StateName(job->status().state()), "\n"); });
+  return kExitOk;
+}
+
+int WatchCommand(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover watch [flags] JOB",
+                "Follows a job until it ends, one line per change:\n"
+                "  <time> <job> <STATE> [<reason>] [-- <message>]\n"
+                "With --output json: one JSON object (the job) per line. The exit code tells\n"
+                "how the job ended: 0 COMPLETED, 10 FAILED, 11 CANCELED.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover watch j-42\n"
+                            "  drover watch j-42 && echo trained || echo \"ended with $?\"\n"
+                            "  drover watch j-42 --output json | jq -r .status.state\n")) {
+    return *done;
+  }
+  std::string job_id;
+  if (auto done = TakeJobId(inv, "watch", positional, &job_id)) return *done;
+  int exit_code = kExitOk;
+  std::unique_ptr<JobClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  return FollowJob(inv, *client, job_id);
+}
+
+int VersionCommand(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover version", "Prints the version of this drover client.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true, "  drover version\n")) {
+    return *done;
+  }
+  if (auto done = NoPositionals(inv, "version", positional)) return *done;
+  inv.out() << "drover " << DroverVersion() << "\n";
+  return kExitOk;
+}
+
+int HelpCommand(Invocation& inv, const std::vector<std::string>& args);
+
+struct Command {
+  absl::string_view name;
+  absl::string_view summary;
+  int (*handler)(Invocation& inv, const std::vector<std::string>& args);
+};
+
+constexpr Command kCommands[] = {
+    {"submit", "Submit a job; prints its id", SubmitCommand},
+    {"list", "List jobs, newest first", ListCommand},
+    {"show", "Show one job in detail", ShowCommand},
+    {"cancel", "Cancel a job", CancelCommand},
+    {"watch", "Follow a job until it ends; the exit code tells how", WatchCommand},
+    {"help", "Show help for drover or one command", HelpCommand},
+    {"version", "Print the client's version", VersionCommand},
+};
+
+const Command* FindCommand(absl::string_view name) {
+  for (const Command& command : kCommands) {
+    if (command.name == name) return &command;
+  }
+  return nullptr;
+}
+
+std::string TopHelp() {
+  GlobalOptions unused;
+  std::string summary = "Submits training jobs to droverd, the Drover scheduler, and follows them.\n\nCommands:\n";
+  for (const Command& command : kCommands) {
+    absl::StrAppend(&summary, "  ", command.name, std::string(10 - command.name.size(), ' '),
+                    command.summary, "\n");
+  }
+  absl::StrAppend(&summary,
+                  "\nThe flags below are accepted before or after COMMAND. Run 'drover help "
+                  "COMMAND'\nor 'drover COMMAND --help' for the flags of a command.");
+  FlagSet flags("drover [flags] COMMAND [flags] [ARGS...]", summary);
+  AddGlobalFlags(&flags, &unused);
+  return absl::StrCat(flags.Help(),
+                      "\nExamples:\n"
+                      "  id=$(drover submit --name mnist train.py --epochs 10)\n"
+                      "  drover watch \"$id\"\n"
+                      "  drover list --state running\n"
+                      "  DROVER_SERVER=head:7070 drover show j-42 --output json\n\n",
+                      kExitCodesHelp);
+}
+
+int HelpCommand(Invocation& inv, const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    inv.out() << TopHelp();
+    return kExitOk;
+  }
+  const Command* command = FindCommand(args[0]);
+  if (command == nullptr || args.size() > 1) {
+    return inv.Fail(kExitUsage, absl::StrCat(command == nullptr ? "unknown command '" : "too many arguments after '",
+                                             args[0], "'; run 'drover help' for the commands"));
+  }
+  return command->handler(inv, {"--help"});
+}
+
+}  // namespace
+
+int ExitCodeForServerStatus(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return kExitOk;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return kExitInvalid;
+    case absl::StatusCode::kNotFound:
+      return kExitNotFound;
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAborted:
+      return kExitConflict;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      return kExitUnavailable;
+    default:
+      return kExitInternal;
+  }
+}
+
+int RunDrover(const std::vector<std::string>& args, CliContext& ctx) {
+  Invocation inv(ctx);
+  FlagSet flags("drover [flags] COMMAND [flags] [ARGS...]", "");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  absl::Status status = flags.Parse(args, &positional, /*interspersed=*/false);
+  if (!status.ok()) return inv.Usage(status);
+  if (flags.help_requested()) {
+    *ctx.out << TopHelp();
+    return kExitOk;
+  }
+  if (positional.empty()) {
+    *ctx.err << TopHelp();
+    return inv.Fail(kExitUsage, "missing COMMAND; see the list above");
+  }
+  const Command* command = FindCommand(positional[0]);
+  if (command == nullptr) {
+    return inv.Fail(kExitUsage, absl::StrCat("unknown command '", positional[0],
+                                             "'; run 'drover help' for the commands"));
+  }
+  std::vector<std::string> rest(positional.begin() + 1, positional.end());
+  return command->handler(inv, rest);
+}
+
+absl::StatusOr<std::string> RandomIdempotencyKey() {
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::InternalError(absl::StrCat("cannot open /dev/urandom for an idempotency key: ",
+                                            strerror(errno), "; pass --idempotency-key"));
+  }
+  char bytes[16];
+  size_t got = 0;
+  while (got < sizeof bytes) {
+    ssize_t n = read(fd, bytes + got, sizeof bytes - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  if (got != sizeof bytes) {
+    return absl::InternalError("cannot read /dev/urandom for an idempotency key; pass --idempotency-key");
+  }
+  return absl::StrCat("drover-", absl::BytesToHexString(absl::string_view(bytes, sizeof bytes)));
+}
+
+absl::string_view DroverVersion() { return DROVER_VERSION; }
+
+}  // namespace drover::cli

@@ -1,0 +1,269 @@
+#include "cli/format.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cli/submit_spec.h"
+
+namespace drover::cli {
+namespace {
+
+constexpr size_t kReasonWidth = 40;
+
+absl::Time ToTime(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+std::string OrDash(absl::string_view text) { return text.empty() ? "-" : std::string(text); }
+
+std::string YesNo(bool b) { return b ? "yes" : "no"; }
+
+std::string BackendName(v1::JobSpec::DistributedBackend backend) {
+  switch (backend) {
+    case v1::JobSpec::MPI:
+      return "mpi";
+    case v1::JobSpec::PYTORCH:
+      return "pytorch";
+    default:
+      return "none";
+  }
+}
+
+// One "key: value" section; values spanning lines are indented under the first.
+class Section {
+ public:
+  explicit Section(std::string title) : title_(std::move(title)) {}
+  void Add(std::string key, std::string value) { lines_.emplace_back(std::move(key), std::move(value)); }
+  void AppendTo(std::string* out, bool top_level) const {
+    if (lines_.empty()) return;
+    std::string indent = top_level ? "" : "  ";
+    if (!top_level) absl::StrAppend(out, "\n", title_, ":\n");
+    size_t width = 0;
+    for (const auto& [key, value] : lines_) width = std::max(width, key.size());
+    for (const auto& [key, value] : lines_) {
+      std::string pad(width - key.size() + 1, ' ');
+      std::string shown = value;
+      std::string continuation = absl::StrCat("\n", indent, std::string(width + 2, ' '));
+      for (size_t pos = shown.find('\n'); pos != std::string::npos;
+           pos = shown.find('\n', pos + continuation.size())) {
+        shown.replace(pos, 1, continuation);
+      }
+      absl::StrAppend(out, indent, key, ":", pad, shown, "\n");
+    }
+  }
+
+ private:
+  std::string title_;
+  std::vector<std::pair<std::string, std::string>> lines_;
+};
+
+std::string TimeWithAge(const google::protobuf::Timestamp& ts, absl::Time now,
+                        absl::TimeZone zone) {
+  absl::Time t = ToTime(ts);
+  return absl::StrCat(absl::FormatTime("%Y-%m-%d %H:%M:%S %z", t, zone), " (",
+                      FormatAge(now - t), " ago)");
+}
+
+std::string SortedMap(const google::protobuf::Map<std::string, std::string>& map,
+                      absl::string_view separator) {
+  std::vector<std::pair<std::string, std::string>> entries(map.begin(), map.end());
+  std::sort(entries.begin(), entries.end());
+  std::vector<std::string> parts;
+  for (const auto& [k, v] : entries) parts.push_back(absl::StrCat(k, "=", v));
+  return absl::StrJoin(parts, separator);
+}
+
+}  // namespace
+
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
+  if (rows.empty()) return "";
+  size_t columns = rows[0].size();
+  std::vector<size_t> widths(columns, 0);
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < columns && c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < columns; ++c) {
+      const std::string cell = c < row.size() ? row[c] : "";
+      absl::StrAppend(&line, cell);
+      if (c + 1 < columns) line.append(widths[c] - cell.size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+std::string FormatAge(absl::Duration age) {
+  if (age < absl::ZeroDuration()) age = absl::ZeroDuration();
+  int64_t seconds = absl::ToInt64Seconds(age);
+  if (seconds < 60) return absl::StrCat(seconds, "s");
+  if (seconds < 3600) return absl::StrCat(seconds / 60, "m");
+  if (seconds < 86400) return absl::StrCat(seconds / 3600, "h");
+  return absl::StrCat(seconds / 86400, "d");
+}
+
+std::string Truncate(absl::string_view text, size_t width) {
+  if (text.size() <= width) return std::string(text);
+  if (width <= 3) return std::string(text.substr(0, width));
+  return absl::StrCat(text.substr(0, width - 3), "...");
+}
+
+std::string StateName(v1::JobStatus::State state) { return v1::JobStatus::State_Name(state); }
+
+absl::StatusOr<v1::JobStatus::State> ParseStateName(absl::string_view name) {
+  v1::JobStatus::State state;
+  std::string upper = absl::AsciiStrToUpper(name);
+  if (upper != "STATE_UNSPECIFIED" && v1::JobStatus::State_Parse(upper, &state)) return state;
+  std::vector<std::string> names;
+  for (int i = v1::JobStatus::State_MIN; i <= v1::JobStatus::State_MAX; ++i) {
+    if (v1::JobStatus::State_IsValid(i) && i != v1::JobStatus::STATE_UNSPECIFIED) {
+      names.push_back(v1::JobStatus::State_Name(static_cast<v1::JobStatus::State>(i)));
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat("'", name, "' is not a job state; use one of ",
+                                                 absl::StrJoin(names, ", ")));
+}
+
+bool IsTerminal(v1::JobStatus::State state) {
+  return state == v1::JobStatus::COMPLETED || state == v1::JobStatus::FAILED ||
+         state == v1::JobStatus::CANCELED;
+}
+
+std::string FormatJobTable(const std::vector<v1::Job>& jobs, absl::Time now) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"ID", "NAME", "EXPERIMENT", "STATE", "REASON", "NODES", "AGE"});
+  for (const v1::Job& job : jobs) {
+    rows.push_back({
+        job.id(),
+        OrDash(job.spec().name()),
+        OrDash(job.spec().experiment()),
+        StateName(job.status().state()),
+        OrDash(Truncate(job.status().reason(), kReasonWidth)),
+        absl::StrCat(std::max(job.spec().node_count(), 1), "x",
+                     std::max(job.spec().process_count_per_node(), 1)),
+        job.has_create_time() ? FormatAge(now - ToTime(job.create_time())) : "-",
+    });
+  }
+  return FormatTable(rows);
+}
+
+std::string FormatMib(int64_t mib) {
+  if (mib != 0 && mib % (1024 * 1024) == 0) return absl::StrCat(mib / (1024 * 1024), "Ti");
+  if (mib != 0 && mib % 1024 == 0) return absl::StrCat(mib / 1024, "Gi");
+  return absl::StrCat(mib, "Mi");
+}
+
+std::string FormatJobDetails(const v1::Job& job, absl::Time now, absl::TimeZone zone) {
+  const v1::JobSpec& spec = job.spec();
+  const v1::JobStatus& status = job.status();
+
+  Section top("job");
+  top.Add("id", job.id());
+  top.Add("name", OrDash(spec.name()));
+  top.Add("experiment", OrDash(spec.experiment()));
+  if (!spec.tags().empty()) top.Add("tags", SortedMap(spec.tags(), ", "));
+
+  Section state("status");
+  state.Add("state", StateName(status.state()));
+  state.Add("reason", OrDash(status.reason()));
+  if (status.cause() != v1::JobStatus::CAUSE_UNSPECIFIED) {
+    state.Add("cause", v1::JobStatus::Cause_Name(status.cause()));
+  }
+  if (!status.message().empty()) state.Add("message", status.message());
+  state.Add("attempt", absl::StrCat(status.attempt()));
+  state.Add("version", absl::StrCat(status.version()));
+
+  Section run("spec");
+  run.Add("entry script", OrDash(spec.entry_script()));
+  run.Add("snapshot", spec.source_snapshot().empty() ? "none" : spec.source_snapshot());
+  run.Add("compute target", OrDash(spec.compute_target()));
+  run.Add("nodes", absl::StrCat(std::max(spec.node_count(), 1), " x ",
+                                std::max(spec.process_count_per_node(), 1),
+                                " processes per node"));
+  run.Add("backend", BackendName(spec.distributed_backend()));
+  run.Add("priority", absl::StrCat(spec.priority()));
+  run.Add("max retries", absl::StrCat(spec.max_retries()));
+  absl::Duration limit = absl::Seconds(spec.max_run_duration().seconds()) +
+                         absl::Nanoseconds(spec.max_run_duration().nanos());
+  run.Add("max run duration",
+          limit == absl::ZeroDuration() ? "no limit" : absl::FormatDuration(limit));
+  if (!spec.idempotency_key().empty()) run.Add("idempotency key", spec.idempotency_key());
+  for (const v1::OutputTarget& output : spec.outputs()) {
+    run.Add("output", absl::StrCat("ds://", output.datastore(), "/", output.path()));
+  }
+
+  Section arguments("arguments");
+  for (int i = 0; i < spec.arguments_size(); ++i) {
+    // Numbered from 0 like the field paths in droverd's errors ("spec.arguments[2]").
+    arguments.Add(absl::StrCat("[", i, "]"), FormatArgument(spec.arguments(i)));
+  }
+
+  const v1::Environment& env = spec.environment();
+  Section environment("environment");
+  environment.Add("image", OrDash(env.image()));
+  environment.Add("use gpu", YesNo(env.use_gpu()));
+  if (!env.pip_packages().empty()) environment.Add("pip", absl::StrJoin(env.pip_packages(), " "));
+  if (!env.conda_packages().empty()) {
+    environment.Add("conda", absl::StrJoin(env.conda_packages(), " "));
+  }
+  if (!env.env().empty()) environment.Add("variables", SortedMap(env.env(), "\n"));
+
+  const v1::Resources& res = spec.resources();
+  Section resources("resources per node");
+  resources.Add("cpus", absl::StrCat(res.cpus()));
+  resources.Add("memory", FormatMib(res.memory_mib()));
+  resources.Add("gpus", absl::StrCat(res.gpus()));
+  resources.Add("shm", FormatMib(res.shm_mib()));
+
+  Section times("times");
+  auto add_time = [&](const char* key, bool has, const google::protobuf::Timestamp& ts) {
+    times.Add(key, has ? TimeWithAge(ts, now, zone) : "-");
+  };
+  add_time("created", job.has_create_time(), job.create_time());
+  add_time("updated", status.has_update_time(), status.update_time());
+  add_time("started", status.has_start_time(), status.start_time());
+  add_time("ended", status.has_end_time(), status.end_time());
+
+  std::string out;
+  top.AppendTo(&out, /*top_level=*/true);
+  for (const Section* section : {&state, &run, &arguments, &environment, &resources, &times}) {
+    section->AppendTo(&out, /*top_level=*/false);
+  }
+  return out;
+}
+
+std::string FormatWatchLine(const v1::Job& job, absl::TimeZone zone) {
+  const v1::JobStatus& status = job.status();
+  std::string line = absl::StrCat(
+      status.has_update_time() ? absl::FormatTime(absl::RFC3339_sec, ToTime(status.update_time()), zone)
+                               : "-",
+      " ", job.id(), " ", StateName(status.state()));
+  if (!status.reason().empty()) absl::StrAppend(&line, " ", status.reason());
+  if (IsTerminal(status.state()) && !status.message().empty()) {
+    absl::StrAppend(&line, " -- ", status.message());
+  }
+  return line;
+}
+
+std::string JobToJson(const v1::Job& job, bool pretty) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = false;
+  options.add_whitespace = pretty;
+  std::string out;
+  // Printing a parsed message cannot fail: every field holds a valid value.
+  (void)google::protobuf::util::MessageToJsonString(job, &out, options);
+  while (!out.empty() && absl::ascii_isspace(static_cast<unsigned char>(out.back()))) out.pop_back();
+  return out;
+}
+
+}  // namespace drover::cli

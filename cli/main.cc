@@ -1,0 +1,30 @@
+// drover: the command-line client. Everything but the process lives in drover_cli
+// (cli/commands.h); this file wires it to the real streams, environment, clock and gRPC.
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "cli/commands.h"
+#include "cli/grpc_job_client.h"
+
+int main(int argc, char** argv) {
+  drover::cli::CliContext ctx;
+  ctx.out = &std::cout;
+  ctx.err = &std::cerr;
+  ctx.in = &std::cin;
+  ctx.getenv = [](absl::string_view name) -> std::optional<std::string> {
+    const char* value = std::getenv(std::string(name).c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+  ctx.connect = drover::cli::ConnectGrpc;
+  ctx.now = [] { return absl::Now(); };
+  ctx.sleep = [](absl::Duration d) { absl::SleepFor(d); };
+  ctx.new_idempotency_key = drover::cli::RandomIdempotencyKey;
+  ctx.zone = absl::LocalTimeZone();
+  std::vector<std::string> args(argv + 1, argv + argc);
+  return drover::cli::RunDrover(args, ctx);
+}

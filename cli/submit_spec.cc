@@ -1,0 +1,338 @@
+#include "cli/submit_spec.h"
+
+#include <limits>
+#include <utility>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/status_macros.h"
+
+namespace drover::cli {
+namespace {
+
+constexpr absl::string_view kDataPrefix = "ds://";
+
+absl::Status BadArgument(absl::string_view text, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "argument '", text, "': ", problem,
+      "; write ds://DATASTORE/PATH[?mode=mount|download|upload][&rw=true], or \\ds://... "
+      "for the literal text"));
+}
+
+absl::StatusOr<v1::DataReference> ParseDataReference(absl::string_view text) {
+  absl::string_view rest = text.substr(kDataPrefix.size());
+  absl::string_view query;
+  if (size_t q = rest.find('?'); q != absl::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  v1::DataReference ref;
+  size_t slash = rest.find('/');
+  ref.set_datastore(std::string(rest.substr(0, slash)));
+  if (slash != absl::string_view::npos) ref.set_path(std::string(rest.substr(slash + 1)));
+  if (ref.datastore().empty()) return BadArgument(text, "no datastore name");
+  bool mode_set = false;
+  for (absl::string_view option : absl::StrSplit(query, '&', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(option, absl::MaxSplits('=', 1));
+    std::string key = absl::AsciiStrToLower(kv.first);
+    std::string value = absl::AsciiStrToLower(kv.second);
+    if (key == "mode") {
+      if (value == "mount") {
+        ref.set_mode(v1::DataReference::MOUNT);
+      } else if (value == "download") {
+        ref.set_mode(v1::DataReference::DOWNLOAD);
+      } else if (value == "upload") {
+        ref.set_mode(v1::DataReference::UPLOAD);
+      } else {
+        return BadArgument(text, absl::StrCat("mode '", kv.second, "' is not one of mount, download, upload"));
+      }
+      mode_set = true;
+    } else if (key == "rw") {
+      if (value.empty() || value == "true" || value == "1" || value == "yes") {
+        ref.set_read_write(true);
+      } else if (value == "false" || value == "0" || value == "no") {
+        ref.set_read_write(false);
+      } else {
+        return BadArgument(text, absl::StrCat("rw '", kv.second, "' is not true or false"));
+      }
+    } else {
+      return BadArgument(text, absl::StrCat("unknown option '", kv.first, "'"));
+    }
+  }
+  if (!mode_set) ref.set_mode(v1::DataReference::MOUNT);
+  if (ref.read_write() && ref.mode() != v1::DataReference::MOUNT) {
+    return BadArgument(text, "rw=true applies to mode=mount only");
+  }
+  return ref;
+}
+
+// "KEY=VALUE" split at the first '='; `value` is nullopt without one.
+std::pair<std::string, std::optional<std::string>> SplitAssignment(absl::string_view text) {
+  size_t eq = text.find('=');
+  if (eq == absl::string_view::npos) return {std::string(text), std::nullopt};
+  return {std::string(text.substr(0, eq)), std::string(text.substr(eq + 1))};
+}
+
+// Registers an int32 flag: FlagSet::Int parses int64, and a silent wrap-around would turn
+// --nodes 4294967297 into 1.
+void Int32Flag(FlagSet* flags, absl::string_view name, int32_t* target, std::string help) {
+  flags->Custom(
+      name,
+      [target, name = std::string(name)](absl::string_view v) -> absl::Status {
+        int64_t value = 0;
+        if (!absl::SimpleAtoi(v, &value)) {
+          return absl::InvalidArgumentError(absl::StrCat("--", name, ": '", v, "' is not a whole number"));
+        }
+        if (value < std::numeric_limits<int32_t>::min() || value > std::numeric_limits<int32_t>::max()) {
+          return absl::InvalidArgumentError(absl::StrCat("--", name, ": ", v, " is far out of range"));
+        }
+        *target = static_cast<int32_t>(value);
+        return absl::OkStatus();
+      },
+      std::move(help), "N");
+}
+
+void SizeFlag(FlagSet* flags, absl::string_view name, int64_t* target, std::string help) {
+  flags->Custom(
+      name, [target](absl::string_view v) { return ParseMib(v, target); }, std::move(help),
+      "SIZE");
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Argument> ParseArgument(absl::string_view text) {
+  v1::Argument argument;
+  if (absl::StartsWith(text, kDataPrefix)) {
+    DROVER_ASSIGN_OR_RETURN(*argument.mutable_data(), ParseDataReference(text));
+    return argument;
+  }
+  // `\ds://x` is the literal `ds://x`; `\\ds://x` the literal `\ds://x`, and so on.
+  absl::string_view unescaped = text;
+  while (absl::ConsumePrefix(&unescaped, "\\")) {
+  }
+  if (unescaped.size() < text.size() && absl::StartsWith(unescaped, kDataPrefix)) {
+    argument.set_value(std::string(text.substr(1)));
+  } else {
+    argument.set_value(std::string(text));
+  }
+  return argument;
+}
+
+std::string FormatArgument(const v1::Argument& argument) {
+  if (!argument.has_data()) {
+    absl::string_view value = argument.value();
+    absl::string_view unescaped = value;
+    while (absl::ConsumePrefix(&unescaped, "\\")) {
+    }
+    if (absl::StartsWith(unescaped, kDataPrefix)) return absl::StrCat("\\", value);
+    return std::string(value);
+  }
+  const v1::DataReference& ref = argument.data();
+  std::string out = absl::StrCat(kDataPrefix, ref.datastore());
+  if (!ref.path().empty()) absl::StrAppend(&out, "/", ref.path());
+  std::vector<std::string> options;
+  if (ref.mode() == v1::DataReference::DOWNLOAD) options.push_back("mode=download");
+  if (ref.mode() == v1::DataReference::UPLOAD) options.push_back("mode=upload");
+  if (ref.read_write()) options.push_back("rw=true");
+  if (!options.empty()) absl::StrAppend(&out, "?", absl::StrJoin(options, "&"));
+  return out;
+}
+
+absl::StatusOr<v1::JobSpec> ParseJobSpecJson(absl::string_view json) {
+  google::protobuf::util::JsonParseOptions options;
+  options.case_insensitive_enum_parsing = true;
+  v1::JobSpec spec;
+  auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), &spec, options);
+  if (!status.ok()) {
+    std::string message(status.message().data(), status.message().size());
+    return absl::InvalidArgumentError(message);
+  }
+  return spec;
+}
+
+absl::StatusOr<absl::Duration> ParseRunDuration(absl::string_view text) {
+  absl::Duration duration;
+  if (text == "0") return absl::ZeroDuration();
+  double days = 0;
+  absl::string_view number = text;
+  if (absl::ConsumeSuffix(&number, "d") && absl::SimpleAtod(number, &days)) {
+    duration = absl::Hours(24) * days;
+  } else if (!absl::ParseDuration(text, &duration)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "' is not a duration; write for example 90m, 2h, 1h30m or 3d"));
+  }
+  if (duration < absl::ZeroDuration() || duration == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "' is not a positive duration; write for example 90m or 2h"));
+  }
+  return duration;
+}
+
+void SubmitSpecFlags::Register(FlagSet* flags) {
+  flags->String("file,f", &file_,
+                "Read the job spec from FILE (protobuf JSON form of JobSpec; '-' is stdin); "
+                "flags override its fields",
+                "FILE");
+  flags->String("name", &name_, "Job name: letters, digits, '.', '_', '-'", "NAME");
+  flags->String("experiment", &experiment_, "Experiment the job belongs to (default \"default\")",
+                "NAME");
+  flags->Repeated("tag", &tags_, "Label the job", "KEY=VALUE");
+  flags->String("target", &target_, "Compute target (pool of nodes) to run on", "NAME");
+  flags->String("image", &image_, "OCI image to run in, or 'host' (default host)", "IMAGE");
+  flags->Repeated("pip", &pip_, "Install a pip requirement, e.g. torch==2.1.0", "PKG");
+  flags->Repeated("conda", &conda_, "Install a conda package", "PKG");
+  flags->Repeated("env", &env_,
+                  "Set an environment variable of the job; NAME alone copies it from here",
+                  "NAME=VALUE");
+  flags->Bool("gpu", &gpu_, "The job uses GPUs (sets use_gpu; --gpus defaults to 1)");
+  Int32Flag(flags, "nodes", &nodes_, "Number of nodes, 1-1024 (default 1)");
+  Int32Flag(flags, "processes-per-node", &processes_per_node_,
+            "Processes per node, 1-256 (default 1)");
+  flags->Custom(
+      "backend",
+      [this](absl::string_view v) -> absl::Status {
+        std::string lower = absl::AsciiStrToLower(v);
+        if (lower == "none") {
+          backend_ = v1::JobSpec::NONE;
+        } else if (lower == "mpi") {
+          backend_ = v1::JobSpec::MPI;
+        } else if (lower == "pytorch") {
+          backend_ = v1::JobSpec::PYTORCH;
+        } else {
+          return absl::InvalidArgumentError(
+              absl::StrCat("'", v, "' is not a backend; use none, mpi or pytorch"));
+        }
+        return absl::OkStatus();
+      },
+      "Distributed backend: none, mpi or pytorch (default none)", "NAME");
+  flags->Double("cpus", &cpus_, "CPU cores per node, fractions allowed (default 1)");
+  SizeFlag(flags, "memory", &memory_mib_, "Memory per node: 512Mi, 16Gi, ... (default 1Gi)");
+  Int32Flag(flags, "gpus", &gpus_, "GPUs per node, 0-64 (needs --gpu)");
+  SizeFlag(flags, "shm", &shm_mib_, "Size of /dev/shm: 512Mi, 8Gi, ... (default 1Gi)");
+  flags->Custom(
+      "max-run-duration",
+      [this](absl::string_view v) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(max_run_duration_, ParseRunDuration(v));
+        return absl::OkStatus();
+      },
+      "Stop the job after it ran this long: 90m, 2h, 3d; 0 is no limit", "DURATION");
+  Int32Flag(flags, "priority", &priority_, "Priority, -1000 to 1000; higher runs first (default 0)");
+  Int32Flag(flags, "max-retries", &max_retries_, "Retry a failed attempt up to N times (default 0)");
+  flags->String("snapshot", &snapshot_, "Source snapshot digest to run from", "sha256:HEX");
+  flags->String("idempotency-key", &idempotency_key_,
+                "Resubmitting with the same key returns the first job (default: a random key, "
+                "so retries of this submit never create a second job)",
+                "KEY");
+}
+
+absl::StatusOr<v1::JobSpec> SubmitSpecFlags::Build(const FlagSet& flags,
+                                                   const std::vector<std::string>& positional,
+                                                   const FileReader& read_file,
+                                                   const EnvLookup& getenv) const {
+  v1::JobSpec spec;
+  if (!file_.empty()) {
+    absl::StatusOr<std::string> text = read_file(file_);
+    if (!text.ok()) return text.status();
+    absl::StatusOr<v1::JobSpec> parsed = ParseJobSpecJson(*text);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "job spec file '", file_, "': ", absl::StripAsciiWhitespace(parsed.status().message()),
+          "; it must hold a JobSpec in protobuf JSON form (see docs/cli.md)"));
+    }
+    spec = *std::move(parsed);
+  }
+
+  if (flags.WasSet("name")) spec.set_name(name_);
+  if (flags.WasSet("experiment")) spec.set_experiment(experiment_);
+  for (const std::string& tag : tags_) {
+    auto [key, value] = SplitAssignment(tag);
+    if (key.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tag: '", tag, "' has no key; write KEY=VALUE"));
+    }
+    (*spec.mutable_tags())[key] = value.value_or("");
+  }
+  if (flags.WasSet("target")) spec.set_compute_target(target_);
+  v1::Environment* environment = spec.mutable_environment();
+  if (flags.WasSet("image")) environment->set_image(image_);
+  if (!pip_.empty()) {
+    environment->clear_pip_packages();
+    for (const std::string& p : pip_) environment->add_pip_packages(p);
+  }
+  if (!conda_.empty()) {
+    environment->clear_conda_packages();
+    for (const std::string& p : conda_) environment->add_conda_packages(p);
+  }
+  for (const std::string& assignment : env_) {
+    auto [name, value] = SplitAssignment(assignment);
+    if (name.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--env: '", assignment, "' has no name; write NAME=VALUE"));
+    }
+    if (!value.has_value()) {
+      value = getenv(name);
+      if (!value.has_value()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--env: ", name, " is not set in this shell; write ", name, "=VALUE"));
+      }
+    }
+    (*environment->mutable_env())[name] = *value;
+  }
+  if (flags.WasSet("gpu")) environment->set_use_gpu(gpu_);
+  if (spec.environment().ByteSizeLong() == 0) {
+    spec.clear_environment();
+  }
+
+  if (flags.WasSet("nodes")) spec.set_node_count(nodes_);
+  if (flags.WasSet("processes-per-node")) spec.set_process_count_per_node(processes_per_node_);
+  if (flags.WasSet("backend")) spec.set_distributed_backend(backend_);
+  v1::Resources* resources = spec.mutable_resources();
+  if (flags.WasSet("cpus")) resources->set_cpus(cpus_);
+  if (flags.WasSet("memory")) resources->set_memory_mib(memory_mib_);
+  if (flags.WasSet("gpus")) resources->set_gpus(gpus_);
+  if (flags.WasSet("shm")) resources->set_shm_mib(shm_mib_);
+  if (spec.resources().ByteSizeLong() == 0) spec.clear_resources();
+  if (flags.WasSet("max-run-duration")) {
+    if (max_run_duration_ == absl::ZeroDuration()) {
+      spec.clear_max_run_duration();
+    } else {
+      absl::Duration rem;
+      int64_t seconds = absl::IDivDuration(max_run_duration_, absl::Seconds(1), &rem);
+      spec.mutable_max_run_duration()->set_seconds(seconds);
+      spec.mutable_max_run_duration()->set_nanos(
+          static_cast<int32_t>(absl::ToInt64Nanoseconds(rem)));
+    }
+  }
+  if (flags.WasSet("priority")) spec.set_priority(priority_);
+  if (flags.WasSet("max-retries")) spec.set_max_retries(max_retries_);
+  if (flags.WasSet("snapshot")) spec.set_source_snapshot(snapshot_);
+  if (flags.WasSet("idempotency-key")) spec.set_idempotency_key(idempotency_key_);
+
+  if (!positional.empty()) {
+    spec.set_entry_script(positional[0]);
+    spec.clear_arguments();
+    for (size_t i = 1; i < positional.size(); ++i) {
+      DROVER_ASSIGN_OR_RETURN(*spec.add_arguments(), ParseArgument(positional[i]));
+    }
+  }
+  if (spec.entry_script().empty()) {
+    return absl::InvalidArgumentError(
+        file_.empty()
+            ? "no entry script; name it after the flags: drover submit [flags] SCRIPT [ARGS...]"
+            : absl::StrCat("no entry script: '", file_,
+                           "' sets no entry_script; name it after the flags: drover submit "
+                           "[flags] SCRIPT [ARGS...]"));
+  }
+  return spec;
+}
+
+}  // namespace drover::cli

@@ -1,0 +1,130 @@
+// ParseArgument, ParseJobSpecJson and ParseRunDuration: the pieces of `drover submit` that
+// turn text into a JobSpec.
+#include "cli/submit_spec.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace drover::cli {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ParseArgumentTest, PlainTextIsALiteralValue) {
+  absl::StatusOr<v1::Argument> arg = ParseArgument("--lr=0.1");
+  ASSERT_TRUE(arg.ok());
+  EXPECT_EQ(arg->value(), "--lr=0.1");
+}
+
+TEST(ParseArgumentTest, DataReferenceDefaultsToReadOnlyMount) {
+  absl::StatusOr<v1::Argument> arg = ParseArgument("ds://imagenet/train/part-1");
+  ASSERT_TRUE(arg.ok()) << arg.status();
+  ASSERT_TRUE(arg->has_data());
+  EXPECT_EQ(arg->data().datastore(), "imagenet");
+  EXPECT_EQ(arg->data().path(), "train/part-1");
+  EXPECT_EQ(arg->data().mode(), v1::DataReference::MOUNT);
+  EXPECT_FALSE(arg->data().read_write());
+}
+
+TEST(ParseArgumentTest, DataReferenceWithoutPathIsTheDatastoreRoot) {
+  absl::StatusOr<v1::Argument> arg = ParseArgument("ds://scratch");
+  ASSERT_TRUE(arg.ok()) << arg.status();
+  EXPECT_EQ(arg->data().datastore(), "scratch");
+  EXPECT_EQ(arg->data().path(), "");
+}
+
+TEST(ParseArgumentTest, QueryChoosesModeAndReadWrite) {
+  absl::StatusOr<v1::Argument> download = ParseArgument("ds://d/x?mode=download");
+  ASSERT_TRUE(download.ok());
+  EXPECT_EQ(download->data().mode(), v1::DataReference::DOWNLOAD);
+  EXPECT_EQ(download->data().path(), "x");
+
+  absl::StatusOr<v1::Argument> upload = ParseArgument("ds://results/run1?mode=UPLOAD");
+  ASSERT_TRUE(upload.ok());
+  EXPECT_EQ(upload->data().mode(), v1::DataReference::UPLOAD);
+
+  absl::StatusOr<v1::Argument> rw = ParseArgument("ds://scratch/tmp?mode=mount&rw=true");
+  ASSERT_TRUE(rw.ok());
+  EXPECT_EQ(rw->data().mode(), v1::DataReference::MOUNT);
+  EXPECT_TRUE(rw->data().read_write());
+}
+
+TEST(ParseArgumentTest, BackslashEscapesALiteralDsUrl) {
+  absl::StatusOr<v1::Argument> one = ParseArgument("\\ds://not/a/ref");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->value(), "ds://not/a/ref");
+  absl::StatusOr<v1::Argument> two = ParseArgument("\\\\ds://x");
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(two->value(), "\\ds://x");
+  // A backslash before anything else stays.
+  absl::StatusOr<v1::Argument> other = ParseArgument("\\n");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->value(), "\\n");
+}
+
+TEST(ParseArgumentTest, RejectsBadReferencesNamingTheArgument) {
+  for (const char* bad : {"ds://", "ds:///path", "ds://d/x?mode=stream", "ds://d/x?ro=1",
+                          "ds://d/x?mode=download&rw=true", "ds://d/x?rw=maybe"}) {
+    absl::StatusOr<v1::Argument> arg = ParseArgument(bad);
+    ASSERT_FALSE(arg.ok()) << bad;
+    EXPECT_EQ(arg.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(arg.status().message(), HasSubstr(bad));
+    EXPECT_THAT(arg.status().message(), HasSubstr("ds://DATASTORE/PATH"));
+  }
+}
+
+TEST(FormatArgumentTest, RoundTripsThroughParseArgument) {
+  for (const char* text : {"plain", "ds://d", "ds://d/a/b", "ds://d/x?mode=download",
+                           "ds://d/x?mode=upload", "ds://d/x?rw=true", "\\ds://lit",
+                           "\\\\ds://lit", "\\other"}) {
+    absl::StatusOr<v1::Argument> arg = ParseArgument(text);
+    ASSERT_TRUE(arg.ok()) << text;
+    EXPECT_EQ(FormatArgument(*arg), text);
+  }
+}
+
+TEST(ParseJobSpecJsonTest, AcceptsProtoAndJsonNamesAndLowercaseEnums) {
+  absl::StatusOr<v1::JobSpec> spec = ParseJobSpecJson(R"({
+    "entry_script": "train.py",
+    "nodeCount": 2,
+    "process_count_per_node": 4,
+    "distributed_backend": "pytorch",
+    "environment": {"use_gpu": true, "pipPackages": ["torch==2.1.0"]},
+    "resources": {"memory_mib": "16384"},
+    "arguments": [{"value": "--lr"}, {"data": {"datastore": "d", "mode": "download"}}],
+    "max_run_duration": "7200s"
+  })");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->entry_script(), "train.py");
+  EXPECT_EQ(spec->node_count(), 2);
+  EXPECT_EQ(spec->process_count_per_node(), 4);
+  EXPECT_EQ(spec->distributed_backend(), v1::JobSpec::PYTORCH);
+  EXPECT_TRUE(spec->environment().use_gpu());
+  EXPECT_EQ(spec->environment().pip_packages(0), "torch==2.1.0");
+  EXPECT_EQ(spec->resources().memory_mib(), 16384);
+  EXPECT_EQ(spec->arguments(1).data().mode(), v1::DataReference::DOWNLOAD);
+  EXPECT_EQ(spec->max_run_duration().seconds(), 7200);
+}
+
+TEST(ParseJobSpecJsonTest, RejectsUnknownFieldsAndBadEnums) {
+  EXPECT_FALSE(ParseJobSpecJson(R"({"entry_scrip": "x"})").ok());
+  EXPECT_FALSE(ParseJobSpecJson(R"({"distributed_backend": "horovod"})").ok());
+  EXPECT_FALSE(ParseJobSpecJson("not json").ok());
+}
+
+TEST(ParseRunDurationTest, AcceptsCommonSpellings) {
+  EXPECT_EQ(*ParseRunDuration("2h"), absl::Hours(2));
+  EXPECT_EQ(*ParseRunDuration("90m"), absl::Minutes(90));
+  EXPECT_EQ(*ParseRunDuration("1h30m"), absl::Minutes(90));
+  EXPECT_EQ(*ParseRunDuration("3d"), absl::Hours(72));
+  EXPECT_EQ(*ParseRunDuration("0"), absl::ZeroDuration());
+}
+
+TEST(ParseRunDurationTest, RejectsNegativeAndUnreadable) {
+  for (const char* bad : {"-1h", "soon", "2 hours", "", "inf"}) {
+    EXPECT_FALSE(ParseRunDuration(bad).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace drover::cli
