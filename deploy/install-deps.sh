@@ -6,11 +6,12 @@ set -euo pipefail
 build_pkgs=(
   cmake ninja-build g++ pkg-config
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libsystemd-dev
+  libabsl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libsystemd-dev libssl-dev
 )
-# Used by the tests (crash test checks the database with the sqlite3 shell).
+# Used at run time by drover-agent and by the tests: runc runs the containers, umoci and
+# skopeo make and move OCI images, the sqlite3 shell checks databases in the crash tests.
 test_pkgs=(
-  sqlite3 python3 procps
+  sqlite3 python3 procps runc umoci skopeo
 )
 
 pkgs=("${build_pkgs[@]}")
