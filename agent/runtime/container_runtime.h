@@ -1,0 +1,109 @@
+// ContainerRuntime: how drover-agent runs a job's processes in a container. RuncRuntime is
+// the implementation (the only code that knows runc); tests of the agent's logic use a fake.
+//
+// One container per attempt per node. Its PID 1 is `drover-init` (agent/launcher), which
+// starts the node's ranks, writes each one's stdout/stderr and exit status to files in the
+// job folder's logs/, reaps, and stops the other ranks when one fails. The runtime knows
+// nothing of ranks: it creates, starts, signals, watches and deletes containers.
+//
+// Threads: methods may block for as long as runc takes (tens of ms); the agent calls them
+// off its event loop. Implementations are thread-safe for different container ids.
+#ifndef DROVER_AGENT_RUNTIME_CONTAINER_RUNTIME_H_
+#define DROVER_AGENT_RUNTIME_CONTAINER_RUNTIME_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace drover::agent {
+
+struct BindMount {
+  std::string source;       // path on the node
+  std::string destination;  // path in the container
+  bool read_only = true;
+};
+
+struct ContainerSpec {
+  // Unique on the node, [A-Za-z0-9_.-]; the agent uses "drover-<job>-<epoch>".
+  std::string id;
+  // Folder the runtime owns for this container (config.json, rootfs, overlay dirs); it
+  // must exist and be empty. Delete() removes what the runtime put there.
+  std::string bundle_dir;
+
+  // Root filesystem. Empty `image_rootfs`: the node's own OS, read-only (host `/usr`, `/etc`
+  // and the usual `bin lib lib64 sbin` links, tmpfs on `/tmp /run /var /root`). Otherwise an
+  // unpacked image root, shared read-only between containers, under a per-container
+  // copy-on-write overlay (upper/work dirs in bundle_dir).
+  std::string image_rootfs;
+
+  // The job folder on the node, mounted read-write at `/job` and the working directory
+  // (`code/`, `outputs/`, `logs/` live in it).
+  std::string job_dir;
+  std::string cwd = "/job/code";
+  // argv of PID 1 and its environment ("KEY=VALUE").
+  std::vector<std::string> args;
+  std::vector<std::string> env;
+  std::vector<BindMount> mounts;
+
+  std::string hostname;
+  // Network namespace to join (for example /var/run/netns/NAME); empty: the node's own.
+  std::string netns_path;
+
+  // Limits (cgroup): CPU cores (fractions allowed; 0: none), memory in MiB (0: none),
+  // processes, and the size of /dev/shm in MiB.
+  double cpus = 0;
+  int64_t memory_mib = 0;
+  int64_t pids_limit = 4096;
+  int64_t shm_mib = 64;
+  // Device nodes to add (GPUs), for example "/dev/nvidia0".
+  std::vector<std::string> devices;
+};
+
+// How a container's PID 1 ended.
+struct ContainerExit {
+  int exit_code = -1;  // -1 when a signal ended it
+  int signal = 0;
+  bool oom_killed = false;  // the container's memory cgroup recorded an OOM kill
+};
+
+// A container the runtime finds on the node (for recovery after an agent restart).
+struct ContainerInfo {
+  std::string id;
+  pid_t pid = 0;       // PID 1 of the container on the node, 0 when stopped
+  bool running = false;
+  std::string bundle_dir;
+};
+
+class ContainerRuntime {
+ public:
+  virtual ~ContainerRuntime() = default;
+
+  // Writes the OCI config from `spec` and creates the container (its PID 1 exists but has
+  // not run `args` yet). Errors: INVALID_ARGUMENT (bad spec), ALREADY_EXISTS (id in use),
+  // UNAVAILABLE (runc failed; the message has runc's error).
+  virtual absl::Status Create(const ContainerSpec& spec) = 0;
+  // Runs PID 1's program. Errors: NOT_FOUND, UNAVAILABLE.
+  virtual absl::Status Start(absl::string_view id) = 0;
+  // PID 1's process id on the node, for watching its exit (pidfd) without polling runc.
+  virtual absl::StatusOr<pid_t> Pid(absl::string_view id) = 0;
+  // Sends `signal` to PID 1, or with `all` to every process of the container.
+  virtual absl::Status Signal(absl::string_view id, int signal, bool all) = 0;
+  // Blocks until PID 1 exited (at most `timeout_ms`, -1 forever) and returns how.
+  // DEADLINE_EXCEEDED on timeout.
+  virtual absl::StatusOr<ContainerExit> Wait(absl::string_view id, int timeout_ms) = 0;
+  // Kills what still runs, deletes the container, its cgroup and overlay mounts, and
+  // empties bundle_dir. NOT_FOUND is not an error (already gone). Idempotent.
+  virtual absl::Status Delete(absl::string_view id) = 0;
+  // Every container this runtime created on the node (by its runc root), running or not.
+  virtual absl::StatusOr<std::vector<ContainerInfo>> List() = 0;
+};
+
+}  // namespace drover::agent
+
+#endif  // DROVER_AGENT_RUNTIME_CONTAINER_RUNTIME_H_
