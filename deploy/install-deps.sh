@@ -11,7 +11,7 @@ build_pkgs=(
 # Used at run time by drover-agent and by the tests: runc runs the containers, umoci and
 # skopeo make and move OCI images, the sqlite3 shell checks databases in the crash tests.
 test_pkgs=(
-  sqlite3 python3 procps runc umoci skopeo
+  sqlite3 python3 procps runc umoci skopeo busybox-static
 )
 
 pkgs=("${build_pkgs[@]}")
