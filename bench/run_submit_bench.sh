@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Runs the submit benchmark of issue 2 against a droverd of its own and prints the figures
+# next to the cost of one durable write on the same disk, measured in the same run (the
+# machines are shared and noisy; ratios travel better than absolute numbers).
+#
+#   bench/run_submit_bench.sh BUILD_DIR [--duration 10s] [--warmup 1s] [--clients "1 64"]
+#                                       [--state-root DIR] [--out DIR]
+#
+# BUILD_DIR is a configured and built tree (for figures worth recording, RelWithDebInfo:
+# `cmake --preset release && cmake --build build/release --target droverd drover-bench`);
+# this script builds nothing. The state folder is created under --state-root (default
+# /var/tmp), which must be a real disk: on tmpfs fsync costs nothing and the figures mean
+# nothing. With --out, the JSON of every measurement is kept there.
+set -euo pipefail
+
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+
+[[ $# -ge 1 ]] || usage
+[[ "$1" == "-h" || "$1" == "--help" ]] && usage
+build_dir=$1; shift
+duration=10s
+warmup=1s
+client_counts="1 64"
+state_root=${TMPDIR_BENCH:-/var/tmp}
+out_dir=
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --duration) duration=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --clients) client_counts=$2; shift 2 ;;
+    --state-root) state_root=$2; shift 2 ;;
+    --out) out_dir=$2; shift 2 ;;
+    *) echo "run_submit_bench.sh: unknown argument '$1'; see --help" >&2; exit 2 ;;
+  esac
+done
+
+droverd=$build_dir/server/droverd
+bench=$build_dir/bench/drover-bench
+for program in "$droverd" "$bench"; do
+  if [[ ! -x $program ]]; then
+    echo "run_submit_bench.sh: $program is missing; build the droverd and drover-bench targets in $build_dir first" >&2
+    exit 2
+  fi
+done
+fs_type=$(stat -f -c %T "$state_root")
+if [[ $fs_type == tmpfs || $fs_type == ramfs ]]; then
+  echo "run_submit_bench.sh: $state_root is $fs_type, where fsync is free; pass --state-root on a real disk" >&2
+  exit 2
+fi
+
+state_dir=$(mktemp -d "$state_root/drover-bench-XXXXXX")
+work=${out_dir:-$state_dir/results}
+mkdir -p "$work"
+droverd_pid=
+cleanup() {
+  if [[ -n $droverd_pid ]] && kill -0 "$droverd_pid" 2>/dev/null; then
+    kill -TERM "$droverd_pid" 2>/dev/null || true
+    wait "$droverd_pid" 2>/dev/null || true
+  fi
+  rm -rf "$state_dir"
+}
+trap cleanup EXIT
+
+# Microseconds of CPU droverd has used so far (user + system, from /proc).
+droverd_cpu_us() {
+  local ticks
+  ticks=$(awk '{print $14 + $15}' "/proc/$droverd_pid/stat")
+  echo $((ticks * 1000000 / $(getconf CLK_TCK)))
+}
+
+echo "== machine"
+echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "cpus:    $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+echo "kernel:  $(uname -r)"
+echo "build:   $(grep -E '^CMAKE_BUILD_TYPE' "$build_dir/CMakeCache.txt" | cut -d= -f2) in $build_dir"
+echo "disk:    $(df -h --output=source,fstype,size,used "$state_dir" | tail -1 | tr -s ' ') ($fs_type)"
+echo "state:   $state_dir"
+
+echo
+echo "== baseline: one durable 4 KiB write on that disk"
+"$bench" fsync --dir "$state_dir" --count 500 | tail -n +2
+"$bench" fsync --dir "$state_dir" --count 500 --output json > "$work/fsync-before.json"
+
+"$droverd" --listen 127.0.0.1:0 --state-dir "$state_dir" --address-file "$state_dir/address" \
+  --log-level warning 2> "$state_dir/droverd.log" &
+droverd_pid=$!
+for _ in $(seq 300); do
+  [[ -s $state_dir/address ]] && break
+  if ! kill -0 "$droverd_pid" 2>/dev/null; then
+    echo "run_submit_bench.sh: droverd exited during start-up:" >&2
+    cat "$state_dir/droverd.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+address=$(cat "$state_dir/address")
+[[ -n $address ]] || { echo "run_submit_bench.sh: droverd did not listen within 30s" >&2; exit 1; }
+echo
+echo "== droverd $address (pid $droverd_pid, --log-level warning)"
+
+for clients in $client_counts; do
+  echo
+  echo "== $bench submit --server $address --clients $clients --duration $duration --warmup $warmup"
+  cpu_before=$(droverd_cpu_us)
+  "$bench" submit --server "$address" --clients "$clients" --duration "$duration" \
+    --warmup "$warmup" --output json > "$work/submit-$clients.json"
+  cpu_after=$(droverd_cpu_us)
+  echo "{\"droverd_cpu_s\": $(( (cpu_after - cpu_before) / 1000 ))e-3}" > "$work/droverd-cpu-$clients.json"
+done
+
+"$bench" fsync --dir "$state_dir" --count 500 --output json > "$work/fsync-after.json"
+
+echo
+echo "== results"
+python3 - "$work" "$client_counts" <<'PY'
+import json, sys, os
+work, counts = sys.argv[1], sys.argv[2].split()
+load = lambda name: json.load(open(os.path.join(work, name)))
+before, after = load("fsync-before.json"), load("fsync-after.json")
+# The baseline is a write inside the file, as a WAL reused after a checkpoint mostly gets
+# (the stricter of the two), averaged over the measurements before and after the runs.
+fsync_ms = (before["overwrite"]["p50_ms"] + after["overwrite"]["p50_ms"]) / 2
+print(f"fsync baseline (p50 of a 4 KiB write + fdatasync inside the file): {fsync_ms:.3f} ms")
+print(f"  before the runs: overwrite p50 {before['overwrite']['p50_ms']:.3f}, "
+      f"append p50 {before['append']['p50_ms']:.3f} ms; after: overwrite p50 "
+      f"{after['overwrite']['p50_ms']:.3f}, append p50 {after['append']['p50_ms']:.3f} ms")
+print(f"{'clients':>7} {'jobs/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+      f"{'jobs/fsync':>10} {'p50-fsync':>9} {'droverd cpu/job':>15} {'bench cpu/job':>13} errors")
+for c in counts:
+    r = load(f"submit-{c}.json")
+    cpu = load(f"droverd-cpu-{c}.json")["droverd_cpu_s"]
+    # droverd's CPU was read around the whole run (warm-up included): spread it over every
+    # job acknowledged in the run.
+    jobs = max(r["acknowledged_total"], 1)
+    lat = r["latency"]
+    errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "none"
+    print(f"{c:>7} {r['jobs_per_s']:>9.1f} {lat['p50_ms']:>8.3f} {lat['p90_ms']:>8.3f} "
+          f"{lat['p99_ms']:>8.3f} {lat['max_ms']:>8.3f} {r['jobs_per_s'] * fsync_ms / 1000:>10.2f} "
+          f"{lat['p50_ms'] - fsync_ms:>9.3f} {cpu / jobs * 1e6:>12.1f} us "
+          f"{r['client_cpu_s'] / max(r['acknowledged'], 1) * 1e6:>10.1f} us {errors}")
+print()
+print("goals (issue 2):")
+for c in counts:
+    r = load(f"submit-{c}.json")
+    lat = r["latency"]
+    if c == "1":
+        ok = lat["p50_ms"] < 1.0 + fsync_ms
+        print(f"  1 client:   p50 {lat['p50_ms']:.3f} ms < 1 ms + one fsync ({1 + fsync_ms:.3f} ms): "
+              f"{'met' if ok else 'NOT met'}")
+    if c == "64":
+        ok_rate, ok_p99 = r["jobs_per_s"] >= 5000, lat["p99_ms"] < 20
+        print(f"  64 clients: {r['jobs_per_s']:.0f} jobs/s >= 5000: {'met' if ok_rate else 'NOT met'}; "
+              f"p99 {lat['p99_ms']:.3f} ms < 20 ms: {'met' if ok_p99 else 'NOT met'}")
+PY
+if [[ -n $out_dir ]]; then echo; echo "JSON results kept in $out_dir"; fi
