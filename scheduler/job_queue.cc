@@ -1,5 +1,7 @@
 #include "scheduler/job_queue.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/job_id.h"
 #include "scheduler/job_state.h"
@@ -28,15 +30,27 @@ void JobQueue::Update(const v1::Job& job) {
   if (job.status().state() == v1::JobStatus::QUEUED) order_.emplace(KeyOf(job), job.id());
 }
 
+void JobQueue::Reset(const v1::Job& job) {
+  auto it = jobs_.find(job.id());
+  if (it != jobs_.end()) {
+    if (it->second.status().state() == v1::JobStatus::QUEUED) order_.erase(KeyOf(it->second));
+    jobs_.erase(it);
+  }
+  Update(job);
+}
+
 const v1::Job* JobQueue::Find(absl::string_view job_id) const {
   auto it = jobs_.find(job_id);
   return it == jobs_.end() ? nullptr : &it->second;
 }
 
-std::vector<std::string> JobQueue::QueuedInOrder() const {
+std::vector<std::string> JobQueue::QueuedInOrder(size_t limit) const {
   std::vector<std::string> ids;
-  ids.reserve(order_.size());
-  for (const auto& [key, id] : order_) ids.push_back(id);
+  ids.reserve(std::min(limit, order_.size()));
+  for (const auto& [key, id] : order_) {
+    if (ids.size() == limit) break;
+    ids.push_back(id);
+  }
   return ids;
 }
 

@@ -22,11 +22,15 @@ class JobQueue {
   // state is forgotten. Ignores a status older than the one held (by version).
   void Update(const v1::Job& job);
 
+  // Records `job` as it now stands even if it is older than the one held (after a failed
+  // write, to go back to what the store holds).
+  void Reset(const v1::Job& job);
+
   // The job as last recorded, or nullptr when it is finished or unknown.
   const v1::Job* Find(absl::string_view job_id) const;
 
-  // Ids of QUEUED jobs in placement order.
-  std::vector<std::string> QueuedInOrder() const;
+  // Ids of QUEUED jobs in placement order, at most `limit` of them.
+  std::vector<std::string> QueuedInOrder(size_t limit = SIZE_MAX) const;
 
   size_t unfinished_count() const { return jobs_.size(); }
   size_t queued_count() const { return order_.size(); }

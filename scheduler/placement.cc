@@ -29,14 +29,18 @@ v1::NodeResources PerNodeDemand(const v1::JobSpec& spec) {
   return need;
 }
 
-PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes) {
+PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
+                               int max_jobs) {
   PlacementRound round;
+  const std::vector<v1::Node> all = nodes.List();
   // Free resources as this round allocates them.
   std::map<std::string, v1::NodeResources> free;
-  for (const v1::Node& node : nodes.List()) {
+  for (const v1::Node& node : all) {
     if (nodes.TakesWork(node.name())) free[node.name()] = nodes.Free(node.name());
   }
-  for (const std::string& job_id : queue.QueuedInOrder()) {
+  // Nothing can start: leave the queue as it is (its reasons already say why).
+  if (free.empty() && !all.empty()) return round;
+  for (const std::string& job_id : queue.QueuedInOrder(static_cast<size_t>(max_jobs))) {
     const v1::Job* job = queue.Find(job_id);
     const v1::JobSpec& spec = job->spec();
     const v1::ComputeTarget* target = nodes.FindTarget(spec.compute_target());
@@ -53,15 +57,17 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes)
     v1::NodeResources demand = PerNodeDemand(spec);
     std::vector<std::string> candidates;
     int large_enough = 0;
-    for (const v1::Node& node : nodes.List()) {
+    int in_target = 0;
+    for (const v1::Node& node : all) {
       if (!nodes.InTarget(*target, node.name())) continue;
+      ++in_target;
       if (Fits(node.capacity(), demand)) ++large_enough;
       auto it = free.find(node.name());
       if (it != free.end() && Fits(it->second, demand)) candidates.push_back(node.name());
     }
     if (static_cast<int>(candidates.size()) < need) {
       round.waiting[job_id] =
-          large_enough < need
+          large_enough < need && in_target >= need
               ? absl::StrCat("NO_NODE_LARGE_ENOUGH need=", need, " large_enough=", large_enough,
                              " per_node=", FormatResources(demand))
               : absl::StrCat("WAITING_FOR_NODES need=", need, " free=", candidates.size());

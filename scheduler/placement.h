@@ -35,8 +35,11 @@ v1::NodeResources PerNodeDemand(const v1::JobSpec& spec);
 // one whose `node_count` nodes of its compute target, taking work, have enough free cpus,
 // memory and GPUs: all of them at once or none (gang). Among fitting nodes the fullest go
 // first (best fit), which keeps large nodes free for large jobs. Jobs that do not fit wait,
-// and later, smaller jobs may still start on what is free.
-PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes);
+// and later, smaller jobs may still start on what is free. Only the first `max_jobs` queued
+// jobs are examined per round (as Slurm's backfill depth), so a deep queue costs a bounded
+// amount per round. With nodes registered but none taking work, nothing is examined.
+PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
+                               int max_jobs = 1000);
 
 }  // namespace drover::scheduler
 

@@ -1,18 +1,19 @@
-// CoreLoop: the one thread that owns droverd's scheduling core (the JobQueue). Everything
-// that reads or changes the core is posted here, so the core itself needs no locks and never
-// blocks on a client.
+// CoreLoop: the one thread that owns droverd's scheduling core (server/core.h). Everything
+// that reads or changes the core is posted here, so the core needs no locks and never
+// blocks on a client. It also runs the core's periodic tick.
 #ifndef DROVER_SERVER_CORE_LOOP_H_
 #define DROVER_SERVER_CORE_LOOP_H_
 
+#include <memory>
 #include <optional>
 #include <thread>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "absl/functional/any_invocable.h"
-#include "scheduler/job_queue.h"
+#include "absl/time/time.h"
 
 namespace drover::server {
 
@@ -24,18 +25,23 @@ class CoreLoop {
   CoreLoop(const CoreLoop&) = delete;
   CoreLoop& operator=(const CoreLoop&) = delete;
 
-  // Runs `fn` on the loop thread with the core. Thread-safe. Work posted after Stop() is
-  // dropped.
-  void Post(absl::AnyInvocable<void(scheduler::JobQueue&) &&> fn);
+  // Runs `fn` on the loop thread. Thread-safe. Work posted after Stop() is dropped.
+  void Post(absl::AnyInvocable<void() &&> fn);
+  // Runs `fn` on the loop every `period` until Stop(). Call once per periodic job.
+  void Every(absl::Duration period, absl::AnyInvocable<void()> fn);
 
   // Runs what is already posted, then stops and joins the thread. Idempotent.
   void Stop();
 
  private:
-  scheduler::JobQueue queue_;  // touched only on thread_
+  struct Periodic;
+  void Arm(std::shared_ptr<Periodic> periodic);
+
   boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;
+  std::vector<std::shared_ptr<Periodic>> periodic_;
   std::thread thread_;
+  bool stopping_ = false;
 };
 
 }  // namespace drover::server

@@ -48,16 +48,25 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   DROVER_ASSIGN_OR_RETURN(
       d->store_, storage::SqliteStore::Open({.path = options.state_dir + "/drover.db"}));
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::Job> unfinished, d->store_->LoadUnfinishedJobs());
+  DROVER_ASSIGN_OR_RETURN(std::vector<v1::ComputeTarget> targets,
+                          d->store_->LoadComputeTargets());
+  DROVER_ASSIGN_OR_RETURN(d->logs_, storage::LogStore::Open(options.state_dir + "/logs"));
   d->resumed_jobs_ = unfinished.size();
-  d->core_ = std::make_unique<CoreLoop>();
+  d->loop_ = std::make_unique<CoreLoop>();
+  d->core_ = std::make_unique<Core>(*d->store_, *d->logs_, d->events_, *d->loop_, clock,
+                                    options.core);
   absl::Notification restored;
-  d->core_->Post([&unfinished, &restored](scheduler::JobQueue& queue) {
-    for (const v1::Job& job : unfinished) queue.Update(job);
+  d->loop_->Post([&] {
+    d->core_->Restore(unfinished, targets);
     restored.Notify();
   });
   restored.WaitForNotification();
+  d->loop_->Every(options.tick, [core = d->core_.get()] { core->Tick(); });
 
-  d->job_service_ = std::make_unique<JobServiceImpl>(*d->store_, *d->core_, d->events_, clock);
+  d->job_service_ = std::make_unique<JobServiceImpl>(*d->store_, *d->logs_, *d->core_,
+                                                     *d->loop_, d->events_, clock);
+  d->admin_service_ = std::make_unique<AdminServiceImpl>(*d->core_, *d->loop_);
+  d->agent_service_ = std::make_unique<AgentServiceImpl>(*d->core_, *d->loop_, *d->logs_);
   grpc::ServerBuilder builder;
   int port = 0;
   // Authentication arrives with per-node TLS certificates (see ARCHITECTURE.md, Security).
@@ -65,10 +74,13 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   // Without this, gRPC sets SO_REUSEPORT and a second droverd could share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(d->job_service_.get());
+  builder.RegisterService(d->admin_service_.get());
+  builder.RegisterService(d->agent_service_.get());
   d->server_ = builder.BuildAndStart();
   if (d->server_ == nullptr || port == 0) {
     d->server_.reset();
-    d->core_->Stop();
+    d->loop_->Stop();
+    d->logs_->Close();
     d->store_->Close();
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on '", options.listen,
@@ -89,10 +101,12 @@ void Droverd::Shutdown() {
   stopped_ = true;
   job_service_->StopAccepting();
   events_.Close(absl::UnavailableError("droverd is shutting down; watch again in a moment"));
+  agent_service_->CloseAll();  // agents reconnect to the next droverd; their work goes on
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(options_.shutdown_grace));
   server_->Wait();
-  core_->Stop();
+  loop_->Stop();
+  logs_->Close();
   store_->Close();
 }
 

@@ -12,6 +12,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "server/admin_service.h"
+#include "server/agent_service.h"
+#include "server/core.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
 #include "server/job_service.h"
@@ -26,6 +29,10 @@ struct DroverdOptions {
   std::string state_dir;
   // How long Shutdown() lets accepted calls finish before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Agent heartbeats, node lease, stop grace.
+  CoreOptions core;
+  // How often leases, timeouts and placement are checked.
+  absl::Duration tick = absl::Milliseconds(200);
 };
 
 class Droverd {
@@ -56,9 +63,13 @@ class Droverd {
   bool stopped_ = false;
   int lock_fd_ = -1;  // flock on <state-dir>/droverd.lock, held while running
   std::unique_ptr<storage::Store> store_;
-  std::unique_ptr<CoreLoop> core_;
+  std::unique_ptr<storage::LogStore> logs_;
   JobEventHub events_;
+  std::unique_ptr<CoreLoop> loop_;
+  std::unique_ptr<Core> core_;
   std::unique_ptr<JobServiceImpl> job_service_;
+  std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<grpc::Server> server_;
 };
 

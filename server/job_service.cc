@@ -1,6 +1,7 @@
 #include "server/job_service.h"
 
 #include <deque>
+#include <map>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -20,7 +21,6 @@ using google::protobuf::util::TimeUtil;
 
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
-constexpr int kCancelRetries = 5;
 
 const absl::Status& ShuttingDown() {
   static const absl::Status status =
@@ -170,11 +170,175 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobResponse>
   std::deque<v1::WatchJobResponse> pending_ ABSL_GUARDED_BY(mu_);  // front is being written
 };
 
+// Streams a job's logs: everything stored for the selected ranks and streams, then (with
+// follow) what arrives, until the job ended and everything was sent. One write in flight;
+// new data and job changes wake it up.
+class LogsReactor final : public grpc::ServerWriteReactor<v1::StreamLogsResponse>,
+                          public JobSubscriber {
+ public:
+  static constexpr int64_t kChunk = 256 * 1024;
+
+  LogsReactor(storage::Store& store, storage::LogStore& logs, JobEventHub& events,
+              const v1::StreamLogsRequest& request)
+      : logs_(logs), events_(events), request_(request) {
+    absl::StatusOr<v1::Job> job = store.GetJob(request.job_id());
+    if (!job.ok()) {
+      absl::MutexLock lock(&mu_);
+      FinishLocked(ToGrpcStatus(job.status()));
+      return;
+    }
+    if (request.attempt() < 0 || request.attempt() > job->status().attempt()) {
+      absl::MutexLock lock(&mu_);
+      FinishLocked(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+          "attempt: job '", job->id(), "' has no attempt ", request.attempt(), "; it has ",
+          job->status().attempt(), " so far"))));
+      return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      job_ = *job;
+      epoch_ = request.attempt() > 0 ? request.attempt() : job->status().attempt();
+    }
+    // Subscribe without holding mu_: the hub and the log store call back under their own
+    // locks, then take mu_.
+    if (request.follow()) {
+      bool subscribed = events_.Subscribe(job->id(), this);
+      int listener = logs_.AddListener(
+          [this, job_id = job->id()](const storage::LogStreamKey& key, int64_t) {
+            if (key.job_id != job_id) return;
+            absl::MutexLock lock(&mu_);
+            PumpLocked();
+          });
+      absl::MutexLock lock(&mu_);
+      subscribed_ = subscribed;
+      listener_ = listener;
+    }
+    absl::MutexLock lock(&mu_);
+    PumpLocked();
+  }
+
+  void OnJobChanged(const v1::Job& job) override {
+    absl::MutexLock lock(&mu_);
+    if (job.status().version() <= job_.status().version()) return;
+    job_ = job;
+    if (request_.attempt() == 0 && epoch_ == 0) epoch_ = job.status().attempt();
+    PumpLocked();
+  }
+
+  void OnHubClosed(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    subscribed_ = false;
+    FinishLocked(ToGrpcStatus(status));
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "log stream broken"));
+      return;
+    }
+    if (final_sent_) {
+      FinishLocked(grpc::Status::OK);
+      return;
+    }
+    PumpLocked();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    bool unsubscribe;
+    int listener;
+    {
+      absl::MutexLock lock(&mu_);
+      unsubscribe = subscribed_;
+      listener = listener_;
+    }
+    if (listener != 0) logs_.RemoveListener(listener);
+    if (unsubscribe) events_.Unsubscribe(job_.id(), this);
+    delete this;
+  }
+
+ private:
+  bool Selected(const storage::LogStreamInfo& stream) const {
+    bool rank_ok = request_.ranks().empty();
+    for (int32_t rank : request_.ranks()) rank_ok = rank_ok || rank == stream.rank;
+    bool stream_ok = request_.streams().empty();
+    for (int s : request_.streams()) stream_ok = stream_ok || s == stream.stream;
+    return rank_ok && stream_ok;
+  }
+
+  // Sends the next piece, or ends the stream when everything was sent and nothing more can
+  // come.
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_ || final_sent_) return;
+    // Read the job's state before the logs: a job that ended has all its logs stored.
+    bool ended = scheduler::IsTerminal(job_.status().state());
+    if (epoch_ > 0) {
+      for (const storage::LogStreamInfo& stream : logs_.Streams(job_.id(), epoch_)) {
+        if (!Selected(stream)) continue;
+        int64_t& sent = sent_[{stream.rank, stream.stream}];
+        if (stream.size <= sent) continue;
+        storage::LogStreamKey key{job_.id(), epoch_, stream.rank, stream.stream};
+        absl::StatusOr<std::string> data = logs_.Read(key, sent, kChunk);
+        if (!data.ok()) {
+          FinishLocked(ToGrpcStatus(data.status()));
+          return;
+        }
+        if (data->empty()) continue;
+        out_.Clear();
+        out_.set_rank(stream.rank);
+        out_.set_stream(stream.stream);
+        out_.set_offset(sent);
+        sent += static_cast<int64_t>(data->size());
+        out_.set_data(*std::move(data));
+        writing_ = true;
+        StartWrite(&out_);
+        return;
+      }
+    }
+    if (!request_.follow()) {
+      FinishLocked(grpc::Status::OK);
+    } else if (ended) {
+      out_.Clear();
+      *out_.mutable_job() = job_;
+      final_sent_ = true;
+      writing_ = true;
+      StartWrite(&out_);
+    }
+    // Otherwise wait for new logs or a job change.
+  }
+
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  storage::LogStore& logs_;
+  JobEventHub& events_;
+  const v1::StreamLogsRequest request_;
+  absl::Mutex mu_;
+  v1::Job job_ ABSL_GUARDED_BY(mu_);
+  int64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::pair<int32_t, int>, int64_t> sent_ ABSL_GUARDED_BY(mu_);
+  v1::StreamLogsResponse out_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool final_sent_ ABSL_GUARDED_BY(mu_) = false;
+  bool subscribed_ ABSL_GUARDED_BY(mu_) = false;
+  int listener_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 }  // namespace
 
-JobServiceImpl::JobServiceImpl(storage::Store& store, CoreLoop& core, JobEventHub& events,
-                               const Clock& clock)
-    : store_(store), core_(core), events_(events), clock_(clock) {}
+JobServiceImpl::JobServiceImpl(storage::Store& store, storage::LogStore& logs, Core& core,
+                               CoreLoop& loop, JobEventHub& events, const Clock& clock)
+    : store_(store), logs_(logs), core_(core), loop_(loop), events_(events), clock_(clock) {}
 
 grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext* context,
                                                     const v1::SubmitJobRequest* request,
@@ -195,6 +359,12 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
   if (absl::Status valid = scheduler::ValidateJobSpec(job.spec()); !valid.ok()) {
     Log(LogLevel::kDebug, "job_refused", {{"error", valid.message()}});
     reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  if (!core_.TargetExists(job.spec().compute_target())) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "spec.compute_target: '", job.spec().compute_target(),
+        "' does not exist; see drover target list, or leave it empty for 'default'"))));
     return reactor;
   }
   google::protobuf::Timestamp now =
@@ -218,14 +388,13 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
     }
     // Acknowledge from the core, after it knows the job, so that a cancel sent right after
     // the reply finds it there.
-    core_.Post([reactor, response, result = *std::move(result)](scheduler::JobQueue& queue) mutable {
+    loop_.Post([this, reactor, response, result = *std::move(result)]() mutable {
       if (result.created) {
-        queue.Update(result.job);
+        core_.JobCreated(result.job);
         Log(LogLevel::kInfo, "job_submitted",
             {{"job", result.job.id()},
              {"experiment", result.job.spec().experiment()},
-             {"nodes", result.job.spec().node_count()},
-             {"queued", queue.queued_count()}});
+             {"nodes", result.job.spec().node_count()}});
       }
       *response->mutable_job() = std::move(result.job);
       response->set_created(result.created);
@@ -284,63 +453,23 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
         "reason: ", request->reason().size(), " bytes is too long; use at most 1024"))));
     return reactor;
   }
-  core_.Post([this, job_id = request->job_id(), reason = request->reason(), reactor,
-              response](scheduler::JobQueue& queue) {
-    CancelOnCore(queue, job_id, reason, reactor, response, kCancelRetries);
+  loop_.Post([this, job_id = request->job_id(), reason = request->reason(), reactor, response] {
+    core_.Cancel(job_id, reason, [reactor, response](absl::StatusOr<v1::Job> job) {
+      if (job.ok()) *response = *std::move(job);
+      reactor->Finish(ToGrpcStatus(job.status()));
+    });
   });
   return reactor;
-}
-
-void JobServiceImpl::CancelOnCore(scheduler::JobQueue& queue, std::string job_id,
-                                  std::string reason, grpc::ServerUnaryReactor* reactor,
-                                  v1::Job* response, int tries_left) {
-  v1::Job current;
-  if (const v1::Job* live = queue.Find(job_id); live != nullptr) {
-    current = *live;
-  } else {
-    // Finished jobs are only in the store; a cancel of one is rare enough to read here.
-    absl::StatusOr<v1::Job> stored = store_.GetJob(job_id);
-    if (!stored.ok()) {
-      reactor->Finish(ToGrpcStatus(stored.status()));
-      return;
-    }
-    current = *std::move(stored);
-  }
-  absl::StatusOr<std::optional<v1::JobStatus>> plan =
-      scheduler::PlanCancel(job_id, current.status(), reason, clock_.Now());
-  if (!plan.ok()) {
-    reactor->Finish(ToGrpcStatus(plan.status()));
-    return;
-  }
-  if (!plan->has_value()) {  // already canceling or canceled
-    *response = std::move(current);
-    reactor->Finish(grpc::Status::OK);
-    return;
-  }
-  store_.UpdateJobStatus(
-      job_id, current.status().version(), **std::move(plan),
-      [this, job_id, reason, reactor, response, tries_left](absl::StatusOr<v1::Job> updated) {
-        core_.Post([this, job_id, reason, reactor, response, tries_left,
-                    updated = std::move(updated)](scheduler::JobQueue& queue) mutable {
-          if (updated.ok()) {
-            queue.Update(*updated);
-            events_.Publish(*updated);
-            Log(LogLevel::kInfo, "job_cancel",
-                {{"job", job_id}, {"state", scheduler::StateName(updated->status().state())}});
-            *response = *std::move(updated);
-            reactor->Finish(grpc::Status::OK);
-          } else if (absl::IsAborted(updated.status()) && tries_left > 0) {
-            CancelOnCore(queue, job_id, reason, reactor, response, tries_left - 1);
-          } else {
-            reactor->Finish(ToGrpcStatus(updated.status()));
-          }
-        });
-      });
 }
 
 grpc::ServerWriteReactor<v1::WatchJobResponse>* JobServiceImpl::WatchJob(
     grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
   return new WatchReactor(store_, events_, request->job_id());
+}
+
+grpc::ServerWriteReactor<v1::StreamLogsResponse>* JobServiceImpl::StreamLogs(
+    grpc::CallbackServerContext* context, const v1::StreamLogsRequest* request) {
+  return new LogsReactor(store_, logs_, events_, *request);
 }
 
 }  // namespace drover::server

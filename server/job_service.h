@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "drover/v1/job_service.grpc.pb.h"
+#include "server/core.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
 #include "storage/store.h"
@@ -18,7 +19,8 @@ namespace drover::server {
 class JobServiceImpl final : public v1::JobService::CallbackService {
  public:
   // All references must outlive the service.
-  JobServiceImpl(storage::Store& store, CoreLoop& core, JobEventHub& events, const Clock& clock);
+  JobServiceImpl(storage::Store& store, storage::LogStore& logs, Core& core, CoreLoop& loop,
+                 JobEventHub& events, const Clock& clock);
 
   // From now on, SubmitJob and CancelJob answer UNAVAILABLE (droverd is stopping); calls
   // already accepted complete normally.
@@ -37,13 +39,14 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
                                       v1::Job* response) override;
   grpc::ServerWriteReactor<v1::WatchJobResponse>* WatchJob(
       grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) override;
+  grpc::ServerWriteReactor<v1::StreamLogsResponse>* StreamLogs(
+      grpc::CallbackServerContext* context, const v1::StreamLogsRequest* request) override;
 
  private:
-  void CancelOnCore(scheduler::JobQueue& queue, std::string job_id, std::string reason,
-                    grpc::ServerUnaryReactor* reactor, v1::Job* response, int tries_left);
-
   storage::Store& store_;
-  CoreLoop& core_;
+  storage::LogStore& logs_;
+  Core& core_;
+  CoreLoop& loop_;
   JobEventHub& events_;
   const Clock& clock_;
   std::atomic<bool> accepting_{true};

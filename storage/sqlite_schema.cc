@@ -32,6 +32,13 @@ const std::vector<const char*>& Migrations() {
           PRIMARY KEY (key, value, seq)
         ) WITHOUT ROWID;
       )sql",
+      // 2: compute targets.
+      R"sql(
+        CREATE TABLE compute_targets (
+          name   TEXT PRIMARY KEY,
+          target BLOB NOT NULL   -- drover.v1.ComputeTarget
+        ) WITHOUT ROWID;
+      )sql",
   };
   return migrations;
 }

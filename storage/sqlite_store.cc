@@ -198,6 +198,20 @@ class UpdateStatusOp final : public SqliteStore::WriteOp {
   v1::Job job_;  // as committed
 };
 
+// A write given as a function of the writer's connection.
+class FunctionOp final : public SqliteStore::WriteOp {
+ public:
+  using Fn = absl::AnyInvocable<absl::Status(SqliteStore::Writer&)>;
+  FunctionOp(Fn apply, Store::DoneCallback done)
+      : apply_(std::move(apply)), done_(std::move(done)) {}
+  absl::Status Apply(SqliteStore::Writer& w) override { return apply_(w); }
+  void Finish(absl::Status status) && override { std::move(done_)(std::move(status)); }
+
+ private:
+  Fn apply_;
+  Store::DoneCallback done_;
+};
+
 }  // namespace
 
 SqliteStore::SqliteStore(SqliteStoreOptions options) : options_(std::move(options)) {}
@@ -284,6 +298,52 @@ void SqliteStore::UpdateJobStatus(std::string job_id, int64_t expected_version,
   }
   Enqueue(std::make_unique<UpdateStatusOp>(*seq, std::move(job_id), expected_version,
                                            std::move(status), std::move(done)));
+}
+
+void SqliteStore::Barrier(DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>([](Writer&) { return absl::OkStatus(); }, std::move(done)));
+}
+
+void SqliteStore::PutComputeTarget(v1::ComputeTarget target, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [target = std::move(target)](Writer& w) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(
+            auto put, w.db->Prepare("INSERT OR REPLACE INTO compute_targets (name, target) "
+                                    "VALUES (?, ?)"));
+        put->Bind(1, target.name()).BindBlob(2, SerializeDeterministic(target));
+        return put->Run();
+      },
+      std::move(done)));
+}
+
+void SqliteStore::DeleteComputeTarget(std::string name, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [name = std::move(name)](Writer& w) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(auto del,
+                                w.db->Prepare("DELETE FROM compute_targets WHERE name = ?"));
+        del->Bind(1, name);
+        return del->Run();
+      },
+      std::move(done)));
+}
+
+absl::StatusOr<std::vector<v1::ComputeTarget>> SqliteStore::LoadComputeTargets() {
+  return WithReader([&](Db& db) -> absl::StatusOr<std::vector<v1::ComputeTarget>> {
+    DROVER_ASSIGN_OR_RETURN(auto select,
+                            db.Prepare("SELECT target FROM compute_targets ORDER BY name"));
+    std::vector<v1::ComputeTarget> targets;
+    while (true) {
+      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
+      if (!row) break;
+      absl::string_view bytes = select->ColumnBlob(0);
+      v1::ComputeTarget target;
+      if (!target.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+        return absl::DataLossError("a stored compute target is unreadable");
+      }
+      targets.push_back(std::move(target));
+    }
+    return targets;
+  });
 }
 
 void SqliteStore::WriterLoop() {

@@ -40,6 +40,10 @@ class SqliteStore final : public Store {
   void CreateJob(v1::Job job, CreateJobCallback done) override;
   void UpdateJobStatus(std::string job_id, int64_t expected_version, v1::JobStatus status,
                        UpdateCallback done) override;
+  void Barrier(DoneCallback done) override;
+  void PutComputeTarget(v1::ComputeTarget target, DoneCallback done) override;
+  void DeleteComputeTarget(std::string name, DoneCallback done) override;
+  absl::StatusOr<std::vector<v1::ComputeTarget>> LoadComputeTargets() override;
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;

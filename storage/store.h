@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "drover/v1/job.pb.h"
+#include "drover/v1/node.pb.h"
 
 namespace drover::storage {
 
@@ -63,6 +64,18 @@ class Store {
   // CreateJob.
   virtual void UpdateJobStatus(std::string job_id, int64_t expected_version,
                                v1::JobStatus status, UpdateCallback done) = 0;
+
+  using DoneCallback = absl::AnyInvocable<void(absl::Status) &&>;
+
+  // Calls `done` once every write queued before it has committed (or failed).
+  virtual void Barrier(DoneCallback done) = 0;
+
+  // Stores a compute target (replacing one with the same name) / removes one; `done` runs
+  // after the commit. Errors as for CreateJob.
+  virtual void PutComputeTarget(v1::ComputeTarget target, DoneCallback done) = 0;
+  virtual void DeleteComputeTarget(std::string name, DoneCallback done) = 0;
+  // Every stored compute target, by name.
+  virtual absl::StatusOr<std::vector<v1::ComputeTarget>> LoadComputeTargets() = 0;
 
   // One job. NOT_FOUND when there is none with that id; INVALID_ARGUMENT for a malformed id.
   virtual absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) = 0;

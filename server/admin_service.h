@@ -1,0 +1,43 @@
+// AdminServiceImpl: node and compute target administration over gRPC. Every call is
+// answered from the core loop. Handlers run on gRPC's threads and never block.
+#ifndef DROVER_SERVER_ADMIN_SERVICE_H_
+#define DROVER_SERVER_ADMIN_SERVICE_H_
+
+#include "drover/v1/admin_service.grpc.pb.h"
+#include "server/core.h"
+#include "server/core_loop.h"
+
+namespace drover::server {
+
+class AdminServiceImpl final : public v1::AdminService::CallbackService {
+ public:
+  AdminServiceImpl(Core& core, CoreLoop& loop) : core_(core), loop_(loop) {}
+
+  grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context,
+                                      const v1::ListNodesRequest* request,
+                                      v1::ListNodesResponse* response) override;
+  grpc::ServerUnaryReactor* CordonNode(grpc::CallbackServerContext* context,
+                                       const v1::NodeRequest* request, v1::Node* response) override;
+  grpc::ServerUnaryReactor* UncordonNode(grpc::CallbackServerContext* context,
+                                         const v1::NodeRequest* request,
+                                         v1::Node* response) override;
+  grpc::ServerUnaryReactor* DrainNode(grpc::CallbackServerContext* context,
+                                      const v1::NodeRequest* request, v1::Node* response) override;
+  grpc::ServerUnaryReactor* PutComputeTarget(grpc::CallbackServerContext* context,
+                                             const v1::PutComputeTargetRequest* request,
+                                             v1::ComputeTarget* response) override;
+  grpc::ServerUnaryReactor* ListComputeTargets(grpc::CallbackServerContext* context,
+                                               const v1::ListComputeTargetsRequest* request,
+                                               v1::ListComputeTargetsResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteComputeTarget(grpc::CallbackServerContext* context,
+                                                const v1::DeleteComputeTargetRequest* request,
+                                                v1::DeleteComputeTargetResponse* response) override;
+
+ private:
+  Core& core_;
+  CoreLoop& loop_;
+};
+
+}  // namespace drover::server
+
+#endif  // DROVER_SERVER_ADMIN_SERVICE_H_

@@ -1,0 +1,179 @@
+#include "server/agent_service.h"
+
+#include <deque>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "server/grpc_status.h"
+
+namespace drover::server {
+namespace {
+
+// What the core holds of an agent stream: a queue of outgoing messages with one write in
+// flight. It outlives the stream (the core and pending log acknowledgements may still hold
+// it); once the stream is done, sends are dropped.
+class Outbox final : public AgentLink {
+ public:
+  using Writer = grpc::ServerBidiReactor<v1::AgentMessage, v1::SchedulerMessage>;
+  explicit Outbox(Writer* writer) : writer_(writer) {}
+
+  void Send(v1::SchedulerMessage message) override {
+    absl::MutexLock lock(&mu_);
+    if (writer_ == nullptr || finished_) return;
+    queue_.push_back(std::move(message));
+    if (!writing_) WriteFrontLocked();
+  }
+
+  // The write in flight completed.
+  void WriteDone(bool ok) {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      queue_.clear();
+      return;
+    }
+    queue_.pop_front();
+    if (!queue_.empty() && writer_ != nullptr && !finished_) WriteFrontLocked();
+  }
+
+  // Ends the stream with `status` (once).
+  void Finish(const grpc::Status& status) {
+    absl::MutexLock lock(&mu_);
+    if (writer_ == nullptr || finished_) return;
+    finished_ = true;
+    writer_->Finish(status);
+  }
+
+  // The stream is done: nothing may touch the reactor any more.
+  void Detach() {
+    absl::MutexLock lock(&mu_);
+    writer_ = nullptr;
+  }
+
+ private:
+  void WriteFrontLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    writing_ = true;
+    writer_->StartWrite(&queue_.front());
+  }
+
+  absl::Mutex mu_;
+  Writer* writer_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<v1::SchedulerMessage> queue_ ABSL_GUARDED_BY(mu_);  // front is being written
+};
+
+}  // namespace
+
+class AgentStream final
+    : public grpc::ServerBidiReactor<v1::AgentMessage, v1::SchedulerMessage> {
+ public:
+  AgentStream(AgentServiceImpl& service, std::string peer)
+      : service_(service), peer_(std::move(peer)), outbox_(std::make_shared<Outbox>(this)) {
+    StartRead(&in_);
+  }
+
+  void Close(const grpc::Status& status) { outbox_->Finish(status); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the agent closed its side, or the connection broke
+      outbox_->Finish(grpc::Status::OK);
+      return;
+    }
+    if (node_.empty() && !in_.has_hello()) {
+      outbox_->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                   "the first message on an agent stream must be hello"));
+      return;
+    }
+    if (in_.has_hello()) {
+      // The node identity of this stream: from the hello, once.
+      if (!node_.empty() && in_.hello().node().name() != node_) {
+        outbox_->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                     "a stream cannot change its node name"));
+        return;
+      }
+      node_ = in_.hello().node().name();
+      service_.loop_.Post([core = &service_.core_, outbox = outbox_, hello = in_.hello(),
+                           peer = peer_]() {
+        absl::StatusOr<std::string> name = core->AgentHello(outbox, hello);
+        if (!name.ok()) {
+          Log(LogLevel::kWarning, "agent_refused", {{"peer", peer}, {"error", name.status().message()}});
+          outbox->Finish(ToGrpcStatus(name.status()));
+        }
+      });
+    } else if (in_.has_log()) {
+      const v1::LogChunk& chunk = in_.log();
+      storage::LogStreamKey key{chunk.attempt().job_id(), chunk.attempt().epoch(), chunk.rank(),
+                                chunk.stream()};
+      service_.logs_.Append(key, chunk.offset(), chunk.data(),
+                            [outbox = outbox_, attempt = chunk.attempt(), rank = chunk.rank(),
+                             stream = chunk.stream(),
+                             key](absl::StatusOr<int64_t> stored) {
+                              v1::SchedulerMessage ack;
+                              v1::LogAck* a = ack.mutable_log_ack();
+                              *a->mutable_attempt() = attempt;
+                              a->set_rank(rank);
+                              a->set_stream(stream);
+                              // On a gap or a write error the agent resends from what is
+                              // stored.
+                              a->set_offset(stored.ok() ? *stored : -1);
+                              outbox->Send(std::move(ack));
+                            });
+    } else {
+      service_.loop_.Post([core = &service_.core_, node = node_, message = in_]() {
+        core->AgentMessage(node, message);
+      });
+    }
+    StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override { outbox_->WriteDone(ok); }
+
+  void OnDone() override {
+    outbox_->Detach();
+    if (!node_.empty()) {
+      service_.loop_.Post([core = &service_.core_, node = node_, outbox = outbox_]() {
+        core->AgentGone(node, outbox.get());
+      });
+    }
+    service_.Forget(this);
+    delete this;
+  }
+
+ private:
+  AgentServiceImpl& service_;
+  const std::string peer_;
+  std::shared_ptr<Outbox> outbox_;
+  std::string node_;  // set by the first hello; read and written only by OnReadDone
+  v1::AgentMessage in_;
+};
+
+grpc::ServerBidiReactor<v1::AgentMessage, v1::SchedulerMessage>* AgentServiceImpl::Connect(
+    grpc::CallbackServerContext* context) {
+  auto* stream = new AgentStream(*this, context->peer());
+  absl::MutexLock lock(&mu_);
+  if (closed_) {
+    stream->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                               "droverd is shutting down; reconnect in a moment"));
+  } else {
+    streams_.insert(stream);
+  }
+  return stream;
+}
+
+void AgentServiceImpl::Forget(AgentStream* stream) {
+  absl::MutexLock lock(&mu_);
+  streams_.erase(stream);
+}
+
+void AgentServiceImpl::CloseAll() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  for (AgentStream* stream : streams_) {
+    stream->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                               "droverd is shutting down; reconnect in a moment"));
+  }
+}
+
+}  // namespace drover::server

@@ -1,0 +1,606 @@
+#include "server/core.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+#include "google/protobuf/util/time_util.h"
+#include "scheduler/job_state.h"
+#include "scheduler/placement.h"
+
+namespace drover::server {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+using v1::JobStatus;
+
+google::protobuf::Duration ToProtoDuration(absl::Duration d) {
+  return TimeUtil::MillisecondsToDuration(absl::ToInt64Milliseconds(d));
+}
+
+bool IsPlaced(JobStatus::State s) {
+  return s == JobStatus::PREPARING || s == JobStatus::STARTING || s == JobStatus::RUNNING ||
+         s == JobStatus::FINALIZING || s == JobStatus::CANCEL_REQUESTED;
+}
+
+std::string DescribeExit(const v1::RankExit& e) {
+  if (e.oom_killed()) {
+    return absl::StrCat("rank ", e.rank(), " on ", e.node(), " ran out of memory");
+  }
+  if (e.signal() != 0) {
+    return absl::StrCat("rank ", e.rank(), " on ", e.node(), " was killed by signal ", e.signal());
+  }
+  return absl::StrCat("rank ", e.rank(), " on ", e.node(), " exited with code ", e.exit_code());
+}
+
+}  // namespace
+
+Core::Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, CoreLoop& loop,
+           const Clock& clock, CoreOptions options)
+    : store_(store), logs_(logs), events_(events), loop_(loop), clock_(clock),
+      options_(options) {
+  RefreshTargetNames();
+}
+
+void Core::RefreshTargetNames() {
+  absl::MutexLock lock(&target_names_mu_);
+  target_names_.clear();
+  for (const v1::ComputeTarget& t : nodes_.ListTargets()) target_names_.insert(t.name());
+}
+
+bool Core::TargetExists(const std::string& name) const {
+  absl::MutexLock lock(&target_names_mu_);
+  return target_names_.contains(name);
+}
+
+void Core::Restore(const std::vector<v1::Job>& unfinished,
+                   const std::vector<v1::ComputeTarget>& targets) {
+  for (const v1::ComputeTarget& target : targets) {
+    if (absl::Status s = nodes_.PutTarget(target); !s.ok()) {
+      Log(LogLevel::kWarning, "target_not_restored", {{"target", target.name()}, {"error", s.message()}});
+    }
+  }
+  RefreshTargetNames();
+  for (const v1::Job& job : unfinished) {
+    jobs_.Update(job);
+    const JobStatus& status = job.status();
+    if (IsPlaced(status.state()) && status.nodes_size() > 0) {
+      Attempt& attempt = attempts_[job.id()];
+      attempt.epoch = status.attempt();
+      attempt.nodes.assign(status.nodes().begin(), status.nodes().end());
+      attempt.started = status.state() != JobStatus::PREPARING;
+      attempt.stopping = status.state() == JobStatus::CANCEL_REQUESTED;
+      // The time limit counts from the restart: the true start is in start_time, but a
+      // restart should not kill a job at once.
+      if (status.state() == JobStatus::RUNNING) attempt.running_since = clock_.Now();
+    }
+  }
+}
+
+void Core::JobCreated(const v1::Job& job) {
+  jobs_.Update(job);
+  RequestSchedule();
+}
+
+void Core::RequestSchedule() {
+  // Submits come in bursts: one placement round after the burst, not one per job.
+  if (schedule_requested_) return;
+  schedule_requested_ = true;
+  loop_.Post([this] {
+    schedule_requested_ = false;
+    Schedule();
+  });
+}
+
+void Core::CommitStatus(const v1::Job& current, JobStatus next, JobCallback done) {
+  // `current` may be the queue's own copy, which the Update below replaces: read it first.
+  const std::string job_id = current.id();
+  const int64_t expected_version = current.status().version();
+  v1::Job updated = current;
+  *updated.mutable_status() = next;
+  jobs_.Update(updated);
+  store_.UpdateJobStatus(
+      job_id, expected_version, std::move(next),
+      [this, job_id, done = std::move(done)](absl::StatusOr<v1::Job> committed) mutable {
+        loop_.Post([this, job_id, committed = std::move(committed),
+                    done = std::move(done)]() mutable {
+          if (committed.ok()) {
+            events_.Publish(*committed);
+          } else {
+            Log(LogLevel::kError, "job_status_write_failed",
+                {{"job", job_id}, {"error", committed.status().ToString()}});
+            // The in-memory job ran ahead of the store; take the stored one back.
+            if (absl::StatusOr<v1::Job> stored = store_.GetJob(job_id); stored.ok()) {
+              jobs_.Reset(*stored);
+            }
+          }
+          if (done) std::move(done)(std::move(committed));
+        });
+      });
+}
+
+void Core::Schedule() {
+  scheduler::PlacementRound round = scheduler::PlaceQueuedJobs(jobs_, nodes_);
+  for (const scheduler::Placement& placement : round.placed) Assign(placement);
+  for (const auto& [job_id, reason] : round.waiting) {
+    const v1::Job* job = jobs_.Find(job_id);
+    if (job == nullptr || job->status().reason() == reason) continue;
+    absl::StatusOr<JobStatus> next =
+        scheduler::Transition(job->status(), JobStatus::QUEUED, reason, clock_.Now());
+    if (next.ok()) CommitStatus(*job, *std::move(next));
+  }
+}
+
+void Core::Assign(const scheduler::Placement& placement) {
+  v1::Job job = *jobs_.Find(placement.job_id);
+  int64_t epoch = job.status().attempt() + 1;
+  absl::StatusOr<JobStatus> next = scheduler::Transition(
+      job.status(), JobStatus::PREPARING,
+      absl::StrCat("ASSIGNED nodes=", absl::StrJoin(placement.nodes, ",")), clock_.Now());
+  if (!next.ok()) return;
+  next->set_attempt(static_cast<int32_t>(epoch));
+  next->clear_nodes();
+  for (const std::string& node : placement.nodes) next->add_nodes(node);
+  next->clear_exits();
+  next->clear_cause();
+  next->clear_message();
+  next->clear_start_time();
+  for (const std::string& node : placement.nodes) {
+    nodes_.Allocate(node, job.id(), placement.per_node);
+  }
+  Attempt& attempt = attempts_[job.id()];
+  attempt = Attempt{};
+  attempt.epoch = epoch;
+  attempt.nodes = placement.nodes;
+  Log(LogLevel::kInfo, "job_placed",
+      {{"job", job.id()}, {"attempt", epoch}, {"nodes", absl::StrJoin(placement.nodes, ",")}});
+  // The attempt and its layout are durable before any agent hears of it.
+  CommitStatus(job, *std::move(next), [this, job_id = job.id(), epoch](absl::StatusOr<v1::Job> committed) {
+    auto it = attempts_.find(job_id);
+    if (it == attempts_.end() || it->second.epoch != epoch) return;
+    if (!committed.ok()) {
+      for (const std::string& node : it->second.nodes) nodes_.Release(node, job_id);
+      attempts_.erase(it);
+      return;
+    }
+    SendAssignments(*committed, it->second);
+  });
+}
+
+void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
+                           const std::string& only_node) {
+  const v1::JobSpec& spec = job.spec();
+  int ppn = spec.process_count_per_node();
+  for (size_t rank = 0; rank < attempt.nodes.size(); ++rank) {
+    if (!only_node.empty() && attempt.nodes[rank] != only_node) continue;
+    v1::SchedulerMessage message;
+    v1::AssignAttempt* assign = message.mutable_assign();
+    assign->mutable_attempt()->set_job_id(job.id());
+    assign->mutable_attempt()->set_epoch(attempt.epoch);
+    *assign->mutable_spec() = spec;
+    assign->set_node_rank(static_cast<int32_t>(rank));
+    assign->set_node_count(static_cast<int32_t>(attempt.nodes.size()));
+    assign->set_first_rank(static_cast<int32_t>(rank) * ppn);
+    assign->set_world_size(static_cast<int32_t>(attempt.nodes.size()) * ppn);
+    for (const std::string& name : attempt.nodes) {
+      const v1::Node* node = nodes_.Find(name);
+      assign->add_node_addresses(node != nullptr && node->addresses_size() > 0 ? node->addresses(0)
+                                                                                : std::string());
+    }
+    SendTo(attempt.nodes[rank], std::move(message));
+  }
+}
+
+void Core::SendTo(const std::string& node, v1::SchedulerMessage message) {
+  auto it = links_.find(node);
+  if (it != links_.end()) it->second->Send(std::move(message));
+}
+
+void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallback done) {
+  const v1::Job* live = jobs_.Find(job_id);
+  if (live == nullptr) {
+    // Not live: finished or unknown. Its last write may still be on its way to disk; the
+    // store keeps order, so answer from the store after what is queued.
+    store_.Barrier([this, job_id, reason, done = std::move(done)](absl::Status) mutable {
+      absl::StatusOr<v1::Job> stored = store_.GetJob(job_id);
+      if (!stored.ok()) {
+        std::move(done)(stored.status());
+        return;
+      }
+      absl::StatusOr<std::optional<JobStatus>> plan =
+          scheduler::PlanCancel(job_id, stored->status(), reason, clock_.Now());
+      if (!plan.ok()) {
+        std::move(done)(plan.status());
+      } else if (plan->has_value()) {
+        std::move(done)(absl::InternalError(absl::StrCat(
+            "job '", job_id, "' is unfinished in the store but unknown to the scheduler")));
+      } else {
+        std::move(done)(*std::move(stored));
+      }
+    });
+    return;
+  }
+  v1::Job current = *live;
+  absl::StatusOr<std::optional<JobStatus>> plan =
+      scheduler::PlanCancel(job_id, current.status(), reason, clock_.Now());
+  if (!plan.ok()) {
+    std::move(done)(plan.status());
+    return;
+  }
+  if (!plan->has_value()) {
+    // Already canceling: answer with the committed job, after the writes in flight.
+    store_.Barrier([this, job_id, done = std::move(done)](absl::Status) mutable {
+      std::move(done)(store_.GetJob(job_id));
+    });
+    return;
+  }
+  bool stop = (*plan)->state() == JobStatus::CANCEL_REQUESTED;
+  std::string message = (*plan)->message();
+  CommitStatus(current, **std::move(plan), std::move(done));
+  Log(LogLevel::kInfo, "job_cancel", {{"job", job_id}, {"stop_processes", stop}});
+  if (stop) StopAttempt(job_id, JobStatus::CANCELED_BY_USER, message);
+}
+
+void Core::StopAttempt(const std::string& job_id, JobStatus::Cause cause,
+                       const std::string& message) {
+  auto it = attempts_.find(job_id);
+  if (it == attempts_.end()) return;
+  Attempt& attempt = it->second;
+  attempt.stopping = true;
+  if (attempt.cause == JobStatus::CAUSE_UNSPECIFIED) {
+    attempt.cause = cause;
+    attempt.message = message;
+  }
+  for (const std::string& node : attempt.nodes) {
+    if (attempt.ended.contains(node)) continue;
+    v1::SchedulerMessage stop;
+    stop.mutable_stop()->mutable_attempt()->set_job_id(job_id);
+    stop.mutable_stop()->mutable_attempt()->set_epoch(attempt.epoch);
+    stop.mutable_stop()->set_cause(cause);
+    *stop.mutable_stop()->mutable_grace() = ToProtoDuration(options_.stop_grace);
+    stop.mutable_stop()->set_message(message);
+    SendTo(node, std::move(stop));
+  }
+}
+
+absl::StatusOr<std::string> Core::AgentHello(std::shared_ptr<AgentLink> link,
+                                             const v1::AgentHello& hello) {
+  absl::StatusOr<v1::Node> node = nodes_.Register(hello.node(), clock_.Now());
+  if (!node.ok()) return node.status();
+  const std::string& name = node->name();
+  links_[name] = link;
+  Log(LogLevel::kInfo, "agent_connected",
+      {{"node", name}, {"attempts", hello.attempts_size()}, {"version", hello.node().agent_version()}});
+
+  v1::SchedulerMessage welcome;
+  v1::AgentWelcome* w = welcome.mutable_welcome();
+  *w->mutable_heartbeat_interval() = ToProtoDuration(options_.heartbeat_interval);
+  *w->mutable_lease() = ToProtoDuration(options_.lease);
+  for (const v1::AttemptReport& held : hello.attempts()) {
+    for (const storage::LogStreamInfo& stream :
+         logs_.Streams(held.attempt().job_id(), held.attempt().epoch())) {
+      v1::LogAck* ack = w->add_log_offsets();
+      *ack->mutable_attempt() = held.attempt();
+      ack->set_rank(stream.rank);
+      ack->set_stream(stream.stream);
+      ack->set_offset(stream.size);
+    }
+  }
+  link->Send(std::move(welcome));
+
+  // Reconcile what the agent holds with what droverd knows.
+  std::set<std::string> held_jobs;
+  for (const v1::AttemptReport& held : hello.attempts()) {
+    held_jobs.insert(held.attempt().job_id());
+    HandleReport(name, held);
+  }
+  for (auto& [job_id, attempt] : attempts_) {
+    if (std::find(attempt.nodes.begin(), attempt.nodes.end(), name) == attempt.nodes.end()) {
+      continue;
+    }
+    const v1::Job* job = jobs_.Find(job_id);
+    if (job != nullptr) {
+      nodes_.Allocate(name, job_id, scheduler::PerNodeDemand(job->spec()));
+    }
+  }
+  for (auto& [job_id, attempt] : attempts_) {
+    if (held_jobs.contains(job_id) || attempt.ended.contains(name) ||
+        std::find(attempt.nodes.begin(), attempt.nodes.end(), name) == attempt.nodes.end()) {
+      continue;
+    }
+    // The agent does not have an attempt it was given: the assignment was lost on the way,
+    // or the node lost the attempt.
+    const v1::Job* job = jobs_.Find(job_id);
+    if (!attempt.started && !attempt.stopping && job != nullptr &&
+        job->status().attempt() == attempt.epoch) {
+      // The assignment was sent while the agent was away: send it again.
+      Log(LogLevel::kInfo, "attempt_reassigned", {{"job", job_id}, {"node", name}});
+      SendAssignments(*job, attempt, name);
+      continue;
+    } else {
+      attempt.ended.insert(name);
+      if (attempt.cause == JobStatus::CAUSE_UNSPECIFIED) {
+        attempt.cause = JobStatus::NODE_LOST;
+        attempt.message = absl::StrCat("the agent on ", name, " no longer has the attempt");
+      }
+    }
+    StopAttempt(job_id, attempt.cause, attempt.message);
+    if (attempt.ended.size() == attempt.nodes.size()) {
+      loop_.Post([this, job_id = job_id] { FinishAttempt(job_id); });
+    }
+  }
+  Schedule();
+  return name;
+}
+
+void Core::AgentGone(const std::string& node, const AgentLink* link) {
+  auto it = links_.find(node);
+  if (it != links_.end() && it->second.get() == link) {
+    links_.erase(it);
+    Log(LogLevel::kInfo, "agent_disconnected", {{"node", node}});
+  }
+}
+
+void Core::AgentMessage(const std::string& node, const v1::AgentMessage& message) {
+  nodes_.Seen(node, clock_.Now());
+  if (message.has_report()) HandleReport(node, message.report());
+}
+
+void Core::HandleReport(const std::string& node, const v1::AttemptReport& report) {
+  const std::string& job_id = report.attempt().job_id();
+  const v1::Job* job = jobs_.Find(job_id);
+  auto it = attempts_.find(job_id);
+  bool current = job != nullptr && it != attempts_.end() &&
+                 it->second.epoch == report.attempt().epoch() &&
+                 std::find(it->second.nodes.begin(), it->second.nodes.end(), node) !=
+                     it->second.nodes.end();
+  if (!current) {
+    // A finished job, an old epoch or a node that is not part of the attempt: fence it off.
+    if (report.phase() != v1::AttemptReport::ENDED) {
+      Log(LogLevel::kInfo, "stale_attempt_stopped",
+          {{"job", job_id}, {"epoch", report.attempt().epoch()}, {"node", node}});
+      v1::SchedulerMessage stop;
+      *stop.mutable_stop()->mutable_attempt() = report.attempt();
+      *stop.mutable_stop()->mutable_grace() = ToProtoDuration(options_.stop_grace);
+      stop.mutable_stop()->set_message("droverd does not know this attempt");
+      SendTo(node, std::move(stop));
+    }
+    return;
+  }
+  Attempt& attempt = it->second;
+  JobStatus::State state = job->status().state();
+  absl::Time now = clock_.Now();
+  switch (report.phase()) {
+    case v1::AttemptReport::PREPARING: {
+      if (state != JobStatus::PREPARING) break;
+      std::string reason = absl::StrCat(report.reason().empty() ? "PREPARING" : report.reason(),
+                                        " node=", node);
+      if (reason == job->status().reason()) break;
+      if (auto next = scheduler::Transition(job->status(), JobStatus::PREPARING, reason, now);
+          next.ok()) {
+        CommitStatus(*job, *std::move(next));
+      }
+      break;
+    }
+    case v1::AttemptReport::READY: {
+      attempt.ready.insert(node);
+      if (attempt.started || attempt.stopping || attempt.ready.size() < attempt.nodes.size()) {
+        break;
+      }
+      attempt.started = true;  // the launch barrier is passed
+      for (const std::string& n : attempt.nodes) {
+        v1::SchedulerMessage start;
+        start.mutable_start()->mutable_attempt()->set_job_id(job_id);
+        start.mutable_start()->mutable_attempt()->set_epoch(attempt.epoch);
+        SendTo(n, std::move(start));
+      }
+      if (auto next = scheduler::Transition(job->status(), JobStatus::STARTING, "STARTING", now);
+          next.ok()) {
+        CommitStatus(*job, *std::move(next));
+      }
+      break;
+    }
+    case v1::AttemptReport::RUNNING: {
+      if (state != JobStatus::STARTING && state != JobStatus::PREPARING) break;
+      if (state == JobStatus::PREPARING) break;  // READY comes first
+      auto next = scheduler::Transition(job->status(), JobStatus::RUNNING, "", now);
+      if (!next.ok()) break;
+      *next->mutable_start_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(now));
+      attempt.running_since = now;
+      CommitStatus(*job, *std::move(next));
+      Log(LogLevel::kInfo, "job_running", {{"job", job_id}, {"attempt", attempt.epoch}});
+      break;
+    }
+    case v1::AttemptReport::FINALIZING: {
+      if (state != JobStatus::RUNNING) break;
+      if (auto next =
+              scheduler::Transition(job->status(), JobStatus::FINALIZING, "UPLOADING_OUTPUTS", now);
+          next.ok()) {
+        CommitStatus(*job, *std::move(next));
+      }
+      break;
+    }
+    case v1::AttemptReport::ENDED: {
+      if (attempt.ended.contains(node)) break;
+      attempt.ended.insert(node);
+      for (v1::RankExit exit : report.exits()) {
+        exit.set_node(node);
+        attempt.exits.push_back(exit);
+      }
+      if (!report.outputs_digest().empty()) {
+        attempt.outputs_digest = report.outputs_digest();
+        attempt.outputs_size = report.outputs_size();
+      }
+      bool failed = report.cause() != JobStatus::CAUSE_UNSPECIFIED;
+      for (const v1::RankExit& e : report.exits()) {
+        failed = failed || e.exit_code() != 0 || e.signal() != 0;
+      }
+      if (failed && attempt.cause == JobStatus::CAUSE_UNSPECIFIED) {
+        attempt.cause = report.cause() != JobStatus::CAUSE_UNSPECIFIED ? report.cause()
+                                                                       : JobStatus::PROCESS_FAILED;
+        attempt.message = report.message();
+        for (const v1::RankExit& e : report.exits()) {
+          if (e.oom_killed()) attempt.cause = JobStatus::OUT_OF_MEMORY;
+        }
+      }
+      if (attempt.ended.size() == attempt.nodes.size()) {
+        FinishAttempt(job_id);
+      } else if (failed) {
+        StopAttempt(job_id, attempt.cause, attempt.message);  // the gang ends together
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void Core::FinishAttempt(const std::string& job_id) {
+  auto it = attempts_.find(job_id);
+  const v1::Job* job = jobs_.Find(job_id);
+  if (it == attempts_.end()) return;
+  Attempt attempt = std::move(it->second);
+  attempts_.erase(it);
+  for (const std::string& node : attempt.nodes) nodes_.Release(node, job_id);
+  if (job == nullptr) return;
+
+  std::sort(attempt.exits.begin(), attempt.exits.end(),
+            [](const v1::RankExit& a, const v1::RankExit& b) { return a.rank() < b.rank(); });
+  bool all_ok = attempt.cause == JobStatus::CAUSE_UNSPECIFIED;
+  const v1::RankExit* first_failure = nullptr;
+  for (const v1::RankExit& e : attempt.exits) {
+    if (e.exit_code() != 0 || e.signal() != 0) {
+      all_ok = false;
+      if (first_failure == nullptr) first_failure = &e;
+    }
+  }
+  JobStatus::State end;
+  JobStatus::Cause cause = attempt.cause;
+  std::string message = attempt.message;
+  if (job->status().state() == JobStatus::CANCEL_REQUESTED ||
+      cause == JobStatus::CANCELED_BY_USER) {
+    end = JobStatus::CANCELED;
+    cause = JobStatus::CANCELED_BY_USER;
+    message = job->status().message().empty() ? "canceled by user" : job->status().message();
+  } else if (all_ok) {
+    end = JobStatus::COMPLETED;
+  } else {
+    end = JobStatus::FAILED;
+    if (cause == JobStatus::CAUSE_UNSPECIFIED) cause = JobStatus::PROCESS_FAILED;
+    if (message.empty() && first_failure != nullptr) message = DescribeExit(*first_failure);
+    if (cause == JobStatus::TIMEOUT && message.empty()) message = "max_run_duration exceeded";
+  }
+  absl::Time now = clock_.Now();
+  std::string reason = scheduler::StateName(end);
+  bool retry = end == JobStatus::FAILED && job->status().attempt() <= job->spec().max_retries();
+  absl::StatusOr<JobStatus> next =
+      retry ? scheduler::Transition(job->status(), JobStatus::QUEUED,
+                                    absl::StrCat("RETRYING after attempt ", job->status().attempt()),
+                                    now)
+            : scheduler::Transition(job->status(), end, reason, now);
+  if (!next.ok()) {
+    Log(LogLevel::kError, "attempt_end_refused", {{"job", job_id}, {"error", next.status().message()}});
+    return;
+  }
+  next->set_cause(retry ? JobStatus::CAUSE_UNSPECIFIED : cause);
+  next->set_message(message);
+  next->clear_exits();
+  for (const v1::RankExit& e : attempt.exits) *next->add_exits() = e;
+  next->set_outputs_digest(attempt.outputs_digest);
+  next->set_outputs_size(attempt.outputs_size);
+  Log(LogLevel::kInfo, retry ? "job_retried" : "job_ended",
+      {{"job", job_id}, {"attempt", attempt.epoch}, {"state", scheduler::StateName(end)},
+       {"cause", JobStatus::Cause_Name(cause)}, {"message", message}});
+  CommitStatus(*job, *std::move(next));
+  Schedule();
+}
+
+void Core::NodeLost(const std::string& node) {
+  Log(LogLevel::kWarning, "node_down", {{"node", node}});
+  std::vector<std::string> finished;
+  for (auto& [job_id, attempt] : attempts_) {
+    if (std::find(attempt.nodes.begin(), attempt.nodes.end(), node) == attempt.nodes.end() ||
+        attempt.ended.contains(node)) {
+      continue;
+    }
+    attempt.ended.insert(node);
+    if (attempt.cause == JobStatus::CAUSE_UNSPECIFIED) {
+      attempt.cause = JobStatus::NODE_LOST;
+      attempt.message = absl::StrCat("node ", node, " stopped answering");
+    }
+    StopAttempt(job_id, attempt.cause, attempt.message);
+    if (attempt.ended.size() == attempt.nodes.size()) finished.push_back(job_id);
+  }
+  for (const std::string& job_id : finished) FinishAttempt(job_id);
+}
+
+void Core::Tick() {
+  absl::Time now = clock_.Now();
+  for (const std::string& node : nodes_.ExpireLeases(now, options_.lease)) NodeLost(node);
+  for (auto& [job_id, attempt] : attempts_) {
+    const v1::Job* job = jobs_.Find(job_id);
+    if (job == nullptr || attempt.stopping || attempt.running_since == absl::InfinitePast()) {
+      continue;
+    }
+    const auto& limit = job->spec().max_run_duration();
+    absl::Duration max = absl::Seconds(limit.seconds()) + absl::Nanoseconds(limit.nanos());
+    if (max > absl::ZeroDuration() && now - attempt.running_since > max) {
+      StopAttempt(job_id, JobStatus::TIMEOUT,
+                  absl::StrCat("max_run_duration ", absl::FormatDuration(max), " exceeded"));
+    }
+  }
+  Schedule();
+}
+
+absl::StatusOr<v1::Node> Core::Cordon(const std::string& node, const std::string& reason) {
+  return nodes_.Cordon(node, reason);
+}
+
+absl::StatusOr<v1::Node> Core::Uncordon(const std::string& node) {
+  absl::StatusOr<v1::Node> result = nodes_.Uncordon(node);
+  if (result.ok()) Schedule();
+  return result;
+}
+
+absl::StatusOr<v1::Node> Core::Drain(const std::string& node, const std::string& reason) {
+  return nodes_.Drain(node, reason);
+}
+
+void Core::PutTarget(const v1::ComputeTarget& target, StatusCallback done) {
+  // Check first, so that nothing invalid is stored; apply once durable.
+  scheduler::NodeRegistry check;
+  if (absl::Status valid = check.PutTarget(target); !valid.ok()) {
+    std::move(done)(valid);
+    return;
+  }
+  store_.PutComputeTarget(target, [this, target, done = std::move(done)](absl::Status s) mutable {
+    loop_.Post([this, target, s, done = std::move(done)]() mutable {
+      if (s.ok()) {
+        s = nodes_.PutTarget(target);
+        RefreshTargetNames();
+        Schedule();
+      }
+      std::move(done)(s);
+    });
+  });
+}
+
+void Core::DeleteTarget(const std::string& name, StatusCallback done) {
+  if (name == "default" || nodes_.FindTarget(name) == nullptr) {
+    std::move(done)(nodes_.DeleteTarget(name));  // the registry's error
+    return;
+  }
+  store_.DeleteComputeTarget(name, [this, name, done = std::move(done)](absl::Status s) mutable {
+    loop_.Post([this, name, s, done = std::move(done)]() mutable {
+      if (s.ok()) {
+        s = nodes_.DeleteTarget(name);
+        RefreshTargetNames();
+        Schedule();
+      }
+      std::move(done)(s);
+    });
+  });
+}
+
+}  // namespace drover::server

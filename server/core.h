@@ -1,0 +1,146 @@
+// Core: droverd's scheduling core in motion. It owns the job queue, the node registry, the
+// agents' links and the attempts in flight, and turns events (a submit committed, an agent
+// report, a cancel, a tick of the clock) into placements, persisted status changes and
+// messages to agents. Every method runs on the CoreLoop thread; other threads post to it.
+//
+// Status changes are applied to the in-memory queue at once (so the next decision sees
+// them) and written to the store in order with a compare-and-set on the version; what
+// clients and watchers see comes only from committed writes.
+#ifndef DROVER_SERVER_CORE_H_
+#define DROVER_SERVER_CORE_H_
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "drover/v1/agent.pb.h"
+#include "scheduler/job_queue.h"
+#include "scheduler/node_registry.h"
+#include "scheduler/placement.h"
+#include "server/core_loop.h"
+#include "server/job_events.h"
+#include "storage/log_store.h"
+#include "storage/store.h"
+
+namespace drover::server {
+
+// One agent's stream, as the core sees it. Implemented by the AgentService reactor.
+class AgentLink {
+ public:
+  virtual ~AgentLink() = default;
+  // Queues a message for the agent. Thread-safe, never blocks; dropped once the stream ended.
+  virtual void Send(v1::SchedulerMessage message) = 0;
+};
+
+struct CoreOptions {
+  absl::Duration heartbeat_interval = absl::Seconds(2);
+  // A node silent this long is DOWN.
+  absl::Duration lease = absl::Seconds(15);
+  // SIGTERM to SIGKILL when an attempt is stopped.
+  absl::Duration stop_grace = absl::Seconds(10);
+};
+
+class Core {
+ public:
+  using JobCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Job>) &&>;
+
+  Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, CoreLoop& loop,
+       const Clock& clock, CoreOptions options);
+
+  // At start: every unfinished job and the stored compute targets.
+  void Restore(const std::vector<v1::Job>& unfinished,
+               const std::vector<v1::ComputeTarget>& targets);
+
+  // A submit was committed.
+  void JobCreated(const v1::Job& job);
+  // Cancels a job (see JobService.CancelJob); `done` gets the job as committed.
+  void Cancel(const std::string& job_id, const std::string& reason, JobCallback done);
+
+  // An agent connected and said hello. Returns the node name the link belongs to from now on.
+  absl::StatusOr<std::string> AgentHello(std::shared_ptr<AgentLink> link,
+                                         const v1::AgentHello& hello);
+  // Any later message of that agent (log chunks do not come here).
+  void AgentMessage(const std::string& node, const v1::AgentMessage& message);
+  // The agent's stream ended.
+  void AgentGone(const std::string& node, const AgentLink* link);
+
+  // Administration.
+  absl::StatusOr<v1::Node> Cordon(const std::string& node, const std::string& reason);
+  absl::StatusOr<v1::Node> Uncordon(const std::string& node);
+  absl::StatusOr<v1::Node> Drain(const std::string& node, const std::string& reason);
+  std::vector<v1::Node> ListNodes() const { return nodes_.List(); }
+  using StatusCallback = absl::AnyInvocable<void(absl::Status) &&>;
+  // Stores, then applies, a compute target change; `done` runs on the loop after the commit.
+  void PutTarget(const v1::ComputeTarget& target, StatusCallback done);
+  void DeleteTarget(const std::string& name, StatusCallback done);
+  std::vector<v1::ComputeTarget> ListTargets() const { return nodes_.ListTargets(); }
+
+  // Leases, timeouts and placement; the loop calls it periodically.
+  void Tick();
+
+  // Whether a compute target exists. Thread-safe (submit handlers call it).
+  bool TargetExists(const std::string& name) const;
+
+ private:
+  struct Attempt {
+    int64_t epoch = 0;
+    std::vector<std::string> nodes;        // by node rank
+    std::set<std::string> ready;           // nodes that reported READY
+    std::set<std::string> ended;           // nodes that reported ENDED
+    std::vector<v1::RankExit> exits;
+    v1::JobStatus::Cause cause = v1::JobStatus::CAUSE_UNSPECIFIED;
+    std::string message;
+    std::string outputs_digest;
+    int64_t outputs_size = 0;
+    bool started = false;
+    bool stopping = false;
+    absl::Time running_since = absl::InfinitePast();
+  };
+
+  void Schedule();
+  // Runs Schedule() once, after what is already posted to the loop.
+  void RequestSchedule();
+  void Assign(const scheduler::Placement& placement);
+  void HandleReport(const std::string& node, const v1::AttemptReport& report);
+  void FinishAttempt(const std::string& job_id);
+  void StopAttempt(const std::string& job_id, v1::JobStatus::Cause cause,
+                   const std::string& message);
+  void SendTo(const std::string& node, v1::SchedulerMessage message);
+  // Sends the attempt's AssignAttempt to each of its nodes (or only to `only_node`).
+  void SendAssignments(const v1::Job& job, const Attempt& attempt,
+                       const std::string& only_node = "");
+  void NodeLost(const std::string& node);
+  // Applies `next` to the in-memory job now and writes it; `done` (optional) runs on the
+  // loop after the commit with the committed job.
+  void CommitStatus(const v1::Job& current, v1::JobStatus next, JobCallback done = nullptr);
+  void CancelWithRetries(const std::string& job_id, const std::string& reason, JobCallback done,
+                         int tries_left);
+  void RefreshTargetNames();
+
+  storage::Store& store_;
+  storage::LogStore& logs_;
+  JobEventHub& events_;
+  CoreLoop& loop_;
+  const Clock& clock_;
+  const CoreOptions options_;
+
+  scheduler::JobQueue jobs_;
+  scheduler::NodeRegistry nodes_;
+  absl::flat_hash_map<std::string, std::shared_ptr<AgentLink>> links_;  // by node name
+  absl::flat_hash_map<std::string, Attempt> attempts_;  // by job id
+  bool schedule_requested_ = false;
+
+  mutable absl::Mutex target_names_mu_;
+  absl::flat_hash_set<std::string> target_names_ ABSL_GUARDED_BY(target_names_mu_);
+};
+
+}  // namespace drover::server
+
+#endif  // DROVER_SERVER_CORE_H_
