@@ -106,20 +106,26 @@ class AgentStream final
       const v1::LogChunk& chunk = in_.log();
       storage::LogStreamKey key{chunk.attempt().job_id(), chunk.attempt().epoch(), chunk.rank(),
                                 chunk.stream()};
-      service_.logs_.Append(key, chunk.offset(), chunk.data(),
-                            [outbox = outbox_, attempt = chunk.attempt(), rank = chunk.rank(),
-                             stream = chunk.stream(),
-                             key](absl::StatusOr<int64_t> stored) {
-                              v1::SchedulerMessage ack;
-                              v1::LogAck* a = ack.mutable_log_ack();
-                              *a->mutable_attempt() = attempt;
-                              a->set_rank(rank);
-                              a->set_stream(stream);
-                              // On a gap or a write error the agent resends from what is
-                              // stored.
-                              a->set_offset(stored.ok() ? *stored : -1);
-                              outbox->Send(std::move(ack));
-                            });
+      storage::LogStore* logs = &service_.logs_;
+      logs->Append(key, chunk.offset(), chunk.data(),
+                   [outbox = outbox_, logs, key, attempt = chunk.attempt()](
+                       absl::StatusOr<int64_t> stored) {
+                     v1::SchedulerMessage ack;
+                     v1::LogAck* a = ack.mutable_log_ack();
+                     *a->mutable_attempt() = attempt;
+                     a->set_rank(key.rank);
+                     a->set_stream(key.stream);
+                     // After a gap the agent resends from what is stored; after a write error
+                     // (-1) it retries later.
+                     if (stored.ok()) {
+                       a->set_offset(*stored);
+                     } else if (absl::IsFailedPrecondition(stored.status())) {
+                       a->set_offset(logs->Size(key));
+                     } else {
+                       a->set_offset(-1);
+                     }
+                     outbox->Send(std::move(ack));
+                   });
     } else {
       service_.loop_.Post([core = &service_.core_, node = node_, message = in_]() {
         core->AgentMessage(node, message);

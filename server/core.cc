@@ -492,6 +492,16 @@ void Core::FinishAttempt(const std::string& job_id) {
     if (cause == JobStatus::TIMEOUT && message.empty()) message = "max_run_duration exceeded";
   }
   absl::Time now = clock_.Now();
+  if (end == JobStatus::COMPLETED && job->status().state() != JobStatus::FINALIZING) {
+    // The agent's FINALIZING report was not seen (it reconnected meanwhile): pass through
+    // it, so the recorded history stays a valid one.
+    if (auto finalizing = scheduler::Transition(job->status(), JobStatus::FINALIZING,
+                                                "UPLOADING_OUTPUTS", now);
+        finalizing.ok()) {
+      CommitStatus(*job, *std::move(finalizing));
+      job = jobs_.Find(job_id);
+    }
+  }
   std::string reason = scheduler::StateName(end);
   bool retry = end == JobStatus::FAILED && job->status().attempt() <= job->spec().max_retries();
   absl::StatusOr<JobStatus> next =

@@ -1,0 +1,414 @@
+// droverd's side of the agent protocol, in-process: a real Droverd and a scripted agent
+// speaking AgentService over gRPC. What runs on the node is the agent's business (tested
+// with real runc in tests/agent and tests/e2e); here the agent's reports are written by
+// hand, so every transition of droverd can be driven and checked.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "drover/v1/admin_service.grpc.pb.h"
+#include "drover/v1/agent_service.grpc.pb.h"
+#include "drover/v1/job_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/droverd.h"
+#include "tests/testing/subprocess.h"
+
+namespace drover::server {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A scripted agent: one stream, synchronous reads with a deadline.
+class ScriptedAgent {
+ public:
+  ScriptedAgent(const std::shared_ptr<grpc::Channel>& channel, const std::string& name,
+                double cpus = 4, std::vector<v1::AttemptReport> held = {})
+      : stub_(v1::AgentService::NewStub(channel)) {
+    stream_ = stub_->Connect(&context_);
+    v1::AgentMessage hello;
+    v1::NodeInfo* node = hello.mutable_hello()->mutable_node();
+    node->set_name(name);
+    node->add_addresses("10.77.0.11");
+    node->mutable_capacity()->set_cpus(cpus);
+    node->mutable_capacity()->set_memory_mib(8192);
+    (*node->mutable_labels())["pool"] = "cpu";
+    node->set_agent_version("test");
+    for (auto& report : held) *hello.mutable_hello()->add_attempts() = report;
+    stream_->Write(hello);
+  }
+  ~ScriptedAgent() {
+    context_.TryCancel();
+    v1::SchedulerMessage ignored;
+    while (stream_->Read(&ignored)) {
+    }
+    stream_->Finish();
+  }
+
+  // Next message of the wanted kind; others (acks of earlier chunks, welcomes) are skipped.
+  v1::SchedulerMessage Next(v1::SchedulerMessage::KindCase kind) {
+    v1::SchedulerMessage message;
+    while (stream_->Read(&message)) {
+      if (message.kind_case() == kind) return message;
+    }
+    ADD_FAILURE() << "stream ended while waiting for message kind " << kind;
+    return message;
+  }
+
+  void Report(const std::string& job, int64_t epoch, v1::AttemptReport::Phase phase,
+              std::vector<v1::RankExit> exits = {}) {
+    v1::AgentMessage message;
+    v1::AttemptReport* report = message.mutable_report();
+    report->mutable_attempt()->set_job_id(job);
+    report->mutable_attempt()->set_epoch(epoch);
+    report->set_phase(phase);
+    for (auto& e : exits) *report->add_exits() = e;
+    stream_->Write(message);
+  }
+
+  void Log(const std::string& job, int64_t epoch, int32_t rank, int64_t offset,
+           const std::string& data) {
+    v1::AgentMessage message;
+    v1::LogChunk* chunk = message.mutable_log();
+    chunk->mutable_attempt()->set_job_id(job);
+    chunk->mutable_attempt()->set_epoch(epoch);
+    chunk->set_rank(rank);
+    chunk->set_stream(v1::STDOUT);
+    chunk->set_offset(offset);
+    chunk->set_data(data);
+    stream_->Write(message);
+  }
+
+  void Heartbeat() {
+    v1::AgentMessage message;
+    message.mutable_heartbeat();
+    stream_->Write(message);
+  }
+
+ private:
+  std::unique_ptr<v1::AgentService::Stub> stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::SchedulerMessage>> stream_;
+};
+
+v1::RankExit Exit(int rank, int code, int signal = 0) {
+  v1::RankExit e;
+  e.set_rank(rank);
+  e.set_exit_code(code);
+  e.set_signal(signal);
+  return e;
+}
+
+class AgentProtocolTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+
+  void Start() {
+    DroverdOptions options{.listen = "127.0.0.1:0", .state_dir = dir_.path()};
+    options.core.lease = absl::Seconds(2);
+    options.core.stop_grace = absl::Seconds(1);
+    options.tick = absl::Milliseconds(50);
+    auto started = Droverd::Start(options);
+    ASSERT_TRUE(started.ok()) << started.status();
+    droverd_ = *std::move(started);
+    channel_ = grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials());
+    jobs_ = v1::JobService::NewStub(channel_);
+    admin_ = v1::AdminService::NewStub(channel_);
+  }
+
+  std::string Submit(double cpus = 1, const std::string& target = "") {
+    grpc::ClientContext context;
+    v1::SubmitJobRequest request;
+    request.mutable_spec()->set_entry_script("train.py");
+    request.mutable_spec()->mutable_resources()->set_cpus(cpus);
+    request.mutable_spec()->set_compute_target(target);
+    v1::SubmitJobResponse response;
+    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.job().id();
+  }
+
+  v1::Job Get(const std::string& id) {
+    grpc::ClientContext context;
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    v1::Job job;
+    EXPECT_TRUE(jobs_->GetJob(&context, request, &job).ok());
+    return job;
+  }
+
+  // Polls until the job is in `state` (the store is updated asynchronously).
+  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state) {
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    v1::Job job;
+    while (absl::Now() < deadline) {
+      job = Get(id);
+      if (job.status().state() == state) return job;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    ADD_FAILURE() << id << " never reached " << v1::JobStatus::State_Name(state) << "; it is "
+                  << job.DebugString();
+    return job;
+  }
+
+  std::vector<v1::Node> Nodes() {
+    grpc::ClientContext context;
+    v1::ListNodesResponse response;
+    EXPECT_TRUE(admin_->ListNodes(&context, v1::ListNodesRequest(), &response).ok());
+    return {response.nodes().begin(), response.nodes().end()};
+  }
+
+  std::string Logs(const std::string& id, bool follow, v1::Job* last_job = nullptr) {
+    grpc::ClientContext context;
+    v1::StreamLogsRequest request;
+    request.set_job_id(id);
+    request.set_follow(follow);
+    auto reader = jobs_->StreamLogs(&context, request);
+    std::string out;
+    v1::StreamLogsResponse response;
+    while (reader->Read(&response)) {
+      out += response.data();
+      if (response.has_job() && last_job != nullptr) *last_job = response.job();
+    }
+    EXPECT_TRUE(reader->Finish().ok());
+    return out;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Droverd> droverd_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+};
+
+TEST_F(AgentProtocolTest, RegisteredNodeIsListedReadyWithItsCapacity) {
+  ScriptedAgent agent(channel_, "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  std::vector<v1::Node> nodes = Nodes();
+  ASSERT_EQ(nodes.size(), 1u);
+  EXPECT_EQ(nodes[0].name(), "n1");
+  EXPECT_EQ(nodes[0].state(), v1::Node::READY);
+  EXPECT_EQ(nodes[0].capacity().cpus(), 4);
+  EXPECT_EQ(nodes[0].labels().at("pool"), "cpu");
+}
+
+TEST_F(AgentProtocolTest, JobRunsThroughEveryStateAndKeepsItsLogs) {
+  ScriptedAgent agent(channel_, "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit();
+  v1::SchedulerMessage assign = agent.Next(v1::SchedulerMessage::kAssign);
+  EXPECT_EQ(assign.assign().attempt().job_id(), id);
+  EXPECT_EQ(assign.assign().attempt().epoch(), 1);
+  EXPECT_EQ(assign.assign().world_size(), 1);
+  EXPECT_EQ(assign.assign().node_addresses(0), "10.77.0.11");
+  v1::Job job = WaitFor(id, v1::JobStatus::PREPARING);
+  EXPECT_THAT(job.status().nodes(), ::testing::ElementsAre("n1"));
+  EXPECT_EQ(job.status().attempt(), 1);
+  EXPECT_THAT(Nodes()[0].running_jobs(), ::testing::ElementsAre(id));
+
+  agent.Report(id, 1, v1::AttemptReport::READY);
+  agent.Next(v1::SchedulerMessage::kStart);
+  agent.Report(id, 1, v1::AttemptReport::RUNNING);
+  job = WaitFor(id, v1::JobStatus::RUNNING);
+  EXPECT_TRUE(job.status().has_start_time());
+
+  agent.Log(id, 1, 0, 0, "hello\n");
+  EXPECT_EQ(agent.Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), 6);
+  agent.Log(id, 1, 0, 0, "hello\n");  // resent after a reconnect: stored once
+  EXPECT_EQ(agent.Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), 6);
+  agent.Log(id, 1, 0, 100, "gap");  // would leave a hole: refused, told where to resume
+  EXPECT_EQ(agent.Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), 6);
+  agent.Log(id, 1, 0, 3, "lo\nworld\n");  // overlaps what is stored
+  EXPECT_EQ(agent.Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), 12);
+  EXPECT_EQ(Logs(id, false), "hello\nworld\n");
+
+  agent.Report(id, 1, v1::AttemptReport::FINALIZING);
+  agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, 0)});
+  job = WaitFor(id, v1::JobStatus::COMPLETED);
+  ASSERT_EQ(job.status().exits_size(), 1);
+  EXPECT_EQ(job.status().exits(0).node(), "n1");
+  v1::Job final_job;
+  EXPECT_EQ(Logs(id, true, &final_job), "hello\nworld\n");
+  EXPECT_EQ(final_job.status().state(), v1::JobStatus::COMPLETED);
+  EXPECT_TRUE(Nodes()[0].running_jobs().empty());
+}
+
+TEST_F(AgentProtocolTest, FollowedLogsArriveLiveAndEndWithTheJob) {
+  ScriptedAgent agent(channel_, "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit();
+  agent.Next(v1::SchedulerMessage::kAssign);
+  agent.Report(id, 1, v1::AttemptReport::READY);
+  agent.Next(v1::SchedulerMessage::kStart);
+  agent.Report(id, 1, v1::AttemptReport::RUNNING);
+  WaitFor(id, v1::JobStatus::RUNNING);
+
+  grpc::ClientContext context;
+  v1::StreamLogsRequest request;
+  request.set_job_id(id);
+  request.set_follow(true);
+  auto reader = jobs_->StreamLogs(&context, request);
+  agent.Log(id, 1, 0, 0, "step 1\n");
+  v1::StreamLogsResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.data(), "step 1\n");
+  agent.Log(id, 1, 0, 7, "step 2\n");
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.data(), "step 2\n");
+  EXPECT_EQ(response.offset(), 7);
+  agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, 3)});
+  ASSERT_TRUE(reader->Read(&response));
+  EXPECT_EQ(response.job().status().state(), v1::JobStatus::FAILED);
+  EXPECT_FALSE(reader->Read(&response));
+  EXPECT_TRUE(reader->Finish().ok());
+}
+
+TEST_F(AgentProtocolTest, FailingRankFailsTheJobNamingRankNodeAndCode) {
+  ScriptedAgent agent(channel_, "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit();
+  agent.Next(v1::SchedulerMessage::kAssign);
+  agent.Report(id, 1, v1::AttemptReport::READY);
+  agent.Next(v1::SchedulerMessage::kStart);
+  agent.Report(id, 1, v1::AttemptReport::RUNNING);
+  agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, 0), Exit(1, 3)});
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::PROCESS_FAILED);
+  EXPECT_EQ(job.status().message(), "rank 1 on n1 exited with code 3");
+}
+
+TEST_F(AgentProtocolTest, SuccessReportedWithoutFinalizingStillCompletes) {
+  ScriptedAgent agent(channel_, "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit();
+  agent.Next(v1::SchedulerMessage::kAssign);
+  agent.Report(id, 1, v1::AttemptReport::READY);
+  agent.Next(v1::SchedulerMessage::kStart);
+  agent.Report(id, 1, v1::AttemptReport::RUNNING);
+  agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, 0)});
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  // QUEUED 1, PREPARING 2, STARTING 3, RUNNING 4, FINALIZING 5, COMPLETED 6.
+  EXPECT_EQ(job.status().version(), 6);
+}
+
+TEST_F(AgentProtocolTest, CancelOfARunningJobStopsItOnTheNode) {
+  ScriptedAgent agent(channel_, "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit();
+  agent.Next(v1::SchedulerMessage::kAssign);
+  agent.Report(id, 1, v1::AttemptReport::READY);
+  agent.Next(v1::SchedulerMessage::kStart);
+  agent.Report(id, 1, v1::AttemptReport::RUNNING);
+  WaitFor(id, v1::JobStatus::RUNNING);
+  grpc::ClientContext context;
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(id);
+  v1::Job job;
+  ASSERT_TRUE(jobs_->CancelJob(&context, cancel, &job).ok());
+  EXPECT_EQ(job.status().state(), v1::JobStatus::CANCEL_REQUESTED);
+  v1::SchedulerMessage stop = agent.Next(v1::SchedulerMessage::kStop);
+  EXPECT_EQ(stop.stop().cause(), v1::JobStatus::CANCELED_BY_USER);
+  agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, -1, 15)});
+  job = WaitFor(id, v1::JobStatus::CANCELED);
+  EXPECT_EQ(job.status().exits(0).signal(), 15);
+}
+
+TEST_F(AgentProtocolTest, TooLargeJobWaitsWithAReasonAndUnknownTargetsAreRefused) {
+  ScriptedAgent agent(channel_, "n1", /*cpus=*/2);
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit(/*cpus=*/8);
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline &&
+         Get(id).status().reason().rfind("NO_NODE_LARGE_ENOUGH", 0) != 0) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_THAT(Get(id).status().reason(), HasSubstr("NO_NODE_LARGE_ENOUGH need=1"));
+
+  grpc::ClientContext context;
+  v1::SubmitJobRequest request;
+  request.mutable_spec()->set_entry_script("train.py");
+  request.mutable_spec()->set_compute_target("gpu-pool");
+  v1::SubmitJobResponse response;
+  grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("spec.compute_target: 'gpu-pool' does not exist"));
+}
+
+TEST_F(AgentProtocolTest, CordonedNodeGetsNoWorkUntilUncordoned) {
+  ScriptedAgent agent(channel_, "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  {
+    grpc::ClientContext context;
+    v1::NodeRequest request;
+    request.set_name("n1");
+    request.set_reason("disk check");
+    v1::Node node;
+    ASSERT_TRUE(admin_->CordonNode(&context, request, &node).ok());
+    EXPECT_EQ(node.state(), v1::Node::CORDONED);
+  }
+  std::string id = Submit();
+  absl::SleepFor(absl::Milliseconds(200));  // a few ticks: nothing may be placed
+  EXPECT_EQ(Get(id).status().state(), v1::JobStatus::QUEUED);
+  {
+    grpc::ClientContext context;
+    v1::NodeRequest request;
+    request.set_name("n1");
+    v1::Node node;
+    ASSERT_TRUE(admin_->UncordonNode(&context, request, &node).ok());
+  }
+  EXPECT_EQ(agent.Next(v1::SchedulerMessage::kAssign).assign().attempt().job_id(), id);
+}
+
+TEST_F(AgentProtocolTest, SilentNodeGoesDownAndItsJobEndsNodeLost) {
+  auto agent = std::make_unique<ScriptedAgent>(channel_, "n1");
+  agent->Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit();
+  agent->Next(v1::SchedulerMessage::kAssign);
+  agent->Report(id, 1, v1::AttemptReport::READY);
+  agent->Next(v1::SchedulerMessage::kStart);
+  agent->Report(id, 1, v1::AttemptReport::RUNNING);
+  WaitFor(id, v1::JobStatus::RUNNING);
+  // No heartbeats from now on: after the 2 s lease the node is DOWN.
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::NODE_LOST);
+  EXPECT_EQ(Nodes()[0].state(), v1::Node::DOWN);
+}
+
+TEST_F(AgentProtocolTest, ReconnectingAgentIsToldToStopAttemptsDroverdDoesNotKnow) {
+  v1::AttemptReport held;
+  held.mutable_attempt()->set_job_id("j-99");
+  held.mutable_attempt()->set_epoch(3);
+  held.set_phase(v1::AttemptReport::RUNNING);
+  ScriptedAgent agent(channel_, "n1", 4, {held});
+  v1::SchedulerMessage stop = agent.Next(v1::SchedulerMessage::kStop);
+  EXPECT_EQ(stop.stop().attempt().job_id(), "j-99");
+  EXPECT_EQ(stop.stop().attempt().epoch(), 3);
+}
+
+TEST_F(AgentProtocolTest, ComputeTargetsSelectNodesAndSurviveARestart) {
+  {
+    grpc::ClientContext context;
+    v1::PutComputeTargetRequest request;
+    request.mutable_target()->set_name("cpu-pool");
+    (*request.mutable_target()->mutable_selector())["pool"] = "cpu";
+    v1::ComputeTarget target;
+    ASSERT_TRUE(admin_->PutComputeTarget(&context, request, &target).ok());
+  }
+  droverd_->Shutdown();
+  droverd_.reset();
+  Start();
+  ScriptedAgent agent(channel_, "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit(1, "cpu-pool");
+  EXPECT_EQ(agent.Next(v1::SchedulerMessage::kAssign).assign().attempt().job_id(), id);
+  grpc::ClientContext context;
+  v1::DeleteComputeTargetRequest request;
+  request.set_name("default");
+  v1::DeleteComputeTargetResponse response;
+  EXPECT_EQ(admin_->DeleteComputeTarget(&context, request, &response).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+}  // namespace
+}  // namespace drover::server
