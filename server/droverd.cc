@@ -51,6 +51,8 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::ComputeTarget> targets,
                           d->store_->LoadComputeTargets());
   DROVER_ASSIGN_OR_RETURN(d->logs_, storage::LogStore::Open(options.state_dir + "/logs"));
+  DROVER_ASSIGN_OR_RETURN(d->blobs_, storage::BlobStore::Open(options.state_dir + "/blobs",
+                                                              options.max_blob_bytes));
   d->resumed_jobs_ = unfinished.size();
   d->loop_ = std::make_unique<CoreLoop>();
   d->core_ = std::make_unique<Core>(*d->store_, *d->logs_, d->events_, *d->loop_, clock,
@@ -67,6 +69,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
                                                      *d->loop_, d->events_, clock);
   d->admin_service_ = std::make_unique<AdminServiceImpl>(*d->core_, *d->loop_);
   d->agent_service_ = std::make_unique<AgentServiceImpl>(*d->core_, *d->loop_, *d->logs_);
+  d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_);
   grpc::ServerBuilder builder;
   int port = 0;
   // Authentication arrives with per-node TLS certificates (see ARCHITECTURE.md, Security).
@@ -76,6 +79,9 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   builder.RegisterService(d->job_service_.get());
   builder.RegisterService(d->admin_service_.get());
   builder.RegisterService(d->agent_service_.get());
+  builder.RegisterService(d->blob_service_.get());
+  // Chunks are up to 1 MiB; specs up to 1 MiB plus the request around them.
+  builder.SetMaxReceiveMessageSize(4 << 20);
   d->server_ = builder.BuildAndStart();
   if (d->server_ == nullptr || port == 0) {
     d->server_.reset();

@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "server/admin_service.h"
 #include "server/agent_service.h"
+#include "server/blob_service.h"
 #include "server/core.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
@@ -31,6 +32,8 @@ struct DroverdOptions {
   absl::Duration shutdown_grace = absl::Seconds(10);
   // Agent heartbeats, node lease, stop grace.
   CoreOptions core;
+  // Largest blob (snapshot, image, outputs) droverd takes.
+  int64_t max_blob_bytes = int64_t{64} << 30;
   // How often leases, timeouts and placement are checked.
   absl::Duration tick = absl::Milliseconds(200);
 };
@@ -64,12 +67,14 @@ class Droverd {
   int lock_fd_ = -1;  // flock on <state-dir>/droverd.lock, held while running
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<storage::LogStore> logs_;
+  std::unique_ptr<storage::BlobStore> blobs_;
   JobEventHub events_;
   std::unique_ptr<CoreLoop> loop_;
   std::unique_ptr<Core> core_;
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
+  std::unique_ptr<BlobServiceImpl> blob_service_;
   std::unique_ptr<grpc::Server> server_;
 };
 
