@@ -1,0 +1,320 @@
+#include "agent/runtime/oci_spec.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace drover::agent {
+namespace {
+
+constexpr int64_t kMiB = 1024 * 1024;
+constexpr int64_t kCpuPeriodUs = 100000;
+// The kernel refuses CFS quotas under 1 ms.
+constexpr int64_t kMinCpuQuotaUs = 1000;
+
+bool ValidId(absl::string_view id) {
+  if (id.empty() || id.size() > 128 || id == "." || id == "..") return false;
+  for (char c : id) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// An absolute path without "." or ".." components.
+bool CleanAbsolutePath(absl::string_view path) {
+  if (!absl::StartsWith(path, "/")) return false;
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "." || part == "..") return false;
+  }
+  return path.find('\0') == absl::string_view::npos;
+}
+
+bool ValidHostname(absl::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  for (char c : name) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return name.front() != '-' && name.front() != '.';
+}
+
+Json Mount(absl::string_view destination, absl::string_view type, absl::string_view source,
+           std::vector<std::string> options) {
+  Json mount = Json::Object();
+  mount.Set("destination", destination);
+  mount.Set("type", type);
+  mount.Set("source", source);
+  if (!options.empty()) mount.Set("options", Json::Strings(options));
+  return mount;
+}
+
+// A bind mount; read-only binds are read-only recursively (`rro`, runc >= 1.1, kernel >=
+// 5.12) so that a submount under the source is not writable either.
+Json Bind(absl::string_view source, absl::string_view destination, bool read_only) {
+  std::vector<std::string> options = {"rbind", "nosuid", "nodev"};
+  if (read_only) {
+    options.push_back("ro");
+    options.push_back("rro");
+  } else {
+    options.push_back("rw");
+  }
+  return Mount(destination, "bind", source, std::move(options));
+}
+
+bool HasVariable(const std::vector<std::string>& env, absl::string_view name) {
+  for (const std::string& entry : env) {
+    if (absl::StartsWith(entry, absl::StrCat(name, "="))) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+const std::vector<std::string>& DefaultCapabilities() {
+  static const auto* caps = new std::vector<std::string>{
+      "CAP_CHOWN",      "CAP_DAC_OVERRIDE", "CAP_FOWNER",  "CAP_FSETID",           "CAP_KILL",
+      "CAP_SETGID",     "CAP_SETUID",       "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+      "CAP_AUDIT_WRITE"};
+  return *caps;
+}
+
+const std::vector<std::string>& DefaultMaskedPaths() {
+  static const auto* paths = new std::vector<std::string>{"/proc/acpi",
+                                                          "/proc/asound",
+                                                          "/proc/kcore",
+                                                          "/proc/keys",
+                                                          "/proc/latency_stats",
+                                                          "/proc/timer_list",
+                                                          "/proc/timer_stats",
+                                                          "/proc/sched_debug",
+                                                          "/sys/firmware",
+                                                          "/proc/scsi",
+                                                          "/sys/devices/virtual/powercap"};
+  return *paths;
+}
+
+const std::vector<std::string>& DefaultReadonlyPaths() {
+  static const auto* paths = new std::vector<std::string>{"/proc/bus", "/proc/fs", "/proc/irq",
+                                                          "/proc/sys", "/proc/sysrq-trigger"};
+  return *paths;
+}
+
+absl::Status ValidateContainerSpec(const ContainerSpec& spec) {
+  if (!ValidId(spec.id)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("container id '", spec.id, "': use 1 to 128 characters of [A-Za-z0-9_.-]"));
+  }
+  auto bad = [&](absl::string_view field, absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("container '", spec.id, "': ", field, " ", why));
+  };
+  if (!CleanAbsolutePath(spec.bundle_dir) || spec.bundle_dir == "/") {
+    return bad("bundle_dir",
+               absl::StrCat("'", spec.bundle_dir, "' must be an absolute path below /"));
+  }
+  if (!spec.image_rootfs.empty() && !CleanAbsolutePath(spec.image_rootfs)) {
+    return bad("image_rootfs", absl::StrCat("'", spec.image_rootfs, "' must be an absolute path"));
+  }
+  if (!CleanAbsolutePath(spec.job_dir)) {
+    return bad("job_dir", absl::StrCat("'", spec.job_dir, "' must be an absolute path"));
+  }
+  if (!CleanAbsolutePath(spec.cwd)) {
+    return bad("cwd", absl::StrCat("'", spec.cwd, "' must be an absolute path in the container"));
+  }
+  if (spec.args.empty() || spec.args[0].empty()) return bad("args", "must name a program");
+  for (const std::string& entry : spec.env) {
+    size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return bad("env", absl::StrCat("entry '", entry, "' must be KEY=VALUE"));
+    }
+  }
+  for (const BindMount& mount : spec.mounts) {
+    if (!CleanAbsolutePath(mount.source)) {
+      return bad("mounts", absl::StrCat("source '", mount.source, "' must be an absolute path"));
+    }
+    if (!CleanAbsolutePath(mount.destination) || mount.destination == "/") {
+      return bad("mounts", absl::StrCat("destination '", mount.destination,
+                                        "' must be an absolute path below /"));
+    }
+    if (absl::StartsWith(mount.destination, kContainerDroverDir)) {
+      return bad("mounts",
+                 absl::StrCat("destination '", mount.destination, "' is reserved for drover"));
+    }
+  }
+  if (!spec.hostname.empty() && !ValidHostname(spec.hostname)) {
+    return bad("hostname", absl::StrCat("'", spec.hostname, "' must be 1 to 63 of [A-Za-z0-9.-]"));
+  }
+  if (!spec.netns_path.empty() && !CleanAbsolutePath(spec.netns_path)) {
+    return bad("netns_path", absl::StrCat("'", spec.netns_path, "' must be an absolute path"));
+  }
+  if (!std::isfinite(spec.cpus) || spec.cpus < 0 || spec.cpus > 4096) {
+    return bad("cpus", absl::StrCat(spec.cpus, " must be from 0 (no limit) to 4096"));
+  }
+  if (spec.memory_mib < 0 || (spec.memory_mib > 0 && spec.memory_mib < 8)) {
+    return bad("memory_mib", absl::StrCat(spec.memory_mib, " must be 0 (no limit) or at least 8"));
+  }
+  if (spec.pids_limit < 0) return bad("pids_limit", "must be 0 (no limit) or more");
+  if (spec.shm_mib < 1) return bad("shm_mib", "must be at least 1");
+  for (const std::string& device : spec.devices) {
+    if (!CleanAbsolutePath(device) || !absl::StartsWith(device, "/dev/")) {
+      return bad("devices", absl::StrCat("'", device, "' must be a path under /dev/"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Json> BuildOciConfig(const ContainerSpec& spec, const OciOptions& options) {
+  absl::Status valid = ValidateContainerSpec(spec);
+  if (!valid.ok()) return valid;
+
+  Json config = Json::Object();
+  config.Set("ociVersion", "1.0.2-dev");
+
+  // Process.
+  Json& process = config.Set("process", Json::Object());
+  process.Set("terminal", false);
+  Json& user = process.Set("user", Json::Object());
+  user.Set("uid", 0);
+  user.Set("gid", 0);
+  process.Set("args", Json::Strings(spec.args));
+  std::vector<std::string> env = spec.env;
+  if (!HasVariable(env, "PATH")) {
+    env.insert(env.begin(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  }
+  if (!HasVariable(env, "HOME")) env.push_back("HOME=/root");
+  process.Set("env", Json::Strings(env));
+  process.Set("cwd", spec.cwd);
+  Json& caps = process.Set("capabilities", Json::Object());
+  caps.Set("bounding", Json::Strings(DefaultCapabilities()));
+  caps.Set("effective", Json::Strings(DefaultCapabilities()));
+  caps.Set("permitted", Json::Strings(DefaultCapabilities()));
+  if (options.nofile_limit > 0) {
+    Json limit = Json::Object();
+    limit.Set("type", "RLIMIT_NOFILE");
+    limit.Set("hard", static_cast<int64_t>(options.nofile_limit));
+    limit.Set("soft", static_cast<int64_t>(options.nofile_limit));
+    process.Set("rlimits", Json::Array({std::move(limit)}));
+  }
+  process.Set("noNewPrivileges", true);
+
+  Json& root = config.Set("root", Json::Object());
+  root.Set("path", options.rootfs);
+  root.Set("readonly", options.host_os);
+  config.Set("hostname", spec.hostname.empty() ? spec.id.substr(0, 63) : spec.hostname);
+
+  // Mounts, parents before children.
+  Json& mounts = config.Set("mounts", Json::Array());
+  mounts.Push(Mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}));
+  mounts.Push(
+      Mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}));
+  mounts.Push(Mount("/dev/pts", "devpts", "devpts",
+                    {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}));
+  mounts.Push(Mount(
+      "/dev/shm", "tmpfs", "shm",
+      {"nosuid", "noexec", "nodev", "mode=1777", absl::StrCat("size=", spec.shm_mib * 1024, "k")}));
+  mounts.Push(Mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
+  mounts.Push(Mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
+  mounts.Push(
+      Mount("/sys/fs/cgroup", "cgroup", "cgroup", {"nosuid", "noexec", "nodev", "relatime", "ro"}));
+  if (options.host_os) {
+    mounts.Push(Bind("/usr", "/usr", true));
+    mounts.Push(Bind("/etc", "/etc", true));
+    for (const std::string& dir : options.host_dir_binds) mounts.Push(Bind(dir, dir, true));
+    mounts.Push(Mount("/tmp", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=1777"}));
+    mounts.Push(Mount("/run", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=755"}));
+    mounts.Push(Mount("/var", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=755"}));
+    mounts.Push(Mount("/root", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=700"}));
+  }
+  // Injected files live under their own tmpfs: no new mountpoint can be made under a
+  // read-only bind, and an image's /run may hold anything.
+  if (!options.init_binary.empty() || !options.state_dir.empty()) {
+    mounts.Push(Mount(kContainerDroverDir, "tmpfs", "tmpfs",
+                      {"nosuid", "nodev", "mode=755", "size=1024k"}));
+  }
+  if (!options.init_binary.empty()) {
+    mounts.Push(Mount(kContainerInitPath, "bind", options.init_binary, {"bind", "ro", "nodev"}));
+  }
+  if (!options.state_dir.empty()) {
+    mounts.Push(Mount(kContainerStateDir, "bind", options.state_dir,
+                      {"rbind", "rw", "nosuid", "nodev", "noexec"}));
+  }
+  mounts.Push(Bind(spec.job_dir, "/job", false));
+  for (const BindMount& mount : spec.mounts) {
+    mounts.Push(Bind(mount.source, mount.destination, mount.read_only));
+  }
+
+  // Linux.
+  Json& linux = config.Set("linux", Json::Object());
+  if (!options.cgroups_path.empty()) linux.Set("cgroupsPath", options.cgroups_path);
+  Json& resources = linux.Set("resources", Json::Object());
+  Json& device_rules = resources.Set("devices", Json::Array());
+  Json deny_all = Json::Object();
+  deny_all.Set("allow", false);
+  deny_all.Set("access", "rwm");
+  device_rules.Push(std::move(deny_all));
+  for (const OciDevice& device : options.devices) {
+    Json rule = Json::Object();
+    rule.Set("allow", true);
+    rule.Set("type", std::string(1, device.type));
+    rule.Set("major", device.major);
+    rule.Set("minor", device.minor);
+    rule.Set("access", "rwm");
+    device_rules.Push(std::move(rule));
+  }
+  if (spec.memory_mib > 0) {
+    Json& memory = resources.Set("memory", Json::Object());
+    memory.Set("limit", spec.memory_mib * kMiB);
+    // memory+swap equal to memory: the job gets no swap.
+    memory.Set("swap", spec.memory_mib * kMiB);
+  }
+  if (spec.cpus > 0) {
+    Json& cpu = resources.Set("cpu", Json::Object());
+    int64_t quota = std::max<int64_t>(kMinCpuQuotaUs, std::llround(spec.cpus * kCpuPeriodUs));
+    cpu.Set("quota", quota);
+    cpu.Set("period", kCpuPeriodUs);
+  }
+  if (spec.pids_limit > 0) {
+    Json& pids = resources.Set("pids", Json::Object());
+    pids.Set("limit", spec.pids_limit);
+  }
+
+  Json& namespaces = linux.Set("namespaces", Json::Array());
+  for (const char* type : {"pid", "ipc", "uts", "mount"}) {
+    Json ns = Json::Object();
+    ns.Set("type", type);
+    namespaces.Push(std::move(ns));
+  }
+  if (!spec.netns_path.empty()) {
+    Json ns = Json::Object();
+    ns.Set("type", "network");
+    ns.Set("path", spec.netns_path);
+    namespaces.Push(std::move(ns));
+  }
+
+  if (!options.devices.empty()) {
+    Json& devices = linux.Set("devices", Json::Array());
+    for (const OciDevice& device : options.devices) {
+      Json node = Json::Object();
+      node.Set("path", device.path);
+      node.Set("type", std::string(1, device.type));
+      node.Set("major", device.major);
+      node.Set("minor", device.minor);
+      node.Set("fileMode", device.file_mode);
+      node.Set("uid", 0);
+      node.Set("gid", 0);
+      devices.Push(std::move(node));
+    }
+  }
+  linux.Set("maskedPaths", Json::Strings(DefaultMaskedPaths()));
+  linux.Set("readonlyPaths", Json::Strings(DefaultReadonlyPaths()));
+  return config;
+}
+
+}  // namespace drover::agent

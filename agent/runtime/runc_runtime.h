@@ -1,0 +1,146 @@
+// RuncRuntime: ContainerRuntime with the runc binary, the only code in Drover that knows
+// runc. It writes each container's OCI config itself (oci_spec.h), keeps its containers under
+// its own `runc --root` folder (so it never sees or touches other containers on the node),
+// prepares the root filesystem (host skeleton or image overlay) and cleans everything up in
+// Delete(). Owned by the agent; thread-safe for different container ids, and Wait() may run
+// in one thread while Signal() or Delete() of the same id run in others.
+//
+// Exit watching. Open() makes the calling process a child subreaper
+// (PR_SET_CHILD_SUBREAPER, process wide): once `runc create` returns, the container's PID 1
+// is a child of the agent, and Wait() polls its pidfd and reaps it with waitpid(pid) for the
+// real exit status. The agent process must therefore never reap with waitpid(-1) (nor set
+// SIGCHLD to SIG_IGN): that would take the status away from Wait(). A side effect: other
+// orphaned descendants of the agent (daemonizing helpers) also become its children; they are
+// reaped only by whoever waits for their pid.
+// When PID 1 is not the agent's child (the agent restarted since Create), Wait() watches the
+// pidfd (pidfd_open(2) + poll(2)) and takes the exit status from the file drover-init writes
+// before it exits (`--exit-file`, kContainerExitFile in the container, `state/init.exit` in
+// the bundle). Without that file (PID 1 was not drover-init, or it was SIGKILLed), Wait()
+// reports exit_code -1, signal SIGKILL. runc state is read once per call where needed, never
+// polled.
+//
+// OOM: after PID 1 exits, and before Delete() lets runc remove the cgroup, Wait() reads the
+// container's memory cgroup (v1 memory.oom_control or v2 memory.events, `oom_kill N`); the
+// file's path is found at create time from /proc/<pid>/cgroup and kept in the bundle
+// (`state.oom_file`) for a later agent process.
+//
+// Signals. PID 1 of a PID namespace drops any signal it neither catches nor blocks, even
+// from outside. Signal() therefore first waits (up to 2 s, reading /proc/<pid>/status) until
+// a just-started PID 1 runs its own program and catches the signal; drover-init does that
+// first thing. A PID 1 that never catches it costs the 2 s, and the signal is then dropped
+// by the kernel (only SIGKILL always works).
+//
+// The agent passes `args` built with InitCommand (agent/launcher/init_command.h), whose
+// defaults are kContainerInitPath and kContainerExitFile.
+#ifndef DROVER_AGENT_RUNTIME_RUNC_RUNTIME_H_
+#define DROVER_AGENT_RUNTIME_RUNC_RUNTIME_H_
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "agent/runtime/container_runtime.h"
+#include "agent/runtime/oci_spec.h"
+
+namespace drover::agent {
+
+struct RuncOptions {
+  // The runc binary: a path, or a name looked up in PATH.
+  std::string runc_path = "runc";
+  // runc's state folder (`runc --root`), for example `<agent work dir>/runc`; created when
+  // missing. Required.
+  std::string root_dir;
+  // drover-init on the node, bound read-only into every container at kContainerInitPath
+  // ("/run/drover/init"); empty: not bound (then args[0] must exist in the rootfs).
+  std::string init_binary;
+  // Relative cgroup folder the containers go under (`<parent>/<id>`), below the agent's own
+  // cgroup; empty (the default): `<id>` right below it, so that Delete() leaves no folder.
+  std::string cgroup_parent;
+  // How long one runc command may take before it is killed.
+  absl::Duration command_timeout = absl::Seconds(60);
+};
+
+class RuncRuntime : public ContainerRuntime {
+ public:
+  // Checks the options, creates `root_dir` and makes this process a child subreaper.
+  // INVALID_ARGUMENT for bad options; FAILED_PRECONDITION when runc or init_binary cannot be
+  // found or the process cannot become a subreaper.
+  static absl::StatusOr<std::unique_ptr<RuncRuntime>> Open(RuncOptions options);
+
+  // Where the container's own stdout and stderr go (drover-init's messages, and runc's
+  // error when create fails): `<bundle_dir>/container.log`. Removed by Delete().
+  static std::string ContainerLogPath(absl::string_view bundle_dir);
+  // The host path of drover-init's exit file: `<bundle_dir>/state/init.exit`.
+  static std::string ExitFilePath(absl::string_view bundle_dir);
+
+  // ContainerRuntime. Beyond the interface's codes: Create() also gives INVALID_ARGUMENT when
+  // bundle_dir is not an empty folder or image_rootfs is not a folder, and UNAVAILABLE when
+  // the overlay cannot be mounted; on any failure it leaves bundle_dir empty. Signal() gives
+  // FAILED_PRECONDITION when PID 1 has exited. Delete() gives UNAVAILABLE when PID 1 does
+  // not die within 15 s of SIGKILL or a mount under bundle_dir cannot be removed (then the
+  // bundle's files are kept: removing through a mount could delete an image).
+  absl::Status Create(const ContainerSpec& spec) override;
+  absl::Status Start(absl::string_view id) override;
+  absl::StatusOr<pid_t> Pid(absl::string_view id) override;
+  absl::Status Signal(absl::string_view id, int signal, bool all) override;
+  absl::StatusOr<ContainerExit> Wait(absl::string_view id, int timeout_ms) override;
+  absl::Status Delete(absl::string_view id) override;
+  absl::StatusOr<std::vector<ContainerInfo>> List() override;
+
+ private:
+  // What the runtime knows of one container. Shared with a Wait() in progress, so that a
+  // Delete() meanwhile can hand it the exit status it reaped. Fields are guarded by `mu_`
+  // once the record is in `records_`.
+  struct Record {
+    std::string id;
+    std::string bundle_dir;
+    pid_t pid = 0;
+    bool created = false;  // `runc create` succeeded
+    std::string oom_file;  // memory.oom_control (v1) or memory.events (v2); empty: unknown
+    std::optional<ContainerExit> exit;
+  };
+
+  struct RuncState {
+    std::string status;  // "created", "running", "paused", "stopped"
+    pid_t pid = 0;
+    std::string bundle;
+  };
+
+  explicit RuncRuntime(RuncOptions options, uint64_t nofile_limit)
+      : options_(std::move(options)), nofile_limit_(nofile_limit) {}
+
+  // Runs `runc --root R <args>`; UNAVAILABLE with runc's message when it fails, NOT_FOUND
+  // when runc says the container does not exist.
+  absl::StatusOr<std::string> Runc(const std::vector<std::string>& args);
+  // `runc state`: NOT_FOUND when runc does not know `id`.
+  absl::StatusOr<RuncState> State(absl::string_view id);
+  // The record of `id`, rebuilt from runc state (after an agent restart) when missing.
+  absl::StatusOr<std::shared_ptr<Record>> Find(absl::string_view id);
+  // Prepares the bundle (rootfs, overlay, config.json); called by Create().
+  absl::Status PrepareBundle(const ContainerSpec& spec);
+  // Waits (at most until `deadline`) for `record`'s PID 1 to exit and records how.
+  // DEADLINE_EXCEEDED when it still runs.
+  absl::StatusOr<ContainerExit> AwaitExit(const std::shared_ptr<Record>& record,
+                                          absl::Time deadline);
+  // Unmounts everything under `bundle_dir` and removes its contents.
+  absl::Status CleanBundle(absl::string_view bundle_dir);
+
+  const RuncOptions options_;
+  const uint64_t nofile_limit_;
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Record>, std::less<>> records_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace drover::agent
+
+#endif  // DROVER_AGENT_RUNTIME_RUNC_RUNTIME_H_

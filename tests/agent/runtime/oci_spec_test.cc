@@ -1,0 +1,381 @@
+// Unit tests of the OCI config builder and the JSON value it is written with: no runc, no
+// files.
+#include "agent/runtime/oci_spec.h"
+
+#include <string>
+#include <vector>
+
+#include "agent/runtime/json.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace drover::agent {
+namespace {
+
+using ::testing::Contains;
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+using ::testing::IsSupersetOf;
+using ::testing::Not;
+
+ContainerSpec Spec() {
+  ContainerSpec spec;
+  spec.id = "drover-j-42-1";
+  spec.bundle_dir = "/var/lib/drover/bundles/drover-j-42-1";
+  spec.job_dir = "/var/lib/drover/jobs/j-42";
+  spec.args = {"/run/drover/init", "--log-dir", "/job/logs", "--count", "1", "--", "python3"};
+  spec.env = {"DROVER_JOB_ID=j-42", "PYTHONUNBUFFERED=1"};
+  spec.hostname = "node-3";
+  spec.cpus = 2.5;
+  spec.memory_mib = 2048;
+  spec.pids_limit = 1000;
+  spec.shm_mib = 512;
+  return spec;
+}
+
+OciOptions Options() {
+  OciOptions options;
+  options.init_binary = "/usr/lib/drover/drover-init";
+  options.state_dir = "/var/lib/drover/bundles/drover-j-42-1/state";
+  options.cgroups_path = "drover-j-42-1";
+  options.nofile_limit = 20000;
+  return options;
+}
+
+Json Build(const ContainerSpec& spec, const OciOptions& options = Options()) {
+  absl::StatusOr<Json> config = BuildOciConfig(spec, options);
+  EXPECT_TRUE(config.ok()) << config.status();
+  if (!config.ok()) return Json();
+  // What runc reads is the text: check what survives a round trip.
+  absl::StatusOr<Json> parsed = Json::Parse(config->Dump(2));
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return parsed.ok() ? *parsed : Json();
+}
+
+const Json& At(const Json& json, std::initializer_list<const char*> path) {
+  static const Json* null = new Json();
+  const Json* at = &json;
+  for (const char* key : path) {
+    at = at->Find(key);
+    if (at == nullptr) {
+      ADD_FAILURE() << "missing " << key;
+      return *null;
+    }
+  }
+  return *at;
+}
+
+std::vector<std::string> StringsOf(const Json& array) {
+  std::vector<std::string> out;
+  for (const Json& item : array.items()) out.push_back(item.AsString());
+  return out;
+}
+
+// The mount at `destination`, or null.
+const Json* MountAt(const Json& config, const std::string& destination) {
+  for (const Json& mount : At(config, {"mounts"}).items()) {
+    if (mount.Find("destination")->AsString() == destination) return &mount;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> MountOptions(const Json& config, const std::string& destination) {
+  const Json* mount = MountAt(config, destination);
+  if (mount == nullptr || mount->Find("options") == nullptr) return {};
+  return StringsOf(*mount->Find("options"));
+}
+
+TEST(OciSpecTest, SetsCgroupLimitsFromTheSpec) {
+  Json config = Build(Spec());
+  const Json& resources = At(config, {"linux", "resources"});
+  EXPECT_EQ(At(resources, {"cpu", "period"}).AsInt(), 100000);
+  EXPECT_EQ(At(resources, {"cpu", "quota"}).AsInt(), 250000);
+  EXPECT_EQ(At(resources, {"memory", "limit"}).AsInt(), int64_t{2048} << 20);
+  EXPECT_EQ(At(resources, {"memory", "swap"}).AsInt(), int64_t{2048} << 20)
+      << "memory+swap equal to memory: no swap";
+  EXPECT_EQ(At(resources, {"pids", "limit"}).AsInt(), 1000);
+  EXPECT_EQ(At(config, {"linux", "cgroupsPath"}).AsString(), "drover-j-42-1");
+}
+
+TEST(OciSpecTest, LeavesOutLimitsThatAreZero) {
+  ContainerSpec spec = Spec();
+  spec.cpus = 0;
+  spec.memory_mib = 0;
+  spec.pids_limit = 0;
+  Json config = Build(spec);
+  const Json& resources = At(config, {"linux", "resources"});
+  EXPECT_EQ(resources.Find("cpu"), nullptr);
+  EXPECT_EQ(resources.Find("memory"), nullptr);
+  EXPECT_EQ(resources.Find("pids"), nullptr);
+}
+
+TEST(OciSpecTest, TinyCpuShareGetsTheKernelMinimumQuota) {
+  ContainerSpec spec = Spec();
+  spec.cpus = 0.001;
+  Json config = Build(spec);
+  EXPECT_EQ(At(config, {"linux", "resources", "cpu", "quota"}).AsInt(), 1000);
+}
+
+TEST(OciSpecTest, CgroupsPathIsRelative) {
+  Json config = Build(Spec());
+  EXPECT_THAT(At(config, {"linux", "cgroupsPath"}).AsString(), Not(::testing::StartsWith("/")));
+}
+
+TEST(OciSpecTest, NewPidIpcUtsMountNamespacesAndTheNodesNetwork) {
+  Json config = Build(Spec());
+  std::vector<std::string> types;
+  for (const Json& ns : At(config, {"linux", "namespaces"}).items()) {
+    types.push_back(ns.Find("type")->AsString());
+    EXPECT_EQ(ns.Find("path"), nullptr) << "new namespace expected for " << types.back();
+  }
+  EXPECT_THAT(types, ::testing::UnorderedElementsAre("pid", "ipc", "uts", "mount"));
+  EXPECT_EQ(At(config, {"hostname"}).AsString(), "node-3");
+}
+
+TEST(OciSpecTest, JoinsTheGivenNetworkNamespace) {
+  ContainerSpec spec = Spec();
+  spec.netns_path = "/var/run/netns/host1";
+  Json config = Build(spec);
+  bool found = false;
+  for (const Json& ns : At(config, {"linux", "namespaces"}).items()) {
+    if (ns.Find("type")->AsString() != "network") continue;
+    found = true;
+    EXPECT_EQ(ns.Find("path")->AsString(), "/var/run/netns/host1");
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(OciSpecTest, DropsCapabilitiesToTheDefaultSet) {
+  Json config = Build(Spec());
+  const Json& caps = At(config, {"process", "capabilities"});
+  for (const char* set : {"bounding", "effective", "permitted"}) {
+    EXPECT_THAT(StringsOf(At(caps, {set})), ElementsAreArray(DefaultCapabilities())) << set;
+  }
+  EXPECT_EQ(caps.Find("ambient"), nullptr);
+  EXPECT_EQ(caps.Find("inheritable"), nullptr);
+  std::vector<std::string> bounding = StringsOf(At(caps, {"bounding"}));
+  for (const char* risky : {"CAP_SYS_ADMIN", "CAP_NET_RAW", "CAP_NET_ADMIN", "CAP_SYS_PTRACE",
+                            "CAP_SYS_MODULE", "CAP_MKNOD", "CAP_SETFCAP", "CAP_DAC_READ_SEARCH"}) {
+    EXPECT_THAT(bounding, Not(Contains(risky)));
+  }
+  EXPECT_TRUE(At(config, {"process", "noNewPrivileges"}).AsBool());
+}
+
+TEST(OciSpecTest, MasksKernelPathsLikeRuncsDefaultSpec) {
+  Json config = Build(Spec());
+  // `runc spec` (runc 1.1.5) output.
+  EXPECT_THAT(StringsOf(At(config, {"linux", "maskedPaths"})),
+              IsSupersetOf({"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                            "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                            "/proc/sched_debug", "/sys/firmware", "/proc/scsi"}));
+  EXPECT_THAT(
+      StringsOf(At(config, {"linux", "readonlyPaths"})),
+      IsSupersetOf({"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}));
+}
+
+TEST(OciSpecTest, RunsArgsInCwdWithEnvAndDefaults) {
+  ContainerSpec spec = Spec();
+  spec.cwd = "/job/code/sub";
+  Json config = Build(spec);
+  EXPECT_THAT(StringsOf(At(config, {"process", "args"})), ElementsAreArray(spec.args));
+  EXPECT_EQ(At(config, {"process", "cwd"}).AsString(), "/job/code/sub");
+  std::vector<std::string> env = StringsOf(At(config, {"process", "env"}));
+  EXPECT_THAT(env, IsSupersetOf({"DROVER_JOB_ID=j-42", "PYTHONUNBUFFERED=1", "HOME=/root"}));
+  EXPECT_THAT(env, Contains(::testing::StartsWith("PATH=")));
+  EXPECT_FALSE(At(config, {"process", "terminal"}).AsBool());
+  EXPECT_EQ(At(config, {"process", "user", "uid"}).AsInt(), 0);
+}
+
+TEST(OciSpecTest, KeepsTheUsersPath) {
+  ContainerSpec spec = Spec();
+  spec.env.push_back("PATH=/opt/conda/bin:/usr/bin");
+  Json config = Build(spec);
+  std::vector<std::string> env = StringsOf(At(config, {"process", "env"}));
+  EXPECT_EQ(std::count_if(env.begin(), env.end(),
+                          [](const std::string& e) { return e.rfind("PATH=", 0) == 0; }),
+            1);
+  EXPECT_THAT(env, Contains("PATH=/opt/conda/bin:/usr/bin"));
+}
+
+TEST(OciSpecTest, RlimitStaysAtTheGivenCeiling) {
+  Json config = Build(Spec());
+  const Json& rlimits = At(config, {"process", "rlimits"});
+  ASSERT_EQ(rlimits.items().size(), 1u);
+  EXPECT_EQ(rlimits.items()[0].Find("type")->AsString(), "RLIMIT_NOFILE");
+  EXPECT_EQ(rlimits.items()[0].Find("hard")->AsInt(), 20000);
+  EXPECT_EQ(rlimits.items()[0].Find("soft")->AsInt(), 20000);
+}
+
+TEST(OciSpecTest, HostModeBindsUsrAndEtcReadOnlyOnAReadOnlySkeleton) {
+  OciOptions options = Options();
+  options.host_dir_binds = {"/bin"};
+  Json config = Build(Spec(), options);
+  EXPECT_TRUE(At(config, {"root", "readonly"}).AsBool());
+  EXPECT_EQ(At(config, {"root", "path"}).AsString(), "rootfs");
+  for (const char* dir : {"/usr", "/etc", "/bin"}) {
+    const Json* mount = MountAt(config, dir);
+    ASSERT_NE(mount, nullptr) << dir;
+    EXPECT_EQ(mount->Find("source")->AsString(), dir);
+    EXPECT_THAT(MountOptions(config, dir), IsSupersetOf({"rbind", "ro", "rro"})) << dir;
+  }
+  for (const char* dir : {"/tmp", "/run", "/var", "/root"}) {
+    const Json* mount = MountAt(config, dir);
+    ASSERT_NE(mount, nullptr) << dir;
+    EXPECT_EQ(mount->Find("type")->AsString(), "tmpfs") << dir;
+  }
+}
+
+TEST(OciSpecTest, ImageModeUsesAWritableRootWithoutHostBinds) {
+  ContainerSpec spec = Spec();
+  spec.image_rootfs = "/var/lib/drover/images/sha256-abc/rootfs";
+  OciOptions options = Options();
+  options.host_os = false;
+  Json config = Build(spec, options);
+  EXPECT_FALSE(At(config, {"root", "readonly"}).AsBool());
+  EXPECT_EQ(MountAt(config, "/usr"), nullptr);
+  EXPECT_EQ(MountAt(config, "/etc"), nullptr);
+  EXPECT_NE(MountAt(config, kContainerInitPath), nullptr);
+}
+
+TEST(OciSpecTest, StandardKernelMountsAndSizedShm) {
+  Json config = Build(Spec());
+  EXPECT_EQ(MountAt(config, "/proc")->Find("type")->AsString(), "proc");
+  EXPECT_EQ(MountAt(config, "/dev")->Find("type")->AsString(), "tmpfs");
+  EXPECT_EQ(MountAt(config, "/dev/pts")->Find("type")->AsString(), "devpts");
+  EXPECT_EQ(MountAt(config, "/dev/mqueue")->Find("type")->AsString(), "mqueue");
+  EXPECT_THAT(MountOptions(config, "/sys"), Contains("ro"));
+  EXPECT_THAT(MountOptions(config, "/sys/fs/cgroup"), Contains("ro"));
+  EXPECT_EQ(MountAt(config, "/dev/shm")->Find("type")->AsString(), "tmpfs");
+  EXPECT_THAT(MountOptions(config, "/dev/shm"), Contains("size=524288k"));
+}
+
+TEST(OciSpecTest, JobFolderIsWritableAtJobAndUserBindsFollow) {
+  ContainerSpec spec = Spec();
+  spec.mounts = {{"/data/imagenet", "/data/in", true}, {"/scratch/j-42", "/scratch", false}};
+  Json config = Build(spec);
+  const Json* job = MountAt(config, "/job");
+  ASSERT_NE(job, nullptr);
+  EXPECT_EQ(job->Find("source")->AsString(), "/var/lib/drover/jobs/j-42");
+  EXPECT_THAT(MountOptions(config, "/job"), Contains("rw"));
+  EXPECT_THAT(MountOptions(config, "/job"), Not(Contains("ro")));
+  EXPECT_THAT(MountOptions(config, "/data/in"), IsSupersetOf({"ro", "rro"}));
+  EXPECT_THAT(MountOptions(config, "/scratch"), Contains("rw"));
+  // Parents come before children; user binds come last so they can sit under /job.
+  std::vector<std::string> order;
+  for (const Json& mount : At(config, {"mounts"}).items()) {
+    order.push_back(mount.Find("destination")->AsString());
+  }
+  auto index = [&](const std::string& d) {
+    return std::find(order.begin(), order.end(), d) - order.begin();
+  };
+  EXPECT_LT(index("/dev"), index("/dev/shm"));
+  EXPECT_LT(index("/run"), index(kContainerDroverDir));
+  EXPECT_LT(index(kContainerDroverDir), index(kContainerInitPath));
+  EXPECT_LT(index("/job"), index("/scratch"));
+}
+
+TEST(OciSpecTest, InitBinaryAndStateDirLiveUnderTheirOwnTmpfs) {
+  Json config = Build(Spec());
+  EXPECT_EQ(MountAt(config, kContainerDroverDir)->Find("type")->AsString(), "tmpfs");
+  const Json* init = MountAt(config, kContainerInitPath);
+  ASSERT_NE(init, nullptr);
+  EXPECT_EQ(init->Find("source")->AsString(), "/usr/lib/drover/drover-init");
+  EXPECT_THAT(MountOptions(config, kContainerInitPath), Contains("ro"));
+  EXPECT_THAT(MountOptions(config, kContainerInitPath), Not(Contains("noexec")));
+  EXPECT_THAT(MountOptions(config, kContainerStateDir), Contains("rw"));
+}
+
+TEST(OciSpecTest, DevicesAreCreatedAndAllowed) {
+  OciOptions options = Options();
+  options.devices = {{"/dev/nvidia0", 'c', 195, 0, 0666}};
+  Json config = Build(Spec(), options);
+  const Json& devices = At(config, {"linux", "devices"});
+  ASSERT_EQ(devices.items().size(), 1u);
+  EXPECT_EQ(devices.items()[0].Find("path")->AsString(), "/dev/nvidia0");
+  EXPECT_EQ(devices.items()[0].Find("major")->AsInt(), 195);
+  const Json& rules = At(config, {"linux", "resources", "devices"});
+  ASSERT_EQ(rules.items().size(), 2u);
+  EXPECT_FALSE(rules.items()[0].Find("allow")->AsBool()) << "deny everything first";
+  EXPECT_TRUE(rules.items()[1].Find("allow")->AsBool());
+  EXPECT_EQ(rules.items()[1].Find("minor")->AsInt(), 0);
+}
+
+TEST(OciSpecTest, RefusesBadSpecsNamingTheField) {
+  struct Case {
+    const char* field;
+    std::function<void(ContainerSpec*)> breaks;
+  };
+  std::vector<Case> cases = {
+      {"container id", [](ContainerSpec* s) { s->id = "a/b"; }},
+      {"container id", [](ContainerSpec* s) { s->id = ".."; }},
+      {"bundle_dir", [](ContainerSpec* s) { s->bundle_dir = "relative"; }},
+      {"job_dir", [](ContainerSpec* s) { s->job_dir = "/jobs/../etc"; }},
+      {"cwd", [](ContainerSpec* s) { s->cwd = "code"; }},
+      {"args", [](ContainerSpec* s) { s->args.clear(); }},
+      {"env", [](ContainerSpec* s) { s->env.push_back("NOVALUE"); }},
+      {"mounts",
+       [](ContainerSpec* s) {
+         s->mounts.push_back({"/data", "/", true});
+       }},
+      {"mounts",
+       [](ContainerSpec* s) {
+         s->mounts.push_back({"/data", "/run/drover/x", true});
+       }},
+      {"hostname", [](ContainerSpec* s) { s->hostname = "bad host"; }},
+      {"cpus", [](ContainerSpec* s) { s->cpus = -1; }},
+      {"memory_mib", [](ContainerSpec* s) { s->memory_mib = 1; }},
+      {"shm_mib", [](ContainerSpec* s) { s->shm_mib = 0; }},
+      {"devices", [](ContainerSpec* s) { s->devices.push_back("/etc/passwd"); }},
+  };
+  for (const Case& c : cases) {
+    ContainerSpec spec = Spec();
+    c.breaks(&spec);
+    absl::StatusOr<Json> config = BuildOciConfig(spec, Options());
+    ASSERT_FALSE(config.ok()) << c.field;
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(config.status().message()), HasSubstr(c.field));
+  }
+}
+
+TEST(JsonTest, EscapesWhatJsonRequires) {
+  Json value = Json::Object();
+  value.Set("s", std::string("quote\" back\\ nl\n tab\t ctl\x01 utf8 \xc3\xa9"));
+  EXPECT_EQ(value.Dump(), "{\"s\":\"quote\\\" back\\\\ nl\\n tab\\t ctl\\u0001 utf8 \xc3\xa9\"}");
+  absl::StatusOr<Json> back = Json::Parse(value.Dump());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->Find("s")->AsString(), value.Find("s")->AsString());
+}
+
+TEST(JsonTest, ParsesWhatRuncPrints) {
+  absl::StatusOr<Json> list = Json::Parse(
+      R"([{"ociVersion":"1.0.2-dev","id":"c1","pid":4242,"status":"running","bundle":"/b/c1",)"
+      R"("rootfs":"/b/c1/rootfs","created":"2026-11-26T10:00:00.1Z","owner":"root"}])");
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->items().size(), 1u);
+  EXPECT_EQ(list->items()[0].Find("pid")->AsInt(), 4242);
+  EXPECT_EQ(list->items()[0].Find("status")->AsString(), "running");
+  absl::StatusOr<Json> none = Json::Parse("null\n");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->items().empty());
+}
+
+TEST(JsonTest, DecodesUnicodeEscapes) {
+  absl::StatusOr<Json> value = Json::Parse(R"(["\u00e9\ud83d\ude00\/", -1.5e2, true, null])");
+  ASSERT_TRUE(value.ok()) << value.status();
+  EXPECT_EQ(value->items()[0].AsString(), "\xc3\xa9\xf0\x9f\x98\x80/");
+  EXPECT_DOUBLE_EQ(value->items()[1].AsDouble(), -150);
+  EXPECT_TRUE(value->items()[2].AsBool());
+  EXPECT_TRUE(value->items()[3].is_null());
+}
+
+TEST(JsonTest, RefusesMalformedText) {
+  for (const char* bad : {"", "{", "[1,]", "{\"a\" 1}", "\"abc", "tru", "[1] x", "\"\\x\"",
+                          "\"\\ud800\"", "01a", "\"a\nb\""}) {
+    EXPECT_FALSE(Json::Parse(bad).ok()) << bad;
+  }
+  std::string deep(300, '[');
+  EXPECT_FALSE(Json::Parse(deep).ok());
+}
+
+}  // namespace
+}  // namespace drover::agent
