@@ -1,0 +1,260 @@
+#include "agent/agent.h"
+
+#include <arpa/inet.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
+#include "common/log.h"
+
+namespace drover::agent {
+namespace {
+
+std::string Key(const v1::AttemptRef& a) { return absl::StrCat(a.job_id(), "/", a.epoch()); }
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+// The local address the kernel picks to reach `target` (HOST:PORT): what other nodes and
+// droverd can reach this node on.
+std::string LocalAddressToward(const std::string& target) {
+  std::string host = target.substr(0, target.rfind(':'));
+  std::string port = target.substr(target.rfind(':') + 1);
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* result = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &result) != 0 || result == nullptr) {
+    return "127.0.0.1";
+  }
+  std::string address = "127.0.0.1";
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && connect(fd, result->ai_addr, result->ai_addrlen) == 0) {
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
+      char text[INET_ADDRSTRLEN];
+      if (inet_ntop(AF_INET, &local.sin_addr, text, sizeof text) != nullptr) address = text;
+    }
+  }
+  if (fd >= 0) close(fd);
+  freeaddrinfo(result);
+  return address;
+}
+
+int64_t MemTotalMib() {
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    int64_t kib = 0;
+    if (line.rfind("MemTotal:", 0) == 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(9, line.size() - 12)), &kib)) {
+      return kib / 1024;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::NodeInfo> DescribeNode(const std::string& name, const std::string& address,
+                                          const std::string& scheduler, double cpus,
+                                          int64_t memory_mib,
+                                          const std::map<std::string, std::string>& labels) {
+  v1::NodeInfo node;
+  node.set_name(name);
+  node.add_addresses(address.empty() ? LocalAddressToward(scheduler) : address);
+  node.mutable_capacity()->set_cpus(cpus > 0 ? cpus : std::thread::hardware_concurrency());
+  node.mutable_capacity()->set_memory_mib(memory_mib > 0 ? memory_mib : MemTotalMib());
+  for (const auto& [k, v] : labels) (*node.mutable_labels())[k] = v;
+  node.set_agent_version(DROVER_VERSION);
+  return node;
+}
+
+Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
+    : options_(std::move(options)),
+      runtime_(runtime),
+      channel_(grpc::CreateChannel(options_.scheduler, grpc::InsecureChannelCredentials())),
+      agents_(v1::AgentService::NewStub(channel_)),
+      blobs_(v1::BlobService::NewStub(channel_)),
+      shipper_([this](v1::AgentMessage message) { return Send(message); }) {}
+
+Agent::~Agent() { Stop(); }
+
+void Agent::Stop() {
+  if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  absl::MutexLock lock(&write_mu_);
+  if (context_ != nullptr) context_->TryCancel();
+}
+
+bool Agent::Send(const v1::AgentMessage& message) {
+  absl::MutexLock lock(&write_mu_);
+  return stream_ != nullptr && stream_->Write(message);
+}
+
+void Agent::Run() {
+  std::thread shipping([this] { ShippingLoop(); });
+  ConnectionLoop();
+  shipping.join();
+  // Stopping the agent stops its attempts (recovery across agent restarts comes later).
+  // Destroy them outside the lock: they call back into the agent while they end.
+  std::map<std::string, std::unique_ptr<Attempt>> attempts;
+  {
+    absl::MutexLock lock(&mu_);
+    attempts.swap(attempts_);
+  }
+  for (auto& [key, attempt] : attempts) {
+    attempt->Stop(v1::JobStatus::CAUSE_UNSPECIFIED, absl::Seconds(2), "drover-agent stopped");
+  }
+  attempts.clear();
+}
+
+void Agent::ConnectionLoop() {
+  absl::Duration backoff = options_.min_backoff;
+  while (!stopping_.HasBeenNotified()) {
+    grpc::ClientContext context;
+    auto stream = agents_->Connect(&context);
+    v1::AgentMessage hello;
+    *hello.mutable_hello()->mutable_node() = options_.node;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [key, attempt] : attempts_) {
+        *hello.mutable_hello()->add_attempts() = attempt->LastReport();
+      }
+    }
+    bool connected = false;
+    if (stream->Write(hello)) {
+      v1::SchedulerMessage message;
+      // Only after the welcome do other writers use the stream.
+      if (stream->Read(&message) && message.has_welcome()) {
+        connected = true;
+        backoff = options_.min_backoff;
+        shipper_.Reconnected(message.welcome());
+        {
+          absl::MutexLock lock(&write_mu_);
+          context_ = &context;
+          stream_ = stream.get();
+          heartbeat_ = FromProto(message.welcome().heartbeat_interval());
+        }
+        Log(LogLevel::kInfo, "connected", {{"scheduler", options_.scheduler}, {"node", options_.node.name()}});
+        if (stopping_.HasBeenNotified()) context.TryCancel();
+        while (stream->Read(&message)) Handle(message);
+        {
+          absl::MutexLock lock(&write_mu_);
+          context_ = nullptr;
+          stream_ = nullptr;
+        }
+      }
+    }
+    grpc::Status status = stream->Finish();
+    if (stopping_.HasBeenNotified()) break;
+    Log(connected ? LogLevel::kWarning : LogLevel::kInfo, "disconnected",
+        {{"scheduler", options_.scheduler}, {"error", status.error_message()},
+         {"retry_in", absl::FormatDuration(backoff)}});
+    stopping_.WaitForNotificationWithTimeout(backoff);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+void Agent::ShippingLoop() {
+  absl::Time next_heartbeat = absl::Now();
+  while (!stopping_.WaitForNotificationWithTimeout(options_.log_poll)) {
+    shipper_.Poll();
+    absl::Duration interval;
+    {
+      absl::MutexLock lock(&write_mu_);
+      interval = heartbeat_;
+    }
+    if (absl::Now() >= next_heartbeat) {
+      v1::AgentMessage heartbeat;
+      heartbeat.mutable_heartbeat();
+      Send(heartbeat);
+      next_heartbeat = absl::Now() + interval;
+    }
+    // Forget attempts that ended long ago: droverd has had their final report.
+    std::vector<std::unique_ptr<Attempt>> done;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto it = attempts_.begin(); it != attempts_.end();) {
+        if (it->second->ended() && it->second->LastReport().phase() == v1::AttemptReport::ENDED &&
+            ended_at_.count(it->first) > 0 &&
+            absl::Now() - ended_at_[it->first] > absl::Minutes(10)) {
+          ended_at_.erase(it->first);
+          done.push_back(std::move(it->second));
+          it = attempts_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+}
+
+void Agent::Handle(const v1::SchedulerMessage& message) {
+  switch (message.kind_case()) {
+    case v1::SchedulerMessage::kAssign: {
+      const v1::AssignAttempt& assign = message.assign();
+      std::string key = Key(assign.attempt());
+      absl::MutexLock lock(&mu_);
+      if (attempts_.contains(key)) break;  // a resend of one we have
+      AttemptEnv env{
+          .node_name = options_.node.name(),
+          .work_dir = options_.work_dir,
+          .runtime = &runtime_,
+          .logs = &shipper_,
+          .blobs = blobs_.get(),
+          .report =
+              [this](const v1::AttemptReport& report) {
+                v1::AgentMessage out;
+                *out.mutable_report() = report;
+                Send(out);
+              },
+          .shutting_down = [this] { return stopping_.HasBeenNotified(); },
+          .ended =
+              [this](const v1::AttemptRef& ref) {
+                absl::MutexLock lock(&mu_);
+                ended_at_[Key(ref)] = absl::Now();
+              },
+      };
+      Log(LogLevel::kInfo, "attempt_assigned", {{"job", assign.attempt().job_id()}, {"epoch", assign.attempt().epoch()}});
+      auto attempt = std::make_unique<Attempt>(std::move(env), assign);
+      attempt->Begin();
+      attempts_[key] = std::move(attempt);
+      break;
+    }
+    case v1::SchedulerMessage::kStart: {
+      absl::MutexLock lock(&mu_);
+      auto it = attempts_.find(Key(message.start().attempt()));
+      if (it != attempts_.end()) it->second->StartProcesses();
+      break;
+    }
+    case v1::SchedulerMessage::kStop: {
+      const v1::StopAttempt& stop = message.stop();
+      absl::MutexLock lock(&mu_);
+      auto it = attempts_.find(Key(stop.attempt()));
+      if (it != attempts_.end()) {
+        Log(LogLevel::kInfo, "attempt_stop", {{"job", stop.attempt().job_id()},
+                                              {"cause", v1::JobStatus::Cause_Name(stop.cause())}});
+        it->second->Stop(stop.cause(), FromProto(stop.grace()), stop.message());
+      }
+      break;
+    }
+    case v1::SchedulerMessage::kLogAck:
+      shipper_.Acknowledged(message.log_ack());
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace drover::agent

@@ -1,0 +1,84 @@
+// Agent: drover-agent's composition root. It keeps one stream to droverd (reconnecting with
+// backoff), registers the node, heartbeats, runs the attempts droverd assigns and ships
+// their logs. main() builds one from flags and calls Run() until a stop signal.
+//
+// Threads: the connection thread (connect, hello, read loop), the shipping thread (logs
+// and heartbeats), one thread per attempt. Shared state is under `mu_`.
+#ifndef DROVER_AGENT_AGENT_H_
+#define DROVER_AGENT_AGENT_H_
+
+#include <grpcpp/channel.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "agent/attempt.h"
+#include "agent/log_shipper.h"
+#include "agent/runtime/container_runtime.h"
+#include "drover/v1/agent_service.grpc.pb.h"
+#include "drover/v1/blob.grpc.pb.h"
+
+namespace drover::agent {
+
+struct AgentOptions {
+  std::string scheduler;  // droverd's HOST:PORT
+  std::string work_dir;   // attempts, snapshot cache, runc state
+  v1::NodeInfo node;      // name, addresses, capacity, labels, version
+  absl::Duration min_backoff = absl::Milliseconds(200);
+  absl::Duration max_backoff = absl::Seconds(10);
+  absl::Duration log_poll = absl::Milliseconds(50);
+};
+
+class Agent {
+ public:
+  Agent(AgentOptions options, ContainerRuntime& runtime);
+  ~Agent();
+
+  // Connects and serves until Stop(); returns after the attempts it ran were stopped.
+  void Run();
+  // Thread-safe; Run() returns soon after.
+  void Stop();
+
+ private:
+  void ConnectionLoop();
+  void ShippingLoop();
+  void Handle(const v1::SchedulerMessage& message);
+  // Sends on the current stream; false when there is none.
+  bool Send(const v1::AgentMessage& message);
+
+  const AgentOptions options_;
+  ContainerRuntime& runtime_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::AgentService::Stub> agents_;
+  std::unique_ptr<v1::BlobService::Stub> blobs_;
+  LogShipper shipper_;
+  absl::Notification stopping_;
+
+  absl::Mutex write_mu_;  // one writer at a time on the stream
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(write_mu_) = nullptr;
+  grpc::ClientReaderWriter<v1::AgentMessage, v1::SchedulerMessage>* stream_
+      ABSL_GUARDED_BY(write_mu_) = nullptr;
+  absl::Duration heartbeat_ ABSL_GUARDED_BY(write_mu_) = absl::Seconds(2);
+
+  absl::Mutex mu_;
+  // By "<job>/<epoch>". Ended attempts stay until droverd no longer needs their last report.
+  std::map<std::string, std::unique_ptr<Attempt>> attempts_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time> ended_at_ ABSL_GUARDED_BY(mu_);
+};
+
+// The node's description from what the machine has: cpus and memory (from the kernel),
+// `address` (empty: the local address used to reach `scheduler`), name and labels.
+absl::StatusOr<v1::NodeInfo> DescribeNode(const std::string& name, const std::string& address,
+                                          const std::string& scheduler, double cpus,
+                                          int64_t memory_mib,
+                                          const std::map<std::string, std::string>& labels);
+
+}  // namespace drover::agent
+
+#endif  // DROVER_AGENT_AGENT_H_

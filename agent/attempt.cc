@@ -1,0 +1,420 @@
+#include "agent/attempt.h"
+
+#include <grpcpp/client_context.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "agent/launcher/init_command.h"
+#include "common/archive/safe_extract.h"
+#include "common/archive/snapshot.h"
+#include "common/log.h"
+
+namespace drover::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kChunkBytes = 1 << 20;
+// Outputs may hold model checkpoints: larger caps than for code snapshots.
+constexpr uint64_t kOutputsMaxBytes = uint64_t{1} << 40;
+
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, ": ", status.error_message()));
+}
+
+}  // namespace
+
+Attempt::Attempt(AttemptEnv env, v1::AssignAttempt assignment)
+    : env_(std::move(env)),
+      assignment_(std::move(assignment)),
+      dir_(absl::StrCat(env_.work_dir, "/attempts/", assignment_.attempt().job_id(), "-",
+                        assignment_.attempt().epoch())),
+      container_(absl::StrCat("drover-", assignment_.attempt().job_id(), "-",
+                              assignment_.attempt().epoch())) {
+  absl::MutexLock lock(&mu_);
+  *last_.mutable_attempt() = assignment_.attempt();
+  last_.set_phase(v1::AttemptReport::PREPARING);
+}
+
+Attempt::~Attempt() {
+  Stop(v1::JobStatus::CAUSE_UNSPECIFIED, absl::Seconds(1), "agent stopping");
+  if (thread_.joinable()) thread_.join();
+}
+
+void Attempt::Begin() { thread_ = std::thread([this] { Run(); }); }
+
+void Attempt::StartProcesses() {
+  absl::MutexLock lock(&mu_);
+  start_ = true;
+}
+
+void Attempt::Stop(v1::JobStatus::Cause cause, absl::Duration grace, const std::string& message) {
+  absl::MutexLock lock(&mu_);
+  if (stop_) return;
+  stop_ = true;
+  stop_cause_ = cause;
+  stop_grace_ = grace;
+  stop_message_ = message;
+}
+
+v1::AttemptReport Attempt::LastReport() {
+  absl::MutexLock lock(&mu_);
+  return last_;
+}
+
+bool Attempt::ended() {
+  absl::MutexLock lock(&mu_);
+  return last_.phase() == v1::AttemptReport::ENDED;
+}
+
+void Attempt::Report(v1::AttemptReport::Phase phase, const std::string& reason) {
+  v1::AttemptReport report;
+  *report.mutable_attempt() = assignment_.attempt();
+  report.set_phase(phase);
+  report.set_reason(reason);
+  {
+    absl::MutexLock lock(&mu_);
+    last_ = report;
+  }
+  env_.report(report);
+}
+
+void Attempt::Run() {
+  const std::string job = assignment_.attempt().job_id();
+  absl::Status prepared = Prepare();
+  if (!prepared.ok()) {
+    Log(LogLevel::kWarning, "attempt_prepare_failed", {{"job", job}, {"error", prepared.message()}});
+    Finish(v1::JobStatus::LAUNCH_FAILED, std::string(prepared.message()));
+    return;
+  }
+  Report(v1::AttemptReport::READY);
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Attempt* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(a->mu_) { return a->start_ || a->stop_; },
+        this));
+    if (stop_) {
+      v1::JobStatus::Cause cause = stop_cause_;
+      std::string message = stop_message_;
+      mu_.Unlock();
+      Finish(cause, message);
+      mu_.Lock();
+      return;
+    }
+  }
+  absl::Status ran = RunContainer();
+  if (!ran.ok()) {
+    Log(LogLevel::kWarning, "attempt_launch_failed", {{"job", job}, {"error", ran.message()}});
+    Finish(v1::JobStatus::LAUNCH_FAILED, std::string(ran.message()));
+    return;
+  }
+  v1::JobStatus::Cause cause;
+  std::string message;
+  {
+    absl::MutexLock lock(&mu_);
+    cause = stop_cause_;
+    message = stop_message_;
+  }
+  Finish(cause, message);
+}
+
+absl::Status Attempt::Prepare() {
+  const v1::JobSpec& spec = assignment_.spec();
+  Report(v1::AttemptReport::PREPARING, "CREATING_JOB_FOLDER");
+  std::error_code error;
+  fs::remove_all(dir_, error);  // leftovers of an earlier agent run of the same attempt
+  for (const char* sub : {"/job/code", "/job/outputs", "/job/logs", "/bundle"}) {
+    fs::create_directories(dir_ + sub, error);
+    if (error) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot create ", dir_, sub, " on ", env_.node_name, ": ", error.message()));
+    }
+  }
+  if (spec.environment().image() != "host") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "environment.image '", spec.environment().image(),
+        "': this agent runs only image 'host' so far; OCI images come with a later release"));
+  }
+  if (!spec.environment().pip_packages().empty() || !spec.environment().conda_packages().empty()) {
+    return absl::FailedPreconditionError(
+        "environment.pip_packages/conda_packages: environment building is not available on "
+        "this agent yet; install the packages in the image");
+  }
+  for (const v1::Argument& argument : spec.arguments()) {
+    if (argument.has_data()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "arguments: data reference to datastore '", argument.data().datastore(),
+          "': datastores are not available on this agent yet"));
+    }
+  }
+  if (!spec.source_snapshot().empty()) {
+    Report(v1::AttemptReport::PREPARING, "FETCHING_SNAPSHOT");
+    if (absl::Status s = FetchSnapshot(spec.source_snapshot(), dir_ + "/job/code"); !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Attempt::FetchSnapshot(const std::string& digest, const std::string& code_dir) {
+  std::string hex = digest.substr(digest.find(':') + 1);
+  std::string cache_root = env_.work_dir + "/snapshots";
+  std::string cached = cache_root + "/" + hex;
+  std::error_code error;
+  fs::create_directories(cache_root, error);
+  if (!fs::exists(cached)) {
+    std::random_device random;
+    std::string tar = absl::StrCat(cache_root, "/download-", random(), random(), ".tar");
+    {
+      std::ofstream out(tar, std::ios::binary | std::ios::trunc);
+      grpc::ClientContext context;
+      v1::DownloadBlobRequest request;
+      request.set_digest(digest);
+      auto reader = env_.blobs->DownloadBlob(&context, request);
+      v1::DownloadBlobResponse chunk;
+      while (reader->Read(&chunk)) out.write(chunk.chunk().data(), chunk.chunk().size());
+      grpc::Status status = reader->Finish();
+      if (!status.ok() || !out.flush()) {
+        fs::remove(tar, error);
+        return FromGrpc(status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "disk write failed")
+                                    : status,
+                        absl::StrCat("fetching snapshot ", digest));
+      }
+    }
+    absl::StatusOr<archive::ExtractResult> extracted =
+        archive::ExtractTar(tar, cached, {.expected_digest = digest, .sync_to_disk = true});
+    fs::remove(tar, error);
+    if (!extracted.ok() && !absl::IsAlreadyExists(extracted.status())) {
+      return absl::Status(extracted.status().code(),
+                          absl::StrCat("snapshot ", digest, " refused: ", extracted.status().message()));
+    }
+  }
+  fs::copy(cached, code_dir, fs::copy_options::recursive | fs::copy_options::copy_symlinks |
+                                 fs::copy_options::overwrite_existing,
+           error);
+  if (error) {
+    return absl::UnavailableError(absl::StrCat("copying snapshot into the job folder: ", error.message()));
+  }
+  return absl::OkStatus();
+}
+
+ContainerSpec Attempt::BuildContainer() const {
+  const v1::AssignAttempt& a = assignment_;
+  const v1::JobSpec& spec = a.spec();
+  ContainerSpec c;
+  c.id = container_;
+  c.bundle_dir = dir_ + "/bundle";
+  c.job_dir = dir_ + "/job";
+  c.cwd = spec.source_snapshot().empty() ? "/job" : "/job/code";
+  c.hostname = env_.node_name;
+  c.cpus = spec.resources().cpus();
+  c.memory_mib = spec.resources().memory_mib();
+  c.shm_mib = spec.resources().shm_mib() > 0 ? spec.resources().shm_mib() : 64;
+
+  int ppn = spec.process_count_per_node();
+  auto add = [&c](const std::string& name, const std::string& value) {
+    c.env.push_back(absl::StrCat(name, "=", value));
+  };
+  add("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  add("HOME", "/root");
+  add("PYTHONUNBUFFERED", "1");
+  add("DROVER_JOB_ID", a.attempt().job_id());
+  add("DROVER_ATTEMPT", absl::StrCat(a.attempt().epoch()));
+  add("DROVER_WORLD_SIZE", absl::StrCat(a.world_size()));
+  add("DROVER_NODE_RANK", absl::StrCat(a.node_rank()));
+  add("DROVER_NODE_COUNT", absl::StrCat(a.node_count()));
+  add("DROVER_OUTPUT_DIR", "/job/outputs");
+  add("WORLD_SIZE", absl::StrCat(a.world_size()));
+  add("NODE_RANK", absl::StrCat(a.node_rank()));
+  add("LOCAL_WORLD_SIZE", absl::StrCat(ppn));
+  if (spec.distributed_backend() == v1::JobSpec::PYTORCH) {
+    add("MASTER_ADDR", a.node_addresses_size() > 0 ? a.node_addresses(0) : "127.0.0.1");
+    // One port per attempt, derived so every node computes the same one.
+    add("MASTER_PORT", absl::StrCat(29500 + a.attempt().epoch() % 1000));
+  }
+  for (const auto& [name, value] : spec.environment().env()) add(name, value);
+
+  InitCommand init;
+  init.first_rank = a.first_rank();
+  init.count = ppn;
+  init.log_dir = "/job/logs";
+  const std::string& script = spec.entry_script();
+  std::string path = spec.source_snapshot().empty() ? "/" + script : script;
+  if (absl::EndsWith(script, ".py")) {
+    init.program = {"python3", path};
+  } else if (absl::EndsWith(script, ".sh")) {
+    init.program = {"/bin/sh", path};
+  } else {
+    init.program = {absl::StrContains(path, "/") ? path : "./" + path};
+  }
+  for (const v1::Argument& argument : spec.arguments()) init.program.push_back(argument.value());
+  c.args = init.ToArgs();
+  return c;
+}
+
+absl::Status Attempt::RunContainer() {
+  ContainerSpec spec = BuildContainer();
+  if (absl::Status s = env_.runtime->Create(spec); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("creating the container: ", s.message()));
+  }
+  if (absl::Status s = env_.runtime->Start(container_); !s.ok()) {
+    (void)env_.runtime->Delete(container_);
+    return absl::Status(s.code(), absl::StrCat("starting the container: ", s.message()));
+  }
+  env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
+  Report(v1::AttemptReport::RUNNING);
+  Log(LogLevel::kInfo, "attempt_running", {{"job", assignment_.attempt().job_id()}, {"container", container_}});
+
+  absl::Time terminated_at = absl::InfiniteFuture();
+  bool killed = false;
+  while (true) {
+    absl::StatusOr<ContainerExit> exit = env_.runtime->Wait(container_, 200);
+    if (exit.ok()) {
+      ReadExits(*exit);
+      return absl::OkStatus();
+    }
+    if (!absl::IsDeadlineExceeded(exit.status())) {
+      return absl::Status(exit.status().code(),
+                          absl::StrCat("watching the container: ", exit.status().message()));
+    }
+    absl::Duration grace;
+    bool stop;
+    {
+      absl::MutexLock lock(&mu_);
+      stop = stop_;
+      grace = stop_grace_;
+    }
+    if (stop && terminated_at == absl::InfiniteFuture()) {
+      // drover-init forwards SIGTERM to every rank and kills them after its own grace.
+      (void)env_.runtime->Signal(container_, SIGTERM, false);
+      terminated_at = absl::Now();
+    } else if (stop && !killed && absl::Now() - terminated_at > grace + absl::Seconds(2)) {
+      (void)env_.runtime->Signal(container_, SIGKILL, true);
+      killed = true;
+    }
+  }
+}
+
+void Attempt::ReadExits(const ContainerExit& exit) {
+  const v1::AssignAttempt& a = assignment_;
+  for (int i = 0; i < a.spec().process_count_per_node(); ++i) {
+    int rank = a.first_rank() + i;
+    v1::RankExit e;
+    e.set_rank(rank);
+    std::string text = ReadSmallFile(absl::StrCat(dir_, "/job/logs/rank-", rank, ".exit"));
+    int code = -1, sig = SIGKILL;
+    if (std::sscanf(text.c_str(), "exit_code=%d signal=%d", &code, &sig) != 2) {
+      code = -1;  // killed before drover-init could record it
+      sig = exit.signal != 0 ? exit.signal : SIGKILL;
+    }
+    e.set_exit_code(code);
+    e.set_signal(sig);
+    e.set_oom_killed(exit.oom_killed && sig == SIGKILL);
+    exits_.push_back(e);
+  }
+}
+
+void Attempt::UploadOutputs() {
+  std::string outputs = dir_ + "/job/outputs";
+  std::error_code error;
+  if (fs::is_empty(outputs, error)) return;
+  absl::StatusOr<archive::Snapshot> tar = archive::BuildSnapshot(
+      outputs, {.output_path = dir_ + "/outputs.tar",
+                .use_ignore_files = false,
+                .warn_bytes = 0,
+                .max_total_bytes = kOutputsMaxBytes,
+                .max_file_bytes = kOutputsMaxBytes});
+  if (!tar.ok()) {
+    Log(LogLevel::kWarning, "outputs_failed", {{"job", assignment_.attempt().job_id()}, {"error", tar.status().message()}});
+    return;
+  }
+  grpc::ClientContext stat_context;
+  v1::StatBlobRequest stat;
+  stat.set_digest(tar->digest);
+  v1::StatBlobResponse present;
+  bool have = env_.blobs->StatBlob(&stat_context, stat, &present).ok() && present.present();
+  if (!have) {
+    grpc::ClientContext context;
+    v1::UploadBlobResponse response;
+    auto writer = env_.blobs->UploadBlob(&context, &response);
+    v1::UploadBlobRequest header;
+    header.mutable_header()->set_digest(tar->digest);
+    header.mutable_header()->set_size(static_cast<int64_t>(tar->tar_bytes));
+    bool ok = writer->Write(header);
+    std::ifstream in(tar->tar_path, std::ios::binary);
+    std::string buffer(kChunkBytes, '\0');
+    while (ok && in) {
+      in.read(buffer.data(), kChunkBytes);
+      std::streamsize n = in.gcount();
+      if (n <= 0) break;
+      v1::UploadBlobRequest piece;
+      piece.set_chunk(buffer.substr(0, static_cast<size_t>(n)));
+      ok = writer->Write(piece);
+    }
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    if (!status.ok()) {
+      Log(LogLevel::kWarning, "outputs_upload_failed",
+          {{"job", assignment_.attempt().job_id()}, {"error", status.error_message()}});
+      fs::remove(tar->tar_path, error);
+      return;
+    }
+  }
+  fs::remove(tar->tar_path, error);
+  outputs_digest_ = tar->digest;
+  outputs_size_ = static_cast<int64_t>(tar->tar_bytes);
+}
+
+void Attempt::Finish(v1::JobStatus::Cause cause, const std::string& message) {
+  Report(v1::AttemptReport::FINALIZING, "UPLOADING_OUTPUTS");
+  UploadOutputs();
+  // Every byte the processes wrote reaches droverd before the attempt is reported ended.
+  env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
+  absl::Time deadline = absl::Now() + absl::Minutes(2);
+  while (!env_.logs->Drained(assignment_.attempt()) && absl::Now() < deadline &&
+         !env_.shutting_down()) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  absl::Status deleted = env_.runtime->Delete(container_);
+  if (!deleted.ok()) {
+    Log(LogLevel::kError, "container_delete_failed", {{"container", container_}, {"error", deleted.message()}});
+  }
+  v1::AttemptReport report;
+  *report.mutable_attempt() = assignment_.attempt();
+  report.set_phase(v1::AttemptReport::ENDED);
+  report.set_cause(cause);
+  report.set_message(message);
+  for (const v1::RankExit& e : exits_) *report.add_exits() = e;
+  report.set_outputs_digest(outputs_digest_);
+  report.set_outputs_size(outputs_size_);
+  {
+    absl::MutexLock lock(&mu_);
+    last_ = report;
+  }
+  env_.report(report);
+  env_.logs->Forget(assignment_.attempt());
+  std::error_code error;
+  if (deleted.ok()) fs::remove_all(dir_, error);  // a failed delete may leave mounts in it
+  Log(LogLevel::kInfo, "attempt_ended", {{"job", assignment_.attempt().job_id()},
+                                         {"epoch", assignment_.attempt().epoch()},
+                                         {"cause", v1::JobStatus::Cause_Name(cause)}});
+  if (env_.ended) env_.ended(assignment_.attempt());
+}
+
+}  // namespace drover::agent

@@ -1,0 +1,87 @@
+// Attempt: this node's part of one attempt of a job, from assignment to cleanup, run on its
+// own thread: prepare the job folder and code snapshot, report READY, wait for START, run
+// the container, collect every rank's exit status, upload outputs, wait until droverd has
+// every log byte, delete the container, report ENDED. Stop() may come at any point.
+#ifndef DROVER_AGENT_ATTEMPT_H_
+#define DROVER_AGENT_ATTEMPT_H_
+
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "agent/log_shipper.h"
+#include "agent/runtime/container_runtime.h"
+#include "drover/v1/agent.pb.h"
+#include "drover/v1/blob.grpc.pb.h"
+
+namespace drover::agent {
+
+struct AttemptEnv {
+  std::string node_name;
+  std::string work_dir;  // the agent's work folder: attempts/, snapshots/ live under it
+  ContainerRuntime* runtime = nullptr;
+  LogShipper* logs = nullptr;
+  v1::BlobService::Stub* blobs = nullptr;
+  // Sends a report to droverd (dropped while disconnected; the last one is also in hello).
+  std::function<void(const v1::AttemptReport&)> report;
+  // Whether the agent is going down (then nothing waits for droverd any more).
+  std::function<bool()> shutting_down;
+  // Called on the attempt's thread after it reported ENDED.
+  std::function<void(const v1::AttemptRef&)> ended;
+};
+
+class Attempt {
+ public:
+  Attempt(AttemptEnv env, v1::AssignAttempt assignment);
+  // Joins the thread; Stop() first if it still runs.
+  ~Attempt();
+
+  void Begin();  // starts the thread
+  // droverd's START: every node is ready.
+  void StartProcesses();
+  // droverd's STOP: SIGTERM, `grace`, SIGKILL, clean up, report ENDED with `cause`.
+  void Stop(v1::JobStatus::Cause cause, absl::Duration grace, const std::string& message);
+
+  const v1::AttemptRef& ref() const { return assignment_.attempt(); }
+  // The last report, for the hello after a reconnect.
+  v1::AttemptReport LastReport();
+  bool ended();
+
+ private:
+  void Run();
+  void Report(v1::AttemptReport::Phase phase, const std::string& reason = "");
+  absl::Status Prepare();
+  absl::Status FetchSnapshot(const std::string& digest, const std::string& code_dir);
+  ContainerSpec BuildContainer() const;
+  // Runs the container until its processes end; fills exits_.
+  absl::Status RunContainer();
+  void ReadExits(const ContainerExit& exit);
+  void UploadOutputs();
+  void Finish(v1::JobStatus::Cause cause, const std::string& message);
+
+  const AttemptEnv env_;
+  const v1::AssignAttempt assignment_;
+  const std::string dir_;        // <work>/attempts/<job>-<epoch>
+  const std::string container_;  // container id
+  std::thread thread_;
+
+  absl::Mutex mu_;
+  bool start_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  v1::JobStatus::Cause stop_cause_ ABSL_GUARDED_BY(mu_) = v1::JobStatus::CAUSE_UNSPECIFIED;
+  std::string stop_message_ ABSL_GUARDED_BY(mu_);
+  absl::Duration stop_grace_ ABSL_GUARDED_BY(mu_) = absl::Seconds(10);
+  v1::AttemptReport last_ ABSL_GUARDED_BY(mu_);
+
+  // Only on the attempt's thread.
+  std::vector<v1::RankExit> exits_;
+  std::string outputs_digest_;
+  int64_t outputs_size_ = 0;
+};
+
+}  // namespace drover::agent
+
+#endif  // DROVER_AGENT_ATTEMPT_H_

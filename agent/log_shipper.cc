@@ -1,0 +1,149 @@
+#include "agent/log_shipper.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <vector>
+
+namespace drover::agent {
+namespace {
+
+std::string FileOf(const std::string& dir, int32_t rank, int stream) {
+  return dir + "/rank-" + std::to_string(rank) + (stream == v1::STDERR ? ".stderr" : ".stdout");
+}
+
+}  // namespace
+
+void LogShipper::Watch(const v1::AttemptRef& attempt, const std::string& log_dir) {
+  absl::MutexLock lock(&mu_);
+  Watched& w = watched_[Key(attempt)];
+  w.attempt = attempt;
+  w.log_dir = log_dir;
+}
+
+void LogShipper::Forget(const v1::AttemptRef& attempt) {
+  absl::MutexLock lock(&mu_);
+  watched_.erase(Key(attempt));
+}
+
+void LogShipper::Acknowledged(const v1::LogAck& ack) {
+  absl::MutexLock lock(&mu_);
+  auto it = watched_.find(Key(ack.attempt()));
+  if (it == watched_.end()) return;
+  Stream& s = it->second.streams[{ack.rank(), static_cast<int>(ack.stream())}];
+  int64_t expected_end = -1;
+  if (!s.in_flight.empty()) {
+    expected_end = s.in_flight.front();
+    s.in_flight.pop_front();
+  }
+  if (ack.offset() < 0) {
+    // droverd could not store it: resend from the last acknowledged byte.
+    s.sent = s.acked;
+    s.in_flight.clear();
+    return;
+  }
+  if (ack.offset() > s.acked) s.acked = ack.offset();
+  if (expected_end >= 0 && ack.offset() < expected_end) {
+    // The chunk was refused (it would have left a gap): droverd has up to `offset`; go on
+    // from there. The chunks after it will be refused the same way.
+    s.sent = ack.offset();
+    s.in_flight.clear();
+  }
+  if (s.sent < s.acked) s.sent = s.acked;
+}
+
+void LogShipper::Reconnected(const v1::AgentWelcome& welcome) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [key, w] : watched_) {
+    for (auto& [id, s] : w.streams) {
+      s.sent = s.acked = 0;
+      s.in_flight.clear();
+    }
+  }
+  for (const v1::LogAck& ack : welcome.log_offsets()) {
+    auto it = watched_.find(Key(ack.attempt()));
+    if (it == watched_.end()) continue;
+    Stream& s = it->second.streams[{ack.rank(), static_cast<int>(ack.stream())}];
+    s.sent = s.acked = ack.offset();
+  }
+}
+
+std::map<std::pair<int32_t, int>, int64_t> LogShipper::Scan(Watched& w) {
+  std::map<std::pair<int32_t, int>, int64_t> sizes;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(w.log_dir, error)) {
+    std::string name = entry.path().filename().string();
+    int rank = -1;
+    char kind[8] = {};
+    if (std::sscanf(name.c_str(), "rank-%d.%7s", &rank, kind) != 2 || rank < 0) continue;
+    std::string k(kind);
+    if (k != "stdout" && k != "stderr") continue;
+    int stream = k == "stderr" ? v1::STDERR : v1::STDOUT;
+    struct stat st {};
+    if (::stat(entry.path().c_str(), &st) != 0) continue;
+    sizes[{rank, stream}] = st.st_size;
+    w.streams.try_emplace({rank, stream});
+  }
+  return sizes;
+}
+
+void LogShipper::Poll() {
+  std::vector<v1::AgentMessage> out;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, w] : watched_) {
+      for (const auto& [id, size] : Scan(w)) {
+        Stream& s = w.streams[id];
+        // Resume after a lost chunk: nothing acknowledged beyond `acked` is trusted.
+        while (s.sent < size && s.sent - s.acked < window_bytes_) {
+          int64_t want = std::min(chunk_bytes_, size - s.sent);
+          std::string data(static_cast<size_t>(want), '\0');
+          int fd = ::open(FileOf(w.log_dir, id.first, id.second).c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd < 0) break;
+          ssize_t n = ::pread(fd, data.data(), data.size(), s.sent);
+          ::close(fd);
+          if (n <= 0) break;
+          data.resize(static_cast<size_t>(n));
+          v1::AgentMessage message;
+          v1::LogChunk* chunk = message.mutable_log();
+          *chunk->mutable_attempt() = w.attempt;
+          chunk->set_rank(id.first);
+          chunk->set_stream(static_cast<v1::LogStream>(id.second));
+          chunk->set_offset(s.sent);
+          chunk->set_data(std::move(data));
+          s.sent += n;
+          s.in_flight.push_back(s.sent);
+          out.push_back(std::move(message));
+        }
+      }
+    }
+  }
+  for (v1::AgentMessage& message : out) {
+    if (!send_(std::move(message))) {
+      // Not connected: everything unacknowledged goes again after the reconnect.
+      absl::MutexLock lock(&mu_);
+      for (auto& [key, w] : watched_) {
+        for (auto& [id, s] : w.streams) {
+          s.sent = s.acked;
+          s.in_flight.clear();
+        }
+      }
+      return;
+    }
+  }
+}
+
+bool LogShipper::Drained(const v1::AttemptRef& attempt) {
+  absl::MutexLock lock(&mu_);
+  auto it = watched_.find(Key(attempt));
+  if (it == watched_.end()) return true;
+  for (const auto& [id, size] : Scan(it->second)) {
+    if (it->second.streams[id].acked < size) return false;
+  }
+  return true;
+}
+
+}  // namespace drover::agent

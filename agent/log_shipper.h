@@ -1,0 +1,77 @@
+// LogShipper: tails the rank-R.stdout / rank-R.stderr files of every attempt on the node and
+// ships them to droverd as LogChunks, tagged (job, epoch, rank, stream, offset). The files,
+// not the agent, hold the output: what droverd acknowledged is the only progress the
+// shipper trusts, so a broken stream or a droverd restart loses and doubles nothing.
+// Thread-safe; Poll() is called from the agent's shipping thread.
+#ifndef DROVER_AGENT_LOG_SHIPPER_H_
+#define DROVER_AGENT_LOG_SHIPPER_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "drover/v1/agent.pb.h"
+
+namespace drover::agent {
+
+class LogShipper {
+ public:
+  // Sends one message to droverd; returns false when not connected.
+  using SendFn = std::function<bool(v1::AgentMessage)>;
+
+  LogShipper(SendFn send, int64_t chunk_bytes = 256 * 1024, int64_t window_bytes = 4 << 20)
+      : send_(std::move(send)), chunk_bytes_(chunk_bytes), window_bytes_(window_bytes) {}
+
+  // Starts tailing the log folder of an attempt.
+  void Watch(const v1::AttemptRef& attempt, const std::string& log_dir);
+  // Stops tailing it (after it drained, or when the attempt is forgotten).
+  void Forget(const v1::AttemptRef& attempt);
+
+  // droverd stored a stream up to `ack.offset` (-1: it could not; resend later).
+  void Acknowledged(const v1::LogAck& ack);
+  // A new stream to droverd: resume every stream from what droverd says it has (streams it
+  // does not mention start from 0).
+  void Reconnected(const v1::AgentWelcome& welcome);
+
+  // Sends what is new, within the window of unacknowledged bytes per stream.
+  void Poll();
+
+  // Whether every byte of the attempt's files, as they are now, was acknowledged. The files
+  // must not grow any more (the processes ended).
+  bool Drained(const v1::AttemptRef& attempt);
+
+ private:
+  struct Stream {
+    int64_t sent = 0;
+    int64_t acked = 0;
+    // End offsets of the chunks in flight, in order: droverd acknowledges each stream's
+    // chunks in the order they were sent.
+    std::deque<int64_t> in_flight;
+  };
+  struct Watched {
+    std::string log_dir;
+    v1::AttemptRef attempt;
+    std::map<std::pair<int32_t, int>, Stream> streams;  // (rank, LogStream)
+  };
+  static std::string Key(const v1::AttemptRef& a) {
+    return a.job_id() + "/" + std::to_string(a.epoch());
+  }
+  // Adds files that appeared; returns (rank, stream) -> size.
+  std::map<std::pair<int32_t, int>, int64_t> Scan(Watched& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const SendFn send_;
+  const int64_t chunk_bytes_;
+  const int64_t window_bytes_;
+  absl::Mutex mu_;
+  std::map<std::string, Watched> watched_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace drover::agent
+
+#endif  // DROVER_AGENT_LOG_SHIPPER_H_

@@ -1,0 +1,157 @@
+// drover-agent: the Drover node agent. Flags and the config file are read here and only
+// here; everything else lives in Agent.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "agent/agent.h"
+#include "agent/runtime/runc_runtime.h"
+#include "common/config.h"
+#include "common/flags.h"
+#include "common/log.h"
+
+namespace {
+
+constexpr char kSummary[] =
+    "The Drover node agent: registers this machine with droverd, runs the job containers\n"
+    "droverd assigns (with runc, as root), and streams their logs back. Stops on SIGTERM or\n"
+    "SIGINT. Settings can also come from --config FILE (`key = value`, keys as the flag names).\n"
+    "\n"
+    "Example:\n"
+    "  drover-agent --scheduler head:7070 --node-name gpu-01 --work-dir /var/lib/drover-agent \\\n"
+    "      --label pool=gpu";
+
+// drover-init beside this binary (build tree or install), else on PATH.
+std::string DefaultInitPath() {
+  std::error_code error;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  for (const char* candidate : {"drover-init", "launcher/drover-init", "../lib/drover/drover-init"}) {
+    std::filesystem::path path = self.parent_path() / candidate;
+    if (std::filesystem::exists(path, error)) return path.string();
+  }
+  return "/usr/local/lib/drover/drover-init";
+}
+
+std::string HostName() {
+  char name[256] = {};
+  gethostname(name, sizeof name - 1);
+  std::string lower;
+  for (char c : std::string(name)) lower.push_back(static_cast<char>(std::tolower(c)));
+  return lower.substr(0, lower.find('.'));
+}
+
+int Fail(absl::string_view message, int code = 1) {
+  std::fprintf(stderr, "drover-agent: %s\n", std::string(message).c_str());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string scheduler = "127.0.0.1:7070";
+  std::string node_name = HostName();
+  std::string work_dir = "/var/lib/drover-agent";
+  std::string address;
+  std::vector<std::string> labels;
+  double cpus = 0;
+  std::string memory;
+  std::string runc = "runc";
+  std::string init = DefaultInitPath();
+  std::string config_path;
+  std::string log_level = "info";
+
+  drover::FlagSet flags("drover-agent [flags]", kSummary);
+  flags.String("scheduler", &scheduler, "droverd's address", "HOST:PORT");
+  flags.String("node-name", &node_name, "This node's name in the cluster ([a-z0-9-])", "NAME");
+  flags.String("work-dir", &work_dir, "Folder for job folders, caches and runc state", "DIR");
+  flags.String("address", &address,
+               "Address other nodes reach this one on (default: the one facing droverd)", "IP");
+  flags.Repeated("label", &labels, "Node label for compute targets", "KEY=VALUE");
+  flags.Double("cpus", &cpus, "CPU cores to offer (default: all)", "N");
+  flags.String("memory", &memory, "Memory to offer, e.g. 64Gi (default: all)", "SIZE");
+  flags.String("runc", &runc, "The runc binary", "PATH");
+  flags.String("init", &init, "drover-init, PID 1 of job containers", "PATH");
+  flags.String("config", &config_path, "Read settings from this file", "FILE");
+  flags.String("log-level", &log_level, "debug, info, warning or error", "LEVEL");
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<std::string> positional;
+  if (absl::Status s = flags.Parse(args, &positional); !s.ok()) return Fail(s.message(), 2);
+  if (flags.help_requested()) {
+    std::fputs(flags.Help().c_str(), stdout);
+    return 0;
+  }
+  if (!positional.empty()) return Fail(absl::StrCat("unexpected argument '", positional[0], "'; see --help"), 2);
+  if (!config_path.empty()) {
+    if (absl::Status s = drover::ApplyConfigFile(config_path, &flags); !s.ok()) return Fail(s.message(), 2);
+  }
+  absl::StatusOr<drover::LogLevel> level = drover::ParseLogLevel(log_level);
+  if (!level.ok()) return Fail(absl::StrCat("--log-level: ", level.status().message()), 2);
+  drover::SetLogLevel(*level);
+  int64_t memory_mib = 0;
+  if (!memory.empty()) {
+    if (absl::Status s = drover::ParseMib(memory, &memory_mib); !s.ok()) {
+      return Fail(absl::StrCat("--memory: ", s.message()), 2);
+    }
+  }
+  std::map<std::string, std::string> label_map;
+  for (const std::string& label : labels) {
+    size_t eq = label.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Fail(absl::StrCat("--label: '", label, "' is not KEY=VALUE"), 2);
+    }
+    label_map[label.substr(0, eq)] = label.substr(eq + 1);
+  }
+
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::error_code error;
+  std::filesystem::create_directories(work_dir, error);
+  if (error) return Fail(absl::StrCat("cannot create --work-dir '", work_dir, "': ", error.message()));
+  absl::StatusOr<std::unique_ptr<drover::agent::RuncRuntime>> runtime =
+      drover::agent::RuncRuntime::Open(
+          {.runc_path = runc, .root_dir = work_dir + "/runc", .init_binary = init});
+  if (!runtime.ok()) return Fail(runtime.status().message());
+  // Containers left by an earlier run of this agent: their attempts were given up when it
+  // stopped (recovering them across agent restarts comes with the reliability work).
+  if (absl::StatusOr<std::vector<drover::agent::ContainerInfo>> left = (*runtime)->List(); left.ok()) {
+    for (const auto& container : *left) {
+      drover::Log(drover::LogLevel::kWarning, "stale_container_removed", {{"container", container.id}});
+      (void)(*runtime)->Delete(container.id);
+    }
+  }
+  std::filesystem::remove_all(work_dir + "/attempts", error);
+
+  absl::StatusOr<drover::v1::NodeInfo> node =
+      drover::agent::DescribeNode(node_name, address, scheduler, cpus, memory_mib, label_map);
+  if (!node.ok()) return Fail(node.status().message());
+  drover::agent::Agent agent({.scheduler = scheduler, .work_dir = work_dir, .node = *node},
+                             **runtime);
+  drover::Log(drover::LogLevel::kInfo, "agent_started",
+              {{"node", node->name()}, {"address", node->addresses(0)}, {"scheduler", scheduler},
+               {"cpus", node->capacity().cpus()}, {"memory_mib", node->capacity().memory_mib()},
+               {"pid", getpid()}});
+  std::thread signals([&agent, &stop_signals] {
+    int received = 0;
+    sigwait(&stop_signals, &received);
+    drover::Log(drover::LogLevel::kInfo, "agent_stopping", {{"signal", strsignal(received)}});
+    agent.Stop();
+  });
+  agent.Run();
+  // Run() returns only after Stop(), which the signal thread called.
+  signals.join();
+  drover::Log(drover::LogLevel::kInfo, "agent_stopped");
+  return 0;
+}
