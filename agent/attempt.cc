@@ -328,6 +328,12 @@ void Attempt::ReadExits(const ContainerExit& exit) {
     e.set_oom_killed(exit.oom_killed && sig == SIGKILL);
     exits_.push_back(e);
   }
+  // drover-init knows which rank failed first; the others may only have been stopped.
+  std::string result = ReadSmallFile(dir_ + "/job/logs/init.result");
+  int first = -1;
+  if (std::sscanf(result.c_str(), "first_failed_rank=%d", &first) == 1 && first >= 0) {
+    first_failed_rank_ = first;
+  }
 }
 
 void Attempt::UploadOutputs() {
@@ -403,6 +409,7 @@ void Attempt::Finish(v1::JobStatus::Cause cause, const std::string& message) {
   for (const v1::RankExit& e : exits_) *report.add_exits() = e;
   report.set_outputs_digest(outputs_digest_);
   report.set_outputs_size(outputs_size_);
+  if (first_failed_rank_ >= 0) report.set_first_failed_rank(first_failed_rank_);
   {
     absl::MutexLock lock(&mu_);
     last_ = report;

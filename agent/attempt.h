@@ -80,6 +80,7 @@ class Attempt {
   std::vector<v1::RankExit> exits_;
   std::string outputs_digest_;
   int64_t outputs_size_ = 0;
+  int first_failed_rank_ = -1;
 };
 
 }  // namespace drover::agent

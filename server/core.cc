@@ -442,6 +442,12 @@ void Core::HandleReport(const std::string& node, const v1::AttemptReport& report
         attempt.message = report.message();
         for (const v1::RankExit& e : report.exits()) {
           if (e.oom_killed()) attempt.cause = JobStatus::OUT_OF_MEMORY;
+          if (attempt.message.empty() && report.has_first_failed_rank() &&
+              e.rank() == report.first_failed_rank()) {
+            v1::RankExit named = e;
+            named.set_node(node);
+            attempt.message = DescribeExit(named);
+          }
         }
       }
       if (attempt.ended.size() == attempt.nodes.size()) {

@@ -140,6 +140,73 @@ std::string ProgramPath(const char* env_override, const char* built_path) {
   return from_env != nullptr && *from_env != '\0' ? from_env : built_path;
 }
 
+absl::StatusOr<pid_t> SpawnDaemon(const std::vector<std::string>& args,
+                                  const std::string& log_path) {
+  std::vector<std::string> copy = args;
+  std::vector<char*> c_args = CStrings(copy);
+  int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
+    return absl::InternalError(absl::StrCat("open ", log_path, ": ", strerror(errno)));
+  }
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  if (pid == 0) {
+    dup2(log_fd, 2);
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    execv(c_args[0], c_args.data());
+    _exit(127);
+  }
+  close(log_fd);
+  return pid;
+}
+
+absl::StatusOr<std::unique_ptr<AgentProcess>> AgentProcess::Start(
+    const std::string& scheduler, const std::string& node_name, const std::string& work_dir,
+    const std::vector<std::string>& extra_args) {
+  std::vector<std::string> args = {ProgramPath("DROVER_AGENT", DROVER_AGENT_PATH),
+                                   "--scheduler", scheduler, "--node-name", node_name,
+                                   "--work-dir", work_dir, "--log-level", "debug"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  std::string log = work_dir + ".log";
+  absl::StatusOr<pid_t> pid = SpawnDaemon(args, log);
+  if (!pid.ok()) return pid.status();
+  return std::unique_ptr<AgentProcess>(new AgentProcess(*pid, log));
+}
+
+AgentProcess::~AgentProcess() {
+  if (reaped_) return;
+  kill(pid_, SIGTERM);
+  if (!Wait(absl::Seconds(20)).ok()) {
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+}
+
+std::string AgentProcess::ReadLog() const { return ReadFile(log_); }
+
+void AgentProcess::Signal(int signal) {
+  if (!reaped_) kill(pid_, signal);
+}
+
+absl::StatusOr<int> AgentProcess::Wait(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (!reaped_) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      reaped_ = true;
+      return status;
+    }
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("drover-agent (pid ", pid_, ") still runs"));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return absl::FailedPreconditionError("drover-agent was already reaped");
+}
+
 absl::StatusOr<std::unique_ptr<DroverdProcess>> DroverdProcess::Start(
     const std::string& state_dir, const std::vector<std::string>& extra_args) {
   std::filesystem::create_directories(state_dir);
@@ -154,20 +221,9 @@ absl::StatusOr<std::unique_ptr<DroverdProcess>> DroverdProcess::Start(
                                    "--address-file",
                                    address_file};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
-  std::vector<char*> c_args = CStrings(args);
-  int log_fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) return absl::InternalError(absl::StrCat("open ", log_file, ": ", strerror(errno)));
-  pid_t pid = fork();
-  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
-  if (pid == 0) {
-    dup2(log_fd, 2);
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    execv(c_args[0], c_args.data());
-    _exit(127);
-  }
-  close(log_fd);
+  absl::StatusOr<pid_t> spawned = SpawnDaemon(args, log_file);
+  if (!spawned.ok()) return spawned.status();
+  pid_t pid = *spawned;
   auto process = std::unique_ptr<DroverdProcess>(new DroverdProcess(pid, state_dir, ""));
   absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < deadline) {

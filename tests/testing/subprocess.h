@@ -73,6 +73,32 @@ class DroverdProcess {
   std::string address_;
 };
 
+// drover-agent, started as a child process (as root: it runs runc) for node `node_name`
+// with its work folder `work_dir`. Its stderr goes to `<work_dir>.log`.
+class AgentProcess {
+ public:
+  static absl::StatusOr<std::unique_ptr<AgentProcess>> Start(
+      const std::string& scheduler, const std::string& node_name, const std::string& work_dir,
+      const std::vector<std::string>& extra_args = {});
+  // SIGTERM, then SIGKILL after 20 s; reaps.
+  ~AgentProcess();
+  pid_t pid() const { return pid_; }
+  std::string ReadLog() const;
+  void Signal(int signal);
+  absl::StatusOr<int> Wait(absl::Duration timeout);
+
+ private:
+  AgentProcess(pid_t pid, std::string log) : pid_(pid), log_(std::move(log)) {}
+  pid_t pid_;
+  bool reaped_ = false;
+  std::string log_;
+};
+
+// Starts `args` (args[0] a path) with stdin and stdout on /dev/null and stderr appended to
+// `log_path`. Returns the child's pid.
+absl::StatusOr<pid_t> SpawnDaemon(const std::vector<std::string>& args,
+                                  const std::string& log_path);
+
 // Path of a program built alongside the tests: the value of environment variable
 // `env_override` if set, else `built_path`.
 std::string ProgramPath(const char* env_override, const char* built_path);

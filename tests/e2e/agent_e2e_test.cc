@@ -1,0 +1,384 @@
+// Jobs end to end on this machine: the real droverd and drover-agent as child processes,
+// real runc containers (the host image), real processes. Runs as root. Every test checks
+// that nothing is left behind: no container in the agent's runc root, no mount under its
+// work folder, no cgroup.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/archive/safe_extract.h"
+#include "common/archive/sha256.h"
+#include "common/archive/snapshot.h"
+#include "drover/v1/admin_service.grpc.pb.h"
+#include "drover/v1/blob.grpc.pb.h"
+#include "drover/v1/job_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/subprocess.h"
+
+namespace drover {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+class AgentE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
+    listen_ = absl::StrCat("127.0.0.1:", FreePort());
+    StartDroverd();
+    work_ = dir_.path() + "/agent";
+    auto agent = testing::AgentProcess::Start(listen_, "n1", work_);
+    ASSERT_TRUE(agent.ok()) << agent.status();
+    agent_ = *std::move(agent);
+    WaitForNode();
+  }
+
+  void TearDown() override {
+    if (agent_ == nullptr) return;
+    agent_.reset();  // SIGTERM: the agent stops and deletes what still runs
+    // Nothing left behind.
+    auto listed = testing::RunCommand({"/usr/sbin/runc", "--root", work_ + "/runc", "list", "-q"});
+    ASSERT_TRUE(listed.ok());
+    EXPECT_EQ(listed->out, "") << "containers left behind";
+    std::string mounts = ReadFile("/proc/self/mountinfo");
+    EXPECT_THAT(mounts, ::testing::Not(HasSubstr(work_))) << "mounts left behind";
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator("/sys/fs/cgroup/memory", error)) {
+      EXPECT_THAT(entry.path().filename().string(), ::testing::Not(HasSubstr("drover-j-")))
+          << "cgroup left behind";
+    }
+  }
+
+  void StartDroverd() {
+    auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});
+    ASSERT_TRUE(droverd.ok()) << droverd.status();
+    droverd_ = *std::move(droverd);
+    channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+    jobs_ = v1::JobService::NewStub(channel_);
+    blobs_ = v1::BlobService::NewStub(channel_);
+    admin_ = v1::AdminService::NewStub(channel_);
+  }
+
+  void WaitForNode() {
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      grpc::ClientContext context;
+      v1::ListNodesResponse nodes;
+      if (admin_->ListNodes(&context, v1::ListNodesRequest(), &nodes).ok() &&
+          nodes.nodes_size() == 1 && nodes.nodes(0).state() == v1::Node::READY) {
+        return;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    FAIL() << "the agent never registered; its log:\n" << agent_->ReadLog();
+  }
+
+  // A job running `script` with /bin/sh in the host image.
+  static v1::JobSpec Shell(const std::string& script, int processes = 1) {
+    v1::JobSpec spec;
+    spec.set_entry_script("bin/sh");
+    spec.add_arguments()->set_value("-c");
+    spec.add_arguments()->set_value(script);
+    spec.set_process_count_per_node(processes);
+    spec.mutable_resources()->set_cpus(1);
+    spec.mutable_resources()->set_memory_mib(512);
+    return spec;
+  }
+
+  std::string Submit(const v1::JobSpec& spec) {
+    grpc::ClientContext context;
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    v1::SubmitJobResponse response;
+    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.job().id();
+  }
+
+  v1::Job Get(const std::string& id) {
+    grpc::ClientContext context;
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    v1::Job job;
+    jobs_->GetJob(&context, request, &job);
+    return job;
+  }
+
+  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state,
+                  absl::Duration timeout = absl::Seconds(60)) {
+    absl::Time deadline = absl::Now() + timeout;
+    v1::Job job;
+    while (absl::Now() < deadline) {
+      job = Get(id);
+      if (job.status().state() == state) return job;
+      if (state != v1::JobStatus::CANCELED && job.status().end_time().seconds() > 0 &&
+          job.status().state() != state) {
+        break;  // ended otherwise
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    ADD_FAILURE() << id << " did not reach " << v1::JobStatus::State_Name(state) << ": "
+                  << job.status().DebugString() << "\nagent log:\n" << agent_->ReadLog();
+    return job;
+  }
+
+  // Everything a rank wrote to a stream, as droverd stored it.
+  std::string Logs(const std::string& id, int rank, v1::LogStream stream = v1::STDOUT) {
+    grpc::ClientContext context;
+    v1::StreamLogsRequest request;
+    request.set_job_id(id);
+    request.add_ranks(rank);
+    request.add_streams(stream);
+    auto reader = jobs_->StreamLogs(&context, request);
+    std::string out;
+    v1::StreamLogsResponse response;
+    while (reader->Read(&response)) out += response.data();
+    EXPECT_TRUE(reader->Finish().ok());
+    return out;
+  }
+
+  std::string UploadFile(const std::string& path) {
+    std::string bytes = ReadFile(path);
+    std::string digest = archive::Sha256Digest(bytes);
+    grpc::ClientContext context;
+    v1::UploadBlobResponse response;
+    auto writer = blobs_->UploadBlob(&context, &response);
+    v1::UploadBlobRequest header;
+    header.mutable_header()->set_digest(digest);
+    header.mutable_header()->set_size(static_cast<int64_t>(bytes.size()));
+    writer->Write(header);
+    for (size_t at = 0; at < bytes.size(); at += 1 << 20) {
+      v1::UploadBlobRequest chunk;
+      chunk.set_chunk(bytes.substr(at, 1 << 20));
+      writer->Write(chunk);
+    }
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return digest;
+  }
+
+  std::string Download(const std::string& digest) {
+    grpc::ClientContext context;
+    v1::DownloadBlobRequest request;
+    request.set_digest(digest);
+    auto reader = blobs_->DownloadBlob(&context, request);
+    std::string out;
+    v1::DownloadBlobResponse response;
+    while (reader->Read(&response)) out += response.chunk();
+    EXPECT_TRUE(reader->Finish().ok());
+    return out;
+  }
+
+  testing::TempDir dir_;
+  std::string listen_;
+  std::string work_;
+  std::unique_ptr<testing::DroverdProcess> droverd_;
+  std::unique_ptr<testing::AgentProcess> agent_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::BlobService::Stub> blobs_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+};
+
+TEST_F(AgentE2eTest, JobCompletesWithEveryRanksOutputAndTheEnvironmentContract) {
+  std::string id = Submit(Shell(
+      "echo rank $DROVER_RANK local $DROVER_LOCAL_RANK of $DROVER_WORLD_SIZE job $DROVER_JOB_ID "
+      "attempt $DROVER_ATTEMPT out $DROVER_OUTPUT_DIR unbuffered $PYTHONUNBUFFERED; "
+      "echo to stderr >&2",
+      2));
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  ASSERT_EQ(job.status().exits_size(), 2);
+  EXPECT_EQ(job.status().exits(0).exit_code(), 0);
+  EXPECT_EQ(job.status().exits(1).exit_code(), 0);
+  EXPECT_EQ(Logs(id, 0), absl::StrCat("rank 0 local 0 of 2 job ", id,
+                                      " attempt 1 out /job/outputs unbuffered 1\n"));
+  EXPECT_EQ(Logs(id, 1), absl::StrCat("rank 1 local 1 of 2 job ", id,
+                                      " attempt 1 out /job/outputs unbuffered 1\n"));
+  EXPECT_EQ(Logs(id, 1, v1::STDERR), "to stderr\n");
+}
+
+TEST_F(AgentE2eTest, FailingScriptEndsFailedWithItsExitCode) {
+  std::string id = Submit(Shell("echo about to fail; exit 3"));
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::PROCESS_FAILED);
+  ASSERT_EQ(job.status().exits_size(), 1);
+  EXPECT_EQ(job.status().exits(0).exit_code(), 3);
+  EXPECT_EQ(job.status().message(), "rank 0 on n1 exited with code 3");
+  EXPECT_EQ(Logs(id, 0), "about to fail\n");
+}
+
+TEST_F(AgentE2eTest, OneFailingRankStopsTheOthers) {
+  std::string id = Submit(Shell("if [ $DROVER_RANK = 1 ]; then exit 7; fi; exec sleep 300", 2));
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED, absl::Seconds(40));
+  EXPECT_EQ(job.status().message(), "rank 1 on n1 exited with code 7");
+  ASSERT_EQ(job.status().exits_size(), 2);
+  EXPECT_EQ(job.status().exits(0).signal(), SIGTERM);
+}
+
+TEST_F(AgentE2eTest, CancelStopsASleepingJob) {
+  std::string id = Submit(Shell("echo started; exec sleep 300"));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  grpc::ClientContext context;
+  v1::CancelJobRequest request;
+  request.set_job_id(id);
+  v1::Job job;
+  ASSERT_TRUE(jobs_->CancelJob(&context, request, &job).ok());
+  job = WaitFor(id, v1::JobStatus::CANCELED, absl::Seconds(30));
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::CANCELED_BY_USER);
+  ASSERT_EQ(job.status().exits_size(), 1);
+  EXPECT_EQ(job.status().exits(0).signal(), SIGTERM);
+}
+
+TEST_F(AgentE2eTest, MaxRunDurationEndsTheJobAsTimeout) {
+  v1::JobSpec spec = Shell("exec sleep 300");
+  spec.mutable_max_run_duration()->set_seconds(1);
+  std::string id = Submit(spec);
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED, absl::Seconds(30));
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::TIMEOUT);
+  EXPECT_THAT(job.status().message(), HasSubstr("max_run_duration 1s exceeded"));
+}
+
+TEST_F(AgentE2eTest, MemoryHogEndsOutOfMemory) {
+  v1::JobSpec spec = Shell("exec /usr/bin/python3 -c \"x = b'x' * (400 << 20); print(len(x))\"");
+  spec.mutable_resources()->set_memory_mib(64);
+  std::string id = Submit(spec);
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::OUT_OF_MEMORY);
+  ASSERT_EQ(job.status().exits_size(), 1);
+  EXPECT_TRUE(job.status().exits(0).oom_killed());
+}
+
+TEST_F(AgentE2eTest, SnapshotCodeRunsAndItsOutputsComeBackByteIdentical) {
+  std::string source = dir_.path() + "/project";
+  fs::create_directories(source + "/lib");
+  std::ofstream(source + "/train.py") <<
+      "import hashlib, os, sys\n"
+      "sys.path.insert(0, 'lib')\n"
+      "import helper\n"
+      "data = bytes((i * 31 + 7) % 256 for i in range(3 * 1024 * 1024 + 5))\n"
+      "with open(os.path.join(os.environ['DROVER_OUTPUT_DIR'], 'model.bin'), 'wb') as f:\n"
+      "    f.write(data)\n"
+      "print(helper.greeting(), sys.argv[1:], hashlib.sha256(data).hexdigest())\n";
+  std::ofstream(source + "/lib/helper.py") << "def greeting():\n    return 'hello from the snapshot'\n";
+  std::ofstream(source + "/.gitignore") << "*.ckpt\n";
+  std::ofstream(source + "/big.ckpt") << "ignored";
+  auto snapshot = archive::BuildSnapshot(source, {.output_path = dir_.path() + "/code.tar"});
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  std::string digest = UploadFile(snapshot->tar_path);
+  EXPECT_EQ(digest, snapshot->digest);
+
+  v1::JobSpec spec;
+  spec.set_source_snapshot(digest);
+  spec.set_entry_script("train.py");
+  spec.add_arguments()->set_value("--epochs");
+  spec.add_arguments()->set_value("2");
+  spec.mutable_resources()->set_memory_mib(512);
+  std::string id = Submit(spec);
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  std::string printed = Logs(id, 0);
+  EXPECT_THAT(printed, HasSubstr("hello from the snapshot ['--epochs', '2'] "));
+  std::string expected_hash = printed.substr(printed.rfind(' ') + 1, 64);
+
+  ASSERT_FALSE(job.status().outputs_digest().empty());
+  std::string tar = dir_.path() + "/outputs.tar";
+  std::ofstream(tar, std::ios::binary) << Download(job.status().outputs_digest());
+  ASSERT_TRUE(archive::ExtractTar(tar, dir_.path() + "/outputs",
+                                  {.expected_digest = job.status().outputs_digest()})
+                  .ok());
+  std::string model = ReadFile(dir_.path() + "/outputs/model.bin");
+  EXPECT_EQ(model.size(), 3u * 1024 * 1024 + 5);
+  EXPECT_EQ(archive::Sha256Digest(model), "sha256:" + expected_hash);
+}
+
+TEST_F(AgentE2eTest, HostileSnapshotIsRefusedAndTheJobFailsToLaunch) {
+  // A tar whose single entry climbs out of the extraction folder.
+  std::string tar(1024 * 3, '\0');
+  std::string name = "../escaped.txt";
+  std::copy(name.begin(), name.end(), tar.begin());
+  auto octal = [&tar](size_t at, size_t width, uint64_t value) {
+    std::string text = absl::StrCat(absl::Dec(0, absl::kNoPad));
+    char buffer[32];
+    snprintf(buffer, sizeof buffer, "%0*llo", static_cast<int>(width - 1),
+             static_cast<unsigned long long>(value));
+    std::copy(buffer, buffer + width - 1, tar.begin() + at);
+  };
+  octal(100, 8, 0644);
+  octal(108, 8, 0);
+  octal(116, 8, 0);
+  octal(124, 12, 5);
+  octal(136, 12, 0);
+  tar[156] = '0';
+  std::copy_n("ustar", 6, tar.begin() + 257);
+  std::copy_n("00", 2, tar.begin() + 263);
+  std::fill(tar.begin() + 148, tar.begin() + 156, ' ');
+  unsigned sum = 0;
+  for (int i = 0; i < 512; ++i) sum += static_cast<unsigned char>(tar[i]);
+  octal(148, 7, sum);
+  std::copy_n("evil\n", 5, tar.begin() + 512);
+  std::string path = dir_.path() + "/hostile.tar";
+  std::ofstream(path, std::ios::binary) << tar;
+  std::string digest = UploadFile(path);
+
+  v1::JobSpec spec;
+  spec.set_source_snapshot(digest);
+  spec.set_entry_script("train.py");
+  std::string id = Submit(spec);
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::LAUNCH_FAILED);
+  EXPECT_THAT(job.status().message(), HasSubstr("../escaped.txt"));
+  EXPECT_FALSE(fs::exists(work_ + "/snapshots/escaped.txt"));
+}
+
+TEST_F(AgentE2eTest, TensOfMegabytesOfLogsArriveCompleteAcrossADroverdRestart) {
+  // 400,000 numbered lines (about 24 MB) written over a few seconds.
+  std::string id = Submit(Shell(
+      "i=0; while [ $i -lt 400 ]; do seq $((i*1000)) $((i*1000+999)) | "
+      "sed 's/$/ the quick brown fox jumps over the lazy dog/'; i=$((i+1)); done"));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  absl::SleepFor(absl::Milliseconds(300));
+  droverd_->Signal(SIGKILL);  // cuts the agent's stream mid-way
+  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+  StartDroverd();
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(120));
+  std::string expected;
+  for (int n = 0; n < 400000; ++n) {
+    absl::StrAppend(&expected, n, " the quick brown fox jumps over the lazy dog\n");
+  }
+  std::string stored = Logs(id, 0);
+  EXPECT_EQ(stored.size(), expected.size());
+  EXPECT_TRUE(stored == expected) << "the stored log differs from what the job printed";
+}
+
+}  // namespace
+}  // namespace drover
