@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,8 @@ namespace drover {
 
 absl::Status ApplyConfigText(absl::string_view path, absl::string_view text, FlagSet* flags) {
   int line_number = 0;
+  // Keys this file set: a repeatable flag may appear on several lines.
+  std::set<std::string, std::less<>> from_file;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++line_number;
     size_t hash = line.find('#');
@@ -34,7 +37,8 @@ absl::Status ApplyConfigText(absl::string_view path, absl::string_view text, Fla
       return absl::InvalidArgumentError(absl::StrCat(
           path, ":", line_number, ": '", key, "' is not a known setting; see --help"));
     }
-    if (flags->WasSet(key)) continue;  // the command line wins
+    if (flags->WasSet(key) && !from_file.contains(key)) continue;  // the command line wins
+    from_file.insert(std::string(key));
     absl::Status status = flags->Set(key, value);
     if (!status.ok()) {
       return absl::InvalidArgumentError(

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package Drover needs to build and test. Idempotent; run as root
-# (or with sudo available). Usage: deploy/install-deps.sh [--build-only]
+# (or with sudo available).
+# Usage: deploy/install-deps.sh [--build-only | --runtime]
+#   (none)        build, run and test: everything
+#   --build-only  only what compiling needs
+#   --runtime     compiling, plus what the daemons and the example job need at run time
 set -euo pipefail
 
 build_pkgs=(
@@ -8,14 +12,23 @@ build_pkgs=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libsystemd-dev libssl-dev
 )
-# Used at run time by drover-agent and by the tests: runc runs the containers, umoci and
-# skopeo make and move OCI images, the sqlite3 shell checks databases in the crash tests.
+# Used at run time by drover-agent: runc runs the containers, umoci and skopeo unpack and
+# pull OCI images; PyTorch for the example jobs in the host image.
+runtime_pkgs=(
+  runc umoci skopeo python3 python3-torch python3-numpy
+)
+# Used by the tests besides: the sqlite3 shell (crash tests), busybox-static (small test
+# images), procps.
 test_pkgs=(
-  sqlite3 python3 procps runc umoci skopeo busybox-static
+  sqlite3 procps busybox-static
 )
 
 pkgs=("${build_pkgs[@]}")
-[[ "${1:-}" == "--build-only" ]] || pkgs+=("${test_pkgs[@]}")
+case "${1:-}" in
+  --build-only) ;;
+  --runtime) pkgs+=("${runtime_pkgs[@]}") ;;
+  *) pkgs+=("${runtime_pkgs[@]}" "${test_pkgs[@]}") ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -104,6 +104,14 @@ TEST(ConfigTest, CommandLineWinsOverFileAndErrorsNameTheLine) {
   EXPECT_THAT(s.message(), HasSubstr("'colour' is not a known setting"));
 }
 
+TEST(ConfigTest, RepeatableSettingsMayAppearOnSeveralLines) {
+  std::vector<std::string> labels;
+  FlagSet flags("d", "");
+  flags.Repeated("label", &labels, "");
+  ASSERT_TRUE(ApplyConfigText("a.conf", "label = pool=gpu\nlabel = rack=r1\n", &flags).ok());
+  EXPECT_THAT(labels, ElementsAre("pool=gpu", "rack=r1"));
+}
+
 TEST(ParseMibTest, AcceptsSuffixesAndRejectsGarbage) {
   int64_t mib = 0;
   ASSERT_TRUE(ParseMib("512", &mib).ok());

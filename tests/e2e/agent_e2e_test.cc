@@ -321,6 +321,29 @@ TEST_F(AgentE2eTest, SnapshotCodeRunsAndItsOutputsComeBackByteIdentical) {
   EXPECT_EQ(archive::Sha256Digest(model), "sha256:" + expected_hash);
 }
 
+TEST_F(AgentE2eTest, PytorchExampleTrainsAndItsModelComesBack) {
+  auto snapshot = archive::BuildSnapshot(DROVER_SOURCE_DIR "/examples/pytorch-single-node",
+                                         {.output_path = dir_.path() + "/example.tar"});
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  v1::JobSpec spec;
+  spec.set_source_snapshot(UploadFile(snapshot->tar_path));
+  spec.set_entry_script("train.py");
+  spec.add_arguments()->set_value("--epochs");
+  spec.add_arguments()->set_value("2");
+  spec.mutable_resources()->set_memory_mib(2048);
+  std::string id = Submit(spec);
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(120));
+  std::string printed = Logs(id, 0);
+  EXPECT_THAT(printed, HasSubstr("rank 0/1: training on"));
+  EXPECT_THAT(printed, HasSubstr("epoch 2: loss="));
+  EXPECT_THAT(printed, HasSubstr("saved model.pt and metrics.json to /job/outputs"));
+  std::string tar = dir_.path() + "/outputs.tar";
+  std::ofstream(tar, std::ios::binary) << Download(job.status().outputs_digest());
+  ASSERT_TRUE(archive::ExtractTar(tar, dir_.path() + "/outputs").ok());
+  EXPECT_TRUE(fs::exists(dir_.path() + "/outputs/model.pt"));
+  EXPECT_THAT(ReadFile(dir_.path() + "/outputs/metrics.json"), HasSubstr("\"epoch\": 2"));
+}
+
 TEST_F(AgentE2eTest, HostileSnapshotIsRefusedAndTheJobFailsToLaunch) {
   // A tar whose single entry climbs out of the extraction folder.
   std::string tar(1024 * 3, '\0');
