@@ -393,9 +393,10 @@ void Attempt::Finish(v1::JobStatus::Cause cause, const std::string& message) {
   // Every byte the processes wrote reaches droverd before the attempt is reported ended.
   env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
   absl::Time deadline = absl::Now() + absl::Minutes(2);
-  while (!env_.logs->Drained(assignment_.attempt()) && absl::Now() < deadline &&
-         !env_.shutting_down()) {
-    absl::SleepFor(absl::Milliseconds(20));
+  while (absl::Now() < deadline && !env_.shutting_down()) {
+    env_.logs->Poll();  // ship the tail now rather than at the next round of the shipper
+    if (env_.logs->Drained(assignment_.attempt())) break;
+    absl::SleepFor(absl::Milliseconds(2));
   }
   absl::Status deleted = env_.runtime->Delete(container_);
   if (!deleted.ok()) {

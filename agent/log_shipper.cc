@@ -91,6 +91,8 @@ std::map<std::pair<int32_t, int>, int64_t> LogShipper::Scan(Watched& w) {
 }
 
 void LogShipper::Poll() {
+  // One poll at a time, so that chunks of a stream go out in order.
+  absl::MutexLock polling(&poll_mu_);
   std::vector<v1::AgentMessage> out;
   {
     absl::MutexLock lock(&mu_);

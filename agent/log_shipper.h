@@ -39,7 +39,8 @@ class LogShipper {
   // does not mention start from 0).
   void Reconnected(const v1::AgentWelcome& welcome);
 
-  // Sends what is new, within the window of unacknowledged bytes per stream.
+  // Sends what is new, within the window of unacknowledged bytes per stream. Callers may
+  // poll from several threads; polls run one at a time.
   void Poll();
 
   // Whether every byte of the attempt's files, as they are now, was acknowledged. The files
@@ -68,6 +69,7 @@ class LogShipper {
   const SendFn send_;
   const int64_t chunk_bytes_;
   const int64_t window_bytes_;
+  absl::Mutex poll_mu_;  // held for a whole Poll(), taken before mu_
   absl::Mutex mu_;
   std::map<std::string, Watched> watched_ ABSL_GUARDED_BY(mu_);
 };
