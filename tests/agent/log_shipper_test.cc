@@ -1,0 +1,115 @@
+#include "agent/log_shipper.h"
+
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/subprocess.h"
+
+namespace drover::agent {
+namespace {
+
+class LogShipperTest : public ::testing::Test {
+ protected:
+  LogShipperTest()
+      : shipper_([this](v1::AgentMessage m) {
+          if (!connected_) return false;
+          sent_.push_back(m.log());
+          return true;
+        },
+                 /*chunk_bytes=*/4, /*window_bytes=*/8) {
+    attempt_.set_job_id("j-1");
+    attempt_.set_epoch(1);
+    shipper_.Watch(attempt_, dir_.path());
+  }
+
+  void Append(const std::string& name, const std::string& text) {
+    std::ofstream(dir_.path() + "/" + name, std::ios::app) << text;
+  }
+
+  v1::LogAck Ack(int64_t offset, int rank = 0) {
+    v1::LogAck ack;
+    *ack.mutable_attempt() = attempt_;
+    ack.set_rank(rank);
+    ack.set_stream(v1::STDOUT);
+    ack.set_offset(offset);
+    return ack;
+  }
+
+  std::string SentData() {
+    std::string out;
+    for (const auto& c : sent_) out += c.data();
+    return out;
+  }
+
+  testing::TempDir dir_;
+  bool connected_ = true;
+  std::vector<v1::LogChunk> sent_;
+  v1::AttemptRef attempt_;
+  LogShipper shipper_;
+};
+
+TEST_F(LogShipperTest, ShipsInChunksWithinTheWindowAndOnlyAcknowledgedBytesCount) {
+  Append("rank-0.stdout", "hello world!");  // 12 bytes: chunks of 4, window of 8
+  shipper_.Poll();
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_EQ(sent_[0].offset(), 0);
+  EXPECT_EQ(sent_[1].offset(), 4);
+  EXPECT_FALSE(shipper_.Drained(attempt_));
+  shipper_.Acknowledged(Ack(4));
+  shipper_.Poll();
+  ASSERT_EQ(sent_.size(), 3u);
+  EXPECT_EQ(sent_[2].offset(), 8);
+  shipper_.Acknowledged(Ack(8));
+  shipper_.Acknowledged(Ack(12));
+  EXPECT_TRUE(shipper_.Drained(attempt_));
+  EXPECT_EQ(SentData(), "hello world!");
+}
+
+TEST_F(LogShipperTest, RefusedChunkIsResentFromWhatDroverdHas) {
+  Append("rank-0.stdout", "abcdefgh");
+  shipper_.Poll();
+  ASSERT_EQ(sent_.size(), 2u);
+  // droverd lost the first chunk (or had less): it answers with its stored size, 0.
+  shipper_.Acknowledged(Ack(0));
+  shipper_.Acknowledged(Ack(0));
+  sent_.clear();
+  shipper_.Poll();
+  ASSERT_FALSE(sent_.empty());
+  EXPECT_EQ(sent_[0].offset(), 0);
+  EXPECT_EQ(sent_[0].data(), "abcd");
+}
+
+TEST_F(LogShipperTest, ReconnectResumesFromDroverdsOffsetsAndNothingIsLostWhileDown) {
+  Append("rank-0.stdout", "abcd");
+  shipper_.Poll();
+  shipper_.Acknowledged(Ack(4));
+  connected_ = false;
+  Append("rank-0.stdout", "efgh");
+  shipper_.Poll();  // fails to send: nothing counts as sent
+  connected_ = true;
+  v1::AgentWelcome welcome;
+  *welcome.add_log_offsets() = Ack(4);
+  shipper_.Reconnected(welcome);
+  sent_.clear();
+  shipper_.Poll();
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].offset(), 4);
+  EXPECT_EQ(sent_[0].data(), "efgh");
+}
+
+TEST_F(LogShipperTest, EveryRankAndStreamIsShippedSeparately) {
+  Append("rank-0.stdout", "a");
+  Append("rank-0.stderr", "b");
+  Append("rank-1.stdout", "c");
+  Append("init.result", "not a log");
+  shipper_.Poll();
+  ASSERT_EQ(sent_.size(), 3u);
+  std::set<std::tuple<int, int, std::string>> got;
+  for (const auto& c : sent_) got.insert({c.rank(), c.stream(), c.data()});
+  EXPECT_EQ(got, (std::set<std::tuple<int, int, std::string>>{
+                     {0, v1::STDOUT, "a"}, {0, v1::STDERR, "b"}, {1, v1::STDOUT, "c"}}));
+}
+
+}  // namespace
+}  // namespace drover::agent
