@@ -10,18 +10,11 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "common/errno_status.h"
 
 namespace drover::storage {
 namespace {
 
-absl::Status ErrnoStatus(int error, absl::string_view what) {
-  std::string message = absl::StrCat(what, ": ", strerror(error));
-  if (error == ENOSPC || error == EDQUOT) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("state disk is full (", message, "); free space on droverd's state-dir"));
-  }
-  return absl::UnavailableError(message);
-}
 
 absl::Status CheckDigest(absl::string_view digest) {
   if (archive::IsValidDigest(digest)) return absl::OkStatus();

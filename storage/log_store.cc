@@ -9,21 +9,10 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/errno_status.h"
 #include "common/log.h"
 
 namespace drover::storage {
-namespace {
-
-absl::Status ErrnoStatus(int error, absl::string_view what) {
-  std::string message = absl::StrCat(what, ": ", strerror(error));
-  if (error == ENOSPC || error == EDQUOT) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("state disk is full (", message, "); free space on droverd's state-dir"));
-  }
-  return absl::UnavailableError(message);
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(std::string root) {
   std::error_code error;
