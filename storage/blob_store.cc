@@ -15,7 +15,6 @@
 namespace drover::storage {
 namespace {
 
-
 absl::Status CheckDigest(absl::string_view digest) {
   if (archive::IsValidDigest(digest)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
