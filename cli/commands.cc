@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -14,16 +13,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/types/span.h"
 #include "cli/format.h"
+#include "cli/invocation.h"
 #include "cli/submit_spec.h"
 #include "common/flags.h"
-#include "common/job_id.h"
 
 #ifndef DROVER_VERSION
 #define DROVER_VERSION "unknown"
@@ -31,205 +27,6 @@
 
 namespace drover::cli {
 namespace {
-
-constexpr absl::string_view kDefaultServer = "localhost:7070";
-
-// Waits before each retry of a call that failed UNAVAILABLE: droverd restarting, or a
-// connection that broke. Short, so that a dead server is reported within two seconds.
-constexpr std::array<absl::Duration, 3> kRetryDelays = {
-    absl::Milliseconds(250), absl::Milliseconds(500), absl::Seconds(1)};
-// Waits before reconnecting a watch that already printed events: droverd is then known to
-// exist, so give a restart (recovering its database) about half a minute.
-constexpr std::array<absl::Duration, 7> kReconnectDelays = {
-    absl::Milliseconds(250), absl::Milliseconds(500), absl::Seconds(1), absl::Seconds(2),
-    absl::Seconds(4),        absl::Seconds(8),        absl::Seconds(12)};
-
-constexpr absl::string_view kExitCodesHelp =
-    "Exit codes:\n"
-    "  0   ok\n"
-    "  1   unexpected or internal error\n"
-    "  2   usage error: bad flags or arguments (nothing was sent)\n"
-    "  3   droverd refused the request as invalid (the message names the field)\n"
-    "  4   no such job\n"
-    "  5   conflict with the job's state or an earlier submit (already exists, failed\n"
-    "      precondition, aborted)\n"
-    "  6   droverd unreachable or busy (unavailable, deadline exceeded); retry\n"
-    "  10  watch: the job ended FAILED\n"
-    "  11  watch: the job ended CANCELED\n";
-
-// The flags every command accepts, before or after its name.
-struct GlobalOptions {
-  std::string server;  // empty: $DROVER_SERVER, else kDefaultServer
-  bool json = false;
-  absl::Duration timeout = absl::Seconds(30);
-};
-
-void AddGlobalFlags(FlagSet* flags, GlobalOptions* global) {
-  flags->Custom(
-      "server",
-      [global](absl::string_view v) -> absl::Status {
-        if (v.empty()) return absl::InvalidArgumentError("needs HOST:PORT, for example localhost:7070");
-        global->server = std::string(v);
-        return absl::OkStatus();
-      },
-      "droverd to talk to", "HOST:PORT", "$DROVER_SERVER, else localhost:7070");
-  flags->Custom(
-      "output,o",
-      [global](absl::string_view v) -> absl::Status {
-        std::string lower = absl::AsciiStrToLower(v);
-        if (lower != "table" && lower != "json") {
-          return absl::InvalidArgumentError(absl::StrCat("'", v, "' is not an output format; use table or json"));
-        }
-        global->json = lower == "json";
-        return absl::OkStatus();
-      },
-      "Output format: table (for people) or json (for programs)", "FORMAT", "table");
-  flags->Custom(
-      "timeout",
-      [global](absl::string_view v) -> absl::Status {
-        absl::Duration d;
-        if (!absl::ParseDuration(v, &d) || d <= absl::ZeroDuration() || d == absl::InfiniteDuration()) {
-          return absl::InvalidArgumentError(absl::StrCat("'", v, "' is not a positive duration; write for example 10s or 2m"));
-        }
-        global->timeout = d;
-        return absl::OkStatus();
-      },
-      "Deadline of each call to droverd (watch waits without one)", "DURATION", "30s");
-}
-
-// gRPC targets that need no ":PORT" of their own.
-bool HasScheme(absl::string_view address) {
-  for (absl::string_view scheme : {"unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:"}) {
-    if (absl::StartsWith(address, scheme)) return true;
-  }
-  return false;
-}
-
-bool LooksLikeAddress(absl::string_view address) {
-  if (HasScheme(address)) return true;
-  size_t colon = address.rfind(':');
-  if (colon == absl::string_view::npos || colon == 0 || colon + 1 == address.size()) return false;
-  for (char c : address.substr(colon + 1)) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
-
-std::string OneLine(absl::string_view text) {
-  return absl::StrReplaceAll(text, {{"\r\n", " "}, {"\n", " "}, {"\r", " "}});
-}
-
-// One command's run: the context, the global options and the way out.
-class Invocation {
- public:
-  explicit Invocation(CliContext& ctx) : ctx_(ctx) {}
-
-  CliContext& ctx() { return ctx_; }
-  GlobalOptions& global() { return global_; }
-  std::ostream& out() { return *ctx_.out; }
-
-  // Prints `drover: MESSAGE` and returns `code`.
-  int Fail(int code, absl::string_view message) {
-    *ctx_.err << "drover: " << OneLine(message) << std::endl;
-    return code;
-  }
-  int Usage(const absl::Status& status) { return Fail(kExitUsage, status.message()); }
-  int ServerError(const absl::Status& status) {
-    return Fail(ExitCodeForServerStatus(status), status.message());
-  }
-
-  // Parses a command's flags. Returns an exit code when the command should stop here:
-  // after --help (0) or on a usage error (2).
-  std::optional<int> Parse(FlagSet& flags, const std::vector<std::string>& args,
-                           std::vector<std::string>* positional, bool interspersed,
-                           absl::string_view examples) {
-    absl::Status status = flags.Parse(args, positional, interspersed);
-    if (!status.ok()) return Usage(status);
-    if (flags.help_requested()) {
-      out() << flags.Help() << "\nExamples:\n" << examples << "\n" << kExitCodesHelp;
-      return kExitOk;
-    }
-    return std::nullopt;
-  }
-
-  // The client for --server / $DROVER_SERVER. Usage errors are already printed when this
-  // returns null; `*exit_code` says what to return.
-  std::unique_ptr<JobClient> Connect(int* exit_code) {
-    std::string address = global_.server;
-    std::string source = "--server";
-    if (address.empty()) {
-      std::optional<std::string> from_env = ctx_.getenv("DROVER_SERVER");
-      if (from_env.has_value() && !from_env->empty()) {
-        address = *from_env;
-        source = "DROVER_SERVER";
-      } else {
-        address = std::string(kDefaultServer);
-      }
-    }
-    if (!LooksLikeAddress(address)) {
-      *exit_code = Fail(kExitUsage, absl::StrCat(source, ": '", address,
-                                                 "' is not HOST:PORT; for example localhost:7070"));
-      return nullptr;
-    }
-    absl::StatusOr<std::unique_ptr<JobClient>> client =
-        ctx_.connect(ConnectOptions{.address = address, .timeout = global_.timeout});
-    if (!client.ok()) {
-      *exit_code = client.status().code() == absl::StatusCode::kInvalidArgument
-                       ? Usage(client.status())
-                       : Fail(kExitInternal, client.status().message());
-      return nullptr;
-    }
-    return *std::move(client);
-  }
-
-  // Runs `call` again after UNAVAILABLE, a few times with growing pauses. Only for calls that
-  // are safe to repeat: reads, cancels, and submits carrying an idempotency key.
-  template <typename Call>
-  auto WithRetry(Call&& call) -> decltype(call()) {
-    auto result = call();
-    for (absl::Duration delay : kRetryDelays) {
-      if (result.ok() || result.status().code() != absl::StatusCode::kUnavailable) break;
-      ctx_.sleep(delay);
-      result = call();
-    }
-    return result;
-  }
-
-  // Prints a job for read commands: JSON when --output json, else `table`'s text.
-  void PrintJob(const v1::Job& job, bool pretty_json, const std::function<std::string()>& table) {
-    if (global_.json) {
-      out() << JobToJson(job, pretty_json) << "\n";
-    } else {
-      out() << table();
-    }
-    out().flush();
-  }
-
- private:
-  CliContext& ctx_;
-  GlobalOptions global_;
-};
-
-// A JOB positional: exactly one, a valid id ("42" is taken for "j-42").
-std::optional<int> TakeJobId(Invocation& inv, absl::string_view command,
-                             const std::vector<std::string>& positional, std::string* job_id) {
-  if (positional.size() != 1) {
-    return inv.Fail(kExitUsage,
-                    absl::StrCat(positional.empty() ? "missing JOB" : "too many arguments",
-                                 "; usage: drover ", command, " JOB (for example j-42)"));
-  }
-  absl::StatusOr<int64_t> sequence = ParseJobId(positional[0], "JOB");
-  if (!sequence.ok()) return inv.Usage(sequence.status());
-  *job_id = FormatJobId(*sequence);
-  return std::nullopt;
-}
-
-std::optional<int> NoPositionals(Invocation& inv, absl::string_view command,
-                                 const std::vector<std::string>& positional) {
-  if (positional.empty()) return std::nullopt;
-  return inv.Fail(kExitUsage, absl::StrCat("drover ", command, " takes no arguments, got '",
-                                           positional[0], "'; see drover ", command, " --help"));
-}
 
 absl::StatusOr<std::string> ReadInput(CliContext& ctx, const std::string& path) {
   std::stringstream buffer;
@@ -249,7 +46,7 @@ absl::StatusOr<std::string> ReadInput(CliContext& ctx, const std::string& path) 
 
 // Follows a job until it ends; see `drover watch --help`. Reconnects when the stream breaks
 // (droverd restarting) and skips the events it already printed.
-int FollowJob(Invocation& inv, JobClient& client, const std::string& job_id) {
+int FollowJob(Invocation& inv, DroverClient& client, const std::string& job_id) {
   v1::WatchJobRequest request;
   request.set_job_id(job_id);
   bool seen = false;
@@ -286,18 +83,13 @@ int FollowJob(Invocation& inv, JobClient& client, const std::string& job_id) {
     }
     inv.ctx().sleep(delays[retries++]);
   }
-  switch (last_state) {
-    case v1::JobStatus::FAILED:
-      return kExitJobFailed;
-    case v1::JobStatus::CANCELED:
-      return kExitJobCanceled;
-    default:
-      return kExitOk;
-  }
+  return ExitCodeForEnd(last_state);
 }
 
+}  // namespace
+
 // ---------------------------------------------------------------------------------------
-// The commands.
+// The job commands.
 
 int SubmitCommand(Invocation& inv, const std::vector<std::string>& args) {
   SubmitSpecFlags spec_flags;
@@ -311,12 +103,17 @@ int SubmitCommand(Invocation& inv, const std::vector<std::string>& args) {
                 "Without --idempotency-key a random key is used, so that the submit is retried\n"
                 "safely when droverd is briefly unavailable.");
   spec_flags.Register(&flags);
+  std::string source;
+  flags.String("source", &source,
+               "Folder of code to run: built into a snapshot (honouring .droverignore, else\n"
+               ".gitignore), uploaded unless droverd has it, and set as source_snapshot",
+               "DIR");
   flags.Bool("watch,w", &watch, "After submitting, follow the job like 'drover watch'");
   AddGlobalFlags(&flags, &inv.global());
   std::vector<std::string> positional;
   if (auto done = inv.Parse(
           flags, args, &positional, /*interspersed=*/false,
-          "  drover submit train.py --epochs 10\n"
+          "  drover submit --source . train.py --epochs 10\n"
           "  id=$(drover submit --name resnet --experiment vision --gpu --gpus 4 \\\n"
           "       --nodes 2 --processes-per-node 4 --backend pytorch --memory 64Gi \\\n"
           "       --image pytorch/pytorch:2.1.0-cuda12.1-cudnn8-runtime \\\n"
@@ -329,6 +126,13 @@ int SubmitCommand(Invocation& inv, const std::vector<std::string>& args) {
       flags, positional, [&](const std::string& path) { return ReadInput(inv.ctx(), path); },
       inv.ctx().getenv);
   if (!spec.ok()) return inv.Usage(spec.status());
+  if (flags.WasSet("source")) {
+    if (flags.WasSet("snapshot")) {
+      return inv.Fail(kExitUsage,
+                      "--source and --snapshot both name the job's code; give one of them");
+    }
+    if (source.empty()) return inv.Fail(kExitUsage, "--source: needs a folder, for example --source .");
+  }
   bool generated_key = false;
   if (spec->idempotency_key().empty()) {
     absl::StatusOr<std::string> key = inv.ctx().new_idempotency_key();
@@ -337,15 +141,21 @@ int SubmitCommand(Invocation& inv, const std::vector<std::string>& args) {
     generated_key = true;
   }
   int exit_code = kExitOk;
-  std::unique_ptr<JobClient> client = inv.Connect(&exit_code);
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;
+  if (!source.empty()) {
+    std::string digest;
+    if (auto done = UploadSource(inv, *client, source, &digest)) return *done;
+    spec->set_source_snapshot(digest);
+  }
   v1::SubmitJobRequest request;
   *request.mutable_spec() = *std::move(spec);
   absl::StatusOr<v1::SubmitJobResponse> response =
       inv.WithRetry([&] { return client->SubmitJob(request); });
   if (!response.ok()) return inv.ServerError(response.status());
   const v1::Job& job = response->job();
-  inv.PrintJob(job, /*pretty_json=*/!watch, [&] { return absl::StrCat(job.id(), "\n"); });
+  inv.Print([&] { return JobToJson(job, /*pretty=*/!watch); },
+            [&] { return absl::StrCat(job.id(), "\n"); });
   if (!response->created() && !generated_key) {
     *inv.ctx().err << "drover: idempotency key '" << request.spec().idempotency_key()
                    << "' was used before; " << job.id() << " is the job it created" << std::endl;
@@ -393,7 +203,7 @@ int ListCommand(Invocation& inv, const std::vector<std::string>& args) {
   request.set_experiment(experiment);
   request.set_tag(tag);
   int exit_code = kExitOk;
-  std::unique_ptr<JobClient> client = inv.Connect(&exit_code);
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;
 
   constexpr int64_t kMaxPageSize = 1000;
@@ -422,8 +232,7 @@ int ListCommand(Invocation& inv, const std::vector<std::string>& args) {
   if (inv.global().json) {
     std::vector<std::string> items;
     for (const v1::Job& job : jobs) items.push_back(JobToJson(job, /*pretty=*/false));
-    inv.out() << (items.empty() ? "[]" : absl::StrCat("[\n", absl::StrJoin(items, ",\n"), "\n]"))
-              << "\n";
+    inv.out() << JsonArray(items) << "\n";
   } else {
     inv.out() << FormatJobTable(jobs, inv.ctx().now());
     if (more) {
@@ -449,12 +258,12 @@ int ShowCommand(Invocation& inv, const std::vector<std::string>& args) {
   v1::GetJobRequest request;
   if (auto done = TakeJobId(inv, "show", positional, request.mutable_job_id())) return *done;
   int exit_code = kExitOk;
-  std::unique_ptr<JobClient> client = inv.Connect(&exit_code);
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;
   absl::StatusOr<v1::Job> job = inv.WithRetry([&] { return client->GetJob(request); });
   if (!job.ok()) return inv.ServerError(job.status());
-  inv.PrintJob(*job, /*pretty_json=*/true,
-               [&] { return FormatJobDetails(*job, inv.ctx().now(), inv.ctx().zone); });
+  inv.Print([&] { return JobToJson(*job, /*pretty=*/true); },
+            [&] { return FormatJobDetails(*job, inv.ctx().now(), inv.ctx().zone); });
   return kExitOk;
 }
 
@@ -476,12 +285,12 @@ int CancelCommand(Invocation& inv, const std::vector<std::string>& args) {
   request.set_reason(reason);
   if (auto done = TakeJobId(inv, "cancel", positional, request.mutable_job_id())) return *done;
   int exit_code = kExitOk;
-  std::unique_ptr<JobClient> client = inv.Connect(&exit_code);
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;
   absl::StatusOr<v1::Job> job = inv.WithRetry([&] { return client->CancelJob(request); });
   if (!job.ok()) return inv.ServerError(job.status());
-  inv.PrintJob(*job, /*pretty_json=*/true,
-               [&] { return absl::StrCat(job->id(), " ", StateName(job->status().state()), "\n"); });
+  inv.Print([&] { return JobToJson(*job, /*pretty=*/true); },
+            [&] { return absl::StrCat(job->id(), " ", StateName(job->status().state()), "\n"); });
   return kExitOk;
 }
 
@@ -502,10 +311,12 @@ int WatchCommand(Invocation& inv, const std::vector<std::string>& args) {
   std::string job_id;
   if (auto done = TakeJobId(inv, "watch", positional, &job_id)) return *done;
   int exit_code = kExitOk;
-  std::unique_ptr<JobClient> client = inv.Connect(&exit_code);
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;
   return FollowJob(inv, *client, job_id);
 }
+
+namespace {
 
 int VersionCommand(Invocation& inv, const std::vector<std::string>& args) {
   FlagSet flags("drover version", "Prints the version of this drover client.");
@@ -525,6 +336,8 @@ struct Command {
   absl::string_view name;
   absl::string_view summary;
   int (*handler)(Invocation& inv, const std::vector<std::string>& args);
+  // Takes an ACTION first ("drover node cordon"): `drover help node cordon` works.
+  bool has_actions = false;
 };
 
 constexpr Command kCommands[] = {
@@ -533,6 +346,11 @@ constexpr Command kCommands[] = {
     {"show", "Show one job in detail", ShowCommand},
     {"cancel", "Cancel a job", CancelCommand},
     {"watch", "Follow a job until it ends; the exit code tells how", WatchCommand},
+    {"logs", "Print a job's output; -f follows it until the job ends", LogsCommand},
+    {"download", "Fetch the files a job wrote to its outputs folder", DownloadCommand},
+    {"nodes", "List the cluster's nodes with their resources and jobs", NodesCommand},
+    {"node", "Cordon, uncordon or drain a node (administrators)", NodeCommand, true},
+    {"target", "Create, list or delete compute targets (administrators)", TargetCommand, true},
     {"help", "Show help for drover or one command", HelpCommand},
     {"version", "Print the client's version", VersionCommand},
 };
@@ -546,7 +364,7 @@ const Command* FindCommand(absl::string_view name) {
 
 std::string TopHelp() {
   GlobalOptions unused;
-  std::string summary = "Submits training jobs to droverd, the Drover scheduler, and follows them.\n\nCommands:\n";
+  std::string summary = "Submits training jobs to droverd, the Drover scheduler, follows them and fetches\ntheir outputs; administers nodes and compute targets.\n\nCommands:\n";
   for (const Command& command : kCommands) {
     absl::StrAppend(&summary, "  ", command.name, std::string(10 - command.name.size(), ' '),
                     command.summary, "\n");
@@ -558,8 +376,9 @@ std::string TopHelp() {
   AddGlobalFlags(&flags, &unused);
   return absl::StrCat(flags.Help(),
                       "\nExamples:\n"
-                      "  id=$(drover submit --name mnist train.py --epochs 10)\n"
-                      "  drover watch \"$id\"\n"
+                      "  id=$(drover submit --name mnist --source . train.py --epochs 10)\n"
+                      "  drover logs -f \"$id\"\n"
+                      "  drover download \"$id\"\n"
                       "  drover list --state running\n"
                       "  DROVER_SERVER=head:7070 drover show j-42 --output json\n\n",
                       kExitCodesHelp);
@@ -571,11 +390,14 @@ int HelpCommand(Invocation& inv, const std::vector<std::string>& args) {
     return kExitOk;
   }
   const Command* command = FindCommand(args[0]);
-  if (command == nullptr || args.size() > 1) {
+  size_t allowed = command != nullptr && command->has_actions ? 2 : 1;
+  if (command == nullptr || args.size() > allowed) {
     return inv.Fail(kExitUsage, absl::StrCat(command == nullptr ? "unknown command '" : "too many arguments after '",
                                              args[0], "'; run 'drover help' for the commands"));
   }
-  return command->handler(inv, {"--help"});
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  rest.push_back("--help");
+  return command->handler(inv, rest);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The drover command-line client: a table of subcommands (submit, list, show, cancel, watch,
-// help, version) and the global flags every one of them accepts (--server, --output,
-// --timeout). RunDrover() is the whole program minus the process: main.cc hands it the
+// logs, download, nodes, node, target, help, version) and the global flags every one of
+// them accepts (--server, --output, --timeout). RunDrover() is the whole program minus the process: main.cc hands it the
 // arguments and the real world (streams, environment, gRPC, clock), tests hand it fakes.
 // Main thread only.
 #ifndef DROVER_CLI_COMMANDS_H_
@@ -16,7 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "cli/job_client.h"
+#include "cli/drover_client.h"
 
 namespace drover::cli {
 
@@ -24,13 +24,14 @@ namespace drover::cli {
 enum ExitCode : int {
   kExitOk = 0,
   kExitInternal = 1,      // unexpected or internal error
-  kExitUsage = 2,         // bad flags or arguments, detected before calling droverd
+  kExitUsage = 2,         // bad flags or arguments, detected before anything changed
   kExitInvalid = 3,       // droverd refused the request: INVALID_ARGUMENT
-  kExitNotFound = 4,      // NOT_FOUND
-  kExitConflict = 5,      // ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED
+  kExitNotFound = 4,      // NOT_FOUND: no such job, node or compute target
+  kExitConflict = 5,      // ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED; a job without
+                          // outputs to download
   kExitUnavailable = 6,   // UNAVAILABLE, DEADLINE_EXCEEDED: unreachable or busy; retry
-  kExitJobFailed = 10,    // watch: the job ended FAILED
-  kExitJobCanceled = 11,  // watch: the job ended CANCELED
+  kExitJobFailed = 10,    // watch, logs -f: the job ended FAILED
+  kExitJobCanceled = 11,  // watch, logs -f: the job ended CANCELED
 };
 
 // The exit code for an error status from droverd (or the client's transport).
@@ -45,12 +46,14 @@ struct CliContext {
   // The CLI's environment variables (DROVER_SERVER, `--env NAME`).
   std::function<std::optional<std::string>(absl::string_view)> getenv;
   // Makes the client for a command; called at most once per command, after its flags parsed.
-  std::function<absl::StatusOr<std::unique_ptr<JobClient>>(const ConnectOptions&)> connect;
+  std::function<absl::StatusOr<std::unique_ptr<DroverClient>>(const ConnectOptions&)> connect;
   std::function<absl::Time()> now;
   // Waits between retries.
   std::function<void(absl::Duration)> sleep;
   // A fresh idempotency key for a submit that names none.
   std::function<absl::StatusOr<std::string>()> new_idempotency_key;
+  // Folder for temporary files (snapshot archives, downloads). Empty: $TMPDIR, else /tmp.
+  std::string temp_dir;
   // Zone of the times `show` and `watch` print.
   absl::TimeZone zone = absl::UTCTimeZone();
 };

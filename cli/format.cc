@@ -8,8 +8,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "cli/submit_spec.h"
+#include "common/archive/snapshot.h"
 
 namespace drover::cli {
 namespace {
@@ -68,6 +71,23 @@ std::string TimeWithAge(const google::protobuf::Timestamp& ts, absl::Time now,
   absl::Time t = ToTime(ts);
   return absl::StrCat(absl::FormatTime("%Y-%m-%d %H:%M:%S %z", t, zone), " (",
                       FormatAge(now - t), " ago)");
+}
+
+std::string OneLineText(absl::string_view text) {
+  return absl::StrReplaceAll(text, {{"\r\n", " "}, {"\n", " "}, {"\r", " "}});
+}
+
+// The usual name of a Linux signal, "" for others.
+std::string SignalName(int signal) {
+  static constexpr std::pair<int, const char*> kNames[] = {
+      {1, "SIGHUP"},   {2, "SIGINT"},   {3, "SIGQUIT"},  {4, "SIGILL"},  {5, "SIGTRAP"},
+      {6, "SIGABRT"},  {7, "SIGBUS"},   {8, "SIGFPE"},   {9, "SIGKILL"}, {10, "SIGUSR1"},
+      {11, "SIGSEGV"}, {12, "SIGUSR2"}, {13, "SIGPIPE"}, {14, "SIGALRM"}, {15, "SIGTERM"},
+      {24, "SIGXCPU"}, {25, "SIGXFSZ"}, {31, "SIGSYS"}};
+  for (const auto& [number, name] : kNames) {
+    if (number == signal) return name;
+  }
+  return "";
 }
 
 std::string SortedMap(const google::protobuf::Map<std::string, std::string>& map,
@@ -180,6 +200,17 @@ std::string FormatJobDetails(const v1::Job& job, absl::Time now, absl::TimeZone 
   }
   if (!status.message().empty()) state.Add("message", status.message());
   state.Add("attempt", absl::StrCat(status.attempt()));
+  if (!status.nodes().empty()) state.Add("nodes", absl::StrJoin(status.nodes(), ", "));
+  if (!status.exits().empty()) {
+    std::vector<std::string> exits;
+    for (const v1::RankExit& exit : status.exits()) exits.push_back(FormatRankExit(exit));
+    state.Add("exits", absl::StrJoin(exits, "\n"));
+  }
+  if (!status.outputs_digest().empty()) {
+    state.Add("outputs", absl::StrCat(status.outputs_digest(), " (",
+                                      archive::FormatBytes(static_cast<uint64_t>(std::max<int64_t>(status.outputs_size(), 0))),
+                                      "); fetch with drover download ", job.id()));
+  }
   state.Add("version", absl::StrCat(status.version()));
 
   Section run("spec");
@@ -254,16 +285,143 @@ std::string FormatWatchLine(const v1::Job& job, absl::TimeZone zone) {
   return line;
 }
 
-std::string JobToJson(const v1::Job& job, bool pretty) {
+std::string MessageToJson(const google::protobuf::Message& message, bool pretty) {
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = false;
   options.add_whitespace = pretty;
   std::string out;
   // Printing a parsed message cannot fail: every field holds a valid value.
-  (void)google::protobuf::util::MessageToJsonString(job, &out, options);
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
   while (!out.empty() && absl::ascii_isspace(static_cast<unsigned char>(out.back()))) out.pop_back();
   return out;
+}
+
+std::string JobToJson(const v1::Job& job, bool pretty) { return MessageToJson(job, pretty); }
+
+std::string JsonArray(const std::vector<std::string>& items) {
+  if (items.empty()) return "[]";
+  return absl::StrCat("[\n", absl::StrJoin(items, ",\n"), "\n]");
+}
+
+std::string FormatMemory(int64_t mib) {
+  if (mib == 0) return "0";
+  if (mib < 1024) return absl::StrCat(mib, "Mi");
+  // One decimal, dropped when it is 0 ("12.5Gi", "64Gi"), in the largest unit that still
+  // shows at least 1 after rounding.
+  auto tenths = [mib](int64_t unit) { return (mib * 10 + unit / 2) / unit; };
+  int64_t value = tenths(1024);
+  absl::string_view suffix = "Gi";
+  if (value >= 10 * 1024) {
+    value = tenths(int64_t{1024} * 1024);
+    suffix = "Ti";
+  }
+  if (value % 10 == 0) return absl::StrCat(value / 10, suffix);
+  return absl::StrCat(value / 10, ".", value % 10, suffix);
+}
+
+std::string FormatCpus(double cpus) {
+  // At most two decimals, without trailing zeros.
+  std::string text = absl::StrFormat("%.2f", cpus);
+  while (!text.empty() && text.back() == '0') text.pop_back();
+  if (!text.empty() && text.back() == '.') text.pop_back();
+  return text == "-0" ? "0" : text;
+}
+
+std::string FormatRankExit(const v1::RankExit& exit) {
+  std::string who = absl::StrCat("rank ", exit.rank());
+  if (!exit.node().empty()) absl::StrAppend(&who, " on ", exit.node());
+  if (exit.oom_killed()) return absl::StrCat(who, " was killed for running out of memory");
+  if (exit.signal() != 0) {
+    std::string name = SignalName(exit.signal());
+    return absl::StrCat(who, " was killed by signal ", exit.signal(),
+                        name.empty() ? "" : absl::StrCat(" (", name, ")"));
+  }
+  return absl::StrCat(who, " exited with code ", exit.exit_code());
+}
+
+std::string FormatJobEnd(const v1::Job& job) {
+  constexpr size_t kMaxListed = 16;
+  const v1::JobStatus& status = job.status();
+  std::string out = absl::StrCat(job.id(), " ", StateName(status.state()));
+  if (status.cause() != v1::JobStatus::CAUSE_UNSPECIFIED &&
+      status.cause() != v1::JobStatus::PROCESS_FAILED &&
+      status.cause() != v1::JobStatus::CANCELED_BY_USER) {
+    absl::StrAppend(&out, " ", v1::JobStatus::Cause_Name(status.cause()));
+  }
+  if (!status.message().empty()) absl::StrAppend(&out, ": ", OneLineText(status.message()));
+  out.push_back('\n');
+  if (status.state() == v1::JobStatus::COMPLETED) return out;
+  size_t listed = 0;
+  size_t unlisted = 0;
+  size_t clean = 0;
+  for (const v1::RankExit& exit : status.exits()) {
+    if (exit.exit_code() == 0 && exit.signal() == 0 && !exit.oom_killed()) {
+      ++clean;
+    } else if (listed < kMaxListed) {
+      absl::StrAppend(&out, "  ", FormatRankExit(exit), "\n");
+      ++listed;
+    } else {
+      ++unlisted;
+    }
+  }
+  if (unlisted > 0) {
+    absl::StrAppend(&out, "  and ", unlisted, " more ", unlisted == 1 ? "rank" : "ranks",
+                    " that did not exit 0; see drover show ", job.id(), " --output json\n");
+  }
+  if (clean > 0) {
+    bool all = clean == static_cast<size_t>(status.exits_size());
+    std::string ranks = clean == 1 ? (all ? "1 rank" : "the other rank")
+                                   : absl::StrCat(all ? "" : "the other ", clean, " ranks");
+    absl::StrAppend(&out, "  ", ranks, " exited with code 0\n");
+  }
+  return out;
+}
+
+std::string NodeStateName(v1::Node::State state) { return v1::Node::State_Name(state); }
+
+std::string FormatNodeTable(const std::vector<v1::Node>& nodes, absl::Time now) {
+  constexpr int kShownJobs = 3;
+  constexpr size_t kLabelsWidth = 40;
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAME", "STATE", "CPUS", "MEMORY", "GPUS", "JOBS", "LABELS", "LAST SEEN"});
+  for (const v1::Node& node : nodes) {
+    std::vector<std::string> shown;
+    for (int i = 0; i < node.running_jobs_size() && i < kShownJobs; ++i) {
+      shown.push_back(node.running_jobs(i));
+    }
+    std::string jobs = absl::StrJoin(shown, ",");
+    if (node.running_jobs_size() > kShownJobs) {
+      absl::StrAppend(&jobs, " +", node.running_jobs_size() - kShownJobs);
+    }
+    rows.push_back({
+        node.name(),
+        NodeStateName(node.state()),
+        absl::StrCat(FormatCpus(node.allocated().cpus()), "/", FormatCpus(node.capacity().cpus())),
+        absl::StrCat(FormatMemory(node.allocated().memory_mib()), "/",
+                     FormatMemory(node.capacity().memory_mib())),
+        node.capacity().gpus() == 0 && node.allocated().gpus() == 0
+            ? "-"
+            : absl::StrCat(node.allocated().gpus(), "/", node.capacity().gpus()),
+        OrDash(jobs),
+        OrDash(Truncate(SortedMap(node.labels(), ","), kLabelsWidth)),
+        node.has_last_seen_time() ? FormatAge(now - ToTime(node.last_seen_time())) : "-",
+    });
+  }
+  return FormatTable(rows);
+}
+
+std::string FormatTargetTable(const std::vector<v1::ComputeTarget>& targets) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAME", "SELECTOR", "MAX NODES"});
+  for (const v1::ComputeTarget& target : targets) {
+    rows.push_back({
+        target.name(),
+        target.selector().empty() ? "(every node)" : SortedMap(target.selector(), ","),
+        target.max_nodes() == 0 ? "no limit" : absl::StrCat(target.max_nodes()),
+    });
+  }
+  return FormatTable(rows);
 }
 
 }  // namespace drover::cli

@@ -1,4 +1,5 @@
-// Output of the drover CLI: tables, ages, the `show` page, `watch` lines and JSON. Pure
+// Output of the drover CLI: tables (jobs, nodes, targets), ages and sizes, the `show` page,
+// `watch` lines, the end of a job and JSON. Pure
 // functions of their arguments (the time "now" and the time zone are passed in), so tests
 // pin them down exactly. Any thread.
 #ifndef DROVER_CLI_FORMAT_H_
@@ -11,6 +12,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "drover/v1/job.pb.h"
+#include "drover/v1/node.pb.h"
+#include "google/protobuf/message.h"
 
 namespace drover::cli {
 
@@ -47,9 +50,43 @@ std::string FormatWatchLine(const v1::Job& job, absl::TimeZone zone);
 // A memory size in MiB the way a user writes it: "512Mi", "16Gi", "1Ti".
 std::string FormatMib(int64_t mib);
 
-// The job in protobuf's JSON form with the proto field names ("node_count"), leaving out
+// A memory size in MiB for reading, rounded: "512Mi", "12.5Gi", "64Gi", "1.5Ti"; 0 is "0".
+std::string FormatMemory(int64_t mib);
+
+// CPU cores: "8", "1.5", "0.25".
+std::string FormatCpus(double cpus);
+
+// How one process ended: "rank 1 on n1 exited with code 3", "rank 0 on n2 was killed by
+// signal 9 (SIGKILL)", "rank 2 on n1 was killed for running out of memory".
+std::string FormatRankExit(const v1::RankExit& exit);
+
+// What `drover logs -f` prints on stderr when the job ended, one or more lines each ending
+// in a newline. The first line is "<job> <STATE>", with the cause when it is not a process
+// failure and the status message: "j-42 COMPLETED", "j-42 FAILED: rank 1 on n1 exited with
+// code 3", "j-42 FAILED TIMEOUT: ...". For a job that did not complete, indented lines
+// follow for every rank that did not exit 0 (at most 16, then a count) and one line for
+// the ranks that did.
+std::string FormatJobEnd(const v1::Job& job);
+
+// The `drover nodes` table: NAME, STATE, CPUS, MEMORY and GPUS (used/total), JOBS (running
+// job ids, at most three, then "+N"), LABELS (sorted key=value, cut to 40 characters) and
+// LAST SEEN (age). Rows in the order given; empty cells are "-".
+std::string FormatNodeTable(const std::vector<v1::Node>& nodes, absl::Time now);
+
+// The `drover target list` table: NAME, SELECTOR (sorted key=value, "(every node)" when
+// empty), MAX NODES ("no limit" for 0).
+std::string FormatTargetTable(const std::vector<v1::ComputeTarget>& targets);
+
+// "READY", "CORDONED", ...
+std::string NodeStateName(v1::Node::State state);
+
+// A message in protobuf's JSON form with the proto field names ("node_count"), leaving out
 // fields at their default. `pretty` indents it over several lines; otherwise one line.
+std::string MessageToJson(const google::protobuf::Message& message, bool pretty);
 std::string JobToJson(const v1::Job& job, bool pretty);
+
+// One JSON array of already formatted items, one per line: "[\n a,\n b\n]", or "[]".
+std::string JsonArray(const std::vector<std::string>& items);
 
 }  // namespace drover::cli
 

@@ -8,7 +8,7 @@
 
 #include "absl/time/clock.h"
 #include "cli/commands.h"
-#include "cli/grpc_job_client.h"
+#include "cli/grpc_drover_client.h"
 
 int main(int argc, char** argv) {
   drover::cli::CliContext ctx;

@@ -1,16 +1,26 @@
 // The built `drover` binary against a real droverd (started per test on a kernel-picked
 // port with its own state folder): what a user sees on stdout, stderr and in exit codes.
+// Where a job has to run, a scripted agent speaks droverd's agent protocol by hand (what
+// runs on a node is tested with the real agent elsewhere).
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/message_differencer.h>
+#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/archive/snapshot.h"
+#include "drover/v1/agent_service.grpc.pb.h"
+#include "drover/v1/blob.grpc.pb.h"
 #include "drover/v1/job.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -23,6 +33,7 @@ using ::drover::testing::CommandResult;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::MatchesRegex;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 v1::Job ParseJob(const std::string& json) {
@@ -31,6 +42,100 @@ v1::Job ParseJob(const std::string& json) {
   EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << json;
   return job;
 }
+
+std::vector<std::string> Lines(const std::string& text) {
+  return absl::StrSplit(text, '\n', absl::SkipEmpty());
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// A scripted node agent: one AgentService stream, driven step by step by the test.
+class ScriptedAgent {
+ public:
+  ScriptedAgent(const std::string& address, const std::string& name)
+      : stub_(v1::AgentService::NewStub(
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {
+    stream_ = stub_->Connect(&context_);
+    v1::AgentMessage hello;
+    v1::NodeInfo* node = hello.mutable_hello()->mutable_node();
+    node->set_name(name);
+    node->add_addresses("10.77.0.11");
+    node->mutable_capacity()->set_cpus(4);
+    node->mutable_capacity()->set_memory_mib(8192);
+    (*node->mutable_labels())["pool"] = "cpu";
+    node->set_agent_version("scripted");
+    stream_->Write(hello);
+  }
+  ~ScriptedAgent() {
+    context_.TryCancel();
+    v1::SchedulerMessage ignored;
+    while (stream_->Read(&ignored)) {
+    }
+    stream_->Finish();
+  }
+
+  // The next message of this kind; others are skipped.
+  v1::SchedulerMessage Next(v1::SchedulerMessage::KindCase kind) {
+    v1::SchedulerMessage message;
+    while (stream_->Read(&message)) {
+      if (message.kind_case() == kind) return message;
+    }
+    ADD_FAILURE() << "agent stream ended while waiting for message kind " << kind;
+    return message;
+  }
+
+  void Report(const std::string& job, v1::AttemptReport::Phase phase,
+              std::vector<std::pair<int, int>> exits = {}, const std::string& outputs_digest = "",
+              int64_t outputs_size = 0) {
+    v1::AgentMessage message;
+    v1::AttemptReport* report = message.mutable_report();
+    report->mutable_attempt()->set_job_id(job);
+    report->mutable_attempt()->set_epoch(1);
+    report->set_phase(phase);
+    for (auto [rank, code] : exits) {
+      v1::RankExit* exit = report->add_exits();
+      exit->set_rank(rank);
+      exit->set_exit_code(code);
+    }
+    report->set_outputs_digest(outputs_digest);
+    report->set_outputs_size(outputs_size);
+    stream_->Write(message);
+  }
+
+  // Sends a log chunk and waits until droverd stored it.
+  void Log(const std::string& job, int32_t rank, v1::LogStream stream, int64_t offset,
+           const std::string& data) {
+    v1::AgentMessage message;
+    v1::LogChunk* chunk = message.mutable_log();
+    chunk->mutable_attempt()->set_job_id(job);
+    chunk->mutable_attempt()->set_epoch(1);
+    chunk->set_rank(rank);
+    chunk->set_stream(stream);
+    chunk->set_offset(offset);
+    chunk->set_data(data);
+    stream_->Write(message);
+    EXPECT_EQ(Next(v1::SchedulerMessage::kLogAck).log_ack().offset(),
+              offset + static_cast<int64_t>(data.size()));
+  }
+
+  // Takes the job droverd assigns and starts it: PREPARING -> READY -> RUNNING.
+  void Run(const std::string& job) {
+    EXPECT_EQ(Next(v1::SchedulerMessage::kAssign).assign().attempt().job_id(), job);
+    Report(job, v1::AttemptReport::READY);
+    Next(v1::SchedulerMessage::kStart);
+    Report(job, v1::AttemptReport::RUNNING);
+  }
+
+ private:
+  std::unique_ptr<v1::AgentService::Stub> stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::SchedulerMessage>> stream_;
+};
 
 class CliE2eTest : public ::testing::Test {
  protected:
@@ -72,9 +177,241 @@ class CliE2eTest : public ::testing::Test {
     return path;
   }
 
+  // Polls `drover show JOB -o json` until the job is in `state`.
+  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state) {
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    v1::Job job;
+    while (absl::Now() < deadline) {
+      CommandResult r = Drover({"show", id, "-o", "json"});
+      job = ParseJob(r.out);
+      if (job.status().state() == state) return job;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    ADD_FAILURE() << id << " never reached " << v1::JobStatus::State_Name(state);
+    return job;
+  }
+
   testing::TempDir dir_;
   std::unique_ptr<testing::DroverdProcess> droverd_;
 };
+
+TEST_F(CliE2eTest, NodesOnAnEmptyClusterPrintsTheHeaderOnly) {
+  CommandResult r = Drover({"nodes"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "NAME  STATE  CPUS  MEMORY  GPUS  JOBS  LABELS  LAST SEEN\n");
+  EXPECT_THAT(r.err, IsEmpty());
+  r = Drover({"nodes", "-o", "json"});
+  EXPECT_EQ(r.out, "[]\n");
+}
+
+TEST_F(CliE2eTest, TargetCreateListDeleteRoundTrip) {
+  CommandResult r = Drover({"target", "create", "gpu", "--selector", "acc=a100", "--max-nodes", "4"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "gpu CREATED\n");
+  r = Drover({"target", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "NAME     SELECTOR      MAX NODES\n"
+            "default  (every node)  no limit\n"
+            "gpu      acc=a100      4\n");
+  // A job can name it now.
+  Submit({"--target", "gpu", "train.py"});
+
+  r = Drover({"target", "create", "gpu", "--selector", "acc=h100"});
+  EXPECT_EQ(r.exit_code, 5);
+  EXPECT_EQ(r.err, "drover: compute target 'gpu' already exists (selector acc=a100, max 4 nodes); "
+                   "pass --replace to change it\n");
+  r = Drover({"target", "create", "gpu", "--selector", "acc=h100", "--replace"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "gpu REPLACED\n");
+
+  r = Drover({"target", "delete", "gpu"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "gpu DELETED\n");
+  r = Drover({"target", "list", "-o", "json"});
+  EXPECT_EQ(r.out, "[\n{\"name\":\"default\"}\n]\n");
+}
+
+TEST_F(CliE2eTest, TargetErrorsExitByWhatWentWrong) {
+  CommandResult r = Drover({"target", "delete", "default"});
+  EXPECT_EQ(r.exit_code, 5);
+  EXPECT_EQ(r.err, "drover: the default target cannot be deleted\n");
+  r = Drover({"target", "delete", "nope"});
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_EQ(r.err, "drover: compute target 'nope' does not exist; see drover target list\n");
+  r = Drover({"target", "create", "Bad_Name"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("target.name: 'Bad_Name' is not valid"));
+  r = Drover({"target", "create", "default", "--selector", "a=b"});
+  EXPECT_EQ(r.exit_code, 5);
+  EXPECT_THAT(r.err, HasSubstr("the default target always selects every node"));
+}
+
+TEST_F(CliE2eTest, NodeCordonOfAnUnknownNodeExits4WithAReadableMessage) {
+  for (const char* action : {"cordon", "uncordon", "drain"}) {
+    CommandResult r = Drover({"node", action, "n9"});
+    EXPECT_EQ(r.exit_code, 4) << action;
+    EXPECT_EQ(r.err, "drover: node 'n9' is not known; see drover nodes\n") << action;
+    EXPECT_THAT(r.out, IsEmpty());
+  }
+}
+
+TEST_F(CliE2eTest, LogsOfAQueuedJobPrintsNothingAndExits0) {
+  std::string id = Submit({"train.py"});
+  CommandResult r = Drover({"logs", id});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, IsEmpty());
+  EXPECT_THAT(r.err, IsEmpty());
+  r = Drover({"logs", "j-999"});
+  EXPECT_EQ(r.exit_code, 4);
+}
+
+TEST_F(CliE2eTest, SubmitSourceUploadsASnapshotOnlyOnce) {
+  std::string src = dir_.path() + "/project";
+  std::filesystem::create_directories(src + "/data");
+  std::ofstream(src + "/train.py") << "print('hello')\n";
+  std::ofstream(src + "/data/big.bin") << std::string(3'000'000, 'b');
+  std::ofstream(src + "/.droverignore") << "*.ckpt\n";
+  std::ofstream(src + "/old.ckpt") << "ignored";
+
+  CommandResult first = Drover({"submit", "--source", src, "train.py"});
+  ASSERT_EQ(first.exit_code, 0) << first.err << "\ndroverd log:\n" << droverd_->ReadLog();
+  EXPECT_THAT(first.out, MatchesRegex("j-[0-9]+\n"));
+  EXPECT_THAT(first.err, HasSubstr("1 path ignored (rules from .droverignore)"));
+  EXPECT_THAT(first.err, HasSubstr("data/big.bin"));
+  EXPECT_THAT(first.err, HasSubstr("uploading snapshot sha256:"));
+
+  CommandResult second = Drover({"submit", "--source", src, "train.py"});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_THAT(second.err, HasSubstr("already on droverd; nothing to upload"));
+  EXPECT_THAT(second.err, Not(HasSubstr("uploading")));
+
+  v1::Job job = ParseJob(Drover({"show", std::string(absl::StripTrailingAsciiWhitespace(second.out)),
+                                 "-o", "json"}).out);
+  const std::string& digest = job.spec().source_snapshot();
+  EXPECT_THAT(digest, MatchesRegex("sha256:[0-9a-f]{64}"));
+  EXPECT_THAT(first.err, HasSubstr(absl::StrCat("uploading snapshot ", digest)));
+
+  auto blobs = v1::BlobService::NewStub(
+      grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  v1::StatBlobRequest stat;
+  stat.set_digest(digest);
+  v1::StatBlobResponse present;
+  ASSERT_TRUE(blobs->StatBlob(&context, stat, &present).ok());
+  EXPECT_TRUE(present.present());
+  EXPECT_GT(present.size(), 3'000'000);
+}
+
+TEST_F(CliE2eTest, LogsShowEveryRankAndFollowEndsWithTheJob) {
+  ScriptedAgent agent(droverd_->address(), "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit({"--processes-per-node", "2", "train.py"});
+  agent.Run(id);
+  WaitFor(id, v1::JobStatus::RUNNING);
+
+  CommandResult followed;
+  std::thread follower([&] { followed = Drover({"logs", "-f", id}); });
+  agent.Log(id, 0, v1::STDOUT, 0, "hel");
+  agent.Log(id, 0, v1::STDOUT, 3, "lo\nwor");
+  agent.Log(id, 1, v1::STDERR, 0, "oops\n");
+  agent.Log(id, 0, v1::STDOUT, 9, "ld\n");
+
+  CommandResult r = Drover({"logs", id});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "[rank 0] hello\n[rank 0] world\n");
+  EXPECT_EQ(r.err, "[rank 1] oops\n");
+  r = Drover({"logs", id, "--rank", "0", "--stdout"});
+  EXPECT_EQ(r.out, "hello\nworld\n");
+  EXPECT_THAT(r.err, IsEmpty());
+
+  r = Drover({"nodes"});
+  ASSERT_EQ(Lines(r.out).size(), 2u) << r.out;
+  EXPECT_THAT(Lines(r.out)[1], MatchesRegex(absl::StrCat(
+                                   "n1 +READY +1/4 +[0-9.]+[MG]i/8Gi +- +", id, " +pool=cpu +[0-9]+s")));
+
+  agent.Report(id, v1::AttemptReport::ENDED, {{0, 0}, {1, 3}});
+  follower.join();
+  EXPECT_EQ(followed.exit_code, 10) << followed.err;
+  EXPECT_EQ(followed.out, "[rank 0] hello\n[rank 0] world\n");
+  EXPECT_EQ(followed.err, absl::StrCat("[rank 1] oops\n", id,
+                                       " FAILED: rank 1 on n1 exited with code 3\n"
+                                       "  rank 1 on n1 exited with code 3\n"
+                                       "  the other rank exited with code 0\n"));
+}
+
+TEST_F(CliE2eTest, NodeAdministrationChangesTheListedState) {
+  ScriptedAgent agent(droverd_->address(), "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  CommandResult r = Drover({"node", "cordon", "n1", "--reason", "disk check"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "n1 CORDONED\n");
+  EXPECT_THAT(Drover({"nodes"}).out, HasSubstr("n1    CORDONED"));
+  r = Drover({"node", "drain", "n1"});
+  EXPECT_EQ(r.out, "n1 CORDONED\n");  // nothing runs there, so draining is done at once
+  r = Drover({"node", "uncordon", "n1", "-o", "json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"state\": \"READY\""));
+}
+
+TEST_F(CliE2eTest, DownloadFetchesTheOutputsByteForByte) {
+  // What a job wrote to its outputs folder, archived and uploaded as the agent does.
+  std::string outputs = dir_.path() + "/outputs";
+  std::filesystem::create_directories(outputs + "/checkpoints");
+  std::string weights(1'500'000, '\0');
+  for (size_t i = 0; i < weights.size(); ++i) weights[i] = static_cast<char>(i * 7919 % 251);
+  std::ofstream(outputs + "/checkpoints/model.pt", std::ios::binary) << weights;
+  std::ofstream(outputs + "/metrics.csv") << "epoch,loss\n1,0.25\n";
+  archive::SnapshotOptions options;
+  options.use_ignore_files = false;
+  options.output_path = dir_.path() + "/outputs.tar";
+  absl::StatusOr<archive::Snapshot> tar = archive::BuildSnapshot(outputs, options);
+  ASSERT_TRUE(tar.ok()) << tar.status();
+  {
+    auto blobs = v1::BlobService::NewStub(
+        grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    v1::UploadBlobResponse response;
+    auto writer = blobs->UploadBlob(&context, &response);
+    v1::UploadBlobRequest message;
+    message.mutable_header()->set_digest(tar->digest);
+    message.mutable_header()->set_size(static_cast<int64_t>(tar->tar_bytes));
+    ASSERT_TRUE(writer->Write(message));
+    std::string bytes = ReadFile(tar->tar_path);
+    for (size_t offset = 0; offset < bytes.size(); offset += 1 << 20) {
+      message.set_chunk(bytes.substr(offset, 1 << 20));
+      ASSERT_TRUE(writer->Write(message));
+    }
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  ScriptedAgent agent(droverd_->address(), "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit({"train.py"});
+  std::string dest = dir_.path() + "/fetched";
+  agent.Run(id);
+  WaitFor(id, v1::JobStatus::RUNNING);
+  CommandResult r = Drover({"download", id, "--dest", dest});
+  EXPECT_EQ(r.exit_code, 5);
+  EXPECT_EQ(r.err, absl::StrCat("drover: ", id, " is RUNNING; its outputs are uploaded when it ends ",
+                                "('drover watch ", id, "' waits for that)\n"));
+
+  agent.Report(id, v1::AttemptReport::FINALIZING);
+  agent.Report(id, v1::AttemptReport::ENDED, {{0, 0}}, tar->digest,
+               static_cast<int64_t>(tar->tar_bytes));
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  r = Drover({"download", id, "--dest", dest});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, absl::StrCat("wrote 2 files (1.4 MiB) to ", dest, "\n"));
+  EXPECT_EQ(ReadFile(dest + "/checkpoints/model.pt"), weights);
+  EXPECT_EQ(ReadFile(dest + "/metrics.csv"), "epoch,loss\n1,0.25\n");
+
+  r = Drover({"download", id, "--dest", dest});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("already exists; remove it, or name a new folder with --dest"));
+}
 
 TEST_F(CliE2eTest, SubmitPrintsOnlyTheNewJobId) {
   CommandResult r = Drover({"submit", "--name", "mnist", "train.py", "--epochs", "3"});
@@ -274,6 +611,11 @@ TEST_F(CliE2eTest, HelpOfEveryCommandExits0AndListsItsFlags) {
       {"show", {"--output"}},
       {"cancel", {"--reason"}},
       {"watch", {"--output"}},
+      {"logs", {"--follow", "--rank", "--stderr", "--stdout", "--all-streams", "--attempt"}},
+      {"download", {"--dest"}},
+      {"nodes", {}},
+      {"node", {"cordon", "uncordon", "drain"}},
+      {"target", {"create", "list", "delete"}},
       {"help", {}},
       {"version", {}},
   };

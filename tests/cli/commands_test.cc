@@ -1,4 +1,4 @@
-// The drover command table run against FakeJobClient: what each command sends, prints and
+// The drover command table run against FakeDroverClient: what each command sends, prints and
 // exits with.
 #include "cli/commands.h"
 
@@ -10,7 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/cli/fake_job_client.h"
+#include "tests/cli/cli_fixture.h"
 
 namespace drover::cli {
 namespace {
@@ -20,66 +20,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::StartsWith;
-
-// Writes `contents` to a fresh file under the test's temporary folder and returns its path.
-std::string WriteTempFile(absl::string_view name, absl::string_view contents) {
-  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string path = absl::StrCat(::testing::TempDir(), "/cli_test_", test->name(), "_", name);
-  std::ofstream(path) << contents;
-  return path;
-}
-
-class CliTest : public ::testing::Test {
- protected:
-  CliTest() {
-    ctx_.out = &out_;
-    ctx_.err = &err_;
-    ctx_.in = &in_;
-    ctx_.getenv = [this](absl::string_view name) -> std::optional<std::string> {
-      auto it = env_.find(std::string(name));
-      if (it == env_.end()) return std::nullopt;
-      return it->second;
-    };
-    ctx_.connect = [this](const ConnectOptions& options)
-        -> absl::StatusOr<std::unique_ptr<JobClient>> {
-      server_.connects.push_back(options);
-      return std::make_unique<FakeJobClient>(&server_);
-    };
-    ctx_.now = [] { return absl::FromUnixSeconds(1'000'100); };
-    ctx_.sleep = [this](absl::Duration d) { sleeps_.push_back(d); };
-    ctx_.new_idempotency_key = [this]() -> absl::StatusOr<std::string> {
-      return absl::StrCat("generated-", ++keys_);
-    };
-  }
-
-  int Run(std::vector<std::string> args) {
-    out_.str("");
-    err_.str("");
-    return RunDrover(args, ctx_);
-  }
-  std::string out() const { return out_.str(); }
-  std::string err() const { return err_.str(); }
-  // Error output is one `drover: ...` line.
-  void ExpectOneErrorLine(absl::string_view contains) {
-    std::string text = err();
-    EXPECT_THAT(text, StartsWith("drover: "));
-    EXPECT_THAT(text, HasSubstr(contains));
-    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
-  }
-  const v1::JobSpec& SubmittedSpec() {
-    EXPECT_FALSE(server_.submits.empty());
-    return server_.submits.back().spec();
-  }
-
-  FakeServer server_;
-  std::map<std::string, std::string> env_;
-  std::vector<absl::Duration> sleeps_;
-  int keys_ = 0;
-  std::ostringstream out_;
-  std::ostringstream err_;
-  std::istringstream in_;
-  CliContext ctx_;
-};
 
 // ---- submit
 
@@ -544,6 +484,11 @@ TEST_F(CliTest, HelpOfEveryCommandExits0AndListsItsFlags) {
       {"show", {"--output", "--server"}},
       {"cancel", {"--reason"}},
       {"watch", {"--output", "--timeout"}},
+      {"logs", {"--follow", "--rank", "--stdout", "--stderr", "--all-streams", "--attempt"}},
+      {"download", {"--dest"}},
+      {"nodes", {"--output"}},
+      {"node", {"cordon", "uncordon", "drain", "--server"}},
+      {"target", {"create", "list", "delete"}},
       {"version", {"--server"}},
   };
   for (const Case& c : cases) {
@@ -560,12 +505,26 @@ TEST_F(CliTest, HelpOfEveryCommandExits0AndListsItsFlags) {
   EXPECT_THAT(server_.connects, IsEmpty());
 }
 
+TEST_F(CliTest, HelpOfAnActionListsItsFlags) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"help", "node", "cordon"}, {"node", "cordon", "--help"}}) {
+    EXPECT_EQ(Run(args), 0) << err();
+    EXPECT_THAT(out(), StartsWith("Usage: drover node cordon [flags] NODE"));
+    EXPECT_THAT(out(), HasSubstr("--reason"));
+  }
+  EXPECT_EQ(Run({"help", "target", "create"}), 0);
+  EXPECT_THAT(out(), HasSubstr("--selector"));
+  EXPECT_EQ(Run({"help", "list", "extra"}), 2);
+  EXPECT_THAT(server_.connects, IsEmpty());
+}
+
 TEST_F(CliTest, TopLevelHelpListsCommandsAndExitCodes) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"--help"}, {"help"}, {"-h"}}) {
     EXPECT_EQ(Run(args), 0);
-    for (const char* word : {"submit", "list", "show", "cancel", "watch", "version", "--server",
-                             "DROVER_SERVER", "Exit codes:", "11"}) {
+    for (const char* word : {"submit", "list", "show", "cancel", "watch", "logs", "download",
+                             "nodes", "node", "target", "version", "--server", "DROVER_SERVER",
+                             "Exit codes:", "11"}) {
       EXPECT_THAT(out(), HasSubstr(word));
     }
   }

@@ -156,5 +156,143 @@ TEST(JobToJsonTest, UsesProtoNamesAndOmitsDefaults) {
   EXPECT_THAT(JobToJson(job, /*pretty=*/true), HasSubstr("\n"));
 }
 
+TEST(FormatMemoryTest, RoundsToOneDecimalInTheLargestUnit) {
+  EXPECT_EQ(FormatMemory(0), "0");
+  EXPECT_EQ(FormatMemory(512), "512Mi");
+  EXPECT_EQ(FormatMemory(1024), "1Gi");
+  EXPECT_EQ(FormatMemory(12800), "12.5Gi");
+  EXPECT_EQ(FormatMemory(65536), "64Gi");
+  EXPECT_EQ(FormatMemory(1048575), "1Ti");
+  EXPECT_EQ(FormatMemory(1572864), "1.5Ti");
+}
+
+TEST(FormatCpusTest, DropsTrailingZeros) {
+  EXPECT_EQ(FormatCpus(8), "8");
+  EXPECT_EQ(FormatCpus(1.5), "1.5");
+  EXPECT_EQ(FormatCpus(0.25), "0.25");
+  EXPECT_EQ(FormatCpus(0), "0");
+}
+
+v1::Node MakeNode(const std::string& name, v1::Node::State state) {
+  v1::Node node;
+  node.set_name(name);
+  node.set_state(state);
+  return node;
+}
+
+TEST(FormatNodeTableTest, ShowsUsedOverTotalAndCutsLongCells) {
+  v1::Node big = MakeNode("gpu-01", v1::Node::READY);
+  big.mutable_capacity()->set_cpus(96);
+  big.mutable_capacity()->set_memory_mib(1048576);
+  big.mutable_capacity()->set_gpus(8);
+  big.mutable_allocated()->set_cpus(40.5);
+  big.mutable_allocated()->set_memory_mib(204800);
+  big.mutable_allocated()->set_gpus(6);
+  for (const char* id : {"j-10", "j-11", "j-12", "j-13", "j-14"}) big.add_running_jobs(id);
+  (*big.mutable_labels())["zone"] = "eu-west-1b";
+  (*big.mutable_labels())["accelerator"] = "nvidia-a100-80gb";
+  (*big.mutable_labels())["pool"] = "training";
+  big.mutable_last_seen_time()->set_seconds(1'700'000'000);
+  v1::Node down = MakeNode("n2", v1::Node::DOWN);
+  down.mutable_capacity()->set_cpus(4);
+  down.mutable_capacity()->set_memory_mib(8192);
+  down.mutable_last_seen_time()->set_seconds(1'700'000'000 - 7200);
+
+  std::string table = FormatNodeTable({big, down}, absl::FromUnixSeconds(1'700'000'005));
+  EXPECT_EQ(table,
+            "NAME    STATE  CPUS     MEMORY     GPUS  JOBS               LABELS                                    LAST SEEN\n"
+            "gpu-01  READY  40.5/96  200Gi/1Ti  6/8   j-10,j-11,j-12 +2  accelerator=nvidia-a100-80gb,pool=tra...  5s\n"
+            "n2      DOWN   0/4      0/8Gi      -     -                  -                                         2h\n");
+}
+
+TEST(FormatNodeTableTest, EmptyClusterIsTheHeaderOnly) {
+  EXPECT_EQ(FormatNodeTable({}, absl::UnixEpoch()),
+            "NAME  STATE  CPUS  MEMORY  GPUS  JOBS  LABELS  LAST SEEN\n");
+}
+
+TEST(FormatTargetTableTest, ShowsEveryNodeAndNoLimitInWords) {
+  v1::ComputeTarget all;
+  all.set_name("default");
+  v1::ComputeTarget gpu;
+  gpu.set_name("gpu");
+  (*gpu.mutable_selector())["acc"] = "a100";
+  gpu.set_max_nodes(4);
+  EXPECT_EQ(FormatTargetTable({all, gpu}),
+            "NAME     SELECTOR      MAX NODES\n"
+            "default  (every node)  no limit\n"
+            "gpu      acc=a100      4\n");
+}
+
+v1::RankExit Exit(int rank, int code, int signal = 0, bool oom = false) {
+  v1::RankExit exit;
+  exit.set_rank(rank);
+  exit.set_node("n1");
+  exit.set_exit_code(code);
+  exit.set_signal(signal);
+  exit.set_oom_killed(oom);
+  return exit;
+}
+
+TEST(FormatRankExitTest, SaysHowTheProcessEnded) {
+  EXPECT_EQ(FormatRankExit(Exit(1, 3)), "rank 1 on n1 exited with code 3");
+  EXPECT_EQ(FormatRankExit(Exit(0, -1, 9)), "rank 0 on n1 was killed by signal 9 (SIGKILL)");
+  EXPECT_EQ(FormatRankExit(Exit(0, -1, 40)), "rank 0 on n1 was killed by signal 40");
+  EXPECT_EQ(FormatRankExit(Exit(2, -1, 9, true)), "rank 2 on n1 was killed for running out of memory");
+}
+
+TEST(FormatJobEndTest, CompletedIsOneLine) {
+  v1::Job job = MakeJob("j-42", 0, v1::JobStatus::COMPLETED);
+  *job.mutable_status()->add_exits() = Exit(0, 0);
+  EXPECT_EQ(FormatJobEnd(job), "j-42 COMPLETED\n");
+}
+
+TEST(FormatJobEndTest, FailedNamesTheFailingRanksAndCountsTheOthers) {
+  v1::Job job = MakeJob("j-42", 0, v1::JobStatus::FAILED);
+  job.mutable_status()->set_cause(v1::JobStatus::PROCESS_FAILED);
+  job.mutable_status()->set_message("rank 1 on n1 exited with code 3");
+  for (int rank = 0; rank < 4; ++rank) {
+    *job.mutable_status()->add_exits() = rank == 1 ? Exit(1, 3) : rank == 2 ? Exit(2, -1, 15) : Exit(rank, 0);
+  }
+  EXPECT_EQ(FormatJobEnd(job),
+            "j-42 FAILED: rank 1 on n1 exited with code 3\n"
+            "  rank 1 on n1 exited with code 3\n"
+            "  rank 2 on n1 was killed by signal 15 (SIGTERM)\n"
+            "  the other 2 ranks exited with code 0\n");
+}
+
+TEST(FormatJobEndTest, NamesCausesOtherThanAProcessFailure) {
+  v1::Job job = MakeJob("j-5", 0, v1::JobStatus::FAILED);
+  job.mutable_status()->set_cause(v1::JobStatus::TIMEOUT);
+  job.mutable_status()->set_message("ran longer than\nmax_run_duration 2h");
+  EXPECT_EQ(FormatJobEnd(job), "j-5 FAILED TIMEOUT: ran longer than max_run_duration 2h\n");
+}
+
+TEST(FormatJobEndTest, ListsAtMostSixteenFailingRanks) {
+  v1::Job job = MakeJob("j-5", 0, v1::JobStatus::FAILED);
+  for (int rank = 0; rank < 20; ++rank) *job.mutable_status()->add_exits() = Exit(rank, 1);
+  std::string text = FormatJobEnd(job);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1 + 16 + 1);
+  EXPECT_THAT(text, HasSubstr("  and 4 more ranks that did not exit 0; see drover show j-5 --output json\n"));
+}
+
+TEST(FormatJobDetailsTest, ShowsNodesExitsAndOutputs) {
+  v1::Job job = MakeJob("j-3", 1'700'000'000, v1::JobStatus::FAILED);
+  job.mutable_status()->add_nodes("n1");
+  *job.mutable_status()->add_exits() = Exit(0, 0);
+  *job.mutable_status()->add_exits() = Exit(1, 2);
+  job.mutable_status()->set_outputs_digest("sha256:ab");
+  job.mutable_status()->set_outputs_size(1536);
+  std::string page = FormatJobDetails(job, absl::FromUnixSeconds(1'700'000'300), absl::UTCTimeZone());
+  EXPECT_THAT(page, HasSubstr("  nodes:   n1\n"));
+  EXPECT_THAT(page, HasSubstr("  exits:   rank 0 on n1 exited with code 0\n"
+                              "           rank 1 on n1 exited with code 2\n"));
+  EXPECT_THAT(page, HasSubstr("  outputs: sha256:ab (1.5 KiB); fetch with drover download j-3\n"));
+}
+
+TEST(JsonArrayTest, OneItemPerLine) {
+  EXPECT_EQ(JsonArray({}), "[]");
+  EXPECT_EQ(JsonArray({"{}", "{\"a\":1}"}), "[\n{},\n{\"a\":1}\n]");
+}
+
 }  // namespace
 }  // namespace drover::cli

@@ -1,5 +1,5 @@
 // ReadableStatus: how gRPC failures read on the CLI's one error line.
-#include "cli/grpc_job_client.h"
+#include "cli/grpc_drover_client.h"
 
 #include <grpcpp/grpcpp.h>
 

@@ -1,4 +1,4 @@
-#include "cli/grpc_job_client.h"
+#include "cli/grpc_drover_client.h"
 
 #include <utility>
 
@@ -10,6 +10,8 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "drover/v1/admin_service.grpc.pb.h"
+#include "drover/v1/blob.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
 
 namespace drover::cli {
@@ -53,12 +55,14 @@ std::string OneLine(absl::string_view text) {
   return std::string(absl::StripAsciiWhitespace(line));
 }
 
-class GrpcJobClient final : public JobClient {
+class GrpcDroverClient final : public DroverClient {
  public:
-  GrpcJobClient(ConnectOptions options, std::shared_ptr<grpc::Channel> channel)
+  GrpcDroverClient(ConnectOptions options, std::shared_ptr<grpc::Channel> channel)
       : options_(std::move(options)),
         channel_(std::move(channel)),
-        stub_(v1::JobService::NewStub(channel_)) {}
+        stub_(v1::JobService::NewStub(channel_)),
+        admin_(v1::AdminService::NewStub(channel_)),
+        blobs_(v1::BlobService::NewStub(channel_)) {}
 
   absl::StatusOr<v1::SubmitJobResponse> SubmitJob(const v1::SubmitJobRequest& request) override {
     return Unary<v1::SubmitJobResponse>(request, &v1::JobService::Stub::SubmitJob);
@@ -75,29 +79,130 @@ class GrpcJobClient final : public JobClient {
 
   absl::Status WatchJob(const v1::WatchJobRequest& request,
                         const std::function<void(const v1::WatchJobResponse&)>& on_event) override {
+    return ServerStream<v1::WatchJobResponse>(
+        request, &v1::JobService::Stub::WatchJob, stub_.get(),
+        [&](const v1::WatchJobResponse& event) {
+          on_event(event);
+          return absl::OkStatus();
+        });
+  }
+
+  absl::Status StreamLogs(
+      const v1::StreamLogsRequest& request,
+      const std::function<void(const v1::StreamLogsResponse&)>& on_message) override {
+    return ServerStream<v1::StreamLogsResponse>(
+        request, &v1::JobService::Stub::StreamLogs, stub_.get(),
+        [&](const v1::StreamLogsResponse& message) {
+          on_message(message);
+          return absl::OkStatus();
+        });
+  }
+
+  absl::StatusOr<v1::ListNodesResponse> ListNodes(const v1::ListNodesRequest& request) override {
+    return Unary<v1::ListNodesResponse>(request, &v1::AdminService::Stub::ListNodes, admin_.get());
+  }
+  absl::StatusOr<v1::Node> CordonNode(const v1::NodeRequest& request) override {
+    return Unary<v1::Node>(request, &v1::AdminService::Stub::CordonNode, admin_.get());
+  }
+  absl::StatusOr<v1::Node> UncordonNode(const v1::NodeRequest& request) override {
+    return Unary<v1::Node>(request, &v1::AdminService::Stub::UncordonNode, admin_.get());
+  }
+  absl::StatusOr<v1::Node> DrainNode(const v1::NodeRequest& request) override {
+    return Unary<v1::Node>(request, &v1::AdminService::Stub::DrainNode, admin_.get());
+  }
+  absl::StatusOr<v1::ComputeTarget> PutComputeTarget(
+      const v1::PutComputeTargetRequest& request) override {
+    return Unary<v1::ComputeTarget>(request, &v1::AdminService::Stub::PutComputeTarget,
+                                    admin_.get());
+  }
+  absl::StatusOr<v1::ListComputeTargetsResponse> ListComputeTargets(
+      const v1::ListComputeTargetsRequest& request) override {
+    return Unary<v1::ListComputeTargetsResponse>(
+        request, &v1::AdminService::Stub::ListComputeTargets, admin_.get());
+  }
+  absl::StatusOr<v1::DeleteComputeTargetResponse> DeleteComputeTarget(
+      const v1::DeleteComputeTargetRequest& request) override {
+    return Unary<v1::DeleteComputeTargetResponse>(
+        request, &v1::AdminService::Stub::DeleteComputeTarget, admin_.get());
+  }
+
+  absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) override {
+    return Unary<v1::StatBlobResponse>(request, &v1::BlobService::Stub::StatBlob, blobs_.get());
+  }
+
+  absl::StatusOr<v1::UploadBlobResponse> UploadBlob(const v1::UploadBlobRequest::Header& header,
+                                                    const ChunkSource& next_chunk) override {
     grpc::ClientContext context;
-    std::unique_ptr<grpc::ClientReader<v1::WatchJobResponse>> reader =
-        stub_->WatchJob(&context, request);
-    v1::WatchJobResponse response;
+    v1::UploadBlobResponse response;
+    std::unique_ptr<grpc::ClientWriter<v1::UploadBlobRequest>> writer =
+        blobs_->UploadBlob(&context, &response);
+    v1::UploadBlobRequest message;
+    *message.mutable_header() = header;
+    // A failed Write means the call is over (droverd refused, or the connection broke);
+    // Finish() then says why.
+    bool open = writer->Write(message);
+    while (open) {
+      absl::StatusOr<std::string> chunk = next_chunk();
+      if (!chunk.ok()) {
+        context.TryCancel();
+        (void)writer->Finish();
+        return chunk.status();
+      }
+      if (chunk->empty()) {
+        open = writer->WritesDone();
+        break;
+      }
+      message.set_chunk(*std::move(chunk));
+      open = writer->Write(message);
+    }
+    grpc::Status status = writer->Finish();
+    if (status.ok()) return response;
+    return Readable(status, /*received=*/false);
+  }
+
+  absl::Status DownloadBlob(
+      const v1::DownloadBlobRequest& request,
+      const std::function<absl::Status(const v1::DownloadBlobResponse&)>& on_chunk) override {
+    return ServerStream<v1::DownloadBlobResponse>(request, &v1::BlobService::Stub::DownloadBlob,
+                                                  blobs_.get(), on_chunk);
+  }
+
+ private:
+  template <typename Response, typename Request, typename Stub, typename Method>
+  absl::StatusOr<Response> Unary(const Request& request, Method method, Stub* stub) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+    Response response;
+    grpc::Status status = (stub->*method)(&context, request, &response);
+    if (status.ok()) return response;
+    return Readable(status, /*received=*/false);
+  }
+  template <typename Response, typename Request, typename Method>
+  absl::StatusOr<Response> Unary(const Request& request, Method method) {
+    return Unary<Response>(request, method, stub_.get());
+  }
+
+  // Reads a server stream (no deadline) into `on_message`; an error from it cancels the call.
+  template <typename Response, typename Request, typename Stub, typename Method>
+  absl::Status ServerStream(const Request& request, Method method, Stub* stub,
+                            const std::function<absl::Status(const Response&)>& on_message) {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReader<Response>> reader = (stub->*method)(&context, request);
+    Response response;
     bool received = false;
     while (reader->Read(&response)) {
       received = true;
-      on_event(response);
+      if (absl::Status s = on_message(response); !s.ok()) {
+        context.TryCancel();
+        while (reader->Read(&response)) {
+        }
+        (void)reader->Finish();
+        return s;
+      }
     }
     grpc::Status status = reader->Finish();
     if (status.ok()) return absl::OkStatus();
     return Readable(status, received);
-  }
-
- private:
-  template <typename Response, typename Request, typename Method>
-  absl::StatusOr<Response> Unary(const Request& request, Method method) {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
-    Response response;
-    grpc::Status status = (stub_.get()->*method)(&context, request, &response);
-    if (status.ok()) return response;
-    return Readable(status, /*received=*/false);
   }
 
   absl::Status Readable(const grpc::Status& status, bool received) {
@@ -108,6 +213,8 @@ class GrpcJobClient final : public JobClient {
   ConnectOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::JobService::Stub> stub_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+  std::unique_ptr<v1::BlobService::Stub> blobs_;
   // Why the last connection attempt failed; see ReadableStatus.
   std::string last_reason_;
 };
@@ -150,7 +257,7 @@ absl::Status ReadableStatus(const grpc::Status& status, const std::string& addre
   return absl::Status(code, message);
 }
 
-absl::StatusOr<std::unique_ptr<JobClient>> ConnectGrpc(const ConnectOptions& options) {
+absl::StatusOr<std::unique_ptr<DroverClient>> ConnectGrpc(const ConnectOptions& options) {
   grpc::ChannelArguments args;
   // A restarting droverd should be found again within the CLI's own retries, not after
   // gRPC's default 1 s..120 s reconnect backoff.
@@ -165,7 +272,7 @@ absl::StatusOr<std::unique_ptr<JobClient>> ConnectGrpc(const ConnectOptions& opt
     return absl::InvalidArgumentError(
         absl::StrCat("--server: '", options.address, "' is not an address; write HOST:PORT"));
   }
-  return std::make_unique<GrpcJobClient>(options, std::move(channel));
+  return std::make_unique<GrpcDroverClient>(options, std::move(channel));
 }
 
 }  // namespace drover::cli

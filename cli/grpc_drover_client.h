@@ -1,17 +1,17 @@
-// GrpcJobClient: JobClient over a gRPC channel to droverd (plaintext for now; TLS and bearer
-// tokens arrive with the security work). Turns transport failures into one readable line:
+// GrpcDroverClient: DroverClient over one gRPC channel to droverd (plaintext for now; TLS and
+// bearer tokens arrive with the security work). Turns transport failures into one readable line:
 //   cannot reach droverd at localhost:7070 (connection refused); is it running? set
 //   --server or DROVER_SERVER
 // Not thread-safe; one per command.
-#ifndef DROVER_CLI_GRPC_JOB_CLIENT_H_
-#define DROVER_CLI_GRPC_JOB_CLIENT_H_
+#ifndef DROVER_CLI_GRPC_DROVER_CLIENT_H_
+#define DROVER_CLI_GRPC_DROVER_CLIENT_H_
 
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "cli/job_client.h"
+#include "cli/drover_client.h"
 
 namespace grpc {
 class Status;
@@ -22,7 +22,7 @@ namespace drover::cli {
 // Creates a client for `options.address`. Connecting is lazy: an unreachable server shows
 // up as UNAVAILABLE from the first call, not here. INVALID_ARGUMENT for an address gRPC
 // cannot use.
-absl::StatusOr<std::unique_ptr<JobClient>> ConnectGrpc(const ConnectOptions& options);
+absl::StatusOr<std::unique_ptr<DroverClient>> ConnectGrpc(const ConnectOptions& options);
 
 // What a failed call tells the user. `connected` says whether the channel had reached
 // droverd: transport codes without a connection become "cannot reach droverd at ADDRESS
@@ -36,4 +36,4 @@ absl::Status ReadableStatus(const grpc::Status& status, const std::string& addre
 
 }  // namespace drover::cli
 
-#endif  // DROVER_CLI_GRPC_JOB_CLIENT_H_
+#endif  // DROVER_CLI_GRPC_DROVER_CLIENT_H_

@@ -1,0 +1,283 @@
+// The administrators' commands: `drover nodes`, `drover node cordon|uncordon|drain` and
+// `drover target create|list|delete`, on droverd's AdminService.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/struct.pb.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cli/format.h"
+#include "cli/invocation.h"
+
+namespace drover::cli {
+namespace {
+
+using NodeCall = absl::StatusOr<v1::Node> (DroverClient::*)(const v1::NodeRequest&);
+
+// One node action: NAME [--reason TEXT], printing "NAME STATE".
+int NodeChange(Invocation& inv, const std::vector<std::string>& args, absl::string_view action,
+               absl::string_view summary, bool takes_reason, NodeCall call) {
+  std::string reason;
+  FlagSet flags(absl::StrCat("drover node ", action, " [flags] NODE"), std::string(summary));
+  if (takes_reason) flags.String("reason", &reason, "Why, shown in the node's reason", "TEXT");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  std::string example = absl::StrCat("  drover node ", action, " n1",
+                                     takes_reason ? " --reason 'disk replacement'" : "", "\n");
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true, example)) {
+    return *done;
+  }
+  v1::NodeRequest request;
+  request.set_reason(reason);
+  if (auto done = TakeName(inv, absl::StrCat("node ", action), "NODE", positional,
+                           request.mutable_name())) {
+    return *done;
+  }
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  // Each action sets a state, so repeating it after UNAVAILABLE changes nothing more.
+  absl::StatusOr<v1::Node> node = inv.WithRetry([&] { return ((*client).*call)(request); });
+  if (!node.ok()) return inv.ServerError(node.status());
+  inv.Print([&] { return MessageToJson(*node, /*pretty=*/true); },
+            [&] { return absl::StrCat(node->name(), " ", NodeStateName(node->state()), "\n"); });
+  return kExitOk;
+}
+
+int CordonAction(Invocation& inv, const std::vector<std::string>& args) {
+  return NodeChange(inv, args, "cordon",
+                    "Stops new work on a node; what runs there goes on. Prints the node's new\n"
+                    "state (CORDONED). Undo with 'drover node uncordon'.",
+                    /*takes_reason=*/true, &DroverClient::CordonNode);
+}
+
+int UncordonAction(Invocation& inv, const std::vector<std::string>& args) {
+  return NodeChange(inv, args, "uncordon",
+                    "Lets a cordoned or draining node take work again. Prints the node's new\n"
+                    "state (READY, or DOWN when its agent is not connected).",
+                    /*takes_reason=*/false, &DroverClient::UncordonNode);
+}
+
+int DrainAction(Invocation& inv, const std::vector<std::string>& args) {
+  return NodeChange(inv, args, "drain",
+                    "Stops new work on a node and lets what runs there finish: the node is\n"
+                    "DRAINING until its last job ended, then CORDONED. Prints the new state.",
+                    /*takes_reason=*/true, &DroverClient::DrainNode);
+}
+
+// "selector pool=cpu, max 8 nodes".
+std::string DescribeTarget(const v1::ComputeTarget& target) {
+  std::map<std::string, std::string> sorted(target.selector().begin(), target.selector().end());
+  std::string text = sorted.empty() ? "every node"
+                                    : absl::StrCat("selector ", absl::StrJoin(sorted, ",", absl::PairFormatter("=")));
+  if (target.max_nodes() > 0) absl::StrAppend(&text, ", max ", target.max_nodes(), " nodes");
+  return text;
+}
+
+// "KEY=VALUE" pairs of --selector.
+absl::Status ParseSelector(const std::vector<std::string>& values,
+                           std::map<std::string, std::string>* selector) {
+  for (const std::string& value : values) {
+    size_t eq = value.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--selector: '", value, "' is not KEY=VALUE; for example --selector pool=gpu"));
+    }
+    std::string key = value.substr(0, eq);
+    std::string label = value.substr(eq + 1);
+    auto [it, inserted] = selector->emplace(key, label);
+    if (!inserted && it->second != label) {
+      return absl::InvalidArgumentError(absl::StrCat("--selector: label '", key,
+                                                     "' given twice, as '", it->second, "' and '",
+                                                     label, "'; a node has one value per label"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+int TargetCreateAction(Invocation& inv, const std::vector<std::string>& args) {
+  std::vector<std::string> selector_values;
+  int64_t max_nodes = 0;
+  bool replace = false;
+  FlagSet flags("drover target create [flags] NAME",
+                "Creates a compute target: the nodes whose labels contain every --selector\n"
+                "pair. Jobs name it with 'drover submit --target NAME'. A target that exists is\n"
+                "refused (exit code 5) unless --replace is given.");
+  flags.Repeated("selector", &selector_values,
+                 "Nodes must have this label; none: every node", "KEY=VALUE");
+  flags.Int("max-nodes", &max_nodes, "Most nodes one job of this target may use; 0: no limit");
+  flags.Bool("replace", &replace, "Replace the target of this name if it exists");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover target create gpu --selector accelerator=a100 --max-nodes 8\n"
+                            "  drover target create cpu --selector pool=cpu --selector zone=b\n"
+                            "  drover target create gpu --selector accelerator=h100 --replace\n")) {
+    return *done;
+  }
+  v1::PutComputeTargetRequest request;
+  v1::ComputeTarget* target = request.mutable_target();
+  if (auto done = TakeName(inv, "target create", "NAME", positional, target->mutable_name())) {
+    return *done;
+  }
+  std::map<std::string, std::string> selector;
+  if (absl::Status s = ParseSelector(selector_values, &selector); !s.ok()) return inv.Usage(s);
+  if (max_nodes < 0 || max_nodes > INT32_MAX) {
+    return inv.Fail(kExitUsage, absl::StrCat("--max-nodes: ", max_nodes,
+                                             " is out of range; use 0 (no limit) or more"));
+  }
+  target->mutable_selector()->insert(selector.begin(), selector.end());
+  target->set_max_nodes(static_cast<int32_t>(max_nodes));
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  // droverd's PutComputeTarget creates or replaces; look first so that a typo in `create`
+  // does not silently change the nodes of a target jobs already use. The default target is
+  // left to droverd, which explains why it cannot change.
+  bool exists = false;
+  if (target->name() != "default") {
+    absl::StatusOr<v1::ListComputeTargetsResponse> list =
+        inv.WithRetry([&] { return client->ListComputeTargets(v1::ListComputeTargetsRequest()); });
+    if (!list.ok()) return inv.ServerError(list.status());
+    for (const v1::ComputeTarget& existing : list->targets()) {
+      if (existing.name() != target->name()) continue;
+      exists = true;
+      if (!replace) {
+        return inv.Fail(kExitConflict,
+                        absl::StrCat("compute target '", target->name(), "' already exists (",
+                                     DescribeTarget(existing), "); pass --replace to change it"));
+      }
+    }
+  }
+  absl::StatusOr<v1::ComputeTarget> stored =
+      inv.WithRetry([&] { return client->PutComputeTarget(request); });
+  if (!stored.ok()) return inv.ServerError(stored.status());
+  inv.Print([&] { return MessageToJson(*stored, /*pretty=*/true); },
+            [&] { return absl::StrCat(stored->name(), exists ? " REPLACED\n" : " CREATED\n"); });
+  return kExitOk;
+}
+
+int TargetListAction(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover target list [flags]",
+                "Lists the compute targets: NAME, SELECTOR (the labels a node needs) and MAX\n"
+                "NODES (per job). With --output json: a JSON array of targets.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover target list\n"
+                            "  drover target list --output json | jq -r '.[].name'\n")) {
+    return *done;
+  }
+  if (auto done = NoPositionals(inv, "target list", positional)) return *done;
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::ListComputeTargetsResponse> list =
+      inv.WithRetry([&] { return client->ListComputeTargets(v1::ListComputeTargetsRequest()); });
+  if (!list.ok()) return inv.ServerError(list.status());
+  std::vector<v1::ComputeTarget> targets(list->targets().begin(), list->targets().end());
+  inv.Print(
+      [&] {
+        std::vector<std::string> items;
+        for (const v1::ComputeTarget& target : targets) items.push_back(MessageToJson(target, false));
+        return JsonArray(items);
+      },
+      [&] { return FormatTargetTable(targets); });
+  return kExitOk;
+}
+
+int TargetDeleteAction(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover target delete [flags] NAME",
+                "Deletes a compute target. Jobs already placed keep running; queued jobs of the\n"
+                "target wait until it exists again. The default target cannot be deleted\n"
+                "(exit code 5); an unknown name gives exit code 4.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover target delete gpu\n")) {
+    return *done;
+  }
+  v1::DeleteComputeTargetRequest request;
+  if (auto done = TakeName(inv, "target delete", "NAME", positional, request.mutable_name())) {
+    return *done;
+  }
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::DeleteComputeTargetResponse> deleted =
+      inv.WithRetry([&] { return client->DeleteComputeTarget(request); });
+  if (!deleted.ok()) return inv.ServerError(deleted.status());
+  inv.Print(
+      [&] {
+        google::protobuf::Struct result;
+        (*result.mutable_fields())["name"].set_string_value(request.name());
+        (*result.mutable_fields())["deleted"].set_bool_value(true);
+        return MessageToJson(result, /*pretty=*/true);
+      },
+            [&] { return absl::StrCat(request.name(), " DELETED\n"); });
+  return kExitOk;
+}
+
+}  // namespace
+
+int NodesCommand(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover nodes [flags]",
+                "Lists the nodes droverd knows, by name: NAME, STATE (READY, CORDONED,\n"
+                "DRAINING, DOWN), CPUS, MEMORY and GPUS (held by jobs / offered), JOBS (jobs\n"
+                "running there), LABELS and LAST SEEN (time since its agent was last heard).\n"
+                "With --output json: a JSON array of nodes.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover nodes\n"
+                            "  drover nodes --output json | jq -r '.[] | select(.state == \"DOWN\") | .name'\n")) {
+    return *done;
+  }
+  if (auto done = NoPositionals(inv, "nodes", positional)) return *done;
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::ListNodesResponse> list =
+      inv.WithRetry([&] { return client->ListNodes(v1::ListNodesRequest()); });
+  if (!list.ok()) return inv.ServerError(list.status());
+  std::vector<v1::Node> nodes(list->nodes().begin(), list->nodes().end());
+  inv.Print(
+      [&] {
+        std::vector<std::string> items;
+        for (const v1::Node& node : nodes) items.push_back(MessageToJson(node, false));
+        return JsonArray(items);
+      },
+      [&] { return FormatNodeTable(nodes, inv.ctx().now()); });
+  return kExitOk;
+}
+
+int NodeCommand(Invocation& inv, const std::vector<std::string>& args) {
+  return RunActions(inv, "node",
+                    "Changes whether a node takes new work (for administrators).",
+                    {{"cordon", "Stop new work on a node; running work goes on", CordonAction},
+                     {"uncordon", "Let a cordoned or draining node take work again", UncordonAction},
+                     {"drain", "Stop new work and let running work finish", DrainAction}},
+                    "  drover node cordon n1 --reason 'disk replacement'\n"
+                    "  drover node drain n1 && drover nodes\n"
+                    "  drover node uncordon n1\n",
+                    args);
+}
+
+int TargetCommand(Invocation& inv, const std::vector<std::string>& args) {
+  return RunActions(inv, "target",
+                    "Manages compute targets: named pools of nodes, selected by node labels,\n"
+                    "that jobs are submitted to (for administrators). 'default' always exists\n"
+                    "and selects every node.",
+                    {{"create", "Create a target from node labels", TargetCreateAction},
+                     {"list", "List the targets", TargetListAction},
+                     {"delete", "Delete a target", TargetDeleteAction}},
+                    "  drover target create gpu --selector accelerator=a100 --max-nodes 8\n"
+                    "  drover target list\n"
+                    "  drover target delete gpu\n",
+                    args);
+}
+
+}  // namespace drover::cli

@@ -1,0 +1,84 @@
+// DroverClient: the CLI's view of droverd's services (JobService, AdminService,
+// BlobService). The commands talk to this interface so that tests can run them against a
+// fake; GrpcDroverClient (grpc_drover_client.h) is the real one. One client per command
+// invocation, used from the main thread only.
+#ifndef DROVER_CLI_DROVER_CLIENT_H_
+#define DROVER_CLI_DROVER_CLIENT_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "drover/v1/admin_service.pb.h"
+#include "drover/v1/blob.pb.h"
+#include "drover/v1/job.pb.h"
+#include "drover/v1/job_service.pb.h"
+#include "drover/v1/node.pb.h"
+
+namespace drover::cli {
+
+// Where and how to reach droverd.
+struct ConnectOptions {
+  // "HOST:PORT" or a gRPC target such as "unix:/run/drover.sock".
+  std::string address;
+  // Deadline of each unary call. Streams (WatchJob, StreamLogs, uploads and downloads)
+  // have none.
+  absl::Duration timeout = absl::Seconds(30);
+};
+
+// Every method returns the server's status with its code unchanged and a message fit to
+// print on one line: UNAVAILABLE or DEADLINE_EXCEEDED when droverd cannot be reached (the
+// message names the address and the fix), otherwise the code and message droverd sent.
+class DroverClient {
+ public:
+  virtual ~DroverClient() = default;
+
+  // ---- JobService
+  virtual absl::StatusOr<v1::SubmitJobResponse> SubmitJob(const v1::SubmitJobRequest& request) = 0;
+  virtual absl::StatusOr<v1::Job> GetJob(const v1::GetJobRequest& request) = 0;
+  virtual absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request) = 0;
+  virtual absl::StatusOr<v1::Job> CancelJob(const v1::CancelJobRequest& request) = 0;
+  // Calls `on_event` for every message of the stream, in order, until the stream ends, and
+  // returns the stream's final status (OK when droverd ended it normally).
+  virtual absl::Status WatchJob(const v1::WatchJobRequest& request,
+                                const std::function<void(const v1::WatchJobResponse&)>& on_event) = 0;
+  // Calls `on_message` for every message of the log stream, in order, and returns the
+  // stream's final status (OK when droverd ended it normally).
+  virtual absl::Status StreamLogs(
+      const v1::StreamLogsRequest& request,
+      const std::function<void(const v1::StreamLogsResponse&)>& on_message) = 0;
+
+  // ---- AdminService
+  virtual absl::StatusOr<v1::ListNodesResponse> ListNodes(const v1::ListNodesRequest& request) = 0;
+  virtual absl::StatusOr<v1::Node> CordonNode(const v1::NodeRequest& request) = 0;
+  virtual absl::StatusOr<v1::Node> UncordonNode(const v1::NodeRequest& request) = 0;
+  virtual absl::StatusOr<v1::Node> DrainNode(const v1::NodeRequest& request) = 0;
+  virtual absl::StatusOr<v1::ComputeTarget> PutComputeTarget(
+      const v1::PutComputeTargetRequest& request) = 0;
+  virtual absl::StatusOr<v1::ListComputeTargetsResponse> ListComputeTargets(
+      const v1::ListComputeTargetsRequest& request) = 0;
+  virtual absl::StatusOr<v1::DeleteComputeTargetResponse> DeleteComputeTarget(
+      const v1::DeleteComputeTargetRequest& request) = 0;
+
+  // ---- BlobService
+  virtual absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) = 0;
+  // Returns the next bytes of an upload (at most 1 MiB), an empty string at the end, or an
+  // error that abandons the upload.
+  using ChunkSource = std::function<absl::StatusOr<std::string>()>;
+  // Uploads one blob: `header`, then every chunk `next_chunk` returns until it returns an
+  // empty string. An error from `next_chunk` cancels the call, so that droverd keeps
+  // nothing, and is returned unchanged.
+  virtual absl::StatusOr<v1::UploadBlobResponse> UploadBlob(
+      const v1::UploadBlobRequest::Header& header, const ChunkSource& next_chunk) = 0;
+  // Calls `on_chunk` for every message of the download, in order. An error from `on_chunk`
+  // cancels the call and is returned unchanged; otherwise returns the stream's final status.
+  virtual absl::Status DownloadBlob(
+      const v1::DownloadBlobRequest& request,
+      const std::function<absl::Status(const v1::DownloadBlobResponse&)>& on_chunk) = 0;
+};
+
+}  // namespace drover::cli
+
+#endif  // DROVER_CLI_DROVER_CLIENT_H_

@@ -1,0 +1,330 @@
+// FakeDroverClient: an in-memory droverd for the CLI's unit tests. Records every request,
+// hands out scripted errors before answering, numbers jobs j-1, j-2, ... and honours
+// idempotency keys, lists newest first with page tokens, cancels like droverd (QUEUED ->
+// CANCELED), streams scripted watch events and log streams, keeps nodes and compute
+// targets like AdminService, and blobs by digest (uploads checked against their header,
+// downloads from an offset, optionally broken once). Single-threaded.
+#ifndef DROVER_TESTS_CLI_FAKE_DROVER_CLIENT_H_
+#define DROVER_TESTS_CLI_FAKE_DROVER_CLIENT_H_
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "cli/drover_client.h"
+
+namespace drover::cli {
+
+// What the fake knows; outlives the clients the CLI makes from it.
+struct FakeServer {
+  std::vector<v1::Job> jobs;  // oldest first
+  std::map<std::string, std::string> keys;  // idempotency key -> job id
+  // Errors returned, one per call, before calls are answered normally.
+  std::deque<absl::Status> errors;
+  // Streams WatchJob serves, one per call: events, then the final status.
+  struct Stream {
+    std::vector<v1::Job> events;
+    absl::Status end;
+  };
+  std::deque<Stream> streams;
+
+  // Log streams StreamLogs serves, one per call: messages, then the final status.
+  struct LogStream {
+    std::vector<v1::StreamLogsResponse> messages;
+    absl::Status end;
+  };
+  std::deque<LogStream> log_streams;
+  std::vector<v1::Node> nodes;
+  std::vector<v1::ComputeTarget> targets;
+  std::map<std::string, std::string> blobs;  // digest -> bytes
+  // When >= 0, the next download ends UNAVAILABLE once it sent this many bytes.
+  int64_t break_download_after = -1;
+
+  std::vector<v1::SubmitJobRequest> submits;
+  std::vector<v1::GetJobRequest> gets;
+  std::vector<v1::ListJobsRequest> lists;
+  std::vector<v1::CancelJobRequest> cancels;
+  std::vector<v1::WatchJobRequest> watches;
+  std::vector<ConnectOptions> connects;
+  std::vector<v1::StreamLogsRequest> log_requests;
+  std::vector<std::pair<std::string, v1::NodeRequest>> node_requests;  // action, request
+  std::vector<v1::PutComputeTargetRequest> puts;
+  std::vector<v1::StatBlobRequest> stats;
+  struct Upload {
+    v1::UploadBlobRequest::Header header;
+    size_t chunks = 0;
+    size_t largest_chunk = 0;
+  };
+  std::vector<Upload> uploads;
+  std::vector<v1::DownloadBlobRequest> downloads;
+
+  v1::ComputeTarget& AddTarget(std::string name) {
+    v1::ComputeTarget target;
+    target.set_name(std::move(name));
+    targets.push_back(target);
+    return targets.back();
+  }
+
+  v1::Job& Add(v1::JobStatus::State state, std::string name = "") {
+    v1::Job job;
+    job.set_id(absl::StrCat("j-", jobs.size() + 1));
+    job.mutable_spec()->set_name(std::move(name));
+    job.mutable_spec()->set_entry_script("train.py");
+    job.mutable_status()->set_state(state);
+    job.mutable_status()->set_version(1);
+    job.mutable_create_time()->set_seconds(1'000'000 + static_cast<int64_t>(jobs.size()));
+    jobs.push_back(job);
+    return jobs.back();
+  }
+};
+
+class FakeDroverClient final : public DroverClient {
+ public:
+  explicit FakeDroverClient(FakeServer* server) : s_(server) {}
+
+  absl::StatusOr<v1::SubmitJobResponse> SubmitJob(const v1::SubmitJobRequest& request) override {
+    s_->submits.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::SubmitJobResponse response;
+    const std::string& key = request.spec().idempotency_key();
+    if (auto it = s_->keys.find(key); !key.empty() && it != s_->keys.end()) {
+      *response.mutable_job() = *Find(it->second);
+      response.set_created(false);
+      return response;
+    }
+    v1::Job& job = s_->Add(v1::JobStatus::QUEUED);
+    *job.mutable_spec() = request.spec();
+    if (!key.empty()) s_->keys[key] = job.id();
+    *response.mutable_job() = job;
+    response.set_created(true);
+    return response;
+  }
+
+  absl::StatusOr<v1::Job> GetJob(const v1::GetJobRequest& request) override {
+    s_->gets.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::Job* job = Find(request.job_id());
+    if (job == nullptr) return absl::NotFoundError(absl::StrCat("job '", request.job_id(), "' not found"));
+    return *job;
+  }
+
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request) override {
+    s_->lists.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    int64_t skip = 0;
+    if (!request.page_token().empty() && !absl::SimpleAtoi(request.page_token(), &skip)) {
+      return absl::InvalidArgumentError("page_token: not a token");
+    }
+    v1::ListJobsResponse response;
+    int64_t matched = 0;
+    for (auto it = s_->jobs.rbegin(); it != s_->jobs.rend(); ++it) {
+      bool state_ok = request.states().empty();
+      for (int state : request.states()) state_ok |= state == it->status().state();
+      if (!state_ok) continue;
+      if (!request.experiment().empty() && it->spec().experiment() != request.experiment()) continue;
+      if (matched++ < skip) continue;
+      if (response.jobs_size() == request.page_size()) {
+        response.set_next_page_token(absl::StrCat(skip + request.page_size()));
+        break;
+      }
+      *response.add_jobs() = *it;
+    }
+    return response;
+  }
+
+  absl::StatusOr<v1::Job> CancelJob(const v1::CancelJobRequest& request) override {
+    s_->cancels.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::Job* job = Find(request.job_id());
+    if (job == nullptr) return absl::NotFoundError(absl::StrCat("job '", request.job_id(), "' not found"));
+    switch (job->status().state()) {
+      case v1::JobStatus::QUEUED:
+        job->mutable_status()->set_state(v1::JobStatus::CANCELED);
+        break;
+      case v1::JobStatus::RUNNING:
+        job->mutable_status()->set_state(v1::JobStatus::CANCEL_REQUESTED);
+        break;
+      case v1::JobStatus::COMPLETED:
+      case v1::JobStatus::FAILED:
+        return absl::FailedPreconditionError(absl::StrCat("job '", job->id(), "' already ended"));
+      default:
+        break;
+    }
+    return *job;
+  }
+
+  absl::Status WatchJob(const v1::WatchJobRequest& request,
+                        const std::function<void(const v1::WatchJobResponse&)>& on_event) override {
+    s_->watches.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    if (s_->streams.empty()) return absl::NotFoundError(absl::StrCat("job '", request.job_id(), "' not found"));
+    FakeServer::Stream stream = s_->streams.front();
+    s_->streams.pop_front();
+    for (const v1::Job& job : stream.events) {
+      v1::WatchJobResponse response;
+      *response.mutable_job() = job;
+      on_event(response);
+    }
+    return stream.end;
+  }
+
+  absl::Status StreamLogs(
+      const v1::StreamLogsRequest& request,
+      const std::function<void(const v1::StreamLogsResponse&)>& on_message) override {
+    s_->log_requests.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    if (s_->log_streams.empty()) return absl::OkStatus();
+    FakeServer::LogStream stream = s_->log_streams.front();
+    s_->log_streams.pop_front();
+    for (const v1::StreamLogsResponse& message : stream.messages) on_message(message);
+    return stream.end;
+  }
+
+  absl::StatusOr<v1::ListNodesResponse> ListNodes(const v1::ListNodesRequest&) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::ListNodesResponse response;
+    for (const v1::Node& node : s_->nodes) *response.add_nodes() = node;
+    return response;
+  }
+  absl::StatusOr<v1::Node> CordonNode(const v1::NodeRequest& request) override {
+    return ChangeNode("cordon", request, v1::Node::CORDONED);
+  }
+  absl::StatusOr<v1::Node> UncordonNode(const v1::NodeRequest& request) override {
+    return ChangeNode("uncordon", request, v1::Node::READY);
+  }
+  absl::StatusOr<v1::Node> DrainNode(const v1::NodeRequest& request) override {
+    return ChangeNode("drain", request, v1::Node::DRAINING);
+  }
+
+  absl::StatusOr<v1::ComputeTarget> PutComputeTarget(
+      const v1::PutComputeTargetRequest& request) override {
+    s_->puts.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    for (v1::ComputeTarget& target : s_->targets) {
+      if (target.name() == request.target().name()) {
+        target = request.target();
+        return target;
+      }
+    }
+    s_->targets.push_back(request.target());
+    return request.target();
+  }
+  absl::StatusOr<v1::ListComputeTargetsResponse> ListComputeTargets(
+      const v1::ListComputeTargetsRequest&) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::ListComputeTargetsResponse response;
+    for (const v1::ComputeTarget& target : s_->targets) *response.add_targets() = target;
+    return response;
+  }
+  absl::StatusOr<v1::DeleteComputeTargetResponse> DeleteComputeTarget(
+      const v1::DeleteComputeTargetRequest& request) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    if (request.name() == "default") {
+      return absl::FailedPreconditionError("the default target cannot be deleted");
+    }
+    for (auto it = s_->targets.begin(); it != s_->targets.end(); ++it) {
+      if (it->name() == request.name()) {
+        s_->targets.erase(it);
+        return v1::DeleteComputeTargetResponse();
+      }
+    }
+    return absl::NotFoundError(absl::StrCat("compute target '", request.name(), "' does not exist"));
+  }
+
+  absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) override {
+    s_->stats.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::StatBlobResponse response;
+    auto it = s_->blobs.find(request.digest());
+    response.set_present(it != s_->blobs.end());
+    if (it != s_->blobs.end()) response.set_size(static_cast<int64_t>(it->second.size()));
+    return response;
+  }
+
+  absl::StatusOr<v1::UploadBlobResponse> UploadBlob(const v1::UploadBlobRequest::Header& header,
+                                                    const ChunkSource& next_chunk) override {
+    s_->uploads.push_back({header});
+    FakeServer::Upload& upload = s_->uploads.back();
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    std::string data;
+    while (true) {
+      absl::StatusOr<std::string> chunk = next_chunk();
+      if (!chunk.ok()) return chunk.status();
+      if (chunk->empty()) break;
+      ++upload.chunks;
+      upload.largest_chunk = std::max(upload.largest_chunk, chunk->size());
+      data += *chunk;
+    }
+    if (static_cast<int64_t>(data.size()) != header.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("got ", data.size(), " bytes, header said ",
+                                                     header.size()));
+    }
+    v1::UploadBlobResponse response;
+    response.set_digest(header.digest());
+    response.set_size(header.size());
+    response.set_created(s_->blobs.emplace(header.digest(), std::move(data)).second);
+    return response;
+  }
+
+  absl::Status DownloadBlob(
+      const v1::DownloadBlobRequest& request,
+      const std::function<absl::Status(const v1::DownloadBlobResponse&)>& on_chunk) override {
+    s_->downloads.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    auto it = s_->blobs.find(request.digest());
+    if (it == s_->blobs.end()) return absl::NotFoundError(absl::StrCat("blob ", request.digest()));
+    const std::string& blob = it->second;
+    constexpr size_t kChunk = 1000;
+    for (size_t offset = static_cast<size_t>(request.offset()); offset < blob.size(); offset += kChunk) {
+      if (s_->break_download_after >= 0 && static_cast<int64_t>(offset) >= s_->break_download_after) {
+        s_->break_download_after = -1;
+        return absl::UnavailableError("connection lost");
+      }
+      v1::DownloadBlobResponse response;
+      response.set_offset(static_cast<int64_t>(offset));
+      response.set_size(static_cast<int64_t>(blob.size()));
+      response.set_chunk(blob.substr(offset, kChunk));
+      if (absl::Status s = on_chunk(response); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::StatusOr<v1::Node> ChangeNode(const std::string& action, const v1::NodeRequest& request,
+                                      v1::Node::State state) {
+    s_->node_requests.emplace_back(action, request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    for (v1::Node& node : s_->nodes) {
+      if (node.name() == request.name()) {
+        node.set_state(state);
+        node.set_reason(request.reason());
+        return node;
+      }
+    }
+    return absl::NotFoundError(absl::StrCat("node '", request.name(), "' is not known; see drover nodes"));
+  }
+
+  absl::Status NextError() {
+    if (s_->errors.empty()) return absl::OkStatus();
+    absl::Status e = s_->errors.front();
+    s_->errors.pop_front();
+    return e;
+  }
+  v1::Job* Find(const std::string& id) {
+    for (v1::Job& job : s_->jobs) {
+      if (job.id() == id) return &job;
+    }
+    return nullptr;
+  }
+
+  FakeServer* s_;
+};
+
+}  // namespace drover::cli
+
+#endif  // DROVER_TESTS_CLI_FAKE_DROVER_CLIENT_H_
