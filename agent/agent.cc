@@ -53,6 +53,29 @@ std::string LocalAddressToward(const std::string& target) {
   return address;
 }
 
+// Downloads blob `digest` from droverd into `path`.
+absl::Status DownloadBlob(v1::BlobService::Stub& blobs, const std::string& digest,
+                          const std::string& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  grpc::ClientContext context;
+  v1::DownloadBlobRequest request;
+  request.set_digest(digest);
+  auto reader = blobs.DownloadBlob(&context, request);
+  v1::DownloadBlobResponse chunk;
+  bool written = true;
+  while (reader->Read(&chunk)) {
+    if (written) written = static_cast<bool>(out.write(chunk.chunk().data(), chunk.chunk().size()));
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  }
+  if (!written || !out.flush()) {
+    return absl::ResourceExhaustedError(absl::StrCat("cannot write ", path, " (disk full?)"));
+  }
+  return absl::OkStatus();
+}
+
 int64_t MemTotalMib() {
   std::ifstream in("/proc/meminfo");
   std::string line;
@@ -87,6 +110,11 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
       channel_(grpc::CreateChannel(options_.scheduler, grpc::InsecureChannelCredentials())),
       agents_(v1::AgentService::NewStub(channel_)),
       blobs_(v1::BlobService::NewStub(channel_)),
+      images_({.root = options_.work_dir + "/images"},
+              [this](const std::string& digest, const std::string& path) {
+                return DownloadBlob(*blobs_, digest, path);
+              },
+              image_tools_),
       shipper_([this](v1::AgentMessage message) { return Send(message); }) {}
 
 Agent::~Agent() { Stop(); }
@@ -213,6 +241,7 @@ void Agent::Handle(const v1::SchedulerMessage& message) {
           .runtime = &runtime_,
           .logs = &shipper_,
           .blobs = blobs_.get(),
+          .images = &images_,
           .report =
               [this](const v1::AttemptReport& report) {
                 v1::AgentMessage out;

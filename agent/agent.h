@@ -19,6 +19,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "agent/attempt.h"
+#include "agent/images/image_cache.h"
 #include "agent/log_shipper.h"
 #include "agent/runtime/container_runtime.h"
 #include "drover/v1/agent_service.grpc.pb.h"
@@ -28,7 +29,7 @@ namespace drover::agent {
 
 struct AgentOptions {
   std::string scheduler;  // droverd's HOST:PORT
-  std::string work_dir;   // attempts, snapshot cache, runc state
+  std::string work_dir;   // attempts, snapshot and image caches, runc state
   v1::NodeInfo node;      // name, addresses, capacity, labels, version
   absl::Duration min_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(10);
@@ -57,6 +58,8 @@ class Agent {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AgentService::Stub> agents_;
   std::unique_ptr<v1::BlobService::Stub> blobs_;
+  ProcessRunner image_tools_;  // umoci, skopeo
+  ImageCache images_;          // shared by the attempts
   LogShipper shipper_;
   absl::Notification stopping_;
 

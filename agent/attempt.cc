@@ -146,11 +146,6 @@ absl::Status Attempt::Prepare() {
           absl::StrCat("cannot create ", dir_, sub, " on ", env_.node_name, ": ", error.message()));
     }
   }
-  if (spec.environment().image() != "host") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "environment.image '", spec.environment().image(),
-        "': this agent runs only image 'host' so far; OCI images come with a later release"));
-  }
   if (!spec.environment().pip_packages().empty() || !spec.environment().conda_packages().empty()) {
     return absl::FailedPreconditionError(
         "environment.pip_packages/conda_packages: environment building is not available on "
@@ -168,6 +163,19 @@ absl::Status Attempt::Prepare() {
     if (absl::Status s = FetchSnapshot(spec.source_snapshot(), dir_ + "/job/code"); !s.ok()) {
       return s;
     }
+  }
+  if (const std::string& image = spec.environment().image(); image != "host") {
+    if (env_.images == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "environment.image '", image, "': this agent has no image cache; use image 'host'"));
+    }
+    // Reports PULLING_IMAGE / UNPACKING_IMAGE only when there is such work (or a wait).
+    absl::StatusOr<UnpackedImage> unpacked = env_.images->Get(
+        image, assignment_.image_digest(), [this](absl::string_view reason) {
+          Report(v1::AttemptReport::PREPARING, std::string(reason));
+        });
+    if (!unpacked.ok()) return unpacked.status();
+    image_ = *std::move(unpacked);
   }
   return absl::OkStatus();
 }
@@ -222,17 +230,39 @@ ContainerSpec Attempt::BuildContainer() const {
   c.bundle_dir = dir_ + "/bundle";
   c.job_dir = dir_ + "/job";
   c.cwd = spec.source_snapshot().empty() ? "/job" : "/job/code";
+  c.image_rootfs = image_.rootfs;
   c.hostname = env_.node_name;
   c.cpus = spec.resources().cpus();
   c.memory_mib = spec.resources().memory_mib();
   c.shm_mib = spec.resources().shm_mib() > 0 ? spec.resources().shm_mib() : 64;
 
   int ppn = spec.process_count_per_node();
-  auto add = [&c](const std::string& name, const std::string& value) {
-    c.env.push_back(absl::StrCat(name, "=", value));
+  // One entry per name; a later setting replaces an earlier one in place.
+  auto add = [&c](absl::string_view name, absl::string_view value) {
+    std::string entry = absl::StrCat(name, "=", value);
+    for (std::string& e : c.env) {
+      if (absl::StartsWith(e, absl::StrCat(name, "="))) {
+        e = std::move(entry);
+        return;
+      }
+    }
+    c.env.push_back(std::move(entry));
   };
-  add("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  add("HOME", "/root");
+  auto has = [&c](absl::string_view name) {
+    for (const std::string& e : c.env) {
+      if (absl::StartsWith(e, absl::StrCat(name, "="))) return true;
+    }
+    return false;
+  };
+  // The image's own variables (its PATH may lead to its python3), then the job's, the
+  // defaults where neither set one, and the contract over everything.
+  for (const std::string& entry : image_.env) {
+    size_t eq = entry.find('=');
+    add(absl::string_view(entry).substr(0, eq), absl::string_view(entry).substr(eq + 1));
+  }
+  for (const auto& [name, value] : spec.environment().env()) add(name, value);
+  if (!has("PATH")) add("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  if (!has("HOME")) add("HOME", "/root");
   add("PYTHONUNBUFFERED", "1");
   add("DROVER_JOB_ID", a.attempt().job_id());
   add("DROVER_ATTEMPT", absl::StrCat(a.attempt().epoch()));
@@ -248,7 +278,6 @@ ContainerSpec Attempt::BuildContainer() const {
     // One port per attempt, derived so every node computes the same one.
     add("MASTER_PORT", absl::StrCat(29500 + a.attempt().epoch() % 1000));
   }
-  for (const auto& [name, value] : spec.environment().env()) add(name, value);
 
   InitCommand init;
   init.first_rank = a.first_rank();

@@ -1,7 +1,8 @@
 // Attempt: this node's part of one attempt of a job, from assignment to cleanup, run on its
-// own thread: prepare the job folder and code snapshot, report READY, wait for START, run
-// the container, collect every rank's exit status, upload outputs, wait until droverd has
-// every log byte, delete the container, report ENDED. Stop() may come at any point.
+// own thread: prepare the job folder, code snapshot and image (through the agent's shared
+// ImageCache), report READY, wait for START, run the container, collect every rank's exit
+// status, upload outputs, wait until droverd has every log byte, delete the container,
+// report ENDED. Stop() may come at any point.
 #ifndef DROVER_AGENT_ATTEMPT_H_
 #define DROVER_AGENT_ATTEMPT_H_
 
@@ -12,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/images/image_cache.h"
 #include "agent/log_shipper.h"
 #include "agent/runtime/container_runtime.h"
 #include "drover/v1/agent.pb.h"
@@ -21,10 +23,12 @@ namespace drover::agent {
 
 struct AttemptEnv {
   std::string node_name;
-  std::string work_dir;  // the agent's work folder: attempts/, snapshots/ live under it
+  std::string work_dir;  // the agent's work folder: attempts/, snapshots/, images/ live under it
   ContainerRuntime* runtime = nullptr;
   LogShipper* logs = nullptr;
   v1::BlobService::Stub* blobs = nullptr;
+  // Unpacked OCI images, shared by every attempt of the agent.
+  ImageCache* images = nullptr;
   // Sends a report to droverd (dropped while disconnected; the last one is also in hello).
   std::function<void(const v1::AttemptReport&)> report;
   // Whether the agent is going down (then nothing waits for droverd any more).
@@ -77,6 +81,7 @@ class Attempt {
   v1::AttemptReport last_ ABSL_GUARDED_BY(mu_);
 
   // Only on the attempt's thread.
+  UnpackedImage image_;  // empty rootfs: the host image
   std::vector<v1::RankExit> exits_;
   std::string outputs_digest_;
   int64_t outputs_size_ = 0;

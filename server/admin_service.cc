@@ -103,4 +103,67 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DeleteComputeTarget(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::PutImage(grpc::CallbackServerContext* context,
+                                                     const v1::PutImageRequest* request,
+                                                     v1::Image* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  v1::Image image = request->image();
+  if (absl::Status valid = CheckImageName("image.name", image.name()); !valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  absl::StatusOr<int64_t> size = blobs_.Stat(image.digest());
+  if (!size.ok()) {
+    absl::Status error =
+        absl::IsNotFound(size.status())
+            ? absl::FailedPreconditionError(absl::StrCat(
+                  "image.digest: blob ", image.digest(),
+                  " is not in droverd's blob store; upload the archive first (drover image "
+                  "import uploads and registers in one go)"))
+            : absl::Status(size.status().code(),
+                           absl::StrCat("image.digest: ", size.status().message()));
+    reactor->Finish(ToGrpcStatus(error));
+    return reactor;
+  }
+  image.set_size(*size);
+  loop_.Post([this, reactor, response, image = std::move(image)] {
+    core_.PutImage(image, [reactor, response](absl::StatusOr<v1::Image> stored) {
+      if (stored.ok()) {
+        Log(LogLevel::kInfo, "image_put", {{"image", stored->name()}, {"digest", stored->digest()},
+                                           {"size", stored->size()}});
+        *response = *std::move(stored);
+      }
+      reactor->Finish(ToGrpcStatus(stored.status()));
+    });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListImages(grpc::CallbackServerContext* context,
+                                                       const v1::ListImagesRequest* request,
+                                                       v1::ListImagesResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  for (v1::Image& image : core_.ListImages()) *response->add_images() = std::move(image);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::DeleteImage(grpc::CallbackServerContext* context,
+                                                        const v1::DeleteImageRequest* request,
+                                                        v1::DeleteImageResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->name().empty()) {
+    reactor->Finish(ToGrpcStatus(
+        absl::InvalidArgumentError("name: required; give the image's name (see drover image list)")));
+    return reactor;
+  }
+  loop_.Post([this, reactor, request] {
+    core_.DeleteImage(request->name(), [reactor, request](absl::Status status) {
+      if (status.ok()) Log(LogLevel::kInfo, "image_deleted", {{"image", request->name()}});
+      reactor->Finish(ToGrpcStatus(status));
+    });
+  });
+  return reactor;
+}
+
 }  // namespace drover::server

@@ -1,17 +1,21 @@
-// AdminServiceImpl: node and compute target administration over gRPC. Every call is
-// answered from the core loop. Handlers run on gRPC's threads and never block.
+// AdminServiceImpl: node, compute target and image administration over gRPC. Every call is
+// answered from the core loop. Handlers run on gRPC's threads and never block (PutImage
+// stats one file of the blob store).
 #ifndef DROVER_SERVER_ADMIN_SERVICE_H_
 #define DROVER_SERVER_ADMIN_SERVICE_H_
 
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "server/core.h"
 #include "server/core_loop.h"
+#include "storage/blob_store.h"
 
 namespace drover::server {
 
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
-  AdminServiceImpl(Core& core, CoreLoop& loop) : core_(core), loop_(loop) {}
+  // `blobs`: where PutImage finds the uploaded archive.
+  AdminServiceImpl(Core& core, CoreLoop& loop, const storage::BlobStore& blobs)
+      : core_(core), loop_(loop), blobs_(blobs) {}
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context,
                                       const v1::ListNodesRequest* request,
@@ -32,10 +36,20 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* DeleteComputeTarget(grpc::CallbackServerContext* context,
                                                 const v1::DeleteComputeTargetRequest* request,
                                                 v1::DeleteComputeTargetResponse* response) override;
+  grpc::ServerUnaryReactor* PutImage(grpc::CallbackServerContext* context,
+                                     const v1::PutImageRequest* request,
+                                     v1::Image* response) override;
+  grpc::ServerUnaryReactor* ListImages(grpc::CallbackServerContext* context,
+                                       const v1::ListImagesRequest* request,
+                                       v1::ListImagesResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteImage(grpc::CallbackServerContext* context,
+                                        const v1::DeleteImageRequest* request,
+                                        v1::DeleteImageResponse* response) override;
 
  private:
   Core& core_;
   CoreLoop& loop_;
+  const storage::BlobStore& blobs_;
 };
 
 }  // namespace drover::server

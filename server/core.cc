@@ -2,8 +2,13 @@
 
 #include <algorithm>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/archive/sha256.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
 #include "scheduler/job_state.h"
@@ -34,7 +39,55 @@ std::string DescribeExit(const v1::RankExit& e) {
   return absl::StrCat("rank ", e.rank(), " on ", e.node(), " exited with code ", e.exit_code());
 }
 
+bool IsImageTagChar(char c) {
+  return absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-';
+}
+
+bool IsImagePathChar(char c) {
+  return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '.' || c == '_' || c == '-';
+}
+
 }  // namespace
+
+absl::Status CheckImageName(absl::string_view field, absl::string_view name) {
+  auto invalid = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": '", name, "' ", why));
+  };
+  constexpr absl::string_view kFix =
+      "; use lowercase path components such as 'busybox' or 'team/train:1.0'";
+  if (name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": required; give the image a name such as 'team/train:1.0'"));
+  }
+  if (name.size() > 255) return invalid(absl::StrCat("is longer than 255 characters", kFix));
+  if (name == "host") return invalid("is reserved for the node's own OS; choose another name");
+  if (absl::StrContains(name, "://")) {
+    return invalid(
+        "looks like a registry reference; imported images have plain names, and jobs use "
+        "'docker://...' references directly without an import");
+  }
+  absl::string_view path = name;
+  size_t colon = name.rfind(':');
+  if (colon != absl::string_view::npos) {
+    absl::string_view tag = name.substr(colon + 1);
+    path = name.substr(0, colon);
+    if (tag.empty() || tag.size() > 128 || tag[0] == '.' || tag[0] == '-' ||
+        !absl::c_all_of(tag, IsImageTagChar)) {
+      return invalid("has a malformed tag; use 1-128 characters of [A-Za-z0-9._-] after ':'");
+    }
+  }
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part.empty() || !absl::c_all_of(part, IsImagePathChar) ||
+        !absl::ascii_isalnum(part.front()) || !absl::ascii_isalnum(part.back())) {
+      return invalid(absl::StrCat("has the path component '", part, "'", kFix));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool IsBuiltInImage(absl::string_view image) {
+  return image == "host" || absl::StartsWith(image, "docker://");
+}
 
 Core::Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, CoreLoop& loop,
            const Clock& clock, CoreOptions options)
@@ -54,8 +107,25 @@ bool Core::TargetExists(const std::string& name) const {
   return target_names_.contains(name);
 }
 
+bool Core::ImageExists(const std::string& name) const {
+  absl::MutexLock lock(&images_mu_);
+  return images_.contains(name);
+}
+
+std::vector<v1::Image> Core::ListImages() const {
+  absl::MutexLock lock(&images_mu_);
+  std::vector<v1::Image> images;
+  for (const auto& [name, image] : images_) images.push_back(image);
+  return images;
+}
+
 void Core::Restore(const std::vector<v1::Job>& unfinished,
-                   const std::vector<v1::ComputeTarget>& targets) {
+                   const std::vector<v1::ComputeTarget>& targets,
+                   const std::vector<v1::Image>& images) {
+  {
+    absl::MutexLock lock(&images_mu_);
+    for (const v1::Image& image : images) images_[image.name()] = image;
+  }
   for (const v1::ComputeTarget& target : targets) {
     if (absl::Status s = nodes_.PutTarget(target); !s.ok()) {
       Log(LogLevel::kWarning, "target_not_restored", {{"target", target.name()}, {"error", s.message()}});
@@ -187,6 +257,12 @@ void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
       const v1::Node* node = nodes_.Find(name);
       assign->add_node_addresses(node != nullptr && node->addresses_size() > 0 ? node->addresses(0)
                                                                                 : std::string());
+    }
+    // The digest the name has now: a re-import reaches the next attempt, not this one.
+    if (!IsBuiltInImage(spec.environment().image())) {
+      absl::MutexLock lock(&images_mu_);
+      auto image = images_.find(spec.environment().image());
+      if (image != images_.end()) assign->set_image_digest(image->second.digest());
     }
     SendTo(attempt.nodes[rank], std::move(message));
   }
@@ -613,6 +689,51 @@ void Core::DeleteTarget(const std::string& name, StatusCallback done) {
         s = nodes_.DeleteTarget(name);
         RefreshTargetNames();
         Schedule();
+      }
+      std::move(done)(s);
+    });
+  });
+}
+
+void Core::PutImage(const v1::Image& request, ImageCallback done) {
+  v1::Image image = request;
+  *image.mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(clock_.Now()));
+  if (absl::Status valid = CheckImageName("image.name", image.name()); !valid.ok()) {
+    std::move(done)(valid);
+    return;
+  }
+  if (!archive::IsValidDigest(image.digest())) {
+    std::move(done)(absl::InvalidArgumentError(absl::StrCat(
+        "image.digest: '", image.digest(),
+        "' is not a blob digest; give 'sha256:' followed by 64 lowercase hex digits")));
+    return;
+  }
+  store_.PutImage(image, [this, image, done = std::move(done)](absl::Status s) mutable {
+    loop_.Post([this, image, s, done = std::move(done)]() mutable {
+      if (!s.ok()) {
+        std::move(done)(s);
+        return;
+      }
+      {
+        absl::MutexLock lock(&images_mu_);
+        images_[image.name()] = image;
+      }
+      std::move(done)(image);
+    });
+  });
+}
+
+void Core::DeleteImage(const std::string& name, StatusCallback done) {
+  if (!ImageExists(name)) {
+    std::move(done)(absl::NotFoundError(
+        absl::StrCat("image '", name, "' is not registered; see drover image list")));
+    return;
+  }
+  store_.DeleteImage(name, [this, name, done = std::move(done)](absl::Status s) mutable {
+    loop_.Post([this, name, s, done = std::move(done)]() mutable {
+      if (s.ok()) {
+        absl::MutexLock lock(&images_mu_);
+        images_.erase(name);
       }
       std::move(done)(s);
     });

@@ -18,9 +18,12 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "drover/v1/agent.pb.h"
+#include "drover/v1/image.pb.h"
 #include "scheduler/job_queue.h"
 #include "scheduler/node_registry.h"
 #include "scheduler/placement.h"
@@ -39,6 +42,17 @@ class AgentLink {
   virtual void Send(v1::SchedulerMessage message) = 0;
 };
 
+// Checks an image name for `drover image import` (AdminService.PutImage): 1-255 characters,
+// lowercase path components of [a-z0-9._-] separated by '/', each starting and ending with a
+// letter or digit, optionally ":tag" (1-128 of [A-Za-z0-9._-]); never "host", never
+// "docker://...". Every such name is also a valid `environment.image`. INVALID_ARGUMENT
+// naming `field` otherwise.
+absl::Status CheckImageName(absl::string_view field, absl::string_view name);
+
+// Whether `image` (a job's `environment.image`) needs no registered image: "host" or a
+// "docker://" reference, which agents pull themselves.
+bool IsBuiltInImage(absl::string_view image);
+
 struct CoreOptions {
   absl::Duration heartbeat_interval = absl::Seconds(2);
   // A node silent this long is DOWN.
@@ -54,9 +68,10 @@ class Core {
   Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, CoreLoop& loop,
        const Clock& clock, CoreOptions options);
 
-  // At start: every unfinished job and the stored compute targets.
+  // At start: every unfinished job, the stored compute targets and image registrations.
   void Restore(const std::vector<v1::Job>& unfinished,
-               const std::vector<v1::ComputeTarget>& targets);
+               const std::vector<v1::ComputeTarget>& targets,
+               const std::vector<v1::Image>& images = {});
 
   // A submit was committed.
   void JobCreated(const v1::Job& job);
@@ -81,12 +96,24 @@ class Core {
   void PutTarget(const v1::ComputeTarget& target, StatusCallback done);
   void DeleteTarget(const std::string& name, StatusCallback done);
   std::vector<v1::ComputeTarget> ListTargets() const { return nodes_.ListTargets(); }
+  // Image registrations (`drover image import`), mirroring compute targets: stored, then
+  // applied; `done` runs on the loop after the commit. PutImage checks the name and digest
+  // (INVALID_ARGUMENT naming the field; the caller checks that the blob exists and sets
+  // `size`), sets `create_time` and gives the stored image; DeleteImage gives NOT_FOUND for
+  // an unknown name. The next assignment of a job with that image carries the new digest
+  // (or none).
+  using ImageCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Image>) &&>;
+  void PutImage(const v1::Image& image, ImageCallback done);
+  void DeleteImage(const std::string& name, StatusCallback done);
+  std::vector<v1::Image> ListImages() const;
 
   // Leases, timeouts and placement; the loop calls it periodically.
   void Tick();
 
   // Whether a compute target exists. Thread-safe (submit handlers call it).
   bool TargetExists(const std::string& name) const;
+  // Whether an image name is registered. Thread-safe (submit handlers call it).
+  bool ImageExists(const std::string& name) const;
 
  private:
   struct Attempt {
@@ -139,6 +166,10 @@ class Core {
 
   mutable absl::Mutex target_names_mu_;
   absl::flat_hash_set<std::string> target_names_ ABSL_GUARDED_BY(target_names_mu_);
+
+  // Written on the loop only, read by submit handlers too. By name.
+  mutable absl::Mutex images_mu_;
+  std::map<std::string, v1::Image> images_ ABSL_GUARDED_BY(images_mu_);
 };
 
 }  // namespace drover::server

@@ -50,6 +50,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::Job> unfinished, d->store_->LoadUnfinishedJobs());
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::ComputeTarget> targets,
                           d->store_->LoadComputeTargets());
+  DROVER_ASSIGN_OR_RETURN(std::vector<v1::Image> images, d->store_->LoadImages());
   DROVER_ASSIGN_OR_RETURN(d->logs_, storage::LogStore::Open(options.state_dir + "/logs"));
   DROVER_ASSIGN_OR_RETURN(d->blobs_, storage::BlobStore::Open(options.state_dir + "/blobs",
                                                               options.max_blob_bytes));
@@ -59,7 +60,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
                                     options.core);
   absl::Notification restored;
   d->loop_->Post([&] {
-    d->core_->Restore(unfinished, targets);
+    d->core_->Restore(unfinished, targets, images);
     restored.Notify();
   });
   restored.WaitForNotification();
@@ -67,7 +68,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
 
   d->job_service_ = std::make_unique<JobServiceImpl>(*d->store_, *d->logs_, *d->core_,
                                                      *d->loop_, d->events_, clock);
-  d->admin_service_ = std::make_unique<AdminServiceImpl>(*d->core_, *d->loop_);
+  d->admin_service_ = std::make_unique<AdminServiceImpl>(*d->core_, *d->loop_, *d->blobs_);
   d->agent_service_ = std::make_unique<AgentServiceImpl>(*d->core_, *d->loop_, *d->logs_);
   d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_);
   grpc::ServerBuilder builder;

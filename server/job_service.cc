@@ -367,6 +367,15 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
         "' does not exist; see drover target list, or leave it empty for 'default'"))));
     return reactor;
   }
+  if (const std::string& image = job.spec().environment().image();
+      !IsBuiltInImage(image) && !core_.ImageExists(image)) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "spec.environment.image: '", image,
+        "' is not an imported image; import it with drover image import ", image,
+        " FILE (see drover image list), write 'docker://", image,
+        "' to have the nodes pull it from a registry, or use 'host'"))));
+    return reactor;
+  }
   google::protobuf::Timestamp now =
       TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(clock_.Now()));
   *job.mutable_create_time() = now;

@@ -39,6 +39,13 @@ const std::vector<const char*>& Migrations() {
           target BLOB NOT NULL   -- drover.v1.ComputeTarget
         ) WITHOUT ROWID;
       )sql",
+      // 3: imported images (name -> OCI archive digest).
+      R"sql(
+        CREATE TABLE images (
+          name  TEXT PRIMARY KEY,
+          image BLOB NOT NULL   -- drover.v1.Image
+        ) WITHOUT ROWID;
+      )sql",
   };
   return migrations;
 }

@@ -346,6 +346,45 @@ absl::StatusOr<std::vector<v1::ComputeTarget>> SqliteStore::LoadComputeTargets()
   });
 }
 
+void SqliteStore::PutImage(v1::Image image, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [image = std::move(image)](Writer& w) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(
+            auto put, w.db->Prepare("INSERT OR REPLACE INTO images (name, image) VALUES (?, ?)"));
+        put->Bind(1, image.name()).BindBlob(2, SerializeDeterministic(image));
+        return put->Run();
+      },
+      std::move(done)));
+}
+
+void SqliteStore::DeleteImage(std::string name, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [name = std::move(name)](Writer& w) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(auto del, w.db->Prepare("DELETE FROM images WHERE name = ?"));
+        del->Bind(1, name);
+        return del->Run();
+      },
+      std::move(done)));
+}
+
+absl::StatusOr<std::vector<v1::Image>> SqliteStore::LoadImages() {
+  return WithReader([&](Db& db) -> absl::StatusOr<std::vector<v1::Image>> {
+    DROVER_ASSIGN_OR_RETURN(auto select, db.Prepare("SELECT image FROM images ORDER BY name"));
+    std::vector<v1::Image> images;
+    while (true) {
+      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
+      if (!row) break;
+      absl::string_view bytes = select->ColumnBlob(0);
+      v1::Image image;
+      if (!image.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+        return absl::DataLossError("a stored image registration is unreadable");
+      }
+      images.push_back(std::move(image));
+    }
+    return images;
+  });
+}
+
 void SqliteStore::WriterLoop() {
   std::vector<std::unique_ptr<WriteOp>> batch;
   while (true) {

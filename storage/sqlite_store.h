@@ -44,6 +44,9 @@ class SqliteStore final : public Store {
   void PutComputeTarget(v1::ComputeTarget target, DoneCallback done) override;
   void DeleteComputeTarget(std::string name, DoneCallback done) override;
   absl::StatusOr<std::vector<v1::ComputeTarget>> LoadComputeTargets() override;
+  void PutImage(v1::Image image, DoneCallback done) override;
+  void DeleteImage(std::string name, DoneCallback done) override;
+  absl::StatusOr<std::vector<v1::Image>> LoadImages() override;
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;

@@ -1,6 +1,6 @@
-// Store: durable state of droverd (jobs today; nodes, attempts, logs later). SqliteStore is
-// the embedded implementation; the interface is kept free of SQLite so that another database
-// can take its place.
+// Store: durable state of droverd (jobs, compute targets, images; nodes, attempts later).
+// SqliteStore is the embedded implementation; the interface is kept free of SQLite so that
+// another database can take its place.
 //
 // Writes are asynchronous: they are queued, committed in batches by one writer (group
 // commit) and their callbacks run on the writer thread only after the batch is durable, so
@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "drover/v1/image.pb.h"
 #include "drover/v1/job.pb.h"
 #include "drover/v1/node.pb.h"
 
@@ -76,6 +77,13 @@ class Store {
   virtual void DeleteComputeTarget(std::string name, DoneCallback done) = 0;
   // Every stored compute target, by name.
   virtual absl::StatusOr<std::vector<v1::ComputeTarget>> LoadComputeTargets() = 0;
+
+  // Stores an image registration (replacing one with the same name) / removes one; `done`
+  // runs after the commit. Errors as for CreateJob.
+  virtual void PutImage(v1::Image image, DoneCallback done) = 0;
+  virtual void DeleteImage(std::string name, DoneCallback done) = 0;
+  // Every stored image registration, by name. DATA_LOSS when one is unreadable.
+  virtual absl::StatusOr<std::vector<v1::Image>> LoadImages() = 0;
 
   // One job. NOT_FOUND when there is none with that id; INVALID_ARGUMENT for a malformed id.
   virtual absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) = 0;

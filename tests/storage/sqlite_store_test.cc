@@ -215,6 +215,46 @@ TEST_F(SqliteStoreTest, ReopenResumesExactlyTheUnfinishedJobs) {
   EXPECT_EQ(CreateSync(*store, NewJob())->job.id(), "j-4");
 }
 
+absl::Status Sync(absl::AnyInvocable<void(Store::DoneCallback)> write) {
+  absl::Notification done;
+  absl::Status out = absl::UnknownError("not called");
+  write([&](absl::Status status) {
+    out = status;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+v1::Image NewImage(const std::string& name, char hex) {
+  v1::Image image;
+  image.set_name(name);
+  image.set_digest("sha256:" + std::string(64, hex));
+  image.set_size(1234);
+  *image.mutable_create_time() = google::protobuf::util::TimeUtil::SecondsToTimestamp(1700000000);
+  return image;
+}
+
+TEST_F(SqliteStoreTest, ImageRegistrationsSurviveAReopenReplaceByNameAndDelete) {
+  {
+    auto store = OpenStore();
+    ASSERT_TRUE(Sync([&](auto done) { store->PutImage(NewImage("busybox", 'a'), std::move(done)); }).ok());
+    ASSERT_TRUE(Sync([&](auto done) { store->PutImage(NewImage("team/train:1.0", 'b'), std::move(done)); }).ok());
+    ASSERT_TRUE(Sync([&](auto done) { store->PutImage(NewImage("busybox", 'c'), std::move(done)); }).ok());
+    ASSERT_TRUE(Sync([&](auto done) { store->PutImage(NewImage("old", 'd'), std::move(done)); }).ok());
+    ASSERT_TRUE(Sync([&](auto done) { store->DeleteImage("old", std::move(done)); }).ok());
+  }
+  auto store = OpenStore();
+  absl::StatusOr<std::vector<v1::Image>> images = store->LoadImages();
+  ASSERT_TRUE(images.ok()) << images.status();
+  ASSERT_EQ(images->size(), 2u);
+  EXPECT_EQ((*images)[0].name(), "busybox");
+  EXPECT_EQ((*images)[0].digest(), "sha256:" + std::string(64, 'c'));
+  EXPECT_EQ((*images)[0].size(), 1234);
+  EXPECT_EQ((*images)[1].name(), "team/train:1.0");
+  EXPECT_EQ((*images)[1].digest(), "sha256:" + std::string(64, 'b'));
+}
+
 TEST_F(SqliteStoreTest, WritesAfterCloseFailUnavailableAndQueuedOnesCommit) {
   auto store = OpenStore();
   std::atomic<int> ok{0};

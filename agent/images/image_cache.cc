@@ -1,0 +1,634 @@
+#include "agent/images/image_cache.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "agent/runtime/json.h"
+#include "common/archive/safe_extract.h"
+#include "common/archive/sha256.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+
+extern "C" char** environ;
+
+namespace drover::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The tag ImageCache gives the chosen image in its own copy of index.json (umoci finds
+// images only by tag).
+constexpr char kUnpackTag[] = "drover";
+constexpr char kRefNameAnnotation[] = "org.opencontainers.image.ref.name";
+// Image archives hold whole OS trees and CUDA libraries: larger caps than code snapshots.
+constexpr uint64_t kMaxArchiveBytes = uint64_t{512} << 30;
+constexpr uint64_t kMaxLayerBytes = uint64_t{256} << 30;
+// index.json, manifests and configs are small; a huge one is not an image.
+constexpr uintmax_t kMaxMetadataBytes = 4 << 20;
+// What a helper may print before the rest is dropped.
+constexpr size_t kMaxCapturedBytes = 1 << 20;
+
+absl::StatusOr<std::string> ReadMetadata(const std::string& path, absl::string_view what) {
+  std::error_code error;
+  uintmax_t size = fs::file_size(path, error);
+  if (error || !fs::is_regular_file(fs::symlink_status(path, error))) {
+    return absl::FailedPreconditionError(absl::StrCat(what, " is missing"));
+  }
+  if (size > kMaxMetadataBytes) {
+    return absl::FailedPreconditionError(absl::StrCat(what, " is larger than 4 MiB"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  if (!in && !in.eof()) return absl::UnavailableError(absl::StrCat("cannot read ", what));
+  return buffer.str();
+}
+
+absl::Status WriteFileSynced(const std::string& path, absl::string_view content) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return absl::UnavailableError(absl::StrCat("cannot create ", path, ": ", strerror(errno)));
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int saved = errno;
+      close(fd);
+      return saved == ENOSPC
+                 ? absl::ResourceExhaustedError(absl::StrCat("disk full writing ", path))
+                 : absl::UnavailableError(
+                       absl::StrCat("cannot write ", path, ": ", strerror(saved)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0 || close(fd) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// Makes everything written under `dir` durable (one syncfs of its file system: the unpacked
+// tree has thousands of files), so that a renamed cache entry is complete after a crash.
+absl::Status SyncTree(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return absl::UnavailableError(absl::StrCat("cannot open ", dir, ": ", strerror(errno)));
+  int result = syncfs(fd);
+  int saved = errno;
+  close(fd);
+  if (result != 0)
+    return absl::UnavailableError(absl::StrCat("syncfs ", dir, ": ", strerror(saved)));
+  return absl::OkStatus();
+}
+
+void SyncDir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  fsync(fd);
+  close(fd);
+}
+
+std::string BlobPath(const std::string& layout, absl::string_view digest) {
+  return absl::StrCat(layout, "/blobs/sha256/", digest.substr(7));
+}
+
+// "registry/name:tag@sha256:..." without its tag and digest: the repository to pin a digest on.
+std::string RepositoryOf(absl::string_view ref) {
+  ref = ref.substr(0, ref.find('@'));
+  size_t colon = ref.rfind(':');
+  size_t slash = ref.rfind('/');
+  if (colon != absl::string_view::npos && (slash == absl::string_view::npos || colon > slash)) {
+    ref = ref.substr(0, colon);
+  }
+  return std::string(ref);
+}
+
+// Removes `path` (a partial unpack) and returns `status`.
+absl::Status Discard(const std::string& path, absl::Status status) {
+  std::error_code error;
+  fs::remove_all(path, error);
+  return status;
+}
+
+}  // namespace
+
+absl::StatusOr<CommandRunner::Result> ProcessRunner::Run(const std::vector<std::string>& argv,
+                                                         absl::Duration timeout) {
+  if (argv.empty()) return absl::InvalidArgumentError("no program to run");
+  int out_pipe[2] = {-1, -1};
+  int err_pipe[2] = {-1, -1};
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  }
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::vector<char*> c_args;
+  for (const std::string& arg : argv) c_args.push_back(const_cast<char*>(arg.c_str()));
+  c_args.push_back(nullptr);
+  pid_t pid = 0;
+  int spawn_error = posix_spawnp(&pid, c_args[0], &actions, &attr, c_args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  if (spawn_error != 0) {
+    close(out_pipe[0]);
+    close(err_pipe[0]);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot run ", argv[0], ": ", strerror(spawn_error), "; install it on this node"));
+  }
+
+  Result result;
+  bool timed_out = false;
+  absl::Time deadline = absl::Now() + timeout;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (wait_ms <= 0) {
+      timed_out = true;
+      break;
+    }
+    int ready = poll(fds, 2, static_cast<int>(std::min<int64_t>(wait_ms, 60000)));
+    if (ready < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buffer[8192];
+      ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
+      if (n > 0) {
+        std::string& sink = i == 0 ? result.out : result.err;
+        if (sink.size() < kMaxCapturedBytes) sink.append(buffer, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (pollfd& fd : fds) {
+    if (fd.fd >= 0) close(fd.fd);
+  }
+  // Both pipes closed: the program is exiting (or has closed them and runs on). Wait for
+  // this pid only (see the header), with a pidfd so the deadline still holds.
+  if (!timed_out) {
+    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    while (pidfd >= 0) {
+      int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+      if (wait_ms <= 0) {
+        timed_out = true;
+        break;
+      }
+      pollfd pfd = {pidfd, POLLIN, 0};
+      int ready = poll(&pfd, 1, static_cast<int>(std::min<int64_t>(wait_ms, 60000)));
+      if (ready > 0 || (ready < 0 && errno != EINTR)) break;
+    }
+    if (pidfd >= 0) close(pidfd);
+  }
+  if (timed_out) kill(pid, SIGKILL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        argv[0], " did not finish within ", absl::FormatDuration(timeout), "; it was killed"));
+  }
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+absl::StatusOr<ManifestChoice> ChooseManifest(absl::string_view index_json) {
+  absl::StatusOr<Json> index = Json::Parse(index_json);
+  if (!index.ok() || !index->is_object()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("index.json is not a JSON object: ",
+                     index.ok() ? "another value" : index.status().message()));
+  }
+  const Json* manifests = index->Find("manifests");
+  if (manifests == nullptr || !manifests->is_array() || manifests->items().empty()) {
+    return absl::FailedPreconditionError("index.json lists no image manifest");
+  }
+  const Json* chosen = nullptr;
+  std::vector<std::string> tags;
+  for (const Json& m : manifests->items()) {
+    const Json* annotations = m.Find("annotations");
+    const Json* name = annotations != nullptr ? annotations->Find(kRefNameAnnotation) : nullptr;
+    std::string tag = name != nullptr ? name->AsString() : "";
+    tags.push_back(tag.empty() ? "(untagged)" : tag);
+    if (tag == "latest") chosen = &m;
+  }
+  if (chosen == nullptr) {
+    if (manifests->items().size() > 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the archive holds ", manifests->items().size(), " images (", absl::StrJoin(tags, ", "),
+          ") and none is tagged 'latest'; export one image per archive, for example with "
+          "skopeo copy oci:LAYOUT:TAG oci-archive:FILE"));
+    }
+    chosen = &manifests->items()[0];
+  }
+  const Json* media_type = chosen->Find("mediaType");
+  std::string type = media_type != nullptr ? media_type->AsString() : "";
+  if (type == "application/vnd.oci.image.index.v1+json" ||
+      type == "application/vnd.docker.distribution.manifest.list.v2+json") {
+    return absl::FailedPreconditionError(
+        "the archive holds a multi-platform image index; copy a single platform into it, for "
+        "example with skopeo copy --override-arch amd64 ... oci-archive:FILE");
+  }
+  const Json* digest = chosen->Find("digest");
+  if (digest == nullptr || !archive::IsValidDigest(digest->AsString())) {
+    return absl::FailedPreconditionError(
+        "index.json names a manifest without a valid sha256 digest");
+  }
+  ManifestChoice choice;
+  const Json* annotations = chosen->Find("annotations");
+  const Json* name = annotations != nullptr ? annotations->Find(kRefNameAnnotation) : nullptr;
+  if (name != nullptr) choice.tag = name->AsString();
+  choice.manifest_digest = digest->AsString();
+  // Our own copy lists only the chosen image, under a tag we control.
+  Json descriptor = *chosen;
+  Json own_annotations =
+      annotations != nullptr && annotations->is_object() ? *annotations : Json::Object();
+  own_annotations.Set(kRefNameAnnotation, kUnpackTag);
+  descriptor.Set("annotations", std::move(own_annotations));
+  Json rewritten = *index;
+  rewritten.Set("manifests", Json::Array({std::move(descriptor)}));
+  choice.index_for_umoci = rewritten.Dump();
+  return choice;
+}
+
+absl::StatusOr<std::string> ManifestConfigDigest(absl::string_view manifest_json) {
+  absl::StatusOr<Json> manifest = Json::Parse(manifest_json);
+  const Json* config = manifest.ok() ? manifest->Find("config") : nullptr;
+  const Json* digest = config != nullptr ? config->Find("digest") : nullptr;
+  if (digest == nullptr || !archive::IsValidDigest(digest->AsString())) {
+    return absl::FailedPreconditionError(
+        "the image manifest names no config blob with a valid sha256 digest");
+  }
+  return digest->AsString();
+}
+
+absl::StatusOr<std::vector<std::string>> ImageConfigEnv(absl::string_view config_json) {
+  absl::StatusOr<Json> config = Json::Parse(config_json);
+  if (!config.ok() || !config->is_object()) {
+    return absl::FailedPreconditionError("the image config is not a JSON object");
+  }
+  std::vector<std::string> env;
+  const Json* inner = config->Find("config");
+  const Json* list = inner != nullptr ? inner->Find("Env") : nullptr;
+  if (list == nullptr || list->is_null()) return env;
+  if (!list->is_array())
+    return absl::FailedPreconditionError("the image config's Env is not a list");
+  for (const Json& item : list->items()) {
+    if (!item.is_string() || item.AsString().find('=') == std::string::npos ||
+        item.AsString().front() == '=') {
+      return absl::FailedPreconditionError(
+          "the image config's Env has an entry that is not KEY=VALUE");
+    }
+    env.push_back(item.AsString());
+  }
+  return env;
+}
+
+std::string ToolMessage(absl::string_view stderr_text) {
+  constexpr size_t kMax = 1000;
+  std::vector<absl::string_view> lines = absl::StrSplit(stderr_text, '\n', absl::SkipWhitespace());
+  // skopeo (logrus): time="..." level=fatal msg="..."
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    size_t at = it->find("msg=\"");
+    if (at == absl::string_view::npos) continue;
+    std::string message;
+    for (size_t i = at + 5; i < it->size(); ++i) {
+      char c = (*it)[i];
+      if (c == '\\' && i + 1 < it->size()) {
+        message.push_back((*it)[++i]);
+      } else if (c == '"') {
+        break;
+      } else {
+        message.push_back(c);
+      }
+    }
+    return message.substr(0, kMax);
+  }
+  // umoci: "   ⨯ tag is not found: latest" (decorations are non-ASCII bytes).
+  std::vector<std::string> kept;
+  for (absl::string_view line : lines) {
+    while (!line.empty() && (absl::ascii_isspace(line.front()) ||
+                             static_cast<unsigned char>(line.front()) >= 0x80)) {
+      line.remove_prefix(1);
+    }
+    line = absl::StripTrailingAsciiWhitespace(line);
+    if (!line.empty()) kept.emplace_back(line);
+  }
+  if (kept.size() > 3) kept.erase(kept.begin(), kept.end() - 3);
+  return absl::StrJoin(kept, "; ").substr(0, kMax);
+}
+
+ImageCache::ImageCache(ImageCacheOptions options, Fetch fetch, CommandRunner& runner)
+    : options_(std::move(options)), fetch_(std::move(fetch)), runner_(runner) {
+  std::error_code error;
+  fs::create_directories(options_.root, error);
+  for (const auto& entry : fs::directory_iterator(options_.root, error)) {
+    if (absl::StartsWith(entry.path().filename().string(), ".partial-")) {
+      std::error_code ignored;
+      fs::remove_all(entry.path(), ignored);
+    }
+  }
+}
+
+std::string ImageCache::PathOf(absl::string_view key) const {
+  return absl::StrCat(options_.root, "/", key);
+}
+
+std::shared_ptr<absl::Mutex> ImageCache::KeyLock(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<absl::Mutex>& m = key_locks_[key];
+  if (m == nullptr) m = std::make_shared<absl::Mutex>();
+  return m;
+}
+
+absl::StatusOr<std::string> ImageCache::NewPartialDir(const std::string& key) {
+  uint64_t n;
+  {
+    absl::MutexLock lock(&mu_);
+    n = next_partial_++;
+  }
+  std::string partial = absl::StrCat(options_.root, "/.partial-", key, "-", getpid(), "-", n);
+  std::error_code error;
+  fs::remove_all(partial, error);
+  fs::create_directories(partial, error);
+  if (error) {
+    return absl::UnavailableError(absl::StrCat("cannot create ", partial, ": ", error.message()));
+  }
+  return partial;
+}
+
+absl::StatusOr<UnpackedImage> ImageCache::Cached(const std::string& key) const {
+  std::string dir = PathOf(key);
+  std::error_code error;
+  if (!fs::is_directory(dir + "/rootfs", error)) return absl::NotFoundError("not cached");
+  absl::StatusOr<std::string> text = ReadMetadata(dir + "/image.json", "image.json");
+  if (!text.ok()) return absl::NotFoundError("not cached");
+  absl::StatusOr<Json> meta = Json::Parse(*text);
+  if (!meta.ok()) return absl::NotFoundError("not cached");
+  UnpackedImage image;
+  image.rootfs = dir + "/rootfs";
+  if (const Json* env = meta->Find("env"); env != nullptr) {
+    for (const Json& item : env->items()) image.env.push_back(item.AsString());
+  }
+  return image;
+}
+
+absl::StatusOr<UnpackedImage> ImageCache::Get(const std::string& reference,
+                                              const std::string& digest, const Progress& progress) {
+  if (absl::StartsWith(reference, "docker://")) return GetDocker(reference, progress);
+  if (digest.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "image '", reference,
+        "' is not registered with droverd any more (deleted after the job was submitted?); "
+        "import it again with drover image import"));
+  }
+  return GetImported(reference, digest, progress);
+}
+
+namespace {
+
+// Holds a key lock; says so when another attempt holds it (it is unpacking that image).
+class KeyGuard {
+ public:
+  KeyGuard(std::shared_ptr<absl::Mutex> m, const ImageCache::Progress& progress)
+      : m_(std::move(m)) {
+    if (!m_->TryLock()) {
+      if (progress) progress("UNPACKING_IMAGE");
+      m_->Lock();
+    }
+  }
+  ~KeyGuard() { m_->Unlock(); }
+  KeyGuard(const KeyGuard&) = delete;
+  KeyGuard& operator=(const KeyGuard&) = delete;
+
+ private:
+  std::shared_ptr<absl::Mutex> m_;
+};
+
+}  // namespace
+
+absl::StatusOr<UnpackedImage> ImageCache::GetImported(const std::string& reference,
+                                                      const std::string& digest,
+                                                      const Progress& progress) {
+  if (!archive::IsValidDigest(digest)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image '", reference, "': droverd sent the malformed digest '", digest, "'"));
+  }
+  const std::string key = digest.substr(7);
+  if (absl::StatusOr<UnpackedImage> cached = Cached(key); cached.ok()) return cached;
+  KeyGuard guard(KeyLock(key), progress);
+  if (absl::StatusOr<UnpackedImage> cached = Cached(key); cached.ok()) return cached;
+
+  DROVER_ASSIGN_OR_RETURN(std::string partial, NewPartialDir(key));
+  absl::Time started = absl::Now();
+  if (progress) progress("PULLING_IMAGE");
+  std::string archive = partial + "/archive.tar";
+  if (absl::Status s = fetch_(digest, archive); !s.ok()) {
+    return Discard(
+        partial,
+        absl::Status(s.code(), absl::StrCat("image '", reference, "': downloading its archive ",
+                                            digest, " from droverd: ", s.message())));
+  }
+  if (progress) progress("UNPACKING_IMAGE");
+  absl::StatusOr<archive::ExtractResult> extracted =
+      archive::ExtractTar(archive, partial + "/layout",
+                          {.max_total_bytes = kMaxArchiveBytes,
+                           .max_file_bytes = kMaxLayerBytes,
+                           .expected_digest = digest});
+  std::error_code error;
+  fs::remove(archive, error);
+  if (!extracted.ok()) {
+    return Discard(partial, absl::Status(extracted.status().code(),
+                                         absl::StrCat("image '", reference, "': archive ", digest,
+                                                      " refused: ", extracted.status().message())));
+  }
+  Log(LogLevel::kInfo, "image_downloaded",
+      {{"image", reference},
+       {"digest", digest},
+       {"bytes", extracted->total_bytes},
+       {"seconds", absl::ToDoubleSeconds(absl::Now() - started)}});
+  return UnpackLayout(key, partial, reference, digest);
+}
+
+absl::StatusOr<UnpackedImage> ImageCache::GetDocker(const std::string& reference,
+                                                    const Progress& progress) {
+  absl::string_view ref = reference;
+  absl::ConsumePrefix(&ref, "docker://");
+  if (ref.empty()) return absl::InvalidArgumentError("image 'docker://' names no image");
+  auto skopeo_failed = [&](absl::string_view what, const absl::StatusOr<CommandRunner::Result>& r) {
+    std::string why = r.ok() ? ToolMessage(r->err) : std::string(r.status().message());
+    if (why.empty() && r.ok()) why = absl::StrCat("exit code ", r->exit_code);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "image '", reference, "': ", what, " failed: ", why,
+        "; the node must reach the registry (or import the image with drover image import)"));
+  };
+  std::string digest;
+  bool pulling_said = false;
+  if (size_t at = ref.find('@'); at != absl::string_view::npos) {
+    digest = std::string(ref.substr(at + 1));
+  } else {
+    // A tag may move: resolve it now, and cache by what it names today.
+    if (progress) progress("PULLING_IMAGE");
+    pulling_said = true;
+    absl::StatusOr<CommandRunner::Result> inspected =
+        runner_.Run({options_.skopeo, "inspect", "--no-tags", "--format", "{{.Digest}}",
+                     absl::StrCat("docker://", ref)},
+                    options_.inspect_timeout);
+    if (!inspected.ok() || inspected->exit_code != 0) {
+      return skopeo_failed("skopeo inspect", inspected);
+    }
+    digest = std::string(absl::StripAsciiWhitespace(inspected->out));
+  }
+  if (!archive::IsValidDigest(digest)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("image '", reference, "': the registry gave the unusable digest '", digest,
+                     "'; pin one with docker://NAME@sha256:<64 hex digits>"));
+  }
+  const std::string key =
+      absl::StrCat("docker-", archive::Sha256Digest(absl::StrCat(ref, "\n", digest)).substr(7));
+  if (absl::StatusOr<UnpackedImage> cached = Cached(key); cached.ok()) return cached;
+  KeyGuard guard(KeyLock(key), progress);
+  if (absl::StatusOr<UnpackedImage> cached = Cached(key); cached.ok()) return cached;
+
+  DROVER_ASSIGN_OR_RETURN(std::string partial, NewPartialDir(key));
+  if (progress && !pulling_said) progress("PULLING_IMAGE");
+  absl::Time started = absl::Now();
+  std::error_code error;
+  fs::create_directories(partial + "/tmp", error);
+  // Pinned to the digest, so that what is cached is what the key says.
+  absl::StatusOr<CommandRunner::Result> copied =
+      runner_.Run({options_.skopeo, "--tmpdir", partial + "/tmp", "copy",
+                   absl::StrCat("docker://", RepositoryOf(ref), "@", digest),
+                   absl::StrCat("oci:", partial, "/layout:", kUnpackTag)},
+                  options_.pull_timeout);
+  if (!copied.ok() || copied->exit_code != 0) {
+    return Discard(partial, skopeo_failed("skopeo copy", copied));
+  }
+  fs::remove_all(partial + "/tmp", error);
+  Log(LogLevel::kInfo, "image_pulled",
+      {{"image", reference},
+       {"digest", digest},
+       {"seconds", absl::ToDoubleSeconds(absl::Now() - started)}});
+  if (progress) progress("UNPACKING_IMAGE");
+  return UnpackLayout(key, partial, reference, digest);
+}
+
+absl::StatusOr<UnpackedImage> ImageCache::UnpackLayout(const std::string& key,
+                                                       const std::string& partial,
+                                                       const std::string& reference,
+                                                       const std::string& digest) {
+  const std::string layout = partial + "/layout";
+  auto fail = [&](absl::StatusCode code, absl::string_view why) {
+    return Discard(partial, absl::Status(code, absl::StrCat("image '", reference, "': ", why)));
+  };
+  std::error_code error;
+  if (!fs::is_regular_file(fs::symlink_status(layout + "/oci-layout", error))) {
+    return fail(absl::StatusCode::kFailedPrecondition,
+                "the archive is not an OCI image layout (no oci-layout file); make it with "
+                "skopeo copy ... oci-archive:FILE, or tar an umoci layout folder");
+  }
+  absl::StatusOr<std::string> index_text = ReadMetadata(layout + "/index.json", "index.json");
+  if (!index_text.ok()) return fail(index_text.status().code(), index_text.status().message());
+  absl::StatusOr<ManifestChoice> choice = ChooseManifest(*index_text);
+  if (!choice.ok()) return fail(choice.status().code(), choice.status().message());
+  absl::StatusOr<std::string> manifest =
+      ReadMetadata(BlobPath(layout, choice->manifest_digest), "the image manifest blob");
+  if (!manifest.ok()) return fail(manifest.status().code(), manifest.status().message());
+  absl::StatusOr<std::string> config_digest = ManifestConfigDigest(*manifest);
+  if (!config_digest.ok())
+    return fail(config_digest.status().code(), config_digest.status().message());
+  absl::StatusOr<std::string> config =
+      ReadMetadata(BlobPath(layout, *config_digest), "the image config blob");
+  if (!config.ok()) return fail(config.status().code(), config.status().message());
+  absl::StatusOr<std::vector<std::string>> env = ImageConfigEnv(*config);
+  if (!env.ok()) return fail(env.status().code(), env.status().message());
+  if (absl::Status s = WriteFileSynced(layout + "/index.json", choice->index_for_umoci); !s.ok()) {
+    return fail(s.code(), s.message());
+  }
+
+  absl::Time started = absl::Now();
+  absl::StatusOr<CommandRunner::Result> unpacked =
+      runner_.Run({options_.umoci, "raw", "unpack", "--image",
+                   absl::StrCat(layout, ":", kUnpackTag), partial + "/rootfs"},
+                  options_.unpack_timeout);
+  if (!unpacked.ok()) return fail(unpacked.status().code(), unpacked.status().message());
+  if (unpacked->exit_code != 0) {
+    std::string why = ToolMessage(unpacked->err);
+    return fail(absl::StatusCode::kFailedPrecondition,
+                absl::StrCat("umoci raw unpack failed: ",
+                             why.empty() ? absl::StrCat("exit code ", unpacked->exit_code) : why));
+  }
+  fs::remove_all(layout, error);
+
+  Json meta = Json::Object();
+  meta.Set("reference", reference);
+  meta.Set("digest", digest);
+  meta.Set("tag", choice->tag);
+  meta.Set("manifest", choice->manifest_digest);
+  meta.Set("env", Json::Strings(*env));
+  if (absl::Status s = WriteFileSynced(partial + "/image.json", meta.Dump(2)); !s.ok()) {
+    return fail(s.code(), s.message());
+  }
+  if (absl::Status s = SyncTree(partial); !s.ok()) return fail(s.code(), s.message());
+  const std::string final_dir = PathOf(key);
+  if (rename(partial.c_str(), final_dir.c_str()) != 0) {
+    int saved = errno;
+    // Another agent process on this work folder finished first: use its copy.
+    if (absl::StatusOr<UnpackedImage> cached = Cached(key); cached.ok()) {
+      Discard(partial, absl::OkStatus()).IgnoreError();
+      return cached;
+    }
+    return fail(absl::StatusCode::kUnavailable, absl::StrCat("cannot move the unpacked image to ",
+                                                             final_dir, ": ", strerror(saved)));
+  }
+  SyncDir(options_.root);
+  Log(LogLevel::kInfo, "image_unpacked",
+      {{"image", reference},
+       {"digest", digest},
+       {"key", key},
+       {"seconds", absl::ToDoubleSeconds(absl::Now() - started)}});
+  return UnpackedImage{.rootfs = final_dir + "/rootfs", .env = *std::move(env)};
+}
+
+}  // namespace drover::agent

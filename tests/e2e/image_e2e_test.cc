@@ -1,0 +1,374 @@
+// Jobs in real OCI images, end to end: an image built in the test from the static busybox
+// (umoci), exported as an oci-archive (skopeo, or a plain tar of the layout), uploaded to the
+// real droverd and registered (AdminService.PutImage), then run by the real drover-agent,
+// which downloads, unpacks (real umoci) and runs it in runc containers with their own
+// copy-on-write layers. Runs as root. Every test checks that nothing is left behind: no
+// container in the agent's runc root, no mount under its work folder, no partial unpack.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/archive/sha256.h"
+#include "common/archive/snapshot.h"
+#include "drover/v1/admin_service.grpc.pb.h"
+#include "drover/v1/blob.grpc.pb.h"
+#include "drover/v1/job_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/subprocess.h"
+
+namespace drover {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+constexpr char kBusybox[] = "/usr/bin/busybox";  // Debian's busybox-static
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+int Count(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// Runs a command; fails the test with its output when it does not exit 0.
+bool Run(const std::vector<std::string>& argv) {
+  auto result = testing::RunCommand(argv, {}, "", absl::Seconds(120));
+  if (!result.ok() || result->exit_code != 0) {
+    ADD_FAILURE() << argv[0] << " " << (argv.size() > 1 ? argv[1] : "") << " failed: "
+                  << (result.ok() ? result->err + result->out : result.status().ToString());
+    return false;
+  }
+  return true;
+}
+
+// The busybox image as two archives: `skopeo copy ... oci-archive:` (index.json without a
+// tag) and a plain tar of the umoci layout (tagged "latest"). Built once per busybox binary
+// and kept in the build tree (DROVER_IMAGE_CACHE_DIR), so that reruns reuse the same digests.
+struct BusyboxArchives {
+  std::string skopeo_archive;
+  std::string layout_tar;
+};
+
+std::optional<BusyboxArchives> BuildBusyboxImage(const std::string& scratch) {
+  auto busybox = archive::Sha256File(kBusybox);
+  if (!busybox.ok()) return std::nullopt;
+  std::string cache = DROVER_IMAGE_CACHE_DIR;
+  std::string stem = absl::StrCat(cache, "/busybox-", busybox->substr(7, 16));
+  BusyboxArchives out{stem + ".oci-archive.tar", stem + ".layout.tar"};
+  if (fs::exists(out.skopeo_archive) && fs::exists(out.layout_tar)) return out;
+
+  std::string rootfs = scratch + "/busybox-rootfs";
+  fs::create_directories(rootfs + "/bin");
+  fs::copy_file(kBusybox, rootfs + "/bin/busybox");
+  for (const char* applet : {"sh", "echo", "cat", "head", "ls", "test", "[", "sleep", "rm", "mkdir",
+                             "touch", "env", "id", "true", "false"}) {
+    fs::create_symlink("busybox", rootfs + "/bin/" + applet);
+  }
+  for (const char* dir : {"etc", "tmp", "root"}) fs::create_directories(rootfs + "/" + dir);
+  std::ofstream(rootfs + "/etc/image-release") << "drover busybox test image\n";
+  std::string layout = scratch + "/busybox-layout";
+  if (!Run({"/usr/bin/umoci", "init", "--layout", layout}) ||
+      !Run({"/usr/bin/umoci", "new", "--image", layout + ":latest"}) ||
+      !Run({"/usr/bin/umoci", "insert", "--image", layout + ":latest", rootfs, "/"}) ||
+      !Run({"/usr/bin/umoci", "config", "--image", layout + ":latest", "--config.env", "PATH=/bin",
+            "--config.env", "IMAGE_VAR=from-the-image"})) {
+    return std::nullopt;
+  }
+  std::string skopeo_tmp = scratch + "/busybox.oci-archive.tar";
+  if (!Run({"/usr/bin/skopeo", "copy", "oci:" + layout + ":latest", "oci-archive:" + skopeo_tmp})) {
+    return std::nullopt;
+  }
+  auto tar = archive::BuildSnapshot(
+      layout, {.output_path = scratch + "/busybox.layout.tar", .use_ignore_files = false});
+  if (!tar.ok()) {
+    ADD_FAILURE() << tar.status();
+    return std::nullopt;
+  }
+  std::error_code error;
+  fs::create_directories(cache, error);
+  // Copy, then rename: a concurrent or interrupted run never sees half a file.
+  for (auto [from, to] :
+       {std::pair{skopeo_tmp, out.skopeo_archive}, std::pair{tar->tar_path, out.layout_tar}}) {
+    fs::copy_file(from, to + ".tmp", fs::copy_options::overwrite_existing, error);
+    fs::rename(to + ".tmp", to, error);
+  }
+  if (error) {
+    ADD_FAILURE() << "cannot cache the image under " << cache << ": " << error.message();
+    return std::nullopt;
+  }
+  return out;
+}
+
+class ImageE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
+    for (const char* tool : {kBusybox, "/usr/bin/umoci", "/usr/bin/skopeo"}) {
+      if (!fs::exists(tool)) GTEST_SKIP() << tool << " is missing; run deploy/install-deps.sh";
+    }
+    auto archives = BuildBusyboxImage(dir_.path());
+    ASSERT_TRUE(archives.has_value());
+    archives_ = *archives;
+    listen_ = absl::StrCat("127.0.0.1:", FreePort());
+    auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});
+    ASSERT_TRUE(droverd.ok()) << droverd.status();
+    droverd_ = *std::move(droverd);
+    channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+    jobs_ = v1::JobService::NewStub(channel_);
+    blobs_ = v1::BlobService::NewStub(channel_);
+    admin_ = v1::AdminService::NewStub(channel_);
+    work_ = dir_.path() + "/agent";
+    // Four cores offered, whatever the machine has: two jobs fit at once.
+    auto agent = testing::AgentProcess::Start(listen_, "n1", work_, {"--cpus", "4"});
+    ASSERT_TRUE(agent.ok()) << agent.status();
+    agent_ = *std::move(agent);
+    WaitForNode();
+  }
+
+  void TearDown() override {
+    if (agent_ == nullptr) return;
+    agent_.reset();  // SIGTERM: the agent stops and deletes what still runs
+    auto listed = testing::RunCommand({"/usr/sbin/runc", "--root", work_ + "/runc", "list", "-q"});
+    ASSERT_TRUE(listed.ok());
+    EXPECT_EQ(listed->out, "") << "containers left behind";
+    EXPECT_THAT(ReadFile("/proc/self/mountinfo"), ::testing::Not(HasSubstr(work_)))
+        << "mounts left behind";
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(work_ + "/images", error)) {
+      EXPECT_FALSE(absl::StartsWith(entry.path().filename().string(), ".partial-"))
+          << "partial unpack left behind: " << entry.path();
+    }
+  }
+
+  void WaitForNode() {
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      grpc::ClientContext context;
+      v1::ListNodesResponse nodes;
+      if (admin_->ListNodes(&context, v1::ListNodesRequest(), &nodes).ok() &&
+          nodes.nodes_size() == 1 && nodes.nodes(0).state() == v1::Node::READY) {
+        return;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    FAIL() << "the agent never registered; its log:\n" << agent_->ReadLog();
+  }
+
+  std::string UploadFile(const std::string& path) {
+    std::string bytes = ReadFile(path);
+    std::string digest = archive::Sha256Digest(bytes);
+    grpc::ClientContext context;
+    v1::UploadBlobResponse response;
+    auto writer = blobs_->UploadBlob(&context, &response);
+    v1::UploadBlobRequest header;
+    header.mutable_header()->set_digest(digest);
+    header.mutable_header()->set_size(static_cast<int64_t>(bytes.size()));
+    writer->Write(header);
+    for (size_t at = 0; at < bytes.size(); at += 1 << 20) {
+      v1::UploadBlobRequest chunk;
+      chunk.set_chunk(bytes.substr(at, 1 << 20));
+      writer->Write(chunk);
+    }
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return digest;
+  }
+
+  // What `drover image import NAME FILE` does: upload the archive, then register the name.
+  std::string Import(const std::string& name, const std::string& file) {
+    std::string digest = UploadFile(file);
+    grpc::ClientContext context;
+    v1::PutImageRequest request;
+    request.mutable_image()->set_name(name);
+    request.mutable_image()->set_digest(digest);
+    v1::Image image;
+    grpc::Status status = admin_->PutImage(&context, request, &image);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return digest;
+  }
+
+  // A job running `script` with the image's /bin/sh.
+  static v1::JobSpec Shell(const std::string& image, const std::string& script) {
+    v1::JobSpec spec;
+    spec.set_entry_script("bin/sh");
+    spec.add_arguments()->set_value("-c");
+    spec.add_arguments()->set_value(script);
+    spec.mutable_environment()->set_image(image);
+    spec.mutable_resources()->set_cpus(1);
+    spec.mutable_resources()->set_memory_mib(256);
+    return spec;
+  }
+
+  grpc::Status TrySubmit(const v1::JobSpec& spec, std::string* id) {
+    grpc::ClientContext context;
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    v1::SubmitJobResponse response;
+    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    *id = response.job().id();
+    return status;
+  }
+
+  std::string Submit(const v1::JobSpec& spec) {
+    std::string id;
+    grpc::Status status = TrySubmit(spec, &id);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return id;
+  }
+
+  v1::Job Get(const std::string& id) {
+    grpc::ClientContext context;
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    v1::Job job;
+    jobs_->GetJob(&context, request, &job);
+    return job;
+  }
+
+  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state,
+                  absl::Duration timeout = absl::Seconds(90)) {
+    absl::Time deadline = absl::Now() + timeout;
+    v1::Job job;
+    while (absl::Now() < deadline) {
+      job = Get(id);
+      if (job.status().state() == state) return job;
+      if (job.status().end_time().seconds() > 0) break;  // ended otherwise
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    ADD_FAILURE() << id << " did not reach " << v1::JobStatus::State_Name(state) << ": "
+                  << job.status().DebugString() << "\nagent log:\n"
+                  << agent_->ReadLog();
+    return job;
+  }
+
+  std::string Logs(const std::string& id, v1::LogStream stream = v1::STDOUT) {
+    grpc::ClientContext context;
+    v1::StreamLogsRequest request;
+    request.set_job_id(id);
+    request.add_streams(stream);
+    auto reader = jobs_->StreamLogs(&context, request);
+    std::string out;
+    v1::StreamLogsResponse response;
+    while (reader->Read(&response)) out += response.data();
+    EXPECT_TRUE(reader->Finish().ok());
+    return out;
+  }
+
+  std::string RootfsOf(const std::string& digest) {
+    return absl::StrCat(work_, "/images/", digest.substr(7), "/rootfs");
+  }
+
+  testing::TempDir dir_;
+  BusyboxArchives archives_;
+  std::string listen_;
+  std::string work_;
+  std::unique_ptr<testing::DroverdProcess> droverd_;
+  std::unique_ptr<testing::AgentProcess> agent_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::BlobService::Stub> blobs_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+};
+
+TEST_F(ImageE2eTest, JobRunsInTheImportedImageNotOnTheHost) {
+  std::string digest = Import("drover-test/busybox:1", archives_.skopeo_archive);
+  std::string id = Submit(
+      Shell("drover-test/busybox:1",
+            "busybox | head -1; echo rank=$DROVER_RANK var=$IMAGE_VAR path=$PATH; cat "
+            "/etc/image-release; "
+            "if [ -e /usr/bin/python3 ]; then echo host python; else echo no python; fi; "
+            "echo written > /written-by-the-job; cat /written-by-the-job; pwd; ls -d /job/logs"));
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  ASSERT_EQ(job.status().exits_size(), 1);
+  EXPECT_EQ(job.status().exits(0).exit_code(), 0);
+  std::string out = Logs(id);
+  EXPECT_THAT(out, HasSubstr("BusyBox v"));
+  // The image's own variables reach the job; the contract is set as with the host image.
+  EXPECT_THAT(out, HasSubstr("rank=0 var=from-the-image path=/bin\n"));
+  EXPECT_THAT(out, HasSubstr("drover busybox test image\n"));
+  EXPECT_THAT(out, HasSubstr("no python\n"));
+  EXPECT_THAT(out, HasSubstr("written\n/job\n/job/logs\n"));
+  EXPECT_EQ(Logs(id, v1::STDERR), "");
+
+  // Unpacked once into the cache; the job's write stayed in its own layer.
+  std::string rootfs = RootfsOf(digest);
+  EXPECT_TRUE(fs::exists(rootfs + "/bin/busybox")) << agent_->ReadLog();
+  EXPECT_FALSE(fs::exists(rootfs + "/written-by-the-job"));
+  EXPECT_EQ(archive::Sha256File(rootfs + "/bin/busybox").value(),
+            archive::Sha256File(kBusybox).value());
+}
+
+TEST_F(ImageE2eTest, TwoJobsOnOneImageUnpackItOnceAndEachWritesItsOwnLayer) {
+  std::string digest = Import("busybox", archives_.layout_tar);
+  const std::string script =
+      "if [ -e /marker ]; then echo saw $(cat /marker); else echo clean; fi; "
+      "echo $DROVER_JOB_ID > /marker; sleep 1; cat /marker";
+  // Submitted together: both attempts prepare at the same time and share one unpack.
+  std::string first = Submit(Shell("busybox", script));
+  std::string second = Submit(Shell("busybox", script));
+  WaitFor(first, v1::JobStatus::COMPLETED);
+  WaitFor(second, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(Logs(first), absl::StrCat("clean\n", first, "\n"));
+  EXPECT_EQ(Logs(second), absl::StrCat("clean\n", second, "\n"));
+  // A later job starts from the pristine image too.
+  std::string third = Submit(Shell("busybox", script));
+  WaitFor(third, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(Logs(third), absl::StrCat("clean\n", third, "\n"));
+
+  std::string log = agent_->ReadLog();
+  EXPECT_EQ(Count(log, "event=image_unpacked"), 1) << log;
+  EXPECT_EQ(Count(log, "event=image_downloaded"), 1) << log;
+  EXPECT_FALSE(fs::exists(RootfsOf(digest) + "/marker"));
+}
+
+TEST_F(ImageE2eTest, UnknownImageIsRefusedAtSubmitNamingTheField) {
+  std::string id;
+  grpc::Status status = TrySubmit(Shell("no-such-image", "true"), &id);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("spec.environment.image: 'no-such-image'"));
+  EXPECT_THAT(status.error_message(), HasSubstr("drover image import"));
+}
+
+TEST_F(ImageE2eTest, UnreachableRegistryFailsTheLaunchWithSkopeosMessage) {
+  // Nothing listens on port 1: skopeo fails at once, as on a node without registry access.
+  std::string id = Submit(Shell("docker://127.0.0.1:1/team/nope:1.0", "true"));
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::LAUNCH_FAILED);
+  EXPECT_THAT(job.status().message(),
+              HasSubstr("image 'docker://127.0.0.1:1/team/nope:1.0': skopeo inspect failed: "));
+  EXPECT_THAT(job.status().message(), HasSubstr("connection refused"));
+}
+
+}  // namespace
+}  // namespace drover
