@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/types/span.h"
 #include "cli/format.h"
+#include "cli/image_commands.h"
 #include "cli/invocation.h"
 #include "cli/submit_spec.h"
 #include "common/flags.h"
@@ -351,6 +352,7 @@ constexpr Command kCommands[] = {
     {"nodes", "List the cluster's nodes with their resources and jobs", NodesCommand},
     {"node", "Cordon, uncordon or drain a node (administrators)", NodeCommand, true},
     {"target", "Create, list or delete compute targets (administrators)", TargetCommand, true},
+    {"image", "Import, list or delete OCI images (administrators)", ImageCommand, true},
     {"help", "Show help for drover or one command", HelpCommand},
     {"version", "Print the client's version", VersionCommand},
 };
@@ -364,7 +366,7 @@ const Command* FindCommand(absl::string_view name) {
 
 std::string TopHelp() {
   GlobalOptions unused;
-  std::string summary = "Submits training jobs to droverd, the Drover scheduler, follows them and fetches\ntheir outputs; administers nodes and compute targets.\n\nCommands:\n";
+  std::string summary = "Submits training jobs to droverd, the Drover scheduler, follows them and fetches\ntheir outputs; administers nodes, compute targets and images.\n\nCommands:\n";
   for (const Command& command : kCommands) {
     absl::StrAppend(&summary, "  ", command.name, std::string(10 - command.name.size(), ' '),
                     command.summary, "\n");

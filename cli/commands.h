@@ -1,5 +1,5 @@
 // The drover command-line client: a table of subcommands (submit, list, show, cancel, watch,
-// logs, download, nodes, node, target, help, version) and the global flags every one of
+// logs, download, nodes, node, target, image, help, version) and the global flags every one of
 // them accepts (--server, --output, --timeout). RunDrover() is the whole program minus the process: main.cc hands it the
 // arguments and the real world (streams, environment, gRPC, clock), tests hand it fakes.
 // Main thread only.

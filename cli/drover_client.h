@@ -61,6 +61,11 @@ class DroverClient {
       const v1::ListComputeTargetsRequest& request) = 0;
   virtual absl::StatusOr<v1::DeleteComputeTargetResponse> DeleteComputeTarget(
       const v1::DeleteComputeTargetRequest& request) = 0;
+  virtual absl::StatusOr<v1::Image> PutImage(const v1::PutImageRequest& request) = 0;
+  virtual absl::StatusOr<v1::ListImagesResponse> ListImages(
+      const v1::ListImagesRequest& request) = 0;
+  virtual absl::StatusOr<v1::DeleteImageResponse> DeleteImage(
+      const v1::DeleteImageRequest& request) = 0;
 
   // ---- BlobService
   virtual absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) = 0;

@@ -125,6 +125,18 @@ class GrpcDroverClient final : public DroverClient {
     return Unary<v1::DeleteComputeTargetResponse>(
         request, &v1::AdminService::Stub::DeleteComputeTarget, admin_.get());
   }
+  absl::StatusOr<v1::Image> PutImage(const v1::PutImageRequest& request) override {
+    return Unary<v1::Image>(request, &v1::AdminService::Stub::PutImage, admin_.get());
+  }
+  absl::StatusOr<v1::ListImagesResponse> ListImages(const v1::ListImagesRequest& request) override {
+    return Unary<v1::ListImagesResponse>(request, &v1::AdminService::Stub::ListImages,
+                                         admin_.get());
+  }
+  absl::StatusOr<v1::DeleteImageResponse> DeleteImage(
+      const v1::DeleteImageRequest& request) override {
+    return Unary<v1::DeleteImageResponse>(request, &v1::AdminService::Stub::DeleteImage,
+                                          admin_.get());
+  }
 
   absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) override {
     return Unary<v1::StatBlobResponse>(request, &v1::BlobService::Stub::StatBlob, blobs_.get());

@@ -1,9 +1,10 @@
 // FakeDroverClient: an in-memory droverd for the CLI's unit tests. Records every request,
 // hands out scripted errors before answering, numbers jobs j-1, j-2, ... and honours
 // idempotency keys, lists newest first with page tokens, cancels like droverd (QUEUED ->
-// CANCELED), streams scripted watch events and log streams, keeps nodes and compute
-// targets like AdminService, and blobs by digest (uploads checked against their header,
-// downloads from an offset, optionally broken once). Single-threaded.
+// CANCELED), streams scripted watch events and log streams, keeps nodes, compute targets
+// and images (registered only for uploaded blobs) like AdminService, and blobs by digest
+// (uploads checked against their header, downloads from an offset, optionally broken once).
+// Single-threaded.
 #ifndef DROVER_TESTS_CLI_FAKE_DROVER_CLIENT_H_
 #define DROVER_TESTS_CLI_FAKE_DROVER_CLIENT_H_
 
@@ -41,6 +42,7 @@ struct FakeServer {
   std::deque<LogStream> log_streams;
   std::vector<v1::Node> nodes;
   std::vector<v1::ComputeTarget> targets;
+  std::vector<v1::Image> images;
   std::map<std::string, std::string> blobs;  // digest -> bytes
   // When >= 0, the next download ends UNAVAILABLE once it sent this many bytes.
   int64_t break_download_after = -1;
@@ -54,6 +56,7 @@ struct FakeServer {
   std::vector<v1::StreamLogsRequest> log_requests;
   std::vector<std::pair<std::string, v1::NodeRequest>> node_requests;  // action, request
   std::vector<v1::PutComputeTargetRequest> puts;
+  std::vector<v1::PutImageRequest> image_puts;
   std::vector<v1::StatBlobRequest> stats;
   struct Upload {
     v1::UploadBlobRequest::Header header;
@@ -234,6 +237,41 @@ class FakeDroverClient final : public DroverClient {
       }
     }
     return absl::NotFoundError(absl::StrCat("compute target '", request.name(), "' does not exist"));
+  }
+
+  absl::StatusOr<v1::Image> PutImage(const v1::PutImageRequest& request) override {
+    s_->image_puts.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    auto blob = s_->blobs.find(request.image().digest());
+    if (blob == s_->blobs.end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "image.digest: blob ", request.image().digest(), " is not in droverd's blob store"));
+    }
+    v1::Image image = request.image();
+    image.set_size(static_cast<int64_t>(blob->second.size()));
+    image.mutable_create_time()->set_seconds(1'000'000);
+    for (v1::Image& existing : s_->images) {
+      if (existing.name() == image.name()) return existing = image;
+    }
+    s_->images.push_back(image);
+    return image;
+  }
+  absl::StatusOr<v1::ListImagesResponse> ListImages(const v1::ListImagesRequest&) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::ListImagesResponse response;
+    for (const v1::Image& image : s_->images) *response.add_images() = image;
+    return response;
+  }
+  absl::StatusOr<v1::DeleteImageResponse> DeleteImage(
+      const v1::DeleteImageRequest& request) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    for (auto it = s_->images.begin(); it != s_->images.end(); ++it) {
+      if (it->name() == request.name()) {
+        s_->images.erase(it);
+        return v1::DeleteImageResponse();
+      }
+    }
+    return absl::NotFoundError(absl::StrCat("image '", request.name(), "' is not registered"));
   }
 
   absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) override {

@@ -2,8 +2,9 @@
 // (umoci), exported as an oci-archive (skopeo, or a plain tar of the layout), uploaded to the
 // real droverd and registered (AdminService.PutImage), then run by the real drover-agent,
 // which downloads, unpacks (real umoci) and runs it in runc containers with their own
-// copy-on-write layers. Runs as root. Every test checks that nothing is left behind: no
-// container in the agent's runc root, no mount under its work folder, no partial unpack.
+// copy-on-write layers; `drover image import|list|delete` with the built CLI. Runs as root. Every
+// test checks that nothing is left behind: no container in the agent's runc root, no mount under
+// its work folder, no partial unpack.
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <netinet/in.h>
@@ -350,6 +351,46 @@ TEST_F(ImageE2eTest, TwoJobsOnOneImageUnpackItOnceAndEachWritesItsOwnLayer) {
   EXPECT_EQ(Count(log, "event=image_unpacked"), 1) << log;
   EXPECT_EQ(Count(log, "event=image_downloaded"), 1) << log;
   EXPECT_FALSE(fs::exists(RootfsOf(digest) + "/marker"));
+}
+
+TEST_F(ImageE2eTest, CliImportsListsAndDeletesAnImageAndAJobRunsInIt) {
+  auto drover = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), DROVER_CLI_PATH);
+    args.push_back("--server");
+    args.push_back(listen_);
+    auto result = testing::RunCommand(args, {}, "", absl::Seconds(60));
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : testing::CommandResult{};
+  };
+  testing::CommandResult imported =
+      drover({"image", "import", "cli/busybox:1", archives_.skopeo_archive});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  EXPECT_THAT(imported.out,
+              ::testing::MatchesRegex("cli/busybox:1 IMPORTED sha256:[0-9a-f]{64} \\(.*\\)\n"));
+  EXPECT_THAT(imported.err, HasSubstr("uploading image archive sha256:"));
+  testing::CommandResult again =
+      drover({"image", "import", "cli/busybox:1", archives_.skopeo_archive});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_THAT(again.out, HasSubstr("cli/busybox:1 UNCHANGED sha256:"));
+  EXPECT_THAT(again.err, HasSubstr("already on droverd; nothing to upload"));
+  testing::CommandResult listed = drover({"image", "list"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_THAT(listed.out, HasSubstr("cli/busybox:1  sha256:"));
+
+  std::string id = Submit(Shell("cli/busybox:1", "echo in the image; cat /etc/image-release"));
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(Logs(id), "in the image\ndrover busybox test image\n");
+
+  testing::CommandResult deleted = drover({"image", "delete", "cli/busybox:1"});
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.err;
+  EXPECT_EQ(deleted.out, "cli/busybox:1 DELETED\n");
+  EXPECT_EQ(drover({"image", "delete", "cli/busybox:1"}).exit_code, 4);
+  std::string refused;
+  EXPECT_EQ(TrySubmit(Shell("cli/busybox:1", "true"), &refused).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  testing::CommandResult not_an_image = drover({"image", "import", "x", kBusybox});
+  EXPECT_EQ(not_an_image.exit_code, 2);
+  EXPECT_THAT(not_an_image.err, HasSubstr("is not an OCI archive"));
 }
 
 TEST_F(ImageE2eTest, UnknownImageIsRefusedAtSubmitNamingTheField) {

@@ -1,0 +1,320 @@
+#include "cli/image_commands.h"
+
+#include <google/protobuf/struct.pb.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cli/format.h"
+#include "cli/invocation.h"
+#include "common/archive/snapshot.h"
+#include "common/archive/tar_reader.h"
+
+namespace drover::cli {
+namespace {
+
+// BlobService takes at most 1 MiB per upload message.
+constexpr size_t kUploadChunkBytes = size_t{1} << 20;
+
+constexpr absl::string_view kMakeOne =
+    "make one with 'skopeo copy docker://IMAGE oci-archive:FILE' or 'tar -C LAYOUT -cf FILE .' "
+    "(see docs/images.md)";
+
+// "sha256:3d9f2889d678" for tables.
+std::string ShortDigest(absl::string_view digest) {
+  return std::string(digest.substr(0, std::min<size_t>(digest.size(), 19)));
+}
+
+bool IsTagChar(char c) { return absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-'; }
+bool IsPathChar(char c) {
+  return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '.' || c == '_' || c == '-';
+}
+
+// Uploads the archive unless droverd has it. Returns an exit code (error printed) to stop.
+std::optional<int> UploadArchive(Invocation& inv, DroverClient& client, const std::string& path,
+                                 const OciArchive& archive) {
+  v1::StatBlobRequest stat;
+  stat.set_digest(archive.digest);
+  absl::StatusOr<v1::StatBlobResponse> present =
+      inv.WithRetry([&] { return client.StatBlob(stat); });
+  if (!present.ok()) return inv.ServerError(present.status());
+  if (present->present()) {
+    inv.err() << "image archive " << archive.digest << " already on droverd; nothing to upload"
+              << std::endl;
+    return std::nullopt;
+  }
+  inv.err() << "uploading image archive " << archive.digest << " ("
+            << archive::FormatBytes(static_cast<uint64_t>(archive.size)) << ") to droverd"
+            << std::endl;
+  v1::UploadBlobRequest::Header header;
+  header.set_digest(archive.digest);
+  header.set_size(archive.size);
+  // Content-addressed, so an upload repeated after UNAVAILABLE stores the blob once; droverd
+  // checks the digest, so a file changed since it was read is refused, not stored.
+  absl::StatusOr<v1::UploadBlobResponse> uploaded =
+      inv.WithRetry([&]() -> absl::StatusOr<v1::UploadBlobResponse> {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+          return absl::InternalError(
+              absl::StrCat("cannot open '", path, "': ", absl::AsciiStrToLower(strerror(errno))));
+        }
+        std::string buffer;
+        return client.UploadBlob(header, [&]() -> absl::StatusOr<std::string> {
+          if (in.eof()) return std::string();
+          buffer.resize(kUploadChunkBytes);
+          in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+          buffer.resize(static_cast<size_t>(in.gcount()));
+          if (in.bad() || (in.fail() && !in.eof())) {
+            return absl::InternalError(absl::StrCat("cannot read '", path, "'"));
+          }
+          return buffer;
+        });
+      });
+  if (!uploaded.ok()) return inv.ServerError(uploaded.status());
+  return std::nullopt;
+}
+
+int ImportAction(Invocation& inv, const std::vector<std::string>& args) {
+  bool replace = false;
+  FlagSet flags("drover image import [flags] NAME FILE",
+                "Imports an OCI image: uploads FILE, an oci-archive (an uncompressed tar of an\n"
+                "OCI image layout), into droverd unless it has it already, and registers NAME\n"
+                "for it. Jobs then run in it with 'drover submit --image NAME'. A NAME bound to\n"
+                "another archive is refused (exit code 5) unless --replace is given; attempts\n"
+                "placed from then on use the new one. Prints NAME, IMPORTED (or REPLACED,\n"
+                "UNCHANGED), the archive's digest and size.");
+  flags.Bool("replace", &replace, "Rebind NAME if it names another archive");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done =
+          inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                    "  skopeo copy docker://pytorch/pytorch:2.1.0-cuda12.1-cudnn8-runtime \\\n"
+                    "      oci-archive:pytorch.tar\n"
+                    "  drover image import pytorch:2.1 pytorch.tar\n"
+                    "  drover submit --image pytorch:2.1 --source . train.py\n"
+                    "  drover image import team/train:1.0 train.tar --replace\n")) {
+    return *done;
+  }
+  if (positional.size() != 2 || positional[0].empty() || positional[1].empty()) {
+    return inv.Fail(kExitUsage, absl::StrCat(positional.size() > 2 ? "too many arguments"
+                                                                   : "missing NAME or FILE",
+                                             "; usage: drover image import NAME FILE"));
+  }
+  const std::string& name = positional[0];
+  const std::string& path = positional[1];
+  if (absl::Status s = CheckImageName(name); !s.ok()) return inv.Usage(s);
+  absl::StatusOr<OciArchive> archive = CheckOciArchive(path);
+  if (!archive.ok()) {
+    return inv.Fail(absl::IsInternal(archive.status()) ? kExitInternal : kExitUsage,
+                    archive.status().message());
+  }
+
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  // PutImage creates or replaces; look first, so that a typo does not silently change the
+  // image that queued jobs of that name will run in.
+  absl::StatusOr<v1::ListImagesResponse> list =
+      inv.WithRetry([&] { return client->ListImages(v1::ListImagesRequest()); });
+  if (!list.ok()) return inv.ServerError(list.status());
+  std::string verb = "IMPORTED";
+  for (const v1::Image& existing : list->images()) {
+    if (existing.name() != name) continue;
+    if (existing.digest() == archive->digest) {
+      verb = "UNCHANGED";
+    } else if (!replace) {
+      return inv.Fail(
+          kExitConflict,
+          absl::StrCat("image '", name, "' already names archive ", ShortDigest(existing.digest()),
+                       "... (", archive::FormatBytes(static_cast<uint64_t>(existing.size())),
+                       "); pass --replace to rebind it to ", path));
+    } else {
+      verb = "REPLACED";
+    }
+  }
+  if (auto done = UploadArchive(inv, *client, path, *archive)) return *done;
+  v1::PutImageRequest request;
+  request.mutable_image()->set_name(name);
+  request.mutable_image()->set_digest(archive->digest);
+  // Binding a name is idempotent: a repeat after UNAVAILABLE changes nothing more.
+  absl::StatusOr<v1::Image> stored = inv.WithRetry([&] { return client->PutImage(request); });
+  if (!stored.ok()) return inv.ServerError(stored.status());
+  inv.Print([&] { return MessageToJson(*stored, /*pretty=*/true); },
+            [&] {
+              return absl::StrCat(stored->name(), " ", verb, " ", stored->digest(), " (",
+                                  archive::FormatBytes(static_cast<uint64_t>(stored->size())),
+                                  ")\n");
+            });
+  return kExitOk;
+}
+
+int ListAction(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover image list [flags]",
+                "Lists the images imported into droverd: NAME (what jobs write as --image),\n"
+                "DIGEST (of the archive), SIZE and IMPORTED (age). With --output json: a JSON\n"
+                "array of images.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover image list\n"
+                            "  drover image list --output json | jq -r '.[].name'\n")) {
+    return *done;
+  }
+  if (auto done = NoPositionals(inv, "image list", positional)) return *done;
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::ListImagesResponse> list =
+      inv.WithRetry([&] { return client->ListImages(v1::ListImagesRequest()); });
+  if (!list.ok()) return inv.ServerError(list.status());
+  std::vector<v1::Image> images(list->images().begin(), list->images().end());
+  inv.Print(
+      [&] {
+        std::vector<std::string> items;
+        for (const v1::Image& image : images) items.push_back(MessageToJson(image, false));
+        return JsonArray(items);
+      },
+      [&] { return FormatImageTable(images, inv.ctx().now()); });
+  return kExitOk;
+}
+
+int DeleteAction(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover image delete [flags] NAME",
+                "Removes an image name. Running jobs keep their image; queued jobs that use\n"
+                "the name fail to launch once placed. The archive stays in droverd's blob\n"
+                "store. An unknown name gives exit code 4.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover image delete team/train:1.0\n")) {
+    return *done;
+  }
+  v1::DeleteImageRequest request;
+  if (auto done = TakeName(inv, "image delete", "NAME", positional, request.mutable_name())) {
+    return *done;
+  }
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  // Not retried: a repeat of a delete that went through would say NOT_FOUND.
+  absl::StatusOr<v1::DeleteImageResponse> deleted = client->DeleteImage(request);
+  if (!deleted.ok()) return inv.ServerError(deleted.status());
+  inv.Print(
+      [&] {
+        google::protobuf::Struct result;
+        (*result.mutable_fields())["name"].set_string_value(request.name());
+        (*result.mutable_fields())["deleted"].set_bool_value(true);
+        return MessageToJson(result, /*pretty=*/true);
+      },
+      [&] { return absl::StrCat(request.name(), " DELETED\n"); });
+  return kExitOk;
+}
+
+}  // namespace
+
+absl::StatusOr<OciArchive> CheckOciArchive(const std::string& path) {
+  struct stat info;
+  if (stat(path.c_str(), &info) != 0) {
+    int error = errno;
+    std::string message = absl::StrCat("'", path, "': ", absl::AsciiStrToLower(strerror(error)));
+    return error == EACCES ? absl::PermissionDeniedError(message) : absl::NotFoundError(message);
+  }
+  if (!S_ISREG(info.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "' is not a file; ", kMakeOne));
+  }
+  absl::StatusOr<std::unique_ptr<archive::TarReader>> reader = archive::TarReader::Open(path);
+  if (!reader.ok()) return reader.status();
+  bool has_layout = false;
+  bool has_index = false;
+  while (true) {
+    absl::StatusOr<std::optional<archive::TarEntry>> entry = (*reader)->Next();
+    if (!entry.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", path, "' is not an OCI archive (", entry.status().message(),
+                       "); it must be an uncompressed tar; ", kMakeOne));
+    }
+    if (!entry->has_value()) break;
+    absl::string_view name = (*entry)->path;
+    while (absl::ConsumePrefix(&name, "./")) {
+    }
+    bool file = (*entry)->type == '0';
+    has_layout = has_layout || (file && name == "oci-layout");
+    has_index = has_index || (file && name == "index.json");
+  }
+  if (!has_layout || !has_index) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' is a tar but not an OCI image layout (no ",
+                     !has_layout ? "oci-layout" : "index.json", " file at its root); ", kMakeOne));
+  }
+  absl::StatusOr<std::string> digest = (*reader)->DrainAndDigest();
+  if (!digest.ok()) return digest.status();
+  return OciArchive{.digest = *digest, .size = static_cast<int64_t>(info.st_size)};
+}
+
+absl::Status CheckImageName(absl::string_view name) {
+  auto invalid = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("NAME: '", name, "' ", why));
+  };
+  if (name.empty() || name.size() > 255) {
+    return invalid("must be 1-255 characters, such as 'team/train:1.0'");
+  }
+  if (name == "host") return invalid("is reserved for the node's own OS; choose another name");
+  if (absl::StrContains(name, "://")) {
+    return invalid(
+        "is a registry reference; jobs can use 'docker://...' directly, without an import");
+  }
+  absl::string_view path = name;
+  if (size_t colon = name.rfind(':'); colon != absl::string_view::npos) {
+    absl::string_view tag = name.substr(colon + 1);
+    path = name.substr(0, colon);
+    if (tag.empty() || tag.size() > 128 || tag[0] == '.' || tag[0] == '-' ||
+        !std::all_of(tag.begin(), tag.end(), IsTagChar)) {
+      return invalid("has a malformed tag; use 1-128 characters of [A-Za-z0-9._-] after ':'");
+    }
+  }
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part.empty() || !std::all_of(part.begin(), part.end(), IsPathChar) ||
+        !absl::ascii_isalnum(part.front()) || !absl::ascii_isalnum(part.back())) {
+      return invalid(absl::StrCat("has the path component '", part,
+                                  "'; use lowercase path components such as 'busybox' or "
+                                  "'team/train:1.0'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string FormatImageTable(const std::vector<v1::Image>& images, absl::Time now) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"NAME", "DIGEST", "SIZE", "IMPORTED"});
+  for (const v1::Image& image : images) {
+    absl::Time created = absl::FromUnixSeconds(image.create_time().seconds());
+    rows.push_back({image.name(), ShortDigest(image.digest()),
+                    archive::FormatBytes(static_cast<uint64_t>(image.size())),
+                    image.has_create_time() ? FormatAge(now - created) + " ago" : "-"});
+  }
+  return FormatTable(rows);
+}
+
+int ImageCommand(Invocation& inv, const std::vector<std::string>& args) {
+  return RunActions(inv, "image",
+                    "Manages the OCI images jobs run in (for administrators): archives imported\n"
+                    "into droverd, named for 'drover submit --image NAME'. Jobs may also use\n"
+                    "'host' (the node's own OS) or 'docker://REF' (pulled by the nodes).",
+                    {{"import", "Upload an oci-archive and name it", ImportAction},
+                     {"list", "List the imported images", ListAction},
+                     {"delete", "Remove an image name", DeleteAction}},
+                    "  drover image import team/train:1.0 train.tar\n"
+                    "  drover image list\n"
+                    "  drover image delete team/train:1.0\n",
+                    args);
+}
+
+}  // namespace drover::cli
