@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -45,8 +46,12 @@ Attempt::Attempt(AttemptEnv env, v1::AssignAttempt assignment)
       assignment_(std::move(assignment)),
       dir_(absl::StrCat(env_.work_dir, "/attempts/", assignment_.attempt().job_id(), "-",
                         assignment_.attempt().epoch())),
+      // Container ids (and so cgroup paths) are unique per machine, not only per agent:
+      // several agents (test hosts) may share a machine, and job ids repeat across clusters.
       container_(absl::StrCat("drover-", assignment_.attempt().job_id(), "-",
-                              assignment_.attempt().epoch())) {
+                              assignment_.attempt().epoch(), "-",
+                              absl::Hex(std::hash<std::string>()(env_.work_dir) & 0xffffffff,
+                                        absl::kZeroPad8))) {
   absl::MutexLock lock(&mu_);
   *last_.mutable_attempt() = assignment_.attempt();
   last_.set_phase(v1::AttemptReport::PREPARING);

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/archive/safe_extract.h"
@@ -72,10 +73,15 @@ class AgentE2eTest : public ::testing::Test {
     EXPECT_EQ(listed->out, "") << "containers left behind";
     std::string mounts = ReadFile("/proc/self/mountinfo");
     EXPECT_THAT(mounts, ::testing::Not(HasSubstr(work_))) << "mounts left behind";
+    // This agent's containers end in the hash of its work folder (other tests' agents may
+    // run beside it).
+    std::string suffix = absl::StrCat(
+        "-", absl::Hex(std::hash<std::string>()(work_) & 0xffffffff, absl::kZeroPad8));
     std::error_code error;
-    for (const auto& entry : fs::directory_iterator("/sys/fs/cgroup/memory", error)) {
-      EXPECT_THAT(entry.path().filename().string(), ::testing::Not(HasSubstr("drover-j-")))
-          << "cgroup left behind";
+    for (const auto& entry : fs::recursive_directory_iterator("/sys/fs/cgroup/memory", error)) {
+      std::string name = entry.path().filename().string();
+      EXPECT_FALSE(name.rfind("drover-", 0) == 0 && absl::EndsWith(name, suffix))
+          << "cgroup left behind: " << entry.path();
     }
   }
 
