@@ -9,6 +9,8 @@
 #include "absl/time/time.h"
 #include "bench/fsync_bench.h"
 #include "bench/latency.h"
+#include "bench/log_ingest_bench.h"
+#include "bench/run_latency_bench.h"
 #include "bench/submit_bench.h"
 #include "common/flags.h"
 
@@ -16,9 +18,12 @@ namespace {
 
 using drover::FlagSet;
 using drover::bench::FsyncBenchOptions;
+using drover::bench::LogIngestOptions;
+using drover::bench::RunLatencyOptions;
 using drover::bench::SubmitBenchOptions;
 
-// Exit codes: 0 done, 1 the run failed (droverd unreachable, disk error), 2 bad usage.
+// Exit codes: 0 done, 1 the run failed (droverd unreachable, disk error, a benchmark job
+// that did not complete), 2 bad usage.
 constexpr int kRunFailed = 1;
 constexpr int kUsage = 2;
 
@@ -140,6 +145,119 @@ int RunFsync(const std::vector<std::string>& args) {
   return 0;
 }
 
+int RunRunLatency(const std::vector<std::string>& args) {
+  RunLatencyOptions options;
+  std::string output = "text";
+  FlagSet flags(
+      "drover-bench run-latency --server HOST:PORT [flags]",
+      "Submits trivial jobs (`/bin/sh -c true` in the host image) one after another to a\n"
+      "droverd that has an agent, watches each to its end, and prints submit->RUNNING and\n"
+      "submit->COMPLETED percentiles with the phases in between. In the same run it times the\n"
+      "same container without Drover: through RuncRuntime (what the agent does, minus\n"
+      "Drover), as one `runc run` of the same config, and as `runc run` of a minimal busybox\n"
+      "bundle; it reports Drover's median overhead over the RuncRuntime run. The baselines\n"
+      "need root and runc (--baseline-runs 0 skips them).\n"
+      "\n"
+      "Example:\n"
+      "  drover-bench run-latency --server 127.0.0.1:7070 --jobs 50");
+  flags.String("server", &options.server, "droverd's address", "HOST:PORT");
+  flags.Int("jobs,n", &options.jobs, "Jobs measured");
+  flags.Int("warmup", &options.warmup_jobs, "Rounds (job and baselines) run first, not counted");
+  flags.Int("concurrency,c", &options.concurrency,
+            "Jobs in flight at once (above 1, the baselines run after the jobs)");
+  flags.String("command", &options.command, "What `/bin/sh -c` runs in each job", "SCRIPT");
+  DurationFlag(flags, "job-timeout", &options.job_timeout, "Deadline of one job");
+  DurationFlag(flags, "connect-timeout", &options.connect_timeout,
+               "How long to wait for droverd and a READY node");
+  flags.Int("baseline-runs", &options.baseline_runs,
+            "Baseline containers of each kind (-1: as many as --jobs, 0: none)");
+  flags.String("baseline-root", &options.baseline_root,
+               "Where the baselines' scratch folder goes (a real disk)", "DIR");
+  flags.String("runc", &options.runc_path, "The runc binary", "PATH");
+  flags.String("init", &options.init_binary,
+               "drover-init (default: the one built next to drover-bench)", "PATH");
+  flags.String("busybox", &options.busybox,
+               "Static busybox for the minimal bundle ('' skips that baseline)", "PATH");
+  std::string traces_path;
+  flags.String("traces", &traces_path,
+               "Also write each job's client-seen timeline (UTC) to FILE, one JSON line per job",
+               "FILE");
+  flags.String("output,o", &output, "text or json", "FORMAT");
+  if (int code = ParseFlags("run-latency", flags, args); code >= 0) return code;
+  if (int code = CheckOutputFormat("run-latency", output); code >= 0) return code;
+
+  absl::StatusOr<drover::bench::RunLatencyResult> result =
+      drover::bench::RunRunLatencyBench(options);
+  if (!result.ok()) {
+    std::fprintf(stderr, "drover-bench run-latency: %s\n",
+                 std::string(result.status().message()).c_str());
+    return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
+  }
+  if (!traces_path.empty()) {
+    std::FILE* traces = std::fopen(traces_path.c_str(), "w");
+    std::string lines = drover::bench::RunLatencyTracesJsonLines(*result);
+    if (traces == nullptr || std::fputs(lines.c_str(), traces) < 0 || std::fclose(traces) != 0) {
+      std::fprintf(stderr, "drover-bench run-latency: cannot write --traces '%s'\n",
+                   traces_path.c_str());
+      return kRunFailed;
+    }
+  }
+  std::string report = output == "json"
+                           ? drover::bench::RunLatencyResultJson(*result, options.server) + "\n"
+                           : drover::bench::RunLatencyResultText(*result, options.server);
+  std::fputs(report.c_str(), stdout);
+  if (result->failed > 0) {
+    std::fprintf(stderr,
+                 "drover-bench run-latency: %lld job(s) did not complete; the figures above "
+                 "leave them out\n",
+                 static_cast<long long>(result->failed));
+    return kRunFailed;
+  }
+  return 0;
+}
+
+int RunLogIngest(const std::vector<std::string>& args) {
+  LogIngestOptions options;
+  std::string output = "text";
+  FlagSet flags(
+      "drover-bench log-ingest --server HOST:PORT [flags]",
+      "Acts as a node agent on droverd's agent stream and ships --megabytes of log data for a\n"
+      "made-up attempt, keeping at most --window-kib unacknowledged per stream, and prints\n"
+      "the rate droverd durably acknowledged it at. With --baseline-dir (a folder on the disk\n"
+      "of droverd's state folder) it first measures that disk: write + fdatasync per chunk,\n"
+      "and the same writes with one fdatasync.\n"
+      "\n"
+      "Example:\n"
+      "  drover-bench log-ingest --server 127.0.0.1:7070 --megabytes 256 \\\n"
+      "      --baseline-dir /var/lib/drover");
+  flags.String("server", &options.server, "droverd's address", "HOST:PORT");
+  flags.Int("megabytes,m", &options.megabytes, "MiB of log data to ship in all", "M");
+  flags.Int("chunk-kib", &options.chunk_kib, "KiB per LogChunk", "KIB");
+  flags.Int("streams", &options.streams, "Log streams (ranks) shipped at once", "S");
+  flags.Int("window-kib", &options.window_kib, "Unacknowledged KiB allowed per stream", "KIB");
+  flags.String("node-name", &options.node_name, "The fake agent's node name", "NAME");
+  flags.String("baseline-dir", &options.baseline_dir,
+               "Folder on the state folder's disk for the baseline (empty: none)", "DIR");
+  flags.Int("baseline-megabytes", &options.baseline_megabytes,
+            "MiB each baseline writes (0: as --megabytes, at most 256)", "M");
+  DurationFlag(flags, "timeout", &options.timeout, "How long the whole ingest may take");
+  flags.String("output,o", &output, "text or json", "FORMAT");
+  if (int code = ParseFlags("log-ingest", flags, args); code >= 0) return code;
+  if (int code = CheckOutputFormat("log-ingest", output); code >= 0) return code;
+
+  absl::StatusOr<drover::bench::LogIngestResult> result = drover::bench::RunLogIngestBench(options);
+  if (!result.ok()) {
+    std::fprintf(stderr, "drover-bench log-ingest: %s\n",
+                 std::string(result.status().message()).c_str());
+    return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
+  }
+  std::string report = output == "json"
+                           ? drover::bench::LogIngestResultJson(*result, options.server) + "\n"
+                           : drover::bench::LogIngestResultText(*result, options.server);
+  std::fputs(report.c_str(), stdout);
+  return 0;
+}
+
 struct Command {
   const char* name;
   const char* summary;
@@ -149,12 +267,15 @@ struct Command {
 constexpr Command kCommands[] = {
     {"submit", "measure durable submits/s and acknowledgement latency of a droverd", RunSubmit},
     {"fsync", "measure the cost of one durable write on a disk (the baseline)", RunFsync},
+    {"run-latency", "measure submit->RUNNING/COMPLETED of trivial jobs against bare runc",
+     RunRunLatency},
+    {"log-ingest", "measure durable log ingest MB/s into droverd as a fake agent", RunLogIngest},
 };
 
 void PrintUsage(std::FILE* out) {
   std::fputs("usage: drover-bench COMMAND [flags]   (COMMAND --help for its flags)\n\ncommands:\n",
              out);
-  for (const Command& c : kCommands) std::fprintf(out, "  %-8s %s\n", c.name, c.summary);
+  for (const Command& c : kCommands) std::fprintf(out, "  %-12s %s\n", c.name, c.summary);
 }
 
 }  // namespace
@@ -172,7 +293,7 @@ int main(int argc, char** argv) {
   for (const Command& c : kCommands) {
     if (name == c.name) return c.run(std::vector<std::string>(argv + 2, argv + argc));
   }
-  std::fprintf(stderr, "drover-bench: unknown command '%s'; use one of: submit, fsync\n",
+  std::fprintf(stderr, "drover-bench: unknown command '%s'; use one of: submit, fsync, run-latency, log-ingest\n",
                name.c_str());
   return kUsage;
 }

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Runs the benchmarks of issue 3 against a droverd and a drover-agent of its own and prints
+# the figures next to baselines measured in the same run: job latency (submit -> RUNNING,
+# submit -> COMPLETED) against the same container run without Drover, and durable log
+# ingest against the raw write + fdatasync rate of the state folder's disk.
+#
+#   bench/run_agent_bench.sh BUILD_DIR [--jobs 50] [--command true] [--megabytes 256]
+#                                      [--chunk-kib 256] [--streams "1 4"] [--state-root DIR]
+#                                      [--out DIR] [--log-level warning]
+#
+# BUILD_DIR is a configured and built tree (for figures worth recording, RelWithDebInfo, with
+# the droverd, drover-agent, drover-init and drover-bench targets); this script builds
+# nothing. Runs as root (the agent and the baselines run runc). Everything goes under a
+# fresh folder in --state-root (default /var/tmp), which must be a real disk. With --out,
+# the JSON of every measurement, the per-job timelines and the daemons' logs are kept there
+# (use --log-level debug to line the timelines up with the daemons' events). --command is
+# what `/bin/sh -c` runs in each job (try 'echo hi' to see the cost of shipping output);
+# --streams "" skips the ingest benchmark.
+set -euo pipefail
+
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+
+[[ $# -ge 1 ]] || usage
+[[ "$1" == "-h" || "$1" == "--help" ]] && usage
+build_dir=$1; shift
+jobs=50
+command=true
+megabytes=256
+chunk_kib=256
+stream_counts="1 4"
+state_root=${TMPDIR_BENCH:-/var/tmp}
+out_dir=
+log_level=warning
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --jobs) jobs=$2; shift 2 ;;
+    --command) command=$2; shift 2 ;;
+    --megabytes) megabytes=$2; shift 2 ;;
+    --chunk-kib) chunk_kib=$2; shift 2 ;;
+    --streams) stream_counts=$2; shift 2 ;;
+    --state-root) state_root=$2; shift 2 ;;
+    --out) out_dir=$2; shift 2 ;;
+    --log-level) log_level=$2; shift 2 ;;
+    *) echo "run_agent_bench.sh: unknown argument '$1'; see --help" >&2; exit 2 ;;
+  esac
+done
+
+droverd=$build_dir/server/droverd
+agent=$build_dir/agent/drover-agent
+init=$build_dir/agent/launcher/drover-init
+bench=$build_dir/bench/drover-bench
+for program in "$droverd" "$agent" "$init" "$bench"; do
+  if [[ ! -x $program ]]; then
+    echo "run_agent_bench.sh: $program is missing; build the droverd, drover-agent, drover-init and drover-bench targets in $build_dir first" >&2
+    exit 2
+  fi
+done
+init=$(realpath "$init")
+if [[ $(id -u) -ne 0 ]]; then
+  echo "run_agent_bench.sh: drover-agent and the container baselines run runc; run as root" >&2
+  exit 2
+fi
+fs_type=$(stat -f -c %T "$state_root")
+if [[ $fs_type == tmpfs || $fs_type == ramfs ]]; then
+  echo "run_agent_bench.sh: $state_root is $fs_type, where fsync is free; pass --state-root on a real disk" >&2
+  exit 2
+fi
+
+base=$(mktemp -d "$state_root/drover-agent-bench-XXXXXX")
+state_dir=$base/state
+work_dir=$base/agent
+results=${out_dir:-$base/results}
+mkdir -p "$state_dir" "$work_dir" "$results"
+droverd_pid=
+agent_pid=
+
+# Stops a daemon by pid: SIGTERM, then SIGKILL after 30 s.
+stop() {
+  local pid=$1
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  stop "$agent_pid"
+  stop "$droverd_pid"
+  # Never remove through a mount.
+  if grep -q " $base/" /proc/self/mountinfo; then
+    echo "run_agent_bench.sh: something is still mounted under $base; left in place" >&2
+  else
+    rm -rf "$base"
+  fi
+}
+trap cleanup EXIT
+
+echo "== machine"
+echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "cpus:    $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+echo "kernel:  $(uname -r)"
+echo "runc:    $(runc --version | head -1)"
+echo "build:   $(grep -E '^CMAKE_BUILD_TYPE' "$build_dir/CMakeCache.txt" | cut -d= -f2) in $build_dir"
+echo "disk:    $(df -h --output=source,fstype,size,used "$base" | tail -1 | tr -s ' ') ($fs_type)"
+echo "folder:  $base"
+echo "uptime: $(uptime)"
+
+"$droverd" --listen 127.0.0.1:0 --state-dir "$state_dir" --address-file "$base/address" \
+  --log-level "$log_level" 2> "$results/droverd.log" &
+droverd_pid=$!
+for _ in $(seq 300); do
+  [[ -s $base/address ]] && break
+  if ! kill -0 "$droverd_pid" 2>/dev/null; then
+    echo "run_agent_bench.sh: droverd exited during start-up:" >&2
+    cat "$results/droverd.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+address=$(cat "$base/address")
+[[ -n $address ]] || { echo "run_agent_bench.sh: droverd did not listen within 30s" >&2; exit 1; }
+
+"$agent" --scheduler "$address" --node-name bench-node --work-dir "$work_dir" \
+  --init "$init" --log-level "$log_level" 2> "$results/agent.log" &
+agent_pid=$!
+echo
+echo "== droverd $address (pid $droverd_pid), drover-agent bench-node (pid $agent_pid), --log-level $log_level"
+
+echo
+echo "== $bench run-latency --server $address --jobs $jobs --command '$command' (uptime: $(uptime | sed 's/.*load/load/'))"
+"$bench" run-latency --server "$address" --jobs "$jobs" --command "$command" \
+  --baseline-root "$base" --init "$init" \
+  --traces "$results/run-latency-traces.jsonl" --output json > "$results/run-latency.json"
+
+for streams in $stream_counts; do
+  echo "== $bench log-ingest --server $address --megabytes $megabytes --chunk-kib $chunk_kib --streams $streams (uptime: $(uptime | sed 's/.*load/load/'))"
+  "$bench" log-ingest --server "$address" --megabytes "$megabytes" --chunk-kib "$chunk_kib" \
+    --streams "$streams" --baseline-dir "$state_dir" --output json > "$results/log-ingest-$streams.json"
+done
+echo "uptime after: $(uptime | sed 's/.*load/load/')"
+
+stop "$agent_pid"
+stop "$droverd_pid"
+if [[ -n $(runc --root "$work_dir/runc" list -q 2>/dev/null) ]]; then
+  echo "run_agent_bench.sh: WARNING: the agent left containers behind in $work_dir/runc" >&2
+fi
+
+echo
+echo "== results"
+python3 - "$results" "$stream_counts" <<'PY'
+import json, os, sys
+results, streams = sys.argv[1], sys.argv[2].split()
+load = lambda name: json.load(open(os.path.join(results, name)))
+r = load("run-latency.json")
+b = r["baseline"]
+row = lambda name, s: print(f"  {name:<28} {s['p50_ms']:>9.3f} {s['p90_ms']:>9.3f} {s['max_ms']:>9.3f}")
+print(f"run latency: {r['jobs']} jobs of `/bin/sh -c {r['command']}`, concurrency {r['concurrency']}, "
+      f"load {r['load_before']} -> {r['load_after']}, failed {r['failed']}"
+      + (f" (first: {r['first_failure']})" if r["failed"] else ""))
+print(f"  {'':<28} {'p50 ms':>9} {'p90 ms':>9} {'max ms':>9}")
+row("submit -> ack", r["submit_ack"])
+row("submit -> RUNNING", r["to_running"])
+row("submit -> COMPLETED", r["to_completed"])
+for name, s in r["phases"].items():
+    row("  " + name, s)
+row("baseline: RuncRuntime run", b["runtime"])
+for part in ("create", "start", "wait", "delete"):
+    row("  " + part, b["runtime_" + part])
+row("baseline: runc run, same cfg", b["runc_run_same_config"])
+if b["runc_run_minimal"]["count"]:
+    row("baseline: runc run, minimal", b["runc_run_minimal"])
+bare = b["runtime"]["p50_ms"]
+run = b["runc_run_same_config"]["p50_ms"]
+done = r["to_completed"]["p50_ms"]
+over, over_run = done - bare, done - run
+print(f"  overhead over the agent's runtime alone (median COMPLETED - median RuncRuntime run): "
+      f"{over:.3f} ms = {over / bare:.2f} x that run")
+print(f"  overhead over one `runc run` of the same config: {over_run:.3f} ms = "
+      f"{over_run / run:.2f} x that run")
+print(f"  goal (issue 3): overhead < 15 ms median: over RuncRuntime "
+      f"{'met' if over < 15 else 'NOT met'}; over `runc run` {'met' if over_run < 15 else 'NOT met'}")
+print()
+for s in streams:
+    g = load(f"log-ingest-{s}.json")
+    base = g["baseline"]
+    mbs = g["mib_per_s"] * 1.048576
+    print(f"log ingest: {g['bytes'] >> 20} MiB, {g['chunk_bytes'] >> 10} KiB chunks, {g['streams']} stream(s), "
+          f"load {g['load_before']} -> {g['load_after']}")
+    print(f"  droverd: {g['mib_per_s']:.1f} MiB/s ({mbs:.1f} MB/s), chunk ack p50 "
+          f"{g['ack_latency']['p50_ms']:.3f} ms, p90 {g['ack_latency']['p90_ms']:.3f} ms")
+    print(f"  disk: write+fdatasync per chunk {base['synced_mib_per_s']:.1f} MiB/s "
+          f"(p50 {base['synced_latency']['p50_ms']:.3f} ms each), one fdatasync at the end "
+          f"{base['streaming_mib_per_s']:.1f} MiB/s")
+    if base["synced_mib_per_s"] > 0:
+        print(f"  ratio: {g['mib_per_s'] / base['synced_mib_per_s']:.2f} x per-chunk-synced, "
+              f"{g['mib_per_s'] / base['streaming_mib_per_s']:.2f} x streaming")
+    print(f"  goal (issue 3): >= 50 MB/s: {'met' if mbs >= 50 else 'NOT met'}")
+PY
+if [[ -n $out_dir ]]; then echo; echo "JSON results, timelines and daemon logs kept in $out_dir"; fi
