@@ -30,7 +30,8 @@ struct BindMount {
 };
 
 struct ContainerSpec {
-  // Unique on the node, [A-Za-z0-9_.-]; the agent uses "drover-<job>-<epoch>".
+  // Unique on the machine, [A-Za-z0-9_.-]; the agent uses "drover-<job>-<epoch>-<hash of
+  // its work folder>", so that several agents on one machine never share a cgroup.
   std::string id;
   // Folder the runtime owns for this container (config.json, rootfs, overlay dirs); it
   // must exist and be empty. Delete() removes what the runtime put there.
