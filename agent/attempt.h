@@ -60,7 +60,7 @@ class Attempt {
   absl::Status Prepare();
   absl::Status FetchSnapshot(const std::string& digest, const std::string& code_dir);
   ContainerSpec BuildContainer() const;
-  // Runs the container until its processes end; fills exits_.
+  // Starts the created container and runs it until its processes end; fills exits_.
   absl::Status RunContainer();
   void ReadExits(const ContainerExit& exit);
   void UploadOutputs();
