@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> labels;
   double cpus = 0;
   std::string memory;
-  std::string runc = "runc";
+  std::string runc = drover::agent::RuncOptions().runc_path;
   std::string init = DefaultInitPath();
   std::string config_path;
   std::string log_level = "info";
