@@ -24,6 +24,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/runtime/json.h"
+#include "agent/runtime/process.h"
 #include "common/archive/safe_extract.h"
 #include "common/archive/sha256.h"
 #include "common/log.h"
@@ -45,8 +46,6 @@ constexpr uint64_t kMaxArchiveBytes = uint64_t{512} << 30;
 constexpr uint64_t kMaxLayerBytes = uint64_t{256} << 30;
 // index.json, manifests and configs are small; a huge one is not an image.
 constexpr uintmax_t kMaxMetadataBytes = 4 << 20;
-// What a helper may print before the rest is dropped.
-constexpr size_t kMaxCapturedBytes = 1 << 20;
 
 absl::StatusOr<std::string> ReadMetadata(const std::string& path, absl::string_view what) {
   std::error_code error;
@@ -136,100 +135,19 @@ absl::Status Discard(const std::string& path, absl::Status status) {
 absl::StatusOr<CommandRunner::Result> ProcessRunner::Run(const std::vector<std::string>& argv,
                                                          absl::Duration timeout) {
   if (argv.empty()) return absl::InvalidArgumentError("no program to run");
-  int out_pipe[2] = {-1, -1};
-  int err_pipe[2] = {-1, -1};
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  absl::StatusOr<ProcessResult> ran = RunProcess(argv, timeout);
+  if (!ran.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(ran.status().message(), "; install it on this node"));
   }
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-    close(out_pipe[0]);
-    close(out_pipe[1]);
-    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::vector<char*> c_args;
-  for (const std::string& arg : argv) c_args.push_back(const_cast<char*>(arg.c_str()));
-  c_args.push_back(nullptr);
-  pid_t pid = 0;
-  int spawn_error = posix_spawnp(&pid, c_args[0], &actions, &attr, c_args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  if (spawn_error != 0) {
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot run ", argv[0], ": ", strerror(spawn_error), "; install it on this node"));
-  }
-
-  Result result;
-  bool timed_out = false;
-  absl::Time deadline = absl::Now() + timeout;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (wait_ms <= 0) {
-      timed_out = true;
-      break;
-    }
-    int ready = poll(fds, 2, static_cast<int>(std::min<int64_t>(wait_ms, 60000)));
-    if (ready < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      char buffer[8192];
-      ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
-      if (n > 0) {
-        std::string& sink = i == 0 ? result.out : result.err;
-        if (sink.size() < kMaxCapturedBytes) sink.append(buffer, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  for (pollfd& fd : fds) {
-    if (fd.fd >= 0) close(fd.fd);
-  }
-  // Both pipes closed: the program is exiting (or has closed them and runs on). Wait for
-  // this pid only (see the header), with a pidfd so the deadline still holds.
-  if (!timed_out) {
-    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-    while (pidfd >= 0) {
-      int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-      if (wait_ms <= 0) {
-        timed_out = true;
-        break;
-      }
-      pollfd pfd = {pidfd, POLLIN, 0};
-      int ready = poll(&pfd, 1, static_cast<int>(std::min<int64_t>(wait_ms, 60000)));
-      if (ready > 0 || (ready < 0 && errno != EINTR)) break;
-    }
-    if (pidfd >= 0) close(pidfd);
-  }
-  if (timed_out) kill(pid, SIGKILL);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out) {
+  if (ran->timed_out) {
     return absl::DeadlineExceededError(absl::StrCat(
         argv[0], " did not finish within ", absl::FormatDuration(timeout), "; it was killed"));
   }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  Result result;
+  result.exit_code = WIFEXITED(ran->status) ? WEXITSTATUS(ran->status) : -1;
+  result.out = std::move(ran->out);
+  result.err = std::move(ran->err);
   return result;
 }
 

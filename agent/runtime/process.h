@@ -1,0 +1,43 @@
+// Child processes for drover-agent (runc, umoci, skopeo). The agent is a child subreaper
+// whose containers are its children too, so everything here waits for exactly its own pid,
+// never with waitpid(-1). Thread-safe.
+#ifndef DROVER_AGENT_RUNTIME_PROCESS_H_
+#define DROVER_AGENT_RUNTIME_PROCESS_H_
+
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace drover::agent {
+
+int PidfdOpen(pid_t pid);
+
+// Waits until process `pid` exits (a child or not) or `deadline` passes; true when it
+// exited or is gone. Uses a pidfd: no polling of /proc.
+bool WaitPidExit(pid_t pid, absl::Time deadline);
+
+struct ProcessResult {
+  int status = 0;  // raw wait status
+  bool timed_out = false;
+  std::string out;  // at most 1 MiB of each is kept
+  std::string err;
+  bool ok() const { return !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+};
+
+// Runs `argv` (argv[0] looked up in PATH) with stdin from /dev/null, signals unblocked and
+// at their defaults. Without `output_path`, stdout and stderr are captured through pipes;
+// with it, both go to that file (O_APPEND): `runc create` hands its stdio to the container,
+// which would hold a pipe open forever. A process still running at `timeout` is killed and
+// reported `timed_out`. FAILED_PRECONDITION when it cannot be started.
+absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
+                                         absl::Duration timeout,
+                                         const std::string& output_path = "");
+
+}  // namespace drover::agent
+
+#endif  // DROVER_AGENT_RUNTIME_PROCESS_H_
