@@ -4,9 +4,7 @@
 // work folder, no cgroup.
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 
 #include <filesystem>
 #include <fstream>
@@ -24,6 +22,7 @@
 #include "drover/v1/job_service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover {
@@ -32,24 +31,9 @@ namespace {
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+std::string ReadFile(const std::string& path) { return testing::ReadWholeFile(path); }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
+int FreePort() { return testing::FreeLoopbackPort(); }
 
 class AgentE2eTest : public ::testing::Test {
  protected:
@@ -96,17 +80,8 @@ class AgentE2eTest : public ::testing::Test {
   }
 
   void WaitForNode() {
-    absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (absl::Now() < deadline) {
-      grpc::ClientContext context;
-      v1::ListNodesResponse nodes;
-      if (admin_->ListNodes(&context, v1::ListNodesRequest(), &nodes).ok() &&
-          nodes.nodes_size() == 1 && nodes.nodes(0).state() == v1::Node::READY) {
-        return;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    FAIL() << "the agent never registered; its log:\n" << agent_->ReadLog();
+    absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
+    ASSERT_TRUE(ready.ok()) << ready << "; the agent's log:\n" << agent_->ReadLog();
   }
 
   // A job running `script` with /bin/sh in the host image.
@@ -174,36 +149,15 @@ class AgentE2eTest : public ::testing::Test {
   }
 
   std::string UploadFile(const std::string& path) {
-    std::string bytes = ReadFile(path);
-    std::string digest = archive::Sha256Digest(bytes);
-    grpc::ClientContext context;
-    v1::UploadBlobResponse response;
-    auto writer = blobs_->UploadBlob(&context, &response);
-    v1::UploadBlobRequest header;
-    header.mutable_header()->set_digest(digest);
-    header.mutable_header()->set_size(static_cast<int64_t>(bytes.size()));
-    writer->Write(header);
-    for (size_t at = 0; at < bytes.size(); at += 1 << 20) {
-      v1::UploadBlobRequest chunk;
-      chunk.set_chunk(bytes.substr(at, 1 << 20));
-      writer->Write(chunk);
-    }
-    writer->WritesDone();
-    grpc::Status status = writer->Finish();
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return digest;
+    absl::StatusOr<std::string> digest = testing::UploadBlobFile(*blobs_, path);
+    EXPECT_TRUE(digest.ok()) << digest.status();
+    return digest.ok() ? *digest : std::string();
   }
 
   std::string Download(const std::string& digest) {
-    grpc::ClientContext context;
-    v1::DownloadBlobRequest request;
-    request.set_digest(digest);
-    auto reader = blobs_->DownloadBlob(&context, request);
-    std::string out;
-    v1::DownloadBlobResponse response;
-    while (reader->Read(&response)) out += response.chunk();
-    EXPECT_TRUE(reader->Finish().ok());
-    return out;
+    absl::StatusOr<std::string> bytes = testing::DownloadBlob(*blobs_, digest);
+    EXPECT_TRUE(bytes.ok()) << bytes.status();
+    return bytes.ok() ? *bytes : std::string();
   }
 
   testing::TempDir dir_;

@@ -7,8 +7,6 @@
 // its work folder, no partial unpack.
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -26,6 +24,7 @@
 #include "drover/v1/job_service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover {
@@ -36,24 +35,9 @@ namespace fs = std::filesystem;
 
 constexpr char kBusybox[] = "/usr/bin/busybox";  // Debian's busybox-static
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+std::string ReadFile(const std::string& path) { return testing::ReadWholeFile(path); }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t length = sizeof address;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
+int FreePort() { return testing::FreeLoopbackPort(); }
 
 int Count(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -172,38 +156,14 @@ class ImageE2eTest : public ::testing::Test {
   }
 
   void WaitForNode() {
-    absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (absl::Now() < deadline) {
-      grpc::ClientContext context;
-      v1::ListNodesResponse nodes;
-      if (admin_->ListNodes(&context, v1::ListNodesRequest(), &nodes).ok() &&
-          nodes.nodes_size() == 1 && nodes.nodes(0).state() == v1::Node::READY) {
-        return;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    FAIL() << "the agent never registered; its log:\n" << agent_->ReadLog();
+    absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
+    ASSERT_TRUE(ready.ok()) << ready << "; the agent's log:\n" << agent_->ReadLog();
   }
 
   std::string UploadFile(const std::string& path) {
-    std::string bytes = ReadFile(path);
-    std::string digest = archive::Sha256Digest(bytes);
-    grpc::ClientContext context;
-    v1::UploadBlobResponse response;
-    auto writer = blobs_->UploadBlob(&context, &response);
-    v1::UploadBlobRequest header;
-    header.mutable_header()->set_digest(digest);
-    header.mutable_header()->set_size(static_cast<int64_t>(bytes.size()));
-    writer->Write(header);
-    for (size_t at = 0; at < bytes.size(); at += 1 << 20) {
-      v1::UploadBlobRequest chunk;
-      chunk.set_chunk(bytes.substr(at, 1 << 20));
-      writer->Write(chunk);
-    }
-    writer->WritesDone();
-    grpc::Status status = writer->Finish();
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return digest;
+    absl::StatusOr<std::string> digest = testing::UploadBlobFile(*blobs_, path);
+    EXPECT_TRUE(digest.ok()) << digest.status();
+    return digest.ok() ? *digest : std::string();
   }
 
   // What `drover image import NAME FILE` does: upload the archive, then register the name.
