@@ -108,21 +108,27 @@ void Attempt::Run() {
     Finish(v1::JobStatus::LAUNCH_FAILED, std::string(prepared.message()));
     return;
   }
-  // The container is created (runc create) before READY, so that START costs only
-  // `runc start` and creating it overlaps with the other nodes of the launch barrier.
-  Report(v1::AttemptReport::PREPARING, "CREATING_CONTAINER");
-  if (absl::Status s = env_.runtime->Create(BuildContainer()); !s.ok()) {
-    std::string message = absl::StrCat("creating the container: ", s.message());
-    Log(LogLevel::kWarning, "attempt_launch_failed", {{"job", job}, {"error", message}});
-    Finish(v1::JobStatus::LAUNCH_FAILED, message);
-    return;
+  const bool at_once = assignment_.start_when_ready();
+  if (!at_once) {
+    // The container is created (runc create) before READY, so that START costs only
+    // `runc start` and creating it overlaps with the other nodes of the launch barrier.
+    Report(v1::AttemptReport::PREPARING, "CREATING_CONTAINER");
+    if (absl::Status s = env_.runtime->Create(BuildContainer()); !s.ok()) {
+      std::string message = absl::StrCat("creating the container: ", s.message());
+      Log(LogLevel::kWarning, "attempt_launch_failed", {{"job", job}, {"error", message}});
+      Finish(v1::JobStatus::LAUNCH_FAILED, message);
+      return;
+    }
+    created_ = true;
   }
   Report(v1::AttemptReport::READY);
   {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](Attempt* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(a->mu_) { return a->start_ || a->stop_; },
-        this));
+    if (!at_once) {
+      mu_.Await(absl::Condition(
+          +[](Attempt* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(a->mu_) { return a->start_ || a->stop_; },
+          this));
+    }
     if (stop_) {
       v1::JobStatus::Cause cause = stop_cause_;
       std::string message = stop_message_;
@@ -132,7 +138,7 @@ void Attempt::Run() {
       return;
     }
   }
-  absl::Status ran = RunContainer();
+  absl::Status ran = RunContainer(/*create=*/at_once);
   if (!ran.ok()) {
     Log(LogLevel::kWarning, "attempt_launch_failed", {{"job", job}, {"error", ran.message()}});
     Finish(v1::JobStatus::LAUNCH_FAILED, std::string(ran.message()));
@@ -311,11 +317,15 @@ ContainerSpec Attempt::BuildContainer() const {
   return c;
 }
 
-absl::Status Attempt::RunContainer() {
-  // Created before READY (see Run); Finish() deletes it whatever happens here.
-  if (absl::Status s = env_.runtime->Start(container_); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("starting the container: ", s.message()));
+absl::Status Attempt::RunContainer(bool create) {
+  // Finish() deletes the container whatever happens here.
+  absl::Status started =
+      create ? env_.runtime->Run(BuildContainer()) : env_.runtime->Start(container_);
+  if (!started.ok()) {
+    return absl::Status(started.code(),
+                        absl::StrCat("starting the container: ", started.message()));
   }
+  created_ = true;
   env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
   Report(v1::AttemptReport::RUNNING);
   Log(LogLevel::kInfo, "attempt_running", {{"job", assignment_.attempt().job_id()}, {"container", container_}});
@@ -325,6 +335,7 @@ absl::Status Attempt::RunContainer() {
   while (true) {
     absl::StatusOr<ContainerExit> exit = env_.runtime->Wait(container_, 200);
     if (exit.ok()) {
+      exited_ = true;
       ReadExits(*exit);
       return absl::OkStatus();
     }
@@ -437,10 +448,21 @@ void Attempt::Finish(v1::JobStatus::Cause cause, const std::string& message) {
     if (env_.logs->Drained(assignment_.attempt())) break;
     absl::SleepFor(absl::Milliseconds(2));
   }
-  absl::Status deleted = env_.runtime->Delete(container_);
-  if (!deleted.ok()) {
-    Log(LogLevel::kError, "container_delete_failed", {{"container", container_}, {"error", deleted.message()}});
-  }
+  // Once PID 1 has exited nothing of the container runs and its resources are free: the
+  // end is reported first and the container deleted after (runc delete and the bundle's
+  // clean-up take several ms), off the path to COMPLETED. A container that may still run is
+  // deleted first, so that droverd never hands out resources it still uses.
+  const bool delete_first = created_ && !exited_;
+  absl::Status deleted = absl::OkStatus();
+  auto remove_container = [&] {
+    if (!created_) return;  // nothing to delete (and no runc call to pay for)
+    deleted = env_.runtime->Delete(container_);
+    if (!deleted.ok()) {
+      Log(LogLevel::kError, "container_delete_failed",
+          {{"container", container_}, {"error", deleted.message()}});
+    }
+  };
+  if (delete_first) remove_container();
   v1::AttemptReport report;
   *report.mutable_attempt() = assignment_.attempt();
   report.set_phase(v1::AttemptReport::ENDED);
@@ -456,6 +478,7 @@ void Attempt::Finish(v1::JobStatus::Cause cause, const std::string& message) {
   }
   env_.report(report);
   env_.logs->Forget(assignment_.attempt());
+  if (!delete_first) remove_container();
   std::error_code error;
   if (deleted.ok()) fs::remove_all(dir_, error);  // a failed delete may leave mounts in it
   Log(LogLevel::kInfo, "attempt_ended", {{"job", assignment_.attempt().job_id()},

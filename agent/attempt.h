@@ -1,8 +1,10 @@
 // Attempt: this node's part of one attempt of a job, from assignment to cleanup, run on its
 // own thread: prepare the job folder, code snapshot and image (through the agent's shared
-// ImageCache), report READY, wait for START, run the container, collect every rank's exit
-// status, upload outputs, wait until droverd has every log byte, delete the container,
-// report ENDED. Stop() may come at any point.
+// ImageCache), create the container, report READY, wait for START, start the container,
+// collect every rank's exit status, upload outputs, wait until droverd has every log byte,
+// report ENDED, delete the container. An assignment marked `start_when_ready` (one-node
+// attempts: no launch barrier to wait for) skips the wait for START and creates and starts
+// the container in one runtime call. Stop() may come at any point.
 #ifndef DROVER_AGENT_ATTEMPT_H_
 #define DROVER_AGENT_ATTEMPT_H_
 
@@ -60,8 +62,9 @@ class Attempt {
   absl::Status Prepare();
   absl::Status FetchSnapshot(const std::string& digest, const std::string& code_dir);
   ContainerSpec BuildContainer() const;
-  // Starts the created container and runs it until its processes end; fills exits_.
-  absl::Status RunContainer();
+  // Starts the container (created before READY, or with `create` created now too) and runs
+  // it until its processes end; fills exits_.
+  absl::Status RunContainer(bool create);
   void ReadExits(const ContainerExit& exit);
   void UploadOutputs();
   void Finish(v1::JobStatus::Cause cause, const std::string& message);
@@ -82,6 +85,8 @@ class Attempt {
 
   // Only on the attempt's thread.
   UnpackedImage image_;  // empty rootfs: the host image
+  bool created_ = false;  // the runtime has the container
+  bool exited_ = false;   // its PID 1 has exited (so nothing of it runs any more)
   std::vector<v1::RankExit> exits_;
   std::string outputs_digest_;
   int64_t outputs_size_ = 0;

@@ -238,6 +238,11 @@ void Core::Assign(const scheduler::Placement& placement) {
   });
 }
 
+bool Core::StartsWhenReady(const Attempt& attempt) {
+  // One node: no launch barrier to wait for, so no START round trip either.
+  return attempt.nodes.size() == 1;
+}
+
 void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
                            const std::string& only_node) {
   const v1::JobSpec& spec = job.spec();
@@ -253,6 +258,7 @@ void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
     assign->set_node_count(static_cast<int32_t>(attempt.nodes.size()));
     assign->set_first_rank(static_cast<int32_t>(rank) * ppn);
     assign->set_world_size(static_cast<int32_t>(attempt.nodes.size()) * ppn);
+    assign->set_start_when_ready(StartsWhenReady(attempt));
     for (const std::string& name : attempt.nodes) {
       const v1::Node* node = nodes_.Find(name);
       assign->add_node_addresses(node != nullptr && node->addresses_size() > 0 ? node->addresses(0)
@@ -465,11 +471,12 @@ void Core::HandleReport(const std::string& node, const v1::AttemptReport& report
         break;
       }
       attempt.started = true;  // the launch barrier is passed
-      for (const std::string& n : attempt.nodes) {
+      // A one-node attempt starts without being told (start_when_ready).
+      for (size_t k = 0; k < attempt.nodes.size() && !StartsWhenReady(attempt); ++k) {
         v1::SchedulerMessage start;
         start.mutable_start()->mutable_attempt()->set_job_id(job_id);
         start.mutable_start()->mutable_attempt()->set_epoch(attempt.epoch);
-        SendTo(n, std::move(start));
+        SendTo(attempt.nodes[k], std::move(start));
       }
       if (auto next = scheduler::Transition(job->status(), JobStatus::STARTING, "STARTING", now);
           next.ok()) {

@@ -140,6 +140,9 @@ class Core {
   void StopAttempt(const std::string& job_id, v1::JobStatus::Cause cause,
                    const std::string& message);
   void SendTo(const std::string& node, v1::SchedulerMessage message);
+  // Whether the attempt's nodes start as soon as they are prepared (AssignAttempt's
+  // start_when_ready) instead of waiting for StartAttempt.
+  static bool StartsWhenReady(const Attempt& attempt);
   // Sends the attempt's AssignAttempt to each of its nodes (or only to `only_node`).
   void SendAssignments(const v1::Job& job, const Attempt& attempt,
                        const std::string& only_node = "");

@@ -464,6 +464,14 @@ absl::Status RuncRuntime::PrepareBundle(const ContainerSpec& spec) {
 }
 
 absl::Status RuncRuntime::Create(const ContainerSpec& spec) {
+  return CreateContainer(spec, /*start=*/false);
+}
+
+absl::Status RuncRuntime::Run(const ContainerSpec& spec) {
+  return CreateContainer(spec, /*start=*/true);
+}
+
+absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start) {
   DROVER_RETURN_IF_ERROR(ValidateContainerSpec(spec));
   if (!IsEmptyDir(spec.bundle_dir)) {
     return absl::InvalidArgumentError(absl::StrCat("container '", spec.id, "': bundle_dir '",
@@ -499,16 +507,21 @@ absl::Status RuncRuntime::Create(const ContainerSpec& spec) {
 
   const std::string log_path = ContainerLogPath(spec.bundle_dir);
   const std::string pid_path = spec.bundle_dir + "/runc.pid";
-  std::vector<std::string> argv = {options_.runc_path, "--root",   options_.root_dir,
-                                   "create",           "--bundle", spec.bundle_dir,
-                                   "--pid-file",       pid_path,   spec.id};
+  std::vector<std::string> argv = {options_.runc_path, "--root", options_.root_dir};
+  if (start) {
+    argv.insert(argv.end(), {"run", "--detach"});
+  } else {
+    argv.push_back("create");
+  }
+  argv.insert(argv.end(), {"--bundle", spec.bundle_dir, "--pid-file", pid_path, spec.id});
+  const char* command = start ? "runc run" : "runc create";
   absl::StatusOr<ProcessResult> result = RunProcess(argv, options_.command_timeout, log_path);
   absl::Status created = result.status();
   if (created.ok() && !result->ok()) {
     absl::StatusOr<std::string> log = ReadFile(log_path);
-    created = absl::UnavailableError(absl::StrCat("container '", spec.id, "': runc create failed",
-                                                  result->timed_out ? " (timed out)" : "", ": ",
-                                                  log.ok() ? RuncMessage(*log) : ""));
+    created = absl::UnavailableError(absl::StrCat("container '", spec.id, "': ", command,
+                                                  " failed", result->timed_out ? " (timed out)" : "",
+                                                  ": ", log.ok() ? RuncMessage(*log) : ""));
   }
   pid_t pid = 0;
   if (created.ok()) {
@@ -517,7 +530,7 @@ absl::Status RuncRuntime::Create(const ContainerSpec& spec) {
     if (!pid_text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*pid_text), &value) ||
         value <= 0) {
       created = absl::UnavailableError(
-          absl::StrCat("container '", spec.id, "': runc create wrote no pid to ", pid_path));
+          absl::StrCat("container '", spec.id, "': ", command, " wrote no pid to ", pid_path));
     }
     pid = value;
   }
@@ -537,7 +550,7 @@ absl::Status RuncRuntime::Create(const ContainerSpec& spec) {
     record->created = true;
     record->oom_file = oom_file;
   }
-  Log(LogLevel::kDebug, "container_created",
+  Log(LogLevel::kDebug, start ? "container_started" : "container_created",
       {{"id", spec.id},
        {"pid", pid},
        {"image", spec.image_rootfs.empty() ? "host" : spec.image_rootfs}});

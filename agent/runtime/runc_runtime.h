@@ -91,6 +91,7 @@ class RuncRuntime : public ContainerRuntime {
   // bundle's files are kept: removing through a mount could delete an image).
   absl::Status Create(const ContainerSpec& spec) override;
   absl::Status Start(absl::string_view id) override;
+  absl::Status Run(const ContainerSpec& spec) override;
   absl::StatusOr<pid_t> Pid(absl::string_view id) override;
   absl::Status Signal(absl::string_view id, int signal, bool all) override;
   absl::StatusOr<ContainerExit> Wait(absl::string_view id, int timeout_ms) override;
@@ -105,7 +106,7 @@ class RuncRuntime : public ContainerRuntime {
     std::string id;
     std::string bundle_dir;
     pid_t pid = 0;
-    bool created = false;  // `runc create` succeeded
+    bool created = false;  // `runc create` (or `runc run --detach`) succeeded
     std::string oom_file;  // memory.oom_control (v1) or memory.events (v2); empty: unknown
     std::optional<ContainerExit> exit;
   };
@@ -128,6 +129,8 @@ class RuncRuntime : public ContainerRuntime {
   absl::StatusOr<std::shared_ptr<Record>> Find(absl::string_view id);
   // Prepares the bundle (rootfs, overlay, config.json); called by Create().
   absl::Status PrepareBundle(const ContainerSpec& spec);
+  // Create() and Run(): `runc create`, or with `start` `runc run --detach`.
+  absl::Status CreateContainer(const ContainerSpec& spec, bool start);
   // Waits (at most until `deadline`) for `record`'s PID 1 to exit and records how.
   // DEADLINE_EXCEEDED when it still runs.
   absl::StatusOr<ContainerExit> AwaitExit(const std::shared_ptr<Record>& record,

@@ -125,9 +125,10 @@ class ScriptedAgent {
 
   // Takes the job droverd assigns and starts it: PREPARING -> READY -> RUNNING.
   void Run(const std::string& job) {
-    EXPECT_EQ(Next(v1::SchedulerMessage::kAssign).assign().attempt().job_id(), job);
+    v1::AssignAttempt assign = Next(v1::SchedulerMessage::kAssign).assign();
+    EXPECT_EQ(assign.attempt().job_id(), job);
+    EXPECT_TRUE(assign.start_when_ready());  // one node: no START to wait for
     Report(job, v1::AttemptReport::READY);
-    Next(v1::SchedulerMessage::kStart);
     Report(job, v1::AttemptReport::RUNNING);
   }
 

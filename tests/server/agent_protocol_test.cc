@@ -117,10 +117,12 @@ class AgentProtocolTest : public ::testing::Test {
     admin_ = v1::AdminService::NewStub(channel_);
   }
 
-  std::string Submit(double cpus = 1, const std::string& target = "") {
+  std::string Submit(double cpus = 1, const std::string& target = "", int node_count = 1) {
     grpc::ClientContext context;
     v1::SubmitJobRequest request;
     request.mutable_spec()->set_entry_script("train.py");
+    request.mutable_spec()->set_node_count(node_count);
+    if (node_count > 1) request.mutable_spec()->set_distributed_backend(v1::JobSpec::PYTORCH);
     request.mutable_spec()->mutable_resources()->set_cpus(cpus);
     request.mutable_spec()->set_compute_target(target);
     v1::SubmitJobResponse response;
@@ -207,8 +209,10 @@ TEST_F(AgentProtocolTest, JobRunsThroughEveryStateAndKeepsItsLogs) {
   EXPECT_EQ(job.status().attempt(), 1);
   EXPECT_THAT(Nodes()[0].running_jobs(), ::testing::ElementsAre(id));
 
+  // One node: it starts as soon as it is ready, without a START round trip.
+  EXPECT_TRUE(assign.assign().start_when_ready());
   agent.Report(id, 1, v1::AttemptReport::READY);
-  agent.Next(v1::SchedulerMessage::kStart);
+  WaitFor(id, v1::JobStatus::STARTING);
   agent.Report(id, 1, v1::AttemptReport::RUNNING);
   job = WaitFor(id, v1::JobStatus::RUNNING);
   EXPECT_TRUE(job.status().has_start_time());
@@ -234,13 +238,37 @@ TEST_F(AgentProtocolTest, JobRunsThroughEveryStateAndKeepsItsLogs) {
   EXPECT_TRUE(Nodes()[0].running_jobs().empty());
 }
 
+TEST_F(AgentProtocolTest, MultiNodeAttemptStartsOnlyOnceEveryNodeIsReady) {
+  ScriptedAgent a(channel_, "n1");
+  a.Next(v1::SchedulerMessage::kWelcome);
+  ScriptedAgent b(channel_, "n2");
+  b.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit(1, "", /*node_count=*/2);
+  v1::AssignAttempt first = a.Next(v1::SchedulerMessage::kAssign).assign();
+  v1::AssignAttempt second = b.Next(v1::SchedulerMessage::kAssign).assign();
+  EXPECT_FALSE(first.start_when_ready());
+  EXPECT_FALSE(second.start_when_ready());
+  EXPECT_EQ(first.node_count(), 2);
+  EXPECT_EQ(first.world_size(), 2);
+  EXPECT_EQ(first.node_rank() + second.node_rank(), 1);  // ranks 0 and 1, one each
+  EXPECT_EQ(first.first_rank(), first.node_rank());
+
+  a.Report(id, 1, v1::AttemptReport::READY);
+  absl::SleepFor(absl::Milliseconds(300));  // droverd has had time to (wrongly) start it
+  EXPECT_EQ(Get(id).status().state(), v1::JobStatus::PREPARING);
+  b.Report(id, 1, v1::AttemptReport::READY);
+  EXPECT_EQ(a.Next(v1::SchedulerMessage::kStart).start().attempt().job_id(), id);
+  EXPECT_EQ(b.Next(v1::SchedulerMessage::kStart).start().attempt().job_id(), id);
+  WaitFor(id, v1::JobStatus::STARTING);
+}
+
 TEST_F(AgentProtocolTest, FollowedLogsArriveLiveAndEndWithTheJob) {
   ScriptedAgent agent(channel_, "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit();
   agent.Next(v1::SchedulerMessage::kAssign);
   agent.Report(id, 1, v1::AttemptReport::READY);
-  agent.Next(v1::SchedulerMessage::kStart);
+  WaitFor(id, v1::JobStatus::STARTING);
   agent.Report(id, 1, v1::AttemptReport::RUNNING);
   WaitFor(id, v1::JobStatus::RUNNING);
 
@@ -270,7 +298,7 @@ TEST_F(AgentProtocolTest, FailingRankFailsTheJobNamingRankNodeAndCode) {
   std::string id = Submit();
   agent.Next(v1::SchedulerMessage::kAssign);
   agent.Report(id, 1, v1::AttemptReport::READY);
-  agent.Next(v1::SchedulerMessage::kStart);
+  WaitFor(id, v1::JobStatus::STARTING);
   agent.Report(id, 1, v1::AttemptReport::RUNNING);
   agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, 0), Exit(1, 3)});
   v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
@@ -284,7 +312,7 @@ TEST_F(AgentProtocolTest, SuccessReportedWithoutFinalizingStillCompletes) {
   std::string id = Submit();
   agent.Next(v1::SchedulerMessage::kAssign);
   agent.Report(id, 1, v1::AttemptReport::READY);
-  agent.Next(v1::SchedulerMessage::kStart);
+  WaitFor(id, v1::JobStatus::STARTING);
   agent.Report(id, 1, v1::AttemptReport::RUNNING);
   agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, 0)});
   v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
@@ -298,7 +326,7 @@ TEST_F(AgentProtocolTest, CancelOfARunningJobStopsItOnTheNode) {
   std::string id = Submit();
   agent.Next(v1::SchedulerMessage::kAssign);
   agent.Report(id, 1, v1::AttemptReport::READY);
-  agent.Next(v1::SchedulerMessage::kStart);
+  WaitFor(id, v1::JobStatus::STARTING);
   agent.Report(id, 1, v1::AttemptReport::RUNNING);
   WaitFor(id, v1::JobStatus::RUNNING);
   grpc::ClientContext context;
@@ -366,7 +394,7 @@ TEST_F(AgentProtocolTest, SilentNodeGoesDownAndItsJobEndsNodeLost) {
   std::string id = Submit();
   agent->Next(v1::SchedulerMessage::kAssign);
   agent->Report(id, 1, v1::AttemptReport::READY);
-  agent->Next(v1::SchedulerMessage::kStart);
+  WaitFor(id, v1::JobStatus::STARTING);
   agent->Report(id, 1, v1::AttemptReport::RUNNING);
   WaitFor(id, v1::JobStatus::RUNNING);
   // No heartbeats from now on: after the 2 s lease the node is DOWN.

@@ -217,6 +217,36 @@ TEST_F(RuncRuntimeTest, HostContainerRunsTwoRanksAndWritesTheirFiles) {
   EXPECT_EQ(again->exit_code, 0);
 }
 
+// Run(): create and start in one runc call (`runc run --detach`), as for one-node attempts.
+TEST_F(RuncRuntimeTest, RunInOneStepRunsTheRanksAndReportsTheExit) {
+  ContainerSpec spec = NewSpec("onestep");
+  spec.args = Init(2, {"/bin/sh", "-c", "echo rank=$DROVER_RANK; exit $DROVER_RANK"}).ToArgs();
+  absl::Status ran = runtime_->Run(spec);
+  ASSERT_TRUE(ran.ok()) << ran << "\n"
+                        << ReadFileOrEmpty(RuncRuntime::ContainerLogPath(spec.bundle_dir));
+  ContainerExit exit = WaitFor(spec);
+  EXPECT_EQ(exit.exit_code, 1);
+  EXPECT_EQ(LogFile(spec, "rank-0.stdout"), "rank=0\n");
+  EXPECT_EQ(LogFile(spec, "rank-1.stdout"), "rank=1\n");
+  EXPECT_EQ(LogFile(spec, "init.result"), "first_failed_rank=1 exit_code=1 signal=0\n");
+  EXPECT_TRUE(runtime_->Delete(spec.id).ok());
+  auto listed = runtime_->List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  for (const ContainerInfo& info : *listed) EXPECT_NE(info.id, spec.id);
+}
+
+TEST_F(RuncRuntimeTest, RunInOneStepReportsRuncsErrorAndLeavesNothing) {
+  ContainerSpec spec = NewSpec("onestepbad");
+  spec.args = {"/nonexistent/program"};
+  absl::Status ran = runtime_->Run(spec);
+  ASSERT_FALSE(ran.ok());
+  EXPECT_EQ(ran.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(ran.message()), HasSubstr("runc run failed"));
+  EXPECT_THAT(std::string(ran.message()), HasSubstr("/nonexistent/program"));
+  EXPECT_EQ(runtime_->Wait(spec.id, 0).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(fs::is_empty(spec.bundle_dir));
+}
+
 TEST_F(RuncRuntimeTest, FailingRankGivesItsExitCodeAndStopsTheOther) {
   ContainerSpec spec = NewSpec("fail");
   spec.args = Init(2, {"/bin/sh", "-c",
