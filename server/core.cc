@@ -191,8 +191,16 @@ void Core::CommitStatus(const v1::Job& current, JobStatus next, JobCallback done
 }
 
 void Core::Schedule() {
-  scheduler::PlacementRound round = scheduler::PlaceQueuedJobs(jobs_, nodes_);
-  for (const scheduler::Placement& placement : round.placed) Assign(placement);
+  absl::Time now = clock_.Now();
+  scheduler::PlacementRound round =
+      scheduler::PlaceQueuedJobs(jobs_, nodes_, RunningAttempts(), now);
+  for (const scheduler::Placement& placement : round.placed) {
+    Assign(placement);
+    // The launch timeout counts from here.
+    if (auto it = attempts_.find(placement.job_id); it != attempts_.end()) {
+      it->second.assigned_at = now;
+    }
+  }
   for (const auto& [job_id, reason] : round.waiting) {
     const v1::Job* job = jobs_.Find(job_id);
     if (job == nullptr || job->status().reason() == reason) continue;
@@ -200,6 +208,20 @@ void Core::Schedule() {
         scheduler::Transition(job->status(), JobStatus::QUEUED, reason, clock_.Now());
     if (next.ok()) CommitStatus(*job, *std::move(next));
   }
+}
+
+std::map<std::string, scheduler::RunningAttempt> Core::RunningAttempts() const {
+  std::map<std::string, scheduler::RunningAttempt> running;
+  for (const auto& [job_id, attempt] : attempts_) {
+    const v1::Job* job = jobs_.Find(job_id);
+    if (job == nullptr) continue;  // unknown: placement takes its nodes' end as unknown
+    scheduler::RunningAttempt& r = running[job_id];
+    // running_since is when the time limit counts from (after a restart: the restart).
+    if (attempt.running_since != absl::InfinitePast()) r.running_since = attempt.running_since;
+    r.max_run_duration = scheduler::MaxRunDuration(job->spec());
+    r.per_node = scheduler::PerNodeDemand(job->spec());
+  }
+  return running;
 }
 
 void Core::Assign(const scheduler::Placement& placement) {
@@ -455,6 +477,7 @@ void Core::HandleReport(const std::string& node, const v1::AttemptReport& report
   absl::Time now = clock_.Now();
   switch (report.phase()) {
     case v1::AttemptReport::PREPARING: {
+      attempt.last_preparing[node] = report.reason().empty() ? "PREPARING" : report.reason();
       if (state != JobStatus::PREPARING) break;
       std::string reason = absl::StrCat(report.reason().empty() ? "PREPARING" : report.reason(),
                                         " node=", node);
@@ -637,19 +660,54 @@ void Core::NodeLost(const std::string& node) {
 void Core::Tick() {
   absl::Time now = clock_.Now();
   for (const std::string& node : nodes_.ExpireLeases(now, options_.lease)) NodeLost(node);
+  StopLateLaunches(now);
   for (auto& [job_id, attempt] : attempts_) {
     const v1::Job* job = jobs_.Find(job_id);
     if (job == nullptr || attempt.stopping || attempt.running_since == absl::InfinitePast()) {
       continue;
     }
-    const auto& limit = job->spec().max_run_duration();
-    absl::Duration max = absl::Seconds(limit.seconds()) + absl::Nanoseconds(limit.nanos());
+    absl::Duration max = scheduler::MaxRunDuration(job->spec());
     if (max > absl::ZeroDuration() && now - attempt.running_since > max) {
       StopAttempt(job_id, JobStatus::TIMEOUT,
                   absl::StrCat("max_run_duration ", absl::FormatDuration(max), " exceeded"));
     }
   }
   Schedule();
+}
+
+void Core::StopLateLaunches(absl::Time now) {
+  if (options_.launch_timeout <= absl::ZeroDuration()) return;
+  for (auto& [job_id, attempt] : attempts_) {
+    if (attempt.started || attempt.stopping) continue;
+    if (attempt.assigned_at == absl::InfinitePast()) {
+      attempt.assigned_at = now;  // restored at start: its nodes get the full time again
+      continue;
+    }
+    if (now - attempt.assigned_at <= options_.launch_timeout) continue;
+    std::string message = NotReadyMessage(attempt, options_.launch_timeout);
+    Log(LogLevel::kWarning, "launch_timeout", {{"job", job_id}, {"attempt", attempt.epoch},
+                                                {"message", message}});
+    StopAttempt(job_id, JobStatus::LAUNCH_FAILED, message);
+  }
+}
+
+std::string Core::NotReadyMessage(const Attempt& attempt, absl::Duration waited) {
+  std::vector<std::pair<std::string, std::string>> late;  // node, its last PREPARING reason
+  for (const std::string& node : attempt.nodes) {
+    if (attempt.ready.contains(node)) continue;
+    auto last = attempt.last_preparing.find(node);
+    late.emplace_back(node, last == attempt.last_preparing.end() ? "no report" : last->second);
+  }
+  std::string within = absl::StrCat(" not ready within ", absl::FormatDuration(waited));
+  if (late.size() == 1) {
+    return absl::StrCat("node ", late[0].first, within, " (last: ", late[0].second, ")");
+  }
+  return absl::StrCat("nodes ",
+                      absl::StrJoin(late, ", ",
+                                    [](std::string* out, const auto& l) {
+                                      absl::StrAppend(out, l.first, " (last: ", l.second, ")");
+                                    }),
+                      within);
 }
 
 absl::StatusOr<v1::Node> Core::Cordon(const std::string& node, const std::string& reason) {

@@ -59,6 +59,9 @@ struct CoreOptions {
   absl::Duration lease = absl::Seconds(15);
   // SIGTERM to SIGKILL when an attempt is stopped.
   absl::Duration stop_grace = absl::Seconds(10);
+  // An attempt whose nodes are not all READY this long after its assignment is stopped and
+  // fails with cause LAUNCH_FAILED (retried when `max_retries` allows). Zero: no limit.
+  absl::Duration launch_timeout = absl::Minutes(15);
 };
 
 class Core {
@@ -129,9 +132,20 @@ class Core {
     bool started = false;
     bool stopping = false;
     absl::Time running_since = absl::InfinitePast();
+    // When placement assigned it; InfinitePast() for one restored at start (its launch
+    // timeout then counts from the first tick).
+    absl::Time assigned_at = absl::InfinitePast();
+    // The last PREPARING reason each node reported ("FETCHING_SNAPSHOT"), by node.
+    std::map<std::string, std::string> last_preparing;
   };
 
   void Schedule();
+  // What placement needs to know of the attempts holding nodes (see scheduler::RunningAttempt).
+  std::map<std::string, scheduler::RunningAttempt> RunningAttempts() const;
+  // Stops attempts whose nodes were not all READY within `launch_timeout`.
+  void StopLateLaunches(absl::Time now);
+  // "node n2 not ready within 30s (last: FETCHING_SNAPSHOT)".
+  static std::string NotReadyMessage(const Attempt& attempt, absl::Duration waited);
   // Runs Schedule() once, after what is already posted to the loop.
   void RequestSchedule();
   void Assign(const scheduler::Placement& placement);

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   std::string address_file;
   std::string log_level = "info";
   std::string shutdown_grace = "10s";
+  std::string launch_timeout = "15m";
 
   drover::FlagSet flags("droverd [flags]", kSummary);
   flags.String("listen", &options.listen, "Address to serve the gRPC API on", "HOST:PORT");
@@ -65,6 +66,10 @@ int main(int argc, char** argv) {
   flags.String("log-level", &log_level, "debug, info, warning or error", "LEVEL");
   flags.String("shutdown-grace", &shutdown_grace,
                "How long a stop lets accepted calls finish", "DURATION");
+  flags.String("launch-timeout", &launch_timeout,
+               "How long an attempt may wait for all its nodes to be ready before it fails "
+               "(LAUNCH_FAILED); 0 waits forever",
+               "DURATION");
 
   std::vector<std::string> args(argv + 1, argv + argc);
   std::vector<std::string> positional;
@@ -90,6 +95,11 @@ int main(int argc, char** argv) {
       options.shutdown_grace < absl::ZeroDuration()) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "--shutdown-grace: '", shutdown_grace, "' is not a duration; write it like 10s or 1m")));
+  }
+  if (!absl::ParseDuration(launch_timeout, &options.core.launch_timeout) ||
+      options.core.launch_timeout < absl::ZeroDuration()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--launch-timeout: '", launch_timeout, "' is not a duration; write it like 30s or 10m")));
   }
 
   // Block the stop signals in every thread; this one waits for them below.

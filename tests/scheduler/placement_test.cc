@@ -1,5 +1,6 @@
 #include "scheduler/placement.h"
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "scheduler/node_registry.h"
@@ -37,6 +38,24 @@ v1::Job QueuedJob(const std::string& id, double cpus, int64_t memory_mib, int no
   job.mutable_status()->set_state(v1::JobStatus::QUEUED);
   job.mutable_status()->set_version(1);
   return job;
+}
+
+v1::Job WithLimit(v1::Job job, absl::Duration max_run_duration) {
+  job.mutable_spec()->mutable_max_run_duration()->set_seconds(
+      absl::ToInt64Seconds(max_run_duration));
+  return job;
+}
+
+// Work already running, as droverd's core would pass it: `job_id` holds `cpus` on each of
+// `on`, running since `since`, with `max_run_duration` (zero: none).
+void StartRunning(NodeRegistry& nodes, std::map<std::string, RunningAttempt>& running,
+                  const std::string& job_id, std::vector<std::string> on, double cpus,
+                  absl::Time since, absl::Duration max_run_duration) {
+  RunningAttempt& attempt = running[job_id];
+  attempt.running_since = since;
+  attempt.max_run_duration = max_run_duration;
+  attempt.per_node = PerNodeDemand(QueuedJob(job_id, cpus, 1024).spec());
+  for (const std::string& node : on) nodes.Allocate(node, job_id, attempt.per_node);
 }
 
 TEST(NodeRegistryTest, NewNodesAreReadyAndMissedLeasesMakeThemDown) {
@@ -92,23 +111,30 @@ TEST(PlacementTest, PlacesInPriorityOrderOnNodesWithEnoughFree) {
   JobQueue queue;
   queue.Update(QueuedJob("j-1", 3, 1024));
   queue.Update(QueuedJob("j-2", 3, 1024, 1, /*priority=*/5));
-  PlacementRound round = PlaceQueuedJobs(queue, nodes);
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, {}, kT0);
   ASSERT_EQ(round.placed.size(), 1u);
   EXPECT_EQ(round.placed[0].job_id, "j-2");
   EXPECT_THAT(round.placed[0].nodes, ElementsAre("n1"));
-  EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=1 free=0");
+  // n1 will fit j-1 once j-2 ends: it is held for j-1.
+  EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=1 free=0 reserved=n1");
 }
 
-TEST(PlacementTest, SmallerJobsUseWhatIsLeft) {
+TEST(PlacementTest, SmallerJobsUseWhatIsLeftOutsideTheReservation) {
   NodeRegistry nodes;
   ASSERT_TRUE(nodes.Register(NodeWith("n1", 4, 8192), kT0).ok());
+  ASSERT_TRUE(nodes.Register(NodeWith("n2", 4, 8192), kT0).ok());
   nodes.Allocate("n1", "j-0", PerNodeDemand(QueuedJob("j-0", 3, 1024).spec()));
+  nodes.Allocate("n2", "j-9", PerNodeDemand(QueuedJob("j-9", 2, 1024).spec()));
   JobQueue queue;
-  queue.Update(QueuedJob("j-1", 2, 1024));
+  queue.Update(QueuedJob("j-1", 3, 1024));
   queue.Update(QueuedJob("j-2", 1, 1024));
-  PlacementRound round = PlaceQueuedJobs(queue, nodes);
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, {}, kT0);
+  // Neither node's work has a known end, so j-1 holds the one holding the least (n2), and
+  // j-2 starts on what is left of the other.
+  EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=1 free=0 reserved=n2");
   ASSERT_EQ(round.placed.size(), 1u);
   EXPECT_EQ(round.placed[0].job_id, "j-2");
+  EXPECT_THAT(round.placed[0].nodes, ElementsAre("n1"));
 }
 
 TEST(PlacementTest, ExplainsJobsThatCannotRunInTheirTarget) {
@@ -125,7 +151,7 @@ TEST(PlacementTest, ExplainsJobsThatCannotRunInTheirTarget) {
   queue.Update(QueuedJob("j-2", 1, 1024, 2, 0, "gpu"));
   queue.Update(QueuedJob("j-3", 1, 1024, 1, 0, "nope"));
   queue.Update(QueuedJob("j-4", 1, 1024, 1, 0, "gpu"));
-  PlacementRound round = PlaceQueuedJobs(queue, nodes);
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, {}, kT0);
   EXPECT_THAT(round.waiting["j-1"], HasSubstr("NO_NODE_LARGE_ENOUGH need=1 large_enough=0"));
   EXPECT_EQ(round.waiting["j-2"], "TARGET_TOO_SMALL need=2 max_nodes=1");
   EXPECT_EQ(round.waiting["j-3"], "UNKNOWN_COMPUTE_TARGET target=nope");
@@ -141,7 +167,7 @@ TEST(PlacementTest, GangGetsAllNodesOrNone) {
   JobQueue queue;
   queue.Update(QueuedJob("j-1", 2, 1024, 3));
   queue.Update(QueuedJob("j-2", 2, 1024, 2));
-  PlacementRound round = PlaceQueuedJobs(queue, nodes);
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, {}, kT0);
   // Only two nodes exist: more may join, so it waits rather than being called impossible.
   EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=3 free=2");
   ASSERT_EQ(round.placed.size(), 1u);
@@ -156,14 +182,171 @@ TEST(PlacementTest, CordonedAndDownNodesTakeNoWork) {
   nodes.ExpireLeases(kT0 + absl::Seconds(20), absl::Seconds(10));
   JobQueue queue;
   queue.Update(QueuedJob("j-1", 1, 1024));
-  PlacementRound round = PlaceQueuedJobs(queue, nodes);
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, {}, kT0);
   EXPECT_THAT(round.placed, IsEmpty());
   // Nothing can start anywhere, so the round does not even look at the queue.
   EXPECT_THAT(round.waiting, IsEmpty());
   ASSERT_TRUE(nodes.Uncordon("n2").ok());
-  round = PlaceQueuedJobs(queue, nodes);
+  round = PlaceQueuedJobs(queue, nodes, {}, kT0);
   ASSERT_EQ(round.placed.size(), 1u);
   EXPECT_THAT(round.placed[0].nodes, ElementsAre("n2"));
+}
+
+TEST(PlacementTest, HoldsReservationForHeadJobAgainstAStreamOfSmallJobs) {
+  NodeRegistry nodes;
+  ASSERT_TRUE(nodes.Register(NodeWith("n1", 4, 8192), kT0).ok());
+  ASSERT_TRUE(nodes.Register(NodeWith("n2", 4, 8192), kT0).ok());
+  std::map<std::string, RunningAttempt> running;
+  StartRunning(nodes, running, "j-0", {"n1"}, 2, kT0, absl::Hours(1));
+  JobQueue queue;
+  queue.Update(QueuedJob("j-1", 4, 1024, /*nodes=*/2));
+  // Without the reservation each of these would take n2 (or the rest of n1) and j-1 would
+  // wait for ever.
+  for (int k = 2; k <= 6; ++k) {
+    std::string small = absl::StrCat("j-", k);
+    queue.Update(QueuedJob(small, 1, 1024));
+    PlacementRound round = PlaceQueuedJobs(queue, nodes, running, kT0 + absl::Minutes(k));
+    EXPECT_THAT(round.placed, IsEmpty());
+    EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=2 free=1 reserved=n1,n2");
+    EXPECT_EQ(round.waiting[small], "WAITING_FOR_NODES need=1 free=2 reserved_for=j-1");
+    ASSERT_TRUE(round.reservation.has_value());
+    EXPECT_EQ(round.reservation->job_id, "j-1");
+    EXPECT_THAT(round.reservation->nodes, ElementsAre("n1", "n2"));
+    EXPECT_EQ(round.reservation->start, kT0 + absl::Hours(1));
+  }
+  nodes.Release("n1", "j-0");
+  running.erase("j-0");
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, running, kT0 + absl::Minutes(30));
+  ASSERT_EQ(round.placed.size(), 1u);
+  EXPECT_EQ(round.placed[0].job_id, "j-1");
+  EXPECT_THAT(round.placed[0].nodes, ::testing::UnorderedElementsAre("n1", "n2"));
+  // Now the first small job is at the head, and holds the next node to come free.
+  EXPECT_EQ(round.waiting["j-2"], "WAITING_FOR_NODES need=1 free=0 reserved=n1");
+  EXPECT_EQ(round.waiting["j-3"], "WAITING_FOR_NODES need=1 free=0");
+}
+
+TEST(PlacementTest, SmallJobBackfillsOntoFreeNodesOutsideTheReservation) {
+  NodeRegistry nodes;
+  ASSERT_TRUE(nodes.Register(NodeWith("n1", 4, 8192), kT0).ok());
+  ASSERT_TRUE(nodes.Register(NodeWith("n2", 4, 8192), kT0).ok());
+  ASSERT_TRUE(nodes.Register(NodeWith("n3", 4, 8192), kT0).ok());
+  std::map<std::string, RunningAttempt> running;
+  StartRunning(nodes, running, "j-0", {"n1"}, 3, kT0, absl::Minutes(30));
+  StartRunning(nodes, running, "j-8", {"n2"}, 3, kT0, absl::Hours(1));
+  StartRunning(nodes, running, "j-9", {"n3"}, 3, kT0, absl::ZeroDuration());
+  JobQueue queue;
+  queue.Update(QueuedJob("j-1", 4, 1024, /*nodes=*/2));
+  queue.Update(QueuedJob("j-2", 1, 1024));  // no max_run_duration
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, running, kT0);
+  // n1 and n2 come free at known times, n3 never (as far as anyone knows).
+  EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=2 free=0 reserved=n1,n2");
+  ASSERT_TRUE(round.reservation.has_value());
+  EXPECT_EQ(round.reservation->start, kT0 + absl::Hours(1));
+  ASSERT_EQ(round.placed.size(), 1u);
+  EXPECT_EQ(round.placed[0].job_id, "j-2");
+  EXPECT_THAT(round.placed[0].nodes, ElementsAre("n3"));
+}
+
+TEST(PlacementTest, BackfillsOntoReservedNodesOnlyWhenMaxRunDurationEndsBeforeTheReservation) {
+  NodeRegistry nodes;
+  ASSERT_TRUE(nodes.Register(NodeWith("n1", 4, 8192), kT0).ok());
+  ASSERT_TRUE(nodes.Register(NodeWith("n2", 4, 8192), kT0).ok());
+  std::map<std::string, RunningAttempt> running;
+  StartRunning(nodes, running, "j-0", {"n1"}, 4, kT0, absl::Hours(1));
+  JobQueue queue;
+  queue.Update(QueuedJob("j-1", 4, 1024, /*nodes=*/2));
+  queue.Update(WithLimit(QueuedJob("j-2", 1, 1024), absl::Hours(2)));     // ends too late
+  queue.Update(QueuedJob("j-3", 1, 1024));                                // may never end
+  queue.Update(WithLimit(QueuedJob("j-4", 1, 1024), absl::Minutes(30)));  // ends in time
+  const absl::Time now = kT0 + absl::Minutes(10);
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, running, now);
+  EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=2 free=1 reserved=n1,n2");
+  EXPECT_EQ(round.waiting["j-2"], "WAITING_FOR_NODES need=1 free=1 reserved_for=j-1");
+  EXPECT_EQ(round.waiting["j-3"], "WAITING_FOR_NODES need=1 free=1 reserved_for=j-1");
+  ASSERT_EQ(round.placed.size(), 1u);
+  EXPECT_EQ(round.placed[0].job_id, "j-4");
+  EXPECT_THAT(round.placed[0].nodes, ElementsAre("n2"));
+
+  // When an attempt on a reserved node has no limit, the reservation's start is unknown and
+  // nothing backfills onto it.
+  running["j-0"].max_run_duration = absl::ZeroDuration();
+  round = PlaceQueuedJobs(queue, nodes, running, now);
+  ASSERT_TRUE(round.reservation.has_value());
+  EXPECT_EQ(round.reservation->start, absl::InfiniteFuture());
+  EXPECT_THAT(round.placed, IsEmpty());
+  EXPECT_EQ(round.waiting["j-4"], "WAITING_FOR_NODES need=1 free=1 reserved_for=j-1");
+}
+
+TEST(PlacementTest, ReservesTheNodesThatComeFreeSoonest) {
+  NodeRegistry nodes;
+  for (const char* name : {"n1", "n2", "n3", "n4"}) {
+    ASSERT_TRUE(nodes.Register(NodeWith(name, 4, 8192), kT0).ok());
+  }
+  std::map<std::string, RunningAttempt> running;
+  StartRunning(nodes, running, "j-0", {"n1"}, 4, kT0, absl::Hours(3));
+  StartRunning(nodes, running, "j-7", {"n2"}, 4, kT0, absl::Minutes(20));
+  StartRunning(nodes, running, "j-8", {"n3"}, 4, kT0, absl::ZeroDuration());
+  // n4 holds two attempts; the one that ends first frees enough for the job.
+  StartRunning(nodes, running, "j-9", {"n4"}, 2, kT0, absl::Minutes(40));
+  StartRunning(nodes, running, "j-10", {"n4"}, 2, kT0, absl::Hours(5));
+  JobQueue queue;
+  queue.Update(QueuedJob("j-1", 2, 1024, /*nodes=*/2));
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, running, kT0);
+  EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=2 free=0 reserved=n2,n4");
+  ASSERT_TRUE(round.reservation.has_value());
+  EXPECT_EQ(round.reservation->start, kT0 + absl::Minutes(40));
+}
+
+TEST(PlacementTest, JobsThatCanNeverFitHoldNoReservationAndBlockNobody) {
+  NodeRegistry nodes;
+  ASSERT_TRUE(nodes.Register(NodeWith("n1", 4, 8192), kT0).ok());
+  ASSERT_TRUE(nodes.Register(NodeWith("n2", 4, 8192), kT0).ok());
+  JobQueue queue;
+  queue.Update(QueuedJob("j-1", 1, 1024, /*nodes=*/3, /*priority=*/10));  // 2 nodes exist
+  queue.Update(QueuedJob("j-2", 64, 1024, /*nodes=*/1, /*priority=*/10));  // no node so large
+  queue.Update(QueuedJob("j-3", 4, 1024, /*nodes=*/2));
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, {}, kT0);
+  EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=3 free=2");
+  EXPECT_THAT(round.waiting["j-2"], HasSubstr("NO_NODE_LARGE_ENOUGH need=1 large_enough=0"));
+  EXPECT_FALSE(round.reservation.has_value());
+  ASSERT_EQ(round.placed.size(), 1u);
+  EXPECT_EQ(round.placed[0].job_id, "j-3");
+}
+
+TEST(PlacementTest, TwoGangJobsOnThreeNodesPlaceOneAndTheOtherWaitsWithAReason) {
+  NodeRegistry nodes;
+  ASSERT_TRUE(nodes.Register(NodeWith("n1", 4, 8192), kT0).ok());
+  ASSERT_TRUE(nodes.Register(NodeWith("n2", 4, 8192), kT0).ok());
+  ASSERT_TRUE(nodes.Register(NodeWith("n3", 4, 8192), kT0).ok());
+  JobQueue queue;
+  queue.Update(QueuedJob("j-1", 4, 1024, /*nodes=*/2));
+  queue.Update(QueuedJob("j-2", 4, 1024, /*nodes=*/2));
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, {}, kT0);
+  ASSERT_EQ(round.placed.size(), 1u);
+  EXPECT_EQ(round.placed[0].job_id, "j-1");
+  EXPECT_THAT(round.placed[0].nodes, ElementsAre("n1", "n2"));
+  // j-2 holds nothing yet: the free n3 and one of j-1's nodes are only reserved for it.
+  EXPECT_EQ(round.waiting["j-2"], "WAITING_FOR_NODES need=2 free=1 reserved=n1,n3");
+  EXPECT_EQ(round.reservation->job_id, "j-2");
+}
+
+TEST(PlacementTest, ReservationGoesToTheHighestPriorityJob) {
+  NodeRegistry nodes;
+  ASSERT_TRUE(nodes.Register(NodeWith("n1", 4, 8192), kT0).ok());
+  std::map<std::string, RunningAttempt> running;
+  StartRunning(nodes, running, "j-0", {"n1"}, 4, kT0, absl::Hours(1));
+  JobQueue queue;
+  queue.Update(QueuedJob("j-1", 4, 1024));
+  queue.Update(QueuedJob("j-2", 4, 1024, 1, /*priority=*/5));
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, running, kT0);
+  EXPECT_EQ(round.waiting["j-2"], "WAITING_FOR_NODES need=1 free=0 reserved=n1");
+  EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=1 free=0");
+  nodes.Release("n1", "j-0");
+  running.erase("j-0");
+  round = PlaceQueuedJobs(queue, nodes, running, kT0);
+  ASSERT_EQ(round.placed.size(), 1u);
+  EXPECT_EQ(round.placed[0].job_id, "j-2");
+  EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=1 free=0 reserved=n1");
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <functional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "drover/v1/admin_service.grpc.pb.h"
@@ -67,6 +69,17 @@ class ScriptedAgent {
     stream_->Write(message);
   }
 
+  // A PREPARING report naming the step the node is at ("FETCHING_SNAPSHOT").
+  void ReportPreparing(const std::string& job, int64_t epoch, const std::string& reason) {
+    v1::AgentMessage message;
+    v1::AttemptReport* report = message.mutable_report();
+    report->mutable_attempt()->set_job_id(job);
+    report->mutable_attempt()->set_epoch(epoch);
+    report->set_phase(v1::AttemptReport::PREPARING);
+    report->set_reason(reason);
+    stream_->Write(message);
+  }
+
   void Log(const std::string& job, int64_t epoch, int32_t rank, int64_t offset,
            const std::string& data) {
     v1::AgentMessage message;
@@ -108,6 +121,7 @@ class AgentProtocolTest : public ::testing::Test {
     DroverdOptions options{.listen = "127.0.0.1:0", .state_dir = dir_.path()};
     options.core.lease = absl::Seconds(2);
     options.core.stop_grace = absl::Seconds(1);
+    options.core.launch_timeout = launch_timeout_;
     options.tick = absl::Milliseconds(50);
     auto started = Droverd::Start(options);
     ASSERT_TRUE(started.ok()) << started.status();
@@ -177,6 +191,8 @@ class AgentProtocolTest : public ::testing::Test {
     return out;
   }
 
+  // Set before Start() to change it.
+  absl::Duration launch_timeout_ = absl::Minutes(15);
   testing::TempDir dir_;
   std::unique_ptr<Droverd> droverd_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -436,6 +452,77 @@ TEST_F(AgentProtocolTest, ComputeTargetsSelectNodesAndSurviveARestart) {
   v1::DeleteComputeTargetResponse response;
   EXPECT_EQ(admin_->DeleteComputeTarget(&context, request, &response).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// Polls until the job's reason is `reason`, heartbeating for `agents` meanwhile.
+void WaitForReason(const std::function<v1::Job()>& get, const std::string& reason,
+                   std::vector<ScriptedAgent*> agents) {
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline && get().status().reason() != reason) {
+    for (ScriptedAgent* agent : agents) agent->Heartbeat();
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(get().status().reason(), reason);
+}
+
+TEST_F(AgentProtocolTest, GangJobHoldsReservedNodesThatLaterSmallJobsDoNotTake) {
+  ScriptedAgent a(channel_, "n1");
+  a.Next(v1::SchedulerMessage::kWelcome);
+  ScriptedAgent b(channel_, "n2");
+  b.Next(v1::SchedulerMessage::kWelcome);
+  std::string whole_node = Submit(/*cpus=*/4);
+  EXPECT_EQ(a.Next(v1::SchedulerMessage::kAssign).assign().attempt().job_id(), whole_node);
+  std::string gang = Submit(/*cpus=*/4, "", /*node_count=*/2);
+  WaitForReason([&] { return Get(gang); }, "WAITING_FOR_NODES need=2 free=1 reserved=n1,n2",
+                {&a, &b});
+  // n2 is free, but held for the gang job: the small job waits and says for whom.
+  std::string small = Submit(/*cpus=*/1);
+  WaitForReason([&] { return Get(small); },
+                absl::StrCat("WAITING_FOR_NODES need=1 free=1 reserved_for=", gang), {&a, &b});
+
+  a.Report(whole_node, 1, v1::AttemptReport::READY);
+  WaitFor(whole_node, v1::JobStatus::STARTING);
+  a.Report(whole_node, 1, v1::AttemptReport::RUNNING);
+  a.Report(whole_node, 1, v1::AttemptReport::ENDED, {Exit(0, 0)});
+  EXPECT_EQ(a.Next(v1::SchedulerMessage::kAssign).assign().attempt().job_id(), gang);
+  EXPECT_EQ(b.Next(v1::SchedulerMessage::kAssign).assign().attempt().job_id(), gang);
+  EXPECT_EQ(Get(small).status().state(), v1::JobStatus::QUEUED);
+}
+
+// droverd with a short launch barrier timeout.
+class LaunchTimeoutTest : public AgentProtocolTest {
+ protected:
+  void SetUp() override {
+    launch_timeout_ = absl::Seconds(1);
+    Start();
+  }
+};
+
+TEST_F(LaunchTimeoutTest, AttemptWithANodeNotReadyInTimeFailsNamingTheNodeAndItsLastStep) {
+  ScriptedAgent a(channel_, "n1");
+  a.Next(v1::SchedulerMessage::kWelcome);
+  ScriptedAgent b(channel_, "n2");
+  b.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit(1, "", /*node_count=*/2);
+  a.Next(v1::SchedulerMessage::kAssign);
+  b.Next(v1::SchedulerMessage::kAssign);
+  a.Report(id, 1, v1::AttemptReport::READY);
+  b.ReportPreparing(id, 1, "FETCHING_SNAPSHOT");
+
+  const std::string message = "node n2 not ready within 1s (last: FETCHING_SNAPSHOT)";
+  v1::StopAttempt stop_a = a.Next(v1::SchedulerMessage::kStop).stop();
+  v1::StopAttempt stop_b = b.Next(v1::SchedulerMessage::kStop).stop();
+  EXPECT_EQ(stop_a.attempt().job_id(), id);
+  EXPECT_EQ(stop_a.cause(), v1::JobStatus::LAUNCH_FAILED);
+  EXPECT_EQ(stop_b.cause(), v1::JobStatus::LAUNCH_FAILED);
+  EXPECT_EQ(std::string(stop_b.message()), message);
+  a.Report(id, 1, v1::AttemptReport::ENDED);
+  b.Report(id, 1, v1::AttemptReport::ENDED);
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::LAUNCH_FAILED);
+  EXPECT_EQ(job.status().message(), message);
+  EXPECT_TRUE(Nodes()[0].running_jobs().empty());
+  EXPECT_TRUE(Nodes()[1].running_jobs().empty());
 }
 
 }  // namespace
