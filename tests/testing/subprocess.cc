@@ -164,10 +164,11 @@ absl::StatusOr<pid_t> SpawnDaemon(const std::vector<std::string>& args,
 
 absl::StatusOr<std::unique_ptr<AgentProcess>> AgentProcess::Start(
     const std::string& scheduler, const std::string& node_name, const std::string& work_dir,
-    const std::vector<std::string>& extra_args) {
-  std::vector<std::string> args = {ProgramPath("DROVER_AGENT", DROVER_AGENT_PATH),
-                                   "--scheduler", scheduler, "--node-name", node_name,
-                                   "--work-dir", work_dir, "--log-level", "debug"};
+    const std::vector<std::string>& extra_args, const std::vector<std::string>& exec_prefix) {
+  std::vector<std::string> args = exec_prefix;
+  args.insert(args.end(), {ProgramPath("DROVER_AGENT", DROVER_AGENT_PATH), "--scheduler",
+                           scheduler, "--node-name", node_name, "--work-dir", work_dir,
+                           "--log-level", "debug"});
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::string log = work_dir + ".log";
   absl::StatusOr<pid_t> pid = SpawnDaemon(args, log);

@@ -77,9 +77,13 @@ class DroverdProcess {
 // with its work folder `work_dir`. Its stderr goes to `<work_dir>.log`.
 class AgentProcess {
  public:
+  // `exec_prefix`, when not empty, goes before the agent's argv: e.g.
+  // `TestHosts::ExecPrefix(k)` runs it on a test host. It must exec the agent in place so
+  // that pid() is the agent's.
   static absl::StatusOr<std::unique_ptr<AgentProcess>> Start(
       const std::string& scheduler, const std::string& node_name, const std::string& work_dir,
-      const std::vector<std::string>& extra_args = {});
+      const std::vector<std::string>& extra_args = {},
+      const std::vector<std::string>& exec_prefix = {});
   // SIGTERM, then SIGKILL after 20 s; reaps.
   ~AgentProcess();
   pid_t pid() const { return pid_; }
