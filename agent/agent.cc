@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/server_builder.h>
 #include <grpcpp/security/credentials.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 
 namespace drover::agent {
 namespace {
@@ -130,10 +132,44 @@ bool Agent::Send(const v1::AgentMessage& message) {
   return stream_ != nullptr && stream_->Write(message);
 }
 
-void Agent::Run() {
+absl::Status Agent::StartPeerServer() {
+  peer_service_ = std::make_unique<PeerExecService>(
+      runtime_, [this](const v1::AttemptRef& attempt, const std::string& token) {
+        return ExecTarget(attempt, token);
+      });
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options_.peer_listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(peer_service_.get());
+  peer_server_ = builder.BuildAndStart();
+  if (peer_server_ == nullptr || port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on --peer-listen ", options_.peer_listen));
+  }
+  peer_endpoint_ =
+      absl::StrCat(options_.peer_listen.substr(0, options_.peer_listen.rfind(':')), ":", port);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Agent::ExecTarget(const v1::AttemptRef& attempt,
+                                              const std::string& token) {
+  absl::MutexLock lock(&mu_);
+  auto it = attempts_.find(Key(attempt));
+  if (it == attempts_.end()) {
+    return absl::NotFoundError(absl::StrCat("this node does not run job ", attempt.job_id(),
+                                            " attempt ", attempt.epoch()));
+  }
+  return it->second->ExecTarget(token);
+}
+
+absl::Status Agent::Run() {
+  DROVER_RETURN_IF_ERROR(StartPeerServer());
+  Log(LogLevel::kInfo, "peer_listening", {{"endpoint", peer_endpoint_}});
   std::thread shipping([this] { ShippingLoop(); });
   ConnectionLoop();
   shipping.join();
+  // Commands other nodes run here end with the attempts below.
+  peer_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   // Stopping the agent stops its attempts (recovery across agent restarts comes later).
   // Destroy them outside the lock: they call back into the agent while they end.
   std::map<std::string, std::unique_ptr<Attempt>> attempts;
@@ -145,6 +181,7 @@ void Agent::Run() {
     attempt->Stop(v1::JobStatus::CAUSE_UNSPECIFIED, absl::Seconds(2), "drover-agent stopped");
   }
   attempts.clear();
+  return absl::OkStatus();
 }
 
 void Agent::ConnectionLoop() {
@@ -154,6 +191,7 @@ void Agent::ConnectionLoop() {
     auto stream = agents_->Connect(&context);
     v1::AgentMessage hello;
     *hello.mutable_hello()->mutable_node() = options_.node;
+    hello.mutable_hello()->mutable_node()->set_peer_endpoint(peer_endpoint_);
     {
       absl::MutexLock lock(&mu_);
       for (auto& [key, attempt] : attempts_) {
@@ -242,6 +280,7 @@ void Agent::Handle(const v1::SchedulerMessage& message) {
           .logs = &shipper_,
           .blobs = blobs_.get(),
           .images = &images_,
+          .rsh_binary = options_.rsh_binary,
           .report =
               [this](const v1::AttemptReport& report) {
                 v1::AgentMessage out;

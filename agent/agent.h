@@ -8,6 +8,7 @@
 #define DROVER_AGENT_AGENT_H_
 
 #include <grpcpp/channel.h>
+#include <grpcpp/server.h>
 
 #include <map>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "agent/attempt.h"
+#include "agent/exec_relay.h"
 #include "agent/images/image_cache.h"
 #include "agent/log_shipper.h"
 #include "agent/runtime/container_runtime.h"
@@ -31,6 +33,10 @@ struct AgentOptions {
   std::string scheduler;  // droverd's HOST:PORT
   std::string work_dir;   // attempts, snapshot and image caches, runc state
   v1::NodeInfo node;      // name, addresses, capacity, labels, version
+  // HOST:PORT for AgentPeerService (MPI launches from other nodes); port 0: the kernel picks.
+  std::string peer_listen;
+  // drover-rsh on the node, bound into MPI job containers.
+  std::string rsh_binary;
   absl::Duration min_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(10);
   absl::Duration log_poll = absl::Milliseconds(50);
@@ -42,7 +48,8 @@ class Agent {
   ~Agent();
 
   // Connects and serves until Stop(); returns after the attempts it ran were stopped.
-  void Run();
+  // UNAVAILABLE at once when it cannot listen on peer_listen.
+  absl::Status Run();
   // Thread-safe; Run() returns soon after.
   void Stop();
 
@@ -52,6 +59,10 @@ class Agent {
   void Handle(const v1::SchedulerMessage& message);
   // Sends on the current stream; false when there is none.
   bool Send(const v1::AgentMessage& message);
+  // Serves AgentPeerService on options_.peer_listen; sets peer_endpoint_.
+  absl::Status StartPeerServer();
+  // PeerExecService's lookup: the container of an attempt this agent runs.
+  absl::StatusOr<std::string> ExecTarget(const v1::AttemptRef& attempt, const std::string& token);
 
   const AgentOptions options_;
   ContainerRuntime& runtime_;
@@ -62,6 +73,9 @@ class Agent {
   ImageCache images_;          // shared by the attempts
   LogShipper shipper_;
   absl::Notification stopping_;
+  std::unique_ptr<PeerExecService> peer_service_;
+  std::unique_ptr<grpc::Server> peer_server_;
+  std::string peer_endpoint_;  // set before the connection thread starts
 
   absl::Mutex write_mu_;  // one writer at a time on the stream
   grpc::ClientContext* context_ ABSL_GUARDED_BY(write_mu_) = nullptr;

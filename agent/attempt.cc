@@ -1,6 +1,9 @@
 #include "agent/attempt.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/client_context.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -16,6 +19,7 @@
 #include "common/archive/safe_extract.h"
 #include "common/archive/snapshot.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 
 namespace drover::agent {
 namespace {
@@ -23,6 +27,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int64_t kChunkBytes = 1 << 20;
+// Where drover-rsh is in MPI job containers (mpirun's plm_rsh_agent).
+constexpr const char* kRshPath = "/run/drover-mpi/rsh";
 // Outputs may hold model checkpoints: larger caps than for code snapshots.
 constexpr uint64_t kOutputsMaxBytes = uint64_t{1} << 40;
 
@@ -31,6 +37,38 @@ std::string ReadSmallFile(const std::string& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
+}
+
+absl::Status WriteTextFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  if (!out.flush()) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+// The network (a.b.c.d/len) of the local interface that has `address`; empty when none has.
+std::string NetworkOf(const std::string& address) {
+  in_addr wanted{};
+  if (inet_pton(AF_INET, address.c_str(), &wanted) != 1) return "";
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  std::string network;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_netmask == nullptr || i->ifa_addr->sa_family != AF_INET) {
+      continue;
+    }
+    in_addr own = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr;
+    if (own.s_addr != wanted.s_addr) continue;
+    uint32_t mask = ntohl(reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr);
+    in_addr base{};
+    base.s_addr = htonl(ntohl(own.s_addr) & mask);
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &base, text, sizeof text);
+    network = absl::StrCat(text, "/", __builtin_popcount(mask));
+    break;
+  }
+  freeifaddrs(list);
+  return network;
 }
 
 absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
@@ -166,6 +204,7 @@ absl::Status Attempt::Prepare() {
           absl::StrCat("cannot create ", dir_, sub, " on ", env_.node_name, ": ", error.message()));
     }
   }
+  DROVER_RETURN_IF_ERROR(WriteNodeFiles());
   if (!spec.environment().pip_packages().empty() || !spec.environment().conda_packages().empty()) {
     return absl::FailedPreconditionError(
         "environment.pip_packages/conda_packages: environment building is not available on "
@@ -293,11 +332,17 @@ ContainerSpec Attempt::BuildContainer() const {
   add("WORLD_SIZE", absl::StrCat(a.world_size()));
   add("NODE_RANK", absl::StrCat(a.node_rank()));
   add("LOCAL_WORLD_SIZE", absl::StrCat(ppn));
-  if (spec.distributed_backend() == v1::JobSpec::PYTORCH) {
-    add("MASTER_ADDR", a.node_addresses_size() > 0 ? a.node_addresses(0) : "127.0.0.1");
-    // One port per attempt, derived so every node computes the same one.
-    add("MASTER_PORT", absl::StrCat(29500 + a.attempt().epoch() % 1000));
+  // torch.distributed's rendezvous, also under MPI (a torch script run by mpirun finds them
+  // as under the pytorch backend).
+  if (spec.distributed_backend() != v1::JobSpec::NONE) {
+    add("MASTER_ADDR", a.node_addresses_size() > 0 && !a.node_addresses(0).empty()
+                           ? a.node_addresses(0)
+                           : "127.0.0.1");
+    add("MASTER_PORT", absl::StrCat(a.master_port() > 0 ? a.master_port()
+                                                        : 29500 + a.attempt().epoch() % 1000));
   }
+  // Every node of the attempt by name and address (hostname lookups, as gloo makes).
+  c.mounts.push_back({.source = dir_ + "/hosts", .destination = "/etc/hosts", .read_only = true});
 
   InitCommand init;
   init.first_rank = a.first_rank();
@@ -313,8 +358,105 @@ ContainerSpec Attempt::BuildContainer() const {
     init.program = {absl::StrContains(path, "/") ? path : "./" + path};
   }
   for (const v1::Argument& argument : spec.arguments()) init.program.push_back(argument.value());
+  if (spec.distributed_backend() == v1::JobSpec::MPI) {
+    add("OMPI_ALLOW_RUN_AS_ROOT", "1");
+    add("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    c.mounts.push_back({.source = dir_ + "/relay", .destination = "/run/drover-mpi/relay",
+                        .read_only = false});
+    c.mounts.push_back({.source = env_.rsh_binary, .destination = kRshPath, .read_only = true});
+    if (a.node_rank() == 0) {
+      // PID 1 runs mpirun, which runs every rank (here directly, elsewhere through
+      // drover-rsh and that node's agent), each wrapped by drover-init for its files.
+      init.program = MpiCommand(init);
+      init.launcher = "mpirun";
+      init.count = 1;
+    } else {
+      init.count = 0;  // the ranks come through `runc exec`
+      init.program.clear();
+    }
+  }
   c.args = init.ToArgs();
   return c;
+}
+
+std::vector<std::string> Attempt::MpiCommand(const InitCommand& init) const {
+  const v1::AssignAttempt& a = assignment_;
+  std::vector<std::string> command = {
+      "mpirun",
+      "--hostfile", "/job/hostfile",
+      "-np", absl::StrCat(a.world_size()),
+      "--map-by", absl::StrCat("ppr:", a.spec().process_count_per_node(), ":node"),
+      // Containers have their own cpu limits; binding to cores would fight them.
+      "--bind-to", "none",
+      "--mca", "plm_rsh_agent", kRshPath,
+      // Node rank 0 starts every daemon itself: each remote launch is one request through
+      // the agents, never a chain through the other nodes.
+      "--mca", "plm_rsh_no_tree_spawn", "1"};
+  if (!mpi_network_.empty()) {
+    // Only the network the nodes registered on, not docker bridges or other links.
+    command.insert(command.end(), {"--mca", "oob_tcp_if_include", mpi_network_, "--mca",
+                                   "btl_tcp_if_include", mpi_network_});
+  }
+  std::vector<std::string> wrapper =
+      init.RankWrapperArgs("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK");
+  command.insert(command.end(), wrapper.begin(), wrapper.end());
+  return command;
+}
+
+absl::StatusOr<std::string> Attempt::ExecTarget(const std::string& token) {
+  if (assignment_.exec_token().empty() || token != assignment_.exec_token()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "wrong secret for job ", assignment_.attempt().job_id(), " attempt ",
+        assignment_.attempt().epoch()));
+  }
+  absl::MutexLock lock(&mu_);
+  switch (last_.phase()) {
+    case v1::AttemptReport::RUNNING:
+      return container_;
+    case v1::AttemptReport::PREPARING:
+    case v1::AttemptReport::READY:
+      return absl::FailedPreconditionError("the attempt's processes have not started yet");
+    default:
+      return absl::NotFoundError("the attempt's processes have ended on this node");
+  }
+}
+
+absl::Status Attempt::WriteNodeFiles() {
+  const v1::AssignAttempt& a = assignment_;
+  // /etc/hosts of the container: the usual local names, then every node of the attempt.
+  std::string hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+  for (int k = 0; k < a.node_addresses_size(); ++k) {
+    if (a.node_addresses(k).empty()) continue;
+    std::string name = k < a.node_names_size() ? a.node_names(k) : "";
+    absl::StrAppend(&hosts, a.node_addresses(k), "\t", name.empty() ? "" : name, "\n");
+  }
+  if (a.node_addresses_size() == 0) absl::StrAppend(&hosts, "127.0.1.1\t", env_.node_name, "\n");
+  DROVER_RETURN_IF_ERROR(WriteTextFile(dir_ + "/hosts", hosts));
+  if (a.spec().distributed_backend() != v1::JobSpec::MPI) return absl::OkStatus();
+
+  // The hostfile mpirun reads, nodes in node rank order (ranks fill node 0 first).
+  std::string hostfile;
+  for (int k = 0; k < a.node_addresses_size(); ++k) {
+    absl::StrAppend(&hostfile, a.node_addresses(k), " slots=", a.spec().process_count_per_node(),
+                    "\n");
+  }
+  DROVER_RETURN_IF_ERROR(WriteTextFile(dir_ + "/job/hostfile", hostfile));
+  std::error_code error;
+  fs::create_directories(dir_ + "/relay", error);
+  if (error) return absl::UnavailableError(absl::StrCat("cannot create ", dir_, "/relay: ", error.message()));
+  if (a.node_rank() != 0) return absl::OkStatus();
+
+  mpi_network_ = NetworkOf(a.node_addresses_size() > 0 ? a.node_addresses(0) : "");
+  std::map<std::string, std::string> peers;
+  for (int k = 0; k < a.node_addresses_size() && k < a.node_peer_endpoints_size(); ++k) {
+    if (a.node_peer_endpoints(k).empty()) continue;
+    peers[a.node_addresses(k)] = a.node_peer_endpoints(k);
+    if (k < a.node_names_size() && !a.node_names(k).empty()) {
+      peers[a.node_names(k)] = a.node_peer_endpoints(k);
+    }
+  }
+  relay_ = std::make_unique<ExecRelay>(a.attempt(), a.exec_token(), std::move(peers));
+  return relay_->Listen(dir_ + "/relay/exec.sock");
 }
 
 absl::Status Attempt::RunContainer(bool create) {
@@ -363,26 +505,65 @@ absl::Status Attempt::RunContainer(bool create) {
 
 void Attempt::ReadExits(const ContainerExit& exit) {
   const v1::AssignAttempt& a = assignment_;
+  Log(exit.exit_code == 0 ? LogLevel::kDebug : LogLevel::kInfo, "container_exited",
+      {{"job", a.attempt().job_id()}, {"exit_code", exit.exit_code}, {"signal", exit.signal},
+       {"oom_killed", exit.oom_killed}, {"last_message", exit.last_message}});
   for (int i = 0; i < a.spec().process_count_per_node(); ++i) {
     int rank = a.first_rank() + i;
     v1::RankExit e;
     e.set_rank(rank);
     std::string text = ReadSmallFile(absl::StrCat(dir_, "/job/logs/rank-", rank, ".exit"));
     int code = -1, sig = SIGKILL;
-    if (std::sscanf(text.c_str(), "exit_code=%d signal=%d", &code, &sig) != 2) {
-      code = -1;  // killed before drover-init could record it
+    long long end_ns = 0;
+    int fields = std::sscanf(text.c_str(), "exit_code=%d signal=%d end_time_ns=%lld", &code,
+                             &sig, &end_ns);
+    if (fields < 2) {
+      code = -1;  // killed before drover-init could record it (or, under MPI, never started)
       sig = exit.signal != 0 ? exit.signal : SIGKILL;
     }
     e.set_exit_code(code);
     e.set_signal(sig);
     e.set_oom_killed(exit.oom_killed && sig == SIGKILL);
+    if (fields == 3 && end_ns > 0) {
+      e.mutable_end_time()->set_seconds(end_ns / 1000000000);
+      e.mutable_end_time()->set_nanos(static_cast<int32_t>(end_ns % 1000000000));
+    }
     exits_.push_back(e);
   }
-  // drover-init knows which rank failed first; the others may only have been stopped.
+  // drover-init knows which rank failed first when it started them; under MPI mpirun did,
+  // and the rank that failed first is the one that ended first.
   std::string result = ReadSmallFile(dir_ + "/job/logs/init.result");
   int first = -1;
   if (std::sscanf(result.c_str(), "first_failed_rank=%d", &first) == 1 && first >= 0) {
     first_failed_rank_ = first;
+  } else {
+    const v1::RankExit* earliest = nullptr;
+    for (const v1::RankExit& e : exits_) {
+      if (e.exit_code() == 0 && e.signal() == 0) continue;
+      if (earliest == nullptr ||
+          (e.has_end_time() && (!earliest->has_end_time() ||
+                                std::make_pair(e.end_time().seconds(), e.end_time().nanos()) <
+                                    std::make_pair(earliest->end_time().seconds(),
+                                                   earliest->end_time().nanos())))) {
+        earliest = &e;
+      }
+    }
+    if (earliest != nullptr) first_failed_rank_ = earliest->rank();
+  }
+  if (!exit.last_message.empty() && absl::StartsWith(exit.last_message, "drover-init:")) {
+    launcher_message_ = absl::StrCat("on ", env_.node_name, ": ", exit.last_message);
+  }
+  // mpirun failing with no rank of this node failed: say so (a rank elsewhere may have).
+  std::string launcher = ReadSmallFile(dir_ + "/job/logs/mpirun.exit");
+  int launcher_code = 0, launcher_signal = 0;
+  if (std::sscanf(launcher.c_str(), "exit_code=%d signal=%d", &launcher_code,
+                  &launcher_signal) == 2 &&
+      (launcher_code != 0 || launcher_signal != 0)) {
+    launcher_message_ =
+        launcher_signal != 0
+            ? absl::StrCat("mpirun on ", env_.node_name, " was killed by signal ", launcher_signal)
+            : absl::StrCat("mpirun on ", env_.node_name, " exited with code ", launcher_code,
+                           "; its messages are in rank ", assignment_.first_rank(), "'s stderr");
   }
 }
 
@@ -437,7 +618,12 @@ void Attempt::UploadOutputs() {
   outputs_size_ = static_cast<int64_t>(tar->tar_bytes);
 }
 
-void Attempt::Finish(v1::JobStatus::Cause cause, const std::string& message) {
+void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
+  if (relay_ != nullptr) relay_->Stop();  // the processes that used it have ended
+  if (cause == v1::JobStatus::CAUSE_UNSPECIFIED && !launcher_message_.empty()) {
+    cause = v1::JobStatus::PROCESS_FAILED;
+    message = launcher_message_;
+  }
   Report(v1::AttemptReport::FINALIZING, "UPLOADING_OUTPUTS");
   UploadOutputs();
   // Every byte the processes wrote reaches droverd before the attempt is reported ended.

@@ -15,7 +15,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/exec_relay.h"
 #include "agent/images/image_cache.h"
+#include "agent/launcher/init_command.h"
 #include "agent/log_shipper.h"
 #include "agent/runtime/container_runtime.h"
 #include "drover/v1/agent.pb.h"
@@ -31,6 +33,8 @@ struct AttemptEnv {
   v1::BlobService::Stub* blobs = nullptr;
   // Unpacked OCI images, shared by every attempt of the agent.
   ImageCache* images = nullptr;
+  // drover-rsh on the node (bound into MPI containers).
+  std::string rsh_binary;
   // Sends a report to droverd (dropped while disconnected; the last one is also in hello).
   std::function<void(const v1::AttemptReport&)> report;
   // Whether the agent is going down (then nothing waits for droverd any more).
@@ -55,6 +59,9 @@ class Attempt {
   // The last report, for the hello after a reconnect.
   v1::AttemptReport LastReport();
   bool ended();
+  // For PeerExecService: the container, when `token` is the attempt's secret and its
+  // processes run (see PeerExecService::Lookup for the errors).
+  absl::StatusOr<std::string> ExecTarget(const std::string& token);
 
  private:
   void Run();
@@ -62,12 +69,17 @@ class Attempt {
   absl::Status Prepare();
   absl::Status FetchSnapshot(const std::string& digest, const std::string& code_dir);
   ContainerSpec BuildContainer() const;
+  // The container's /etc/hosts; for MPI also the hostfile, the relay folder, and on node
+  // rank 0 the relay itself.
+  absl::Status WriteNodeFiles();
+  // mpirun's argv on node rank 0, the ranks wrapped by drover-init as `init` describes.
+  std::vector<std::string> MpiCommand(const InitCommand& init) const;
   // Starts the container (created before READY, or with `create` created now too) and runs
   // it until its processes end; fills exits_.
   absl::Status RunContainer(bool create);
   void ReadExits(const ContainerExit& exit);
   void UploadOutputs();
-  void Finish(v1::JobStatus::Cause cause, const std::string& message);
+  void Finish(v1::JobStatus::Cause cause, std::string message);
 
   const AttemptEnv env_;
   const v1::AssignAttempt assignment_;
@@ -85,12 +97,15 @@ class Attempt {
 
   // Only on the attempt's thread.
   UnpackedImage image_;  // empty rootfs: the host image
+  std::unique_ptr<ExecRelay> relay_;  // node rank 0 of an MPI attempt
+  std::string mpi_network_;           // a.b.c.d/len of the nodes' network, for mpirun
   bool created_ = false;  // the runtime has the container
   bool exited_ = false;   // its PID 1 has exited (so nothing of it runs any more)
   std::vector<v1::RankExit> exits_;
   std::string outputs_digest_;
   int64_t outputs_size_ = 0;
   int first_failed_rank_ = -1;
+  std::string launcher_message_;  // why mpirun failed, when it did
 };
 
 }  // namespace drover::agent

@@ -28,15 +28,16 @@ constexpr char kSummary[] =
     "  drover-agent --scheduler head:7070 --node-name gpu-01 --work-dir /var/lib/drover-agent \\\n"
     "      --label pool=gpu";
 
-// drover-init beside this binary (build tree or install), else on PATH.
-std::string DefaultInitPath() {
+// A helper program (drover-init, drover-rsh) beside this binary (build tree or install),
+// else where `make install` puts it.
+std::string DefaultHelperPath(const std::string& name) {
   std::error_code error;
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
-  for (const char* candidate : {"drover-init", "launcher/drover-init", "../lib/drover/drover-init"}) {
+  for (const std::string& candidate : {name, "launcher/" + name, "../lib/drover/" + name}) {
     std::filesystem::path path = self.parent_path() / candidate;
     if (std::filesystem::exists(path, error)) return path.string();
   }
-  return "/usr/local/lib/drover/drover-init";
+  return "/usr/local/lib/drover/" + name;
 }
 
 std::string HostName() {
@@ -63,7 +64,9 @@ int main(int argc, char** argv) {
   double cpus = 0;
   std::string memory;
   std::string runc = drover::agent::RuncOptions().runc_path;
-  std::string init = DefaultInitPath();
+  std::string init = DefaultHelperPath("drover-init");
+  std::string rsh = DefaultHelperPath("drover-rsh");
+  std::string peer_listen;
   std::string config_path;
   std::string log_level = "info";
 
@@ -78,6 +81,11 @@ int main(int argc, char** argv) {
   flags.String("memory", &memory, "Memory to offer, e.g. 64Gi (default: all)", "SIZE");
   flags.String("runc", &runc, "The runc binary", "PATH");
   flags.String("init", &init, "drover-init, PID 1 of job containers", "PATH");
+  flags.String("rsh", &rsh, "drover-rsh, MPI's remote-shell agent in job containers", "PATH");
+  flags.String("peer-listen", &peer_listen,
+               "Where other nodes' agents reach this one for MPI launches (default: --address "
+               "with a port the kernel picks)",
+               "HOST:PORT");
   flags.String("config", &config_path, "Read settings from this file", "FILE");
   flags.String("log-level", &log_level, "debug, info, warning or error", "LEVEL");
 
@@ -137,7 +145,15 @@ int main(int argc, char** argv) {
   absl::StatusOr<drover::v1::NodeInfo> node =
       drover::agent::DescribeNode(node_name, address, scheduler, cpus, memory_mib, label_map);
   if (!node.ok()) return Fail(node.status().message());
-  drover::agent::Agent agent({.scheduler = scheduler, .work_dir = work_dir, .node = *node},
+  if (peer_listen.empty()) peer_listen = node->addresses(0) + ":0";
+  if (!std::filesystem::exists(rsh, error)) {
+    return Fail(absl::StrCat("--rsh '", rsh, "' does not exist (build the drover-rsh target)"));
+  }
+  drover::agent::Agent agent({.scheduler = scheduler,
+                              .work_dir = work_dir,
+                              .node = *node,
+                              .peer_listen = peer_listen,
+                              .rsh_binary = rsh},
                              **runtime);
   drover::Log(drover::LogLevel::kInfo, "agent_started",
               {{"node", node->name()}, {"address", node->addresses(0)}, {"scheduler", scheduler},
@@ -149,7 +165,10 @@ int main(int argc, char** argv) {
     drover::Log(drover::LogLevel::kInfo, "agent_stopping", {{"signal", strsignal(received)}});
     agent.Stop();
   });
-  agent.Run();
+  if (absl::Status s = agent.Run(); !s.ok()) {
+    signals.detach();  // still in sigwait; the process ends here
+    return Fail(s.message());
+  }
   // Run() returns only after Stop(), which the signal thread called.
   signals.join();
   drover::Log(drover::LogLevel::kInfo, "agent_stopped");

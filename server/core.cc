@@ -1,6 +1,7 @@
 #include "server/core.h"
 
 #include <algorithm>
+#include <random>
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
@@ -27,6 +28,21 @@ google::protobuf::Duration ToProtoDuration(absl::Duration d) {
 bool IsPlaced(JobStatus::State s) {
   return s == JobStatus::PREPARING || s == JobStatus::STARTING || s == JobStatus::RUNNING ||
          s == JobStatus::FINALIZING || s == JobStatus::CANCEL_REQUESTED;
+}
+
+bool Failed(const v1::RankExit& e) { return e.exit_code() != 0 || e.signal() != 0; }
+
+// Whether `e` is a failure that ended before `first` (the failure known so far): by the
+// nodes' clocks when both tell. A rank with no end time was killed before it could record
+// one (mpirun kills its ranks' wrappers), so it was stopped, not the cause: a failure with
+// a time goes first; between two without, the one known first stays first.
+bool FailedFirst(const v1::RankExit& e, const std::optional<v1::RankExit>& first) {
+  if (!Failed(e)) return false;
+  if (!first.has_value()) return true;
+  if (e.has_end_time() != first->has_end_time()) return e.has_end_time();
+  if (!e.has_end_time()) return false;
+  return std::make_pair(e.end_time().seconds(), e.end_time().nanos()) <
+         std::make_pair(first->end_time().seconds(), first->end_time().nanos());
 }
 
 std::string DescribeExit(const v1::RankExit& e) {
@@ -245,6 +261,8 @@ void Core::Assign(const scheduler::Placement& placement) {
   attempt = Attempt{};
   attempt.epoch = epoch;
   attempt.nodes = placement.nodes;
+  attempt.exec_token = NewExecToken();
+  attempt.master_port = FreeMasterPort(placement.nodes.front());
   Log(LogLevel::kInfo, "job_placed",
       {{"job", job.id()}, {"attempt", epoch}, {"nodes", absl::StrJoin(placement.nodes, ",")}});
   // The attempt and its layout are durable before any agent hears of it.
@@ -258,6 +276,25 @@ void Core::Assign(const scheduler::Placement& placement) {
     }
     SendAssignments(*committed, it->second);
   });
+}
+
+std::string Core::NewExecToken() {
+  // 128 random bits; only the attempt's agents ever see it.
+  std::random_device random;
+  std::string token;
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&token, absl::Hex(random(), absl::kZeroPad8));
+  return token;
+}
+
+int32_t Core::FreeMasterPort(const std::string& node) const {
+  // The lowest port of the range that no other live attempt with the same first node uses.
+  std::set<int32_t> used;
+  for (const auto& [id, other] : attempts_) {
+    if (!other.nodes.empty() && other.nodes.front() == node) used.insert(other.master_port);
+  }
+  int32_t port = options_.master_port_base;
+  while (used.contains(port)) ++port;
+  return port;
 }
 
 bool Core::StartsWhenReady(const Attempt& attempt) {
@@ -281,10 +318,14 @@ void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
     assign->set_first_rank(static_cast<int32_t>(rank) * ppn);
     assign->set_world_size(static_cast<int32_t>(attempt.nodes.size()) * ppn);
     assign->set_start_when_ready(StartsWhenReady(attempt));
+    assign->set_exec_token(attempt.exec_token);
+    assign->set_master_port(attempt.master_port);
     for (const std::string& name : attempt.nodes) {
       const v1::Node* node = nodes_.Find(name);
       assign->add_node_addresses(node != nullptr && node->addresses_size() > 0 ? node->addresses(0)
                                                                                 : std::string());
+      assign->add_node_names(name);
+      assign->add_node_peer_endpoints(node != nullptr ? node->peer_endpoint() : std::string());
     }
     // The digest the name has now: a re-import reaches the next attempt, not this one.
     if (!IsBuiltInImage(spec.environment().image())) {
@@ -533,6 +574,7 @@ void Core::HandleReport(const std::string& node, const v1::AttemptReport& report
       for (v1::RankExit exit : report.exits()) {
         exit.set_node(node);
         attempt.exits.push_back(exit);
+        if (FailedFirst(exit, attempt.first_failure)) attempt.first_failure = exit;
       }
       if (!report.outputs_digest().empty()) {
         attempt.outputs_digest = report.outputs_digest();
@@ -560,6 +602,11 @@ void Core::HandleReport(const std::string& node, const v1::AttemptReport& report
         FinishAttempt(job_id);
       } else if (failed) {
         StopAttempt(job_id, attempt.cause, attempt.message);  // the gang ends together
+      } else if (job->spec().distributed_backend() == v1::JobSpec::MPI &&
+                 node == attempt.nodes.front()) {
+        // mpirun, on node rank 0, has ended with every rank: the other nodes' containers
+        // only kept them; they end now, without a cause of their own.
+        StopAttempt(job_id, JobStatus::CAUSE_UNSPECIFIED, "mpirun ended");
       }
       break;
     }
@@ -600,6 +647,11 @@ void Core::FinishAttempt(const std::string& job_id) {
   } else {
     end = JobStatus::FAILED;
     if (cause == JobStatus::CAUSE_UNSPECIFIED) cause = JobStatus::PROCESS_FAILED;
+    // The rank that failed first names the failure: the others were mostly stopped because
+    // of it (under MPI the first report may only say that mpirun failed).
+    if (cause == JobStatus::PROCESS_FAILED && attempt.first_failure.has_value()) {
+      message = DescribeExit(*attempt.first_failure);
+    }
     if (message.empty() && first_failure != nullptr) message = DescribeExit(*first_failure);
     if (cause == JobStatus::TIMEOUT && message.empty()) message = "max_run_duration exceeded";
   }

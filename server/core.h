@@ -11,6 +11,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -62,6 +63,9 @@ struct CoreOptions {
   // An attempt whose nodes are not all READY this long after its assignment is stopped and
   // fails with cause LAUNCH_FAILED (retried when `max_retries` allows). Zero: no limit.
   absl::Duration launch_timeout = absl::Minutes(15);
+  // First MASTER_PORT handed to distributed attempts (node rank 0 of each gets the lowest
+  // port from here that no other attempt on that node holds).
+  int32_t master_port_base = 29500;
 };
 
 class Core {
@@ -131,6 +135,10 @@ class Core {
     int64_t outputs_size = 0;
     bool started = false;
     bool stopping = false;
+    std::string exec_token;   // AssignAttempt.exec_token
+    int32_t master_port = 0;  // AssignAttempt.master_port
+    // The failed rank that ended first, over every node's report.
+    std::optional<v1::RankExit> first_failure;
     absl::Time running_since = absl::InfinitePast();
     // When placement assigned it; InfinitePast() for one restored at start (its launch
     // timeout then counts from the first tick).
@@ -157,6 +165,9 @@ class Core {
   // Whether the attempt's nodes start as soon as they are prepared (AssignAttempt's
   // start_when_ready) instead of waiting for StartAttempt.
   static bool StartsWhenReady(const Attempt& attempt);
+  static std::string NewExecToken();
+  // MASTER_PORT for an attempt whose node rank 0 is `node`.
+  int32_t FreeMasterPort(const std::string& node) const;
   // Sends the attempt's AssignAttempt to each of its nodes (or only to `only_node`).
   void SendAssignments(const v1::Job& job, const Attempt& attempt,
                        const std::string& only_node = "");

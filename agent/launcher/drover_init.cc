@@ -4,11 +4,29 @@
 //
 //   drover-init --log-dir DIR --first-rank N --count P [--rank-env NAME]...
 //               [--local-rank-env NAME]... [--grace-seconds S] [--exit-file PATH]
-//               -- PROGRAM ARGS...
+//               [--launcher NAME] -- PROGRAM ARGS...
+//   drover-init --log-dir DIR --count 0 [--grace-seconds S] [--exit-file PATH]
+//   drover-init --log-dir DIR --rank-from-env VAR [--local-rank-from-env VAR]
+//               [--rank-env NAME]... [--local-rank-env NAME]... -- PROGRAM ARGS...
+//
+// Modes, for the distributed backends (docs/containers.md):
+//   --launcher NAME     the one process is a launcher (mpirun) rather than a rank: its output
+//                       goes to rank-N's files, its exit status to DIR/NAME.exit, and no rank
+//                       variables are set for it.
+//   --count 0           idle PID 1 of a node whose ranks someone else starts (MPI's remote
+//                       launches through `runc exec`): reaps them, and on SIGTERM stops every
+//                       process of the container; exits 0.
+//   --rank-from-env VAR a wrapper around one MPI rank (not PID 1): the rank comes from VAR
+//                       (OMPI_COMM_WORLD_RANK), the local rank from --local-rank-from-env;
+//                       writes that rank's files like PID 1 would, but no init.result or
+//                       exit file, since several wrappers share the folder. Exits with the
+//                       rank's exit code (128+signal), so the launcher sees the failure.
 //
 // Files it writes (see docs/containers.md):
 //   DIR/rank-R.stdout, DIR/rank-R.stderr  each rank's output (O_APPEND, never a pipe)
-//   DIR/rank-R.exit                       "exit_code=<n> signal=<s>" when rank R ended
+//   DIR/rank-R.exit                       "exit_code=<n> signal=<s> end_time_ns=<t>" when
+//                                         rank R ended (t: CLOCK_REALTIME, for ordering the
+//                                         failures of several nodes)
 //   DIR/init.result                       "first_failed_rank=<R> exit_code=<n> signal=<s>"
 //   PATH (--exit-file)                    "exit_code=<n> signal=0": drover-init's own exit
 //                                         code, so a watcher that is not our parent learns it
@@ -47,6 +65,9 @@ struct Options {
   std::vector<std::string> local_rank_env;
   double grace_seconds = 10;
   std::string exit_file;
+  std::string launcher;             // --launcher NAME
+  bool wrapper = false;             // --rank-from-env given
+  std::string local_rank_from_env;  // --local-rank-from-env
   std::vector<std::string> program;
 };
 
@@ -60,7 +81,10 @@ void PrintUsage() {
   fprintf(stderr,
           "usage: drover-init --log-dir DIR --first-rank N --count P [--rank-env NAME]...\n"
           "                   [--local-rank-env NAME]... [--grace-seconds S]\n"
-          "                   [--exit-file PATH] -- PROGRAM ARGS...\n");
+          "                   [--exit-file PATH] [--launcher NAME] -- PROGRAM ARGS...\n"
+          "       drover-init --log-dir DIR --count 0 [--grace-seconds S] [--exit-file PATH]\n"
+          "       drover-init --log-dir DIR --rank-from-env VAR [--local-rank-from-env VAR]\n"
+          "                   [--rank-env NAME]... [--local-rank-env NAME]... -- PROGRAM ARGS...\n");
 }
 
 bool ParseLong(const char* text, long* out) {
@@ -119,10 +143,24 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
         return "--first-rank wants a number >= 0, got '" + value + "'";
       }
     } else if (flag == "--count") {
-      if (!ParseLong(value.c_str(), &options->count) || options->count < 1 ||
+      if (!ParseLong(value.c_str(), &options->count) || options->count < 0 ||
           options->count > 4096) {
-        return "--count wants a number from 1 to 4096, got '" + value + "'";
+        return "--count wants a number from 0 to 4096, got '" + value + "'";
       }
+    } else if (flag == "--rank-from-env") {
+      const char* text = getenv(value.c_str());
+      if (!ValidEnvName(value)) return flag + " wants a variable name, got '" + value + "'";
+      if (!ParseLong(text, &options->first_rank) || options->first_rank < 0) {
+        return "--rank-from-env " + value + ": the variable holds no rank (" +
+               (text == nullptr ? std::string("unset") : "'" + std::string(text) + "'") + ")";
+      }
+      options->wrapper = true;
+    } else if (flag == "--local-rank-from-env") {
+      if (!ValidEnvName(value)) return flag + " wants a variable name, got '" + value + "'";
+      options->local_rank_from_env = value;
+    } else if (flag == "--launcher") {
+      if (!ValidEnvName(value)) return flag + " wants a name of [A-Za-z0-9_], got '" + value + "'";
+      options->launcher = value;
     } else if (flag == "--rank-env" || flag == "--local-rank-env") {
       if (!ValidEnvName(value)) return flag + " wants a variable name, got '" + value + "'";
       (flag == "--rank-env" ? options->rank_env : options->local_rank_env).push_back(value);
@@ -139,8 +177,16 @@ std::string ParseArgs(int argc, char** argv, Options* options) {
   }
   for (; i < argc; ++i) options->program.push_back(argv[i]);
   if (options->log_dir.empty()) return "--log-dir is required";
+  if (options->wrapper) {
+    if (options->count > 1) return "--rank-from-env runs one rank: --count must be 1";
+    options->count = 1;
+  }
   if (options->count < 0) return "--count is required";
-  if (options->program.empty()) return "no program given after '--'";
+  if (!options->launcher.empty() && options->count != 1) return "--launcher needs --count 1";
+  if (options->count == 0 && !options->program.empty()) {
+    return "--count 0 runs no program; drop the one after '--'";
+  }
+  if (options->count > 0 && options->program.empty()) return "no program given after '--'";
   return "";
 }
 
@@ -189,6 +235,15 @@ std::string StatusLine(int exit_code, int signal) {
   return "exit_code=" + std::to_string(exit_code) + " signal=" + std::to_string(signal) + "\n";
 }
 
+// A rank's .exit line: its status and when it ended (wall clock, comparable across nodes).
+std::string RankStatusLine(int exit_code, int signal) {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  long long ns = static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+  return "exit_code=" + std::to_string(exit_code) + " signal=" + std::to_string(signal) +
+         " end_time_ns=" + std::to_string(ns) + "\n";
+}
+
 // Runs in the child between fork and exec; the parent is single threaded, so the usual
 // libc calls are safe here.
 [[noreturn]] void ExecRank(const Options& options, long index) {
@@ -211,9 +266,16 @@ std::string StatusLine(int exit_code, int signal) {
 
   std::string rank_text = std::to_string(rank);
   std::string local_text = std::to_string(index);
-  for (const std::string& name : options.rank_env) setenv(name.c_str(), rank_text.c_str(), 1);
-  for (const std::string& name : options.local_rank_env) {
-    setenv(name.c_str(), local_text.c_str(), 1);
+  if (!options.local_rank_from_env.empty()) {
+    const char* local = getenv(options.local_rank_from_env.c_str());
+    local_text = local != nullptr ? local : "0";
+  }
+  // A launcher is not a rank: its ranks get their variables from their own wrappers.
+  if (options.launcher.empty()) {
+    for (const std::string& name : options.rank_env) setenv(name.c_str(), rank_text.c_str(), 1);
+    for (const std::string& name : options.local_rank_env) {
+      setenv(name.c_str(), local_text.c_str(), 1);
+    }
   }
 
   // Signals: back to defaults, nothing blocked (exec keeps the mask and ignored signals).
@@ -287,9 +349,16 @@ class Init {
     return n;
   }
 
+  // Whether the loop goes on: while ranks run; with --count 0 (idle), until a stop was asked
+  // for and every process of the container is gone.
+  bool KeepWaiting() const {
+    if (options_.count == 0) return !stopping_ || has_children_;
+    return RunningCount() > 0;
+  }
+
   void Loop() {
     ReapChildren();
-    while (RunningCount() > 0) {
+    while (KeepWaiting()) {
       timespec timeout = {1, 0};
       bool timed = false;
       if (stopping_ && !killed_) {
@@ -323,7 +392,10 @@ class Init {
     while (true) {
       int status = 0;
       pid_t pid = waitpid(-1, &status, WNOHANG);
-      if (pid <= 0) return;  // 0: none ready; -1 ECHILD: no children left
+      if (pid <= 0) {  // 0: none ready; -1 ECHILD: no children left
+        has_children_ = pid == 0;
+        return;
+      }
       for (Rank& rank : ranks_) {
         if (rank.pid != pid || !rank.running) continue;
         rank.running = false;
@@ -339,8 +411,9 @@ class Init {
   }
 
   void RecordRankExit(const Rank& rank, int exit_code, int signal) {
-    WriteOrComplain(options_.log_dir + "/rank-" + std::to_string(rank.rank) + ".exit",
-                    StatusLine(exit_code, signal));
+    std::string name =
+        options_.launcher.empty() ? "rank-" + std::to_string(rank.rank) : options_.launcher;
+    WriteOrComplain(options_.log_dir + "/" + name + ".exit", RankStatusLine(exit_code, signal));
     if ((exit_code != 0 || signal != 0) && first_failed_rank_ < 0) {
       first_failed_rank_ = rank.rank;
       failed_exit_code_ = exit_code;
@@ -357,6 +430,8 @@ class Init {
     for (const Rank& rank : ranks_) {
       if (rank.running) kill(-rank.pid, sig);
     }
+    // Idle PID 1: the processes are whatever `runc exec` started (MPI's daemons and ranks).
+    if (options_.count == 0 && getpid() == 1) kill(-1, sig);
   }
 
   void KillAll() {
@@ -371,7 +446,17 @@ class Init {
 
   int Finish() {
     int code = 0;
-    if (first_failed_rank_ >= 0) {
+    if (options_.wrapper) {
+      // The rank's .exit file is written; init.result belongs to PID 1.
+      return failed_signal_ != 0 ? 128 + failed_signal_ : failed_exit_code_;
+    }
+    if (first_failed_rank_ >= 0 && !options_.launcher.empty()) {
+      // The launcher is not a rank: which rank failed is in the ranks' own .exit files.
+      code = failed_signal_ != 0 ? 128 + failed_signal_ : failed_exit_code_;
+      WriteOrComplain(options_.log_dir + "/init.result",
+                      "first_failed_rank=-1 exit_code=" + std::to_string(failed_exit_code_) +
+                          " signal=" + std::to_string(failed_signal_) + "\n");
+    } else if (first_failed_rank_ >= 0) {
       code = failed_signal_ != 0 ? 128 + failed_signal_ : failed_exit_code_;
       WriteOrComplain(options_.log_dir + "/init.result",
                       "first_failed_rank=" + std::to_string(first_failed_rank_) +
@@ -394,6 +479,7 @@ class Init {
   }();
   bool stopping_ = false;
   bool killed_ = false;
+  bool has_children_ = false;
   double kill_deadline_ = 0;
   long first_failed_rank_ = -1;
   int failed_exit_code_ = 0;
@@ -406,8 +492,9 @@ int main(int argc, char** argv) {
   Options options;
   std::string problem = ParseArgs(argc, argv, &options);
   if (!problem.empty()) {
-    fprintf(stderr, "drover-init: %s\n", problem.c_str());
     PrintUsage();
+    // Last, so that it is the line the agent quotes.
+    fprintf(stderr, "drover-init: %s\n", problem.c_str());
     return kUsageExit;
   }
   return Init(std::move(options)).Run();

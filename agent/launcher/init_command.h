@@ -25,8 +25,11 @@ struct InitCommand {
   std::vector<std::string> local_rank_env = {"DROVER_LOCAL_RANK", "LOCAL_RANK"};
   // Time between SIGTERM and SIGKILL when the ranks are stopped.
   double grace_seconds = 10;
-  // PROGRAM ARGS... run once per rank (PATH is searched when PROGRAM has no slash).
+  // PROGRAM ARGS... run once per rank (PATH is searched when PROGRAM has no slash). With
+  // count 0 (idle PID 1 of an MPI node whose ranks `runc exec` starts) there is none.
   std::vector<std::string> program;
+  // Non-empty: the one process is a launcher named so (mpirun), not a rank (--launcher).
+  std::string launcher;
 
   std::vector<std::string> ToArgs() const {
     std::vector<std::string> args = {
@@ -48,6 +51,38 @@ struct InitCommand {
       args.push_back("--exit-file");
       args.push_back(exit_file);
     }
+    if (!launcher.empty()) {
+      args.push_back("--launcher");
+      args.push_back(launcher);
+    }
+    if (count == 0) return args;
+    args.push_back("--");
+    args.insert(args.end(), program.begin(), program.end());
+    return args;
+  }
+
+  // The argv of drover-init wrapping one MPI rank, which the launcher starts (not PID 1):
+  // the rank and local rank come from the launcher's variables `rank_from` and
+  // `local_rank_from` (OMPI_COMM_WORLD_RANK, OMPI_COMM_WORLD_LOCAL_RANK); `rank_env`,
+  // `local_rank_env`, `log_dir` and `program` as for PID 1.
+  std::vector<std::string> RankWrapperArgs(const std::string& rank_from,
+                                           const std::string& local_rank_from) const {
+    std::vector<std::string> args = {init_path,          "--log-dir",
+                                     log_dir,            "--rank-from-env",
+                                     rank_from,          "--local-rank-from-env",
+                                     local_rank_from};
+    for (const std::string& name : rank_env) {
+      args.push_back("--rank-env");
+      args.push_back(name);
+    }
+    for (const std::string& name : local_rank_env) {
+      args.push_back("--local-rank-env");
+      args.push_back(name);
+    }
+    char grace[32];
+    std::snprintf(grace, sizeof grace, "%g", grace_seconds);
+    args.push_back("--grace-seconds");
+    args.push_back(grace);
     args.push_back("--");
     args.insert(args.end(), program.begin(), program.end());
     return args;

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,9 @@ struct ContainerExit {
   int exit_code = -1;  // -1 when a signal ended it
   int signal = 0;
   bool oom_killed = false;  // the container's memory cgroup recorded an OOM kill
+  // When it failed: the last line PID 1 itself wrote (not the ranks), for example
+  // drover-init's usage error; empty when none.
+  std::string last_message;
 };
 
 // A container the runtime finds on the node (for recovery after an agent restart).
@@ -96,6 +100,13 @@ class ContainerRuntime {
   virtual absl::Status Run(const ContainerSpec& spec) = 0;
   // PID 1's process id on the node, for watching its exit (pidfd) without polling runc.
   virtual absl::StatusOr<pid_t> Pid(absl::string_view id) = 0;
+  // Runs `args` as another process of running container `id` (its environment, working
+  // directory, limits and namespaces), handing its output to `output(is_stderr, bytes)` as
+  // it comes, until it exits or `stop` (asked every 200 ms) returns true. Returns its exit
+  // code, 128 + signal when a signal ended it. Errors: NOT_FOUND, UNAVAILABLE.
+  virtual absl::StatusOr<int> Exec(absl::string_view id, const std::vector<std::string>& args,
+                                   const std::function<void(bool, absl::string_view)>& output,
+                                   const std::function<bool()>& stop) = 0;
   // Sends `signal` to PID 1, or with `all` to every process of the container.
   virtual absl::Status Signal(absl::string_view id, int signal, bool all) = 0;
   // Blocks until PID 1 exited (at most `timeout_ms`, -1 forever) and returns how.

@@ -143,7 +143,8 @@ absl::Status ValidateContainerSpec(const ContainerSpec& spec) {
       return bad("mounts", absl::StrCat("destination '", mount.destination,
                                         "' must be an absolute path below /"));
     }
-    if (absl::StartsWith(mount.destination, kContainerDroverDir)) {
+    if (mount.destination == kContainerDroverDir ||
+        absl::StartsWith(mount.destination, absl::StrCat(kContainerDroverDir, "/"))) {
       return bad("mounts",
                  absl::StrCat("destination '", mount.destination, "' is reserved for drover"));
     }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -22,6 +23,31 @@ namespace {
 
 // Output beyond this is dropped: error messages, not data, are what callers read.
 constexpr size_t kMaxCapturedBytes = 1 << 20;
+
+// posix_spawnp with signals unblocked and at their defaults; the file actions are the
+// caller's.
+absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
+                            posix_spawn_file_actions_t* actions) {
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::vector<char*> c_args;
+  for (const std::string& arg : argv) c_args.push_back(const_cast<char*>(arg.c_str()));
+  c_args.push_back(nullptr);
+  pid_t pid = 0;
+  int spawn_error = posix_spawnp(&pid, c_args[0], actions, &attr, c_args.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  if (spawn_error != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot run ", argv[0], ": ", strerror(spawn_error)));
+  }
+  return pid;
+}
 
 }  // namespace
 
@@ -72,34 +98,20 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                      O_WRONLY | O_CREAT | O_APPEND, 0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
   }
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-  std::vector<char*> c_args;
-  for (const std::string& arg : argv) c_args.push_back(const_cast<char*>(arg.c_str()));
-  c_args.push_back(nullptr);
-  pid_t pid = 0;
-  int spawn_error = posix_spawnp(&pid, c_args[0], &actions, &attr, c_args.data(), environ);
+  absl::StatusOr<pid_t> spawned = Spawn(argv, &actions);
   posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
   if (capture) {
     close(out_pipe[1]);
     close(err_pipe[1]);
   }
-  if (spawn_error != 0) {
+  if (!spawned.ok()) {
     if (capture) {
       close(out_pipe[0]);
       close(err_pipe[0]);
     }
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot run ", argv[0], ": ", strerror(spawn_error)));
+    return spawned.status();
   }
+  pid_t pid = *spawned;
 
   ProcessResult result;
   absl::Time deadline = absl::Now() + timeout;
@@ -138,6 +150,89 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   while (waitpid(pid, &result.status, 0) < 0 && errno == EINTR) {
   }
   return result;
+}
+
+absl::StatusOr<int> RunStreaming(const std::vector<std::string>& argv,
+                                 const std::function<void(bool, absl::string_view)>& output,
+                                 const std::function<bool()>& stop) {
+  int out_pipe[2] = {-1, -1};
+  int err_pipe[2] = {-1, -1};
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  absl::StatusOr<pid_t> spawned = Spawn(argv, &actions);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  if (!spawned.ok()) {
+    close(out_pipe[0]);
+    close(err_pipe[0]);
+    return spawned.status();
+  }
+  pid_t pid = *spawned;
+  int pidfd = PidfdOpen(pid);
+  fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
+  fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
+  pollfd fds[3] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}, {pidfd, POLLIN, 0}};
+  // Reads what is there now; false once the pipe is closed.
+  auto drain = [&](int i) {
+    char buffer[16384];
+    while (true) {
+      ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
+      if (n > 0) {
+        output(i == 1, absl::string_view(buffer, static_cast<size_t>(n)));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      return n < 0 && errno == EAGAIN;
+    }
+  };
+  absl::Time terminated_at = absl::InfiniteFuture();
+  bool exited = false;
+  int open_pipes = 2;
+  while (!exited) {
+    int ready = poll(fds, 3, 200);
+    if (ready < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      if (!drain(i)) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_pipes;
+      }
+    }
+    // Without a pidfd (kernels before 5.3), the end of its output tells.
+    if (pidfd >= 0 ? fds[2].revents != 0 : open_pipes == 0) exited = true;
+    if (!exited && stop && stop()) {
+      if (terminated_at == absl::InfiniteFuture()) {
+        kill(pid, SIGTERM);
+        terminated_at = absl::Now();
+      } else if (absl::Now() - terminated_at > absl::Seconds(5)) {
+        kill(pid, SIGKILL);
+      }
+    }
+  }
+  // The process has ended: what it wrote is in the pipes now. Its descendants may keep them
+  // open (a daemon), so the pipes are read up to what is there, not to their end.
+  for (int i = 0; i < 2; ++i) {
+    if (fds[i].fd >= 0) {
+      drain(i);
+      close(fds[i].fd);
+    }
+  }
+  if (pidfd >= 0) close(pidfd);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
 }
 
 }  // namespace drover::agent

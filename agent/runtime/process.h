@@ -7,10 +7,12 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace drover::agent {
@@ -37,6 +39,15 @@ struct ProcessResult {
 absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                          absl::Duration timeout,
                                          const std::string& output_path = "");
+
+// Runs `argv` (stdin /dev/null) and hands its output to `output(is_stderr, bytes)` as it
+// comes, until the process exits; then what is already in its pipes (descendants that
+// outlive it, such as a daemon, may keep them open: their later output is not waited for).
+// `stop`, asked every 200 ms, ends it: SIGTERM, then SIGKILL 5 s later. Returns the raw
+// wait status; FAILED_PRECONDITION when it cannot be started. Callbacks run on the caller.
+absl::StatusOr<int> RunStreaming(const std::vector<std::string>& argv,
+                                 const std::function<void(bool, absl::string_view)>& output,
+                                 const std::function<bool()>& stop);
 
 }  // namespace drover::agent
 

@@ -576,6 +576,20 @@ absl::StatusOr<pid_t> RuncRuntime::Pid(absl::string_view id) {
   return record->pid;
 }
 
+absl::StatusOr<int> RuncRuntime::Exec(absl::string_view id, const std::vector<std::string>& args,
+                                      const std::function<void(bool, absl::string_view)>& output,
+                                      const std::function<bool()>& stop) {
+  DROVER_ASSIGN_OR_RETURN(std::shared_ptr<Record> record, Find(id));
+  std::vector<std::string> argv = {options_.runc_path, "--root", options_.root_dir, "exec",
+                                   std::string(id)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  DROVER_ASSIGN_OR_RETURN(int status, RunStreaming(argv, output, stop));
+  // runc exec exits with the process's code (and 255 with its own message on stderr when
+  // it could not start it).
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
 absl::Status RuncRuntime::Signal(absl::string_view id, int signal, bool all) {
   DROVER_ASSIGN_OR_RETURN(std::shared_ptr<Record> record, Find(id));
   pid_t pid;
@@ -625,6 +639,15 @@ absl::StatusOr<ContainerExit> RuncRuntime::AwaitExit(const std::shared_ptr<Recor
       exit = FromExitFile(ExitFilePath(record->bundle_dir));
     }
     exit.oom_killed = ReadOomKilled(record->oom_file);
+    if (exit.exit_code != 0) {
+      // What PID 1 itself said last (drover-init's own errors), for the failure message.
+      absl::StatusOr<std::string> log = ReadFile(ContainerLogPath(record->bundle_dir));
+      if (log.ok()) {
+        absl::string_view text = absl::StripTrailingAsciiWhitespace(*log);
+        size_t line = text.rfind('\n');
+        exit.last_message = std::string(line == absl::string_view::npos ? text : text.substr(line + 1));
+      }
+    }
     record->exit = exit;
     return exit;
   }

@@ -525,5 +525,38 @@ TEST_F(LaunchTimeoutTest, AttemptWithANodeNotReadyInTimeFailsNamingTheNodeAndIts
   EXPECT_TRUE(Nodes()[1].running_jobs().empty());
 }
 
+// Across nodes the rank that failed first names the failure, by the times the ranks ended:
+// the others were stopped because of it, even when their node reports first; a rank killed
+// before it could record its end was stopped, not the cause.
+TEST_F(AgentProtocolTest, FirstFailureAcrossNodesIsTheEarliestRankToFail) {
+  ScriptedAgent a(channel_, "n1");
+  a.Next(v1::SchedulerMessage::kWelcome);
+  ScriptedAgent b(channel_, "n2");
+  b.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit(1, "", /*node_count=*/2);
+  v1::AssignAttempt first = a.Next(v1::SchedulerMessage::kAssign).assign();
+  b.Next(v1::SchedulerMessage::kAssign);
+  ScriptedAgent& rank0 = first.node_rank() == 0 ? a : b;
+  ScriptedAgent& rank1 = first.node_rank() == 0 ? b : a;
+  std::string node1 = first.node_rank() == 0 ? "n2" : "n1";
+  for (ScriptedAgent* agent : {&a, &b}) agent->Report(id, 1, v1::AttemptReport::READY);
+  WaitFor(id, v1::JobStatus::STARTING);
+  for (ScriptedAgent* agent : {&a, &b}) agent->Report(id, 1, v1::AttemptReport::RUNNING);
+  WaitFor(id, v1::JobStatus::RUNNING);
+
+  auto at = [](v1::RankExit e, int64_t seconds) {
+    e.mutable_end_time()->set_seconds(seconds);
+    return e;
+  };
+  // Node rank 0 reports first: its rank 0 was SIGTERMed at t=105, and nothing is known of
+  // when its killed rank 1 ended.
+  rank0.Report(id, 1, v1::AttemptReport::ENDED, {at(Exit(0, -1, SIGTERM), 105), Exit(1, -1, SIGKILL)});
+  // Node rank 1: its rank 2 failed at t=100, before anything else.
+  rank1.Report(id, 1, v1::AttemptReport::ENDED, {at(Exit(2, 3), 100), at(Exit(3, -1, SIGTERM), 106)});
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().message(), absl::StrCat("rank 2 on ", node1, " exited with code 3"));
+  EXPECT_EQ(job.status().exits_size(), 4);
+}
+
 }  // namespace
 }  // namespace drover::server

@@ -17,6 +17,11 @@
 namespace drover::agent {
 namespace {
 
+// A rank's .exit file: its status, then when it ended (drover-init's wall clock).
+::testing::Matcher<std::string> RankExitLine(const std::string& status) {
+  return ::testing::MatchesRegex(status + " end_time_ns=[0-9]+\n");
+}
+
 using ::drover::testing::Child;
 using ::drover::testing::PollUntil;
 using ::drover::testing::ReadFileOrEmpty;
@@ -71,8 +76,8 @@ TEST_F(DroverInitTest, RanksGetTheirRankVariablesAndTheirOwnLogFiles) {
   EXPECT_EQ(ReadFileOrEmpty(Log("rank-4.stdout")), "rank=4/4 local=0\n");
   EXPECT_EQ(ReadFileOrEmpty(Log("rank-5.stdout")), "rank=5/5 local=1\n");
   EXPECT_EQ(ReadFileOrEmpty(Log("rank-5.stderr")), "oops\n");
-  EXPECT_EQ(ReadFileOrEmpty(Log("rank-4.exit")), "exit_code=0 signal=0\n");
-  EXPECT_EQ(ReadFileOrEmpty(Log("rank-5.exit")), "exit_code=0 signal=0\n");
+  EXPECT_THAT(ReadFileOrEmpty(Log("rank-4.exit")), RankExitLine("exit_code=0 signal=0"));
+  EXPECT_THAT(ReadFileOrEmpty(Log("rank-5.exit")), RankExitLine("exit_code=0 signal=0"));
   EXPECT_EQ(ReadFileOrEmpty(Log("init.result")), "first_failed_rank=-1 exit_code=0 signal=0\n");
   EXPECT_EQ(ReadFileOrEmpty(scratch_.path() + "/init.exit"), "exit_code=0 signal=0\n");
   EXPECT_FALSE(std::filesystem::exists(Log("rank-6.stdout")));
@@ -102,8 +107,8 @@ TEST_F(DroverInitTest, FirstFailingRankStopsTheOthers) {
       2, {"/bin/sh", "-c", "if [ \"$DROVER_LOCAL_RANK\" = 1 ]; then exit 3; fi; exec sleep 60"}));
   EXPECT_EQ(ExitCode(init.get(), absl::Seconds(10)), 3);
   EXPECT_EQ(ReadFileOrEmpty(Log("init.result")), "first_failed_rank=1 exit_code=3 signal=0\n");
-  EXPECT_EQ(ReadFileOrEmpty(Log("rank-1.exit")), "exit_code=3 signal=0\n");
-  EXPECT_EQ(ReadFileOrEmpty(Log("rank-0.exit")), "exit_code=-1 signal=15\n");
+  EXPECT_THAT(ReadFileOrEmpty(Log("rank-1.exit")), RankExitLine("exit_code=3 signal=0"));
+  EXPECT_THAT(ReadFileOrEmpty(Log("rank-0.exit")), RankExitLine("exit_code=-1 signal=15"));
   EXPECT_EQ(ReadFileOrEmpty(scratch_.path() + "/init.exit"), "exit_code=3 signal=0\n");
 }
 
@@ -124,7 +129,7 @@ TEST_F(DroverInitTest, RankIgnoringSigtermIsKilledAfterTheGrace) {
   command.grace_seconds = 0.5;
   auto init = Start(command);
   EXPECT_EQ(ExitCode(init.get(), absl::Seconds(15)), 4);
-  EXPECT_EQ(ReadFileOrEmpty(Log("rank-0.exit")), "exit_code=-1 signal=9\n");
+  EXPECT_THAT(ReadFileOrEmpty(Log("rank-0.exit")), RankExitLine("exit_code=-1 signal=9"));
   EXPECT_EQ(ReadFileOrEmpty(Log("init.result")), "first_failed_rank=1 exit_code=4 signal=0\n");
 }
 
@@ -141,7 +146,7 @@ TEST_F(DroverInitTest, ForwardsSigtermToEveryRank) {
   ASSERT_EQ(kill(init->pid(), SIGTERM), 0);
   EXPECT_EQ(ExitCode(init.get(), absl::Seconds(10)), 128 + SIGTERM);
   for (const char* rank : {"rank-0.exit", "rank-1.exit", "rank-2.exit"}) {
-    EXPECT_EQ(ReadFileOrEmpty(Log(rank)), "exit_code=-1 signal=15\n") << rank;
+    EXPECT_THAT(ReadFileOrEmpty(Log(rank)), RankExitLine("exit_code=-1 signal=15")) << rank;
   }
   EXPECT_THAT(ReadFileOrEmpty(Log("init.result")), HasSubstr("exit_code=-1 signal=15"));
 }
@@ -160,7 +165,7 @@ TEST_F(DroverInitTest, SigintIsForwardedToo) {
 TEST_F(DroverInitTest, ProgramThatCannotRunReports127) {
   auto init = Start(Command(1, {"/nonexistent/train.py"}));
   EXPECT_EQ(ExitCode(init.get()), 127);
-  EXPECT_EQ(ReadFileOrEmpty(Log("rank-0.exit")), "exit_code=127 signal=0\n");
+  EXPECT_THAT(ReadFileOrEmpty(Log("rank-0.exit")), RankExitLine("exit_code=127 signal=0"));
   EXPECT_THAT(ReadFileOrEmpty(Log("rank-0.stderr")),
               HasSubstr("cannot execute '/nonexistent/train.py': No such file or directory"));
 }
@@ -187,9 +192,66 @@ TEST_F(DroverInitTest, BadUsageExits127WithAMessage) {
     std::optional<int> status = child.Wait(absl::Seconds(10));
     ASSERT_TRUE(status.has_value());
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 127) << absl::StrJoin(argv, " ");
-    EXPECT_THAT(ReadFileOrEmpty(scratch_.path() + "/usage.err"), StartsWith("drover-init: "));
+    // The usage, then what is wrong on the last line (the one the agent quotes).
+    std::string err = ReadFileOrEmpty(scratch_.path() + "/usage.err");
+    EXPECT_THAT(err, StartsWith("usage: drover-init"));
+    EXPECT_THAT(err, ::testing::MatchesRegex("(.|\n)*\ndrover-init: [^\n]+\n"));
   }
   EXPECT_FALSE(std::filesystem::exists(Log("rank-0.stdout"))) << "nothing ran";
+}
+
+// The distributed backends' modes (MPI): a wrapper around one rank that mpirun starts, the
+// launcher itself as PID 1's one process, and the idle PID 1 of the other nodes.
+TEST_F(DroverInitTest, RankWrapperTakesItsRankFromTheLauncherAndPassesTheFailureOn) {
+  InitCommand command = Command(1, {"/bin/sh", "-c", "echo rank=$RANK local=$LOCAL_RANK; exit 3"});
+  command.rank_env = {"DROVER_RANK", "RANK"};
+  command.local_rank_env = {"LOCAL_RANK"};
+  setenv("TEST_WORLD_RANK", "6", 1);
+  setenv("TEST_LOCAL_RANK", "2", 1);
+  auto wrapper = std::make_unique<Child>(
+      command.RankWrapperArgs("TEST_WORLD_RANK", "TEST_LOCAL_RANK"),
+      scratch_.path() + "/init.out", scratch_.path() + "/init.err");
+  unsetenv("TEST_WORLD_RANK");
+  unsetenv("TEST_LOCAL_RANK");
+  EXPECT_EQ(ExitCode(wrapper.get()), 3) << "the launcher must see the rank's failure";
+  EXPECT_EQ(ReadFileOrEmpty(Log("rank-6.stdout")), "rank=6 local=2\n");
+  EXPECT_THAT(ReadFileOrEmpty(Log("rank-6.exit")), RankExitLine("exit_code=3 signal=0"));
+  // Several wrappers share the folder: init.result and the exit file are PID 1's.
+  EXPECT_EQ(ReadFileOrEmpty(Log("init.result")), "");
+  EXPECT_EQ(ReadFileOrEmpty(scratch_.path() + "/init.exit"), "");
+}
+
+TEST_F(DroverInitTest, RankWrapperWithoutItsVariableSaysSo) {
+  InitCommand command = Command(1, {"true"});
+  unsetenv("TEST_NO_SUCH_RANK");
+  auto wrapper = std::make_unique<Child>(command.RankWrapperArgs("TEST_NO_SUCH_RANK", "X"),
+                                         scratch_.path() + "/init.out",
+                                         scratch_.path() + "/init.err");
+  EXPECT_EQ(ExitCode(wrapper.get()), 127);
+  EXPECT_THAT(ReadFileOrEmpty(scratch_.path() + "/init.err"),
+              HasSubstr("--rank-from-env TEST_NO_SUCH_RANK: the variable holds no rank (unset)"));
+}
+
+TEST_F(DroverInitTest, LauncherWritesItsOwnExitFileAndGetsNoRankVariables) {
+  InitCommand command =
+      Command(1, {"/bin/sh", "-c", "echo \"rank=${RANK:-none}\"; echo launch-error >&2; exit 5"});
+  command.launcher = "mpirun";
+  auto init = Start(command);
+  EXPECT_EQ(ExitCode(init.get()), 5);
+  EXPECT_EQ(ReadFileOrEmpty(Log("rank-0.stdout")), "rank=none\n");
+  EXPECT_EQ(ReadFileOrEmpty(Log("rank-0.stderr")), "launch-error\n");
+  EXPECT_THAT(ReadFileOrEmpty(Log("mpirun.exit")), RankExitLine("exit_code=5 signal=0"));
+  EXPECT_EQ(ReadFileOrEmpty(Log("rank-0.exit")), "") << "rank 0's file is its wrapper's";
+  EXPECT_EQ(ReadFileOrEmpty(Log("init.result")), "first_failed_rank=-1 exit_code=5 signal=0\n");
+}
+
+TEST_F(DroverInitTest, IdleInitWaitsForSigtermAndExitsZero) {
+  InitCommand command = Command(0, {});
+  auto init = Start(command);
+  EXPECT_FALSE(init->Wait(absl::Milliseconds(300)).has_value()) << "idle init exited by itself";
+  ASSERT_EQ(kill(init->pid(), SIGTERM), 0);
+  EXPECT_EQ(ExitCode(init.get()), 0);
+  EXPECT_EQ(ReadFileOrEmpty(scratch_.path() + "/init.exit"), "exit_code=0 signal=0\n");
 }
 
 }  // namespace

@@ -27,6 +27,11 @@
 namespace drover::agent {
 namespace {
 
+// A rank's .exit file: its status, then when it ended (drover-init's wall clock).
+::testing::Matcher<std::string> RankExitLine(const std::string& status) {
+  return ::testing::MatchesRegex(status + " end_time_ns=[0-9]+\n");
+}
+
 namespace fs = std::filesystem;
 using ::drover::testing::PollUntil;
 using ::drover::testing::ReadFileOrEmpty;
@@ -208,8 +213,8 @@ TEST_F(RuncRuntimeTest, HostContainerRunsTwoRanksAndWritesTheirFiles) {
   EXPECT_FALSE(exit.oom_killed);
   EXPECT_EQ(LogFile(spec, "rank-0.stdout"), "rank=0 local=0 host=ranks cwd=/job/code job=j-7\n");
   EXPECT_EQ(LogFile(spec, "rank-1.stdout"), "rank=1 local=1 host=ranks cwd=/job/code job=j-7\n");
-  EXPECT_EQ(LogFile(spec, "rank-0.exit"), "exit_code=0 signal=0\n");
-  EXPECT_EQ(LogFile(spec, "rank-1.exit"), "exit_code=0 signal=0\n");
+  EXPECT_THAT(LogFile(spec, "rank-0.exit"), RankExitLine("exit_code=0 signal=0"));
+  EXPECT_THAT(LogFile(spec, "rank-1.exit"), RankExitLine("exit_code=0 signal=0"));
   EXPECT_EQ(LogFile(spec, "init.result"), "first_failed_rank=-1 exit_code=0 signal=0\n");
   // A second Wait gives the same answer.
   absl::StatusOr<ContainerExit> again = runtime_->Wait(spec.id, 0);
@@ -257,7 +262,7 @@ TEST_F(RuncRuntimeTest, FailingRankGivesItsExitCodeAndStopsTheOther) {
   EXPECT_EQ(exit.exit_code, 7);
   EXPECT_FALSE(exit.oom_killed);
   EXPECT_EQ(LogFile(spec, "init.result"), "first_failed_rank=1 exit_code=7 signal=0\n");
-  EXPECT_EQ(LogFile(spec, "rank-0.exit"), "exit_code=-1 signal=15\n");
+  EXPECT_THAT(LogFile(spec, "rank-0.exit"), RankExitLine("exit_code=-1 signal=15"));
   EXPECT_EQ(LogFile(spec, "rank-1.stderr"), "failing\n");
 }
 
@@ -271,7 +276,7 @@ TEST_F(RuncRuntimeTest, MemoryLimitKillsAHogAndWaitReportsOom) {
   ContainerExit exit = WaitFor(spec);
   EXPECT_TRUE(exit.oom_killed);
   EXPECT_EQ(exit.exit_code, 128 + SIGKILL);
-  EXPECT_EQ(LogFile(spec, "rank-0.exit"), "exit_code=-1 signal=9\n");
+  EXPECT_THAT(LogFile(spec, "rank-0.exit"), RankExitLine("exit_code=-1 signal=9"));
   EXPECT_EQ(LogFile(spec, "rank-0.stdout"), "");
 }
 
@@ -370,8 +375,8 @@ TEST_F(RuncRuntimeTest, SignalStopsASleepingContainer) {
   ASSERT_TRUE(runtime_->Signal(spec.id, SIGTERM, /*all=*/false).ok());
   ContainerExit exit = WaitFor(spec, 15000);
   EXPECT_EQ(exit.exit_code, 128 + SIGTERM);
-  EXPECT_EQ(LogFile(spec, "rank-0.exit"), "exit_code=-1 signal=15\n");
-  EXPECT_EQ(LogFile(spec, "rank-1.exit"), "exit_code=-1 signal=15\n");
+  EXPECT_THAT(LogFile(spec, "rank-0.exit"), RankExitLine("exit_code=-1 signal=15"));
+  EXPECT_THAT(LogFile(spec, "rank-1.exit"), RankExitLine("exit_code=-1 signal=15"));
   // Signalling an ended container says so.
   absl::Status late = runtime_->Signal(spec.id, SIGTERM, false);
   EXPECT_FALSE(late.ok());

@@ -1,0 +1,99 @@
+// drover-rsh: the remote-shell agent Drover places in MPI job containers (at
+// /run/drover-mpi/rsh), so that `mpirun --mca plm_rsh_agent /run/drover-mpi/rsh` starts its remote
+// daemons without sshd or keys. Open MPI calls it as ssh:
+//
+//   drover-rsh [ssh-style options] HOST COMMAND...
+//
+// It asks the node's drover-agent over the attempt's Unix socket (bound into the container
+// at /run/drover-mpi/relay/exec.sock, or $DROVER_EXEC_SOCKET) to run COMMAND (the words joined
+// with spaces, as ssh does) with `/bin/sh -c` in HOST's container of the same attempt; the
+// agent asks HOST's agent, which checks the attempt's secret. The command's output comes
+// back on stdout and stderr, and its exit code is drover-rsh's. Standard input is not
+// forwarded (Open MPI's daemons do not read it). Exit 255 when the command could not be run,
+// with the reason on stderr, as ssh does.
+//
+// Statically linked, plain C++ and libc, like drover-init.
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "agent/launcher/exec_frames.h"
+
+namespace {
+
+namespace frames = drover::agent::exec_frames;
+
+constexpr int kFailedExit = 255;
+
+int Fail(const std::string& message) {
+  fprintf(stderr, "drover-rsh: %s\n", message.c_str());
+  return kFailedExit;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  int i = 1;
+  // ssh-style options before the host: the ones that take a value skip it too.
+  for (; i < argc && argv[i][0] == '-'; ++i) {
+    std::string option = argv[i];
+    if (option == "--") {
+      ++i;
+      break;
+    }
+    if (option.size() == 2 && strchr("bcDEeFIiJLlmOopQRSWw", option[1]) != nullptr) ++i;
+  }
+  if (i >= argc) return Fail("usage: drover-rsh [options] HOST COMMAND...");
+  std::string host = argv[i++];
+  // ssh's own `user@host`: the user part means nothing here.
+  if (size_t at = host.rfind('@'); at != std::string::npos) host = host.substr(at + 1);
+  std::string command;
+  for (; i < argc; ++i) {
+    if (!command.empty()) command += ' ';
+    command += argv[i];
+  }
+  if (command.empty()) return Fail("no command given for " + host + " (no login shells)");
+
+  const char* path = getenv("DROVER_EXEC_SOCKET");
+  if (path == nullptr || *path == '\0') path = frames::kSocketPath;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address = {};
+  address.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof address.sun_path) return Fail(std::string("socket path too long: ") + path);
+  strcpy(address.sun_path, path);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    return Fail(std::string("cannot reach drover-agent at ") + path + ": " + strerror(errno) +
+                " (is this an MPI job of Drover?)");
+  }
+  if (!frames::WriteFrame(fd, frames::kHost, host) ||
+      !frames::WriteFrame(fd, frames::kCommand, command)) {
+    return Fail(std::string("sending the request to drover-agent: ") + strerror(errno));
+  }
+  frames::Type type;
+  std::string payload;
+  while (frames::ReadFrame(fd, &type, &payload)) {
+    switch (type) {
+      case frames::kStdout:
+        frames::WriteAll(1, payload.data(), payload.size());
+        break;
+      case frames::kStderr:
+        frames::WriteAll(2, payload.data(), payload.size());
+        break;
+      case frames::kExit:
+        return atoi(payload.c_str());
+      case frames::kError:
+        return Fail(host + ": " + payload);
+      default:
+        return Fail("unexpected answer from drover-agent");
+    }
+  }
+  return Fail(host + ": drover-agent closed the connection before the command ended");
+}

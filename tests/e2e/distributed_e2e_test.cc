@@ -1,0 +1,340 @@
+// Distributed jobs end to end: droverd on a bridge, one drover-agent per test host (network
+// namespaces, deploy/testhosts.sh), real runc containers, real Open MPI (mpirun inside node
+// rank 0's container, remote daemons through drover-rsh and the agents, no ssh) and real
+// torch.distributed over gloo. Checks what a user sees: results on every rank, the whole
+// gang placed and torn down together, the failing rank named, and nothing left behind on
+// any node. Root only.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <unistd.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/archive/snapshot.h"
+#include "drover/v1/admin_service.grpc.pb.h"
+#include "drover/v1/blob.grpc.pb.h"
+#include "drover/v1/job_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/test_hosts.h"
+
+namespace drover {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+
+class DistributedE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "test hosts and runc need root";
+  }
+
+  // `count` test hosts, droverd on their bridge, an agent on each offering 2 cpus.
+  void StartCluster(int count) {
+    auto hosts = testing::TestHosts::Create(count);
+    ASSERT_TRUE(hosts.ok()) << hosts.status();
+    hosts_ = *std::move(hosts);
+    auto droverd = testing::DroverdProcess::Start(
+        dir_.path() + "/state", {"--listen", hosts_->bridge_address() + ":0"});
+    ASSERT_TRUE(droverd.ok()) << droverd.status();
+    droverd_ = *std::move(droverd);
+    channel_ = grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials());
+    jobs_ = v1::JobService::NewStub(channel_);
+    blobs_ = v1::BlobService::NewStub(channel_);
+    admin_ = v1::AdminService::NewStub(channel_);
+    for (int k = 0; k < count; ++k) {
+      std::string work = absl::StrCat(dir_.path(), "/agent-", k);
+      auto agent = testing::AgentProcess::Start(
+          droverd_->address(), hosts_->name(k), work,
+          {"--address", hosts_->address(k), "--cpus", "2", "--memory", "4Gi"},
+          hosts_->ExecPrefix(k));
+      ASSERT_TRUE(agent.ok()) << agent.status();
+      agents_.push_back(*std::move(agent));
+      work_dirs_.push_back(work);
+    }
+    absl::Status ready = testing::WaitForReadyNodes(*admin_, count, absl::Seconds(30));
+    ASSERT_TRUE(ready.ok()) << ready << AgentLogs();
+  }
+
+  void TearDown() override {
+    if (hosts_ == nullptr) return;
+    for (size_t k = 0; k < agents_.size(); ++k) {
+      // The agent's mounts live in its own mount namespace: look before it goes.
+      std::string mounts = testing::ReadWholeFile(absl::StrCat("/proc/", agents_[k]->pid(), "/mountinfo"));
+      EXPECT_THAT(mounts, ::testing::Not(HasSubstr(work_dirs_[k] + "/attempts")))
+          << "mounts left behind on " << hosts_->name(k);
+    }
+    agents_.clear();  // SIGTERM: each agent stops what still runs
+    for (const std::string& work : work_dirs_) EXPECT_EQ(Containers(work), "") << work;
+    droverd_.reset();
+    hosts_.reset();
+  }
+
+  // The containers runc knows in an agent's work folder, one id per line.
+  static std::string Containers(const std::string& work) {
+    auto listed = testing::RunCommand({"/usr/sbin/runc", "--root", work + "/runc", "list", "-q"});
+    return listed.ok() ? listed->out : "runc list failed: " + std::string(listed.status().message());
+  }
+
+  std::string AgentLogs() {
+    std::string out;
+    for (size_t k = 0; k < agents_.size(); ++k) {
+      absl::StrAppend(&out, "\n--- agent ", hosts_->name(k), ":\n", agents_[k]->ReadLog());
+    }
+    return out;
+  }
+
+  std::string Snapshot(const std::string& folder) {
+    auto snapshot = archive::BuildSnapshot(
+        folder, {.output_path = absl::StrCat(dir_.path(), "/snapshot-", ++snapshots_, ".tar")});
+    EXPECT_TRUE(snapshot.ok()) << snapshot.status();
+    if (!snapshot.ok()) return "";
+    absl::StatusOr<std::string> digest = testing::UploadBlobFile(*blobs_, snapshot->tar_path);
+    EXPECT_TRUE(digest.ok()) << digest.status();
+    return digest.ok() ? *digest : "";
+  }
+
+  static v1::JobSpec Distributed(v1::JobSpec::DistributedBackend backend, int nodes,
+                                 int processes, double cpus = 1) {
+    v1::JobSpec spec;
+    spec.set_distributed_backend(backend);
+    spec.set_node_count(nodes);
+    spec.set_process_count_per_node(processes);
+    spec.mutable_resources()->set_cpus(cpus);
+    spec.mutable_resources()->set_memory_mib(1536);
+    spec.mutable_resources()->set_shm_mib(256);
+    return spec;
+  }
+
+  // A job of `script` in tests/e2e/jobs.
+  v1::JobSpec Script(v1::JobSpec spec, const std::string& script,
+                     const std::vector<std::string>& args = {}) {
+    spec.set_source_snapshot(Snapshot(DROVER_SOURCE_DIR "/tests/e2e/jobs"));
+    spec.set_entry_script(script);
+    for (const std::string& arg : args) spec.add_arguments()->set_value(arg);
+    return spec;
+  }
+
+  static v1::JobSpec Shell(v1::JobSpec spec, const std::string& command) {
+    spec.set_entry_script("bin/sh");
+    spec.add_arguments()->set_value("-c");
+    spec.add_arguments()->set_value(command);
+    return spec;
+  }
+
+  std::string Submit(const v1::JobSpec& spec) {
+    grpc::ClientContext context;
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    v1::SubmitJobResponse response;
+    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.job().id();
+  }
+
+  v1::Job Get(const std::string& id) {
+    grpc::ClientContext context;
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    v1::Job job;
+    jobs_->GetJob(&context, request, &job);
+    return job;
+  }
+
+  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state,
+                  absl::Duration timeout = absl::Seconds(120)) {
+    absl::Time deadline = absl::Now() + timeout;
+    v1::Job job;
+    while (absl::Now() < deadline) {
+      job = Get(id);
+      if (job.status().state() == state) return job;
+      if (job.status().end_time().seconds() > 0) break;  // ended otherwise
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    ADD_FAILURE() << id << " did not reach " << v1::JobStatus::State_Name(state) << ": "
+                  << job.status().DebugString() << "\nrank 0's stderr (mpirun's too):\n"
+                  << Logs(id, 0, v1::STDERR) << AgentLogs();
+    return job;
+  }
+
+  std::string Logs(const std::string& id, int rank, v1::LogStream stream = v1::STDOUT) {
+    grpc::ClientContext context;
+    v1::StreamLogsRequest request;
+    request.set_job_id(id);
+    request.add_ranks(rank);
+    request.add_streams(stream);
+    auto reader = jobs_->StreamLogs(&context, request);
+    std::string out;
+    v1::StreamLogsResponse response;
+    while (reader->Read(&response)) out += response.data();
+    EXPECT_TRUE(reader->Finish().ok());
+    return out;
+  }
+
+  // The checksum every rank of the distributed PyTorch example printed; fails the test when
+  // a rank printed none or they differ.
+  void ExpectIdenticalParameters(const std::string& id, int world) {
+    std::set<std::string> checksums;
+    for (int rank = 0; rank < world; ++rank) {
+      std::string out = Logs(id, rank);
+      std::string marker = absl::StrCat("parameters identical on all ", world, " ranks: checksum=");
+      size_t at = out.find(marker);
+      ASSERT_NE(at, std::string::npos) << "rank " << rank << " printed:\n"
+                                       << out << Logs(id, rank, v1::STDERR);
+      checksums.insert(out.substr(at + marker.size(), 16));
+    }
+    EXPECT_EQ(checksums.size(), 1u) << "ranks disagree on the parameters";
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::TestHosts> hosts_;
+  std::unique_ptr<testing::DroverdProcess> droverd_;
+  std::vector<std::unique_ptr<testing::AgentProcess>> agents_;
+  std::vector<std::string> work_dirs_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::BlobService::Stub> blobs_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+  int snapshots_ = 0;
+};
+
+TEST_F(DistributedE2eTest, MpiAllreduceOverTwoNodesOfTwoProcessesGivesTheSumOnEveryRank) {
+  StartCluster(2);
+  std::string id = Submit(Script(Distributed(v1::JobSpec::MPI, 2, 2), "mpi_allreduce.py"));
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(job.status().nodes_size(), 2);
+  ASSERT_EQ(job.status().exits_size(), 4);
+  std::set<std::string> nodes;
+  for (const v1::RankExit& e : job.status().exits()) {
+    EXPECT_EQ(e.exit_code(), 0) << e.DebugString();
+    nodes.insert(e.node());
+  }
+  EXPECT_EQ(nodes.size(), 2u) << "two ranks on each node";
+  for (int rank = 0; rank < 4; ++rank) {
+    EXPECT_EQ(Logs(id, rank), absl::StrCat("rank ", rank, " of 4: allreduce sum=10 expected=10 ok\n"))
+        << Logs(id, rank, v1::STDERR);
+  }
+}
+
+TEST_F(DistributedE2eTest, PytorchExampleKeepsParametersIdenticalUnderBothBackends) {
+  StartCluster(2);
+  for (auto backend : {v1::JobSpec::PYTORCH, v1::JobSpec::MPI}) {
+    v1::JobSpec spec = Distributed(backend, 2, 2);
+    spec.set_source_snapshot(Snapshot(DROVER_SOURCE_DIR "/examples/distributed-pytorch"));
+    spec.set_entry_script("train.py");
+    for (const char* arg : {"--epochs", "1", "--samples", "512"}) spec.add_arguments()->set_value(arg);
+    std::string id = Submit(spec);
+    v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(240));
+    SCOPED_TRACE(v1::JobSpec::DistributedBackend_Name(backend));
+    ExpectIdenticalParameters(id, 4);
+    EXPECT_FALSE(job.status().outputs_digest().empty()) << "rank 0 saves the model";
+  }
+}
+
+TEST_F(DistributedE2eTest, OneFailingRankFailsTheWholeJobNamingRankAndNode) {
+  StartCluster(2);
+  // Rank 2 is the first process of node rank 1: under MPI a remote rank, started through
+  // drover-rsh; under pytorch the other node's own.
+  for (auto backend : {v1::JobSpec::PYTORCH, v1::JobSpec::MPI}) {
+    SCOPED_TRACE(v1::JobSpec::DistributedBackend_Name(backend));
+    std::string id = Submit(Script(Distributed(backend, 2, 2), "fail_rank.py",
+                                   {"--rank", "2", "--code", "3", "--delay", "1"}));
+    v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+    EXPECT_EQ(job.status().cause(), v1::JobStatus::PROCESS_FAILED);
+    ASSERT_EQ(job.status().nodes_size(), 2);
+    EXPECT_EQ(job.status().message(),
+              absl::StrCat("rank 2 on ", job.status().nodes(1), " exited with code 3"));
+    EXPECT_THAT(Logs(id, 2), HasSubstr("rank 2 of 4: failing with exit code 3"));
+    // The others were stopped, not left to sleep out their 60 s.
+    for (int rank : {0, 1, 3}) {
+      EXPECT_THAT(Logs(id, rank), ::testing::Not(HasSubstr("nobody stopped me"))) << rank;
+    }
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    for (const std::string& work : work_dirs_) {
+      while (Containers(work) != "" && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+      EXPECT_EQ(Containers(work), "") << "container left on " << work;
+    }
+  }
+}
+
+TEST_F(DistributedE2eTest, TooLargeJobWaitsWithItsReasonWhileASmallerOneRuns) {
+  StartCluster(2);
+  std::string large = Submit(Shell(Distributed(v1::JobSpec::PYTORCH, 3, 1), "true"));
+  std::string small = Submit(Shell(Distributed(v1::JobSpec::PYTORCH, 2, 1), "echo small"));
+  WaitFor(small, v1::JobStatus::COMPLETED);
+  v1::Job waiting = Get(large);
+  EXPECT_EQ(waiting.status().state(), v1::JobStatus::QUEUED);
+  EXPECT_THAT(waiting.status().reason(), HasSubstr("WAITING_FOR_NODES need=3 free=2"));
+}
+
+TEST_F(DistributedE2eTest, TwoGangJobsOnThreeNodesRunOneAfterTheOther) {
+  StartCluster(3);
+  // Each takes both cpus of two nodes: the three nodes hold one such job at a time.
+  std::string first = Submit(Shell(Distributed(v1::JobSpec::PYTORCH, 2, 1, 2), "sleep 2"));
+  std::string second = Submit(Shell(Distributed(v1::JobSpec::PYTORCH, 2, 1, 2), "sleep 2"));
+  bool both = false;
+  absl::Time deadline = absl::Now() + absl::Seconds(120);
+  v1::Job a, b;
+  while (absl::Now() < deadline) {
+    a = Get(first);
+    b = Get(second);
+    auto holding = [](const v1::Job& job) {
+      v1::JobStatus::State s = job.status().state();
+      return s == v1::JobStatus::PREPARING || s == v1::JobStatus::STARTING ||
+             s == v1::JobStatus::RUNNING;
+    };
+    both = both || (holding(a) && holding(b));
+    if (a.status().state() == v1::JobStatus::COMPLETED &&
+        b.status().state() == v1::JobStatus::COMPLETED) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_FALSE(both) << "both gangs held nodes at once";
+  ASSERT_EQ(a.status().state(), v1::JobStatus::COMPLETED) << a.status().DebugString() << AgentLogs();
+  ASSERT_EQ(b.status().state(), v1::JobStatus::COMPLETED) << b.status().DebugString() << AgentLogs();
+  EXPECT_GE(b.status().start_time().seconds() * 1000000000LL + b.status().start_time().nanos(),
+            a.status().end_time().seconds() * 1000000000LL + a.status().end_time().nanos());
+}
+
+TEST_F(DistributedE2eTest, CancelOfARunningMpiJobCleansEveryNode) {
+  StartCluster(2);
+  std::string id = Submit(Script(Distributed(v1::JobSpec::MPI, 2, 1), "fail_rank.py",
+                                 {"--rank", "-1", "--sleep", "60"}));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  // Both ranks run (rank 1 on the other node, through drover-rsh) before the cancel.
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline &&
+         !(absl::StrContains(Logs(id, 0), "sleeping") && absl::StrContains(Logs(id, 1), "sleeping"))) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_THAT(Logs(id, 1), HasSubstr("rank 1 of 2: sleeping")) << AgentLogs();
+  {
+    grpc::ClientContext context;
+    v1::CancelJobRequest cancel;
+    cancel.set_job_id(id);
+    v1::Job job;
+    ASSERT_TRUE(jobs_->CancelJob(&context, cancel, &job).ok());
+  }
+  v1::Job job = WaitFor(id, v1::JobStatus::CANCELED, absl::Seconds(60));
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::CANCELED_BY_USER);
+  for (const std::string& work : work_dirs_) {
+    absl::Time until = absl::Now() + absl::Seconds(30);
+    while (Containers(work) != "" && absl::Now() < until) absl::SleepFor(absl::Milliseconds(50));
+    EXPECT_EQ(Containers(work), "") << "container left on " << work;
+  }
+}
+
+}  // namespace
+}  // namespace drover
