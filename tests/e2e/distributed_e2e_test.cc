@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "common/archive/snapshot.h"
 #include "drover/v1/admin_service.grpc.pb.h"
+#include "drover/v1/agent_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -320,6 +321,35 @@ TEST_F(DistributedE2eTest, CancelOfARunningMpiJobCleansEveryNode) {
     absl::SleepFor(absl::Milliseconds(100));
   }
   ASSERT_THAT(Logs(id, 1), HasSubstr("rank 1 of 2: sleeping")) << AgentLogs();
+  // Only the attempt's own agents, with its secret, may run commands in its containers.
+  {
+    grpc::ClientContext context;
+    v1::ListNodesResponse nodes;
+    ASSERT_TRUE(admin_->ListNodes(&context, v1::ListNodesRequest(), &nodes).ok());
+    for (const v1::Node& node : nodes.nodes()) {
+      ASSERT_FALSE(node.peer_endpoint().empty()) << node.name();
+      auto peer = v1::AgentPeerService::NewStub(
+          grpc::CreateChannel(node.peer_endpoint(), grpc::InsecureChannelCredentials()));
+      auto exec = [&](int64_t epoch, const std::string& token) {
+        grpc::ClientContext call;
+        v1::ExecRequest request;
+        request.mutable_attempt()->set_job_id(id);
+        request.mutable_attempt()->set_epoch(epoch);
+        request.set_token(token);
+        request.set_command("touch /job/outputs/intruder");
+        auto reader = peer->Exec(&call, request);
+        v1::ExecOutput output;
+        while (reader->Read(&output)) {
+        }
+        return reader->Finish();
+      };
+      EXPECT_EQ(exec(1, "not-the-secret").error_code(), grpc::StatusCode::PERMISSION_DENIED)
+          << node.name();
+      EXPECT_EQ(exec(1, "").error_code(), grpc::StatusCode::PERMISSION_DENIED) << node.name();
+      EXPECT_EQ(exec(2, "not-the-secret").error_code(), grpc::StatusCode::NOT_FOUND)
+          << "an attempt the node does not run, on " << node.name();
+    }
+  }
   {
     grpc::ClientContext context;
     v1::CancelJobRequest cancel;
@@ -329,6 +359,7 @@ TEST_F(DistributedE2eTest, CancelOfARunningMpiJobCleansEveryNode) {
   }
   v1::Job job = WaitFor(id, v1::JobStatus::CANCELED, absl::Seconds(60));
   EXPECT_EQ(job.status().cause(), v1::JobStatus::CANCELED_BY_USER);
+  EXPECT_TRUE(job.status().outputs_digest().empty()) << "the refused commands wrote nothing";
   for (const std::string& work : work_dirs_) {
     absl::Time until = absl::Now() + absl::Seconds(30);
     while (Containers(work) != "" && absl::Now() < until) absl::SleepFor(absl::Milliseconds(50));
