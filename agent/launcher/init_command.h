@@ -31,22 +31,27 @@ struct InitCommand {
   // Non-empty: the one process is a launcher named so (mpirun), not a rank (--launcher).
   std::string launcher;
 
+  // --rank-env, --local-rank-env and --grace-seconds, as both argvs have them.
+  void AppendRankFlags(std::vector<std::string>* args) const {
+    for (const std::string& name : rank_env) {
+      args->push_back("--rank-env");
+      args->push_back(name);
+    }
+    for (const std::string& name : local_rank_env) {
+      args->push_back("--local-rank-env");
+      args->push_back(name);
+    }
+    char grace[32];
+    std::snprintf(grace, sizeof grace, "%g", grace_seconds);
+    args->push_back("--grace-seconds");
+    args->push_back(grace);
+  }
+
   std::vector<std::string> ToArgs() const {
     std::vector<std::string> args = {
         init_path, "--log-dir",          log_dir, "--first-rank", std::to_string(first_rank),
         "--count", std::to_string(count)};
-    for (const std::string& name : rank_env) {
-      args.push_back("--rank-env");
-      args.push_back(name);
-    }
-    for (const std::string& name : local_rank_env) {
-      args.push_back("--local-rank-env");
-      args.push_back(name);
-    }
-    char grace[32];
-    std::snprintf(grace, sizeof grace, "%g", grace_seconds);
-    args.push_back("--grace-seconds");
-    args.push_back(grace);
+    AppendRankFlags(&args);
     if (!exit_file.empty()) {
       args.push_back("--exit-file");
       args.push_back(exit_file);
@@ -71,18 +76,7 @@ struct InitCommand {
                                      log_dir,            "--rank-from-env",
                                      rank_from,          "--local-rank-from-env",
                                      local_rank_from};
-    for (const std::string& name : rank_env) {
-      args.push_back("--rank-env");
-      args.push_back(name);
-    }
-    for (const std::string& name : local_rank_env) {
-      args.push_back("--local-rank-env");
-      args.push_back(name);
-    }
-    char grace[32];
-    std::snprintf(grace, sizeof grace, "%g", grace_seconds);
-    args.push_back("--grace-seconds");
-    args.push_back(grace);
+    AppendRankFlags(&args);
     args.push_back("--");
     args.insert(args.end(), program.begin(), program.end());
     return args;

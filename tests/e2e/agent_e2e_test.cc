@@ -74,7 +74,7 @@ class AgentE2eTest : public ::testing::Test {
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
     channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
-    jobs_ = v1::JobService::NewStub(channel_);
+    jobs_ = std::make_unique<testing::JobClient>(channel_);
     blobs_ = v1::BlobService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
   }
@@ -96,56 +96,16 @@ class AgentE2eTest : public ::testing::Test {
     return spec;
   }
 
-  std::string Submit(const v1::JobSpec& spec) {
-    grpc::ClientContext context;
-    v1::SubmitJobRequest request;
-    *request.mutable_spec() = spec;
-    v1::SubmitJobResponse response;
-    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.job().id();
-  }
-
-  v1::Job Get(const std::string& id) {
-    grpc::ClientContext context;
-    v1::GetJobRequest request;
-    request.set_job_id(id);
-    v1::Job job;
-    jobs_->GetJob(&context, request, &job);
-    return job;
-  }
-
+  std::string Submit(const v1::JobSpec& spec) { return jobs_->Submit(spec); }
+  v1::Job Get(const std::string& id) { return jobs_->Get(id); }
   v1::Job WaitFor(const std::string& id, v1::JobStatus::State state,
                   absl::Duration timeout = absl::Seconds(60)) {
-    absl::Time deadline = absl::Now() + timeout;
-    v1::Job job;
-    while (absl::Now() < deadline) {
-      job = Get(id);
-      if (job.status().state() == state) return job;
-      if (state != v1::JobStatus::CANCELED && job.status().end_time().seconds() > 0 &&
-          job.status().state() != state) {
-        break;  // ended otherwise
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    ADD_FAILURE() << id << " did not reach " << v1::JobStatus::State_Name(state) << ": "
-                  << job.status().DebugString() << "\nagent log:\n" << agent_->ReadLog();
-    return job;
+    return jobs_->WaitFor(id, state, timeout,
+                          [&] { return "\nagent log:\n" + agent_->ReadLog(); });
   }
-
   // Everything a rank wrote to a stream, as droverd stored it.
   std::string Logs(const std::string& id, int rank, v1::LogStream stream = v1::STDOUT) {
-    grpc::ClientContext context;
-    v1::StreamLogsRequest request;
-    request.set_job_id(id);
-    request.add_ranks(rank);
-    request.add_streams(stream);
-    auto reader = jobs_->StreamLogs(&context, request);
-    std::string out;
-    v1::StreamLogsResponse response;
-    while (reader->Read(&response)) out += response.data();
-    EXPECT_TRUE(reader->Finish().ok());
-    return out;
+    return jobs_->Logs(id, rank, stream);
   }
 
   std::string UploadFile(const std::string& path) {
@@ -166,7 +126,7 @@ class AgentE2eTest : public ::testing::Test {
   std::unique_ptr<testing::DroverdProcess> droverd_;
   std::unique_ptr<testing::AgentProcess> agent_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<testing::JobClient> jobs_;
   std::unique_ptr<v1::BlobService::Stub> blobs_;
   std::unique_ptr<v1::AdminService::Stub> admin_;
 };
@@ -213,7 +173,7 @@ TEST_F(AgentE2eTest, CancelStopsASleepingJob) {
   v1::CancelJobRequest request;
   request.set_job_id(id);
   v1::Job job;
-  ASSERT_TRUE(jobs_->CancelJob(&context, request, &job).ok());
+  ASSERT_TRUE(jobs_->stub().CancelJob(&context, request, &job).ok());
   job = WaitFor(id, v1::JobStatus::CANCELED, absl::Seconds(30));
   EXPECT_EQ(job.status().cause(), v1::JobStatus::CANCELED_BY_USER);
   ASSERT_EQ(job.status().exits_size(), 1);

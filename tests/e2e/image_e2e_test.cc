@@ -129,7 +129,7 @@ class ImageE2eTest : public ::testing::Test {
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
     channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
-    jobs_ = v1::JobService::NewStub(channel_);
+    jobs_ = std::make_unique<testing::JobClient>(channel_);
     blobs_ = v1::BlobService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
     work_ = dir_.path() + "/agent";
@@ -196,54 +196,21 @@ class ImageE2eTest : public ::testing::Test {
     v1::SubmitJobRequest request;
     *request.mutable_spec() = spec;
     v1::SubmitJobResponse response;
-    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    grpc::Status status = jobs_->stub().SubmitJob(&context, request, &response);
     *id = response.job().id();
     return status;
   }
 
-  std::string Submit(const v1::JobSpec& spec) {
-    std::string id;
-    grpc::Status status = TrySubmit(spec, &id);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return id;
-  }
-
-  v1::Job Get(const std::string& id) {
-    grpc::ClientContext context;
-    v1::GetJobRequest request;
-    request.set_job_id(id);
-    v1::Job job;
-    jobs_->GetJob(&context, request, &job);
-    return job;
-  }
-
+  std::string Submit(const v1::JobSpec& spec) { return jobs_->Submit(spec); }
+  v1::Job Get(const std::string& id) { return jobs_->Get(id); }
   v1::Job WaitFor(const std::string& id, v1::JobStatus::State state,
                   absl::Duration timeout = absl::Seconds(90)) {
-    absl::Time deadline = absl::Now() + timeout;
-    v1::Job job;
-    while (absl::Now() < deadline) {
-      job = Get(id);
-      if (job.status().state() == state) return job;
-      if (job.status().end_time().seconds() > 0) break;  // ended otherwise
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    ADD_FAILURE() << id << " did not reach " << v1::JobStatus::State_Name(state) << ": "
-                  << job.status().DebugString() << "\nagent log:\n"
-                  << agent_->ReadLog();
-    return job;
+    return jobs_->WaitFor(id, state, timeout,
+                          [&] { return "\nagent log:\n" + agent_->ReadLog(); });
   }
-
+  // Every rank's output on one stream.
   std::string Logs(const std::string& id, v1::LogStream stream = v1::STDOUT) {
-    grpc::ClientContext context;
-    v1::StreamLogsRequest request;
-    request.set_job_id(id);
-    request.add_streams(stream);
-    auto reader = jobs_->StreamLogs(&context, request);
-    std::string out;
-    v1::StreamLogsResponse response;
-    while (reader->Read(&response)) out += response.data();
-    EXPECT_TRUE(reader->Finish().ok());
-    return out;
+    return jobs_->Logs(id, -1, stream);
   }
 
   std::string RootfsOf(const std::string& digest) {
@@ -257,7 +224,7 @@ class ImageE2eTest : public ::testing::Test {
   std::unique_ptr<testing::DroverdProcess> droverd_;
   std::unique_ptr<testing::AgentProcess> agent_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<testing::JobClient> jobs_;
   std::unique_ptr<v1::BlobService::Stub> blobs_;
   std::unique_ptr<v1::AdminService::Stub> admin_;
 };

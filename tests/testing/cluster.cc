@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/archive/sha256.h"
+#include "gtest/gtest.h"
 
 namespace drover::testing {
 namespace {
@@ -87,6 +88,56 @@ absl::StatusOr<std::string> DownloadBlob(v1::BlobService::Stub& blobs, const std
   v1::DownloadBlobResponse response;
   while (reader->Read(&response)) out += response.chunk();
   if (absl::Status s = FromGrpc(reader->Finish()); !s.ok()) return s;
+  return out;
+}
+
+std::string JobClient::Submit(const v1::JobSpec& spec) {
+  grpc::ClientContext context;
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = spec;
+  v1::SubmitJobResponse response;
+  grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return response.job().id();
+}
+
+v1::Job JobClient::Get(const std::string& id) {
+  grpc::ClientContext context;
+  v1::GetJobRequest request;
+  request.set_job_id(id);
+  v1::Job job;
+  grpc::Status status = jobs_->GetJob(&context, request, &job);
+  EXPECT_TRUE(status.ok()) << id << ": " << status.error_message();
+  return job;
+}
+
+v1::Job JobClient::WaitFor(const std::string& id, v1::JobStatus::State state,
+                           absl::Duration timeout, const std::function<std::string()>& context) {
+  absl::Time deadline = absl::Now() + timeout;
+  v1::Job job;
+  while (absl::Now() < deadline) {
+    job = Get(id);
+    if (job.status().state() == state) return job;
+    if (job.status().end_time().seconds() > 0) break;  // ended otherwise
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ADD_FAILURE() << id << " did not reach " << v1::JobStatus::State_Name(state) << ": "
+                << job.status().DebugString() << (context ? context() : std::string());
+  return job;
+}
+
+std::string JobClient::Logs(const std::string& id, int rank, v1::LogStream stream) {
+  grpc::ClientContext context;
+  v1::StreamLogsRequest request;
+  request.set_job_id(id);
+  if (rank >= 0) request.add_ranks(rank);
+  request.add_streams(stream);
+  auto reader = jobs_->StreamLogs(&context, request);
+  std::string out;
+  v1::StreamLogsResponse response;
+  while (reader->Read(&response)) out += response.data();
+  grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << id << ": " << status.error_message();
   return out;
 }
 

@@ -1,14 +1,19 @@
 // Helpers for tests that talk to a real droverd (and agents) over gRPC: ports, blobs, node
-// readiness. Used from one test thread.
+// readiness, jobs. Used from one test thread.
 #ifndef DROVER_TESTS_TESTING_CLUSTER_H_
 #define DROVER_TESTS_TESTING_CLUSTER_H_
 
+#include <grpcpp/channel.h>
+
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
+#include "drover/v1/job_service.grpc.pb.h"
 
 namespace drover::testing {
 
@@ -27,6 +32,28 @@ absl::StatusOr<std::string> UploadBlobFile(v1::BlobService::Stub& blobs, const s
 
 // A blob's bytes.
 absl::StatusOr<std::string> DownloadBlob(v1::BlobService::Stub& blobs, const std::string& digest);
+
+// droverd's JobService as an e2e test uses it: submit, poll, read logs. Unexpected errors
+// are test failures (gtest), so tests read as the steps a user takes.
+class JobClient {
+ public:
+  explicit JobClient(std::shared_ptr<grpc::Channel> channel)
+      : jobs_(v1::JobService::NewStub(std::move(channel))) {}
+
+  v1::JobService::Stub& stub() { return *jobs_; }
+  // SubmitJob; the new job's id.
+  std::string Submit(const v1::JobSpec& spec);
+  v1::Job Get(const std::string& id);
+  // Polls until the job is in `state`; gives up early when it ended in another one. On
+  // failure the test fails with the job's status and `context()` (daemon logs, say).
+  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state, absl::Duration timeout,
+                  const std::function<std::string()>& context = nullptr);
+  // Everything droverd stored of one stream: of `rank`, or of every rank with rank -1.
+  std::string Logs(const std::string& id, int rank, v1::LogStream stream = v1::STDOUT);
+
+ private:
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+};
 
 }  // namespace drover::testing
 
