@@ -4,7 +4,8 @@
 # Usage: deploy/install-deps.sh [--build-only | --runtime]
 #   (none)        build, run and test: everything
 #   --build-only  only what compiling needs
-#   --runtime     compiling, plus what the daemons and the example job need at run time
+#   --runtime     compiling, plus what the daemons, the example jobs and the quick start
+#                 need at run time
 set -euo pipefail
 
 build_pkgs=(
@@ -13,14 +14,16 @@ build_pkgs=(
   libabsl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libsystemd-dev libssl-dev
 )
 # Used at run time by drover-agent: runc runs the containers, umoci and skopeo unpack and
-# pull OCI images; PyTorch for the example jobs in the host image.
+# pull OCI images; PyTorch for the example jobs and Open MPI's mpirun for jobs of the mpi
+# backend, both in the host image; iproute2 for the quick start's test hosts
+# (deploy/testhosts.sh).
 runtime_pkgs=(
-  runc umoci skopeo python3 python3-torch python3-numpy
+  runc umoci skopeo python3 python3-torch python3-numpy openmpi-bin iproute2
 )
 # Used by the tests besides: the sqlite3 shell (crash tests), busybox-static (small test
-# images), procps.
+# images), procps, mpi4py (MPI test jobs).
 test_pkgs=(
-  sqlite3 procps busybox-static
+  sqlite3 procps busybox-static python3-mpi4py
 )
 
 pkgs=("${build_pkgs[@]}")

@@ -1,42 +1,108 @@
 #!/usr/bin/env bash
 # Drover's main job on the embedded default: installs what is needed, builds droverd,
-# drover-agent and the drover CLI, starts droverd and one agent on this machine (state in a
-# temporary folder), submits examples/pytorch-single-node as a job, follows its logs to the
-# end, downloads its outputs, and stops everything it started.
+# drover-agent (with drover-init and drover-rsh) and the drover CLI, makes two test hosts on
+# this machine (network namespaces on a bridge, deploy/testhosts.sh), starts droverd on the
+# bridge and one drover-agent in each host (state in a temporary folder), and runs
+# examples/distributed-pytorch on both hosts, two processes on each: first with the pytorch
+# backend, then with the mpi backend (mpirun on the first node, drover-rsh to the other).
+# For each job it follows every rank's logs to the end, shows the job, downloads its outputs
+# (model.pt), and checks that all four ranks ended with the same parameters. At the end, and
+# on any failure, it stops what it started and removes the test hosts.
 #
-# Usage (as root: the agent runs containers with runc):  deploy/quickstart.sh
+# Usage (as root: the agents run containers with runc, test hosts are network namespaces):
+#   deploy/quickstart.sh [--backend pytorch|mpi|both] [--subnet A.B.C]
+#     --backend  which distributed backends to run (default both)
+#     --subnet   the test hosts' /24 (default: the first free one of 10.78.0 to 10.87.0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
+usage() { sed -n '12,15s/^# \{0,1\}//p' "$0"; }
+backends=(pytorch mpi)
+subnets=()
+while (($#)); do
+  case "$1" in
+    --backend)
+      (($# >= 2)) || { usage >&2; exit 2; }
+      case "$2" in
+        pytorch | mpi) backends=("$2") ;;
+        both) backends=(pytorch mpi) ;;
+        *) echo "quickstart: --backend must be pytorch, mpi or both" >&2; exit 2 ;;
+      esac
+      shift 2 ;;
+    --subnet) (($# >= 2)) || { usage >&2; exit 2; }; subnets=("$2"); shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "quickstart: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+((${#subnets[@]})) || for c in $(seq 78 87); do subnets+=("10.$c.0"); done
+
 if [[ $(id -u) -ne 0 ]]; then
-  echo "quickstart: run as root (drover-agent starts containers with runc)" >&2
+  echo "quickstart: run as root (drover-agent starts containers with runc; test hosts are network namespaces)" >&2
   exit 2
 fi
 
 deploy/install-deps.sh --runtime
 cmake --preset release
-cmake --build --preset release -j "$(nproc)" --target droverd drover-agent drover-init drover
+cmake --build --preset release -j "$(nproc)" --target droverd drover-agent drover-init drover-rsh drover
 
 bin=$repo/build/release
+drover="$bin/cli/drover"
+prefix=drover-qs
+hosts=2
 state=$(mktemp -d /var/tmp/drover-quickstart.XXXXXX)
 droverd_pid=""
-agent_pid=""
+agent_pids=()
+hosts_made=""
 cleanup() {
-  # Stop only what this script started, by pid: the agent first (it removes its
-  # containers), then droverd.
-  for pid in "$agent_pid" "$droverd_pid"; do
+  local rc=$1 pid f work left
+  trap - EXIT INT TERM
+  set +e
+  if ((rc != 0)); then
+    echo >&2
+    echo "== quickstart failed (exit code $rc)" >&2
+    for f in "$state"/droverd.log "$state"/agent-*.log; do
+      [[ -s "$f" ]] || continue
+      echo "--- the end of ${f##*/}" >&2
+      tail -n 40 "$f" >&2
+    done
+  fi
+  # Stop only what this script started, by pid: the agents first (each removes its
+  # containers), then droverd; then the test hosts.
+  for pid in "${agent_pids[@]}" "$droverd_pid"; do
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid"
-      wait "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null
     fi
   done
+  for work in "$state"/agent-*; do
+    [[ -d "$work/runc" ]] || continue
+    left=$(runc --root "$work/runc" list -q 2>/dev/null)
+    [[ -z "$left" ]] || echo "quickstart: warning: containers left in $work: $left" >&2
+  done
+  [[ -z "$hosts_made" ]] || deploy/testhosts.sh destroy --prefix "$prefix"
   rm -rf "$state"
+  exit "$rc"
 }
-trap cleanup EXIT
+trap 'rc=$?; { set +x; } 2>/dev/null; cleanup "$rc"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-echo "== starting droverd (state in $state/droverd)"
-"$bin/server/droverd" --listen 127.0.0.1:0 --state-dir "$state/droverd" \
+echo "== making $hosts test hosts ($prefix-1 .. $prefix-$hosts)"
+for subnet in "${subnets[@]}"; do
+  deploy/testhosts.sh create "$hosts" --prefix "$prefix" --subnet "$subnet" >"$state/hosts" \
+    2>"$state/testhosts.err" && made=0 || made=$?
+  ((made == 3)) || break  # 3: the subnet is in use here, try the next
+done
+if ((made != 0)); then
+  cat "$state/testhosts.err" >&2
+  exit 1
+fi
+hosts_made=1
+cat "$state/hosts"
+
+echo "== starting droverd on the bridge (state in $state/droverd)"
+"$bin/server/droverd" --listen "$subnet.1:0" --state-dir "$state/droverd" \
   --address-file "$state/address" 2>"$state/droverd.log" &
 droverd_pid=$!
 for _ in $(seq 1 300); do
@@ -47,30 +113,55 @@ done
 export DROVER_SERVER=$(cat "$state/address")
 echo "droverd listens on $DROVER_SERVER"
 
-echo "== starting drover-agent (node 'local')"
-"$bin/agent/drover-agent" --scheduler "$DROVER_SERVER" --node-name local \
-  --work-dir "$state/agent" 2>"$state/agent.log" &
-agent_pid=$!
+k=0
+while read -r name address; do
+  k=$((k + 1))
+  echo "== starting drover-agent on $name ($address)"
+  deploy/testhosts.sh exec --prefix "$prefix" "$k" "$bin/agent/drover-agent" \
+    --scheduler "$DROVER_SERVER" --node-name "$name" --address "$address" \
+    --work-dir "$state/agent-$k" 2>"$state/agent-$k.log" &
+  agent_pids+=($!)
+done <"$state/hosts"
 
-drover="$bin/cli/drover"
+ready=0
 for _ in $(seq 1 300); do
-  "$drover" nodes 2>/dev/null | grep -q READY && break
-  kill -0 "$agent_pid" 2>/dev/null || { cat "$state/agent.log"; exit 1; }
+  ready=$("$drover" nodes 2>/dev/null | grep -c ' READY ' || true)
+  ((ready == hosts)) && break
+  for pid in "${agent_pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo "quickstart: an agent exited" >&2; exit 1; }
+  done
   sleep 0.1
 done
 "$drover" nodes
+((ready == hosts)) || { echo "quickstart: $ready of $hosts nodes READY after 30s" >&2; exit 1; }
+
+summary=()
+for backend in "${backends[@]}"; do
+  echo
+  echo "== examples/distributed-pytorch on 2 nodes x 2 processes, backend $backend"
+  set -x
+  job=$("$drover" submit --source examples/distributed-pytorch --name "distributed-$backend" \
+    --experiment examples --tag example=quickstart --nodes 2 --processes-per-node 2 \
+    --backend "$backend" --cpus 1 --memory 1536Mi --shm 256Mi --env OMP_NUM_THREADS=1 \
+    --max-run-duration 10m -- train.py --epochs 3)
+  "$drover" logs -f "$job"
+  "$drover" show "$job"
+  "$drover" download "$job" --dest "$state/outputs-$backend"
+  { set +x; } 2>/dev/null
+  ls -l "$state/outputs-$backend"
+  # Every rank prints the checksum of its parameters: one line per rank, one value.
+  mapfile -t checks < <("$drover" logs "$job" --stdout |
+    grep -o 'parameters identical on all 4 ranks: checksum=[0-9a-f]*')
+  sums=$(printf '%s\n' "${checks[@]}" | sed 's/.*checksum=//' | sort -u)
+  if ((${#checks[@]} != 4)) || [[ $(wc -l <<<"$sums") -ne 1 ]]; then
+    echo "quickstart: expected 4 ranks with one checksum, got: ${checks[*]}" >&2
+    exit 1
+  fi
+  summary+=("$job  backend $backend  4 ranks on 2 nodes, parameters identical: checksum=$sums")
+done
 
 echo
-echo "== submitting examples/pytorch-single-node"
-set -x
-job=$("$drover" submit --source examples/pytorch-single-node --name pytorch-single-node \
-  --experiment examples --memory 2Gi --tag example=quickstart -- train.py --epochs 3)
-"$drover" logs -f "$job"
-"$drover" show "$job"
-"$drover" download "$job" --dest "$state/outputs"
-{ set +x; } 2>/dev/null
-echo
-echo "== outputs of $job"
-ls -l "$state/outputs"
-echo
 "$drover" list
+echo
+echo "== done"
+printf '%s\n' "${summary[@]}"
