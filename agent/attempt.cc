@@ -210,13 +210,6 @@ absl::Status Attempt::Prepare() {
         "environment.pip_packages/conda_packages: environment building is not available on "
         "this agent yet; install the packages in the image");
   }
-  for (const v1::Argument& argument : spec.arguments()) {
-    if (argument.has_data()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "arguments: data reference to datastore '", argument.data().datastore(),
-          "': datastores are not available on this agent yet"));
-    }
-  }
   if (!spec.source_snapshot().empty()) {
     Report(v1::AttemptReport::PREPARING, "FETCHING_SNAPSHOT");
     if (absl::Status s = FetchSnapshot(spec.source_snapshot(), dir_ + "/job/code"); !s.ok()) {
@@ -236,6 +229,12 @@ absl::Status Attempt::Prepare() {
     if (!unpacked.ok()) return unpacked.status();
     image_ = *std::move(unpacked);
   }
+  bool has_data = false;
+  for (const v1::Argument& argument : spec.arguments()) has_data = has_data || argument.has_data();
+  if (has_data) Report(v1::AttemptReport::PREPARING, "PREPARING_DATA");
+  absl::StatusOr<JobData> data = PrepareJobData(assignment_, dir_ + "/job", env_.node_name);
+  if (!data.ok()) return data.status();
+  data_ = *std::move(data);
   return absl::OkStatus();
 }
 
@@ -357,7 +356,12 @@ ContainerSpec Attempt::BuildContainer() const {
   } else {
     init.program = {absl::StrContains(path, "/") ? path : "./" + path};
   }
-  for (const v1::Argument& argument : spec.arguments()) init.program.push_back(argument.value());
+  init.program.insert(init.program.end(), data_.arguments.begin(), data_.arguments.end());
+  c.mounts.insert(c.mounts.end(), data_.mounts.begin(), data_.mounts.end());
+  for (const std::string& entry : data_.env) {
+    size_t eq = entry.find('=');
+    add(entry.substr(0, eq), entry.substr(eq + 1));
+  }
   if (spec.distributed_backend() == v1::JobSpec::MPI) {
     add("OMPI_ALLOW_RUN_AS_ROOT", "1");
     add("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
@@ -623,6 +627,17 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   if (cause == v1::JobStatus::CAUSE_UNSPECIFIED && !launcher_message_.empty()) {
     cause = v1::JobStatus::PROCESS_FAILED;
     message = launcher_message_;
+  }
+  if (!data_.uploads.empty() && created_) {
+    Report(v1::AttemptReport::FINALIZING, "UPLOADING_DATA");
+    if (absl::Status s = UploadJobData(data_); !s.ok()) {
+      Log(LogLevel::kWarning, "data_upload_failed",
+          {{"job", assignment_.attempt().job_id()}, {"error", s.message()}});
+      if (cause == v1::JobStatus::CAUSE_UNSPECIFIED) {
+        cause = v1::JobStatus::DATA_UPLOAD_FAILED;
+        message = absl::StrCat("on ", env_.node_name, ": ", s.message());
+      }
+    }
   }
   Report(v1::AttemptReport::FINALIZING, "UPLOADING_OUTPUTS");
   UploadOutputs();

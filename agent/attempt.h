@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "agent/exec_relay.h"
 #include "agent/images/image_cache.h"
+#include "agent/job_data.h"
 #include "agent/launcher/init_command.h"
 #include "agent/log_shipper.h"
 #include "agent/runtime/container_runtime.h"
@@ -97,6 +98,7 @@ class Attempt {
 
   // Only on the attempt's thread.
   UnpackedImage image_;  // empty rootfs: the host image
+  JobData data_;                       // datastores: arguments, mounts, uploads
   std::unique_ptr<ExecRelay> relay_;  // node rank 0 of an MPI attempt
   std::string mpi_network_;           // a.b.c.d/len of the nodes' network, for mpirun
   bool created_ = false;  // the runtime has the container
