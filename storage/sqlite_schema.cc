@@ -46,6 +46,13 @@ const std::vector<const char*>& Migrations() {
           image BLOB NOT NULL   -- drover.v1.Image
         ) WITHOUT ROWID;
       )sql",
+      // 4: datastores (credentials included: the database is droverd's alone).
+      R"sql(
+        CREATE TABLE datastores (
+          name      TEXT PRIMARY KEY,
+          datastore BLOB NOT NULL   -- drover.v1.Datastore
+        ) WITHOUT ROWID;
+      )sql",
   };
   return migrations;
 }

@@ -385,6 +385,59 @@ absl::StatusOr<std::vector<v1::Image>> SqliteStore::LoadImages() {
   });
 }
 
+void SqliteStore::PutDatastore(v1::Datastore datastore, bool replace, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [datastore = std::move(datastore), replace](Writer& w) -> absl::Status {
+        if (!replace) {
+          DROVER_ASSIGN_OR_RETURN(auto find,
+                                  w.db->Prepare("SELECT 1 FROM datastores WHERE name = ?"));
+          find->Bind(1, datastore.name());
+          DROVER_ASSIGN_OR_RETURN(bool found, find->Step());
+          if (found) {
+            return absl::AlreadyExistsError(absl::StrCat(
+                "datastore '", datastore.name(), "' already exists; set replace to overwrite it"));
+          }
+        }
+        DROVER_ASSIGN_OR_RETURN(
+            auto put, w.db->Prepare("INSERT OR REPLACE INTO datastores (name, datastore) "
+                                    "VALUES (?, ?)"));
+        put->Bind(1, datastore.name()).BindBlob(2, SerializeDeterministic(datastore));
+        return put->Run();
+      },
+      std::move(done)));
+}
+
+void SqliteStore::DeleteDatastore(std::string name, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [name = std::move(name)](Writer& w) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(auto del,
+                                w.db->Prepare("DELETE FROM datastores WHERE name = ?"));
+        del->Bind(1, name);
+        return del->Run();
+      },
+      std::move(done)));
+}
+
+absl::StatusOr<std::vector<v1::Datastore>> SqliteStore::LoadDatastores() {
+  return WithReader([&](Db& db) -> absl::StatusOr<std::vector<v1::Datastore>> {
+    DROVER_ASSIGN_OR_RETURN(auto select,
+                            db.Prepare("SELECT name, datastore FROM datastores ORDER BY name"));
+    std::vector<v1::Datastore> datastores;
+    while (true) {
+      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
+      if (!row) break;
+      absl::string_view bytes = select->ColumnBlob(1);
+      v1::Datastore datastore;
+      if (!datastore.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+        return absl::DataLossError(absl::StrCat("the stored datastore '",
+                                                select->ColumnText(0), "' is unreadable"));
+      }
+      datastores.push_back(std::move(datastore));
+    }
+    return datastores;
+  });
+}
+
 void SqliteStore::WriterLoop() {
   std::vector<std::unique_ptr<WriteOp>> batch;
   while (true) {

@@ -47,6 +47,9 @@ class SqliteStore final : public Store {
   void PutImage(v1::Image image, DoneCallback done) override;
   void DeleteImage(std::string name, DoneCallback done) override;
   absl::StatusOr<std::vector<v1::Image>> LoadImages() override;
+  void PutDatastore(v1::Datastore datastore, bool replace, DoneCallback done) override;
+  void DeleteDatastore(std::string name, DoneCallback done) override;
+  absl::StatusOr<std::vector<v1::Datastore>> LoadDatastores() override;
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;

@@ -1,4 +1,5 @@
-// Store: durable state of droverd (jobs, compute targets, images; nodes, attempts later).
+// Store: durable state of droverd (jobs, compute targets, images, datastores; nodes, attempts
+// later).
 // SqliteStore is the embedded implementation; the interface is kept free of SQLite so that
 // another database can take its place.
 //
@@ -19,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "drover/v1/datastore.pb.h"
 #include "drover/v1/image.pb.h"
 #include "drover/v1/job.pb.h"
 #include "drover/v1/node.pb.h"
@@ -84,6 +86,16 @@ class Store {
   virtual void DeleteImage(std::string name, DoneCallback done) = 0;
   // Every stored image registration, by name. DATA_LOSS when one is unreadable.
   virtual absl::StatusOr<std::vector<v1::Image>> LoadImages() = 0;
+
+  // Stores a datastore registration; `done` runs after the commit. With `replace` false, a
+  // datastore of the same name already stored fails the write with ALREADY_EXISTS and
+  // leaves the stored one unchanged; with `replace` true it is replaced. DeleteDatastore
+  // removes one (nothing to remove is not an error). Other errors as for CreateJob.
+  virtual void PutDatastore(v1::Datastore datastore, bool replace, DoneCallback done) = 0;
+  virtual void DeleteDatastore(std::string name, DoneCallback done) = 0;
+  // Every stored datastore, by name, credentials included. DATA_LOSS when one is
+  // unreadable.
+  virtual absl::StatusOr<std::vector<v1::Datastore>> LoadDatastores() = 0;
 
   // One job. NOT_FOUND when there is none with that id; INVALID_ARGUMENT for a malformed id.
   virtual absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) = 0;
