@@ -15,95 +15,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/droverd.h"
+#include "tests/testing/scripted_agent.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::server {
 namespace {
 
+using ::drover::testing::ScriptedAgent;
 using ::testing::HasSubstr;
-
-// A scripted agent: one stream, synchronous reads with a deadline.
-class ScriptedAgent {
- public:
-  ScriptedAgent(const std::shared_ptr<grpc::Channel>& channel, const std::string& name,
-                double cpus = 4, std::vector<v1::AttemptReport> held = {})
-      : stub_(v1::AgentService::NewStub(channel)) {
-    stream_ = stub_->Connect(&context_);
-    v1::AgentMessage hello;
-    v1::NodeInfo* node = hello.mutable_hello()->mutable_node();
-    node->set_name(name);
-    node->add_addresses("10.77.0.11");
-    node->mutable_capacity()->set_cpus(cpus);
-    node->mutable_capacity()->set_memory_mib(8192);
-    (*node->mutable_labels())["pool"] = "cpu";
-    node->set_agent_version("test");
-    for (auto& report : held) *hello.mutable_hello()->add_attempts() = report;
-    stream_->Write(hello);
-  }
-  ~ScriptedAgent() {
-    context_.TryCancel();
-    v1::SchedulerMessage ignored;
-    while (stream_->Read(&ignored)) {
-    }
-    stream_->Finish();
-  }
-
-  // Next message of the wanted kind; others (acks of earlier chunks, welcomes) are skipped.
-  v1::SchedulerMessage Next(v1::SchedulerMessage::KindCase kind) {
-    v1::SchedulerMessage message;
-    while (stream_->Read(&message)) {
-      if (message.kind_case() == kind) return message;
-    }
-    ADD_FAILURE() << "stream ended while waiting for message kind " << kind;
-    return message;
-  }
-
-  void Report(const std::string& job, int64_t epoch, v1::AttemptReport::Phase phase,
-              std::vector<v1::RankExit> exits = {}) {
-    v1::AgentMessage message;
-    v1::AttemptReport* report = message.mutable_report();
-    report->mutable_attempt()->set_job_id(job);
-    report->mutable_attempt()->set_epoch(epoch);
-    report->set_phase(phase);
-    for (auto& e : exits) *report->add_exits() = e;
-    stream_->Write(message);
-  }
-
-  // A PREPARING report naming the step the node is at ("FETCHING_SNAPSHOT").
-  void ReportPreparing(const std::string& job, int64_t epoch, const std::string& reason) {
-    v1::AgentMessage message;
-    v1::AttemptReport* report = message.mutable_report();
-    report->mutable_attempt()->set_job_id(job);
-    report->mutable_attempt()->set_epoch(epoch);
-    report->set_phase(v1::AttemptReport::PREPARING);
-    report->set_reason(reason);
-    stream_->Write(message);
-  }
-
-  void Log(const std::string& job, int64_t epoch, int32_t rank, int64_t offset,
-           const std::string& data) {
-    v1::AgentMessage message;
-    v1::LogChunk* chunk = message.mutable_log();
-    chunk->mutable_attempt()->set_job_id(job);
-    chunk->mutable_attempt()->set_epoch(epoch);
-    chunk->set_rank(rank);
-    chunk->set_stream(v1::STDOUT);
-    chunk->set_offset(offset);
-    chunk->set_data(data);
-    stream_->Write(message);
-  }
-
-  void Heartbeat() {
-    v1::AgentMessage message;
-    message.mutable_heartbeat();
-    stream_->Write(message);
-  }
-
- private:
-  std::unique_ptr<v1::AgentService::Stub> stub_;
-  grpc::ClientContext context_;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::SchedulerMessage>> stream_;
-};
 
 v1::RankExit Exit(int rank, int code, int signal = 0) {
   v1::RankExit e;
