@@ -684,4 +684,12 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   return CheckIdempotencyKey(spec.idempotency_key());
 }
 
+absl::Status CheckDatastoreName(absl::string_view field, absl::string_view name) {
+  return CheckPoolName(field, name);
+}
+
+absl::Status CheckDatastorePath(absl::string_view field, absl::string_view path) {
+  return CheckRelativePath(field, path, "the datastore");
+}
+
 }  // namespace drover::scheduler

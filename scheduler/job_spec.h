@@ -4,6 +4,7 @@
 #define DROVER_SCHEDULER_JOB_SPEC_H_
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "drover/v1/job.pb.h"
 
 namespace drover::scheduler {
@@ -18,6 +19,13 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec);
 //   spec.node_count: 0 is out of range; use 1 to 1024
 // Only the first problem found is reported.
 absl::Status ValidateJobSpec(const v1::JobSpec& spec);
+
+// The rules a job's data references apply to datastores, for the datastore registry too:
+// a name is 1-63 characters of [a-z0-9_-] starting with a letter or digit (as compute
+// targets); a path inside a datastore is relative, without a ".." component, at most 1024
+// bytes of UTF-8 without NUL (empty: the root). INVALID_ARGUMENT naming `field` otherwise.
+absl::Status CheckDatastoreName(absl::string_view field, absl::string_view name);
+absl::Status CheckDatastorePath(absl::string_view field, absl::string_view path);
 
 }  // namespace drover::scheduler
 

@@ -166,4 +166,62 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DeleteImage(grpc::CallbackServerCont
   return reactor;
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::PutDatastore(grpc::CallbackServerContext* context,
+                                                         const v1::PutDatastoreRequest* request,
+                                                         v1::Datastore* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!request->has_datastore()) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        "datastore: required; send the datastore to register with the request")));
+    return reactor;
+  }
+  loop_.Post([this, reactor, request, response] {
+    core_.PutDatastore(
+        request->datastore(), request->replace(),
+        [reactor, request, response](absl::StatusOr<v1::Datastore> stored) {
+          if (stored.ok()) {
+            // No credential goes to the log: only the name, type and where.
+            Log(LogLevel::kInfo, "datastore_put",
+                {{"datastore", stored->name()},
+                 {"type", v1::Datastore::Type_Name(stored->type())},
+                 {"path", stored->path()},
+                 {"allow_write", stored->allow_write()},
+                 {"replace", request->replace()}});
+            *response = *std::move(stored);
+          }
+          reactor->Finish(ToGrpcStatus(stored.status()));
+        });
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListDatastores(
+    grpc::CallbackServerContext* context, const v1::ListDatastoresRequest* request,
+    v1::ListDatastoresResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  for (v1::Datastore& datastore : core_.ListDatastores()) {
+    *response->add_datastores() = std::move(datastore);
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::DeleteDatastore(
+    grpc::CallbackServerContext* context, const v1::DeleteDatastoreRequest* request,
+    v1::DeleteDatastoreResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->name().empty()) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        "name: required; give the datastore's name (see drover datastore list)")));
+    return reactor;
+  }
+  loop_.Post([this, reactor, request] {
+    core_.DeleteDatastore(request->name(), [reactor, request](absl::Status status) {
+      if (status.ok()) Log(LogLevel::kInfo, "datastore_deleted", {{"datastore", request->name()}});
+      reactor->Finish(ToGrpcStatus(status));
+    });
+  });
+  return reactor;
+}
+
 }  // namespace drover::server

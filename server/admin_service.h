@@ -1,6 +1,6 @@
-// AdminServiceImpl: node, compute target and image administration over gRPC. Every call is
-// answered from the core loop. Handlers run on gRPC's threads and never block (PutImage
-// stats one file of the blob store).
+// AdminServiceImpl: node, compute target, image and datastore administration over gRPC.
+// Every call is answered from the core loop. Handlers run on gRPC's threads and never block
+// (PutImage stats one file of the blob store).
 #ifndef DROVER_SERVER_ADMIN_SERVICE_H_
 #define DROVER_SERVER_ADMIN_SERVICE_H_
 
@@ -45,6 +45,15 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* DeleteImage(grpc::CallbackServerContext* context,
                                         const v1::DeleteImageRequest* request,
                                         v1::DeleteImageResponse* response) override;
+  grpc::ServerUnaryReactor* PutDatastore(grpc::CallbackServerContext* context,
+                                         const v1::PutDatastoreRequest* request,
+                                         v1::Datastore* response) override;
+  grpc::ServerUnaryReactor* ListDatastores(grpc::CallbackServerContext* context,
+                                           const v1::ListDatastoresRequest* request,
+                                           v1::ListDatastoresResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteDatastore(grpc::CallbackServerContext* context,
+                                            const v1::DeleteDatastoreRequest* request,
+                                            v1::DeleteDatastoreResponse* response) override;
 
  private:
   Core& core_;

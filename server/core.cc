@@ -5,6 +5,7 @@
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -12,6 +13,7 @@
 #include "common/archive/sha256.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
+#include "scheduler/job_spec.h"
 #include "scheduler/job_state.h"
 #include "scheduler/placement.h"
 
@@ -63,7 +65,160 @@ bool IsImagePathChar(char c) {
   return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '.' || c == '_' || c == '-';
 }
 
+constexpr size_t kMaxDatastorePathBytes = 1024;
+constexpr size_t kMaxRcloneOptionKeyChars = 64;
+constexpr size_t kMaxRcloneOptionValueBytes = 32 * 1024;
+constexpr absl::string_view kMasked = "***";
+
+bool IsRcloneOptionKeyChar(char c) {
+  return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_';
+}
+
+absl::Status InvalidField(absl::string_view field, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
+}
+
+// A HOSTPATH folder: absolute and clean (no empty, "." or ".." components, no trailing
+// '/'), so that what the admin registered is exactly what gets bound into containers.
+absl::Status CheckHostPath(absl::string_view path) {
+  constexpr absl::string_view kField = "datastore.path";
+  if (path.empty()) {
+    return InvalidField(kField,
+                        "required for type HOSTPATH; give the folder that exists at the same "
+                        "path on every node, such as /data/imagenet");
+  }
+  if (path.size() > kMaxDatastorePathBytes) {
+    return InvalidField(kField, absl::StrCat(path.size(), " bytes is too long; use at most ",
+                                             kMaxDatastorePathBytes, " bytes"));
+  }
+  if (absl::StrContains(path, absl::string_view("\0", 1))) {
+    return InvalidField(kField, "contains a NUL byte; remove it");
+  }
+  if (path.front() != '/') {
+    return InvalidField(kField, absl::StrCat("'", absl::CHexEscape(path),
+                                             "' is not absolute; give the folder's full path "
+                                             "on the nodes, such as /data/imagenet"));
+  }
+  if (path == "/") {
+    return InvalidField(kField,
+                        "'/' is the nodes' whole file system; give the folder that holds the "
+                        "data, such as /data/imagenet");
+  }
+  std::vector<absl::string_view> clean;
+  bool is_clean = true;
+  for (absl::string_view part : absl::StrSplit(path.substr(1), '/')) {
+    if (part == "..") {
+      return InvalidField(kField, absl::StrCat("'", absl::CHexEscape(path),
+                                               "' has a '..' component; give the folder's path "
+                                               "without '..'"));
+    }
+    if (part.empty() || part == ".") {
+      is_clean = false;
+    } else {
+      clean.push_back(part);
+    }
+  }
+  if (!is_clean) {
+    return InvalidField(kField, absl::StrCat("'", absl::CHexEscape(path),
+                                             "' is not a clean path; write '/",
+                                             absl::StrJoin(clean, "/"),
+                                             "' (no '//', '/./' or trailing '/')"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRcloneOptions(const v1::Datastore& datastore) {
+  const auto& options = datastore.rclone_options();
+  auto type = options.find("type");
+  if (type == options.end() || type->second.empty()) {
+    return InvalidField("datastore.rclone_options['type']",
+                        "required for type RCLONE; give the rclone backend, such as type=s3, "
+                        "type=azureblob or type=sftp");
+  }
+  // Sorted, so that the first problem reported is the same every time.
+  std::map<std::string, std::string> sorted(options.begin(), options.end());
+  for (const auto& [key, value] : sorted) {
+    const std::string field =
+        absl::StrCat("datastore.rclone_options['", absl::CHexEscape(key), "']");
+    if (key.empty() || key.size() > kMaxRcloneOptionKeyChars ||
+        !absl::c_all_of(key, IsRcloneOptionKeyChar)) {
+      return InvalidField(field, absl::StrCat("the key must be 1-", kMaxRcloneOptionKeyChars,
+                                              " characters of [a-z0-9_]; write option names as "
+                                              "rclone's config files do, such as "
+                                              "access_key_id"));
+    }
+    if (value.size() > kMaxRcloneOptionValueBytes) {
+      return InvalidField(field, absl::StrCat("the value is ", value.size(),
+                                              " bytes, too long; use at most ",
+                                              kMaxRcloneOptionValueBytes, " bytes"));
+    }
+    if (absl::c_any_of(value, [](char c) { return c == '\0' || c == '\r' || c == '\n'; })) {
+      return InvalidField(field,
+                          "the value has a line break or NUL byte; write it on one line (JSON "
+                          "credentials can be minified)");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status CheckDatastore(const v1::Datastore& datastore) {
+  if (absl::Status s = scheduler::CheckDatastoreName("datastore.name", datastore.name());
+      !s.ok()) {
+    return s;
+  }
+  switch (datastore.type()) {
+    case v1::Datastore::HOSTPATH:
+      if (!datastore.rclone_options().empty()) {
+        return InvalidField("datastore.rclone_options",
+                            "apply to type RCLONE only; remove them for a HOSTPATH datastore");
+      }
+      if (absl::Status s = CheckHostPath(datastore.path()); !s.ok()) return s;
+      break;
+    case v1::Datastore::RCLONE:
+      if (absl::Status s = CheckRcloneOptions(datastore); !s.ok()) return s;
+      if (absl::Status s = scheduler::CheckDatastorePath("datastore.path", datastore.path());
+          !s.ok()) {
+        return s;
+      }
+      break;
+    case v1::Datastore::TYPE_UNSPECIFIED:
+      return InvalidField("datastore.type",
+                          "required; use HOSTPATH (a folder on every node) or RCLONE (an "
+                          "rclone remote)");
+    default:
+      return InvalidField("datastore.type",
+                          absl::StrCat(static_cast<int>(datastore.type()),
+                                       " is not a type; use HOSTPATH or RCLONE"));
+  }
+  for (int i = 0; i < datastore.secret_keys_size(); ++i) {
+    const std::string& key = datastore.secret_keys(i);
+    if (!datastore.rclone_options().contains(key)) {
+      return InvalidField(absl::StrCat("datastore.secret_keys[", i, "]"),
+                          absl::StrCat("'", absl::CHexEscape(key),
+                                       "' is not a key of rclone_options; list only options "
+                                       "that are set"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool IsCredentialKey(const v1::Datastore& datastore, absl::string_view key) {
+  if (absl::c_linear_search(datastore.secret_keys(), key)) return true;
+  const std::string lower = absl::AsciiStrToLower(key);
+  for (absl::string_view marker : {"key", "secret", "pass", "token", "sas"}) {
+    if (absl::StrContains(lower, marker)) return true;
+  }
+  return false;
+}
+
+v1::Datastore MaskCredentials(v1::Datastore datastore) {
+  for (auto& [key, value] : *datastore.mutable_rclone_options()) {
+    if (IsCredentialKey(datastore, key)) value = std::string(kMasked);
+  }
+  return datastore;
+}
 
 absl::Status CheckImageName(absl::string_view field, absl::string_view name) {
   auto invalid = [&](absl::string_view why) {
@@ -128,6 +283,38 @@ bool Core::ImageExists(const std::string& name) const {
   return images_.contains(name);
 }
 
+std::vector<v1::Datastore> Core::ListDatastores() const {
+  absl::MutexLock lock(&datastores_mu_);
+  std::vector<v1::Datastore> datastores;
+  for (const auto& [name, datastore] : datastores_) {
+    datastores.push_back(MaskCredentials(datastore));
+  }
+  return datastores;
+}
+
+absl::Status Core::CheckDataReferences(const v1::JobSpec& spec) const {
+  absl::MutexLock lock(&datastores_mu_);
+  for (int i = 0; i < spec.arguments_size(); ++i) {
+    if (!spec.arguments(i).has_data()) continue;
+    const v1::DataReference& data = spec.arguments(i).data();
+    auto it = datastores_.find(data.datastore());
+    if (it == datastores_.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "spec.arguments[", i, "].data.datastore: '", data.datastore(),
+          "' is not a registered datastore; drover datastore list shows them"));
+    }
+    const bool upload = data.mode() == v1::DataReference::UPLOAD;
+    if ((upload || data.read_write()) && !it->second.allow_write()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "spec.arguments[", i, "].data: datastore '", data.datastore(), "' is read-only, so ",
+          upload ? "the job cannot upload to it" : "it cannot be mounted writable",
+          "; an administrator can allow writes (drover datastore create ", data.datastore(),
+          " ... --allow-write --replace), or read it with a read-only mount or download"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::vector<v1::Image> Core::ListImages() const {
   absl::MutexLock lock(&images_mu_);
   std::vector<v1::Image> images;
@@ -137,10 +324,15 @@ std::vector<v1::Image> Core::ListImages() const {
 
 void Core::Restore(const std::vector<v1::Job>& unfinished,
                    const std::vector<v1::ComputeTarget>& targets,
-                   const std::vector<v1::Image>& images) {
+                   const std::vector<v1::Image>& images,
+                   const std::vector<v1::Datastore>& datastores) {
   {
     absl::MutexLock lock(&images_mu_);
     for (const v1::Image& image : images) images_[image.name()] = image;
+  }
+  {
+    absl::MutexLock lock(&datastores_mu_);
+    for (const v1::Datastore& datastore : datastores) datastores_[datastore.name()] = datastore;
   }
   for (const v1::ComputeTarget& target : targets) {
     if (absl::Status s = nodes_.PutTarget(target); !s.ok()) {
@@ -305,6 +497,18 @@ bool Core::StartsWhenReady(const Attempt& attempt) {
 void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
                            const std::string& only_node) {
   const v1::JobSpec& spec = job.spec();
+  // The datastores as registered now, credentials included: a change reaches the next
+  // attempt, not this one. One deleted since the submit is left out; the agent then fails
+  // the attempt naming it.
+  std::map<std::string, v1::Datastore> datastores;
+  {
+    absl::MutexLock lock(&datastores_mu_);
+    for (const v1::Argument& argument : spec.arguments()) {
+      if (!argument.has_data()) continue;
+      auto it = datastores_.find(argument.data().datastore());
+      if (it != datastores_.end()) datastores.emplace(it->first, it->second);
+    }
+  }
   int ppn = spec.process_count_per_node();
   for (size_t rank = 0; rank < attempt.nodes.size(); ++rank) {
     if (!only_node.empty() && attempt.nodes[rank] != only_node) continue;
@@ -333,6 +537,7 @@ void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
       auto image = images_.find(spec.environment().image());
       if (image != images_.end()) assign->set_image_digest(image->second.digest());
     }
+    for (const auto& [name, datastore] : datastores) *assign->add_datastores() = datastore;
     SendTo(attempt.nodes[rank], std::move(message));
   }
 }
@@ -851,6 +1056,70 @@ void Core::DeleteImage(const std::string& name, StatusCallback done) {
       if (s.ok()) {
         absl::MutexLock lock(&images_mu_);
         images_.erase(name);
+      }
+      std::move(done)(s);
+    });
+  });
+}
+
+void Core::PutDatastore(const v1::Datastore& request, bool replace, DatastoreCallback done) {
+  if (absl::Status valid = CheckDatastore(request); !valid.ok()) {
+    std::move(done)(valid);
+    return;
+  }
+  if (!replace) {
+    absl::Status taken;
+    {
+      absl::MutexLock lock(&datastores_mu_);
+      if (auto it = datastores_.find(request.name()); it != datastores_.end()) {
+        const v1::Datastore& existing = it->second;
+        taken = absl::AlreadyExistsError(absl::StrCat(
+            "datastore '", request.name(), "' already exists (",
+            absl::AsciiStrToLower(v1::Datastore::Type_Name(existing.type())),
+            existing.path().empty() ? "" : " ", existing.path(),
+            "); set replace (drover datastore create --replace) to change it"));
+      }
+    }
+    if (!taken.ok()) {
+      std::move(done)(taken);
+      return;
+    }
+  }
+  v1::Datastore datastore = request;
+  *datastore.mutable_create_time() =
+      TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(clock_.Now()));
+  store_.PutDatastore(datastore, replace,
+                      [this, datastore, done = std::move(done)](absl::Status s) mutable {
+                        loop_.Post([this, datastore, s, done = std::move(done)]() mutable {
+                          if (!s.ok()) {
+                            std::move(done)(s);
+                            return;
+                          }
+                          {
+                            absl::MutexLock lock(&datastores_mu_);
+                            datastores_[datastore.name()] = datastore;
+                          }
+                          std::move(done)(MaskCredentials(datastore));
+                        });
+                      });
+}
+
+void Core::DeleteDatastore(const std::string& name, StatusCallback done) {
+  bool known;
+  {
+    absl::MutexLock lock(&datastores_mu_);
+    known = datastores_.contains(name);
+  }
+  if (!known) {
+    std::move(done)(absl::NotFoundError(
+        absl::StrCat("datastore '", name, "' is not registered; see drover datastore list")));
+    return;
+  }
+  store_.DeleteDatastore(name, [this, name, done = std::move(done)](absl::Status s) mutable {
+    loop_.Post([this, name, s, done = std::move(done)]() mutable {
+      if (s.ok()) {
+        absl::MutexLock lock(&datastores_mu_);
+        datastores_.erase(name);
       }
       std::move(done)(s);
     });

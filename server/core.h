@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "drover/v1/agent.pb.h"
+#include "drover/v1/datastore.pb.h"
 #include "drover/v1/image.pb.h"
 #include "scheduler/job_queue.h"
 #include "scheduler/node_registry.h"
@@ -54,6 +55,21 @@ absl::Status CheckImageName(absl::string_view field, absl::string_view name);
 // "docker://" reference, which agents pull themselves.
 bool IsBuiltInImage(absl::string_view image);
 
+// Checks a datastore for AdminService.PutDatastore: `name` (as a compute target's), `type`,
+// for HOSTPATH an absolute clean `path` and no rclone options, for RCLONE
+// `rclone_options["type"]`, option keys of [a-z0-9_] and values without line breaks, a
+// relative `path`; every `secret_keys` entry a key of `rclone_options`. INVALID_ARGUMENT
+// naming the field ("datastore.path") and the fix otherwise.
+absl::Status CheckDatastore(const v1::Datastore& datastore);
+
+// Whether the rclone option `key` of `datastore` holds a credential: listed in
+// `secret_keys`, or its name contains "key", "secret", "pass", "token" or "sas" (any case).
+bool IsCredentialKey(const v1::Datastore& datastore, absl::string_view key);
+
+// `datastore` with the value of every credential option replaced by "***": what clients
+// are shown.
+v1::Datastore MaskCredentials(v1::Datastore datastore);
+
 struct CoreOptions {
   absl::Duration heartbeat_interval = absl::Seconds(2);
   // A node silent this long is DOWN.
@@ -78,7 +94,8 @@ class Core {
   // At start: every unfinished job, the stored compute targets and image registrations.
   void Restore(const std::vector<v1::Job>& unfinished,
                const std::vector<v1::ComputeTarget>& targets,
-               const std::vector<v1::Image>& images = {});
+               const std::vector<v1::Image>& images = {},
+               const std::vector<v1::Datastore>& datastores = {});
 
   // A submit was committed.
   void JobCreated(const v1::Job& job);
@@ -113,6 +130,16 @@ class Core {
   void PutImage(const v1::Image& image, ImageCallback done);
   void DeleteImage(const std::string& name, StatusCallback done);
   std::vector<v1::Image> ListImages() const;
+  // Datastores (`drover datastore create`), stored, then applied; `done` runs on the loop
+  // after the commit. PutDatastore checks it (CheckDatastore), refuses a taken name with
+  // ALREADY_EXISTS unless `replace`, sets `create_time` and gives the stored datastore with
+  // its credentials masked; DeleteDatastore gives NOT_FOUND for an unknown name. Attempts
+  // assigned from then on get the new registration (or none).
+  using DatastoreCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Datastore>) &&>;
+  void PutDatastore(const v1::Datastore& datastore, bool replace, DatastoreCallback done);
+  void DeleteDatastore(const std::string& name, StatusCallback done);
+  // Every datastore by name, credentials masked. Thread-safe.
+  std::vector<v1::Datastore> ListDatastores() const;
 
   // Leases, timeouts and placement; the loop calls it periodically.
   void Tick();
@@ -121,6 +148,11 @@ class Core {
   bool TargetExists(const std::string& name) const;
   // Whether an image name is registered. Thread-safe (submit handlers call it).
   bool ImageExists(const std::string& name) const;
+  // Whether every data reference of `spec`'s arguments names a registered datastore
+  // (INVALID_ARGUMENT naming `spec.arguments[i].data.datastore` otherwise) that allows the
+  // writes it asks for (FAILED_PRECONDITION naming the datastore otherwise). Thread-safe
+  // (submit handlers call it).
+  absl::Status CheckDataReferences(const v1::JobSpec& spec) const;
 
  private:
   struct Attempt {
@@ -198,6 +230,11 @@ class Core {
   // Written on the loop only, read by submit handlers too. By name.
   mutable absl::Mutex images_mu_;
   std::map<std::string, v1::Image> images_ ABSL_GUARDED_BY(images_mu_);
+
+  // Written on the loop only, read by submit and list handlers too. By name, with
+  // credentials.
+  mutable absl::Mutex datastores_mu_;
+  std::map<std::string, v1::Datastore> datastores_ ABSL_GUARDED_BY(datastores_mu_);
 };
 
 }  // namespace drover::server

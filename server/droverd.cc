@@ -51,6 +51,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::ComputeTarget> targets,
                           d->store_->LoadComputeTargets());
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::Image> images, d->store_->LoadImages());
+  DROVER_ASSIGN_OR_RETURN(std::vector<v1::Datastore> datastores, d->store_->LoadDatastores());
   DROVER_ASSIGN_OR_RETURN(d->logs_, storage::LogStore::Open(options.state_dir + "/logs"));
   DROVER_ASSIGN_OR_RETURN(d->blobs_, storage::BlobStore::Open(options.state_dir + "/blobs",
                                                               options.max_blob_bytes));
@@ -60,7 +61,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
                                     options.core);
   absl::Notification restored;
   d->loop_->Post([&] {
-    d->core_->Restore(unfinished, targets, images);
+    d->core_->Restore(unfinished, targets, images, datastores);
     restored.Notify();
   });
   restored.WaitForNotification();

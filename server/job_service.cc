@@ -376,6 +376,10 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
         "' to have the nodes pull it from a registry, or use 'host'"))));
     return reactor;
   }
+  if (absl::Status data = core_.CheckDataReferences(job.spec()); !data.ok()) {
+    reactor->Finish(ToGrpcStatus(data));
+    return reactor;
+  }
   google::protobuf::Timestamp now =
       TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(clock_.Now()));
   *job.mutable_create_time() = now;

@@ -1,0 +1,359 @@
+// droverd's datastore registry, in-process: AdminService.PutDatastore/ListDatastores/
+// DeleteDatastore over gRPC against a real Droverd, the submit checks of data references,
+// and the datastores an assignment carries (read by a scripted agent). What an agent does
+// with them is the agent's business.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "drover/v1/admin_service.grpc.pb.h"
+#include "drover/v1/job_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core.h"
+#include "server/droverd.h"
+#include "tests/testing/scripted_agent.h"
+#include "tests/testing/subprocess.h"
+
+namespace drover::server {
+namespace {
+
+using ::drover::testing::ScriptedAgent;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+
+v1::Datastore Hostpath(const std::string& name, const std::string& path,
+                       bool allow_write = false) {
+  v1::Datastore datastore;
+  datastore.set_name(name);
+  datastore.set_type(v1::Datastore::HOSTPATH);
+  datastore.set_path(path);
+  datastore.set_allow_write(allow_write);
+  return datastore;
+}
+
+v1::Datastore Rclone(const std::string& name, const std::map<std::string, std::string>& options,
+                     const std::vector<std::string>& secret_keys = {},
+                     const std::string& path = "") {
+  v1::Datastore datastore;
+  datastore.set_name(name);
+  datastore.set_type(v1::Datastore::RCLONE);
+  datastore.set_path(path);
+  datastore.mutable_rclone_options()->insert(options.begin(), options.end());
+  for (const std::string& key : secret_keys) datastore.add_secret_keys(key);
+  return datastore;
+}
+
+v1::Argument Data(const std::string& datastore, const std::string& path,
+                  v1::DataReference::Mode mode = v1::DataReference::MOUNT,
+                  bool read_write = false) {
+  v1::Argument argument;
+  argument.mutable_data()->set_datastore(datastore);
+  argument.mutable_data()->set_path(path);
+  argument.mutable_data()->set_mode(mode);
+  argument.mutable_data()->set_read_write(read_write);
+  return argument;
+}
+
+v1::Argument Value(const std::string& value) {
+  v1::Argument argument;
+  argument.set_value(value);
+  return argument;
+}
+
+class DatastoreRegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+
+  void Start() {
+    DroverdOptions options{.listen = "127.0.0.1:0", .state_dir = dir_.path()};
+    options.tick = absl::Milliseconds(50);
+    auto started = Droverd::Start(options);
+    ASSERT_TRUE(started.ok()) << started.status();
+    droverd_ = *std::move(started);
+    channel_ = grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials());
+    jobs_ = v1::JobService::NewStub(channel_);
+    admin_ = v1::AdminService::NewStub(channel_);
+  }
+
+  grpc::Status Put(const v1::Datastore& datastore, bool replace = false,
+                   v1::Datastore* out = nullptr) {
+    grpc::ClientContext context;
+    v1::PutDatastoreRequest request;
+    *request.mutable_datastore() = datastore;
+    request.set_replace(replace);
+    v1::Datastore response;
+    grpc::Status status = admin_->PutDatastore(&context, request, &response);
+    if (out != nullptr) *out = response;
+    return status;
+  }
+
+  std::vector<v1::Datastore> List() {
+    grpc::ClientContext context;
+    v1::ListDatastoresResponse response;
+    EXPECT_TRUE(admin_->ListDatastores(&context, v1::ListDatastoresRequest(), &response).ok());
+    return {response.datastores().begin(), response.datastores().end()};
+  }
+
+  grpc::Status Delete(const std::string& name) {
+    grpc::ClientContext context;
+    v1::DeleteDatastoreRequest request;
+    request.set_name(name);
+    v1::DeleteDatastoreResponse response;
+    return admin_->DeleteDatastore(&context, request, &response);
+  }
+
+  grpc::Status Submit(const std::vector<v1::Argument>& arguments, std::string* id = nullptr) {
+    grpc::ClientContext context;
+    v1::SubmitJobRequest request;
+    request.mutable_spec()->set_entry_script("train.py");
+    request.mutable_spec()->mutable_resources()->set_cpus(1);
+    for (const v1::Argument& argument : arguments) *request.mutable_spec()->add_arguments() = argument;
+    v1::SubmitJobResponse response;
+    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    if (id != nullptr) *id = response.job().id();
+    return status;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Droverd> droverd_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+};
+
+TEST_F(DatastoreRegistryTest, RegisteredDatastoresAreListedWithCredentialsMaskedAcrossARestart) {
+  v1::Datastore put;
+  grpc::Status status = Put(Hostpath("imagenet", "/data/imagenet"), false, &put);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(put.name(), "imagenet");
+  EXPECT_EQ(put.path(), "/data/imagenet");
+  EXPECT_GT(put.create_time().seconds(), 0);
+
+  status = Put(Rclone("results",
+                      {{"type", "s3"},
+                       {"endpoint", "http://minio:9000"},
+                       {"access_key_id", "drover"},
+                       {"secret_access_key", "s3cr3t"},
+                       {"account", "team-a"},
+                       {"sas_url", "https://x?sig=1"},
+                       {"session_token", "tok"},
+                       {"pass", "pw"}},
+                      {"account"}, "bucket/prefix"),
+               false, &put);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // Not even the answer to the put shows a credential back.
+  EXPECT_EQ(put.rclone_options().at("secret_access_key"), "***");
+
+  for (int round = 0; round < 2; ++round) {
+    std::vector<v1::Datastore> datastores = List();
+    ASSERT_EQ(datastores.size(), 2u);
+    EXPECT_EQ(datastores[0].name(), "imagenet");
+    EXPECT_EQ(datastores[0].type(), v1::Datastore::HOSTPATH);
+    const v1::Datastore& results = datastores[1];
+    EXPECT_EQ(results.name(), "results");
+    EXPECT_EQ(results.path(), "bucket/prefix");
+    const auto& options = results.rclone_options();
+    EXPECT_EQ(options.at("type"), "s3");
+    EXPECT_EQ(options.at("endpoint"), "http://minio:9000");
+    for (const char* secret :
+         {"access_key_id", "secret_access_key", "account", "sas_url", "session_token", "pass"}) {
+      EXPECT_EQ(options.at(secret), "***") << secret;
+    }
+    droverd_.reset();
+    Start();
+  }
+}
+
+TEST_F(DatastoreRegistryTest, ATakenNameIsRefusedUnlessReplacedAndDeleteRemovesIt) {
+  ASSERT_TRUE(Put(Hostpath("data", "/data/a")).ok());
+  grpc::Status taken = Put(Hostpath("data", "/data/b"));
+  EXPECT_EQ(taken.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(taken.error_message(),
+              HasSubstr("datastore 'data' already exists (hostpath /data/a); set replace"));
+  ASSERT_EQ(List().size(), 1u);
+  EXPECT_EQ(List()[0].path(), "/data/a");
+
+  grpc::Status replaced = Put(Hostpath("data", "/data/b", /*allow_write=*/true), true);
+  ASSERT_TRUE(replaced.ok()) << replaced.error_message();
+  ASSERT_EQ(List().size(), 1u);
+  EXPECT_EQ(List()[0].path(), "/data/b");
+  EXPECT_TRUE(List()[0].allow_write());
+
+  ASSERT_TRUE(Delete("data").ok());
+  EXPECT_TRUE(List().empty());
+  grpc::Status again = Delete("data");
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(again.error_message(), HasSubstr("datastore 'data' is not registered"));
+  droverd_.reset();
+  Start();
+  EXPECT_TRUE(List().empty());
+}
+
+TEST_F(DatastoreRegistryTest, InvalidDatastoresAreRefusedNamingTheField) {
+  struct Case {
+    v1::Datastore datastore;
+    std::string message;
+  };
+  v1::Datastore untyped = Hostpath("data", "/data");
+  untyped.set_type(v1::Datastore::TYPE_UNSPECIFIED);
+  for (const Case& c : std::vector<Case>{
+           {Hostpath("", "/data"), "datastore.name: is empty"},
+           {Hostpath("Data", "/data"), "datastore.name: 'Data' has the character 'D'"},
+           {Hostpath("-data", "/data"), "datastore.name: '-data' does not start with a letter"},
+           {Hostpath(std::string(64, 'a'), "/data"), "datastore.name: 64 characters is too long"},
+           {untyped, "datastore.type: required; use HOSTPATH"},
+           {Hostpath("data", ""), "datastore.path: required for type HOSTPATH"},
+           {Hostpath("data", "data/x"), "datastore.path: 'data/x' is not absolute"},
+           {Hostpath("data", "/data/../etc"), "datastore.path: '/data/../etc' has a '..'"},
+           {Hostpath("data", "/data//x/./y/"),
+            "datastore.path: '/data//x/./y/' is not a clean path; write '/data/x/y'"},
+           {Hostpath("data", "/"), "datastore.path: '/' is the nodes' whole file system"},
+           {Rclone("s3", {{"endpoint", "http://x"}}),
+            "datastore.rclone_options['type']: required for type RCLONE"},
+           {Rclone("s3", {{"type", "s3"}, {"Access-Key", "x"}}),
+            "datastore.rclone_options['Access-Key']: the key must be 1-64 characters of "
+            "[a-z0-9_]"},
+           {Rclone("s3", {{"type", "s3"}, {"endpoint", "http://x\n[other]"}}),
+            "datastore.rclone_options['endpoint']: the value has a line break"},
+           {Rclone("s3", {{"type", "s3"}}, {}, "/bucket"),
+            "datastore.path: '/bucket' is absolute; use a path relative to the datastore"},
+           {Rclone("s3", {{"type", "s3"}}, {}, "bucket/../other"),
+            "datastore.path: 'bucket/../other' has a '..' component"},
+           {Rclone("s3", {{"type", "s3"}}, {"secret_access_key"}),
+            "datastore.secret_keys[0]: 'secret_access_key' is not a key of rclone_options"},
+       }) {
+    grpc::Status status = Put(c.datastore);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.message;
+    EXPECT_THAT(status.error_message(), HasSubstr(c.message));
+  }
+  v1::Datastore hostpath_with_options = Hostpath("data", "/data");
+  (*hostpath_with_options.mutable_rclone_options())["type"] = "s3";
+  grpc::Status status = Put(hostpath_with_options);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("datastore.rclone_options: apply to type RCLONE"));
+  EXPECT_TRUE(List().empty());
+}
+
+TEST_F(DatastoreRegistryTest, SubmitRefusesAReferenceToAnUnknownDatastore) {
+  ASSERT_TRUE(Put(Hostpath("imagenet", "/data/imagenet")).ok());
+  grpc::Status status = Submit({Value("--data"), Data("imagenet", "train"), Value("--out"),
+                                Data("nope", "x", v1::DataReference::DOWNLOAD)});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("spec.arguments[3].data.datastore: 'nope' is not a registered "
+                        "datastore; drover datastore list shows them"));
+  EXPECT_TRUE(Submit({Value("--data"), Data("imagenet", "train")}).ok());
+}
+
+TEST_F(DatastoreRegistryTest, SubmitRefusesWritesToAReadOnlyDatastore) {
+  ASSERT_TRUE(Put(Hostpath("ro", "/data/ro")).ok());
+  ASSERT_TRUE(Put(Hostpath("rw", "/data/rw", /*allow_write=*/true)).ok());
+
+  grpc::Status upload = Submit({Data("ro", "out", v1::DataReference::UPLOAD)});
+  EXPECT_EQ(upload.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(upload.error_message(),
+              HasSubstr("spec.arguments[0].data: datastore 'ro' is read-only, so the job "
+                        "cannot upload to it; an administrator can allow writes"));
+  grpc::Status mount = Submit({Value("x"), Data("ro", "", v1::DataReference::MOUNT, true)});
+  EXPECT_EQ(mount.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(mount.error_message(),
+              HasSubstr("spec.arguments[1].data: datastore 'ro' is read-only, so it cannot be "
+                        "mounted writable"));
+
+  EXPECT_TRUE(Submit({Data("ro", "in"), Data("ro", "in", v1::DataReference::DOWNLOAD)}).ok());
+  EXPECT_TRUE(Submit({Data("rw", "out", v1::DataReference::UPLOAD),
+                      Data("rw", "", v1::DataReference::MOUNT, true)})
+                  .ok());
+}
+
+TEST_F(DatastoreRegistryTest, AssignmentCarriesTheJobsDatastoresWithCredentials) {
+  ASSERT_TRUE(Put(Rclone("results",
+                         {{"type", "s3"}, {"secret_access_key", "first"}, {"region", "eu"}},
+                         {"region"}, "bucket"),
+                  false)
+                  .ok());
+  ASSERT_TRUE(Put(Hostpath("imagenet", "/data/imagenet")).ok());
+  ASSERT_TRUE(Put(Hostpath("unrelated", "/data/other")).ok());
+  ScriptedAgent agent(channel_, "n1");
+
+  std::string id;
+  ASSERT_TRUE(Submit({Data("imagenet", "train"), Data("imagenet", "val"),
+                      Data("results", "", v1::DataReference::DOWNLOAD)},
+                     &id)
+                  .ok());
+  v1::AssignAttempt assign = agent.Next(v1::SchedulerMessage::kAssign).assign();
+  EXPECT_EQ(assign.attempt().job_id(), id);
+  std::map<std::string, v1::Datastore> got;
+  for (const v1::Datastore& datastore : assign.datastores()) got[datastore.name()] = datastore;
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got["imagenet"].path(), "/data/imagenet");
+  EXPECT_EQ(got["results"].rclone_options().at("secret_access_key"), "first");
+  EXPECT_EQ(got["results"].rclone_options().at("region"), "eu");
+  EXPECT_THAT(got["results"].secret_keys(), UnorderedElementsAre("region"));
+
+  // A change reaches the next assignment.
+  ASSERT_TRUE(Put(Rclone("results", {{"type", "s3"}, {"secret_access_key", "second"}}), true)
+                  .ok());
+  ASSERT_TRUE(Submit({Data("results", "")}, &id).ok());
+  assign = agent.Next(v1::SchedulerMessage::kAssign).assign();
+  EXPECT_EQ(assign.attempt().job_id(), id);
+  ASSERT_EQ(assign.datastores_size(), 1);
+  EXPECT_EQ(assign.datastores(0).rclone_options().at("secret_access_key"), "second");
+
+  ASSERT_TRUE(Submit({Value("plain")}, &id).ok());
+  assign = agent.Next(v1::SchedulerMessage::kAssign).assign();
+  EXPECT_EQ(assign.attempt().job_id(), id);
+  EXPECT_EQ(assign.datastores_size(), 0);
+}
+
+TEST_F(DatastoreRegistryTest, ADatastoreDeletedBeforeTheAssignmentIsLeftOutOfIt) {
+  ASSERT_TRUE(Put(Hostpath("imagenet", "/data/imagenet")).ok());
+  ASSERT_TRUE(Put(Hostpath("gone", "/data/gone")).ok());
+  std::string id;
+  ASSERT_TRUE(Submit({Data("imagenet", ""), Data("gone", "")}, &id).ok());
+  ASSERT_TRUE(Delete("gone").ok());
+  // Restarted in between: the registry comes back from the state database.
+  droverd_.reset();
+  Start();
+  ScriptedAgent agent(channel_, "n1");
+  v1::AssignAttempt assign = agent.Next(v1::SchedulerMessage::kAssign).assign();
+  EXPECT_EQ(assign.attempt().job_id(), id);
+  ASSERT_EQ(assign.datastores_size(), 1);
+  EXPECT_EQ(assign.datastores(0).name(), "imagenet");
+}
+
+TEST(CheckDatastoreTest, AcceptsWhatAdminsRegister) {
+  EXPECT_TRUE(CheckDatastore(Hostpath("imagenet", "/data/imagenet")).ok());
+  EXPECT_TRUE(CheckDatastore(Hostpath("a_b-1", "/mnt/nfs/x.y")).ok());
+  EXPECT_TRUE(CheckDatastore(Rclone("s3", {{"type", "s3"}})).ok());
+  EXPECT_TRUE(CheckDatastore(Rclone("az", {{"type", "azureblob"}, {"account", "a"}}, {"account"},
+                                    "container/prefix"))
+                  .ok());
+}
+
+TEST(MaskCredentialsTest, MasksListedKeysAndKeysThatLookLikeCredentials) {
+  v1::Datastore datastore = Rclone("s3",
+                                   {{"type", "s3"},
+                                    {"provider", "Minio"},
+                                    {"user", "me"},
+                                    {"client_secret", "x"},
+                                    {"bearer_token", "x"},
+                                    {"key_file", "x"}},
+                                   {"user"});
+  v1::Datastore masked = MaskCredentials(datastore);
+  EXPECT_EQ(masked.rclone_options().at("type"), "s3");
+  EXPECT_EQ(masked.rclone_options().at("provider"), "Minio");
+  for (const char* key : {"user", "client_secret", "bearer_token", "key_file"}) {
+    EXPECT_EQ(masked.rclone_options().at(key), "***") << key;
+    EXPECT_TRUE(IsCredentialKey(datastore, key)) << key;
+  }
+  EXPECT_TRUE(IsCredentialKey(datastore, "Storage_SAS"));
+  EXPECT_FALSE(IsCredentialKey(datastore, "endpoint"));
+}
+
+}  // namespace
+}  // namespace drover::server
