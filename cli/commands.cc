@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/types/span.h"
+#include "cli/datastore_commands.h"
 #include "cli/format.h"
 #include "cli/image_commands.h"
 #include "cli/invocation.h"
@@ -353,6 +354,7 @@ constexpr Command kCommands[] = {
     {"node", "Cordon, uncordon or drain a node (administrators)", NodeCommand, true},
     {"target", "Create, list or delete compute targets (administrators)", TargetCommand, true},
     {"image", "Import, list or delete OCI images (administrators)", ImageCommand, true},
+    {"datastore", "Create, list or delete datastores (administrators)", DatastoreCommand, true},
     {"help", "Show help for drover or one command", HelpCommand},
     {"version", "Print the client's version", VersionCommand},
 };
@@ -366,7 +368,7 @@ const Command* FindCommand(absl::string_view name) {
 
 std::string TopHelp() {
   GlobalOptions unused;
-  std::string summary = "Submits training jobs to droverd, the Drover scheduler, follows them and fetches\ntheir outputs; administers nodes, compute targets and images.\n\nCommands:\n";
+  std::string summary = "Submits training jobs to droverd, the Drover scheduler, follows them and fetches\ntheir outputs; administers nodes, compute targets, images and datastores.\n\nCommands:\n";
   for (const Command& command : kCommands) {
     absl::StrAppend(&summary, "  ", command.name, std::string(10 - command.name.size(), ' '),
                     command.summary, "\n");

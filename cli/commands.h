@@ -1,8 +1,8 @@
 // The drover command-line client: a table of subcommands (submit, list, show, cancel, watch,
-// logs, download, nodes, node, target, image, help, version) and the global flags every one of
-// them accepts (--server, --output, --timeout). RunDrover() is the whole program minus the process: main.cc hands it the
-// arguments and the real world (streams, environment, gRPC, clock), tests hand it fakes.
-// Main thread only.
+// logs, download, nodes, node, target, image, datastore, help, version) and the global flags
+// every one of them accepts (--server, --output, --timeout). RunDrover() is the whole program
+// minus the process: main.cc hands it the arguments and the real world (streams,
+// environment, gRPC, clock), tests hand it fakes. Main thread only.
 #ifndef DROVER_CLI_COMMANDS_H_
 #define DROVER_CLI_COMMANDS_H_
 
@@ -26,7 +26,7 @@ enum ExitCode : int {
   kExitInternal = 1,      // unexpected or internal error
   kExitUsage = 2,         // bad flags or arguments, detected before anything changed
   kExitInvalid = 3,       // droverd refused the request: INVALID_ARGUMENT
-  kExitNotFound = 4,      // NOT_FOUND: no such job, node or compute target
+  kExitNotFound = 4,      // NOT_FOUND: no such job, node, target, image or datastore
   kExitConflict = 5,      // ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED; a job without
                           // outputs to download
   kExitUnavailable = 6,   // UNAVAILABLE, DEADLINE_EXCEEDED: unreachable or busy; retry

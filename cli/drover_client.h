@@ -66,6 +66,11 @@ class DroverClient {
       const v1::ListImagesRequest& request) = 0;
   virtual absl::StatusOr<v1::DeleteImageResponse> DeleteImage(
       const v1::DeleteImageRequest& request) = 0;
+  virtual absl::StatusOr<v1::Datastore> PutDatastore(const v1::PutDatastoreRequest& request) = 0;
+  virtual absl::StatusOr<v1::ListDatastoresResponse> ListDatastores(
+      const v1::ListDatastoresRequest& request) = 0;
+  virtual absl::StatusOr<v1::DeleteDatastoreResponse> DeleteDatastore(
+      const v1::DeleteDatastoreRequest& request) = 0;
 
   // ---- BlobService
   virtual absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) = 0;

@@ -137,6 +137,19 @@ class GrpcDroverClient final : public DroverClient {
     return Unary<v1::DeleteImageResponse>(request, &v1::AdminService::Stub::DeleteImage,
                                           admin_.get());
   }
+  absl::StatusOr<v1::Datastore> PutDatastore(const v1::PutDatastoreRequest& request) override {
+    return Unary<v1::Datastore>(request, &v1::AdminService::Stub::PutDatastore, admin_.get());
+  }
+  absl::StatusOr<v1::ListDatastoresResponse> ListDatastores(
+      const v1::ListDatastoresRequest& request) override {
+    return Unary<v1::ListDatastoresResponse>(request, &v1::AdminService::Stub::ListDatastores,
+                                             admin_.get());
+  }
+  absl::StatusOr<v1::DeleteDatastoreResponse> DeleteDatastore(
+      const v1::DeleteDatastoreRequest& request) override {
+    return Unary<v1::DeleteDatastoreResponse>(request, &v1::AdminService::Stub::DeleteDatastore,
+                                              admin_.get());
+  }
 
   absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) override {
     return Unary<v1::StatBlobResponse>(request, &v1::BlobService::Stub::StatBlob, blobs_.get());

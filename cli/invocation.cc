@@ -39,7 +39,7 @@ const absl::string_view kExitCodesHelp =
     "  1   unexpected or internal error\n"
     "  2   usage error: bad flags or arguments (nothing was changed)\n"
     "  3   droverd refused the request as invalid (the message names the field)\n"
-    "  4   no such job, node or compute target\n"
+    "  4   no such job, node, compute target, image or datastore\n"
     "  5   conflict with the current state (already exists, failed precondition,\n"
     "      aborted; download: the job has no outputs)\n"
     "  6   droverd unreachable or busy (unavailable, deadline exceeded); retry\n"

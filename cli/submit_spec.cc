@@ -3,6 +3,7 @@
 #include <limits>
 #include <utility>
 
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/status/status.h"
@@ -146,7 +147,49 @@ std::string FormatArgument(const v1::Argument& argument) {
   return out;
 }
 
-absl::StatusOr<v1::JobSpec> ParseJobSpecJson(absl::string_view json) {
+namespace {
+
+// `json` with every string in its top-level "arguments" list replaced by the Argument that
+// ParseArgument makes of it ("ds://imagenet/train" -> {"data": {...}}, "--lr" ->
+// {"value": "--lr"}); nullopt when there is no such string. INVALID_ARGUMENT naming the
+// argument for a malformed ds:// string.
+absl::StatusOr<std::optional<std::string>> ExpandStringArguments(absl::string_view json) {
+  google::protobuf::Value root;
+  if (!google::protobuf::util::JsonStringToMessage(
+           google::protobuf::StringPiece(json.data(), json.size()), &root)
+           .ok() ||
+      !root.has_struct_value()) {
+    return std::nullopt;
+  }
+  auto* fields = root.mutable_struct_value()->mutable_fields();
+  auto arguments = fields->find("arguments");
+  if (arguments == fields->end() || !arguments->second.has_list_value()) return std::nullopt;
+  bool changed = false;
+  auto* items = arguments->second.mutable_list_value()->mutable_values();
+  for (int i = 0; i < items->size(); ++i) {
+    google::protobuf::Value& item = (*items)[i];
+    if (item.kind_case() != google::protobuf::Value::kStringValue) continue;
+    absl::StatusOr<v1::Argument> argument = ParseArgument(item.string_value());
+    if (!argument.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("arguments[", i, "]: ", argument.status().message()));
+    }
+    std::string text;
+    google::protobuf::Value parsed;
+    if (!google::protobuf::util::MessageToJsonString(*argument, &text).ok() ||
+        !google::protobuf::util::JsonStringToMessage(text, &parsed).ok()) {
+      return absl::InternalError(absl::StrCat("arguments[", i, "]: cannot convert"));
+    }
+    item = std::move(parsed);
+    changed = true;
+  }
+  if (!changed) return std::nullopt;
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(root, &out).ok()) return std::nullopt;
+  return out;
+}
+
+absl::StatusOr<v1::JobSpec> ParseJobSpecJsonStrict(absl::string_view json) {
   google::protobuf::util::JsonParseOptions options;
   options.case_insensitive_enum_parsing = true;
   v1::JobSpec spec;
@@ -157,6 +200,19 @@ absl::StatusOr<v1::JobSpec> ParseJobSpecJson(absl::string_view json) {
     return absl::InvalidArgumentError(message);
   }
   return spec;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::JobSpec> ParseJobSpecJson(absl::string_view json) {
+  absl::StatusOr<v1::JobSpec> spec = ParseJobSpecJsonStrict(json);
+  if (spec.ok()) return spec;
+  // Only a file that does not parse as it is goes through the generic JSON tree, whose
+  // numbers are doubles: the plain form keeps every 64-bit number exact.
+  absl::StatusOr<std::optional<std::string>> expanded = ExpandStringArguments(json);
+  if (!expanded.ok()) return expanded.status();
+  if (!expanded->has_value()) return spec;
+  return ParseJobSpecJsonStrict(**expanded);
 }
 
 absl::StatusOr<absl::Duration> ParseRunDuration(absl::string_view text) {

@@ -30,8 +30,10 @@ absl::StatusOr<v1::Argument> ParseArgument(absl::string_view text);
 std::string FormatArgument(const v1::Argument& argument);
 
 // Parses a JobSpec written in protobuf's JSON form. Field names may be the proto names
-// (`node_count`) or the JSON names (`nodeCount`); enum values any case ("pytorch").
-// INVALID_ARGUMENT carries the parser's message.
+// (`node_count`) or the JSON names (`nodeCount`); enum values any case ("pytorch"). An
+// entry of `arguments` may also be a plain string, read as on the command line by
+// ParseArgument: ["--data", "ds://imagenet/train?mode=download"]. INVALID_ARGUMENT carries
+// the parser's message, or names the argument ("arguments[1]: ...").
 absl::StatusOr<v1::JobSpec> ParseJobSpecJson(absl::string_view json);
 
 // Reads a file named on the command line ("-" is stdin); NOT_FOUND / PERMISSION_DENIED /

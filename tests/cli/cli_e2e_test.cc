@@ -147,9 +147,10 @@ class CliE2eTest : public ::testing::Test {
     droverd_ = *std::move(droverd);
   }
 
-  // Runs `drover --server ADDRESS ARGS...` with DROVER_SERVER unset unless `env` sets it.
+  // Runs `drover --server ADDRESS ARGS...` with DROVER_SERVER unset unless `env` sets it,
+  // `input` on stdin.
   CommandResult Drover(std::vector<std::string> args, std::vector<std::string> env = {},
-                       bool with_server = true) {
+                       bool with_server = true, const std::string& input = "") {
     std::vector<std::string> argv = {testing::ProgramPath("DROVER_CLI", DROVER_CLI_PATH)};
     if (with_server) {
       argv.push_back("--server");
@@ -157,7 +158,7 @@ class CliE2eTest : public ::testing::Test {
     }
     argv.insert(argv.end(), args.begin(), args.end());
     env.insert(env.begin(), "DROVER_SERVER=");
-    absl::StatusOr<CommandResult> result = testing::RunCommand(argv, env);
+    absl::StatusOr<CommandResult> result = testing::RunCommand(argv, env, input);
     EXPECT_TRUE(result.ok()) << result.status();
     if (!result.ok()) return CommandResult{};
     return *std::move(result);
@@ -246,6 +247,62 @@ TEST_F(CliE2eTest, TargetErrorsExitByWhatWentWrong) {
   r = Drover({"target", "create", "default", "--selector", "a=b"});
   EXPECT_EQ(r.exit_code, 5);
   EXPECT_THAT(r.err, HasSubstr("the default target always selects every node"));
+}
+
+TEST_F(CliE2eTest, DatastoreCreateListSubmitDeleteRoundTrip) {
+  CommandResult r = Drover({"datastore", "create", "imagenet", "--type", "hostpath", "--path",
+                            "/data/imagenet"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "imagenet CREATED\n");
+  r = Drover({"datastore", "create", "results", "--type", "rclone", "--option", "type=s3",
+              "--option", "endpoint=http://minio:9000", "--secret", "secret_access_key",
+              "--path", "bucket/runs", "--allow-write"},
+             {}, true, "s3cr3t\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "results CREATED\n");
+
+  r = Drover({"datastore", "list"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_THAT(lines[0], StartsWith("NAME      TYPE      PATH            ACCESS      OPTIONS"));
+  EXPECT_THAT(lines[1], StartsWith("imagenet  hostpath  /data/imagenet  read-only   -"));
+  EXPECT_THAT(lines[2], StartsWith("results   rclone    bucket/runs     read-write  "
+                                   "type=s3,endpoint=http://minio:9000,secret_access_key=***"));
+  r = Drover({"datastore", "list", "-o", "json"});
+  EXPECT_THAT(r.out, HasSubstr("\"secret_access_key\":\"***\""));
+  EXPECT_THAT(r.out, Not(HasSubstr("s3cr3t")));
+  EXPECT_THAT(droverd_->ReadLog(), Not(HasSubstr("s3cr3t")));
+
+  // Jobs can refer to them now; unknown names and writes to read-only ones are refused.
+  Submit({"train.py", "--data", "ds://imagenet/train", "ds://results/run1?mode=upload"});
+  r = Drover({"submit", "train.py", "ds://imagnet/train"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.err,
+            "drover: spec.arguments[0].data.datastore: 'imagnet' is not a registered datastore; "
+            "drover datastore list shows them\n");
+  r = Drover({"submit", "train.py", "ds://imagenet/out?mode=upload"});
+  EXPECT_EQ(r.exit_code, 5);
+  EXPECT_THAT(r.err, StartsWith("drover: spec.arguments[0].data: datastore 'imagenet' is "
+                                "read-only, so the job cannot upload to it; an administrator "
+                                "can allow writes"));
+
+  r = Drover({"datastore", "create", "imagenet", "--type", "hostpath", "--path", "/data/x"});
+  EXPECT_EQ(r.exit_code, 5);
+  EXPECT_EQ(r.err, "drover: datastore 'imagenet' already exists (hostpath /data/imagenet, "
+                   "read-only); pass --replace to change it\n");
+  r = Drover({"datastore", "create", "imagenet", "--type", "hostpath", "--path", "data/x"});
+  EXPECT_EQ(r.exit_code, 5);
+  r = Drover({"datastore", "create", "scratch", "--type", "hostpath", "--path", "data/x"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, StartsWith("drover: datastore.path: 'data/x' is not absolute"));
+
+  r = Drover({"datastore", "delete", "imagenet"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "imagenet DELETED\n");
+  r = Drover({"datastore", "delete", "imagenet"});
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_EQ(r.err, "drover: datastore 'imagenet' is not registered; see drover datastore list\n");
 }
 
 TEST_F(CliE2eTest, NodeCordonOfAnUnknownNodeExits4WithAReadableMessage) {
@@ -482,6 +539,9 @@ TEST_F(CliE2eTest, ListLimitAndAllFollowPages) {
 }
 
 TEST_F(CliE2eTest, ShowJsonRoundTripsTheSubmittedJob) {
+  CommandResult created =
+      Drover({"datastore", "create", "corpus", "--type", "hostpath", "--path", "/data/corpus"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
   CommandResult submitted = Drover(
       {"submit", "--output", "json", "--name", "bert", "--tag", "team=nlp", "--env", "SEED=7",
        "--pip", "torch==2.1.0", "--memory", "16Gi", "--max-run-duration", "2h", "train.py",
@@ -617,6 +677,7 @@ TEST_F(CliE2eTest, HelpOfEveryCommandExits0AndListsItsFlags) {
       {"nodes", {}},
       {"node", {"cordon", "uncordon", "drain"}},
       {"target", {"create", "list", "delete"}},
+      {"datastore", {"create", "list", "delete"}},
       {"help", {}},
       {"version", {}},
   };

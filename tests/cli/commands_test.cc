@@ -489,6 +489,8 @@ TEST_F(CliTest, HelpOfEveryCommandExits0AndListsItsFlags) {
       {"nodes", {"--output"}},
       {"node", {"cordon", "uncordon", "drain", "--server"}},
       {"target", {"create", "list", "delete"}},
+      {"image", {"import", "list", "delete"}},
+      {"datastore", {"create", "list", "delete"}},
       {"version", {"--server"}},
   };
   for (const Case& c : cases) {
@@ -523,7 +525,8 @@ TEST_F(CliTest, TopLevelHelpListsCommandsAndExitCodes) {
        {std::vector<std::string>{"--help"}, {"help"}, {"-h"}}) {
     EXPECT_EQ(Run(args), 0);
     for (const char* word : {"submit", "list", "show", "cancel", "watch", "logs", "download",
-                             "nodes", "node", "target", "version", "--server", "DROVER_SERVER",
+                             "nodes", "node", "target", "image", "datastore", "version",
+                             "--server", "DROVER_SERVER",
                              "Exit codes:", "11"}) {
       EXPECT_THAT(out(), HasSubstr(word));
     }

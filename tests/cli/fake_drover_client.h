@@ -1,8 +1,9 @@
 // FakeDroverClient: an in-memory droverd for the CLI's unit tests. Records every request,
 // hands out scripted errors before answering, numbers jobs j-1, j-2, ... and honours
 // idempotency keys, lists newest first with page tokens, cancels like droverd (QUEUED ->
-// CANCELED), streams scripted watch events and log streams, keeps nodes, compute targets
-// and images (registered only for uploaded blobs) like AdminService, and blobs by digest
+// CANCELED), streams scripted watch events and log streams, keeps nodes, compute targets,
+// images (registered only for uploaded blobs) and datastores (ALREADY_EXISTS unless
+// replace, `secret_keys` values shown as "***") like AdminService, and blobs by digest
 // (uploads checked against their header, downloads from an offset, optionally broken once).
 // Single-threaded.
 #ifndef DROVER_TESTS_CLI_FAKE_DROVER_CLIENT_H_
@@ -43,6 +44,7 @@ struct FakeServer {
   std::vector<v1::Node> nodes;
   std::vector<v1::ComputeTarget> targets;
   std::vector<v1::Image> images;
+  std::vector<v1::Datastore> datastores;  // as registered, credentials included
   std::map<std::string, std::string> blobs;  // digest -> bytes
   // When >= 0, the next download ends UNAVAILABLE once it sent this many bytes.
   int64_t break_download_after = -1;
@@ -57,6 +59,7 @@ struct FakeServer {
   std::vector<std::pair<std::string, v1::NodeRequest>> node_requests;  // action, request
   std::vector<v1::PutComputeTargetRequest> puts;
   std::vector<v1::PutImageRequest> image_puts;
+  std::vector<v1::PutDatastoreRequest> datastore_puts;
   std::vector<v1::StatBlobRequest> stats;
   struct Upload {
     v1::UploadBlobRequest::Header header;
@@ -274,6 +277,46 @@ class FakeDroverClient final : public DroverClient {
     return absl::NotFoundError(absl::StrCat("image '", request.name(), "' is not registered"));
   }
 
+  absl::StatusOr<v1::Datastore> PutDatastore(const v1::PutDatastoreRequest& request) override {
+    s_->datastore_puts.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::Datastore datastore = request.datastore();
+    datastore.mutable_create_time()->set_seconds(1'000'000);
+    bool replaced = false;
+    for (v1::Datastore& existing : s_->datastores) {
+      if (existing.name() != datastore.name()) continue;
+      if (!request.replace()) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("datastore '", datastore.name(), "' already exists"));
+      }
+      existing = datastore;
+      replaced = true;
+    }
+    if (!replaced) s_->datastores.push_back(datastore);
+    return Masked(datastore);
+  }
+  absl::StatusOr<v1::ListDatastoresResponse> ListDatastores(
+      const v1::ListDatastoresRequest&) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::ListDatastoresResponse response;
+    for (const v1::Datastore& datastore : s_->datastores) {
+      *response.add_datastores() = Masked(datastore);
+    }
+    return response;
+  }
+  absl::StatusOr<v1::DeleteDatastoreResponse> DeleteDatastore(
+      const v1::DeleteDatastoreRequest& request) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    for (auto it = s_->datastores.begin(); it != s_->datastores.end(); ++it) {
+      if (it->name() == request.name()) {
+        s_->datastores.erase(it);
+        return v1::DeleteDatastoreResponse();
+      }
+    }
+    return absl::NotFoundError(absl::StrCat("datastore '", request.name(),
+                                            "' is not registered; see drover datastore list"));
+  }
+
   absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) override {
     s_->stats.push_back(request);
     if (absl::Status e = NextError(); !e.ok()) return e;
@@ -345,6 +388,14 @@ class FakeDroverClient final : public DroverClient {
       }
     }
     return absl::NotFoundError(absl::StrCat("node '", request.name(), "' is not known; see drover nodes"));
+  }
+
+  static v1::Datastore Masked(v1::Datastore datastore) {
+    for (const std::string& key : datastore.secret_keys()) {
+      auto it = datastore.mutable_rclone_options()->find(key);
+      if (it != datastore.mutable_rclone_options()->end()) it->second = "***";
+    }
+    return datastore;
   }
 
   absl::Status NextError() {

@@ -112,6 +112,44 @@ TEST(ParseJobSpecJsonTest, RejectsUnknownFieldsAndBadEnums) {
   EXPECT_FALSE(ParseJobSpecJson("not json").ok());
 }
 
+TEST(ParseJobSpecJsonTest, ArgumentsMayBeWrittenAsOnTheCommandLine) {
+  absl::StatusOr<v1::JobSpec> spec = ParseJobSpecJson(R"({
+    "entry_script": "train.py",
+    "arguments": ["--data", "ds://imagenet/train", "--cache", "ds://imagenet/idx?mode=download",
+                  "ds://results/run1?mode=upload", "ds://scratch?mode=mount&rw=1",
+                  {"data": {"datastore": "results", "path": "x", "mode": "download"}},
+                  {"value": "ds://as-is"}, "\\ds://literal"],
+    "resources": {"memory_mib": 262144}
+  })");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->arguments_size(), 9);
+  EXPECT_EQ(spec->arguments(0).value(), "--data");
+  EXPECT_EQ(spec->arguments(1).data().datastore(), "imagenet");
+  EXPECT_EQ(spec->arguments(1).data().path(), "train");
+  EXPECT_EQ(spec->arguments(1).data().mode(), v1::DataReference::MOUNT);
+  EXPECT_FALSE(spec->arguments(1).data().read_write());
+  EXPECT_EQ(spec->arguments(3).data().mode(), v1::DataReference::DOWNLOAD);
+  EXPECT_EQ(spec->arguments(4).data().mode(), v1::DataReference::UPLOAD);
+  EXPECT_EQ(spec->arguments(5).data().datastore(), "scratch");
+  EXPECT_TRUE(spec->arguments(5).data().read_write());
+  EXPECT_EQ(spec->arguments(6).data().mode(), v1::DataReference::DOWNLOAD);
+  EXPECT_EQ(spec->arguments(7).value(), "ds://as-is");
+  EXPECT_EQ(spec->arguments(8).value(), "ds://literal");
+  EXPECT_EQ(spec->resources().memory_mib(), 262144);
+}
+
+TEST(ParseJobSpecJsonTest, ABadDataReferenceStringNamesTheArgument) {
+  absl::StatusOr<v1::JobSpec> spec =
+      ParseJobSpecJson(R"({"entry_script": "t.py", "arguments": ["x", "ds://d/x?mode=stream"]})");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(spec.status().message()),
+              HasSubstr("arguments[1]: argument 'ds://d/x?mode=stream': mode 'stream' is not "
+                        "one of mount, download, upload"));
+  // Other errors stay the parser's.
+  EXPECT_FALSE(ParseJobSpecJson(R"({"entry_scrip": "x", "arguments": ["ds://d"]})").ok());
+}
+
 TEST(ParseRunDurationTest, AcceptsCommonSpellings) {
   EXPECT_EQ(*ParseRunDuration("2h"), absl::Hours(2));
   EXPECT_EQ(*ParseRunDuration("90m"), absl::Minutes(90));
