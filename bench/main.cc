@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "bench/distributed_bench.h"
 #include "bench/fsync_bench.h"
 #include "bench/latency.h"
 #include "bench/log_ingest_bench.h"
@@ -270,6 +271,8 @@ constexpr Command kCommands[] = {
     {"run-latency", "measure submit->RUNNING/COMPLETED of trivial jobs against bare runc",
      RunRunLatency},
     {"log-ingest", "measure durable log ingest MB/s into droverd as a fake agent", RunLogIngest},
+    {"distributed-latency", "measure submit->COMPLETED of multi-node jobs against a bare mpirun",
+     drover::bench::DistributedLatencyCommand},
 };
 
 void PrintUsage(std::FILE* out) {
@@ -293,7 +296,7 @@ int main(int argc, char** argv) {
   for (const Command& c : kCommands) {
     if (name == c.name) return c.run(std::vector<std::string>(argv + 2, argv + argc));
   }
-  std::fprintf(stderr, "drover-bench: unknown command '%s'; use one of: submit, fsync, run-latency, log-ingest\n",
+  std::fprintf(stderr, "drover-bench: unknown command '%s'; use one of: submit, fsync, run-latency, log-ingest, distributed-latency\n",
                name.c_str());
   return kUsage;
 }
