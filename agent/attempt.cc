@@ -479,7 +479,9 @@ absl::Status Attempt::RunContainer(bool create) {
   absl::Time terminated_at = absl::InfiniteFuture();
   bool killed = false;
   while (true) {
-    absl::StatusOr<ContainerExit> exit = env_.runtime->Wait(container_, 200);
+    // A stop (cancel, a failed rank elsewhere, mpirun's end) is acted on within 20 ms: a
+    // gang's end waits for its slowest node.
+    absl::StatusOr<ContainerExit> exit = env_.runtime->Wait(container_, 20);
     if (exit.ok()) {
       exited_ = true;
       ReadExits(*exit);

@@ -241,6 +241,60 @@ TEST_F(AgentE2eTest, SnapshotCodeRunsAndItsOutputsComeBackByteIdentical) {
   EXPECT_EQ(archive::Sha256Digest(model), "sha256:" + expected_hash);
 }
 
+// Hostpath datastores: a read-only mount can be read and not written, a read-write one
+// (where the datastore allows it) takes writes, DOWNLOAD copies in before the start and
+// UPLOAD copies back at the end; the mounted root is in DROVER_DATASTORE_<NAME>.
+TEST_F(AgentE2eTest, HostpathDatastoreIsMountedDownloadedAndUploaded) {
+  std::string root = dir_.path() + "/datasets";
+  fs::create_directories(root + "/mnist");
+  std::ofstream(root + "/mnist/train.csv") << "1,2,3\n";
+  {
+    grpc::ClientContext context;
+    v1::PutDatastoreRequest request;
+    v1::Datastore* store = request.mutable_datastore();
+    store->set_name("data-sets");
+    store->set_type(v1::Datastore::HOSTPATH);
+    store->set_path(root);
+    store->set_allow_write(true);
+    v1::Datastore created;
+    grpc::Status status = admin_->PutDatastore(&context, request, &created);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  auto ref = [](v1::JobSpec* spec, const std::string& path, v1::DataReference::Mode mode,
+                bool read_write = false) {
+    v1::DataReference* data = spec->add_arguments()->mutable_data();
+    data->set_datastore("data-sets");
+    data->set_path(path);
+    data->set_mode(mode);
+    data->set_read_write(read_write);
+  };
+
+  // Read-only mount ($0), a download ($1) and an upload folder ($2).
+  v1::JobSpec spec = Shell(
+      "cat $0/train.csv; echo root=$DROVER_DATASTORE_DATA_SETS; "
+      "touch $0/new 2>/dev/null && echo wrote || echo refused; "
+      "cat $1; echo local > $1; "
+      "echo result > $2/result.txt");
+  ref(&spec, "mnist", v1::DataReference::MOUNT);
+  ref(&spec, "mnist/train.csv", v1::DataReference::DOWNLOAD);
+  ref(&spec, "runs/1", v1::DataReference::UPLOAD);
+  std::string id = Submit(spec);
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(Logs(id, 0), "1,2,3\nroot=/datastores/data-sets\nrefused\n1,2,3\n")
+      << Logs(id, 0, v1::STDERR);
+  EXPECT_FALSE(fs::exists(root + "/mnist/new")) << "a read-only mount took a write";
+  EXPECT_EQ(testing::ReadWholeFile(root + "/mnist/train.csv"), "1,2,3\n")
+      << "the downloaded copy is the job's own";
+  EXPECT_EQ(testing::ReadWholeFile(root + "/runs/1/result.txt"), "result\n");
+
+  // Read-write where asked for and allowed.
+  v1::JobSpec writer = Shell("echo written > $0/new.txt");
+  ref(&writer, "mnist", v1::DataReference::MOUNT, /*read_write=*/true);
+  std::string written = Submit(writer);
+  WaitFor(written, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(testing::ReadWholeFile(root + "/mnist/new.txt"), "written\n");
+}
+
 TEST_F(AgentE2eTest, PytorchExampleTrainsAndItsModelComesBack) {
   auto snapshot = archive::BuildSnapshot(DROVER_SOURCE_DIR "/examples/pytorch-single-node",
                                          {.output_path = dir_.path() + "/example.tar"});

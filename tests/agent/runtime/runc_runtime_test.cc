@@ -225,7 +225,10 @@ TEST_F(RuncRuntimeTest, HostContainerRunsTwoRanksAndWritesTheirFiles) {
 // Run(): create and start in one runc call (`runc run --detach`), as for one-node attempts.
 TEST_F(RuncRuntimeTest, RunInOneStepRunsTheRanksAndReportsTheExit) {
   ContainerSpec spec = NewSpec("onestep");
-  spec.args = Init(2, {"/bin/sh", "-c", "echo rank=$DROVER_RANK; exit $DROVER_RANK"}).ToArgs();
+  // Rank 1 fails after rank 0 has finished (a failing rank stops the others).
+  spec.args = Init(2, {"/bin/sh", "-c",
+                       "echo rank=$DROVER_RANK; [ $DROVER_RANK = 0 ] && exit 0; sleep 0.5; exit 1"})
+                  .ToArgs();
   absl::Status ran = runtime_->Run(spec);
   ASSERT_TRUE(ran.ok()) << ran << "\n"
                         << ReadFileOrEmpty(RuncRuntime::ContainerLogPath(spec.bundle_dir));
