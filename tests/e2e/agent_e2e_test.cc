@@ -41,6 +41,9 @@ class AgentE2eTest : public ::testing::Test {
     if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
     listen_ = absl::StrCat("127.0.0.1:", FreePort());
     StartDroverd();
+    // Without droverd there is nothing to test, and an agent started anyway would outlive
+    // the test.
+    if (HasFatalFailure()) return;
     work_ = dir_.path() + "/agent";
     auto agent = testing::AgentProcess::Start(listen_, "n1", work_);
     ASSERT_TRUE(agent.ok()) << agent.status();
