@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -162,7 +163,22 @@ absl::StatusOr<std::string> Agent::ExecTarget(const v1::AttemptRef& attempt,
   return it->second->ExecTarget(token);
 }
 
+void Agent::RemoveLeftovers() {
+  // Containers and job folders left by an earlier run of this agent: their attempts were
+  // given up when it stopped (recovering them across agent restarts is issue 7's work, and
+  // belongs here).
+  if (absl::StatusOr<std::vector<ContainerInfo>> left = runtime_.List(); left.ok()) {
+    for (const ContainerInfo& container : *left) {
+      Log(LogLevel::kWarning, "stale_container_removed", {{"container", container.id}});
+      (void)runtime_.Delete(container.id);
+    }
+  }
+  std::error_code error;
+  std::filesystem::remove_all(options_.work_dir + "/attempts", error);
+}
+
 absl::Status Agent::Run() {
+  RemoveLeftovers();
   DROVER_RETURN_IF_ERROR(StartPeerServer());
   Log(LogLevel::kInfo, "peer_listening", {{"endpoint", peer_endpoint_}});
   std::thread shipping([this] { ShippingLoop(); });

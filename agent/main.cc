@@ -132,16 +132,6 @@ int main(int argc, char** argv) {
       drover::agent::RuncRuntime::Open(
           {.runc_path = runc, .root_dir = work_dir + "/runc", .init_binary = init});
   if (!runtime.ok()) return Fail(runtime.status().message());
-  // Containers left by an earlier run of this agent: their attempts were given up when it
-  // stopped (recovering them across agent restarts comes with the reliability work).
-  if (absl::StatusOr<std::vector<drover::agent::ContainerInfo>> left = (*runtime)->List(); left.ok()) {
-    for (const auto& container : *left) {
-      drover::Log(drover::LogLevel::kWarning, "stale_container_removed", {{"container", container.id}});
-      (void)(*runtime)->Delete(container.id);
-    }
-  }
-  std::filesystem::remove_all(work_dir + "/attempts", error);
-
   absl::StatusOr<drover::v1::NodeInfo> node =
       drover::agent::DescribeNode(node_name, address, scheduler, cpus, memory_mib, label_map);
   if (!node.ok()) return Fail(node.status().message());
