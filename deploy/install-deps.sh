@@ -21,9 +21,10 @@ runtime_pkgs=(
   runc umoci skopeo python3 python3-torch python3-numpy openmpi-bin iproute2
 )
 # Used by the tests besides: the sqlite3 shell (crash tests), busybox-static (small test
-# images), procps, mpi4py (MPI test jobs).
+# images), procps, mpi4py (MPI test jobs), Prometheus' Python client (its text-format
+# parser checks the daemons' /metrics pages).
 test_pkgs=(
-  sqlite3 procps busybox-static python3-mpi4py
+  sqlite3 procps busybox-static python3-mpi4py python3-prometheus-client
 )
 
 pkgs=("${build_pkgs[@]}")
