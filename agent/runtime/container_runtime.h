@@ -77,6 +77,16 @@ struct ContainerExit {
   std::string last_message;
 };
 
+// What a running container uses now, from its cgroup (v1 or v2).
+struct ContainerStats {
+  // CPU time of every process, user and system, since the container started.
+  int64_t cpu_ns = 0;
+  // Memory charged to the container now, and the most it was charged so far (-1 when the
+  // kernel does not record it: cgroup v2 before Linux 5.19).
+  int64_t memory_bytes = 0;
+  int64_t memory_peak_bytes = -1;
+};
+
 // A container the runtime finds on the node (for recovery after an agent restart).
 struct ContainerInfo {
   std::string id;
@@ -107,6 +117,9 @@ class ContainerRuntime {
   virtual absl::StatusOr<int> Exec(absl::string_view id, const std::vector<std::string>& args,
                                    const std::function<void(bool, absl::string_view)>& output,
                                    const std::function<bool()>& stop) = 0;
+  // What the running container uses. NOT_FOUND when it does not run, UNAVAILABLE when its
+  // cgroup cannot be read.
+  virtual absl::StatusOr<ContainerStats> Stats(absl::string_view id) = 0;
   // Sends `signal` to PID 1, or with `all` to every process of the container.
   virtual absl::Status Signal(absl::string_view id, int signal, bool all) = 0;
   // Blocks until PID 1 exited (at most `timeout_ms`, -1 forever) and returns how.

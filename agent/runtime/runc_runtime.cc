@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/status/status.h"
@@ -26,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/runtime/json.h"
@@ -131,12 +133,19 @@ bool IsUnder(absl::string_view path, absl::string_view dir) {
          (absl::StartsWith(path, dir) && path.size() > dir.size() && path[dir.size()] == '/');
 }
 
-// The file holding the `oom_kill` counter of the memory cgroup of process `pid`: v1
-// `memory.oom_control` where a v1 memory controller is mounted, else v2 `memory.events`.
-std::string FindOomFile(pid_t pid) {
+// The cgroup folders of process `pid`: per v1 controller where v1 hierarchies are mounted
+// (hybrid hosts), and the v2 one.
+struct CgroupDirs {
+  std::map<std::string, std::string> v1;  // controller ("memory", "cpuacct") -> folder
+  std::string v2;                         // empty when there is no cgroup2 mount
+};
+
+CgroupDirs FindCgroups(pid_t pid) {
+  CgroupDirs dirs;
   absl::StatusOr<std::string> cgroups = ReadFile(absl::StrCat("/proc/", pid, "/cgroup"));
-  if (!cgroups.ok()) return "";
-  std::string v1_path, v2_path;
+  if (!cgroups.ok()) return dirs;
+  std::map<std::string, std::string> v1_paths;  // controller -> path in its hierarchy
+  std::string v2_path;
   bool have_v2 = false;
   for (absl::string_view line : absl::StrSplit(*cgroups, '\n', absl::SkipEmpty())) {
     std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits(':', 2));
@@ -145,28 +154,38 @@ std::string FindOomFile(pid_t pid) {
       v2_path = parts[2];
       have_v2 = true;
     }
-    for (absl::string_view controller : absl::StrSplit(parts[1], ',')) {
-      if (controller == "memory") v1_path = parts[2];
+    for (absl::string_view controller : absl::StrSplit(parts[1], ',', absl::SkipEmpty())) {
+      v1_paths[std::string(controller)] = parts[2];
     }
   }
-  std::vector<MountEntry> mounts = ReadMountInfo();
-  if (!v1_path.empty()) {
-    for (const MountEntry& mount : mounts) {
-      if (mount.fs_type != "cgroup") continue;
+  for (const MountEntry& mount : ReadMountInfo()) {
+    if (mount.fs_type == "cgroup") {
       for (absl::string_view option : absl::StrSplit(mount.super_options, ',')) {
-        if (option == "memory")
-          return absl::StrCat(mount.mount_point, v1_path, "/memory.oom_control");
+        auto it = v1_paths.find(std::string(option));
+        if (it != v1_paths.end()) dirs.v1[it->first] = absl::StrCat(mount.mount_point, it->second);
       }
+    } else if (mount.fs_type == "cgroup2" && have_v2 && dirs.v2.empty()) {
+      dirs.v2 = absl::StrCat(mount.mount_point, v2_path == "/" ? "" : v2_path);
     }
   }
-  if (have_v2) {
-    for (const MountEntry& mount : mounts) {
-      if (mount.fs_type == "cgroup2") {
-        return absl::StrCat(mount.mount_point, v2_path == "/" ? "" : v2_path, "/memory.events");
-      }
-    }
-  }
-  return "";
+  return dirs;
+}
+
+// The file holding the `oom_kill` counter of the memory cgroup of process `pid`: v1
+// `memory.oom_control` where a v1 memory controller is mounted, else v2 `memory.events`.
+std::string FindOomFile(pid_t pid) {
+  CgroupDirs dirs = FindCgroups(pid);
+  auto memory = dirs.v1.find("memory");
+  if (memory != dirs.v1.end()) return memory->second + "/memory.oom_control";
+  return dirs.v2.empty() ? "" : dirs.v2 + "/memory.events";
+}
+
+// A cgroup file holding one number; -1 when missing or unreadable.
+int64_t ReadCgroupNumber(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  int64_t value = -1;
+  if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &value)) return -1;
+  return value;
 }
 
 bool ReadOomKilled(const std::string& oom_file) {
@@ -574,6 +593,39 @@ absl::StatusOr<pid_t> RuncRuntime::Pid(absl::string_view id) {
     return absl::FailedPreconditionError(absl::StrCat("container '", id, "' has exited"));
   }
   return record->pid;
+}
+
+absl::StatusOr<ContainerStats> RuncRuntime::Stats(absl::string_view id) {
+  absl::StatusOr<pid_t> pid = Pid(id);
+  if (!pid.ok()) return absl::NotFoundError(pid.status().message());
+  CgroupDirs dirs = FindCgroups(*pid);
+  ContainerStats stats;
+  auto memory = dirs.v1.find("memory");
+  auto cpu = dirs.v1.find("cpuacct");
+  if (memory != dirs.v1.end()) {
+    stats.memory_bytes = ReadCgroupNumber(memory->second + "/memory.usage_in_bytes");
+    stats.memory_peak_bytes = ReadCgroupNumber(memory->second + "/memory.max_usage_in_bytes");
+  } else if (!dirs.v2.empty()) {
+    stats.memory_bytes = ReadCgroupNumber(dirs.v2 + "/memory.current");
+    stats.memory_peak_bytes = ReadCgroupNumber(dirs.v2 + "/memory.peak");
+  }
+  if (cpu != dirs.v1.end()) {
+    stats.cpu_ns = ReadCgroupNumber(cpu->second + "/cpuacct.usage");
+  } else if (!dirs.v2.empty()) {
+    absl::StatusOr<std::string> text = ReadFile(dirs.v2 + "/cpu.stat");
+    stats.cpu_ns = -1;
+    for (absl::string_view line : absl::StrSplit(text.ok() ? *text : "", '\n', absl::SkipEmpty())) {
+      std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, ' ');
+      int64_t usec = 0;
+      if (kv.first == "usage_usec" && absl::SimpleAtoi(kv.second, &usec)) stats.cpu_ns = usec * 1000;
+    }
+  }
+  if (stats.memory_bytes < 0 || stats.cpu_ns < 0) {
+    return absl::UnavailableError(absl::StrCat("container '", id, "': cannot read its cgroup's ",
+                                               stats.memory_bytes < 0 ? "memory" : "cpu",
+                                               " usage"));
+  }
+  return stats;
 }
 
 absl::StatusOr<int> RuncRuntime::Exec(absl::string_view id, const std::vector<std::string>& args,

@@ -93,6 +93,7 @@ class RuncRuntime : public ContainerRuntime {
   absl::Status Start(absl::string_view id) override;
   absl::Status Run(const ContainerSpec& spec) override;
   absl::StatusOr<pid_t> Pid(absl::string_view id) override;
+  absl::StatusOr<ContainerStats> Stats(absl::string_view id) override;
   absl::StatusOr<int> Exec(absl::string_view id, const std::vector<std::string>& args,
                            const std::function<void(bool, absl::string_view)>& output,
                            const std::function<bool()>& stop) override;

@@ -283,6 +283,32 @@ TEST_F(RuncRuntimeTest, MemoryLimitKillsAHogAndWaitReportsOom) {
   EXPECT_EQ(LogFile(spec, "rank-0.stdout"), "");
 }
 
+TEST_F(RuncRuntimeTest, StatsShowTheMemoryAndCpuTheContainerUses) {
+  ContainerSpec spec = NewSpec("stats");
+  spec.memory_mib = 512;
+  // Holds 150 MiB (touched), burns some CPU, then says so and waits.
+  spec.args = Init(1, {"/usr/bin/python3", "-c",
+                       "import time\nx = bytearray(150 << 20)\n"
+                       "for i in range(0, len(x), 4096): x[i] = 1\n"
+                       "t = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+                       "print('holding', flush=True)\ntime.sleep(60)"})
+                  .ToArgs();
+  Run(spec);
+  ASSERT_TRUE(PollUntil([&] { return LogFile(spec, "rank-0.stdout") == "holding\n"; },
+                        absl::Seconds(30)));
+  absl::StatusOr<ContainerStats> stats = runtime_->Stats(spec.id);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_GE(stats->memory_bytes, int64_t{150} << 20);
+  EXPECT_LE(stats->memory_bytes, int64_t{300} << 20);
+  if (stats->memory_peak_bytes >= 0) {
+    EXPECT_GE(stats->memory_peak_bytes, stats->memory_bytes);
+  }
+  EXPECT_GE(stats->cpu_ns, 300'000'000);
+  ASSERT_TRUE(runtime_->Signal(spec.id, SIGKILL, /*all=*/true).ok());
+  WaitFor(spec);
+  EXPECT_EQ(runtime_->Stats(spec.id).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(RuncRuntimeTest, ContainerIsConfinedAsConfigured) {
   ContainerSpec spec = NewSpec("confined");
   spec.shm_mib = 96;
