@@ -229,6 +229,7 @@ void Agent::ConnectionLoop() {
           heartbeat_ = FromProto(message.welcome().heartbeat_interval());
         }
         Log(LogLevel::kInfo, "connected", {{"scheduler", options_.scheduler}, {"node", options_.node.name()}});
+        if (options_.metrics != nullptr) options_.metrics->connected.With({}).Set(1);
         if (stopping_.HasBeenNotified()) context.TryCancel();
         while (stream->Read(&message)) Handle(message);
         {
@@ -239,6 +240,7 @@ void Agent::ConnectionLoop() {
       }
     }
     grpc::Status status = stream->Finish();
+    if (options_.metrics != nullptr) options_.metrics->connected.With({}).Set(0);
     if (stopping_.HasBeenNotified()) break;
     Log(connected ? LogLevel::kWarning : LogLevel::kInfo, "disconnected",
         {{"scheduler", options_.scheduler}, {"error", status.error_message()},
@@ -297,6 +299,9 @@ void Agent::Handle(const v1::SchedulerMessage& message) {
           .blobs = blobs_.get(),
           .images = &images_,
           .rsh_binary = options_.rsh_binary,
+          .python_dir = options_.python_dir,
+          .metrics_interval = options_.metrics_interval,
+          .metrics = options_.metrics,
           .report =
               [this](const v1::AttemptReport& report) {
                 v1::AgentMessage out;

@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "agent/agent_metrics.h"
 #include "agent/attempt.h"
 #include "agent/exec_relay.h"
 #include "agent/images/image_cache.h"
@@ -37,6 +38,13 @@ struct AgentOptions {
   std::string peer_listen;
   // drover-rsh on the node, bound into MPI job containers.
   std::string rsh_binary;
+  // The `drover` Python module's folder (holding drover/), bound into every job container;
+  // empty: none.
+  std::string python_dir;
+  // How often the node samples each running container's CPU and memory (system metrics).
+  absl::Duration metrics_interval = absl::Seconds(10);
+  // The agent's own metrics (owned by the caller); null: none.
+  AgentMetrics* metrics = nullptr;
   absl::Duration min_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(10);
   absl::Duration log_poll = absl::Milliseconds(50);

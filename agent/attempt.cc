@@ -1,10 +1,12 @@
 #include "agent/attempt.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <grpcpp/client_context.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <functional>
@@ -15,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "agent/launcher/init_command.h"
 #include "common/archive/safe_extract.h"
 #include "common/archive/snapshot.h"
@@ -29,6 +32,8 @@ namespace fs = std::filesystem;
 constexpr int64_t kChunkBytes = 1 << 20;
 // Where drover-rsh is in MPI job containers (mpirun's plm_rsh_agent).
 constexpr const char* kRshPath = "/run/drover-mpi/rsh";
+// Where the `drover` Python module is in every container (on PYTHONPATH).
+constexpr const char* kPythonModuleDir = "/opt/drover/python";
 // Outputs may hold model checkpoints: larger caps than for code snapshots.
 constexpr uint64_t kOutputsMaxBytes = uint64_t{1} << 40;
 
@@ -140,7 +145,12 @@ void Attempt::Report(v1::AttemptReport::Phase phase, const std::string& reason) 
 
 void Attempt::Run() {
   const std::string job = assignment_.attempt().job_id();
+  absl::Time preparing = absl::Now();
   absl::Status prepared = Prepare();
+  if (env_.metrics != nullptr) {
+    env_.metrics->preparation_seconds.With({prepared.ok() ? "ok" : "failed"})
+        .Observe(absl::ToDoubleSeconds(absl::Now() - preparing));
+  }
   if (!prepared.ok()) {
     Log(LogLevel::kWarning, "attempt_prepare_failed", {{"job", job}, {"error", prepared.message()}});
     Finish(v1::JobStatus::LAUNCH_FAILED, std::string(prepared.message()));
@@ -312,6 +322,12 @@ ContainerSpec Attempt::BuildContainer() const {
     }
     return false;
   };
+  auto get = [&c](absl::string_view name) {
+    for (const std::string& e : c.env) {
+      if (absl::StartsWith(e, absl::StrCat(name, "="))) return e.substr(name.size() + 1);
+    }
+    return std::string();
+  };
   // The image's own variables (its PATH may lead to its python3), then the job's, the
   // defaults where neither set one, and the contract over everything.
   for (const std::string& entry : image_.env) {
@@ -361,6 +377,16 @@ ContainerSpec Attempt::BuildContainer() const {
   for (const std::string& entry : data_.env) {
     size_t eq = entry.find('=');
     add(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  // The `drover` module for run.log(...), after the image's and the job's own modules, and
+  // where it writes this node's metrics files (shipped like the logs).
+  add("DROVER_METRICS_DIR", "/job/logs");
+  if (!env_.python_dir.empty()) {
+    c.mounts.push_back(
+        {.source = env_.python_dir, .destination = kPythonModuleDir, .read_only = true});
+    std::string pythonpath = get("PYTHONPATH");
+    add("PYTHONPATH", pythonpath.empty() ? kPythonModuleDir
+                                         : absl::StrCat(pythonpath, ":", kPythonModuleDir));
   }
   if (spec.distributed_backend() == v1::JobSpec::MPI) {
     add("OMPI_ALLOW_RUN_AS_ROOT", "1");
@@ -474,6 +500,16 @@ absl::Status Attempt::RunContainer(bool create) {
   created_ = true;
   env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
   Report(v1::AttemptReport::RUNNING);
+  // Counted while this loop watches the container, whichever way it leaves.
+  struct Running {
+    Gauge* gauge;
+    explicit Running(Gauge* g) : gauge(g) {
+      if (gauge != nullptr) gauge->Add(1);
+    }
+    ~Running() {
+      if (gauge != nullptr) gauge->Add(-1);
+    }
+  } running(env_.metrics != nullptr ? &env_.metrics->containers_running.With({}) : nullptr);
   Log(LogLevel::kInfo, "attempt_running", {{"job", assignment_.attempt().job_id()}, {"container", container_}});
 
   absl::Time terminated_at = absl::InfiniteFuture();
@@ -481,6 +517,7 @@ absl::Status Attempt::RunContainer(bool create) {
   while (true) {
     // A stop (cancel, a failed rank elsewhere, mpirun's end) is acted on within 20 ms: a
     // gang's end waits for its slowest node.
+    if (absl::Now() - last_sample_ >= env_.metrics_interval) SampleSystemMetrics();
     absl::StatusOr<ContainerExit> exit = env_.runtime->Wait(container_, 20);
     if (exit.ok()) {
       exited_ = true;
@@ -507,6 +544,39 @@ absl::Status Attempt::RunContainer(bool create) {
       killed = true;
     }
   }
+}
+
+void Attempt::SampleSystemMetrics() {
+  absl::Time now = absl::Now();
+  absl::StatusOr<ContainerStats> stats = env_.runtime->Stats(container_);
+  if (!stats.ok()) {
+    last_sample_ = now;  // ended meanwhile, or no cgroup to read: try at the next interval
+    return;
+  }
+  std::string lines;
+  double t = absl::ToDoubleSeconds(now - absl::UnixEpoch());
+  auto point = [&](absl::string_view name, double value) {
+    absl::StrAppend(&lines, "{\"n\":\"", name, "\",\"s\":", samples_, ",\"t\":",
+                    absl::StrFormat("%.6f", t), ",\"v\":", absl::StrFormat("%.17g", value), "}\n");
+  };
+  if (last_cpu_ns_ >= 0 && now > last_sample_) {
+    point("cpu_cores", static_cast<double>(stats->cpu_ns - last_cpu_ns_) /
+                           absl::ToDoubleNanoseconds(now - last_sample_));
+  }
+  point("memory_bytes", static_cast<double>(stats->memory_bytes));
+  if (stats->memory_peak_bytes >= 0) {
+    point("memory_peak_bytes", static_cast<double>(stats->memory_peak_bytes));
+  }
+  last_cpu_ns_ = stats->cpu_ns;
+  last_sample_ = now;
+  ++samples_;
+  std::string path = absl::StrCat(dir_, "/job/logs/",
+                                  LogShipper::FileName(assignment_.node_rank(), v1::SYSTEM_METRICS));
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  // One write: the shipper never sees half a sample.
+  (void)!::write(fd, lines.data(), lines.size());
+  ::close(fd);
 }
 
 void Attempt::ReadExits(const ContainerExit& exit) {
@@ -684,6 +754,11 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   if (!delete_first) remove_container();
   std::error_code error;
   if (deleted.ok()) fs::remove_all(dir_, error);  // a failed delete may leave mounts in it
+  if (env_.metrics != nullptr) {
+    env_.metrics->attempts_ended
+        .With({cause == v1::JobStatus::CAUSE_UNSPECIFIED ? "none" : v1::JobStatus::Cause_Name(cause)})
+        .Increment();
+  }
   Log(LogLevel::kInfo, "attempt_ended", {{"job", assignment_.attempt().job_id()},
                                          {"epoch", assignment_.attempt().epoch()},
                                          {"cause", v1::JobStatus::Cause_Name(cause)}});

@@ -15,6 +15,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/agent_metrics.h"
 #include "agent/exec_relay.h"
 #include "agent/images/image_cache.h"
 #include "agent/job_data.h"
@@ -36,6 +37,12 @@ struct AttemptEnv {
   ImageCache* images = nullptr;
   // drover-rsh on the node (bound into MPI containers).
   std::string rsh_binary;
+  // The `drover` Python module's folder, bound at kPythonModuleDir; empty: none.
+  std::string python_dir;
+  // How often the container's CPU and memory are sampled (SYSTEM_METRICS).
+  absl::Duration metrics_interval = absl::Seconds(10);
+  // The agent's own metrics; null: none.
+  AgentMetrics* metrics = nullptr;
   // Sends a report to droverd (dropped while disconnected; the last one is also in hello).
   std::function<void(const v1::AttemptReport&)> report;
   // Whether the agent is going down (then nothing waits for droverd any more).
@@ -79,6 +86,9 @@ class Attempt {
   // it until its processes end; fills exits_.
   absl::Status RunContainer(bool create);
   void ReadExits(const ContainerExit& exit);
+  // Appends one sample of the container's CPU and memory to the node's system metrics file
+  // (see LogShipper::FileName); CPU use from the second sample on (it is a rate).
+  void SampleSystemMetrics();
   void UploadOutputs();
   void Finish(v1::JobStatus::Cause cause, std::string message);
 
@@ -107,6 +117,10 @@ class Attempt {
   std::string outputs_digest_;
   int64_t outputs_size_ = 0;
   int first_failed_rank_ = -1;
+  // System metrics: samples written, and the CPU time and clock of the previous one.
+  int64_t samples_ = 0;
+  int64_t last_cpu_ns_ = -1;
+  absl::Time last_sample_ = absl::InfinitePast();
   std::string launcher_message_;  // why mpirun failed, when it did
 };
 

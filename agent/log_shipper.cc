@@ -8,14 +8,29 @@
 #include <filesystem>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+
 namespace drover::agent {
 namespace {
 
-std::string FileOf(const std::string& dir, int32_t rank, int stream) {
-  return dir + "/rank-" + std::to_string(rank) + (stream == v1::STDERR ? ".stderr" : ".stdout");
-}
+// Streams whose records are lines: a chunk ends at a line end, so that droverd can parse
+// every chunk on its own.
+bool LineStream(int stream) { return stream == v1::METRICS || stream == v1::SYSTEM_METRICS; }
 
 }  // namespace
+
+std::string LogShipper::FileName(int32_t rank, v1::LogStream stream) {
+  switch (stream) {
+    case v1::STDERR:
+      return absl::StrCat("rank-", rank, ".stderr");
+    case v1::METRICS:
+      return absl::StrCat("rank-", rank, ".metrics");
+    case v1::SYSTEM_METRICS:
+      return absl::StrCat("node-", rank, ".system");
+    default:
+      return absl::StrCat("rank-", rank, ".stdout");
+  }
+}
 
 void LogShipper::Watch(const v1::AttemptRef& attempt, const std::string& log_dir) {
   absl::MutexLock lock(&mu_);
@@ -77,11 +92,16 @@ std::map<std::pair<int32_t, int>, int64_t> LogShipper::Scan(Watched& w) {
   for (const auto& entry : std::filesystem::directory_iterator(w.log_dir, error)) {
     std::string name = entry.path().filename().string();
     int rank = -1;
+    char prefix[8] = {};
     char kind[8] = {};
-    if (std::sscanf(name.c_str(), "rank-%d.%7s", &rank, kind) != 2 || rank < 0) continue;
-    std::string k(kind);
-    if (k != "stdout" && k != "stderr") continue;
-    int stream = k == "stderr" ? v1::STDERR : v1::STDOUT;
+    if (std::sscanf(name.c_str(), "%4[a-z]-%d.%7s", prefix, &rank, kind) != 3 || rank < 0) {
+      continue;
+    }
+    int stream = v1::LOG_STREAM_UNSPECIFIED;
+    for (v1::LogStream s : {v1::STDOUT, v1::STDERR, v1::METRICS, v1::SYSTEM_METRICS}) {
+      if (FileName(rank, s) == name) stream = s;
+    }
+    if (stream == v1::LOG_STREAM_UNSPECIFIED) continue;
     struct stat st {};
     if (::stat(entry.path().c_str(), &st) != 0) continue;
     sizes[{rank, stream}] = st.st_size;
@@ -103,12 +123,26 @@ void LogShipper::Poll() {
         while (s.sent < size && s.sent - s.acked < window_bytes_) {
           int64_t want = std::min(chunk_bytes_, size - s.sent);
           std::string data(static_cast<size_t>(want), '\0');
-          int fd = ::open(FileOf(w.log_dir, id.first, id.second).c_str(), O_RDONLY | O_CLOEXEC);
+          std::string path =
+              w.log_dir + "/" + FileName(id.first, static_cast<v1::LogStream>(id.second));
+          int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
           if (fd < 0) break;
           ssize_t n = ::pread(fd, data.data(), data.size(), s.sent);
           ::close(fd);
           if (n <= 0) break;
           data.resize(static_cast<size_t>(n));
+          if (LineStream(id.second) && !w.final) {
+            // Up to the last whole line; a line longer than a chunk goes as it is (droverd
+            // skips what it cannot parse), and once the files are final, so does a last
+            // line without its end.
+            size_t end = data.rfind('\n');
+            if (end != std::string::npos) {
+              data.resize(end + 1);
+              n = static_cast<ssize_t>(data.size());
+            } else if (n < chunk_bytes_) {
+              break;
+            }
+          }
           v1::AgentMessage message;
           v1::LogChunk* chunk = message.mutable_log();
           *chunk->mutable_attempt() = w.attempt;
@@ -142,6 +176,7 @@ bool LogShipper::Drained(const v1::AttemptRef& attempt) {
   absl::MutexLock lock(&mu_);
   auto it = watched_.find(Key(attempt));
   if (it == watched_.end()) return true;
+  it->second.final = true;
   for (const auto& [id, size] : Scan(it->second)) {
     if (it->second.streams[id].acked < size) return false;
   }

@@ -1,5 +1,7 @@
-// LogShipper: tails the rank-R.stdout / rank-R.stderr files of every attempt on the node and
-// ships them to droverd as LogChunks, tagged (job, epoch, rank, stream, offset). The files,
+// LogShipper: tails the files of every attempt's log folder on the node (each rank's
+// stdout, stderr and metrics, the node's system metrics: see FileName) and ships them to
+// droverd as LogChunks, tagged (job, epoch, rank, stream, offset). Metrics files hold JSON
+// lines, and their chunks end at a line end. The files,
 // not the agent, hold the output: what droverd acknowledged is the only progress the
 // shipper trusts, so a broken stream or a droverd restart loses and doubles nothing.
 // Thread-safe; Poll() is called from the agent's shipping thread.
@@ -44,8 +46,13 @@ class LogShipper {
   void Poll();
 
   // Whether every byte of the attempt's files, as they are now, was acknowledged. The files
-  // must not grow any more (the processes ended).
+  // must not grow any more (the processes ended): from the first call on, a metrics file's
+  // last line is shipped even without its line end.
   bool Drained(const v1::AttemptRef& attempt);
+
+  // The file of a stream in an attempt's log folder: rank-R.stdout, rank-R.stderr,
+  // rank-R.metrics, and node-N.system for SYSTEM_METRICS (N the node rank).
+  static std::string FileName(int32_t rank, v1::LogStream stream);
 
  private:
   struct Stream {
@@ -59,6 +66,7 @@ class LogShipper {
     std::string log_dir;
     v1::AttemptRef attempt;
     std::map<std::pair<int32_t, int>, Stream> streams;  // (rank, LogStream)
+    bool final = false;  // the files no longer grow (Drained was called)
   };
   static std::string Key(const v1::AttemptRef& a) {
     return a.job_id() + "/" + std::to_string(a.epoch());

@@ -11,11 +11,15 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "agent/agent.h"
+#include "agent/agent_metrics.h"
 #include "agent/runtime/runc_runtime.h"
 #include "common/config.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 
 namespace {
 
@@ -28,13 +32,14 @@ constexpr char kSummary[] =
     "  drover-agent --scheduler head:7070 --node-name gpu-01 --work-dir /var/lib/drover-agent \\\n"
     "      --label pool=gpu";
 
-// A helper program (drover-init, drover-rsh) beside this binary (build tree or install),
-// else where `make install` puts it.
+// A helper program (drover-init, drover-rsh) or the Python module's folder (python) beside
+// this binary (build tree or install), else where `make install` puts it.
 std::string DefaultHelperPath(const std::string& name) {
   std::error_code error;
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
-  for (const std::string& candidate : {name, "launcher/" + name, "../lib/drover/" + name}) {
-    std::filesystem::path path = self.parent_path() / candidate;
+  for (const std::string& candidate :
+       {name, "launcher/" + name, "../" + name, "../lib/drover/" + name}) {
+    std::filesystem::path path = (self.parent_path() / candidate).lexically_normal();
     if (std::filesystem::exists(path, error)) return path.string();
   }
   return "/usr/local/lib/drover/" + name;
@@ -66,7 +71,10 @@ int main(int argc, char** argv) {
   std::string runc = drover::agent::RuncOptions().runc_path;
   std::string init = DefaultHelperPath("drover-init");
   std::string rsh = DefaultHelperPath("drover-rsh");
+  std::string python_dir = DefaultHelperPath("python");
+  std::string metrics_interval = "10s";
   std::string peer_listen;
+  std::string metrics_listen;
   std::string config_path;
   std::string log_level = "info";
 
@@ -82,9 +90,19 @@ int main(int argc, char** argv) {
   flags.String("runc", &runc, "The runc binary", "PATH");
   flags.String("init", &init, "drover-init, PID 1 of job containers", "PATH");
   flags.String("rsh", &rsh, "drover-rsh, MPI's remote-shell agent in job containers", "PATH");
+  flags.String("python-dir", &python_dir,
+               "Folder holding the drover Python module (run.log), bound into every job "
+               "container; empty: none",
+               "DIR");
+  flags.String("metrics-interval", &metrics_interval,
+               "How often to sample each job container's CPU and memory, e.g. 10s or 500ms",
+               "DURATION");
   flags.String("peer-listen", &peer_listen,
                "Where other nodes' agents reach this one for MPI launches (default: --address "
                "with a port the kernel picks)",
+               "HOST:PORT");
+  flags.String("metrics-listen", &metrics_listen,
+               "Serve Prometheus metrics (GET /metrics) on this address; empty: not served",
                "HOST:PORT");
   flags.String("config", &config_path, "Read settings from this file", "FILE");
   flags.String("log-level", &log_level, "debug, info, warning or error", "LEVEL");
@@ -108,6 +126,21 @@ int main(int argc, char** argv) {
     if (absl::Status s = drover::ParseMib(memory, &memory_mib); !s.ok()) {
       return Fail(absl::StrCat("--memory: ", s.message()), 2);
     }
+  }
+  absl::Duration sample_every;
+  if (!absl::ParseDuration(metrics_interval, &sample_every) ||
+      sample_every < absl::Milliseconds(100)) {
+    return Fail(absl::StrCat("--metrics-interval: '", metrics_interval,
+                             "' is not a duration of at least 100ms; for example 10s"),
+                2);
+  }
+  std::error_code missing;
+  if (!python_dir.empty() &&
+      !std::filesystem::exists(python_dir + "/drover/__init__.py", missing)) {
+    return Fail(absl::StrCat("--python-dir '", python_dir,
+                             "' holds no drover/__init__.py (build or install the drover_python "
+                             "target, or pass --python-dir '' to give jobs no module)"),
+                2);
   }
   std::map<std::string, std::string> label_map;
   for (const std::string& label : labels) {
@@ -139,15 +172,28 @@ int main(int argc, char** argv) {
   if (!std::filesystem::exists(rsh, error)) {
     return Fail(absl::StrCat("--rsh '", rsh, "' does not exist (build the drover-rsh target)"));
   }
+  drover::MetricsRegistry registry;
+  drover::agent::AgentMetrics metrics(registry);
+  std::unique_ptr<drover::MetricsServer> metrics_server;
+  if (!metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<drover::MetricsServer>> started = drover::MetricsServer::Start(
+        metrics_listen, "metrics-listen", [&registry] { return registry.Render(); });
+    if (!started.ok()) return Fail(started.status().message(), 2);
+    metrics_server = *std::move(started);
+  }
   drover::agent::Agent agent({.scheduler = scheduler,
                               .work_dir = work_dir,
                               .node = *node,
                               .peer_listen = peer_listen,
-                              .rsh_binary = rsh},
+                              .rsh_binary = rsh,
+                              .python_dir = python_dir,
+                              .metrics_interval = sample_every,
+                              .metrics = &metrics},
                              **runtime);
   drover::Log(drover::LogLevel::kInfo, "agent_started",
               {{"node", node->name()}, {"address", node->addresses(0)}, {"scheduler", scheduler},
                {"cpus", node->capacity().cpus()}, {"memory_mib", node->capacity().memory_mib()},
+               {"metrics", metrics_server == nullptr ? "" : metrics_server->endpoint()},
                {"pid", getpid()}});
   std::thread signals([&agent, &stop_signals] {
     int received = 0;

@@ -349,6 +349,7 @@ constexpr Command kCommands[] = {
     {"cancel", "Cancel a job", CancelCommand},
     {"watch", "Follow a job until it ends; the exit code tells how", WatchCommand},
     {"logs", "Print a job's output; -f follows it until the job ends", LogsCommand},
+    {"metrics", "Print a job's metrics (run.log, CPU, memory); -f follows them", MetricsCommand},
     {"download", "Fetch the files a job wrote to its outputs folder", DownloadCommand},
     {"nodes", "List the cluster's nodes with their resources and jobs", NodesCommand},
     {"node", "Cordon, uncordon or drain a node (administrators)", NodeCommand, true},

@@ -50,6 +50,12 @@ class DroverClient {
       const v1::StreamLogsRequest& request,
       const std::function<void(const v1::StreamLogsResponse&)>& on_message) = 0;
 
+  // Calls `on_message` for every message of the metrics stream (WatchMetrics), in order,
+  // and returns the stream's final status.
+  virtual absl::Status WatchMetrics(
+      const v1::GetMetricsRequest& request,
+      const std::function<void(const v1::GetMetricsResponse&)>& on_message) = 0;
+
   // ---- AdminService
   virtual absl::StatusOr<v1::ListNodesResponse> ListNodes(const v1::ListNodesRequest& request) = 0;
   virtual absl::StatusOr<v1::Node> CordonNode(const v1::NodeRequest& request) = 0;

@@ -98,6 +98,17 @@ class GrpcDroverClient final : public DroverClient {
         });
   }
 
+  absl::Status WatchMetrics(
+      const v1::GetMetricsRequest& request,
+      const std::function<void(const v1::GetMetricsResponse&)>& on_message) override {
+    return ServerStream<v1::GetMetricsResponse>(
+        request, &v1::JobService::Stub::WatchMetrics, stub_.get(),
+        [&](const v1::GetMetricsResponse& message) {
+          on_message(message);
+          return absl::OkStatus();
+        });
+  }
+
   absl::StatusOr<v1::ListNodesResponse> ListNodes(const v1::ListNodesRequest& request) override {
     return Unary<v1::ListNodesResponse>(request, &v1::AdminService::Stub::ListNodes, admin_.get());
   }

@@ -59,10 +59,12 @@ void AddGlobalFlags(FlagSet* flags, GlobalOptions* global) {
       "output,o",
       [global](absl::string_view v) -> absl::Status {
         std::string lower = absl::AsciiStrToLower(v);
-        if (lower != "table" && lower != "json") {
-          return absl::InvalidArgumentError(absl::StrCat("'", v, "' is not an output format; use table or json"));
+        if (lower != "table" && lower != "json" && lower != "csv") {
+          return absl::InvalidArgumentError(
+              absl::StrCat("'", v, "' is not an output format; use table or json (or csv for drover metrics)"));
         }
         global->json = lower == "json";
+        global->csv = lower == "csv";
         return absl::OkStatus();
       },
       "Output format: table (for people) or json (for programs)", "FORMAT", "table");
@@ -96,6 +98,9 @@ std::optional<int> Invocation::Parse(FlagSet& flags, const std::vector<std::stri
   if (flags.help_requested()) {
     out() << flags.Help() << "\nExamples:\n" << examples << "\n" << kExitCodesHelp;
     return kExitOk;
+  }
+  if (global_.csv && !allow_csv_) {
+    return Fail(kExitUsage, "--output csv is for drover metrics only; use table or json here");
   }
   return std::nullopt;
 }

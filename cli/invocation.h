@@ -41,6 +41,7 @@ extern const absl::string_view kExitCodesHelp;
 struct GlobalOptions {
   std::string server;  // empty: $DROVER_SERVER, else localhost:7070
   bool json = false;
+  bool csv = false;  // --output csv: only commands that call AllowCsv() take it
   absl::Duration timeout = absl::Seconds(30);
 };
 
@@ -56,6 +57,8 @@ class Invocation {
 
   CliContext& ctx() { return ctx_; }
   GlobalOptions& global() { return global_; }
+  // The command prints tables as CSV with --output csv (before Parse); others refuse it.
+  void AllowCsv() { allow_csv_ = true; }
   std::ostream& out() { return *ctx_.out; }
   std::ostream& err() { return *ctx_.err; }
 
@@ -98,6 +101,7 @@ class Invocation {
  private:
   CliContext& ctx_;
   GlobalOptions global_;
+  bool allow_csv_ = false;
 };
 
 // A JOB positional: exactly one, a valid id ("42" is taken for "j-42"). Returns an exit code
@@ -132,6 +136,7 @@ int ShowCommand(Invocation& inv, const std::vector<std::string>& args);
 int CancelCommand(Invocation& inv, const std::vector<std::string>& args);
 int WatchCommand(Invocation& inv, const std::vector<std::string>& args);
 int LogsCommand(Invocation& inv, const std::vector<std::string>& args);
+int MetricsCommand(Invocation& inv, const std::vector<std::string>& args);
 int DownloadCommand(Invocation& inv, const std::vector<std::string>& args);
 int NodesCommand(Invocation& inv, const std::vector<std::string>& args);
 int NodeCommand(Invocation& inv, const std::vector<std::string>& args);

@@ -58,4 +58,10 @@ std::string JobQueue::WaitingReason(const v1::JobSpec& spec, int free_nodes) {
   return absl::StrCat("WAITING_FOR_NODES need=", spec.node_count(), " free=", free_nodes);
 }
 
+std::map<v1::JobStatus::State, int> JobQueue::CountByState() const {
+  std::map<v1::JobStatus::State, int> counts;
+  for (const auto& [id, job] : jobs_) ++counts[job.status().state()];
+  return counts;
+}
+
 }  // namespace drover::scheduler

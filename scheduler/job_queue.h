@@ -33,6 +33,8 @@ class JobQueue {
   std::vector<std::string> QueuedInOrder(size_t limit = SIZE_MAX) const;
 
   size_t unfinished_count() const { return jobs_.size(); }
+  // How many unfinished jobs are in each state.
+  std::map<v1::JobStatus::State, int> CountByState() const;
   size_t queued_count() const { return order_.size(); }
 
   // The reason a queued job shows while no placement is possible: what it needs against what

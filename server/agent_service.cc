@@ -3,9 +3,11 @@
 #include <deque>
 #include <memory>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "server/grpc_status.h"
+#include "server/server_metrics.h"
 
 namespace drover::server {
 namespace {
@@ -106,6 +108,18 @@ class AgentStream final
       const v1::LogChunk& chunk = in_.log();
       storage::LogStreamKey key{chunk.attempt().job_id(), chunk.attempt().epoch(), chunk.rank(),
                                 chunk.stream()};
+      if (!v1::LogStream_IsValid(chunk.stream()) || chunk.stream() == v1::LOG_STREAM_UNSPECIFIED ||
+          chunk.rank() < 0) {
+        Log(LogLevel::kWarning, "log_chunk_refused",
+            {{"node", node_}, {"rank", chunk.rank()}, {"stream", static_cast<int>(chunk.stream())}});
+        StartRead(&in_);
+        return;
+      }
+      if (ServerMetrics* metrics = service_.core_.metrics(); metrics != nullptr) {
+        metrics->ingested_bytes
+            .With({absl::AsciiStrToLower(v1::LogStream_Name(chunk.stream()))})
+            .Increment(static_cast<double>(chunk.data().size()));
+      }
       storage::LogStore* logs = &service_.logs_;
       logs->Append(key, chunk.offset(), chunk.data(),
                    [outbox = outbox_, logs, key, attempt = chunk.attempt()](

@@ -16,6 +16,7 @@
 #include "scheduler/job_spec.h"
 #include "scheduler/job_state.h"
 #include "scheduler/placement.h"
+#include "server/server_metrics.h"
 
 namespace drover::server {
 namespace {
@@ -357,6 +358,7 @@ void Core::Restore(const std::vector<v1::Job>& unfinished,
 }
 
 void Core::JobCreated(const v1::Job& job) {
+  if (options_.metrics != nullptr) options_.metrics->jobs_submitted.With({}).Increment();
   jobs_.Update(job);
   RequestSchedule();
 }
@@ -385,6 +387,11 @@ void Core::CommitStatus(const v1::Job& current, JobStatus next, JobCallback done
                     done = std::move(done)]() mutable {
           if (committed.ok()) {
             events_.Publish(*committed);
+            if (options_.metrics != nullptr && scheduler::IsTerminal(committed->status().state())) {
+              options_.metrics->jobs_finished
+                  .With({v1::JobStatus::State_Name(committed->status().state())})
+                  .Increment();
+            }
           } else {
             Log(LogLevel::kError, "job_status_write_failed",
                 {{"job", job_id}, {"error", committed.status().ToString()}});
@@ -455,6 +462,7 @@ void Core::Assign(const scheduler::Placement& placement) {
   attempt.nodes = placement.nodes;
   attempt.exec_token = NewExecToken();
   attempt.master_port = FreeMasterPort(placement.nodes.front());
+  if (options_.metrics != nullptr) options_.metrics->attempts_placed.With({}).Increment();
   Log(LogLevel::kInfo, "job_placed",
       {{"job", job.id()}, {"attempt", epoch}, {"nodes", absl::StrJoin(placement.nodes, ",")}});
   // The attempt and its layout are durable before any agent hears of it.
@@ -916,6 +924,13 @@ void Core::NodeLost(const std::string& node) {
 
 void Core::Tick() {
   absl::Time now = clock_.Now();
+  if (options_.metrics != nullptr && now - metrics_updated_ >= absl::Seconds(1)) {
+    metrics_updated_ = now;
+    options_.metrics->SetJobStates(jobs_.CountByState());
+    std::map<v1::Node::State, int> nodes;
+    for (const v1::Node& node : nodes_.List()) ++nodes[node.state()];
+    options_.metrics->SetNodeStates(nodes);
+  }
   for (const std::string& node : nodes_.ExpireLeases(now, options_.lease)) NodeLost(node);
   StopLateLaunches(now);
   for (auto& [job_id, attempt] : attempts_) {

@@ -36,6 +36,8 @@
 
 namespace drover::server {
 
+class ServerMetrics;
+
 // One agent's stream, as the core sees it. Implemented by the AgentService reactor.
 class AgentLink {
  public:
@@ -82,10 +84,14 @@ struct CoreOptions {
   // First MASTER_PORT handed to distributed attempts (node rank 0 of each gets the lowest
   // port from here that no other attempt on that node holds).
   int32_t master_port_base = 29500;
+  // droverd's own metrics (jobs and nodes by state, placements...); null: none.
+  ServerMetrics* metrics = nullptr;
 };
 
 class Core {
  public:
+  // droverd's metrics, or null (set once at construction; any thread may read it).
+  ServerMetrics* metrics() const { return options_.metrics; }
   using JobCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Job>) &&>;
 
   Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, CoreLoop& loop,
@@ -222,6 +228,7 @@ class Core {
   scheduler::NodeRegistry nodes_;
   absl::flat_hash_map<std::string, std::shared_ptr<AgentLink>> links_;  // by node name
   absl::flat_hash_map<std::string, Attempt> attempts_;  // by job id
+  absl::Time metrics_updated_ = absl::InfinitePast();  // when Tick last set the gauges
   bool schedule_requested_ = false;
 
   mutable absl::Mutex target_names_mu_;

@@ -56,9 +56,19 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   DROVER_ASSIGN_OR_RETURN(d->blobs_, storage::BlobStore::Open(options.state_dir + "/blobs",
                                                               options.max_blob_bytes));
   d->resumed_jobs_ = unfinished.size();
+  d->metrics_ = std::make_unique<ServerMetrics>(d->metrics_registry_);
+  if (!options.metrics_listen.empty()) {
+    DROVER_ASSIGN_OR_RETURN(d->metrics_server_,
+                            MetricsServer::Start(options.metrics_listen, "metrics-listen",
+                                                 [registry = &d->metrics_registry_] {
+                                                   return registry->Render();
+                                                 }));
+  }
+  CoreOptions core_options = options.core;
+  core_options.metrics = d->metrics_.get();
   d->loop_ = std::make_unique<CoreLoop>();
   d->core_ = std::make_unique<Core>(*d->store_, *d->logs_, d->events_, *d->loop_, clock,
-                                    options.core);
+                                    core_options);
   absl::Notification restored;
   d->loop_->Post([&] {
     d->core_->Restore(unfinished, targets, images, datastores);
@@ -78,6 +88,9 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
   // Without this, gRPC sets SO_REUSEPORT and a second droverd could share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(RpcMetricsInterceptors(d->metrics_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(d->job_service_.get());
   builder.RegisterService(d->admin_service_.get());
   builder.RegisterService(d->agent_service_.get());

@@ -12,6 +12,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "server/admin_service.h"
 #include "server/agent_service.h"
 #include "server/blob_service.h"
@@ -19,6 +21,7 @@
 #include "server/core_loop.h"
 #include "server/job_events.h"
 #include "server/job_service.h"
+#include "server/server_metrics.h"
 #include "storage/store.h"
 
 namespace drover::server {
@@ -36,6 +39,8 @@ struct DroverdOptions {
   int64_t max_blob_bytes = int64_t{64} << 30;
   // How often leases, timeouts and placement are checked.
   absl::Duration tick = absl::Milliseconds(200);
+  // HOST:PORT to serve Prometheus metrics on (GET /metrics); empty: not served.
+  std::string metrics_listen;
 };
 
 class Droverd {
@@ -50,6 +55,10 @@ class Droverd {
 
   // The address actually bound, "HOST:PORT".
   const std::string& address() const { return address_; }
+  // The address metrics are served on, "HOST:PORT"; empty when not served.
+  std::string metrics_address() const {
+    return metrics_server_ == nullptr ? "" : metrics_server_->endpoint();
+  }
   // Jobs that were unfinished in the store at start.
   size_t resumed_jobs() const { return resumed_jobs_; }
 
@@ -65,6 +74,9 @@ class Droverd {
   size_t resumed_jobs_ = 0;
   bool stopped_ = false;
   int lock_fd_ = -1;  // flock on <state-dir>/droverd.lock, held while running
+  MetricsRegistry metrics_registry_;
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<storage::LogStore> logs_;
   std::unique_ptr<storage::BlobStore> blobs_;

@@ -13,6 +13,7 @@
 #include "scheduler/job_spec.h"
 #include "scheduler/job_state.h"
 #include "server/grpc_status.h"
+#include "server/metric_records.h"
 
 namespace drover::server {
 namespace {
@@ -20,6 +21,8 @@ namespace {
 using google::protobuf::util::TimeUtil;
 
 constexpr int kDefaultPageSize = 100;
+// How much of the metrics files one WatchMetrics message covers.
+constexpr int64_t kMetricsPiece = 1 << 20;
 constexpr int kMaxPageSize = 1000;
 
 const absl::Status& ShuttingDown() {
@@ -170,38 +173,40 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobResponse>
   std::deque<v1::WatchJobResponse> pending_ ABSL_GUARDED_BY(mu_);  // front is being written
 };
 
-// Streams a job's logs: everything stored for the selected ranks and streams, then (with
-// follow) what arrives, until the job ended and everything was sent. One write in flight;
-// new data and job changes wake it up.
-class LogsReactor final : public grpc::ServerWriteReactor<v1::StreamLogsResponse>,
-                          public JobSubscriber {
+// Streams what is stored for one attempt of a job (`Next` says what: logs, metrics), then
+// with `follow` what arrives, until the job ended and everything was sent; the last message
+// then carries the final job. One write in flight; new data and job changes wake it up.
+template <typename Response>
+class AttemptStreamReactor : public grpc::ServerWriteReactor<Response>, public JobSubscriber {
  public:
-  static constexpr int64_t kChunk = 256 * 1024;
+  AttemptStreamReactor(storage::LogStore& logs, JobEventHub& events, bool follow)
+      : logs_(logs), events_(events), follow_(follow) {}
 
-  LogsReactor(storage::Store& store, storage::LogStore& logs, JobEventHub& events,
-              const v1::StreamLogsRequest& request)
-      : logs_(logs), events_(events), request_(request) {
-    absl::StatusOr<v1::Job> job = store.GetJob(request.job_id());
+  // Looks the job and attempt up and sends the first piece; the reactor then runs on its
+  // own. Call once, right after construction.
+  void Begin(storage::Store& store, const std::string& job_id, int64_t attempt) {
+    absl::StatusOr<v1::Job> job = store.GetJob(job_id);
     if (!job.ok()) {
       absl::MutexLock lock(&mu_);
       FinishLocked(ToGrpcStatus(job.status()));
       return;
     }
-    if (request.attempt() < 0 || request.attempt() > job->status().attempt()) {
+    if (attempt < 0 || attempt > job->status().attempt()) {
       absl::MutexLock lock(&mu_);
-      FinishLocked(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-          "attempt: job '", job->id(), "' has no attempt ", request.attempt(), "; it has ",
-          job->status().attempt(), " so far"))));
+      FinishLocked(ToGrpcStatus(absl::InvalidArgumentError(
+          absl::StrCat("attempt: job '", job->id(), "' has no attempt ", attempt, "; it has ",
+                       job->status().attempt(), " so far"))));
       return;
     }
     {
       absl::MutexLock lock(&mu_);
       job_ = *job;
-      epoch_ = request.attempt() > 0 ? request.attempt() : job->status().attempt();
+      epoch_ = attempt > 0 ? attempt : job->status().attempt();
+      fixed_epoch_ = attempt > 0;
     }
     // Subscribe without holding mu_: the hub and the log store call back under their own
     // locks, then take mu_.
-    if (request.follow()) {
+    if (follow_) {
       bool subscribed = events_.Subscribe(job->id(), this);
       int listener = logs_.AddListener(
           [this, job_id = job->id()](const storage::LogStreamKey& key, int64_t) {
@@ -221,7 +226,7 @@ class LogsReactor final : public grpc::ServerWriteReactor<v1::StreamLogsResponse
     absl::MutexLock lock(&mu_);
     if (job.status().version() <= job_.status().version()) return;
     job_ = job;
-    if (request_.attempt() == 0 && epoch_ == 0) epoch_ = job.status().attempt();
+    if (!fixed_epoch_ && epoch_ == 0) epoch_ = job.status().attempt();
     PumpLocked();
   }
 
@@ -235,7 +240,7 @@ class LogsReactor final : public grpc::ServerWriteReactor<v1::StreamLogsResponse
     absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) {
-      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "log stream broken"));
+      FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "stream broken"));
       return;
     }
     if (final_sent_) {
@@ -263,70 +268,62 @@ class LogsReactor final : public grpc::ServerWriteReactor<v1::StreamLogsResponse
     delete this;
   }
 
- private:
-  bool Selected(const storage::LogStreamInfo& stream) const {
-    bool rank_ok = request_.ranks().empty();
-    for (int32_t rank : request_.ranks()) rank_ok = rank_ok || rank == stream.rank;
-    bool stream_ok = request_.streams().empty();
-    for (int s : request_.streams()) stream_ok = stream_ok || s == stream.stream;
-    return rank_ok && stream_ok;
-  }
+ protected:
+  // Fills `out` with the next piece of attempt `epoch` of `job_id` and returns true, or
+  // returns false when nothing new is stored; `ended`: the job ended, so its streams no
+  // longer grow. An error ends the call.
+  virtual absl::StatusOr<bool> Next(const std::string& job_id, int64_t epoch, bool ended,
+                                    Response* out) = 0;
+  // The last message of a followed stream.
+  virtual void SetFinalJob(const v1::Job& job, Response* out) = 0;
 
+  storage::LogStore& logs_;
+
+ private:
   // Sends the next piece, or ends the stream when everything was sent and nothing more can
   // come.
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || finished_ || final_sent_) return;
-    // Read the job's state before the logs: a job that ended has all its logs stored.
+    // Read the job's state before the data: a job that ended has all of it stored.
     bool ended = scheduler::IsTerminal(job_.status().state());
     if (epoch_ > 0) {
-      for (const storage::LogStreamInfo& stream : logs_.Streams(job_.id(), epoch_)) {
-        if (!Selected(stream)) continue;
-        int64_t& sent = sent_[{stream.rank, stream.stream}];
-        if (stream.size <= sent) continue;
-        storage::LogStreamKey key{job_.id(), epoch_, stream.rank, stream.stream};
-        absl::StatusOr<std::string> data = logs_.Read(key, sent, kChunk);
-        if (!data.ok()) {
-          FinishLocked(ToGrpcStatus(data.status()));
-          return;
-        }
-        if (data->empty()) continue;
-        out_.Clear();
-        out_.set_rank(stream.rank);
-        out_.set_stream(stream.stream);
-        out_.set_offset(sent);
-        sent += static_cast<int64_t>(data->size());
-        out_.set_data(*std::move(data));
+      out_ = Response();
+      absl::StatusOr<bool> more = Next(job_.id(), epoch_, ended, &out_);
+      if (!more.ok()) {
+        FinishLocked(ToGrpcStatus(more.status()));
+        return;
+      }
+      if (*more) {
         writing_ = true;
-        StartWrite(&out_);
+        this->StartWrite(&out_);
         return;
       }
     }
-    if (!request_.follow()) {
+    if (!follow_) {
       FinishLocked(grpc::Status::OK);
     } else if (ended) {
-      out_.Clear();
-      *out_.mutable_job() = job_;
+      out_ = Response();
+      SetFinalJob(job_, &out_);
       final_sent_ = true;
       writing_ = true;
-      StartWrite(&out_);
+      this->StartWrite(&out_);
     }
-    // Otherwise wait for new logs or a job change.
+    // Otherwise wait for new data or a job change.
   }
 
   void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_) return;
     finished_ = true;
-    Finish(status);
+    this->Finish(status);
   }
 
-  storage::LogStore& logs_;
   JobEventHub& events_;
-  const v1::StreamLogsRequest request_;
+  const bool follow_;
   absl::Mutex mu_;
   v1::Job job_ ABSL_GUARDED_BY(mu_);
   int64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::pair<int32_t, int>, int64_t> sent_ ABSL_GUARDED_BY(mu_);
-  v1::StreamLogsResponse out_ ABSL_GUARDED_BY(mu_);
+  bool fixed_epoch_ ABSL_GUARDED_BY(mu_) = false;
+  Response out_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   bool final_sent_ ABSL_GUARDED_BY(mu_) = false;
@@ -334,7 +331,107 @@ class LogsReactor final : public grpc::ServerWriteReactor<v1::StreamLogsResponse
   int listener_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// A job's logs, rank by rank: the selected ranks and streams (stdout and stderr unless
+// others are asked for).
+class LogsReactor final : public AttemptStreamReactor<v1::StreamLogsResponse> {
+ public:
+  static constexpr int64_t kChunk = 256 * 1024;
+
+  LogsReactor(storage::LogStore& logs, JobEventHub& events, const v1::StreamLogsRequest& request)
+      : AttemptStreamReactor(logs, events, request.follow()), request_(request) {}
+
+ private:
+  bool Selected(const storage::LogStreamInfo& stream) const {
+    bool rank_ok = request_.ranks().empty();
+    for (int32_t rank : request_.ranks()) rank_ok = rank_ok || rank == stream.rank;
+    bool stream_ok = request_.streams().empty() &&
+                     (stream.stream == v1::STDOUT || stream.stream == v1::STDERR);
+    for (int s : request_.streams()) stream_ok = stream_ok || s == stream.stream;
+    return rank_ok && stream_ok;
+  }
+
+  absl::StatusOr<bool> Next(const std::string& job_id, int64_t epoch, bool ended,
+                            v1::StreamLogsResponse* out) override {
+    for (const storage::LogStreamInfo& stream : logs_.Streams(job_id, epoch)) {
+      if (!Selected(stream)) continue;
+      int64_t& sent = sent_[{stream.rank, stream.stream}];
+      if (stream.size <= sent) continue;
+      storage::LogStreamKey key{job_id, epoch, stream.rank, stream.stream};
+      absl::StatusOr<std::string> data = logs_.Read(key, sent, kChunk);
+      if (!data.ok()) return data.status();
+      if (data->empty()) continue;
+      out->set_rank(stream.rank);
+      out->set_stream(stream.stream);
+      out->set_offset(sent);
+      sent += static_cast<int64_t>(data->size());
+      out->set_data(*std::move(data));
+      return true;
+    }
+    return false;
+  }
+
+  void SetFinalJob(const v1::Job& job, v1::StreamLogsResponse* out) override {
+    *out->mutable_job() = job;
+  }
+
+  const v1::StreamLogsRequest request_;
+  std::map<std::pair<int32_t, int>, int64_t> sent_;  // only on the reactor's turn (under mu_)
+};
+
+// A job's metrics (GetMetricsRequest selects), in pieces of about kPiece bytes.
+class MetricsReactor final : public AttemptStreamReactor<v1::GetMetricsResponse> {
+ public:
+  MetricsReactor(storage::LogStore& logs, JobEventHub& events, const v1::GetMetricsRequest& request)
+      : AttemptStreamReactor(logs, events, request.follow()), request_(request) {}
+
+ private:
+  absl::StatusOr<bool> Next(const std::string& job_id, int64_t epoch, bool ended,
+                            v1::GetMetricsResponse* out) override {
+    MetricsCollector collector(request_, out);
+    ReadMetrics(logs_, job_id, epoch, ended, kMetricsPiece, &collector, &read_);
+    out->set_attempt(epoch);
+    return out->series_size() > 0 || !out->tags().empty() || out->skipped_lines() > 0;
+  }
+
+  void SetFinalJob(const v1::Job& job, v1::GetMetricsResponse* out) override {
+    *out->mutable_job() = job;
+  }
+
+  const v1::GetMetricsRequest request_;
+  std::map<std::pair<int32_t, int>, int64_t> read_;  // only on the reactor's turn (under mu_)
+};
+
 }  // namespace
+
+void ReadMetrics(storage::LogStore& logs, const std::string& job_id, int64_t epoch, bool ended,
+                 int64_t max_bytes, MetricsCollector* collector,
+                 std::map<std::pair<int32_t, int>, int64_t>* read) {
+  int64_t budget = max_bytes;
+  for (const storage::LogStreamInfo& stream : logs.Streams(job_id, epoch)) {
+    v1::MetricSeries::Source source;
+    if (stream.stream == v1::METRICS) {
+      source = v1::MetricSeries::USER;
+    } else if (stream.stream == v1::SYSTEM_METRICS) {
+      source = v1::MetricSeries::SYSTEM;
+    } else {
+      continue;
+    }
+    if (!collector->Wants(source, stream.rank)) continue;
+    int64_t& offset = (*read)[{stream.rank, stream.stream}];
+    storage::LogStreamKey key{job_id, epoch, stream.rank, stream.stream};
+    while (offset < stream.size && (max_bytes < 0 || budget > 0)) {
+      int64_t want = std::min<int64_t>(stream.size - offset, 1 << 20);
+      absl::StatusOr<std::string> data = logs.Read(key, offset, want);
+      if (!data.ok() || data->empty()) break;
+      // A piece that ends inside a line is read again from that line next time.
+      bool last = offset + static_cast<int64_t>(data->size()) >= stream.size;
+      size_t used = collector->Add(source, stream.rank, *data, ended && last);
+      if (used == 0) break;
+      offset += static_cast<int64_t>(used);
+      budget -= static_cast<int64_t>(used);
+    }
+  }
+}
 
 JobServiceImpl::JobServiceImpl(storage::Store& store, storage::LogStore& logs, Core& core,
                                CoreLoop& loop, JobEventHub& events, const Clock& clock)
@@ -482,7 +579,43 @@ grpc::ServerWriteReactor<v1::WatchJobResponse>* JobServiceImpl::WatchJob(
 
 grpc::ServerWriteReactor<v1::StreamLogsResponse>* JobServiceImpl::StreamLogs(
     grpc::CallbackServerContext* context, const v1::StreamLogsRequest* request) {
-  return new LogsReactor(store_, logs_, events_, *request);
+  auto* reactor = new LogsReactor(logs_, events_, *request);
+  reactor->Begin(store_, request->job_id(), request->attempt());
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::GetMetrics(grpc::CallbackServerContext* context,
+                                                     const v1::GetMetricsRequest* request,
+                                                     v1::GetMetricsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<v1::Job> job = store_.GetJob(request->job_id());
+  if (!job.ok()) {
+    reactor->Finish(ToGrpcStatus(job.status()));
+    return reactor;
+  }
+  int64_t epoch = request->attempt() > 0 ? request->attempt() : job->status().attempt();
+  if (request->attempt() < 0 || request->attempt() > job->status().attempt()) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        absl::StrCat("attempt: job '", job->id(), "' has no attempt ", request->attempt(),
+                     "; it has ", job->status().attempt(), " so far"))));
+    return reactor;
+  }
+  response->set_attempt(epoch);
+  if (epoch > 0) {
+    MetricsCollector collector(*request, response);
+    std::map<std::pair<int32_t, int>, int64_t> read;
+    ReadMetrics(logs_, job->id(), epoch, scheduler::IsTerminal(job->status().state()),
+                /*max_bytes=*/-1, &collector, &read);
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::GetMetricsResponse>* JobServiceImpl::WatchMetrics(
+    grpc::CallbackServerContext* context, const v1::GetMetricsRequest* request) {
+  auto* reactor = new MetricsReactor(logs_, events_, *request);
+  reactor->Begin(store_, request->job_id(), request->attempt());
+  return reactor;
 }
 
 }  // namespace drover::server

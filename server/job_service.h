@@ -6,6 +6,9 @@
 #define DROVER_SERVER_JOB_SERVICE_H_
 
 #include <atomic>
+#include <map>
+#include <string>
+#include <utility>
 
 #include "common/clock.h"
 #include "drover/v1/job_service.grpc.pb.h"
@@ -15,6 +18,15 @@
 #include "storage/store.h"
 
 namespace drover::server {
+
+class MetricsCollector;
+
+// Reads the metrics streams of attempt `epoch` of a job from `logs` into `collector`, each
+// from its offset in `read` (updated; whole lines only, unless the job `ended`), about
+// `max_bytes` in all (-1: everything stored).
+void ReadMetrics(storage::LogStore& logs, const std::string& job_id, int64_t epoch, bool ended,
+                 int64_t max_bytes, MetricsCollector* collector,
+                 std::map<std::pair<int32_t, int>, int64_t>* read);
 
 class JobServiceImpl final : public v1::JobService::CallbackService {
  public:
@@ -41,6 +53,11 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
       grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) override;
   grpc::ServerWriteReactor<v1::StreamLogsResponse>* StreamLogs(
       grpc::CallbackServerContext* context, const v1::StreamLogsRequest* request) override;
+  grpc::ServerUnaryReactor* GetMetrics(grpc::CallbackServerContext* context,
+                                       const v1::GetMetricsRequest* request,
+                                       v1::GetMetricsResponse* response) override;
+  grpc::ServerWriteReactor<v1::GetMetricsResponse>* WatchMetrics(
+      grpc::CallbackServerContext* context, const v1::GetMetricsRequest* request) override;
 
  private:
   storage::Store& store_;

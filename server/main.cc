@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
   flags.String("address-file", &address_file,
                "Write the bound address here once listening (for port 0)", "FILE");
   flags.String("log-level", &log_level, "debug, info, warning or error", "LEVEL");
+  flags.String("metrics-listen", &options.metrics_listen,
+               "Serve Prometheus metrics (GET /metrics) on this address; empty: not served",
+               "HOST:PORT");
   flags.String("shutdown-grace", &shutdown_grace,
                "How long a stop lets accepted calls finish", "DURATION");
   flags.String("launch-timeout", &launch_timeout,
@@ -116,6 +119,7 @@ int main(int argc, char** argv) {
 
   drover::Log(drover::LogLevel::kInfo, "droverd_started",
               {{"address", (*droverd)->address()},
+               {"metrics_address", (*droverd)->metrics_address()},
                {"state_dir", options.state_dir},
                {"resumed_jobs", (*droverd)->resumed_jobs()},
                {"pid", getpid()}});

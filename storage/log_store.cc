@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/errno_status.h"
 #include "common/log.h"
@@ -34,8 +35,9 @@ LogStore::~LogStore() {
 }
 
 std::string LogStore::PathOf(const LogStreamKey& key) const {
-  return absl::StrCat(root_, "/", key.job_id, "/", key.epoch, "/rank-", key.rank,
-                      key.stream == v1::STDERR ? ".stderr" : ".stdout");
+  // rank-R.stdout, rank-R.stderr, rank-R.metrics, ...: the stream's name in lower case.
+  return absl::StrCat(root_, "/", key.job_id, "/", key.epoch, "/rank-", key.rank, ".",
+                      absl::AsciiStrToLower(v1::LogStream_Name(key.stream)));
 }
 
 absl::StatusOr<LogStore::File*> LogStore::OpenFile(const LogStreamKey& key) {
@@ -147,10 +149,14 @@ std::vector<LogStreamInfo> LogStore::Streams(absl::string_view job_id, int64_t e
   for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
     std::string name = entry.path().filename().string();
     int rank = 0;
-    char kind[8] = {};
-    if (sscanf(name.c_str(), "rank-%d.%7s", &rank, kind) != 2) continue;
-    LogStreamKey key{std::string(job_id), epoch, rank,
-                     std::string(kind) == "stderr" ? v1::STDERR : v1::STDOUT};
+    char kind[32] = {};
+    v1::LogStream stream;
+    if (sscanf(name.c_str(), "rank-%d.%31s", &rank, kind) != 2 ||
+        !v1::LogStream_Parse(absl::AsciiStrToUpper(kind), &stream) ||
+        stream == v1::LOG_STREAM_UNSPECIFIED) {
+      continue;
+    }
+    LogStreamKey key{std::string(job_id), epoch, rank, stream};
     out.push_back(LogStreamInfo{rank, key.stream, Size(key)});
   }
   std::sort(out.begin(), out.end(), [](const LogStreamInfo& a, const LogStreamInfo& b) {

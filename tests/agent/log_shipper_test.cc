@@ -102,13 +102,55 @@ TEST_F(LogShipperTest, EveryRankAndStreamIsShippedSeparately) {
   Append("rank-0.stdout", "a");
   Append("rank-0.stderr", "b");
   Append("rank-1.stdout", "c");
+  Append("rank-1.metrics", "d\n");
+  Append("node-0.system", "e\n");
   Append("init.result", "not a log");
+  Append("rank-x.stdout", "not a log");
   shipper_.Poll();
-  ASSERT_EQ(sent_.size(), 3u);
+  ASSERT_EQ(sent_.size(), 5u);
   std::set<std::tuple<int, int, std::string>> got;
   for (const auto& c : sent_) got.insert({c.rank(), c.stream(), c.data()});
-  EXPECT_EQ(got, (std::set<std::tuple<int, int, std::string>>{
-                     {0, v1::STDOUT, "a"}, {0, v1::STDERR, "b"}, {1, v1::STDOUT, "c"}}));
+  EXPECT_EQ(got, (std::set<std::tuple<int, int, std::string>>{{0, v1::STDOUT, "a"},
+                                                              {0, v1::STDERR, "b"},
+                                                              {1, v1::STDOUT, "c"},
+                                                              {1, v1::METRICS, "d\n"},
+                                                              {0, v1::SYSTEM_METRICS, "e\n"}}));
+}
+
+TEST_F(LogShipperTest, MetricsChunksEndAtALineEndUntilTheFilesAreFinal) {
+  auto ack = [this](int64_t offset) {
+    v1::LogAck a = Ack(offset);
+    a.set_stream(v1::METRICS);
+    shipper_.Acknowledged(a);
+  };
+  Append("rank-0.metrics", "ab\ncd");  // chunks of 4: "ab\n", then "cd" waits for its end
+  shipper_.Poll();
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].data(), "ab\n");
+  ack(3);
+  Append("rank-0.metrics", "\nlonger line\n");  // a line longer than a chunk goes in pieces
+  shipper_.Poll();
+  ASSERT_EQ(sent_.size(), 4u);  // up to the window of 8 unacknowledged bytes
+  EXPECT_EQ(sent_[1].data(), "cd\n");
+  EXPECT_EQ(sent_[1].offset(), 3);
+  EXPECT_EQ(sent_[2].data(), "long");
+  EXPECT_EQ(sent_[3].data(), "er l");
+  ack(6);
+  ack(10);
+  ack(14);
+  shipper_.Poll();
+  ack(18);
+  EXPECT_EQ(SentData(), "ab\ncd\nlonger line\n");
+  // A last line without its end waits while the rank may still write, and goes once the
+  // files are final.
+  Append("rank-0.metrics", "x");
+  shipper_.Poll();
+  EXPECT_EQ(SentData(), "ab\ncd\nlonger line\n");
+  EXPECT_FALSE(shipper_.Drained(attempt_));
+  shipper_.Poll();
+  ack(19);
+  EXPECT_TRUE(shipper_.Drained(attempt_));
+  EXPECT_EQ(SentData(), "ab\ncd\nlonger line\nx");
 }
 
 }  // namespace

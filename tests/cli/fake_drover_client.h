@@ -41,6 +41,12 @@ struct FakeServer {
     absl::Status end;
   };
   std::deque<LogStream> log_streams;
+  // Metrics streams WatchMetrics serves, one per call, like log_streams.
+  struct MetricsStream {
+    std::vector<v1::GetMetricsResponse> messages;
+    absl::Status end;
+  };
+  std::deque<MetricsStream> metrics_streams;
   std::vector<v1::Node> nodes;
   std::vector<v1::ComputeTarget> targets;
   std::vector<v1::Image> images;
@@ -56,6 +62,7 @@ struct FakeServer {
   std::vector<v1::WatchJobRequest> watches;
   std::vector<ConnectOptions> connects;
   std::vector<v1::StreamLogsRequest> log_requests;
+  std::vector<v1::GetMetricsRequest> metrics_requests;
   std::vector<std::pair<std::string, v1::NodeRequest>> node_requests;  // action, request
   std::vector<v1::PutComputeTargetRequest> puts;
   std::vector<v1::PutImageRequest> image_puts;
@@ -188,6 +195,18 @@ class FakeDroverClient final : public DroverClient {
     FakeServer::LogStream stream = s_->log_streams.front();
     s_->log_streams.pop_front();
     for (const v1::StreamLogsResponse& message : stream.messages) on_message(message);
+    return stream.end;
+  }
+
+  absl::Status WatchMetrics(
+      const v1::GetMetricsRequest& request,
+      const std::function<void(const v1::GetMetricsResponse&)>& on_message) override {
+    s_->metrics_requests.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    if (s_->metrics_streams.empty()) return absl::OkStatus();
+    FakeServer::MetricsStream stream = s_->metrics_streams.front();
+    s_->metrics_streams.pop_front();
+    for (const v1::GetMetricsResponse& message : stream.messages) on_message(message);
     return stream.end;
   }
 

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -40,12 +41,15 @@ class AgentE2eTest : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
     listen_ = absl::StrCat("127.0.0.1:", FreePort());
+    droverd_metrics_ = absl::StrCat("127.0.0.1:", FreePort());
+    agent_metrics_ = absl::StrCat("127.0.0.1:", FreePort());
     StartDroverd();
     // Without droverd there is nothing to test, and an agent started anyway would outlive
     // the test.
     if (HasFatalFailure()) return;
     work_ = dir_.path() + "/agent";
-    auto agent = testing::AgentProcess::Start(listen_, "n1", work_);
+    auto agent = testing::AgentProcess::Start(
+        listen_, "n1", work_, {"--metrics-interval", "200ms", "--metrics-listen", agent_metrics_});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);
     WaitForNode();
@@ -73,7 +77,8 @@ class AgentE2eTest : public ::testing::Test {
   }
 
   void StartDroverd() {
-    auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});
+    auto droverd = testing::DroverdProcess::Start(
+        dir_.path() + "/state", {"--listen", listen_, "--metrics-listen", droverd_metrics_});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
     channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
@@ -125,6 +130,8 @@ class AgentE2eTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::string listen_;
+  std::string droverd_metrics_;  // where droverd and the agent serve /metrics
+  std::string agent_metrics_;
   std::string work_;
   std::unique_ptr<testing::DroverdProcess> droverd_;
   std::unique_ptr<testing::AgentProcess> agent_;
@@ -378,6 +385,115 @@ TEST_F(AgentE2eTest, TensOfMegabytesOfLogsArriveCompleteAcrossADroverdRestart) {
   std::string stored = Logs(id, 0);
   EXPECT_EQ(stored.size(), expected.size());
   EXPECT_TRUE(stored == expected) << "the stored log differs from what the job printed";
+}
+
+// Scrapes http://`endpoint`/metrics and parses the page with Prometheus' own Python parser
+// (python3-prometheus-client): every sample as "name{label=value,...}" -> value, labels
+// sorted. A page the parser refuses fails the test.
+std::map<std::string, double> Scrape(const std::string& endpoint) {
+  std::string script = absl::StrCat(
+      "import urllib.request\n"
+      "from prometheus_client.parser import text_string_to_metric_families\n"
+      "page = urllib.request.urlopen('http://", endpoint, "/metrics').read().decode()\n"
+      "for family in text_string_to_metric_families(page):\n"
+      "    for s in family.samples:\n"
+      "        labels = ','.join(f'{k}={v}' for k, v in sorted(s.labels.items()))\n"
+      "        print(f'{s.name}{{{labels}}} {s.value!r}')\n");
+  auto scraped = testing::RunCommand({"/usr/bin/python3", "-c", script});
+  EXPECT_TRUE(scraped.ok()) << scraped.status();
+  std::map<std::string, double> samples;
+  if (!scraped.ok()) return samples;
+  EXPECT_EQ(scraped->exit_code, 0) << scraped->err;
+  for (absl::string_view line : absl::StrSplit(scraped->out, '\n', absl::SkipEmpty())) {
+    size_t space = line.rfind(' ');
+    samples[std::string(line.substr(0, space))] = std::stod(std::string(line.substr(space + 1)));
+  }
+  return samples;
+}
+
+TEST_F(AgentE2eTest, DaemonMetricsParseAsPrometheusTextAndCountTheJob) {
+  std::map<std::string, double> before = Scrape(droverd_metrics_);
+  EXPECT_EQ(before["drover_nodes{state=READY}"], 1);
+  std::string id = Submit(Shell("echo hello; echo oops >&2"));
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  std::map<std::string, double> after = Scrape(droverd_metrics_);
+  EXPECT_EQ(after["drover_jobs_submitted_total{}"] - before["drover_jobs_submitted_total{}"], 1);
+  EXPECT_EQ(after["drover_attempts_placed_total{}"] - before["drover_attempts_placed_total{}"], 1);
+  EXPECT_EQ(after["drover_jobs_finished_total{state=COMPLETED}"], 1);
+  EXPECT_GE(after["drover_rpcs_total{code=OK,method=JobService/SubmitJob}"], 1);
+  EXPECT_GE(after["drover_rpc_duration_seconds_count{method=JobService/SubmitJob}"], 1);
+  EXPECT_EQ(after["drover_ingested_bytes_total{stream=stdout}"], 6);
+  EXPECT_EQ(after["drover_ingested_bytes_total{stream=stderr}"], 5);
+
+  std::map<std::string, double> agent = Scrape(agent_metrics_);
+  EXPECT_EQ(agent["drover_agent_connected{}"], 1);
+  EXPECT_EQ(agent["drover_agent_attempts_ended_total{cause=none}"], 1);
+  EXPECT_EQ(agent["drover_agent_preparation_seconds_count{result=ok}"], 1);
+  EXPECT_EQ(agent["drover_agent_containers_running{}"], 0);
+}
+
+// The issue's check: 10,000 values logged with the drover module across 2 ranks arrive
+// exactly, in step order, per rank, although droverd is killed mid-run.
+TEST_F(AgentE2eTest, ScriptMetricsArriveExactlyInStepOrderPerRankAcrossADroverdRestart) {
+  std::string id = Submit(Shell(
+      "exec python3 -c \"import drover, time\n"
+      "run = drover.Run.get_context()\n"
+      "run.set_tags(optimizer='adam')\n"
+      "for i in range(5000):\n"
+      "    run.log('loss', run.rank * 100000 + i)\n"
+      "    if i % 500 == 0: time.sleep(0.05)\n\"",
+      /*processes=*/2));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  absl::SleepFor(absl::Milliseconds(150));
+  droverd_->Signal(SIGKILL);  // cuts the agent's stream mid-way
+  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+  StartDroverd();
+  WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(120));
+
+  grpc::ClientContext context;
+  v1::GetMetricsRequest request;
+  request.set_job_id(id);
+  request.add_sources(v1::MetricSeries::USER);
+  v1::GetMetricsResponse metrics;
+  ASSERT_TRUE(jobs_->stub().GetMetrics(&context, request, &metrics).ok());
+  EXPECT_EQ(metrics.attempt(), 1);
+  EXPECT_EQ(metrics.skipped_lines(), 0);
+  EXPECT_EQ(metrics.tags().at("optimizer"), "adam");
+  ASSERT_EQ(metrics.series_size(), 2);
+  for (const v1::MetricSeries& series : metrics.series()) {
+    EXPECT_EQ(series.name(), "loss");
+    ASSERT_EQ(series.values_size(), 5000) << "rank " << series.rank();
+    for (int i = 0; i < 5000; ++i) {
+      ASSERT_EQ(series.steps(i), i) << "rank " << series.rank();
+      ASSERT_EQ(series.values(i), series.rank() * 100000 + i) << "rank " << series.rank();
+    }
+  }
+  EXPECT_EQ(metrics.series(0).rank(), 0);
+  EXPECT_EQ(metrics.series(1).rank(), 1);
+}
+
+TEST_F(AgentE2eTest, SystemMetricsShowTheMemoryPeakOfTheJob) {
+  // Holds 200 MiB (touched) for a second, in a 512 MiB container.
+  std::string id = Submit(Shell(
+      "exec python3 -c \"import time\nx = bytearray(200 << 20)\n"
+      "for i in range(0, len(x), 4096): x[i] = 1\ntime.sleep(1.5)\n\""));
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  grpc::ClientContext context;
+  v1::GetMetricsRequest request;
+  request.set_job_id(id);
+  request.add_sources(v1::MetricSeries::SYSTEM);
+  v1::GetMetricsResponse metrics;
+  ASSERT_TRUE(jobs_->stub().GetMetrics(&context, request, &metrics).ok());
+  std::map<std::string, double> max;
+  for (const v1::MetricSeries& series : metrics.series()) {
+    EXPECT_EQ(series.rank(), 0) << "node rank";
+    for (double v : series.values()) max[series.name()] = std::max(max[series.name()], v);
+  }
+  ASSERT_TRUE(max.contains("memory_peak_bytes")) << metrics.DebugString();
+  EXPECT_GE(max["memory_peak_bytes"], 200.0 * (1 << 20));
+  EXPECT_LE(max["memory_peak_bytes"], 512.0 * (1 << 20));
+  EXPECT_GE(max["memory_bytes"], 150.0 * (1 << 20));
+  EXPECT_TRUE(max.contains("cpu_cores"));
 }
 
 }  // namespace

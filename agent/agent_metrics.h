@@ -1,0 +1,35 @@
+// AgentMetrics: drover-agent's own metrics (Prometheus, served at --metrics-listen
+// /metrics): containers running, attempts by how they ended, preparation durations, the
+// connection to droverd. Owned by main(); the families are thread-safe, so attempts update
+// them from their own threads.
+#ifndef DROVER_AGENT_AGENT_METRICS_H_
+#define DROVER_AGENT_AGENT_METRICS_H_
+
+#include "common/metrics.h"
+
+namespace drover::agent {
+
+struct AgentMetrics {
+  explicit AgentMetrics(MetricsRegistry& registry)
+      : containers_running(registry.AddGauge("drover_agent_containers_running",
+                                             "Job containers whose processes run on this node.")),
+        attempts_ended(registry.AddCounter(
+            "drover_agent_attempts_ended_total",
+            "Attempts this node ran to their end, by cause (none: every process exited 0).",
+            {"cause"})),
+        preparation_seconds(registry.AddHistogram(
+            "drover_agent_preparation_seconds",
+            "How long preparing an attempt took (job folder, snapshot, image, data), by result.",
+            LatencyBuckets(), {"result"})),
+        connected(registry.AddGauge("drover_agent_connected",
+                                    "1 while the stream to droverd is up, else 0.")) {}
+
+  GaugeFamily& containers_running;
+  CounterFamily& attempts_ended;
+  HistogramFamily& preparation_seconds;
+  GaugeFamily& connected;
+};
+
+}  // namespace drover::agent
+
+#endif  // DROVER_AGENT_AGENT_METRICS_H_
