@@ -33,16 +33,22 @@ constexpr const char* kControlDevices[] = {"nvidiactl", "nvidia-uvm", "nvidia-uv
 
 // The driver's compute and utility libraries (by name before ".so"), as NVIDIA's container
 // toolkit mounts them for `compute,utility`.
-constexpr const char* kDriverLibraries[] = {
-    "libcuda",          "libcudadebugger",          "libnvidia-ml",
-    "libnvidia-cfg",    "libnvidia-opencl",         "libnvidia-gpucomp",
-    "libnvidia-ptxjitcompiler", "libnvidia-fatbinaryloader", "libnvidia-allocator",
-    "libnvidia-compiler",       "libnvidia-nvvm",            "libnvidia-pkcs11",
-    "libnvidia-pkcs11-openssl3"};
+constexpr const char* kDriverLibraries[] = {"libcuda",
+                                            "libcudadebugger",
+                                            "libnvidia-ml",
+                                            "libnvidia-cfg",
+                                            "libnvidia-opencl",
+                                            "libnvidia-gpucomp",
+                                            "libnvidia-ptxjitcompiler",
+                                            "libnvidia-fatbinaryloader",
+                                            "libnvidia-allocator",
+                                            "libnvidia-compiler",
+                                            "libnvidia-nvvm",
+                                            "libnvidia-pkcs11",
+                                            "libnvidia-pkcs11-openssl3"};
 
-constexpr const char* kDriverPrograms[] = {"nvidia-smi", "nvidia-debugdump",
-                                           "nvidia-persistenced", "nvidia-cuda-mps-control",
-                                           "nvidia-cuda-mps-server"};
+constexpr const char* kDriverPrograms[] = {"nvidia-smi", "nvidia-debugdump", "nvidia-persistenced",
+                                           "nvidia-cuda-mps-control", "nvidia-cuda-mps-server"};
 
 // How `ldconfig -p` marks libraries of this machine's own architecture.
 #if defined(__x86_64__)
@@ -112,7 +118,8 @@ void AppendToList(std::vector<std::string>& env, absl::string_view name, absl::s
   std::string prefix = absl::StrCat(name, "=");
   for (std::string& e : env) {
     if (!absl::StartsWith(e, prefix)) continue;
-    std::vector<absl::string_view> parts = absl::StrSplit(absl::string_view(e).substr(prefix.size()), ':');
+    std::vector<absl::string_view> parts =
+        absl::StrSplit(absl::string_view(e).substr(prefix.size()), ':');
     if (std::find(parts.begin(), parts.end(), dir) != parts.end()) return;
     absl::StrAppend(&e, e.size() > prefix.size() ? ":" : "", dir);
     return;
@@ -127,8 +134,8 @@ absl::Status BadInventory(absl::string_view flag, absl::string_view value, absl:
 // The --gpu inventory, checked against the node.
 absl::StatusOr<std::vector<NodeGpu>> InventoryFromFlags(const std::vector<std::string>& values) {
   std::vector<NodeGpu> gpus;
-  std::map<int, std::string> indices;
-  std::map<std::string, std::string> uuids, devices, paths;
+  // What each value names, to the value that named it first.
+  std::map<std::string, std::string> indices, uuids, devices, paths;
   for (const std::string& value : values) {
     absl::StatusOr<NodeGpu> gpu = ParseGpuFlag(value);
     if (!gpu.ok()) return BadInventory("--gpu", value, gpu.status().message());
@@ -140,10 +147,8 @@ absl::StatusOr<std::vector<NodeGpu>> InventoryFromFlags(const std::vector<std::s
                           absl::StrCat(what, " '", key, "' is also in --gpu '", it->second,
                                        "'; each GPU needs its own"));
     };
-    if (auto [it, inserted] = indices.emplace(gpu->gpu.index(), value); !inserted) {
-      return BadInventory("--gpu", value,
-                          absl::StrCat("index ", gpu->gpu.index(), " is also in --gpu '",
-                                       it->second, "'; each GPU needs its own"));
+    if (absl::Status s = taken(indices, absl::StrCat(gpu->gpu.index()), "index"); !s.ok()) {
+      return s;
     }
     if (absl::Status s = taken(uuids, gpu->gpu.uuid(), "UUID"); !s.ok()) return s;
     if (absl::Status s = taken(devices, gpu->device, "device"); !s.ok()) return s;
@@ -174,8 +179,8 @@ absl::StatusOr<std::vector<NodeGpu>> InventoryFromNvidiaSmi(const std::string& n
   }
   absl::StatusOr<std::vector<SmiGpu>> listed = ParseNvidiaSmiCsv(ran->out);
   if (!listed.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(nvidia_smi, " printed what drover-agent cannot read: ", listed.status().message()));
+    return absl::FailedPreconditionError(absl::StrCat(
+        nvidia_smi, " printed what drover-agent cannot read: ", listed.status().message()));
   }
   std::vector<NodeGpu> gpus;
   for (const SmiGpu& found : *listed) {
@@ -242,8 +247,7 @@ absl::StatusOr<std::vector<SmiGpu>> ParseNvidiaSmiCsv(absl::string_view output) 
       fields.emplace_back(absl::StripAsciiWhitespace(field));
     }
     auto bad = [&](absl::string_view why) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("line ", line_number, " '", line, "': ", why));
+      return absl::InvalidArgumentError(absl::StrCat("line ", line_number, " '", line, "': ", why));
     };
     if (fields.size() < 5) {
       return bad(absl::StrCat("expected 5 fields (", kNvidiaSmiQuery, "), got ", fields.size()));
@@ -299,14 +303,17 @@ absl::StatusOr<NodeGpu> ParseGpuFlag(absl::string_view value) {
   }
   const std::string& uuid = parts[1];
   bool uuid_ok = !uuid.empty() && uuid.size() <= 128;
-  for (char c : uuid) uuid_ok = uuid_ok && (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.');
+  for (char c : uuid)
+    uuid_ok = uuid_ok && (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.');
   if (!uuid_ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "UUID '", uuid, "' must be 1 to 128 characters of [A-Za-z0-9_.-] (nvidia-smi -L shows it)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("UUID '", uuid,
+                     "' must be 1 to 128 characters of [A-Za-z0-9_.-] (nvidia-smi -L shows it)"));
   }
   const std::string& device = parts[2];
   bool clean = absl::StartsWith(device, "/") && !absl::EndsWith(device, "/");
-  for (absl::string_view part : absl::StrSplit(device, '/')) clean = clean && part != "." && part != "..";
+  for (absl::string_view part : absl::StrSplit(device, '/'))
+    clean = clean && part != "." && part != "..";
   if (!clean) {
     return absl::InvalidArgumentError(
         absl::StrCat("DEVICE '", device, "' must be an absolute path, for example /dev/nvidia0"));
@@ -321,7 +328,8 @@ absl::StatusOr<NodeGpu> ParseGpuFlag(absl::string_view value) {
 std::vector<BindMount> DriverLibraries(
     absl::string_view ldconfig_output,
     const std::function<std::string(const std::string&)>& resolve) {
-  const std::set<absl::string_view> wanted(std::begin(kDriverLibraries), std::end(kDriverLibraries));
+  const std::set<absl::string_view> wanted(std::begin(kDriverLibraries),
+                                           std::end(kDriverLibraries));
   std::vector<BindMount> files;
   std::set<std::string> names;
   // "\tlibcuda.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libcuda.so.1"
@@ -371,10 +379,11 @@ absl::StatusOr<GpuInventory> DiscoverGpus(const GpuDiscoveryOptions& options) {
             [](const NodeGpu& a, const NodeGpu& b) { return a.gpu.index() < b.gpu.index(); });
   if (options.count > 0) {
     if (options.count > static_cast<int64_t>(inventory.gpus.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--gpus ", options.count, ": this node has ", inventory.gpus.size(), " GPUs",
-          source.empty() ? " (no nvidia-smi in PATH and no --gpu)" : absl::StrCat(" (from ", source, ")"),
-          "; offer at most that many"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--gpus ", options.count, ": this node has ", inventory.gpus.size(), " GPUs",
+                       source.empty() ? " (no nvidia-smi in PATH and no --gpu)"
+                                      : absl::StrCat(" (from ", source, ")"),
+                       "; offer at most that many"));
     }
     inventory.gpus.resize(static_cast<size_t>(options.count));
   }
@@ -390,14 +399,15 @@ absl::StatusOr<GpuInventory> DiscoverGpus(const GpuDiscoveryOptions& options) {
 std::string DescribeGpus(const std::vector<NodeGpu>& gpus) {
   std::vector<std::string> parts;
   for (const NodeGpu& gpu : gpus) {
-    parts.push_back(absl::StrCat(gpu.gpu.index(), " ", gpu.gpu.uuid(),
-                                 gpu.gpu.name().empty() ? "" : absl::StrCat(" (", gpu.gpu.name(), ")")));
+    parts.push_back(
+        absl::StrCat(gpu.gpu.index(), " ", gpu.gpu.uuid(),
+                     gpu.gpu.name().empty() ? "" : absl::StrCat(" (", gpu.gpu.name(), ")")));
   }
   return parts.empty() ? "none" : absl::StrJoin(parts, ", ");
 }
 
-void AddGpusToContainer(const GpuInventory& node, const std::vector<NodeGpu>& held,
-                        bool host_image, ContainerSpec* spec) {
+void AddGpusToContainer(const GpuInventory& node, const std::vector<NodeGpu>& held, bool host_image,
+                        ContainerSpec* spec) {
   std::vector<std::string> uuids, ordinals, indices;
   for (const NodeGpu& gpu : held) {
     spec->devices.push_back({.path = gpu.ContainerPath(), .source = gpu.device});
@@ -410,7 +420,8 @@ void AddGpusToContainer(const GpuInventory& node, const std::vector<NodeGpu>& he
   SetEnv(spec->env, "DROVER_GPUS", absl::StrJoin(indices, ","));
   if (held.empty()) return;
   SetEnv(spec->env, "CUDA_DEVICE_ORDER", "PCI_BUS_ID");
-  for (const std::string& control : node.control_devices) spec->devices.push_back({.path = control});
+  for (const std::string& control : node.control_devices)
+    spec->devices.push_back({.path = control});
   if (host_image || node.driver_files.empty()) return;
   spec->mounts.insert(spec->mounts.end(), node.driver_files.begin(), node.driver_files.end());
   AppendToList(spec->env, "LD_LIBRARY_PATH", kNvidiaLibDir);
@@ -440,8 +451,8 @@ absl::StatusOr<std::vector<NodeGpu>> GpuAllocator::Allocate(const std::string& o
       holders.push_back(absl::StrCat(holder, " holds ", absl::StrJoin(indices, ",")));
     }
     return absl::ResourceExhaustedError(absl::StrCat(
-        "needs ", count, " GPUs but ", free.size(), " of the node's ", holders_.size(),
-        " are free", holders.empty() ? "" : absl::StrCat(" (", absl::StrJoin(holders, "; "), ")")));
+        "needs ", count, " GPUs but ", free.size(), " of the node's ", holders_.size(), " are free",
+        holders.empty() ? "" : absl::StrCat(" (", absl::StrJoin(holders, "; "), ")")));
   }
   std::vector<NodeGpu> given;
   for (int k = 0; k < count; ++k) {

@@ -76,9 +76,10 @@ absl::StatusOr<NodeGpu> ParseGpuFlag(absl::string_view value);
 // The driver's libraries in `ldconfig -p` output (libcuda, libnvidia-ml, libnvidia-ptxjitcompiler
 // and the other compute and utility libraries), for this machine's architecture, as read-only
 // binds of the files they name at kNvidiaLibDir/<name>. `resolve` maps a path to the file it
-// links to (tests pass the identity).
-std::vector<BindMount> DriverLibraries(absl::string_view ldconfig_output,
-                                       const std::function<std::string(const std::string&)>& resolve);
+// links to (the real file; tests pass their own).
+std::vector<BindMount> DriverLibraries(
+    absl::string_view ldconfig_output,
+    const std::function<std::string(const std::string&)>& resolve);
 
 struct GpuDiscoveryOptions {
   // --gpu values: when given, the inventory is exactly these and nvidia-smi is not run.
@@ -114,8 +115,8 @@ std::string DescribeGpus(const std::vector<NodeGpu>& gpus);
 //                           ("" without GPUs: CUDA sees none)
 //   CUDA_DEVICE_ORDER       PCI_BUS_ID, so that CUDA's k is the k-th held GPU by index
 //   DROVER_GPUS             the held GPUs' node indices, comma-separated ("" without)
-void AddGpusToContainer(const GpuInventory& node, const std::vector<NodeGpu>& held,
-                        bool host_image, ContainerSpec* spec);
+void AddGpusToContainer(const GpuInventory& node, const std::vector<NodeGpu>& held, bool host_image,
+                        ContainerSpec* spec);
 
 // Gives each attempt GPUs of its own from the node's inventory. Thread-safe.
 class GpuAllocator {

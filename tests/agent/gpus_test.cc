@@ -114,27 +114,28 @@ TEST(DriverLibrariesTest, TakesTheDriversLibrariesOfThisArchitecture) {
       "\tlibz.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libz.so.1\n"
       "\tlibnvidia-ml.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libnvidia-ml.so.1\n"
       "\tlibnvidia-ml.so.1 (libc6) => /lib/i386-linux-gnu/libnvidia-ml.so.1\n"
-      "\tlibnvidia-ptxjitcompiler.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libnvidia-ptxjitcompiler.so.1\n"
-      "\tlibnvidia-glcore.so.535.104.05 (libc6,x86-64) => /lib/x86_64-linux-gnu/libnvidia-glcore.so.535.104.05\n"
+      "\tlibnvidia-ptxjitcompiler.so.1 (libc6,x86-64) => "
+      "/lib/x86_64-linux-gnu/libnvidia-ptxjitcompiler.so.1\n"
+      "\tlibnvidia-glcore.so.535.104.05 (libc6,x86-64) => "
+      "/lib/x86_64-linux-gnu/libnvidia-glcore.so.535.104.05\n"
       "\tlibcuda.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libcuda.so.1\n"
       "\tlibcuda.so (libc6,x86-64, OS ABI: Linux 3.2.0) => /lib/x86_64-linux-gnu/libcuda.so\n"
       "\tlibcudart.so.12 (libc6,x86-64) => /usr/local/cuda/lib64/libcudart.so.12\n";
-  std::vector<BindMount> files = DriverLibraries(
-      kCache, [](const std::string& path) { return path + ".real"; });
+  std::vector<BindMount> files =
+      DriverLibraries(kCache, [](const std::string& path) { return path + ".real"; });
   std::vector<std::string> seen;
   for (const BindMount& file : files) {
     EXPECT_TRUE(file.read_only);
     seen.push_back(absl::StrCat(file.destination, " <- ", file.source));
   }
-  EXPECT_THAT(seen,
-              ElementsAre("/usr/local/nvidia/lib64/libnvidia-ml.so.1 <- "
-                          "/lib/x86_64-linux-gnu/libnvidia-ml.so.1.real",
-                          "/usr/local/nvidia/lib64/libnvidia-ptxjitcompiler.so.1 <- "
-                          "/lib/x86_64-linux-gnu/libnvidia-ptxjitcompiler.so.1.real",
-                          "/usr/local/nvidia/lib64/libcuda.so.1 <- "
-                          "/lib/x86_64-linux-gnu/libcuda.so.1.real",
-                          "/usr/local/nvidia/lib64/libcuda.so <- "
-                          "/lib/x86_64-linux-gnu/libcuda.so.real"));
+  EXPECT_THAT(seen, ElementsAre("/usr/local/nvidia/lib64/libnvidia-ml.so.1 <- "
+                                "/lib/x86_64-linux-gnu/libnvidia-ml.so.1.real",
+                                "/usr/local/nvidia/lib64/libnvidia-ptxjitcompiler.so.1 <- "
+                                "/lib/x86_64-linux-gnu/libnvidia-ptxjitcompiler.so.1.real",
+                                "/usr/local/nvidia/lib64/libcuda.so.1 <- "
+                                "/lib/x86_64-linux-gnu/libcuda.so.1.real",
+                                "/usr/local/nvidia/lib64/libcuda.so <- "
+                                "/lib/x86_64-linux-gnu/libcuda.so.real"));
 }
 
 // Discovery against fake device nodes (character devices with /dev/null's numbers), a fake
@@ -212,7 +213,7 @@ TEST_F(DiscoverGpusTest, BadInventoriesAreRefusedNamingTheFlag) {
       {{"0:GPU-a"}, -1, "--gpu '0:GPU-a': expected INDEX:UUID:DEVICE"},
       {{"0:GPU-a:" + dev_ + "/plain"}, -1, "is not a character device"},
       {{"0:GPU-a:" + dev_ + "/missing"}, -1, "is not a character device"},
-      {{"0:GPU-a:" + a, "0:GPU-b:" + a}, -1, "index 0 is also in --gpu '0:GPU-a:"},
+      {{"0:GPU-a:" + a, "0:GPU-b:" + a}, -1, "index '0' is also in --gpu '0:GPU-a:"},
       {{"0:GPU-a:" + a, "1:GPU-a:" + a}, -1, "UUID 'GPU-a' is also in"},
       {{"0:GPU-a:" + a, "1:GPU-b:" + a}, -1, "device '" + a + "' is also in"},
       {{"0:GPU-a:" + a}, 2, "--gpus 2: this node has 1 GPUs (from --gpu)"},
@@ -233,10 +234,11 @@ TEST_F(DiscoverGpusTest, BadInventoriesAreRefusedNamingTheFlag) {
 TEST_F(DiscoverGpusTest, NvidiaSmiInPathListsTheGpusWithTheirDeviceMinors) {
   // GPU 0 is /dev/nvidia2 by the driver's own record; GPU 1 has none and falls back to its
   // index.
-  Script("nvidia-smi", absl::StrCat(
-                           "[ \"$1\" = --query-gpu=index,uuid,name,memory.total,pci.bus_id ] && "
-                           "[ \"$2\" = --format=csv,noheader,nounits ] || exit 64\n"
-                           "cat <<'EOF'\n", kTwoGpus, "EOF\n"));
+  Script("nvidia-smi",
+         absl::StrCat("[ \"$1\" = --query-gpu=index,uuid,name,memory.total,pci.bus_id ] && "
+                      "[ \"$2\" = --format=csv,noheader,nounits ] || exit 64\n"
+                      "cat <<'EOF'\n",
+                      kTwoGpus, "EOF\n"));
   Script("ldconfig",
          "echo '\tlibcuda.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libcuda.so.1'\n"
          "echo '\tlibcuda.so.1 (libc6,AArch64) => /lib/aarch64-linux-gnu/libcuda.so.1'\n");
@@ -336,8 +338,8 @@ TEST(AddGpusToContainerTest, AnImageContainerGetsItsGpusTheDriverAndTheVariables
   ContainerSpec spec;
   spec.env = {"PATH=/usr/bin:/bin", "NVIDIA_VISIBLE_DEVICES=all", "LD_LIBRARY_PATH=/opt/lib"};
   AddGpusToContainer(node, {node.gpus[1], node.gpus[3]}, /*host_image=*/false, &spec);
-  EXPECT_THAT(DevicePaths(spec), ElementsAre("/dev/nvidia1", "/dev/nvidia3", "/dev/nvidiactl",
-                                             "/dev/nvidia-uvm"));
+  EXPECT_THAT(DevicePaths(spec),
+              ElementsAre("/dev/nvidia1", "/dev/nvidia3", "/dev/nvidiactl", "/dev/nvidia-uvm"));
   EXPECT_THAT(spec.env, Contains("NVIDIA_VISIBLE_DEVICES=GPU-1,GPU-3"));
   EXPECT_THAT(spec.env, Not(Contains("NVIDIA_VISIBLE_DEVICES=all")));
   EXPECT_THAT(spec.env, Contains("CUDA_VISIBLE_DEVICES=0,1")) << "CUDA numbers what it sees";
@@ -365,8 +367,8 @@ TEST(AddGpusToContainerTest, AJobWithoutGpusGetsNoDeviceAndSeesNone) {
   AddGpusToContainer(node, {}, /*host_image=*/false, &spec);
   EXPECT_THAT(spec.devices, IsEmpty());
   EXPECT_THAT(spec.mounts, IsEmpty());
-  EXPECT_THAT(spec.env, ElementsAre("CUDA_VISIBLE_DEVICES=", "NVIDIA_VISIBLE_DEVICES=void",
-                                    "DROVER_GPUS="));
+  EXPECT_THAT(spec.env,
+              ElementsAre("CUDA_VISIBLE_DEVICES=", "NVIDIA_VISIBLE_DEVICES=void", "DROVER_GPUS="));
 }
 
 TEST(GpuAllocatorTest, AttemptsGetGpusOfTheirOwnUntilTheyReleaseThem) {
@@ -401,7 +403,8 @@ TEST(GpuAllocatorTest, ConcurrentAttemptsNeverShareAGpu) {
     std::vector<std::thread> threads;
     for (int t = 0; t < 8; ++t) {
       threads.emplace_back([&, t] {
-        absl::StatusOr<std::vector<NodeGpu>> gpus = allocator.Allocate(absl::StrCat("j-", t, "/1"), 1);
+        absl::StatusOr<std::vector<NodeGpu>> gpus =
+            allocator.Allocate(absl::StrCat("j-", t, "/1"), 1);
         if (gpus.ok()) given[t] = *gpus;
       });
     }

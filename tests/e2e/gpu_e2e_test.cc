@@ -184,7 +184,8 @@ TEST_F(GpuE2eTest, TwoJobsGetDifferentGpusAndAThirdWaitsUntilOneIsFree) {
   // `drover show` says which GPU each job had.
   auto shown = testing::RunCommand({DROVER_CLI_PATH, "show", b, "--server", listen_});
   ASSERT_TRUE(shown.ok()) << shown.status();
-  EXPECT_THAT(shown->out, HasSubstr(absl::StrCat("gpus:    n1: ", gpu_b, " (", kUuids[gpu_b], ")\n")));
+  EXPECT_THAT(shown->out,
+              HasSubstr(absl::StrCat("gpus:    n1: ", gpu_b, " (", kUuids[gpu_b], ")\n")));
 }
 
 TEST_F(GpuE2eTest, AJobNeedingMoreGpusThanTheNodeHasStaysQueuedAndBlocksNobody) {
