@@ -96,12 +96,15 @@ int64_t MemTotalMib() {
 absl::StatusOr<v1::NodeInfo> DescribeNode(const std::string& name, const std::string& address,
                                           const std::string& scheduler, double cpus,
                                           int64_t memory_mib,
-                                          const std::map<std::string, std::string>& labels) {
+                                          const std::map<std::string, std::string>& labels,
+                                          const GpuInventory& gpus) {
   v1::NodeInfo node;
   node.set_name(name);
   node.add_addresses(address.empty() ? LocalAddressToward(scheduler) : address);
   node.mutable_capacity()->set_cpus(cpus > 0 ? cpus : std::thread::hardware_concurrency());
   node.mutable_capacity()->set_memory_mib(memory_mib > 0 ? memory_mib : MemTotalMib());
+  node.mutable_capacity()->set_gpus(static_cast<int32_t>(gpus.gpus.size()));
+  for (const NodeGpu& gpu : gpus.gpus) *node.add_gpus() = gpu.gpu;
   for (const auto& [k, v] : labels) (*node.mutable_labels())[k] = v;
   node.set_agent_version(DROVER_VERSION);
   return node;
@@ -118,6 +121,7 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
                 return DownloadBlob(*blobs_, digest, path);
               },
               image_tools_),
+      gpus_(options_.gpus),
       shipper_([this](v1::AgentMessage message) { return Send(message); }) {}
 
 Agent::~Agent() { Stop(); }
@@ -298,6 +302,7 @@ void Agent::Handle(const v1::SchedulerMessage& message) {
           .logs = &shipper_,
           .blobs = blobs_.get(),
           .images = &images_,
+          .gpus = &gpus_,
           .rsh_binary = options_.rsh_binary,
           .python_dir = options_.python_dir,
           .metrics_interval = options_.metrics_interval,

@@ -22,6 +22,7 @@
 #include "agent/agent_metrics.h"
 #include "agent/attempt.h"
 #include "agent/exec_relay.h"
+#include "agent/gpus.h"
 #include "agent/images/image_cache.h"
 #include "agent/log_shipper.h"
 #include "agent/runtime/container_runtime.h"
@@ -33,7 +34,7 @@ namespace drover::agent {
 struct AgentOptions {
   std::string scheduler;  // droverd's HOST:PORT
   std::string work_dir;   // attempts, snapshot and image caches, runc state
-  v1::NodeInfo node;      // name, addresses, capacity, labels, version
+  v1::NodeInfo node;      // name, addresses, capacity, labels, version, GPUs
   // HOST:PORT for AgentPeerService (MPI launches from other nodes); port 0: the kernel picks.
   std::string peer_listen;
   // drover-rsh on the node, bound into MPI job containers.
@@ -45,6 +46,8 @@ struct AgentOptions {
   absl::Duration metrics_interval = absl::Seconds(10);
   // The agent's own metrics (owned by the caller); null: none.
   AgentMetrics* metrics = nullptr;
+  // The node's GPUs (DiscoverGpus), which attempts are given from.
+  GpuInventory gpus;
   absl::Duration min_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(10);
   absl::Duration log_poll = absl::Milliseconds(50);
@@ -81,6 +84,7 @@ class Agent {
   std::unique_ptr<v1::BlobService::Stub> blobs_;
   ProcessRunner image_tools_;  // umoci, skopeo
   ImageCache images_;          // shared by the attempts
+  GpuAllocator gpus_;          // shared by the attempts
   LogShipper shipper_;
   absl::Notification stopping_;
   std::unique_ptr<PeerExecService> peer_service_;
@@ -100,11 +104,13 @@ class Agent {
 };
 
 // The node's description from what the machine has: cpus and memory (from the kernel),
-// `address` (empty: the local address used to reach `scheduler`), name and labels.
+// `address` (empty: the local address used to reach `scheduler`), name, labels, and `gpus`
+// (listed, and their number as the capacity).
 absl::StatusOr<v1::NodeInfo> DescribeNode(const std::string& name, const std::string& address,
                                           const std::string& scheduler, double cpus,
                                           int64_t memory_mib,
-                                          const std::map<std::string, std::string>& labels);
+                                          const std::map<std::string, std::string>& labels,
+                                          const GpuInventory& gpus = {});
 
 }  // namespace drover::agent
 

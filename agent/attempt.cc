@@ -136,6 +136,7 @@ void Attempt::Report(v1::AttemptReport::Phase phase, const std::string& reason) 
   *report.mutable_attempt() = assignment_.attempt();
   report.set_phase(phase);
   report.set_reason(reason);
+  for (const NodeGpu& gpu : gpus_) *report.add_gpus() = gpu.gpu;
   {
     absl::MutexLock lock(&mu_);
     last_ = report;
@@ -215,6 +216,7 @@ absl::Status Attempt::Prepare() {
     }
   }
   DROVER_RETURN_IF_ERROR(WriteNodeFiles());
+  DROVER_RETURN_IF_ERROR(TakeGpus());
   if (!spec.environment().pip_packages().empty() || !spec.environment().conda_packages().empty()) {
     return absl::FailedPreconditionError(
         "environment.pip_packages/conda_packages: environment building is not available on "
@@ -246,6 +248,30 @@ absl::Status Attempt::Prepare() {
   if (!data.ok()) return data.status();
   data_ = *std::move(data);
   return absl::OkStatus();
+}
+
+absl::Status Attempt::TakeGpus() {
+  const int want = assignment_.spec().resources().gpus();
+  if (want <= 0) return absl::OkStatus();
+  // droverd places a job only where enough GPUs are free, so this fails only when droverd
+  // and this agent disagree (an attempt droverd gave up still ending here).
+  absl::StatusOr<std::vector<NodeGpu>> held =
+      env_.gpus != nullptr
+          ? env_.gpus->Allocate(GpuOwner(), want)
+          : absl::ResourceExhaustedError(absl::StrCat("needs ", want, " GPUs but has none"));
+  if (!held.ok()) {
+    return absl::ResourceExhaustedError(absl::StrCat("resources.gpus: node ", env_.node_name,
+                                                     " cannot give the job its GPUs: the job ",
+                                                     held.status().message()));
+  }
+  gpus_ = *std::move(held);
+  Log(LogLevel::kInfo, "attempt_gpus",
+      {{"job", assignment_.attempt().job_id()}, {"gpus", DescribeGpus(gpus_)}});
+  return absl::OkStatus();
+}
+
+std::string Attempt::GpuOwner() const {
+  return absl::StrCat(assignment_.attempt().job_id(), "/", assignment_.attempt().epoch());
 }
 
 absl::Status Attempt::FetchSnapshot(const std::string& digest, const std::string& code_dir) {
@@ -405,6 +431,9 @@ ContainerSpec Attempt::BuildContainer() const {
       init.program.clear();
     }
   }
+  // Last, so that the image's or job's own GPU variables give way to what it holds.
+  AddGpusToContainer(env_.gpus != nullptr ? env_.gpus->inventory() : GpuInventory(), gpus_,
+                     /*host_image=*/image_.rootfs.empty(), &c);
   c.args = init.ToArgs();
   return c;
 }
@@ -724,8 +753,9 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   // Once PID 1 has exited nothing of the container runs and its resources are free: the
   // end is reported first and the container deleted after (runc delete and the bundle's
   // clean-up take several ms), off the path to COMPLETED. A container that may still run is
-  // deleted first, so that droverd never hands out resources it still uses.
-  const bool delete_first = created_ && !exited_;
+  // deleted first, so that droverd never hands out resources it still uses; so is one
+  // holding GPUs, whose memory is free only once the last process of the container is gone.
+  const bool delete_first = created_ && (!exited_ || !gpus_.empty());
   absl::Status deleted = absl::OkStatus();
   auto remove_container = [&] {
     if (!created_) return;  // nothing to delete (and no runc call to pay for)
@@ -736,6 +766,11 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
     }
   };
   if (delete_first) remove_container();
+  if (!gpus_.empty() && deleted.ok()) {
+    // droverd may place the next GPU job here as soon as it hears of the end. A container
+    // that could not be deleted may still use them: they stay held.
+    env_.gpus->Release(GpuOwner());
+  }
   v1::AttemptReport report;
   *report.mutable_attempt() = assignment_.attempt();
   report.set_phase(v1::AttemptReport::ENDED);
@@ -745,6 +780,7 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   report.set_outputs_digest(outputs_digest_);
   report.set_outputs_size(outputs_size_);
   if (first_failed_rank_ >= 0) report.set_first_failed_rank(first_failed_rank_);
+  for (const NodeGpu& gpu : gpus_) *report.add_gpus() = gpu.gpu;
   {
     absl::MutexLock lock(&mu_);
     last_ = report;

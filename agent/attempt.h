@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "agent/agent_metrics.h"
 #include "agent/exec_relay.h"
+#include "agent/gpus.h"
 #include "agent/images/image_cache.h"
 #include "agent/job_data.h"
 #include "agent/launcher/init_command.h"
@@ -35,6 +36,9 @@ struct AttemptEnv {
   v1::BlobService::Stub* blobs = nullptr;
   // Unpacked OCI images, shared by every attempt of the agent.
   ImageCache* images = nullptr;
+  // The node's GPUs: an attempt of a job with `resources.gpus` takes its own here while it
+  // prepares and gives them back once its container is gone. nullptr: the node has none.
+  GpuAllocator* gpus = nullptr;
   // drover-rsh on the node (bound into MPI containers).
   std::string rsh_binary;
   // The `drover` Python module's folder, bound at kPythonModuleDir; empty: none.
@@ -75,6 +79,11 @@ class Attempt {
   void Run();
   void Report(v1::AttemptReport::Phase phase, const std::string& reason = "");
   absl::Status Prepare();
+  // Takes the GPUs the job needs from the node's (RESOURCE_EXHAUSTED when not enough are
+  // free); sets gpus_.
+  absl::Status TakeGpus();
+  // Who holds the attempt's GPUs in the allocator: "<job>/<epoch>".
+  std::string GpuOwner() const;
   absl::Status FetchSnapshot(const std::string& digest, const std::string& code_dir);
   ContainerSpec BuildContainer() const;
   // The container's /etc/hosts; for MPI also the hostfile, the relay folder, and on node
@@ -109,6 +118,7 @@ class Attempt {
   // Only on the attempt's thread.
   UnpackedImage image_;  // empty rootfs: the host image
   JobData data_;                       // datastores: arguments, mounts, uploads
+  std::vector<NodeGpu> gpus_;          // the GPUs the attempt holds (in every report)
   std::unique_ptr<ExecRelay> relay_;  // node rank 0 of an MPI attempt
   std::string mpi_network_;           // a.b.c.d/len of the nodes' network, for mpirun
   bool created_ = false;  // the runtime has the container

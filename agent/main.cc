@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
@@ -27,10 +28,13 @@ constexpr char kSummary[] =
     "The Drover node agent: registers this machine with droverd, runs the job containers\n"
     "droverd assigns (with runc, as root), and streams their logs back. Stops on SIGTERM or\n"
     "SIGINT. Settings can also come from --config FILE (`key = value`, keys as the flag names).\n"
+    "GPUs: those nvidia-smi lists, or those named with --gpu; each job gets its own\n"
+    "(docs/gpus.md).\n"
     "\n"
-    "Example:\n"
+    "Examples:\n"
     "  drover-agent --scheduler head:7070 --node-name gpu-01 --work-dir /var/lib/drover-agent \\\n"
-    "      --label pool=gpu";
+    "      --label pool=gpu\n"
+    "  drover-agent ... --gpu 0:GPU-8f6c1a7e:/dev/nvidia0 --gpu 1:GPU-03b1d2c4:/dev/nvidia1";
 
 // A helper program (drover-init, drover-rsh) or the Python module's folder (python) beside
 // this binary (build tree or install), else where `make install` puts it.
@@ -75,6 +79,9 @@ int main(int argc, char** argv) {
   std::string metrics_interval = "10s";
   std::string peer_listen;
   std::string metrics_listen;
+  std::vector<std::string> gpu_inventory;
+  int64_t gpu_count = -1;
+  std::string nvidia_smi = drover::agent::GpuDiscoveryOptions().nvidia_smi;
   std::string config_path;
   std::string log_level = "info";
 
@@ -104,6 +111,23 @@ int main(int argc, char** argv) {
   flags.String("metrics-listen", &metrics_listen,
                "Serve Prometheus metrics (GET /metrics) on this address; empty: not served",
                "HOST:PORT");
+  flags.Repeated("gpu", &gpu_inventory,
+                 "A GPU to offer, instead of what nvidia-smi lists: its index, UUID, device "
+                 "node and optional name (docs/gpus.md)",
+                 "INDEX:UUID:DEVICE[:NAME]");
+  flags.Custom(
+      "gpus",
+      [&gpu_count](absl::string_view value) {
+        if (!absl::SimpleAtoi(value, &gpu_count) || gpu_count < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("--gpus: '", value, "' is not a number of GPUs (0 or more)"));
+        }
+        return absl::OkStatus();
+      },
+      "GPUs to offer, the first N by index; 0: none", "N", "all");
+  flags.String("nvidia-smi", &nvidia_smi,
+               "nvidia-smi, which lists the GPUs when there is no --gpu (absent: no GPUs)",
+               "PATH");
   flags.String("config", &config_path, "Read settings from this file", "FILE");
   flags.String("log-level", &log_level, "debug, info, warning or error", "LEVEL");
 
@@ -165,8 +189,13 @@ int main(int argc, char** argv) {
       drover::agent::RuncRuntime::Open(
           {.runc_path = runc, .root_dir = work_dir + "/runc", .init_binary = init});
   if (!runtime.ok()) return Fail(runtime.status().message());
-  absl::StatusOr<drover::v1::NodeInfo> node =
-      drover::agent::DescribeNode(node_name, address, scheduler, cpus, memory_mib, label_map);
+  absl::StatusOr<drover::agent::GpuInventory> gpus = drover::agent::DiscoverGpus(
+      {.inventory = gpu_inventory, .count = gpu_count, .nvidia_smi = nvidia_smi});
+  if (!gpus.ok()) {
+    return Fail(gpus.status().message(), absl::IsInvalidArgument(gpus.status()) ? 2 : 1);
+  }
+  absl::StatusOr<drover::v1::NodeInfo> node = drover::agent::DescribeNode(
+      node_name, address, scheduler, cpus, memory_mib, label_map, *gpus);
   if (!node.ok()) return Fail(node.status().message());
   if (peer_listen.empty()) peer_listen = node->addresses(0) + ":0";
   if (!std::filesystem::exists(rsh, error)) {
@@ -188,12 +217,14 @@ int main(int argc, char** argv) {
                               .rsh_binary = rsh,
                               .python_dir = python_dir,
                               .metrics_interval = sample_every,
-                              .metrics = &metrics},
+                              .metrics = &metrics,
+                              .gpus = *std::move(gpus)},
                              **runtime);
   drover::Log(drover::LogLevel::kInfo, "agent_started",
               {{"node", node->name()}, {"address", node->addresses(0)}, {"scheduler", scheduler},
                {"cpus", node->capacity().cpus()}, {"memory_mib", node->capacity().memory_mib()},
                {"metrics", metrics_server == nullptr ? "" : metrics_server->endpoint()},
+               {"gpus", node->capacity().gpus()},
                {"pid", getpid()}});
   std::thread signals([&agent, &stop_signals] {
     int received = 0;

@@ -1,4 +1,4 @@
-// The administrators' commands: `drover nodes`, `drover node cordon|uncordon|drain` and
+// The administrators' commands: `drover nodes`, `drover node show|cordon|uncordon|drain` and
 // `drover target create|list|delete`, on droverd's AdminService.
 #include <cstdint>
 #include <map>
@@ -66,6 +66,35 @@ int DrainAction(Invocation& inv, const std::vector<std::string>& args) {
                     "Stops new work on a node and lets what runs there finish: the node is\n"
                     "DRAINING until its last job ended, then CORDONED. Prints the new state.",
                     /*takes_reason=*/true, &DroverClient::DrainNode);
+}
+
+int ShowNodeAction(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover node show [flags] NODE",
+                "Prints one node: its state and reason, addresses, labels, jobs, agent\n"
+                "version, the resources jobs hold over what it offers, and its GPUs (index,\n"
+                "UUID, name, memory). With --output json: the node.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover node show gpu-01\n")) {
+    return *done;
+  }
+  std::string name;
+  if (auto done = TakeName(inv, "node show", "NODE", positional, &name)) return *done;
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::ListNodesResponse> list =
+      inv.WithRetry([&] { return client->ListNodes(v1::ListNodesRequest()); });
+  if (!list.ok()) return inv.ServerError(list.status());
+  for (const v1::Node& node : list->nodes()) {
+    if (node.name() != name) continue;
+    inv.Print([&] { return MessageToJson(node, /*pretty=*/true); },
+              [&] { return FormatNodeDetails(node, inv.ctx().now(), inv.ctx().zone); });
+    return kExitOk;
+  }
+  return inv.Fail(kExitNotFound,
+                  absl::StrCat("node '", name, "' is not known; see drover nodes"));
 }
 
 // "selector pool=cpu, max 8 nodes".
@@ -256,10 +285,12 @@ int NodesCommand(Invocation& inv, const std::vector<std::string>& args) {
 
 int NodeCommand(Invocation& inv, const std::vector<std::string>& args) {
   return RunActions(inv, "node",
-                    "Changes whether a node takes new work (for administrators).",
-                    {{"cordon", "Stop new work on a node; running work goes on", CordonAction},
+                    "Shows a node, or changes whether it takes new work (for administrators).",
+                    {{"show", "Show a node with its resources and GPUs", ShowNodeAction},
+                     {"cordon", "Stop new work on a node; running work goes on", CordonAction},
                      {"uncordon", "Let a cordoned or draining node take work again", UncordonAction},
                      {"drain", "Stop new work and let running work finish", DrainAction}},
+                    "  drover node show n1\n"
                     "  drover node cordon n1 --reason 'disk replacement'\n"
                     "  drover node drain n1 && drover nodes\n"
                     "  drover node uncordon n1\n",

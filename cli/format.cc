@@ -201,6 +201,19 @@ std::string FormatJobDetails(const v1::Job& job, absl::Time now, absl::TimeZone 
   if (!status.message().empty()) state.Add("message", status.message());
   state.Add("attempt", absl::StrCat(status.attempt()));
   if (!status.nodes().empty()) state.Add("nodes", absl::StrJoin(status.nodes(), ", "));
+  if (!status.gpus().empty()) {
+    std::vector<std::string> gpus;
+    for (const v1::NodeGpus& held : status.gpus()) {
+      std::vector<std::string> indices, uuids;
+      for (const v1::Gpu& gpu : held.gpus()) {
+        indices.push_back(absl::StrCat(gpu.index()));
+        uuids.push_back(gpu.uuid());
+      }
+      gpus.push_back(absl::StrCat(held.node(), ": ", absl::StrJoin(indices, ","), " (",
+                                  absl::StrJoin(uuids, ", "), ")"));
+    }
+    state.Add("gpus", absl::StrJoin(gpus, "\n"));
+  }
   if (!status.exits().empty()) {
     std::vector<std::string> exits;
     for (const v1::RankExit& exit : status.exits()) exits.push_back(FormatRankExit(exit));
@@ -409,6 +422,45 @@ std::string FormatNodeTable(const std::vector<v1::Node>& nodes, absl::Time now) 
     });
   }
   return FormatTable(rows);
+}
+
+std::string FormatNodeDetails(const v1::Node& node, absl::Time now, absl::TimeZone zone) {
+  Section top("node");
+  top.Add("name", node.name());
+  top.Add("state", NodeStateName(node.state()));
+  top.Add("reason", OrDash(node.reason()));
+  top.Add("addresses", OrDash(absl::StrJoin(node.addresses(), ", ")));
+  if (!node.labels().empty()) top.Add("labels", SortedMap(node.labels(), ", "));
+  top.Add("jobs", OrDash(absl::StrJoin(node.running_jobs(), ", ")));
+  top.Add("agent version", OrDash(node.agent_version()));
+
+  Section resources("resources (held by jobs / offered)");
+  resources.Add("cpus", absl::StrCat(FormatCpus(node.allocated().cpus()), "/",
+                                     FormatCpus(node.capacity().cpus())));
+  resources.Add("memory", absl::StrCat(FormatMemory(node.allocated().memory_mib()), "/",
+                                       FormatMemory(node.capacity().memory_mib())));
+  resources.Add("gpus", absl::StrCat(node.allocated().gpus(), "/", node.capacity().gpus()));
+
+  Section gpus("gpus");
+  for (const v1::Gpu& gpu : node.gpus()) {
+    std::string text = gpu.uuid();
+    if (!gpu.name().empty()) absl::StrAppend(&text, "  ", gpu.name());
+    if (gpu.memory_mib() > 0) absl::StrAppend(&text, "  ", FormatMemory(gpu.memory_mib()));
+    gpus.Add(absl::StrCat(gpu.index()), text);
+  }
+
+  Section times("times");
+  times.Add("registered",
+            node.has_register_time() ? TimeWithAge(node.register_time(), now, zone) : "-");
+  times.Add("last seen",
+            node.has_last_seen_time() ? TimeWithAge(node.last_seen_time(), now, zone) : "-");
+
+  std::string out;
+  top.AppendTo(&out, /*top_level=*/true);
+  for (const Section* section : {&resources, &gpus, &times}) {
+    section->AppendTo(&out, /*top_level=*/false);
+  }
+  return out;
 }
 
 std::string FormatTargetTable(const std::vector<v1::ComputeTarget>& targets) {

@@ -73,6 +73,10 @@ std::string FormatJobEnd(const v1::Job& job);
 // LAST SEEN (age). Rows in the order given; empty cells are "-".
 std::string FormatNodeTable(const std::vector<v1::Node>& nodes, absl::Time now);
 
+// The `drover node show` page: name, state, reason, addresses, labels, jobs, agent version;
+// resources held over offered; every GPU by index (UUID, name, memory); times in `zone`.
+std::string FormatNodeDetails(const v1::Node& node, absl::Time now, absl::TimeZone zone);
+
 // The `drover target list` table: NAME, SELECTOR (sorted key=value, "(every node)" when
 // empty), MAX NODES ("no limit" for 0).
 std::string FormatTargetTable(const std::vector<v1::ComputeTarget>& targets);

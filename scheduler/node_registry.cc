@@ -76,6 +76,11 @@ absl::StatusOr<v1::Node> NodeRegistry::Register(const v1::NodeInfo& info, absl::
                                                    "memory > 0; got ",
                                                    FormatResources(info.capacity())));
   }
+  if (info.gpus_size() > 0 && info.gpus_size() != info.capacity().gpus()) {
+    return absl::InvalidArgumentError(absl::StrCat("node '", info.name(), "': capacity.gpus ",
+                                                   info.capacity().gpus(), " but ",
+                                                   info.gpus_size(), " GPUs listed"));
+  }
   auto [it, inserted] = nodes_.try_emplace(info.name());
   Entry& e = it->second;
   if (inserted) *e.node.mutable_register_time() = ToProto(now);
@@ -85,6 +90,7 @@ absl::StatusOr<v1::Node> NodeRegistry::Register(const v1::NodeInfo& info, absl::
   *e.node.mutable_labels() = info.labels();
   e.node.set_agent_version(info.agent_version());
   e.node.set_peer_endpoint(info.peer_endpoint());
+  *e.node.mutable_gpus() = info.gpus();
   if (e.node.state() == v1::Node::DOWN || inserted) e.node.set_state(v1::Node::READY);
   e.last_seen = now;
   *e.node.mutable_last_seen_time() = ToProto(now);

@@ -23,8 +23,9 @@ class NodeRegistry {
   NodeRegistry();
 
   // An agent said hello. A new node becomes READY; a known one keeps what an administrator
-  // set (cordon, drain) and is no longer DOWN. Capacity, addresses and labels are taken from
-  // `info`. INVALID_ARGUMENT for a malformed name or capacity.
+  // set (cordon, drain) and is no longer DOWN. Capacity, addresses, labels and GPUs are taken
+  // from `info`. INVALID_ARGUMENT for a malformed name or capacity (GPUs listed that are not
+  // `capacity.gpus` in number).
   absl::StatusOr<v1::Node> Register(const v1::NodeInfo& info, absl::Time now);
   // Any message from the node's agent.
   void Seen(absl::string_view name, absl::Time now);

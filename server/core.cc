@@ -453,6 +453,7 @@ void Core::Assign(const scheduler::Placement& placement) {
   next->clear_cause();
   next->clear_message();
   next->clear_start_time();
+  next->clear_gpus();
   for (const std::string& node : placement.nodes) {
     nodes_.Allocate(node, job.id(), placement.per_node);
   }
@@ -729,6 +730,11 @@ void Core::HandleReport(const std::string& node, const v1::AttemptReport& report
   Attempt& attempt = it->second;
   JobStatus::State state = job->status().state();
   absl::Time now = clock_.Now();
+  if (report.gpus_size() > 0 && !attempt.gpus.contains(node)) {
+    v1::NodeGpus& held = attempt.gpus[node];
+    held.set_node(node);
+    *held.mutable_gpus() = report.gpus();
+  }
   switch (report.phase()) {
     case v1::AttemptReport::PREPARING: {
       attempt.last_preparing[node] = report.reason().empty() ? "PREPARING" : report.reason();
@@ -757,6 +763,12 @@ void Core::HandleReport(const std::string& node, const v1::AttemptReport& report
       }
       if (auto next = scheduler::Transition(job->status(), JobStatus::STARTING, "STARTING", now);
           next.ok()) {
+        // Every node has said which GPUs it gave the attempt by its READY.
+        for (const std::string& name : attempt.nodes) {
+          if (auto held = attempt.gpus.find(name); held != attempt.gpus.end()) {
+            *next->add_gpus() = held->second;
+          }
+        }
         CommitStatus(*job, *std::move(next));
       }
       break;

@@ -183,6 +183,8 @@ class Core {
     absl::Time assigned_at = absl::InfinitePast();
     // The last PREPARING reason each node reported ("FETCHING_SNAPSHOT"), by node.
     std::map<std::string, std::string> last_preparing;
+    // The GPUs each node gave the attempt, as its reports say, by node.
+    std::map<std::string, v1::NodeGpus> gpus;
   };
 
   void Schedule();

@@ -30,6 +30,14 @@ struct BindMount {
   bool read_only = true;
 };
 
+// A device node to add to a container (a GPU).
+struct DeviceNode {
+  // Path in the container, under /dev/ (for example "/dev/nvidia0").
+  std::string path;
+  // The device node on the node whose type and major/minor it gets; empty: `path`.
+  std::string source;
+};
+
 struct ContainerSpec {
   // Unique on the machine, [A-Za-z0-9_.-]; the agent uses "drover-<job>-<epoch>-<hash of
   // its work folder>", so that several agents on one machine never share a cgroup.
@@ -63,8 +71,8 @@ struct ContainerSpec {
   int64_t memory_mib = 0;
   int64_t pids_limit = 4096;
   int64_t shm_mib = 64;
-  // Device nodes to add (GPUs), for example "/dev/nvidia0".
-  std::vector<std::string> devices;
+  // Device nodes to add (GPUs), allowed read, write and mknod (`rwm`) in the device cgroup.
+  std::vector<DeviceNode> devices;
 };
 
 // How a container's PID 1 ended.

@@ -163,9 +163,12 @@ absl::Status ValidateContainerSpec(const ContainerSpec& spec) {
   }
   if (spec.pids_limit < 0) return bad("pids_limit", "must be 0 (no limit) or more");
   if (spec.shm_mib < 1) return bad("shm_mib", "must be at least 1");
-  for (const std::string& device : spec.devices) {
-    if (!CleanAbsolutePath(device) || !absl::StartsWith(device, "/dev/")) {
-      return bad("devices", absl::StrCat("'", device, "' must be a path under /dev/"));
+  for (const DeviceNode& device : spec.devices) {
+    if (!CleanAbsolutePath(device.path) || !absl::StartsWith(device.path, "/dev/")) {
+      return bad("devices", absl::StrCat("'", device.path, "' must be a path under /dev/"));
+    }
+    if (!device.source.empty() && !CleanAbsolutePath(device.source)) {
+      return bad("devices", absl::StrCat("source '", device.source, "' must be an absolute path"));
     }
   }
   return absl::OkStatus();

@@ -462,14 +462,15 @@ absl::Status RuncRuntime::PrepareBundle(const ContainerSpec& spec) {
     }
   }
 
-  for (const std::string& path : spec.devices) {
+  for (const DeviceNode& node : spec.devices) {
+    const std::string& path = node.source.empty() ? node.path : node.source;
     struct stat st;
     if (stat(path.c_str(), &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
       return absl::InvalidArgumentError(
           absl::StrCat("container '", spec.id, "': device '", path, "' is not a device node"));
     }
     OciDevice device;
-    device.path = path;
+    device.path = node.path;
     device.type = S_ISCHR(st.st_mode) ? 'c' : 'b';
     device.major = major(st.st_rdev);
     device.minor = minor(st.st_rdev);

@@ -69,6 +69,30 @@ TEST_F(CliTest, NodesTakesNoArguments) {
   ExpectOneErrorLine("drover nodes takes no arguments");
 }
 
+// ---- node show
+
+TEST_F(CliTest, NodeShowPrintsOneNodeWithItsGpus) {
+  server_.nodes.push_back(MakeNode("n1", v1::Node::READY));
+  v1::Node& gpu_node = server_.nodes.emplace_back(MakeNode("gpu-01", v1::Node::READY));
+  gpu_node.mutable_capacity()->set_gpus(1);
+  v1::Gpu* gpu = gpu_node.add_gpus();
+  gpu->set_index(0);
+  gpu->set_uuid("GPU-8f6c");
+  gpu->set_name("NVIDIA H100 80GB HBM3");
+  ASSERT_EQ(Run({"node", "show", "gpu-01"}), 0) << err();
+  EXPECT_THAT(out(), StartsWith("name:          gpu-01\n"));
+  EXPECT_THAT(out(), HasSubstr("  gpus:   0/1\n"));
+  EXPECT_THAT(out(), HasSubstr("gpus:\n  0: GPU-8f6c  NVIDIA H100 80GB HBM3\n"));
+  ASSERT_EQ(Run({"node", "show", "gpu-01", "-o", "json"}), 0) << err();
+  EXPECT_THAT(out(), HasSubstr("\"uuid\": \"GPU-8f6c\""));
+}
+
+TEST_F(CliTest, NodeShowOfAnUnknownNodeExitsNotFound) {
+  EXPECT_EQ(Run({"node", "show", "n9"}), 4);
+  ExpectOneErrorLine("drover: node 'n9' is not known; see drover nodes");
+  EXPECT_EQ(Run({"node", "show"}), 2);
+}
+
 // ---- node cordon | uncordon | drain
 
 TEST_F(CliTest, NodeActionsPrintTheNewState) {
@@ -96,7 +120,7 @@ TEST_F(CliTest, NodeActionUsageErrors) {
   EXPECT_THAT(err(), HasSubstr("Actions:"));
   EXPECT_THAT(err(), HasSubstr("drover: missing ACTION after 'drover node'"));
   EXPECT_EQ(Run({"node", "reboot", "n1"}), 2);
-  ExpectOneErrorLine("unknown action 'reboot' for drover node; use cordon, uncordon or drain");
+  ExpectOneErrorLine("unknown action 'reboot' for drover node; use show, cordon, uncordon or drain");
   EXPECT_EQ(Run({"node", "cordon"}), 2);
   ExpectOneErrorLine("missing NODE");
   EXPECT_EQ(Run({"node", "cordon", "n1", "n2"}), 2);

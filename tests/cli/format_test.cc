@@ -289,6 +289,66 @@ TEST(FormatJobDetailsTest, ShowsNodesExitsAndOutputs) {
   EXPECT_THAT(page, HasSubstr("  outputs: sha256:ab (1.5 KiB); fetch with drover download j-3\n"));
 }
 
+v1::Gpu MakeGpu(int index, const std::string& uuid) {
+  v1::Gpu gpu;
+  gpu.set_index(index);
+  gpu.set_uuid(uuid);
+  return gpu;
+}
+
+TEST(FormatJobDetailsTest, ShowsTheGpusEachNodeGave) {
+  v1::Job job = MakeJob("j-4", 1'700'000'000, v1::JobStatus::RUNNING);
+  job.mutable_status()->add_nodes("n1");
+  job.mutable_status()->add_nodes("n2");
+  v1::NodeGpus* n1 = job.mutable_status()->add_gpus();
+  n1->set_node("n1");
+  *n1->add_gpus() = MakeGpu(0, "GPU-8f6c");
+  *n1->add_gpus() = MakeGpu(1, "GPU-03b1");
+  v1::NodeGpus* n2 = job.mutable_status()->add_gpus();
+  n2->set_node("n2");
+  *n2->add_gpus() = MakeGpu(3, "GPU-77aa");
+  std::string page = FormatJobDetails(job, absl::FromUnixSeconds(1'700'000'300), absl::UTCTimeZone());
+  EXPECT_THAT(page, HasSubstr("  gpus:    n1: 0,1 (GPU-8f6c, GPU-03b1)\n"
+                              "           n2: 3 (GPU-77aa)\n"));
+}
+
+TEST(FormatNodeDetailsTest, ShowsResourcesAndEveryGpu) {
+  v1::Node node = MakeNode("gpu-01", v1::Node::READY);
+  node.add_addresses("10.0.0.7");
+  node.set_agent_version("0.5.0");
+  node.mutable_capacity()->set_cpus(32);
+  node.mutable_capacity()->set_memory_mib(262144);
+  node.mutable_capacity()->set_gpus(2);
+  node.mutable_allocated()->set_gpus(1);
+  node.add_running_jobs("j-4");
+  v1::Gpu h100 = MakeGpu(0, "GPU-8f6c");
+  h100.set_name("NVIDIA H100 80GB HBM3");
+  h100.set_memory_mib(81559);
+  *node.add_gpus() = h100;
+  *node.add_gpus() = MakeGpu(1, "GPU-03b1");
+  node.mutable_register_time()->set_seconds(1'700'000'000);
+  EXPECT_EQ(FormatNodeDetails(node, absl::FromUnixSeconds(1'700'000'060), absl::UTCTimeZone()),
+            "name:          gpu-01\n"
+            "state:         READY\n"
+            "reason:        -\n"
+            "addresses:     10.0.0.7\n"
+            "jobs:          j-4\n"
+            "agent version: 0.5.0\n"
+            "\n"
+            "resources (held by jobs / offered):\n"
+            "  cpus:   0/32\n"
+            "  memory: 0/256Gi\n"
+            "  gpus:   1/2\n"
+            "\n"
+            "gpus:\n"
+            "  0: GPU-8f6c  NVIDIA H100 80GB HBM3  79.6Gi\n"
+            "  1: GPU-03b1\n"
+            "\n"
+            "times:\n"
+            "  registered: 2023-11-14 22:13:20 +0000 (1m ago)\n"
+            "  last seen:  -\n");
+}
+
 TEST(JsonArrayTest, OneItemPerLine) {
   EXPECT_EQ(JsonArray({}), "[]");
   EXPECT_EQ(JsonArray({"{}", "{\"a\":1}"}), "[\n{},\n{\"a\":1}\n]");

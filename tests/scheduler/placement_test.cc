@@ -95,6 +95,27 @@ TEST(NodeRegistryTest, RefusesBadNamesAndEmptyCapacity) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(NodeRegistryTest, TakesTheGpusTheAgentListsAndRefusesACountThatDisagrees) {
+  NodeRegistry nodes;
+  v1::NodeInfo info = NodeWith("gpu-01", 16, 65536, 2);
+  for (int i = 0; i < 2; ++i) {
+    v1::Gpu* gpu = info.add_gpus();
+    gpu->set_index(i);
+    gpu->set_uuid(absl::StrCat("GPU-", i));
+  }
+  absl::StatusOr<v1::Node> node = nodes.Register(info, kT0);
+  ASSERT_TRUE(node.ok()) << node.status();
+  EXPECT_EQ(node->capacity().gpus(), 2);
+  ASSERT_EQ(node->gpus_size(), 2);
+  EXPECT_EQ(node->gpus(1).uuid(), "GPU-1");
+
+  info.mutable_capacity()->set_gpus(4);
+  absl::StatusOr<v1::Node> wrong = nodes.Register(info, kT0);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(std::string(wrong.status().message()),
+            "node 'gpu-01': capacity.gpus 4 but 2 GPUs listed");
+}
+
 TEST(NodeRegistryTest, DefaultTargetCannotBeChangedOrDeleted) {
   NodeRegistry nodes;
   v1::ComputeTarget t;
@@ -117,6 +138,59 @@ TEST(PlacementTest, PlacesInPriorityOrderOnNodesWithEnoughFree) {
   EXPECT_THAT(round.placed[0].nodes, ElementsAre("n1"));
   // n1 will fit j-1 once j-2 ends: it is held for j-1.
   EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=1 free=0 reserved=n1");
+}
+
+v1::Job GpuJob(const std::string& id, int gpus) {
+  v1::Job job = QueuedJob(id, 1, 1024);
+  job.mutable_spec()->mutable_environment()->set_use_gpu(true);
+  job.mutable_spec()->mutable_resources()->set_gpus(gpus);
+  return job;
+}
+
+TEST(PlacementTest, GpuJobsGoOnlyWhereEnoughGpusAreFree) {
+  NodeRegistry nodes;
+  // Plenty of cpus and memory, no GPU: never a place for a GPU job.
+  ASSERT_TRUE(nodes.Register(NodeWith("big-cpu", 64, 262144), kT0).ok());
+  ASSERT_TRUE(nodes.Register(NodeWith("gpu-01", 8, 65536, 2), kT0).ok());
+  JobQueue queue;
+  for (const char* id : {"j-1", "j-2", "j-3"}) queue.Update(GpuJob(id, 1));
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, {}, kT0);
+  ASSERT_EQ(round.placed.size(), 2u);
+  for (const Placement& placed : round.placed) {
+    EXPECT_THAT(placed.nodes, ElementsAre("gpu-01")) << placed.job_id;
+    EXPECT_EQ(placed.per_node.gpus(), 1);
+    nodes.Allocate("gpu-01", placed.job_id, placed.per_node);
+    v1::Job job = *queue.Find(placed.job_id);
+    job.mutable_status()->set_state(v1::JobStatus::PREPARING);
+    job.mutable_status()->set_version(2);
+    queue.Update(job);
+  }
+  // Both GPUs are held: the third waits for gpu-01, though big-cpu has room for the rest.
+  EXPECT_EQ(round.waiting["j-3"], "WAITING_FOR_NODES need=1 free=0 reserved=gpu-01");
+  round = PlaceQueuedJobs(queue, nodes, {}, kT0);
+  EXPECT_THAT(round.placed, IsEmpty());
+  EXPECT_EQ(nodes.Free("gpu-01").gpus(), 0);
+
+  // One ends: the third starts there.
+  nodes.Release("gpu-01", "j-1");
+  round = PlaceQueuedJobs(queue, nodes, {}, kT0);
+  ASSERT_EQ(round.placed.size(), 1u);
+  EXPECT_EQ(round.placed[0].job_id, "j-3");
+  EXPECT_THAT(round.placed[0].nodes, ElementsAre("gpu-01"));
+}
+
+TEST(PlacementTest, AJobNeedingMoreGpusThanAnyNodeHasWaitsWithItsReasonAndBlocksNobody) {
+  NodeRegistry nodes;
+  ASSERT_TRUE(nodes.Register(NodeWith("gpu-01", 8, 65536, 2), kT0).ok());
+  JobQueue queue;
+  queue.Update(GpuJob("j-1", 3));
+  queue.Update(GpuJob("j-2", 2));
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, {}, kT0);
+  EXPECT_EQ(round.waiting["j-1"],
+            "NO_NODE_LARGE_ENOUGH need=1 large_enough=0 per_node=cpus=1 memory=1024Mi gpus=3");
+  ASSERT_EQ(round.placed.size(), 1u);
+  EXPECT_EQ(round.placed[0].job_id, "j-2");
+  EXPECT_FALSE(round.reservation.has_value());
 }
 
 TEST(PlacementTest, SmallerJobsUseWhatIsLeftOutsideTheReservation) {

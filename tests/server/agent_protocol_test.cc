@@ -173,6 +173,51 @@ TEST_F(AgentProtocolTest, JobRunsThroughEveryStateAndKeepsItsLogs) {
   EXPECT_TRUE(Nodes()[0].running_jobs().empty());
 }
 
+TEST_F(AgentProtocolTest, NodeListsItsGpusAndTheJobRecordsWhichItGot) {
+  std::vector<v1::Gpu> gpus(2);
+  for (int i = 0; i < 2; ++i) {
+    gpus[i].set_index(i);
+    gpus[i].set_uuid(absl::StrCat("GPU-", i));
+    gpus[i].set_name("Fake GPU");
+  }
+  ScriptedAgent agent(channel_, "n1", 4, {}, gpus);
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  ASSERT_EQ(Nodes()[0].gpus_size(), 2);
+  EXPECT_EQ(Nodes()[0].capacity().gpus(), 2);
+  EXPECT_EQ(Nodes()[0].gpus(1).uuid(), "GPU-1");
+
+  grpc::ClientContext context;
+  v1::SubmitJobRequest request;
+  request.mutable_spec()->set_entry_script("train.py");
+  request.mutable_spec()->mutable_environment()->set_use_gpu(true);
+  v1::SubmitJobResponse response;
+  ASSERT_TRUE(jobs_->SubmitJob(&context, request, &response).ok());
+  const std::string id = response.job().id();
+  agent.Next(v1::SchedulerMessage::kAssign);
+  EXPECT_EQ(Nodes()[0].allocated().gpus(), 1);
+
+  // The agent gave it GPU 1 and says so in its reports.
+  v1::AttemptReport ready;
+  ready.mutable_attempt()->set_job_id(id);
+  ready.mutable_attempt()->set_epoch(1);
+  ready.set_phase(v1::AttemptReport::READY);
+  *ready.add_gpus() = gpus[1];
+  agent.Send(ready);
+  v1::Job job = WaitFor(id, v1::JobStatus::STARTING);
+  ASSERT_EQ(job.status().gpus_size(), 1);
+  EXPECT_EQ(job.status().gpus(0).node(), "n1");
+  ASSERT_EQ(job.status().gpus(0).gpus_size(), 1);
+  EXPECT_EQ(job.status().gpus(0).gpus(0).uuid(), "GPU-1");
+
+  agent.Report(id, 1, v1::AttemptReport::RUNNING);
+  agent.Report(id, 1, v1::AttemptReport::FINALIZING);
+  agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, 0)});
+  job = WaitFor(id, v1::JobStatus::COMPLETED);
+  ASSERT_EQ(job.status().gpus_size(), 1) << "the ended job still says which GPUs it had";
+  EXPECT_EQ(job.status().gpus(0).gpus(0).index(), 1);
+  EXPECT_EQ(Nodes()[0].allocated().gpus(), 0);
+}
+
 TEST_F(AgentProtocolTest, MultiNodeAttemptStartsOnlyOnceEveryNodeIsReady) {
   ScriptedAgent a(channel_, "n1");
   a.Next(v1::SchedulerMessage::kWelcome);

@@ -8,7 +8,7 @@ namespace drover::testing {
 
 ScriptedAgent::ScriptedAgent(const std::shared_ptr<grpc::Channel>& channel,
                              const std::string& name, double cpus,
-                             std::vector<v1::AttemptReport> held)
+                             std::vector<v1::AttemptReport> held, std::vector<v1::Gpu> gpus)
     : stub_(v1::AgentService::NewStub(channel)) {
   stream_ = stub_->Connect(&context_);
   v1::AgentMessage hello;
@@ -19,6 +19,8 @@ ScriptedAgent::ScriptedAgent(const std::shared_ptr<grpc::Channel>& channel,
   node->mutable_capacity()->set_memory_mib(8192);
   (*node->mutable_labels())["pool"] = "cpu";
   node->set_agent_version("test");
+  node->mutable_capacity()->set_gpus(static_cast<int32_t>(gpus.size()));
+  for (auto& gpu : gpus) *node->add_gpus() = gpu;
   for (auto& report : held) *hello.mutable_hello()->add_attempts() = report;
   stream_->Write(hello);
 }
@@ -48,6 +50,12 @@ void ScriptedAgent::Report(const std::string& job, int64_t epoch,
   report->mutable_attempt()->set_epoch(epoch);
   report->set_phase(phase);
   for (auto& e : exits) *report->add_exits() = e;
+  stream_->Write(message);
+}
+
+void ScriptedAgent::Send(const v1::AttemptReport& report) {
+  v1::AgentMessage message;
+  *message.mutable_report() = report;
   stream_->Write(message);
 }
 

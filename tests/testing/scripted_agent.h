@@ -20,9 +20,11 @@ namespace drover::testing {
 class ScriptedAgent {
  public:
   // Connects and says hello as node `name` with `cpus` cores, 8 GiB, the label pool=cpu,
-  // an address and `held` as the attempts it still runs (an agent that reconnects).
+  // an address, `held` as the attempts it still runs (an agent that reconnects) and `gpus`
+  // (their number as its GPU capacity).
   ScriptedAgent(const std::shared_ptr<grpc::Channel>& channel, const std::string& name,
-                double cpus = 4, std::vector<v1::AttemptReport> held = {});
+                double cpus = 4, std::vector<v1::AttemptReport> held = {},
+                std::vector<v1::Gpu> gpus = {});
   // Cancels the stream and drains it.
   ~ScriptedAgent();
 
@@ -33,6 +35,8 @@ class ScriptedAgent {
   // Reports `phase` of attempt (`job`, `epoch`), with the ranks' exits when it ENDED.
   void Report(const std::string& job, int64_t epoch, v1::AttemptReport::Phase phase,
               std::vector<v1::RankExit> exits = {});
+  // Any report, as written.
+  void Send(const v1::AttemptReport& report);
   // A PREPARING report naming the step the node is at ("FETCHING_SNAPSHOT").
   void ReportPreparing(const std::string& job, int64_t epoch, const std::string& reason);
   // One stdout log chunk of `rank` at `offset`.

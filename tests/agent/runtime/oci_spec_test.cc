@@ -325,7 +325,7 @@ TEST(OciSpecTest, RefusesBadSpecsNamingTheField) {
       {"cpus", [](ContainerSpec* s) { s->cpus = -1; }},
       {"memory_mib", [](ContainerSpec* s) { s->memory_mib = 1; }},
       {"shm_mib", [](ContainerSpec* s) { s->shm_mib = 0; }},
-      {"devices", [](ContainerSpec* s) { s->devices.push_back("/etc/passwd"); }},
+      {"devices", [](ContainerSpec* s) { s->devices.push_back({"/etc/passwd"}); }},
   };
   for (const Case& c : cases) {
     ContainerSpec spec = Spec();

@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -510,7 +511,7 @@ TEST_F(RuncRuntimeTest, JoinsTheGivenNetworkNamespace) {
 TEST_F(RuncRuntimeTest, ExposesTheGivenDevicesOnly) {
   if (!fs::exists("/dev/fuse")) GTEST_SKIP() << "no /dev/fuse to expose";
   ContainerSpec spec = NewSpec("devices");
-  spec.devices = {"/dev/fuse"};
+  spec.devices = {{"/dev/fuse"}};
   spec.args = Init(1, {"/bin/sh", "-c",
                        "if [ -c /dev/fuse ] && exec 3<>/dev/fuse; then echo fuse=open; fi; "
                        "if [ -e /dev/net/tun ]; then echo tun=present; else echo tun=absent; fi"})
@@ -518,6 +519,22 @@ TEST_F(RuncRuntimeTest, ExposesTheGivenDevicesOnly) {
   Run(spec);
   EXPECT_EQ(WaitFor(spec).exit_code, 0) << LogFile(spec, "rank-0.stderr");
   EXPECT_EQ(LogFile(spec, "rank-0.stdout"), "fuse=open\ntun=absent\n");
+}
+
+TEST_F(RuncRuntimeTest, ADeviceNodeFromElsewhereAppearsUnderDevWithItsNumbers) {
+  // A fake GPU: a character device with /dev/zero's numbers, outside /dev, seen in the
+  // container as /dev/nvidia7 (as drover-agent's --gpu inventory makes them).
+  std::string fake = scratch_.path() + "/fake-gpu";
+  ASSERT_EQ(mknod(fake.c_str(), S_IFCHR | 0666, makedev(1, 5)), 0) << strerror(errno);
+  ContainerSpec spec = NewSpec("fake-gpu");
+  spec.devices = {{.path = "/dev/nvidia7", .source = fake}};
+  spec.args = Init(1, {"/bin/sh", "-c",
+                       "stat -c '%F %t:%T' /dev/nvidia7; head -c 3 /dev/nvidia7 | od -An -tx1; "
+                       "ls /dev | grep -c fake-gpu || true"})
+                  .ToArgs();
+  Run(spec);
+  EXPECT_EQ(WaitFor(spec).exit_code, 0) << LogFile(spec, "rank-0.stderr");
+  EXPECT_EQ(LogFile(spec, "rank-0.stdout"), "character special file 1:5\n 00 00 00\n0\n");
 }
 
 TEST_F(RuncRuntimeTest, ListShowsCreatedAndRunningContainers) {

@@ -1,0 +1,241 @@
+// GPUs end to end against a configured inventory: the real droverd and drover-agent, the
+// agent given two fake GPUs with --gpu (character devices the test makes with mknod, with
+// /dev/null's and /dev/zero's numbers, removed at the end), jobs in real runc containers
+// that print what they see. Runs as root. Nothing is left behind: no container, no device.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "drover/v1/admin_service.grpc.pb.h"
+#include "drover/v1/job_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/subprocess.h"
+
+namespace drover {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+constexpr const char* kUuids[] = {"GPU-e2e00000-0000-4000-8000-000000000000",
+                                  "GPU-e2e11111-1111-4111-8111-111111111111"};
+// The fake GPUs' device numbers as `stat -c %t:%T` prints them (hex): /dev/null's, /dev/zero's.
+constexpr const char* kNumbers[] = {"1:3", "1:5"};
+
+class GpuE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
+    // Two fake GPUs, named as NVIDIA's device nodes, outside /dev.
+    devices_ = dir_.path() + "/devices";
+    fs::create_directories(devices_);
+    for (int i = 0; i < 2; ++i) {
+      std::string path = absl::StrCat(devices_, "/nvidia", i);
+      ASSERT_EQ(mknod(path.c_str(), S_IFCHR | 0666, makedev(1, i == 0 ? 3 : 5)), 0) << path;
+    }
+    listen_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
+    auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});
+    ASSERT_TRUE(droverd.ok()) << droverd.status();
+    droverd_ = *std::move(droverd);
+    channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+    jobs_ = std::make_unique<testing::JobClient>(channel_);
+    admin_ = v1::AdminService::NewStub(channel_);
+
+    work_ = dir_.path() + "/agent";
+    auto agent = testing::AgentProcess::Start(
+        listen_, "n1", work_,
+        {"--gpu", absl::StrCat("0:", kUuids[0], ":", devices_, "/nvidia0:Fake GPU"), "--gpu",
+         absl::StrCat("1:", kUuids[1], ":", devices_, "/nvidia1:Fake GPU")});
+    ASSERT_TRUE(agent.ok()) << agent.status();
+    agent_ = *std::move(agent);
+    absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
+    ASSERT_TRUE(ready.ok()) << ready << "; the agent's log:\n" << agent_->ReadLog();
+  }
+
+  void TearDown() override {
+    if (agent_ == nullptr) return;
+    agent_.reset();  // SIGTERM: the agent stops and deletes what still runs
+    auto listed = testing::RunCommand({"/usr/sbin/runc", "--root", work_ + "/runc", "list", "-q"});
+    ASSERT_TRUE(listed.ok());
+    EXPECT_EQ(listed->out, "") << "containers left behind";
+  }
+
+  // A job of `gpus` GPUs (none: without use_gpu) that prints what it sees of them, then
+  // waits until the test lets it end (the file `go` in its job folder).
+  static v1::JobSpec GpuJob(int gpus) {
+    v1::JobSpec spec;
+    spec.set_entry_script("bin/sh");
+    spec.add_arguments()->set_value("-c");
+    spec.add_arguments()->set_value(
+        "echo CUDA=[$CUDA_VISIBLE_DEVICES] NVIDIA=$NVIDIA_VISIBLE_DEVICES DROVER=[$DROVER_GPUS]; "
+        "echo devices: $(ls /dev | grep nvidia); "
+        "for d in /dev/nvidia*; do [ -e $d ] && stat -c '%n %t:%T' $d && echo x > $d; done; "
+        "while [ ! -e /job/go ]; do sleep 0.05; done");
+    // Little cpu and memory: GPUs are what jobs wait for here.
+    spec.mutable_resources()->set_cpus(0.1);
+    spec.mutable_resources()->set_memory_mib(64);
+    if (gpus > 0) {
+      spec.mutable_environment()->set_use_gpu(true);
+      spec.mutable_resources()->set_gpus(gpus);
+    }
+    return spec;
+  }
+
+  void LetEnd(const std::string& id) {
+    std::ofstream(absl::StrCat(work_, "/attempts/", id, "-1/job/go")) << "go\n";
+  }
+
+  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state) {
+    return jobs_->WaitFor(id, state, absl::Seconds(60),
+                          [&] { return "\nagent log:\n" + agent_->ReadLog(); });
+  }
+
+  // Polls until the job's reason contains `reason`; the job as it was then.
+  v1::Job WaitForReason(const std::string& id, const std::string& reason) {
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    v1::Job job = jobs_->Get(id);
+    while (!absl::StrContains(job.status().reason(), reason) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+      job = jobs_->Get(id);
+    }
+    EXPECT_THAT(job.status().reason(), HasSubstr(reason)) << job.DebugString();
+    return job;
+  }
+
+  // The one GPU index the job's status says it got on n1 (-1 when not exactly one).
+  static int GpuOf(const v1::Job& job) {
+    if (job.status().gpus_size() != 1 || job.status().gpus(0).gpus_size() != 1) return -1;
+    EXPECT_EQ(job.status().gpus(0).node(), "n1");
+    return job.status().gpus(0).gpus(0).index();
+  }
+
+  // What a job holding GPU `index` alone prints.
+  static std::string SeenWithGpu(int index) {
+    return absl::StrCat("CUDA=[0] NVIDIA=", kUuids[index], " DROVER=[", index, "]\n",
+                        "devices: nvidia", index, "\n/dev/nvidia", index, " ", kNumbers[index],
+                        "\n");
+  }
+
+  testing::TempDir dir_;
+  std::string devices_;
+  std::string listen_;
+  std::string work_;
+  std::unique_ptr<testing::DroverdProcess> droverd_;
+  std::unique_ptr<testing::AgentProcess> agent_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<testing::JobClient> jobs_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+};
+
+TEST_F(GpuE2eTest, TheNodeRegistersItsInventory) {
+  grpc::ClientContext context;
+  v1::ListNodesResponse nodes;
+  ASSERT_TRUE(admin_->ListNodes(&context, v1::ListNodesRequest(), &nodes).ok());
+  ASSERT_EQ(nodes.nodes_size(), 1);
+  const v1::Node& node = nodes.nodes(0);
+  EXPECT_EQ(node.capacity().gpus(), 2);
+  ASSERT_EQ(node.gpus_size(), 2);
+  EXPECT_EQ(node.gpus(0).uuid(), kUuids[0]);
+  EXPECT_EQ(node.gpus(1).index(), 1);
+  EXPECT_EQ(node.gpus(1).name(), "Fake GPU");
+}
+
+TEST_F(GpuE2eTest, TwoJobsGetDifferentGpusAndAThirdWaitsUntilOneIsFree) {
+  std::string a = jobs_->Submit(GpuJob(1));
+  std::string b = jobs_->Submit(GpuJob(1));
+  v1::Job job_a = WaitFor(a, v1::JobStatus::RUNNING);
+  v1::Job job_b = WaitFor(b, v1::JobStatus::RUNNING);
+  int gpu_a = GpuOf(job_a);
+  int gpu_b = GpuOf(job_b);
+  EXPECT_EQ((std::set<int>{gpu_a, gpu_b}), (std::set<int>{0, 1})) << "one GPU each, never shared";
+
+  // Both GPUs are held: the third waits, though the node has cpus and memory for it.
+  std::string c = jobs_->Submit(GpuJob(1));
+  v1::Job waiting = WaitForReason(c, "WAITING_FOR_NODES need=1 free=0");
+  EXPECT_EQ(waiting.status().state(), v1::JobStatus::QUEUED);
+
+  LetEnd(a);
+  job_a = WaitFor(a, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(GpuOf(job_a), gpu_a) << "the ended job still says which GPU it had";
+  v1::Job job_c = WaitFor(c, v1::JobStatus::RUNNING);
+  EXPECT_EQ(GpuOf(job_c), gpu_a) << "the freed GPU";
+  LetEnd(b);
+  LetEnd(c);
+  WaitFor(b, v1::JobStatus::COMPLETED);
+  WaitFor(c, v1::JobStatus::COMPLETED);
+
+  // Each saw exactly its own device node, as CUDA device 0.
+  EXPECT_EQ(jobs_->Logs(a, 0), SeenWithGpu(gpu_a));
+  EXPECT_EQ(jobs_->Logs(b, 0), SeenWithGpu(gpu_b));
+  EXPECT_EQ(jobs_->Logs(c, 0), SeenWithGpu(gpu_a));
+  EXPECT_EQ(jobs_->Logs(a, 0, v1::STDERR), "");
+
+  // `drover show` says which GPU each job had.
+  auto shown = testing::RunCommand({DROVER_CLI_PATH, "show", b, "--server", listen_});
+  ASSERT_TRUE(shown.ok()) << shown.status();
+  EXPECT_THAT(shown->out,
+              HasSubstr(absl::StrCat("gpus:    n1: ", gpu_b, " (", kUuids[gpu_b], ")\n")));
+}
+
+TEST_F(GpuE2eTest, AJobNeedingMoreGpusThanTheNodeHasStaysQueuedAndBlocksNobody) {
+  std::string big = jobs_->Submit(GpuJob(3));
+  v1::Job waiting = WaitForReason(big, "NO_NODE_LARGE_ENOUGH need=1 large_enough=0");
+  EXPECT_THAT(waiting.status().reason(), HasSubstr("gpus=3"));
+  EXPECT_EQ(waiting.status().state(), v1::JobStatus::QUEUED);
+
+  // A job of both GPUs runs meanwhile, with both.
+  std::string both = jobs_->Submit(GpuJob(2));
+  WaitFor(both, v1::JobStatus::RUNNING);
+  LetEnd(both);
+  v1::Job done = WaitFor(both, v1::JobStatus::COMPLETED);
+  ASSERT_EQ(done.status().gpus_size(), 1);
+  EXPECT_EQ(done.status().gpus(0).gpus_size(), 2);
+  EXPECT_EQ(jobs_->Logs(both, 0),
+            absl::StrCat("CUDA=[0,1] NVIDIA=", kUuids[0], ",", kUuids[1], " DROVER=[0,1]\n",
+                         "devices: nvidia0 nvidia1\n", "/dev/nvidia0 ", kNumbers[0], "\n",
+                         "/dev/nvidia1 ", kNumbers[1], "\n"));
+  EXPECT_EQ(jobs_->Get(big).status().state(), v1::JobStatus::QUEUED);
+
+  grpc::ClientContext context;
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(big);
+  v1::Job canceled;
+  ASSERT_TRUE(jobs_->stub().CancelJob(&context, cancel, &canceled).ok());
+}
+
+TEST_F(GpuE2eTest, AJobWithoutUseGpuSeesNoGpu) {
+  std::string id = jobs_->Submit(GpuJob(0));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  LetEnd(id);
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(job.status().gpus_size(), 0);
+  EXPECT_EQ(jobs_->Logs(id, 0), "CUDA=[] NVIDIA=void DROVER=[]\ndevices:\n");
+}
+
+TEST_F(GpuE2eTest, AnAgentWithABadInventoryRefusesToStartNamingTheFlag) {
+  std::string bad = dir_.path() + "/not-a-device";
+  std::ofstream(bad) << "plain file\n";
+  auto agent = testing::AgentProcess::Start(listen_, "n2", dir_.path() + "/agent2",
+                                            {"--gpu", "0:GPU-x:" + bad});
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  absl::StatusOr<int> status = (*agent)->Wait(absl::Seconds(30));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << *status;
+  EXPECT_THAT((*agent)->ReadLog(),
+              HasSubstr(absl::StrCat("drover-agent: --gpu '0:GPU-x:", bad, "': ", bad,
+                                     " is not a character device")));
+}
+
+}  // namespace
+}  // namespace drover
