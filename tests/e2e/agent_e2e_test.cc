@@ -412,7 +412,13 @@ std::map<std::string, double> Scrape(const std::string& endpoint) {
 }
 
 TEST_F(AgentE2eTest, DaemonMetricsParseAsPrometheusTextAndCountTheJob) {
-  std::map<std::string, double> before = Scrape(droverd_metrics_);
+  // The gauges of nodes and jobs follow droverd's state within a second.
+  std::map<std::string, double> before;
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  do {
+    before = Scrape(droverd_metrics_);
+  } while (before["drover_nodes{state=READY}"] != 1 && absl::Now() < deadline &&
+           (absl::SleepFor(absl::Milliseconds(100)), true));
   EXPECT_EQ(before["drover_nodes{state=READY}"], 1);
   std::string id = Submit(Shell("echo hello; echo oops >&2"));
   WaitFor(id, v1::JobStatus::COMPLETED);
