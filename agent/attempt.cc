@@ -143,6 +143,17 @@ void Attempt::Run() {
   absl::Status prepared = Prepare();
   if (!prepared.ok()) {
     Log(LogLevel::kWarning, "attempt_prepare_failed", {{"job", job}, {"error", prepared.message()}});
+    if (absl::IsCancelled(prepared)) {  // a STOP ended a mount or copy: end as it asked
+      v1::JobStatus::Cause cause;
+      std::string message;
+      {
+        absl::MutexLock lock(&mu_);
+        cause = stop_cause_;
+        message = stop_message_;
+      }
+      Finish(cause, message);
+      return;
+    }
     Finish(v1::JobStatus::LAUNCH_FAILED, std::string(prepared.message()));
     return;
   }
@@ -232,7 +243,19 @@ absl::Status Attempt::Prepare() {
   bool has_data = false;
   for (const v1::Argument& argument : spec.arguments()) has_data = has_data || argument.has_data();
   if (has_data) Report(v1::AttemptReport::PREPARING, "PREPARING_DATA");
-  absl::StatusOr<JobData> data = PrepareJobData(assignment_, dir_ + "/job", env_.node_name);
+  absl::StatusOr<JobData> data = PrepareJobData(
+      assignment_,
+      {.job_dir = dir_ + "/job",
+       .rclone_dir = dir_ + "/rclone",
+       .mount_dir = absl::StrCat(env_.work_dir, "/mounts/", assignment_.attempt().job_id(), "-",
+                                 assignment_.attempt().epoch()),
+       .node_name = env_.node_name,
+       .stop =
+           [this] {
+             absl::MutexLock lock(&mu_);
+             return stop_;
+           },
+       .report = [this](const std::string& reason) { Report(v1::AttemptReport::PREPARING, reason); }});
   if (!data.ok()) return data.status();
   data_ = *std::move(data);
   return absl::OkStatus();
@@ -666,6 +689,16 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
     }
   };
   if (delete_first) remove_container();
+  // Nothing of the container uses the mounts any more (deleted, or its PID 1 and with it
+  // every process of it has exited).
+  if (absl::Status s = ReleaseJobData(data_); !s.ok()) {
+    Log(LogLevel::kWarning, "data_release_failed",
+        {{"job", assignment_.attempt().job_id()}, {"error", s.message()}});
+    if (cause == v1::JobStatus::CAUSE_UNSPECIFIED) {
+      cause = v1::JobStatus::DATA_UPLOAD_FAILED;
+      message = absl::StrCat("on ", env_.node_name, ": ", s.message());
+    }
+  }
   v1::AttemptReport report;
   *report.mutable_attempt() = assignment_.attempt();
   report.set_phase(v1::AttemptReport::ENDED);
