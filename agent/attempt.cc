@@ -144,14 +144,7 @@ void Attempt::Run() {
   if (!prepared.ok()) {
     Log(LogLevel::kWarning, "attempt_prepare_failed", {{"job", job}, {"error", prepared.message()}});
     if (absl::IsCancelled(prepared)) {  // a STOP ended a mount or copy: end as it asked
-      v1::JobStatus::Cause cause;
-      std::string message;
-      {
-        absl::MutexLock lock(&mu_);
-        cause = stop_cause_;
-        message = stop_message_;
-      }
-      Finish(cause, message);
+      FinishAsStopped();
       return;
     }
     Finish(v1::JobStatus::LAUNCH_FAILED, std::string(prepared.message()));
@@ -193,6 +186,10 @@ void Attempt::Run() {
     Finish(v1::JobStatus::LAUNCH_FAILED, std::string(ran.message()));
     return;
   }
+  FinishAsStopped();
+}
+
+void Attempt::FinishAsStopped() {
   v1::JobStatus::Cause cause;
   std::string message;
   {

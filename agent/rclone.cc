@@ -70,7 +70,10 @@ class PasswordOptions {
   absl::Status Load(const RcloneTools& tools) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     absl::StatusOr<ProcessResult> run =
         RunProcess({tools.rclone, "config", "providers"}, kToolTimeout);
-    if (!run.ok()) return run.status();
+    if (!run.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          run.status().message(), "; install rclone and fuse3 on the node (see docs/datastores.md)"));
+    }
     if (!run->ok()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "`rclone config providers` failed: ", RcloneError(run->err)));
