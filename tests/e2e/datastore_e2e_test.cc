@@ -3,9 +3,10 @@
 // password) on a test host of its own, registered as an RCLONE datastore whose password is a
 // secret. Checks what a user sees: the same file read through the mount on both nodes of a
 // job, a read-only mount that refuses writes, downloads, uploads, outputs and a read-write
-// mount landing on the server byte for byte, a bad mount failing the job with the datastore
-// and rclone's error named, and no mount, rclone process or credential left behind on any
-// node after a success, a failure, a cancel, or an agent killed with SIGKILL. Root only.
+// mount landing on the server byte for byte, a bad mount failing the job (and outputs that
+// cannot be uploaded) with the datastore and rclone's error named, and no mount, rclone
+// process or credential left behind on any node after a success, a failure, a cancel, or an
+// agent killed with SIGKILL. Root only.
 #include <arpa/inet.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
@@ -403,6 +404,22 @@ TEST_F(DatastoreE2eTest, BadMountFailsTheJobNamingTheDatastoreAndLeavesNothingOn
     EXPECT_EQ(jobs_->Logs(id, 0), "") << "the job never started";
     for (size_t k = 0; k < agents_.size(); ++k) ExpectNothingMountedOn(k);
   }
+}
+
+TEST_F(DatastoreE2eTest, OutputsThatCannotBeUploadedFailTheJobNamingTheDatastore) {
+  StartCluster(1);
+  CreateDatastore("wrong-pass", /*allow_write=*/true, "", "not-the-password");
+  v1::JobSpec spec = Shell("echo weights > $DROVER_OUTPUT_DIR/model.pt");
+  v1::OutputTarget* output = spec.add_outputs();
+  output->set_datastore("wrong-pass");
+  output->set_path("runs/1");
+  std::string id = jobs_->Submit(spec);
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::DATA_UPLOAD_FAILED);
+  EXPECT_THAT(job.status().message(), HasSubstr("uploading to datastore 'wrong-pass'"));
+  EXPECT_THAT(job.status().message(), HasSubstr("401 Unauthorized"));
+  EXPECT_THAT(job.status().message(), Not(HasSubstr("not-the-password")));
+  EXPECT_FALSE(job.status().outputs_digest().empty()) << "drover download still has them";
 }
 
 TEST_F(DatastoreE2eTest, CancelOfARunningJobUnmountsOnEveryNode) {
