@@ -296,9 +296,10 @@ std::vector<v1::Datastore> Core::ListDatastores() const {
 absl::Status Core::CheckDataReferences(const v1::JobSpec& spec) const {
   absl::MutexLock lock(&datastores_mu_);
   // `field` names the reference (spec.arguments[i].data, spec.outputs[i]); `writing` says
-  // how it writes, empty when it only reads.
+  // how it writes, empty when it only reads; `otherwise` what else the user can do.
   auto check = [this](const std::string& field, const std::string& name,
-                      absl::string_view writing) ABSL_SHARED_LOCKS_REQUIRED(datastores_mu_) {
+                      absl::string_view writing, absl::string_view otherwise)
+                   ABSL_SHARED_LOCKS_REQUIRED(datastores_mu_) {
     auto it = datastores_.find(name);
     if (it == datastores_.end()) {
       return absl::InvalidArgumentError(
@@ -309,7 +310,7 @@ absl::Status Core::CheckDataReferences(const v1::JobSpec& spec) const {
       return absl::FailedPreconditionError(absl::StrCat(
           field, ": datastore '", name, "' is read-only, so ", writing,
           "; an administrator can allow writes (drover datastore create ", name,
-          " ... --allow-write --replace), or read it with a read-only mount or download"));
+          " ... --allow-write --replace), or ", otherwise));
     }
     return absl::OkStatus();
   };
@@ -320,12 +321,13 @@ absl::Status Core::CheckDataReferences(const v1::JobSpec& spec) const {
     absl::string_view writing = upload             ? "the job cannot upload to it"
                                 : data.read_write() ? "it cannot be mounted writable"
                                                     : "";
-    DROVER_RETURN_IF_ERROR(
-        check(absl::StrCat("spec.arguments[", i, "].data"), data.datastore(), writing));
+    DROVER_RETURN_IF_ERROR(check(absl::StrCat("spec.arguments[", i, "].data"), data.datastore(),
+                                 writing, "read it with a read-only mount or download"));
   }
   for (int i = 0; i < spec.outputs_size(); ++i) {
     DROVER_RETURN_IF_ERROR(check(absl::StrCat("spec.outputs[", i, "]"), spec.outputs(i).datastore(),
-                                 "the job cannot upload its outputs to it"));
+                                 "the job cannot upload its outputs to it",
+                                 "name a datastore that allows writes"));
   }
   return absl::OkStatus();
 }
