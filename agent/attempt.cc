@@ -252,7 +252,8 @@ absl::Status Attempt::Prepare() {
              absl::MutexLock lock(&mu_);
              return stop_;
            },
-       .report = [this](const std::string& reason) { Report(v1::AttemptReport::PREPARING, reason); }});
+       .report =
+           [this](const std::string& reason) { Report(v1::AttemptReport::PREPARING, reason); }});
   if (!data.ok()) return data.status();
   data_ = *std::move(data);
   return absl::OkStatus();

@@ -63,7 +63,8 @@ std::vector<std::string> RcloneMounts(const std::string& mountinfo, const std::s
   return found;
 }
 
-// Live (not zombie) processes whose command line starts with rclone and holds `text`.
+// Live (not zombie) `rclone mount` processes (as an agent starts them) whose command line
+// holds `text`.
 std::vector<pid_t> RcloneProcesses(const std::string& text) {
   std::vector<pid_t> found;
   std::error_code error;
@@ -72,7 +73,7 @@ std::vector<pid_t> RcloneProcesses(const std::string& text) {
     if (pid <= 0) continue;
     std::string cmdline = testing::ReadWholeFile(entry.path().string() + "/cmdline");
     std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-    if (!absl::StartsWith(cmdline, "rclone ") || !absl::StrContains(cmdline, text)) continue;
+    if (!absl::StartsWith(cmdline, "rclone mount ") || !absl::StrContains(cmdline, text)) continue;
     std::string stat = testing::ReadWholeFile(entry.path().string() + "/stat");
     size_t paren = stat.rfind(')');
     if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z') {
