@@ -391,9 +391,10 @@ int RcloneMount::PendingUploads() const {
        !error && it != end; it.increment(error)) {
     if (!it->is_regular_file(error)) continue;
     absl::StatusOr<Json> record = Json::Parse(ReadFileText(it->path().string()));
+    // One being rewritten right now counts as pending: the next look decides. A record
+    // without `Dirty` (another rclone's format) holds nothing back.
     const Json* dirty = record.ok() ? record->Find("Dirty") : nullptr;
-    // One being rewritten right now counts as pending: the next look decides.
-    if (dirty == nullptr || dirty->AsBool()) ++pending;
+    if (!record.ok() || (dirty != nullptr && dirty->AsBool())) ++pending;
   }
   return pending;
 }
