@@ -317,7 +317,7 @@ void SubmitSpecFlags::Register(FlagSet* flags) {
   Int32Flag(flags, "max-retries", &max_retries_, "Retry a failed attempt up to N times (default 0)");
   flags->Repeated("outputs-to", &outputs_to_,
                   "When the job ends, copy its outputs folder ($DROVER_OUTPUT_DIR) into PATH "
-                  "of datastore NAME (it must allow writes); repeatable",
+                  "of datastore NAME (it must allow writes)",
                   "ds://NAME/PATH");
   flags->String("snapshot", &snapshot_, "Source snapshot digest to run from", "sha256:HEX");
   flags->String("idempotency-key", &idempotency_key_,
