@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
+#include "agent/rclone.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
@@ -177,7 +178,18 @@ void Agent::RemoveLeftovers() {
       (void)runtime_.Delete(container.id);
     }
   }
+  // rclone mounts go first: the folders below are removed recursively, which would delete
+  // through a mount still there. Their mount points are removed one by one, only if empty.
+  UnmountLeftoverRcloneMounts(RcloneTools(), options_.work_dir);
   std::error_code error;
+  for (const auto& attempt :
+       std::filesystem::directory_iterator(options_.work_dir + "/mounts", error)) {
+    std::error_code ignored;
+    for (const auto& mountpoint : std::filesystem::directory_iterator(attempt.path(), ignored)) {
+      std::filesystem::remove(mountpoint.path(), ignored);
+    }
+    std::filesystem::remove(attempt.path(), ignored);
+  }
   std::filesystem::remove_all(options_.work_dir + "/attempts", error);
 }
 

@@ -70,7 +70,8 @@ class Agent {
   void Handle(const v1::SchedulerMessage& message);
   // Sends on the current stream; false when there is none.
   bool Send(const v1::AgentMessage& message);
-  // Deletes the containers and job folders an earlier run of the agent left.
+  // Unmounts the rclone mounts and deletes the containers and job folders an earlier run of
+  // the agent left.
   void RemoveLeftovers();
   // Serves AgentPeerService on options_.peer_listen; sets peer_endpoint_.
   absl::Status StartPeerServer();

@@ -154,6 +154,10 @@ void Attempt::Run() {
   }
   if (!prepared.ok()) {
     Log(LogLevel::kWarning, "attempt_prepare_failed", {{"job", job}, {"error", prepared.message()}});
+    if (absl::IsCancelled(prepared)) {  // a STOP ended a mount or copy: end as it asked
+      FinishAsStopped();
+      return;
+    }
     Finish(v1::JobStatus::LAUNCH_FAILED, std::string(prepared.message()));
     return;
   }
@@ -193,6 +197,10 @@ void Attempt::Run() {
     Finish(v1::JobStatus::LAUNCH_FAILED, std::string(ran.message()));
     return;
   }
+  FinishAsStopped();
+}
+
+void Attempt::FinishAsStopped() {
   v1::JobStatus::Cause cause;
   std::string message;
   {
@@ -244,7 +252,20 @@ absl::Status Attempt::Prepare() {
   bool has_data = false;
   for (const v1::Argument& argument : spec.arguments()) has_data = has_data || argument.has_data();
   if (has_data) Report(v1::AttemptReport::PREPARING, "PREPARING_DATA");
-  absl::StatusOr<JobData> data = PrepareJobData(assignment_, dir_ + "/job", env_.node_name);
+  absl::StatusOr<JobData> data = PrepareJobData(
+      assignment_,
+      {.job_dir = dir_ + "/job",
+       .rclone_dir = dir_ + "/rclone",
+       .mount_dir = absl::StrCat(env_.work_dir, "/mounts/", assignment_.attempt().job_id(), "-",
+                                 assignment_.attempt().epoch()),
+       .node_name = env_.node_name,
+       .stop =
+           [this] {
+             absl::MutexLock lock(&mu_);
+             return stop_;
+           },
+       .report =
+           [this](const std::string& reason) { Report(v1::AttemptReport::PREPARING, reason); }});
   if (!data.ok()) return data.status();
   data_ = *std::move(data);
   return absl::OkStatus();
@@ -770,6 +791,16 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
     // droverd may place the next GPU job here as soon as it hears of the end. A container
     // that could not be deleted may still use them: they stay held.
     env_.gpus->Release(GpuOwner());
+  }
+  // Nothing of the container uses the mounts any more (deleted, or its PID 1 and with it
+  // every process of it has exited).
+  if (absl::Status s = ReleaseJobData(data_); !s.ok()) {
+    Log(LogLevel::kWarning, "data_release_failed",
+        {{"job", assignment_.attempt().job_id()}, {"error", s.message()}});
+    if (cause == v1::JobStatus::CAUSE_UNSPECIFIED) {
+      cause = v1::JobStatus::DATA_UPLOAD_FAILED;
+      message = absl::StrCat("on ", env_.node_name, ": ", s.message());
+    }
   }
   v1::AttemptReport report;
   *report.mutable_attempt() = assignment_.attempt();

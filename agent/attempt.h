@@ -100,6 +100,8 @@ class Attempt {
   void SampleSystemMetrics();
   void UploadOutputs();
   void Finish(v1::JobStatus::Cause cause, std::string message);
+  // Finish with the cause and message of the STOP (none when no STOP came).
+  void FinishAsStopped();
 
   const AttemptEnv env_;
   const v1::AssignAttempt assignment_;

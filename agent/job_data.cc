@@ -7,11 +7,15 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 
 namespace drover::agent {
 namespace {
 
 namespace fs = std::filesystem;
+
+// How long an rclone mount may take to answer.
+constexpr absl::Duration kMountTimeout = absl::Minutes(2);
 
 // `base` joined with a datastore-relative `path` ("" for the root).
 std::string Join(const std::string& base, const std::string& path) {
@@ -44,6 +48,12 @@ absl::Status Copy(const std::string& from, const std::string& to, const std::str
   return absl::OkStatus();
 }
 
+// Whether a reference writes to its datastore.
+bool Writes(const v1::DataReference& ref) {
+  return ref.mode() == v1::DataReference::UPLOAD ||
+         (ref.mode() != v1::DataReference::DOWNLOAD && ref.read_write());
+}
+
 }  // namespace
 
 std::string ContainerDatastorePath(const std::string& name) {
@@ -59,79 +69,153 @@ std::string DatastoreVariable(const std::string& name) {
 }
 
 absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
-                                       const std::string& job_dir, const std::string& node_name) {
+                                       const JobDataContext& context) {
+  const v1::JobSpec& spec = assignment.spec();
   std::map<std::string, const v1::Datastore*> registered;
   for (const v1::Datastore& d : assignment.datastores()) registered[d.name()] = &d;
+  // The datastore named by `field` (arguments[i] or outputs[i]), checked as droverd checks
+  // it at submit: an agent does not trust what reaches it.
+  auto lookup = [&](const std::string& field, const std::string& name, const std::string& path,
+                    bool writes) -> absl::StatusOr<const v1::Datastore*> {
+    std::string what = absl::StrCat(field, ": datastore '", name, "'");
+    auto found = registered.find(name);
+    if (found == registered.end()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, " is no longer registered (see `drover datastore list`)"));
+    }
+    if (!SafeRelative(path)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": path '", path, "' must be relative, without '..'"));
+    }
+    if (writes && !found->second->allow_write()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, " is read-only; an administrator can allow writes"));
+    }
+    std::error_code error;
+    if (found->second->type() == v1::Datastore::HOSTPATH &&
+        !fs::is_directory(found->second->path(), error)) {
+      return absl::UnavailableError(absl::StrCat(what, ": its folder ", found->second->path(),
+                                                 " does not exist on node ", context.node_name));
+    }
+    return found->second;
+  };
+
+  // Every datastore is checked before anything is mounted or copied.
+  std::vector<const v1::Datastore*> referenced(spec.arguments_size(), nullptr);
+  std::vector<const v1::Datastore*> outputs;
+  std::map<std::string, const v1::Datastore*> used;
+  for (int i = 0; i < spec.arguments_size(); ++i) {
+    if (!spec.arguments(i).has_data()) continue;
+    const v1::DataReference& ref = spec.arguments(i).data();
+    DROVER_ASSIGN_OR_RETURN(referenced[i], lookup(absl::StrCat("arguments[", i, "]"),
+                                                  ref.datastore(), ref.path(), Writes(ref)));
+    used[ref.datastore()] = referenced[i];
+  }
+  for (int i = 0; i < spec.outputs_size(); ++i) {
+    const v1::OutputTarget& target = spec.outputs(i);
+    DROVER_ASSIGN_OR_RETURN(const v1::Datastore* store,
+                            lookup(absl::StrCat("outputs[", i, "]"), target.datastore(),
+                                   target.path(), /*writes=*/true));
+    outputs.push_back(store);
+    used[target.datastore()] = store;
+  }
+
   JobData data;
+  std::vector<v1::Datastore> remotes;
+  for (const auto& [name, store] : used) {
+    if (store->type() == v1::Datastore::RCLONE) remotes.push_back(*store);
+  }
+  if (!remotes.empty()) {
+    std::error_code error;
+    fs::create_directories(context.rclone_dir, error);
+    fs::permissions(context.rclone_dir, fs::perms::owner_all, error);
+    data.rclone = std::make_unique<JobData::Rclone>();
+    data.rclone->tools = context.rclone;
+    data.rclone->config = context.rclone_dir + "/rclone.conf";
+    data.rclone->mount_dir = context.mount_dir;
+    DROVER_RETURN_IF_ERROR(WriteRcloneConfig(context.rclone, remotes, data.rclone->config));
+  }
+
   std::map<std::string, bool> mounted;  // name -> read-write
-  for (int i = 0; i < assignment.spec().arguments_size(); ++i) {
-    const v1::Argument& argument = assignment.spec().arguments(i);
+  for (int i = 0; i < spec.arguments_size(); ++i) {
+    const v1::Argument& argument = spec.arguments(i);
     if (!argument.has_data()) {
       data.arguments.push_back(argument.value());
       continue;
     }
     const v1::DataReference& ref = argument.data();
+    const v1::Datastore& store = *referenced[i];
+    const bool rclone = store.type() == v1::Datastore::RCLONE;
     std::string what = absl::StrCat("arguments[", i, "]: datastore '", ref.datastore(), "'");
-    auto found = registered.find(ref.datastore());
-    if (found == registered.end()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(what, " is no longer registered (see `drover datastore list`)"));
-    }
-    const v1::Datastore& store = *found->second;
-    if (store.type() != v1::Datastore::HOSTPATH) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          what, " is of type ", v1::Datastore::Type_Name(store.type()),
-          ", which this agent cannot mount yet; use a hostpath datastore"));
-    }
-    if (!SafeRelative(ref.path())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": path '", ref.path(), "' must be relative, without '..'"));
-    }
-    bool writes = ref.mode() == v1::DataReference::UPLOAD ||
-                  (ref.mode() != v1::DataReference::DOWNLOAD && ref.read_write());
-    if (writes && !store.allow_write()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(what, " is read-only; an administrator can allow writes"));
-    }
-    std::error_code error;
-    if (!fs::is_directory(store.path(), error)) {
-      return absl::UnavailableError(absl::StrCat(what, ": its folder ", store.path(),
-                                                 " does not exist on node ", node_name));
-    }
-    std::string source = Join(store.path(), ref.path());
+    std::string source = rclone ? RcloneRemote(store, ref.path()) : Join(store.path(), ref.path());
     switch (ref.mode()) {
       case v1::DataReference::DOWNLOAD: {
-        std::string local = Join(absl::StrCat(job_dir, "/data/", store.name()), ref.path());
-        if (!fs::exists(source, error)) {
-          return absl::UnavailableError(
-              absl::StrCat(what, ": ", ref.path(), " does not exist in it (", source, ")"));
+        std::string local = Join(absl::StrCat(context.job_dir, "/data/", store.name()), ref.path());
+        if (rclone) {
+          if (absl::Status s = RcloneCopy(context.rclone, data.rclone->config, source, local,
+                                          context.stop);
+              !s.ok()) {
+            return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
+          }
+        } else {
+          std::error_code error;
+          if (!fs::exists(source, error)) {
+            return absl::UnavailableError(
+                absl::StrCat(what, ": ", ref.path(), " does not exist in it (", source, ")"));
+          }
+          if (absl::Status s = Copy(source, local, what); !s.ok()) return s;
         }
-        if (absl::Status s = Copy(source, local, what); !s.ok()) return s;
         data.arguments.push_back(Join(absl::StrCat("/job/data/", store.name()), ref.path()));
         break;
       }
       case v1::DataReference::UPLOAD: {
-        std::string local = Join(absl::StrCat(job_dir, "/upload/", store.name()), ref.path());
+        std::string local = Join(absl::StrCat(context.job_dir, "/upload/", store.name()), ref.path());
+        std::error_code error;
         fs::create_directories(local, error);
         if (error) {
           return absl::UnavailableError(
               absl::StrCat(what, ": creating ", local, ": ", error.message()));
         }
-        data.uploads.push_back({store.name(), local, source});
+        data.uploads.push_back({store.name(), local, source, rclone});
         data.arguments.push_back(Join(absl::StrCat("/job/upload/", store.name()), ref.path()));
         break;
       }
       default: {  // MOUNT
-        mounted[store.name()] = mounted[store.name()] || writes;
+        mounted[store.name()] = mounted[store.name()] || Writes(ref);
         data.arguments.push_back(Join(ContainerDatastorePath(store.name()), ref.path()));
         break;
       }
     }
   }
+  for (int i = 0; i < spec.outputs_size(); ++i) {
+    const v1::Datastore& store = *outputs[i];
+    const bool rclone = store.type() == v1::Datastore::RCLONE;
+    const std::string& path = spec.outputs(i).path();
+    data.uploads.push_back({store.name(), context.job_dir + "/outputs",
+                            rclone ? RcloneRemote(store, path) : Join(store.path(), path), rclone});
+  }
   for (const auto& [name, read_write] : mounted) {
-    data.mounts.push_back({.source = registered[name]->path(),
-                           .destination = ContainerDatastorePath(name),
-                           .read_only = !read_write});
+    const v1::Datastore& store = *used[name];
+    std::string source = store.path();
+    if (store.type() == v1::Datastore::RCLONE) {
+      if (context.report) context.report(absl::StrCat("MOUNTING datastore=", name));
+      absl::StatusOr<std::unique_ptr<RcloneMount>> mount = RcloneMount::Start(
+          context.rclone,
+          {.datastore = name,
+           .node = context.node_name,
+           .config = data.rclone->config,
+           .remote = RcloneRemote(store, ""),
+           .mountpoint = absl::StrCat(context.mount_dir, "/", name),
+           .cache_dir = absl::StrCat(context.rclone_dir, "/cache-", name),
+           .log_path = absl::StrCat(context.rclone_dir, "/mount-", name, ".log"),
+           .read_write = read_write},
+          kMountTimeout, context.stop);
+      if (!mount.ok()) return mount.status();
+      source = (*mount)->spec().mountpoint;
+      data.rclone->mounts.push_back(*std::move(mount));
+    }
+    data.mounts.push_back(
+        {.source = source, .destination = ContainerDatastorePath(name), .read_only = !read_write});
     data.env.push_back(absl::StrCat(DatastoreVariable(name), "=", ContainerDatastorePath(name)));
   }
   return data;
@@ -140,20 +224,46 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
 absl::Status UploadJobData(const JobData& data) {
   absl::Status result = absl::OkStatus();
   for (const JobData::Upload& upload : data.uploads) {
+    const std::string what = absl::StrCat("uploading to datastore '", upload.datastore, "'");
     std::error_code error;
+    if (upload.rclone) {
+      if (fs::is_empty(upload.local, error) || error) continue;
+      absl::Status copied = RcloneCopy(data.rclone->tools, data.rclone->config, upload.local,
+                                       upload.target);
+      if (!copied.ok() && result.ok()) {
+        result = absl::Status(copied.code(), absl::StrCat(what, ": ", copied.message()));
+      }
+      continue;
+    }
     for (const fs::directory_entry& entry : fs::directory_iterator(upload.local, error)) {
       absl::Status copied =
           Copy(entry.path().string(),
-               absl::StrCat(upload.target, "/", entry.path().filename().string()),
-               absl::StrCat("uploading to datastore '", upload.datastore, "'"));
+               absl::StrCat(upload.target, "/", entry.path().filename().string()), what);
       if (!copied.ok() && result.ok()) result = copied;
     }
     if (error && result.ok()) {
-      result = absl::UnavailableError(absl::StrCat("uploading to datastore '", upload.datastore,
-                                                   "': reading ", upload.local, ": ",
-                                                   error.message()));
+      result = absl::UnavailableError(
+          absl::StrCat(what, ": reading ", upload.local, ": ", error.message()));
     }
   }
+  return result;
+}
+
+JobData::Rclone::~Rclone() {
+  mounts.clear();  // each unmounts
+  std::error_code error;
+  if (!config.empty()) fs::remove(config, error);
+  if (!mount_dir.empty()) fs::remove(mount_dir, error);  // only when empty: never recursively
+}
+
+absl::Status ReleaseJobData(JobData& data, absl::Duration upload_wait) {
+  if (data.rclone == nullptr) return absl::OkStatus();
+  absl::Status result = absl::OkStatus();
+  for (std::unique_ptr<RcloneMount>& mount : data.rclone->mounts) {
+    absl::Status s = mount->Unmount(upload_wait);
+    if (!s.ok() && result.ok()) result = s;
+  }
+  data.rclone.reset();
   return result;
 }
 

@@ -1,19 +1,22 @@
-// A job's data references on one node (arguments written `ds://NAME/path`, see
+// A job's data on one node (arguments written `ds://NAME/path` and `spec.outputs`, see
 // docs/datastores.md): which datastore folders are bound into the container, what is copied
-// into the job folder before the start (DOWNLOAD), which folders are copied back to their
-// datastore at the end (UPLOAD), and the arguments as the processes receive them.
-//
-// Only HOSTPATH datastores are handled here (a folder at the same path on every node);
-// RCLONE ones are refused with a clear error until the agent mounts them.
+// into the job folder before the start (DOWNLOAD), which folders are copied to their
+// datastore at the end (UPLOAD, and `outputs/` to each output target), and the arguments as
+// the processes receive them. HOSTPATH datastores are folders on the node; RCLONE ones are
+// mounted with `rclone mount` and copied with `rclone copyto` (agent/rclone.h). Used on the
+// attempt's thread.
 #ifndef DROVER_AGENT_JOB_DATA_H_
 #define DROVER_AGENT_JOB_DATA_H_
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/rclone.h"
 #include "agent/runtime/container_runtime.h"
 #include "drover/v1/agent.pb.h"
 
@@ -23,6 +26,21 @@ namespace drover::agent {
 std::string ContainerDatastorePath(const std::string& name);
 // DROVER_DATASTORE_<NAME>: upper case, '-' as '_'.
 std::string DatastoreVariable(const std::string& name);
+
+// Where and how one attempt's data is handled on this node.
+struct JobDataContext {
+  std::string job_dir;     // the job folder, bound at /job
+  std::string rclone_dir;  // the attempt's rclone config, logs and caches (created if needed)
+  // rclone mount points go under it (created if needed): never under a folder that is
+  // removed recursively, which would delete through a mount that is still there.
+  std::string mount_dir;
+  std::string node_name;
+  RcloneTools rclone;
+  // Asked during mounts and copies; true ends them (CANCELLED).
+  std::function<bool()> stop;
+  // Progress for the job's state reason ("MOUNTING datastore=NAME").
+  std::function<void(const std::string& reason)> report;
+};
 
 struct JobData {
   // Every argument of the spec, in order, as the processes get it: values as given, data
@@ -35,23 +53,44 @@ struct JobData {
   struct Upload {
     std::string datastore;
     std::string local;   // on the node, in the job folder
-    std::string target;  // on the node, in the datastore
+    std::string target;  // HOSTPATH: the folder on the node; RCLONE: "NAME:PATH"
+    bool rclone = false;
   };
+  // UPLOAD references, then `outputs/` to each output target.
   std::vector<Upload> uploads;
+  // The attempt's rclone config file and mounts, when it uses an RCLONE datastore.
+  // Destroying them (without ReleaseJobData) unmounts without waiting for uploads and
+  // removes the config.
+  struct Rclone {
+    RcloneTools tools;
+    std::string config;     // mode 0600, in the attempt's rclone folder
+    std::string mount_dir;  // removed when empty
+    std::vector<std::unique_ptr<RcloneMount>> mounts;
+    ~Rclone();
+  };
+  std::unique_ptr<Rclone> rclone;
 };
 
-// Resolves the job's arguments against `assignment.datastores()`; copies DOWNLOAD data into
-// `<job_dir>/data/<name>/<path>` and creates the UPLOAD folders `<job_dir>/upload/<name>/<path>`
-// (`job_dir` is bound at /job). Errors name the datastore: FAILED_PRECONDITION for one that
-// is no longer registered, an rclone one, or a write it does not allow; UNAVAILABLE when
-// its folder is missing on this node or a copy fails.
+// Resolves the job's arguments and outputs against `assignment.datastores()`; writes the
+// rclone config, mounts rclone datastores (MOUNTING datastore=NAME), copies DOWNLOAD data
+// into `<job_dir>/data/<name>/<path>` and creates the UPLOAD folders
+// `<job_dir>/upload/<name>/<path>` (`job_dir` is bound at /job). On failure nothing is left
+// mounted. Errors name the datastore: FAILED_PRECONDITION for one that is no longer
+// registered or a write it does not allow; UNAVAILABLE when its folder is missing on this
+// node, a copy or a mount fails (with rclone's error); CANCELLED when `context.stop` said so.
 absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
-                                       const std::string& job_dir, const std::string& node_name);
+                                       const JobDataContext& context);
 
-// Copies each UPLOAD folder's contents into its datastore (files of the same name are
-// replaced). UNAVAILABLE naming the datastore and the error when one fails; the others are
-// still copied.
+// Copies each UPLOAD folder's contents, and `outputs/`, into its datastore (files of the
+// same name are replaced; an empty folder copies nothing). UNAVAILABLE naming the datastore
+// and the error when one fails; the others are still copied.
 absl::Status UploadJobData(const JobData& data);
+
+// Ends the rclone part: waits until files written through read-write mounts are uploaded
+// (at most `upload_wait`), unmounts every mount, ends its rclone and removes the config.
+// UNAVAILABLE naming the datastore when written files were not uploaded or a mount could
+// not be removed; everything is released anyway.
+absl::Status ReleaseJobData(JobData& data, absl::Duration upload_wait = absl::Minutes(30));
 
 }  // namespace drover::agent
 

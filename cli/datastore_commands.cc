@@ -66,10 +66,11 @@ int CreateAction(Invocation& inv, const std::vector<std::string>& args) {
       "drover datastore create [flags] NAME",
       "Registers a datastore, where jobs' data lives; jobs name it in arguments as\n"
       "ds://NAME/PATH. --type hostpath: a folder at the same --path on every node.\n"
-      "--type rclone: any rclone remote, set up with --option KEY=VALUE as in an rclone\n"
-      "config section (--option type=s3 or another backend is required) and --secret\n"
-      "KEY=VALUE for credentials (droverd hands them only to the nodes of jobs that use\n"
-      "the datastore and shows them back as ***). Jobs may only read unless\n"
+      "--type rclone: any rclone remote, mounted or copied by the nodes with rclone (they\n"
+      "need rclone and fuse3), set up with --option KEY=VALUE as in an rclone config\n"
+      "section (--option type=s3 or another backend is required) and --secret KEY=VALUE\n"
+      "for credentials, passwords in plain text (droverd hands them only to the nodes of\n"
+      "jobs that use the datastore and shows them back as ***). Jobs may only read unless\n"
       "--allow-write is given. A datastore that exists is refused (exit code 5) unless\n"
       "--replace is given. Prints NAME CREATED (or REPLACED).");
   flags.String("type", &values.type, "hostpath or rclone", "TYPE");
@@ -85,7 +86,7 @@ int CreateAction(Invocation& inv, const std::vector<std::string>& args) {
                  "process list and shell history)",
                  "KEY=VALUE");
   flags.Bool("allow-write", &values.allow_write,
-             "Let jobs write: ds://...?mode=mount&rw=true and ?mode=upload");
+             "Let jobs write: ds://...?mode=mount&rw=true, ?mode=upload and --outputs-to");
   flags.Bool("replace", &replace, "Replace the datastore of this name if it exists");
   AddGlobalFlags(&flags, &inv.global());
   std::vector<std::string> positional;

@@ -147,12 +147,61 @@ std::string FormatArgument(const v1::Argument& argument) {
   return out;
 }
 
+absl::StatusOr<v1::OutputTarget> ParseOutputTarget(absl::string_view text) {
+  auto bad = [text](absl::string_view problem) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "output target '", text, "': ", problem, "; write ds://DATASTORE/PATH (PATH: the folder "
+        "in the datastore that receives the job's outputs)"));
+  };
+  absl::string_view rest = text;
+  if (!absl::ConsumePrefix(&rest, kDataPrefix)) return bad("does not start with ds://");
+  if (absl::StrContains(rest, '?')) return bad("takes no options");
+  v1::OutputTarget target;
+  size_t slash = rest.find('/');
+  target.set_datastore(std::string(rest.substr(0, slash)));
+  if (slash != absl::string_view::npos) target.set_path(std::string(rest.substr(slash + 1)));
+  if (target.datastore().empty()) return bad("no datastore name");
+  if (target.path().empty()) return bad("no folder");
+  return target;
+}
+
 namespace {
+
+// Replaces each string in the list `field` of the JSON object `fields` by the JSON form of
+// the message `parse` makes of it; whether one was replaced. INVALID_ARGUMENT naming the
+// entry ("arguments[1]: ...") when `parse` fails.
+template <typename Message>
+absl::StatusOr<bool> ExpandStrings(
+    google::protobuf::Map<std::string, google::protobuf::Value>* fields, const std::string& field,
+    const std::function<absl::StatusOr<Message>(absl::string_view)>& parse) {
+  auto list = fields->find(field);
+  if (list == fields->end() || !list->second.has_list_value()) return false;
+  bool changed = false;
+  auto* items = list->second.mutable_list_value()->mutable_values();
+  for (int i = 0; i < items->size(); ++i) {
+    google::protobuf::Value& item = (*items)[i];
+    if (item.kind_case() != google::protobuf::Value::kStringValue) continue;
+    absl::StatusOr<Message> message = parse(item.string_value());
+    if (!message.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i, "]: ", message.status().message()));
+    }
+    std::string text;
+    google::protobuf::Value parsed;
+    if (!google::protobuf::util::MessageToJsonString(*message, &text).ok() ||
+        !google::protobuf::util::JsonStringToMessage(text, &parsed).ok()) {
+      return absl::InternalError(absl::StrCat(field, "[", i, "]: cannot convert"));
+    }
+    item = std::move(parsed);
+    changed = true;
+  }
+  return changed;
+}
 
 // `json` with every string in its top-level "arguments" list replaced by the Argument that
 // ParseArgument makes of it ("ds://imagenet/train" -> {"data": {...}}, "--lr" ->
-// {"value": "--lr"}); nullopt when there is no such string. INVALID_ARGUMENT naming the
-// argument for a malformed ds:// string.
+// {"value": "--lr"}), and every string in "outputs" by its OutputTarget; nullopt when there
+// is no such string. INVALID_ARGUMENT naming the entry for a malformed ds:// string.
 absl::StatusOr<std::optional<std::string>> ExpandStringArguments(absl::string_view json) {
   google::protobuf::Value root;
   if (!google::protobuf::util::JsonStringToMessage(
@@ -162,28 +211,11 @@ absl::StatusOr<std::optional<std::string>> ExpandStringArguments(absl::string_vi
     return std::nullopt;
   }
   auto* fields = root.mutable_struct_value()->mutable_fields();
-  auto arguments = fields->find("arguments");
-  if (arguments == fields->end() || !arguments->second.has_list_value()) return std::nullopt;
-  bool changed = false;
-  auto* items = arguments->second.mutable_list_value()->mutable_values();
-  for (int i = 0; i < items->size(); ++i) {
-    google::protobuf::Value& item = (*items)[i];
-    if (item.kind_case() != google::protobuf::Value::kStringValue) continue;
-    absl::StatusOr<v1::Argument> argument = ParseArgument(item.string_value());
-    if (!argument.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("arguments[", i, "]: ", argument.status().message()));
-    }
-    std::string text;
-    google::protobuf::Value parsed;
-    if (!google::protobuf::util::MessageToJsonString(*argument, &text).ok() ||
-        !google::protobuf::util::JsonStringToMessage(text, &parsed).ok()) {
-      return absl::InternalError(absl::StrCat("arguments[", i, "]: cannot convert"));
-    }
-    item = std::move(parsed);
-    changed = true;
-  }
-  if (!changed) return std::nullopt;
+  DROVER_ASSIGN_OR_RETURN(bool arguments,
+                          ExpandStrings<v1::Argument>(fields, "arguments", ParseArgument));
+  DROVER_ASSIGN_OR_RETURN(bool outputs,
+                          ExpandStrings<v1::OutputTarget>(fields, "outputs", ParseOutputTarget));
+  if (!arguments && !outputs) return std::nullopt;
   std::string out;
   if (!google::protobuf::util::MessageToJsonString(root, &out).ok()) return std::nullopt;
   return out;
@@ -283,6 +315,10 @@ void SubmitSpecFlags::Register(FlagSet* flags) {
       "Stop the job after it ran this long: 90m, 2h, 3d; 0 is no limit", "DURATION");
   Int32Flag(flags, "priority", &priority_, "Priority, -1000 to 1000; higher runs first (default 0)");
   Int32Flag(flags, "max-retries", &max_retries_, "Retry a failed attempt up to N times (default 0)");
+  flags->Repeated("outputs-to", &outputs_to_,
+                  "When the job ends, copy its outputs folder ($DROVER_OUTPUT_DIR) into PATH "
+                  "of datastore NAME (it must allow writes)",
+                  "ds://NAME/PATH");
   flags->String("snapshot", &snapshot_, "Source snapshot digest to run from", "sha256:HEX");
   flags->String("idempotency-key", &idempotency_key_,
                 "Resubmitting with the same key returns the first job (default: a random key, "
@@ -370,6 +406,17 @@ absl::StatusOr<v1::JobSpec> SubmitSpecFlags::Build(const FlagSet& flags,
   }
   if (flags.WasSet("priority")) spec.set_priority(priority_);
   if (flags.WasSet("max-retries")) spec.set_max_retries(max_retries_);
+  if (!outputs_to_.empty()) {
+    spec.clear_outputs();
+    for (const std::string& text : outputs_to_) {
+      absl::StatusOr<v1::OutputTarget> target = ParseOutputTarget(text);
+      if (!target.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--outputs-to: ", target.status().message()));
+      }
+      *spec.add_outputs() = *std::move(target);
+    }
+  }
   if (flags.WasSet("snapshot")) spec.set_source_snapshot(snapshot_);
   if (flags.WasSet("idempotency-key")) spec.set_idempotency_key(idempotency_key_);
 

@@ -29,11 +29,16 @@ absl::StatusOr<v1::Argument> ParseArgument(absl::string_view text);
 // The text of an argument as a user would type it back: the inverse of ParseArgument.
 std::string FormatArgument(const v1::Argument& argument);
 
+// An output target written `ds://NAME/PATH` (PATH: the folder inside the datastore that
+// receives the job's outputs/). INVALID_ARGUMENT naming the text and the syntax otherwise.
+absl::StatusOr<v1::OutputTarget> ParseOutputTarget(absl::string_view text);
+
 // Parses a JobSpec written in protobuf's JSON form. Field names may be the proto names
 // (`node_count`) or the JSON names (`nodeCount`); enum values any case ("pytorch"). An
 // entry of `arguments` may also be a plain string, read as on the command line by
-// ParseArgument: ["--data", "ds://imagenet/train?mode=download"]. INVALID_ARGUMENT carries
-// the parser's message, or names the argument ("arguments[1]: ...").
+// ParseArgument: ["--data", "ds://imagenet/train?mode=download"], and an entry of `outputs`
+// a string read by ParseOutputTarget: ["ds://results/run7"]. INVALID_ARGUMENT carries the
+// parser's message, or names the entry ("arguments[1]: ...", "outputs[0]: ...").
 absl::StatusOr<v1::JobSpec> ParseJobSpecJson(absl::string_view json);
 
 // Reads a file named on the command line ("-" is stdin); NOT_FOUND / PERMISSION_DENIED /
@@ -50,10 +55,10 @@ class SubmitSpecFlags {
 
   // The spec: the `-f` file's fields if one was given, then every spec flag given on the
   // command line (scalars replace the file's value; --tag and --env add or replace single
-  // keys; --pip and --conda replace the file's lists), then `positional` (SCRIPT, then its
-  // ARGS, replacing the file's entry script and arguments). INVALID_ARGUMENT for a bad
-  // value or a missing entry script, with a message meant for the user; errors reading the
-  // file keep their code.
+  // keys; --pip, --conda and --outputs-to replace the file's lists), then `positional`
+  // (SCRIPT, then its ARGS, replacing the file's entry script and arguments).
+  // INVALID_ARGUMENT for a bad value or a missing entry script, with a message meant for the
+  // user; errors reading the file keep their code.
   absl::StatusOr<v1::JobSpec> Build(const FlagSet& flags, const std::vector<std::string>& positional,
                                     const FileReader& read_file, const EnvLookup& getenv) const;
 
@@ -67,6 +72,7 @@ class SubmitSpecFlags {
   std::vector<std::string> pip_;
   std::vector<std::string> conda_;
   std::vector<std::string> env_;
+  std::vector<std::string> outputs_to_;
   bool gpu_ = false;
   int32_t nodes_ = 0;
   int32_t processes_per_node_ = 0;

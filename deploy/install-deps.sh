@@ -14,11 +14,11 @@ build_pkgs=(
   libabsl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libsystemd-dev libssl-dev
 )
 # Used at run time by drover-agent: runc runs the containers, umoci and skopeo unpack and
-# pull OCI images; PyTorch for the example jobs and Open MPI's mpirun for jobs of the mpi
-# backend, both in the host image; iproute2 for the quick start's test hosts
-# (deploy/testhosts.sh).
+# pull OCI images, rclone and fuse3 (fusermount3) mount and copy rclone datastores; PyTorch
+# for the example jobs and Open MPI's mpirun for jobs of the mpi backend, both in the host
+# image; iproute2 for the quick start's test hosts (deploy/testhosts.sh).
 runtime_pkgs=(
-  runc umoci skopeo python3 python3-torch python3-numpy openmpi-bin iproute2
+  runc umoci skopeo rclone fuse3 python3 python3-torch python3-numpy openmpi-bin iproute2
 )
 # Used by the tests besides: the sqlite3 shell (crash tests), busybox-static (small test
 # images), procps, mpi4py (MPI test jobs), Prometheus' Python client (its text-format

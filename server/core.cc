@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "common/archive/sha256.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "scheduler/job_spec.h"
 #include "scheduler/job_state.h"
@@ -295,23 +296,39 @@ std::vector<v1::Datastore> Core::ListDatastores() const {
 
 absl::Status Core::CheckDataReferences(const v1::JobSpec& spec) const {
   absl::MutexLock lock(&datastores_mu_);
+  // `field` names the reference (spec.arguments[i].data, spec.outputs[i]); `writing` says
+  // how it writes, empty when it only reads; `otherwise` what else the user can do.
+  auto check = [this](const std::string& field, const std::string& name,
+                      absl::string_view writing, absl::string_view otherwise)
+                   ABSL_SHARED_LOCKS_REQUIRED(datastores_mu_) {
+    auto it = datastores_.find(name);
+    if (it == datastores_.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".datastore: '", name,
+                       "' is not a registered datastore; drover datastore list shows them"));
+    }
+    if (!writing.empty() && !it->second.allow_write()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          field, ": datastore '", name, "' is read-only, so ", writing,
+          "; an administrator can allow writes (drover datastore create ", name,
+          " ... --allow-write --replace), or ", otherwise));
+    }
+    return absl::OkStatus();
+  };
   for (int i = 0; i < spec.arguments_size(); ++i) {
     if (!spec.arguments(i).has_data()) continue;
     const v1::DataReference& data = spec.arguments(i).data();
-    auto it = datastores_.find(data.datastore());
-    if (it == datastores_.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "spec.arguments[", i, "].data.datastore: '", data.datastore(),
-          "' is not a registered datastore; drover datastore list shows them"));
-    }
     const bool upload = data.mode() == v1::DataReference::UPLOAD;
-    if ((upload || data.read_write()) && !it->second.allow_write()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "spec.arguments[", i, "].data: datastore '", data.datastore(), "' is read-only, so ",
-          upload ? "the job cannot upload to it" : "it cannot be mounted writable",
-          "; an administrator can allow writes (drover datastore create ", data.datastore(),
-          " ... --allow-write --replace), or read it with a read-only mount or download"));
-    }
+    absl::string_view writing = upload             ? "the job cannot upload to it"
+                                : data.read_write() ? "it cannot be mounted writable"
+                                                    : "";
+    DROVER_RETURN_IF_ERROR(check(absl::StrCat("spec.arguments[", i, "].data"), data.datastore(),
+                                 writing, "read it with a read-only mount or download"));
+  }
+  for (int i = 0; i < spec.outputs_size(); ++i) {
+    DROVER_RETURN_IF_ERROR(check(absl::StrCat("spec.outputs[", i, "]"), spec.outputs(i).datastore(),
+                                 "the job cannot upload its outputs to it",
+                                 "name a datastore that allows writes"));
   }
   return absl::OkStatus();
 }
@@ -512,11 +529,14 @@ void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
   std::map<std::string, v1::Datastore> datastores;
   {
     absl::MutexLock lock(&datastores_mu_);
-    for (const v1::Argument& argument : spec.arguments()) {
-      if (!argument.has_data()) continue;
-      auto it = datastores_.find(argument.data().datastore());
+    auto add = [&](const std::string& name) ABSL_SHARED_LOCKS_REQUIRED(datastores_mu_) {
+      auto it = datastores_.find(name);
       if (it != datastores_.end()) datastores.emplace(it->first, it->second);
+    };
+    for (const v1::Argument& argument : spec.arguments()) {
+      if (argument.has_data()) add(argument.data().datastore());
     }
+    for (const v1::OutputTarget& output : spec.outputs()) add(output.datastore());
   }
   int ppn = spec.process_count_per_node();
   for (size_t rank = 0; rank < attempt.nodes.size(); ++rank) {

@@ -154,10 +154,11 @@ class Core {
   bool TargetExists(const std::string& name) const;
   // Whether an image name is registered. Thread-safe (submit handlers call it).
   bool ImageExists(const std::string& name) const;
-  // Whether every data reference of `spec`'s arguments names a registered datastore
-  // (INVALID_ARGUMENT naming `spec.arguments[i].data.datastore` otherwise) that allows the
-  // writes it asks for (FAILED_PRECONDITION naming the datastore otherwise). Thread-safe
-  // (submit handlers call it).
+  // Whether every data reference of `spec`'s arguments and every output target names a
+  // registered datastore (INVALID_ARGUMENT naming `spec.arguments[i].data.datastore` or
+  // `spec.outputs[i].datastore` otherwise) that allows the writes it asks for (outputs
+  // always write; FAILED_PRECONDITION naming the datastore otherwise). Thread-safe (submit
+  // handlers call it).
   absl::Status CheckDataReferences(const v1::JobSpec& spec) const;
 
  private:

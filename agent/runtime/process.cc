@@ -80,16 +80,40 @@ bool WaitPidExit(pid_t pid, absl::Time deadline) {
 
 absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                          absl::Duration timeout,
-                                         const std::string& output_path) {
+                                         const std::string& output_path,
+                                         const std::string& input) {
+  constexpr size_t kMaxInputBytes = 64 << 10;
+  if (input.size() > kMaxInputBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input for ", argv[0], " is larger than ", kMaxInputBytes, " bytes"));
+  }
+  int in_pipe[2] = {-1, -1};
+  if (!input.empty()) {
+    // Written whole before the start: it fits in the pipe, so nothing waits on the reader.
+    if (pipe2(in_pipe, O_CLOEXEC) != 0) {
+      return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+    }
+    ssize_t written = write(in_pipe[1], input.data(), input.size());
+    close(in_pipe[1]);
+    if (written != static_cast<ssize_t>(input.size())) {
+      close(in_pipe[0]);
+      return absl::InternalError(absl::StrCat("writing the input of ", argv[0], " failed"));
+    }
+  }
   int out_pipe[2] = {-1, -1};
   int err_pipe[2] = {-1, -1};
   bool capture = output_path.empty();
   if (capture && (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0)) {
+    if (in_pipe[0] >= 0) close(in_pipe[0]);
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (in_pipe[0] >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
   if (capture) {
     posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
     posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
@@ -100,6 +124,7 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   }
   absl::StatusOr<pid_t> spawned = Spawn(argv, &actions);
   posix_spawn_file_actions_destroy(&actions);
+  if (in_pipe[0] >= 0) close(in_pipe[0]);
   if (capture) {
     close(out_pipe[1]);
     close(err_pipe[1]);
@@ -150,6 +175,19 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   while (waitpid(pid, &result.status, 0) < 0 && errno == EINTR) {
   }
   return result;
+}
+
+absl::StatusOr<pid_t> StartProcess(const std::vector<std::string>& argv,
+                                   const std::string& output_path) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, output_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  absl::StatusOr<pid_t> spawned = Spawn(argv, &actions);
+  posix_spawn_file_actions_destroy(&actions);
+  return spawned;
 }
 
 absl::StatusOr<int> RunStreaming(const std::vector<std::string>& argv,

@@ -35,10 +35,20 @@ struct ProcessResult {
 // at their defaults. Without `output_path`, stdout and stderr are captured through pipes;
 // with it, both go to that file (O_APPEND): `runc create` hands its stdio to the container,
 // which would hold a pipe open forever. A process still running at `timeout` is killed and
-// reported `timed_out`. FAILED_PRECONDITION when it cannot be started.
+// reported `timed_out`. A non-empty `input` is its stdin instead (at most 64 KiB, a pipe's
+// capacity: for small secrets that must not appear on a command line). FAILED_PRECONDITION
+// when it cannot be started; INVALID_ARGUMENT for a larger `input`.
 absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                          absl::Duration timeout,
-                                         const std::string& output_path = "");
+                                         const std::string& output_path = "",
+                                         const std::string& input = "");
+
+// Starts `argv` (argv[0] looked up in PATH) in the background, stdin from /dev/null, stdout
+// and stderr appended to `output_path` (created 0600), signals at their defaults, and
+// returns its pid: the caller owns the child and reaps it by that pid. FAILED_PRECONDITION
+// when it cannot be started.
+absl::StatusOr<pid_t> StartProcess(const std::vector<std::string>& argv,
+                                   const std::string& output_path);
 
 // Runs `argv` (stdin /dev/null) and hands its output to `output(is_stderr, bytes)` as it
 // comes, until the process exits; then what is already in its pipes (descendants that

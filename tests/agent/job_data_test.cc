@@ -1,6 +1,9 @@
-// A job's data references on a node: hostpath datastores mounted, downloaded and uploaded,
-// and refused with errors that name the datastore. Real folders, no containers.
+// A job's data on a node: hostpath and rclone datastores mounted, downloaded and uploaded,
+// outputs copied to their targets, and refusals with errors that name the datastore. Real
+// folders, real rclone (an `alias` remote: a local folder) and FUSE, no containers.
 #include "agent/job_data.h"
+
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -41,6 +44,13 @@ class JobDataTest : public ::testing::Test {
     ref->set_read_write(read_write);
   }
 
+  absl::StatusOr<JobData> Prepare(const std::string& node = "n1") {
+    return PrepareJobData(assignment_, {.job_dir = job_,
+                                        .rclone_dir = dir_.path() + "/rclone",
+                                        .mount_dir = dir_.path() + "/mounts",
+                                        .node_name = node});
+  }
+
   testing::TempDir dir_;
   std::string store_;
   std::string job_;
@@ -54,7 +64,7 @@ TEST_F(JobDataTest, ReferencesBecomeContainerPathsInArgumentOrder) {
   Ref("train/a.txt", v1::DataReference::DOWNLOAD);
   Arg("--out");
   Ref("results/run1", v1::DataReference::UPLOAD);
-  absl::StatusOr<JobData> data = PrepareJobData(assignment_, job_, "n1");
+  absl::StatusOr<JobData> data = Prepare("n1");
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_THAT(data->arguments,
               ::testing::ElementsAre("--data", "/datastores/image-net/train", "--copy",
@@ -77,7 +87,7 @@ TEST_F(JobDataTest, ReferencesBecomeContainerPathsInArgumentOrder) {
 TEST_F(JobDataTest, ReadWriteMountWhenAnyReferenceAsksAndTheDatastoreAllows) {
   Ref("", v1::DataReference::MOUNT);
   Ref("train", v1::DataReference::MOUNT, /*read_write=*/true);
-  absl::StatusOr<JobData> data = PrepareJobData(assignment_, job_, "n1");
+  absl::StatusOr<JobData> data = Prepare("n1");
   ASSERT_TRUE(data.ok()) << data.status();
   ASSERT_EQ(data->mounts.size(), 1u);
   EXPECT_FALSE(data->mounts[0].read_only);
@@ -87,42 +97,130 @@ TEST_F(JobDataTest, ReadWriteMountWhenAnyReferenceAsksAndTheDatastoreAllows) {
 TEST_F(JobDataTest, RefusalsNameTheDatastoreAndWhatToDo) {
   assignment_.mutable_datastores(0)->set_allow_write(false);
   Ref("out", v1::DataReference::UPLOAD);
-  absl::StatusOr<JobData> data = PrepareJobData(assignment_, job_, "n1");
+  absl::StatusOr<JobData> data = Prepare("n1");
   EXPECT_EQ(data.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(data.status().message()),
               HasSubstr("datastore 'image-net' is read-only; an administrator can allow writes"));
 
   assignment_.mutable_spec()->clear_arguments();
   Ref("train", v1::DataReference::MOUNT, false, "gone");
-  data = PrepareJobData(assignment_, job_, "n1");
+  data = Prepare("n1");
   EXPECT_THAT(std::string(data.status().message()),
               HasSubstr("datastore 'gone' is no longer registered"));
 
   assignment_.mutable_spec()->clear_arguments();
   Ref("../etc", v1::DataReference::MOUNT);
-  EXPECT_EQ(PrepareJobData(assignment_, job_, "n1").status().code(),
+  EXPECT_EQ(Prepare("n1").status().code(),
             absl::StatusCode::kInvalidArgument);
 
   assignment_.mutable_spec()->clear_arguments();
   Ref("missing.txt", v1::DataReference::DOWNLOAD);
-  data = PrepareJobData(assignment_, job_, "n1");
+  data = Prepare("n1");
   EXPECT_EQ(data.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(data.status().message()), HasSubstr("missing.txt does not exist"));
 
   assignment_.mutable_spec()->clear_arguments();
   assignment_.mutable_datastores(0)->set_path(dir_.path() + "/not-on-this-node");
   Ref("train", v1::DataReference::MOUNT);
-  data = PrepareJobData(assignment_, job_, "n7");
+  data = Prepare("n7");
   EXPECT_THAT(std::string(data.status().message()), HasSubstr("does not exist on node n7"));
+}
 
-  v1::Datastore* remote = assignment_.add_datastores();
-  remote->set_name("s3");
-  remote->set_type(v1::Datastore::RCLONE);
-  assignment_.mutable_spec()->clear_arguments();
-  Ref("bucket", v1::DataReference::MOUNT, false, "s3");
-  data = PrepareJobData(assignment_, job_, "n1");
+TEST_F(JobDataTest, OutputsAreCopiedIntoEachTargetAndAReadOnlyOneIsRefused) {
+  v1::OutputTarget* target = assignment_.mutable_spec()->add_outputs();
+  target->set_datastore("image-net");
+  target->set_path("runs/7");
+  absl::StatusOr<JobData> data = Prepare();
+  ASSERT_TRUE(data.ok()) << data.status();
+  fs::create_directories(job_ + "/outputs/ckpt");
+  std::ofstream(job_ + "/outputs/ckpt/model.pt") << "weights\n";
+  ASSERT_TRUE(UploadJobData(*data).ok());
+  EXPECT_EQ(testing::ReadWholeFile(store_ + "/runs/7/ckpt/model.pt"), "weights\n");
+
+  assignment_.mutable_datastores(0)->set_allow_write(false);
+  data = Prepare();
   EXPECT_EQ(data.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(data.status().message()), HasSubstr("cannot mount yet"));
+  EXPECT_THAT(std::string(data.status().message()),
+              HasSubstr("outputs[0]: datastore 'image-net' is read-only"));
+}
+
+// An rclone datastore of type `alias` (a local folder through rclone): downloads and uploads
+// go through `rclone copyto`, the config holds no more than the datastores the job uses.
+TEST_F(JobDataTest, RcloneDatastoreIsDownloadedUploadedAndReceivesOutputs) {
+  v1::Datastore* remote = assignment_.add_datastores();
+  remote->set_name("remote");
+  remote->set_type(v1::Datastore::RCLONE);
+  remote->set_path("inside");
+  remote->set_allow_write(true);
+  (*remote->mutable_rclone_options())["type"] = "alias";
+  (*remote->mutable_rclone_options())["remote"] = store_;
+  fs::create_directories(store_ + "/inside/train");
+  std::ofstream(store_ + "/inside/train/b.txt") << "sample b\n";
+  Ref("train/b.txt", v1::DataReference::DOWNLOAD, false, "remote");
+  Ref("train", v1::DataReference::DOWNLOAD, false, "remote");
+  Ref("runs/1", v1::DataReference::UPLOAD, false, "remote");
+  v1::OutputTarget* target = assignment_.mutable_spec()->add_outputs();
+  target->set_datastore("remote");
+  target->set_path("outputs/1");
+  absl::StatusOr<JobData> data = Prepare();
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_THAT(data->arguments,
+              ::testing::ElementsAre("/job/data/remote/train/b.txt", "/job/data/remote/train",
+                                     "/job/upload/remote/runs/1"));
+  EXPECT_EQ(testing::ReadWholeFile(job_ + "/data/remote/train/b.txt"), "sample b\n");
+  std::string config = testing::ReadWholeFile(dir_.path() + "/rclone/rclone.conf");
+  EXPECT_THAT(config, HasSubstr("[remote]\nremote = " + store_ + "\ntype = alias\n"));
+  EXPECT_THAT(config, ::testing::Not(HasSubstr("image-net"))) << "a hostpath datastore";
+
+  std::ofstream(job_ + "/upload/remote/runs/1/result.txt") << "result\n";
+  fs::create_directories(job_ + "/outputs");
+  std::ofstream(job_ + "/outputs/model.pt") << "weights\n";
+  ASSERT_TRUE(UploadJobData(*data).ok());
+  EXPECT_EQ(testing::ReadWholeFile(store_ + "/inside/runs/1/result.txt"), "result\n");
+  EXPECT_EQ(testing::ReadWholeFile(store_ + "/inside/outputs/1/model.pt"), "weights\n");
+  EXPECT_TRUE(ReleaseJobData(*data).ok());
+  EXPECT_FALSE(fs::exists(dir_.path() + "/rclone/rclone.conf")) << "the config is removed";
+
+  // What rclone says when the path is not there, with the argument and datastore named.
+  assignment_.mutable_spec()->clear_arguments();
+  assignment_.mutable_spec()->clear_outputs();
+  Ref("missing", v1::DataReference::DOWNLOAD, false, "remote");
+  data = Prepare();
+  EXPECT_EQ(data.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(data.status().message()),
+              HasSubstr("arguments[0]: datastore 'remote': copying remote:inside/missing to"));
+  EXPECT_THAT(std::string(data.status().message()), HasSubstr("directory not found"));
+}
+
+TEST_F(JobDataTest, RcloneMountIsBoundAndReleased) {
+  if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
+    GTEST_SKIP() << "FUSE mounts need root and /dev/fuse";
+  }
+  v1::Datastore* remote = assignment_.add_datastores();
+  remote->set_name("remote");
+  remote->set_type(v1::Datastore::RCLONE);
+  remote->set_path("train");
+  (*remote->mutable_rclone_options())["type"] = "alias";
+  (*remote->mutable_rclone_options())["remote"] = store_;
+  Ref("", v1::DataReference::MOUNT, false, "remote");
+  std::vector<std::string> reasons;
+  absl::StatusOr<JobData> data =
+      PrepareJobData(assignment_, {.job_dir = job_,
+                                   .rclone_dir = dir_.path() + "/rclone",
+                                   .mount_dir = dir_.path() + "/mounts",
+                                   .node_name = "n1",
+                                   .report = [&](const std::string& r) { reasons.push_back(r); }});
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_THAT(reasons, ::testing::ElementsAre("MOUNTING datastore=remote"));
+  ASSERT_EQ(data->mounts.size(), 1u);
+  EXPECT_EQ(data->mounts[0].source, dir_.path() + "/mounts/remote");
+  EXPECT_EQ(data->mounts[0].destination, "/datastores/remote");
+  EXPECT_TRUE(data->mounts[0].read_only);
+  EXPECT_EQ(testing::ReadWholeFile(dir_.path() + "/mounts/remote/a.txt"), "sample a\n");
+  EXPECT_TRUE(ReleaseJobData(*data).ok());
+  EXPECT_THAT(testing::ReadWholeFile("/proc/self/mountinfo"),
+              ::testing::Not(HasSubstr(dir_.path())));
+  EXPECT_FALSE(fs::exists(dir_.path() + "/mounts")) << "mount points are removed";
 }
 
 }  // namespace

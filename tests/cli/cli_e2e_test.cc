@@ -286,6 +286,17 @@ TEST_F(CliE2eTest, DatastoreCreateListSubmitDeleteRoundTrip) {
   EXPECT_THAT(r.err, StartsWith("drover: spec.arguments[0].data: datastore 'imagenet' is "
                                 "read-only, so the job cannot upload to it; an administrator "
                                 "can allow writes"));
+  // So are output targets.
+  Submit({"--outputs-to", "ds://results/run1", "train.py"});
+  r = Drover({"submit", "--outputs-to", "ds://reslts/run1", "train.py"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.err,
+            "drover: spec.outputs[0].datastore: 'reslts' is not a registered datastore; "
+            "drover datastore list shows them\n");
+  r = Drover({"submit", "--outputs-to", "ds://imagenet/run1", "train.py"});
+  EXPECT_EQ(r.exit_code, 5);
+  EXPECT_THAT(r.err, StartsWith("drover: spec.outputs[0]: datastore 'imagenet' is read-only, so "
+                                "the job cannot upload its outputs to it"));
 
   r = Drover({"datastore", "create", "imagenet", "--type", "hostpath", "--path", "/data/x"});
   EXPECT_EQ(r.exit_code, 5);

@@ -38,6 +38,7 @@ TEST_F(CliTest, SubmitBuildsTheSpecFromFlags) {
                  "--backend", "PyTorch", "--cpus", "7.5", "--memory", "16Gi", "--gpus", "4",
                  "--shm", "2Gi", "--max-run-duration", "90m", "--priority", "-5",
                  "--max-retries", "2", "--snapshot", "sha256:abc", "--idempotency-key", "k1",
+                 "--outputs-to", "ds://results/runs/7", "--outputs-to", "ds://archive/r7",
                  "train.py", "--lr", "0.1", "ds://imagenet/train?mode=download", "\\ds://x"}),
             0)
       << err();
@@ -65,6 +66,11 @@ TEST_F(CliTest, SubmitBuildsTheSpecFromFlags) {
   EXPECT_EQ(spec.max_retries(), 2);
   EXPECT_EQ(spec.source_snapshot(), "sha256:abc");
   EXPECT_EQ(spec.idempotency_key(), "k1");
+  ASSERT_EQ(spec.outputs_size(), 2);
+  EXPECT_EQ(spec.outputs(0).datastore(), "results");
+  EXPECT_EQ(spec.outputs(0).path(), "runs/7");
+  EXPECT_EQ(spec.outputs(1).datastore(), "archive");
+  EXPECT_EQ(spec.outputs(1).path(), "r7");
   EXPECT_EQ(spec.entry_script(), "train.py");
   ASSERT_EQ(spec.arguments_size(), 4);
   EXPECT_EQ(spec.arguments(0).value(), "--lr");
@@ -106,10 +112,12 @@ TEST_F(CliTest, SubmitReadsSpecFileAndFlagsOverrideIt) {
     "tags": {"a": "1", "b": "2"},
     "environment": {"pip_packages": ["a", "b"], "env": {"X": "1"}, "use_gpu": true},
     "resources": {"cpus": 2, "memory_mib": 1000},
-    "idempotency_key": "file-key"
+    "idempotency_key": "file-key",
+    "outputs": ["ds://results/from-file", {"datastore": "more", "path": "x"}]
   })");
   ASSERT_EQ(Run({"submit", "-f", path, "--name", "from-flag", "--tag", "b=3", "--pip", "c",
-                 "--env", "Y=2", "--memory", "2Gi", "--gpu=false"}),
+                 "--env", "Y=2", "--memory", "2Gi", "--gpu=false", "--outputs-to",
+                 "ds://results/from-flag"}),
             0)
       << err();
   const v1::JobSpec& spec = SubmittedSpec();
@@ -128,6 +136,8 @@ TEST_F(CliTest, SubmitReadsSpecFileAndFlagsOverrideIt) {
   EXPECT_DOUBLE_EQ(spec.resources().cpus(), 2);
   EXPECT_EQ(spec.resources().memory_mib(), 2048);
   EXPECT_EQ(spec.idempotency_key(), "file-key");
+  ASSERT_EQ(spec.outputs_size(), 1) << "--outputs-to replaces the file's list";
+  EXPECT_EQ(spec.outputs(0).path(), "from-flag");
 }
 
 TEST_F(CliTest, SubmitPositionalsReplaceTheFilesScriptAndArguments) {
@@ -161,6 +171,9 @@ TEST_F(CliTest, SubmitUsageErrorsExit2AndSendNothing) {
       {{"submit", "--env", "NOT_SET_HERE", "t.py"}, "NOT_SET_HERE is not set"},
       {{"submit", "--frobnicate", "t.py"}, "unknown flag --frobnicate"},
       {{"submit", "t.py", "ds://d/x?mode=fast"}, "ds://d/x?mode=fast"},
+      {{"submit", "--outputs-to", "results/run7", "t.py"}, "--outputs-to: output target 'results/run7': does not start with ds://"},
+      {{"submit", "--outputs-to", "ds://results", "t.py"}, "no folder"},
+      {{"submit", "--outputs-to", "ds://results/x?mode=upload", "t.py"}, "takes no options"},
       {{"submit", "-f", "/nonexistent/job.json"}, "cannot read job spec file"},
       {{"submit", "-f", bad_json}, "bad.json"},
       {{"submit", "--output", "yaml", "t.py"}, "--output"},

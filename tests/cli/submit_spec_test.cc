@@ -1,7 +1,11 @@
-// ParseArgument, ParseJobSpecJson and ParseRunDuration: the pieces of `drover submit` that
-// turn text into a JobSpec.
+// ParseArgument, ParseOutputTarget, ParseJobSpecJson and ParseRunDuration: the pieces of
+// `drover submit` that turn text into a JobSpec; the example job files parse.
 #include "cli/submit_spec.h"
 
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -9,6 +13,13 @@ namespace drover::cli {
 namespace {
 
 using ::testing::HasSubstr;
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 TEST(ParseArgumentTest, PlainTextIsALiteralValue) {
   absl::StatusOr<v1::Argument> arg = ParseArgument("--lr=0.1");
@@ -148,6 +159,51 @@ TEST(ParseJobSpecJsonTest, ABadDataReferenceStringNamesTheArgument) {
                         "one of mount, download, upload"));
   // Other errors stay the parser's.
   EXPECT_FALSE(ParseJobSpecJson(R"({"entry_scrip": "x", "arguments": ["ds://d"]})").ok());
+}
+
+TEST(ParseOutputTargetTest, DatastoreAndFolder) {
+  absl::StatusOr<v1::OutputTarget> target = ParseOutputTarget("ds://results/resnet/run7");
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_EQ(target->datastore(), "results");
+  EXPECT_EQ(target->path(), "resnet/run7");
+  for (const char* bad : {"results/run7", "ds://", "ds:///x", "ds://results", "ds://results/",
+                          "ds://r/x?rw=true"}) {
+    SCOPED_TRACE(bad);
+    absl::StatusOr<v1::OutputTarget> refused = ParseOutputTarget(bad);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(refused.status().message()),
+                HasSubstr("; write ds://DATASTORE/PATH (PATH: the folder in the datastore"));
+  }
+}
+
+TEST(ParseJobSpecJsonTest, OutputsMayBeWrittenAsStrings) {
+  absl::StatusOr<v1::JobSpec> spec = ParseJobSpecJson(
+      R"({"entry_script": "t.py", "outputs": ["ds://results/a", {"datastore": "b", "path": "c"}]})");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->outputs_size(), 2);
+  EXPECT_EQ(spec->outputs(0).datastore(), "results");
+  EXPECT_EQ(spec->outputs(0).path(), "a");
+  EXPECT_EQ(spec->outputs(1).datastore(), "b");
+  spec = ParseJobSpecJson(R"({"entry_script": "t.py", "outputs": ["ds://results"]})");
+  EXPECT_THAT(std::string(spec.status().message()),
+              HasSubstr("outputs[0]: output target 'ds://results': no folder"));
+}
+
+// The job files in examples/jobs parse, and a datastore one of them needs is documented.
+TEST(ParseJobSpecJsonTest, ExampleJobFilesParseAndTheirDatastoresAreDocumented) {
+  std::string readme = ReadText(DROVER_SOURCE_DIR "/examples/jobs/README.md");
+  for (const char* name : {"distributed-pytorch.json", "distributed-mpi.json", "mnist.json"}) {
+    SCOPED_TRACE(name);
+    absl::StatusOr<v1::JobSpec> spec =
+        ParseJobSpecJson(ReadText(absl::StrCat(DROVER_SOURCE_DIR "/examples/jobs/", name)));
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    EXPECT_THAT(readme, HasSubstr(absl::StrCat("`", name, "`")));
+    for (const v1::Argument& argument : spec->arguments()) {
+      if (!argument.has_data()) continue;
+      EXPECT_THAT(readme, HasSubstr(absl::StrCat("drover datastore create ",
+                                                 argument.data().datastore(), " ")));
+    }
+  }
 }
 
 TEST(ParseRunDurationTest, AcceptsCommonSpellings) {

@@ -1,12 +1,13 @@
 // droverd's datastore registry, in-process: AdminService.PutDatastore/ListDatastores/
-// DeleteDatastore over gRPC against a real Droverd, the submit checks of data references,
-// and the datastores an assignment carries (read by a scripted agent). What an agent does
+// DeleteDatastore over gRPC against a real Droverd, the submit checks of data references and
+// output targets, and the datastores an assignment carries (read by a scripted agent). What an agent does
 // with them is the agent's business.
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "drover/v1/admin_service.grpc.pb.h"
@@ -106,12 +107,19 @@ class DatastoreRegistryTest : public ::testing::Test {
     return admin_->DeleteDatastore(&context, request, &response);
   }
 
-  grpc::Status Submit(const std::vector<v1::Argument>& arguments, std::string* id = nullptr) {
+  // `outputs`: datastore name -> folder.
+  grpc::Status Submit(const std::vector<v1::Argument>& arguments, std::string* id = nullptr,
+                      const std::vector<std::pair<std::string, std::string>>& outputs = {}) {
     grpc::ClientContext context;
     v1::SubmitJobRequest request;
     request.mutable_spec()->set_entry_script("train.py");
     request.mutable_spec()->mutable_resources()->set_cpus(1);
     for (const v1::Argument& argument : arguments) *request.mutable_spec()->add_arguments() = argument;
+    for (const auto& [datastore, path] : outputs) {
+      v1::OutputTarget* target = request.mutable_spec()->add_outputs();
+      target->set_datastore(datastore);
+      target->set_path(path);
+    }
     v1::SubmitJobResponse response;
     grpc::Status status = jobs_->SubmitJob(&context, request, &response);
     if (id != nullptr) *id = response.job().id();
@@ -270,6 +278,22 @@ TEST_F(DatastoreRegistryTest, SubmitRefusesWritesToAReadOnlyDatastore) {
                   .ok());
 }
 
+TEST_F(DatastoreRegistryTest, SubmitRefusesOutputsToAnUnknownOrReadOnlyDatastore) {
+  ASSERT_TRUE(Put(Hostpath("ro", "/data/ro")).ok());
+  ASSERT_TRUE(Put(Hostpath("rw", "/data/rw", /*allow_write=*/true)).ok());
+  grpc::Status unknown = Submit({}, nullptr, {{"rw", "runs/1"}, {"nope", "runs/1"}});
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(unknown.error_message(),
+              HasSubstr("spec.outputs[1].datastore: 'nope' is not a registered datastore; "
+                        "drover datastore list shows them"));
+  grpc::Status read_only = Submit({}, nullptr, {{"ro", "runs/1"}});
+  EXPECT_EQ(read_only.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(read_only.error_message(),
+              HasSubstr("spec.outputs[0]: datastore 'ro' is read-only, so the job cannot upload "
+                        "its outputs to it; an administrator can allow writes"));
+  EXPECT_TRUE(Submit({Data("ro", "in")}, nullptr, {{"rw", "runs/1"}}).ok());
+}
+
 TEST_F(DatastoreRegistryTest, AssignmentCarriesTheJobsDatastoresWithCredentials) {
   ASSERT_TRUE(Put(Rclone("results",
                          {{"type", "s3"}, {"secret_access_key", "first"}, {"region", "eu"}},
@@ -278,18 +302,20 @@ TEST_F(DatastoreRegistryTest, AssignmentCarriesTheJobsDatastoresWithCredentials)
                   .ok());
   ASSERT_TRUE(Put(Hostpath("imagenet", "/data/imagenet")).ok());
   ASSERT_TRUE(Put(Hostpath("unrelated", "/data/other")).ok());
+  ASSERT_TRUE(Put(Hostpath("outputs", "/data/outputs", /*allow_write=*/true)).ok());
   ScriptedAgent agent(channel_, "n1");
 
   std::string id;
   ASSERT_TRUE(Submit({Data("imagenet", "train"), Data("imagenet", "val"),
                       Data("results", "", v1::DataReference::DOWNLOAD)},
-                     &id)
+                     &id, {{"outputs", "runs/1"}})
                   .ok());
   v1::AssignAttempt assign = agent.Next(v1::SchedulerMessage::kAssign).assign();
   EXPECT_EQ(assign.attempt().job_id(), id);
   std::map<std::string, v1::Datastore> got;
   for (const v1::Datastore& datastore : assign.datastores()) got[datastore.name()] = datastore;
-  ASSERT_EQ(got.size(), 2u);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got["outputs"].path(), "/data/outputs") << "an output target's datastore";
   EXPECT_EQ(got["imagenet"].path(), "/data/imagenet");
   EXPECT_EQ(got["results"].rclone_options().at("secret_access_key"), "first");
   EXPECT_EQ(got["results"].rclone_options().at("region"), "eu");

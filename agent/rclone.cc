@@ -1,0 +1,513 @@
+#include "agent/rclone.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "agent/runtime/json.h"
+#include "agent/runtime/process.h"
+#include "common/log.h"
+
+namespace drover::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr absl::Duration kToolTimeout = absl::Seconds(30);
+// How long rclone may take to exit by itself once unmounted, and after SIGTERM.
+constexpr absl::Duration kExitGrace = absl::Seconds(5);
+
+std::string ReadFileText(const std::string& path) {
+  std::string text;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[8192];
+  ssize_t n;
+  while ((n = read(fd, buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<size_t>(n));
+  close(fd);
+  return text;
+}
+
+// The options rclone keeps obscured in its config, per backend, from `rclone config
+// providers` (half a megabyte of JSON: read once per process).
+class PasswordOptions {
+ public:
+  absl::StatusOr<std::set<std::string>> Of(const RcloneTools& tools, const std::string& type) {
+    absl::MutexLock lock(&mu_);
+    if (!loaded_) {
+      absl::Status loaded = Load(tools);
+      if (!loaded.ok()) return loaded;
+      loaded_ = true;
+    }
+    auto found = by_type_.find(type);
+    if (found == by_type_.end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "rclone has no backend '", type, "' (`rclone help backends` lists them); fix the "
+          "datastore's `type` option"));
+    }
+    return found->second;
+  }
+
+ private:
+  absl::Status Load(const RcloneTools& tools) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::StatusOr<ProcessResult> run =
+        RunProcess({tools.rclone, "config", "providers"}, kToolTimeout);
+    if (!run.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          run.status().message(), "; install rclone and fuse3 on the node (see docs/datastores.md)"));
+    }
+    if (!run->ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "`rclone config providers` failed: ", RcloneError(run->err)));
+    }
+    absl::StatusOr<Json> providers = Json::Parse(run->out);
+    if (!providers.ok() || !providers->is_array()) {
+      return absl::FailedPreconditionError(
+          "`rclone config providers` printed something other than a JSON list");
+    }
+    for (const Json& provider : providers->items()) {
+      const Json* name = provider.Find("Name");
+      const Json* options = provider.Find("Options");
+      if (name == nullptr || !name->is_string()) continue;
+      std::set<std::string>& passwords = by_type_[name->AsString()];
+      if (options == nullptr) continue;
+      for (const Json& option : options->items()) {
+        const Json* key = option.Find("Name");
+        const Json* password = option.Find("IsPassword");
+        if (key != nullptr && password != nullptr && password->AsBool()) {
+          passwords.insert(key->AsString());
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Mutex mu_;
+  bool loaded_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, std::set<std::string>> by_type_ ABSL_GUARDED_BY(mu_);
+};
+
+PasswordOptions& SharedPasswordOptions() {
+  static PasswordOptions* options = new PasswordOptions();
+  return *options;
+}
+
+// Octal escapes of /proc/self/mountinfo (`\040` for a space) decoded.
+std::string UnescapeMountPath(absl::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 3 < text.size()) {
+      absl::string_view digits = text.substr(i + 1, 3);
+      if (std::all_of(digits.begin(), digits.end(),
+                                            [](char c) { return c >= '0' && c <= '7'; })) {
+        out.push_back(static_cast<char>((digits[0] - '0') * 64 + (digits[1] - '0') * 8 +
+                                        (digits[2] - '0')));
+        i += 3;
+        continue;
+      }
+    }
+    out.push_back(text[i]);
+  }
+  return out;
+}
+
+bool IsMounted(const std::string& mountpoint) {
+  std::vector<std::string> mounts =
+      RcloneMountsUnder(ReadFileText("/proc/self/mountinfo"), mountpoint);
+  return std::find(mounts.begin(), mounts.end(), mountpoint) != mounts.end();
+}
+
+// Lists `dir` to the end; 0 or the errno of the failure.
+int ListFolder(const std::string& dir) {
+  DIR* listing = opendir(dir.c_str());
+  if (listing == nullptr) return errno;
+  errno = 0;
+  while (readdir(listing) != nullptr) {
+  }
+  int error = errno;
+  closedir(listing);
+  return error;
+}
+
+// `fusermount3 -u`, lazily (`-uz`) when that fails (busy). True when it is gone.
+bool FuseUnmount(const RcloneTools& tools, const std::string& mountpoint) {
+  absl::StatusOr<ProcessResult> plain = RunProcess({tools.fusermount, "-u", mountpoint}, kToolTimeout);
+  if (plain.ok() && plain->ok()) return true;
+  absl::StatusOr<ProcessResult> lazy =
+      RunProcess({tools.fusermount, "-uz", mountpoint}, kToolTimeout);
+  if (lazy.ok() && lazy->ok()) return true;
+  Log(LogLevel::kError, "unmount_failed",
+      {{"mountpoint", mountpoint},
+       {"error", lazy.ok() ? absl::StripAsciiWhitespace(lazy->err) : lazy.status().message()}});
+  return false;
+}
+
+// Whether child `pid` has exited (and is reaped now); its wait status in `status`.
+bool Exited(pid_t pid, int* status) {
+  pid_t done;
+  while ((done = waitpid(pid, status, WNOHANG)) < 0 && errno == EINTR) {
+  }
+  return done == pid || (done < 0 && errno == ECHILD);
+}
+
+std::string DescribeExit(int status) {
+  if (WIFSIGNALED(status)) return absl::StrCat("rclone was killed by signal ", WTERMSIG(status));
+  return absl::StrCat("rclone exited with code ", WEXITSTATUS(status));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> RcloneConfigText(
+    const std::vector<v1::Datastore>& datastores,
+    const std::function<absl::StatusOr<std::set<std::string>>(const std::string& type)>& obscured,
+    const std::function<absl::StatusOr<std::string>(const std::string& value)>& obscure) {
+  std::string text;
+  for (const v1::Datastore& store : datastores) {
+    if (store.type() != v1::Datastore::RCLONE) continue;
+    auto what = [&store](const absl::Status& s) {
+      return absl::Status(s.code(), absl::StrCat("datastore '", store.name(), "': ", s.message()));
+    };
+    auto type = store.rclone_options().find("type");
+    if (type == store.rclone_options().end()) {
+      return what(absl::FailedPreconditionError("has no rclone option `type`"));
+    }
+    absl::StatusOr<std::set<std::string>> passwords = obscured(type->second);
+    if (!passwords.ok()) return what(passwords.status());
+    // Sorted keys: the same datastore always gives the same text.
+    std::map<std::string, std::string> options(store.rclone_options().begin(),
+                                               store.rclone_options().end());
+    absl::StrAppend(&text, "[", store.name(), "]\n");
+    for (const auto& [key, value] : options) {
+      if (value.find_first_of("\r\n") != std::string::npos) {
+        return what(absl::InvalidArgumentError(
+            absl::StrCat("the value of rclone option `", key, "` is not one line")));
+      }
+      std::string written = value;
+      if (passwords->contains(key) && !value.empty()) {
+        absl::StatusOr<std::string> hidden = obscure(value);
+        if (!hidden.ok()) {
+          return what(absl::Status(hidden.status().code(),
+                                   absl::StrCat("option `", key, "`: ", hidden.status().message())));
+        }
+        written = *std::move(hidden);
+      }
+      absl::StrAppend(&text, key, " = ", written, "\n");
+    }
+    absl::StrAppend(&text, "\n");
+  }
+  return text;
+}
+
+absl::Status WriteRcloneConfig(const RcloneTools& tools, const std::vector<v1::Datastore>& datastores,
+                               const std::string& path) {
+  absl::StatusOr<std::string> text = RcloneConfigText(
+      datastores,
+      [&tools](const std::string& type) { return SharedPasswordOptions().Of(tools, type); },
+      [&tools](const std::string& value) -> absl::StatusOr<std::string> {
+        absl::StatusOr<ProcessResult> run =
+            RunProcess({tools.rclone, "obscure", "-"}, kToolTimeout, "", value);
+        if (!run.ok()) return run.status();
+        // rclone's own message never echoes its input.
+        if (!run->ok()) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("`rclone obscure` failed: ", RcloneError(run->err)));
+        }
+        return std::string(absl::StripAsciiWhitespace(run->out));
+      });
+  if (!text.ok()) return text.status();
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot create ", path, ": ", strerror(errno)));
+  }
+  // An earlier file of the same name kept its mode.
+  bool ok = fchmod(fd, 0600) == 0;
+  size_t written = 0;
+  while (ok && written < text->size()) {
+    ssize_t n = write(fd, text->data() + written, text->size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) written += static_cast<size_t>(n);
+  }
+  int error = errno;
+  close(fd);
+  if (!ok) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", strerror(error)));
+  }
+  return absl::OkStatus();
+}
+
+std::string RcloneRemote(const v1::Datastore& store, const std::string& path) {
+  std::string inside = store.path();
+  if (!path.empty()) inside = inside.empty() ? path : absl::StrCat(inside, "/", path);
+  return absl::StrCat(store.name(), ":", inside);
+}
+
+std::string RcloneError(absl::string_view log) {
+  std::string last_line;
+  std::string last_error;
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipWhitespace())) {
+    line = absl::StripAsciiWhitespace(line);
+    // "2026/11/26 15:04:44 ERROR : message"
+    std::vector<absl::string_view> words = absl::StrSplit(line, absl::MaxSplits(' ', 2));
+    if (words.size() == 3 && words[0].size() == 10 && words[0][4] == '/' &&
+        words[1].size() == 8 && words[1][2] == ':') {
+      line = words[2];
+    }
+    last_line = std::string(line);
+    if (absl::ConsumePrefix(&line, "ERROR : ") || absl::ConsumePrefix(&line, "CRITICAL: ")) {
+      if (absl::StartsWith(line, "Attempt ") || absl::EndsWith(line, "Unmounted rclone mount")) {
+        continue;
+      }
+      last_error = std::string(line);
+    }
+  }
+  if (!last_error.empty()) return last_error;
+  return last_line.empty() ? "no message from rclone" : last_line;
+}
+
+std::vector<std::string> RcloneMountArgs(const RcloneTools& tools, const RcloneMountSpec& spec) {
+  std::vector<std::string> args = {tools.rclone, "mount", spec.remote, spec.mountpoint,
+                                   "--config", spec.config, "--cache-dir", spec.cache_dir};
+  if (spec.read_write) {
+    // Written files go to the disk cache and are uploaded once closed, so that programs
+    // may seek, append and reopen (streamed writes allow none of it); Unmount waits for
+    // the uploads.
+    args.insert(args.end(), {"--vfs-cache-mode", "writes", "--vfs-write-back", "0s"});
+  } else {
+    // Training data is read, mostly sequentially, often more than once: streamed with
+    // read-ahead, no copy on disk (a data set may not fit), directory listings kept for
+    // the job's life.
+    args.insert(args.end(),
+                {"--read-only", "--vfs-cache-mode", "off", "--dir-cache-time", "1h"});
+  }
+  return args;
+}
+
+absl::StatusOr<std::unique_ptr<RcloneMount>> RcloneMount::Start(const RcloneTools& tools,
+                                                                RcloneMountSpec spec,
+                                                                absl::Duration timeout,
+                                                                const std::function<bool()>& stop) {
+  const std::string what = absl::StrCat("datastore '", spec.datastore, "'");
+  std::error_code error;
+  fs::create_directories(spec.mountpoint, error);
+  if (!error) fs::create_directories(spec.cache_dir, error);
+  if (error) {
+    return absl::UnavailableError(
+        absl::StrCat(what, ": cannot create ", spec.mountpoint, ": ", error.message()));
+  }
+  absl::StatusOr<pid_t> started = StartProcess(RcloneMountArgs(tools, spec), spec.log_path);
+  if (!started.ok()) {
+    fs::remove(spec.mountpoint, error);
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ": ", started.status().message(), "; install rclone on the node"));
+  }
+  // From here on the object owns rclone: every failure below is cleaned up by Unmount.
+  std::unique_ptr<RcloneMount> mount(new RcloneMount(tools, std::move(spec), *started));
+  const RcloneMountSpec& s = mount->spec_;
+  const absl::Time deadline = absl::Now() + timeout;
+  auto fail = [&](absl::Status status) {
+    (void)mount->Unmount(absl::ZeroDuration());
+    return status;
+  };
+  auto rclone_failed = [&](absl::string_view how) {
+    return absl::UnavailableError(absl::StrCat(what, ": mounting ", s.remote, " on node ", s.node,
+                                               " failed (", how, "): ",
+                                               RcloneError(ReadFileText(s.log_path))));
+  };
+  // 1. The mount appears.
+  while (!IsMounted(s.mountpoint)) {
+    int status = 0;
+    if (Exited(mount->pid_, &status)) {
+      mount->pid_ = 0;
+      return fail(rclone_failed(DescribeExit(status)));
+    }
+    if (stop && stop()) return fail(absl::CancelledError(absl::StrCat(what, ": mount stopped")));
+    if (absl::Now() > deadline) {
+      return fail(rclone_failed(absl::StrCat("not mounted after ", absl::FormatDuration(timeout))));
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  // 2. Its root answers: rclone mounts before it has talked to the remote, so a wrong
+  // address or password shows only now. A call into the mount blocks until rclone answers:
+  // it runs on a thread of its own, and ending rclone makes it return.
+  std::promise<int> listed;
+  std::future<int> result = listed.get_future();
+  std::thread lister([&listed, path = s.mountpoint] { listed.set_value(ListFolder(path)); });
+  absl::Status answer = absl::OkStatus();
+  while (result.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+    int status = 0;
+    if (Exited(mount->pid_, &status)) {
+      mount->pid_ = 0;
+      answer = rclone_failed(DescribeExit(status));
+    } else if (stop && stop()) {
+      answer = absl::CancelledError(absl::StrCat(what, ": mount stopped"));
+    } else if (absl::Now() > deadline) {
+      answer = rclone_failed(absl::StrCat("its root did not answer within ",
+                                          absl::FormatDuration(timeout)));
+    }
+    if (!answer.ok()) {
+      // The FUSE connection goes with rclone: the listing returns.
+      if (mount->pid_ != 0) kill(mount->pid_, SIGKILL);
+      break;
+    }
+  }
+  lister.join();
+  if (int listing_error = result.get(); answer.ok() && listing_error != 0) {
+    answer = rclone_failed(absl::StrCat("listing its root: ", strerror(listing_error)));
+  }
+  if (!answer.ok()) return fail(answer);
+  Log(LogLevel::kInfo, "rclone_mounted",
+      {{"datastore", s.datastore}, {"mountpoint", s.mountpoint}, {"pid", mount->pid_},
+       {"read_write", s.read_write}});
+  return mount;
+}
+
+RcloneMount::~RcloneMount() { (void)Unmount(absl::ZeroDuration()); }
+
+int RcloneMount::PendingUploads() const {
+  // rclone's VFS cache keeps a JSON record per cached file; `Dirty` is true until the file
+  // is uploaded.
+  int pending = 0;
+  std::error_code error;
+  for (fs::recursive_directory_iterator it(spec_.cache_dir + "/vfsMeta", error), end;
+       !error && it != end; it.increment(error)) {
+    if (!it->is_regular_file(error)) continue;
+    absl::StatusOr<Json> record = Json::Parse(ReadFileText(it->path().string()));
+    // One being rewritten right now counts as pending: the next look decides. A record
+    // without `Dirty` (another rclone's format) holds nothing back.
+    const Json* dirty = record.ok() ? record->Find("Dirty") : nullptr;
+    if (!record.ok() || (dirty != nullptr && dirty->AsBool())) ++pending;
+  }
+  return pending;
+}
+
+void RcloneMount::EndProcess(absl::Duration grace) {
+  if (pid_ == 0) return;
+  if (!WaitPidExit(pid_, absl::Now() + grace)) {
+    kill(pid_, SIGTERM);
+    if (!WaitPidExit(pid_, absl::Now() + kExitGrace)) kill(pid_, SIGKILL);
+  }
+  int status = 0;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = 0;
+}
+
+absl::Status RcloneMount::Unmount(absl::Duration flush_timeout) {
+  if (unmounted_) return absl::OkStatus();
+  unmounted_ = true;
+  const std::string what = absl::StrCat("datastore '", spec_.datastore, "'");
+  absl::Status result = absl::OkStatus();
+  if (spec_.read_write && flush_timeout > absl::ZeroDuration()) {
+    const absl::Time deadline = absl::Now() + flush_timeout;
+    int pending;
+    int status = 0;
+    while ((pending = PendingUploads()) > 0) {
+      if (pid_ != 0 && Exited(pid_, &status)) {
+        pid_ = 0;
+        result = absl::UnavailableError(absl::StrCat(
+            what, ": ", pending, " file(s) written through the mount were not uploaded: ",
+            DescribeExit(status), ": ", RcloneError(ReadFileText(spec_.log_path))));
+        break;
+      }
+      if (absl::Now() > deadline) {
+        result = absl::UnavailableError(absl::StrCat(
+            what, ": ", pending, " file(s) written through the mount were not uploaded within ",
+            absl::FormatDuration(flush_timeout), ": ", RcloneError(ReadFileText(spec_.log_path))));
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+  const bool mounted = IsMounted(spec_.mountpoint);
+  bool gone = !mounted || FuseUnmount(tools_, spec_.mountpoint);
+  // Once unmounted rclone exits by itself; one that never mounted is ended at once.
+  EndProcess(mounted ? kExitGrace : absl::ZeroDuration());
+  gone = gone && !IsMounted(spec_.mountpoint);
+  std::error_code error;
+  if (gone) {
+    fs::remove(spec_.mountpoint, error);  // an empty folder: never recursively
+    fs::remove_all(spec_.cache_dir, error);
+    Log(LogLevel::kInfo, "rclone_unmounted",
+        {{"datastore", spec_.datastore}, {"mountpoint", spec_.mountpoint}});
+  } else if (result.ok()) {
+    result = absl::UnavailableError(
+        absl::StrCat(what, ": cannot unmount ", spec_.mountpoint, " (see the agent's log)"));
+  }
+  return result;
+}
+
+absl::Status RcloneCopy(const RcloneTools& tools, const std::string& config,
+                        const std::string& from, const std::string& to,
+                        const std::function<bool()>& stop) {
+  constexpr size_t kKeptBytes = 64 << 10;
+  std::string err;
+  bool stopped = false;
+  absl::StatusOr<int> status = RunStreaming(
+      {tools.rclone, "copyto", from, to, "--config", config},
+      [&err](bool is_stderr, absl::string_view bytes) {
+        if (!is_stderr) return;
+        err.append(bytes.data(), bytes.size());
+        if (err.size() > 2 * kKeptBytes) err.erase(0, err.size() - kKeptBytes);
+      },
+      [&stop, &stopped] { return stopped = stopped || (stop && stop()); });
+  if (!status.ok()) return status.status();
+  if (stopped) return absl::CancelledError(absl::StrCat("copying ", from, " to ", to, " stopped"));
+  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("copying ", from, " to ", to, " failed: ", RcloneError(err)));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> RcloneMountsUnder(absl::string_view mountinfo, const std::string& dir) {
+  std::vector<std::string> found;
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
+    auto dash = std::find(fields.begin(), fields.end(), "-");
+    if (fields.size() < 5 || dash == fields.end() || dash + 1 == fields.end()) continue;
+    if (*(dash + 1) != "fuse.rclone") continue;
+    std::string mountpoint = UnescapeMountPath(fields[4]);
+    if (mountpoint == dir || absl::StartsWith(mountpoint, absl::StrCat(dir, "/"))) {
+      found.push_back(std::move(mountpoint));
+    }
+  }
+  std::sort(found.begin(), found.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  return found;
+}
+
+std::vector<std::string> UnmountLeftoverRcloneMounts(const RcloneTools& tools,
+                                                     const std::string& dir) {
+  std::vector<std::string> mounts = RcloneMountsUnder(ReadFileText("/proc/self/mountinfo"), dir);
+  for (const std::string& mountpoint : mounts) {
+    // Lazily: a container of the killed agent may still hold it. Its rclone, no longer
+    // anyone's child here, exits once it is unmounted.
+    absl::StatusOr<ProcessResult> run = RunProcess({tools.fusermount, "-uz", mountpoint}, kToolTimeout);
+    bool ok = run.ok() && run->ok();
+    Log(ok ? LogLevel::kWarning : LogLevel::kError, "stale_mount_removed",
+        {{"mountpoint", mountpoint}, {"ok", ok}});
+  }
+  return mounts;
+}
+
+}  // namespace drover::agent

@@ -1,0 +1,495 @@
+// rclone datastores end to end: droverd on a test-host bridge, drover-agents on test hosts,
+// real runc containers, and a real WebDAV server (`rclone serve webdav`, with a user and
+// password) on a test host of its own, registered as an RCLONE datastore whose password is a
+// secret. Checks what a user sees: the same file read through the mount on both nodes of a
+// job, a read-only mount that refuses writes, downloads, uploads, outputs and a read-write
+// mount landing on the server byte for byte, a bad mount failing the job (and outputs that
+// cannot be uploaded) with the datastore and rclone's error named, and no mount, rclone
+// process or credential left behind on any node after a success, a failure, a cancel, or an
+// agent killed with SIGKILL. Root only.
+#include <arpa/inet.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/archive/sha256.h"
+#include "drover/v1/admin_service.grpc.pb.h"
+#include "drover/v1/job_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/test_hosts.h"
+
+namespace drover {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// The WebDAV server's password: never to be seen in a log or a message.
+constexpr char kPassword[] = "pw-4c1e9a-must-not-leak";
+constexpr int kWebdavPort = 8080;
+
+// The mount points of rclone mounts under `dir` in a mountinfo text.
+std::vector<std::string> RcloneMounts(const std::string& mountinfo, const std::string& dir) {
+  std::vector<std::string> found;
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
+    auto dash = std::find(fields.begin(), fields.end(), "-");
+    if (fields.size() < 5 || dash == fields.end() || dash + 1 == fields.end()) continue;
+    if (*(dash + 1) == "fuse.rclone" && absl::StartsWith(fields[4], dir + "/")) {
+      found.emplace_back(fields[4]);
+    }
+  }
+  return found;
+}
+
+// Live (not zombie) `rclone mount` processes (as an agent starts them) whose command line
+// holds `text`.
+std::vector<pid_t> RcloneProcesses(const std::string& text) {
+  std::vector<pid_t> found;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator("/proc", error)) {
+    pid_t pid = atoi(entry.path().filename().c_str());
+    if (pid <= 0) continue;
+    std::string cmdline = testing::ReadWholeFile(entry.path().string() + "/cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (!absl::StartsWith(cmdline, "rclone mount ") || !absl::StrContains(cmdline, text)) continue;
+    std::string stat = testing::ReadWholeFile(entry.path().string() + "/stat");
+    size_t paren = stat.rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z') {
+      found.push_back(pid);
+    }
+  }
+  return found;
+}
+
+class DatastoreE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "test hosts, runc and FUSE need root";
+    if (access("/dev/fuse", R_OK | W_OK) != 0 || access("/usr/bin/rclone", X_OK) != 0) {
+      GTEST_SKIP() << "needs /dev/fuse and rclone";
+    }
+    served_ = dir_.path() + "/served";
+    fs::create_directories(served_ + "/data");
+    std::string bytes;
+    for (int i = 0; i < 300000; ++i) bytes += static_cast<char>((i * 7919) % 251);
+    std::ofstream(served_ + "/data/file.bin", std::ios::binary) << bytes;
+    file_sha_ = std::string(absl::StripPrefix(archive::Sha256Digest(bytes), "sha256:"));
+  }
+
+  // `agents` test hosts with a drover-agent each, one more that serves `served_` over
+  // WebDAV, droverd on their bridge. With `own_mount_namespace` false the agents run in this
+  // test's mount namespace (their network is still the host's): a new agent then sees what
+  // a killed one mounted, as on a real node. `agent_env` ("NAME=VALUE") is added to the
+  // agents' environment.
+  void StartCluster(int agents, bool own_mount_namespace = true,
+                    const std::vector<std::string>& agent_env = {}) {
+    auto hosts = testing::TestHosts::Create(agents + 1);
+    ASSERT_TRUE(hosts.ok()) << hosts.status();
+    hosts_ = *std::move(hosts);
+    const int storage = agents;
+    std::vector<std::string> serve = hosts_->ExecPrefix(storage);
+    serve.insert(serve.end(), {"/usr/bin/rclone", "serve", "webdav", served_, "--addr",
+                               absl::StrCat(hosts_->address(storage), ":", kWebdavPort),
+                               "--user", "drover", "--pass", kPassword});
+    auto server = testing::SpawnDaemon(serve, dir_.path() + "/webdav.log");
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *server;
+    ASSERT_TRUE(WaitForServer(hosts_->address(storage))) << testing::ReadWholeFile(dir_.path() + "/webdav.log");
+    url_ = absl::StrCat("http://", hosts_->address(storage), ":", kWebdavPort);
+
+    auto droverd = testing::DroverdProcess::Start(
+        dir_.path() + "/state", {"--listen", hosts_->bridge_address() + ":0"});
+    ASSERT_TRUE(droverd.ok()) << droverd.status();
+    droverd_ = *std::move(droverd);
+    channel_ = grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials());
+    jobs_ = std::make_unique<testing::JobClient>(channel_);
+    admin_ = v1::AdminService::NewStub(channel_);
+    own_mount_namespace_ = own_mount_namespace;
+    agent_env_ = agent_env;
+    for (int k = 0; k < agents; ++k) {
+      work_dirs_.push_back(absl::StrCat(dir_.path(), "/agent-", k));
+      StartAgent(k);
+      ASSERT_FALSE(HasFatalFailure());
+    }
+    absl::Status ready = testing::WaitForReadyNodes(*admin_, agents, absl::Seconds(30));
+    ASSERT_TRUE(ready.ok()) << ready << AgentLogs();
+  }
+
+  void StartAgent(int k) {
+    std::vector<std::string> prefix =
+        own_mount_namespace_
+            ? hosts_->ExecPrefix(k)
+            : std::vector<std::string>{"/usr/bin/nsenter",
+                                       absl::StrCat("--net=/run/netns/", hosts_->name(k)), "--"};
+    if (!agent_env_.empty()) {
+      prefix.push_back("/usr/bin/env");  // execs the agent in place: its pid stays
+      prefix.insert(prefix.end(), agent_env_.begin(), agent_env_.end());
+    }
+    auto agent = testing::AgentProcess::Start(
+        droverd_->address(), hosts_->name(k), work_dirs_[k],
+        {"--address", hosts_->address(k), "--cpus", "2", "--memory", "4Gi"}, prefix);
+    ASSERT_TRUE(agent.ok()) << agent.status();
+    if (static_cast<int>(agents_.size()) <= k) agents_.resize(k + 1);
+    agents_[k] = *std::move(agent);
+  }
+
+  bool WaitForServer(const std::string& address) {
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(kWebdavPort);
+      inet_pton(AF_INET, address.c_str(), &addr.sin_addr);
+      bool connected = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+      close(fd);
+      if (connected) return true;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return false;
+  }
+
+  void TearDown() override {
+    if (hosts_ == nullptr) return;
+    for (size_t k = 0; k < agents_.size(); ++k) {
+      if (agents_[k] == nullptr) continue;
+      ExpectNothingMountedOn(k);
+      EXPECT_THAT(agents_[k]->ReadLog(), Not(HasSubstr(kPassword))) << "agent log of node " << k;
+    }
+    EXPECT_THAT(droverd_->ReadLog(), Not(HasSubstr(kPassword))) << "droverd's log";
+    agents_.clear();  // SIGTERM: each agent stops what still runs
+    // Whatever a failed test left: its rclone processes (descendants of this test, found by
+    // the test's folder in their command line), then its mounts in this namespace.
+    for (pid_t pid : RcloneProcesses(dir_.path())) {
+      ADD_FAILURE() << "rclone " << pid << " outlived its agent";
+      kill(pid, SIGKILL);
+    }
+    for (const std::string& mountpoint :
+         RcloneMounts(testing::ReadWholeFile("/proc/self/mountinfo"), dir_.path())) {
+      ADD_FAILURE() << "mount left behind: " << mountpoint;
+      (void)testing::RunCommand({"/usr/bin/fusermount3", "-uz", mountpoint});
+    }
+    if (server_ > 0) {
+      kill(server_, SIGTERM);
+      waitpid(server_, nullptr, 0);
+    }
+    droverd_.reset();
+    hosts_.reset();
+  }
+
+  // No rclone mount under node k's work folder in its agent's mount namespace, no rclone
+  // process of it, no rclone config file left in its attempt folders.
+  void ExpectNothingMountedOn(size_t k) {
+    std::string mountinfo =
+        testing::ReadWholeFile(absl::StrCat("/proc/", agents_[k]->pid(), "/mountinfo"));
+    EXPECT_THAT(RcloneMounts(mountinfo, work_dirs_[k]), ::testing::IsEmpty())
+        << "mounts left behind on node " << k;
+    EXPECT_THAT(RcloneProcesses(work_dirs_[k]), ::testing::IsEmpty())
+        << "rclone left running for node " << k;
+  }
+
+  // Polls until node k has (or has not) an rclone mount.
+  bool WaitForMounts(size_t k, bool mounted, absl::Duration timeout = absl::Seconds(30)) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (true) {
+      std::string mountinfo =
+          testing::ReadWholeFile(absl::StrCat("/proc/", agents_[k]->pid(), "/mountinfo"));
+      if (RcloneMounts(mountinfo, work_dirs_[k]).empty() != mounted) return true;
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+
+  // Registers an RCLONE datastore of the WebDAV server; `pass` is a secret.
+  void CreateDatastore(const std::string& name, bool allow_write, const std::string& url = "",
+                       const std::string& password = kPassword) {
+    grpc::ClientContext context;
+    v1::PutDatastoreRequest request;
+    v1::Datastore* store = request.mutable_datastore();
+    store->set_name(name);
+    store->set_type(v1::Datastore::RCLONE);
+    (*store->mutable_rclone_options())["type"] = "webdav";
+    (*store->mutable_rclone_options())["url"] = url.empty() ? url_ : url;
+    (*store->mutable_rclone_options())["user"] = "drover";
+    (*store->mutable_rclone_options())["pass"] = password;
+    store->add_secret_keys("pass");
+    store->set_allow_write(allow_write);
+    v1::Datastore created;
+    grpc::Status status = admin_->PutDatastore(&context, request, &created);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(created.rclone_options().at("pass"), "***");
+  }
+
+  static v1::JobSpec Shell(const std::string& script, int nodes = 1) {
+    v1::JobSpec spec;
+    spec.set_entry_script("bin/sh");
+    spec.add_arguments()->set_value("-c");
+    spec.add_arguments()->set_value(script);
+    spec.set_node_count(nodes);
+    if (nodes > 1) spec.set_distributed_backend(v1::JobSpec::PYTORCH);
+    spec.mutable_resources()->set_cpus(1);
+    spec.mutable_resources()->set_memory_mib(512);
+    return spec;
+  }
+
+  static void Ref(v1::JobSpec* spec, const std::string& datastore, const std::string& path,
+                  v1::DataReference::Mode mode, bool read_write = false) {
+    v1::DataReference* data = spec->add_arguments()->mutable_data();
+    data->set_datastore(datastore);
+    data->set_path(path);
+    data->set_mode(mode);
+    data->set_read_write(read_write);
+  }
+
+  std::string AgentLogs() {
+    std::string out;
+    for (size_t k = 0; k < agents_.size(); ++k) {
+      if (agents_[k] != nullptr) absl::StrAppend(&out, "\n--- agent ", k, ":\n", agents_[k]->ReadLog());
+    }
+    return out;
+  }
+
+  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state,
+                  absl::Duration timeout = absl::Seconds(120)) {
+    return jobs_->WaitFor(id, state, timeout, [&] {
+      return absl::StrCat("\nrank 0's stderr:\n", jobs_->Logs(id, 0, v1::STDERR), AgentLogs());
+    });
+  }
+
+  void Cancel(const std::string& id) {
+    grpc::ClientContext context;
+    v1::CancelJobRequest request;
+    request.set_job_id(id);
+    v1::Job job;
+    ASSERT_TRUE(jobs_->stub().CancelJob(&context, request, &job).ok());
+  }
+
+  // Polls until rank `rank` printed `text`.
+  bool WaitForOutput(const std::string& id, int rank, const std::string& text) {
+    absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (!absl::StrContains(jobs_->Logs(id, rank), text)) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return true;
+  }
+
+  std::string ServedSha(const std::string& path) {
+    absl::StatusOr<std::string> digest = archive::Sha256File(served_ + "/" + path);
+    return digest.ok() ? std::string(absl::StripPrefix(*digest, "sha256:")) : digest.status().ToString();
+  }
+
+  testing::TempDir dir_;
+  std::string served_;
+  std::string file_sha_;
+  std::string url_;
+  pid_t server_ = 0;
+  bool own_mount_namespace_ = true;
+  std::vector<std::string> agent_env_;
+  std::unique_ptr<testing::TestHosts> hosts_;
+  std::unique_ptr<testing::DroverdProcess> droverd_;
+  std::vector<std::unique_ptr<testing::AgentProcess>> agents_;
+  std::vector<std::string> work_dirs_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<testing::JobClient> jobs_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+};
+
+TEST_F(DatastoreE2eTest, BothNodesReadTheSameFileThroughTheMountWhichRefusesWrites) {
+  StartCluster(2);
+  CreateDatastore("dav", /*allow_write=*/false);
+  v1::JobSpec spec = Shell(
+      "sha256sum $0/file.bin | cut -d' ' -f1; echo root=$DROVER_DATASTORE_DAV; "
+      "touch $0/new.txt 2>/dev/null && echo wrote || echo refused",
+      /*nodes=*/2);
+  Ref(&spec, "dav", "data", v1::DataReference::MOUNT);
+  std::string id = jobs_->Submit(spec);
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  ASSERT_EQ(job.status().nodes_size(), 2);
+  for (int rank = 0; rank < 2; ++rank) {
+    EXPECT_EQ(jobs_->Logs(id, rank), absl::StrCat(file_sha_, "\nroot=/datastores/dav\nrefused\n"))
+        << "rank " << rank << ":\n" << jobs_->Logs(id, rank, v1::STDERR);
+  }
+  EXPECT_FALSE(fs::exists(served_ + "/data/new.txt")) << "a read-only mount took a write";
+}
+
+TEST_F(DatastoreE2eTest, DownloadUploadOutputsAndReadWriteMountReachTheServer) {
+  StartCluster(1);
+  CreateDatastore("dav", /*allow_write=*/true);
+  // $0: a downloaded copy; $1: an upload folder; $2: a read-write mount.
+  v1::JobSpec spec = Shell(
+      "sha256sum $0 | cut -d' ' -f1; "
+      "head -c 2000000 /dev/urandom > $1/made.bin && sha256sum $1/made.bin | cut -d' ' -f1; "
+      "head -c 3000000 /dev/urandom > $2/written.bin && echo more >> $2/written.bin && "
+      "sha256sum $2/written.bin | cut -d' ' -f1; "
+      "head -c 1000000 /dev/urandom > $DROVER_OUTPUT_DIR/model.bin && "
+      "sha256sum $DROVER_OUTPUT_DIR/model.bin | cut -d' ' -f1");
+  Ref(&spec, "dav", "data/file.bin", v1::DataReference::DOWNLOAD);
+  Ref(&spec, "dav", "runs/1", v1::DataReference::UPLOAD);
+  Ref(&spec, "dav", "scratch", v1::DataReference::MOUNT, /*read_write=*/true);
+  fs::create_directories(served_ + "/scratch");
+  v1::OutputTarget* output = spec.add_outputs();
+  output->set_datastore("dav");
+  output->set_path("outputs/run1");
+  std::string id = jobs_->Submit(spec);
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  std::vector<std::string> lines = absl::StrSplit(jobs_->Logs(id, 0), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 4u) << jobs_->Logs(id, 0) << jobs_->Logs(id, 0, v1::STDERR);
+  EXPECT_EQ(lines[0], file_sha_) << "the downloaded copy";
+  EXPECT_EQ(ServedSha("runs/1/made.bin"), lines[1]) << "the upload folder";
+  EXPECT_EQ(ServedSha("scratch/written.bin"), lines[2]) << "the read-write mount";
+  EXPECT_EQ(ServedSha("outputs/run1/model.bin"), lines[3]) << "the outputs";
+}
+
+// A file written through a read-write mount as the last thing the job does is on the server
+// once the job has COMPLETED, even when its upload takes longer than rclone is given to
+// exit after the unmount: the agent waits for rclone to upload it first. The agent's rclone
+// uploads at 4 MiB/s here (RCLONE_BWLIMIT), as to a remote far away.
+TEST_F(DatastoreE2eTest, FileWrittenLastThroughAReadWriteMountIsUploadedBeforeTheJobEnds) {
+  StartCluster(1, /*own_mount_namespace=*/true, {"RCLONE_BWLIMIT=4M"});
+  CreateDatastore("dav", /*allow_write=*/true);
+  fs::create_directories(served_ + "/scratch");
+  // (The checksum is taken before the copy: reading the file back would wait for its upload.)
+  v1::JobSpec spec = Shell("head -c 32000000 /dev/urandom > /tmp/last.bin && "
+                           "sha256sum /tmp/last.bin | cut -d' ' -f1 && cp /tmp/last.bin $0/");
+  Ref(&spec, "dav", "scratch", v1::DataReference::MOUNT, /*read_write=*/true);
+  std::string id = jobs_->Submit(spec);
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(absl::StrCat(ServedSha("scratch/last.bin"), "\n"), jobs_->Logs(id, 0))
+      << jobs_->Logs(id, 0, v1::STDERR);
+}
+
+TEST_F(DatastoreE2eTest, BadMountFailsTheJobNamingTheDatastoreAndLeavesNothingOnAnyNode) {
+  StartCluster(2);
+  CreateDatastore("wrong-pass", false, "", "not-the-password");
+  // The storage host, where nothing listens.
+  CreateDatastore("wrong-port", false,
+                  absl::StrCat("http://", hosts_->address(2), ":", kWebdavPort + 1));
+  struct Case {
+    std::string datastore;
+    std::string error;
+  };
+  for (const Case& c : {Case{"wrong-pass", "401 Unauthorized"},
+                        Case{"wrong-port", "connection refused"}}) {
+    SCOPED_TRACE(c.datastore);
+    v1::JobSpec spec = Shell("echo never", /*nodes=*/2);
+    Ref(&spec, c.datastore, "data", v1::DataReference::MOUNT);
+    std::string id = jobs_->Submit(spec);
+    v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+    EXPECT_EQ(job.status().cause(), v1::JobStatus::LAUNCH_FAILED);
+    EXPECT_THAT(job.status().message(), HasSubstr(absl::StrCat("datastore '", c.datastore, "'")));
+    EXPECT_THAT(job.status().message(), HasSubstr(c.error));
+    EXPECT_THAT(job.status().message(), Not(HasSubstr("not-the-password")));
+    EXPECT_EQ(jobs_->Logs(id, 0), "") << "the job never started";
+    for (size_t k = 0; k < agents_.size(); ++k) ExpectNothingMountedOn(k);
+  }
+}
+
+TEST_F(DatastoreE2eTest, OutputsThatCannotBeUploadedFailTheJobNamingTheDatastore) {
+  StartCluster(1);
+  CreateDatastore("wrong-pass", /*allow_write=*/true, "", "not-the-password");
+  v1::JobSpec spec = Shell("echo weights > $DROVER_OUTPUT_DIR/model.pt");
+  v1::OutputTarget* output = spec.add_outputs();
+  output->set_datastore("wrong-pass");
+  output->set_path("runs/1");
+  std::string id = jobs_->Submit(spec);
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::DATA_UPLOAD_FAILED);
+  EXPECT_THAT(job.status().message(), HasSubstr("uploading to datastore 'wrong-pass'"));
+  EXPECT_THAT(job.status().message(), HasSubstr("401 Unauthorized"));
+  EXPECT_THAT(job.status().message(), Not(HasSubstr("not-the-password")));
+  EXPECT_FALSE(job.status().outputs_digest().empty()) << "drover download still has them";
+}
+
+TEST_F(DatastoreE2eTest, CancelOfARunningJobUnmountsOnEveryNode) {
+  StartCluster(2);
+  CreateDatastore("dav", /*allow_write=*/true);
+  v1::JobSpec spec = Shell("cat $0/file.bin > /dev/null && echo reading; exec sleep 600", 2);
+  Ref(&spec, "dav", "data", v1::DataReference::MOUNT, /*read_write=*/true);
+  std::string id = jobs_->Submit(spec);
+  WaitFor(id, v1::JobStatus::RUNNING);
+  for (int rank = 0; rank < 2; ++rank) {
+    ASSERT_TRUE(WaitForOutput(id, rank, "reading\n")) << jobs_->Logs(id, rank, v1::STDERR);
+  }
+  for (size_t k = 0; k < agents_.size(); ++k) {
+    EXPECT_TRUE(WaitForMounts(k, true)) << "node " << k << " has no mount";
+    // The attempt's rclone config: private, the password only obscured.
+    std::error_code error;
+    int configs = 0;
+    for (const auto& entry : fs::recursive_directory_iterator(work_dirs_[k] + "/attempts", error)) {
+      if (entry.path().filename() != "rclone.conf") continue;
+      ++configs;
+      struct stat st {};
+      ASSERT_EQ(stat(entry.path().c_str(), &st), 0);
+      EXPECT_EQ(st.st_mode & 0777, 0600u);
+      std::string text = testing::ReadWholeFile(entry.path().string());
+      EXPECT_THAT(text, HasSubstr("[dav]\n"));
+      EXPECT_THAT(text, Not(HasSubstr(kPassword)));
+    }
+    EXPECT_EQ(configs, 1) << "node " << k;
+  }
+  Cancel(id);
+  v1::Job job = WaitFor(id, v1::JobStatus::CANCELED, absl::Seconds(60));
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::CANCELED_BY_USER);
+  for (size_t k = 0; k < agents_.size(); ++k) {
+    ExpectNothingMountedOn(k);
+    std::error_code error;
+    for (const auto& entry : fs::recursive_directory_iterator(work_dirs_[k], error)) {
+      EXPECT_NE(entry.path().filename(), "rclone.conf") << entry.path();
+    }
+  }
+}
+
+TEST_F(DatastoreE2eTest, MountOfAKilledAgentIsRemovedByTheNextOneOnTheNode) {
+  StartCluster(1, /*own_mount_namespace=*/false);
+  CreateDatastore("dav", /*allow_write=*/false);
+  v1::JobSpec spec = Shell("cat $0/file.bin > /dev/null && echo reading; exec sleep 600");
+  Ref(&spec, "dav", "data", v1::DataReference::MOUNT);
+  std::string id = jobs_->Submit(spec);
+  WaitFor(id, v1::JobStatus::RUNNING);
+  ASSERT_TRUE(WaitForOutput(id, 0, "reading\n")) << jobs_->Logs(id, 0, v1::STDERR);
+  agents_[0]->Signal(SIGKILL);
+  ASSERT_TRUE(agents_[0]->Wait(absl::Seconds(30)).ok());
+  // Its rclone lives on, and so does the mount (in this namespace, as on a real node).
+  std::string mountinfo = testing::ReadWholeFile("/proc/self/mountinfo");
+  ASSERT_THAT(RcloneMounts(mountinfo, work_dirs_[0]), ::testing::SizeIs(1));
+  ASSERT_THAT(RcloneProcesses(work_dirs_[0]), ::testing::SizeIs(1));
+
+  StartAgent(0);
+  // The new agent does not have the attempt: the job ends.
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::NODE_LOST);
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while ((!RcloneMounts(testing::ReadWholeFile("/proc/self/mountinfo"), work_dirs_[0]).empty() ||
+          !RcloneProcesses(work_dirs_[0]).empty()) &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ExpectNothingMountedOn(0);
+  EXPECT_THAT(agents_[0]->ReadLog(), HasSubstr("stale_mount_removed"));
+}
+
+}  // namespace
+}  // namespace drover
