@@ -102,6 +102,11 @@ class AgentStream final
           outbox->Finish(ToGrpcStatus(name.status()));
         }
       });
+    } else if (in_.has_log() && in_.log().stream() != v1::STDOUT &&
+               in_.log().stream() != v1::STDERR && in_.log().stream() != v1::PREPARE) {
+      // A stream this droverd does not know (a newer agent's): not stored, never acknowledged.
+      Log(LogLevel::kWarning, "log_chunk_dropped",
+          {{"node", node_}, {"stream", static_cast<int>(in_.log().stream())}});
     } else if (in_.has_log()) {
       const v1::LogChunk& chunk = in_.log();
       storage::LogStreamKey key{chunk.attempt().job_id(), chunk.attempt().epoch(), chunk.rank(),

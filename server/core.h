@@ -82,6 +82,9 @@ struct CoreOptions {
   // First MASTER_PORT handed to distributed attempts (node rank 0 of each gets the lowest
   // port from here that no other attempt on that node holds).
   int32_t master_port_base = 29500;
+  // How agents run pip when they build job environments (droverd's --pip-* flags), sent in
+  // every AssignAttempt.
+  v1::PipSettings pip;
 };
 
 class Core {

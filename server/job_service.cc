@@ -267,7 +267,8 @@ class LogsReactor final : public grpc::ServerWriteReactor<v1::StreamLogsResponse
   bool Selected(const storage::LogStreamInfo& stream) const {
     bool rank_ok = request_.ranks().empty();
     for (int32_t rank : request_.ranks()) rank_ok = rank_ok || rank == stream.rank;
-    bool stream_ok = request_.streams().empty();
+    // By default the processes' output; the nodes' preparation logs only when asked for.
+    bool stream_ok = request_.streams().empty() && stream.stream != v1::PREPARE;
     for (int s : request_.streams()) stream_ok = stream_ok || s == stream.stream;
     return rank_ok && stream_ok;
   }

@@ -34,6 +34,9 @@ LogStore::~LogStore() {
 }
 
 std::string LogStore::PathOf(const LogStreamKey& key) const {
+  if (key.stream == v1::PREPARE) {
+    return absl::StrCat(root_, "/", key.job_id, "/", key.epoch, "/node-", key.rank, ".prepare");
+  }
   return absl::StrCat(root_, "/", key.job_id, "/", key.epoch, "/rank-", key.rank,
                       key.stream == v1::STDERR ? ".stderr" : ".stdout");
 }
@@ -148,9 +151,16 @@ std::vector<LogStreamInfo> LogStore::Streams(absl::string_view job_id, int64_t e
     std::string name = entry.path().filename().string();
     int rank = 0;
     char kind[8] = {};
-    if (sscanf(name.c_str(), "rank-%d.%7s", &rank, kind) != 2) continue;
-    LogStreamKey key{std::string(job_id), epoch, rank,
-                     std::string(kind) == "stderr" ? v1::STDERR : v1::STDOUT};
+    v1::LogStream stream;
+    if (sscanf(name.c_str(), "rank-%d.%7s", &rank, kind) == 2) {
+      stream = std::string(kind) == "stderr" ? v1::STDERR : v1::STDOUT;
+    } else if (sscanf(name.c_str(), "node-%d.%7s", &rank, kind) == 2 &&
+               std::string(kind) == "prepare") {
+      stream = v1::PREPARE;
+    } else {
+      continue;
+    }
+    LogStreamKey key{std::string(job_id), epoch, rank, stream};
     out.push_back(LogStreamInfo{rank, key.stream, Size(key)});
   }
   std::sort(out.begin(), out.end(), [](const LogStreamInfo& a, const LogStreamInfo& b) {
