@@ -118,6 +118,9 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
                 return DownloadBlob(*blobs_, digest, path);
               },
               image_tools_),
+      environments_({.root = options_.work_dir + "/environments",
+                     .budget_bytes = options_.environment_cache_bytes},
+                    runtime_),
       shipper_([this](v1::AgentMessage message) { return Send(message); }) {}
 
 Agent::~Agent() { Stop(); }
@@ -175,6 +178,7 @@ void Agent::RemoveLeftovers() {
   }
   std::error_code error;
   std::filesystem::remove_all(options_.work_dir + "/attempts", error);
+  environments_.RemoveLeftovers();  // after the containers that built them are gone
 }
 
 absl::Status Agent::Run() {
@@ -296,6 +300,7 @@ void Agent::Handle(const v1::SchedulerMessage& message) {
           .logs = &shipper_,
           .blobs = blobs_.get(),
           .images = &images_,
+          .environments = &environments_,
           .rsh_binary = options_.rsh_binary,
           .report =
               [this](const v1::AttemptReport& report) {

@@ -143,7 +143,14 @@ void Attempt::Run() {
   absl::Status prepared = Prepare();
   if (!prepared.ok()) {
     Log(LogLevel::kWarning, "attempt_prepare_failed", {{"job", job}, {"error", prepared.message()}});
-    Finish(v1::JobStatus::LAUNCH_FAILED, std::string(prepared.message()));
+    v1::JobStatus::Cause cause = v1::JobStatus::LAUNCH_FAILED;
+    std::string message(prepared.message());
+    if (absl::IsCancelled(prepared)) {  // a stop ended the preparation: end as it says
+      absl::MutexLock lock(&mu_);
+      cause = stop_cause_;
+      message = stop_message_;
+    }
+    Finish(cause, message);
     return;
   }
   const bool at_once = assignment_.start_when_ready();
@@ -205,11 +212,6 @@ absl::Status Attempt::Prepare() {
     }
   }
   DROVER_RETURN_IF_ERROR(WriteNodeFiles());
-  if (!spec.environment().pip_packages().empty() || !spec.environment().conda_packages().empty()) {
-    return absl::FailedPreconditionError(
-        "environment.pip_packages/conda_packages: environment building is not available on "
-        "this agent yet; install the packages in the image");
-  }
   if (!spec.source_snapshot().empty()) {
     Report(v1::AttemptReport::PREPARING, "FETCHING_SNAPSHOT");
     if (absl::Status s = FetchSnapshot(spec.source_snapshot(), dir_ + "/job/code"); !s.ok()) {
@@ -229,12 +231,45 @@ absl::Status Attempt::Prepare() {
     if (!unpacked.ok()) return unpacked.status();
     image_ = *std::move(unpacked);
   }
+  DROVER_RETURN_IF_ERROR(PrepareEnvironment());
   bool has_data = false;
   for (const v1::Argument& argument : spec.arguments()) has_data = has_data || argument.has_data();
   if (has_data) Report(v1::AttemptReport::PREPARING, "PREPARING_DATA");
   absl::StatusOr<JobData> data = PrepareJobData(assignment_, dir_ + "/job", env_.node_name);
   if (!data.ok()) return data.status();
   data_ = *std::move(data);
+  return absl::OkStatus();
+}
+
+absl::Status Attempt::PrepareEnvironment() {
+  const v1::Environment& wanted = assignment_.spec().environment();
+  if (!NeedsEnvironment(wanted)) return absl::OkStatus();
+  if (env_.environments == nullptr) {
+    return absl::FailedPreconditionError(
+        "environment.pip_packages/conda_packages: this agent has no environment cache");
+  }
+  EnvironmentRequest request{
+      .image = wanted.image(),
+      .image_identity = image_.rootfs.empty() ? HostPythonIdentity() : image_.key,
+      .image_rootfs = image_.rootfs,
+      .image_env = image_.env,
+      .pip_packages = {wanted.pip_packages().begin(), wanted.pip_packages().end()},
+      .conda_packages = {wanted.conda_packages().begin(), wanted.conda_packages().end()},
+      .pip = assignment_.pip()};
+  const std::string log_dir = dir_ + "/prepare";
+  env_.logs->WatchFile(assignment_.attempt(), assignment_.node_rank(), v1::PREPARE,
+                       EnvironmentCache::LogPath(log_dir));
+  absl::StatusOr<EnvironmentCache::Prepared> prepared = env_.environments->Get(
+      request, {.job_id = assignment_.attempt().job_id(),
+                .node_name = env_.node_name,
+                .log_dir = log_dir,
+                .building = [this] { Report(v1::AttemptReport::PREPARING, "BUILDING_ENVIRONMENT"); },
+                .stopped = [this] {
+                  absl::MutexLock lock(&mu_);
+                  return stop_;
+                }});
+  if (!prepared.ok()) return prepared.status();
+  environment_ = *std::move(prepared);
   return absl::OkStatus();
 }
 
@@ -321,6 +356,7 @@ ContainerSpec Attempt::BuildContainer() const {
   for (const auto& [name, value] : spec.environment().env()) add(name, value);
   if (!has("PATH")) add("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   if (!has("HOME")) add("HOME", "/root");
+  if (environment_.lease != nullptr) EnvironmentCache::AddTo(environment_, &c);
   add("PYTHONUNBUFFERED", "1");
   add("DROVER_JOB_ID", a.attempt().job_id());
   add("DROVER_ATTEMPT", absl::StrCat(a.attempt().epoch()));
@@ -682,6 +718,7 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   env_.report(report);
   env_.logs->Forget(assignment_.attempt());
   if (!delete_first) remove_container();
+  environment_ = {};  // the container is gone: its environment may be collected
   std::error_code error;
   if (deleted.ok()) fs::remove_all(dir_, error);  // a failed delete may leave mounts in it
   Log(LogLevel::kInfo, "attempt_ended", {{"job", assignment_.attempt().job_id()},

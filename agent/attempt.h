@@ -1,7 +1,7 @@
 // Attempt: this node's part of one attempt of a job, from assignment to cleanup, run on its
-// own thread: prepare the job folder, code snapshot and image (through the agent's shared
-// ImageCache), create the container, report READY, wait for START, start the container,
-// collect every rank's exit status, upload outputs, wait until droverd has every log byte,
+// own thread: prepare the job folder, code snapshot, image and environment (through the
+// agent's shared ImageCache and EnvironmentCache), create the container, report READY, wait
+// for START, start the container, collect every rank's exit status, upload outputs, wait until droverd has every log byte,
 // report ENDED, delete the container. An assignment marked `start_when_ready` (one-node
 // attempts: no launch barrier to wait for) skips the wait for START and creates and starts
 // the container in one runtime call. Stop() may come at any point.
@@ -15,6 +15,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/environments/environment_cache.h"
 #include "agent/exec_relay.h"
 #include "agent/images/image_cache.h"
 #include "agent/job_data.h"
@@ -34,6 +35,8 @@ struct AttemptEnv {
   v1::BlobService::Stub* blobs = nullptr;
   // Unpacked OCI images, shared by every attempt of the agent.
   ImageCache* images = nullptr;
+  // Built pip/conda environments, shared by every attempt of the agent.
+  EnvironmentCache* environments = nullptr;
   // drover-rsh on the node (bound into MPI containers).
   std::string rsh_binary;
   // Sends a report to droverd (dropped while disconnected; the last one is also in hello).
@@ -68,6 +71,8 @@ class Attempt {
   void Run();
   void Report(v1::AttemptReport::Phase phase, const std::string& reason = "");
   absl::Status Prepare();
+  // Builds or reuses the job's environment (after the image); its log is the PREPARE stream.
+  absl::Status PrepareEnvironment();
   absl::Status FetchSnapshot(const std::string& digest, const std::string& code_dir);
   ContainerSpec BuildContainer() const;
   // The container's /etc/hosts; for MPI also the hostfile, the relay folder, and on node
@@ -98,6 +103,7 @@ class Attempt {
 
   // Only on the attempt's thread.
   UnpackedImage image_;  // empty rootfs: the host image
+  EnvironmentCache::Prepared environment_;  // no lease: the job needs no environment
   JobData data_;                       // datastores: arguments, mounts, uploads
   std::unique_ptr<ExecRelay> relay_;  // node rank 0 of an MPI attempt
   std::string mpi_network_;           // a.b.c.d/len of the nodes' network, for mpirun

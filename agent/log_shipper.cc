@@ -9,19 +9,26 @@
 #include <vector>
 
 namespace drover::agent {
-namespace {
 
-std::string FileOf(const std::string& dir, int32_t rank, int stream) {
-  return dir + "/rank-" + std::to_string(rank) + (stream == v1::STDERR ? ".stderr" : ".stdout");
+std::string LogShipper::FileOf(const Watched& w, std::pair<int32_t, int> id) {
+  if (auto it = w.files.find(id); it != w.files.end()) return it->second;
+  return w.log_dir + "/rank-" + std::to_string(id.first) +
+         (id.second == v1::STDERR ? ".stderr" : ".stdout");
 }
-
-}  // namespace
 
 void LogShipper::Watch(const v1::AttemptRef& attempt, const std::string& log_dir) {
   absl::MutexLock lock(&mu_);
   Watched& w = watched_[Key(attempt)];
   w.attempt = attempt;
   w.log_dir = log_dir;
+}
+
+void LogShipper::WatchFile(const v1::AttemptRef& attempt, int32_t rank, v1::LogStream stream,
+                           const std::string& path) {
+  absl::MutexLock lock(&mu_);
+  Watched& w = watched_[Key(attempt)];
+  w.attempt = attempt;
+  w.files[{rank, static_cast<int>(stream)}] = path;
 }
 
 void LogShipper::Forget(const v1::AttemptRef& attempt) {
@@ -87,6 +94,12 @@ std::map<std::pair<int32_t, int>, int64_t> LogShipper::Scan(Watched& w) {
     sizes[{rank, stream}] = st.st_size;
     w.streams.try_emplace({rank, stream});
   }
+  for (const auto& [id, path] : w.files) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) continue;
+    sizes[id] = st.st_size;
+    w.streams.try_emplace(id);
+  }
   return sizes;
 }
 
@@ -103,7 +116,7 @@ void LogShipper::Poll() {
         while (s.sent < size && s.sent - s.acked < window_bytes_) {
           int64_t want = std::min(chunk_bytes_, size - s.sent);
           std::string data(static_cast<size_t>(want), '\0');
-          int fd = ::open(FileOf(w.log_dir, id.first, id.second).c_str(), O_RDONLY | O_CLOEXEC);
+          int fd = ::open(FileOf(w, id).c_str(), O_RDONLY | O_CLOEXEC);
           if (fd < 0) break;
           ssize_t n = ::pread(fd, data.data(), data.size(), s.sent);
           ::close(fd);

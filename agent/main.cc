@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   std::string peer_listen;
   std::string config_path;
   std::string log_level = "info";
+  std::string environment_cache_size = "20Gi";
 
   drover::FlagSet flags("drover-agent [flags]", kSummary);
   flags.String("scheduler", &scheduler, "droverd's address", "HOST:PORT");
@@ -86,6 +87,10 @@ int main(int argc, char** argv) {
                "Where other nodes' agents reach this one for MPI launches (default: --address "
                "with a port the kernel picks)",
                "HOST:PORT");
+  flags.String("environment-cache-size", &environment_cache_size,
+               "Disk budget of the cached pip/conda job environments under --work-dir/"
+               "environments; the least recently used are deleted beyond it",
+               "SIZE");
   flags.String("config", &config_path, "Read settings from this file", "FILE");
   flags.String("log-level", &log_level, "debug, info, warning or error", "LEVEL");
 
@@ -108,6 +113,10 @@ int main(int argc, char** argv) {
     if (absl::Status s = drover::ParseMib(memory, &memory_mib); !s.ok()) {
       return Fail(absl::StrCat("--memory: ", s.message()), 2);
     }
+  }
+  int64_t environment_cache_mib = 0;
+  if (absl::Status s = drover::ParseMib(environment_cache_size, &environment_cache_mib); !s.ok()) {
+    return Fail(absl::StrCat("--environment-cache-size: ", s.message()), 2);
   }
   std::map<std::string, std::string> label_map;
   for (const std::string& label : labels) {
@@ -143,7 +152,8 @@ int main(int argc, char** argv) {
                               .work_dir = work_dir,
                               .node = *node,
                               .peer_listen = peer_listen,
-                              .rsh_binary = rsh},
+                              .rsh_binary = rsh,
+                              .environment_cache_bytes = environment_cache_mib << 20},
                              **runtime);
   drover::Log(drover::LogLevel::kInfo, "agent_started",
               {{"node", node->name()}, {"address", node->addresses(0)}, {"scheduler", scheduler},
