@@ -71,7 +71,7 @@ JobTimeline SubmitAndWatch(v1::JobService::Stub& jobs, const v1::SubmitJobReques
 }
 
 absl::Status AwaitReadyNodes(v1::AdminService::Stub& admin, int64_t count, absl::Duration timeout,
-                             const std::string& server) {
+                             const std::string& server, double cpus, int64_t memory_mib) {
   absl::Time deadline = absl::Now() + timeout;
   std::string seen = "none";
   while (absl::Now() < deadline) {
@@ -83,7 +83,10 @@ absl::Status AwaitReadyNodes(v1::AdminService::Stub& admin, int64_t count, absl:
       int64_t ready = 0;
       for (const v1::Node& node : nodes.nodes()) {
         names.push_back(absl::StrCat(node.name(), " ", v1::Node::State_Name(node.state())));
-        if (node.state() == v1::Node::READY) ++ready;
+        if (node.state() == v1::Node::READY && node.capacity().cpus() >= cpus &&
+            node.capacity().memory_mib() >= memory_mib) {
+          ++ready;
+        }
       }
       if (ready >= count) return absl::OkStatus();
       if (!names.empty()) seen = absl::StrJoin(names, ", ");
@@ -91,8 +94,10 @@ absl::Status AwaitReadyNodes(v1::AdminService::Stub& admin, int64_t count, absl:
     absl::SleepFor(absl::Milliseconds(50));
   }
   return absl::UnavailableError(absl::StrCat(
-      "droverd at '", server, "' has fewer than ", count, " READY nodes after ",
-      absl::FormatDuration(timeout), " (nodes: ", seen, "); start a drover-agent per node"));
+      "droverd at '", server, "' has fewer than ", count, " READY nodes",
+      cpus > 0 || memory_mib > 0 ? absl::StrCat(" with ", cpus, " cpus and ", memory_mib, " MiB") : "",
+      " after ", absl::FormatDuration(timeout), " (nodes: ", seen,
+      "); start a drover-agent per node with --scheduler ", server));
 }
 
 std::string LoadAverage() {

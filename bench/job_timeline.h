@@ -38,10 +38,10 @@ struct JobTimeline {
 JobTimeline SubmitAndWatch(v1::JobService::Stub& jobs, const v1::SubmitJobRequest& request,
                            absl::Duration timeout);
 
-// Polls until droverd lists `count` READY nodes. UNAVAILABLE after `timeout`, naming the
-// nodes it saw.
+// Polls until droverd lists `count` READY nodes with at least `cpus` cores and `memory_mib`
+// MiB each. UNAVAILABLE after `timeout`, naming the nodes it saw.
 absl::Status AwaitReadyNodes(v1::AdminService::Stub& admin, int64_t count, absl::Duration timeout,
-                             const std::string& server);
+                             const std::string& server, double cpus = 0, int64_t memory_mib = 0);
 
 // The 1, 5 and 15 minute load averages (/proc/loadavg), "0.52 0.61 0.70".
 std::string LoadAverage();

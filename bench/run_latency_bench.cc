@@ -56,34 +56,6 @@ std::string UniquePrefix() {
   return absl::StrFormat("bench-run-%08x%08x", random(), random());
 }
 
-// Waits until droverd has a READY node that can take the benchmark's job.
-absl::Status AwaitNode(v1::AdminService::Stub& admin, absl::Duration timeout,
-                       const std::string& server) {
-  absl::Time deadline = absl::Now() + timeout;
-  std::string seen = "none";
-  while (absl::Now() < deadline) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    v1::ListNodesResponse nodes;
-    if (admin.ListNodes(&context, v1::ListNodesRequest(), &nodes).ok()) {
-      std::vector<std::string> names;
-      for (const v1::Node& node : nodes.nodes()) {
-        names.push_back(absl::StrCat(node.name(), " ", v1::Node::State_Name(node.state())));
-        if (node.state() == v1::Node::READY && node.capacity().cpus() >= 1 &&
-            node.capacity().memory_mib() >= 512) {
-          return absl::OkStatus();
-        }
-      }
-      if (!names.empty()) seen = absl::StrJoin(names, ", ");
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return absl::UnavailableError(absl::StrCat(
-      "droverd at '", server, "' has no READY node with 1 cpu and 512 MiB free after ",
-      absl::FormatDuration(timeout), " (nodes: ", seen,
-      "); start a drover-agent with --scheduler ", server));
-}
-
 // Submits one job and watches it to its end.
 JobTimeline RunJob(v1::JobService::Stub& jobs, const RunLatencyOptions& options,
                 const std::string& key) {
@@ -151,7 +123,7 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
   }
   std::unique_ptr<v1::JobService::Stub> jobs = v1::JobService::NewStub(channel);
   std::unique_ptr<v1::AdminService::Stub> admin = v1::AdminService::NewStub(channel);
-  if (absl::Status s = AwaitNode(*admin, options.connect_timeout, options.server); !s.ok()) {
+  if (absl::Status s = AwaitReadyNodes(*admin, 1, options.connect_timeout, options.server, 1, 512); !s.ok()) {
     return s;
   }
 
