@@ -1,10 +1,11 @@
 // Attempt: this node's part of one attempt of a job, from assignment to cleanup, run on its
 // own thread: prepare the job folder, code snapshot, image and environment (through the
 // agent's shared ImageCache and EnvironmentCache), create the container, report READY, wait
-// for START, start the container, collect every rank's exit status, upload outputs, wait until droverd has every log byte,
-// report ENDED, delete the container. An assignment marked `start_when_ready` (one-node
-// attempts: no launch barrier to wait for) skips the wait for START and creates and starts
-// the container in one runtime call. Stop() may come at any point.
+// for START, start the container, collect every rank's exit status, upload outputs, wait
+// until droverd has every log byte, report ENDED, delete the container. An assignment marked
+// `start_when_ready` (one-node attempts: no launch barrier to wait for) skips the wait for
+// START and creates and starts the container in one runtime call. Stop() may come at any
+// point.
 #ifndef DROVER_AGENT_ATTEMPT_H_
 #define DROVER_AGENT_ATTEMPT_H_
 

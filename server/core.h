@@ -83,7 +83,7 @@ struct CoreOptions {
   // port from here that no other attempt on that node holds).
   int32_t master_port_base = 29500;
   // How agents run pip when they build job environments (droverd's --pip-* flags), sent in
-  // every AssignAttempt.
+  // the AssignAttempt of every job with pip or conda packages.
   v1::PipSettings pip;
 };
 

@@ -77,14 +77,12 @@ int main(int argc, char** argv) {
   flags.String("pip-index-url", &pip.index_url,
                "Package index for jobs' pip_packages (pip --index-url; default: PyPI)", "URL");
   flags.Repeated("pip-extra-index-url", &pip.extra_index_urls,
-                 "Another package index (pip --extra-index-url); repeatable", "URL");
+                 "Another package index (pip --extra-index-url)", "URL");
   flags.Repeated("pip-find-links", &pip.find_links,
-                 "A folder of wheels that exists on every node, or a URL (pip --find-links); "
-                 "repeatable",
+                 "A folder of wheels that exists on every node, or a URL (pip --find-links)",
                  "DIR|URL");
   flags.Repeated("pip-trusted-host", &pip.trusted_hosts,
-                 "A host pip may reach without valid HTTPS (pip --trusted-host); repeatable",
-                 "HOST");
+                 "A host pip may reach without valid HTTPS (pip --trusted-host)", "HOST");
   flags.Bool("pip-no-index", &pip.no_index,
              "Install jobs' pip_packages only from --pip-find-links (pip --no-index)");
 

@@ -12,11 +12,11 @@
 namespace drover::server {
 
 struct PipFlags {
-  std::string index_url;                  // --pip-index-url
+  std::string index_url;                      // --pip-index-url
   std::vector<std::string> extra_index_urls;  // --pip-extra-index-url
-  std::vector<std::string> find_links;    // --pip-find-links
-  std::vector<std::string> trusted_hosts;  // --pip-trusted-host
-  bool no_index = false;                  // --pip-no-index
+  std::vector<std::string> find_links;        // --pip-find-links
+  std::vector<std::string> trusted_hosts;     // --pip-trusted-host
+  bool no_index = false;                      // --pip-no-index
 };
 
 // The settings the flags stand for. INVALID_ARGUMENT naming the flag when a value is empty,
