@@ -123,6 +123,9 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
               },
               image_tools_),
       gpus_(options_.gpus),
+      environments_({.root = options_.work_dir + "/environments",
+                     .budget_bytes = options_.environment_cache_bytes},
+                    runtime_),
       shipper_([this](v1::AgentMessage message) { return Send(message); }) {}
 
 Agent::~Agent() { Stop(); }
@@ -191,6 +194,7 @@ void Agent::RemoveLeftovers() {
     std::filesystem::remove(attempt.path(), ignored);
   }
   std::filesystem::remove_all(options_.work_dir + "/attempts", error);
+  environments_.RemoveLeftovers();  // after the containers that built them are gone
 }
 
 absl::Status Agent::Run() {
@@ -315,6 +319,7 @@ void Agent::Handle(const v1::SchedulerMessage& message) {
           .blobs = blobs_.get(),
           .images = &images_,
           .gpus = &gpus_,
+          .environments = &environments_,
           .rsh_binary = options_.rsh_binary,
           .python_dir = options_.python_dir,
           .metrics_interval = options_.metrics_interval,

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "agent/agent_metrics.h"
 #include "agent/attempt.h"
+#include "agent/environments/environment_cache.h"
 #include "agent/exec_relay.h"
 #include "agent/gpus.h"
 #include "agent/images/image_cache.h"
@@ -51,6 +52,8 @@ struct AgentOptions {
   absl::Duration min_backoff = absl::Milliseconds(200);
   absl::Duration max_backoff = absl::Seconds(10);
   absl::Duration log_poll = absl::Milliseconds(50);
+  // Disk budget of the cached pip/conda environments (<work_dir>/environments).
+  int64_t environment_cache_bytes = int64_t{20} << 30;
 };
 
 class Agent {
@@ -70,7 +73,8 @@ class Agent {
   void Handle(const v1::SchedulerMessage& message);
   // Sends on the current stream; false when there is none.
   bool Send(const v1::AgentMessage& message);
-  // Unmounts the rclone mounts and deletes the containers and job folders an earlier run of
+  // Unmounts the rclone mounts and deletes the containers, job folders and unfinished
+  // environment builds an earlier run of
   // the agent left.
   void RemoveLeftovers();
   // Serves AgentPeerService on options_.peer_listen; sets peer_endpoint_.
@@ -86,6 +90,7 @@ class Agent {
   ProcessRunner image_tools_;  // umoci, skopeo
   ImageCache images_;          // shared by the attempts
   GpuAllocator gpus_;          // shared by the attempts
+  EnvironmentCache environments_;  // shared by the attempts
   LogShipper shipper_;
   absl::Notification stopping_;
   std::unique_ptr<PeerExecService> peer_service_;

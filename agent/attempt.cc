@@ -225,11 +225,6 @@ absl::Status Attempt::Prepare() {
   }
   DROVER_RETURN_IF_ERROR(WriteNodeFiles());
   DROVER_RETURN_IF_ERROR(TakeGpus());
-  if (!spec.environment().pip_packages().empty() || !spec.environment().conda_packages().empty()) {
-    return absl::FailedPreconditionError(
-        "environment.pip_packages/conda_packages: environment building is not available on "
-        "this agent yet; install the packages in the image");
-  }
   if (!spec.source_snapshot().empty()) {
     Report(v1::AttemptReport::PREPARING, "FETCHING_SNAPSHOT");
     if (absl::Status s = FetchSnapshot(spec.source_snapshot(), dir_ + "/job/code"); !s.ok()) {
@@ -249,6 +244,7 @@ absl::Status Attempt::Prepare() {
     if (!unpacked.ok()) return unpacked.status();
     image_ = *std::move(unpacked);
   }
+  DROVER_RETURN_IF_ERROR(PrepareEnvironment());
   bool has_data = false;
   for (const v1::Argument& argument : spec.arguments()) has_data = has_data || argument.has_data();
   if (has_data) Report(v1::AttemptReport::PREPARING, "PREPARING_DATA");
@@ -293,6 +289,38 @@ absl::Status Attempt::TakeGpus() {
 
 std::string Attempt::GpuOwner() const {
   return absl::StrCat(assignment_.attempt().job_id(), "/", assignment_.attempt().epoch());
+}
+
+absl::Status Attempt::PrepareEnvironment() {
+  const v1::Environment& wanted = assignment_.spec().environment();
+  if (!NeedsEnvironment(wanted)) return absl::OkStatus();
+  if (env_.environments == nullptr) {
+    return absl::FailedPreconditionError(
+        "environment.pip_packages/conda_packages: this agent has no environment cache");
+  }
+  EnvironmentRequest request{
+      .image = wanted.image(),
+      .image_identity = image_.rootfs.empty() ? HostPythonIdentity() : image_.key,
+      .image_rootfs = image_.rootfs,
+      .image_env = image_.env,
+      .pip_packages = {wanted.pip_packages().begin(), wanted.pip_packages().end()},
+      .conda_packages = {wanted.conda_packages().begin(), wanted.conda_packages().end()},
+      .pip = assignment_.pip()};
+  const std::string log_dir = dir_ + "/prepare";
+  env_.logs->WatchFile(assignment_.attempt(), assignment_.node_rank(), v1::PREPARE,
+                       EnvironmentCache::LogPath(log_dir));
+  absl::StatusOr<EnvironmentCache::Prepared> prepared = env_.environments->Get(
+      request, {.job_id = assignment_.attempt().job_id(),
+                .node_name = env_.node_name,
+                .log_dir = log_dir,
+                .building = [this] { Report(v1::AttemptReport::PREPARING, "BUILDING_ENVIRONMENT"); },
+                .stopped = [this] {
+                  absl::MutexLock lock(&mu_);
+                  return stop_;
+                }});
+  if (!prepared.ok()) return prepared.status();
+  environment_ = *std::move(prepared);
+  return absl::OkStatus();
 }
 
 absl::Status Attempt::FetchSnapshot(const std::string& digest, const std::string& code_dir) {
@@ -384,6 +412,7 @@ ContainerSpec Attempt::BuildContainer() const {
   for (const auto& [name, value] : spec.environment().env()) add(name, value);
   if (!has("PATH")) add("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   if (!has("HOME")) add("HOME", "/root");
+  if (environment_.lease != nullptr) EnvironmentCache::AddTo(environment_, &c);
   add("PYTHONUNBUFFERED", "1");
   add("DROVER_JOB_ID", a.attempt().job_id());
   add("DROVER_ATTEMPT", absl::StrCat(a.attempt().epoch()));
@@ -819,6 +848,7 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   env_.report(report);
   env_.logs->Forget(assignment_.attempt());
   if (!delete_first) remove_container();
+  environment_ = {};  // the container is gone: its environment may be collected
   std::error_code error;
   if (deleted.ok()) fs::remove_all(dir_, error);  // a failed delete may leave mounts in it
   if (env_.metrics != nullptr) {

@@ -1,10 +1,11 @@
 // Attempt: this node's part of one attempt of a job, from assignment to cleanup, run on its
-// own thread: prepare the job folder, code snapshot and image (through the agent's shared
-// ImageCache), create the container, report READY, wait for START, start the container,
-// collect every rank's exit status, upload outputs, wait until droverd has every log byte,
-// report ENDED, delete the container. An assignment marked `start_when_ready` (one-node
-// attempts: no launch barrier to wait for) skips the wait for START and creates and starts
-// the container in one runtime call. Stop() may come at any point.
+// own thread: prepare the job folder, code snapshot, image and environment (through the
+// agent's shared ImageCache and EnvironmentCache), create the container, report READY, wait
+// for START, start the container, collect every rank's exit status, upload outputs, wait
+// until droverd has every log byte, report ENDED, delete the container. An assignment marked
+// `start_when_ready` (one-node attempts: no launch barrier to wait for) skips the wait for
+// START and creates and starts the container in one runtime call. Stop() may come at any
+// point.
 #ifndef DROVER_AGENT_ATTEMPT_H_
 #define DROVER_AGENT_ATTEMPT_H_
 
@@ -16,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/agent_metrics.h"
+#include "agent/environments/environment_cache.h"
 #include "agent/exec_relay.h"
 #include "agent/gpus.h"
 #include "agent/images/image_cache.h"
@@ -39,6 +41,8 @@ struct AttemptEnv {
   // The node's GPUs: an attempt of a job with `resources.gpus` takes its own here while it
   // prepares and gives them back once its container is gone. nullptr: the node has none.
   GpuAllocator* gpus = nullptr;
+  // Built pip/conda environments, shared by every attempt of the agent.
+  EnvironmentCache* environments = nullptr;
   // drover-rsh on the node (bound into MPI containers).
   std::string rsh_binary;
   // The `drover` Python module's folder, bound at kPythonModuleDir; empty: none.
@@ -84,6 +88,8 @@ class Attempt {
   absl::Status TakeGpus();
   // Who holds the attempt's GPUs in the allocator: "<job>/<epoch>".
   std::string GpuOwner() const;
+  // Builds or reuses the job's environment (after the image); its log is the PREPARE stream.
+  absl::Status PrepareEnvironment();
   absl::Status FetchSnapshot(const std::string& digest, const std::string& code_dir);
   ContainerSpec BuildContainer() const;
   // The container's /etc/hosts; for MPI also the hostfile, the relay folder, and on node
@@ -119,6 +125,7 @@ class Attempt {
 
   // Only on the attempt's thread.
   UnpackedImage image_;  // empty rootfs: the host image
+  EnvironmentCache::Prepared environment_;  // no lease: the job needs no environment
   JobData data_;                       // datastores: arguments, mounts, uploads
   std::vector<NodeGpu> gpus_;          // the GPUs the attempt holds (in every report)
   std::unique_ptr<ExecRelay> relay_;  // node rank 0 of an MPI attempt

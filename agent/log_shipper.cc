@@ -32,11 +32,24 @@ std::string LogShipper::FileName(int32_t rank, v1::LogStream stream) {
   }
 }
 
+std::string LogShipper::FileOf(const Watched& w, std::pair<int32_t, int> id) {
+  if (auto it = w.files.find(id); it != w.files.end()) return it->second;
+  return w.log_dir + "/" + FileName(id.first, static_cast<v1::LogStream>(id.second));
+}
+
 void LogShipper::Watch(const v1::AttemptRef& attempt, const std::string& log_dir) {
   absl::MutexLock lock(&mu_);
   Watched& w = watched_[Key(attempt)];
   w.attempt = attempt;
   w.log_dir = log_dir;
+}
+
+void LogShipper::WatchFile(const v1::AttemptRef& attempt, int32_t rank, v1::LogStream stream,
+                           const std::string& path) {
+  absl::MutexLock lock(&mu_);
+  Watched& w = watched_[Key(attempt)];
+  w.attempt = attempt;
+  w.files[{rank, static_cast<int>(stream)}] = path;
 }
 
 void LogShipper::Forget(const v1::AttemptRef& attempt) {
@@ -107,6 +120,12 @@ std::map<std::pair<int32_t, int>, int64_t> LogShipper::Scan(Watched& w) {
     sizes[{rank, stream}] = st.st_size;
     w.streams.try_emplace({rank, stream});
   }
+  for (const auto& [id, path] : w.files) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) continue;
+    sizes[id] = st.st_size;
+    w.streams.try_emplace(id);
+  }
   return sizes;
 }
 
@@ -123,9 +142,7 @@ void LogShipper::Poll() {
         while (s.sent < size && s.sent - s.acked < window_bytes_) {
           int64_t want = std::min(chunk_bytes_, size - s.sent);
           std::string data(static_cast<size_t>(want), '\0');
-          std::string path =
-              w.log_dir + "/" + FileName(id.first, static_cast<v1::LogStream>(id.second));
-          int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+          int fd = ::open(FileOf(w, id).c_str(), O_RDONLY | O_CLOEXEC);
           if (fd < 0) break;
           ssize_t n = ::pread(fd, data.data(), data.size(), s.sent);
           ::close(fd);

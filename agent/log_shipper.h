@@ -1,7 +1,8 @@
 // LogShipper: tails the files of every attempt's log folder on the node (each rank's
-// stdout, stderr and metrics, the node's system metrics: see FileName) and ships them to
-// droverd as LogChunks, tagged (job, epoch, rank, stream, offset). Metrics files hold JSON
-// lines, and their chunks end at a line end. The files,
+// stdout, stderr and metrics, the node's system metrics: see FileName), and files named one
+// by one such as a node's preparation log, and ships them to droverd as LogChunks, tagged
+// (job, epoch, rank, stream, offset). Metrics files hold JSON lines, and their chunks end at
+// a line end. The files,
 // not the agent, hold the output: what droverd acknowledged is the only progress the
 // shipper trusts, so a broken stream or a droverd restart loses and doubles nothing.
 // Thread-safe; Poll() is called from the agent's shipping thread.
@@ -32,6 +33,10 @@ class LogShipper {
 
   // Starts tailing the log folder of an attempt.
   void Watch(const v1::AttemptRef& attempt, const std::string& log_dir);
+  // Also tails the file `path` as the attempt's stream (`rank`, `stream`), for example the
+  // node's preparation log (PREPARE, the node rank). The file need not exist yet.
+  void WatchFile(const v1::AttemptRef& attempt, int32_t rank, v1::LogStream stream,
+                 const std::string& path);
   // Stops tailing it (after it drained, or when the attempt is forgotten).
   void Forget(const v1::AttemptRef& attempt);
 
@@ -67,10 +72,13 @@ class LogShipper {
     v1::AttemptRef attempt;
     std::map<std::pair<int32_t, int>, Stream> streams;  // (rank, LogStream)
     bool final = false;  // the files no longer grow (Drained was called)
+    std::map<std::pair<int32_t, int>, std::string> files;  // WatchFile()'s, by stream
   };
   static std::string Key(const v1::AttemptRef& a) {
     return a.job_id() + "/" + std::to_string(a.epoch());
   }
+  // The file of a stream.
+  static std::string FileOf(const Watched& w, std::pair<int32_t, int> id);
   // Adds files that appeared; returns (rank, stream) -> size.
   std::map<std::pair<int32_t, int>, int64_t> Scan(Watched& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
   std::string nvidia_smi = drover::agent::GpuDiscoveryOptions().nvidia_smi;
   std::string config_path;
   std::string log_level = "info";
+  std::string environment_cache_size = "20Gi";
 
   drover::FlagSet flags("drover-agent [flags]", kSummary);
   flags.String("scheduler", &scheduler, "droverd's address", "HOST:PORT");
@@ -128,6 +129,10 @@ int main(int argc, char** argv) {
   flags.String("nvidia-smi", &nvidia_smi,
                "nvidia-smi, which lists the GPUs when there is no --gpu (absent: no GPUs)",
                "PATH");
+  flags.String("environment-cache-size", &environment_cache_size,
+               "Disk budget of the cached pip/conda job environments under --work-dir/"
+               "environments; the least recently used are deleted beyond it",
+               "SIZE");
   flags.String("config", &config_path, "Read settings from this file", "FILE");
   flags.String("log-level", &log_level, "debug, info, warning or error", "LEVEL");
 
@@ -165,6 +170,10 @@ int main(int argc, char** argv) {
                              "' holds no drover/__init__.py (build or install the drover_python "
                              "target, or pass --python-dir '' to give jobs no module)"),
                 2);
+  }
+  int64_t environment_cache_mib = 0;
+  if (absl::Status s = drover::ParseMib(environment_cache_size, &environment_cache_mib); !s.ok()) {
+    return Fail(absl::StrCat("--environment-cache-size: ", s.message()), 2);
   }
   std::map<std::string, std::string> label_map;
   for (const std::string& label : labels) {
@@ -218,7 +227,8 @@ int main(int argc, char** argv) {
                               .python_dir = python_dir,
                               .metrics_interval = sample_every,
                               .metrics = &metrics,
-                              .gpus = *std::move(gpus)},
+                              .gpus = *std::move(gpus),
+                              .environment_cache_bytes = environment_cache_mib << 20},
                              **runtime);
   drover::Log(drover::LogLevel::kInfo, "agent_started",
               {{"node", node->name()}, {"address", node->addresses(0)}, {"scheduler", scheduler},

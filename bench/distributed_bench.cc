@@ -29,6 +29,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "bench/container_baseline.h"
+#include "bench/job_timeline.h"
 #include "common/flags.h"
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
@@ -39,33 +40,20 @@ namespace drover::bench {
 namespace {
 
 namespace fs = std::filesystem;
-using SteadyClock = std::chrono::steady_clock;
+using SteadyClock = JobTimeline::Clock;
 using v1::JobStatus;
 
 constexpr JobStatus::State kPath[] = {JobStatus::QUEUED,  JobStatus::PREPARING,
                                       JobStatus::STARTING, JobStatus::RUNNING,
                                       JobStatus::FINALIZING, JobStatus::COMPLETED};
 
-struct Timeline {
-  std::string job_id;
-  absl::Time wall_sent;
-  SteadyClock::time_point sent;
-  SteadyClock::time_point acked;
-  std::map<JobStatus::State, SteadyClock::time_point> first_seen;
-  // From the final status, wall clock (unset: absl::InfinitePast()).
+// A job's life as the client saw it, with the times droverd recorded (wall clock; unset:
+// absl::InfinitePast()).
+struct Timeline : JobTimeline {
   absl::Time start_time = absl::InfinitePast();
   absl::Time last_rank_end = absl::InfinitePast();
   absl::Time end_time = absl::InfinitePast();
-  bool completed = false;
-  std::string failure;
 };
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string one, five, fifteen;
-  in >> one >> five >> fifteen;
-  return absl::StrCat(one, " ", five, " ", fifteen);
-}
 
 std::string DefaultInitPath() {
   std::error_code error;
@@ -83,38 +71,9 @@ std::string UniquePrefix() {
   return absl::StrFormat("bench-dist-%08x%08x", random(), random());
 }
 
-bool Terminal(JobStatus::State s) {
-  return s == JobStatus::COMPLETED || s == JobStatus::FAILED || s == JobStatus::CANCELED;
-}
-
 absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
   if (t.seconds() == 0 && t.nanos() == 0) return absl::InfinitePast();
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-
-absl::Status AwaitNodes(v1::AdminService::Stub& admin, int64_t count, absl::Duration timeout,
-                        const std::string& server) {
-  absl::Time deadline = absl::Now() + timeout;
-  std::string seen = "none";
-  while (absl::Now() < deadline) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    v1::ListNodesResponse nodes;
-    if (admin.ListNodes(&context, v1::ListNodesRequest(), &nodes).ok()) {
-      std::vector<std::string> names;
-      int64_t ready = 0;
-      for (const v1::Node& node : nodes.nodes()) {
-        names.push_back(absl::StrCat(node.name(), " ", v1::Node::State_Name(node.state())));
-        if (node.state() == v1::Node::READY) ++ready;
-      }
-      if (ready >= count) return absl::OkStatus();
-      if (!names.empty()) seen = absl::StrJoin(names, ", ");
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return absl::UnavailableError(absl::StrCat(
-      "droverd at '", server, "' has fewer than ", count, " READY nodes after ",
-      absl::FormatDuration(timeout), " (nodes: ", seen, "); start a drover-agent per node"));
 }
 
 v1::JobSpec::DistributedBackend Backend(const std::string& name) {
@@ -123,7 +82,6 @@ v1::JobSpec::DistributedBackend Backend(const std::string& name) {
 
 Timeline RunJob(v1::JobService::Stub& jobs, const DistributedLatencyOptions& options,
                 const std::string& key) {
-  Timeline t;
   v1::SubmitJobRequest request;
   v1::JobSpec* spec = request.mutable_spec();
   spec->set_name("bench-distributed");
@@ -140,55 +98,12 @@ Timeline RunJob(v1::JobService::Stub& jobs, const DistributedLatencyOptions& opt
   spec->mutable_resources()->set_cpus(options.cpus);
   spec->mutable_resources()->set_memory_mib(options.memory_mib);
   spec->set_idempotency_key(key);
-  auto deadline =
-      std::chrono::system_clock::now() + absl::ToChronoMilliseconds(options.job_timeout);
-
-  grpc::ClientContext submit_context;
-  submit_context.set_deadline(deadline);
-  v1::SubmitJobResponse response;
-  t.wall_sent = absl::Now();
-  t.sent = SteadyClock::now();
-  grpc::Status submitted = jobs.SubmitJob(&submit_context, request, &response);
-  t.acked = SteadyClock::now();
-  if (!submitted.ok()) {
-    t.failure = absl::StrCat("submit failed: ", submitted.error_message());
-    return t;
-  }
-  t.first_seen.emplace(JobStatus::QUEUED, t.acked);
-  t.job_id = response.job().id();
-
-  grpc::ClientContext watch_context;
-  watch_context.set_deadline(deadline);
-  v1::WatchJobRequest watch;
-  watch.set_job_id(response.job().id());
-  auto reader = jobs.WatchJob(&watch_context, watch);
-  v1::WatchJobResponse change;
-  v1::JobStatus last;
-  while (reader->Read(&change)) {
-    SteadyClock::time_point now = SteadyClock::now();
-    last = change.job().status();
-    t.first_seen.try_emplace(last.state(), now);
-    if (Terminal(last.state())) break;
-  }
-  watch_context.TryCancel();
-  grpc::Status watched = reader->Finish();
-  t.start_time = FromTimestamp(last.start_time());
-  t.end_time = FromTimestamp(last.end_time());
-  for (const v1::RankExit& e : last.exits()) {
+  Timeline t;
+  static_cast<JobTimeline&>(t) = SubmitAndWatch(jobs, request, options.job_timeout);
+  t.start_time = FromTimestamp(t.last.start_time());
+  t.end_time = FromTimestamp(t.last.end_time());
+  for (const v1::RankExit& e : t.last.exits()) {
     t.last_rank_end = std::max(t.last_rank_end, FromTimestamp(e.end_time()));
-  }
-  if (last.state() == JobStatus::COMPLETED) {
-    t.completed = true;
-  } else if (Terminal(last.state())) {
-    t.failure = absl::StrCat("job ", response.job().id(), " ended ",
-                             JobStatus::State_Name(last.state()), " (",
-                             JobStatus::Cause_Name(last.cause()), "): ", last.message());
-  } else {
-    t.failure = absl::StrCat("job ", response.job().id(), " did not end within ",
-                             absl::FormatDuration(options.job_timeout), "; last seen ",
-                             JobStatus::State_Name(last.state()), " ", last.reason(),
-                             watched.ok() ? ""
-                                          : absl::StrCat("; watch: ", watched.error_message()));
   }
   return t;
 }
@@ -317,7 +232,7 @@ absl::StatusOr<DistributedLatencyResult> RunDistributedLatencyBench(
   }
   std::unique_ptr<v1::JobService::Stub> jobs = v1::JobService::NewStub(channel);
   std::unique_ptr<v1::AdminService::Stub> admin = v1::AdminService::NewStub(channel);
-  if (absl::Status s = AwaitNodes(*admin, options.nodes, options.connect_timeout, options.server);
+  if (absl::Status s = AwaitReadyNodes(*admin, options.nodes, options.connect_timeout, options.server);
       !s.ok()) {
     return s;
   }

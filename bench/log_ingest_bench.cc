@@ -32,6 +32,8 @@ constexpr int64_t kMiB = 1 << 20;
 // droverd takes messages up to 4 MiB (server/droverd.cc); leave room for the envelope.
 constexpr int64_t kMaxChunkKib = 3 * 1024;
 constexpr absl::Duration kHeartbeat = absl::Seconds(2);
+// Size of one metric record line with --metrics, about what `run.log("loss", x)` writes.
+constexpr int64_t kRecordBytes = 64;
 
 std::string LoadAverage() {
   std::ifstream in("/proc/loadavg");
@@ -175,12 +177,25 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
 
   std::random_device random;
   const std::string job_id = absl::StrFormat("j-bench-%08x%08x", random(), random());
-  // Incompressible bytes, though gRPC does not compress by default.
+  // Incompressible bytes, though gRPC does not compress by default; or whole metric
+  // records of kRecordBytes each, as many as fit a chunk (streams then hold whole chunks).
   std::string payload(static_cast<size_t>(result.chunk_bytes), '\0');
   std::mt19937_64 bits(random());
-  for (size_t i = 0; i + 8 <= payload.size(); i += 8) {
-    uint64_t word = bits();
-    std::memcpy(&payload[i], &word, 8);
+  if (o.metrics) {
+    payload.clear();
+    for (int64_t step = 0; static_cast<int64_t>(payload.size()) + kRecordBytes <= result.chunk_bytes;
+         ++step) {
+      std::string line = absl::StrFormat("{\"n\":\"loss\",\"s\":%d,\"t\":1764170000.123456,\"v\":%.9f",
+                                         step, static_cast<double>(bits() % 1000000) / 1e6);
+      line.resize(kRecordBytes - 2, ' ');  // JSON allows the padding before the brace
+      payload += line + "}\n";
+    }
+    result.chunk_bytes = static_cast<int64_t>(payload.size());
+  } else {
+    for (size_t i = 0; i + 8 <= payload.size(); i += 8) {
+      uint64_t word = bits();
+      std::memcpy(&payload[i], &word, 8);
+    }
   }
 
   Shared shared;
@@ -189,7 +204,10 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
     absl::MutexLock lock(&shared.mu);
     shared.streams.resize(static_cast<size_t>(o.streams));
     for (int64_t i = 0; i < o.streams; ++i) {
-      shared.streams[i].target = total / o.streams + (i == o.streams - 1 ? total % o.streams : 0);
+      int64_t& target = shared.streams[i].target;
+      target = total / o.streams + (i == o.streams - 1 ? total % o.streams : 0);
+      // Whole chunks of whole records.
+      if (o.metrics) target = std::max<int64_t>(1, target / result.chunk_bytes) * result.chunk_bytes;
     }
   }
 
@@ -262,7 +280,7 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
           chunk->mutable_attempt()->set_job_id(job_id);
           chunk->mutable_attempt()->set_epoch(1);
           chunk->set_rank(static_cast<int32_t>(rank));
-          chunk->set_stream(v1::STDOUT);
+          chunk->set_stream(o.metrics ? v1::METRICS : v1::STDOUT);
           chunk->set_offset(s.sent);
           chunk->set_data(payload.data(), static_cast<size_t>(n));
           s.sent += n;
@@ -305,6 +323,11 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
   result.short_acks = shared.short_acks;
   result.elapsed = absl::FromChrono(shared.last_ack - start);
   result.mib_per_second = MibPerSecond(result.bytes, result.elapsed);
+  if (o.metrics) {
+    result.records = result.bytes / kRecordBytes;
+    double seconds = absl::ToDoubleSeconds(result.elapsed);
+    result.records_per_second = seconds > 0 ? static_cast<double>(result.records) / seconds : 0;
+  }
   result.ack_latency = Summarize(std::move(shared.latencies));
   return result;
 }
@@ -319,6 +342,10 @@ std::string LogIngestResultText(const LogIngestResult& r, const std::string& ser
   absl::StrAppendFormat(&out, "  acknowledged      %d chunks in %.3f s: %.1f MiB/s\n", r.chunks,
                         absl::ToDoubleSeconds(r.elapsed), r.mib_per_second);
   absl::StrAppend(&out, "  chunk ack latency ", LatencyText(r.ack_latency), "\n");
+  if (r.records > 0) {
+    absl::StrAppendFormat(&out, "  metric records    %d of %d bytes: %.0f records/s\n", r.records,
+                          kRecordBytes, r.records_per_second);
+  }
   if (r.baseline_bytes > 0) {
     absl::StrAppendFormat(
         &out, "  baseline (same disk, %d MiB of %d KiB writes):\n", r.baseline_bytes / kMiB,
@@ -349,6 +376,8 @@ std::string LogIngestResultJson(const LogIngestResult& r, const std::string& ser
       ",\"window_bytes\":", r.window_bytes,
       ",\"elapsed_s\":", absl::StrFormat("%.3f", absl::ToDoubleSeconds(r.elapsed)),
       ",\"mib_per_s\":", absl::StrFormat("%.1f", r.mib_per_second),
+      ",\"records\":", r.records,
+      ",\"records_per_s\":", absl::StrFormat("%.0f", r.records_per_second),
       ",\"ack_latency\":", LatencyJson(r.ack_latency), ",\"short_acks\":", r.short_acks,
       ",\"baseline\":{\"bytes\":", r.baseline_bytes,
       ",\"synced_mib_per_s\":", absl::StrFormat("%.1f", r.baseline_synced_mib_per_second),

@@ -37,6 +37,9 @@ struct LogIngestOptions {
   std::string node_name = "bench-ingest";
   // A folder on the disk of droverd's state folder for the baseline; empty: no baseline.
   std::string baseline_dir;
+  // Ship metric records (METRICS streams of JSON lines, as the `drover` Python module writes
+  // them, each chunk ending at a line end) instead of opaque output bytes.
+  bool metrics = false;
   // MiB written by each baseline (0: as much as the ingest, at most 256).
   int64_t baseline_megabytes = 0;
   absl::Duration connect_timeout = absl::Seconds(10);
@@ -50,6 +53,9 @@ struct LogIngestResult {
   int64_t streams = 0;
   int64_t chunk_bytes = 0;
   int64_t window_bytes = 0;
+  // With `metrics`: the records acknowledged (0 otherwise).
+  int64_t records = 0;
+  double records_per_second = 0;
   // First chunk sent -> last acknowledgement.
   absl::Duration elapsed;
   double mib_per_second = 0;

@@ -11,6 +11,7 @@
 #include "bench/fsync_bench.h"
 #include "bench/latency.h"
 #include "bench/log_ingest_bench.h"
+#include "bench/prepare_bench.h"
 #include "bench/run_latency_bench.h"
 #include "bench/submit_bench.h"
 #include "common/flags.h"
@@ -237,6 +238,9 @@ int RunLogIngest(const std::vector<std::string>& args) {
   flags.Int("streams", &options.streams, "Log streams (ranks) shipped at once", "S");
   flags.Int("window-kib", &options.window_kib, "Unacknowledged KiB allowed per stream", "KIB");
   flags.String("node-name", &options.node_name, "The fake agent's node name", "NAME");
+  flags.Bool("metrics", &options.metrics,
+             "Ship metric records (run.log lines, 64 bytes each) on METRICS streams and report "
+             "records/s");
   flags.String("baseline-dir", &options.baseline_dir,
                "Folder on the state folder's disk for the baseline (empty: none)", "DIR");
   flags.Int("baseline-megabytes", &options.baseline_megabytes,
@@ -259,6 +263,47 @@ int RunLogIngest(const std::vector<std::string>& args) {
   return 0;
 }
 
+int RunPrepare(const std::vector<std::string>& args) {
+  drover::bench::PrepareBenchOptions options;
+  std::string output = "text";
+  FlagSet flags(
+      "drover-bench prepare --server HOST:PORT --pip PKG [flags]",
+      "Times how long jobs with pip_packages spend PREPARING (until every node is READY) when\n"
+      "the node builds their environment and when a later identical job reuses it, next to\n"
+      "the same job without packages. Each round submits one job needing a new environment\n"
+      "('{}' in a --pip package becomes the round number), then --cached-jobs identical ones,\n"
+      "then as many without packages, one after another; droverd needs the pip settings\n"
+      "(--pip-find-links ...) that make the packages installable. Prints the medians and\n"
+      "the build/cached ratio. bench/run_environment_bench.sh runs it against daemons of its\n"
+      "own with a wheel folder it builds.\n"
+      "\n"
+      "Example:\n"
+      "  drover-bench prepare --server 127.0.0.1:7070 --pip 'drovertestpkg==1.{}' --rounds 3");
+  flags.String("server", &options.server, "droverd's address", "HOST:PORT");
+  flags.Repeated("pip", &options.pip_packages,
+                 "A pip requirement of the jobs; '{}' becomes the round number", "PKG");
+  flags.Int("rounds,n", &options.rounds, "Environments built (one per round)");
+  flags.Int("cached-jobs", &options.cached_jobs, "Jobs per round reusing the round's environment");
+  flags.String("image", &options.image, "The jobs' image", "IMAGE");
+  flags.String("command", &options.command, "What `/bin/sh -c` runs in each job", "SCRIPT");
+  DurationFlag(flags, "job-timeout", &options.job_timeout, "Deadline of one job (build included)");
+  DurationFlag(flags, "connect-timeout", &options.connect_timeout,
+               "How long to wait for droverd and a READY node");
+  flags.String("output,o", &output, "text or json", "FORMAT");
+  if (int code = ParseFlags("prepare", flags, args); code >= 0) return code;
+  if (int code = CheckOutputFormat("prepare", output); code >= 0) return code;
+
+  absl::StatusOr<drover::bench::PrepareBenchResult> result = drover::bench::RunPrepareBench(options);
+  if (!result.ok()) {
+    std::fprintf(stderr, "drover-bench prepare: %s\n", std::string(result.status().message()).c_str());
+    return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
+  }
+  std::string report = output == "json" ? drover::bench::PrepareResultJson(*result, options) + "\n"
+                                        : drover::bench::PrepareResultText(*result, options);
+  std::fputs(report.c_str(), stdout);
+  return result->failed > 0 ? kRunFailed : 0;
+}
+
 struct Command {
   const char* name;
   const char* summary;
@@ -273,6 +318,8 @@ constexpr Command kCommands[] = {
     {"log-ingest", "measure durable log ingest MB/s into droverd as a fake agent", RunLogIngest},
     {"distributed-latency", "measure submit->COMPLETED of multi-node jobs against a bare mpirun",
      drover::bench::DistributedLatencyCommand},
+    {"prepare", "measure PREPARING of jobs with pip_packages: environment built vs reused",
+     RunPrepare},
 };
 
 void PrintUsage(std::FILE* out) {

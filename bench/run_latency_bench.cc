@@ -23,6 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "bench/container_baseline.h"
+#include "bench/job_timeline.h"
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
 
@@ -30,31 +31,13 @@ namespace drover::bench {
 namespace {
 
 namespace fs = std::filesystem;
-using SteadyClock = std::chrono::steady_clock;
+using SteadyClock = JobTimeline::Clock;
 using v1::JobStatus;
 
 // The states a successful job passes through, in order; the phases are the gaps between them.
 constexpr JobStatus::State kPath[] = {JobStatus::QUEUED,  JobStatus::PREPARING,
                                       JobStatus::STARTING, JobStatus::RUNNING,
                                       JobStatus::FINALIZING, JobStatus::COMPLETED};
-
-// A job's life as the client saw it.
-struct Timeline {
-  std::string job_id;
-  absl::Time wall_sent;
-  SteadyClock::time_point sent;
-  SteadyClock::time_point acked;
-  std::map<JobStatus::State, SteadyClock::time_point> first_seen;
-  bool completed = false;
-  std::string failure;  // why it did not complete
-};
-
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string one, five, fifteen;
-  in >> one >> five >> fifteen;
-  return absl::StrCat(one, " ", five, " ", fifteen);
-}
 
 // drover-init as built next to drover-bench in the same build tree, or installed.
 std::string DefaultInitPath() {
@@ -73,42 +56,9 @@ std::string UniquePrefix() {
   return absl::StrFormat("bench-run-%08x%08x", random(), random());
 }
 
-bool Terminal(JobStatus::State s) {
-  return s == JobStatus::COMPLETED || s == JobStatus::FAILED || s == JobStatus::CANCELED;
-}
-
-// Waits until droverd has a READY node that can take the benchmark's job.
-absl::Status AwaitNode(v1::AdminService::Stub& admin, absl::Duration timeout,
-                       const std::string& server) {
-  absl::Time deadline = absl::Now() + timeout;
-  std::string seen = "none";
-  while (absl::Now() < deadline) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    v1::ListNodesResponse nodes;
-    if (admin.ListNodes(&context, v1::ListNodesRequest(), &nodes).ok()) {
-      std::vector<std::string> names;
-      for (const v1::Node& node : nodes.nodes()) {
-        names.push_back(absl::StrCat(node.name(), " ", v1::Node::State_Name(node.state())));
-        if (node.state() == v1::Node::READY && node.capacity().cpus() >= 1 &&
-            node.capacity().memory_mib() >= 512) {
-          return absl::OkStatus();
-        }
-      }
-      if (!names.empty()) seen = absl::StrJoin(names, ", ");
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return absl::UnavailableError(absl::StrCat(
-      "droverd at '", server, "' has no READY node with 1 cpu and 512 MiB free after ",
-      absl::FormatDuration(timeout), " (nodes: ", seen,
-      "); start a drover-agent with --scheduler ", server));
-}
-
 // Submits one job and watches it to its end.
-Timeline RunJob(v1::JobService::Stub& jobs, const RunLatencyOptions& options,
+JobTimeline RunJob(v1::JobService::Stub& jobs, const RunLatencyOptions& options,
                 const std::string& key) {
-  Timeline t;
   v1::SubmitJobRequest request;
   v1::JobSpec* spec = request.mutable_spec();
   spec->set_name("bench-run-latency");
@@ -118,50 +68,7 @@ Timeline RunJob(v1::JobService::Stub& jobs, const RunLatencyOptions& options,
   spec->mutable_resources()->set_cpus(1);
   spec->mutable_resources()->set_memory_mib(512);
   spec->set_idempotency_key(key);
-  auto deadline = std::chrono::system_clock::now() + absl::ToChronoMilliseconds(options.job_timeout);
-
-  grpc::ClientContext submit_context;
-  submit_context.set_deadline(deadline);
-  v1::SubmitJobResponse response;
-  t.wall_sent = absl::Now();
-  t.sent = SteadyClock::now();
-  grpc::Status submitted = jobs.SubmitJob(&submit_context, request, &response);
-  t.acked = SteadyClock::now();
-  if (!submitted.ok()) {
-    t.failure = absl::StrCat("submit failed: ", submitted.error_message());
-    return t;
-  }
-  t.first_seen.emplace(JobStatus::QUEUED, t.acked);
-  t.job_id = response.job().id();
-
-  grpc::ClientContext watch_context;
-  watch_context.set_deadline(deadline);
-  v1::WatchJobRequest watch;
-  watch.set_job_id(response.job().id());
-  auto reader = jobs.WatchJob(&watch_context, watch);
-  v1::WatchJobResponse change;
-  v1::JobStatus last;
-  while (reader->Read(&change)) {
-    SteadyClock::time_point now = SteadyClock::now();
-    last = change.job().status();
-    t.first_seen.try_emplace(last.state(), now);
-    if (Terminal(last.state())) break;
-  }
-  watch_context.TryCancel();
-  grpc::Status watched = reader->Finish();
-  if (last.state() == JobStatus::COMPLETED) {
-    t.completed = true;
-  } else if (Terminal(last.state())) {
-    t.failure = absl::StrCat("job ", response.job().id(), " ended ",
-                             JobStatus::State_Name(last.state()), " (",
-                             JobStatus::Cause_Name(last.cause()), "): ", last.message());
-  } else {
-    t.failure = absl::StrCat("job ", response.job().id(), " did not end within ",
-                             absl::FormatDuration(options.job_timeout), "; last seen ",
-                             JobStatus::State_Name(last.state()), " ", last.reason(),
-                             watched.ok() ? "" : absl::StrCat("; watch: ", watched.error_message()));
-  }
-  return t;
+  return SubmitAndWatch(jobs, request, options.job_timeout);
 }
 
 std::string PhaseName(JobStatus::State from, JobStatus::State to) {
@@ -216,7 +123,7 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
   }
   std::unique_ptr<v1::JobService::Stub> jobs = v1::JobService::NewStub(channel);
   std::unique_ptr<v1::AdminService::Stub> admin = v1::AdminService::NewStub(channel);
-  if (absl::Status s = AwaitNode(*admin, options.connect_timeout, options.server); !s.ok()) {
+  if (absl::Status s = AwaitReadyNodes(*admin, 1, options.connect_timeout, options.server, 1, 512); !s.ok()) {
     return s;
   }
 
@@ -225,7 +132,7 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
   result.command = options.command;
   result.load_before = LoadAverage();
   const std::string prefix = UniquePrefix();
-  std::vector<Timeline> timelines;  // measured jobs only
+  std::vector<JobTimeline> timelines;  // measured jobs only
   std::vector<RuntimeRun> runtime_runs;
   std::vector<absl::Duration> same_config_runs;
   std::vector<absl::Duration> minimal_runs;
@@ -254,7 +161,7 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
     for (int64_t round = 0; round < std::max(job_rounds, baseline_rounds); ++round) {
       bool measured = round >= options.warmup_jobs;
       if (round < job_rounds) {
-        Timeline t = RunJob(*jobs, options, absl::StrCat(prefix, "-", round));
+        JobTimeline t = RunJob(*jobs, options, absl::StrCat(prefix, "-", round));
         if (measured) timelines.push_back(std::move(t));
       }
       if (round < baseline_rounds) {
@@ -268,7 +175,7 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
     for (int64_t c = 0; c < options.concurrency; ++c) {
       clients.emplace_back([&] {
         for (int64_t i = next++; i < job_rounds; i = next++) {
-          Timeline t = RunJob(*jobs, options, absl::StrCat(prefix, "-", i));
+          JobTimeline t = RunJob(*jobs, options, absl::StrCat(prefix, "-", i));
           if (i < options.warmup_jobs) continue;
           absl::MutexLock lock(&mu);
           timelines.push_back(std::move(t));
@@ -284,7 +191,7 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
 
   std::vector<absl::Duration> ack, running, completed;
   std::map<std::pair<int, int>, std::vector<absl::Duration>> phases;
-  for (const Timeline& t : timelines) {
+  for (const JobTimeline& t : timelines) {
     JobTrace trace{t.job_id, t.wall_sent, {}};
     std::vector<std::pair<SteadyClock::time_point, std::string>> order;
     for (const auto& [state, at] : t.first_seen) {

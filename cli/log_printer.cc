@@ -4,6 +4,10 @@
 
 namespace drover::cli {
 
+std::string LogPrinter::Prefix(int32_t rank, v1::LogStream stream) {
+  return absl::StrCat(stream == v1::PREPARE ? "[node " : "[rank ", rank, "] ");
+}
+
 void LogPrinter::Add(int32_t rank, v1::LogStream stream, int64_t offset, absl::string_view data) {
   StreamState& state = streams_[{rank, static_cast<int>(stream)}];
   int64_t end = offset + static_cast<int64_t>(data.size());
@@ -21,7 +25,7 @@ void LogPrinter::Emit(int32_t rank, v1::LogStream stream, StreamState& state,
     os << data;
     return;
   }
-  std::string prefix = absl::StrCat("[rank ", rank, "] ");
+  std::string prefix = Prefix(rank, stream);
   while (!data.empty()) {
     size_t newline = data.find('\n');
     if (newline == absl::string_view::npos) {
@@ -42,7 +46,7 @@ void LogPrinter::Flush() {
   for (auto& [key, state] : streams_) {
     if (state.held.empty()) continue;
     auto stream = static_cast<v1::LogStream>(key.second);
-    OutputFor(stream) << "[rank " << key.first << "] " << state.held << "\n";
+    OutputFor(stream) << Prefix(key.first, stream) << state.held << "\n";
     OutputFor(stream).flush();
     state.held.clear();
   }

@@ -3,10 +3,11 @@
 //   - Each stream goes to its own output: a process's stdout to `out`, its stderr to `err`.
 //   - Every byte is printed once, however often droverd sends it: chunks carry their offset
 //     in the stream, and a stream that is read again after a reconnect starts from 0.
-//   - With `prefix_ranks`, every line starts with "[rank N] ". Chunks end anywhere, also in
-//     the middle of a line, so the start of a line is held per (rank, stream) until its
-//     end arrives, or until Flush(), which ends it with a newline. A held line longer than
-//     `kMaxHeldBytes` is printed early, broken in two.
+//   - A node's preparation log (PREPARE, `rank` the node rank) goes to `out`.
+//   - With `prefix_ranks`, every line starts with "[rank N] " (for PREPARE "[node N] ").
+//     Chunks end anywhere, also in the middle of a line, so the start of a line is held per
+//     (rank, stream) until its end arrives, or until Flush(), which ends it with a newline. A
+//     held line longer than `kMaxHeldBytes` is printed early, broken in two.
 //   - Without `prefix_ranks` the bytes pass through unchanged (nothing is held).
 //
 // Writes through the streams it was given and flushes them after every chunk. Not
@@ -46,6 +47,7 @@ class LogPrinter {
     std::string held;         // start of a line whose end has not arrived
   };
   std::ostream& OutputFor(v1::LogStream stream) { return stream == v1::STDERR ? *err_ : *out_; }
+  static std::string Prefix(int32_t rank, v1::LogStream stream);
   void Emit(int32_t rank, v1::LogStream stream, StreamState& state, absl::string_view data);
 
   std::ostream* out_;

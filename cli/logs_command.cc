@@ -1,4 +1,5 @@
-// `drover logs`: a job's stored output, and with -f what follows until the job ends.
+// `drover logs`: a job's stored output (or with --prepare its nodes' preparation logs), and
+// with -f what follows until the job ends.
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -48,6 +49,7 @@ int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
   bool only_stdout = false;
   bool only_stderr = false;
   bool all_streams = false;
+  bool prepare = false;
   int64_t attempt = 0;
   FlagSet flags(
       "drover logs [flags] JOB",
@@ -57,12 +59,17 @@ int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
       "only. When more than one rank is shown, every line starts with '[rank N] '.\n"
       "With -f, keeps printing what the job writes until it ends, then prints how it\n"
       "ended on stderr (for example 'j-42 FAILED: rank 1 on n1 exited with code 3') and\n"
-      "exits 0 (COMPLETED), 10 (FAILED) or 11 (CANCELED), like 'drover watch'.");
+      "exits 0 (COMPLETED), 10 (FAILED) or 11 (CANCELED), like 'drover watch'.\n"
+      "With --prepare, prints instead what the nodes did to prepare the job: the build of\n"
+      "its environment (pip's or conda's output), or which cached environment it used;\n"
+      "with several nodes every line starts with '[node N] '.");
   flags.Bool("follow,f", &follow, "Keep printing new output until the job ends");
   flags.Repeated("rank", &rank_values, "Only this rank (a,b for several)", "N");
   flags.Bool("stdout", &only_stdout, "Only the processes' stdout");
   flags.Bool("stderr", &only_stderr, "Only the processes' stderr");
   flags.Bool("all-streams", &all_streams, "Both stdout and stderr (the default)");
+  flags.Bool("prepare", &prepare,
+             "The nodes' preparation logs (environment builds) instead of the processes' output");
   flags.Int("attempt", &attempt, "Attempt to show (1, 2, ...); default: the current one");
   AddGlobalFlags(&flags, &inv.global());
   std::vector<std::string> positional;
@@ -70,7 +77,8 @@ int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
                             "  drover logs j-42\n"
                             "  drover logs -f j-42 && echo trained\n"
                             "  drover logs j-42 --rank 0 --stdout > rank0.txt\n"
-                            "  drover logs j-42 --stderr --attempt 1\n")) {
+                            "  drover logs j-42 --stderr --attempt 1\n"
+                            "  drover logs -f j-42 --prepare\n")) {
     return *done;
   }
   v1::StreamLogsRequest request;
@@ -82,6 +90,11 @@ int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
   }
   if (static_cast<int>(only_stdout) + static_cast<int>(only_stderr) + static_cast<int>(all_streams) > 1) {
     return inv.Fail(kExitUsage, "--stdout, --stderr and --all-streams exclude each other; give one");
+  }
+  if (prepare && (only_stdout || only_stderr || all_streams || !rank_values.empty())) {
+    return inv.Fail(kExitUsage,
+                    "--prepare shows the nodes' preparation logs; it does not go with --rank, "
+                    "--stdout, --stderr or --all-streams");
   }
   if (flags.WasSet("attempt") && attempt < 1) {
     return inv.Fail(kExitUsage, absl::StrCat("--attempt: ", attempt,
@@ -111,14 +124,16 @@ int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
   for (int32_t rank : ranks) request.add_ranks(rank);
   if (only_stdout) request.add_streams(v1::STDOUT);
   if (only_stderr) request.add_streams(v1::STDERR);
+  if (prepare) request.add_streams(v1::PREPARE);
   request.set_follow(follow);
-  if (follow && BeforeRunning(job->status().state())) {
+  if (follow && !prepare && BeforeRunning(job->status().state())) {
     inv.err() << "drover: " << job->id() << " is " << StateName(job->status().state())
               << (job->status().reason().empty() ? "" : absl::StrCat(" (", job->status().reason(), ")"))
               << "; its output appears here once it runs" << std::endl;
   }
 
-  LogPrinter printer(&inv.out(), &inv.err(), /*prefix_ranks=*/world > 1 && ranks.size() != 1);
+  bool prefix = prepare ? job->spec().node_count() > 1 : world > 1 && ranks.size() != 1;
+  LogPrinter printer(&inv.out(), &inv.err(), /*prefix_ranks=*/prefix);
   std::optional<v1::Job> ended;
   bool received = false;
   size_t retries = 0;

@@ -104,17 +104,18 @@ class AgentStream final
           outbox->Finish(ToGrpcStatus(name.status()));
         }
       });
+    } else if (in_.has_log() &&
+               (!v1::LogStream_IsValid(in_.log().stream()) ||
+                in_.log().stream() == v1::LOG_STREAM_UNSPECIFIED || in_.log().rank() < 0)) {
+      // A stream this droverd does not know (a newer agent's) or a malformed chunk: not
+      // stored, never acknowledged.
+      Log(LogLevel::kWarning, "log_chunk_dropped",
+          {{"node", node_}, {"rank", in_.log().rank()},
+           {"stream", static_cast<int>(in_.log().stream())}});
     } else if (in_.has_log()) {
       const v1::LogChunk& chunk = in_.log();
       storage::LogStreamKey key{chunk.attempt().job_id(), chunk.attempt().epoch(), chunk.rank(),
                                 chunk.stream()};
-      if (!v1::LogStream_IsValid(chunk.stream()) || chunk.stream() == v1::LOG_STREAM_UNSPECIFIED ||
-          chunk.rank() < 0) {
-        Log(LogLevel::kWarning, "log_chunk_refused",
-            {{"node", node_}, {"rank", chunk.rank()}, {"stream", static_cast<int>(chunk.stream())}});
-        StartRead(&in_);
-        return;
-      }
       if (ServerMetrics* metrics = service_.core_.metrics(); metrics != nullptr) {
         metrics->ingested_bytes
             .With({absl::AsciiStrToLower(v1::LogStream_Name(chunk.stream()))})

@@ -567,6 +567,9 @@ void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
       if (image != images_.end()) assign->set_image_digest(image->second.digest());
     }
     for (const auto& [name, datastore] : datastores) *assign->add_datastores() = datastore;
+    if (!spec.environment().pip_packages().empty() || !spec.environment().conda_packages().empty()) {
+      *assign->mutable_pip() = options_.pip;
+    }
     SendTo(attempt.nodes[rank], std::move(message));
   }
 }

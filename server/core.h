@@ -86,6 +86,9 @@ struct CoreOptions {
   int32_t master_port_base = 29500;
   // droverd's own metrics (jobs and nodes by state, placements...); null: none.
   ServerMetrics* metrics = nullptr;
+  // How agents run pip when they build job environments (droverd's --pip-* flags), sent in
+  // the AssignAttempt of every job with pip or conda packages.
+  v1::PipSettings pip;
 };
 
 class Core {

@@ -16,6 +16,7 @@
 #include "common/flags.h"
 #include "common/log.h"
 #include "server/droverd.h"
+#include "server/pip_settings.h"
 
 namespace {
 
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::string shutdown_grace = "10s";
   std::string launch_timeout = "15m";
+  drover::server::PipFlags pip;
 
   drover::FlagSet flags("droverd [flags]", kSummary);
   flags.String("listen", &options.listen, "Address to serve the gRPC API on", "HOST:PORT");
@@ -73,6 +75,19 @@ int main(int argc, char** argv) {
                "How long an attempt may wait for all its nodes to be ready before it fails "
                "(LAUNCH_FAILED); 0 waits forever",
                "DURATION");
+  // How agents install jobs' pip_packages (docs/environments.md); part of every
+  // environment's cache key.
+  flags.String("pip-index-url", &pip.index_url,
+               "Package index for jobs' pip_packages (pip --index-url; default: PyPI)", "URL");
+  flags.Repeated("pip-extra-index-url", &pip.extra_index_urls,
+                 "Another package index (pip --extra-index-url)", "URL");
+  flags.Repeated("pip-find-links", &pip.find_links,
+                 "A folder of wheels that exists on every node, or a URL (pip --find-links)",
+                 "DIR|URL");
+  flags.Repeated("pip-trusted-host", &pip.trusted_hosts,
+                 "A host pip may reach without valid HTTPS (pip --trusted-host)", "HOST");
+  flags.Bool("pip-no-index", &pip.no_index,
+             "Install jobs' pip_packages only from --pip-find-links (pip --no-index)");
 
   std::vector<std::string> args(argv + 1, argv + argc);
   std::vector<std::string> positional;
@@ -104,6 +119,10 @@ int main(int argc, char** argv) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
         "--launch-timeout: '", launch_timeout, "' is not a duration; write it like 30s or 10m")));
   }
+
+  absl::StatusOr<drover::v1::PipSettings> pip_settings = drover::server::PipSettingsFromFlags(pip);
+  if (!pip_settings.ok()) return Fail(pip_settings.status());
+  options.core.pip = *std::move(pip_settings);
 
   // Block the stop signals in every thread; this one waits for them below.
   sigset_t stop_signals;

@@ -1,5 +1,7 @@
-// LogStore: every rank's stdout and stderr, as droverd received them from the agents. One
-// file per (job, attempt, rank, stream) under `<root>/<job>/<epoch>/`, appended by offset so
+// LogStore: every rank's stdout and stderr, and every node's preparation log, as droverd
+// received them from the agents. One file per (job, attempt, rank, stream) under
+// `<root>/<job>/<epoch>/` (`rank-R.stdout`, `rank-R.stderr`, `node-N.prepare`, where the
+// PREPARE stream's `rank` is the node rank), appended by offset so
 // that a chunk sent twice (after a reconnect) is stored once and a chunk that would leave a
 // gap is refused.
 //

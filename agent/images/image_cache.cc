@@ -326,6 +326,7 @@ absl::StatusOr<UnpackedImage> ImageCache::Cached(const std::string& key) const {
   if (!meta.ok()) return absl::NotFoundError("not cached");
   UnpackedImage image;
   image.rootfs = dir + "/rootfs";
+  image.key = key;
   if (const Json* env = meta->Find("env"); env != nullptr) {
     for (const Json& item : env->items()) image.env.push_back(item.AsString());
   }
@@ -546,7 +547,7 @@ absl::StatusOr<UnpackedImage> ImageCache::UnpackLayout(const std::string& key,
        {"digest", digest},
        {"key", key},
        {"seconds", absl::ToDoubleSeconds(absl::Now() - started)}});
-  return UnpackedImage{.rootfs = final_dir + "/rootfs", .env = *std::move(env)};
+  return UnpackedImage{.rootfs = final_dir + "/rootfs", .env = *std::move(env), .key = key};
 }
 
 }  // namespace drover::agent

@@ -68,6 +68,9 @@ class ProcessRunner final : public CommandRunner {
 struct UnpackedImage {
   std::string rootfs;            // absolute path of the unpacked root filesystem
   std::vector<std::string> env;  // the image config's Env ("KEY=VALUE"), in its order
+  // Its cache key, which names its contents (the archive's digest, or the docker:// ref with
+  // its manifest digest): what environments built on it are keyed by.
+  std::string key;
 };
 
 struct ImageCacheOptions {

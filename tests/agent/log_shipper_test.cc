@@ -1,6 +1,7 @@
 #include "agent/log_shipper.h"
 
 #include <fstream>
+#include <map>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -151,6 +152,51 @@ TEST_F(LogShipperTest, MetricsChunksEndAtALineEndUntilTheFilesAreFinal) {
   ack(19);
   EXPECT_TRUE(shipper_.Drained(attempt_));
   EXPECT_EQ(SentData(), "ab\ncd\nlonger line\nx");
+}
+
+TEST_F(LogShipperTest, AWatchedFileIsItsOwnStreamAndResumesFromWhatDroverdHas) {
+  // A node's preparation log, outside the ranks' folder, shipped as PREPARE of node rank 1.
+  std::string prepare = dir_.path() + "/prepare.log";
+  shipper_.WatchFile(attempt_, 1, v1::PREPARE, prepare);
+  shipper_.Poll();
+  EXPECT_TRUE(sent_.empty());  // not there yet
+  EXPECT_TRUE(shipper_.Drained(attempt_));
+  std::ofstream(prepare, std::ios::app) << "pip ok";
+  Append("rank-1.stdout", "out");
+  shipper_.Poll();
+  ASSERT_EQ(sent_.size(), 3u);  // chunks of 4 bytes
+  std::map<int, std::string> by_stream;
+  for (const v1::LogChunk& c : sent_) {
+    EXPECT_EQ(c.rank(), 1);
+    by_stream[c.stream()] += c.data();
+  }
+  EXPECT_EQ(by_stream[v1::PREPARE], "pip ok");
+  EXPECT_EQ(by_stream[v1::STDOUT], "out");
+  EXPECT_FALSE(shipper_.Drained(attempt_));
+
+  // After a reconnect, from what droverd says it has; Watch() again keeps the file.
+  v1::AgentWelcome welcome;
+  v1::LogAck* stored = welcome.add_log_offsets();
+  *stored->mutable_attempt() = attempt_;
+  stored->set_rank(1);
+  stored->set_stream(v1::PREPARE);
+  stored->set_offset(4);
+  v1::LogAck* out = welcome.add_log_offsets();
+  *out = *stored;
+  out->set_stream(v1::STDOUT);
+  out->set_offset(3);
+  shipper_.Reconnected(welcome);
+  shipper_.Watch(attempt_, dir_.path());
+  sent_.clear();
+  shipper_.Poll();
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].stream(), v1::PREPARE);
+  EXPECT_EQ(sent_[0].offset(), 4);
+  EXPECT_EQ(sent_[0].data(), "ok");
+  v1::LogAck done = Ack(6, 1);
+  done.set_stream(v1::PREPARE);
+  shipper_.Acknowledged(done);
+  EXPECT_TRUE(shipper_.Drained(attempt_));
 }
 
 }  // namespace

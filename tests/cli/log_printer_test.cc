@@ -71,5 +71,16 @@ TEST_F(LogPrinterTest, AVeryLongLineIsPrintedBeforeItEnds) {
   EXPECT_EQ(out_.str(), "[rank 0] " + big + "\n[rank 0] tail\n");
 }
 
+TEST_F(LogPrinterTest, PreparationLogsGoToStdoutPrefixedByNode) {
+  LogPrinter printer(&out_, &err_, /*prefix_ranks=*/true);
+  printer.Add(1, v1::PREPARE, 0, "drover: building\nCollect");
+  printer.Add(1, v1::PREPARE, 25, "ing x\n");
+  printer.Add(0, v1::PREPARE, 0, "drover: using cached");
+  printer.Flush();
+  EXPECT_EQ(out_.str(),
+            "[node 1] drover: building\n[node 1] Collecting x\n[node 0] drover: using cached\n");
+  EXPECT_EQ(err_.str(), "");
+}
+
 }  // namespace
 }  // namespace drover::cli

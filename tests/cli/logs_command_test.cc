@@ -125,6 +125,8 @@ TEST_F(LogsTest, UsageErrors) {
       {{"logs", "j-1", "--attempt", "0"}, "--attempt: 0 is not an attempt"},
       {{"logs", "j-1", "-o", "json"}, "--output json is not available"},
       {{"logs", "j-1", "--rank", "2"}, "--rank 2: j-1 has ranks 0 to 1"},
+      {{"logs", "j-1", "--prepare", "--stderr"}, "--prepare shows the nodes' preparation logs"},
+      {{"logs", "j-1", "--prepare", "--rank", "0"}, "it does not go with --rank"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.message);
@@ -132,6 +134,39 @@ TEST_F(LogsTest, UsageErrors) {
     ExpectOneErrorLine(c.message);
   }
   EXPECT_THAT(server_.log_requests, IsEmpty());
+}
+
+TEST_F(LogsTest, PrepareAsksForThePreparationLogsAndPrintsThemOnStdout) {
+  AddJob(2);
+  server_.log_streams.push_back(
+      {{Chunk(0, v1::PREPARE, 0, "drover: building environment k on n1\n"),
+        Chunk(0, v1::PREPARE, 37, "Successfully installed x-1\n")},
+       absl::OkStatus()});
+  ASSERT_EQ(Run({"logs", "j-1", "--prepare"}), 0) << err();
+  // One node: no prefix, even with two ranks.
+  EXPECT_EQ(out(), "drover: building environment k on n1\nSuccessfully installed x-1\n");
+  EXPECT_THAT(err(), IsEmpty());
+  ASSERT_EQ(server_.log_requests.size(), 1u);
+  EXPECT_THAT(server_.log_requests[0].streams(), ElementsAre(v1::PREPARE));
+  EXPECT_THAT(server_.log_requests[0].ranks(), IsEmpty());
+}
+
+TEST_F(LogsTest, PrepareOfSeveralNodesPrefixesTheNodeRank) {
+  v1::Job& job = AddJob(1);
+  job.mutable_spec()->set_node_count(2);
+  job.mutable_status()->set_state(v1::JobStatus::PREPARING);
+  job.mutable_status()->set_reason("BUILDING_ENVIRONMENT node=n2");
+  server_.log_streams.push_back(
+      {{Chunk(0, v1::PREPARE, 0, "drover: using cached environment k on n1\n"),
+        Chunk(1, v1::PREPARE, 0, "drover: building environment k on n2\n"),
+        End(job, v1::JobStatus::COMPLETED, "", {})},
+       absl::OkStatus()});
+  EXPECT_EQ(Run({"logs", "-f", "j-1", "--prepare"}), 0) << err();
+  EXPECT_EQ(out(),
+            "[node 0] drover: using cached environment k on n1\n"
+            "[node 1] drover: building environment k on n2\n");
+  // Not "its output appears once it runs": the preparation log is being written now.
+  EXPECT_EQ(err(), "j-1 COMPLETED\n");
 }
 
 TEST_F(LogsTest, UnknownJobExits4) {

@@ -41,6 +41,8 @@ class AgentProtocolTest : public ::testing::Test {
     options.core.lease = absl::Seconds(2);
     options.core.stop_grace = absl::Seconds(1);
     options.core.launch_timeout = launch_timeout_;
+    options.core.pip.add_find_links("/srv/wheels");
+    options.core.pip.set_no_index(true);
     options.tick = absl::Milliseconds(50);
     auto started = Droverd::Start(options);
     ASSERT_TRUE(started.ok()) << started.status();
@@ -520,6 +522,53 @@ TEST_F(AgentProtocolTest, FirstFailureAcrossNodesIsTheEarliestRankToFail) {
   v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
   EXPECT_EQ(job.status().message(), absl::StrCat("rank 2 on ", node1, " exited with code 3"));
   EXPECT_EQ(job.status().exits_size(), 4);
+}
+
+// A job with pip packages gets the cluster's pip settings; its nodes' preparation logs are a
+// stream of their own, stored and shown only when asked for.
+TEST_F(AgentProtocolTest, PipJobGetsThePipSettingsAndItsPrepareLogStaysApart) {
+  ScriptedAgent agent(channel_, "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  Submit();
+  EXPECT_FALSE(agent.Next(v1::SchedulerMessage::kAssign).assign().has_pip());
+
+  grpc::ClientContext context;
+  v1::SubmitJobRequest request;
+  request.mutable_spec()->set_entry_script("train.py");
+  request.mutable_spec()->mutable_environment()->add_pip_packages("drovertestpkg==1.0");
+  v1::SubmitJobResponse response;
+  ASSERT_TRUE(jobs_->SubmitJob(&context, request, &response).ok());
+  std::string id = response.job().id();
+  v1::AssignAttempt assign = agent.Next(v1::SchedulerMessage::kAssign).assign();
+  EXPECT_THAT(assign.pip().find_links(), ::testing::ElementsAre("/srv/wheels"));
+  EXPECT_TRUE(assign.pip().no_index());
+
+  agent.ReportPreparing(id, 1, "BUILDING_ENVIRONMENT");
+  v1::Job job = WaitFor(id, v1::JobStatus::PREPARING);
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10);
+       job.status().reason() != "BUILDING_ENVIRONMENT node=n1" && absl::Now() < deadline;
+       job = Get(id)) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(job.status().reason(), "BUILDING_ENVIRONMENT node=n1");
+  agent.Log(id, 1, 0, 0, "Successfully installed drovertestpkg-1.0\n", v1::PREPARE);
+  EXPECT_EQ(agent.Next(v1::SchedulerMessage::kLogAck).log_ack().stream(), v1::PREPARE);
+  agent.Log(id, 1, 0, 0, "hello\n");
+  EXPECT_EQ(agent.Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), 6);
+
+  EXPECT_EQ(Logs(id, false), "hello\n");  // stdout and stderr only
+  grpc::ClientContext logs_context;
+  v1::StreamLogsRequest logs;
+  logs.set_job_id(id);
+  logs.add_streams(v1::PREPARE);
+  auto reader = jobs_->StreamLogs(&logs_context, logs);
+  std::vector<v1::StreamLogsResponse> got;
+  for (v1::StreamLogsResponse r; reader->Read(&r);) got.push_back(r);
+  EXPECT_TRUE(reader->Finish().ok());
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].stream(), v1::PREPARE);
+  EXPECT_EQ(got[0].rank(), 0);
+  EXPECT_EQ(got[0].data(), "Successfully installed drovertestpkg-1.0\n");
 }
 
 }  // namespace

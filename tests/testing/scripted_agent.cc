@@ -71,13 +71,13 @@ void ScriptedAgent::ReportPreparing(const std::string& job, int64_t epoch,
 }
 
 void ScriptedAgent::Log(const std::string& job, int64_t epoch, int32_t rank, int64_t offset,
-                        const std::string& data) {
+                        const std::string& data, v1::LogStream stream) {
   v1::AgentMessage message;
   v1::LogChunk* chunk = message.mutable_log();
   chunk->mutable_attempt()->set_job_id(job);
   chunk->mutable_attempt()->set_epoch(epoch);
   chunk->set_rank(rank);
-  chunk->set_stream(v1::STDOUT);
+  chunk->set_stream(stream);
   chunk->set_offset(offset);
   chunk->set_data(data);
   stream_->Write(message);

@@ -39,9 +39,9 @@ class ScriptedAgent {
   void Send(const v1::AttemptReport& report);
   // A PREPARING report naming the step the node is at ("FETCHING_SNAPSHOT").
   void ReportPreparing(const std::string& job, int64_t epoch, const std::string& reason);
-  // One stdout log chunk of `rank` at `offset`.
+  // One log chunk of `rank` (for PREPARE the node rank) at `offset`.
   void Log(const std::string& job, int64_t epoch, int32_t rank, int64_t offset,
-           const std::string& data);
+           const std::string& data, v1::LogStream stream = v1::STDOUT);
   void Heartbeat();
 
  private:

@@ -1,0 +1,544 @@
+// EnvironmentCache's logic without containers: the cache key, the build script, the failure
+// summary, the eviction policy, and the cache itself with a fake ContainerRuntime that plays
+// the build container (writes the layer, the result and the output as the real script would).
+// The real builds run in tests/e2e/environment_e2e_test.cc.
+#include "agent/environments/environment_cache.h"
+
+#include <sys/stat.h>
+#include <utime.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/subprocess.h"
+
+namespace drover::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+EnvironmentRequest PipRequest(std::vector<std::string> packages) {
+  EnvironmentRequest request;
+  request.image = "host";
+  request.image_identity = "host:abc";
+  request.pip_packages = std::move(packages);
+  return request;
+}
+
+TEST(EnvironmentKeyTest, IgnoresTheOrderAndRepeatsOfPackages) {
+  EnvironmentRequest a = PipRequest({"numpy>=1.24", "drovertestpkg==1.0"});
+  EnvironmentRequest b = PipRequest({"drovertestpkg==1.0", "numpy>=1.24", "numpy>=1.24"});
+  EXPECT_EQ(EnvironmentKey(a), EnvironmentKey(b));
+  EXPECT_THAT(EnvironmentKey(a), ::testing::MatchesRegex("[0-9a-f]{32}"));
+}
+
+TEST(EnvironmentKeyTest, DiffersForAnythingThatShapesTheResult) {
+  const EnvironmentRequest base = PipRequest({"drovertestpkg==1.0"});
+  const std::string key = EnvironmentKey(base);
+
+  EnvironmentRequest other_version = PipRequest({"drovertestpkg==1.1"});
+  EXPECT_NE(EnvironmentKey(other_version), key);
+
+  EnvironmentRequest other_image = base;
+  other_image.image_identity = "0123abcd";
+  EXPECT_NE(EnvironmentKey(other_image), key);
+
+  EnvironmentRequest as_conda = base;
+  as_conda.conda_packages = as_conda.pip_packages;
+  as_conda.pip_packages.clear();
+  EXPECT_NE(EnvironmentKey(as_conda), key);
+
+  EnvironmentRequest no_index = base;
+  no_index.pip.set_no_index(true);
+  EXPECT_NE(EnvironmentKey(no_index), key);
+
+  EnvironmentRequest mirror = base;
+  mirror.pip.set_index_url("https://mirror.example.com/simple");
+  EXPECT_NE(EnvironmentKey(mirror), key);
+
+  EnvironmentRequest wheels = base;
+  wheels.pip.add_find_links("/srv/wheels");
+  EXPECT_NE(EnvironmentKey(wheels), key);
+  EnvironmentRequest other_wheels = base;
+  other_wheels.pip.add_find_links("/srv/other-wheels");
+  EXPECT_NE(EnvironmentKey(other_wheels), EnvironmentKey(wheels));
+
+  // The image's name is not part of it: the same image under another name shares it.
+  EnvironmentRequest renamed = base;
+  renamed.image = "another-name";
+  EXPECT_EQ(EnvironmentKey(renamed), key);
+}
+
+TEST(EnvironmentKeyTest, HostPythonIdentityIsStable) {
+  EXPECT_EQ(HostPythonIdentity(), HostPythonIdentity());
+  EXPECT_THAT(HostPythonIdentity(), ::testing::StartsWith("host:"));
+}
+
+TEST(PipOptionsTest, KeepsTheClustersOrder) {
+  v1::PipSettings settings;
+  settings.set_index_url("https://a/simple");
+  settings.add_extra_index_urls("https://b/simple");
+  settings.add_find_links("/srv/wheels");
+  settings.add_trusted_hosts("b");
+  settings.set_no_index(true);
+  EXPECT_THAT(PipOptions(settings),
+              ElementsAre("--index-url", "https://a/simple", "--extra-index-url",
+                          "https://b/simple", "--find-links", "/srv/wheels", "--trusted-host", "b",
+                          "--no-index"));
+  EXPECT_THAT(PipOptions(v1::PipSettings()), IsEmpty());
+}
+
+TEST(EnvironmentBuildScriptTest, PipPackagesGoIntoAVenvOverTheImagesPython) {
+  EnvironmentRequest request = PipRequest({"drovertestpkg==1.0"});
+  request.pip.add_find_links("/srv/wheels");
+  request.pip.set_no_index(true);
+  std::string script = EnvironmentBuildScript(request);
+  EXPECT_THAT(script, HasSubstr("-m venv --without-pip --system-site-packages \"$E\""));
+  EXPECT_THAT(script, HasSubstr("\"$E/bin/python\" -m pip install --no-cache-dir --no-input "
+                                "--disable-pip-version-check --progress-bar off '--find-links' "
+                                "'/srv/wheels' '--no-index' -r /job/requirements.txt"));
+  EXPECT_THAT(script, HasSubstr("E=/drover/env\n"));
+  EXPECT_THAT(script, HasSubstr("refuse 91 "));  // no python3
+  EXPECT_THAT(script, HasSubstr("refuse 92 "));  // no pip
+  EXPECT_THAT(script, HasSubstr("kind=venv"));
+  EXPECT_THAT(script, Not(HasSubstr("conda")));
+}
+
+TEST(EnvironmentBuildScriptTest, CondaPackagesNeedCondaOrMambaAndComeFirst) {
+  EnvironmentRequest request = PipRequest({"drovertestpkg==1.0"});
+  request.conda_packages = {"python=3.11", "numpy"};
+  std::string script = EnvironmentBuildScript(request);
+  EXPECT_THAT(script, HasSubstr("C=$(command -v mamba || command -v conda) || refuse 90 "
+                                "\"the image has neither conda nor mamba\""));
+  // Sorted, each its own quoted word.
+  EXPECT_THAT(script, HasSubstr("run \"$C\" create --yes --prefix \"$E\" 'numpy' 'python=3.11'"));
+  EXPECT_LT(script.find("create --yes"), script.find("-m pip install"));
+  EXPECT_THAT(script, HasSubstr("refuse 94 "));  // pip packages but no python in the env
+  EXPECT_THAT(script, HasSubstr("kind=conda"));
+  EXPECT_THAT(script, Not(HasSubstr("-m venv")));
+
+  request.pip_packages.clear();
+  EXPECT_THAT(EnvironmentBuildScript(request), Not(HasSubstr("pip install")));
+}
+
+TEST(EnvironmentBuildScriptTest, QuotesPackagesForTheShell) {
+  EnvironmentRequest request;
+  request.image = "host";
+  request.conda_packages = {"it's;rm"};
+  EXPECT_THAT(EnvironmentBuildScript(request), HasSubstr("'it'\\''s;rm'"));
+}
+
+TEST(BuildFailureSummaryTest, PrefersPipsErrorLines) {
+  std::string output =
+      "+ /drover/env/bin/python -m pip install -r /job/requirements.txt\n"
+      "Looking in links: /srv/wheels\n"
+      "ERROR: Could not find a version that satisfies the requirement nosuchpkg (from versions: "
+      "none)\n"
+      "ERROR: No matching distribution found for nosuchpkg\n";
+  EXPECT_EQ(BuildFailureSummary(output),
+            "ERROR: Could not find a version that satisfies the requirement nosuchpkg (from "
+            "versions: none); ERROR: No matching distribution found for nosuchpkg");
+  EXPECT_EQ(BuildFailureSummary("Collecting\n\nPackagesNotFoundError: The following packages "
+                                "are not available\n  - nosuchpkg\n"),
+            "PackagesNotFoundError: The following packages are not available");
+}
+
+TEST(BuildFailureSummaryTest, ElseTheLastLines) {
+  EXPECT_EQ(BuildFailureSummary("one\ntwo\n\nthree\nfour\n"), "two; three; four");
+  EXPECT_EQ(BuildFailureSummary(""), "");
+  EXPECT_LE(BuildFailureSummary(std::string(5000, 'x')).size(), 1003u);
+}
+
+TEST(ChooseEvictionsTest, NothingWithinTheBudget) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  EXPECT_THAT(ChooseEvictions({{"a", 10, t, false}, {"b", 10, t, false}}, 20), IsEmpty());
+}
+
+TEST(ChooseEvictionsTest, LeastRecentlyUsedFirstUntilWithinTheBudget) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  std::vector<CachedEnvironmentInfo> entries = {
+      {"newest", 10, t + absl::Seconds(3), false},
+      {"oldest", 10, t, false},
+      {"middle", 10, t + absl::Seconds(2), false},
+      {"older", 10, t + absl::Seconds(1), false}};
+  EXPECT_THAT(ChooseEvictions(entries, 25), ElementsAre("oldest", "older"));
+  EXPECT_THAT(ChooseEvictions(entries, 0), ElementsAre("oldest", "older", "middle", "newest"));
+}
+
+TEST(ChooseEvictionsTest, NeverOneInUse) {
+  absl::Time t = absl::FromUnixSeconds(1000);
+  std::vector<CachedEnvironmentInfo> entries = {{"running-job", 100, t, true},
+                                                {"idle", 10, t + absl::Seconds(1), false},
+                                                {"recent", 10, t + absl::Seconds(2), false}};
+  // In-use bytes still count: everything idle goes, and that is all it can do.
+  EXPECT_THAT(ChooseEvictions(entries, 50), ElementsAre("idle", "recent"));
+  EXPECT_THAT(ChooseEvictions(entries, 110), ElementsAre("idle"));
+}
+
+// Plays the build container: `build(spec)` does what the script would (or not) and returns
+// its exit code; Wait() gives it once `release` allows.
+class FakeRuntime : public ContainerRuntime {
+ public:
+  std::function<int(const ContainerSpec&)> build;
+  std::atomic<int> runs{0};
+  absl::Notification* release = nullptr;  // when set, builds end only once notified
+
+  absl::Status Create(const ContainerSpec&) override { return absl::UnimplementedError("create"); }
+  absl::Status Start(absl::string_view) override { return absl::UnimplementedError("start"); }
+  absl::Status Run(const ContainerSpec& spec) override {
+    ++runs;
+    int code = build(spec);
+    absl::MutexLock lock(&mu_);
+    if (running_.contains(spec.id)) return absl::AlreadyExistsError(spec.id);
+    running_[spec.id] = code;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<pid_t> Pid(absl::string_view) override { return 1; }
+  absl::StatusOr<ContainerStats> Stats(absl::string_view) override { return ContainerStats{}; }
+  absl::StatusOr<int> Exec(absl::string_view, const std::vector<std::string>&,
+                           const std::function<void(bool, absl::string_view)>&,
+                           const std::function<bool()>&) override {
+    return absl::UnimplementedError("exec");
+  }
+  absl::Status Signal(absl::string_view id, int, bool) override {
+    absl::MutexLock lock(&mu_);
+    killed_.insert(std::string(id));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<ContainerExit> Wait(absl::string_view id, int timeout_ms) override {
+    bool killed;
+    {
+      absl::MutexLock lock(&mu_);
+      killed = killed_.contains(std::string(id));
+    }
+    if (!killed && release != nullptr &&
+        !release->WaitForNotificationWithTimeout(absl::Milliseconds(timeout_ms))) {
+      return absl::DeadlineExceededError("running");
+    }
+    absl::MutexLock lock(&mu_);
+    ContainerExit exit;
+    exit.exit_code = killed ? -1 : running_[std::string(id)];
+    exit.signal = killed ? 9 : 0;
+    return exit;
+  }
+  absl::Status Delete(absl::string_view id) override {
+    absl::MutexLock lock(&mu_);
+    running_.erase(std::string(id));
+    killed_.erase(std::string(id));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<ContainerInfo>> List() override { return std::vector<ContainerInfo>{}; }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, int> running_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> killed_ ABSL_GUARDED_BY(mu_);
+};
+
+// The host folder bound at `destination` in `spec`.
+std::string HostPath(const ContainerSpec& spec, absl::string_view destination) {
+  for (const BindMount& m : spec.mounts) {
+    if (m.destination == destination) return m.source;
+  }
+  return "";
+}
+
+// What a successful pip build leaves: a venv with the package, the result, pip's output.
+int SucceedingBuild(const ContainerSpec& spec) {
+  std::string layer = HostPath(spec, kEnvironmentMount);
+  fs::create_directories(layer + "/env/lib/python3.11/site-packages/drovertestpkg");
+  std::ofstream(layer + "/env/lib/python3.11/site-packages/drovertestpkg/__init__.py")
+      << std::string(4096, '#');
+  std::ofstream(spec.job_dir + "/result")
+      << "kind=venv\nsite=/drover/env/lib/python3.11/site-packages\n";
+  std::ofstream(HostPath(spec, "/job/logs") + "/rank-0.stdout", std::ios::app)
+      << "Successfully installed drovertestpkg-1.0\n";
+  return 0;
+}
+
+class EnvironmentCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override { runtime_.build = SucceedingBuild; }
+
+  EnvironmentCache::BuildContext Context(const std::string& name) {
+    // Not created: the cache makes it.
+    std::string log_dir = absl::StrCat(dir_.path(), "/attempts/", name);
+    return {.job_id = name,
+            .node_name = "n1",
+            .log_dir = log_dir,
+            .building = [this] { ++building_reports_; },
+            .stopped = [this] { return stopped_.load(); }};
+  }
+  std::string LogOf(const std::string& name) {
+    return ReadFile(EnvironmentCache::LogPath(absl::StrCat(dir_.path(), "/attempts/", name)));
+  }
+  std::string root() const { return dir_.path() + "/environments"; }
+
+  testing::TempDir dir_;
+  FakeRuntime runtime_;
+  std::atomic<int> building_reports_{0};
+  std::atomic<bool> stopped_{false};
+};
+
+TEST_F(EnvironmentCacheTest, BuildsOnceAndReusesTheLayer) {
+  EnvironmentCache cache({.root = root()}, runtime_);
+  EnvironmentRequest request = PipRequest({"drovertestpkg==1.0"});
+  absl::StatusOr<EnvironmentCache::Prepared> first = cache.Get(request, Context("j-1"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(runtime_.runs, 1);
+  EXPECT_EQ(building_reports_, 1);
+  const std::string key = EnvironmentKey(request);
+  EXPECT_EQ(first->key, key);
+  EXPECT_EQ(first->layer_dir, root() + "/" + key + "/layer");
+  EXPECT_EQ(first->kind, "venv");
+  EXPECT_EQ(first->site_packages, "/drover/env/lib/python3.11/site-packages");
+  EXPECT_THAT(LogOf("j-1"), HasSubstr("drover: building environment " + key + " on n1"));
+  EXPECT_THAT(LogOf("j-1"), HasSubstr("Successfully installed drovertestpkg-1.0\n"));
+  EXPECT_THAT(LogOf("j-1"), HasSubstr("drover: environment " + key + " built in "));
+  EXPECT_THAT(ReadFile(root() + "/" + key + "/environment.json"), HasSubstr("\"bytes\": "));
+
+  // Reordered packages: the same environment, no second build.
+  absl::StatusOr<EnvironmentCache::Prepared> second =
+      cache.Get(PipRequest({"drovertestpkg==1.0", "drovertestpkg==1.0"}), Context("j-2"));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(runtime_.runs, 1);
+  EXPECT_EQ(building_reports_, 1);
+  EXPECT_EQ(second->layer_dir, first->layer_dir);
+  EXPECT_EQ(LogOf("j-2"), absl::StrCat("drover: using cached environment ", key,
+                                       " on n1 (image host; pip: drovertestpkg==1.0)\n"));
+  // Nothing of the build is left but the environment.
+  for (const auto& entry : fs::directory_iterator(root())) {
+    EXPECT_EQ(entry.path().filename(), key);
+  }
+  EXPECT_FALSE(fs::exists(first->layer_dir + "/tmp"));
+}
+
+TEST_F(EnvironmentCacheTest, TheBuildContainerRunsTheScriptInTheJobsImage) {
+  ContainerSpec seen;
+  runtime_.build = [&](const ContainerSpec& spec) {
+    seen = spec;
+    seen.args.push_back(ReadFile(spec.job_dir + "/build.sh"));
+    seen.args.push_back(ReadFile(spec.job_dir + "/requirements.txt"));
+    return SucceedingBuild(spec);
+  };
+  fs::create_directories(dir_.path() + "/wheels");
+  EnvironmentCache cache({.root = root()}, runtime_);
+  EnvironmentRequest request = PipRequest({"b==2", "a==1"});
+  request.image = "team/py:1";
+  request.image_rootfs = dir_.path() + "/rootfs";
+  request.image_env = {"PATH=/opt/py/bin:/bin", "LANG=C.UTF-8"};
+  request.pip.add_find_links(dir_.path() + "/wheels");
+  request.pip.add_find_links("https://wheels.example.com/");
+  ASSERT_TRUE(cache.Get(request, Context("j-1")).ok());
+  EXPECT_EQ(seen.image_rootfs, request.image_rootfs);
+  EXPECT_EQ(seen.cwd, "/job");
+  EXPECT_THAT(seen.env, ::testing::IsSupersetOf({"PATH=/opt/py/bin:/bin", "LANG=C.UTF-8",
+                                                 "HOME=/root", "PIP_CONFIG_FILE=/dev/null"}));
+  EXPECT_EQ(HostPath(seen, dir_.path() + "/wheels"), dir_.path() + "/wheels");
+  ASSERT_EQ(seen.mounts.size(), 3u);  // the layer, the log folder, the one wheel folder
+  EXPECT_TRUE(seen.mounts[2].read_only);
+  EXPECT_FALSE(seen.mounts[0].read_only);
+  EXPECT_THAT(seen.id, ::testing::StartsWith("drover-env-"));
+  EXPECT_THAT(seen.args, ::testing::Contains("/bin/sh"));
+  EXPECT_EQ(seen.args.back(), "a==1\nb==2\n");
+  EXPECT_EQ(seen.args[seen.args.size() - 2], EnvironmentBuildScript(request));
+}
+
+TEST_F(EnvironmentCacheTest, AMissingWheelFolderFailsNamingIt) {
+  EnvironmentCache cache({.root = root()}, runtime_);
+  EnvironmentRequest request = PipRequest({"a==1"});
+  request.pip.add_find_links("/no/such/wheels");
+  absl::StatusOr<EnvironmentCache::Prepared> got = cache.Get(request, Context("j-1"));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr("pip find-links folder '/no/such/wheels' (droverd --pip-find-links) does "
+                        "not exist on node n1"));
+  EXPECT_EQ(runtime_.runs, 0);
+}
+
+TEST_F(EnvironmentCacheTest, AFailedBuildSaysWhyLeavesNothingAndIsRetried) {
+  runtime_.build = [](const ContainerSpec& spec) {
+    std::ofstream(HostPath(spec, "/job/logs") + "/rank-0.stdout", std::ios::app)
+        << "ERROR: No matching distribution found for nosuchpkg\n";
+    return 1;
+  };
+  EnvironmentCache cache({.root = root()}, runtime_);
+  EnvironmentRequest request = PipRequest({"nosuchpkg"});
+  absl::StatusOr<EnvironmentCache::Prepared> got = cache.Get(request, Context("j-1"));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(got.status().message()),
+              HasSubstr("building the environment (pip: nosuchpkg) in image 'host' on n1 failed "
+                        "with exit code 1: ERROR: No matching distribution found for nosuchpkg; "
+                        "the whole output: drover logs j-1 --prepare"));
+  EXPECT_THAT(LogOf("j-1"), HasSubstr("drover: building environment "));
+  EXPECT_THAT(LogOf("j-1"), HasSubstr(" failed: "));
+  EXPECT_TRUE(fs::is_empty(root()));
+  // Nothing was cached: the next attempt builds again.
+  EXPECT_FALSE(cache.Get(request, Context("j-2")).ok());
+  EXPECT_EQ(runtime_.runs, 2);
+}
+
+TEST_F(EnvironmentCacheTest, TheScriptsRefusalsBecomeMessages) {
+  struct Case {
+    int code;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {90, "image 'host' has neither conda nor mamba; remove conda_packages or use an "
+                "image with conda"},
+           {91, "image 'host' has no python3; pip_packages need an image with python3 and pip"},
+           {92, "image 'host''s python3 has no pip"},
+           {93, "image 'host''s python3 has no venv module"},
+           {94, "add python to conda_packages"}}) {
+    runtime_.build = [&](const ContainerSpec&) { return c.code; };
+    EnvironmentCache cache({.root = root()}, runtime_);
+    EnvironmentRequest request = PipRequest({"a"});
+    request.conda_packages = {"numpy"};
+    absl::StatusOr<EnvironmentCache::Prepared> got =
+        cache.Get(request, Context(absl::StrCat("j-", c.code)));
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition) << c.code;
+    EXPECT_THAT(std::string(got.status().message()), HasSubstr(c.message)) << c.code;
+  }
+}
+
+TEST_F(EnvironmentCacheTest, ConcurrentAttemptsBuildOnce) {
+  absl::Notification release;
+  runtime_.release = &release;
+  EnvironmentCache cache({.root = root()}, runtime_);
+  EnvironmentRequest request = PipRequest({"drovertestpkg==1.0"});
+  std::vector<absl::StatusOr<EnvironmentCache::Prepared>> got(3);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] { got[i] = cache.Get(request, Context(absl::StrCat("j-", i))); });
+  }
+  // Every attempt reported BUILDING_ENVIRONMENT (one builds, two wait) before the build ends.
+  while (building_reports_ < 3) absl::SleepFor(absl::Milliseconds(5));
+  release.Notify();
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(runtime_.runs, 1);
+  int waited = 0;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(got[i].ok()) << got[i].status();
+    std::string log = LogOf(absl::StrCat("j-", i));
+    if (absl::StrContains(log, "which another job is building")) {
+      ++waited;
+      EXPECT_THAT(log, HasSubstr("drover: using cached environment"));
+    }
+  }
+  EXPECT_EQ(waited, 2);
+}
+
+TEST_F(EnvironmentCacheTest, AStopEndsTheBuildAndLeavesNothing) {
+  absl::Notification never;
+  runtime_.release = &never;
+  EnvironmentCache cache({.root = root()}, runtime_);
+  std::thread stopper([&] {
+    while (runtime_.runs == 0) absl::SleepFor(absl::Milliseconds(5));
+    stopped_ = true;
+  });
+  absl::StatusOr<EnvironmentCache::Prepared> got =
+      cache.Get(PipRequest({"drovertestpkg==1.0"}), Context("j-1"));
+  stopper.join();
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(fs::is_empty(root()));
+}
+
+TEST_F(EnvironmentCacheTest, EvictsTheLeastRecentlyUsedBeyondTheBudgetButNeverOneInUse) {
+  auto get = [&](EnvironmentCache& cache, const std::string& package) {
+    absl::StatusOr<EnvironmentCache::Prepared> got =
+        cache.Get(PipRequest({package}), Context(package));
+    EXPECT_TRUE(got.ok()) << got.status();
+    return got.ok() ? *got : EnvironmentCache::Prepared();
+  };
+  auto set_last_used = [&](const std::string& key, int64_t seconds) {
+    std::string stamp = root() + "/" + key + "/last-used";
+    struct utimbuf times {seconds, seconds};
+    ASSERT_EQ(utime(stamp.c_str(), &times), 0);
+  };
+  auto exists = [&](const std::string& key) { return fs::exists(root() + "/" + key); };
+  // What one environment takes on this disk (folders count too).
+  int64_t size = 0;
+  {
+    EnvironmentCache probe({.root = root()}, runtime_);
+    std::string key = get(probe, "probe==1").key;
+    std::string meta = ReadFile(root() + "/" + key + "/environment.json");
+    size = std::stoll(meta.substr(meta.find("\"bytes\": ") + 9));
+    fs::remove_all(root() + "/" + key);
+  }
+  ASSERT_GT(size, 0);
+  // Room for two and a half.
+  EnvironmentCache cache({.root = root(), .budget_bytes = size * 5 / 2}, runtime_);
+  std::string a = get(cache, "a==1").key;  // released at once
+  std::string b = get(cache, "b==1").key;
+  set_last_used(a, 1000);
+  set_last_used(b, 2000);
+  EXPECT_TRUE(exists(a) && exists(b));
+
+  // A third, held: over the budget, so the least recently used goes.
+  EnvironmentCache::Prepared c = get(cache, "c==1");
+  EXPECT_FALSE(exists(a));
+  EXPECT_TRUE(exists(b) && exists(c.key));
+
+  // c is now the least recently used, but in use: b goes instead.
+  set_last_used(c.key, 500);
+  EnvironmentCache::Prepared d = get(cache, "d==1");
+  EXPECT_TRUE(exists(c.key) && exists(d.key));
+  EXPECT_FALSE(exists(b));
+  EXPECT_TRUE(fs::exists(c.layer_dir + "/env"));
+}
+
+TEST_F(EnvironmentCacheTest, RemovesUnfinishedBuildsAndDeletionsAtStart) {
+  fs::create_directories(root() + "/.build-0123-1-0/layer/env");
+  fs::create_directories(root() + "/.trash-4567-1-0/layer");
+  EnvironmentCache cache({.root = root()}, runtime_);
+  cache.RemoveLeftovers();
+  EXPECT_TRUE(fs::is_empty(root()));
+}
+
+TEST(EnvironmentAddToTest, AVenvPrependsPathAndPythonPathAndMountsTheLayerReadOnly) {
+  ContainerSpec spec;
+  spec.env = {"PATH=/usr/bin:/bin", "PYTHONPATH=/job/code/lib", "HOME=/root"};
+  EnvironmentCache::Prepared env{.key = "k",
+                                 .layer_dir = "/w/environments/k/layer",
+                                 .kind = "venv",
+                                 .site_packages = "/drover/env/lib/python3.11/site-packages"};
+  EnvironmentCache::AddTo(env, &spec);
+  EXPECT_THAT(spec.env, ElementsAre("PATH=/drover/env/bin:/usr/bin:/bin",
+                                    "PYTHONPATH=/drover/env/lib/python3.11/site-packages:/job/code/lib",
+                                    "HOME=/root", "VIRTUAL_ENV=/drover/env"));
+  ASSERT_EQ(spec.mounts.size(), 1u);
+  EXPECT_EQ(spec.mounts[0].source, "/w/environments/k/layer");
+  EXPECT_EQ(spec.mounts[0].destination, "/drover");
+  EXPECT_TRUE(spec.mounts[0].read_only);
+}
+
+TEST(EnvironmentAddToTest, ACondaEnvironmentSetsCondaPrefixAndLeavesPythonPathAlone) {
+  ContainerSpec spec;
+  spec.env = {"PATH=/usr/bin"};
+  EnvironmentCache::AddTo({.key = "k", .layer_dir = "/l", .kind = "conda",
+                           .site_packages = "/drover/env/lib/python3.12/site-packages"},
+                          &spec);
+  EXPECT_THAT(spec.env, ElementsAre("PATH=/drover/env/bin:/usr/bin", "CONDA_PREFIX=/drover/env"));
+}
+
+}  // namespace
+}  // namespace drover::agent
