@@ -146,6 +146,7 @@ for backend in "${backends[@]}"; do
     --max-run-duration 10m -- train.py --epochs 3)
   "$drover" logs -f "$job"
   "$drover" show "$job"
+  "$drover" metrics "$job"
   "$drover" download "$job" --dest "$state/outputs-$backend"
   { set +x; } 2>/dev/null
   ls -l "$state/outputs-$backend"

@@ -45,6 +45,14 @@ import time
 import torch
 import torch.distributed as dist
 from torch import nn
+
+try:
+    # Drover puts its `drover` module in every job container (docs/metrics.md); elsewhere
+    # the script runs without it (or with `PYTHONPATH=<drover>/python`, printing the values).
+    import drover
+    run = drover.Run.get_context()
+except ImportError:
+    run = None
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
@@ -210,6 +218,8 @@ def main():
             loss.backward()
             optimizer.step()
             totals[0] += loss.item() * len(y)
+            if run is not None:
+                run.log("batch_loss", loss.item())  # every rank: its own batches
             totals[1] += (out.argmax(dim=1) == y).sum().item()
             totals[2] += len(y)
         model.eval()
@@ -217,6 +227,10 @@ def main():
             totals[3] = (model.module(test_x).argmax(dim=1) == test_y).sum().item()
             totals[4] = len(test_y)
         dist.all_reduce(totals, op=dist.ReduceOp.SUM)
+        if rank == 0 and run is not None:
+            run.log("loss", (totals[0] / totals[2]).item(), step=epoch)
+            run.log("accuracy", (totals[1] / totals[2]).item(), step=epoch)
+            run.log("test_accuracy", (totals[3] / max(totals[4].item(), 1)).item(), step=epoch)
         if rank == 0:
             print(f"epoch {epoch}/{args.epochs}: loss={totals[0] / totals[2]:.4f} "
                   f"accuracy={totals[1] / totals[2]:.3f} "

@@ -17,6 +17,14 @@ import time
 import torch
 from torch import nn
 
+try:
+    # Drover puts its `drover` module in every job container (docs/metrics.md); elsewhere
+    # the script runs without it (or with `PYTHONPATH=<drover>/python`, printing the values).
+    import drover
+    run = drover.Run.get_context()
+except ImportError:
+    run = None
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -80,6 +88,9 @@ def main():
             accuracy = (model(test_x).argmax(dim=1) == test_y).float().mean().item()
         epoch_loss = total / len(train_x)
         history.append({"epoch": epoch, "loss": epoch_loss, "accuracy": accuracy})
+        if run is not None:
+            run.log("loss", epoch_loss, step=epoch)
+            run.log("accuracy", accuracy, step=epoch)
         print(f"epoch {epoch}: loss={epoch_loss:.4f} accuracy={accuracy:.3f} "
               f"({time.time() - started:.2f}s)", flush=True)
 

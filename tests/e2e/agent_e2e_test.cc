@@ -326,6 +326,19 @@ TEST_F(AgentE2eTest, PytorchExampleTrainsAndItsModelComesBack) {
   ASSERT_TRUE(archive::ExtractTar(tar, dir_.path() + "/outputs").ok());
   EXPECT_TRUE(fs::exists(dir_.path() + "/outputs/model.pt"));
   EXPECT_THAT(ReadFile(dir_.path() + "/outputs/metrics.json"), HasSubstr("\"epoch\": 2"));
+  // The example logs its loss and accuracy per epoch with the drover module.
+  grpc::ClientContext context;
+  v1::GetMetricsRequest request;
+  request.set_job_id(id);
+  request.add_sources(v1::MetricSeries::USER);
+  v1::GetMetricsResponse metrics;
+  ASSERT_TRUE(jobs_->stub().GetMetrics(&context, request, &metrics).ok());
+  std::map<std::string, std::vector<int64_t>> steps;
+  for (const v1::MetricSeries& series : metrics.series()) {
+    steps[series.name()].assign(series.steps().begin(), series.steps().end());
+  }
+  EXPECT_EQ(steps["loss"], (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(steps["accuracy"], (std::vector<int64_t>{1, 2}));
 }
 
 TEST_F(AgentE2eTest, HostileSnapshotIsRefusedAndTheJobFailsToLaunch) {
