@@ -123,6 +123,7 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
               },
               image_tools_),
       gpus_(options_.gpus),
+      gpu_sampler_(options_.gpus, options_.metrics_interval, options_.metrics),
       environments_({.root = options_.work_dir + "/environments",
                      .budget_bytes = options_.environment_cache_bytes},
                     runtime_),
@@ -200,6 +201,7 @@ void Agent::RemoveLeftovers() {
 absl::Status Agent::Run() {
   RemoveLeftovers();
   DROVER_RETURN_IF_ERROR(StartPeerServer());
+  gpu_sampler_.Start();
   Log(LogLevel::kInfo, "peer_listening", {{"endpoint", peer_endpoint_}});
   std::thread shipping([this] { ShippingLoop(); });
   ConnectionLoop();
@@ -319,6 +321,7 @@ void Agent::Handle(const v1::SchedulerMessage& message) {
           .blobs = blobs_.get(),
           .images = &images_,
           .gpus = &gpus_,
+          .gpu_sampler = &gpu_sampler_,
           .environments = &environments_,
           .rsh_binary = options_.rsh_binary,
           .python_dir = options_.python_dir,

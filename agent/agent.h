@@ -23,6 +23,7 @@
 #include "agent/attempt.h"
 #include "agent/environments/environment_cache.h"
 #include "agent/exec_relay.h"
+#include "agent/gpu_sampler.h"
 #include "agent/gpus.h"
 #include "agent/images/image_cache.h"
 #include "agent/log_shipper.h"
@@ -90,6 +91,7 @@ class Agent {
   ProcessRunner image_tools_;  // umoci, skopeo
   ImageCache images_;          // shared by the attempts
   GpuAllocator gpus_;          // shared by the attempts
+  GpuSampler gpu_sampler_;     // read by the attempts
   EnvironmentCache environments_;  // shared by the attempts
   LogShipper shipper_;
   absl::Notification stopping_;

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <functional>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -593,6 +594,7 @@ absl::Status Attempt::RunContainer(bool create) {
 
   absl::Time terminated_at = absl::InfiniteFuture();
   bool killed = false;
+  running_since_ = absl::Now();
   while (true) {
     // A stop (cancel, a failed rank elsewhere, mpirun's end) is acted on within 20 ms: a
     // gang's end waits for its slowest node.
@@ -645,6 +647,16 @@ void Attempt::SampleSystemMetrics() {
   point("memory_bytes", static_cast<double>(stats->memory_bytes));
   if (stats->memory_peak_bytes >= 0) {
     point("memory_peak_bytes", static_cast<double>(stats->memory_peak_bytes));
+  }
+  // The GPUs the attempt holds, numbered as CUDA numbers them in the container; a reading
+  // taken before the processes started belongs to someone else.
+  for (size_t i = 0; i < gpus_.size() && env_.gpu_sampler != nullptr; ++i) {
+    std::optional<GpuSample> gpu = env_.gpu_sampler->Latest(gpus_[i].gpu.uuid(), running_since_);
+    if (!gpu.has_value()) continue;
+    if (gpu->utilization_percent >= 0) {
+      point(absl::StrCat("gpu_utilization_percent/", i), gpu->utilization_percent);
+    }
+    if (gpu->memory_used_bytes >= 0) point(absl::StrCat("gpu_memory_bytes/", i), gpu->memory_used_bytes);
   }
   last_cpu_ns_ = stats->cpu_ns;
   last_sample_ = now;

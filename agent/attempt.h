@@ -19,6 +19,7 @@
 #include "agent/agent_metrics.h"
 #include "agent/environments/environment_cache.h"
 #include "agent/exec_relay.h"
+#include "agent/gpu_sampler.h"
 #include "agent/gpus.h"
 #include "agent/images/image_cache.h"
 #include "agent/job_data.h"
@@ -41,13 +42,15 @@ struct AttemptEnv {
   // The node's GPUs: an attempt of a job with `resources.gpus` takes its own here while it
   // prepares and gives them back once its container is gone. nullptr: the node has none.
   GpuAllocator* gpus = nullptr;
+  // The node's GPU readings, for the system metrics of attempts that hold GPUs; may be null.
+  const GpuSampler* gpu_sampler = nullptr;
   // Built pip/conda environments, shared by every attempt of the agent.
   EnvironmentCache* environments = nullptr;
   // drover-rsh on the node (bound into MPI containers).
   std::string rsh_binary;
   // The `drover` Python module's folder, bound at kPythonModuleDir; empty: none.
   std::string python_dir;
-  // How often the container's CPU and memory are sampled (SYSTEM_METRICS).
+  // How often the container's CPU, memory and GPUs are sampled (SYSTEM_METRICS).
   absl::Duration metrics_interval = absl::Seconds(10);
   // The agent's own metrics; null: none.
   AgentMetrics* metrics = nullptr;
@@ -138,6 +141,7 @@ class Attempt {
   int first_failed_rank_ = -1;
   // System metrics: samples written, and the CPU time and clock of the previous one.
   int64_t samples_ = 0;
+  absl::Time running_since_ = absl::InfiniteFuture();  // GPU readings older than this are not ours
   int64_t last_cpu_ns_ = -1;
   absl::Time last_sample_ = absl::InfinitePast();
   std::string launcher_message_;  // why mpirun failed, when it did

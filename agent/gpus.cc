@@ -83,17 +83,6 @@ std::string ReadSmallFile(const std::string& path) {
   return buffer.str();
 }
 
-// What a failed command said, on one line.
-std::string Said(const ProcessResult& result) {
-  std::string text(absl::StripAsciiWhitespace(result.err.empty() ? result.out : result.err));
-  std::replace(text.begin(), text.end(), '\n', ' ');
-  if (result.timed_out) return "timed out";
-  if (WIFEXITED(result.status)) {
-    return absl::StrCat("exit code ", WEXITSTATUS(result.status), text.empty() ? "" : ": ", text);
-  }
-  return absl::StrCat("killed by signal ", WTERMSIG(result.status));
-}
-
 // "00000000:3B:00.0" (nvidia-smi) as the driver's /proc folder names it: "0000:3b:00.0".
 std::string ProcBusId(absl::string_view bus_id) {
   std::string lower = absl::AsciiStrToLower(bus_id);
@@ -174,7 +163,7 @@ absl::StatusOr<std::vector<NodeGpu>> InventoryFromNvidiaSmi(const std::string& n
       absl::Seconds(60));
   if (!ran.ok() || !ran->ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        nvidia_smi, " failed (", ran.ok() ? Said(*ran) : std::string(ran.status().message()),
+        nvidia_smi, " failed (", ran.ok() ? ran->Said() : std::string(ran.status().message()),
         "); fix the NVIDIA driver, or start drover-agent with --gpus 0 to offer no GPUs"));
   }
   absl::StatusOr<std::vector<SmiGpu>> listed = ParseNvidiaSmiCsv(ran->out);
@@ -216,7 +205,7 @@ std::vector<BindMount> DriverFiles(const GpuDiscoveryOptions& options) {
   } else {
     Log(LogLevel::kWarning, "gpu_driver_libraries_unknown",
         {{"ldconfig", options.ldconfig},
-         {"error", ran.ok() ? Said(*ran) : std::string(ran.status().message())}});
+         {"error", ran.ok() ? ran->Said() : std::string(ran.status().message())}});
   }
   for (const char* program : kDriverPrograms) {
     std::string path = FindProgram(program);
@@ -393,6 +382,7 @@ absl::StatusOr<GpuInventory> DiscoverGpus(const GpuDiscoveryOptions& options) {
     if (IsCharDevice(path)) inventory.control_devices.push_back(path);
   }
   if (has_driver) inventory.driver_files = DriverFiles(options);
+  inventory.nvidia_smi = FindProgram(options.nvidia_smi);
   return inventory;
 }
 

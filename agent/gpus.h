@@ -42,6 +42,8 @@ struct GpuInventory {
   // of images (not "host": the host's /usr is already there) under kNvidiaLibDir and
   // kNvidiaBinDir. Empty without a driver.
   std::vector<BindMount> driver_files;
+  // The nvidia-smi that samples the GPUs' use (GpuSampler); empty: none, no GPU samples.
+  std::string nvidia_smi;
 };
 
 // Where the driver's files appear in image containers (NVIDIA's own convention: CUDA images
@@ -97,7 +99,8 @@ struct GpuDiscoveryOptions {
 // The node's GPUs: the --gpu inventory when given, else what nvidia-smi lists (device
 // /dev/nvidia<minor>, the minor from the driver's /proc files, else the index), else none.
 // The control nodes that exist, and the driver's files when the node has NVIDIA's driver
-// (nvidia-smi found, or /proc/driver/nvidia/version). INVALID_ARGUMENT naming the flag
+// (nvidia-smi found, or /proc/driver/nvidia/version); nvidia_smi when found, also beside
+// --gpu (it then samples the GPUs of that inventory by UUID). INVALID_ARGUMENT naming the flag
 // (--gpu, --gpus) for a bad inventory: a malformed value, a repeated index, UUID or device,
 // a device that is not a character device; FAILED_PRECONDITION when nvidia-smi fails or
 // lists a GPU whose device node is missing.

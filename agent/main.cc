@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
                "container; empty: none",
                "DIR");
   flags.String("metrics-interval", &metrics_interval,
-               "How often to sample each job container's CPU and memory, e.g. 10s or 500ms",
+               "How often to sample each job container's CPU, memory and GPUs, e.g. 10s or 500ms",
                "DURATION");
   flags.String("peer-listen", &peer_listen,
                "Where other nodes' agents reach this one for MPI launches (default: --address "
@@ -127,7 +127,8 @@ int main(int argc, char** argv) {
       },
       "GPUs to offer, the first N by index; 0: none", "N", "all");
   flags.String("nvidia-smi", &nvidia_smi,
-               "nvidia-smi, which lists the GPUs when there is no --gpu (absent: no GPUs)",
+               "nvidia-smi, which lists the GPUs when there is no --gpu (absent: no GPUs) and "
+               "samples their use every --metrics-interval",
                "PATH");
   flags.String("environment-cache-size", &environment_cache_size,
                "Disk budget of the cached pip/conda job environments under --work-dir/"

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -271,6 +272,16 @@ absl::StatusOr<int> RunStreaming(const std::vector<std::string>& argv,
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   return status;
+}
+
+std::string ProcessResult::Said() const {
+  std::string text(absl::StripAsciiWhitespace(err.empty() ? out : err));
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  if (timed_out) return "timed out";
+  if (WIFEXITED(status)) {
+    return absl::StrCat("exit code ", WEXITSTATUS(status), text.empty() ? "" : ": ", text);
+  }
+  return absl::StrCat("killed by signal ", WTERMSIG(status));
 }
 
 }  // namespace drover::agent

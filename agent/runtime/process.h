@@ -29,6 +29,9 @@ struct ProcessResult {
   std::string out;  // at most 1 MiB of each is kept
   std::string err;
   bool ok() const { return !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+  // How it ended and what it said (stderr, else stdout), on one line, for errors and logs:
+  // "exit code 9: no devices found", "timed out", "killed by signal 9".
+  std::string Said() const;
 };
 
 // Runs `argv` (argv[0] looked up in PATH) with stdin from /dev/null, signals unblocked and

@@ -10,7 +10,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -52,11 +54,20 @@ class GpuE2eTest : public ::testing::Test {
     jobs_ = std::make_unique<testing::JobClient>(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
 
+    // A fake nvidia-smi that says how busy the GPUs are: GPU 0 11% with 100 MiB in use,
+    // GPU 1 22% with 200 MiB (and a GPU the node does not offer).
+    std::string nvidia_smi = dir_.path() + "/nvidia-smi";
+    std::ofstream(nvidia_smi) << "#!/bin/sh\ncat <<EOF\n"
+                              << kUuids[0] << ", 11, 100, 81559\n"
+                              << kUuids[1] << ", 22, 200, 81559\n"
+                              << "GPU-not-offered, 99, 999, 81559\nEOF\n";
+    fs::permissions(nvidia_smi, fs::perms::owner_all);
     work_ = dir_.path() + "/agent";
     auto agent = testing::AgentProcess::Start(
         listen_, "n1", work_,
         {"--gpu", absl::StrCat("0:", kUuids[0], ":", devices_, "/nvidia0:Fake GPU"), "--gpu",
-         absl::StrCat("1:", kUuids[1], ":", devices_, "/nvidia1:Fake GPU")});
+         absl::StrCat("1:", kUuids[1], ":", devices_, "/nvidia1:Fake GPU"), "--nvidia-smi",
+         nvidia_smi, "--metrics-interval", "100ms"});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);
     absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
@@ -186,6 +197,49 @@ TEST_F(GpuE2eTest, TwoJobsGetDifferentGpusAndAThirdWaitsUntilOneIsFree) {
   ASSERT_TRUE(shown.ok()) << shown.status();
   EXPECT_THAT(shown->out,
               HasSubstr(absl::StrCat("gpus:    n1: ", gpu_b, " (", kUuids[gpu_b], ")\n")));
+}
+
+TEST_F(GpuE2eTest, SystemMetricsShowTheUseOfTheGpusTheJobHolds) {
+  std::string gpu_job = jobs_->Submit(GpuJob(1));
+  std::string cpu_job = jobs_->Submit(GpuJob(0));
+  int gpu = GpuOf(WaitFor(gpu_job, v1::JobStatus::RUNNING));
+  ASSERT_GE(gpu, 0);
+  WaitFor(cpu_job, v1::JobStatus::RUNNING);
+  absl::SleepFor(absl::Seconds(1));  // several samples (every 100 ms)
+  LetEnd(gpu_job);
+  LetEnd(cpu_job);
+  WaitFor(gpu_job, v1::JobStatus::COMPLETED);
+  WaitFor(cpu_job, v1::JobStatus::COMPLETED);
+
+  // name -> values of the node's system series.
+  auto system = [&](const std::string& id) {
+    grpc::ClientContext context;
+    v1::GetMetricsRequest request;
+    request.set_job_id(id);
+    request.add_sources(v1::MetricSeries::SYSTEM);
+    v1::GetMetricsResponse metrics;
+    EXPECT_TRUE(jobs_->stub().GetMetrics(&context, request, &metrics).ok());
+    std::map<std::string, std::vector<double>> values;
+    for (const v1::MetricSeries& series : metrics.series()) {
+      values[series.name()].assign(series.values().begin(), series.values().end());
+    }
+    return values;
+  };
+  std::map<std::string, std::vector<double>> used = system(gpu_job);
+  // The GPU is CUDA's 0 in the container; its readings are those of the GPU it holds, only.
+  ASSERT_TRUE(used.contains("gpu_utilization_percent/0")) << "series: " << used.size();
+  EXPECT_GE(used["gpu_utilization_percent/0"].size(), 3u);
+  for (double v : used["gpu_utilization_percent/0"]) EXPECT_EQ(v, gpu == 0 ? 11 : 22);
+  ASSERT_TRUE(used.contains("gpu_memory_bytes/0"));
+  for (double v : used["gpu_memory_bytes/0"]) EXPECT_EQ(v, (gpu == 0 ? 100 : 200) * 1048576.0);
+  EXPECT_FALSE(used.contains("gpu_utilization_percent/1"));
+  EXPECT_TRUE(used.contains("memory_bytes"));
+
+  std::map<std::string, std::vector<double>> none = system(cpu_job);
+  EXPECT_TRUE(none.contains("memory_bytes"));
+  for (const auto& [name, values] : none) {
+    EXPECT_FALSE(absl::StartsWith(name, "gpu_")) << name << ": the job holds no GPU";
+  }
 }
 
 TEST_F(GpuE2eTest, AJobNeedingMoreGpusThanTheNodeHasStaysQueuedAndBlocksNobody) {
