@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
+#include "agent/attempt_record.h"
 #include "agent/rclone.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -172,18 +173,22 @@ absl::StatusOr<std::string> Agent::ExecTarget(const v1::AttemptRef& attempt,
   return it->second->ExecTarget(token);
 }
 
-void Agent::RemoveLeftovers() {
-  // Containers and job folders left by an earlier run of this agent: their attempts were
-  // given up when it stopped (recovering them across agent restarts is issue 7's work, and
-  // belongs here).
+void Agent::RemoveLeftovers(const std::vector<v1::AttemptRef>& keep) {
+  std::set<std::string> kept_containers, kept_dirs;
+  for (const v1::AttemptRef& ref : keep) {
+    kept_containers.insert(Attempt::ContainerId(options_.work_dir, ref));
+    kept_dirs.insert(Attempt::Dir(options_.work_dir, ref));
+  }
   if (absl::StatusOr<std::vector<ContainerInfo>> left = runtime_.List(); left.ok()) {
     for (const ContainerInfo& container : *left) {
+      if (kept_containers.contains(container.id)) continue;
       Log(LogLevel::kWarning, "stale_container_removed", {{"container", container.id}});
       (void)runtime_.Delete(container.id);
     }
   }
   // rclone mounts go first: the folders below are removed recursively, which would delete
   // through a mount still there. Their mount points are removed one by one, only if empty.
+  // Attempts taken over never keep theirs (see JobDataContext::recovering).
   UnmountLeftoverRcloneMounts(RcloneTools(), options_.work_dir);
   std::error_code error;
   for (const auto& attempt :
@@ -194,12 +199,42 @@ void Agent::RemoveLeftovers() {
     }
     std::filesystem::remove(attempt.path(), ignored);
   }
-  std::filesystem::remove_all(options_.work_dir + "/attempts", error);
+  for (const auto& dir :
+       std::filesystem::directory_iterator(options_.work_dir + "/attempts", error)) {
+    if (kept_dirs.contains(dir.path().string())) continue;
+    std::error_code ignored;
+    std::filesystem::remove_all(dir.path(), ignored);
+  }
   environments_.RemoveLeftovers();  // after the containers that built them are gone
 }
 
+void Agent::Recover() {
+  std::vector<AttemptRecord> records = LoadAttemptRecords(options_.work_dir);
+  std::vector<v1::AttemptRef> keep;
+  for (const AttemptRecord& record : records) {
+    if (record.report.phase() != v1::AttemptReport::ENDED) keep.push_back(record.assignment.attempt());
+  }
+  RemoveLeftovers(keep);
+  absl::MutexLock lock(&mu_);
+  for (AttemptRecord& record : records) {
+    const v1::AttemptRef& ref = record.assignment.attempt();
+    auto attempt = std::make_unique<Attempt>(MakeAttemptEnv(), record.assignment);
+    if (record.report.phase() == v1::AttemptReport::ENDED) {
+      // Kept until droverd has surely had its end (see ShippingLoop).
+      attempt->RestoreEnded(record.report);
+      ended_at_[Key(ref)] = absl::Now();
+    } else {
+      Log(LogLevel::kInfo, "attempt_taken_over",
+          {{"job", ref.job_id()}, {"epoch", ref.epoch()},
+           {"phase", v1::AttemptReport::Phase_Name(record.report.phase())}});
+      attempt->Resume(record.report);
+    }
+    attempts_[Key(ref)] = std::move(attempt);
+  }
+}
+
 absl::Status Agent::Run() {
-  RemoveLeftovers();
+  Recover();
   DROVER_RETURN_IF_ERROR(StartPeerServer());
   gpu_sampler_.Start();
   Log(LogLevel::kInfo, "peer_listening", {{"endpoint", peer_endpoint_}});
@@ -208,7 +243,7 @@ absl::Status Agent::Run() {
   shipping.join();
   // Commands other nodes run here end with the attempts below.
   peer_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  // Stopping the agent stops its attempts (recovery across agent restarts comes later).
+  // The attempts' processes keep running for the next agent process, or are stopped.
   // Destroy them outside the lock: they call back into the agent while they end.
   std::map<std::string, std::unique_ptr<Attempt>> attempts;
   {
@@ -216,7 +251,11 @@ absl::Status Agent::Run() {
     attempts.swap(attempts_);
   }
   for (auto& [key, attempt] : attempts) {
-    attempt->Stop(v1::JobStatus::CAUSE_UNSPECIFIED, absl::Seconds(2), "drover-agent stopped");
+    if (options_.stop_jobs_on_exit) {
+      attempt->Stop(v1::JobStatus::CAUSE_UNSPECIFIED, absl::Seconds(2), "drover-agent stopped");
+    } else {
+      attempt->Detach();
+    }
   }
   attempts.clear();
   return absl::OkStatus();
@@ -244,6 +283,11 @@ void Agent::ConnectionLoop() {
         connected = true;
         backoff = options_.min_backoff;
         shipper_.Reconnected(message.welcome());
+        {
+          // Ended attempts were just reported again in the hello: kept a while from now.
+          absl::MutexLock lock(&mu_);
+          for (auto& [key, at] : ended_at_) at = absl::Now();
+        }
         {
           absl::MutexLock lock(&write_mu_);
           context_ = &context;
@@ -277,9 +321,11 @@ void Agent::ShippingLoop() {
   while (!stopping_.WaitForNotificationWithTimeout(options_.log_poll)) {
     shipper_.Poll();
     absl::Duration interval;
+    bool connected;
     {
       absl::MutexLock lock(&write_mu_);
       interval = heartbeat_;
+      connected = stream_ != nullptr;
     }
     if (absl::Now() >= next_heartbeat) {
       v1::AgentMessage heartbeat;
@@ -287,15 +333,17 @@ void Agent::ShippingLoop() {
       Send(heartbeat);
       next_heartbeat = absl::Now() + interval;
     }
-    // Forget attempts that ended long ago: droverd has had their final report.
+    // Forget attempts that ended long ago: droverd has had their final report (the time
+    // counts again from each reconnect, whose hello reports them again).
     std::vector<std::unique_ptr<Attempt>> done;
-    {
+    if (connected) {
       absl::MutexLock lock(&mu_);
       for (auto it = attempts_.begin(); it != attempts_.end();) {
         if (it->second->ended() && it->second->LastReport().phase() == v1::AttemptReport::ENDED &&
             ended_at_.count(it->first) > 0 &&
             absl::Now() - ended_at_[it->first] > absl::Minutes(10)) {
           ended_at_.erase(it->first);
+          RemoveAttemptRecord(options_.work_dir, it->second->ref());
           done.push_back(std::move(it->second));
           it = attempts_.erase(it);
         } else {
@@ -306,6 +354,36 @@ void Agent::ShippingLoop() {
   }
 }
 
+AttemptEnv Agent::MakeAttemptEnv() {
+  return AttemptEnv{
+      .node_name = options_.node.name(),
+      .work_dir = options_.work_dir,
+      .runtime = &runtime_,
+      .logs = &shipper_,
+      .blobs = blobs_.get(),
+      .images = &images_,
+      .gpus = &gpus_,
+      .gpu_sampler = &gpu_sampler_,
+      .environments = &environments_,
+      .rsh_binary = options_.rsh_binary,
+      .python_dir = options_.python_dir,
+      .metrics_interval = options_.metrics_interval,
+      .metrics = options_.metrics,
+      .report =
+          [this](const v1::AttemptReport& report) {
+            v1::AgentMessage out;
+            *out.mutable_report() = report;
+            Send(out);
+          },
+      .shutting_down = [this] { return stopping_.HasBeenNotified(); },
+      .ended =
+          [this](const v1::AttemptRef& ref) {
+            absl::MutexLock lock(&mu_);
+            ended_at_[Key(ref)] = absl::Now();
+          },
+  };
+}
+
 void Agent::Handle(const v1::SchedulerMessage& message) {
   switch (message.kind_case()) {
     case v1::SchedulerMessage::kAssign: {
@@ -313,35 +391,13 @@ void Agent::Handle(const v1::SchedulerMessage& message) {
       std::string key = Key(assign.attempt());
       absl::MutexLock lock(&mu_);
       if (attempts_.contains(key)) break;  // a resend of one we have
-      AttemptEnv env{
-          .node_name = options_.node.name(),
-          .work_dir = options_.work_dir,
-          .runtime = &runtime_,
-          .logs = &shipper_,
-          .blobs = blobs_.get(),
-          .images = &images_,
-          .gpus = &gpus_,
-          .gpu_sampler = &gpu_sampler_,
-          .environments = &environments_,
-          .rsh_binary = options_.rsh_binary,
-          .python_dir = options_.python_dir,
-          .metrics_interval = options_.metrics_interval,
-          .metrics = options_.metrics,
-          .report =
-              [this](const v1::AttemptReport& report) {
-                v1::AgentMessage out;
-                *out.mutable_report() = report;
-                Send(out);
-              },
-          .shutting_down = [this] { return stopping_.HasBeenNotified(); },
-          .ended =
-              [this](const v1::AttemptRef& ref) {
-                absl::MutexLock lock(&mu_);
-                ended_at_[Key(ref)] = absl::Now();
-              },
-      };
       Log(LogLevel::kInfo, "attempt_assigned", {{"job", assign.attempt().job_id()}, {"epoch", assign.attempt().epoch()}});
-      auto attempt = std::make_unique<Attempt>(std::move(env), assign);
+      if (absl::Status saved = SaveAssignment(options_.work_dir, assign); !saved.ok()) {
+        // The attempt runs; only a restart of this agent could not take it over.
+        Log(LogLevel::kWarning, "attempt_record_failed",
+            {{"job", assign.attempt().job_id()}, {"error", saved.message()}});
+      }
+      auto attempt = std::make_unique<Attempt>(MakeAttemptEnv(), assign);
       attempt->Begin();
       attempts_[key] = std::move(attempt);
       break;

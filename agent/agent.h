@@ -11,9 +11,11 @@
 #include <grpcpp/server.h>
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -55,6 +57,10 @@ struct AgentOptions {
   absl::Duration log_poll = absl::Milliseconds(50);
   // Disk budget of the cached pip/conda environments (<work_dir>/environments).
   int64_t environment_cache_bytes = int64_t{20} << 30;
+  // What Stop() does to the attempts: false (the default) leaves their processes running
+  // for the next agent process to take over; true stops them (SIGTERM, 2 s, SIGKILL) and
+  // cleans up, for a node that is being taken out of service.
+  bool stop_jobs_on_exit = false;
 };
 
 class Agent {
@@ -62,8 +68,10 @@ class Agent {
   Agent(AgentOptions options, ContainerRuntime& runtime);
   ~Agent();
 
-  // Connects and serves until Stop(); returns after the attempts it ran were stopped.
-  // UNAVAILABLE at once when it cannot listen on peer_listen.
+  // Takes over the attempts an earlier agent process left (their records), cleans up what
+  // else it left, connects and serves until Stop(); returns once the attempts were left
+  // running or stopped (stop_jobs_on_exit). UNAVAILABLE at once when it cannot listen on
+  // peer_listen.
   absl::Status Run();
   // Thread-safe; Run() returns soon after.
   void Stop();
@@ -74,10 +82,15 @@ class Agent {
   void Handle(const v1::SchedulerMessage& message);
   // Sends on the current stream; false when there is none.
   bool Send(const v1::AgentMessage& message);
+  // The environment of an attempt this agent runs or takes over.
+  AttemptEnv MakeAttemptEnv();
+  // Takes over the attempts of the records an earlier agent process left (see Attempt::
+  // Resume), after RemoveLeftovers() removed everything else it left.
+  void Recover();
   // Unmounts the rclone mounts and deletes the containers, job folders and unfinished
-  // environment builds an earlier run of
-  // the agent left.
-  void RemoveLeftovers();
+  // environment builds an earlier run of the agent left, except the containers and job
+  // folders of the attempts in `keep`.
+  void RemoveLeftovers(const std::vector<v1::AttemptRef>& keep);
   // Serves AgentPeerService on options_.peer_listen; sets peer_endpoint_.
   absl::Status StartPeerServer();
   // PeerExecService's lookup: the container of an attempt this agent runs.

@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "agent/attempt_record.h"
 #include "agent/launcher/init_command.h"
 #include "common/archive/safe_extract.h"
 #include "common/archive/snapshot.h"
@@ -88,17 +89,23 @@ absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
 Attempt::Attempt(AttemptEnv env, v1::AssignAttempt assignment)
     : env_(std::move(env)),
       assignment_(std::move(assignment)),
-      dir_(absl::StrCat(env_.work_dir, "/attempts/", assignment_.attempt().job_id(), "-",
-                        assignment_.attempt().epoch())),
-      // Container ids (and so cgroup paths) are unique per machine, not only per agent:
-      // several agents (test hosts) may share a machine, and job ids repeat across clusters.
-      container_(absl::StrCat("drover-", assignment_.attempt().job_id(), "-",
-                              assignment_.attempt().epoch(), "-",
-                              absl::Hex(std::hash<std::string>()(env_.work_dir) & 0xffffffff,
-                                        absl::kZeroPad8))) {
+      dir_(Dir(env_.work_dir, assignment_.attempt())),
+      container_(ContainerId(env_.work_dir, assignment_.attempt())) {
   absl::MutexLock lock(&mu_);
   *last_.mutable_attempt() = assignment_.attempt();
   last_.set_phase(v1::AttemptReport::PREPARING);
+  saved_phase_ = v1::AttemptReport::PREPARING;  // a record without a report says so
+}
+
+std::string Attempt::ContainerId(const std::string& work_dir, const v1::AttemptRef& attempt) {
+  // Container ids (and so cgroup paths) are unique per machine, not only per agent: several
+  // agents (test hosts) may share a machine, and job ids repeat across clusters.
+  return absl::StrCat("drover-", attempt.job_id(), "-", attempt.epoch(), "-",
+                      absl::Hex(std::hash<std::string>()(work_dir) & 0xffffffff, absl::kZeroPad8));
+}
+
+std::string Attempt::Dir(const std::string& work_dir, const v1::AttemptRef& attempt) {
+  return absl::StrCat(work_dir, "/attempts/", attempt.job_id(), "-", attempt.epoch());
 }
 
 Attempt::~Attempt() {
@@ -107,6 +114,36 @@ Attempt::~Attempt() {
 }
 
 void Attempt::Begin() { thread_ = std::thread([this] { Run(); }); }
+
+void Attempt::Resume(const v1::AttemptReport& saved) {
+  {
+    absl::MutexLock lock(&mu_);
+    last_ = saved;  // what the hello says until the thread knows better
+    saved_phase_ = saved.phase();
+  }
+  thread_ = std::thread([this, saved] { RunRecovered(saved); });
+}
+
+void Attempt::RestoreEnded(const v1::AttemptReport& final) {
+  absl::MutexLock lock(&mu_);
+  last_ = final;
+  saved_phase_ = final.phase();
+}
+
+void Attempt::Detach() {
+  absl::MutexLock lock(&mu_);
+  detach_ = true;
+}
+
+bool Attempt::Detached() {
+  absl::MutexLock lock(&mu_);
+  return detach_;
+}
+
+bool Attempt::Interrupted() {
+  absl::MutexLock lock(&mu_);
+  return stop_ || detach_;
+}
 
 void Attempt::StartProcesses() {
   absl::MutexLock lock(&mu_);
@@ -138,11 +175,24 @@ void Attempt::Report(v1::AttemptReport::Phase phase, const std::string& reason) 
   report.set_phase(phase);
   report.set_reason(reason);
   for (const NodeGpu& gpu : gpus_) *report.add_gpus() = gpu.gpu;
+  Record(report);
+  env_.report(report);
+}
+
+void Attempt::Record(const v1::AttemptReport& report) {
+  bool changed;
   {
     absl::MutexLock lock(&mu_);
     last_ = report;
+    changed = report.phase() != saved_phase_;
+    saved_phase_ = report.phase();
   }
-  env_.report(report);
+  // Only phase changes are kept on disk: what a later agent needs to take the attempt over.
+  if (!changed) return;
+  if (absl::Status s = SaveReport(env_.work_dir, report); !s.ok()) {
+    Log(LogLevel::kWarning, "attempt_record_failed",
+        {{"job", report.attempt().job_id()}, {"error", s.message()}});
+  }
 }
 
 void Attempt::Run() {
@@ -153,6 +203,7 @@ void Attempt::Run() {
     env_.metrics->preparation_seconds.With({prepared.ok() ? "ok" : "failed"})
         .Observe(absl::ToDoubleSeconds(absl::Now() - preparing));
   }
+  if (!prepared.ok() && Detached()) return LeaveDetached();
   if (!prepared.ok()) {
     Log(LogLevel::kWarning, "attempt_prepare_failed", {{"job", job}, {"error", prepared.message()}});
     if (absl::IsCancelled(prepared)) {  // a STOP ended a mount or copy: end as it asked
@@ -180,8 +231,16 @@ void Attempt::Run() {
     absl::MutexLock lock(&mu_);
     if (!at_once) {
       mu_.Await(absl::Condition(
-          +[](Attempt* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(a->mu_) { return a->start_ || a->stop_; },
+          +[](Attempt* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(a->mu_) {
+            return a->start_ || a->stop_ || a->detach_;
+          },
           this));
+    }
+    if (detach_) {
+      mu_.Unlock();
+      LeaveDetached();
+      mu_.Lock();
+      return;
     }
     if (stop_) {
       v1::JobStatus::Cause cause = stop_cause_;
@@ -193,12 +252,93 @@ void Attempt::Run() {
     }
   }
   absl::Status ran = RunContainer(/*create=*/at_once);
+  if (Detached()) return LeaveDetached();
   if (!ran.ok()) {
     Log(LogLevel::kWarning, "attempt_launch_failed", {{"job", job}, {"error", ran.message()}});
     Finish(v1::JobStatus::LAUNCH_FAILED, std::string(ran.message()));
     return;
   }
   FinishAsStopped();
+}
+
+void Attempt::LeaveDetached() {
+  Log(LogLevel::kInfo, "attempt_detached",
+      {{"job", assignment_.attempt().job_id()}, {"epoch", assignment_.attempt().epoch()},
+       {"container", created_ ? container_ : ""}});
+}
+
+void Attempt::RunRecovered(const v1::AttemptReport& saved) {
+  const std::string job = assignment_.attempt().job_id();
+  recovered_ = true;
+  if (saved.phase() != v1::AttemptReport::RUNNING &&
+      saved.phase() != v1::AttemptReport::FINALIZING) {
+    // The processes never started: prepare again from the start (a READY node whose START
+    // droverd already sent is sent START again).
+    if (absl::Status s = env_.runtime->Delete(container_); !s.ok()) {
+      Finish(v1::JobStatus::NODE_LOST, absl::StrCat("drover-agent on ", env_.node_name,
+                                                    " restarted and cannot delete the attempt's "
+                                                    "unstarted container: ", s.message()));
+      return;
+    }
+    Log(LogLevel::kInfo, "attempt_prepared_again", {{"job", job}, {"epoch", assignment_.attempt().epoch()}});
+    Run();
+    return;
+  }
+  created_ = true;  // whatever happens now, Finish deletes the container
+  if (absl::Status adopted = Adopt(saved); !adopted.ok()) {
+    Log(LogLevel::kWarning, "attempt_not_recovered", {{"job", job}, {"error", adopted.message()}});
+    Finish(v1::JobStatus::NODE_LOST,
+           absl::StrCat("drover-agent on ", env_.node_name, " restarted: ", adopted.message()));
+    return;
+  }
+  Log(LogLevel::kInfo, "attempt_recovered", {{"job", job}, {"epoch", assignment_.attempt().epoch()},
+                                             {"container", container_}});
+  env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
+  if (saved.phase() == v1::AttemptReport::RUNNING) Report(v1::AttemptReport::RUNNING);
+  absl::Status watched = WatchContainer();
+  if (Detached()) return LeaveDetached();
+  if (!watched.ok()) {
+    Log(LogLevel::kWarning, "attempt_watch_failed", {{"job", job}, {"error", watched.message()}});
+    Finish(v1::JobStatus::NODE_LOST, std::string(watched.message()));
+    return;
+  }
+  FinishAsStopped();
+}
+
+absl::Status Attempt::Adopt(const v1::AttemptReport& saved) {
+  const v1::JobSpec& spec = assignment_.spec();
+  if (spec.distributed_backend() == v1::JobSpec::MPI && assignment_.node_addresses_size() > 1) {
+    return absl::FailedPreconditionError(
+        "a multi-node MPI attempt is not taken over (mpirun reached the other nodes through "
+        "the agent that stopped)");
+  }
+  if (!saved.gpus().empty()) {
+    if (env_.gpus == nullptr) return absl::FailedPreconditionError("the node offers no GPUs now");
+    std::vector<std::string> uuids;
+    for (const v1::Gpu& gpu : saved.gpus()) uuids.push_back(gpu.uuid());
+    absl::StatusOr<std::vector<NodeGpu>> held = env_.gpus->Adopt(GpuOwner(), uuids);
+    if (!held.ok()) return held.status();
+    gpus_ = *std::move(held);
+  }
+  if (const std::string& image = spec.environment().image(); image != "host") {
+    if (env_.images == nullptr) return absl::FailedPreconditionError("no image cache");
+    absl::StatusOr<UnpackedImage> unpacked =
+        env_.images->Get(image, assignment_.image_digest(), [](absl::string_view) {});
+    if (!unpacked.ok()) return unpacked.status();
+    image_ = *std::move(unpacked);
+  }
+  DROVER_RETURN_IF_ERROR(PrepareEnvironment());
+  absl::StatusOr<JobData> data = PrepareJobData(
+      assignment_, {.job_dir = dir_ + "/job",
+                    .rclone_dir = dir_ + "/rclone",
+                    .mount_dir = absl::StrCat(env_.work_dir, "/mounts/", assignment_.attempt().job_id(),
+                                              "-", assignment_.attempt().epoch()),
+                    .node_name = env_.node_name,
+                    .stop = [this] { return Interrupted(); },
+                    .recovering = true});
+  if (!data.ok()) return data.status();
+  data_ = *std::move(data);
+  return absl::OkStatus();
 }
 
 void Attempt::FinishAsStopped() {
@@ -256,11 +396,7 @@ absl::Status Attempt::Prepare() {
        .mount_dir = absl::StrCat(env_.work_dir, "/mounts/", assignment_.attempt().job_id(), "-",
                                  assignment_.attempt().epoch()),
        .node_name = env_.node_name,
-       .stop =
-           [this] {
-             absl::MutexLock lock(&mu_);
-             return stop_;
-           },
+       .stop = [this] { return Interrupted(); },
        .report =
            [this](const std::string& reason) { Report(v1::AttemptReport::PREPARING, reason); }});
   if (!data.ok()) return data.status();
@@ -315,10 +451,7 @@ absl::Status Attempt::PrepareEnvironment() {
                 .node_name = env_.node_name,
                 .log_dir = log_dir,
                 .building = [this] { Report(v1::AttemptReport::PREPARING, "BUILDING_ENVIRONMENT"); },
-                .stopped = [this] {
-                  absl::MutexLock lock(&mu_);
-                  return stop_;
-                }});
+                .stopped = [this] { return Interrupted(); }});
   if (!prepared.ok()) return prepared.status();
   environment_ = *std::move(prepared);
   return absl::OkStatus();
@@ -580,6 +713,11 @@ absl::Status Attempt::RunContainer(bool create) {
   created_ = true;
   env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
   Report(v1::AttemptReport::RUNNING);
+  Log(LogLevel::kInfo, "attempt_running", {{"job", assignment_.attempt().job_id()}, {"container", container_}});
+  return WatchContainer();
+}
+
+absl::Status Attempt::WatchContainer() {
   // Counted while this loop watches the container, whichever way it leaves.
   struct Running {
     Gauge* gauge;
@@ -590,8 +728,6 @@ absl::Status Attempt::RunContainer(bool create) {
       if (gauge != nullptr) gauge->Add(-1);
     }
   } running(env_.metrics != nullptr ? &env_.metrics->containers_running.With({}) : nullptr);
-  Log(LogLevel::kInfo, "attempt_running", {{"job", assignment_.attempt().job_id()}, {"container", container_}});
-
   absl::Time terminated_at = absl::InfiniteFuture();
   bool killed = false;
   running_since_ = absl::Now();
@@ -600,6 +736,11 @@ absl::Status Attempt::RunContainer(bool create) {
     // gang's end waits for its slowest node.
     if (absl::Now() - last_sample_ >= env_.metrics_interval) SampleSystemMetrics();
     absl::StatusOr<ContainerExit> exit = env_.runtime->Wait(container_, 20);
+    if (!exit.ok() && absl::IsNotFound(exit.status()) && recovered_) {
+      // Deleted by an earlier agent process that died before it reported the end: the
+      // ranks' exit files still tell how they ended.
+      exit = ContainerExit{.exit_code = -1, .signal = SIGKILL};
+    }
     if (exit.ok()) {
       exited_ = true;
       ReadExits(*exit);
@@ -613,6 +754,7 @@ absl::Status Attempt::RunContainer(bool create) {
     bool stop;
     {
       absl::MutexLock lock(&mu_);
+      if (detach_) return absl::AbortedError("the agent stops; the processes keep running");
       stop = stop_;
       grace = stop_grace_;
     }
@@ -853,10 +995,7 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   report.set_outputs_size(outputs_size_);
   if (first_failed_rank_ >= 0) report.set_first_failed_rank(first_failed_rank_);
   for (const NodeGpu& gpu : gpus_) *report.add_gpus() = gpu.gpu;
-  {
-    absl::MutexLock lock(&mu_);
-    last_ = report;
-  }
+  Record(report);  // kept on disk until droverd surely has it (Agent forgets it)
   env_.report(report);
   env_.logs->Forget(assignment_.attempt());
   if (!delete_first) remove_container();

@@ -68,11 +68,28 @@ class Attempt {
   // Joins the thread; Stop() first if it still runs.
   ~Attempt();
 
+  // The container id and the job folder of `attempt` on an agent with `work_dir`.
+  static std::string ContainerId(const std::string& work_dir, const v1::AttemptRef& attempt);
+  static std::string Dir(const std::string& work_dir, const v1::AttemptRef& attempt);
+
   void Begin();  // starts the thread
+  // Takes over an attempt an earlier agent process ran (from its record, `saved` its last
+  // report): starts the thread, which adopts the container whose processes run (or reads
+  // how they ended, when they ended while no agent watched), or prepares the attempt again
+  // when its processes had not started. An attempt that cannot be adopted (multi-node MPI,
+  // rclone mounts) is ended: its container is deleted and it ends NODE_LOST.
+  void Resume(const v1::AttemptReport& saved);
+  // An attempt that ended before the agent restarted, `final` its last report (droverd may
+  // not have had it): no thread, ended() from the start.
+  void RestoreEnded(const v1::AttemptReport& final);
   // droverd's START: every node is ready.
   void StartProcesses();
   // droverd's STOP: SIGTERM, `grace`, SIGKILL, clean up, report ENDED with `cause`.
   void Stop(v1::JobStatus::Cause cause, absl::Duration grace, const std::string& message);
+  // The agent stops and leaves the processes running: the thread leaves at the next point
+  // where it can (an attempt that is finishing completes its end first), without touching
+  // the container or reporting; the next agent process takes the attempt over (Resume).
+  void Detach();
 
   const v1::AttemptRef& ref() const { return assignment_.attempt(); }
   // The last report, for the hello after a reconnect.
@@ -84,7 +101,20 @@ class Attempt {
 
  private:
   void Run();
+  // Resume()'s thread.
+  void RunRecovered(const v1::AttemptReport& saved);
+  // What an adopted attempt needs again: its GPUs, image, environment and data (nothing
+  // copied or mounted again). FAILED_PRECONDITION when it cannot be adopted.
+  absl::Status Adopt(const v1::AttemptReport& saved);
+  // Whether Detach() was called.
+  bool Detached();
+  // Whether a STOP or Detach() asks the preparation to end.
+  bool Interrupted();
   void Report(v1::AttemptReport::Phase phase, const std::string& reason = "");
+  // Makes `report` the last one, and keeps it in the attempt's record when its phase changed.
+  void Record(const v1::AttemptReport& report);
+  // Logs that the attempt was left to the next agent process (Detach()).
+  void LeaveDetached();
   absl::Status Prepare();
   // Takes the GPUs the job needs from the node's (RESOURCE_EXHAUSTED when not enough are
   // free); sets gpus_.
@@ -103,6 +133,9 @@ class Attempt {
   // Starts the container (created before READY, or with `create` created now too) and runs
   // it until its processes end; fills exits_.
   absl::Status RunContainer(bool create);
+  // Watches the running container until its processes end (fills exits_) or, on Detach(),
+  // until the agent leaves (ABORTED). Acts on STOP.
+  absl::Status WatchContainer();
   void ReadExits(const ContainerExit& exit);
   // Appends one sample of the container's CPU and memory to the node's system metrics file
   // (see LogShipper::FileName); CPU use from the second sample on (it is a rate).
@@ -121,10 +154,13 @@ class Attempt {
   absl::Mutex mu_;
   bool start_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool detach_ ABSL_GUARDED_BY(mu_) = false;
   v1::JobStatus::Cause stop_cause_ ABSL_GUARDED_BY(mu_) = v1::JobStatus::CAUSE_UNSPECIFIED;
   std::string stop_message_ ABSL_GUARDED_BY(mu_);
   absl::Duration stop_grace_ ABSL_GUARDED_BY(mu_) = absl::Seconds(10);
   v1::AttemptReport last_ ABSL_GUARDED_BY(mu_);
+  // The phase of the report last kept in the attempt's record.
+  v1::AttemptReport::Phase saved_phase_ ABSL_GUARDED_BY(mu_) = v1::AttemptReport::PHASE_UNSPECIFIED;
 
   // Only on the attempt's thread.
   UnpackedImage image_;  // empty rootfs: the host image
@@ -133,6 +169,7 @@ class Attempt {
   std::vector<NodeGpu> gpus_;          // the GPUs the attempt holds (in every report)
   std::unique_ptr<ExecRelay> relay_;  // node rank 0 of an MPI attempt
   std::string mpi_network_;           // a.b.c.d/len of the nodes' network, for mpirun
+  bool recovered_ = false;  // taken over from an earlier agent process (Resume)
   bool created_ = false;  // the runtime has the container
   bool exited_ = false;   // its PID 1 has exited (so nothing of it runs any more)
   std::vector<v1::RankExit> exits_;

@@ -452,6 +452,30 @@ absl::StatusOr<std::vector<NodeGpu>> GpuAllocator::Allocate(const std::string& o
   return given;
 }
 
+absl::StatusOr<std::vector<NodeGpu>> GpuAllocator::Adopt(const std::string& owner,
+                                                         const std::vector<std::string>& uuids) {
+  absl::MutexLock lock(&mu_);
+  std::vector<size_t> positions;
+  for (const std::string& uuid : uuids) {
+    size_t i = 0;
+    while (i < inventory_.gpus.size() && inventory_.gpus[i].gpu.uuid() != uuid) ++i;
+    if (i == inventory_.gpus.size()) {
+      return absl::FailedPreconditionError(absl::StrCat("GPU ", uuid, " is no longer offered"));
+    }
+    if (!holders_[i].empty() && holders_[i] != owner) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("GPU ", uuid, " is held by ", holders_[i]));
+    }
+    positions.push_back(i);
+  }
+  std::vector<NodeGpu> given;
+  for (size_t i : positions) {
+    holders_[i] = owner;
+    given.push_back(inventory_.gpus[i]);
+  }
+  return given;
+}
+
 void GpuAllocator::Release(const std::string& owner) {
   absl::MutexLock lock(&mu_);
   for (std::string& holder : holders_) {

@@ -131,6 +131,11 @@ class GpuAllocator {
   // holds them until Release(owner). RESOURCE_EXHAUSTED naming what is free and who holds
   // the rest when there are not enough; FAILED_PRECONDITION when `owner` already holds some.
   absl::StatusOr<std::vector<NodeGpu>> Allocate(const std::string& owner, int count);
+  // Gives `owner` exactly the GPUs with these UUIDs again (an attempt taken over after an
+  // agent restart). FAILED_PRECONDITION naming the GPU when one is not the node's or is
+  // held by another owner.
+  absl::StatusOr<std::vector<NodeGpu>> Adopt(const std::string& owner,
+                                             const std::vector<std::string>& uuids);
   // Frees what `owner` holds; nothing when it holds nothing.
   void Release(const std::string& owner);
   int free_count() const;

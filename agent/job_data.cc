@@ -151,7 +151,9 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
     switch (ref.mode()) {
       case v1::DataReference::DOWNLOAD: {
         std::string local = Join(absl::StrCat(context.job_dir, "/data/", store.name()), ref.path());
-        if (rclone) {
+        if (context.recovering) {
+          // Copied before the processes started.
+        } else if (rclone) {
           if (absl::Status s = RcloneCopy(context.rclone, data.rclone->config, source, local,
                                           context.stop);
               !s.ok()) {
@@ -197,6 +199,10 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
   for (const auto& [name, read_write] : mounted) {
     const v1::Datastore& store = *used[name];
     std::string source = store.path();
+    if (store.type() == v1::Datastore::RCLONE && context.recovering) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "datastore '", name, "' was mounted with rclone, whose mount is not taken over"));
+    }
     if (store.type() == v1::Datastore::RCLONE) {
       if (context.report) context.report(absl::StrCat("MOUNTING datastore=", name));
       absl::StatusOr<std::unique_ptr<RcloneMount>> mount = RcloneMount::Start(

@@ -40,6 +40,11 @@ struct JobDataContext {
   std::function<bool()> stop;
   // Progress for the job's state reason ("MOUNTING datastore=NAME").
   std::function<void(const std::string& reason)> report;
+  // The attempt is taken over after an agent restart: its folder and data are already
+  // there. Only what the rest of its life needs is worked out (arguments, mounts, uploads):
+  // nothing is copied; a datastore that would be mounted with rclone is refused
+  // (FAILED_PRECONDITION), because its mount died with the agent's rclone.
+  bool recovering = false;
 };
 
 struct JobData {

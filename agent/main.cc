@@ -27,7 +27,9 @@ namespace {
 constexpr char kSummary[] =
     "The Drover node agent: registers this machine with droverd, runs the job containers\n"
     "droverd assigns (with runc, as root), and streams their logs back. Stops on SIGTERM or\n"
-    "SIGINT. Settings can also come from --config FILE (`key = value`, keys as the flag names).\n"
+    "SIGINT, leaving the jobs' processes running: the next start takes them over (unless\n"
+    "--jobs-on-exit stop). Settings can also come from --config FILE (`key = value`, keys as\n"
+    "the flag names).\n"
     "GPUs: those nvidia-smi lists, or those named with --gpu; each job gets its own\n"
     "(docs/gpus.md).\n"
     "\n"
@@ -80,6 +82,7 @@ int main(int argc, char** argv) {
   std::string peer_listen;
   std::string metrics_listen;
   std::vector<std::string> gpu_inventory;
+  bool stop_jobs_on_exit = false;
   int64_t gpu_count = -1;
   std::string nvidia_smi = drover::agent::GpuDiscoveryOptions().nvidia_smi;
   std::string config_path;
@@ -134,6 +137,20 @@ int main(int argc, char** argv) {
                "Disk budget of the cached pip/conda job environments under --work-dir/"
                "environments; the least recently used are deleted beyond it",
                "SIZE");
+  flags.Custom(
+      "jobs-on-exit",
+      [&stop_jobs_on_exit](absl::string_view value) {
+        if (value != "keep" && value != "stop") {
+          return absl::InvalidArgumentError(
+              absl::StrCat("--jobs-on-exit: '", value, "' is neither keep nor stop"));
+        }
+        stop_jobs_on_exit = value == "stop";
+        return absl::OkStatus();
+      },
+      "What stopping the agent does to the jobs running on the node: keep (their processes "
+      "run on and the next start of the agent takes them over; restart within droverd's "
+      "node lease) or stop (SIGTERM, then SIGKILL after 2 s: a node taken out of service)",
+      "keep|stop", "keep");
   flags.String("config", &config_path, "Read settings from this file", "FILE");
   flags.String("log-level", &log_level, "debug, info, warning or error", "LEVEL");
 
@@ -229,7 +246,8 @@ int main(int argc, char** argv) {
                               .metrics_interval = sample_every,
                               .metrics = &metrics,
                               .gpus = *std::move(gpus),
-                              .environment_cache_bytes = environment_cache_mib << 20},
+                              .environment_cache_bytes = environment_cache_mib << 20,
+                              .stop_jobs_on_exit = stop_jobs_on_exit},
                              **runtime);
   drover::Log(drover::LogLevel::kInfo, "agent_started",
               {{"node", node->name()}, {"address", node->addresses(0)}, {"scheduler", scheduler},

@@ -773,6 +773,15 @@ void Core::HandleReport(const std::string& node, const v1::AttemptReport& report
     }
     case v1::AttemptReport::READY: {
       attempt.ready.insert(node);
+      if (attempt.started && !attempt.stopping && !StartsWhenReady(attempt)) {
+        // A node prepared the attempt again after its agent restarted before it had the
+        // START (sent while it was away): it is sent again.
+        v1::SchedulerMessage start;
+        start.mutable_start()->mutable_attempt()->set_job_id(job_id);
+        start.mutable_start()->mutable_attempt()->set_epoch(attempt.epoch);
+        SendTo(node, std::move(start));
+        break;
+      }
       if (attempt.started || attempt.stopping || attempt.ready.size() < attempt.nodes.size()) {
         break;
       }

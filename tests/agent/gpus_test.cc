@@ -396,6 +396,25 @@ TEST(GpuAllocatorTest, AttemptsGetGpusOfTheirOwnUntilTheyReleaseThem) {
   EXPECT_EQ(allocator.free_count(), 0);
 }
 
+TEST(GpuAllocatorTest, AnAttemptTakenOverGetsTheSameGpusBack) {
+  GpuAllocator allocator(FourGpus());
+  absl::StatusOr<std::vector<NodeGpu>> adopted = allocator.Adopt("j-1/1", {"GPU-2", "GPU-0"});
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_EQ(DescribeGpus(*adopted), "2 GPU-2, 0 GPU-0");
+  // New attempts get the others.
+  absl::StatusOr<std::vector<NodeGpu>> next = allocator.Allocate("j-2/1", 1);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(DescribeGpus(*next), "1 GPU-1");
+  absl::StatusOr<std::vector<NodeGpu>> taken = allocator.Adopt("j-3/1", {"GPU-1"});
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(taken.status().message(), "GPU GPU-1 is held by j-2/1");
+  EXPECT_EQ(allocator.Adopt("j-3/1", {"GPU-9"}).status().message(),
+            "GPU GPU-9 is no longer offered");
+  EXPECT_EQ(allocator.free_count(), 1) << "a refused adoption takes nothing";
+  allocator.Release("j-1/1");
+  EXPECT_EQ(allocator.free_count(), 3);
+}
+
 TEST(GpuAllocatorTest, ConcurrentAttemptsNeverShareAGpu) {
   GpuAllocator allocator(FourGpus());
   for (int round = 0; round < 50; ++round) {

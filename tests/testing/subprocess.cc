@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -169,6 +170,11 @@ absl::StatusOr<std::unique_ptr<AgentProcess>> AgentProcess::Start(
   args.insert(args.end(), {ProgramPath("DROVER_AGENT", DROVER_AGENT_PATH), "--scheduler",
                            scheduler, "--node-name", node_name, "--work-dir", work_dir,
                            "--log-level", "debug"});
+  // Tests end their agents with SIGTERM and expect nothing left behind, unless they test
+  // the default (keep) themselves.
+  if (std::find(extra_args.begin(), extra_args.end(), "--jobs-on-exit") == extra_args.end()) {
+    args.insert(args.end(), {"--jobs-on-exit", "stop"});
+  }
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::string log = work_dir + ".log";
   absl::StatusOr<pid_t> pid = SpawnDaemon(args, log);

@@ -77,7 +77,8 @@ class DroverdProcess {
 // with its work folder `work_dir`. Its stderr goes to `<work_dir>.log`.
 class AgentProcess {
  public:
-  // `exec_prefix`, when not empty, goes before the agent's argv: e.g.
+  // The agent stops its jobs when it stops (`--jobs-on-exit stop`) unless `extra_args` say
+  // otherwise. `exec_prefix`, when not empty, goes before the agent's argv: e.g.
   // `TestHosts::ExecPrefix(k)` runs it on a test host. It must exec the agent in place so
   // that pid() is the agent's.
   static absl::StatusOr<std::unique_ptr<AgentProcess>> Start(

@@ -1,0 +1,42 @@
+// What drover-agent keeps on disk of each attempt it was given, so that a later agent
+// process (after a restart, SIGKILL included) can take the attempt over: the assignment as
+// droverd sent it, and the attempt's last report (its phase, the GPUs it holds, and once it
+// ended, the final report droverd may not have heard yet). One folder per attempt,
+// `<work>/records/<job>-<epoch>/`, mode 0700: the assignment may hold datastore secrets.
+//
+// Files are replaced atomically (write, fsync, rename): a reader sees the old or the new
+// one, never half of one. Used from the attempts' threads and at start-up.
+#ifndef DROVER_AGENT_ATTEMPT_RECORD_H_
+#define DROVER_AGENT_ATTEMPT_RECORD_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "drover/v1/agent.pb.h"
+
+namespace drover::agent {
+
+struct AttemptRecord {
+  v1::AssignAttempt assignment;
+  // The last report written; phase PREPARING when none was.
+  v1::AttemptReport report;
+};
+
+// `<work_dir>/records/<job>-<epoch>`.
+std::string AttemptRecordDir(const std::string& work_dir, const v1::AttemptRef& attempt);
+
+// Creates the attempt's record with its assignment. UNAVAILABLE when it cannot be written.
+absl::Status SaveAssignment(const std::string& work_dir, const v1::AssignAttempt& assignment);
+// Replaces the attempt's last report. UNAVAILABLE when it cannot be written.
+absl::Status SaveReport(const std::string& work_dir, const v1::AttemptReport& report);
+// Removes the attempt's record (droverd has its end).
+void RemoveAttemptRecord(const std::string& work_dir, const v1::AttemptRef& attempt);
+
+// Every record under `work_dir`, by job and epoch. A folder that cannot be read (no or a
+// damaged assignment: the agent died while creating it) is removed and skipped.
+std::vector<AttemptRecord> LoadAttemptRecords(const std::string& work_dir);
+
+}  // namespace drover::agent
+
+#endif  // DROVER_AGENT_ATTEMPT_RECORD_H_

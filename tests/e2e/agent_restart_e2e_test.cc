@@ -1,0 +1,253 @@
+// drover-agent restarts are not workload events (issue 7, promise 2): the real droverd and
+// drover-agent, real runc containers. The agent is SIGKILLed or stopped with SIGTERM (which
+// leaves the jobs running by default) while a job runs, and started again: the same
+// processes run on, their logs arrive complete and once, and the job's end is its real one,
+// also when the processes ended while no agent (and no droverd) watched. Root only. The last
+// agent of each test stops its jobs on exit, so nothing is left behind.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "drover/v1/admin_service.grpc.pb.h"
+#include "drover/v1/job_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/subprocess.h"
+
+namespace drover {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+// Prints "started", then numbered lines every 20 ms until the file /job/go appears, then
+// "done", and exits with `code` `linger` seconds later.
+v1::JobSpec CountingJob(int code, int linger = 0) {
+  v1::JobSpec spec;
+  spec.set_entry_script("bin/sh");
+  spec.add_arguments()->set_value("-c");
+  spec.add_arguments()->set_value(absl::StrCat(
+      "echo started; i=0; while [ ! -e /job/go ]; do i=$((i+1)); echo line $i; sleep 0.02; "
+      "done; echo done; sleep ", linger, "; exit ", code));
+  spec.mutable_resources()->set_cpus(0.5);
+  spec.mutable_resources()->set_memory_mib(128);
+  return spec;
+}
+
+class AgentRestartE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
+    listen_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
+    StartDroverd();
+    if (HasFatalFailure()) return;
+    work_ = dir_.path() + "/agent";
+    // The default: stopping the agent leaves the jobs running.
+    StartAgent("keep");
+  }
+
+  void TearDown() override {
+    if (agent_ == nullptr) return;
+    agent_->Signal(SIGTERM);
+    absl::StatusOr<int> exited = agent_->Wait(absl::Seconds(20));
+    EXPECT_TRUE(exited.ok()) << exited.status();
+    agent_.reset();
+    auto listed = testing::RunCommand({"/usr/sbin/runc", "--root", work_ + "/runc", "list", "-q"});
+    ASSERT_TRUE(listed.ok());
+    EXPECT_EQ(listed->out, "") << "containers left behind";
+    EXPECT_THAT(testing::ReadWholeFile("/proc/self/mountinfo"), ::testing::Not(HasSubstr(work_)))
+        << "mounts left behind";
+  }
+
+  void StartDroverd() {
+    auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});
+    ASSERT_TRUE(droverd.ok()) << droverd.status();
+    droverd_ = *std::move(droverd);
+    channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+    jobs_ = std::make_unique<testing::JobClient>(channel_);
+    admin_ = v1::AdminService::NewStub(channel_);
+  }
+
+  // `jobs_on_exit`: keep or stop. Waits until droverd has the node when `wait` says so.
+  void StartAgent(const std::string& jobs_on_exit, bool wait = true) {
+    auto agent = testing::AgentProcess::Start(listen_, "n1", work_,
+                                              {"--jobs-on-exit", jobs_on_exit});
+    ASSERT_TRUE(agent.ok()) << agent.status();
+    agent_ = *std::move(agent);
+    if (!wait) return;
+    absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
+    ASSERT_TRUE(ready.ok()) << ready << "; the agent's log:\n" << agent_->ReadLog();
+  }
+
+  // Ends the agent with `signal` and waits until it is gone; returns how long that took.
+  absl::Duration StopAgent(int signal) {
+    absl::Time asked = absl::Now();
+    agent_->Signal(signal);
+    absl::StatusOr<int> exited = agent_->Wait(absl::Seconds(20));
+    EXPECT_TRUE(exited.ok()) << exited.status();
+    absl::Duration took = absl::Now() - asked;
+    log_ += agent_->ReadLog();
+    agent_.reset();
+    return took;
+  }
+
+  std::string Container(const std::string& job) const {
+    return absl::StrCat("drover-", job, "-1-",
+                        absl::Hex(std::hash<std::string>()(work_) & 0xffffffff, absl::kZeroPad8));
+  }
+
+  // runc's status of the job's container ("running", "stopped"), "" when there is none.
+  std::string ContainerStatus(const std::string& job) const {
+    auto state = testing::RunCommand(
+        {"/usr/sbin/runc", "--root", work_ + "/runc", "state", Container(job)});
+    if (!state.ok() || state->exit_code != 0) return "";
+    for (const char* status : {"running", "stopped", "created", "paused"}) {
+      if (absl::StrContains(state->out, absl::StrCat("\"status\": \"", status, "\""))) return status;
+    }
+    return "?";
+  }
+
+  void LetEnd(const std::string& job) {
+    std::ofstream(absl::StrCat(work_, "/attempts/", job, "-1/job/go")) << "go\n";
+  }
+
+  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state) {
+    return jobs_->WaitFor(id, state, absl::Seconds(60), [&] {
+      return "\nagent logs:\n" + log_ + (agent_ != nullptr ? agent_->ReadLog() : "");
+    });
+  }
+
+  // Waits until droverd has at least `lines` lines of the job's stdout.
+  void WaitForLines(const std::string& job, int lines) {
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      std::string out = jobs_->Logs(job, 0);
+      if (std::count(out.begin(), out.end(), '\n') >= lines) return;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    ADD_FAILURE() << "fewer than " << lines << " lines arrived";
+  }
+
+  // The job's stdout is "started", "line 1" ... "line N", "done": every line once, in order.
+  void ExpectCompleteOutput(const std::string& job) {
+    std::vector<std::string> lines = absl::StrSplit(jobs_->Logs(job, 0), '\n');
+    ASSERT_GE(lines.size(), 3u);
+    EXPECT_EQ(lines.front(), "started") << "the processes started once";
+    EXPECT_EQ(lines.back(), "") << "ends with a line end";
+    lines.pop_back();
+    EXPECT_EQ(lines.back(), "done");
+    for (size_t i = 1; i + 1 < lines.size(); ++i) {
+      ASSERT_EQ(lines[i], absl::StrCat("line ", i)) << "lost, doubled or reordered output";
+    }
+  }
+
+  testing::TempDir dir_;
+  std::string listen_;
+  std::string work_;
+  std::string log_;  // the logs of the agents already stopped
+  std::unique_ptr<testing::DroverdProcess> droverd_;
+  std::unique_ptr<testing::AgentProcess> agent_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<testing::JobClient> jobs_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+};
+
+TEST_F(AgentRestartE2eTest, ASigkilledAgentTakesItsRunningJobOver) {
+  std::string id = jobs_->Submit(CountingJob(0));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  WaitForLines(id, 5);
+  StopAgent(SIGKILL);
+  EXPECT_EQ(ContainerStatus(id), "running") << "the processes outlive the agent";
+  absl::SleepFor(absl::Milliseconds(500));  // they write on meanwhile
+
+  StartAgent("stop");
+  EXPECT_EQ(jobs_->Get(id).status().state(), v1::JobStatus::RUNNING);
+  LetEnd(id);
+  v1::Job done = WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(done.status().attempt(), 1) << "not restarted";
+  ASSERT_EQ(done.status().exits_size(), 1);
+  EXPECT_EQ(done.status().exits(0).exit_code(), 0);
+  ExpectCompleteOutput(id);
+  EXPECT_THAT(agent_->ReadLog(), HasSubstr("event=attempt_recovered"));
+}
+
+TEST_F(AgentRestartE2eTest, SigtermLeavesTheJobRunningAndTheNextAgentTakesItOver) {
+  std::string id = jobs_->Submit(CountingJob(0));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  WaitForLines(id, 5);
+  absl::Duration took = StopAgent(SIGTERM);
+  EXPECT_LT(took, absl::Seconds(3)) << "a clean stop is fast";
+  EXPECT_EQ(ContainerStatus(id), "running");
+  absl::SleepFor(absl::Milliseconds(500));
+
+  StartAgent("stop");
+  LetEnd(id);
+  v1::Job done = WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(done.status().attempt(), 1);
+  ExpectCompleteOutput(id);
+}
+
+TEST_F(AgentRestartE2eTest, AJobThatEndedWhileNoDaemonRanGetsItsRealExit) {
+  std::string id = jobs_->Submit(CountingJob(3));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  WaitForLines(id, 5);
+  droverd_->Signal(SIGKILL);
+  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+  StopAgent(SIGKILL);
+  // The processes end while neither daemon runs.
+  LetEnd(id);
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (ContainerStatus(id) != "stopped" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(ContainerStatus(id), "stopped");
+
+  StartDroverd();
+  StartAgent("stop");
+  v1::Job failed = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(failed.status().cause(), v1::JobStatus::PROCESS_FAILED);
+  ASSERT_EQ(failed.status().exits_size(), 1);
+  EXPECT_EQ(failed.status().exits(0).exit_code(), 3) << "reported, not guessed";
+  EXPECT_EQ(failed.status().exits(0).signal(), 0);
+  EXPECT_THAT(failed.status().message(), HasSubstr("code 3"));
+  EXPECT_EQ(failed.status().attempt(), 1);
+  ExpectCompleteOutput(id);
+}
+
+TEST_F(AgentRestartE2eTest, AnEndDroverdMissedIsReportedByTheNextAgent) {
+  std::string id = jobs_->Submit(CountingJob(0, /*linger=*/1));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  LetEnd(id);
+  // Once droverd has the whole output, it goes away; the job ends a second later, the agent
+  // cleans up and keeps the end to report...
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!absl::EndsWith(jobs_->Logs(id, 0), "done\n") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  droverd_->Signal(SIGKILL);
+  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+  deadline = absl::Now() + absl::Seconds(20);
+  while (ContainerStatus(id) != "" && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_EQ(ContainerStatus(id), "") << "the agent deleted the container";
+  // ...and is SIGKILLed before it could: the next one reports it.
+  StopAgent(SIGKILL);
+  StartDroverd();
+  StartAgent("stop");
+  v1::Job done = WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(done.status().attempt(), 1);
+  ASSERT_EQ(done.status().exits_size(), 1);
+  EXPECT_EQ(done.status().exits(0).exit_code(), 0);
+  ExpectCompleteOutput(id);
+}
+
+}  // namespace
+}  // namespace drover
