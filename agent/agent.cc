@@ -133,6 +133,12 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
 Agent::~Agent() { Stop(); }
 
 void Agent::Stop() {
+  if (!options_.stop_jobs_on_exit) {
+    // Before anything notices the stop: an attempt that is ending must leave its end to the
+    // next agent process rather than cut its output short.
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, attempt] : attempts_) attempt->Detach();
+  }
   if (!stopping_.HasBeenNotified()) stopping_.Notify();
   absl::MutexLock lock(&write_mu_);
   if (context_ != nullptr) context_->TryCancel();

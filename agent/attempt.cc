@@ -949,7 +949,11 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   // Every byte the processes wrote reaches droverd before the attempt is reported ended.
   env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
   absl::Time deadline = absl::Now() + absl::Minutes(2);
-  while (absl::Now() < deadline && !env_.shutting_down()) {
+  while (absl::Now() < deadline) {
+    // The agent stops and leaves its jobs to the next agent process, which ends this one
+    // again from its record (FINALIZING): nothing of its output is lost.
+    if (created_ && Detached()) return LeaveDetached();
+    if (env_.shutting_down()) break;
     env_.logs->Poll();  // ship the tail now rather than at the next round of the shipper
     if (env_.logs->Drained(assignment_.attempt())) break;
     absl::SleepFor(absl::Milliseconds(2));

@@ -6,8 +6,11 @@
 // any node. Root only.
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -55,21 +58,36 @@ class DistributedE2eTest : public ::testing::Test {
     blobs_ = v1::BlobService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
     for (int k = 0; k < count; ++k) {
-      std::string work = absl::StrCat(dir_.path(), "/agent-", k);
-      auto agent = testing::AgentProcess::Start(
-          droverd_->address(), hosts_->name(k), work,
-          {"--address", hosts_->address(k), "--cpus", "2", "--memory", "4Gi"},
-          hosts_->ExecPrefix(k));
-      ASSERT_TRUE(agent.ok()) << agent.status();
-      agents_.push_back(*std::move(agent));
-      work_dirs_.push_back(work);
+      agents_.emplace_back();
+      work_dirs_.push_back(absl::StrCat(dir_.path(), "/agent-", k));
+      StartAgent(k);
     }
     absl::Status ready = testing::WaitForReadyNodes(*admin_, count, absl::Seconds(30));
     ASSERT_TRUE(ready.ok()) << ready << AgentLogs();
   }
 
+  // (Re)starts the agent of host k.
+  void StartAgent(int k) {
+    auto agent = testing::AgentProcess::Start(
+        droverd_->address(), hosts_->name(k), work_dirs_[k],
+        {"--address", hosts_->address(k), "--cpus", "2", "--memory", "4Gi"},
+        hosts_->ExecPrefix(k));
+    ASSERT_TRUE(agent.ok()) << agent.status();
+    agents_[k] = *std::move(agent);
+  }
+
+  // SIGKILLs the agent of host k (its jobs' processes run on) and waits until it is gone.
+  void KillAgent(int k) {
+    agents_[k]->Signal(SIGKILL);
+    ASSERT_TRUE(agents_[k]->Wait(absl::Seconds(10)).ok());
+    killed_logs_ += absl::StrCat("\n--- killed agent ", hosts_->name(k), ":\n", agents_[k]->ReadLog());
+  }
+
   void TearDown() override {
     if (hosts_ == nullptr) return;
+    for (auto& agent : agents_) {
+      if (agent != nullptr) agent->Signal(SIGCONT);  // a test may have stopped one
+    }
     for (size_t k = 0; k < agents_.size(); ++k) {
       // The agent's mounts live in its own mount namespace: look before it goes.
       std::string mounts = testing::ReadWholeFile(absl::StrCat("/proc/", agents_[k]->pid(), "/mountinfo"));
@@ -89,7 +107,7 @@ class DistributedE2eTest : public ::testing::Test {
   }
 
   std::string AgentLogs() {
-    std::string out;
+    std::string out = killed_logs_;
     for (size_t k = 0; k < agents_.size(); ++k) {
       absl::StrAppend(&out, "\n--- agent ", hosts_->name(k), ":\n", agents_[k]->ReadLog());
     }
@@ -167,6 +185,7 @@ class DistributedE2eTest : public ::testing::Test {
   std::unique_ptr<testing::DroverdProcess> droverd_;
   std::vector<std::unique_ptr<testing::AgentProcess>> agents_;
   std::vector<std::string> work_dirs_;
+  std::string killed_logs_;  // the logs of agents killed and started again
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<testing::JobClient> jobs_;
   std::unique_ptr<v1::BlobService::Stub> blobs_;
@@ -329,6 +348,60 @@ TEST_F(DistributedE2eTest, CancelOfARunningMpiJobCleansEveryNode) {
     while (Containers(work) != "" && absl::Now() < until) absl::SleepFor(absl::Milliseconds(50));
     EXPECT_EQ(Containers(work), "") << "container left on " << work;
   }
+}
+
+TEST_F(DistributedE2eTest, ATwoNodePytorchJobRunsOnWhileTheAgentOfANodeRestarts) {
+  StartCluster(2);
+  std::string id = Submit(Shell(Distributed(v1::JobSpec::PYTORCH, 2, 1),
+                                "echo rank $RANK started; i=0; while [ ! -e /job/go ]; do "
+                                "i=$((i+1)); echo $RANK: $i; sleep 0.02; done; echo rank $RANK done"));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  KillAgent(1);
+  absl::SleepFor(absl::Milliseconds(500));
+  StartAgent(1);
+  ASSERT_TRUE(testing::WaitForReadyNodes(*admin_, 2, absl::Seconds(30)).ok()) << AgentLogs();
+  for (const std::string& work : work_dirs_) {
+    std::ofstream(absl::StrCat(work, "/attempts/", id, "-1/job/go")) << "go\n";
+  }
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(job.status().attempt(), 1) << "the gang was not restarted";
+  for (int rank = 0; rank < 2; ++rank) {
+    std::vector<std::string> lines = absl::StrSplit(Logs(id, rank), '\n', absl::SkipEmpty());
+    ASSERT_GE(lines.size(), 2u);
+    EXPECT_EQ(lines.front(), absl::StrCat("rank ", rank, " started"));
+    EXPECT_EQ(lines.back(), absl::StrCat("rank ", rank, " done"));
+    for (size_t i = 1; i + 1 < lines.size(); ++i) {
+      ASSERT_EQ(lines[i], absl::StrCat(rank, ": ", i)) << "rank " << rank << ": lost or doubled";
+    }
+  }
+}
+
+TEST_F(DistributedE2eTest, ANodeWhoseAgentRestartedBeforeStartPreparesAgainAndTheGangStarts) {
+  StartCluster(2);
+  // Node 0 stays silent (stopped, within its lease) while node 1 prepares and waits for
+  // START; node 1's agent dies; node 0 goes on, so droverd sends START while node 1 has no
+  // agent. The next agent of node 1 prepares the attempt again and is sent START again.
+  agents_[0]->Signal(SIGSTOP);
+  std::string id = Submit(Shell(Distributed(v1::JobSpec::PYTORCH, 2, 1), "echo rank $RANK ran"));
+  std::string report = absl::StrCat(work_dirs_[1], "/records/", id, "-1/report.pb");
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!std::filesystem::exists(report) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(std::filesystem::exists(report)) << "node 1 never got READY" << AgentLogs();
+  KillAgent(1);
+  agents_[0]->Signal(SIGCONT);
+  deadline = absl::Now() + absl::Seconds(30);
+  while (Get(id).status().state() == v1::JobStatus::PREPARING && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_NE(Get(id).status().state(), v1::JobStatus::PREPARING) << "node 0 never got READY";
+  StartAgent(1);
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(job.status().attempt(), 1);
+  EXPECT_EQ(Logs(id, 0), "rank 0 ran\n");
+  EXPECT_EQ(Logs(id, 1), "rank 1 ran\n");
+  EXPECT_THAT(AgentLogs(), HasSubstr("event=attempt_prepared_again"));
 }
 
 }  // namespace
