@@ -8,6 +8,7 @@
 #include <grpcpp/security/credentials.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -221,6 +222,38 @@ TEST_F(AgentRestartE2eTest, AJobThatEndedWhileNoDaemonRanGetsItsRealExit) {
   EXPECT_THAT(failed.status().message(), HasSubstr("code 3"));
   EXPECT_EQ(failed.status().attempt(), 1);
   ExpectCompleteOutput(id);
+}
+
+TEST_F(AgentRestartE2eTest, ARankKilledWhileNoDaemonRanEndsWithItsSignal) {
+  std::string id = jobs_->Submit(CountingJob(0));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  WaitForLines(id, 5);
+  droverd_->Signal(SIGKILL);
+  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+  StopAgent(SIGKILL);
+  // The rank (the only child of the container's drover-init) is killed from outside.
+  auto state = testing::RunCommand({"/usr/sbin/runc", "--root", work_ + "/runc", "state", Container(id)});
+  ASSERT_TRUE(state.ok() && state->exit_code == 0);
+  size_t at = state->out.find("\"pid\": ");
+  ASSERT_NE(at, std::string::npos) << state->out;
+  int init = std::atoi(state->out.c_str() + at + 7);
+  std::string children = testing::ReadWholeFile(absl::StrCat("/proc/", init, "/task/", init, "/children"));
+  int rank = std::atoi(children.c_str());
+  ASSERT_GT(rank, 0) << "drover-init (" << init << ") has no child: '" << children << "'";
+  ASSERT_EQ(kill(rank, SIGKILL), 0);
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (ContainerStatus(id) != "stopped" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(ContainerStatus(id), "stopped");
+
+  StartDroverd();
+  StartAgent("stop");
+  v1::Job failed = WaitFor(id, v1::JobStatus::FAILED);
+  ASSERT_EQ(failed.status().exits_size(), 1);
+  EXPECT_EQ(failed.status().exits(0).signal(), SIGKILL) << "reported, not guessed";
+  EXPECT_THAT(failed.status().message(), HasSubstr("signal 9"));
+  EXPECT_EQ(failed.status().attempt(), 1);
 }
 
 TEST_F(AgentRestartE2eTest, AnEndDroverdMissedIsReportedByTheNextAgent) {
