@@ -4,6 +4,7 @@
 // that print what they see. Runs as root. Nothing is left behind: no container, no device.
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -63,11 +64,14 @@ class GpuE2eTest : public ::testing::Test {
                               << "GPU-not-offered, 99, 999, 81559\nEOF\n";
     fs::permissions(nvidia_smi, fs::perms::owner_all);
     work_ = dir_.path() + "/agent";
-    auto agent = testing::AgentProcess::Start(
-        listen_, "n1", work_,
-        {"--gpu", absl::StrCat("0:", kUuids[0], ":", devices_, "/nvidia0:Fake GPU"), "--gpu",
-         absl::StrCat("1:", kUuids[1], ":", devices_, "/nvidia1:Fake GPU"), "--nvidia-smi",
-         nvidia_smi, "--metrics-interval", "100ms"});
+    agent_args_ = {"--gpu", absl::StrCat("0:", kUuids[0], ":", devices_, "/nvidia0:Fake GPU"),
+                   "--gpu", absl::StrCat("1:", kUuids[1], ":", devices_, "/nvidia1:Fake GPU"),
+                   "--nvidia-smi", nvidia_smi, "--metrics-interval", "100ms"};
+    StartAgent();
+  }
+
+  void StartAgent() {
+    auto agent = testing::AgentProcess::Start(listen_, "n1", work_, agent_args_);
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);
     absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
@@ -142,6 +146,7 @@ class GpuE2eTest : public ::testing::Test {
   std::string devices_;
   std::string listen_;
   std::string work_;
+  std::vector<std::string> agent_args_;
   std::unique_ptr<testing::DroverdProcess> droverd_;
   std::unique_ptr<testing::AgentProcess> agent_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -240,6 +245,31 @@ TEST_F(GpuE2eTest, SystemMetricsShowTheUseOfTheGpusTheJobHolds) {
   for (const auto& [name, values] : none) {
     EXPECT_FALSE(absl::StartsWith(name, "gpu_")) << name << ": the job holds no GPU";
   }
+}
+
+TEST_F(GpuE2eTest, AJobKeepsItsGpuAcrossAnAgentRestart) {
+  std::string a = jobs_->Submit(GpuJob(1));
+  int gpu_a = GpuOf(WaitFor(a, v1::JobStatus::RUNNING));
+  ASSERT_GE(gpu_a, 0);
+  agent_->Signal(SIGKILL);
+  ASSERT_TRUE(agent_->Wait(absl::Seconds(10)).ok());
+  StartAgent();
+  // The next agent holds the running job's GPU again: a new job gets the other one, and a
+  // third waits.
+  std::string b = jobs_->Submit(GpuJob(1));
+  int gpu_b = GpuOf(WaitFor(b, v1::JobStatus::RUNNING));
+  EXPECT_EQ(gpu_b, 1 - gpu_a);
+  std::string c = jobs_->Submit(GpuJob(1));
+  WaitForReason(c, "WAITING_FOR_NODES need=1 free=0");
+  LetEnd(a);
+  v1::Job done = WaitFor(a, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(done.status().attempt(), 1);
+  EXPECT_EQ(jobs_->Logs(a, 0), SeenWithGpu(gpu_a)) << "the same processes, output once";
+  EXPECT_EQ(GpuOf(WaitFor(c, v1::JobStatus::RUNNING)), gpu_a) << "given back at the end";
+  LetEnd(b);
+  LetEnd(c);
+  WaitFor(b, v1::JobStatus::COMPLETED);
+  WaitFor(c, v1::JobStatus::COMPLETED);
 }
 
 TEST_F(GpuE2eTest, AJobNeedingMoreGpusThanTheNodeHasStaysQueuedAndBlocksNobody) {
