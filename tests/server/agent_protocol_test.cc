@@ -244,6 +244,27 @@ TEST_F(AgentProtocolTest, MultiNodeAttemptStartsOnlyOnceEveryNodeIsReady) {
   WaitFor(id, v1::JobStatus::STARTING);
 }
 
+TEST_F(AgentProtocolTest, ANodeReadyAgainAfterTheStartIsSentTheStartAgain) {
+  ScriptedAgent a(channel_, "n1");
+  a.Next(v1::SchedulerMessage::kWelcome);
+  ScriptedAgent b(channel_, "n2");
+  b.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit(1, "", /*node_count=*/2);
+  a.Next(v1::SchedulerMessage::kAssign);
+  b.Next(v1::SchedulerMessage::kAssign);
+  a.Report(id, 1, v1::AttemptReport::READY);
+  b.Report(id, 1, v1::AttemptReport::READY);
+  a.Next(v1::SchedulerMessage::kStart);
+  b.Next(v1::SchedulerMessage::kStart);
+  a.Report(id, 1, v1::AttemptReport::RUNNING);
+  WaitFor(id, v1::JobStatus::RUNNING);
+  // n2's agent restarted before it had the START and prepared the attempt again.
+  b.Report(id, 1, v1::AttemptReport::PREPARING);
+  b.Report(id, 1, v1::AttemptReport::READY);
+  EXPECT_EQ(b.Next(v1::SchedulerMessage::kStart).start().attempt().epoch(), 1);
+  EXPECT_EQ(Get(id).status().state(), v1::JobStatus::RUNNING) << "nothing went back";
+}
+
 TEST_F(AgentProtocolTest, FollowedLogsArriveLiveAndEndWithTheJob) {
   ScriptedAgent agent(channel_, "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
