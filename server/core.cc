@@ -163,6 +163,17 @@ absl::Status CheckRcloneOptions(const v1::Datastore& datastore) {
   return absl::OkStatus();
 }
 
+// `options` with a random exec_token_key when it has none.
+CoreOptions WithExecTokenKey(CoreOptions options) {
+  if (options.exec_token_key.empty()) {
+    std::random_device random;
+    for (int i = 0; i < 8; ++i) {
+      absl::StrAppend(&options.exec_token_key, absl::Hex(random(), absl::kZeroPad8));
+    }
+  }
+  return options;
+}
+
 }  // namespace
 
 absl::Status CheckDatastore(const v1::Datastore& datastore) {
@@ -265,7 +276,7 @@ bool IsBuiltInImage(absl::string_view image) {
 Core::Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, CoreLoop& loop,
            const Clock& clock, CoreOptions options)
     : store_(store), logs_(logs), events_(events), loop_(loop), clock_(clock),
-      options_(options) {
+      options_(WithExecTokenKey(std::move(options))) {
   RefreshTargetNames();
 }
 
@@ -365,6 +376,8 @@ void Core::Restore(const std::vector<v1::Job>& unfinished,
       Attempt& attempt = attempts_[job.id()];
       attempt.epoch = status.attempt();
       attempt.nodes.assign(status.nodes().begin(), status.nodes().end());
+      attempt.exec_token = ExecToken(job.id(), attempt.epoch);
+      attempt.master_port = status.master_port();
       attempt.started = status.state() != JobStatus::PREPARING;
       attempt.stopping = status.state() == JobStatus::CANCEL_REQUESTED;
       // The time limit counts from the restart: the true start is in start_time, but a
@@ -478,8 +491,9 @@ void Core::Assign(const scheduler::Placement& placement) {
   attempt = Attempt{};
   attempt.epoch = epoch;
   attempt.nodes = placement.nodes;
-  attempt.exec_token = NewExecToken();
+  attempt.exec_token = ExecToken(job.id(), epoch);
   attempt.master_port = FreeMasterPort(placement.nodes.front());
+  next->set_master_port(attempt.master_port);
   if (options_.metrics != nullptr) options_.metrics->attempts_placed.With({}).Increment();
   Log(LogLevel::kInfo, "job_placed",
       {{"job", job.id()}, {"attempt", epoch}, {"nodes", absl::StrJoin(placement.nodes, ",")}});
@@ -496,12 +510,11 @@ void Core::Assign(const scheduler::Placement& placement) {
   });
 }
 
-std::string Core::NewExecToken() {
-  // 128 random bits; only the attempt's agents ever see it.
-  std::random_device random;
-  std::string token;
-  for (int i = 0; i < 4; ++i) absl::StrAppend(&token, absl::Hex(random(), absl::kZeroPad8));
-  return token;
+std::string Core::ExecToken(const std::string& job_id, int64_t epoch) const {
+  // 128 bits of SHA-256 over the secret key and the attempt; only its agents ever see it.
+  std::string digest =
+      archive::Sha256Digest(absl::StrCat(options_.exec_token_key, "\n", job_id, "\n", epoch));
+  return digest.substr(digest.find(':') + 1, 32);
 }
 
 int32_t Core::FreeMasterPort(const std::string& node) const {

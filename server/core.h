@@ -89,6 +89,10 @@ struct CoreOptions {
   // How agents run pip when they build job environments (droverd's --pip-* flags), sent in
   // the AssignAttempt of every job with pip or conda packages.
   v1::PipSettings pip;
+  // The secret each attempt's exec token is derived from (with its job and epoch), so that
+  // a restarted droverd that sends an assignment again sends the token the attempt's other
+  // nodes already have. droverd keeps it in its state folder; empty: a random one.
+  std::string exec_token_key;
 };
 
 class Core {
@@ -209,7 +213,8 @@ class Core {
   // Whether the attempt's nodes start as soon as they are prepared (AssignAttempt's
   // start_when_ready) instead of waiting for StartAttempt.
   static bool StartsWhenReady(const Attempt& attempt);
-  static std::string NewExecToken();
+  // The attempt's secret for exec relays between its nodes (AssignAttempt.exec_token).
+  std::string ExecToken(const std::string& job_id, int64_t epoch) const;
   // MASTER_PORT for an attempt whose node rank 0 is `node`.
   int32_t FreeMasterPort(const std::string& node) const;
   // Sends the attempt's AssignAttempt to each of its nodes (or only to `only_node`).

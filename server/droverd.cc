@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -18,6 +20,30 @@
 #include "storage/sqlite_store.h"
 
 namespace drover::server {
+
+namespace {
+
+// The secret in `path` (mode 0600), created with 256 random bits when there is none yet.
+absl::StatusOr<std::string> LoadOrCreateKey(const std::string& path) {
+  std::ifstream in(path);
+  std::string key;
+  if (in && std::getline(in, key) && key.size() >= 32) return key;
+  std::random_device random;
+  key.clear();
+  for (int i = 0; i < 8; ++i) absl::StrAppend(&key, absl::Hex(random(), absl::kZeroPad8));
+  std::string temporary = path + ".new";
+  int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  std::string line = key + "\n";
+  bool ok = fd >= 0 && write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+            fsync(fd) == 0;
+  if (fd >= 0) close(fd);
+  if (!ok || rename(temporary.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", strerror(errno)));
+  }
+  return key;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& options,
                                                         const Clock& clock) {
@@ -66,6 +92,8 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   }
   CoreOptions core_options = options.core;
   core_options.metrics = d->metrics_.get();
+  DROVER_ASSIGN_OR_RETURN(core_options.exec_token_key,
+                          LoadOrCreateKey(options.state_dir + "/exec-token.key"));
   d->loop_ = std::make_unique<CoreLoop>();
   d->core_ = std::make_unique<Core>(*d->store_, *d->logs_, d->events_, *d->loop_, clock,
                                     core_options);

@@ -441,6 +441,43 @@ TEST_F(AgentProtocolTest, ComputeTargetsSelectNodesAndSurviveARestart) {
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
+TEST_F(AgentProtocolTest, ARestartedDroverdKeepsMasterPortsAndExecTokensOfRunningAttempts) {
+  v1::AssignAttempt first;
+  std::string id;
+  {
+    ScriptedAgent a(channel_, "n1");
+    a.Next(v1::SchedulerMessage::kWelcome);
+    ScriptedAgent b(channel_, "n2");
+    b.Next(v1::SchedulerMessage::kWelcome);
+    id = Submit(1, "", /*node_count=*/2);
+    first = a.Next(v1::SchedulerMessage::kAssign).assign();
+    b.Next(v1::SchedulerMessage::kAssign);
+    EXPECT_EQ(Get(id).status().master_port(), first.master_port());
+    droverd_->Shutdown();
+    droverd_.reset();
+  }
+  Start();
+  v1::AttemptReport held;
+  *held.mutable_attempt() = first.attempt();
+  held.set_phase(v1::AttemptReport::READY);
+  // n1 comes back with the attempt; n2 lost it and is sent it again.
+  ScriptedAgent a(channel_, "n1", 8, {held});
+  a.Next(v1::SchedulerMessage::kWelcome);
+  ScriptedAgent b(channel_, "n2", 8);
+  b.Next(v1::SchedulerMessage::kWelcome);
+  v1::AssignAttempt again = b.Next(v1::SchedulerMessage::kAssign).assign();
+  EXPECT_EQ(again.attempt().epoch(), 1);
+  EXPECT_EQ(again.exec_token(), first.exec_token()) << "the token n1 already has";
+  EXPECT_EQ(again.master_port(), first.master_port());
+  // A new distributed job whose first node is n1 too gets another port.
+  std::string other = Submit(1, "", /*node_count=*/2);
+  v1::AssignAttempt next = a.Next(v1::SchedulerMessage::kAssign).assign();
+  ASSERT_EQ(next.attempt().job_id(), other);
+  ASSERT_EQ(next.node_names(0), first.node_names(0)) << "placement orders nodes by name";
+  EXPECT_NE(next.master_port(), first.master_port());
+  EXPECT_NE(next.exec_token(), first.exec_token());
+}
+
 // Polls until the job's reason is `reason`, heartbeating for `agents` meanwhile.
 void WaitForReason(const std::function<v1::Job()>& get, const std::string& reason,
                    std::vector<ScriptedAgent*> agents) {
