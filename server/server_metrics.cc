@@ -83,6 +83,11 @@ ServerMetrics::ServerMetrics(MetricsRegistry& registry)
           "drover_rpc_duration_seconds",
           "How long RPCs took, by method (streams: how long they lasted).", LatencyBuckets(),
           {"method"})),
+      state_write_errors(registry.AddCounter(
+          "drover_state_write_errors_total",
+          "Writes to the state folder that the disk refused, by store (database, logs, blobs) "
+          "and kind (disk_full, io_error).",
+          {"store", "kind"})),
       jobs_(registry.AddGauge("drover_jobs", "Jobs not yet ended, by state.", {"state"})),
       nodes_(registry.AddGauge("drover_nodes", "Registered nodes, by state.", {"state"})) {}
 

@@ -1,6 +1,6 @@
 // ServerMetrics: droverd's own metrics (Prometheus, served at --metrics-listen /metrics):
 // jobs and nodes by state, submits, placements, finished jobs, RPCs with their latency, log
-// and metric bytes ingested. Owned by Droverd; the families are thread-safe, so every
+// and metric bytes ingested, writes the state disk refused. Owned by Droverd; the families are thread-safe, so every
 // component updates them from its own thread.
 #ifndef DROVER_SERVER_SERVER_METRICS_H_
 #define DROVER_SERVER_SERVER_METRICS_H_
@@ -30,6 +30,7 @@ class ServerMetrics {
   CounterFamily& ingested_bytes;   // drover_ingested_bytes_total{stream}
   CounterFamily& rpcs;             // drover_rpcs_total{method,code}
   HistogramFamily& rpc_seconds;    // drover_rpc_duration_seconds{method}
+  CounterFamily& state_write_errors;  // drover_state_write_errors_total{store,kind}
 
  private:
   GaugeFamily& jobs_;   // drover_jobs{state}
