@@ -218,7 +218,19 @@ class Core {
   void NodeLost(const std::string& node);
   // Applies `next` to the in-memory job now and writes it; `done` (optional) runs on the
   // loop after the commit with the committed job.
+  //
+  // A write with `done` is a decision (a placement, a cancel): when the store refuses it,
+  // the in-memory job goes back and `done` gets the error. A write without is a fact (what
+  // an agent reported, a job's end): when the disk refuses it (full, I/O error) the
+  // in-memory job keeps it and SaveUnsaved() stores the newest status of the job once the
+  // disk takes writes again; watchers see it then.
   void CommitStatus(const v1::Job& current, v1::JobStatus next, JobCallback done = nullptr);
+  // A status write committed: tells watchers and metrics.
+  void Committed(const v1::Job& job);
+  void StatusWriteFailed(const std::string& job_id, bool decision, v1::JobStatus written,
+                         const absl::Status& error);
+  // Writes the newest status of every job in `unsaved_` (each tick).
+  void SaveUnsaved();
   void CancelWithRetries(const std::string& job_id, const std::string& reason, JobCallback done,
                          int tries_left);
   void RefreshTargetNames();
@@ -235,6 +247,17 @@ class Core {
   absl::flat_hash_map<std::string, std::shared_ptr<AgentLink>> links_;  // by node name
   absl::flat_hash_map<std::string, Attempt> attempts_;  // by job id
   absl::Time metrics_updated_ = absl::InfinitePast();  // when Tick last set the gauges
+  // Jobs whose in-memory status is ahead of the store because the disk refused a write.
+  // Placement waits while there are any.
+  struct Unsaved {
+    v1::JobStatus status;  // the newest, to store (its version is set when written)
+    int64_t changes = 0;   // bumped by every change, to tell whether a write was the last
+    bool writing = false;  // a write of it is in flight
+    absl::Status error;    // why the last write failed
+  };
+  std::map<std::string, Unsaved> unsaved_;
+  // After the disk refused a placement, none is tried again before this.
+  absl::Time placement_paused_until_ = absl::InfinitePast();
   bool schedule_requested_ = false;
 
   mutable absl::Mutex target_names_mu_;
