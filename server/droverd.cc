@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "storage/sqlite_store.h"
@@ -132,8 +133,15 @@ void Droverd::Shutdown() {
   job_service_->StopAccepting();
   events_.Close(absl::UnavailableError("droverd is shutting down; watch again in a moment"));
   agent_service_->CloseAll();  // agents reconnect to the next droverd; their work goes on
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    absl::ToChronoMilliseconds(options_.shutdown_grace));
+  // Accepted calls finish, up to the grace; the streams closed above end at once. Then the
+  // server stops without waiting further: gRPC would also wait, up to the deadline, for
+  // every idle client connection to read its GOAWAY, which a client making no call never
+  // does.
+  absl::Time deadline = absl::Now() + options_.shutdown_grace;
+  while (metrics_->rpcs_in_flight.value() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
   loop_->Stop();
   logs_->Close();

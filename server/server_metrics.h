@@ -31,6 +31,7 @@ class ServerMetrics {
   CounterFamily& rpcs;             // drover_rpcs_total{method,code}
   HistogramFamily& rpc_seconds;    // drover_rpc_duration_seconds{method}
   CounterFamily& state_write_errors;  // drover_state_write_errors_total{store,kind}
+  Gauge& rpcs_in_flight;              // drover_rpcs_in_flight: calls not yet done
 
  private:
   GaugeFamily& jobs_;   // drover_jobs{state}
