@@ -447,6 +447,10 @@ void Core::Committed(const v1::Job& job) {
 
 void Core::StatusWriteFailed(const std::string& job_id, bool decision, JobStatus written,
                              const absl::Status& error) {
+  if (decision && IsDiskError(error)) {
+    // A placement the disk refused: try again in a moment rather than at every round.
+    placement_paused_until_ = clock_.Now() + absl::Seconds(1);
+  }
   auto it = unsaved_.find(job_id);
   if (it == unsaved_.end() && !decision && IsDiskError(error)) {
     // What the agents reported happened all the same: keep it and store it later.
@@ -467,13 +471,9 @@ void Core::StatusWriteFailed(const std::string& job_id, bool decision, JobStatus
       *back.mutable_status() = it->second.status;
       jobs_.Reset(back);
     }
-    if (decision && IsDiskError(error)) placement_paused_until_ = clock_.Now() + absl::Seconds(1);
     return;
   }
-  if (IsDiskError(error)) {
-    // A placement the disk refused: try again in a moment rather than at every round.
-    placement_paused_until_ = clock_.Now() + absl::Seconds(1);
-  } else {
+  if (!IsDiskError(error)) {
     Log(LogLevel::kError, "job_status_write_failed", {{"job", job_id}, {"error", error.ToString()}});
   }
   // The in-memory job ran ahead of the store; take the stored one back.

@@ -6,7 +6,8 @@
 // and the test checks what a user would notice: refusals said RESOURCE_EXHAUSTED or
 // UNAVAILABLE with a message naming the state folder and the fix, submits work again
 // without a restart, the running job's logs arrive complete and once, and after a SIGKILL
-// and a restart on the same folder every acknowledged job is there and no refused one.
+// and a restart on the same folder every acknowledged job is there and no refused one. A
+// restart while the disk is still full works too.
 //
 // Stop: SIGTERM with an agent connected, a job running and clients following it
 // (WatchJob, StreamLogs with follow) ends droverd well within its --shutdown-grace; the
@@ -307,6 +308,14 @@ TEST_F(DiskTroubleTest, FullStateDiskRefusesWritesLosesNothingAndRecoversByItsel
   EXPECT_THAT(Scrape(metrics_),
               HasSubstr("drover_state_write_errors_total{store=\"database\",kind=\"disk_full\"}"));
   EXPECT_THAT(droverd_->ReadLog(), HasSubstr("event=state_write_failed"));
+  // An unclean stop while the disk is still full: droverd starts again with no manual step
+  // (a start writes nothing) and shows what was stored.
+  droverd_->Signal(SIGKILL);
+  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+  filler_->Fill();
+  StartDroverd();
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(ListedKeys(), listed_while_full);
   // The running job's output keeps coming while the disk is full: let some of it be refused.
   absl::SleepFor(absl::Seconds(2));
 

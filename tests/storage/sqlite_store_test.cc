@@ -468,5 +468,15 @@ TEST_F(SqliteStoreTest, RefusedWriteFailsNamingTheFolderAndTheNextOneWorks) {
   EXPECT_EQ(page->jobs[1].spec().idempotency_key(), "before");
 }
 
+TEST_F(SqliteStoreTest, OpensAnUpToDateDatabaseWithoutWritingSoItStartsOnAFullDisk) {
+  // Kept open, as a killed droverd leaves its WAL and shared memory behind.
+  auto before = OpenStore();
+  ASSERT_TRUE(CreateSync(*before, NewJob()).ok());
+  testing::FailFileWrites disk_refuses;
+  auto store = SqliteStore::Open({.path = DbPath()});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_TRUE((*store)->GetJob("j-1").ok());
+}
+
 }  // namespace
 }  // namespace drover::storage
