@@ -404,7 +404,7 @@ void Core::CommitStatus(const v1::Job& current, JobStatus next, JobCallback done
   // `current` may be the queue's own copy, which the Update below replaces: read it first.
   const std::string job_id = current.id();
   if (auto it = unsaved_.find(job_id); it != unsaved_.end() && done != nullptr) {
-    // A decision (a placement, a cancel) waits until what happened before it is stored.
+    // A placement waits until what happened before it is stored.
     loop_.Post([error = it->second.error, done = std::move(done)]() mutable {
       std::move(done)(error);
     });
@@ -430,7 +430,7 @@ void Core::CommitStatus(const v1::Job& current, JobStatus next, JobCallback done
           if (committed.ok()) {
             Committed(*committed);
           } else {
-            StatusWriteFailed(job_id, decision, std::move(written), committed.status());
+            committed = StatusWriteFailed(job_id, decision, std::move(written), committed.status());
           }
           if (done) std::move(done)(std::move(committed));
         });
@@ -445,22 +445,25 @@ void Core::Committed(const v1::Job& job) {
   }
 }
 
-void Core::StatusWriteFailed(const std::string& job_id, bool decision, JobStatus written,
-                             const absl::Status& error) {
+absl::Status Core::StatusWriteFailed(const std::string& job_id, bool decision,
+                                     JobStatus written, const absl::Status& error) {
   if (decision && IsDiskError(error)) {
     // A placement the disk refused: try again in a moment rather than at every round.
     placement_paused_until_ = clock_.Now() + absl::Seconds(1);
   }
   auto it = unsaved_.find(job_id);
-  if (it == unsaved_.end() && !decision && IsDiskError(error)) {
-    // What the agents reported happened all the same: keep it and store it later.
+  if (it == unsaved_.end() && !decision && (IsDiskError(error) || absl::IsAborted(error))) {
+    // What the agents reported happened all the same: keep it and store it later (after a
+    // refused write, or over a cancel stored meanwhile).
     it = unsaved_.emplace(job_id, Unsaved{}).first;
     Log(LogLevel::kWarning, "job_status_unsaved",
         {{"job", job_id}, {"state", scheduler::StateName(written.state())},
          {"error", error.message()}});
   }
   if (it != unsaved_.end()) {
-    it->second.error = error;
+    // A write that failed because an earlier one of the job did (a version conflict) fails
+    // for the earlier one's reason.
+    if (IsDiskError(error) || it->second.error.ok()) it->second.error = error;
     if (!decision) {
       // Later changes failed after this one (version conflict): the last one is the newest.
       it->second.status = std::move(written);
@@ -471,7 +474,7 @@ void Core::StatusWriteFailed(const std::string& job_id, bool decision, JobStatus
       *back.mutable_status() = it->second.status;
       jobs_.Reset(back);
     }
-    return;
+    return it->second.error;
   }
   if (!IsDiskError(error)) {
     Log(LogLevel::kError, "job_status_write_failed", {{"job", job_id}, {"error", error.ToString()}});
@@ -480,6 +483,7 @@ void Core::StatusWriteFailed(const std::string& job_id, bool decision, JobStatus
   if (absl::StatusOr<v1::Job> stored = store_.GetJob(job_id); stored.ok()) {
     jobs_.Reset(*stored);
   }
+  return error;
 }
 
 void Core::SaveUnsaved() {
@@ -718,19 +722,39 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
     });
     return;
   }
+  if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
+    std::move(done)(it->second.error);  // its earlier changes wait for the disk
+    return;
+  }
   bool stop = (*plan)->state() == JobStatus::CANCEL_REQUESTED;
   std::string message = (*plan)->message();
-  // The processes stop only once the cancel is stored: a cancel the client was told failed
-  // (the disk refused it) changes nothing.
-  CommitStatus(current, **std::move(plan),
-               [this, job_id, stop, message, done = std::move(done)](
-                   absl::StatusOr<v1::Job> committed) mutable {
-                 if (committed.ok()) {
-                   Log(LogLevel::kInfo, "job_cancel", {{"job", job_id}, {"stop_processes", stop}});
-                   if (stop) StopAttempt(job_id, JobStatus::CANCELED_BY_USER, message);
-                 }
-                 std::move(done)(std::move(committed));
-               });
+  // Unlike other changes, a cancel takes effect only once stored: a cancel the client was
+  // told failed (the disk refused it) changes nothing, not even how the job's end is read.
+  // What agents report meanwhile is decided without it; when such a change is stored
+  // first, the cancel fails as a conflict (ABORTED: read again and retry).
+  const int64_t expected = current.status().version();
+  store_.UpdateJobStatus(
+      job_id, expected, **std::move(plan),
+      [this, job_id, expected, stop, message, done = std::move(done)](
+          absl::StatusOr<v1::Job> committed) mutable {
+        loop_.Post([this, job_id, expected, stop, message, done = std::move(done),
+                    committed = std::move(committed)]() mutable {
+          if (!committed.ok()) {
+            auto it = unsaved_.find(job_id);
+            std::move(done)(it != unsaved_.end() ? it->second.error : committed.status());
+            return;
+          }
+          Committed(*committed);
+          // A report that came meanwhile was written after it and wins.
+          if (const v1::Job* live = jobs_.Find(job_id);
+              live != nullptr && live->status().version() == expected) {
+            jobs_.Update(*committed);
+          }
+          Log(LogLevel::kInfo, "job_cancel", {{"job", job_id}, {"stop_processes", stop}});
+          if (stop) StopAttempt(job_id, JobStatus::CANCELED_BY_USER, message);
+          std::move(done)(*std::move(committed));
+        });
+      });
 }
 
 void Core::StopAttempt(const std::string& job_id, JobStatus::Cause cause,

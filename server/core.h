@@ -219,16 +219,18 @@ class Core {
   // Applies `next` to the in-memory job now and writes it; `done` (optional) runs on the
   // loop after the commit with the committed job.
   //
-  // A write with `done` is a decision (a placement, a cancel): when the store refuses it,
-  // the in-memory job goes back and `done` gets the error. A write without is a fact (what
-  // an agent reported, a job's end): when the disk refuses it (full, I/O error) the
-  // in-memory job keeps it and SaveUnsaved() stores the newest status of the job once the
-  // disk takes writes again; watchers see it then.
+  // A write with `done` is a decision (a placement): when the store refuses it, the
+  // in-memory job goes back and `done` gets the error. A write without is a fact (what an
+  // agent reported, a job's end): when the disk refuses it (full, I/O error), or a cancel
+  // was stored first (ABORTED), the in-memory job keeps it and SaveUnsaved() stores the
+  // newest status of the job once the store takes it; watchers see it then. (Cancel()
+  // writes first and applies after.)
   void CommitStatus(const v1::Job& current, v1::JobStatus next, JobCallback done = nullptr);
   // A status write committed: tells watchers and metrics.
   void Committed(const v1::Job& job);
-  void StatusWriteFailed(const std::string& job_id, bool decision, v1::JobStatus written,
-                         const absl::Status& error);
+  // A status write failed with `error`; returns what its `done` is told.
+  absl::Status StatusWriteFailed(const std::string& job_id, bool decision,
+                                 v1::JobStatus written, const absl::Status& error);
   // Writes the newest status of every job in `unsaved_` (each tick).
   void SaveUnsaved();
   void CancelWithRetries(const std::string& job_id, const std::string& reason, JobCallback done,

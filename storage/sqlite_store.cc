@@ -479,6 +479,7 @@ absl::Status SqliteStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& bat
     for (auto& op : batch) std::move(*op).Finish(status);
     return status;
   };
+  const int64_t changes_before = sqlite3_total_changes64(w.db->raw());
   w.begin->Reset();
   if (absl::Status s = w.begin->Run(); !s.ok()) {
     w.begin->Reset();
@@ -504,7 +505,9 @@ absl::Status SqliteStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& bat
   absl::Status committed = w.commit->Run();
   w.commit->Reset();
   if (!committed.ok()) return fail_all(committed);
-  health_.Succeeded();
+  // Only a commit that wrote says the disk takes writes again (a batch of refused updates
+  // or barriers commits nothing).
+  if (sqlite3_total_changes64(w.db->raw()) != changes_before) health_.Succeeded();
   {
     absl::MutexLock lock(&mu_);
     stats_.commits += 1;
