@@ -726,6 +726,11 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
     std::move(done)(it->second.error);  // its earlier changes wait for the disk
     return;
   }
+  if (auto it = cancels_.find(job_id); it != cancels_.end()) {
+    it->second.push_back(std::move(done));  // answered with the cancel being stored
+    return;
+  }
+  cancels_[job_id].push_back(std::move(done));
   bool stop = (*plan)->state() == JobStatus::CANCEL_REQUESTED;
   std::string message = (*plan)->message();
   // Unlike other changes, a cancel takes effect only once stored: a cancel the client was
@@ -735,24 +740,24 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
   const int64_t expected = current.status().version();
   store_.UpdateJobStatus(
       job_id, expected, **std::move(plan),
-      [this, job_id, expected, stop, message, done = std::move(done)](
-          absl::StatusOr<v1::Job> committed) mutable {
-        loop_.Post([this, job_id, expected, stop, message, done = std::move(done),
+      [this, job_id, expected, stop, message](absl::StatusOr<v1::Job> committed) {
+        loop_.Post([this, job_id, expected, stop, message,
                     committed = std::move(committed)]() mutable {
-          if (!committed.ok()) {
-            auto it = unsaved_.find(job_id);
-            std::move(done)(it != unsaved_.end() ? it->second.error : committed.status());
-            return;
+          if (committed.ok()) {
+            Committed(*committed);
+            // A report that came meanwhile was written after it and wins.
+            if (const v1::Job* live = jobs_.Find(job_id);
+                live != nullptr && live->status().version() == expected) {
+              jobs_.Update(*committed);
+            }
+            Log(LogLevel::kInfo, "job_cancel", {{"job", job_id}, {"stop_processes", stop}});
+            if (stop) StopAttempt(job_id, JobStatus::CANCELED_BY_USER, message);
+          } else if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
+            committed = it->second.error;
           }
-          Committed(*committed);
-          // A report that came meanwhile was written after it and wins.
-          if (const v1::Job* live = jobs_.Find(job_id);
-              live != nullptr && live->status().version() == expected) {
-            jobs_.Update(*committed);
-          }
-          Log(LogLevel::kInfo, "job_cancel", {{"job", job_id}, {"stop_processes", stop}});
-          if (stop) StopAttempt(job_id, JobStatus::CANCELED_BY_USER, message);
-          std::move(done)(*std::move(committed));
+          std::vector<JobCallback> waiting = std::move(cancels_[job_id]);
+          cancels_.erase(job_id);
+          for (JobCallback& done : waiting) std::move(done)(committed);
         });
       });
 }

@@ -258,6 +258,9 @@ class Core {
     absl::Status error;    // why the last write failed
   };
   std::map<std::string, Unsaved> unsaved_;
+  // Cancels being stored, by job: the callbacks of every cancel of it meanwhile, all
+  // answered with the stored result.
+  std::map<std::string, std::vector<JobCallback>> cancels_;
   // After the disk refused a placement, none is tried again before this.
   absl::Time placement_paused_until_ = absl::InfinitePast();
   bool schedule_requested_ = false;
