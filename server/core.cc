@@ -487,10 +487,22 @@ absl::Status Core::StatusWriteFailed(const std::string& job_id, bool decision,
 }
 
 void Core::SaveUnsaved() {
-  for (auto& [job_id, unsaved] : unsaved_) {
+  for (auto next = unsaved_.begin(); next != unsaved_.end();) {
+    auto entry = next++;
+    const std::string& job_id = entry->first;
+    Unsaved& unsaved = entry->second;
     if (unsaved.writing) continue;
     absl::StatusOr<v1::Job> stored = store_.GetJob(job_id);
     if (!stored.ok()) continue;  // the next tick tries again
+    JobStatus::State stored_state = stored->status().state();
+    if (scheduler::IsTerminal(stored_state) ||
+        (stored_state == JobStatus::CANCEL_REQUESTED &&
+         !scheduler::IsTerminal(unsaved.status.state()))) {
+      // A cancel stored meanwhile wins over what was kept, unless that is the job's end.
+      jobs_.Reset(*stored);
+      unsaved_.erase(entry);
+      continue;
+    }
     JobStatus status = unsaved.status;
     status.set_version(stored->status().version() + 1);
     unsaved.writing = true;
