@@ -477,7 +477,8 @@ absl::Status Core::StatusWriteFailed(const std::string& job_id, bool decision,
     return it->second.error;
   }
   if (!IsDiskError(error)) {
-    Log(LogLevel::kError, "job_status_write_failed", {{"job", job_id}, {"error", error.ToString()}});
+    Log(LogLevel::kError, "job_status_write_failed",
+        {{"job", job_id}, {"error", error.ToString()}});
   }
   // The in-memory job ran ahead of the store; take the stored one back.
   if (absl::StatusOr<v1::Job> stored = store_.GetJob(job_id); stored.ok()) {

@@ -1,7 +1,8 @@
 // ServerMetrics: droverd's own metrics (Prometheus, served at --metrics-listen /metrics):
 // jobs and nodes by state, submits, placements, finished jobs, RPCs with their latency, log
-// and metric bytes ingested, writes the state disk refused. Owned by Droverd; the families are thread-safe, so every
-// component updates them from its own thread.
+// and metric bytes ingested, writes the state disk refused, RPCs in flight. Owned by
+// Droverd; the families are thread-safe, so every component updates them from its own
+// thread.
 #ifndef DROVER_SERVER_SERVER_METRICS_H_
 #define DROVER_SERVER_SERVER_METRICS_H_
 

@@ -45,7 +45,8 @@ absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(std::string root,
   for (const auto& entry : std::filesystem::directory_iterator(root + "/tmp", error)) {
     std::filesystem::remove(entry.path(), error);
   }
-  return std::unique_ptr<BlobStore>(new BlobStore(std::move(root), max_blob_bytes, std::move(on_write_error)));
+  return std::unique_ptr<BlobStore>(
+      new BlobStore(std::move(root), max_blob_bytes, std::move(on_write_error)));
 }
 
 std::string BlobStore::PathOf(absl::string_view digest) const {

@@ -46,9 +46,8 @@ class BlobStore {
 
   // Creates the folders if needed and removes leftovers of interrupted uploads.
   // `on_write_error` is told of every write the disk refused (see WriteHealth).
-  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(std::string root,
-                                                         int64_t max_blob_bytes,
-                                                         WriteErrorObserver on_write_error = nullptr);
+  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(
+      std::string root, int64_t max_blob_bytes, WriteErrorObserver on_write_error = nullptr);
 
   // Size of a stored blob; NOT_FOUND when absent, INVALID_ARGUMENT for a malformed digest.
   absl::StatusOr<int64_t> Stat(absl::string_view digest) const;

@@ -326,8 +326,8 @@ TEST_F(DiskTroubleTest, FullStateDiskRefusesWritesLosesNothingAndRecoversByItsel
   ASSERT_TRUE(after.acked) << after.message << Context();
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(submit().acked) << outcomes.back().message;
 
-  v1::Job done =
-      jobs_->WaitFor(running, v1::JobStatus::COMPLETED, absl::Seconds(90), [&] { return Context(); });
+  jobs_->WaitFor(running, v1::JobStatus::COMPLETED, absl::Seconds(90),
+                 [&] { return Context(); });
   EXPECT_EQ(jobs_->Logs(running, 0), CounterOutput(kLines)) << Context();
   if (refused_after_restart) {
     EXPECT_THAT(droverd_->ReadLog(), HasSubstr("event=state_write_recovered"));
@@ -407,7 +407,8 @@ TEST_F(DiskTroubleTest, SigtermWithAgentsAndFollowersStopsWellWithinTheGrace) {
               absl::FormatDuration(took).c_str());
   // The default grace is 10 s; open streams must not hold the stop that long.
   EXPECT_LT(took, absl::Seconds(5)) << Context();
-  EXPECT_EQ(watch_status.error_code(), grpc::StatusCode::UNAVAILABLE) << watch_status.error_message();
+  EXPECT_EQ(watch_status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << watch_status.error_message();
   EXPECT_THAT(logs_status.error_code(),
               AnyOf(grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::CANCELLED))
       << logs_status.error_message();
