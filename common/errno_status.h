@@ -12,14 +12,12 @@
 
 namespace drover {
 
-// ENOSPC/EDQUOT -> RESOURCE_EXHAUSTED ("state disk is full ... free space"), anything else
-// -> UNAVAILABLE (retry). `what` says what was being done ("writing /x").
+// ENOSPC/EDQUOT -> RESOURCE_EXHAUSTED (the disk is full), anything else -> UNAVAILABLE
+// (retry), with the message "WHAT: strerror". `what` says what was being done ("writing
+// /x"). droverd's stores add the state folder and the fix (storage/write_health.h).
 inline absl::Status ErrnoStatus(int error, absl::string_view what) {
   std::string message = absl::StrCat(what, ": ", strerror(error));
-  if (error == ENOSPC || error == EDQUOT) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("state disk is full (", message, "); free space on droverd's state-dir"));
-  }
+  if (error == ENOSPC || error == EDQUOT) return absl::ResourceExhaustedError(message);
   return absl::UnavailableError(message);
 }
 

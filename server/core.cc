@@ -403,40 +403,151 @@ void Core::RequestSchedule() {
   });
 }
 
+namespace {
+
+// The store refused a write because of the disk (full, or an I/O error): the write can go
+// through later, unlike a refused version or a malformed record.
+bool IsDiskError(const absl::Status& status) {
+  return absl::IsResourceExhausted(status) || absl::IsUnavailable(status);
+}
+
+}  // namespace
+
 void Core::CommitStatus(const v1::Job& current, JobStatus next, JobCallback done) {
   // `current` may be the queue's own copy, which the Update below replaces: read it first.
   const std::string job_id = current.id();
+  if (auto it = unsaved_.find(job_id); it != unsaved_.end() && done != nullptr) {
+    // A placement waits until what happened before it is stored.
+    loop_.Post([error = it->second.error, done = std::move(done)]() mutable {
+      std::move(done)(error);
+    });
+    return;
+  }
   const int64_t expected_version = current.status().version();
   v1::Job updated = current;
   *updated.mutable_status() = next;
   jobs_.Update(updated);
+  if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
+    // Written after the earlier changes, by SaveUnsaved().
+    it->second.status = std::move(next);
+    it->second.changes += 1;
+    return;
+  }
+  const bool decision = done != nullptr;
   store_.UpdateJobStatus(
-      job_id, expected_version, std::move(next),
-      [this, job_id, done = std::move(done)](absl::StatusOr<v1::Job> committed) mutable {
-        loop_.Post([this, job_id, committed = std::move(committed),
-                    done = std::move(done)]() mutable {
+      job_id, expected_version, next,
+      [this, job_id, decision, written = next, done = std::move(done)](
+          absl::StatusOr<v1::Job> committed) mutable {
+        loop_.Post([this, job_id, decision, written = std::move(written),
+                    committed = std::move(committed), done = std::move(done)]() mutable {
           if (committed.ok()) {
-            events_.Publish(*committed);
-            if (options_.metrics != nullptr && scheduler::IsTerminal(committed->status().state())) {
-              options_.metrics->jobs_finished
-                  .With({v1::JobStatus::State_Name(committed->status().state())})
-                  .Increment();
-            }
+            Committed(*committed);
           } else {
-            Log(LogLevel::kError, "job_status_write_failed",
-                {{"job", job_id}, {"error", committed.status().ToString()}});
-            // The in-memory job ran ahead of the store; take the stored one back.
-            if (absl::StatusOr<v1::Job> stored = store_.GetJob(job_id); stored.ok()) {
-              jobs_.Reset(*stored);
-            }
+            committed = StatusWriteFailed(job_id, decision, std::move(written), committed.status());
           }
           if (done) std::move(done)(std::move(committed));
         });
       });
 }
 
+void Core::Committed(const v1::Job& job) {
+  events_.Publish(job);
+  if (options_.metrics != nullptr && scheduler::IsTerminal(job.status().state())) {
+    options_.metrics->jobs_finished.With({v1::JobStatus::State_Name(job.status().state())})
+        .Increment();
+  }
+}
+
+absl::Status Core::StatusWriteFailed(const std::string& job_id, bool decision,
+                                     JobStatus written, const absl::Status& error) {
+  if (decision && IsDiskError(error)) {
+    // A placement the disk refused: try again in a moment rather than at every round.
+    placement_paused_until_ = clock_.Now() + absl::Seconds(1);
+  }
+  auto it = unsaved_.find(job_id);
+  if (it == unsaved_.end() && !decision && (IsDiskError(error) || absl::IsAborted(error))) {
+    // What the agents reported happened all the same: keep it and store it later (after a
+    // refused write, or over a cancel stored meanwhile).
+    it = unsaved_.emplace(job_id, Unsaved{}).first;
+    Log(LogLevel::kWarning, "job_status_unsaved",
+        {{"job", job_id}, {"state", scheduler::StateName(written.state())},
+         {"error", error.message()}});
+  }
+  if (it != unsaved_.end()) {
+    // A write that failed because an earlier one of the job did (a version conflict) fails
+    // for the earlier one's reason.
+    if (IsDiskError(error) || it->second.error.ok()) it->second.error = error;
+    if (!decision) {
+      // Later changes failed after this one (version conflict): the last one is the newest.
+      it->second.status = std::move(written);
+      it->second.changes += 1;
+    } else if (const v1::Job* job = jobs_.Find(job_id); job != nullptr) {
+      // The decision did not happen: back to the newest change still to be stored.
+      v1::Job back = *job;
+      *back.mutable_status() = it->second.status;
+      jobs_.Reset(back);
+    }
+    return it->second.error;
+  }
+  if (!IsDiskError(error)) {
+    Log(LogLevel::kError, "job_status_write_failed",
+        {{"job", job_id}, {"error", error.ToString()}});
+  }
+  // The in-memory job ran ahead of the store; take the stored one back.
+  if (absl::StatusOr<v1::Job> stored = store_.GetJob(job_id); stored.ok()) {
+    jobs_.Reset(*stored);
+  }
+  return error;
+}
+
+void Core::SaveUnsaved() {
+  for (auto next = unsaved_.begin(); next != unsaved_.end();) {
+    auto entry = next++;
+    const std::string& job_id = entry->first;
+    Unsaved& unsaved = entry->second;
+    if (unsaved.writing) continue;
+    absl::StatusOr<v1::Job> stored = store_.GetJob(job_id);
+    if (!stored.ok()) continue;  // the next tick tries again
+    JobStatus::State stored_state = stored->status().state();
+    if (scheduler::IsTerminal(stored_state) ||
+        (stored_state == JobStatus::CANCEL_REQUESTED &&
+         !scheduler::IsTerminal(unsaved.status.state()))) {
+      // A cancel stored meanwhile wins over what was kept, unless that is the job's end.
+      jobs_.Reset(*stored);
+      unsaved_.erase(entry);
+      continue;
+    }
+    JobStatus status = unsaved.status;
+    status.set_version(stored->status().version() + 1);
+    unsaved.writing = true;
+    store_.UpdateJobStatus(
+        job_id, stored->status().version(), std::move(status),
+        [this, job_id = job_id, changes = unsaved.changes](absl::StatusOr<v1::Job> committed) {
+          loop_.Post([this, job_id, changes, committed = std::move(committed)]() mutable {
+            auto it = unsaved_.find(job_id);
+            if (it == unsaved_.end()) return;
+            it->second.writing = false;
+            if (!committed.ok()) {
+              it->second.error = committed.status();
+              return;
+            }
+            Committed(*committed);
+            if (it->second.changes != changes) return;  // changed meanwhile: store that too
+            unsaved_.erase(it);
+            // The in-memory job takes the stored version, so that later changes follow it.
+            if (jobs_.Find(job_id) != nullptr) jobs_.Update(*committed);
+            Log(LogLevel::kInfo, "job_status_saved",
+                {{"job", job_id}, {"state", scheduler::StateName(committed->status().state())}});
+            RequestSchedule();
+          });
+        });
+  }
+}
+
 void Core::Schedule() {
   absl::Time now = clock_.Now();
+  // While the state disk refuses writes, a placement could not be stored either.
+  if (!unsaved_.empty() || now < placement_paused_until_) return;
   scheduler::PlacementRound round =
       scheduler::PlaceQueuedJobs(jobs_, nodes_, RunningAttempts(), now);
   for (const scheduler::Placement& placement : round.placed) {
@@ -598,21 +709,28 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
     // Not live: finished or unknown. Its last write may still be on its way to disk; the
     // store keeps order, so answer from the store after what is queued.
     store_.Barrier([this, job_id, reason, done = std::move(done)](absl::Status) mutable {
-      absl::StatusOr<v1::Job> stored = store_.GetJob(job_id);
-      if (!stored.ok()) {
-        std::move(done)(stored.status());
-        return;
-      }
-      absl::StatusOr<std::optional<JobStatus>> plan =
-          scheduler::PlanCancel(job_id, stored->status(), reason, clock_.Now());
-      if (!plan.ok()) {
-        std::move(done)(plan.status());
-      } else if (plan->has_value()) {
-        std::move(done)(absl::InternalError(absl::StrCat(
-            "job '", job_id, "' is unfinished in the store but unknown to the scheduler")));
-      } else {
-        std::move(done)(*std::move(stored));
-      }
+      // On the loop, where a write of the job that failed meanwhile is known (unsaved_).
+      loop_.Post([this, job_id, reason, done = std::move(done)]() mutable {
+        if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
+          std::move(done)(it->second.error);
+          return;
+        }
+        absl::StatusOr<v1::Job> stored = store_.GetJob(job_id);
+        if (!stored.ok()) {
+          std::move(done)(stored.status());
+          return;
+        }
+        absl::StatusOr<std::optional<JobStatus>> plan =
+            scheduler::PlanCancel(job_id, stored->status(), reason, clock_.Now());
+        if (!plan.ok()) {
+          std::move(done)(plan.status());
+        } else if (plan->has_value()) {
+          std::move(done)(absl::InternalError(absl::StrCat(
+              "job '", job_id, "' is unfinished in the store but unknown to the scheduler")));
+        } else {
+          std::move(done)(*std::move(stored));
+        }
+      });
     });
     return;
   }
@@ -630,11 +748,44 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
     });
     return;
   }
+  if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
+    std::move(done)(it->second.error);  // its earlier changes wait for the disk
+    return;
+  }
+  if (auto it = cancels_.find(job_id); it != cancels_.end()) {
+    it->second.push_back(std::move(done));  // answered with the cancel being stored
+    return;
+  }
+  cancels_[job_id].push_back(std::move(done));
   bool stop = (*plan)->state() == JobStatus::CANCEL_REQUESTED;
   std::string message = (*plan)->message();
-  CommitStatus(current, **std::move(plan), std::move(done));
-  Log(LogLevel::kInfo, "job_cancel", {{"job", job_id}, {"stop_processes", stop}});
-  if (stop) StopAttempt(job_id, JobStatus::CANCELED_BY_USER, message);
+  // Unlike other changes, a cancel takes effect only once stored: a cancel the client was
+  // told failed (the disk refused it) changes nothing, not even how the job's end is read.
+  // What agents report meanwhile is decided without it; when such a change is stored
+  // first, the cancel fails as a conflict (ABORTED: read again and retry).
+  const int64_t expected = current.status().version();
+  store_.UpdateJobStatus(
+      job_id, expected, **std::move(plan),
+      [this, job_id, expected, stop, message](absl::StatusOr<v1::Job> committed) {
+        loop_.Post([this, job_id, expected, stop, message,
+                    committed = std::move(committed)]() mutable {
+          if (committed.ok()) {
+            Committed(*committed);
+            // A report that came meanwhile was written after it and wins.
+            if (const v1::Job* live = jobs_.Find(job_id);
+                live != nullptr && live->status().version() == expected) {
+              jobs_.Update(*committed);
+            }
+            Log(LogLevel::kInfo, "job_cancel", {{"job", job_id}, {"stop_processes", stop}});
+            if (stop) StopAttempt(job_id, JobStatus::CANCELED_BY_USER, message);
+          } else if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
+            committed = it->second.error;
+          }
+          std::vector<JobCallback> waiting = std::move(cancels_[job_id]);
+          cancels_.erase(job_id);
+          for (JobCallback& done : waiting) std::move(done)(committed);
+        });
+      });
 }
 
 void Core::StopAttempt(const std::string& job_id, JobStatus::Cause cause,
@@ -988,6 +1139,7 @@ void Core::Tick() {
     for (const v1::Node& node : nodes_.List()) ++nodes[node.state()];
     options_.metrics->SetNodeStates(nodes);
   }
+  SaveUnsaved();
   for (const std::string& node : nodes_.ExpireLeases(now, options_.lease)) NodeLost(node);
   StopLateLaunches(now);
   for (auto& [job_id, attempt] : attempts_) {

@@ -223,7 +223,21 @@ class Core {
   void NodeLost(const std::string& node);
   // Applies `next` to the in-memory job now and writes it; `done` (optional) runs on the
   // loop after the commit with the committed job.
+  //
+  // A write with `done` is a decision (a placement): when the store refuses it, the
+  // in-memory job goes back and `done` gets the error. A write without is a fact (what an
+  // agent reported, a job's end): when the disk refuses it (full, I/O error), or a cancel
+  // was stored first (ABORTED), the in-memory job keeps it and SaveUnsaved() stores the
+  // newest status of the job once the store takes it; watchers see it then. (Cancel()
+  // writes first and applies after.)
   void CommitStatus(const v1::Job& current, v1::JobStatus next, JobCallback done = nullptr);
+  // A status write committed: tells watchers and metrics.
+  void Committed(const v1::Job& job);
+  // A status write failed with `error`; returns what its `done` is told.
+  absl::Status StatusWriteFailed(const std::string& job_id, bool decision,
+                                 v1::JobStatus written, const absl::Status& error);
+  // Writes the newest status of every job in `unsaved_` (each tick).
+  void SaveUnsaved();
   void CancelWithRetries(const std::string& job_id, const std::string& reason, JobCallback done,
                          int tries_left);
   void RefreshTargetNames();
@@ -240,6 +254,20 @@ class Core {
   absl::flat_hash_map<std::string, std::shared_ptr<AgentLink>> links_;  // by node name
   absl::flat_hash_map<std::string, Attempt> attempts_;  // by job id
   absl::Time metrics_updated_ = absl::InfinitePast();  // when Tick last set the gauges
+  // Jobs whose in-memory status is ahead of the store because the disk refused a write.
+  // Placement waits while there are any.
+  struct Unsaved {
+    v1::JobStatus status;  // the newest, to store (its version is set when written)
+    int64_t changes = 0;   // bumped by every change, to tell whether a write was the last
+    bool writing = false;  // a write of it is in flight
+    absl::Status error;    // why the last write failed
+  };
+  std::map<std::string, Unsaved> unsaved_;
+  // Cancels being stored, by job: the callbacks of every cancel of it meanwhile, all
+  // answered with the stored result.
+  std::map<std::string, std::vector<JobCallback>> cancels_;
+  // After the disk refused a placement, none is tried again before this.
+  absl::Time placement_paused_until_ = absl::InfinitePast();
   bool schedule_requested_ = false;
 
   mutable absl::Mutex target_names_mu_;

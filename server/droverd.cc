@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "storage/sqlite_store.h"
@@ -71,18 +72,27 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
         "state-dir '", options.state_dir,
         "' is in use by another droverd; stop it first or use another --state-dir"));
   }
-  DROVER_ASSIGN_OR_RETURN(
-      d->store_, storage::SqliteStore::Open({.path = options.state_dir + "/drover.db"}));
+  d->metrics_ = std::make_unique<ServerMetrics>(d->metrics_registry_);
+  storage::WriteErrorObserver count_write_error =
+      [metrics = d->metrics_.get()](absl::string_view store, storage::WriteError kind) {
+        metrics->state_write_errors
+            .With({std::string(store), std::string(storage::WriteErrorName(kind))})
+            .Increment();
+      };
+  DROVER_ASSIGN_OR_RETURN(d->store_,
+                          storage::SqliteStore::Open({.path = options.state_dir + "/drover.db",
+                                                      .on_write_error = count_write_error}));
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::Job> unfinished, d->store_->LoadUnfinishedJobs());
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::ComputeTarget> targets,
                           d->store_->LoadComputeTargets());
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::Image> images, d->store_->LoadImages());
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::Datastore> datastores, d->store_->LoadDatastores());
-  DROVER_ASSIGN_OR_RETURN(d->logs_, storage::LogStore::Open(options.state_dir + "/logs"));
-  DROVER_ASSIGN_OR_RETURN(d->blobs_, storage::BlobStore::Open(options.state_dir + "/blobs",
-                                                              options.max_blob_bytes));
+  DROVER_ASSIGN_OR_RETURN(d->logs_, storage::LogStore::Open(options.state_dir + "/logs",
+                                                            {.on_write_error = count_write_error}));
+  DROVER_ASSIGN_OR_RETURN(d->blobs_,
+                          storage::BlobStore::Open(options.state_dir + "/blobs",
+                                                   options.max_blob_bytes, count_write_error));
   d->resumed_jobs_ = unfinished.size();
-  d->metrics_ = std::make_unique<ServerMetrics>(d->metrics_registry_);
   if (!options.metrics_listen.empty()) {
     DROVER_ASSIGN_OR_RETURN(d->metrics_server_,
                             MetricsServer::Start(options.metrics_listen, "metrics-listen",
@@ -151,8 +161,15 @@ void Droverd::Shutdown() {
   job_service_->StopAccepting();
   events_.Close(absl::UnavailableError("droverd is shutting down; watch again in a moment"));
   agent_service_->CloseAll();  // agents reconnect to the next droverd; their work goes on
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    absl::ToChronoMilliseconds(options_.shutdown_grace));
+  // Accepted calls finish, up to the grace; the streams closed above end at once. Then the
+  // server stops without waiting further: gRPC would also wait, up to the deadline, for
+  // every idle client connection to read its GOAWAY, which a client making no call never
+  // does.
+  absl::Time deadline = absl::Now() + options_.shutdown_grace;
+  while (metrics_->rpcs_in_flight.value() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
   loop_->Stop();
   logs_->Close();

@@ -14,7 +14,11 @@ class RpcMetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
   RpcMetricsInterceptor(ServerMetrics* metrics, grpc::experimental::ServerRpcInfo* info)
       : metrics_(metrics), method_(ShortName(info->method())),
-        start_(std::chrono::steady_clock::now()) {}
+        start_(std::chrono::steady_clock::now()) {
+    metrics_->rpcs_in_flight.Add(1);
+  }
+  // gRPC destroys the interceptor with the call, once it is done.
+  ~RpcMetricsInterceptor() override { metrics_->rpcs_in_flight.Add(-1); }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(
@@ -83,6 +87,15 @@ ServerMetrics::ServerMetrics(MetricsRegistry& registry)
           "drover_rpc_duration_seconds",
           "How long RPCs took, by method (streams: how long they lasted).", LatencyBuckets(),
           {"method"})),
+      state_write_errors(registry.AddCounter(
+          "drover_state_write_errors_total",
+          "Writes to the state folder that the disk refused, by store (database, logs, blobs) "
+          "and kind (disk_full, io_error).",
+          {"store", "kind"})),
+      rpcs_in_flight(registry
+                         .AddGauge("drover_rpcs_in_flight",
+                                   "RPCs being served now (streams count while they are open).")
+                         .With({})),
       jobs_(registry.AddGauge("drover_jobs", "Jobs not yet ended, by state.", {"state"})),
       nodes_(registry.AddGauge("drover_nodes", "Registered nodes, by state.", {"state"})) {}
 

@@ -32,7 +32,8 @@ void SyncDirectory(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(std::string root,
-                                                           int64_t max_blob_bytes) {
+                                                           int64_t max_blob_bytes,
+                                                           WriteErrorObserver on_write_error) {
   std::error_code error;
   std::filesystem::create_directories(root + "/sha256", error);
   std::filesystem::create_directories(root + "/tmp", error);
@@ -44,7 +45,8 @@ absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(std::string root,
   for (const auto& entry : std::filesystem::directory_iterator(root + "/tmp", error)) {
     std::filesystem::remove(entry.path(), error);
   }
-  return std::unique_ptr<BlobStore>(new BlobStore(std::move(root), max_blob_bytes));
+  return std::unique_ptr<BlobStore>(
+      new BlobStore(std::move(root), max_blob_bytes, std::move(on_write_error)));
 }
 
 std::string BlobStore::PathOf(absl::string_view digest) const {
@@ -71,7 +73,7 @@ absl::StatusOr<std::unique_ptr<BlobStore::Upload>> BlobStore::StartUpload(absl::
   std::random_device random;
   std::string temp = absl::StrCat(root_, "/tmp/upload-", random(), random());
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-  if (fd < 0) return ErrnoStatus(errno, "creating an upload file");
+  if (fd < 0) return health_.Failed(ErrnoStatus(errno, "creating an upload file"));
   return std::unique_ptr<Upload>(new Upload(*this, std::string(digest), size, temp, fd));
 }
 
@@ -91,7 +93,7 @@ absl::Status BlobStore::Upload::Append(absl::string_view data) {
     ssize_t n = ::write(fd_, p, left);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "writing an upload");
+      return store_.health_.Failed(ErrnoStatus(errno, "writing an upload"));
     }
     p += n;
     left -= static_cast<size_t>(n);
@@ -112,16 +114,17 @@ absl::StatusOr<bool> BlobStore::Upload::Commit() {
                                                    ", not to the announced ", digest_,
                                                    "; the data was damaged on the way"));
   }
-  if (fsync(fd_) != 0) return ErrnoStatus(errno, "syncing an upload");
+  if (fsync(fd_) != 0) return store_.health_.Failed(ErrnoStatus(errno, "syncing an upload"));
   ::close(fd_);
   fd_ = -1;
   std::string final_path = store_.PathOf(digest_);
   struct stat st {};
   if (::stat(final_path.c_str(), &st) == 0) return false;  // someone else uploaded it first
   if (::rename(temp_path_.c_str(), final_path.c_str()) != 0) {
-    return ErrnoStatus(errno, "storing an upload");
+    return store_.health_.Failed(ErrnoStatus(errno, "storing an upload"));
   }
   committed_ = true;
+  store_.health_.Succeeded();
   SyncDirectory(store_.root_ + "/sha256");
   return true;
 }

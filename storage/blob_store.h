@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/archive/sha256.h"
+#include "storage/write_health.h"
 
 namespace drover::storage {
 
@@ -44,8 +45,9 @@ class BlobStore {
   };
 
   // Creates the folders if needed and removes leftovers of interrupted uploads.
-  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(std::string root,
-                                                         int64_t max_blob_bytes);
+  // `on_write_error` is told of every write the disk refused (see WriteHealth).
+  static absl::StatusOr<std::unique_ptr<BlobStore>> Open(
+      std::string root, int64_t max_blob_bytes, WriteErrorObserver on_write_error = nullptr);
 
   // Size of a stored blob; NOT_FOUND when absent, INVALID_ARGUMENT for a malformed digest.
   absl::StatusOr<int64_t> Stat(absl::string_view digest) const;
@@ -59,10 +61,13 @@ class BlobStore {
   std::string PathOf(absl::string_view digest) const;
 
  private:
-  BlobStore(std::string root, int64_t max_blob_bytes)
-      : root_(std::move(root)), max_blob_bytes_(max_blob_bytes) {}
+  BlobStore(std::string root, int64_t max_blob_bytes, WriteErrorObserver on_write_error)
+      : root_(std::move(root)),
+        max_blob_bytes_(max_blob_bytes),
+        health_("blobs", root_, std::move(on_write_error)) {}
   const std::string root_;
   const int64_t max_blob_bytes_;
+  mutable WriteHealth health_;  // thread-safe; uploads report through the const store
 };
 
 }  // namespace drover::storage

@@ -15,14 +15,20 @@
 
 namespace drover::storage {
 
-absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(std::string root) {
+LogStore::LogStore(std::string root, LogStoreOptions options)
+    : root_(std::move(root)),
+      sync_(options.sync ? std::move(options.sync) : [](int fd) { return fdatasync(fd); }),
+      health_("logs", root_, std::move(options.on_write_error)) {}
+
+absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(std::string root,
+                                                         LogStoreOptions options) {
   std::error_code error;
   std::filesystem::create_directories(root, error);
   if (error) {
     return absl::UnavailableError(
         absl::StrCat("cannot create log folder '", root, "': ", error.message()));
   }
-  auto store = std::unique_ptr<LogStore>(new LogStore(std::move(root)));
+  auto store = std::unique_ptr<LogStore>(new LogStore(std::move(root), std::move(options)));
   store->syncer_ = std::thread([s = store.get()] { s->SyncLoop(); });
   return store;
 }
@@ -53,6 +59,7 @@ absl::StatusOr<LogStore::File*> LogStore::OpenFile(const LogStreamKey& key) {
   File& file = files_[key];
   file.fd = fd;
   file.size = st.st_size;
+  file.durable = st.st_size;
   return &file;
 }
 
@@ -64,7 +71,7 @@ void LogStore::Append(const LogStreamKey& key, int64_t offset, absl::string_view
     if (closing_) {
       result = absl::UnavailableError("droverd is shutting down; resend the logs later");
     } else if (absl::StatusOr<File*> file = OpenFile(key); !file.ok()) {
-      result = file.status();
+      result = health_.Failed(file.status());
     } else if (offset > (*file)->size) {
       result = absl::FailedPreconditionError(absl::StrCat(
           "log offset ", offset, " is beyond the stored size ", (*file)->size, "; resend from there"));
@@ -79,7 +86,7 @@ void LogStore::Append(const LogStreamKey& key, int64_t offset, absl::string_view
           if (ftruncate((*file)->fd, (*file)->size) != 0) {
             Log(LogLevel::kError, "log_truncate_failed", {{"path", PathOf(key)}});
           }
-          result = ErrnoStatus(error, absl::StrCat("writing ", PathOf(key)));
+          result = health_.Failed(ErrnoStatus(error, absl::StrCat("writing ", PathOf(key))));
         } else {
           (*file)->size += static_cast<int64_t>(rest.size());
           (*file)->dirty = true;
@@ -90,7 +97,7 @@ void LogStore::Append(const LogStreamKey& key, int64_t offset, absl::string_view
       }
     }
     if (result.ok()) {
-      pending_.push_back(Pending{key, result, std::move(done)});
+      pending_.push_back(Pending{key, result, std::move(done), files_[key].generation});
       return;
     }
   }
@@ -98,9 +105,15 @@ void LogStore::Append(const LogStreamKey& key, int64_t offset, absl::string_view
 }
 
 void LogStore::SyncLoop() {
+  struct Dirty {
+    LogStreamKey key;
+    int fd;
+    int64_t size;  // when collected
+    absl::Status synced;
+  };
   while (true) {
     std::vector<Pending> batch;
-    std::vector<int> dirty;
+    std::vector<Dirty> dirty;
     bool stop;
     {
       absl::MutexLock lock(&mu_);
@@ -113,21 +126,56 @@ void LogStore::SyncLoop() {
       batch.swap(pending_);
       for (auto& [key, file] : files_) {
         if (file.dirty) {
-          dirty.push_back(file.fd);
+          dirty.push_back(Dirty{key, file.fd, file.size, absl::OkStatus()});
           file.dirty = false;
         }
       }
       stop = closing_ && batch.empty();
     }
-    absl::Status synced = absl::OkStatus();
-    for (int fd : dirty) {
-      if (fdatasync(fd) != 0) synced = ErrnoStatus(errno, "syncing a log file");
+    bool failed = false;
+    for (Dirty& d : dirty) {
+      if (sync_(d.fd) != 0) {
+        d.synced = ErrnoStatus(errno, absl::StrCat("syncing ", PathOf(d.key)));
+        failed = true;
+      }
     }
+    {
+      absl::MutexLock lock(&mu_);
+      for (const Dirty& d : dirty) {
+        File& file = files_[d.key];
+        if (d.synced.ok()) {
+          file.durable = std::max(file.durable, d.size);
+          continue;
+        }
+        // After a failed fsync the kernel may have dropped the written pages: nothing past
+        // the durable size can be trusted, so cut the file back and fail every append
+        // written since (the sender resends them).
+        if (ftruncate(file.fd, file.durable) != 0) {
+          Log(LogLevel::kError, "log_truncate_failed", {{"path", PathOf(d.key)}});
+        }
+        file.size = file.durable;
+        file.dirty = false;
+        file.generation += 1;
+        file.cut_back = d.synced;
+      }
+      for (Pending& p : batch) {
+        const File& file = files_[p.key];
+        if (p.generation != file.generation) p.result = file.cut_back;
+      }
+    }
+    bool refused = false;
     for (Pending& p : batch) {
-      std::move(p.done)(synced.ok() ? std::move(p.result) : absl::StatusOr<int64_t>(synced));
-      if (synced.ok()) {
+      if (p.result.ok()) continue;
+      refused = true;
+      p.result = health_.Failed(p.result.status());
+    }
+    if (!batch.empty() && !refused && !failed) health_.Succeeded();
+    for (Pending& p : batch) {
+      const int64_t size = p.result.ok() ? *p.result : -1;
+      std::move(p.done)(std::move(p.result));
+      if (size >= 0) {
         absl::MutexLock lock(&listeners_mu_);
-        for (auto& [id, listener] : listeners_) listener(p.key, *p.result);
+        for (auto& [id, listener] : listeners_) listener(p.key, size);
       }
     }
     if (stop) return;

@@ -7,7 +7,10 @@
 //
 // Durability: appends are written at once and made durable by a syncer thread that fsyncs
 // every file written since its last round, then runs the appends' callbacks; the agent
-// counts a chunk as delivered only after that callback acknowledged it. Thread-safe.
+// counts a chunk as delivered only after that callback acknowledged it. When the disk is
+// full or an fsync fails, the appends concerned fail (the agent sends them again later) and
+// a file whose fsync failed is cut back to what was durable, so that what droverd stores
+// and what it acknowledged never part ways. Thread-safe.
 #ifndef DROVER_STORAGE_LOG_STORE_H_
 #define DROVER_STORAGE_LOG_STORE_H_
 
@@ -25,6 +28,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "drover/v1/agent.pb.h"
+#include "storage/write_health.h"
 
 namespace drover::storage {
 
@@ -48,6 +52,13 @@ struct LogStreamInfo {
   int64_t size;
 };
 
+struct LogStoreOptions {
+  // Told of every append the disk refused (see WriteHealth).
+  WriteErrorObserver on_write_error;
+  // Makes a file's data durable (fdatasync); 0 or -1 with errno. Tests make it fail.
+  std::function<int(int fd)> sync;
+};
+
 class LogStore {
  public:
   // Stored size of the stream after the append, once durable; or an error.
@@ -56,13 +67,15 @@ class LogStore {
   using Listener = std::function<void(const LogStreamKey&, int64_t size)>;
 
   // Creates `root` if needed and starts the syncer.
-  static absl::StatusOr<std::unique_ptr<LogStore>> Open(std::string root);
+  static absl::StatusOr<std::unique_ptr<LogStore>> Open(std::string root,
+                                                        LogStoreOptions options = {});
   ~LogStore();
 
   // Appends `data`, which starts at byte `offset` of the stream. Bytes before the stored
   // size are skipped (already stored). `done` gets the stored size once durable.
   // FAILED_PRECONDITION (with the stored size in the message) when `offset` is beyond the
-  // stored size: the sender must resend from there. RESOURCE_EXHAUSTED when the disk is full.
+  // stored size: the sender must resend from there. RESOURCE_EXHAUSTED when the disk is
+  // full, UNAVAILABLE when a write or fsync failed: nothing of `data` counts as stored then.
   void Append(const LogStreamKey& key, int64_t offset, absl::string_view data,
               AppendCallback done);
 
@@ -81,23 +94,30 @@ class LogStore {
   void Close();
 
  private:
-  explicit LogStore(std::string root) : root_(std::move(root)) {}
+  LogStore(std::string root, LogStoreOptions options);
   struct File {
     int fd = -1;
-    int64_t size = 0;
+    int64_t size = 0;     // written
+    int64_t durable = 0;  // synced: what a failed fsync cuts the file back to
     bool dirty = false;
+    // Bumped when the file is cut back; an append written before that is lost.
+    int64_t generation = 0;
+    absl::Status cut_back;  // why it was cut back last
   };
   std::string PathOf(const LogStreamKey& key) const;
   absl::StatusOr<File*> OpenFile(const LogStreamKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SyncLoop();
 
   const std::string root_;
+  const std::function<int(int fd)> sync_;
+  WriteHealth health_;
   absl::Mutex mu_;
   absl::flat_hash_map<LogStreamKey, File> files_ ABSL_GUARDED_BY(mu_);
   struct Pending {
     LogStreamKey key;
     absl::StatusOr<int64_t> result;
     AppendCallback done;
+    int64_t generation;  // of the file when written
   };
   std::vector<Pending> pending_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;

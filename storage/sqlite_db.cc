@@ -9,8 +9,7 @@ absl::Status SqliteError(int code, absl::string_view what, sqlite3* db) {
   std::string message = absl::StrCat(what, ": ", detail);
   switch (code & 0xff) {
     case SQLITE_FULL:
-      return absl::ResourceExhaustedError(
-          absl::StrCat("state disk is full (", message, "); free space on droverd's state-dir"));
+      return absl::ResourceExhaustedError(message);
     case SQLITE_IOERR:
     case SQLITE_BUSY:
     case SQLITE_LOCKED:

@@ -84,9 +84,13 @@ absl::StatusOr<int> MigrateSchema(Db& db) {
           absl::StrCat("schema migration ", version, " failed: ", s.message())));
     }
   }
-  if (absl::Status s = db.Exec(absl::StrCat("PRAGMA user_version = ", LatestSchemaVersion()));
-      !s.ok()) {
-    return fail(s);
+  // Only when something changed: an unchanged database is not written at start, so that
+  // droverd starts on a full disk too.
+  if (found < LatestSchemaVersion()) {
+    if (absl::Status s = db.Exec(absl::StrCat("PRAGMA user_version = ", LatestSchemaVersion()));
+        !s.ok()) {
+      return fail(s);
+    }
   }
   if (absl::Status s = db.Exec("COMMIT"); !s.ok()) return fail(s);
   return found;

@@ -1,5 +1,6 @@
 #include "storage/sqlite_store.h"
 
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -214,7 +215,10 @@ class FunctionOp final : public SqliteStore::WriteOp {
 
 }  // namespace
 
-SqliteStore::SqliteStore(SqliteStoreOptions options) : options_(std::move(options)) {}
+SqliteStore::SqliteStore(SqliteStoreOptions options)
+    : options_(std::move(options)),
+      health_("database", std::filesystem::path(options_.path).parent_path().string(),
+              options_.on_write_error) {}
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteStoreOptions options) {
   auto store = std::unique_ptr<SqliteStore>(new SqliteStore(std::move(options)));
@@ -462,14 +466,20 @@ void SqliteStore::WriterLoop() {
 absl::Status SqliteStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& batch) {
   Writer& w = *writer_;
   std::vector<absl::Status> results(batch.size());
-  auto fail_all = [&](const absl::Status& status) {
+  auto fail_all = [&](const absl::Status& error) {
+    // Ends the transaction whether or not SQLite already rolled it back (it does for some
+    // I/O errors), so the connection is ready for the next batch.
     (void)w.rollback->Run();
     w.rollback->Reset();
+    absl::Status status = health_.Failed(error, static_cast<int64_t>(batch.size()));
+    if (status == error) {  // not the disk's doing: WriteHealth did not log it
+      Log(LogLevel::kError, "store_commit_failed",
+          {{"writes", batch.size()}, {"error", status.ToString()}});
+    }
     for (auto& op : batch) std::move(*op).Finish(status);
-    Log(LogLevel::kError, "store_commit_failed",
-        {{"writes", batch.size()}, {"error", status.ToString()}});
     return status;
   };
+  const int64_t changes_before = sqlite3_total_changes64(w.db->raw());
   w.begin->Reset();
   if (absl::Status s = w.begin->Run(); !s.ok()) {
     w.begin->Reset();
@@ -495,6 +505,9 @@ absl::Status SqliteStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& bat
   absl::Status committed = w.commit->Run();
   w.commit->Reset();
   if (!committed.ok()) return fail_all(committed);
+  // Only a commit that wrote says the disk takes writes again (a batch of refused updates
+  // or barriers commits nothing).
+  if (sqlite3_total_changes64(w.db->raw()) != changes_before) health_.Succeeded();
   {
     absl::MutexLock lock(&mu_);
     stats_.commits += 1;

@@ -5,6 +5,11 @@
 // batches (group commit): while one batch is being made durable, the next one collects, so
 // concurrent submits share an fsync. Reads use a small pool of read-only connections and may
 // be called from any thread. Public methods are thread-safe.
+//
+// Disk trouble: when the disk is full or fails a write or an fsync, the batch being
+// committed is rolled back and every write in it fails (RESOURCE_EXHAUSTED or UNAVAILABLE,
+// naming the database's folder and the fix); the writer goes on with the next batch, so
+// writes work again as soon as the disk takes them.
 #ifndef DROVER_STORAGE_SQLITE_STORE_H_
 #define DROVER_STORAGE_SQLITE_STORE_H_
 
@@ -19,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "storage/sqlite_db.h"
 #include "storage/store.h"
+#include "storage/write_health.h"
 
 namespace drover::storage {
 
@@ -27,6 +33,8 @@ struct SqliteStoreOptions {
   std::string path;
   // Most writes committed in one transaction.
   int max_batch = 1024;
+  // Told of every write the disk refused (see WriteHealth).
+  WriteErrorObserver on_write_error;
 };
 
 class SqliteStore final : public Store {
@@ -80,6 +88,7 @@ class SqliteStore final : public Store {
   template <typename Fn>
   auto WithReader(Fn&& fn) -> decltype(fn(std::declval<Db&>()));
 
+  WriteHealth health_;
   std::unique_ptr<Writer> writer_;  // used only by the writer thread after Open
   std::thread writer_thread_;
 

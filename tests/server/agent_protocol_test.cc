@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/droverd.h"
+#include "tests/testing/fail_file_writes.h"
 #include "tests/testing/scripted_agent.h"
 #include "tests/testing/subprocess.h"
 
@@ -627,6 +628,50 @@ TEST_F(AgentProtocolTest, PipJobGetsThePipSettingsAndItsPrepareLogStaysApart) {
   EXPECT_EQ(got[0].stream(), v1::PREPARE);
   EXPECT_EQ(got[0].rank(), 0);
   EXPECT_EQ(got[0].data(), "Successfully installed drovertestpkg-1.0\n");
+}
+
+TEST_F(AgentProtocolTest, DiskRefusingWritesIsReportedAndWhatAgentsReportIsStoredLater) {
+  ScriptedAgent agent(channel_, "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit();
+  agent.Next(v1::SchedulerMessage::kAssign);
+  agent.Report(id, 1, v1::AttemptReport::READY);
+  agent.Report(id, 1, v1::AttemptReport::RUNNING);
+  WaitFor(id, v1::JobStatus::RUNNING);
+  {
+    testing::FailFileWrites disk_refuses;
+    // A submit is refused with what to do, and nothing of it is kept.
+    grpc::ClientContext context;
+    v1::SubmitJobRequest request;
+    request.mutable_spec()->set_entry_script("train.py");
+    v1::SubmitJobResponse response;
+    grpc::Status refused = jobs_->SubmitJob(&context, request, &response);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+    EXPECT_THAT(refused.error_message(), HasSubstr("state disk error"));
+    EXPECT_THAT(refused.error_message(), HasSubstr(dir_.path()));
+    // A log chunk that could not be stored is not acknowledged: the agent resends it.
+    agent.Log(id, 1, 0, 0, "hello\n");
+    EXPECT_EQ(agent.Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), -1);
+    // The job ends meanwhile: that happened, whether or not the disk takes it now.
+    agent.Report(id, 1, v1::AttemptReport::FINALIZING);
+    agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, 0)});
+    // Clients see only what is stored; a cancel cannot be stored either.
+    EXPECT_EQ(Get(id).status().state(), v1::JobStatus::RUNNING);
+    grpc::ClientContext cancel_context;
+    v1::CancelJobRequest cancel;
+    cancel.set_job_id(id);
+    v1::Job canceled;
+    grpc::Status cancel_status = jobs_->CancelJob(&cancel_context, cancel, &canceled);
+    EXPECT_EQ(cancel_status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << cancel_status.error_message();
+  }
+  // The disk takes writes again: the job's end is stored without anyone asking.
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(job.status().exits_size(), 1);
+  agent.Log(id, 1, 0, 0, "hello\n");
+  EXPECT_EQ(agent.Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), 6);
+  EXPECT_EQ(Logs(id, false), "hello\n");
+  EXPECT_FALSE(Submit().empty());
 }
 
 }  // namespace

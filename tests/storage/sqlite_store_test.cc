@@ -12,6 +12,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "storage/sqlite_schema.h"
+#include "tests/testing/fail_file_writes.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::storage {
@@ -431,6 +432,50 @@ TEST_F(SqliteStoreTest, FailedMigrationLeavesTheDatabaseUntouched) {
       &tables, nullptr);
   sqlite3_close(db);
   EXPECT_EQ(tables, 0);
+}
+
+TEST_F(SqliteStoreTest, RefusedWriteFailsNamingTheFolderAndTheNextOneWorks) {
+  std::vector<std::string> errors;  // as droverd's metric sees them
+  auto store = SqliteStore::Open(
+      {.path = DbPath(), .on_write_error = [&](absl::string_view store, WriteError kind) {
+         errors.push_back(absl::StrCat(store, "/", WriteErrorName(kind)));
+       }});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE(CreateSync(**store, NewJob("default", "before")).ok());
+  {
+    testing::FailFileWrites disk_refuses;
+    auto refused = CreateSync(**store, NewJob("default", "refused"));
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+    EXPECT_THAT(refused.status().message(), HasSubstr("state disk error"));
+    EXPECT_THAT(refused.status().message(), HasSubstr(dir_.path()));
+    auto update = UpdateSync(**store, "j-1", 1, NewJob().status());
+    EXPECT_EQ(update.status().code(), absl::StatusCode::kUnavailable) << update.status();
+    // Reads go on.
+    EXPECT_TRUE((*store)->GetJob("j-1").ok());
+  }
+  EXPECT_THAT(errors, ElementsAre("database/io_error", "database/io_error"));
+  // The writer and its connection went on: the next write works, with the next id.
+  auto after = CreateSync(**store, NewJob("default", "after"));
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->job.id(), "j-2");
+  store->reset();
+  auto reopened = OpenStore();
+  auto page = reopened->ListJobs({});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->jobs.size(), 2u);
+  EXPECT_EQ(page->jobs[0].spec().idempotency_key(), "after");
+  EXPECT_EQ(page->jobs[1].spec().idempotency_key(), "before");
+}
+
+TEST_F(SqliteStoreTest, OpensAnUpToDateDatabaseWithoutWritingSoItStartsOnAFullDisk) {
+  // Kept open, as a killed droverd leaves its WAL and shared memory behind.
+  auto before = OpenStore();
+  ASSERT_TRUE(CreateSync(*before, NewJob()).ok());
+  testing::FailFileWrites disk_refuses;
+  auto store = SqliteStore::Open({.path = DbPath()});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_TRUE((*store)->GetJob("j-1").ok());
 }
 
 }  // namespace

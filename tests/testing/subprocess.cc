@@ -215,11 +215,14 @@ absl::StatusOr<int> AgentProcess::Wait(absl::Duration timeout) {
 }
 
 absl::StatusOr<std::unique_ptr<DroverdProcess>> DroverdProcess::Start(
-    const std::string& state_dir, const std::vector<std::string>& extra_args) {
+    const std::string& state_dir, const std::vector<std::string>& extra_args,
+    const std::string& files_dir) {
   std::filesystem::create_directories(state_dir);
-  std::string address_file = state_dir + "/droverd.address";
+  const std::string& files = files_dir.empty() ? state_dir : files_dir;
+  std::filesystem::create_directories(files);
+  std::string address_file = files + "/droverd.address";
   std::filesystem::remove(address_file);
-  std::string log_file = state_dir + "/droverd.log";
+  std::string log_file = files + "/droverd.log";
   std::vector<std::string> args = {ProgramPath("DROVER_DROVERD", DROVER_DROVERD_PATH),
                                    "--listen",
                                    "127.0.0.1:0",
@@ -231,7 +234,7 @@ absl::StatusOr<std::unique_ptr<DroverdProcess>> DroverdProcess::Start(
   absl::StatusOr<pid_t> spawned = SpawnDaemon(args, log_file);
   if (!spawned.ok()) return spawned.status();
   pid_t pid = *spawned;
-  auto process = std::unique_ptr<DroverdProcess>(new DroverdProcess(pid, state_dir, ""));
+  auto process = std::unique_ptr<DroverdProcess>(new DroverdProcess(pid, files, ""));
   absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < deadline) {
     std::string address(absl::StripAsciiWhitespace(ReadFile(address_file)));
@@ -259,7 +262,7 @@ DroverdProcess::~DroverdProcess() {
   waitpid(pid_, &status, 0);
 }
 
-std::string DroverdProcess::log_path() const { return state_dir_ + "/droverd.log"; }
+std::string DroverdProcess::log_path() const { return files_dir_ + "/droverd.log"; }
 
 std::string DroverdProcess::ReadLog() const { return ReadFile(log_path()); }
 

@@ -42,13 +42,16 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                          absl::Duration timeout = absl::Seconds(60));
 
 // droverd, started as a child process listening on 127.0.0.1 with a port the kernel
-// picked. Its stderr goes to `<state_dir>/droverd.log`.
+// picked. Its stderr goes to `<files_dir>/droverd.log`.
 class DroverdProcess {
  public:
   // Starts the droverd built with the tests (or $DROVER_DROVERD) with `--state-dir
-  // state_dir` plus `extra_args`, and waits up to 30 s until it listens.
+  // state_dir` plus `extra_args`, and waits up to 30 s until it listens. Its log and
+  // address file go to `files_dir`, by default `state_dir` (a test that fills the state
+  // disk keeps them elsewhere).
   static absl::StatusOr<std::unique_ptr<DroverdProcess>> Start(
-      const std::string& state_dir, const std::vector<std::string>& extra_args = {});
+      const std::string& state_dir, const std::vector<std::string>& extra_args = {},
+      const std::string& files_dir = "");
   // Kills (SIGKILL) and reaps droverd if it still runs.
   ~DroverdProcess();
 
@@ -65,11 +68,11 @@ class DroverdProcess {
   absl::StatusOr<int> Wait(absl::Duration timeout);
 
  private:
-  DroverdProcess(pid_t pid, std::string state_dir, std::string address)
-      : pid_(pid), state_dir_(std::move(state_dir)), address_(std::move(address)) {}
+  DroverdProcess(pid_t pid, std::string files_dir, std::string address)
+      : pid_(pid), files_dir_(std::move(files_dir)), address_(std::move(address)) {}
   pid_t pid_;
   bool reaped_ = false;
-  std::string state_dir_;
+  std::string files_dir_;
   std::string address_;
 };
 
