@@ -328,6 +328,24 @@ class NodeLossE2eTest : public ::testing::Test {
 
   void LoseOneNodeOfAGang(v1::JobSpec::DistributedBackend backend);
 
+  // Starts 3 test hosts with node-loss handling paused beyond half of them, and on each a
+  // Counting job of `lines[j]` lines (max_retries 1) taking the whole node; returns the
+  // jobs, RUNNING, and in `hosts` the host each runs on.
+  std::vector<std::string> OneJobPerNode(const std::vector<int>& lines, std::vector<int>* hosts) {
+    StartCluster(3, {"--node-loss-pause-fraction", "0.5"});
+    std::vector<std::string> ids;
+    for (int n : lines) ids.push_back(Submit(Counting(n, /*max_retries=*/1, /*cpus=*/2)));
+    for (const std::string& id : ids) {
+      hosts->push_back(HostOf(WaitFor(id, v1::JobStatus::RUNNING, 1).status().nodes(0)));
+    }
+    return ids;
+  }
+
+  void WaitForPause() {
+    Eventually([&] { return Nodes().node_loss().paused(); }, kLease + absl::Seconds(20),
+               "droverd pauses node-loss handling");
+  }
+
   testing::TempDir dir_;
   std::unique_ptr<testing::TestHosts> hosts_;
   std::string listen_;
@@ -487,20 +505,14 @@ TEST_F(NodeLossE2eTest, MpiGangLosingOneNodeIsRequeuedWholeWithoutItsOldRanks) {
 }
 
 TEST_F(NodeLossE2eTest, WhenMostNodesGoSilentTheirJobsAreKeptUntilTheyAreBack) {
-  StartCluster(3, {"--node-loss-pause-fraction", "0.5"});
-  // One job per node (each takes the node's 2 cpus), long enough to outlast the pause.
+  // One job per node, long enough to outlast the pause.
   const int kLines = 80;
-  std::vector<std::string> ids;
-  std::vector<int> host_of(3);
-  for (int j = 0; j < 3; ++j) ids.push_back(Submit(Counting(kLines, /*max_retries=*/1, 2)));
-  for (int j = 0; j < 3; ++j) {
-    host_of[j] = HostOf(WaitFor(ids[j], v1::JobStatus::RUNNING, 1).status().nodes(0));
-  }
+  std::vector<int> host_of;
+  std::vector<std::string> ids = OneJobPerNode({kLines, kLines, kLines}, &host_of);
   // The agents of two nodes stop answering at once (their containers run on).
   Stopped first(agents_[host_of[1]].get());
   Stopped second(agents_[host_of[2]].get());
-  Eventually([&] { return Nodes().node_loss().paused(); }, kLease + absl::Seconds(20),
-             "droverd pauses node-loss handling");
+  WaitForPause();
   v1::ListNodesResponse nodes = Nodes();
   EXPECT_EQ(nodes.node_loss().silent_nodes(), 2);
   EXPECT_EQ(nodes.node_loss().counted_nodes(), 3);
@@ -535,18 +547,12 @@ TEST_F(NodeLossE2eTest, WhenMostNodesGoSilentTheirJobsAreKeptUntilTheyAreBack) {
 }
 
 TEST_F(NodeLossE2eTest, DuringAPauseAnAdministratorGivesUpOneNodeAndTheOtherComesBack) {
-  StartCluster(3, {"--node-loss-pause-fraction", "0.5"});
-  std::vector<std::string> ids;
-  std::vector<int> host_of(3);
-  ids.push_back(Submit(Counting(10, /*max_retries=*/0, 2)));  // frees its node early
-  for (int j = 1; j < 3; ++j) ids.push_back(Submit(Counting(60, /*max_retries=*/1, 2)));
-  for (int j = 0; j < 3; ++j) {
-    host_of[j] = HostOf(WaitFor(ids[j], v1::JobStatus::RUNNING, 1).status().nodes(0));
-  }
+  // The first job frees its node early.
+  std::vector<int> host_of;
+  std::vector<std::string> ids = OneJobPerNode({10, 60, 60}, &host_of);
   Stopped kept(agents_[host_of[1]].get());
   Stopped given_up(agents_[host_of[2]].get());
-  Eventually([&] { return Nodes().node_loss().paused(); }, kLease + absl::Seconds(20),
-             "droverd pauses node-loss handling");
+  WaitForPause();
 
   auto drover = [&](const std::vector<std::string>& args) {
     std::vector<std::string> argv = {DROVER_CLI_PATH, "--server", listen_};

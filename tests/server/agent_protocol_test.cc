@@ -626,6 +626,19 @@ class NodeLossTest : public AgentProtocolTest {
     return nodes;
   }
 
+  // An AdminService node call (CordonNode, DeclareNodeLost...) on node `name`.
+  using NodeCall = grpc::Status (v1::AdminService::Stub::*)(grpc::ClientContext*,
+                                                            const v1::NodeRequest&, v1::Node*);
+  grpc::Status Admin(NodeCall call, const std::string& name, const std::string& reason = "",
+                     v1::Node* node = nullptr) {
+    grpc::ClientContext context;
+    v1::NodeRequest request;
+    request.set_name(name);
+    request.set_reason(reason);
+    v1::Node ignored;
+    return ((*admin_).*call)(&context, request, node != nullptr ? node : &ignored);
+  }
+
   static v1::Node::State StateOf(const v1::ListNodesResponse& nodes, const std::string& name) {
     for (const v1::Node& node : nodes.nodes()) {
       if (node.name() == name) return node.state();
@@ -699,12 +712,8 @@ TEST_F(NodeLossTest, DeclaringANodeLostEndsItsJobsAtOnceAndKeepsThePause) {
   Advance(absl::Seconds(11), {&n1});
   WaitForNodes([](const v1::ListNodesResponse& r) { return r.node_loss().paused(); });
 
-  grpc::ClientContext context;
-  v1::NodeRequest request;
-  request.set_name("n3");
-  request.set_reason("power supply");
   v1::Node node;
-  ASSERT_TRUE(admin_->DeclareNodeLost(&context, request, &node).ok());
+  ASSERT_TRUE(Admin(&v1::AdminService::Stub::DeclareNodeLost, "n3", "power supply", &node).ok());
   EXPECT_EQ(node.state(), v1::Node::DOWN);
   EXPECT_EQ(node.reason(), "DECLARED_LOST power supply");
   v1::Job lost = WaitFor(j3, v1::JobStatus::FAILED);
@@ -717,34 +726,20 @@ TEST_F(NodeLossTest, DeclaringANodeLostEndsItsJobsAtOnceAndKeepsThePause) {
   EXPECT_THAT(nodes.node_loss().waiting_nodes(), ::testing::ElementsAre("n2"));
   EXPECT_EQ(Get(j2).status().state(), v1::JobStatus::RUNNING);
 
-  grpc::ClientContext unknown_context;
-  request.set_name("n9");
-  EXPECT_EQ(admin_->DeclareNodeLost(&unknown_context, request, &node).error_code(),
+  EXPECT_EQ(Admin(&v1::AdminService::Stub::DeclareNodeLost, "n9").error_code(),
             grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(NodeLossTest, LostNodeIsToldToSayHelloAgainAndThenStopsItsStaleAttempt) {
   ScriptedAgent n2(channel_, "n2");
   n2.Next(v1::SchedulerMessage::kWelcome);
-  ASSERT_TRUE([&] {
-    grpc::ClientContext context;
-    v1::NodeRequest request;
-    request.set_name("n2");
-    v1::Node node;
-    return admin_->CordonNode(&context, request, &node).ok();
-  }());
+  ASSERT_TRUE(Admin(&v1::AdminService::Stub::CordonNode, "n2").ok());
   auto n1 = std::make_unique<ScriptedAgent>(channel_, "n1");
   n1->Next(v1::SchedulerMessage::kWelcome);
   std::string id = RunOn(*n1, /*max_retries=*/1);
   n1->Log(id, 1, 0, 0, "before\n");
   EXPECT_EQ(n1->Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), 7);
-  {
-    grpc::ClientContext context;
-    v1::NodeRequest request;
-    request.set_name("n2");
-    v1::Node node;
-    ASSERT_TRUE(admin_->UncordonNode(&context, request, &node).ok());
-  }
+  ASSERT_TRUE(Admin(&v1::AdminService::Stub::UncordonNode, "n2").ok());
 
   // Two nodes are too few to pause: n1's loss is handled, the job retried on n2.
   Advance(absl::Seconds(11), {&n2});
