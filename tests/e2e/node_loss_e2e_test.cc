@@ -341,6 +341,31 @@ class NodeLossE2eTest : public ::testing::Test {
     return ids;
   }
 
+  // Starts 2 test hosts, and on host 0 two Counting jobs of `lines` lines: one with
+  // max_retries 1, one without; returns them, RUNNING.
+  std::pair<std::string, std::string> TwoJobsOnHost0(int lines) {
+    StartCluster(2);
+    NodeAdmin(1, /*cordon=*/true);
+    std::string retried = Submit(Counting(lines, /*max_retries=*/1));
+    std::string single = Submit(Counting(lines, /*max_retries=*/0));
+    for (const std::string& id : {retried, single}) {
+      EXPECT_EQ(WaitFor(id, v1::JobStatus::RUNNING, 1).status().nodes(0), hosts_->name(0));
+    }
+    NodeAdmin(1, /*cordon=*/false);
+    return {retried, single};
+  }
+
+  // Waits until job `id` FAILED because host k was lost, and returns how long that took.
+  absl::Duration WaitForNodeLost(const std::string& id, int k) {
+    absl::Time start = absl::Now();
+    v1::Job failed = WaitUntil(
+        id, [](const v1::Job& job) { return job.status().state() == v1::JobStatus::FAILED; },
+        "FAILED");
+    EXPECT_EQ(failed.status().cause(), v1::JobStatus::NODE_LOST);
+    EXPECT_THAT(failed.status().message(), HasSubstr(absl::StrCat("node ", hosts_->name(k))));
+    return absl::Now() - start;
+  }
+
   void WaitForPause() {
     Eventually([&] { return Nodes().node_loss().paused(); }, kLease + absl::Seconds(20),
                "droverd pauses node-loss handling");
@@ -388,29 +413,16 @@ TEST_F(NodeLossE2eTest, PartitionShorterThanTheLeaseChangesNothing) {
 }
 
 TEST_F(NodeLossE2eTest, PartitionLongerThanTheLeaseRequeuesAndTheNodeKillsTheStaleAttemptOnReturn) {
-  StartCluster(2);
-  // Both jobs start on host 0.
-  NodeAdmin(1, /*cordon=*/true);
   const int kLines = 40;
-  std::string retried = Submit(Counting(kLines, /*max_retries=*/1));
-  std::string single = Submit(Counting(kLines, /*max_retries=*/0));
+  auto [retried, single] = TwoJobsOnHost0(kLines);
   for (const std::string& id : {retried, single}) {
-    v1::Job job = WaitFor(id, v1::JobStatus::RUNNING, 1);
-    EXPECT_EQ(job.status().nodes(0), hosts_->name(0));
     Eventually([&] { return absl::StrContains(Logs(id, 0), "line 2\n"); }, absl::Seconds(30),
                "the job prints");
   }
-  NodeAdmin(1, /*cordon=*/false);
 
   auto cut = Cutoff::Start(hosts_->name(0), hosts_->bridge_address());
   ASSERT_TRUE(cut.ok()) << cut.status();
-  absl::Time cut_at = absl::Now();
-  v1::Job failed = WaitUntil(
-      single, [](const v1::Job& job) { return job.status().state() == v1::JobStatus::FAILED; },
-      "FAILED");
-  absl::Duration lost_after = absl::Now() - cut_at;
-  EXPECT_EQ(failed.status().cause(), v1::JobStatus::NODE_LOST);
-  EXPECT_THAT(failed.status().message(), HasSubstr(absl::StrCat("node ", hosts_->name(0))));
+  absl::Duration lost_after = WaitForNodeLost(single, 0);
   v1::Job moved = WaitFor(retried, v1::JobStatus::RUNNING, 2);
   EXPECT_EQ(moved.status().nodes(0), hosts_->name(1));
   EXPECT_EQ(NodeState(0), v1::Node::DOWN);
@@ -585,12 +597,7 @@ TEST_F(NodeLossE2eTest, DuringAPauseAnAdministratorGivesUpOneNodeAndTheOtherCome
 }
 
 TEST_F(NodeLossE2eTest, AttemptOfANodeThatNeverReturnsAfterADroverdRestartIsRetried) {
-  StartCluster(2);
-  NodeAdmin(1, /*cordon=*/true);
-  std::string retried = Submit(Counting(40, /*max_retries=*/1));
-  std::string single = Submit(Counting(40, /*max_retries=*/0));
-  for (const std::string& id : {retried, single}) WaitFor(id, v1::JobStatus::RUNNING, 1);
-  NodeAdmin(1, /*cordon=*/false);
+  auto [retried, single] = TwoJobsOnHost0(40);
 
   droverd_->Signal(SIGKILL);
   ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
@@ -598,13 +605,7 @@ TEST_F(NodeLossE2eTest, AttemptOfANodeThatNeverReturnsAfterADroverdRestartIsRetr
   ASSERT_TRUE(agents_[0]->Wait(absl::Seconds(10)).ok());
   agents_[0].reset();
   StartDroverd();
-  absl::Time restarted = absl::Now();
-  v1::Job failed = WaitUntil(
-      single, [](const v1::Job& job) { return job.status().state() == v1::JobStatus::FAILED; },
-      "FAILED");
-  absl::Duration lost_after = absl::Now() - restarted;
-  EXPECT_EQ(failed.status().cause(), v1::JobStatus::NODE_LOST);
-  EXPECT_THAT(failed.status().message(), HasSubstr(absl::StrCat("node ", hosts_->name(0))));
+  absl::Duration lost_after = WaitForNodeLost(single, 0);
   EXPECT_GE(lost_after, kLease - absl::Seconds(1)) << "a node gets a lease to come back";
   std::cout << "restored attempt lost " << lost_after << " after the restart (lease " << kLease
             << ")\n";
