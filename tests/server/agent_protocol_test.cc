@@ -768,6 +768,10 @@ TEST_F(NodeLossTest, LostNodeIsToldToSayHelloAgainAndThenStopsItsStaleAttempt) {
   EXPECT_EQ(n1->Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), 15);
   n1->Log("j-404", 1, 0, 0, "no such job\n");
   EXPECT_EQ(n1->Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), 12);
+  const std::string record = R"({"name":"loss","value":0.5,"step":1})" "\n";
+  n1->Log(id, 1, 0, 0, record, v1::METRICS);
+  EXPECT_EQ(n1->Next(v1::SchedulerMessage::kLogAck).log_ack().offset(),
+            static_cast<int64_t>(record.size()));
   n1->Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, 0)});
 
   n2.Report(id, 2, v1::AttemptReport::READY);
@@ -779,6 +783,13 @@ TEST_F(NodeLossTest, LostNodeIsToldToSayHelloAgainAndThenStopsItsStaleAttempt) {
   EXPECT_EQ(job.status().attempt(), 2);
   EXPECT_EQ(Logs(id, false), "attempt 2\n");
   EXPECT_EQ(Logs(id, false, nullptr, /*attempt=*/1), "before\n");
+  grpc::ClientContext context;
+  v1::GetMetricsRequest request;
+  request.set_job_id(id);
+  request.set_attempt(1);
+  v1::GetMetricsResponse metrics;
+  ASSERT_TRUE(jobs_->GetMetrics(&context, request, &metrics).ok());
+  EXPECT_EQ(metrics.series_size(), 0) << "the stale attempt's metrics were not stored";
 }
 
 TEST_F(NodeLossTest, RestoredAttemptWhoseNodeNeverComesBackEndsOneLeaseAfterTheRestart) {
