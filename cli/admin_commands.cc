@@ -1,4 +1,4 @@
-// The administrators' commands: `drover nodes`, `drover node show|cordon|uncordon|drain` and
+// The administrators' commands: `drover nodes`, `drover node show|cordon|uncordon|drain|lost` and
 // `drover target create|list|delete`, on droverd's AdminService.
 #include <cstdint>
 #include <map>
@@ -66,6 +66,15 @@ int DrainAction(Invocation& inv, const std::vector<std::string>& args) {
                     "Stops new work on a node and lets what runs there finish: the node is\n"
                     "DRAINING until its last job ended, then CORDONED. Prints the new state.",
                     /*takes_reason=*/true, &DroverClient::DrainNode);
+}
+
+int LostAction(Invocation& inv, const std::vector<std::string>& args) {
+  return NodeChange(inv, args, "lost",
+                    "Declares a node lost now, without waiting for its lease or for a pause of\n"
+                    "node-loss handling (mass loss) to end: it is DOWN and its jobs end NODE_LOST\n"
+                    "(retried where max_retries allows). For a machine that is gone. If its\n"
+                    "agent is alive after all, it reconnects and its old work there is stopped.",
+                    /*takes_reason=*/true, &DroverClient::DeclareNodeLost);
 }
 
 int ShowNodeAction(Invocation& inv, const std::vector<std::string>& args) {
@@ -279,7 +288,10 @@ int NodesCommand(Invocation& inv, const std::vector<std::string>& args) {
         for (const v1::Node& node : nodes) items.push_back(MessageToJson(node, false));
         return JsonArray(items);
       },
-      [&] { return FormatNodeTable(nodes, inv.ctx().now()); });
+      [&] {
+        return FormatNodeTable(nodes, inv.ctx().now()) +
+               FormatNodeLoss(list->node_loss(), inv.ctx().now());
+      });
   return kExitOk;
 }
 
@@ -289,11 +301,13 @@ int NodeCommand(Invocation& inv, const std::vector<std::string>& args) {
                     {{"show", "Show a node with its resources and GPUs", ShowNodeAction},
                      {"cordon", "Stop new work on a node; running work goes on", CordonAction},
                      {"uncordon", "Let a cordoned or draining node take work again", UncordonAction},
-                     {"drain", "Stop new work and let running work finish", DrainAction}},
+                     {"drain", "Stop new work and let running work finish", DrainAction},
+                     {"lost", "Declare a node lost: its jobs end NODE_LOST now", LostAction}},
                     "  drover node show n1\n"
                     "  drover node cordon n1 --reason 'disk replacement'\n"
                     "  drover node drain n1 && drover nodes\n"
-                    "  drover node uncordon n1\n",
+                    "  drover node uncordon n1\n"
+                    "  drover node lost n3 --reason 'power supply failed'\n",
                     args);
 }
 

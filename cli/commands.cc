@@ -352,7 +352,7 @@ constexpr Command kCommands[] = {
     {"metrics", "Print a job's metrics (run.log, CPU, memory); -f follows them", MetricsCommand},
     {"download", "Fetch the files a job wrote to its outputs folder", DownloadCommand},
     {"nodes", "List the cluster's nodes with their resources and jobs", NodesCommand},
-    {"node", "Cordon, uncordon or drain a node (administrators)", NodeCommand, true},
+    {"node", "Cordon, uncordon, drain or declare lost a node (administrators)", NodeCommand, true},
     {"target", "Create, list or delete compute targets (administrators)", TargetCommand, true},
     {"image", "Import, list or delete OCI images (administrators)", ImageCommand, true},
     {"datastore", "Create, list or delete datastores (administrators)", DatastoreCommand, true},

@@ -61,6 +61,7 @@ class DroverClient {
   virtual absl::StatusOr<v1::Node> CordonNode(const v1::NodeRequest& request) = 0;
   virtual absl::StatusOr<v1::Node> UncordonNode(const v1::NodeRequest& request) = 0;
   virtual absl::StatusOr<v1::Node> DrainNode(const v1::NodeRequest& request) = 0;
+  virtual absl::StatusOr<v1::Node> DeclareNodeLost(const v1::NodeRequest& request) = 0;
   virtual absl::StatusOr<v1::ComputeTarget> PutComputeTarget(
       const v1::PutComputeTargetRequest& request) = 0;
   virtual absl::StatusOr<v1::ListComputeTargetsResponse> ListComputeTargets(

@@ -424,6 +424,15 @@ std::string FormatNodeTable(const std::vector<v1::Node>& nodes, absl::Time now) 
   return FormatTable(rows);
 }
 
+std::string FormatNodeLoss(const v1::NodeLossStatus& loss, absl::Time now) {
+  if (!loss.paused()) return "";
+  return absl::StrCat(
+      "node-loss handling PAUSED for ", FormatAge(now - ToTime(loss.paused_since())), ": ",
+      loss.silent_nodes(), " of ", loss.counted_nodes(), " nodes silent (more than ",
+      loss.pause_fraction(), "); the jobs on ", absl::StrJoin(loss.waiting_nodes(), ", "),
+      " are kept until enough nodes are back ('drover node lost NODE' gives one up now)\n");
+}
+
 std::string FormatNodeDetails(const v1::Node& node, absl::Time now, absl::TimeZone zone) {
   Section top("node");
   top.Add("name", node.name());

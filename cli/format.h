@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "drover/v1/admin_service.pb.h"
 #include "drover/v1/job.pb.h"
 #include "drover/v1/node.pb.h"
 #include "google/protobuf/message.h"
@@ -72,6 +73,10 @@ std::string FormatJobEnd(const v1::Job& job);
 // job ids, at most three, then "+N"), LABELS (sorted key=value, cut to 40 characters) and
 // LAST SEEN (age). Rows in the order given; empty cells are "-".
 std::string FormatNodeTable(const std::vector<v1::Node>& nodes, absl::Time now);
+
+// The line `drover nodes` prints under the table while droverd pauses the handling of lost
+// nodes (mass loss); empty when it does not.
+std::string FormatNodeLoss(const v1::NodeLossStatus& loss, absl::Time now);
 
 // The `drover node show` page: name, state, reason, addresses, labels, jobs, agent version;
 // resources held over offered; every GPU by index (UUID, name, memory); times in `zone`.

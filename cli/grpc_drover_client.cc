@@ -121,6 +121,9 @@ class GrpcDroverClient final : public DroverClient {
   absl::StatusOr<v1::Node> DrainNode(const v1::NodeRequest& request) override {
     return Unary<v1::Node>(request, &v1::AdminService::Stub::DrainNode, admin_.get());
   }
+  absl::StatusOr<v1::Node> DeclareNodeLost(const v1::NodeRequest& request) override {
+    return Unary<v1::Node>(request, &v1::AdminService::Stub::DeclareNodeLost, admin_.get());
+  }
   absl::StatusOr<v1::ComputeTarget> PutComputeTarget(
       const v1::PutComputeTargetRequest& request) override {
     return Unary<v1::ComputeTarget>(request, &v1::AdminService::Stub::PutComputeTarget,

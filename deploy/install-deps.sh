@@ -25,10 +25,11 @@ runtime_pkgs=(
 # Used by the tests besides: the sqlite3 shell (crash tests), busybox-static (small test
 # images), procps, mpi4py (MPI test jobs), Prometheus' Python client (its text-format
 # parser checks the daemons' /metrics pages), setuptools and wheel (the wheel the
-# environment tests build with pip, offline).
+# environment tests build with pip, offline), iptables (the node-loss tests cut test hosts
+# off from droverd).
 test_pkgs=(
   sqlite3 procps busybox-static python3-mpi4py python3-prometheus-client python3-setuptools
-  python3-wheel
+  python3-wheel iptables
 )
 
 pkgs=("${build_pkgs[@]}")

@@ -1,5 +1,7 @@
 #include "scheduler/node_registry.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
@@ -83,6 +85,10 @@ absl::StatusOr<v1::Node> NodeRegistry::Register(const v1::NodeInfo& info, absl::
   }
   auto [it, inserted] = nodes_.try_emplace(info.name());
   Entry& e = it->second;
+  inserted = inserted || e.expected_only;
+  e.expected_only = false;
+  e.loss_pending = false;  // back in time: its attempts go on (the caller reconciles them)
+  e.lost_at = absl::InfinitePast();
   if (inserted) *e.node.mutable_register_time() = ToProto(now);
   e.node.set_name(info.name());
   *e.node.mutable_addresses() = info.addresses();
@@ -98,88 +104,162 @@ absl::StatusOr<v1::Node> NodeRegistry::Register(const v1::NodeInfo& info, absl::
   return e.node;
 }
 
-void NodeRegistry::Seen(absl::string_view name, absl::Time now) {
-  auto it = nodes_.find(name);
-  if (it == nodes_.end()) return;
-  it->second.last_seen = now;
-  *it->second.node.mutable_last_seen_time() = ToProto(now);
+bool NodeRegistry::Seen(absl::string_view name, absl::Time now) {
+  Entry* e = Registered(name);
+  if (e == nullptr) return false;
+  if (e->node.state() == v1::Node::DOWN && !e->loss_pending) return false;
+  e->last_seen = now;
+  *e->node.mutable_last_seen_time() = ToProto(now);
+  if (e->loss_pending) {
+    // Lost while node-loss handling was paused: nothing of it was ended, so it simply is
+    // back.
+    e->loss_pending = false;
+    e->node.set_state(v1::Node::READY);
+    e->node.clear_reason();
+    Refresh(*e);
+  }
+  return true;
 }
 
-std::vector<std::string> NodeRegistry::ExpireLeases(absl::Time now, absl::Duration lease) {
-  std::vector<std::string> down;
+void NodeRegistry::Expect(absl::string_view name, absl::Time now) {
+  auto [it, inserted] = nodes_.try_emplace(std::string(name));
+  if (!inserted) return;
+  Entry& e = it->second;
+  e.expected_only = true;
+  e.node.set_name(std::string(name));
+  e.node.set_state(v1::Node::READY);  // hidden until it registers
+  e.last_seen = now;
+}
+
+LeaseCheck NodeRegistry::CheckLeases(absl::Time now, absl::Duration lease,
+                                     double pause_fraction) {
+  LeaseCheck check;
   for (auto& [name, e] : nodes_) {
     if (e.node.state() == v1::Node::DOWN || now - e.last_seen <= lease) continue;
     e.node.set_state(v1::Node::DOWN);
     e.node.set_reason(absl::StrCat("MISSED_LEASE last_seen=",
                                    absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", e.last_seen,
                                                     absl::UTCTimeZone())));
-    down.push_back(name);
+    e.loss_pending = true;
+    check.down.push_back(name);
   }
-  return down;
+  for (const auto& [name, e] : nodes_) {
+    // A node whose loss was handled no longer counts, unless that happened during the
+    // pause (an administrator declared it lost): the pause is about the cluster as it was.
+    if (e.node.state() == v1::Node::DOWN && !e.loss_pending && e.lost_at < paused_since_) {
+      continue;
+    }
+    ++check.counted;
+    if (now - e.last_seen > lease / 2) ++check.silent;
+    if (e.loss_pending) check.pending.push_back(name);
+  }
+  check.paused = !check.pending.empty() && pause_fraction > 0 &&
+                 check.counted >= kMinNodesForLossPause &&
+                 check.silent > pause_fraction * check.counted;
+  if (check.paused) {
+    paused_since_ = std::min(paused_since_, now);
+    return check;
+  }
+  paused_since_ = absl::InfiniteFuture();
+  check.lost = std::move(check.pending);
+  check.pending.clear();
+  for (const std::string& name : check.lost) {
+    Entry& e = nodes_.find(name)->second;
+    e.loss_pending = false;
+    e.lost_at = now;
+  }
+  return check;
+}
+
+absl::StatusOr<v1::Node> NodeRegistry::DeclareLost(absl::string_view name,
+                                                   absl::string_view reason, absl::Time now) {
+  auto it = nodes_.find(name);
+  if (it == nodes_.end()) {
+    return absl::NotFoundError(absl::StrCat(
+        "node '", name, "' is not known and runs no restored attempt; see drover nodes"));
+  }
+  Entry& e = it->second;
+  if (e.node.state() != v1::Node::DOWN || e.loss_pending) e.lost_at = now;
+  e.node.set_state(v1::Node::DOWN);
+  e.node.set_reason(reason.empty() ? "DECLARED_LOST" : absl::StrCat("DECLARED_LOST ", reason));
+  e.loss_pending = false;
+  return e.node;
 }
 
 absl::StatusOr<v1::Node> NodeRegistry::Cordon(absl::string_view name, absl::string_view reason) {
-  auto it = nodes_.find(name);
-  if (it == nodes_.end()) {
+  Entry* e = Registered(name);
+  if (e == nullptr) {
     return absl::NotFoundError(absl::StrCat("node '", name, "' is not known; see drover nodes"));
   }
-  it->second.cordoned = true;
-  it->second.draining = false;
-  Refresh(it->second);
-  if (it->second.node.state() != v1::Node::DOWN) {
-    it->second.node.set_reason(reason.empty() ? "CORDONED" : absl::StrCat("CORDONED ", reason));
+  e->cordoned = true;
+  e->draining = false;
+  Refresh(*e);
+  if (e->node.state() != v1::Node::DOWN) {
+    e->node.set_reason(reason.empty() ? "CORDONED" : absl::StrCat("CORDONED ", reason));
   }
-  return it->second.node;
+  return e->node;
 }
 
 absl::StatusOr<v1::Node> NodeRegistry::Uncordon(absl::string_view name) {
-  auto it = nodes_.find(name);
-  if (it == nodes_.end()) {
+  Entry* e = Registered(name);
+  if (e == nullptr) {
     return absl::NotFoundError(absl::StrCat("node '", name, "' is not known; see drover nodes"));
   }
-  it->second.cordoned = false;
-  it->second.draining = false;
-  Refresh(it->second);
-  return it->second.node;
+  e->cordoned = false;
+  e->draining = false;
+  Refresh(*e);
+  return e->node;
 }
 
 absl::StatusOr<v1::Node> NodeRegistry::Drain(absl::string_view name, absl::string_view reason) {
-  auto it = nodes_.find(name);
-  if (it == nodes_.end()) {
+  Entry* e = Registered(name);
+  if (e == nullptr) {
     return absl::NotFoundError(absl::StrCat("node '", name, "' is not known; see drover nodes"));
   }
-  it->second.draining = true;
-  Refresh(it->second);
-  if (it->second.node.state() != v1::Node::DOWN) {
-    std::string what = it->second.node.state() == v1::Node::DRAINING ? "DRAINING" : "CORDONED";
-    it->second.node.set_reason(reason.empty() ? what : absl::StrCat(what, " ", reason));
+  e->draining = true;
+  Refresh(*e);
+  if (e->node.state() != v1::Node::DOWN) {
+    std::string what = e->node.state() == v1::Node::DRAINING ? "DRAINING" : "CORDONED";
+    e->node.set_reason(reason.empty() ? what : absl::StrCat(what, " ", reason));
   }
-  return it->second.node;
+  return e->node;
 }
 
 void NodeRegistry::Allocate(absl::string_view name, absl::string_view job_id,
                             const v1::NodeResources& resources) {
-  auto it = nodes_.find(name);
-  if (it == nodes_.end()) return;
-  it->second.allocations[std::string(job_id)] = resources;
-  Refresh(it->second);
+  Entry* e = Registered(name);
+  if (e == nullptr) return;
+  e->allocations[std::string(job_id)] = resources;
+  Refresh(*e);
 }
 
 void NodeRegistry::Release(absl::string_view name, absl::string_view job_id) {
+  Entry* e = Registered(name);
+  if (e == nullptr) return;
+  e->allocations.erase(std::string(job_id));
+  Refresh(*e);
+}
+
+NodeRegistry::Entry* NodeRegistry::Registered(absl::string_view name) {
   auto it = nodes_.find(name);
-  if (it == nodes_.end()) return;
-  it->second.allocations.erase(std::string(job_id));
-  Refresh(it->second);
+  return it == nodes_.end() || it->second.expected_only ? nullptr : &it->second;
+}
+
+const NodeRegistry::Entry* NodeRegistry::Registered(absl::string_view name) const {
+  auto it = nodes_.find(name);
+  return it == nodes_.end() || it->second.expected_only ? nullptr : &it->second;
 }
 
 const v1::Node* NodeRegistry::Find(absl::string_view name) const {
-  auto it = nodes_.find(name);
-  return it == nodes_.end() ? nullptr : &it->second.node;
+  const Entry* e = Registered(name);
+  return e == nullptr ? nullptr : &e->node;
 }
 
 std::vector<v1::Node> NodeRegistry::List() const {
   std::vector<v1::Node> out;
-  for (const auto& [name, e] : nodes_) out.push_back(e.node);
+  for (const auto& [name, e] : nodes_) {
+    if (!e.expected_only) out.push_back(e.node);
+  }
   return out;
 }
 

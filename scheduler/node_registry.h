@@ -1,7 +1,8 @@
 // NodeRegistry: droverd's view of the cluster's nodes and compute targets: who is connected,
-// who may take work, what each node has free, which jobs hold what where. Part of the
-// scheduling core: owned by droverd's core loop, single-threaded, no I/O; time comes in as
-// arguments so tests drive it with any clock.
+// who may take work, what each node has free, which jobs hold what where, and which nodes
+// are lost (their leases, and the pause of node-loss handling when most nodes vanish at
+// once). Part of the scheduling core: owned by droverd's core loop, single-threaded, no I/O;
+// time comes in as arguments so tests drive it with any clock.
 #ifndef DROVER_SCHEDULER_NODE_REGISTRY_H_
 #define DROVER_SCHEDULER_NODE_REGISTRY_H_
 
@@ -18,6 +19,26 @@
 
 namespace drover::scheduler {
 
+// Node-loss handling pauses only in clusters of at least this many nodes (see CheckLeases).
+inline constexpr int kMinNodesForLossPause = 3;
+
+// What NodeRegistry::CheckLeases found.
+struct LeaseCheck {
+  // Nodes that became DOWN in this check (their lease ran out).
+  std::vector<std::string> down;
+  // Nodes whose loss is to be handled now, each once: their attempts end NODE_LOST. Empty
+  // while `paused`.
+  std::vector<std::string> lost;
+  // Handling of lost nodes is paused: too many nodes are silent at once.
+  bool paused = false;
+  // Nodes silent for more than half a lease (the lost ones included), out of `counted`:
+  // every node except those whose loss was handled already.
+  int silent = 0;
+  int counted = 0;
+  // DOWN nodes whose loss waits for the pause to end.
+  std::vector<std::string> pending;
+};
+
 class NodeRegistry {
  public:
   NodeRegistry();
@@ -27,11 +48,32 @@ class NodeRegistry {
   // from `info`. INVALID_ARGUMENT for a malformed name or capacity (GPUs listed that are not
   // `capacity.gpus` in number).
   absl::StatusOr<v1::Node> Register(const v1::NodeInfo& info, absl::Time now);
-  // Any message from the node's agent.
-  void Seen(absl::string_view name, absl::Time now);
-  // Nodes not heard from within `lease` become DOWN; returns their names (only the ones
-  // that changed now).
-  std::vector<std::string> ExpireLeases(absl::Time now, absl::Duration lease);
+  // Any message from the node's agent, on the stream it said hello on. A node DOWN while
+  // node-loss handling was paused is back (nothing of it was ended). False for a node whose
+  // loss was handled (its attempts were ended: its agent must say hello again so that the
+  // stale ones are stopped) or that is unknown; the message then changes nothing.
+  bool Seen(absl::string_view name, absl::Time now);
+  // A node that attempts restored at droverd's start run on, before its agent said hello:
+  // it is not listed and takes no work, but its lease runs from `now`, so that its attempts
+  // end when it never comes back. Nothing for a node already known.
+  void Expect(absl::string_view name, absl::Time now);
+  // Nodes not heard from within `lease` become DOWN (they take no work). Their loss (every
+  // DOWN node's whose loss was not handled yet) is returned in `lost`, once, unless too
+  // many nodes are silent at once: some node's loss waits, the cluster counts at least
+  // kMinNodesForLossPause nodes (every node but those whose loss was handled before the
+  // pause) and more than `pause_fraction` of them have been silent for more than half a
+  // lease. Then `paused` is set and the lost nodes wait, keeping their attempts, until
+  // enough nodes speak again (a paused node that speaks is READY again, see Seen). A
+  // `pause_fraction` of 0 never pauses.
+  LeaseCheck CheckLeases(absl::Time now, absl::Duration lease, double pause_fraction = 0);
+  // An administrator says node `name` is lost (also one only expected, never back since
+  // the restart): it is DOWN until its agent says hello again, and its loss counts as
+  // handled now, paused or not (the caller ends its attempts). NOT_FOUND for a node that is
+  // neither known nor expected.
+  absl::StatusOr<v1::Node> DeclareLost(absl::string_view name, absl::string_view reason,
+                                       absl::Time now);
+  // When the last CheckLeases paused node-loss handling; InfiniteFuture() when it did not.
+  absl::Time loss_paused_since() const { return paused_since_; }
 
   // Administration. NOT_FOUND for unknown nodes.
   absl::StatusOr<v1::Node> Cordon(absl::string_view name, absl::string_view reason);
@@ -67,12 +109,23 @@ class NodeRegistry {
     absl::Time last_seen;
     bool cordoned = false;  // by an administrator
     bool draining = false;
+    // Expected (Expect) but its agent has not said hello since droverd started: hidden.
+    bool expected_only = false;
+    // DOWN, and the loss of its attempts is not handled yet (paused).
+    bool loss_pending = false;
+    // When its loss was handled.
+    absl::Time lost_at = absl::InfinitePast();
     std::map<std::string, v1::NodeResources> allocations;  // by job id
   };
   void Refresh(Entry& entry) const;  // recompute state, allocated and running_jobs
+  // The entry of a registered node (not only expected); nullptr otherwise.
+  Entry* Registered(absl::string_view name);
+  const Entry* Registered(absl::string_view name) const;
 
   std::map<std::string, Entry, std::less<>> nodes_;
   std::map<std::string, v1::ComputeTarget, std::less<>> targets_;
+  // Since when node-loss handling is paused; InfiniteFuture() when it is not.
+  absl::Time paused_since_ = absl::InfiniteFuture();
 };
 
 // Human-readable and machine-readable resource amounts: "cpus=2 memory=4096Mi gpus=0".

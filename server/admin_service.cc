@@ -38,6 +38,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListNodes(grpc::CallbackServerContex
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   loop_.Post([this, reactor, response] {
     for (v1::Node& node : core_.ListNodes()) *response->add_nodes() = std::move(node);
+    *response->mutable_node_loss() = core_.NodeLoss();
     reactor->Finish(grpc::Status::OK);
   });
   return reactor;
@@ -62,6 +63,15 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DrainNode(grpc::CallbackServerContex
                                                       v1::Node* response) {
   return NodeChange(context, loop_, request, response, "drain",
                     [this](const std::string& n, const std::string& r) { return core_.Drain(n, r); });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::DeclareNodeLost(grpc::CallbackServerContext* context,
+                                                            const v1::NodeRequest* request,
+                                                            v1::Node* response) {
+  return NodeChange(context, loop_, request, response, "declare_lost",
+                    [this](const std::string& n, const std::string& r) {
+                      return core_.DeclareNodeLost(n, r);
+                    });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::PutComputeTarget(

@@ -27,6 +27,9 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                          v1::Node* response) override;
   grpc::ServerUnaryReactor* DrainNode(grpc::CallbackServerContext* context,
                                       const v1::NodeRequest* request, v1::Node* response) override;
+  grpc::ServerUnaryReactor* DeclareNodeLost(grpc::CallbackServerContext* context,
+                                            const v1::NodeRequest* request,
+                                            v1::Node* response) override;
   grpc::ServerUnaryReactor* PutComputeTarget(grpc::CallbackServerContext* context,
                                              const v1::PutComputeTargetRequest* request,
                                              v1::ComputeTarget* response) override;

@@ -39,6 +39,8 @@ class Outbox final : public AgentLink {
     if (!queue_.empty() && writer_ != nullptr && !finished_) WriteFrontLocked();
   }
 
+  void Close(const absl::Status& status) override { Finish(ToGrpcStatus(status)); }
+
   // Ends the stream with `status` (once).
   void Finish(const grpc::Status& status) {
     absl::MutexLock lock(&mu_);
@@ -112,6 +114,21 @@ class AgentStream final
       Log(LogLevel::kWarning, "log_chunk_dropped",
           {{"node", node_}, {"rank", in_.log().rank()},
            {"stream", static_cast<int>(in_.log().stream())}});
+    } else if (in_.has_log() && !service_.core_.AcceptsLogs(node_, in_.log().attempt())) {
+      // Not the job's current attempt on this node (an old epoch, a lost node that came
+      // back, a finished job): never stored, so nothing it sends mixes with the current
+      // attempt's or changes a finished one's. Acknowledged all the same, so that the
+      // agent ends it at once instead of waiting for droverd to take its logs.
+      const v1::LogChunk& chunk = in_.log();
+      Log(LogLevel::kDebug, "log_chunk_refused",
+          {{"node", node_}, {"job", chunk.attempt().job_id()}, {"epoch", chunk.attempt().epoch()}});
+      v1::SchedulerMessage ack;
+      v1::LogAck* a = ack.mutable_log_ack();
+      *a->mutable_attempt() = chunk.attempt();
+      a->set_rank(chunk.rank());
+      a->set_stream(chunk.stream());
+      a->set_offset(chunk.offset() + static_cast<int64_t>(chunk.data().size()));
+      outbox_->Send(std::move(ack));
     } else if (in_.has_log()) {
       const v1::LogChunk& chunk = in_.log();
       storage::LogStreamKey key{chunk.attempt().job_id(), chunk.attempt().epoch(), chunk.rank(),

@@ -1,7 +1,8 @@
 // AgentServiceImpl: the gRPC service node agents connect to. One bidirectional stream per
 // agent; the node identity of a stream is set once, from its AgentHello, in AgentStream
 // (agent_service.cc) and nowhere else, so that per-node TLS identities can replace it in
-// one place. Log chunks go straight to the LogStore and are acknowledged once durable;
+// one place. Log chunks go straight to the LogStore and are acknowledged once durable (those
+// of an attempt that is not current are acknowledged and dropped, see Core::AcceptsLogs);
 // everything else is posted to the core loop.
 #ifndef DROVER_SERVER_AGENT_SERVICE_H_
 #define DROVER_SERVER_AGENT_SERVICE_H_

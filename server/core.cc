@@ -383,6 +383,9 @@ void Core::Restore(const std::vector<v1::Job>& unfinished,
       // The time limit counts from the restart: the true start is in start_time, but a
       // restart should not kill a job at once.
       if (status.state() == JobStatus::RUNNING) attempt.running_since = clock_.Now();
+      // Its nodes' leases run from now: one that never comes back is lost like any other.
+      for (const std::string& node : attempt.nodes) nodes_.Expect(node, clock_.Now());
+      UpdateFence(job.id());
     }
   }
 }
@@ -605,6 +608,7 @@ void Core::Assign(const scheduler::Placement& placement) {
   attempt.exec_token = ExecToken(job.id(), epoch);
   attempt.master_port = FreeMasterPort(placement.nodes.front());
   next->set_master_port(attempt.master_port);
+  UpdateFence(job.id());
   if (options_.metrics != nullptr) options_.metrics->attempts_placed.With({}).Increment();
   Log(LogLevel::kInfo, "job_placed",
       {{"job", job.id()}, {"attempt", epoch}, {"nodes", absl::StrJoin(placement.nodes, ",")}});
@@ -615,6 +619,7 @@ void Core::Assign(const scheduler::Placement& placement) {
     if (!committed.ok()) {
       for (const std::string& node : it->second.nodes) nodes_.Release(node, job_id);
       attempts_.erase(it);
+      UpdateFence(job_id);
       return;
     }
     SendAssignments(*committed, it->second);
@@ -628,13 +633,23 @@ std::string Core::ExecToken(const std::string& job_id, int64_t epoch) const {
   return digest.substr(digest.find(':') + 1, 32);
 }
 
-int32_t Core::FreeMasterPort(const std::string& node) const {
-  // The lowest port of the range that no other live attempt with the same first node uses.
+int32_t Core::FreeMasterPort(const std::string& node) {
+  // The next port of the range, after the last one handed out on this node, that no other
+  // live attempt with the same first node uses: a rank of an earlier attempt still trying
+  // to rendezvous (a stale one on a lost node) does not find a later attempt there.
   std::set<int32_t> used;
   for (const auto& [id, other] : attempts_) {
     if (!other.nodes.empty() && other.nodes.front() == node) used.insert(other.master_port);
   }
-  int32_t port = options_.master_port_base;
+  int32_t& next = next_master_port_[node];
+  for (int32_t i = 0; i < kMasterPorts; ++i) {
+    int32_t port = options_.master_port_base + (next + i) % kMasterPorts;
+    if (!used.contains(port)) {
+      next = (next + i + 1) % kMasterPorts;
+      return port;
+    }
+  }
+  int32_t port = options_.master_port_base + kMasterPorts;  // every one taken: past the range
   while (used.contains(port)) ++port;
   return port;
 }
@@ -889,7 +904,7 @@ void Core::AgentGone(const std::string& node, const AgentLink* link) {
 }
 
 void Core::AgentMessage(const std::string& node, const v1::AgentMessage& message) {
-  nodes_.Seen(node, clock_.Now());
+  if (!NodeSeen(node)) return;
   if (message.has_report()) HandleReport(node, message.report());
 }
 
@@ -901,8 +916,11 @@ void Core::HandleReport(const std::string& node, const v1::AttemptReport& report
                  it->second.epoch == report.attempt().epoch() &&
                  std::find(it->second.nodes.begin(), it->second.nodes.end(), node) !=
                      it->second.nodes.end();
-  if (!current) {
-    // A finished job, an old epoch or a node that is not part of the attempt: fence it off.
+  // A node whose part ended may only repeat that (a lost node that came back may not).
+  bool ended_here = current && it->second.ended.contains(node);
+  if (!current || (ended_here && report.phase() != v1::AttemptReport::ENDED)) {
+    // A finished job, an old epoch, a node that is not part of the attempt, or a lost one:
+    // fence it off.
     if (report.phase() != v1::AttemptReport::ENDED) {
       Log(LogLevel::kInfo, "stale_attempt_stopped",
           {{"job", job_id}, {"epoch", report.attempt().epoch()}, {"node", node}});
@@ -1042,6 +1060,7 @@ void Core::FinishAttempt(const std::string& job_id) {
   if (it == attempts_.end()) return;
   Attempt attempt = std::move(it->second);
   attempts_.erase(it);
+  UpdateFence(job_id);
   for (const std::string& node : attempt.nodes) nodes_.Release(node, job_id);
   if (job == nullptr) return;
 
@@ -1111,25 +1130,6 @@ void Core::FinishAttempt(const std::string& job_id) {
   Schedule();
 }
 
-void Core::NodeLost(const std::string& node) {
-  Log(LogLevel::kWarning, "node_down", {{"node", node}});
-  std::vector<std::string> finished;
-  for (auto& [job_id, attempt] : attempts_) {
-    if (std::find(attempt.nodes.begin(), attempt.nodes.end(), node) == attempt.nodes.end() ||
-        attempt.ended.contains(node)) {
-      continue;
-    }
-    attempt.ended.insert(node);
-    if (attempt.cause == JobStatus::CAUSE_UNSPECIFIED) {
-      attempt.cause = JobStatus::NODE_LOST;
-      attempt.message = absl::StrCat("node ", node, " stopped answering");
-    }
-    StopAttempt(job_id, attempt.cause, attempt.message);
-    if (attempt.ended.size() == attempt.nodes.size()) finished.push_back(job_id);
-  }
-  for (const std::string& job_id : finished) FinishAttempt(job_id);
-}
-
 void Core::Tick() {
   absl::Time now = clock_.Now();
   if (options_.metrics != nullptr && now - metrics_updated_ >= absl::Seconds(1)) {
@@ -1140,7 +1140,7 @@ void Core::Tick() {
     options_.metrics->SetNodeStates(nodes);
   }
   SaveUnsaved();
-  for (const std::string& node : nodes_.ExpireLeases(now, options_.lease)) NodeLost(node);
+  CheckLeases(now);
   StopLateLaunches(now);
   for (auto& [job_id, attempt] : attempts_) {
     const v1::Job* job = jobs_.Find(job_id);

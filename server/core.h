@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "drover/v1/admin_service.pb.h"
 #include "drover/v1/agent.pb.h"
 #include "drover/v1/datastore.pb.h"
 #include "drover/v1/image.pb.h"
@@ -44,6 +45,8 @@ class AgentLink {
   virtual ~AgentLink() = default;
   // Queues a message for the agent. Thread-safe, never blocks; dropped once the stream ended.
   virtual void Send(v1::SchedulerMessage message) = 0;
+  // Ends the stream with `status`; the agent reconnects and says hello again. Thread-safe.
+  virtual void Close(const absl::Status& status) = 0;
 };
 
 // Checks an image name for `drover image import` (AdminService.PutImage): 1-255 characters,
@@ -72,17 +75,27 @@ bool IsCredentialKey(const v1::Datastore& datastore, absl::string_view key);
 // are shown.
 v1::Datastore MaskCredentials(v1::Datastore datastore);
 
+// How many ports from CoreOptions::master_port_base attempts' MASTER_PORTs rotate through.
+inline constexpr int32_t kMasterPorts = 1000;
+
 struct CoreOptions {
+  // How often agents send a heartbeat (told in the welcome).
   absl::Duration heartbeat_interval = absl::Seconds(2);
-  // A node silent this long is DOWN.
+  // A node silent this long is DOWN and its attempts end NODE_LOST (after a restart: a node
+  // of a restored attempt that has not said hello this long after the restart).
   absl::Duration lease = absl::Seconds(15);
+  // When more than this fraction of the nodes are silent at once (see
+  // NodeRegistry::CheckLeases), the loss of nodes is not handled until enough are back;
+  // 0: never paused.
+  double node_loss_pause_fraction = 0.5;
   // SIGTERM to SIGKILL when an attempt is stopped.
   absl::Duration stop_grace = absl::Seconds(10);
   // An attempt whose nodes are not all READY this long after its assignment is stopped and
   // fails with cause LAUNCH_FAILED (retried when `max_retries` allows). Zero: no limit.
   absl::Duration launch_timeout = absl::Minutes(15);
-  // First MASTER_PORT handed to distributed attempts (node rank 0 of each gets the lowest
-  // port from here that no other attempt on that node holds).
+  // First MASTER_PORT handed to distributed attempts: node rank 0 of each gets the next port
+  // of the kMasterPorts from here, after the last one handed out on that node, that no other
+  // attempt there holds.
   int32_t master_port_base = 29500;
   // droverd's own metrics (jobs and nodes by state, placements...); null: none.
   ServerMetrics* metrics = nullptr;
@@ -94,6 +107,12 @@ struct CoreOptions {
   // nodes already have. droverd keeps it in its state folder; empty: a random one.
   std::string exec_token_key;
 };
+
+// Checks droverd's --heartbeat-interval, --node-lease and --node-loss-pause-fraction:
+// positive durations, a lease of at least kMinHeartbeatsPerLease heartbeat intervals, a
+// fraction in [0, 1). INVALID_ARGUMENT naming the flag and the fix otherwise.
+inline constexpr int kMinHeartbeatsPerLease = 3;
+absl::Status CheckNodeLeaseOptions(const CoreOptions& options);
 
 class Core {
  public:
@@ -127,7 +146,11 @@ class Core {
   absl::StatusOr<v1::Node> Cordon(const std::string& node, const std::string& reason);
   absl::StatusOr<v1::Node> Uncordon(const std::string& node);
   absl::StatusOr<v1::Node> Drain(const std::string& node, const std::string& reason);
+  // AdminService.DeclareNodeLost: the node is DOWN and its attempts end NODE_LOST now.
+  absl::StatusOr<v1::Node> DeclareNodeLost(const std::string& node, const std::string& reason);
   std::vector<v1::Node> ListNodes() const { return nodes_.List(); }
+  // Whether lost nodes are handled or that is paused, as of the last tick.
+  v1::NodeLossStatus NodeLoss() const;
   using StatusCallback = absl::AnyInvocable<void(absl::Status) &&>;
   // Stores, then applies, a compute target change; `done` runs on the loop after the commit.
   void PutTarget(const v1::ComputeTarget& target, StatusCallback done);
@@ -156,6 +179,12 @@ class Core {
 
   // Leases, timeouts and placement; the loop calls it periodically.
   void Tick();
+
+  // Whether a log chunk of `attempt` from `node` may be stored: the job's current attempt,
+  // on one of its nodes that has not ended its part (not lost). Chunks of anything else (an
+  // old epoch, a lost node, a finished job) are refused. Thread-safe (the agent streams
+  // call it for every chunk).
+  bool AcceptsLogs(const std::string& node, const v1::AttemptRef& attempt) const;
 
   // Whether a compute target exists. Thread-safe (submit handlers call it).
   bool TargetExists(const std::string& name) const;
@@ -216,11 +245,19 @@ class Core {
   // The attempt's secret for exec relays between its nodes (AssignAttempt.exec_token).
   std::string ExecToken(const std::string& job_id, int64_t epoch) const;
   // MASTER_PORT for an attempt whose node rank 0 is `node`.
-  int32_t FreeMasterPort(const std::string& node) const;
+  int32_t FreeMasterPort(const std::string& node);
   // Sends the attempt's AssignAttempt to each of its nodes (or only to `only_node`).
   void SendAssignments(const v1::Job& job, const Attempt& attempt,
                        const std::string& only_node = "");
-  void NodeLost(const std::string& node);
+  // Node `node` is lost: its part of every attempt ends with `message` (NODE_LOST).
+  void NodeLost(const std::string& node, const std::string& message);
+  // Leases and the pause of node-loss handling (node_loss.cc).
+  void CheckLeases(absl::Time now);
+  // A message came from `node`'s agent. False when the node was lost meanwhile: its stream
+  // is closed, so that the agent says hello again and its stale attempts are stopped.
+  bool NodeSeen(const std::string& node);
+  // Sets what AcceptsLogs says of `job_id` from attempts_.
+  void UpdateFence(const std::string& job_id);
   // Applies `next` to the in-memory job now and writes it; `done` (optional) runs on the
   // loop after the commit with the committed job.
   //
@@ -269,6 +306,17 @@ class Core {
   // After the disk refused a placement, none is tried again before this.
   absl::Time placement_paused_until_ = absl::InfinitePast();
   bool schedule_requested_ = false;
+  scheduler::LeaseCheck lease_check_;  // the last one
+  // By node: where FreeMasterPort looks first, as an offset from master_port_base.
+  absl::flat_hash_map<std::string, int32_t> next_master_port_;
+
+  // The current attempt of every live job and its nodes still in it, for AcceptsLogs.
+  struct Fence {
+    int64_t epoch = 0;
+    std::set<std::string> nodes;
+  };
+  mutable absl::Mutex fence_mu_;
+  absl::flat_hash_map<std::string, Fence> fence_ ABSL_GUARDED_BY(fence_mu_);  // by job id
 
   mutable absl::Mutex target_names_mu_;
   absl::flat_hash_set<std::string> target_names_ ABSL_GUARDED_BY(target_names_mu_);

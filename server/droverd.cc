@@ -126,6 +126,9 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
   // Without this, gRPC sets SO_REUSEPORT and a second droverd could share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Agents send keepalive pings every few seconds to notice a dead network (agent/agent.cc);
+  // gRPC's default would answer pings more often than every 5 min with GOAWAY.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(RpcMetricsInterceptors(d->metrics_.get()));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

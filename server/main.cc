@@ -42,6 +42,17 @@ bool WriteFileAtomically(const std::string& path, const std::string& text) {
   return !error;
 }
 
+// Parses flag --`name`'s value `text` as a duration that is not negative.
+absl::Status ParseDurationFlag(absl::string_view name, const std::string& text,
+                               absl::string_view example, absl::Duration* out) {
+  if (!absl::ParseDuration(text, out) || *out < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, ": '", text,
+                                                   "' is not a duration; write it like ",
+                                                   example));
+  }
+  return absl::OkStatus();
+}
+
 int Fail(const absl::Status& status) {
   drover::Log(drover::LogLevel::kError, "droverd_failed", {{"error", status.message()}});
   std::fprintf(stderr, "droverd: %s\n", std::string(status.message()).c_str());
@@ -57,6 +68,8 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::string shutdown_grace = "10s";
   std::string launch_timeout = "15m";
+  std::string heartbeat_interval = "2s";
+  std::string node_lease = "15s";
   drover::server::PipFlags pip;
 
   drover::FlagSet flags("droverd [flags]", kSummary);
@@ -75,6 +88,18 @@ int main(int argc, char** argv) {
                "How long an attempt may wait for all its nodes to be ready before it fails "
                "(LAUNCH_FAILED); 0 waits forever",
                "DURATION");
+  // Lost nodes (docs/operations.md, "Lost nodes").
+  flags.String("heartbeat-interval", &heartbeat_interval,
+               "How often agents send a heartbeat", "DURATION");
+  flags.String("node-lease", &node_lease,
+               "How long a silent node keeps its attempts: after this without a message it is "
+               "DOWN and its attempts end NODE_LOST (retried when max_retries allows); at least "
+               "3 heartbeat intervals",
+               "DURATION");
+  flags.Double("node-loss-pause-fraction", &options.core.node_loss_pause_fraction,
+               "When more than this fraction of the nodes (at least 3) is silent at once, "
+               "lost nodes keep their attempts until enough are back; 0 never pauses",
+               "FRACTION");
   // How agents install jobs' pip_packages (docs/environments.md); part of every
   // environment's cache key.
   flags.String("pip-index-url", &pip.index_url,
@@ -109,15 +134,15 @@ int main(int argc, char** argv) {
   absl::StatusOr<drover::LogLevel> level = drover::ParseLogLevel(log_level);
   if (!level.ok()) return Fail(absl::InvalidArgumentError(absl::StrCat("--log-level: ", level.status().message())));
   drover::SetLogLevel(*level);
-  if (!absl::ParseDuration(shutdown_grace, &options.shutdown_grace) ||
-      options.shutdown_grace < absl::ZeroDuration()) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "--shutdown-grace: '", shutdown_grace, "' is not a duration; write it like 10s or 1m")));
-  }
-  if (!absl::ParseDuration(launch_timeout, &options.core.launch_timeout) ||
-      options.core.launch_timeout < absl::ZeroDuration()) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "--launch-timeout: '", launch_timeout, "' is not a duration; write it like 30s or 10m")));
+  for (absl::Status s :
+       {ParseDurationFlag("shutdown-grace", shutdown_grace, "10s or 1m", &options.shutdown_grace),
+        ParseDurationFlag("launch-timeout", launch_timeout, "30s or 10m",
+                          &options.core.launch_timeout),
+        ParseDurationFlag("heartbeat-interval", heartbeat_interval, "2s or 500ms",
+                          &options.core.heartbeat_interval),
+        ParseDurationFlag("node-lease", node_lease, "15s or 1m", &options.core.lease),
+        drover::server::CheckNodeLeaseOptions(options.core)}) {
+    if (!s.ok()) return Fail(s);
   }
 
   absl::StatusOr<drover::v1::PipSettings> pip_settings = drover::server::PipSettingsFromFlags(pip);

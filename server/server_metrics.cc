@@ -96,6 +96,13 @@ ServerMetrics::ServerMetrics(MetricsRegistry& registry)
                          .AddGauge("drover_rpcs_in_flight",
                                    "RPCs being served now (streams count while they are open).")
                          .With({})),
+      node_loss_paused(registry.AddGauge(
+          "drover_node_loss_paused",
+          "1 while droverd pauses the handling of lost nodes because too many are silent at "
+          "once (--node-loss-pause-fraction); their attempts are kept meanwhile.")),
+      nodes_waiting_for_loss(registry.AddGauge(
+          "drover_nodes_waiting_for_loss",
+          "DOWN nodes whose attempts wait for the pause of node-loss handling to end.")),
       jobs_(registry.AddGauge("drover_jobs", "Jobs not yet ended, by state.", {"state"})),
       nodes_(registry.AddGauge("drover_nodes", "Registered nodes, by state.", {"state"})) {}
 

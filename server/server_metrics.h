@@ -1,8 +1,8 @@
 // ServerMetrics: droverd's own metrics (Prometheus, served at --metrics-listen /metrics):
 // jobs and nodes by state, submits, placements, finished jobs, RPCs with their latency, log
-// and metric bytes ingested, writes the state disk refused, RPCs in flight. Owned by
-// Droverd; the families are thread-safe, so every component updates them from its own
-// thread.
+// and metric bytes ingested, writes the state disk refused, RPCs in flight, the pause of
+// node-loss handling. Owned by Droverd; the families are thread-safe, so every component
+// updates them from its own thread.
 #ifndef DROVER_SERVER_SERVER_METRICS_H_
 #define DROVER_SERVER_SERVER_METRICS_H_
 
@@ -31,8 +31,10 @@ class ServerMetrics {
   CounterFamily& ingested_bytes;   // drover_ingested_bytes_total{stream}
   CounterFamily& rpcs;             // drover_rpcs_total{method,code}
   HistogramFamily& rpc_seconds;    // drover_rpc_duration_seconds{method}
-  CounterFamily& state_write_errors;  // drover_state_write_errors_total{store,kind}
-  Gauge& rpcs_in_flight;              // drover_rpcs_in_flight: calls not yet done
+  CounterFamily& state_write_errors;     // drover_state_write_errors_total{store,kind}
+  Gauge& rpcs_in_flight;                 // drover_rpcs_in_flight: calls not yet done
+  GaugeFamily& node_loss_paused;         // drover_node_loss_paused: 1 while paused (mass loss)
+  GaugeFamily& nodes_waiting_for_loss;  // drover_nodes_waiting_for_loss
 
  private:
   GaugeFamily& jobs_;   // drover_jobs{state}

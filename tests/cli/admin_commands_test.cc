@@ -13,6 +13,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::Pair;
 using ::testing::StartsWith;
 using ::testing::UnorderedElementsAre;
@@ -110,6 +111,34 @@ TEST_F(CliTest, NodeActionsPrintTheNewState) {
   EXPECT_EQ(server_.node_requests[2].first, "uncordon");
 }
 
+TEST_F(CliTest, NodeLostDeclaresTheNodeLostWithItsReason) {
+  server_.nodes.push_back(MakeNode("n1", v1::Node::READY));
+  ASSERT_EQ(Run({"node", "lost", "n1", "--reason", "power supply"}), 0) << err();
+  EXPECT_EQ(out(), "n1 DOWN\n");
+  ASSERT_EQ(server_.node_requests.size(), 1u);
+  EXPECT_EQ(server_.node_requests[0].first, "lost");
+  EXPECT_EQ(server_.node_requests[0].second.name(), "n1");
+  EXPECT_EQ(server_.node_requests[0].second.reason(), "power supply");
+}
+
+TEST_F(CliTest, NodesSaysWhileNodeLossHandlingIsPaused) {
+  server_.nodes.push_back(MakeNode("n1", v1::Node::READY));
+  ASSERT_EQ(Run({"nodes"}), 0) << err();
+  EXPECT_THAT(out(), Not(HasSubstr("PAUSED")));
+  server_.node_loss.set_paused(true);
+  // 2 min before the fixture's now.
+  server_.node_loss.mutable_paused_since()->set_seconds(1'000'100 - 120);
+  server_.node_loss.set_silent_nodes(2);
+  server_.node_loss.set_counted_nodes(3);
+  server_.node_loss.add_waiting_nodes("n2");
+  server_.node_loss.add_waiting_nodes("n3");
+  server_.node_loss.set_pause_fraction(0.5);
+  ASSERT_EQ(Run({"nodes"}), 0) << err();
+  EXPECT_THAT(out(), HasSubstr("\nnode-loss handling PAUSED for 2m: 2 of 3 nodes silent (more "
+                               "than 0.5); the jobs on n2, n3 are kept until enough nodes are "
+                               "back ('drover node lost NODE' gives one up now)\n"));
+}
+
 TEST_F(CliTest, NodeActionOnAnUnknownNodeExits4) {
   EXPECT_EQ(Run({"node", "cordon", "n9"}), 4);
   ExpectOneErrorLine("node 'n9' is not known; see drover nodes");
@@ -120,7 +149,8 @@ TEST_F(CliTest, NodeActionUsageErrors) {
   EXPECT_THAT(err(), HasSubstr("Actions:"));
   EXPECT_THAT(err(), HasSubstr("drover: missing ACTION after 'drover node'"));
   EXPECT_EQ(Run({"node", "reboot", "n1"}), 2);
-  ExpectOneErrorLine("unknown action 'reboot' for drover node; use show, cordon, uncordon or drain");
+  ExpectOneErrorLine(
+      "unknown action 'reboot' for drover node; use show, cordon, uncordon, drain or lost");
   EXPECT_EQ(Run({"node", "cordon"}), 2);
   ExpectOneErrorLine("missing NODE");
   EXPECT_EQ(Run({"node", "cordon", "n1", "n2"}), 2);

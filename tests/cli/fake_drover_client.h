@@ -48,6 +48,7 @@ struct FakeServer {
   };
   std::deque<MetricsStream> metrics_streams;
   std::vector<v1::Node> nodes;
+  v1::NodeLossStatus node_loss;  // ListNodes' node_loss
   std::vector<v1::ComputeTarget> targets;
   std::vector<v1::Image> images;
   std::vector<v1::Datastore> datastores;  // as registered, credentials included
@@ -214,6 +215,7 @@ class FakeDroverClient final : public DroverClient {
     if (absl::Status e = NextError(); !e.ok()) return e;
     v1::ListNodesResponse response;
     for (const v1::Node& node : s_->nodes) *response.add_nodes() = node;
+    *response.mutable_node_loss() = s_->node_loss;
     return response;
   }
   absl::StatusOr<v1::Node> CordonNode(const v1::NodeRequest& request) override {
@@ -224,6 +226,9 @@ class FakeDroverClient final : public DroverClient {
   }
   absl::StatusOr<v1::Node> DrainNode(const v1::NodeRequest& request) override {
     return ChangeNode("drain", request, v1::Node::DRAINING);
+  }
+  absl::StatusOr<v1::Node> DeclareNodeLost(const v1::NodeRequest& request) override {
+    return ChangeNode("lost", request, v1::Node::DOWN);
   }
 
   absl::StatusOr<v1::ComputeTarget> PutComputeTarget(

@@ -62,8 +62,9 @@ TEST(NodeRegistryTest, NewNodesAreReadyAndMissedLeasesMakeThemDown) {
   NodeRegistry nodes;
   ASSERT_TRUE(nodes.Register(NodeWith("n1", 4, 8192), kT0).ok());
   EXPECT_TRUE(nodes.TakesWork("n1"));
-  EXPECT_THAT(nodes.ExpireLeases(kT0 + absl::Seconds(5), absl::Seconds(10)), IsEmpty());
-  EXPECT_THAT(nodes.ExpireLeases(kT0 + absl::Seconds(11), absl::Seconds(10)), ElementsAre("n1"));
+  EXPECT_THAT(nodes.CheckLeases(kT0 + absl::Seconds(5), absl::Seconds(10)).down, IsEmpty());
+  EXPECT_THAT(nodes.CheckLeases(kT0 + absl::Seconds(11), absl::Seconds(10)).down,
+              ElementsAre("n1"));
   EXPECT_EQ(nodes.Find("n1")->state(), v1::Node::DOWN);
   EXPECT_THAT(nodes.Find("n1")->reason(), HasSubstr("MISSED_LEASE"));
   ASSERT_TRUE(nodes.Register(NodeWith("n1", 4, 8192), kT0 + absl::Seconds(20)).ok());
@@ -253,7 +254,7 @@ TEST(PlacementTest, CordonedAndDownNodesTakeNoWork) {
   ASSERT_TRUE(nodes.Register(NodeWith("n1", 4, 8192), kT0).ok());
   ASSERT_TRUE(nodes.Register(NodeWith("n2", 4, 8192), kT0 + absl::Seconds(30)).ok());
   ASSERT_TRUE(nodes.Cordon("n2", "").ok());
-  nodes.ExpireLeases(kT0 + absl::Seconds(20), absl::Seconds(10));
+  nodes.CheckLeases(kT0 + absl::Seconds(20), absl::Seconds(10));
   JobQueue queue;
   queue.Update(QueuedJob("j-1", 1, 1024));
   PlacementRound round = PlaceQueuedJobs(queue, nodes, {}, kT0);

@@ -26,6 +26,7 @@ ScriptedAgent::ScriptedAgent(const std::shared_ptr<grpc::Channel>& channel,
 }
 
 ScriptedAgent::~ScriptedAgent() {
+  if (finished_) return;
   context_.TryCancel();
   v1::SchedulerMessage ignored;
   while (stream_->Read(&ignored)) {
@@ -40,6 +41,14 @@ v1::SchedulerMessage ScriptedAgent::Next(v1::SchedulerMessage::KindCase kind) {
   }
   ADD_FAILURE() << "stream ended while waiting for message kind " << kind;
   return message;
+}
+
+grpc::Status ScriptedAgent::WaitForEnd() {
+  v1::SchedulerMessage ignored;
+  while (stream_->Read(&ignored)) {
+  }
+  finished_ = true;
+  return stream_->Finish();
 }
 
 void ScriptedAgent::Report(const std::string& job, int64_t epoch,

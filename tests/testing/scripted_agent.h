@@ -43,11 +43,14 @@ class ScriptedAgent {
   void Log(const std::string& job, int64_t epoch, int32_t rank, int64_t offset,
            const std::string& data, v1::LogStream stream = v1::STDOUT);
   void Heartbeat();
+  // Reads (skipping what comes) until droverd ends the stream; its status.
+  grpc::Status WaitForEnd();
 
  private:
   std::unique_ptr<v1::AgentService::Stub> stub_;
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::SchedulerMessage>> stream_;
+  bool finished_ = false;  // Finish() was called
 };
 
 }  // namespace drover::testing

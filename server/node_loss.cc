@@ -1,0 +1,167 @@
+// The core's handling of lost nodes: leases, the pause of node-loss handling when most nodes
+// vanish at once, the administrator's DeclareNodeLost, the agents of lost nodes that come
+// back on their old stream, and the fence that keeps what a stale attempt sends out of the
+// logs. Part of Core (core.h); runs on the CoreLoop thread except AcceptsLogs.
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/core.h"
+#include "server/server_metrics.h"
+
+namespace drover::server {
+
+using google::protobuf::util::TimeUtil;
+using v1::JobStatus;
+
+absl::Status CheckNodeLeaseOptions(const CoreOptions& options) {
+  if (options.heartbeat_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--heartbeat-interval: ", absl::FormatDuration(options.heartbeat_interval),
+                     " must be positive; write it like 2s or 500ms"));
+  }
+  if (options.lease < kMinHeartbeatsPerLease * options.heartbeat_interval) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--node-lease: ", absl::FormatDuration(options.lease), " is less than ",
+        kMinHeartbeatsPerLease, " heartbeat intervals (--heartbeat-interval ",
+        absl::FormatDuration(options.heartbeat_interval),
+        "), so a node would be lost for a few late heartbeats; give a lease of at least ",
+        absl::FormatDuration(kMinHeartbeatsPerLease * options.heartbeat_interval),
+        " or a shorter heartbeat interval"));
+  }
+  if (!(options.node_loss_pause_fraction >= 0 && options.node_loss_pause_fraction < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--node-loss-pause-fraction: ", options.node_loss_pause_fraction,
+                     " is not in [0, 1); give the fraction of silent nodes beyond which "
+                     "node-loss handling pauses, such as 0.5, or 0 to never pause"));
+  }
+  return absl::OkStatus();
+}
+
+void Core::CheckLeases(absl::Time now) {
+  const bool was_paused = lease_check_.paused;
+  lease_check_ = nodes_.CheckLeases(now, options_.lease, options_.node_loss_pause_fraction);
+  const scheduler::LeaseCheck& check = lease_check_;
+  for (const std::string& node : check.down) {
+    Log(LogLevel::kWarning, "node_down",
+        {{"node", node}, {"lease", absl::FormatDuration(options_.lease)}});
+  }
+  if (check.paused != was_paused) {
+    if (check.paused) {
+      Log(LogLevel::kWarning, "node_loss_paused",
+          {{"silent", check.silent},
+           {"nodes", check.counted},
+           {"fraction", options_.node_loss_pause_fraction},
+           {"waiting", absl::StrJoin(check.pending, ",")}});
+    } else {
+      Log(LogLevel::kWarning, "node_loss_resumed",
+          {{"silent", check.silent},
+           {"nodes", check.counted},
+           {"lost", absl::StrJoin(check.lost, ",")}});
+    }
+  }
+  if (options_.metrics != nullptr) {
+    options_.metrics->node_loss_paused.With({}).Set(check.paused ? 1 : 0);
+    options_.metrics->nodes_waiting_for_loss.With({}).Set(
+        static_cast<double>(check.pending.size()));
+  }
+  for (const std::string& node : check.lost) {
+    NodeLost(node, absl::StrCat("node ", node, " stopped answering (no message for ",
+                                absl::FormatDuration(options_.lease), ")"));
+  }
+}
+
+v1::NodeLossStatus Core::NodeLoss() const {
+  v1::NodeLossStatus status;
+  status.set_paused(lease_check_.paused);
+  if (lease_check_.paused) {
+    *status.mutable_paused_since() =
+        TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(nodes_.loss_paused_since()));
+  }
+  status.set_silent_nodes(lease_check_.silent);
+  status.set_counted_nodes(lease_check_.counted);
+  for (const std::string& node : lease_check_.pending) status.add_waiting_nodes(node);
+  status.set_pause_fraction(options_.node_loss_pause_fraction);
+  return status;
+}
+
+absl::StatusOr<v1::Node> Core::DeclareNodeLost(const std::string& node, const std::string& reason) {
+  absl::StatusOr<v1::Node> declared = nodes_.DeclareLost(node, reason, clock_.Now());
+  if (!declared.ok()) return declared;
+  lease_check_.pending.erase(
+      std::remove(lease_check_.pending.begin(), lease_check_.pending.end(), node),
+      lease_check_.pending.end());
+  NodeLost(node, absl::StrCat("node ", node, " was declared lost by an administrator",
+                              reason.empty() ? "" : ": ", reason));
+  Schedule();
+  return declared;
+}
+
+void Core::NodeLost(const std::string& node, const std::string& message) {
+  std::vector<std::string> touched;
+  std::vector<std::string> finished;
+  for (auto& [job_id, attempt] : attempts_) {
+    if (std::find(attempt.nodes.begin(), attempt.nodes.end(), node) == attempt.nodes.end() ||
+        attempt.ended.contains(node)) {
+      continue;
+    }
+    attempt.ended.insert(node);
+    touched.push_back(job_id);
+    if (attempt.cause == JobStatus::CAUSE_UNSPECIFIED) {
+      attempt.cause = JobStatus::NODE_LOST;
+      attempt.message = message;
+    }
+    // The rest of the gang ends too; the lost node is told when it comes back.
+    StopAttempt(job_id, attempt.cause, attempt.message);
+    if (attempt.ended.size() == attempt.nodes.size()) finished.push_back(job_id);
+  }
+  Log(LogLevel::kWarning, "node_lost",
+      {{"node", node}, {"jobs", absl::StrJoin(touched, ",")}, {"message", message}});
+  for (const std::string& job_id : touched) UpdateFence(job_id);
+  for (const std::string& job_id : finished) FinishAttempt(job_id);
+}
+
+bool Core::NodeSeen(const std::string& node) {
+  const v1::Node* known = nodes_.Find(node);
+  const bool was_down = known != nullptr && known->state() == v1::Node::DOWN;
+  if (nodes_.Seen(node, clock_.Now())) {
+    if (was_down) Log(LogLevel::kInfo, "node_back", {{"node", node}});
+    return true;
+  }
+  // Its attempts were ended here while it was away, but it still runs them: have it say
+  // hello again, which stops them (HandleReport).
+  auto link = links_.find(node);
+  if (link != links_.end()) {
+    Log(LogLevel::kInfo, "lost_node_reconnect", {{"node", node}});
+    link->second->Close(absl::UnavailableError(
+        absl::StrCat("node ", node, " was lost and its attempts ended; reconnect and say hello")));
+    links_.erase(link);
+  }
+  return false;
+}
+
+void Core::UpdateFence(const std::string& job_id) {
+  auto it = attempts_.find(job_id);
+  absl::MutexLock lock(&fence_mu_);
+  if (it == attempts_.end()) {
+    fence_.erase(job_id);
+    return;
+  }
+  Fence& fence = fence_[job_id];
+  fence.epoch = it->second.epoch;
+  fence.nodes.clear();
+  for (const std::string& node : it->second.nodes) {
+    if (!it->second.ended.contains(node)) fence.nodes.insert(node);
+  }
+}
+
+bool Core::AcceptsLogs(const std::string& node, const v1::AttemptRef& attempt) const {
+  absl::MutexLock lock(&fence_mu_);
+  auto it = fence_.find(attempt.job_id());
+  return it != fence_.end() && it->second.epoch == attempt.epoch() &&
+         it->second.nodes.contains(node);
+}
+
+}  // namespace drover::server

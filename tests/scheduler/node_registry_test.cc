@@ -1,0 +1,232 @@
+// Leases of the node registry: silent nodes become DOWN and their loss is handled once;
+// nodes expected after a restart are lost one lease later if they never come back; when
+// most nodes vanish at once, handling pauses until enough come back. Time is an argument,
+// so every test drives the clock by hand.
+#include "scheduler/node_registry.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace drover::scheduler {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
+const absl::Duration kLease = absl::Seconds(10);
+constexpr double kHalf = 0.5;
+
+absl::Time At(double seconds) { return kT0 + absl::Seconds(seconds); }
+
+v1::NodeInfo Node(const std::string& name) {
+  v1::NodeInfo info;
+  info.set_name(name);
+  info.mutable_capacity()->set_cpus(4);
+  info.mutable_capacity()->set_memory_mib(8192);
+  return info;
+}
+
+// `names` registered at kT0.
+NodeRegistry Cluster(const std::vector<std::string>& names) {
+  NodeRegistry nodes;
+  for (const std::string& name : names) EXPECT_TRUE(nodes.Register(Node(name), kT0).ok());
+  return nodes;
+}
+
+TEST(NodeLeaseTest, SilentNodeIsLostOnceAndBackOnlyWithAHello) {
+  NodeRegistry nodes = Cluster({"n1", "n2", "n3"});
+  nodes.Seen("n1", At(9));
+  nodes.Seen("n2", At(9));
+  LeaseCheck check = nodes.CheckLeases(At(10.5), kLease, kHalf);
+  EXPECT_THAT(check.down, ElementsAre("n3"));
+  EXPECT_THAT(check.lost, ElementsAre("n3"));
+  EXPECT_FALSE(check.paused);
+  EXPECT_EQ(nodes.Find("n3")->state(), v1::Node::DOWN);
+  EXPECT_THAT(nodes.Find("n3")->reason(), HasSubstr("MISSED_LEASE"));
+  EXPECT_FALSE(nodes.TakesWork("n3"));
+
+  // Handled once; a message on its old stream changes nothing (its attempts were ended).
+  nodes.Seen("n1", At(11));
+  nodes.Seen("n2", At(11));
+  EXPECT_THAT(nodes.CheckLeases(At(11), kLease, kHalf).lost, IsEmpty());
+  EXPECT_FALSE(nodes.Seen("n3", At(12)));
+  EXPECT_EQ(nodes.Find("n3")->state(), v1::Node::DOWN);
+  ASSERT_TRUE(nodes.Register(Node("n3"), At(13)).ok());
+  EXPECT_TRUE(nodes.TakesWork("n3"));
+  EXPECT_TRUE(nodes.Seen("n3", At(14)));
+}
+
+TEST(NodeLeaseTest, ExpectedNodeIsHiddenAndLostOneLeaseAfterTheRestartUnlessItSaysHello) {
+  NodeRegistry nodes;
+  nodes.Expect("n1", kT0);
+  nodes.Expect("n2", kT0);
+  EXPECT_EQ(nodes.Find("n1"), nullptr);
+  EXPECT_THAT(nodes.List(), IsEmpty());
+  EXPECT_FALSE(nodes.TakesWork("n1"));
+  EXPECT_FALSE(nodes.Cordon("n1", "").ok());
+  EXPECT_THAT(nodes.CheckLeases(At(9), kLease, kHalf).lost, IsEmpty());
+
+  ASSERT_TRUE(nodes.Register(Node("n2"), At(5)).ok());
+  EXPECT_EQ(nodes.Find("n2")->state(), v1::Node::READY);
+  EXPECT_TRUE(nodes.Find("n2")->has_register_time());
+
+  LeaseCheck check = nodes.CheckLeases(At(11), kLease, kHalf);
+  EXPECT_THAT(check.lost, ElementsAre("n1"));
+  EXPECT_THAT(nodes.List(), ::testing::SizeIs(1)) << "n1 never registered: still not listed";
+  // When it does come back, it is a node like any other.
+  ASSERT_TRUE(nodes.Register(Node("n1"), At(20)).ok());
+  EXPECT_TRUE(nodes.TakesWork("n1"));
+}
+
+TEST(NodeLeaseTest, MostNodesSilentAtOncePauseLossHandlingUntilEnoughComeBack) {
+  NodeRegistry nodes = Cluster({"n1", "n2", "n3"});
+  nodes.Seen("n1", At(10));
+  LeaseCheck check = nodes.CheckLeases(At(10.5), kLease, kHalf);
+  EXPECT_TRUE(check.paused);
+  EXPECT_THAT(check.down, ElementsAre("n2", "n3"));
+  EXPECT_THAT(check.lost, IsEmpty());
+  EXPECT_THAT(check.pending, ElementsAre("n2", "n3"));
+  EXPECT_EQ(check.silent, 2);
+  EXPECT_EQ(check.counted, 3);
+  EXPECT_EQ(nodes.loss_paused_since(), At(10.5));
+  // DOWN (no new work) while paused, but nothing is handled for as long as it lasts.
+  EXPECT_FALSE(nodes.TakesWork("n2"));
+  for (double t : {20.0, 60.0, 600.0}) {
+    nodes.Seen("n1", At(t));
+    check = nodes.CheckLeases(At(t), kLease, kHalf);
+    EXPECT_TRUE(check.paused) << t;
+    EXPECT_THAT(check.lost, IsEmpty()) << t;
+  }
+  EXPECT_EQ(nodes.loss_paused_since(), At(10.5));
+
+  // n2 speaks again on its stream: it is simply back; n3, still silent, is now a single
+  // lost node of three and handled.
+  EXPECT_TRUE(nodes.Seen("n2", At(601)));
+  EXPECT_EQ(nodes.Find("n2")->state(), v1::Node::READY);
+  check = nodes.CheckLeases(At(601), kLease, kHalf);
+  EXPECT_FALSE(check.paused);
+  EXPECT_THAT(check.lost, ElementsAre("n3"));
+  EXPECT_EQ(nodes.loss_paused_since(), absl::InfiniteFuture());
+}
+
+TEST(NodeLeaseTest, NodesGoingSilentSecondsApartAreOneMassLoss) {
+  // A switch fails: the nodes' last heartbeats were spread over a few seconds, so the first
+  // lease runs out while the others' are still running, half gone.
+  NodeRegistry nodes = Cluster({"n1", "n2", "n3", "n4"});
+  nodes.Seen("n3", At(2));
+  nodes.Seen("n4", At(2));
+  nodes.Seen("n1", At(10));
+  LeaseCheck check = nodes.CheckLeases(At(10.5), kLease, kHalf);
+  EXPECT_THAT(check.down, ElementsAre("n2"));
+  EXPECT_EQ(check.silent, 3);
+  EXPECT_TRUE(check.paused);
+  EXPECT_THAT(check.lost, IsEmpty());
+  nodes.Seen("n1", At(12.5));
+  check = nodes.CheckLeases(At(12.5), kLease, kHalf);
+  EXPECT_THAT(check.down, ElementsAre("n3", "n4"));
+  EXPECT_TRUE(check.paused);
+}
+
+TEST(NodeLeaseTest, HalfOfTheNodesIsNotMoreThanHalf) {
+  NodeRegistry nodes = Cluster({"n1", "n2", "n3", "n4"});
+  nodes.Seen("n1", At(10));
+  nodes.Seen("n2", At(10));
+  LeaseCheck check = nodes.CheckLeases(At(10.5), kLease, kHalf);
+  EXPECT_FALSE(check.paused);
+  EXPECT_THAT(check.lost, ElementsAre("n3", "n4"));
+}
+
+TEST(NodeLeaseTest, SmallClustersAndAZeroFractionNeverPause) {
+  NodeRegistry two = Cluster({"n1", "n2"});
+  EXPECT_THAT(two.CheckLeases(At(11), kLease, kHalf).lost, ElementsAre("n1", "n2"));
+  NodeRegistry three = Cluster({"n1", "n2", "n3"});
+  LeaseCheck check = three.CheckLeases(At(11), kLease, 0);
+  EXPECT_FALSE(check.paused);
+  EXPECT_THAT(check.lost, ElementsAre("n1", "n2", "n3"));
+}
+
+TEST(NodeLeaseTest, EveryNodeSilentPausesToo) {
+  // droverd's own network failed, or it was stopped (SIGSTOP) longer than a lease.
+  NodeRegistry nodes = Cluster({"n1", "n2", "n3"});
+  LeaseCheck check = nodes.CheckLeases(At(30), kLease, kHalf);
+  EXPECT_TRUE(check.paused);
+  EXPECT_THAT(check.lost, IsEmpty());
+  for (const char* name : {"n1", "n2", "n3"}) EXPECT_TRUE(nodes.Seen(name, At(31)));
+  check = nodes.CheckLeases(At(31), kLease, kHalf);
+  EXPECT_FALSE(check.paused);
+  EXPECT_THAT(check.lost, IsEmpty());
+  for (const char* name : {"n1", "n2", "n3"}) EXPECT_TRUE(nodes.TakesWork(name)) << name;
+}
+
+TEST(NodeLeaseTest, NodesLostEarlierDoNotMakeALaterSingleLossAMassLoss) {
+  NodeRegistry nodes = Cluster({"n1", "n2", "n3", "n4"});
+  for (const char* name : {"n1", "n2", "n3"}) nodes.Seen(name, At(10));
+  EXPECT_THAT(nodes.CheckLeases(At(10.5), kLease, kHalf).lost, ElementsAre("n4"));
+  nodes.Seen("n1", At(30));
+  nodes.Seen("n2", At(30));
+  // n3 is now one of three counted nodes.
+  LeaseCheck check = nodes.CheckLeases(At(30.5), kLease, kHalf);
+  EXPECT_EQ(check.counted, 3);
+  EXPECT_FALSE(check.paused);
+  EXPECT_THAT(check.lost, ElementsAre("n3"));
+}
+
+TEST(NodeLeaseTest, ExpectedNodesCountTowardsAMassLossAfterARestart) {
+  // droverd restarted; two of the three nodes its attempts ran on do not come back.
+  NodeRegistry nodes;
+  for (const char* name : {"n1", "n2", "n3"}) nodes.Expect(name, kT0);
+  ASSERT_TRUE(nodes.Register(Node("n1"), At(1)).ok());
+  nodes.Seen("n1", At(10));
+  LeaseCheck check = nodes.CheckLeases(At(10.5), kLease, kHalf);
+  EXPECT_TRUE(check.paused);
+  EXPECT_THAT(check.pending, ElementsAre("n2", "n3"));
+  // While nobody is lost, a slow reconnect after the restart pauses nothing.
+  NodeRegistry slow;
+  for (const char* name : {"n1", "n2", "n3"}) slow.Expect(name, kT0);
+  EXPECT_FALSE(slow.CheckLeases(At(9), kLease, kHalf).paused);
+}
+
+TEST(NodeLeaseTest, DeclaredLostNodeIsHandledAtOnceAndTheOthersStayPaused) {
+  NodeRegistry nodes = Cluster({"n1", "n2", "n3"});
+  nodes.Seen("n1", At(10));
+  ASSERT_TRUE(nodes.CheckLeases(At(10.5), kLease, kHalf).paused);
+  absl::StatusOr<v1::Node> n2 = nodes.DeclareLost("n2", "power supply", At(11));
+  ASSERT_TRUE(n2.ok()) << n2.status();
+  EXPECT_EQ(n2->state(), v1::Node::DOWN);
+  EXPECT_EQ(n2->reason(), "DECLARED_LOST power supply");
+  nodes.Seen("n1", At(12));
+  LeaseCheck check = nodes.CheckLeases(At(12), kLease, kHalf);
+  EXPECT_TRUE(check.paused) << "n2 still counts while the pause it was declared in lasts";
+  EXPECT_THAT(check.pending, ElementsAre("n3"));
+  EXPECT_THAT(check.lost, IsEmpty());
+
+  // Once n3 is back, the pause ends; n2 stays DOWN until its agent says hello.
+  EXPECT_TRUE(nodes.Seen("n3", At(13)));
+  EXPECT_FALSE(nodes.CheckLeases(At(13), kLease, kHalf).paused);
+  EXPECT_FALSE(nodes.Seen("n2", At(14)));
+  EXPECT_EQ(nodes.Find("n2")->state(), v1::Node::DOWN);
+
+  // A node expected after a restart can be declared lost too; an unknown one cannot.
+  nodes.Expect("n9", At(14));
+  EXPECT_TRUE(nodes.DeclareLost("n9", "", At(14)).ok());
+  absl::StatusOr<v1::Node> unknown = nodes.DeclareLost("n7", "", At(14));
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("'n7'"));
+}
+
+TEST(NodeLeaseTest, CordonIsKeptWhenAPausedNodeComesBack) {
+  NodeRegistry nodes = Cluster({"n1", "n2", "n3"});
+  ASSERT_TRUE(nodes.Cordon("n2", "disk check").ok());
+  nodes.Seen("n1", At(10));
+  ASSERT_TRUE(nodes.CheckLeases(At(10.5), kLease, kHalf).paused);
+  EXPECT_TRUE(nodes.Seen("n2", At(11)));
+  EXPECT_EQ(nodes.Find("n2")->state(), v1::Node::CORDONED);
+  EXPECT_THAT(nodes.List(), ::testing::SizeIs(3));
+  EXPECT_THAT(nodes.CheckLeases(At(11), kLease, kHalf).lost, UnorderedElementsAre("n3"));
+}
+
+}  // namespace
+}  // namespace drover::scheduler
