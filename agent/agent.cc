@@ -329,6 +329,7 @@ void Agent::ConnectionLoop() {
       }
     }
     grpc::Status status = stream->Finish();
+    shipper_.Disconnected();
     if (options_.metrics != nullptr) options_.metrics->connected.With({}).Set(0);
     if (stopping_.HasBeenNotified()) break;
     Log(connected ? LogLevel::kWarning : LogLevel::kInfo, "disconnected",

@@ -946,9 +946,13 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   }
   Report(v1::AttemptReport::FINALIZING, "UPLOADING_OUTPUTS");
   UploadOutputs();
-  // Every byte the processes wrote reaches droverd before the attempt is reported ended.
+  // Every byte the processes wrote reaches droverd before the attempt is reported ended
+  // (droverd stores nothing of an attempt once it ended). However long droverd cannot take
+  // them (unreachable, or its state disk refusing writes), the files wait; only a droverd
+  // that takes chunks but never has them all is given up on, after two minutes.
   env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
-  absl::Time deadline = absl::Now() + absl::Minutes(2);
+  constexpr absl::Duration kDrainTimeout = absl::Minutes(2);
+  absl::Time deadline = absl::Now() + kDrainTimeout;
   while (absl::Now() < deadline) {
     // The agent stops and leaves its jobs to the next agent process, which ends this one
     // again from its record (FINALIZING): nothing of its output is lost.
@@ -956,7 +960,12 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
     if (env_.shutting_down()) break;
     env_.logs->Poll();  // ship the tail now rather than at the next round of the shipper
     if (env_.logs->Drained(assignment_.attempt())) break;
-    absl::SleepFor(absl::Milliseconds(2));
+    if (env_.logs->Held(assignment_.attempt())) {
+      deadline = absl::Now() + kDrainTimeout;
+      absl::SleepFor(absl::Milliseconds(50));
+    } else {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
   }
   // Once PID 1 has exited nothing of the container runs and its resources are free: the
   // end is reported first and the container deleted after (runc delete and the bundle's

@@ -71,8 +71,10 @@ void LogShipper::Acknowledged(const v1::LogAck& ack) {
     // droverd could not store it: resend from the last acknowledged byte.
     s.sent = s.acked;
     s.in_flight.clear();
+    s.refused = true;
     return;
   }
+  s.refused = false;
   if (ack.offset() > s.acked) s.acked = ack.offset();
   if (expected_end >= 0 && ack.offset() < expected_end) {
     // The chunk was refused (it would have left a gap): droverd has up to `offset`; go on
@@ -85,10 +87,12 @@ void LogShipper::Acknowledged(const v1::LogAck& ack) {
 
 void LogShipper::Reconnected(const v1::AgentWelcome& welcome) {
   absl::MutexLock lock(&mu_);
+  connected_ = true;
   for (auto& [key, w] : watched_) {
     for (auto& [id, s] : w.streams) {
       s.sent = s.acked = 0;
       s.in_flight.clear();
+      s.refused = false;
     }
   }
   for (const v1::LogAck& ack : welcome.log_offsets()) {
@@ -97,6 +101,11 @@ void LogShipper::Reconnected(const v1::AgentWelcome& welcome) {
     Stream& s = it->second.streams[{ack.rank(), static_cast<int>(ack.stream())}];
     s.sent = s.acked = ack.offset();
   }
+}
+
+void LogShipper::Disconnected() {
+  absl::MutexLock lock(&mu_);
+  connected_ = false;
 }
 
 std::map<std::pair<int32_t, int>, int64_t> LogShipper::Scan(Watched& w) {
@@ -178,6 +187,7 @@ void LogShipper::Poll() {
     if (!send_(std::move(message))) {
       // Not connected: everything unacknowledged goes again after the reconnect.
       absl::MutexLock lock(&mu_);
+      connected_ = false;
       for (auto& [key, w] : watched_) {
         for (auto& [id, s] : w.streams) {
           s.sent = s.acked;
@@ -198,6 +208,17 @@ bool LogShipper::Drained(const v1::AttemptRef& attempt) {
     if (it->second.streams[id].acked < size) return false;
   }
   return true;
+}
+
+bool LogShipper::Held(const v1::AttemptRef& attempt) {
+  absl::MutexLock lock(&mu_);
+  if (!connected_) return true;
+  auto it = watched_.find(Key(attempt));
+  if (it == watched_.end()) return false;
+  for (const auto& [id, s] : it->second.streams) {
+    if (s.refused) return true;
+  }
+  return false;
 }
 
 }  // namespace drover::agent

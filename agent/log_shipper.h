@@ -45,6 +45,8 @@ class LogShipper {
   // A new stream to droverd: resume every stream from what droverd says it has (streams it
   // does not mention start from 0).
   void Reconnected(const v1::AgentWelcome& welcome);
+  // The stream to droverd ended.
+  void Disconnected();
 
   // Sends what is new, within the window of unacknowledged bytes per stream. Callers may
   // poll from several threads; polls run one at a time.
@@ -54,6 +56,9 @@ class LogShipper {
   // must not grow any more (the processes ended): from the first call on, a metrics file's
   // last line is shipped even without its line end.
   bool Drained(const v1::AttemptRef& attempt);
+  // Whether droverd cannot take the attempt's output now: the agent is not connected, or
+  // droverd refused a chunk of it (its state disk) and has stored none of it since.
+  bool Held(const v1::AttemptRef& attempt);
 
   // The file of a stream in an attempt's log folder: rank-R.stdout, rank-R.stderr,
   // rank-R.metrics, and node-N.system for SYSTEM_METRICS (N the node rank).
@@ -66,6 +71,7 @@ class LogShipper {
     // End offsets of the chunks in flight, in order: droverd acknowledges each stream's
     // chunks in the order they were sent.
     std::deque<int64_t> in_flight;
+    bool refused = false;  // the last acknowledgement said droverd could not store it
   };
   struct Watched {
     std::string log_dir;
@@ -88,6 +94,7 @@ class LogShipper {
   absl::Mutex poll_mu_;  // held for a whole Poll(), taken before mu_
   absl::Mutex mu_;
   std::map<std::string, Watched> watched_ ABSL_GUARDED_BY(mu_);
+  bool connected_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace drover::agent

@@ -379,7 +379,12 @@ void Core::Restore(const std::vector<v1::Job>& unfinished,
       attempt.exec_token = ExecToken(job.id(), attempt.epoch);
       attempt.master_port = status.master_port();
       attempt.started = status.state() != JobStatus::PREPARING;
-      attempt.stopping = status.state() == JobStatus::CANCEL_REQUESTED;
+      if (status.state() == JobStatus::CANCEL_REQUESTED) {
+        // Its agents are told to stop when they say hello (again).
+        attempt.stopping = true;
+        attempt.cause = JobStatus::CANCELED_BY_USER;
+        attempt.message = status.message();
+      }
       // The time limit counts from the restart: the true start is in start_time, but a
       // restart should not kill a job at once.
       if (status.state() == JobStatus::RUNNING) attempt.running_since = clock_.Now();
@@ -814,15 +819,19 @@ void Core::StopAttempt(const std::string& job_id, JobStatus::Cause cause,
     attempt.message = message;
   }
   for (const std::string& node : attempt.nodes) {
-    if (attempt.ended.contains(node)) continue;
-    v1::SchedulerMessage stop;
-    stop.mutable_stop()->mutable_attempt()->set_job_id(job_id);
-    stop.mutable_stop()->mutable_attempt()->set_epoch(attempt.epoch);
-    stop.mutable_stop()->set_cause(cause);
-    *stop.mutable_stop()->mutable_grace() = ToProtoDuration(options_.stop_grace);
-    stop.mutable_stop()->set_message(message);
-    SendTo(node, std::move(stop));
+    if (!attempt.ended.contains(node)) SendStop(job_id, attempt.epoch, node, cause, message);
   }
+}
+
+void Core::SendStop(const std::string& job_id, int64_t epoch, const std::string& node,
+                    JobStatus::Cause cause, const std::string& message) {
+  v1::SchedulerMessage stop;
+  stop.mutable_stop()->mutable_attempt()->set_job_id(job_id);
+  stop.mutable_stop()->mutable_attempt()->set_epoch(epoch);
+  stop.mutable_stop()->set_cause(cause);
+  *stop.mutable_stop()->mutable_grace() = ToProtoDuration(options_.stop_grace);
+  stop.mutable_stop()->set_message(message);
+  SendTo(node, std::move(stop));
 }
 
 absl::StatusOr<std::string> Core::AgentHello(std::shared_ptr<AgentLink> link,
@@ -851,9 +860,9 @@ absl::StatusOr<std::string> Core::AgentHello(std::shared_ptr<AgentLink> link,
   link->Send(std::move(welcome));
 
   // Reconcile what the agent holds with what droverd knows.
-  std::set<std::string> held_jobs;
+  std::map<std::string, int64_t> held_jobs;  // job -> epoch
   for (const v1::AttemptReport& held : hello.attempts()) {
-    held_jobs.insert(held.attempt().job_id());
+    held_jobs[held.attempt().job_id()] = held.attempt().epoch();
     HandleReport(name, held);
   }
   for (auto& [job_id, attempt] : attempts_) {
@@ -866,8 +875,16 @@ absl::StatusOr<std::string> Core::AgentHello(std::shared_ptr<AgentLink> link,
     }
   }
   for (auto& [job_id, attempt] : attempts_) {
-    if (held_jobs.contains(job_id) || attempt.ended.contains(name) ||
+    if (attempt.ended.contains(name) ||
         std::find(attempt.nodes.begin(), attempt.nodes.end(), name) == attempt.nodes.end()) {
+      continue;
+    }
+    if (auto held = held_jobs.find(job_id); held != held_jobs.end()) {
+      // A stop sent while the agent was away (a cancel, a time limit) was lost with the
+      // link, and a restarted agent forgot one it had: it goes again.
+      if (attempt.stopping && held->second == attempt.epoch) {
+        SendStop(job_id, attempt.epoch, name, attempt.cause, attempt.message);
+      }
       continue;
     }
     // The agent does not have an attempt it was given: the assignment was lost on the way,

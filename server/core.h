@@ -238,6 +238,9 @@ class Core {
   void FinishAttempt(const std::string& job_id);
   void StopAttempt(const std::string& job_id, v1::JobStatus::Cause cause,
                    const std::string& message);
+  // Tells `node` to stop its part of attempt `epoch` of the job.
+  void SendStop(const std::string& job_id, int64_t epoch, const std::string& node,
+                v1::JobStatus::Cause cause, const std::string& message);
   void SendTo(const std::string& node, v1::SchedulerMessage message);
   // Whether the attempt's nodes start as soon as they are prepared (AssignAttempt's
   // start_when_ready) instead of waiting for StartAttempt.

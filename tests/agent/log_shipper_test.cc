@@ -81,6 +81,29 @@ TEST_F(LogShipperTest, RefusedChunkIsResentFromWhatDroverdHas) {
   EXPECT_EQ(sent_[0].data(), "abcd");
 }
 
+// What an attempt's end waits for: droverd cannot take its output while the agent is not
+// connected, or while droverd refuses its chunks (its state disk).
+TEST_F(LogShipperTest, OutputIsHeldWhileDisconnectedOrWhileDroverdRefusesIt) {
+  EXPECT_TRUE(shipper_.Held(attempt_)) << "not connected yet";
+  shipper_.Reconnected(v1::AgentWelcome());
+  EXPECT_FALSE(shipper_.Held(attempt_));
+  Append("rank-0.stdout", "abcd");
+  shipper_.Poll();
+  shipper_.Acknowledged(Ack(-1));
+  EXPECT_TRUE(shipper_.Held(attempt_)) << "droverd could not store it";
+  shipper_.Poll();
+  shipper_.Acknowledged(Ack(4));
+  EXPECT_FALSE(shipper_.Held(attempt_));
+  EXPECT_TRUE(shipper_.Drained(attempt_));
+  shipper_.Disconnected();
+  EXPECT_TRUE(shipper_.Held(attempt_));
+  shipper_.Reconnected(v1::AgentWelcome());
+  connected_ = false;
+  Append("rank-0.stdout", "efgh");
+  shipper_.Poll();  // the send fails: the stream is gone
+  EXPECT_TRUE(shipper_.Held(attempt_));
+}
+
 TEST_F(LogShipperTest, ReconnectResumesFromDroverdsOffsetsAndNothingIsLostWhileDown) {
   Append("rank-0.stdout", "abcd");
   shipper_.Poll();

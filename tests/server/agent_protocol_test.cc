@@ -354,6 +354,50 @@ TEST_F(AgentProtocolTest, CancelOfARunningJobStopsItOnTheNode) {
   EXPECT_EQ(job.status().exits(0).signal(), 15);
 }
 
+// A cancel made while the job's agent is away (its link cut, or droverd restarted after
+// storing the cancel) reaches the agent when it says hello again with the attempt.
+TEST_F(AgentProtocolTest, ACancelMadeWhileTheAgentIsAwayStopsTheAttemptWhenItIsBack) {
+  std::string id;
+  v1::AttemptReport held;
+  {
+    ScriptedAgent agent(channel_, "n1");
+    agent.Next(v1::SchedulerMessage::kWelcome);
+    id = Submit();
+    *held.mutable_attempt() = agent.Next(v1::SchedulerMessage::kAssign).assign().attempt();
+    agent.Report(id, 1, v1::AttemptReport::READY);
+    agent.Report(id, 1, v1::AttemptReport::RUNNING);
+    WaitFor(id, v1::JobStatus::RUNNING);
+  }  // the agent's link is cut
+  held.set_phase(v1::AttemptReport::RUNNING);
+  for (bool restart_droverd : {false, true}) {
+    SCOPED_TRACE(restart_droverd ? "droverd restarted meanwhile" : "droverd kept running");
+    if (!restart_droverd) {
+      grpc::ClientContext context;
+      v1::CancelJobRequest cancel;
+      cancel.set_job_id(id);
+      cancel.set_reason("wrong data");
+      v1::Job job;
+      ASSERT_TRUE(jobs_->CancelJob(&context, cancel, &job).ok());
+      ASSERT_EQ(job.status().state(), v1::JobStatus::CANCEL_REQUESTED);
+    } else {
+      droverd_->Shutdown();
+      droverd_.reset();
+      Start();
+    }
+    ScriptedAgent agent(channel_, "n1", 4, {held});
+    v1::SchedulerMessage stop = agent.Next(v1::SchedulerMessage::kStop);
+    EXPECT_EQ(stop.stop().attempt().job_id(), id);
+    EXPECT_EQ(stop.stop().attempt().epoch(), 1);
+    EXPECT_EQ(stop.stop().cause(), v1::JobStatus::CANCELED_BY_USER);
+    EXPECT_THAT(stop.stop().message(), HasSubstr("wrong data"));
+  }
+  ScriptedAgent agent(channel_, "n1", 4, {held});
+  agent.Next(v1::SchedulerMessage::kStop);
+  agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, -1, 15)});
+  v1::Job job = WaitFor(id, v1::JobStatus::CANCELED);
+  EXPECT_THAT(job.status().message(), HasSubstr("wrong data"));
+}
+
 TEST_F(AgentProtocolTest, TooLargeJobWaitsWithAReasonAndUnknownTargetsAreRefused) {
   ScriptedAgent agent(channel_, "n1", /*cpus=*/2);
   agent.Next(v1::SchedulerMessage::kWelcome);
@@ -660,9 +704,8 @@ TEST_F(AgentProtocolTest, DiskRefusingWritesIsReportedAndWhatAgentsReportIsStore
     // A log chunk that could not be stored is not acknowledged: the agent resends it.
     agent.Log(id, 1, 0, 0, "hello\n");
     EXPECT_EQ(agent.Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), -1);
-    // The job ends meanwhile: that happened, whether or not the disk takes it now.
+    // The processes end meanwhile: that happened, whether or not the disk takes it now.
     agent.Report(id, 1, v1::AttemptReport::FINALIZING);
-    agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, 0)});
     // Clients see only what is stored; a cancel cannot be stored either.
     EXPECT_EQ(Get(id).status().state(), v1::JobStatus::RUNNING);
     grpc::ClientContext cancel_context;
@@ -673,12 +716,22 @@ TEST_F(AgentProtocolTest, DiskRefusingWritesIsReportedAndWhatAgentsReportIsStore
     EXPECT_EQ(cancel_status.error_code(), grpc::StatusCode::UNAVAILABLE)
         << cancel_status.error_message();
   }
-  // The disk takes writes again: the job's end is stored without anyone asking.
-  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
-  EXPECT_EQ(job.status().exits_size(), 1);
+  // The disk takes writes again: what the agent reported is stored without anyone asking.
+  WaitFor(id, v1::JobStatus::FINALIZING);
+  // The agent sends the chunk again (an agent reports the end only once droverd has every
+  // byte: it stores nothing of an attempt that ended).
   agent.Log(id, 1, 0, 0, "hello\n");
   EXPECT_EQ(agent.Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), 6);
   EXPECT_EQ(Logs(id, false), "hello\n");
+  {
+    testing::FailFileWrites disk_refuses;
+    agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, 0)});
+    absl::SleepFor(absl::Milliseconds(200));
+    EXPECT_EQ(Get(id).status().state(), v1::JobStatus::FINALIZING);
+  }
+  // The job's end too.
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(job.status().exits_size(), 1);
   EXPECT_FALSE(Submit().empty());
 }
 
