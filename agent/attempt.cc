@@ -307,10 +307,10 @@ void Attempt::RunRecovered(const v1::AttemptReport& saved) {
 
 absl::Status Attempt::Adopt(const v1::AttemptReport& saved) {
   const v1::JobSpec& spec = assignment_.spec();
-  if (spec.distributed_backend() == v1::JobSpec::MPI && assignment_.node_addresses_size() > 1) {
-    return absl::FailedPreconditionError(
-        "a multi-node MPI attempt is not taken over (mpirun reached the other nodes through "
-        "the agent that stopped)");
+  if (spec.distributed_backend() == v1::JobSpec::MPI && assignment_.node_rank() == 0) {
+    // mpirun's daemons on the other nodes run on unfollowed (drover-rsh, exec_relay.h); a
+    // later remote launch finds the relay again.
+    DROVER_RETURN_IF_ERROR(StartRelay());
   }
   if (!saved.gpus().empty()) {
     if (env_.gpus == nullptr) return absl::FailedPreconditionError("the node offers no GPUs now");
@@ -688,7 +688,11 @@ absl::Status Attempt::WriteNodeFiles() {
   fs::create_directories(dir_ + "/relay", error);
   if (error) return absl::UnavailableError(absl::StrCat("cannot create ", dir_, "/relay: ", error.message()));
   if (a.node_rank() != 0) return absl::OkStatus();
+  return StartRelay();
+}
 
+absl::Status Attempt::StartRelay() {
+  const v1::AssignAttempt& a = assignment_;
   mpi_network_ = NetworkOf(a.node_addresses_size() > 0 ? a.node_addresses(0) : "");
   std::map<std::string, std::string> peers;
   for (int k = 0; k < a.node_addresses_size() && k < a.node_peer_endpoints_size(); ++k) {

@@ -128,6 +128,8 @@ class Attempt {
   // The container's /etc/hosts; for MPI also the hostfile, the relay folder, and on node
   // rank 0 the relay itself.
   absl::Status WriteNodeFiles();
+  // Node rank 0 of an MPI attempt: serves drover-rsh on <dir>/relay/exec.sock.
+  absl::Status StartRelay();
   // mpirun's argv on node rank 0, the ranks wrapped by drover-init as `init` describes.
   std::vector<std::string> MpiCommand(const InitCommand& init) const;
   // Starts the container (created before READY, or with `create` created now too) and runs
@@ -167,7 +169,7 @@ class Attempt {
   EnvironmentCache::Prepared environment_;  // no lease: the job needs no environment
   JobData data_;                       // datastores: arguments, mounts, uploads
   std::vector<NodeGpu> gpus_;          // the GPUs the attempt holds (in every report)
-  std::unique_ptr<ExecRelay> relay_;  // node rank 0 of an MPI attempt
+  std::unique_ptr<ExecRelay> relay_;  // node rank 0 of an MPI attempt (StartRelay)
   std::string mpi_network_;           // a.b.c.d/len of the nodes' network, for mpirun
   bool recovered_ = false;  // taken over from an earlier agent process (Resume)
   bool created_ = false;  // the runtime has the container

@@ -140,10 +140,14 @@ void ExecRelay::Serve(int fd) {
   auto reader = stub->Exec(&context, exec);
   v1::ExecOutput output;
   bool have_exit = false;
+  bool started = false;
   int exit_code = 0;
   while (reader->Read(&output)) {
     bool written = true;
-    if (output.has_stdout()) {
+    if (output.kind_case() == v1::ExecOutput::kStarted) {
+      started = true;
+      written = frames::WriteFrame(fd, frames::kStarted, "");
+    } else if (output.has_stdout()) {
       written = frames::WriteFrame(fd, frames::kStdout, output.stdout());
     } else if (output.has_stderr()) {
       written = frames::WriteFrame(fd, frames::kStderr, output.stderr());
@@ -160,6 +164,11 @@ void ExecRelay::Serve(int fd) {
   }
   if (status.ok() && have_exit) {
     frames::WriteFrame(fd, frames::kExit, std::to_string(exit_code));
+  } else if (started) {
+    // The peer agent went away (a restart) or this one stops: the command goes on there,
+    // unfollowed; drover-rsh reads the closed connection as that.
+    Log(LogLevel::kInfo, "exec_unfollowed",
+        {{"job", attempt_.job_id()}, {"host", host}, {"error", status.error_message()}});
   } else {
     frames::WriteFrame(fd, frames::kError,
                        absl::StrCat("agent at ", peer->second, ": ",
@@ -186,8 +195,15 @@ grpc::Status PeerExecService::Exec(grpc::ServerContext* context, const v1::ExecR
   }
   Log(LogLevel::kDebug, "exec_started",
       {{"job", request->attempt().job_id()}, {"container", *container}});
+  v1::ExecOutput started;
+  started.set_started(true);
+  writer->Write(started);
+  // A caller that goes away (its agent restarts, or this one stops) leaves the command
+  // running: an MPI daemon ends by itself when mpirun does, and with the container. It
+  // ignores SIGPIPE, so that writing to its output once no agent reads it (this one was
+  // killed) does not kill it; Open MPI gives the ranks it starts the default back.
   absl::StatusOr<int> code = runtime_.Exec(
-      *container, {"/bin/sh", "-c", request->command()},
+      *container, {"/bin/sh", "-c", absl::StrCat("trap '' PIPE; ", request->command())},
       [writer](bool is_stderr, absl::string_view bytes) {
         v1::ExecOutput out;
         if (is_stderr) {
@@ -199,6 +215,10 @@ grpc::Status PeerExecService::Exec(grpc::ServerContext* context, const v1::ExecR
       },
       [context] { return context->IsCancelled(); });
   if (!code.ok()) {
+    if (absl::IsCancelled(code.status())) {
+      Log(LogLevel::kInfo, "exec_left_running",
+          {{"job", request->attempt().job_id()}, {"container", *container}});
+    }
     return grpc::Status(static_cast<grpc::StatusCode>(code.status().code()),
                         std::string(code.status().message()));
   }

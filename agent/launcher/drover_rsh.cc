@@ -10,7 +10,10 @@
 // agent asks HOST's agent, which checks the attempt's secret. The command's output comes
 // back on stdout and stderr, and its exit code is drover-rsh's. Standard input is not
 // forwarded (Open MPI's daemons do not read it). Exit 255 when the command could not be run,
-// with the reason on stderr, as ssh does.
+// with the reason on stderr, as ssh does. When an agent on the way restarts while the
+// command runs, the command goes on (an Open MPI daemon keeps its own connection to
+// mpirun): drover-rsh says so on stderr and exits 0, since to mpirun a failed remote shell
+// means a daemon that failed to start, and it would end the job.
 //
 // Statically linked, plain C++ and libc, like drover-init.
 #include <errno.h>
@@ -79,8 +82,12 @@ int main(int argc, char** argv) {
   }
   frames::Type type;
   std::string payload;
+  bool started = false;
   while (frames::ReadFrame(fd, &type, &payload)) {
     switch (type) {
+      case frames::kStarted:
+        started = true;
+        break;
       case frames::kStdout:
         frames::WriteAll(1, payload.data(), payload.size());
         break;
@@ -94,6 +101,13 @@ int main(int argc, char** argv) {
       default:
         return Fail("unexpected answer from drover-agent");
     }
+  }
+  if (started) {
+    fprintf(stderr,
+            "drover-rsh: %s: drover-agent went away (restarted?) while the command runs; it goes "
+            "on there, no longer followed from here\n",
+            host.c_str());
+    return 0;
   }
   return Fail(host + ": drover-agent closed the connection before the command ended");
 }

@@ -5,8 +5,11 @@
 // Each frame is one type byte, a 4-byte big-endian payload length, then the payload.
 //   drover-rsh -> agent: kHost (the target host, as MPI names it), then kCommand (the
 //                        command line, run with `/bin/sh -c` in that host's container)
-//   agent -> drover-rsh: kStdout / kStderr (output as it comes), then either kExit (the exit
-//                        code, decimal) or kError (why it could not run; drover-rsh exits 255)
+//   agent -> drover-rsh: kStarted (the command is being started on the host), kStdout /
+//                        kStderr (output as it comes), then either kExit (the exit code,
+//                        decimal) or kError (why it could not run; drover-rsh exits 255).
+//                        A connection that ends after kStarted without either means an agent
+//                        went away (restarted) while the command goes on: drover-rsh exits 0.
 #ifndef DROVER_AGENT_LAUNCHER_EXEC_FRAMES_H_
 #define DROVER_AGENT_LAUNCHER_EXEC_FRAMES_H_
 
@@ -23,6 +26,7 @@ enum Type : char {
   kCommand = 'C',
   kStdout = 'O',
   kStderr = 'E',
+  kStarted = 'S',
   kExit = 'X',
   kError = 'F',
 };

@@ -120,8 +120,10 @@ class ContainerRuntime {
   virtual absl::StatusOr<pid_t> Pid(absl::string_view id) = 0;
   // Runs `args` as another process of running container `id` (its environment, working
   // directory, limits and namespaces), handing its output to `output(is_stderr, bytes)` as
-  // it comes, until it exits or `stop` (asked every 200 ms) returns true. Returns its exit
-  // code, 128 + signal when a signal ended it. Errors: NOT_FOUND, UNAVAILABLE.
+  // it comes, until it exits. Returns its exit code, 128 + signal when a signal ended it.
+  // When `stop` (asked every 200 ms) returns true first, the process is left running (it
+  // ends by itself or with the container) and Exec returns CANCELLED. Errors: NOT_FOUND,
+  // UNAVAILABLE.
   virtual absl::StatusOr<int> Exec(absl::string_view id, const std::vector<std::string>& args,
                                    const std::function<void(bool, absl::string_view)>& output,
                                    const std::function<bool()>& stop) = 0;

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -193,7 +195,7 @@ absl::StatusOr<pid_t> StartProcess(const std::vector<std::string>& argv,
 
 absl::StatusOr<int> RunStreaming(const std::vector<std::string>& argv,
                                  const std::function<void(bool, absl::string_view)>& output,
-                                 const std::function<bool()>& stop) {
+                                 const std::function<bool()>& stop, OnStop on_stop) {
   int out_pipe[2] = {-1, -1};
   int err_pipe[2] = {-1, -1};
   if (pipe2(out_pipe, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
@@ -251,6 +253,35 @@ absl::StatusOr<int> RunStreaming(const std::vector<std::string>& argv,
     // Without a pidfd (kernels before 5.3), the end of its output tells.
     if (pidfd >= 0 ? fds[2].revents != 0 : open_pipes == 0) exited = true;
     if (!exited && stop && stop()) {
+      if (on_stop == OnStop::kLeave) {
+        // Its output is read on (and dropped) so that it never blocks writing it, until it
+        // exits (or, without a pidfd, closes its output).
+        std::thread([pid, watch = std::vector<pollfd>(fds, fds + 3)]() mutable {
+          char buffer[16384];
+          while (watch[2].fd >= 0 || watch[0].fd >= 0 || watch[1].fd >= 0) {
+            if (poll(watch.data(), watch.size(), -1) < 0) {
+              if (errno == EINTR) continue;
+              break;
+            }
+            if (watch[2].fd >= 0 && watch[2].revents != 0) break;
+            for (int i = 0; i < 2; ++i) {
+              if (watch[i].fd < 0 || watch[i].revents == 0) continue;
+              ssize_t n = read(watch[i].fd, buffer, sizeof buffer);
+              if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+                close(watch[i].fd);
+                watch[i].fd = -1;
+              }
+            }
+          }
+          for (const pollfd& p : watch) {
+            if (p.fd >= 0) close(p.fd);
+          }
+          int status = 0;
+          while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+          }
+        }).detach();
+        return absl::CancelledError("stopped following it; it runs on");
+      }
       if (terminated_at == absl::InfiniteFuture()) {
         kill(pid, SIGTERM);
         terminated_at = absl::Now();

@@ -56,11 +56,15 @@ absl::StatusOr<pid_t> StartProcess(const std::vector<std::string>& argv,
 // Runs `argv` (stdin /dev/null) and hands its output to `output(is_stderr, bytes)` as it
 // comes, until the process exits; then what is already in its pipes (descendants that
 // outlive it, such as a daemon, may keep them open: their later output is not waited for).
-// `stop`, asked every 200 ms, ends it: SIGTERM, then SIGKILL 5 s later. Returns the raw
-// wait status; FAILED_PRECONDITION when it cannot be started. Callbacks run on the caller.
+// `stop`, asked every 200 ms, ends it: SIGTERM, then SIGKILL 5 s later; or with
+// OnStop::kLeave, RunStreaming returns CANCELLED at once and leaves it running (a thread
+// of its own drains its output, unread, and reaps it). Returns the raw wait status;
+// FAILED_PRECONDITION when it cannot be started. Callbacks run on the caller.
+enum class OnStop { kTerminate, kLeave };
 absl::StatusOr<int> RunStreaming(const std::vector<std::string>& argv,
                                  const std::function<void(bool, absl::string_view)>& output,
-                                 const std::function<bool()>& stop);
+                                 const std::function<bool()>& stop,
+                                 OnStop on_stop = OnStop::kTerminate);
 
 }  // namespace drover::agent
 

@@ -636,7 +636,7 @@ absl::StatusOr<int> RuncRuntime::Exec(absl::string_view id, const std::vector<st
   std::vector<std::string> argv = {options_.runc_path, "--root", options_.root_dir, "exec",
                                    std::string(id)};
   argv.insert(argv.end(), args.begin(), args.end());
-  DROVER_ASSIGN_OR_RETURN(int status, RunStreaming(argv, output, stop));
+  DROVER_ASSIGN_OR_RETURN(int status, RunStreaming(argv, output, stop, OnStop::kLeave));
   // runc exec exits with the process's code (and 255 with its own message on stderr when
   // it could not start it).
   if (WIFEXITED(status)) return WEXITSTATUS(status);

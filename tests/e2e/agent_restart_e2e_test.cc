@@ -80,8 +80,11 @@ class AgentRestartE2eTest : public ::testing::Test {
 
   // `jobs_on_exit`: keep or stop. Waits until droverd has the node when `wait` says so.
   void StartAgent(const std::string& jobs_on_exit, bool wait = true) {
-    auto agent = testing::AgentProcess::Start(listen_, "n1", work_,
-                                              {"--jobs-on-exit", jobs_on_exit});
+    // One system-metrics sample, at the start: a later one, written while droverd is away,
+    // would be output the agent must deliver before it reports the end (the tests that
+    // kill droverd once it has a job's whole output need that to hold).
+    auto agent = testing::AgentProcess::Start(
+        listen_, "n1", work_, {"--jobs-on-exit", jobs_on_exit, "--metrics-interval", "1h"});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);
     if (!wait) return;

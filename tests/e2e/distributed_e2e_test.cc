@@ -376,6 +376,42 @@ TEST_F(DistributedE2eTest, ATwoNodePytorchJobRunsOnWhileTheAgentOfANodeRestarts)
   }
 }
 
+// mpirun runs in node 0's container and started its daemon on node 1 through both agents
+// (drover-rsh and the exec relay): a restart of either agent leaves the job running, and
+// the ranks still talk to each other afterwards.
+TEST_F(DistributedE2eTest, ATwoNodeMpiJobRunsOnWhileTheAgentOfEitherNodeRestarts) {
+  StartCluster(2);
+  for (int node : {1, 0}) {
+    SCOPED_TRACE(absl::StrCat("the agent of node ", node, " restarts"));
+    std::string id = Submit(Script(Distributed(v1::JobSpec::MPI, 2, 1), "mpi_allreduce.py",
+                                   {"--wait-for", "/job/go"}));
+    WaitFor(id, v1::JobStatus::RUNNING);
+    absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (absl::Now() < deadline &&
+           !(absl::StrContains(Logs(id, 0), "0: 5") && absl::StrContains(Logs(id, 1), "1: 5"))) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    ASSERT_THAT(Logs(id, 1), HasSubstr("1: 5")) << "rank 1 runs on node 1" << AgentLogs();
+    KillAgent(node);
+    absl::SleepFor(absl::Milliseconds(500));
+    StartAgent(node);
+    ASSERT_TRUE(testing::WaitForReadyNodes(*admin_, 2, absl::Seconds(30)).ok()) << AgentLogs();
+    for (const std::string& work : work_dirs_) {
+      std::ofstream(absl::StrCat(work, "/attempts/", id, "-1/job/go")) << "go\n";
+    }
+    v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+    EXPECT_EQ(job.status().attempt(), 1) << "the gang was not restarted";
+    for (int rank = 0; rank < 2; ++rank) {
+      std::vector<std::string> lines = absl::StrSplit(Logs(id, rank), '\n', absl::SkipEmpty());
+      ASSERT_GE(lines.size(), 6u) << Logs(id, rank);
+      EXPECT_EQ(lines.back(), absl::StrCat("rank ", rank, " of 2: allreduce sum=3 expected=3 ok"));
+      for (size_t i = 0; i + 1 < lines.size(); ++i) {
+        ASSERT_EQ(lines[i], absl::StrCat(rank, ": ", i + 1)) << "rank " << rank << ": lost or doubled";
+      }
+    }
+  }
+}
+
 TEST_F(DistributedE2eTest, ANodeWhoseAgentRestartedBeforeStartPreparesAgainAndTheGangStarts) {
   StartCluster(2);
   // Node 0 stays silent (stopped, within its lease) while node 1 prepares and waits for

@@ -744,6 +744,9 @@ class NodeLossTest : public AgentProtocolTest {
     clock_ = &clock_value_;
     Start();
   }
+  // droverd reads the clock until it stops: it goes before the clock (a member of this
+  // class, destroyed before the base's).
+  void TearDown() override { droverd_.reset(); }
 
   // Moves the clock by `by` in 2 s steps; after each, `alive` heartbeat and the test waits
   // until droverd has seen them at the new time (so only the others are silent).
