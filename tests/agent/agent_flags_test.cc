@@ -1,0 +1,78 @@
+#include "agent/agent_flags.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/subprocess.h"
+
+namespace drover::agent {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A --python-dir that holds the module, so that the other flags are what is checked.
+class AgentFlagsTest : public ::testing::Test {
+ protected:
+  AgentFlagsTest() {
+    std::filesystem::create_directories(dir_.path() + "/drover");
+    std::ofstream(dir_.path() + "/drover/__init__.py") << "\n";
+  }
+  absl::StatusOr<AgentSettings> Parse(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--python-dir", dir_.path()});
+    return ParseAgentFlags(args);
+  }
+  std::string Error(std::vector<std::string> args) {
+    absl::StatusOr<AgentSettings> settings = Parse(std::move(args));
+    EXPECT_EQ(settings.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(settings.status().message());
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(AgentFlagsTest, DefaultsKeepJobsAndSampleEveryTenSeconds) {
+  absl::StatusOr<AgentSettings> settings = Parse({});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_FALSE(settings->stop_jobs_on_exit);
+  EXPECT_EQ(settings->metrics_interval, absl::Seconds(10));
+  EXPECT_EQ(settings->scheduler, "127.0.0.1:7070");
+  EXPECT_EQ(settings->environment_cache_bytes, int64_t{20} << 30);
+  EXPECT_EQ(settings->gpu_count, -1);
+}
+
+TEST_F(AgentFlagsTest, ValuesAreTurnedIntoSettings) {
+  absl::StatusOr<AgentSettings> settings =
+      Parse({"--jobs-on-exit", "stop", "--label", "pool=gpu", "--memory", "2Gi",
+             "--metrics-interval", "500ms", "--gpus", "0", "--log-level", "debug"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_TRUE(settings->stop_jobs_on_exit);
+  EXPECT_EQ(settings->labels.at("pool"), "gpu");
+  EXPECT_EQ(settings->memory_mib, 2048);
+  EXPECT_EQ(settings->metrics_interval, absl::Milliseconds(500));
+  EXPECT_EQ(settings->gpu_count, 0);
+  EXPECT_EQ(settings->log_level, LogLevel::kDebug);
+}
+
+TEST_F(AgentFlagsTest, BadValuesNameTheFlagAndWhatToWrite) {
+  EXPECT_THAT(Error({"--jobs-on-exit", "pause"}), HasSubstr("--jobs-on-exit: 'pause' is neither keep nor stop"));
+  EXPECT_THAT(Error({"--label", "gpu"}), HasSubstr("--label: 'gpu' is not KEY=VALUE"));
+  EXPECT_THAT(Error({"--metrics-interval", "10ms"}), HasSubstr("at least 100ms"));
+  EXPECT_THAT(Error({"--gpus", "-1"}), HasSubstr("--gpus"));
+  EXPECT_THAT(Error({"--memory", "lots"}), HasSubstr("--memory"));
+  EXPECT_THAT(Error({"extra"}), HasSubstr("unexpected argument 'extra'"));
+  absl::StatusOr<AgentSettings> no_module =
+      ParseAgentFlags({"--python-dir", dir_.path() + "/nowhere"});
+  EXPECT_THAT(std::string(no_module.status().message()), HasSubstr("holds no drover/__init__.py"));
+}
+
+TEST_F(AgentFlagsTest, HelpNamesTheFlagsAndSetsNothingElse) {
+  absl::StatusOr<AgentSettings> settings = ParseAgentFlags({"--help"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_TRUE(settings->help);
+  EXPECT_THAT(settings->help_text, HasSubstr("--jobs-on-exit"));
+  EXPECT_THAT(settings->help_text, HasSubstr("--metrics-interval"));
+}
+
+}  // namespace
+}  // namespace drover::agent
