@@ -3,6 +3,7 @@
 // this node's agent over a Unix socket that belongs to the attempt (ExecRelay); the relay
 // asks the agent of the target node over gRPC (AgentPeerService.Exec, PeerExecService),
 // which runs the command in its container of the same attempt and streams the output back.
+// When either agent goes away meanwhile (a restart), the command runs on, unfollowed.
 //
 // Who may run what: the relay's socket is bound only into that attempt's container, so a
 // request through it is for that attempt; it only reaches the nodes of the attempt; and the

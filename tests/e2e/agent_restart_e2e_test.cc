@@ -120,6 +120,25 @@ class AgentRestartE2eTest : public ::testing::Test {
     return "?";
   }
 
+  // Polls the status of the job's container until it is `status` (at most 20 s); returns
+  // the last one seen.
+  std::string WaitForContainerStatus(const std::string& job, const std::string& status) const {
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    std::string now = ContainerStatus(job);
+    while (now != status && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+      now = ContainerStatus(job);
+    }
+    return now;
+  }
+
+  // SIGKILLs droverd, then the agent: the job's processes run on with no daemon.
+  void KillBothDaemons() {
+    droverd_->Signal(SIGKILL);
+    ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+    StopAgent(SIGKILL);
+  }
+
   void LetEnd(const std::string& job) {
     std::ofstream(absl::StrCat(work_, "/attempts/", job, "-1/job/go")) << "go\n";
   }
@@ -204,16 +223,10 @@ TEST_F(AgentRestartE2eTest, AJobThatEndedWhileNoDaemonRanGetsItsRealExit) {
   std::string id = jobs_->Submit(CountingJob(3));
   WaitFor(id, v1::JobStatus::RUNNING);
   WaitForLines(id, 5);
-  droverd_->Signal(SIGKILL);
-  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
-  StopAgent(SIGKILL);
+  KillBothDaemons();
   // The processes end while neither daemon runs.
   LetEnd(id);
-  absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (ContainerStatus(id) != "stopped" && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  ASSERT_EQ(ContainerStatus(id), "stopped");
+  ASSERT_EQ(WaitForContainerStatus(id, "stopped"), "stopped");
 
   StartDroverd();
   StartAgent("stop");
@@ -231,9 +244,7 @@ TEST_F(AgentRestartE2eTest, ARankKilledWhileNoDaemonRanEndsWithItsSignal) {
   std::string id = jobs_->Submit(CountingJob(0));
   WaitFor(id, v1::JobStatus::RUNNING);
   WaitForLines(id, 5);
-  droverd_->Signal(SIGKILL);
-  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
-  StopAgent(SIGKILL);
+  KillBothDaemons();
   // The rank (the only child of the container's drover-init) is killed from outside.
   auto state = testing::RunCommand({"/usr/sbin/runc", "--root", work_ + "/runc", "state", Container(id)});
   ASSERT_TRUE(state.ok() && state->exit_code == 0);
@@ -244,11 +255,7 @@ TEST_F(AgentRestartE2eTest, ARankKilledWhileNoDaemonRanEndsWithItsSignal) {
   int rank = std::atoi(children.c_str());
   ASSERT_GT(rank, 0) << "drover-init (" << init << ") has no child: '" << children << "'";
   ASSERT_EQ(kill(rank, SIGKILL), 0);
-  absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (ContainerStatus(id) != "stopped" && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  ASSERT_EQ(ContainerStatus(id), "stopped");
+  ASSERT_EQ(WaitForContainerStatus(id, "stopped"), "stopped");
 
   StartDroverd();
   StartAgent("stop");
@@ -271,9 +278,7 @@ TEST_F(AgentRestartE2eTest, AnEndDroverdMissedIsReportedByTheNextAgent) {
   }
   droverd_->Signal(SIGKILL);
   ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
-  deadline = absl::Now() + absl::Seconds(20);
-  while (ContainerStatus(id) != "" && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
-  ASSERT_EQ(ContainerStatus(id), "") << "the agent deleted the container";
+  ASSERT_EQ(WaitForContainerStatus(id, ""), "") << "the agent deleted the container";
   // ...and is SIGKILLed before it could: the next one reports it.
   StopAgent(SIGKILL);
   StartDroverd();

@@ -83,6 +83,21 @@ class DistributedE2eTest : public ::testing::Test {
     killed_logs_ += absl::StrCat("\n--- killed agent ", hosts_->name(k), ":\n", agents_[k]->ReadLog());
   }
 
+  // SIGKILLs the agent of host k while job `id` runs and starts it again; then lets the
+  // job's ranks end (they wait for /job/go on every node) and expects it to complete in the
+  // same attempt.
+  void RestartAgentThenLetEnd(const std::string& id, int k) {
+    KillAgent(k);
+    absl::SleepFor(absl::Milliseconds(500));
+    StartAgent(k);
+    ASSERT_TRUE(testing::WaitForReadyNodes(*admin_, 2, absl::Seconds(30)).ok()) << AgentLogs();
+    for (const std::string& work : work_dirs_) {
+      std::ofstream(absl::StrCat(work, "/attempts/", id, "-1/job/go")) << "go\n";
+    }
+    v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+    EXPECT_EQ(job.status().attempt(), 1) << "the gang was not restarted";
+  }
+
   void TearDown() override {
     if (hosts_ == nullptr) return;
     for (auto& agent : agents_) {
@@ -356,15 +371,7 @@ TEST_F(DistributedE2eTest, ATwoNodePytorchJobRunsOnWhileTheAgentOfANodeRestarts)
                                 "echo rank $RANK started; i=0; while [ ! -e /job/go ]; do "
                                 "i=$((i+1)); echo $RANK: $i; sleep 0.02; done; echo rank $RANK done"));
   WaitFor(id, v1::JobStatus::RUNNING);
-  KillAgent(1);
-  absl::SleepFor(absl::Milliseconds(500));
-  StartAgent(1);
-  ASSERT_TRUE(testing::WaitForReadyNodes(*admin_, 2, absl::Seconds(30)).ok()) << AgentLogs();
-  for (const std::string& work : work_dirs_) {
-    std::ofstream(absl::StrCat(work, "/attempts/", id, "-1/job/go")) << "go\n";
-  }
-  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
-  EXPECT_EQ(job.status().attempt(), 1) << "the gang was not restarted";
+  RestartAgentThenLetEnd(id, 1);
   for (int rank = 0; rank < 2; ++rank) {
     std::vector<std::string> lines = absl::StrSplit(Logs(id, rank), '\n', absl::SkipEmpty());
     ASSERT_GE(lines.size(), 2u);
@@ -392,15 +399,7 @@ TEST_F(DistributedE2eTest, ATwoNodeMpiJobRunsOnWhileTheAgentOfEitherNodeRestarts
       absl::SleepFor(absl::Milliseconds(50));
     }
     ASSERT_THAT(Logs(id, 1), HasSubstr("1: 5")) << "rank 1 runs on node 1" << AgentLogs();
-    KillAgent(node);
-    absl::SleepFor(absl::Milliseconds(500));
-    StartAgent(node);
-    ASSERT_TRUE(testing::WaitForReadyNodes(*admin_, 2, absl::Seconds(30)).ok()) << AgentLogs();
-    for (const std::string& work : work_dirs_) {
-      std::ofstream(absl::StrCat(work, "/attempts/", id, "-1/job/go")) << "go\n";
-    }
-    v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
-    EXPECT_EQ(job.status().attempt(), 1) << "the gang was not restarted";
+    RestartAgentThenLetEnd(id, node);
     for (int rank = 0; rank < 2; ++rank) {
       std::vector<std::string> lines = absl::StrSplit(Logs(id, rank), '\n', absl::SkipEmpty());
       ASSERT_GE(lines.size(), 6u) << Logs(id, rank);
