@@ -155,7 +155,9 @@ void ExecRelay::Serve(int fd) {
       have_exit = true;
       exit_code = output.exit_code();
     }
-    if (!written) context.TryCancel();  // drover-rsh is gone: so is the command
+    // drover-rsh is gone (mpirun ended it): stop following; the command, left running, ends
+    // with mpirun or with the container.
+    if (!written) context.TryCancel();
   }
   grpc::Status status = reader->Finish();
   {
