@@ -95,6 +95,13 @@ struct ContainerStats {
   int64_t memory_peak_bytes = -1;
 };
 
+// Where a container is in its life, as the runtime sees it now.
+enum class ContainerState {
+  kCreated,  // PID 1 exists but has not run `args` (Create() without Start())
+  kRunning,  // PID 1 runs `args` (Start() or Run() reached it)
+  kStopped,  // PID 1 has exited (or died before it ran `args`)
+};
+
 // A container the runtime finds on the node (for recovery after an agent restart).
 struct ContainerInfo {
   std::string id;
@@ -140,6 +147,10 @@ class ContainerRuntime {
   virtual absl::Status Delete(absl::string_view id) = 0;
   // Every container this runtime created on the node (by its runc root), running or not.
   virtual absl::StatusOr<std::vector<ContainerInfo>> List() = 0;
+  // Where container `id` is now, asked of the runtime itself (not remembered): what a
+  // taken-over attempt decides by. NOT_FOUND when the runtime has no such container,
+  // UNAVAILABLE when it cannot tell.
+  virtual absl::StatusOr<ContainerState> Inspect(absl::string_view id) = 0;
 };
 
 }  // namespace drover::agent

@@ -788,6 +788,22 @@ absl::Status RuncRuntime::CleanBundle(absl::string_view bundle_dir) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<ContainerState> RuncRuntime::Inspect(absl::string_view id) {
+  absl::StatusOr<RuncState> state = State(id);
+  if (!state.ok()) {
+    if (absl::IsNotFound(state.status())) {
+      return absl::NotFoundError(absl::StrCat("container '", id, "' not found"));
+    }
+    return absl::UnavailableError(
+        absl::StrCat("container '", id, "': runc state: ", state.status().message()));
+  }
+  if (state->status == "created") return ContainerState::kCreated;
+  if (state->status == "running" || state->status == "paused") return ContainerState::kRunning;
+  if (state->status == "stopped") return ContainerState::kStopped;
+  return absl::UnavailableError(
+      absl::StrCat("container '", id, "': runc state says '", state->status, "'"));
+}
+
 absl::StatusOr<std::vector<ContainerInfo>> RuncRuntime::List() {
   DROVER_ASSIGN_OR_RETURN(std::string out, Runc({"list", "--format", "json"}));
   DROVER_ASSIGN_OR_RETURN(Json json, Json::Parse(out));

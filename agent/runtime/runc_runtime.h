@@ -101,6 +101,9 @@ class RuncRuntime : public ContainerRuntime {
   absl::StatusOr<ContainerExit> Wait(absl::string_view id, int timeout_ms) override;
   absl::Status Delete(absl::string_view id) override;
   absl::StatusOr<std::vector<ContainerInfo>> List() override;
+  // `runc state`: "created" while the exec fifo waits for `runc start`, "running" (or
+  // "paused") from then on, "stopped" once PID 1 is gone.
+  absl::StatusOr<ContainerState> Inspect(absl::string_view id) override;
 
  private:
   // What the runtime knows of one container. Shared with a Wait() in progress, so that a

@@ -213,6 +213,9 @@ class FakeRuntime : public ContainerRuntime {
     return absl::OkStatus();
   }
   absl::StatusOr<pid_t> Pid(absl::string_view) override { return 1; }
+  absl::StatusOr<ContainerState> Inspect(absl::string_view) override {
+    return absl::UnimplementedError("inspect");
+  }
   absl::StatusOr<ContainerStats> Stats(absl::string_view) override { return ContainerStats{}; }
   absl::StatusOr<int> Exec(absl::string_view, const std::vector<std::string>&,
                            const std::function<void(bool, absl::string_view)>&,

@@ -559,6 +559,35 @@ TEST_F(RuncRuntimeTest, ListShowsCreatedAndRunningContainers) {
   EXPECT_EQ(*pid, (*listed)[0].pid);
 }
 
+// What a taken-over attempt decides by: runc's own view, through every step of a life.
+TEST_F(RuncRuntimeTest, InspectTellsCreatedRunningStoppedAndGone) {
+  ContainerSpec spec = NewSpec("inspected");
+  spec.args = Init(1, {"/bin/sh", "-c", "while [ ! -e /job/release ]; do sleep 0.02; done"}).ToArgs();
+  EXPECT_EQ(runtime_->Inspect(spec.id).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(runtime_->Create(spec).ok());
+  absl::StatusOr<ContainerState> state = runtime_->Inspect(spec.id);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, ContainerState::kCreated);
+  EXPECT_FALSE(std::filesystem::exists(spec.job_dir + "/logs/rank-0.stdout")) << "nothing ran";
+
+  ASSERT_TRUE(runtime_->Start(spec.id).ok());
+  state = runtime_->Inspect(spec.id);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, ContainerState::kRunning);
+  // A second start (an earlier agent's `runc start` still on its way) runs nothing again.
+  EXPECT_FALSE(runtime_->Start(spec.id).ok());
+
+  WriteFileOrDie(spec.job_dir + "/release", "");
+  ContainerExit exit = WaitFor(spec, 20000);
+  EXPECT_EQ(exit.exit_code, 0);
+  state = runtime_->Inspect(spec.id);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, ContainerState::kStopped);
+
+  ASSERT_TRUE(runtime_->Delete(spec.id).ok());
+  EXPECT_EQ(runtime_->Inspect(spec.id).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(RuncRuntimeTest, RefusesADuplicateIdAndABadSpec) {
   ContainerSpec spec = NewSpec("dup");
   spec.args = Init(1, {"/bin/true"}).ToArgs();
