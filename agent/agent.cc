@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -79,6 +80,13 @@ absl::Status DownloadBlob(v1::BlobService::Stub& blobs, const std::string& diges
     return absl::ResourceExhaustedError(absl::StrCat("cannot write ", path, " (disk full?)"));
   }
   return absl::OkStatus();
+}
+
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
 }
 
 int64_t MemTotalMib() {
@@ -167,21 +175,49 @@ bool Agent::Send(const v1::AgentMessage& message) {
 }
 
 absl::Status Agent::StartPeerServer() {
-  peer_service_ = std::make_unique<PeerExecService>(
-      runtime_, [this](const v1::AttemptRef& attempt, const std::string& token) {
-        return ExecTarget(attempt, token);
-      });
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(options_.peer_listen, grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(peer_service_.get());
-  peer_server_ = builder.BuildAndStart();
-  if (peer_server_ == nullptr || port == 0) {
+  const std::string host = options_.peer_listen.substr(0, options_.peer_listen.rfind(':'));
+  const std::string wanted = options_.peer_listen.substr(options_.peer_listen.rfind(':') + 1);
+  // With a port the kernel picks, the port of the earlier agent process first: mpirun of a
+  // live MPI attempt reaches this node through the endpoint droverd handed out then, which
+  // must still lead here after a restart.
+  const std::string port_file = options_.work_dir + "/peer-port";
+  std::vector<std::string> candidates = {wanted};
+  if (int saved = 0; wanted == "0" &&
+                     absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadSmallFile(port_file)), &saved) &&
+                     saved > 0 && saved < 65536) {
+    candidates.insert(candidates.begin(), absl::StrCat(saved));
+  }
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    // A service is registered with one server only: a new one for each try.
+    peer_service_ = std::make_unique<PeerExecService>(
+        runtime_, [this](const v1::AttemptRef& attempt, const std::string& token) {
+          return ExecTarget(attempt, token);
+        });
+    grpc::ServerBuilder builder;
+    // Not shared with another process that binds the same port (gRPC allows it by default).
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    int port = 0;
+    builder.AddListeningPort(absl::StrCat(host, ":", candidates[i]),
+                             grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(peer_service_.get());
+    peer_server_ = builder.BuildAndStart();
+    if (peer_server_ == nullptr || port == 0) {
+      peer_server_.reset();
+      continue;
+    }
+    peer_endpoint_ = absl::StrCat(host, ":", port);
+    if (wanted == "0") std::ofstream(port_file, std::ios::trunc) << port << "\n";
+    if (i > 0) {
+      Log(LogLevel::kWarning, "peer_port_changed",
+          {{"port", port}, {"earlier", candidates.front()},
+           {"effect", "MPI attempts of this node from before the restart cannot start ranks here"}});
+    }
+    break;
+  }
+  if (peer_server_ == nullptr) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on --peer-listen ", options_.peer_listen));
   }
-  peer_endpoint_ =
-      absl::StrCat(options_.peer_listen.substr(0, options_.peer_listen.rfind(':')), ":", port);
   return absl::OkStatus();
 }
 
@@ -250,7 +286,7 @@ void Agent::Recover() {
       Log(LogLevel::kInfo, "attempt_taken_over",
           {{"job", ref.job_id()}, {"epoch", ref.epoch()},
            {"phase", v1::AttemptReport::Phase_Name(record.report.phase())}});
-      attempt->Resume(record.report);
+      attempt->Resume(record.report, record.start_intended);
     }
     attempts_[Key(ref)] = std::move(attempt);
   }
@@ -417,9 +453,21 @@ void Agent::Handle(const v1::SchedulerMessage& message) {
       if (attempts_.contains(key)) break;  // a resend of one we have
       Log(LogLevel::kInfo, "attempt_assigned", {{"job", assign.attempt().job_id()}, {"epoch", assign.attempt().epoch()}});
       if (absl::Status saved = SaveAssignment(options_.work_dir, assign); !saved.ok()) {
-        // The attempt runs; only a restart of this agent could not take it over.
+        // Intent first: an attempt without a record could not be taken over by the next
+        // agent process, which would remove its container and folder as leftovers. It is
+        // refused instead (droverd retries the job when it allows).
         Log(LogLevel::kWarning, "attempt_record_failed",
             {{"job", assign.attempt().job_id()}, {"error", saved.message()}});
+        v1::AgentMessage refused;
+        v1::AttemptReport* report = refused.mutable_report();
+        *report->mutable_attempt() = assign.attempt();
+        report->set_phase(v1::AttemptReport::ENDED);
+        report->set_cause(v1::JobStatus::LAUNCH_FAILED);
+        report->set_message(absl::StrCat("drover-agent on ", options_.node.name(),
+                                         " cannot record the attempt (nothing was started): ",
+                                         saved.message()));
+        Send(refused);
+        break;
       }
       auto attempt = std::make_unique<Attempt>(MakeAttemptEnv(), assign);
       attempt->Begin();

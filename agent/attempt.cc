@@ -21,8 +21,10 @@
 #include "absl/strings/str_format.h"
 #include "agent/attempt_record.h"
 #include "agent/launcher/init_command.h"
+#include "agent/takeover.h"
 #include "common/archive/safe_extract.h"
 #include "common/archive/snapshot.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
@@ -115,13 +117,13 @@ Attempt::~Attempt() {
 
 void Attempt::Begin() { thread_ = std::thread([this] { Run(); }); }
 
-void Attempt::Resume(const v1::AttemptReport& saved) {
+void Attempt::Resume(const v1::AttemptReport& saved, bool start_intended) {
   {
     absl::MutexLock lock(&mu_);
     last_ = saved;  // what the hello says until the thread knows better
     saved_phase_ = saved.phase();
   }
-  thread_ = std::thread([this, saved] { RunRecovered(saved); });
+  thread_ = std::thread([this, saved, start_intended] { RunRecovered(saved, start_intended); });
 }
 
 void Attempt::RestoreEnded(const v1::AttemptReport& final) {
@@ -218,13 +220,23 @@ void Attempt::Run() {
     // The container is created (runc create) before READY, so that START costs only
     // `runc start` and creating it overlaps with the other nodes of the launch barrier.
     Report(v1::AttemptReport::PREPARING, "CREATING_CONTAINER");
-    if (absl::Status s = env_.runtime->Create(BuildContainer()); !s.ok()) {
+    absl::Status s = env_.runtime->Create(BuildContainer());
+    if (absl::IsAlreadyExists(s) && recovered_) {
+      // A `runc create` of the agent process this one took over from, still on its way when
+      // the container was looked at: nothing of it started (no start was intended).
+      Log(LogLevel::kInfo, "stale_container_removed", {{"container", container_}});
+      if (absl::Status deleted = env_.runtime->Delete(container_); deleted.ok()) {
+        s = env_.runtime->Create(BuildContainer());
+      }
+    }
+    if (!s.ok()) {
       std::string message = absl::StrCat("creating the container: ", s.message());
       Log(LogLevel::kWarning, "attempt_launch_failed", {{"job", job}, {"error", message}});
       Finish(v1::JobStatus::LAUNCH_FAILED, message);
       return;
     }
     created_ = true;
+    Failpoint("attempt.after_create");
   }
   Report(v1::AttemptReport::READY);
   {
@@ -267,13 +279,40 @@ void Attempt::LeaveDetached() {
        {"container", created_ ? container_ : ""}});
 }
 
-void Attempt::RunRecovered(const v1::AttemptReport& saved) {
+void Attempt::RunRecovered(const v1::AttemptReport& saved, bool start_intended) {
   const std::string job = assignment_.attempt().job_id();
   recovered_ = true;
-  if (saved.phase() != v1::AttemptReport::RUNNING &&
-      saved.phase() != v1::AttemptReport::FINALIZING) {
-    // The processes never started: prepare again from the start (a READY node whose START
-    // droverd already sent is sent START again).
+  // The real state decides, the record only bounds it (takeover.h).
+  TakeOverFacts facts{.phase = saved.phase(), .start_intended = start_intended};
+  absl::StatusOr<ContainerState> found = env_.runtime->Inspect(container_);
+  if (found.ok()) {
+    facts.container = *found == ContainerState::kCreated   ? FoundContainer::kCreated
+                      : *found == ContainerState::kRunning ? FoundContainer::kRunning
+                                                           : FoundContainer::kStopped;
+  } else if (!absl::IsNotFound(found.status())) {
+    // Cannot tell whether the processes run: they must not be started again, so the
+    // attempt ends here (its container, if any, is deleted).
+    created_ = true;
+    Finish(v1::JobStatus::NODE_LOST,
+           absl::StrCat("drover-agent on ", env_.node_name,
+                        " restarted and cannot tell the state of the attempt's container: ",
+                        found.status().message()));
+    return;
+  }
+  facts.processes_left_files = ProcessesLeftFiles();
+  const TakeOver decision = DecideTakeOver(facts);
+  Log(LogLevel::kInfo, "attempt_take_over_decided",
+      {{"job", job}, {"epoch", assignment_.attempt().epoch()},
+       {"recorded", v1::AttemptReport::Phase_Name(saved.phase())},
+       {"start_intended", start_intended},
+       {"container", found.ok() ? (*found == ContainerState::kCreated   ? "created"
+                                   : *found == ContainerState::kRunning ? "running"
+                                                                        : "stopped")
+                                : "none"},
+       {"decision", TakeOverName(decision)}});
+  if (decision == TakeOver::kPrepareAgain) {
+    // Nothing of the processes ever ran: prepare again from the start (a READY node whose
+    // START droverd already sent is sent START again).
     if (absl::Status s = env_.runtime->Delete(container_); !s.ok()) {
       Finish(v1::JobStatus::NODE_LOST, absl::StrCat("drover-agent on ", env_.node_name,
                                                     " restarted and cannot delete the attempt's "
@@ -291,10 +330,24 @@ void Attempt::RunRecovered(const v1::AttemptReport& saved) {
            absl::StrCat("drover-agent on ", env_.node_name, " restarted: ", adopted.message()));
     return;
   }
+  if (decision == TakeOver::kStartAndWatch) {
+    // The start was decided and recorded before the earlier agent died; its `runc start`
+    // may still have reached the processes meanwhile, which the runtime then says.
+    absl::Status started = env_.runtime->Start(container_);
+    absl::StatusOr<ContainerState> now = env_.runtime->Inspect(container_);
+    if (!started.ok() && !(now.ok() && *now != ContainerState::kCreated)) {
+      Log(LogLevel::kWarning, "attempt_launch_failed", {{"job", job}, {"error", started.message()}});
+      Finish(v1::JobStatus::LAUNCH_FAILED,
+             absl::StrCat("starting the container: ", started.message()));
+      return;
+    }
+  }
   Log(LogLevel::kInfo, "attempt_recovered", {{"job", job}, {"epoch", assignment_.attempt().epoch()},
                                              {"container", container_}});
   env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
-  if (saved.phase() == v1::AttemptReport::RUNNING) Report(v1::AttemptReport::RUNNING);
+  // droverd hears that the processes run (also when the earlier agent died before it could
+  // say so); an attempt that was finishing goes on finishing.
+  if (saved.phase() != v1::AttemptReport::FINALIZING) Report(v1::AttemptReport::RUNNING);
   absl::Status watched = WatchContainer();
   if (Detached()) return LeaveDetached();
   if (!watched.ok()) {
@@ -303,6 +356,11 @@ void Attempt::RunRecovered(const v1::AttemptReport& saved) {
     return;
   }
   FinishAsStopped();
+}
+
+bool Attempt::ProcessesLeftFiles() const {
+  std::error_code error;
+  return !fs::is_empty(dir_ + "/job/logs", error) && !error;
 }
 
 absl::Status Attempt::Adopt(const v1::AttemptReport& saved) {
@@ -707,6 +765,13 @@ absl::Status Attempt::StartRelay() {
 }
 
 absl::Status Attempt::RunContainer(bool create) {
+  // Intent first: a later agent process must know that these processes may have started,
+  // even if this one dies before `runc start` returns (takeover.h). Nothing starts when it
+  // cannot be recorded.
+  if (absl::Status s = SaveStartIntent(env_.work_dir, assignment_.attempt()); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("recording the start on ", env_.node_name,
+                                                " (nothing was started): ", s.message()));
+  }
   // Finish() deletes the container whatever happens here.
   absl::Status started =
       create ? env_.runtime->Run(BuildContainer()) : env_.runtime->Start(container_);
@@ -715,6 +780,7 @@ absl::Status Attempt::RunContainer(bool create) {
                         absl::StrCat("starting the container: ", started.message()));
   }
   created_ = true;
+  Failpoint("attempt.after_start");
   env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
   Report(v1::AttemptReport::RUNNING);
   Log(LogLevel::kInfo, "attempt_running", {{"job", assignment_.attempt().job_id()}, {"container", container_}});
@@ -949,7 +1015,9 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
     }
   }
   Report(v1::AttemptReport::FINALIZING, "UPLOADING_OUTPUTS");
+  Failpoint("attempt.finalizing");
   UploadOutputs();
+  Failpoint("attempt.after_outputs");
   // Every byte the processes wrote reaches droverd before the attempt is reported ended
   // (droverd stores nothing of an attempt once it ended). However long droverd cannot take
   // them (unreachable, or its state disk refusing writes), the files wait; only a droverd
@@ -1014,6 +1082,7 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   for (const NodeGpu& gpu : gpus_) *report.add_gpus() = gpu.gpu;
   Record(report);  // kept on disk until droverd surely has it (Agent forgets it)
   env_.report(report);
+  Failpoint("attempt.after_end");
   env_.logs->Forget(assignment_.attempt());
   if (!delete_first) remove_container();
   environment_ = {};  // the container is gone: its environment may be collected

@@ -73,12 +73,15 @@ class Attempt {
   static std::string Dir(const std::string& work_dir, const v1::AttemptRef& attempt);
 
   void Begin();  // starts the thread
-  // Takes over an attempt an earlier agent process ran (from its record, `saved` its last
-  // report): starts the thread, which adopts the container whose processes run (or reads
-  // how they ended, when they ended while no agent watched), or prepares the attempt again
-  // when its processes had not started. An attempt that cannot be adopted (multi-node MPI,
-  // rclone mounts) is ended: its container is deleted and it ends NODE_LOST.
-  void Resume(const v1::AttemptReport& saved);
+  // Takes over an attempt an earlier agent process ran (from its record: `saved` its last
+  // report, `start_intended` whether it set out to start the processes): starts the thread,
+  // which asks the runtime where the container is and decides by DecideTakeOver
+  // (takeover.h): it adopts the container whose processes started (or reads how they
+  // ended, when they ended while no agent watched), starts a created one whose start was
+  // decided, or prepares the attempt again when nothing of it ever ran. An attempt that
+  // cannot be adopted (its GPUs, image or data are gone) is ended: its container is deleted
+  // and it ends NODE_LOST.
+  void Resume(const v1::AttemptReport& saved, bool start_intended);
   // An attempt that ended before the agent restarted, `final` its last report (droverd may
   // not have had it): no thread, ended() from the start.
   void RestoreEnded(const v1::AttemptReport& final);
@@ -102,7 +105,9 @@ class Attempt {
  private:
   void Run();
   // Resume()'s thread.
-  void RunRecovered(const v1::AttemptReport& saved);
+  void RunRecovered(const v1::AttemptReport& saved, bool start_intended);
+  // Whether drover-init or the job left anything in the job folder's logs/.
+  bool ProcessesLeftFiles() const;
   // What an adopted attempt needs again: its GPUs, image, environment and data (nothing
   // copied or mounted again). FAILED_PRECONDITION when it cannot be adopted.
   absl::Status Adopt(const v1::AttemptReport& saved);

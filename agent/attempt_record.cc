@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 
 namespace drover::agent {
 namespace {
@@ -19,6 +20,7 @@ namespace fs = std::filesystem;
 
 constexpr char kAssignmentFile[] = "assignment.pb";
 constexpr char kReportFile[] = "report.pb";
+constexpr char kStartIntentFile[] = "start-intended";
 
 // Writes `bytes` to `path` through a temporary file, fsynced and renamed over it.
 absl::Status WriteAtomically(const std::string& path, const std::string& bytes) {
@@ -80,6 +82,25 @@ absl::Status SaveReport(const std::string& work_dir, const v1::AttemptReport& re
   return WriteAtomically(absl::StrCat(dir, "/", kReportFile), report.SerializeAsString());
 }
 
+absl::Status SaveStartIntent(const std::string& work_dir, const v1::AttemptRef& attempt) {
+  std::string dir = AttemptRecordDir(work_dir, attempt);
+  std::error_code error;
+  if (!fs::is_directory(dir, error)) {
+    return absl::NotFoundError(absl::StrCat("no record of the attempt in ", dir));
+  }
+  // The rename is made durable too: the file must be there after a power cut if the
+  // processes may have started.
+  DROVER_RETURN_IF_ERROR(WriteAtomically(absl::StrCat(dir, "/", kStartIntentFile), "1\n"));
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    int saved = errno;
+    if (fd >= 0) ::close(fd);
+    return absl::UnavailableError(absl::StrCat("cannot sync ", dir, ": ", strerror(saved)));
+  }
+  ::close(fd);
+  return absl::OkStatus();
+}
+
 void RemoveAttemptRecord(const std::string& work_dir, const v1::AttemptRef& attempt) {
   std::error_code error;
   fs::remove_all(AttemptRecordDir(work_dir, attempt), error);
@@ -105,6 +126,7 @@ std::vector<AttemptRecord> LoadAttemptRecords(const std::string& work_dir) {
       *record.report.mutable_attempt() = record.assignment.attempt();
       record.report.set_phase(v1::AttemptReport::PREPARING);
     }
+    record.start_intended = fs::exists(absl::StrCat(dir, "/", kStartIntentFile), error);
     records.push_back(std::move(record));
   }
   return records;

@@ -6,6 +6,10 @@
 //
 // Files are replaced atomically (write, fsync, rename): a reader sees the old or the new
 // one, never half of one. Used from the attempts' threads and at start-up.
+//
+// A record is written before the step it describes (intent first): the start intent is on
+// disk before `runc start` (or `runc run`) is called, so a later agent never mistakes a
+// container whose processes may have started for one that never ran (see takeover.h).
 #ifndef DROVER_AGENT_ATTEMPT_RECORD_H_
 #define DROVER_AGENT_ATTEMPT_RECORD_H_
 
@@ -21,6 +25,9 @@ struct AttemptRecord {
   v1::AssignAttempt assignment;
   // The last report written; phase PREPARING when none was.
   v1::AttemptReport report;
+  // Whether the agent set out to start the attempt's processes (SaveStartIntent): they may
+  // have started, even though no report says RUNNING yet.
+  bool start_intended = false;
 };
 
 // `<work_dir>/records/<job>-<epoch>`.
@@ -30,6 +37,10 @@ std::string AttemptRecordDir(const std::string& work_dir, const v1::AttemptRef& 
 absl::Status SaveAssignment(const std::string& work_dir, const v1::AssignAttempt& assignment);
 // Replaces the attempt's last report. UNAVAILABLE when it cannot be written.
 absl::Status SaveReport(const std::string& work_dir, const v1::AttemptReport& report);
+// Records that the attempt's processes are about to be started; called before the runtime is
+// asked to start them, and nothing is started when it fails. UNAVAILABLE when it cannot be
+// written (NOT_FOUND when the attempt has no record).
+absl::Status SaveStartIntent(const std::string& work_dir, const v1::AttemptRef& attempt);
 // Removes the attempt's record (droverd has its end).
 void RemoveAttemptRecord(const std::string& work_dir, const v1::AttemptRef& attempt);
 

@@ -115,66 +115,86 @@ void ExecRelay::Serve(int fd) {
     return;
   }
   std::shared_ptr<grpc::Channel> channel;
-  grpc::ClientContext context;
   {
     absl::MutexLock lock(&mu_);
-    if (stopped_) {
-      connections_.erase(fd);
-      close(fd);
-      return;
-    }
     std::shared_ptr<grpc::Channel>& cached = channels_[peer->second];
     if (cached == nullptr) {
       cached = grpc::CreateChannel(peer->second, grpc::InsecureChannelCredentials());
     }
     channel = cached;
-    calls_.insert(&context);
   }
-  Log(LogLevel::kDebug, "exec_relayed",
-      {{"job", attempt_.job_id()}, {"host", host}, {"peer", peer->second}});
   auto stub = v1::AgentPeerService::NewStub(channel);
   v1::ExecRequest exec;
   *exec.mutable_attempt() = attempt_;
   exec.set_token(token_);
   exec.set_command(command);
-  auto reader = stub->Exec(&context, exec);
-  v1::ExecOutput output;
-  bool have_exit = false;
-  bool started = false;
-  int exit_code = 0;
-  while (reader->Read(&output)) {
-    bool written = true;
-    if (output.kind_case() == v1::ExecOutput::kStarted) {
-      started = true;
-      written = frames::WriteFrame(fd, frames::kStarted, "");
-    } else if (output.has_stdout()) {
-      written = frames::WriteFrame(fd, frames::kStdout, output.stdout());
-    } else if (output.has_stderr()) {
-      written = frames::WriteFrame(fd, frames::kStderr, output.stderr());
-    } else if (output.kind_case() == v1::ExecOutput::kExitCode) {
-      have_exit = true;
-      exit_code = output.exit_code();
+  // The peer's agent may be restarting: it comes back on the same port (agent.cc) and takes
+  // its attempt over, so a call that found no agent there is tried again, for as long as a
+  // peer waits for an attempt's processes to start.
+  const absl::Time deadline = absl::Now() + kStartWait;
+  for (int tries = 1;; ++tries) {
+    grpc::ClientContext context;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopped_) {
+        connections_.erase(fd);
+        close(fd);
+        return;
+      }
+      calls_.insert(&context);
     }
-    // drover-rsh is gone (mpirun ended it): stop following; the command, left running, ends
-    // with mpirun or with the container.
-    if (!written) context.TryCancel();
-  }
-  grpc::Status status = reader->Finish();
-  {
-    absl::MutexLock lock(&mu_);
-    calls_.erase(&context);
-  }
-  if (status.ok() && have_exit) {
-    frames::WriteFrame(fd, frames::kExit, std::to_string(exit_code));
-  } else if (started) {
-    // The peer agent went away (a restart) or this one stops: the command goes on there,
-    // unfollowed; drover-rsh reads the closed connection as that.
-    Log(LogLevel::kInfo, "exec_unfollowed",
-        {{"job", attempt_.job_id()}, {"host", host}, {"error", status.error_message()}});
-  } else {
-    frames::WriteFrame(fd, frames::kError,
-                       absl::StrCat("agent at ", peer->second, ": ",
-                                    status.ok() ? "no exit status" : status.error_message()));
+    Log(LogLevel::kDebug, "exec_relayed",
+        {{"job", attempt_.job_id()}, {"host", host}, {"peer", peer->second}, {"try", tries}});
+    auto reader = stub->Exec(&context, exec);
+    v1::ExecOutput output;
+    bool have_exit = false;
+    bool started = false;
+    int exit_code = 0;
+    while (reader->Read(&output)) {
+      bool written = true;
+      if (output.kind_case() == v1::ExecOutput::kStarted) {
+        started = true;
+        written = frames::WriteFrame(fd, frames::kStarted, "");
+      } else if (output.has_stdout()) {
+        written = frames::WriteFrame(fd, frames::kStdout, output.stdout());
+      } else if (output.has_stderr()) {
+        written = frames::WriteFrame(fd, frames::kStderr, output.stderr());
+      } else if (output.kind_case() == v1::ExecOutput::kExitCode) {
+        have_exit = true;
+        exit_code = output.exit_code();
+      }
+      // drover-rsh is gone (mpirun ended it): stop following; the command, left running,
+      // ends with mpirun or with the container.
+      if (!written) context.TryCancel();
+    }
+    grpc::Status status = reader->Finish();
+    {
+      absl::MutexLock lock(&mu_);
+      calls_.erase(&context);
+    }
+    if (!started && status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        absl::Now() < deadline) {
+      if (tries == 1) {
+        Log(LogLevel::kInfo, "exec_peer_unreachable",
+            {{"job", attempt_.job_id()}, {"host", host}, {"error", status.error_message()},
+             {"retrying_for", absl::FormatDuration(kStartWait)}});
+      }
+      absl::SleepFor(absl::Milliseconds(200));
+      continue;
+    }
+    if (status.ok() && have_exit) {
+      frames::WriteFrame(fd, frames::kExit, std::to_string(exit_code));
+    } else if (started) {
+      // The peer agent went away (a restart) or this one stops: the command goes on there,
+      // unfollowed; drover-rsh reads the closed connection as that.
+      Log(LogLevel::kInfo, "exec_unfollowed",
+          {{"job", attempt_.job_id()}, {"host", host}, {"error", status.error_message()}});
+    } else {
+      frames::WriteFrame(fd, frames::kError,
+                         absl::StrCat("agent at ", peer->second, ": ",
+                                      status.ok() ? "no exit status" : status.error_message()));
+    }
+    break;
   }
   done();
 }

@@ -13,7 +13,8 @@
 // with the reason on stderr, as ssh does. When an agent on the way restarts while the
 // command runs, the command goes on (an Open MPI daemon keeps its own connection to
 // mpirun): drover-rsh says so on stderr and exits 0, since to mpirun a failed remote shell
-// means a daemon that failed to start, and it would end the job.
+// means a daemon that failed to start, and it would end the job. When the agent does not
+// answer (it restarts), drover-rsh waits for the next one, up to a minute.
 //
 // Statically linked, plain C++ and libc, like drover-init.
 #include <errno.h>
@@ -34,6 +35,9 @@ namespace {
 namespace frames = drover::agent::exec_frames;
 
 constexpr int kFailedExit = 255;
+// How long a refused connection to the agent is tried again, and how often.
+constexpr int kConnectWaitMs = 60 * 1000;
+constexpr int kConnectRetryMs = 100;
 
 int Fail(const std::string& message) {
   fprintf(stderr, "drover-rsh: %s\n", message.c_str());
@@ -67,14 +71,32 @@ int main(int argc, char** argv) {
 
   const char* path = getenv("DROVER_EXEC_SOCKET");
   if (path == nullptr || *path == '\0') path = frames::kSocketPath;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un address = {};
   address.sun_family = AF_UNIX;
   if (strlen(path) >= sizeof address.sun_path) return Fail(std::string("socket path too long: ") + path);
   strcpy(address.sun_path, path);
-  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    return Fail(std::string("cannot reach drover-agent at ") + path + ": " + strerror(errno) +
-                " (is this an MPI job of Drover?)");
+  // The node's agent may be restarting: the next one serves the socket again once it took
+  // the attempt over (within seconds). A refused connection is tried again, for as long as
+  // the agents wait for a node's processes to start (exec_relay.cc).
+  int fd = -1;
+  for (int waited_ms = 0;; waited_ms += kConnectRetryMs) {
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return Fail(std::string("socket: ") + strerror(errno));
+    if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) break;
+    int error = errno;
+    close(fd);
+    // A missing socket is the agent between unlinking the old one and binding the new one
+    // (a moment), or not a Drover job at all.
+    int wait_ms = error == ECONNREFUSED ? kConnectWaitMs : error == ENOENT ? 1000 : 0;
+    if (waited_ms >= wait_ms) {
+      return Fail(std::string("cannot reach drover-agent at ") + path + ": " + strerror(error) +
+                  " (is this an MPI job of Drover?)");
+    }
+    if (waited_ms == 0 && error == ECONNREFUSED) {
+      fprintf(stderr, "drover-rsh: %s: drover-agent does not answer (restarting?); waiting\n",
+              host.c_str());
+    }
+    usleep(kConnectRetryMs * 1000);
   }
   if (!frames::WriteFrame(fd, frames::kHost, host) ||
       !frames::WriteFrame(fd, frames::kCommand, command)) {

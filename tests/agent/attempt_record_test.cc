@@ -77,5 +77,33 @@ TEST(AttemptRecordTest, ADamagedRecordIsDroppedAndAReportWithoutRecordRefused) {
   EXPECT_TRUE(LoadAttemptRecords(dir.path() + "/nowhere").empty());
 }
 
+// Intent first: the start is on disk before anything starts, and the next agent reads it.
+TEST(AttemptRecordTest, TheStartIntentIsReadBackWithTheRecord) {
+  testing::TempDir dir;
+  ASSERT_TRUE(SaveAssignment(dir.path(), Assignment("j-1", 1)).ok());
+  ASSERT_TRUE(SaveAssignment(dir.path(), Assignment("j-2", 1)).ok());
+  ASSERT_TRUE(SaveStartIntent(dir.path(), Assignment("j-2", 1).attempt()).ok());
+  std::vector<AttemptRecord> records = LoadAttemptRecords(dir.path());
+  ASSERT_EQ(records.size(), 2u);
+  for (const AttemptRecord& record : records) {
+    EXPECT_EQ(record.start_intended, record.assignment.attempt().job_id() == "j-2")
+        << record.assignment.attempt().job_id();
+    EXPECT_EQ(record.report.phase(), v1::AttemptReport::PREPARING);
+  }
+  // Without a record there is nothing to mark, and nothing may start.
+  EXPECT_EQ(SaveStartIntent(dir.path(), Assignment("j-3", 1).attempt()).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(AttemptRecordTest, AStartIntentThatCannotBeWrittenIsAnError) {
+  testing::TempDir dir;
+  ASSERT_TRUE(SaveAssignment(dir.path(), Assignment("j-1", 1)).ok());
+  // A folder where the file would go: the write cannot succeed.
+  std::string blocked = AttemptRecordDir(dir.path(), Assignment("j-1", 1).attempt()) + "/start-intended";
+  fs::create_directories(blocked + "/x");
+  EXPECT_EQ(SaveStartIntent(dir.path(), Assignment("j-1", 1).attempt()).code(),
+            absl::StatusCode::kUnavailable);
+}
+
 }  // namespace
 }  // namespace drover::agent
