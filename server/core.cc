@@ -975,48 +975,39 @@ void Core::HandleReport(const std::string& node, const v1::AttemptReport& report
       if (attempt.started && !attempt.stopping && !StartsWhenReady(attempt)) {
         // A node prepared the attempt again after its agent restarted before it had the
         // START (sent while it was away): it is sent again.
-        v1::SchedulerMessage start;
-        start.mutable_start()->mutable_attempt()->set_job_id(job_id);
-        start.mutable_start()->mutable_attempt()->set_epoch(attempt.epoch);
-        SendTo(node, std::move(start));
+        SendStart(job_id, attempt.epoch, node);
         break;
       }
       if (attempt.started || attempt.stopping || attempt.ready.size() < attempt.nodes.size()) {
         break;
       }
-      attempt.started = true;  // the launch barrier is passed
-      // A one-node attempt starts without being told (start_when_ready).
-      for (size_t k = 0; k < attempt.nodes.size() && !StartsWhenReady(attempt); ++k) {
-        v1::SchedulerMessage start;
-        start.mutable_start()->mutable_attempt()->set_job_id(job_id);
-        start.mutable_start()->mutable_attempt()->set_epoch(attempt.epoch);
-        SendTo(attempt.nodes[k], std::move(start));
-      }
-      if (auto next = scheduler::Transition(job->status(), JobStatus::STARTING, "STARTING", now);
-          next.ok()) {
-        // Every node has said which GPUs it gave the attempt by its READY.
-        for (const std::string& name : attempt.nodes) {
-          if (auto held = attempt.gpus.find(name); held != attempt.gpus.end()) {
-            *next->add_gpus() = held->second;
-          }
-        }
-        CommitStatus(*job, *std::move(next));
-      }
+      PassLaunchBarrier(job_id, attempt);
       break;
     }
-    case v1::AttemptReport::RUNNING: {
-      if (state != JobStatus::STARTING && state != JobStatus::PREPARING) break;
-      if (state == JobStatus::PREPARING) break;  // READY comes first
-      auto next = scheduler::Transition(job->status(), JobStatus::RUNNING, "", now);
-      if (!next.ok()) break;
-      *next->mutable_start_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(now));
-      attempt.running_since = now;
-      CommitStatus(*job, *std::move(next));
-      Log(LogLevel::kInfo, "job_running", {{"job", job_id}, {"attempt", attempt.epoch}});
-      break;
-    }
+    case v1::AttemptReport::RUNNING:
     case v1::AttemptReport::FINALIZING: {
-      if (state != JobStatus::RUNNING) break;
+      if (!attempt.started) {
+        // The node's processes run, so the launch barrier was passed: droverd restarted after
+        // it sent START and before STARTING was stored. The other nodes are sent START again
+        // (one whose processes run already ignores it; one that prepared again needs it).
+        if (attempt.stopping) break;
+        Log(LogLevel::kInfo, "launch_barrier_passed_before_restart", {{"job", job_id}, {"node", node}});
+        attempt.ready.insert(node);
+        PassLaunchBarrier(job_id, attempt);
+        job = jobs_.Find(job_id);
+        state = job->status().state();
+      }
+      if (state == JobStatus::STARTING) {
+        auto next = scheduler::Transition(job->status(), JobStatus::RUNNING, "", now);
+        if (!next.ok()) break;
+        *next->mutable_start_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(now));
+        attempt.running_since = now;
+        CommitStatus(*job, *std::move(next));
+        Log(LogLevel::kInfo, "job_running", {{"job", job_id}, {"attempt", attempt.epoch}});
+        job = jobs_.Find(job_id);
+        state = job->status().state();
+      }
+      if (report.phase() != v1::AttemptReport::FINALIZING || state != JobStatus::RUNNING) break;
       if (auto next =
               scheduler::Transition(job->status(), JobStatus::FINALIZING, "UPLOADING_OUTPUTS", now);
           next.ok()) {
@@ -1071,6 +1062,33 @@ void Core::HandleReport(const std::string& node, const v1::AttemptReport& report
   }
 }
 
+void Core::SendStart(const std::string& job_id, int64_t epoch, const std::string& node) {
+  v1::SchedulerMessage start;
+  start.mutable_start()->mutable_attempt()->set_job_id(job_id);
+  start.mutable_start()->mutable_attempt()->set_epoch(epoch);
+  SendTo(node, std::move(start));
+}
+
+void Core::PassLaunchBarrier(const std::string& job_id, Attempt& attempt) {
+  attempt.started = true;
+  // A one-node attempt starts without being told (start_when_ready).
+  for (size_t k = 0; k < attempt.nodes.size() && !StartsWhenReady(attempt); ++k) {
+    SendStart(job_id, attempt.epoch, attempt.nodes[k]);
+  }
+  const v1::Job* job = jobs_.Find(job_id);
+  if (job == nullptr) return;
+  if (auto next = scheduler::Transition(job->status(), JobStatus::STARTING, "STARTING", clock_.Now());
+      next.ok()) {
+    // Every node has said which GPUs it gave the attempt by its READY.
+    for (const std::string& name : attempt.nodes) {
+      if (auto held = attempt.gpus.find(name); held != attempt.gpus.end()) {
+        *next->add_gpus() = held->second;
+      }
+    }
+    CommitStatus(*job, *std::move(next));
+  }
+}
+
 void Core::FinishAttempt(const std::string& job_id) {
   auto it = attempts_.find(job_id);
   const v1::Job* job = jobs_.Find(job_id);
@@ -1113,13 +1131,20 @@ void Core::FinishAttempt(const std::string& job_id) {
     if (cause == JobStatus::TIMEOUT && message.empty()) message = "max_run_duration exceeded";
   }
   absl::Time now = clock_.Now();
-  if (end == JobStatus::COMPLETED && job->status().state() != JobStatus::FINALIZING) {
-    // The agent's FINALIZING report was not seen (it reconnected meanwhile): pass through
-    // it, so the recorded history stays a valid one.
-    if (auto finalizing = scheduler::Transition(job->status(), JobStatus::FINALIZING,
-                                                "UPLOADING_OUTPUTS", now);
-        finalizing.ok()) {
-      CommitStatus(*job, *std::move(finalizing));
+  if (end == JobStatus::COMPLETED) {
+    // Reports that were not seen (the agent reconnected, or droverd restarted, meanwhile):
+    // the job passes through their states, so the recorded history stays a valid one.
+    for (auto [step, step_reason] : {std::pair{JobStatus::STARTING, "STARTING"},
+                                     std::pair{JobStatus::RUNNING, ""},
+                                     std::pair{JobStatus::FINALIZING, "UPLOADING_OUTPUTS"}}) {
+      if (job->status().state() == JobStatus::FINALIZING) break;
+      if (job->status().state() == step) continue;  // not again with a new version
+      absl::StatusOr<JobStatus> next = scheduler::Transition(job->status(), step, step_reason, now);
+      if (!next.ok()) continue;
+      if (step == JobStatus::RUNNING && !next->has_start_time()) {
+        *next->mutable_start_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(now));
+      }
+      CommitStatus(*job, *std::move(next));
       job = jobs_.Find(job_id);
     }
   }

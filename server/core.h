@@ -236,6 +236,11 @@ class Core {
   void Assign(const scheduler::Placement& placement);
   void HandleReport(const std::string& node, const v1::AttemptReport& report);
   void FinishAttempt(const std::string& job_id);
+  // Every node of the attempt is READY (or one already runs its processes): marks it
+  // started, sends START to every node of a multi-node attempt and moves the job to
+  // STARTING.
+  void PassLaunchBarrier(const std::string& job_id, Attempt& attempt);
+  void SendStart(const std::string& job_id, int64_t epoch, const std::string& node);
   void StopAttempt(const std::string& job_id, v1::JobStatus::Cause cause,
                    const std::string& message);
   // Tells `node` to stop its part of attempt `epoch` of the job.

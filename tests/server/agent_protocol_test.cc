@@ -531,6 +531,78 @@ TEST_F(AgentProtocolTest, ARestartedDroverdKeepsMasterPortsAndExecTokensOfRunnin
   EXPECT_NE(next.exec_token(), first.exec_token());
 }
 
+// droverd sends START before it stores STARTING: when it dies in between, the restarted
+// droverd knows the job as PREPARING while a node's processes run. A node that says they
+// run passes the launch barrier: the others get START, and the job runs and completes
+// through a valid history instead of waiting for READYs that never come.
+TEST_F(AgentProtocolTest, ANodeRunningAfterADroverdRestartPassesTheBarrierItMissed) {
+  v1::AssignAttempt first, second;
+  std::string id;
+  {
+    ScriptedAgent a(channel_, "n1");
+    a.Next(v1::SchedulerMessage::kWelcome);
+    ScriptedAgent b(channel_, "n2");
+    b.Next(v1::SchedulerMessage::kWelcome);
+    id = Submit(1, "", /*node_count=*/2);
+    first = a.Next(v1::SchedulerMessage::kAssign).assign();
+    second = b.Next(v1::SchedulerMessage::kAssign).assign();
+    droverd_->Shutdown();
+    droverd_.reset();
+  }
+  Start();
+  EXPECT_EQ(Get(id).status().state(), v1::JobStatus::PREPARING);
+  v1::AttemptReport running, ready;
+  *running.mutable_attempt() = first.attempt();
+  running.set_phase(v1::AttemptReport::RUNNING);
+  *ready.mutable_attempt() = second.attempt();
+  ready.set_phase(v1::AttemptReport::READY);
+  ScriptedAgent b(channel_, "n2", 8, {ready});
+  b.Next(v1::SchedulerMessage::kWelcome);
+  ScriptedAgent a(channel_, "n1", 8, {running});
+  a.Next(v1::SchedulerMessage::kWelcome);
+  EXPECT_EQ(b.Next(v1::SchedulerMessage::kStart).start().attempt().epoch(), 1);
+  WaitFor(id, v1::JobStatus::RUNNING);
+  b.Report(id, 1, v1::AttemptReport::RUNNING);
+  a.Report(id, 1, v1::AttemptReport::ENDED, {Exit(first.first_rank(), 0)});
+  b.Report(id, 1, v1::AttemptReport::ENDED, {Exit(second.first_rank(), 0)});
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(job.status().attempt(), 1);
+  EXPECT_TRUE(job.status().has_start_time());
+}
+
+// The whole attempt ran and ended while droverd was down between START and STARTING: both
+// nodes come back with their end, and the job completes (it does not wait for a barrier,
+// and no node is sent the attempt again).
+TEST_F(AgentProtocolTest, AnAttemptThatEndedWhileDroverdWasDownBeforeStartingCompletes) {
+  v1::AssignAttempt first, second;
+  std::string id;
+  {
+    ScriptedAgent a(channel_, "n1");
+    a.Next(v1::SchedulerMessage::kWelcome);
+    ScriptedAgent b(channel_, "n2");
+    b.Next(v1::SchedulerMessage::kWelcome);
+    id = Submit(1, "", /*node_count=*/2);
+    first = a.Next(v1::SchedulerMessage::kAssign).assign();
+    second = b.Next(v1::SchedulerMessage::kAssign).assign();
+    droverd_->Shutdown();
+    droverd_.reset();
+  }
+  Start();
+  auto ended = [](const v1::AssignAttempt& assign) {
+    v1::AttemptReport report;
+    *report.mutable_attempt() = assign.attempt();
+    report.set_phase(v1::AttemptReport::ENDED);
+    *report.add_exits() = Exit(assign.first_rank(), 0);
+    return report;
+  };
+  ScriptedAgent a(channel_, "n1", 8, {ended(first)});
+  a.Next(v1::SchedulerMessage::kWelcome);
+  ScriptedAgent b(channel_, "n2", 8, {ended(second)});
+  b.Next(v1::SchedulerMessage::kWelcome);
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(job.status().exits_size(), 2);
+}
+
 // Polls until the job's reason is `reason`, heartbeating for `agents` meanwhile.
 void WaitForReason(const std::function<v1::Job()>& get, const std::string& reason,
                    std::vector<ScriptedAgent*> agents) {
