@@ -38,8 +38,13 @@ class LogPrinter {
   // printed from its start.
   void Add(int32_t rank, v1::LogStream stream, int64_t offset, absl::string_view data);
 
-  // Prints every held line start, each ended with a newline. Call once at the end.
+  // Prints every held line start, each ended with a newline. Call at the end, and before
+  // Reset().
   void Flush();
+
+  // Forgets every stream's offset (after Flush): what follows is another attempt, whose
+  // streams start again at offset 0.
+  void Reset() { streams_.clear(); }
 
  private:
   struct StreamState {

@@ -41,6 +41,16 @@ bool BeforeRunning(v1::JobStatus::State state) {
          state == v1::JobStatus::STARTING;
 }
 
+// The line that separates a retried job's attempts, for example
+// "--- attempt 2 (attempt 1 ended: node n3 stopped answering (no message for 15s); retried) ---".
+std::string NextAttemptLine(int64_t attempt, const v1::JobStatus* previous) {
+  std::string ended = absl::StrCat("attempt ", attempt - 1, " ended");
+  if (previous != nullptr && !previous->message().empty()) {
+    absl::StrAppend(&ended, ": ", previous->message());
+  }
+  return absl::StrCat("--- attempt ", attempt, " (", ended, "; retried) ---\n");
+}
+
 }  // namespace
 
 int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
@@ -60,6 +70,10 @@ int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
       "With -f, keeps printing what the job writes until it ends, then prints how it\n"
       "ended on stderr (for example 'j-42 FAILED: rank 1 on n1 exited with code 3') and\n"
       "exits 0 (COMPLETED), 10 (FAILED) or 11 (CANCELED), like 'drover watch'.\n"
+      "When the job is retried meanwhile (its node was lost, or it failed and max_retries\n"
+      "allows another attempt), -f goes on with the new attempt: it prints on stderr\n"
+      "'--- attempt 2 (attempt 1 ended: WHY; retried) ---', then the new attempt's output\n"
+      "from its start. With --attempt N, only attempt N is shown.\n"
       "With --prepare, prints instead what the nodes did to prepare the job: the build of\n"
       "its environment (pip's or conda's output), or which cached environment it used;\n"
       "with several nodes every line starts with '[node N] '.");
@@ -70,7 +84,8 @@ int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
   flags.Bool("all-streams", &all_streams, "Both stdout and stderr (the default)");
   flags.Bool("prepare", &prepare,
              "The nodes' preparation logs (environment builds) instead of the processes' output");
-  flags.Int("attempt", &attempt, "Attempt to show (1, 2, ...); default: the current one");
+  flags.Int("attempt", &attempt,
+            "Only this attempt (1, 2, ...); default: the current one, and with -f the later ones");
   AddGlobalFlags(&flags, &inv.global());
   std::vector<std::string> positional;
   if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
@@ -110,6 +125,13 @@ int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
   get.set_job_id(request.job_id());
   absl::StatusOr<v1::Job> job = inv.WithRetry([&] { return client->GetJob(get); });
   if (!job.ok()) return inv.ServerError(job.status());
+  if (int32_t had = job->status().attempt(); attempt > had) {
+    std::string so_far =
+        had == 0 ? " has not been placed yet (no attempt so far)"
+        : had == 1 ? " has had 1 attempt so far; give --attempt 1"
+                   : absl::StrCat(" has had ", had, " attempts so far; give 1 to ", had);
+    return inv.Fail(kExitUsage, absl::StrCat("--attempt ", attempt, ": ", job->id(), so_far));
+  }
   int64_t world = int64_t{std::max(job->spec().node_count(), 1)} *
                   std::max(job->spec().process_count_per_node(), 1);
   for (int32_t rank : ranks) {
@@ -137,6 +159,19 @@ int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
   std::optional<v1::Job> ended;
   bool received = false;
   size_t retries = 0;
+  // The attempt being printed; 0 before the first. Offsets count from 0 in every attempt, so
+  // the printer starts afresh with each.
+  int64_t shown_attempt = 0;
+  auto enter_attempt = [&](int64_t next, const v1::JobStatus* previous) {
+    if (next <= shown_attempt) return;
+    if (shown_attempt > 0) {
+      printer.Flush();
+      printer.Reset();
+      inv.err() << NextAttemptLine(next, previous);
+      inv.err().flush();
+    }
+    shown_attempt = next;
+  };
   while (true) {
     absl::Status status = client->StreamLogs(request, [&](const v1::StreamLogsResponse& message) {
       received = true;
@@ -145,10 +180,20 @@ int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
         ended = message.job();
         return;
       }
+      if (message.has_next_attempt()) {
+        const v1::StreamLogsResponse::NextAttempt& next = message.next_attempt();
+        enter_attempt(next.attempt(), next.has_previous() ? &next.previous() : nullptr);
+        return;
+      }
+      // A droverd that does not name attempts (0) sends one attempt.
+      if (message.attempt() < shown_attempt && message.attempt() != 0) return;
+      enter_attempt(message.attempt(), nullptr);
       printer.Add(message.rank(), message.stream(), message.offset(), message.data());
     });
     if (ended.has_value() || (!follow && status.ok())) break;
-    // A broken stream is read again from the start; the printer skips what it printed.
+    // A broken stream is read again from the start of the attempt it was in (droverd sends
+    // nothing of the ones before); the printer skips what it printed.
+    if (attempt == 0 && shown_attempt > 0) request.set_from_attempt(shown_attempt);
     bool retryable = status.ok() || status.code() == absl::StatusCode::kUnavailable;
     absl::Span<const absl::Duration> delays =
         received ? absl::MakeConstSpan(kReconnectDelays) : absl::MakeConstSpan(kRetryDelays);

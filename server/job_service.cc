@@ -2,6 +2,7 @@
 
 #include <deque>
 #include <map>
+#include <tuple>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -175,7 +176,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobResponse>
 
 // Streams what is stored for one attempt of a job (`Next` says what: logs, metrics), then
 // with `follow` what arrives, until the job ended and everything was sent; the last message
-// then carries the final job. One write in flight; new data and job changes wake it up.
+// then carries the final job. With `across_attempts` (a followed stream of the current
+// attempt), once an attempt is over and all of it was sent while the job goes on (droverd
+// retries it), `SetNextAttempt` marks the move and the stream goes on with the next attempt.
+// One write in flight; new data and job changes wake it up.
 template <typename Response>
 class AttemptStreamReactor : public grpc::ServerWriteReactor<Response>, public JobSubscriber {
  public:
@@ -183,26 +187,42 @@ class AttemptStreamReactor : public grpc::ServerWriteReactor<Response>, public J
       : logs_(logs), events_(events), follow_(follow) {}
 
   // Looks the job and attempt up and sends the first piece; the reactor then runs on its
-  // own. Call once, right after construction.
-  void Begin(storage::Store& store, const std::string& job_id, int64_t attempt) {
+  // own. Call once, right after construction. `attempt` 0: the current attempt (and with
+  // `across_attempts` the later ones), `from_attempt` (only then) where to start instead.
+  void Begin(storage::Store& store, const std::string& job_id, int64_t attempt,
+             bool across_attempts = false, int64_t from_attempt = 0) {
     absl::StatusOr<v1::Job> job = store.GetJob(job_id);
     if (!job.ok()) {
       absl::MutexLock lock(&mu_);
       FinishLocked(ToGrpcStatus(job.status()));
       return;
     }
+    absl::Status valid = absl::OkStatus();
     if (attempt < 0 || attempt > job->status().attempt()) {
-      absl::MutexLock lock(&mu_);
-      FinishLocked(ToGrpcStatus(absl::InvalidArgumentError(
+      valid = absl::InvalidArgumentError(
           absl::StrCat("attempt: job '", job->id(), "' has no attempt ", attempt, "; it has ",
-                       job->status().attempt(), " so far"))));
+                       job->status().attempt(), " so far"));
+    } else if (from_attempt != 0 && (!across_attempts || !follow_ || attempt != 0)) {
+      valid = absl::InvalidArgumentError(
+          "from_attempt: only for a followed stream of every attempt (follow, attempt 0); "
+          "leave it 0 or ask for that");
+    } else if (from_attempt < 0 || from_attempt > job->status().attempt()) {
+      valid = absl::InvalidArgumentError(
+          absl::StrCat("from_attempt: job '", job->id(), "' has no attempt ", from_attempt,
+                       "; it has ", job->status().attempt(), " so far"));
+    }
+    if (!valid.ok()) {
+      absl::MutexLock lock(&mu_);
+      FinishLocked(ToGrpcStatus(valid));
       return;
     }
     {
       absl::MutexLock lock(&mu_);
       job_ = *job;
-      epoch_ = attempt > 0 ? attempt : job->status().attempt();
+      epoch_ = attempt > 0 ? attempt : from_attempt > 0 ? from_attempt : job->status().attempt();
       fixed_epoch_ = attempt > 0;
+      across_attempts_ = follow_ && across_attempts && attempt == 0;
+      NoteRetryLocked(job->status());
     }
     // Subscribe without holding mu_: the hub and the log store call back under their own
     // locks, then take mu_.
@@ -214,9 +234,16 @@ class AttemptStreamReactor : public grpc::ServerWriteReactor<Response>, public J
             absl::MutexLock lock(&mu_);
             PumpLocked();
           });
-      absl::MutexLock lock(&mu_);
-      subscribed_ = subscribed;
-      listener_ = listener;
+      {
+        absl::MutexLock lock(&mu_);
+        subscribed_ = subscribed;
+        listener_ = listener;
+      }
+      // A change committed between the first read and the subscription reached no one:
+      // read again, or a job that ended meanwhile would be followed forever.
+      if (absl::StatusOr<v1::Job> again = store.GetJob(job_id); again.ok()) {
+        OnJobChanged(*again);
+      }
     }
     absl::MutexLock lock(&mu_);
     PumpLocked();
@@ -227,6 +254,7 @@ class AttemptStreamReactor : public grpc::ServerWriteReactor<Response>, public J
     if (job.status().version() <= job_.status().version()) return;
     job_ = job;
     if (!fixed_epoch_ && epoch_ == 0) epoch_ = job.status().attempt();
+    NoteRetryLocked(job.status());
     PumpLocked();
   }
 
@@ -276,6 +304,11 @@ class AttemptStreamReactor : public grpc::ServerWriteReactor<Response>, public J
                                     Response* out) = 0;
   // The last message of a followed stream.
   virtual void SetFinalJob(const v1::Job& job, Response* out) = 0;
+  // The message that says the stream moves on to `attempt`; `previous`: the job's status
+  // when the retry was decided, null when this stream did not see it. Only called with
+  // `across_attempts`.
+  virtual void SetNextAttempt(int64_t /*attempt*/, const v1::JobStatus* /*previous*/,
+                              Response* /*out*/) {}
 
   storage::LogStore& logs_;
 
@@ -299,6 +332,21 @@ class AttemptStreamReactor : public grpc::ServerWriteReactor<Response>, public J
         return;
       }
     }
+    // All of attempt `epoch_` was sent; when it is over and the job was retried, go on with
+    // the next one. Its logs are complete: droverd takes nothing more of an attempt that
+    // ended (an agent reports the end after its logs; a lost node's epoch is refused).
+    int64_t current = job_.status().attempt();
+    bool requeued = current == epoch_ && job_.status().state() == v1::JobStatus::QUEUED;
+    if (across_attempts_ && epoch_ > 0 && (current > epoch_ || requeued)) {
+      auto retry = retry_status_.find(epoch_);
+      out_ = Response();
+      SetNextAttempt(epoch_ + 1, retry == retry_status_.end() ? nullptr : &retry->second, &out_);
+      retry_status_.erase(retry_status_.begin(), retry_status_.upper_bound(epoch_));
+      ++epoch_;
+      writing_ = true;
+      this->StartWrite(&out_);
+      return;
+    }
     if (!follow_) {
       FinishLocked(grpc::Status::OK);
     } else if (ended) {
@@ -317,12 +365,26 @@ class AttemptStreamReactor : public grpc::ServerWriteReactor<Response>, public J
     this->Finish(status);
   }
 
+  // Keeps the first status that shows attempt N ended and the job was queued again (a job
+  // is QUEUED with an attempt number only after a retry; later QUEUED changes of that wait
+  // only change its reason).
+  void NoteRetryLocked(const v1::JobStatus& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!across_attempts_ || status.state() != v1::JobStatus::QUEUED || status.attempt() < 1 ||
+        status.attempt() < epoch_) {
+      return;
+    }
+    retry_status_.emplace(status.attempt(), status);
+  }
+
   JobEventHub& events_;
   const bool follow_;
   absl::Mutex mu_;
   v1::Job job_ ABSL_GUARDED_BY(mu_);
   int64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
   bool fixed_epoch_ ABSL_GUARDED_BY(mu_) = false;
+  bool across_attempts_ ABSL_GUARDED_BY(mu_) = false;
+  // Attempt -> the status that queued the job again after it (see NoteRetryLocked).
+  std::map<int64_t, v1::JobStatus> retry_status_ ABSL_GUARDED_BY(mu_);
   Response out_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -354,12 +416,13 @@ class LogsReactor final : public AttemptStreamReactor<v1::StreamLogsResponse> {
                             v1::StreamLogsResponse* out) override {
     for (const storage::LogStreamInfo& stream : logs_.Streams(job_id, epoch)) {
       if (!Selected(stream)) continue;
-      int64_t& sent = sent_[{stream.rank, stream.stream}];
+      int64_t& sent = sent_[{epoch, stream.rank, stream.stream}];
       if (stream.size <= sent) continue;
       storage::LogStreamKey key{job_id, epoch, stream.rank, stream.stream};
       absl::StatusOr<std::string> data = logs_.Read(key, sent, kChunk);
       if (!data.ok()) return data.status();
       if (data->empty()) continue;
+      out->set_attempt(epoch);
       out->set_rank(stream.rank);
       out->set_stream(stream.stream);
       out->set_offset(sent);
@@ -374,8 +437,16 @@ class LogsReactor final : public AttemptStreamReactor<v1::StreamLogsResponse> {
     *out->mutable_job() = job;
   }
 
+  void SetNextAttempt(int64_t attempt, const v1::JobStatus* previous,
+                      v1::StreamLogsResponse* out) override {
+    v1::StreamLogsResponse::NextAttempt* next = out->mutable_next_attempt();
+    next->set_attempt(attempt);
+    if (previous != nullptr) *next->mutable_previous() = *previous;
+  }
+
   const v1::StreamLogsRequest request_;
-  std::map<std::pair<int32_t, int>, int64_t> sent_;  // only on the reactor's turn (under mu_)
+  // (attempt, rank, stream) -> bytes sent; only on the reactor's turn (under mu_).
+  std::map<std::tuple<int64_t, int32_t, int>, int64_t> sent_;
 };
 
 // A job's metrics (GetMetricsRequest selects), in pieces of about kPiece bytes.
@@ -580,7 +651,8 @@ grpc::ServerWriteReactor<v1::WatchJobResponse>* JobServiceImpl::WatchJob(
 grpc::ServerWriteReactor<v1::StreamLogsResponse>* JobServiceImpl::StreamLogs(
     grpc::CallbackServerContext* context, const v1::StreamLogsRequest* request) {
   auto* reactor = new LogsReactor(logs_, events_, *request);
-  reactor->Begin(store_, request->job_id(), request->attempt());
+  reactor->Begin(store_, request->job_id(), request->attempt(), /*across_attempts=*/true,
+                 request->from_attempt());
   return reactor;
 }
 

@@ -14,8 +14,10 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-v1::StreamLogsResponse Chunk(int32_t rank, v1::LogStream stream, int64_t offset, std::string data) {
+v1::StreamLogsResponse Chunk(int32_t rank, v1::LogStream stream, int64_t offset, std::string data,
+                             int64_t attempt = 1) {
   v1::StreamLogsResponse message;
+  message.set_attempt(attempt);
   message.set_rank(rank);
   message.set_stream(stream);
   message.set_offset(offset);
@@ -38,6 +40,21 @@ v1::StreamLogsResponse End(const v1::Job& job, v1::JobStatus::State state, std::
     exit->set_exit_code(code);
   }
   return last;
+}
+
+// What droverd sends when it retries the job as `attempt`; `why`: how the one before ended
+// (empty: the stream did not see it).
+v1::StreamLogsResponse NextAttempt(int64_t attempt, std::string why) {
+  v1::StreamLogsResponse message;
+  message.mutable_next_attempt()->set_attempt(attempt);
+  if (!why.empty()) {
+    v1::JobStatus* previous = message.mutable_next_attempt()->mutable_previous();
+    previous->set_state(v1::JobStatus::QUEUED);
+    previous->set_reason(absl::StrCat("RETRYING after attempt ", attempt - 1));
+    previous->set_attempt(static_cast<int32_t>(attempt - 1));
+    previous->set_message(std::move(why));
+  }
+  return message;
 }
 
 class LogsTest : public CliTest {
@@ -123,6 +140,9 @@ TEST_F(LogsTest, UsageErrors) {
       {{"logs", "j-1", "--rank", "x"}, "--rank: 'x' is not a rank"},
       {{"logs", "j-1", "--rank", "-1"}, "--rank: '-1' is not a rank"},
       {{"logs", "j-1", "--attempt", "0"}, "--attempt: 0 is not an attempt"},
+      {{"logs", "j-1", "--attempt", "-3"}, "--attempt: -3 is not an attempt"},
+      {{"logs", "j-1", "--attempt", "99999999999999999999"},
+       "--attempt: '99999999999999999999' is not a whole number"},
       {{"logs", "j-1", "-o", "json"}, "--output json is not available"},
       {{"logs", "j-1", "--rank", "2"}, "--rank 2: j-1 has ranks 0 to 1"},
       {{"logs", "j-1", "--prepare", "--stderr"}, "--prepare shows the nodes' preparation logs"},
@@ -229,10 +249,112 @@ TEST_F(LogsTest, FollowGivesUpWhenTheStreamKeepsEndingEarly) {
 }
 
 TEST_F(LogsTest, ServerErrorsKeepTheirExitCodes) {
-  AddJob(1);
+  AddJob(1).mutable_status()->set_attempt(5);
   server_.log_streams.push_back({{}, absl::InvalidArgumentError("attempt: job 'j-1' has no attempt 5")});
   EXPECT_EQ(Run({"logs", "j-1", "--attempt", "5"}), 3);
   ExpectOneErrorLine("has no attempt 5");
+}
+
+TEST_F(LogsTest, AttemptsTheJobNeverHadAreRefusedNamingTheFlag) {
+  v1::Job& job = AddJob(1);
+  job.mutable_status()->set_attempt(2);
+  EXPECT_EQ(Run({"logs", "j-1", "--attempt", "3"}), 2);
+  ExpectOneErrorLine("--attempt 3: j-1 has had 2 attempts so far; give 1 to 2");
+  EXPECT_EQ(Run({"logs", "-f", "j-1", "--attempt", "9223372036854775807"}), 2);
+  ExpectOneErrorLine("--attempt 9223372036854775807: j-1 has had 2 attempts so far");
+  job.mutable_status()->set_attempt(1);
+  EXPECT_EQ(Run({"logs", "j-1", "--attempt", "2"}), 2);
+  ExpectOneErrorLine("--attempt 2: j-1 has had 1 attempt so far; give --attempt 1");
+  job.mutable_status()->set_attempt(0);
+  job.mutable_status()->set_state(v1::JobStatus::QUEUED);
+  EXPECT_EQ(Run({"logs", "j-1", "--attempt", "1"}), 2);
+  ExpectOneErrorLine("--attempt 1: j-1 has not been placed yet (no attempt so far)");
+  EXPECT_THAT(server_.log_requests, IsEmpty());
+}
+
+TEST_F(LogsTest, FollowGoesOnWithTheRetriedAttemptAfterAMarkedLine) {
+  v1::Job& job = AddJob(2);
+  // Everything on stderr, so that the order of output and marker shows in one string.
+  server_.log_streams.push_back(
+      {{Chunk(0, v1::STDERR, 0, "a1 r0 step 1\na1 r0 st"), Chunk(1, v1::STDERR, 0, "a1 r1 step 1\n"),
+        NextAttempt(2, "node n1 stopped answering (no message for 15s)"),
+        Chunk(1, v1::STDERR, 0, "a2 r1 step 1\n", 2), Chunk(0, v1::STDERR, 0, "a2 r0 step 1\n", 2),
+        End(job, v1::JobStatus::COMPLETED, "", {{0, 0}, {1, 0}})},
+       absl::OkStatus()});
+  EXPECT_EQ(Run({"logs", "-f", "j-1"}), 0) << err();
+  EXPECT_THAT(out(), IsEmpty());
+  EXPECT_EQ(err(),
+            "[rank 0] a1 r0 step 1\n"
+            "[rank 1] a1 r1 step 1\n"
+            "[rank 0] a1 r0 st\n"  // the attempt's unfinished line ends before the marker
+            "--- attempt 2 (attempt 1 ended: node n1 stopped answering (no message for 15s); "
+            "retried) ---\n"
+            "[rank 1] a2 r1 step 1\n"
+            "[rank 0] a2 r0 step 1\n"
+            "j-1 COMPLETED\n");
+  ASSERT_EQ(server_.log_requests.size(), 1u);
+  EXPECT_EQ(server_.log_requests[0].attempt(), 0);
+  EXPECT_EQ(server_.log_requests[0].from_attempt(), 0);
+}
+
+TEST_F(LogsTest, MarkerSaysLessWhenDroverdDidNotSeeHowTheAttemptEnded) {
+  v1::Job& job = AddJob(1);
+  server_.log_streams.push_back({{Chunk(0, v1::STDERR, 0, "one\n"), NextAttempt(2, ""),
+                                  NextAttempt(3, ""), Chunk(0, v1::STDERR, 0, "three\n", 3),
+                                  End(job, v1::JobStatus::FAILED, "rank 0 on n1 exited with code 1",
+                                      {{0, 1}})},
+                                 absl::OkStatus()});
+  EXPECT_EQ(Run({"logs", "-f", "j-1"}), 10);
+  EXPECT_THAT(err(), HasSubstr("one\n"
+                               "--- attempt 2 (attempt 1 ended; retried) ---\n"
+                               "--- attempt 3 (attempt 2 ended; retried) ---\n"
+                               "three\n"
+                               "j-1 FAILED: rank 0 on n1 exited with code 1\n"));
+}
+
+TEST_F(LogsTest, FollowReconnectsIntoTheAttemptItWasInAndPrintsEachLineOnce) {
+  v1::Job& job = AddJob(1);
+  // Broken inside attempt 1: asked again from attempt 1, which is sent again from offset 0.
+  server_.log_streams.push_back(
+      {{Chunk(0, v1::STDOUT, 0, "a\nb")}, absl::UnavailableError("droverd closed the call")});
+  // Broken after the move to attempt 2 (nothing of it printed yet): asked from attempt 2.
+  server_.log_streams.push_back(
+      {{Chunk(0, v1::STDOUT, 0, "a\nb\nc\n"), NextAttempt(2, "node n1 stopped answering")},
+       absl::UnavailableError("droverd closed the call")});
+  // Broken inside attempt 2.
+  server_.log_streams.push_back(
+      {{Chunk(0, v1::STDOUT, 0, "x\n", 2)}, absl::UnavailableError("droverd closed the call")});
+  server_.log_streams.push_back({{Chunk(0, v1::STDOUT, 0, "x\ny\n", 2),
+                                  End(job, v1::JobStatus::COMPLETED, "", {{0, 0}})},
+                                 absl::OkStatus()});
+  EXPECT_EQ(Run({"logs", "-f", "j-1"}), 0) << err();
+  EXPECT_EQ(out(), "a\nb\nc\nx\ny\n");
+  EXPECT_EQ(err(),
+            "--- attempt 2 (attempt 1 ended: node n1 stopped answering; retried) ---\n"
+            "j-1 COMPLETED\n");
+  ASSERT_EQ(server_.log_requests.size(), 4u);
+  EXPECT_EQ(server_.log_requests[0].from_attempt(), 0);
+  EXPECT_EQ(server_.log_requests[1].from_attempt(), 1);
+  EXPECT_EQ(server_.log_requests[2].from_attempt(), 2);
+  EXPECT_EQ(server_.log_requests[3].from_attempt(), 2);
+  for (const v1::StreamLogsRequest& request : server_.log_requests) EXPECT_EQ(request.attempt(), 0);
+}
+
+TEST_F(LogsTest, FollowOfOneAttemptAsksForThatAttemptOnlyAfterAReconnect) {
+  v1::Job& job = AddJob(1);
+  job.mutable_status()->set_attempt(2);
+  server_.log_streams.push_back(
+      {{Chunk(0, v1::STDOUT, 0, "a\n")}, absl::UnavailableError("droverd closed the call")});
+  server_.log_streams.push_back({{Chunk(0, v1::STDOUT, 0, "a\nb\n"),
+                                  End(job, v1::JobStatus::COMPLETED, "", {{0, 0}})},
+                                 absl::OkStatus()});
+  EXPECT_EQ(Run({"logs", "-f", "j-1", "--attempt", "1"}), 0) << err();
+  EXPECT_EQ(out(), "a\nb\n");
+  ASSERT_EQ(server_.log_requests.size(), 2u);
+  for (const v1::StreamLogsRequest& request : server_.log_requests) {
+    EXPECT_EQ(request.attempt(), 1);
+    EXPECT_EQ(request.from_attempt(), 0);
+  }
 }
 
 }  // namespace

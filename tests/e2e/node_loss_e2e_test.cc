@@ -14,6 +14,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -449,6 +450,51 @@ TEST_F(NodeLossE2eTest, PartitionLongerThanTheLeaseRequeuesAndTheNodeKillsTheSta
   EXPECT_THAT(first, Not(HasSubstr("attempt 1 done"))) << "the stale attempt was stopped";
   for (const std::string& id : {retried, single}) ExpectValidHistory(id);
   EXPECT_THAT(history_->RunningAttempts(retried), ElementsAre(1, 2));
+}
+
+// What a user following the job sees: `drover logs -f` (the real CLI) started during attempt
+// 1 goes on into attempt 2 once the node is lost, with a line between them that says why.
+TEST_F(NodeLossE2eTest, FollowedLogsGoOnIntoTheRetriedAttemptAfterAMarkedLine) {
+  StartCluster(2);
+  NodeAdmin(1, /*cordon=*/true);
+  const int kLines = 30;
+  std::string id = Submit(Counting(kLines, /*max_retries=*/1));
+  EXPECT_EQ(WaitFor(id, v1::JobStatus::RUNNING, 1).status().nodes(0), hosts_->name(0));
+  NodeAdmin(1, /*cordon=*/false);
+  Eventually([&] { return absl::StrContains(Logs(id, 0), "line 2\n"); }, absl::Seconds(30),
+             "the job prints");
+
+  // Both of the CLI's outputs into one pipe, so that their order shows.
+  absl::StatusOr<testing::CommandResult> followed;
+  std::jthread follower([&] {  // joined also when an assertion below returns early
+    followed = testing::RunCommand(
+        {"/bin/sh", "-c",
+         absl::StrCat(DROVER_CLI_PATH, " --server ", listen_, " logs -f ", id, " 2>&1")},
+        {}, "", absl::Seconds(150));
+  });
+  Eventually([&] { return absl::StrContains(Logs(id, 0), "line 4\n"); }, absl::Seconds(30),
+             "the job prints on while followed");
+  {
+    auto cut = Cutoff::Start(hosts_->name(0), hosts_->bridge_address());
+    ASSERT_TRUE(cut.ok()) << cut.status();
+    WaitFor(id, v1::JobStatus::RUNNING, 2);
+  }
+  WaitFor(id, v1::JobStatus::COMPLETED, 2);
+  follower.join();
+  ASSERT_TRUE(followed.ok()) << followed.status();
+  EXPECT_EQ(followed->exit_code, 0) << followed->out << followed->err;
+
+  // Attempt 1's lines as stored (those written during the cut never arrived), each once;
+  // the marker; attempt 2 whole, from its first line; how the job ended.
+  std::string marker = absl::StrCat("--- attempt 2 (attempt 1 ended: node ", hosts_->name(0),
+                                    " stopped answering (no message for ",
+                                    absl::FormatDuration(kLease), "); retried) ---\n");
+  std::string first = Logs(id, 0, /*attempt=*/1);
+  EXPECT_THAT(first, HasSubstr("attempt 1 line 4\n"));
+  EXPECT_EQ(followed->out,
+            absl::StrCat(first, marker, CountingOutput(kLines, 2), id, " COMPLETED\n"));
+  ExpectValidHistory(id);
+  EXPECT_THAT(history_->RunningAttempts(id), ElementsAre(1, 2));
 }
 
 // A 2-node gang of `backend` (torch.distributed in both: under mpi its ranks are started by
