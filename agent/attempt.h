@@ -76,8 +76,8 @@ class Attempt {
   // Takes over an attempt an earlier agent process ran (from its record, `saved` its last
   // report): starts the thread, which adopts the container whose processes run (or reads
   // how they ended, when they ended while no agent watched), or prepares the attempt again
-  // when its processes had not started. An attempt that cannot be adopted (multi-node MPI,
-  // rclone mounts) is ended: its container is deleted and it ends NODE_LOST.
+  // when its processes had not started. An attempt that cannot be adopted (an rclone mount
+  // whose rclone ended meanwhile) is ended: its container is deleted and it ends NODE_LOST.
   void Resume(const v1::AttemptReport& saved);
   // An attempt that ended before the agent restarted, `final` its last report (droverd may
   // not have had it): no thread, ended() from the start.
