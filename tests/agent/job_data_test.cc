@@ -272,5 +272,44 @@ TEST_F(JobDataTest, RcloneMountLeftByAStoppingAgentIsTakenOverByTheNextOne) {
   waitpid(rclone, nullptr, 0);  // this test is the parent the agent's rclone would lose
 }
 
+TEST_F(JobDataTest, RcloneMountOfAnEarlierLifeIsEndedBeforeTheAttemptMountsAgain) {
+  if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
+    GTEST_SKIP() << "FUSE mounts need root and /dev/fuse";
+  }
+  v1::Datastore* remote = assignment_.add_datastores();
+  remote->set_name("remote");
+  remote->set_type(v1::Datastore::RCLONE);
+  remote->set_path("train");
+  (*remote->mutable_rclone_options())["type"] = "alias";
+  (*remote->mutable_rclone_options())["remote"] = store_;
+  Ref("", v1::DataReference::MOUNT, false, "remote");
+  fs::create_directories(dir_.path() + "/records");
+  JobDataContext context = {.job_dir = job_,
+                            .rclone_dir = dir_.path() + "/rclone",
+                            .mount_dir = dir_.path() + "/mounts",
+                            .record_dir = dir_.path() + "/records",
+                            .node_name = "n1"};
+  pid_t earlier = 0;
+  {
+    // The agent left it while the attempt was still preparing: it is prepared again.
+    absl::StatusOr<JobData> data = PrepareJobData(assignment_, context);
+    ASSERT_TRUE(data.ok()) << data.status();
+    earlier = data->rclone->mounts[0]->pid();
+    LeaveJobData(*data);
+  }
+  absl::StatusOr<JobData> data = PrepareJobData(assignment_, context);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(waitpid(earlier, nullptr, 0), earlier) << "the earlier rclone was not ended";
+  EXPECT_NE(data->rclone->mounts[0]->pid(), earlier);
+  EXPECT_EQ(testing::ReadWholeFile(dir_.path() + "/mounts/remote/a.txt"), "sample a\n");
+  std::string mountinfo = testing::ReadWholeFile("/proc/self/mountinfo");
+  size_t first = mountinfo.find(dir_.path() + "/mounts/remote");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(mountinfo.find(dir_.path() + "/mounts/remote", first + 1), std::string::npos)
+      << "mounted twice";
+  EXPECT_TRUE(ReleaseJobData(*data).ok());
+  EXPECT_THAT(testing::ReadWholeFile("/proc/self/mountinfo"), ::testing::Not(HasSubstr(dir_.path())));
+}
+
 }  // namespace
 }  // namespace drover::agent
