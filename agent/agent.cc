@@ -19,6 +19,7 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "agent/attempt_record.h"
+#include "agent/job_data.h"
 #include "agent/rclone.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -233,10 +234,11 @@ absl::StatusOr<std::string> Agent::ExecTarget(const v1::AttemptRef& attempt,
 }
 
 void Agent::RemoveLeftovers(const std::vector<v1::AttemptRef>& keep) {
-  std::set<std::string> kept_containers, kept_dirs;
+  std::set<std::string> kept_containers, kept_dirs, kept_mounts;
   for (const v1::AttemptRef& ref : keep) {
     kept_containers.insert(Attempt::ContainerId(options_.work_dir, ref));
     kept_dirs.insert(Attempt::Dir(options_.work_dir, ref));
+    kept_mounts.insert(AttemptMountDir(options_.work_dir, ref));
   }
   if (absl::StatusOr<std::vector<ContainerInfo>> left = runtime_.List(); left.ok()) {
     for (const ContainerInfo& container : *left) {
@@ -247,11 +249,14 @@ void Agent::RemoveLeftovers(const std::vector<v1::AttemptRef>& keep) {
   }
   // rclone mounts go first: the folders below are removed recursively, which would delete
   // through a mount still there. Their mount points are removed one by one, only if empty.
-  // Attempts taken over never keep theirs (see JobDataContext::recovering).
-  UnmountLeftoverRcloneMounts(RcloneTools(), options_.work_dir);
+  // Attempts taken over keep theirs, which their rclone serves on (see
+  // JobDataContext::recovering); a mount point must not even be removed while it is
+  // mounted in another namespace (an earlier agent's), which would detach that mount.
+  UnmountLeftoverRcloneMounts(RcloneTools(), options_.work_dir, kept_mounts);
   std::error_code error;
   for (const auto& attempt :
        std::filesystem::directory_iterator(options_.work_dir + "/mounts", error)) {
+    if (kept_mounts.contains(attempt.path().string())) continue;
     std::error_code ignored;
     for (const auto& mountpoint : std::filesystem::directory_iterator(attempt.path(), ignored)) {
       std::filesystem::remove(mountpoint.path(), ignored);

@@ -274,6 +274,7 @@ void Attempt::Run() {
 }
 
 void Attempt::LeaveDetached() {
+  LeaveJobData(data_);  // rclone mounts go on serving the job
   Log(LogLevel::kInfo, "attempt_detached",
       {{"job", assignment_.attempt().job_id()}, {"epoch", assignment_.attempt().epoch()},
        {"container", created_ ? container_ : ""}});
@@ -389,8 +390,8 @@ absl::Status Attempt::Adopt(const v1::AttemptReport& saved) {
   absl::StatusOr<JobData> data = PrepareJobData(
       assignment_, {.job_dir = dir_ + "/job",
                     .rclone_dir = dir_ + "/rclone",
-                    .mount_dir = absl::StrCat(env_.work_dir, "/mounts/", assignment_.attempt().job_id(),
-                                              "-", assignment_.attempt().epoch()),
+                    .mount_dir = AttemptMountDir(env_.work_dir, assignment_.attempt()),
+                    .record_dir = AttemptRecordDir(env_.work_dir, assignment_.attempt()),
                     .node_name = env_.node_name,
                     .stop = [this] { return Interrupted(); },
                     .recovering = true});
@@ -451,8 +452,8 @@ absl::Status Attempt::Prepare() {
       assignment_,
       {.job_dir = dir_ + "/job",
        .rclone_dir = dir_ + "/rclone",
-       .mount_dir = absl::StrCat(env_.work_dir, "/mounts/", assignment_.attempt().job_id(), "-",
-                                 assignment_.attempt().epoch()),
+       .mount_dir = AttemptMountDir(env_.work_dir, assignment_.attempt()),
+       .record_dir = AttemptRecordDir(env_.work_dir, assignment_.attempt()),
        .node_name = env_.node_name,
        .stop = [this] { return Interrupted(); },
        .report =

@@ -79,8 +79,8 @@ class Attempt {
   // (takeover.h): it adopts the container whose processes started (or reads how they
   // ended, when they ended while no agent watched), starts a created one whose start was
   // decided, or prepares the attempt again when nothing of it ever ran. An attempt that
-  // cannot be adopted (its GPUs, image or data are gone) is ended: its container is deleted
-  // and it ends NODE_LOST.
+  // cannot be adopted (its GPUs, image or data are gone: an rclone mount whose rclone ended
+  // meanwhile) is ended: its container is deleted and it ends NODE_LOST.
   void Resume(const v1::AttemptReport& saved, bool start_intended);
   // An attempt that ended before the agent restarted, `final` its last report (droverd may
   // not have had it): no thread, ended() from the start.

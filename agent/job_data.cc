@@ -60,6 +60,10 @@ std::string ContainerDatastorePath(const std::string& name) {
   return absl::StrCat("/datastores/", name);
 }
 
+std::string AttemptMountDir(const std::string& work_dir, const v1::AttemptRef& attempt) {
+  return absl::StrCat(work_dir, "/mounts/", attempt.job_id(), "-", attempt.epoch());
+}
+
 std::string DatastoreVariable(const std::string& name) {
   std::string upper = absl::AsciiStrToUpper(name);
   for (char& c : upper) {
@@ -199,24 +203,34 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
   for (const auto& [name, read_write] : mounted) {
     const v1::Datastore& store = *used[name];
     std::string source = store.path();
-    if (store.type() == v1::Datastore::RCLONE && context.recovering) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "datastore '", name, "' was mounted with rclone, whose mount is not taken over"));
-    }
     if (store.type() == v1::Datastore::RCLONE) {
-      if (context.report) context.report(absl::StrCat("MOUNTING datastore=", name));
-      absl::StatusOr<std::unique_ptr<RcloneMount>> mount = RcloneMount::Start(
-          context.rclone,
-          {.datastore = name,
-           .node = context.node_name,
-           .config = data.rclone->config,
-           .remote = RcloneRemote(store, ""),
-           .mountpoint = absl::StrCat(context.mount_dir, "/", name),
-           .cache_dir = absl::StrCat(context.rclone_dir, "/cache-", name),
-           .log_path = absl::StrCat(context.rclone_dir, "/mount-", name, ".log"),
-           .read_write = read_write},
-          kMountTimeout, context.stop);
-      if (!mount.ok()) return mount.status();
+      RcloneMountSpec mount_spec = {
+          .datastore = name,
+          .node = context.node_name,
+          .config = data.rclone->config,
+          .remote = RcloneRemote(store, ""),
+          .mountpoint = absl::StrCat(context.mount_dir, "/", name),
+          .cache_dir = absl::StrCat(context.rclone_dir, "/cache-", name),
+          .log_path = absl::StrCat(context.rclone_dir, "/mount-", name, ".log"),
+          .read_write = read_write,
+          .record_path = context.record_dir.empty()
+                             ? ""
+                             : absl::StrCat(context.record_dir, "/rclone-", name)};
+      absl::StatusOr<std::unique_ptr<RcloneMount>> mount;
+      if (context.recovering) {
+        // The job's processes use it: the same mount, served by the same rclone.
+        mount = RcloneMount::Adopt(context.rclone, std::move(mount_spec));
+      } else {
+        if (context.report) context.report(absl::StrCat("MOUNTING datastore=", name));
+        if (!mount_spec.record_path.empty()) RcloneMount::RemoveLeftover(context.rclone, mount_spec);
+        mount = RcloneMount::Start(context.rclone, std::move(mount_spec), kMountTimeout,
+                                   context.stop);
+      }
+      if (!mount.ok()) {
+        // The mounts taken over so far are released as at an end: their written files first.
+        if (context.recovering) (void)ReleaseJobData(data);
+        return mount.status();
+      }
       source = (*mount)->spec().mountpoint;
       data.rclone->mounts.push_back(*std::move(mount));
     }
@@ -256,7 +270,8 @@ absl::Status UploadJobData(const JobData& data) {
 }
 
 JobData::Rclone::~Rclone() {
-  mounts.clear();  // each unmounts
+  mounts.clear();  // each unmounts, unless left
+  if (left) return;
   std::error_code error;
   if (!config.empty()) fs::remove(config, error);
   if (!mount_dir.empty()) fs::remove(mount_dir, error);  // only when empty: never recursively
@@ -271,6 +286,12 @@ absl::Status ReleaseJobData(JobData& data, absl::Duration upload_wait) {
   }
   data.rclone.reset();
   return result;
+}
+
+void LeaveJobData(JobData& data) {
+  if (data.rclone == nullptr) return;
+  for (std::unique_ptr<RcloneMount>& mount : data.rclone->mounts) mount->Leave();
+  data.rclone->left = true;
 }
 
 }  // namespace drover::agent

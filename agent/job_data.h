@@ -26,6 +26,9 @@ namespace drover::agent {
 std::string ContainerDatastorePath(const std::string& name);
 // DROVER_DATASTORE_<NAME>: upper case, '-' as '_'.
 std::string DatastoreVariable(const std::string& name);
+// Where the rclone mount points of `attempt` go on an agent with `work_dir`:
+// <work_dir>/mounts/<job>-<epoch>.
+std::string AttemptMountDir(const std::string& work_dir, const v1::AttemptRef& attempt);
 
 // Where and how one attempt's data is handled on this node.
 struct JobDataContext {
@@ -34,6 +37,10 @@ struct JobDataContext {
   // rclone mount points go under it (created if needed): never under a folder that is
   // removed recursively, which would delete through a mount that is still there.
   std::string mount_dir;
+  // The attempt's record folder (mode 0700, out of every job's reach): each rclone mount's
+  // process is recorded there (`rclone-<name>`), so that the next agent process can take
+  // it over. Empty: not recorded, and not taken over.
+  std::string record_dir;
   std::string node_name;
   RcloneTools rclone;
   // Asked during mounts and copies; true ends them (CANCELLED).
@@ -42,8 +49,9 @@ struct JobDataContext {
   std::function<void(const std::string& reason)> report;
   // The attempt is taken over after an agent restart: its folder and data are already
   // there. Only what the rest of its life needs is worked out (arguments, mounts, uploads):
-  // nothing is copied; a datastore that would be mounted with rclone is refused
-  // (FAILED_PRECONDITION), because its mount died with the agent's rclone.
+  // nothing is copied or mounted; rclone mounts are taken over from their records
+  // (RcloneMount::Adopt), and one that cannot be is refused (FAILED_PRECONDITION naming the
+  // datastore; what was left of it is removed).
   bool recovering = false;
 };
 
@@ -71,6 +79,7 @@ struct JobData {
     std::string config;     // mode 0600, in the attempt's rclone folder
     std::string mount_dir;  // removed when empty
     std::vector<std::unique_ptr<RcloneMount>> mounts;
+    bool left = false;  // LeaveJobData: the config stays for the mounts' rclone
     ~Rclone();
   };
   std::unique_ptr<Rclone> rclone;
@@ -79,8 +88,9 @@ struct JobData {
 // Resolves the job's arguments and outputs against `assignment.datastores()`; writes the
 // rclone config, mounts rclone datastores (MOUNTING datastore=NAME), copies DOWNLOAD data
 // into `<job_dir>/data/<name>/<path>` and creates the UPLOAD folders
-// `<job_dir>/upload/<name>/<path>` (`job_dir` is bound at /job). On failure nothing is left
-// mounted. Errors name the datastore: FAILED_PRECONDITION for one that is no longer
+// `<job_dir>/upload/<name>/<path>` (`job_dir` is bound at /job). What an earlier agent
+// process left of the attempt's mounts is removed first (RcloneMount::RemoveLeftover). On
+// failure nothing is left mounted. Errors name the datastore: FAILED_PRECONDITION for one that is no longer
 // registered or a write it does not allow; UNAVAILABLE when its folder is missing on this
 // node, a copy or a mount fails (with rclone's error); CANCELLED when `context.stop` said so.
 absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
@@ -96,6 +106,11 @@ absl::Status UploadJobData(const JobData& data);
 // UNAVAILABLE naming the datastore when written files were not uploaded or a mount could
 // not be removed; everything is released anyway.
 absl::Status ReleaseJobData(JobData& data, absl::Duration upload_wait = absl::Minutes(30));
+
+// The agent stops and leaves the attempt's processes running for the next agent process:
+// its rclone mounts stay mounted, their rclone processes running and recorded, the config
+// in place; nothing is released now or when `data` is destroyed.
+void LeaveJobData(JobData& data);
 
 }  // namespace drover::agent
 

@@ -3,7 +3,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -147,12 +150,16 @@ int ListFolder(const std::string& dir) {
   return error;
 }
 
-// `fusermount3 -u`, lazily (`-uz`) when that fails (busy). True when it is gone.
-bool FuseUnmount(const RcloneTools& tools, const std::string& mountpoint) {
-  absl::StatusOr<ProcessResult> plain = RunProcess({tools.fusermount, "-u", mountpoint}, kToolTimeout);
+// `fusermount3 -u`, lazily (`-uz`) when that fails (busy), each run through `wrap` (which
+// may enter another mount namespace). True when it is gone. (fusermount3 does not follow a
+// symlink at the mount point.)
+bool FuseUnmount(const RcloneTools& tools, const std::string& mountpoint,
+                 const std::function<std::vector<std::string>(std::vector<std::string>)>& wrap) {
+  absl::StatusOr<ProcessResult> plain =
+      RunProcess(wrap({tools.fusermount, "-u", mountpoint}), kToolTimeout);
   if (plain.ok() && plain->ok()) return true;
   absl::StatusOr<ProcessResult> lazy =
-      RunProcess({tools.fusermount, "-uz", mountpoint}, kToolTimeout);
+      RunProcess(wrap({tools.fusermount, "-uz", mountpoint}), kToolTimeout);
   if (lazy.ok() && lazy->ok()) return true;
   Log(LogLevel::kError, "unmount_failed",
       {{"mountpoint", mountpoint},
@@ -160,17 +167,89 @@ bool FuseUnmount(const RcloneTools& tools, const std::string& mountpoint) {
   return false;
 }
 
-// Whether child `pid` has exited (and is reaped now); its wait status in `status`.
-bool Exited(pid_t pid, int* status) {
-  pid_t done;
-  while ((done = waitpid(pid, status, WNOHANG)) < 0 && errno == EINTR) {
-  }
-  return done == pid || (done < 0 && errno == ECHILD);
-}
-
 std::string DescribeExit(int status) {
   if (WIFSIGNALED(status)) return absl::StrCat("rclone was killed by signal ", WTERMSIG(status));
   return absl::StrCat("rclone exited with code ", WEXITSTATUS(status));
+}
+
+// Whether the process of `pidfd` exits before `deadline` (InfinitePast: whether it has).
+bool PidfdExited(int pidfd, absl::Time deadline) {
+  while (true) {
+    absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
+    int timeout_ms = static_cast<int>(
+        std::min<int64_t>(absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))), 1 << 30));
+    pollfd pfd = {pidfd, POLLIN, 0};
+    int ready = poll(&pfd, 1, timeout_ms);
+    if (ready > 0) return true;
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0 || absl::Now() >= deadline) return false;
+  }
+}
+
+// A folder, not a symlink to one.
+bool PlainFolder(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::optional<uint64_t> ProcessStartTime(pid_t pid) {
+  return StartTimeFromStat(ReadFileText(absl::StrCat("/proc/", pid, "/stat")));
+}
+
+// The command line of `pid` (empty for a zombie or a process that is gone).
+std::vector<std::string> ProcessArgs(pid_t pid) {
+  std::string text = ReadFileText(absl::StrCat("/proc/", pid, "/cmdline"));
+  std::vector<std::string> args;
+  size_t begin = 0;
+  for (size_t end; (end = text.find('\0', begin)) != std::string::npos; begin = end + 1) {
+    args.push_back(text.substr(begin, end - begin));
+  }
+  return args;
+}
+
+// Whether `pid` is in this process's mount namespace.
+bool InOwnMountNamespace(pid_t pid) {
+  struct stat own {}, its {};
+  if (stat("/proc/self/ns/mnt", &own) != 0) return true;
+  if (stat(absl::StrCat("/proc/", pid, "/ns/mnt").c_str(), &its) != 0) return true;
+  return own.st_dev == its.st_dev && own.st_ino == its.st_ino;
+}
+
+constexpr std::pair<RcloneProcessRecord::State, absl::string_view> kStateNames[] = {
+    {RcloneProcessRecord::State::kMounted, "mounted"},
+    {RcloneProcessRecord::State::kReleasing, "releasing"},
+    {RcloneProcessRecord::State::kReleased, "released"}};
+
+// A record file: NOT_FOUND when there is none; FAILED_PRECONDITION when it is not a private
+// regular file of this user's (a symlink, a file others may write) or not a record.
+absl::StatusOr<RcloneProcessRecord> ReadRecord(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    int error = errno;
+    if (error == ENOENT) return absl::NotFoundError(absl::StrCat("no record ", path));
+    return absl::FailedPreconditionError(
+        absl::StrCat("its record ", path, " cannot be read: ", strerror(error)));
+  }
+  struct stat st {};
+  std::string text;
+  bool trusted = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+                 (st.st_mode & 022) == 0 && st.st_size < 4096;
+  if (trusted) {
+    char buffer[4096];
+    ssize_t n;
+    while ((n = read(fd, buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<size_t>(n));
+  }
+  close(fd);
+  if (!trusted) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("its record ", path, " is not a private file of drover-agent's"));
+  }
+  absl::StatusOr<RcloneProcessRecord> record = ParseRcloneRecord(text);
+  if (!record.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("its record ", path, " is damaged: ", record.status().message()));
+  }
+  return record;
 }
 
 }  // namespace
@@ -283,6 +362,51 @@ std::string RcloneError(absl::string_view log) {
   return last_line.empty() ? "no message from rclone" : last_line;
 }
 
+std::string RcloneRecordText(const RcloneProcessRecord& record) {
+  absl::string_view state;
+  for (const auto& [value, name] : kStateNames) {
+    if (value == record.state) state = name;
+  }
+  return absl::StrCat("pid=", record.pid, " start=", record.start_time, " state=", state, "\n");
+}
+
+absl::StatusOr<RcloneProcessRecord> ParseRcloneRecord(absl::string_view text) {
+  RcloneProcessRecord record;
+  bool pid = false, start = false, state = false;
+  for (absl::string_view field :
+       absl::StrSplit(absl::StripAsciiWhitespace(text), ' ', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(field, absl::MaxSplits('=', 1));
+    if (kv.first == "pid") {
+      pid = absl::SimpleAtoi(kv.second, &record.pid) && record.pid > 0;
+    } else if (kv.first == "start") {
+      start = absl::SimpleAtoi(kv.second, &record.start_time);
+    } else if (kv.first == "state") {
+      for (const auto& [value, name] : kStateNames) {
+        if (name == kv.second) {
+          record.state = value;
+          state = true;
+        }
+      }
+    }
+  }
+  if (!pid || !start || !state) {
+    return absl::InvalidArgumentError("expected \"pid=N start=N state=mounted|releasing|released\"");
+  }
+  return record;
+}
+
+std::optional<uint64_t> StartTimeFromStat(absl::string_view stat) {
+  // "PID (NAME) STATE PPID ...": NAME may hold anything, the last ')' ends it; the start
+  // time is the 22nd field, the 20th after the name.
+  size_t paren = stat.rfind(')');
+  if (paren == absl::string_view::npos) return std::nullopt;
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(stat.substr(paren + 1), ' ', absl::SkipEmpty());
+  uint64_t start = 0;
+  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &start)) return std::nullopt;
+  return start;
+}
+
 std::vector<std::string> RcloneMountArgs(const RcloneTools& tools, const RcloneMountSpec& spec) {
   std::vector<std::string> args = {tools.rclone, "mount", spec.remote, spec.mountpoint,
                                    "--config", spec.config, "--cache-dir", spec.cache_dir};
@@ -313,20 +437,38 @@ absl::StatusOr<std::unique_ptr<RcloneMount>> RcloneMount::Start(const RcloneTool
     return absl::UnavailableError(
         absl::StrCat(what, ": cannot create ", spec.mountpoint, ": ", error.message()));
   }
-  absl::StatusOr<pid_t> started = StartProcess(RcloneMountArgs(tools, spec), spec.log_path);
+  // A symlink on the way would put the mount (and later unmounts) elsewhere.
+  if (!PlainFolder(spec.mountpoint) || !PlainFolder(fs::path(spec.mountpoint).parent_path())) {
+    return absl::UnavailableError(
+        absl::StrCat(what, ": the mount point ", spec.mountpoint, " is not a plain folder"));
+  }
+  // A session of its own: rclone serves the job's mount also while no agent runs.
+  absl::StatusOr<pid_t> started =
+      StartProcess(RcloneMountArgs(tools, spec), spec.log_path, /*new_session=*/true);
   if (!started.ok()) {
     fs::remove(spec.mountpoint, error);
     return absl::FailedPreconditionError(
         absl::StrCat(what, ": ", started.status().message(), "; install rclone on the node"));
   }
   // From here on the object owns rclone: every failure below is cleaned up by Unmount.
-  std::unique_ptr<RcloneMount> mount(new RcloneMount(tools, std::move(spec), *started));
+  std::unique_ptr<RcloneMount> mount(
+      new RcloneMount(tools, std::move(spec), *started, /*child=*/true));
+  // Not reaped yet, so the pid is still rclone's.
+  mount->pidfd_ = PidfdOpen(*started);
+  mount->recorded_pid_ = *started;
+  mount->start_time_ = ProcessStartTime(*started).value_or(0);
   const RcloneMountSpec& s = mount->spec_;
   const absl::Time deadline = absl::Now() + timeout;
   auto fail = [&](absl::Status status) {
     (void)mount->Unmount(absl::ZeroDuration());
     return status;
   };
+  // Recorded before anything can use the mount: the next agent process finds it.
+  if (absl::Status recorded = mount->WriteRecord(RcloneProcessRecord::State::kMounted);
+      !recorded.ok()) {
+    return fail(absl::UnavailableError(
+        absl::StrCat(what, ": cannot record its rclone process: ", recorded.message())));
+  }
   auto rclone_failed = [&](absl::string_view how) {
     return absl::UnavailableError(absl::StrCat(what, ": mounting ", s.remote, " on node ", s.node,
                                                " failed (", how, "): ",
@@ -334,11 +476,7 @@ absl::StatusOr<std::unique_ptr<RcloneMount>> RcloneMount::Start(const RcloneTool
   };
   // 1. The mount appears.
   while (!IsMounted(s.mountpoint)) {
-    int status = 0;
-    if (Exited(mount->pid_, &status)) {
-      mount->pid_ = 0;
-      return fail(rclone_failed(DescribeExit(status)));
-    }
+    if (std::string how; mount->Exited(&how)) return fail(rclone_failed(how));
     if (stop && stop()) return fail(absl::CancelledError(absl::StrCat(what, ": mount stopped")));
     if (absl::Now() > deadline) {
       return fail(rclone_failed(absl::StrCat("not mounted after ", absl::FormatDuration(timeout))));
@@ -353,10 +491,8 @@ absl::StatusOr<std::unique_ptr<RcloneMount>> RcloneMount::Start(const RcloneTool
   std::thread lister([&listed, path = s.mountpoint] { listed.set_value(ListFolder(path)); });
   absl::Status answer = absl::OkStatus();
   while (result.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
-    int status = 0;
-    if (Exited(mount->pid_, &status)) {
-      mount->pid_ = 0;
-      answer = rclone_failed(DescribeExit(status));
+    if (std::string how; mount->Exited(&how)) {
+      answer = rclone_failed(how);
     } else if (stop && stop()) {
       answer = absl::CancelledError(absl::StrCat(what, ": mount stopped"));
     } else if (absl::Now() > deadline) {
@@ -365,7 +501,7 @@ absl::StatusOr<std::unique_ptr<RcloneMount>> RcloneMount::Start(const RcloneTool
     }
     if (!answer.ok()) {
       // The FUSE connection goes with rclone: the listing returns.
-      if (mount->pid_ != 0) kill(mount->pid_, SIGKILL);
+      mount->Signal(SIGKILL);
       break;
     }
   }
@@ -380,7 +516,203 @@ absl::StatusOr<std::unique_ptr<RcloneMount>> RcloneMount::Start(const RcloneTool
   return mount;
 }
 
-RcloneMount::~RcloneMount() { (void)Unmount(absl::ZeroDuration()); }
+absl::StatusOr<std::unique_ptr<RcloneMount>> RcloneMount::Adopt(const RcloneTools& tools,
+                                                                RcloneMountSpec spec) {
+  std::string problem;
+  RcloneProcessRecord::State state;
+  std::unique_ptr<RcloneMount> mount = Find(tools, spec, &problem, &state);
+  if (state == RcloneProcessRecord::State::kReleased) {
+    mount->unmounted_ = true;  // nothing left to do
+    return mount;
+  }
+  if (state == RcloneProcessRecord::State::kReleasing) {
+    // The job's processes had ended: Unmount finishes what was begun, whatever is left.
+    Log(LogLevel::kInfo, "rclone_release_resumed",
+        {{"datastore", spec.datastore}, {"mountpoint", spec.mountpoint}, {"pid", mount->pid_}});
+    return mount;
+  }
+  if (!problem.empty()) {
+    (void)mount->Unmount(absl::ZeroDuration());  // whatever is left of it
+    return absl::FailedPreconditionError(
+        absl::StrCat("datastore '", spec.datastore, "': ", problem));
+  }
+  Log(LogLevel::kInfo, "rclone_adopted",
+      {{"datastore", spec.datastore}, {"mountpoint", spec.mountpoint}, {"pid", mount->pid_},
+       {"namespace", mount->other_namespace() ? "earlier agent's" : "own"}});
+  return mount;
+}
+
+void RcloneMount::RemoveLeftover(const RcloneTools& tools, const RcloneMountSpec& spec) {
+  std::string problem;
+  RcloneProcessRecord::State state;
+  std::unique_ptr<RcloneMount> mount = Find(tools, spec, &problem, &state);
+  if (mount->pid_ != 0) {
+    Log(LogLevel::kWarning, "rclone_leftover_ended",
+        {{"datastore", spec.datastore}, {"mountpoint", spec.mountpoint}, {"pid", mount->pid_}});
+  }
+  (void)mount->Unmount(absl::ZeroDuration());
+}
+
+std::unique_ptr<RcloneMount> RcloneMount::Find(const RcloneTools& tools,
+                                               const RcloneMountSpec& spec, std::string* problem,
+                                               RcloneProcessRecord::State* state) {
+  std::unique_ptr<RcloneMount> mount(new RcloneMount(tools, spec, 0, /*child=*/false));
+  *state = RcloneProcessRecord::State::kMounted;
+  absl::StatusOr<RcloneProcessRecord> record = ReadRecord(spec.record_path);
+  if (!record.ok()) {
+    *problem = absl::IsNotFound(record.status())
+                   ? "no record of its rclone process (mounted by an older drover-agent?); its "
+                     "mount is not taken over"
+                   : std::string(record.status().message());
+    return mount;
+  }
+  *state = record->state;
+  mount->start_time_ = record->start_time;
+  mount->recorded_pid_ = record->pid;
+  if (record->state == RcloneProcessRecord::State::kReleased) return mount;
+  const pid_t pid = record->pid;
+  const std::string ended = absl::StrCat(
+      "its rclone process (pid ", pid, ") ended while no drover-agent ran on node ", spec.node,
+      ", and with it the job's mount; files written through it and not uploaded yet are lost");
+  // The pidfd first: if the checks below find the recorded process, it is the pidfd's.
+  int pidfd = PidfdOpen(pid);
+  std::vector<std::string> args = pidfd >= 0 ? ProcessArgs(pid) : std::vector<std::string>{};
+  if (pidfd < 0 || ProcessStartTime(pid) != record->start_time || args.size() < 4 ||
+      args[1] != "mount" || args[2] != spec.remote || args[3] != spec.mountpoint) {
+    // Gone, or the pid is another process's now: never signalled.
+    if (pidfd >= 0) close(pidfd);
+    *problem = ended;
+    return mount;
+  }
+  mount->pid_ = pid;
+  mount->pidfd_ = pidfd;
+  if (!InOwnMountNamespace(pid)) {
+    mount->ns_fd_ = open(absl::StrCat("/proc/", pid, "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC);
+  }
+  // What was read of /proc/PID above is the recorded process's only if it still runs.
+  if (PidfdExited(pidfd, absl::InfinitePast())) {
+    mount->CloseFds();
+    mount->pid_ = 0;
+    *problem = ended;
+    return mount;
+  }
+  if (!InOwnMountNamespace(pid) && mount->ns_fd_ < 0) {
+    *problem = absl::StrCat("the mount namespace of its rclone process (pid ", pid,
+                            ") cannot be opened: ", strerror(errno));
+    return mount;
+  }
+  if (!PlainFolder(spec.mountpoint)) {
+    *problem = absl::StrCat("its mount point ", spec.mountpoint, " is not a plain folder");
+    return mount;
+  }
+  std::optional<std::string> table = mount->MountTable();
+  std::vector<std::string> mounted =
+      table ? RcloneMountsUnder(*table, spec.mountpoint) : std::vector<std::string>{};
+  if (std::find(mounted.begin(), mounted.end(), spec.mountpoint) == mounted.end()) {
+    *problem = absl::StrCat("its rclone process (pid ", pid, ") runs, but its mount at ",
+                            spec.mountpoint, " is gone");
+  }
+  return mount;
+}
+
+RcloneMount::~RcloneMount() {
+  if (!left_) (void)Unmount(absl::ZeroDuration());
+  CloseFds();
+}
+
+void RcloneMount::Leave() {
+  if (unmounted_ || left_) return;
+  left_ = true;
+  Log(LogLevel::kInfo, "rclone_left_running",
+      {{"datastore", spec_.datastore}, {"mountpoint", spec_.mountpoint}, {"pid", pid_}});
+  CloseFds();
+}
+
+void RcloneMount::CloseFds() {
+  if (pidfd_ >= 0) close(pidfd_);
+  if (ns_fd_ >= 0) close(ns_fd_);
+  pidfd_ = -1;
+  ns_fd_ = -1;
+}
+
+bool RcloneMount::Exited(std::string* how) {
+  if (pid_ == 0) {
+    *how = "rclone exited";
+    return true;
+  }
+  if (child_) {
+    int status = 0;
+    pid_t done;
+    while ((done = waitpid(pid_, &status, WNOHANG)) < 0 && errno == EINTR) {
+    }
+    if (done != pid_ && !(done < 0 && errno == ECHILD)) return false;
+    *how = done == pid_ ? DescribeExit(status) : "rclone exited";
+  } else {
+    // Not this process's child (the agent that started it is gone): no exit status.
+    if (pidfd_ >= 0 && !PidfdExited(pidfd_, absl::InfinitePast())) return false;
+    *how = absl::StrCat("rclone (pid ", pid_, ") exited");
+  }
+  pid_ = 0;
+  return true;
+}
+
+void RcloneMount::Signal(int signal) {
+  if (pid_ == 0) return;
+  if (pidfd_ >= 0) {
+    syscall(SYS_pidfd_send_signal, pidfd_, signal, nullptr, 0);
+  } else if (child_) {
+    kill(pid_, signal);  // not reaped: still rclone
+  }
+}
+
+std::vector<std::string> RcloneMount::InNamespace(std::vector<std::string> argv) const {
+  if (ns_fd_ < 0) return argv;
+  // nsenter opens the namespace through this process's descriptor, which keeps it alive
+  // even once rclone has exited.
+  std::vector<std::string> wrapped = {
+      tools_.nsenter, absl::StrCat("--mount=/proc/", getpid(), "/fd/", ns_fd_), "--"};
+  wrapped.insert(wrapped.end(), argv.begin(), argv.end());
+  return wrapped;
+}
+
+std::optional<std::string> RcloneMount::MountTable() const {
+  if (ns_fd_ < 0) return ReadFileText("/proc/self/mountinfo");
+  absl::StatusOr<ProcessResult> run =
+      RunProcess(InNamespace({"cat", "/proc/self/mountinfo"}), kToolTimeout);
+  if (!run.ok() || !run->ok()) return std::nullopt;
+  return run->out;
+}
+
+bool RcloneMount::Mounted() const {
+  std::optional<std::string> table = MountTable();
+  if (!table) return true;
+  std::vector<std::string> mounts = RcloneMountsUnder(*table, spec_.mountpoint);
+  return std::find(mounts.begin(), mounts.end(), spec_.mountpoint) != mounts.end();
+}
+
+absl::Status RcloneMount::WriteRecord(RcloneProcessRecord::State state) {
+  // Without a record (none was made, or it is unreadable) there is nothing to update.
+  if (spec_.record_path.empty() || recorded_pid_ == 0) return absl::OkStatus();
+  const std::string text =
+      RcloneRecordText({.pid = recorded_pid_, .start_time = start_time_, .state = state});
+  // Written whole and renamed over the old one: a reader sees one record or the other.
+  const std::string temporary = spec_.record_path + ".new";
+  int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", temporary, ": ", strerror(errno)));
+  }
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            fsync(fd) == 0;
+  int error = errno;
+  close(fd);
+  if (!ok || rename(temporary.c_str(), spec_.record_path.c_str()) != 0) {
+    if (ok) error = errno;
+    unlink(temporary.c_str());
+    return absl::UnavailableError(
+        absl::StrCat("cannot write ", spec_.record_path, ": ", strerror(error)));
+  }
+  return absl::OkStatus();
+}
 
 int RcloneMount::PendingUploads() const {
   // rclone's VFS cache keeps a JSON record per cached file; `Dirty` is true until the file
@@ -401,31 +733,39 @@ int RcloneMount::PendingUploads() const {
 
 void RcloneMount::EndProcess(absl::Duration grace) {
   if (pid_ == 0) return;
-  if (!WaitPidExit(pid_, absl::Now() + grace)) {
-    kill(pid_, SIGTERM);
-    if (!WaitPidExit(pid_, absl::Now() + kExitGrace)) kill(pid_, SIGKILL);
+  auto exits_within = [this](absl::Duration wait) {
+    // A child is not reaped before the waitpid below: its pid stays rclone's.
+    return pidfd_ >= 0 ? PidfdExited(pidfd_, absl::Now() + wait)
+                       : !child_ || WaitPidExit(pid_, absl::Now() + wait);
+  };
+  if (!exits_within(grace)) {
+    Signal(SIGTERM);
+    if (!exits_within(kExitGrace)) {
+      Signal(SIGKILL);
+      exits_within(kExitGrace);
+    }
   }
-  int status = 0;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  if (child_) {
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
   }
   pid_ = 0;
 }
 
 absl::Status RcloneMount::Unmount(absl::Duration flush_timeout) {
-  if (unmounted_) return absl::OkStatus();
+  if (unmounted_ || left_) return absl::OkStatus();
   unmounted_ = true;
   const std::string what = absl::StrCat("datastore '", spec_.datastore, "'");
   absl::Status result = absl::OkStatus();
   if (spec_.read_write && flush_timeout > absl::ZeroDuration()) {
     const absl::Time deadline = absl::Now() + flush_timeout;
     int pending;
-    int status = 0;
     while ((pending = PendingUploads()) > 0) {
-      if (pid_ != 0 && Exited(pid_, &status)) {
-        pid_ = 0;
+      if (std::string how; Exited(&how)) {
         result = absl::UnavailableError(absl::StrCat(
-            what, ": ", pending, " file(s) written through the mount were not uploaded: ",
-            DescribeExit(status), ": ", RcloneError(ReadFileText(spec_.log_path))));
+            what, ": ", pending, " file(s) written through the mount were not uploaded: ", how,
+            ": ", RcloneError(ReadFileText(spec_.log_path))));
         break;
       }
       if (absl::Now() > deadline) {
@@ -437,21 +777,33 @@ absl::Status RcloneMount::Unmount(absl::Duration flush_timeout) {
       absl::SleepFor(absl::Milliseconds(50));
     }
   }
-  const bool mounted = IsMounted(spec_.mountpoint);
-  bool gone = !mounted || FuseUnmount(tools_, spec_.mountpoint);
+  // A later agent process finishes the release rather than take the mount over.
+  if (absl::Status s = WriteRecord(RcloneProcessRecord::State::kReleasing); !s.ok()) {
+    Log(LogLevel::kWarning, "rclone_record_failed", {{"error", s.message()}});
+  }
+  // In the mount namespace the mount lives in (an earlier agent's, when taken over from
+  // one that had its own).
+  const bool mounted = Mounted();
+  bool gone = !mounted ||
+              FuseUnmount(tools_, spec_.mountpoint,
+                          [this](std::vector<std::string> argv) { return InNamespace(argv); });
   // Once unmounted rclone exits by itself; one that never mounted is ended at once.
   EndProcess(mounted ? kExitGrace : absl::ZeroDuration());
-  gone = gone && !IsMounted(spec_.mountpoint);
+  gone = gone && !Mounted();
   std::error_code error;
   if (gone) {
-    fs::remove(spec_.mountpoint, error);  // an empty folder: never recursively
+    fs::remove(spec_.mountpoint, error);  // an empty folder (or a symlink): never recursively
     fs::remove_all(spec_.cache_dir, error);
+    if (absl::Status s = WriteRecord(RcloneProcessRecord::State::kReleased); !s.ok()) {
+      Log(LogLevel::kWarning, "rclone_record_failed", {{"error", s.message()}});
+    }
     Log(LogLevel::kInfo, "rclone_unmounted",
         {{"datastore", spec_.datastore}, {"mountpoint", spec_.mountpoint}});
   } else if (result.ok()) {
     result = absl::UnavailableError(
         absl::StrCat(what, ": cannot unmount ", spec_.mountpoint, " (see the agent's log)"));
   }
+  CloseFds();
   return result;
 }
 
@@ -497,8 +849,14 @@ std::vector<std::string> RcloneMountsUnder(absl::string_view mountinfo, const st
 }
 
 std::vector<std::string> UnmountLeftoverRcloneMounts(const RcloneTools& tools,
-                                                     const std::string& dir) {
+                                                     const std::string& dir,
+                                                     const std::set<std::string>& keep) {
   std::vector<std::string> mounts = RcloneMountsUnder(ReadFileText("/proc/self/mountinfo"), dir);
+  std::erase_if(mounts, [&keep](const std::string& mountpoint) {
+    return std::any_of(keep.begin(), keep.end(), [&mountpoint](const std::string& kept) {
+      return mountpoint == kept || absl::StartsWith(mountpoint, kept + "/");
+    });
+  });
   for (const std::string& mountpoint : mounts) {
     // Lazily: a container of the killed agent may still hold it. Its rclone, no longer
     // anyone's child here, exits once it is unmounted.

@@ -27,10 +27,10 @@ namespace {
 // Output beyond this is dropped: error messages, not data, are what callers read.
 constexpr size_t kMaxCapturedBytes = 1 << 20;
 
-// posix_spawnp with signals unblocked and at their defaults; the file actions are the
-// caller's.
+// posix_spawnp with signals unblocked and at their defaults, in a session of its own when
+// `new_session` says so; the file actions are the caller's.
 absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
-                            posix_spawn_file_actions_t* actions) {
+                            posix_spawn_file_actions_t* actions, bool new_session = false) {
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, all;
@@ -38,7 +38,8 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
   sigfillset(&all);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                      (new_session ? POSIX_SPAWN_SETSID : 0));
   std::vector<char*> c_args;
   for (const std::string& arg : argv) c_args.push_back(const_cast<char*>(arg.c_str()));
   c_args.push_back(nullptr);
@@ -181,14 +182,14 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
 }
 
 absl::StatusOr<pid_t> StartProcess(const std::vector<std::string>& argv,
-                                   const std::string& output_path) {
+                                   const std::string& output_path, bool new_session) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, output_path.c_str(),
                                    O_WRONLY | O_CREAT | O_APPEND, 0600);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  absl::StatusOr<pid_t> spawned = Spawn(argv, &actions);
+  absl::StatusOr<pid_t> spawned = Spawn(argv, &actions, new_session);
   posix_spawn_file_actions_destroy(&actions);
   return spawned;
 }

@@ -48,10 +48,12 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
 
 // Starts `argv` (argv[0] looked up in PATH) in the background, stdin from /dev/null, stdout
 // and stderr appended to `output_path` (created 0600), signals at their defaults, and
-// returns its pid: the caller owns the child and reaps it by that pid. FAILED_PRECONDITION
-// when it cannot be started.
+// returns its pid: the caller owns the child and reaps it by that pid. With `new_session` it
+// runs in a session (and process group) of its own, so that no signal meant for the
+// agent's group or terminal (Ctrl-C, a hang-up) reaches it: a process that outlives the
+// agent. FAILED_PRECONDITION when it cannot be started.
 absl::StatusOr<pid_t> StartProcess(const std::vector<std::string>& argv,
-                                   const std::string& output_path);
+                                   const std::string& output_path, bool new_session = false);
 
 // Runs `argv` (stdin /dev/null) and hands its output to `output(is_stderr, bytes)` as it
 // comes, until the process exits; then what is already in its pipes (descendants that

@@ -3,6 +3,7 @@
 // folders, real rclone (an `alias` remote: a local folder) and FUSE, no containers.
 #include "agent/job_data.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -221,6 +222,93 @@ TEST_F(JobDataTest, RcloneMountIsBoundAndReleased) {
   EXPECT_THAT(testing::ReadWholeFile("/proc/self/mountinfo"),
               ::testing::Not(HasSubstr(dir_.path())));
   EXPECT_FALSE(fs::exists(dir_.path() + "/mounts")) << "mount points are removed";
+}
+
+TEST_F(JobDataTest, RcloneMountLeftByAStoppingAgentIsTakenOverByTheNextOne) {
+  if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
+    GTEST_SKIP() << "FUSE mounts need root and /dev/fuse";
+  }
+  v1::Datastore* remote = assignment_.add_datastores();
+  remote->set_name("remote");
+  remote->set_type(v1::Datastore::RCLONE);
+  remote->set_path("train");
+  remote->set_allow_write(true);
+  (*remote->mutable_rclone_options())["type"] = "alias";
+  (*remote->mutable_rclone_options())["remote"] = store_;
+  Ref("", v1::DataReference::MOUNT, /*read_write=*/true, "remote");
+  const std::string records = dir_.path() + "/records";
+  fs::create_directories(records);
+  JobDataContext context = {.job_dir = job_,
+                            .rclone_dir = dir_.path() + "/rclone",
+                            .mount_dir = dir_.path() + "/mounts",
+                            .record_dir = records,
+                            .node_name = "n1"};
+  const std::string mountpoint = dir_.path() + "/mounts/remote";
+  {
+    absl::StatusOr<JobData> data = PrepareJobData(assignment_, context);
+    ASSERT_TRUE(data.ok()) << data.status();
+    std::ofstream(mountpoint + "/first.txt") << "first life\n";
+    LeaveJobData(*data);
+  }
+  EXPECT_THAT(testing::ReadWholeFile("/proc/self/mountinfo"), HasSubstr(mountpoint))
+      << "the mount went with the agent";
+  EXPECT_TRUE(fs::exists(dir_.path() + "/rclone/rclone.conf"));
+
+  context.recovering = true;
+  absl::StatusOr<JobData> data = PrepareJobData(assignment_, context);
+  ASSERT_TRUE(data.ok()) << data.status();
+  ASSERT_EQ(data->mounts.size(), 1u);
+  EXPECT_EQ(data->mounts[0].source, mountpoint);
+  EXPECT_FALSE(data->mounts[0].read_only);
+  EXPECT_EQ(testing::ReadWholeFile(mountpoint + "/first.txt"), "first life\n");
+  std::ofstream(mountpoint + "/second.txt") << "second life\n";
+  const pid_t rclone = data->rclone->mounts[0]->pid();
+  EXPECT_TRUE(ReleaseJobData(*data).ok());
+  EXPECT_EQ(testing::ReadWholeFile(store_ + "/train/first.txt"), "first life\n");
+  EXPECT_EQ(testing::ReadWholeFile(store_ + "/train/second.txt"), "second life\n");
+  EXPECT_THAT(testing::ReadWholeFile("/proc/self/mountinfo"), ::testing::Not(HasSubstr(dir_.path())));
+  EXPECT_FALSE(fs::exists(dir_.path() + "/mounts")) << "mount points are removed";
+  EXPECT_FALSE(fs::exists(dir_.path() + "/rclone/rclone.conf"));
+  waitpid(rclone, nullptr, 0);  // this test is the parent the agent's rclone would lose
+}
+
+TEST_F(JobDataTest, RcloneMountOfAnEarlierLifeIsEndedBeforeTheAttemptMountsAgain) {
+  if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
+    GTEST_SKIP() << "FUSE mounts need root and /dev/fuse";
+  }
+  v1::Datastore* remote = assignment_.add_datastores();
+  remote->set_name("remote");
+  remote->set_type(v1::Datastore::RCLONE);
+  remote->set_path("train");
+  (*remote->mutable_rclone_options())["type"] = "alias";
+  (*remote->mutable_rclone_options())["remote"] = store_;
+  Ref("", v1::DataReference::MOUNT, false, "remote");
+  fs::create_directories(dir_.path() + "/records");
+  JobDataContext context = {.job_dir = job_,
+                            .rclone_dir = dir_.path() + "/rclone",
+                            .mount_dir = dir_.path() + "/mounts",
+                            .record_dir = dir_.path() + "/records",
+                            .node_name = "n1"};
+  pid_t earlier = 0;
+  {
+    // The agent left it while the attempt was still preparing: it is prepared again.
+    absl::StatusOr<JobData> data = PrepareJobData(assignment_, context);
+    ASSERT_TRUE(data.ok()) << data.status();
+    earlier = data->rclone->mounts[0]->pid();
+    LeaveJobData(*data);
+  }
+  absl::StatusOr<JobData> data = PrepareJobData(assignment_, context);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(waitpid(earlier, nullptr, 0), earlier) << "the earlier rclone was not ended";
+  EXPECT_NE(data->rclone->mounts[0]->pid(), earlier);
+  EXPECT_EQ(testing::ReadWholeFile(dir_.path() + "/mounts/remote/a.txt"), "sample a\n");
+  std::string mountinfo = testing::ReadWholeFile("/proc/self/mountinfo");
+  size_t first = mountinfo.find(dir_.path() + "/mounts/remote");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(mountinfo.find(dir_.path() + "/mounts/remote", first + 1), std::string::npos)
+      << "mounted twice";
+  EXPECT_TRUE(ReleaseJobData(*data).ok());
+  EXPECT_THAT(testing::ReadWholeFile("/proc/self/mountinfo"), ::testing::Not(HasSubstr(dir_.path())));
 }
 
 }  // namespace

@@ -2,9 +2,12 @@
 // any message), the mount and copy command lines, rclone's errors, and real mounts through
 // FUSE of an `alias` remote (a local folder): read-only and read-write (written files are
 // uploaded before the unmount), a failing mount that leaves nothing behind, and the
-// clean-up of mounts an agent left. The real-mount tests need root and /dev/fuse.
+// clean-up of mounts an agent left. Mounts taken over from their records, as the next agent
+// process does (also from another mount namespace), and records it refuses to trust (a
+// reused pid, a symlink, none). The real-mount tests need root and /dev/fuse.
 #include "agent/rclone.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
@@ -185,6 +188,33 @@ TEST(RcloneCommandTest, ErrorIsTheLastErrorLineWithoutTimestamp) {
   EXPECT_EQ(RcloneError(""), "no message from rclone");
 }
 
+TEST(RcloneRecordTest, RecordTextRoundTripsAndDamageIsRefused) {
+  RcloneProcessRecord record{
+      .pid = 4242, .start_time = 987654321, .state = RcloneProcessRecord::State::kReleasing};
+  EXPECT_EQ(RcloneRecordText(record), "pid=4242 start=987654321 state=releasing\n");
+  absl::StatusOr<RcloneProcessRecord> read = ParseRcloneRecord(RcloneRecordText(record));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->pid, 4242);
+  EXPECT_EQ(read->start_time, 987654321u);
+  EXPECT_EQ(read->state, RcloneProcessRecord::State::kReleasing);
+  for (const char* damaged : {"", "pid=12 start=3", "pid=0 start=3 state=mounted",
+                              "pid=-5 start=3 state=mounted", "pid=1 start=x state=mounted",
+                              "pid=1 start=3 state=gone"}) {
+    EXPECT_FALSE(ParseRcloneRecord(damaged).ok()) << damaged;
+  }
+}
+
+TEST(RcloneRecordTest, StartTimeIsTheTwentySecondFieldWhateverTheProcessName) {
+  // A name with spaces and parentheses cannot shift the fields.
+  std::string stat =
+      "77 (evil) 1 2 3 (x) S 1 77 77 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 5000 "
+      "300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+  EXPECT_EQ(StartTimeFromStat(stat), std::optional<uint64_t>(123456));
+  EXPECT_EQ(StartTimeFromStat("77 (short) S 1 2"), std::nullopt);
+  EXPECT_EQ(StartTimeFromStat(""), std::nullopt);
+  EXPECT_TRUE(StartTimeFromStat(testing::ReadWholeFile("/proc/self/stat")).has_value());
+}
+
 TEST(RcloneCommandTest, MountsUnderAFolderFromMountinfo) {
   std::string mountinfo =
       "22 1 0:21 / /proc rw,nosuid - proc proc rw\n"
@@ -225,7 +255,30 @@ class RcloneMountTest : public ::testing::Test {
             .mountpoint = dir_.path() + "/mounts/store",
             .cache_dir = dir_.path() + "/cache",
             .log_path = dir_.path() + "/mount.log",
-            .read_write = read_write};
+            .read_write = read_write,
+            .record_path = record_};
+  }
+
+  // The state the mount's record says.
+  std::string RecordedState() {
+    absl::StatusOr<RcloneProcessRecord> record =
+        ParseRcloneRecord(testing::ReadWholeFile(record_));
+    if (!record.ok()) return record.status().ToString();
+    switch (record->state) {
+      case RcloneProcessRecord::State::kMounted: return "mounted";
+      case RcloneProcessRecord::State::kReleasing: return "releasing";
+      case RcloneProcessRecord::State::kReleased: return "released";
+    }
+    return "?";
+  }
+
+  // Reaps `pid`, a child of this test: the agent that left it is this test, and has not
+  // exited (an exited agent's rclone is reaped by whoever inherits it).
+  static void Reap(pid_t pid) {
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (waitpid(pid, nullptr, WNOHANG) == 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
   }
 
   void ExpectNothingLeft(pid_t pid) {
@@ -241,6 +294,7 @@ class RcloneMountTest : public ::testing::Test {
   RcloneTools tools_;
   std::string remote_;
   std::string config_;
+  std::string record_ = dir_.path() + "/rclone-store";
 };
 
 TEST_F(RcloneMountTest, ReadOnlyMountReadsAndRefusesWritesThenLeavesNothing) {
@@ -337,6 +391,134 @@ TEST_F(RcloneMountTest, LeftoverMountsUnderAFolderAreUnmounted) {
   int status = 0;
   EXPECT_EQ(waitpid(*started, &status, 0), *started) << "rclone exits once unmounted";
   EXPECT_THAT(UnmountLeftoverRcloneMounts(tools_, dir_.path() + "/work"), ElementsAre());
+}
+
+TEST_F(RcloneMountTest, LeftMountIsTakenOverFromItsRecordAndUploadsWritesOfBothLives) {
+  absl::StatusOr<std::unique_ptr<RcloneMount>> first =
+      RcloneMount::Start(tools_, Spec(true), absl::Seconds(60), nullptr);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const pid_t pid = (*first)->pid();
+  EXPECT_EQ(RecordedState(), "mounted");
+  std::ofstream(dir_.path() + "/mounts/store/before.txt") << "before\n";
+  // The agent stops and leaves its jobs running.
+  (*first)->Leave();
+  first->reset();
+  EXPECT_EQ(kill(pid, 0), 0) << "rclone ended with the agent";
+  ASSERT_THAT(Mountinfo(), HasSubstr(dir_.path() + "/mounts/store"));
+
+  absl::StatusOr<std::unique_ptr<RcloneMount>> second = RcloneMount::Adopt(tools_, Spec(true));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ((*second)->pid(), pid);
+  EXPECT_FALSE((*second)->other_namespace());
+  EXPECT_EQ(testing::ReadWholeFile(dir_.path() + "/mounts/store/before.txt"), "before\n");
+  std::ofstream(dir_.path() + "/mounts/store/after.txt") << "after\n";
+  absl::Status unmounted = (*second)->Unmount(absl::Seconds(60));
+  EXPECT_TRUE(unmounted.ok()) << unmounted;
+  EXPECT_EQ(testing::ReadWholeFile(remote_ + "/data/before.txt"), "before\n");
+  EXPECT_EQ(testing::ReadWholeFile(remote_ + "/data/after.txt"), "after\n");
+  EXPECT_EQ(RecordedState(), "released");
+  Reap(pid);
+  ExpectNothingLeft(pid);
+  EXPECT_FALSE(fs::exists(dir_.path() + "/cache"));
+}
+
+TEST_F(RcloneMountTest, MountInAnotherMountNamespaceIsTakenOverAndUnmountedThere) {
+  // As an agent confined to a mount namespace of its own (a test host) leaves it: the next
+  // agent runs in another one and does not see the mount.
+  RcloneMountSpec spec = Spec(false);
+  fs::create_directories(spec.mountpoint);
+  std::vector<std::string> argv = {"/usr/bin/unshare", "--mount", "--propagation", "private"};
+  for (const std::string& arg : RcloneMountArgs(tools_, spec)) argv.push_back(arg);
+  argv[4] = "/usr/bin/rclone";
+  absl::StatusOr<pid_t> started = testing::SpawnDaemon(argv, spec.log_path);
+  ASSERT_TRUE(started.ok()) << started.status();
+  const pid_t pid = *started;
+  const std::string inside = absl::StrCat("/proc/", pid, "/root", spec.mountpoint, "/a.txt");
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (testing::ReadWholeFile(inside) != "sample a\n" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(testing::ReadWholeFile(inside), "sample a\n");
+  ASSERT_THAT(Mountinfo(), Not(HasSubstr(spec.mountpoint))) << "not another namespace";
+  std::optional<uint64_t> start =
+      StartTimeFromStat(testing::ReadWholeFile(absl::StrCat("/proc/", pid, "/stat")));
+  ASSERT_TRUE(start.has_value());
+  std::ofstream(record_) << RcloneRecordText({.pid = pid, .start_time = *start});
+  chmod(record_.c_str(), 0600);
+  // Held like the namespace of a container that still uses the mount.
+  int ns = open(absl::StrCat("/proc/", pid, "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(ns, 0);
+
+  absl::StatusOr<std::unique_ptr<RcloneMount>> mount = RcloneMount::Adopt(tools_, spec);
+  ASSERT_TRUE(mount.ok()) << mount.status();
+  EXPECT_TRUE((*mount)->other_namespace());
+  EXPECT_EQ((*mount)->pid(), pid);
+  absl::Status unmounted = (*mount)->Unmount(absl::Seconds(10));
+  EXPECT_TRUE(unmounted.ok()) << unmounted;
+  Reap(pid);
+  ExpectNothingLeft(pid);
+  auto table = testing::RunCommand({"/usr/bin/nsenter", absl::StrCat("--mount=/proc/", getpid(),
+                                                                     "/fd/", ns),
+                                    "--", "cat", "/proc/self/mountinfo"});
+  close(ns);
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_THAT(table->out, Not(HasSubstr(spec.mountpoint))) << "left mounted in its namespace";
+  EXPECT_EQ(RecordedState(), "released");
+}
+
+TEST_F(RcloneMountTest, RcloneThatDiedWhileNoAgentRanIsNotTakenOverAndNothingIsLeft) {
+  absl::StatusOr<std::unique_ptr<RcloneMount>> first =
+      RcloneMount::Start(tools_, Spec(true), absl::Seconds(60), nullptr);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const pid_t pid = (*first)->pid();
+  (*first)->Leave();
+  first->reset();
+  kill(pid, SIGKILL);
+  Reap(pid);
+  absl::StatusOr<std::unique_ptr<RcloneMount>> second = RcloneMount::Adopt(tools_, Spec(true));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(second.status().message()),
+              HasSubstr(absl::StrCat("datastore 'store': its rclone process (pid ", pid,
+                                     ") ended while no drover-agent ran on node n1")));
+  ExpectNothingLeft(0);
+  EXPECT_EQ(RecordedState(), "released");
+}
+
+TEST_F(RcloneMountTest, RecordOfAReusedPidIsNotTrustedAndThatProcessIsLeftAlone) {
+  // Another process now has the recorded pid: once with another start time, once with its
+  // own (but it is not that rclone mount).
+  auto other = testing::SpawnDaemon({"/usr/bin/sleep", "600"}, dir_.path() + "/sleep.log");
+  ASSERT_TRUE(other.ok());
+  std::optional<uint64_t> start =
+      StartTimeFromStat(testing::ReadWholeFile(absl::StrCat("/proc/", *other, "/stat")));
+  ASSERT_TRUE(start.has_value());
+  for (uint64_t recorded : {*start + 1, *start}) {
+    std::ofstream(record_, std::ios::trunc) << RcloneRecordText({.pid = *other, .start_time = recorded});
+    chmod(record_.c_str(), 0600);
+    absl::StatusOr<std::unique_ptr<RcloneMount>> mount = RcloneMount::Adopt(tools_, Spec(false));
+    EXPECT_EQ(mount.status().code(), absl::StatusCode::kFailedPrecondition) << recorded;
+    EXPECT_THAT(std::string(mount.status().message()), HasSubstr("ended while no drover-agent ran"));
+    RcloneMount::RemoveLeftover(tools_, Spec(false));
+    EXPECT_EQ(waitpid(*other, nullptr, WNOHANG), 0) << "the other process was signalled";
+  }
+  kill(*other, SIGKILL);
+  waitpid(*other, nullptr, 0);
+}
+
+TEST_F(RcloneMountTest, RecordThatIsASymlinkOrMissingIsNotTrusted) {
+  // A record written by someone else: never followed, never read.
+  std::string elsewhere = dir_.path() + "/elsewhere";
+  std::ofstream(elsewhere) << RcloneRecordText({.pid = getpid(), .start_time = 1});
+  fs::create_symlink(elsewhere, record_);
+  absl::StatusOr<std::unique_ptr<RcloneMount>> mount = RcloneMount::Adopt(tools_, Spec(false));
+  EXPECT_EQ(mount.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(mount.status().message()), HasSubstr("datastore 'store': its record"));
+  EXPECT_EQ(testing::ReadWholeFile(elsewhere), RcloneRecordText({.pid = getpid(), .start_time = 1}));
+  fs::remove(record_);
+  mount = RcloneMount::Adopt(tools_, Spec(false));
+  EXPECT_EQ(mount.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(mount.status().message()), HasSubstr("no record of its rclone process"));
 }
 
 }  // namespace

@@ -5,9 +5,14 @@
 // job, a read-only mount that refuses writes, downloads, uploads, outputs and a read-write
 // mount landing on the server byte for byte, a bad mount failing the job (and outputs that
 // cannot be uploaded) with the datastore and rclone's error named, and no mount, rclone
-// process or credential left behind on any node after a success, a failure, a cancel, or an
-// agent killed with SIGKILL. Root only.
+// process or credential left behind on any node after a success, a failure, or a cancel.
+// Agent restarts (SIGKILL, SIGTERM) while a job reads and writes through a mount: the next
+// agent takes the mount over (also from the old agent's mount namespace, which the job's
+// container keeps), the job goes on in the same attempt and its files reach the server,
+// also when it ended while no agent ran; an rclone that died meanwhile ends the job naming
+// the datastore. Root only.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <netinet/in.h>
@@ -147,9 +152,11 @@ class DatastoreE2eTest : public ::testing::Test {
       prefix.push_back("/usr/bin/env");  // execs the agent in place: its pid stays
       prefix.insert(prefix.end(), agent_env_.begin(), agent_env_.end());
     }
-    auto agent = testing::AgentProcess::Start(
-        droverd_->address(), hosts_->name(k), work_dirs_[k],
-        {"--address", hosts_->address(k), "--cpus", "2", "--memory", "4Gi"}, prefix);
+    std::vector<std::string> args = {"--address", hosts_->address(k), "--cpus", "2",
+                                     "--memory", "4Gi"};
+    args.insert(args.end(), agent_args_.begin(), agent_args_.end());
+    auto agent = testing::AgentProcess::Start(droverd_->address(), hosts_->name(k),
+                                              work_dirs_[k], args, prefix);
     ASSERT_TRUE(agent.ok()) << agent.status();
     if (static_cast<int>(agents_.size()) <= k) agents_.resize(k + 1);
     agents_[k] = *std::move(agent);
@@ -296,6 +303,110 @@ class DatastoreE2eTest : public ::testing::Test {
     return true;
   }
 
+  // The job folder of `id`'s first attempt on node k (bound at /job).
+  std::string JobFolder(size_t k, const std::string& id) const {
+    return absl::StrCat(work_dirs_[k], "/attempts/", id, "-1/job");
+  }
+
+  // The mount table of the mount namespace `ns` (a descriptor of this process).
+  static std::string MountinfoIn(int ns) {
+    auto run = testing::RunCommand({"/usr/bin/nsenter",
+                                    absl::StrCat("--mount=/proc/", getpid(), "/fd/", ns), "--",
+                                    "cat", "/proc/self/mountinfo"});
+    return run.ok() ? run->out : run.status().ToString();
+  }
+
+  // runc's status of the container of `id`'s first attempt on node k.
+  std::string ContainerStatus(size_t k, const std::string& id) const {
+    auto list = testing::RunCommand({"/usr/sbin/runc", "--root", work_dirs_[k] + "/runc", "list"});
+    if (!list.ok()) return "";
+    for (absl::string_view line : absl::StrSplit(list->out, '\n', absl::SkipEmpty())) {
+      std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (fields.size() > 2 && absl::StartsWith(fields[0], absl::StrCat("drover-", id, "-1-"))) {
+        return std::string(fields[2]);
+      }
+    }
+    return "";
+  }
+
+  // A job that reads `given.txt` and writes `one.txt` through a read-write mount of
+  // `scratch`, waits for /job/go, then reads both back, writes and reads `two.txt` and
+  // touches /job/finished.
+  std::string SubmitScratchJob() {
+    fs::create_directories(served_ + "/scratch");
+    std::ofstream(served_ + "/scratch/given.txt") << "given\n";
+    v1::JobSpec spec = Shell(
+        "cat $0/given.txt && echo one > $0/one.txt && echo wrote one; "
+        "while [ ! -e /job/go ]; do sleep 0.05; done; "
+        "cat $0/one.txt $0/given.txt && echo two > $0/two.txt && cat $0/two.txt && "
+        "echo done && touch /job/finished");
+    Ref(&spec, "dav", "scratch", v1::DataReference::MOUNT, /*read_write=*/true);
+    std::string id = jobs_->Submit(spec);
+    WaitFor(id, v1::JobStatus::RUNNING);
+    EXPECT_TRUE(WaitForOutput(id, 0, "wrote one\n")) << jobs_->Logs(id, 0, v1::STDERR);
+    return id;
+  }
+
+  // Ends node 0's agent with `signal` while the job `id` (SubmitScratchJob) runs, lets the
+  // job end meanwhile when `end_while_away` says so, and starts the agent again (it stops
+  // its jobs on exit); then the job completes in the same attempt, its files are on the
+  // server, and nothing is left: no rclone, no mount in either agent's mount namespace, no
+  // folder of the attempt.
+  void RestartAgentWhileTheJobRuns(const std::string& id, int signal, bool end_while_away) {
+    std::vector<pid_t> rclone = RcloneProcesses(work_dirs_[0]);
+    ASSERT_THAT(rclone, ::testing::SizeIs(1));
+    // The namespace the mount lives in, held as the job's container holds it.
+    int old_ns = open(absl::StrCat("/proc/", agents_[0]->pid(), "/ns/mnt").c_str(),
+                      O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(old_ns, 0);
+    std::string first_log = agents_[0]->ReadLog();
+    agents_[0]->Signal(signal);
+    ASSERT_TRUE(agents_[0]->Wait(absl::Seconds(30)).ok());
+    EXPECT_EQ(kill(rclone[0], 0), 0) << "rclone ended with the agent";
+    EXPECT_THAT(RcloneMounts(MountinfoIn(old_ns), work_dirs_[0]), ::testing::SizeIs(1))
+        << "the mount went with the agent";
+    if (end_while_away) {
+      std::ofstream(JobFolder(0, id) + "/go") << "";
+      absl::Time deadline = absl::Now() + absl::Seconds(60);
+      while ((!fs::exists(JobFolder(0, id) + "/finished") || ContainerStatus(0, id) != "stopped") &&
+             absl::Now() < deadline) {
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+      ASSERT_EQ(ContainerStatus(0, id), "stopped") << "the job did not end while no agent ran";
+    }
+    agent_args_.clear();
+    StartAgent(0);
+    ASSERT_FALSE(HasFatalFailure());
+    if (!end_while_away) {
+      absl::Time deadline = absl::Now() + absl::Seconds(60);
+      while (!absl::StrContains(agents_[0]->ReadLog(), "attempt_recovered") &&
+             absl::Now() < deadline) {
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+      std::ofstream(JobFolder(0, id) + "/go") << "";
+    }
+    v1::Job job = jobs_->WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(120), [&] {
+      return absl::StrCat("\nrank 0's stderr:\n", jobs_->Logs(id, 0, v1::STDERR),
+                          "\n--- first agent:\n", first_log, AgentLogs());
+    });
+    EXPECT_EQ(job.status().attempt(), 1) << "the job ran again";
+    EXPECT_EQ(jobs_->Logs(id, 0), "given\nwrote one\none\ngiven\ntwo\ndone\n")
+        << jobs_->Logs(id, 0, v1::STDERR);
+    EXPECT_EQ(testing::ReadWholeFile(served_ + "/scratch/one.txt"), "one\n");
+    EXPECT_EQ(testing::ReadWholeFile(served_ + "/scratch/two.txt"), "two\n");
+    EXPECT_THAT(agents_[0]->ReadLog(), HasSubstr("rclone_adopted"));
+    ExpectNothingMountedOn(0);
+    EXPECT_THAT(RcloneMounts(MountinfoIn(old_ns), work_dirs_[0]), ::testing::IsEmpty())
+        << "left mounted in the first agent's namespace";
+    close(old_ns);
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (fs::exists(absl::StrCat(work_dirs_[0], "/attempts/", id, "-1")) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    EXPECT_FALSE(fs::exists(absl::StrCat(work_dirs_[0], "/attempts/", id, "-1")));
+    EXPECT_FALSE(fs::exists(absl::StrCat(work_dirs_[0], "/mounts/", id, "-1")));
+  }
+
   std::string ServedSha(const std::string& path) {
     absl::StatusOr<std::string> digest = archive::Sha256File(served_ + "/" + path);
     return digest.ok() ? std::string(absl::StripPrefix(*digest, "sha256:")) : digest.status().ToString();
@@ -308,6 +419,7 @@ class DatastoreE2eTest : public ::testing::Test {
   pid_t server_ = 0;
   bool own_mount_namespace_ = true;
   std::vector<std::string> agent_env_;
+  std::vector<std::string> agent_args_;  // added to every agent's flags
   std::unique_ptr<testing::TestHosts> hosts_;
   std::unique_ptr<testing::DroverdProcess> droverd_;
   std::vector<std::unique_ptr<testing::AgentProcess>> agents_;
@@ -462,33 +574,51 @@ TEST_F(DatastoreE2eTest, CancelOfARunningJobUnmountsOnEveryNode) {
   }
 }
 
-TEST_F(DatastoreE2eTest, MountOfAKilledAgentIsRemovedByTheNextOneOnTheNode) {
+TEST_F(DatastoreE2eTest, JobGoesOnThroughItsMountAcrossAnAgentKilledWithSigkill) {
+  // The agent in a mount namespace of its own: the next one gets another.
+  StartCluster(1);
+  CreateDatastore("dav", /*allow_write=*/true);
+  std::string id = SubmitScratchJob();
+  ASSERT_FALSE(HasFailure());
+  RestartAgentWhileTheJobRuns(id, SIGKILL, /*end_while_away=*/false);
+}
+
+TEST_F(DatastoreE2eTest, JobThatEndedWhileTheStoppedAgentWasAwayHasItsWritesUploaded) {
+  agent_args_ = {"--jobs-on-exit", "keep"};  // SIGTERM leaves the job running
+  StartCluster(1);
+  CreateDatastore("dav", /*allow_write=*/true);
+  std::string id = SubmitScratchJob();
+  ASSERT_FALSE(HasFailure());
+  RestartAgentWhileTheJobRuns(id, SIGTERM, /*end_while_away=*/true);
+}
+
+TEST_F(DatastoreE2eTest, MountOfAKilledAgentInTheNodesNamespaceIsTakenOverByTheNextOne) {
+  // As on a real node: the agent in the host's mount namespace, which the next one shares.
   StartCluster(1, /*own_mount_namespace=*/false);
-  CreateDatastore("dav", /*allow_write=*/false);
-  v1::JobSpec spec = Shell("cat $0/file.bin > /dev/null && echo reading; exec sleep 600");
-  Ref(&spec, "dav", "data", v1::DataReference::MOUNT);
-  std::string id = jobs_->Submit(spec);
-  WaitFor(id, v1::JobStatus::RUNNING);
-  ASSERT_TRUE(WaitForOutput(id, 0, "reading\n")) << jobs_->Logs(id, 0, v1::STDERR);
+  CreateDatastore("dav", /*allow_write=*/true);
+  std::string id = SubmitScratchJob();
+  ASSERT_FALSE(HasFailure());
+  RestartAgentWhileTheJobRuns(id, SIGKILL, /*end_while_away=*/false);
+}
+
+TEST_F(DatastoreE2eTest, RcloneThatDiedWhileNoAgentRanEndsTheJobNamingTheDatastore) {
+  StartCluster(1);
+  CreateDatastore("dav", /*allow_write=*/true);
+  std::string id = SubmitScratchJob();
+  ASSERT_FALSE(HasFailure());
+  std::vector<pid_t> rclone = RcloneProcesses(work_dirs_[0]);
+  ASSERT_THAT(rclone, ::testing::SizeIs(1));
   agents_[0]->Signal(SIGKILL);
   ASSERT_TRUE(agents_[0]->Wait(absl::Seconds(30)).ok());
-  // Its rclone lives on, and so does the mount (in this namespace, as on a real node).
-  std::string mountinfo = testing::ReadWholeFile("/proc/self/mountinfo");
-  ASSERT_THAT(RcloneMounts(mountinfo, work_dirs_[0]), ::testing::SizeIs(1));
-  ASSERT_THAT(RcloneProcesses(work_dirs_[0]), ::testing::SizeIs(1));
-
+  kill(rclone[0], SIGKILL);  // the mount inside the job's container is dead now
   StartAgent(0);
-  // The new agent does not have the attempt: the job ends.
   v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
   EXPECT_EQ(job.status().cause(), v1::JobStatus::NODE_LOST);
-  absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while ((!RcloneMounts(testing::ReadWholeFile("/proc/self/mountinfo"), work_dirs_[0]).empty() ||
-          !RcloneProcesses(work_dirs_[0]).empty()) &&
-         absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  EXPECT_THAT(job.status().message(),
+              HasSubstr(absl::StrCat("datastore 'dav': its rclone process (pid ", rclone[0],
+                                     ") ended while no drover-agent ran")));
   ExpectNothingMountedOn(0);
-  EXPECT_THAT(agents_[0]->ReadLog(), HasSubstr("stale_mount_removed"));
+  EXPECT_FALSE(fs::exists(absl::StrCat(work_dirs_[0], "/mounts/", id, "-1")));
 }
 
 }  // namespace
