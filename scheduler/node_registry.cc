@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -14,6 +15,9 @@ using google::protobuf::util::TimeUtil;
 google::protobuf::Timestamp ToProto(absl::Time t) {
   return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
 }
+
+constexpr char kNodeNameRule[] =
+    "use 1-63 characters of [a-z0-9-], starting with a letter or digit";
 
 bool ValidNodeName(absl::string_view name) {
   if (name.empty() || name.size() > 63 || !absl::ascii_isalnum(name[0])) return false;
@@ -32,6 +36,37 @@ v1::NodeResources Add(v1::NodeResources a, const v1::NodeResources& b) {
 
 }  // namespace
 
+absl::Status CheckNodeName(absl::string_view name) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError("name: required; give the node's name (see drover nodes)");
+  }
+  if (name.size() > 63) {
+    return absl::InvalidArgumentError(absl::StrCat("name: ", name.size(),
+                                                   " characters is too long for a node name; ",
+                                                   kNodeNameRule));
+  }
+  if (!ValidNodeName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "name: '", absl::CHexEscape(name), "' is not a valid node name; ", kNodeNameRule));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckNodeReason(absl::string_view reason) {
+  if (reason.size() > kMaxNodeReasonBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("reason: ", reason.size(),
+                                                   " bytes is more than the ", kMaxNodeReasonBytes,
+                                                   " allowed; give a shorter reason"));
+  }
+  for (char c : reason) {
+    if (absl::ascii_iscntrl(c)) {
+      return absl::InvalidArgumentError(
+          "reason: has a control character (such as a line break); give one line of text");
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::string FormatResources(const v1::NodeResources& r) {
   return absl::StrCat("cpus=", r.cpus(), " memory=", r.memory_mib(), "Mi gpus=", r.gpus());
 }
@@ -42,7 +77,7 @@ NodeRegistry::NodeRegistry() {
   targets_.emplace("default", all);
 }
 
-void NodeRegistry::Refresh(Entry& e) const {
+void NodeRegistry::Refresh(Entry& e) {
   v1::NodeResources allocated;
   e.node.clear_running_jobs();
   for (const auto& [job, resources] : e.allocations) {
@@ -51,18 +86,18 @@ void NodeRegistry::Refresh(Entry& e) const {
   }
   *e.node.mutable_allocated() = allocated;
   if (e.node.state() == v1::Node::DOWN) return;
-  if (e.draining && e.allocations.empty()) {
-    e.draining = false;
-    e.cordoned = true;
-  }
-  if (e.draining) {
-    e.node.set_state(v1::Node::DRAINING);
-  } else if (e.cordoned) {
-    e.node.set_state(v1::Node::CORDONED);
-  } else {
+  auto admin = admin_.find(e.node.name());
+  if (admin == admin_.end()) {
     e.node.set_state(v1::Node::READY);
     e.node.clear_reason();
+    return;
   }
+  if (admin->second.draining && e.allocations.empty()) admin->second.draining = false;
+  const bool draining = admin->second.draining;
+  const char* what = draining ? "DRAINING" : "CORDONED";
+  e.node.set_state(draining ? v1::Node::DRAINING : v1::Node::CORDONED);
+  e.node.set_reason(admin->second.reason.empty() ? what
+                                                 : absl::StrCat(what, " ", admin->second.reason));
 }
 
 absl::StatusOr<v1::Node> NodeRegistry::Register(const v1::NodeInfo& info, absl::Time now) {
@@ -186,58 +221,118 @@ absl::StatusOr<v1::Node> NodeRegistry::DeclareLost(absl::string_view name,
   return e.node;
 }
 
+absl::Status NodeRegistry::CheckAdministrable(absl::string_view name) const {
+  if (Registered(name) != nullptr || admin_.find(name) != admin_.end()) return absl::OkStatus();
+  return absl::NotFoundError(absl::StrCat("node '", name, "' is not known; see drover nodes"));
+}
+
 absl::StatusOr<v1::Node> NodeRegistry::Cordon(absl::string_view name, absl::string_view reason) {
-  Entry* e = Registered(name);
-  if (e == nullptr) {
-    return absl::NotFoundError(absl::StrCat("node '", name, "' is not known; see drover nodes"));
-  }
-  e->cordoned = true;
-  e->draining = false;
-  Refresh(*e);
-  if (e->node.state() != v1::Node::DOWN) {
-    e->node.set_reason(reason.empty() ? "CORDONED" : absl::StrCat("CORDONED ", reason));
-  }
-  return e->node;
+  if (absl::Status s = CheckAdministrable(name); !s.ok()) return s;
+  admin_[std::string(name)] = Admin{.draining = false, .reason = std::string(reason)};
+  return AdminAnswer(name);
 }
 
 absl::StatusOr<v1::Node> NodeRegistry::Uncordon(absl::string_view name) {
-  Entry* e = Registered(name);
-  if (e == nullptr) {
-    return absl::NotFoundError(absl::StrCat("node '", name, "' is not known; see drover nodes"));
-  }
-  e->cordoned = false;
-  e->draining = false;
-  Refresh(*e);
-  return e->node;
+  if (absl::Status s = CheckAdministrable(name); !s.ok()) return s;
+  admin_.erase(std::string(name));
+  return AdminAnswer(name);
 }
 
 absl::StatusOr<v1::Node> NodeRegistry::Drain(absl::string_view name, absl::string_view reason) {
-  Entry* e = Registered(name);
-  if (e == nullptr) {
-    return absl::NotFoundError(absl::StrCat("node '", name, "' is not known; see drover nodes"));
+  if (absl::Status s = CheckAdministrable(name); !s.ok()) return s;
+  admin_[std::string(name)] = Admin{.draining = true, .reason = std::string(reason)};
+  return AdminAnswer(name);
+}
+
+v1::Node NodeRegistry::AdminAnswer(absl::string_view name) {
+  if (Entry* e = Registered(name); e != nullptr) {
+    Refresh(*e);
+    return e->node;
   }
-  e->draining = true;
-  Refresh(*e);
-  if (e->node.state() != v1::Node::DOWN) {
-    std::string what = e->node.state() == v1::Node::DRAINING ? "DRAINING" : "CORDONED";
-    e->node.set_reason(reason.empty() ? what : absl::StrCat(what, " ", reason));
+  // Not back since droverd's restart: what was set waits for its hello.
+  auto expected = nodes_.find(name);
+  if (expected != nodes_.end()) Refresh(expected->second);
+  v1::Node away;
+  away.set_name(std::string(name));
+  away.set_state(v1::Node::DOWN);
+  away.set_reason("NOT_CONNECTED its agent has not said hello since droverd started");
+  return away;
+}
+
+void NodeRegistry::RestoreAdmin(const storage::NodeAdminState& state) {
+  admin_[state.node] = Admin{.draining = state.draining, .reason = state.reason};
+  if (Entry* e = Registered(state.node); e != nullptr) Refresh(*e);
+}
+
+std::optional<storage::NodeLossPause> NodeRegistry::LossPause() const {
+  if (paused_since_ == absl::InfiniteFuture()) return std::nullopt;
+  storage::NodeLossPause pause;
+  pause.paused_since = paused_since_;
+  using Role = storage::NodeLossPause::Role;
+  for (const auto& [name, e] : nodes_) {
+    // The nodes CheckLeases counts.
+    const bool down = e.node.state() == v1::Node::DOWN;
+    if (down && !e.loss_pending && e.lost_at < paused_since_) continue;
+    storage::NodeLossPause::Member m;
+    m.name = name;
+    m.listed = !e.expected_only;
+    m.last_seen = e.last_seen;
+    if (e.loss_pending) {
+      m.role = Role::kWaiting;
+    } else if (down) {
+      m.role = Role::kDeclaredLost;
+      m.lost_at = e.lost_at;
+    } else {
+      m.role = Role::kCounted;
+    }
+    if (m.role != Role::kCounted) {
+      m.node = e.node;
+      m.node.clear_allocated();
+      m.node.clear_running_jobs();
+    }
+    pause.nodes.push_back(std::move(m));
   }
-  return e->node;
+  return pause;
+}
+
+void NodeRegistry::RestoreLossPause(const storage::NodeLossPause& pause, absl::Time now) {
+  using Role = storage::NodeLossPause::Role;
+  paused_since_ = pause.paused_since;
+  for (const storage::NodeLossPause::Member& m : pause.nodes) {
+    Entry& e = nodes_[m.name];
+    if (m.role == Role::kCounted) {
+      // Heard from when the pause was stored: expected back like a node of a restored
+      // attempt.
+      e.expected_only = true;
+      e.node.set_name(m.name);
+      e.node.set_state(v1::Node::READY);
+      e.last_seen = now;
+      continue;
+    }
+    e.node = m.node;
+    e.node.set_name(m.name);
+    e.node.set_state(v1::Node::DOWN);
+    e.expected_only = !m.listed;
+    e.last_seen = m.last_seen;
+    e.loss_pending = m.role == Role::kWaiting;
+    if (m.role == Role::kDeclaredLost) e.lost_at = m.lost_at;
+    Refresh(e);
+  }
 }
 
 void NodeRegistry::Allocate(absl::string_view name, absl::string_view job_id,
                             const v1::NodeResources& resources) {
-  Entry* e = Registered(name);
-  if (e == nullptr) return;
-  e->allocations[std::string(job_id)] = resources;
-  Refresh(*e);
+  auto it = nodes_.find(name);
+  if (it == nodes_.end()) return;
+  it->second.allocations[std::string(job_id)] = resources;
+  Refresh(it->second);
 }
 
 void NodeRegistry::Release(absl::string_view name, absl::string_view job_id) {
-  Entry* e = Registered(name);
-  if (e == nullptr) return;
-  e->allocations.erase(std::string(job_id));
-  Refresh(*e);
+  auto it = nodes_.find(name);
+  if (it == nodes_.end()) return;
+  it->second.allocations.erase(std::string(job_id));
+  Refresh(it->second);
 }
 
 NodeRegistry::Entry* NodeRegistry::Registered(absl::string_view name) {

@@ -7,6 +7,7 @@
 #define DROVER_SCHEDULER_NODE_REGISTRY_H_
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,8 +17,19 @@
 #include "absl/time/time.h"
 #include "drover/v1/agent.pb.h"
 #include "drover/v1/node.pb.h"
+#include "storage/store.h"
 
 namespace drover::scheduler {
+
+// Longest reason an administrator may give a node change (it shows in `drover nodes` and in
+// the messages of the jobs it ends).
+inline constexpr size_t kMaxNodeReasonBytes = 1024;
+
+// Checks what an administrator's node call names: `name` a valid node name (1-63 characters
+// of [a-z0-9-], starting with a letter or digit), `reason` at most kMaxNodeReasonBytes of
+// one line of text. INVALID_ARGUMENT naming the field (`name`, `reason`) otherwise.
+absl::Status CheckNodeName(absl::string_view name);
+absl::Status CheckNodeReason(absl::string_view reason);
 
 // Node-loss handling pauses only in clusters of at least this many nodes (see CheckLeases).
 inline constexpr int kMinNodesForLossPause = 3;
@@ -74,13 +86,32 @@ class NodeRegistry {
                                        absl::Time now);
   // When the last CheckLeases paused node-loss handling; InfiniteFuture() when it did not.
   absl::Time loss_paused_since() const { return paused_since_; }
+  // The pause as the last CheckLeases left it (and DeclareLost since), to be stored: when it
+  // began and every node it counts. Empty when not paused.
+  std::optional<storage::NodeLossPause> LossPause() const;
+  // At droverd's start, before any agent says hello: the stored pause goes on. Its waiting
+  // and declared-lost nodes are DOWN as they were (listed if they were), the others are
+  // expected back (as Expect, their lease running from `now`), so the next CheckLeases
+  // counts the same nodes and stays paused since the same time.
+  void RestoreLossPause(const storage::NodeLossPause& pause, absl::Time now);
 
-  // Administration. NOT_FOUND for unknown nodes.
+  // Administration: cordon (no new work), drain (no new work, CORDONED once nothing runs
+  // there), uncordon. A node changed so is kept so until uncordoned, also while it is DOWN
+  // or away. They take a registered node or one restored with RestoreAdmin whose agent has
+  // not said hello yet (it is then answered DOWN, reason NOT_CONNECTED); NOT_FOUND for any
+  // other.
   absl::StatusOr<v1::Node> Cordon(absl::string_view name, absl::string_view reason);
   absl::StatusOr<v1::Node> Uncordon(absl::string_view name);
   absl::StatusOr<v1::Node> Drain(absl::string_view name, absl::string_view reason);
+  // Whether Cordon, Uncordon and Drain take `name` (NOT_FOUND naming it otherwise).
+  absl::Status CheckAdministrable(absl::string_view name) const;
+  // At droverd's start: what an administrator set on a node before the restart. The node
+  // is CORDONED or DRAINING from its agent's hello on (a draining one whose restored
+  // attempts all ended, CORDONED).
+  void RestoreAdmin(const storage::NodeAdminState& state);
 
-  // Records that `job_id` holds `resources` on node `name` (replacing what it held there).
+  // Records that `job_id` holds `resources` on node `name` (replacing what it held there);
+  // also on a node only expected, for an attempt restored at droverd's start.
   void Allocate(absl::string_view name, absl::string_view job_id,
                 const v1::NodeResources& resources);
   // Frees what `job_id` held on `name`. A draining node with nothing left becomes CORDONED.
@@ -107,8 +138,6 @@ class NodeRegistry {
   struct Entry {
     v1::Node node;
     absl::Time last_seen;
-    bool cordoned = false;  // by an administrator
-    bool draining = false;
     // Expected (Expect) but its agent has not said hello since droverd started: hidden.
     bool expected_only = false;
     // DOWN, and the loss of its attempts is not handled yet (paused).
@@ -117,13 +146,23 @@ class NodeRegistry {
     absl::Time lost_at = absl::InfinitePast();
     std::map<std::string, v1::NodeResources> allocations;  // by job id
   };
-  void Refresh(Entry& entry) const;  // recompute state, allocated and running_jobs
+  // What an administrator set on a node (cordon, drain), by node name, registered or not.
+  struct Admin {
+    bool draining = false;  // else cordoned
+    std::string reason;
+  };
+  // Recomputes state (from admin_), reason, allocated and running_jobs; a draining node
+  // with nothing left becomes cordoned.
+  void Refresh(Entry& entry);
+  // What Cordon, Uncordon and Drain answer for node `name`.
+  v1::Node AdminAnswer(absl::string_view name);
   // The entry of a registered node (not only expected); nullptr otherwise.
   Entry* Registered(absl::string_view name);
   const Entry* Registered(absl::string_view name) const;
 
   std::map<std::string, Entry, std::less<>> nodes_;
   std::map<std::string, v1::ComputeTarget, std::less<>> targets_;
+  std::map<std::string, Admin, std::less<>> admin_;
   // Since when node-loss handling is paused; InfiniteFuture() when it is not.
   absl::Time paused_since_ = absl::InfiniteFuture();
 };

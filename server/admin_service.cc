@@ -7,25 +7,25 @@
 namespace drover::server {
 namespace {
 
-// Runs a node change on the core and answers with the node.
+// Runs a node change on the core and answers with the node once the core calls back (after
+// the change is durable).
 template <typename Change>
 grpc::ServerUnaryReactor* NodeChange(grpc::CallbackServerContext* context, CoreLoop& loop,
                                      const v1::NodeRequest* request, v1::Node* response,
                                      absl::string_view what, Change change) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (request->name().empty()) {
-    reactor->Finish(ToGrpcStatus(
-        absl::InvalidArgumentError("name: required; give the node's name (see drover nodes)")));
-    return reactor;
-  }
   loop.Post([reactor, response, request, what = std::string(what), change]() {
-    absl::StatusOr<v1::Node> node = change(request->name(), request->reason());
-    if (node.ok()) {
-      Log(LogLevel::kInfo, "node_admin", {{"node", request->name()}, {"action", what},
-                                           {"state", v1::Node::State_Name(node->state())}});
-      *response = *std::move(node);
-    }
-    reactor->Finish(ToGrpcStatus(node.status()));
+    change(request->name(), request->reason(),
+           [reactor, response, request, what](absl::StatusOr<v1::Node> node) {
+             if (node.ok()) {
+               Log(LogLevel::kInfo, "node_admin",
+                   {{"node", request->name()},
+                    {"action", what},
+                    {"state", v1::Node::State_Name(node->state())}});
+               *response = *std::move(node);
+             }
+             reactor->Finish(ToGrpcStatus(node.status()));
+           });
   });
   return reactor;
 }
@@ -48,29 +48,35 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CordonNode(grpc::CallbackServerConte
                                                        const v1::NodeRequest* request,
                                                        v1::Node* response) {
   return NodeChange(context, loop_, request, response, "cordon",
-                    [this](const std::string& n, const std::string& r) { return core_.Cordon(n, r); });
+                    [this](const std::string& n, const std::string& r, Core::NodeCallback done) {
+                      core_.Cordon(n, r, std::move(done));
+                    });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::UncordonNode(grpc::CallbackServerContext* context,
                                                          const v1::NodeRequest* request,
                                                          v1::Node* response) {
   return NodeChange(context, loop_, request, response, "uncordon",
-                    [this](const std::string& n, const std::string&) { return core_.Uncordon(n); });
+                    [this](const std::string& n, const std::string&, Core::NodeCallback done) {
+                      core_.Uncordon(n, std::move(done));
+                    });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::DrainNode(grpc::CallbackServerContext* context,
                                                       const v1::NodeRequest* request,
                                                       v1::Node* response) {
   return NodeChange(context, loop_, request, response, "drain",
-                    [this](const std::string& n, const std::string& r) { return core_.Drain(n, r); });
+                    [this](const std::string& n, const std::string& r, Core::NodeCallback done) {
+                      core_.Drain(n, r, std::move(done));
+                    });
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::DeclareNodeLost(grpc::CallbackServerContext* context,
                                                             const v1::NodeRequest* request,
                                                             v1::Node* response) {
   return NodeChange(context, loop_, request, response, "declare_lost",
-                    [this](const std::string& n, const std::string& r) {
-                      return core_.DeclareNodeLost(n, r);
+                    [this](const std::string& n, const std::string& r, Core::NodeCallback done) {
+                      core_.DeclareNodeLost(n, r, std::move(done));
                     });
 }
 

@@ -354,7 +354,14 @@ std::vector<v1::Image> Core::ListImages() const {
 void Core::Restore(const std::vector<v1::Job>& unfinished,
                    const std::vector<v1::ComputeTarget>& targets,
                    const std::vector<v1::Image>& images,
-                   const std::vector<v1::Datastore>& datastores) {
+                   const std::vector<v1::Datastore>& datastores,
+                   const std::vector<storage::NodeAdminState>& node_states,
+                   const std::optional<storage::NodeLossPause>& loss_pause) {
+  // Nodes first: a node that says hello after the restart is cordoned from its first
+  // message, and the pause's nodes keep their last_seen (Expect below leaves them).
+  for (const storage::NodeAdminState& state : node_states) nodes_.RestoreAdmin(state);
+  if (loss_pause.has_value()) nodes_.RestoreLossPause(*loss_pause, clock_.Now());
+  saved_pause_ = PauseKey(loss_pause);
   {
     absl::MutexLock lock(&images_mu_);
     for (const v1::Image& image : images) images_[image.name()] = image;
@@ -389,9 +396,22 @@ void Core::Restore(const std::vector<v1::Job>& unfinished,
       // restart should not kill a job at once.
       if (status.state() == JobStatus::RUNNING) attempt.running_since = clock_.Now();
       // Its nodes' leases run from now: one that never comes back is lost like any other.
-      for (const std::string& node : attempt.nodes) nodes_.Expect(node, clock_.Now());
+      // What it holds there counts from now too (a draining node stays DRAINING).
+      for (const std::string& node : attempt.nodes) {
+        nodes_.Expect(node, clock_.Now());
+        nodes_.Allocate(node, job.id(), scheduler::PerNodeDemand(job.spec()));
+      }
       UpdateFence(job.id());
     }
+  }
+  if (loss_pause.has_value()) {
+    Log(LogLevel::kWarning, "node_loss_pause_restored",
+        {{"since", absl::FormatTime(absl::RFC3339_sec, loss_pause->paused_since,
+                                    absl::UTCTimeZone())},
+         {"nodes", loss_pause->nodes.size()}});
+    // Listed as paused from the first call on; CheckLeases logs only a change from here.
+    lease_check_.paused = true;
+    CheckLeases(clock_.Now());  // stores the pause again only if it changed
   }
 }
 
@@ -1233,18 +1253,54 @@ std::string Core::NotReadyMessage(const Attempt& attempt, absl::Duration waited)
                       within);
 }
 
-absl::StatusOr<v1::Node> Core::Cordon(const std::string& node, const std::string& reason) {
-  return nodes_.Cordon(node, reason);
+void Core::ChangeNodeAdmin(const std::string& node,
+                           std::optional<storage::NodeAdminState> state,
+                           absl::AnyInvocable<absl::StatusOr<v1::Node>()> apply,
+                           NodeCallback done) {
+  // Checked first, so that nothing invalid is stored; applied once durable, so that a
+  // restarted droverd knows every change it acknowledged.
+  absl::Status valid = scheduler::CheckNodeName(node);
+  if (valid.ok() && state.has_value()) valid = scheduler::CheckNodeReason(state->reason);
+  if (valid.ok()) valid = nodes_.CheckAdministrable(node);
+  if (!valid.ok()) {
+    std::move(done)(valid);
+    return;
+  }
+  auto stored = [this, apply = std::move(apply),
+                 done = std::move(done)](absl::Status s) mutable {
+    loop_.Post([this, s, apply = std::move(apply), done = std::move(done)]() mutable {
+      if (!s.ok()) {
+        std::move(done)(s);
+        return;
+      }
+      absl::StatusOr<v1::Node> result = apply();
+      if (result.ok()) Schedule();
+      std::move(done)(std::move(result));
+    });
+  };
+  if (state.has_value()) {
+    store_.PutNodeAdminState(*std::move(state), std::move(stored));
+  } else {
+    store_.DeleteNodeAdminState(node, std::move(stored));
+  }
 }
 
-absl::StatusOr<v1::Node> Core::Uncordon(const std::string& node) {
-  absl::StatusOr<v1::Node> result = nodes_.Uncordon(node);
-  if (result.ok()) Schedule();
-  return result;
+void Core::Cordon(const std::string& node, const std::string& reason, NodeCallback done) {
+  ChangeNodeAdmin(
+      node, storage::NodeAdminState{.node = node, .reason = reason, .set_time = clock_.Now()},
+      [this, node, reason] { return nodes_.Cordon(node, reason); }, std::move(done));
 }
 
-absl::StatusOr<v1::Node> Core::Drain(const std::string& node, const std::string& reason) {
-  return nodes_.Drain(node, reason);
+void Core::Uncordon(const std::string& node, NodeCallback done) {
+  ChangeNodeAdmin(
+      node, std::nullopt, [this, node] { return nodes_.Uncordon(node); }, std::move(done));
+}
+
+void Core::Drain(const std::string& node, const std::string& reason, NodeCallback done) {
+  ChangeNodeAdmin(node,
+                  storage::NodeAdminState{
+                      .node = node, .draining = true, .reason = reason, .set_time = clock_.Now()},
+                  [this, node, reason] { return nodes_.Drain(node, reason); }, std::move(done));
 }
 
 void Core::PutTarget(const v1::ComputeTarget& target, StatusCallback done) {

@@ -123,11 +123,15 @@ class Core {
   Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, CoreLoop& loop,
        const Clock& clock, CoreOptions options);
 
-  // At start: every unfinished job, the stored compute targets and image registrations.
+  // At start, before any placement: every unfinished job, the stored compute targets, image
+  // and datastore registrations, what administrators set on nodes, and the pause of
+  // node-loss handling if one was stored (it goes on, from the same time).
   void Restore(const std::vector<v1::Job>& unfinished,
                const std::vector<v1::ComputeTarget>& targets,
                const std::vector<v1::Image>& images = {},
-               const std::vector<v1::Datastore>& datastores = {});
+               const std::vector<v1::Datastore>& datastores = {},
+               const std::vector<storage::NodeAdminState>& node_states = {},
+               const std::optional<storage::NodeLossPause>& loss_pause = std::nullopt);
 
   // A submit was committed.
   void JobCreated(const v1::Job& job);
@@ -142,12 +146,18 @@ class Core {
   // The agent's stream ended.
   void AgentGone(const std::string& node, const AgentLink* link);
 
-  // Administration.
-  absl::StatusOr<v1::Node> Cordon(const std::string& node, const std::string& reason);
-  absl::StatusOr<v1::Node> Uncordon(const std::string& node);
-  absl::StatusOr<v1::Node> Drain(const std::string& node, const std::string& reason);
+  // Administration. `done` runs on the loop with the node's new state once the change is
+  // durable: cordon, drain and uncordon are stored first and applied after the commit (a
+  // refused write changes nothing); a declared loss is applied at once and answered after
+  // the writes it made. INVALID_ARGUMENT naming `name` or `reason` for a malformed node
+  // name or a reason too long or not one line (scheduler::CheckNodeName, CheckNodeReason),
+  // NOT_FOUND for an unknown node, the store's errors when the write fails.
+  using NodeCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Node>) &&>;
+  void Cordon(const std::string& node, const std::string& reason, NodeCallback done);
+  void Uncordon(const std::string& node, NodeCallback done);
+  void Drain(const std::string& node, const std::string& reason, NodeCallback done);
   // AdminService.DeclareNodeLost: the node is DOWN and its attempts end NODE_LOST now.
-  absl::StatusOr<v1::Node> DeclareNodeLost(const std::string& node, const std::string& reason);
+  void DeclareNodeLost(const std::string& node, const std::string& reason, NodeCallback done);
   std::vector<v1::Node> ListNodes() const { return nodes_.List(); }
   // Whether lost nodes are handled or that is paused, as of the last tick.
   v1::NodeLossStatus NodeLoss() const;
@@ -264,6 +274,16 @@ class Core {
   // A message came from `node`'s agent. False when the node was lost meanwhile: its stream
   // is closed, so that the agent says hello again and its stale attempts are stopped.
   bool NodeSeen(const std::string& node);
+  // Stores the pause of node-loss handling when it began, changed or ended since the last
+  // write (node_loss.cc).
+  void SaveLossPause();
+  // What a stored pause is compared by: when it began and the nodes it counts, each with
+  // its role (not last_seen, which moves with every heartbeat). "" for no pause.
+  static std::string PauseKey(const std::optional<storage::NodeLossPause>& pause);
+  // Stores a cordon or drain (`state`) or, with `state` empty, an uncordon of `node`, then
+  // applies it with `apply` and answers `done`.
+  void ChangeNodeAdmin(const std::string& node, std::optional<storage::NodeAdminState> state,
+                       absl::AnyInvocable<absl::StatusOr<v1::Node>()> apply, NodeCallback done);
   // Sets what AcceptsLogs says of `job_id` from attempts_.
   void UpdateFence(const std::string& job_id);
   // Applies `next` to the in-memory job now and writes it; `done` (optional) runs on the
@@ -315,6 +335,8 @@ class Core {
   absl::Time placement_paused_until_ = absl::InfinitePast();
   bool schedule_requested_ = false;
   scheduler::LeaseCheck lease_check_;  // the last one
+  // What SaveLossPause last wrote (PauseKey in node_loss.cc); "" when no pause is stored.
+  std::string saved_pause_;
   // By node: where FreeMasterPort looks first, as an offset from master_port_base.
   absl::flat_hash_map<std::string, int32_t> next_master_port_;
 

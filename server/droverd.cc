@@ -87,6 +87,10 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
                           d->store_->LoadComputeTargets());
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::Image> images, d->store_->LoadImages());
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::Datastore> datastores, d->store_->LoadDatastores());
+  DROVER_ASSIGN_OR_RETURN(std::vector<storage::NodeAdminState> node_states,
+                          d->store_->LoadNodeAdminStates());
+  DROVER_ASSIGN_OR_RETURN(std::optional<storage::NodeLossPause> loss_pause,
+                          d->store_->LoadNodeLossPause());
   DROVER_ASSIGN_OR_RETURN(d->logs_, storage::LogStore::Open(options.state_dir + "/logs",
                                                             {.on_write_error = count_write_error}));
   DROVER_ASSIGN_OR_RETURN(d->blobs_,
@@ -109,7 +113,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
                                     core_options);
   absl::Notification restored;
   d->loop_->Post([&] {
-    d->core_->Restore(unfinished, targets, images, datastores);
+    d->core_->Restore(unfinished, targets, images, datastores, node_states, loss_pause);
     restored.Notify();
   });
   restored.WaitForNotification();

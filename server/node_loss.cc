@@ -71,6 +71,31 @@ void Core::CheckLeases(absl::Time now) {
     NodeLost(node, absl::StrCat("node ", node, " stopped answering (no message for ",
                                 absl::FormatDuration(options_.lease), ")"));
   }
+  SaveLossPause();
+}
+
+std::string Core::PauseKey(const std::optional<storage::NodeLossPause>& pause) {
+  if (!pause.has_value()) return "";
+  std::string key = absl::StrCat(absl::ToUnixMicros(pause->paused_since));
+  for (const storage::NodeLossPause::Member& m : pause->nodes) {
+    absl::StrAppend(&key, " ", m.name, ":", static_cast<int>(m.role), m.listed ? "" : "?");
+  }
+  return key;
+}
+
+void Core::SaveLossPause() {
+  std::optional<storage::NodeLossPause> pause = nodes_.LossPause();
+  std::string key = PauseKey(pause);
+  if (key == saved_pause_) return;
+  saved_pause_ = key;
+  // A fact, like an agent's report: nothing waits for it but DeclareNodeLost (a barrier).
+  store_.PutNodeLossPause(std::move(pause), [this, key](absl::Status s) {
+    if (s.ok()) return;
+    loop_.Post([this, key, s] {
+      Log(LogLevel::kWarning, "node_loss_pause_not_stored", {{"error", s.ToString()}});
+      if (saved_pause_ == key) saved_pause_ = "unsaved";  // the next tick writes it again
+    });
+  });
 }
 
 v1::NodeLossStatus Core::NodeLoss() const {
@@ -87,16 +112,39 @@ v1::NodeLossStatus Core::NodeLoss() const {
   return status;
 }
 
-absl::StatusOr<v1::Node> Core::DeclareNodeLost(const std::string& node, const std::string& reason) {
+void Core::DeclareNodeLost(const std::string& node, const std::string& reason,
+                           NodeCallback done) {
+  absl::Status valid = scheduler::CheckNodeName(node);
+  if (valid.ok()) valid = scheduler::CheckNodeReason(reason);
+  if (!valid.ok()) {
+    std::move(done)(valid);
+    return;
+  }
   absl::StatusOr<v1::Node> declared = nodes_.DeclareLost(node, reason, clock_.Now());
-  if (!declared.ok()) return declared;
+  if (!declared.ok()) {
+    std::move(done)(declared.status());
+    return;
+  }
   lease_check_.pending.erase(
       std::remove(lease_check_.pending.begin(), lease_check_.pending.end(), node),
       lease_check_.pending.end());
   NodeLost(node, absl::StrCat("node ", node, " was declared lost by an administrator",
                               reason.empty() ? "" : ": ", reason));
+  SaveLossPause();  // a node given up during a pause still counts towards it
   Schedule();
-  return declared;
+  // Answered once what the loss wrote (the pause, the ends of its attempts) is durable.
+  store_.Barrier([this, node, declared = *std::move(declared),
+                  done = std::move(done)](absl::Status s) mutable {
+    loop_.Post([node, s, declared = std::move(declared), done = std::move(done)]() mutable {
+      if (!s.ok()) {
+        std::move(done)(absl::Status(
+            s.code(), absl::StrCat("node '", node, "' is declared lost, but storing that failed: ",
+                                   s.message(), "; retry the call")));
+        return;
+      }
+      std::move(done)(std::move(declared));
+    });
+  });
 }
 
 void Core::NodeLost(const std::string& node, const std::string& message) {

@@ -53,6 +53,28 @@ const std::vector<const char*>& Migrations() {
           datastore BLOB NOT NULL   -- drover.v1.Datastore
         ) WITHOUT ROWID;
       )sql",
+      // 5: what administrators set on nodes (cordon, drain) and the pause of node-loss
+      // handling, with every node it counts.
+      R"sql(
+        CREATE TABLE node_admin (
+          name        TEXT PRIMARY KEY,
+          draining    INTEGER NOT NULL,   -- 0: cordoned, 1: draining
+          reason      TEXT NOT NULL,
+          set_time_us INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE node_loss_pause (
+          id              INTEGER PRIMARY KEY CHECK (id = 1),  -- one row while paused
+          paused_since_us INTEGER NOT NULL
+        );
+        CREATE TABLE node_loss_pause_nodes (
+          name         TEXT PRIMARY KEY,
+          role         INTEGER NOT NULL,  -- 0 counted, 1 waiting, 2 declared lost
+          listed       INTEGER NOT NULL,
+          last_seen_us INTEGER NOT NULL,
+          lost_at_us   INTEGER NOT NULL,
+          node         BLOB NOT NULL      -- drover.v1.Node
+        ) WITHOUT ROWID;
+      )sql",
   };
   return migrations;
 }

@@ -58,6 +58,11 @@ class SqliteStore final : public Store {
   void PutDatastore(v1::Datastore datastore, bool replace, DoneCallback done) override;
   void DeleteDatastore(std::string name, DoneCallback done) override;
   absl::StatusOr<std::vector<v1::Datastore>> LoadDatastores() override;
+  void PutNodeAdminState(NodeAdminState state, DoneCallback done) override;
+  void DeleteNodeAdminState(std::string node, DoneCallback done) override;
+  absl::StatusOr<std::vector<NodeAdminState>> LoadNodeAdminStates() override;
+  void PutNodeLossPause(std::optional<NodeLossPause> pause, DoneCallback done) override;
+  absl::StatusOr<std::optional<NodeLossPause>> LoadNodeLossPause() override;
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;

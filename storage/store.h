@@ -1,5 +1,5 @@
-// Store: durable state of droverd (jobs, compute targets, images, datastores; nodes, attempts
-// later).
+// Store: durable state of droverd (jobs, compute targets, images, datastores, what
+// administrators set on nodes, the pause of node-loss handling).
 // SqliteStore is the embedded implementation; the interface is kept free of SQLite so that
 // another database can take its place.
 //
@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "drover/v1/datastore.pb.h"
 #include "drover/v1/image.pb.h"
 #include "drover/v1/job.pb.h"
@@ -44,6 +45,37 @@ struct ListJobsQuery {
 struct ListJobsPage {
   std::vector<v1::Job> jobs;       // newest first
   int64_t next_before_sequence;    // 0 when there is no further page
+};
+
+// What an administrator set on a node (`drover node cordon|drain`), kept so that a
+// restarted droverd gives the node no new work when its agent says hello again.
+struct NodeAdminState {
+  std::string node;
+  bool draining = false;  // false: cordoned
+  std::string reason;     // the administrator's text; may be empty
+  absl::Time set_time = absl::UnixEpoch();
+};
+
+// The pause of node-loss handling (scheduler::NodeRegistry::CheckLeases) as of its last
+// change: when it began and every node it counts, so that a restarted droverd stays paused
+// with the same nodes counted, waiting and given up.
+struct NodeLossPause {
+  enum class Role {
+    kCounted = 0,       // heard from when stored (it is expected back)
+    kWaiting = 1,       // DOWN, its loss waits for the pause to end
+    kDeclaredLost = 2,  // declared lost by an administrator during the pause
+  };
+  struct Member {
+    std::string name;
+    Role role = Role::kCounted;
+    // Listed by `drover nodes` (false: expected back since a restart, never seen since).
+    bool listed = true;
+    absl::Time last_seen = absl::UnixEpoch();
+    absl::Time lost_at = absl::UnixEpoch();  // kDeclaredLost: when
+    v1::Node node;  // kWaiting, kDeclaredLost: as listed (DOWN, with its reason)
+  };
+  absl::Time paused_since = absl::UnixEpoch();
+  std::vector<Member> nodes;  // by name
 };
 
 class Store {
@@ -96,6 +128,22 @@ class Store {
   // Every stored datastore, by name, credentials included. DATA_LOSS when one is
   // unreadable.
   virtual absl::StatusOr<std::vector<v1::Datastore>> LoadDatastores() = 0;
+
+  // Stores what an administrator set on a node (replacing what was stored for it) /
+  // removes it (nothing stored is not an error); `done` runs after the commit. Errors as
+  // for CreateJob.
+  virtual void PutNodeAdminState(NodeAdminState state, DoneCallback done) = 0;
+  virtual void DeleteNodeAdminState(std::string node, DoneCallback done) = 0;
+  // Every stored node state, by node name.
+  virtual absl::StatusOr<std::vector<NodeAdminState>> LoadNodeAdminStates() = 0;
+
+  // Replaces the stored pause of node-loss handling with `pause`, or removes it when
+  // `pause` is empty (the pause ended); `done` runs after the commit. Errors as for
+  // CreateJob.
+  virtual void PutNodeLossPause(std::optional<NodeLossPause> pause, DoneCallback done) = 0;
+  // The stored pause; empty when there is none. DATA_LOSS when a node's record is
+  // unreadable.
+  virtual absl::StatusOr<std::optional<NodeLossPause>> LoadNodeLossPause() = 0;
 
   // One job. NOT_FOUND when there is none with that id; INVALID_ARGUMENT for a malformed id.
   virtual absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) = 0;

@@ -325,6 +325,37 @@ class NodeLossE2eTest : public ::testing::Test {
     return page.ok() ? page->out : "";
   }
 
+  // The drover CLI against this cluster's droverd.
+  testing::CommandResult Drover(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {DROVER_CLI_PATH, "--server", listen_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto result = testing::RunCommand(argv);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : testing::CommandResult();
+  }
+
+  // SIGKILLs droverd and starts it again on the same state folder and address.
+  void KillAndRestartDroverd() {
+    droverd_->Signal(SIGKILL);
+    ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+    StartDroverd();
+  }
+
+  // The node list as soon as the restarted droverd answers.
+  v1::ListNodesResponse FirstNodes() {
+    v1::ListNodesResponse response;
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    grpc::Status status;
+    do {
+      grpc::ClientContext context;
+      context.set_wait_for_ready(true);
+      context.set_deadline(absl::ToChronoTime(deadline));
+      status = admin_->ListNodes(&context, v1::ListNodesRequest(), &response);
+    } while (!status.ok() && absl::Now() < deadline);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+
   void ExpectValidHistory(const std::string& id) { EXPECT_EQ(history_->Check(id), "") << id; }
 
   void LoseOneNodeOfAGang(v1::JobSpec::DistributedBackend backend);
@@ -612,16 +643,9 @@ TEST_F(NodeLossE2eTest, DuringAPauseAnAdministratorGivesUpOneNodeAndTheOtherCome
   Stopped given_up(agents_[host_of[2]].get());
   WaitForPause();
 
-  auto drover = [&](const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {DROVER_CLI_PATH, "--server", listen_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto result = testing::RunCommand(argv);
-    EXPECT_TRUE(result.ok()) << result.status();
-    return result.ok() ? *result : testing::CommandResult();
-  };
-  EXPECT_THAT(drover({"nodes"}).out, HasSubstr("node-loss handling PAUSED"));
+  EXPECT_THAT(Drover({"nodes"}).out, HasSubstr("node-loss handling PAUSED"));
   testing::CommandResult declared =
-      drover({"node", "lost", hosts_->name(host_of[2]), "--reason", "disk controller"});
+      Drover({"node", "lost", hosts_->name(host_of[2]), "--reason", "disk controller"});
   EXPECT_EQ(declared.exit_code, 0) << declared.err;
   EXPECT_EQ(declared.out, absl::StrCat(hosts_->name(host_of[2]), " DOWN\n"));
   // Its job starts again elsewhere (on the first job's node once that is done); the other
@@ -640,6 +664,88 @@ TEST_F(NodeLossE2eTest, DuringAPauseAnAdministratorGivesUpOneNodeAndTheOtherCome
   WaitFor(ids[2], v1::JobStatus::COMPLETED, 2);
   EXPECT_EQ(Logs(ids[2], 0), CountingOutput(60, 2));
   for (const std::string& id : ids) ExpectValidHistory(id);
+}
+
+TEST_F(NodeLossE2eTest, CordonedAndDrainingNodesStaySoAcrossADroverdKill) {
+  StartCluster(3);
+  // Host 1 runs a long job and is drained; host 0 is cordoned; host 2 is free.
+  NodeAdmin(0, /*cordon=*/true);
+  NodeAdmin(2, /*cordon=*/true);
+  const int kLines = 60;
+  std::string running = Submit(Counting(kLines, /*max_retries=*/0, /*cpus=*/2));
+  EXPECT_EQ(WaitFor(running, v1::JobStatus::RUNNING, 1).status().nodes(0), hosts_->name(1));
+  NodeAdmin(2, /*cordon=*/false);
+  testing::CommandResult drained =
+      Drover({"node", "drain", hosts_->name(1), "--reason", "kernel update"});
+  EXPECT_EQ(drained.out, absl::StrCat(hosts_->name(1), " DRAINING\n")) << drained.err;
+
+  KillAndRestartDroverd();
+  // Submitted before any agent is back: whichever says hello first, only host 2 takes them.
+  std::string first = Submit(Counting(4, /*max_retries=*/0, /*cpus=*/2));
+  std::string second = Submit(Counting(4, /*max_retries=*/0, /*cpus=*/2));
+  Eventually([&] { return Nodes().nodes_size() == 3; }, absl::Seconds(30),
+             "every agent says hello to the restarted droverd");
+  EXPECT_EQ(NodeState(0), v1::Node::CORDONED);
+  EXPECT_EQ(NodeState(1), v1::Node::DRAINING);
+  EXPECT_EQ(NodeState(2), v1::Node::READY);
+  std::string listed = Drover({"nodes"}).out;
+  EXPECT_THAT(listed, HasSubstr("CORDONED"));
+  EXPECT_THAT(listed, HasSubstr("DRAINING"));
+  for (const std::string& id : {first, second}) {
+    v1::Job done = WaitFor(id, v1::JobStatus::COMPLETED, 1);
+    EXPECT_EQ(done.status().nodes(0), hosts_->name(2)) << id;
+  }
+  // The drained node's job ran on undisturbed; then the node is CORDONED, and stays so.
+  WaitFor(running, v1::JobStatus::COMPLETED, 1);
+  EXPECT_EQ(Logs(running, 0), CountingOutput(kLines, 1));
+  Eventually([&] { return NodeState(1) == v1::Node::CORDONED; }, absl::Seconds(10),
+             "the drained node becomes CORDONED");
+  EXPECT_EQ(NodeState(0), v1::Node::CORDONED);
+  for (const std::string& id : {running, first, second}) ExpectValidHistory(id);
+}
+
+TEST_F(NodeLossE2eTest, APauseOfNodeLossHandlingSurvivesADroverdKill) {
+  const int kLines = 80;
+  std::vector<int> host_of;
+  std::vector<std::string> ids = OneJobPerNode({kLines, kLines, kLines}, &host_of);
+  Stopped first(agents_[host_of[1]].get());
+  Stopped second(agents_[host_of[2]].get());
+  WaitForPause();
+  v1::ListNodesResponse before = Nodes();
+
+  KillAndRestartDroverd();
+  v1::ListNodesResponse after = FirstNodes();
+  EXPECT_TRUE(after.node_loss().paused()) << after.DebugString();
+  EXPECT_EQ(after.node_loss().paused_since().seconds(),
+            before.node_loss().paused_since().seconds());
+  EXPECT_EQ(after.node_loss().counted_nodes(), 3);
+  EXPECT_EQ(after.node_loss().silent_nodes(), 2);
+  EXPECT_EQ(NodeState(host_of[1]), v1::Node::DOWN);
+  EXPECT_THAT(droverd_->ReadLog(), HasSubstr("event=node_loss_pause_restored"));
+  EXPECT_THAT(Drover({"nodes"}).out, HasSubstr("node-loss handling PAUSED"));
+  // Two more leases: nothing is requeued meanwhile.
+  absl::Time until = absl::Now() + 2 * kLease;
+  while (absl::Now() < until) {
+    ASSERT_TRUE(Nodes().node_loss().paused());
+    for (int j : {1, 2}) {
+      v1::Job job = Get(ids[j]);
+      ASSERT_EQ(job.status().state(), v1::JobStatus::RUNNING) << job.status().DebugString();
+      ASSERT_EQ(job.status().attempt(), 1);
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+
+  first.Resume();
+  second.Resume();
+  Eventually([&] { return !Nodes().node_loss().paused(); }, absl::Seconds(30),
+             "node-loss handling resumes");
+  for (int j = 0; j < 3; ++j) {
+    WaitFor(ids[j], v1::JobStatus::COMPLETED, 1);
+    EXPECT_EQ(Logs(ids[j], 0), CountingOutput(kLines, 1)) << ids[j];
+    ExpectValidHistory(ids[j]);
+    EXPECT_THAT(history_->RunningAttempts(ids[j]), ElementsAre(1));
+  }
+  EXPECT_THAT(droverd_->ReadLog(), Not(HasSubstr("event=job_retried")));
 }
 
 TEST_F(NodeLossE2eTest, AttemptOfANodeThatNeverReturnsAfterADroverdRestartIsRetried) {

@@ -228,5 +228,91 @@ TEST(NodeLeaseTest, CordonIsKeptWhenAPausedNodeComesBack) {
   EXPECT_THAT(nodes.CheckLeases(At(11), kLease, kHalf).lost, UnorderedElementsAre("n3"));
 }
 
+// What survives droverd's restart: the registry is rebuilt from what was stored
+// (storage::NodeAdminState, storage::NodeLossPause) before any agent says hello again.
+TEST(NodeRestoreTest, RestoredCordonAndDrainHoldFromTheNodesFirstHello) {
+  NodeRegistry nodes;
+  nodes.RestoreAdmin({.node = "n1", .reason = "disk check"});
+  nodes.RestoreAdmin({.node = "n2", .draining = true, .reason = "reboot"});
+  nodes.RestoreAdmin({.node = "n3", .draining = true});
+  // n2 runs a restored attempt; n3 runs nothing, so its drain is done.
+  nodes.Expect("n2", kT0);
+  v1::NodeResources two;
+  two.set_cpus(2);
+  nodes.Allocate("n2", "j-1", two);
+  EXPECT_THAT(nodes.List(), IsEmpty()) << "listed once their agents say hello";
+  for (const char* name : {"n1", "n2", "n3", "n4"}) {
+    ASSERT_TRUE(nodes.Register(Node(name), At(1)).ok()) << name;
+  }
+  EXPECT_EQ(nodes.Find("n1")->state(), v1::Node::CORDONED);
+  EXPECT_EQ(nodes.Find("n1")->reason(), "CORDONED disk check");
+  EXPECT_EQ(nodes.Find("n2")->state(), v1::Node::DRAINING);
+  EXPECT_EQ(nodes.Find("n2")->reason(), "DRAINING reboot");
+  EXPECT_THAT(nodes.Find("n2")->running_jobs(), ElementsAre("j-1"));
+  EXPECT_EQ(nodes.Find("n3")->state(), v1::Node::CORDONED);
+  EXPECT_TRUE(nodes.TakesWork("n4"));
+  for (const char* name : {"n1", "n2", "n3"}) EXPECT_FALSE(nodes.TakesWork(name)) << name;
+  nodes.Release("n2", "j-1");
+  EXPECT_EQ(nodes.Find("n2")->state(), v1::Node::CORDONED);
+  EXPECT_EQ(nodes.Find("n2")->reason(), "CORDONED reboot");
+  ASSERT_TRUE(nodes.Uncordon("n2").ok());
+  EXPECT_TRUE(nodes.TakesWork("n2"));
+}
+
+TEST(NodeRestoreTest, ARestoredNodeNotBackYetCanBeUncordonedButAnUnknownOneCannot) {
+  NodeRegistry nodes;
+  nodes.RestoreAdmin({.node = "n1"});
+  absl::StatusOr<v1::Node> answer = nodes.Uncordon("n1");
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->state(), v1::Node::DOWN);
+  EXPECT_THAT(answer->reason(), HasSubstr("NOT_CONNECTED"));
+  ASSERT_TRUE(nodes.Register(Node("n1"), At(1)).ok());
+  EXPECT_TRUE(nodes.TakesWork("n1"));
+  EXPECT_EQ(nodes.Cordon("n2", "").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(NodeRestoreTest, ARestoredPauseCountsTheSameNodesAndStaysPausedSinceItBegan) {
+  NodeRegistry before = Cluster({"n1", "n2", "n3", "n4"});
+  before.Seen("n1", At(10));
+  ASSERT_TRUE(before.CheckLeases(At(10.5), kLease, kHalf).paused);
+  ASSERT_TRUE(before.DeclareLost("n4", "psu", At(11)).ok());
+  before.Seen("n1", At(11));
+  LeaseCheck was = before.CheckLeases(At(11), kLease, kHalf);
+  ASSERT_TRUE(was.paused);
+  std::optional<storage::NodeLossPause> stored = before.LossPause();
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->paused_since, At(10.5));
+  ASSERT_EQ(stored->nodes.size(), 4u);
+  using Role = storage::NodeLossPause::Role;
+  EXPECT_EQ(stored->nodes[0].role, Role::kCounted);
+  EXPECT_EQ(stored->nodes[1].role, Role::kWaiting);
+  EXPECT_EQ(stored->nodes[3].role, Role::kDeclaredLost);
+
+  // droverd restarts at 12 s; only n1's agent says hello again.
+  NodeRegistry after;
+  after.RestoreLossPause(*stored, At(12));
+  EXPECT_THAT(after.List(), ::testing::SizeIs(3)) << "n2, n3 waiting and n4 given up are listed";
+  EXPECT_EQ(after.Find("n2")->state(), v1::Node::DOWN);
+  EXPECT_THAT(after.Find("n2")->reason(), HasSubstr("MISSED_LEASE"));
+  EXPECT_EQ(after.Find("n4")->reason(), "DECLARED_LOST psu");
+  EXPECT_EQ(after.Find("n1"), nullptr) << "not back yet";
+  LeaseCheck check = after.CheckLeases(At(12), kLease, kHalf);
+  EXPECT_TRUE(check.paused);
+  EXPECT_EQ(check.counted, was.counted);
+  EXPECT_EQ(check.silent, was.silent);
+  EXPECT_THAT(check.pending, ElementsAre("n2", "n3"));
+  EXPECT_EQ(after.loss_paused_since(), At(10.5));
+  ASSERT_TRUE(after.Register(Node("n1"), At(13)).ok());
+  EXPECT_TRUE(after.CheckLeases(At(13), kLease, kHalf).paused);
+
+  // A waiting node that comes back is simply back; then the pause ends and n3 is lost.
+  ASSERT_TRUE(after.Register(Node("n2"), At(14)).ok());
+  EXPECT_EQ(after.Find("n2")->state(), v1::Node::READY);
+  LeaseCheck resumed = after.CheckLeases(At(14), kLease, kHalf);
+  EXPECT_FALSE(resumed.paused);
+  EXPECT_THAT(resumed.lost, ElementsAre("n3"));
+  EXPECT_FALSE(after.LossPause().has_value());
+}
+
 }  // namespace
 }  // namespace drover::scheduler

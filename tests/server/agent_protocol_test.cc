@@ -551,6 +551,115 @@ TEST_F(AgentProtocolTest, CordonedNodeGetsNoWorkUntilUncordoned) {
   EXPECT_EQ(agent.Next(v1::SchedulerMessage::kAssign).assign().attempt().job_id(), id);
 }
 
+// An AdminService node call on the test's droverd.
+using NodeCall = grpc::Status (v1::AdminService::Stub::*)(grpc::ClientContext*,
+                                                          const v1::NodeRequest&, v1::Node*);
+grpc::Status AdminCall(v1::AdminService::Stub& admin, NodeCall call, const std::string& name,
+                       const std::string& reason = "", v1::Node* node = nullptr) {
+  grpc::ClientContext context;
+  v1::NodeRequest request;
+  request.set_name(name);
+  request.set_reason(reason);
+  v1::Node ignored;
+  return (admin.*call)(&context, request, node != nullptr ? node : &ignored);
+}
+
+const v1::Node* FindNode(const std::vector<v1::Node>& nodes, const std::string& name) {
+  for (const v1::Node& node : nodes) {
+    if (node.name() == name) return &node;
+  }
+  return nullptr;
+}
+
+TEST_F(AgentProtocolTest, CordonAndDrainSurviveARestartAndTheNodesGetNoNewWork) {
+  std::string running;
+  {
+    ScriptedAgent n1(channel_, "n1"), n2(channel_, "n2");
+    for (ScriptedAgent* agent : {&n1, &n2}) agent->Next(v1::SchedulerMessage::kWelcome);
+    ASSERT_TRUE(AdminCall(*admin_, &v1::AdminService::Stub::CordonNode, "n1", "disk check").ok());
+    running = Submit(4);
+    EXPECT_EQ(n2.Next(v1::SchedulerMessage::kAssign).assign().attempt().job_id(), running);
+    n2.Report(running, 1, v1::AttemptReport::READY);
+    n2.Report(running, 1, v1::AttemptReport::RUNNING);
+    WaitFor(running, v1::JobStatus::RUNNING);
+    v1::Node drained;
+    ASSERT_TRUE(
+        AdminCall(*admin_, &v1::AdminService::Stub::DrainNode, "n2", "reboot", &drained).ok());
+    EXPECT_EQ(drained.state(), v1::Node::DRAINING);
+    droverd_->Shutdown();
+    droverd_.reset();
+  }
+  Start();
+  v1::AttemptReport held;
+  held.mutable_attempt()->set_job_id(running);
+  held.mutable_attempt()->set_epoch(1);
+  held.set_phase(v1::AttemptReport::RUNNING);
+  ScriptedAgent n1(channel_, "n1"), n2(channel_, "n2", 4, {held});
+  for (ScriptedAgent* agent : {&n1, &n2}) agent->Next(v1::SchedulerMessage::kWelcome);
+  std::vector<v1::Node> nodes = Nodes();
+  ASSERT_NE(FindNode(nodes, "n1"), nullptr);
+  ASSERT_NE(FindNode(nodes, "n2"), nullptr);
+  EXPECT_EQ(FindNode(nodes, "n1")->state(), v1::Node::CORDONED);
+  EXPECT_EQ(FindNode(nodes, "n1")->reason(), "CORDONED disk check");
+  EXPECT_EQ(FindNode(nodes, "n2")->state(), v1::Node::DRAINING);
+  EXPECT_EQ(FindNode(nodes, "n2")->reason(), "DRAINING reboot");
+
+  std::string queued = Submit(1);
+  absl::SleepFor(absl::Milliseconds(300));  // a few ticks: nothing may be placed
+  EXPECT_EQ(Get(queued).status().state(), v1::JobStatus::QUEUED);
+  n2.Report(running, 1, v1::AttemptReport::ENDED, {Exit(0, 0)});
+  WaitFor(running, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(FindNode(Nodes(), "n2")->state(), v1::Node::CORDONED) << "drained";
+  EXPECT_EQ(Get(queued).status().state(), v1::JobStatus::QUEUED);
+
+  // An uncordon is stored as well: after the next restart n1 is READY, n2 still CORDONED.
+  ASSERT_TRUE(AdminCall(*admin_, &v1::AdminService::Stub::UncordonNode, "n1").ok());
+  EXPECT_EQ(n1.Next(v1::SchedulerMessage::kAssign).assign().attempt().job_id(), queued);
+  droverd_->Shutdown();
+  droverd_.reset();
+  Start();
+  ScriptedAgent again1(channel_, "n1"), again2(channel_, "n2");
+  for (ScriptedAgent* agent : {&again1, &again2}) agent->Next(v1::SchedulerMessage::kWelcome);
+  nodes = Nodes();
+  EXPECT_EQ(FindNode(nodes, "n1")->state(), v1::Node::READY);
+  EXPECT_EQ(FindNode(nodes, "n2")->state(), v1::Node::CORDONED);
+}
+
+TEST_F(AgentProtocolTest, NodeCallsRefuseBadNamesAndReasonsNamingTheField) {
+  ScriptedAgent n1(channel_, "n1");
+  n1.Next(v1::SchedulerMessage::kWelcome);
+  const std::vector<NodeCall> calls = {
+      &v1::AdminService::Stub::CordonNode, &v1::AdminService::Stub::DrainNode,
+      &v1::AdminService::Stub::UncordonNode, &v1::AdminService::Stub::DeclareNodeLost};
+  for (NodeCall call : calls) {
+    grpc::Status empty = AdminCall(*admin_, call, "");
+    EXPECT_EQ(empty.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(empty.error_message(), HasSubstr("name: required"));
+    grpc::Status bad = AdminCall(*admin_, call, "N1/../x\n");
+    EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(bad.error_message(), HasSubstr("is not a valid node name"));
+    grpc::Status huge_name = AdminCall(*admin_, call, std::string(100000, 'a'));
+    EXPECT_EQ(huge_name.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(huge_name.error_message(),
+              "name: 100000 characters is too long for a node name; use 1-63 characters of "
+              "[a-z0-9-], starting with a letter or digit");
+    EXPECT_EQ(AdminCall(*admin_, call, "n9").error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  for (NodeCall call : {calls[0], calls[1], calls[3]}) {
+    grpc::Status huge = AdminCall(*admin_, call, "n1", std::string(2 << 20, 'x'));
+    EXPECT_EQ(huge.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(huge.error_message(),
+              "reason: 2097152 bytes is more than the 1024 allowed; give a shorter reason");
+    grpc::Status lines = AdminCall(*admin_, call, "n1", "one\nFAKE n2 READY");
+    EXPECT_EQ(lines.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(lines.error_message(), HasSubstr("reason: has a control character"));
+  }
+  // Nothing was changed by the refused calls.
+  EXPECT_EQ(Nodes()[0].state(), v1::Node::READY);
+  ASSERT_TRUE(
+      AdminCall(*admin_, &v1::AdminService::Stub::CordonNode, "n1", std::string(1024, 'x')).ok());
+}
+
 TEST_F(AgentProtocolTest, SilentNodeGoesDownAndItsJobEndsNodeLost) {
   auto agent = std::make_unique<ScriptedAgent>(channel_, "n1");
   agent->Next(v1::SchedulerMessage::kWelcome);
@@ -1147,6 +1256,76 @@ TEST_F(NodeLossTest, RestoredAttemptWhoseNodeNeverComesBackEndsOneLeaseAfterTheR
   v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
   EXPECT_EQ(job.status().cause(), v1::JobStatus::NODE_LOST);
   EXPECT_EQ(job.status().message(), "node n1 stopped answering (no message for 10s)");
+}
+
+TEST_F(NodeLossTest, APauseAndANodeGivenUpDuringItSurviveARestart) {
+  std::string j1, j2, j3, j4;
+  v1::ListNodesResponse before;
+  {
+    ScriptedAgent n1(channel_, "n1"), n2(channel_, "n2"), n3(channel_, "n3"), n4(channel_, "n4");
+    for (ScriptedAgent* agent : {&n1, &n2, &n3, &n4}) agent->Next(v1::SchedulerMessage::kWelcome);
+    j1 = RunOn(n1), j2 = RunOn(n2), j3 = RunOn(n3), j4 = RunOn(n4);
+    Advance(absl::Seconds(11), {&n1});
+    WaitForNodes([](const v1::ListNodesResponse& r) { return r.node_loss().paused(); });
+    ASSERT_TRUE(Admin(&v1::AdminService::Stub::DeclareNodeLost, "n4", "power supply").ok());
+    EXPECT_EQ(WaitFor(j4, v1::JobStatus::FAILED).status().cause(), v1::JobStatus::NODE_LOST);
+    Advance(absl::Seconds(2), {&n1});
+    before = ListNodes();
+    ASSERT_TRUE(before.node_loss().paused());
+    droverd_->Shutdown();
+    droverd_.reset();
+  }
+  Start();
+  // Before any agent is back: paused since the same time, counting the same nodes.
+  v1::ListNodesResponse after = ListNodes();
+  EXPECT_TRUE(after.node_loss().paused());
+  EXPECT_EQ(after.node_loss().paused_since().seconds(),
+            before.node_loss().paused_since().seconds());
+  EXPECT_EQ(after.node_loss().silent_nodes(), 3);
+  EXPECT_EQ(after.node_loss().counted_nodes(), 4);
+  EXPECT_THAT(after.node_loss().waiting_nodes(), ::testing::ElementsAre("n2", "n3"));
+  for (const char* name : {"n2", "n3", "n4"}) {
+    EXPECT_EQ(StateOf(after, name), v1::Node::DOWN) << name;
+  }
+  for (const v1::Node& node : after.nodes()) {
+    if (node.name() == "n4") {
+      EXPECT_EQ(node.reason(), "DECLARED_LOST power supply");
+    } else if (node.name() == "n2") {
+      EXPECT_THAT(node.reason(), HasSubstr("MISSED_LEASE"));
+    }
+  }
+
+  auto held = [](const std::string& id) {
+    v1::AttemptReport report;
+    report.mutable_attempt()->set_job_id(id);
+    report.mutable_attempt()->set_epoch(1);
+    report.set_phase(v1::AttemptReport::RUNNING);
+    return std::vector<v1::AttemptReport>{report};
+  };
+  ScriptedAgent n1(channel_, "n1", 4, held(j1));
+  n1.Next(v1::SchedulerMessage::kWelcome);
+  Advance(absl::Seconds(30), {&n1});
+  v1::ListNodesResponse later = ListNodes();
+  EXPECT_TRUE(later.node_loss().paused());
+  EXPECT_THAT(later.node_loss().waiting_nodes(), ::testing::ElementsAre("n2", "n3"));
+  for (const std::string& id : {j2, j3}) {
+    v1::Job job = Get(id);
+    EXPECT_EQ(job.status().state(), v1::JobStatus::RUNNING) << id;
+    EXPECT_EQ(job.status().attempt(), 1) << id;
+  }
+
+  // n2 comes back: 2 of 4 silent is not more than half, so the pause ends and n3 is lost.
+  ScriptedAgent n2(channel_, "n2", 4, held(j2));
+  n2.Next(v1::SchedulerMessage::kWelcome);
+  WaitForNodes([](const v1::ListNodesResponse& r) { return !r.node_loss().paused(); });
+  v1::Job lost = WaitFor(j3, v1::JobStatus::FAILED);
+  EXPECT_EQ(lost.status().cause(), v1::JobStatus::NODE_LOST);
+  EXPECT_EQ(Get(j2).status().state(), v1::JobStatus::RUNNING);
+  // ... and stays ended across the next restart.
+  droverd_->Shutdown();
+  droverd_.reset();
+  Start();
+  EXPECT_FALSE(ListNodes().node_loss().paused());
 }
 
 TEST(NodeLeaseOptionsTest, BadValuesNameTheFlagAndTheFix) {
