@@ -385,6 +385,10 @@ void Agent::ShippingLoop() {
   absl::Time next_heartbeat = absl::Now();
   while (!stopping_.WaitForNotificationWithTimeout(options_.log_poll)) {
     shipper_.Poll();
+    if (options_.metrics != nullptr) {
+      options_.metrics->log_bytes_unacknowledged.With({}).Set(
+          static_cast<double>(shipper_.Unacknowledged()));
+    }
     absl::Duration interval;
     bool connected;
     {

@@ -23,6 +23,9 @@ struct AgentMetrics {
             LatencyBuckets(), {"result"})),
         connected(registry.AddGauge("drover_agent_connected",
                                     "1 while the stream to droverd is up, else 0.")),
+        log_bytes_unacknowledged(registry.AddGauge(
+            "drover_agent_log_bytes_unacknowledged",
+            "Bytes of jobs' output sent to droverd that it has not acknowledged yet.")),
         gpu_utilization(registry.AddGauge(
             "drover_agent_gpu_utilization_ratio",
             "Share of the last sample period a kernel ran on the GPU (nvidia-smi utilization.gpu).",
@@ -35,6 +38,7 @@ struct AgentMetrics {
   CounterFamily& attempts_ended;
   HistogramFamily& preparation_seconds;
   GaugeFamily& connected;
+  GaugeFamily& log_bytes_unacknowledged;
   // Sampled every --metrics-interval while the node has GPUs and nvidia-smi (GpuSampler).
   GaugeFamily& gpu_utilization;
   GaugeFamily& gpu_memory_used_bytes;

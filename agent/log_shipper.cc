@@ -57,6 +57,15 @@ void LogShipper::Forget(const v1::AttemptRef& attempt) {
   watched_.erase(Key(attempt));
 }
 
+int64_t LogShipper::Unacknowledged() {
+  absl::MutexLock lock(&mu_);
+  int64_t bytes = 0;
+  for (const auto& [key, watched] : watched_) {
+    for (const auto& [id, stream] : watched.streams) bytes += stream.sent - stream.acked;
+  }
+  return bytes;
+}
+
 void LogShipper::Acknowledged(const v1::LogAck& ack) {
   absl::MutexLock lock(&mu_);
   auto it = watched_.find(Key(ack.attempt()));

@@ -60,6 +60,9 @@ class LogShipper {
   // droverd refused a chunk of it (its state disk) and has stored none of it since.
   bool Held(const v1::AttemptRef& attempt);
 
+  // Bytes sent to droverd, over every stream, that it has not acknowledged yet.
+  int64_t Unacknowledged();
+
   // The file of a stream in an attempt's log folder: rank-R.stdout, rank-R.stderr,
   // rank-R.metrics, and node-N.system for SYSTEM_METRICS (N the node rank).
   static std::string FileName(int32_t rank, v1::LogStream stream);

@@ -258,18 +258,8 @@ TEST_F(AgentE2eTest, HostpathDatastoreIsMountedDownloadedAndUploaded) {
   std::string root = dir_.path() + "/datasets";
   fs::create_directories(root + "/mnist");
   std::ofstream(root + "/mnist/train.csv") << "1,2,3\n";
-  {
-    grpc::ClientContext context;
-    v1::PutDatastoreRequest request;
-    v1::Datastore* store = request.mutable_datastore();
-    store->set_name("data-sets");
-    store->set_type(v1::Datastore::HOSTPATH);
-    store->set_path(root);
-    store->set_allow_write(true);
-    v1::Datastore created;
-    grpc::Status status = admin_->PutDatastore(&context, request, &created);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-  }
+  absl::Status created = testing::CreateHostpathDatastore(*admin_, "data-sets", root, true);
+  ASSERT_TRUE(created.ok()) << created;
   auto ref = [](v1::JobSpec* spec, const std::string& path, v1::DataReference::Mode mode,
                 bool read_write = false) {
     v1::DataReference* data = spec->add_arguments()->mutable_data();

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -49,6 +51,7 @@ class AgentRestartE2eTest : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
     listen_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
+    agent_metrics_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
     StartDroverd();
     if (HasFatalFailure()) return;
     work_ = dir_.path() + "/agent";
@@ -84,7 +87,9 @@ class AgentRestartE2eTest : public ::testing::Test {
     // would be output the agent must deliver before it reports the end (the tests that
     // kill droverd once it has a job's whole output need that to hold).
     auto agent = testing::AgentProcess::Start(
-        listen_, "n1", work_, {"--jobs-on-exit", jobs_on_exit, "--metrics-interval", "1h"});
+        listen_, "n1", work_,
+        {"--jobs-on-exit", jobs_on_exit, "--metrics-interval", "1h", "--metrics-listen",
+         agent_metrics_});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);
     if (!wait) return;
@@ -139,6 +144,23 @@ class AgentRestartE2eTest : public ::testing::Test {
     StopAgent(SIGKILL);
   }
 
+  // The agent's drover_agent_log_bytes_unacknowledged; -1 when it cannot be read.
+  int64_t UnacknowledgedLogBytes() const {
+    auto page = testing::RunCommand(
+        {"/usr/bin/python3", "-c",
+         absl::StrCat("import urllib.request\n"
+                      "print(urllib.request.urlopen('http://", agent_metrics_,
+                      "/metrics').read().decode())")});
+    if (!page.ok() || page->exit_code != 0) return -1;
+    for (absl::string_view line : absl::StrSplit(page->out, '\n')) {
+      if (absl::ConsumePrefix(&line, "drover_agent_log_bytes_unacknowledged ")) {
+        double value = -1;
+        return absl::SimpleAtod(line, &value) ? static_cast<int64_t>(value) : -1;
+      }
+    }
+    return -1;
+  }
+
   void LetEnd(const std::string& job) {
     std::ofstream(absl::StrCat(work_, "/attempts/", job, "-1/job/go")) << "go\n";
   }
@@ -175,6 +197,7 @@ class AgentRestartE2eTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::string listen_;
+  std::string agent_metrics_;  // the agent's --metrics-listen
   std::string work_;
   std::string log_;  // the logs of the agents already stopped
   std::unique_ptr<testing::DroverdProcess> droverd_;
@@ -276,6 +299,13 @@ TEST_F(AgentRestartE2eTest, AnEndDroverdMissedIsReportedByTheNextAgent) {
   while (!absl::EndsWith(jobs_->Logs(id, 0), "done\n") && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
+  // droverd's acknowledgement of the last bytes may still be on its way to the agent, which
+  // only ends the attempt once it has it: droverd goes once the agent has them all.
+  deadline = absl::Now() + absl::Seconds(20);
+  while (UnacknowledgedLogBytes() != 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(UnacknowledgedLogBytes(), 0) << agent_->ReadLog();
   droverd_->Signal(SIGKILL);
   ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
   ASSERT_EQ(WaitForContainerStatus(id, ""), "") << "the agent deleted the container";

@@ -63,6 +63,7 @@ class DistributedE2eTest : public ::testing::Test {
   // (Re)starts the agent of host k, with the failpoints (common/failpoint.h) that
   // `failpoints_[k]` names armed.
   void StartAgent(int k) {
+    if (agents_[k] != nullptr) connections_before_[k] = Connections(agents_[k]->ReadLog());
     std::vector<std::string> prefix = hosts_->ExecPrefix(k);
     if (auto armed = failpoints_.find(k); armed != failpoints_.end() && !armed->second.empty()) {
       prefix.insert(prefix.end(), {"/usr/bin/env", "DROVER_FAILPOINTS=" + armed->second});
@@ -80,6 +81,27 @@ class DistributedE2eTest : public ::testing::Test {
     jobs_ = std::make_unique<testing::JobClient>(channel_);
     blobs_ = v1::BlobService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
+  }
+
+  // How often an agent's log says it connected to droverd.
+  static size_t Connections(const std::string& log) {
+    size_t count = 0;
+    for (size_t at = log.find("event=connected "); at != std::string::npos;
+         at = log.find("event=connected ", at + 1)) {
+      ++count;
+    }
+    return count;
+  }
+
+  // Waits until the agent process of host k started last has connected to droverd (its
+  // log, shared with the agent processes before it, says so once more than before).
+  void WaitForAgentConnected(int k) {
+    auto connections = [&] { return Connections(agents_[k]->ReadLog()); };
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (connections() <= connections_before_[k] && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    ASSERT_GT(connections(), connections_before_[k]) << "the agent never connected" << AgentLogs();
   }
 
   // SIGKILLs droverd and starts it again on the same address and state (the agents
@@ -223,6 +245,7 @@ class DistributedE2eTest : public ::testing::Test {
   std::vector<std::string> work_dirs_;
   std::string killed_logs_;  // the logs of agents killed and started again
   std::map<int, std::string> failpoints_;  // by host: DROVER_FAILPOINTS of its agent
+  std::map<int, size_t> connections_before_;  // by host: its log's connections at its start
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<testing::JobClient> jobs_;
   std::unique_ptr<v1::BlobService::Stub> blobs_;

@@ -46,19 +46,6 @@ void PrintTo(const StepCase& c, std::ostream* out) { *out << c.name; }
 class TakeOverE2eTest : public DistributedE2eTest,
                         public ::testing::WithParamInterface<StepCase> {
  protected:
-  void CreateDatastore(const std::string& name, const std::string& root) {
-    grpc::ClientContext context;
-    v1::PutDatastoreRequest request;
-    v1::Datastore* store = request.mutable_datastore();
-    store->set_name(name);
-    store->set_type(v1::Datastore::HOSTPATH);
-    store->set_path(root);
-    store->set_allow_write(true);
-    v1::Datastore created;
-    grpc::Status status = admin_->PutDatastore(&context, request, &created);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-  }
-
   // Waits until the agent of host k died at its failpoint.
   void WaitForFailpoint(int k) {
     absl::StatusOr<int> status = agents_[k]->Wait(absl::Seconds(120));
@@ -80,7 +67,9 @@ TEST_P(TakeOverE2eTest, EveryRankRunsOnceAndTheJobCompletesInItsFirstAttempt) {
   StartCluster(2);
   const std::string shared = dir_.path() + "/runs/shared";
   fs::create_directories(shared);
-  CreateDatastore("runs", dir_.path() + "/runs");
+  ASSERT_TRUE(testing::CreateHostpathDatastore(*admin_, "runs", dir_.path() + "/runs",
+                                               /*allow_write=*/true)
+                  .ok());
   if (after_ranks) std::ofstream(shared + "/go") << "go\n";
 
   // $0 is the datastore folder, the same path on every node.
@@ -111,6 +100,10 @@ TEST_P(TakeOverE2eTest, EveryRankRunsOnceAndTheJobCompletesInItsFirstAttempt) {
   if (c.with_droverd) RestartDroverd();
   failpoints_.erase(c.node);
   StartAgent(c.node);
+  // Up before anything else happens: a SIGTERM at the end of the test would otherwise reach
+  // the wrapper that is still starting it (the agent never runs, and what it should have
+  // cleaned up at its start stays).
+  WaitForAgentConnected(c.node);
   if (!after_ranks) std::ofstream(shared + "/go") << "go\n";
 
   v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);

@@ -119,6 +119,8 @@ class AgentProtocolTest : public ::testing::Test {
     return out;
   }
 
+  std::string PlaceTwoNodeJobThenRestart(v1::AssignAttempt* first, v1::AssignAttempt* second);
+
   // Set before Start() to change them.
   absl::Duration launch_timeout_ = absl::Minutes(15);
   double pause_fraction_ = 0;
@@ -747,12 +749,11 @@ TEST_F(AgentProtocolTest, ARestartedDroverdKeepsMasterPortsAndExecTokensOfRunnin
   EXPECT_NE(next.exec_token(), first.exec_token());
 }
 
-// droverd sends START before it stores STARTING: when it dies in between, the restarted
-// droverd knows the job as PREPARING while a node's processes run. A node that says they
-// run passes the launch barrier: the others get START, and the job runs and completes
-// through a valid history instead of waiting for READYs that never come.
-TEST_F(AgentProtocolTest, ANodeRunningAfterADroverdRestartPassesTheBarrierItMissed) {
-  v1::AssignAttempt first, second;
+// Places a 2-node job on n1 and n2 (their assignments in `first` and `second`), then stops
+// droverd before any node reported and starts it again: the job is PREPARING in the store.
+// The agents are gone; the test brings them back with what they hold.
+std::string AgentProtocolTest::PlaceTwoNodeJobThenRestart(v1::AssignAttempt* first,
+                                                          v1::AssignAttempt* second) {
   std::string id;
   {
     ScriptedAgent a(channel_, "n1");
@@ -760,12 +761,22 @@ TEST_F(AgentProtocolTest, ANodeRunningAfterADroverdRestartPassesTheBarrierItMiss
     ScriptedAgent b(channel_, "n2");
     b.Next(v1::SchedulerMessage::kWelcome);
     id = Submit(1, "", /*node_count=*/2);
-    first = a.Next(v1::SchedulerMessage::kAssign).assign();
-    second = b.Next(v1::SchedulerMessage::kAssign).assign();
+    *first = a.Next(v1::SchedulerMessage::kAssign).assign();
+    *second = b.Next(v1::SchedulerMessage::kAssign).assign();
     droverd_->Shutdown();
     droverd_.reset();
   }
   Start();
+  return id;
+}
+
+// droverd sends START before it stores STARTING: when it dies in between, the restarted
+// droverd knows the job as PREPARING while a node's processes run. A node that says they
+// run passes the launch barrier: the others get START, and the job runs and completes
+// through a valid history instead of waiting for READYs that never come.
+TEST_F(AgentProtocolTest, ANodeRunningAfterADroverdRestartPassesTheBarrierItMissed) {
+  v1::AssignAttempt first, second;
+  std::string id = PlaceTwoNodeJobThenRestart(&first, &second);
   EXPECT_EQ(Get(id).status().state(), v1::JobStatus::PREPARING);
   v1::AttemptReport running, ready;
   *running.mutable_attempt() = first.attempt();
@@ -791,19 +802,7 @@ TEST_F(AgentProtocolTest, ANodeRunningAfterADroverdRestartPassesTheBarrierItMiss
 // and no node is sent the attempt again).
 TEST_F(AgentProtocolTest, AnAttemptThatEndedWhileDroverdWasDownBeforeStartingCompletes) {
   v1::AssignAttempt first, second;
-  std::string id;
-  {
-    ScriptedAgent a(channel_, "n1");
-    a.Next(v1::SchedulerMessage::kWelcome);
-    ScriptedAgent b(channel_, "n2");
-    b.Next(v1::SchedulerMessage::kWelcome);
-    id = Submit(1, "", /*node_count=*/2);
-    first = a.Next(v1::SchedulerMessage::kAssign).assign();
-    second = b.Next(v1::SchedulerMessage::kAssign).assign();
-    droverd_->Shutdown();
-    droverd_.reset();
-  }
-  Start();
+  std::string id = PlaceTwoNodeJobThenRestart(&first, &second);
   auto ended = [](const v1::AssignAttempt& assign) {
     v1::AttemptReport report;
     *report.mutable_attempt() = assign.attempt();

@@ -42,6 +42,22 @@ int FreeLoopbackPort() {
   return ntohs(address.sin_port);
 }
 
+absl::Status CreateHostpathDatastore(v1::AdminService::Stub& admin, const std::string& name,
+                                     const std::string& root, bool allow_write) {
+  grpc::ClientContext context;
+  v1::PutDatastoreRequest request;
+  v1::Datastore* store = request.mutable_datastore();
+  store->set_name(name);
+  store->set_type(v1::Datastore::HOSTPATH);
+  store->set_path(root);
+  store->set_allow_write(allow_write);
+  v1::Datastore created;
+  grpc::Status status = admin.PutDatastore(&context, request, &created);
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat("PutDatastore ", name, ": ", status.error_message()));
+}
+
 absl::Status WaitForReadyNodes(v1::AdminService::Stub& admin, int count, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {

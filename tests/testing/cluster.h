@@ -27,6 +27,11 @@ int FreeLoopbackPort();
 // Polls until droverd lists `count` nodes, all READY. DEADLINE_EXCEEDED after `timeout`.
 absl::Status WaitForReadyNodes(v1::AdminService::Stub& admin, int count, absl::Duration timeout);
 
+// Registers a HOSTPATH datastore `name` on the folder `root` of every node; the error of
+// PutDatastore when droverd refuses it.
+absl::Status CreateHostpathDatastore(v1::AdminService::Stub& admin, const std::string& name,
+                                     const std::string& root, bool allow_write);
+
 // Uploads the file at `path` as a blob and returns its digest.
 absl::StatusOr<std::string> UploadBlobFile(v1::BlobService::Stub& blobs, const std::string& path);
 
