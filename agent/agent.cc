@@ -438,6 +438,7 @@ AttemptEnv Agent::MakeAttemptEnv() {
       .python_dir = options_.python_dir,
       .metrics_interval = options_.metrics_interval,
       .metrics = options_.metrics,
+      .datastore_roots = {.allowed = options_.datastore_roots, .refused = {options_.work_dir}},
       .report =
           [this](const v1::AttemptReport& report) {
             v1::AgentMessage out;

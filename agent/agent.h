@@ -61,6 +61,8 @@ struct AgentOptions {
   // for the next agent process to take over; true stops them (SIGTERM, 2 s, SIGKILL) and
   // cleans up, for a node that is being taken out of service.
   bool stop_jobs_on_exit = false;
+  // The folders HOSTPATH datastores may be in (--datastore-root); empty: none may be used.
+  std::vector<std::string> datastore_roots;
 };
 
 class Agent {

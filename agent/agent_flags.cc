@@ -10,6 +10,7 @@
 #include "agent/gpus.h"
 #include "agent/runtime/runc_runtime.h"
 #include "common/config.h"
+#include "common/datastore_policy.h"
 #include "common/flags.h"
 #include "common/status_macros.h"
 
@@ -132,6 +133,14 @@ absl::StatusOr<AgentSettings> ParseAgentFlags(const std::vector<std::string>& ar
       "run on and the next start of the agent takes them over; restart within droverd's "
       "node lease) or stop (SIGTERM, then SIGKILL after 2 s: a node taken out of service)",
       "keep|stop", "keep");
+  flags.Repeated("datastore-root", &s.datastore_roots,
+                 "A folder HOSTPATH datastores may be in (repeatable); without one no HOSTPATH "
+                 "datastore is bound or copied on this node. The node's system folders and "
+                 "--work-dir are refused even below a root (docs/datastores.md)",
+                 "DIR");
+  flags.Bool("allow-unpatched-runc", &s.allow_unpatched_runc,
+             "Start even when runc looks unpatched for CVE-2024-21626 (for a distribution "
+             "that backported the fix under a version the agent does not know)");
   flags.String("config", &config_path, "Read settings from this file", "FILE");
   flags.String("log-level", &log_level, "debug, info, warning or error", "LEVEL");
 
@@ -176,6 +185,9 @@ absl::StatusOr<AgentSettings> ParseAgentFlags(const std::vector<std::string>& ar
     return absl::InvalidArgumentError(absl::StrCat("--environment-cache-size: ", bad.message()));
   }
   s.environment_cache_bytes = environment_cache_mib << 20;
+  for (const std::string& root : s.datastore_roots) {
+    DROVER_RETURN_IF_ERROR(CheckDatastoreRoot("--datastore-root", root));
+  }
   for (const std::string& label : labels) {
     size_t eq = label.find('=');
     if (eq == std::string::npos || eq == 0) {

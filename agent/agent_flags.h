@@ -37,6 +37,10 @@ struct AgentSettings {
   std::string nvidia_smi;
   int64_t environment_cache_bytes = 0;
   bool stop_jobs_on_exit = false;
+  // --datastore-root: the folders HOSTPATH datastores may be in (none: no HOSTPATH
+  // datastore runs on this node); each checked with CheckDatastoreRoot.
+  std::vector<std::string> datastore_roots;
+  bool allow_unpatched_runc = false;  // --allow-unpatched-runc
   LogLevel log_level = LogLevel::kInfo;
 };
 

@@ -393,6 +393,7 @@ absl::Status Attempt::Adopt(const v1::AttemptReport& saved) {
                     .mount_dir = AttemptMountDir(env_.work_dir, assignment_.attempt()),
                     .record_dir = AttemptRecordDir(env_.work_dir, assignment_.attempt()),
                     .node_name = env_.node_name,
+                    .datastore_roots = env_.datastore_roots,
                     .stop = [this] { return Interrupted(); },
                     .recovering = true});
   if (!data.ok()) return data.status();
@@ -455,6 +456,7 @@ absl::Status Attempt::Prepare() {
        .mount_dir = AttemptMountDir(env_.work_dir, assignment_.attempt()),
        .record_dir = AttemptRecordDir(env_.work_dir, assignment_.attempt()),
        .node_name = env_.node_name,
+       .datastore_roots = env_.datastore_roots,
        .stop = [this] { return Interrupted(); },
        .report =
            [this](const std::string& reason) { Report(v1::AttemptReport::PREPARING, reason); }});

@@ -54,6 +54,9 @@ struct AttemptEnv {
   absl::Duration metrics_interval = absl::Seconds(10);
   // The agent's own metrics; null: none.
   AgentMetrics* metrics = nullptr;
+  // The folders HOSTPATH datastores may be in (--datastore-root) and the agent's own, which
+  // none may touch; see JobDataContext.
+  DatastoreRoots datastore_roots;
   // Sends a report to droverd (dropped while disconnected; the last one is also in hello).
   std::function<void(const v1::AttemptReport&)> report;
   // Whether the agent is going down (then nothing waits for droverd any more).

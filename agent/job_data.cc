@@ -1,5 +1,8 @@
 #include "agent/job_data.h"
 
+#include <limits.h>
+#include <stdlib.h>
+
 #include <filesystem>
 #include <map>
 
@@ -7,6 +10,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/datastore_copy.h"
+#include "common/datastore_policy.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 
 namespace drover::agent {
@@ -31,21 +37,62 @@ bool SafeRelative(const std::string& path) {
   return true;
 }
 
-// Copies `from` (a file or a folder) to `to`, replacing files of the same name.
-absl::Status Copy(const std::string& from, const std::string& to, const std::string& what) {
+// `path` with every symlink resolved; `path` itself when it cannot be (it is missing).
+std::string RealPath(const std::string& path) {
+  char real[PATH_MAX];
+  if (realpath(path.c_str(), real) == nullptr) return path;
+  return real;
+}
+
+// The real folder of the HOSTPATH datastore `store`, checked against `roots` (whose folders
+// are resolved too): resolved first, so that a symlink at or above the datastore's path
+// cannot lead out of the allowed roots. `what` names the datastore.
+absl::StatusOr<std::string> RealHostDatastore(const v1::Datastore& store,
+                                              const DatastoreRoots& roots,
+                                              const std::string& what, const std::string& node) {
+  const std::string field = absl::StrCat(what, ": path");
+  if (absl::Status s = CheckCleanAbsolutePath(field, store.path()); !s.ok()) {
+    return absl::FailedPreconditionError(s.message());
+  }
+  char resolved[PATH_MAX];
   std::error_code error;
-  fs::create_directories(fs::path(to).parent_path(), error);
-  if (!error) {
-    fs::copy(from, to,
-             fs::copy_options::recursive | fs::copy_options::overwrite_existing |
-                 fs::copy_options::copy_symlinks,
-             error);
+  if (realpath(store.path().c_str(), resolved) == nullptr || !fs::is_directory(resolved, error)) {
+    return absl::UnavailableError(absl::StrCat(what, ": its folder ", store.path(),
+                                               " does not exist on node ", node));
   }
-  if (error) {
+  const std::string real = resolved;
+  DatastoreRoots real_roots;
+  for (const std::string& root : roots.allowed) real_roots.allowed.push_back(RealPath(root));
+  for (const std::string& folder : roots.refused) {
+    real_roots.refused.push_back(folder);
+    real_roots.refused.push_back(RealPath(folder));
+  }
+  const std::string checked =
+      real == store.path() ? absl::StrCat(what, ": its folder")
+                           : absl::StrCat(what, ": its folder ", store.path(), " resolves to ", real,
+                                          ", and");
+  if (absl::Status s = CheckHostPathUnderRoots(checked, real, real_roots); !s.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(s.message(), " (drover-agent --datastore-root on node ", node, ")"));
+  }
+  return real;
+}
+
+// A copy's error with `what` (the argument and datastore) named: NOT_FOUND becomes
+// UNAVAILABLE saying `missing` (when given).
+absl::Status CopyError(const absl::Status& s, const std::string& what, const std::string& missing) {
+  if (absl::IsNotFound(s)) {
     return absl::UnavailableError(
-        absl::StrCat(what, ": copying ", from, " to ", to, ": ", error.message()));
+        absl::StrCat(what, ": ", missing.empty() ? s.message() : missing));
   }
-  return absl::OkStatus();
+  return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
+}
+
+void LogSkipped(const CopyStats& stats, const std::string& datastore, const std::string& from) {
+  if (stats.skipped == 0) return;
+  Log(LogLevel::kWarning, "datastore_copy_skipped",
+      {{"datastore", datastore}, {"from", from}, {"entries", stats.skipped},
+       {"first", stats.first_skipped}});
 }
 
 // Whether a reference writes to its datastore.
@@ -77,6 +124,8 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
   const v1::JobSpec& spec = assignment.spec();
   std::map<std::string, const v1::Datastore*> registered;
   for (const v1::Datastore& d : assignment.datastores()) registered[d.name()] = &d;
+  // HOSTPATH datastores' real folders, by name: what is bound and copied.
+  std::map<std::string, std::string> real_folders;
   // The datastore named by `field` (arguments[i] or outputs[i]), checked as droverd checks
   // it at submit: an agent does not trust what reaches it.
   auto lookup = [&](const std::string& field, const std::string& name, const std::string& path,
@@ -95,11 +144,24 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
       return absl::FailedPreconditionError(
           absl::StrCat(what, " is read-only; an administrator can allow writes"));
     }
-    std::error_code error;
-    if (found->second->type() == v1::Datastore::HOSTPATH &&
-        !fs::is_directory(found->second->path(), error)) {
-      return absl::UnavailableError(absl::StrCat(what, ": its folder ", found->second->path(),
-                                                 " does not exist on node ", context.node_name));
+    const v1::Datastore& store = *found->second;
+    if (store.type() == v1::Datastore::HOSTPATH) {
+      if (!real_folders.contains(name)) {
+        DROVER_ASSIGN_OR_RETURN(real_folders[name],
+                                RealHostDatastore(store, context.datastore_roots, what,
+                                                  context.node_name));
+      }
+    } else if (store.type() == v1::Datastore::RCLONE) {
+      std::map<std::string, std::string> options(store.rclone_options().begin(),
+                                                 store.rclone_options().end());
+      if (absl::Status s = CheckRcloneRemote(absl::StrCat(what, ": rclone_options"),
+                                             options, store.allow_write());
+          !s.ok()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(s.message(), " (refused by drover-agent on node ", context.node_name, ")"));
+      }
+    } else {
+      return absl::FailedPreconditionError(absl::StrCat(what, " has no type this agent knows"));
     }
     return found->second;
   };
@@ -151,38 +213,54 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
     const v1::Datastore& store = *referenced[i];
     const bool rclone = store.type() == v1::Datastore::RCLONE;
     std::string what = absl::StrCat("arguments[", i, "]: datastore '", ref.datastore(), "'");
-    std::string source = rclone ? RcloneRemote(store, ref.path()) : Join(store.path(), ref.path());
+    const std::string real_root = rclone ? "" : real_folders[store.name()];
+    std::string source = rclone ? RcloneRemote(store, ref.path()) : Join(real_root, ref.path());
     switch (ref.mode()) {
       case v1::DataReference::DOWNLOAD: {
-        std::string local = Join(absl::StrCat(context.job_dir, "/data/", store.name()), ref.path());
+        const std::string relative = Join(absl::StrCat("data/", store.name()), ref.path());
+        std::string local = absl::StrCat(context.job_dir, "/", relative);
         if (context.recovering) {
           // Copied before the processes started.
         } else if (rclone) {
+          // rclone writes where it is told: the folders on the way are made here, none a
+          // symlink (the job folder may hold what an earlier attempt's job left).
+          if (absl::Status s = MakeFoldersBeneath(context.job_dir,
+                                                  fs::path(relative).parent_path().string());
+              !s.ok()) {
+            return CopyError(s, what, "");
+          }
+          // A symlink of that name (from the job's snapshot, say) is replaced, never
+          // written through.
+          std::error_code error;
+          if (fs::is_symlink(fs::symlink_status(local, error))) fs::remove(local, error);
           if (absl::Status s = RcloneCopy(context.rclone, data.rclone->config, source, local,
                                           context.stop);
               !s.ok()) {
             return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
           }
         } else {
-          std::error_code error;
-          if (!fs::exists(source, error)) {
-            return absl::UnavailableError(
-                absl::StrCat(what, ": ", ref.path(), " does not exist in it (", source, ")"));
+          absl::StatusOr<CopyStats> copied =
+              CopyBeneath(real_root, ref.path(), context.job_dir, relative);
+          if (!copied.ok()) {
+            return CopyError(copied.status(), what,
+                             absl::StrCat(ref.path(), " does not exist in it (", source, ")"));
           }
-          if (absl::Status s = Copy(source, local, what); !s.ok()) return s;
+          LogSkipped(*copied, store.name(), ref.path());
         }
         data.arguments.push_back(Join(absl::StrCat("/job/data/", store.name()), ref.path()));
         break;
       }
       case v1::DataReference::UPLOAD: {
-        std::string local = Join(absl::StrCat(context.job_dir, "/upload/", store.name()), ref.path());
-        std::error_code error;
-        fs::create_directories(local, error);
-        if (error) {
-          return absl::UnavailableError(
-              absl::StrCat(what, ": creating ", local, ": ", error.message()));
+        const std::string local = Join(absl::StrCat("upload/", store.name()), ref.path());
+        if (absl::Status s = MakeFoldersBeneath(context.job_dir, local); !s.ok()) {
+          return CopyError(s, what, "");
         }
-        data.uploads.push_back({store.name(), local, source, rclone});
+        data.uploads.push_back({.datastore = store.name(),
+                                .job_dir = context.job_dir,
+                                .local = local,
+                                .target_root = real_root,
+                                .target = rclone ? source : ref.path(),
+                                .rclone = rclone});
         data.arguments.push_back(Join(absl::StrCat("/job/upload/", store.name()), ref.path()));
         break;
       }
@@ -197,12 +275,18 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
     const v1::Datastore& store = *outputs[i];
     const bool rclone = store.type() == v1::Datastore::RCLONE;
     const std::string& path = spec.outputs(i).path();
-    data.uploads.push_back({store.name(), context.job_dir + "/outputs",
-                            rclone ? RcloneRemote(store, path) : Join(store.path(), path), rclone});
+    data.uploads.push_back({.datastore = store.name(),
+                            .job_dir = context.job_dir,
+                            .local = "outputs",
+                            .target_root = rclone ? "" : real_folders[store.name()],
+                            .target = rclone ? RcloneRemote(store, path) : path,
+                            .rclone = rclone});
   }
   for (const auto& [name, read_write] : mounted) {
     const v1::Datastore& store = *used[name];
-    std::string source = store.path();
+    // The real folder, checked: a symlink swapped in at the registered path later is not
+    // what gets bound.
+    std::string source = store.type() == v1::Datastore::HOSTPATH ? real_folders[name] : "";
     if (store.type() == v1::Datastore::RCLONE) {
       RcloneMountSpec mount_spec = {
           .datastore = name,
@@ -243,28 +327,36 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
 
 absl::Status UploadJobData(const JobData& data) {
   absl::Status result = absl::OkStatus();
+  auto keep_first = [&result](const absl::Status& s) {
+    if (!s.ok() && result.ok()) result = s;
+  };
   for (const JobData::Upload& upload : data.uploads) {
     const std::string what = absl::StrCat("uploading to datastore '", upload.datastore, "'");
-    std::error_code error;
+    // What the job left there, resolved without following a symlink out of its folder.
+    absl::StatusOr<bool> empty = FolderBeneathIsEmpty(upload.job_dir, upload.local);
+    if (!empty.ok()) {
+      keep_first(CopyError(empty.status(), what, ""));
+      continue;
+    }
+    if (*empty) continue;
     if (upload.rclone) {
-      if (fs::is_empty(upload.local, error) || error) continue;
-      absl::Status copied = RcloneCopy(data.rclone->tools, data.rclone->config, upload.local,
+      // rclone's local side follows no symlinks inside (it skips them); the folder itself
+      // was checked just above, and the job's processes are gone.
+      absl::Status copied = RcloneCopy(data.rclone->tools, data.rclone->config,
+                                       absl::StrCat(upload.job_dir, "/", upload.local),
                                        upload.target);
-      if (!copied.ok() && result.ok()) {
-        result = absl::Status(copied.code(), absl::StrCat(what, ": ", copied.message()));
+      if (!copied.ok()) {
+        keep_first(absl::Status(copied.code(), absl::StrCat(what, ": ", copied.message())));
       }
       continue;
     }
-    for (const fs::directory_entry& entry : fs::directory_iterator(upload.local, error)) {
-      absl::Status copied =
-          Copy(entry.path().string(),
-               absl::StrCat(upload.target, "/", entry.path().filename().string()), what);
-      if (!copied.ok() && result.ok()) result = copied;
+    absl::StatusOr<CopyStats> copied =
+        CopyBeneath(upload.job_dir, upload.local, upload.target_root, upload.target);
+    if (!copied.ok()) {
+      keep_first(CopyError(copied.status(), what, ""));
+      continue;
     }
-    if (error && result.ok()) {
-      result = absl::UnavailableError(
-          absl::StrCat(what, ": reading ", upload.local, ": ", error.message()));
-    }
+    LogSkipped(*copied, upload.datastore, upload.local);
   }
   return result;
 }

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "agent/rclone.h"
 #include "agent/runtime/container_runtime.h"
+#include "common/datastore_policy.h"
 #include "drover/v1/agent.pb.h"
 
 namespace drover::agent {
@@ -42,6 +43,11 @@ struct JobDataContext {
   // it over. Empty: not recorded, and not taken over.
   std::string record_dir;
   std::string node_name;
+  // Where HOSTPATH datastores may be (--datastore-root) and what they may never touch (the
+  // agent's work folder): a datastore's real path (symlinks resolved, as are the roots and
+  // refused folders) is checked against them, as is every RCLONE datastore's options
+  // (CheckRcloneRemote), before anything is bound, copied or written.
+  DatastoreRoots datastore_roots;
   RcloneTools rclone;
   // Asked during mounts and copies; true ends them (CANCELLED).
   std::function<bool()> stop;
@@ -65,8 +71,12 @@ struct JobData {
   std::vector<std::string> env;
   struct Upload {
     std::string datastore;
-    std::string local;   // on the node, in the job folder
-    std::string target;  // HOSTPATH: the folder on the node; RCLONE: "NAME:PATH"
+    std::string job_dir;  // the job folder
+    std::string local;    // the folder to upload, relative to `job_dir`
+    // HOSTPATH: the datastore's real folder on the node, and the folder in it (relative,
+    // "" for its root); RCLONE: `target` is "NAME:PATH".
+    std::string target_root;
+    std::string target;
     bool rclone = false;
   };
   // UPLOAD references, then `outputs/` to each output target.
@@ -93,12 +103,18 @@ struct JobData {
 // failure nothing is left mounted. Errors name the datastore: FAILED_PRECONDITION for one that is no longer
 // registered or a write it does not allow; UNAVAILABLE when its folder is missing on this
 // node, a copy or a mount fails (with rclone's error); CANCELLED when `context.stop` said so.
+// FAILED_PRECONDITION also for a datastore the node refuses (a HOSTPATH folder whose real
+// path is not below an allowed root or touches a refused folder, RCLONE options that
+// CheckRcloneRemote refuses) and for a symlink on the way to a downloaded or upload path:
+// no copy follows a symlink out of the datastore or the job folder (agent/datastore_copy.h).
 absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
                                        const JobDataContext& context);
 
 // Copies each UPLOAD folder's contents, and `outputs/`, into its datastore (files of the
-// same name are replaced; an empty folder copies nothing). UNAVAILABLE naming the datastore
-// and the error when one fails; the others are still copied.
+// same name are replaced; an empty folder copies nothing; symlinks, FIFOs and devices are
+// skipped and logged). An error naming the datastore when one fails (UNAVAILABLE, or
+// FAILED_PRECONDITION for a symlink on the way into the datastore or out of the job
+// folder); the others are still copied.
 absl::Status UploadJobData(const JobData& data);
 
 // Ends the rclone part: waits until files written through read-write mounts are uploaded

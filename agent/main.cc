@@ -51,7 +51,10 @@ int main(int argc, char** argv) {
   if (error) return Fail(absl::StrCat("cannot create --work-dir '", s.work_dir, "': ", error.message()));
   absl::StatusOr<std::unique_ptr<drover::agent::RuncRuntime>> runtime =
       drover::agent::RuncRuntime::Open(
-          {.runc_path = s.runc, .root_dir = s.work_dir + "/runc", .init_binary = s.init});
+          {.runc_path = s.runc,
+           .root_dir = s.work_dir + "/runc",
+           .init_binary = s.init,
+           .allow_unpatched_runc = s.allow_unpatched_runc});
   if (!runtime.ok()) return Fail(runtime.status().message());
   absl::StatusOr<drover::agent::GpuInventory> gpus = drover::agent::DiscoverGpus(
       {.inventory = s.gpu_inventory, .count = s.gpu_count, .nvidia_smi = s.nvidia_smi});
@@ -84,7 +87,8 @@ int main(int argc, char** argv) {
        .metrics = &metrics,
        .gpus = *std::move(gpus),
        .environment_cache_bytes = s.environment_cache_bytes,
-       .stop_jobs_on_exit = s.stop_jobs_on_exit},
+       .stop_jobs_on_exit = s.stop_jobs_on_exit,
+       .datastore_roots = s.datastore_roots},
                              **runtime);
   drover::Log(drover::LogLevel::kInfo, "agent_started",
               {{"node", node->name()}, {"address", node->addresses(0)}, {"scheduler", s.scheduler},

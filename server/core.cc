@@ -67,7 +67,6 @@ bool IsImagePathChar(char c) {
   return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '.' || c == '_' || c == '-';
 }
 
-constexpr size_t kMaxDatastorePathBytes = 1024;
 constexpr size_t kMaxRcloneOptionKeyChars = 64;
 constexpr size_t kMaxRcloneOptionValueBytes = 32 * 1024;
 constexpr absl::string_view kMasked = "***";
@@ -81,55 +80,26 @@ absl::Status InvalidField(absl::string_view field, absl::string_view problem) {
 }
 
 // A HOSTPATH folder: absolute and clean (no empty, "." or ".." components, no trailing
-// '/'), so that what the admin registered is exactly what gets bound into containers.
-absl::Status CheckHostPath(absl::string_view path) {
+// '/'), so that what the admin registered is exactly what gets bound into containers, and
+// below an allowed root.
+absl::Status CheckHostPath(absl::string_view path, const DatastoreRoots& roots) {
   constexpr absl::string_view kField = "datastore.path";
   if (path.empty()) {
     return InvalidField(kField,
                         "required for type HOSTPATH; give the folder that exists at the same "
-                        "path on every node, such as /data/imagenet");
-  }
-  if (path.size() > kMaxDatastorePathBytes) {
-    return InvalidField(kField, absl::StrCat(path.size(), " bytes is too long; use at most ",
-                                             kMaxDatastorePathBytes, " bytes"));
-  }
-  if (absl::StrContains(path, absl::string_view("\0", 1))) {
-    return InvalidField(kField, "contains a NUL byte; remove it");
-  }
-  if (path.front() != '/') {
-    return InvalidField(kField, absl::StrCat("'", absl::CHexEscape(path),
-                                             "' is not absolute; give the folder's full path "
-                                             "on the nodes, such as /data/imagenet"));
+                        "path on every node, such as /srv/data/imagenet");
   }
   if (path == "/") {
     return InvalidField(kField,
                         "'/' is the nodes' whole file system; give the folder that holds the "
-                        "data, such as /data/imagenet");
+                        "data, such as /srv/data/imagenet");
   }
-  std::vector<absl::string_view> clean;
-  bool is_clean = true;
-  for (absl::string_view part : absl::StrSplit(path.substr(1), '/')) {
-    if (part == "..") {
-      return InvalidField(kField, absl::StrCat("'", absl::CHexEscape(path),
-                                               "' has a '..' component; give the folder's path "
-                                               "without '..'"));
-    }
-    if (part.empty() || part == ".") {
-      is_clean = false;
-    } else {
-      clean.push_back(part);
-    }
-  }
-  if (!is_clean) {
-    return InvalidField(kField, absl::StrCat("'", absl::CHexEscape(path),
-                                             "' is not a clean path; write '/",
-                                             absl::StrJoin(clean, "/"),
-                                             "' (no '//', '/./' or trailing '/')"));
-  }
-  return absl::OkStatus();
+  if (absl::Status s = CheckCleanAbsolutePath(kField, path); !s.ok()) return s;
+  return CheckHostPathUnderRoots(kField, path, roots);
 }
 
 absl::Status CheckRcloneOptions(const v1::Datastore& datastore) {
+  constexpr absl::string_view kField = "datastore.rclone_options";
   const auto& options = datastore.rclone_options();
   auto type = options.find("type");
   if (type == options.end() || type->second.empty()) {
@@ -160,7 +130,7 @@ absl::Status CheckRcloneOptions(const v1::Datastore& datastore) {
                           "credentials can be minified)");
     }
   }
-  return absl::OkStatus();
+  return CheckRcloneRemote(kField, sorted, datastore.allow_write());
 }
 
 // `options` with a random exec_token_key when it has none.
@@ -176,7 +146,7 @@ CoreOptions WithExecTokenKey(CoreOptions options) {
 
 }  // namespace
 
-absl::Status CheckDatastore(const v1::Datastore& datastore) {
+absl::Status CheckDatastore(const v1::Datastore& datastore, const DatastoreRoots& roots) {
   if (absl::Status s = scheduler::CheckDatastoreName("datastore.name", datastore.name());
       !s.ok()) {
     return s;
@@ -187,7 +157,7 @@ absl::Status CheckDatastore(const v1::Datastore& datastore) {
         return InvalidField("datastore.rclone_options",
                             "apply to type RCLONE only; remove them for a HOSTPATH datastore");
       }
-      if (absl::Status s = CheckHostPath(datastore.path()); !s.ok()) return s;
+      if (absl::Status s = CheckHostPath(datastore.path(), roots); !s.ok()) return s;
       break;
     case v1::Datastore::RCLONE:
       if (absl::Status s = CheckRcloneOptions(datastore); !s.ok()) return s;
@@ -1385,7 +1355,7 @@ void Core::DeleteImage(const std::string& name, StatusCallback done) {
 }
 
 void Core::PutDatastore(const v1::Datastore& request, bool replace, DatastoreCallback done) {
-  if (absl::Status valid = CheckDatastore(request); !valid.ok()) {
+  if (absl::Status valid = CheckDatastore(request, options_.datastore_roots); !valid.ok()) {
     std::move(done)(valid);
     return;
   }

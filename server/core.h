@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/datastore_policy.h"
 #include "drover/v1/admin_service.pb.h"
 #include "drover/v1/agent.pb.h"
 #include "drover/v1/datastore.pb.h"
@@ -61,11 +62,13 @@ absl::Status CheckImageName(absl::string_view field, absl::string_view name);
 bool IsBuiltInImage(absl::string_view image);
 
 // Checks a datastore for AdminService.PutDatastore: `name` (as a compute target's), `type`,
-// for HOSTPATH an absolute clean `path` and no rclone options, for RCLONE
-// `rclone_options["type"]`, option keys of [a-z0-9_] and values without line breaks, a
-// relative `path`; every `secret_keys` entry a key of `rclone_options`. INVALID_ARGUMENT
-// naming the field ("datastore.path") and the fix otherwise.
-absl::Status CheckDatastore(const v1::Datastore& datastore);
+// for HOSTPATH an absolute clean `path` below one of `roots.allowed` and clear of the system
+// folders and `roots.refused` (CheckHostPathUnderRoots) and no rclone options, for RCLONE
+// an allowed backend and options (CheckRcloneRemote), option keys of [a-z0-9_] and values
+// without line breaks, a relative `path`; every `secret_keys` entry a key of
+// `rclone_options`. INVALID_ARGUMENT naming the field ("datastore.path") and the fix
+// otherwise.
+absl::Status CheckDatastore(const v1::Datastore& datastore, const DatastoreRoots& roots);
 
 // Whether the rclone option `key` of `datastore` holds a credential: listed in
 // `secret_keys`, or its name contains "key", "secret", "pass", "token" or "sas" (any case).
@@ -106,6 +109,9 @@ struct CoreOptions {
   // a restarted droverd that sends an assignment again sends the token the attempt's other
   // nodes already have. droverd keeps it in its state folder; empty: a random one.
   std::string exec_token_key;
+  // Where HOSTPATH datastores may be (droverd's --datastore-root) and droverd's own state
+  // folder, which none may touch; no allowed root: no HOSTPATH datastore is accepted.
+  DatastoreRoots datastore_roots;
 };
 
 // Checks droverd's --heartbeat-interval, --node-lease and --node-loss-pause-fraction:
@@ -177,7 +183,7 @@ class Core {
   void DeleteImage(const std::string& name, StatusCallback done);
   std::vector<v1::Image> ListImages() const;
   // Datastores (`drover datastore create`), stored, then applied; `done` runs on the loop
-  // after the commit. PutDatastore checks it (CheckDatastore), refuses a taken name with
+  // after the commit. PutDatastore checks it (CheckDatastore with the options' roots), refuses a taken name with
   // ALREADY_EXISTS unless `replace`, sets `create_time` and gives the stored datastore with
   // its credentials masked; DeleteDatastore gives NOT_FOUND for an unknown name. Attempts
   // assigned from then on get the new registration (or none).

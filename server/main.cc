@@ -1,6 +1,7 @@
 // droverd: the Drover scheduler daemon. Flags and the config file are read here and only
 // here; everything else lives in Droverd.
 #include <signal.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -13,10 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/config.h"
+#include "common/datastore_policy.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "server/droverd.h"
 #include "server/pip_settings.h"
+#include "server/state_dir.h"
 
 namespace {
 
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
   std::string heartbeat_interval = "2s";
   std::string node_lease = "15s";
   drover::server::PipFlags pip;
+  std::vector<std::string> datastore_roots;
 
   drover::FlagSet flags("droverd [flags]", kSummary);
   flags.String("listen", &options.listen, "Address to serve the gRPC API on", "HOST:PORT");
@@ -113,6 +117,12 @@ int main(int argc, char** argv) {
                  "A host pip may reach without valid HTTPS (pip --trusted-host)", "HOST");
   flags.Bool("pip-no-index", &pip.no_index,
              "Install jobs' pip_packages only from --pip-find-links (pip --no-index)");
+  // Which host folders may be HOSTPATH datastores (docs/datastores.md).
+  flags.Repeated("datastore-root", &datastore_roots,
+                 "A folder HOSTPATH datastores may be in (repeatable); without one no HOSTPATH "
+                 "datastore can be created. System folders and --state-dir are refused even "
+                 "below a root; give the agents the same roots",
+                 "DIR");
 
   std::vector<std::string> args(argv + 1, argv + argc);
   std::vector<std::string> positional;
@@ -143,6 +153,32 @@ int main(int argc, char** argv) {
         ParseDurationFlag("node-lease", node_lease, "15s or 1m", &options.core.lease),
         drover::server::CheckNodeLeaseOptions(options.core)}) {
     if (!s.ok()) return Fail(s);
+  }
+
+  for (const std::string& root : datastore_roots) {
+    if (absl::Status s = drover::CheckDatastoreRoot("--datastore-root", root); !s.ok()) {
+      return Fail(s);
+    }
+  }
+  options.core.datastore_roots.allowed = datastore_roots;
+  {
+    std::error_code error;
+    std::filesystem::path state = std::filesystem::absolute(options.state_dir, error);
+    std::string refused = state.lexically_normal().string();
+    while (refused.size() > 1 && refused.back() == '/') refused.pop_back();
+    options.core.datastore_roots.refused.push_back(refused);
+  }
+
+  // Everything droverd creates is its user's alone (datastore credentials, exec tokens, the
+  // jobs' logs), whatever umask it was started with.
+  umask(077);
+  if (!options.state_dir.empty()) {
+    if (absl::Status s = drover::server::SecureStateDir(options.state_dir); !s.ok()) return Fail(s);
+  }
+  {
+    std::error_code error;
+    std::filesystem::path real = std::filesystem::canonical(options.state_dir, error);
+    if (!error) options.core.datastore_roots.refused.push_back(real.string());
   }
 
   absl::StatusOr<drover::v1::PipSettings> pip_settings = drover::server::PipSettingsFromFlags(pip);

@@ -20,6 +20,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -305,6 +306,47 @@ std::string RuncRuntime::ExitFilePath(absl::string_view bundle_dir) {
   return absl::StrCat(bundle_dir, "/state/init.exit");
 }
 
+absl::Status CheckRuncHasCve202421626Fix(absl::string_view version_output) {
+  std::string version;
+  std::string commit;
+  for (absl::string_view line : absl::StrSplit(version_output, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (absl::ConsumePrefix(&line, "runc version ")) version = std::string(line);
+    if (absl::ConsumePrefix(&line, "commit:")) commit = std::string(absl::StripAsciiWhitespace(line));
+  }
+  // "1.1.5+ds1", "1.0.0~rc93+ds1", "1.1.12": the upstream release's numbers.
+  int numbers[3] = {0, 0, 0};
+  std::vector<absl::string_view> parts =
+      absl::StrSplit(version.substr(0, version.find_first_of("+~-")), '.');
+  bool parsed = parts.size() == 3;
+  for (size_t i = 0; parsed && i < 3; ++i) parsed = absl::SimpleAtoi(parts[i], &numbers[i]);
+  if (parsed && std::make_tuple(numbers[0], numbers[1], numbers[2]) >= std::make_tuple(1, 1, 12)) {
+    return absl::OkStatus();
+  }
+  // Debian's security updates: "commit: 1.1.5+ds1-1+deb12u1" (DSA-5615).
+  if (parsed) {
+    size_t deb = commit.rfind("+deb");
+    size_t u = deb == std::string::npos ? std::string::npos : commit.find('u', deb + 4);
+    int release = 0;
+    int update = 0;
+    if (u != std::string::npos &&
+        absl::SimpleAtoi(absl::string_view(commit).substr(deb + 4, u - deb - 4), &release) &&
+        absl::SimpleAtoi(absl::string_view(commit).substr(u + 1), &update) &&
+        ((release == 12 && update >= 1) || (release == 11 && update >= 3))) {
+      return absl::OkStatus();
+    }
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      parsed ? absl::StrCat("version ", version, commit.empty() ? "" : " (", commit,
+                            commit.empty() ? "" : ")")
+             : "an unknown version",
+      " lacks the fix for CVE-2024-21626 (a container can reach the host's files through a "
+      "leaked descriptor); install runc 1.1.12 or later, on Debian 12 Debian's runc "
+      "1.1.5+ds1-1+deb12u1 or later (apt-get install runc), or, when your distribution "
+      "backported the fix under an older version, start drover-agent with "
+      "--allow-unpatched-runc"));
+}
+
 absl::StatusOr<std::unique_ptr<RuncRuntime>> RuncRuntime::Open(RuncOptions options) {
   if (options.root_dir.empty() || options.root_dir[0] != '/') {
     return absl::InvalidArgumentError(
@@ -341,6 +383,14 @@ absl::StatusOr<std::unique_ptr<RuncRuntime>> RuncRuntime::Open(RuncOptions optio
     return absl::FailedPreconditionError(absl::StrCat(
         "runc '", runtime->options_.runc_path,
         "' does not run (install Debian's runc or set its path): ", version.status().message()));
+  }
+  if (absl::Status fixed = CheckRuncHasCve202421626Fix(*version); !fixed.ok()) {
+    if (!runtime->options_.allow_unpatched_runc) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("runc '", runtime->options_.runc_path, "': ", fixed.message()));
+    }
+    Log(LogLevel::kWarning, "runc_unpatched_allowed",
+        {{"runc", runtime->options_.runc_path}, {"problem", fixed.message()}});
   }
   return runtime;
 }

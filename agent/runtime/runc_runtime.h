@@ -68,13 +68,24 @@ struct RuncOptions {
   std::string cgroup_parent;
   // How long one runc command may take before it is killed.
   absl::Duration command_timeout = absl::Seconds(60);
+  // Accept a runc that CheckRuncHasCve202421626Fix refuses (`--allow-unpatched-runc`): for
+  // a distribution that backported the fix under a version this check does not know.
+  bool allow_unpatched_runc = false;
 };
+
+// Checks the output of `runc --version` for the fix of CVE-2024-21626 (a container process
+// reaching the host's file system through a leaked descriptor): upstream 1.1.12 or later, or
+// a Debian package that carries the fix backported (`commit: 1.1.5+ds1-1+deb12u1` or a later
+// +deb12uN, +deb11u3 or later on Debian 11). FAILED_PRECONDITION saying what to install (and
+// naming --allow-unpatched-runc) otherwise, also when the output cannot be read.
+absl::Status CheckRuncHasCve202421626Fix(absl::string_view version_output);
 
 class RuncRuntime : public ContainerRuntime {
  public:
-  // Checks the options, creates `root_dir` and makes this process a child subreaper.
+  // Checks the options, creates `root_dir`, makes this process a child subreaper and checks
+  // that runc has the fix for CVE-2024-21626 (unless `allow_unpatched_runc`).
   // INVALID_ARGUMENT for bad options; FAILED_PRECONDITION when runc or init_binary cannot be
-  // found or the process cannot become a subreaper.
+  // found, runc lacks the fix or the process cannot become a subreaper.
   static absl::StatusOr<std::unique_ptr<RuncRuntime>> Open(RuncOptions options);
 
   // Where the container's own stdout and stderr go (drover-init's messages, and runc's

@@ -1,6 +1,7 @@
 // A job's data on a node: hostpath and rclone datastores mounted, downloaded and uploaded,
 // outputs copied to their targets, and refusals with errors that name the datastore. Real
-// folders, real rclone (an `alias` remote: a local folder) and FUSE, no containers.
+// folders, real rclone (a WebDAV remote on loopback serving a local folder) and FUSE, no
+// containers.
 #include "agent/job_data.h"
 
 #include <sys/wait.h>
@@ -8,6 +9,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -49,13 +52,39 @@ class JobDataTest : public ::testing::Test {
     return PrepareJobData(assignment_, {.job_dir = job_,
                                         .rclone_dir = dir_.path() + "/rclone",
                                         .mount_dir = dir_.path() + "/mounts",
-                                        .node_name = node});
+                                        .node_name = node,
+                                        .datastore_roots = Roots()});
+  }
+
+  // The test's folder is the allowed root; the "agent's work folder" in it is refused.
+  DatastoreRoots Roots() const {
+    return {.allowed = {dir_.path()}, .refused = {dir_.path() + "/work"}};
+  }
+
+  // An RCLONE datastore `name` of `store_` served over WebDAV on loopback.
+  v1::Datastore* AddRemote(const std::string& name, const std::string& path, bool allow_write) {
+    if (webdav_ == nullptr) {
+      auto server = testing::LoopbackWebdav::Start(store_, dir_.path() + "/webdav.log");
+      EXPECT_TRUE(server.ok()) << server.status();
+      if (!server.ok()) return nullptr;
+      webdav_ = *std::move(server);
+    }
+    v1::Datastore* remote = assignment_.add_datastores();
+    remote->set_name(name);
+    remote->set_type(v1::Datastore::RCLONE);
+    remote->set_path(path);
+    remote->set_allow_write(allow_write);
+    for (const auto& [key, value] : webdav_->Options()) {
+      (*remote->mutable_rclone_options())[key] = value;
+    }
+    return remote;
   }
 
   testing::TempDir dir_;
   std::string store_;
   std::string job_;
   v1::AssignAttempt assignment_;
+  std::unique_ptr<testing::LoopbackWebdav> webdav_;
 };
 
 TEST_F(JobDataTest, ReferencesBecomeContainerPathsInArgumentOrder) {
@@ -145,16 +174,120 @@ TEST_F(JobDataTest, OutputsAreCopiedIntoEachTargetAndAReadOnlyOneIsRefused) {
               HasSubstr("outputs[0]: datastore 'image-net' is read-only"));
 }
 
-// An rclone datastore of type `alias` (a local folder through rclone): downloads and uploads
-// go through `rclone copyto`, the config holds no more than the datastores the job uses.
+// The agent checks a HOSTPATH datastore's real folder again: outside the allowed roots, in
+// the agent's work folder, a system folder, or a symlink in a root pointing out of it, and
+// nothing at all without roots. Nothing is copied or created for a refused one.
+TEST_F(JobDataTest, HostpathDatastoreOutsideTheRootsIsRefusedByItsRealPath) {
+  fs::create_directories(dir_.path() + "/work/attempts");
+  fs::create_directory_symlink("/etc", dir_.path() + "/etc-link");
+  fs::create_directory_symlink(dir_.path() + "/work", dir_.path() + "/work-link");
+  Ref("", v1::DataReference::MOUNT);
+  Ref("train/a.txt", v1::DataReference::DOWNLOAD);
+  struct Case {
+    std::string path, says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"/etc", "'/etc' is in /etc, which is never part of a datastore"},
+           {"/proc/self", "is in /proc"},
+           {dir_.path() + "/etc-link", "resolves to /etc"},
+           {dir_.path() + "/work", "is in " + dir_.path() + "/work"},
+           {dir_.path() + "/work-link/attempts", "is in " + dir_.path() + "/work"},
+           {"/srv", "is not below an allowed datastore root"},
+           {"/tmp", "holds " + dir_.path() + "/work"},
+           {dir_.path() + "/imagenet/../../etc", "has a '..' component"},
+       }) {
+    SCOPED_TRACE(c.path);
+    assignment_.mutable_datastores(0)->set_path(c.path);
+    absl::StatusOr<JobData> data = Prepare("n3");
+    EXPECT_EQ(data.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(std::string(data.status().message()), HasSubstr("datastore 'image-net'"));
+    EXPECT_THAT(std::string(data.status().message()), HasSubstr(c.says));
+  }
+  EXPECT_FALSE(fs::exists(job_ + "/data")) << "something was copied";
+
+  assignment_.mutable_datastores(0)->set_path(store_);
+  absl::StatusOr<JobData> data =
+      PrepareJobData(assignment_, {.job_dir = job_, .node_name = "n3", .datastore_roots = {}});
+  EXPECT_EQ(data.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(data.status().message()), HasSubstr("allows no HOSTPATH datastores"));
+}
+
+// A job with a writable datastore planted symlinks in it: a download through one reads no
+// host file, outputs through one write no host folder.
+TEST_F(JobDataTest, SymlinksPlantedInTheDatastoreLeadNowhere) {
+  const std::string outside = dir_.path() + "/outside";
+  fs::create_directories(outside);
+  std::ofstream(outside + "/shadow") << "host only\n";
+  fs::create_directory_symlink(outside, store_ + "/link");
+  fs::create_symlink(outside + "/shadow", store_ + "/shadow");
+  Ref("link/shadow", v1::DataReference::DOWNLOAD);
+  absl::StatusOr<JobData> data = Prepare();
+  EXPECT_EQ(data.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(data.status().message()),
+              HasSubstr("arguments[0]: datastore 'image-net': link is a symbolic link"));
+  assignment_.mutable_spec()->clear_arguments();
+  Ref("shadow", v1::DataReference::DOWNLOAD);
+  data = Prepare();
+  EXPECT_THAT(std::string(data.status().message()), HasSubstr("shadow is a symbolic link"));
+  EXPECT_FALSE(fs::exists(job_ + "/data/image-net/shadow"));
+
+  assignment_.mutable_spec()->clear_arguments();
+  v1::OutputTarget* target = assignment_.mutable_spec()->add_outputs();
+  target->set_datastore("image-net");
+  target->set_path("link/run");
+  data = Prepare();
+  ASSERT_TRUE(data.ok()) << data.status();
+  fs::create_directories(job_ + "/outputs");
+  std::ofstream(job_ + "/outputs/model.pt") << "weights\n";
+  absl::Status uploaded = UploadJobData(*data);
+  EXPECT_EQ(uploaded.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(uploaded.message()),
+              HasSubstr("uploading to datastore 'image-net': link is a symbolic link"));
+  EXPECT_FALSE(fs::exists(outside + "/run")) << "written into a host folder";
+}
+
+// RCLONE datastores the node refuses, whatever droverd let through: the option is named,
+// no config is written and nothing runs.
+TEST_F(JobDataTest, RcloneOptionsThatReachTheNodeAreRefusedBeforeTheConfigIsWritten) {
+  const std::string touched = dir_.path() + "/touched";
+  struct Case {
+    std::map<std::string, std::string> options;
+    std::string says;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{{"type", "webdav"}, {"url", "http://127.0.0.1:9"},
+             {"bearer_token_command", "touch " + touched}},
+            "rclone_options['bearer_token_command']: would make rclone run a command"},
+           {{{"type", "local"}}, "rclone_options['type']: 'local' is not an allowed backend"},
+           {{{"type", "alias"}, {"remote", "/etc"}},
+            "rclone_options['type']: 'alias' is not an allowed backend"},
+           {{{"type", "s3"}, {"endpoint", ":local:/etc"}}, "rclone_options['endpoint']"},
+           {{{"type", "sftp"}, {"host", "h"}, {"ssh", "touch " + touched}},
+            "rclone_options['ssh']: would make rclone run a command"},
+           {{{"type", "sftp"}, {"host", "h"}, {"key_file", "/root/.ssh/id_rsa"}},
+            "rclone_options['key_file']: would make rclone read a file of the node"},
+       }) {
+    SCOPED_TRACE(c.says);
+    assignment_.clear_datastores();
+    v1::Datastore* remote = assignment_.add_datastores();
+    remote->set_name("remote");
+    remote->set_type(v1::Datastore::RCLONE);
+    remote->mutable_rclone_options()->insert(c.options.begin(), c.options.end());
+    assignment_.mutable_spec()->clear_arguments();
+    Ref("x", v1::DataReference::DOWNLOAD, false, "remote");
+    absl::StatusOr<JobData> data = Prepare("n2");
+    EXPECT_EQ(data.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(std::string(data.status().message()),
+                HasSubstr("arguments[0]: datastore 'remote': " + c.says));
+    EXPECT_FALSE(fs::exists(dir_.path() + "/rclone/rclone.conf"));
+  }
+  EXPECT_FALSE(fs::exists(touched)) << "rclone ran the command";
+}
+
+// An rclone datastore (WebDAV serving a local folder): downloads and uploads go through
+// `rclone copyto`, the config holds no more than the datastores the job uses.
 TEST_F(JobDataTest, RcloneDatastoreIsDownloadedUploadedAndReceivesOutputs) {
-  v1::Datastore* remote = assignment_.add_datastores();
-  remote->set_name("remote");
-  remote->set_type(v1::Datastore::RCLONE);
-  remote->set_path("inside");
-  remote->set_allow_write(true);
-  (*remote->mutable_rclone_options())["type"] = "alias";
-  (*remote->mutable_rclone_options())["remote"] = store_;
+  ASSERT_NE(AddRemote("remote", "inside", /*allow_write=*/true), nullptr);
   fs::create_directories(store_ + "/inside/train");
   std::ofstream(store_ + "/inside/train/b.txt") << "sample b\n";
   Ref("train/b.txt", v1::DataReference::DOWNLOAD, false, "remote");
@@ -170,7 +303,8 @@ TEST_F(JobDataTest, RcloneDatastoreIsDownloadedUploadedAndReceivesOutputs) {
                                      "/job/upload/remote/runs/1"));
   EXPECT_EQ(testing::ReadWholeFile(job_ + "/data/remote/train/b.txt"), "sample b\n");
   std::string config = testing::ReadWholeFile(dir_.path() + "/rclone/rclone.conf");
-  EXPECT_THAT(config, HasSubstr("[remote]\nremote = " + store_ + "\ntype = alias\n"));
+  EXPECT_THAT(config, HasSubstr("[remote]\ntype = webdav\nurl = " + webdav_->url() +
+                                "\nvendor = other\n"));
   EXPECT_THAT(config, ::testing::Not(HasSubstr("image-net"))) << "a hostpath datastore";
 
   std::ofstream(job_ + "/upload/remote/runs/1/result.txt") << "result\n";
@@ -197,12 +331,7 @@ TEST_F(JobDataTest, RcloneMountIsBoundAndReleased) {
   if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
     GTEST_SKIP() << "FUSE mounts need root and /dev/fuse";
   }
-  v1::Datastore* remote = assignment_.add_datastores();
-  remote->set_name("remote");
-  remote->set_type(v1::Datastore::RCLONE);
-  remote->set_path("train");
-  (*remote->mutable_rclone_options())["type"] = "alias";
-  (*remote->mutable_rclone_options())["remote"] = store_;
+  ASSERT_NE(AddRemote("remote", "train", /*allow_write=*/false), nullptr);
   Ref("", v1::DataReference::MOUNT, false, "remote");
   std::vector<std::string> reasons;
   absl::StatusOr<JobData> data =
@@ -210,6 +339,7 @@ TEST_F(JobDataTest, RcloneMountIsBoundAndReleased) {
                                    .rclone_dir = dir_.path() + "/rclone",
                                    .mount_dir = dir_.path() + "/mounts",
                                    .node_name = "n1",
+                                   .datastore_roots = Roots(),
                                    .report = [&](const std::string& r) { reasons.push_back(r); }});
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_THAT(reasons, ::testing::ElementsAre("MOUNTING datastore=remote"));
@@ -228,13 +358,7 @@ TEST_F(JobDataTest, RcloneMountLeftByAStoppingAgentIsTakenOverByTheNextOne) {
   if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
     GTEST_SKIP() << "FUSE mounts need root and /dev/fuse";
   }
-  v1::Datastore* remote = assignment_.add_datastores();
-  remote->set_name("remote");
-  remote->set_type(v1::Datastore::RCLONE);
-  remote->set_path("train");
-  remote->set_allow_write(true);
-  (*remote->mutable_rclone_options())["type"] = "alias";
-  (*remote->mutable_rclone_options())["remote"] = store_;
+  ASSERT_NE(AddRemote("remote", "train", /*allow_write=*/true), nullptr);
   Ref("", v1::DataReference::MOUNT, /*read_write=*/true, "remote");
   const std::string records = dir_.path() + "/records";
   fs::create_directories(records);
@@ -242,7 +366,8 @@ TEST_F(JobDataTest, RcloneMountLeftByAStoppingAgentIsTakenOverByTheNextOne) {
                             .rclone_dir = dir_.path() + "/rclone",
                             .mount_dir = dir_.path() + "/mounts",
                             .record_dir = records,
-                            .node_name = "n1"};
+                            .node_name = "n1",
+                            .datastore_roots = Roots()};
   const std::string mountpoint = dir_.path() + "/mounts/remote";
   {
     absl::StatusOr<JobData> data = PrepareJobData(assignment_, context);
@@ -276,19 +401,15 @@ TEST_F(JobDataTest, RcloneMountOfAnEarlierLifeIsEndedBeforeTheAttemptMountsAgain
   if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
     GTEST_SKIP() << "FUSE mounts need root and /dev/fuse";
   }
-  v1::Datastore* remote = assignment_.add_datastores();
-  remote->set_name("remote");
-  remote->set_type(v1::Datastore::RCLONE);
-  remote->set_path("train");
-  (*remote->mutable_rclone_options())["type"] = "alias";
-  (*remote->mutable_rclone_options())["remote"] = store_;
+  ASSERT_NE(AddRemote("remote", "train", /*allow_write=*/false), nullptr);
   Ref("", v1::DataReference::MOUNT, false, "remote");
   fs::create_directories(dir_.path() + "/records");
   JobDataContext context = {.job_dir = job_,
                             .rclone_dir = dir_.path() + "/rclone",
                             .mount_dir = dir_.path() + "/mounts",
                             .record_dir = dir_.path() + "/records",
-                            .node_name = "n1"};
+                            .node_name = "n1",
+                            .datastore_roots = Roots()};
   pid_t earlier = 0;
   {
     // The agent left it while the attempt was still preparing: it is prepared again.

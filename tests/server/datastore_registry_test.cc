@@ -65,6 +65,11 @@ v1::Argument Value(const std::string& value) {
   return argument;
 }
 
+// What droverd would be started with: --datastore-root /data --datastore-root /mnt/nfs.
+DatastoreRoots Roots(const std::string& state_dir = "/var/lib/drover") {
+  return {.allowed = {"/data", "/mnt/nfs"}, .refused = {state_dir}};
+}
+
 class DatastoreRegistryTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(); }
@@ -72,6 +77,7 @@ class DatastoreRegistryTest : public ::testing::Test {
   void Start() {
     DroverdOptions options{.listen = "127.0.0.1:0", .state_dir = dir_.path()};
     options.tick = absl::Milliseconds(50);
+    options.core.datastore_roots = Roots();
     auto started = Droverd::Start(options);
     ASSERT_TRUE(started.ok()) << started.status();
     droverd_ = *std::move(started);
@@ -246,6 +252,59 @@ TEST_F(DatastoreRegistryTest, InvalidDatastoresAreRefusedNamingTheField) {
   EXPECT_TRUE(List().empty());
 }
 
+// What the audit registered: system folders, the state folder, escapes from a root, and
+// rclone options that run commands or read the node's files. Each refused at create with
+// the field named; nothing stored.
+TEST_F(DatastoreRegistryTest, HostileDatastoresAreRefusedAtCreate) {
+  struct Case {
+    v1::Datastore datastore;
+    std::string message;
+  };
+  v1::Datastore http_write = Rclone("web", {{"type", "http"}, {"url", "https://h"}});
+  http_write.set_allow_write(true);
+  for (const Case& c : std::vector<Case>{
+           {Hostpath("etc", "/etc", true), "datastore.path: '/etc' is in /etc, which is never part"},
+           {Hostpath("proc", "/proc/self"), "datastore.path: '/proc/self' is in /proc"},
+           {Hostpath("escape", "/data/../../etc"), "datastore.path: '/data/../../etc' has a '..'"},
+           {Hostpath("huge", "/data/" + std::string(4096, 'x')), "is too long"},
+           {Hostpath("nul", std::string("/data/x") + '\0' + "y"), "contains a NUL byte"},
+           {Hostpath("nfs", "/mnt"), "'/mnt' is not below an allowed datastore root (/data, "
+                                     "/mnt/nfs)"},
+           {Rclone("dav", {{"type", "webdav"}, {"url", "http://h"},
+                           {"bearer_token_command", "touch /tmp/x"}}),
+            "datastore.rclone_options['bearer_token_command']: would make rclone run a command"},
+           {Rclone("loc", {{"type", "local"}}),
+            "datastore.rclone_options['type']: 'local' is not an allowed backend"},
+           {Rclone("ali", {{"type", "alias"}, {"remote", "/etc"}}),
+            "datastore.rclone_options['type']: 'alias' is not an allowed backend"},
+           {Rclone("s3", {{"type", "s3"}, {"endpoint", ":local:/etc"}}),
+            "datastore.rclone_options['endpoint']: names an on-the-fly 'local' remote"},
+           {Rclone("ssh", {{"type", "sftp"}, {"host", "h"}, {"ssh", "ssh h"}}),
+            "datastore.rclone_options['ssh']: would make rclone run a command"},
+           {Rclone("key", {{"type", "sftp"}, {"host", "h"}, {"key_file", "/root/.ssh/id_rsa"}}),
+            "datastore.rclone_options['key_file']: would make rclone read a file of the node"},
+           {http_write, "datastore.rclone_options['type']: http is read-only"},
+       }) {
+    grpc::Status status = Put(c.datastore);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.message;
+    EXPECT_THAT(status.error_message(), HasSubstr(c.message));
+  }
+  EXPECT_TRUE(List().empty());
+}
+
+TEST(CheckDatastoreTest, SystemFoldersAndTheStateFolderAreRefusedEvenBelowARoot) {
+  DatastoreRoots roots = {.allowed = {"/var"}, .refused = {"/var/state"}};
+  for (const std::string path : {"/var/lib/drover", "/var/lib/drover/blobs", "/var/run/x",
+                                 "/var/state", "/var/state/drover.db", "/var", "/var/lib"}) {
+    absl::Status s = CheckDatastore(Hostpath("x", path), roots);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << path;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("never part of a datastore")) << path;
+  }
+  EXPECT_TRUE(CheckDatastore(Hostpath("x", "/var/data"), roots).ok());
+  absl::Status none = CheckDatastore(Hostpath("x", "/data/x"), DatastoreRoots{});
+  EXPECT_THAT(std::string(none.message()), HasSubstr("allows no HOSTPATH datastores"));
+}
+
 TEST_F(DatastoreRegistryTest, SubmitRefusesAReferenceToAnUnknownDatastore) {
   ASSERT_TRUE(Put(Hostpath("imagenet", "/data/imagenet")).ok());
   grpc::Status status = Submit({Value("--data"), Data("imagenet", "train"), Value("--out"),
@@ -353,11 +412,12 @@ TEST_F(DatastoreRegistryTest, ADatastoreDeletedBeforeTheAssignmentIsLeftOutOfIt)
 }
 
 TEST(CheckDatastoreTest, AcceptsWhatAdminsRegister) {
-  EXPECT_TRUE(CheckDatastore(Hostpath("imagenet", "/data/imagenet")).ok());
-  EXPECT_TRUE(CheckDatastore(Hostpath("a_b-1", "/mnt/nfs/x.y")).ok());
-  EXPECT_TRUE(CheckDatastore(Rclone("s3", {{"type", "s3"}})).ok());
+  EXPECT_TRUE(CheckDatastore(Hostpath("imagenet", "/data/imagenet"), Roots()).ok());
+  EXPECT_TRUE(CheckDatastore(Hostpath("a_b-1", "/mnt/nfs/x.y"), Roots()).ok());
+  EXPECT_TRUE(CheckDatastore(Rclone("s3", {{"type", "s3"}}), Roots()).ok());
   EXPECT_TRUE(CheckDatastore(Rclone("az", {{"type", "azureblob"}, {"account", "a"}}, {"account"},
-                                    "container/prefix"))
+                                    "container/prefix"),
+                             Roots())
                   .ok());
 }
 

@@ -1,6 +1,8 @@
 #include "tests/testing/cluster.h"
 
 #include <netinet/in.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "common/archive/sha256.h"
 #include "gtest/gtest.h"
+#include "tests/testing/subprocess.h"
 
 namespace drover::testing {
 namespace {
@@ -56,6 +59,36 @@ absl::Status CreateHostpathDatastore(v1::AdminService::Stub& admin, const std::s
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       absl::StrCat("PutDatastore ", name, ": ", status.error_message()));
+}
+
+absl::StatusOr<std::unique_ptr<LoopbackWebdav>> LoopbackWebdav::Start(const std::string& folder,
+                                                                     const std::string& log_path) {
+  const int port = FreeLoopbackPort();
+  absl::StatusOr<pid_t> pid = SpawnDaemon(
+      {"/usr/bin/rclone", "serve", "webdav", folder, "--addr", absl::StrCat("127.0.0.1:", port)},
+      log_path);
+  if (!pid.ok()) return pid.status();
+  std::unique_ptr<LoopbackWebdav> server(
+      new LoopbackWebdav(*pid, absl::StrCat("http://127.0.0.1:", port)));
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool up = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    close(fd);
+    if (up) return server;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("rclone serve webdav did not listen on port ",
+                                                  port, ": ", ReadWholeFile(log_path)));
+}
+
+LoopbackWebdav::~LoopbackWebdav() {
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
 }
 
 absl::Status WaitForReadyNodes(v1::AdminService::Stub& admin, int count, absl::Duration timeout) {

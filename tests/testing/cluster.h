@@ -5,7 +5,10 @@
 
 #include <grpcpp/channel.h>
 
+#include <sys/types.h>
+
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -23,6 +26,31 @@ std::string ReadWholeFile(const std::string& path);
 // A TCP port on 127.0.0.1 that was free a moment ago (for a droverd that must keep its
 // address across restarts).
 int FreeLoopbackPort();
+
+// `rclone serve webdav FOLDER` on 127.0.0.1 at a free port: a network remote for tests of
+// RCLONE datastores on one machine (an agent refuses rclone backends that reach the node's
+// own files, such as `alias` and `local`). Killed and reaped on destruction.
+class LoopbackWebdav {
+ public:
+  // Starts the server (its output to `log_path`) and waits up to 30 s until it listens.
+  static absl::StatusOr<std::unique_ptr<LoopbackWebdav>> Start(const std::string& folder,
+                                                               const std::string& log_path);
+  ~LoopbackWebdav();
+  LoopbackWebdav(const LoopbackWebdav&) = delete;
+  LoopbackWebdav& operator=(const LoopbackWebdav&) = delete;
+
+  // "http://127.0.0.1:PORT".
+  const std::string& url() const { return url_; }
+  // The rclone options of a datastore on it.
+  std::map<std::string, std::string> Options() const {
+    return {{"type", "webdav"}, {"url", url_}, {"vendor", "other"}};
+  }
+
+ private:
+  LoopbackWebdav(pid_t pid, std::string url) : pid_(pid), url_(std::move(url)) {}
+  pid_t pid_;
+  std::string url_;
+};
 
 // Polls until droverd lists `count` nodes, all READY. DEADLINE_EXCEEDED after `timeout`.
 absl::Status WaitForReadyNodes(v1::AdminService::Stub& admin, int count, absl::Duration timeout);
