@@ -66,6 +66,23 @@ TEST_F(AgentFlagsTest, BadValuesNameTheFlagAndWhatToWrite) {
   EXPECT_THAT(std::string(no_module.status().message()), HasSubstr("holds no drover/__init__.py"));
 }
 
+TEST_F(AgentFlagsTest, DatastoreRootsAreRepeatableAndSystemFoldersAreRefused) {
+  absl::StatusOr<AgentSettings> settings = Parse({});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_TRUE(settings->datastore_roots.empty()) << "no HOSTPATH datastores by default";
+  EXPECT_FALSE(settings->allow_unpatched_runc);
+  settings = Parse({"--datastore-root", "/srv/data", "--datastore-root", "/mnt/nfs",
+                    "--allow-unpatched-runc"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_THAT(settings->datastore_roots, ::testing::ElementsAre("/srv/data", "/mnt/nfs"));
+  EXPECT_TRUE(settings->allow_unpatched_runc);
+  EXPECT_THAT(Error({"--datastore-root", "/"}), HasSubstr("--datastore-root: '/' would offer"));
+  EXPECT_THAT(Error({"--datastore-root", "/etc"}), HasSubstr("--datastore-root: '/etc' is in /etc"));
+  EXPECT_THAT(Error({"--datastore-root", "/var/lib/drover-agent"}),
+              HasSubstr("Drover's own state"));
+  EXPECT_THAT(Error({"--datastore-root", "/srv/../etc"}), HasSubstr("has a '..' component"));
+}
+
 TEST_F(AgentFlagsTest, HelpNamesTheFlagsAndSetsNothingElse) {
   absl::StatusOr<AgentSettings> settings = ParseAgentFlags({"--help"});
   ASSERT_TRUE(settings.ok()) << settings.status();

@@ -142,7 +142,7 @@ class CliE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
     absl::StatusOr<std::unique_ptr<testing::DroverdProcess>> droverd =
-        testing::DroverdProcess::Start(dir_.path() + "/state");
+        testing::DroverdProcess::Start(dir_.path() + "/state", {"--datastore-root", "/data"});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
   }
@@ -307,6 +307,19 @@ TEST_F(CliE2eTest, DatastoreCreateListSubmitDeleteRoundTrip) {
   r = Drover({"datastore", "create", "scratch", "--type", "hostpath", "--path", "data/x"});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_THAT(r.err, StartsWith("drover: datastore.path: 'data/x' is not absolute"));
+  // Only below droverd's --datastore-root (/data here), never a system folder.
+  r = Drover({"datastore", "create", "etc", "--type", "hostpath", "--path", "/etc",
+              "--allow-write"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, StartsWith("drover: datastore.path: '/etc' is in /etc, which is never part "
+                                "of a datastore"));
+  r = Drover({"datastore", "create", "home", "--type", "hostpath", "--path", "/home/alice"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("'/home/alice' is not below an allowed datastore root (/data)"));
+  r = Drover({"datastore", "create", "cmd", "--type", "rclone", "--option", "type=webdav",
+              "--option", "url=http://h", "--option", "bearer_token_command=touch /tmp/x"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("rclone_options['bearer_token_command']: would make rclone run"));
 
   r = Drover({"datastore", "delete", "imagenet"});
   EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -49,7 +49,9 @@ class AgentE2eTest : public ::testing::Test {
     if (HasFatalFailure()) return;
     work_ = dir_.path() + "/agent";
     auto agent = testing::AgentProcess::Start(
-        listen_, "n1", work_, {"--metrics-interval", "200ms", "--metrics-listen", agent_metrics_});
+        listen_, "n1", work_,
+        {"--metrics-interval", "200ms", "--metrics-listen", agent_metrics_, "--datastore-root",
+         dir_.path()});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);
     WaitForNode();
@@ -78,7 +80,8 @@ class AgentE2eTest : public ::testing::Test {
 
   void StartDroverd() {
     auto droverd = testing::DroverdProcess::Start(
-        dir_.path() + "/state", {"--listen", listen_, "--metrics-listen", droverd_metrics_});
+        dir_.path() + "/state", {"--listen", listen_, "--metrics-listen", droverd_metrics_,
+                                 "--datastore-root", dir_.path()});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
     channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());

@@ -47,7 +47,8 @@ class DistributedE2eTest : public ::testing::Test {
     ASSERT_TRUE(hosts.ok()) << hosts.status();
     hosts_ = *std::move(hosts);
     auto droverd = testing::DroverdProcess::Start(
-        dir_.path() + "/state", {"--listen", hosts_->bridge_address() + ":0"});
+        dir_.path() + "/state",
+        {"--listen", hosts_->bridge_address() + ":0", "--datastore-root", dir_.path()});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
     Connect();
@@ -70,7 +71,9 @@ class DistributedE2eTest : public ::testing::Test {
     }
     auto agent = testing::AgentProcess::Start(
         droverd_->address(), hosts_->name(k), work_dirs_[k],
-        {"--address", hosts_->address(k), "--cpus", "2", "--memory", "4Gi"}, prefix);
+        {"--address", hosts_->address(k), "--cpus", "2", "--memory", "4Gi", "--datastore-root",
+         dir_.path()},
+        prefix);
     ASSERT_TRUE(agent.ok()) << agent.status();
     agents_[k] = *std::move(agent);
   }
@@ -113,7 +116,8 @@ class DistributedE2eTest : public ::testing::Test {
     ASSERT_TRUE(droverd_->Wait(absl::Seconds(20)).ok());
     killed_logs_ += absl::StrCat("\n--- killed droverd:\n", droverd_->ReadLog());
     droverd_.reset();
-    auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", address});
+    auto droverd = testing::DroverdProcess::Start(
+        dir_.path() + "/state", {"--listen", address, "--datastore-root", dir_.path()});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
     Connect();

@@ -1,0 +1,259 @@
+// The datastore and state-folder attacks of issue 16, against the real droverd and
+// drover-agent (runc containers in the host image): host folders outside the
+// administrator's roots and rclone options that run commands refused at create; the agent's
+// own work folder and a symlink out of a root refused on the node; symlinks a job planted in
+// a writable datastore read and write nothing outside it; droverd's state folder private
+// when started with umask 022. Root only, except the state folder test.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "drover/v1/admin_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/subprocess.h"
+
+namespace drover {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+v1::Datastore Hostpath(const std::string& name, const std::string& path, bool allow_write) {
+  v1::Datastore store;
+  store.set_name(name);
+  store.set_type(v1::Datastore::HOSTPATH);
+  store.set_path(path);
+  store.set_allow_write(allow_write);
+  return store;
+}
+
+grpc::Status Put(v1::AdminService::Stub& admin, const v1::Datastore& store) {
+  grpc::ClientContext context;
+  v1::PutDatastoreRequest request;
+  *request.mutable_datastore() = store;
+  v1::Datastore created;
+  return admin.PutDatastore(&context, request, &created);
+}
+
+class DatastoreSecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
+    // The host's own files, outside every root: only root may read the secret.
+    outside_ = outside_dir_.path();
+    std::ofstream(outside_ + "/secret") << "host only\n";
+    chmod((outside_ + "/secret").c_str(), 0600);
+    data_ = dir_.path() + "/data";
+    fs::create_directories(data_ + "/scratch");
+    touched_ = dir_.path() + "/touched";
+
+    auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state",
+                                                  {"--datastore-root", dir_.path()});
+    ASSERT_TRUE(droverd.ok()) << droverd.status();
+    droverd_ = *std::move(droverd);
+    auto channel =
+        grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials());
+    jobs_ = std::make_unique<testing::JobClient>(channel);
+    admin_ = v1::AdminService::NewStub(channel);
+    work_ = dir_.path() + "/agent";
+    auto agent = testing::AgentProcess::Start(droverd_->address(), "n1", work_,
+                                              {"--datastore-root", dir_.path()});
+    ASSERT_TRUE(agent.ok()) << agent.status();
+    agent_ = *std::move(agent);
+    absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
+    ASSERT_TRUE(ready.ok()) << ready << agent_->ReadLog();
+  }
+
+  void TearDown() override {
+    if (agent_ == nullptr) return;
+    EXPECT_FALSE(fs::exists(touched_)) << "a command of a datastore ran";
+    EXPECT_EQ(testing::ReadWholeFile(outside_ + "/secret"), "host only\n");
+    EXPECT_EQ(std::distance(fs::directory_iterator(outside_), fs::directory_iterator()), 1)
+        << "something was written into a host folder";
+  }
+
+  // A job running `script` with /bin/sh in the host image; `refs` become $0, $1, ...
+  v1::JobSpec Shell(const std::string& script) {
+    v1::JobSpec spec;
+    spec.set_entry_script("bin/sh");
+    spec.add_arguments()->set_value("-c");
+    spec.add_arguments()->set_value(script);
+    spec.mutable_resources()->set_cpus(1);
+    spec.mutable_resources()->set_memory_mib(256);
+    return spec;
+  }
+  static void Ref(v1::JobSpec* spec, const std::string& datastore, const std::string& path,
+                  v1::DataReference::Mode mode, bool read_write = false) {
+    v1::DataReference* data = spec->add_arguments()->mutable_data();
+    data->set_datastore(datastore);
+    data->set_path(path);
+    data->set_mode(mode);
+    data->set_read_write(read_write);
+  }
+  v1::Job Run(const v1::JobSpec& spec, v1::JobStatus::State state) {
+    return jobs_->WaitFor(jobs_->Submit(spec), state, absl::Seconds(60),
+                          [this] { return agent_->ReadLog(); });
+  }
+
+  testing::TempDir dir_;
+  testing::TempDir outside_dir_;
+  std::string outside_, data_, work_, touched_;
+  std::unique_ptr<testing::DroverdProcess> droverd_;
+  std::unique_ptr<testing::AgentProcess> agent_;
+  std::unique_ptr<testing::JobClient> jobs_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+};
+
+TEST_F(DatastoreSecurityTest, HostFoldersAndRcloneCommandsAreRefusedAtCreate) {
+  grpc::Status status = Put(*admin_, Hostpath("etc", "/etc", /*allow_write=*/true));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("datastore.path: '/etc' is in /etc"));
+  EXPECT_THAT(status.error_message(), HasSubstr(dir_.path())) << "the allowed roots are named";
+  status = Put(*admin_, Hostpath("proc", "/proc/self", false));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  status = Put(*admin_, Hostpath("state", dir_.path() + "/state", true));
+  EXPECT_THAT(status.error_message(), HasSubstr("is in " + dir_.path() + "/state"))
+      << "droverd's own state folder";
+
+  v1::Datastore command;
+  command.set_name("dav");
+  command.set_type(v1::Datastore::RCLONE);
+  (*command.mutable_rclone_options())["type"] = "webdav";
+  (*command.mutable_rclone_options())["url"] = "http://127.0.0.1:9";
+  (*command.mutable_rclone_options())["bearer_token_command"] = "touch " + touched_;
+  status = Put(*admin_, command);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("datastore.rclone_options['bearer_token_command']: would make rclone "
+                        "run a command on the node"));
+
+  grpc::ClientContext context;
+  v1::ListDatastoresResponse listed;
+  ASSERT_TRUE(admin_->ListDatastores(&context, v1::ListDatastoresRequest(), &listed).ok());
+  EXPECT_EQ(listed.datastores_size(), 0);
+}
+
+// droverd accepts both (below its root, and it cannot see nodes' files); the agent resolves
+// them and refuses: its own work folder, and a symlink in a root leading to /etc.
+TEST_F(DatastoreSecurityTest, AgentRefusesItsWorkFolderAndASymlinkOutOfTheRoot) {
+  fs::create_directory_symlink("/etc", data_ + "/etc-link");
+  ASSERT_TRUE(Put(*admin_, Hostpath("work", work_, true)).ok());
+  ASSERT_TRUE(Put(*admin_, Hostpath("etc-link", data_ + "/etc-link", true)).ok());
+  struct Case {
+    std::string datastore, says;
+  };
+  for (const Case& c : {Case{"work", "is in " + work_}, Case{"etc-link", "resolves to /etc"}}) {
+    SCOPED_TRACE(c.datastore);
+    v1::JobSpec spec = Shell("cat $0/shadow $0/attempts/*/record* 2>&1; echo ran");
+    Ref(&spec, c.datastore, "", v1::DataReference::MOUNT, /*read_write=*/true);
+    v1::Job job = Run(spec, v1::JobStatus::FAILED);
+    EXPECT_EQ(job.status().cause(), v1::JobStatus::LAUNCH_FAILED);
+    EXPECT_THAT(job.status().message(), HasSubstr("datastore '" + c.datastore + "'"));
+    EXPECT_THAT(job.status().message(), HasSubstr(c.says));
+    EXPECT_THAT(jobs_->Logs(job.id(), 0), Not(HasSubstr("ran")));
+  }
+}
+
+// A job with a writable datastore plants symlinks to a host folder and a host-only file;
+// later jobs download through them and send outputs through them: nothing of the host is
+// read, nothing is written there.
+TEST_F(DatastoreSecurityTest, SymlinksPlantedInADatastoreLeadNowhere) {
+  ASSERT_TRUE(Put(*admin_, Hostpath("scratch", data_ + "/scratch", true)).ok());
+  v1::JobSpec plant = Shell(absl::StrCat("ln -s ", outside_, " $0/link && ln -s ", outside_,
+                                         "/secret $0/secret && echo planted"));
+  Ref(&plant, "scratch", "", v1::DataReference::MOUNT, /*read_write=*/true);
+  v1::Job planted = Run(plant, v1::JobStatus::COMPLETED);
+  ASSERT_EQ(jobs_->Logs(planted.id(), 0), "planted\n");
+  ASSERT_TRUE(fs::is_symlink(data_ + "/scratch/link"));
+
+  for (const std::string path : {"link/secret", "secret"}) {
+    SCOPED_TRACE(path);
+    v1::JobSpec read = Shell("cat $0; echo ran");
+    Ref(&read, "scratch", path, v1::DataReference::DOWNLOAD);
+    v1::Job job = Run(read, v1::JobStatus::FAILED);
+    EXPECT_EQ(job.status().cause(), v1::JobStatus::LAUNCH_FAILED);
+    EXPECT_THAT(job.status().message(), HasSubstr("datastore 'scratch'"));
+    EXPECT_THAT(job.status().message(), HasSubstr("is a symbolic link"));
+    EXPECT_THAT(jobs_->Logs(job.id(), 0), Not(HasSubstr("host only")));
+  }
+
+  // The whole datastore: the links are not copied.
+  v1::JobSpec all = Shell("cat $0/secret $0/link/secret 2>/dev/null || echo unreadable");
+  Ref(&all, "scratch", "", v1::DataReference::DOWNLOAD);
+  v1::Job job = Run(all, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(jobs_->Logs(job.id(), 0), "unreadable\n");
+
+  // An upload and outputs sent through the folder link.
+  v1::JobSpec write = Shell("echo weights > /job/outputs/model.pt; echo x > $0/up.txt");
+  Ref(&write, "scratch", "link/up", v1::DataReference::UPLOAD);
+  v1::OutputTarget* target = write.add_outputs();
+  target->set_datastore("scratch");
+  target->set_path("link/run");
+  job = Run(write, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::DATA_UPLOAD_FAILED);
+  EXPECT_THAT(job.status().message(),
+              HasSubstr("uploading to datastore 'scratch': link is a symbolic link"));
+  EXPECT_FALSE(fs::exists(outside_ + "/up"));
+  EXPECT_FALSE(fs::exists(outside_ + "/run"));
+}
+
+// droverd started by hand with umask 022 over a state folder an older droverd left 0755:
+// the folder ends 0700, every file in it (database, WAL, blobs, what was there) 0600.
+TEST(StateFolderTest, IsPrivateWhateverTheUmaskAndOthersMayNotWriteIt) {
+  testing::TempDir dir;
+  const std::string state = dir.path() + "/state";
+  fs::create_directories(state + "/old");
+  std::ofstream(state + "/old/left.txt") << "left by an older droverd\n";
+  chmod(state.c_str(), 0755);
+  chmod((state + "/old").c_str(), 0755);
+  chmod((state + "/old/left.txt").c_str(), 0644);
+  mode_t saved = umask(022);
+  auto droverd = testing::DroverdProcess::Start(state, {}, dir.path() + "/files");
+  umask(saved);
+  ASSERT_TRUE(droverd.ok()) << droverd.status();
+  auto channel = grpc::CreateChannel((*droverd)->address(), grpc::InsecureChannelCredentials());
+  auto blobs = v1::BlobService::NewStub(channel);
+  std::ofstream(dir.path() + "/blob") << "some snapshot\n";
+  ASSERT_TRUE(testing::UploadBlobFile(*blobs, dir.path() + "/blob").ok());
+  auto admin = v1::AdminService::NewStub(channel);
+  v1::Datastore s3;
+  s3.set_name("s3");
+  s3.set_type(v1::Datastore::RCLONE);
+  (*s3.mutable_rclone_options())["type"] = "s3";
+  (*s3.mutable_rclone_options())["secret_access_key"] = "secret";
+  ASSERT_TRUE(Put(*admin, s3).ok());
+
+  struct stat st;
+  ASSERT_EQ(stat(state.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  int files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(state)) {
+    ASSERT_EQ(lstat(entry.path().c_str(), &st), 0);
+    if (S_ISLNK(st.st_mode)) continue;
+    EXPECT_EQ(st.st_mode & 077, 0u) << entry.path() << " is readable by others: mode "
+                                    << std::oct << (st.st_mode & 07777);
+    if (S_ISREG(st.st_mode)) ++files;
+  }
+  EXPECT_GE(files, 3) << "drover.db, its WAL and a blob at least";
+  EXPECT_TRUE(fs::exists(state + "/drover.db"));
+  droverd->reset();
+
+  // A folder others may write: someone may have changed what droverd would trust.
+  chmod(state.c_str(), 0777);
+  droverd = testing::DroverdProcess::Start(state, {}, dir.path() + "/files");
+  ASSERT_FALSE(droverd.ok());
+  EXPECT_THAT(std::string(droverd.status().message()),
+              HasSubstr("the state folder " + state + " has mode 0777"));
+  EXPECT_THAT(std::string(droverd.status().message()), HasSubstr("chmod 700"));
+}
+
+}  // namespace
+}  // namespace drover
