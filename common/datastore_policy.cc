@@ -189,6 +189,16 @@ absl::Status CheckRcloneRemote(absl::string_view field,
   }
   for (const auto& [key, value] : options) {
     const std::string key_field = absl::StrCat(field, "['", absl::CHexEscape(key), "']");
+    // What could break out of the option's line in rclone's config file (droverd checks
+    // the syntax first, with its own messages; an agent trusts nothing that reaches it).
+    if (key.empty() || !std::all_of(key.begin(), key.end(), [](char c) {
+          return absl::ascii_isalnum(c) || c == '_';
+        })) {
+      return Invalid(key_field, "is not an option name of [a-z0-9_]");
+    }
+    if (value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos) {
+      return Invalid(key_field, "the value has a line break or NUL byte");
+    }
     const std::string lower = absl::AsciiStrToLower(key);
     if (lower == "command" || lower == "ssh" || absl::EndsWith(lower, "_command")) {
       return Invalid(key_field,

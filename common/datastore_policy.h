@@ -62,8 +62,8 @@ const std::vector<std::string>& AllowedRcloneBackends();
 // runs a command ("command", "ssh", any "*_command"), reads a node's file or socket (any
 // "*_file", "*_path", "*_dir", "*_socket"; give keys inline, such as sftp's key_pem), or
 // uses the node's own credentials ("env_auth", "use_msi", "key_use_agent" unless false); no
-// value naming an on-the-fly remote of a refused backend (":local:/etc"). Key syntax is
-// not checked here. INVALID_ARGUMENT naming `field`['KEY'] (or `field`['type']) and what to
+// value naming an on-the-fly remote of a refused backend (":local:/etc"); no key outside
+// [A-Za-z0-9_] and no value with a line break or NUL byte. INVALID_ARGUMENT naming `field`['KEY'] (or `field`['type']) and what to
 // do otherwise; no message carries a value.
 absl::Status CheckRcloneRemote(absl::string_view field,
                                const std::map<std::string, std::string>& options,

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "absl/strings/escaping.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -152,11 +154,14 @@ TEST(RclonePolicyTest, OptionsThatRunCommandsOrReadNodeFilesAreRefusedByName) {
            {"webdav", "unix_socket", "/run/docker.sock", "read a file of the node"},
            {"s3", "endpoint", ":local:/etc", "on-the-fly 'local' remote"},
            {"s3", "endpoint", "x:alias,remote=/:y", "on-the-fly 'alias' remote"},
+           {"s3", "endpoint", "http://h\n[evil]\ntype = local", "a line break or NUL byte"},
+           {"s3", "x\n[evil]\ntype", "local", "not an option name"},
        }) {
     SCOPED_TRACE(c.key);
     absl::Status s = Rclone({{"type", c.type}, {c.key, c.value}});
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(Message(s), HasSubstr("datastore.rclone_options['" + c.key + "']: "));
+    EXPECT_THAT(Message(s),
+                HasSubstr("datastore.rclone_options['" + absl::CHexEscape(c.key) + "']: "));
     EXPECT_THAT(Message(s), HasSubstr(c.says));
     if (c.value.size() > 5) {
       EXPECT_THAT(Message(s), Not(HasSubstr(c.value))) << "a value is never repeated";
