@@ -1,5 +1,9 @@
 #include "agent/job_data.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -7,6 +11,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/log.h"
+#include "common/safe_open.h"
 #include "common/status_macros.h"
 
 namespace drover::agent {
@@ -31,20 +37,40 @@ bool SafeRelative(const std::string& path) {
   return true;
 }
 
-// Copies `from` (a file or a folder) to `to`, replacing files of the same name.
-absl::Status Copy(const std::string& from, const std::string& to, const std::string& what) {
-  std::error_code error;
-  fs::create_directories(fs::path(to).parent_path(), error);
-  if (!error) {
-    fs::copy(from, to,
-             fs::copy_options::recursive | fs::copy_options::overwrite_existing |
-                 fs::copy_options::copy_symlinks,
-             error);
-  }
-  if (error) {
+// How many entries a copy left out are logged one by one.
+constexpr size_t kMaxSkippedLogged = 20;
+
+// Copies `from` below the folder `from_root` (a file or a folder; "" the whole folder) to `to`
+// below the folder `to_root` ("" that folder itself), replacing files of the same name. Either
+// side may hold links a job planted (it writes its upload folders, and a datastore it mounts
+// read-write): nothing is followed on either side, links and special files in the source are
+// left out (logged), and one in the way at the destination fails the copy (common/safe_open.h).
+absl::Status Copy(const std::string& from_root, const std::string& from, const std::string& to_root,
+                  const std::string& to, const std::string& what) {
+  const std::string shown_from = Join(from_root, from), shown_to = Join(to_root, to);
+  auto failed = [&](absl::string_view error) {
     return absl::UnavailableError(
-        absl::StrCat(what, ": copying ", from, " to ", to, ": ", error.message()));
+        absl::StrCat(what, ": copying ", shown_from, " to ", shown_to, ": ", error));
+  };
+  UniqueFd from_fd(::open(from_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!from_fd.valid()) return failed(strerror(errno));
+  UniqueFd to_fd(::open(to_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!to_fd.valid()) return failed(strerror(errno));
+  std::vector<std::string> skipped;
+  absl::Status copied = CopyBeneath(from_fd.get(), from, to_fd.get(), to, &skipped);
+  for (size_t i = 0; i < skipped.size() && i < kMaxSkippedLogged; ++i) {
+    Log(LogLevel::kWarning, "copy_entry_skipped",
+        {{"what", what}, {"from", from_root}, {"entry", skipped[i]}});
   }
+  if (skipped.size() > kMaxSkippedLogged) {
+    Log(LogLevel::kWarning, "copy_entries_skipped",
+        {{"what", what}, {"from", from_root}, {"count", skipped.size()}});
+  }
+  if (absl::IsNotFound(copied) && !from.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat(what, ": ", from, " does not exist in it (", shown_from, ")"));
+  }
+  if (!copied.ok()) return failed(copied.message());
   return absl::OkStatus();
 }
 
@@ -164,25 +190,34 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
             return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
           }
         } else {
-          std::error_code error;
-          if (!fs::exists(source, error)) {
-            return absl::UnavailableError(
-                absl::StrCat(what, ": ", ref.path(), " does not exist in it (", source, ")"));
+          if (absl::Status s = Copy(store.path(), ref.path(), context.job_dir,
+                                    Join(absl::StrCat("data/", store.name()), ref.path()), what);
+              !s.ok()) {
+            return s;
           }
-          if (absl::Status s = Copy(source, local, what); !s.ok()) return s;
         }
         data.arguments.push_back(Join(absl::StrCat("/job/data/", store.name()), ref.path()));
         break;
       }
       case v1::DataReference::UPLOAD: {
-        std::string local = Join(absl::StrCat(context.job_dir, "/upload/", store.name()), ref.path());
-        std::error_code error;
-        fs::create_directories(local, error);
-        if (error) {
-          return absl::UnavailableError(
-              absl::StrCat(what, ": creating ", local, ": ", error.message()));
+        const std::string local_path = Join(absl::StrCat("upload/", store.name()), ref.path());
+        const std::string local = absl::StrCat(context.job_dir, "/", local_path);
+        // Below the job folder, which a job taken over has written to: never through a link.
+        UniqueFd job_dir(::open(context.job_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        absl::Status made = job_dir.valid()
+                                ? MakeFoldersBeneath(job_dir.get(), local_path)
+                                : absl::UnavailableError(strerror(errno));
+        if (!made.ok()) {
+          return absl::UnavailableError(absl::StrCat(what, ": creating ", local, ": ", made.message()));
         }
-        data.uploads.push_back({store.name(), local, source, rclone});
+        data.uploads.push_back({.datastore = store.name(),
+                                .local = local,
+                                .target = source,
+                                .rclone = rclone,
+                                .local_root = context.job_dir,
+                                .local_path = local_path,
+                                .target_root = store.path(),
+                                .target_path = ref.path()});
         data.arguments.push_back(Join(absl::StrCat("/job/upload/", store.name()), ref.path()));
         break;
       }
@@ -197,8 +232,14 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
     const v1::Datastore& store = *outputs[i];
     const bool rclone = store.type() == v1::Datastore::RCLONE;
     const std::string& path = spec.outputs(i).path();
-    data.uploads.push_back({store.name(), context.job_dir + "/outputs",
-                            rclone ? RcloneRemote(store, path) : Join(store.path(), path), rclone});
+    data.uploads.push_back({.datastore = store.name(),
+                            .local = context.job_dir + "/outputs",
+                            .target = rclone ? RcloneRemote(store, path) : Join(store.path(), path),
+                            .rclone = rclone,
+                            .local_root = context.job_dir,
+                            .local_path = "outputs",
+                            .target_root = store.path(),
+                            .target_path = path});
   }
   for (const auto& [name, read_write] : mounted) {
     const v1::Datastore& store = *used[name];
@@ -255,16 +296,17 @@ absl::Status UploadJobData(const JobData& data) {
       }
       continue;
     }
-    for (const fs::directory_entry& entry : fs::directory_iterator(upload.local, error)) {
-      absl::Status copied =
-          Copy(entry.path().string(),
-               absl::StrCat(upload.target, "/", entry.path().filename().string()), what);
-      if (!copied.ok() && result.ok()) result = copied;
-    }
-    if (error && result.ok()) {
-      result = absl::UnavailableError(
-          absl::StrCat(what, ": reading ", upload.local, ": ", error.message()));
-    }
+    // The folder is the job's: listed below the job folder, nothing followed.
+    absl::StatusOr<std::vector<BeneathEntry>> entries =
+        ListBeneath(upload.local_root, upload.local_path);
+    if (absl::IsNotFound(entries.status()) || (entries.ok() && entries->empty())) continue;
+    absl::Status copied =
+        entries.ok()
+            ? Copy(upload.local_root, upload.local_path, upload.target_root, upload.target_path,
+                   what)
+            : absl::UnavailableError(
+                  absl::StrCat(what, ": reading ", upload.local, ": ", entries.status().message()));
+    if (!copied.ok() && result.ok()) result = copied;
   }
   return result;
 }

@@ -68,6 +68,9 @@ struct JobData {
     std::string local;   // on the node, in the job folder
     std::string target;  // HOSTPATH: the folder on the node; RCLONE: "NAME:PATH"
     bool rclone = false;
+    // HOSTPATH: `local` as the job folder and a path below it, `target` as the datastore's
+    // folder and a path below it ("" its root): each resolved without following links.
+    std::string local_root, local_path, target_root, target_path;
   };
   // UPLOAD references, then `outputs/` to each output target.
   std::vector<Upload> uploads;
@@ -97,8 +100,10 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
                                        const JobDataContext& context);
 
 // Copies each UPLOAD folder's contents, and `outputs/`, into its datastore (files of the
-// same name are replaced; an empty folder copies nothing). UNAVAILABLE naming the datastore
-// and the error when one fails; the others are still copied.
+// same name are replaced; an empty folder copies nothing). Nothing is followed: links and
+// special files the job left are not copied (each logged), and a link in the datastore where
+// a file or folder is written fails that copy. UNAVAILABLE naming the datastore and the error
+// when one fails; the others are still copied.
 absl::Status UploadJobData(const JobData& data);
 
 // Ends the rclone part: waits until files written through read-write mounts are uploaded

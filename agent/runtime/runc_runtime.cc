@@ -33,6 +33,7 @@
 #include "agent/runtime/json.h"
 #include "agent/runtime/process.h"
 #include "common/log.h"
+#include "common/safe_open.h"
 #include "common/status_macros.h"
 
 extern "C" char** environ;
@@ -210,13 +211,21 @@ ContainerExit FromWaitStatus(int status) {
   return exit;
 }
 
-// drover-init's exit file ("exit_code=<n> signal=<s>"); exit_code -1 / SIGKILL when it is
-// missing (PID 1 was not drover-init, or died before it could write).
-ContainerExit FromExitFile(const std::string& path) {
+// drover-init's exit file ("exit_code=<n> signal=<s>") in the container's state folder;
+// exit_code -1 / SIGKILL when it is missing (PID 1 was not drover-init, or died before it
+// could write). The state folder is writable from inside the container: the file is read
+// only when it is a regular file there, never through a link and never waiting on a fifo.
+ContainerExit FromExitFile(const std::string& bundle_dir) {
   ContainerExit exit;
   exit.signal = SIGKILL;
-  absl::StatusOr<std::string> text = ReadFile(path);
-  if (!text.ok()) return exit;
+  // ExitFilePath's file, opened below the state folder.
+  FileKind kind = FileKind::kMissing;
+  absl::StatusOr<std::string> text =
+      ReadSmallFileBeneath(bundle_dir + "/state", "init.exit", 4096, &kind);
+  if (!text.ok()) {
+    if (kind != FileKind::kMissing) LogUnsafeFile(RuncRuntime::ExitFilePath(bundle_dir), kind);
+    return exit;
+  }
   int code = -1, signal = 0;
   bool have_code = false;
   for (absl::string_view field : absl::StrSplit(absl::StripAsciiWhitespace(*text), ' ')) {
@@ -687,9 +696,9 @@ absl::StatusOr<ContainerExit> RuncRuntime::AwaitExit(const std::shared_ptr<Recor
       int status = 0;
       pid_t done = waitpid(pid, &status, WNOHANG);
       if (done == 0) continue;  // the pidfd said it exited; the zombie is not there yet
-      exit = done == pid ? FromWaitStatus(status) : FromExitFile(ExitFilePath(record->bundle_dir));
+      exit = done == pid ? FromWaitStatus(status) : FromExitFile(record->bundle_dir);
     } else {
-      exit = FromExitFile(ExitFilePath(record->bundle_dir));
+      exit = FromExitFile(record->bundle_dir);
     }
     exit.oom_killed = ReadOomKilled(record->oom_file);
     if (exit.exit_code != 0) {
