@@ -62,6 +62,24 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return buffer.str();
 }
 
+// The last `max_bytes` of the file at `path`. For container.log, which the container's
+// processes can write to without bound (PID 1's stdout and stderr): never read whole.
+absl::StatusOr<std::string> ReadFileTail(const std::string& path, size_t max_bytes = 64 << 10) {
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(ErrnoText("cannot read", path));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return absl::NotFoundError(absl::StrCat("cannot read ", path, ": not a regular file"));
+  }
+  off_t from = st.st_size > static_cast<off_t>(max_bytes) ? st.st_size - max_bytes : 0;
+  std::string text(static_cast<size_t>(st.st_size - from), '\0');
+  ssize_t n = pread(fd, text.data(), text.size(), from);
+  close(fd);
+  text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return text;
+}
+
 absl::Status WriteFile(const std::string& path, absl::string_view content) {
   std::string temp = path + ".tmp";
   int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -547,7 +565,7 @@ absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start)
   absl::StatusOr<ProcessResult> result = RunProcess(argv, options_.command_timeout, log_path);
   absl::Status created = result.status();
   if (created.ok() && !result->ok()) {
-    absl::StatusOr<std::string> log = ReadFile(log_path);
+    absl::StatusOr<std::string> log = ReadFileTail(log_path);
     created = absl::UnavailableError(absl::StrCat("container '", spec.id, "': ", command,
                                                   " failed", result->timed_out ? " (timed out)" : "",
                                                   ": ", log.ok() ? RuncMessage(*log) : ""));
@@ -703,11 +721,11 @@ absl::StatusOr<ContainerExit> RuncRuntime::AwaitExit(const std::shared_ptr<Recor
     exit.oom_killed = ReadOomKilled(record->oom_file);
     if (exit.exit_code != 0) {
       // What PID 1 itself said last (drover-init's own errors), for the failure message.
-      absl::StatusOr<std::string> log = ReadFile(ContainerLogPath(record->bundle_dir));
+      absl::StatusOr<std::string> log = ReadFileTail(ContainerLogPath(record->bundle_dir));
       if (log.ok()) {
         absl::string_view text = absl::StripTrailingAsciiWhitespace(*log);
         size_t line = text.rfind('\n');
-        exit.last_message = std::string(line == absl::string_view::npos ? text : text.substr(line + 1));
+        exit.last_message = Tail(line == absl::string_view::npos ? text : text.substr(line + 1));
       }
     }
     record->exit = exit;
