@@ -3,6 +3,7 @@
 // folders, real rclone (an `alias` remote: a local folder) and FUSE, no containers.
 #include "agent/job_data.h"
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -143,6 +144,64 @@ TEST_F(JobDataTest, OutputsAreCopiedIntoEachTargetAndAReadOnlyOneIsRefused) {
   EXPECT_EQ(data.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(data.status().message()),
               HasSubstr("outputs[0]: datastore 'image-net' is read-only"));
+}
+
+// Links a job planted, in its upload folder or in a datastore it could write to, are never
+// followed by a hostpath copy: left out of the source, and never written through.
+TEST_F(JobDataTest, HostpathCopiesFollowNoLinkOnEitherSide) {
+  std::string host = dir_.path() + "/host";
+  fs::create_directories(host);
+  std::ofstream(host + "/secret") << "host secret\n";
+  fs::create_symlink(host + "/secret", store_ + "/train/secret");
+  fs::create_symlink(host, store_ + "/runs");
+  Ref("train", v1::DataReference::DOWNLOAD);
+  Ref("out", v1::DataReference::UPLOAD);
+  absl::StatusOr<JobData> data = Prepare();
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(testing::ReadWholeFile(job_ + "/data/image-net/train/a.txt"), "sample a\n");
+  EXPECT_FALSE(fs::exists(fs::symlink_status(job_ + "/data/image-net/train/secret")));
+
+  // The job's upload folder holds a link and a fifo: only the file is copied.
+  std::ofstream(job_ + "/upload/image-net/out/ok.txt") << "ok\n";
+  fs::create_symlink(host + "/secret", job_ + "/upload/image-net/out/leak");
+  ASSERT_EQ(mkfifo((job_ + "/upload/image-net/out/pipe").c_str(), 0666), 0);
+  ASSERT_TRUE(UploadJobData(*data).ok());
+  EXPECT_EQ(testing::ReadWholeFile(store_ + "/out/ok.txt"), "ok\n");
+  EXPECT_FALSE(fs::exists(fs::symlink_status(store_ + "/out/leak")));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(store_ + "/out/pipe")));
+
+  // Outputs into a folder of the datastore that is a link out of it: refused, named.
+  v1::OutputTarget* target = assignment_.mutable_spec()->add_outputs();
+  target->set_datastore("image-net");
+  target->set_path("runs/7");
+  data = Prepare();
+  ASSERT_TRUE(data.ok()) << data.status();
+  fs::create_directories(job_ + "/outputs");
+  std::ofstream(job_ + "/outputs/model.pt") << "weights\n";
+  absl::Status uploaded = UploadJobData(*data);
+  EXPECT_EQ(uploaded.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(uploaded.message()), HasSubstr("datastore 'image-net'"));
+  EXPECT_THAT(std::string(uploaded.message()), HasSubstr("'runs' is a symbolic link"));
+  EXPECT_FALSE(fs::exists(host + "/7"));
+
+  // Downloading the link itself fails the launch.
+  assignment_.mutable_spec()->clear_arguments();
+  assignment_.mutable_spec()->clear_outputs();
+  Ref("train/secret", v1::DataReference::DOWNLOAD);
+  data = Prepare();
+  EXPECT_EQ(data.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(data.status().message()), HasSubstr("symbolic link"));
+}
+
+TEST_F(JobDataTest, ADatastoreNameThatCouldLeaveItsFolderIsRefused) {
+  for (const char* name : {"..", "a/../../x", "", "A", ".hidden"}) {
+    assignment_.mutable_datastores(0)->set_name(name);
+    assignment_.mutable_spec()->clear_arguments();
+    Ref("train", v1::DataReference::DOWNLOAD, false, name);
+    absl::StatusOr<JobData> data = Prepare();
+    EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument) << name;
+  }
+  EXPECT_FALSE(fs::exists(job_ + "/data"));
 }
 
 // An rclone datastore of type `alias` (a local folder through rclone): downloads and uploads
