@@ -26,6 +26,7 @@
 #include "common/archive/snapshot.h"
 #include "common/failpoint.h"
 #include "common/log.h"
+#include "common/safe_open.h"
 #include "common/status_macros.h"
 
 namespace drover::agent {
@@ -41,11 +42,29 @@ constexpr const char* kPythonModuleDir = "/opt/drover/python";
 // Outputs may hold model checkpoints: larger caps than for code snapshots.
 constexpr uint64_t kOutputsMaxBytes = uint64_t{1} << 40;
 
-std::string ReadSmallFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+// How many skipped outputs entries are named one by one in the logs.
+constexpr size_t kMaxOutputNotes = 20;
+// drover-init's exit and result files are a line each.
+constexpr size_t kMaxJobFileBytes = 4096;
+
+// A small file drover-init writes in the job folder (`path` below `job_dir`), or "" when it
+// is missing or not a regular file: the job may have put a link or a fifo there, which is
+// logged and never followed or waited on.
+std::string ReadJobFile(const std::string& job_dir, const std::string& path) {
+  FileKind kind = FileKind::kMissing;
+  absl::StatusOr<std::string> text = ReadSmallFileBeneath(job_dir, path, kMaxJobFileBytes, &kind);
+  if (text.ok()) return *std::move(text);
+  if (kind != FileKind::kMissing) LogUnsafeFile(absl::StrCat(job_dir, "/", path), kind);
+  return "";
+}
+
+// The log files of an attempt, in its job folder.
+LogShipper::LogFolder LogsOf(const std::string& dir, const v1::AssignAttempt& a) {
+  return {.root = dir + "/job",
+          .path = "logs",
+          .first_rank = a.first_rank(),
+          .rank_count = a.spec().process_count_per_node(),
+          .node_rank = a.node_rank()};
 }
 
 absl::Status WriteTextFile(const std::string& path, const std::string& text) {
@@ -345,7 +364,7 @@ void Attempt::RunRecovered(const v1::AttemptReport& saved, bool start_intended) 
   }
   Log(LogLevel::kInfo, "attempt_recovered", {{"job", job}, {"epoch", assignment_.attempt().epoch()},
                                              {"container", container_}});
-  env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
+  env_.logs->Watch(assignment_.attempt(), LogsOf(dir_, assignment_));
   // droverd hears that the processes run (also when the earlier agent died before it could
   // say so); an attempt that was finishing goes on finishing.
   if (saved.phase() != v1::AttemptReport::FINALIZING) Report(v1::AttemptReport::RUNNING);
@@ -360,8 +379,9 @@ void Attempt::RunRecovered(const v1::AttemptReport& saved, bool start_intended) 
 }
 
 bool Attempt::ProcessesLeftFiles() const {
-  std::error_code error;
-  return !fs::is_empty(dir_ + "/job/logs", error) && !error;
+  // A `logs` that is no longer a folder was replaced by the job's processes.
+  absl::StatusOr<std::vector<BeneathEntry>> entries = ListBeneath(dir_ + "/job", "logs");
+  return entries.ok() ? !entries->empty() : absl::IsFailedPrecondition(entries.status());
 }
 
 absl::Status Attempt::Adopt(const v1::AttemptReport& saved) {
@@ -784,7 +804,7 @@ absl::Status Attempt::RunContainer(bool create) {
   }
   created_ = true;
   Failpoint("attempt.after_start");
-  env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
+  env_.logs->Watch(assignment_.attempt(), LogsOf(dir_, assignment_));
   Report(v1::AttemptReport::RUNNING);
   Log(LogLevel::kInfo, "attempt_running", {{"job", assignment_.attempt().job_id()}, {"container", container_}});
   return WatchContainer();
@@ -876,13 +896,19 @@ void Attempt::SampleSystemMetrics() {
   last_cpu_ns_ = stats->cpu_ns;
   last_sample_ = now;
   ++samples_;
-  std::string path = absl::StrCat(dir_, "/job/logs/",
-                                  LogShipper::FileName(assignment_.node_rank(), v1::SYSTEM_METRICS));
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return;
+  // The logs folder is the job's: the file is created or appended to only there, never
+  // through a link the job put in its place.
+  std::string path =
+      absl::StrCat("logs/", LogShipper::FileName(assignment_.node_rank(), v1::SYSTEM_METRICS));
+  FileKind kind = FileKind::kMissing;
+  absl::StatusOr<UniqueFd> fd =
+      OpenBeneath(dir_ + "/job", path, O_WRONLY | O_CREAT | O_APPEND, 0644, &kind);
+  if (!fd.ok()) {
+    if (kind != FileKind::kMissing) LogUnsafeFile(absl::StrCat(dir_, "/job/", path), kind);
+    return;
+  }
   // One write: the shipper never sees half a sample.
-  (void)!::write(fd, lines.data(), lines.size());
-  ::close(fd);
+  (void)!::write(fd->get(), lines.data(), lines.size());
 }
 
 void Attempt::ReadExits(const ContainerExit& exit) {
@@ -894,7 +920,7 @@ void Attempt::ReadExits(const ContainerExit& exit) {
     int rank = a.first_rank() + i;
     v1::RankExit e;
     e.set_rank(rank);
-    std::string text = ReadSmallFile(absl::StrCat(dir_, "/job/logs/rank-", rank, ".exit"));
+    std::string text = ReadJobFile(dir_ + "/job", absl::StrCat("logs/rank-", rank, ".exit"));
     int code = -1, sig = SIGKILL;
     long long end_ns = 0;
     int fields = std::sscanf(text.c_str(), "exit_code=%d signal=%d end_time_ns=%lld", &code,
@@ -914,7 +940,7 @@ void Attempt::ReadExits(const ContainerExit& exit) {
   }
   // drover-init knows which rank failed first when it started them; under MPI mpirun did,
   // and the rank that failed first is the one that ended first.
-  std::string result = ReadSmallFile(dir_ + "/job/logs/init.result");
+  std::string result = ReadJobFile(dir_ + "/job", "logs/init.result");
   int first = -1;
   if (std::sscanf(result.c_str(), "first_failed_rank=%d", &first) == 1 && first >= 0) {
     first_failed_rank_ = first;
@@ -936,7 +962,7 @@ void Attempt::ReadExits(const ContainerExit& exit) {
     launcher_message_ = absl::StrCat("on ", env_.node_name, ": ", exit.last_message);
   }
   // mpirun failing with no rank of this node failed: say so (a rank elsewhere may have).
-  std::string launcher = ReadSmallFile(dir_ + "/job/logs/mpirun.exit");
+  std::string launcher = ReadJobFile(dir_ + "/job", "logs/mpirun.exit");
   int launcher_code = 0, launcher_signal = 0;
   if (std::sscanf(launcher.c_str(), "exit_code=%d signal=%d", &launcher_code,
                   &launcher_signal) == 2 &&
@@ -952,16 +978,42 @@ void Attempt::ReadExits(const ContainerExit& exit) {
 void Attempt::UploadOutputs() {
   std::string outputs = dir_ + "/job/outputs";
   std::error_code error;
-  if (fs::is_empty(outputs, error)) return;
+  // The job may have replaced `outputs/` itself by a link (to `/`, say): the folder is found
+  // below the job folder without following links, and archived through that descriptor.
+  FileKind kind = FileKind::kMissing;
+  absl::StatusOr<UniqueFd> folder =
+      OpenBeneath(dir_ + "/job", "outputs", O_RDONLY | O_DIRECTORY, 0, &kind);
+  if (!folder.ok()) {
+    if (kind != FileKind::kMissing) {
+      LogUnsafeFile(outputs, kind);
+      NoteInJobLog(absl::StrCat("outputs/ is a ", FileKindName(kind),
+                                ", not a folder; no outputs were kept"));
+    }
+    return;
+  }
+  absl::StatusOr<std::vector<BeneathEntry>> entries = ListBeneath(folder->get(), ".");
+  if (!entries.ok() || entries->empty()) return;
   absl::StatusOr<archive::Snapshot> tar = archive::BuildSnapshot(
       outputs, {.output_path = dir_ + "/outputs.tar",
                 .use_ignore_files = false,
                 .warn_bytes = 0,
                 .max_total_bytes = kOutputsMaxBytes,
-                .max_file_bytes = kOutputsMaxBytes});
+                .max_file_bytes = kOutputsMaxBytes,
+                .source_fd = folder->get()});
   if (!tar.ok()) {
     Log(LogLevel::kWarning, "outputs_failed", {{"job", assignment_.attempt().job_id()}, {"error", tar.status().message()}});
     return;
+  }
+  // Links that lead out of the folder, fifos, devices and sockets are left out: said in the
+  // agent's log and, for the user, in the first rank's stderr.
+  for (size_t i = 0; i < tar->warnings.size() && i < kMaxOutputNotes; ++i) {
+    Log(LogLevel::kWarning, "outputs_entry_skipped",
+        {{"job", assignment_.attempt().job_id()}, {"note", tar->warnings[i]}});
+    NoteInJobLog(absl::StrCat("outputs: ", tar->warnings[i]));
+  }
+  if (tar->warnings.size() > kMaxOutputNotes) {
+    NoteInJobLog(absl::StrCat("outputs: ", tar->warnings.size() - kMaxOutputNotes,
+                              " more entries were left out"));
   }
   grpc::ClientContext stat_context;
   v1::StatBlobRequest stat;
@@ -1000,6 +1052,16 @@ void Attempt::UploadOutputs() {
   outputs_size_ = static_cast<int64_t>(tar->tar_bytes);
 }
 
+void Attempt::NoteInJobLog(const std::string& note) {
+  std::string path =
+      absl::StrCat("logs/", LogShipper::FileName(assignment_.first_rank(), v1::STDERR));
+  absl::StatusOr<UniqueFd> fd =
+      OpenBeneath(dir_ + "/job", path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (!fd.ok()) return;  // a link or fifo there: logged where it was found
+  std::string line = absl::StrCat("drover-agent on ", env_.node_name, ": ", note, "\n");
+  (void)!::write(fd->get(), line.data(), line.size());
+}
+
 void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   if (relay_ != nullptr) relay_->Stop();  // the processes that used it have ended
   if (cause == v1::JobStatus::CAUSE_UNSPECIFIED && !launcher_message_.empty()) {
@@ -1025,7 +1087,7 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   // (droverd stores nothing of an attempt once it ended). However long droverd cannot take
   // them (unreachable, or its state disk refusing writes), the files wait; only a droverd
   // that takes chunks but never has them all is given up on, after two minutes.
-  env_.logs->Watch(assignment_.attempt(), dir_ + "/job/logs");
+  env_.logs->Watch(assignment_.attempt(), LogsOf(dir_, assignment_));
   constexpr absl::Duration kDrainTimeout = absl::Minutes(2);
   absl::Time deadline = absl::Now() + kDrainTimeout;
   while (absl::Now() < deadline) {

@@ -151,6 +151,8 @@ class Attempt {
   // (see LogShipper::FileName); CPU use from the second sample on (it is a rate).
   void SampleSystemMetrics();
   void UploadOutputs();
+  // Appends a line for the user to the first rank's stderr (when it is a regular file).
+  void NoteInJobLog(const std::string& note);
   void Finish(v1::JobStatus::Cause cause, std::string message);
   // Finish with the cause and message of the STOP (none when no STOP came).
   void FinishAsStopped();

@@ -9,7 +9,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/job_id.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
@@ -57,11 +59,27 @@ bool ReadMessage(const std::string& path, google::protobuf::Message* message) {
 
 }  // namespace
 
+absl::Status CheckAttemptRef(const v1::AttemptRef& attempt) {
+  const std::string& id = attempt.job_id();
+  absl::StatusOr<int64_t> sequence = ParseJobId(id);
+  if (!sequence.ok() || FormatJobId(*sequence) != id) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "job id '", absl::CHexEscape(id),
+        "' is not of droverd's form j-<number>; it is not used as a folder or container name"));
+  }
+  if (attempt.epoch() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("job ", id, ": epoch ", attempt.epoch(), " is negative"));
+  }
+  return absl::OkStatus();
+}
+
 std::string AttemptRecordDir(const std::string& work_dir, const v1::AttemptRef& attempt) {
   return absl::StrCat(work_dir, "/records/", attempt.job_id(), "-", attempt.epoch());
 }
 
 absl::Status SaveAssignment(const std::string& work_dir, const v1::AssignAttempt& assignment) {
+  DROVER_RETURN_IF_ERROR(CheckAttemptRef(assignment.attempt()));
   std::string dir = AttemptRecordDir(work_dir, assignment.attempt());
   std::error_code error;
   fs::create_directories(dir, error);
@@ -113,7 +131,7 @@ std::vector<AttemptRecord> LoadAttemptRecords(const std::string& work_dir) {
     const std::string dir = entry.path().string();
     AttemptRecord record;
     if (!ReadMessage(absl::StrCat(dir, "/", kAssignmentFile), &record.assignment) ||
-        record.assignment.attempt().job_id().empty()) {
+        !CheckAttemptRef(record.assignment.attempt()).ok()) {
       Log(LogLevel::kWarning, "attempt_record_unreadable", {{"dir", dir}});
       std::error_code ignored;
       fs::remove_all(dir, ignored);

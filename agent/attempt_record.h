@@ -30,10 +30,17 @@ struct AttemptRecord {
   bool start_intended = false;
 };
 
+// Whether `attempt` may become part of a path or container id (`<job>-<epoch>` folders, the
+// container `drover-<job>-<epoch>-...`): its job id is of droverd's form, "j-<number>", and
+// its epoch not negative. droverd makes ids, but the agent does not trust what reaches it:
+// INVALID_ARGUMENT naming the id otherwise.
+absl::Status CheckAttemptRef(const v1::AttemptRef& attempt);
+
 // `<work_dir>/records/<job>-<epoch>`.
 std::string AttemptRecordDir(const std::string& work_dir, const v1::AttemptRef& attempt);
 
-// Creates the attempt's record with its assignment. UNAVAILABLE when it cannot be written.
+// Creates the attempt's record with its assignment. INVALID_ARGUMENT when CheckAttemptRef
+// refuses its attempt (nothing is created); UNAVAILABLE when it cannot be written.
 absl::Status SaveAssignment(const std::string& work_dir, const v1::AssignAttempt& assignment);
 // Replaces the attempt's last report. UNAVAILABLE when it cannot be written.
 absl::Status SaveReport(const std::string& work_dir, const v1::AttemptReport& report);

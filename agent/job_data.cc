@@ -7,6 +7,7 @@
 #include <map>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -33,6 +34,16 @@ bool SafeRelative(const std::string& path) {
   if (absl::StartsWith(path, "/") || path.find('\0') != std::string::npos) return false;
   for (absl::string_view part : absl::StrSplit(path, '/')) {
     if (part == "..") return false;
+  }
+  return true;
+}
+
+// A datastore name as droverd allows it: 1-63 characters of [a-z0-9_-], the first a letter
+// or digit; so never "", ".", ".." or anything with '/'.
+bool PathSafeName(absl::string_view name) {
+  if (name.empty() || name.size() > 63 || !absl::ascii_isalnum(name[0])) return false;
+  for (char c : name) {
+    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '-')) return false;
   }
   return true;
 }
@@ -123,7 +134,16 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
                                        const JobDataContext& context) {
   const v1::JobSpec& spec = assignment.spec();
   std::map<std::string, const v1::Datastore*> registered;
-  for (const v1::Datastore& d : assignment.datastores()) registered[d.name()] = &d;
+  for (const v1::Datastore& d : assignment.datastores()) {
+    // Names become paths (/job/data/<name>, mount points, rclone files): checked as droverd
+    // checks them, since the agent does not trust what reaches it.
+    if (!PathSafeName(d.name())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "datastore name '", absl::CHexEscape(d.name()),
+          "' is not 1-63 characters of [a-z0-9_-] starting with a letter or digit"));
+    }
+    registered[d.name()] = &d;
+  }
   // HOSTPATH datastores' real folders, by name: what is bound and copied.
   std::map<std::string, std::string> real_folders;
   // The datastore named by `field` (arguments[i] or outputs[i]), checked as droverd checks

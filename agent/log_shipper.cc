@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <vector>
 
@@ -32,16 +31,11 @@ std::string LogShipper::FileName(int32_t rank, v1::LogStream stream) {
   }
 }
 
-std::string LogShipper::FileOf(const Watched& w, std::pair<int32_t, int> id) {
-  if (auto it = w.files.find(id); it != w.files.end()) return it->second;
-  return w.log_dir + "/" + FileName(id.first, static_cast<v1::LogStream>(id.second));
-}
-
-void LogShipper::Watch(const v1::AttemptRef& attempt, const std::string& log_dir) {
+void LogShipper::Watch(const v1::AttemptRef& attempt, LogFolder folder) {
   absl::MutexLock lock(&mu_);
   Watched& w = watched_[Key(attempt)];
   w.attempt = attempt;
-  w.log_dir = log_dir;
+  w.folder = std::move(folder);
 }
 
 void LogShipper::WatchFile(const v1::AttemptRef& attempt, int32_t rank, v1::LogStream stream,
@@ -117,34 +111,50 @@ void LogShipper::Disconnected() {
   connected_ = false;
 }
 
-std::map<std::pair<int32_t, int>, int64_t> LogShipper::Scan(Watched& w) {
-  std::map<std::pair<int32_t, int>, int64_t> sizes;
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(w.log_dir, error)) {
-    std::string name = entry.path().filename().string();
-    int rank = -1;
-    char prefix[8] = {};
-    char kind[8] = {};
-    if (std::sscanf(name.c_str(), "%4[a-z]-%d.%7s", prefix, &rank, kind) != 3 || rank < 0) {
-      continue;
+std::map<std::pair<int32_t, int>, LogShipper::OpenFile> LogShipper::Scan(Watched& w) {
+  std::map<std::pair<int32_t, int>, OpenFile> open;
+  // Opens `name` below `dir_fd` when it is a regular file; `shown` names it in the log.
+  auto add = [&](std::pair<int32_t, int> id, int dir_fd, const std::string& name,
+                 const std::string& shown) {
+    FileKind kind = FileKind::kMissing;
+    absl::StatusOr<UniqueFd> fd = OpenBeneath(dir_fd, name, O_RDONLY, 0, &kind);
+    if (!fd.ok()) {
+      if (kind != FileKind::kMissing) LogUnsafeFile(shown, kind);
+      return;
     }
-    int stream = v1::LOG_STREAM_UNSPECIFIED;
-    for (v1::LogStream s : {v1::STDOUT, v1::STDERR, v1::METRICS, v1::SYSTEM_METRICS}) {
-      if (FileName(rank, s) == name) stream = s;
-    }
-    if (stream == v1::LOG_STREAM_UNSPECIFIED) continue;
     struct stat st {};
-    if (::stat(entry.path().c_str(), &st) != 0) continue;
-    sizes[{rank, stream}] = st.st_size;
-    w.streams.try_emplace({rank, stream});
+    if (::fstat(fd->get(), &st) != 0) return;
+    open[id] = OpenFile{.fd = *std::move(fd), .size = st.st_size};
+    w.streams.try_emplace(id);
+  };
+  if (!w.folder.root.empty()) {
+    const std::string shown_dir = absl::StrCat(w.folder.root, "/", w.folder.path);
+    FileKind kind = FileKind::kMissing;
+    absl::StatusOr<UniqueFd> dir =
+        OpenBeneath(w.folder.root, w.folder.path, O_RDONLY | O_DIRECTORY, 0, &kind);
+    if (dir.ok()) {
+      std::vector<std::pair<int32_t, int>> ids;
+      for (int32_t i = 0; i < w.folder.rank_count; ++i) {
+        for (v1::LogStream s : {v1::STDOUT, v1::STDERR, v1::METRICS}) {
+          ids.push_back({w.folder.first_rank + i, s});
+        }
+      }
+      ids.push_back({w.folder.node_rank, v1::SYSTEM_METRICS});
+      for (const auto& id : ids) {
+        std::string name = FileName(id.first, static_cast<v1::LogStream>(id.second));
+        add(id, dir->get(), name, absl::StrCat(shown_dir, "/", name));
+      }
+    } else if (kind != FileKind::kMissing) {
+      LogUnsafeFile(shown_dir, kind);
+    }
   }
   for (const auto& [id, path] : w.files) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) continue;
-    sizes[id] = st.st_size;
-    w.streams.try_emplace(id);
+    std::filesystem::path file(path);
+    UniqueFd dir(::open(file.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) continue;
+    add(id, dir.get(), file.filename().string(), path);
   }
-  return sizes;
+  return open;
 }
 
 void LogShipper::Poll() {
@@ -154,16 +164,14 @@ void LogShipper::Poll() {
   {
     absl::MutexLock lock(&mu_);
     for (auto& [key, w] : watched_) {
-      for (const auto& [id, size] : Scan(w)) {
+      for (const auto& [id, file] : Scan(w)) {
+        const int64_t size = file.size;
         Stream& s = w.streams[id];
         // Resume after a lost chunk: nothing acknowledged beyond `acked` is trusted.
         while (s.sent < size && s.sent - s.acked < window_bytes_) {
           int64_t want = std::min(chunk_bytes_, size - s.sent);
           std::string data(static_cast<size_t>(want), '\0');
-          int fd = ::open(FileOf(w, id).c_str(), O_RDONLY | O_CLOEXEC);
-          if (fd < 0) break;
-          ssize_t n = ::pread(fd, data.data(), data.size(), s.sent);
-          ::close(fd);
+          ssize_t n = ::pread(file.fd.get(), data.data(), data.size(), s.sent);
           if (n <= 0) break;
           data.resize(static_cast<size_t>(n));
           if (LineStream(id.second) && !w.final) {
@@ -213,8 +221,8 @@ bool LogShipper::Drained(const v1::AttemptRef& attempt) {
   auto it = watched_.find(Key(attempt));
   if (it == watched_.end()) return true;
   it->second.final = true;
-  for (const auto& [id, size] : Scan(it->second)) {
-    if (it->second.streams[id].acked < size) return false;
+  for (const auto& [id, file] : Scan(it->second)) {
+    if (it->second.streams[id].acked < file.size) return false;
   }
   return true;
 }

@@ -5,6 +5,10 @@
 // a line end. The files,
 // not the agent, hold the output: what droverd acknowledged is the only progress the
 // shipper trusts, so a broken stream or a droverd restart loses and doubles nothing.
+// The log folder is the job's to write: only the names of the attempt's own ranks and node
+// are read there, each opened below the job folder without following a symbolic link and
+// only when it is a regular file (common/safe_open.h); anything else there (a link to a host
+// file, a fifo) is skipped and logged once (`event=unsafe_job_file`).
 // Thread-safe; Poll() is called from the agent's shipping thread.
 #ifndef DROVER_AGENT_LOG_SHIPPER_H_
 #define DROVER_AGENT_LOG_SHIPPER_H_
@@ -19,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/safe_open.h"
 #include "drover/v1/agent.pb.h"
 
 namespace drover::agent {
@@ -31,10 +36,21 @@ class LogShipper {
   LogShipper(SendFn send, int64_t chunk_bytes = 256 * 1024, int64_t window_bytes = 4 << 20)
       : send_(std::move(send)), chunk_bytes_(chunk_bytes), window_bytes_(window_bytes) {}
 
+  // Where an attempt's log files are, and which it may have.
+  struct LogFolder {
+    std::string root;  // the attempt's job folder: the agent's own, trusted
+    std::string path = "logs";  // the log folder below `root`, resolved without links
+    // The streams read: those of ranks [first_rank, first_rank + rank_count) and the system
+    // metrics of node `node_rank`.
+    int32_t first_rank = 0;
+    int32_t rank_count = 1;
+    int32_t node_rank = 0;
+  };
   // Starts tailing the log folder of an attempt.
-  void Watch(const v1::AttemptRef& attempt, const std::string& log_dir);
+  void Watch(const v1::AttemptRef& attempt, LogFolder folder);
   // Also tails the file `path` as the attempt's stream (`rank`, `stream`), for example the
-  // node's preparation log (PREPARE, the node rank). The file need not exist yet.
+  // node's preparation log (PREPARE, the node rank). The file need not exist yet; its
+  // folder is trusted, the file itself read only when it is a regular file.
   void WatchFile(const v1::AttemptRef& attempt, int32_t rank, v1::LogStream stream,
                  const std::string& path);
   // Stops tailing it (after it drained, or when the attempt is forgotten).
@@ -77,19 +93,23 @@ class LogShipper {
     bool refused = false;  // the last acknowledgement said droverd could not store it
   };
   struct Watched {
-    std::string log_dir;
+    LogFolder folder;
     v1::AttemptRef attempt;
     std::map<std::pair<int32_t, int>, Stream> streams;  // (rank, LogStream)
     bool final = false;  // the files no longer grow (Drained was called)
     std::map<std::pair<int32_t, int>, std::string> files;  // WatchFile()'s, by stream
   };
+  // A stream's file, open for this poll.
+  struct OpenFile {
+    UniqueFd fd;
+    int64_t size = 0;
+  };
   static std::string Key(const v1::AttemptRef& a) {
     return a.job_id() + "/" + std::to_string(a.epoch());
   }
-  // The file of a stream.
-  static std::string FileOf(const Watched& w, std::pair<int32_t, int> id);
-  // Adds files that appeared; returns (rank, stream) -> size.
-  std::map<std::pair<int32_t, int>, int64_t> Scan(Watched& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Opens the streams' files that are there (adding streams that appeared), and says their
+  // sizes.
+  std::map<std::pair<int32_t, int>, OpenFile> Scan(Watched& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SendFn send_;
   const int64_t chunk_bytes_;

@@ -34,6 +34,7 @@
 #include "agent/runtime/json.h"
 #include "agent/runtime/process.h"
 #include "common/log.h"
+#include "common/safe_open.h"
 #include "common/status_macros.h"
 
 extern "C" char** environ;
@@ -60,6 +61,24 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
+}
+
+// The last `max_bytes` of the file at `path`. For container.log, which the container's
+// processes can write to without bound (PID 1's stdout and stderr): never read whole.
+absl::StatusOr<std::string> ReadFileTail(const std::string& path, size_t max_bytes = 64 << 10) {
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(ErrnoText("cannot read", path));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return absl::NotFoundError(absl::StrCat("cannot read ", path, ": not a regular file"));
+  }
+  off_t from = st.st_size > static_cast<off_t>(max_bytes) ? st.st_size - max_bytes : 0;
+  std::string text(static_cast<size_t>(st.st_size - from), '\0');
+  ssize_t n = pread(fd, text.data(), text.size(), from);
+  close(fd);
+  text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return text;
 }
 
 absl::Status WriteFile(const std::string& path, absl::string_view content) {
@@ -211,13 +230,21 @@ ContainerExit FromWaitStatus(int status) {
   return exit;
 }
 
-// drover-init's exit file ("exit_code=<n> signal=<s>"); exit_code -1 / SIGKILL when it is
-// missing (PID 1 was not drover-init, or died before it could write).
-ContainerExit FromExitFile(const std::string& path) {
+// drover-init's exit file ("exit_code=<n> signal=<s>") in the container's state folder;
+// exit_code -1 / SIGKILL when it is missing (PID 1 was not drover-init, or died before it
+// could write). The state folder is writable from inside the container: the file is read
+// only when it is a regular file there, never through a link and never waiting on a fifo.
+ContainerExit FromExitFile(const std::string& bundle_dir) {
   ContainerExit exit;
   exit.signal = SIGKILL;
-  absl::StatusOr<std::string> text = ReadFile(path);
-  if (!text.ok()) return exit;
+  // ExitFilePath's file, opened below the state folder.
+  FileKind kind = FileKind::kMissing;
+  absl::StatusOr<std::string> text =
+      ReadSmallFileBeneath(bundle_dir + "/state", "init.exit", 4096, &kind);
+  if (!text.ok()) {
+    if (kind != FileKind::kMissing) LogUnsafeFile(RuncRuntime::ExitFilePath(bundle_dir), kind);
+    return exit;
+  }
   int code = -1, signal = 0;
   bool have_code = false;
   for (absl::string_view field : absl::StrSplit(absl::StripAsciiWhitespace(*text), ' ')) {
@@ -588,7 +615,7 @@ absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start)
   absl::StatusOr<ProcessResult> result = RunProcess(argv, options_.command_timeout, log_path);
   absl::Status created = result.status();
   if (created.ok() && !result->ok()) {
-    absl::StatusOr<std::string> log = ReadFile(log_path);
+    absl::StatusOr<std::string> log = ReadFileTail(log_path);
     created = absl::UnavailableError(absl::StrCat("container '", spec.id, "': ", command,
                                                   " failed", result->timed_out ? " (timed out)" : "",
                                                   ": ", log.ok() ? RuncMessage(*log) : ""));
@@ -737,18 +764,18 @@ absl::StatusOr<ContainerExit> RuncRuntime::AwaitExit(const std::shared_ptr<Recor
       int status = 0;
       pid_t done = waitpid(pid, &status, WNOHANG);
       if (done == 0) continue;  // the pidfd said it exited; the zombie is not there yet
-      exit = done == pid ? FromWaitStatus(status) : FromExitFile(ExitFilePath(record->bundle_dir));
+      exit = done == pid ? FromWaitStatus(status) : FromExitFile(record->bundle_dir);
     } else {
-      exit = FromExitFile(ExitFilePath(record->bundle_dir));
+      exit = FromExitFile(record->bundle_dir);
     }
     exit.oom_killed = ReadOomKilled(record->oom_file);
     if (exit.exit_code != 0) {
       // What PID 1 itself said last (drover-init's own errors), for the failure message.
-      absl::StatusOr<std::string> log = ReadFile(ContainerLogPath(record->bundle_dir));
+      absl::StatusOr<std::string> log = ReadFileTail(ContainerLogPath(record->bundle_dir));
       if (log.ok()) {
         absl::string_view text = absl::StripTrailingAsciiWhitespace(*log);
         size_t line = text.rfind('\n');
-        exit.last_message = std::string(line == absl::string_view::npos ? text : text.substr(line + 1));
+        exit.last_message = Tail(line == absl::string_view::npos ? text : text.substr(line + 1));
       }
     }
     record->exit = exit;

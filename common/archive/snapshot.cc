@@ -304,7 +304,8 @@ std::string LargestSummary(const Snapshot& snapshot) {
 
 absl::StatusOr<Snapshot> Build(const std::string& source_dir, const SnapshotOptions& options,
                                const std::string& output_path, const struct stat& output) {
-  int root_fd = open(source_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int root_fd = options.source_fd >= 0 ? fcntl(options.source_fd, F_DUPFD_CLOEXEC, 0)
+                                       : open(source_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) {
     if (errno == ENOTDIR) {
       return absl::InvalidArgumentError(

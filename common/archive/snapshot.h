@@ -53,6 +53,11 @@ struct SnapshotOptions {
   bool fail_on_outside_symlinks = false;
   // How many of the largest files and folders to report.
   size_t largest_count = 10;
+  // An open folder (O_RDONLY | O_DIRECTORY, kept by the caller) to archive in place of the
+  // path: one the caller found without following links, such as a job's `outputs/` opened
+  // below the job folder, which the job could otherwise swap for a link meanwhile. The path
+  // then only names it in messages. -1: open the path.
+  int source_fd = -1;
 };
 
 struct SizeEntry {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/subprocess.h"
 
@@ -103,6 +104,20 @@ TEST(AttemptRecordTest, AStartIntentThatCannotBeWrittenIsAnError) {
   fs::create_directories(blocked + "/x");
   EXPECT_EQ(SaveStartIntent(dir.path(), Assignment("j-1", 1).attempt()).code(),
             absl::StatusCode::kUnavailable);
+}
+
+TEST(AttemptRecordTest, AJobIdThatIsNotDroverdsIsRefusedBeforeItBecomesAPath) {
+  testing::TempDir dir;
+  for (const char* id : {"../x", "j-1/../../etc", "/tmp/x", "j-1/x", "", "j-", "42", "j-01"}) {
+    absl::Status saved = SaveAssignment(dir.path(), Assignment(id, 1));
+    EXPECT_TRUE(absl::IsInvalidArgument(saved)) << id << ": " << saved;
+    EXPECT_THAT(std::string(saved.message()), ::testing::HasSubstr("j-<number>")) << id;
+  }
+  EXPECT_TRUE(absl::IsInvalidArgument(SaveAssignment(dir.path(), Assignment("j-1", -1))));
+  EXPECT_FALSE(fs::exists(dir.path() + "/x-1"));
+  EXPECT_FALSE(fs::exists(dir.path() + "/records")) << "nothing created for a refused attempt";
+  EXPECT_TRUE(SaveAssignment(dir.path(), Assignment("j-12", 0)).ok());
+  EXPECT_TRUE(CheckAttemptRef(Assignment("j-12", 0).attempt()).ok());
 }
 
 }  // namespace

@@ -432,5 +432,16 @@ TEST_F(JobDataTest, RcloneMountOfAnEarlierLifeIsEndedBeforeTheAttemptMountsAgain
   EXPECT_THAT(testing::ReadWholeFile("/proc/self/mountinfo"), ::testing::Not(HasSubstr(dir_.path())));
 }
 
+TEST_F(JobDataTest, ADatastoreNameThatCouldLeaveItsFolderIsRefused) {
+  for (const char* name : {"..", "a/../../x", "", "A", ".hidden"}) {
+    assignment_.mutable_datastores(0)->set_name(name);
+    assignment_.mutable_spec()->clear_arguments();
+    Ref("train", v1::DataReference::DOWNLOAD, false, name);
+    absl::StatusOr<JobData> data = Prepare();
+    EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument) << name;
+  }
+  EXPECT_FALSE(fs::exists(job_ + "/data"));
+}
+
 }  // namespace
 }  // namespace drover::agent

@@ -1,6 +1,13 @@
 #include "agent/log_shipper.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 
 #include "gmock/gmock.h"
@@ -21,11 +28,17 @@ class LogShipperTest : public ::testing::Test {
                  /*chunk_bytes=*/4, /*window_bytes=*/8) {
     attempt_.set_job_id("j-1");
     attempt_.set_epoch(1);
-    shipper_.Watch(attempt_, dir_.path());
+    std::filesystem::create_directories(logs_);
+    shipper_.Watch(attempt_, Folder());
+  }
+
+  // The job folder's logs/, with ranks 0 and 1 on node 0.
+  LogShipper::LogFolder Folder() const {
+    return {.root = dir_.path(), .path = "logs", .first_rank = 0, .rank_count = 2, .node_rank = 0};
   }
 
   void Append(const std::string& name, const std::string& text) {
-    std::ofstream(dir_.path() + "/" + name, std::ios::app) << text;
+    std::ofstream(logs_ + "/" + name, std::ios::app) << text;
   }
 
   v1::LogAck Ack(int64_t offset, int rank = 0) {
@@ -44,6 +57,7 @@ class LogShipperTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
+  const std::string logs_ = dir_.path() + "/logs";
   bool connected_ = true;
   std::vector<v1::LogChunk> sent_;
   v1::AttemptRef attempt_;
@@ -122,6 +136,52 @@ TEST_F(LogShipperTest, ReconnectResumesFromDroverdsOffsetsAndNothingIsLostWhileD
   EXPECT_EQ(sent_[0].data(), "efgh");
 }
 
+TEST_F(LogShipperTest, ALinkNamedLikeARankFileIsNotFollowed) {
+  testing::TempDir host;
+  std::string secret = host.path() + "/secret";
+  std::ofstream(secret) << "host secret";
+  ASSERT_EQ(chmod(secret.c_str(), 0600), 0);
+  std::filesystem::create_symlink(secret, logs_ + "/rank-1.stdout");
+  std::filesystem::create_symlink(secret, logs_ + "/node-0.system");
+  Append("rank-0.stdout", "ok");
+  shipper_.Poll();
+  EXPECT_EQ(SentData(), "ok");
+  shipper_.Acknowledged(Ack(2));
+  EXPECT_TRUE(shipper_.Drained(attempt_)) << "a skipped file holds nothing back";
+  EXPECT_EQ(SentData(), "ok");
+}
+
+TEST_F(LogShipperTest, ALogsFolderReplacedByALinkIsNotRead) {
+  testing::TempDir host;
+  std::ofstream(host.path() + "/rank-0.stdout") << "host file";
+  std::filesystem::remove_all(logs_);
+  std::filesystem::create_symlink(host.path(), logs_);
+  shipper_.Poll();
+  EXPECT_TRUE(sent_.empty());
+  EXPECT_TRUE(shipper_.Drained(attempt_));
+}
+
+TEST_F(LogShipperTest, AFifoNamedLikeARankFileDoesNotBlockPoll) {
+  std::string fifo = logs_ + "/rank-0.stdout";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0666), 0);
+  Append("rank-1.stdout", "ok");
+  auto polled = std::async(std::launch::async, [this] {
+    shipper_.Poll();
+    return shipper_.Drained(attempt_);
+  });
+  bool done = polled.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  if (!done) {
+    int unblock = open(fifo.c_str(), O_RDWR | O_NONBLOCK);  // lets the blocked open go on
+    polled.wait();
+    close(unblock);
+  }
+  EXPECT_TRUE(done) << "Poll() blocked on a fifo";
+  polled.get();
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].rank(), 1);
+  EXPECT_EQ(sent_[0].data(), "ok");
+}
+
 TEST_F(LogShipperTest, EveryRankAndStreamIsShippedSeparately) {
   Append("rank-0.stdout", "a");
   Append("rank-0.stderr", "b");
@@ -130,6 +190,8 @@ TEST_F(LogShipperTest, EveryRankAndStreamIsShippedSeparately) {
   Append("node-0.system", "e\n");
   Append("init.result", "not a log");
   Append("rank-x.stdout", "not a log");
+  Append("rank-2.stdout", "another node's rank");
+  Append("node-1.system", "another node\n");
   shipper_.Poll();
   ASSERT_EQ(sent_.size(), 5u);
   std::set<std::tuple<int, int, std::string>> got;
@@ -209,7 +271,7 @@ TEST_F(LogShipperTest, AWatchedFileIsItsOwnStreamAndResumesFromWhatDroverdHas) {
   out->set_stream(v1::STDOUT);
   out->set_offset(3);
   shipper_.Reconnected(welcome);
-  shipper_.Watch(attempt_, dir_.path());
+  shipper_.Watch(attempt_, Folder());
   sent_.clear();
   shipper_.Poll();
   ASSERT_EQ(sent_.size(), 1u);
