@@ -28,13 +28,16 @@ namespace drover::testing {
 
 class SingleNodeTest : public ::testing::Test {
  protected:
-  // Extra flags for the agent.
-  virtual std::vector<std::string> AgentFlags() const { return {"--metrics-interval", "200ms"}; }
+  // Extra flags for the agent. The test's folder is the one host folder datastores may use.
+  virtual std::vector<std::string> AgentFlags() const {
+    return {"--metrics-interval", "200ms", "--datastore-root", dir_.path()};
+  }
 
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
     listen_ = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
-    auto droverd = DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});
+    auto droverd = DroverdProcess::Start(dir_.path() + "/state",
+                                         {"--listen", listen_, "--datastore-root", dir_.path()});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
     channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
@@ -97,16 +100,8 @@ class SingleNodeTest : public ::testing::Test {
   }
   // Registers a HOSTPATH datastore at `root` that jobs may write to.
   void PutHostpathDatastore(const std::string& name, const std::string& root) {
-    grpc::ClientContext context;
-    v1::PutDatastoreRequest request;
-    v1::Datastore* store = request.mutable_datastore();
-    store->set_name(name);
-    store->set_type(v1::Datastore::HOSTPATH);
-    store->set_path(root);
-    store->set_allow_write(true);
-    v1::Datastore created;
-    grpc::Status status = admin_->PutDatastore(&context, request, &created);
-    ASSERT_TRUE(status.ok()) << status.error_message();
+    absl::Status created = CreateHostpathDatastore(*admin_, name, root, /*allow_write=*/true);
+    ASSERT_TRUE(created.ok()) << created;
   }
 
   TempDir dir_;
