@@ -108,7 +108,8 @@ int64_t MemTotalMib() {
 // the network is back, instead of after gRPC's default of up to 2 min: a node droverd
 // declared lost must hear soon after healing that its attempts are stale (droverd permits
 // these pings, see server/droverd.cc).
-std::shared_ptr<grpc::Channel> SchedulerChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> SchedulerChannel(const std::string& address,
+                                                const std::string& ca_pem) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
@@ -116,7 +117,9 @@ std::shared_ptr<grpc::Channel> SchedulerChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ca_pem;
+  return grpc::CreateCustomChannel(address, grpc::SslCredentials(tls), args);
 }
 
 }  // namespace
@@ -141,7 +144,7 @@ absl::StatusOr<v1::NodeInfo> DescribeNode(const std::string& name, const std::st
 Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
     : options_(std::move(options)),
       runtime_(runtime),
-      channel_(SchedulerChannel(options_.scheduler)),
+      channel_(SchedulerChannel(options_.scheduler, options_.ca_pem)),
       agents_(v1::AgentService::NewStub(channel_)),
       blobs_(v1::BlobService::NewStub(channel_)),
       images_({.root = options_.work_dir + "/images"},

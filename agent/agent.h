@@ -37,6 +37,7 @@ namespace drover::agent {
 
 struct AgentOptions {
   std::string scheduler;  // droverd's HOST:PORT
+  std::string ca_pem;     // the CA certificate droverd's TLS certificate is checked against
   std::string work_dir;   // attempts, snapshot and image caches, runc state
   v1::NodeInfo node;      // name, addresses, capacity, labels, version, GPUs
   // HOST:PORT for AgentPeerService (MPI launches from other nodes); port 0: the kernel picks.

@@ -4,6 +4,8 @@
 
 #include <cctype>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -73,6 +75,11 @@ absl::StatusOr<AgentSettings> ParseAgentFlags(const std::vector<std::string>& ar
 
   FlagSet flags("drover-agent [flags]", kSummary);
   flags.String("scheduler", &s.scheduler, "droverd's address", "HOST:PORT");
+  std::string ca = "/etc/drover/ca.crt";
+  flags.String("ca", &ca,
+               "droverd's CA certificate: droverd writes it to <state-dir>/tls/ca.crt; copy it "
+               "to every node",
+               "FILE");
   flags.String("node-name", &s.node_name, "This node's name in the cluster ([a-z0-9-])", "NAME");
   flags.String("work-dir", &s.work_dir, "Folder for job folders, caches and runc state", "DIR");
   flags.String("address", &s.address,
@@ -194,6 +201,17 @@ absl::StatusOr<AgentSettings> ParseAgentFlags(const std::vector<std::string>& ar
       return absl::InvalidArgumentError(absl::StrCat("--label: '", label, "' is not KEY=VALUE"));
     }
     s.labels[label.substr(0, eq)] = label.substr(eq + 1);
+  }
+  {
+    std::ifstream in(ca);
+    std::stringstream text;
+    if (in) text << in.rdbuf();
+    s.ca_pem = text.str();
+    if (s.ca_pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--ca: cannot read a certificate from '", ca,
+          "'; droverd's CA certificate is in its <state-dir>/tls/ca.crt: copy it to this node"));
+    }
   }
   return s;
 }

@@ -19,6 +19,8 @@ struct AgentSettings {
   bool help = false;      // --help: print help_text and exit 0; nothing else is set
   std::string help_text;
   std::string scheduler;
+  // The CA certificate (PEM) droverd's certificate is checked against, read from --ca.
+  std::string ca_pem;
   std::string node_name;
   std::string work_dir;
   std::string address;                        // empty: the one facing droverd

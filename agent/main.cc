@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   }
   drover::agent::Agent agent(
       {.scheduler = s.scheduler,
+       .ca_pem = s.ca_pem,
        .work_dir = s.work_dir,
        .node = *node,
        .peer_listen = s.peer_listen.empty() ? node->addresses(0) + ":0" : s.peer_listen,

@@ -21,6 +21,7 @@
 #include <random>
 #include <sstream>
 
+#include "bench/channel.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -223,7 +224,7 @@ absl::StatusOr<DistributedLatencyResult> RunDistributedLatencyBench(
   const std::string launcher_log = scratch + "/launcher.log";
 
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
+      grpc::CreateChannel(options.server, DroverdCredentials(options.ca_file));
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  absl::ToChronoMilliseconds(options.connect_timeout))) {
     return absl::UnavailableError(absl::StrCat("cannot reach droverd at '", options.server,

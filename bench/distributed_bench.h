@@ -29,6 +29,8 @@ namespace drover::bench {
 struct DistributedLatencyOptions {
   // droverd's address, HOST:PORT.
   std::string server;
+  // droverd's CA certificate (PEM); empty: $DROVER_CA.
+  std::string ca_file;
   int64_t jobs = 10;
   int64_t warmup_jobs = 1;
   int64_t nodes = 2;

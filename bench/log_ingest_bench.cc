@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/channel.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -146,7 +147,7 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
   }
 
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(o.server, grpc::InsecureChannelCredentials());
+      grpc::CreateChannel(o.server, DroverdCredentials(o.ca_file));
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  absl::ToChronoMilliseconds(o.connect_timeout))) {
     return absl::UnavailableError(absl::StrCat(

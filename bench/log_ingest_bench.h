@@ -25,6 +25,8 @@ namespace drover::bench {
 struct LogIngestOptions {
   // droverd's address, HOST:PORT.
   std::string server;
+  // droverd's CA certificate (PEM); empty: $DROVER_CA.
+  std::string ca_file;
   // Total log data to ship, in MiB, spread evenly over the streams.
   int64_t megabytes = 256;
   // Bytes per LogChunk (the agent's default is 256 KiB).

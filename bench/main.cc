@@ -84,6 +84,7 @@ int RunSubmit(const std::vector<std::string>& args) {
       "Example:\n"
       "  drover-bench submit --server 127.0.0.1:7070 --clients 64 --duration 10s");
   flags.String("server", &options.server, "droverd's address", "HOST:PORT");
+  flags.String("ca", &options.ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
   flags.Int("clients,c", &options.clients, "Concurrent clients");
   flags.Int("channels", &options.channels,
             "gRPC connections the clients share (0: min(clients, 8))", "K");
@@ -163,6 +164,7 @@ int RunRunLatency(const std::vector<std::string>& args) {
       "Example:\n"
       "  drover-bench run-latency --server 127.0.0.1:7070 --jobs 50");
   flags.String("server", &options.server, "droverd's address", "HOST:PORT");
+  flags.String("ca", &options.ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
   flags.Int("jobs,n", &options.jobs, "Jobs measured");
   flags.Int("warmup", &options.warmup_jobs, "Rounds (job and baselines) run first, not counted");
   flags.Int("concurrency,c", &options.concurrency,
@@ -233,6 +235,7 @@ int RunLogIngest(const std::vector<std::string>& args) {
       "  drover-bench log-ingest --server 127.0.0.1:7070 --megabytes 256 \\\n"
       "      --baseline-dir /var/lib/drover");
   flags.String("server", &options.server, "droverd's address", "HOST:PORT");
+  flags.String("ca", &options.ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
   flags.Int("megabytes,m", &options.megabytes, "MiB of log data to ship in all", "M");
   flags.Int("chunk-kib", &options.chunk_kib, "KiB per LogChunk", "KIB");
   flags.Int("streams", &options.streams, "Log streams (ranks) shipped at once", "S");
@@ -280,6 +283,7 @@ int RunPrepare(const std::vector<std::string>& args) {
       "Example:\n"
       "  drover-bench prepare --server 127.0.0.1:7070 --pip 'drovertestpkg==1.{}' --rounds 3");
   flags.String("server", &options.server, "droverd's address", "HOST:PORT");
+  flags.String("ca", &options.ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
   flags.Repeated("pip", &options.pip_packages,
                  "A pip requirement of the jobs; '{}' becomes the round number", "PKG");
   flags.Int("rounds,n", &options.rounds, "Environments built (one per round)");

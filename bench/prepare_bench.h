@@ -25,6 +25,8 @@ namespace drover::bench {
 struct PrepareBenchOptions {
   // droverd's address, HOST:PORT.
   std::string server;
+  // droverd's CA certificate (PEM); empty: $DROVER_CA.
+  std::string ca_file;
   int64_t rounds = 3;
   int64_t cached_jobs = 3;
   // pip requirement strings; "{}" becomes the round number (0, 1, ...).

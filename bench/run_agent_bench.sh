@@ -110,6 +110,9 @@ echo "uptime: $(uptime)"
 
 "$droverd" --listen 127.0.0.1:0 --state-dir "$state_dir" --address-file "$base/address" \
   --log-level "$log_level" 2> "$results/droverd.log" &
+# Every call is over TLS: droverd makes its cluster CA in its state folder; the bench and
+# the agents trust its certificate.
+export DROVER_CA="$state_dir/tls/ca.crt"
 droverd_pid=$!
 for _ in $(seq 300); do
   [[ -s $base/address ]] && break
@@ -123,7 +126,7 @@ done
 address=$(cat "$base/address")
 [[ -n $address ]] || { echo "run_agent_bench.sh: droverd did not listen within 30s" >&2; exit 1; }
 
-"$agent" --scheduler "$address" --node-name bench-node --work-dir "$work_dir" \
+"$agent" --scheduler "$address" --ca "$DROVER_CA" --node-name bench-node --work-dir "$work_dir" \
   --init "$init" --log-level "$log_level" 2> "$results/agent.log" &
 agent_pid=$!
 echo

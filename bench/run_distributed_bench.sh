@@ -179,6 +179,9 @@ echo "uptime: $(uptime)"
 
 "$droverd" --listen "$bridge:0" --state-dir "$base/state" --address-file "$base/address" \
   --log-level "$log_level" 2> "$results/droverd.log" &
+# Every call is over TLS: droverd makes its cluster CA in its state folder; the bench and
+# the agents trust its certificate.
+export DROVER_CA="$base/state/tls/ca.crt"
 droverd_pid=$!
 for _ in $(seq 300); do
   [[ -s $base/address ]] && break
@@ -195,7 +198,7 @@ address=$(cat "$base/address")
 # One agent per host, inside it (testhosts.sh exec keeps the pid), with drover-init and
 # drover-rsh found beside it in BUILD_DIR.
 for i in "${!host_names[@]}"; do
-  "$testhosts" exec --prefix "$prefix" $((i + 1)) "$agent" --scheduler "$address" \
+  "$testhosts" exec --prefix "$prefix" $((i + 1)) "$agent" --scheduler "$address" --ca "$DROVER_CA" \
     --node-name "${host_names[$i]}" --address "${host_addrs[$i]}" --work-dir "$base/agent-$((i + 1))" \
     --cpus 2 --memory 4Gi --log-level "$log_level" 2> "$results/agent-$((i + 1)).log" &
   agent_pids+=($!)

@@ -107,6 +107,9 @@ echo "wheels:  $(ls "$base/wheels" | tr '\n' ' ')"
 
 "$droverd" --listen 127.0.0.1:0 --state-dir "$base/state" --address-file "$base/address" \
   --pip-find-links "$base/wheels" --pip-no-index --log-level "$log_level" 2> "$results/droverd.log" &
+# Every call is over TLS: droverd makes its cluster CA in its state folder; the bench and
+# the agents trust its certificate.
+export DROVER_CA="$base/state/tls/ca.crt"
 droverd_pid=$!
 for _ in $(seq 300); do
   [[ -s $base/address ]] && break
@@ -114,7 +117,7 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 address=$(cat "$base/address")
-"$agent" --scheduler "$address" --node-name bench-node --work-dir "$base/agent" \
+"$agent" --scheduler "$address" --ca "$DROVER_CA" --node-name bench-node --work-dir "$base/agent" \
   --init "$(realpath "$init")" --log-level "$log_level" 2> "$results/agent.log" &
 agent_pid=$!
 

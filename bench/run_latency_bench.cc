@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "bench/channel.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -113,7 +114,7 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
   }
 
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
+      grpc::CreateChannel(options.server, DroverdCredentials(options.ca_file));
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  absl::ToChronoMilliseconds(options.connect_timeout))) {
     return absl::UnavailableError(absl::StrCat(

@@ -26,6 +26,8 @@ namespace drover::bench {
 struct RunLatencyOptions {
   // droverd's address, HOST:PORT.
   std::string server;
+  // droverd's CA certificate (PEM); empty: $DROVER_CA.
+  std::string ca_file;
   // Jobs measured, and jobs (rounds) run first and not counted.
   int64_t jobs = 20;
   int64_t warmup_jobs = 1;

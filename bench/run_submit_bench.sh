@@ -83,6 +83,9 @@ echo "== baseline: one durable 4 KiB write on that disk"
 
 "$droverd" --listen 127.0.0.1:0 --state-dir "$state_dir" --address-file "$state_dir/address" \
   --log-level warning 2> "$state_dir/droverd.log" &
+# Every call is over TLS: droverd makes its cluster CA in its state folder; the bench and
+# the agents trust its certificate.
+export DROVER_CA="$state_dir/tls/ca.crt"
 droverd_pid=$!
 for _ in $(seq 300); do
   [[ -s $state_dir/address ]] && break

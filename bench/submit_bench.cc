@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "bench/channel.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -169,7 +170,7 @@ absl::StatusOr<SubmitBenchResult> RunSubmitBench(const SubmitBenchOptions& optio
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt("drover.bench.channel", static_cast<int>(i));
     channels.push_back(grpc::CreateCustomChannel(options.server,
-                                                 grpc::InsecureChannelCredentials(), args));
+                                                 DroverdCredentials(options.ca_file), args));
     if (!channels.back()->WaitForConnected(connect_deadline)) {
       return absl::UnavailableError(absl::StrCat(
           "cannot reach droverd at '", options.server, "' within ",

@@ -20,6 +20,8 @@ namespace drover::bench {
 struct SubmitBenchOptions {
   // droverd's address, HOST:PORT.
   std::string server;
+  // droverd's CA certificate (PEM); empty: $DROVER_CA.
+  std::string ca_file;
   // Concurrent clients, each with one submit in flight.
   int64_t clients = 1;
   // gRPC channels (TCP connections) the clients are spread over, round robin. 0:

@@ -23,6 +23,11 @@ namespace drover::cli {
 struct ConnectOptions {
   // "HOST:PORT" or a gRPC target such as "unix:/run/drover.sock".
   std::string address;
+  // droverd's CA certificate (PEM file) its TLS certificate is checked against, and where
+  // the path came from ("--ca", "DROVER_CA" or "default"), for the error when it is
+  // missing.
+  std::string ca_file;
+  std::string ca_source = "--ca";
   // Deadline of each unary call. Streams (WatchJob, StreamLogs, uploads and downloads)
   // have none.
   absl::Duration timeout = absl::Seconds(30);

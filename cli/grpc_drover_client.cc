@@ -1,5 +1,8 @@
 #include "cli/grpc_drover_client.h"
 
+#include <fstream>
+#include <sstream>
+
 #include <utility>
 
 #include <grpcpp/grpcpp.h>
@@ -305,8 +308,20 @@ absl::StatusOr<std::unique_ptr<DroverClient>> ConnectGrpc(const ConnectOptions& 
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   // droverd publishes no service config; skip the DNS TXT lookup for one.
   args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
+  // droverd is reached over TLS only, its certificate checked against the cluster's CA.
+  std::ifstream in(options.ca_file);
+  std::stringstream ca;
+  if (in) ca << in.rdbuf();
+  if (ca.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        options.ca_source, ": cannot read a certificate from '", options.ca_file,
+        "'; give droverd's CA certificate (droverd writes it to <state-dir>/tls/ca.crt) "
+        "with --ca FILE or DROVER_CA"));
+  }
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ca.str();
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
+      grpc::CreateCustomChannel(options.address, grpc::SslCredentials(tls), args);
   if (channel == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("--server: '", options.address, "' is not an address; write HOST:PORT"));

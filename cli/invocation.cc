@@ -56,6 +56,15 @@ void AddGlobalFlags(FlagSet* flags, GlobalOptions* global) {
       },
       "droverd to talk to", "HOST:PORT", "$DROVER_SERVER, else localhost:7070");
   flags->Custom(
+      "ca",
+      [global](absl::string_view v) -> absl::Status {
+        if (v.empty()) return absl::InvalidArgumentError("needs a file: droverd's CA certificate");
+        global->ca = std::string(v);
+        return absl::OkStatus();
+      },
+      "droverd's CA certificate (droverd writes it to <state-dir>/tls/ca.crt)", "FILE",
+      "$DROVER_CA, else /etc/drover/ca.crt");
+  flags->Custom(
       "output,o",
       [global](absl::string_view v) -> absl::Status {
         std::string lower = absl::AsciiStrToLower(v);
@@ -122,8 +131,18 @@ std::unique_ptr<DroverClient> Invocation::Connect(int* exit_code) {
                                                "' is not HOST:PORT; for example localhost:7070"));
     return nullptr;
   }
-  absl::StatusOr<std::unique_ptr<DroverClient>> client =
-      ctx_.connect(ConnectOptions{.address = address, .timeout = global_.timeout});
+  ConnectOptions options{.address = address, .ca_file = global_.ca, .timeout = global_.timeout};
+  if (options.ca_file.empty()) {
+    std::optional<std::string> from_env = ctx_.getenv("DROVER_CA");
+    if (from_env.has_value() && !from_env->empty()) {
+      options.ca_file = *from_env;
+      options.ca_source = "DROVER_CA";
+    } else {
+      options.ca_file = "/etc/drover/ca.crt";
+      options.ca_source = "the default CA file";
+    }
+  }
+  absl::StatusOr<std::unique_ptr<DroverClient>> client = ctx_.connect(options);
   if (!client.ok()) {
     *exit_code = client.status().code() == absl::StatusCode::kInvalidArgument
                      ? Usage(client.status())

@@ -40,6 +40,7 @@ extern const absl::string_view kExitCodesHelp;
 // The flags every command accepts, before or after its name.
 struct GlobalOptions {
   std::string server;  // empty: $DROVER_SERVER, else localhost:7070
+  std::string ca;      // empty: $DROVER_CA, else kDefaultCaFile
   bool json = false;
   bool csv = false;  // --output csv: only commands that call AllowCsv() take it
   absl::Duration timeout = absl::Seconds(30);

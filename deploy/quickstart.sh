@@ -111,14 +111,18 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 export DROVER_SERVER=$(cat "$state/address")
-echo "droverd listens on $DROVER_SERVER"
+# Every call is over TLS: droverd made its cluster CA at its first start; the agents and
+# the CLI trust its certificate.
+cp "$state/droverd/tls/ca.crt" "$state/ca.crt"   # readable by the test hosts
+export DROVER_CA="$state/ca.crt"
+echo "droverd listens on $DROVER_SERVER (TLS, CA certificate $DROVER_CA)"
 
 k=0
 while read -r name address; do
   k=$((k + 1))
   echo "== starting drover-agent on $name ($address)"
   deploy/testhosts.sh exec --prefix "$prefix" "$k" "$bin/agent/drover-agent" \
-    --scheduler "$DROVER_SERVER" --node-name "$name" --address "$address" \
+    --scheduler "$DROVER_SERVER" --ca "$DROVER_CA" --node-name "$name" --address "$address" \
     --work-dir "$state/agent-$k" 2>"$state/agent-$k.log" &
   agent_pids+=($!)
 done <"$state/hosts"

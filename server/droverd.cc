@@ -79,6 +79,10 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
             .With({std::string(store), std::string(storage::WriteErrorName(kind))})
             .Increment();
       };
+  // Certificates are about wall time, not the scheduling clock (a test's may be fake).
+  DROVER_ASSIGN_OR_RETURN(
+      d->tls_, LoadServerTls(options.state_dir, options.tls,
+                             options.listen.substr(0, options.listen.rfind(':')), absl::Now()));
   DROVER_ASSIGN_OR_RETURN(d->store_,
                           storage::SqliteStore::Open({.path = options.state_dir + "/drover.db",
                                                       .on_write_error = count_write_error}));
@@ -126,8 +130,12 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_);
   grpc::ServerBuilder builder;
   int port = 0;
-  // Authentication arrives with per-node TLS certificates (see ARCHITECTURE.md, Security).
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  // Every call is over TLS. A client certificate is verified when one is presented (node
+  // identity); none is required of clients.
+  grpc::SslServerCredentialsOptions tls(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  tls.pem_root_certs = d->tls_.ca_pem;
+  tls.pem_key_cert_pairs.push_back({d->tls_.key_pem, d->tls_.certificate_pem});
+  builder.AddListeningPort(options.listen, grpc::SslServerCredentials(tls), &port);
   // Without this, gRPC sets SO_REUSEPORT and a second droverd could share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Agents send keepalive pings every few seconds to notice a dead network (agent/agent.cc);

@@ -22,6 +22,7 @@
 #include "server/job_events.h"
 #include "server/job_service.h"
 #include "server/server_metrics.h"
+#include "server/tls.h"
 #include "storage/store.h"
 
 namespace drover::server {
@@ -41,6 +42,8 @@ struct DroverdOptions {
   absl::Duration tick = absl::Milliseconds(200);
   // HOST:PORT to serve Prometheus metrics on (GET /metrics); empty: not served.
   std::string metrics_listen;
+  // TLS: droverd's own cluster CA under <state-dir>/tls/, or an administrator's files.
+  TlsOptions tls;
 };
 
 class Droverd {
@@ -59,6 +62,8 @@ class Droverd {
   std::string metrics_address() const {
     return metrics_server_ == nullptr ? "" : metrics_server_->endpoint();
   }
+  // The CA certificate (PEM) clients and agents trust to reach this droverd.
+  const std::string& ca_certificate() const { return tls_.ca_pem; }
   // Jobs that were unfinished in the store at start.
   size_t resumed_jobs() const { return resumed_jobs_; }
 
@@ -71,6 +76,7 @@ class Droverd {
 
   DroverdOptions options_;
   std::string address_;
+  ServerTls tls_;
   size_t resumed_jobs_ = 0;
   bool stopped_ = false;
   int lock_fd_ = -1;  // flock on <state-dir>/droverd.lock, held while running

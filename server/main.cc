@@ -27,7 +27,9 @@ constexpr char kSummary[] =
     "The Drover scheduler: takes training jobs over gRPC, keeps them durably in SQLite under\n"
     "--state-dir and places them on node agents. Stops gracefully on SIGTERM or SIGINT.\n"
     "Settings can also come from --config FILE (`key = value` lines, keys as the flag names);\n"
-    "flags on the command line win.\n"
+    "flags on the command line win. Every call is over TLS: at first start droverd makes its\n"
+    "own cluster CA in <state-dir>/tls/; clients and agents trust <state-dir>/tls/ca.crt\n"
+    "(drover --ca, drover-agent --ca).\n"
     "\n"
     "Example:\n"
     "  droverd --listen 0.0.0.0:7070 --state-dir /var/lib/drover";
@@ -104,6 +106,19 @@ int main(int argc, char** argv) {
                "When more than this fraction of the nodes (at least 3) is silent at once, "
                "lost nodes keep their attempts until enough are back; 0 never pauses",
                "FRACTION");
+  // TLS (docs/security.md): droverd's own cluster CA by default.
+  flags.String("tls-cert", &options.tls.certificate_file,
+               "Your own server certificate (PEM) instead of one from droverd's cluster CA; "
+               "with --tls-key and --tls-ca",
+               "FILE");
+  flags.String("tls-key", &options.tls.key_file, "The key of --tls-cert (PEM)", "FILE");
+  flags.String("tls-ca", &options.tls.ca_file,
+               "The CA certificate clients and agents trust, with --tls-cert", "FILE");
+  flags.Repeated("tls-san", &options.tls.extra_names,
+                 "Another host name or address clients reach droverd by, for the server "
+                 "certificate droverd issues itself (localhost, this host's name and the "
+                 "--listen address are always in it)",
+                 "NAME|IP");
   // How agents install jobs' pip_packages (docs/environments.md); part of every
   // environment's cache key.
   flags.String("pip-index-url", &pip.index_url,

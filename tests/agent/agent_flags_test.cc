@@ -12,15 +12,19 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// A --python-dir that holds the module, so that the other flags are what is checked.
+constexpr char kCa[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+// A --python-dir that holds the module and a --ca, so that the other flags are what is
+// checked.
 class AgentFlagsTest : public ::testing::Test {
  protected:
   AgentFlagsTest() {
     std::filesystem::create_directories(dir_.path() + "/drover");
     std::ofstream(dir_.path() + "/drover/__init__.py") << "\n";
+    std::ofstream(dir_.path() + "/ca.crt") << kCa;
   }
   absl::StatusOr<AgentSettings> Parse(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--python-dir", dir_.path()});
+    args.insert(args.begin(), {"--python-dir", dir_.path(), "--ca", dir_.path() + "/ca.crt"});
     return ParseAgentFlags(args);
   }
   std::string Error(std::vector<std::string> args) {
@@ -89,6 +93,16 @@ TEST_F(AgentFlagsTest, HelpNamesTheFlagsAndSetsNothingElse) {
   EXPECT_TRUE(settings->help);
   EXPECT_THAT(settings->help_text, HasSubstr("--jobs-on-exit"));
   EXPECT_THAT(settings->help_text, HasSubstr("--metrics-interval"));
+}
+
+TEST_F(AgentFlagsTest, TheCaCertificateIsReadAndAMissingOneIsNamed) {
+  absl::StatusOr<AgentSettings> settings = Parse({});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->ca_pem, kCa);
+  EXPECT_THAT(Error({"--ca", dir_.path() + "/none.crt"}),
+              HasSubstr("--ca: cannot read a certificate from"));
+  std::ofstream(dir_.path() + "/garbage.crt") << "not a certificate\n";
+  EXPECT_THAT(Error({"--ca", dir_.path() + "/garbage.crt"}), HasSubstr("tls/ca.crt"));
 }
 
 }  // namespace

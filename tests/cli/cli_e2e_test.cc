@@ -24,7 +24,9 @@
 #include "drover/v1/job.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/cluster.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/test_tls.h"
 
 namespace drover::cli {
 namespace {
@@ -59,7 +61,7 @@ class ScriptedAgent {
  public:
   ScriptedAgent(const std::string& address, const std::string& name)
       : stub_(v1::AgentService::NewStub(
-            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {
+            testing::TlsChannel(address))) {
     stream_ = stub_->Connect(&context_);
     v1::AgentMessage hello;
     v1::NodeInfo* node = hello.mutable_hello()->mutable_node();
@@ -157,7 +159,7 @@ class CliE2eTest : public ::testing::Test {
       argv.push_back(droverd_->address());
     }
     argv.insert(argv.end(), args.begin(), args.end());
-    env.insert(env.begin(), "DROVER_SERVER=");
+    env.insert(env.begin(), {"DROVER_SERVER=", "DROVER_CA=" + droverd_->ca_file()});
     absl::StatusOr<CommandResult> result = testing::RunCommand(argv, env, input);
     EXPECT_TRUE(result.ok()) << result.status();
     if (!result.ok()) return CommandResult{};
@@ -375,7 +377,7 @@ TEST_F(CliE2eTest, SubmitSourceUploadsASnapshotOnlyOnce) {
   EXPECT_THAT(first.err, HasSubstr(absl::StrCat("uploading snapshot ", digest)));
 
   auto blobs = v1::BlobService::NewStub(
-      grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials()));
+      testing::TlsChannel(droverd_->address()));
   grpc::ClientContext context;
   v1::StatBlobRequest stat;
   stat.set_digest(digest);
@@ -451,7 +453,7 @@ TEST_F(CliE2eTest, DownloadFetchesTheOutputsByteForByte) {
   ASSERT_TRUE(tar.ok()) << tar.status();
   {
     auto blobs = v1::BlobService::NewStub(
-        grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials()));
+        testing::TlsChannel(droverd_->address()));
     grpc::ClientContext context;
     v1::UploadBlobResponse response;
     auto writer = blobs->UploadBlob(&context, &response);

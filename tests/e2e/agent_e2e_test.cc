@@ -84,7 +84,7 @@ class AgentE2eTest : public ::testing::Test {
                                  "--datastore-root", dir_.path()});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
-    channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+    channel_ = testing::TlsChannel(listen_);
     jobs_ = std::make_unique<testing::JobClient>(channel_);
     blobs_ = v1::BlobService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);

@@ -76,7 +76,7 @@ class AgentRestartE2eTest : public ::testing::Test {
     auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
-    channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+    channel_ = testing::TlsChannel(listen_);
     jobs_ = std::make_unique<testing::JobClient>(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
   }

@@ -35,6 +35,7 @@
 #include "absl/time/time.h"
 #include "drover/v1/job_service.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/testing/cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover {
@@ -56,7 +57,7 @@ std::shared_ptr<grpc::Channel> Connect(const std::string& address, int distinct)
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt("drover.test.channel", distinct);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, testing::TlsCredentials(), args);
 }
 
 void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {

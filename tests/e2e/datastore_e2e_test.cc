@@ -128,7 +128,7 @@ class DatastoreE2eTest : public ::testing::Test {
         dir_.path() + "/state", {"--listen", hosts_->bridge_address() + ":0"});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
-    channel_ = grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials());
+    channel_ = testing::TlsChannel(droverd_->address());
     jobs_ = std::make_unique<testing::JobClient>(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
     own_mount_namespace_ = own_mount_namespace;

@@ -60,7 +60,7 @@ class DatastoreSecurityTest : public ::testing::Test {
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
     auto channel =
-        grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials());
+        testing::TlsChannel(droverd_->address());
     jobs_ = std::make_unique<testing::JobClient>(channel);
     admin_ = v1::AdminService::NewStub(channel);
     work_ = dir_.path() + "/agent";
@@ -219,7 +219,7 @@ TEST(StateFolderTest, IsPrivateWhateverTheUmaskAndOthersMayNotWriteIt) {
   auto droverd = testing::DroverdProcess::Start(state, {}, dir.path() + "/files");
   umask(saved);
   ASSERT_TRUE(droverd.ok()) << droverd.status();
-  auto channel = grpc::CreateChannel((*droverd)->address(), grpc::InsecureChannelCredentials());
+  auto channel = testing::TlsChannel((*droverd)->address());
   auto blobs = v1::BlobService::NewStub(channel);
   std::ofstream(dir.path() + "/blob") << "some snapshot\n";
   ASSERT_TRUE(testing::UploadBlobFile(*blobs, dir.path() + "/blob").ok());

@@ -45,6 +45,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/test_tls.h"
 
 namespace drover {
 namespace {
@@ -149,7 +150,7 @@ class DiskTroubleTest : public ::testing::Test {
     // Its own connection: one shared with the channel to a killed droverd would fail once.
     grpc::ChannelArguments channel_args;
     channel_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channel_ = grpc::CreateCustomChannel(listen_, grpc::InsecureChannelCredentials(), channel_args);
+    channel_ = grpc::CreateCustomChannel(listen_, testing::TlsCredentials(), channel_args);
     jobs_ = std::make_unique<testing::JobClient>(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
   }
@@ -280,7 +281,7 @@ TEST_F(DiskTroubleTest, FullStateDiskRefusesWritesLosesNothingAndRecoversByItsel
   }
   // `drover submit` shows droverd's message.
   filler_->Fill();
-  auto cli = testing::RunCommand({DROVER_CLI_PATH, "submit", "--server", listen_, "--cpus",
+  auto cli = testing::RunCommand({DROVER_CLI_PATH, "submit", "--server", listen_, "--ca", testing::TestCaFile(), "--cpus",
                                   "1000", "--idempotency-key", "key-cli", "train.py"});
   ASSERT_TRUE(cli.ok()) << cli.status();
   outcomes.push_back(Outcome{.key = "key-cli",

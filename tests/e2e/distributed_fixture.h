@@ -80,7 +80,7 @@ class DistributedE2eTest : public ::testing::Test {
 
   // A new channel to droverd and the clients on it.
   void Connect() {
-    channel_ = grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials());
+    channel_ = testing::TlsChannel(droverd_->address());
     jobs_ = std::make_unique<testing::JobClient>(channel_);
     blobs_ = v1::BlobService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);

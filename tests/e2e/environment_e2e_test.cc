@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/test_tls.h"
 
 namespace drover {
 namespace {
@@ -188,7 +189,7 @@ class EnvironmentE2eTest : public ::testing::Test {
         {"--listen", listen_, "--pip-find-links", wheels_, "--pip-no-index"});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
-    channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+    channel_ = testing::TlsChannel(listen_);
     jobs_ = std::make_unique<testing::JobClient>(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
     blobs_ = v1::BlobService::NewStub(channel_);
@@ -270,7 +271,7 @@ class EnvironmentE2eTest : public ::testing::Test {
 
   testing::CommandResult Cli(std::vector<std::string> args) {
     args.insert(args.begin(), DROVER_CLI_PATH);
-    args.insert(args.end(), {"--server", listen_});
+    args.insert(args.end(), {"--server", listen_, "--ca", testing::TestCaFile()});
     auto result = testing::RunCommand(args, {}, "", absl::Seconds(60));
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : testing::CommandResult{};

@@ -92,7 +92,7 @@ class FaultInjectionTest : public ::testing::Test {
   // Polls every job every 20 ms, as a client following them would, and records each state
   // it is told; RPC errors (droverd down) are skipped.
   void Record(const std::vector<std::string>& ids, std::atomic<bool>& done) {
-    auto channel = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+    auto channel = testing::TlsChannel(listen_);
     auto stub = v1::JobService::NewStub(channel);
     while (!done) {
       for (const std::string& id : ids) {
@@ -141,7 +141,7 @@ void FaultInjectionTest::RunRound(uint32_t seed) {
   StartDroverd();
   for (int k = 0; k < 2; ++k) StartAgent(k);
   if (HasFatalFailure()) return;
-  auto channel = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+  auto channel = testing::TlsChannel(listen_);
   auto admin = v1::AdminService::NewStub(channel);
   testing::JobClient jobs(channel);
   ASSERT_TRUE(testing::WaitForReadyNodes(*admin, 2, absl::Seconds(30)).ok());

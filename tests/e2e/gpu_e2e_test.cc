@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/test_tls.h"
 
 namespace drover {
 namespace {
@@ -51,7 +52,7 @@ class GpuE2eTest : public ::testing::Test {
     auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
-    channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+    channel_ = testing::TlsChannel(listen_);
     jobs_ = std::make_unique<testing::JobClient>(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
 
@@ -198,7 +199,7 @@ TEST_F(GpuE2eTest, TwoJobsGetDifferentGpusAndAThirdWaitsUntilOneIsFree) {
   EXPECT_EQ(jobs_->Logs(a, 0, v1::STDERR), "");
 
   // `drover show` says which GPU each job had.
-  auto shown = testing::RunCommand({DROVER_CLI_PATH, "show", b, "--server", listen_});
+  auto shown = testing::RunCommand({DROVER_CLI_PATH, "show", b, "--server", listen_, "--ca", testing::TestCaFile()});
   ASSERT_TRUE(shown.ok()) << shown.status();
   EXPECT_THAT(shown->out,
               HasSubstr(absl::StrCat("gpus:    n1: ", gpu_b, " (", kUuids[gpu_b], ")\n")));

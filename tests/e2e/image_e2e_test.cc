@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/test_tls.h"
 
 namespace drover {
 namespace {
@@ -128,7 +129,7 @@ class ImageE2eTest : public ::testing::Test {
     auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
-    channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+    channel_ = testing::TlsChannel(listen_);
     jobs_ = std::make_unique<testing::JobClient>(channel_);
     blobs_ = v1::BlobService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
@@ -283,8 +284,7 @@ TEST_F(ImageE2eTest, TwoJobsOnOneImageUnpackItOnceAndEachWritesItsOwnLayer) {
 TEST_F(ImageE2eTest, CliImportsListsAndDeletesAnImageAndAJobRunsInIt) {
   auto drover = [&](std::vector<std::string> args) {
     args.insert(args.begin(), DROVER_CLI_PATH);
-    args.push_back("--server");
-    args.push_back(listen_);
+    args.insert(args.end(), {"--server", listen_, "--ca", testing::TestCaFile()});
     auto result = testing::RunCommand(args, {}, "", absl::Seconds(60));
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? *result : testing::CommandResult{};

@@ -30,6 +30,7 @@
 #include "tests/testing/cluster.h"
 #include "tests/testing/job_history.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/test_tls.h"
 #include "tests/testing/test_hosts.h"
 
 namespace drover {
@@ -120,7 +121,7 @@ class NodeLossE2eTest : public ::testing::Test {
                           {"--listen", listen_, "--metrics-listen", metrics_});
     droverd_flags_.insert(droverd_flags_.end(), flags.begin(), flags.end());
     StartDroverd();
-    channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+    channel_ = testing::TlsChannel(listen_);
     jobs_ = std::make_unique<testing::JobClient>(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
     blobs_ = v1::BlobService::NewStub(channel_);
@@ -327,7 +328,8 @@ class NodeLossE2eTest : public ::testing::Test {
 
   // The drover CLI against this cluster's droverd.
   testing::CommandResult Drover(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {DROVER_CLI_PATH, "--server", listen_};
+    std::vector<std::string> argv = {DROVER_CLI_PATH, "--server", listen_, "--ca",
+                                     testing::TestCaFile()};
     argv.insert(argv.end(), args.begin(), args.end());
     auto result = testing::RunCommand(argv);
     EXPECT_TRUE(result.ok()) << result.status();
@@ -500,7 +502,8 @@ TEST_F(NodeLossE2eTest, FollowedLogsGoOnIntoTheRetriedAttemptAfterAMarkedLine) {
   std::jthread follower([&] {  // joined also when an assertion below returns early
     followed = testing::RunCommand(
         {"/bin/sh", "-c",
-         absl::StrCat(DROVER_CLI_PATH, " --server ", listen_, " logs -f ", id, " 2>&1")},
+         absl::StrCat(DROVER_CLI_PATH, " --server ", listen_, " --ca ", testing::TestCaFile(),
+                      " logs -f ", id, " 2>&1")},
         {}, "", absl::Seconds(150));
   });
   Eventually([&] { return absl::StrContains(Logs(id, 0), "line 4\n"); }, absl::Seconds(30),

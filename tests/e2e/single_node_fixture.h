@@ -40,7 +40,7 @@ class SingleNodeTest : public ::testing::Test {
                                          {"--listen", listen_, "--datastore-root", dir_.path()});
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
-    channel_ = grpc::CreateChannel(listen_, grpc::InsecureChannelCredentials());
+    channel_ = TlsChannel(listen_);
     jobs_ = std::make_unique<JobClient>(channel_);
     blobs_ = v1::BlobService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);

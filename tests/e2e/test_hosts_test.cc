@@ -181,7 +181,7 @@ TEST_F(TestHostsTest, AgentsOnTestHostsRegisterWithDroverdOnTheBridge) {
     agents.push_back(*std::move(agent));
   }
 
-  auto channel = grpc::CreateChannel((*droverd)->address(), grpc::InsecureChannelCredentials());
+  auto channel = testing::TlsChannel((*droverd)->address());
   auto admin = v1::AdminService::NewStub(channel);
   absl::Status ready = testing::WaitForReadyNodes(*admin, hosts_->size(), absl::Seconds(60));
   ASSERT_TRUE(ready.ok()) << ready << "\nagent 0's log:\n"

@@ -19,6 +19,7 @@
 #include "tests/testing/fail_file_writes.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/scripted_agent.h"
+#include "tests/testing/cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::server {
@@ -51,7 +52,7 @@ class AgentProtocolTest : public ::testing::Test {
     auto started = Droverd::Start(options, *clock_);
     ASSERT_TRUE(started.ok()) << started.status();
     droverd_ = *std::move(started);
-    channel_ = grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials());
+    channel_ = testing::TlsChannelTrusting(droverd_->address(), droverd_->ca_certificate());
     jobs_ = v1::JobService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
   }

@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/droverd.h"
+#include "tests/testing/cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::server {
@@ -21,7 +22,7 @@ class BlobServiceTest : public ::testing::Test {
     ASSERT_TRUE(started.ok()) << started.status();
     droverd_ = *std::move(started);
     stub_ = v1::BlobService::NewStub(
-        grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials()));
+        testing::TlsChannelTrusting(droverd_->address(), droverd_->ca_certificate()));
   }
 
   grpc::Status Upload(const std::string& digest, const std::string& bytes,

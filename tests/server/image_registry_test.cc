@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "server/core.h"
 #include "server/droverd.h"
+#include "tests/testing/cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::server {
@@ -68,7 +69,7 @@ class ImageRegistryTest : public ::testing::Test {
     auto started = Droverd::Start(options);
     ASSERT_TRUE(started.ok()) << started.status();
     droverd_ = *std::move(started);
-    channel_ = grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials());
+    channel_ = testing::TlsChannelTrusting(droverd_->address(), droverd_->ca_certificate());
     jobs_ = v1::JobService::NewStub(channel_);
     admin_ = v1::AdminService::NewStub(channel_);
     blobs_ = v1::BlobService::NewStub(channel_);

@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/droverd.h"
+#include "tests/testing/cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::server {
@@ -27,7 +28,7 @@ class JobServiceTest : public ::testing::Test {
     ASSERT_TRUE(started.ok()) << started.status();
     droverd_ = *std::move(started);
     stub_ = v1::JobService::NewStub(
-        grpc::CreateChannel(droverd_->address(), grpc::InsecureChannelCredentials()));
+        testing::TlsChannelTrusting(droverd_->address(), droverd_->ca_certificate()));
   }
 
   void RestartDroverd() {

@@ -1,5 +1,8 @@
 #include "tests/testing/cluster.h"
 
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -14,6 +17,7 @@
 #include "common/archive/sha256.h"
 #include "gtest/gtest.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/test_tls.h"
 
 namespace drover::testing {
 namespace {
@@ -31,6 +35,23 @@ std::string ReadWholeFile(const std::string& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
+}
+
+std::shared_ptr<grpc::ChannelCredentials> TlsCredentials(const std::string& ca_file) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ca_file.empty() ? TestCaPem() : ReadWholeFile(ca_file);
+  return grpc::SslCredentials(tls);
+}
+
+std::shared_ptr<grpc::Channel> TlsChannelTrusting(const std::string& address,
+                                                  const std::string& ca_pem) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ca_pem;
+  return grpc::CreateChannel(address, grpc::SslCredentials(tls));
+}
+
+std::shared_ptr<grpc::Channel> TlsChannel(const std::string& address, const std::string& ca_file) {
+  return grpc::CreateChannel(address, TlsCredentials(ca_file));
 }
 
 int FreeLoopbackPort() {

@@ -4,6 +4,7 @@
 #define DROVER_TESTS_TESTING_CLUSTER_H_
 
 #include <grpcpp/channel.h>
+#include <grpcpp/security/credentials.h>
 
 #include <sys/types.h>
 
@@ -19,6 +20,16 @@
 #include "drover/v1/job_service.grpc.pb.h"
 
 namespace drover::testing {
+
+// A channel to droverd at `address` over TLS, trusting the CA certificate in `ca_file`
+// (empty: the test CA, test_tls.h). gRPC target names work too.
+std::shared_ptr<grpc::Channel> TlsChannel(const std::string& address,
+                                          const std::string& ca_file = "");
+// A channel over TLS trusting the CA certificate `ca_pem` (an in-process droverd's own).
+std::shared_ptr<grpc::Channel> TlsChannelTrusting(const std::string& address,
+                                                  const std::string& ca_pem);
+// The credentials of TlsChannel, for channels with arguments of their own.
+std::shared_ptr<grpc::ChannelCredentials> TlsCredentials(const std::string& ca_file = "");
 
 // A whole file's bytes; empty when it cannot be read.
 std::string ReadWholeFile(const std::string& path);

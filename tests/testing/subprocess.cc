@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "tests/testing/test_tls.h"
 
 namespace drover::testing {
 namespace {
@@ -175,6 +176,10 @@ absl::StatusOr<std::unique_ptr<AgentProcess>> AgentProcess::Start(
   if (std::find(extra_args.begin(), extra_args.end(), "--jobs-on-exit") == extra_args.end()) {
     args.insert(args.end(), {"--jobs-on-exit", "stop"});
   }
+  // droverd's certificate comes from the test CA (DroverdProcess) unless told otherwise.
+  if (std::find(extra_args.begin(), extra_args.end(), "--ca") == extra_args.end()) {
+    args.insert(args.end(), {"--ca", TestCaFile()});
+  }
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::string log = work_dir + ".log";
   absl::StatusOr<pid_t> pid = SpawnDaemon(args, log);
@@ -216,7 +221,7 @@ absl::StatusOr<int> AgentProcess::Wait(absl::Duration timeout) {
 
 absl::StatusOr<std::unique_ptr<DroverdProcess>> DroverdProcess::Start(
     const std::string& state_dir, const std::vector<std::string>& extra_args,
-    const std::string& files_dir) {
+    const std::string& files_dir, Tls tls) {
   std::filesystem::create_directories(state_dir);
   const std::string& files = files_dir.empty() ? state_dir : files_dir;
   std::filesystem::create_directories(files);
@@ -231,10 +236,24 @@ absl::StatusOr<std::unique_ptr<DroverdProcess>> DroverdProcess::Start(
                                    "--address-file",
                                    address_file};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
+  std::string ca_file = state_dir + "/tls/ca.crt";  // droverd's own CA
+  if (tls == Tls::kTestCa) {
+    // The last --listen wins, as in droverd's own parsing.
+    std::string listen = "127.0.0.1:0";
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == "--listen") listen = args[i + 1];
+    }
+    absl::StatusOr<ServerTlsFiles> tls_files =
+        IssueTestServerTls(listen.substr(0, listen.rfind(':')));
+    if (!tls_files.ok()) return tls_files.status();
+    args.insert(args.end(), {"--tls-cert", tls_files->certificate_file, "--tls-key",
+                             tls_files->key_file, "--tls-ca", tls_files->ca_file});
+    ca_file = tls_files->ca_file;
+  }
   absl::StatusOr<pid_t> spawned = SpawnDaemon(args, log_file);
   if (!spawned.ok()) return spawned.status();
   pid_t pid = *spawned;
-  auto process = std::unique_ptr<DroverdProcess>(new DroverdProcess(pid, files, ""));
+  auto process = std::unique_ptr<DroverdProcess>(new DroverdProcess(pid, files, "", ca_file));
   absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < deadline) {
     std::string address(absl::StripAsciiWhitespace(ReadFile(address_file)));

@@ -49,14 +49,19 @@ class DroverdProcess {
   // state_dir` plus `extra_args`, and waits up to 30 s until it listens. Its log and
   // address file go to `files_dir`, by default `state_dir` (a test that fills the state
   // disk keeps them elsewhere).
+  // Whose certificate droverd serves: one from the test CA (test_tls.h), which every
+  // client and agent of the test trusts, or droverd's own cluster CA in its state folder.
+  enum class Tls { kTestCa, kOwnCa };
   static absl::StatusOr<std::unique_ptr<DroverdProcess>> Start(
       const std::string& state_dir, const std::vector<std::string>& extra_args = {},
-      const std::string& files_dir = "");
+      const std::string& files_dir = "", Tls tls = Tls::kTestCa);
   // Kills (SIGKILL) and reaps droverd if it still runs.
   ~DroverdProcess();
 
   // "127.0.0.1:PORT".
   const std::string& address() const { return address_; }
+  // The CA certificate (PEM file) clients trust to reach this droverd.
+  const std::string& ca_file() const { return ca_file_; }
   pid_t pid() const { return pid_; }
   std::string log_path() const;
   std::string ReadLog() const;
@@ -68,12 +73,16 @@ class DroverdProcess {
   absl::StatusOr<int> Wait(absl::Duration timeout);
 
  private:
-  DroverdProcess(pid_t pid, std::string files_dir, std::string address)
-      : pid_(pid), files_dir_(std::move(files_dir)), address_(std::move(address)) {}
+  DroverdProcess(pid_t pid, std::string files_dir, std::string address, std::string ca_file)
+      : pid_(pid),
+        files_dir_(std::move(files_dir)),
+        address_(std::move(address)),
+        ca_file_(std::move(ca_file)) {}
   pid_t pid_;
   bool reaped_ = false;
   std::string files_dir_;
   std::string address_;
+  std::string ca_file_;
 };
 
 // drover-agent, started as a child process (as root: it runs runc) for node `node_name`
@@ -81,7 +90,7 @@ class DroverdProcess {
 class AgentProcess {
  public:
   // The agent stops its jobs when it stops (`--jobs-on-exit stop`) unless `extra_args` say
-  // otherwise. `exec_prefix`, when not empty, goes before the agent's argv: e.g.
+  // otherwise, and trusts the test CA (test_tls.h) unless they give `--ca`. `exec_prefix`, when not empty, goes before the agent's argv: e.g.
   // `TestHosts::ExecPrefix(k)` runs it on a test host. It must exec the agent in place so
   // that pid() is the agent's.
   static absl::StatusOr<std::unique_ptr<AgentProcess>> Start(

@@ -1,0 +1,28 @@
+// How drover-bench reaches droverd: over TLS, trusting droverd's CA certificate (the
+// benchmarks' --ca, else $DROVER_CA).
+#ifndef DROVER_BENCH_CHANNEL_H_
+#define DROVER_BENCH_CHANNEL_H_
+
+#include <grpcpp/security/credentials.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+namespace drover::bench {
+
+inline std::shared_ptr<grpc::ChannelCredentials> DroverdCredentials(std::string ca_file) {
+  if (ca_file.empty() && std::getenv("DROVER_CA") != nullptr) ca_file = std::getenv("DROVER_CA");
+  std::ifstream in(ca_file);
+  std::stringstream text;
+  if (in) text << in.rdbuf();
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = text.str();  // empty: the handshake fails, and the error says so
+  return grpc::SslCredentials(tls);
+}
+
+}  // namespace drover::bench
+
+#endif  // DROVER_BENCH_CHANNEL_H_

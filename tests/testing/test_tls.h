@@ -1,0 +1,30 @@
+// TLS for tests: every droverd a test starts serves TLS with a server certificate from one
+// CA per test process (made on first use in a temporary folder, removed at exit), so that
+// every client and agent of the test trusts the same CA file. Tests of droverd's own
+// cluster CA start droverd without these files instead.
+#ifndef DROVER_TESTS_TESTING_TEST_TLS_H_
+#define DROVER_TESTS_TESTING_TEST_TLS_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace drover::testing {
+
+// The test CA's certificate: its file (PEM) and its text.
+const std::string& TestCaFile();
+const std::string& TestCaPem();
+
+struct ServerTlsFiles {
+  std::string certificate_file;
+  std::string key_file;
+  std::string ca_file;
+};
+
+// A new server certificate and key from the test CA for `host` (an address or a name;
+// localhost and 127.0.0.1 are always in it), written next to the CA.
+absl::StatusOr<ServerTlsFiles> IssueTestServerTls(const std::string& host);
+
+}  // namespace drover::testing
+
+#endif  // DROVER_TESTS_TESTING_TEST_TLS_H_
