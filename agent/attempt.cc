@@ -142,6 +142,21 @@ void Attempt::Resume(const v1::AttemptReport& saved, bool start_intended) {
     last_ = saved;  // what the hello says until the thread knows better
     saved_phase_ = saved.phase();
   }
+  // The GPUs it held are held again now, before the agent connects and takes new work: an
+  // attempt assigned meanwhile must not be given a GPU whose processes may still run.
+  if (!saved.gpus().empty()) {
+    std::vector<std::string> uuids;
+    for (const v1::Gpu& gpu : saved.gpus()) uuids.push_back(gpu.uuid());
+    absl::StatusOr<std::vector<NodeGpu>> held =
+        env_.gpus != nullptr
+            ? env_.gpus->Adopt(GpuOwner(), uuids)
+            : absl::FailedPreconditionError("the node offers no GPUs now");
+    if (held.ok()) {
+      gpus_ = *std::move(held);
+    } else {
+      gpus_adopted_ = held.status();
+    }
+  }
   thread_ = std::thread([this, saved, start_intended] { RunRecovered(saved, start_intended); });
 }
 
@@ -339,6 +354,9 @@ void Attempt::RunRecovered(const v1::AttemptReport& saved, bool start_intended) 
                                                     "unstarted container: ", s.message()));
       return;
     }
+    // Nothing runs on its GPUs: they are taken again while it prepares.
+    if (!gpus_.empty()) env_.gpus->Release(GpuOwner());
+    gpus_.clear();
     Log(LogLevel::kInfo, "attempt_prepared_again", {{"job", job}, {"epoch", assignment_.attempt().epoch()}});
     Run();
     return;
@@ -391,14 +409,7 @@ absl::Status Attempt::Adopt(const v1::AttemptReport& saved) {
     // later remote launch finds the relay again.
     DROVER_RETURN_IF_ERROR(StartRelay());
   }
-  if (!saved.gpus().empty()) {
-    if (env_.gpus == nullptr) return absl::FailedPreconditionError("the node offers no GPUs now");
-    std::vector<std::string> uuids;
-    for (const v1::Gpu& gpu : saved.gpus()) uuids.push_back(gpu.uuid());
-    absl::StatusOr<std::vector<NodeGpu>> held = env_.gpus->Adopt(GpuOwner(), uuids);
-    if (!held.ok()) return held.status();
-    gpus_ = *std::move(held);
-  }
+  DROVER_RETURN_IF_ERROR(gpus_adopted_);  // held again by Resume()
   if (const std::string& image = spec.environment().image(); image != "host") {
     if (env_.images == nullptr) return absl::FailedPreconditionError("no image cache");
     absl::StatusOr<UnpackedImage> unpacked =

@@ -179,6 +179,7 @@ class Attempt {
   EnvironmentCache::Prepared environment_;  // no lease: the job needs no environment
   JobData data_;                       // datastores: arguments, mounts, uploads
   std::vector<NodeGpu> gpus_;          // the GPUs the attempt holds (in every report)
+  absl::Status gpus_adopted_;          // Resume(): why its GPUs could not be held again
   std::unique_ptr<ExecRelay> relay_;  // node rank 0 of an MPI attempt (StartRelay)
   std::string mpi_network_;           // a.b.c.d/len of the nodes' network, for mpirun
   bool recovered_ = false;  // taken over from an earlier agent process (Resume)
