@@ -92,7 +92,13 @@ class FaultInjectionTest : public ::testing::Test {
   // Polls every job every 20 ms, as a client following them would, and records each state
   // it is told; RPC errors (droverd down) are skipped.
   void Record(const std::vector<std::string>& ids, std::atomic<bool>& done) {
-    auto channel = testing::TlsChannel(listen_);
+    // Reconnects as the CLI does (within a second of droverd being back), not after gRPC's
+    // default backoff of up to two minutes, which several restarts in a row reach.
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    auto channel = grpc::CreateCustomChannel(listen_, testing::TlsCredentials(), args);
     auto stub = v1::JobService::NewStub(channel);
     while (!done) {
       for (const std::string& id : ids) {
@@ -219,7 +225,16 @@ void FaultInjectionTest::RunRound(uint32_t seed) {
     ASSERT_TRUE(Terminal(state)) << id << " did not end; logs:" << logs_
                                  << (droverd_ ? droverd_->ReadLog() : "");
   }
-  absl::SleepFor(absl::Milliseconds(100));  // the recorder sees the ends
+  // The recorder, a client of its own, is told the ends too (it polls every 20 ms).
+  auto recorded_ends = [&] {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& id : ids) {
+      if (history_[id].empty() || !Terminal(history_[id].back().state)) return false;
+    }
+    return true;
+  };
+  deadline = absl::Now() + absl::Seconds(10);
+  while (!recorded_ends() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
   done = true;
   recorder.join();
 
