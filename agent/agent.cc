@@ -107,7 +107,9 @@ int64_t MemTotalMib() {
 // retransmissions, and a short reconnect backoff finds droverd again within seconds once
 // the network is back, instead of after gRPC's default of up to 2 min: a node droverd
 // declared lost must hear soon after healing that its attempts are stale (droverd permits
-// these pings, see server/droverd.cc).
+// these pings, see server/droverd.cc). One connection attempt may take gRPC's default 20 s
+// (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, despite its name): a TLS handshake with a busy
+// droverd far away takes more than a second.
 std::shared_ptr<grpc::Channel> SchedulerChannel(const std::string& address,
                                                 const std::string& ca_pem) {
   grpc::ChannelArguments args;
@@ -115,7 +117,6 @@ std::shared_ptr<grpc::Channel> SchedulerChannel(const std::string& address,
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 1000);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   grpc::SslCredentialsOptions tls;
   tls.pem_root_certs = ca_pem;
@@ -379,8 +380,24 @@ void Agent::ConnectionLoop() {
     Log(connected ? LogLevel::kWarning : LogLevel::kInfo, "disconnected",
         {{"scheduler", options_.scheduler}, {"error", status.error_message()},
          {"retry_in", absl::FormatDuration(backoff)}});
-    stopping_.WaitForNotificationWithTimeout(backoff);
+    AwaitScheduler(backoff);
     backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+void Agent::AwaitScheduler(absl::Duration limit) {
+  // Waits on the channel, not only on `stopping_`: gRPC moves a reconnection (TCP, then a
+  // TLS handshake of several round trips) forward only while something drives the channel,
+  // and a failed channel fails the next call at once without trying. In slices, so that a
+  // stop is heard within a fifth of a second. The whole pause is kept even when connected
+  // early: droverd may have refused the hello itself.
+  absl::Time deadline = absl::Now() + limit;
+  while (!stopping_.HasBeenNotified() && absl::Now() < deadline) {
+    absl::Time slice = std::min(deadline, absl::Now() + absl::Milliseconds(200));
+    if (channel_->WaitForConnected(absl::ToChronoTime(slice))) {
+      stopping_.WaitForNotificationWithTimeout(deadline - absl::Now());
+      break;
+    }
   }
 }
 

@@ -81,6 +81,8 @@ class Agent {
 
  private:
   void ConnectionLoop();
+  // The pause between connection attempts: up to `limit`, ended early by a stop.
+  void AwaitScheduler(absl::Duration limit);
   void ShippingLoop();
   void Handle(const v1::SchedulerMessage& message);
   // Sends on the current stream; false when there is none.

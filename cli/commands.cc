@@ -83,7 +83,7 @@ int FollowJob(Invocation& inv, DroverClient& client, const std::string& job_id) 
       }
       return inv.ServerError(status);
     }
-    inv.ctx().sleep(delays[retries++]);
+    inv.Pause(delays[retries++]);
   }
   return ExitCodeForEnd(last_state);
 }

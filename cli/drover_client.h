@@ -40,6 +40,16 @@ class DroverClient {
  public:
   virtual ~DroverClient() = default;
 
+  // Waits up to `limit` for the connection to droverd to be up (again) and returns how long
+  // it waited. The CLI spends its pauses between retries here: gRPC moves a connection
+  // attempt (TCP, then a TLS handshake of several round trips) forward only while a call or
+  // a wait drives the channel, so a plain sleep leaves a reconnection stalled. Fakes return
+  // at once.
+  virtual absl::Duration AwaitConnection(absl::Duration limit) {
+    (void)limit;
+    return absl::ZeroDuration();
+  }
+
   // ---- JobService
   virtual absl::StatusOr<v1::SubmitJobResponse> SubmitJob(const v1::SubmitJobRequest& request) = 0;
   virtual absl::StatusOr<v1::Job> GetJob(const v1::GetJobRequest& request) = 0;

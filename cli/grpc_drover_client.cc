@@ -67,6 +67,12 @@ class GrpcDroverClient final : public DroverClient {
         admin_(v1::AdminService::NewStub(channel_)),
         blobs_(v1::BlobService::NewStub(channel_)) {}
 
+  absl::Duration AwaitConnection(absl::Duration limit) override {
+    absl::Time start = absl::Now();
+    channel_->WaitForConnected(absl::ToChronoTime(start + limit));
+    return absl::Now() - start;
+  }
+
   absl::StatusOr<v1::SubmitJobResponse> SubmitJob(const v1::SubmitJobRequest& request) override {
     return Unary<v1::SubmitJobResponse>(request, &v1::JobService::Stub::SubmitJob);
   }
@@ -302,9 +308,10 @@ absl::Status ReadableStatus(const grpc::Status& status, const std::string& addre
 absl::StatusOr<std::unique_ptr<DroverClient>> ConnectGrpc(const ConnectOptions& options) {
   grpc::ChannelArguments args;
   // A restarting droverd should be found again within the CLI's own retries, not after
-  // gRPC's default 1 s..120 s reconnect backoff.
+  // gRPC's default 1 s..120 s reconnect backoff. (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is not
+  // a backoff but how long one connection attempt may take: gRPC's 20 s stays, a TLS
+  // handshake to a busy or distant droverd takes more than 100 ms.)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   // droverd publishes no service config; skip the DNS TXT lookup for one.
   args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);

@@ -149,7 +149,13 @@ std::unique_ptr<DroverClient> Invocation::Connect(int* exit_code) {
                      : Fail(kExitInternal, client.status().message());
     return nullptr;
   }
+  client_ = client->get();
   return *std::move(client);
+}
+
+void Invocation::Pause(absl::Duration delay) {
+  absl::Duration waited = client_ != nullptr ? client_->AwaitConnection(delay) : absl::ZeroDuration();
+  if (waited < delay) ctx_.sleep(delay - waited);
 }
 
 void Invocation::Print(const std::function<std::string()>& to_json,

@@ -77,8 +77,13 @@ class Invocation {
                            absl::string_view examples);
 
   // The client for --server / $DROVER_SERVER. Errors are already printed when this returns
-  // null; `*exit_code` says what to return.
+  // null; `*exit_code` says what to return. The command keeps it until it returns: Pause
+  // uses it.
   std::unique_ptr<DroverClient> Connect(int* exit_code);
+
+  // The pause before a retry: `delay` in all, spent waiting for the connection to droverd
+  // (see DroverClient::AwaitConnection) and then sleeping the rest.
+  void Pause(absl::Duration delay);
 
   // Runs `call` again after UNAVAILABLE, a few times with growing pauses. Only for calls that
   // are safe to repeat: reads, cancels, node and target changes (they set a state, so a
@@ -89,7 +94,7 @@ class Invocation {
     auto result = call();
     for (absl::Duration delay : kRetryDelays) {
       if (result.ok() || result.status().code() != absl::StatusCode::kUnavailable) break;
-      ctx_.sleep(delay);
+      Pause(delay);
       result = call();
     }
     return result;
@@ -102,6 +107,7 @@ class Invocation {
  private:
   CliContext& ctx_;
   GlobalOptions global_;
+  DroverClient* client_ = nullptr;  // Connect's, owned by the command
   bool allow_csv_ = false;
 };
 

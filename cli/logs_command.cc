@@ -206,7 +206,7 @@ int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
       }
       return inv.ServerError(status);
     }
-    inv.ctx().sleep(delays[retries++]);
+    inv.Pause(delays[retries++]);
   }
   printer.Flush();
   if (!follow) return kExitOk;

@@ -327,7 +327,7 @@ int MetricsCommand(Invocation& inv, const std::vector<std::string>& args) {
     }
     // The stream starts over: skip what was already received.
     seen = collected.Counts();
-    inv.ctx().sleep(delays[retries++]);
+    inv.Pause(delays[retries++]);
   }
   if (!follow || (!inv.global().json && !inv.global().csv)) {
     if (inv.global().csv) {

@@ -233,7 +233,7 @@ int DownloadCommand(Invocation& inv, const std::vector<std::string>& args) {
       close(fd);
       return inv.ServerError(result);
     }
-    inv.ctx().sleep(delays[retries++]);
+    inv.Pause(delays[retries++]);
   }
   if (close(fd) != 0) {
     return inv.Fail(kExitInternal, absl::StrCat("cannot write '", temp_path, "': ", ErrnoText(errno)));

@@ -2,6 +2,8 @@
 // port with its own state folder): what a user sees on stdout, stderr and in exit codes.
 // Where a job has to run, a scripted agent speaks droverd's agent protocol by hand (what
 // runs on a node is tested with the real agent elsewhere).
+#include <signal.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -638,6 +640,47 @@ TEST_F(CliE2eTest, WatchOfACanceledJobExits11) {
   EXPECT_EQ(r.exit_code, 11) << r.err;
   EXPECT_EQ(ParseJob(std::string(absl::StripTrailingAsciiWhitespace(r.out))).status().state(),
             v1::JobStatus::CANCELED);
+}
+
+TEST_F(CliE2eTest, WatchFollowsAJobThroughDroverdRestarts) {
+  // droverd is killed and started again twice while `drover watch` runs: each time the
+  // watch reconnects (a new TLS handshake, driven while the CLI pauses between retries)
+  // and in the end reports how the job ended.
+  std::string id = Submit({"train.py"});
+  const std::string printed = dir_.path() + "/watch.out";
+  // Its lines go to a file, to be read while it runs.
+  std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$@\" >\"$0\"", printed,
+                                   testing::ProgramPath("DROVER_CLI", DROVER_CLI_PATH),
+                                   "--server", droverd_->address(), "watch", id};
+  std::vector<std::string> env = {"DROVER_SERVER=", "DROVER_CA=" + droverd_->ca_file()};
+  absl::StatusOr<CommandResult> watch;
+  std::thread watcher([&] { watch = testing::RunCommand(argv, env); });
+  // The watch saw the job before droverd goes away.
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!absl::StrContains(ReadFile(printed), "QUEUED") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_THAT(ReadFile(printed), HasSubstr("QUEUED"));
+  const std::string address = droverd_->address();
+  for (int restart = 0; restart < 2; ++restart) {
+    droverd_->Signal(SIGKILL);
+    ASSERT_TRUE(droverd_->Wait(absl::Seconds(20)).ok());
+    droverd_.reset();
+    absl::SleepFor(absl::Seconds(1));
+    auto droverd = testing::DroverdProcess::Start(
+        dir_.path() + "/state", {"--listen", address, "--datastore-root", "/data"});
+    ASSERT_TRUE(droverd.ok()) << droverd.status();
+    droverd_ = *std::move(droverd);
+    absl::SleepFor(absl::Seconds(2));
+  }
+  CommandResult cancel = Drover({"cancel", id});
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
+  watcher.join();
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  EXPECT_EQ(watch->exit_code, 11) << watch->err << "\nprinted:\n" << ReadFile(printed);
+  std::vector<std::string> lines = Lines(ReadFile(printed));
+  ASSERT_FALSE(lines.empty());
+  EXPECT_THAT(lines.back(), MatchesRegex(absl::StrCat("[0-9T:+-]+ ", id, " CANCELED.*")));
 }
 
 TEST_F(CliE2eTest, InvalidSpecExits3WithOneLineNamingTheField) {

@@ -462,6 +462,28 @@ TEST_F(CliTest, WatchOfAnUnreachableServerGivesUpQuickly) {
   EXPECT_EQ(sleeps_.size(), 3u);
 }
 
+TEST_F(CliTest, RetryPausesWaitForTheConnectionFirstAndSleepOnlyTheRest) {
+  // The real client spends a pause driving the reconnection (a TLS handshake); a plain
+  // sleep would leave it stalled. The pauses keep their length either way.
+  server_.connection_wait = absl::Milliseconds(100);
+  server_.errors = {absl::UnavailableError("cannot reach droverd"),
+                    absl::UnavailableError("cannot reach droverd")};
+  server_.Add(v1::JobStatus::RUNNING);
+  EXPECT_EQ(Run({"show", "j-1"}), 0) << err();
+  EXPECT_THAT(server_.connection_limits,
+              ElementsAre(absl::Milliseconds(250), absl::Milliseconds(500)));
+  EXPECT_THAT(sleeps_, ElementsAre(absl::Milliseconds(150), absl::Milliseconds(400)));
+}
+
+TEST_F(CliTest, ARetryAfterAWholePauseSpentConnectingDoesNotSleep) {
+  server_.connection_wait = absl::Seconds(10);
+  server_.errors = {absl::UnavailableError("cannot reach droverd")};
+  server_.Add(v1::JobStatus::RUNNING);
+  EXPECT_EQ(Run({"show", "j-1"}), 0) << err();
+  EXPECT_THAT(server_.connection_limits, ElementsAre(absl::Milliseconds(250)));
+  EXPECT_TRUE(sleeps_.empty());
+}
+
 TEST_F(CliTest, WatchOfAnUnknownJobExits4) {
   EXPECT_EQ(Run({"watch", "j-5"}), 4);
   ExpectOneErrorLine("j-5");

@@ -28,6 +28,10 @@ struct FakeServer {
   std::map<std::string, std::string> keys;  // idempotency key -> job id
   // Errors returned, one per call, before calls are answered normally.
   std::deque<absl::Status> errors;
+  // How long AwaitConnection says it waited for the connection (at most its limit), and the
+  // limits it was called with.
+  absl::Duration connection_wait;
+  std::vector<absl::Duration> connection_limits;
   // Streams WatchJob serves, one per call: events, then the final status.
   struct Stream {
     std::vector<v1::Job> events;
@@ -100,6 +104,11 @@ struct FakeServer {
 class FakeDroverClient final : public DroverClient {
  public:
   explicit FakeDroverClient(FakeServer* server) : s_(server) {}
+
+  absl::Duration AwaitConnection(absl::Duration limit) override {
+    s_->connection_limits.push_back(limit);
+    return std::min(limit, s_->connection_wait);
+  }
 
   absl::StatusOr<v1::SubmitJobResponse> SubmitJob(const v1::SubmitJobRequest& request) override {
     s_->submits.push_back(request);

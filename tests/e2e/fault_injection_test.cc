@@ -93,10 +93,11 @@ class FaultInjectionTest : public ::testing::Test {
   // it is told; RPC errors (droverd down) are skipped.
   void Record(const std::vector<std::string>& ids, std::atomic<bool>& done) {
     // Reconnects as the CLI does (within a second of droverd being back), not after gRPC's
-    // default backoff of up to two minutes, which several restarts in a row reach.
+    // default backoff of up to two minutes, which several restarts in a row reach; and
+    // like the CLI it waits on the channel between polls, which drives a reconnection's
+    // TLS handshake (calls to a failed channel fail at once and drive nothing).
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     auto channel = grpc::CreateCustomChannel(listen_, testing::TlsCredentials(), args);
     auto stub = v1::JobService::NewStub(channel);
@@ -115,7 +116,9 @@ class FaultInjectionTest : public ::testing::Test {
           seen.push_back({job.status().state(), job.status().attempt()});
         }
       }
-      absl::SleepFor(absl::Milliseconds(20));
+      absl::Time next = absl::Now() + absl::Milliseconds(20);
+      channel->WaitForConnected(absl::ToChronoTime(next));
+      absl::SleepFor(next - absl::Now());
     }
   }
 
