@@ -5,12 +5,13 @@
 #include <grpcpp/server_builder.h>
 #include <grpcpp/security/credentials.h>
 #include <netdb.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -83,13 +84,6 @@ absl::Status DownloadBlob(v1::BlobService::Stub& blobs, const std::string& diges
   return absl::OkStatus();
 }
 
-std::string ReadSmallFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 int64_t MemTotalMib() {
   std::ifstream in("/proc/meminfo");
   std::string line;
@@ -124,6 +118,34 @@ std::shared_ptr<grpc::Channel> SchedulerChannel(const std::string& address,
 }
 
 }  // namespace
+
+int SavedPeerPort(const std::string& path) {
+  // Not followed through a link, never blocking on a FIFO, a few bytes at most.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct stat st {};
+  char text[16] = {};
+  ssize_t n = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? ::read(fd, text, sizeof text - 1) : -1;
+  ::close(fd);
+  int port = 0;
+  if (n <= 0 || !absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(text, n)), &port) ||
+      port <= 0 || port >= 65536) {
+    return 0;
+  }
+  return port;
+}
+
+void SavePeerPort(const std::string& path, int port) {
+  // A new file renamed over the old one: a link there is replaced, not written through.
+  std::string temporary = path + ".new";
+  ::unlink(temporary.c_str());
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  std::string text = absl::StrCat(port, "\n");
+  bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (!written || ::rename(temporary.c_str(), path.c_str()) != 0) ::unlink(temporary.c_str());
+}
 
 absl::StatusOr<v1::NodeInfo> DescribeNode(const std::string& name, const std::string& address,
                                           const std::string& scheduler, double cpus,
@@ -187,9 +209,7 @@ absl::Status Agent::StartPeerServer() {
   // must still lead here after a restart.
   const std::string port_file = options_.work_dir + "/peer-port";
   std::vector<std::string> candidates = {wanted};
-  if (int saved = 0; wanted == "0" &&
-                     absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadSmallFile(port_file)), &saved) &&
-                     saved > 0 && saved < 65536) {
+  if (int saved = SavedPeerPort(port_file); wanted == "0" && saved > 0) {
     candidates.insert(candidates.begin(), absl::StrCat(saved));
   }
   for (size_t i = 0; i < candidates.size(); ++i) {
@@ -211,7 +231,7 @@ absl::Status Agent::StartPeerServer() {
       continue;
     }
     peer_endpoint_ = absl::StrCat(host, ":", port);
-    if (wanted == "0") std::ofstream(port_file, std::ios::trunc) << port << "\n";
+    if (wanted == "0") SavePeerPort(port_file, port);
     if (i > 0) {
       Log(LogLevel::kWarning, "peer_port_changed",
           {{"port", port}, {"earlier", candidates.front()},

@@ -129,6 +129,12 @@ class Agent {
   std::map<std::string, absl::Time> ended_at_ ABSL_GUARDED_BY(mu_);
 };
 
+// The peer port an earlier agent process listened on, kept in `path` (<work>/peer-port) so
+// that a restarted agent binds it again; 0 when there is none to trust (missing, not a
+// regular file, not a port number). SavePeerPort() replaces the file atomically.
+int SavedPeerPort(const std::string& path);
+void SavePeerPort(const std::string& path, int port);
+
 // The node's description from what the machine has: cpus and memory (from the kernel),
 // `address` (empty: the local address used to reach `scheduler`), name, labels, and `gpus`
 // (listed, and their number as the capacity).

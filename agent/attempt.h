@@ -6,6 +6,11 @@
 // `start_when_ready` (one-node attempts: no launch barrier to wait for) skips the wait for
 // START and creates and starts the container in one runtime call. Stop() may come at any
 // point.
+//
+// The class is defined in four files, one responsibility each: attempt.cc (the lifecycle:
+// prepare, create, start, watch), attempt_container.cc (what the container is, and the MPI
+// files and relay), attempt_end.cc (how the ranks ended, outputs, Finish) and
+// attempt_takeover.cc (an attempt taken over after an agent restart).
 #ifndef DROVER_AGENT_ATTEMPT_H_
 #define DROVER_AGENT_ATTEMPT_H_
 
@@ -109,8 +114,6 @@ class Attempt {
   void Run();
   // Resume()'s thread.
   void RunRecovered(const v1::AttemptReport& saved, bool start_intended);
-  // Whether drover-init or the job left anything in the job folder's logs/.
-  bool ProcessesLeftFiles() const;
   // What an adopted attempt needs again: its GPUs, image, environment and data (nothing
   // copied or mounted again). FAILED_PRECONDITION when it cannot be adopted.
   absl::Status Adopt(const v1::AttemptReport& saved);
@@ -153,6 +156,8 @@ class Attempt {
   void UploadOutputs();
   // Appends a line for the user to the first rank's stderr (when it is a regular file).
   void NoteInJobLog(const std::string& note);
+  // The attempt's log files, in its job folder, for the log shipper.
+  LogShipper::LogFolder Logs() const;
   void Finish(v1::JobStatus::Cause cause, std::string message);
   // Finish with the cause and message of the STOP (none when no STOP came).
   void FinishAsStopped();

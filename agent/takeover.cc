@@ -1,6 +1,10 @@
 #include "agent/takeover.h"
 
+#include <filesystem>
+
 namespace drover::agent {
+
+namespace fs = std::filesystem;
 
 TakeOver DecideTakeOver(const TakeOverFacts& facts) {
   const bool reported_started = facts.phase == v1::AttemptReport::RUNNING ||
@@ -30,6 +34,15 @@ TakeOver DecideTakeOver(const TakeOverFacts& facts) {
       return TakeOver::kPrepareAgain;
   }
   return TakeOver::kWatch;
+}
+
+bool JobLeftFiles(const std::string& logs_dir) {
+  std::error_code error;
+  fs::file_status status = fs::symlink_status(logs_dir, error);
+  if (error || status.type() == fs::file_type::not_found) return false;  // never made
+  if (status.type() != fs::file_type::directory) return true;
+  fs::directory_iterator entries(logs_dir, error);
+  return error || entries != fs::directory_iterator();
 }
 
 std::string TakeOverName(TakeOver decision) {

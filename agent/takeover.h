@@ -3,7 +3,8 @@
 // shows (the container as runc sees it, the files of the job folder), it decides whether to
 // watch the attempt's processes on, start them, or prepare the attempt again. The one rule:
 // processes that may have started are never started again in the same epoch, and a
-// container that may hold them is never deleted to make room for a new one. Pure logic.
+// container that may hold them is never deleted to make room for a new one. The decision
+// is pure logic; JobLeftFiles is the one fact it reads from disk.
 #ifndef DROVER_AGENT_TAKEOVER_H_
 #define DROVER_AGENT_TAKEOVER_H_
 
@@ -47,6 +48,12 @@ enum class TakeOver {
 };
 
 TakeOver DecideTakeOver(const TakeOverFacts& facts);
+
+// TakeOverFacts::processes_left_files from the job folder's `logs_dir`, which the job could
+// write: anything in it, or anything but a real folder where it should be (a symlink the
+// job planted), counts as a trace of the processes, so that the job can never make itself
+// look as if it never ran (it would be run again). Follows no symlink.
+bool JobLeftFiles(const std::string& logs_dir);
 std::string TakeOverName(TakeOver decision);
 
 }  // namespace drover::agent

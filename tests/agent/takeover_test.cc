@@ -3,7 +3,13 @@
 // never started again, and nothing that never ran is taken for a run.
 #include "agent/takeover.h"
 
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include "gtest/gtest.h"
+#include "tests/testing/subprocess.h"
 
 namespace drover::agent {
 namespace {
@@ -76,6 +82,26 @@ TEST(TakeOverTest, NamesAreStable) {
   EXPECT_EQ(TakeOverName(TakeOver::kPrepareAgain), "prepare_again");
   EXPECT_EQ(TakeOverName(TakeOver::kStartAndWatch), "start_and_watch");
   EXPECT_EQ(TakeOverName(TakeOver::kWatch), "watch");
+}
+
+// The one fact read from the job folder, which the job itself could write.
+TEST(TakeOverTest, TracesInTheLogsFolderCountAndALinkedFolderCannotHideThem) {
+  testing::TempDir dir;
+  const std::string logs = dir.path() + "/logs";
+  EXPECT_FALSE(JobLeftFiles(logs)) << "never made: nothing ran";
+  std::filesystem::create_directories(logs);
+  EXPECT_FALSE(JobLeftFiles(logs)) << "empty";
+  std::ofstream(logs + "/rank-0.stdout") << "x\n";
+  EXPECT_TRUE(JobLeftFiles(logs));
+
+  // The job replaced logs/ by a link to an empty folder: not taken as "nothing ran".
+  std::filesystem::remove_all(logs);
+  std::filesystem::create_directories(dir.path() + "/empty");
+  std::filesystem::create_symlink(dir.path() + "/empty", logs);
+  EXPECT_TRUE(JobLeftFiles(logs));
+  std::filesystem::remove(logs);
+  ASSERT_EQ(mkfifo(logs.c_str(), 0600), 0);
+  EXPECT_TRUE(JobLeftFiles(logs)) << "a fifo where the folder should be";
 }
 
 }  // namespace

@@ -122,6 +122,15 @@ class AgentProtocolTest : public ::testing::Test {
 
   std::string PlaceTwoNodeJobThenRestart(v1::AssignAttempt* first, v1::AssignAttempt* second);
 
+  // `agent` takes the one-node job `id` it is assigned through READY to RUNNING (attempt 1).
+  void RunOn(ScriptedAgent& agent, const std::string& id) {
+    agent.Next(v1::SchedulerMessage::kAssign);
+    agent.Report(id, 1, v1::AttemptReport::READY);
+    WaitFor(id, v1::JobStatus::STARTING);
+    agent.Report(id, 1, v1::AttemptReport::RUNNING);
+    WaitFor(id, v1::JobStatus::RUNNING);
+  }
+
   // Set before Start() to change them.
   absl::Duration launch_timeout_ = absl::Minutes(15);
   double pause_fraction_ = 0;
@@ -282,11 +291,7 @@ TEST_F(AgentProtocolTest, FollowedLogsArriveLiveAndEndWithTheJob) {
   ScriptedAgent agent(channel_, "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit();
-  agent.Next(v1::SchedulerMessage::kAssign);
-  agent.Report(id, 1, v1::AttemptReport::READY);
-  WaitFor(id, v1::JobStatus::STARTING);
-  agent.Report(id, 1, v1::AttemptReport::RUNNING);
-  WaitFor(id, v1::JobStatus::RUNNING);
+  RunOn(agent, id);
 
   grpc::ClientContext context;
   v1::StreamLogsRequest request;
@@ -332,11 +337,7 @@ TEST_F(AgentProtocolTest, FollowedLogsGoOnIntoTheRetriedAttemptAndCanBeResumedFr
     ASSERT_TRUE(jobs_->SubmitJob(&context, request, &response).ok());
     id = response.job().id();
   }
-  agent.Next(v1::SchedulerMessage::kAssign);
-  agent.Report(id, 1, v1::AttemptReport::READY);
-  WaitFor(id, v1::JobStatus::STARTING);
-  agent.Report(id, 1, v1::AttemptReport::RUNNING);
-  WaitFor(id, v1::JobStatus::RUNNING);
+  RunOn(agent, id);
 
   grpc::ClientContext context;
   v1::StreamLogsRequest request;
@@ -446,11 +447,7 @@ TEST_F(AgentProtocolTest, CancelOfARunningJobStopsItOnTheNode) {
   ScriptedAgent agent(channel_, "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit();
-  agent.Next(v1::SchedulerMessage::kAssign);
-  agent.Report(id, 1, v1::AttemptReport::READY);
-  WaitFor(id, v1::JobStatus::STARTING);
-  agent.Report(id, 1, v1::AttemptReport::RUNNING);
-  WaitFor(id, v1::JobStatus::RUNNING);
+  RunOn(agent, id);
   grpc::ClientContext context;
   v1::CancelJobRequest cancel;
   cancel.set_job_id(id);

@@ -1,0 +1,256 @@
+// Attempt, its container: what a job container of the attempt is (BuildContainer: the
+// environment contract, mounts, limits, drover-init's command), mpirun's command line on
+// node rank 0, the files the container reads (/etc/hosts, the MPI hostfile) and the relay
+// of MPI's remote launches. See attempt.h and docs/containers.md.
+#include "agent/attempt.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "agent/launcher/init_command.h"
+#include "common/status_macros.h"
+
+namespace drover::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Where drover-rsh is in MPI job containers (mpirun's plm_rsh_agent).
+constexpr const char* kRshPath = "/run/drover-mpi/rsh";
+
+// Where the `drover` Python module is in every container (on PYTHONPATH).
+constexpr const char* kPythonModuleDir = "/opt/drover/python";
+
+absl::Status WriteTextFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  if (!out.flush()) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+// The network (a.b.c.d/len) of the local interface that has `address`; empty when none has.
+std::string NetworkOf(const std::string& address) {
+  in_addr wanted{};
+  if (inet_pton(AF_INET, address.c_str(), &wanted) != 1) return "";
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  std::string network;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_netmask == nullptr || i->ifa_addr->sa_family != AF_INET) {
+      continue;
+    }
+    in_addr own = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr;
+    if (own.s_addr != wanted.s_addr) continue;
+    uint32_t mask = ntohl(reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr);
+    in_addr base{};
+    base.s_addr = htonl(ntohl(own.s_addr) & mask);
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &base, text, sizeof text);
+    network = absl::StrCat(text, "/", __builtin_popcount(mask));
+    break;
+  }
+  freeifaddrs(list);
+  return network;
+}
+
+}  // namespace
+
+ContainerSpec Attempt::BuildContainer() const {
+  const v1::AssignAttempt& a = assignment_;
+  const v1::JobSpec& spec = a.spec();
+  ContainerSpec c;
+  c.id = container_;
+  c.bundle_dir = dir_ + "/bundle";
+  c.job_dir = dir_ + "/job";
+  c.cwd = spec.source_snapshot().empty() ? "/job" : "/job/code";
+  c.image_rootfs = image_.rootfs;
+  c.hostname = env_.node_name;
+  c.cpus = spec.resources().cpus();
+  c.memory_mib = spec.resources().memory_mib();
+  c.shm_mib = spec.resources().shm_mib() > 0 ? spec.resources().shm_mib() : 64;
+
+  int ppn = spec.process_count_per_node();
+  // One entry per name; a later setting replaces an earlier one in place.
+  auto add = [&c](absl::string_view name, absl::string_view value) {
+    std::string entry = absl::StrCat(name, "=", value);
+    for (std::string& e : c.env) {
+      if (absl::StartsWith(e, absl::StrCat(name, "="))) {
+        e = std::move(entry);
+        return;
+      }
+    }
+    c.env.push_back(std::move(entry));
+  };
+  auto has = [&c](absl::string_view name) {
+    for (const std::string& e : c.env) {
+      if (absl::StartsWith(e, absl::StrCat(name, "="))) return true;
+    }
+    return false;
+  };
+  auto get = [&c](absl::string_view name) {
+    for (const std::string& e : c.env) {
+      if (absl::StartsWith(e, absl::StrCat(name, "="))) return e.substr(name.size() + 1);
+    }
+    return std::string();
+  };
+  // The image's own variables (its PATH may lead to its python3), then the job's, the
+  // defaults where neither set one, and the contract over everything.
+  for (const std::string& entry : image_.env) {
+    size_t eq = entry.find('=');
+    add(absl::string_view(entry).substr(0, eq), absl::string_view(entry).substr(eq + 1));
+  }
+  for (const auto& [name, value] : spec.environment().env()) add(name, value);
+  if (!has("PATH")) add("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  if (!has("HOME")) add("HOME", "/root");
+  if (environment_.lease != nullptr) EnvironmentCache::AddTo(environment_, &c);
+  add("PYTHONUNBUFFERED", "1");
+  add("DROVER_JOB_ID", a.attempt().job_id());
+  add("DROVER_ATTEMPT", absl::StrCat(a.attempt().epoch()));
+  add("DROVER_WORLD_SIZE", absl::StrCat(a.world_size()));
+  add("DROVER_NODE_RANK", absl::StrCat(a.node_rank()));
+  add("DROVER_NODE_COUNT", absl::StrCat(a.node_count()));
+  add("DROVER_OUTPUT_DIR", "/job/outputs");
+  add("WORLD_SIZE", absl::StrCat(a.world_size()));
+  add("NODE_RANK", absl::StrCat(a.node_rank()));
+  add("LOCAL_WORLD_SIZE", absl::StrCat(ppn));
+  // torch.distributed's rendezvous, also under MPI (a torch script run by mpirun finds them
+  // as under the pytorch backend).
+  if (spec.distributed_backend() != v1::JobSpec::NONE) {
+    add("MASTER_ADDR", a.node_addresses_size() > 0 && !a.node_addresses(0).empty()
+                           ? a.node_addresses(0)
+                           : "127.0.0.1");
+    add("MASTER_PORT", absl::StrCat(a.master_port() > 0 ? a.master_port()
+                                                        : 29500 + a.attempt().epoch() % 1000));
+  }
+  // Every node of the attempt by name and address (hostname lookups, as gloo makes).
+  c.mounts.push_back({.source = dir_ + "/hosts", .destination = "/etc/hosts", .read_only = true});
+
+  InitCommand init;
+  init.first_rank = a.first_rank();
+  init.count = ppn;
+  init.log_dir = "/job/logs";
+  const std::string& script = spec.entry_script();
+  std::string path = spec.source_snapshot().empty() ? "/" + script : script;
+  if (absl::EndsWith(script, ".py")) {
+    init.program = {"python3", path};
+  } else if (absl::EndsWith(script, ".sh")) {
+    init.program = {"/bin/sh", path};
+  } else {
+    init.program = {absl::StrContains(path, "/") ? path : "./" + path};
+  }
+  init.program.insert(init.program.end(), data_.arguments.begin(), data_.arguments.end());
+  c.mounts.insert(c.mounts.end(), data_.mounts.begin(), data_.mounts.end());
+  for (const std::string& entry : data_.env) {
+    size_t eq = entry.find('=');
+    add(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  // The `drover` module for run.log(...), after the image's and the job's own modules, and
+  // where it writes this node's metrics files (shipped like the logs).
+  add("DROVER_METRICS_DIR", "/job/logs");
+  if (!env_.python_dir.empty()) {
+    c.mounts.push_back(
+        {.source = env_.python_dir, .destination = kPythonModuleDir, .read_only = true});
+    std::string pythonpath = get("PYTHONPATH");
+    add("PYTHONPATH", pythonpath.empty() ? kPythonModuleDir
+                                         : absl::StrCat(pythonpath, ":", kPythonModuleDir));
+  }
+  if (spec.distributed_backend() == v1::JobSpec::MPI) {
+    add("OMPI_ALLOW_RUN_AS_ROOT", "1");
+    add("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    c.mounts.push_back({.source = dir_ + "/relay", .destination = "/run/drover-mpi/relay",
+                        .read_only = false});
+    c.mounts.push_back({.source = env_.rsh_binary, .destination = kRshPath, .read_only = true});
+    if (a.node_rank() == 0) {
+      // PID 1 runs mpirun, which runs every rank (here directly, elsewhere through
+      // drover-rsh and that node's agent), each wrapped by drover-init for its files.
+      init.program = MpiCommand(init);
+      init.launcher = "mpirun";
+      init.count = 1;
+    } else {
+      init.count = 0;  // the ranks come through `runc exec`
+      init.program.clear();
+    }
+  }
+  // Last, so that the image's or job's own GPU variables give way to what it holds.
+  AddGpusToContainer(env_.gpus != nullptr ? env_.gpus->inventory() : GpuInventory(), gpus_,
+                     /*host_image=*/image_.rootfs.empty(), &c);
+  c.args = init.ToArgs();
+  return c;
+}
+
+std::vector<std::string> Attempt::MpiCommand(const InitCommand& init) const {
+  const v1::AssignAttempt& a = assignment_;
+  std::vector<std::string> command = {
+      "mpirun",
+      "--hostfile", "/job/hostfile",
+      "-np", absl::StrCat(a.world_size()),
+      "--map-by", absl::StrCat("ppr:", a.spec().process_count_per_node(), ":node"),
+      // Containers have their own cpu limits; binding to cores would fight them.
+      "--bind-to", "none",
+      "--mca", "plm_rsh_agent", kRshPath,
+      // Node rank 0 starts every daemon itself: each remote launch is one request through
+      // the agents, never a chain through the other nodes.
+      "--mca", "plm_rsh_no_tree_spawn", "1"};
+  if (!mpi_network_.empty()) {
+    // Only the network the nodes registered on, not docker bridges or other links.
+    command.insert(command.end(), {"--mca", "oob_tcp_if_include", mpi_network_, "--mca",
+                                   "btl_tcp_if_include", mpi_network_});
+  }
+  std::vector<std::string> wrapper =
+      init.RankWrapperArgs("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK");
+  command.insert(command.end(), wrapper.begin(), wrapper.end());
+  return command;
+}
+
+absl::Status Attempt::WriteNodeFiles() {
+  const v1::AssignAttempt& a = assignment_;
+  // /etc/hosts of the container: the usual local names, then every node of the attempt.
+  std::string hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+  for (int k = 0; k < a.node_addresses_size(); ++k) {
+    if (a.node_addresses(k).empty()) continue;
+    std::string name = k < a.node_names_size() ? a.node_names(k) : "";
+    absl::StrAppend(&hosts, a.node_addresses(k), "\t", name.empty() ? "" : name, "\n");
+  }
+  if (a.node_addresses_size() == 0) absl::StrAppend(&hosts, "127.0.1.1\t", env_.node_name, "\n");
+  DROVER_RETURN_IF_ERROR(WriteTextFile(dir_ + "/hosts", hosts));
+  if (a.spec().distributed_backend() != v1::JobSpec::MPI) return absl::OkStatus();
+
+  // The hostfile mpirun reads, nodes in node rank order (ranks fill node 0 first).
+  std::string hostfile;
+  for (int k = 0; k < a.node_addresses_size(); ++k) {
+    absl::StrAppend(&hostfile, a.node_addresses(k), " slots=", a.spec().process_count_per_node(),
+                    "\n");
+  }
+  DROVER_RETURN_IF_ERROR(WriteTextFile(dir_ + "/job/hostfile", hostfile));
+  std::error_code error;
+  fs::create_directories(dir_ + "/relay", error);
+  if (error) return absl::UnavailableError(absl::StrCat("cannot create ", dir_, "/relay: ", error.message()));
+  if (a.node_rank() != 0) return absl::OkStatus();
+  return StartRelay();
+}
+
+absl::Status Attempt::StartRelay() {
+  const v1::AssignAttempt& a = assignment_;
+  mpi_network_ = NetworkOf(a.node_addresses_size() > 0 ? a.node_addresses(0) : "");
+  std::map<std::string, std::string> peers;
+  for (int k = 0; k < a.node_addresses_size() && k < a.node_peer_endpoints_size(); ++k) {
+    if (a.node_peer_endpoints(k).empty()) continue;
+    peers[a.node_addresses(k)] = a.node_peer_endpoints(k);
+    if (k < a.node_names_size() && !a.node_names(k).empty()) {
+      peers[a.node_names(k)] = a.node_peer_endpoints(k);
+    }
+  }
+  relay_ = std::make_unique<ExecRelay>(a.attempt(), a.exec_token(), std::move(peers));
+  return relay_->Listen(dir_ + "/relay/exec.sock");
+}
+
+}  // namespace drover::agent
