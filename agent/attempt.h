@@ -124,6 +124,9 @@ class Attempt {
   bool Detached();
   // Whether a STOP or Detach() asks the preparation to end.
   bool Interrupted();
+  // Waits until the connection to droverd is up (droverd restarting, the network back),
+  // until `give_up`, or until `stop` or the agent's shutdown; whether it is up.
+  bool AwaitDroverd(absl::Time give_up, const std::function<bool()>& stop);
   void Report(v1::AttemptReport::Phase phase, const std::string& reason = "");
   // Makes `report` the last one, and keeps it in the attempt's record when its phase changed.
   void Record(const v1::AttemptReport& report);

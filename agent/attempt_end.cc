@@ -161,11 +161,7 @@ void Attempt::UploadOutputs() {
   absl::Time give_up = absl::Now() + kPatience;
   absl::Status sent;
   while (true) {
-    if (env_.await_droverd != nullptr) {
-      while (!env_.shutting_down() && !Detached() && absl::Now() < give_up &&
-             !env_.await_droverd(absl::Seconds(1))) {
-      }
-    }
+    AwaitDroverd(give_up, [this] { return Detached(); });
     sent = SendOutputs(tar->tar_path, tar->digest, tar->tar_bytes);
     if (sent.ok() || sent.code() != absl::StatusCode::kUnavailable ||
         env_.shutting_down() || Detached() || absl::Now() >= give_up) {
