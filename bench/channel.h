@@ -1,5 +1,6 @@
 // How drover-bench reaches droverd: over TLS, trusting droverd's CA certificate (the
-// benchmarks' --ca, else $DROVER_CA).
+// benchmarks' --ca, else $DROVER_CA), with the user token in $DROVER_TOKEN on every call
+// (droverd refuses calls without one; an admin makes it with drover user create).
 #ifndef DROVER_BENCH_CHANNEL_H_
 #define DROVER_BENCH_CHANNEL_H_
 
@@ -20,7 +21,11 @@ inline std::shared_ptr<grpc::ChannelCredentials> DroverdCredentials(std::string 
   if (in) text << in.rdbuf();
   grpc::SslCredentialsOptions tls;
   tls.pem_root_certs = text.str();  // empty: the handshake fails, and the error says so
-  return grpc::SslCredentials(tls);
+  const char* token = std::getenv("DROVER_TOKEN");
+  if (token == nullptr || *token == '\0') return grpc::SslCredentials(tls);
+  // `authorization: Bearer TOKEN` on every call.
+  return grpc::CompositeChannelCredentials(grpc::SslCredentials(tls),
+                                           grpc::AccessTokenCredentials(token));
 }
 
 }  // namespace drover::bench

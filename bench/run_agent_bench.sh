@@ -108,7 +108,10 @@ echo "disk:    $(df -h --output=source,fstype,size,used "$base" | tail -1 | tr -
 echo "folder:  $base"
 echo "uptime: $(uptime)"
 
-"$droverd" --listen 127.0.0.1:0 --state-dir "$state_dir" --address-file "$base/address" \
+# droverd refuses calls without a user token: the benchmark is its bootstrap admin.
+export DROVER_TOKEN="drv_bench$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+(umask 077; echo "$DROVER_TOKEN" >"$base/bench.token")
+"$droverd" --listen 127.0.0.1:0 --state-dir "$state_dir" --bootstrap-admin-token-file "$base/bench.token" --address-file "$base/address" \
   --log-level "$log_level" 2> "$results/droverd.log" &
 # Every call is over TLS: droverd makes its cluster CA in its state folder; the bench and
 # the agents trust its certificate.

@@ -177,7 +177,10 @@ echo "folder:  $base"
 echo "hosts:   $(tr '\n' ' ' <<< "$hosts")(bridge $bridge)"
 echo "uptime: $(uptime)"
 
-"$droverd" --listen "$bridge:0" --state-dir "$base/state" --address-file "$base/address" \
+# droverd refuses calls without a user token: the benchmark is its bootstrap admin.
+export DROVER_TOKEN="drv_bench$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+(umask 077; echo "$DROVER_TOKEN" >"$base/bench.token")
+"$droverd" --listen "$bridge:0" --state-dir "$base/state" --bootstrap-admin-token-file "$base/bench.token" --address-file "$base/address" \
   --log-level "$log_level" 2> "$results/droverd.log" &
 # Every call is over TLS: droverd makes its cluster CA in its state folder; the bench and
 # the agents trust its certificate.

@@ -81,8 +81,11 @@ echo "== baseline: one durable 4 KiB write on that disk"
 "$bench" fsync --dir "$state_dir" --count 500 | tail -n +2
 "$bench" fsync --dir "$state_dir" --count 500 --output json > "$work/fsync-before.json"
 
+# droverd refuses calls without a user token: the benchmark is its bootstrap admin.
+export DROVER_TOKEN="drv_bench$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+(umask 077; echo "$DROVER_TOKEN" >"$work/bench.token")
 "$droverd" --listen 127.0.0.1:0 --state-dir "$state_dir" --address-file "$state_dir/address" \
-  --log-level warning 2> "$state_dir/droverd.log" &
+  --bootstrap-admin-token-file "$work/bench.token" --log-level warning 2> "$state_dir/droverd.log" &
 # Every call is over TLS: droverd makes its cluster CA in its state folder; the bench and
 # the agents trust its certificate.
 export DROVER_CA="$state_dir/tls/ca.crt"

@@ -175,7 +175,7 @@ int ListCommand(Invocation& inv, const std::vector<std::string>& args) {
   FlagSet flags("drover list [flags]",
                 "Lists jobs, newest first: ID, NAME, EXPERIMENT, STATE, REASON, NODES\n"
                 "(nodes x processes per node) and AGE. With --output json: a JSON array of\n"
-                "jobs.");
+                "jobs. Users see their own jobs; viewers and admins everyone's.");
   flags.Repeated("state", &states, "Only jobs in this state (any case; a,b for several)",
                  "STATE");
   flags.String("experiment", &experiment, "Only jobs of this experiment", "NAME");
@@ -183,6 +183,10 @@ int ListCommand(Invocation& inv, const std::vector<std::string>& args) {
                "KEY|KEY=VALUE");
   flags.Int("limit", &limit, "Show at most N jobs");
   flags.Bool("all", &all, "Show every job (follows every page; ignores --limit)");
+  std::string owner;
+  flags.String("owner", &owner,
+               "Only jobs of this user (viewers and admins; users always see only their own)",
+               "USER");
   AddGlobalFlags(&flags, &inv.global());
   std::vector<std::string> positional;
   if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
@@ -204,6 +208,7 @@ int ListCommand(Invocation& inv, const std::vector<std::string>& args) {
   }
   request.set_experiment(experiment);
   request.set_tag(tag);
+  request.set_owner(owner);
   int exit_code = kExitOk;
   std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;
@@ -356,6 +361,9 @@ constexpr Command kCommands[] = {
     {"target", "Create, list or delete compute targets (administrators)", TargetCommand, true},
     {"image", "Import, list or delete OCI images (administrators)", ImageCommand, true},
     {"datastore", "Create, list or delete datastores (administrators)", DatastoreCommand, true},
+    {"user", "Create, list, revoke users and give them tokens (administrators)", UserCommand, true},
+    {"login", "Save a server, CA and token for later commands", LoginCommand},
+    {"whoami", "Print the user and role droverd takes you for", WhoAmICommand},
     {"help", "Show help for drover or one command", HelpCommand},
     {"version", "Print the client's version", VersionCommand},
 };

@@ -28,6 +28,9 @@ struct ConnectOptions {
   // missing.
   std::string ca_file;
   std::string ca_source = "--ca";
+  // The user token every call carries (`authorization: Bearer TOKEN`); empty: none. Over
+  // the local admin socket ("unix:PATH") no token and no CA are needed.
+  std::string token;
   // Deadline of each unary call. Streams (WatchJob, StreamLogs, uploads and downloads)
   // have none.
   absl::Duration timeout = absl::Seconds(30);
@@ -93,6 +96,12 @@ class DroverClient {
       const v1::ListDatastoresRequest& request) = 0;
   virtual absl::StatusOr<v1::DeleteDatastoreResponse> DeleteDatastore(
       const v1::DeleteDatastoreRequest& request) = 0;
+  virtual absl::StatusOr<v1::UserToken> CreateUser(const v1::CreateUserRequest& request) = 0;
+  virtual absl::StatusOr<v1::ListUsersResponse> ListUsers(const v1::ListUsersRequest& request) = 0;
+  virtual absl::StatusOr<v1::User> RevokeUser(const v1::RevokeUserRequest& request) = 0;
+  virtual absl::StatusOr<v1::UserToken> IssueUserToken(
+      const v1::IssueUserTokenRequest& request) = 0;
+  virtual absl::StatusOr<v1::User> WhoAmI(const v1::WhoAmIRequest& request) = 0;
 
   // ---- BlobService
   virtual absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) = 0;

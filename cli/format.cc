@@ -190,6 +190,7 @@ std::string FormatJobDetails(const v1::Job& job, absl::Time now, absl::TimeZone 
   top.Add("id", job.id());
   top.Add("name", OrDash(spec.name()));
   top.Add("experiment", OrDash(spec.experiment()));
+  if (!job.owner().empty()) top.Add("owner", job.owner());
   if (!spec.tags().empty()) top.Add("tags", SortedMap(spec.tags(), ", "));
 
   Section state("status");

@@ -174,6 +174,22 @@ class GrpcDroverClient final : public DroverClient {
                                               admin_.get());
   }
 
+  absl::StatusOr<v1::UserToken> CreateUser(const v1::CreateUserRequest& request) override {
+    return Unary<v1::UserToken>(request, &v1::AdminService::Stub::CreateUser, admin_.get());
+  }
+  absl::StatusOr<v1::ListUsersResponse> ListUsers(const v1::ListUsersRequest& request) override {
+    return Unary<v1::ListUsersResponse>(request, &v1::AdminService::Stub::ListUsers, admin_.get());
+  }
+  absl::StatusOr<v1::User> RevokeUser(const v1::RevokeUserRequest& request) override {
+    return Unary<v1::User>(request, &v1::AdminService::Stub::RevokeUser, admin_.get());
+  }
+  absl::StatusOr<v1::UserToken> IssueUserToken(const v1::IssueUserTokenRequest& request) override {
+    return Unary<v1::UserToken>(request, &v1::AdminService::Stub::IssueUserToken, admin_.get());
+  }
+  absl::StatusOr<v1::User> WhoAmI(const v1::WhoAmIRequest& request) override {
+    return Unary<v1::User>(request, &v1::AdminService::Stub::WhoAmI, admin_.get());
+  }
+
   absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) override {
     return Unary<v1::StatBlobResponse>(request, &v1::BlobService::Stub::StatBlob, blobs_.get());
   }
@@ -181,6 +197,7 @@ class GrpcDroverClient final : public DroverClient {
   absl::StatusOr<v1::UploadBlobResponse> UploadBlob(const v1::UploadBlobRequest::Header& header,
                                                     const ChunkSource& next_chunk) override {
     grpc::ClientContext context;
+    Authorize(&context);
     v1::UploadBlobResponse response;
     std::unique_ptr<grpc::ClientWriter<v1::UploadBlobRequest>> writer =
         blobs_->UploadBlob(&context, &response);
@@ -216,9 +233,15 @@ class GrpcDroverClient final : public DroverClient {
   }
 
  private:
+  // Every call carries the token, when there is one (ConnectGrpc checked its characters).
+  void Authorize(grpc::ClientContext* context) const {
+    if (!options_.token.empty()) context->AddMetadata("authorization", "Bearer " + options_.token);
+  }
+
   template <typename Response, typename Request, typename Stub, typename Method>
   absl::StatusOr<Response> Unary(const Request& request, Method method, Stub* stub) {
     grpc::ClientContext context;
+    Authorize(&context);
     context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
     Response response;
     grpc::Status status = (stub->*method)(&context, request, &response);
@@ -235,6 +258,7 @@ class GrpcDroverClient final : public DroverClient {
   absl::Status ServerStream(const Request& request, Method method, Stub* stub,
                             const std::function<absl::Status(const Response&)>& on_message) {
     grpc::ClientContext context;
+    Authorize(&context);
     std::unique_ptr<grpc::ClientReader<Response>> reader = (stub->*method)(&context, request);
     Response response;
     bool received = false;
@@ -315,6 +339,23 @@ absl::StatusOr<std::unique_ptr<DroverClient>> ConnectGrpc(const ConnectOptions& 
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   // droverd publishes no service config; skip the DNS TXT lookup for one.
   args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
+  for (char c : options.token) {
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError(
+          "the token has a space, line break or other character no drover token has; copy "
+          "it again from drover user create (--token, DROVER_TOKEN or the config file)");
+    }
+  }
+  if (options.token.size() > 256) {
+    return absl::InvalidArgumentError(
+        "the token is longer than any drover token; copy it again from drover user create");
+  }
+  // The local admin socket (root on droverd's host): no TLS, the socket's mode decides.
+  if (absl::StartsWith(options.address, "unix:")) {
+    std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+        options.address, grpc::experimental::LocalCredentials(UDS), args);
+    return std::make_unique<GrpcDroverClient>(options, std::move(channel));
+  }
   // droverd is reached over TLS only, its certificate checked against the cluster's CA.
   std::ifstream in(options.ca_file);
   std::stringstream ca;

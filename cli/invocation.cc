@@ -1,11 +1,20 @@
 #include "cli/invocation.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 #include "common/job_id.h"
 
 namespace drover::cli {
@@ -54,7 +63,9 @@ void AddGlobalFlags(FlagSet* flags, GlobalOptions* global) {
         global->server = std::string(v);
         return absl::OkStatus();
       },
-      "droverd to talk to", "HOST:PORT", "$DROVER_SERVER, else localhost:7070");
+      "droverd to talk to; unix:PATH for its local admin socket (root on droverd's host: "
+      "admin without a token)",
+      "HOST:PORT", "$DROVER_SERVER, else the config file, else localhost:7070");
   flags->Custom(
       "ca",
       [global](absl::string_view v) -> absl::Status {
@@ -63,7 +74,17 @@ void AddGlobalFlags(FlagSet* flags, GlobalOptions* global) {
         return absl::OkStatus();
       },
       "droverd's CA certificate (droverd writes it to <state-dir>/tls/ca.crt)", "FILE",
-      "$DROVER_CA, else /etc/drover/ca.crt");
+      "$DROVER_CA, else the config file, else /etc/drover/ca.crt");
+  flags->Custom(
+      "token",
+      [global](absl::string_view v) -> absl::Status {
+        if (v.empty()) return absl::InvalidArgumentError("needs the token drover user create printed");
+        global->token = std::string(v);
+        return absl::OkStatus();
+      },
+      "Your user token (drv_...). Prefer DROVER_TOKEN or drover login: a flag shows in the "
+      "process list",
+      "TOKEN", "$DROVER_TOKEN, else the config file (drover login)");
   flags->Custom(
       "output,o",
       [global](absl::string_view v) -> absl::Status {
@@ -114,7 +135,68 @@ std::optional<int> Invocation::Parse(FlagSet& flags, const std::vector<std::stri
   return std::nullopt;
 }
 
+std::string ClientConfigPath(CliContext& ctx) {
+  auto env = [&](absl::string_view name) {
+    std::optional<std::string> value = ctx.getenv(name);
+    return value.has_value() ? *value : std::string();
+  };
+  if (std::string path = env("DROVER_CONFIG"); !path.empty()) return path;
+  if (std::string base = env("XDG_CONFIG_HOME"); !base.empty()) return base + "/drover/config";
+  if (std::string home = env("HOME"); !home.empty()) return home + "/.config/drover/config";
+  return "";
+}
+
+ClientConfig ReadClientConfig(const std::string& path) {
+  ClientConfig config;
+  if (path.empty()) return config;
+  std::ifstream in(path);
+  std::string line;
+  while (in && std::getline(in, line)) {
+    absl::string_view text = absl::StripAsciiWhitespace(line);
+    if (text.empty() || text[0] == '#') continue;
+    size_t eq = text.find('=');
+    if (eq == absl::string_view::npos) continue;
+    absl::string_view key = absl::StripAsciiWhitespace(text.substr(0, eq));
+    std::string value(absl::StripAsciiWhitespace(text.substr(eq + 1)));
+    if (key == "server") config.server = value;
+    if (key == "ca") config.ca = value;
+    if (key == "token") config.token = value;
+  }
+  return config;
+}
+
+absl::Status WriteClientConfig(const std::string& path, const ClientConfig& config) {
+  std::error_code error;
+  std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  if (!folder.empty() && !std::filesystem::exists(folder, error)) {
+    std::filesystem::create_directories(folder, error);
+    if (!error) ::chmod(folder.c_str(), 0700);
+  }
+  std::string text = absl::StrCat("# written by drover login; holds a secret token\n",
+                                  "server = ", config.server, "\n", "ca = ", config.ca, "\n",
+                                  "token = ", config.token, "\n");
+  std::string temporary = path + ".new";
+  ::unlink(temporary.c_str());
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  bool ok = fd >= 0 && ::fchmod(fd, 0600) == 0 &&
+            ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  int saved = errno;
+  if (fd >= 0) ::close(fd);
+  if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {
+    if (ok) saved = errno;
+    ::unlink(temporary.c_str());
+    return absl::UnavailableError(
+        absl::StrCat("cannot write the config file '", path, "': ", strerror(saved),
+                     "; set DROVER_CONFIG to a writable path"));
+  }
+  return absl::OkStatus();
+}
+
 std::unique_ptr<DroverClient> Invocation::Connect(int* exit_code) {
+  // Each setting: the flag, else its environment variable, else the config file, else the
+  // default.
+  ClientConfig config = ReadClientConfig(ClientConfigPath(ctx_));
   std::string address = global_.server;
   std::string source = "--server";
   if (address.empty()) {
@@ -122,6 +204,9 @@ std::unique_ptr<DroverClient> Invocation::Connect(int* exit_code) {
     if (from_env.has_value() && !from_env->empty()) {
       address = *from_env;
       source = "DROVER_SERVER";
+    } else if (!config.server.empty()) {
+      address = config.server;
+      source = "the config file";
     } else {
       address = std::string(kDefaultServer);
     }
@@ -132,11 +217,19 @@ std::unique_ptr<DroverClient> Invocation::Connect(int* exit_code) {
     return nullptr;
   }
   ConnectOptions options{.address = address, .ca_file = global_.ca, .timeout = global_.timeout};
+  options.token = global_.token;
+  if (options.token.empty()) {
+    std::optional<std::string> from_env = ctx_.getenv("DROVER_TOKEN");
+    options.token = from_env.has_value() && !from_env->empty() ? *from_env : config.token;
+  }
   if (options.ca_file.empty()) {
     std::optional<std::string> from_env = ctx_.getenv("DROVER_CA");
     if (from_env.has_value() && !from_env->empty()) {
       options.ca_file = *from_env;
       options.ca_source = "DROVER_CA";
+    } else if (!config.ca.empty()) {
+      options.ca_file = config.ca;
+      options.ca_source = "the config file";
     } else {
       options.ca_file = "/etc/drover/ca.crt";
       options.ca_source = "the default CA file";

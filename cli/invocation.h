@@ -40,13 +40,31 @@ extern const absl::string_view kExitCodesHelp;
 // The flags every command accepts, before or after its name.
 struct GlobalOptions {
   std::string server;  // empty: $DROVER_SERVER, else localhost:7070
-  std::string ca;      // empty: $DROVER_CA, else kDefaultCaFile
+  std::string ca;      // empty: $DROVER_CA, else the config file, else /etc/drover/ca.crt
+  std::string token;   // empty: $DROVER_TOKEN, else the config file, else none
   bool json = false;
   bool csv = false;  // --output csv: only commands that call AllowCsv() take it
   absl::Duration timeout = absl::Seconds(30);
 };
 
 void AddGlobalFlags(FlagSet* flags, GlobalOptions* global);
+
+// The client config file `drover login` writes: $DROVER_CONFIG, else
+// $XDG_CONFIG_HOME/drover/config, else $HOME/.config/drover/config; empty when none of
+// these variables is set.
+std::string ClientConfigPath(CliContext& ctx);
+
+// What the client config file holds (`key = value` lines: server, ca, token). Missing or
+// unreadable file: all empty.
+struct ClientConfig {
+  std::string server;
+  std::string ca;
+  std::string token;
+};
+ClientConfig ReadClientConfig(const std::string& path);
+// Writes `config` to `path` (folders made 0700, the file 0600, replaced atomically).
+// UNAVAILABLE naming the path when it cannot be written.
+absl::Status WriteClientConfig(const std::string& path, const ClientConfig& config);
 
 // `text` with line breaks turned into spaces: errors are one line.
 std::string OneLine(absl::string_view text);
@@ -148,6 +166,9 @@ int DownloadCommand(Invocation& inv, const std::vector<std::string>& args);
 int NodesCommand(Invocation& inv, const std::vector<std::string>& args);
 int NodeCommand(Invocation& inv, const std::vector<std::string>& args);
 int TargetCommand(Invocation& inv, const std::vector<std::string>& args);
+int UserCommand(Invocation& inv, const std::vector<std::string>& args);
+int LoginCommand(Invocation& inv, const std::vector<std::string>& args);
+int WhoAmICommand(Invocation& inv, const std::vector<std::string>& args);
 
 // Builds the snapshot of the folder `source_dir` for `drover submit --source`: describes it
 // on stderr, uploads it unless droverd has it already, removes the local archive and sets

@@ -281,6 +281,10 @@ void SubmitSpecFlags::Register(FlagSet* flags) {
   flags->Repeated("env", &env_,
                   "Set an environment variable of the job; NAME alone copies it from here",
                   "NAME=VALUE");
+  flags->Repeated("secret-env", &secret_env_,
+                  "Set an environment variable whose value droverd never shows back (\"***\" "
+                  "in show, list, watch); NAME alone copies it from here",
+                  "NAME=VALUE");
   flags->Bool("gpu", &gpu_, "The job uses GPUs (sets use_gpu; --gpus defaults to 1)");
   Int32Flag(flags, "nodes", &nodes_, "Number of nodes, 1-1024 (default 1)");
   Int32Flag(flags, "processes-per-node", &processes_per_node_,
@@ -378,6 +382,24 @@ absl::StatusOr<v1::JobSpec> SubmitSpecFlags::Build(const FlagSet& flags,
       }
     }
     (*environment->mutable_env())[name] = *value;
+  }
+  for (const std::string& assignment : secret_env_) {
+    auto [name, value] = SplitAssignment(assignment);
+    if (name.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--secret-env: '", name, "=...' has no name; write NAME=VALUE"));
+    }
+    if (!value.has_value()) {
+      value = getenv(name);
+      if (!value.has_value()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--secret-env: ", name, " is not set in this shell; write ", name, "=VALUE"));
+      }
+    }
+    (*environment->mutable_env())[name] = *value;
+    bool listed = false;
+    for (const std::string& secret : environment->secret_env()) listed = listed || secret == name;
+    if (!listed) environment->add_secret_env(name);
   }
   if (flags.WasSet("gpu")) environment->set_use_gpu(gpu_);
   if (spec.environment().ByteSizeLong() == 0) {

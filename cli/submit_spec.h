@@ -72,6 +72,7 @@ class SubmitSpecFlags {
   std::vector<std::string> pip_;
   std::vector<std::string> conda_;
   std::vector<std::string> env_;
+  std::vector<std::string> secret_env_;
   std::vector<std::string> outputs_to_;
   bool gpu_ = false;
   int32_t nodes_ = 0;

@@ -207,6 +207,7 @@ int DownloadCommand(Invocation& inv, const std::vector<std::string>& args) {
   int64_t size = status.outputs_size();
   v1::DownloadBlobRequest request;
   request.set_digest(digest);
+  request.set_job_id(job_id);  // droverd lets the job's readers download its outputs
   size_t retries = 0;
   while (true) {
     // A broken download goes on from the last byte written.

@@ -116,6 +116,19 @@ export DROVER_SERVER=$(cat "$state/address")
 cp "$state/droverd/tls/ca.crt" "$state/ca.crt"   # readable by the test hosts
 export DROVER_CA="$state/ca.crt"
 echo "droverd listens on $DROVER_SERVER (TLS, CA certificate $DROVER_CA)"
+# Root on droverd's host is admin over its local socket, with no token: make a user for
+# the examples there, then run them as that user over TLS with its token.
+for _ in $(seq 1 100); do
+  [[ -S "$state/droverd/admin.sock" ]] && break
+  sleep 0.1
+done
+echo "== creating the user 'quickstart' over droverd's local admin socket"
+DROVER_TOKEN=$("$drover" --server "unix:$state/droverd/admin.sock" user create quickstart \
+  --role user 2>/dev/null || "$drover" --server "unix:$state/droverd/admin.sock" user token \
+  quickstart 2>/dev/null)
+export DROVER_TOKEN
+[[ $DROVER_TOKEN == drv_* ]] || { echo "quickstart: could not create a user" >&2; exit 1; }
+"$drover" whoami
 
 k=0
 while read -r name address; do

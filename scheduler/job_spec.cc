@@ -353,6 +353,15 @@ absl::Status CheckEnvironment(const Environment& env) {
         "spec.environment.env",
         absl::StrCat(env.env().size(), " variables are too many; use at most ", kMaxEnvVars));
   }
+  for (int i = 0; i < env.secret_env_size(); ++i) {
+    const std::string& name = env.secret_env(i);
+    if (!env.env().contains(name)) {
+      return Invalid(absl::StrCat("spec.environment.secret_env[", i, "]"),
+                     absl::StrCat("'", name.substr(0, 256),
+                                  "' is not a variable of spec.environment.env; give its value "
+                                  "there (drover submit --secret-env NAME=VALUE does both)"));
+    }
+  }
   // Map order is unspecified; sort so that the first problem is the same on every run.
   std::vector<absl::string_view> names;
   names.reserve(env.env().size());

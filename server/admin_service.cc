@@ -2,18 +2,38 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "google/protobuf/util/time_util.h"
 #include "server/grpc_status.h"
 
 namespace drover::server {
 namespace {
 
+// "/drover.v1.AdminService/NAME" for a handler's __func__.
+std::string Method(absl::string_view handler) {
+  return absl::StrCat("/drover.v1.AdminService/", handler);
+}
+
+// Checks the caller of `context` for `method`; when refused, finishes `reactor` with why.
+bool Refused(Authenticator& auth, grpc::CallbackServerContext& context, absl::string_view method,
+             grpc::ServerUnaryReactor* reactor, Caller* caller = nullptr) {
+  absl::StatusOr<Caller> checked = auth.Check(context, method);
+  if (!checked.ok()) {
+    reactor->Finish(ToGrpcStatus(checked.status()));
+    return true;
+  }
+  if (caller != nullptr) *caller = *std::move(checked);
+  return false;
+}
+
 // Runs a node change on the core and answers with the node once the core calls back (after
 // the change is durable).
 template <typename Change>
-grpc::ServerUnaryReactor* NodeChange(grpc::CallbackServerContext* context, CoreLoop& loop,
+grpc::ServerUnaryReactor* NodeChange(grpc::CallbackServerContext* context, Authenticator& auth,
+                                     absl::string_view method, CoreLoop& loop,
                                      const v1::NodeRequest* request, v1::Node* response,
                                      absl::string_view what, Change change) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth, *context, method, reactor)) return reactor;
   loop.Post([reactor, response, request, what = std::string(what), change]() {
     change(request->name(), request->reason(),
            [reactor, response, request, what](absl::StatusOr<v1::Node> node) {
@@ -36,6 +56,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListNodes(grpc::CallbackServerContex
                                                       const v1::ListNodesRequest* request,
                                                       v1::ListNodesResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
   loop_.Post([this, reactor, response] {
     for (v1::Node& node : core_.ListNodes()) *response->add_nodes() = std::move(node);
     *response->mutable_node_loss() = core_.NodeLoss();
@@ -47,7 +68,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListNodes(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AdminServiceImpl::CordonNode(grpc::CallbackServerContext* context,
                                                        const v1::NodeRequest* request,
                                                        v1::Node* response) {
-  return NodeChange(context, loop_, request, response, "cordon",
+  return NodeChange(context, auth_, Method(__func__), loop_, request, response, "cordon",
                     [this](const std::string& n, const std::string& r, Core::NodeCallback done) {
                       core_.Cordon(n, r, std::move(done));
                     });
@@ -56,7 +77,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CordonNode(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* AdminServiceImpl::UncordonNode(grpc::CallbackServerContext* context,
                                                          const v1::NodeRequest* request,
                                                          v1::Node* response) {
-  return NodeChange(context, loop_, request, response, "uncordon",
+  return NodeChange(context, auth_, Method(__func__), loop_, request, response, "uncordon",
                     [this](const std::string& n, const std::string&, Core::NodeCallback done) {
                       core_.Uncordon(n, std::move(done));
                     });
@@ -65,7 +86,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::UncordonNode(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* AdminServiceImpl::DrainNode(grpc::CallbackServerContext* context,
                                                       const v1::NodeRequest* request,
                                                       v1::Node* response) {
-  return NodeChange(context, loop_, request, response, "drain",
+  return NodeChange(context, auth_, Method(__func__), loop_, request, response, "drain",
                     [this](const std::string& n, const std::string& r, Core::NodeCallback done) {
                       core_.Drain(n, r, std::move(done));
                     });
@@ -74,7 +95,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DrainNode(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AdminServiceImpl::DeclareNodeLost(grpc::CallbackServerContext* context,
                                                             const v1::NodeRequest* request,
                                                             v1::Node* response) {
-  return NodeChange(context, loop_, request, response, "declare_lost",
+  return NodeChange(context, auth_, Method(__func__), loop_, request, response, "declare_lost",
                     [this](const std::string& n, const std::string& r, Core::NodeCallback done) {
                       core_.DeclareNodeLost(n, r, std::move(done));
                     });
@@ -84,6 +105,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PutComputeTarget(
     grpc::CallbackServerContext* context, const v1::PutComputeTargetRequest* request,
     v1::ComputeTarget* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
   loop_.Post([this, reactor, request, response] {
     core_.PutTarget(request->target(), [reactor, request, response](absl::Status status) {
       if (status.ok()) {
@@ -100,6 +122,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListComputeTargets(
     grpc::CallbackServerContext* context, const v1::ListComputeTargetsRequest* request,
     v1::ListComputeTargetsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
   loop_.Post([this, reactor, response] {
     for (v1::ComputeTarget& target : core_.ListTargets()) *response->add_targets() = std::move(target);
     reactor->Finish(grpc::Status::OK);
@@ -111,6 +134,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DeleteComputeTarget(
     grpc::CallbackServerContext* context, const v1::DeleteComputeTargetRequest* request,
     v1::DeleteComputeTargetResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
   loop_.Post([this, reactor, request] {
     core_.DeleteTarget(request->name(), [reactor](absl::Status status) {
       reactor->Finish(ToGrpcStatus(status));
@@ -123,6 +147,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PutImage(grpc::CallbackServerContext
                                                      const v1::PutImageRequest* request,
                                                      v1::Image* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
   v1::Image image = request->image();
   if (absl::Status valid = CheckImageName("image.name", image.name()); !valid.ok()) {
     reactor->Finish(ToGrpcStatus(valid));
@@ -159,6 +184,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListImages(grpc::CallbackServerConte
                                                        const v1::ListImagesRequest* request,
                                                        v1::ListImagesResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
   for (v1::Image& image : core_.ListImages()) *response->add_images() = std::move(image);
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -168,6 +194,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DeleteImage(grpc::CallbackServerCont
                                                         const v1::DeleteImageRequest* request,
                                                         v1::DeleteImageResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
   if (request->name().empty()) {
     reactor->Finish(ToGrpcStatus(
         absl::InvalidArgumentError("name: required; give the image's name (see drover image list)")));
@@ -186,6 +213,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PutDatastore(grpc::CallbackServerCon
                                                          const v1::PutDatastoreRequest* request,
                                                          v1::Datastore* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
   if (!request->has_datastore()) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
         "datastore: required; send the datastore to register with the request")));
@@ -215,6 +243,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDatastores(
     grpc::CallbackServerContext* context, const v1::ListDatastoresRequest* request,
     v1::ListDatastoresResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
   for (v1::Datastore& datastore : core_.ListDatastores()) {
     *response->add_datastores() = std::move(datastore);
   }
@@ -226,6 +255,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DeleteDatastore(
     grpc::CallbackServerContext* context, const v1::DeleteDatastoreRequest* request,
     v1::DeleteDatastoreResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
   if (request->name().empty()) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
         "name: required; give the datastore's name (see drover datastore list)")));
@@ -237,6 +267,126 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DeleteDatastore(
       reactor->Finish(ToGrpcStatus(status));
     });
   });
+  return reactor;
+}
+
+}  // namespace drover::server
+
+namespace drover::server {
+
+grpc::ServerUnaryReactor* AdminServiceImpl::CreateUser(grpc::CallbackServerContext* context,
+                                                       const v1::CreateUserRequest* request,
+                                                       v1::UserToken* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Caller caller;
+  if (Refused(auth_, *context, Method(__func__), reactor, &caller)) return reactor;
+  if (absl::Status valid = CheckUserName("name", request->name()); !valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  if (request->role() == v1::User::ROLE_UNSPECIFIED || !v1::User::Role_IsValid(request->role())) {
+    reactor->Finish(ToGrpcStatus(
+        absl::InvalidArgumentError("role: required; use admin, user or viewer")));
+    return reactor;
+  }
+  absl::StatusOr<std::string> token = NewUserToken();
+  if (!token.ok()) {
+    reactor->Finish(ToGrpcStatus(token.status()));
+    return reactor;
+  }
+  storage::UserRecord record;
+  record.user.set_name(request->name());
+  record.user.set_role(request->role());
+  *record.user.mutable_create_time() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+      absl::ToUnixMicros(clock_.Now()));
+  record.token_sha256 = HashUserToken(*token);
+  *response->mutable_user() = record.user;
+  response->set_token(*token);
+  store_.CreateUser(std::move(record), [reactor, response, by = caller.name](absl::Status status) {
+    if (status.ok()) {
+      Log(LogLevel::kInfo, "user_created",
+          {{"user", response->user().name()},
+           {"role", RoleName(response->user().role())},
+           {"by", by}});
+    } else {
+      response->Clear();
+    }
+    reactor->Finish(ToGrpcStatus(status));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListUsers(grpc::CallbackServerContext* context,
+                                                      const v1::ListUsersRequest* request,
+                                                      v1::ListUsersResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
+  absl::StatusOr<std::vector<v1::User>> users = store_.LoadUsers();
+  if (users.ok()) {
+    for (v1::User& user : *users) *response->add_users() = std::move(user);
+  }
+  reactor->Finish(ToGrpcStatus(users.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::RevokeUser(grpc::CallbackServerContext* context,
+                                                       const v1::RevokeUserRequest* request,
+                                                       v1::User* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Caller caller;
+  if (Refused(auth_, *context, Method(__func__), reactor, &caller)) return reactor;
+  if (absl::Status valid = CheckUserName("name", request->name()); !valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  store_.SetUserToken(request->name(), "",
+                      [reactor, response, by = caller.name](absl::StatusOr<v1::User> user) {
+                        if (user.ok()) {
+                          Log(LogLevel::kInfo, "user_revoked", {{"user", user->name()}, {"by", by}});
+                          *response = *std::move(user);
+                        }
+                        reactor->Finish(ToGrpcStatus(user.status()));
+                      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::IssueUserToken(
+    grpc::CallbackServerContext* context, const v1::IssueUserTokenRequest* request,
+    v1::UserToken* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Caller caller;
+  if (Refused(auth_, *context, Method(__func__), reactor, &caller)) return reactor;
+  if (absl::Status valid = CheckUserName("name", request->name()); !valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  absl::StatusOr<std::string> token = NewUserToken();
+  if (!token.ok()) {
+    reactor->Finish(ToGrpcStatus(token.status()));
+    return reactor;
+  }
+  store_.SetUserToken(
+      request->name(), HashUserToken(*token),
+      [reactor, response, token = *token, by = caller.name](absl::StatusOr<v1::User> user) {
+        if (user.ok()) {
+          Log(LogLevel::kInfo, "user_token_issued", {{"user", user->name()}, {"by", by}});
+          *response->mutable_user() = *std::move(user);
+          response->set_token(token);
+        }
+        reactor->Finish(ToGrpcStatus(user.status()));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::WhoAmI(grpc::CallbackServerContext* context,
+                                                   const v1::WhoAmIRequest* request,
+                                                   v1::User* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Caller caller;
+  if (Refused(auth_, *context, Method(__func__), reactor, &caller)) return reactor;
+  response->set_name(caller.name);
+  response->set_role(caller.role);
+  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 

@@ -5,7 +5,10 @@
 #define DROVER_SERVER_ADMIN_SERVICE_H_
 
 #include "drover/v1/admin_service.grpc.pb.h"
+#include "common/clock.h"
+#include "server/auth.h"
 #include "server/core.h"
+#include "storage/store.h"
 #include "server/core_loop.h"
 #include "storage/blob_store.h"
 
@@ -13,9 +16,11 @@ namespace drover::server {
 
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
-  // `blobs`: where PutImage finds the uploaded archive.
-  AdminServiceImpl(Core& core, CoreLoop& loop, const storage::BlobStore& blobs)
-      : core_(core), loop_(loop), blobs_(blobs) {}
+  // `blobs`: where PutImage finds the uploaded archive; `store`: users; every call is
+  // checked with `auth` first.
+  AdminServiceImpl(Core& core, CoreLoop& loop, const storage::BlobStore& blobs,
+                   storage::Store& store, Authenticator& auth, const Clock& clock)
+      : core_(core), loop_(loop), blobs_(blobs), store_(store), auth_(auth), clock_(clock) {}
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context,
                                       const v1::ListNodesRequest* request,
@@ -57,11 +62,28 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* DeleteDatastore(grpc::CallbackServerContext* context,
                                             const v1::DeleteDatastoreRequest* request,
                                             v1::DeleteDatastoreResponse* response) override;
+  grpc::ServerUnaryReactor* CreateUser(grpc::CallbackServerContext* context,
+                                       const v1::CreateUserRequest* request,
+                                       v1::UserToken* response) override;
+  grpc::ServerUnaryReactor* ListUsers(grpc::CallbackServerContext* context,
+                                      const v1::ListUsersRequest* request,
+                                      v1::ListUsersResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeUser(grpc::CallbackServerContext* context,
+                                       const v1::RevokeUserRequest* request,
+                                       v1::User* response) override;
+  grpc::ServerUnaryReactor* IssueUserToken(grpc::CallbackServerContext* context,
+                                           const v1::IssueUserTokenRequest* request,
+                                           v1::UserToken* response) override;
+  grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* context,
+                                   const v1::WhoAmIRequest* request, v1::User* response) override;
 
  private:
   Core& core_;
   CoreLoop& loop_;
   const storage::BlobStore& blobs_;
+  storage::Store& store_;
+  Authenticator& auth_;
+  const Clock& clock_;
 };
 
 }  // namespace drover::server

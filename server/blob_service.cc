@@ -11,8 +11,9 @@ constexpr int64_t kChunkBytes = 1 << 20;
 
 class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
  public:
-  UploadReactor(storage::BlobStore& blobs, v1::UploadBlobResponse* response)
-      : blobs_(blobs), response_(response) {
+  UploadReactor(storage::BlobStore& blobs, storage::Store& store, Caller caller,
+                v1::UploadBlobResponse* response)
+      : blobs_(blobs), store_(store), caller_(std::move(caller)), response_(response) {
     StartRead(&in_);
   }
 
@@ -28,9 +29,17 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest
         response_->set_digest(digest_);
         response_->set_size(size_);
         response_->set_created(*created);
-        Log(LogLevel::kInfo, "blob_uploaded", {{"digest", digest_}, {"bytes", size_}, {"created", *created}});
+        Log(LogLevel::kInfo, "blob_uploaded",
+            {{"digest", digest_}, {"bytes", size_}, {"created", *created}, {"by", caller_.name}});
       }
-      Finish(ToGrpcStatus(created.status()));
+      if (!created.ok() || caller_.kind == Caller::Kind::kAnonymous ||
+          caller_.kind == Caller::Kind::kNode) {
+        Finish(ToGrpcStatus(created.status()));
+        return;
+      }
+      // The uploader may download it again (a snapshot they submit with).
+      store_.AddBlobUploader(digest_, caller_.name,
+                             [this](absl::Status status) { Finish(ToGrpcStatus(status)); });
       return;
     }
     absl::Status status;
@@ -69,6 +78,8 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest
 
  private:
   storage::BlobStore& blobs_;
+  storage::Store& store_;
+  const Caller caller_;
   v1::UploadBlobResponse* response_;
   v1::UploadBlobRequest in_;
   std::unique_ptr<storage::BlobStore::Upload> upload_;
@@ -131,12 +142,46 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadBlobRe
   v1::DownloadBlobResponse out_;
 };
 
+// Whether `caller` may download blob `digest` (see blob_service.h); PERMISSION_DENIED
+// saying what to do otherwise.
+absl::Status CanDownload(storage::Store& store, const Caller& caller,
+                         const v1::DownloadBlobRequest& request) {
+  if (caller.is_admin() || caller.kind == Caller::Kind::kAnonymous ||
+      caller.kind == Caller::Kind::kNode) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<bool> uploaded = store.IsBlobUploader(request.digest(), caller.name);
+  if (!uploaded.ok()) return uploaded.status();
+  if (*uploaded) return absl::OkStatus();
+  if (request.job_id().empty()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "blob ", request.digest(),
+        " was not uploaded by you; name the job it belongs to (job_id) to download its "
+        "snapshot or outputs"));
+  }
+  absl::StatusOr<v1::Job> job = store.GetJob(request.job_id());
+  if (!job.ok()) return job.status();
+  if (absl::Status allowed = CanReadJob(caller, *job); !allowed.ok()) return allowed;
+  if (request.digest() != job->spec().source_snapshot() &&
+      request.digest() != job->status().outputs_digest()) {
+    return absl::PermissionDeniedError(absl::StrCat("blob ", request.digest(),
+                                                    " is neither the snapshot nor the outputs "
+                                                    "of job '", job->id(), "'"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* BlobServiceImpl::StatBlob(grpc::CallbackServerContext* context,
                                                     const v1::StatBlobRequest* request,
                                                     v1::StatBlobResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.BlobService/StatBlob");
+      !caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   absl::StatusOr<int64_t> size = blobs_.Stat(request->digest());
   if (size.ok()) {
     response->set_present(true);
@@ -153,11 +198,21 @@ grpc::ServerUnaryReactor* BlobServiceImpl::StatBlob(grpc::CallbackServerContext*
 
 grpc::ServerReadReactor<v1::UploadBlobRequest>* BlobServiceImpl::UploadBlob(
     grpc::CallbackServerContext* context, v1::UploadBlobResponse* response) {
-  return new UploadReactor(blobs_, response);
+  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.BlobService/UploadBlob");
+  if (!caller.ok()) {
+    return new RefusedReadReactor<v1::UploadBlobRequest>(ToGrpcStatus(caller.status()));
+  }
+  return new UploadReactor(blobs_, store_, *std::move(caller), response);
 }
 
 grpc::ServerWriteReactor<v1::DownloadBlobResponse>* BlobServiceImpl::DownloadBlob(
     grpc::CallbackServerContext* context, const v1::DownloadBlobRequest* request) {
+  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.BlobService/DownloadBlob");
+  absl::Status allowed =
+      caller.ok() ? CanDownload(store_, *caller, *request) : caller.status();
+  if (!allowed.ok()) {
+    return new RefusedWriteReactor<v1::DownloadBlobResponse>(ToGrpcStatus(allowed));
+  }
   return new DownloadReactor(blobs_, *request);
 }
 

@@ -1,17 +1,25 @@
 // BlobServiceImpl: uploads and downloads of content-addressed blobs (snapshots, images,
 // outputs) over gRPC, onto the BlobStore. Handlers run on gRPC's threads; file I/O is done
-// there in chunks of at most 1 MiB, never on the core loop.
+// there in chunks of at most 1 MiB, never on the core loop. A user may download the blobs
+// they uploaded, and the snapshot and outputs of jobs they may read (named by the
+// request's job_id); admins any blob; node agents (for now: callers without a token, see
+// authz.h) the blobs they run jobs with.
 #ifndef DROVER_SERVER_BLOB_SERVICE_H_
 #define DROVER_SERVER_BLOB_SERVICE_H_
 
 #include "drover/v1/blob.grpc.pb.h"
+#include "server/auth.h"
 #include "storage/blob_store.h"
+#include "storage/store.h"
 
 namespace drover::server {
 
 class BlobServiceImpl final : public v1::BlobService::CallbackService {
  public:
-  explicit BlobServiceImpl(storage::BlobStore& blobs) : blobs_(blobs) {}
+  // Every call is checked with `auth` first; `store` keeps who uploaded which blob and the
+  // jobs a download may name.
+  BlobServiceImpl(storage::BlobStore& blobs, storage::Store& store, Authenticator& auth)
+      : blobs_(blobs), store_(store), auth_(auth) {}
 
   grpc::ServerUnaryReactor* StatBlob(grpc::CallbackServerContext* context,
                                      const v1::StatBlobRequest* request,
@@ -23,6 +31,8 @@ class BlobServiceImpl final : public v1::BlobService::CallbackService {
 
  private:
   storage::BlobStore& blobs_;
+  storage::Store& store_;
+  Authenticator& auth_;
 };
 
 }  // namespace drover::server

@@ -5,6 +5,8 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,10 +15,12 @@
 #include <fstream>
 #include <random>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "google/protobuf/util/time_util.h"
 #include "common/status_macros.h"
 #include "storage/sqlite_store.h"
 
@@ -44,6 +48,38 @@ absl::StatusOr<std::string> LoadOrCreateKey(const std::string& path) {
   return key;
 }
 
+// Gives the user `bootstrap-admin` (role admin) `token`, creating it when missing.
+absl::Status BootstrapAdmin(storage::Store& store, const std::string& token, const Clock& clock) {
+  constexpr absl::string_view kName = "bootstrap-admin";
+  if (!absl::StartsWith(token, kTokenPrefix) || token.size() < 24 || token.size() > kMaxTokenBytes ||
+      token.find_first_of(" \t\r\n") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--bootstrap-admin-token-file: the token must be one line of ", kTokenPrefix,
+        " and at least 20 more characters (drover tokens look like that)"));
+  }
+  absl::Notification done;
+  absl::Status result;
+  storage::UserRecord record;
+  record.user.set_name(std::string(kName));
+  record.user.set_role(v1::User::ADMIN);
+  *record.user.mutable_create_time() = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+      absl::ToUnixMicros(clock.Now()));
+  record.token_sha256 = HashUserToken(token);
+  store.CreateUser(record, [&](absl::Status status) {
+    result = status;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  if (!absl::IsAlreadyExists(result)) return result;
+  absl::Notification replaced;
+  store.SetUserToken(std::string(kName), record.token_sha256, [&](absl::StatusOr<v1::User> user) {
+    result = user.status();
+    replaced.Notify();
+  });
+  replaced.WaitForNotification();
+  return result;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& options,
@@ -58,6 +94,15 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   if (error) {
     return absl::UnavailableError(absl::StrCat("cannot create state-dir '", options.state_dir,
                                                "': ", error.message()));
+  }
+  if (options.admin_socket != "none") {
+    d->admin_socket_ = options.admin_socket.empty() ? options.state_dir + "/admin.sock"
+                                                    : options.admin_socket;
+    if (d->admin_socket_.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--admin-socket: '", d->admin_socket_, "' is longer than a Unix socket path may be (",
+          sizeof(sockaddr_un{}.sun_path) - 1, " bytes); give a shorter path"));
+    }
   }
   // One droverd per state folder: two schedulers on one queue would place jobs twice. The
   // lock goes with the process, so a crash never leaves it behind.
@@ -86,6 +131,9 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   DROVER_ASSIGN_OR_RETURN(d->store_,
                           storage::SqliteStore::Open({.path = options.state_dir + "/drover.db",
                                                       .on_write_error = count_write_error}));
+  if (!options.bootstrap_admin_token.empty()) {
+    DROVER_RETURN_IF_ERROR(BootstrapAdmin(*d->store_, options.bootstrap_admin_token, clock));
+  }
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::Job> unfinished, d->store_->LoadUnfinishedJobs());
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::ComputeTarget> targets,
                           d->store_->LoadComputeTargets());
@@ -123,11 +171,13 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   restored.WaitForNotification();
   d->loop_->Every(options.tick, [core = d->core_.get()] { core->Tick(); });
 
+  d->auth_ = std::make_unique<Authenticator>(*d->store_);
   d->job_service_ = std::make_unique<JobServiceImpl>(*d->store_, *d->logs_, *d->core_,
-                                                     *d->loop_, d->events_, clock);
-  d->admin_service_ = std::make_unique<AdminServiceImpl>(*d->core_, *d->loop_, *d->blobs_);
+                                                     *d->loop_, d->events_, clock, *d->auth_);
+  d->admin_service_ = std::make_unique<AdminServiceImpl>(*d->core_, *d->loop_, *d->blobs_,
+                                                         *d->store_, *d->auth_, clock);
   d->agent_service_ = std::make_unique<AgentServiceImpl>(*d->core_, *d->loop_, *d->logs_);
-  d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_);
+  d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_, *d->store_, *d->auth_);
   grpc::ServerBuilder builder;
   int port = 0;
   // Every call is over TLS. A client certificate is verified when one is presented (node
@@ -136,6 +186,21 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   tls.pem_root_certs = d->tls_.ca_pem;
   tls.pem_key_cert_pairs.push_back({d->tls_.key_pem, d->tls_.certificate_pem});
   builder.AddListeningPort(options.listen, grpc::SslServerCredentials(tls), &port);
+  // The local admin socket: local credentials, so that handlers can tell it from TLS
+  // (auth.cc). Only droverd's user may connect: the socket is made under umask 077 and
+  // set to 0600 below; a stale one (droverd holds the state lock) is replaced.
+  if (options.admin_socket != "none") {
+    std::filesystem::path folder = std::filesystem::path(d->admin_socket_).parent_path();
+    if (!folder.empty()) std::filesystem::create_directories(folder, error);
+    struct stat existing;
+    if (lstat(d->admin_socket_.c_str(), &existing) == 0 && S_ISSOCK(existing.st_mode)) {
+      unlink(d->admin_socket_.c_str());
+    }
+    mode_t previous = umask(077);
+    builder.AddListeningPort(absl::StrCat("unix:", d->admin_socket_),
+                             grpc::experimental::LocalServerCredentials(UDS));
+    umask(previous);
+  }
   // Without this, gRPC sets SO_REUSEPORT and a second droverd could share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Agents send keepalive pings every few seconds to notice a dead network (agent/agent.cc);
@@ -150,15 +215,23 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   builder.RegisterService(d->blob_service_.get());
   // Chunks are up to 1 MiB; specs up to 1 MiB plus the request around them.
   builder.SetMaxReceiveMessageSize(4 << 20);
+  mode_t previous_umask = umask(077);
   d->server_ = builder.BuildAndStart();
+  umask(previous_umask);
+  if (d->server_ != nullptr && !d->admin_socket_.empty() &&
+      chmod(d->admin_socket_.c_str(), 0600) != 0) {
+    d->server_->Shutdown();
+    d->server_.reset();
+  }
   if (d->server_ == nullptr || port == 0) {
     d->server_.reset();
     d->loop_->Stop();
     d->logs_->Close();
     d->store_->Close();
     return absl::UnavailableError(absl::StrCat(
-        "cannot listen on '", options.listen,
-        "'; is another droverd running there, or is the address not on this machine?"));
+        "cannot listen on '", options.listen, "'",
+        d->admin_socket_.empty() ? "" : absl::StrCat(" or on the admin socket '", d->admin_socket_, "'"),
+        "; is another droverd running there, or is the address not on this machine?"));
   }
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   d->address_ = absl::StrCat(host, ":", port);

@@ -16,6 +16,7 @@
 #include "common/metrics_server.h"
 #include "server/admin_service.h"
 #include "server/agent_service.h"
+#include "server/auth.h"
 #include "server/blob_service.h"
 #include "server/core.h"
 #include "server/core_loop.h"
@@ -44,6 +45,13 @@ struct DroverdOptions {
   std::string metrics_listen;
   // TLS: droverd's own cluster CA under <state-dir>/tls/, or an administrator's files.
   TlsOptions tls;
+  // The local admin socket (docs/security.md): calls through it are admin without a token;
+  // only droverd's user can open it (mode 0600). Empty: <state-dir>/admin.sock; "none":
+  // no socket.
+  std::string admin_socket;
+  // For automation and tests: at start, the user `bootstrap-admin` (role admin) gets this
+  // token (made when missing, its token replaced otherwise). Empty: nothing.
+  std::string bootstrap_admin_token;
 };
 
 class Droverd {
@@ -62,6 +70,8 @@ class Droverd {
   std::string metrics_address() const {
     return metrics_server_ == nullptr ? "" : metrics_server_->endpoint();
   }
+  // The local admin socket's path; empty when there is none.
+  const std::string& admin_socket() const { return admin_socket_; }
   // The CA certificate (PEM) clients and agents trust to reach this droverd.
   const std::string& ca_certificate() const { return tls_.ca_pem; }
   // Jobs that were unfinished in the store at start.
@@ -76,6 +86,7 @@ class Droverd {
 
   DroverdOptions options_;
   std::string address_;
+  std::string admin_socket_;
   ServerTls tls_;
   size_t resumed_jobs_ = 0;
   bool stopped_ = false;
@@ -89,6 +100,7 @@ class Droverd {
   JobEventHub events_;
   std::unique_ptr<CoreLoop> loop_;
   std::unique_ptr<Core> core_;
+  std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<AgentServiceImpl> agent_service_;

@@ -87,8 +87,8 @@ absl::StatusOr<storage::ListJobsQuery> ToQuery(const v1::ListJobsRequest& reques
 class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobResponse>,
                            public JobSubscriber {
  public:
-  WatchReactor(storage::Store& store, JobEventHub& events, std::string job_id)
-      : events_(events), job_id_(std::move(job_id)) {
+  WatchReactor(storage::Store& store, JobEventHub& events, std::string job_id, Caller caller)
+      : events_(events), job_id_(std::move(job_id)), caller_(std::move(caller)) {
     // Subscribe before reading so that no change between the read and the subscription is
     // missed; versions drop the duplicates.
     if (!events_.Subscribe(job_id_, this)) {
@@ -111,6 +111,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobResponse>
     last_version_ = job.status().version();
     pending_.emplace_back();
     *pending_.back().mutable_job() = job;
+    RedactJob(caller_, pending_.back().mutable_job());
     if (!writing_) WriteNextLocked();
   }
 
@@ -165,6 +166,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobResponse>
 
   JobEventHub& events_;
   const std::string job_id_;
+  const Caller caller_;
   absl::Mutex mu_;
   bool subscribed_ ABSL_GUARDED_BY(mu_) = true;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
@@ -183,8 +185,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchJobResponse>
 template <typename Response>
 class AttemptStreamReactor : public grpc::ServerWriteReactor<Response>, public JobSubscriber {
  public:
-  AttemptStreamReactor(storage::LogStore& logs, JobEventHub& events, bool follow)
-      : logs_(logs), events_(events), follow_(follow) {}
+  AttemptStreamReactor(storage::LogStore& logs, JobEventHub& events, bool follow, Caller caller)
+      : logs_(logs), caller_(std::move(caller)), events_(events), follow_(follow) {}
 
   // Looks the job and attempt up and sends the first piece; the reactor then runs on its
   // own. Call once, right after construction. `attempt` 0: the current attempt (and with
@@ -311,6 +313,7 @@ class AttemptStreamReactor : public grpc::ServerWriteReactor<Response>, public J
                               Response* /*out*/) {}
 
   storage::LogStore& logs_;
+  const Caller caller_;  // whom the final job is redacted for
 
  private:
   // Sends the next piece, or ends the stream when everything was sent and nothing more can
@@ -351,7 +354,9 @@ class AttemptStreamReactor : public grpc::ServerWriteReactor<Response>, public J
       FinishLocked(grpc::Status::OK);
     } else if (ended) {
       out_ = Response();
-      SetFinalJob(job_, &out_);
+      v1::Job final_job = job_;
+      RedactJob(caller_, &final_job);
+      SetFinalJob(final_job, &out_);
       final_sent_ = true;
       writing_ = true;
       this->StartWrite(&out_);
@@ -399,8 +404,10 @@ class LogsReactor final : public AttemptStreamReactor<v1::StreamLogsResponse> {
  public:
   static constexpr int64_t kChunk = 256 * 1024;
 
-  LogsReactor(storage::LogStore& logs, JobEventHub& events, const v1::StreamLogsRequest& request)
-      : AttemptStreamReactor(logs, events, request.follow()), request_(request) {}
+  LogsReactor(storage::LogStore& logs, JobEventHub& events, const v1::StreamLogsRequest& request,
+              Caller caller)
+      : AttemptStreamReactor(logs, events, request.follow(), std::move(caller)),
+        request_(request) {}
 
  private:
   bool Selected(const storage::LogStreamInfo& stream) const {
@@ -452,8 +459,10 @@ class LogsReactor final : public AttemptStreamReactor<v1::StreamLogsResponse> {
 // A job's metrics (GetMetricsRequest selects), in pieces of about kPiece bytes.
 class MetricsReactor final : public AttemptStreamReactor<v1::GetMetricsResponse> {
  public:
-  MetricsReactor(storage::LogStore& logs, JobEventHub& events, const v1::GetMetricsRequest& request)
-      : AttemptStreamReactor(logs, events, request.follow()), request_(request) {}
+  MetricsReactor(storage::LogStore& logs, JobEventHub& events,
+                 const v1::GetMetricsRequest& request, Caller caller)
+      : AttemptStreamReactor(logs, events, request.follow(), std::move(caller)),
+        request_(request) {}
 
  private:
   absl::StatusOr<bool> Next(const std::string& job_id, int64_t epoch, bool ended,
@@ -471,6 +480,15 @@ class MetricsReactor final : public AttemptStreamReactor<v1::GetMetricsResponse>
   const v1::GetMetricsRequest request_;
   std::map<std::pair<int32_t, int>, int64_t> read_;  // only on the reactor's turn (under mu_)
 };
+
+// The job `job_id` when `caller` may read it (authz.h); the status to answer with otherwise.
+absl::StatusOr<v1::Job> ReadableJob(storage::Store& store, const Caller& caller,
+                                    const std::string& job_id) {
+  absl::StatusOr<v1::Job> job = store.GetJob(job_id);
+  if (!job.ok()) return job.status();
+  if (absl::Status allowed = CanReadJob(caller, *job); !allowed.ok()) return allowed;
+  return job;
+}
 
 }  // namespace
 
@@ -505,13 +523,25 @@ void ReadMetrics(storage::LogStore& logs, const std::string& job_id, int64_t epo
 }
 
 JobServiceImpl::JobServiceImpl(storage::Store& store, storage::LogStore& logs, Core& core,
-                               CoreLoop& loop, JobEventHub& events, const Clock& clock)
-    : store_(store), logs_(logs), core_(core), loop_(loop), events_(events), clock_(clock) {}
+                               CoreLoop& loop, JobEventHub& events, const Clock& clock,
+                               Authenticator& auth)
+    : store_(store),
+      logs_(logs),
+      core_(core),
+      loop_(loop),
+      events_(events),
+      clock_(clock),
+      auth_(auth) {}
 
 grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext* context,
                                                     const v1::SubmitJobRequest* request,
                                                     v1::SubmitJobResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/SubmitJob");
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   if (!accepting_.load()) {
     reactor->Finish(ToGrpcStatus(ShuttingDown()));
     return reactor;
@@ -523,6 +553,8 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
   }
   v1::Job job;
   *job.mutable_spec() = request->spec();
+  // The owner comes from the token, never from the request, and never changes.
+  job.set_owner(caller->name);
   scheduler::ApplyJobSpecDefaults(job.mutable_spec());
   if (absl::Status valid = scheduler::ValidateJobSpec(job.spec()); !valid.ok()) {
     Log(LogLevel::kDebug, "job_refused", {{"error", valid.message()}});
@@ -558,7 +590,7 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
   status->set_version(1);
   *status->mutable_update_time() = now;
 
-  store_.CreateJob(std::move(job), [this, reactor, response](
+  store_.CreateJob(std::move(job), [this, reactor, response, caller = *caller](
                                        absl::StatusOr<storage::CreateJobResult> result) {
     if (!result.ok()) {
       if (!absl::IsAlreadyExists(result.status())) {
@@ -569,7 +601,7 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
     }
     // Acknowledge from the core, after it knows the job, so that a cancel sent right after
     // the reply finds it there.
-    loop_.Post([this, reactor, response, result = *std::move(result)]() mutable {
+    loop_.Post([this, reactor, response, caller, result = *std::move(result)]() mutable {
       if (result.created) {
         core_.JobCreated(result.job);
         Log(LogLevel::kInfo, "job_submitted",
@@ -578,6 +610,7 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
              {"nodes", result.job.spec().node_count()}});
       }
       *response->mutable_job() = std::move(result.job);
+      RedactJob(caller, response->mutable_job());
       response->set_created(result.created);
       reactor->Finish(grpc::Status::OK);
     });
@@ -589,8 +622,16 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* co
                                                  const v1::GetJobRequest* request,
                                                  v1::Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::Job> job = store_.GetJob(request->job_id());
-  if (job.ok()) *response = *std::move(job);
+  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/GetJob");
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  absl::StatusOr<v1::Job> job = ReadableJob(store_, *caller, request->job_id());
+  if (job.ok()) {
+    *response = *std::move(job);
+    RedactJob(*caller, response);
+  }
   reactor->Finish(ToGrpcStatus(job.status()));
   return reactor;
 }
@@ -599,17 +640,37 @@ grpc::ServerUnaryReactor* JobServiceImpl::ListJobs(grpc::CallbackServerContext* 
                                                    const v1::ListJobsRequest* request,
                                                    v1::ListJobsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/ListJobs");
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   absl::StatusOr<storage::ListJobsQuery> query = ToQuery(*request);
   if (!query.ok()) {
     reactor->Finish(ToGrpcStatus(query.status()));
     return reactor;
+  }
+  // Users list their own jobs only; viewers and admins every owner's unless they ask.
+  const bool own_only = !caller->is_admin() && caller->role != v1::User::VIEWER;
+  if (own_only && !request->owner().empty() && request->owner() != caller->name) {
+    reactor->Finish(ToGrpcStatus(absl::PermissionDeniedError(absl::StrCat(
+        "owner: users list only their own jobs; leave it empty or give '", caller->name, "'"))));
+    return reactor;
+  }
+  if (own_only) {
+    query->owner = caller->name;
+  } else if (!request->owner().empty()) {
+    query->owner = request->owner();
   }
   absl::StatusOr<storage::ListJobsPage> page = store_.ListJobs(*query);
   if (!page.ok()) {
     reactor->Finish(ToGrpcStatus(page.status()));
     return reactor;
   }
-  for (v1::Job& job : page->jobs) *response->add_jobs() = std::move(job);
+  for (v1::Job& job : page->jobs) {
+    RedactJob(*caller, &job);
+    *response->add_jobs() = std::move(job);
+  }
   if (page->next_before_sequence > 0) {
     response->set_next_page_token(EncodePageToken(page->next_before_sequence));
   }
@@ -621,6 +682,11 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
                                                     const v1::CancelJobRequest* request,
                                                     v1::Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/CancelJob");
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   if (!accepting_.load()) {
     reactor->Finish(ToGrpcStatus(ShuttingDown()));
     return reactor;
@@ -629,14 +695,25 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
     reactor->Finish(ToGrpcStatus(id.status()));
     return reactor;
   }
+  // The owner never changes, so checking it before the cancel is enough.
+  absl::StatusOr<v1::Job> stored = store_.GetJob(request->job_id());
+  absl::Status allowed = stored.ok() ? CanChangeJob(*caller, *stored) : stored.status();
+  if (!allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
   if (request->reason().size() > 1024) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
         "reason: ", request->reason().size(), " bytes is too long; use at most 1024"))));
     return reactor;
   }
-  loop_.Post([this, job_id = request->job_id(), reason = request->reason(), reactor, response] {
-    core_.Cancel(job_id, reason, [reactor, response](absl::StatusOr<v1::Job> job) {
-      if (job.ok()) *response = *std::move(job);
+  loop_.Post([this, job_id = request->job_id(), reason = request->reason(), reactor, response,
+              caller = *caller] {
+    core_.Cancel(job_id, reason, [reactor, response, caller](absl::StatusOr<v1::Job> job) {
+      if (job.ok()) {
+        *response = *std::move(job);
+        RedactJob(caller, response);
+      }
       reactor->Finish(ToGrpcStatus(job.status()));
     });
   });
@@ -645,12 +722,22 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
 
 grpc::ServerWriteReactor<v1::WatchJobResponse>* JobServiceImpl::WatchJob(
     grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
-  return new WatchReactor(store_, events_, request->job_id());
+  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/WatchJob");
+  absl::Status allowed = caller.status();
+  if (allowed.ok()) allowed = ReadableJob(store_, *caller, request->job_id()).status();
+  if (!allowed.ok()) return new RefusedWriteReactor<v1::WatchJobResponse>(ToGrpcStatus(allowed));
+  return new WatchReactor(store_, events_, request->job_id(), *caller);
 }
 
 grpc::ServerWriteReactor<v1::StreamLogsResponse>* JobServiceImpl::StreamLogs(
     grpc::CallbackServerContext* context, const v1::StreamLogsRequest* request) {
-  auto* reactor = new LogsReactor(logs_, events_, *request);
+  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/StreamLogs");
+  absl::Status allowed = caller.status();
+  if (allowed.ok()) allowed = ReadableJob(store_, *caller, request->job_id()).status();
+  if (!allowed.ok()) {
+    return new RefusedWriteReactor<v1::StreamLogsResponse>(ToGrpcStatus(allowed));
+  }
+  auto* reactor = new LogsReactor(logs_, events_, *request, *caller);
   reactor->Begin(store_, request->job_id(), request->attempt(), /*across_attempts=*/true,
                  request->from_attempt());
   return reactor;
@@ -660,7 +747,9 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetMetrics(grpc::CallbackServerContext
                                                      const v1::GetMetricsRequest* request,
                                                      v1::GetMetricsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::Job> job = store_.GetJob(request->job_id());
+  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/GetMetrics");
+  absl::StatusOr<v1::Job> job =
+      caller.ok() ? ReadableJob(store_, *caller, request->job_id()) : caller.status();
   if (!job.ok()) {
     reactor->Finish(ToGrpcStatus(job.status()));
     return reactor;
@@ -685,7 +774,13 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetMetrics(grpc::CallbackServerContext
 
 grpc::ServerWriteReactor<v1::GetMetricsResponse>* JobServiceImpl::WatchMetrics(
     grpc::CallbackServerContext* context, const v1::GetMetricsRequest* request) {
-  auto* reactor = new MetricsReactor(logs_, events_, *request);
+  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/WatchMetrics");
+  absl::Status allowed = caller.status();
+  if (allowed.ok()) allowed = ReadableJob(store_, *caller, request->job_id()).status();
+  if (!allowed.ok()) {
+    return new RefusedWriteReactor<v1::GetMetricsResponse>(ToGrpcStatus(allowed));
+  }
+  auto* reactor = new MetricsReactor(logs_, events_, *request, *caller);
   reactor->Begin(store_, request->job_id(), request->attempt());
   return reactor;
 }

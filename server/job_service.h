@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "drover/v1/job_service.grpc.pb.h"
+#include "server/auth.h"
 #include "server/core.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
@@ -31,8 +32,9 @@ void ReadMetrics(storage::LogStore& logs, const std::string& job_id, int64_t epo
 class JobServiceImpl final : public v1::JobService::CallbackService {
  public:
   // All references must outlive the service.
+  // Every call is checked with `auth` first (authz.h has the rules).
   JobServiceImpl(storage::Store& store, storage::LogStore& logs, Core& core, CoreLoop& loop,
-                 JobEventHub& events, const Clock& clock);
+                 JobEventHub& events, const Clock& clock, Authenticator& auth);
 
   // From now on, SubmitJob and CancelJob answer UNAVAILABLE (droverd is stopping); calls
   // already accepted complete normally.
@@ -66,6 +68,7 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
   CoreLoop& loop_;
   JobEventHub& events_;
   const Clock& clock_;
+  Authenticator& auth_;
   std::atomic<bool> accepting_{true};
 };
 

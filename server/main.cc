@@ -29,7 +29,8 @@ constexpr char kSummary[] =
     "Settings can also come from --config FILE (`key = value` lines, keys as the flag names);\n"
     "flags on the command line win. Every call is over TLS: at first start droverd makes its\n"
     "own cluster CA in <state-dir>/tls/; clients and agents trust <state-dir>/tls/ca.crt\n"
-    "(drover --ca, drover-agent --ca).\n"
+    "(drover --ca, drover-agent --ca). Calls carry user tokens (drover user create); root on\n"
+    "this host is admin over <state-dir>/admin.sock (drover --server unix:PATH).\n"
     "\n"
     "Example:\n"
     "  droverd --listen 0.0.0.0:7070 --state-dir /var/lib/drover";
@@ -77,6 +78,7 @@ int main(int argc, char** argv) {
   std::string node_lease = "15s";
   drover::server::PipFlags pip;
   std::vector<std::string> datastore_roots;
+  std::string bootstrap_token_file;
 
   drover::FlagSet flags("droverd [flags]", kSummary);
   flags.String("listen", &options.listen, "Address to serve the gRPC API on", "HOST:PORT");
@@ -119,6 +121,16 @@ int main(int argc, char** argv) {
                  "certificate droverd issues itself (localhost, this host's name and the "
                  "--listen address are always in it)",
                  "NAME|IP");
+  // Users and the local admin socket (docs/security.md).
+  flags.String("admin-socket", &options.admin_socket,
+               "Unix socket for administration without a token (mode 0600: only droverd's "
+               "user, typically root, can use it: drover --server unix:PATH user create ...); "
+               "'none': no socket",
+               "PATH");
+  flags.String("bootstrap-admin-token-file", &bootstrap_token_file,
+               "For automation and tests: the user 'bootstrap-admin' (role admin) gets the "
+               "token in this file (one line, drv_...); keep the file 0600",
+               "FILE");
   // How agents install jobs' pip_packages (docs/environments.md); part of every
   // environment's cache key.
   flags.String("pip-index-url", &pip.index_url,
@@ -194,6 +206,16 @@ int main(int argc, char** argv) {
     std::error_code error;
     std::filesystem::path real = std::filesystem::canonical(options.state_dir, error);
     if (!error) options.core.datastore_roots.refused.push_back(real.string());
+  }
+
+  if (!bootstrap_token_file.empty()) {
+    std::ifstream in(bootstrap_token_file);
+    std::string token;
+    if (!in || !std::getline(in, token) || token.empty()) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "--bootstrap-admin-token-file: cannot read a token from '", bootstrap_token_file, "'")));
+    }
+    options.bootstrap_admin_token = token;
   }
 
   absl::StatusOr<drover::v1::PipSettings> pip_settings = drover::server::PipSettingsFromFlags(pip);

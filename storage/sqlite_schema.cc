@@ -75,6 +75,21 @@ const std::vector<const char*>& Migrations() {
           node         BLOB NOT NULL      -- drover.v1.Node
         ) WITHOUT ROWID;
       )sql",
+      // 6: users with their token's hash, job owners, who uploaded which blob.
+      R"sql(
+        CREATE TABLE users (
+          name         TEXT PRIMARY KEY,
+          token_sha256 TEXT UNIQUE,        -- NULL once revoked
+          user         BLOB NOT NULL       -- drover.v1.User
+        ) WITHOUT ROWID;
+        ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+        CREATE INDEX jobs_by_owner ON jobs (owner, seq);
+        CREATE TABLE blob_uploaders (
+          digest TEXT NOT NULL,
+          user   TEXT NOT NULL,
+          PRIMARY KEY (digest, user)
+        ) WITHOUT ROWID;
+      )sql",
   };
   return migrations;
 }

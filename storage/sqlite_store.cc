@@ -24,7 +24,7 @@ constexpr char kConnectionPragmas[] =
     "PRAGMA foreign_keys = ON;"
     "PRAGMA busy_timeout = 10000;";
 
-constexpr char kJobColumns[] = "seq, spec, status, create_time_us";
+constexpr char kJobColumns[] = "seq, spec, status, create_time_us, owner";
 
 std::string SerializeDeterministic(const google::protobuf::Message& message) {
   std::string out;
@@ -47,6 +47,7 @@ absl::StatusOr<v1::Job> JobFromRow(const Statement& row) {
     return absl::DataLossError(absl::StrCat("job '", job.id(), "' has an unreadable record"));
   }
   *job.mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(row.ColumnInt(3));
+  job.set_owner(std::string(row.ColumnText(4)));
   return job;
 }
 
@@ -89,6 +90,11 @@ class CreateJobOp final : public SqliteStore::WriteOp {
       DROVER_ASSIGN_OR_RETURN(bool found, find.Step());
       if (found) {
         DROVER_ASSIGN_OR_RETURN(v1::Job existing, JobFromRow(find));
+        if (existing.owner() != job_.owner()) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "spec.idempotency_key: '", key,
+              "' was already used by another user; use a key of your own"));
+        }
         if (find.ColumnBlob(1) != spec) {
           return absl::AlreadyExistsError(absl::StrCat(
               "spec.idempotency_key: '", key, "' was already used for job '", existing.id(),
@@ -113,7 +119,8 @@ class CreateJobOp final : public SqliteStore::WriteOp {
         .Bind(5, job_.status().version())
         .Bind(6, TimeUtil::TimestampToMicroseconds(job_.create_time()))
         .BindBlob(7, spec)
-        .BindBlob(8, SerializeDeterministic(job_.status()));
+        .BindBlob(8, SerializeDeterministic(job_.status()))
+        .Bind(9, job_.owner());
     DROVER_RETURN_IF_ERROR(insert.Run());
     int64_t seq = sqlite3_last_insert_rowid(w.db->raw());
     for (const auto& [tag_key, tag_value] : job_.spec().tags()) {
@@ -247,7 +254,7 @@ absl::Status SqliteStore::StartWriter() {
   DROVER_ASSIGN_OR_RETURN(
       w->insert_job,
       w->db->Prepare("INSERT INTO jobs (idempotency_key, state, experiment, priority, version, "
-                     "create_time_us, spec, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+                     "create_time_us, spec, status, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   DROVER_ASSIGN_OR_RETURN(
       w->insert_tag, w->db->Prepare("INSERT INTO job_tags (seq, key, value) VALUES (?, ?, ?)"));
   DROVER_ASSIGN_OR_RETURN(
@@ -658,6 +665,125 @@ auto SqliteStore::WithReader(Fn&& fn) -> decltype(fn(std::declval<Db&>())) {
   return result;
 }
 
+void SqliteStore::CreateUser(UserRecord record, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [record = std::move(record)](Writer& w) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(auto find, w.db->Prepare("SELECT 1 FROM users WHERE name = ?"));
+        find->Bind(1, record.user.name());
+        DROVER_ASSIGN_OR_RETURN(bool found, find->Step());
+        if (found) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "user '", record.user.name(),
+              "' already exists; see drover user list, or give them a new token with drover "
+              "user token ", record.user.name()));
+        }
+        DROVER_ASSIGN_OR_RETURN(
+            auto put,
+            w.db->Prepare("INSERT INTO users (name, token_sha256, user) VALUES (?, ?, ?)"));
+        put->Bind(1, record.user.name());
+        if (record.token_sha256.empty()) {
+          put->BindNull(2);
+        } else {
+          put->Bind(2, record.token_sha256);
+        }
+        put->BindBlob(3, SerializeDeterministic(record.user));
+        return put->Run();
+      },
+      std::move(done)));
+}
+
+void SqliteStore::SetUserToken(std::string name, std::string token_sha256, UserCallback done) {
+  auto updated = std::make_shared<v1::User>();
+  Enqueue(std::make_unique<FunctionOp>(
+      [name = std::move(name), token_sha256 = std::move(token_sha256),
+       updated](Writer& w) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(auto find, w.db->Prepare("SELECT user FROM users WHERE name = ?"));
+        find->Bind(1, name);
+        DROVER_ASSIGN_OR_RETURN(bool found, find->Step());
+        if (!found) {
+          return absl::NotFoundError(
+              absl::StrCat("user '", name, "' does not exist; see drover user list"));
+        }
+        absl::string_view bytes = find->ColumnBlob(0);
+        if (!updated->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+          return absl::DataLossError(absl::StrCat("user '", name, "' has an unreadable record"));
+        }
+        updated->set_revoked(token_sha256.empty());
+        DROVER_ASSIGN_OR_RETURN(
+            auto put, w.db->Prepare("UPDATE users SET token_sha256 = ?, user = ? WHERE name = ?"));
+        if (token_sha256.empty()) {
+          put->BindNull(1);
+        } else {
+          put->Bind(1, token_sha256);
+        }
+        put->BindBlob(2, SerializeDeterministic(*updated)).Bind(3, name);
+        return put->Run();
+      },
+      [updated, done = std::move(done)](absl::Status status) mutable {
+        if (status.ok()) {
+          std::move(done)(*updated);
+        } else {
+          std::move(done)(std::move(status));
+        }
+      }));
+}
+
+absl::StatusOr<std::vector<v1::User>> SqliteStore::LoadUsers() {
+  return WithReader([&](Db& db) -> absl::StatusOr<std::vector<v1::User>> {
+    DROVER_ASSIGN_OR_RETURN(auto select, db.Prepare("SELECT user FROM users ORDER BY name"));
+    std::vector<v1::User> users;
+    while (true) {
+      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
+      if (!row) break;
+      absl::string_view bytes = select->ColumnBlob(0);
+      v1::User user;
+      if (!user.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+        return absl::DataLossError("a stored user is unreadable");
+      }
+      users.push_back(std::move(user));
+    }
+    return users;
+  });
+}
+
+absl::StatusOr<v1::User> SqliteStore::FindUserByToken(absl::string_view token_sha256) {
+  return WithReader([&](Db& db) -> absl::StatusOr<v1::User> {
+    DROVER_ASSIGN_OR_RETURN(auto select,
+                            db.Prepare("SELECT user FROM users WHERE token_sha256 = ?"));
+    select->Bind(1, std::string(token_sha256));
+    DROVER_ASSIGN_OR_RETURN(bool found, select->Step());
+    if (!found) return absl::NotFoundError("no user has this token");
+    absl::string_view bytes = select->ColumnBlob(0);
+    v1::User user;
+    if (!user.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::DataLossError("a stored user is unreadable");
+    }
+    return user;
+  });
+}
+
+void SqliteStore::AddBlobUploader(std::string digest, std::string user, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [digest = std::move(digest), user = std::move(user)](Writer& w) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(
+            auto put,
+            w.db->Prepare("INSERT OR IGNORE INTO blob_uploaders (digest, user) VALUES (?, ?)"));
+        put->Bind(1, digest).Bind(2, user);
+        return put->Run();
+      },
+      std::move(done)));
+}
+
+absl::StatusOr<bool> SqliteStore::IsBlobUploader(absl::string_view digest,
+                                                 absl::string_view user) {
+  return WithReader([&](Db& db) -> absl::StatusOr<bool> {
+    DROVER_ASSIGN_OR_RETURN(
+        auto select, db.Prepare("SELECT 1 FROM blob_uploaders WHERE digest = ? AND user = ?"));
+    select->Bind(1, std::string(digest)).Bind(2, std::string(user));
+    return select->Step();
+  });
+}
+
 absl::StatusOr<v1::Job> SqliteStore::GetJob(absl::string_view job_id) {
   DROVER_ASSIGN_OR_RETURN(int64_t seq, ParseJobId(job_id));
   return WithReader([&](Db& db) -> absl::StatusOr<v1::Job> {
@@ -678,6 +804,7 @@ absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
                     absl::StrJoin(std::vector<std::string>(query.states.size(), "?"), ","), ")");
   }
   if (!query.experiment.empty()) absl::StrAppend(&sql, " AND j.experiment = ?");
+  if (query.owner.has_value()) absl::StrAppend(&sql, " AND j.owner = ?");
   if (!query.tag_key.empty()) {
     absl::StrAppend(&sql, " AND EXISTS (SELECT 1 FROM job_tags t WHERE t.seq = j.seq AND t.key = ?",
                     query.tag_value.has_value() ? " AND t.value = ?" : "", ")");
@@ -692,6 +819,7 @@ absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
       select->Bind(index++, static_cast<int64_t>(state));
     }
     if (!query.experiment.empty()) select->Bind(index++, query.experiment);
+    if (query.owner.has_value()) select->Bind(index++, *query.owner);
     if (!query.tag_key.empty()) {
       select->Bind(index++, query.tag_key);
       if (query.tag_value.has_value()) select->Bind(index++, *query.tag_value);

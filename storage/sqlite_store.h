@@ -63,6 +63,12 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<NodeAdminState>> LoadNodeAdminStates() override;
   void PutNodeLossPause(std::optional<NodeLossPause> pause, DoneCallback done) override;
   absl::StatusOr<std::optional<NodeLossPause>> LoadNodeLossPause() override;
+  void CreateUser(UserRecord record, DoneCallback done) override;
+  void SetUserToken(std::string name, std::string token_sha256, UserCallback done) override;
+  absl::StatusOr<std::vector<v1::User>> LoadUsers() override;
+  absl::StatusOr<v1::User> FindUserByToken(absl::string_view token_sha256) override;
+  void AddBlobUploader(std::string digest, std::string user, DoneCallback done) override;
+  absl::StatusOr<bool> IsBlobUploader(absl::string_view digest, absl::string_view user) override;
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;

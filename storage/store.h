@@ -25,6 +25,7 @@
 #include "drover/v1/image.pb.h"
 #include "drover/v1/job.pb.h"
 #include "drover/v1/node.pb.h"
+#include "drover/v1/user.pb.h"
 
 namespace drover::storage {
 
@@ -38,6 +39,7 @@ struct ListJobsQuery {
   std::string experiment;                    // empty: every experiment
   std::string tag_key;                       // empty: no tag filter
   std::optional<std::string> tag_value;      // with tag_key: only this value
+  std::optional<std::string> owner;          // only jobs of this owner
   int page_size = 100;
   int64_t before_sequence = 0;  // only jobs older than this sequence; 0: from the newest
 };
@@ -78,6 +80,13 @@ struct NodeLossPause {
   std::vector<Member> nodes;  // by name
 };
 
+// A user as stored: the public record and the SHA-256 of their token (droverd never keeps
+// a token itself).
+struct UserRecord {
+  v1::User user;
+  std::string token_sha256;  // "sha256:<hex>"; empty when the token was revoked
+};
+
 class Store {
  public:
   using CreateJobCallback = absl::AnyInvocable<void(absl::StatusOr<CreateJobResult>) &&>;
@@ -85,10 +94,10 @@ class Store {
 
   virtual ~Store() = default;
 
-  // Stores a new job: assigns its id ("j-<sequence>"), writes `job` (spec, status,
+  // Stores a new job: assigns its id ("j-<sequence>"), writes `job` (spec, status, owner,
   // create_time as given) and calls `done` once committed. When the spec carries an
   // idempotency key that an earlier job used, nothing is written and `done` gets that job
-  // with `created` false; if that job's spec differs, ALREADY_EXISTS.
+  // with `created` false; if that job's spec or owner differs, ALREADY_EXISTS.
   // Errors: RESOURCE_EXHAUSTED (disk full), UNAVAILABLE (I/O error or store closed),
   // INTERNAL.
   virtual void CreateJob(v1::Job job, CreateJobCallback done) = 0;
@@ -144,6 +153,25 @@ class Store {
   // The stored pause; empty when there is none. DATA_LOSS when a node's record is
   // unreadable.
   virtual absl::StatusOr<std::optional<NodeLossPause>> LoadNodeLossPause() = 0;
+
+  using UserCallback = absl::AnyInvocable<void(absl::StatusOr<v1::User>) &&>;
+
+  // Stores a new user; `done` runs after the commit. ALREADY_EXISTS when the name is taken
+  // (nothing changes), otherwise errors as for CreateJob.
+  virtual void CreateUser(UserRecord record, DoneCallback done) = 0;
+  // Replaces the token hash of user `name` (`token_sha256` empty: revoked) and calls `done`
+  // with the updated user after the commit. NOT_FOUND when there is no such user.
+  virtual void SetUserToken(std::string name, std::string token_sha256, UserCallback done) = 0;
+  // Every user, by name.
+  virtual absl::StatusOr<std::vector<v1::User>> LoadUsers() = 0;
+  // The user whose token has this hash; NOT_FOUND when none has (also once revoked).
+  virtual absl::StatusOr<v1::User> FindUserByToken(absl::string_view token_sha256) = 0;
+
+  // Records that `user` uploaded blob `digest` (once is enough; repeating is not an
+  // error). Errors as for CreateJob.
+  virtual void AddBlobUploader(std::string digest, std::string user, DoneCallback done) = 0;
+  // Whether `user` uploaded blob `digest`.
+  virtual absl::StatusOr<bool> IsBlobUploader(absl::string_view digest, absl::string_view user) = 0;
 
   // One job. NOT_FOUND when there is none with that id; INVALID_ARGUMENT for a malformed id.
   virtual absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) = 0;

@@ -73,6 +73,11 @@ struct FakeServer {
   std::vector<v1::PutImageRequest> image_puts;
   std::vector<v1::PutDatastoreRequest> datastore_puts;
   std::vector<v1::StatBlobRequest> stats;
+  std::vector<v1::User> users;
+  std::vector<v1::CreateUserRequest> user_creates;
+  std::vector<std::string> user_revokes;
+  std::vector<std::string> token_issues;
+  v1::User caller;  // what WhoAmI answers
   struct Upload {
     v1::UploadBlobRequest::Header header;
     size_t chunks = 0;
@@ -348,6 +353,52 @@ class FakeDroverClient final : public DroverClient {
     }
     return absl::NotFoundError(absl::StrCat("datastore '", request.name(),
                                             "' is not registered; see drover datastore list"));
+  }
+
+  absl::StatusOr<v1::UserToken> CreateUser(const v1::CreateUserRequest& request) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    s_->user_creates.push_back(request);
+    v1::UserToken token;
+    token.mutable_user()->set_name(request.name());
+    token.mutable_user()->set_role(request.role());
+    token.set_token("drv_fake-" + request.name());
+    s_->users.push_back(token.user());
+    return token;
+  }
+  absl::StatusOr<v1::ListUsersResponse> ListUsers(const v1::ListUsersRequest&) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::ListUsersResponse response;
+    for (const v1::User& user : s_->users) *response.add_users() = user;
+    return response;
+  }
+  absl::StatusOr<v1::User> RevokeUser(const v1::RevokeUserRequest& request) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    s_->user_revokes.push_back(request.name());
+    for (v1::User& user : s_->users) {
+      if (user.name() == request.name()) {
+        user.set_revoked(true);
+        return user;
+      }
+    }
+    return absl::NotFoundError(absl::StrCat("user '", request.name(), "' does not exist"));
+  }
+  absl::StatusOr<v1::UserToken> IssueUserToken(const v1::IssueUserTokenRequest& request) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    s_->token_issues.push_back(request.name());
+    for (v1::User& user : s_->users) {
+      if (user.name() == request.name()) {
+        user.set_revoked(false);
+        v1::UserToken token;
+        *token.mutable_user() = user;
+        token.set_token("drv_fake-new-" + request.name());
+        return token;
+      }
+    }
+    return absl::NotFoundError(absl::StrCat("user '", request.name(), "' does not exist"));
+  }
+  absl::StatusOr<v1::User> WhoAmI(const v1::WhoAmIRequest&) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    return s_->caller;
   }
 
   absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) override {

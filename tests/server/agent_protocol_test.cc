@@ -20,6 +20,7 @@
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/scripted_agent.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/test_tls.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::server {
@@ -41,7 +42,8 @@ class AgentProtocolTest : public ::testing::Test {
   void SetUp() override { Start(); }
 
   void Start() {
-    DroverdOptions options{.listen = "127.0.0.1:0", .state_dir = dir_.path()};
+    DroverdOptions options{.listen = "127.0.0.1:0", .state_dir = dir_.path(),
+       .bootstrap_admin_token = testing::TestAdminToken()};
     options.core.lease = lease_;
     options.core.stop_grace = absl::Seconds(1);
     options.core.launch_timeout = launch_timeout_;

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "server/droverd.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/test_tls.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::server {
@@ -18,7 +19,8 @@ using ::testing::HasSubstr;
 class BlobServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto started = Droverd::Start({.listen = "127.0.0.1:0", .state_dir = dir_.path()});
+    auto started = Droverd::Start({.listen = "127.0.0.1:0", .state_dir = dir_.path(),
+       .bootstrap_admin_token = testing::TestAdminToken()});
     ASSERT_TRUE(started.ok()) << started.status();
     droverd_ = *std::move(started);
     stub_ = v1::BlobService::NewStub(

@@ -18,6 +18,7 @@
 #include "server/droverd.h"
 #include "tests/testing/scripted_agent.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/test_tls.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::server {
@@ -76,7 +77,8 @@ class DatastoreRegistryTest : public ::testing::Test {
   void SetUp() override { Start(); }
 
   void Start() {
-    DroverdOptions options{.listen = "127.0.0.1:0", .state_dir = dir_.path()};
+    DroverdOptions options{.listen = "127.0.0.1:0", .state_dir = dir_.path(),
+       .bootstrap_admin_token = testing::TestAdminToken()};
     options.tick = absl::Milliseconds(50);
     options.core.datastore_roots = Roots();
     auto started = Droverd::Start(options);

@@ -16,6 +16,7 @@
 #include "server/core.h"
 #include "server/droverd.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/test_tls.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::server {
@@ -64,7 +65,8 @@ class ImageRegistryTest : public ::testing::Test {
   void SetUp() override { Start(); }
 
   void Start() {
-    DroverdOptions options{.listen = "127.0.0.1:0", .state_dir = dir_.path()};
+    DroverdOptions options{.listen = "127.0.0.1:0", .state_dir = dir_.path(),
+       .bootstrap_admin_token = testing::TestAdminToken()};
     options.tick = absl::Milliseconds(50);
     auto started = Droverd::Start(options);
     ASSERT_TRUE(started.ok()) << started.status();

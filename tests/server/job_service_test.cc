@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "server/droverd.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/test_tls.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::server {
@@ -24,7 +25,8 @@ class JobServiceTest : public ::testing::Test {
 
   void StartDroverd() {
     absl::StatusOr<std::unique_ptr<Droverd>> started =
-        Droverd::Start({.listen = "127.0.0.1:0", .state_dir = dir_.path()});
+        Droverd::Start({.listen = "127.0.0.1:0", .state_dir = dir_.path(),
+       .bootstrap_admin_token = testing::TestAdminToken()});
     ASSERT_TRUE(started.ok()) << started.status();
     droverd_ = *std::move(started);
     stub_ = v1::JobService::NewStub(
@@ -307,7 +309,8 @@ TEST_F(JobServiceTest, SubmitsAfterShutdownAreRefused) {
 TEST_F(JobServiceTest, SecondDroverdOnTheSameStateDirIsRefused) {
   testing::TempDir other;
   absl::StatusOr<std::unique_ptr<Droverd>> second =
-      Droverd::Start({.listen = "127.0.0.1:0", .state_dir = dir_.path()});
+      Droverd::Start({.listen = "127.0.0.1:0", .state_dir = dir_.path(),
+       .bootstrap_admin_token = testing::TestAdminToken()});
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(second.status().message()), HasSubstr("in use by another droverd"));
@@ -316,7 +319,8 @@ TEST_F(JobServiceTest, SecondDroverdOnTheSameStateDirIsRefused) {
 TEST_F(JobServiceTest, SecondDroverdOnTheSamePortIsRefused) {
   testing::TempDir other;
   absl::StatusOr<std::unique_ptr<Droverd>> second =
-      Droverd::Start({.listen = droverd_->address(), .state_dir = other.path()});
+      Droverd::Start({.listen = droverd_->address(), .state_dir = other.path(),
+       .bootstrap_admin_token = testing::TestAdminToken()});
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(second.status().message()), HasSubstr("cannot listen"));

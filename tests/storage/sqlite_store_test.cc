@@ -349,6 +349,8 @@ TEST_F(SqliteStoreTest, ADatabaseFromBeforeDatastoresGainsTheTableAndKeepsItsIma
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP TABLE datastores; DROP TABLE node_admin; "
                          "DROP TABLE node_loss_pause; DROP TABLE node_loss_pause_nodes; "
+                         "DROP TABLE users; DROP TABLE blob_uploaders; DROP INDEX jobs_by_owner; "
+                         "ALTER TABLE jobs DROP COLUMN owner; "
                          "PRAGMA user_version = 3",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
@@ -480,7 +482,10 @@ TEST_F(SqliteStoreTest, ADatabaseFromBeforeNodeStatesGainsTheTablesAndKeepsItsDa
   ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP TABLE node_admin; DROP TABLE node_loss_pause; "
-                         "DROP TABLE node_loss_pause_nodes; PRAGMA user_version = 4",
+                         "DROP TABLE node_loss_pause_nodes; "
+                         "DROP TABLE users; DROP TABLE blob_uploaders; DROP INDEX jobs_by_owner; "
+                         "ALTER TABLE jobs DROP COLUMN owner; "
+                         "PRAGMA user_version = 4",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -612,6 +617,84 @@ TEST_F(SqliteStoreTest, OpensAnUpToDateDatabaseWithoutWritingSoItStartsOnAFullDi
   auto store = SqliteStore::Open({.path = DbPath()});
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_TRUE((*store)->GetJob("j-1").ok());
+}
+
+}  // namespace
+}  // namespace drover::storage
+
+namespace drover::storage {
+namespace {
+
+TEST_F(SqliteStoreTest, JobsKeepTheirOwnerAndListByOwner) {
+  auto store = OpenStore();
+  v1::Job alice_job = NewJob();
+  alice_job.set_owner("alice");
+  v1::Job bob_job = NewJob();
+  bob_job.set_owner("bob");
+  auto a = CreateSync(*store, alice_job);
+  auto b = CreateSync(*store, bob_job);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(store->GetJob(a->job.id())->owner(), "alice");
+  ListJobsQuery query;
+  query.owner = "bob";
+  absl::StatusOr<ListJobsPage> page = store->ListJobs(query);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->jobs.size(), 1u);
+  EXPECT_EQ(page->jobs[0].id(), b->job.id());
+}
+
+TEST_F(SqliteStoreTest, AnIdempotencyKeyOfAnotherOwnerIsRefusedNotShared) {
+  auto store = OpenStore();
+  v1::Job first = NewJob("default", "key-1");
+  first.set_owner("alice");
+  ASSERT_TRUE(CreateSync(*store, first).ok());
+  v1::Job second = first;
+  second.set_owner("bob");
+  auto other = CreateSync(*store, second);
+  ASSERT_TRUE(absl::IsAlreadyExists(other.status())) << other.status();
+  EXPECT_THAT(other.status().message(), ::testing::HasSubstr("another user"));
+}
+
+TEST_F(SqliteStoreTest, UsersAreFoundByTheirTokenHashUntilRevoked) {
+  auto store = OpenStore();
+  UserRecord record;
+  record.user.set_name("alice");
+  record.user.set_role(v1::User::USER);
+  record.token_sha256 = "sha256:aaaa";
+  ASSERT_TRUE(Sync([&](auto done) { store->CreateUser(record, std::move(done)); }).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(
+      Sync([&](auto done) { store->CreateUser(record, std::move(done)); })));
+  absl::StatusOr<v1::User> found = store->FindUserByToken("sha256:aaaa");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->name(), "alice");
+  EXPECT_TRUE(absl::IsNotFound(store->FindUserByToken("sha256:bbbb").status()));
+
+  absl::Notification revoked;
+  store->SetUserToken("alice", "", [&](absl::StatusOr<v1::User> user) {
+    EXPECT_TRUE(user.ok() && user->revoked());
+    revoked.Notify();
+  });
+  revoked.WaitForNotification();
+  EXPECT_TRUE(absl::IsNotFound(store->FindUserByToken("sha256:aaaa").status()));
+  absl::StatusOr<std::vector<v1::User>> users = store->LoadUsers();
+  ASSERT_TRUE(users.ok());
+  ASSERT_EQ(users->size(), 1u);
+  EXPECT_TRUE((*users)[0].revoked());
+
+  absl::Notification missing;
+  store->SetUserToken("nobody", "sha256:cccc", [&](absl::StatusOr<v1::User> user) {
+    EXPECT_TRUE(absl::IsNotFound(user.status()));
+    missing.Notify();
+  });
+  missing.WaitForNotification();
+}
+
+TEST_F(SqliteStoreTest, BlobUploadersAreRemembered) {
+  auto store = OpenStore();
+  ASSERT_TRUE(Sync([&](auto done) { store->AddBlobUploader("sha256:d", "alice", std::move(done)); }).ok());
+  ASSERT_TRUE(Sync([&](auto done) { store->AddBlobUploader("sha256:d", "alice", std::move(done)); }).ok());
+  EXPECT_TRUE(*store->IsBlobUploader("sha256:d", "alice"));
+  EXPECT_FALSE(*store->IsBlobUploader("sha256:d", "bob"));
 }
 
 }  // namespace

@@ -37,21 +37,36 @@ std::string ReadWholeFile(const std::string& path) {
   return buffer.str();
 }
 
-std::shared_ptr<grpc::ChannelCredentials> TlsCredentials(const std::string& ca_file) {
+std::string TestAdminTokenValue() { return TestAdminToken(); }
+
+namespace {
+
+std::shared_ptr<grpc::ChannelCredentials> WithToken(
+    std::shared_ptr<grpc::ChannelCredentials> tls, const std::string& token) {
+  if (token.empty()) return tls;
+  // Sends `authorization: Bearer TOKEN` with every call.
+  return grpc::CompositeChannelCredentials(tls, grpc::AccessTokenCredentials(token));
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::ChannelCredentials> TlsCredentials(const std::string& ca_file,
+                                                         const std::string& token) {
   grpc::SslCredentialsOptions tls;
   tls.pem_root_certs = ca_file.empty() ? TestCaPem() : ReadWholeFile(ca_file);
-  return grpc::SslCredentials(tls);
+  return WithToken(grpc::SslCredentials(tls), token);
 }
 
 std::shared_ptr<grpc::Channel> TlsChannelTrusting(const std::string& address,
                                                   const std::string& ca_pem) {
   grpc::SslCredentialsOptions tls;
   tls.pem_root_certs = ca_pem;
-  return grpc::CreateChannel(address, grpc::SslCredentials(tls));
+  return grpc::CreateChannel(address, WithToken(grpc::SslCredentials(tls), TestAdminToken()));
 }
 
-std::shared_ptr<grpc::Channel> TlsChannel(const std::string& address, const std::string& ca_file) {
-  return grpc::CreateChannel(address, TlsCredentials(ca_file));
+std::shared_ptr<grpc::Channel> TlsChannel(const std::string& address, const std::string& ca_file,
+                                          const std::string& token) {
+  return grpc::CreateChannel(address, TlsCredentials(ca_file, token));
 }
 
 int FreeLoopbackPort() {

@@ -21,15 +21,22 @@
 
 namespace drover::testing {
 
+// TestAdminToken() (test_tls.h), here so that default arguments can name it.
+std::string TestAdminTokenValue();
+
 // A channel to droverd at `address` over TLS, trusting the CA certificate in `ca_file`
-// (empty: the test CA, test_tls.h). gRPC target names work too.
+// (empty: the test CA, test_tls.h), whose calls carry the user token `token` (by default
+// the test admin token, test_tls.h; empty: none). gRPC target names work too.
 std::shared_ptr<grpc::Channel> TlsChannel(const std::string& address,
-                                          const std::string& ca_file = "");
-// A channel over TLS trusting the CA certificate `ca_pem` (an in-process droverd's own).
+                                          const std::string& ca_file = "",
+                                          const std::string& token = TestAdminTokenValue());
+// A channel over TLS trusting the CA certificate `ca_pem` (an in-process droverd's own),
+// with the test admin token.
 std::shared_ptr<grpc::Channel> TlsChannelTrusting(const std::string& address,
                                                   const std::string& ca_pem);
 // The credentials of TlsChannel, for channels with arguments of their own.
-std::shared_ptr<grpc::ChannelCredentials> TlsCredentials(const std::string& ca_file = "");
+std::shared_ptr<grpc::ChannelCredentials> TlsCredentials(
+    const std::string& ca_file = "", const std::string& token = TestAdminTokenValue());
 
 // A whole file's bytes; empty when it cannot be read.
 std::string ReadWholeFile(const std::string& path);

@@ -235,6 +235,11 @@ absl::StatusOr<std::unique_ptr<DroverdProcess>> DroverdProcess::Start(
                                    state_dir,
                                    "--address-file",
                                    address_file};
+  // Every test client's channel carries the test admin token (cluster.h).
+  if (std::find(extra_args.begin(), extra_args.end(), "--bootstrap-admin-token-file") ==
+      extra_args.end()) {
+    args.insert(args.end(), {"--bootstrap-admin-token-file", TestAdminTokenFile()});
+  }
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::string ca_file = state_dir + "/tls/ca.crt";  // droverd's own CA
   if (tls == Tls::kTestCa) {

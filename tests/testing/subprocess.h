@@ -48,7 +48,9 @@ class DroverdProcess {
   // Starts the droverd built with the tests (or $DROVER_DROVERD) with `--state-dir
   // state_dir` plus `extra_args`, and waits up to 30 s until it listens. Its log and
   // address file go to `files_dir`, by default `state_dir` (a test that fills the state
-  // disk keeps them elsewhere).
+  // disk keeps them elsewhere). droverd knows the test admin token (test_tls.h) unless
+  // `extra_args` give --bootstrap-admin-token-file; its admin socket is
+  // `<state_dir>/admin.sock`.
   // Whose certificate droverd serves: one from the test CA (test_tls.h), which every
   // client and agent of the test trusts, or droverd's own cluster CA in its state folder.
   enum class Tls { kTestCa, kOwnCa };

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -20,6 +21,8 @@ struct TestCa {
   TempDir dir;
   pki::KeyAndCertificate ca;
   std::string ca_file;
+  std::string admin_token;
+  std::string admin_token_file;
 };
 
 void WriteOrDie(const std::string& path, const std::string& text, mode_t mode) {
@@ -37,6 +40,17 @@ TestCa& Ca() {
     made->ca = *std::move(created);
     made->ca_file = made->dir.path() + "/ca.crt";
     WriteOrDie(made->ca_file, made->ca.certificate_pem, 0644);
+    // A token per test process, like the CA: random, so that no test relies on its value.
+    std::random_device random;
+    made->admin_token = "drv_test";
+    for (int i = 0; i < 8; ++i) {
+      absl::StrAppend(&made->admin_token, absl::Hex(random(), absl::kZeroPad8));
+    }
+    made->admin_token_file = made->dir.path() + "/admin.token";
+    WriteOrDie(made->admin_token_file, made->admin_token + "\n", 0600);
+    // Every drover CLI the test runs (it inherits this environment) is the test admin,
+    // unless the test sets DROVER_TOKEN (or --token) itself.
+    ::setenv("DROVER_TOKEN", made->admin_token.c_str(), /*overwrite=*/1);
     std::atexit([] { delete ca; });
     return made;
   }();
@@ -53,6 +67,8 @@ bool IsIp(const std::string& text) {
 
 const std::string& TestCaFile() { return Ca().ca_file; }
 const std::string& TestCaPem() { return Ca().ca.certificate_pem; }
+const std::string& TestAdminToken() { return Ca().admin_token; }
+const std::string& TestAdminTokenFile() { return Ca().admin_token_file; }
 
 absl::StatusOr<ServerTlsFiles> IssueTestServerTls(const std::string& host) {
   static std::atomic<int> issued{0};

@@ -1,7 +1,8 @@
 // TLS for tests: every droverd a test starts serves TLS with a server certificate from one
 // CA per test process (made on first use in a temporary folder, removed at exit), so that
 // every client and agent of the test trusts the same CA file. Tests of droverd's own
-// cluster CA start droverd without these files instead.
+// cluster CA start droverd without these files instead. The same goes for the admin token
+// every test droverd knows and every test channel carries.
 #ifndef DROVER_TESTS_TESTING_TEST_TLS_H_
 #define DROVER_TESTS_TESTING_TEST_TLS_H_
 
@@ -14,6 +15,14 @@ namespace drover::testing {
 // The test CA's certificate: its file (PEM) and its text.
 const std::string& TestCaFile();
 const std::string& TestCaPem();
+
+// The admin token of every droverd a test starts (DroverdProcess passes
+// --bootstrap-admin-token-file TestAdminTokenFile(); in-process droverds get it in
+// DroverdOptions::bootstrap_admin_token), and that TlsChannel sends by default. Its first
+// use also sets DROVER_TOKEN in this process's environment, so that the drover CLIs a test
+// runs are admin too.
+const std::string& TestAdminToken();
+const std::string& TestAdminTokenFile();
 
 struct ServerTlsFiles {
   std::string certificate_file;

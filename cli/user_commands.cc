@@ -1,0 +1,259 @@
+// Users and logging in: `drover user create|list|revoke|token` (admins, on droverd's
+// AdminService), `drover login` (writes the client config file) and `drover whoami`.
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "cli/format.h"
+#include "cli/invocation.h"
+
+namespace drover::cli {
+namespace {
+
+absl::StatusOr<v1::User::Role> ParseRole(absl::string_view text) {
+  std::string lower = absl::AsciiStrToLower(text);
+  if (lower == "admin") return v1::User::ADMIN;
+  if (lower == "user") return v1::User::USER;
+  if (lower == "viewer") return v1::User::VIEWER;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--role: '", text, "' is not a role; use admin, user or viewer"));
+}
+
+std::string RoleText(v1::User::Role role) {
+  switch (role) {
+    case v1::User::ADMIN:
+      return "admin";
+    case v1::User::USER:
+      return "user";
+    case v1::User::VIEWER:
+      return "viewer";
+    default:
+      return "-";
+  }
+}
+
+// Prints a new token once, with how to use it.
+void PrintToken(Invocation& inv, const v1::UserToken& token) {
+  inv.Print([&] { return MessageToJson(token, /*pretty=*/true); },
+            [&] { return absl::StrCat(token.token(), "\n"); });
+  if (!inv.global().json) {
+    inv.err() << "drover: the token of " << token.user().name() << " (" << RoleText(token.user().role())
+              << ") above is shown only now; give it to them for 'drover login SERVER --token "
+                 "TOKEN' or DROVER_TOKEN\n";
+  }
+}
+
+int UserCreateAction(Invocation& inv, const std::vector<std::string>& args) {
+  std::string role_text;
+  FlagSet flags("drover user create [flags] NAME",
+                "Creates a user and prints their token (drv_...) once: droverd keeps only its\n"
+                "hash. NAME: 1-63 characters of a-z, 0-9, '_', '.', '-'. Roles: admin (everything),\n"
+                "user (submits; reads, follows, downloads and cancels their own jobs), viewer\n"
+                "(reads every job and the cluster's lists). For admins; root on droverd's host\n"
+                "can use the local socket: drover --server unix:/var/lib/drover/admin.sock ...");
+  flags.String("role", &role_text, "admin, user or viewer (required)", "ROLE");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover user create alice --role user\n"
+                            "  sudo drover --server unix:/var/lib/drover/admin.sock user create ops --role admin\n")) {
+    return *done;
+  }
+  v1::CreateUserRequest request;
+  if (auto done = TakeName(inv, "user create", "NAME", positional, request.mutable_name())) {
+    return *done;
+  }
+  if (role_text.empty()) {
+    return inv.Fail(kExitUsage, "missing --role; use --role admin, user or viewer");
+  }
+  absl::StatusOr<v1::User::Role> role = ParseRole(role_text);
+  if (!role.ok()) return inv.Usage(role.status());
+  request.set_role(*role);
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  // Not retried: a second create after a lost answer would fail ALREADY_EXISTS and the
+  // token would be lost; 'drover user token NAME' gives a new one.
+  absl::StatusOr<v1::UserToken> token = client->CreateUser(request);
+  if (!token.ok()) return inv.ServerError(token.status());
+  PrintToken(inv, *token);
+  return kExitOk;
+}
+
+int UserListAction(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover user list [flags]",
+                "Lists the users: NAME, ROLE, STATE (active or revoked), CREATED. No tokens.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover user list\n")) {
+    return *done;
+  }
+  if (auto done = NoPositionals(inv, "user list", positional)) return *done;
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::ListUsersResponse> list =
+      inv.WithRetry([&] { return client->ListUsers(v1::ListUsersRequest()); });
+  if (!list.ok()) return inv.ServerError(list.status());
+  inv.Print(
+      [&] {
+        std::vector<std::string> items;
+        for (const v1::User& user : list->users()) items.push_back(MessageToJson(user, false));
+        return JsonArray(items);
+      },
+      [&] {
+        std::vector<std::vector<std::string>> rows = {{"NAME", "ROLE", "STATE", "CREATED"}};
+        for (const v1::User& user : list->users()) {
+          absl::Time created = absl::FromUnixSeconds(user.create_time().seconds());
+          rows.push_back({user.name(), RoleText(user.role()), user.revoked() ? "revoked" : "active",
+                          absl::FormatTime("%Y-%m-%d %H:%M", created, inv.ctx().zone)});
+        }
+        return FormatTable(rows);
+      });
+  return kExitOk;
+}
+
+int UserRevokeAction(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover user revoke [flags] NAME",
+                "Revokes a user's token: their calls fail from the next one on. Their jobs go\n"
+                "on. 'drover user token NAME' gives them a new token.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover user revoke alice\n")) {
+    return *done;
+  }
+  v1::RevokeUserRequest request;
+  if (auto done = TakeName(inv, "user revoke", "NAME", positional, request.mutable_name())) {
+    return *done;
+  }
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::User> user = inv.WithRetry([&] { return client->RevokeUser(request); });
+  if (!user.ok()) return inv.ServerError(user.status());
+  inv.Print([&] { return MessageToJson(*user, /*pretty=*/true); },
+            [&] { return absl::StrCat(user->name(), " revoked\n"); });
+  return kExitOk;
+}
+
+int UserTokenAction(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover user token [flags] NAME",
+                "Gives a user a new token and prints it once; the old token stops working.\n"
+                "Also re-enables a revoked user.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover user token alice\n")) {
+    return *done;
+  }
+  v1::IssueUserTokenRequest request;
+  if (auto done = TakeName(inv, "user token", "NAME", positional, request.mutable_name())) {
+    return *done;
+  }
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::UserToken> token = client->IssueUserToken(request);
+  if (!token.ok()) return inv.ServerError(token.status());
+  PrintToken(inv, *token);
+  return kExitOk;
+}
+
+}  // namespace
+
+int UserCommand(Invocation& inv, const std::vector<std::string>& args) {
+  return RunActions(inv, "user",
+                    "Manages who may call droverd (for administrators): users with a role and\n"
+                    "a token each.",
+                    {{"create", "Create a user; prints their token once", UserCreateAction},
+                     {"list", "List the users and their roles", UserListAction},
+                     {"revoke", "Revoke a user's token", UserRevokeAction},
+                     {"token", "Give a user a new token; prints it once", UserTokenAction}},
+                    "  drover user create alice --role user\n"
+                    "  drover user list\n"
+                    "  drover user revoke alice\n"
+                    "  drover user token alice\n",
+                    args);
+}
+
+int LoginCommand(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags(
+      "drover login [flags] SERVER",
+      "Checks a token against droverd at SERVER (HOST:PORT) and saves server, CA and token\n"
+      "in the client config file ($DROVER_CONFIG, else $XDG_CONFIG_HOME/drover/config, else\n"
+      "~/.config/drover/config; mode 0600). Later commands use what it holds when neither a\n"
+      "flag (--server, --ca, --token) nor its variable (DROVER_SERVER, DROVER_CA,\n"
+      "DROVER_TOKEN) is given: flag, then variable, then config file, then the default.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover login head:7070 --token drv_... --ca /etc/drover/ca.crt\n"
+                            "  DROVER_TOKEN=drv_... drover login head:7070\n")) {
+    return *done;
+  }
+  std::string server;
+  if (auto done = TakeName(inv, "login", "SERVER", positional, &server)) return *done;
+  inv.global().server = server;
+  std::string path = ClientConfigPath(inv.ctx());
+  if (path.empty()) {
+    return inv.Fail(kExitUsage, "no place for the config file: set DROVER_CONFIG or HOME");
+  }
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::User> user =
+      inv.WithRetry([&] { return client->WhoAmI(v1::WhoAmIRequest()); });
+  if (!user.ok()) return inv.ServerError(user.status());
+  // What Connect used: the flags and variables, as the config file would give them again.
+  ClientConfig config = ReadClientConfig(path);
+  config.server = server;
+  std::string ca = inv.global().ca;
+  if (ca.empty()) {
+    std::optional<std::string> from_env = inv.ctx().getenv("DROVER_CA");
+    if (from_env.has_value() && !from_env->empty()) ca = *from_env;
+  }
+  if (!ca.empty()) {
+    std::error_code error;
+    std::filesystem::path absolute = std::filesystem::absolute(ca, error);
+    config.ca = error ? ca : absolute.string();
+  }
+  std::string token = inv.global().token;
+  if (token.empty()) {
+    std::optional<std::string> from_env = inv.ctx().getenv("DROVER_TOKEN");
+    if (from_env.has_value()) token = *from_env;
+  }
+  if (!token.empty()) config.token = token;
+  if (absl::Status written = WriteClientConfig(path, config); !written.ok()) {
+    return inv.Fail(kExitInternal, written.message());
+  }
+  inv.out() << "logged in to " << server << " as " << user->name() << " ("
+            << RoleText(user->role()) << "); saved in " << path << "\n";
+  return kExitOk;
+}
+
+int WhoAmICommand(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover whoami [flags]", "Prints who droverd takes you for: NAME ROLE.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover whoami\n")) {
+    return *done;
+  }
+  if (auto done = NoPositionals(inv, "whoami", positional)) return *done;
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::User> user =
+      inv.WithRetry([&] { return client->WhoAmI(v1::WhoAmIRequest()); });
+  if (!user.ok()) return inv.ServerError(user.status());
+  inv.Print([&] { return MessageToJson(*user, /*pretty=*/true); },
+            [&] { return absl::StrCat(user->name(), " ", RoleText(user->role()), "\n"); });
+  return kExitOk;
+}
+
+}  // namespace drover::cli

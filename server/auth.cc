@@ -1,0 +1,99 @@
+#include "server/auth.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <grpc/grpc_security_constants.h>
+#include <grpcpp/security/auth_context.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/archive/sha256.h"
+
+namespace drover::server {
+namespace {
+
+constexpr absl::string_view kBearer = "Bearer ";
+
+std::string Property(const grpc::AuthContext& auth, const char* name) {
+  std::vector<grpc::string_ref> values = auth.FindPropertyValues(name);
+  if (values.empty()) return "";
+  return std::string(values.front().data(), values.front().size());
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> NewUserToken() {
+  unsigned char bytes[32];
+  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  bool ok = fd >= 0 && ::read(fd, bytes, sizeof bytes) == static_cast<ssize_t>(sizeof bytes);
+  if (fd >= 0) ::close(fd);
+  if (!ok) return absl::InternalError("cannot read /dev/urandom to make a token");
+  std::string encoded;
+  absl::WebSafeBase64Escape(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes), &encoded);
+  return absl::StrCat(kTokenPrefix, encoded);
+}
+
+std::string HashUserToken(absl::string_view token) { return archive::Sha256Digest(token); }
+
+absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& context) {
+  Caller caller;
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  // The local admin socket is the only listener with local credentials; its file mode
+  // (0600, droverd's user) decides who reaches it.
+  if (auth != nullptr && Property(*auth, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME) == "local") {
+    caller.kind = Caller::Kind::kLocalAdmin;
+    caller.name = std::string(kLocalSocketOwner);
+    caller.role = v1::User::ADMIN;
+    return caller;
+  }
+  const auto& metadata = context.client_metadata();
+  auto found = metadata.find("authorization");
+  if (found != metadata.end()) {
+    absl::string_view value(found->second.data(), found->second.size());
+    if (value.size() > kMaxTokenBytes + kBearer.size()) {
+      return absl::UnauthenticatedError(
+          "the authorization token is too long to be a drover token; check --token or "
+          "DROVER_TOKEN");
+    }
+    if (!absl::StartsWith(value, kBearer) ||
+        !absl::StartsWith(value.substr(kBearer.size()), kTokenPrefix)) {
+      return absl::UnauthenticatedError(absl::StrCat(
+          "the authorization metadata is not 'Bearer ", kTokenPrefix,
+          "...'; pass the token drover user create printed"));
+    }
+    absl::StatusOr<v1::User> user =
+        store_.FindUserByToken(HashUserToken(value.substr(kBearer.size())));
+    if (absl::IsNotFound(user.status())) {
+      return absl::UnauthenticatedError(
+          "the token is unknown or was revoked; ask an admin for a new one (drover user token "
+          "NAME)");
+    }
+    if (!user.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("droverd cannot check the token now: ", user.status().message()));
+    }
+    caller.kind = Caller::Kind::kUser;
+    caller.name = user->name();
+    caller.role = user->role();
+    return caller;
+  }
+  // gRPC verified a presented certificate against droverd's CA: a node.
+  if (auth != nullptr && !Property(*auth, GRPC_X509_PEM_CERT_PROPERTY_NAME).empty()) {
+    caller.kind = Caller::Kind::kNode;
+    caller.name = Property(*auth, GRPC_X509_CN_PROPERTY_NAME);
+  }
+  return caller;
+}
+
+absl::StatusOr<Caller> Authenticator::Check(const grpc::ServerContextBase& context,
+                                            absl::string_view method) {
+  absl::StatusOr<Caller> caller = Identify(context);
+  if (!caller.ok()) return caller.status();
+  if (absl::Status allowed = Authorize(*caller, method); !allowed.ok()) return allowed;
+  return caller;
+}
+
+}  // namespace drover::server

@@ -1,0 +1,86 @@
+// Who may call what: droverd's whole authorization policy, as data and pure functions (no
+// gRPC, no store), so that unit tests can check every rule. `auth.h` finds out who calls;
+// the services ask here whether the caller may, then check job ownership with CanReadJob /
+// CanChangeJob and redact every job they answer with RedactJob.
+//
+// Roles (docs/security.md): a viewer reads every job and the cluster's lists; a user also
+// submits, and reads, follows, downloads from and cancels only their own jobs; an admin
+// does everything. Calls over the local admin socket are admin. AgentService is for node
+// agents, not users: its rule lets any caller through (node identity is checked there).
+// Thread-safe: everything here is immutable after first use.
+#ifndef DROVER_SERVER_AUTHZ_H_
+#define DROVER_SERVER_AUTHZ_H_
+
+#include <map>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "drover/v1/job.pb.h"
+#include "drover/v1/user.pb.h"
+
+namespace drover::server {
+
+// The identity droverd gives a call.
+struct Caller {
+  enum class Kind {
+    kAnonymous,    // no token and no client certificate
+    kUser,         // a valid user token
+    kLocalAdmin,   // droverd's local admin socket (file mode 0600: droverd's own user)
+    kNode,         // a client certificate from droverd's CA, no token (a node agent)
+  };
+  Kind kind = Kind::kAnonymous;
+  // The user's name ("local-socket" for kLocalAdmin, the certificate's name for kNode).
+  std::string name;
+  v1::User::Role role = v1::User::ROLE_UNSPECIFIED;
+
+  bool is_admin() const {
+    return kind == Kind::kLocalAdmin || (kind == Kind::kUser && role == v1::User::ADMIN);
+  }
+};
+
+// The owner name of jobs submitted over the local admin socket; no user can have it.
+inline constexpr absl::string_view kLocalSocketOwner = "local-socket";
+
+// What a method needs.
+enum class Need {
+  kAgent,         // AgentService: node agents; not a user call (checked by the service)
+  kViewer,        // any user (viewer, user, admin)
+  kUser,          // role user or admin
+  kAdmin,         // role admin
+  kBlobWrite,     // role user or admin, or a node agent (see below)
+  kBlobRead,      // any user, or a node agent; the service checks which blob
+};
+
+// Every RPC of droverd by full name ("/drover.v1.JobService/GetJob") to what it needs.
+// A method missing here is refused (PERMISSION_DENIED), and a test checks that every
+// method of every service has a rule.
+const std::map<std::string, Need, std::less<>>& MethodRules();
+
+// Whether `caller` may call `method` at all. UNAUTHENTICATED (with how to get a token)
+// when a user is needed and the call carries none; PERMISSION_DENIED naming the role
+// needed otherwise. Until node certificates land, a call to BlobService without a token or
+// certificate counts as a node agent's (agents do not have certificates yet); see
+// docs/security.md.
+absl::Status Authorize(const Caller& caller, absl::string_view method);
+
+// Whether `caller` may read `job` (get, list, watch, logs, metrics, outputs): admins and
+// viewers any job, users their own. PERMISSION_DENIED naming the owner's rule otherwise.
+absl::Status CanReadJob(const Caller& caller, const v1::Job& job);
+// Whether `caller` may cancel `job`: admins, and the owner when their role is user.
+absl::Status CanChangeJob(const Caller& caller, const v1::Job& job);
+
+// The job as `caller` may see it: values of secret variables are "***" for everyone, and
+// every environment value is "***" for callers other than the owner and admins.
+void RedactJob(const Caller& caller, v1::Job* job);
+
+// Whether `name` can be a user's name: 1-63 characters of [a-z0-9_.-], starting with a
+// letter or digit, not "local-socket". INVALID_ARGUMENT naming `field` otherwise.
+absl::Status CheckUserName(absl::string_view field, absl::string_view name);
+
+// "viewer", "user", "admin".
+std::string RoleName(v1::User::Role role);
+
+}  // namespace drover::server
+
+#endif  // DROVER_SERVER_AUTHZ_H_
