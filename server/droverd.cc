@@ -126,7 +126,18 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   d->job_service_ = std::make_unique<JobServiceImpl>(*d->store_, *d->logs_, *d->core_,
                                                      *d->loop_, d->events_, clock);
   d->admin_service_ = std::make_unique<AdminServiceImpl>(*d->core_, *d->loop_, *d->blobs_);
-  d->agent_service_ = std::make_unique<AgentServiceImpl>(*d->core_, *d->loop_, *d->logs_);
+  // Certificates and tokens are about wall time, not the scheduling clock.
+  d->identity_ = std::make_unique<NodeIdentity>(*d->store_, RealClock::Get(), d->tls_.ca,
+                                                d->tls_.ca_pem, options.node_certificate_validity);
+  if (absl::Status s = d->identity_->Load(); !s.ok()) {
+    d->loop_->Stop();
+    d->logs_->Close();
+    d->store_->Close();
+    return s;
+  }
+  d->agent_service_ =
+      std::make_unique<AgentServiceImpl>(*d->core_, *d->loop_, *d->logs_, *d->identity_);
+  d->identity_service_ = std::make_unique<NodeIdentityServiceImpl>(*d->identity_, *d->agent_service_);
   d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_);
   grpc::ServerBuilder builder;
   int port = 0;
@@ -148,6 +159,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   builder.RegisterService(d->admin_service_.get());
   builder.RegisterService(d->agent_service_.get());
   builder.RegisterService(d->blob_service_.get());
+  builder.RegisterService(d->identity_service_.get());
   // Chunks are up to 1 MiB; specs up to 1 MiB plus the request around them.
   builder.SetMaxReceiveMessageSize(4 << 20);
   d->server_ = builder.BuildAndStart();

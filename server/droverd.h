@@ -21,6 +21,8 @@
 #include "server/core_loop.h"
 #include "server/job_events.h"
 #include "server/job_service.h"
+#include "server/node_identity.h"
+#include "server/node_identity_service.h"
 #include "server/server_metrics.h"
 #include "server/tls.h"
 #include "storage/store.h"
@@ -44,6 +46,9 @@ struct DroverdOptions {
   std::string metrics_listen;
   // TLS: droverd's own cluster CA under <state-dir>/tls/, or an administrator's files.
   TlsOptions tls;
+  // How long the node certificates droverd issues are valid; agents renew them when a
+  // third of that is left.
+  absl::Duration node_certificate_validity = absl::Hours(24 * 30);
 };
 
 class Droverd {
@@ -64,6 +69,9 @@ class Droverd {
   }
   // The CA certificate (PEM) clients and agents trust to reach this droverd.
   const std::string& ca_certificate() const { return tls_.ca_pem; }
+  // droverd's own cluster CA with its key (empty with an administrator's certificates):
+  // for tests that issue node certificates themselves.
+  const pki::KeyAndCertificate& cluster_ca() const { return tls_.ca; }
   // Jobs that were unfinished in the store at start.
   size_t resumed_jobs() const { return resumed_jobs_; }
 
@@ -91,7 +99,9 @@ class Droverd {
   std::unique_ptr<Core> core_;
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<NodeIdentity> identity_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
+  std::unique_ptr<NodeIdentityServiceImpl> identity_service_;
   std::unique_ptr<BlobServiceImpl> blob_service_;
   std::unique_ptr<grpc::Server> server_;
 };
