@@ -105,16 +105,14 @@ int64_t MemTotalMib() {
 // (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, despite its name): a TLS handshake with a busy
 // droverd far away takes more than a second.
 std::shared_ptr<grpc::Channel> SchedulerChannel(const std::string& address,
-                                                const std::string& ca_pem) {
+                                                const NodeCertificateFiles& files) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = ca_pem;
-  return grpc::CreateCustomChannel(address, grpc::SslCredentials(tls), args);
+  return grpc::CreateCustomChannel(address, NodeChannelCredentials(files), args);
 }
 
 }  // namespace
@@ -167,7 +165,7 @@ absl::StatusOr<v1::NodeInfo> DescribeNode(const std::string& name, const std::st
 Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
     : options_(std::move(options)),
       runtime_(runtime),
-      channel_(SchedulerChannel(options_.scheduler, options_.ca_pem)),
+      channel_(SchedulerChannel(options_.scheduler, options_.node_certificate)),
       agents_(v1::AgentService::NewStub(channel_)),
       blobs_(v1::BlobService::NewStub(channel_)),
       images_({.root = options_.work_dir + "/images"},
@@ -423,8 +421,19 @@ void Agent::AwaitScheduler(absl::Duration limit) {
 
 void Agent::ShippingLoop() {
   absl::Time next_heartbeat = absl::Now();
+  absl::Time next_renewal_check = absl::Now();
   while (!stopping_.WaitForNotificationWithTimeout(options_.log_poll)) {
     shipper_.Poll();
+    if (absl::Now() >= next_renewal_check) {
+      // Checked often (the file is small); renewed when a third of its life is left, and
+      // tried again at the next check when droverd cannot answer.
+      next_renewal_check = absl::Now() + absl::Seconds(10);
+      if (absl::Status s = RenewIfDue(channel_, options_.node.name(), options_.node_certificate,
+                                      absl::Now());
+          !s.ok()) {
+        Log(LogLevel::kWarning, "node_certificate_renewal_failed", {{"error", s.message()}});
+      }
+    }
     if (options_.metrics != nullptr) {
       options_.metrics->log_bytes_unacknowledged.With({}).Set(
           static_cast<double>(shipper_.Unacknowledged()));

@@ -29,6 +29,7 @@
 #include "agent/gpus.h"
 #include "agent/images/image_cache.h"
 #include "agent/log_shipper.h"
+#include "agent/node_certificate.h"
 #include "agent/runtime/container_runtime.h"
 #include "drover/v1/agent_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
@@ -38,6 +39,8 @@ namespace drover::agent {
 struct AgentOptions {
   std::string scheduler;  // droverd's HOST:PORT
   std::string ca_pem;     // the CA certificate droverd's TLS certificate is checked against
+  // The node certificate the agent presents to droverd (and renews when it is its own).
+  NodeCertificateFiles node_certificate;
   std::string work_dir;   // attempts, snapshot and image caches, runc state
   v1::NodeInfo node;      // name, addresses, capacity, labels, version, GPUs
   // HOST:PORT for AgentPeerService (MPI launches from other nodes); port 0: the kernel picks.

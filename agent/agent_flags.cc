@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/gpus.h"
@@ -28,9 +29,14 @@ constexpr char kSummary[] =
     "GPUs: those nvidia-smi lists, or those named with --gpu; each job gets its own\n"
     "(docs/gpus.md).\n"
     "\n"
+    "Identity: the first start joins the cluster with a one-time token from\n"
+    "'drover node token create' (--join-file keeps it out of ps); the node certificate it\n"
+    "gets is kept in --work-dir (node.crt, node.key, 0600) and renewed, so later starts need\n"
+    "no token (docs/security.md).\n"
+    "\n"
     "Examples:\n"
     "  drover-agent --scheduler head:7070 --node-name gpu-01 --work-dir /var/lib/drover-agent \\\n"
-    "      --label pool=gpu\n"
+    "      --label pool=gpu --join-file /etc/drover/join-token\n"
     "  drover-agent ... --gpu 0:GPU-8f6c1a7e:/dev/nvidia0 --gpu 1:GPU-03b1d2c4:/dev/nvidia1";
 
 // A helper program (drover-init, drover-rsh) or the Python module's folder (python) beside
@@ -80,6 +86,18 @@ absl::StatusOr<AgentSettings> ParseAgentFlags(const std::vector<std::string>& ar
                "droverd's CA certificate: droverd writes it to <state-dir>/tls/ca.crt; copy it "
                "to every node",
                "FILE");
+  std::string join_file;
+  flags.String("join", &s.join_token,
+               "Join the cluster with this one-time token (from 'drover node token create') "
+               "when there is no node certificate yet; visible in ps: prefer --join-file",
+               "TOKEN");
+  flags.String("join-file", &join_file, "Read the join token from this file", "FILE");
+  flags.String("node-cert", &s.node_cert_file,
+               "Your own node certificate (PEM, with --node-key): CN NAME and the URI SAN "
+               "drover-node://NAME, from droverd's CA; the agent neither joins nor renews then "
+               "(default: <work-dir>/node.crt, from --join)",
+               "FILE");
+  flags.String("node-key", &s.node_key_file, "The key of --node-cert (PEM)", "FILE");
   flags.String("node-name", &s.node_name, "This node's name in the cluster ([a-z0-9-])", "NAME");
   flags.String("work-dir", &s.work_dir, "Folder for job folders, caches and runc state", "DIR");
   flags.String("address", &s.address,
@@ -202,6 +220,30 @@ absl::StatusOr<AgentSettings> ParseAgentFlags(const std::vector<std::string>& ar
     }
     s.labels[label.substr(0, eq)] = label.substr(eq + 1);
   }
+  if (s.node_cert_file.empty() != s.node_key_file.empty()) {
+    return absl::InvalidArgumentError("--node-cert and --node-key go together: give both, or "
+                                      "neither for the agent's own certificate from --join");
+  }
+  if (s.node_cert_file.empty()) {
+    s.node_cert_file = s.work_dir + "/node.crt";
+    s.node_key_file = s.work_dir + "/node.key";
+  } else {
+    s.node_cert_managed = false;
+  }
+  if (!join_file.empty()) {
+    if (!s.join_token.empty()) {
+      return absl::InvalidArgumentError("--join and --join-file: give one of them");
+    }
+    std::ifstream in(join_file);
+    std::stringstream text;
+    if (in) text << in.rdbuf();
+    if (!in) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--join-file: cannot read '", join_file, "'"));
+    }
+    s.join_token = std::string(absl::StripAsciiWhitespace(text.str().substr(0, 4096)));
+  }
+  s.ca_file = ca;
   {
     std::ifstream in(ca);
     std::stringstream text;

@@ -21,6 +21,14 @@ struct AgentSettings {
   std::string scheduler;
   // The CA certificate (PEM) droverd's certificate is checked against, read from --ca.
   std::string ca_pem;
+  std::string ca_file;  // --ca
+  // The one-time join token (--join, or read from --join-file); empty: none.
+  std::string join_token;
+  // The node certificate and key: <work-dir>/node.crt and node.key (the agent's own, from a
+  // join, renewed by it) unless --node-cert/--node-key name an administrator's.
+  std::string node_cert_file;
+  std::string node_key_file;
+  bool node_cert_managed = true;
   std::string node_name;
   std::string work_dir;
   std::string address;                        // empty: the one facing droverd

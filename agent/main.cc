@@ -67,6 +67,15 @@ int main(int argc, char** argv) {
   if (!std::filesystem::exists(s.rsh, error)) {
     return Fail(absl::StrCat("--rsh '", s.rsh, "' does not exist (build the drover-rsh target)"));
   }
+  const drover::agent::NodeCertificateFiles certificate{.certificate_file = s.node_cert_file,
+                                                        .key_file = s.node_key_file,
+                                                        .ca_file = s.ca_file,
+                                                        .managed = s.node_cert_managed};
+  if (absl::Status joined = drover::agent::EnsureNodeCertificate(s.scheduler, s.ca_pem, s.node_name,
+                                                                certificate, s.join_token);
+      !joined.ok()) {
+    return Fail(joined.message());
+  }
   drover::MetricsRegistry registry;
   drover::agent::AgentMetrics metrics(registry);
   std::unique_ptr<drover::MetricsServer> metrics_server;
@@ -79,6 +88,7 @@ int main(int argc, char** argv) {
   drover::agent::Agent agent(
       {.scheduler = s.scheduler,
        .ca_pem = s.ca_pem,
+       .node_certificate = certificate,
        .work_dir = s.work_dir,
        .node = *node,
        .peer_listen = s.peer_listen.empty() ? node->addresses(0) + ":0" : s.peer_listen,

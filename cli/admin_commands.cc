@@ -1,4 +1,5 @@
-// The administrators' commands: `drover nodes`, `drover node show|cordon|uncordon|drain|lost` and
+// The administrators' commands: `drover nodes`, `drover node show|cordon|uncordon|drain|lost|
+// token|revoke-cert` and
 // `drover target create|list|delete`, on droverd's AdminService.
 #include <cstdint>
 #include <map>
@@ -8,7 +9,9 @@
 #include <google/protobuf/struct.pb.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "cli/format.h"
 #include "cli/invocation.h"
 
@@ -295,6 +298,149 @@ int NodesCommand(Invocation& inv, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+std::string Time(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0) return "-";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t.seconds()),
+                          absl::UTCTimeZone());
+}
+
+int TokenCreateAction(Invocation& inv, const std::vector<std::string>& args) {
+  std::string ttl_text = "1h";
+  std::string name;
+  FlagSet flags("drover node token create [flags]",
+                "Creates a one-time join token and prints it (only now: droverd keeps its hash).\n"
+                "A new node joins with it once: drover-agent --join-file FILE (or --join TOKEN).");
+  flags.String("ttl", &ttl_text, "How long the token may be used (at most 168h)", "DURATION");
+  flags.String("name", &name, "Only a node of this name may join with it", "NODE");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover node token create --ttl 1h --name gpu-01 > token\n")) {
+    return *done;
+  }
+  if (!positional.empty()) {
+    return inv.Usage(absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument '", positional[0], "'; see drover node token create --help")));
+  }
+  absl::Duration ttl;
+  if (!absl::ParseDuration(ttl_text, &ttl) || ttl <= absl::ZeroDuration()) {
+    return inv.Usage(absl::InvalidArgumentError(
+        absl::StrCat("--ttl: '", ttl_text, "' is not a duration such as 30m or 1h")));
+  }
+  v1::CreateJoinTokenRequest request;
+  request.mutable_ttl()->set_seconds(absl::ToInt64Seconds(ttl));
+  request.set_node_name(name);
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  // Not retried: a retry after a lost answer would make a second token.
+  absl::StatusOr<v1::CreateJoinTokenResponse> made = client->CreateJoinToken(request);
+  if (!made.ok()) return inv.ServerError(made.status());
+  inv.Print([&] { return MessageToJson(*made, /*pretty=*/true); },
+            [&] {
+              inv.err() << "join token " << made->info().id() << " valid until "
+                        << Time(made->info().expire_time())
+                        << (name.empty() ? "" : absl::StrCat(" for node ", name)) << "\n";
+              return absl::StrCat(made->token(), "\n");
+            });
+  return kExitOk;
+}
+
+int TokenListAction(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover node token list [flags]",
+                "Lists the join tokens droverd keeps (never the tokens themselves).");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, true, "  drover node token list\n")) {
+    return *done;
+  }
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::ListJoinTokensResponse> list =
+      inv.WithRetry([&] { return client->ListJoinTokens(v1::ListJoinTokensRequest()); });
+  if (!list.ok()) return inv.ServerError(list.status());
+  inv.Print([&] { return MessageToJson(*list, /*pretty=*/true); },
+            [&] {
+              std::string out = "ID            NODE          EXPIRES               STATE\n";
+              for (const v1::JoinTokenInfo& t : list->tokens()) {
+                std::string state = t.revoked()          ? "revoked"
+                                    : !t.used_by().empty() ? absl::StrCat("used by ", t.used_by())
+                                    : absl::FromUnixSeconds(t.expire_time().seconds()) < absl::Now()
+                                        ? "expired"
+                                        : "unused";
+                absl::StrAppend(&out, absl::StrFormat("%-13s %-13s %-21s %s\n", t.id(),
+                                                      t.node_name().empty() ? "*" : t.node_name(),
+                                                      Time(t.expire_time()), state));
+              }
+              return out;
+            });
+  return kExitOk;
+}
+
+int TokenRevokeAction(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover node token revoke [flags] ID",
+                "Revokes an unused join token (its ID from 'drover node token list').");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, true,
+                            "  drover node token revoke 3f2a9c01b7d4\n")) {
+    return *done;
+  }
+  v1::RevokeJoinTokenRequest request;
+  if (auto done = TakeName(inv, "node token revoke", "ID", positional, request.mutable_id())) {
+    return *done;
+  }
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::RevokeJoinTokenResponse> revoked =
+      inv.WithRetry([&] { return client->RevokeJoinToken(request); });
+  if (!revoked.ok()) return inv.ServerError(revoked.status());
+  inv.Print([&] { return std::string("{\"revoked\": true}\n"); },
+            [&] { return absl::StrCat(request.id(), " REVOKED\n"); });
+  return kExitOk;
+}
+
+int TokenCommand(Invocation& inv, const std::vector<std::string>& args) {
+  return RunActions(inv, "node token",
+                    "One-time join tokens with which new nodes get their node certificate\n"
+                    "(for administrators; docs/security.md).",
+                    {{"create", "Create a join token and print it", TokenCreateAction},
+                     {"list", "List join tokens", TokenListAction},
+                     {"revoke", "Revoke an unused join token", TokenRevokeAction}},
+                    "  drover node token create --ttl 1h > /tmp/token\n"
+                    "  drover node token list\n"
+                    "  drover node token revoke 3f2a9c01b7d4\n",
+                    args);
+}
+
+int RevokeCertAction(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover node revoke-cert [flags] NODE",
+                "Revokes every node certificate of NODE: its agent is disconnected at once and\n"
+                "refused until it joins again with a new token (delete node.crt and node.key\n"
+                "in its --work-dir first).");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, true, "  drover node revoke-cert n3\n")) {
+    return *done;
+  }
+  v1::RevokeNodeCertificatesRequest request;
+  if (auto done = TakeName(inv, "node revoke-cert", "NODE", positional,
+                           request.mutable_node_name())) {
+    return *done;
+  }
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::RevokeNodeCertificatesResponse> revoked =
+      inv.WithRetry([&] { return client->RevokeNodeCertificates(request); });
+  if (!revoked.ok()) return inv.ServerError(revoked.status());
+  inv.Print([&] { return std::string("{\"revoked\": true}\n"); },
+            [&] { return absl::StrCat(request.node_name(), " CERTIFICATES REVOKED\n"); });
+  return kExitOk;
+}
+
 int NodeCommand(Invocation& inv, const std::vector<std::string>& args) {
   return RunActions(inv, "node",
                     "Shows a node, or changes whether it takes new work (for administrators).",
@@ -302,12 +448,17 @@ int NodeCommand(Invocation& inv, const std::vector<std::string>& args) {
                      {"cordon", "Stop new work on a node; running work goes on", CordonAction},
                      {"uncordon", "Let a cordoned or draining node take work again", UncordonAction},
                      {"drain", "Stop new work and let running work finish", DrainAction},
-                     {"lost", "Declare a node lost: its jobs end NODE_LOST now", LostAction}},
+                     {"lost", "Declare a node lost: its jobs end NODE_LOST now", LostAction},
+                     {"token", "Create, list or revoke join tokens for new nodes", TokenCommand},
+                     {"revoke-cert", "Revoke a node's certificates and disconnect it",
+                      RevokeCertAction}},
                     "  drover node show n1\n"
                     "  drover node cordon n1 --reason 'disk replacement'\n"
                     "  drover node drain n1 && drover nodes\n"
                     "  drover node uncordon n1\n"
-                    "  drover node lost n3 --reason 'power supply failed'\n",
+                    "  drover node lost n3 --reason 'power supply failed'\n"
+                    "  drover node token create --ttl 1h\n"
+                    "  drover node revoke-cert n3\n",
                     args);
 }
 

@@ -16,6 +16,7 @@
 #include "drover/v1/job.pb.h"
 #include "drover/v1/job_service.pb.h"
 #include "drover/v1/node.pb.h"
+#include "drover/v1/node_identity.pb.h"
 
 namespace drover::cli {
 
@@ -102,6 +103,16 @@ class DroverClient {
   virtual absl::StatusOr<v1::UserToken> IssueUserToken(
       const v1::IssueUserTokenRequest& request) = 0;
   virtual absl::StatusOr<v1::User> WhoAmI(const v1::WhoAmIRequest& request) = 0;
+
+  // ---- NodeIdentityService (administrators' part)
+  virtual absl::StatusOr<v1::CreateJoinTokenResponse> CreateJoinToken(
+      const v1::CreateJoinTokenRequest& request) = 0;
+  virtual absl::StatusOr<v1::ListJoinTokensResponse> ListJoinTokens(
+      const v1::ListJoinTokensRequest& request) = 0;
+  virtual absl::StatusOr<v1::RevokeJoinTokenResponse> RevokeJoinToken(
+      const v1::RevokeJoinTokenRequest& request) = 0;
+  virtual absl::StatusOr<v1::RevokeNodeCertificatesResponse> RevokeNodeCertificates(
+      const v1::RevokeNodeCertificatesRequest& request) = 0;
 
   // ---- BlobService
   virtual absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) = 0;

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
+#include "drover/v1/node_identity.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
 
 namespace drover::cli {
@@ -65,7 +66,8 @@ class GrpcDroverClient final : public DroverClient {
         channel_(std::move(channel)),
         stub_(v1::JobService::NewStub(channel_)),
         admin_(v1::AdminService::NewStub(channel_)),
-        blobs_(v1::BlobService::NewStub(channel_)) {}
+        blobs_(v1::BlobService::NewStub(channel_)),
+        identity_(v1::NodeIdentityService::NewStub(channel_)) {}
 
   absl::Duration AwaitConnection(absl::Duration limit) override {
     absl::Time start = absl::Now();
@@ -189,6 +191,26 @@ class GrpcDroverClient final : public DroverClient {
   absl::StatusOr<v1::User> WhoAmI(const v1::WhoAmIRequest& request) override {
     return Unary<v1::User>(request, &v1::AdminService::Stub::WhoAmI, admin_.get());
   }
+  absl::StatusOr<v1::CreateJoinTokenResponse> CreateJoinToken(
+      const v1::CreateJoinTokenRequest& request) override {
+    return Unary<v1::CreateJoinTokenResponse>(
+        request, &v1::NodeIdentityService::Stub::CreateJoinToken, identity_.get());
+  }
+  absl::StatusOr<v1::ListJoinTokensResponse> ListJoinTokens(
+      const v1::ListJoinTokensRequest& request) override {
+    return Unary<v1::ListJoinTokensResponse>(
+        request, &v1::NodeIdentityService::Stub::ListJoinTokens, identity_.get());
+  }
+  absl::StatusOr<v1::RevokeJoinTokenResponse> RevokeJoinToken(
+      const v1::RevokeJoinTokenRequest& request) override {
+    return Unary<v1::RevokeJoinTokenResponse>(
+        request, &v1::NodeIdentityService::Stub::RevokeJoinToken, identity_.get());
+  }
+  absl::StatusOr<v1::RevokeNodeCertificatesResponse> RevokeNodeCertificates(
+      const v1::RevokeNodeCertificatesRequest& request) override {
+    return Unary<v1::RevokeNodeCertificatesResponse>(
+        request, &v1::NodeIdentityService::Stub::RevokeNodeCertificates, identity_.get());
+  }
 
   absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) override {
     return Unary<v1::StatBlobResponse>(request, &v1::BlobService::Stub::StatBlob, blobs_.get());
@@ -287,6 +309,7 @@ class GrpcDroverClient final : public DroverClient {
   std::unique_ptr<v1::JobService::Stub> stub_;
   std::unique_ptr<v1::AdminService::Stub> admin_;
   std::unique_ptr<v1::BlobService::Stub> blobs_;
+  std::unique_ptr<v1::NodeIdentityService::Stub> identity_;
   // Why the last connection attempt failed; see ReadableStatus.
   std::string last_reason_;
 };

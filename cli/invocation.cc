@@ -299,7 +299,9 @@ int RunActions(Invocation& inv, absl::string_view command, absl::string_view sum
   std::string text = absl::StrCat(summary, "\n\nActions:\n");
   for (const Action& action : actions) {
     names.push_back(std::string(action.name));
-    absl::StrAppend(&text, "  ", action.name, std::string(10 - action.name.size(), ' '),
+    // Names of 10 characters or more get one space (revoke-cert).
+    absl::StrAppend(&text, "  ", action.name,
+                    std::string(action.name.size() < 10 ? 10 - action.name.size() : 1, ' '),
                     action.summary, "\n");
   }
   absl::StrAppend(&text, "\nRun 'drover ", command, " ACTION --help' for the flags of an action.");

@@ -133,10 +133,14 @@ export DROVER_TOKEN
 k=0
 while read -r name address; do
   k=$((k + 1))
-  echo "== starting drover-agent on $name ($address)"
+  echo "== joining $name ($address) with a one-time token"
+  # Each node joins once with its own token (bound to its name, valid 10 minutes), read
+  # from a file so that it is not in ps; the node certificate it gets stays in its work
+  # folder.
+  (umask 077 && "$drover" node token create --ttl 10m --name "$name" >"$state/token-$k" 2>/dev/null)
   deploy/testhosts.sh exec --prefix "$prefix" "$k" "$bin/agent/drover-agent" \
     --scheduler "$DROVER_SERVER" --ca "$DROVER_CA" --node-name "$name" --address "$address" \
-    --work-dir "$state/agent-$k" 2>"$state/agent-$k.log" &
+    --work-dir "$state/agent-$k" --join-file "$state/token-$k" 2>"$state/agent-$k.log" &
   agent_pids+=($!)
 done <"$state/hosts"
 

@@ -2,11 +2,14 @@
 
 #include <deque>
 #include <memory>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "absl/strings/escaping.h"
 #include "server/grpc_status.h"
+#include "server/node_identity_service.h"
 #include "server/server_metrics.h"
 
 namespace drover::server {
@@ -73,10 +76,17 @@ class Outbox final : public AgentLink {
 class AgentStream final
     : public grpc::ServerBidiReactor<v1::AgentMessage, v1::SchedulerMessage> {
  public:
-  AgentStream(AgentServiceImpl& service, std::string peer)
-      : service_(service), peer_(std::move(peer)), outbox_(std::make_shared<Outbox>(this)) {
+  // `node`: the stream's node, from its certificate; empty when it has none (the stream
+  // is closed at once).
+  AgentStream(AgentServiceImpl& service, std::string peer, std::string node)
+      : service_(service),
+        peer_(std::move(peer)),
+        node_(std::move(node)),
+        outbox_(std::make_shared<Outbox>(this)) {
     StartRead(&in_);
   }
+
+  const std::string& node() const { return node_; }
 
   void Close(const grpc::Status& status) { outbox_->Finish(status); }
 
@@ -85,19 +95,25 @@ class AgentStream final
       outbox_->Finish(grpc::Status::OK);
       return;
     }
-    if (node_.empty() && !in_.has_hello()) {
+    if (node_.empty()) return;  // refused in Connect (no node certificate): nothing is read
+    if (!said_hello_ && !in_.has_hello()) {
       outbox_->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                                    "the first message on an agent stream must be hello"));
       return;
     }
     if (in_.has_hello()) {
-      // The node identity of this stream: from the hello, once.
-      if (!node_.empty() && in_.hello().node().name() != node_) {
-        outbox_->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                     "a stream cannot change its node name"));
+      // The node is its certificate's; a hello may only repeat that name.
+      if (in_.hello().node().name() != node_) {
+        Log(LogLevel::kWarning, "agent_hello_refused",
+            {{"peer", peer_}, {"certificate_node", node_},
+             {"hello_node", absl::CHexEscape(in_.hello().node().name().substr(0, 80))}});
+        outbox_->Finish(grpc::Status(
+            grpc::StatusCode::PERMISSION_DENIED,
+            absl::StrCat("this connection's node certificate is node '", node_,
+                         "'; it cannot say hello as another node")));
         return;
       }
-      node_ = in_.hello().node().name();
+      said_hello_ = true;
       service_.loop_.Post([core = &service_.core_, outbox = outbox_, hello = in_.hello(),
                            peer = peer_]() {
         absl::StatusOr<std::string> name = core->AgentHello(outbox, hello);
@@ -120,8 +136,15 @@ class AgentStream final
       // attempt's or changes a finished one's. Acknowledged all the same, so that the
       // agent ends it at once instead of waiting for droverd to take its logs.
       const v1::LogChunk& chunk = in_.log();
-      Log(LogLevel::kDebug, "log_chunk_refused",
-          {{"node", node_}, {"job", chunk.attempt().job_id()}, {"epoch", chunk.attempt().epoch()}});
+      // A chunk for an attempt this node was never part of is an attack or a bug: logged
+      // (once per job and stream); a stale one is routine.
+      const bool foreign = service_.core_.IsForeignAttempt(node_, chunk.attempt());
+      if (!foreign || warned_jobs_.insert(chunk.attempt().job_id()).second) {
+        Log(foreign ? LogLevel::kWarning : LogLevel::kDebug, "log_chunk_refused",
+            {{"node", node_}, {"job", chunk.attempt().job_id()},
+             {"epoch", chunk.attempt().epoch()},
+             {"reason", foreign ? "attempt_not_on_this_node" : "not_current"}});
+      }
       v1::SchedulerMessage ack;
       v1::LogAck* a = ack.mutable_log_ack();
       *a->mutable_attempt() = chunk.attempt();
@@ -170,7 +193,7 @@ class AgentStream final
 
   void OnDone() override {
     outbox_->Detach();
-    if (!node_.empty()) {
+    if (said_hello_) {
       service_.loop_.Post([core = &service_.core_, node = node_, outbox = outbox_]() {
         core->AgentGone(node, outbox.get());
       });
@@ -182,14 +205,23 @@ class AgentStream final
  private:
   AgentServiceImpl& service_;
   const std::string peer_;
+  const std::string node_;  // from the certificate
   std::shared_ptr<Outbox> outbox_;
-  std::string node_;  // set by the first hello; read and written only by OnReadDone
+  bool said_hello_ = false;  // read and written only by OnReadDone (and OnDone after it)
+  std::set<std::string> warned_jobs_;  // OnReadDone only
   v1::AgentMessage in_;
 };
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::SchedulerMessage>* AgentServiceImpl::Connect(
     grpc::CallbackServerContext* context) {
-  auto* stream = new AgentStream(*this, context->peer());
+  absl::StatusOr<std::string> node = identity_.Authenticate(PeerCertificate(*context));
+  auto* stream = new AgentStream(*this, context->peer(), node.ok() ? *node : "");
+  if (!node.ok()) {
+    Log(LogLevel::kWarning, "agent_refused",
+        {{"peer", context->peer()}, {"error", node.status().message()}});
+    stream->Close(ToGrpcStatus(node.status()));
+    return stream;
+  }
   absl::MutexLock lock(&mu_);
   if (closed_) {
     stream->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -203,6 +235,16 @@ grpc::ServerBidiReactor<v1::AgentMessage, v1::SchedulerMessage>* AgentServiceImp
 void AgentServiceImpl::Forget(AgentStream* stream) {
   absl::MutexLock lock(&mu_);
   streams_.erase(stream);
+}
+
+void AgentServiceImpl::CloseNode(const std::string& node, const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  for (AgentStream* stream : streams_) {
+    if (stream->node() == node) {
+      Log(LogLevel::kWarning, "agent_stream_closed", {{"node", node}, {"reason", status.message()}});
+      stream->Close(ToGrpcStatus(status));
+    }
+  }
 }
 
 void AgentServiceImpl::CloseAll() {

@@ -1,7 +1,8 @@
 // AgentServiceImpl: the gRPC service node agents connect to. One bidirectional stream per
-// agent; the node identity of a stream is set once, from its AgentHello, in AgentStream
-// (agent_service.cc) and nowhere else, so that per-node TLS identities can replace it in
-// one place. Log chunks go straight to the LogStore and are acknowledged once durable (those
+// agent; the node identity of a stream is its node certificate's (NodeIdentity), fixed in
+// Connect and nowhere else: a stream without a node certificate is UNAUTHENTICATED, one
+// with a revoked certificate PERMISSION_DENIED, and a hello naming another node
+// PERMISSION_DENIED. Log chunks go straight to the LogStore and are acknowledged once durable (those
 // of an attempt that is not current are acknowledged and dropped, see Core::AcceptsLogs);
 // everything else is posted to the core loop.
 #ifndef DROVER_SERVER_AGENT_SERVICE_H_
@@ -13,6 +14,7 @@
 #include "drover/v1/agent_service.grpc.pb.h"
 #include "server/core.h"
 #include "server/core_loop.h"
+#include "server/node_identity.h"
 #include "storage/log_store.h"
 
 namespace drover::server {
@@ -21,8 +23,8 @@ class AgentStream;
 
 class AgentServiceImpl final : public v1::AgentService::CallbackService {
  public:
-  AgentServiceImpl(Core& core, CoreLoop& loop, storage::LogStore& logs)
-      : core_(core), loop_(loop), logs_(logs) {}
+  AgentServiceImpl(Core& core, CoreLoop& loop, storage::LogStore& logs, NodeIdentity& identity)
+      : core_(core), loop_(loop), logs_(logs), identity_(identity) {}
 
   grpc::ServerBidiReactor<v1::AgentMessage, v1::SchedulerMessage>* Connect(
       grpc::CallbackServerContext* context) override;
@@ -31,6 +33,9 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
   // refuses new ones. Used by a graceful stop.
   void CloseAll();
 
+  // Ends the live streams of `node` with `status` (its certificate was revoked).
+  void CloseNode(const std::string& node, const absl::Status& status);
+
  private:
   friend class AgentStream;
   void Forget(AgentStream* stream);
@@ -38,6 +43,7 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
   Core& core_;
   CoreLoop& loop_;
   storage::LogStore& logs_;
+  NodeIdentity& identity_;
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_set<AgentStream*> streams_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,7 @@
 #include "server/auth.h"
 
+#include "server/node_identity.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -80,10 +82,16 @@ absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& co
     caller.role = user->role();
     return caller;
   }
-  // gRPC verified a presented certificate against droverd's CA: a node.
-  if (auth != nullptr && !Property(*auth, GRPC_X509_PEM_CERT_PROPERTY_NAME).empty()) {
-    caller.kind = Caller::Kind::kNode;
-    caller.name = Property(*auth, GRPC_X509_CN_PROPERTY_NAME);
+  // gRPC verified a presented certificate against droverd's CA; a node's, if it names one
+  // and was not revoked.
+  if (auth != nullptr) {
+    std::string pem = Property(*auth, GRPC_X509_PEM_CERT_PROPERTY_NAME);
+    if (!pem.empty()) {
+      absl::StatusOr<std::string> node = nodes_.Authenticate(pem);
+      if (!node.ok()) return node.status();
+      caller.kind = Caller::Kind::kNode;
+      caller.name = *std::move(node);
+    }
   }
   return caller;
 }

@@ -32,14 +32,18 @@ absl::StatusOr<std::string> NewUserToken();
 // The hash droverd stores for `token`: "sha256:<64 hex>".
 std::string HashUserToken(absl::string_view token);
 
+class NodeIdentity;
+
 class Authenticator {
  public:
-  explicit Authenticator(storage::Store& store) : store_(store) {}
+  // `nodes` decides whether a client certificate is a valid, unrevoked node certificate.
+  Authenticator(storage::Store& store, NodeIdentity& nodes) : store_(store), nodes_(nodes) {}
 
   // Who makes the call behind `context`: the local admin socket, a valid bearer token, a
   // node's client certificate, or nobody. UNAUTHENTICATED for a token that is malformed,
-  // unknown or revoked (a wrong token is never taken for no token); UNAVAILABLE when the
-  // store cannot be read.
+  // unknown or revoked (a wrong token is never taken for no token) and for a certificate
+  // that is no node certificate; PERMISSION_DENIED for a revoked node certificate;
+  // UNAVAILABLE when the store cannot be read.
   absl::StatusOr<Caller> Identify(const grpc::ServerContextBase& context);
 
   // Identify, then Authorize(`method`): the caller, or the status to answer with.
@@ -47,6 +51,7 @@ class Authenticator {
 
  private:
   storage::Store& store_;
+  NodeIdentity& nodes_;
 };
 
 // A write reactor that answers `status` at once: what a streaming handler returns for a

@@ -64,6 +64,14 @@ const std::map<std::string, Need, std::less<>>& MethodRules() {
       {"/drover.v1.BlobService/UploadBlob", Need::kBlobWrite},
       {"/drover.v1.BlobService/DownloadBlob", Need::kBlobRead},
       {"/drover.v1.AgentService/Connect", Need::kAgent},
+      // Joining is checked by the join token, renewing by the node certificate (both in
+      // NodeIdentityService); the tokens and revocations are an admin's.
+      {"/drover.v1.NodeIdentityService/CreateJoinToken", Need::kAdmin},
+      {"/drover.v1.NodeIdentityService/ListJoinTokens", Need::kAdmin},
+      {"/drover.v1.NodeIdentityService/RevokeJoinToken", Need::kAdmin},
+      {"/drover.v1.NodeIdentityService/RevokeNodeCertificates", Need::kAdmin},
+      {"/drover.v1.NodeIdentityService/JoinNode", Need::kAgent},
+      {"/drover.v1.NodeIdentityService/RenewNodeCertificate", Need::kAgent},
   };
   return *rules;
 }
@@ -74,10 +82,8 @@ absl::Status Authorize(const Caller& caller, absl::string_view method) {
     return absl::PermissionDeniedError(
         absl::StrCat(method, " has no authorization rule; droverd refuses it"));
   }
-  // Interim rule until node certificates land (issue 15): agents call BlobService without
-  // a token or certificate (they fetch snapshots and images, upload outputs), so such a
-  // call is taken for an agent's.
-  const bool agent = caller.kind == Caller::Kind::kNode || caller.kind == Caller::Kind::kAnonymous;
+  // Agents fetch snapshots and images and upload outputs with their node certificate.
+  const bool agent = caller.kind == Caller::Kind::kNode;
   switch (rule->second) {
     case Need::kAgent:
       return absl::OkStatus();

@@ -5,8 +5,9 @@
 //
 // Roles (docs/security.md): a viewer reads every job and the cluster's lists; a user also
 // submits, and reads, follows, downloads from and cancels only their own jobs; an admin
-// does everything. Calls over the local admin socket are admin. AgentService is for node
-// agents, not users: its rule lets any caller through (node identity is checked there).
+// does everything. Calls over the local admin socket are admin. AgentService and the
+// joining and renewing of NodeIdentityService are for node agents, not users: their rule
+// lets any caller through (the node certificate or join token is checked there).
 // Thread-safe: everything here is immutable after first use.
 #ifndef DROVER_SERVER_AUTHZ_H_
 #define DROVER_SERVER_AUTHZ_H_
@@ -27,7 +28,7 @@ struct Caller {
     kAnonymous,    // no token and no client certificate
     kUser,         // a valid user token
     kLocalAdmin,   // droverd's local admin socket (file mode 0600: droverd's own user)
-    kNode,         // a client certificate from droverd's CA, no token (a node agent)
+    kNode,         // a valid, unrevoked node certificate and no token (a node agent)
   };
   Kind kind = Kind::kAnonymous;
   // The user's name ("local-socket" for kLocalAdmin, the certificate's name for kNode).
@@ -44,7 +45,7 @@ inline constexpr absl::string_view kLocalSocketOwner = "local-socket";
 
 // What a method needs.
 enum class Need {
-  kAgent,         // AgentService: node agents; not a user call (checked by the service)
+  kAgent,         // node agents, not a user call (checked by the service)
   kViewer,        // any user (viewer, user, admin)
   kUser,          // role user or admin
   kAdmin,         // role admin
@@ -59,9 +60,7 @@ const std::map<std::string, Need, std::less<>>& MethodRules();
 
 // Whether `caller` may call `method` at all. UNAUTHENTICATED (with how to get a token)
 // when a user is needed and the call carries none; PERMISSION_DENIED naming the role
-// needed otherwise. Until node certificates land, a call to BlobService without a token or
-// certificate counts as a node agent's (agents do not have certificates yet); see
-// docs/security.md.
+// needed otherwise. A node (its certificate) may use BlobService; see docs/security.md.
 absl::Status Authorize(const Caller& caller, absl::string_view method);
 
 // Whether `caller` may read `job` (get, list, watch, logs, metrics, outputs): admins and

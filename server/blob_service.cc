@@ -32,8 +32,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest
         Log(LogLevel::kInfo, "blob_uploaded",
             {{"digest", digest_}, {"bytes", size_}, {"created", *created}, {"by", caller_.name}});
       }
-      if (!created.ok() || caller_.kind == Caller::Kind::kAnonymous ||
-          caller_.kind == Caller::Kind::kNode) {
+      if (!created.ok() || caller_.kind == Caller::Kind::kNode) {
         Finish(ToGrpcStatus(created.status()));
         return;
       }
@@ -146,8 +145,8 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadBlobRe
 // saying what to do otherwise.
 absl::Status CanDownload(storage::Store& store, const Caller& caller,
                          const v1::DownloadBlobRequest& request) {
-  if (caller.is_admin() || caller.kind == Caller::Kind::kAnonymous ||
-      caller.kind == Caller::Kind::kNode) {
+  // A node may fetch what the jobs it runs need (snapshots, images) by digest.
+  if (caller.is_admin() || caller.kind == Caller::Kind::kNode) {
     return absl::OkStatus();
   }
   absl::StatusOr<bool> uploaded = store.IsBlobUploader(request.digest(), caller.name);

@@ -829,6 +829,15 @@ absl::StatusOr<std::string> Core::AgentHello(std::shared_ptr<AgentLink> link,
   absl::StatusOr<v1::Node> node = nodes_.Register(hello.node(), clock_.Now());
   if (!node.ok()) return node.status();
   const std::string& name = node->name();
+  if (auto old = links_.find(name); old != links_.end() && old->second != link) {
+    // One live stream per node: the newer one wins (the agent restarted, or its old
+    // connection is dead without either side knowing yet). The old one is told why.
+    Log(LogLevel::kWarning, "agent_stream_replaced",
+        {{"node", name}, {"reason", "a newer stream of the same node said hello"}});
+    old->second->Close(absl::AbortedError(absl::StrCat(
+        "a newer connection of node '", name,
+        "' replaced this one (two agents with one node certificate fight like this)")));
+  }
   links_[name] = link;
   Log(LogLevel::kInfo, "agent_connected",
       {{"node", name}, {"attempts", hello.attempts_size()}, {"version", hello.node().agent_version()}});
@@ -927,7 +936,16 @@ void Core::HandleReport(const std::string& node, const v1::AttemptReport& report
   bool ended_here = current && it->second.ended.contains(node);
   if (!current || (ended_here && report.phase() != v1::AttemptReport::ENDED)) {
     // A finished job, an old epoch, a node that is not part of the attempt, or a lost one:
-    // fence it off.
+    // fence it off. A report on the current attempt from a node that was never in it is
+    // logged: a node may speak only of its own attempts.
+    if (it != attempts_.end() && it->second.epoch == report.attempt().epoch() &&
+        std::find(it->second.nodes.begin(), it->second.nodes.end(), node) ==
+            it->second.nodes.end()) {
+      Log(LogLevel::kWarning, "agent_report_refused",
+          {{"node", node}, {"job", job_id}, {"epoch", report.attempt().epoch()},
+           {"phase", v1::AttemptReport::Phase_Name(report.phase())},
+           {"reason", "attempt_not_on_this_node"}});
+    }
     if (report.phase() != v1::AttemptReport::ENDED) {
       Log(LogLevel::kInfo, "stale_attempt_stopped",
           {{"job", job_id}, {"epoch", report.attempt().epoch()}, {"node", node}});

@@ -201,6 +201,9 @@ class Core {
   // old epoch, a lost node, a finished job) are refused. Thread-safe (the agent streams
   // call it for every chunk).
   bool AcceptsLogs(const std::string& node, const v1::AttemptRef& attempt) const;
+  // Whether `attempt` is the current attempt of a live job and `node` was never one of its
+  // nodes: what a node may not send anything about. Thread-safe.
+  bool IsForeignAttempt(const std::string& node, const v1::AttemptRef& attempt) const;
 
   // Whether a compute target exists. Thread-safe (submit handlers call it).
   bool TargetExists(const std::string& name) const;
@@ -350,6 +353,7 @@ class Core {
   struct Fence {
     int64_t epoch = 0;
     std::set<std::string> nodes;
+    std::set<std::string> all;  // every node of the attempt, ended or not
   };
   mutable absl::Mutex fence_mu_;
   absl::flat_hash_map<std::string, Fence> fence_ ABSL_GUARDED_BY(fence_mu_);  // by job id

@@ -171,12 +171,24 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   restored.WaitForNotification();
   d->loop_->Every(options.tick, [core = d->core_.get()] { core->Tick(); });
 
-  d->auth_ = std::make_unique<Authenticator>(*d->store_);
+  // Certificates and tokens are about wall time, not the scheduling clock.
+  d->identity_ = std::make_unique<NodeIdentity>(*d->store_, RealClock::Get(), d->tls_.ca,
+                                                d->tls_.ca_pem, options.node_certificate_validity);
+  if (absl::Status s = d->identity_->Load(); !s.ok()) {
+    d->loop_->Stop();
+    d->logs_->Close();
+    d->store_->Close();
+    return s;
+  }
+  d->auth_ = std::make_unique<Authenticator>(*d->store_, *d->identity_);
   d->job_service_ = std::make_unique<JobServiceImpl>(*d->store_, *d->logs_, *d->core_,
                                                      *d->loop_, d->events_, clock, *d->auth_);
   d->admin_service_ = std::make_unique<AdminServiceImpl>(*d->core_, *d->loop_, *d->blobs_,
                                                          *d->store_, *d->auth_, clock);
-  d->agent_service_ = std::make_unique<AgentServiceImpl>(*d->core_, *d->loop_, *d->logs_);
+  d->agent_service_ =
+      std::make_unique<AgentServiceImpl>(*d->core_, *d->loop_, *d->logs_, *d->identity_);
+  d->identity_service_ =
+      std::make_unique<NodeIdentityServiceImpl>(*d->identity_, *d->agent_service_, *d->auth_);
   d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_, *d->store_, *d->auth_);
   grpc::ServerBuilder builder;
   int port = 0;
@@ -213,6 +225,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   builder.RegisterService(d->admin_service_.get());
   builder.RegisterService(d->agent_service_.get());
   builder.RegisterService(d->blob_service_.get());
+  builder.RegisterService(d->identity_service_.get());
   // Chunks are up to 1 MiB; specs up to 1 MiB plus the request around them.
   builder.SetMaxReceiveMessageSize(4 << 20);
   mode_t previous_umask = umask(077);

@@ -22,6 +22,8 @@
 #include "server/core_loop.h"
 #include "server/job_events.h"
 #include "server/job_service.h"
+#include "server/node_identity.h"
+#include "server/node_identity_service.h"
 #include "server/server_metrics.h"
 #include "server/tls.h"
 #include "storage/store.h"
@@ -52,6 +54,9 @@ struct DroverdOptions {
   // For automation and tests: at start, the user `bootstrap-admin` (role admin) gets this
   // token (made when missing, its token replaced otherwise). Empty: nothing.
   std::string bootstrap_admin_token;
+  // How long the node certificates droverd issues are valid; agents renew them when a
+  // third of that is left.
+  absl::Duration node_certificate_validity = absl::Hours(24 * 30);
 };
 
 class Droverd {
@@ -74,6 +79,9 @@ class Droverd {
   const std::string& admin_socket() const { return admin_socket_; }
   // The CA certificate (PEM) clients and agents trust to reach this droverd.
   const std::string& ca_certificate() const { return tls_.ca_pem; }
+  // droverd's own cluster CA with its key (empty with an administrator's certificates):
+  // for tests that issue node certificates themselves.
+  const pki::KeyAndCertificate& cluster_ca() const { return tls_.ca; }
   // Jobs that were unfinished in the store at start.
   size_t resumed_jobs() const { return resumed_jobs_; }
 
@@ -103,7 +111,9 @@ class Droverd {
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<NodeIdentity> identity_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
+  std::unique_ptr<NodeIdentityServiceImpl> identity_service_;
   std::unique_ptr<BlobServiceImpl> blob_service_;
   std::unique_ptr<grpc::Server> server_;
 };

@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
   std::string launch_timeout = "15m";
   std::string heartbeat_interval = "2s";
   std::string node_lease = "15s";
+  std::string node_cert_validity = "720h";
   drover::server::PipFlags pip;
   std::vector<std::string> datastore_roots;
   std::string bootstrap_token_file;
@@ -131,6 +132,10 @@ int main(int argc, char** argv) {
                "For automation and tests: the user 'bootstrap-admin' (role admin) gets the "
                "token in this file (one line, drv_...); keep the file 0600",
                "FILE");
+  flags.String("node-cert-validity", &node_cert_validity,
+               "How long the node certificates droverd issues at a join or renewal are valid "
+               "(agents renew when a third is left), e.g. 720h; at least 1m",
+               "DURATION");
   // How agents install jobs' pip_packages (docs/environments.md); part of every
   // environment's cache key.
   flags.String("pip-index-url", &pip.index_url,
@@ -178,6 +183,11 @@ int main(int argc, char** argv) {
         ParseDurationFlag("heartbeat-interval", heartbeat_interval, "2s or 500ms",
                           &options.core.heartbeat_interval),
         ParseDurationFlag("node-lease", node_lease, "15s or 1m", &options.core.lease),
+        ParseDurationFlag("node-cert-validity", node_cert_validity, "720h or 24h",
+                          &options.node_certificate_validity),
+        options.node_certificate_validity < absl::Minutes(1)
+            ? absl::InvalidArgumentError("--node-cert-validity: at least 1m")
+            : absl::OkStatus(),
         drover::server::CheckNodeLeaseOptions(options.core)}) {
     if (!s.ok()) return Fail(s);
   }

@@ -200,8 +200,10 @@ void Core::UpdateFence(const std::string& job_id) {
   Fence& fence = fence_[job_id];
   fence.epoch = it->second.epoch;
   fence.nodes.clear();
+  fence.all.clear();
   for (const std::string& node : it->second.nodes) {
     if (!it->second.ended.contains(node)) fence.nodes.insert(node);
+    fence.all.insert(node);
   }
 }
 
@@ -210,6 +212,12 @@ bool Core::AcceptsLogs(const std::string& node, const v1::AttemptRef& attempt) c
   auto it = fence_.find(attempt.job_id());
   return it != fence_.end() && it->second.epoch == attempt.epoch() &&
          it->second.nodes.contains(node);
+}
+
+bool Core::IsForeignAttempt(const std::string& node, const v1::AttemptRef& attempt) const {
+  absl::MutexLock lock(&fence_mu_);
+  auto it = fence_.find(attempt.job_id());
+  return it != fence_.end() && it->second.epoch == attempt.epoch() && !it->second.all.contains(node);
 }
 
 }  // namespace drover::server

@@ -90,6 +90,27 @@ const std::vector<const char*>& Migrations() {
           PRIMARY KEY (digest, user)
         ) WITHOUT ROWID;
       )sql",
+      // 7: node identity: join tokens (only their SHA-256) and the node certificates droverd
+      // issued or saw, with their revocation.
+      R"sql(
+        CREATE TABLE join_tokens (
+          hash          TEXT PRIMARY KEY,  -- SHA-256 of the token, hex
+          node          TEXT NOT NULL,     -- the name it is bound to; '' for any
+          create_us     INTEGER NOT NULL,
+          expire_us     INTEGER NOT NULL,
+          used_us       INTEGER NOT NULL,  -- 0: unused
+          used_by       TEXT NOT NULL,
+          revoked       INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE node_certificates (
+          fingerprint   TEXT PRIMARY KEY,  -- SHA-256 of the DER certificate, hex
+          node          TEXT NOT NULL,
+          not_after_us  INTEGER NOT NULL,
+          recorded_us   INTEGER NOT NULL,
+          revoked_us    INTEGER NOT NULL   -- 0: not revoked
+        ) WITHOUT ROWID;
+        CREATE INDEX node_certificates_by_node ON node_certificates (node);
+      )sql",
   };
   return migrations;
 }

@@ -492,6 +492,191 @@ absl::StatusOr<std::vector<NodeAdminState>> SqliteStore::LoadNodeAdminStates() {
   });
 }
 
+namespace {
+
+constexpr char kJoinTokenColumns[] =
+    "hash, node, create_us, expire_us, used_us, used_by, revoked";
+
+JoinToken JoinTokenFromRow(const Statement& row) {
+  return {.hash = row.ColumnText(0),
+          .node = row.ColumnText(1),
+          .create_time = absl::FromUnixMicros(row.ColumnInt(2)),
+          .expire_time = absl::FromUnixMicros(row.ColumnInt(3)),
+          .used_time = absl::FromUnixMicros(row.ColumnInt(4)),
+          .used_by = row.ColumnText(5),
+          .revoked = row.ColumnInt(6) != 0};
+}
+
+// Uses a join token: read, check, mark used, in the writer's transaction.
+class UseJoinTokenOp final : public SqliteStore::WriteOp {
+ public:
+  UseJoinTokenOp(std::string hash, std::string node, absl::Time now, Store::JoinTokenCallback done)
+      : hash_(std::move(hash)), node_(std::move(node)), now_(now), done_(std::move(done)) {}
+
+  absl::Status Apply(SqliteStore::Writer& w) override;
+
+  void Finish(absl::Status status) && override {
+    if (status.ok()) {
+      std::move(done_)(std::move(token_));
+    } else {
+      std::move(done_)(std::move(status));
+    }
+  }
+
+ private:
+  std::string hash_;
+  std::string node_;
+  absl::Time now_;
+  Store::JoinTokenCallback done_;
+  JoinToken token_;
+};
+
+}  // namespace
+
+absl::Status UseJoinTokenOp::Apply(SqliteStore::Writer& w) {
+  DROVER_ASSIGN_OR_RETURN(
+      auto select,
+      w.db->Prepare(absl::StrCat("SELECT ", kJoinTokenColumns, " FROM join_tokens WHERE hash = ?")));
+  select->Bind(1, hash_);
+  DROVER_ASSIGN_OR_RETURN(bool found, select->Step());
+  if (!found) return absl::NotFoundError("the join token is unknown to this droverd");
+  token_ = JoinTokenFromRow(*select);
+  const std::string name = token_.hash.substr(0, 12);
+  if (token_.revoked) {
+    return absl::FailedPreconditionError(absl::StrCat("join token ", name, " was revoked"));
+  }
+  if (token_.used_time != absl::UnixEpoch()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "join token ", name, " was already used (by node '", token_.used_by,
+        "'); a token joins one node once: create another with 'drover node token create'"));
+  }
+  if (now_ >= token_.expire_time) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "join token ", name, " expired at ", absl::FormatTime(token_.expire_time),
+        "; create another with 'drover node token create'"));
+  }
+  if (!token_.node.empty() && token_.node != node_) {
+    return absl::FailedPreconditionError(absl::StrCat("join token ", name, " is for node '",
+                                                      token_.node, "', not '", node_, "'"));
+  }
+  DROVER_ASSIGN_OR_RETURN(
+      auto use, w.db->Prepare("UPDATE join_tokens SET used_us = ?, used_by = ? WHERE hash = ?"));
+  use->Bind(1, absl::ToUnixMicros(now_)).Bind(2, node_).Bind(3, hash_);
+  return use->Run();
+}
+
+void SqliteStore::PutJoinToken(JoinToken token, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [token = std::move(token)](Writer& w) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(auto find, w.db->Prepare("SELECT 1 FROM join_tokens WHERE hash = ?"));
+        find->Bind(1, token.hash);
+        DROVER_ASSIGN_OR_RETURN(bool found, find->Step());
+        if (found) return absl::AlreadyExistsError("a join token with this hash exists");
+        DROVER_ASSIGN_OR_RETURN(
+            auto put, w.db->Prepare(absl::StrCat("INSERT INTO join_tokens (", kJoinTokenColumns,
+                                                 ") VALUES (?, ?, ?, ?, ?, ?, ?)")));
+        put->Bind(1, token.hash)
+            .Bind(2, token.node)
+            .Bind(3, absl::ToUnixMicros(token.create_time))
+            .Bind(4, absl::ToUnixMicros(token.expire_time))
+            .Bind(5, absl::ToUnixMicros(token.used_time))
+            .Bind(6, token.used_by)
+            .Bind(7, int64_t{token.revoked ? 1 : 0});
+        return put->Run();
+      },
+      std::move(done)));
+}
+
+void SqliteStore::UseJoinToken(std::string hash, std::string node, absl::Time now,
+                               JoinTokenCallback done) {
+  Enqueue(std::make_unique<UseJoinTokenOp>(std::move(hash), std::move(node), now, std::move(done)));
+}
+
+void SqliteStore::RevokeJoinTokens(std::string prefix, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [prefix = std::move(prefix)](Writer& w) -> absl::Status {
+        if (prefix.size() < 8 || prefix.find_first_not_of("0123456789abcdef") != std::string::npos) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "'", prefix, "' does not name a join token (8 or more hex digits, see 'drover node "
+              "token list')"));
+        }
+        DROVER_ASSIGN_OR_RETURN(
+            auto revoke, w.db->Prepare("UPDATE join_tokens SET revoked = 1 "
+                                       "WHERE substr(hash, 1, ?) = ? AND used_us = 0"));
+        revoke->Bind(1, static_cast<int64_t>(prefix.size())).Bind(2, prefix);
+        DROVER_RETURN_IF_ERROR(revoke->Run());
+        if (sqlite3_changes(w.db->raw()) == 0) {
+          return absl::NotFoundError(
+              absl::StrCat("no unused join token starts with '", prefix, "'"));
+        }
+        return absl::OkStatus();
+      },
+      std::move(done)));
+}
+
+absl::StatusOr<std::vector<JoinToken>> SqliteStore::LoadJoinTokens() {
+  return WithReader([&](Db& db) -> absl::StatusOr<std::vector<JoinToken>> {
+    DROVER_ASSIGN_OR_RETURN(
+        auto select, db.Prepare(absl::StrCat("SELECT ", kJoinTokenColumns,
+                                             " FROM join_tokens ORDER BY create_us DESC")));
+    std::vector<JoinToken> tokens;
+    while (true) {
+      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
+      if (!row) break;
+      tokens.push_back(JoinTokenFromRow(*select));
+    }
+    return tokens;
+  });
+}
+
+void SqliteStore::PutNodeCertificate(NodeCertificateRecord record, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [record = std::move(record)](Writer& w) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(
+            auto put, w.db->Prepare("INSERT OR IGNORE INTO node_certificates "
+                                    "(fingerprint, node, not_after_us, recorded_us, revoked_us) "
+                                    "VALUES (?, ?, ?, ?, ?)"));
+        put->Bind(1, record.fingerprint)
+            .Bind(2, record.node)
+            .Bind(3, absl::ToUnixMicros(record.not_after))
+            .Bind(4, absl::ToUnixMicros(record.recorded))
+            .Bind(5, absl::ToUnixMicros(record.revoked));
+        return put->Run();
+      },
+      std::move(done)));
+}
+
+void SqliteStore::RevokeNodeCertificates(std::string node, absl::Time now, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [node = std::move(node), now](Writer& w) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(
+            auto revoke, w.db->Prepare("UPDATE node_certificates SET revoked_us = ? "
+                                       "WHERE node = ? AND revoked_us = 0"));
+        revoke->Bind(1, absl::ToUnixMicros(now)).Bind(2, node);
+        return revoke->Run();
+      },
+      std::move(done)));
+}
+
+absl::StatusOr<std::vector<NodeCertificateRecord>> SqliteStore::LoadNodeCertificates() {
+  return WithReader([&](Db& db) -> absl::StatusOr<std::vector<NodeCertificateRecord>> {
+    DROVER_ASSIGN_OR_RETURN(
+        auto select, db.Prepare("SELECT fingerprint, node, not_after_us, recorded_us, revoked_us "
+                                "FROM node_certificates ORDER BY node, recorded_us"));
+    std::vector<NodeCertificateRecord> records;
+    while (true) {
+      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
+      if (!row) break;
+      records.push_back({.fingerprint = select->ColumnText(0),
+                         .node = select->ColumnText(1),
+                         .not_after = absl::FromUnixMicros(select->ColumnInt(2)),
+                         .recorded = absl::FromUnixMicros(select->ColumnInt(3)),
+                         .revoked = absl::FromUnixMicros(select->ColumnInt(4))});
+    }
+    return records;
+  });
+}
+
 void SqliteStore::PutNodeLossPause(std::optional<NodeLossPause> pause, DoneCallback done) {
   Enqueue(std::make_unique<FunctionOp>(
       [pause = std::move(pause)](Writer& w) -> absl::Status {

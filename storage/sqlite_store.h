@@ -61,6 +61,14 @@ class SqliteStore final : public Store {
   void PutNodeAdminState(NodeAdminState state, DoneCallback done) override;
   void DeleteNodeAdminState(std::string node, DoneCallback done) override;
   absl::StatusOr<std::vector<NodeAdminState>> LoadNodeAdminStates() override;
+  void PutJoinToken(JoinToken token, DoneCallback done) override;
+  void UseJoinToken(std::string hash, std::string node, absl::Time now,
+                    JoinTokenCallback done) override;
+  void RevokeJoinTokens(std::string prefix, DoneCallback done) override;
+  absl::StatusOr<std::vector<JoinToken>> LoadJoinTokens() override;
+  void PutNodeCertificate(NodeCertificateRecord record, DoneCallback done) override;
+  void RevokeNodeCertificates(std::string node, absl::Time now, DoneCallback done) override;
+  absl::StatusOr<std::vector<NodeCertificateRecord>> LoadNodeCertificates() override;
   void PutNodeLossPause(std::optional<NodeLossPause> pause, DoneCallback done) override;
   absl::StatusOr<std::optional<NodeLossPause>> LoadNodeLossPause() override;
   void CreateUser(UserRecord record, DoneCallback done) override;

@@ -87,10 +87,31 @@ struct UserRecord {
   std::string token_sha256;  // "sha256:<hex>"; empty when the token was revoked
 };
 
+// A join token as droverd keeps it: never the token itself, only its SHA-256.
+struct JoinToken {
+  std::string hash;  // SHA-256 of the token, lowercase hex; its first 12 characters name it
+  std::string node;  // the node name it is bound to; empty: any name
+  absl::Time create_time = absl::UnixEpoch();
+  absl::Time expire_time = absl::UnixEpoch();
+  absl::Time used_time = absl::UnixEpoch();  // UnixEpoch: unused
+  std::string used_by;                       // the node that joined with it
+  bool revoked = false;
+};
+
+// A node certificate droverd issued or that a node connected with.
+struct NodeCertificateRecord {
+  std::string fingerprint;  // SHA-256 of the DER certificate, lowercase hex
+  std::string node;
+  absl::Time not_after = absl::UnixEpoch();
+  absl::Time recorded = absl::UnixEpoch();
+  absl::Time revoked = absl::UnixEpoch();  // UnixEpoch: not revoked
+};
+
 class Store {
  public:
   using CreateJobCallback = absl::AnyInvocable<void(absl::StatusOr<CreateJobResult>) &&>;
   using UpdateCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Job>) &&>;
+  using JoinTokenCallback = absl::AnyInvocable<void(absl::StatusOr<JoinToken>) &&>;
 
   virtual ~Store() = default;
 
@@ -172,6 +193,29 @@ class Store {
   virtual void AddBlobUploader(std::string digest, std::string user, DoneCallback done) = 0;
   // Whether `user` uploaded blob `digest`.
   virtual absl::StatusOr<bool> IsBlobUploader(absl::string_view digest, absl::string_view user) = 0;
+
+  // Stores a new join token; `done` runs after the commit. ALREADY_EXISTS for a hash
+  // already stored; other errors as for CreateJob.
+  virtual void PutJoinToken(JoinToken token, DoneCallback done) = 0;
+  // Uses the token with `hash` for node `node` at `now`, in one write: `done` gets the token
+  // as it was before. NOT_FOUND when no token has that hash; FAILED_PRECONDITION (nothing
+  // written) when it was used, revoked, expired at `now` or bound to another node name.
+  virtual void UseJoinToken(std::string hash, std::string node, absl::Time now,
+                            JoinTokenCallback done) = 0;
+  // Revokes every unused token whose hash starts with `prefix` (at least 8 characters);
+  // `done` gets how many were revoked through NOT_FOUND when none matched.
+  virtual void RevokeJoinTokens(std::string prefix, DoneCallback done) = 0;
+  // Every stored join token, newest first.
+  virtual absl::StatusOr<std::vector<JoinToken>> LoadJoinTokens() = 0;
+
+  // Records a node certificate (kept as it was when already recorded); `done` runs after
+  // the commit. Errors as for CreateJob.
+  virtual void PutNodeCertificate(NodeCertificateRecord record, DoneCallback done) = 0;
+  // Marks every recorded certificate of `node` revoked at `now`; `done` runs after the
+  // commit. Errors as for CreateJob.
+  virtual void RevokeNodeCertificates(std::string node, absl::Time now, DoneCallback done) = 0;
+  // Every recorded node certificate.
+  virtual absl::StatusOr<std::vector<NodeCertificateRecord>> LoadNodeCertificates() = 0;
 
   // One job. NOT_FOUND when there is none with that id; INVALID_ARGUMENT for a malformed id.
   virtual absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) = 0;

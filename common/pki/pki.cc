@@ -6,6 +6,8 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -34,6 +36,9 @@ struct StoreFree {
 };
 struct StoreCtxFree {
   void operator()(X509_STORE_CTX* c) const { X509_STORE_CTX_free(c); }
+};
+struct ReqFree {
+  void operator()(X509_REQ* r) const { X509_REQ_free(r); }
 };
 struct BnFree {
   void operator()(BIGNUM* b) const { BN_free(b); }
@@ -159,6 +164,19 @@ bool IsHostName(absl::string_view name) {
   return !name.empty();
 }
 
+// URIs as node certificates carry them: no comma or other character of the extension
+// syntax.
+bool IsUri(absl::string_view uri) {
+  if (uri.empty() || uri.size() > 253) return false;
+  for (char c : uri) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != ':' && c != '/' && c != '.' &&
+        c != '-' && c != '_') {
+      return false;
+    }
+  }
+  return true;
+}
+
 absl::Time FromAsn1(const ASN1_TIME* time) {
   struct tm parts = {};
   if (time == nullptr || ASN1_TIME_to_tm(time, &parts) != 1) return absl::InfinitePast();
@@ -201,16 +219,15 @@ absl::StatusOr<KeyAndCertificate> CreateCertificateAuthority(absl::string_view c
   return ca;
 }
 
-absl::StatusOr<std::string> IssueCertificate(const KeyAndCertificate& ca,
-                                             absl::string_view subject_key_pem,
-                                             const CertificateRequest& request, absl::Time now) {
+namespace {
+
+absl::StatusOr<std::string> Issue(const KeyAndCertificate& ca, EVP_PKEY* subject,
+                                  const CertificateRequest& request, absl::Time now) {
   absl::StatusOr<KeyPtr> ca_key = KeyFromPem(ca.key_pem);
   absl::StatusOr<CertPtr> ca_cert = CertFromPem(ca.certificate_pem);
   if (!ca_key.ok() || !ca_cert.ok()) {
     return absl::InvalidArgumentError("the CA's key or certificate cannot be read");
   }
-  absl::StatusOr<KeyPtr> subject = KeyFromPem(subject_key_pem);
-  if (!subject.ok()) return absl::InvalidArgumentError("the subject's key cannot be read");
   std::vector<std::string> names;
   for (const std::string& dns : request.dns_names) {
     if (!IsHostName(dns)) {
@@ -225,13 +242,17 @@ absl::StatusOr<std::string> IssueCertificate(const KeyAndCertificate& ca,
     }
     names.push_back("IP:" + ip);
   }
+  for (const std::string& uri : request.uris) {
+    if (!IsUri(uri)) return absl::InvalidArgumentError(absl::StrCat("'", uri, "' is not a URI"));
+    names.push_back("URI:" + uri);
+  }
   CertPtr cert(X509_new());
   if (cert == nullptr) return Failed("making a certificate");
   if (absl::Status s = Prepare(cert.get(), request.common_name, now, request.validity); !s.ok()) {
     return s;
   }
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert->get())) != 1 ||
-      X509_set_pubkey(cert.get(), subject->get()) != 1) {
+      X509_set_pubkey(cert.get(), subject) != 1) {
     return Failed("setting the issuer and key");
   }
   std::vector<std::string> usages;
@@ -251,36 +272,195 @@ absl::StatusOr<std::string> IssueCertificate(const KeyAndCertificate& ca,
   return CertToPem(cert.get());
 }
 
+absl::StatusOr<std::unique_ptr<X509_REQ, ReqFree>> CsrFromPem(absl::string_view pem) {
+  if (pem.size() > kMaxCsrBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a CSR of ", pem.size(), " bytes is too large (at most ", kMaxCsrBytes, ")"));
+  }
+  BioPtr bio = ReadBio(pem);
+  std::unique_ptr<X509_REQ, ReqFree> csr(
+      bio == nullptr ? nullptr : PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (csr == nullptr) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("not a PEM certificate signing request");
+  }
+  EVP_PKEY* key = X509_REQ_get0_pubkey(csr.get());
+  if (key == nullptr || X509_REQ_verify(csr.get(), key) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("the CSR's signature does not verify with its own key");
+  }
+  return csr;
+}
+
+// The names of a GENERAL_NAMES list by type.
+void ReadNames(const GENERAL_NAMES* names, std::vector<std::string>* dns,
+               std::vector<std::string>* ips, std::vector<std::string>* uris) {
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* entry = sk_GENERAL_NAME_value(names, i);
+    auto text = [](const ASN1_STRING* s) {
+      return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                         static_cast<size_t>(ASN1_STRING_length(s)));
+    };
+    if (entry->type == GEN_DNS && dns != nullptr) {
+      dns->push_back(text(entry->d.dNSName));
+    } else if (entry->type == GEN_URI && uris != nullptr) {
+      uris->push_back(text(entry->d.uniformResourceIdentifier));
+    } else if (entry->type == GEN_IPADD && ips != nullptr) {
+      const ASN1_OCTET_STRING* ip = entry->d.iPAddress;
+      char address[INET6_ADDRSTRLEN] = {};
+      int size = ASN1_STRING_length(ip);
+      if ((size == 4 || size == 16) &&
+          inet_ntop(size == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(ip), address,
+                    sizeof address)) {
+        ips->emplace_back(address);
+      }
+    }
+  }
+}
+
+std::string CommonName(X509_NAME* subject) {
+  char name[256];
+  int length = X509_NAME_get_text_by_NID(subject, NID_commonName, name, sizeof name);
+  ERR_clear_error();
+  return length > 0 ? std::string(name, static_cast<size_t>(length)) : std::string();
+}
+
+std::string Hex(const unsigned char* bytes, size_t size) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(size * 2);
+  for (size_t i = 0; i < size; ++i) {
+    out.push_back(kDigits[bytes[i] >> 4]);
+    out.push_back(kDigits[bytes[i] & 15]);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> IssueCertificate(const KeyAndCertificate& ca,
+                                             absl::string_view subject_key_pem,
+                                             const CertificateRequest& request, absl::Time now) {
+  absl::StatusOr<KeyPtr> subject = KeyFromPem(subject_key_pem);
+  if (!subject.ok()) return absl::InvalidArgumentError("the subject's key cannot be read");
+  return Issue(ca, subject->get(), request, now);
+}
+
+absl::StatusOr<std::string> CreateCsr(absl::string_view key_pem, absl::string_view common_name,
+                                      const std::vector<std::string>& uris) {
+  absl::StatusOr<KeyPtr> key = KeyFromPem(key_pem);
+  if (!key.ok()) return key.status();
+  if (common_name.empty() || common_name.size() > 64) {
+    return absl::InvalidArgumentError("a CSR's common name has 1 to 64 characters");
+  }
+  std::unique_ptr<X509_REQ, ReqFree> csr(X509_REQ_new());
+  if (csr == nullptr || X509_REQ_set_version(csr.get(), 0) != 1 ||
+      X509_REQ_set_pubkey(csr.get(), key->get()) != 1) {
+    return Failed("making a CSR");
+  }
+  X509_NAME* name = X509_REQ_get_subject_name(csr.get());
+  if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                                 reinterpret_cast<const unsigned char*>(common_name.data()),
+                                 static_cast<int>(common_name.size()), -1, 0) != 1) {
+    return Failed("setting the CSR's common name");
+  }
+  if (!uris.empty()) {
+    std::vector<std::string> names;
+    for (const std::string& uri : uris) {
+      if (!IsUri(uri)) return absl::InvalidArgumentError(absl::StrCat("'", uri, "' is not a URI"));
+      names.push_back("URI:" + uri);
+    }
+    X509V3_CTX context;
+    X509V3_set_ctx_nodb(&context);
+    X509V3_set_ctx(&context, nullptr, nullptr, csr.get(), nullptr, 0);
+    X509_EXTENSION* alt = X509V3_EXT_conf_nid(nullptr, &context, NID_subject_alt_name,
+                                              absl::StrJoin(names, ",").c_str());
+    if (alt == nullptr) return Failed("the CSR's names");
+    STACK_OF(X509_EXTENSION)* extensions = sk_X509_EXTENSION_new_null();
+    sk_X509_EXTENSION_push(extensions, alt);
+    int added = X509_REQ_add_extensions(csr.get(), extensions);
+    sk_X509_EXTENSION_pop_free(extensions, X509_EXTENSION_free);
+    if (added != 1) return Failed("adding the CSR's names");
+  }
+  if (X509_REQ_sign(csr.get(), key->get(), EVP_sha256()) <= 0) return Failed("signing the CSR");
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (bio == nullptr || PEM_write_bio_X509_REQ(bio.get(), csr.get()) != 1) {
+    return Failed("writing the CSR");
+  }
+  return Drain(bio.get());
+}
+
+absl::StatusOr<CsrInfo> ReadCsr(absl::string_view csr_pem) {
+  auto csr = CsrFromPem(csr_pem);
+  if (!csr.ok()) return csr.status();
+  CsrInfo info;
+  info.common_name = CommonName(X509_REQ_get_subject_name(csr->get()));
+  STACK_OF(X509_EXTENSION)* extensions = X509_REQ_get_extensions(csr->get());
+  if (extensions != nullptr) {
+    auto* alt = static_cast<GENERAL_NAMES*>(
+        X509V3_get_d2i(extensions, NID_subject_alt_name, nullptr, nullptr));
+    ReadNames(alt, nullptr, nullptr, &info.uris);
+    GENERAL_NAMES_free(alt);
+    sk_X509_EXTENSION_pop_free(extensions, X509_EXTENSION_free);
+  }
+  EVP_PKEY* key = X509_REQ_get0_pubkey(csr->get());
+  info.key_bits = EVP_PKEY_get_bits(key);
+  if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
+    info.key_type = "EC";
+    char curve[64] = {};
+    size_t length = 0;
+    if (EVP_PKEY_get_utf8_string_param(key, "group", curve, sizeof curve, &length) == 1) {
+      info.key_curve.assign(curve, length);
+    }
+  } else if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
+    info.key_type = "RSA";
+  } else {
+    const char* type = OBJ_nid2sn(EVP_PKEY_get_base_id(key));
+    info.key_type = type != nullptr ? type : "unknown";
+  }
+  ERR_clear_error();
+  return info;
+}
+
+absl::StatusOr<std::string> IssueCertificateForCsr(const KeyAndCertificate& ca,
+                                                   absl::string_view csr_pem,
+                                                   const CertificateRequest& request,
+                                                   absl::Time now) {
+  auto csr = CsrFromPem(csr_pem);
+  if (!csr.ok()) return csr.status();
+  return Issue(ca, X509_REQ_get0_pubkey(csr->get()), request, now);
+}
+
+absl::StatusOr<std::string> RandomHex(int bytes) {
+  std::string raw(static_cast<size_t>(bytes), '\0');
+  if (bytes <= 0 ||
+      RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), bytes) != 1) {
+    return Failed("drawing random bytes");
+  }
+  return Hex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
+}
+
+std::string Sha256Hex(absl::string_view data) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  return Hex(digest, sizeof digest);
+}
+
 absl::StatusOr<CertificateInfo> ReadCertificate(absl::string_view certificate_pem) {
   absl::StatusOr<CertPtr> cert = CertFromPem(certificate_pem);
   if (!cert.ok()) return cert.status();
   CertificateInfo info;
-  char name[256];
-  int length = X509_NAME_get_text_by_NID(X509_get_subject_name(cert->get()), NID_commonName, name,
-                                         sizeof name);
-  if (length > 0) info.common_name.assign(name, static_cast<size_t>(length));
+  info.common_name = CommonName(X509_get_subject_name(cert->get()));
   auto* alt = static_cast<GENERAL_NAMES*>(
       X509_get_ext_d2i(cert->get(), NID_subject_alt_name, nullptr, nullptr));
-  for (int i = 0; alt != nullptr && i < sk_GENERAL_NAME_num(alt); ++i) {
-    const GENERAL_NAME* entry = sk_GENERAL_NAME_value(alt, i);
-    if (entry->type == GEN_DNS) {
-      const ASN1_STRING* dns = entry->d.dNSName;
-      info.dns_names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
-                                  static_cast<size_t>(ASN1_STRING_length(dns)));
-    } else if (entry->type == GEN_IPADD) {
-      const ASN1_OCTET_STRING* ip = entry->d.iPAddress;
-      char text[INET6_ADDRSTRLEN] = {};
-      int size = ASN1_STRING_length(ip);
-      if ((size == 4 || size == 16) &&
-          inet_ntop(size == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(ip), text, sizeof text)) {
-        info.ip_addresses.emplace_back(text);
-      }
-    }
-  }
+  ReadNames(alt, &info.dns_names, &info.ip_addresses, &info.uris);
   GENERAL_NAMES_free(alt);
   info.not_before = FromAsn1(X509_get0_notBefore(cert->get()));
   info.not_after = FromAsn1(X509_get0_notAfter(cert->get()));
   info.is_ca = X509_check_ca(cert->get()) > 0;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (X509_digest(cert->get(), EVP_sha256(), digest, &size) == 1) info.fingerprint = Hex(digest, size);
   ERR_clear_error();
   return info;
 }

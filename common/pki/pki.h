@@ -27,6 +27,8 @@ struct CertificateRequest {
   // Subject alternative names: host names and IP addresses (v4 or v6) it is valid for.
   std::vector<std::string> dns_names;
   std::vector<std::string> ip_addresses;
+  // URIs (a node certificate's "drover-node://NAME"): letters, digits and ":/.-_" only.
+  std::vector<std::string> uris;
   // Extended key usage: a TLS server, a TLS client, or both.
   bool server = false;
   bool client = false;
@@ -38,10 +40,29 @@ struct CertificateInfo {
   std::string common_name;
   std::vector<std::string> dns_names;
   std::vector<std::string> ip_addresses;
+  std::vector<std::string> uris;
   absl::Time not_before;
   absl::Time not_after;
   bool is_ca = false;
+  // SHA-256 of the certificate's DER bytes, lowercase hex: what names one certificate
+  // (revocation lists, logs).
+  std::string fingerprint;
 };
+
+// What a certificate signing request (PKCS#10) says, read back after its signature was
+// checked.
+struct CsrInfo {
+  std::string common_name;
+  std::vector<std::string> uris;
+  // The public key: "EC" with `key_curve` ("prime256v1", ...), "RSA", or another type;
+  // `key_bits` its strength in bits as OpenSSL counts it.
+  std::string key_type;
+  std::string key_curve;
+  int key_bits = 0;
+};
+
+// The largest CSR (PEM) that ReadCsr reads.
+inline constexpr size_t kMaxCsrBytes = 16 * 1024;
 
 // A new EC P-256 private key, PEM (PKCS#8).
 absl::StatusOr<std::string> GenerateKey();
@@ -57,6 +78,29 @@ absl::StatusOr<KeyAndCertificate> CreateCertificateAuthority(absl::string_view c
 absl::StatusOr<std::string> IssueCertificate(const KeyAndCertificate& ca,
                                              absl::string_view subject_key_pem,
                                              const CertificateRequest& request, absl::Time now);
+
+// A certificate signing request for the private key `key_pem`, naming `common_name` with
+// the subject alternative `uris`. INVALID_ARGUMENT for a bad key or name.
+absl::StatusOr<std::string> CreateCsr(absl::string_view key_pem, absl::string_view common_name,
+                                      const std::vector<std::string>& uris);
+
+// Reads a CSR and checks its signature (whoever sent it holds the key). INVALID_ARGUMENT
+// for anything else: not PEM, larger than kMaxCsrBytes, a bad signature.
+absl::StatusOr<CsrInfo> ReadCsr(absl::string_view csr_pem);
+
+// A certificate for the public key of `csr_pem`, signed by `ca`, saying what `request` says
+// (never what the CSR asks for: the caller decides the names). Errors as IssueCertificate's
+// and ReadCsr's.
+absl::StatusOr<std::string> IssueCertificateForCsr(const KeyAndCertificate& ca,
+                                                   absl::string_view csr_pem,
+                                                   const CertificateRequest& request,
+                                                   absl::Time now);
+
+// `bytes` random bytes from OpenSSL's generator, lowercase hex (2 * bytes characters).
+absl::StatusOr<std::string> RandomHex(int bytes);
+
+// SHA-256 of `data`, lowercase hex.
+std::string Sha256Hex(absl::string_view data);
 
 // Reads `certificate_pem` (the first certificate in it). INVALID_ARGUMENT when it is none.
 absl::StatusOr<CertificateInfo> ReadCertificate(absl::string_view certificate_pem);

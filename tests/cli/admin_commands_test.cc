@@ -150,7 +150,7 @@ TEST_F(CliTest, NodeActionUsageErrors) {
   EXPECT_THAT(err(), HasSubstr("drover: missing ACTION after 'drover node'"));
   EXPECT_EQ(Run({"node", "reboot", "n1"}), 2);
   ExpectOneErrorLine(
-      "unknown action 'reboot' for drover node; use show, cordon, uncordon, drain or lost");
+      "unknown action 'reboot' for drover node; use show, cordon, uncordon, drain, lost, token or revoke-cert");
   EXPECT_EQ(Run({"node", "cordon"}), 2);
   ExpectOneErrorLine("missing NODE");
   EXPECT_EQ(Run({"node", "cordon", "n1", "n2"}), 2);

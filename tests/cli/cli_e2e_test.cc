@@ -62,8 +62,7 @@ std::string ReadFile(const std::string& path) {
 class ScriptedAgent {
  public:
   ScriptedAgent(const std::string& address, const std::string& name)
-      : stub_(v1::AgentService::NewStub(
-            testing::TlsChannel(address))) {
+      : stub_(v1::AgentService::NewStub(testing::TestNodeChannel(address, name))) {
     stream_ = stub_->Connect(&context_);
     v1::AgentMessage hello;
     v1::NodeInfo* node = hello.mutable_hello()->mutable_node();

@@ -56,6 +56,9 @@ struct FakeServer {
   std::vector<v1::ComputeTarget> targets;
   std::vector<v1::Image> images;
   std::vector<v1::Datastore> datastores;  // as registered, credentials included
+  // Join tokens made (newest last), with the token itself; revoked node certificates.
+  std::vector<std::pair<std::string, v1::JoinTokenInfo>> join_tokens;
+  std::vector<std::string> revoked_nodes;
   std::map<std::string, std::string> blobs;  // digest -> bytes
   // When >= 0, the next download ends UNAVAILABLE once it sent this many bytes.
   int64_t break_download_after = -1;
@@ -342,6 +345,46 @@ class FakeDroverClient final : public DroverClient {
     }
     return response;
   }
+  absl::StatusOr<v1::CreateJoinTokenResponse> CreateJoinToken(
+      const v1::CreateJoinTokenRequest& request) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::CreateJoinTokenResponse response;
+    const int n = static_cast<int>(s_->join_tokens.size()) + 1;
+    response.set_token(absl::StrCat(std::string(63, 'a'), n % 10));
+    response.mutable_info()->set_id(absl::StrCat("00000000000", n % 10));
+    response.mutable_info()->set_node_name(request.node_name());
+    response.mutable_info()->mutable_expire_time()->set_seconds(
+        1700000000 + (request.has_ttl() ? request.ttl().seconds() : 3600));
+    s_->join_tokens.push_back({response.token(), response.info()});
+    return response;
+  }
+  absl::StatusOr<v1::ListJoinTokensResponse> ListJoinTokens(
+      const v1::ListJoinTokensRequest&) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::ListJoinTokensResponse response;
+    for (auto it = s_->join_tokens.rbegin(); it != s_->join_tokens.rend(); ++it) {
+      *response.add_tokens() = it->second;
+    }
+    return response;
+  }
+  absl::StatusOr<v1::RevokeJoinTokenResponse> RevokeJoinToken(
+      const v1::RevokeJoinTokenRequest& request) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    for (auto& [token, info] : s_->join_tokens) {
+      if (!request.id().empty() && info.id().rfind(request.id(), 0) == 0) {
+        info.set_revoked(true);
+        return v1::RevokeJoinTokenResponse();
+      }
+    }
+    return absl::NotFoundError(absl::StrCat("no unused join token starts with '", request.id(), "'"));
+  }
+  absl::StatusOr<v1::RevokeNodeCertificatesResponse> RevokeNodeCertificates(
+      const v1::RevokeNodeCertificatesRequest& request) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    s_->revoked_nodes.push_back(request.node_name());
+    return v1::RevokeNodeCertificatesResponse();
+  }
+
   absl::StatusOr<v1::DeleteDatastoreResponse> DeleteDatastore(
       const v1::DeleteDatastoreRequest& request) override {
     if (absl::Status e = NextError(); !e.ok()) return e;

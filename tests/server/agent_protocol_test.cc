@@ -141,12 +141,17 @@ class AgentProtocolTest : public ::testing::Test {
   testing::TempDir dir_;
   std::unique_ptr<Droverd> droverd_;
   std::shared_ptr<grpc::Channel> channel_;
+  // A channel with a node certificate for `node` from droverd's own CA.
+  std::shared_ptr<grpc::Channel> NodeChannel(const std::string& node) {
+    return testing::NodeChannel(droverd_->address(), droverd_->ca_certificate(),
+                                droverd_->cluster_ca(), node);
+  }
   std::unique_ptr<v1::JobService::Stub> jobs_;
   std::unique_ptr<v1::AdminService::Stub> admin_;
 };
 
 TEST_F(AgentProtocolTest, RegisteredNodeIsListedReadyWithItsCapacity) {
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::vector<v1::Node> nodes = Nodes();
   ASSERT_EQ(nodes.size(), 1u);
@@ -157,7 +162,7 @@ TEST_F(AgentProtocolTest, RegisteredNodeIsListedReadyWithItsCapacity) {
 }
 
 TEST_F(AgentProtocolTest, JobRunsThroughEveryStateAndKeepsItsLogs) {
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit();
   v1::SchedulerMessage assign = agent.Next(v1::SchedulerMessage::kAssign);
@@ -206,7 +211,7 @@ TEST_F(AgentProtocolTest, NodeListsItsGpusAndTheJobRecordsWhichItGot) {
     gpus[i].set_uuid(absl::StrCat("GPU-", i));
     gpus[i].set_name("Fake GPU");
   }
-  ScriptedAgent agent(channel_, "n1", 4, {}, gpus);
+  ScriptedAgent agent(NodeChannel("n1"), "n1", 4, {}, gpus);
   agent.Next(v1::SchedulerMessage::kWelcome);
   ASSERT_EQ(Nodes()[0].gpus_size(), 2);
   EXPECT_EQ(Nodes()[0].capacity().gpus(), 2);
@@ -245,9 +250,9 @@ TEST_F(AgentProtocolTest, NodeListsItsGpusAndTheJobRecordsWhichItGot) {
 }
 
 TEST_F(AgentProtocolTest, MultiNodeAttemptStartsOnlyOnceEveryNodeIsReady) {
-  ScriptedAgent a(channel_, "n1");
+  ScriptedAgent a(NodeChannel("n1"), "n1");
   a.Next(v1::SchedulerMessage::kWelcome);
-  ScriptedAgent b(channel_, "n2");
+  ScriptedAgent b(NodeChannel("n2"), "n2");
   b.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit(1, "", /*node_count=*/2);
   v1::AssignAttempt first = a.Next(v1::SchedulerMessage::kAssign).assign();
@@ -269,9 +274,9 @@ TEST_F(AgentProtocolTest, MultiNodeAttemptStartsOnlyOnceEveryNodeIsReady) {
 }
 
 TEST_F(AgentProtocolTest, ANodeReadyAgainAfterTheStartIsSentTheStartAgain) {
-  ScriptedAgent a(channel_, "n1");
+  ScriptedAgent a(NodeChannel("n1"), "n1");
   a.Next(v1::SchedulerMessage::kWelcome);
-  ScriptedAgent b(channel_, "n2");
+  ScriptedAgent b(NodeChannel("n2"), "n2");
   b.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit(1, "", /*node_count=*/2);
   a.Next(v1::SchedulerMessage::kAssign);
@@ -290,7 +295,7 @@ TEST_F(AgentProtocolTest, ANodeReadyAgainAfterTheStartIsSentTheStartAgain) {
 }
 
 TEST_F(AgentProtocolTest, FollowedLogsArriveLiveAndEndWithTheJob) {
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit();
   RunOn(agent, id);
@@ -327,7 +332,7 @@ std::string Describe(const v1::StreamLogsResponse& m) {
 }
 
 TEST_F(AgentProtocolTest, FollowedLogsGoOnIntoTheRetriedAttemptAndCanBeResumedFromAnAttempt) {
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::string id;
   {
@@ -418,7 +423,7 @@ TEST_F(AgentProtocolTest, FollowedLogsGoOnIntoTheRetriedAttemptAndCanBeResumedFr
 }
 
 TEST_F(AgentProtocolTest, FailingRankFailsTheJobNamingRankNodeAndCode) {
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit();
   agent.Next(v1::SchedulerMessage::kAssign);
@@ -432,7 +437,7 @@ TEST_F(AgentProtocolTest, FailingRankFailsTheJobNamingRankNodeAndCode) {
 }
 
 TEST_F(AgentProtocolTest, SuccessReportedWithoutFinalizingStillCompletes) {
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit();
   agent.Next(v1::SchedulerMessage::kAssign);
@@ -446,7 +451,7 @@ TEST_F(AgentProtocolTest, SuccessReportedWithoutFinalizingStillCompletes) {
 }
 
 TEST_F(AgentProtocolTest, CancelOfARunningJobStopsItOnTheNode) {
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit();
   RunOn(agent, id);
@@ -469,7 +474,7 @@ TEST_F(AgentProtocolTest, ACancelMadeWhileTheAgentIsAwayStopsTheAttemptWhenItIsB
   std::string id;
   v1::AttemptReport held;
   {
-    ScriptedAgent agent(channel_, "n1");
+    ScriptedAgent agent(NodeChannel("n1"), "n1");
     agent.Next(v1::SchedulerMessage::kWelcome);
     id = Submit();
     *held.mutable_attempt() = agent.Next(v1::SchedulerMessage::kAssign).assign().attempt();
@@ -493,14 +498,14 @@ TEST_F(AgentProtocolTest, ACancelMadeWhileTheAgentIsAwayStopsTheAttemptWhenItIsB
       droverd_.reset();
       Start();
     }
-    ScriptedAgent agent(channel_, "n1", 4, {held});
+    ScriptedAgent agent(NodeChannel("n1"), "n1", 4, {held});
     v1::SchedulerMessage stop = agent.Next(v1::SchedulerMessage::kStop);
     EXPECT_EQ(stop.stop().attempt().job_id(), id);
     EXPECT_EQ(stop.stop().attempt().epoch(), 1);
     EXPECT_EQ(stop.stop().cause(), v1::JobStatus::CANCELED_BY_USER);
     EXPECT_THAT(stop.stop().message(), HasSubstr("wrong data"));
   }
-  ScriptedAgent agent(channel_, "n1", 4, {held});
+  ScriptedAgent agent(NodeChannel("n1"), "n1", 4, {held});
   agent.Next(v1::SchedulerMessage::kStop);
   agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, -1, 15)});
   v1::Job job = WaitFor(id, v1::JobStatus::CANCELED);
@@ -508,7 +513,7 @@ TEST_F(AgentProtocolTest, ACancelMadeWhileTheAgentIsAwayStopsTheAttemptWhenItIsB
 }
 
 TEST_F(AgentProtocolTest, TooLargeJobWaitsWithAReasonAndUnknownTargetsAreRefused) {
-  ScriptedAgent agent(channel_, "n1", /*cpus=*/2);
+  ScriptedAgent agent(NodeChannel("n1"), "n1", /*cpus=*/2);
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit(/*cpus=*/8);
   absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -529,7 +534,7 @@ TEST_F(AgentProtocolTest, TooLargeJobWaitsWithAReasonAndUnknownTargetsAreRefused
 }
 
 TEST_F(AgentProtocolTest, CordonedNodeGetsNoWorkUntilUncordoned) {
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   {
     grpc::ClientContext context;
@@ -576,7 +581,7 @@ const v1::Node* FindNode(const std::vector<v1::Node>& nodes, const std::string& 
 TEST_F(AgentProtocolTest, CordonAndDrainSurviveARestartAndTheNodesGetNoNewWork) {
   std::string running;
   {
-    ScriptedAgent n1(channel_, "n1"), n2(channel_, "n2");
+    ScriptedAgent n1(NodeChannel("n1"), "n1"), n2(NodeChannel("n2"), "n2");
     for (ScriptedAgent* agent : {&n1, &n2}) agent->Next(v1::SchedulerMessage::kWelcome);
     ASSERT_TRUE(AdminCall(*admin_, &v1::AdminService::Stub::CordonNode, "n1", "disk check").ok());
     running = Submit(4);
@@ -596,7 +601,7 @@ TEST_F(AgentProtocolTest, CordonAndDrainSurviveARestartAndTheNodesGetNoNewWork) 
   held.mutable_attempt()->set_job_id(running);
   held.mutable_attempt()->set_epoch(1);
   held.set_phase(v1::AttemptReport::RUNNING);
-  ScriptedAgent n1(channel_, "n1"), n2(channel_, "n2", 4, {held});
+  ScriptedAgent n1(NodeChannel("n1"), "n1"), n2(NodeChannel("n2"), "n2", 4, {held});
   for (ScriptedAgent* agent : {&n1, &n2}) agent->Next(v1::SchedulerMessage::kWelcome);
   std::vector<v1::Node> nodes = Nodes();
   ASSERT_NE(FindNode(nodes, "n1"), nullptr);
@@ -620,7 +625,7 @@ TEST_F(AgentProtocolTest, CordonAndDrainSurviveARestartAndTheNodesGetNoNewWork) 
   droverd_->Shutdown();
   droverd_.reset();
   Start();
-  ScriptedAgent again1(channel_, "n1"), again2(channel_, "n2");
+  ScriptedAgent again1(NodeChannel("n1"), "n1"), again2(NodeChannel("n2"), "n2");
   for (ScriptedAgent* agent : {&again1, &again2}) agent->Next(v1::SchedulerMessage::kWelcome);
   nodes = Nodes();
   EXPECT_EQ(FindNode(nodes, "n1")->state(), v1::Node::READY);
@@ -628,7 +633,7 @@ TEST_F(AgentProtocolTest, CordonAndDrainSurviveARestartAndTheNodesGetNoNewWork) 
 }
 
 TEST_F(AgentProtocolTest, NodeCallsRefuseBadNamesAndReasonsNamingTheField) {
-  ScriptedAgent n1(channel_, "n1");
+  ScriptedAgent n1(NodeChannel("n1"), "n1");
   n1.Next(v1::SchedulerMessage::kWelcome);
   const std::vector<NodeCall> calls = {
       &v1::AdminService::Stub::CordonNode, &v1::AdminService::Stub::DrainNode,
@@ -663,7 +668,7 @@ TEST_F(AgentProtocolTest, NodeCallsRefuseBadNamesAndReasonsNamingTheField) {
 }
 
 TEST_F(AgentProtocolTest, SilentNodeGoesDownAndItsJobEndsNodeLost) {
-  auto agent = std::make_unique<ScriptedAgent>(channel_, "n1");
+  auto agent = std::make_unique<ScriptedAgent>(NodeChannel("n1"), "n1");
   agent->Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit();
   agent->Next(v1::SchedulerMessage::kAssign);
@@ -682,7 +687,7 @@ TEST_F(AgentProtocolTest, ReconnectingAgentIsToldToStopAttemptsDroverdDoesNotKno
   held.mutable_attempt()->set_job_id("j-99");
   held.mutable_attempt()->set_epoch(3);
   held.set_phase(v1::AttemptReport::RUNNING);
-  ScriptedAgent agent(channel_, "n1", 4, {held});
+  ScriptedAgent agent(NodeChannel("n1"), "n1", 4, {held});
   v1::SchedulerMessage stop = agent.Next(v1::SchedulerMessage::kStop);
   EXPECT_EQ(stop.stop().attempt().job_id(), "j-99");
   EXPECT_EQ(stop.stop().attempt().epoch(), 3);
@@ -700,7 +705,7 @@ TEST_F(AgentProtocolTest, ComputeTargetsSelectNodesAndSurviveARestart) {
   droverd_->Shutdown();
   droverd_.reset();
   Start();
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit(1, "cpu-pool");
   EXPECT_EQ(agent.Next(v1::SchedulerMessage::kAssign).assign().attempt().job_id(), id);
@@ -716,9 +721,9 @@ TEST_F(AgentProtocolTest, ARestartedDroverdKeepsMasterPortsAndExecTokensOfRunnin
   v1::AssignAttempt first;
   std::string id;
   {
-    ScriptedAgent a(channel_, "n1");
+    ScriptedAgent a(NodeChannel("n1"), "n1");
     a.Next(v1::SchedulerMessage::kWelcome);
-    ScriptedAgent b(channel_, "n2");
+    ScriptedAgent b(NodeChannel("n2"), "n2");
     b.Next(v1::SchedulerMessage::kWelcome);
     id = Submit(1, "", /*node_count=*/2);
     first = a.Next(v1::SchedulerMessage::kAssign).assign();
@@ -732,9 +737,9 @@ TEST_F(AgentProtocolTest, ARestartedDroverdKeepsMasterPortsAndExecTokensOfRunnin
   *held.mutable_attempt() = first.attempt();
   held.set_phase(v1::AttemptReport::READY);
   // n1 comes back with the attempt; n2 lost it and is sent it again.
-  ScriptedAgent a(channel_, "n1", 8, {held});
+  ScriptedAgent a(NodeChannel("n1"), "n1", 8, {held});
   a.Next(v1::SchedulerMessage::kWelcome);
-  ScriptedAgent b(channel_, "n2", 8);
+  ScriptedAgent b(NodeChannel("n2"), "n2", 8);
   b.Next(v1::SchedulerMessage::kWelcome);
   v1::AssignAttempt again = b.Next(v1::SchedulerMessage::kAssign).assign();
   EXPECT_EQ(again.attempt().epoch(), 1);
@@ -756,9 +761,9 @@ std::string AgentProtocolTest::PlaceTwoNodeJobThenRestart(v1::AssignAttempt* fir
                                                           v1::AssignAttempt* second) {
   std::string id;
   {
-    ScriptedAgent a(channel_, "n1");
+    ScriptedAgent a(NodeChannel("n1"), "n1");
     a.Next(v1::SchedulerMessage::kWelcome);
-    ScriptedAgent b(channel_, "n2");
+    ScriptedAgent b(NodeChannel("n2"), "n2");
     b.Next(v1::SchedulerMessage::kWelcome);
     id = Submit(1, "", /*node_count=*/2);
     *first = a.Next(v1::SchedulerMessage::kAssign).assign();
@@ -783,9 +788,9 @@ TEST_F(AgentProtocolTest, ANodeRunningAfterADroverdRestartPassesTheBarrierItMiss
   running.set_phase(v1::AttemptReport::RUNNING);
   *ready.mutable_attempt() = second.attempt();
   ready.set_phase(v1::AttemptReport::READY);
-  ScriptedAgent b(channel_, "n2", 8, {ready});
+  ScriptedAgent b(NodeChannel("n2"), "n2", 8, {ready});
   b.Next(v1::SchedulerMessage::kWelcome);
-  ScriptedAgent a(channel_, "n1", 8, {running});
+  ScriptedAgent a(NodeChannel("n1"), "n1", 8, {running});
   a.Next(v1::SchedulerMessage::kWelcome);
   EXPECT_EQ(b.Next(v1::SchedulerMessage::kStart).start().attempt().epoch(), 1);
   WaitFor(id, v1::JobStatus::RUNNING);
@@ -810,9 +815,9 @@ TEST_F(AgentProtocolTest, AnAttemptThatEndedWhileDroverdWasDownBeforeStartingCom
     *report.add_exits() = Exit(assign.first_rank(), 0);
     return report;
   };
-  ScriptedAgent a(channel_, "n1", 8, {ended(first)});
+  ScriptedAgent a(NodeChannel("n1"), "n1", 8, {ended(first)});
   a.Next(v1::SchedulerMessage::kWelcome);
-  ScriptedAgent b(channel_, "n2", 8, {ended(second)});
+  ScriptedAgent b(NodeChannel("n2"), "n2", 8, {ended(second)});
   b.Next(v1::SchedulerMessage::kWelcome);
   v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED);
   EXPECT_EQ(job.status().exits_size(), 2);
@@ -830,9 +835,9 @@ void WaitForReason(const std::function<v1::Job()>& get, const std::string& reaso
 }
 
 TEST_F(AgentProtocolTest, GangJobHoldsReservedNodesThatLaterSmallJobsDoNotTake) {
-  ScriptedAgent a(channel_, "n1");
+  ScriptedAgent a(NodeChannel("n1"), "n1");
   a.Next(v1::SchedulerMessage::kWelcome);
-  ScriptedAgent b(channel_, "n2");
+  ScriptedAgent b(NodeChannel("n2"), "n2");
   b.Next(v1::SchedulerMessage::kWelcome);
   std::string whole_node = Submit(/*cpus=*/4);
   EXPECT_EQ(a.Next(v1::SchedulerMessage::kAssign).assign().attempt().job_id(), whole_node);
@@ -863,9 +868,9 @@ class LaunchTimeoutTest : public AgentProtocolTest {
 };
 
 TEST_F(LaunchTimeoutTest, AttemptWithANodeNotReadyInTimeFailsNamingTheNodeAndItsLastStep) {
-  ScriptedAgent a(channel_, "n1");
+  ScriptedAgent a(NodeChannel("n1"), "n1");
   a.Next(v1::SchedulerMessage::kWelcome);
-  ScriptedAgent b(channel_, "n2");
+  ScriptedAgent b(NodeChannel("n2"), "n2");
   b.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit(1, "", /*node_count=*/2);
   a.Next(v1::SchedulerMessage::kAssign);
@@ -893,9 +898,9 @@ TEST_F(LaunchTimeoutTest, AttemptWithANodeNotReadyInTimeFailsNamingTheNodeAndIts
 // the others were stopped because of it, even when their node reports first; a rank killed
 // before it could record its end was stopped, not the cause.
 TEST_F(AgentProtocolTest, FirstFailureAcrossNodesIsTheEarliestRankToFail) {
-  ScriptedAgent a(channel_, "n1");
+  ScriptedAgent a(NodeChannel("n1"), "n1");
   a.Next(v1::SchedulerMessage::kWelcome);
-  ScriptedAgent b(channel_, "n2");
+  ScriptedAgent b(NodeChannel("n2"), "n2");
   b.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit(1, "", /*node_count=*/2);
   v1::AssignAttempt first = a.Next(v1::SchedulerMessage::kAssign).assign();
@@ -925,7 +930,7 @@ TEST_F(AgentProtocolTest, FirstFailureAcrossNodesIsTheEarliestRankToFail) {
 // A job with pip packages gets the cluster's pip settings; its nodes' preparation logs are a
 // stream of their own, stored and shown only when asked for.
 TEST_F(AgentProtocolTest, PipJobGetsThePipSettingsAndItsPrepareLogStaysApart) {
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   Submit();
   EXPECT_FALSE(agent.Next(v1::SchedulerMessage::kAssign).assign().has_pip());
@@ -970,7 +975,7 @@ TEST_F(AgentProtocolTest, PipJobGetsThePipSettingsAndItsPrepareLogStaysApart) {
 }
 
 TEST_F(AgentProtocolTest, DiskRefusingWritesIsReportedAndWhatAgentsReportIsStoredLater) {
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
   agent.Next(v1::SchedulerMessage::kWelcome);
   std::string id = Submit();
   agent.Next(v1::SchedulerMessage::kAssign);
@@ -1114,7 +1119,7 @@ class NodeLossTest : public AgentProtocolTest {
 };
 
 TEST_F(NodeLossTest, MostNodesSilentAtOnceKeepTheirJobsUntilEnoughAreBack) {
-  ScriptedAgent n1(channel_, "n1"), n2(channel_, "n2"), n3(channel_, "n3");
+  ScriptedAgent n1(NodeChannel("n1"), "n1"), n2(NodeChannel("n2"), "n2"), n3(NodeChannel("n3"), "n3");
   for (ScriptedAgent* agent : {&n1, &n2, &n3}) agent->Next(v1::SchedulerMessage::kWelcome);
   std::string j1 = RunOn(n1), j2 = RunOn(n2), j3 = RunOn(n3);
 
@@ -1151,7 +1156,7 @@ TEST_F(NodeLossTest, MostNodesSilentAtOnceKeepTheirJobsUntilEnoughAreBack) {
 }
 
 TEST_F(NodeLossTest, DeclaringANodeLostEndsItsJobsAtOnceAndKeepsThePause) {
-  ScriptedAgent n1(channel_, "n1"), n2(channel_, "n2"), n3(channel_, "n3");
+  ScriptedAgent n1(NodeChannel("n1"), "n1"), n2(NodeChannel("n2"), "n2"), n3(NodeChannel("n3"), "n3");
   for (ScriptedAgent* agent : {&n1, &n2, &n3}) agent->Next(v1::SchedulerMessage::kWelcome);
   RunOn(n1);
   std::string j2 = RunOn(n2), j3 = RunOn(n3);
@@ -1177,10 +1182,10 @@ TEST_F(NodeLossTest, DeclaringANodeLostEndsItsJobsAtOnceAndKeepsThePause) {
 }
 
 TEST_F(NodeLossTest, LostNodeIsToldToSayHelloAgainAndThenStopsItsStaleAttempt) {
-  ScriptedAgent n2(channel_, "n2");
+  ScriptedAgent n2(NodeChannel("n2"), "n2");
   n2.Next(v1::SchedulerMessage::kWelcome);
   ASSERT_TRUE(Admin(&v1::AdminService::Stub::CordonNode, "n2").ok());
-  auto n1 = std::make_unique<ScriptedAgent>(channel_, "n1");
+  auto n1 = std::make_unique<ScriptedAgent>(NodeChannel("n1"), "n1");
   n1->Next(v1::SchedulerMessage::kWelcome);
   std::string id = RunOn(*n1, /*max_retries=*/1);
   n1->Log(id, 1, 0, 0, "before\n");
@@ -1204,7 +1209,7 @@ TEST_F(NodeLossTest, LostNodeIsToldToSayHelloAgainAndThenStopsItsStaleAttempt) {
   held.mutable_attempt()->set_job_id(id);
   held.mutable_attempt()->set_epoch(1);
   held.set_phase(v1::AttemptReport::RUNNING);
-  n1 = std::make_unique<ScriptedAgent>(channel_, "n1", 4, std::vector<v1::AttemptReport>{held});
+  n1 = std::make_unique<ScriptedAgent>(NodeChannel("n1"), "n1", 4, std::vector<v1::AttemptReport>{held});
   v1::SchedulerMessage stop = n1->Next(v1::SchedulerMessage::kStop);
   EXPECT_EQ(stop.stop().attempt().job_id(), id);
   EXPECT_EQ(stop.stop().attempt().epoch(), 1);
@@ -1241,7 +1246,7 @@ TEST_F(NodeLossTest, LostNodeIsToldToSayHelloAgainAndThenStopsItsStaleAttempt) {
 TEST_F(NodeLossTest, RestoredAttemptWhoseNodeNeverComesBackEndsOneLeaseAfterTheRestart) {
   std::string id;
   {
-    ScriptedAgent n1(channel_, "n1");
+    ScriptedAgent n1(NodeChannel("n1"), "n1");
     n1.Next(v1::SchedulerMessage::kWelcome);
     id = RunOn(n1);
     droverd_->Shutdown();
@@ -1261,7 +1266,7 @@ TEST_F(NodeLossTest, APauseAndANodeGivenUpDuringItSurviveARestart) {
   std::string j1, j2, j3, j4;
   v1::ListNodesResponse before;
   {
-    ScriptedAgent n1(channel_, "n1"), n2(channel_, "n2"), n3(channel_, "n3"), n4(channel_, "n4");
+    ScriptedAgent n1(NodeChannel("n1"), "n1"), n2(NodeChannel("n2"), "n2"), n3(NodeChannel("n3"), "n3"), n4(NodeChannel("n4"), "n4");
     for (ScriptedAgent* agent : {&n1, &n2, &n3, &n4}) agent->Next(v1::SchedulerMessage::kWelcome);
     j1 = RunOn(n1), j2 = RunOn(n2), j3 = RunOn(n3), j4 = RunOn(n4);
     Advance(absl::Seconds(11), {&n1});
@@ -1301,7 +1306,7 @@ TEST_F(NodeLossTest, APauseAndANodeGivenUpDuringItSurviveARestart) {
     report.set_phase(v1::AttemptReport::RUNNING);
     return std::vector<v1::AttemptReport>{report};
   };
-  ScriptedAgent n1(channel_, "n1", 4, held(j1));
+  ScriptedAgent n1(NodeChannel("n1"), "n1", 4, held(j1));
   n1.Next(v1::SchedulerMessage::kWelcome);
   Advance(absl::Seconds(30), {&n1});
   v1::ListNodesResponse later = ListNodes();
@@ -1314,7 +1319,7 @@ TEST_F(NodeLossTest, APauseAndANodeGivenUpDuringItSurviveARestart) {
   }
 
   // n2 comes back: 2 of 4 silent is not more than half, so the pause ends and n3 is lost.
-  ScriptedAgent n2(channel_, "n2", 4, held(j2));
+  ScriptedAgent n2(NodeChannel("n2"), "n2", 4, held(j2));
   n2.Next(v1::SchedulerMessage::kWelcome);
   WaitForNodes([](const v1::ListNodesResponse& r) { return !r.node_loss().paused(); });
   v1::Job lost = WaitFor(j3, v1::JobStatus::FAILED);

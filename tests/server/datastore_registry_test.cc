@@ -138,6 +138,11 @@ class DatastoreRegistryTest : public ::testing::Test {
   testing::TempDir dir_;
   std::unique_ptr<Droverd> droverd_;
   std::shared_ptr<grpc::Channel> channel_;
+  // A channel with a node certificate for `node` from droverd's own CA.
+  std::shared_ptr<grpc::Channel> NodeChannel(const std::string& node) {
+    return testing::NodeChannel(droverd_->address(), droverd_->ca_certificate(),
+                                droverd_->cluster_ca(), node);
+  }
   std::unique_ptr<v1::JobService::Stub> jobs_;
   std::unique_ptr<v1::AdminService::Stub> admin_;
 };
@@ -365,7 +370,7 @@ TEST_F(DatastoreRegistryTest, AssignmentCarriesTheJobsDatastoresWithCredentials)
   ASSERT_TRUE(Put(Hostpath("imagenet", "/data/imagenet")).ok());
   ASSERT_TRUE(Put(Hostpath("unrelated", "/data/other")).ok());
   ASSERT_TRUE(Put(Hostpath("outputs", "/data/outputs", /*allow_write=*/true)).ok());
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
 
   std::string id;
   ASSERT_TRUE(Submit({Data("imagenet", "train"), Data("imagenet", "val"),
@@ -407,7 +412,7 @@ TEST_F(DatastoreRegistryTest, ADatastoreDeletedBeforeTheAssignmentIsLeftOutOfIt)
   // Restarted in between: the registry comes back from the state database.
   droverd_.reset();
   Start();
-  ScriptedAgent agent(channel_, "n1");
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
   v1::AssignAttempt assign = agent.Next(v1::SchedulerMessage::kAssign).assign();
   EXPECT_EQ(assign.attempt().job_id(), id);
   ASSERT_EQ(assign.datastores_size(), 1);

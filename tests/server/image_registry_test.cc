@@ -216,7 +216,8 @@ TEST_F(ImageRegistryTest, AssignmentCarriesTheDigestTheNameHasWhenAssigned) {
   std::string first = Upload("first archive");
   std::string second = Upload("second archive");
   ASSERT_TRUE(Put("busybox", first).ok());
-  ListeningAgent agent(channel_);
+  ListeningAgent agent(testing::NodeChannel(droverd_->address(), droverd_->ca_certificate(),
+                                            droverd_->cluster_ca(), "n1"));
   std::string id;
   ASSERT_TRUE(Submit("busybox", &id).ok());
   v1::AssignAttempt assign = agent.NextAssignment();

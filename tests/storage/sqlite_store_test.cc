@@ -351,6 +351,7 @@ TEST_F(SqliteStoreTest, ADatabaseFromBeforeDatastoresGainsTheTableAndKeepsItsIma
                          "DROP TABLE node_loss_pause; DROP TABLE node_loss_pause_nodes; "
                          "DROP TABLE users; DROP TABLE blob_uploaders; DROP INDEX jobs_by_owner; "
                          "ALTER TABLE jobs DROP COLUMN owner; "
+                         "DROP TABLE join_tokens; DROP TABLE node_certificates; "
                          "PRAGMA user_version = 3",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
@@ -406,6 +407,86 @@ TEST_F(SqliteStoreTest, NodeCordonsAndDrainsSurviveAReopenAndUncordonRemovesThem
   EXPECT_EQ((*states)[1].node, "n2");
   EXPECT_TRUE((*states)[1].draining);
   EXPECT_EQ((*states)[1].reason, "");
+}
+
+absl::StatusOr<JoinToken> UseSync(Store& store, const std::string& hash, const std::string& node,
+                                  absl::Time now) {
+  absl::Notification done;
+  absl::StatusOr<JoinToken> out = absl::UnknownError("not called");
+  store.UseJoinToken(hash, node, now, [&](absl::StatusOr<JoinToken> result) {
+    out = std::move(result);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+TEST_F(SqliteStoreTest, AJoinTokenIsUsedOnceBeforeItExpiresAndOnlyByItsNode) {
+  const absl::Time t = absl::FromUnixSeconds(1700000000);
+  const std::string any(64, 'a'), bound(64, 'b'), revoked(64, 'c');
+  {
+    auto store = OpenStore();
+    for (const JoinToken& token :
+         {JoinToken{.hash = any, .create_time = t, .expire_time = t + absl::Hours(1)},
+          JoinToken{.hash = bound, .node = "n2", .create_time = t + absl::Seconds(1),
+                    .expire_time = t + absl::Hours(1)},
+          JoinToken{.hash = revoked, .create_time = t + absl::Seconds(2),
+                    .expire_time = t + absl::Hours(1)}}) {
+      ASSERT_TRUE(Sync([&](auto done) { store->PutJoinToken(token, std::move(done)); }).ok());
+    }
+    EXPECT_EQ(Sync([&](auto done) { store->PutJoinToken({.hash = any}, std::move(done)); }).code(),
+              absl::StatusCode::kAlreadyExists);
+    EXPECT_TRUE(Sync([&](auto done) { store->RevokeJoinTokens("cccccccc", std::move(done)); }).ok());
+    EXPECT_EQ(Sync([&](auto done) { store->RevokeJoinTokens("dddddddd", std::move(done)); }).code(),
+              absl::StatusCode::kNotFound);
+    EXPECT_EQ(Sync([&](auto done) { store->RevokeJoinTokens("ab", std::move(done)); }).code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+  auto store = OpenStore();  // what is stored survives a restart
+  EXPECT_EQ(UseSync(*store, any, "n1", t + absl::Hours(2)).status().code(),
+            absl::StatusCode::kFailedPrecondition);  // expired
+  EXPECT_EQ(UseSync(*store, std::string(64, 'e'), "n1", t).status().code(),
+            absl::StatusCode::kNotFound);
+  absl::StatusOr<JoinToken> used = UseSync(*store, any, "n1", t + absl::Minutes(1));
+  ASSERT_TRUE(used.ok()) << used.status();
+  absl::StatusOr<JoinToken> again = UseSync(*store, any, "n9", t + absl::Minutes(2));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(again.status().message(), HasSubstr("already used (by node 'n1')"));
+  absl::StatusOr<JoinToken> other = UseSync(*store, bound, "n1", t + absl::Minutes(1));
+  EXPECT_THAT(other.status().message(), HasSubstr("is for node 'n2'"));
+  EXPECT_TRUE(UseSync(*store, bound, "n2", t + absl::Minutes(1)).ok());
+  EXPECT_THAT(UseSync(*store, revoked, "n1", t).status().message(), HasSubstr("revoked"));
+
+  absl::StatusOr<std::vector<JoinToken>> tokens = store->LoadJoinTokens();
+  ASSERT_TRUE(tokens.ok()) << tokens.status();
+  ASSERT_EQ(tokens->size(), 3u);
+  EXPECT_EQ((*tokens)[0].hash, revoked);  // newest first
+  EXPECT_TRUE((*tokens)[0].revoked);
+  EXPECT_EQ((*tokens)[2].used_by, "n1");
+  EXPECT_EQ((*tokens)[2].used_time, t + absl::Minutes(1));
+}
+
+TEST_F(SqliteStoreTest, NodeCertificatesAreRecordedOnceAndRevokedByNode) {
+  const absl::Time t = absl::FromUnixSeconds(1700000000);
+  auto store = OpenStore();
+  for (const NodeCertificateRecord& record :
+       {NodeCertificateRecord{.fingerprint = "f1", .node = "n1", .not_after = t, .recorded = t},
+        NodeCertificateRecord{.fingerprint = "f2", .node = "n1", .recorded = t},
+        NodeCertificateRecord{.fingerprint = "f3", .node = "n2", .recorded = t},
+        NodeCertificateRecord{.fingerprint = "f1", .node = "n9", .recorded = t}}) {
+    ASSERT_TRUE(Sync([&](auto done) { store->PutNodeCertificate(record, std::move(done)); }).ok());
+  }
+  ASSERT_TRUE(Sync([&](auto done) {
+                store->RevokeNodeCertificates("n1", t + absl::Seconds(5), std::move(done));
+              }).ok());
+  absl::StatusOr<std::vector<NodeCertificateRecord>> records = store->LoadNodeCertificates();
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 3u);
+  EXPECT_EQ((*records)[0].node, "n1");  // f1 kept as first recorded
+  EXPECT_EQ((*records)[0].revoked, t + absl::Seconds(5));
+  EXPECT_EQ((*records)[1].revoked, t + absl::Seconds(5));
+  EXPECT_EQ((*records)[2].fingerprint, "f3");
+  EXPECT_EQ((*records)[2].revoked, absl::UnixEpoch());
 }
 
 TEST_F(SqliteStoreTest, NodeLossPauseSurvivesAReopenUntilItIsCleared) {
@@ -485,6 +566,7 @@ TEST_F(SqliteStoreTest, ADatabaseFromBeforeNodeStatesGainsTheTablesAndKeepsItsDa
                          "DROP TABLE node_loss_pause_nodes; "
                          "DROP TABLE users; DROP TABLE blob_uploaders; DROP INDEX jobs_by_owner; "
                          "ALTER TABLE jobs DROP COLUMN owner; "
+                         "DROP TABLE join_tokens; DROP TABLE node_certificates; "
                          "PRAGMA user_version = 4",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);

@@ -64,6 +64,28 @@ std::shared_ptr<grpc::Channel> TlsChannelTrusting(const std::string& address,
   return grpc::CreateChannel(address, WithToken(grpc::SslCredentials(tls), TestAdminToken()));
 }
 
+std::shared_ptr<grpc::Channel> NodeChannel(const std::string& address, const std::string& ca_pem,
+                                           const pki::KeyAndCertificate& ca,
+                                           const std::string& node) {
+  absl::StatusOr<pki::KeyAndCertificate> made = IssueNodeCertificate(ca, node);
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ca_pem;
+  if (made.ok()) {
+    tls.pem_private_key = made->key_pem;
+    tls.pem_cert_chain = made->certificate_pem;
+  }
+  // A channel of its own (not shared with other channels of the same target): each node is
+  // one connection with one certificate.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(address, grpc::SslCredentials(tls), args);
+}
+
+std::shared_ptr<grpc::Channel> TestNodeChannel(const std::string& address,
+                                               const std::string& node) {
+  return NodeChannel(address, TestCaPem(), TestCaKeyAndCertificate(), node);
+}
+
 std::shared_ptr<grpc::Channel> TlsChannel(const std::string& address, const std::string& ca_file,
                                           const std::string& token) {
   return grpc::CreateChannel(address, TlsCredentials(ca_file, token));

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/pki/pki.h"
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
@@ -34,6 +35,14 @@ std::shared_ptr<grpc::Channel> TlsChannel(const std::string& address,
 // with the test admin token.
 std::shared_ptr<grpc::Channel> TlsChannelTrusting(const std::string& address,
                                                   const std::string& ca_pem);
+// A channel over TLS trusting `ca_pem` and presenting a new node certificate for `node`
+// from `ca` (an in-process droverd's cluster CA, or the test CA): what an agent of that
+// node connects with.
+std::shared_ptr<grpc::Channel> NodeChannel(const std::string& address, const std::string& ca_pem,
+                                           const pki::KeyAndCertificate& ca,
+                                           const std::string& node);
+// A node channel to a DroverdProcess serving the test CA's certificate.
+std::shared_ptr<grpc::Channel> TestNodeChannel(const std::string& address, const std::string& node);
 // The credentials of TlsChannel, for channels with arguments of their own.
 std::shared_ptr<grpc::ChannelCredentials> TlsCredentials(
     const std::string& ca_file = "", const std::string& token = TestAdminTokenValue());

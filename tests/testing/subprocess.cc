@@ -176,9 +176,19 @@ absl::StatusOr<std::unique_ptr<AgentProcess>> AgentProcess::Start(
   if (std::find(extra_args.begin(), extra_args.end(), "--jobs-on-exit") == extra_args.end()) {
     args.insert(args.end(), {"--jobs-on-exit", "stop"});
   }
-  // droverd's certificate comes from the test CA (DroverdProcess) unless told otherwise.
-  if (std::find(extra_args.begin(), extra_args.end(), "--ca") == extra_args.end()) {
+  // droverd's certificate comes from the test CA (DroverdProcess) unless told otherwise,
+  // and so does the node certificate, unless the test joins or gives its own.
+  auto given = [&](const char* flag) {
+    return std::find(extra_args.begin(), extra_args.end(), flag) != extra_args.end();
+  };
+  if (!given("--ca")) {
     args.insert(args.end(), {"--ca", TestCaFile()});
+    if (!given("--node-cert") && !given("--join") && !given("--join-file")) {
+      absl::StatusOr<NodeTlsFiles> node = IssueTestNodeTls(node_name);
+      if (!node.ok()) return node.status();
+      args.insert(args.end(),
+                  {"--node-cert", node->certificate_file, "--node-key", node->key_file});
+    }
   }
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::string log = work_dir + ".log";

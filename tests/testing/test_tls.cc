@@ -70,6 +70,34 @@ const std::string& TestCaPem() { return Ca().ca.certificate_pem; }
 const std::string& TestAdminToken() { return Ca().admin_token; }
 const std::string& TestAdminTokenFile() { return Ca().admin_token_file; }
 
+const pki::KeyAndCertificate& TestCaKeyAndCertificate() { return Ca().ca; }
+
+absl::StatusOr<pki::KeyAndCertificate> IssueNodeCertificate(const pki::KeyAndCertificate& ca,
+                                                            const std::string& name,
+                                                            absl::Duration validity) {
+  absl::StatusOr<std::string> key = pki::GenerateKey();
+  if (!key.ok()) return key.status();
+  absl::StatusOr<std::string> cert = pki::IssueCertificate(
+      ca, *key,
+      {.common_name = name, .uris = {"drover-node://" + name}, .client = true, .validity = validity},
+      absl::Now());
+  if (!cert.ok()) return cert.status();
+  return pki::KeyAndCertificate{.key_pem = *std::move(key), .certificate_pem = *std::move(cert)};
+}
+
+absl::StatusOr<NodeTlsFiles> IssueTestNodeTls(const std::string& name) {
+  static std::atomic<int> issued{0};
+  TestCa& ca = Ca();
+  absl::StatusOr<pki::KeyAndCertificate> made = IssueNodeCertificate(ca.ca, name);
+  if (!made.ok()) return made.status();
+  int n = ++issued;
+  NodeTlsFiles files{.certificate_file = absl::StrCat(ca.dir.path(), "/node-", n, ".crt"),
+                     .key_file = absl::StrCat(ca.dir.path(), "/node-", n, ".key")};
+  WriteOrDie(files.certificate_file, made->certificate_pem, 0600);
+  WriteOrDie(files.key_file, made->key_pem, 0600);
+  return files;
+}
+
 absl::StatusOr<ServerTlsFiles> IssueTestServerTls(const std::string& host) {
   static std::atomic<int> issued{0};
   TestCa& ca = Ca();

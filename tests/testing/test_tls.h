@@ -9,6 +9,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/pki/pki.h"
 
 namespace drover::testing {
 
@@ -33,6 +35,23 @@ struct ServerTlsFiles {
 // A new server certificate and key from the test CA for `host` (an address or a name;
 // localhost and 127.0.0.1 are always in it), written next to the CA.
 absl::StatusOr<ServerTlsFiles> IssueTestServerTls(const std::string& host);
+
+// A node certificate and key for node `name` from the test CA (CN NAME, URI SAN
+// drover-node://NAME, client use), as droverd issues them, written next to the CA: what
+// AgentProcess gives its agents (--node-cert/--node-key).
+struct NodeTlsFiles {
+  std::string certificate_file;
+  std::string key_file;
+};
+absl::StatusOr<NodeTlsFiles> IssueTestNodeTls(const std::string& name);
+
+// The same from another CA (`ca`, for example an in-process droverd's own), PEM.
+absl::StatusOr<pki::KeyAndCertificate> IssueNodeCertificate(const pki::KeyAndCertificate& ca,
+                                                            const std::string& name,
+                                                            absl::Duration validity = absl::Hours(24));
+
+// The test CA itself, with its key.
+const pki::KeyAndCertificate& TestCaKeyAndCertificate();
 
 }  // namespace drover::testing
 
