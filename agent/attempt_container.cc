@@ -7,6 +7,10 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -257,7 +261,17 @@ absl::Status Attempt::StartRelay() {
     }
   }
   relay_ = std::make_unique<ExecRelay>(a.attempt(), a.exec_token(), std::move(peers));
-  return relay_->Listen(dir_ + "/relay/exec.sock");
+  const std::string socket = dir_ + "/relay/exec.sock";
+  DROVER_RETURN_IF_ERROR(relay_->Listen(socket));
+  // The container's root (an unprivileged host uid with a user namespace) connects to it;
+  // also when a taken-over attempt listens again on a running container. lchown: the
+  // folder is the job's, and a link it put there is not followed.
+  if (env_.userns.size > 0 &&
+      lchown(socket.c_str(), env_.userns.host_id, env_.userns.host_id) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot give exec relay socket ", socket, " to the job: ", strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace drover::agent

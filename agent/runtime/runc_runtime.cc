@@ -628,7 +628,9 @@ absl::Status RuncRuntime::PrepareBundle(const ContainerSpec& spec) {
   }
 
   if (oci.userns.size > 0) {
-    MakeMountpoint(rootfs, "/job", true);
+    for (const char* dir : {"/proc", "/dev", "/sys", "/job", kContainerDroverDir}) {
+      MakeMountpoint(rootfs, dir, true);
+    }
     for (const BindMount& mount : spec.mounts) {
       struct stat st {};
       bool is_dir = stat(mount.source.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
