@@ -67,6 +67,8 @@ if [[ $fs_type == tmpfs || $fs_type == ramfs ]]; then
 fi
 
 base=$(mktemp -d "$state_root/drover-agent-bench-XXXXXX")
+# Searchable by others: a job container's root is an unprivileged host uid (--userns-range).
+chmod 711 "$base"
 state_dir=$base/state
 work_dir=$base/agent
 results=${out_dir:-$base/results}
