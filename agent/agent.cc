@@ -488,6 +488,10 @@ AttemptEnv Agent::MakeAttemptEnv() {
             Send(out);
           },
       .shutting_down = [this] { return stopping_.HasBeenNotified(); },
+      .await_droverd =
+          [this](absl::Duration limit) {
+            return channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + limit));
+          },
       .ended =
           [this](const v1::AttemptRef& ref) {
             absl::MutexLock lock(&mu_);

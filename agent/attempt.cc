@@ -337,6 +337,14 @@ absl::Status Attempt::PrepareEnvironment() {
   return absl::OkStatus();
 }
 
+bool Attempt::AwaitDroverd(absl::Time give_up, const std::function<bool()>& stop) {
+  if (env_.await_droverd == nullptr) return true;
+  while (!env_.await_droverd(absl::Seconds(1))) {
+    if (stop() || env_.shutting_down() || absl::Now() >= give_up) return false;
+  }
+  return true;
+}
+
 absl::Status Attempt::FetchSnapshot(const std::string& digest, const std::string& code_dir) {
   std::string hex = digest.substr(digest.find(':') + 1);
   std::string cache_root = env_.work_dir + "/snapshots";
@@ -347,14 +355,27 @@ absl::Status Attempt::FetchSnapshot(const std::string& digest, const std::string
     std::random_device random;
     std::string tar = absl::StrCat(cache_root, "/download-", random(), random(), ".tar");
     {
-      std::ofstream out(tar, std::ios::binary | std::ios::trunc);
-      grpc::ClientContext context;
-      v1::DownloadBlobRequest request;
-      request.set_digest(digest);
-      auto reader = env_.blobs->DownloadBlob(&context, request);
-      v1::DownloadBlobResponse chunk;
-      while (reader->Read(&chunk)) out.write(chunk.chunk().data(), chunk.chunk().size());
-      grpc::Status status = reader->Finish();
+      // droverd may be restarting: the download waits for it (up to two minutes) rather
+      // than failing the attempt.
+      absl::Time give_up = absl::Now() + absl::Minutes(2);
+      std::ofstream out;
+      grpc::Status status;
+      while (true) {
+        AwaitDroverd(give_up, [this] { return Interrupted(); });
+        out = std::ofstream(tar, std::ios::binary | std::ios::trunc);
+        grpc::ClientContext context;
+        v1::DownloadBlobRequest request;
+        request.set_digest(digest);
+        auto reader = env_.blobs->DownloadBlob(&context, request);
+        v1::DownloadBlobResponse chunk;
+        while (reader->Read(&chunk)) out.write(chunk.chunk().data(), chunk.chunk().size());
+        status = reader->Finish();
+        if (status.error_code() != grpc::StatusCode::UNAVAILABLE || Interrupted() ||
+            absl::Now() >= give_up) {
+          break;
+        }
+        absl::SleepFor(absl::Milliseconds(200));
+      }
       if (!status.ok() || !out.flush()) {
         fs::remove(tar, error);
         return FromGrpc(status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "disk write failed")

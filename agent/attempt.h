@@ -70,6 +70,9 @@ struct AttemptEnv {
   std::function<void(const v1::AttemptReport&)> report;
   // Whether the agent is going down (then nothing waits for droverd any more).
   std::function<bool()> shutting_down;
+  // Waits up to the given time for the connection to droverd to be up and says whether it
+  // is (it drives a reconnection meanwhile); null: calls are made without waiting.
+  std::function<bool(absl::Duration)> await_droverd;
   // Called on the attempt's thread after it reported ENDED.
   std::function<void(const v1::AttemptRef&)> ended;
 };
@@ -125,6 +128,9 @@ class Attempt {
   bool Detached();
   // Whether a STOP or Detach() asks the preparation to end.
   bool Interrupted();
+  // Waits until the connection to droverd is up (droverd restarting, the network back),
+  // until `give_up`, or until `stop` or the agent's shutdown; whether it is up.
+  bool AwaitDroverd(absl::Time give_up, const std::function<bool()>& stop);
   void Report(v1::AttemptReport::Phase phase, const std::string& reason = "");
   // Makes `report` the last one, and keeps it in the attempt's record when its phase changed.
   void Record(const v1::AttemptReport& report);
@@ -158,6 +164,8 @@ class Attempt {
   // (see LogShipper::FileName); CPU use from the second sample on (it is a rate).
   void SampleSystemMetrics();
   void UploadOutputs();
+  // Sends the outputs archive to droverd unless it has it already: one try.
+  absl::Status SendOutputs(const std::string& tar_path, const std::string& digest, uint64_t size);
   // Appends a line for the user to the first rank's stderr (when it is a regular file).
   void NoteInJobLog(const std::string& note);
   // The attempt's log files, in its job folder, for the log shipper.

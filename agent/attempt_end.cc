@@ -154,41 +154,69 @@ void Attempt::UploadOutputs() {
     NoteInJobLog(absl::StrCat("outputs: ", tar->warnings.size() - kMaxOutputNotes,
                               " more entries were left out"));
   }
-  grpc::ClientContext stat_context;
-  v1::StatBlobRequest stat;
-  stat.set_digest(tar->digest);
-  v1::StatBlobResponse present;
-  bool have = env_.blobs->StatBlob(&stat_context, stat, &present).ok() && present.present();
-  if (!have) {
-    grpc::ClientContext context;
-    v1::UploadBlobResponse response;
-    auto writer = env_.blobs->UploadBlob(&context, &response);
-    v1::UploadBlobRequest header;
-    header.mutable_header()->set_digest(tar->digest);
-    header.mutable_header()->set_size(static_cast<int64_t>(tar->tar_bytes));
-    bool ok = writer->Write(header);
-    std::ifstream in(tar->tar_path, std::ios::binary);
-    std::string buffer(kChunkBytes, '\0');
-    while (ok && in) {
-      in.read(buffer.data(), kChunkBytes);
-      std::streamsize n = in.gcount();
-      if (n <= 0) break;
-      v1::UploadBlobRequest piece;
-      piece.set_chunk(buffer.substr(0, static_cast<size_t>(n)));
-      ok = writer->Write(piece);
+  // droverd may be restarting (or out of reach) right when the job ends: the outputs wait
+  // for it, like the logs do, rather than being lost. A stopping agent leaves them to the
+  // next agent process, which finishes the attempt again from its record.
+  constexpr absl::Duration kPatience = absl::Minutes(2);
+  absl::Time give_up = absl::Now() + kPatience;
+  absl::Status sent;
+  while (true) {
+    AwaitDroverd(give_up, [this] { return Detached(); });
+    sent = SendOutputs(tar->tar_path, tar->digest, tar->tar_bytes);
+    if (sent.ok() || sent.code() != absl::StatusCode::kUnavailable ||
+        env_.shutting_down() || Detached() || absl::Now() >= give_up) {
+      break;
     }
-    writer->WritesDone();
-    grpc::Status status = writer->Finish();
-    if (!status.ok()) {
-      Log(LogLevel::kWarning, "outputs_upload_failed",
-          {{"job", assignment_.attempt().job_id()}, {"error", status.error_message()}});
-      fs::remove(tar->tar_path, error);
-      return;
-    }
+    Log(LogLevel::kInfo, "outputs_upload_retried",
+        {{"job", assignment_.attempt().job_id()}, {"error", sent.message()}});
+    absl::SleepFor(absl::Milliseconds(200));
   }
   fs::remove(tar->tar_path, error);
+  if (!sent.ok()) {
+    // Detached: the next agent process uploads them when it finishes the attempt.
+    Log(Detached() ? LogLevel::kInfo : LogLevel::kWarning,
+        Detached() ? "outputs_upload_deferred" : "outputs_upload_failed",
+        {{"job", assignment_.attempt().job_id()}, {"error", sent.message()}});
+    return;
+  }
   outputs_digest_ = tar->digest;
   outputs_size_ = static_cast<int64_t>(tar->tar_bytes);
+}
+
+absl::Status Attempt::SendOutputs(const std::string& tar_path, const std::string& digest,
+                                  uint64_t size) {
+  grpc::ClientContext stat_context;
+  v1::StatBlobRequest stat;
+  stat.set_digest(digest);
+  v1::StatBlobResponse present;
+  grpc::Status status = env_.blobs->StatBlob(&stat_context, stat, &present);
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  }
+  if (present.present()) return absl::OkStatus();
+  grpc::ClientContext context;
+  v1::UploadBlobResponse response;
+  auto writer = env_.blobs->UploadBlob(&context, &response);
+  v1::UploadBlobRequest header;
+  header.mutable_header()->set_digest(digest);
+  header.mutable_header()->set_size(static_cast<int64_t>(size));
+  bool ok = writer->Write(header);
+  std::ifstream in(tar_path, std::ios::binary);
+  std::string buffer(kChunkBytes, '\0');
+  while (ok && in) {
+    in.read(buffer.data(), kChunkBytes);
+    std::streamsize n = in.gcount();
+    if (n <= 0) break;
+    v1::UploadBlobRequest piece;
+    piece.set_chunk(buffer.substr(0, static_cast<size_t>(n)));
+    ok = writer->Write(piece);
+  }
+  writer->WritesDone();
+  status = writer->Finish();
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  }
+  return absl::OkStatus();
 }
 
 void Attempt::NoteInJobLog(const std::string& note) {

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/errno_status.h"
+#include "common/safe_open.h"
 #include "common/status_macros.h"
 
 namespace drover::agent {
@@ -22,32 +23,7 @@ namespace {
 // Deeper trees are refused: each level holds two descriptors and a stack frame.
 constexpr int kMaxDepth = 128;
 
-// An owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { Reset(); }
-  int get() const { return fd_; }
-  bool ok() const { return fd_ >= 0; }
-
- private:
-  void Reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-  int fd_ = -1;
-};
+using Fd = UniqueFd;
 
 constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
@@ -78,7 +54,7 @@ absl::Status NotAFolder(int dir, const std::string& name, const std::string& sho
 
 absl::StatusOr<Fd> OpenRoot(const std::string& root) {
   Fd fd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.ok()) {
+  if (!fd.valid()) {
     if (errno == ENOENT) return absl::NotFoundError(absl::StrCat(root, " does not exist"));
     return ErrnoStatus(errno, absl::StrCat("opening ", root));
   }
@@ -93,7 +69,7 @@ absl::StatusOr<Fd> OpenFolderIn(int dir, const std::string& name, bool create,
     return ErrnoStatus(errno, absl::StrCat("creating ", shown));
   }
   Fd fd(openat(dir, name.c_str(), kDirFlags));
-  if (!fd.ok()) return NotAFolder(dir, name, shown, errno);
+  if (!fd.valid()) return NotAFolder(dir, name, shown, errno);
   return fd;
 }
 
@@ -101,7 +77,7 @@ absl::StatusOr<Fd> OpenFolderIn(int dir, const std::string& name, bool create,
 absl::StatusOr<Fd> WalkFolders(int root_fd, const std::vector<std::string>& parts, size_t count,
                                bool create) {
   Fd current(fcntl(root_fd, F_DUPFD_CLOEXEC, 0));
-  if (!current.ok()) return ErrnoStatus(errno, "duplicating a descriptor");
+  if (!current.valid()) return ErrnoStatus(errno, "duplicating a descriptor");
   std::string shown;
   for (size_t i = 0; i < count; ++i) {
     shown = JoinRelative(shown, parts[i]);
@@ -189,13 +165,13 @@ class Copier {
     }
     if (S_ISDIR(st.st_mode)) {
       Fd source(openat(from, name.c_str(), kDirFlags));
-      if (!source.ok()) return NotAFolder(from, name, shown, errno);
+      if (!source.valid()) return NotAFolder(from, name, shown, errno);
       DROVER_ASSIGN_OR_RETURN(Fd target, MakeTargetFolder(to, to_name, shown));
       return CopyContents(source.get(), target.get(), shown, depth);
     }
     if (!S_ISREG(st.st_mode)) return Skip(st, shown, top);
     Fd source(openat(from, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-    if (!source.ok()) {
+    if (!source.valid()) {
       if (errno == ELOOP) return Skip(st, shown, top);
       return ErrnoStatus(errno, absl::StrCat("opening ", shown));
     }
@@ -250,7 +226,7 @@ class Copier {
     for (int tries = 0; tries < 3; ++tries) {
       Fd fd(openat(dir, name.c_str(),
                    O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, bits));
-      if (fd.ok()) {
+      if (fd.valid()) {
         struct stat st;
         if (fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("writing ", shown));
         if (S_ISREG(st.st_mode) && st.st_nlink <= 1) {
@@ -302,7 +278,7 @@ absl::StatusOr<CopyStats> CopyBeneath(const std::string& from_root, const std::s
   if (to_parts.empty()) {
     // Into the root folder itself: `from` must be a folder.
     Fd source(openat(source_parent->get(), from_parts.back().c_str(), kDirFlags));
-    if (!source.ok()) return NotAFolder(source_parent->get(), from_parts.back(), from, errno);
+    if (!source.valid()) return NotAFolder(source_parent->get(), from_parts.back(), from, errno);
     DROVER_RETURN_IF_ERROR(
         copier.CopyContents(source.get(), to_root_fd->get(), from, /*depth=*/0));
     return copier.stats;

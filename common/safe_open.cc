@@ -191,6 +191,16 @@ absl::Status Refused(absl::string_view path, absl::string_view where, FileKind k
                    want_dir || where != path ? "folder" : "regular file"));
 }
 
+// The folder `root` (a path the caller trusts), opened to resolve paths beneath it.
+absl::StatusOr<UniqueFd> OpenRoot(const std::string& root) {
+  int fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("'", root, "' does not exist"));
+    return ErrnoStatus(errno, absl::StrCat("opening folder '", root, "'"));
+  }
+  return UniqueFd(fd);
+}
+
 }  // namespace
 
 UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
@@ -300,13 +310,9 @@ absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, absl::string_view path, int fl
 absl::StatusOr<UniqueFd> OpenBeneath(const std::string& root, absl::string_view path, int flags,
                                      mode_t mode, FileKind* found) {
   if (found != nullptr) *found = FileKind::kMissing;
-  int root_fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("'", root, "' does not exist"));
-    return ErrnoStatus(errno, absl::StrCat("opening folder '", root, "'"));
-  }
-  UniqueFd closer(root_fd);
-  return OpenBeneath(root_fd, path, flags, mode, found);
+  absl::StatusOr<UniqueFd> root_fd = OpenRoot(root);
+  if (!root_fd.ok()) return root_fd.status();
+  return OpenBeneath(root_fd->get(), path, flags, mode, found);
 }
 
 absl::StatusOr<std::string> ReadSmallFileBeneath(int root_fd, absl::string_view path,
@@ -334,13 +340,9 @@ absl::StatusOr<std::string> ReadSmallFileBeneath(int root_fd, absl::string_view 
 absl::StatusOr<std::string> ReadSmallFileBeneath(const std::string& root, absl::string_view path,
                                                  size_t max_bytes, FileKind* found) {
   if (found != nullptr) *found = FileKind::kMissing;
-  int root_fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("'", root, "' does not exist"));
-    return ErrnoStatus(errno, absl::StrCat("opening folder '", root, "'"));
-  }
-  UniqueFd closer(root_fd);
-  return ReadSmallFileBeneath(root_fd, path, max_bytes, found);
+  absl::StatusOr<UniqueFd> root_fd = OpenRoot(root);
+  if (!root_fd.ok()) return root_fd.status();
+  return ReadSmallFileBeneath(root_fd->get(), path, max_bytes, found);
 }
 
 namespace {
@@ -400,13 +402,9 @@ absl::StatusOr<std::vector<BeneathEntry>> ListBeneath(int root_fd, absl::string_
 
 absl::StatusOr<std::vector<BeneathEntry>> ListBeneath(const std::string& root,
                                                       absl::string_view path) {
-  int root_fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("'", root, "' does not exist"));
-    return ErrnoStatus(errno, absl::StrCat("opening folder '", root, "'"));
-  }
-  UniqueFd closer(root_fd);
-  return ListBeneath(root_fd, path);
+  absl::StatusOr<UniqueFd> root_fd = OpenRoot(root);
+  if (!root_fd.ok()) return root_fd.status();
+  return ListBeneath(root_fd->get(), path);
 }
 
 absl::Status MakeFoldersBeneath(int root_fd, absl::string_view path, mode_t mode) {
