@@ -184,13 +184,30 @@ const std::vector<std::string>& SeccompAllowedSyscalls() {
   return *names;
 }
 
+std::string NativeSeccompArchitecture() {
+#if defined(__x86_64__)
+  return "SCMP_ARCH_X86_64";
+#elif defined(__aarch64__)
+  return "SCMP_ARCH_AARCH64";
+#else
+  // runc then filters for its own architecture only, the same thing.
+  return "";
+#endif
+}
+
 Json DefaultSeccompProfile() {
   Json profile = Json::Object();
   profile.Set("defaultAction", "SCMP_ACT_ERRNO");
   profile.Set("defaultErrnoRet", kEperm);
-  profile.Set("architectures", Json::Strings({"SCMP_ARCH_X86_64", "SCMP_ARCH_X86",
-                                              "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64",
-                                              "SCMP_ARCH_ARM"}));
+  // The node's own architecture only. A system call of any other ABI (i386 through
+  // `int 0x80`, x32, 32-bit ARM on aarch64) gets libseccomp's bad-architecture action, which
+  // runc leaves at its default: the thread is killed with SIGSYS, stricter than the allowlist
+  // (verified with runc 1.1.5 and libseccomp 2.5.4; docs/containers.md). Each architecture
+  // listed costs runc several milliseconds of filter compilation at every container start:
+  // the five listed before (x86_64, x86, x32, aarch64, arm) cost about 50 ms
+  // (docs/benchmarks.md).
+  const std::string arch = NativeSeccompArchitecture();
+  if (!arch.empty()) profile.Set("architectures", Json::Strings({arch}));
   Json& syscalls = profile.Set("syscalls", Json::Array());
   Json allowed = Json::Object();
   allowed.Set("names", Json::Strings(SeccompAllowedSyscalls()));

@@ -53,8 +53,14 @@ const std::vector<std::string>& DefaultReadonlyPaths();
 // kexec_*, mount and the new mount API, umount, pivot_root, setns, unshare and clone of new
 // namespaces, ptrace, process_vm_readv/writev, kcmp, perf_event_open, *_module, swapon/off,
 // reboot, open_by_handle_at, userfaultfd, io_uring_*, clock and time setting, syslog,
-// iopl/ioperm, acct, quotactl. Architectures: x86_64 (with x86 and x32), aarch64 (with arm).
+// iopl/ioperm, acct, quotactl. Architectures: the node's own only (NativeSeccompArchitecture);
+// a system call of another ABI (i386 `int 0x80`, x32, 32-bit arm) kills the calling thread
+// with SIGSYS, so 32-bit programs cannot run in job containers.
 Json DefaultSeccompProfile();
+
+// "SCMP_ARCH_X86_64" or "SCMP_ARCH_AARCH64", as this binary is built; "" elsewhere (the
+// profile then lists none, and runc filters for its own architecture only).
+std::string NativeSeccompArchitecture();
 
 // The syscalls DefaultSeccompProfile() allows whatever their arguments (clone, unshare and
 // personality are allowed only with the arguments it checks).

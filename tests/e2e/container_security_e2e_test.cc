@@ -139,6 +139,34 @@ TEST_F(ContainerSecurityE2eTest, KeyringsNewNamespacesMountsAndTheKernelsToolsAr
   EXPECT_THAT(out, Not(HasSubstr("mount-cli=0"))) << out;
 }
 
+// The filter lists x86_64 alone: a system call of the i386 ABI (`int 0x80`, which 64-bit
+// processes may use too) or of the x32 ABI gets the bad-architecture action, SIGSYS, rather
+// than slipping past an allowlist written for x86_64 numbers. Each probe runs in its own
+// python, and the shell prints its status (128 + 31 for SIGSYS).
+constexpr char kOtherAbiProbes[] = R"(/usr/bin/python3 - <<'EOF'
+import ctypes, mmap
+# mov eax, 20 (getpid in the i386 table); int 0x80; ret
+code = b"\xb8\x14\x00\x00\x00\xcd\x80\xc3"
+buf = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+buf.write(code)
+call = ctypes.CFUNCTYPE(ctypes.c_long)(ctypes.addressof(ctypes.c_char.from_buffer(buf)))
+print("i386 getpid returned", call(), flush=True)
+EOF
+echo i386=$?
+/usr/bin/python3 -c 'import ctypes; print("x32 getpid returned", ctypes.CDLL(None).syscall(0x40000000 | 39), flush=True)'
+echo x32=$?
+/usr/bin/python3 -c 'import os; print("native pid", os.getpid(), flush=True)'
+echo native=$?
+)";
+
+TEST_F(ContainerSecurityE2eTest, SystemCallsOfOtherAbisKillTheCaller) {
+  std::string out = RunToEnd(kOtherAbiProbes);
+  EXPECT_THAT(out, HasSubstr("i386=159\n")) << out;
+  EXPECT_THAT(out, HasSubstr("x32=159\n")) << out;
+  EXPECT_THAT(out, Not(HasSubstr("getpid returned"))) << "no other ABI's call returned\n" << out;
+  EXPECT_THAT(out, HasSubstr("native=0\n")) << out;
+}
+
 TEST_F(ContainerSecurityE2eTest, AForkBombStopsAtThePidsLimitAndTheNodeRunsTheNextJob) {
   // Forks until the kernel says no, then reports how far it got and cleans up.
   std::string counted = Submit(Shell(R"(/usr/bin/python3 - <<'EOF'
