@@ -488,6 +488,8 @@ AttemptEnv Agent::MakeAttemptEnv() {
       .metrics_interval = options_.metrics_interval,
       .metrics = options_.metrics,
       .datastore_roots = {.allowed = options_.datastore_roots, .refused = {options_.work_dir}},
+      .pids_limit = options_.pids_limit,
+      .userns = options_.userns,
       .report =
           [this](const v1::AttemptReport& report) {
             v1::AgentMessage out;

@@ -67,6 +67,11 @@ struct AgentOptions {
   bool stop_jobs_on_exit = false;
   // The folders HOSTPATH datastores may be in (--datastore-root); empty: none may be used.
   std::vector<std::string> datastore_roots;
+  // Most processes each job container may have (--pids-limit); 0: no limit.
+  int64_t pids_limit = 4096;
+  // The job containers' user namespace (--userns-range; the runtime has the same): what
+  // FUSE datastore mounts are given to. size 0: none.
+  IdRange userns;
 };
 
 class Agent {

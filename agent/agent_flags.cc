@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "agent/gpus.h"
 #include "agent/runtime/runc_runtime.h"
 #include "common/config.h"
@@ -166,6 +167,37 @@ absl::StatusOr<AgentSettings> ParseAgentFlags(const std::vector<std::string>& ar
   flags.Bool("allow-unpatched-runc", &s.allow_unpatched_runc,
              "Start even when runc looks unpatched for CVE-2024-21626 (for a distribution "
              "that backported the fix under a version the agent does not know)");
+  flags.Custom(
+      "userns-range",
+      [&s](absl::string_view value) {
+        if (value == "none") {
+          s.userns_host_id = 0;
+          s.userns_size = 0;
+          return absl::OkStatus();
+        }
+        std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(value, ':');
+        uint32_t id = 0;
+        uint32_t size = 0;
+        if (!absl::SimpleAtoi(parts.first, &id) || !absl::SimpleAtoi(parts.second, &size) ||
+            id == 0 || size == 0 || uint64_t{id} + size > uint64_t{0xffffffff}) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "--userns-range: '", value,
+              "' is not HOST_ID:SIZE with HOST_ID above 0 (for example 100000:65536, or the "
+              "node's /etc/subuid entry for drover), or none"));
+        }
+        s.userns_host_id = id;
+        s.userns_size = size;
+        return absl::OkStatus();
+      },
+      "Host uids and gids that job containers' ids 0..SIZE-1 map to (a user namespace: the "
+      "job's root is host uid HOST_ID, which owns nothing on the node); one range for every "
+      "container of this agent; give no other user these ids. 'none': no user namespace, "
+      "the job's root is the node's root (docs/containers.md)",
+      "HOST_ID:SIZE|none", "100000:65536");
+  flags.Int("pids-limit", &s.pids_limit,
+            "Most processes and threads each job container may have at once (its pids cgroup); "
+            "a fork bomb stops there. 0: no limit",
+            "N");
   flags.String("config", &config_path, "Read settings from this file", "FILE");
   flags.String("log-level", &log_level, "debug, info, warning or error", "LEVEL");
 
@@ -210,6 +242,10 @@ absl::StatusOr<AgentSettings> ParseAgentFlags(const std::vector<std::string>& ar
     return absl::InvalidArgumentError(absl::StrCat("--environment-cache-size: ", bad.message()));
   }
   s.environment_cache_bytes = environment_cache_mib << 20;
+  if (s.pids_limit < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--pids-limit: ", s.pids_limit, " is negative; use 0 (no limit) or a count such as 4096"));
+  }
   for (const std::string& root : s.datastore_roots) {
     DROVER_RETURN_IF_ERROR(CheckDatastoreRoot("--datastore-root", root));
   }

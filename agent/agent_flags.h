@@ -51,6 +51,11 @@ struct AgentSettings {
   // datastore runs on this node); each checked with CheckDatastoreRoot.
   std::vector<std::string> datastore_roots;
   bool allow_unpatched_runc = false;  // --allow-unpatched-runc
+  // --userns-range HOST_ID:SIZE: the host ids every job container's ids 0..SIZE-1 map to;
+  // userns_size 0 (`--userns-range none`): no user namespace.
+  uint32_t userns_host_id = 100000;
+  uint32_t userns_size = 65536;
+  int64_t pids_limit = 4096;  // --pids-limit; 0: none
   LogLevel log_level = LogLevel::kInfo;
 };
 

@@ -274,6 +274,7 @@ absl::Status Attempt::Prepare() {
        .mount_dir = AttemptMountDir(env_.work_dir, assignment_.attempt()),
        .record_dir = AttemptRecordDir(env_.work_dir, assignment_.attempt()),
        .node_name = env_.node_name,
+       .container_root = env_.userns.size > 0 ? int64_t{env_.userns.host_id} : -1,
        .datastore_roots = env_.datastore_roots,
        .stop = [this] { return Interrupted(); },
        .report =

@@ -62,6 +62,10 @@ struct AttemptEnv {
   // The folders HOSTPATH datastores may be in (--datastore-root) and the agent's own, which
   // none may touch; see JobDataContext.
   DatastoreRoots datastore_roots;
+  // Most processes the job container may have; 0: no limit.
+  int64_t pids_limit = 4096;
+  // The container's user namespace (size 0: none): its root is host id userns.host_id.
+  IdRange userns;
   // Sends a report to droverd (dropped while disconnected; the last one is also in hello).
   std::function<void(const v1::AttemptReport&)> report;
   // Whether the agent is going down (then nothing waits for droverd any more).

@@ -7,6 +7,10 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -77,6 +81,7 @@ ContainerSpec Attempt::BuildContainer() const {
   c.cpus = spec.resources().cpus();
   c.memory_mib = spec.resources().memory_mib();
   c.shm_mib = spec.resources().shm_mib() > 0 ? spec.resources().shm_mib() : 64;
+  c.pids_limit = env_.pids_limit;
 
   int ppn = spec.process_count_per_node();
   // One entry per name; a later setting replaces an earlier one in place.
@@ -167,7 +172,13 @@ ContainerSpec Attempt::BuildContainer() const {
     add("OMPI_ALLOW_RUN_AS_ROOT", "1");
     add("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
     c.mounts.push_back({.source = dir_ + "/relay", .destination = "/run/drover-mpi/relay",
-                        .read_only = false});
+                        .read_only = false, .owned_by_container = true});
+    // Open MPI's shared-memory transport copies between ranks with process_vm_readv (CMA)
+    // when it can; the container's seccomp filter refuses it (like ptrace): copy through
+    // the shared segment instead, unless the job chose otherwise.
+    if (!has("OMPI_MCA_btl_vader_single_copy_mechanism")) {
+      add("OMPI_MCA_btl_vader_single_copy_mechanism", "none");
+    }
     c.mounts.push_back({.source = env_.rsh_binary, .destination = kRshPath, .read_only = true});
     if (a.node_rank() == 0) {
       // PID 1 runs mpirun, which runs every rank (here directly, elsewhere through
@@ -250,7 +261,17 @@ absl::Status Attempt::StartRelay() {
     }
   }
   relay_ = std::make_unique<ExecRelay>(a.attempt(), a.exec_token(), std::move(peers));
-  return relay_->Listen(dir_ + "/relay/exec.sock");
+  const std::string socket = dir_ + "/relay/exec.sock";
+  DROVER_RETURN_IF_ERROR(relay_->Listen(socket));
+  // The container's root (an unprivileged host uid with a user namespace) connects to it;
+  // also when a taken-over attempt listens again on a running container. lchown: the
+  // folder is the job's, and a link it put there is not followed.
+  if (env_.userns.size > 0 &&
+      lchown(socket.c_str(), env_.userns.host_id, env_.userns.host_id) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot give exec relay socket ", socket, " to the job: ", strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace drover::agent

@@ -317,6 +317,7 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
           .cache_dir = absl::StrCat(context.rclone_dir, "/cache-", name),
           .log_path = absl::StrCat(context.rclone_dir, "/mount-", name, ".log"),
           .read_write = read_write,
+          .owner_id = context.container_root,
           .record_path = context.record_dir.empty()
                              ? ""
                              : absl::StrCat(context.record_dir, "/rclone-", name)};

@@ -43,6 +43,9 @@ struct JobDataContext {
   // it over. Empty: not recorded, and not taken over.
   std::string record_dir;
   std::string node_name;
+  // The host uid of the job container's root when it has a user namespace (FUSE mounts are
+  // given to it); -1: the container's root is the node's.
+  int64_t container_root = -1;
   // Where HOSTPATH datastores may be (--datastore-root) and what they may never touch (the
   // agent's work folder): a datastore's real path (symlinks resolved, as are the roots and
   // refused folders) is checked against them, as is every RCLONE datastore's options

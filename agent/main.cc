@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
           {.runc_path = s.runc,
            .root_dir = s.work_dir + "/runc",
            .init_binary = s.init,
-           .allow_unpatched_runc = s.allow_unpatched_runc});
+           .allow_unpatched_runc = s.allow_unpatched_runc,
+           .userns = {.host_id = s.userns_host_id, .size = s.userns_size}});
   if (!runtime.ok()) return Fail(runtime.status().message());
   absl::StatusOr<drover::agent::GpuInventory> gpus = drover::agent::DiscoverGpus(
       {.inventory = s.gpu_inventory, .count = s.gpu_count, .nvidia_smi = s.nvidia_smi});
@@ -99,7 +100,9 @@ int main(int argc, char** argv) {
        .gpus = *std::move(gpus),
        .environment_cache_bytes = s.environment_cache_bytes,
        .stop_jobs_on_exit = s.stop_jobs_on_exit,
-       .datastore_roots = s.datastore_roots},
+       .datastore_roots = s.datastore_roots,
+       .pids_limit = s.pids_limit,
+       .userns = {.host_id = s.userns_host_id, .size = s.userns_size}},
                              **runtime);
   drover::Log(drover::LogLevel::kInfo, "agent_started",
               {{"node", node->name()}, {"address", node->addresses(0)}, {"scheduler", s.scheduler},

@@ -422,6 +422,10 @@ std::vector<std::string> RcloneMountArgs(const RcloneTools& tools, const RcloneM
     args.insert(args.end(),
                 {"--read-only", "--vfs-cache-mode", "off", "--dir-cache-time", "1h"});
   }
+  if (spec.owner_id >= 0) {
+    args.insert(args.end(), {"--allow-other", "--uid", absl::StrCat(spec.owner_id), "--gid",
+                             absl::StrCat(spec.owner_id)});
+  }
   return args;
 }
 

@@ -68,6 +68,10 @@ struct RcloneMountSpec {
   std::string cache_dir;   // rclone's VFS cache (written files wait there to be uploaded)
   std::string log_path;    // rclone's stdout and stderr
   bool read_write = false;
+  // The host uid (and gid) that files in the mount belong to, with FUSE's allow_other so
+  // that a job container's root in its user namespace (an unprivileged host uid) may use
+  // them; -1: only root may (rclone's default).
+  int64_t owner_id = -1;
   // Where rclone's pid and start time are kept (RcloneProcessRecord), so that the next
   // agent process can take the mount over: a file in the attempt's record folder, which no
   // job can reach (a pid read from a job-writable place is never trusted). Empty: none

@@ -150,8 +150,10 @@ absl::StatusOr<std::unique_ptr<ContainerBaseline>> ContainerBaseline::Open(
   DROVER_ASSIGN_OR_RETURN(baseline->runtime_,
                           agent::RuncRuntime::Open({.runc_path = o.runc_path,
                                                     .root_dir = o.work_dir + "/runc",
-                                                    .init_binary = o.init_binary}));
-  DROVER_RETURN_IF_ERROR(baseline->PrepareSameConfigBundle());
+                                                    .init_binary = o.init_binary,
+                                                    .userns = o.userns}));
+  DROVER_RETURN_IF_ERROR(baseline->PrepareSameConfigBundle("same-bundle", /*hardened=*/true));
+  DROVER_RETURN_IF_ERROR(baseline->PrepareSameConfigBundle("plain-bundle", /*hardened=*/false));
   if (baseline->has_minimal()) DROVER_RETURN_IF_ERROR(baseline->PrepareMinimalBundle());
   return baseline;
 }
@@ -197,9 +199,9 @@ agent::ContainerSpec ContainerBaseline::Spec(const std::string& id) const {
   return c;
 }
 
-absl::Status ContainerBaseline::PrepareSameConfigBundle() {
+absl::Status ContainerBaseline::PrepareSameConfigBundle(const std::string& name, bool hardened) {
   // What RuncRuntime::PrepareBundle makes for the host image, once.
-  const std::string bundle = options_.work_dir + "/same-bundle";
+  const std::string bundle = options_.work_dir + "/" + name;
   const std::string rootfs = bundle + "/rootfs";
   DROVER_RETURN_IF_ERROR(MakeDirs(bundle + "/state"));
   agent::OciOptions oci;
@@ -207,7 +209,21 @@ absl::Status ContainerBaseline::PrepareSameConfigBundle() {
   oci.host_os = true;
   oci.init_binary = options_.init_binary;
   oci.state_dir = bundle + "/state";
-  oci.cgroups_path = "drover-bench-same-config";
+  oci.cgroups_path = absl::StrCat("drover-bench-", name);
+  oci.seccomp = hardened;
+  if (hardened) {
+    oci.userns = options_.userns;
+    // As RuncRuntime gives them: what the container's root writes.
+    for (const std::string& dir : {bundle + "/state", options_.work_dir + "/job"}) {
+      if (lchown(dir.c_str(), oci.userns.host_id, oci.userns.host_id) != 0) {
+        return absl::FailedPreconditionError(absl::StrCat("cannot chown ", dir, ": ", strerror(errno)));
+      }
+      std::error_code error;
+      for (const auto& entry : fs::recursive_directory_iterator(dir, error)) {
+        (void)lchown(entry.path().c_str(), oci.userns.host_id, oci.userns.host_id);
+      }
+    }
+  }
   rlimit limit;
   oci.nofile_limit = 1048576;
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_max != RLIM_INFINITY) {
@@ -328,6 +344,11 @@ absl::StatusOr<absl::Duration> ContainerBaseline::RuncRun(const std::string& bun
 absl::StatusOr<absl::Duration> ContainerBaseline::RunRuncSameConfig() {
   return RuncRun(options_.work_dir + "/same-bundle",
                  absl::StrCat("drover-bench-run-", getpid(), "-", next_id_++));
+}
+
+absl::StatusOr<absl::Duration> ContainerBaseline::RunRuncSameConfigUnhardened() {
+  return RuncRun(options_.work_dir + "/plain-bundle",
+                 absl::StrCat("drover-bench-plain-", getpid(), "-", next_id_++));
 }
 
 absl::StatusOr<absl::Duration> ContainerBaseline::RunRuncMinimal() {

@@ -10,6 +10,9 @@
 //  - runc run, same config: one `runc run` of a bundle with the same OCI config (host
 //    skeleton rootfs, drover-init as PID 1), prepared once: runc alone, without the
 //    runtime's separate create/start/delete processes and bundle work.
+//  - runc run, same config, as before issue 16: the same without the user namespace and the
+//    seccomp filter (the job's root the node's root), so that one run shows what that
+//    hardening costs.
 //  - runc run, minimal: `runc spec`'s default config with a rootfs holding only a static
 //    busybox running `true` (the "about 75 ms" of TESTING.md).
 //
@@ -44,6 +47,9 @@ struct ContainerBaselineOptions {
   // The job's resources, as in the benchmark's job spec.
   double cpus = 1;
   int64_t memory_mib = 512;
+  // The user namespace of the runtime and same-config containers: drover-agent's default
+  // --userns-range.
+  agent::IdRange userns = {.host_id = 100000, .size = 65536};
 };
 
 // One container through the runtime, phase by phase.
@@ -66,6 +72,8 @@ class ContainerBaseline {
   // has runc's or drover-init's complaint).
   absl::StatusOr<RuntimeRun> RunRuntime();
   absl::StatusOr<absl::Duration> RunRuncSameConfig();
+  // The same config without user namespace and seccomp.
+  absl::StatusOr<absl::Duration> RunRuncSameConfigUnhardened();
   // FAILED_PRECONDITION when the options had no busybox.
   absl::StatusOr<absl::Duration> RunRuncMinimal();
 
@@ -74,7 +82,8 @@ class ContainerBaseline {
  private:
   explicit ContainerBaseline(ContainerBaselineOptions options) : options_(std::move(options)) {}
   agent::ContainerSpec Spec(const std::string& id) const;
-  absl::Status PrepareSameConfigBundle();
+  // `hardened`: the agent's user namespace and seccomp filter; else neither.
+  absl::Status PrepareSameConfigBundle(const std::string& name, bool hardened);
   absl::Status PrepareMinimalBundle();
   // `runc --root R run --bundle B ID` with stdio on /dev/null and a log file; its duration.
   absl::StatusOr<absl::Duration> RuncRun(const std::string& bundle, const std::string& id);

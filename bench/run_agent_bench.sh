@@ -67,6 +67,8 @@ if [[ $fs_type == tmpfs || $fs_type == ramfs ]]; then
 fi
 
 base=$(mktemp -d "$state_root/drover-agent-bench-XXXXXX")
+# Searchable by others: a job container's root is an unprivileged host uid (--userns-range).
+chmod 711 "$base"
 state_dir=$base/state
 work_dir=$base/agent
 results=${out_dir:-$base/results}
@@ -176,6 +178,13 @@ row("baseline: RuncRuntime run", b["runtime"])
 for part in ("create", "start", "wait", "delete"):
     row("  " + part, b["runtime_" + part])
 row("baseline: runc run, same cfg", b["runc_run_same_config"])
+plain = b.get("runc_run_same_config_unhardened")
+if plain and plain.get("count"):
+    row("  without userns, seccomp", plain)
+    cost = b["runc_run_same_config"]["p50_ms"] - plain["p50_ms"]
+    print(f"  hardening (userns + seccomp) costs {cost:.3f} ms = "
+          f"{b['runc_run_same_config']['p50_ms'] / plain['p50_ms']:.2f} x the unhardened run "
+          f"(goal, issue 16: <= 15 ms: {'met' if cost <= 15 else 'NOT met'})")
 if b["runc_run_minimal"]["count"]:
     row("baseline: runc run, minimal", b["runc_run_minimal"])
 bare = b["runtime"]["p50_ms"]

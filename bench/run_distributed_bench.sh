@@ -83,6 +83,8 @@ if [[ -n $("$testhosts" list --prefix "$prefix") ]]; then
 fi
 
 base=$(mktemp -d "$state_root/drover-dist-bench-XXXXXX")
+# Searchable by others: a job container's root is an unprivileged host uid (--userns-range).
+chmod 711 "$base"
 results=${out_dir:-$base/results}
 mkdir -p "$base/state" "$results"
 droverd_pid=

@@ -57,6 +57,8 @@ if ! /usr/bin/python3 -c 'import setuptools, wheel, pip' 2>/dev/null; then
 fi
 
 base=$(mktemp -d "$state_root/drover-environment-bench-XXXXXX")
+# Searchable by others: a job container's root is an unprivileged host uid (--userns-range).
+chmod 711 "$base"
 results=${out_dir:-$base/results}
 mkdir -p "$base/state" "$base/agent" "$base/wheels" "$results"
 droverd_pid=

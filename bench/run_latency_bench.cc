@@ -136,6 +136,7 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
   std::vector<JobTimeline> timelines;  // measured jobs only
   std::vector<RuntimeRun> runtime_runs;
   std::vector<absl::Duration> same_config_runs;
+  std::vector<absl::Duration> unhardened_runs;
   std::vector<absl::Duration> minimal_runs;
 
   auto run_baseline = [&](bool measured) -> absl::Status {
@@ -143,9 +144,12 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
     if (!runtime.ok()) return runtime.status();
     absl::StatusOr<absl::Duration> same = baseline->RunRuncSameConfig();
     if (!same.ok()) return same.status();
+    absl::StatusOr<absl::Duration> unhardened = baseline->RunRuncSameConfigUnhardened();
+    if (!unhardened.ok()) return unhardened.status();
     if (measured) {
       runtime_runs.push_back(*runtime);
       same_config_runs.push_back(*same);
+      unhardened_runs.push_back(*unhardened);
     }
     if (baseline->has_minimal()) {
       absl::StatusOr<absl::Duration> minimal = baseline->RunRuncMinimal();
@@ -243,6 +247,7 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
   result.runtime_wait = Summarize(std::move(wait));
   result.runtime_delete = Summarize(std::move(remove));
   result.runc_same_config = Summarize(std::move(same_config_runs));
+  result.runc_same_config_unhardened = Summarize(std::move(unhardened_runs));
   result.runc_minimal = Summarize(std::move(minimal_runs));
   return result;
 }
@@ -305,6 +310,13 @@ std::string RunLatencyResultText(const RunLatencyResult& r, const std::string& s
   absl::StrAppend(&out, "      wait             ", LatencyText(r.runtime_wait), "\n");
   absl::StrAppend(&out, "      delete           ", LatencyText(r.runtime_delete), "\n");
   absl::StrAppend(&out, "    runc run, same config  ", LatencyText(r.runc_same_config), "\n");
+  absl::StrAppend(&out, "    runc run, same config without userns and seccomp  ",
+                  LatencyText(r.runc_same_config_unhardened), "\n");
+  absl::Duration hardening = r.runc_same_config.p50 - r.runc_same_config_unhardened.p50;
+  absl::StrAppendFormat(&out,
+                        "    user namespace + seccomp cost: %s ms median (%s x the run without)\n",
+                        Millis(hardening),
+                        Ratio(r.runc_same_config.p50, r.runc_same_config_unhardened.p50));
   if (r.runc_minimal.count > 0) {
     absl::StrAppend(&out, "    runc run, minimal      ", LatencyText(r.runc_minimal), "\n");
   }
@@ -347,6 +359,7 @@ std::string RunLatencyResultJson(const RunLatencyResult& r, const std::string& s
       ",\"runtime_wait\":", LatencyJson(r.runtime_wait),
       ",\"runtime_delete\":", LatencyJson(r.runtime_delete),
       ",\"runc_run_same_config\":", LatencyJson(r.runc_same_config),
+      ",\"runc_run_same_config_unhardened\":", LatencyJson(r.runc_same_config_unhardened),
       ",\"runc_run_minimal\":", LatencyJson(r.runc_minimal), "}",
       ",\"overhead_p50_ms\":", Millis(MedianOverhead(r)),
       ",\"overhead_over_runc_run_p50_ms\":",

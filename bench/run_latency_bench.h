@@ -86,6 +86,8 @@ struct RunLatencyResult {
   LatencySummary runtime_wait;
   LatencySummary runtime_delete;
   LatencySummary runc_same_config;
+  // The same config without user namespace and seccomp (before issue 16).
+  LatencySummary runc_same_config_unhardened;
   LatencySummary runc_minimal;
 
   // Every measured job, completed or not, in submission order per client.

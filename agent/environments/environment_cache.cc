@@ -511,8 +511,14 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
                         "PIP_ROOT_USER_ACTION=ignore", "PYTHONUNBUFFERED=1"}) {
     c.env.push_back(e);
   }
-  c.mounts.push_back({.source = partial + "/layer", .destination = kEnvironmentMount, .read_only = false});
-  c.mounts.push_back({.source = context.log_dir, .destination = kBuildLogDir, .read_only = false});
+  c.mounts.push_back({.source = partial + "/layer",
+                      .destination = kEnvironmentMount,
+                      .read_only = false,
+                      .owned_by_container = true});
+  c.mounts.push_back({.source = context.log_dir,
+                      .destination = kBuildLogDir,
+                      .read_only = false,
+                      .owned_by_container = true});
   for (const std::string& link : request.pip.find_links()) {
     if (!absl::StartsWith(link, "/")) continue;  // a URL
     if (!fs::is_directory(link, error)) {

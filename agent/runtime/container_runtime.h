@@ -24,10 +24,20 @@
 
 namespace drover::agent {
 
+// A range of host ids (uids and gids alike) that a container's ids 0..size-1 map to.
+struct IdRange {
+  uint32_t host_id = 0;
+  uint32_t size = 0;  // 0: no user namespace
+};
+
 struct BindMount {
   std::string source;       // path on the node
   std::string destination;  // path in the container
   bool read_only = true;
+  // A folder the agent made for this container to write (not a datastore, nothing shared):
+  // with a user namespace, the runtime gives it and everything in it to the container's
+  // root before the container starts.
+  bool owned_by_container = false;
 };
 
 // A device node to add to a container (a GPU).

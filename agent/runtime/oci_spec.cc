@@ -76,6 +76,30 @@ bool HasVariable(const std::vector<std::string>& env, absl::string_view name) {
   return false;
 }
 
+
+// clone(2) and unshare(2) flags that make new namespaces: CLONE_NEWNS, CLONE_NEWCGROUP,
+// CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET. For clone the low
+// byte is the exit signal; unshare also takes CLONE_NEWTIME (0x80).
+constexpr int64_t kCloneNamespaceFlags = 0x7E020000;
+constexpr int64_t kUnshareNamespaceFlags = kCloneNamespaceFlags | 0x80;
+constexpr int kEperm = 1;
+constexpr int kEnosys = 38;
+
+// One rule: `names` allowed when argument `index` masked with `mask` equals `value`.
+Json MaskedArgRule(const std::vector<std::string>& names, int index, int64_t mask,
+                   int64_t value) {
+  Json rule = Json::Object();
+  rule.Set("names", Json::Strings(names));
+  rule.Set("action", "SCMP_ACT_ALLOW");
+  Json arg = Json::Object();
+  arg.Set("index", index);
+  arg.Set("value", mask);
+  arg.Set("valueTwo", value);
+  arg.Set("op", "SCMP_CMP_MASKED_EQ");
+  rule.Set("args", Json::Array({std::move(arg)}));
+  return rule;
+}
+
 }  // namespace
 
 const std::vector<std::string>& DefaultCapabilities() {
@@ -84,6 +108,130 @@ const std::vector<std::string>& DefaultCapabilities() {
       "CAP_SETGID",     "CAP_SETUID",       "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
       "CAP_AUDIT_WRITE"};
   return *caps;
+}
+
+const std::vector<std::string>& SeccompAllowedSyscalls() {
+  // Names libseccomp does not know on this machine are skipped by runc, so newer syscalls and
+  // the 32-bit and aarch64 names can be listed together.
+  static const auto* names = new std::vector<std::string>{
+      // Files and folders.
+      "access", "chdir", "chmod", "chown", "chown32", "close", "close_range", "copy_file_range",
+      "creat", "dup", "dup2", "dup3", "faccessat", "faccessat2", "fadvise64", "fadvise64_64",
+      "fallocate", "fchdir", "fchmod", "fchmodat", "fchmodat2", "fchown", "fchown32",
+      "fchownat", "fcntl", "fcntl64", "fdatasync", "fgetxattr", "flistxattr", "flock",
+      "fremovexattr", "fsetxattr", "fstat", "fstat64", "fstatat64", "fstatfs", "fstatfs64",
+      "fsync", "ftruncate", "ftruncate64", "futimesat", "getcwd", "getdents", "getdents64",
+      "getxattr", "inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch",
+      "lchown", "lchown32", "lgetxattr", "link", "linkat", "listxattr", "llistxattr",
+      "lremovexattr", "lseek", "_llseek", "lsetxattr", "lstat", "lstat64", "mkdir", "mkdirat",
+      // mknod makes fifos and sockets; device nodes need CAP_MKNOD, which jobs lack.
+      "mknod", "mknodat", "newfstatat", "open", "openat", "openat2", "pipe", "pipe2", "pread64",
+      "preadv",
+      "preadv2", "pwrite64", "pwritev", "pwritev2", "read", "readahead", "readlink",
+      "readlinkat", "readv", "removexattr", "rename", "renameat", "renameat2", "rmdir",
+      "sendfile", "sendfile64", "setxattr", "splice", "stat", "stat64", "statfs", "statfs64",
+      "statx", "symlink", "symlinkat", "sync", "sync_file_range", "syncfs", "tee", "truncate",
+      "truncate64", "umask", "unlink", "unlinkat", "utime", "utimensat", "utimensat_time64",
+      "utimes", "vmsplice", "write", "writev", "chroot",
+      // Memory.
+      "brk", "get_mempolicy", "madvise", "mbind", "membarrier", "memfd_create", "mincore",
+      "mlock", "mlock2", "mlockall", "mmap", "mmap2", "mprotect", "mremap", "msync", "munlock",
+      "munlockall", "munmap", "pkey_alloc", "pkey_free", "pkey_mprotect", "remap_file_pages",
+      "set_mempolicy", "set_mempolicy_home_node", "cachestat", "map_shadow_stack",
+      // Processes, threads, signals (clone, clone3, unshare, personality: below).
+      "arch_prctl", "capget", "capset", "execve", "execveat", "exit", "exit_group", "fork",
+      "get_robust_list", "get_thread_area", "getcpu", "getegid", "getegid32", "geteuid",
+      "geteuid32", "getgid", "getgid32", "getgroups", "getgroups32", "getitimer", "getpgid",
+      "getpgrp", "getpid", "getppid", "getpriority", "getresgid", "getresgid32", "getresuid",
+      "getresuid32", "getrlimit", "getrusage", "getsid", "gettid", "getuid", "getuid32",
+      "ioprio_get", "ioprio_set", "kill", "nice", "pause", "pidfd_open", "pidfd_send_signal",
+      "prctl", "prlimit64", "restart_syscall", "rseq", "rt_sigaction", "rt_sigpending",
+      "rt_sigprocmask", "rt_sigqueueinfo", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait",
+      "rt_sigtimedwait_time64", "rt_tgsigqueueinfo", "sched_get_priority_max",
+      "sched_get_priority_min", "sched_getaffinity", "sched_getattr", "sched_getparam",
+      "sched_getscheduler", "sched_rr_get_interval", "sched_rr_get_interval_time64",
+      "sched_setaffinity", "sched_setattr", "sched_setparam", "sched_setscheduler",
+      "sched_yield", "seccomp", "set_robust_list", "set_thread_area", "set_tid_address",
+      "setfsgid", "setfsgid32", "setfsuid", "setfsuid32", "setgid", "setgid32", "setgroups",
+      "setgroups32", "setitimer", "setpgid", "setpriority", "setregid", "setregid32",
+      "setresgid", "setresgid32", "setresuid", "setresuid32", "setreuid", "setreuid32",
+      "setrlimit", "setsid", "setuid", "setuid32", "sigaltstack", "signalfd", "signalfd4",
+      "sigprocmask", "sigreturn", "tgkill", "tkill", "ugetrlimit", "vfork", "wait4", "waitid",
+      "waitpid", "landlock_add_rule", "landlock_create_ruleset", "landlock_restrict_self",
+      // Waiting and time (reading clocks only).
+      "alarm", "clock_getres", "clock_getres_time64", "clock_gettime", "clock_gettime64",
+      "clock_nanosleep", "clock_nanosleep_time64", "epoll_create", "epoll_create1",
+      "epoll_ctl", "epoll_ctl_old", "epoll_pwait", "epoll_pwait2", "epoll_wait",
+      "epoll_wait_old", "eventfd", "eventfd2", "futex", "futex_time64", "futex_waitv",
+      "futex_wait", "futex_wake", "futex_requeue", "gettimeofday", "nanosleep", "_newselect",
+      "poll", "ppoll", "ppoll_time64", "pselect6", "pselect6_time64", "select", "time",
+      "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime", "timer_gettime64",
+      "timer_settime", "timer_settime64", "timerfd_create", "timerfd_gettime",
+      "timerfd_gettime64", "timerfd_settime", "timerfd_settime64", "times",
+      // Networking (raw sockets need CAP_NET_RAW, which jobs lack).
+      "accept", "accept4", "bind", "connect", "getpeername", "getsockname", "getsockopt",
+      "listen", "recv", "recvfrom", "recvmmsg", "recvmmsg_time64", "recvmsg", "send",
+      "sendmmsg", "sendmsg", "sendto", "setsockopt", "shutdown", "socket", "socketcall",
+      "socketpair",
+      // System V and POSIX IPC (the container's own IPC namespace), asynchronous I/O.
+      "ipc", "msgctl", "msgget", "msgrcv", "msgsnd", "semctl", "semget", "semop", "semtimedop",
+      "semtimedop_time64", "shmat", "shmctl", "shmdt", "shmget", "mq_getsetattr", "mq_notify",
+      "mq_open", "mq_timedreceive", "mq_timedreceive_time64", "mq_timedsend",
+      "mq_timedsend_time64", "mq_unlink", "io_cancel", "io_destroy", "io_getevents",
+      "io_pgetevents", "io_pgetevents_time64", "io_setup", "io_submit",
+      // Devices the container has (GPUs), and the system's description of itself.
+      "ioctl", "getrandom", "sysinfo", "uname", "sethostname", "setdomainname"};
+  return *names;
+}
+
+std::string NativeSeccompArchitecture() {
+#if defined(__x86_64__)
+  return "SCMP_ARCH_X86_64";
+#elif defined(__aarch64__)
+  return "SCMP_ARCH_AARCH64";
+#else
+  // runc then filters for its own architecture only, the same thing.
+  return "";
+#endif
+}
+
+Json DefaultSeccompProfile() {
+  Json profile = Json::Object();
+  profile.Set("defaultAction", "SCMP_ACT_ERRNO");
+  profile.Set("defaultErrnoRet", kEperm);
+  // The node's own architecture only. A system call of any other ABI (i386 through
+  // `int 0x80`, x32, 32-bit ARM on aarch64) gets libseccomp's bad-architecture action, which
+  // runc leaves at its default: the thread is killed with SIGSYS, stricter than the allowlist
+  // (verified with runc 1.1.5 and libseccomp 2.5.4; docs/containers.md). Each architecture
+  // listed costs runc several milliseconds of filter compilation at every container start:
+  // the five listed before (x86_64, x86, x32, aarch64, arm) cost about 50 ms
+  // (docs/benchmarks.md).
+  const std::string arch = NativeSeccompArchitecture();
+  if (!arch.empty()) profile.Set("architectures", Json::Strings({arch}));
+  Json& syscalls = profile.Set("syscalls", Json::Array());
+  Json allowed = Json::Object();
+  allowed.Set("names", Json::Strings(SeccompAllowedSyscalls()));
+  allowed.Set("action", "SCMP_ACT_ALLOW");
+  syscalls.Push(std::move(allowed));
+  // Threads and processes, never new namespaces (a user namespace would give the job
+  // every capability over what it creates there, and with them the kernel's less
+  // hardened code: mount, netfilter...). The flags are argument 0 on x86_64 and aarch64.
+  syscalls.Push(MaskedArgRule({"clone"}, 0, kCloneNamespaceFlags, 0));
+  syscalls.Push(MaskedArgRule({"unshare"}, 0, kUnshareNamespaceFlags, 0));
+  // clone3 takes its flags in memory, out of a filter's reach: ENOSYS makes libc fall back
+  // to clone.
+  Json clone3 = Json::Object();
+  clone3.Set("names", Json::Strings({"clone3"}));
+  clone3.Set("action", "SCMP_ACT_ERRNO");
+  clone3.Set("errnoRet", kEnosys);
+  syscalls.Push(std::move(clone3));
+  // personality: reading it, Linux, and the address-layout flags programs ask for; not the
+  // ones that weaken the address space layout randomisation of a setuid program.
+  for (int64_t persona : {int64_t{0}, int64_t{0x8}, int64_t{0x20000}, int64_t{0x20008},
+                          int64_t{0xffffffff}}) {
+    syscalls.Push(MaskedArgRule({"personality"}, 0, 0xffffffff, persona));
+  }
+  return profile;
 }
 
 const std::vector<std::string>& DefaultMaskedPaths() {
@@ -224,7 +372,14 @@ absl::StatusOr<Json> BuildOciConfig(const ContainerSpec& spec, const OciOptions&
       "/dev/shm", "tmpfs", "shm",
       {"nosuid", "noexec", "nodev", "mode=1777", absl::StrCat("size=", spec.shm_mib * 1024, "k")}));
   mounts.Push(Mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
-  mounts.Push(Mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
+  const bool userns = options.userns.size > 0;
+  if (userns) {
+    // A user namespace may mount sysfs only when it owns the network namespace, and jobs
+    // share the node's (or a test host's): the node's /sys, read-only, as Docker does.
+    mounts.Push(Mount("/sys", "bind", "/sys", {"rbind", "nosuid", "noexec", "nodev", "ro", "rro"}));
+  } else {
+    mounts.Push(Mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
+  }
   mounts.Push(
       Mount("/sys/fs/cgroup", "cgroup", "cgroup", {"nosuid", "noexec", "nodev", "relatime", "ro"}));
   if (options.host_os) {
@@ -252,6 +407,13 @@ absl::StatusOr<Json> BuildOciConfig(const ContainerSpec& spec, const OciOptions&
   mounts.Push(Bind(spec.job_dir, "/job", false));
   for (const BindMount& mount : spec.mounts) {
     mounts.Push(Bind(mount.source, mount.destination, mount.read_only));
+  }
+  if (userns) {
+    // No device node can be made in a user namespace: the node's own, bound.
+    for (const OciDevice& device : options.devices) {
+      mounts.Push(Mount(device.path, "bind", device.source.empty() ? device.path : device.source,
+                        {"bind", "nosuid", "noexec", "rw"}));
+    }
   }
 
   // Linux.
@@ -302,7 +464,20 @@ absl::StatusOr<Json> BuildOciConfig(const ContainerSpec& spec, const OciOptions&
     namespaces.Push(std::move(ns));
   }
 
-  if (!options.devices.empty()) {
+  if (userns) {
+    Json ns = Json::Object();
+    ns.Set("type", "user");
+    namespaces.Push(std::move(ns));
+    for (const char* key : {"uidMappings", "gidMappings"}) {
+      Json mapping = Json::Object();
+      mapping.Set("containerID", 0);
+      mapping.Set("hostID", options.userns.host_id);
+      mapping.Set("size", options.userns.size);
+      linux.Set(key, Json::Array({std::move(mapping)}));
+    }
+  }
+
+  if (!options.devices.empty() && !userns) {
     Json& devices = linux.Set("devices", Json::Array());
     for (const OciDevice& device : options.devices) {
       Json node = Json::Object();
@@ -318,6 +493,7 @@ absl::StatusOr<Json> BuildOciConfig(const ContainerSpec& spec, const OciOptions&
   }
   linux.Set("maskedPaths", Json::Strings(DefaultMaskedPaths()));
   linux.Set("readonlyPaths", Json::Strings(DefaultReadonlyPaths()));
+  if (options.seccomp) linux.Set("seccomp", DefaultSeccompProfile());
   return config;
 }
 

@@ -12,7 +12,11 @@
 //   folder read-write at /job; then the spec's own binds
 // - limits: cpu quota/period, memory limit with memory+swap equal (no swap), pids
 // - process: uid 0, the default capability set below, noNewPrivileges, RLIMIT_NOFILE,
-//   masked and read-only kernel paths as in `runc spec`
+//   masked and read-only kernel paths as in `runc spec`, the seccomp allowlist below
+// - with `userns` set: a new user namespace whose root is an unprivileged host range; /sys
+//   is then a read-only bind of the node's (sysfs cannot be mounted from a user namespace
+//   that does not own the network namespace) and device nodes are bound from the node
+//   (mknod is not allowed there)
 #ifndef DROVER_AGENT_RUNTIME_OCI_SPEC_H_
 #define DROVER_AGENT_RUNTIME_OCI_SPEC_H_
 
@@ -42,13 +46,36 @@ const std::vector<std::string>& DefaultCapabilities();
 const std::vector<std::string>& DefaultMaskedPaths();
 const std::vector<std::string>& DefaultReadonlyPaths();
 
+// The default seccomp filter (`linux.seccomp`): an allowlist in the spirit of Docker's default
+// profile, written for training jobs (Python, PyTorch, Open MPI, pip, CUDA libraries). What
+// is not listed fails with EPERM; clone3 fails with ENOSYS so that libc falls back to clone,
+// whose flags are checked. Refused, among others: keyctl, add_key, request_key, bpf,
+// kexec_*, mount and the new mount API, umount, pivot_root, setns, unshare and clone of new
+// namespaces, ptrace, process_vm_readv/writev, kcmp, perf_event_open, *_module, swapon/off,
+// reboot, open_by_handle_at, userfaultfd, io_uring_*, clock and time setting, syslog,
+// iopl/ioperm, acct, quotactl. Architectures: the node's own only (NativeSeccompArchitecture);
+// a system call of another ABI (i386 `int 0x80`, x32, 32-bit arm) kills the calling thread
+// with SIGSYS, so 32-bit programs cannot run in job containers.
+Json DefaultSeccompProfile();
+
+// "SCMP_ARCH_X86_64" or "SCMP_ARCH_AARCH64", as this binary is built; "" elsewhere (the
+// profile then lists none, and runc filters for its own architecture only).
+std::string NativeSeccompArchitecture();
+
+// The syscalls DefaultSeccompProfile() allows whatever their arguments (clone, unshare and
+// personality are allowed only with the arguments it checks).
+const std::vector<std::string>& SeccompAllowedSyscalls();
+
 // A device node to expose (a GPU), as found on the node.
 struct OciDevice {
-  std::string path;  // same path inside the container
+  std::string path;  // path inside the container
   char type = 'c';   // 'c' or 'b'
   int64_t major = 0;
   int64_t minor = 0;
   uint32_t file_mode = 0666;
+  // The node's device node: bound at `path` when the container has a user namespace (where
+  // no device node can be made); empty: `path`.
+  std::string source;
 };
 
 struct OciOptions {
@@ -73,6 +100,11 @@ struct OciOptions {
   // 0: no rlimits entry.
   uint64_t nofile_limit = 0;
   std::vector<OciDevice> devices;
+  // The job's user namespace: container ids 0..size-1 are host ids host_id.. (size 0: no
+  // user namespace, the container's root is the node's root).
+  IdRange userns;
+  // The seccomp filter; false: none (a debugging aid, never the default).
+  bool seccomp = true;
 };
 
 // Checks what Create() needs of a spec: id of [A-Za-z0-9_.-] (1..128 chars, not "." or

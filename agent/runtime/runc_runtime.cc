@@ -1,6 +1,7 @@
 #include "agent/runtime/runc_runtime.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -292,6 +293,80 @@ void AwaitSignalReady(pid_t pid, int signal, absl::Time deadline) {
   }
 }
 
+// Gives `root` and everything below it (on the same file system, links not followed) to
+// host id `id`. For folders the agent made for a container before it starts: nothing in
+// them is the job's yet.
+absl::Status ChownTree(const std::string& root, uint32_t id) {
+  static thread_local uint32_t owner = 0;
+  static thread_local int failed_errno = 0;
+  owner = id;
+  failed_errno = 0;
+  auto visit = [](const char* path, const struct stat*, int, struct FTW*) -> int {
+    if (lchown(path, owner, owner) != 0) {
+      failed_errno = errno;
+      return 1;
+    }
+    return 0;
+  };
+  int result = nftw(root.c_str(), visit, 32, FTW_PHYS | FTW_MOUNT);
+  if (result != 0) {
+    errno = failed_errno != 0 ? failed_errno : errno;
+    return absl::InternalError(ErrnoText("cannot give the container's root", root));
+  }
+  return absl::OkStatus();
+}
+
+// A container whose root is the unprivileged host uid `id` reaches its root filesystem, job
+// folder and binds through every folder above them: each must let others (or `id`) search
+// it. FAILED_PRECONDITION naming the first that does not.
+absl::Status CheckSearchable(const std::string& path, uint32_t id) {
+  std::string at = path;
+  while (!at.empty() && at != "/") {
+    at = at.substr(0, at.rfind('/'));
+    const std::string dir = at.empty() ? "/" : at;
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0) return absl::InternalError(ErrnoText("cannot stat", dir));
+    bool searchable = (st.st_mode & S_IXOTH) != 0 || (st.st_uid == id && (st.st_mode & S_IXUSR));
+    if (!searchable) {
+      char mode[8];
+      snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "folder ", dir, " (above ", path, ") is not searchable by others (mode ",
+          mode, "): the job container's root, host uid ",
+          id, " (--userns-range), must pass through it; chmod o+x ", dir,
+          " or move --work-dir"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Makes `destination` (absolute, in the container) below `rootfs` as a folder, or an empty
+// file when `is_dir` is false, with any missing folders above it: runc makes a missing
+// mountpoint as the container's root, which in a user namespace may not write the node's
+// skeleton or an image's root-owned folders. Never follows a link (an image may hold any):
+// where a component is a link or not a folder it stops and leaves the rest to runc, which
+// resolves it inside the root. Best effort: errors are runc's to report.
+void MakeMountpoint(const std::string& rootfs, absl::string_view destination, bool is_dir) {
+  int fd = open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  std::vector<std::string> parts = absl::StrSplit(destination, '/', absl::SkipEmpty());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const bool last = i + 1 == parts.size();
+    if (last && !is_dir) {
+      int file = openat(fd, parts[i].c_str(),
+                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
+      if (file >= 0) close(file);
+      break;
+    }
+    if (mkdirat(fd, parts[i].c_str(), 0755) != 0 && errno != EEXIST) break;
+    int next = openat(fd, parts[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    close(fd);
+    fd = next;
+    if (fd < 0) return;
+  }
+  close(fd);
+}
+
 bool IsEmptyDir(const std::string& path) {
   std::error_code error;
   return fs::is_directory(path, error) && fs::is_empty(path, error) && !error;
@@ -487,7 +562,20 @@ absl::Status RuncRuntime::PrepareBundle(const ContainerSpec& spec) {
   oci.cgroups_path =
       options_.cgroup_parent.empty() ? spec.id : absl::StrCat(options_.cgroup_parent, "/", spec.id);
   oci.nofile_limit = nofile_limit_;
+  oci.userns = options_.userns;
+  oci.seccomp = options_.seccomp;
   DROVER_RETURN_IF_ERROR(MakeDir(oci.state_dir));
+  if (oci.userns.size > 0) {
+    DROVER_RETURN_IF_ERROR(CheckSearchable(bundle + "/rootfs", oci.userns.host_id));
+    DROVER_RETURN_IF_ERROR(CheckSearchable(spec.job_dir + "/", oci.userns.host_id));
+    // What the container's root writes: drover-init's exit file, the job folder, and the
+    // folders the agent made for it.
+    DROVER_RETURN_IF_ERROR(ChownTree(oci.state_dir, oci.userns.host_id));
+    DROVER_RETURN_IF_ERROR(ChownTree(spec.job_dir, oci.userns.host_id));
+    for (const BindMount& mount : spec.mounts) {
+      if (mount.owned_by_container) DROVER_RETURN_IF_ERROR(ChownTree(mount.source, oci.userns.host_id));
+    }
+  }
   const std::string rootfs = bundle + "/rootfs";
   DROVER_RETURN_IF_ERROR(MakeDir(rootfs));
 
@@ -539,6 +627,17 @@ absl::Status RuncRuntime::PrepareBundle(const ContainerSpec& spec) {
     }
   }
 
+  if (oci.userns.size > 0) {
+    for (const char* dir : {"/proc", "/dev", "/sys", "/job", kContainerDroverDir}) {
+      MakeMountpoint(rootfs, dir, true);
+    }
+    for (const BindMount& mount : spec.mounts) {
+      struct stat st {};
+      bool is_dir = stat(mount.source.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
+      MakeMountpoint(rootfs, mount.destination, is_dir);
+    }
+  }
+
   for (const DeviceNode& node : spec.devices) {
     const std::string& path = node.source.empty() ? node.path : node.source;
     struct stat st;
@@ -548,6 +647,7 @@ absl::Status RuncRuntime::PrepareBundle(const ContainerSpec& spec) {
     }
     OciDevice device;
     device.path = node.path;
+    device.source = path;
     device.type = S_ISCHR(st.st_mode) ? 'c' : 'b';
     device.major = major(st.st_rdev);
     device.minor = minor(st.st_rdev);

@@ -71,6 +71,13 @@ struct RuncOptions {
   // Accept a runc that CheckRuncHasCve202421626Fix refuses (`--allow-unpatched-runc`): for
   // a distribution that backported the fix under a version this check does not know.
   bool allow_unpatched_runc = false;
+  // The user namespace of every container: its ids 0..size-1 are host ids host_id..
+  // (`--userns-range`). Create() gives the job folder, the state folder and every mount
+  // marked `owned_by_container` to the container's root (host_id), so that it can write
+  // them. size 0: no user namespace (the container's root is the node's root).
+  IdRange userns;
+  // The default seccomp filter (oci_spec.h); false only to debug a job that it stops.
+  bool seccomp = true;
 };
 
 // Checks the output of `runc --version` for the fix of CVE-2024-21626 (a container process

@@ -87,12 +87,35 @@ TEST_F(AgentFlagsTest, DatastoreRootsAreRepeatableAndSystemFoldersAreRefused) {
   EXPECT_THAT(Error({"--datastore-root", "/srv/../etc"}), HasSubstr("has a '..' component"));
 }
 
+TEST_F(AgentFlagsTest, JobsGetAUserNamespaceAndAPidsLimitByDefault) {
+  absl::StatusOr<AgentSettings> settings = Parse({});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->userns_host_id, 100000u);
+  EXPECT_EQ(settings->userns_size, 65536u);
+  EXPECT_EQ(settings->pids_limit, 4096);
+  settings = Parse({"--userns-range", "200000:1000", "--pids-limit", "64"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->userns_host_id, 200000u);
+  EXPECT_EQ(settings->userns_size, 1000u);
+  EXPECT_EQ(settings->pids_limit, 64);
+  settings = Parse({"--userns-range", "none", "--pids-limit", "0"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->userns_size, 0u);
+  EXPECT_EQ(settings->pids_limit, 0);
+  for (const char* bad : {"0:65536", "100000", "100000:0", "4294967295:2", "x:y", ""}) {
+    EXPECT_THAT(Error({"--userns-range", bad}), HasSubstr("is not HOST_ID:SIZE")) << bad;
+  }
+  EXPECT_THAT(Error({"--pids-limit", "-1"}), HasSubstr("--pids-limit: -1 is negative"));
+}
+
 TEST_F(AgentFlagsTest, HelpNamesTheFlagsAndSetsNothingElse) {
   absl::StatusOr<AgentSettings> settings = ParseAgentFlags({"--help"});
   ASSERT_TRUE(settings.ok()) << settings.status();
   EXPECT_TRUE(settings->help);
   EXPECT_THAT(settings->help_text, HasSubstr("--jobs-on-exit"));
   EXPECT_THAT(settings->help_text, HasSubstr("--metrics-interval"));
+  EXPECT_THAT(settings->help_text, HasSubstr("--userns-range"));
+  EXPECT_THAT(settings->help_text, HasSubstr("--pids-limit"));
 }
 
 TEST_F(AgentFlagsTest, TheCaCertificateIsReadAndAMissingOneIsNamed) {

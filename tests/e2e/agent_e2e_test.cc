@@ -290,7 +290,8 @@ TEST_F(AgentE2eTest, HostpathDatastoreIsMountedDownloadedAndUploaded) {
       << "the downloaded copy is the job's own";
   EXPECT_EQ(testing::ReadWholeFile(root + "/runs/1/result.txt"), "result\n");
 
-  // Read-write where asked for and allowed.
+  // Read-write where asked for and allowed, and the folder lets the job's root write.
+  testing::GiveToJobContainers(root + "/mnist");
   v1::JobSpec writer = Shell("echo written > $0/new.txt");
   ref(&writer, "mnist", v1::DataReference::MOUNT, /*read_write=*/true);
   std::string written = Submit(writer);

@@ -67,6 +67,7 @@ TEST_P(TakeOverE2eTest, EveryRankRunsOnceAndTheJobCompletesInItsFirstAttempt) {
   StartCluster(2);
   const std::string shared = dir_.path() + "/runs/shared";
   fs::create_directories(shared);
+  testing::GiveToJobContainers(shared);  // a read-write datastore folder
   ASSERT_TRUE(testing::CreateHostpathDatastore(*admin_, "runs", dir_.path() + "/runs",
                                                /*allow_write=*/true)
                   .ok());

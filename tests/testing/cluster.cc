@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -216,6 +217,15 @@ v1::Job JobClient::Get(const std::string& id) {
   grpc::Status status = jobs_->GetJob(&context, request, &job);
   EXPECT_TRUE(status.ok()) << id << ": " << status.error_message();
   return job;
+}
+
+void GiveToJobContainers(const std::string& dir) {
+  ASSERT_EQ(lchown(dir.c_str(), kJobRootUid, kJobRootUid), 0) << dir;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, error)) {
+    ASSERT_EQ(lchown(entry.path().c_str(), kJobRootUid, kJobRootUid), 0) << entry.path();
+  }
+  ASSERT_FALSE(error) << dir << ": " << error.message();
 }
 
 v1::Job JobClient::WaitFor(const std::string& id, v1::JobStatus::State state,

@@ -80,6 +80,12 @@ class LoopbackWebdav {
 };
 
 // Polls until droverd lists `count` nodes, all READY. DEADLINE_EXCEEDED after `timeout`.
+// drover-agent's default --userns-range puts a job container's root at this host uid.
+inline constexpr uint32_t kJobRootUid = 100000;
+// Gives `dir` and everything below it to kJobRootUid, as docs/containers.md asks of a
+// read-write HOSTPATH datastore: what an administrator does so that jobs may write there.
+void GiveToJobContainers(const std::string& dir);
+
 absl::Status WaitForReadyNodes(v1::AdminService::Stub& admin, int count, absl::Duration timeout);
 
 // Registers a HOSTPATH datastore `name` on the folder `root` of every node; the error of

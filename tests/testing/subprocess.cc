@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,6 +60,9 @@ TempDir::TempDir() {
   char* made = mkdtemp(pattern.data());
   if (made == nullptr) abort();  // a test machine without a writable /tmp cannot test
   path_ = made;
+  // Searchable (not readable) by others: the root of a job container with a user namespace
+  // is an unprivileged host uid, which must reach the bundles and job folders below.
+  chmod(made, 0711);
 }
 
 TempDir::~TempDir() {

@@ -13,6 +13,7 @@ namespace drover::agent {
 namespace {
 
 using ::testing::Contains;
+using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsSupersetOf;
@@ -159,6 +160,118 @@ TEST(OciSpecTest, DropsCapabilitiesToTheDefaultSet) {
     EXPECT_THAT(bounding, Not(Contains(risky)));
   }
   EXPECT_TRUE(At(config, {"process", "noNewPrivileges"}).AsBool());
+}
+
+// The seccomp rule whose names include `name`, or null.
+const Json* SeccompRule(const Json& config, const std::string& name) {
+  for (const Json& rule : At(config, {"linux", "seccomp", "syscalls"}).items()) {
+    for (const Json& n : rule.Find("names")->items()) {
+      if (n.AsString() == name) return &rule;
+    }
+  }
+  return nullptr;
+}
+
+TEST(OciSpecTest, SeccompAllowsWhatTrainingJobsUseAndRefusesTheRest) {
+  Json config = Build(Spec());
+  const Json& seccomp = At(config, {"linux", "seccomp"});
+  EXPECT_EQ(At(seccomp, {"defaultAction"}).AsString(), "SCMP_ACT_ERRNO");
+  EXPECT_EQ(At(seccomp, {"defaultErrnoRet"}).AsInt(), 1) << "EPERM";
+#if defined(__x86_64__) || defined(__aarch64__)
+  // The native one alone: other ABIs (i386, x32, arm) get the bad-architecture action (SIGSYS),
+  // and every architecture listed costs runc milliseconds at each start.
+  EXPECT_THAT(StringsOf(At(seccomp, {"architectures"})),
+              ElementsAre(NativeSeccompArchitecture()));
+#endif
+  // Python, PyTorch, Open MPI (shared memory, TCP), pip, CUDA libraries.
+  for (const char* used : {"openat", "read", "mmap", "futex", "execve", "socket", "ioctl", "pipe2",
+                           "shmget", "memfd_create", "epoll_pwait", "sched_setaffinity",
+                           "mknodat", "getrandom", "prctl", "wait4", "rseq", "statx"}) {
+    const Json* rule = SeccompRule(config, used);
+    ASSERT_NE(rule, nullptr) << used << " must be allowed";
+    EXPECT_EQ(rule->Find("action")->AsString(), "SCMP_ACT_ALLOW") << used;
+    EXPECT_EQ(rule->Find("args"), nullptr) << used << " must be allowed whatever its arguments";
+  }
+  for (const char* refused :
+       {"keyctl", "add_key", "request_key", "bpf", "kexec_load", "kexec_file_load", "mount",
+        "umount2", "pivot_root", "setns", "ptrace", "process_vm_readv", "perf_event_open",
+        "init_module", "finit_module", "delete_module", "swapon", "reboot",
+        "open_by_handle_at", "userfaultfd", "fsopen", "move_mount", "io_uring_setup",
+        "clock_settime", "syslog", "iopl", "acct"}) {
+    EXPECT_EQ(SeccompRule(config, refused), nullptr) << refused << " must not be allowed";
+  }
+}
+
+TEST(OciSpecTest, SeccompAllowsCloneAndUnshareOnlyWithoutNewNamespaces) {
+  Json config = Build(Spec());
+  for (const auto& [name, mask] : {std::pair{"clone", int64_t{0x7E020000}},
+                                   std::pair{"unshare", int64_t{0x7E020080}}}) {
+    const Json* rule = SeccompRule(config, name);
+    ASSERT_NE(rule, nullptr) << name;
+    ASSERT_NE(rule->Find("args"), nullptr) << name << " must check its flags";
+    const Json& arg = rule->Find("args")->items().at(0);
+    EXPECT_EQ(arg.Find("index")->AsInt(), 0) << name;
+    EXPECT_EQ(arg.Find("op")->AsString(), "SCMP_CMP_MASKED_EQ") << name;
+    EXPECT_EQ(arg.Find("value")->AsInt(), mask) << name << ": CLONE_NEWUSER and the others";
+    EXPECT_EQ(arg.Find("valueTwo")->AsInt(), 0) << name;
+  }
+  const Json* clone3 = SeccompRule(config, "clone3");
+  ASSERT_NE(clone3, nullptr);
+  EXPECT_EQ(clone3->Find("action")->AsString(), "SCMP_ACT_ERRNO");
+  EXPECT_EQ(clone3->Find("errnoRet")->AsInt(), 38) << "ENOSYS, so that libc falls back to clone";
+}
+
+TEST(OciSpecTest, NoSeccompOnlyWhenAskedFor) {
+  OciOptions options = Options();
+  options.seccomp = false;
+  Json config = Build(Spec(), options);
+  EXPECT_EQ(At(config, {"linux"}).Find("seccomp"), nullptr);
+}
+
+TEST(OciSpecTest, UserNamespaceMapsRootToTheConfiguredRange) {
+  OciOptions options = Options();
+  options.userns = {.host_id = 100000, .size = 65536};
+  options.devices.push_back(
+      {.path = "/dev/nvidia0", .type = 'c', .major = 195, .source = "/srv/fake/nvidia0"});
+  Json config = Build(Spec(), options);
+  std::vector<std::string> types;
+  for (const Json& ns : At(config, {"linux", "namespaces"}).items()) {
+    types.push_back(ns.Find("type")->AsString());
+  }
+  EXPECT_THAT(types, Contains("user"));
+  for (const char* key : {"uidMappings", "gidMappings"}) {
+    const Json& mappings = At(config, {"linux", key});
+    ASSERT_EQ(mappings.items().size(), 1u) << key;
+    EXPECT_EQ(mappings.items()[0].Find("containerID")->AsInt(), 0) << key;
+    EXPECT_EQ(mappings.items()[0].Find("hostID")->AsInt(), 100000) << key;
+    EXPECT_EQ(mappings.items()[0].Find("size")->AsInt(), 65536) << key;
+  }
+  // sysfs cannot be mounted from a user namespace that does not own the network namespace.
+  const Json* sys = MountAt(config, "/sys");
+  ASSERT_NE(sys, nullptr);
+  EXPECT_EQ(sys->Find("type")->AsString(), "bind");
+  EXPECT_THAT(MountOptions(config, "/sys"), IsSupersetOf({"rbind", "ro", "rro", "nosuid"}));
+  // No mknod in a user namespace: devices are bound from their node, still allowed in the
+  // device cgroup.
+  EXPECT_EQ(At(config, {"linux"}).Find("devices"), nullptr);
+  const Json* gpu = MountAt(config, "/dev/nvidia0");
+  ASSERT_NE(gpu, nullptr);
+  EXPECT_EQ(gpu->Find("source")->AsString(), "/srv/fake/nvidia0");
+  bool allowed = false;
+  for (const Json& rule : At(config, {"linux", "resources", "devices"}).items()) {
+    allowed = allowed || (rule.Find("allow")->AsBool() && rule.Find("major") != nullptr &&
+                          rule.Find("major")->AsInt() == 195);
+  }
+  EXPECT_TRUE(allowed);
+}
+
+TEST(OciSpecTest, NoUserNamespaceWhenTheRangeIsEmpty) {
+  Json config = Build(Spec());
+  for (const Json& ns : At(config, {"linux", "namespaces"}).items()) {
+    EXPECT_NE(ns.Find("type")->AsString(), "user");
+  }
+  EXPECT_EQ(At(config, {"linux"}).Find("uidMappings"), nullptr);
+  EXPECT_EQ(MountAt(config, "/sys")->Find("type")->AsString(), "sysfs");
 }
 
 TEST(OciSpecTest, MasksKernelPathsLikeRuncsDefaultSpec) {
