@@ -783,12 +783,17 @@ absl::Status RcloneMount::Unmount(absl::Duration flush_timeout) {
   }
   // In the mount namespace the mount lives in (an earlier agent's, when taken over from
   // one that had its own).
+  auto unmount = [this] {
+    return FuseUnmount(tools_, spec_.mountpoint,
+                       [this](std::vector<std::string> argv) { return InNamespace(argv); });
+  };
   const bool mounted = Mounted();
-  bool gone = !mounted ||
-              FuseUnmount(tools_, spec_.mountpoint,
-                          [this](std::vector<std::string> argv) { return InNamespace(argv); });
+  bool gone = !mounted || unmount();
   // Once unmounted rclone exits by itself; one that never mounted is ended at once.
   EndProcess(mounted ? kExitGrace : absl::ZeroDuration());
+  // An rclone still mounting when it was ended (a mount that failed slowly, a loaded node)
+  // leaves its mount behind, served by nobody: unmount that too.
+  if (!mounted && Mounted()) gone = unmount();
   gone = gone && !Mounted();
   std::error_code error;
   if (gone) {

@@ -89,8 +89,13 @@ void Core::SaveLossPause() {
   if (key == saved_pause_) return;
   saved_pause_ = key;
   // A fact, like an agent's report: nothing waits for it but DeclareNodeLost (a barrier).
-  store_.PutNodeLossPause(std::move(pause), [this, key](absl::Status s) {
-    if (s.ok()) return;
+  const bool paused = pause.has_value();
+  store_.PutNodeLossPause(std::move(pause), [this, key, paused](absl::Status s) {
+    if (s.ok()) {
+      // From here on a restarted droverd keeps the pause (node_loss_pause_restored).
+      Log(LogLevel::kInfo, "node_loss_pause_stored", {{"paused", paused}});
+      return;
+    }
     loop_.Post([this, key, s] {
       Log(LogLevel::kWarning, "node_loss_pause_not_stored", {{"error", s.ToString()}});
       if (saved_pause_ == key) saved_pause_ = "unsaved";  // the next tick writes it again

@@ -723,6 +723,11 @@ TEST_F(NodeLossE2eTest, APauseOfNodeLossHandlingSurvivesADroverdKill) {
   Stopped second(agents_[host_of[2]].get());
   WaitForPause();
   v1::ListNodesResponse before = Nodes();
+  // The pause is answered as soon as droverd decides it and stored just after: what must
+  // survive the kill is the stored pause.
+  Eventually([&] { return absl::StrContains(droverd_->ReadLog(),
+                                            "event=node_loss_pause_stored paused=true"); },
+             absl::Seconds(10), "droverd stores the pause");
 
   KillAndRestartDroverd();
   v1::ListNodesResponse after = FirstNodes();
