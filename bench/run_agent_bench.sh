@@ -49,9 +49,10 @@ droverd=$build_dir/server/droverd
 agent=$build_dir/agent/drover-agent
 init=$build_dir/agent/launcher/drover-init
 bench=$build_dir/bench/drover-bench
-for program in "$droverd" "$agent" "$init" "$bench"; do
+cli=$build_dir/cli/drover
+for program in "$droverd" "$cli" "$agent" "$init" "$bench"; do
   if [[ ! -x $program ]]; then
-    echo "run_agent_bench.sh: $program is missing; build the droverd, drover-agent, drover-init and drover-bench targets in $build_dir first" >&2
+    echo "run_agent_bench.sh: $program is missing; build the droverd, drover, drover-agent, drover-init and drover-bench targets in $build_dir first" >&2
     exit 2
   fi
 done
@@ -129,7 +130,10 @@ done
 address=$(cat "$base/address")
 [[ -n $address ]] || { echo "run_agent_bench.sh: droverd did not listen within 30s" >&2; exit 1; }
 
+# Agents join with a one-time token (droverd knows nodes by their certificates).
+(umask 077; "$cli" --server "$address" node token create --ttl 10m --name bench-node >"$base/join-token")
 "$agent" --scheduler "$address" --ca "$DROVER_CA" --node-name bench-node --work-dir "$work_dir" \
+  --join-file "$base/join-token" \
   --init "$init" --log-level "$log_level" 2> "$results/agent.log" &
 agent_pid=$!
 echo

@@ -52,14 +52,15 @@ agent=$build_dir/agent/drover-agent
 init=$build_dir/agent/launcher/drover-init
 rsh=$build_dir/agent/launcher/drover-rsh
 bench=$build_dir/bench/drover-bench
-for program in "$droverd" "$agent" "$init" "$rsh" "$bench"; do
+cli=$build_dir/cli/drover
+for program in "$droverd" "$cli" "$agent" "$init" "$rsh" "$bench"; do
   if [[ ! -x $program ]]; then
-    echo "run_distributed_bench.sh: $program is missing; build the droverd, drover-agent, drover-init, drover-rsh and drover-bench targets in $build_dir first" >&2
+    echo "run_distributed_bench.sh: $program is missing; build the droverd, drover, drover-agent, drover-init, drover-rsh and drover-bench targets in $build_dir first" >&2
     exit 2
   fi
 done
 droverd=$(realpath "$droverd"); agent=$(realpath "$agent"); init=$(realpath "$init")
-bench=$(realpath "$bench")
+bench=$(realpath "$bench"); cli=$(realpath "$cli")
 if [[ $(id -u) -ne 0 ]]; then
   echo "run_distributed_bench.sh: test hosts, drover-agent and the container baselines need root" >&2
   exit 2
@@ -201,8 +202,12 @@ address=$(cat "$base/address")
 # One agent per host, inside it (testhosts.sh exec keeps the pid), with drover-init and
 # drover-rsh found beside it in BUILD_DIR.
 for i in "${!host_names[@]}"; do
+  # Agents join with a one-time token (droverd knows nodes by their certificates).
+  (umask 077; "$cli" --server "$address" node token create --ttl 10m --name "${host_names[$i]}" \
+    >"$base/join-token-$((i + 1))")
   "$testhosts" exec --prefix "$prefix" $((i + 1)) "$agent" --scheduler "$address" --ca "$DROVER_CA" \
     --node-name "${host_names[$i]}" --address "${host_addrs[$i]}" --work-dir "$base/agent-$((i + 1))" \
+    --join-file "$base/join-token-$((i + 1))" \
     --cpus 2 --memory 4Gi --log-level "$log_level" 2> "$results/agent-$((i + 1)).log" &
   agent_pids+=($!)
 done

@@ -51,6 +51,9 @@ drover="$bin/cli/drover"
 prefix=drover-qs
 hosts=2
 state=$(mktemp -d /var/tmp/drover-quickstart.XXXXXX)
+# Searchable (not readable) by others: the jobs' root is an unprivileged uid on the host
+# (the agents' user namespace) and must pass through to its job folder.
+chmod 711 "$state"
 droverd_pid=""
 agent_pids=()
 hosts_made=""
@@ -137,7 +140,9 @@ while read -r name address; do
   # Each node joins once with its own token (bound to its name, valid 10 minutes), read
   # from a file so that it is not in ps; the node certificate it gets stays in its work
   # folder.
-  (umask 077 && "$drover" node token create --ttl 10m --name "$name" >"$state/token-$k" 2>/dev/null)
+  # (Join tokens are an admin's: made over the local socket, not as the user 'quickstart'.)
+  (umask 077 && "$drover" --server "unix:$state/droverd/admin.sock" node token create \
+    --ttl 10m --name "$name" >"$state/token-$k" 2>/dev/null)
   deploy/testhosts.sh exec --prefix "$prefix" "$k" "$bin/agent/drover-agent" \
     --scheduler "$DROVER_SERVER" --ca "$DROVER_CA" --node-name "$name" --address "$address" \
     --work-dir "$state/agent-$k" --join-file "$state/token-$k" 2>"$state/agent-$k.log" &
