@@ -51,8 +51,8 @@ drover="$bin/cli/drover"
 prefix=drover-qs
 hosts=2
 state=$(mktemp -d /var/tmp/drover-quickstart.XXXXXX)
-# Searchable (not readable) by others: the jobs' root is an unprivileged uid on the host
-# (the agents' user namespace) and must pass through to its job folder.
+# Searchable (not readable) by others: a job may run as an unprivileged uid on the host
+# and must pass through to its job folder.
 chmod 711 "$state"
 droverd_pid=""
 agent_pids=()
