@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "common/datastore_policy.h"
 #include "common/flags.h"
+#include "common/safe_open.h"
 #include "common/status_macros.h"
 
 namespace drover::agent {
@@ -270,14 +271,14 @@ absl::StatusOr<AgentSettings> ParseAgentFlags(const std::vector<std::string>& ar
     if (!s.join_token.empty()) {
       return absl::InvalidArgumentError("--join and --join-file: give one of them");
     }
-    std::ifstream in(join_file);
-    std::stringstream text;
-    if (in) text << in.rdbuf();
-    if (!in) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--join-file: cannot read '", join_file, "'"));
+    // A regular file of a line: a FIFO is not waited on, a huge file not read.
+    absl::StatusOr<std::string> text = ReadSmallFile(join_file, 4096);
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--join-file: ", text.status().message(),
+          "; give the file 'drover node token create' wrote"));
     }
-    s.join_token = std::string(absl::StripAsciiWhitespace(text.str().substr(0, 4096)));
+    s.join_token = std::string(absl::StripAsciiWhitespace(*text));
   }
   s.ca_file = ca;
   {

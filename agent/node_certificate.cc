@@ -11,40 +11,20 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/safe_open.h"
 #include "drover/v1/node_identity.grpc.pb.h"
 
 namespace drover::agent {
 namespace {
 
+// A certificate or key file: "" when it is missing, not a regular file (a FIFO is never
+// waited on) or larger than any certificate.
 std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  if (in) text << in.rdbuf();
-  return text.str();
-}
-
-// Writes `text` to `path`, 0600, through a temporary file renamed over it.
-absl::Status WritePrivate(const std::string& path, const std::string& text) {
-  const std::string temporary = path + ".new";
-  ::unlink(temporary.c_str());
-  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  bool ok = fd >= 0 && ::fchmod(fd, 0600) == 0 &&
-            ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int error = errno;
-  if (fd >= 0) ::close(fd);
-  if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {
-    if (ok) error = errno;
-    ::unlink(temporary.c_str());
-    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", strerror(error)));
-  }
-  return absl::OkStatus();
+  return ReadSmallFile(path, 64 << 10).value_or("");
 }
 
 // Why the files do not hold a usable certificate for `node`; OK when they do.
@@ -95,8 +75,8 @@ absl::StatusOr<std::pair<std::string, std::string>> KeyAndCsr(const std::string&
 absl::Status Store(const NodeCertificateFiles& files, const std::string& key,
                    const std::string& certificate) {
   // The key first: a new certificate beside the old key would be a pair that does not match.
-  if (absl::Status s = WritePrivate(files.key_file, key); !s.ok()) return s;
-  return WritePrivate(files.certificate_file, certificate);
+  if (absl::Status s = ReplaceFile(files.key_file, key, 0600); !s.ok()) return s;
+  return ReplaceFile(files.certificate_file, certificate, 0600);
 }
 
 }  // namespace

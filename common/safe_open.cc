@@ -315,14 +315,14 @@ absl::StatusOr<UniqueFd> OpenBeneath(const std::string& root, absl::string_view 
   return OpenBeneath(root_fd->get(), path, flags, mode, found);
 }
 
-absl::StatusOr<std::string> ReadSmallFileBeneath(int root_fd, absl::string_view path,
-                                                 size_t max_bytes, FileKind* found) {
-  absl::StatusOr<UniqueFd> fd = OpenBeneath(root_fd, path, O_RDONLY, 0, found);
-  if (!fd.ok()) return fd.status();
+namespace {
+
+// All of the open file `fd` (named `path` in errors), at most `max_bytes`.
+absl::StatusOr<std::string> ReadAtMost(int fd, absl::string_view path, size_t max_bytes) {
   std::string contents;
   char buffer[4096];
   while (true) {
-    ssize_t n = read(fd->get(), buffer, sizeof buffer);
+    ssize_t n = read(fd, buffer, sizeof buffer);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, absl::StrCat("reading '", path, "'"));
@@ -335,6 +335,45 @@ absl::StatusOr<std::string> ReadSmallFileBeneath(int root_fd, absl::string_view 
     }
   }
   return contents;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadSmallFileBeneath(int root_fd, absl::string_view path,
+                                                 size_t max_bytes, FileKind* found) {
+  absl::StatusOr<UniqueFd> fd = OpenBeneath(root_fd, path, O_RDONLY, 0, found);
+  if (!fd.ok()) return fd.status();
+  return ReadAtMost(fd->get(), path, max_bytes);
+}
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
+  int raw = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (raw < 0) return ErrnoStatus(errno, absl::StrCat("cannot read '", path, "'"));
+  UniqueFd fd(raw);
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("cannot read '", path, "'"));
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "'", path, "' is ", KindNoun(KindOfMode(st.st_mode)), ", not a regular file"));
+  }
+  return ReadAtMost(fd.get(), path, max_bytes);
+}
+
+absl::Status ReplaceFile(const std::string& path, absl::string_view text, mode_t mode) {
+  const std::string temporary = path + ".new";
+  ::unlink(temporary.c_str());
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+  bool ok = fd >= 0 && ::fchmod(fd, mode) == 0 &&
+            ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  int error = errno;
+  if (fd >= 0) ::close(fd);
+  if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {
+    if (ok) error = errno;
+    ::unlink(temporary.c_str());
+    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", strerror(error)));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ReadSmallFileBeneath(const std::string& root, absl::string_view path,

@@ -89,6 +89,15 @@ absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, absl::string_view path, int fl
 absl::StatusOr<UniqueFd> OpenBeneath(const std::string& root, absl::string_view path, int flags,
                                      mode_t mode = 0644, FileKind* found = nullptr);
 
+// A small file an administrator named (a flag's token or certificate file): links are
+// followed, but only a regular file is read, never waiting on a FIFO, at most `max_bytes`
+// (RESOURCE_EXHAUSTED beyond). FAILED_PRECONDITION naming what it is otherwise.
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);
+
+// Writes `text` to `path` with `mode` (also under a umask): a new file, never written
+// through a link, fsynced and renamed over `path`. UNAVAILABLE naming the path and errno.
+absl::Status ReplaceFile(const std::string& path, absl::string_view text, mode_t mode);
+
 // The contents of the regular file `path` below `root`, at most `max_bytes` (a larger file is
 // RESOURCE_EXHAUSTED: it is not what the caller expects). Errors as OpenBeneath's.
 absl::StatusOr<std::string> ReadSmallFileBeneath(int root_fd, absl::string_view path,

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
+#include "common/safe_open.h"
 
 namespace drover::server {
 namespace {
@@ -40,24 +41,6 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view f
 bool Exists(const std::string& path) {
   std::error_code error;
   return fs::exists(path, error);
-}
-
-// Writes `text` to `path` with `mode` through a temporary file, fsynced and renamed.
-absl::Status WriteFile(const std::string& path, const std::string& text, mode_t mode) {
-  std::string temporary = path + ".new";
-  ::unlink(temporary.c_str());
-  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-  bool ok = fd >= 0 && ::fchmod(fd, mode) == 0 &&
-            ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int error = errno;
-  if (fd >= 0) ::close(fd);
-  if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {
-    if (ok) error = errno;
-    ::unlink(temporary.c_str());
-    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", strerror(error)));
-  }
-  return absl::OkStatus();
 }
 
 bool IsIp(const std::string& text) {
@@ -98,8 +81,8 @@ absl::StatusOr<pki::KeyAndCertificate> LoadOrCreateCa(const std::string& dir, ab
                                       kCaValidity, now);
   if (!ca.ok()) return ca.status();
   // The key first: a certificate without its key would be a half CA.
-  if (absl::Status s = WriteFile(key_path, ca->key_pem, 0600); !s.ok()) return s;
-  if (absl::Status s = WriteFile(cert_path, ca->certificate_pem, 0600); !s.ok()) return s;
+  if (absl::Status s = ReplaceFile(key_path, ca->key_pem, 0600); !s.ok()) return s;
+  if (absl::Status s = ReplaceFile(cert_path, ca->certificate_pem, 0600); !s.ok()) return s;
   Log(LogLevel::kInfo, "cluster_ca_created", {{"certificate", cert_path}});
   return ca;
 }
@@ -220,8 +203,8 @@ absl::StatusOr<ServerTls> LoadServerTls(const std::string& state_dir, const TlsO
                              .validity = kServerValidity},
                             now);
   if (!cert.ok()) return cert.status();
-  if (absl::Status s = WriteFile(key_path, *key, 0600); !s.ok()) return s;
-  if (absl::Status s = WriteFile(cert_path, *cert, 0600); !s.ok()) return s;
+  if (absl::Status s = ReplaceFile(key_path, *key, 0600); !s.ok()) return s;
+  if (absl::Status s = ReplaceFile(cert_path, *cert, 0600); !s.ok()) return s;
   Log(LogLevel::kInfo, "server_certificate_issued",
       {{"names", absl::StrJoin(dns_names, ",")}, {"addresses", absl::StrJoin(ip_addresses, ",")}});
   tls.key_pem = *std::move(key);

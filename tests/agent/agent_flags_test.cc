@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/stat.h>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/subprocess.h"
@@ -126,6 +128,25 @@ TEST_F(AgentFlagsTest, TheCaCertificateIsReadAndAMissingOneIsNamed) {
               HasSubstr("--ca: cannot read a certificate from"));
   std::ofstream(dir_.path() + "/garbage.crt") << "not a certificate\n";
   EXPECT_THAT(Error({"--ca", dir_.path() + "/garbage.crt"}), HasSubstr("tls/ca.crt"));
+}
+
+TEST_F(AgentFlagsTest, AJoinFileIsOneRegularFileAndNothingElseIsWaitedOnOrSwallowed) {
+  const std::string token = std::string(64, 'a');
+  std::ofstream(dir_.path() + "/join") << token << "\n";
+  absl::StatusOr<AgentSettings> settings = Parse({"--join-file", dir_.path() + "/join"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->join_token, token);
+  // An administrator's link to the file is followed.
+  std::filesystem::create_symlink(dir_.path() + "/join", dir_.path() + "/join-link");
+  settings = Parse({"--join-file", dir_.path() + "/join-link"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->join_token, token);
+  // A FIFO is refused at once (nothing ever writes to it), a huge file is not read whole.
+  ASSERT_EQ(mkfifo((dir_.path() + "/fifo").c_str(), 0600), 0);
+  EXPECT_THAT(Error({"--join-file", dir_.path() + "/fifo"}), HasSubstr("not a regular file"));
+  std::ofstream(dir_.path() + "/huge") << std::string(1 << 20, 'a');
+  EXPECT_THAT(Error({"--join-file", dir_.path() + "/huge"}), HasSubstr("larger than"));
+  EXPECT_THAT(Error({"--join-file", dir_.path() + "/none"}), HasSubstr("--join-file"));
 }
 
 }  // namespace

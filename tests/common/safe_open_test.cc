@@ -324,5 +324,29 @@ TEST(IsBeneathPathTest, AcceptsOnlyRelativePathsWithoutDotDot) {
   EXPECT_FALSE(IsBeneathPath(""));
 }
 
+TEST_P(SafeOpenTest, ReplaceFileNeverWritesThroughALinkAndKeepsItsMode) {
+  const std::string target = root_ + "/target";
+  std::ofstream(target) << "keep\n";
+  const std::string path = root_ + "/file";
+  ASSERT_EQ(symlink(target.c_str(), path.c_str()), 0);
+  ASSERT_TRUE(ReplaceFile(path, "secret\n", 0600).ok());
+  EXPECT_EQ(Slurp(target), "keep\n");
+  EXPECT_EQ(Slurp(path), "secret\n");
+  struct stat st;
+  ASSERT_EQ(lstat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_P(SafeOpenTest, ReadSmallFileFollowsLinksButReadsOnlyASmallRegularFile) {
+  std::ofstream(root_ + "/plain") << "text\n";
+  ASSERT_EQ(symlink((root_ + "/plain").c_str(), (root_ + "/link").c_str()), 0);
+  EXPECT_EQ(ReadSmallFile(root_ + "/link", 100).value_or("?"), "text\n");
+  ASSERT_EQ(mkfifo((root_ + "/fifo").c_str(), 0600), 0);
+  EXPECT_TRUE(absl::IsFailedPrecondition(ReadSmallFile(root_ + "/fifo", 100).status()));
+  EXPECT_TRUE(absl::IsResourceExhausted(ReadSmallFile(root_ + "/plain", 3).status()));
+  EXPECT_FALSE(ReadSmallFile(root_ + "/missing", 100).ok());
+}
+
 }  // namespace
 }  // namespace drover
