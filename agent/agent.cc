@@ -168,7 +168,7 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
       channel_(SchedulerChannel(options_.scheduler, options_.node_certificate)),
       agents_(v1::AgentService::NewStub(channel_)),
       blobs_(v1::BlobService::NewStub(channel_)),
-      images_({.root = options_.work_dir + "/images"},
+      images_({.root = options_.work_dir + "/images", .userns = options_.userns},
               [this](const std::string& digest, const std::string& path) {
                 return DownloadBlob(*blobs_, digest, path);
               },

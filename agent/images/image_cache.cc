@@ -293,6 +293,11 @@ std::string ImageCache::PathOf(absl::string_view key) const {
   return absl::StrCat(options_.root, "/", key);
 }
 
+std::string ImageCache::KeyFor(absl::string_view base) const {
+  if (options_.userns.size == 0) return std::string(base);
+  return absl::StrCat(base, "-userns-", options_.userns.host_id, "-", options_.userns.size);
+}
+
 std::shared_ptr<absl::Mutex> ImageCache::KeyLock(const std::string& key) {
   absl::MutexLock lock(&mu_);
   std::shared_ptr<absl::Mutex>& m = key_locks_[key];
@@ -374,7 +379,7 @@ absl::StatusOr<UnpackedImage> ImageCache::GetImported(const std::string& referen
     return absl::InvalidArgumentError(
         absl::StrCat("image '", reference, "': droverd sent the malformed digest '", digest, "'"));
   }
-  const std::string key = digest.substr(7);
+  const std::string key = KeyFor(digest.substr(7));
   if (absl::StatusOr<UnpackedImage> cached = Cached(key); cached.ok()) return cached;
   KeyGuard guard(KeyLock(key), progress);
   if (absl::StatusOr<UnpackedImage> cached = Cached(key); cached.ok()) return cached;
@@ -444,8 +449,8 @@ absl::StatusOr<UnpackedImage> ImageCache::GetDocker(const std::string& reference
         absl::StrCat("image '", reference, "': the registry gave the unusable digest '", digest,
                      "'; pin one with docker://NAME@sha256:<64 hex digits>"));
   }
-  const std::string key =
-      absl::StrCat("docker-", archive::Sha256Digest(absl::StrCat(ref, "\n", digest)).substr(7));
+  const std::string key = KeyFor(
+      absl::StrCat("docker-", archive::Sha256Digest(absl::StrCat(ref, "\n", digest)).substr(7)));
   if (absl::StatusOr<UnpackedImage> cached = Cached(key); cached.ok()) return cached;
   KeyGuard guard(KeyLock(key), progress);
   if (absl::StatusOr<UnpackedImage> cached = Cached(key); cached.ok()) return cached;
@@ -507,10 +512,16 @@ absl::StatusOr<UnpackedImage> ImageCache::UnpackLayout(const std::string& key,
   }
 
   absl::Time started = absl::Now();
-  absl::StatusOr<CommandRunner::Result> unpacked =
-      runner_.Run({options_.umoci, "raw", "unpack", "--image",
-                   absl::StrCat(layout, ":", kUnpackTag), partial + "/rootfs"},
-                  options_.unpack_timeout);
+  std::vector<std::string> argv = {options_.umoci, "raw", "unpack"};
+  if (options_.userns.size > 0) {
+    // umoci maps "container:host:size"; an owner outside the range fails the unpack.
+    const std::string map =
+        absl::StrCat("0:", options_.userns.host_id, ":", options_.userns.size);
+    argv.insert(argv.end(), {"--uid-map", map, "--gid-map", map});
+  }
+  argv.insert(argv.end(),
+              {"--image", absl::StrCat(layout, ":", kUnpackTag), partial + "/rootfs"});
+  absl::StatusOr<CommandRunner::Result> unpacked = runner_.Run(argv, options_.unpack_timeout);
   if (!unpacked.ok()) return fail(unpacked.status().code(), unpacked.status().message());
   if (unpacked->exit_code != 0) {
     std::string why = ToolMessage(unpacked->err);

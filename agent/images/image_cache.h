@@ -17,7 +17,9 @@
 //     unpack`. Cache key: REF together with that digest, so a moved tag is pulled again.
 //
 // On disk, under `root` (`<agent work dir>/images`):
-//   <key>/rootfs        the unpacked root filesystem, never written after the unpack
+//   <key>/rootfs        the unpacked root filesystem, never written after the unpack; with a
+//                       user namespace its ids are shifted into the range and <key> ends
+//                       in "-userns-HOSTID-SIZE"
 //   <key>/image.json    what was unpacked: reference, digest, tag, the image config's Env
 //   .partial-<key>-N/   work in progress (archive, layout, rootfs); renamed to <key> only
 //                       once complete and synced, removed when the cache is constructed
@@ -37,6 +39,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/runtime/container_runtime.h"
 
 namespace drover::agent {
 
@@ -84,6 +87,11 @@ struct ImageCacheOptions {
   absl::Duration unpack_timeout = absl::Minutes(60);
   // How long `skopeo inspect` may take to resolve a docker:// tag.
   absl::Duration inspect_timeout = absl::Minutes(2);
+  // The containers' user namespace (--userns-range). With one, ids 0..size-1 in the image
+  // are unpacked as host ids host_id..host_id+size-1, so that the container's root owns
+  // what the image's root owns (its /root, /tmp, /etc ...) and may write it in its own
+  // layer. Part of the cache key: an image unpacked for one range is never used with another.
+  IdRange userns;
 };
 
 class ImageCache {
@@ -128,6 +136,8 @@ class ImageCache {
                                              const std::string& reference,
                                              const std::string& digest);
   absl::StatusOr<std::string> NewPartialDir(const std::string& key);
+  // The cache key of an image whose contents `base` names, for this cache's id mapping.
+  std::string KeyFor(absl::string_view base) const;
 
   const ImageCacheOptions options_;
   const Fetch fetch_;

@@ -564,6 +564,34 @@ absl::Status RuncRuntime::PrepareBundle(const ContainerSpec& spec) {
   oci.nofile_limit = nofile_limit_;
   oci.userns = options_.userns;
   oci.seccomp = options_.seccomp;
+  for (const DeviceNode& node : spec.devices) {
+    const std::string& path = node.source.empty() ? node.path : node.source;
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("container '", spec.id, "': device '", path, "' is not a device node"));
+    }
+    if (oci.userns.size > 0 && (st.st_mode & (S_IROTH | S_IWOTH)) != (S_IROTH | S_IWOTH)) {
+      // Bound, not made (no mknod in a user namespace): the container's root is an
+      // unprivileged host uid and opens the node's own file as one of "others".
+      char mode[8];
+      snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "container '", spec.id, "': device '", path, "' (mode ", mode,
+          ") cannot be opened by the job's root, an unprivileged host uid under --userns-range; "
+          "make it readable and writable by others (chmod 0666, NVIDIA's default) or run the "
+          "agent with --userns-range=none"));
+    }
+    OciDevice device;
+    device.path = node.path;
+    device.source = path;
+    device.type = S_ISCHR(st.st_mode) ? 'c' : 'b';
+    device.major = major(st.st_rdev);
+    device.minor = minor(st.st_rdev);
+    device.file_mode = st.st_mode & 07777;
+    oci.devices.push_back(device);
+  }
+
   DROVER_RETURN_IF_ERROR(MakeDir(oci.state_dir));
   if (oci.userns.size > 0) {
     DROVER_RETURN_IF_ERROR(CheckSearchable(bundle + "/rootfs", oci.userns.host_id));
@@ -618,6 +646,9 @@ absl::Status RuncRuntime::PrepareBundle(const ContainerSpec& spec) {
     }
     DROVER_RETURN_IF_ERROR(MakeDir(bundle + "/upper"));
     DROVER_RETURN_IF_ERROR(MakeDir(bundle + "/work"));
+    // The merged root takes its owner from upper/: the container's root owns its `/`, as
+    // the image (unpacked shifted into the range, ImageCache) has it.
+    if (oci.userns.size > 0) DROVER_RETURN_IF_ERROR(ChownTree(bundle + "/upper", oci.userns.host_id));
     std::string data = absl::StrCat("lowerdir=", spec.image_rootfs, ",upperdir=", bundle,
                                     "/upper,workdir=", bundle, "/work");
     if (mount("overlay", rootfs.c_str(), "overlay", 0, data.c_str()) != 0) {
@@ -636,23 +667,6 @@ absl::Status RuncRuntime::PrepareBundle(const ContainerSpec& spec) {
       bool is_dir = stat(mount.source.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
       MakeMountpoint(rootfs, mount.destination, is_dir);
     }
-  }
-
-  for (const DeviceNode& node : spec.devices) {
-    const std::string& path = node.source.empty() ? node.path : node.source;
-    struct stat st;
-    if (stat(path.c_str(), &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("container '", spec.id, "': device '", path, "' is not a device node"));
-    }
-    OciDevice device;
-    device.path = node.path;
-    device.source = path;
-    device.type = S_ISCHR(st.st_mode) ? 'c' : 'b';
-    device.major = major(st.st_rdev);
-    device.minor = minor(st.st_rdev);
-    device.file_mode = st.st_mode & 07777;
-    oci.devices.push_back(device);
   }
 
   DROVER_ASSIGN_OR_RETURN(Json config, BuildOciConfig(spec, oci));

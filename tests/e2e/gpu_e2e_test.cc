@@ -47,6 +47,9 @@ class GpuE2eTest : public ::testing::Test {
     for (int i = 0; i < 2; ++i) {
       std::string path = absl::StrCat(devices_, "/nvidia", i);
       ASSERT_EQ(mknod(path.c_str(), S_IFCHR | 0666, makedev(1, i == 0 ? 3 : 5)), 0) << path;
+      // As NVIDIA's driver makes them (mknod takes the umask off): the job's root, an
+      // unprivileged host uid under the agent's user namespace, opens them as "others".
+      ASSERT_EQ(chmod(path.c_str(), 0666), 0) << path;
     }
     listen_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
     auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});

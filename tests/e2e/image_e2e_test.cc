@@ -214,8 +214,10 @@ class ImageE2eTest : public ::testing::Test {
     return jobs_->Logs(id, -1, stream);
   }
 
+  // Under the agent's default user namespace, unpacked with its ids shifted into the range.
   std::string RootfsOf(const std::string& digest) {
-    return absl::StrCat(work_, "/images/", digest.substr(7), "/rootfs");
+    return absl::StrCat(work_, "/images/", digest.substr(7), "-userns-", testing::kJobRootUid,
+                        "-65536/rootfs");
   }
 
   testing::TempDir dir_;

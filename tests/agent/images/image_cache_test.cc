@@ -4,6 +4,7 @@
 // tests/e2e/image_e2e_test.cc. ProcessRunner is tested with real processes.
 #include "agent/images/image_cache.h"
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -83,8 +84,12 @@ class FakeTools : public CommandRunner {
         result.err = umoci_error;
         return result;
       }
-      // `umoci raw unpack --image LAYOUT:TAG ROOTFS`
-      std::string image = argv[4];
+      // `umoci raw unpack [--uid-map M --gid-map M] --image LAYOUT:TAG ROOTFS`
+      auto flag = std::find(argv.begin(), argv.end(), "--image");
+      if (flag == argv.end() || flag + 2 >= argv.end()) {
+        return absl::FailedPreconditionError("umoci without --image");
+      }
+      std::string image = *(flag + 1);
       std::string layout = image.substr(0, image.rfind(':'));
       std::string index = ReadFile(layout + "/index.json");
       if (!absl::StrContains(index, absl::StrCat("\"", image.substr(image.rfind(':') + 1), "\""))) {
@@ -93,7 +98,7 @@ class FakeTools : public CommandRunner {
             "   \xe2\xa8\xaf tag is not found: " + image.substr(image.rfind(':') + 1) + "\n";
         return result;
       }
-      WriteFile(argv[5] + "/bin/sh", "#!fake");
+      WriteFile(argv.back() + "/bin/sh", "#!fake");
       return result;
     }
     if (argv[0] == "skopeo" && argv[1] == "inspect") {
@@ -149,9 +154,9 @@ class ImageCacheTest : public ::testing::Test {
     return snapshot->digest;
   }
 
-  std::unique_ptr<ImageCache> NewCache() {
+  std::unique_ptr<ImageCache> NewCache(IdRange userns = {}) {
     return std::make_unique<ImageCache>(
-        ImageCacheOptions{.root = root_},
+        ImageCacheOptions{.root = root_, .userns = userns},
         [this](const std::string& digest, const std::string& path) -> absl::Status {
           fetches_++;
           auto it = archives_.find(digest);
@@ -199,6 +204,26 @@ TEST_F(ImageCacheTest, UnpacksAnImportedArchiveAndKeepsItsEnv) {
   ASSERT_EQ(tools_.calls().size(), 1u);
   EXPECT_EQ(tools_.calls()[0][1], "raw");
   EXPECT_TRUE(absl::EndsWith(tools_.calls()[0][4], "/layout:drover"));
+}
+
+TEST_F(ImageCacheTest, WithAUserNamespaceTheImageIsUnpackedShiftedAndCachedApart) {
+  std::string digest = Archive("img");
+  auto plain = NewCache()->Get("busybox", digest, nullptr);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  auto shifted = NewCache({.host_id = 100000, .size = 65536})->Get("busybox", digest, nullptr);
+  ASSERT_TRUE(shifted.ok()) << shifted.status();
+  // Another range is another copy: an image owned by one range is never run under another.
+  auto other = NewCache({.host_id = 200000, .size = 65536})->Get("busybox", digest, nullptr);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(shifted->key, digest.substr(7) + "-userns-100000-65536");
+  EXPECT_EQ(shifted->rootfs, absl::StrCat(root_, "/", shifted->key, "/rootfs"));
+  EXPECT_NE(plain->key, shifted->key);
+  EXPECT_NE(other->key, shifted->key);
+  EXPECT_EQ(tools_.unpacks_.load(), 3);
+  ASSERT_EQ(tools_.calls().size(), 3u);
+  EXPECT_THAT(tools_.calls()[0], ::testing::Not(::testing::Contains("--uid-map")));
+  EXPECT_THAT(tools_.calls()[1], ::testing::IsSupersetOf({"--uid-map", "--gid-map"}));
+  EXPECT_THAT(tools_.calls()[1], ::testing::Contains("0:100000:65536").Times(2));
 }
 
 TEST_F(ImageCacheTest, SecondRequestAndANewAgentProcessUseTheCachedImage) {

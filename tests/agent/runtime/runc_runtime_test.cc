@@ -537,6 +537,31 @@ TEST_F(RuncRuntimeTest, ADeviceNodeFromElsewhereAppearsUnderDevWithItsNumbers) {
   EXPECT_EQ(LogFile(spec, "rank-0.stdout"), "character special file 1:5\n 00 00 00\n0\n");
 }
 
+TEST_F(RuncRuntimeTest, UnderAUserNamespaceADeviceOthersCannotOpenIsRefusedNamingIt) {
+  RuncOptions options;
+  options.root_dir = scratch_.path() + "/runc-userns";
+  options.init_binary = DROVER_INIT_PATH;
+  options.userns = {.host_id = 100000, .size = 65536};
+  absl::StatusOr<std::unique_ptr<RuncRuntime>> runtime = RuncRuntime::Open(options);
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  // A GPU node only its group may open (0660): bound into the container, the job's root
+  // (host uid 100000) could not open it; the container is refused before anything starts.
+  std::string fake = scratch_.path() + "/private-gpu";
+  ASSERT_EQ(mknod(fake.c_str(), S_IFCHR | 0600, makedev(1, 5)), 0) << strerror(errno);
+  ASSERT_EQ(chmod(fake.c_str(), 0660), 0);
+  ContainerSpec spec = NewSpec("private-gpu");
+  spec.devices = {{.path = "/dev/nvidia7", .source = fake}};
+  spec.args = Init(1, {"/bin/true"}).ToArgs();
+  absl::Status created = (*runtime)->Create(spec);
+  EXPECT_EQ(created.code(), absl::StatusCode::kFailedPrecondition) << created;
+  EXPECT_THAT(std::string(created.message()), HasSubstr(fake));
+  EXPECT_THAT(std::string(created.message()), HasSubstr("mode 0660"));
+  EXPECT_THAT(std::string(created.message()), HasSubstr("chmod 0666"));
+  absl::StatusOr<std::vector<ContainerInfo>> listed = (*runtime)->List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_TRUE(listed->empty());
+}
+
 TEST_F(RuncRuntimeTest, ListShowsCreatedAndRunningContainers) {
   ContainerSpec spec = NewSpec("listed");
   spec.args = Init(1, {"/bin/sh", "-c", "echo started; exec sleep 300"}).ToArgs();
