@@ -317,7 +317,12 @@ absl::Status Attempt::PrepareEnvironment() {
   }
   EnvironmentRequest request{
       .image = wanted.image(),
-      .image_identity = image_.rootfs.empty() ? HostPythonIdentity() : image_.key,
+      // An environment's files belong to the user namespace's range it was built under (an
+      // image's key already names its range): another range builds its own.
+      .image_identity = image_.rootfs.empty()
+                            ? absl::StrCat(HostPythonIdentity(), "userns=", env_.userns.host_id,
+                                           ":", env_.userns.size, "\n")
+                            : image_.key,
       .image_rootfs = image_.rootfs,
       .image_env = image_.env,
       .pip_packages = {wanted.pip_packages().begin(), wanted.pip_packages().end()},

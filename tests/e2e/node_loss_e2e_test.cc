@@ -182,7 +182,8 @@ class NodeLossE2eTest : public ::testing::Test {
     std::string out = absl::StrCat("\n--- droverd:\n", droverd_ ? droverd_->ReadLog() : "");
     for (size_t k = 0; k < agents_.size(); ++k) {
       if (agents_[k] != nullptr) {
-        absl::StrAppend(&out, "\n--- agent ", hosts_->name(k), ":\n", agents_[k]->ReadLog());
+        absl::StrAppend(&out, "\n--- agent ", hosts_->name(k), " (", agents_[k]->Describe(),
+                        "):\n", agents_[k]->ReadLog());
       }
     }
     return out;

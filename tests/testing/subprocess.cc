@@ -213,6 +213,23 @@ AgentProcess::~AgentProcess() {
 
 std::string AgentProcess::ReadLog() const { return ReadFile(log_); }
 
+std::string AgentProcess::Describe() const {
+  if (reaped_) return "reaped";
+  siginfo_t info{};
+  if (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+      info.si_pid == pid_) {
+    if (info.si_code == CLD_EXITED) return absl::StrCat("exited with code ", info.si_status);
+    return absl::StrCat("killed by signal ", info.si_status, " (", strsignal(info.si_status), ")");
+  }
+  // /proc/PID/stat: "PID (comm) STATE ...", comm may hold spaces and parentheses.
+  std::string stat = ReadFile(absl::StrCat("/proc/", pid_, "/stat"));
+  size_t close = stat.rfind(')');
+  std::string state = close == std::string::npos || close + 2 >= stat.size()
+                          ? "?"
+                          : stat.substr(close + 2, 1);
+  return absl::StrCat("running (pid ", pid_, ", state ", state, ")");
+}
+
 void AgentProcess::Signal(int signal) {
   if (!reaped_) kill(pid_, signal);
 }

@@ -105,6 +105,9 @@ class AgentProcess {
   std::string ReadLog() const;
   void Signal(int signal);
   absl::StatusOr<int> Wait(absl::Duration timeout);
+  // For failure messages: "running (state S)", "stopped (state T)", "exited with code N",
+  // "killed by signal N (Killed)"; never reaps it.
+  std::string Describe() const;
 
  private:
   AgentProcess(pid_t pid, std::string log) : pid_(pid), log_(std::move(log)) {}
