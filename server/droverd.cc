@@ -134,9 +134,15 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   DROVER_ASSIGN_OR_RETURN(
       d->tls_, LoadServerTls(options.state_dir, options.tls,
                              options.listen.substr(0, options.listen.rfind(':')), absl::Now()));
+  DROVER_ASSIGN_OR_RETURN(
+      SecretBox secrets,
+      SecretBox::LoadOrCreate(options.secrets_key.empty() ? options.state_dir + "/secrets.key"
+                                                          : options.secrets_key));
+  d->secrets_ = std::make_unique<SecretBox>(std::move(secrets));
   DROVER_ASSIGN_OR_RETURN(d->store_,
                           storage::SqliteStore::Open({.path = options.state_dir + "/drover.db",
-                                                      .on_write_error = count_write_error}));
+                                                      .on_write_error = count_write_error,
+                                                      .secrets = d->secrets_.get()}));
   if (!options.bootstrap_admin_token.empty()) {
     DROVER_RETURN_IF_ERROR(BootstrapAdmin(*d->store_, options.bootstrap_admin_token, clock));
   }

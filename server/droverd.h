@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/metrics_server.h"
+#include "common/pki/secret_box.h"
 #include "server/admin_service.h"
 #include "server/agent_service.h"
 #include "server/auth.h"
@@ -51,6 +52,10 @@ struct DroverdOptions {
   // only droverd's user can open it (mode 0600). Empty: <state-dir>/admin.sock; "none":
   // no socket.
   std::string admin_socket;
+  // The key that seals datastore credentials and secret job environment values in the
+  // database (common/pki/secret_box.h); made there when missing. Empty:
+  // <state-dir>/secrets.key. Keep a copy apart from backups of the state folder.
+  std::string secrets_key;
   // For automation and tests: at start, the user `bootstrap-admin` (role admin) gets this
   // token (made when missing, its token replaced otherwise). Empty: nothing.
   std::string bootstrap_admin_token;
@@ -101,6 +106,7 @@ class Droverd {
   int lock_fd_ = -1;  // flock on <state-dir>/droverd.lock, held while running
   MetricsRegistry metrics_registry_;
   std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<SecretBox> secrets_;  // before store_, which uses it
   std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<storage::LogStore> logs_;

@@ -123,6 +123,11 @@ int main(int argc, char** argv) {
                  "--listen address are always in it)",
                  "NAME|IP");
   // Users and the local admin socket (docs/security.md).
+  flags.String("secrets-key", &options.secrets_key,
+               "File with the key that seals datastore credentials and secret job environment "
+               "values in the database (made there, 0600, when missing; default "
+               "<state-dir>/secrets.key). Keep it apart from copies of the database",
+               "FILE");
   flags.String("admin-socket", &options.admin_socket,
                "Unix socket for administration without a token (mode 0600: only droverd's "
                "user, typically root, can use it: drover --server unix:PATH user create ...); "

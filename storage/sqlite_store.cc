@@ -1,6 +1,7 @@
 #include "storage/sqlite_store.h"
 
 #include <filesystem>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -36,8 +37,81 @@ std::string SerializeDeterministic(const google::protobuf::Message& message) {
   return out;
 }
 
-// Reads a job from a row selected with kJobColumns.
-absl::StatusOr<v1::Job> JobFromRow(const Statement& row) {
+// What a sealed value is bound to (SecretBox's context): a value moved to another field,
+// job or datastore does not open there.
+std::string EnvContext(absl::string_view name) { return absl::StrCat("job env ", name); }
+std::string OptionContext(absl::string_view datastore, absl::string_view key) {
+  return absl::StrCat("datastore ", datastore, " option ", key);
+}
+
+// The job's secret environment values sealed, for storing.
+v1::JobSpec SealedSpec(const SecretBox* secrets, v1::JobSpec spec) {
+  if (secrets == nullptr || spec.environment().secret_env().empty()) return spec;
+  auto& env = *spec.mutable_environment()->mutable_env();
+  std::set<std::string> names(spec.environment().secret_env().begin(),
+                              spec.environment().secret_env().end());
+  for (const std::string& name : names) {
+    auto it = env.find(name);
+    if (it != env.end()) it->second = secrets->Seal(it->second, EnvContext(name));
+  }
+  return spec;
+}
+
+// Opens the sealed values of a stored spec in place.
+// Opens the sealed values of a stored spec in place: those of secret_env names only, each
+// once (a user's own value that merely looks sealed is never taken for one).
+absl::Status OpenSpec(const SecretBox* secrets, absl::string_view job_id, v1::JobSpec& spec) {
+  // mutable_environment() would add an empty environment to a spec without one.
+  if (spec.environment().secret_env().empty()) return absl::OkStatus();
+  auto& env = *spec.mutable_environment()->mutable_env();
+  std::set<std::string> names(spec.environment().secret_env().begin(),
+                              spec.environment().secret_env().end());
+  for (const std::string& name : names) {
+    auto it = env.find(name);
+    if (it == env.end() || !SecretBox::IsSealed(it->second)) continue;
+    if (secrets == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job '", job_id, "': env ", name, " is sealed and droverd has no secrets key"));
+    }
+    absl::StatusOr<std::string> opened = secrets->Open(it->second, EnvContext(name));
+    if (!opened.ok()) {
+      return absl::Status(opened.status().code(), absl::StrCat("job '", job_id, "': env ", name,
+                                                               ": ", opened.status().message()));
+    }
+    it->second = *std::move(opened);
+  }
+  return absl::OkStatus();
+}
+
+v1::Datastore SealedDatastore(const SecretBox* secrets, v1::Datastore datastore) {
+  if (secrets == nullptr) return datastore;
+  for (auto& [key, value] : *datastore.mutable_rclone_options()) {
+    value = secrets->Seal(value, OptionContext(datastore.name(), key));
+  }
+  return datastore;
+}
+
+absl::Status OpenDatastore(const SecretBox* secrets, v1::Datastore& datastore) {
+  for (auto& [key, value] : *datastore.mutable_rclone_options()) {
+    if (!SecretBox::IsSealed(value)) continue;
+    if (secrets == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "datastore '", datastore.name(), "': option ", key,
+          " is sealed and droverd has no secrets key"));
+    }
+    absl::StatusOr<std::string> opened = secrets->Open(value, OptionContext(datastore.name(), key));
+    if (!opened.ok()) {
+      return absl::Status(opened.status().code(),
+                          absl::StrCat("datastore '", datastore.name(), "': option ", key, ": ",
+                                       opened.status().message()));
+    }
+    value = *std::move(opened);
+  }
+  return absl::OkStatus();
+}
+
+// Reads a job from a row selected with kJobColumns, its secret values opened.
+absl::StatusOr<v1::Job> JobFromRow(const Statement& row, const SecretBox* secrets) {
   v1::Job job;
   job.set_id(FormatJobId(row.ColumnInt(0)));
   absl::string_view spec = row.ColumnBlob(1);
@@ -48,6 +122,7 @@ absl::StatusOr<v1::Job> JobFromRow(const Statement& row) {
   }
   *job.mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(row.ColumnInt(3));
   job.set_owner(std::string(row.ColumnText(4)));
+  DROVER_RETURN_IF_ERROR(OpenSpec(secrets, job.id(), *job.mutable_spec()));
   return job;
 }
 
@@ -58,6 +133,7 @@ absl::Status OpenConnection(Db& db) { return db.Exec(kConnectionPragmas); }
 // What the writer thread owns: the write connection and its prepared statements.
 struct SqliteStore::Writer {
   std::unique_ptr<Db> db;
+  const SecretBox* secrets = nullptr;
   std::unique_ptr<Statement> begin, commit, rollback;
   std::unique_ptr<Statement> savepoint, release, rollback_to;
   std::unique_ptr<Statement> find_by_key, insert_job, insert_tag, update_status, job_version, select_job;
@@ -89,13 +165,13 @@ class CreateJobOp final : public SqliteStore::WriteOp {
       find.Bind(1, key);
       DROVER_ASSIGN_OR_RETURN(bool found, find.Step());
       if (found) {
-        DROVER_ASSIGN_OR_RETURN(v1::Job existing, JobFromRow(find));
+        DROVER_ASSIGN_OR_RETURN(v1::Job existing, JobFromRow(find, w.secrets));
         if (existing.owner() != job_.owner()) {
           return absl::AlreadyExistsError(absl::StrCat(
               "spec.idempotency_key: '", key,
               "' was already used by another user; use a key of your own"));
         }
-        if (find.ColumnBlob(1) != spec) {
+        if (SerializeDeterministic(existing.spec()) != spec) {
           return absl::AlreadyExistsError(absl::StrCat(
               "spec.idempotency_key: '", key, "' was already used for job '", existing.id(),
               "' with a different spec; use a new key for a different job"));
@@ -118,7 +194,9 @@ class CreateJobOp final : public SqliteStore::WriteOp {
         .Bind(4, static_cast<int64_t>(job_.spec().priority()))
         .Bind(5, job_.status().version())
         .Bind(6, TimeUtil::TimestampToMicroseconds(job_.create_time()))
-        .BindBlob(7, spec)
+        .BindBlob(7, w.secrets == nullptr
+                         ? spec
+                         : SerializeDeterministic(SealedSpec(w.secrets, job_.spec())))
         .BindBlob(8, SerializeDeterministic(job_.status()))
         .Bind(9, job_.owner());
     DROVER_RETURN_IF_ERROR(insert.Run());
@@ -184,7 +262,7 @@ class UpdateStatusOp final : public SqliteStore::WriteOp {
     select.Bind(1, seq_);
     DROVER_ASSIGN_OR_RETURN(bool found, select.Step());
     if (!found) return absl::InternalError(absl::StrCat("job '", job_id_, "' vanished"));
-    DROVER_ASSIGN_OR_RETURN(job_, JobFromRow(select));
+    DROVER_ASSIGN_OR_RETURN(job_, JobFromRow(select, w.secrets));
     select.Reset();
     return absl::OkStatus();
   }
@@ -227,6 +305,48 @@ SqliteStore::SqliteStore(SqliteStoreOptions options)
       health_("database", std::filesystem::path(options_.path).parent_path().string(),
               options_.on_write_error) {}
 
+namespace {
+
+// Seals the options of datastores stored before droverd sealed them (or while it had no
+// key), in one transaction: from then on drover.db holds no datastore credential in clear.
+absl::Status SealStoredDatastores(Db& db, const SecretBox& secrets) {
+  DROVER_ASSIGN_OR_RETURN(auto select, db.Prepare("SELECT name, datastore FROM datastores"));
+  std::vector<v1::Datastore> unsealed;
+  while (true) {
+    DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
+    if (!row) break;
+    absl::string_view bytes = select->ColumnBlob(1);
+    v1::Datastore datastore;
+    if (!datastore.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) continue;
+    for (const auto& [key, value] : datastore.rclone_options()) {
+      if (!SecretBox::IsSealed(value)) {
+        unsealed.push_back(std::move(datastore));
+        break;
+      }
+    }
+  }
+  select.reset();
+  if (unsealed.empty()) return absl::OkStatus();
+  DROVER_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+  for (v1::Datastore& datastore : unsealed) {
+    for (auto& [key, value] : *datastore.mutable_rclone_options()) {
+      if (!SecretBox::IsSealed(value)) value = secrets.Seal(value, OptionContext(datastore.name(), key));
+    }
+    DROVER_ASSIGN_OR_RETURN(auto update,
+                            db.Prepare("UPDATE datastores SET datastore = ? WHERE name = ?"));
+    update->BindBlob(1, SerializeDeterministic(datastore)).Bind(2, datastore.name());
+    if (absl::Status s = update->Run(); !s.ok()) {
+      db.Exec("ROLLBACK").IgnoreError();
+      return s;
+    }
+  }
+  DROVER_RETURN_IF_ERROR(db.Exec("COMMIT"));
+  Log(LogLevel::kInfo, "datastores_sealed", {{"count", static_cast<int64_t>(unsealed.size())}});
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteStoreOptions options) {
   auto store = std::unique_ptr<SqliteStore>(new SqliteStore(std::move(options)));
   DROVER_RETURN_IF_ERROR(store->StartWriter());
@@ -235,6 +355,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(SqliteStoreOption
 
 absl::Status SqliteStore::StartWriter() {
   auto w = std::make_unique<Writer>();
+  w->secrets = options_.secrets;
   DROVER_ASSIGN_OR_RETURN(w->db, Db::Open(options_.path));
   DROVER_RETURN_IF_ERROR(OpenConnection(*w->db));
   DROVER_ASSIGN_OR_RETURN(int found_version, MigrateSchema(*w->db));
@@ -242,6 +363,7 @@ absl::Status SqliteStore::StartWriter() {
     Log(LogLevel::kInfo, "schema_migrated",
         {{"path", options_.path}, {"from", found_version}, {"to", LatestSchemaVersion()}});
   }
+  if (options_.secrets != nullptr) DROVER_RETURN_IF_ERROR(SealStoredDatastores(*w->db, *options_.secrets));
   DROVER_ASSIGN_OR_RETURN(w->begin, w->db->Prepare("BEGIN IMMEDIATE"));
   DROVER_ASSIGN_OR_RETURN(w->commit, w->db->Prepare("COMMIT"));
   DROVER_ASSIGN_OR_RETURN(w->rollback, w->db->Prepare("ROLLBACK"));
@@ -412,7 +534,8 @@ void SqliteStore::PutDatastore(v1::Datastore datastore, bool replace, DoneCallba
         DROVER_ASSIGN_OR_RETURN(
             auto put, w.db->Prepare("INSERT OR REPLACE INTO datastores (name, datastore) "
                                     "VALUES (?, ?)"));
-        put->Bind(1, datastore.name()).BindBlob(2, SerializeDeterministic(datastore));
+        put->Bind(1, datastore.name())
+            .BindBlob(2, SerializeDeterministic(SealedDatastore(w.secrets, datastore)));
         return put->Run();
       },
       std::move(done)));
@@ -443,6 +566,7 @@ absl::StatusOr<std::vector<v1::Datastore>> SqliteStore::LoadDatastores() {
         return absl::DataLossError(absl::StrCat("the stored datastore '",
                                                 select->ColumnText(0), "' is unreadable"));
       }
+      DROVER_RETURN_IF_ERROR(OpenDatastore(options_.secrets, datastore));
       datastores.push_back(std::move(datastore));
     }
     return datastores;
@@ -977,7 +1101,7 @@ absl::StatusOr<v1::Job> SqliteStore::GetJob(absl::string_view job_id) {
     select->Bind(1, seq);
     DROVER_ASSIGN_OR_RETURN(bool found, select->Step());
     if (!found) return absl::NotFoundError(absl::StrCat("job '", job_id, "' does not exist"));
-    return JobFromRow(*select);
+    return JobFromRow(*select, options_.secrets);
   });
 }
 
@@ -1018,7 +1142,7 @@ absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
         page.next_before_sequence = select->ColumnInt(0) + 1;  // this row starts the next page
         break;
       }
-      DROVER_ASSIGN_OR_RETURN(v1::Job job, JobFromRow(*select));
+      DROVER_ASSIGN_OR_RETURN(v1::Job job, JobFromRow(*select, options_.secrets));
       page.jobs.push_back(std::move(job));
     }
     return page;
@@ -1038,7 +1162,7 @@ absl::StatusOr<std::vector<v1::Job>> SqliteStore::LoadUnfinishedJobs() {
     while (true) {
       DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
       if (!row) break;
-      DROVER_ASSIGN_OR_RETURN(v1::Job job, JobFromRow(*select));
+      DROVER_ASSIGN_OR_RETURN(v1::Job job, JobFromRow(*select, options_.secrets));
       jobs.push_back(std::move(job));
     }
     return jobs;

@@ -22,6 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/pki/secret_box.h"
 #include "storage/sqlite_db.h"
 #include "storage/store.h"
 #include "storage/write_health.h"
@@ -35,6 +36,10 @@ struct SqliteStoreOptions {
   int max_batch = 1024;
   // Told of every write the disk refused (see WriteHealth).
   WriteErrorObserver on_write_error;
+  // Seals secret values at rest (environment values a job marks secret, every rclone option
+  // of a datastore) when set; readers get them back opened. Values stored unsealed (before
+  // droverd sealed them, or without a box) are read as they are. Must outlive the store.
+  const SecretBox* secrets = nullptr;
 };
 
 class SqliteStore final : public Store {

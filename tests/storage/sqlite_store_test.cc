@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <thread>
 #include <vector>
 
@@ -20,6 +22,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 v1::Job NewJob(absl::string_view experiment = "default", absl::string_view key = "") {
   v1::Job job;
@@ -308,6 +311,108 @@ TEST_F(SqliteStoreTest, DatastoresSurviveAReopenWithTheirCredentials) {
   EXPECT_EQ(s3.rclone_options().at("secret_access_key"), "s3cr3t");
   EXPECT_THAT(s3.secret_keys(), ElementsAre("access_key_id"));
   EXPECT_TRUE(s3.allow_write());
+}
+
+// The database file and its WAL as bytes: what a copy of drover.db would give away.
+std::string DatabaseBytes(const std::string& db_path) {
+  std::string out;
+  for (const std::string& path : {db_path, db_path + "-wal"}) {
+    std::ifstream in(path, std::ios::binary);
+    out.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return out;
+}
+
+class SealedStoreTest : public SqliteStoreTest {
+ protected:
+  std::unique_ptr<SqliteStore> OpenSealed(const SecretBox* box) {
+    absl::StatusOr<std::unique_ptr<SqliteStore>> store =
+        SqliteStore::Open({.path = DbPath(), .secrets = box});
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+  SecretBox box_ = *SecretBox::FromKey(std::string(32, 'k'));
+};
+
+TEST_F(SealedStoreTest, SecretEnvironmentValuesAreSealedAtRestAndReadBackInClear) {
+  v1::Job job = NewJob("default", "key-1");
+  auto& env = *job.mutable_spec()->mutable_environment()->mutable_env();
+  env["API_TOKEN"] = "tok-9f8e7d6c5b4a";
+  env["PLAIN"] = "visible-value-1234";
+  job.mutable_spec()->mutable_environment()->add_secret_env("API_TOKEN");
+  std::string id;
+  {
+    auto store = OpenSealed(&box_);
+    absl::StatusOr<CreateJobResult> created = CreateSync(*store, job);
+    ASSERT_TRUE(created.ok()) << created.status();
+    id = created->job.id();
+    EXPECT_EQ(created->job.spec().environment().env().at("API_TOKEN"), "tok-9f8e7d6c5b4a");
+    // The same submit again (a retried call) is the same job, though its stored bytes differ.
+    absl::StatusOr<CreateJobResult> again = CreateSync(*store, job);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_FALSE(again->created);
+    EXPECT_EQ(again->job.id(), id);
+    EXPECT_EQ(again->job.spec().environment().env().at("API_TOKEN"), "tok-9f8e7d6c5b4a");
+    // Another spec under the key is still refused.
+    v1::Job different = job;
+    (*different.mutable_spec()->mutable_environment()->mutable_env())["API_TOKEN"] = "other";
+    EXPECT_EQ(CreateSync(*store, different).status().code(), absl::StatusCode::kAlreadyExists);
+  }
+  std::string bytes = DatabaseBytes(DbPath());
+  EXPECT_THAT(bytes, Not(HasSubstr("tok-9f8e7d6c5b4a")));
+  EXPECT_THAT(bytes, HasSubstr("visible-value-1234")) << "only secret values are sealed";
+  auto store = OpenSealed(&box_);
+  absl::StatusOr<v1::Job> read = store->GetJob(id);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->spec().environment().env().at("API_TOKEN"), "tok-9f8e7d6c5b4a");
+  absl::StatusOr<std::vector<v1::Job>> unfinished = store->LoadUnfinishedJobs();
+  ASSERT_TRUE(unfinished.ok()) << unfinished.status();
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ((*unfinished)[0].spec().environment().env().at("API_TOKEN"), "tok-9f8e7d6c5b4a");
+}
+
+TEST_F(SealedStoreTest, DatastoreCredentialsAreSealedAndOldClearOnesSealedAtOpen) {
+  {
+    // Stored in clear, as droverd did before it sealed them.
+    auto store = OpenStore();
+    ASSERT_TRUE(Sync([&](auto done) {
+                  store->PutDatastore(NewRcloneDatastore("old"), false, std::move(done));
+                }).ok());
+  }
+  ASSERT_THAT(DatabaseBytes(DbPath()), HasSubstr("s3cr3t"));
+  {
+    auto store = OpenSealed(&box_);
+    ASSERT_TRUE(Sync([&](auto done) {
+                  store->PutDatastore(NewRcloneDatastore("new"), false, std::move(done));
+                }).ok());
+    absl::StatusOr<std::vector<v1::Datastore>> datastores = store->LoadDatastores();
+    ASSERT_TRUE(datastores.ok()) << datastores.status();
+    ASSERT_EQ(datastores->size(), 2u);
+    for (const v1::Datastore& d : *datastores) {
+      EXPECT_EQ(d.rclone_options().at("secret_access_key"), "s3cr3t") << d.name();
+      EXPECT_EQ(d.rclone_options().at("type"), "s3") << d.name();
+    }
+  }
+  // A checkpoint writes the WAL back: no copy of the old clear value stays in either file.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE); VACUUM;", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  std::string bytes = DatabaseBytes(DbPath());
+  EXPECT_THAT(bytes, Not(HasSubstr("s3cr3t")));
+  EXPECT_THAT(bytes, Not(HasSubstr("AKIA1")));
+
+  // Under another key the credentials cannot be read, and the error names both keys.
+  SecretBox other = *SecretBox::FromKey(std::string(32, 'z'));
+  auto wrong = OpenSealed(&other);
+  absl::StatusOr<std::vector<v1::Datastore>> refused = wrong->LoadDatastores();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr(box_.key_id()));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("datastore 'new'"));
 }
 
 TEST_F(SqliteStoreTest, PutDatastoreReplacesOnlyWhenAsked) {
