@@ -285,11 +285,17 @@ class NodeLossE2eTest : public ::testing::Test {
   }
 
   // Polls until `condition` holds; how long that took, or a test failure after `timeout`.
+  // The verdict is the last evaluation's: evaluating again could see a passing moment of
+  // the system (`runc list` while the agent deletes a container) and fail what held.
   static absl::Duration Eventually(const std::function<bool()>& condition, absl::Duration timeout,
                                    const std::string& what) {
     absl::Time start = absl::Now();
-    while (!condition() && absl::Now() - start < timeout) absl::SleepFor(absl::Milliseconds(50));
-    EXPECT_TRUE(condition()) << what << " within " << timeout;
+    bool held = condition();
+    while (!held && absl::Now() - start < timeout) {
+      absl::SleepFor(absl::Milliseconds(50));
+      held = condition();
+    }
+    EXPECT_TRUE(held) << what << " within " << timeout;
     return absl::Now() - start;
   }
 
