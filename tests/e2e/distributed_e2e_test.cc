@@ -16,7 +16,11 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "agent/attempt_record.h"
+#include "agent/peer_tls.h"
+#include "common/pki/pki.h"
 #include "tests/e2e/distributed_fixture.h"
+#include "tests/testing/test_tls.h"
 
 namespace drover {
 namespace {
@@ -135,17 +139,45 @@ TEST_F(DistributedE2eTest, CancelOfARunningMpiJobCleansEveryNode) {
     absl::SleepFor(absl::Milliseconds(100));
   }
   ASSERT_THAT(Logs(id, 1), HasSubstr("rank 1 of 2: sleeping")) << AgentLogs();
-  // Only the attempt's own agents, with its secret, may run commands in its containers.
+  // Only the attempt's own agents, over mutual TLS with their node certificates and with
+  // its secret, may run commands in its containers.
   {
+    std::string secret;
+    for (const agent::AttemptRecord& record : agent::LoadAttemptRecords(work_dirs_[0])) {
+      if (record.assignment.attempt().job_id() == id) secret = record.assignment.exec_token();
+    }
+    ASSERT_FALSE(secret.empty());
+    // Node certificates of the cluster CA: `intruder` is a node of the cluster, not of the
+    // attempt; and one of another CA that names a node of the attempt.
+    auto files = [&](const std::string& node, const pki::KeyAndCertificate& ca,
+                     const std::string& file) {
+      auto issued = testing::IssueNodeCertificate(ca, node);
+      EXPECT_TRUE(issued.ok()) << issued.status();
+      const std::string base = absl::StrCat(dir_.path(), "/", file);
+      std::ofstream(base + ".crt") << issued->certificate_pem;
+      std::ofstream(base + ".key") << issued->key_pem;
+      std::ofstream(base + ".ca") << ca.certificate_pem;
+      return agent::NodeCertificateFiles{.certificate_file = base + ".crt",
+                                         .key_file = base + ".key",
+                                         .ca_file = base + ".ca",
+                                         .managed = false};
+    };
+    auto other_ca = pki::CreateCertificateAuthority("other-ca", absl::Hours(24), absl::Now());
+    ASSERT_TRUE(other_ca.ok());
+    agent::PeerTls intruder(files("intruder", testing::TestCaKeyAndCertificate(), "intruder"));
+    agent::PeerTls forged(files(hosts_->name(0), *other_ca, "forged"));
     grpc::ClientContext context;
     v1::ListNodesResponse nodes;
     ASSERT_TRUE(admin_->ListNodes(&context, v1::ListNodesRequest(), &nodes).ok());
     for (const v1::Node& node : nodes.nodes()) {
       ASSERT_FALSE(node.peer_endpoint().empty()) << node.name();
-      auto peer = v1::AgentPeerService::NewStub(
-          grpc::CreateChannel(node.peer_endpoint(), grpc::InsecureChannelCredentials()));
-      auto exec = [&](int64_t epoch, const std::string& token) {
+      agent::PeerTls member(files(node.name(), testing::TestCaKeyAndCertificate(), "member-" + node.name()));
+      auto exec = [&](std::shared_ptr<grpc::ChannelCredentials> credentials, int64_t epoch,
+                      const std::string& token) {
+        auto peer = v1::AgentPeerService::NewStub(
+            grpc::CreateChannel(node.peer_endpoint(), credentials));
         grpc::ClientContext call;
+        call.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
         v1::ExecRequest request;
         request.mutable_attempt()->set_job_id(id);
         request.mutable_attempt()->set_epoch(epoch);
@@ -157,11 +189,33 @@ TEST_F(DistributedE2eTest, CancelOfARunningMpiJobCleansEveryNode) {
         }
         return reader->Finish();
       };
-      EXPECT_EQ(exec(1, "not-the-secret").error_code(), grpc::StatusCode::PERMISSION_DENIED)
+      EXPECT_EQ(exec(grpc::InsecureChannelCredentials(), 1, secret).error_code(),
+                grpc::StatusCode::UNAVAILABLE)
+          << "plaintext, on " << node.name();
+      grpc::SslCredentialsOptions no_certificate;
+      no_certificate.pem_root_certs = testing::TestCaPem();
+      EXPECT_EQ(exec(grpc::SslCredentials(no_certificate), 1, secret).error_code(),
+                grpc::StatusCode::UNAVAILABLE)
+          << "no client certificate, on " << node.name();
+      EXPECT_EQ(exec(forged.ChannelCredentials(node.name()), 1, secret).error_code(),
+                grpc::StatusCode::UNAVAILABLE)
+          << "a certificate of another CA, on " << node.name();
+      grpc::Status outsider = exec(intruder.ChannelCredentials(node.name()), 1, secret);
+      EXPECT_EQ(outsider.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+          << "a node outside the attempt, with its secret, on " << node.name();
+      EXPECT_THAT(outsider.error_message(), HasSubstr("node 'intruder' is not a node of job"));
+      EXPECT_EQ(exec(member.ChannelCredentials(node.name()), 1, "not-the-secret").error_code(),
+                grpc::StatusCode::PERMISSION_DENIED)
           << node.name();
-      EXPECT_EQ(exec(1, "").error_code(), grpc::StatusCode::PERMISSION_DENIED) << node.name();
-      EXPECT_EQ(exec(2, "not-the-secret").error_code(), grpc::StatusCode::NOT_FOUND)
+      EXPECT_EQ(exec(member.ChannelCredentials(node.name()), 1, "").error_code(),
+                grpc::StatusCode::PERMISSION_DENIED)
+          << node.name();
+      EXPECT_EQ(exec(member.ChannelCredentials(node.name()), 2, "not-the-secret").error_code(),
+                grpc::StatusCode::NOT_FOUND)
           << "an attempt the node does not run, on " << node.name();
+    }
+    for (size_t k = 0; k < agents_.size(); ++k) {
+      EXPECT_THAT(agents_[k]->ReadLog(), HasSubstr("caller=intruder")) << "logged on node " << k;
     }
   }
   {
