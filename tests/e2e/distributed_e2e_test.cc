@@ -19,6 +19,7 @@
 #include "agent/attempt_record.h"
 #include "agent/peer_tls.h"
 #include "common/pki/pki.h"
+#include "common/safe_open.h"
 #include "tests/e2e/distributed_fixture.h"
 #include "tests/testing/test_tls.h"
 
@@ -233,6 +234,41 @@ TEST_F(DistributedE2eTest, CancelOfARunningMpiJobCleansEveryNode) {
     while (Containers(work) != "" && absl::Now() < until) absl::SleepFor(absl::Milliseconds(50));
     EXPECT_EQ(Containers(work), "") << "container left on " << work;
   }
+}
+
+TEST_F(DistributedE2eTest, AnMpiJobRunsOnNodeCertificatesRenewedWhileTheAgentsRan) {
+  // Each agent starts with a node certificate that ends 20 s from now; then a new key and
+  // certificate replace the files, as a renewal writes them. The peer port and the exec
+  // relay take them without a restart, or no remote MPI daemon could start: the old
+  // certificates have expired by then, and either side refuses an expired one.
+  const absl::Duration left = absl::Seconds(20);
+  const absl::Time expiry = absl::Now() + left;
+  auto write = [&](int k, absl::Time now, absl::Duration validity) {
+    const std::string node = hosts_->name(k);
+    absl::StatusOr<std::string> key = pki::GenerateKey();
+    ASSERT_TRUE(key.ok());
+    absl::StatusOr<std::string> certificate = pki::IssueCertificate(
+        testing::TestCaKeyAndCertificate(), *key,
+        {.common_name = node, .uris = {"drover-node://" + node}, .client = true,
+         .validity = validity},
+        now);
+    ASSERT_TRUE(certificate.ok()) << certificate.status();
+    const std::string base = absl::StrCat(dir_.path(), "/node-", k);
+    ASSERT_TRUE(ReplaceFile(base + ".key", *key, 0600).ok());
+    ASSERT_TRUE(ReplaceFile(base + ".crt", *certificate, 0600).ok());
+  };
+  extra_agent_args_ = [&](int k) -> std::vector<std::string> {
+    write(k, expiry - absl::Hours(1), absl::Hours(1));
+    const std::string base = absl::StrCat(dir_.path(), "/node-", k);
+    return {"--node-cert", base + ".crt", "--node-key", base + ".key"};
+  };
+  StartCluster(2);
+  absl::SleepFor(expiry - absl::Now() + absl::Seconds(1));  // the certificates' end
+  for (int k = 0; k < 2; ++k) write(k, absl::Now(), absl::Hours(1));
+  std::string id = Submit(Script(Distributed(v1::JobSpec::MPI, 2, 1), "mpi_allreduce.py"));
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(120));
+  ASSERT_EQ(job.status().exits_size(), 2) << AgentLogs();
+  EXPECT_EQ(Logs(id, 1), "rank 1 of 2: allreduce sum=3 expected=3 ok\n") << AgentLogs();
 }
 
 TEST_F(DistributedE2eTest, ATwoNodePytorchJobRunsOnWhileTheAgentOfANodeRestarts) {
