@@ -4,6 +4,8 @@
 // torch.distributed over gloo. Checks what a user sees: results on every rank, the whole
 // gang placed and torn down together, the failing rank named, and nothing left behind on
 // any node. Root only.
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -11,12 +13,14 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "agent/attempt_record.h"
+#include "agent/exec_relay.h"
 #include "agent/peer_tls.h"
 #include "common/pki/pki.h"
 #include "common/safe_open.h"
@@ -269,6 +273,41 @@ TEST_F(DistributedE2eTest, AnMpiJobRunsOnNodeCertificatesRenewedWhileTheAgentsRa
   v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(120));
   ASSERT_EQ(job.status().exits_size(), 2) << AgentLogs();
   EXPECT_EQ(Logs(id, 1), "rank 1 of 2: allreduce sum=3 expected=3 ok\n") << AgentLogs();
+}
+
+TEST_F(DistributedE2eTest, AJobFloodingItsRelaySocketGetsErrorsAndTheAgentServesOn) {
+  StartCluster(2);
+  // 1,500 connections to the relay of a one-node MPI job, held open.
+  std::string id = Submit(Script(Distributed(v1::JobSpec::MPI, 1, 1), "relay_flood.py",
+                                 {"--connections", "1500"}));
+  v1::Job running = WaitFor(id, v1::JobStatus::RUNNING);
+  ASSERT_EQ(running.status().nodes_size(), 1);
+  int k = hosts_->name(0) == running.status().nodes(0) ? 0 : 1;
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (!absl::StrContains(Logs(id, 0), "held=") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  const std::string line = Logs(id, 0);
+  int held = -1, refused = -1, failed = -1;
+  ASSERT_EQ(sscanf(line.c_str(), "held=%d refused=%d failed=%d", &held, &refused, &failed), 3)
+      << line << Logs(id, 0, v1::STDERR) << AgentLogs();
+  EXPECT_EQ(held, agent::kMaxRelayConnections) << line;
+  EXPECT_GT(refused, 500) << line << " (the job's own file limit ends the flood early)";
+  // The agent holds a thread per served connection, not per connection.
+  std::string status = testing::ReadWholeFile(absl::StrCat("/proc/", agents_[k]->pid(), "/status"));
+  int threads = 0;
+  for (absl::string_view l : absl::StrSplit(status, '\n')) {
+    if (absl::ConsumePrefix(&l, "Threads:")) threads = std::atoi(std::string(l).c_str());
+  }
+  EXPECT_GT(threads, 0);
+  EXPECT_LT(threads, agent::kMaxRelayConnections + 100) << "agent threads during the flood";
+  EXPECT_THAT(agents_[k]->ReadLog(), HasSubstr("event=exec_relay_connection_refused"));
+  std::ofstream(absl::StrCat(work_dirs_[k], "/attempts/", id, "-1/job/go")) << "go\n";
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  // The agents serve MPI launches on as before.
+  std::string next = Submit(Script(Distributed(v1::JobSpec::MPI, 2, 1), "mpi_allreduce.py"));
+  WaitFor(next, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(Logs(next, 1), "rank 1 of 2: allreduce sum=3 expected=3 ok\n") << AgentLogs();
 }
 
 TEST_F(DistributedE2eTest, ATwoNodePytorchJobRunsOnWhileTheAgentOfANodeRestarts) {
