@@ -511,8 +511,8 @@ AttemptEnv Agent::MakeAttemptEnv() {
             absl::MutexLock lock(&mu_);
             ended_at_[Key(ref)] = absl::Now();
           },
-      .peer_credentials =
-          [this](const std::string& node) { return peer_tls_.ChannelCredentials(node); },
+      .connect_peer =
+          [this](const ExecPeer& peer) { return peer_tls_.Channel(peer.endpoint, peer.node); },
   };
 }
 

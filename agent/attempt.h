@@ -71,8 +71,8 @@ struct AttemptEnv {
   std::function<bool(absl::Duration)> await_droverd;
   // Called on the attempt's thread after it reported ENDED.
   std::function<void(const v1::AttemptRef&)> ended;
-  // Credentials for the exec relay's channels to the peer port of a node (PeerTls).
-  ExecRelay::Credentials peer_credentials;
+  // The exec relay's channels to the peer port of a node (PeerTls::Channel).
+  ExecRelay::Connect connect_peer;
 };
 
 class Attempt {

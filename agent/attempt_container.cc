@@ -255,7 +255,7 @@ absl::Status Attempt::StartRelay() {
   // Each remote node holds one connection while its MPI daemon runs; room for a few
   // mpiruns at once in jobs of more nodes than kMaxRelayConnections allows for.
   relay_ = std::make_unique<ExecRelay>(a.attempt(), a.exec_token(), std::move(peers),
-                                       env_.peer_credentials,
+                                       env_.connect_peer,
                                        std::max(kMaxRelayConnections, 4 * a.node_count()));
   return relay_->Listen(dir_ + "/relay/exec.sock");
 }

@@ -1,6 +1,5 @@
 #include "agent/exec_relay.h"
 
-#include <grpcpp/create_channel.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -34,12 +33,12 @@ absl::Status CheckCallerOfAttempt(const v1::AssignAttempt& assignment, absl::str
 }
 
 ExecRelay::ExecRelay(v1::AttemptRef attempt, std::string token,
-                     std::map<std::string, ExecPeer> peers, Credentials credentials,
+                     std::map<std::string, ExecPeer> peers, Connect connect,
                      int max_connections)
     : attempt_(std::move(attempt)),
       token_(std::move(token)),
       peers_(std::move(peers)),
-      credentials_(std::move(credentials)),
+      connect_(std::move(connect)),
       max_connections_(max_connections) {}
 
 ExecRelay::~ExecRelay() { Stop(); }
@@ -171,7 +170,7 @@ void ExecRelay::Serve(int fd) {
     absl::MutexLock lock(&mu_);
     std::shared_ptr<grpc::Channel>& cached = channels_[target.node + "@" + target.endpoint];
     if (cached == nullptr) {
-      cached = grpc::CreateChannel(target.endpoint, credentials_(target.node));
+      cached = connect_(target);
     }
     channel = cached;
   }

@@ -22,7 +22,6 @@
 
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
-#include <grpcpp/security/credentials.h>
 
 #include <functional>
 #include <map>
@@ -62,14 +61,13 @@ absl::Status CheckCallerOfAttempt(const v1::AssignAttempt& assignment, absl::str
 // request to the agent of the named host.
 class ExecRelay {
  public:
-  // Credentials for a channel to the peer port of a node (PeerTls::ChannelCredentials).
-  using Credentials =
-      std::function<std::shared_ptr<grpc::ChannelCredentials>(const std::string& node)>;
+  // A channel to the peer port of a node (PeerTls::Channel).
+  using Connect = std::function<std::shared_ptr<grpc::Channel>(const ExecPeer& peer)>;
 
   // `peers`: every node of the attempt, by every name MPI may use for it (its address and
   // its node name).
   ExecRelay(v1::AttemptRef attempt, std::string token, std::map<std::string, ExecPeer> peers,
-            Credentials credentials, int max_connections = kMaxRelayConnections);
+            Connect connect, int max_connections = kMaxRelayConnections);
   // Stop().
   ~ExecRelay();
 
@@ -89,7 +87,7 @@ class ExecRelay {
   const v1::AttemptRef attempt_;
   const std::string token_;
   const std::map<std::string, ExecPeer> peers_;
-  const Credentials credentials_;
+  const Connect connect_;
   const int max_connections_;
   int listen_fd_ = -1;
   std::thread acceptor_;

@@ -1,5 +1,6 @@
 #include "agent/peer_tls.h"
 
+#include <grpcpp/create_channel.h>
 #include <grpcpp/security/auth_context.h>
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
@@ -110,6 +111,13 @@ std::shared_ptr<grpc::ChannelCredentials> PeerTls::ChannelCredentials(
       grpc::experimental::ExternalCertificateVerifier::Create<NodeServerVerifier>(
           files_.ca_file, node));
   return grpc::experimental::TlsCredentials(options);
+}
+
+std::shared_ptr<grpc::Channel> PeerTls::Channel(const std::string& endpoint,
+                                               const std::string& node) const {
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride(node);
+  return grpc::CreateCustomChannel(endpoint, ChannelCredentials(node), args);
 }
 
 absl::StatusOr<std::string> CallerNode(const grpc::ServerContextBase& context) {

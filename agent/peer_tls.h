@@ -11,10 +11,16 @@
 // certificate they were made with, which is fine: TLS checks a certificate's validity at
 // the handshake only.
 //
+// gRPC's TLS server logs "No match found for server name: NODE" at each handshake: it
+// matches the name the client asks for (TLS SNI, the node's name) against DNS names that a
+// node certificate does not have, then serves its only certificate anyway. Harmless; node
+// certificates get no DNS names so that none can pass for a host's server certificate.
+//
 // Thread-safe after construction.
 #ifndef DROVER_AGENT_PEER_TLS_H_
 #define DROVER_AGENT_PEER_TLS_H_
 
+#include <grpcpp/channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
@@ -42,6 +48,11 @@ class PeerTls {
   // handshake fails (the call is UNAVAILABLE) unless the server's certificate verifies
   // against the CA and is the node certificate of `node`.
   std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const std::string& node) const;
+
+  // A channel to the peer port at `endpoint` (HOST:PORT) of node `node`, with those
+  // credentials; it asks for the server by the node's name (TLS SNI), not by its address.
+  std::shared_ptr<grpc::Channel> Channel(const std::string& endpoint,
+                                         const std::string& node) const;
 
  private:
   const NodeCertificateFiles files_;

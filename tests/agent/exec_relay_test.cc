@@ -61,7 +61,7 @@ TEST(ExecRelayTest, AFloodOfConnectionsIsRefusedPastTheLimitAndTheRelayServesOn)
   attempt.set_job_id("j-9");
   attempt.set_epoch(1);
   constexpr int kLimit = 8;
-  ExecRelay relay(attempt, "secret", {}, [](const std::string&) { return nullptr; }, kLimit);
+  ExecRelay relay(attempt, "secret", {}, [](const ExecPeer&) { return nullptr; }, kLimit);
   ASSERT_TRUE(relay.Listen(socket_path).ok());
   const int threads_before = Threads();
 

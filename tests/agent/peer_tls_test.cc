@@ -116,10 +116,16 @@ class PeerTlsTest : public ::testing::Test {
     ASSERT_NE(port_, 0);
   }
 
-  std::shared_ptr<grpc::Channel> Channel(std::shared_ptr<grpc::ChannelCredentials> credentials) {
-    // A new connection each time (no channel shares a subchannel with another).
+  // A channel as the exec relay makes them (SNI: the node's name), or with other
+  // `credentials`; each on a new connection (no channel shares a subchannel with another).
+  std::shared_ptr<grpc::Channel> Channel(const PeerTls& client, const std::string& node) {
+    return Channel(client.ChannelCredentials(node), node);
+  }
+  std::shared_ptr<grpc::Channel> Channel(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                                         const std::string& node = "") {
     grpc::ChannelArguments args;
     args.SetInt("drover.test.unique", ++channels_);
+    if (!node.empty()) args.SetSslTargetNameOverride(node);
     return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_), credentials, args);
   }
 
@@ -148,7 +154,7 @@ class PeerTlsTest : public ::testing::Test {
     absl::Time deadline = absl::Now() + absl::Seconds(30);
     grpc::Status status;
     do {
-      status = Exec(Channel(client.ChannelCredentials(server_node)));
+      status = Exec(Channel(client, server_node));
       if (status.ok()) break;
       absl::SleepFor(absl::Milliseconds(200));
     } while (absl::Now() < deadline);
@@ -170,7 +176,7 @@ TEST_F(PeerTlsTest, ANodeOfTheAttemptRunsACommandOverMutualTls) {
   Serve(Files("n-2", ca_));
   PeerTls client(Files("n-1", ca_));
   std::string out;
-  grpc::Status status = Exec(Channel(client.ChannelCredentials("n-2")), "the-secret", &out);
+  grpc::Status status = Exec(Channel(client, "n-2"), "the-secret", &out);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_THAT(out, HasSubstr("echo hi"));
 }
@@ -192,12 +198,12 @@ TEST_F(PeerTlsTest, ACallerWithoutAClientCertificateIsRefused) {
 TEST_F(PeerTlsTest, ANodeOutsideTheAttemptIsRefusedEvenWithTheSecret) {
   Serve(Files("n-2", ca_));
   PeerTls outsider(Files("n-3", ca_));
-  grpc::Status status = Exec(Channel(outsider.ChannelCredentials("n-2")));
+  grpc::Status status = Exec(Channel(outsider, "n-2"));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr("node 'n-3' is not a node of job j-7 attempt 1"));
   // The exec token check stays: a node of the attempt without the secret gets nothing.
   PeerTls member(Files("n-1", ca_));
-  EXPECT_EQ(Exec(Channel(member.ChannelCredentials("n-2")), "a-guess").error_code(),
+  EXPECT_EQ(Exec(Channel(member, "n-2"), "a-guess").error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
 }
 
@@ -205,13 +211,13 @@ TEST_F(PeerTlsTest, AClientOfAnotherCaCannotConnectNorServe) {
   Serve(Files("n-2", ca_));
   // A certificate for an attempt's node, from another CA, trusting that CA.
   PeerTls forged(Files("n-1", other_ca_, "forged-n-1"));
-  EXPECT_EQ(Exec(Channel(forged.ChannelCredentials("n-2"))).error_code(),
+  EXPECT_EQ(Exec(Channel(forged, "n-2")).error_code(),
             grpc::StatusCode::UNAVAILABLE);
   // A server of another CA is not taken for the node either.
   server_->Shutdown(absl::ToChronoTime(absl::Now()));
   Serve(Files("n-2", other_ca_, "forged-n-2"));
   PeerTls member(Files("n-1", ca_));
-  EXPECT_EQ(Exec(Channel(member.ChannelCredentials("n-2"))).error_code(),
+  EXPECT_EQ(Exec(Channel(member, "n-2")).error_code(),
             grpc::StatusCode::UNAVAILABLE);
 }
 
@@ -219,9 +225,9 @@ TEST_F(PeerTlsTest, TheCallerRefusesAServerThatIsAnotherNode) {
   Serve(Files("n-2", ca_));
   PeerTls member(Files("n-1", ca_));
   // The relay meant n-1's port (an address now taken by n-2's agent): no command goes there.
-  EXPECT_EQ(Exec(Channel(member.ChannelCredentials("n-1"))).error_code(),
+  EXPECT_EQ(Exec(Channel(member, "n-1")).error_code(),
             grpc::StatusCode::UNAVAILABLE);
-  EXPECT_TRUE(Exec(Channel(member.ChannelCredentials("n-2"))).ok());
+  EXPECT_TRUE(Exec(Channel(member, "n-2")).ok());
 }
 
 TEST_F(PeerTlsTest, RenewedCertificatesAreUsedWithoutARestart) {
@@ -231,13 +237,13 @@ TEST_F(PeerTlsTest, RenewedCertificatesAreUsedWithoutARestart) {
   NodeCertificateFiles client_files = Files("n-1", ca_, "", past, absl::Hours(2));
   Serve(server_files);
   PeerTls client(client_files);
-  EXPECT_EQ(Exec(Channel(client.ChannelCredentials("n-2"))).error_code(),
+  EXPECT_EQ(Exec(Channel(client, "n-2")).error_code(),
             grpc::StatusCode::UNAVAILABLE);
   // The server's certificate is renewed (new key, new certificate, as RenewIfDue writes
   // them): the client still presents its expired one, which the server refuses.
   Files("n-2", ca_);
   absl::SleepFor(absl::Seconds(6));  // more than one reread of the files (kRefreshSeconds)
-  EXPECT_EQ(Exec(Channel(client.ChannelCredentials("n-2"))).error_code(),
+  EXPECT_EQ(Exec(Channel(client, "n-2")).error_code(),
             grpc::StatusCode::UNAVAILABLE);
   // Then the client's: calls go through, from the same server and PeerTls objects.
   Files("n-1", ca_);
@@ -248,7 +254,7 @@ TEST_F(PeerTlsTest, RenewedCertificatesAreUsedWithoutARestart) {
 TEST_F(PeerTlsTest, ThePeerPortAnswersGrpcHealthChecksOfNodes) {
   Serve(Files("n-2", ca_));
   PeerTls outsider(Files("n-3", ca_));  // any node of the cluster may ask
-  grpc::GenericStub stub(Channel(outsider.ChannelCredentials("n-2")));
+  grpc::GenericStub stub(Channel(outsider, "n-2"));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
   grpc::Slice empty("");

@@ -176,11 +176,15 @@ TEST_F(DistributedE2eTest, CancelOfARunningMpiJobCleansEveryNode) {
     ASSERT_TRUE(admin_->ListNodes(&context, v1::ListNodesRequest(), &nodes).ok());
     for (const v1::Node& node : nodes.nodes()) {
       ASSERT_FALSE(node.peer_endpoint().empty()) << node.name();
-      agent::PeerTls member(files(node.name(), testing::TestCaKeyAndCertificate(), "member-" + node.name()));
-      auto exec = [&](std::shared_ptr<grpc::ChannelCredentials> credentials, int64_t epoch,
+      agent::PeerTls member(
+          files(node.name(), testing::TestCaKeyAndCertificate(), "member-" + node.name()));
+      // As the agents make them (agent/peer_tls.h), with `tls`.
+      auto as = [&](const agent::PeerTls& tls) {
+        return tls.Channel(node.peer_endpoint(), node.name());
+      };
+      auto exec = [&](std::shared_ptr<grpc::Channel> channel, int64_t epoch,
                       const std::string& token) {
-        auto peer = v1::AgentPeerService::NewStub(
-            grpc::CreateChannel(node.peer_endpoint(), credentials));
+        auto peer = v1::AgentPeerService::NewStub(channel);
         grpc::ClientContext call;
         call.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
         v1::ExecRequest request;
@@ -194,28 +198,31 @@ TEST_F(DistributedE2eTest, CancelOfARunningMpiJobCleansEveryNode) {
         }
         return reader->Finish();
       };
-      EXPECT_EQ(exec(grpc::InsecureChannelCredentials(), 1, secret).error_code(),
+      EXPECT_EQ(exec(grpc::CreateChannel(node.peer_endpoint(), grpc::InsecureChannelCredentials()),
+                     1, secret).error_code(),
                 grpc::StatusCode::UNAVAILABLE)
           << "plaintext, on " << node.name();
       grpc::SslCredentialsOptions no_certificate;
       no_certificate.pem_root_certs = testing::TestCaPem();
-      EXPECT_EQ(exec(grpc::SslCredentials(no_certificate), 1, secret).error_code(),
+      auto no_client_certificate =
+          grpc::CreateChannel(node.peer_endpoint(), grpc::SslCredentials(no_certificate));
+      EXPECT_EQ(exec(no_client_certificate, 1, secret).error_code(),
                 grpc::StatusCode::UNAVAILABLE)
           << "no client certificate, on " << node.name();
-      EXPECT_EQ(exec(forged.ChannelCredentials(node.name()), 1, secret).error_code(),
+      EXPECT_EQ(exec(as(forged), 1, secret).error_code(),
                 grpc::StatusCode::UNAVAILABLE)
           << "a certificate of another CA, on " << node.name();
-      grpc::Status outsider = exec(intruder.ChannelCredentials(node.name()), 1, secret);
+      grpc::Status outsider = exec(as(intruder), 1, secret);
       EXPECT_EQ(outsider.error_code(), grpc::StatusCode::PERMISSION_DENIED)
           << "a node outside the attempt, with its secret, on " << node.name();
       EXPECT_THAT(outsider.error_message(), HasSubstr("node 'intruder' is not a node of job"));
-      EXPECT_EQ(exec(member.ChannelCredentials(node.name()), 1, "not-the-secret").error_code(),
+      EXPECT_EQ(exec(as(member), 1, "not-the-secret").error_code(),
                 grpc::StatusCode::PERMISSION_DENIED)
           << node.name();
-      EXPECT_EQ(exec(member.ChannelCredentials(node.name()), 1, "").error_code(),
+      EXPECT_EQ(exec(as(member), 1, "").error_code(),
                 grpc::StatusCode::PERMISSION_DENIED)
           << node.name();
-      EXPECT_EQ(exec(member.ChannelCredentials(node.name()), 2, "not-the-secret").error_code(),
+      EXPECT_EQ(exec(as(member), 2, "not-the-secret").error_code(),
                 grpc::StatusCode::NOT_FOUND)
           << "an attempt the node does not run, on " << node.name();
     }
