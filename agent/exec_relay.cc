@@ -169,10 +169,14 @@ void ExecRelay::Serve(int fd) {
   {
     absl::MutexLock lock(&mu_);
     std::shared_ptr<grpc::Channel>& cached = channels_[target.node + "@" + target.endpoint];
-    if (cached == nullptr) {
-      cached = connect_(target);
-    }
+    if (cached == nullptr && connect_ != nullptr) cached = connect_(target);
     channel = cached;
+  }
+  if (channel == nullptr) {
+    frames::WriteFrame(fd, frames::kError,
+                       absl::StrCat("drover-agent cannot reach node ", target.node));
+    done();
+    return;
   }
   auto stub = v1::AgentPeerService::NewStub(channel);
   v1::ExecRequest exec;

@@ -114,6 +114,22 @@ TEST(ExecRelayTest, AFloodOfConnectionsIsRefusedPastTheLimitAndTheRelayServesOn)
   relay.Stop();
 }
 
+TEST(ExecRelayTest, ANodeWithoutAChannelGetsAnErrorNotACrash) {
+  testing::TempDir dir;
+  v1::AttemptRef attempt;
+  attempt.set_job_id("j-4");
+  attempt.set_epoch(1);
+  ExecRelay relay(attempt, "secret", {{"10.0.0.2", {.node = "n-2", .endpoint = "10.0.0.2:1"}}},
+                  [](const ExecPeer&) { return nullptr; });
+  ASSERT_TRUE(relay.Listen(dir.path() + "/exec.sock").ok());
+  int fd = Connect(dir.path() + "/exec.sock");
+  ASSERT_GE(fd, 0);
+  frames::WriteFrame(fd, frames::kHost, "10.0.0.2");
+  frames::WriteFrame(fd, frames::kCommand, "true");
+  EXPECT_EQ(FirstFrame(fd), "F:drover-agent cannot reach node n-2");
+  close(fd);
+}
+
 TEST(ExecRelayTest, OnlyNodesOfTheAttemptMayRunCommandsInIt) {
   v1::AssignAttempt assignment;
   assignment.mutable_attempt()->set_job_id("j-3");
