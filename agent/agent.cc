@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/security/credentials.h>
 #include <netdb.h>
@@ -178,7 +179,8 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
       environments_({.root = options_.work_dir + "/environments",
                      .budget_bytes = options_.environment_cache_bytes},
                     runtime_),
-      shipper_([this](v1::AgentMessage message) { return Send(message); }) {}
+      shipper_([this](v1::AgentMessage message) { return Send(message); }),
+      peer_tls_(options_.node_certificate) {}
 
 Agent::~Agent() { Stop(); }
 
@@ -210,18 +212,22 @@ absl::Status Agent::StartPeerServer() {
   if (int saved = SavedPeerPort(port_file); wanted == "0" && saved > 0) {
     candidates.insert(candidates.begin(), absl::StrCat(saved));
   }
+  // grpc.health.v1.Health on the same port, behind the same TLS: SERVING while the agent
+  // serves (a process-wide switch; the peer server is the agent's only gRPC server).
+  grpc::EnableDefaultHealthCheckService(true);
   for (size_t i = 0; i < candidates.size(); ++i) {
     // A service is registered with one server only: a new one for each try.
     peer_service_ = std::make_unique<PeerExecService>(
-        runtime_, [this](const v1::AttemptRef& attempt, const std::string& token) {
-          return ExecTarget(attempt, token);
-        });
+        runtime_, [this](const v1::AttemptRef& attempt, const std::string& token,
+                         const std::string& caller) { return ExecTarget(attempt, token, caller); });
     grpc::ServerBuilder builder;
     // Not shared with another process that binds the same port (gRPC allows it by default).
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     int port = 0;
+    // Mutual TLS with node certificates (agent/peer_tls.h); which node may do what is
+    // checked per call (PeerExecService).
     builder.AddListeningPort(absl::StrCat(host, ":", candidates[i]),
-                             grpc::InsecureServerCredentials(), &port);
+                             peer_tls_.ServerCredentials(), &port);
     builder.RegisterService(peer_service_.get());
     peer_server_ = builder.BuildAndStart();
     if (peer_server_ == nullptr || port == 0) {
@@ -245,14 +251,15 @@ absl::Status Agent::StartPeerServer() {
 }
 
 absl::StatusOr<std::string> Agent::ExecTarget(const v1::AttemptRef& attempt,
-                                              const std::string& token) {
+                                              const std::string& token,
+                                              const std::string& caller) {
   absl::MutexLock lock(&mu_);
   auto it = attempts_.find(Key(attempt));
   if (it == attempts_.end()) {
     return absl::NotFoundError(absl::StrCat("this node does not run job ", attempt.job_id(),
                                             " attempt ", attempt.epoch()));
   }
-  return it->second->ExecTarget(token);
+  return it->second->ExecTarget(token, caller);
 }
 
 void Agent::RemoveLeftovers(const std::vector<v1::AttemptRef>& keep) {
@@ -506,6 +513,8 @@ AttemptEnv Agent::MakeAttemptEnv() {
             absl::MutexLock lock(&mu_);
             ended_at_[Key(ref)] = absl::Now();
           },
+      .connect_peer =
+          [this](const ExecPeer& peer) { return peer_tls_.Channel(peer.endpoint, peer.node); },
   };
 }
 

@@ -30,6 +30,7 @@
 #include "agent/images/image_cache.h"
 #include "agent/log_shipper.h"
 #include "agent/node_certificate.h"
+#include "agent/peer_tls.h"
 #include "agent/runtime/container_runtime.h"
 #include "drover/v1/agent_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
@@ -107,7 +108,8 @@ class Agent {
   // Serves AgentPeerService on options_.peer_listen; sets peer_endpoint_.
   absl::Status StartPeerServer();
   // PeerExecService's lookup: the container of an attempt this agent runs.
-  absl::StatusOr<std::string> ExecTarget(const v1::AttemptRef& attempt, const std::string& token);
+  absl::StatusOr<std::string> ExecTarget(const v1::AttemptRef& attempt, const std::string& token,
+                                         const std::string& caller);
 
   const AgentOptions options_;
   ContainerRuntime& runtime_;
@@ -121,6 +123,7 @@ class Agent {
   EnvironmentCache environments_;  // shared by the attempts
   LogShipper shipper_;
   absl::Notification stopping_;
+  PeerTls peer_tls_;  // the peer port's and the exec relays' TLS, node certificates
   std::unique_ptr<PeerExecService> peer_service_;
   std::unique_ptr<grpc::Server> peer_server_;
   std::string peer_endpoint_;  // set before the connection thread starts

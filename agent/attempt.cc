@@ -405,7 +405,9 @@ absl::Status Attempt::FetchSnapshot(const std::string& digest, const std::string
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> Attempt::ExecTarget(const std::string& token) {
+absl::StatusOr<std::string> Attempt::ExecTarget(const std::string& token,
+                                                const std::string& caller) {
+  if (absl::Status s = CheckCallerOfAttempt(assignment_, caller); !s.ok()) return s;
   if (assignment_.exec_token().empty() || token != assignment_.exec_token()) {
     return absl::PermissionDeniedError(absl::StrCat(
         "wrong secret for job ", assignment_.attempt().job_id(), " attempt ",

@@ -75,6 +75,8 @@ struct AttemptEnv {
   std::function<bool(absl::Duration)> await_droverd;
   // Called on the attempt's thread after it reported ENDED.
   std::function<void(const v1::AttemptRef&)> ended;
+  // The exec relay's channels to the peer port of a node (PeerTls::Channel).
+  ExecRelay::Connect connect_peer;
 };
 
 class Attempt {
@@ -113,9 +115,10 @@ class Attempt {
   // The last report, for the hello after a reconnect.
   v1::AttemptReport LastReport();
   bool ended();
-  // For PeerExecService: the container, when `token` is the attempt's secret and its
-  // processes run (see PeerExecService::Lookup for the errors).
-  absl::StatusOr<std::string> ExecTarget(const std::string& token);
+  // For PeerExecService: the container, when node `caller` is a node of the attempt,
+  // `token` is its secret and its processes run (see PeerExecService::Lookup for the
+  // errors).
+  absl::StatusOr<std::string> ExecTarget(const std::string& token, const std::string& caller);
 
  private:
   void Run();

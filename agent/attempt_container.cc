@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -252,15 +253,21 @@ absl::Status Attempt::WriteNodeFiles() {
 absl::Status Attempt::StartRelay() {
   const v1::AssignAttempt& a = assignment_;
   mpi_network_ = NetworkOf(a.node_addresses_size() > 0 ? a.node_addresses(0) : "");
-  std::map<std::string, std::string> peers;
-  for (int k = 0; k < a.node_addresses_size() && k < a.node_peer_endpoints_size(); ++k) {
-    if (a.node_peer_endpoints(k).empty()) continue;
-    peers[a.node_addresses(k)] = a.node_peer_endpoints(k);
-    if (k < a.node_names_size() && !a.node_names(k).empty()) {
-      peers[a.node_names(k)] = a.node_peer_endpoints(k);
-    }
+  std::map<std::string, ExecPeer> peers;
+  for (int k = 0; k < a.node_addresses_size() && k < a.node_peer_endpoints_size() &&
+                  k < a.node_names_size();
+       ++k) {
+    // A node without a name cannot be verified (its certificate must name it): unreachable.
+    if (a.node_peer_endpoints(k).empty() || a.node_names(k).empty()) continue;
+    const ExecPeer peer{.node = a.node_names(k), .endpoint = a.node_peer_endpoints(k)};
+    peers[a.node_addresses(k)] = peer;
+    peers[a.node_names(k)] = peer;
   }
-  relay_ = std::make_unique<ExecRelay>(a.attempt(), a.exec_token(), std::move(peers));
+  // Each remote node holds one connection while its MPI daemon runs; room for a few
+  // mpiruns at once in jobs of more nodes than kMaxRelayConnections allows for.
+  relay_ = std::make_unique<ExecRelay>(a.attempt(), a.exec_token(), std::move(peers),
+                                       env_.connect_peer,
+                                       std::max(kMaxRelayConnections, 4 * a.node_count()));
   const std::string socket = dir_ + "/relay/exec.sock";
   DROVER_RETURN_IF_ERROR(relay_->Listen(socket));
   // The container's root (an unprivileged host uid with a user namespace) connects to it;

@@ -1,7 +1,5 @@
 #include "agent/exec_relay.h"
 
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -11,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/launcher/exec_frames.h"
+#include "agent/peer_tls.h"
 #include "common/log.h"
 
 namespace drover::agent {
@@ -24,9 +23,23 @@ constexpr absl::Duration kStartWait = absl::Seconds(60);
 
 }  // namespace
 
+absl::Status CheckCallerOfAttempt(const v1::AssignAttempt& assignment, absl::string_view caller) {
+  for (const std::string& node : assignment.node_names()) {
+    if (node == caller) return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "node '", caller, "' is not a node of job ", assignment.attempt().job_id(), " attempt ",
+      assignment.attempt().epoch(), ": only the attempt's own nodes may run commands in it"));
+}
+
 ExecRelay::ExecRelay(v1::AttemptRef attempt, std::string token,
-                     std::map<std::string, std::string> peers)
-    : attempt_(std::move(attempt)), token_(std::move(token)), peers_(std::move(peers)) {}
+                     std::map<std::string, ExecPeer> peers, Connect connect,
+                     int max_connections)
+    : attempt_(std::move(attempt)),
+      token_(std::move(token)),
+      peers_(std::move(peers)),
+      connect_(std::move(connect)),
+      max_connections_(max_connections) {}
 
 ExecRelay::~ExecRelay() { Stop(); }
 
@@ -53,20 +66,23 @@ absl::Status ExecRelay::Listen(const std::string& path) {
 }
 
 void ExecRelay::Stop() {
-  std::vector<std::thread> workers;
   {
     absl::MutexLock lock(&mu_);
     if (stopped_) return;
     stopped_ = true;
     // shutdown() wakes the acceptor's accept() and the workers' reads.
     if (listen_fd_ >= 0) shutdown(listen_fd_, SHUT_RDWR);
-    for (int fd : connections_) shutdown(fd, SHUT_RDWR);
+    for (const auto& [fd, worker] : workers_) shutdown(fd, SHUT_RDWR);
     for (grpc::ClientContext* call : calls_) call->TryCancel();
   }
   if (acceptor_.joinable()) acceptor_.join();
+  std::vector<std::thread> workers;
   {
     absl::MutexLock lock(&mu_);
-    workers.swap(workers_);
+    for (auto& [fd, worker] : workers_) workers.push_back(std::move(worker));
+    workers_.clear();
+    for (std::thread& worker : finished_) workers.push_back(std::move(worker));
+    finished_.clear();
   }
   for (std::thread& worker : workers) worker.join();
   if (listen_fd_ >= 0) close(listen_fd_);
@@ -76,20 +92,58 @@ void ExecRelay::Stop() {
 void ExecRelay::AcceptLoop() {
   while (true) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    absl::MutexLock lock(&mu_);
-    if (stopped_) {
-      if (fd >= 0) close(fd);
-      return;
+    const int accept_errno = errno;
+    std::vector<std::thread> finished;
+    bool go_on = true;
+    {
+      absl::MutexLock lock(&mu_);
+      finished.swap(finished_);
+      if (stopped_) {
+        if (fd >= 0) close(fd);
+        go_on = false;
+      } else if (fd < 0) {
+        if (accept_errno != EINTR && accept_errno != ECONNABORTED) {
+          Log(LogLevel::kWarning, "exec_relay_accept_failed",
+              {{"job", attempt_.job_id()}, {"error", std::strerror(accept_errno)}});
+          go_on = false;
+        }
+      } else if (static_cast<int>(workers_.size()) >= max_connections_) {
+        Refuse(fd);
+      } else {
+        workers_.emplace(fd, std::thread([this, fd] { Serve(fd); }));
+      }
     }
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      Log(LogLevel::kWarning, "exec_relay_accept_failed",
-          {{"job", attempt_.job_id()}, {"error", std::strerror(errno)}});
-      return;
-    }
-    connections_.insert(fd);
-    workers_.emplace_back([this, fd] { Serve(fd); });
+    // Threads that are done (they leave the lock last thing): quick to join.
+    for (std::thread& worker : finished) worker.join();
+    if (!go_on) return;
   }
+}
+
+void ExecRelay::Refuse(int fd) {
+  ++refused_;
+  // One line for the first refusal of a flood, then one per hundred.
+  if (refused_ == 1 || refused_ % 100 == 0) {
+    Log(LogLevel::kWarning, "exec_relay_connection_refused",
+        {{"job", attempt_.job_id()}, {"epoch", attempt_.epoch()},
+         {"open", static_cast<int64_t>(workers_.size())}, {"limit", max_connections_},
+         {"refused_total", refused_}});
+  }
+  // A new socket's buffer takes this small frame without blocking.
+  frames::WriteFrame(fd, frames::kError,
+                     absl::StrCat("drover-agent: the exec relay of job ", attempt_.job_id(),
+                                  " has ", workers_.size(), " connections open, the most it "
+                                  "serves at once; close some (each remote launch holds one)"));
+  close(fd);
+}
+
+void ExecRelay::Finish(int fd) {
+  absl::MutexLock lock(&mu_);
+  if (auto worker = workers_.find(fd); worker != workers_.end()) {
+    finished_.push_back(std::move(worker->second));
+    workers_.erase(worker);
+  }
+  // Under the lock: the number is not reused by accept() before it left `workers_`.
+  close(fd);
 }
 
 void ExecRelay::Serve(int fd) {
@@ -97,11 +151,7 @@ void ExecRelay::Serve(int fd) {
   std::string host, command;
   bool request = frames::ReadFrame(fd, &type, &host) && type == frames::kHost &&
                  frames::ReadFrame(fd, &type, &command) && type == frames::kCommand;
-  auto done = [&] {
-    absl::MutexLock lock(&mu_);
-    connections_.erase(fd);
-    close(fd);
-  };
+  auto done = [&] { Finish(fd); };
   if (!request) {
     done();
     return;
@@ -114,14 +164,19 @@ void ExecRelay::Serve(int fd) {
     done();
     return;
   }
+  const ExecPeer& target = peer->second;
   std::shared_ptr<grpc::Channel> channel;
   {
     absl::MutexLock lock(&mu_);
-    std::shared_ptr<grpc::Channel>& cached = channels_[peer->second];
-    if (cached == nullptr) {
-      cached = grpc::CreateChannel(peer->second, grpc::InsecureChannelCredentials());
-    }
+    std::shared_ptr<grpc::Channel>& cached = channels_[target.node + "@" + target.endpoint];
+    if (cached == nullptr && connect_ != nullptr) cached = connect_(target);
     channel = cached;
+  }
+  if (channel == nullptr) {
+    frames::WriteFrame(fd, frames::kError,
+                       absl::StrCat("drover-agent cannot reach node ", target.node));
+    done();
+    return;
   }
   auto stub = v1::AgentPeerService::NewStub(channel);
   v1::ExecRequest exec;
@@ -136,15 +191,11 @@ void ExecRelay::Serve(int fd) {
     grpc::ClientContext context;
     {
       absl::MutexLock lock(&mu_);
-      if (stopped_) {
-        connections_.erase(fd);
-        close(fd);
-        return;
-      }
+      if (stopped_) break;
       calls_.insert(&context);
     }
     Log(LogLevel::kDebug, "exec_relayed",
-        {{"job", attempt_.job_id()}, {"host", host}, {"peer", peer->second}, {"try", tries}});
+        {{"job", attempt_.job_id()}, {"host", host}, {"node", target.node}, {"peer", target.endpoint}, {"try", tries}});
     auto reader = stub->Exec(&context, exec);
     v1::ExecOutput output;
     bool have_exit = false;
@@ -191,7 +242,7 @@ void ExecRelay::Serve(int fd) {
           {{"job", attempt_.job_id()}, {"host", host}, {"error", status.error_message()}});
     } else {
       frames::WriteFrame(fd, frames::kError,
-                         absl::StrCat("agent at ", peer->second, ": ",
+                         absl::StrCat("agent at ", target.endpoint, ": ",
                                       status.ok() ? "no exit status" : status.error_message()));
     }
     break;
@@ -201,17 +252,23 @@ void ExecRelay::Serve(int fd) {
 
 grpc::Status PeerExecService::Exec(grpc::ServerContext* context, const v1::ExecRequest* request,
                                    grpc::ServerWriter<v1::ExecOutput>* writer) {
-  absl::StatusOr<std::string> container = lookup_(request->attempt(), request->token());
+  // TLS verified the caller's certificate against the cluster CA; which node it is decides
+  // whether it may run commands in an attempt.
+  absl::StatusOr<std::string> caller = CallerNode(*context);
+  absl::StatusOr<std::string> container =
+      caller.ok() ? lookup_(request->attempt(), request->token(), *caller)
+                  : absl::StatusOr<std::string>(caller.status());
   absl::Time deadline = absl::Now() + kStartWait;
   while (absl::IsFailedPrecondition(container.status()) && absl::Now() < deadline &&
          !context->IsCancelled()) {
     absl::SleepFor(absl::Milliseconds(20));
-    container = lookup_(request->attempt(), request->token());
+    container = lookup_(request->attempt(), request->token(), *caller);
   }
   if (!container.ok()) {
     Log(LogLevel::kWarning, "exec_refused",
         {{"job", request->attempt().job_id()}, {"epoch", request->attempt().epoch()},
-         {"peer", context->peer()}, {"error", container.status().message()}});
+         {"caller", caller.ok() ? *caller : "?"}, {"peer", context->peer()},
+         {"error", container.status().message()}});
     return grpc::Status(static_cast<grpc::StatusCode>(container.status().code()),
                         std::string(container.status().message()));
   }

@@ -3,8 +3,9 @@
 // token (first start, `--join`) or for the current certificate (renewal, when a third of
 // its life is left). Key and certificate live in files, 0600: `<work-dir>/node.key` and
 // `node.crt` (the agent's own, renewed by it), or files an administrator gives with
-// `--node-key/--node-cert` (renewed by the administrator). The channel to droverd reads
-// them through gRPC's file watcher, so a renewed certificate is used without a restart.
+// `--node-key/--node-cert` (renewed by the administrator). The channel to droverd, the
+// peer port and the exec relay's channels to other agents (agent/peer_tls.h) read them
+// through gRPC's file watcher, so a renewed certificate is used without a restart.
 //
 // Called from the agent's start (EnsureNodeCertificate) and its shipping thread (renewal);
 // no state of its own.

@@ -16,17 +16,6 @@ google::protobuf::Timestamp ToProto(absl::Time t) {
   return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
 }
 
-constexpr char kNodeNameRule[] =
-    "use 1-63 characters of [a-z0-9-], starting with a letter or digit";
-
-bool ValidNodeName(absl::string_view name) {
-  if (name.empty() || name.size() > 63 || !absl::ascii_isalnum(name[0])) return false;
-  for (char c : name) {
-    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-')) return false;
-  }
-  return true;
-}
-
 v1::NodeResources Add(v1::NodeResources a, const v1::NodeResources& b) {
   a.set_cpus(a.cpus() + b.cpus());
   a.set_memory_mib(a.memory_mib() + b.memory_mib());
@@ -35,22 +24,6 @@ v1::NodeResources Add(v1::NodeResources a, const v1::NodeResources& b) {
 }
 
 }  // namespace
-
-absl::Status CheckNodeName(absl::string_view name) {
-  if (name.empty()) {
-    return absl::InvalidArgumentError("name: required; give the node's name (see drover nodes)");
-  }
-  if (name.size() > 63) {
-    return absl::InvalidArgumentError(absl::StrCat("name: ", name.size(),
-                                                   " characters is too long for a node name; ",
-                                                   kNodeNameRule));
-  }
-  if (!ValidNodeName(name)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "name: '", absl::CHexEscape(name), "' is not a valid node name; ", kNodeNameRule));
-  }
-  return absl::OkStatus();
-}
 
 absl::Status CheckNodeReason(absl::string_view reason) {
   if (reason.size() > kMaxNodeReasonBytes) {
@@ -101,7 +74,7 @@ void NodeRegistry::Refresh(Entry& e) {
 }
 
 absl::StatusOr<v1::Node> NodeRegistry::Register(const v1::NodeInfo& info, absl::Time now) {
-  if (!ValidNodeName(info.name())) {
+  if (!CheckNodeName(info.name()).ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "node.name: '", info.name(),
         "' is not a valid node name; use 1-63 characters of [a-z0-9-] (set --node-name)"));

@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "drover/v1/agent.pb.h"
 #include "drover/v1/node.pb.h"
+#include "common/node_name.h"
 #include "storage/store.h"
 
 namespace drover::scheduler {
@@ -28,7 +29,7 @@ inline constexpr size_t kMaxNodeReasonBytes = 1024;
 // Checks what an administrator's node call names: `name` a valid node name (1-63 characters
 // of [a-z0-9-], starting with a letter or digit), `reason` at most kMaxNodeReasonBytes of
 // one line of text. INVALID_ARGUMENT naming the field (`name`, `reason`) otherwise.
-absl::Status CheckNodeName(absl::string_view name);
+using ::drover::CheckNodeName;  // common/node_name.h
 absl::Status CheckNodeReason(absl::string_view reason);
 
 // Node-loss handling pauses only in clusters of at least this many nodes (see CheckLeases).

@@ -24,27 +24,6 @@ absl::StatusOr<std::string> JoinTokenHash(absl::string_view token) {
   return pki::Sha256Hex(token);
 }
 
-absl::StatusOr<std::string> NodeNameOfCertificate(const pki::CertificateInfo& certificate) {
-  std::string name;
-  for (const std::string& uri : certificate.uris) {
-    if (!absl::StartsWith(uri, kNodeUriScheme)) continue;
-    if (!name.empty()) {
-      return absl::UnauthenticatedError("the certificate names more than one node");
-    }
-    name = uri.substr(sizeof kNodeUriScheme - 1);
-  }
-  if (name.empty()) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "the client certificate is no node certificate (it has no ", kNodeUriScheme,
-        "NAME name); join the node with 'drover-agent --join TOKEN'"));
-  }
-  if (!scheduler::CheckNodeName(name).ok() || certificate.common_name != name) {
-    return absl::UnauthenticatedError(
-        "the node certificate's name is not a valid node name or differs from its common name");
-  }
-  return name;
-}
-
 absl::Status CheckNodeCsr(const pki::CsrInfo& csr, absl::string_view node) {
   if (csr.key_type == "EC") {
     if (csr.key_bits < 256) {

@@ -24,8 +24,9 @@
 
 namespace drover::server {
 
-// The URI a node certificate names its node with: "drover-node://NAME".
-inline constexpr char kNodeUriScheme[] = "drover-node://";
+// The node certificate's URI and the node it names (common/pki, shared with the agents).
+using pki::kNodeUriScheme;
+using pki::NodeNameOfCertificate;
 
 // Join tokens: 32 random bytes, 64 lowercase hex digits.
 inline constexpr size_t kJoinTokenLength = 64;
@@ -35,11 +36,6 @@ absl::StatusOr<std::string> NewJoinToken();
 // What droverd stores of a token: its SHA-256, hex. UNAUTHENTICATED for text that cannot be
 // a token (the message says so without echoing it).
 absl::StatusOr<std::string> JoinTokenHash(absl::string_view token);
-
-// The node a certificate names: the URI `drover-node://NAME` with NAME a valid node name
-// equal to the common name. UNAUTHENTICATED for a certificate that is no node
-// certificate.
-absl::StatusOr<std::string> NodeNameOfCertificate(const pki::CertificateInfo& certificate);
 
 // Checks a node's CSR: an EC key of at least 256 bits or an RSA key of at least 2048, the
 // common name `node` and no URI but `drover-node://node`. INVALID_ARGUMENT saying what is

@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/node_name.h"
 
 namespace drover::pki {
 namespace {
@@ -494,6 +495,27 @@ bool KeyMatchesCertificate(absl::string_view key_pem, absl::string_view certific
   bool matches = X509_check_private_key(cert->get(), key->get()) == 1;
   ERR_clear_error();
   return matches;
+}
+
+absl::StatusOr<std::string> NodeNameOfCertificate(const CertificateInfo& certificate) {
+  std::string name;
+  for (const std::string& uri : certificate.uris) {
+    if (!absl::StartsWith(uri, kNodeUriScheme)) continue;
+    if (!name.empty()) {
+      return absl::UnauthenticatedError("the certificate names more than one node");
+    }
+    name = uri.substr(sizeof kNodeUriScheme - 1);
+  }
+  if (name.empty()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "the certificate is no node certificate (it has no ", kNodeUriScheme,
+        "NAME name); join the node with 'drover-agent --join TOKEN'"));
+  }
+  if (!CheckNodeName(name).ok() || certificate.common_name != name) {
+    return absl::UnauthenticatedError(
+        "the node certificate's name is not a valid node name or differs from its common name");
+  }
+  return name;
 }
 
 }  // namespace drover::pki

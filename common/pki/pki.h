@@ -113,6 +113,15 @@ absl::Status VerifyCertificate(absl::string_view certificate_pem, absl::string_v
 // Whether `key_pem` is the private key of `certificate_pem`.
 bool KeyMatchesCertificate(absl::string_view key_pem, absl::string_view certificate_pem);
 
+// The URI a node certificate names its node with: "drover-node://NAME".
+inline constexpr char kNodeUriScheme[] = "drover-node://";
+
+// The node a certificate names: the URI `drover-node://NAME` with NAME a valid node name
+// (common/node_name.h) equal to the common name. UNAUTHENTICATED for a certificate that is
+// no node certificate. The one reading of a node's identity, for droverd (its agents'
+// streams) and for the agents (their peers).
+absl::StatusOr<std::string> NodeNameOfCertificate(const CertificateInfo& certificate);
+
 }  // namespace drover::pki
 
 #endif  // DROVER_COMMON_PKI_PKI_H_

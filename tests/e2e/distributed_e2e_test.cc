@@ -4,6 +4,8 @@
 // torch.distributed over gloo. Checks what a user sees: results on every rank, the whole
 // gang placed and torn down together, the failing rank named, and nothing left behind on
 // any node. Root only.
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -11,12 +13,19 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "agent/attempt_record.h"
+#include "agent/exec_relay.h"
+#include "agent/peer_tls.h"
+#include "common/pki/pki.h"
+#include "common/safe_open.h"
 #include "tests/e2e/distributed_fixture.h"
+#include "tests/testing/test_tls.h"
 
 namespace drover {
 namespace {
@@ -135,17 +144,49 @@ TEST_F(DistributedE2eTest, CancelOfARunningMpiJobCleansEveryNode) {
     absl::SleepFor(absl::Milliseconds(100));
   }
   ASSERT_THAT(Logs(id, 1), HasSubstr("rank 1 of 2: sleeping")) << AgentLogs();
-  // Only the attempt's own agents, with its secret, may run commands in its containers.
+  // Only the attempt's own agents, over mutual TLS with their node certificates and with
+  // its secret, may run commands in its containers.
   {
+    std::string secret;
+    for (const agent::AttemptRecord& record : agent::LoadAttemptRecords(work_dirs_[0])) {
+      if (record.assignment.attempt().job_id() == id) secret = record.assignment.exec_token();
+    }
+    ASSERT_FALSE(secret.empty());
+    // Node certificates of the cluster CA: `intruder` is a node of the cluster, not of the
+    // attempt; and one of another CA that names a node of the attempt.
+    auto files = [&](const std::string& node, const pki::KeyAndCertificate& ca,
+                     const std::string& file) {
+      auto issued = testing::IssueNodeCertificate(ca, node);
+      EXPECT_TRUE(issued.ok()) << issued.status();
+      const std::string base = absl::StrCat(dir_.path(), "/", file);
+      std::ofstream(base + ".crt") << issued->certificate_pem;
+      std::ofstream(base + ".key") << issued->key_pem;
+      std::ofstream(base + ".ca") << ca.certificate_pem;
+      return agent::NodeCertificateFiles{.certificate_file = base + ".crt",
+                                         .key_file = base + ".key",
+                                         .ca_file = base + ".ca",
+                                         .managed = false};
+    };
+    auto other_ca = pki::CreateCertificateAuthority("other-ca", absl::Hours(24), absl::Now());
+    ASSERT_TRUE(other_ca.ok());
+    agent::PeerTls intruder(files("intruder", testing::TestCaKeyAndCertificate(), "intruder"));
+    agent::PeerTls forged(files(hosts_->name(0), *other_ca, "forged"));
     grpc::ClientContext context;
     v1::ListNodesResponse nodes;
     ASSERT_TRUE(admin_->ListNodes(&context, v1::ListNodesRequest(), &nodes).ok());
     for (const v1::Node& node : nodes.nodes()) {
       ASSERT_FALSE(node.peer_endpoint().empty()) << node.name();
-      auto peer = v1::AgentPeerService::NewStub(
-          grpc::CreateChannel(node.peer_endpoint(), grpc::InsecureChannelCredentials()));
-      auto exec = [&](int64_t epoch, const std::string& token) {
+      agent::PeerTls member(
+          files(node.name(), testing::TestCaKeyAndCertificate(), "member-" + node.name()));
+      // As the agents make them (agent/peer_tls.h), with `tls`.
+      auto as = [&](const agent::PeerTls& tls) {
+        return tls.Channel(node.peer_endpoint(), node.name());
+      };
+      auto exec = [&](std::shared_ptr<grpc::Channel> channel, int64_t epoch,
+                      const std::string& token) {
+        auto peer = v1::AgentPeerService::NewStub(channel);
         grpc::ClientContext call;
+        call.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
         v1::ExecRequest request;
         request.mutable_attempt()->set_job_id(id);
         request.mutable_attempt()->set_epoch(epoch);
@@ -157,11 +198,36 @@ TEST_F(DistributedE2eTest, CancelOfARunningMpiJobCleansEveryNode) {
         }
         return reader->Finish();
       };
-      EXPECT_EQ(exec(1, "not-the-secret").error_code(), grpc::StatusCode::PERMISSION_DENIED)
+      EXPECT_EQ(exec(grpc::CreateChannel(node.peer_endpoint(), grpc::InsecureChannelCredentials()),
+                     1, secret).error_code(),
+                grpc::StatusCode::UNAVAILABLE)
+          << "plaintext, on " << node.name();
+      grpc::SslCredentialsOptions no_certificate;
+      no_certificate.pem_root_certs = testing::TestCaPem();
+      auto no_client_certificate =
+          grpc::CreateChannel(node.peer_endpoint(), grpc::SslCredentials(no_certificate));
+      EXPECT_EQ(exec(no_client_certificate, 1, secret).error_code(),
+                grpc::StatusCode::UNAVAILABLE)
+          << "no client certificate, on " << node.name();
+      EXPECT_EQ(exec(as(forged), 1, secret).error_code(),
+                grpc::StatusCode::UNAVAILABLE)
+          << "a certificate of another CA, on " << node.name();
+      grpc::Status outsider = exec(as(intruder), 1, secret);
+      EXPECT_EQ(outsider.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+          << "a node outside the attempt, with its secret, on " << node.name();
+      EXPECT_THAT(outsider.error_message(), HasSubstr("node 'intruder' is not a node of job"));
+      EXPECT_EQ(exec(as(member), 1, "not-the-secret").error_code(),
+                grpc::StatusCode::PERMISSION_DENIED)
           << node.name();
-      EXPECT_EQ(exec(1, "").error_code(), grpc::StatusCode::PERMISSION_DENIED) << node.name();
-      EXPECT_EQ(exec(2, "not-the-secret").error_code(), grpc::StatusCode::NOT_FOUND)
+      EXPECT_EQ(exec(as(member), 1, "").error_code(),
+                grpc::StatusCode::PERMISSION_DENIED)
+          << node.name();
+      EXPECT_EQ(exec(as(member), 2, "not-the-secret").error_code(),
+                grpc::StatusCode::NOT_FOUND)
           << "an attempt the node does not run, on " << node.name();
+    }
+    for (size_t k = 0; k < agents_.size(); ++k) {
+      EXPECT_THAT(agents_[k]->ReadLog(), HasSubstr("caller=intruder")) << "logged on node " << k;
     }
   }
   {
@@ -179,6 +245,76 @@ TEST_F(DistributedE2eTest, CancelOfARunningMpiJobCleansEveryNode) {
     while (Containers(work) != "" && absl::Now() < until) absl::SleepFor(absl::Milliseconds(50));
     EXPECT_EQ(Containers(work), "") << "container left on " << work;
   }
+}
+
+TEST_F(DistributedE2eTest, AnMpiJobRunsOnNodeCertificatesRenewedWhileTheAgentsRan) {
+  // Each agent starts with a node certificate that ends 20 s from now; then a new key and
+  // certificate replace the files, as a renewal writes them. The peer port and the exec
+  // relay take them without a restart, or no remote MPI daemon could start: the old
+  // certificates have expired by then, and either side refuses an expired one.
+  const absl::Duration left = absl::Seconds(20);
+  const absl::Time expiry = absl::Now() + left;
+  auto write = [&](int k, absl::Time now, absl::Duration validity) {
+    const std::string node = hosts_->name(k);
+    absl::StatusOr<std::string> key = pki::GenerateKey();
+    ASSERT_TRUE(key.ok());
+    absl::StatusOr<std::string> certificate = pki::IssueCertificate(
+        testing::TestCaKeyAndCertificate(), *key,
+        {.common_name = node, .uris = {"drover-node://" + node}, .client = true,
+         .validity = validity},
+        now);
+    ASSERT_TRUE(certificate.ok()) << certificate.status();
+    const std::string base = absl::StrCat(dir_.path(), "/node-", k);
+    ASSERT_TRUE(ReplaceFile(base + ".key", *key, 0600).ok());
+    ASSERT_TRUE(ReplaceFile(base + ".crt", *certificate, 0600).ok());
+  };
+  extra_agent_args_ = [&](int k) -> std::vector<std::string> {
+    write(k, expiry - absl::Hours(1), absl::Hours(1));
+    const std::string base = absl::StrCat(dir_.path(), "/node-", k);
+    return {"--node-cert", base + ".crt", "--node-key", base + ".key"};
+  };
+  StartCluster(2);
+  absl::SleepFor(expiry - absl::Now() + absl::Seconds(1));  // the certificates' end
+  for (int k = 0; k < 2; ++k) write(k, absl::Now(), absl::Hours(1));
+  std::string id = Submit(Script(Distributed(v1::JobSpec::MPI, 2, 1), "mpi_allreduce.py"));
+  v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(120));
+  ASSERT_EQ(job.status().exits_size(), 2) << AgentLogs();
+  EXPECT_EQ(Logs(id, 1), "rank 1 of 2: allreduce sum=3 expected=3 ok\n") << AgentLogs();
+}
+
+TEST_F(DistributedE2eTest, AJobFloodingItsRelaySocketGetsErrorsAndTheAgentServesOn) {
+  StartCluster(2);
+  // 1,500 connections to the relay of a one-node MPI job, held open.
+  std::string id = Submit(Script(Distributed(v1::JobSpec::MPI, 1, 1), "relay_flood.py",
+                                 {"--connections", "1500"}));
+  v1::Job running = WaitFor(id, v1::JobStatus::RUNNING);
+  ASSERT_EQ(running.status().nodes_size(), 1);
+  int k = hosts_->name(0) == running.status().nodes(0) ? 0 : 1;
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (!absl::StrContains(Logs(id, 0), "held=") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  const std::string line = Logs(id, 0);
+  int held = -1, refused = -1, failed = -1;
+  ASSERT_EQ(sscanf(line.c_str(), "held=%d refused=%d failed=%d", &held, &refused, &failed), 3)
+      << line << Logs(id, 0, v1::STDERR) << AgentLogs();
+  EXPECT_EQ(held, agent::kMaxRelayConnections) << line;
+  EXPECT_GT(refused, 500) << line << " (the job's own file limit ends the flood early)";
+  // The agent holds a thread per served connection, not per connection.
+  std::string status = testing::ReadWholeFile(absl::StrCat("/proc/", agents_[k]->pid(), "/status"));
+  int threads = 0;
+  for (absl::string_view l : absl::StrSplit(status, '\n')) {
+    if (absl::ConsumePrefix(&l, "Threads:")) threads = std::atoi(std::string(l).c_str());
+  }
+  EXPECT_GT(threads, 0);
+  EXPECT_LT(threads, agent::kMaxRelayConnections + 100) << "agent threads during the flood";
+  EXPECT_THAT(agents_[k]->ReadLog(), HasSubstr("event=exec_relay_connection_refused"));
+  std::ofstream(absl::StrCat(work_dirs_[k], "/attempts/", id, "-1/job/go")) << "go\n";
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  // The agents serve MPI launches on as before.
+  std::string next = Submit(Script(Distributed(v1::JobSpec::MPI, 2, 1), "mpi_allreduce.py"));
+  WaitFor(next, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(Logs(next, 1), "rank 1 of 2: allreduce sum=3 expected=3 ok\n") << AgentLogs();
 }
 
 TEST_F(DistributedE2eTest, ATwoNodePytorchJobRunsOnWhileTheAgentOfANodeRestarts) {

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -69,11 +70,13 @@ class DistributedE2eTest : public ::testing::Test {
     if (auto armed = failpoints_.find(k); armed != failpoints_.end() && !armed->second.empty()) {
       prefix.insert(prefix.end(), {"/usr/bin/env", "DROVER_FAILPOINTS=" + armed->second});
     }
-    auto agent = testing::AgentProcess::Start(
-        droverd_->address(), hosts_->name(k), work_dirs_[k],
-        {"--address", hosts_->address(k), "--cpus", "2", "--memory", "4Gi", "--datastore-root",
-         dir_.path()},
-        prefix);
+    std::vector<std::string> args = {"--address", hosts_->address(k), "--cpus", "2",
+                                      "--memory", "4Gi", "--datastore-root", dir_.path()};
+    if (extra_agent_args_ != nullptr) {
+      for (std::string& arg : extra_agent_args_(k)) args.push_back(std::move(arg));
+    }
+    auto agent = testing::AgentProcess::Start(droverd_->address(), hosts_->name(k), work_dirs_[k],
+                                              args, prefix);
     ASSERT_TRUE(agent.ok()) << agent.status();
     agents_[k] = *std::move(agent);
   }
@@ -249,6 +252,8 @@ class DistributedE2eTest : public ::testing::Test {
   std::vector<std::string> work_dirs_;
   std::string killed_logs_;  // the logs of agents killed and started again
   std::map<int, std::string> failpoints_;  // by host: DROVER_FAILPOINTS of its agent
+  // More flags for the agent of host k (for example its own --node-cert/--node-key).
+  std::function<std::vector<std::string>(int k)> extra_agent_args_;
   std::map<int, size_t> connections_before_;  // by host: its log's connections at its start
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<testing::JobClient> jobs_;
