@@ -45,6 +45,7 @@ inline constexpr absl::string_view kLocalSocketOwner = "local-socket";
 
 // What a method needs.
 enum class Need {
+  kAnyone,        // every caller, also without credentials (the health service)
   kAgent,         // node agents, not a user call (checked by the service)
   kViewer,        // any user (viewer, user, admin)
   kUser,          // role user or admin
@@ -53,10 +54,26 @@ enum class Need {
   kBlobRead,      // any user, or a node agent; the service checks which blob
 };
 
-// Every RPC of droverd by full name ("/drover.v1.JobService/GetJob") to what it needs.
-// A method missing here is refused (PERMISSION_DENIED), and a test checks that every
-// method of every service has a rule.
-const std::map<std::string, Need, std::less<>>& MethodRules();
+// Whether a method changes droverd's state. Changing calls are audited (server/audit.h),
+// refused ones included; reading ones are not.
+enum class Effect {
+  kReads,
+  kChanges,
+};
+
+struct MethodRule {
+  Need need;
+  Effect effect;
+};
+
+// Every RPC of droverd by full name ("/drover.v1.JobService/GetJob") to what it needs and
+// whether it changes anything. A method missing here is refused (PERMISSION_DENIED) and
+// audited, and a test checks that every method of every service has a rule.
+const std::map<std::string, MethodRule, std::less<>>& MethodRules();
+
+// Whether a call of `method` is recorded in the audit: the changing methods, and any
+// method without a rule.
+bool IsAudited(absl::string_view method);
 
 // Whether `caller` may call `method` at all. UNAUTHENTICATED (with how to get a token)
 // when a user is needed and the call carries none; PERMISSION_DENIED naming the role

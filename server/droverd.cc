@@ -1,5 +1,7 @@
 #include "server/droverd.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
@@ -196,6 +198,11 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   d->identity_service_ =
       std::make_unique<NodeIdentityServiceImpl>(*d->identity_, *d->agent_service_, *d->auth_);
   d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_, *d->store_, *d->auth_);
+  // gRPC's standard health service (grpc.health.v1.Health, for load balancers, without
+  // credentials) and server reflection (grpcurl; admins only, see call_guard.h). Both are
+  // process-wide switches that must come before the builder.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   // Every call is over TLS. A client certificate is verified when one is presented (node
@@ -226,6 +233,9 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(RpcMetricsInterceptors(d->metrics_.get()));
+  // Audit times are wall time, like certificates, not the scheduling clock.
+  interceptors.push_back(AuditInterceptors(*d->store_, *d->auth_, RealClock::Get()));
+  interceptors.push_back(ReflectionGuard(*d->auth_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(d->job_service_.get());
   builder.RegisterService(d->admin_service_.get());
@@ -265,6 +275,10 @@ Droverd::~Droverd() {
 void Droverd::Shutdown() {
   if (stopped_ || server_ == nullptr) return;
   stopped_ = true;
+  // Load balancers stop sending calls here first.
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->Shutdown();
+  }
   job_service_->StopAccepting();
   events_.Close(absl::UnavailableError("droverd is shutting down; watch again in a moment"));
   agent_service_->CloseAll();  // agents reconnect to the next droverd; their work goes on

@@ -18,6 +18,7 @@
 #include "server/agent_service.h"
 #include "server/auth.h"
 #include "server/blob_service.h"
+#include "server/call_guard.h"
 #include "server/core.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
