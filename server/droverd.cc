@@ -178,6 +178,16 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   });
   restored.WaitForNotification();
   d->loop_->Every(options.tick, [core = d->core_.get()] { core->Tick(); });
+  // Audit retention: the prune is one bounded write on the store's writer; a backlog
+  // (a lowered --audit-max-records) goes over several periods.
+  auto prune_audit = [store = d->store_.get(), retention = options.audit_retention,
+                      keep = options.audit_max_records] {
+    store->PruneAudit(RealClock::Get().Now() - retention, keep, 100'000, [](absl::Status s) {
+      if (!s.ok()) Log(LogLevel::kWarning, "audit_prune_failed", {{"error", s.ToString()}});
+    });
+  };
+  prune_audit();
+  d->loop_->Every(options.audit_prune_period, std::move(prune_audit));
 
   // Certificates and tokens are about wall time, not the scheduling clock.
   d->identity_ = std::make_unique<NodeIdentity>(*d->store_, RealClock::Get(), d->tls_.ca,

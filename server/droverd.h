@@ -58,6 +58,11 @@ struct DroverdOptions {
   // How long the node certificates droverd issues are valid; agents renew them when a
   // third of that is left.
   absl::Duration node_certificate_validity = absl::Hours(24 * 30);
+  // Audit retention (docs/operations.md): records older than this, and all but the newest
+  // `audit_max_records`, are removed every `audit_prune_period`.
+  absl::Duration audit_retention = absl::Hours(24 * 90);
+  int64_t audit_max_records = 1'000'000;
+  absl::Duration audit_prune_period = absl::Minutes(10);
 };
 
 class Droverd {
