@@ -221,20 +221,20 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   tls.pem_root_certs = d->tls_.ca_pem;
   tls.pem_key_cert_pairs.push_back({d->tls_.key_pem, d->tls_.certificate_pem});
   builder.AddListeningPort(options.listen, grpc::SslServerCredentials(tls), &port);
-  // The local admin socket: local credentials, so that handlers can tell it from TLS
-  // (auth.cc). Only droverd's user may connect: the socket is made under umask 077 and
-  // set to 0600 below; a stale one (droverd holds the state lock) is replaced.
+  // The local admin socket (admin_socket.h): droverd accepts its connections itself to
+  // check the peer's uid, then hands them to gRPC with local credentials (auth.cc).
   if (options.admin_socket != "none") {
     std::filesystem::path folder = std::filesystem::path(d->admin_socket_).parent_path();
     if (!folder.empty()) std::filesystem::create_directories(folder, error);
-    struct stat existing;
-    if (lstat(d->admin_socket_.c_str(), &existing) == 0 && S_ISSOCK(existing.st_mode)) {
-      unlink(d->admin_socket_.c_str());
+    absl::StatusOr<std::unique_ptr<AdminSocket>> socket = AdminSocket::Listen(d->admin_socket_);
+    if (!socket.ok()) {
+      d->loop_->Stop();
+      d->logs_->Close();
+      d->store_->Close();
+      return socket.status();
     }
-    mode_t previous = umask(077);
-    builder.AddListeningPort(absl::StrCat("unix:", d->admin_socket_),
-                             grpc::experimental::LocalServerCredentials(UDS));
-    umask(previous);
+    d->admin_listener_ = *std::move(socket);
+    d->admin_listener_->AddTo(builder);
   }
   // Without this, gRPC sets SO_REUSEPORT and a second droverd could share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -254,14 +254,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   builder.RegisterService(d->identity_service_.get());
   // Chunks are up to 1 MiB; specs up to 1 MiB plus the request around them.
   builder.SetMaxReceiveMessageSize(4 << 20);
-  mode_t previous_umask = umask(077);
   d->server_ = builder.BuildAndStart();
-  umask(previous_umask);
-  if (d->server_ != nullptr && !d->admin_socket_.empty() &&
-      chmod(d->admin_socket_.c_str(), 0600) != 0) {
-    d->server_->Shutdown();
-    d->server_.reset();
-  }
   if (d->server_ == nullptr || port == 0) {
     d->server_.reset();
     d->loop_->Stop();
@@ -272,6 +265,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
         d->admin_socket_.empty() ? "" : absl::StrCat(" or on the admin socket '", d->admin_socket_, "'"),
         "; is another droverd running there, or is the address not on this machine?"));
   }
+  if (d->admin_listener_ != nullptr) d->admin_listener_->Start();
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   d->address_ = absl::StrCat(host, ":", port);
   return d;
@@ -289,6 +283,7 @@ void Droverd::Shutdown() {
   if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
     health->Shutdown();
   }
+  if (admin_listener_ != nullptr) admin_listener_->Stop();
   job_service_->StopAccepting();
   events_.Close(absl::UnavailableError("droverd is shutting down; watch again in a moment"));
   agent_service_->CloseAll();  // agents reconnect to the next droverd; their work goes on

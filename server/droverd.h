@@ -15,6 +15,7 @@
 #include "common/metrics.h"
 #include "common/metrics_server.h"
 #include "server/admin_service.h"
+#include "server/admin_socket.h"
 #include "server/agent_service.h"
 #include "server/auth.h"
 #include "server/blob_service.h"
@@ -121,6 +122,7 @@ class Droverd {
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<NodeIdentityServiceImpl> identity_service_;
   std::unique_ptr<BlobServiceImpl> blob_service_;
+  std::unique_ptr<AdminSocket> admin_listener_;  // before server_: its acceptors die last
   std::unique_ptr<grpc::Server> server_;
 };
 
