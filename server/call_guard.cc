@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "google/protobuf/descriptor.h"
 
@@ -94,12 +95,25 @@ class AuditInterceptor final : public grpc::experimental::Interceptor {
   // A call gRPC ended without an answer from droverd (cancelled on the way) is recorded
   // as such.
   ~AuditInterceptor() override {
+    absl::MutexLock lock(&mu_);
     if (!recorded_) {
       Record(grpc::Status(grpc::StatusCode::CANCELLED, "the call ended before droverd answered"));
     }
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    {
+      // A stream's reads and its answer may be intercepted on two threads at once.
+      absl::MutexLock lock(&mu_);
+      See(methods);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void See(grpc::experimental::InterceptorBatchMethods* methods)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     using grpc::experimental::InterceptionHookPoints;
     IdentifyOnce();
     const bool ours = IsDroverMethod(record_.method);
@@ -114,14 +128,13 @@ class AuditInterceptor final : public grpc::experimental::Interceptor {
         response_target_ = FindTarget(*static_cast<const Message*>(response));
       }
     }
-    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) &&
+        !recorded_) {
       Record(methods->GetSendStatus());
     }
-    methods->Proceed();
   }
 
- private:
-  void IdentifyOnce() {
+  void IdentifyOnce() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (identified_) return;
     identified_ = true;
     grpc::ServerContextBase* context = info_->server_context();
@@ -136,7 +149,7 @@ class AuditInterceptor final : public grpc::experimental::Interceptor {
     }
   }
 
-  void Record(const grpc::Status& status) {
+  void Record(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     recorded_ = true;
     IdentifyOnce();
     record_.target =
@@ -156,11 +169,12 @@ class AuditInterceptor final : public grpc::experimental::Interceptor {
   storage::Store& store_;
   Authenticator& auth_;
   const Clock& clock_;
-  storage::AuditRecord record_;
-  std::string request_target_;
-  std::string response_target_;
-  bool identified_ = false;
-  bool recorded_ = false;
+  absl::Mutex mu_;
+  storage::AuditRecord record_ ABSL_GUARDED_BY(mu_);
+  std::string request_target_ ABSL_GUARDED_BY(mu_);
+  std::string response_target_ ABSL_GUARDED_BY(mu_);
+  bool identified_ ABSL_GUARDED_BY(mu_) = false;
+  bool recorded_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 class AuditFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
@@ -188,6 +202,16 @@ class ReflectionGuardInterceptor final : public grpc::experimental::Interceptor 
       : info_(info), auth_(auth) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    {
+      absl::MutexLock lock(&mu_);
+      See(methods);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void See(grpc::experimental::InterceptorBatchMethods* methods)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     using grpc::experimental::InterceptionHookPoints;
     if (!checked_) {
       checked_ = true;
@@ -223,12 +247,10 @@ class ReflectionGuardInterceptor final : public grpc::experimental::Interceptor 
                                                std::string(refusal_.message())));
       }
     }
-    methods->Proceed();
   }
 
- private:
   // Sets `error_response { error_code, error_message }` of a ServerReflectionResponse.
-  void SetError(Message& response) const {
+  void SetError(Message& response) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const google::protobuf::Descriptor* descriptor = response.GetDescriptor();
     const FieldDescriptor* error = descriptor->FindFieldByName("error_response");
     if (error == nullptr || error->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) return;
@@ -246,9 +268,10 @@ class ReflectionGuardInterceptor final : public grpc::experimental::Interceptor 
 
   grpc::experimental::ServerRpcInfo* const info_;
   Authenticator& auth_;
-  bool checked_ = false;
-  absl::Status refusal_;
-  std::unique_ptr<Message> replacement_;
+  absl::Mutex mu_;
+  bool checked_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status refusal_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Message> replacement_ ABSL_GUARDED_BY(mu_);
 };
 
 class ReflectionGuardFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
