@@ -7,7 +7,10 @@
 // submits, and reads, follows, downloads from and cancels only their own jobs; an admin
 // does everything. Calls over the local admin socket are admin. AgentService and the
 // joining and renewing of NodeIdentityService are for node agents, not users: their rule
-// lets any caller through (the node certificate or join token is checked there).
+// lets any caller through (the node certificate or join token is checked there). gRPC's
+// health service is for anyone; its reflection service for admins, which call_guard.h
+// enforces since gRPC's service asks no one. Each rule also says whether the method
+// changes anything: the changing ones are audited (call_guard.h).
 // Thread-safe: everything here is immutable after first use.
 #ifndef DROVER_SERVER_AUTHZ_H_
 #define DROVER_SERVER_AUTHZ_H_
