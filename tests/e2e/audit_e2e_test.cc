@@ -373,5 +373,64 @@ TEST_F(AuditE2eTest, TheAdminSocketRefusesOtherUsersEvenWhenItsModeIsLoosened) {
   EXPECT_EQ(root.out, "local-socket admin\n");
 }
 
+TEST_F(AuditE2eTest, RecordsSurviveARestartAndRetentionKeepsTheNewest) {
+  // 1,100 refused cancels (no such job), then a restart with a cap of 1,000 records.
+  auto jobs = v1::JobService::NewStub(testing::TlsChannel(droverd_->address()));
+  for (int i = 1; i <= 1100; ++i) {
+    grpc::ClientContext context;
+    v1::CancelJobRequest request;
+    request.set_job_id(absl::StrCat("j-", 100000 + i));
+    v1::Job job;
+    ASSERT_EQ(jobs->CancelJob(&context, request, &job).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  auto count = [&](const std::string& since_job) {
+    auto admin = v1::AdminService::NewStub(testing::TlsChannel(droverd_->address()));
+    int records = 0;
+    bool newest_kept = false;
+    std::string token;
+    do {
+      grpc::ClientContext context;
+      v1::ListAuditRecordsRequest request;
+      request.set_method("CancelJob");
+      request.set_page_size(1000);
+      request.set_page_token(token);
+      v1::ListAuditRecordsResponse response;
+      if (!admin->ListAuditRecords(&context, request, &response).ok()) return -1;
+      records += response.records_size();
+      for (const v1::AuditRecord& record : response.records()) {
+        if (record.target() == since_job) newest_kept = true;
+      }
+      token = response.next_page_token();
+    } while (!token.empty());
+    return newest_kept ? records : -records;
+  };
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (count("j-101100") != 1100 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_EQ(count("j-101100"), 1100);
+  droverd_.reset();
+  auto restarted = testing::DroverdProcess::Start(dir_.path() + "/state",
+                                                  {"--audit-max-records", "1000"});
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  droverd_ = *std::move(restarted);
+  // Pruned at start: the newest 1,000 of every record, the last cancel among them.
+  deadline = absl::Now() + absl::Seconds(20);
+  int left = 0;
+  do {
+    left = count("j-101100");
+    if (left > 1000) absl::SleepFor(absl::Milliseconds(50));
+  } while (left > 1000 && absl::Now() < deadline);
+  // Every record of this test is a cancel, so the cancels are what is kept.
+  EXPECT_EQ(left, 1000) << "negative: the newest record was removed";
+  // Nonsense retention flags stop droverd with a message.
+  droverd_.reset();
+  for (const std::vector<std::string>& flags :
+       std::vector<std::vector<std::string>>{{"--audit-max-records", "5"},
+                                             {"--audit-retention", "1s"},
+                                             {"--audit-retention", "soon"}}) {
+    auto refused = testing::DroverdProcess::Start(dir_.path() + "/state", flags);
+    EXPECT_FALSE(refused.ok()) << flags[0] << " " << flags[1];
+  }
+}
+
 }  // namespace
 }  // namespace drover
