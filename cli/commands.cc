@@ -364,6 +364,8 @@ constexpr Command kCommands[] = {
     {"user", "Create, list, revoke users and give them tokens (administrators)", UserCommand, true},
     {"login", "Save a server, CA and token for later commands", LoginCommand},
     {"whoami", "Print the user and role droverd takes you for", WhoAmICommand},
+    {"audit", "Show who changed what, from where, with which result (administrators)",
+     AuditCommand},
     {"help", "Show help for drover or one command", HelpCommand},
     {"version", "Print the client's version", VersionCommand},
 };
@@ -431,6 +433,9 @@ int ExitCodeForServerStatus(const absl::Status& status) {
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded:
       return kExitUnavailable;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      return kExitAuth;
     default:
       return kExitInternal;
   }

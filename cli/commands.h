@@ -30,6 +30,8 @@ enum ExitCode : int {
   kExitConflict = 5,      // ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED; a job without
                           // outputs to download
   kExitUnavailable = 6,   // UNAVAILABLE, DEADLINE_EXCEEDED: unreachable or busy; retry
+  kExitAuth = 7,          // UNAUTHENTICATED (log in: a token) or PERMISSION_DENIED (a role or
+                          // another user's job: ask an admin)
   kExitJobFailed = 10,    // watch, logs -f: the job ended FAILED
   kExitJobCanceled = 11,  // watch, logs -f: the job ended CANCELED
 };

@@ -191,6 +191,11 @@ class GrpcDroverClient final : public DroverClient {
   absl::StatusOr<v1::User> WhoAmI(const v1::WhoAmIRequest& request) override {
     return Unary<v1::User>(request, &v1::AdminService::Stub::WhoAmI, admin_.get());
   }
+  absl::StatusOr<v1::ListAuditRecordsResponse> ListAuditRecords(
+      const v1::ListAuditRecordsRequest& request) override {
+    return Unary<v1::ListAuditRecordsResponse>(request, &v1::AdminService::Stub::ListAuditRecords,
+                                               admin_.get());
+  }
   absl::StatusOr<v1::CreateJoinTokenResponse> CreateJoinToken(
       const v1::CreateJoinTokenRequest& request) override {
     return Unary<v1::CreateJoinTokenResponse>(

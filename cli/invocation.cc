@@ -52,6 +52,8 @@ const absl::string_view kExitCodesHelp =
     "  5   conflict with the current state (already exists, failed precondition,\n"
     "      aborted; download: the job has no outputs)\n"
     "  6   droverd unreachable or busy (unavailable, deadline exceeded); retry\n"
+    "  7   not allowed: no or a wrong token (drover login), or a role or job that is\n"
+    "      not yours (ask an admin)\n"
     "  10  watch, logs -f: the job ended FAILED\n"
     "  11  watch, logs -f: the job ended CANCELED\n";
 

@@ -1,6 +1,11 @@
 #include "server/admin_service.h"
 
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/grpc_status.h"
@@ -387,6 +392,60 @@ grpc::ServerUnaryReactor* AdminServiceImpl::WhoAmI(grpc::CallbackServerContext* 
   response->set_name(caller.name);
   response->set_role(caller.role);
   reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListAuditRecords(
+    grpc::CallbackServerContext* context, const v1::ListAuditRecordsRequest* request,
+    v1::ListAuditRecordsResponse* response) {
+  using google::protobuf::util::TimeUtil;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
+  storage::AuditQuery query;
+  if (request->has_since()) {
+    if (request->since().seconds() < TimeUtil::kTimestampMinSeconds ||
+        request->since().seconds() > TimeUtil::kTimestampMaxSeconds) {
+      reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+          "since: not a time between the years 1 and 9999")));
+      return reactor;
+    }
+    query.since = absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(request->since()));
+  }
+  if (!request->who().empty()) query.who = request->who();
+  query.method = request->method();
+  query.limit = request->page_size() <= 0 ? 100 : std::min(request->page_size(), 1000);
+  if (!request->page_token().empty()) {
+    std::string decoded;
+    absl::string_view rest;
+    if (!absl::WebSafeBase64Unescape(request->page_token(), &decoded) ||
+        !absl::ConsumePrefix(&(rest = decoded), "audit-before:") ||
+        !absl::SimpleAtoi(rest, &query.before_id) || query.before_id <= 0) {
+      reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+          "page_token: not a token this server issued; pass next_page_token from the previous "
+          "page unchanged, or leave it empty for the first page")));
+      return reactor;
+    }
+  }
+  absl::StatusOr<storage::AuditPage> page = store_.ListAudit(query);
+  if (page.ok()) {
+    for (const storage::AuditRecord& record : page->records) {
+      v1::AuditRecord* out = response->add_records();
+      out->set_id(record.id);
+      *out->mutable_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(record.time));
+      out->set_who(record.who);
+      out->set_who_kind(record.who_kind);
+      out->set_peer(record.peer);
+      out->set_method(record.method);
+      out->set_target(record.target);
+      out->set_code(record.code);
+      out->set_message(record.message);
+    }
+    if (page->next_before_id > 0) {
+      response->set_next_page_token(
+          absl::WebSafeBase64Escape(absl::StrCat("audit-before:", page->next_before_id)));
+    }
+  }
+  reactor->Finish(ToGrpcStatus(page.status()));
   return reactor;
 }
 

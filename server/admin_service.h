@@ -76,6 +76,9 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                            v1::UserToken* response) override;
   grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* context,
                                    const v1::WhoAmIRequest* request, v1::User* response) override;
+  grpc::ServerUnaryReactor* ListAuditRecords(grpc::CallbackServerContext* context,
+                                             const v1::ListAuditRecordsRequest* request,
+                                             v1::ListAuditRecordsResponse* response) override;
 
  private:
   Core& core_;

@@ -43,13 +43,20 @@ std::string HashUserToken(absl::string_view token) { return archive::Sha256Diges
 absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& context) {
   Caller caller;
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  // The local admin socket is the only listener with local credentials; its file mode
-  // (0600, droverd's user) decides who reaches it.
-  if (auth != nullptr && Property(*auth, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME) == "local") {
+  // The local admin socket hands connections of root and droverd's own uid to gRPC with
+  // local credentials, and any other with none (admin_socket.h); the TCP port is TLS only.
+  const std::string transport =
+      auth == nullptr ? "" : Property(*auth, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME);
+  if (transport == "local") {
     caller.kind = Caller::Kind::kLocalAdmin;
     caller.name = std::string(kLocalSocketOwner);
     caller.role = v1::User::ADMIN;
     return caller;
+  }
+  if (transport != GRPC_SSL_TRANSPORT_SECURITY_TYPE) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "the local admin socket is for root and droverd's own user (uid ", geteuid(),
+        ") only; run drover as one of them (sudo), or call droverd over TLS with a token"));
   }
   const auto& metadata = context.client_metadata();
   auto found = metadata.find("authorization");

@@ -42,8 +42,9 @@ class Authenticator {
   // Who makes the call behind `context`: the local admin socket, a valid bearer token, a
   // node's client certificate, or nobody. UNAUTHENTICATED for a token that is malformed,
   // unknown or revoked (a wrong token is never taken for no token) and for a certificate
-  // that is no node certificate; PERMISSION_DENIED for a revoked node certificate;
-  // UNAVAILABLE when the store cannot be read.
+  // that is no node certificate; PERMISSION_DENIED for a revoked node certificate and for
+  // a connection to the local admin socket by another uid than root's or droverd's
+  // (admin_socket.h); UNAVAILABLE when the store cannot be read.
   absl::StatusOr<Caller> Identify(const grpc::ServerContextBase& context);
 
   // Identify, then Authorize(`method`): the caller, or the status to answer with.

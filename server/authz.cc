@@ -29,49 +29,59 @@ absl::Status Denied(const Caller& caller, absl::string_view method, absl::string
 
 }  // namespace
 
-const std::map<std::string, Need, std::less<>>& MethodRules() {
-  static const auto* rules = new std::map<std::string, Need, std::less<>>{
-      {"/drover.v1.JobService/SubmitJob", Need::kUser},
-      {"/drover.v1.JobService/GetJob", Need::kViewer},
-      {"/drover.v1.JobService/ListJobs", Need::kViewer},
-      {"/drover.v1.JobService/CancelJob", Need::kUser},
-      {"/drover.v1.JobService/WatchJob", Need::kViewer},
-      {"/drover.v1.JobService/StreamLogs", Need::kViewer},
-      {"/drover.v1.JobService/GetMetrics", Need::kViewer},
-      {"/drover.v1.JobService/WatchMetrics", Need::kViewer},
+const std::map<std::string, MethodRule, std::less<>>& MethodRules() {
+  static const auto* rules = new std::map<std::string, MethodRule, std::less<>>{
+      {"/drover.v1.JobService/SubmitJob", {Need::kUser, Effect::kChanges}},
+      {"/drover.v1.JobService/GetJob", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.JobService/ListJobs", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.JobService/CancelJob", {Need::kUser, Effect::kChanges}},
+      {"/drover.v1.JobService/WatchJob", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.JobService/StreamLogs", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.JobService/GetMetrics", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.JobService/WatchMetrics", {Need::kViewer, Effect::kReads}},
       // Users pick targets, images and datastores for their jobs, so every role lists them
       // (datastore credentials are always masked).
-      {"/drover.v1.AdminService/ListNodes", Need::kViewer},
-      {"/drover.v1.AdminService/CordonNode", Need::kAdmin},
-      {"/drover.v1.AdminService/UncordonNode", Need::kAdmin},
-      {"/drover.v1.AdminService/DrainNode", Need::kAdmin},
-      {"/drover.v1.AdminService/DeclareNodeLost", Need::kAdmin},
-      {"/drover.v1.AdminService/PutComputeTarget", Need::kAdmin},
-      {"/drover.v1.AdminService/ListComputeTargets", Need::kViewer},
-      {"/drover.v1.AdminService/DeleteComputeTarget", Need::kAdmin},
-      {"/drover.v1.AdminService/PutImage", Need::kAdmin},
-      {"/drover.v1.AdminService/ListImages", Need::kViewer},
-      {"/drover.v1.AdminService/DeleteImage", Need::kAdmin},
-      {"/drover.v1.AdminService/PutDatastore", Need::kAdmin},
-      {"/drover.v1.AdminService/ListDatastores", Need::kViewer},
-      {"/drover.v1.AdminService/DeleteDatastore", Need::kAdmin},
-      {"/drover.v1.AdminService/CreateUser", Need::kAdmin},
-      {"/drover.v1.AdminService/ListUsers", Need::kAdmin},
-      {"/drover.v1.AdminService/RevokeUser", Need::kAdmin},
-      {"/drover.v1.AdminService/IssueUserToken", Need::kAdmin},
-      {"/drover.v1.AdminService/WhoAmI", Need::kViewer},
-      {"/drover.v1.BlobService/StatBlob", Need::kBlobWrite},
-      {"/drover.v1.BlobService/UploadBlob", Need::kBlobWrite},
-      {"/drover.v1.BlobService/DownloadBlob", Need::kBlobRead},
-      {"/drover.v1.AgentService/Connect", Need::kAgent},
+      {"/drover.v1.AdminService/ListNodes", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.AdminService/CordonNode", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/UncordonNode", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/DrainNode", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/DeclareNodeLost", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/PutComputeTarget", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/ListComputeTargets", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.AdminService/DeleteComputeTarget", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/PutImage", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/ListImages", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.AdminService/DeleteImage", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/PutDatastore", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/ListDatastores", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.AdminService/DeleteDatastore", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/CreateUser", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/ListUsers", {Need::kAdmin, Effect::kReads}},
+      {"/drover.v1.AdminService/RevokeUser", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/IssueUserToken", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/WhoAmI", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.AdminService/ListAuditRecords", {Need::kAdmin, Effect::kReads}},
+      {"/drover.v1.BlobService/StatBlob", {Need::kBlobWrite, Effect::kReads}},
+      {"/drover.v1.BlobService/UploadBlob", {Need::kBlobWrite, Effect::kChanges}},
+      {"/drover.v1.BlobService/DownloadBlob", {Need::kBlobRead, Effect::kReads}},
+      // The agent's stream carries reports, logs and metrics of attempts, not administrative
+      // changes: too many to audit; its refusals are logged (agent_hello_refused, ...).
+      {"/drover.v1.AgentService/Connect", {Need::kAgent, Effect::kReads}},
       // Joining is checked by the join token, renewing by the node certificate (both in
       // NodeIdentityService); the tokens and revocations are an admin's.
-      {"/drover.v1.NodeIdentityService/CreateJoinToken", Need::kAdmin},
-      {"/drover.v1.NodeIdentityService/ListJoinTokens", Need::kAdmin},
-      {"/drover.v1.NodeIdentityService/RevokeJoinToken", Need::kAdmin},
-      {"/drover.v1.NodeIdentityService/RevokeNodeCertificates", Need::kAdmin},
-      {"/drover.v1.NodeIdentityService/JoinNode", Need::kAgent},
-      {"/drover.v1.NodeIdentityService/RenewNodeCertificate", Need::kAgent},
+      {"/drover.v1.NodeIdentityService/CreateJoinToken", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.NodeIdentityService/ListJoinTokens", {Need::kAdmin, Effect::kReads}},
+      {"/drover.v1.NodeIdentityService/RevokeJoinToken", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.NodeIdentityService/RevokeNodeCertificates", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.NodeIdentityService/JoinNode", {Need::kAgent, Effect::kChanges}},
+      {"/drover.v1.NodeIdentityService/RenewNodeCertificate", {Need::kAgent, Effect::kChanges}},
+      // gRPC's standard services: health for load balancers without credentials; server
+      // reflection (grpcurl) lists every method and message, so admins only (checked by
+      // server/call_guard.h, since gRPC's own service asks no one).
+      {"/grpc.health.v1.Health/Check", {Need::kAnyone, Effect::kReads}},
+      {"/grpc.health.v1.Health/Watch", {Need::kAnyone, Effect::kReads}},
+      {"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+       {Need::kAdmin, Effect::kReads}},
   };
   return *rules;
 }
@@ -84,7 +94,8 @@ absl::Status Authorize(const Caller& caller, absl::string_view method) {
   }
   // Agents fetch snapshots and images and upload outputs with their node certificate.
   const bool agent = caller.kind == Caller::Kind::kNode;
-  switch (rule->second) {
+  switch (rule->second.need) {
+    case Need::kAnyone:
     case Need::kAgent:
       return absl::OkStatus();
     case Need::kBlobWrite:
@@ -106,6 +117,11 @@ absl::Status Authorize(const Caller& caller, absl::string_view method) {
       return absl::OkStatus();
   }
   return absl::PermissionDeniedError("unknown rule");
+}
+
+bool IsAudited(absl::string_view method) {
+  auto rule = MethodRules().find(method);
+  return rule == MethodRules().end() || rule->second.effect == Effect::kChanges;
 }
 
 absl::Status CanReadJob(const Caller& caller, const v1::Job& job) {

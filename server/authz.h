@@ -7,7 +7,10 @@
 // submits, and reads, follows, downloads from and cancels only their own jobs; an admin
 // does everything. Calls over the local admin socket are admin. AgentService and the
 // joining and renewing of NodeIdentityService are for node agents, not users: their rule
-// lets any caller through (the node certificate or join token is checked there).
+// lets any caller through (the node certificate or join token is checked there). gRPC's
+// health service is for anyone; its reflection service for admins, which call_guard.h
+// enforces since gRPC's service asks no one. Each rule also says whether the method
+// changes anything: the changing ones are audited (call_guard.h).
 // Thread-safe: everything here is immutable after first use.
 #ifndef DROVER_SERVER_AUTHZ_H_
 #define DROVER_SERVER_AUTHZ_H_
@@ -45,6 +48,7 @@ inline constexpr absl::string_view kLocalSocketOwner = "local-socket";
 
 // What a method needs.
 enum class Need {
+  kAnyone,        // every caller, also without credentials (the health service)
   kAgent,         // node agents, not a user call (checked by the service)
   kViewer,        // any user (viewer, user, admin)
   kUser,          // role user or admin
@@ -53,10 +57,26 @@ enum class Need {
   kBlobRead,      // any user, or a node agent; the service checks which blob
 };
 
-// Every RPC of droverd by full name ("/drover.v1.JobService/GetJob") to what it needs.
-// A method missing here is refused (PERMISSION_DENIED), and a test checks that every
-// method of every service has a rule.
-const std::map<std::string, Need, std::less<>>& MethodRules();
+// Whether a method changes droverd's state. Changing calls are audited (server/audit.h),
+// refused ones included; reading ones are not.
+enum class Effect {
+  kReads,
+  kChanges,
+};
+
+struct MethodRule {
+  Need need;
+  Effect effect;
+};
+
+// Every RPC of droverd by full name ("/drover.v1.JobService/GetJob") to what it needs and
+// whether it changes anything. A method missing here is refused (PERMISSION_DENIED) and
+// audited, and a test checks that every method of every service has a rule.
+const std::map<std::string, MethodRule, std::less<>>& MethodRules();
+
+// Whether a call of `method` is recorded in the audit: the changing methods, and any
+// method without a rule.
+bool IsAudited(absl::string_view method);
 
 // Whether `caller` may call `method` at all. UNAUTHENTICATED (with how to get a token)
 // when a user is needed and the call carries none; PERMISSION_DENIED naming the role

@@ -1,5 +1,7 @@
 #include "server/droverd.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
@@ -182,6 +184,16 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   });
   restored.WaitForNotification();
   d->loop_->Every(options.tick, [core = d->core_.get()] { core->Tick(); });
+  // Audit retention: the prune is one bounded write on the store's writer; a backlog
+  // (a lowered --audit-max-records) goes over several periods.
+  auto prune_audit = [store = d->store_.get(), retention = options.audit_retention,
+                      keep = options.audit_max_records] {
+    store->PruneAudit(RealClock::Get().Now() - retention, keep, 100'000, [](absl::Status s) {
+      if (!s.ok()) Log(LogLevel::kWarning, "audit_prune_failed", {{"error", s.ToString()}});
+    });
+  };
+  prune_audit();
+  d->loop_->Every(options.audit_prune_period, std::move(prune_audit));
 
   // Certificates and tokens are about wall time, not the scheduling clock.
   d->identity_ = std::make_unique<NodeIdentity>(*d->store_, RealClock::Get(), d->tls_.ca,
@@ -202,6 +214,11 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   d->identity_service_ =
       std::make_unique<NodeIdentityServiceImpl>(*d->identity_, *d->agent_service_, *d->auth_);
   d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_, *d->store_, *d->auth_);
+  // gRPC's standard health service (grpc.health.v1.Health, for load balancers, without
+  // credentials) and server reflection (grpcurl; admins only, see call_guard.h). Both are
+  // process-wide switches that must come before the builder.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   // Every call is over TLS. A client certificate is verified when one is presented (node
@@ -210,20 +227,20 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   tls.pem_root_certs = d->tls_.ca_pem;
   tls.pem_key_cert_pairs.push_back({d->tls_.key_pem, d->tls_.certificate_pem});
   builder.AddListeningPort(options.listen, grpc::SslServerCredentials(tls), &port);
-  // The local admin socket: local credentials, so that handlers can tell it from TLS
-  // (auth.cc). Only droverd's user may connect: the socket is made under umask 077 and
-  // set to 0600 below; a stale one (droverd holds the state lock) is replaced.
+  // The local admin socket (admin_socket.h): droverd accepts its connections itself to
+  // check the peer's uid, then hands them to gRPC with local credentials (auth.cc).
   if (options.admin_socket != "none") {
     std::filesystem::path folder = std::filesystem::path(d->admin_socket_).parent_path();
     if (!folder.empty()) std::filesystem::create_directories(folder, error);
-    struct stat existing;
-    if (lstat(d->admin_socket_.c_str(), &existing) == 0 && S_ISSOCK(existing.st_mode)) {
-      unlink(d->admin_socket_.c_str());
+    absl::StatusOr<std::unique_ptr<AdminSocket>> socket = AdminSocket::Listen(d->admin_socket_);
+    if (!socket.ok()) {
+      d->loop_->Stop();
+      d->logs_->Close();
+      d->store_->Close();
+      return socket.status();
     }
-    mode_t previous = umask(077);
-    builder.AddListeningPort(absl::StrCat("unix:", d->admin_socket_),
-                             grpc::experimental::LocalServerCredentials(UDS));
-    umask(previous);
+    d->admin_listener_ = *std::move(socket);
+    d->admin_listener_->AddTo(builder);
   }
   // Without this, gRPC sets SO_REUSEPORT and a second droverd could share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -232,6 +249,9 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(RpcMetricsInterceptors(d->metrics_.get()));
+  // Audit times are wall time, like certificates, not the scheduling clock.
+  interceptors.push_back(AuditInterceptors(*d->store_, *d->auth_, RealClock::Get()));
+  interceptors.push_back(ReflectionGuard(*d->auth_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(d->job_service_.get());
   builder.RegisterService(d->admin_service_.get());
@@ -240,14 +260,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   builder.RegisterService(d->identity_service_.get());
   // Chunks are up to 1 MiB; specs up to 1 MiB plus the request around them.
   builder.SetMaxReceiveMessageSize(4 << 20);
-  mode_t previous_umask = umask(077);
   d->server_ = builder.BuildAndStart();
-  umask(previous_umask);
-  if (d->server_ != nullptr && !d->admin_socket_.empty() &&
-      chmod(d->admin_socket_.c_str(), 0600) != 0) {
-    d->server_->Shutdown();
-    d->server_.reset();
-  }
   if (d->server_ == nullptr || port == 0) {
     d->server_.reset();
     d->loop_->Stop();
@@ -258,6 +271,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
         d->admin_socket_.empty() ? "" : absl::StrCat(" or on the admin socket '", d->admin_socket_, "'"),
         "; is another droverd running there, or is the address not on this machine?"));
   }
+  if (d->admin_listener_ != nullptr) d->admin_listener_->Start();
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   d->address_ = absl::StrCat(host, ":", port);
   return d;
@@ -271,6 +285,11 @@ Droverd::~Droverd() {
 void Droverd::Shutdown() {
   if (stopped_ || server_ == nullptr) return;
   stopped_ = true;
+  // Load balancers stop sending calls here first.
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->Shutdown();
+  }
+  if (admin_listener_ != nullptr) admin_listener_->Stop();
   job_service_->StopAccepting();
   events_.Close(absl::UnavailableError("droverd is shutting down; watch again in a moment"));
   agent_service_->CloseAll();  // agents reconnect to the next droverd; their work goes on

@@ -16,9 +16,11 @@
 #include "common/metrics_server.h"
 #include "common/pki/secret_box.h"
 #include "server/admin_service.h"
+#include "server/admin_socket.h"
 #include "server/agent_service.h"
 #include "server/auth.h"
 #include "server/blob_service.h"
+#include "server/call_guard.h"
 #include "server/core.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
@@ -62,6 +64,11 @@ struct DroverdOptions {
   // How long the node certificates droverd issues are valid; agents renew them when a
   // third of that is left.
   absl::Duration node_certificate_validity = absl::Hours(24 * 30);
+  // Audit retention (docs/operations.md): records older than this, and all but the newest
+  // `audit_max_records`, are removed every `audit_prune_period`.
+  absl::Duration audit_retention = absl::Hours(24 * 90);
+  int64_t audit_max_records = 1'000'000;
+  absl::Duration audit_prune_period = absl::Minutes(10);
 };
 
 class Droverd {
@@ -121,6 +128,7 @@ class Droverd {
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<NodeIdentityServiceImpl> identity_service_;
   std::unique_ptr<BlobServiceImpl> blob_service_;
+  std::unique_ptr<AdminSocket> admin_listener_;  // before server_: its acceptors die last
   std::unique_ptr<grpc::Server> server_;
 };
 

@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   std::string heartbeat_interval = "2s";
   std::string node_lease = "15s";
   std::string node_cert_validity = "720h";
+  std::string audit_retention = "2160h";
   drover::server::PipFlags pip;
   std::vector<std::string> datastore_roots;
   std::string bootstrap_token_file;
@@ -137,6 +138,12 @@ int main(int argc, char** argv) {
                "For automation and tests: the user 'bootstrap-admin' (role admin) gets the "
                "token in this file (one line, drv_...); keep the file 0600",
                "FILE");
+  flags.String("audit-retention", &audit_retention,
+               "How long droverd keeps audit records of changing calls (drover audit), e.g. "
+               "2160h (90 days); at least 1h",
+               "DURATION");
+  flags.Int("audit-max-records", &options.audit_max_records,
+            "Most audit records kept; the oldest go first (at least 1000)", "N");
   flags.String("node-cert-validity", &node_cert_validity,
                "How long the node certificates droverd issues at a join or renewal are valid "
                "(agents renew when a third is left), e.g. 720h; at least 1m",
@@ -190,6 +197,14 @@ int main(int argc, char** argv) {
         ParseDurationFlag("node-lease", node_lease, "15s or 1m", &options.core.lease),
         ParseDurationFlag("node-cert-validity", node_cert_validity, "720h or 24h",
                           &options.node_certificate_validity),
+        ParseDurationFlag("audit-retention", audit_retention, "2160h or 720h",
+                          &options.audit_retention),
+        options.audit_retention < absl::Hours(1)
+            ? absl::InvalidArgumentError("--audit-retention: at least 1h")
+            : absl::OkStatus(),
+        options.audit_max_records < 1000
+            ? absl::InvalidArgumentError("--audit-max-records: at least 1000")
+            : absl::OkStatus(),
         options.node_certificate_validity < absl::Minutes(1)
             ? absl::InvalidArgumentError("--node-cert-validity: at least 1m")
             : absl::OkStatus(),

@@ -111,6 +111,22 @@ const std::vector<const char*>& Migrations() {
         ) WITHOUT ROWID;
         CREATE INDEX node_certificates_by_node ON node_certificates (node);
       )sql",
+      // 8: the audit of changing calls (docs/security.md): who, from where, what, result.
+      R"sql(
+        CREATE TABLE audit (
+          id        INTEGER PRIMARY KEY AUTOINCREMENT,
+          time_us   INTEGER NOT NULL,
+          who       TEXT NOT NULL,     -- user or node name; '' for anonymous
+          who_kind  TEXT NOT NULL,     -- user, node, local, anonymous
+          peer      TEXT NOT NULL,
+          method    TEXT NOT NULL,     -- /drover.v1.JobService/SubmitJob
+          target    TEXT NOT NULL,
+          code      INTEGER NOT NULL,  -- gRPC status code
+          message   TEXT NOT NULL
+        );
+        CREATE INDEX audit_by_time ON audit (time_us);
+        CREATE INDEX audit_by_who ON audit (who, id);
+      )sql",
   };
   return migrations;
 }

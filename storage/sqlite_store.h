@@ -82,6 +82,10 @@ class SqliteStore final : public Store {
   absl::StatusOr<v1::User> FindUserByToken(absl::string_view token_sha256) override;
   void AddBlobUploader(std::string digest, std::string user, DoneCallback done) override;
   absl::StatusOr<bool> IsBlobUploader(absl::string_view digest, absl::string_view user) override;
+  void AppendAudit(AuditRecord record, DoneCallback done) override;
+  absl::StatusOr<AuditPage> ListAudit(const AuditQuery& query) override;
+  void PruneAudit(absl::Time before, int64_t keep_newest, int64_t max_removed,
+                  DoneCallback done) override;
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;

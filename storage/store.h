@@ -1,5 +1,6 @@
 // Store: durable state of droverd (jobs, compute targets, images, datastores, what
-// administrators set on nodes, the pause of node-loss handling).
+// administrators set on nodes, the pause of node-loss handling, users, node identity, the
+// audit of changing calls).
 // SqliteStore is the embedded implementation; the interface is kept free of SQLite so that
 // another database can take its place.
 //
@@ -105,6 +106,34 @@ struct NodeCertificateRecord {
   absl::Time not_after = absl::UnixEpoch();
   absl::Time recorded = absl::UnixEpoch();
   absl::Time revoked = absl::UnixEpoch();  // UnixEpoch: not revoked
+};
+
+// One audited call (docs/security.md): who did what, from where, with which result. Never a
+// secret: the server layer puts names and ids here, never tokens or credential values.
+struct AuditRecord {
+  int64_t id = 0;                 // set by the store: increases with every record
+  absl::Time time = absl::UnixEpoch();
+  std::string who;                // user or node name, "local-socket"; empty: anonymous
+  std::string who_kind;           // "user", "node", "local", "anonymous"
+  std::string peer;               // the caller's address ("ipv4:10.0.0.5:41234"), "unix"
+  std::string method;             // full gRPC name, "/drover.v1.JobService/SubmitJob"
+  std::string target;             // what it acted on (job id, object name); may be empty
+  int code = 0;                   // gRPC status code of the answer (0: OK)
+  std::string message;            // the answer's error message, shortened; empty when OK
+};
+
+struct AuditQuery {
+  absl::Time since = absl::InfinitePast();  // only records at or after this time
+  std::optional<std::string> who;           // only this caller
+  // Only this method: its full name, or its last part ("SubmitJob", "JobService/SubmitJob").
+  std::string method;
+  int limit = 100;          // at most this many (1..1000; others are clamped)
+  int64_t before_id = 0;    // only records older than this id; 0: from the newest
+};
+
+struct AuditPage {
+  std::vector<AuditRecord> records;  // newest first
+  int64_t next_before_id = 0;        // 0 when there is no further page
 };
 
 class Store {
@@ -216,6 +245,18 @@ class Store {
   virtual void RevokeNodeCertificates(std::string node, absl::Time now, DoneCallback done) = 0;
   // Every recorded node certificate.
   virtual absl::StatusOr<std::vector<NodeCertificateRecord>> LoadNodeCertificates() = 0;
+
+  // Appends an audit record (its `id` is assigned); `done` runs after the commit. Errors as
+  // for CreateJob.
+  virtual void AppendAudit(AuditRecord record, DoneCallback done) = 0;
+  // A page of audit records matching `query`, newest first.
+  virtual absl::StatusOr<AuditPage> ListAudit(const AuditQuery& query) = 0;
+  // Retention: removes the records older than `before` and all but the newest
+  // `keep_newest`, at most `max_removed` in this one write (the rest at the next call, so
+  // that one prune never holds the writer long). `done` runs after the commit. Errors as
+  // for CreateJob.
+  virtual void PruneAudit(absl::Time before, int64_t keep_newest, int64_t max_removed,
+                          DoneCallback done) = 0;
 
   // One job. NOT_FOUND when there is none with that id; INVALID_ARGUMENT for a malformed id.
   virtual absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) = 0;

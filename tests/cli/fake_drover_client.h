@@ -81,6 +81,8 @@ struct FakeServer {
   std::vector<std::string> user_revokes;
   std::vector<std::string> token_issues;
   v1::User caller;  // what WhoAmI answers
+  std::vector<v1::AuditRecord> audit;                     // what ListAuditRecords pages over
+  std::vector<v1::ListAuditRecordsRequest> audit_requests;  // as received
   struct Upload {
     v1::UploadBlobRequest::Header header;
     size_t chunks = 0;
@@ -442,6 +444,20 @@ class FakeDroverClient final : public DroverClient {
   absl::StatusOr<v1::User> WhoAmI(const v1::WhoAmIRequest&) override {
     if (absl::Status e = NextError(); !e.ok()) return e;
     return s_->caller;
+  }
+  // Pages of `page_size` over `audit` (newest first), the token being the next index.
+  absl::StatusOr<v1::ListAuditRecordsResponse> ListAuditRecords(
+      const v1::ListAuditRecordsRequest& request) override {
+    s_->audit_requests.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    size_t start = request.page_token().empty() ? 0 : std::stoul(request.page_token());
+    size_t size = request.page_size() <= 0 ? 100 : static_cast<size_t>(request.page_size());
+    v1::ListAuditRecordsResponse response;
+    for (size_t i = start; i < s_->audit.size() && i < start + size; ++i) {
+      *response.add_records() = s_->audit[i];
+    }
+    if (start + size < s_->audit.size()) response.set_next_page_token(std::to_string(start + size));
+    return response;
   }
 
   absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) override {

@@ -115,7 +115,7 @@ TEST_F(UsersE2eTest, CallsWithoutATokenAreUnauthenticatedAndSayWhatToDo) {
   EXPECT_EQ(v1::AdminService::NewStub(As(""))->ListNodes(&context, {}, &nodes).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
   testing::CommandResult cli = Drover({"--server", droverd_->address(), "list"});
-  EXPECT_EQ(cli.exit_code, 1) << cli.err;
+  EXPECT_EQ(cli.exit_code, 7) << cli.err;  // not allowed: log in
   EXPECT_THAT(cli.err, HasSubstr("needs a user token"));
   // A wrong token is refused, not taken for no token; so are hostile ones.
   EXPECT_EQ(GetJob(As("drv_not-a-real-token-at-all"), "j-1").error_code(),

@@ -26,6 +26,14 @@ Caller User(const std::string& name, v1::User::Role role) {
   return Caller{.kind = Caller::Kind::kUser, .name = name, .role = role};
 }
 
+// gRPC's own services droverd serves: health and reflection.
+const std::set<std::string>& GrpcStandardMethods() {
+  static const auto* methods = new std::set<std::string>{
+      "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
+  return *methods;
+}
+
 // Every method of every service droverd serves, by full name.
 std::set<std::string> ServedMethods() {
   std::set<std::string> methods;
@@ -76,8 +84,81 @@ TEST(AuthzTest, EveryMethodOfEveryServedServiceHasARule) {
   for (const std::string& method : ServedMethods()) {
     EXPECT_TRUE(MethodRules().contains(method)) << method << " has no rule in server/authz.cc";
   }
-  for (const auto& [method, need] : MethodRules()) {
-    EXPECT_TRUE(ServedMethods().contains(method)) << method << " is no method of droverd";
+  for (const auto& [method, rule] : MethodRules()) {
+    EXPECT_TRUE(ServedMethods().contains(method) || GrpcStandardMethods().contains(method))
+        << method << " is no method of droverd";
+  }
+  for (const std::string& method : GrpcStandardMethods()) {
+    EXPECT_TRUE(MethodRules().contains(method)) << method << " has no rule in server/authz.cc";
+  }
+}
+
+// A method changes something unless its name says it reads; every changing method is
+// audited, and no reading one. A new method named otherwise fails here until it is put in
+// one of the lists below.
+TEST(AuthzTest, EveryChangingMethodIsAuditedAndNoReadingOne) {
+  const std::set<std::string> reads_by_exception = {
+      // The agent's stream: reports, logs and metrics of attempts (logged, not audited).
+      "/drover.v1.AgentService/Connect",
+  };
+  std::set<std::string> audited;
+  for (const std::string& method : ServedMethods()) {
+    const std::string name = method.substr(method.rfind('/') + 1);
+    const bool reads = absl::StartsWith(name, "Get") || absl::StartsWith(name, "List") ||
+                       absl::StartsWith(name, "Watch") || absl::StartsWith(name, "Stream") ||
+                       absl::StartsWith(name, "Stat") || absl::StartsWith(name, "Download") ||
+                       name == "WhoAmI" || reads_by_exception.contains(method);
+    EXPECT_EQ(IsAudited(method), !reads) << method;
+    if (IsAudited(method)) audited.insert(method);
+  }
+  // Spelled out, so that a change of the list is a visible decision.
+  EXPECT_EQ(audited, (std::set<std::string>{
+                         "/drover.v1.JobService/SubmitJob",
+                         "/drover.v1.JobService/CancelJob",
+                         "/drover.v1.AdminService/CordonNode",
+                         "/drover.v1.AdminService/UncordonNode",
+                         "/drover.v1.AdminService/DrainNode",
+                         "/drover.v1.AdminService/DeclareNodeLost",
+                         "/drover.v1.AdminService/PutComputeTarget",
+                         "/drover.v1.AdminService/DeleteComputeTarget",
+                         "/drover.v1.AdminService/PutImage",
+                         "/drover.v1.AdminService/DeleteImage",
+                         "/drover.v1.AdminService/PutDatastore",
+                         "/drover.v1.AdminService/DeleteDatastore",
+                         "/drover.v1.AdminService/CreateUser",
+                         "/drover.v1.AdminService/RevokeUser",
+                         "/drover.v1.AdminService/IssueUserToken",
+                         "/drover.v1.BlobService/UploadBlob",
+                         "/drover.v1.NodeIdentityService/CreateJoinToken",
+                         "/drover.v1.NodeIdentityService/RevokeJoinToken",
+                         "/drover.v1.NodeIdentityService/RevokeNodeCertificates",
+                         "/drover.v1.NodeIdentityService/JoinNode",
+                         "/drover.v1.NodeIdentityService/RenewNodeCertificate",
+                     }));
+  for (const std::string& method : GrpcStandardMethods()) EXPECT_FALSE(IsAudited(method)) << method;
+  // A method without a rule is refused, and audited.
+  EXPECT_TRUE(IsAudited("/drover.v1.JobService/DeleteEverything"));
+}
+
+TEST(AuthzTest, HealthIsForAnyoneAndReflectionForAdminsOnly) {
+  for (const char* method : {"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"}) {
+    EXPECT_TRUE(Authorize(Caller(), method).ok()) << method;
+  }
+  const char* reflection = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo";
+  EXPECT_TRUE(absl::IsUnauthenticated(Authorize(Caller(), reflection)));
+  EXPECT_TRUE(absl::IsUnauthenticated(
+      Authorize(Caller{.kind = Caller::Kind::kNode, .name = "n1"}, reflection)));
+  for (v1::User::Role role : {v1::User::VIEWER, v1::User::USER}) {
+    absl::Status status = Authorize(User("alice", role), reflection);
+    EXPECT_TRUE(absl::IsPermissionDenied(status)) << role;
+    EXPECT_THAT(status.message(), HasSubstr("needs the role admin"));
+  }
+  EXPECT_TRUE(Authorize(User("root", v1::User::ADMIN), reflection).ok());
+  EXPECT_TRUE(Authorize(User("root", v1::User::ADMIN), "/drover.v1.AdminService/ListAuditRecords").ok());
+  for (v1::User::Role role : {v1::User::VIEWER, v1::User::USER}) {
+    EXPECT_TRUE(absl::IsPermissionDenied(
+        Authorize(User("alice", role), "/drover.v1.AdminService/ListAuditRecords")))
+        << role;
   }
 }
 
@@ -139,7 +220,9 @@ TEST(AuthzTest, ViewersReadButCannotSubmitOrCancel) {
 TEST(AuthzTest, AdminsAndTheLocalSocketMayDoEverything) {
   Caller local{.kind = Caller::Kind::kLocalAdmin, .name = std::string(kLocalSocketOwner),
                .role = v1::User::ADMIN};
-  for (const std::string& method : ServedMethods()) {
+  std::set<std::string> methods = ServedMethods();
+  methods.insert(GrpcStandardMethods().begin(), GrpcStandardMethods().end());
+  for (const std::string& method : methods) {
     EXPECT_TRUE(Authorize(User("root", v1::User::ADMIN), method).ok()) << method;
     EXPECT_TRUE(Authorize(local, method).ok()) << method;
   }
