@@ -175,7 +175,7 @@ class AgentStream final
                      if (stored.ok()) {
                        a->set_offset(*stored);
                      } else if (absl::IsFailedPrecondition(stored.status())) {
-                       a->set_offset(logs->Size(key));
+                       a->set_offset(logs->Received(key));
                      } else {
                        a->set_offset(-1);
                      }

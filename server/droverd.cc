@@ -15,6 +15,7 @@
 #include <fstream>
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -149,8 +150,17 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
                           d->store_->LoadNodeAdminStates());
   DROVER_ASSIGN_OR_RETURN(std::optional<storage::NodeLossPause> loss_pause,
                           d->store_->LoadNodeLossPause());
-  DROVER_ASSIGN_OR_RETURN(d->logs_, storage::LogStore::Open(options.state_dir + "/logs",
-                                                            {.on_write_error = count_write_error}));
+  DROVER_ASSIGN_OR_RETURN(
+      d->logs_,
+      storage::LogStore::Open(
+          options.state_dir + "/logs",
+          {.on_write_error = count_write_error,
+           .max_open_files = options.max_open_log_files,
+           .limits = options.log_limits,
+           .on_dropped = [metrics = d->metrics_.get()](v1::LogStream stream, int64_t bytes) {
+             metrics->dropped_bytes.With({absl::AsciiStrToLower(v1::LogStream_Name(stream))})
+                 .Increment(static_cast<double>(bytes));
+           }}));
   DROVER_ASSIGN_OR_RETURN(d->blobs_,
                           storage::BlobStore::Open(options.state_dir + "/blobs",
                                                    options.max_blob_bytes, count_write_error));

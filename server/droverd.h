@@ -26,6 +26,7 @@
 #include "server/node_identity_service.h"
 #include "server/server_metrics.h"
 #include "server/tls.h"
+#include "storage/log_store.h"
 #include "storage/store.h"
 
 namespace drover::server {
@@ -39,6 +40,11 @@ struct DroverdOptions {
   absl::Duration shutdown_grace = absl::Seconds(10);
   // Agent heartbeats, node lease, stop grace.
   CoreOptions core;
+  // Caps on what one stream of an attempt stores (docs/operations.md#limits).
+  storage::LogLimits log_limits{.max_log_bytes = int64_t{256} << 20,
+                                .max_metric_records = 1'000'000};
+  // Most log files droverd holds open at once (also at most a quarter of RLIMIT_NOFILE).
+  int max_open_log_files = 1024;
   // Largest blob (snapshot, image, outputs) droverd takes.
   int64_t max_blob_bytes = int64_t{64} << 30;
   // How often leases, timeouts and placement are checked.
