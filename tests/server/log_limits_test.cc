@@ -1,0 +1,267 @@
+// droverd under floods from one job (issue 16, point 4), in-process: a real Droverd and a
+// scripted agent sending what a hostile or very large job would make the real agent send:
+// thousands of log streams under a low open file limit, output far past the cap, more metric
+// records than one answer should hold. Checked as a user or an administrator would: other
+// clients are served throughout, the job still completes, the logs say what was cut, no
+// descriptor stays open after the job, GetMetrics pages add up to what was logged.
+#include <grpcpp/create_channel.h>
+#include <sys/resource.h>
+
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "drover/v1/agent_service.grpc.pb.h"
+#include "drover/v1/job_service.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/droverd.h"
+#include "tests/testing/cluster.h"
+#include "tests/testing/scripted_agent.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/test_tls.h"
+
+namespace drover::server {
+namespace {
+
+using ::drover::testing::ScriptedAgent;
+using ::testing::HasSubstr;
+
+// Descriptors this process (the test and droverd in it) holds now.
+int OpenDescriptors() {
+  int n = 0;
+  std::error_code error;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", error);
+       it != std::filesystem::directory_iterator(); it.increment(error)) {
+    ++n;
+  }
+  return n;
+}
+
+class LogLimitsTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    agent_.reset();
+    droverd_.reset();
+    if (saved_limit_.rlim_cur != 0) setrlimit(RLIMIT_NOFILE, &saved_limit_);
+  }
+
+  // Starts droverd (after lowering this process' open file limit to `nofile`, when given).
+  void Start(storage::LogLimits limits, int nofile = 0) {
+    if (nofile > 0) {
+      ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved_limit_), 0);
+      struct rlimit low = saved_limit_;
+      low.rlim_cur = static_cast<rlim_t>(nofile);
+      ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    }
+    DroverdOptions options{.listen = "127.0.0.1:0", .state_dir = dir_.path(),
+                           .bootstrap_admin_token = testing::TestAdminToken()};
+    options.log_limits = limits;
+    options.tick = absl::Milliseconds(50);
+    auto started = Droverd::Start(options);
+    ASSERT_TRUE(started.ok()) << started.status();
+    droverd_ = *std::move(started);
+    jobs_ = v1::JobService::NewStub(NewClientChannel());
+    agent_ = std::make_unique<ScriptedAgent>(
+        testing::NodeChannel(droverd_->address(), droverd_->ca_certificate(),
+                             droverd_->cluster_ca(), "n1"),
+        "n1");
+    agent_->Next(v1::SchedulerMessage::kWelcome);
+  }
+
+  // A new connection, as a new client makes.
+  std::shared_ptr<grpc::Channel> NewClientChannel() {
+    return testing::TlsChannelTrusting(droverd_->address(), droverd_->ca_certificate());
+  }
+
+  // Submits a one-node job and takes it to RUNNING on n1.
+  std::string SubmitAndRun() {
+    grpc::ClientContext context;
+    v1::SubmitJobRequest request;
+    request.mutable_spec()->set_entry_script("train.py");
+    request.mutable_spec()->mutable_resources()->set_cpus(1);
+    v1::SubmitJobResponse response;
+    grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    std::string id = response.job().id();
+    agent_->Next(v1::SchedulerMessage::kAssign);
+    agent_->Report(id, 1, v1::AttemptReport::READY);
+    WaitFor(id, v1::JobStatus::STARTING);
+    agent_->Report(id, 1, v1::AttemptReport::RUNNING);
+    WaitFor(id, v1::JobStatus::RUNNING);
+    return id;
+  }
+
+  void Complete(const std::string& id) {
+    agent_->Report(id, 1, v1::AttemptReport::FINALIZING);
+    v1::RankExit exit;
+    exit.set_rank(0);
+    agent_->Report(id, 1, v1::AttemptReport::ENDED, {exit});
+    WaitFor(id, v1::JobStatus::COMPLETED);
+  }
+
+  // GetJob over `stub` (a fresh connection when null).
+  grpc::Status GetJob(const std::string& id, v1::Job* job,
+                      v1::JobService::Stub* stub = nullptr) {
+    std::unique_ptr<v1::JobService::Stub> fresh;
+    if (stub == nullptr) {
+      fresh = v1::JobService::NewStub(NewClientChannel());
+      stub = fresh.get();
+    }
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    return stub->GetJob(&context, request, job);
+  }
+
+  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state) {
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    v1::Job job;
+    while (absl::Now() < deadline) {
+      if (GetJob(id, &job, jobs_.get()).ok() && job.status().state() == state) return job;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    ADD_FAILURE() << id << " never reached " << v1::JobStatus::State_Name(state);
+    return job;
+  }
+
+  std::string Logs(const std::string& id, int32_t rank) {
+    grpc::ClientContext context;
+    v1::StreamLogsRequest request;
+    request.set_job_id(id);
+    request.add_ranks(rank);
+    auto reader = jobs_->StreamLogs(&context, request);
+    std::string out;
+    v1::StreamLogsResponse response;
+    while (reader->Read(&response)) out += response.data();
+    EXPECT_TRUE(reader->Finish().ok());
+    return out;
+  }
+
+  testing::TempDir dir_;
+  struct rlimit saved_limit_ {};
+  std::unique_ptr<Droverd> droverd_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<ScriptedAgent> agent_;
+};
+
+TEST_F(LogLimitsTest, ThousandsOfLogStreamsUnderALowFileLimitLeaveDroverdServingAndNothingOpen) {
+  // 512 descriptors in all for the test and droverd: 3,000 streams would need six times that.
+  Start({}, /*nofile=*/512);
+  std::string id = SubmitAndRun();
+  const int before = OpenDescriptors();
+  int most = before;
+  constexpr int kStreams = 3000;
+  int acknowledged = 0;
+  for (int rank = 0; rank < kStreams; ++rank) {
+    agent_->Log(id, 1, rank, 0, absl::StrCat("rank ", rank, "\n"),
+                rank % 2 ? v1::STDERR : v1::STDOUT);
+    if (rank % 100 == 99) {
+      for (int i = 0; i < 100; ++i) {
+        v1::SchedulerMessage ack = agent_->Next(v1::SchedulerMessage::kLogAck);
+        if (ack.log_ack().offset() > 0) ++acknowledged;
+      }
+      most = std::max(most, OpenDescriptors());
+    }
+    if (rank % 500 == 0) {
+      // Another client, on a new connection, is served throughout.
+      v1::Job job;
+      grpc::Status status = GetJob(id, &job);
+      ASSERT_TRUE(status.ok()) << "at stream " << rank << ": " << status.error_message();
+    }
+  }
+  EXPECT_EQ(acknowledged, kStreams) << "every stream stored";
+  // droverd keeps at most a quarter of the limit in log files.
+  EXPECT_LE(most - before, 512 / 4 + 16) << "descriptors before " << before << ", most " << most;
+  EXPECT_EQ(Logs(id, 2999), "rank 2999\n");
+  Complete(id);
+  // No log file stays open once the job ended.
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (OpenDescriptors() > before && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_LE(OpenDescriptors(), before);
+  std::cout << "descriptors: before=" << before << " most=" << most
+            << " after=" << OpenDescriptors() << "\n";
+}
+
+TEST_F(LogLimitsTest, OutputFarPastTheCapIsAcknowledgedNotStoredAndTheJobCompletesWithANote) {
+  Start({.max_log_bytes = 4096});
+  std::string id = SubmitAndRun();
+  const std::string chunk(1000, 'x');
+  for (int i = 0; i < 100; ++i) {
+    agent_->Log(id, 1, 0, i * 1000, chunk);
+    // The agent is told it is all taken, so it never holds the attempt up.
+    EXPECT_EQ(agent_->Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), (i + 1) * 1000);
+  }
+  Complete(id);
+  std::string logs = Logs(id, 0);
+  EXPECT_EQ(logs.substr(0, 4096), std::string(4096, 'x'));
+  EXPECT_THAT(logs, HasSubstr("[drover: log truncated at 4096 bytes"));
+  EXPECT_THAT(logs, HasSubstr("[drover: 95904 bytes dropped past the cap]"));
+  EXPECT_LT(logs.size(), 4096u + 200u);
+}
+
+TEST_F(LogLimitsTest, GetMetricsComesInBoundedPagesThatAddUpToEverythingLogged) {
+  Start({.max_metric_records = 30000});
+  std::string id = SubmitAndRun();
+  // Ranks 0-3 log 10,000 points each; rank 4 logs 40,000, past the cap of 30,000.
+  int64_t logged = 0;
+  for (int rank = 0; rank < 5; ++rank) {
+    int points = rank == 4 ? 40000 : 10000;
+    int64_t offset = 0;
+    for (int start = 0; start < points; start += 1000) {
+      std::string lines;
+      for (int s = start; s < start + 1000; ++s) {
+        lines += absl::StrCat("{\"n\":\"loss\",\"s\":", s, ",\"t\":1764170000.5,\"v\":0.25}\n");
+      }
+      agent_->Log(id, 1, rank, offset, lines, v1::METRICS);
+      offset += static_cast<int64_t>(lines.size());
+      EXPECT_EQ(agent_->Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), offset);
+    }
+    logged += std::min(points, 30000);
+  }
+  Complete(id);
+
+  int pages = 0;
+  int64_t points = 0, dropped = 0, capped = 0;
+  size_t largest = 0;
+  std::string token;
+  do {
+    grpc::ClientContext context;
+    v1::GetMetricsRequest request;
+    request.set_job_id(id);
+    request.set_page_bytes(256 << 10);
+    request.set_page_token(token);
+    v1::GetMetricsResponse page;
+    grpc::Status status = jobs_->GetMetrics(&context, request, &page);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    for (const v1::MetricSeries& series : page.series()) points += series.values_size();
+    dropped += page.dropped_records();
+    capped += page.capped_streams();
+    largest = std::max(largest, page.ByteSizeLong());
+    token = page.next_page_token();
+    ASSERT_LT(++pages, 1000);
+  } while (!token.empty());
+  EXPECT_EQ(points, logged);
+  EXPECT_EQ(capped, 1);
+  EXPECT_EQ(dropped, 10000);
+  EXPECT_GT(pages, 5);
+  EXPECT_LT(largest, 256u << 10) << "an answer is about a page of stored records or less";
+  std::cout << "pages=" << pages << " largest_answer_bytes=" << largest << "\n";
+
+  // Bad tokens and sizes are refused naming the field.
+  grpc::ClientContext context;
+  v1::GetMetricsRequest request;
+  request.set_job_id(id);
+  request.set_page_token("nonsense");
+  v1::GetMetricsResponse page;
+  grpc::Status status = jobs_->GetMetrics(&context, request, &page);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("page_token"));
+}
+
+}  // namespace
+}  // namespace drover::server
