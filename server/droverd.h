@@ -31,6 +31,10 @@
 
 namespace drover::server {
 
+// gRPC limits of the server (docs/operations.md#limits).
+inline constexpr int kMaxConcurrentStreams = 100;       // calls at once per connection
+inline constexpr int kMaxReceiveMessageBytes = 4 << 20;  // largest request message
+
 struct DroverdOptions {
   // HOST:PORT to serve on; port 0 lets the kernel pick (see Droverd::address()).
   std::string listen = "127.0.0.1:7070";

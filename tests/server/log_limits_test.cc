@@ -7,7 +7,10 @@
 #include <grpcpp/create_channel.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
+#include <vector>
 #include <iostream>
 #include <string>
 
@@ -61,6 +64,8 @@ class LogLimitsTest : public ::testing::Test {
                            .bootstrap_admin_token = testing::TestAdminToken()};
     options.log_limits = limits;
     options.tick = absl::Milliseconds(50);
+    // The scripted agent sends no heartbeats: its node must not be lost during a flood.
+    options.core.lease = absl::Minutes(5);
     auto started = Droverd::Start(options);
     ASSERT_TRUE(started.ok()) << started.status();
     droverd_ = *std::move(started);
@@ -72,9 +77,12 @@ class LogLimitsTest : public ::testing::Test {
     agent_->Next(v1::SchedulerMessage::kWelcome);
   }
 
-  // A new connection, as a new client makes.
+  // A new connection, as a new client makes (not shared with other channels).
   std::shared_ptr<grpc::Channel> NewClientChannel() {
-    return testing::TlsChannelTrusting(droverd_->address(), droverd_->ca_certificate());
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::CreateCustomChannel(
+        droverd_->address(), testing::TlsCredentialsTrusting(droverd_->ca_certificate()), args);
   }
 
   // Submits a one-node job and takes it to RUNNING on n1.
@@ -261,6 +269,61 @@ TEST_F(LogLimitsTest, GetMetricsComesInBoundedPagesThatAddUpToEverythingLogged) 
   grpc::Status status = jobs_->GetMetrics(&context, request, &page);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("page_token"));
+}
+
+// gRPC limits per connection (docs/operations.md#limits), with the same droverd.
+using GrpcLimitsTest = LogLimitsTest;
+
+TEST_F(GrpcLimitsTest, OneConnectionGetsAtMostItsShareOfStreamsAndOtherClientsAreServed) {
+  Start({});
+  std::string id = SubmitAndRun();
+  // 130 watches of a running job on one connection: the first 100 are served, the others
+  // wait for one of them to end.
+  std::shared_ptr<grpc::Channel> greedy = NewClientChannel();
+  auto stub = v1::JobService::NewStub(greedy);
+  constexpr int kWatches = kMaxConcurrentStreams + 30;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts(kWatches);
+  std::atomic<int> started = 0;
+  std::vector<std::atomic<bool>> served(kWatches);
+  std::vector<std::thread> watchers;
+  for (int i = 0; i < kWatches; ++i) {
+    contexts[i] = std::make_unique<grpc::ClientContext>();
+    watchers.emplace_back([&, i] {
+      v1::WatchJobRequest request;
+      request.set_job_id(id);
+      auto reader = stub->WatchJob(contexts[i].get(), request);
+      v1::WatchJobResponse response;
+      if (reader->Read(&response)) {
+        served[i] = true;
+        ++started;
+      }
+      while (reader->Read(&response)) {
+      }
+      reader->Finish();
+    });
+  }
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (started < kMaxConcurrentStreams && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(started, kMaxConcurrentStreams);
+  // Another client on its own connection is served meanwhile.
+  v1::Job job;
+  grpc::Status status = GetJob(id, &job);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  absl::SleepFor(absl::Milliseconds(500));  // (nothing to poll for: the rest must wait)
+  EXPECT_EQ(started, kMaxConcurrentStreams);
+  // Ending 30 of the served ones lets the waiting ones in.
+  for (int i = 0, ended = 0; i < kWatches && ended < 30; ++i) {
+    if (!served[i]) continue;
+    contexts[i]->TryCancel();
+    ++ended;
+  }
+  deadline = absl::Now() + absl::Seconds(20);
+  while (started < kWatches && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(started, kWatches);
+  for (auto& context : contexts) context->TryCancel();
+  for (std::thread& watcher : watchers) watcher.join();
 }
 
 }  // namespace
