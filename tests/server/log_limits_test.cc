@@ -85,11 +85,12 @@ class LogLimitsTest : public ::testing::Test {
         droverd_->address(), testing::TlsCredentialsTrusting(droverd_->ca_certificate()), args);
   }
 
-  // Submits a one-node job and takes it to RUNNING on n1.
-  std::string SubmitAndRun() {
+  // Submits a one-node job of `processes` and takes it to RUNNING on n1.
+  std::string SubmitAndRun(int processes = 1) {
     grpc::ClientContext context;
     v1::SubmitJobRequest request;
     request.mutable_spec()->set_entry_script("train.py");
+    request.mutable_spec()->set_process_count_per_node(processes);
     request.mutable_spec()->mutable_resources()->set_cpus(1);
     v1::SubmitJobResponse response;
     grpc::Status status = jobs_->SubmitJob(&context, request, &response);
@@ -157,35 +158,45 @@ class LogLimitsTest : public ::testing::Test {
   std::unique_ptr<ScriptedAgent> agent_;
 };
 
-TEST_F(LogLimitsTest, ThousandsOfLogStreamsUnderALowFileLimitLeaveDroverdServingAndNothingOpen) {
-  // 512 descriptors in all for the test and droverd: 3,000 streams would need six times that.
-  Start({}, /*nofile=*/512);
-  std::string id = SubmitAndRun();
+TEST_F(LogLimitsTest, HundredsOfLogStreamsUnderALowFileLimitLeaveDroverdServingAndNothingOpen) {
+  // 256 descriptors in all for the test and droverd; the job's 256 ranks have 768 streams
+  // (stdout, stderr, metrics). (tests/storage: 3,000 streams through the log store alone.)
+  Start({}, /*nofile=*/256);
+  std::string id = SubmitAndRun(/*processes=*/256);
   const int before = OpenDescriptors();
   int most = before;
-  constexpr int kStreams = 3000;
+  constexpr v1::LogStream kStreams[] = {v1::STDOUT, v1::STDERR, v1::METRICS};
   int acknowledged = 0;
-  for (int rank = 0; rank < kStreams; ++rank) {
-    agent_->Log(id, 1, rank, 0, absl::StrCat("rank ", rank, "\n"),
-                rank % 2 ? v1::STDERR : v1::STDOUT);
-    if (rank % 100 == 99) {
-      for (int i = 0; i < 100; ++i) {
-        v1::SchedulerMessage ack = agent_->Next(v1::SchedulerMessage::kLogAck);
-        if (ack.log_ack().offset() > 0) ++acknowledged;
+  for (int round = 0; round < 2; ++round) {
+    for (int rank = 0; rank < 256; ++rank) {
+      for (v1::LogStream stream : kStreams) {
+        std::string data = stream == v1::METRICS
+                               ? absl::StrCat("{\"n\":\"loss\",\"s\":", round, ",\"v\":1}\n")
+                               : absl::StrCat("rank ", rank, " round ", round, "\n");
+        agent_->Log(id, 1, rank, round == 0 ? 0 : static_cast<int64_t>(data.size()), data,
+                    stream);
       }
-      most = std::max(most, OpenDescriptors());
-    }
-    if (rank % 500 == 0) {
-      // Another client, on a new connection, is served throughout.
-      v1::Job job;
-      grpc::Status status = GetJob(id, &job);
-      ASSERT_TRUE(status.ok()) << "at stream " << rank << ": " << status.error_message();
+      for (int i = 0; i < 3; ++i) {
+        if (agent_->Next(v1::SchedulerMessage::kLogAck).log_ack().offset() > 0) ++acknowledged;
+      }
+      if (rank % 16 == 15) most = std::max(most, OpenDescriptors());
+      if (rank % 64 == 0) {
+        // Another client, on a new connection, is served throughout.
+        v1::Job job;
+        grpc::Status status = GetJob(id, &job);
+        ASSERT_TRUE(status.ok()) << "at rank " << rank << ": " << status.error_message();
+      }
     }
   }
-  EXPECT_EQ(acknowledged, kStreams) << "every stream stored";
+  EXPECT_EQ(acknowledged, 2 * 768) << "every chunk stored";
   // droverd keeps at most a quarter of the limit in log files.
-  EXPECT_LE(most - before, 512 / 4 + 16) << "descriptors before " << before << ", most " << most;
-  EXPECT_EQ(Logs(id, 2999), "rank 2999\n");
+  EXPECT_LE(most - before, 256 / 4 + 8) << "descriptors before " << before << ", most " << most;
+  EXPECT_EQ(Logs(id, 255), "rank 255 round 0\nrank 255 round 1\nrank 255 round 0\nrank 255 round 1\n");
+  // A rank the job does not have is not stored (acknowledged, so nothing waits on it).
+  agent_->Log(id, 1, 9999, 0, "not a rank of this job\n");
+  EXPECT_GT(agent_->Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), 0);
+  EXPECT_EQ(Logs(id, 9999), "");
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/logs/" + id + "/1/rank-9999.stdout"));
   Complete(id);
   // No log file stays open once the job ended.
   absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -214,7 +225,7 @@ TEST_F(LogLimitsTest, OutputFarPastTheCapIsAcknowledgedNotStoredAndTheJobComplet
 
 TEST_F(LogLimitsTest, GetMetricsComesInBoundedPagesThatAddUpToEverythingLogged) {
   Start({.max_metric_records = 30000});
-  std::string id = SubmitAndRun();
+  std::string id = SubmitAndRun(/*processes=*/5);
   // Ranks 0-3 log 10,000 points each; rank 4 logs 40,000, past the cap of 30,000.
   int64_t logged = 0;
   for (int rank = 0; rank < 5; ++rank) {
