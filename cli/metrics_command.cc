@@ -140,7 +140,7 @@ class Collected {
     if (capped_ > 0) {
       out << capped_ << " metric stream" << (capped_ == 1 ? "" : "s")
           << " reached droverd's cap (--max-metric-records): later records were not stored";
-      if (dropped_ > 0) out << " (" << dropped_ << " dropped)";
+      if (dropped_ > 0) out << " (at least " << dropped_ << " dropped)";
       out << "\n";
     }
     return out.str();

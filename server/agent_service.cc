@@ -192,6 +192,7 @@ class AgentStream final
                      // (-1) it retries later.
                      if (stored.ok()) {
                        a->set_offset(*stored);
+                       a->set_capped(logs->Capped(key));
                      } else if (absl::IsFailedPrecondition(stored.status())) {
                        a->set_offset(logs->Received(key));
                      } else {

@@ -296,12 +296,15 @@ void LogStore::Append(const LogStreamKey& key, int64_t offset, absl::string_view
       // Past the cap: acknowledged, not stored.
       const int64_t end = offset + static_cast<int64_t>(data.size());
       if (end > file.received) {
-        absl::string_view dropped =
-            data.substr(static_cast<size_t>(std::max<int64_t>(0, file.received - offset)));
+        // An agent told of the cap sends only its size (an empty chunk at that offset): the
+        // bytes count as dropped, their records are not known.
+        const int64_t dropped_bytes = end - file.received;
+        absl::string_view dropped = data.substr(
+            std::min(data.size(), static_cast<size_t>(std::max<int64_t>(0, file.received - offset))));
         file.received = end;
         file.dropped_records += Lines(dropped);
         SaveCap(key, file);
-        if (on_dropped_) on_dropped_(key.stream, static_cast<int64_t>(dropped.size()));
+        if (on_dropped_) on_dropped_(key.stream, dropped_bytes);
       }
       result = file.received;
     } else if (offset > file.size) {
@@ -439,6 +442,12 @@ int64_t LogStore::Received(const LogStreamKey& key) {
   int64_t cap_at = 0, received = 0;
   if (sidecar >> cap_at >> received) return std::max(size, received);
   return size;
+}
+
+bool LogStore::Capped(const LogStreamKey& key) {
+  absl::MutexLock lock(&mu_);
+  auto it = files_.find(key);
+  return it != files_.end() && it->second.capped;
 }
 
 std::vector<LogStreamInfo> LogStore::Streams(absl::string_view job_id, int64_t epoch) {

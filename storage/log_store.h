@@ -119,6 +119,8 @@ class LogStore {
   // The sender's offset of a stream: what is stored (durable or not yet) plus what was
   // dropped past its cap; 0 when it does not exist.
   int64_t Received(const LogStreamKey& key);
+  // Whether the stream reached its cap (what comes is acknowledged, not stored).
+  bool Capped(const LogStreamKey& key);
   // Every stream of an attempt with its size.
   std::vector<LogStreamInfo> Streams(absl::string_view job_id, int64_t epoch);
   // Up to `max_bytes` from `offset`; empty at the end. RESOURCE_EXHAUSTED when droverd is

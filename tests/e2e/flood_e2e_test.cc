@@ -11,7 +11,10 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -25,7 +28,25 @@ using ::testing::HasSubstr;
 class FloodE2eTest : public testing::SingleNodeTest {
  protected:
   std::vector<std::string> DroverdFlags() const override {
-    return {"--max-log-bytes", "65536", "--max-metric-records", "100000"};
+    return {"--max-log-bytes", "65536", "--max-metric-records", "100000", "--metrics-listen",
+            metrics_};
+  }
+
+  // A counter of droverd's /metrics page, e.g. `drover_ingested_bytes_total{stream="stdout"}`.
+  double DroverdCounter(const std::string& series) {
+    auto page = testing::RunCommand(
+        {"/usr/bin/python3", "-c",
+         absl::StrCat("import urllib.request; print(urllib.request.urlopen('http://", metrics_,
+                      "/metrics').read().decode())")});
+    EXPECT_TRUE(page.ok());
+    if (!page.ok()) return -1;
+    for (absl::string_view line : absl::StrSplit(page->out, '\n')) {
+      if (absl::ConsumePrefix(&line, series + " ")) {
+        double value = 0;
+        if (absl::SimpleAtod(line, &value)) return value;
+      }
+    }
+    return 0;
   }
 
   // droverd's descriptors: all of them, and those of files under `path`.
@@ -41,6 +62,8 @@ class FloodE2eTest : public testing::SingleNodeTest {
     }
     return {all, under};
   }
+
+  const std::string metrics_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
 };
 
 TEST_F(FloodE2eTest, AJobWritingFarPastTheCapCompletesAndItsLogSaysWhatWasCut) {
@@ -65,8 +88,15 @@ TEST_F(FloodE2eTest, AJobWritingFarPastTheCapCompletesAndItsLogSaysWhatWasCut) {
   }
   EXPECT_EQ(now.second, 0) << "files of the ended job still open";
   EXPECT_LE(now.first, before) << "descriptors before the job " << before << ", after " << now.first;
+  // The agent stopped sending once droverd said the stream was capped (only its size went
+  // on): about its window (4 MiB) past the cap crossed the network, not the 20 MB.
+  const double ingested = DroverdCounter("drover_ingested_bytes_total{stream=\"stdout\"}");
+  const double dropped = DroverdCounter("drover_log_bytes_dropped_total{stream=\"stdout\"}");
+  EXPECT_LT(ingested, 10e6);
+  EXPECT_EQ(dropped, 20000000 - 65536);
   std::cout << "droverd descriptors: before=" << before << " after=" << now.first
-            << " stored_bytes=" << out.size() << "\n";
+            << " stored_bytes=" << out.size() << " ingested_bytes=" << ingested
+            << " dropped_bytes=" << dropped << "\n";
 }
 
 TEST_F(FloodE2eTest, GetMetricsOfManyRecordsComesInPagesThatAddUpToWhatWasLogged) {

@@ -212,8 +212,11 @@ TEST_F(LogLimitsTest, OutputFarPastTheCapIsAcknowledgedNotStoredAndTheJobComplet
   const std::string chunk(1000, 'x');
   for (int i = 0; i < 100; ++i) {
     agent_->Log(id, 1, 0, i * 1000, chunk);
-    // The agent is told it is all taken, so it never holds the attempt up.
-    EXPECT_EQ(agent_->Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), (i + 1) * 1000);
+    // The agent is told it is all taken, so it never holds the attempt up, and from the
+    // cap on that it need not send more.
+    v1::LogAck ack = agent_->Next(v1::SchedulerMessage::kLogAck).log_ack();
+    EXPECT_EQ(ack.offset(), (i + 1) * 1000);
+    EXPECT_EQ(ack.capped(), (i + 1) * 1000 > 4096) << i;
   }
   Complete(id);
   std::string logs = Logs(id, 0);

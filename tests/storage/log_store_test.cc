@@ -207,9 +207,11 @@ TEST_F(LogStoreTest, OutputPastTheCapIsAcknowledgedNotStoredAndTheLogSaysSo) {
   Reopen({.limits = {.max_log_bytes = 100}});
   EXPECT_EQ(logs_->Received(key_), 320);
   EXPECT_EQ(*AppendSync(*logs_, key_, 320, "more"), 324);
+  // An agent told of the cap sends only its size.
+  EXPECT_EQ(*AppendSync(*logs_, key_, 1000, ""), 1000);
   EXPECT_EQ(Stored(), capped);
   logs_->EndAttempt("j-1", 1);
-  EXPECT_EQ(Stored(), capped + "[drover: 224 bytes dropped past the cap]\n");
+  EXPECT_EQ(Stored(), capped + "[drover: 900 bytes dropped past the cap]\n");
 }
 
 TEST_F(LogStoreTest, MetricRecordsPastTheCapAreDroppedWithANoteRecord) {
