@@ -52,8 +52,9 @@ class LogLimitsTest : public ::testing::Test {
     if (saved_limit_.rlim_cur != 0) setrlimit(RLIMIT_NOFILE, &saved_limit_);
   }
 
-  // Starts droverd (after lowering this process' open file limit to `nofile`, when given).
-  void Start(storage::LogLimits limits, int nofile = 0) {
+  // Starts droverd (after lowering this process' open file limit to `nofile`, when given)
+  // and connects the scripted agent of n1, holding `held`.
+  void Start(storage::LogLimits limits, int nofile = 0, std::vector<v1::AttemptReport> held = {}) {
     if (nofile > 0) {
       ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved_limit_), 0);
       struct rlimit low = saved_limit_;
@@ -73,8 +74,8 @@ class LogLimitsTest : public ::testing::Test {
     agent_ = std::make_unique<ScriptedAgent>(
         testing::NodeChannel(droverd_->address(), droverd_->ca_certificate(),
                              droverd_->cluster_ca(), "n1"),
-        "n1");
-    agent_->Next(v1::SchedulerMessage::kWelcome);
+        "n1", 4, std::move(held));
+    welcome_ = agent_->Next(v1::SchedulerMessage::kWelcome).welcome();
   }
 
   // A new connection, as a new client makes (not shared with other channels).
@@ -156,6 +157,7 @@ class LogLimitsTest : public ::testing::Test {
   std::unique_ptr<Droverd> droverd_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
   std::unique_ptr<ScriptedAgent> agent_;
+  v1::AgentWelcome welcome_;  // the last one
 };
 
 TEST_F(LogLimitsTest, HundredsOfLogStreamsUnderALowFileLimitLeaveDroverdServingAndNothingOpen) {
@@ -224,6 +226,39 @@ TEST_F(LogLimitsTest, OutputFarPastTheCapIsAcknowledgedNotStoredAndTheJobComplet
   EXPECT_THAT(logs, HasSubstr("[drover: log truncated at 4096 bytes"));
   EXPECT_THAT(logs, HasSubstr("[drover: 95904 bytes dropped past the cap]"));
   EXPECT_LT(logs.size(), 4096u + 200u);
+}
+
+TEST_F(LogLimitsTest, ARestartedDroverdKeepsTheCapAndHasTheAgentResumeWhereItWas) {
+  Start({.max_log_bytes = 4096});
+  std::string id = SubmitAndRun();
+  const std::string chunk(1000, 'x');
+  for (int i = 0; i < 10; ++i) {
+    agent_->Log(id, 1, 0, i * 1000, chunk);
+    ASSERT_EQ(agent_->Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), (i + 1) * 1000);
+  }
+  agent_.reset();
+  droverd_.reset();
+  v1::AttemptReport running;
+  running.mutable_attempt()->set_job_id(id);
+  running.mutable_attempt()->set_epoch(1);
+  running.set_phase(v1::AttemptReport::RUNNING);
+  Start({.max_log_bytes = 4096}, 0, {running});
+  // The agent resumes from what it sent (10,000), not from what droverd stored (4,096 and
+  // the note): it neither sends the dropped part again nor gets refused for a gap.
+  int64_t resume = -1;
+  for (const v1::LogAck& offset : welcome_.log_offsets()) {
+    if (offset.rank() == 0 && offset.stream() == v1::STDOUT) resume = offset.offset();
+  }
+  EXPECT_EQ(resume, 10000);
+  agent_->Log(id, 1, 0, 10000, "", v1::STDOUT);  // an agent told of the cap sends its size
+  agent_->Log(id, 1, 0, 12000, "");
+  v1::LogAck ack = agent_->Next(v1::SchedulerMessage::kLogAck).log_ack();
+  EXPECT_TRUE(ack.capped());
+  EXPECT_EQ(agent_->Next(v1::SchedulerMessage::kLogAck).log_ack().offset(), 12000);
+  Complete(id);
+  std::string logs = Logs(id, 0);
+  EXPECT_EQ(logs.find("[drover: log truncated at 4096 bytes"), 4097u) << logs.substr(4000);
+  EXPECT_THAT(logs, HasSubstr("[drover: 7904 bytes dropped past the cap]"));
 }
 
 TEST_F(LogLimitsTest, GetMetricsComesInBoundedPagesThatAddUpToEverythingLogged) {
