@@ -472,7 +472,9 @@ class MetricsReactor final : public AttemptStreamReactor<v1::GetMetricsResponse>
   absl::StatusOr<bool> Next(const std::string& job_id, int64_t epoch, bool ended,
                             v1::GetMetricsResponse* out) override {
     MetricsCollector collector(request_, out);
-    ReadMetrics(logs_, job_id, epoch, ended, kMetricsPiece, &collector, &read_);
+    absl::StatusOr<std::optional<MetricsCursor>> read =
+        ReadMetrics(logs_, job_id, epoch, ended, kMetricsPiece, &collector, &read_);
+    if (!read.ok()) return read.status();
     out->set_attempt(epoch);
     return out->series_size() > 0 || !out->tags().empty() || out->skipped_lines() > 0;
   }
@@ -513,11 +515,10 @@ absl::StatusOr<MetricsCursor> DecodeMetricsCursor(absl::string_view token) {
   return c;
 }
 
-std::optional<MetricsCursor> ReadMetrics(storage::LogStore& logs, const std::string& job_id,
-                                         int64_t epoch, bool ended, int64_t max_bytes,
-                                         MetricsCollector* collector,
-                                         std::map<std::pair<int32_t, int>, int64_t>* read,
-                                         const MetricsCursor* from) {
+absl::StatusOr<std::optional<MetricsCursor>> ReadMetrics(
+    storage::LogStore& logs, const std::string& job_id, int64_t epoch, bool ended,
+    int64_t max_bytes, MetricsCollector* collector,
+    std::map<std::pair<int32_t, int>, int64_t>* read, const MetricsCursor* from) {
   int64_t budget = max_bytes;
   for (const storage::LogStreamInfo& stream : logs.Streams(job_id, epoch)) {
     v1::MetricSeries::Source source;
@@ -543,7 +544,8 @@ std::optional<MetricsCursor> ReadMetrics(storage::LogStore& logs, const std::str
       int64_t want = std::min<int64_t>(stream.size - offset, 1 << 20);
       if (max_bytes >= 0) want = std::min(want, std::max<int64_t>(budget, 64 << 10));
       absl::StatusOr<std::string> data = logs.Read(key, offset, want);
-      if (!data.ok() || data->empty()) break;
+      if (!data.ok()) return data.status();  // short of descriptors: the caller retries
+      if (data->empty()) break;
       // A piece that ends inside a line is read again from that line next time.
       bool last = offset + static_cast<int64_t>(data->size()) >= stream.size;
       size_t used = collector->Add(source, stream.rank, *data, ended && last);
@@ -819,10 +821,14 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetMetrics(grpc::CallbackServerContext
   if (epoch > 0) {
     MetricsCollector collector(*request, response);
     std::map<std::pair<int32_t, int>, int64_t> read;
-    std::optional<MetricsCursor> next =
+    absl::StatusOr<std::optional<MetricsCursor>> next =
         ReadMetrics(logs_, job->id(), epoch, scheduler::IsTerminal(job->status().state()),
                     page_bytes, &collector, &read, from ? &*from : nullptr);
-    if (next.has_value()) response->set_next_page_token(EncodeMetricsCursor(*next));
+    if (!next.ok()) {
+      reactor->Finish(ToGrpcStatus(next.status()));
+      return reactor;
+    }
+    if (next->has_value()) response->set_next_page_token(EncodeMetricsCursor(**next));
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -125,8 +125,8 @@ absl::StatusOr<int> LogStore::OpenGuarded(const std::string& path, int flags) {
   }
   return absl::ResourceExhaustedError(absl::StrCat(
       "droverd is short of file descriptors (", open_.size(),
-      " log files open); the logs are taken again later: raise droverd's open file limit "
-      "(LimitNOFILE) or lower --max-open-log-files"));
+      " log files open); retry in a moment (agents resend logs by themselves); if it "
+      "persists, raise droverd's open file limit (LimitNOFILE) or lower --max-open-log-files"));
 }
 
 void LogStore::CloseFd(File& file) {

@@ -4,8 +4,10 @@
 // records than one answer should hold. Checked as a user or an administrator would: other
 // clients are served throughout, the job still completes, the logs say what was cut, no
 // descriptor stays open after the job, GetMetrics pages add up to what was logged.
+#include <fcntl.h>
 #include <grpcpp/create_channel.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -206,6 +208,44 @@ TEST_F(LogLimitsTest, HundredsOfLogStreamsUnderALowFileLimitLeaveDroverdServingA
   EXPECT_LE(OpenDescriptors(), before);
   std::cout << "descriptors: before=" << before << " most=" << most
             << " after=" << OpenDescriptors() << "\n";
+}
+
+TEST_F(LogLimitsTest, ShortOfDescriptorsReadsAnswerResourceExhaustedNewClientsAreServedAndAllRecovers) {
+  Start({}, /*nofile=*/256);
+  std::string id = SubmitAndRun();
+  agent_->Log(id, 1, 0, 0, "{\"n\":\"loss\",\"s\":0,\"v\":1}\n", v1::METRICS);
+  agent_->Next(v1::SchedulerMessage::kLogAck);
+  agent_->Log(id, 1, 0, 0, "hello\n");
+  agent_->Next(v1::SchedulerMessage::kLogAck);
+  Complete(id);
+  // Something else takes descriptors up to droverd's reserve (the last eighth).
+  std::vector<int> held;
+  while (true) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    if (fd >= 256 - 256 / 8) {
+      close(fd);
+      break;
+    }
+    held.push_back(fd);
+  }
+  auto metrics = [&] {
+    grpc::ClientContext context;
+    v1::GetMetricsRequest request;
+    request.set_job_id(id);
+    v1::GetMetricsResponse response;
+    return jobs_->GetMetrics(&context, request, &response);
+  };
+  grpc::Status refused = metrics();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_THAT(refused.error_message(), HasSubstr("file descriptors"));
+  // A new client still gets in (accept has the reserve) and what needs no file works.
+  v1::Job job;
+  grpc::Status status = GetJob(id, &job);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  for (int fd : held) close(fd);
+  EXPECT_TRUE(metrics().ok());
+  EXPECT_EQ(Logs(id, 0), "hello\n");
 }
 
 TEST_F(LogLimitsTest, OutputFarPastTheCapIsAcknowledgedNotStoredAndTheJobCompletesWithANote) {
