@@ -78,6 +78,7 @@ void LogShipper::Acknowledged(const v1::LogAck& ack) {
     return;
   }
   s.refused = false;
+  if (ack.capped()) s.capped = true;
   if (ack.offset() > s.acked) s.acked = ack.offset();
   if (expected_end >= 0 && ack.offset() < expected_end) {
     // The chunk was refused (it would have left a gap): droverd has up to `offset`; go on
@@ -96,6 +97,7 @@ void LogShipper::Reconnected(const v1::AgentWelcome& welcome) {
       s.sent = s.acked = 0;
       s.in_flight.clear();
       s.refused = false;
+      s.capped = false;  // a restarted droverd says so again at the next chunk
     }
   }
   for (const v1::LogAck& ack : welcome.log_offsets()) {
@@ -167,6 +169,23 @@ void LogShipper::Poll() {
       for (const auto& [id, file] : Scan(w)) {
         const int64_t size = file.size;
         Stream& s = w.streams[id];
+        if (s.capped) {
+          // droverd stores no more of it: what the job writes from now on stays on the node.
+          // Only its size goes, as an empty chunk at that offset, so that droverd can say
+          // how much was dropped.
+          if (size > s.sent) {
+            v1::AgentMessage message;
+            v1::LogChunk* chunk = message.mutable_log();
+            *chunk->mutable_attempt() = w.attempt;
+            chunk->set_rank(id.first);
+            chunk->set_stream(static_cast<v1::LogStream>(id.second));
+            chunk->set_offset(size);
+            s.sent = size;
+            s.in_flight.push_back(size);
+            out.push_back(std::move(message));
+          }
+          continue;
+        }
         // Resume after a lost chunk: nothing acknowledged beyond `acked` is trusted.
         while (s.sent < size && s.sent - s.acked < window_bytes_) {
           int64_t want = std::min(chunk_bytes_, size - s.sent);

@@ -56,7 +56,9 @@ class LogShipper {
   // Stops tailing it (after it drained, or when the attempt is forgotten).
   void Forget(const v1::AttemptRef& attempt);
 
-  // droverd stored a stream up to `ack.offset` (-1: it could not; resend later).
+  // droverd stored a stream up to `ack.offset` (-1: it could not; resend later). With
+  // `ack.capped` the rest of the stream is not read or sent: only its size, as an empty
+  // chunk at that offset (droverd acknowledges it, and counts what it did not get).
   void Acknowledged(const v1::LogAck& ack);
   // A new stream to droverd: resume every stream from what droverd says it has (streams it
   // does not mention start from 0).
@@ -91,6 +93,7 @@ class LogShipper {
     // chunks in the order they were sent.
     std::deque<int64_t> in_flight;
     bool refused = false;  // the last acknowledgement said droverd could not store it
+    bool capped = false;   // droverd stores no more of it (LogAck.capped): only its size goes
   };
   struct Watched {
     LogFolder folder;

@@ -81,6 +81,8 @@ class Collected {
     if (message.attempt() > 0) attempt_ = message.attempt();
     for (const auto& [k, v] : message.tags()) tags_[k] = v;
     skipped_ += message.skipped_lines();
+    capped_ += message.capped_streams();
+    dropped_ += message.dropped_records();
     for (const v1::MetricSeries& s : message.series()) {
       SeriesKey key{s.source(), s.rank(), s.name()};
       Points& p = series_[key];
@@ -135,6 +137,12 @@ class Collected {
     }
     out << FormatTable(rows);
     if (skipped_ > 0) out << skipped_ << " malformed metric lines skipped\n";
+    if (capped_ > 0) {
+      out << capped_ << " metric stream" << (capped_ == 1 ? "" : "s")
+          << " reached droverd's cap (--max-metric-records): later records were not stored";
+      if (dropped_ > 0) out << " (at least " << dropped_ << " dropped)";
+      out << "\n";
+    }
     return out.str();
   }
 
@@ -159,7 +167,8 @@ class Collected {
       absl::StrAppend(&out, "]}");
       first = false;
     }
-    absl::StrAppend(&out, "],\"skipped_lines\":", skipped_, "}");
+    absl::StrAppend(&out, "],\"skipped_lines\":", skipped_, ",\"capped_streams\":", capped_,
+                    ",\"dropped_records\":", dropped_, "}");
     return out;
   }
 
@@ -212,6 +221,8 @@ class Collected {
   int64_t attempt_ = 0;
   std::map<std::string, std::string> tags_;
   int64_t skipped_ = 0;
+  int64_t capped_ = 0;   // streams that reached droverd's cap
+  int64_t dropped_ = 0;  // records dropped past it
   std::map<SeriesKey, Points> series_;
 };
 

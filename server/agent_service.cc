@@ -152,6 +152,24 @@ class AgentStream final
       a->set_stream(chunk.stream());
       a->set_offset(chunk.offset() + static_cast<int64_t>(chunk.data().size()));
       outbox_->Send(std::move(ack));
+    } else if (in_.has_log() && !service_.core_.HasStream(node_, in_.log().attempt(),
+                                                          in_.log().rank(), in_.log().stream())) {
+      // A rank the node does not run (a hostile or broken agent): each would be a file of
+      // its own. Never stored; acknowledged so that nothing waits on it; logged once per job.
+      const v1::LogChunk& chunk = in_.log();
+      if (warned_jobs_.insert(chunk.attempt().job_id()).second) {
+        Log(LogLevel::kWarning, "log_chunk_refused",
+            {{"node", node_}, {"job", chunk.attempt().job_id()},
+             {"epoch", chunk.attempt().epoch()}, {"rank", chunk.rank()},
+             {"reason", "rank_not_on_this_node"}});
+      }
+      v1::SchedulerMessage ack;
+      v1::LogAck* a = ack.mutable_log_ack();
+      *a->mutable_attempt() = chunk.attempt();
+      a->set_rank(chunk.rank());
+      a->set_stream(chunk.stream());
+      a->set_offset(chunk.offset() + static_cast<int64_t>(chunk.data().size()));
+      outbox_->Send(std::move(ack));
     } else if (in_.has_log()) {
       const v1::LogChunk& chunk = in_.log();
       storage::LogStreamKey key{chunk.attempt().job_id(), chunk.attempt().epoch(), chunk.rank(),
@@ -174,8 +192,9 @@ class AgentStream final
                      // (-1) it retries later.
                      if (stored.ok()) {
                        a->set_offset(*stored);
+                       a->set_capped(logs->Capped(key));
                      } else if (absl::IsFailedPrecondition(stored.status())) {
-                       a->set_offset(logs->Size(key));
+                       a->set_offset(logs->Received(key));
                      } else {
                        a->set_offset(-1);
                      }

@@ -853,7 +853,7 @@ absl::StatusOr<std::string> Core::AgentHello(std::shared_ptr<AgentLink> link,
       *ack->mutable_attempt() = held.attempt();
       ack->set_rank(stream.rank);
       ack->set_stream(stream.stream);
-      ack->set_offset(stream.size);
+      ack->set_offset(stream.received);
     }
   }
   link->Send(std::move(welcome));
@@ -1104,6 +1104,8 @@ void Core::FinishAttempt(const std::string& job_id) {
   Attempt attempt = std::move(it->second);
   attempts_.erase(it);
   UpdateFence(job_id);
+  // Its logs are all in (an agent reports its end once droverd stored them): close them.
+  logs_.EndAttempt(job_id, attempt.epoch);
   for (const std::string& node : attempt.nodes) nodes_.Release(node, job_id);
   if (job == nullptr) return;
 

@@ -204,6 +204,10 @@ class Core {
   // Whether `attempt` is the current attempt of a live job and `node` was never one of its
   // nodes: what a node may not send anything about. Thread-safe.
   bool IsForeignAttempt(const std::string& node, const v1::AttemptRef& attempt) const;
+  // Whether `node` runs `rank` of the current `attempt` (for PREPARE and SYSTEM_METRICS:
+  // whether `rank` is its node rank): the only streams it may send. Thread-safe.
+  bool HasStream(const std::string& node, const v1::AttemptRef& attempt, int32_t rank,
+                 v1::LogStream stream) const;
 
   // Whether a compute target exists. Thread-safe (submit handlers call it).
   bool TargetExists(const std::string& name) const;
@@ -354,6 +358,8 @@ class Core {
     int64_t epoch = 0;
     std::set<std::string> nodes;
     std::set<std::string> all;  // every node of the attempt, ended or not
+    std::vector<std::string> order;  // the nodes by node rank
+    int32_t processes_per_node = 0;  // 0: not known (any rank is taken)
   };
   mutable absl::Mutex fence_mu_;
   absl::flat_hash_map<std::string, Fence> fence_ ABSL_GUARDED_BY(fence_mu_);  // by job id

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -157,8 +158,17 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
                           d->store_->LoadNodeAdminStates());
   DROVER_ASSIGN_OR_RETURN(std::optional<storage::NodeLossPause> loss_pause,
                           d->store_->LoadNodeLossPause());
-  DROVER_ASSIGN_OR_RETURN(d->logs_, storage::LogStore::Open(options.state_dir + "/logs",
-                                                            {.on_write_error = count_write_error}));
+  DROVER_ASSIGN_OR_RETURN(
+      d->logs_,
+      storage::LogStore::Open(
+          options.state_dir + "/logs",
+          {.on_write_error = count_write_error,
+           .max_open_files = options.max_open_log_files,
+           .limits = options.log_limits,
+           .on_dropped = [metrics = d->metrics_.get()](v1::LogStream stream, int64_t bytes) {
+             metrics->dropped_bytes.With({absl::AsciiStrToLower(v1::LogStream_Name(stream))})
+                 .Increment(static_cast<double>(bytes));
+           }}));
   DROVER_ASSIGN_OR_RETURN(d->blobs_,
                           storage::BlobStore::Open(options.state_dir + "/blobs",
                                                    options.max_blob_bytes, count_write_error));
@@ -245,8 +255,18 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   // Without this, gRPC sets SO_REUSEPORT and a second droverd could share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Agents send keepalive pings every few seconds to notice a dead network (agent/agent.cc);
-  // gRPC's default would answer pings more often than every 5 min with GOAWAY.
+  // gRPC's default would answer pings more often than every 5 min with GOAWAY. A peer that
+  // pings more often than once a second gets a strike, and GOAWAY at the third.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  // Limits per connection (docs/operations.md#limits): an agent holds one stream, a client a
+  // few; a peer opening more waits for one to end instead of taking droverd's memory.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
+  // A connection without a call for this long is closed (clients reconnect on their next
+  // call), so that idle connections do not pile up descriptors.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 15 * 60 * 1000);
+  // A TLS handshake that is not done in 20 s is dropped (gRPC's default is 120 s).
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 20 * 1000);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(RpcMetricsInterceptors(d->metrics_.get()));
   // Audit times are wall time, like certificates, not the scheduling clock.
@@ -259,7 +279,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   builder.RegisterService(d->blob_service_.get());
   builder.RegisterService(d->identity_service_.get());
   // Chunks are up to 1 MiB; specs up to 1 MiB plus the request around them.
-  builder.SetMaxReceiveMessageSize(4 << 20);
+  builder.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
   d->server_ = builder.BuildAndStart();
   if (d->server_ == nullptr || port == 0) {
     d->server_.reset();

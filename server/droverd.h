@@ -29,9 +29,14 @@
 #include "server/node_identity_service.h"
 #include "server/server_metrics.h"
 #include "server/tls.h"
+#include "storage/log_store.h"
 #include "storage/store.h"
 
 namespace drover::server {
+
+// gRPC limits of the server (docs/operations.md#limits).
+inline constexpr int kMaxConcurrentStreams = 100;       // calls at once per connection
+inline constexpr int kMaxReceiveMessageBytes = 4 << 20;  // largest request message
 
 struct DroverdOptions {
   // HOST:PORT to serve on; port 0 lets the kernel pick (see Droverd::address()).
@@ -42,6 +47,11 @@ struct DroverdOptions {
   absl::Duration shutdown_grace = absl::Seconds(10);
   // Agent heartbeats, node lease, stop grace.
   CoreOptions core;
+  // Caps on what one stream of an attempt stores (docs/operations.md#limits).
+  storage::LogLimits log_limits{.max_log_bytes = int64_t{256} << 20,
+                                .max_metric_records = 1'000'000};
+  // Most log files droverd holds open at once (also at most a quarter of RLIMIT_NOFILE).
+  int max_open_log_files = 1024;
   // Largest blob (snapshot, image, outputs) droverd takes.
   int64_t max_blob_bytes = int64_t{64} << 30;
   // How often leases, timeouts and placement are checked.

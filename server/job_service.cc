@@ -3,10 +3,12 @@
 #include <deque>
 #include <map>
 #include <tuple>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/job_id.h"
 #include "common/log.h"
@@ -24,6 +26,8 @@ using google::protobuf::util::TimeUtil;
 constexpr int kDefaultPageSize = 100;
 // How much of the metrics files one WatchMetrics message covers.
 constexpr int64_t kMetricsPiece = 1 << 20;
+// Stored bytes of records one GetMetrics answer holds by default.
+constexpr int64_t kMetricsPage = 4 << 20;
 constexpr int kMaxPageSize = 1000;
 
 const absl::Status& ShuttingDown() {
@@ -468,7 +472,9 @@ class MetricsReactor final : public AttemptStreamReactor<v1::GetMetricsResponse>
   absl::StatusOr<bool> Next(const std::string& job_id, int64_t epoch, bool ended,
                             v1::GetMetricsResponse* out) override {
     MetricsCollector collector(request_, out);
-    ReadMetrics(logs_, job_id, epoch, ended, kMetricsPiece, &collector, &read_);
+    absl::StatusOr<std::optional<MetricsCursor>> read =
+        ReadMetrics(logs_, job_id, epoch, ended, kMetricsPiece, &collector, &read_);
+    if (!read.ok()) return read.status();
     out->set_attempt(epoch);
     return out->series_size() > 0 || !out->tags().empty() || out->skipped_lines() > 0;
   }
@@ -492,9 +498,27 @@ absl::StatusOr<v1::Job> ReadableJob(storage::Store& store, const Caller& caller,
 
 }  // namespace
 
-void ReadMetrics(storage::LogStore& logs, const std::string& job_id, int64_t epoch, bool ended,
-                 int64_t max_bytes, MetricsCollector* collector,
-                 std::map<std::pair<int32_t, int>, int64_t>* read) {
+std::string EncodeMetricsCursor(const MetricsCursor& c) {
+  return absl::StrCat("m1.", c.epoch, ".", c.rank, ".", c.stream, ".", c.offset);
+}
+
+absl::StatusOr<MetricsCursor> DecodeMetricsCursor(absl::string_view token) {
+  std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
+  MetricsCursor c;
+  if (parts.size() != 5 || parts[0] != "m1" || !absl::SimpleAtoi(parts[1], &c.epoch) ||
+      !absl::SimpleAtoi(parts[2], &c.rank) || !absl::SimpleAtoi(parts[3], &c.stream) ||
+      !absl::SimpleAtoi(parts[4], &c.offset) || c.epoch < 1 || c.rank < 0 || c.offset < 0) {
+    return absl::InvalidArgumentError(
+        "page_token: not a token droverd gave; pass next_page_token of the previous answer "
+        "unchanged, or nothing for the first page");
+  }
+  return c;
+}
+
+absl::StatusOr<std::optional<MetricsCursor>> ReadMetrics(
+    storage::LogStore& logs, const std::string& job_id, int64_t epoch, bool ended,
+    int64_t max_bytes, MetricsCollector* collector,
+    std::map<std::pair<int32_t, int>, int64_t>* read, const MetricsCursor* from) {
   int64_t budget = max_bytes;
   for (const storage::LogStreamInfo& stream : logs.Streams(job_id, epoch)) {
     v1::MetricSeries::Source source;
@@ -506,12 +530,22 @@ void ReadMetrics(storage::LogStore& logs, const std::string& job_id, int64_t epo
       continue;
     }
     if (!collector->Wants(source, stream.rank)) continue;
-    int64_t& offset = (*read)[{stream.rank, stream.stream}];
+    const std::pair<int32_t, int> id{stream.rank, stream.stream};
+    if (from != nullptr && id < std::pair<int32_t, int>{from->rank, from->stream}) continue;
+    int64_t& offset = (*read)[id];
+    if (from != nullptr && id == std::pair<int32_t, int>{from->rank, from->stream}) {
+      offset = std::max(offset, from->offset);
+    }
     storage::LogStreamKey key{job_id, epoch, stream.rank, stream.stream};
-    while (offset < stream.size && (max_bytes < 0 || budget > 0)) {
+    while (offset < stream.size) {
+      if (max_bytes >= 0 && budget <= 0) {
+        return MetricsCursor{epoch, stream.rank, stream.stream, offset};
+      }
       int64_t want = std::min<int64_t>(stream.size - offset, 1 << 20);
+      if (max_bytes >= 0) want = std::min(want, std::max<int64_t>(budget, 64 << 10));
       absl::StatusOr<std::string> data = logs.Read(key, offset, want);
-      if (!data.ok() || data->empty()) break;
+      if (!data.ok()) return data.status();  // short of descriptors: the caller retries
+      if (data->empty()) break;
       // A piece that ends inside a line is read again from that line next time.
       bool last = offset + static_cast<int64_t>(data->size()) >= stream.size;
       size_t used = collector->Add(source, stream.rank, *data, ended && last);
@@ -520,6 +554,7 @@ void ReadMetrics(storage::LogStore& logs, const std::string& job_id, int64_t epo
       budget -= static_cast<int64_t>(used);
     }
   }
+  return std::nullopt;
 }
 
 JobServiceImpl::JobServiceImpl(storage::Store& store, storage::LogStore& logs, Core& core,
@@ -761,12 +796,39 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetMetrics(grpc::CallbackServerContext
                      "; it has ", job->status().attempt(), " so far"))));
     return reactor;
   }
+  // One page: about `page_bytes` of stored records, so that no answer grows with the job.
+  std::optional<MetricsCursor> from;
+  if (!request->page_token().empty()) {
+    absl::StatusOr<MetricsCursor> cursor = DecodeMetricsCursor(request->page_token());
+    if (cursor.ok() && request->attempt() > 0 && cursor->epoch != request->attempt()) {
+      cursor = absl::InvalidArgumentError("page_token: it is of another attempt");
+    }
+    if (!cursor.ok() || cursor->epoch > job->status().attempt()) {
+      reactor->Finish(ToGrpcStatus(
+          cursor.ok() ? absl::InvalidArgumentError("page_token: not of this job") : cursor.status()));
+      return reactor;
+    }
+    from = *cursor;
+    epoch = cursor->epoch;  // later pages stay with the attempt of the first
+  }
+  int64_t page_bytes = request->page_bytes() > 0 ? request->page_bytes() : kMetricsPage;
+  if (page_bytes < (64 << 10) || page_bytes > (16 << 20)) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "page_bytes: ", page_bytes, " is out of range; give 65536 to 16777216, or 0 for 4 MiB"))));
+    return reactor;
+  }
   response->set_attempt(epoch);
   if (epoch > 0) {
     MetricsCollector collector(*request, response);
     std::map<std::pair<int32_t, int>, int64_t> read;
-    ReadMetrics(logs_, job->id(), epoch, scheduler::IsTerminal(job->status().state()),
-                /*max_bytes=*/-1, &collector, &read);
+    absl::StatusOr<std::optional<MetricsCursor>> next =
+        ReadMetrics(logs_, job->id(), epoch, scheduler::IsTerminal(job->status().state()),
+                    page_bytes, &collector, &read, from ? &*from : nullptr);
+    if (!next.ok()) {
+      reactor->Finish(ToGrpcStatus(next.status()));
+      return reactor;
+    }
+    if (next->has_value()) response->set_next_page_token(EncodeMetricsCursor(**next));
   }
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -1,6 +1,7 @@
 // droverd: the Drover scheduler daemon. Flags and the config file are read here and only
 // here; everything else lives in Droverd.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -46,6 +47,19 @@ bool WriteFileAtomically(const std::string& path, const std::string& text) {
   std::error_code error;
   std::filesystem::rename(temporary, path, error);
   return !error;
+}
+
+// Every job's logs, every client's connection and the database take descriptors: use all the
+// hard limit allows (systemd's default soft limit is 1024).
+void RaiseOpenFileLimit() {
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  rlim_t was = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    drover::Log(drover::LogLevel::kDebug, "open_file_limit_raised",
+                {{"from", static_cast<int64_t>(was)}, {"to", static_cast<int64_t>(limit.rlim_max)}});
+  }
 }
 
 // Parses flag --`name`'s value `text` as a duration that is not negative.
@@ -167,6 +181,19 @@ int main(int argc, char** argv) {
                  "datastore can be created. System folders and --state-dir are refused even "
                  "below a root; give the agents the same roots",
                  "DIR");
+  // Limits (docs/operations.md#limits).
+  int64_t max_open_log_files = options.max_open_log_files;
+  flags.Int("max-log-bytes", &options.log_limits.max_log_bytes,
+            "Most bytes stored of one rank's stdout or stderr (and one node's preparation "
+            "log) per attempt; past it the log ends with a note and the rest is dropped. "
+            "0: no cap",
+            "BYTES");
+  flags.Int("max-metric-records", &options.log_limits.max_metric_records,
+            "Most metric records stored per rank (and per node for system metrics) per "
+            "attempt; past it a note is stored and the rest dropped. 0: no cap");
+  flags.Int("max-open-log-files", &max_open_log_files,
+            "Most log files droverd holds open at once (at most a quarter of its open file "
+            "limit); the least recently written are closed and opened again when needed");
 
   std::vector<std::string> args(argv + 1, argv + argc);
   std::vector<std::string> positional;
@@ -211,6 +238,16 @@ int main(int argc, char** argv) {
         drover::server::CheckNodeLeaseOptions(options.core)}) {
     if (!s.ok()) return Fail(s);
   }
+
+  if (options.log_limits.max_log_bytes < 0 || options.log_limits.max_metric_records < 0) {
+    return Fail(absl::InvalidArgumentError(
+        "--max-log-bytes and --max-metric-records: give 0 (no cap) or a positive number"));
+  }
+  if (max_open_log_files < 1 || max_open_log_files > 1'000'000) {
+    return Fail(absl::InvalidArgumentError("--max-open-log-files: give 1 to 1000000"));
+  }
+  options.max_open_log_files = static_cast<int>(max_open_log_files);
+  RaiseOpenFileLimit();
 
   for (const std::string& root : datastore_roots) {
     if (absl::Status s = drover::CheckDatastoreRoot("--datastore-root", root); !s.ok()) {

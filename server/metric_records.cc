@@ -5,6 +5,8 @@
 #include <limits>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 
 namespace drover::server {
 namespace {
@@ -240,6 +242,20 @@ size_t MetricsCollector::Add(v1::MetricSeries::Source source, int32_t rank,
 void MetricsCollector::AddLine(v1::MetricSeries::Source source, int32_t rank,
                                absl::string_view line) {
   if (absl::StripAsciiWhitespace(line).empty()) return;
+  // droverd's own notes where a stream reached its cap (storage/log_store.h LogCapNote).
+  if (absl::StartsWith(line, "{\"drover_note\":")) {
+    if (absl::StartsWith(line, "{\"drover_note\":\"capped\"")) {
+      out_->set_capped_streams(out_->capped_streams() + 1);
+    } else if (size_t at = line.find("\"records\":"); at != absl::string_view::npos) {
+      absl::string_view digits = line.substr(at + 10);
+      digits = digits.substr(0, digits.find_first_not_of("0123456789"));
+      int64_t records = 0;
+      if (absl::SimpleAtoi(digits, &records)) {
+        out_->set_dropped_records(out_->dropped_records() + records);
+      }
+    }
+    return;
+  }
   std::optional<MetricRecord> record = ParseMetricRecord(line);
   if (!record.has_value()) {
     out_->set_skipped_lines(out_->skipped_lines() + 1);

@@ -210,6 +210,25 @@ void Core::UpdateFence(const std::string& job_id) {
     if (!it->second.ended.contains(node)) fence.nodes.insert(node);
     fence.all.insert(node);
   }
+  fence.order = it->second.nodes;
+  const v1::Job* job = jobs_.Find(job_id);
+  fence.processes_per_node =
+      job == nullptr ? 0 : std::max(1, job->spec().process_count_per_node());
+}
+
+bool Core::HasStream(const std::string& node, const v1::AttemptRef& attempt, int32_t rank,
+                     v1::LogStream stream) const {
+  absl::MutexLock lock(&fence_mu_);
+  auto it = fence_.find(attempt.job_id());
+  if (it == fence_.end() || it->second.epoch != attempt.epoch()) return false;
+  const Fence& fence = it->second;
+  if (fence.processes_per_node == 0) return true;  // the job is unknown here: no layout
+  auto at = std::find(fence.order.begin(), fence.order.end(), node);
+  if (at == fence.order.end()) return false;
+  const int32_t node_rank = static_cast<int32_t>(at - fence.order.begin());
+  if (stream == v1::PREPARE || stream == v1::SYSTEM_METRICS) return rank == node_rank;
+  return rank >= node_rank * fence.processes_per_node &&
+         rank < (node_rank + 1) * fence.processes_per_node;
 }
 
 bool Core::AcceptsLogs(const std::string& node, const v1::AttemptRef& attempt) const {

@@ -81,6 +81,11 @@ ServerMetrics::ServerMetrics(MetricsRegistry& registry)
           "drover_ingested_bytes_total",
           "Bytes of process output and metric records received from agents, by stream.",
           {"stream"})),
+      dropped_bytes(registry.AddCounter(
+          "drover_log_bytes_dropped_total",
+          "Bytes of process output and metric records received from agents and not stored "
+          "because their stream had reached its cap (--max-log-bytes, --max-metric-records).",
+          {"stream"})),
       rpcs(registry.AddCounter("drover_rpcs_total",
                                "RPCs served, by method and status code.", {"method", "code"})),
       rpc_seconds(registry.AddHistogram(

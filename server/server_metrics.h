@@ -29,6 +29,7 @@ class ServerMetrics {
   CounterFamily& jobs_finished;    // drover_jobs_finished_total{state}
   CounterFamily& attempts_placed;  // drover_attempts_placed_total
   CounterFamily& ingested_bytes;   // drover_ingested_bytes_total{stream}
+  CounterFamily& dropped_bytes;    // drover_log_bytes_dropped_total{stream}: past a cap
   CounterFamily& rpcs;             // drover_rpcs_total{method,code}
   HistogramFamily& rpc_seconds;    // drover_rpc_duration_seconds{method}
   CounterFamily& state_write_errors;     // drover_state_write_errors_total{store,kind}

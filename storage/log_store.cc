@@ -1,24 +1,75 @@
 #include "storage/log_store.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/errno_status.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 
 namespace drover::storage {
+
+namespace {
+
+bool IsMetricStream(v1::LogStream stream) {
+  return stream == v1::METRICS || stream == v1::SYSTEM_METRICS;
+}
+
+int64_t Lines(absl::string_view data) {
+  return static_cast<int64_t>(std::count(data.begin(), data.end(), '\n'));
+}
+
+bool SameAttempt(const LogStreamKey& key, absl::string_view job_id, int64_t epoch) {
+  return key.epoch == epoch && key.job_id == job_id;
+}
+
+}  // namespace
+
+std::string LogCapNote(v1::LogStream stream, int64_t cap) {
+  if (IsMetricStream(stream)) {
+    return absl::StrCat("{\"drover_note\":\"capped\",\"max_records\":", cap, "}\n");
+  }
+  return absl::StrCat("[drover: log truncated at ", cap,
+                      " bytes (droverd --max-log-bytes); the rest of this stream is dropped]\n");
+}
+
+std::string LogDroppedNote(v1::LogStream stream, int64_t dropped_bytes, int64_t dropped_records) {
+  if (IsMetricStream(stream)) {
+    return absl::StrCat("{\"drover_note\":\"dropped\",\"records\":", dropped_records,
+                        ",\"bytes\":", dropped_bytes, "}\n");
+  }
+  return absl::StrCat("[drover: ", dropped_bytes, " bytes dropped past the cap]\n");
+}
 
 LogStore::LogStore(std::string root, LogStoreOptions options)
     : root_(std::move(root)),
       sync_(options.sync ? std::move(options.sync) : [](int fd) { return fdatasync(fd); }),
-      health_("logs", root_, std::move(options.on_write_error)) {}
+      limits_(options.limits),
+      on_dropped_(std::move(options.on_dropped)),
+      health_("logs", root_, std::move(options.on_write_error)) {
+  struct rlimit limit {};
+  int64_t soft = 1024;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    soft = limit.rlim_cur == RLIM_INFINITY ? (int64_t{1} << 30)
+                                           : static_cast<int64_t>(limit.rlim_cur);
+  }
+  soft = std::min<int64_t>(soft, int64_t{1} << 30);
+  int64_t reserve = options.fd_reserve > 0 ? options.fd_reserve : std::max<int64_t>(32, soft / 8);
+  fd_ceiling_ = static_cast<int>(std::max<int64_t>(soft - reserve, 8));
+  max_open_files_ = static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>(options.max_open_files, std::max<int64_t>(4, soft / 4))));
+}
 
 absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(std::string root,
                                                          LogStoreOptions options) {
@@ -46,21 +97,185 @@ std::string LogStore::PathOf(const LogStreamKey& key) const {
                       absl::AsciiStrToLower(v1::LogStream_Name(key.stream)));
 }
 
+absl::StatusOr<int> LogStore::OpenGuarded(const std::string& path, int flags) {
+  for (int tries = 0; tries < 2; ++tries) {
+    int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0640);
+    int error = errno;
+    if (fd >= fd_ceiling_) {
+      // Among the last descriptors: those are for accepting calls and the database.
+      ::close(fd);
+      fd = -1;
+      error = EMFILE;
+    }
+    if (fd >= 0) {
+      if (short_of_fds_) {
+        short_of_fds_ = false;
+        Log(LogLevel::kInfo, "log_store_fds_recovered", {{"open_files", open_.size()}});
+      }
+      return fd;
+    }
+    if (error == ENOENT) return absl::NotFoundError(absl::StrCat("no file ", path));
+    if (error != EMFILE && error != ENFILE) return ErrnoStatus(error, absl::StrCat("opening ", path));
+    if (!EvictOne()) break;
+  }
+  if (!short_of_fds_) {
+    short_of_fds_ = true;
+    Log(LogLevel::kWarning, "log_store_short_of_fds",
+        {{"open_files", open_.size()}, {"fd_ceiling", fd_ceiling_}});
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "droverd is short of file descriptors (", open_.size(),
+      " log files open); retry in a moment (agents resend logs by themselves); if it "
+      "persists, raise droverd's open file limit (LimitNOFILE) or lower --max-open-log-files"));
+}
+
+void LogStore::CloseFd(File& file) {
+  if (file.fd < 0) return;
+  ::close(file.fd);
+  file.fd = -1;
+  open_.erase(file.lru);
+}
+
+bool LogStore::EvictOne() {
+  for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
+    auto found = files_.find(*it);
+    if (found == files_.end()) continue;
+    File& file = found->second;
+    if (file.in_sync) continue;
+    if (file.dirty) {
+      // Durable before it is closed: the syncer no longer sees it.
+      if (sync_(file.fd) != 0) continue;  // the syncer cuts it back in its round
+      file.durable = std::max(file.durable, file.size);
+      file.dirty = false;
+    }
+    CloseFd(file);
+    if (file.ended) files_.erase(found);  // nothing more comes for it
+    return true;
+  }
+  return false;
+}
+
 absl::StatusOr<LogStore::File*> LogStore::OpenFile(const LogStreamKey& key) {
   auto it = files_.find(key);
-  if (it != files_.end()) return &it->second;
+  if (it != files_.end() && it->second.fd >= 0) {
+    open_.splice(open_.begin(), open_, it->second.lru);
+    return &it->second;
+  }
   std::string path = PathOf(key);
-  std::error_code error;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("opening ", path));
-  struct stat st {};
-  fstat(fd, &st);
-  File& file = files_[key];
+  if (it == files_.end()) {
+    std::error_code error;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
+  }
+  while (static_cast<int>(open_.size()) >= max_open_files_ && EvictOne()) {
+  }
+  DROVER_ASSIGN_OR_RETURN(int fd, OpenGuarded(path, O_RDWR | O_CREAT));
+  if (it == files_.end()) {
+    struct stat st {};
+    fstat(fd, &st);
+    File file;
+    file.size = file.durable = file.received = st.st_size;
+    if (IsMetricStream(key.stream) && limits_.max_metric_records > 0) {
+      // Counted once per droverd start; the file is at most about the cap.
+      std::string buffer(1 << 16, '\0');
+      for (int64_t at = 0; at < file.size;) {
+        ssize_t n = ::pread(fd, buffer.data(), buffer.size(), at);
+        if (n <= 0) break;
+        file.records += Lines(absl::string_view(buffer.data(), static_cast<size_t>(n)));
+        at += n;
+      }
+    }
+    // A cap reached before a restart: the sidecar has where and what came after; without
+    // it (lost in a crash) a stream above its cap was capped all the same.
+    std::ifstream sidecar(path + ".capped");
+    int64_t cap_at = 0, received = 0, dropped_records = 0;
+    if (sidecar >> cap_at >> received >> dropped_records) {
+      file.capped = true;
+      file.cap_at = cap_at;
+      file.received = std::max(received, file.size);
+      file.dropped_records = dropped_records;
+    } else if ((IsMetricStream(key.stream) && limits_.max_metric_records > 0 &&
+                file.records > limits_.max_metric_records) ||
+               (!IsMetricStream(key.stream) && limits_.max_log_bytes > 0 &&
+                file.size > limits_.max_log_bytes)) {
+      file.capped = true;
+      file.cap_at = file.size;
+    }
+    it = files_.emplace(key, std::move(file)).first;
+  }
+  File& file = it->second;
   file.fd = fd;
-  file.size = st.st_size;
-  file.durable = st.st_size;
+  open_.push_front(key);
+  file.lru = open_.begin();
   return &file;
+}
+
+absl::Status LogStore::WriteAt(const LogStreamKey& key, File& file, absl::string_view data) {
+  if (data.empty()) return absl::OkStatus();
+  ssize_t written = ::pwrite(file.fd, data.data(), data.size(), file.size);
+  if (written != static_cast<ssize_t>(data.size())) {
+    int error = written < 0 ? errno : ENOSPC;
+    // Cut back a partial write so the file ends where the stored size says.
+    if (ftruncate(file.fd, file.size) != 0) {
+      Log(LogLevel::kError, "log_truncate_failed", {{"path", PathOf(key)}});
+    }
+    return health_.Failed(ErrnoStatus(error, absl::StrCat("writing ", PathOf(key))));
+  }
+  file.size += static_cast<int64_t>(data.size());
+  file.records += Lines(data);
+  file.dirty = true;
+  return absl::OkStatus();
+}
+
+void LogStore::SaveCap(const LogStreamKey& key, const File& file) {
+  // Not synced: without it a restarted droverd still sees the cap (the note put the file
+  // above it) and at worst counts some dropped bytes twice.
+  absl::StatusOr<int> fd = OpenGuarded(PathOf(key) + ".capped", O_WRONLY | O_CREAT | O_TRUNC);
+  if (!fd.ok()) return;
+  std::string text = absl::StrCat(file.cap_at, " ", file.received, " ", file.dropped_records, "\n");
+  if (::pwrite(*fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
+    Log(LogLevel::kDebug, "log_cap_unsaved", {{"path", PathOf(key)}});
+  }
+  ::close(*fd);
+}
+
+absl::StatusOr<int64_t> LogStore::AppendCapped(const LogStreamKey& key, File& file,
+                                               int64_t offset, absl::string_view rest) {
+  const bool metrics = IsMetricStream(key.stream);
+  const int64_t cap = metrics ? limits_.max_metric_records : limits_.max_log_bytes;
+  absl::string_view keep;
+  if (metrics) {
+    // Whole lines up to the cap.
+    int64_t allowed = std::max<int64_t>(0, cap - file.records);
+    size_t end = 0;
+    for (int64_t i = 0; i < allowed; ++i) {
+      size_t newline = rest.find('\n', end);
+      if (newline == absl::string_view::npos) break;
+      end = newline + 1;
+    }
+    keep = rest.substr(0, end);
+  } else {
+    keep = rest.substr(0, static_cast<size_t>(std::max<int64_t>(0, cap - file.size)));
+  }
+  char last = '\n';
+  if (!keep.empty()) {
+    last = keep.back();
+  } else if (file.size > 0 && ::pread(file.fd, &last, 1, file.size - 1) != 1) {
+    last = '\n';
+  }
+  std::string text = absl::StrCat(keep, last == '\n' ? "" : "\n", LogCapNote(key.stream, cap));
+  const int64_t stored_before = file.size;
+  if (absl::Status written = WriteAt(key, file, text); !written.ok()) return written;
+  absl::string_view dropped = rest.substr(keep.size());
+  file.capped = true;
+  file.cap_at = stored_before + static_cast<int64_t>(keep.size());
+  file.received = stored_before + static_cast<int64_t>(rest.size());  // the chunk's end
+  file.dropped_records = Lines(dropped);
+  SaveCap(key, file);
+  Log(LogLevel::kWarning, "log_capped",
+      {{"job", key.job_id}, {"epoch", key.epoch}, {"rank", key.rank},
+       {"stream", absl::AsciiStrToLower(v1::LogStream_Name(key.stream))}, {"cap", cap}});
+  if (on_dropped_ && !dropped.empty()) on_dropped_(key.stream, static_cast<int64_t>(dropped.size()));
+  return file.received;
 }
 
 void LogStore::Append(const LogStreamKey& key, int64_t offset, absl::string_view data,
@@ -68,36 +283,57 @@ void LogStore::Append(const LogStreamKey& key, int64_t offset, absl::string_view
   absl::StatusOr<int64_t> result;
   {
     absl::MutexLock lock(&mu_);
+    absl::StatusOr<File*> opened = absl::UnavailableError("");
     if (closing_) {
       result = absl::UnavailableError("droverd is shutting down; resend the logs later");
-    } else if (absl::StatusOr<File*> file = OpenFile(key); !file.ok()) {
-      result = health_.Failed(file.status());
-    } else if (offset > (*file)->size) {
+    } else if (opened = OpenFile(key); !opened.ok()) {
+      // Short of descriptors is not the disk's fault.
+      result = absl::IsResourceExhausted(opened.status()) &&
+                       absl::StrContains(opened.status().message(), "file descriptors")
+                   ? opened.status()
+                   : health_.Failed(opened.status());
+    } else if (File& file = **opened; file.capped) {
+      // Past the cap: acknowledged, not stored.
+      const int64_t end = offset + static_cast<int64_t>(data.size());
+      if (end > file.received) {
+        // An agent told of the cap sends only its size (an empty chunk at that offset): the
+        // bytes count as dropped, their records are not known.
+        const int64_t dropped_bytes = end - file.received;
+        absl::string_view dropped = data.substr(
+            std::min(data.size(), static_cast<size_t>(std::max<int64_t>(0, file.received - offset))));
+        file.received = end;
+        file.dropped_records += Lines(dropped);
+        SaveCap(key, file);
+        if (on_dropped_) on_dropped_(key.stream, dropped_bytes);
+      }
+      result = file.received;
+    } else if (offset > file.size) {
       result = absl::FailedPreconditionError(absl::StrCat(
-          "log offset ", offset, " is beyond the stored size ", (*file)->size, "; resend from there"));
+          "log offset ", offset, " is beyond the stored size ", file.size, "; resend from there"));
     } else {
-      int64_t skip = (*file)->size - offset;
+      int64_t skip = file.size - offset;
       if (skip < static_cast<int64_t>(data.size())) {
         absl::string_view rest = data.substr(skip);
-        ssize_t written = ::pwrite((*file)->fd, rest.data(), rest.size(), (*file)->size);
-        if (written != static_cast<ssize_t>(rest.size())) {
-          int error = written < 0 ? errno : ENOSPC;
-          // Cut back a partial write so the file ends where the stored size says.
-          if (ftruncate((*file)->fd, (*file)->size) != 0) {
-            Log(LogLevel::kError, "log_truncate_failed", {{"path", PathOf(key)}});
-          }
-          result = health_.Failed(ErrnoStatus(error, absl::StrCat("writing ", PathOf(key))));
+        const bool over =
+            IsMetricStream(key.stream)
+                ? limits_.max_metric_records > 0 &&
+                      file.records + Lines(rest) > limits_.max_metric_records
+                : limits_.max_log_bytes > 0 &&
+                      file.size + static_cast<int64_t>(rest.size()) > limits_.max_log_bytes;
+        if (over) {
+          result = AppendCapped(key, file, offset, rest);
+        } else if (absl::Status written = WriteAt(key, file, rest); !written.ok()) {
+          result = written;
         } else {
-          (*file)->size += static_cast<int64_t>(rest.size());
-          (*file)->dirty = true;
-          result = (*file)->size;
+          file.received = file.size;
+          result = file.size;
         }
       } else {
-        result = (*file)->size;
+        result = file.size;
       }
     }
     if (result.ok()) {
-      pending_.push_back(Pending{key, result, std::move(done), files_[key].generation});
+      pending_.push_back(Pending{key, result, std::move(done), (*opened)->generation});
       return;
     }
   }
@@ -125,9 +361,10 @@ void LogStore::SyncLoop() {
                            absl::Milliseconds(500));
       batch.swap(pending_);
       for (auto& [key, file] : files_) {
-        if (file.dirty) {
+        if (file.dirty && file.fd >= 0) {
           dirty.push_back(Dirty{key, file.fd, file.size, absl::OkStatus()});
           file.dirty = false;
+          file.in_sync = true;
         }
       }
       stop = closing_ && batch.empty();
@@ -142,7 +379,8 @@ void LogStore::SyncLoop() {
     {
       absl::MutexLock lock(&mu_);
       for (const Dirty& d : dirty) {
-        File& file = files_[d.key];
+        File& file = files_.find(d.key)->second;
+        file.in_sync = false;
         if (d.synced.ok()) {
           file.durable = std::max(file.durable, d.size);
           continue;
@@ -154,13 +392,25 @@ void LogStore::SyncLoop() {
           Log(LogLevel::kError, "log_truncate_failed", {{"path", PathOf(d.key)}});
         }
         file.size = file.durable;
+        // (A metric stream's record count is not recounted: it may stay high, which only
+        // brings its cap a little nearer.)
+        if (!file.capped) file.received = file.size;
         file.dirty = false;
         file.generation += 1;
         file.cut_back = d.synced;
       }
       for (Pending& p : batch) {
-        const File& file = files_[p.key];
-        if (p.generation != file.generation) p.result = file.cut_back;
+        auto file = files_.find(p.key);
+        if (file != files_.end() && p.generation != file->second.generation) {
+          p.result = file->second.cut_back;
+        }
+      }
+      // The files of ended attempts, durable now, are closed and forgotten.
+      for (const Dirty& d : dirty) {
+        auto it = files_.find(d.key);
+        if (it == files_.end() || !it->second.ended || it->second.dirty) continue;
+        CloseFd(it->second);
+        files_.erase(it);
       }
     }
     bool refused = false;
@@ -182,12 +432,22 @@ void LogStore::SyncLoop() {
   }
 }
 
-int64_t LogStore::Size(const LogStreamKey& key) {
+int64_t LogStore::Received(const LogStreamKey& key) {
   absl::MutexLock lock(&mu_);
   auto it = files_.find(key);
-  if (it != files_.end()) return it->second.size;
+  if (it != files_.end()) return it->second.received;
   struct stat st {};
-  return ::stat(PathOf(key).c_str(), &st) == 0 ? st.st_size : 0;
+  int64_t size = ::stat(PathOf(key).c_str(), &st) == 0 ? st.st_size : 0;
+  std::ifstream sidecar(PathOf(key) + ".capped");
+  int64_t cap_at = 0, received = 0;
+  if (sidecar >> cap_at >> received) return std::max(size, received);
+  return size;
+}
+
+bool LogStore::Capped(const LogStreamKey& key) {
+  absl::MutexLock lock(&mu_);
+  auto it = files_.find(key);
+  return it != files_.end() && it->second.capped;
 }
 
 std::vector<LogStreamInfo> LogStore::Streams(absl::string_view job_id, int64_t epoch) {
@@ -205,7 +465,15 @@ std::vector<LogStreamInfo> LogStore::Streams(absl::string_view job_id, int64_t e
       continue;
     }
     LogStreamKey key{std::string(job_id), epoch, rank, stream};
-    out.push_back(LogStreamInfo{rank, key.stream, Size(key)});
+    int64_t size = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = files_.find(key);
+      if (it != files_.end()) size = it->second.size;
+    }
+    struct stat st {};
+    if (size == 0 && ::stat(entry.path().c_str(), &st) == 0) size = st.st_size;
+    out.push_back(LogStreamInfo{rank, key.stream, size, std::max(size, Received(key))});
   }
   std::sort(out.begin(), out.end(), [](const LogStreamInfo& a, const LogStreamInfo& b) {
     return std::tie(a.rank, a.stream) < std::tie(b.rank, b.stream);
@@ -215,17 +483,61 @@ std::vector<LogStreamInfo> LogStore::Streams(absl::string_view job_id, int64_t e
 
 absl::StatusOr<std::string> LogStore::Read(const LogStreamKey& key, int64_t offset,
                                            int64_t max_bytes) {
-  int fd = ::open(PathOf(key).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return std::string();
-    return ErrnoStatus(errno, absl::StrCat("reading ", PathOf(key)));
+  absl::StatusOr<int> fd;
+  {
+    absl::MutexLock lock(&mu_);
+    fd = OpenGuarded(PathOf(key), O_RDONLY);
+  }
+  if (!fd.ok()) {
+    if (absl::IsNotFound(fd.status())) return std::string();
+    return fd.status();
   }
   std::string out(static_cast<size_t>(max_bytes), '\0');
-  ssize_t n = ::pread(fd, out.data(), out.size(), offset);
-  ::close(fd);
-  if (n < 0) return ErrnoStatus(errno, absl::StrCat("reading ", PathOf(key)));
+  ssize_t n = ::pread(*fd, out.data(), out.size(), offset);
+  int error = errno;
+  ::close(*fd);
+  if (n < 0) return ErrnoStatus(error, absl::StrCat("reading ", PathOf(key)));
   out.resize(static_cast<size_t>(n));
   return out;
+}
+
+void LogStore::EndAttempt(absl::string_view job_id, int64_t epoch) {
+  absl::MutexLock lock(&mu_);
+  std::vector<LogStreamKey> keys;
+  for (const auto& [key, file] : files_) {
+    if (SameAttempt(key, job_id, epoch)) keys.push_back(key);
+  }
+  for (const LogStreamKey& key : keys) {
+    auto found = files_.find(key);
+    if (found == files_.end()) continue;  // closed and forgotten meanwhile
+    File* file = &found->second;
+    if (file->capped && file->received > file->cap_at) {
+      absl::StatusOr<File*> opened = OpenFile(key);
+      if (opened.ok()) {
+        file = *opened;
+        absl::Status written = WriteAt(
+            key, *file,
+            LogDroppedNote(key.stream, file->received - file->cap_at, file->dropped_records));
+        if (!written.ok()) {
+          Log(LogLevel::kWarning, "log_note_unsaved",
+              {{"job", key.job_id}, {"epoch", key.epoch}, {"error", written.message()}});
+        }
+        file->cap_at = file->received;  // said once
+        SaveCap(key, *file);
+      }
+    }
+    if (!file->dirty && !file->in_sync) {
+      CloseFd(*file);
+      files_.erase(key);
+    } else {
+      file->ended = true;
+    }
+  }
+}
+
+int LogStore::OpenFiles() {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(open_.size());
 }
 
 int LogStore::AddListener(Listener listener) {

@@ -81,6 +81,49 @@ TEST_F(LogShipperTest, ShipsInChunksWithinTheWindowAndOnlyAcknowledgedBytesCount
   EXPECT_EQ(SentData(), "hello world!");
 }
 
+TEST_F(LogShipperTest, AStreamDroverdCappedIsNoLongerReadOnlyItsSizeIsSent) {
+  Append("rank-0.stdout", "abcdefgh");
+  shipper_.Poll();
+  ASSERT_EQ(sent_.size(), 2u);
+  v1::LogAck capped = Ack(4);
+  capped.set_capped(true);
+  shipper_.Acknowledged(capped);
+  capped.set_offset(8);
+  shipper_.Acknowledged(capped);
+  sent_.clear();
+  Append("rank-0.stdout", "more and more output");  // 28 bytes now
+  Append("rank-1.stdout", "rank 1");
+  shipper_.Poll();
+  // Rank 0 sends only its size; rank 1 goes on as before.
+  std::vector<v1::LogChunk> rank0;
+  for (const v1::LogChunk& chunk : sent_) {
+    if (chunk.rank() == 0) rank0.push_back(chunk);
+  }
+  ASSERT_EQ(rank0.size(), 1u);
+  EXPECT_EQ(rank0[0].offset(), 28);
+  EXPECT_EQ(rank0[0].data(), "");
+  EXPECT_EQ(sent_.size(), 3u) << "rank 1 in two chunks";
+  capped.set_offset(28);
+  shipper_.Acknowledged(capped);
+  v1::LogAck rank1 = Ack(4, 1);
+  shipper_.Acknowledged(rank1);
+  rank1.set_offset(6);
+  shipper_.Acknowledged(rank1);
+  EXPECT_TRUE(shipper_.Drained(attempt_));
+  EXPECT_EQ(shipper_.Unacknowledged(), 0);
+  // Written after: not drained until droverd has its size.
+  Append("rank-0.stdout", "late");
+  EXPECT_FALSE(shipper_.Drained(attempt_));
+  sent_.clear();
+  shipper_.Poll();
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].offset(), 32);
+  EXPECT_EQ(sent_[0].data(), "");
+  capped.set_offset(32);
+  shipper_.Acknowledged(capped);
+  EXPECT_TRUE(shipper_.Drained(attempt_));
+}
+
 TEST_F(LogShipperTest, RefusedChunkIsResentFromWhatDroverdHas) {
   Append("rank-0.stdout", "abcdefgh");
   shipper_.Poll();

@@ -70,7 +70,7 @@ TEST_F(MetricsTest, CsvAndJsonPrintEveryPoint) {
   EXPECT_EQ(out(),
             "{\"job_id\":\"j-1\",\"attempt\":1,\"tags\":{},\"series\":[{\"name\":\"loss\","
             "\"source\":\"user\",\"rank\":1,\"points\":[{\"step\":0,\"time\":1764170000.500000,"
-            "\"value\":0.25}]}],\"skipped_lines\":0}\n");
+            "\"value\":0.25}]}],\"skipped_lines\":0,\"capped_streams\":0,\"dropped_records\":0}\n");
 }
 
 TEST_F(MetricsTest, FollowPrintsNewPointsOnceAcrossAReconnectAndExitsLikeWatch) {

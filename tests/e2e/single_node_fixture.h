@@ -33,11 +33,15 @@ class SingleNodeTest : public ::testing::Test {
     return {"--metrics-interval", "200ms", "--datastore-root", dir_.path()};
   }
 
+  // Extra flags for droverd.
+  virtual std::vector<std::string> DroverdFlags() const { return {}; }
+
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
     listen_ = absl::StrCat("127.0.0.1:", FreeLoopbackPort());
-    auto droverd = DroverdProcess::Start(dir_.path() + "/state",
-                                         {"--listen", listen_, "--datastore-root", dir_.path()});
+    std::vector<std::string> droverd_flags = {"--listen", listen_, "--datastore-root", dir_.path()};
+    for (const std::string& flag : DroverdFlags()) droverd_flags.push_back(flag);
+    auto droverd = DroverdProcess::Start(dir_.path() + "/state", droverd_flags);
     ASSERT_TRUE(droverd.ok()) << droverd.status();
     droverd_ = *std::move(droverd);
     channel_ = TlsChannel(listen_);

@@ -1,9 +1,17 @@
 #include "storage/log_store.h"
 
-#include <atomic>
-#include <string>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fail_file_writes.h"
@@ -44,6 +52,13 @@ class LogStoreTest : public ::testing::Test {
     logs_ = *std::move(logs);
   }
   std::string Stored() { return *logs_->Read(key_, 0, 1 << 20); }
+  // Closes the store and opens it again with `options`, as a restarted droverd would.
+  void Reopen(LogStoreOptions options) {
+    logs_.reset();
+    auto logs = LogStore::Open(dir_.path() + "/logs", std::move(options));
+    ASSERT_TRUE(logs.ok()) << logs.status();
+    logs_ = *std::move(logs);
+  }
 
   testing::TempDir dir_;
   std::atomic<bool> fail_sync_ = false;
@@ -61,7 +76,7 @@ TEST_F(LogStoreTest, FailedFsyncIsNotAcknowledgedAndTheFileIsCutBack) {
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr(dir_.path() + "/logs"));
   EXPECT_EQ(refused_, 1);
   // Only what was durable counts: the agent resends from there.
-  EXPECT_EQ(logs_->Size(key_), 4);
+  EXPECT_EQ(logs_->Received(key_), 4);
   EXPECT_EQ(Stored(), "one\n");
   fail_sync_ = false;
   ASSERT_EQ(*AppendSync(*logs_, key_, 4, "two\n"), 8);
@@ -82,6 +97,135 @@ TEST_F(LogStoreTest, RefusedWriteIsNotAcknowledgedAndTheResendIsStoredOnce) {
   ASSERT_EQ(*AppendSync(*logs_, key_, 4, "two\n"), 8);
   ASSERT_EQ(*AppendSync(*logs_, key_, 4, "two\nthree\n"), 14);
   EXPECT_EQ(Stored(), "one\ntwo\nthree\n");
+}
+
+
+// Descriptors this process holds now.
+int OpenDescriptors() {
+  int n = 0;
+  std::error_code error;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", error);
+       it != std::filesystem::directory_iterator(); it.increment(error)) {
+    ++n;
+  }
+  return n;
+}
+
+bool PollUntil(const std::function<bool()>& done) {
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+TEST_F(LogStoreTest, ThousandsOfStreamsHoldFewDescriptorsAndNoneAfterTheAttemptEnded) {
+  Reopen({.sync = [](int) { return 0; }, .max_open_files = 16});
+  const int before = OpenDescriptors();
+  constexpr int kRanks = 3000;
+  for (int round = 0; round < 2; ++round) {
+    for (int rank = 0; rank < kRanks; ++rank) {
+      LogStreamKey key{"j-9", 1, rank, rank % 2 ? v1::STDERR : v1::STDOUT};
+      std::string line = absl::StrCat("rank ", rank, " round ", round, "\n");
+      absl::StatusOr<int64_t> stored = AppendSync(*logs_, key, logs_->Received(key), line);
+      ASSERT_TRUE(stored.ok()) << stored.status();
+    }
+    EXPECT_LE(logs_->OpenFiles(), 16);
+    EXPECT_LE(OpenDescriptors(), before + 16 + 2);
+  }
+  // Every stream kept both rounds, in order, though its file was closed in between.
+  for (int rank : {0, 1, 1234, kRanks - 1}) {
+    LogStreamKey key{"j-9", 1, rank, rank % 2 ? v1::STDERR : v1::STDOUT};
+    EXPECT_EQ(*logs_->Read(key, 0, 1 << 10),
+              absl::StrCat("rank ", rank, " round 0\nrank ", rank, " round 1\n"));
+  }
+  EXPECT_EQ(logs_->Streams("j-9", 1).size(), static_cast<size_t>(kRanks));
+  logs_->EndAttempt("j-9", 1);
+  EXPECT_TRUE(PollUntil([&] { return logs_->OpenFiles() == 0; })) << logs_->OpenFiles();
+  EXPECT_LE(OpenDescriptors(), before);
+}
+
+TEST_F(LogStoreTest, ShortOfDescriptorsAppendsAreRefusedWithResourceExhaustedAndThenTakenAgain) {
+  struct rlimit saved {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  const int before = OpenDescriptors();
+  struct rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(before + 200);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  Reopen({.max_open_files = 1000, .fd_reserve = 50});
+  ASSERT_TRUE(AppendSync(*logs_, key_, 0, "before\n").ok());
+  logs_->EndAttempt("j-1", 1);  // the store holds nothing it could close
+  ASSERT_TRUE(PollUntil([&] { return logs_->OpenFiles() == 0; }));
+  // Something else in droverd (calls, the database) takes descriptors up to the reserve.
+  std::vector<int> held;
+  while (true) {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    if (fd >= before + 200 - 50) {
+      close(fd);
+      break;
+    }
+    held.push_back(fd);
+  }
+  LogStreamKey key{"j-3", 1, 7, v1::STDOUT};
+  absl::StatusOr<int64_t> refused = AppendSync(*logs_, key, 0, "hello\n");
+  EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("file descriptors"));
+  EXPECT_TRUE(absl::IsResourceExhausted(logs_->Read(key_, 0, 10).status()));
+  EXPECT_EQ(refused_, 0) << "not the disk's fault";
+  // The reserve is still there for the rest of the process: accept would get one.
+  int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(spare, 0);
+  close(spare);
+
+  for (int fd : held) close(fd);
+  absl::StatusOr<int64_t> stored = AppendSync(*logs_, key, 0, "hello\n");
+  EXPECT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(*logs_->Read(key, 0, 100), "hello\n");
+  logs_.reset();
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+}
+
+TEST_F(LogStoreTest, OutputPastTheCapIsAcknowledgedNotStoredAndTheLogSaysSo) {
+  Reopen({.limits = {.max_log_bytes = 100}});
+  const std::string a(60, 'a'), b(59, 'b'), c(200, 'c');
+  EXPECT_EQ(*AppendSync(*logs_, key_, 0, a), 60);
+  EXPECT_EQ(*AppendSync(*logs_, key_, 60, b + "\n"), 120);
+  const std::string capped = a + std::string(40, 'b') + "\n" + LogCapNote(v1::STDOUT, 100);
+  EXPECT_EQ(Stored(), capped);
+  EXPECT_THAT(capped, HasSubstr("[drover: log truncated at 100 bytes"));
+  EXPECT_EQ(*AppendSync(*logs_, key_, 120, c), 320);
+  EXPECT_EQ(*AppendSync(*logs_, key_, 60, b), 320) << "a resend changes nothing";
+  EXPECT_EQ(Stored(), capped);
+  EXPECT_EQ(logs_->Received(key_), 320);
+  ASSERT_EQ(logs_->Streams("j-1", 1).size(), 1u);
+  EXPECT_EQ(logs_->Streams("j-1", 1)[0].size, static_cast<int64_t>(capped.size()));
+  EXPECT_EQ(logs_->Streams("j-1", 1)[0].received, 320);
+
+  // A restarted droverd knows the cap and where the sender is.
+  Reopen({.limits = {.max_log_bytes = 100}});
+  EXPECT_EQ(logs_->Received(key_), 320);
+  EXPECT_EQ(*AppendSync(*logs_, key_, 320, "more"), 324);
+  // An agent told of the cap sends only its size.
+  EXPECT_EQ(*AppendSync(*logs_, key_, 1000, ""), 1000);
+  EXPECT_EQ(Stored(), capped);
+  logs_->EndAttempt("j-1", 1);
+  EXPECT_EQ(Stored(), capped + "[drover: 900 bytes dropped past the cap]\n");
+}
+
+TEST_F(LogStoreTest, MetricRecordsPastTheCapAreDroppedWithANoteRecord) {
+  Reopen({.limits = {.max_metric_records = 3}});
+  LogStreamKey key{"j-1", 1, 0, v1::METRICS};
+  std::string lines;
+  for (int i = 0; i < 5; ++i) lines += absl::StrCat("{\"n\":\"loss\",\"s\":", i, "}\n");
+  EXPECT_EQ(*AppendSync(*logs_, key, 0, lines), static_cast<int64_t>(lines.size()));
+  std::string stored = *logs_->Read(key, 0, 1 << 20);
+  EXPECT_EQ(stored, "{\"n\":\"loss\",\"s\":0}\n{\"n\":\"loss\",\"s\":1}\n"
+                    "{\"n\":\"loss\",\"s\":2}\n" + LogCapNote(v1::METRICS, 3));
+  logs_->EndAttempt("j-1", 1);
+  EXPECT_THAT(*logs_->Read(key, 0, 1 << 20),
+              HasSubstr("{\"drover_note\":\"dropped\",\"records\":2,"));
 }
 
 }  // namespace

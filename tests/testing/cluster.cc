@@ -58,6 +58,12 @@ std::shared_ptr<grpc::ChannelCredentials> TlsCredentials(const std::string& ca_f
   return WithToken(grpc::SslCredentials(tls), token);
 }
 
+std::shared_ptr<grpc::ChannelCredentials> TlsCredentialsTrusting(const std::string& ca_pem) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ca_pem;
+  return WithToken(grpc::SslCredentials(tls), TestAdminToken());
+}
+
 std::shared_ptr<grpc::Channel> TlsChannelTrusting(const std::string& address,
                                                   const std::string& ca_pem) {
   grpc::SslCredentialsOptions tls;

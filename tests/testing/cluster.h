@@ -43,6 +43,8 @@ std::shared_ptr<grpc::Channel> NodeChannel(const std::string& address, const std
                                            const std::string& node);
 // A node channel to a DroverdProcess serving the test CA's certificate.
 std::shared_ptr<grpc::Channel> TestNodeChannel(const std::string& address, const std::string& node);
+// The credentials of TlsChannelTrusting, for channels with arguments of their own.
+std::shared_ptr<grpc::ChannelCredentials> TlsCredentialsTrusting(const std::string& ca_pem);
 // The credentials of TlsChannel, for channels with arguments of their own.
 std::shared_ptr<grpc::ChannelCredentials> TlsCredentials(
     const std::string& ca_file = "", const std::string& token = TestAdminTokenValue());
