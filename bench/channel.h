@@ -1,6 +1,8 @@
 // How drover-bench reaches droverd: over TLS, trusting droverd's CA certificate (the
 // benchmarks' --ca, else $DROVER_CA), with the user token in $DROVER_TOKEN on every call
-// (droverd refuses calls without one; an admin makes it with drover user create).
+// (droverd refuses calls without one; an admin makes it with drover user create). A server
+// "unix:PATH" is droverd's local admin socket: local credentials, no TLS and no token (the
+// baseline that tells what TLS and the token check cost).
 #ifndef DROVER_BENCH_CHANNEL_H_
 #define DROVER_BENCH_CHANNEL_H_
 
@@ -14,7 +16,9 @@
 
 namespace drover::bench {
 
-inline std::shared_ptr<grpc::ChannelCredentials> DroverdCredentials(std::string ca_file) {
+inline std::shared_ptr<grpc::ChannelCredentials> DroverdCredentials(const std::string& server,
+                                                                    std::string ca_file) {
+  if (server.rfind("unix:", 0) == 0) return grpc::experimental::LocalCredentials(UDS);
   if (ca_file.empty() && std::getenv("DROVER_CA") != nullptr) ca_file = std::getenv("DROVER_CA");
   std::ifstream in(ca_file);
   std::stringstream text;

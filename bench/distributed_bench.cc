@@ -224,7 +224,7 @@ absl::StatusOr<DistributedLatencyResult> RunDistributedLatencyBench(
   const std::string launcher_log = scratch + "/launcher.log";
 
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(options.server, DroverdCredentials(options.ca_file));
+      grpc::CreateChannel(options.server, DroverdCredentials(options.server, options.ca_file));
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  absl::ToChronoMilliseconds(options.connect_timeout))) {
     return absl::UnavailableError(absl::StrCat("cannot reach droverd at '", options.server,

@@ -147,7 +147,7 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
   }
 
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(o.server, DroverdCredentials(o.ca_file));
+      grpc::CreateChannel(o.server, DroverdCredentials(o.server, o.ca_file));
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  absl::ToChronoMilliseconds(o.connect_timeout))) {
     return absl::UnavailableError(absl::StrCat(

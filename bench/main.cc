@@ -14,6 +14,7 @@
 #include "bench/prepare_bench.h"
 #include "bench/run_latency_bench.h"
 #include "bench/submit_bench.h"
+#include "bench/token_check_bench.h"
 #include "common/flags.h"
 
 namespace {
@@ -144,6 +145,48 @@ int RunFsync(const std::vector<std::string>& args) {
                 sync, options.dir.c_str());
     std::printf("  append     %s\n", drover::bench::LatencyText(result->append).c_str());
     std::printf("  overwrite  %s\n", drover::bench::LatencyText(result->overwrite).c_str());
+  }
+  return 0;
+}
+
+int RunTokenCheck(const std::vector<std::string>& args) {
+  drover::bench::TokenCheckOptions options;
+  std::string output = "text";
+  FlagSet flags(
+      "drover-bench token-check --dir DIR [flags]",
+      "Times droverd's per-call token check without gRPC: SHA-256 of a user token, then the\n"
+      "lookup of its user in a real SQLite store (a scratch database under DIR holding\n"
+      "--users users), from --threads threads at once. The cost every authenticated call\n"
+      "pays; compare it with `submit` over TLS and over the local admin socket.\n"
+      "\n"
+      "Example:\n"
+      "  drover-bench token-check --dir /var/tmp --users 1000 --count 20000");
+  flags.String("dir", &options.dir, "Folder for the scratch database", "DIR");
+  flags.Int("users", &options.users, "Users in the store");
+  flags.Int("count,n", &options.count, "Checks timed per thread");
+  flags.Int("threads", &options.threads, "Threads checking at once");
+  flags.String("output,o", &output, "text or json", "FORMAT");
+  if (int code = ParseFlags("token-check", flags, args); code >= 0) return code;
+  if (int code = CheckOutputFormat("token-check", output); code >= 0) return code;
+  absl::StatusOr<drover::bench::TokenCheckResult> result =
+      drover::bench::RunTokenCheckBench(options);
+  if (!result.ok()) {
+    std::fprintf(stderr, "drover-bench token-check: %s\n",
+                 std::string(result.status().message()).c_str());
+    return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
+  }
+  if (output == "json") {
+    std::printf("{\"benchmark\":\"token-check\",\"users\":%lld,\"threads\":%lld,"
+                "\"checks_per_s\":%.1f,\"hash\":%s,\"check\":%s}\n",
+                static_cast<long long>(options.users), static_cast<long long>(options.threads),
+                result->checks_per_second, drover::bench::LatencyJson(result->hash).c_str(),
+                drover::bench::LatencyJson(result->check).c_str());
+  } else {
+    std::printf("token-check: %lld users, %lld threads x %lld checks: %.0f checks/s\n",
+                static_cast<long long>(options.users), static_cast<long long>(options.threads),
+                static_cast<long long>(options.count), result->checks_per_second);
+    std::printf("  sha-256 alone   %s\n", drover::bench::LatencyText(result->hash).c_str());
+    std::printf("  hash + lookup   %s\n", drover::bench::LatencyText(result->check).c_str());
   }
   return 0;
 }
@@ -317,6 +360,8 @@ struct Command {
 constexpr Command kCommands[] = {
     {"submit", "measure durable submits/s and acknowledgement latency of a droverd", RunSubmit},
     {"fsync", "measure the cost of one durable write on a disk (the baseline)", RunFsync},
+    {"token-check", "measure droverd's per-call token check (hash + store lookup)",
+     RunTokenCheck},
     {"run-latency", "measure submit->RUNNING/COMPLETED of trivial jobs against bare runc",
      RunRunLatency},
     {"log-ingest", "measure durable log ingest MB/s into droverd as a fake agent", RunLogIngest},

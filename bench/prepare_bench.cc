@@ -50,7 +50,7 @@ absl::StatusOr<PrepareBenchResult> RunPrepareBench(const PrepareBenchOptions& op
         "--rounds and --cached-jobs must be at least 1, and more than one round needs '{}' in a "
         "--pip package (each round builds an environment of its own)");
   }
-  auto channel = grpc::CreateChannel(options.server, DroverdCredentials(options.ca_file));
+  auto channel = grpc::CreateChannel(options.server, DroverdCredentials(options.server, options.ca_file));
   auto jobs = v1::JobService::NewStub(channel);
   auto admin = v1::AdminService::NewStub(channel);
   if (absl::Status s = AwaitReadyNodes(*admin, 1, options.connect_timeout, options.server); !s.ok()) {

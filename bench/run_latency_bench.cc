@@ -114,7 +114,7 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
   }
 
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(options.server, DroverdCredentials(options.ca_file));
+      grpc::CreateChannel(options.server, DroverdCredentials(options.server, options.ca_file));
   if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                  absl::ToChronoMilliseconds(options.connect_timeout))) {
     return absl::UnavailableError(absl::StrCat(

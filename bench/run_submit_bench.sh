@@ -104,15 +104,27 @@ address=$(cat "$state_dir/address")
 echo
 echo "== droverd $address (pid $droverd_pid, --log-level warning)"
 
+# Each client count twice, in turn: over TLS with the user token checked on every call
+# (what every client and agent does), then over droverd's local admin socket (local
+# credentials: no TLS, no token), the baseline that tells what TLS and the check cost.
 for clients in $client_counts; do
-  echo
-  echo "== $bench submit --server $address --clients $clients --duration $duration --warmup $warmup"
-  cpu_before=$(droverd_cpu_us)
-  "$bench" submit --server "$address" --clients "$clients" --duration "$duration" \
-    --warmup "$warmup" --output json > "$work/submit-$clients.json"
-  cpu_after=$(droverd_cpu_us)
-  echo "{\"droverd_cpu_s\": $(( (cpu_after - cpu_before) / 1000 ))e-3}" > "$work/droverd-cpu-$clients.json"
+  for transport in tls local; do
+    server=$address
+    [[ $transport == local ]] && server="unix:$state_dir/admin.sock"
+    echo
+    echo "== $bench submit --server $server --clients $clients --duration $duration --warmup $warmup"
+    cpu_before=$(droverd_cpu_us)
+    "$bench" submit --server "$server" --clients "$clients" --duration "$duration" \
+      --warmup "$warmup" --output json > "$work/submit-$transport-$clients.json"
+    cpu_after=$(droverd_cpu_us)
+    echo "{\"droverd_cpu_s\": $(( (cpu_after - cpu_before) / 1000 ))e-3}" > "$work/droverd-cpu-$transport-$clients.json"
+  done
 done
+
+echo
+echo "== the token check alone (hash + users-table lookup), 1,000 users, 2 threads"
+"$bench" token-check --dir "$state_dir" --users 1000 --count 20000 --threads 2 --output json \
+  > "$work/token-check.json"
 
 "$bench" fsync --dir "$state_dir" --count 500 --output json > "$work/fsync-after.json"
 
@@ -130,24 +142,40 @@ print(f"fsync baseline (p50 of a 4 KiB write + fdatasync inside the file): {fsyn
 print(f"  before the runs: overwrite p50 {before['overwrite']['p50_ms']:.3f}, "
       f"append p50 {before['append']['p50_ms']:.3f} ms; after: overwrite p50 "
       f"{after['overwrite']['p50_ms']:.3f}, append p50 {after['append']['p50_ms']:.3f} ms")
-print(f"{'clients':>7} {'jobs/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-      f"{'jobs/fsync':>10} {'p50-fsync':>9} {'droverd cpu/job':>15} {'bench cpu/job':>13} errors")
-for c in counts:
-    r = load(f"submit-{c}.json")
-    cpu = load(f"droverd-cpu-{c}.json")["droverd_cpu_s"]
+print(f"{'clients':>7} {'transport':>9} {'jobs/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+      f"{'max ms':>8} {'jobs/fsync':>10} {'p50-fsync':>9} {'droverd cpu/job':>15} "
+      f"{'bench cpu/job':>13} errors")
+def row(c, transport):
+    r = load(f"submit-{transport}-{c}.json")
+    cpu = load(f"droverd-cpu-{transport}-{c}.json")["droverd_cpu_s"]
     # droverd's CPU was read around the whole run (warm-up included): spread it over every
     # job acknowledged in the run.
     jobs = max(r["acknowledged_total"], 1)
     lat = r["latency"]
     errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "none"
-    print(f"{c:>7} {r['jobs_per_s']:>9.1f} {lat['p50_ms']:>8.3f} {lat['p90_ms']:>8.3f} "
-          f"{lat['p99_ms']:>8.3f} {lat['max_ms']:>8.3f} {r['jobs_per_s'] * fsync_ms / 1000:>10.2f} "
-          f"{lat['p50_ms'] - fsync_ms:>9.3f} {cpu / jobs * 1e6:>12.1f} us "
+    print(f"{c:>7} {transport:>9} {r['jobs_per_s']:>9.1f} {lat['p50_ms']:>8.3f} "
+          f"{lat['p90_ms']:>8.3f} {lat['p99_ms']:>8.3f} {lat['max_ms']:>8.3f} "
+          f"{r['jobs_per_s'] * fsync_ms / 1000:>10.2f} {lat['p50_ms'] - fsync_ms:>9.3f} "
+          f"{cpu / jobs * 1e6:>12.1f} us "
           f"{r['client_cpu_s'] / max(r['acknowledged'], 1) * 1e6:>10.1f} us {errors}")
-print()
-print("goals (issue 2):")
+    return r, cpu / jobs
 for c in counts:
-    r = load(f"submit-{c}.json")
+    tls, tls_cpu = row(c, "tls")
+    local, local_cpu = row(c, "local")
+    print(f"{'':>7} {'tls/local':>9} {tls['jobs_per_s'] / max(local['jobs_per_s'], 1e-9):>9.2f} "
+          f"{tls['latency']['p50_ms'] / max(local['latency']['p50_ms'], 1e-9):>8.2f} "
+          f"{'':>8} {tls['latency']['p99_ms'] / max(local['latency']['p99_ms'], 1e-9):>8.2f} "
+          f"{'':>8} {'':>10} {'':>9} {tls_cpu / max(local_cpu, 1e-12):>12.2f} x")
+check = load("token-check.json")
+print()
+print(f"token check alone ({check['users']} users, {check['threads']} threads): "
+      f"{check['checks_per_s']:.0f} checks/s; per call p50 {check['check']['p50_ms'] * 1000:.1f} us, "
+      f"p99 {check['check']['p99_ms'] * 1000:.1f} us (sha-256 alone p50 "
+      f"{check['hash']['p50_ms'] * 1000:.1f} us)")
+print()
+print("goals (issue 2, with TLS and token checks on: issue 15):")
+for c in counts:
+    r = load(f"submit-tls-{c}.json")
     lat = r["latency"]
     if c == "1":
         ok = lat["p50_ms"] < 1.0 + fsync_ms

@@ -170,7 +170,7 @@ absl::StatusOr<SubmitBenchResult> RunSubmitBench(const SubmitBenchOptions& optio
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt("drover.bench.channel", static_cast<int>(i));
     channels.push_back(grpc::CreateCustomChannel(options.server,
-                                                 DroverdCredentials(options.ca_file), args));
+                                                 DroverdCredentials(options.server, options.ca_file), args));
     if (!channels.back()->WaitForConnected(connect_deadline)) {
       return absl::UnavailableError(absl::StrCat(
           "cannot reach droverd at '", options.server, "' within ",
