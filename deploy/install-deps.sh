@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package Drover needs to build and test. Idempotent; run as root
 # (or with sudo available).
-# Usage: deploy/install-deps.sh [--build-only | --runtime]
+# Usage: deploy/install-deps.sh [--build-only | --runtime | --fuzz]
 #   (none)        build, run and test: everything
 #   --build-only  only what compiling needs
+#   --fuzz        compiling, plus clang and libFuzzer for the fuzz targets (preset fuzz)
 #   --runtime     compiling, plus what the daemons, the example jobs and the quick start
 #                 need at run time
 set -euo pipefail
@@ -32,11 +33,16 @@ test_pkgs=(
   python3-wheel iptables
 )
 
+# The fuzz targets (tests/fuzz, `cmake --preset fuzz`): clang++ with libFuzzer and the
+# sanitizer runtimes. CI runs each target briefly after the test suite.
+fuzz_pkgs=(clang libclang-rt-14-dev)
+
 pkgs=("${build_pkgs[@]}")
 case "${1:-}" in
   --build-only) ;;
   --runtime) pkgs+=("${runtime_pkgs[@]}") ;;
-  *) pkgs+=("${runtime_pkgs[@]}" "${test_pkgs[@]}") ;;
+  --fuzz) pkgs+=("${fuzz_pkgs[@]}") ;;
+  *) pkgs+=("${runtime_pkgs[@]}" "${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
 esac
 
 missing=()

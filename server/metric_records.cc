@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "common/utf8.h"
 
 namespace drover::server {
 namespace {
@@ -213,6 +214,12 @@ std::optional<MetricRecord> ParseMetricRecord(absl::string_view line) {
   }
   if (!r.AtEnd()) return std::nullopt;
   if (has_name ? !(has_step && has_value) : record.tags.empty()) return std::nullopt;
+  // The names and tags go into proto3 strings, which must be UTF-8: one raw byte 0xFF or a
+  // lone surrogate ("\ud800") would make every GetMetrics answer of the job unreadable.
+  if (!IsValidUtf8(record.name)) return std::nullopt;
+  for (const auto& [name, value] : record.tags) {
+    if (!IsValidUtf8(name) || !IsValidUtf8(value)) return std::nullopt;
+  }
   return record;
 }
 

@@ -27,7 +27,8 @@ struct MetricRecord {
 };
 
 // Parses one line (without its line end). nullopt when it is not a valid record: not a JSON
-// object, a point without `n`, `s` >= 0, or a numeric `v`, a tag value that is not a string.
+// object, a point without `n`, `s` >= 0, or a numeric `v`, a tag value that is not a string,
+// a name or tag that is not valid UTF-8.
 std::optional<MetricRecord> ParseMetricRecord(absl::string_view line);
 
 class MetricsCollector {

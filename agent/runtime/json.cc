@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -351,7 +352,13 @@ Json Json::Strings(const std::vector<std::string>& items) {
 
 int64_t Json::AsInt() const {
   if (type_ == Type::kInt) return int_;
-  if (type_ == Type::kDouble) return static_cast<int64_t>(double_);
+  if (type_ == Type::kDouble) {
+    // Converting a double outside int64's range (or NaN) is undefined behaviour: saturate.
+    if (std::isnan(double_)) return 0;
+    if (double_ >= 9223372036854775807.0) return std::numeric_limits<int64_t>::max();
+    if (double_ <= -9223372036854775808.0) return std::numeric_limits<int64_t>::min();
+    return static_cast<int64_t>(double_);
+  }
   return 0;
 }
 
@@ -455,6 +462,10 @@ void Json::DumpTo(std::string* out, int indent, int level) const {
     case Type::kDouble: {
       if (!std::isfinite(double_)) {
         out->append("null");  // JSON has no NaN or infinity
+        return;
+      }
+      if (double_ == 0 && std::signbit(double_)) {
+        out->append("-0.0");  // "-0" would read back as the integer 0
         return;
       }
       char buffer[32];

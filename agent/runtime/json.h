@@ -40,7 +40,8 @@ class Json {
   bool is_string() const { return type_ == Type::kString; }
   bool is_number() const { return type_ == Type::kInt || type_ == Type::kDouble; }
 
-  // Accessors return the zero value when the type differs.
+  // Accessors return the zero value when the type differs. AsInt truncates a double,
+  // saturating at int64's limits (NaN gives 0).
   bool AsBool() const { return type_ == Type::kBool && bool_; }
   int64_t AsInt() const;
   double AsDouble() const;

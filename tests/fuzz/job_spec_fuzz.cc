@@ -1,0 +1,71 @@
+// Fuzz target: a JobSpec in its JSON form (`drover submit -f FILE`, cli/submit_spec.h) and
+// droverd's defaults and validation of it (scheduler/job_spec.h). Invariants: a spec that
+// parses is written back as JSON that parses to the same spec (what `drover job show`
+// prints can be submitted again); defaults are idempotent; and what validation accepts is
+// usable: its arguments print and parse back as themselves, its data references name
+// datastores and paths the datastore rules accept.
+#include <google/protobuf/util/json_util.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cli/submit_spec.h"
+#include "drover/v1/job.pb.h"
+#include "scheduler/job_spec.h"
+#include "tests/fuzz/fuzz_util.h"
+
+namespace {
+
+// Deterministic bytes of a message, for comparing messages (NaN included).
+std::string Bytes(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  message.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return out;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace drover;
+  absl::StatusOr<v1::JobSpec> spec = cli::ParseJobSpecJson(fuzz::AsText(data, size));
+  if (!spec.ok()) return 0;
+
+  std::string json;
+  FUZZ_CHECK(google::protobuf::util::MessageToJsonString(*spec, &json).ok(),
+             spec->ShortDebugString());
+  absl::StatusOr<v1::JobSpec> back = cli::ParseJobSpecJson(json);
+  FUZZ_CHECK(back.ok(), std::string(back.status().message()) + " in " + json);
+  FUZZ_CHECK(Bytes(*back) == Bytes(*spec), json + " parsed as " + back->ShortDebugString());
+
+  v1::JobSpec stored = *spec;
+  scheduler::ApplyJobSpecDefaults(&stored);
+  v1::JobSpec twice = stored;
+  scheduler::ApplyJobSpecDefaults(&twice);
+  FUZZ_CHECK(Bytes(twice) == Bytes(stored), stored.ShortDebugString());
+  if (!scheduler::ValidateJobSpec(stored).ok()) return 0;
+
+  for (int i = 0; i < stored.arguments_size(); ++i) {
+    const v1::Argument& argument = stored.arguments(i);
+    std::string text = cli::FormatArgument(argument);
+    absl::StatusOr<v1::Argument> again = cli::ParseArgument(text);
+    FUZZ_CHECK(again.ok(), std::string(again.status().message()) + " for " + text);
+    FUZZ_CHECK(Bytes(*again) == Bytes(argument),
+               text + " parsed as " + again->ShortDebugString() + ", was " + argument.ShortDebugString());
+    if (argument.has_data()) {
+      FUZZ_CHECK(scheduler::CheckDatastoreName("x", argument.data().datastore()).ok(), text);
+      FUZZ_CHECK(scheduler::CheckDatastorePath("x", argument.data().path()).ok(), text);
+    }
+  }
+  for (const v1::OutputTarget& output : stored.outputs()) {
+    FUZZ_CHECK(scheduler::CheckDatastoreName("x", output.datastore()).ok(), output.ShortDebugString());
+    FUZZ_CHECK(scheduler::CheckDatastorePath("x", output.path()).ok(), output.ShortDebugString());
+  }
+  return 0;
+}
