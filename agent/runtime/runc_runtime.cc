@@ -171,6 +171,10 @@ CgroupDirs FindCgroups(pid_t pid) {
   for (absl::string_view line : absl::StrSplit(*cgroups, '\n', absl::SkipEmpty())) {
     std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits(':', 2));
     if (parts.size() != 3) continue;
+    // A container is never in a root cgroup; its process is there once it has exited (an
+    // unreaped process has left its cgroups), and the root's counters are the whole
+    // machine's: a job's last sample showed the node's memory peak as its own.
+    if (parts[2] == "/") continue;
     if (parts[0] == "0" && parts[1].empty()) {
       v2_path = parts[2];
       have_v2 = true;

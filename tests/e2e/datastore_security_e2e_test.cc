@@ -4,14 +4,18 @@
 // own work folder and a symlink out of a root refused on the node; symlinks a job planted in
 // a writable datastore read and write nothing outside it; droverd's state folder private
 // when started with umask 022. Root only, except the state folder test.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/archive/sha256.h"
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
@@ -210,6 +214,82 @@ TEST_F(DatastoreSecurityTest, SymlinksPlantedInADatastoreLeadNowhere) {
 
 // droverd started by hand with umask 022 over a state folder an older droverd left 0755:
 // the folder ends 0700, every file in it (database, WAL, blobs, what was there) 0600.
+// Every regular file under `root` whose bytes contain `needle`.
+std::vector<std::string> FilesHolding(const std::string& root, const std::string& needle) {
+  std::vector<std::string> found;
+  std::error_code error;
+  fs::recursive_directory_iterator it(root, error);
+  for (; !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
+    if (!it->is_regular_file(error) || it->path().filename() == "admin.sock") continue;
+    if (absl::StrContains(testing::ReadWholeFile(it->path().string()), needle)) {
+      found.push_back(it->path().string());
+    }
+  }
+  return found;
+}
+
+TEST_F(DatastoreSecurityTest, SecretsAreSealedInTheStateFolderAndOpenOnlyWithTheirKey) {
+  const std::string kPassword = "pw-5d41402abc4b2a76e1";
+  const std::string kToken = "tok-7f3c9e1d2b8a6f40aa";
+  v1::Datastore remote;
+  remote.set_name("remote");
+  remote.set_type(v1::Datastore::RCLONE);
+  remote.set_path("bucket");
+  (*remote.mutable_rclone_options())["type"] = "webdav";
+  (*remote.mutable_rclone_options())["url"] = "http://127.0.0.1:9/dav";
+  (*remote.mutable_rclone_options())["user"] = "alice";
+  (*remote.mutable_rclone_options())["pass"] = kPassword;
+  grpc::Status put = Put(*admin_, remote);
+  ASSERT_TRUE(put.ok()) << put.error_message();
+  // The job gets its secret value (it prints only its hash, so that logs hold no copy).
+  v1::JobSpec spec = Shell("printf %s \"$API_TOKEN\" | sha256sum");
+  (*spec.mutable_environment()->mutable_env())["API_TOKEN"] = kToken;
+  spec.mutable_environment()->add_secret_env("API_TOKEN");
+  v1::Job job = Run(spec, v1::JobStatus::COMPLETED);
+  EXPECT_THAT(jobs_->Logs(job.id(), 0), HasSubstr(archive::Sha256Digest(kToken).substr(7)));
+
+  // Stopped at once, WAL and all: no file of droverd's state holds either value in clear.
+  const std::string state = dir_.path() + "/state";
+  droverd_->Signal(SIGKILL);
+  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+  EXPECT_THAT(FilesHolding(state, kPassword), ::testing::IsEmpty());
+  EXPECT_THAT(FilesHolding(state, kToken), ::testing::IsEmpty());
+  struct stat key {};
+  ASSERT_EQ(stat((state + "/secrets.key").c_str(), &key), 0);
+  EXPECT_EQ(key.st_mode & 0777, 0600u);
+
+  // With another key droverd refuses to start and says which key it needs.
+  const std::string other_key = dir_.path() + "/other.key";
+  {
+    std::ofstream(other_key) << std::string(64, 'a') << "\n";
+    chmod(other_key.c_str(), 0600);
+  }
+  auto refused = testing::DroverdProcess::Start(
+      state, {"--datastore-root", dir_.path(), "--secrets-key", other_key});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("sealed with secrets key"));
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("--secrets-key"));
+  // A key others may read is refused before anything is read.
+  chmod(other_key.c_str(), 0644);
+  refused = testing::DroverdProcess::Start(
+      state, {"--datastore-root", dir_.path(), "--secrets-key", other_key});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("chmod 600"));
+
+  // With its own key it starts, and answers the credential as *** as before.
+  auto restarted = testing::DroverdProcess::Start(state, {"--datastore-root", dir_.path()});
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  droverd_ = *std::move(restarted);
+  auto admin = v1::AdminService::NewStub(testing::TlsChannel(droverd_->address()));
+  grpc::ClientContext context;
+  v1::ListDatastoresResponse listed;
+  grpc::Status status = admin->ListDatastores(&context, v1::ListDatastoresRequest(), &listed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(listed.datastores_size(), 1);
+  EXPECT_EQ(listed.datastores(0).rclone_options().at("pass"), "***");
+  EXPECT_EQ(listed.datastores(0).rclone_options().at("user"), "alice");
+}
+
 TEST(StateFolderTest, IsPrivateWhateverTheUmaskAndOthersMayNotWriteIt) {
   testing::TempDir dir;
   const std::string state = dir.path() + "/state";
