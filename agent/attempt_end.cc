@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <string>
 
@@ -17,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/attempt_record.h"
+#include "agent/launcher/init_files.h"
 #include "common/archive/snapshot.h"
 #include "common/failpoint.h"
 #include "common/log.h"
@@ -59,30 +61,27 @@ void Attempt::ReadExits(const ContainerExit& exit) {
     int rank = a.first_rank() + i;
     v1::RankExit e;
     e.set_rank(rank);
-    std::string text = ReadJobFile(dir_ + "/job", absl::StrCat("logs/rank-", rank, ".exit"));
-    int code = -1, sig = SIGKILL;
-    long long end_ns = 0;
-    int fields = std::sscanf(text.c_str(), "exit_code=%d signal=%d end_time_ns=%lld", &code,
-                             &sig, &end_ns);
-    if (fields < 2) {
-      code = -1;  // killed before drover-init could record it (or, under MPI, never started)
-      sig = exit.signal != 0 ? exit.signal : SIGKILL;
-    }
+    std::optional<ExitRecord> record = ParseExitRecord(
+        ReadJobFile(dir_ + "/job", absl::StrCat("logs/rank-", rank, ".exit")));
+    // Without one: killed before drover-init could record it (or, under MPI, never
+    // started), or the job wrote something else there.
+    int code = record.has_value() ? record->exit_code : -1;
+    int sig = record.has_value() ? record->signal : (exit.signal != 0 ? exit.signal : SIGKILL);
     e.set_exit_code(code);
     e.set_signal(sig);
     e.set_oom_killed(exit.oom_killed && sig == SIGKILL);
-    if (fields == 3 && end_ns > 0) {
-      e.mutable_end_time()->set_seconds(end_ns / 1000000000);
-      e.mutable_end_time()->set_nanos(static_cast<int32_t>(end_ns % 1000000000));
+    if (record.has_value() && record->end_time_ns > 0) {
+      e.mutable_end_time()->set_seconds(record->end_time_ns / 1000000000);
+      e.mutable_end_time()->set_nanos(static_cast<int32_t>(record->end_time_ns % 1000000000));
     }
     exits_.push_back(e);
   }
   // drover-init knows which rank failed first when it started them; under MPI mpirun did,
   // and the rank that failed first is the one that ended first.
-  std::string result = ReadJobFile(dir_ + "/job", "logs/init.result");
-  int first = -1;
-  if (std::sscanf(result.c_str(), "first_failed_rank=%d", &first) == 1 && first >= 0) {
-    first_failed_rank_ = first;
+  std::optional<InitResult> result =
+      ParseInitResult(ReadJobFile(dir_ + "/job", "logs/init.result"));
+  if (result.has_value() && result->first_failed_rank >= 0) {
+    first_failed_rank_ = result->first_failed_rank;
   } else {
     const v1::RankExit* earliest = nullptr;
     for (const v1::RankExit& e : exits_) {
@@ -101,16 +100,16 @@ void Attempt::ReadExits(const ContainerExit& exit) {
     launcher_message_ = absl::StrCat("on ", env_.node_name, ": ", exit.last_message);
   }
   // mpirun failing with no rank of this node failed: say so (a rank elsewhere may have).
-  std::string launcher = ReadJobFile(dir_ + "/job", "logs/mpirun.exit");
-  int launcher_code = 0, launcher_signal = 0;
-  if (std::sscanf(launcher.c_str(), "exit_code=%d signal=%d", &launcher_code,
-                  &launcher_signal) == 2 &&
-      (launcher_code != 0 || launcher_signal != 0)) {
+  std::optional<ExitRecord> launcher =
+      ParseExitRecord(ReadJobFile(dir_ + "/job", "logs/mpirun.exit"));
+  if (launcher.has_value() && (launcher->exit_code != 0 || launcher->signal != 0)) {
     launcher_message_ =
-        launcher_signal != 0
-            ? absl::StrCat("mpirun on ", env_.node_name, " was killed by signal ", launcher_signal)
-            : absl::StrCat("mpirun on ", env_.node_name, " exited with code ", launcher_code,
-                           "; its messages are in rank ", assignment_.first_rank(), "'s stderr");
+        launcher->signal != 0
+            ? absl::StrCat("mpirun on ", env_.node_name, " was killed by signal ",
+                           launcher->signal)
+            : absl::StrCat("mpirun on ", env_.node_name, " exited with code ",
+                           launcher->exit_code, "; its messages are in rank ",
+                           assignment_.first_rank(), "'s stderr");
   }
 }
 

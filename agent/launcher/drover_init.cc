@@ -52,6 +52,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/launcher/init_files.h"
+
 namespace {
 
 constexpr int kUsageExit = 127;
@@ -232,16 +234,17 @@ double NowSeconds() {
 }
 
 std::string StatusLine(int exit_code, int signal) {
-  return "exit_code=" + std::to_string(exit_code) + " signal=" + std::to_string(signal) + "\n";
+  return drover::agent::FormatExitRecord({.exit_code = exit_code, .signal = signal});
 }
 
 // A rank's .exit line: its status and when it ended (wall clock, comparable across nodes).
 std::string RankStatusLine(int exit_code, int signal) {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  long long ns = static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
-  return "exit_code=" + std::to_string(exit_code) + " signal=" + std::to_string(signal) +
-         " end_time_ns=" + std::to_string(ns) + "\n";
+  return drover::agent::FormatExitRecord(
+      {.exit_code = exit_code,
+       .signal = signal,
+       .end_time_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec});
 }
 
 // Runs in the child between fork and exec; the parent is single threaded, so the usual
@@ -454,17 +457,18 @@ class Init {
       // The launcher is not a rank: which rank failed is in the ranks' own .exit files.
       code = failed_signal_ != 0 ? 128 + failed_signal_ : failed_exit_code_;
       WriteOrComplain(options_.log_dir + "/init.result",
-                      "first_failed_rank=-1 exit_code=" + std::to_string(failed_exit_code_) +
-                          " signal=" + std::to_string(failed_signal_) + "\n");
+                      drover::agent::FormatInitResult({.first_failed_rank = -1,
+                                                       .exit_code = failed_exit_code_,
+                                                       .signal = failed_signal_}));
     } else if (first_failed_rank_ >= 0) {
       code = failed_signal_ != 0 ? 128 + failed_signal_ : failed_exit_code_;
       WriteOrComplain(options_.log_dir + "/init.result",
-                      "first_failed_rank=" + std::to_string(first_failed_rank_) +
-                          " exit_code=" + std::to_string(failed_exit_code_) +
-                          " signal=" + std::to_string(failed_signal_) + "\n");
+                      drover::agent::FormatInitResult(
+                          {.first_failed_rank = static_cast<int>(first_failed_rank_),
+                           .exit_code = failed_exit_code_,
+                           .signal = failed_signal_}));
     } else {
-      WriteOrComplain(options_.log_dir + "/init.result",
-                      "first_failed_rank=-1 exit_code=0 signal=0\n");
+      WriteOrComplain(options_.log_dir + "/init.result", drover::agent::FormatInitResult({}));
     }
     if (!options_.exit_file.empty()) WriteOrComplain(options_.exit_file, StatusLine(code, 0));
     return code;

@@ -32,6 +32,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "agent/launcher/init_files.h"
 #include "agent/runtime/json.h"
 #include "agent/runtime/process.h"
 #include "common/log.h"
@@ -250,16 +251,10 @@ ContainerExit FromExitFile(const std::string& bundle_dir) {
     if (kind != FileKind::kMissing) LogUnsafeFile(RuncRuntime::ExitFilePath(bundle_dir), kind);
     return exit;
   }
-  int code = -1, signal = 0;
-  bool have_code = false;
-  for (absl::string_view field : absl::StrSplit(absl::StripAsciiWhitespace(*text), ' ')) {
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(field, '=');
-    if (kv.first == "exit_code") have_code = absl::SimpleAtoi(kv.second, &code);
-    if (kv.first == "signal") (void)absl::SimpleAtoi(kv.second, &signal);
-  }
-  if (!have_code) return exit;
-  exit.exit_code = code;
-  exit.signal = signal;
+  std::optional<ExitRecord> record = ParseExitRecord(*text);
+  if (!record.has_value()) return exit;
+  exit.exit_code = record->exit_code;
+  exit.signal = record->signal;
   return exit;
 }
 
