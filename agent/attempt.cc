@@ -371,6 +371,9 @@ absl::Status Attempt::FetchSnapshot(const std::string& digest, const std::string
         grpc::ClientContext context;
         v1::DownloadBlobRequest request;
         request.set_digest(digest);
+        // droverd lets a node read only what its attempts need; the job names this one in
+        // its answer when it refuses.
+        request.set_job_id(assignment_.attempt().job_id());
         auto reader = env_.blobs->DownloadBlob(&context, request);
         v1::DownloadBlobResponse chunk;
         while (reader->Read(&chunk)) out.write(chunk.chunk().data(), chunk.chunk().size());

@@ -1,5 +1,6 @@
 #include "server/blob_service.h"
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "server/grpc_status.h"
@@ -141,13 +142,37 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadBlobRe
   v1::DownloadBlobResponse out_;
 };
 
+// Whether `caller` may check or upload blobs: a node only while it runs an attempt (its
+// outputs); PERMISSION_DENIED otherwise.
+absl::Status CanCheckOrUpload(const Core& core, const Caller& caller) {
+  if (caller.kind != Caller::Kind::kNode || core.RunsAnAttempt(caller.name)) {
+    return absl::OkStatus();
+  }
+  Log(LogLevel::kWarning, "blob_call_refused", {{"node", caller.name}, {"reason", "no_attempt"}});
+  return absl::PermissionDeniedError(absl::StrCat(
+      "node '", caller.name,
+      "' runs no attempt now; a node checks and uploads blobs (a job's outputs) only while "
+      "it runs one"));
+}
+
 // Whether `caller` may download blob `digest` (see blob_service.h); PERMISSION_DENIED
 // saying what to do otherwise.
-absl::Status CanDownload(storage::Store& store, const Caller& caller,
+absl::Status CanDownload(storage::Store& store, const Core& core, const Caller& caller,
                          const v1::DownloadBlobRequest& request) {
-  // A node may fetch what the jobs it runs need (snapshots, images) by digest.
-  if (caller.is_admin() || caller.kind == Caller::Kind::kNode) {
-    return absl::OkStatus();
+  if (caller.is_admin()) return absl::OkStatus();
+  if (caller.kind == Caller::Kind::kNode) {
+    // What the attempts it runs need (their snapshot, their image), by digest: the agent's
+    // image cache fetches an image once for every attempt that needs it, so the request
+    // need not name the job.
+    if (!core.JobReadingBlob(caller.name, request.digest()).empty()) return absl::OkStatus();
+    Log(LogLevel::kWarning, "blob_download_refused",
+        {{"node", caller.name}, {"digest", absl::CHexEscape(request.digest().substr(0, 80))},
+         {"job", absl::CHexEscape(request.job_id().substr(0, 80))}});
+    return absl::PermissionDeniedError(absl::StrCat(
+        "blob ", request.digest(), " is neither the code snapshot nor the image of an attempt",
+        request.job_id().empty() ? "" : absl::StrCat(" (job '", request.job_id(), "')"),
+        " that node '", caller.name,
+        "' runs now; a node downloads only what the attempts placed on it need"));
   }
   absl::StatusOr<bool> uploaded = store.IsBlobUploader(request.digest(), caller.name);
   if (!uploaded.ok()) return uploaded.status();
@@ -176,9 +201,10 @@ grpc::ServerUnaryReactor* BlobServiceImpl::StatBlob(grpc::CallbackServerContext*
                                                     const v1::StatBlobRequest* request,
                                                     v1::StatBlobResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.BlobService/StatBlob");
-      !caller.ok()) {
-    reactor->Finish(ToGrpcStatus(caller.status()));
+  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.BlobService/StatBlob");
+  absl::Status allowed = caller.ok() ? CanCheckOrUpload(core_, *caller) : caller.status();
+  if (!allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
     return reactor;
   }
   absl::StatusOr<int64_t> size = blobs_.Stat(request->digest());
@@ -198,8 +224,9 @@ grpc::ServerUnaryReactor* BlobServiceImpl::StatBlob(grpc::CallbackServerContext*
 grpc::ServerReadReactor<v1::UploadBlobRequest>* BlobServiceImpl::UploadBlob(
     grpc::CallbackServerContext* context, v1::UploadBlobResponse* response) {
   absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.BlobService/UploadBlob");
-  if (!caller.ok()) {
-    return new RefusedReadReactor<v1::UploadBlobRequest>(ToGrpcStatus(caller.status()));
+  absl::Status allowed = caller.ok() ? CanCheckOrUpload(core_, *caller) : caller.status();
+  if (!allowed.ok()) {
+    return new RefusedReadReactor<v1::UploadBlobRequest>(ToGrpcStatus(allowed));
   }
   return new UploadReactor(blobs_, store_, *std::move(caller), response);
 }
@@ -208,7 +235,7 @@ grpc::ServerWriteReactor<v1::DownloadBlobResponse>* BlobServiceImpl::DownloadBlo
     grpc::CallbackServerContext* context, const v1::DownloadBlobRequest* request) {
   absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.BlobService/DownloadBlob");
   absl::Status allowed =
-      caller.ok() ? CanDownload(store_, *caller, *request) : caller.status();
+      caller.ok() ? CanDownload(store_, core_, *caller, *request) : caller.status();
   if (!allowed.ok()) {
     return new RefusedWriteReactor<v1::DownloadBlobResponse>(ToGrpcStatus(allowed));
   }

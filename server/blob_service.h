@@ -2,13 +2,16 @@
 // outputs) over gRPC, onto the BlobStore. Handlers run on gRPC's threads; file I/O is done
 // there in chunks of at most 1 MiB, never on the core loop. A user may download the blobs
 // they uploaded, and the snapshot and outputs of jobs they may read (named by the
-// request's job_id); admins any blob; node agents (for now: callers without a token, see
-// authz.h) the blobs they run jobs with.
+// request's job_id); admins any blob. A node (a caller with a node certificate, authz.h)
+// may download only the code snapshot and the imported image of attempts it runs now, and
+// check or upload blobs (a job's outputs) only while it runs one (Core::JobReadingBlob,
+// Core::RunsAnAttempt).
 #ifndef DROVER_SERVER_BLOB_SERVICE_H_
 #define DROVER_SERVER_BLOB_SERVICE_H_
 
 #include "drover/v1/blob.grpc.pb.h"
 #include "server/auth.h"
+#include "server/core.h"
 #include "storage/blob_store.h"
 #include "storage/store.h"
 
@@ -17,9 +20,10 @@ namespace drover::server {
 class BlobServiceImpl final : public v1::BlobService::CallbackService {
  public:
   // Every call is checked with `auth` first; `store` keeps who uploaded which blob and the
-  // jobs a download may name.
-  BlobServiceImpl(storage::BlobStore& blobs, storage::Store& store, Authenticator& auth)
-      : blobs_(blobs), store_(store), auth_(auth) {}
+  // jobs a download may name; `core` knows which attempts each node runs.
+  BlobServiceImpl(storage::BlobStore& blobs, storage::Store& store, const Core& core,
+                  Authenticator& auth)
+      : blobs_(blobs), store_(store), core_(core), auth_(auth) {}
 
   grpc::ServerUnaryReactor* StatBlob(grpc::CallbackServerContext* context,
                                      const v1::StatBlobRequest* request,
@@ -32,6 +36,7 @@ class BlobServiceImpl final : public v1::BlobService::CallbackService {
  private:
   storage::BlobStore& blobs_;
   storage::Store& store_;
+  const Core& core_;
   Authenticator& auth_;
 };
 

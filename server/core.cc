@@ -355,6 +355,9 @@ void Core::Restore(const std::vector<v1::Job>& unfinished,
       attempt.nodes.assign(status.nodes().begin(), status.nodes().end());
       attempt.exec_token = ExecToken(job.id(), attempt.epoch);
       attempt.master_port = status.master_port();
+      // Not stored with the attempt: what the name has now (a re-import while droverd was
+      // down reaches an agent that has to prepare the attempt again).
+      attempt.image_digest = ImageDigestOf(job.spec());
       attempt.started = status.state() != JobStatus::PREPARING;
       if (status.state() == JobStatus::CANCEL_REQUESTED) {
         // Its agents are told to stop when they say hello (again).
@@ -602,6 +605,9 @@ void Core::Assign(const scheduler::Placement& placement) {
   attempt.nodes = placement.nodes;
   attempt.exec_token = ExecToken(job.id(), epoch);
   attempt.master_port = FreeMasterPort(placement.nodes.front());
+  // The digest the name has now: a re-import reaches the next attempt, not this one (nor
+  // an assignment sent to it again).
+  attempt.image_digest = ImageDigestOf(job.spec());
   next->set_master_port(attempt.master_port);
   UpdateFence(job.id());
   if (options_.metrics != nullptr) options_.metrics->attempts_placed.With({}).Increment();
@@ -619,6 +625,13 @@ void Core::Assign(const scheduler::Placement& placement) {
     }
     SendAssignments(*committed, it->second);
   });
+}
+
+std::string Core::ImageDigestOf(const v1::JobSpec& spec) const {
+  if (IsBuiltInImage(spec.environment().image())) return "";
+  absl::MutexLock lock(&images_mu_);
+  auto image = images_.find(spec.environment().image());
+  return image != images_.end() ? image->second.digest() : "";
 }
 
 std::string Core::ExecToken(const std::string& job_id, int64_t epoch) const {
@@ -694,12 +707,7 @@ void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
       assign->add_node_names(name);
       assign->add_node_peer_endpoints(node != nullptr ? node->peer_endpoint() : std::string());
     }
-    // The digest the name has now: a re-import reaches the next attempt, not this one.
-    if (!IsBuiltInImage(spec.environment().image())) {
-      absl::MutexLock lock(&images_mu_);
-      auto image = images_.find(spec.environment().image());
-      if (image != images_.end()) assign->set_image_digest(image->second.digest());
-    }
+    assign->set_image_digest(attempt.image_digest);
     for (const auto& [name, datastore] : datastores) *assign->add_datastores() = datastore;
     if (!spec.environment().pip_packages().empty() || !spec.environment().conda_packages().empty()) {
       *assign->mutable_pip() = options_.pip;

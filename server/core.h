@@ -208,6 +208,15 @@ class Core {
   // whether `rank` is its node rank): the only streams it may send. Thread-safe.
   bool HasStream(const std::string& node, const v1::AttemptRef& attempt, int32_t rank,
                  v1::LogStream stream) const;
+  // Whether `node` has a part in the current attempt of some live job that it has not
+  // ended (as AcceptsLogs): a node may upload (outputs) and check blobs only then.
+  // Thread-safe (the blob service calls it).
+  bool RunsAnAttempt(const std::string& node) const;
+  // The id of a live job whose current attempt `node` has a part in, not ended, and that
+  // reads blob `digest`: its code snapshot (spec.source_snapshot) or its imported image's
+  // archive (AssignAttempt.image_digest); "" when none. What a node may download.
+  // Thread-safe (the blob service calls it).
+  std::string JobReadingBlob(const std::string& node, const std::string& digest) const;
 
   // Whether a compute target exists. Thread-safe (submit handlers call it).
   bool TargetExists(const std::string& name) const;
@@ -235,6 +244,9 @@ class Core {
     bool stopping = false;
     std::string exec_token;   // AssignAttempt.exec_token
     int32_t master_port = 0;  // AssignAttempt.master_port
+    // AssignAttempt.image_digest: the archive of the job's imported image when the attempt
+    // was placed (or droverd restored it); "" for a built-in or docker:// image.
+    std::string image_digest;
     // The failed rank that ended first, over every node's report.
     std::optional<v1::RankExit> first_failure;
     absl::Time running_since = absl::InfinitePast();
@@ -275,6 +287,9 @@ class Core {
   static bool StartsWhenReady(const Attempt& attempt);
   // The attempt's secret for exec relays between its nodes (AssignAttempt.exec_token).
   std::string ExecToken(const std::string& job_id, int64_t epoch) const;
+  // The digest the job's imported image has now (Attempt.image_digest); "" for a built-in
+  // image or one no longer registered.
+  std::string ImageDigestOf(const v1::JobSpec& spec) const;
   // MASTER_PORT for an attempt whose node rank 0 is `node`.
   int32_t FreeMasterPort(const std::string& node);
   // Sends the attempt's AssignAttempt to each of its nodes (or only to `only_node`).
@@ -353,13 +368,15 @@ class Core {
   // By node: where FreeMasterPort looks first, as an offset from master_port_base.
   absl::flat_hash_map<std::string, int32_t> next_master_port_;
 
-  // The current attempt of every live job and its nodes still in it, for AcceptsLogs.
+  // The current attempt of every live job and its nodes still in it, for AcceptsLogs and
+  // the blob service.
   struct Fence {
     int64_t epoch = 0;
     std::set<std::string> nodes;
     std::set<std::string> all;  // every node of the attempt, ended or not
     std::vector<std::string> order;  // the nodes by node rank
     int32_t processes_per_node = 0;  // 0: not known (any rank is taken)
+    std::set<std::string> blobs;  // the snapshot and image archive its nodes may download
   };
   mutable absl::Mutex fence_mu_;
   absl::flat_hash_map<std::string, Fence> fence_ ABSL_GUARDED_BY(fence_mu_);  // by job id

@@ -223,7 +223,8 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
       std::make_unique<AgentServiceImpl>(*d->core_, *d->loop_, *d->logs_, *d->identity_);
   d->identity_service_ =
       std::make_unique<NodeIdentityServiceImpl>(*d->identity_, *d->agent_service_, *d->auth_);
-  d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_, *d->store_, *d->auth_);
+  d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_, *d->store_, *d->core_,
+                                                       *d->auth_);
   // gRPC's standard health service (grpc.health.v1.Health, for load balancers, without
   // credentials) and server reflection (grpcurl; admins only, see call_guard.h). Both are
   // process-wide switches that must come before the builder.

@@ -214,6 +214,11 @@ void Core::UpdateFence(const std::string& job_id) {
   const v1::Job* job = jobs_.Find(job_id);
   fence.processes_per_node =
       job == nullptr ? 0 : std::max(1, job->spec().process_count_per_node());
+  fence.blobs.clear();
+  if (job != nullptr && !job->spec().source_snapshot().empty()) {
+    fence.blobs.insert(job->spec().source_snapshot());
+  }
+  if (!it->second.image_digest.empty()) fence.blobs.insert(it->second.image_digest);
 }
 
 bool Core::HasStream(const std::string& node, const v1::AttemptRef& attempt, int32_t rank,
@@ -242,6 +247,22 @@ bool Core::IsForeignAttempt(const std::string& node, const v1::AttemptRef& attem
   absl::MutexLock lock(&fence_mu_);
   auto it = fence_.find(attempt.job_id());
   return it != fence_.end() && it->second.epoch == attempt.epoch() && !it->second.all.contains(node);
+}
+
+bool Core::RunsAnAttempt(const std::string& node) const {
+  absl::MutexLock lock(&fence_mu_);
+  for (const auto& [job_id, fence] : fence_) {
+    if (fence.nodes.contains(node)) return true;
+  }
+  return false;
+}
+
+std::string Core::JobReadingBlob(const std::string& node, const std::string& digest) const {
+  absl::MutexLock lock(&fence_mu_);
+  for (const auto& [job_id, fence] : fence_) {
+    if (fence.nodes.contains(node) && fence.blobs.contains(digest)) return job_id;
+  }
+  return "";
 }
 
 }  // namespace drover::server

@@ -1,13 +1,17 @@
-// Uploads and downloads of blobs through a real droverd, in-process.
+// Uploads and downloads of blobs through a real droverd, in-process, and what a node may
+// read: only the snapshot and image of the attempts it runs (a scripted agent takes them).
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
 #include "common/archive/sha256.h"
+#include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
+#include "drover/v1/job_service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/droverd.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/scripted_agent.h"
 #include "tests/testing/test_tls.h"
 #include "tests/testing/subprocess.h"
 
@@ -29,8 +33,13 @@ class BlobServiceTest : public ::testing::Test {
 
   grpc::Status Upload(const std::string& digest, const std::string& bytes,
                       v1::UploadBlobResponse* response, size_t chunk = 1 << 20) {
+    return Upload(*stub_, digest, bytes, response, chunk);
+  }
+  static grpc::Status Upload(v1::BlobService::Stub& stub, const std::string& digest,
+                             const std::string& bytes, v1::UploadBlobResponse* response,
+                             size_t chunk = 1 << 20) {
     grpc::ClientContext context;
-    auto writer = stub_->UploadBlob(&context, response);
+    auto writer = stub.UploadBlob(&context, response);
     v1::UploadBlobRequest header;
     header.mutable_header()->set_digest(digest);
     header.mutable_header()->set_size(static_cast<int64_t>(bytes.size()));
@@ -45,15 +54,64 @@ class BlobServiceTest : public ::testing::Test {
   }
 
   std::string Download(const std::string& digest, grpc::Status* status) {
+    return Download(*stub_, digest, status);
+  }
+  static std::string Download(v1::BlobService::Stub& stub, const std::string& digest,
+                              grpc::Status* status, const std::string& job_id = "") {
     grpc::ClientContext context;
     v1::DownloadBlobRequest request;
     request.set_digest(digest);
-    auto reader = stub_->DownloadBlob(&context, request);
+    request.set_job_id(job_id);
+    auto reader = stub.DownloadBlob(&context, request);
     std::string out;
     v1::DownloadBlobResponse response;
     while (reader->Read(&response)) out += response.chunk();
     *status = reader->Finish();
     return out;
+  }
+
+  // A blob uploaded by the admin; its digest.
+  std::string Put(const std::string& bytes) {
+    std::string digest = archive::Sha256Digest(bytes);
+    v1::UploadBlobResponse response;
+    grpc::Status status = Upload(digest, bytes, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return digest;
+  }
+
+  // A channel with a node certificate for `node` from droverd's own CA.
+  std::shared_ptr<grpc::Channel> NodeChannel(const std::string& node) {
+    return testing::NodeChannel(droverd_->address(), droverd_->ca_certificate(),
+                                droverd_->cluster_ca(), node);
+  }
+
+  // Registers `image` as the imported image archive `digest`.
+  void Import(const std::string& image, const std::string& digest) {
+    auto admin = v1::AdminService::NewStub(
+        testing::TlsChannelTrusting(droverd_->address(), droverd_->ca_certificate()));
+    grpc::ClientContext context;
+    v1::PutImageRequest request;
+    request.mutable_image()->set_name(image);
+    request.mutable_image()->set_digest(digest);
+    v1::Image response;
+    grpc::Status status = admin->PutImage(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  // Submits a one-node job with code `snapshot` (and `image`, when given); its id.
+  std::string Submit(const std::string& snapshot, const std::string& image = "host") {
+    auto jobs = v1::JobService::NewStub(
+        testing::TlsChannelTrusting(droverd_->address(), droverd_->ca_certificate()));
+    grpc::ClientContext context;
+    v1::SubmitJobRequest request;
+    request.mutable_spec()->set_entry_script("train.py");
+    request.mutable_spec()->set_source_snapshot(snapshot);
+    request.mutable_spec()->mutable_environment()->set_image(image);
+    request.mutable_spec()->mutable_resources()->set_cpus(1);
+    v1::SubmitJobResponse response;
+    grpc::Status status = jobs->SubmitJob(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.job().id();
   }
 
   testing::TempDir dir_;
@@ -115,6 +173,86 @@ TEST_F(BlobServiceTest, EmptyBlobRoundTrips) {
   grpc::Status status;
   EXPECT_EQ(Download(digest, &status), "");
   EXPECT_TRUE(status.ok());
+}
+
+TEST_F(BlobServiceTest, ANodeDownloadsOnlyTheSnapshotAndImageOfTheAttemptsItRuns) {
+  std::string snapshot = Put("the code of the job");
+  std::string image = Put("the image archive");
+  std::string other_snapshot = Put("another job's code");
+  std::string reimported = Put("the image imported again");
+  Import("trainer", image);
+  testing::ScriptedAgent n1(NodeChannel("n1"), "n1");
+  n1.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit(snapshot, "trainer");
+  v1::SchedulerMessage assigned = n1.Next(v1::SchedulerMessage::kAssign);
+  ASSERT_EQ(assigned.assign().image_digest(), image);
+
+  auto on_n1 = v1::BlobService::NewStub(NodeChannel("n1"));
+  grpc::Status status;
+  EXPECT_EQ(Download(*on_n1, snapshot, &status, id), "the code of the job");
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Download(*on_n1, image, &status), "the image archive");
+  EXPECT_TRUE(status.ok()) << status.error_message();
+
+  // Another job's snapshot, an unknown digest (no probing for what exists), and an image
+  // imported after the attempt was placed: refused, naming the blob and the node.
+  Download(*on_n1, other_snapshot, &status, id);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(), HasSubstr(other_snapshot));
+  EXPECT_THAT(status.error_message(), HasSubstr("job '" + id + "'"));
+  EXPECT_THAT(status.error_message(), HasSubstr("node 'n1'"));
+  Download(*on_n1, archive::Sha256Digest("never uploaded"), &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  Import("trainer", reimported);
+  Download(*on_n1, reimported, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // A node that does not run the attempt, with a valid certificate.
+  auto on_n2 = v1::BlobService::NewStub(NodeChannel("n2"));
+  Download(*on_n2, snapshot, &status, id);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(), HasSubstr("node 'n2'"));
+
+  // Once its part ended, n1 reads nothing of the job any more.
+  n1.Report(id, 1, v1::AttemptReport::ENDED);
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  do {
+    Download(*on_n1, snapshot, &status, id);
+  } while (status.ok() && absl::Now() < deadline);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(BlobServiceTest, ANodeChecksAndUploadsBlobsOnlyWhileItRunsAnAttempt) {
+  std::string snapshot = Put("the code of the job");
+  std::string outputs = "the outputs";
+  std::string digest = archive::Sha256Digest(outputs);
+  auto on_n1 = v1::BlobService::NewStub(NodeChannel("n1"));
+  v1::UploadBlobResponse uploaded;
+  grpc::Status status = Upload(*on_n1, digest, outputs, &uploaded);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(), HasSubstr("node 'n1' runs no attempt now"));
+  {
+    grpc::ClientContext context;
+    v1::StatBlobRequest stat;
+    stat.set_digest(snapshot);
+    v1::StatBlobResponse present;
+    EXPECT_EQ(on_n1->StatBlob(&context, stat, &present).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+
+  testing::ScriptedAgent n1(NodeChannel("n1"), "n1");
+  n1.Next(v1::SchedulerMessage::kWelcome);
+  Submit(snapshot);
+  n1.Next(v1::SchedulerMessage::kAssign);
+  grpc::ClientContext context;
+  v1::StatBlobRequest stat;
+  stat.set_digest(digest);
+  v1::StatBlobResponse present;
+  ASSERT_TRUE(on_n1->StatBlob(&context, stat, &present).ok());
+  EXPECT_FALSE(present.present());
+  status = Upload(*on_n1, digest, outputs, &uploaded);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(uploaded.created());
 }
 
 }  // namespace

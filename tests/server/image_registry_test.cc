@@ -236,6 +236,27 @@ TEST_F(ImageRegistryTest, AssignmentCarriesTheDigestTheNameHasWhenAssigned) {
   EXPECT_EQ(assign.image_digest(), "");
 }
 
+TEST_F(ImageRegistryTest, AnAssignmentSentAgainKeepsTheDigestOfItsPlacement) {
+  std::string first = Upload("first archive");
+  std::string second = Upload("second archive");
+  ASSERT_TRUE(Put("busybox", first).ok());
+  std::string id;
+  {
+    ListeningAgent agent(testing::NodeChannel(droverd_->address(), droverd_->ca_certificate(),
+                                              droverd_->cluster_ca(), "n1"));
+    ASSERT_TRUE(Submit("busybox", &id).ok());
+    EXPECT_EQ(agent.NextAssignment().image_digest(), first);
+  }
+  // Re-imported while the agent was away: the agent that comes back without the attempt
+  // gets it again with the archive it was placed with (the one droverd lets it download).
+  ASSERT_TRUE(Put("busybox", second).ok());
+  ListeningAgent agent(testing::NodeChannel(droverd_->address(), droverd_->ca_certificate(),
+                                            droverd_->cluster_ca(), "n1"));
+  v1::AssignAttempt assign = agent.NextAssignment();
+  EXPECT_EQ(assign.attempt().job_id(), id);
+  EXPECT_EQ(assign.image_digest(), first);
+}
+
 TEST(CheckImageNameTest, AcceptsReferencesJobsCanUse) {
   for (const char* name :
        {"busybox", "team/train:1.0", "registry.example.com/ml/pytorch:2.1.0-cuda12", "a",
