@@ -151,13 +151,14 @@ LeaseCheck NodeRegistry::CheckLeases(absl::Time now, absl::Duration lease,
     e.loss_pending = true;
     check.down.push_back(name);
   }
-  for (const auto& [name, e] : nodes_) {
+  for (auto& [name, e] : nodes_) {
     // A node whose loss was handled no longer counts, unless that happened during the
     // pause (an administrator declared it lost): the pause is about the cluster as it was.
     if (e.node.state() == v1::Node::DOWN && !e.loss_pending && e.lost_at < paused_since_) {
       continue;
     }
     ++check.counted;
+    e.silent = e.node.state() != v1::Node::DOWN && now - e.last_seen > lease / 2;
     if (now - e.last_seen > lease / 2) ++check.silent;
     if (e.loss_pending) check.pending.push_back(name);
   }
@@ -255,6 +256,9 @@ std::optional<storage::NodeLossPause> NodeRegistry::LossPause() const {
     } else if (down) {
       m.role = Role::kDeclaredLost;
       m.lost_at = e.lost_at;
+    } else if (e.silent) {
+      // Its silence is part of why handling paused: a restart must not forget it.
+      m.role = Role::kSilent;
     } else {
       m.role = Role::kCounted;
     }
@@ -280,6 +284,17 @@ void NodeRegistry::RestoreLossPause(const storage::NodeLossPause& pause, absl::T
       e.node.set_name(m.name);
       e.node.set_state(v1::Node::READY);
       e.last_seen = now;
+      continue;
+    }
+    if (m.role == Role::kSilent) {
+      // Silent when the pause was stored, part of why it paused: listed as it was, and
+      // last heard from when it was, so that it counts as silent again and goes DOWN when
+      // its lease would have run out.
+      e.node = m.node;
+      e.node.set_name(m.name);
+      e.expected_only = !m.listed;
+      e.last_seen = std::min(m.last_seen, now);
+      Refresh(e);
       continue;
     }
     e.node = m.node;

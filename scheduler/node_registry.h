@@ -91,7 +91,8 @@ class NodeRegistry {
   // began and every node it counts. Empty when not paused.
   std::optional<storage::NodeLossPause> LossPause() const;
   // At droverd's start, before any agent says hello: the stored pause goes on. Its waiting
-  // and declared-lost nodes are DOWN as they were (listed if they were), the others are
+  // and declared-lost nodes are DOWN as they were (listed if they were), its silent ones
+  // keep the last_seen they had (their lease runs out when it would have), the others are
   // expected back (as Expect, their lease running from `now`), so the next CheckLeases
   // counts the same nodes and stays paused since the same time.
   void RestoreLossPause(const storage::NodeLossPause& pause, absl::Time now);
@@ -143,6 +144,8 @@ class NodeRegistry {
     bool expected_only = false;
     // DOWN, and the loss of its attempts is not handled yet (paused).
     bool loss_pending = false;
+    // Counted as silent (no message for half a lease) by the last CheckLeases, not DOWN yet.
+    bool silent = false;
     // When its loss was handled.
     absl::Time lost_at = absl::InfinitePast();
     std::map<std::string, v1::NodeResources> allocations;  // by job id

@@ -851,7 +851,7 @@ absl::StatusOr<std::optional<NodeLossPause>> SqliteStore::LoadNodeLossPause() {
       m.name = select->ColumnText(0);
       const int64_t role = select->ColumnInt(1);
       absl::string_view bytes = select->ColumnBlob(5);
-      if (role < 0 || role > static_cast<int64_t>(NodeLossPause::Role::kDeclaredLost) ||
+      if (role < 0 || role > static_cast<int64_t>(NodeLossPause::Role::kSilent) ||
           !m.node.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
         return absl::DataLossError(absl::StrCat(
             "the stored pause of node-loss handling has an unreadable record of node '", m.name,

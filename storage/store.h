@@ -67,6 +67,7 @@ struct NodeLossPause {
     kCounted = 0,       // heard from when stored (it is expected back)
     kWaiting = 1,       // DOWN, its loss waits for the pause to end
     kDeclaredLost = 2,  // declared lost by an administrator during the pause
+    kSilent = 3,        // counted as silent, not DOWN yet (its last_seen is kept)
   };
   struct Member {
     std::string name;

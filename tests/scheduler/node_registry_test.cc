@@ -314,5 +314,42 @@ TEST(NodeRestoreTest, ARestoredPauseCountsTheSameNodesAndStaysPausedSinceItBegan
   EXPECT_FALSE(after.LossPause().has_value());
 }
 
+TEST(NodeRestoreTest, ANodeSilentButNotDownWhenThePauseWasStoredStaysSilentAfterARestart) {
+  // n1 answers; n2 and n3 stop at 0, n3's last message came later (at 4 s): when n2's lease
+  // runs out at 10.5 s, n3 is silent (more than half a lease) but not DOWN yet. Two of three
+  // silent: handling pauses, with n2 waiting and n3 only silent.
+  NodeRegistry before = Cluster({"n1", "n2", "n3"});
+  before.Seen("n1", At(10));
+  before.Seen("n3", At(4));
+  LeaseCheck was = before.CheckLeases(At(10.5), kLease, kHalf);
+  ASSERT_TRUE(was.paused);
+  ASSERT_THAT(was.pending, ElementsAre("n2"));
+  std::optional<storage::NodeLossPause> stored = before.LossPause();
+  ASSERT_TRUE(stored.has_value());
+  using Role = storage::NodeLossPause::Role;
+  ASSERT_EQ(stored->nodes.size(), 3u);
+  EXPECT_EQ(stored->nodes[0].role, Role::kCounted);
+  EXPECT_EQ(stored->nodes[1].role, Role::kWaiting);
+  EXPECT_EQ(stored->nodes[2].role, Role::kSilent);
+  EXPECT_EQ(stored->nodes[2].last_seen, At(4));
+
+  // droverd restarts at 11 s. Were n3's silence forgotten (its lease run from the restart),
+  // one of three would be silent, the pause would end and n2 would be lost at once.
+  NodeRegistry after;
+  after.RestoreLossPause(*stored, At(11));
+  LeaseCheck check = after.CheckLeases(At(11), kLease, kHalf);
+  EXPECT_TRUE(check.paused);
+  EXPECT_THAT(check.lost, IsEmpty());
+  EXPECT_EQ(check.silent, 2);
+  EXPECT_EQ(after.loss_paused_since(), At(10.5));
+  ASSERT_NE(after.Find("n3"), nullptr) << "listed as before";
+  EXPECT_EQ(after.Find("n3")->state(), v1::Node::READY);
+  // n3's own lease runs out when it would have (4 s + 10 s): then it waits too.
+  LeaseCheck later = after.CheckLeases(At(14.5), kLease, kHalf);
+  EXPECT_TRUE(later.paused);
+  EXPECT_THAT(later.pending, UnorderedElementsAre("n2", "n3"));
+  EXPECT_EQ(after.Find("n3")->state(), v1::Node::DOWN);
+}
+
 }  // namespace
 }  // namespace drover::scheduler
