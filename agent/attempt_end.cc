@@ -176,6 +176,8 @@ void Attempt::UploadOutputs() {
     Log(Detached() ? LogLevel::kInfo : LogLevel::kWarning,
         Detached() ? "outputs_upload_deferred" : "outputs_upload_failed",
         {{"job", assignment_.attempt().job_id()}, {"error", sent.message()}});
+    // The user sees why there are no outputs (a blob quota, for example).
+    if (!Detached()) NoteInJobLog(absl::StrCat("outputs not uploaded: ", sent.message()));
     return;
   }
   outputs_digest_ = tar->digest;
@@ -199,6 +201,8 @@ absl::Status Attempt::SendOutputs(const std::string& tar_path, const std::string
   v1::UploadBlobRequest header;
   header.mutable_header()->set_digest(digest);
   header.mutable_header()->set_size(static_cast<int64_t>(size));
+  // Counted against the job owner's blob quota.
+  header.mutable_header()->set_job_id(assignment_.attempt().job_id());
   bool ok = writer->Write(header);
   std::ifstream in(tar_path, std::ios::binary);
   std::string buffer(kChunkBytes, '\0');

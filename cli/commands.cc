@@ -366,6 +366,8 @@ constexpr Command kCommands[] = {
     {"whoami", "Print the user and role droverd takes you for", WhoAmICommand},
     {"audit", "Show who changed what, from where, with which result (administrators)",
      AuditCommand},
+    {"gc", "Run droverd's retention pass now: old logs, snapshots, outputs (administrators)",
+     GcCommand},
     {"help", "Show help for drover or one command", HelpCommand},
     {"version", "Print the client's version", VersionCommand},
 };

@@ -105,6 +105,8 @@ class DroverClient {
   virtual absl::StatusOr<v1::User> WhoAmI(const v1::WhoAmIRequest& request) = 0;
   virtual absl::StatusOr<v1::ListAuditRecordsResponse> ListAuditRecords(
       const v1::ListAuditRecordsRequest& request) = 0;
+  virtual absl::StatusOr<v1::CollectGarbageResponse> CollectGarbage(
+      const v1::CollectGarbageRequest& request) = 0;
 
   // ---- NodeIdentityService (administrators' part)
   virtual absl::StatusOr<v1::CreateJoinTokenResponse> CreateJoinToken(

@@ -196,6 +196,11 @@ class GrpcDroverClient final : public DroverClient {
     return Unary<v1::ListAuditRecordsResponse>(request, &v1::AdminService::Stub::ListAuditRecords,
                                                admin_.get());
   }
+  absl::StatusOr<v1::CollectGarbageResponse> CollectGarbage(
+      const v1::CollectGarbageRequest& request) override {
+    return Unary<v1::CollectGarbageResponse>(request, &v1::AdminService::Stub::CollectGarbage,
+                                             admin_.get());
+  }
   absl::StatusOr<v1::CreateJoinTokenResponse> CreateJoinToken(
       const v1::CreateJoinTokenRequest& request) override {
     return Unary<v1::CreateJoinTokenResponse>(

@@ -449,4 +449,15 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListAuditRecords(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::CollectGarbage(
+    grpc::CallbackServerContext* context, const v1::CollectGarbageRequest* request,
+    v1::CollectGarbageResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
+  absl::StatusOr<v1::CollectGarbageResponse> pass = retention_.RunPass(request->dry_run());
+  if (pass.ok()) *response = *std::move(pass);
+  reactor->Finish(ToGrpcStatus(pass.status()));
+  return reactor;
+}
+
 }  // namespace drover::server

@@ -10,6 +10,7 @@
 #include "server/core.h"
 #include "storage/store.h"
 #include "server/core_loop.h"
+#include "server/retention.h"
 #include "storage/blob_store.h"
 
 namespace drover::server {
@@ -18,9 +19,12 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
   // `blobs`: where PutImage finds the uploaded archive; `store`: users; every call is
   // checked with `auth` first.
+  // `retention` runs CollectGarbage's pass.
   AdminServiceImpl(Core& core, CoreLoop& loop, const storage::BlobStore& blobs,
-                   storage::Store& store, Authenticator& auth, const Clock& clock)
-      : core_(core), loop_(loop), blobs_(blobs), store_(store), auth_(auth), clock_(clock) {}
+                   storage::Store& store, Authenticator& auth, const Clock& clock,
+                   Retention& retention)
+      : core_(core), loop_(loop), blobs_(blobs), store_(store), auth_(auth), clock_(clock),
+        retention_(retention) {}
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context,
                                       const v1::ListNodesRequest* request,
@@ -79,6 +83,10 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* ListAuditRecords(grpc::CallbackServerContext* context,
                                              const v1::ListAuditRecordsRequest* request,
                                              v1::ListAuditRecordsResponse* response) override;
+  // Runs the retention pass on this gRPC thread (it reads every job once).
+  grpc::ServerUnaryReactor* CollectGarbage(grpc::CallbackServerContext* context,
+                                           const v1::CollectGarbageRequest* request,
+                                           v1::CollectGarbageResponse* response) override;
 
  private:
   Core& core_;
@@ -87,6 +95,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   storage::Store& store_;
   Authenticator& auth_;
   const Clock& clock_;
+  Retention& retention_;
 };
 
 }  // namespace drover::server

@@ -61,6 +61,7 @@ const std::map<std::string, MethodRule, std::less<>>& MethodRules() {
       {"/drover.v1.AdminService/IssueUserToken", {Need::kAdmin, Effect::kChanges}},
       {"/drover.v1.AdminService/WhoAmI", {Need::kViewer, Effect::kReads}},
       {"/drover.v1.AdminService/ListAuditRecords", {Need::kAdmin, Effect::kReads}},
+      {"/drover.v1.AdminService/CollectGarbage", {Need::kAdmin, Effect::kChanges}},
       {"/drover.v1.BlobService/StatBlob", {Need::kBlobWrite, Effect::kReads}},
       {"/drover.v1.BlobService/UploadBlob", {Need::kBlobWrite, Effect::kChanges}},
       {"/drover.v1.BlobService/DownloadBlob", {Need::kBlobRead, Effect::kReads}},

@@ -3,6 +3,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "google/protobuf/util/time_util.h"
 #include "server/grpc_status.h"
 
 namespace drover::server {
@@ -10,11 +11,45 @@ namespace {
 
 constexpr int64_t kChunkBytes = 1 << 20;
 
+// Who holds what an upload stores: the user, or for a node the owner of the job whose
+// outputs it uploads.
+struct Holder {
+  std::string user;          // "" : nobody (droverd's local admin socket has no quota)
+  std::string holds_phrase;  // for the quota's message
+};
+
+absl::StatusOr<Holder> HolderOf(storage::Store& store, const Core& core, const Caller& caller,
+                                const v1::UploadBlobRequest::Header& header) {
+  if (caller.kind == Caller::Kind::kLocalAdmin) return Holder{};
+  if (caller.kind != Caller::Kind::kNode) {
+    return Holder{.user = caller.name, .holds_phrase = "you hold"};
+  }
+  if (header.job_id().empty()) {
+    return absl::InvalidArgumentError(
+        "header.job_id: required of a node; name the job whose outputs this is");
+  }
+  if (!core.RunsPartOf(caller.name, header.job_id())) {
+    Log(LogLevel::kWarning, "blob_upload_refused",
+        {{"node", caller.name}, {"job", absl::CHexEscape(header.job_id().substr(0, 80))}});
+    return absl::PermissionDeniedError(absl::StrCat(
+        "node '", caller.name, "' runs no part of job '", header.job_id(),
+        "' now; a node uploads only the outputs of attempts it runs"));
+  }
+  absl::StatusOr<v1::Job> job = store.GetJob(header.job_id());
+  if (!job.ok()) return job.status();
+  if (job->owner() == kLocalSocketOwner) return Holder{};
+  return Holder{.user = job->owner(),
+                .holds_phrase = absl::StrCat("user '", job->owner(), "', who owns job '",
+                                             job->id(), "', holds")};
+}
+
 class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest> {
  public:
-  UploadReactor(storage::BlobStore& blobs, storage::Store& store, Caller caller,
+  UploadReactor(storage::BlobStore& blobs, storage::Store& store, const Core& core,
+                BlobQuota& quota, ServerMetrics* metrics, Caller caller,
                 v1::UploadBlobResponse* response)
-      : blobs_(blobs), store_(store), caller_(std::move(caller)), response_(response) {
+      : blobs_(blobs), store_(store), core_(core), quota_(quota), metrics_(metrics),
+        caller_(std::move(caller)), response_(response) {
     StartRead(&in_);
   }
 
@@ -31,33 +66,22 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest
         response_->set_size(size_);
         response_->set_created(*created);
         Log(LogLevel::kInfo, "blob_uploaded",
-            {{"digest", digest_}, {"bytes", size_}, {"created", *created}, {"by", caller_.name}});
+            {{"digest", digest_}, {"bytes", size_}, {"created", *created}, {"by", caller_.name},
+             {"holder", holder_.user}});
       }
-      if (!created.ok() || caller_.kind == Caller::Kind::kNode) {
+      if (!created.ok() || holder_.user.empty()) {
         Finish(ToGrpcStatus(created.status()));
         return;
       }
-      // The uploader may download it again (a snapshot they submit with).
-      store_.AddBlobUploader(digest_, caller_.name,
+      // The holder may download it again (a snapshot they submit with) and it counts
+      // against their quota; the reservation goes once this is stored (OnDone).
+      store_.AddBlobUploader(digest_, holder_.user, size_,
                              [this](absl::Status status) { Finish(ToGrpcStatus(status)); });
       return;
     }
     absl::Status status;
     if (upload_ == nullptr) {
-      if (!in_.has_header()) {
-        status = absl::InvalidArgumentError(
-            "header: required; the first message of an upload names the digest and size");
-      } else {
-        digest_ = in_.header().digest();
-        size_ = in_.header().size();
-        absl::StatusOr<std::unique_ptr<storage::BlobStore::Upload>> upload =
-            blobs_.StartUpload(digest_, size_);
-        if (upload.ok()) {
-          upload_ = *std::move(upload);
-        } else {
-          status = upload.status();
-        }
-      }
+      status = Start();
     } else if (in_.has_header()) {
       status = absl::InvalidArgumentError("header: sent twice; send it only first");
     } else if (static_cast<int64_t>(in_.chunk().size()) > kChunkBytes) {
@@ -77,11 +101,47 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest
   void OnDone() override { delete this; }
 
  private:
+  // The first message: who will hold the blob, their quota, then the upload.
+  absl::Status Start() {
+    if (!in_.has_header()) {
+      return absl::InvalidArgumentError(
+          "header: required; the first message of an upload names the digest and size");
+    }
+    digest_ = in_.header().digest();
+    size_ = in_.header().size();
+    absl::StatusOr<Holder> holder = HolderOf(store_, core_, caller_, in_.header());
+    if (!holder.ok()) return holder.status();
+    holder_ = *std::move(holder);
+    if (!holder_.user.empty()) {
+      absl::StatusOr<BlobQuota::Reservation> reserved =
+          quota_.Reserve(holder_.user, digest_, size_, holder_.holds_phrase);
+      if (!reserved.ok()) {
+        if (absl::IsResourceExhausted(reserved.status())) {
+          Log(LogLevel::kWarning, "blob_quota_refused",
+              {{"user", holder_.user}, {"by", caller_.name}, {"bytes", size_}});
+          if (metrics_ != nullptr) metrics_->blob_quota_refusals.With({}).Increment();
+        }
+        return reserved.status();
+      }
+      reservation_ = *std::move(reserved);
+    }
+    absl::StatusOr<std::unique_ptr<storage::BlobStore::Upload>> upload =
+        blobs_.StartUpload(digest_, size_);
+    if (!upload.ok()) return upload.status();
+    upload_ = *std::move(upload);
+    return absl::OkStatus();
+  }
+
   storage::BlobStore& blobs_;
   storage::Store& store_;
+  const Core& core_;
+  BlobQuota& quota_;
+  ServerMetrics* const metrics_;
   const Caller caller_;
   v1::UploadBlobResponse* response_;
   v1::UploadBlobRequest in_;
+  Holder holder_;
+  BlobQuota::Reservation reservation_;
   std::unique_ptr<storage::BlobStore::Upload> upload_;
   std::string digest_;
   int64_t size_ = 0;
@@ -192,6 +252,19 @@ absl::Status CanDownload(storage::Store& store, const Core& core, const Caller& 
                                                     " is neither the snapshot nor the outputs "
                                                     "of job '", job->id(), "'"));
   }
+  const v1::JobStatus& status = job->status();
+  bool outputs = request.digest() == status.outputs_digest();
+  const google::protobuf::Timestamp* removed =
+      outputs && status.has_outputs_removed_time()      ? &status.outputs_removed_time()
+      : !outputs && status.has_snapshot_removed_time() ? &status.snapshot_removed_time()
+                                                        : nullptr;
+  if (removed != nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        "the ", outputs ? "outputs" : "code snapshot", " of job '", job->id(),
+        "' were removed on ", google::protobuf::util::TimeUtil::ToString(*removed),
+        " by droverd's retention of ended jobs' ", outputs ? "outputs (--outputs-retention" :
+        "snapshots (--snapshot-retention", ", docs/operations.md#retention)"));
+  }
   return absl::OkStatus();
 }
 
@@ -207,16 +280,32 @@ grpc::ServerUnaryReactor* BlobServiceImpl::StatBlob(grpc::CallbackServerContext*
     reactor->Finish(ToGrpcStatus(allowed));
     return reactor;
   }
+  // A user learns only of blobs they hold (see blob_service.h); nodes and admins of any.
+  if (caller->kind == Caller::Kind::kUser && !caller->is_admin()) {
+    absl::StatusOr<bool> held = store_.IsBlobUploader(request->digest(), caller->name);
+    if (!held.ok()) {
+      reactor->Finish(ToGrpcStatus(held.status()));
+      return reactor;
+    }
+    if (!*held) {
+      response->set_present(false);
+      reactor->Finish(grpc::Status::OK);
+      return reactor;
+    }
+  }
   absl::StatusOr<int64_t> size = blobs_.Stat(request->digest());
-  if (size.ok()) {
+  // Found: the caller is about to use it (submit with it, skip its upload), so retention
+  // keeps it from now for its grace time.
+  absl::Status used = size.ok() ? blobs_.Touch(request->digest()) : size.status();
+  if (used.ok()) {
     response->set_present(true);
     response->set_size(*size);
     reactor->Finish(grpc::Status::OK);
-  } else if (absl::IsNotFound(size.status())) {
+  } else if (absl::IsNotFound(used)) {
     response->set_present(false);
     reactor->Finish(grpc::Status::OK);
   } else {
-    reactor->Finish(ToGrpcStatus(size.status()));
+    reactor->Finish(ToGrpcStatus(used));
   }
   return reactor;
 }
@@ -228,7 +317,7 @@ grpc::ServerReadReactor<v1::UploadBlobRequest>* BlobServiceImpl::UploadBlob(
   if (!allowed.ok()) {
     return new RefusedReadReactor<v1::UploadBlobRequest>(ToGrpcStatus(allowed));
   }
-  return new UploadReactor(blobs_, store_, *std::move(caller), response);
+  return new UploadReactor(blobs_, store_, core_, quota_, metrics_, *std::move(caller), response);
 }
 
 grpc::ServerWriteReactor<v1::DownloadBlobResponse>* BlobServiceImpl::DownloadBlob(

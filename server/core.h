@@ -217,6 +217,12 @@ class Core {
   // archive (AssignAttempt.image_digest); "" when none. What a node may download.
   // Thread-safe (the blob service calls it).
   std::string JobReadingBlob(const std::string& node, const std::string& digest) const;
+  // Whether `node` has a part, not ended, in the current attempt of live job `job_id`: whose
+  // outputs it may upload. Thread-safe (the blob service calls it).
+  bool RunsPartOf(const std::string& node, const std::string& job_id) const;
+  // The snapshots and image archives the current attempts of live jobs read: what
+  // retention never removes. Thread-safe.
+  absl::flat_hash_set<std::string> BlobsInUse() const;
 
   // Whether a compute target exists. Thread-safe (submit handlers call it).
   bool TargetExists(const std::string& name) const;

@@ -171,7 +171,8 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
            }}));
   DROVER_ASSIGN_OR_RETURN(d->blobs_,
                           storage::BlobStore::Open(options.state_dir + "/blobs",
-                                                   options.max_blob_bytes, count_write_error));
+                                                   options.max_blob_bytes, count_write_error,
+                                                   clock));
   d->resumed_jobs_ = unfinished.size();
   if (!options.metrics_listen.empty()) {
     DROVER_ASSIGN_OR_RETURN(d->metrics_server_,
@@ -215,16 +216,22 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
     return s;
   }
   d->auth_ = std::make_unique<Authenticator>(*d->store_, *d->identity_);
-  d->job_service_ = std::make_unique<JobServiceImpl>(*d->store_, *d->logs_, *d->core_,
-                                                     *d->loop_, d->events_, clock, *d->auth_);
-  d->admin_service_ = std::make_unique<AdminServiceImpl>(*d->core_, *d->loop_, *d->blobs_,
-                                                         *d->store_, *d->auth_, clock);
+  d->retention_ = std::make_unique<Retention>(options.retention, *d->store_, *d->blobs_,
+                                              *d->logs_, *d->core_, clock, d->metrics_.get());
+  d->job_service_ = std::make_unique<JobServiceImpl>(*d->store_, *d->logs_, *d->blobs_,
+                                                     *d->core_, *d->loop_, d->events_, clock,
+                                                     *d->auth_);
+  d->admin_service_ = std::make_unique<AdminServiceImpl>(
+      *d->core_, *d->loop_, *d->blobs_, *d->store_, *d->auth_, clock, *d->retention_);
   d->agent_service_ =
       std::make_unique<AgentServiceImpl>(*d->core_, *d->loop_, *d->logs_, *d->identity_);
   d->identity_service_ =
       std::make_unique<NodeIdentityServiceImpl>(*d->identity_, *d->agent_service_, *d->auth_);
+  d->blob_quota_ =
+      std::make_unique<BlobQuota>(options.blob_quota_bytes, *d->store_, *d->blobs_);
   d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_, *d->store_, *d->core_,
-                                                       *d->auth_);
+                                                       *d->auth_, *d->blob_quota_,
+                                                       d->metrics_.get());
   // gRPC's standard health service (grpc.health.v1.Health, for load balancers, without
   // credentials) and server reflection (grpcurl; admins only, see call_guard.h). Both are
   // process-wide switches that must come before the builder.
@@ -295,6 +302,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   if (d->admin_listener_ != nullptr) d->admin_listener_->Start();
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   d->address_ = absl::StrCat(host, ":", port);
+  d->retention_->Start();
   return d;
 }
 
@@ -324,6 +332,7 @@ void Droverd::Shutdown() {
   }
   server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
+  retention_->Stop();  // a pass in progress ends first: it writes through the store
   loop_->Stop();
   logs_->Close();
   store_->Close();

@@ -19,6 +19,7 @@
 #include "server/admin_socket.h"
 #include "server/agent_service.h"
 #include "server/auth.h"
+#include "server/blob_quota.h"
 #include "server/blob_service.h"
 #include "server/call_guard.h"
 #include "server/core.h"
@@ -27,6 +28,7 @@
 #include "server/job_service.h"
 #include "server/node_identity.h"
 #include "server/node_identity_service.h"
+#include "server/retention.h"
 #include "server/server_metrics.h"
 #include "server/tls.h"
 #include "storage/log_store.h"
@@ -79,6 +81,11 @@ struct DroverdOptions {
   absl::Duration audit_retention = absl::Hours(24 * 90);
   int64_t audit_max_records = 1'000'000;
   absl::Duration audit_prune_period = absl::Minutes(10);
+  // Retention of ended jobs' logs, snapshots and outputs, and of blobs nothing refers to
+  // (docs/operations.md#retention).
+  RetentionOptions retention;
+  // Most bytes one user may hold in the blob store (server/blob_quota.h); 0: no quota.
+  int64_t blob_quota_bytes = int64_t{100} << 30;
 };
 
 class Droverd {
@@ -137,7 +144,9 @@ class Droverd {
   std::unique_ptr<NodeIdentity> identity_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<NodeIdentityServiceImpl> identity_service_;
+  std::unique_ptr<BlobQuota> blob_quota_;
   std::unique_ptr<BlobServiceImpl> blob_service_;
+  std::unique_ptr<Retention> retention_;
   std::unique_ptr<AdminSocket> admin_listener_;  // before server_: its acceptors die last
   std::unique_ptr<grpc::Server> server_;
 };

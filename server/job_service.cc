@@ -557,11 +557,43 @@ absl::StatusOr<std::optional<MetricsCursor>> ReadMetrics(
   return std::nullopt;
 }
 
-JobServiceImpl::JobServiceImpl(storage::Store& store, storage::LogStore& logs, Core& core,
-                               CoreLoop& loop, JobEventHub& events, const Clock& clock,
-                               Authenticator& auth)
+namespace {
+
+// Whether a job may run with code snapshot `digest`: the caller uploaded it (an admin any)
+// and it is on droverd; it counts as used now, so that retention keeps it until the job is
+// stored and refers to it. FAILED_PRECONDITION saying what to do otherwise.
+absl::Status CheckSnapshot(storage::Store& store, const storage::BlobStore& blobs,
+                           const Caller& caller, const std::string& digest) {
+  if (digest.empty()) return absl::OkStatus();
+  if (!caller.is_admin()) {
+    // Knowing a digest is not having the code: another user's snapshot is not yours to run.
+    absl::StatusOr<bool> held = store.IsBlobUploader(digest, caller.name);
+    if (!held.ok()) return held.status();
+    if (!*held) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "spec.source_snapshot: blob ", digest,
+          " was not uploaded by you (or droverd's retention removed it since); upload the "
+          "snapshot before submitting with it (drover submit does)"));
+    }
+  }
+  absl::Status used = blobs.Touch(digest);
+  if (absl::IsNotFound(used)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "spec.source_snapshot: blob ", digest,
+        " is not on droverd (never uploaded, or removed by retention); upload it again "
+        "(drover submit does)"));
+  }
+  return used;
+}
+
+}  // namespace
+
+JobServiceImpl::JobServiceImpl(storage::Store& store, storage::LogStore& logs,
+                               const storage::BlobStore& blobs, Core& core, CoreLoop& loop,
+                               JobEventHub& events, const Clock& clock, Authenticator& auth)
     : store_(store),
       logs_(logs),
+      blobs_(blobs),
       core_(core),
       loop_(loop),
       events_(events),
@@ -613,6 +645,11 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
   }
   if (absl::Status data = core_.CheckDataReferences(job.spec()); !data.ok()) {
     reactor->Finish(ToGrpcStatus(data));
+    return reactor;
+  }
+  if (absl::Status snapshot = CheckSnapshot(store_, blobs_, *caller, job.spec().source_snapshot());
+      !snapshot.ok()) {
+    reactor->Finish(ToGrpcStatus(snapshot));
     return reactor;
   }
   google::protobuf::Timestamp now =
@@ -767,8 +804,24 @@ grpc::ServerWriteReactor<v1::WatchJobResponse>* JobServiceImpl::WatchJob(
 grpc::ServerWriteReactor<v1::StreamLogsResponse>* JobServiceImpl::StreamLogs(
     grpc::CallbackServerContext* context, const v1::StreamLogsRequest* request) {
   absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/StreamLogs");
-  absl::Status allowed = caller.status();
-  if (allowed.ok()) allowed = ReadableJob(store_, *caller, request->job_id()).status();
+  absl::StatusOr<v1::Job> job =
+      caller.ok() ? ReadableJob(store_, *caller, request->job_id()) : caller.status();
+  absl::Status allowed = job.status();
+  if (allowed.ok() && job->status().has_logs_removed_time()) {
+    bool asks_logs = request->streams().empty();
+    for (int stream : request->streams()) {
+      asks_logs = asks_logs || stream == v1::STDOUT || stream == v1::STDERR ||
+                  stream == v1::PREPARE;
+    }
+    if (asks_logs) {
+      allowed = absl::NotFoundError(absl::StrCat(
+          "the logs of job '", job->id(), "' were removed on ",
+          TimeUtil::ToString(job->status().logs_removed_time()),
+          " by droverd's retention of ended jobs' logs (--log-retention, "
+          "docs/operations.md#retention); its metrics are kept: drover metrics ",
+          job->id()));
+    }
+  }
   if (!allowed.ok()) {
     return new RefusedWriteReactor<v1::StreamLogsResponse>(ToGrpcStatus(allowed));
   }

@@ -18,6 +18,7 @@
 #include "server/core.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
+#include "storage/blob_store.h"
 #include "storage/store.h"
 
 namespace drover::server {
@@ -51,8 +52,10 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
  public:
   // All references must outlive the service.
   // Every call is checked with `auth` first (authz.h has the rules).
-  JobServiceImpl(storage::Store& store, storage::LogStore& logs, Core& core, CoreLoop& loop,
-                 JobEventHub& events, const Clock& clock, Authenticator& auth);
+  // A submit with a code snapshot marks it used in `blobs` (retention keeps it).
+  JobServiceImpl(storage::Store& store, storage::LogStore& logs, const storage::BlobStore& blobs,
+                 Core& core, CoreLoop& loop, JobEventHub& events, const Clock& clock,
+                 Authenticator& auth);
 
   // From now on, SubmitJob and CancelJob answer UNAVAILABLE (droverd is stopping); calls
   // already accepted complete normally.
@@ -82,6 +85,7 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
  private:
   storage::Store& store_;
   storage::LogStore& logs_;
+  const storage::BlobStore& blobs_;
   Core& core_;
   CoreLoop& loop_;
   JobEventHub& events_;

@@ -92,6 +92,12 @@ int main(int argc, char** argv) {
   std::string node_lease = "15s";
   std::string node_cert_validity = "720h";
   std::string audit_retention = "2160h";
+  // Retention (docs/operations.md#retention).
+  std::string log_retention = "720h";
+  std::string snapshot_retention = "720h";
+  std::string outputs_retention = "2160h";
+  std::string upload_grace = "24h";
+  std::string gc_interval = "1h";
   drover::server::PipFlags pip;
   std::vector<std::string> datastore_roots;
   std::string bootstrap_token_file;
@@ -195,6 +201,29 @@ int main(int argc, char** argv) {
             "Most log files droverd holds open at once (at most a quarter of its open file "
             "limit); the least recently written are closed and opened again when needed");
 
+  // Retention and quotas (docs/operations.md#retention).
+  flags.String("log-retention", &log_retention,
+               "How long after a job ended its logs (stdout, stderr, preparation) are kept; "
+               "its metrics stay. 0: forever",
+               "DURATION");
+  flags.String("snapshot-retention", &snapshot_retention,
+               "How long after a job ended its code snapshot is kept (unless another job or a "
+               "recent upload uses it). 0: forever",
+               "DURATION");
+  flags.String("outputs-retention", &outputs_retention,
+               "How long after a job ended its outputs are kept for drover download. 0: forever",
+               "DURATION");
+  flags.String("upload-grace", &upload_grace,
+               "How long a blob nothing refers to is kept after it was last uploaded or checked "
+               "(a snapshot for a job about to be submitted); at least 1s",
+               "DURATION");
+  flags.String("gc-interval", &gc_interval,
+               "Time between retention passes; 0: only drover gc runs one", "DURATION");
+  flags.Int("blob-quota", &options.blob_quota_bytes,
+            "Most bytes of code snapshots, images and job outputs one user may hold in "
+            "droverd's blob store (default 100 GiB); 0: no quota",
+            "BYTES");
+
   std::vector<std::string> args(argv + 1, argv + argc);
   std::vector<std::string> positional;
   if (absl::Status s = flags.Parse(args, &positional); !s.ok()) {
@@ -226,6 +255,21 @@ int main(int argc, char** argv) {
                           &options.node_certificate_validity),
         ParseDurationFlag("audit-retention", audit_retention, "2160h or 720h",
                           &options.audit_retention),
+        ParseDurationFlag("log-retention", log_retention, "720h or 0", &options.retention.logs),
+        ParseDurationFlag("snapshot-retention", snapshot_retention, "720h or 0",
+                          &options.retention.snapshots),
+        ParseDurationFlag("outputs-retention", outputs_retention, "2160h or 0",
+                          &options.retention.outputs),
+        ParseDurationFlag("upload-grace", upload_grace, "24h or 1h",
+                          &options.retention.upload_grace),
+        ParseDurationFlag("gc-interval", gc_interval, "1h or 10m", &options.retention.interval),
+        options.retention.upload_grace < absl::Seconds(1)
+            ? absl::InvalidArgumentError(
+                  "--upload-grace: at least 1s (a blob a client checked must outlive its submit)")
+            : absl::OkStatus(),
+        options.blob_quota_bytes < 0
+            ? absl::InvalidArgumentError("--blob-quota: give 0 (no quota) or a number of bytes")
+            : absl::OkStatus(),
         options.audit_retention < absl::Hours(1)
             ? absl::InvalidArgumentError("--audit-retention: at least 1h")
             : absl::OkStatus(),

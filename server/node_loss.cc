@@ -265,4 +265,17 @@ std::string Core::JobReadingBlob(const std::string& node, const std::string& dig
   return "";
 }
 
+bool Core::RunsPartOf(const std::string& node, const std::string& job_id) const {
+  absl::MutexLock lock(&fence_mu_);
+  auto it = fence_.find(job_id);
+  return it != fence_.end() && it->second.nodes.contains(node);
+}
+
+absl::flat_hash_set<std::string> Core::BlobsInUse() const {
+  absl::MutexLock lock(&fence_mu_);
+  absl::flat_hash_set<std::string> blobs;
+  for (const auto& [job_id, fence] : fence_) blobs.insert(fence.blobs.begin(), fence.blobs.end());
+  return blobs;
+}
+
 }  // namespace drover::server

@@ -108,6 +108,16 @@ ServerMetrics::ServerMetrics(MetricsRegistry& registry)
       nodes_waiting_for_loss(registry.AddGauge(
           "drover_nodes_waiting_for_loss",
           "DOWN nodes whose attempts wait for the pause of node-loss handling to end.")),
+      retention_removed_bytes(registry.AddCounter(
+          "drover_retention_removed_bytes_total",
+          "Bytes retention removed (docs/operations.md#retention), by kind: blobs (code "
+          "snapshots, outputs, images nothing refers to) and logs.",
+          {"kind"})),
+      blob_bytes(registry.AddGauge(
+          "drover_blob_bytes", "Bytes in droverd's blob store, as the last retention pass found.")),
+      blob_quota_refusals(registry.AddCounter(
+          "drover_blob_quota_refusals_total",
+          "Uploads refused because they would pass their user's blob quota (--blob-quota).")),
       jobs_(registry.AddGauge("drover_jobs", "Jobs not yet ended, by state.", {"state"})),
       nodes_(registry.AddGauge("drover_nodes", "Registered nodes, by state.", {"state"})) {}
 

@@ -36,6 +36,9 @@ class ServerMetrics {
   Gauge& rpcs_in_flight;                 // drover_rpcs_in_flight: calls not yet done
   GaugeFamily& node_loss_paused;         // drover_node_loss_paused: 1 while paused (mass loss)
   GaugeFamily& nodes_waiting_for_loss;  // drover_nodes_waiting_for_loss
+  CounterFamily& retention_removed_bytes;  // drover_retention_removed_bytes_total{kind}
+  GaugeFamily& blob_bytes;                 // drover_blob_bytes: kept at the last pass
+  CounterFamily& blob_quota_refusals;      // drover_blob_quota_refusals_total
 
  private:
   GaugeFamily& jobs_;   // drover_jobs{state}

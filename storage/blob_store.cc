@@ -33,7 +33,8 @@ void SyncDirectory(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(std::string root,
                                                            int64_t max_blob_bytes,
-                                                           WriteErrorObserver on_write_error) {
+                                                           WriteErrorObserver on_write_error,
+                                                           const Clock& clock) {
   std::error_code error;
   std::filesystem::create_directories(root + "/sha256", error);
   std::filesystem::create_directories(root + "/tmp", error);
@@ -46,7 +47,13 @@ absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(std::string root,
     std::filesystem::remove(entry.path(), error);
   }
   return std::unique_ptr<BlobStore>(
-      new BlobStore(std::move(root), max_blob_bytes, std::move(on_write_error)));
+      new BlobStore(std::move(root), max_blob_bytes, std::move(on_write_error), clock));
+}
+
+int BlobStore::MarkUsed(const std::string& path) const {
+  timespec now = absl::ToTimespec(clock_.Now());
+  timespec times[2] = {now, now};
+  return ::utimensat(AT_FDCWD, path.c_str(), times, 0);
 }
 
 std::string BlobStore::PathOf(absl::string_view digest) const {
@@ -118,11 +125,17 @@ absl::StatusOr<bool> BlobStore::Upload::Commit() {
   ::close(fd_);
   fd_ = -1;
   std::string final_path = store_.PathOf(digest_);
+  absl::MutexLock lock(&store_.use_mu_);
   struct stat st {};
-  if (::stat(final_path.c_str(), &st) == 0) return false;  // someone else uploaded it first
+  if (::stat(final_path.c_str(), &st) == 0) {  // someone else uploaded it first
+    (void)store_.MarkUsed(final_path);
+    return false;
+  }
   if (::rename(temp_path_.c_str(), final_path.c_str()) != 0) {
     return store_.health_.Failed(ErrnoStatus(errno, "storing an upload"));
   }
+  // The file's time is that of its last write; the blob counts as used from its commit.
+  (void)store_.MarkUsed(final_path);
   committed_ = true;
   store_.health_.Succeeded();
   SyncDirectory(store_.root_ + "/sha256");
@@ -141,6 +154,52 @@ absl::StatusOr<std::string> BlobStore::Read(absl::string_view digest, int64_t of
   if (n < 0) return ErrnoStatus(error, absl::StrCat("reading blob ", digest));
   out.resize(static_cast<size_t>(n));
   return out;
+}
+
+absl::Status BlobStore::Touch(absl::string_view digest) const {
+  if (absl::Status s = CheckDigest(digest); !s.ok()) return s;
+  absl::MutexLock lock(&use_mu_);
+  if (MarkUsed(PathOf(digest)) != 0) {
+    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("blob ", digest, " is not on droverd"));
+    return ErrnoStatus(errno, absl::StrCat("marking blob ", digest, " used"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<BlobInfo>> BlobStore::List() const {
+  std::string dir = root_ + "/sha256";
+  std::error_code error;
+  std::vector<BlobInfo> blobs;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    std::string digest = absl::StrCat("sha256:", entry.path().filename().string());
+    if (!archive::IsValidDigest(digest)) continue;
+    struct stat st {};
+    if (::lstat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    blobs.push_back(BlobInfo{
+        .digest = std::move(digest),
+        .size = static_cast<int64_t>(st.st_size),
+        .used = absl::TimeFromTimespec(st.st_mtim),
+    });
+  }
+  if (error) {
+    return ErrnoStatus(error.value(), absl::StrCat("listing blob folder '", dir, "'"));
+  }
+  return blobs;
+}
+
+absl::StatusOr<bool> BlobStore::RemoveIfUnusedSince(absl::string_view digest,
+                                                    absl::Time unused_since) const {
+  if (absl::Status s = CheckDigest(digest); !s.ok()) return s;
+  std::string path = PathOf(digest);
+  absl::MutexLock lock(&use_mu_);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  if (absl::TimeFromTimespec(st.st_mtim) >= unused_since) return false;
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return false;
+    return ErrnoStatus(errno, absl::StrCat("removing blob ", digest));
+  }
+  return true;
 }
 
 }  // namespace drover::storage

@@ -13,6 +13,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/errno_status.h"
 #include "common/log.h"
@@ -533,6 +534,59 @@ void LogStore::EndAttempt(absl::string_view job_id, int64_t epoch) {
       file->ended = true;
     }
   }
+}
+
+absl::StatusOr<int64_t> LogStore::RemoveStreams(absl::string_view job_id,
+                                                const std::vector<v1::LogStream>& streams,
+                                                bool dry_run) {
+  std::string job_dir = absl::StrCat(root_, "/", job_id);
+  absl::MutexLock lock(&mu_);
+  int64_t freed = 0;
+  std::error_code error;
+  for (const auto& epoch_entry : std::filesystem::directory_iterator(job_dir, error)) {
+    int64_t epoch = 0;
+    if (!epoch_entry.is_directory(error) ||
+        !absl::SimpleAtoi(epoch_entry.path().filename().string(), &epoch)) {
+      continue;
+    }
+    for (const auto& entry : std::filesystem::directory_iterator(epoch_entry.path(), error)) {
+      std::string name = entry.path().filename().string();
+      int rank = 0;
+      char kind[32] = {};
+      v1::LogStream stream;
+      if (sscanf(name.c_str(), "rank-%d.%31[a-z_]", &rank, kind) != 2 ||
+          !v1::LogStream_Parse(absl::AsciiStrToUpper(kind), &stream) ||
+          std::find(streams.begin(), streams.end(), stream) == streams.end()) {
+        continue;
+      }
+      LogStreamKey key{std::string(job_id), epoch, rank, stream};
+      if (name != absl::StrCat("rank-", rank, ".", kind) &&
+          name != absl::StrCat("rank-", rank, ".", kind, ".capped")) {
+        continue;
+      }
+      if (dry_run) {
+        struct stat st {};
+        if (::lstat(entry.path().c_str(), &st) == 0 && S_ISREG(st.st_mode)) freed += st.st_size;
+        continue;
+      }
+      if (auto it = files_.find(key); it != files_.end()) {
+        if (it->second.in_sync) continue;  // being synced: the next pass takes it
+        CloseFd(it->second);
+        files_.erase(it);
+      }
+      struct stat st {};
+      if (::lstat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      if (::unlink(entry.path().c_str()) != 0) {
+        if (errno == ENOENT) continue;
+        return ErrnoStatus(errno, absl::StrCat("removing ", entry.path().string()));
+      }
+      freed += static_cast<int64_t>(st.st_size);
+    }
+  }
+  if (error && error != std::errc::no_such_file_or_directory) {
+    return ErrnoStatus(error.value(), absl::StrCat("listing ", job_dir));
+  }
+  return freed;
 }
 
 int LogStore::OpenFiles() {

@@ -132,6 +132,15 @@ class LogStore {
   // on the disk beyond those small writes.
   void EndAttempt(absl::string_view job_id, int64_t epoch);
 
+  // Retention: removes every stored stream of job `job_id` (all attempts) whose kind is in
+  // `streams`, with its cap record, and returns the bytes freed. For a job that ended:
+  // its streams are closed first if still open. Other streams are kept (the retention
+  // keeps metrics when it removes logs). With `dry_run`, removes nothing and returns the
+  // bytes it would free.
+  absl::StatusOr<int64_t> RemoveStreams(absl::string_view job_id,
+                                        const std::vector<v1::LogStream>& streams,
+                                        bool dry_run = false);
+
   // Stream files open now (tests, metrics).
   int OpenFiles();
 

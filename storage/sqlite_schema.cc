@@ -127,6 +127,12 @@ const std::vector<const char*>& Migrations() {
         CREATE INDEX audit_by_time ON audit (time_us);
         CREATE INDEX audit_by_who ON audit (who, id);
       )sql",
+      // 9: blob quotas: each blob a user holds (uploaded, or their job's outputs) with its
+      // size, -1 where an older droverd did not record it.
+      R"sql(
+        ALTER TABLE blob_uploaders ADD COLUMN size INTEGER NOT NULL DEFAULT -1;
+        CREATE INDEX blob_uploaders_by_user ON blob_uploaders (user);
+      )sql",
   };
   return migrations;
 }

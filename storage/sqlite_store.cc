@@ -1072,14 +1072,52 @@ absl::StatusOr<v1::User> SqliteStore::FindUserByToken(absl::string_view token_sh
   });
 }
 
-void SqliteStore::AddBlobUploader(std::string digest, std::string user, DoneCallback done) {
+void SqliteStore::AddBlobUploader(std::string digest, std::string user, int64_t size,
+                                  DoneCallback done) {
   Enqueue(std::make_unique<FunctionOp>(
-      [digest = std::move(digest), user = std::move(user)](Writer& w) -> absl::Status {
+      [digest = std::move(digest), user = std::move(user), size](Writer& w) -> absl::Status {
+        // A row an older droverd wrote without its size gets it now.
         DROVER_ASSIGN_OR_RETURN(
-            auto put,
-            w.db->Prepare("INSERT OR IGNORE INTO blob_uploaders (digest, user) VALUES (?, ?)"));
-        put->Bind(1, digest).Bind(2, user);
+            auto put, w.db->Prepare("INSERT INTO blob_uploaders (digest, user, size) "
+                                    "VALUES (?, ?, ?) ON CONFLICT (digest, user) DO UPDATE "
+                                    "SET size = excluded.size WHERE size < 0"));
+        put->Bind(1, digest).Bind(2, user).Bind(3, size);
         return put->Run();
+      },
+      std::move(done)));
+}
+
+absl::StatusOr<BlobHoldings> SqliteStore::BlobHoldingsOf(absl::string_view user) {
+  return WithReader([&](Db& db) -> absl::StatusOr<BlobHoldings> {
+    DROVER_ASSIGN_OR_RETURN(
+        auto select, db.Prepare("SELECT digest, size FROM blob_uploaders WHERE user = ?"));
+    select->Bind(1, std::string(user));
+    BlobHoldings holdings;
+    while (true) {
+      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
+      if (!row) break;
+      int64_t size = select->ColumnInt(1);
+      if (size >= 0) {
+        holdings.bytes += size;
+      } else {
+        holdings.unsized.emplace_back(select->ColumnText(0));
+      }
+    }
+    return holdings;
+  });
+}
+
+void SqliteStore::ForgetBlobs(std::vector<std::string> digests, DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>(
+      [digests = std::move(digests)](Writer& w) -> absl::Status {
+        DROVER_ASSIGN_OR_RETURN(auto forget,
+                                w.db->Prepare("DELETE FROM blob_uploaders WHERE digest = ?"));
+        for (const std::string& digest : digests) {
+          forget->Reset();
+          forget->Bind(1, digest);
+          if (absl::Status s = forget->Run(); !s.ok()) return s;
+        }
+        return absl::OkStatus();
       },
       std::move(done)));
 }

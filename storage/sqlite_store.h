@@ -80,8 +80,11 @@ class SqliteStore final : public Store {
   void SetUserToken(std::string name, std::string token_sha256, UserCallback done) override;
   absl::StatusOr<std::vector<v1::User>> LoadUsers() override;
   absl::StatusOr<v1::User> FindUserByToken(absl::string_view token_sha256) override;
-  void AddBlobUploader(std::string digest, std::string user, DoneCallback done) override;
+  void AddBlobUploader(std::string digest, std::string user, int64_t size,
+                       DoneCallback done) override;
   absl::StatusOr<bool> IsBlobUploader(absl::string_view digest, absl::string_view user) override;
+  absl::StatusOr<BlobHoldings> BlobHoldingsOf(absl::string_view user) override;
+  void ForgetBlobs(std::vector<std::string> digests, DoneCallback done) override;
   void AppendAudit(AuditRecord record, DoneCallback done) override;
   absl::StatusOr<AuditPage> ListAudit(const AuditQuery& query) override;
   void PruneAudit(absl::Time before, int64_t keep_newest, int64_t max_removed,

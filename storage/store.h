@@ -137,6 +137,12 @@ struct AuditPage {
   int64_t next_before_id = 0;        // 0 when there is no further page
 };
 
+// What a user holds in the blob store (Store::BlobHoldingsOf).
+struct BlobHoldings {
+  int64_t bytes = 0;                  // of the blobs whose size is recorded
+  std::vector<std::string> unsized;   // digests held whose size is not recorded
+};
+
 class Store {
  public:
   using CreateJobCallback = absl::AnyInvocable<void(absl::StatusOr<CreateJobResult>) &&>;
@@ -218,11 +224,19 @@ class Store {
   // The user whose token has this hash; NOT_FOUND when none has (also once revoked).
   virtual absl::StatusOr<v1::User> FindUserByToken(absl::string_view token_sha256) = 0;
 
-  // Records that `user` uploaded blob `digest` (once is enough; repeating is not an
-  // error). Errors as for CreateJob.
-  virtual void AddBlobUploader(std::string digest, std::string user, DoneCallback done) = 0;
-  // Whether `user` uploaded blob `digest`.
+  // Records that `user` holds blob `digest` of `size` bytes: they uploaded it, or it is
+  // their job's outputs. What a user holds counts against their blob quota, and they may
+  // download it. Once is enough; repeating is not an error. Errors as for CreateJob.
+  virtual void AddBlobUploader(std::string digest, std::string user, int64_t size,
+                               DoneCallback done) = 0;
+  // Whether `user` holds blob `digest`.
   virtual absl::StatusOr<bool> IsBlobUploader(absl::string_view digest, absl::string_view user) = 0;
+  // What `user` holds: the bytes of the blobs whose size was recorded, and the digests of
+  // those whose size was not (recorded by a droverd before schema 9).
+  virtual absl::StatusOr<BlobHoldings> BlobHoldingsOf(absl::string_view user) = 0;
+  // Forgets every holder of these blobs (garbage collection removed them). Errors as for
+  // CreateJob.
+  virtual void ForgetBlobs(std::vector<std::string> digests, DoneCallback done) = 0;
 
   // Stores a new join token; `done` runs after the commit. ALREADY_EXISTS for a hash
   // already stored; other errors as for CreateJob.

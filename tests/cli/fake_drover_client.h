@@ -83,6 +83,8 @@ struct FakeServer {
   v1::User caller;  // what WhoAmI answers
   std::vector<v1::AuditRecord> audit;                     // what ListAuditRecords pages over
   std::vector<v1::ListAuditRecordsRequest> audit_requests;  // as received
+  v1::CollectGarbageResponse gc_response;                   // what CollectGarbage answers
+  std::vector<v1::CollectGarbageRequest> gc_requests;       // as received
   struct Upload {
     v1::UploadBlobRequest::Header header;
     size_t chunks = 0;
@@ -457,6 +459,15 @@ class FakeDroverClient final : public DroverClient {
       *response.add_records() = s_->audit[i];
     }
     if (start + size < s_->audit.size()) response.set_next_page_token(std::to_string(start + size));
+    return response;
+  }
+
+  absl::StatusOr<v1::CollectGarbageResponse> CollectGarbage(
+      const v1::CollectGarbageRequest& request) override {
+    s_->gc_requests.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::CollectGarbageResponse response = s_->gc_response;
+    response.set_dry_run(request.dry_run());
     return response;
   }
 

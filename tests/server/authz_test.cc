@@ -127,6 +127,7 @@ TEST(AuthzTest, EveryChangingMethodIsAuditedAndNoReadingOne) {
                          "/drover.v1.AdminService/DeleteDatastore",
                          "/drover.v1.AdminService/CreateUser",
                          "/drover.v1.AdminService/RevokeUser",
+                         "/drover.v1.AdminService/CollectGarbage",
                          "/drover.v1.AdminService/IssueUserToken",
                          "/drover.v1.BlobService/UploadBlob",
                          "/drover.v1.NodeIdentityService/CreateJoinToken",

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -226,6 +227,64 @@ TEST_F(LogStoreTest, MetricRecordsPastTheCapAreDroppedWithANoteRecord) {
   logs_->EndAttempt("j-1", 1);
   EXPECT_THAT(*logs_->Read(key, 0, 1 << 20),
               HasSubstr("{\"drover_note\":\"dropped\",\"records\":2,"));
+}
+
+TEST_F(LogStoreTest, RetentionRemovesAJobsLogsOfEveryAttemptAndKeepsItsMetrics) {
+  const LogStreamKey stdout1{"j-1", 1, 0, v1::STDOUT};
+  const LogStreamKey stderr2{"j-1", 2, 1, v1::STDERR};
+  const LogStreamKey prepare2{"j-1", 2, 0, v1::PREPARE};
+  const LogStreamKey metrics2{"j-1", 2, 0, v1::METRICS};
+  const LogStreamKey other_job{"j-2", 1, 0, v1::STDOUT};
+  ASSERT_TRUE(AppendSync(*logs_, stdout1, 0, "first attempt\n").ok());
+  ASSERT_TRUE(AppendSync(*logs_, stderr2, 0, "oops\n").ok());
+  ASSERT_TRUE(AppendSync(*logs_, prepare2, 0, "pip install\n").ok());
+  ASSERT_TRUE(AppendSync(*logs_, metrics2, 0, "{\"loss\":1}\n").ok());
+  ASSERT_TRUE(AppendSync(*logs_, other_job, 0, "keep me\n").ok());
+  logs_->EndAttempt("j-1", 1);
+  logs_->EndAttempt("j-1", 2);
+  // Hostile or stray entries in the job's folder: a link named like a log to a file outside,
+  // a folder with a log's name, a name that only starts like one.
+  std::string outside = dir_.path() + "/outside";
+  { std::ofstream(outside) << "not droverd's"; }
+  std::string attempt_dir = dir_.path() + "/logs/j-1/2";
+  ASSERT_EQ(::symlink(outside.c_str(), (attempt_dir + "/rank-7.stdout").c_str()), 0);
+  std::filesystem::create_directories(attempt_dir + "/rank-8.stdout");
+  { std::ofstream(attempt_dir + "/rank-0.stdoutX") << "x"; }
+
+  absl::StatusOr<int64_t> would = logs_->RemoveStreams("j-1", {v1::STDOUT, v1::STDERR, v1::PREPARE},
+                                                       /*dry_run=*/true);
+  ASSERT_TRUE(would.ok()) << would.status();
+  EXPECT_EQ(*would, 14 + 5 + 12);
+  EXPECT_EQ(*logs_->Read(stdout1, 0, 100), "first attempt\n");  // a dry run removes nothing
+
+  absl::StatusOr<int64_t> freed = logs_->RemoveStreams("j-1", {v1::STDOUT, v1::STDERR, v1::PREPARE});
+  ASSERT_TRUE(freed.ok()) << freed.status();
+  EXPECT_EQ(*freed, 14 + 5 + 12);
+  EXPECT_EQ(*logs_->Read(stdout1, 0, 100), "");
+  EXPECT_EQ(*logs_->Read(stderr2, 0, 100), "");
+  EXPECT_EQ(*logs_->Read(prepare2, 0, 100), "");
+  EXPECT_EQ(*logs_->Read(metrics2, 0, 100), "{\"loss\":1}\n");
+  EXPECT_EQ(*logs_->Read(other_job, 0, 100), "keep me\n");
+  std::ifstream target(outside);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(target), {}), "not droverd's")
+      << "the link's target is untouched";
+  EXPECT_TRUE(std::filesystem::is_directory(attempt_dir + "/rank-8.stdout"));
+  EXPECT_TRUE(std::filesystem::exists(attempt_dir + "/rank-0.stdoutX"));
+  // Again: nothing left to free, no error; a job with no logs at all neither.
+  EXPECT_EQ(*logs_->RemoveStreams("j-1", {v1::STDOUT}), 0);
+  EXPECT_EQ(*logs_->RemoveStreams("j-404", {v1::STDOUT}), 0);
+}
+
+TEST_F(LogStoreTest, RetentionRemovesACappedStreamWithItsCapRecord) {
+  Reopen({.limits = {.max_log_bytes = 8}});
+  ASSERT_TRUE(AppendSync(*logs_, key_, 0, "0123456789abcdef").ok());
+  logs_->EndAttempt(key_.job_id, key_.epoch);
+  std::string file = dir_.path() + "/logs/j-1/1/rank-0.stdout";
+  ASSERT_TRUE(std::filesystem::exists(file + ".capped"));
+  ASSERT_TRUE(logs_->RemoveStreams("j-1", {v1::STDOUT}).ok());
+  EXPECT_FALSE(std::filesystem::exists(file));
+  EXPECT_FALSE(std::filesystem::exists(file + ".capped"));
+  EXPECT_EQ(logs_->Received(key_), 0);
 }
 
 }  // namespace

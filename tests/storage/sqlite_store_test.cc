@@ -878,10 +878,61 @@ TEST_F(SqliteStoreTest, UsersAreFoundByTheirTokenHashUntilRevoked) {
 
 TEST_F(SqliteStoreTest, BlobUploadersAreRemembered) {
   auto store = OpenStore();
-  ASSERT_TRUE(Sync([&](auto done) { store->AddBlobUploader("sha256:d", "alice", std::move(done)); }).ok());
-  ASSERT_TRUE(Sync([&](auto done) { store->AddBlobUploader("sha256:d", "alice", std::move(done)); }).ok());
+  ASSERT_TRUE(Sync([&](auto done) { store->AddBlobUploader("sha256:d", "alice", 10, std::move(done)); }).ok());
+  ASSERT_TRUE(Sync([&](auto done) { store->AddBlobUploader("sha256:d", "alice", 10, std::move(done)); }).ok());
   EXPECT_TRUE(*store->IsBlobUploader("sha256:d", "alice"));
   EXPECT_FALSE(*store->IsBlobUploader("sha256:d", "bob"));
+}
+
+TEST_F(SqliteStoreTest, WhatAUserHoldsCountsEachBlobOnceAndGoesWhenTheBlobIsForgotten) {
+  auto store = OpenStore();
+  auto add = [&](std::string digest, std::string user, int64_t size) {
+    ASSERT_TRUE(Sync([&](auto done) {
+                  store->AddBlobUploader(digest, user, size, std::move(done));
+                }).ok());
+  };
+  add("sha256:a", "alice", 100);
+  add("sha256:a", "alice", 100);  // the same snapshot submitted twice
+  add("sha256:b", "alice", 20);
+  add("sha256:a", "bob", 100);    // both hold it
+  absl::StatusOr<BlobHoldings> alice = store->BlobHoldingsOf("alice");
+  ASSERT_TRUE(alice.ok()) << alice.status();
+  EXPECT_EQ(alice->bytes, 120);
+  EXPECT_TRUE(alice->unsized.empty());
+  EXPECT_EQ(store->BlobHoldingsOf("carol")->bytes, 0);
+
+  ASSERT_TRUE(Sync([&](auto done) { store->ForgetBlobs({"sha256:a"}, std::move(done)); }).ok());
+  EXPECT_EQ(store->BlobHoldingsOf("alice")->bytes, 20);
+  EXPECT_EQ(store->BlobHoldingsOf("bob")->bytes, 0);
+  EXPECT_FALSE(*store->IsBlobUploader("sha256:a", "alice"));
+  EXPECT_TRUE(*store->IsBlobUploader("sha256:b", "alice"));
+}
+
+TEST_F(SqliteStoreTest, BlobsRecordedBeforeSchema9AreHeldWithoutASizeUntilRecordedAgain) {
+  { auto store = OpenStore(); }
+  // What a droverd of schema version 8 left behind: holders without sizes.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE blob_uploaders; "
+                         "CREATE TABLE blob_uploaders (digest TEXT NOT NULL, user TEXT NOT NULL, "
+                         "PRIMARY KEY (digest, user)) WITHOUT ROWID; "
+                         "INSERT INTO blob_uploaders VALUES ('sha256:old', 'alice'); "
+                         "PRAGMA user_version = 8",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<BlobHoldings> alice = store->BlobHoldingsOf("alice");
+  ASSERT_TRUE(alice.ok()) << alice.status();
+  EXPECT_EQ(alice->bytes, 0);
+  EXPECT_THAT(alice->unsized, ::testing::ElementsAre("sha256:old"));
+  // Held again with its size (uploaded again): the size is recorded.
+  ASSERT_TRUE(Sync([&](auto done) { store->AddBlobUploader("sha256:old", "alice", 7, std::move(done)); }).ok());
+  alice = store->BlobHoldingsOf("alice");
+  EXPECT_EQ(alice->bytes, 7);
+  EXPECT_TRUE(alice->unsized.empty());
 }
 
 

@@ -65,10 +65,11 @@ std::shared_ptr<grpc::ChannelCredentials> TlsCredentialsTrusting(const std::stri
 }
 
 std::shared_ptr<grpc::Channel> TlsChannelTrusting(const std::string& address,
-                                                  const std::string& ca_pem) {
+                                                  const std::string& ca_pem,
+                                                  const std::string& token) {
   grpc::SslCredentialsOptions tls;
   tls.pem_root_certs = ca_pem;
-  return grpc::CreateChannel(address, WithToken(grpc::SslCredentials(tls), TestAdminToken()));
+  return grpc::CreateChannel(address, WithToken(grpc::SslCredentials(tls), token));
 }
 
 std::shared_ptr<grpc::Channel> NodeChannel(const std::string& address, const std::string& ca_pem,

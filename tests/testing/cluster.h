@@ -32,9 +32,10 @@ std::shared_ptr<grpc::Channel> TlsChannel(const std::string& address,
                                           const std::string& ca_file = "",
                                           const std::string& token = TestAdminTokenValue());
 // A channel over TLS trusting the CA certificate `ca_pem` (an in-process droverd's own),
-// with the test admin token.
+// with the user token `token` (by default the test admin token).
 std::shared_ptr<grpc::Channel> TlsChannelTrusting(const std::string& address,
-                                                  const std::string& ca_pem);
+                                                  const std::string& ca_pem,
+                                                  const std::string& token = TestAdminTokenValue());
 // A channel over TLS trusting `ca_pem` and presenting a new node certificate for `node`
 // from `ca` (an in-process droverd's cluster CA, or the test CA): what an agent of that
 // node connects with.
