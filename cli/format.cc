@@ -223,8 +223,22 @@ std::string FormatJobDetails(const v1::Job& job, absl::Time now, absl::TimeZone 
   if (!status.outputs_digest().empty()) {
     state.Add("outputs", absl::StrCat(status.outputs_digest(), " (",
                                       archive::FormatBytes(static_cast<uint64_t>(std::max<int64_t>(status.outputs_size(), 0))),
-                                      "); fetch with drover download ", job.id()));
+                                      status.has_outputs_removed_time()
+                                          ? "); removed by droverd's retention"
+                                          : absl::StrCat("); fetch with drover download ", job.id())));
   }
+  // Retention (docs/operations.md#retention): what the job lost, and when.
+  std::vector<std::string> removed;
+  if (status.has_logs_removed_time()) {
+    removed.push_back(absl::StrCat("logs ", TimeWithAge(status.logs_removed_time(), now, zone)));
+  }
+  if (status.has_snapshot_removed_time()) {
+    removed.push_back(absl::StrCat("snapshot ", TimeWithAge(status.snapshot_removed_time(), now, zone)));
+  }
+  if (status.has_outputs_removed_time()) {
+    removed.push_back(absl::StrCat("outputs ", TimeWithAge(status.outputs_removed_time(), now, zone)));
+  }
+  if (!removed.empty()) state.Add("removed", absl::StrJoin(removed, "\n"));
   state.Add("version", absl::StrCat(status.version()));
 
   Section run("spec");

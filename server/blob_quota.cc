@@ -50,9 +50,12 @@ absl::StatusOr<BlobQuota::Reservation> BlobQuota::Reserve(const std::string& use
   if (*holds) return reservation;  // held already: costs nothing again
   absl::StatusOr<int64_t> held = Held(user);
   if (!held.ok()) return held.status();
+  if (size < 0) return absl::InvalidArgumentError("size: must not be negative");
   absl::MutexLock lock(&mu_);
   int64_t& reserved = reserved_[user];
-  if (*held + reserved + size > quota_bytes_) {
+  // Written so that no sum can overflow, whatever size a client announces.
+  if (size > quota_bytes_ || *held > quota_bytes_ - size ||
+      reserved > quota_bytes_ - size - *held) {
     if (reserved == 0) reserved_.erase(user);
     return absl::ResourceExhaustedError(absl::StrCat(
         "blob quota: ", holds_phrase, " ", archive::FormatBytes(*held),

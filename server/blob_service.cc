@@ -112,6 +112,11 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest
     absl::StatusOr<Holder> holder = HolderOf(store_, core_, caller_, in_.header());
     if (!holder.ok()) return holder.status();
     holder_ = *std::move(holder);
+    // The store checks the size first (not negative, not past --max-blob-bytes).
+    absl::StatusOr<std::unique_ptr<storage::BlobStore::Upload>> upload =
+        blobs_.StartUpload(digest_, size_);
+    if (!upload.ok()) return upload.status();
+    upload_ = *std::move(upload);
     if (!holder_.user.empty()) {
       absl::StatusOr<BlobQuota::Reservation> reserved =
           quota_.Reserve(holder_.user, digest_, size_, holder_.holds_phrase);
@@ -125,10 +130,6 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest
       }
       reservation_ = *std::move(reserved);
     }
-    absl::StatusOr<std::unique_ptr<storage::BlobStore::Upload>> upload =
-        blobs_.StartUpload(digest_, size_);
-    if (!upload.ok()) return upload.status();
-    upload_ = *std::move(upload);
     return absl::OkStatus();
   }
 
@@ -252,20 +253,29 @@ absl::Status CanDownload(storage::Store& store, const Core& core, const Caller& 
                                                     " is neither the snapshot nor the outputs "
                                                     "of job '", job->id(), "'"));
   }
+  return absl::OkStatus();
+}
+
+// For a blob that is not there, asked for as job `request.job_id`'s snapshot or outputs: a
+// NOT_FOUND saying when retention removed it, when the job says so; OK otherwise.
+absl::Status RemovedByRetention(storage::Store& store, const v1::DownloadBlobRequest& request) {
+  if (request.job_id().empty()) return absl::OkStatus();
+  absl::StatusOr<v1::Job> job = store.GetJob(request.job_id());
+  if (!job.ok()) return absl::OkStatus();
   const v1::JobStatus& status = job->status();
   bool outputs = request.digest() == status.outputs_digest();
+  bool snapshot = request.digest() == job->spec().source_snapshot();
   const google::protobuf::Timestamp* removed =
-      outputs && status.has_outputs_removed_time()      ? &status.outputs_removed_time()
-      : !outputs && status.has_snapshot_removed_time() ? &status.snapshot_removed_time()
-                                                        : nullptr;
-  if (removed != nullptr) {
-    return absl::NotFoundError(absl::StrCat(
-        "the ", outputs ? "outputs" : "code snapshot", " of job '", job->id(),
-        "' were removed on ", google::protobuf::util::TimeUtil::ToString(*removed),
-        " by droverd's retention of ended jobs' ", outputs ? "outputs (--outputs-retention" :
-        "snapshots (--snapshot-retention", ", docs/operations.md#retention)"));
-  }
-  return absl::OkStatus();
+      outputs && status.has_outputs_removed_time()     ? &status.outputs_removed_time()
+      : snapshot && status.has_snapshot_removed_time() ? &status.snapshot_removed_time()
+                                                       : nullptr;
+  if (removed == nullptr) return absl::OkStatus();
+  return absl::NotFoundError(absl::StrCat(
+      "the ", outputs ? "outputs" : "code snapshot", " of job '", job->id(), "' were removed on ",
+      google::protobuf::util::TimeUtil::ToString(*removed),
+      " by droverd's retention of ended jobs' ",
+      outputs ? "outputs (--outputs-retention" : "snapshots (--snapshot-retention",
+      ", docs/operations.md#retention)"));
 }
 
 }  // namespace
@@ -325,6 +335,9 @@ grpc::ServerWriteReactor<v1::DownloadBlobResponse>* BlobServiceImpl::DownloadBlo
   absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.BlobService/DownloadBlob");
   absl::Status allowed =
       caller.ok() ? CanDownload(store_, core_, *caller, *request) : caller.status();
+  if (allowed.ok() && absl::IsNotFound(blobs_.Stat(request->digest()).status())) {
+    allowed = RemovedByRetention(store_, *request);
+  }
   if (!allowed.ok()) {
     return new RefusedWriteReactor<v1::DownloadBlobResponse>(ToGrpcStatus(allowed));
   }

@@ -185,9 +185,10 @@ class LogStore {
   // when it is dirty); false when there is none.
   bool EvictOne() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseFd(File& file) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Writes `data` at the end of `file`, or cuts it back; the stored size after.
-  absl::Status WriteAt(const LogStreamKey& key, File& file, absl::string_view data)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `data` at the end of `file`, or cuts it back; the stored size after. `lines`:
+  // the records in `data` when the caller counted them already (metric streams), else -1.
+  absl::Status WriteAt(const LogStreamKey& key, File& file, absl::string_view data,
+                       int64_t lines = -1) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes what fits under the cap, then the note. The sender's offset after.
   absl::StatusOr<int64_t> AppendCapped(const LogStreamKey& key, File& file, int64_t offset,
                                        absl::string_view rest)

@@ -98,5 +98,30 @@ TEST_F(CliTest, AuthRefusalsExitSevenWithWhatToDo) {
   ExpectOneErrorLine("drover login");
 }
 
+TEST_F(CliTest, GcRunsTheRetentionPassAndSaysWhatItRemoved) {
+  server_.gc_response.set_blobs_removed(3);
+  server_.gc_response.set_blob_bytes_removed(3 << 20);
+  server_.gc_response.set_blobs_kept(10);
+  server_.gc_response.set_blob_bytes_kept(int64_t{5} << 30);
+  server_.gc_response.set_jobs_logs_removed(2);
+  server_.gc_response.set_log_bytes_removed(1536);
+  server_.gc_response.set_jobs_marked(1);
+  server_.gc_response.set_jobs_deferred(4);
+  server_.gc_response.mutable_took()->set_nanos(250'000'000);
+  ASSERT_EQ(Run({"gc", "--dry-run"}), 0) << err();
+  ASSERT_EQ(server_.gc_requests.size(), 1u);
+  EXPECT_TRUE(server_.gc_requests[0].dry_run());
+  EXPECT_EQ(out(),
+            "would remove 3 blobs (3 MiB); kept 10 (5 GiB)\n"
+            "would remove the logs of 2 jobs (1.5 KiB)\n"
+            "would mark 1 jobs as having lost their snapshot or outputs\n"
+            "4 jobs left for the next pass (a pass changes a bounded number)\n"
+            "took 0.250s\n");
+  ASSERT_EQ(Run({"gc"}), 0) << err();
+  EXPECT_FALSE(server_.gc_requests[1].dry_run());
+  EXPECT_THAT(out(), HasSubstr("removed 3 blobs"));
+  EXPECT_EQ(Run({"gc", "extra"}), 2);
+}
+
 }  // namespace
 }  // namespace drover::cli

@@ -112,6 +112,20 @@ TEST(FormatMibTest, PicksTheLargestExactUnit) {
   EXPECT_EQ(FormatMib(0), "0Mi");
 }
 
+TEST(FormatJobDetailsTest, SaysWhatRetentionRemovedAndWhen) {
+  v1::Job job = MakeJob("j-7", 1'700'000'000, v1::JobStatus::COMPLETED);
+  job.mutable_status()->set_outputs_digest("sha256:" + std::string(64, 'a'));
+  job.mutable_status()->set_outputs_size(2048);
+  job.mutable_status()->mutable_logs_removed_time()->set_seconds(1'700'000'000);
+  job.mutable_status()->mutable_outputs_removed_time()->set_seconds(1'700'086'400);
+  std::string page =
+      FormatJobDetails(job, absl::FromUnixSeconds(1'700'172'800), absl::UTCTimeZone());
+  EXPECT_THAT(page, HasSubstr("(2 KiB); removed by droverd's retention\n"));
+  EXPECT_THAT(page, Not(HasSubstr("drover download")));
+  EXPECT_THAT(page, HasSubstr("  removed: logs 2023-11-14 22:13:20 +0000 (2d ago)\n"
+                              "           outputs 2023-11-15 22:13:20 +0000 (1d ago)\n"));
+}
+
 TEST(FormatJobDetailsTest, ShowsSectionsWithKeyValueLines) {
   v1::Job job = MakeJob("j-7", 1'700'000'000, v1::JobStatus::QUEUED);
   v1::JobSpec& spec = *job.mutable_spec();

@@ -3,6 +3,8 @@
 // record.
 #include "server/blob_quota.h"
 
+#include <limits>
+
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -62,6 +64,11 @@ TEST_F(BlobQuotaTest, ABlobHeldAlreadyCostsNothingAgainAndZeroMeansNoQuota) {
   Hold("sha256:big", "alice", 1000);
   EXPECT_TRUE(quota.Reserve("alice", "sha256:big", 1000, "you hold").ok());
   EXPECT_TRUE(absl::IsResourceExhausted(quota.Reserve("alice", "sha256:one", 1, "you hold").status()));
+  // Sizes chosen to overflow a sum are refused and leave the quota as it was.
+  EXPECT_TRUE(absl::IsResourceExhausted(
+      quota.Reserve("carol", "sha256:x", std::numeric_limits<int64_t>::max(), "you hold").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(quota.Reserve("carol", "sha256:x", -1, "you hold").status()));
+  EXPECT_TRUE(quota.Reserve("carol", "sha256:x", 1000, "you hold").ok());
   BlobQuota none(0, *store_, *blobs_);
   EXPECT_TRUE(none.Reserve("alice", "sha256:huge", int64_t{1} << 40, "you hold").ok());
 }
