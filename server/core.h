@@ -6,6 +6,12 @@
 // Status changes are applied to the in-memory queue at once (so the next decision sees
 // them) and written to the store in order with a compare-and-set on the version; what
 // clients and watchers see comes only from committed writes.
+//
+// Its methods are in four files: core.cc (restore, status writes, placement and
+// assignment, cancel and stop, the tick), core_agents.cc (the agent protocol and the end of
+// an attempt, whose rules are scheduler/attempt_outcome.h), core_admin.cc (the registries
+// administrators change: targets, images, datastores, cordon and drain) and node_loss.cc
+// (leases, the pause of node-loss handling, what each node may send and read).
 #ifndef DROVER_SERVER_CORE_H_
 #define DROVER_SERVER_CORE_H_
 
@@ -28,9 +34,11 @@
 #include "drover/v1/agent.pb.h"
 #include "drover/v1/datastore.pb.h"
 #include "drover/v1/image.pb.h"
+#include "scheduler/attempt_outcome.h"
 #include "scheduler/job_queue.h"
 #include "scheduler/node_registry.h"
 #include "scheduler/placement.h"
+#include "server/admin_checks.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
 #include "storage/log_store.h"
@@ -49,34 +57,6 @@ class AgentLink {
   // Ends the stream with `status`; the agent reconnects and says hello again. Thread-safe.
   virtual void Close(const absl::Status& status) = 0;
 };
-
-// Checks an image name for `drover image import` (AdminService.PutImage): 1-255 characters,
-// lowercase path components of [a-z0-9._-] separated by '/', each starting and ending with a
-// letter or digit, optionally ":tag" (1-128 of [A-Za-z0-9._-]); never "host", never
-// "docker://...". Every such name is also a valid `environment.image`. INVALID_ARGUMENT
-// naming `field` otherwise.
-absl::Status CheckImageName(absl::string_view field, absl::string_view name);
-
-// Whether `image` (a job's `environment.image`) needs no registered image: "host" or a
-// "docker://" reference, which agents pull themselves.
-bool IsBuiltInImage(absl::string_view image);
-
-// Checks a datastore for AdminService.PutDatastore: `name` (as a compute target's), `type`,
-// for HOSTPATH an absolute clean `path` below one of `roots.allowed` and clear of the system
-// folders and `roots.refused` (CheckHostPathUnderRoots) and no rclone options, for RCLONE
-// an allowed backend and options (CheckRcloneRemote), option keys of [a-z0-9_] and values
-// without line breaks, a relative `path`; every `secret_keys` entry a key of
-// `rclone_options`. INVALID_ARGUMENT naming the field ("datastore.path") and the fix
-// otherwise.
-absl::Status CheckDatastore(const v1::Datastore& datastore, const DatastoreRoots& roots);
-
-// Whether the rclone option `key` of `datastore` holds a credential: listed in
-// `secret_keys`, or its name contains "key", "secret", "pass", "token" or "sas" (any case).
-bool IsCredentialKey(const v1::Datastore& datastore, absl::string_view key);
-
-// `datastore` with the value of every credential option replaced by "***": what clients
-// are shown.
-v1::Datastore MaskCredentials(v1::Datastore datastore);
 
 // How many ports from CoreOptions::master_port_base attempts' MASTER_PORTs rotate through.
 inline constexpr int32_t kMasterPorts = 1000;
@@ -241,11 +221,8 @@ class Core {
     std::vector<std::string> nodes;        // by node rank
     std::set<std::string> ready;           // nodes that reported READY
     std::set<std::string> ended;           // nodes that reported ENDED
-    std::vector<v1::RankExit> exits;
-    v1::JobStatus::Cause cause = v1::JobStatus::CAUSE_UNSPECIFIED;
-    std::string message;
-    std::string outputs_digest;
-    int64_t outputs_size = 0;
+    // What the nodes' reports add up to: exits, cause, outputs (scheduler/attempt_outcome.h).
+    scheduler::AttemptTally tally;
     bool started = false;
     bool stopping = false;
     std::string exec_token;   // AssignAttempt.exec_token
@@ -253,8 +230,6 @@ class Core {
     // AssignAttempt.image_digest: the archive of the job's imported image when the attempt
     // was placed (or droverd restored it); "" for a built-in or docker:// image.
     std::string image_digest;
-    // The failed rank that ended first, over every node's report.
-    std::optional<v1::RankExit> first_failure;
     absl::Time running_since = absl::InfinitePast();
     // When placement assigned it; InfinitePast() for one restored at start (its launch
     // timeout then counts from the first tick).
@@ -265,6 +240,8 @@ class Core {
     std::map<std::string, v1::NodeGpus> gpus;
   };
 
+  // To the API's duration (milliseconds).
+  static google::protobuf::Duration ToProtoDuration(absl::Duration d);
   void Schedule();
   // What placement needs to know of the attempts holding nodes (see scheduler::RunningAttempt).
   std::map<std::string, scheduler::RunningAttempt> RunningAttempts() const;

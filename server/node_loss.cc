@@ -162,12 +162,9 @@ void Core::NodeLost(const std::string& node, const std::string& message) {
     }
     attempt.ended.insert(node);
     touched.push_back(job_id);
-    if (attempt.cause == JobStatus::CAUSE_UNSPECIFIED) {
-      attempt.cause = JobStatus::NODE_LOST;
-      attempt.message = message;
-    }
+    attempt.tally.SetCauseOnce(JobStatus::NODE_LOST, message);
     // The rest of the gang ends too; the lost node is told when it comes back.
-    StopAttempt(job_id, attempt.cause, attempt.message);
+    StopAttempt(job_id, attempt.tally.cause, attempt.tally.message);
     if (attempt.ended.size() == attempt.nodes.size()) finished.push_back(job_id);
   }
   Log(LogLevel::kWarning, "node_lost",
