@@ -9,21 +9,29 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <optional>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <vector>
 
-#include "bench/channel.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "bench/channel.h"
 #include "bench/fsync_bench.h"
+#include "common/pki/pki.h"
+#include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/agent_service.grpc.pb.h"
+#include "drover/v1/job_service.grpc.pb.h"
+#include "drover/v1/node_identity.grpc.pb.h"
 
 namespace drover::bench {
 namespace {
@@ -32,9 +40,18 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr int64_t kMiB = 1 << 20;
 // droverd takes messages up to 4 MiB (server/droverd.cc); leave room for the envelope.
 constexpr int64_t kMaxChunkKib = 3 * 1024;
+// A job has at most 256 processes per node (JobSpec.process_count_per_node), one stream each.
+constexpr int64_t kMaxStreams = 256;
 constexpr absl::Duration kHeartbeat = absl::Seconds(2);
+// Deadline of each unary call (token, join, target, submit, job status).
+constexpr absl::Duration kCallTimeout = absl::Seconds(30);
 // Size of one metric record line with --metrics, about what `run.log("loss", x)` writes.
 constexpr int64_t kRecordBytes = 64;
+// The node label that puts the fake node, and only it, in the benchmark's compute target.
+constexpr char kNodeLabel[] = "drover-bench-node";
+// The fake node's capacity, which the benchmark job takes whole: nothing else fits beside it.
+constexpr double kNodeCpus = 1;
+constexpr int64_t kNodeMemoryMib = 1024;
 
 std::string LoadAverage() {
   std::ifstream in("/proc/loadavg");
@@ -46,6 +63,15 @@ std::string LoadAverage() {
 double MibPerSecond(int64_t bytes, absl::Duration d) {
   double seconds = absl::ToDoubleSeconds(d);
   return seconds > 0 ? static_cast<double>(bytes) / kMiB / seconds : 0;
+}
+
+absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, ": ", status.error_message()));
+}
+
+void SetDeadline(grpc::ClientContext& context) {
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
 }
 
 // `count` writes of `size` bytes appended to a scratch file under `dir`, then one
@@ -75,6 +101,144 @@ absl::StatusOr<absl::Duration> TimeStreamingWrites(const std::string& dir, int64
   return took;
 }
 
+// droverd's CA certificate: `ca_file`, else $DROVER_CA.
+absl::StatusOr<std::string> ReadCa(std::string ca_file) {
+  if (ca_file.empty() && std::getenv("DROVER_CA") != nullptr) ca_file = std::getenv("DROVER_CA");
+  if (ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--ca: required (or $DROVER_CA); pass droverd's <state-dir>/tls/ca.crt");
+  }
+  std::ifstream in(ca_file);
+  std::stringstream text;
+  if (in) text << in.rdbuf();
+  if (!in || text.str().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--ca: cannot read '", ca_file, "'; pass droverd's <state-dir>/tls/ca.crt"));
+  }
+  return text.str();
+}
+
+// The fake node's identity: what drover-agent gets when it joins (agent/node_certificate.h),
+// held in memory.
+struct NodeIdentity {
+  std::string key_pem;
+  std::string certificate_pem;
+};
+
+// Joins droverd as node `name` the way a new agent does: a one-time join token for that
+// name (made here with the caller's admin token), a new key and CSR, JoinNode.
+absl::StatusOr<NodeIdentity> JoinAsNode(const std::shared_ptr<grpc::Channel>& admin_channel,
+                                        const std::string& server, const std::string& ca_pem,
+                                        const std::string& name) {
+  auto identity = v1::NodeIdentityService::NewStub(admin_channel);
+  v1::CreateJoinTokenRequest token_request;
+  token_request.mutable_ttl()->set_seconds(600);
+  token_request.set_node_name(name);
+  v1::CreateJoinTokenResponse token;
+  {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    if (grpc::Status s = identity->CreateJoinToken(&context, token_request, &token); !s.ok()) {
+      return FromGrpc(s, absl::StrCat("making a join token for node '", name,
+                                      "' (needs an admin's token in $DROVER_TOKEN)"));
+    }
+  }
+  NodeIdentity node;
+  absl::StatusOr<std::string> key = pki::GenerateKey();
+  if (!key.ok()) return key.status();
+  node.key_pem = *key;
+  absl::StatusOr<std::string> csr = pki::CreateCsr(node.key_pem, name, {"drover-node://" + name});
+  if (!csr.ok()) return csr.status();
+  v1::JoinNodeRequest join;
+  join.set_token(token.token());
+  join.set_node_name(name);
+  join.set_csr_pem(*csr);
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ca_pem;
+  auto joiner = v1::NodeIdentityService::NewStub(
+      grpc::CreateChannel(server, grpc::SslCredentials(tls)));
+  v1::NodeCertificateResponse certificate;
+  grpc::ClientContext context;
+  SetDeadline(context);
+  if (grpc::Status s = joiner->JoinNode(&context, join, &certificate); !s.ok()) {
+    return FromGrpc(s, absl::StrCat("joining as node '", name, "'"));
+  }
+  node.certificate_pem = certificate.certificate_pem();
+  return node;
+}
+
+// The job whose attempt the fake node runs: one process per stream, all of the node.
+v1::JobSpec BenchJobSpec(const std::string& target, int64_t streams, const std::string& key) {
+  v1::JobSpec spec;
+  spec.set_name("bench-log-ingest");
+  spec.set_entry_script("bin/sh");
+  spec.add_arguments()->set_value("-c");
+  spec.add_arguments()->set_value("true");
+  spec.set_compute_target(target);
+  spec.set_process_count_per_node(static_cast<int32_t>(streams));
+  spec.mutable_resources()->set_cpus(kNodeCpus);
+  spec.mutable_resources()->set_memory_mib(kNodeMemoryMib);
+  spec.set_idempotency_key(key);
+  return spec;
+}
+
+// Polls the job until it is in `state`; FAILED_PRECONDITION when it ends in another,
+// DEADLINE_EXCEEDED at `deadline`.
+absl::Status AwaitJobState(v1::JobService::Stub& jobs, const std::string& job_id,
+                           v1::JobStatus::State state, absl::Time deadline) {
+  v1::Job job;
+  while (true) {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    v1::GetJobRequest request;
+    request.set_job_id(job_id);
+    if (grpc::Status s = jobs.GetJob(&context, request, &job); !s.ok()) {
+      return FromGrpc(s, absl::StrCat("reading job ", job_id));
+    }
+    const v1::JobStatus::State now = job.status().state();
+    if (now == state) return absl::OkStatus();
+    if (now == v1::JobStatus::COMPLETED || now == v1::JobStatus::FAILED ||
+        now == v1::JobStatus::CANCELED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", job_id, " ended ", v1::JobStatus::State_Name(now), " (",
+                       job.status().message(), ") instead of reaching ",
+                       v1::JobStatus::State_Name(state)));
+    }
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("job ", job_id, " is ", v1::JobStatus::State_Name(now), " (",
+                       job.status().reason(), "), not ", v1::JobStatus::State_Name(state)));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
+// Bytes droverd stores of each rank's `stream` of the attempt, read back with StreamLogs.
+absl::StatusOr<std::vector<int64_t>> StoredBytes(v1::JobService::Stub& jobs,
+                                                 const v1::AttemptRef& attempt,
+                                                 v1::LogStream stream, int64_t ranks) {
+  std::vector<int64_t> stored(static_cast<size_t>(ranks), 0);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(5)));
+  v1::StreamLogsRequest request;
+  request.set_job_id(attempt.job_id());
+  request.set_attempt(attempt.epoch());
+  request.add_streams(stream);
+  auto reader = jobs.StreamLogs(&context, request);
+  v1::StreamLogsResponse piece;
+  while (reader->Read(&piece)) {
+    if (piece.rank() >= 0 && piece.rank() < ranks && piece.stream() == stream) {
+      stored[static_cast<size_t>(piece.rank())] =
+          std::max(stored[static_cast<size_t>(piece.rank())],
+                   piece.offset() + static_cast<int64_t>(piece.data().size()));
+    }
+  }
+  if (grpc::Status s = reader->Finish(); !s.ok()) {
+    return FromGrpc(s, absl::StrCat("reading back the logs of job ", attempt.job_id()));
+  }
+  return stored;
+}
+
 // What the fake agent knows of one log stream (one rank's stdout).
 struct StreamState {
   int64_t target = 0;  // bytes to ship
@@ -85,14 +249,21 @@ struct StreamState {
   std::deque<std::pair<int64_t, SteadyClock::time_point>> in_flight;
 };
 
-// Shared between the writer (the calling thread) and the reader of acknowledgements.
+// Shared between the writer (the calling thread) and the reader of droverd's messages.
 struct Shared {
   absl::Mutex mu;
   absl::CondVar changed;
+  // The assignment of the benchmark job's attempt, once droverd sent it.
+  std::optional<v1::AssignAttempt> assigned ABSL_GUARDED_BY(mu);
+  // droverd's StopAttempt of it, if any (the run then fails).
+  std::string stopped ABSL_GUARDED_BY(mu);
   std::vector<StreamState> streams ABSL_GUARDED_BY(mu);
   int64_t acked_bytes ABSL_GUARDED_BY(mu) = 0;
   int64_t acked_chunks ABSL_GUARDED_BY(mu) = 0;
   int64_t short_acks ABSL_GUARDED_BY(mu) = 0;
+  // Acknowledgements that said the stream reached droverd's cap (nothing more is stored).
+  int64_t capped_acks ABSL_GUARDED_BY(mu) = 0;
+  int32_t capped_rank ABSL_GUARDED_BY(mu) = -1;
   bool reader_done ABSL_GUARDED_BY(mu) = false;
   SteadyClock::time_point last_ack ABSL_GUARDED_BY(mu);
   std::vector<absl::Duration> latencies ABSL_GUARDED_BY(mu);
@@ -113,15 +284,23 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
         "--chunk-kib: ", o.chunk_kib, " is out of range; use 1 to ", kMaxChunkKib,
         " (droverd takes messages up to 4 MiB)"));
   }
-  if (o.streams < 1 || o.streams > 4096) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--streams: ", o.streams, " is out of range; use 1 to 4096"));
+  if (o.streams < 1 || o.streams > kMaxStreams) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--streams: ", o.streams, " is out of range; use 1 to ", kMaxStreams,
+        " (one process of the job per stream)"));
   }
   if (o.window_kib < o.chunk_kib) {
     return absl::InvalidArgumentError(absl::StrCat("--window-kib: ", o.window_kib,
                                                    " must be at least --chunk-kib (",
                                                    o.chunk_kib, ")"));
   }
+  if (o.server.rfind("unix:", 0) == 0) {
+    return absl::InvalidArgumentError(
+        "--server: agents connect over TLS with a node certificate; pass droverd's "
+        "--listen HOST:PORT, not its admin socket");
+  }
+  absl::StatusOr<std::string> ca_pem = ReadCa(o.ca_file);
+  if (!ca_pem.ok()) return ca_pem.status();
   LogIngestResult result;
   result.streams = o.streams;
   result.chunk_bytes = o.chunk_kib * 1024;
@@ -146,16 +325,52 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
     result.baseline_streaming_mib_per_second = MibPerSecond(result.baseline_bytes, *streaming);
   }
 
-  std::shared_ptr<grpc::Channel> channel =
+  // The user's channel (an admin's token): join token, compute target, submit, read back.
+  std::shared_ptr<grpc::Channel> user_channel =
       grpc::CreateChannel(o.server, DroverdCredentials(o.server, o.ca_file));
-  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
-                                 absl::ToChronoMilliseconds(o.connect_timeout))) {
+  if (!user_channel->WaitForConnected(std::chrono::system_clock::now() +
+                                      absl::ToChronoMilliseconds(o.connect_timeout))) {
     return absl::UnavailableError(absl::StrCat(
         "cannot reach droverd at '", o.server, "' within ",
         absl::FormatDuration(o.connect_timeout),
         "; is it running, and is --server its --listen address?"));
   }
-  std::unique_ptr<v1::AgentService::Stub> stub = v1::AgentService::NewStub(channel);
+  absl::StatusOr<NodeIdentity> identity = JoinAsNode(user_channel, o.server, *ca_pem, o.node_name);
+  if (!identity.ok()) return identity.status();
+
+  std::random_device random;
+  const std::string run_id = absl::StrFormat("%08x", random());
+  // A compute target of the fake node alone, so that droverd places the job there and
+  // nowhere else (a real agent may be connected too).
+  const std::string target = absl::StrCat("bench-ingest-", run_id);
+  auto admin = v1::AdminService::NewStub(user_channel);
+  {
+    v1::PutComputeTargetRequest request;
+    request.mutable_target()->set_name(target);
+    (*request.mutable_target()->mutable_selector())[kNodeLabel] = o.node_name;
+    v1::ComputeTarget put;
+    grpc::ClientContext context;
+    SetDeadline(context);
+    if (grpc::Status s = admin->PutComputeTarget(&context, request, &put); !s.ok()) {
+      return FromGrpc(s, absl::StrCat("creating compute target '", target, "'"));
+    }
+  }
+  auto delete_target = [&] {
+    v1::DeleteComputeTargetRequest request;
+    request.set_name(target);
+    v1::DeleteComputeTargetResponse deleted;
+    grpc::ClientContext context;
+    SetDeadline(context);
+    (void)admin->DeleteComputeTarget(&context, request, &deleted);  // best effort
+  };
+
+  grpc::SslCredentialsOptions node_tls;
+  node_tls.pem_root_certs = *ca_pem;
+  node_tls.pem_private_key = identity->key_pem;
+  node_tls.pem_cert_chain = identity->certificate_pem;
+  std::shared_ptr<grpc::Channel> node_channel =
+      grpc::CreateChannel(o.server, grpc::SslCredentials(node_tls));
+  std::unique_ptr<v1::AgentService::Stub> stub = v1::AgentService::NewStub(node_channel);
   grpc::ClientContext context;
   auto stream = stub->Connect(&context);
 
@@ -163,21 +378,20 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
   v1::NodeInfo* node = hello.mutable_hello()->mutable_node();
   node->set_name(o.node_name);
   node->add_addresses("127.0.0.1");
-  // Too small for any job: droverd must not place work on a node that runs nothing.
-  node->mutable_capacity()->set_cpus(0.001);
-  node->mutable_capacity()->set_memory_mib(1);
+  node->mutable_capacity()->set_cpus(kNodeCpus);
+  node->mutable_capacity()->set_memory_mib(kNodeMemoryMib);
+  (*node->mutable_labels())[kNodeLabel] = o.node_name;
   node->set_agent_version("drover-bench");
   v1::SchedulerMessage welcome;
   if (!stream->Write(hello) || !stream->Read(&welcome) || !welcome.has_welcome()) {
     context.TryCancel();
     grpc::Status status = stream->Finish();
+    delete_target();
     return absl::UnavailableError(absl::StrCat(
         "droverd at '", o.server, "' did not welcome the fake agent '", o.node_name,
         "': ", status.ok() ? "no welcome" : status.error_message()));
   }
 
-  std::random_device random;
-  const std::string job_id = absl::StrFormat("j-bench-%08x%08x", random(), random());
   // Incompressible bytes, though gRPC does not compress by default; or whole metric
   // records of kRecordBytes each, as many as fit a chunk (streams then hold whole chunks).
   std::string payload(static_cast<size_t>(result.chunk_bytes), '\0');
@@ -198,34 +412,61 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
       std::memcpy(&payload[i], &word, 8);
     }
   }
+  const v1::LogStream log_stream = o.metrics ? v1::METRICS : v1::STDOUT;
 
   Shared shared;
-  const int64_t total = o.megabytes * kMiB;
+  int64_t total = 0;
   {
     absl::MutexLock lock(&shared.mu);
     shared.streams.resize(static_cast<size_t>(o.streams));
+    const int64_t megabytes = o.megabytes * kMiB;
     for (int64_t i = 0; i < o.streams; ++i) {
-      int64_t& target = shared.streams[i].target;
-      target = total / o.streams + (i == o.streams - 1 ? total % o.streams : 0);
+      int64_t& target_bytes = shared.streams[i].target;
+      target_bytes = megabytes / o.streams + (i == o.streams - 1 ? megabytes % o.streams : 0);
       // Whole chunks of whole records.
-      if (o.metrics) target = std::max<int64_t>(1, target / result.chunk_bytes) * result.chunk_bytes;
+      if (o.metrics) {
+        target_bytes = std::max<int64_t>(1, target_bytes / result.chunk_bytes) * result.chunk_bytes;
+      }
+      total += target_bytes;
     }
   }
 
+  // The attempt's id, known once droverd assigned it; the reader drops acknowledgements of
+  // anything else.
+  v1::AttemptRef attempt;
   std::thread reader([&] {
     v1::SchedulerMessage message;
     while (stream->Read(&message)) {
-      if (!message.has_log_ack() || message.log_ack().attempt().job_id() != job_id) continue;
-      const v1::LogAck& ack = message.log_ack();
       SteadyClock::time_point now = SteadyClock::now();
       absl::MutexLock lock(&shared.mu);
+      if (message.has_assign() && !shared.assigned.has_value()) {
+        shared.assigned = message.assign();
+        shared.changed.SignalAll();
+        continue;
+      }
+      if (message.has_stop() && shared.assigned.has_value() &&
+          message.stop().attempt().job_id() == shared.assigned->attempt().job_id()) {
+        shared.stopped = message.stop().message().empty() ? "no reason given"
+                                                          : message.stop().message();
+        shared.changed.SignalAll();
+        continue;
+      }
+      if (!message.has_log_ack() || !shared.assigned.has_value() ||
+          message.log_ack().attempt().job_id() != shared.assigned->attempt().job_id()) {
+        continue;
+      }
+      const v1::LogAck& ack = message.log_ack();
       if (ack.rank() < 0 || ack.rank() >= static_cast<int32_t>(shared.streams.size())) continue;
       StreamState& s = shared.streams[ack.rank()];
       if (s.in_flight.empty()) continue;
       auto [end, sent_at] = s.in_flight.front();
       s.in_flight.pop_front();
       shared.latencies.push_back(absl::FromChrono(now - sent_at));
-      if (ack.offset() < end) {
+      if (ack.capped()) {
+        // Acknowledged, but dropped past droverd's cap: not durable data.
+        ++shared.capped_acks;
+        if (shared.capped_rank < 0) shared.capped_rank = ack.rank();
+      } else if (ack.offset() < end) {
         ++shared.short_acks;  // refused or not stored: the run cannot count it
       } else {
         shared.acked_bytes += ack.offset() - s.acked;
@@ -240,16 +481,92 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
     shared.changed.SignalAll();
   });
 
+  std::string failure;
+  absl::Time next_heartbeat = absl::Now() + kHeartbeat;
+  // Ends the agent stream and the reader; the failure of the run if `failure` is set.
+  auto hang_up = [&]() -> absl::Status {
+    stream->WritesDone();
+    context.TryCancel();
+    reader.join();
+    grpc::Status finished = stream->Finish();
+    delete_target();
+    if (failure.empty()) return absl::OkStatus();
+    absl::MutexLock lock(&shared.mu);
+    return absl::UnavailableError(absl::StrCat(
+        "log ingest into droverd at '", o.server, "' stopped after ", shared.acked_bytes, " of ",
+        total, " bytes were acknowledged: ", failure,
+        finished.ok() || finished.error_code() == grpc::StatusCode::CANCELLED
+            ? ""
+            : absl::StrCat(" (", finished.error_message(), ")")));
+  };
+  auto heartbeat_if_due = [&]() -> bool {
+    if (absl::Now() < next_heartbeat) return true;
+    v1::AgentMessage heartbeat;
+    heartbeat.mutable_heartbeat();
+    next_heartbeat = absl::Now() + kHeartbeat;
+    return stream->Write(heartbeat);
+  };
+
+  // The job, placed on the fake node; the bench answers its assignment as drover-agent
+  // does for a node that prepares at once: READY, then (one node: it starts when ready)
+  // RUNNING.
+  auto jobs = v1::JobService::NewStub(user_channel);
+  {
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() =
+        BenchJobSpec(target, o.streams, absl::StrCat("drover-bench-log-ingest-", run_id));
+    v1::SubmitJobResponse submitted;
+    grpc::ClientContext submit_context;
+    SetDeadline(submit_context);
+    if (grpc::Status s = jobs->SubmitJob(&submit_context, request, &submitted); !s.ok()) {
+      failure = FromGrpc(s, "submitting the benchmark job").ToString();
+      return hang_up();
+    }
+    const absl::Time deadline = absl::Now() + kCallTimeout;
+    absl::MutexLock lock(&shared.mu);
+    while (!shared.assigned.has_value() && !shared.reader_done && absl::Now() < deadline) {
+      shared.changed.WaitWithDeadline(&shared.mu, deadline);
+    }
+    if (!shared.assigned.has_value()) {
+      failure = absl::StrCat("droverd did not place job ", submitted.job().id(), " on node '",
+                             o.node_name, "' within ", absl::FormatDuration(kCallTimeout));
+    } else if (shared.assigned->attempt().job_id() != submitted.job().id()) {
+      failure = absl::StrCat("droverd placed job ", shared.assigned->attempt().job_id(),
+                             ", not the benchmark's job ", submitted.job().id(), ", on node '",
+                             o.node_name, "'");
+    } else {
+      attempt = shared.assigned->attempt();
+    }
+  }
+  if (!failure.empty()) return hang_up();
+  for (v1::AttemptReport::Phase phase : {v1::AttemptReport::READY, v1::AttemptReport::RUNNING}) {
+    v1::AgentMessage report;
+    *report.mutable_report()->mutable_attempt() = attempt;
+    report.mutable_report()->set_phase(phase);
+    if (!stream->Write(report)) {
+      failure = "the stream to droverd broke while reporting the attempt";
+      return hang_up();
+    }
+  }
+  if (absl::Status s = AwaitJobState(*jobs, attempt.job_id(), v1::JobStatus::RUNNING,
+                                     absl::Now() + kCallTimeout);
+      !s.ok()) {
+    failure = std::string(s.message());
+    return hang_up();
+  }
+
   const SteadyClock::time_point start = SteadyClock::now();
   const absl::Time deadline = absl::Now() + o.timeout;
-  absl::Time next_heartbeat = absl::Now() + kHeartbeat;
-  std::string failure;
   while (true) {
     std::vector<v1::AgentMessage> out;
     {
       absl::MutexLock lock(&shared.mu);
+      auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared.mu) {
+        return shared.acked_bytes >= total || shared.reader_done || shared.short_acks > 0 ||
+               shared.capped_acks > 0 || !shared.stopped.empty();
+      };
       while (true) {
-        if (shared.acked_bytes >= total || shared.reader_done || shared.short_acks > 0) break;
+        if (done()) break;
         bool room = false;
         for (const StreamState& s : shared.streams) {
           room = room || (s.sent < s.target && s.sent - s.acked < result.window_bytes);
@@ -257,9 +574,21 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
         if (room || absl::Now() >= deadline || absl::Now() >= next_heartbeat) break;
         shared.changed.WaitWithDeadline(&shared.mu, std::min(deadline, next_heartbeat));
       }
+      if (shared.capped_acks > 0) {
+        failure = absl::StrCat(
+            "droverd capped rank ", shared.capped_rank,
+            "'s stream (acknowledged without storing): ship at most its cap per stream "
+            "(droverd's --max-log-bytes, --max-metric-records; fewer --megabytes or more "
+            "--streams), or start droverd with the cap raised");
+        break;
+      }
       if (shared.acked_bytes >= total) break;
       if (shared.short_acks > 0) {
         failure = "droverd refused a chunk (acknowledged less than was sent)";
+        break;
+      }
+      if (!shared.stopped.empty()) {
+        failure = absl::StrCat("droverd stopped the attempt: ", shared.stopped);
         break;
       }
       if (shared.reader_done) {
@@ -278,10 +607,9 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
           int64_t n = std::min(result.chunk_bytes, s.target - s.sent);
           v1::AgentMessage message;
           v1::LogChunk* chunk = message.mutable_log();
-          chunk->mutable_attempt()->set_job_id(job_id);
-          chunk->mutable_attempt()->set_epoch(1);
+          *chunk->mutable_attempt() = attempt;
           chunk->set_rank(static_cast<int32_t>(rank));
-          chunk->set_stream(o.metrics ? v1::METRICS : v1::STDOUT);
+          chunk->set_stream(log_stream);
           chunk->set_offset(s.sent);
           chunk->set_data(payload.data(), static_cast<size_t>(n));
           s.sent += n;
@@ -290,35 +618,59 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
         }
       }
     }
-    if (absl::Now() >= next_heartbeat) {
-      v1::AgentMessage heartbeat;
-      heartbeat.mutable_heartbeat();
-      out.push_back(std::move(heartbeat));
-      next_heartbeat = absl::Now() + kHeartbeat;
-    }
-    bool written = true;
+    bool written = heartbeat_if_due();
     for (const v1::AgentMessage& message : out) {
-      if (!(written = stream->Write(message))) break;
+      if (!written) break;
+      written = stream->Write(message);
     }
     if (!written) {
       failure = "the stream to droverd broke while writing";
       break;
     }
   }
+  if (!failure.empty()) return hang_up();
 
-  stream->WritesDone();
-  context.TryCancel();
-  reader.join();
-  grpc::Status finished = stream->Finish();
+  // The attempt ends as a job's does whose every process exited 0; the job completes.
+  {
+    v1::AgentMessage ended;
+    v1::AttemptReport* report = ended.mutable_report();
+    *report->mutable_attempt() = attempt;
+    report->set_phase(v1::AttemptReport::ENDED);
+    for (int32_t rank = 0; rank < o.streams; ++rank) report->add_exits()->set_rank(rank);
+    if (!stream->Write(ended)) {
+      failure = "the stream to droverd broke while reporting the attempt's end";
+      return hang_up();
+    }
+  }
+  if (absl::Status s = AwaitJobState(*jobs, attempt.job_id(), v1::JobStatus::COMPLETED,
+                                     absl::Now() + kCallTimeout);
+      !s.ok()) {
+    failure = std::string(s.message());
+    return hang_up();
+  }
+  // What droverd acknowledged must be what it stores: an acknowledgement also answers a
+  // chunk it refused (not the node's attempt), which would make the rate a rate of nothing.
+  absl::StatusOr<std::vector<int64_t>> stored = StoredBytes(*jobs, attempt, log_stream, o.streams);
+  if (!stored.ok()) {
+    failure = std::string(stored.status().message());
+    return hang_up();
+  }
+  {
+    absl::MutexLock lock(&shared.mu);
+    for (int64_t rank = 0; rank < o.streams; ++rank) {
+      if ((*stored)[rank] != shared.streams[rank].target) {
+        failure = absl::StrCat("droverd stores ", (*stored)[rank], " bytes of rank ", rank,
+                               "'s stream of job ", attempt.job_id(), ", not the ",
+                               shared.streams[rank].target, " it acknowledged");
+        break;
+      }
+    }
+  }
+  if (absl::Status s = hang_up(); !s.ok()) return s;
   result.load_after = LoadAverage();
 
   absl::MutexLock lock(&shared.mu);
-  if (!failure.empty()) {
-    return absl::UnavailableError(absl::StrCat(
-        "log ingest into droverd at '", o.server, "': ", failure, " after ",
-        shared.acked_bytes, " of ", total, " bytes",
-        finished.ok() ? "" : absl::StrCat(" (", finished.error_message(), ")")));
-  }
+  result.job_id = attempt.job_id();
   result.bytes = shared.acked_bytes;
   result.chunks = shared.acked_chunks;
   result.short_acks = shared.short_acks;
@@ -336,8 +688,8 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
 std::string LogIngestResultText(const LogIngestResult& r, const std::string& server) {
   std::string out = absl::StrFormat(
       "log-ingest: %d MiB in %d KiB chunks over %d stream(s), window %d KiB per stream, "
-      "into droverd %s\n",
-      r.bytes / kMiB, r.chunk_bytes / 1024, r.streams, r.window_bytes / 1024, server);
+      "into droverd %s for job %s\n",
+      r.bytes / kMiB, r.chunk_bytes / 1024, r.streams, r.window_bytes / 1024, server, r.job_id);
   absl::StrAppend(&out, "  load average      before ", r.load_before, ", after ", r.load_after,
                   "\n");
   absl::StrAppendFormat(&out, "  acknowledged      %d chunks in %.3f s: %.1f MiB/s\n", r.chunks,
@@ -372,7 +724,8 @@ std::string LogIngestResultText(const LogIngestResult& r, const std::string& ser
 
 std::string LogIngestResultJson(const LogIngestResult& r, const std::string& server) {
   return absl::StrCat(
-      "{\"benchmark\":\"log-ingest\",\"server\":", JsonString(server), ",\"bytes\":", r.bytes,
+      "{\"benchmark\":\"log-ingest\",\"server\":", JsonString(server),
+      ",\"job_id\":", JsonString(r.job_id), ",\"bytes\":", r.bytes,
       ",\"chunks\":", r.chunks, ",\"streams\":", r.streams, ",\"chunk_bytes\":", r.chunk_bytes,
       ",\"window_bytes\":", r.window_bytes,
       ",\"elapsed_s\":", absl::StrFormat("%.3f", absl::ToDoubleSeconds(r.elapsed)),

@@ -268,11 +268,16 @@ int RunLogIngest(const std::vector<std::string>& args) {
   std::string output = "text";
   FlagSet flags(
       "drover-bench log-ingest --server HOST:PORT [flags]",
-      "Acts as a node agent on droverd's agent stream and ships --megabytes of log data for a\n"
-      "made-up attempt, keeping at most --window-kib unacknowledged per stream, and prints\n"
-      "the rate droverd durably acknowledged it at. With --baseline-dir (a folder on the disk\n"
-      "of droverd's state folder) it first measures that disk: write + fdatasync per chunk,\n"
-      "and the same writes with one fdatasync.\n"
+      "Acts as a node agent on droverd's agent stream and ships --megabytes of log data, and\n"
+      "prints the rate droverd durably acknowledged it at. Like a new agent it joins as node\n"
+      "--node-name (making its own join token: $DROVER_TOKEN must be an admin's); it submits\n"
+      "a job to a compute target of that node alone, one process per stream, answers the\n"
+      "assignment as an agent, ships the attempt's logs keeping at most --window-kib\n"
+      "unacknowledged per stream, ends the attempt and reads the logs back to check that\n"
+      "droverd stores what it acknowledged. droverd's caps are not raised: a stream past\n"
+      "--max-log-bytes (256 MiB by default) or --max-metric-records (1,000,000) fails the run.\n"
+      "With --baseline-dir (a folder on the disk of droverd's state folder) it first measures\n"
+      "that disk: write + fdatasync per chunk, and the same writes with one fdatasync.\n"
       "\n"
       "Example:\n"
       "  drover-bench log-ingest --server 127.0.0.1:7070 --megabytes 256 \\\n"
@@ -281,7 +286,7 @@ int RunLogIngest(const std::vector<std::string>& args) {
   flags.String("ca", &options.ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
   flags.Int("megabytes,m", &options.megabytes, "MiB of log data to ship in all", "M");
   flags.Int("chunk-kib", &options.chunk_kib, "KiB per LogChunk", "KIB");
-  flags.Int("streams", &options.streams, "Log streams (ranks) shipped at once", "S");
+  flags.Int("streams", &options.streams, "Log streams (ranks, 1-256) shipped at once", "S");
   flags.Int("window-kib", &options.window_kib, "Unacknowledged KiB allowed per stream", "KIB");
   flags.String("node-name", &options.node_name, "The fake agent's node name", "NAME");
   flags.Bool("metrics", &options.metrics,

@@ -15,10 +15,13 @@
 # the JSON of every measurement, the per-job timelines and the daemons' logs are kept there
 # (use --log-level debug to line the timelines up with the daemons' events). --command is
 # what `/bin/sh -c` runs in each job (try 'echo hi' to see the cost of shipping output);
-# --streams "" skips the ingest benchmark.
+# --streams "" skips the ingest benchmark. The ingest benchmark is a node of its own
+# (bench-ingest, joined with the admin token, in a compute target of its own), so its job
+# never lands on the agent; bench/run_ingest_bench.sh runs it without agent and compares
+# droverd builds.
 set -euo pipefail
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 [[ $# -ge 1 ]] || usage
 [[ "$1" == "-h" || "$1" == "--help" ]] && usage
