@@ -24,7 +24,6 @@
 #include "absl/strings/str_split.h"
 #include "agent/runtime/json.h"
 #include "agent/runtime/mountinfo.h"
-#include "agent/runtime/oci_spec.h"
 #include "agent/runtime/runtime_files.h"
 #include "common/status_macros.h"
 
@@ -121,19 +120,11 @@ bool IsUnder(absl::string_view path, absl::string_view dir) {
 
 }  // namespace
 
-absl::Status PrepareBundle(const ContainerSpec& spec, const RuncOptions& options,
-                           uint64_t nofile_limit) {
+absl::Status PrepareBundle(const ContainerSpec& spec, OciOptions oci) {
   const std::string& bundle = spec.bundle_dir;
-  OciOptions oci;
   oci.rootfs = "rootfs";
   oci.host_os = spec.image_rootfs.empty();
-  oci.init_binary = options.init_binary;
   oci.state_dir = bundle + "/state";
-  oci.cgroups_path =
-      options.cgroup_parent.empty() ? spec.id : absl::StrCat(options.cgroup_parent, "/", spec.id);
-  oci.nofile_limit = nofile_limit;
-  oci.userns = options.userns;
-  oci.seccomp = options.seccomp;
   for (const DeviceNode& node : spec.devices) {
     const std::string& path = node.source.empty() ? node.path : node.source;
     struct stat st;

@@ -4,24 +4,24 @@
 #ifndef DROVER_AGENT_RUNTIME_RUNC_BUNDLE_H_
 #define DROVER_AGENT_RUNTIME_RUNC_BUNDLE_H_
 
-#include <cstdint>
-
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "agent/runtime/container_runtime.h"
-#include "agent/runtime/runc_runtime.h"
+#include "agent/runtime/oci_spec.h"
 
 namespace drover::agent {
 
 // Fills the empty folder `spec.bundle_dir`: the state folder, the root filesystem (the
 // host's skeleton, or the image's overlay mounted on `rootfs/`), the folders a user
-// namespace's root must own or pass through, and config.json. INVALID_ARGUMENT for a device
-// that is no device node, an image_rootfs that is not a folder, or a path the overlay cannot
-// take; FAILED_PRECONDITION when the container's root (under `options.userns`) could not
-// reach a folder or a device; UNAVAILABLE when the overlay cannot be mounted; INTERNAL for
-// other file errors. On failure the caller empties the bundle (CleanBundle).
-absl::Status PrepareBundle(const ContainerSpec& spec, const RuncOptions& options,
-                           uint64_t nofile_limit);
+// namespace's root must own or pass through, and config.json. `oci` brings the runtime's
+// settings (init_binary, cgroups_path, nofile_limit, userns, seccomp); the bundle's own
+// fields (rootfs, host_os, state_dir, devices, host_dir_binds) are set here.
+// INVALID_ARGUMENT for a device that is no device node, an image_rootfs that is not a
+// folder, or a path the overlay cannot take; FAILED_PRECONDITION when the container's root
+// (under `oci.userns`) could not reach a folder or a device; UNAVAILABLE when the overlay
+// cannot be mounted; INTERNAL for other file errors. On failure the caller empties the
+// bundle (CleanBundle).
+absl::Status PrepareBundle(const ContainerSpec& spec, OciOptions oci);
 
 // Unmounts everything under `bundle_dir` (deepest first) and removes its contents, keeping
 // the folder itself. UNAVAILABLE when a mount stays (then nothing is removed: removing

@@ -345,7 +345,14 @@ absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start)
         absl::StrCat("container '", spec.id, "' already exists in runc root ", options_.root_dir));
   }
 
-  absl::Status prepared = PrepareBundle(spec, options_, nofile_limit_);
+  OciOptions oci;
+  oci.init_binary = options_.init_binary;
+  oci.cgroups_path =
+      options_.cgroup_parent.empty() ? spec.id : absl::StrCat(options_.cgroup_parent, "/", spec.id);
+  oci.nofile_limit = nofile_limit_;
+  oci.userns = options_.userns;
+  oci.seccomp = options_.seccomp;
+  absl::Status prepared = PrepareBundle(spec, std::move(oci));
   if (!prepared.ok()) {
     (void)CleanBundle(spec.bundle_dir);
     forget();
