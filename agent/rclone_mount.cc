@@ -27,6 +27,7 @@
 #include "absl/strings/strip.h"
 #include "agent/rclone_internal.h"
 #include "agent/runtime/json.h"
+#include "agent/runtime/mountinfo.h"
 #include "agent/runtime/process.h"
 #include "common/log.h"
 
@@ -47,25 +48,6 @@ std::string ReadFileText(const std::string& path) {
   while ((n = read(fd, buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<size_t>(n));
   close(fd);
   return text;
-}
-
-// Octal escapes of /proc/self/mountinfo (`\040` for a space) decoded.
-std::string UnescapeMountPath(absl::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 3 < text.size()) {
-      absl::string_view digits = text.substr(i + 1, 3);
-      if (std::all_of(digits.begin(), digits.end(),
-                                            [](char c) { return c >= '0' && c <= '7'; })) {
-        out.push_back(static_cast<char>((digits[0] - '0') * 64 + (digits[1] - '0') * 8 +
-                                        (digits[2] - '0')));
-        i += 3;
-        continue;
-      }
-    }
-    out.push_back(text[i]);
-  }
-  return out;
 }
 
 bool IsMounted(const std::string& mountpoint) {
@@ -542,15 +524,9 @@ absl::Status RcloneMount::Unmount(absl::Duration flush_timeout) {
 
 std::vector<std::string> RcloneMountsUnder(absl::string_view mountinfo, const std::string& dir) {
   std::vector<std::string> found;
-  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
-    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
-    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
-    auto dash = std::find(fields.begin(), fields.end(), "-");
-    if (fields.size() < 5 || dash == fields.end() || dash + 1 == fields.end()) continue;
-    if (*(dash + 1) != "fuse.rclone") continue;
-    std::string mountpoint = UnescapeMountPath(fields[4]);
-    if (mountpoint == dir || absl::StartsWith(mountpoint, absl::StrCat(dir, "/"))) {
-      found.push_back(std::move(mountpoint));
+  for (MountEntry& mount : ParseMountInfo(mountinfo)) {
+    if (mount.fs_type == "fuse.rclone" && IsAtOrUnder(mount.mount_point, dir)) {
+      found.push_back(std::move(mount.mount_point));
     }
   }
   std::sort(found.begin(), found.end(),

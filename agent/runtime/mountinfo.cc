@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "agent/runtime/runtime_files.h"
 
@@ -50,6 +51,11 @@ std::vector<MountEntry> ReadMountInfo() {
   absl::StatusOr<std::string> text = ReadFile("/proc/self/mountinfo");
   if (!text.ok()) return {};
   return ParseMountInfo(*text);
+}
+
+bool IsAtOrUnder(absl::string_view path, absl::string_view dir) {
+  return path == dir ||
+         (absl::StartsWith(path, dir) && path.size() > dir.size() && path[dir.size()] == '/');
 }
 
 }  // namespace drover::agent

@@ -30,6 +30,10 @@ std::vector<MountEntry> ParseMountInfo(absl::string_view text);
 // This process's mount table (/proc/self/mountinfo); empty when it cannot be read.
 std::vector<MountEntry> ReadMountInfo();
 
+// Whether the absolute `path` is the folder `dir` or below it ("/a/bc" is not below "/a/b").
+// `dir` is written without a trailing slash, and is not "/".
+bool IsAtOrUnder(absl::string_view path, absl::string_view dir);
+
 }  // namespace drover::agent
 
 #endif  // DROVER_AGENT_RUNTIME_MOUNTINFO_H_

@@ -113,11 +113,6 @@ absl::Status MakeDir(const std::string& path, mode_t mode = 0755) {
   return absl::OkStatus();
 }
 
-bool IsUnder(absl::string_view path, absl::string_view dir) {
-  return path == dir ||
-         (absl::StartsWith(path, dir) && path.size() > dir.size() && path[dir.size()] == '/');
-}
-
 }  // namespace
 
 absl::Status PrepareBundle(const ContainerSpec& spec, OciOptions oci) {
@@ -243,7 +238,7 @@ absl::Status CleanBundle(absl::string_view bundle_dir) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     std::vector<std::string> points;
     for (const MountEntry& mount : ReadMountInfo()) {
-      if (IsUnder(mount.mount_point, bundle)) points.push_back(mount.mount_point);
+      if (IsAtOrUnder(mount.mount_point, bundle)) points.push_back(mount.mount_point);
     }
     if (points.empty()) break;
     std::sort(points.begin(), points.end(),
@@ -255,7 +250,7 @@ absl::Status CleanBundle(absl::string_view bundle_dir) {
     }
   }
   for (const MountEntry& mount : ReadMountInfo()) {
-    if (IsUnder(mount.mount_point, bundle)) {
+    if (IsAtOrUnder(mount.mount_point, bundle)) {
       return absl::UnavailableError(
           absl::StrCat("cannot unmount ", mount.mount_point, "; its bundle files are kept"));
     }

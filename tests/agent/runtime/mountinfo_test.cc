@@ -71,6 +71,14 @@ TEST(MountInfoTest, SkipsLinesThatAreNotMountInfo) {
   EXPECT_THAT(ParseMountInfo(""), IsEmpty());
 }
 
+TEST(MountInfoTest, AtOrUnderGoesByWholeFolderNames) {
+  EXPECT_TRUE(IsAtOrUnder("/w/b", "/w/b"));
+  EXPECT_TRUE(IsAtOrUnder("/w/b/c d", "/w/b"));
+  EXPECT_FALSE(IsAtOrUnder("/w/bc", "/w/b"));
+  EXPECT_FALSE(IsAtOrUnder("/w", "/w/b"));
+  EXPECT_FALSE(IsAtOrUnder("/elsewhere/w/b", "/w/b"));
+}
+
 TEST(MountInfoTest, ReadsThisProcesssTable) {
   // Every Linux process has a root mount.
   EXPECT_THAT(MountPoints(ReadMountInfo()), ::testing::Contains("/"));
