@@ -18,8 +18,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "agent/environments/environment_internal.h"
+#include "agent/runtime/mountinfo.h"
 #include "agent/runtime/json.h"
 #include "common/log.h"
 
@@ -69,13 +69,9 @@ void Touch(const std::string& path) {
 }
 
 bool HasMountUnder(const std::string& dir) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
-    if (fields.size() < 5) continue;
-    absl::string_view point = fields[4];
-    if (point == dir || absl::StartsWith(point, absl::StrCat(dir, "/"))) return true;
+  // Mount points decoded: a path with a space is `\040` in mountinfo.
+  for (const MountEntry& mount : ReadMountInfo()) {
+    if (IsAtOrUnder(mount.mount_point, dir)) return true;
   }
   return false;
 }
