@@ -172,7 +172,7 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
   c.args = init.ToArgs();
 
   AppendLog(log, absl::StrCat("drover: building environment ", key, " on ", context.node_name,
-                              " (image ", request.image, "; ", Describe(request), ")\n"));
+                              " (image ", request.image, "; ", DescribePackages(request), ")\n"));
   const int64_t output_start = FileSize(log);
   absl::Time started = absl::Now();
   absl::StatusOr<int> exit_code = RunBuildContainer(c, context);
@@ -207,7 +207,7 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
       std::string output = ReadText(log).substr(static_cast<size_t>(output_start));
       std::string summary = BuildFailureSummary(output);
       return fail(absl::FailedPreconditionError(absl::StrCat(
-          "building the environment (", Describe(request), ") in ", where, " on ",
+          "building the environment (", DescribePackages(request), ") in ", where, " on ",
           context.node_name, " failed with exit code ", *exit_code,
           summary.empty() ? "" : ": ", summary, "; the whole output: drover logs ",
           context.job_id, " --prepare")));

@@ -1,25 +1,15 @@
 // EnvironmentCache (environment_cache.h): Get() with its waiting for another attempt's
-// build, leases, left-over folders, AddTo(), and the helpers the cache's files share
-// (environment_internal.h). Keys are in environment_key.cc, the build's commands in
-// environment_commands.cc, builds in environment_build.cc, eviction in
-// environment_eviction.cc.
+// build, leases, left-over folders and AddTo(). Keys are in environment_key.cc, the build's
+// commands in environment_commands.cc, builds in environment_build.cc, eviction in
+// environment_eviction.cc, the helpers they share in environment_internal.cc.
 #include "agent/environments/environment_cache.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "agent/environments/environment_internal.h"
-#include "agent/runtime/mountinfo.h"
 #include "agent/runtime/json.h"
 #include "common/log.h"
 
@@ -34,58 +24,6 @@ std::string Hex8(absl::string_view text) {
 }
 
 }  // namespace
-
-std::vector<std::string> SortedUnique(const std::vector<std::string>& items) {
-  std::vector<std::string> out = items;
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-void AppendLog(const std::string& path, absl::string_view text) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return;
-  while (!text.empty()) {
-    ssize_t n = write(fd, text.data(), text.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    text.remove_prefix(static_cast<size_t>(n));
-  }
-  close(fd);
-}
-
-void Touch(const std::string& path) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return;
-  futimens(fd, nullptr);
-  close(fd);
-}
-
-bool HasMountUnder(const std::string& dir) {
-  // Mount points decoded: a path with a space is `\040` in mountinfo.
-  for (const MountEntry& mount : ReadMountInfo()) {
-    if (IsAtOrUnder(mount.mount_point, dir)) return true;
-  }
-  return false;
-}
-
-std::string Describe(const EnvironmentRequest& request) {
-  std::vector<std::string> parts;
-  if (!request.conda_packages.empty()) {
-    parts.push_back(absl::StrCat("conda: ", absl::StrJoin(SortedUnique(request.conda_packages), " ")));
-  }
-  if (!request.pip_packages.empty()) {
-    parts.push_back(absl::StrCat("pip: ", absl::StrJoin(SortedUnique(request.pip_packages), " ")));
-  }
-  return absl::StrJoin(parts, "; ");
-}
 
 class EnvironmentCache::Lease {
  public:
@@ -191,7 +129,7 @@ absl::StatusOr<EnvironmentCache::Prepared> EnvironmentCache::Get(const Environme
       Touch(PathOf(key) + "/last-used");
       AppendLog(log, absl::StrCat("drover: using cached environment ", key, " on ",
                                   context.node_name, " (image ", request.image, "; ",
-                                  Describe(request), ")\n"));
+                                  DescribePackages(request), ")\n"));
       return cached;
     }
     if (build) break;

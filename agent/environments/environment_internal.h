@@ -1,5 +1,6 @@
 // Internal to agent/environments: what the files of EnvironmentCache share (the cache's
-// folder names, the build script's exit codes, file helpers). Any thread.
+// folder names, the build script's exit codes, file helpers). Defined in
+// environment_internal.cc; any thread.
 #ifndef DROVER_AGENT_ENVIRONMENTS_ENVIRONMENT_INTERNAL_H_
 #define DROVER_AGENT_ENVIRONMENTS_ENVIRONMENT_INTERNAL_H_
 
@@ -7,7 +8,6 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "agent/environments/environment_cache.h"
 
 namespace drover::agent {
 
@@ -35,9 +35,6 @@ void Touch(const std::string& path);
 
 // Whether anything is mounted at or below `dir` (then removing it could reach through).
 bool HasMountUnder(const std::string& dir);
-
-// The packages of `request` for messages ("conda: a b; pip: c").
-std::string Describe(const EnvironmentRequest& request);
 
 }  // namespace drover::agent
 

@@ -1,5 +1,6 @@
 // Environment cache keys (environment_cache.h): what identifies a built environment, the
-// job's packages and pip settings with the image's identity, or the node's own python.
+// job's packages and pip settings with the image's identity, or the node's own python; and
+// the packages in words.
 #include "agent/environments/environment_cache.h"
 
 #include <sys/stat.h>
@@ -7,6 +8,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/environments/environment_internal.h"
 #include "common/archive/sha256.h"
 
@@ -16,6 +18,17 @@ namespace fs = std::filesystem;
 
 bool NeedsEnvironment(const v1::Environment& environment) {
   return !environment.pip_packages().empty() || !environment.conda_packages().empty();
+}
+
+std::string DescribePackages(const EnvironmentRequest& request) {
+  std::vector<std::string> parts;
+  if (!request.conda_packages.empty()) {
+    parts.push_back(absl::StrCat("conda: ", absl::StrJoin(SortedUnique(request.conda_packages), " ")));
+  }
+  if (!request.pip_packages.empty()) {
+    parts.push_back(absl::StrCat("pip: ", absl::StrJoin(SortedUnique(request.pip_packages), " ")));
+  }
+  return absl::StrJoin(parts, "; ");
 }
 
 std::string EnvironmentKey(const EnvironmentRequest& request) {

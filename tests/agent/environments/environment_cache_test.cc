@@ -99,6 +99,15 @@ TEST(EnvironmentKeyTest, HostPythonIdentityIsStable) {
   EXPECT_THAT(HostPythonIdentity(), ::testing::StartsWith("host:"));
 }
 
+TEST(DescribePackagesTest, CondaThenPipSortedWithoutRepeats) {
+  EnvironmentRequest request = PipRequest({"torch==2.3", "numpy", "torch==2.3"});
+  EXPECT_EQ(DescribePackages(request), "pip: numpy torch==2.3");
+  request.conda_packages = {"python=3.11", "cudatoolkit"};
+  EXPECT_EQ(DescribePackages(request), "conda: cudatoolkit python=3.11; pip: numpy torch==2.3");
+  request.pip_packages.clear();
+  EXPECT_EQ(DescribePackages(request), "conda: cudatoolkit python=3.11");
+}
+
 TEST(PipOptionsTest, KeepsTheClustersOrder) {
   v1::PipSettings settings;
   settings.set_index_url("https://a/simple");
