@@ -4,6 +4,10 @@
 // outputs, and the clean-up of mounts an agent killed earlier left behind. Everything runs
 // on the calling thread (an attempt's, or the agent's at start-up); an RcloneMount belongs
 // to one attempt.
+//
+// Implemented in rclone_config.cc (config file, remotes, mount flags, rclone's errors),
+// rclone_mount.cc (RcloneMount and left-over mounts), rclone_record.cc (the record of a
+// mount's rclone process) and rclone_copy.cc (RcloneCopy).
 #ifndef DROVER_AGENT_RCLONE_H_
 #define DROVER_AGENT_RCLONE_H_
 

@@ -86,6 +86,10 @@ bool NeedsEnvironment(const v1::Environment& environment);
 // to pip). The image's name is not part of it: two names of one image share environments.
 std::string EnvironmentKey(const EnvironmentRequest& request);
 
+// The packages of `request` in words, for messages and the preparation log: "conda: a b;
+// pip: c d", each list sorted with repeats dropped, a list left out when empty.
+std::string DescribePackages(const EnvironmentRequest& request);
+
 // What identifies the node's own python for "host" jobs: the first of /usr/local/bin/python3
 // and /usr/bin/python3 with its resolved path, size and mtime, the mtimes of its
 // dist-packages folders (a package installed with apt changes them) and /etc/os-release.

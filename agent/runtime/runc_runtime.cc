@@ -1,16 +1,14 @@
+// RuncRuntime (runc_runtime.h): the runc command line (create, start, exec, kill, delete,
+// state, list), the records of this process's containers, signals and exit watching. The
+// bundle's preparation is in runc_bundle.cc, cgroup reading in cgroups.cc, the mount table
+// in mountinfo.cc.
 #include "agent/runtime/runc_runtime.h"
 
 #include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,28 +16,25 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <map>
-#include <sstream>
 #include <tuple>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/launcher/init_files.h"
+#include "agent/runtime/cgroups.h"
 #include "agent/runtime/json.h"
 #include "agent/runtime/process.h"
+#include "agent/runtime/runc_bundle.h"
+#include "agent/runtime/runtime_files.h"
 #include "common/log.h"
 #include "common/safe_open.h"
 #include "common/status_macros.h"
-
-extern "C" char** environ;
 
 namespace drover::agent {
 namespace {
@@ -52,18 +47,6 @@ constexpr uint64_t kMaxNofile = 1048576;
 constexpr absl::Duration kKillWait = absl::Seconds(15);
 // How long Signal() waits for a just-started PID 1 to take signals (AwaitSignalReady).
 constexpr absl::Duration kSignalReadyWait = absl::Seconds(2);
-
-std::string ErrnoText(absl::string_view what, absl::string_view path) {
-  return absl::StrCat(what, " ", path, ": ", strerror(errno));
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(ErrnoText("cannot read", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 // The last `max_bytes` of the file at `path`. For container.log, which the container's
 // processes can write to without bound (PID 1's stdout and stderr): never read whole.
@@ -81,149 +64,6 @@ absl::StatusOr<std::string> ReadFileTail(const std::string& path, size_t max_byt
   close(fd);
   text.resize(n > 0 ? static_cast<size_t>(n) : 0);
   return text;
-}
-
-absl::Status WriteFile(const std::string& path, absl::string_view content) {
-  std::string temp = path + ".tmp";
-  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::InternalError(ErrnoText("cannot create", temp));
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      close(fd);
-      return absl::InternalError(ErrnoText("cannot write", temp));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (close(fd) != 0 || rename(temp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(ErrnoText("cannot write", path));
-  }
-  return absl::OkStatus();
-}
-
-// One line of /proc/self/mountinfo.
-struct MountEntry {
-  std::string mount_point;
-  std::string fs_type;
-  std::string super_options;
-};
-
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string Unescape(absl::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 3 < text.size()) {
-      int value = 0;
-      bool octal = true;
-      for (size_t j = 1; j <= 3; ++j) {
-        char c = text[i + j];
-        if (c < '0' || c > '7') octal = false;
-        value = value * 8 + (c - '0');
-      }
-      if (octal) {
-        out.push_back(static_cast<char>(value));
-        i += 3;
-        continue;
-      }
-    }
-    out.push_back(text[i]);
-  }
-  return out;
-}
-
-std::vector<MountEntry> ReadMountInfo() {
-  std::vector<MountEntry> mounts;
-  absl::StatusOr<std::string> text = ReadFile("/proc/self/mountinfo");
-  if (!text.ok()) return mounts;
-  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
-    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
-    auto dash = std::find(fields.begin(), fields.end(), "-");
-    if (fields.size() < 5 || dash == fields.end() || fields.end() - dash < 4) continue;
-    MountEntry entry;
-    entry.mount_point = Unescape(fields[4]);
-    entry.fs_type = std::string(dash[1]);
-    entry.super_options = std::string(dash[3]);
-    mounts.push_back(std::move(entry));
-  }
-  return mounts;
-}
-
-bool IsUnder(absl::string_view path, absl::string_view dir) {
-  return path == dir ||
-         (absl::StartsWith(path, dir) && path.size() > dir.size() && path[dir.size()] == '/');
-}
-
-// The cgroup folders of process `pid`: per v1 controller where v1 hierarchies are mounted
-// (hybrid hosts), and the v2 one.
-struct CgroupDirs {
-  std::map<std::string, std::string> v1;  // controller ("memory", "cpuacct") -> folder
-  std::string v2;                         // empty when there is no cgroup2 mount
-};
-
-CgroupDirs FindCgroups(pid_t pid) {
-  CgroupDirs dirs;
-  absl::StatusOr<std::string> cgroups = ReadFile(absl::StrCat("/proc/", pid, "/cgroup"));
-  if (!cgroups.ok()) return dirs;
-  std::map<std::string, std::string> v1_paths;  // controller -> path in its hierarchy
-  std::string v2_path;
-  bool have_v2 = false;
-  for (absl::string_view line : absl::StrSplit(*cgroups, '\n', absl::SkipEmpty())) {
-    std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits(':', 2));
-    if (parts.size() != 3) continue;
-    // A container is never in a root cgroup; its process is there once it has exited (an
-    // unreaped process has left its cgroups), and the root's counters are the whole
-    // machine's: a job's last sample showed the node's memory peak as its own.
-    if (parts[2] == "/") continue;
-    if (parts[0] == "0" && parts[1].empty()) {
-      v2_path = parts[2];
-      have_v2 = true;
-    }
-    for (absl::string_view controller : absl::StrSplit(parts[1], ',', absl::SkipEmpty())) {
-      v1_paths[std::string(controller)] = parts[2];
-    }
-  }
-  for (const MountEntry& mount : ReadMountInfo()) {
-    if (mount.fs_type == "cgroup") {
-      for (absl::string_view option : absl::StrSplit(mount.super_options, ',')) {
-        auto it = v1_paths.find(std::string(option));
-        if (it != v1_paths.end()) dirs.v1[it->first] = absl::StrCat(mount.mount_point, it->second);
-      }
-    } else if (mount.fs_type == "cgroup2" && have_v2 && dirs.v2.empty()) {
-      dirs.v2 = absl::StrCat(mount.mount_point, v2_path == "/" ? "" : v2_path);
-    }
-  }
-  return dirs;
-}
-
-// The file holding the `oom_kill` counter of the memory cgroup of process `pid`: v1
-// `memory.oom_control` where a v1 memory controller is mounted, else v2 `memory.events`.
-std::string FindOomFile(pid_t pid) {
-  CgroupDirs dirs = FindCgroups(pid);
-  auto memory = dirs.v1.find("memory");
-  if (memory != dirs.v1.end()) return memory->second + "/memory.oom_control";
-  return dirs.v2.empty() ? "" : dirs.v2 + "/memory.events";
-}
-
-// A cgroup file holding one number; -1 when missing or unreadable.
-int64_t ReadCgroupNumber(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
-  int64_t value = -1;
-  if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &value)) return -1;
-  return value;
-}
-
-bool ReadOomKilled(const std::string& oom_file) {
-  if (oom_file.empty()) return false;
-  absl::StatusOr<std::string> text = ReadFile(oom_file);
-  if (!text.ok()) return false;
-  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, ' ');
-    int64_t count = 0;
-    if (kv.first == "oom_kill" && absl::SimpleAtoi(kv.second, &count) && count > 0) return true;
-  }
-  return false;
 }
 
 ContainerExit FromWaitStatus(int status) {
@@ -292,90 +132,9 @@ void AwaitSignalReady(pid_t pid, int signal, absl::Time deadline) {
   }
 }
 
-// Gives `root` and everything below it (on the same file system, links not followed) to
-// host id `id`. For folders the agent made for a container before it starts: nothing in
-// them is the job's yet.
-absl::Status ChownTree(const std::string& root, uint32_t id) {
-  static thread_local uint32_t owner = 0;
-  static thread_local int failed_errno = 0;
-  owner = id;
-  failed_errno = 0;
-  auto visit = [](const char* path, const struct stat*, int, struct FTW*) -> int {
-    if (lchown(path, owner, owner) != 0) {
-      failed_errno = errno;
-      return 1;
-    }
-    return 0;
-  };
-  int result = nftw(root.c_str(), visit, 32, FTW_PHYS | FTW_MOUNT);
-  if (result != 0) {
-    errno = failed_errno != 0 ? failed_errno : errno;
-    return absl::InternalError(ErrnoText("cannot give the container's root", root));
-  }
-  return absl::OkStatus();
-}
-
-// A container whose root is the unprivileged host uid `id` reaches its root filesystem, job
-// folder and binds through every folder above them: each must let others (or `id`) search
-// it. FAILED_PRECONDITION naming the first that does not.
-absl::Status CheckSearchable(const std::string& path, uint32_t id) {
-  std::string at = path;
-  while (!at.empty() && at != "/") {
-    at = at.substr(0, at.rfind('/'));
-    const std::string dir = at.empty() ? "/" : at;
-    struct stat st {};
-    if (stat(dir.c_str(), &st) != 0) return absl::InternalError(ErrnoText("cannot stat", dir));
-    bool searchable = (st.st_mode & S_IXOTH) != 0 || (st.st_uid == id && (st.st_mode & S_IXUSR));
-    if (!searchable) {
-      char mode[8];
-      snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-      return absl::FailedPreconditionError(absl::StrCat(
-          "folder ", dir, " (above ", path, ") is not searchable by others (mode ",
-          mode, "): the job container's root, host uid ",
-          id, " (--userns-range), must pass through it; chmod o+x ", dir,
-          " or move --work-dir"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-// Makes `destination` (absolute, in the container) below `rootfs` as a folder, or an empty
-// file when `is_dir` is false, with any missing folders above it: runc makes a missing
-// mountpoint as the container's root, which in a user namespace may not write the node's
-// skeleton or an image's root-owned folders. Never follows a link (an image may hold any):
-// where a component is a link or not a folder it stops and leaves the rest to runc, which
-// resolves it inside the root. Best effort: errors are runc's to report.
-void MakeMountpoint(const std::string& rootfs, absl::string_view destination, bool is_dir) {
-  int fd = open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  std::vector<std::string> parts = absl::StrSplit(destination, '/', absl::SkipEmpty());
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const bool last = i + 1 == parts.size();
-    if (last && !is_dir) {
-      int file = openat(fd, parts[i].c_str(),
-                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
-      if (file >= 0) close(file);
-      break;
-    }
-    if (mkdirat(fd, parts[i].c_str(), 0755) != 0 && errno != EEXIST) break;
-    int next = openat(fd, parts[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    close(fd);
-    fd = next;
-    if (fd < 0) return;
-  }
-  close(fd);
-}
-
 bool IsEmptyDir(const std::string& path) {
   std::error_code error;
   return fs::is_directory(path, error) && fs::is_empty(path, error) && !error;
-}
-
-absl::Status MakeDir(const std::string& path, mode_t mode = 0755) {
-  if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
-    return absl::InternalError(ErrnoText("cannot create", path));
-  }
-  return absl::OkStatus();
 }
 
 std::string Tail(absl::string_view text, size_t max = 2000) {
@@ -551,128 +310,6 @@ absl::StatusOr<std::shared_ptr<RuncRuntime::Record>> RuncRuntime::Find(absl::str
   return it->second;
 }
 
-absl::Status RuncRuntime::PrepareBundle(const ContainerSpec& spec) {
-  const std::string& bundle = spec.bundle_dir;
-  OciOptions oci;
-  oci.rootfs = "rootfs";
-  oci.host_os = spec.image_rootfs.empty();
-  oci.init_binary = options_.init_binary;
-  oci.state_dir = bundle + "/state";
-  oci.cgroups_path =
-      options_.cgroup_parent.empty() ? spec.id : absl::StrCat(options_.cgroup_parent, "/", spec.id);
-  oci.nofile_limit = nofile_limit_;
-  oci.userns = options_.userns;
-  oci.seccomp = options_.seccomp;
-  for (const DeviceNode& node : spec.devices) {
-    const std::string& path = node.source.empty() ? node.path : node.source;
-    struct stat st;
-    if (stat(path.c_str(), &st) != 0 || !(S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("container '", spec.id, "': device '", path, "' is not a device node"));
-    }
-    if (oci.userns.size > 0 && (st.st_mode & (S_IROTH | S_IWOTH)) != (S_IROTH | S_IWOTH)) {
-      // Bound, not made (no mknod in a user namespace): the container's root is an
-      // unprivileged host uid and opens the node's own file as one of "others".
-      char mode[8];
-      snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-      return absl::FailedPreconditionError(absl::StrCat(
-          "container '", spec.id, "': device '", path, "' (mode ", mode,
-          ") cannot be opened by the job's root, an unprivileged host uid under --userns-range; "
-          "make it readable and writable by others (chmod 0666, NVIDIA's default) or run the "
-          "agent with --userns-range=none"));
-    }
-    OciDevice device;
-    device.path = node.path;
-    device.source = path;
-    device.type = S_ISCHR(st.st_mode) ? 'c' : 'b';
-    device.major = major(st.st_rdev);
-    device.minor = minor(st.st_rdev);
-    device.file_mode = st.st_mode & 07777;
-    oci.devices.push_back(device);
-  }
-
-  DROVER_RETURN_IF_ERROR(MakeDir(oci.state_dir));
-  if (oci.userns.size > 0) {
-    DROVER_RETURN_IF_ERROR(CheckSearchable(bundle + "/rootfs", oci.userns.host_id));
-    DROVER_RETURN_IF_ERROR(CheckSearchable(spec.job_dir + "/", oci.userns.host_id));
-    // What the container's root writes: drover-init's exit file, the job folder, and the
-    // folders the agent made for it.
-    DROVER_RETURN_IF_ERROR(ChownTree(oci.state_dir, oci.userns.host_id));
-    DROVER_RETURN_IF_ERROR(ChownTree(spec.job_dir, oci.userns.host_id));
-    for (const BindMount& mount : spec.mounts) {
-      if (mount.owned_by_container) DROVER_RETURN_IF_ERROR(ChownTree(mount.source, oci.userns.host_id));
-    }
-  }
-  const std::string rootfs = bundle + "/rootfs";
-  DROVER_RETURN_IF_ERROR(MakeDir(rootfs));
-
-  if (oci.host_os) {
-    // An empty skeleton: mountpoints, and the host's root links (`bin -> usr/bin` ...).
-    for (const char* dir :
-         {"usr", "etc", "tmp", "run", "var", "root", "proc", "dev", "sys", "job"}) {
-      DROVER_RETURN_IF_ERROR(MakeDir(absl::StrCat(rootfs, "/", dir)));
-    }
-    for (const char* name : {"bin", "sbin", "lib", "lib32", "lib64", "libx32"}) {
-      std::string host = absl::StrCat("/", name);
-      struct stat st;
-      if (lstat(host.c_str(), &st) != 0) continue;
-      std::string inside = absl::StrCat(rootfs, "/", name);
-      if (S_ISLNK(st.st_mode)) {
-        char target[4096];
-        ssize_t n = readlink(host.c_str(), target, sizeof target - 1);
-        if (n <= 0) continue;
-        if (symlink(std::string(target, static_cast<size_t>(n)).c_str(), inside.c_str()) != 0) {
-          return absl::InternalError(ErrnoText("cannot create link", inside));
-        }
-      } else if (S_ISDIR(st.st_mode)) {
-        DROVER_RETURN_IF_ERROR(MakeDir(inside));
-        oci.host_dir_binds.push_back(host);
-      }
-    }
-  } else {
-    // The image stays read-only and shared; this container's writes land in upper/.
-    for (const std::string& path : {spec.image_rootfs, bundle}) {
-      if (absl::StrContains(path, ",") || absl::StrContains(path, ":")) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("container '", spec.id, "': path '", path,
-                         "' must not contain ',' or ':' (overlay options)"));
-      }
-    }
-    struct stat st;
-    if (stat(spec.image_rootfs.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      return absl::InvalidArgumentError(absl::StrCat("container '", spec.id, "': image_rootfs '",
-                                                     spec.image_rootfs, "' is not a folder"));
-    }
-    DROVER_RETURN_IF_ERROR(MakeDir(bundle + "/upper"));
-    DROVER_RETURN_IF_ERROR(MakeDir(bundle + "/work"));
-    // The merged root takes its owner from upper/: the container's root owns its `/`, as
-    // the image (unpacked shifted into the range, ImageCache) has it.
-    if (oci.userns.size > 0) DROVER_RETURN_IF_ERROR(ChownTree(bundle + "/upper", oci.userns.host_id));
-    std::string data = absl::StrCat("lowerdir=", spec.image_rootfs, ",upperdir=", bundle,
-                                    "/upper,workdir=", bundle, "/work");
-    if (mount("overlay", rootfs.c_str(), "overlay", 0, data.c_str()) != 0) {
-      return absl::UnavailableError(absl::StrCat("container '", spec.id,
-                                                 "': cannot mount the image overlay on ", rootfs,
-                                                 ": ", strerror(errno)));
-    }
-  }
-
-  if (oci.userns.size > 0) {
-    for (const char* dir : {"/proc", "/dev", "/sys", "/job", kContainerDroverDir}) {
-      MakeMountpoint(rootfs, dir, true);
-    }
-    for (const BindMount& mount : spec.mounts) {
-      struct stat st {};
-      bool is_dir = stat(mount.source.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
-      MakeMountpoint(rootfs, mount.destination, is_dir);
-    }
-  }
-
-  DROVER_ASSIGN_OR_RETURN(Json config, BuildOciConfig(spec, oci));
-  DROVER_RETURN_IF_ERROR(WriteFile(bundle + "/config.json", config.Dump(2) + "\n"));
-  return absl::OkStatus();
-}
-
 absl::Status RuncRuntime::Create(const ContainerSpec& spec) {
   return CreateContainer(spec, /*start=*/false);
 }
@@ -708,7 +345,14 @@ absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start)
         absl::StrCat("container '", spec.id, "' already exists in runc root ", options_.root_dir));
   }
 
-  absl::Status prepared = PrepareBundle(spec);
+  OciOptions oci;
+  oci.init_binary = options_.init_binary;
+  oci.cgroups_path =
+      options_.cgroup_parent.empty() ? spec.id : absl::StrCat(options_.cgroup_parent, "/", spec.id);
+  oci.nofile_limit = nofile_limit_;
+  oci.userns = options_.userns;
+  oci.seccomp = options_.seccomp;
+  absl::Status prepared = PrepareBundle(spec, std::move(oci));
   if (!prepared.ok()) {
     (void)CleanBundle(spec.bundle_dir);
     forget();
@@ -789,28 +433,7 @@ absl::StatusOr<pid_t> RuncRuntime::Pid(absl::string_view id) {
 absl::StatusOr<ContainerStats> RuncRuntime::Stats(absl::string_view id) {
   absl::StatusOr<pid_t> pid = Pid(id);
   if (!pid.ok()) return absl::NotFoundError(pid.status().message());
-  CgroupDirs dirs = FindCgroups(*pid);
-  ContainerStats stats;
-  auto memory = dirs.v1.find("memory");
-  auto cpu = dirs.v1.find("cpuacct");
-  if (memory != dirs.v1.end()) {
-    stats.memory_bytes = ReadCgroupNumber(memory->second + "/memory.usage_in_bytes");
-    stats.memory_peak_bytes = ReadCgroupNumber(memory->second + "/memory.max_usage_in_bytes");
-  } else if (!dirs.v2.empty()) {
-    stats.memory_bytes = ReadCgroupNumber(dirs.v2 + "/memory.current");
-    stats.memory_peak_bytes = ReadCgroupNumber(dirs.v2 + "/memory.peak");
-  }
-  if (cpu != dirs.v1.end()) {
-    stats.cpu_ns = ReadCgroupNumber(cpu->second + "/cpuacct.usage");
-  } else if (!dirs.v2.empty()) {
-    absl::StatusOr<std::string> text = ReadFile(dirs.v2 + "/cpu.stat");
-    stats.cpu_ns = -1;
-    for (absl::string_view line : absl::StrSplit(text.ok() ? *text : "", '\n', absl::SkipEmpty())) {
-      std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, ' ');
-      int64_t usec = 0;
-      if (kv.first == "usage_usec" && absl::SimpleAtoi(kv.second, &usec)) stats.cpu_ns = usec * 1000;
-    }
-  }
+  ContainerStats stats = ReadCgroupStats(FindCgroups(*pid));
   if (stats.memory_bytes < 0 || stats.cpu_ns < 0) {
     return absl::UnavailableError(absl::StrCat("container '", id, "': cannot read its cgroup's ",
                                                stats.memory_bytes < 0 ? "memory" : "cpu",
@@ -935,46 +558,6 @@ absl::Status RuncRuntime::Delete(absl::string_view id) {
     if (it != records_.end() && it->second == record) records_.erase(it);
   }
   Log(LogLevel::kDebug, "container_deleted", {{"id", id}});
-  return absl::OkStatus();
-}
-
-absl::Status RuncRuntime::CleanBundle(absl::string_view bundle_dir) {
-  if (bundle_dir.empty() || bundle_dir == "/") return absl::OkStatus();
-  std::string bundle(bundle_dir);
-  // Deepest first. Whatever stays mounted keeps its files: removing through a mount could
-  // delete an image or a job folder.
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    std::vector<std::string> points;
-    for (const MountEntry& mount : ReadMountInfo()) {
-      if (IsUnder(mount.mount_point, bundle)) points.push_back(mount.mount_point);
-    }
-    if (points.empty()) break;
-    std::sort(points.begin(), points.end(),
-              [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-    for (const std::string& point : points) {
-      if (umount2(point.c_str(), UMOUNT_NOFOLLOW) != 0 && errno != EINVAL && errno != ENOENT) {
-        umount2(point.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
-      }
-    }
-  }
-  for (const MountEntry& mount : ReadMountInfo()) {
-    if (IsUnder(mount.mount_point, bundle)) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot unmount ", mount.mount_point, "; its bundle files are kept"));
-    }
-  }
-  std::error_code error;
-  if (!fs::exists(bundle, error)) return absl::OkStatus();
-  for (const fs::directory_entry& entry : fs::directory_iterator(bundle, error)) {
-    std::error_code remove_error;
-    fs::remove_all(entry.path(), remove_error);
-    if (remove_error) {
-      return absl::InternalError(
-          absl::StrCat("cannot remove ", entry.path().string(), ": ", remove_error.message()));
-    }
-  }
-  if (error)
-    return absl::InternalError(absl::StrCat("cannot list ", bundle, ": ", error.message()));
   return absl::OkStatus();
 }
 

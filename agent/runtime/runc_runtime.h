@@ -152,16 +152,12 @@ class RuncRuntime : public ContainerRuntime {
   absl::StatusOr<RuncState> State(absl::string_view id);
   // The record of `id`, rebuilt from runc state (after an agent restart) when missing.
   absl::StatusOr<std::shared_ptr<Record>> Find(absl::string_view id);
-  // Prepares the bundle (rootfs, overlay, config.json); called by Create().
-  absl::Status PrepareBundle(const ContainerSpec& spec);
   // Create() and Run(): `runc create`, or with `start` `runc run --detach`.
   absl::Status CreateContainer(const ContainerSpec& spec, bool start);
   // Waits (at most until `deadline`) for `record`'s PID 1 to exit and records how.
   // DEADLINE_EXCEEDED when it still runs.
   absl::StatusOr<ContainerExit> AwaitExit(const std::shared_ptr<Record>& record,
                                           absl::Time deadline);
-  // Unmounts everything under `bundle_dir` and removes its contents.
-  absl::Status CleanBundle(absl::string_view bundle_dir);
 
   const RuncOptions options_;
   const uint64_t nofile_limit_;

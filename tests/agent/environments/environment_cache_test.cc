@@ -4,8 +4,14 @@
 // The real builds run in tests/e2e/environment_e2e_test.cc.
 #include "agent/environments/environment_cache.h"
 
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <utime.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <filesystem>
@@ -91,6 +97,15 @@ TEST(EnvironmentKeyTest, DiffersForAnythingThatShapesTheResult) {
 TEST(EnvironmentKeyTest, HostPythonIdentityIsStable) {
   EXPECT_EQ(HostPythonIdentity(), HostPythonIdentity());
   EXPECT_THAT(HostPythonIdentity(), ::testing::StartsWith("host:"));
+}
+
+TEST(DescribePackagesTest, CondaThenPipSortedWithoutRepeats) {
+  EnvironmentRequest request = PipRequest({"torch==2.3", "numpy", "torch==2.3"});
+  EXPECT_EQ(DescribePackages(request), "pip: numpy torch==2.3");
+  request.conda_packages = {"python=3.11", "cudatoolkit"};
+  EXPECT_EQ(DescribePackages(request), "conda: cudatoolkit python=3.11; pip: numpy torch==2.3");
+  request.pip_packages.clear();
+  EXPECT_EQ(DescribePackages(request), "conda: cudatoolkit python=3.11");
 }
 
 TEST(PipOptionsTest, KeepsTheClustersOrder) {
@@ -541,6 +556,34 @@ TEST(EnvironmentAddToTest, ACondaEnvironmentSetsCondaPrefixAndLeavesPythonPathAl
                            .site_packages = "/drover/env/lib/python3.12/site-packages"},
                           &spec);
   EXPECT_THAT(spec.env, ElementsAre("PATH=/drover/env/bin:/usr/bin", "CONDA_PREFIX=/drover/env"));
+}
+
+// A work folder whose path holds a space: mountinfo writes it escaped (`\040`). A mount
+// left under a build folder (a container the killed agent left) must still be seen, or
+// removing the folder reaches through the mount and deletes what it shows.
+TEST(EnvironmentLeftoversTest, AMountUnderALeftoverBuildFolderIsSeenWhenThePathHoldsASpace) {
+  if (geteuid() != 0) GTEST_SKIP() << "mounting needs root";
+  // A mount namespace of this test's process only (ctest runs each test in its own).
+  ASSERT_EQ(unshare(CLONE_NEWNS), 0) << strerror(errno);
+  ASSERT_EQ(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0) << strerror(errno);
+  testing::TempDir dir;
+  const std::string root = dir.path() + "/work dir/environments";
+  const std::string leftover = root + "/.build-0123456789abcdef-77-0";
+  const std::string mountpoint = leftover + "/bundle/rootfs";
+  const std::string shown = dir.path() + "/shown";
+  fs::create_directories(mountpoint);
+  fs::create_directories(shown);
+  std::ofstream(shown + "/data") << "not the cache's";
+  ASSERT_EQ(mount(shown.c_str(), mountpoint.c_str(), nullptr, MS_BIND, nullptr), 0)
+      << strerror(errno);
+
+  FakeRuntime runtime;
+  EnvironmentCache cache({.root = root}, runtime);
+  cache.RemoveLeftovers();
+
+  EXPECT_EQ(ReadFile(shown + "/data"), "not the cache's");
+  EXPECT_TRUE(fs::exists(leftover));
+  umount2(mountpoint.c_str(), MNT_DETACH);
 }
 
 }  // namespace

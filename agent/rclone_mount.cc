@@ -1,9 +1,12 @@
+// rclone mounts (rclone.h): RcloneMount's life (start, take over from an earlier agent
+// process, unmount, leave), the record of its rclone process, and the clean-up of mounts a
+// killed agent left.
 #include "agent/rclone.h"
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -14,18 +17,17 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
-#include <map>
 #include <thread>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/mutex.h"
+#include "agent/rclone_internal.h"
 #include "agent/runtime/json.h"
+#include "agent/runtime/mountinfo.h"
 #include "agent/runtime/process.h"
 #include "common/log.h"
 
@@ -34,7 +36,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr absl::Duration kToolTimeout = absl::Seconds(30);
 // How long rclone may take to exit by itself once unmounted, and after SIGTERM.
 constexpr absl::Duration kExitGrace = absl::Seconds(5);
 
@@ -47,89 +48,6 @@ std::string ReadFileText(const std::string& path) {
   while ((n = read(fd, buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<size_t>(n));
   close(fd);
   return text;
-}
-
-// The options rclone keeps obscured in its config, per backend, from `rclone config
-// providers` (half a megabyte of JSON: read once per process).
-class PasswordOptions {
- public:
-  absl::StatusOr<std::set<std::string>> Of(const RcloneTools& tools, const std::string& type) {
-    absl::MutexLock lock(&mu_);
-    if (!loaded_) {
-      absl::Status loaded = Load(tools);
-      if (!loaded.ok()) return loaded;
-      loaded_ = true;
-    }
-    auto found = by_type_.find(type);
-    if (found == by_type_.end()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "rclone has no backend '", type, "' (`rclone help backends` lists them); fix the "
-          "datastore's `type` option"));
-    }
-    return found->second;
-  }
-
- private:
-  absl::Status Load(const RcloneTools& tools) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    absl::StatusOr<ProcessResult> run =
-        RunProcess({tools.rclone, "config", "providers"}, kToolTimeout);
-    if (!run.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          run.status().message(), "; install rclone and fuse3 on the node (see docs/datastores.md)"));
-    }
-    if (!run->ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "`rclone config providers` failed: ", RcloneError(run->err)));
-    }
-    absl::StatusOr<Json> providers = Json::Parse(run->out);
-    if (!providers.ok() || !providers->is_array()) {
-      return absl::FailedPreconditionError(
-          "`rclone config providers` printed something other than a JSON list");
-    }
-    for (const Json& provider : providers->items()) {
-      const Json* name = provider.Find("Name");
-      const Json* options = provider.Find("Options");
-      if (name == nullptr || !name->is_string()) continue;
-      std::set<std::string>& passwords = by_type_[name->AsString()];
-      if (options == nullptr) continue;
-      for (const Json& option : options->items()) {
-        const Json* key = option.Find("Name");
-        const Json* password = option.Find("IsPassword");
-        if (key != nullptr && password != nullptr && password->AsBool()) {
-          passwords.insert(key->AsString());
-        }
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Mutex mu_;
-  bool loaded_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<std::string, std::set<std::string>> by_type_ ABSL_GUARDED_BY(mu_);
-};
-
-PasswordOptions& SharedPasswordOptions() {
-  static PasswordOptions* options = new PasswordOptions();
-  return *options;
-}
-
-// Octal escapes of /proc/self/mountinfo (`\040` for a space) decoded.
-std::string UnescapeMountPath(absl::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 3 < text.size()) {
-      absl::string_view digits = text.substr(i + 1, 3);
-      if (std::all_of(digits.begin(), digits.end(),
-                                            [](char c) { return c >= '0' && c <= '7'; })) {
-        out.push_back(static_cast<char>((digits[0] - '0') * 64 + (digits[1] - '0') * 8 +
-                                        (digits[2] - '0')));
-        i += 3;
-        continue;
-      }
-    }
-    out.push_back(text[i]);
-  }
-  return out;
 }
 
 bool IsMounted(const std::string& mountpoint) {
@@ -156,10 +74,10 @@ int ListFolder(const std::string& dir) {
 bool FuseUnmount(const RcloneTools& tools, const std::string& mountpoint,
                  const std::function<std::vector<std::string>(std::vector<std::string>)>& wrap) {
   absl::StatusOr<ProcessResult> plain =
-      RunProcess(wrap({tools.fusermount, "-u", mountpoint}), kToolTimeout);
+      RunProcess(wrap({tools.fusermount, "-u", mountpoint}), kRcloneToolTimeout);
   if (plain.ok() && plain->ok()) return true;
   absl::StatusOr<ProcessResult> lazy =
-      RunProcess(wrap({tools.fusermount, "-uz", mountpoint}), kToolTimeout);
+      RunProcess(wrap({tools.fusermount, "-uz", mountpoint}), kRcloneToolTimeout);
   if (lazy.ok() && lazy->ok()) return true;
   Log(LogLevel::kError, "unmount_failed",
       {{"mountpoint", mountpoint},
@@ -215,219 +133,7 @@ bool InOwnMountNamespace(pid_t pid) {
   return own.st_dev == its.st_dev && own.st_ino == its.st_ino;
 }
 
-constexpr std::pair<RcloneProcessRecord::State, absl::string_view> kStateNames[] = {
-    {RcloneProcessRecord::State::kMounted, "mounted"},
-    {RcloneProcessRecord::State::kReleasing, "releasing"},
-    {RcloneProcessRecord::State::kReleased, "released"}};
-
-// A record file: NOT_FOUND when there is none; FAILED_PRECONDITION when it is not a private
-// regular file of this user's (a symlink, a file others may write) or not a record.
-absl::StatusOr<RcloneProcessRecord> ReadRecord(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    int error = errno;
-    if (error == ENOENT) return absl::NotFoundError(absl::StrCat("no record ", path));
-    return absl::FailedPreconditionError(
-        absl::StrCat("its record ", path, " cannot be read: ", strerror(error)));
-  }
-  struct stat st {};
-  std::string text;
-  bool trusted = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-                 (st.st_mode & 022) == 0 && st.st_size < 4096;
-  if (trusted) {
-    char buffer[4096];
-    ssize_t n;
-    while ((n = read(fd, buffer, sizeof buffer)) > 0) text.append(buffer, static_cast<size_t>(n));
-  }
-  close(fd);
-  if (!trusted) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("its record ", path, " is not a private file of drover-agent's"));
-  }
-  absl::StatusOr<RcloneProcessRecord> record = ParseRcloneRecord(text);
-  if (!record.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("its record ", path, " is damaged: ", record.status().message()));
-  }
-  return record;
-}
-
 }  // namespace
-
-absl::StatusOr<std::string> RcloneConfigText(
-    const std::vector<v1::Datastore>& datastores,
-    const std::function<absl::StatusOr<std::set<std::string>>(const std::string& type)>& obscured,
-    const std::function<absl::StatusOr<std::string>(const std::string& value)>& obscure) {
-  std::string text;
-  for (const v1::Datastore& store : datastores) {
-    if (store.type() != v1::Datastore::RCLONE) continue;
-    auto what = [&store](const absl::Status& s) {
-      return absl::Status(s.code(), absl::StrCat("datastore '", store.name(), "': ", s.message()));
-    };
-    auto type = store.rclone_options().find("type");
-    if (type == store.rclone_options().end()) {
-      return what(absl::FailedPreconditionError("has no rclone option `type`"));
-    }
-    absl::StatusOr<std::set<std::string>> passwords = obscured(type->second);
-    if (!passwords.ok()) return what(passwords.status());
-    // Sorted keys: the same datastore always gives the same text.
-    std::map<std::string, std::string> options(store.rclone_options().begin(),
-                                               store.rclone_options().end());
-    absl::StrAppend(&text, "[", store.name(), "]\n");
-    for (const auto& [key, value] : options) {
-      if (value.find_first_of("\r\n") != std::string::npos) {
-        return what(absl::InvalidArgumentError(
-            absl::StrCat("the value of rclone option `", key, "` is not one line")));
-      }
-      std::string written = value;
-      if (passwords->contains(key) && !value.empty()) {
-        absl::StatusOr<std::string> hidden = obscure(value);
-        if (!hidden.ok()) {
-          return what(absl::Status(hidden.status().code(),
-                                   absl::StrCat("option `", key, "`: ", hidden.status().message())));
-        }
-        written = *std::move(hidden);
-      }
-      absl::StrAppend(&text, key, " = ", written, "\n");
-    }
-    absl::StrAppend(&text, "\n");
-  }
-  return text;
-}
-
-absl::Status WriteRcloneConfig(const RcloneTools& tools, const std::vector<v1::Datastore>& datastores,
-                               const std::string& path) {
-  absl::StatusOr<std::string> text = RcloneConfigText(
-      datastores,
-      [&tools](const std::string& type) { return SharedPasswordOptions().Of(tools, type); },
-      [&tools](const std::string& value) -> absl::StatusOr<std::string> {
-        absl::StatusOr<ProcessResult> run =
-            RunProcess({tools.rclone, "obscure", "-"}, kToolTimeout, "", value);
-        if (!run.ok()) return run.status();
-        // rclone's own message never echoes its input.
-        if (!run->ok()) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("`rclone obscure` failed: ", RcloneError(run->err)));
-        }
-        return std::string(absl::StripAsciiWhitespace(run->out));
-      });
-  if (!text.ok()) return text.status();
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) {
-    return absl::UnavailableError(absl::StrCat("cannot create ", path, ": ", strerror(errno)));
-  }
-  // An earlier file of the same name kept its mode.
-  bool ok = fchmod(fd, 0600) == 0;
-  size_t written = 0;
-  while (ok && written < text->size()) {
-    ssize_t n = write(fd, text->data() + written, text->size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) written += static_cast<size_t>(n);
-  }
-  int error = errno;
-  close(fd);
-  if (!ok) {
-    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", strerror(error)));
-  }
-  return absl::OkStatus();
-}
-
-std::string RcloneRemote(const v1::Datastore& store, const std::string& path) {
-  std::string inside = store.path();
-  if (!path.empty()) inside = inside.empty() ? path : absl::StrCat(inside, "/", path);
-  return absl::StrCat(store.name(), ":", inside);
-}
-
-std::string RcloneError(absl::string_view log) {
-  std::string last_line;
-  std::string last_error;
-  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipWhitespace())) {
-    line = absl::StripAsciiWhitespace(line);
-    // "2026/11/26 15:04:44 ERROR : message"
-    std::vector<absl::string_view> words = absl::StrSplit(line, absl::MaxSplits(' ', 2));
-    if (words.size() == 3 && words[0].size() == 10 && words[0][4] == '/' &&
-        words[1].size() == 8 && words[1][2] == ':') {
-      line = words[2];
-    }
-    last_line = std::string(line);
-    if (absl::ConsumePrefix(&line, "ERROR : ") || absl::ConsumePrefix(&line, "CRITICAL: ")) {
-      if (absl::StartsWith(line, "Attempt ") || absl::EndsWith(line, "Unmounted rclone mount")) {
-        continue;
-      }
-      last_error = std::string(line);
-    }
-  }
-  if (!last_error.empty()) return last_error;
-  return last_line.empty() ? "no message from rclone" : last_line;
-}
-
-std::string RcloneRecordText(const RcloneProcessRecord& record) {
-  absl::string_view state;
-  for (const auto& [value, name] : kStateNames) {
-    if (value == record.state) state = name;
-  }
-  return absl::StrCat("pid=", record.pid, " start=", record.start_time, " state=", state, "\n");
-}
-
-absl::StatusOr<RcloneProcessRecord> ParseRcloneRecord(absl::string_view text) {
-  RcloneProcessRecord record;
-  bool pid = false, start = false, state = false;
-  for (absl::string_view field :
-       absl::StrSplit(absl::StripAsciiWhitespace(text), ' ', absl::SkipEmpty())) {
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(field, absl::MaxSplits('=', 1));
-    if (kv.first == "pid") {
-      pid = absl::SimpleAtoi(kv.second, &record.pid) && record.pid > 0;
-    } else if (kv.first == "start") {
-      start = absl::SimpleAtoi(kv.second, &record.start_time);
-    } else if (kv.first == "state") {
-      for (const auto& [value, name] : kStateNames) {
-        if (name == kv.second) {
-          record.state = value;
-          state = true;
-        }
-      }
-    }
-  }
-  if (!pid || !start || !state) {
-    return absl::InvalidArgumentError("expected \"pid=N start=N state=mounted|releasing|released\"");
-  }
-  return record;
-}
-
-std::optional<uint64_t> StartTimeFromStat(absl::string_view stat) {
-  // "PID (NAME) STATE PPID ...": NAME may hold anything, the last ')' ends it; the start
-  // time is the 22nd field, the 20th after the name.
-  size_t paren = stat.rfind(')');
-  if (paren == absl::string_view::npos) return std::nullopt;
-  std::vector<absl::string_view> fields =
-      absl::StrSplit(stat.substr(paren + 1), ' ', absl::SkipEmpty());
-  uint64_t start = 0;
-  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &start)) return std::nullopt;
-  return start;
-}
-
-std::vector<std::string> RcloneMountArgs(const RcloneTools& tools, const RcloneMountSpec& spec) {
-  std::vector<std::string> args = {tools.rclone, "mount", spec.remote, spec.mountpoint,
-                                   "--config", spec.config, "--cache-dir", spec.cache_dir};
-  if (spec.read_write) {
-    // Written files go to the disk cache and are uploaded once closed, so that programs
-    // may seek, append and reopen (streamed writes allow none of it); Unmount waits for
-    // the uploads.
-    args.insert(args.end(), {"--vfs-cache-mode", "writes", "--vfs-write-back", "0s"});
-  } else {
-    // Training data is read, mostly sequentially, often more than once: streamed with
-    // read-ahead, no copy on disk (a data set may not fit), directory listings kept for
-    // the job's life.
-    args.insert(args.end(),
-                {"--read-only", "--vfs-cache-mode", "off", "--dir-cache-time", "1h"});
-  }
-  if (spec.owner_id >= 0) {
-    args.insert(args.end(), {"--allow-other", "--uid", absl::StrCat(spec.owner_id), "--gid",
-                             absl::StrCat(spec.owner_id)});
-  }
-  return args;
-}
 
 absl::StatusOr<std::unique_ptr<RcloneMount>> RcloneMount::Start(const RcloneTools& tools,
                                                                 RcloneMountSpec spec,
@@ -562,7 +268,7 @@ std::unique_ptr<RcloneMount> RcloneMount::Find(const RcloneTools& tools,
                                                RcloneProcessRecord::State* state) {
   std::unique_ptr<RcloneMount> mount(new RcloneMount(tools, spec, 0, /*child=*/false));
   *state = RcloneProcessRecord::State::kMounted;
-  absl::StatusOr<RcloneProcessRecord> record = ReadRecord(spec.record_path);
+  absl::StatusOr<RcloneProcessRecord> record = ReadRcloneRecord(spec.record_path);
   if (!record.ok()) {
     *problem = absl::IsNotFound(record.status())
                    ? "no record of its rclone process (mounted by an older drover-agent?); its "
@@ -682,7 +388,7 @@ std::vector<std::string> RcloneMount::InNamespace(std::vector<std::string> argv)
 std::optional<std::string> RcloneMount::MountTable() const {
   if (ns_fd_ < 0) return ReadFileText("/proc/self/mountinfo");
   absl::StatusOr<ProcessResult> run =
-      RunProcess(InNamespace({"cat", "/proc/self/mountinfo"}), kToolTimeout);
+      RunProcess(InNamespace({"cat", "/proc/self/mountinfo"}), kRcloneToolTimeout);
   if (!run.ok() || !run->ok()) return std::nullopt;
   return run->out;
 }
@@ -816,40 +522,11 @@ absl::Status RcloneMount::Unmount(absl::Duration flush_timeout) {
   return result;
 }
 
-absl::Status RcloneCopy(const RcloneTools& tools, const std::string& config,
-                        const std::string& from, const std::string& to,
-                        const std::function<bool()>& stop) {
-  constexpr size_t kKeptBytes = 64 << 10;
-  std::string err;
-  bool stopped = false;
-  absl::StatusOr<int> status = RunStreaming(
-      {tools.rclone, "copyto", from, to, "--config", config},
-      [&err](bool is_stderr, absl::string_view bytes) {
-        if (!is_stderr) return;
-        err.append(bytes.data(), bytes.size());
-        if (err.size() > 2 * kKeptBytes) err.erase(0, err.size() - kKeptBytes);
-      },
-      [&stop, &stopped] { return stopped = stopped || (stop && stop()); });
-  if (!status.ok()) return status.status();
-  if (stopped) return absl::CancelledError(absl::StrCat("copying ", from, " to ", to, " stopped"));
-  if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("copying ", from, " to ", to, " failed: ", RcloneError(err)));
-  }
-  return absl::OkStatus();
-}
-
 std::vector<std::string> RcloneMountsUnder(absl::string_view mountinfo, const std::string& dir) {
   std::vector<std::string> found;
-  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
-    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
-    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
-    auto dash = std::find(fields.begin(), fields.end(), "-");
-    if (fields.size() < 5 || dash == fields.end() || dash + 1 == fields.end()) continue;
-    if (*(dash + 1) != "fuse.rclone") continue;
-    std::string mountpoint = UnescapeMountPath(fields[4]);
-    if (mountpoint == dir || absl::StartsWith(mountpoint, absl::StrCat(dir, "/"))) {
-      found.push_back(std::move(mountpoint));
+  for (MountEntry& mount : ParseMountInfo(mountinfo)) {
+    if (mount.fs_type == "fuse.rclone" && IsAtOrUnder(mount.mount_point, dir)) {
+      found.push_back(std::move(mount.mount_point));
     }
   }
   std::sort(found.begin(), found.end(),
@@ -869,7 +546,7 @@ std::vector<std::string> UnmountLeftoverRcloneMounts(const RcloneTools& tools,
   for (const std::string& mountpoint : mounts) {
     // Lazily: a container of the killed agent may still hold it. Its rclone, no longer
     // anyone's child here, exits once it is unmounted.
-    absl::StatusOr<ProcessResult> run = RunProcess({tools.fusermount, "-uz", mountpoint}, kToolTimeout);
+    absl::StatusOr<ProcessResult> run = RunProcess({tools.fusermount, "-uz", mountpoint}, kRcloneToolTimeout);
     bool ok = run.ok() && run->ok();
     Log(ok ? LogLevel::kWarning : LogLevel::kError, "stale_mount_removed",
         {{"mountpoint", mountpoint}, {"ok", ok}});
