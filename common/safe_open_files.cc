@@ -61,13 +61,31 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_by
   return ReadAtMost(fd.get(), path, max_bytes);
 }
 
+namespace {
+
+// All of `text` written to `fd`, again after a signal or a short write. False with errno set
+// otherwise.
+bool WriteAll(int fd, absl::string_view text) {
+  while (!text.empty()) {
+    ssize_t n = ::write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) {
+      errno = EIO;
+      return false;
+    }
+    text.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
 absl::Status ReplaceFile(const std::string& path, absl::string_view text, mode_t mode) {
   const std::string temporary = path + ".new";
   ::unlink(temporary.c_str());
   int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-  bool ok = fd >= 0 && ::fchmod(fd, mode) == 0 &&
-            ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
+  bool ok = fd >= 0 && ::fchmod(fd, mode) == 0 && WriteAll(fd, text) && ::fsync(fd) == 0;
   int error = errno;
   if (fd >= 0) ::close(fd);
   if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {
