@@ -23,6 +23,7 @@
 #include "agent/attempt_record.h"
 #include "agent/job_data.h"
 #include "agent/rclone.h"
+#include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
@@ -77,7 +78,7 @@ absl::Status DownloadBlob(v1::BlobService::Stub& blobs, const std::string& diges
   }
   grpc::Status status = reader->Finish();
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+    return FromGrpcStatus(status);
   }
   if (!written || !out.flush()) {
     return absl::ResourceExhaustedError(absl::StrCat("cannot write ", path, " (disk full?)"));

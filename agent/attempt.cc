@@ -19,6 +19,7 @@
 #include "common/archive/safe_extract.h"
 #include "common/archive/snapshot.h"
 #include "common/failpoint.h"
+#include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/safe_open.h"
 #include "common/status_macros.h"
@@ -27,12 +28,6 @@ namespace drover::agent {
 namespace {
 
 namespace fs = std::filesystem;
-
-absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat(what, ": ", status.error_message()));
-}
 
 }  // namespace
 
@@ -386,9 +381,10 @@ absl::Status Attempt::FetchSnapshot(const std::string& digest, const std::string
       }
       if (!status.ok() || !out.flush()) {
         fs::remove(tar, error);
-        return FromGrpc(status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "disk write failed")
-                                    : status,
-                        absl::StrCat("fetching snapshot ", digest));
+        return FromGrpcStatus(
+            status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "disk write failed")
+                        : status,
+            absl::StrCat("fetching snapshot ", digest));
       }
     }
     absl::StatusOr<archive::ExtractResult> extracted =

@@ -21,6 +21,7 @@
 #include "agent/launcher/init_files.h"
 #include "common/archive/snapshot.h"
 #include "common/failpoint.h"
+#include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/safe_open.h"
 
@@ -192,7 +193,7 @@ absl::Status Attempt::SendOutputs(const std::string& tar_path, const std::string
   v1::StatBlobResponse present;
   grpc::Status status = env_.blobs->StatBlob(&stat_context, stat, &present);
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+    return FromGrpcStatus(status);
   }
   if (present.present()) return absl::OkStatus();
   grpc::ClientContext context;
@@ -217,7 +218,7 @@ absl::Status Attempt::SendOutputs(const std::string& tar_path, const std::string
   writer->WritesDone();
   status = writer->Finish();
   if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+    return FromGrpcStatus(status);
   }
   return absl::OkStatus();
 }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/job_id.h"
 #include "common/log.h"
+#include "common/safe_open.h"
 #include "common/status_macros.h"
 
 namespace drover::agent {
@@ -23,31 +24,6 @@ namespace fs = std::filesystem;
 constexpr char kAssignmentFile[] = "assignment.pb";
 constexpr char kReportFile[] = "report.pb";
 constexpr char kStartIntentFile[] = "start-intended";
-
-// Writes `bytes` to `path` through a temporary file, fsynced and renamed over it.
-absl::Status WriteAtomically(const std::string& path, const std::string& bytes) {
-  std::string temporary = path + ".new";
-  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return absl::UnavailableError(absl::StrCat("cannot write ", temporary, ": ", strerror(errno)));
-  }
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
-  }
-  bool ok = done == bytes.size() && ::fsync(fd) == 0;
-  int error = errno;
-  ::close(fd);
-  if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {
-    if (ok) error = errno;
-    ::unlink(temporary.c_str());
-    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", strerror(error)));
-  }
-  return absl::OkStatus();
-}
 
 bool ReadMessage(const std::string& path, google::protobuf::Message* message) {
   std::ifstream in(path, std::ios::binary);
@@ -88,7 +64,8 @@ absl::Status SaveAssignment(const std::string& work_dir, const v1::AssignAttempt
   }
   fs::permissions(work_dir + "/records", fs::perms::owner_all, error);
   fs::permissions(dir, fs::perms::owner_all, error);
-  return WriteAtomically(absl::StrCat(dir, "/", kAssignmentFile), assignment.SerializeAsString());
+  return ReplaceFile(absl::StrCat(dir, "/", kAssignmentFile), assignment.SerializeAsString(),
+                     0600);
 }
 
 absl::Status SaveReport(const std::string& work_dir, const v1::AttemptReport& report) {
@@ -97,7 +74,7 @@ absl::Status SaveReport(const std::string& work_dir, const v1::AttemptReport& re
   if (!fs::is_directory(dir, error)) {
     return absl::NotFoundError(absl::StrCat("no record of the attempt in ", dir));
   }
-  return WriteAtomically(absl::StrCat(dir, "/", kReportFile), report.SerializeAsString());
+  return ReplaceFile(absl::StrCat(dir, "/", kReportFile), report.SerializeAsString(), 0600);
 }
 
 absl::Status SaveStartIntent(const std::string& work_dir, const v1::AttemptRef& attempt) {
@@ -108,7 +85,7 @@ absl::Status SaveStartIntent(const std::string& work_dir, const v1::AttemptRef& 
   }
   // The rename is made durable too: the file must be there after a power cut if the
   // processes may have started.
-  DROVER_RETURN_IF_ERROR(WriteAtomically(absl::StrCat(dir, "/", kStartIntentFile), "1\n"));
+  DROVER_RETURN_IF_ERROR(ReplaceFile(absl::StrCat(dir, "/", kStartIntentFile), "1\n", 0600));
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0 || ::fsync(fd) != 0) {
     int saved = errno;

@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "agent/launcher/exec_frames.h"
 #include "agent/peer_tls.h"
+#include "common/grpc_status.h"
 #include "common/log.h"
 
 namespace drover::agent {
@@ -269,8 +270,7 @@ grpc::Status PeerExecService::Exec(grpc::ServerContext* context, const v1::ExecR
         {{"job", request->attempt().job_id()}, {"epoch", request->attempt().epoch()},
          {"caller", caller.ok() ? *caller : "?"}, {"peer", context->peer()},
          {"error", container.status().message()}});
-    return grpc::Status(static_cast<grpc::StatusCode>(container.status().code()),
-                        std::string(container.status().message()));
+    return ToGrpcStatus(container.status());
   }
   Log(LogLevel::kDebug, "exec_started",
       {{"job", request->attempt().job_id()}, {"container", *container}});
@@ -298,8 +298,7 @@ grpc::Status PeerExecService::Exec(grpc::ServerContext* context, const v1::ExecR
       Log(LogLevel::kInfo, "exec_left_running",
           {{"job", request->attempt().job_id()}, {"container", *container}});
     }
-    return grpc::Status(static_cast<grpc::StatusCode>(code.status().code()),
-                        std::string(code.status().message()));
+    return ToGrpcStatus(code.status());
   }
   v1::ExecOutput last;
   last.set_exit_code(*code);

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/safe_open.h"
 #include "drover/v1/node_identity.grpc.pb.h"
@@ -57,10 +58,6 @@ std::shared_ptr<grpc::Channel> CaOnlyChannel(const std::string& scheduler,
   grpc::SslCredentialsOptions tls;
   tls.pem_root_certs = ca_pem;
   return grpc::CreateChannel(scheduler, grpc::SslCredentials(tls));
-}
-
-absl::Status FromGrpc(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
 // A new key and a CSR for `node`.
@@ -114,9 +111,8 @@ absl::Status EnsureNodeCertificate(const std::string& scheduler, const std::stri
     if ((status.error_code() != grpc::StatusCode::UNAVAILABLE &&
          status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) ||
         absl::Now() >= deadline) {
-      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                          absl::StrCat("joining droverd at ", scheduler, " as node '", node,
-                                       "': ", status.error_message()));
+      return FromGrpcStatus(
+          status, absl::StrCat("joining droverd at ", scheduler, " as node '", node, "'"));
     }
     absl::SleepFor(absl::Seconds(1));
   }
@@ -152,7 +148,7 @@ absl::Status RenewIfDue(const std::shared_ptr<grpc::Channel>& channel, const std
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
   grpc::Status status =
       v1::NodeIdentityService::NewStub(channel)->RenewNodeCertificate(&context, request, &response);
-  if (!status.ok()) return FromGrpc(status);
+  if (!status.ok()) return FromGrpcStatus(status);
   if (!pki::KeyMatchesCertificate(made->first, response.certificate_pem())) {
     return absl::InternalError("droverd renewed with a certificate that is not for this key");
   }

@@ -30,6 +30,7 @@
 #include "agent/runtime/mountinfo.h"
 #include "agent/runtime/process.h"
 #include "common/log.h"
+#include "common/safe_open.h"
 
 namespace drover::agent {
 namespace {
@@ -406,22 +407,7 @@ absl::Status RcloneMount::WriteRecord(RcloneProcessRecord::State state) {
   const std::string text =
       RcloneRecordText({.pid = recorded_pid_, .start_time = start_time_, .state = state});
   // Written whole and renamed over the old one: a reader sees one record or the other.
-  const std::string temporary = spec_.record_path + ".new";
-  int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return absl::UnavailableError(absl::StrCat("cannot write ", temporary, ": ", strerror(errno)));
-  }
-  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            fsync(fd) == 0;
-  int error = errno;
-  close(fd);
-  if (!ok || rename(temporary.c_str(), spec_.record_path.c_str()) != 0) {
-    if (ok) error = errno;
-    unlink(temporary.c_str());
-    return absl::UnavailableError(
-        absl::StrCat("cannot write ", spec_.record_path, ": ", strerror(error)));
-  }
-  return absl::OkStatus();
+  return ReplaceFile(spec_.record_path, text, 0600);
 }
 
 int RcloneMount::PendingUploads() const {

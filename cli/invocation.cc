@@ -1,11 +1,7 @@
 #include "cli/invocation.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <utility>
@@ -16,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "common/job_id.h"
+#include "common/safe_open.h"
 
 namespace drover::cli {
 namespace {
@@ -177,20 +174,9 @@ absl::Status WriteClientConfig(const std::string& path, const ClientConfig& conf
   std::string text = absl::StrCat("# written by drover login; holds a secret token\n",
                                   "server = ", config.server, "\n", "ca = ", config.ca, "\n",
                                   "token = ", config.token, "\n");
-  std::string temporary = path + ".new";
-  ::unlink(temporary.c_str());
-  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  bool ok = fd >= 0 && ::fchmod(fd, 0600) == 0 &&
-            ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int saved = errno;
-  if (fd >= 0) ::close(fd);
-  if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {
-    if (ok) saved = errno;
-    ::unlink(temporary.c_str());
+  if (absl::Status written = ReplaceFile(path, text, 0600); !written.ok()) {
     return absl::UnavailableError(
-        absl::StrCat("cannot write the config file '", path, "': ", strerror(saved),
-                     "; set DROVER_CONFIG to a writable path"));
+        absl::StrCat(written.message(), "; set DROVER_CONFIG to a writable path"));
   }
   return absl::OkStatus();
 }

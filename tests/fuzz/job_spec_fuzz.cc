@@ -13,24 +13,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cli/submit_spec.h"
+#include "common/proto_bytes.h"
 #include "drover/v1/job.pb.h"
 #include "scheduler/job_spec.h"
 #include "tests/fuzz/fuzz_util.h"
-
-namespace {
-
-// Deterministic bytes of a message, for comparing messages (NaN included).
-std::string Bytes(const google::protobuf::Message& message) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  message.SerializeToCodedStream(&coded);
-  coded.Trim();
-  return out;
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace drover;
@@ -42,13 +28,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
              spec->ShortDebugString());
   absl::StatusOr<v1::JobSpec> back = cli::ParseJobSpecJson(json);
   FUZZ_CHECK(back.ok(), std::string(back.status().message()) + " in " + json);
-  FUZZ_CHECK(Bytes(*back) == Bytes(*spec), json + " parsed as " + back->ShortDebugString());
+  FUZZ_CHECK(SerializeDeterministic(*back) == SerializeDeterministic(*spec),
+             json + " parsed as " + back->ShortDebugString());
 
   v1::JobSpec stored = *spec;
   scheduler::ApplyJobSpecDefaults(&stored);
   v1::JobSpec twice = stored;
   scheduler::ApplyJobSpecDefaults(&twice);
-  FUZZ_CHECK(Bytes(twice) == Bytes(stored), stored.ShortDebugString());
+  FUZZ_CHECK(SerializeDeterministic(twice) == SerializeDeterministic(stored),
+             stored.ShortDebugString());
   if (!scheduler::ValidateJobSpec(stored).ok()) return 0;
 
   for (int i = 0; i < stored.arguments_size(); ++i) {
@@ -56,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string text = cli::FormatArgument(argument);
     absl::StatusOr<v1::Argument> again = cli::ParseArgument(text);
     FUZZ_CHECK(again.ok(), std::string(again.status().message()) + " for " + text);
-    FUZZ_CHECK(Bytes(*again) == Bytes(argument),
+    FUZZ_CHECK(SerializeDeterministic(*again) == SerializeDeterministic(argument),
                text + " parsed as " + again->ShortDebugString() + ", was " + argument.ShortDebugString());
     if (argument.has_data()) {
       FUZZ_CHECK(scheduler::CheckDatastoreName("x", argument.data().datastore()).ok(), text);

@@ -16,20 +16,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/archive/sha256.h"
+#include "common/grpc_status.h"
 #include "gtest/gtest.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_tls.h"
 
 namespace drover::testing {
-namespace {
-
-absl::Status FromGrpc(const grpc::Status& status) {
-  return status.ok() ? absl::OkStatus()
-                     : absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                                    status.error_message());
-}
-
-}  // namespace
 
 std::string ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -122,9 +114,7 @@ absl::Status CreateHostpathDatastore(v1::AdminService::Stub& admin, const std::s
   store->set_allow_write(allow_write);
   v1::Datastore created;
   grpc::Status status = admin.PutDatastore(&context, request, &created);
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat("PutDatastore ", name, ": ", status.error_message()));
+  return FromGrpcStatus(status, absl::StrCat("PutDatastore ", name));
 }
 
 absl::StatusOr<std::unique_ptr<LoopbackWebdav>> LoopbackWebdav::Start(const std::string& folder,
@@ -190,7 +180,7 @@ absl::StatusOr<std::string> UploadBlobFile(v1::BlobService::Stub& blobs, const s
     if (!writer->Write(chunk)) break;
   }
   writer->WritesDone();
-  if (absl::Status s = FromGrpc(writer->Finish()); !s.ok()) return s;
+  if (absl::Status s = FromGrpcStatus(writer->Finish()); !s.ok()) return s;
   return digest;
 }
 
@@ -202,7 +192,7 @@ absl::StatusOr<std::string> DownloadBlob(v1::BlobService::Stub& blobs, const std
   std::string out;
   v1::DownloadBlobResponse response;
   while (reader->Read(&response)) out += response.chunk();
-  if (absl::Status s = FromGrpc(reader->Finish()); !s.ok()) return s;
+  if (absl::Status s = FromGrpcStatus(reader->Finish()); !s.ok()) return s;
   return out;
 }
 
