@@ -8,7 +8,7 @@
 #include "absl/strings/strip.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
-#include "server/grpc_status.h"
+#include "common/grpc_status.h"
 
 namespace drover::server {
 namespace {

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "absl/strings/escaping.h"
-#include "server/grpc_status.h"
+#include "common/grpc_status.h"
 #include "server/node_identity_service.h"
 #include "server/server_metrics.h"
 

@@ -4,7 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
-#include "server/grpc_status.h"
+#include "common/grpc_status.h"
 
 namespace drover::server {
 namespace {

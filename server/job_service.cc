@@ -15,7 +15,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "scheduler/job_spec.h"
 #include "scheduler/job_state.h"
-#include "server/grpc_status.h"
+#include "common/grpc_status.h"
 #include "server/metric_records.h"
 
 namespace drover::server {

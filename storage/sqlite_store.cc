@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "common/job_id.h"
 #include "common/log.h"
+#include "common/proto_bytes.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "storage/sqlite_schema.h"
@@ -27,16 +28,6 @@ constexpr char kConnectionPragmas[] =
     "PRAGMA busy_timeout = 10000;";
 
 constexpr char kJobColumns[] = "seq, spec, status, create_time_us, owner";
-
-std::string SerializeDeterministic(const google::protobuf::Message& message) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  message.SerializeToCodedStream(&coded);
-  coded.Trim();
-  return out;
-}
 
 // What a sealed value is bound to (SecretBox's context): a value moved to another field,
 // job or datastore does not open there.
