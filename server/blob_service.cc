@@ -2,9 +2,9 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
-#include "common/grpc_status.h"
 
 namespace drover::server {
 namespace {
@@ -56,8 +56,8 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client finished sending
       if (upload_ == nullptr) {
-        Finish(ToGrpcStatus(absl::InvalidArgumentError(
-            "header: required; the first message of an upload names the digest and size")));
+        Answer(absl::InvalidArgumentError(
+            "header: required; the first message of an upload names the digest and size"));
         return;
       }
       absl::StatusOr<bool> created = upload_->Commit();
@@ -70,13 +70,13 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest
              {"holder", holder_.user}});
       }
       if (!created.ok() || holder_.user.empty()) {
-        Finish(ToGrpcStatus(created.status()));
+        Answer(created.status());
         return;
       }
       // The holder may download it again (a snapshot they submit with) and it counts
       // against their quota; the reservation goes once this is stored (OnDone).
       store_.AddBlobUploader(digest_, holder_.user, size_,
-                             [this](absl::Status status) { Finish(ToGrpcStatus(status)); });
+                             [this](absl::Status status) { Answer(status); });
       return;
     }
     absl::Status status;
@@ -92,7 +92,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest
     }
     if (!status.ok()) {
       upload_.reset();
-      Finish(ToGrpcStatus(status));
+      Answer(status);
       return;
     }
     StartRead(&in_);
@@ -101,6 +101,14 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadBlobRequest
   void OnDone() override { delete this; }
 
  private:
+  // Ends the call. The upload's bytes stop counting as in progress first: once the holder is
+  // recorded they count as held, and the client may start its next upload as soon as it has
+  // the answer, before OnDone.
+  void Answer(const absl::Status& status) {
+    reservation_.Release();
+    Finish(ToGrpcStatus(status));
+  }
+
   // The first message: who will hold the blob, their quota, then the upload.
   absl::Status Start() {
     if (!in_.has_header()) {
