@@ -6,9 +6,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/grpc_status.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
-#include "common/grpc_status.h"
 
 namespace drover::server {
 namespace {

@@ -6,9 +6,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 #include "common/log.h"
 #include "absl/strings/escaping.h"
-#include "common/grpc_status.h"
 #include "server/node_identity_service.h"
 #include "server/server_metrics.h"
 

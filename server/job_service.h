@@ -18,35 +18,11 @@
 #include "server/core.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
+#include "server/job_streams.h"
 #include "storage/blob_store.h"
 #include "storage/store.h"
 
 namespace drover::server {
-
-class MetricsCollector;
-
-// Where a page of GetMetrics ended: the streams of attempt `epoch` before (`rank`,
-// `stream`) in (rank, stream) order are read, that one up to `offset`. Its token is opaque
-// to clients.
-struct MetricsCursor {
-  int64_t epoch = 0;
-  int32_t rank = 0;
-  int stream = 0;
-  int64_t offset = 0;
-};
-std::string EncodeMetricsCursor(const MetricsCursor& cursor);
-// INVALID_ARGUMENT naming `page_token` when `token` is not one EncodeMetricsCursor made.
-absl::StatusOr<MetricsCursor> DecodeMetricsCursor(absl::string_view token);
-
-// Reads the metrics streams of attempt `epoch` of a job from `logs` into `collector`, each
-// from its offset in `read` (updated; whole lines only, unless the job `ended`), about
-// `max_bytes` in all (-1: everything stored), starting at `from` when given (streams before
-// it are skipped). Returns where it stopped when `max_bytes` ran out before the end;
-// RESOURCE_EXHAUSTED when droverd is short of file descriptors (LogStore::Read).
-absl::StatusOr<std::optional<MetricsCursor>> ReadMetrics(
-    storage::LogStore& logs, const std::string& job_id, int64_t epoch, bool ended,
-    int64_t max_bytes, MetricsCollector* collector,
-    std::map<std::pair<int32_t, int>, int64_t>* read, const MetricsCursor* from = nullptr);
 
 class JobServiceImpl final : public v1::JobService::CallbackService {
  public:

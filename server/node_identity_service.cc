@@ -1,8 +1,8 @@
 #include "server/node_identity_service.h"
 
+#include "common/grpc_status.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
-#include "common/grpc_status.h"
 
 namespace drover::server {
 namespace {
