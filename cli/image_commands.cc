@@ -17,6 +17,7 @@
 #include "cli/invocation.h"
 #include "common/archive/snapshot.h"
 #include "common/archive/tar_reader.h"
+#include "scheduler/admin_checks.h"
 
 namespace drover::cli {
 namespace {
@@ -33,10 +34,6 @@ std::string ShortDigest(absl::string_view digest) {
   return std::string(digest.substr(0, std::min<size_t>(digest.size(), 19)));
 }
 
-bool IsTagChar(char c) { return absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-'; }
-bool IsPathChar(char c) {
-  return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '.' || c == '_' || c == '-';
-}
 
 // Uploads the archive unless droverd has it. Returns an exit code (error printed) to stop.
 std::optional<int> UploadArchive(Invocation& inv, DroverClient& client, const std::string& path,
@@ -260,35 +257,7 @@ absl::StatusOr<OciArchive> CheckOciArchive(const std::string& path) {
 }
 
 absl::Status CheckImageName(absl::string_view name) {
-  auto invalid = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("NAME: '", name, "' ", why));
-  };
-  if (name.empty() || name.size() > 255) {
-    return invalid("must be 1-255 characters, such as 'team/train:1.0'");
-  }
-  if (name == "host") return invalid("is reserved for the node's own OS; choose another name");
-  if (absl::StrContains(name, "://")) {
-    return invalid(
-        "is a registry reference; jobs can use 'docker://...' directly, without an import");
-  }
-  absl::string_view path = name;
-  if (size_t colon = name.rfind(':'); colon != absl::string_view::npos) {
-    absl::string_view tag = name.substr(colon + 1);
-    path = name.substr(0, colon);
-    if (tag.empty() || tag.size() > 128 || tag[0] == '.' || tag[0] == '-' ||
-        !std::all_of(tag.begin(), tag.end(), IsTagChar)) {
-      return invalid("has a malformed tag; use 1-128 characters of [A-Za-z0-9._-] after ':'");
-    }
-  }
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    if (part.empty() || !std::all_of(part.begin(), part.end(), IsPathChar) ||
-        !absl::ascii_isalnum(part.front()) || !absl::ascii_isalnum(part.back())) {
-      return invalid(absl::StrCat("has the path component '", part,
-                                  "'; use lowercase path components such as 'busybox' or "
-                                  "'team/train:1.0'"));
-    }
-  }
-  return absl::OkStatus();
+  return scheduler::CheckImageName("NAME", name);
 }
 
 std::string FormatImageTable(const std::vector<v1::Image>& images, absl::Time now) {

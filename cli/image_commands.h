@@ -33,10 +33,8 @@ struct OciArchive {
 // PERMISSION_DENIED from the file system.
 absl::StatusOr<OciArchive> CheckOciArchive(const std::string& path);
 
-// The rules droverd applies to an image name (checked before anything is uploaded): 1-255
-// characters, lowercase path components of [a-z0-9._-] separated by '/', each starting and
-// ending with a letter or digit, an optional ":tag" of [A-Za-z0-9._-] (at most 128); not
-// "host" or "docker://...". INVALID_ARGUMENT starting with "NAME: " otherwise.
+// The rules droverd applies to an image name (scheduler::CheckImageName), checked before
+// anything is uploaded. INVALID_ARGUMENT starting with "NAME: " otherwise.
 absl::Status CheckImageName(absl::string_view name);
 
 // The `drover image list` table: NAME, DIGEST (sha256: and 12 hex digits), SIZE and

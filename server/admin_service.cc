@@ -154,7 +154,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PutImage(grpc::CallbackServerContext
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
   v1::Image image = request->image();
-  if (absl::Status valid = CheckImageName("image.name", image.name()); !valid.ok()) {
+  if (absl::Status valid = scheduler::CheckImageName("image.name", image.name()); !valid.ok()) {
     reactor->Finish(ToGrpcStatus(valid));
     return reactor;
   }

@@ -361,7 +361,7 @@ void Core::Assign(const scheduler::Placement& placement) {
 }
 
 std::string Core::ImageDigestOf(const v1::JobSpec& spec) const {
-  if (IsBuiltInImage(spec.environment().image())) return "";
+  if (scheduler::IsBuiltInImage(spec.environment().image())) return "";
   absl::MutexLock lock(&images_mu_);
   auto image = images_.find(spec.environment().image());
   return image != images_.end() ? image->second.digest() : "";
@@ -452,114 +452,6 @@ void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
 void Core::SendTo(const std::string& node, v1::SchedulerMessage message) {
   auto it = links_.find(node);
   if (it != links_.end()) it->second->Send(std::move(message));
-}
-
-void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallback done) {
-  const v1::Job* live = jobs_.Find(job_id);
-  if (live == nullptr) {
-    // Not live: finished or unknown. Its last write may still be on its way to disk; the
-    // store keeps order, so answer from the store after what is queued.
-    store_.Barrier([this, job_id, reason, done = std::move(done)](absl::Status) mutable {
-      // On the loop, where a write of the job that failed meanwhile is known (unsaved_).
-      loop_.Post([this, job_id, reason, done = std::move(done)]() mutable {
-        if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
-          std::move(done)(it->second.error);
-          return;
-        }
-        absl::StatusOr<v1::Job> stored = store_.GetJob(job_id);
-        if (!stored.ok()) {
-          std::move(done)(stored.status());
-          return;
-        }
-        absl::StatusOr<std::optional<JobStatus>> plan =
-            scheduler::PlanCancel(job_id, stored->status(), reason, clock_.Now());
-        if (!plan.ok()) {
-          std::move(done)(plan.status());
-        } else if (plan->has_value()) {
-          std::move(done)(absl::InternalError(absl::StrCat(
-              "job '", job_id, "' is unfinished in the store but unknown to the scheduler")));
-        } else {
-          std::move(done)(*std::move(stored));
-        }
-      });
-    });
-    return;
-  }
-  v1::Job current = *live;
-  absl::StatusOr<std::optional<JobStatus>> plan =
-      scheduler::PlanCancel(job_id, current.status(), reason, clock_.Now());
-  if (!plan.ok()) {
-    std::move(done)(plan.status());
-    return;
-  }
-  if (!plan->has_value()) {
-    // Already canceling: answer with the committed job, after the writes in flight.
-    store_.Barrier([this, job_id, done = std::move(done)](absl::Status) mutable {
-      std::move(done)(store_.GetJob(job_id));
-    });
-    return;
-  }
-  if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
-    std::move(done)(it->second.error);  // its earlier changes wait for the disk
-    return;
-  }
-  if (auto it = cancels_.find(job_id); it != cancels_.end()) {
-    it->second.push_back(std::move(done));  // answered with the cancel being stored
-    return;
-  }
-  cancels_[job_id].push_back(std::move(done));
-  bool stop = (*plan)->state() == JobStatus::CANCEL_REQUESTED;
-  std::string message = (*plan)->message();
-  // Unlike other changes, a cancel takes effect only once stored: a cancel the client was
-  // told failed (the disk refused it) changes nothing, not even how the job's end is read.
-  // What agents report meanwhile is decided without it; when such a change is stored
-  // first, the cancel fails as a conflict (ABORTED: read again and retry).
-  const int64_t expected = current.status().version();
-  store_.UpdateJobStatus(
-      job_id, expected, **std::move(plan),
-      [this, job_id, expected, stop, message](absl::StatusOr<v1::Job> committed) {
-        loop_.Post([this, job_id, expected, stop, message,
-                    committed = std::move(committed)]() mutable {
-          if (committed.ok()) {
-            Committed(*committed);
-            // A report that came meanwhile was written after it and wins.
-            if (const v1::Job* live = jobs_.Find(job_id);
-                live != nullptr && live->status().version() == expected) {
-              jobs_.Update(*committed);
-            }
-            Log(LogLevel::kInfo, "job_cancel", {{"job", job_id}, {"stop_processes", stop}});
-            if (stop) StopAttempt(job_id, JobStatus::CANCELED_BY_USER, message);
-          } else if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
-            committed = it->second.error;
-          }
-          std::vector<JobCallback> waiting = std::move(cancels_[job_id]);
-          cancels_.erase(job_id);
-          for (JobCallback& done : waiting) std::move(done)(committed);
-        });
-      });
-}
-
-void Core::StopAttempt(const std::string& job_id, JobStatus::Cause cause,
-                       const std::string& message) {
-  auto it = attempts_.find(job_id);
-  if (it == attempts_.end()) return;
-  Attempt& attempt = it->second;
-  attempt.stopping = true;
-  attempt.tally.SetCauseOnce(cause, message);
-  for (const std::string& node : attempt.nodes) {
-    if (!attempt.ended.contains(node)) SendStop(job_id, attempt.epoch, node, cause, message);
-  }
-}
-
-void Core::SendStop(const std::string& job_id, int64_t epoch, const std::string& node,
-                    JobStatus::Cause cause, const std::string& message) {
-  v1::SchedulerMessage stop;
-  stop.mutable_stop()->mutable_attempt()->set_job_id(job_id);
-  stop.mutable_stop()->mutable_attempt()->set_epoch(epoch);
-  stop.mutable_stop()->set_cause(cause);
-  *stop.mutable_stop()->mutable_grace() = ToProtoDuration(options_.stop_grace);
-  stop.mutable_stop()->set_message(message);
-  SendTo(node, std::move(stop));
 }
 
 void Core::Tick() {

@@ -8,8 +8,8 @@
 // clients and watchers see comes only from committed writes.
 //
 // Its methods are in four files: core.cc (restore, status writes, placement and
-// assignment, cancel and stop, the tick), core_agents.cc (the agent protocol and the end of
-// an attempt, whose rules are scheduler/attempt_outcome.h), core_admin.cc (the registries
+// assignment, the tick), core_agents.cc (the agent protocol, cancel and stop, and the end
+// of an attempt, whose rules are scheduler/attempt_outcome.h), core_admin.cc (the registries
 // administrators change: targets, images, datastores, cordon and drain) and node_loss.cc
 // (leases, the pause of node-loss handling, what each node may send and read).
 #ifndef DROVER_SERVER_CORE_H_
@@ -34,11 +34,11 @@
 #include "drover/v1/agent.pb.h"
 #include "drover/v1/datastore.pb.h"
 #include "drover/v1/image.pb.h"
+#include "scheduler/admin_checks.h"
 #include "scheduler/attempt_outcome.h"
 #include "scheduler/job_queue.h"
 #include "scheduler/node_registry.h"
 #include "scheduler/placement.h"
-#include "server/admin_checks.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
 #include "storage/log_store.h"

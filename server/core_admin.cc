@@ -45,7 +45,7 @@ std::vector<v1::Datastore> Core::ListDatastores() const {
   absl::MutexLock lock(&datastores_mu_);
   std::vector<v1::Datastore> datastores;
   for (const auto& [name, datastore] : datastores_) {
-    datastores.push_back(MaskCredentials(datastore));
+    datastores.push_back(scheduler::MaskCredentials(datastore));
   }
   return datastores;
 }
@@ -185,7 +185,7 @@ void Core::DeleteTarget(const std::string& name, StatusCallback done) {
 void Core::PutImage(const v1::Image& request, ImageCallback done) {
   v1::Image image = request;
   *image.mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(clock_.Now()));
-  if (absl::Status valid = CheckImageName("image.name", image.name()); !valid.ok()) {
+  if (absl::Status valid = scheduler::CheckImageName("image.name", image.name()); !valid.ok()) {
     std::move(done)(valid);
     return;
   }
@@ -228,7 +228,7 @@ void Core::DeleteImage(const std::string& name, StatusCallback done) {
 }
 
 void Core::PutDatastore(const v1::Datastore& request, bool replace, DatastoreCallback done) {
-  if (absl::Status valid = CheckDatastore(request, options_.datastore_roots); !valid.ok()) {
+  if (absl::Status valid = scheduler::CheckDatastore(request, options_.datastore_roots); !valid.ok()) {
     std::move(done)(valid);
     return;
   }
@@ -264,7 +264,7 @@ void Core::PutDatastore(const v1::Datastore& request, bool replace, DatastoreCal
                             absl::MutexLock lock(&datastores_mu_);
                             datastores_[datastore.name()] = datastore;
                           }
-                          std::move(done)(MaskCredentials(datastore));
+                          std::move(done)(scheduler::MaskCredentials(datastore));
                         });
                       });
 }

@@ -167,7 +167,7 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
     return reactor;
   }
   if (const std::string& image = job.spec().environment().image();
-      !IsBuiltInImage(image) && !core_.ImageExists(image)) {
+      !scheduler::IsBuiltInImage(image) && !core_.ImageExists(image)) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
         "spec.environment.image: '", image,
         "' is not an imported image; import it with drover image import ", image,

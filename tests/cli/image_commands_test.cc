@@ -94,7 +94,7 @@ TEST_F(CliTest, ImageImportChecksNameAndFileBeforeContactingDroverd) {
            {{"image", "import", "Busybox", good},
             "NAME: 'Busybox' has the path component 'Busybox'"},
            {{"image", "import", "host", good}, "NAME: 'host' is reserved"},
-           {{"image", "import", "docker://busybox", good}, "jobs can use 'docker://...' directly"},
+           {{"image", "import", "docker://busybox", good}, "jobs use 'docker://...' references directly"},
            {{"image", "import", "busybox", "/no/such/file.tar"},
             "'/no/such/file.tar': no such file"},
            {{"image", "import", "busybox", MakeTar("code", {{"train.py", "print(1)"}})},

@@ -304,12 +304,12 @@ TEST(CheckDatastoreTest, SystemFoldersAndTheStateFolderAreRefusedEvenBelowARoot)
   DatastoreRoots roots = {.allowed = {"/var"}, .refused = {"/var/state"}};
   for (const std::string path : {"/var/lib/drover", "/var/lib/drover/blobs", "/var/run/x",
                                  "/var/state", "/var/state/drover.db", "/var", "/var/lib"}) {
-    absl::Status s = CheckDatastore(Hostpath("x", path), roots);
+    absl::Status s = scheduler::CheckDatastore(Hostpath("x", path), roots);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << path;
     EXPECT_THAT(std::string(s.message()), HasSubstr("never part of a datastore")) << path;
   }
-  EXPECT_TRUE(CheckDatastore(Hostpath("x", "/var/data"), roots).ok());
-  absl::Status none = CheckDatastore(Hostpath("x", "/data/x"), DatastoreRoots{});
+  EXPECT_TRUE(scheduler::CheckDatastore(Hostpath("x", "/var/data"), roots).ok());
+  absl::Status none = scheduler::CheckDatastore(Hostpath("x", "/data/x"), DatastoreRoots{});
   EXPECT_THAT(std::string(none.message()), HasSubstr("allows no HOSTPATH datastores"));
 }
 
@@ -420,10 +420,10 @@ TEST_F(DatastoreRegistryTest, ADatastoreDeletedBeforeTheAssignmentIsLeftOutOfIt)
 }
 
 TEST(CheckDatastoreTest, AcceptsWhatAdminsRegister) {
-  EXPECT_TRUE(CheckDatastore(Hostpath("imagenet", "/data/imagenet"), Roots()).ok());
-  EXPECT_TRUE(CheckDatastore(Hostpath("a_b-1", "/mnt/nfs/x.y"), Roots()).ok());
-  EXPECT_TRUE(CheckDatastore(Rclone("s3", {{"type", "s3"}}), Roots()).ok());
-  EXPECT_TRUE(CheckDatastore(Rclone("az", {{"type", "azureblob"}, {"account", "a"}}, {"account"},
+  EXPECT_TRUE(scheduler::CheckDatastore(Hostpath("imagenet", "/data/imagenet"), Roots()).ok());
+  EXPECT_TRUE(scheduler::CheckDatastore(Hostpath("a_b-1", "/mnt/nfs/x.y"), Roots()).ok());
+  EXPECT_TRUE(scheduler::CheckDatastore(Rclone("s3", {{"type", "s3"}}), Roots()).ok());
+  EXPECT_TRUE(scheduler::CheckDatastore(Rclone("az", {{"type", "azureblob"}, {"account", "a"}}, {"account"},
                                     "container/prefix"),
                              Roots())
                   .ok());
@@ -438,15 +438,15 @@ TEST(MaskCredentialsTest, MasksListedKeysAndKeysThatLookLikeCredentials) {
                                     {"bearer_token", "x"},
                                     {"key_file", "x"}},
                                    {"user"});
-  v1::Datastore masked = MaskCredentials(datastore);
+  v1::Datastore masked = scheduler::MaskCredentials(datastore);
   EXPECT_EQ(masked.rclone_options().at("type"), "s3");
   EXPECT_EQ(masked.rclone_options().at("provider"), "Minio");
   for (const char* key : {"user", "client_secret", "bearer_token", "key_file"}) {
     EXPECT_EQ(masked.rclone_options().at(key), "***") << key;
-    EXPECT_TRUE(IsCredentialKey(datastore, key)) << key;
+    EXPECT_TRUE(scheduler::IsCredentialKey(datastore, key)) << key;
   }
-  EXPECT_TRUE(IsCredentialKey(datastore, "Storage_SAS"));
-  EXPECT_FALSE(IsCredentialKey(datastore, "endpoint"));
+  EXPECT_TRUE(scheduler::IsCredentialKey(datastore, "Storage_SAS"));
+  EXPECT_FALSE(scheduler::IsCredentialKey(datastore, "endpoint"));
 }
 
 }  // namespace

@@ -261,15 +261,15 @@ TEST(CheckImageNameTest, AcceptsReferencesJobsCanUse) {
   for (const char* name :
        {"busybox", "team/train:1.0", "registry.example.com/ml/pytorch:2.1.0-cuda12", "a",
         "my_image.v2:Latest_1"}) {
-    EXPECT_TRUE(CheckImageName("image.name", name).ok()) << name;
+    EXPECT_TRUE(scheduler::CheckImageName("image.name", name).ok()) << name;
   }
-  absl::Status status = CheckImageName("image.name", "UPPER");
+  absl::Status status = scheduler::CheckImageName("image.name", "UPPER");
   EXPECT_EQ(std::string(status.message()),
             "image.name: 'UPPER' has the path component 'UPPER'; use lowercase path components "
             "such as 'busybox' or 'team/train:1.0'");
-  EXPECT_TRUE(IsBuiltInImage("host"));
-  EXPECT_TRUE(IsBuiltInImage("docker://x"));
-  EXPECT_FALSE(IsBuiltInImage("busybox"));
+  EXPECT_TRUE(scheduler::IsBuiltInImage("host"));
+  EXPECT_TRUE(scheduler::IsBuiltInImage("docker://x"));
+  EXPECT_FALSE(scheduler::IsBuiltInImage("busybox"));
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "server/admin_checks.h"
+#include "scheduler/admin_checks.h"
 
 #include <map>
 #include <string>
@@ -11,7 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "scheduler/job_spec.h"
 
-namespace drover::server {
+namespace drover::scheduler {
 namespace {
 
 bool IsImageTagChar(char c) {
@@ -91,7 +91,7 @@ absl::Status CheckRcloneOptions(const v1::Datastore& datastore) {
 }  // namespace
 
 absl::Status CheckDatastore(const v1::Datastore& datastore, const DatastoreRoots& roots) {
-  if (absl::Status s = scheduler::CheckDatastoreName("datastore.name", datastore.name());
+  if (absl::Status s = CheckDatastoreName("datastore.name", datastore.name());
       !s.ok()) {
     return s;
   }
@@ -105,7 +105,7 @@ absl::Status CheckDatastore(const v1::Datastore& datastore, const DatastoreRoots
       break;
     case v1::Datastore::RCLONE:
       if (absl::Status s = CheckRcloneOptions(datastore); !s.ok()) return s;
-      if (absl::Status s = scheduler::CheckDatastorePath("datastore.path", datastore.path());
+      if (absl::Status s = CheckDatastorePath("datastore.path", datastore.path());
           !s.ok()) {
         return s;
       }
@@ -187,4 +187,4 @@ bool IsBuiltInImage(absl::string_view image) {
   return image == "host" || absl::StartsWith(image, "docker://");
 }
 
-}  // namespace drover::server
+}  // namespace drover::scheduler

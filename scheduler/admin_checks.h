@@ -1,15 +1,16 @@
-// What administrators register, checked before the core keeps it: image names, datastores
-// (their paths under the allowed roots, rclone backends and options), and datastore
-// credentials masked for clients. Pure functions, any thread.
-#ifndef DROVER_SERVER_ADMIN_CHECKS_H_
-#define DROVER_SERVER_ADMIN_CHECKS_H_
+// What administrators register, checked before droverd keeps it (beside the job-spec checks,
+// job_spec.h): image names, datastores (their paths under the allowed roots, rclone
+// backends and options), and datastore credentials masked for clients. The CLI checks image
+// names with the same rules before it uploads. Pure functions, any thread.
+#ifndef DROVER_SCHEDULER_ADMIN_CHECKS_H_
+#define DROVER_SCHEDULER_ADMIN_CHECKS_H_
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "common/datastore_policy.h"
 #include "drover/v1/datastore.pb.h"
 
-namespace drover::server {
+namespace drover::scheduler {
 
 // Checks an image name for `drover image import` (AdminService.PutImage): 1-255 characters,
 // lowercase path components of [a-z0-9._-] separated by '/', each starting and ending with a
@@ -39,6 +40,6 @@ bool IsCredentialKey(const v1::Datastore& datastore, absl::string_view key);
 // are shown.
 v1::Datastore MaskCredentials(v1::Datastore datastore);
 
-}  // namespace drover::server
+}  // namespace drover::scheduler
 
-#endif  // DROVER_SERVER_ADMIN_CHECKS_H_
+#endif  // DROVER_SCHEDULER_ADMIN_CHECKS_H_
