@@ -25,9 +25,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "bench/bench_node.h"
 #include "bench/channel.h"
 #include "bench/fsync_bench.h"
-#include "common/pki/pki.h"
+#include "common/grpc_status.h"
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/agent_service.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
@@ -43,15 +44,8 @@ constexpr int64_t kMaxChunkKib = 3 * 1024;
 // A job has at most 256 processes per node (JobSpec.process_count_per_node), one stream each.
 constexpr int64_t kMaxStreams = 256;
 constexpr absl::Duration kHeartbeat = absl::Seconds(2);
-// Deadline of each unary call (token, join, target, submit, job status).
-constexpr absl::Duration kCallTimeout = absl::Seconds(30);
 // Size of one metric record line with --metrics, about what `run.log("loss", x)` writes.
 constexpr int64_t kRecordBytes = 64;
-// The node label that puts the fake node, and only it, in the benchmark's compute target.
-constexpr char kNodeLabel[] = "drover-bench-node";
-// The fake node's capacity, which the benchmark job takes whole: nothing else fits beside it.
-constexpr double kNodeCpus = 1;
-constexpr int64_t kNodeMemoryMib = 1024;
 
 std::string LoadAverage() {
   std::ifstream in("/proc/loadavg");
@@ -63,15 +57,6 @@ std::string LoadAverage() {
 double MibPerSecond(int64_t bytes, absl::Duration d) {
   double seconds = absl::ToDoubleSeconds(d);
   return seconds > 0 ? static_cast<double>(bytes) / kMiB / seconds : 0;
-}
-
-absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat(what, ": ", status.error_message()));
-}
-
-void SetDeadline(grpc::ClientContext& context) {
-  context.set_deadline(absl::ToChronoTime(absl::Now() + kCallTimeout));
 }
 
 // `count` writes of `size` bytes appended to a scratch file under `dir`, then one
@@ -99,144 +84,6 @@ absl::StatusOr<absl::Duration> TimeStreamingWrites(const std::string& dir, int64
     return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", error));
   }
   return took;
-}
-
-// droverd's CA certificate: `ca_file`, else $DROVER_CA.
-absl::StatusOr<std::string> ReadCa(std::string ca_file) {
-  if (ca_file.empty() && std::getenv("DROVER_CA") != nullptr) ca_file = std::getenv("DROVER_CA");
-  if (ca_file.empty()) {
-    return absl::InvalidArgumentError(
-        "--ca: required (or $DROVER_CA); pass droverd's <state-dir>/tls/ca.crt");
-  }
-  std::ifstream in(ca_file);
-  std::stringstream text;
-  if (in) text << in.rdbuf();
-  if (!in || text.str().empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--ca: cannot read '", ca_file, "'; pass droverd's <state-dir>/tls/ca.crt"));
-  }
-  return text.str();
-}
-
-// The fake node's identity: what drover-agent gets when it joins (agent/node_certificate.h),
-// held in memory.
-struct NodeIdentity {
-  std::string key_pem;
-  std::string certificate_pem;
-};
-
-// Joins droverd as node `name` the way a new agent does: a one-time join token for that
-// name (made here with the caller's admin token), a new key and CSR, JoinNode.
-absl::StatusOr<NodeIdentity> JoinAsNode(const std::shared_ptr<grpc::Channel>& admin_channel,
-                                        const std::string& server, const std::string& ca_pem,
-                                        const std::string& name) {
-  auto identity = v1::NodeIdentityService::NewStub(admin_channel);
-  v1::CreateJoinTokenRequest token_request;
-  token_request.mutable_ttl()->set_seconds(600);
-  token_request.set_node_name(name);
-  v1::CreateJoinTokenResponse token;
-  {
-    grpc::ClientContext context;
-    SetDeadline(context);
-    if (grpc::Status s = identity->CreateJoinToken(&context, token_request, &token); !s.ok()) {
-      return FromGrpc(s, absl::StrCat("making a join token for node '", name,
-                                      "' (needs an admin's token in $DROVER_TOKEN)"));
-    }
-  }
-  NodeIdentity node;
-  absl::StatusOr<std::string> key = pki::GenerateKey();
-  if (!key.ok()) return key.status();
-  node.key_pem = *key;
-  absl::StatusOr<std::string> csr = pki::CreateCsr(node.key_pem, name, {"drover-node://" + name});
-  if (!csr.ok()) return csr.status();
-  v1::JoinNodeRequest join;
-  join.set_token(token.token());
-  join.set_node_name(name);
-  join.set_csr_pem(*csr);
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = ca_pem;
-  auto joiner = v1::NodeIdentityService::NewStub(
-      grpc::CreateChannel(server, grpc::SslCredentials(tls)));
-  v1::NodeCertificateResponse certificate;
-  grpc::ClientContext context;
-  SetDeadline(context);
-  if (grpc::Status s = joiner->JoinNode(&context, join, &certificate); !s.ok()) {
-    return FromGrpc(s, absl::StrCat("joining as node '", name, "'"));
-  }
-  node.certificate_pem = certificate.certificate_pem();
-  return node;
-}
-
-// The job whose attempt the fake node runs: one process per stream, all of the node.
-v1::JobSpec BenchJobSpec(const std::string& target, int64_t streams, const std::string& key) {
-  v1::JobSpec spec;
-  spec.set_name("bench-log-ingest");
-  spec.set_entry_script("bin/sh");
-  spec.add_arguments()->set_value("-c");
-  spec.add_arguments()->set_value("true");
-  spec.set_compute_target(target);
-  spec.set_process_count_per_node(static_cast<int32_t>(streams));
-  spec.mutable_resources()->set_cpus(kNodeCpus);
-  spec.mutable_resources()->set_memory_mib(kNodeMemoryMib);
-  spec.set_idempotency_key(key);
-  return spec;
-}
-
-// Polls the job until it is in `state`; FAILED_PRECONDITION when it ends in another,
-// DEADLINE_EXCEEDED at `deadline`.
-absl::Status AwaitJobState(v1::JobService::Stub& jobs, const std::string& job_id,
-                           v1::JobStatus::State state, absl::Time deadline) {
-  v1::Job job;
-  while (true) {
-    grpc::ClientContext context;
-    SetDeadline(context);
-    v1::GetJobRequest request;
-    request.set_job_id(job_id);
-    if (grpc::Status s = jobs.GetJob(&context, request, &job); !s.ok()) {
-      return FromGrpc(s, absl::StrCat("reading job ", job_id));
-    }
-    const v1::JobStatus::State now = job.status().state();
-    if (now == state) return absl::OkStatus();
-    if (now == v1::JobStatus::COMPLETED || now == v1::JobStatus::FAILED ||
-        now == v1::JobStatus::CANCELED) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("job ", job_id, " ended ", v1::JobStatus::State_Name(now), " (",
-                       job.status().message(), ") instead of reaching ",
-                       v1::JobStatus::State_Name(state)));
-    }
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("job ", job_id, " is ", v1::JobStatus::State_Name(now), " (",
-                       job.status().reason(), "), not ", v1::JobStatus::State_Name(state)));
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-}
-
-// Bytes droverd stores of each rank's `stream` of the attempt, read back with StreamLogs.
-absl::StatusOr<std::vector<int64_t>> StoredBytes(v1::JobService::Stub& jobs,
-                                                 const v1::AttemptRef& attempt,
-                                                 v1::LogStream stream, int64_t ranks) {
-  std::vector<int64_t> stored(static_cast<size_t>(ranks), 0);
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(5)));
-  v1::StreamLogsRequest request;
-  request.set_job_id(attempt.job_id());
-  request.set_attempt(attempt.epoch());
-  request.add_streams(stream);
-  auto reader = jobs.StreamLogs(&context, request);
-  v1::StreamLogsResponse piece;
-  while (reader->Read(&piece)) {
-    if (piece.rank() >= 0 && piece.rank() < ranks && piece.stream() == stream) {
-      stored[static_cast<size_t>(piece.rank())] =
-          std::max(stored[static_cast<size_t>(piece.rank())],
-                   piece.offset() + static_cast<int64_t>(piece.data().size()));
-    }
-  }
-  if (grpc::Status s = reader->Finish(); !s.ok()) {
-    return FromGrpc(s, absl::StrCat("reading back the logs of job ", attempt.job_id()));
-  }
-  return stored;
 }
 
 // What the fake agent knows of one log stream (one rank's stdout).
@@ -352,7 +199,7 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
     grpc::ClientContext context;
     SetDeadline(context);
     if (grpc::Status s = admin->PutComputeTarget(&context, request, &put); !s.ok()) {
-      return FromGrpc(s, absl::StrCat("creating compute target '", target, "'"));
+      return FromGrpcStatus(s, absl::StrCat("creating compute target '", target, "'"));
     }
   }
   auto delete_target = [&] {
@@ -519,7 +366,7 @@ absl::StatusOr<LogIngestResult> RunLogIngestBench(const LogIngestOptions& o) {
     grpc::ClientContext submit_context;
     SetDeadline(submit_context);
     if (grpc::Status s = jobs->SubmitJob(&submit_context, request, &submitted); !s.ok()) {
-      failure = FromGrpc(s, "submitting the benchmark job").ToString();
+      failure = FromGrpcStatus(s, "submitting the benchmark job").ToString();
       return hang_up();
     }
     const absl::Time deadline = absl::Now() + kCallTimeout;
