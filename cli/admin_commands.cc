@@ -220,13 +220,7 @@ int TargetListAction(Invocation& inv, const std::vector<std::string>& args) {
       inv.WithRetry([&] { return client->ListComputeTargets(v1::ListComputeTargetsRequest()); });
   if (!list.ok()) return inv.ServerError(list.status());
   std::vector<v1::ComputeTarget> targets(list->targets().begin(), list->targets().end());
-  inv.Print(
-      [&] {
-        std::vector<std::string> items;
-        for (const v1::ComputeTarget& target : targets) items.push_back(MessageToJson(target, false));
-        return JsonArray(items);
-      },
-      [&] { return FormatTargetTable(targets); });
+  inv.PrintList(targets, [&] { return FormatTargetTable(targets); });
   return kExitOk;
 }
 
@@ -285,16 +279,10 @@ int NodesCommand(Invocation& inv, const std::vector<std::string>& args) {
       inv.WithRetry([&] { return client->ListNodes(v1::ListNodesRequest()); });
   if (!list.ok()) return inv.ServerError(list.status());
   std::vector<v1::Node> nodes(list->nodes().begin(), list->nodes().end());
-  inv.Print(
-      [&] {
-        std::vector<std::string> items;
-        for (const v1::Node& node : nodes) items.push_back(MessageToJson(node, false));
-        return JsonArray(items);
-      },
-      [&] {
-        return FormatNodeTable(nodes, inv.ctx().now()) +
-               FormatNodeLoss(list->node_loss(), inv.ctx().now());
-      });
+  inv.PrintList(nodes, [&] {
+    return FormatNodeTable(nodes, inv.ctx().now()) +
+           FormatNodeLoss(list->node_loss(), inv.ctx().now());
+  });
   return kExitOk;
 }
 

@@ -130,25 +130,19 @@ int AuditCommand(Invocation& inv, const std::vector<std::string>& args) {
     if (page->next_page_token().empty() || page->records().empty()) break;
     request.set_page_token(page->next_page_token());
   }
-  inv.Print(
-      [&] {
-        std::vector<std::string> items;
-        for (const v1::AuditRecord& record : records) items.push_back(MessageToJson(record, false));
-        return JsonArray(items);
-      },
-      [&] {
-        std::vector<std::vector<std::string>> rows = {
-            {"TIME", "WHO", "FROM", "METHOD", "TARGET", "RESULT"}};
-        for (const v1::AuditRecord& record : records) {
-          absl::Time time = absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(record.time()));
-          std::string result = CodeName(record.code());
-          if (!record.message().empty()) absl::StrAppend(&result, ": ", record.message());
-          rows.push_back({absl::FormatTime("%Y-%m-%d %H:%M:%S", time, inv.ctx().zone), Who(record),
-                          record.peer().empty() ? "-" : record.peer(), ShortMethod(record.method()),
-                          record.target().empty() ? "-" : record.target(), result});
-        }
-        return FormatTable(rows);
-      });
+  inv.PrintList(records, [&] {
+    std::vector<std::vector<std::string>> rows = {
+        {"TIME", "WHO", "FROM", "METHOD", "TARGET", "RESULT"}};
+    for (const v1::AuditRecord& record : records) {
+      absl::Time time = absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(record.time()));
+      std::string result = CodeName(record.code());
+      if (!record.message().empty()) absl::StrAppend(&result, ": ", record.message());
+      rows.push_back({absl::FormatTime("%Y-%m-%d %H:%M:%S", time, inv.ctx().zone), Who(record),
+                      record.peer().empty() ? "-" : record.peer(), ShortMethod(record.method()),
+                      record.target().empty() ? "-" : record.target(), result});
+    }
+    return FormatTable(rows);
+  });
   return kExitOk;
 }
 

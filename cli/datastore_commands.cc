@@ -168,15 +168,7 @@ int ListAction(Invocation& inv, const std::vector<std::string>& args) {
       inv.WithRetry([&] { return client->ListDatastores(v1::ListDatastoresRequest()); });
   if (!list.ok()) return inv.ServerError(list.status());
   std::vector<v1::Datastore> datastores(list->datastores().begin(), list->datastores().end());
-  inv.Print(
-      [&] {
-        std::vector<std::string> items;
-        for (const v1::Datastore& datastore : datastores) {
-          items.push_back(MessageToJson(datastore, false));
-        }
-        return JsonArray(items);
-      },
-      [&] { return FormatDatastoreTable(datastores, inv.ctx().now()); });
+  inv.PrintList(datastores, [&] { return FormatDatastoreTable(datastores, inv.ctx().now()); });
   return kExitOk;
 }
 

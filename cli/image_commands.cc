@@ -173,13 +173,7 @@ int ListAction(Invocation& inv, const std::vector<std::string>& args) {
       inv.WithRetry([&] { return client->ListImages(v1::ListImagesRequest()); });
   if (!list.ok()) return inv.ServerError(list.status());
   std::vector<v1::Image> images(list->images().begin(), list->images().end());
-  inv.Print(
-      [&] {
-        std::vector<std::string> items;
-        for (const v1::Image& image : images) items.push_back(MessageToJson(image, false));
-        return JsonArray(items);
-      },
-      [&] { return FormatImageTable(images, inv.ctx().now()); });
+  inv.PrintList(images, [&] { return FormatImageTable(images, inv.ctx().now()); });
   return kExitOk;
 }
 

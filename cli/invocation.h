@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "cli/commands.h"
 #include "cli/drover_client.h"
+#include "cli/format.h"
 #include "common/flags.h"
 
 namespace drover::cli {
@@ -121,6 +122,17 @@ class Invocation {
   // Prints a message for read commands: JSON (`to_json`) when --output json, else
   // `table`'s text.
   void Print(const std::function<std::string()>& to_json, const std::function<std::string()>& table);
+  // The same for list commands: a JSON array of the messages `items` when --output json.
+  template <typename Range>
+  void PrintList(const Range& items, const std::function<std::string()>& table) {
+    Print(
+        [&] {
+          std::vector<std::string> json;
+          for (const auto& item : items) json.push_back(MessageToJson(item, /*pretty=*/false));
+          return JsonArray(json);
+        },
+        table);
+  }
 
  private:
   CliContext& ctx_;

@@ -99,21 +99,15 @@ int UserListAction(Invocation& inv, const std::vector<std::string>& args) {
   absl::StatusOr<v1::ListUsersResponse> list =
       inv.WithRetry([&] { return client->ListUsers(v1::ListUsersRequest()); });
   if (!list.ok()) return inv.ServerError(list.status());
-  inv.Print(
-      [&] {
-        std::vector<std::string> items;
-        for (const v1::User& user : list->users()) items.push_back(MessageToJson(user, false));
-        return JsonArray(items);
-      },
-      [&] {
-        std::vector<std::vector<std::string>> rows = {{"NAME", "ROLE", "STATE", "CREATED"}};
-        for (const v1::User& user : list->users()) {
-          absl::Time created = absl::FromUnixSeconds(user.create_time().seconds());
-          rows.push_back({user.name(), RoleText(user.role()), user.revoked() ? "revoked" : "active",
-                          absl::FormatTime("%Y-%m-%d %H:%M", created, inv.ctx().zone)});
-        }
-        return FormatTable(rows);
-      });
+  inv.PrintList(list->users(), [&] {
+    std::vector<std::vector<std::string>> rows = {{"NAME", "ROLE", "STATE", "CREATED"}};
+    for (const v1::User& user : list->users()) {
+      absl::Time created = absl::FromUnixSeconds(user.create_time().seconds());
+      rows.push_back({user.name(), RoleText(user.role()), user.revoked() ? "revoked" : "active",
+                      absl::FormatTime("%Y-%m-%d %H:%M", created, inv.ctx().zone)});
+    }
+    return FormatTable(rows);
+  });
   return kExitOk;
 }
 
