@@ -100,7 +100,8 @@ class SqliteStore final : public Store {
   };
   Stats stats() const;
 
-  // The operations the writer runs, one per queued write (defined in the .cc file).
+  // The operations the writer runs, one per queued write (defined in
+  // sqlite_store_internal.h).
   class WriteOp;
   struct Writer;
 
