@@ -194,6 +194,10 @@ class LogStore {
                                        absl::string_view rest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SaveCap(const LogStreamKey& key, const File& file) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets the caps' fields of `file`, a stream at `path` first opened (as `fd`) since droverd
+  // started: its records counted (a metric stream under a cap), its sidecar read, or, with
+  // none, the cap inferred from its size. The caps live in log_store_caps.cc.
+  void LoadCap(const LogStreamKey& key, int fd, const std::string& path, File& file) const;
   void SyncLoop();
 
   const std::string root_;

@@ -18,16 +18,19 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/pki/secret_box.h"
-#include "storage/sqlite_db.h"
 #include "storage/store.h"
 #include "storage/write_health.h"
 
 namespace drover::storage {
+
+// A SQLite connection (storage/sqlite_db.h); only storage/*.cc see SQLite's own types.
+class Db;
 
 struct SqliteStoreOptions {
   // The database file; its folder must exist. "-wal" and "-shm" files go beside it.
@@ -100,7 +103,8 @@ class SqliteStore final : public Store {
   };
   Stats stats() const;
 
-  // The operations the writer runs, one per queued write (defined in the .cc file).
+  // The operations the writer runs, one per queued write (defined in
+  // sqlite_store_internal.h).
   class WriteOp;
   struct Writer;
 

@@ -1,0 +1,331 @@
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/job_id.h"
+#include "common/proto_bytes.h"
+#include "common/status_macros.h"
+#include "google/protobuf/util/time_util.h"
+#include "storage/sqlite_store_internal.h"
+
+namespace drover::storage {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr char kJobColumns[] = "seq, spec, status, create_time_us, owner";
+
+// What a sealed value is bound to (SecretBox's context): a value moved to another field,
+// job or datastore does not open there.
+std::string EnvContext(absl::string_view name) { return absl::StrCat("job env ", name); }
+
+// The job's secret environment values sealed, for storing.
+v1::JobSpec SealedSpec(const SecretBox* secrets, v1::JobSpec spec) {
+  if (secrets == nullptr || spec.environment().secret_env().empty()) return spec;
+  auto& env = *spec.mutable_environment()->mutable_env();
+  std::set<std::string> names(spec.environment().secret_env().begin(),
+                              spec.environment().secret_env().end());
+  for (const std::string& name : names) {
+    auto it = env.find(name);
+    if (it != env.end()) it->second = secrets->Seal(it->second, EnvContext(name));
+  }
+  return spec;
+}
+
+// Opens the sealed values of a stored spec in place: those of secret_env names only, each
+// once (a user's own value that merely looks sealed is never taken for one).
+absl::Status OpenSpec(const SecretBox* secrets, absl::string_view job_id, v1::JobSpec& spec) {
+  // mutable_environment() would add an empty environment to a spec without one.
+  if (spec.environment().secret_env().empty()) return absl::OkStatus();
+  auto& env = *spec.mutable_environment()->mutable_env();
+  std::set<std::string> names(spec.environment().secret_env().begin(),
+                              spec.environment().secret_env().end());
+  for (const std::string& name : names) {
+    auto it = env.find(name);
+    if (it == env.end() || !SecretBox::IsSealed(it->second)) continue;
+    if (secrets == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job '", job_id, "': env ", name, " is sealed and droverd has no secrets key"));
+    }
+    absl::StatusOr<std::string> opened = secrets->Open(it->second, EnvContext(name));
+    if (!opened.ok()) {
+      return absl::Status(opened.status().code(), absl::StrCat("job '", job_id, "': env ", name,
+                                                               ": ", opened.status().message()));
+    }
+    it->second = *std::move(opened);
+  }
+  return absl::OkStatus();
+}
+
+// Reads a job from a row selected with kJobColumns, its secret values opened.
+absl::StatusOr<v1::Job> JobFromRow(const Statement& row, const SecretBox* secrets) {
+  v1::Job job;
+  job.set_id(FormatJobId(row.ColumnInt(0)));
+  absl::string_view spec = row.ColumnBlob(1);
+  absl::string_view status = row.ColumnBlob(2);
+  if (!job.mutable_spec()->ParseFromArray(spec.data(), static_cast<int>(spec.size())) ||
+      !job.mutable_status()->ParseFromArray(status.data(), static_cast<int>(status.size()))) {
+    return absl::DataLossError(absl::StrCat("job '", job.id(), "' has an unreadable record"));
+  }
+  *job.mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(row.ColumnInt(3));
+  job.set_owner(std::string(row.ColumnText(4)));
+  DROVER_RETURN_IF_ERROR(OpenSpec(secrets, job.id(), *job.mutable_spec()));
+  return job;
+}
+
+class CreateJobOp final : public SqliteStore::WriteOp {
+ public:
+  CreateJobOp(v1::Job job, Store::CreateJobCallback done)
+      : job_(std::move(job)), done_(std::move(done)) {}
+
+  absl::Status Apply(SqliteStore::Writer& w) override {
+    std::string spec = SerializeDeterministic(job_.spec());
+    const std::string& key = job_.spec().idempotency_key();
+    if (!key.empty()) {
+      Statement& find = *w.find_by_key;
+      find.Reset();
+      find.Bind(1, key);
+      DROVER_ASSIGN_OR_RETURN(bool found, find.Step());
+      if (found) {
+        DROVER_ASSIGN_OR_RETURN(v1::Job existing, JobFromRow(find, w.secrets));
+        if (existing.owner() != job_.owner()) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "spec.idempotency_key: '", key,
+              "' was already used by another user; use a key of your own"));
+        }
+        if (SerializeDeterministic(existing.spec()) != spec) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "spec.idempotency_key: '", key, "' was already used for job '", existing.id(),
+              "' with a different spec; use a new key for a different job"));
+        }
+        result_ = CreateJobResult{std::move(existing), false};
+        find.Reset();
+        return absl::OkStatus();
+      }
+      find.Reset();
+    }
+    Statement& insert = *w.insert_job;
+    insert.Reset();
+    if (key.empty()) {
+      insert.BindNull(1);
+    } else {
+      insert.Bind(1, key);
+    }
+    insert.Bind(2, static_cast<int64_t>(job_.status().state()))
+        .Bind(3, job_.spec().experiment())
+        .Bind(4, static_cast<int64_t>(job_.spec().priority()))
+        .Bind(5, job_.status().version())
+        .Bind(6, TimeUtil::TimestampToMicroseconds(job_.create_time()))
+        .BindBlob(7, w.secrets == nullptr
+                         ? spec
+                         : SerializeDeterministic(SealedSpec(w.secrets, job_.spec())))
+        .BindBlob(8, SerializeDeterministic(job_.status()))
+        .Bind(9, job_.owner());
+    DROVER_RETURN_IF_ERROR(insert.Run());
+    int64_t seq = sqlite3_last_insert_rowid(w.db->raw());
+    for (const auto& [tag_key, tag_value] : job_.spec().tags()) {
+      Statement& tag = *w.insert_tag;
+      tag.Reset();
+      tag.Bind(1, seq).Bind(2, tag_key).Bind(3, tag_value);
+      DROVER_RETURN_IF_ERROR(tag.Run());
+    }
+    job_.set_id(FormatJobId(seq));
+    result_ = CreateJobResult{std::move(job_), true};
+    return absl::OkStatus();
+  }
+
+  void Finish(absl::Status status) && override {
+    if (status.ok()) {
+      std::move(done_)(std::move(result_));
+    } else {
+      std::move(done_)(std::move(status));
+    }
+  }
+
+ private:
+  v1::Job job_;
+  Store::CreateJobCallback done_;
+  CreateJobResult result_;
+};
+
+class UpdateStatusOp final : public SqliteStore::WriteOp {
+ public:
+  UpdateStatusOp(int64_t seq, std::string job_id, int64_t expected_version, v1::JobStatus status,
+                 Store::UpdateCallback done)
+      : seq_(seq),
+        job_id_(std::move(job_id)),
+        expected_version_(expected_version),
+        status_(std::move(status)),
+        done_(std::move(done)) {}
+
+  absl::Status Apply(SqliteStore::Writer& w) override {
+    Statement& update = *w.update_status;
+    update.Reset();
+    update.Bind(1, static_cast<int64_t>(status_.state()))
+        .Bind(2, status_.version())
+        .BindBlob(3, SerializeDeterministic(status_))
+        .Bind(4, seq_)
+        .Bind(5, expected_version_);
+    DROVER_RETURN_IF_ERROR(update.Run());
+    if (sqlite3_changes(w.db->raw()) != 1) {
+      Statement& version = *w.job_version;
+      version.Reset();
+      version.Bind(1, seq_);
+      DROVER_ASSIGN_OR_RETURN(bool found, version.Step());
+      if (!found) return absl::NotFoundError(absl::StrCat("job '", job_id_, "' does not exist"));
+      int64_t current = version.ColumnInt(0);
+      version.Reset();
+      return absl::AbortedError(absl::StrCat("job '", job_id_, "' changed (version ", current,
+                                             ", expected ", expected_version_,
+                                             "); read it again and retry"));
+    }
+    Statement& select = *w.select_job;
+    select.Reset();
+    select.Bind(1, seq_);
+    DROVER_ASSIGN_OR_RETURN(bool found, select.Step());
+    if (!found) return absl::InternalError(absl::StrCat("job '", job_id_, "' vanished"));
+    DROVER_ASSIGN_OR_RETURN(job_, JobFromRow(select, w.secrets));
+    select.Reset();
+    return absl::OkStatus();
+  }
+
+  void Finish(absl::Status status) && override {
+    if (!status.ok()) {
+      std::move(done_)(std::move(status));
+      return;
+    }
+    std::move(done_)(std::move(job_));
+  }
+
+ private:
+  int64_t seq_;
+  std::string job_id_;
+  int64_t expected_version_;
+  v1::JobStatus status_;
+  Store::UpdateCallback done_;
+  v1::Job job_;  // as committed
+};
+
+}  // namespace
+
+namespace sqlite_store_internal {
+
+absl::Status PrepareJobStatements(SqliteStore::Writer& w) {
+  DROVER_ASSIGN_OR_RETURN(
+      w.find_by_key,
+      w.db->Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE idempotency_key = ?")));
+  DROVER_ASSIGN_OR_RETURN(
+      w.insert_job,
+      w.db->Prepare("INSERT INTO jobs (idempotency_key, state, experiment, priority, version, "
+                    "create_time_us, spec, status, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  DROVER_ASSIGN_OR_RETURN(
+      w.insert_tag, w.db->Prepare("INSERT INTO job_tags (seq, key, value) VALUES (?, ?, ?)"));
+  DROVER_ASSIGN_OR_RETURN(
+      w.update_status,
+      w.db->Prepare("UPDATE jobs SET state = ?, version = ?, status = ? "
+                    "WHERE seq = ? AND version = ?"));
+  DROVER_ASSIGN_OR_RETURN(w.job_version,
+                          w.db->Prepare("SELECT version FROM jobs WHERE seq = ?"));
+  DROVER_ASSIGN_OR_RETURN(
+      w.select_job,
+      w.db->Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE seq = ?")));
+  return absl::OkStatus();
+}
+
+}  // namespace sqlite_store_internal
+
+void SqliteStore::CreateJob(v1::Job job, CreateJobCallback done) {
+  Enqueue(std::make_unique<CreateJobOp>(std::move(job), std::move(done)));
+}
+
+void SqliteStore::UpdateJobStatus(std::string job_id, int64_t expected_version,
+                                  v1::JobStatus status, UpdateCallback done) {
+  absl::StatusOr<int64_t> seq = ParseJobId(job_id);
+  if (!seq.ok()) {
+    std::move(done)(seq.status());
+    return;
+  }
+  Enqueue(std::make_unique<UpdateStatusOp>(*seq, std::move(job_id), expected_version,
+                                           std::move(status), std::move(done)));
+}
+
+absl::StatusOr<v1::Job> SqliteStore::GetJob(absl::string_view job_id) {
+  DROVER_ASSIGN_OR_RETURN(int64_t seq, ParseJobId(job_id));
+  return WithReader([&](Db& db) -> absl::StatusOr<v1::Job> {
+    DROVER_ASSIGN_OR_RETURN(
+        auto select, db.Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE seq = ?")));
+    select->Bind(1, seq);
+    DROVER_ASSIGN_OR_RETURN(bool found, select->Step());
+    if (!found) return absl::NotFoundError(absl::StrCat("job '", job_id, "' does not exist"));
+    return JobFromRow(*select, options_.secrets);
+  });
+}
+
+absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
+  std::string sql = absl::StrCat("SELECT ", kJobColumns, " FROM jobs j WHERE 1");
+  if (query.before_sequence > 0) absl::StrAppend(&sql, " AND j.seq < ?");
+  if (!query.states.empty()) {
+    absl::StrAppend(&sql, " AND j.state IN (",
+                    absl::StrJoin(std::vector<std::string>(query.states.size(), "?"), ","), ")");
+  }
+  if (!query.experiment.empty()) absl::StrAppend(&sql, " AND j.experiment = ?");
+  if (query.owner.has_value()) absl::StrAppend(&sql, " AND j.owner = ?");
+  if (!query.tag_key.empty()) {
+    absl::StrAppend(&sql, " AND EXISTS (SELECT 1 FROM job_tags t WHERE t.seq = j.seq AND t.key = ?",
+                    query.tag_value.has_value() ? " AND t.value = ?" : "", ")");
+  }
+  absl::StrAppend(&sql, " ORDER BY j.seq DESC LIMIT ?");
+  int page_size = query.page_size > 0 ? query.page_size : 100;
+  return WithReader([&](Db& db) -> absl::StatusOr<ListJobsPage> {
+    DROVER_ASSIGN_OR_RETURN(auto select, db.Prepare(sql));
+    int index = 1;
+    if (query.before_sequence > 0) select->Bind(index++, query.before_sequence);
+    for (v1::JobStatus::State state : query.states) {
+      select->Bind(index++, static_cast<int64_t>(state));
+    }
+    if (!query.experiment.empty()) select->Bind(index++, query.experiment);
+    if (query.owner.has_value()) select->Bind(index++, *query.owner);
+    if (!query.tag_key.empty()) {
+      select->Bind(index++, query.tag_key);
+      if (query.tag_value.has_value()) select->Bind(index++, *query.tag_value);
+    }
+    select->Bind(index++, static_cast<int64_t>(page_size) + 1);
+    ListJobsPage page{.next_before_sequence = 0};
+    while (true) {
+      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
+      if (!row) break;
+      if (static_cast<int>(page.jobs.size()) == page_size) {
+        page.next_before_sequence = select->ColumnInt(0) + 1;  // this row starts the next page
+        break;
+      }
+      DROVER_ASSIGN_OR_RETURN(v1::Job job, JobFromRow(*select, options_.secrets));
+      page.jobs.push_back(std::move(job));
+    }
+    return page;
+  });
+}
+
+absl::StatusOr<std::vector<v1::Job>> SqliteStore::LoadUnfinishedJobs() {
+  return WithReader([&](Db& db) -> absl::StatusOr<std::vector<v1::Job>> {
+    DROVER_ASSIGN_OR_RETURN(
+        auto select,
+        db.Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE state NOT IN (?, ?, ?) ",
+                                "ORDER BY seq")));
+    select->Bind(1, static_cast<int64_t>(v1::JobStatus::COMPLETED))
+        .Bind(2, static_cast<int64_t>(v1::JobStatus::FAILED))
+        .Bind(3, static_cast<int64_t>(v1::JobStatus::CANCELED));
+    std::vector<v1::Job> jobs;
+    while (true) {
+      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
+      if (!row) break;
+      DROVER_ASSIGN_OR_RETURN(v1::Job job, JobFromRow(*select, options_.secrets));
+      jobs.push_back(std::move(job));
+    }
+    return jobs;
+  });
+}
+
+}  // namespace drover::storage

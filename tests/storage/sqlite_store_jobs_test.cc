@@ -1,0 +1,221 @@
+#include "storage/sqlite_store.h"
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/storage/store_test_util.h"
+
+namespace drover::storage {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+TEST_F(SqliteStoreTest, AssignsIncreasingIdsAndReadsJobsBack) {
+  auto store = OpenStore();
+  auto first = CreateSync(*store, NewJob());
+  auto second = CreateSync(*store, NewJob());
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->job.id(), "j-1");
+  EXPECT_EQ(second->job.id(), "j-2");
+  EXPECT_TRUE(first->created);
+  absl::StatusOr<v1::Job> read = store->GetJob("j-2");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->spec().entry_script(), "train.py");
+  EXPECT_EQ(read->status().state(), v1::JobStatus::QUEUED);
+  EXPECT_EQ(read->create_time().seconds(), 1700000000);
+}
+
+TEST_F(SqliteStoreTest, UnknownAndMalformedIdsGiveClearErrors) {
+  auto store = OpenStore();
+  EXPECT_EQ(store->GetJob("j-99").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->GetJob("bogus").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, SameIdempotencyKeyReturnsTheFirstJob) {
+  auto store = OpenStore();
+  auto first = CreateSync(*store, NewJob("default", "key-1"));
+  auto again = CreateSync(*store, NewJob("default", "key-1"));
+  ASSERT_TRUE(first.ok() && again.ok());
+  EXPECT_FALSE(again->created);
+  EXPECT_EQ(again->job.id(), first->job.id());
+  auto page = store->ListJobs({});
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->jobs.size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, SameKeyWithDifferentSpecIsRefusedNamingTheKey) {
+  auto store = OpenStore();
+  ASSERT_TRUE(CreateSync(*store, NewJob("a", "key-1")).ok());
+  auto other = CreateSync(*store, NewJob("b", "key-1"));
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(other.status().message(), HasSubstr("spec.idempotency_key"));
+  EXPECT_THAT(other.status().message(), HasSubstr("j-1"));
+}
+
+TEST_F(SqliteStoreTest, DuplicateKeysInOneBatchStillMakeOneJob) {
+  auto store = OpenStore();
+  constexpr int kWrites = 200;
+  std::atomic<int> remaining{kWrites};
+  std::atomic<int> created{0};
+  absl::Notification done;
+  std::vector<std::string> ids(kWrites);
+  for (int i = 0; i < kWrites; ++i) {
+    store->CreateJob(NewJob("default", absl::StrCat("key-", i % 10)),
+                     [&, i](absl::StatusOr<CreateJobResult> result) {
+                       ASSERT_TRUE(result.ok()) << result.status();
+                       ids[i] = result->job.id();
+                       if (result->created) created++;
+                       if (--remaining == 0) done.Notify();
+                     });
+  }
+  done.WaitForNotification();
+  EXPECT_EQ(created.load(), 10);
+  for (int i = 10; i < kWrites; ++i) EXPECT_EQ(ids[i], ids[i % 10]);
+}
+
+
+TEST_F(SqliteStoreTest, StatusUpdateIsCompareAndSet) {
+  auto store = OpenStore();
+  auto created = CreateSync(*store, NewJob());
+  ASSERT_TRUE(created.ok());
+  v1::JobStatus canceled;
+  canceled.set_state(v1::JobStatus::CANCELED);
+  canceled.set_version(2);
+  auto updated = UpdateSync(*store, "j-1", 1, canceled);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->status().state(), v1::JobStatus::CANCELED);
+  EXPECT_EQ(updated->spec().entry_script(), "train.py");
+  auto stale = UpdateSync(*store, "j-1", 1, canceled);
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(UpdateSync(*store, "j-7", 1, canceled).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, ListsNewestFirstWithFiltersAndPages) {
+  auto store = OpenStore();
+  for (int i = 0; i < 7; ++i) {
+    v1::Job job = NewJob(i % 2 == 0 ? "even" : "odd");
+    if (i == 3) (*job.mutable_spec()->mutable_tags())["team"] = "vision";
+    if (i == 4) (*job.mutable_spec()->mutable_tags())["team"] = "nlp";
+    ASSERT_TRUE(CreateSync(*store, job).ok());
+  }
+  auto ids = [](const ListJobsPage& page) {
+    std::vector<std::string> out;
+    for (const auto& job : page.jobs) out.push_back(job.id());
+    return out;
+  };
+  auto first = store->ListJobs({.page_size = 3});
+  ASSERT_TRUE(first.ok());
+  EXPECT_THAT(ids(*first), ElementsAre("j-7", "j-6", "j-5"));
+  auto second = store->ListJobs({.page_size = 3, .before_sequence = first->next_before_sequence});
+  EXPECT_THAT(ids(*second), ElementsAre("j-4", "j-3", "j-2"));
+  auto last = store->ListJobs({.page_size = 3, .before_sequence = second->next_before_sequence});
+  EXPECT_THAT(ids(*last), ElementsAre("j-1"));
+  EXPECT_EQ(last->next_before_sequence, 0);
+
+  EXPECT_THAT(ids(*store->ListJobs({.experiment = "odd"})), ElementsAre("j-6", "j-4", "j-2"));
+  EXPECT_THAT(ids(*store->ListJobs({.tag_key = "team"})), ElementsAre("j-5", "j-4"));
+  EXPECT_THAT(ids(*store->ListJobs({.tag_key = "team", .tag_value = "nlp"})), ElementsAre("j-5"));
+
+  v1::JobStatus canceled;
+  canceled.set_state(v1::JobStatus::CANCELED);
+  canceled.set_version(2);
+  ASSERT_TRUE(UpdateSync(*store, "j-2", 1, canceled).ok());
+  EXPECT_THAT(ids(*store->ListJobs({.states = {v1::JobStatus::CANCELED}})), ElementsAre("j-2"));
+}
+
+TEST_F(SqliteStoreTest, ReopenResumesExactlyTheUnfinishedJobs) {
+  {
+    auto store = OpenStore();
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(CreateSync(*store, NewJob()).ok());
+    v1::JobStatus canceled;
+    canceled.set_state(v1::JobStatus::CANCELED);
+    canceled.set_version(2);
+    ASSERT_TRUE(UpdateSync(*store, "j-2", 1, canceled).ok());
+  }
+  auto store = OpenStore();
+  auto unfinished = store->LoadUnfinishedJobs();
+  ASSERT_TRUE(unfinished.ok());
+  ASSERT_EQ(unfinished->size(), 2u);
+  EXPECT_EQ((*unfinished)[0].id(), "j-1");
+  EXPECT_EQ((*unfinished)[1].id(), "j-3");
+  // Ids keep growing after a restart.
+  EXPECT_EQ(CreateSync(*store, NewJob())->job.id(), "j-4");
+}
+
+TEST_F(SealedStoreTest, SecretEnvironmentValuesAreSealedAtRestAndReadBackInClear) {
+  v1::Job job = NewJob("default", "key-1");
+  auto& env = *job.mutable_spec()->mutable_environment()->mutable_env();
+  env["API_TOKEN"] = "tok-9f8e7d6c5b4a";
+  env["PLAIN"] = "visible-value-1234";
+  job.mutable_spec()->mutable_environment()->add_secret_env("API_TOKEN");
+  std::string id;
+  {
+    auto store = OpenSealed(&box_);
+    absl::StatusOr<CreateJobResult> created = CreateSync(*store, job);
+    ASSERT_TRUE(created.ok()) << created.status();
+    id = created->job.id();
+    EXPECT_EQ(created->job.spec().environment().env().at("API_TOKEN"), "tok-9f8e7d6c5b4a");
+    // The same submit again (a retried call) is the same job, though its stored bytes differ.
+    absl::StatusOr<CreateJobResult> again = CreateSync(*store, job);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_FALSE(again->created);
+    EXPECT_EQ(again->job.id(), id);
+    EXPECT_EQ(again->job.spec().environment().env().at("API_TOKEN"), "tok-9f8e7d6c5b4a");
+    // Another spec under the key is still refused.
+    v1::Job different = job;
+    (*different.mutable_spec()->mutable_environment()->mutable_env())["API_TOKEN"] = "other";
+    EXPECT_EQ(CreateSync(*store, different).status().code(), absl::StatusCode::kAlreadyExists);
+  }
+  std::string bytes = DatabaseBytes(DbPath());
+  EXPECT_THAT(bytes, Not(HasSubstr("tok-9f8e7d6c5b4a")));
+  EXPECT_THAT(bytes, HasSubstr("visible-value-1234")) << "only secret values are sealed";
+  auto store = OpenSealed(&box_);
+  absl::StatusOr<v1::Job> read = store->GetJob(id);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->spec().environment().env().at("API_TOKEN"), "tok-9f8e7d6c5b4a");
+  absl::StatusOr<std::vector<v1::Job>> unfinished = store->LoadUnfinishedJobs();
+  ASSERT_TRUE(unfinished.ok()) << unfinished.status();
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ((*unfinished)[0].spec().environment().env().at("API_TOKEN"), "tok-9f8e7d6c5b4a");
+}
+
+TEST_F(SqliteStoreTest, JobsKeepTheirOwnerAndListByOwner) {
+  auto store = OpenStore();
+  v1::Job alice_job = NewJob();
+  alice_job.set_owner("alice");
+  v1::Job bob_job = NewJob();
+  bob_job.set_owner("bob");
+  auto a = CreateSync(*store, alice_job);
+  auto b = CreateSync(*store, bob_job);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(store->GetJob(a->job.id())->owner(), "alice");
+  ListJobsQuery query;
+  query.owner = "bob";
+  absl::StatusOr<ListJobsPage> page = store->ListJobs(query);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->jobs.size(), 1u);
+  EXPECT_EQ(page->jobs[0].id(), b->job.id());
+}
+
+TEST_F(SqliteStoreTest, AnIdempotencyKeyOfAnotherOwnerIsRefusedNotShared) {
+  auto store = OpenStore();
+  v1::Job first = NewJob("default", "key-1");
+  first.set_owner("alice");
+  ASSERT_TRUE(CreateSync(*store, first).ok());
+  v1::Job second = first;
+  second.set_owner("bob");
+  auto other = CreateSync(*store, second);
+  ASSERT_TRUE(absl::IsAlreadyExists(other.status())) << other.status();
+  EXPECT_THAT(other.status().message(), ::testing::HasSubstr("another user"));
+}
+
+}  // namespace
+}  // namespace drover::storage

@@ -1,0 +1,119 @@
+// What the tests of SqliteStore share (tests/storage/sqlite_store*_test.cc, one binary):
+// jobs and registrations to store, blocking forms of the asynchronous writes, and the
+// fixtures that open a store in a fresh folder. The fixtures live here, not in each file,
+// because GoogleTest wants every test of a suite to use one fixture class.
+#ifndef DROVER_TESTS_STORAGE_STORE_TEST_UTIL_H_
+#define DROVER_TESTS_STORAGE_STORE_TEST_UTIL_H_
+
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/notification.h"
+#include "common/pki/secret_box.h"
+#include "google/protobuf/util/time_util.h"
+#include "gtest/gtest.h"
+#include "storage/sqlite_store.h"
+#include "tests/testing/subprocess.h"
+
+namespace drover::storage {
+
+inline v1::Job NewJob(absl::string_view experiment = "default", absl::string_view key = "") {
+  v1::Job job;
+  job.mutable_spec()->set_entry_script("train.py");
+  job.mutable_spec()->set_experiment(std::string(experiment));
+  job.mutable_spec()->set_idempotency_key(std::string(key));
+  job.mutable_status()->set_state(v1::JobStatus::QUEUED);
+  job.mutable_status()->set_version(1);
+  *job.mutable_create_time() = google::protobuf::util::TimeUtil::SecondsToTimestamp(1700000000);
+  return job;
+}
+
+// Blocks until the asynchronous write completes.
+inline absl::StatusOr<CreateJobResult> CreateSync(Store& store, v1::Job job) {
+  absl::Notification done;
+  absl::StatusOr<CreateJobResult> out = absl::UnknownError("not called");
+  store.CreateJob(std::move(job), [&](absl::StatusOr<CreateJobResult> result) {
+    out = std::move(result);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+inline absl::StatusOr<v1::Job> UpdateSync(Store& store, const std::string& id,
+                                          int64_t version, v1::JobStatus status) {
+  absl::Notification done;
+  absl::StatusOr<v1::Job> out = absl::UnknownError("not called");
+  store.UpdateJobStatus(id, version, std::move(status), [&](absl::StatusOr<v1::Job> result) {
+    out = std::move(result);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+inline absl::Status Sync(absl::AnyInvocable<void(Store::DoneCallback)> write) {
+  absl::Notification done;
+  absl::Status out = absl::UnknownError("not called");
+  write([&](absl::Status status) {
+    out = status;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+inline v1::Datastore NewHostpathDatastore(const std::string& name, const std::string& path) {
+  v1::Datastore datastore;
+  datastore.set_name(name);
+  datastore.set_type(v1::Datastore::HOSTPATH);
+  datastore.set_path(path);
+  *datastore.mutable_create_time() =
+      google::protobuf::util::TimeUtil::SecondsToTimestamp(1700000000);
+  return datastore;
+}
+
+// The database file and its WAL as bytes: what a copy of drover.db would give away.
+inline std::string DatabaseBytes(const std::string& db_path) {
+  std::string out;
+  for (const std::string& path : {db_path, db_path + "-wal"}) {
+    std::ifstream in(path, std::ios::binary);
+    out.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return out;
+}
+
+// A store in a fresh folder (`dir_`), opened by each test as often as it likes.
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::string DbPath() const { return dir_.path() + "/drover.db"; }
+  std::unique_ptr<SqliteStore> OpenStore() {
+    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open({.path = DbPath()});
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+  testing::TempDir dir_;
+};
+
+// The same, with secrets sealed under `box_` (OpenSealed) or not (OpenStore).
+class SealedStoreTest : public SqliteStoreTest {
+ protected:
+  std::unique_ptr<SqliteStore> OpenSealed(const SecretBox* box) {
+    absl::StatusOr<std::unique_ptr<SqliteStore>> store =
+        SqliteStore::Open({.path = DbPath(), .secrets = box});
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+  SecretBox box_ = *SecretBox::FromKey(std::string(32, 'k'));
+};
+
+}  // namespace drover::storage
+
+#endif  // DROVER_TESTS_STORAGE_STORE_TEST_UTIL_H_
