@@ -284,7 +284,7 @@ void Agent::RemoveLeftovers(const std::vector<v1::AttemptRef>& keep) {
   // Attempts taken over keep theirs, which their rclone serves on (see
   // JobDataContext::recovering); a mount point must not even be removed while it is
   // mounted in another namespace (an earlier agent's), which would detach that mount.
-  UnmountLeftoverRcloneMounts(RcloneTools(), options_.work_dir, kept_mounts);
+  UnmountLeftoverRcloneMounts(RcloneTools{.clock = &clock_}, options_.work_dir, kept_mounts);
   std::error_code error;
   for (const auto& attempt :
        std::filesystem::directory_iterator(options_.work_dir + "/mounts", error)) {

@@ -272,6 +272,7 @@ absl::Status Attempt::Prepare() {
        .node_name = env_.node_name,
        .container_root = env_.userns.size > 0 ? int64_t{env_.userns.host_id} : -1,
        .datastore_roots = env_.datastore_roots,
+       .rclone = {.clock = env_.clock},
        .stop = [this] { return Interrupted(); },
        .report =
            [this](const std::string& reason) { Report(v1::AttemptReport::PREPARING, reason); }});
