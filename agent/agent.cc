@@ -164,9 +164,10 @@ absl::StatusOr<v1::NodeInfo> DescribeNode(const std::string& name, const std::st
   return node;
 }
 
-Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
+Agent::Agent(AgentOptions options, ContainerRuntime& runtime, const Clock& clock)
     : options_(std::move(options)),
       runtime_(runtime),
+      clock_(clock),
       channel_(SchedulerChannel(options_.scheduler, options_.node_certificate)),
       agents_(v1::AgentService::NewStub(channel_)),
       blobs_(v1::BlobService::NewStub(channel_)),
@@ -176,7 +177,7 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime)
               },
               image_tools_),
       gpus_(options_.gpus),
-      gpu_sampler_(options_.gpus, options_.metrics_interval, options_.metrics),
+      gpu_sampler_(options_.gpus, options_.metrics_interval, options_.metrics, clock_),
       environments_({.root = options_.work_dir + "/environments",
                      .budget_bytes = options_.environment_cache_bytes},
                     runtime_),
@@ -220,7 +221,8 @@ absl::Status Agent::StartPeerServer() {
     // A service is registered with one server only: a new one for each try.
     peer_service_ = std::make_unique<PeerExecService>(
         runtime_, [this](const v1::AttemptRef& attempt, const std::string& token,
-                         const std::string& caller) { return ExecTarget(attempt, token, caller); });
+                         const std::string& caller) { return ExecTarget(attempt, token, caller); },
+        clock_);
     grpc::ServerBuilder builder;
     // Not shared with another process that binds the same port (gRPC allows it by default).
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -282,7 +284,7 @@ void Agent::RemoveLeftovers(const std::vector<v1::AttemptRef>& keep) {
   // Attempts taken over keep theirs, which their rclone serves on (see
   // JobDataContext::recovering); a mount point must not even be removed while it is
   // mounted in another namespace (an earlier agent's), which would detach that mount.
-  UnmountLeftoverRcloneMounts(RcloneTools(), options_.work_dir, kept_mounts);
+  UnmountLeftoverRcloneMounts(RcloneTools{.clock = &clock_}, options_.work_dir, kept_mounts);
   std::error_code error;
   for (const auto& attempt :
        std::filesystem::directory_iterator(options_.work_dir + "/mounts", error)) {
@@ -316,7 +318,7 @@ void Agent::Recover() {
     if (record.report.phase() == v1::AttemptReport::ENDED) {
       // Kept until droverd has surely had its end (see ShippingLoop).
       attempt->RestoreEnded(record.report);
-      ended_at_[Key(ref)] = absl::Now();
+      ended_at_[Key(ref)] = clock_.Now();
     } else {
       Log(LogLevel::kInfo, "attempt_taken_over",
           {{"job", ref.job_id()}, {"epoch", ref.epoch()},
@@ -380,7 +382,7 @@ void Agent::ConnectionLoop() {
         {
           // Ended attempts were just reported again in the hello: kept a while from now.
           absl::MutexLock lock(&mu_);
-          for (auto& [key, at] : ended_at_) at = absl::Now();
+          for (auto& [key, at] : ended_at_) at = clock_.Now();
         }
         {
           absl::MutexLock lock(&write_mu_);
@@ -417,27 +419,29 @@ void Agent::AwaitScheduler(absl::Duration limit) {
   // and a failed channel fails the next call at once without trying. In slices, so that a
   // stop is heard within a fifth of a second. The whole pause is kept even when connected
   // early: droverd may have refused the hello itself.
-  absl::Time deadline = absl::Now() + limit;
-  while (!stopping_.HasBeenNotified() && absl::Now() < deadline) {
-    absl::Time slice = std::min(deadline, absl::Now() + absl::Milliseconds(200));
-    if (channel_->WaitForConnected(absl::ToChronoTime(slice))) {
-      stopping_.WaitForNotificationWithTimeout(deadline - absl::Now());
+  // The pause is the clock's; gRPC's wait takes a deadline in real time, hence the slice is
+  // a duration from absl::Now().
+  absl::Time deadline = clock_.Now() + limit;
+  while (!stopping_.HasBeenNotified() && clock_.Now() < deadline) {
+    absl::Duration slice = std::min(deadline - clock_.Now(), absl::Milliseconds(200));
+    if (channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + slice))) {
+      stopping_.WaitForNotificationWithTimeout(deadline - clock_.Now());
       break;
     }
   }
 }
 
 void Agent::ShippingLoop() {
-  absl::Time next_heartbeat = absl::Now();
-  absl::Time next_renewal_check = absl::Now();
+  absl::Time next_heartbeat = clock_.Now();
+  absl::Time next_renewal_check = clock_.Now();
   while (!stopping_.WaitForNotificationWithTimeout(options_.log_poll)) {
     shipper_.Poll();
-    if (absl::Now() >= next_renewal_check) {
+    if (clock_.Now() >= next_renewal_check) {
       // Checked often (the file is small); renewed when a third of its life is left, and
       // tried again at the next check when droverd cannot answer.
-      next_renewal_check = absl::Now() + absl::Seconds(10);
+      next_renewal_check = clock_.Now() + absl::Seconds(10);
       if (absl::Status s = RenewIfDue(channel_, options_.node.name(), options_.node_certificate,
-                                      absl::Now());
+                                      clock_.Now());
           !s.ok()) {
         Log(LogLevel::kWarning, "node_certificate_renewal_failed", {{"error", s.message()}});
       }
@@ -453,11 +457,11 @@ void Agent::ShippingLoop() {
       interval = heartbeat_;
       connected = stream_ != nullptr;
     }
-    if (absl::Now() >= next_heartbeat) {
+    if (clock_.Now() >= next_heartbeat) {
       v1::AgentMessage heartbeat;
       heartbeat.mutable_heartbeat();
       Send(heartbeat);
-      next_heartbeat = absl::Now() + interval;
+      next_heartbeat = clock_.Now() + interval;
     }
     // Forget attempts that ended long ago: droverd has had their final report (the time
     // counts again from each reconnect, whose hello reports them again).
@@ -467,7 +471,7 @@ void Agent::ShippingLoop() {
       for (auto it = attempts_.begin(); it != attempts_.end();) {
         if (it->second->ended() && it->second->LastReport().phase() == v1::AttemptReport::ENDED &&
             ended_at_.count(it->first) > 0 &&
-            absl::Now() - ended_at_[it->first] > absl::Minutes(10)) {
+            clock_.Now() - ended_at_[it->first] > absl::Minutes(10)) {
           ended_at_.erase(it->first);
           RemoveAttemptRecord(options_.work_dir, it->second->ref());
           done.push_back(std::move(it->second));
@@ -484,6 +488,7 @@ AttemptEnv Agent::MakeAttemptEnv() {
   return AttemptEnv{
       .node_name = options_.node.name(),
       .work_dir = options_.work_dir,
+      .clock = &clock_,
       .runtime = &runtime_,
       .logs = &shipper_,
       .blobs = blobs_.get(),
@@ -507,12 +512,13 @@ AttemptEnv Agent::MakeAttemptEnv() {
       .shutting_down = [this] { return stopping_.HasBeenNotified(); },
       .await_droverd =
           [this](absl::Duration limit) {
+            // A gRPC deadline: real time, whatever the clock says.
             return channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + limit));
           },
       .ended =
           [this](const v1::AttemptRef& ref) {
             absl::MutexLock lock(&mu_);
-            ended_at_[Key(ref)] = absl::Now();
+            ended_at_[Key(ref)] = clock_.Now();
           },
       .connect_peer =
           [this](const ExecPeer& peer) { return peer_tls_.Channel(peer.endpoint, peer.node); },

@@ -4,6 +4,11 @@
 //
 // Threads: the connection thread (connect, hello, read loop), the shipping thread (logs
 // and heartbeats), one thread per attempt. Shared state is under `mu_`.
+//
+// Time: every deadline, timeout and renewal the agent decides on is read from the one
+// `Clock` given to the constructor, handed down to the attempts (AttemptEnv::clock), the GPU
+// sampler and the node certificate's renewal. Waits themselves (gRPC deadlines, kernel
+// polls, sleeps between polls) still pass in real time.
 #ifndef DROVER_AGENT_AGENT_H_
 #define DROVER_AGENT_AGENT_H_
 
@@ -32,6 +37,7 @@
 #include "agent/node_certificate.h"
 #include "agent/peer_tls.h"
 #include "agent/runtime/container_runtime.h"
+#include "common/clock.h"
 #include "drover/v1/agent_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
 
@@ -77,7 +83,8 @@ struct AgentOptions {
 
 class Agent {
  public:
-  Agent(AgentOptions options, ContainerRuntime& runtime);
+  // `clock` (not owned, outlives the agent) is the time every decision of the agent reads.
+  Agent(AgentOptions options, ContainerRuntime& runtime, const Clock& clock = RealClock::Get());
   ~Agent();
 
   // Takes over the attempts an earlier agent process left (their records), cleans up what
@@ -113,6 +120,7 @@ class Agent {
 
   const AgentOptions options_;
   ContainerRuntime& runtime_;
+  const Clock& clock_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AgentService::Stub> agents_;
   std::unique_ptr<v1::BlobService::Stub> blobs_;

@@ -133,6 +133,7 @@ void Attempt::Record(const v1::AttemptReport& report) {
 
 void Attempt::Run() {
   const std::string job = assignment_.attempt().job_id();
+  // A measurement for operators (a histogram), not a decision: real time.
   absl::Time preparing = absl::Now();
   absl::Status prepared = Prepare();
   if (env_.metrics != nullptr) {
@@ -271,6 +272,7 @@ absl::Status Attempt::Prepare() {
        .node_name = env_.node_name,
        .container_root = env_.userns.size > 0 ? int64_t{env_.userns.host_id} : -1,
        .datastore_roots = env_.datastore_roots,
+       .rclone = {.clock = env_.clock},
        .stop = [this] { return Interrupted(); },
        .report =
            [this](const std::string& reason) { Report(v1::AttemptReport::PREPARING, reason); }});
@@ -340,7 +342,7 @@ absl::Status Attempt::PrepareEnvironment() {
 bool Attempt::AwaitDroverd(absl::Time give_up, const std::function<bool()>& stop) {
   if (env_.await_droverd == nullptr) return true;
   while (!env_.await_droverd(absl::Seconds(1))) {
-    if (stop() || env_.shutting_down() || absl::Now() >= give_up) return false;
+    if (stop() || env_.shutting_down() || env_.clock->Now() >= give_up) return false;
   }
   return true;
 }
@@ -357,7 +359,7 @@ absl::Status Attempt::FetchSnapshot(const std::string& digest, const std::string
     {
       // droverd may be restarting: the download waits for it (up to two minutes) rather
       // than failing the attempt.
-      absl::Time give_up = absl::Now() + absl::Minutes(2);
+      absl::Time give_up = env_.clock->Now() + absl::Minutes(2);
       std::ofstream out;
       grpc::Status status;
       while (true) {
@@ -374,7 +376,7 @@ absl::Status Attempt::FetchSnapshot(const std::string& digest, const std::string
         while (reader->Read(&chunk)) out.write(chunk.chunk().data(), chunk.chunk().size());
         status = reader->Finish();
         if (status.error_code() != grpc::StatusCode::UNAVAILABLE || Interrupted() ||
-            absl::Now() >= give_up) {
+            env_.clock->Now() >= give_up) {
           break;
         }
         absl::SleepFor(absl::Milliseconds(200));
@@ -460,11 +462,11 @@ absl::Status Attempt::WatchContainer() {
   } running(env_.metrics != nullptr ? &env_.metrics->containers_running.With({}) : nullptr);
   absl::Time terminated_at = absl::InfiniteFuture();
   bool killed = false;
-  running_since_ = absl::Now();
+  running_since_ = env_.clock->Now();
   while (true) {
     // A stop (cancel, a failed rank elsewhere, mpirun's end) is acted on within 20 ms: a
     // gang's end waits for its slowest node.
-    if (absl::Now() - last_sample_ >= env_.metrics_interval) SampleSystemMetrics();
+    if (env_.clock->Now() - last_sample_ >= env_.metrics_interval) SampleSystemMetrics();
     absl::StatusOr<ContainerExit> exit = env_.runtime->Wait(container_, 20);
     if (!exit.ok() && absl::IsNotFound(exit.status()) && recovered_) {
       // Deleted by an earlier agent process that died before it reported the end: the
@@ -491,8 +493,8 @@ absl::Status Attempt::WatchContainer() {
     if (stop && terminated_at == absl::InfiniteFuture()) {
       // drover-init forwards SIGTERM to every rank and kills them after its own grace.
       (void)env_.runtime->Signal(container_, SIGTERM, false);
-      terminated_at = absl::Now();
-    } else if (stop && !killed && absl::Now() - terminated_at > grace + absl::Seconds(2)) {
+      terminated_at = env_.clock->Now();
+    } else if (stop && !killed && env_.clock->Now() - terminated_at > grace + absl::Seconds(2)) {
       (void)env_.runtime->Signal(container_, SIGKILL, true);
       killed = true;
     }
@@ -500,7 +502,9 @@ absl::Status Attempt::WatchContainer() {
 }
 
 void Attempt::SampleSystemMetrics() {
-  absl::Time now = absl::Now();
+  // One reading for the interval (when the next sample is due, the CPU rate) and the
+  // points' time; the clock is wall time, so droverd gets real timestamps.
+  absl::Time now = env_.clock->Now();
   absl::StatusOr<ContainerStats> stats = env_.runtime->Stats(container_);
   if (!stats.ok()) {
     last_sample_ = now;  // ended meanwhile, or no cgroup to read: try at the next interval

@@ -31,6 +31,7 @@
 #include "agent/launcher/init_command.h"
 #include "agent/log_shipper.h"
 #include "agent/runtime/container_runtime.h"
+#include "common/clock.h"
 #include "drover/v1/agent.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
 
@@ -39,6 +40,9 @@ namespace drover::agent {
 struct AttemptEnv {
   std::string node_name;
   std::string work_dir;  // the agent's work folder: attempts/, snapshots/, images/ live under it
+  // The agent's clock: the attempt's deadlines and patience (waiting for droverd, the
+  // outputs' upload, the logs' drain, the stop's grace) and its metrics' times.
+  const Clock* clock = &RealClock::Get();
   ContainerRuntime* runtime = nullptr;
   LogShipper* logs = nullptr;
   v1::BlobService::Stub* blobs = nullptr;

@@ -267,7 +267,8 @@ absl::Status Attempt::StartRelay() {
   // mpiruns at once in jobs of more nodes than kMaxRelayConnections allows for.
   relay_ = std::make_unique<ExecRelay>(a.attempt(), a.exec_token(), std::move(peers),
                                        env_.connect_peer,
-                                       std::max(kMaxRelayConnections, 4 * a.node_count()));
+                                       std::max(kMaxRelayConnections, 4 * a.node_count()),
+                                       *env_.clock);
   const std::string socket = dir_ + "/relay/exec.sock";
   DROVER_RETURN_IF_ERROR(relay_->Listen(socket));
   // The container's root (an unprivileged host uid with a user namespace) connects to it;

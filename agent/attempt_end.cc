@@ -158,13 +158,13 @@ void Attempt::UploadOutputs() {
   // for it, like the logs do, rather than being lost. A stopping agent leaves them to the
   // next agent process, which finishes the attempt again from its record.
   constexpr absl::Duration kPatience = absl::Minutes(2);
-  absl::Time give_up = absl::Now() + kPatience;
+  absl::Time give_up = env_.clock->Now() + kPatience;
   absl::Status sent;
   while (true) {
     AwaitDroverd(give_up, [this] { return Detached(); });
     sent = SendOutputs(tar->tar_path, tar->digest, tar->tar_bytes);
     if (sent.ok() || sent.code() != absl::StatusCode::kUnavailable ||
-        env_.shutting_down() || Detached() || absl::Now() >= give_up) {
+        env_.shutting_down() || Detached() || env_.clock->Now() >= give_up) {
       break;
     }
     Log(LogLevel::kInfo, "outputs_upload_retried",
@@ -260,8 +260,8 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   // that takes chunks but never has them all is given up on, after two minutes.
   env_.logs->Watch(assignment_.attempt(), Logs());
   constexpr absl::Duration kDrainTimeout = absl::Minutes(2);
-  absl::Time deadline = absl::Now() + kDrainTimeout;
-  while (absl::Now() < deadline) {
+  absl::Time deadline = env_.clock->Now() + kDrainTimeout;
+  while (env_.clock->Now() < deadline) {
     // The agent stops and leaves its jobs to the next agent process, which ends this one
     // again from its record (FINALIZING): nothing of its output is lost.
     if (created_ && Detached()) return LeaveDetached();
@@ -269,7 +269,7 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
     env_.logs->Poll();  // ship the tail now rather than at the next round of the shipper
     if (env_.logs->Drained(assignment_.attempt())) break;
     if (env_.logs->Held(assignment_.attempt())) {
-      deadline = absl::Now() + kDrainTimeout;
+      deadline = env_.clock->Now() + kDrainTimeout;
       absl::SleepFor(absl::Milliseconds(50));
     } else {
       absl::SleepFor(absl::Milliseconds(2));

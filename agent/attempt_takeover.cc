@@ -144,6 +144,7 @@ absl::Status Attempt::Adopt(const v1::AttemptReport& saved) {
                     .record_dir = AttemptRecordDir(env_.work_dir, assignment_.attempt()),
                     .node_name = env_.node_name,
                     .datastore_roots = env_.datastore_roots,
+                    .rclone = {.clock = env_.clock},
                     .stop = [this] { return Interrupted(); },
                     .recovering = true});
   if (!data.ok()) return data.status();

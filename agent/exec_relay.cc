@@ -35,12 +35,13 @@ absl::Status CheckCallerOfAttempt(const v1::AssignAttempt& assignment, absl::str
 
 ExecRelay::ExecRelay(v1::AttemptRef attempt, std::string token,
                      std::map<std::string, ExecPeer> peers, Connect connect,
-                     int max_connections)
+                     int max_connections, const Clock& clock)
     : attempt_(std::move(attempt)),
       token_(std::move(token)),
       peers_(std::move(peers)),
       connect_(std::move(connect)),
-      max_connections_(max_connections) {}
+      max_connections_(max_connections),
+      clock_(clock) {}
 
 ExecRelay::~ExecRelay() { Stop(); }
 
@@ -187,7 +188,7 @@ void ExecRelay::Serve(int fd) {
   // The peer's agent may be restarting: it comes back on the same port (agent.cc) and takes
   // its attempt over, so a call that found no agent there is tried again, for as long as a
   // peer waits for an attempt's processes to start.
-  const absl::Time deadline = absl::Now() + kStartWait;
+  const absl::Time deadline = clock_.Now() + kStartWait;
   for (int tries = 1;; ++tries) {
     grpc::ClientContext context;
     {
@@ -225,7 +226,7 @@ void ExecRelay::Serve(int fd) {
       calls_.erase(&context);
     }
     if (!started && status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-        absl::Now() < deadline) {
+        clock_.Now() < deadline) {
       if (tries == 1) {
         Log(LogLevel::kInfo, "exec_peer_unreachable",
             {{"job", attempt_.job_id()}, {"host", host}, {"error", status.error_message()},
@@ -259,8 +260,8 @@ grpc::Status PeerExecService::Exec(grpc::ServerContext* context, const v1::ExecR
   absl::StatusOr<std::string> container =
       caller.ok() ? lookup_(request->attempt(), request->token(), *caller)
                   : absl::StatusOr<std::string>(caller.status());
-  absl::Time deadline = absl::Now() + kStartWait;
-  while (absl::IsFailedPrecondition(container.status()) && absl::Now() < deadline &&
+  absl::Time deadline = clock_.Now() + kStartWait;
+  while (absl::IsFailedPrecondition(container.status()) && clock_.Now() < deadline &&
          !context->IsCancelled()) {
     absl::SleepFor(absl::Milliseconds(20));
     container = lookup_(request->attempt(), request->token(), *caller);

@@ -36,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/runtime/container_runtime.h"
+#include "common/clock.h"
 #include "drover/v1/agent_service.grpc.pb.h"
 
 namespace drover::agent {
@@ -65,9 +66,10 @@ class ExecRelay {
   using Connect = std::function<std::shared_ptr<grpc::Channel>(const ExecPeer& peer)>;
 
   // `peers`: every node of the attempt, by every name MPI may use for it (its address and
-  // its node name).
+  // its node name). `clock` (not owned) times how long an unreachable peer is retried.
   ExecRelay(v1::AttemptRef attempt, std::string token, std::map<std::string, ExecPeer> peers,
-            Connect connect, int max_connections = kMaxRelayConnections);
+            Connect connect, int max_connections = kMaxRelayConnections,
+            const Clock& clock = RealClock::Get());
   // Stop().
   ~ExecRelay();
 
@@ -89,6 +91,7 @@ class ExecRelay {
   const std::map<std::string, ExecPeer> peers_;
   const Connect connect_;
   const int max_connections_;
+  const Clock& clock_;
   int listen_fd_ = -1;
   std::thread acceptor_;
 
@@ -112,8 +115,9 @@ class PeerExecService final : public v1::AgentPeerService::Service {
   // FAILED_PRECONDITION while its processes have not started yet.
   using Lookup = std::function<absl::StatusOr<std::string>(
       const v1::AttemptRef& attempt, const std::string& token, const std::string& caller)>;
-  PeerExecService(ContainerRuntime& runtime, Lookup lookup)
-      : runtime_(runtime), lookup_(std::move(lookup)) {}
+  // `clock` (not owned) times how long a call waits for the attempt's processes to start.
+  PeerExecService(ContainerRuntime& runtime, Lookup lookup, const Clock& clock = RealClock::Get())
+      : runtime_(runtime), lookup_(std::move(lookup)), clock_(clock) {}
 
   grpc::Status Exec(grpc::ServerContext* context, const v1::ExecRequest* request,
                     grpc::ServerWriter<v1::ExecOutput>* writer) override;
@@ -121,6 +125,7 @@ class PeerExecService final : public v1::AgentPeerService::Service {
  private:
   ContainerRuntime& runtime_;
   const Lookup lookup_;
+  const Clock& clock_;
 };
 
 }  // namespace drover::agent

@@ -65,11 +65,12 @@ absl::StatusOr<std::map<std::string, GpuSample>> ParseGpuSampleCsv(absl::string_
 }
 
 GpuSampler::GpuSampler(const GpuInventory& inventory, absl::Duration interval,
-                       AgentMetrics* metrics)
+                       AgentMetrics* metrics, const Clock& clock)
     : nvidia_smi_(inventory.nvidia_smi),
       index_by_uuid_(IndexByUuid(inventory)),
       interval_(interval),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      clock_(clock) {}
 
 GpuSampler::~GpuSampler() {
   {
@@ -100,7 +101,7 @@ absl::Status GpuSampler::SampleOnce() {
   absl::StatusOr<std::map<std::string, GpuSample>> samples =
       !ran.ok()     ? ran.status()
       : !ran->ok()  ? absl::UnavailableError(ran->Said())
-                    : ParseGpuSampleCsv(ran->out, absl::Now());
+                    : ParseGpuSampleCsv(ran->out, clock_.Now());
   absl::MutexLock lock(&mu_);
   if (!samples.ok()) {
     if (!failing_) {

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "agent/agent_metrics.h"
 #include "agent/gpus.h"
+#include "common/clock.h"
 
 namespace drover::agent {
 
@@ -41,8 +42,10 @@ absl::StatusOr<std::map<std::string, GpuSample>> ParseGpuSampleCsv(absl::string_
 class GpuSampler {
  public:
   // Samples the GPUs of `inventory` with its nvidia_smi every `interval`; `metrics` (may be
-  // null) gets the readings as gauges. Nothing runs before Start().
-  GpuSampler(const GpuInventory& inventory, absl::Duration interval, AgentMetrics* metrics);
+  // null) gets the readings as gauges; each reading is timed by `clock` (not owned), which
+  // Latest's `not_before` is compared with. Nothing runs before Start().
+  GpuSampler(const GpuInventory& inventory, absl::Duration interval, AgentMetrics* metrics,
+             const Clock& clock = RealClock::Get());
   // Stops the thread (waiting for a running nvidia-smi, at most its timeout).
   ~GpuSampler();
   GpuSampler(const GpuSampler&) = delete;
@@ -62,6 +65,7 @@ class GpuSampler {
   const std::map<std::string, int> index_by_uuid_;
   const absl::Duration interval_;
   AgentMetrics* const metrics_;
+  const Clock& clock_;
   std::thread thread_;
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -15,6 +15,7 @@
 #include "agent/agent_flags.h"
 #include "agent/agent_metrics.h"
 #include "agent/runtime/runc_runtime.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/metrics_server.h"
@@ -73,7 +74,8 @@ int main(int argc, char** argv) {
                                                         .ca_file = s.ca_file,
                                                         .managed = s.node_cert_managed};
   if (absl::Status joined = drover::agent::EnsureNodeCertificate(s.scheduler, s.ca_pem, s.node_name,
-                                                                certificate, s.join_token);
+                                                                certificate, s.join_token,
+                                                                drover::RealClock::Get());
       !joined.ok()) {
     return Fail(joined.message());
   }
@@ -103,7 +105,7 @@ int main(int argc, char** argv) {
        .datastore_roots = s.datastore_roots,
        .pids_limit = s.pids_limit,
        .userns = {.host_id = s.userns_host_id, .size = s.userns_size}},
-                             **runtime);
+                             **runtime, drover::RealClock::Get());
   drover::Log(drover::LogLevel::kInfo, "agent_started",
               {{"node", node->name()}, {"address", node->addresses(0)}, {"scheduler", s.scheduler},
                {"cpus", node->capacity().cpus()}, {"memory_mib", node->capacity().memory_mib()},

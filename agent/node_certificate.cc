@@ -30,7 +30,7 @@ std::string ReadText(const std::string& path) {
 
 // Why the files do not hold a usable certificate for `node`; OK when they do.
 absl::Status Usable(const std::string& ca_pem, const std::string& node,
-                    const NodeCertificateFiles& files) {
+                    const NodeCertificateFiles& files, absl::Time now) {
   const std::string cert = ReadText(files.certificate_file);
   const std::string key = ReadText(files.key_file);
   if (cert.empty() || key.empty()) {
@@ -40,7 +40,7 @@ absl::Status Usable(const std::string& ca_pem, const std::string& node,
     return absl::FailedPreconditionError(absl::StrCat(files.key_file, " is not the key of ",
                                                       files.certificate_file));
   }
-  if (absl::Status s = pki::VerifyCertificate(cert, ca_pem, absl::Now()); !s.ok()) {
+  if (absl::Status s = pki::VerifyCertificate(cert, ca_pem, now); !s.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("the node certificate ", files.certificate_file, ": ", s.message()));
   }
@@ -80,8 +80,9 @@ absl::Status Store(const NodeCertificateFiles& files, const std::string& key,
 
 absl::Status EnsureNodeCertificate(const std::string& scheduler, const std::string& ca_pem,
                                    const std::string& node, const NodeCertificateFiles& files,
-                                   const std::string& join_token, absl::Duration patience) {
-  absl::Status usable = Usable(ca_pem, node, files);
+                                   const std::string& join_token, const Clock& clock,
+                                   absl::Duration patience) {
+  absl::Status usable = Usable(ca_pem, node, files, clock.Now());
   if (usable.ok()) return absl::OkStatus();
   if (join_token.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -100,24 +101,24 @@ absl::Status EnsureNodeCertificate(const std::string& scheduler, const std::stri
   request.set_node_name(node);
   request.set_csr_pem(made->second);
   auto stub = v1::NodeIdentityService::NewStub(CaOnlyChannel(scheduler, ca_pem));
-  const absl::Time deadline = absl::Now() + patience;
+  const absl::Time deadline = clock.Now() + patience;
   v1::NodeCertificateResponse response;
   while (true) {
     grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));  // gRPC's: real
     context.set_wait_for_ready(true);
     grpc::Status status = stub->JoinNode(&context, request, &response);
     if (status.ok()) break;
     if ((status.error_code() != grpc::StatusCode::UNAVAILABLE &&
          status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) ||
-        absl::Now() >= deadline) {
+        clock.Now() >= deadline) {
       return FromGrpcStatus(
           status, absl::StrCat("joining droverd at ", scheduler, " as node '", node, "'"));
     }
     absl::SleepFor(absl::Seconds(1));
   }
   if (!pki::KeyMatchesCertificate(made->first, response.certificate_pem()) ||
-      !pki::VerifyCertificate(response.certificate_pem(), ca_pem, absl::Now()).ok()) {
+      !pki::VerifyCertificate(response.certificate_pem(), ca_pem, clock.Now()).ok()) {
     return absl::InternalError(
         "droverd answered the join with a certificate that is not for this key or not from "
         "the CA of --ca");
@@ -145,7 +146,7 @@ absl::Status RenewIfDue(const std::shared_ptr<grpc::Channel>& channel, const std
   request.set_csr_pem(made->second);
   v1::NodeCertificateResponse response;
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));  // gRPC's: real
   grpc::Status status =
       v1::NodeIdentityService::NewStub(channel)->RenewNodeCertificate(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status);

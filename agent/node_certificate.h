@@ -8,7 +8,8 @@
 // through gRPC's file watcher, so a renewed certificate is used without a restart.
 //
 // Called from the agent's start (EnsureNodeCertificate) and its shipping thread (renewal);
-// no state of its own.
+// no state of its own. gRPC calls' deadlines are real time; every other time is the
+// caller's clock.
 #ifndef DROVER_AGENT_NODE_CERTIFICATE_H_
 #define DROVER_AGENT_NODE_CERTIFICATE_H_
 
@@ -20,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/pki/pki.h"
 
 namespace drover::agent {
@@ -37,19 +39,21 @@ struct NodeCertificateFiles {
 // `join_token`, joins: a new key and CSR, droverd's NodeIdentityService.JoinNode over TLS
 // (retried while droverd cannot be reached, up to `patience`), both files written 0600.
 // FAILED_PRECONDITION without a certificate and without a token (the message says what to
-// do); droverd's error (UNAUTHENTICATED for a bad token...) when it refuses.
+// do); droverd's error (UNAUTHENTICATED for a bad token...) when it refuses. Whether a
+// certificate is valid, and the patience, are read from `clock`.
 absl::Status EnsureNodeCertificate(const std::string& scheduler, const std::string& ca_pem,
                                    const std::string& node, const NodeCertificateFiles& files,
-                                   const std::string& join_token,
+                                   const std::string& join_token, const Clock& clock,
                                    absl::Duration patience = absl::Minutes(2));
 
 // When a certificate valid from `not_before` to `not_after` is renewed: when a third of
 // its life is left.
 absl::Time RenewalTime(absl::Time not_before, absl::Time not_after);
 
-// If the certificate in `files` is due (RenewalTime), asks droverd for a new one over
-// `channel` (which carries the current one) and replaces both files. OK when not due or
-// renewed; the RPC's error otherwise (the agent tries again later).
+// If the certificate in `files` is due at `now` (RenewalTime: also one already expired),
+// asks droverd for a new one over `channel` (which carries the current one) and replaces
+// both files. OK when not due or renewed (or not the agent's own: `managed` false); the
+// RPC's error otherwise (the agent tries again later).
 absl::Status RenewIfDue(const std::shared_ptr<grpc::Channel>& channel, const std::string& node,
                         const NodeCertificateFiles& files, absl::Time now);
 

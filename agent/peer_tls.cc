@@ -25,7 +25,9 @@ absl::Status CheckServer(absl::string_view certificate_pem, const std::string& c
   if (!ca.ok()) return absl::UnavailableError(absl::StrCat("reading --ca: ", ca.status().message()));
   // The chain is checked here rather than by gRPC, which would also demand that the
   // certificate be one for TLS servers: node certificates are issued for TLS clients only
-  // (droverd's, and those administrators made from docs/security.md).
+  // (droverd's, and those administrators made from docs/security.md). Real time, not the
+  // agent's clock: part of a TLS handshake, whose other checks (gRPC's, of this node's
+  // certificate at the peer) read the system's clock too.
   if (absl::Status s = pki::VerifyCertificate(certificate_pem, *ca, absl::Now()); !s.ok()) {
     return absl::UnauthenticatedError(
         absl::StrCat("the peer's certificate is not from the cluster CA: ", s.message()));

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "drover/v1/datastore.pb.h"
 
 namespace drover::agent {
@@ -34,6 +35,9 @@ struct RcloneTools {
   std::string rclone = "rclone";
   std::string fusermount = "fusermount3";
   std::string nsenter = "nsenter";  // to unmount in another mount namespace
+  // What a mount's deadlines are read from (its start, the wait for its uploads); not
+  // owned. The kernel's waits for rclone to exit stay in real time.
+  const Clock* clock = &RealClock::Get();
 };
 
 // The text of an rclone config file: a section `[NAME]` per datastore with its

@@ -92,6 +92,7 @@ std::string DescribeExit(int status) {
 }
 
 // Whether the process of `pidfd` exits before `deadline` (InfinitePast: whether it has).
+// A kernel wait (poll): `deadline` is real time, not the mount's clock.
 bool PidfdExited(int pidfd, absl::Time deadline) {
   while (true) {
     absl::Duration left = std::max(deadline - absl::Now(), absl::ZeroDuration());
@@ -169,7 +170,7 @@ absl::StatusOr<std::unique_ptr<RcloneMount>> RcloneMount::Start(const RcloneTool
   mount->recorded_pid_ = *started;
   mount->start_time_ = ProcessStartTime(*started).value_or(0);
   const RcloneMountSpec& s = mount->spec_;
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time deadline = tools.clock->Now() + timeout;
   auto fail = [&](absl::Status status) {
     (void)mount->Unmount(absl::ZeroDuration());
     return status;
@@ -189,7 +190,7 @@ absl::StatusOr<std::unique_ptr<RcloneMount>> RcloneMount::Start(const RcloneTool
   while (!IsMounted(s.mountpoint)) {
     if (std::string how; mount->Exited(&how)) return fail(rclone_failed(how));
     if (stop && stop()) return fail(absl::CancelledError(absl::StrCat(what, ": mount stopped")));
-    if (absl::Now() > deadline) {
+    if (tools.clock->Now() > deadline) {
       return fail(rclone_failed(absl::StrCat("not mounted after ", absl::FormatDuration(timeout))));
     }
     absl::SleepFor(absl::Milliseconds(20));
@@ -206,7 +207,7 @@ absl::StatusOr<std::unique_ptr<RcloneMount>> RcloneMount::Start(const RcloneTool
       answer = rclone_failed(how);
     } else if (stop && stop()) {
       answer = absl::CancelledError(absl::StrCat(what, ": mount stopped"));
-    } else if (absl::Now() > deadline) {
+    } else if (tools.clock->Now() > deadline) {
       answer = rclone_failed(absl::StrCat("its root did not answer within ",
                                           absl::FormatDuration(timeout)));
     }
@@ -430,6 +431,7 @@ int RcloneMount::PendingUploads() const {
 void RcloneMount::EndProcess(absl::Duration grace) {
   if (pid_ == 0) return;
   auto exits_within = [this](absl::Duration wait) {
+    // Kernel waits: real time.
     // A child is not reaped before the waitpid below: its pid stays rclone's.
     return pidfd_ >= 0 ? PidfdExited(pidfd_, absl::Now() + wait)
                        : !child_ || WaitPidExit(pid_, absl::Now() + wait);
@@ -455,7 +457,7 @@ absl::Status RcloneMount::Unmount(absl::Duration flush_timeout) {
   const std::string what = absl::StrCat("datastore '", spec_.datastore, "'");
   absl::Status result = absl::OkStatus();
   if (spec_.read_write && flush_timeout > absl::ZeroDuration()) {
-    const absl::Time deadline = absl::Now() + flush_timeout;
+    const absl::Time deadline = tools_.clock->Now() + flush_timeout;
     int pending;
     while ((pending = PendingUploads()) > 0) {
       if (std::string how; Exited(&how)) {
@@ -464,7 +466,7 @@ absl::Status RcloneMount::Unmount(absl::Duration flush_timeout) {
             ": ", RcloneError(ReadFileText(spec_.log_path))));
         break;
       }
-      if (absl::Now() > deadline) {
+      if (tools_.clock->Now() > deadline) {
         result = absl::UnavailableError(absl::StrCat(
             what, ": ", pending, " file(s) written through the mount were not uploaded within ",
             absl::FormatDuration(flush_timeout), ": ", RcloneError(ReadFileText(spec_.log_path))));

@@ -1,6 +1,7 @@
 // GPU use samples: nvidia-smi's utilization and memory output read, and GpuSampler against a
 // fake nvidia-smi (a shell script): readings by UUID, only the node's GPUs, the agent's
-// Prometheus gauges, readings older than an attempt ignored, a failing nvidia-smi.
+// Prometheus gauges, readings older than an attempt ignored (timed by the agent's clock,
+// a fake one here, also when it jumps back), a failing nvidia-smi.
 #include "agent/gpu_sampler.h"
 
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::agent {
@@ -101,6 +103,31 @@ TEST_F(GpuSamplerTest, KeepsTheLastReadingOfEachOfTheNodesGpus) {
   EXPECT_THAT(page, HasSubstr("drover_agent_gpu_utilization_ratio{gpu=\"0\",uuid=\"GPU-0\"} 0.75"));
   EXPECT_THAT(page, HasSubstr("drover_agent_gpu_memory_used_bytes{gpu=\"1\",uuid=\"GPU-1\"} 1073741824"));
   EXPECT_THAT(page, Not(HasSubstr("GPU-other")));
+}
+
+TEST_F(GpuSamplerTest, ReadingsAreTimedByTheAgentsClockAndOlderOnesBelongToNoAttempt) {
+  testing::FakeClock clock;
+  GpuSampler sampler(Node("GPU-0, 75, 2048, 81559\nGPU-1, 5, 1024, 81559\n"), absl::Seconds(10),
+                     nullptr, clock);
+  ASSERT_TRUE(sampler.SampleOnce().ok());
+  std::optional<GpuSample> taken = sampler.Latest("GPU-0", absl::InfinitePast());
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_EQ(taken->at, clock.Now());
+
+  // An attempt whose processes start a second later sees no reading until the next one.
+  clock.Advance(absl::Seconds(1));
+  const absl::Time running_since = clock.Now();
+  EXPECT_FALSE(sampler.Latest("GPU-0", running_since).has_value());
+  clock.Advance(absl::Seconds(10));
+  ASSERT_TRUE(sampler.SampleOnce().ok());
+  EXPECT_TRUE(sampler.Latest("GPU-0", running_since).has_value());
+
+  // The clock jumps back an hour: a reading taken now is dated before the attempt started,
+  // and is not given to it (none rather than someone else's).
+  clock.Advance(-absl::Hours(1));
+  ASSERT_TRUE(sampler.SampleOnce().ok());
+  EXPECT_FALSE(sampler.Latest("GPU-0", running_since).has_value());
+  EXPECT_TRUE(sampler.Latest("GPU-0", clock.Now()).has_value());
 }
 
 TEST_F(GpuSamplerTest, AFailingNvidiaSmiGivesNoReading) {
