@@ -187,8 +187,10 @@ for pid in children:
     os.waitpid(pid, 0)
 EOF
 )"));
-  // A real one, left running.
-  std::string bomb = Submit(Shell("b() { b | b & }; b; sleep 600"));
+  // A real one, left running. What keeps the job alive starts before the bomb, and the
+  // shell then only waits (a builtin): a `sleep` started after the bomb may find no pid
+  // left, and the job would end (exit code 2, "Cannot fork") before the test cancels it.
+  std::string bomb = Submit(Shell("sleep 600 & b() { b | b & }; b; wait"));
   Finish(counted);
   std::string out = Logs(counted, 0);
   std::vector<std::string> words = absl::StrSplit(out, ' ');
