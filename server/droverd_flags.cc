@@ -285,7 +285,8 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
     if (token.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--bootstrap-admin-token-file: cannot read a token from '", bootstrap_token_file, "'",
-          text.ok() ? " (its first line is empty)" : absl::StrCat(" (", text.status().message(), ")"),
+          text.ok() ? " (its first line is empty)"
+                    : absl::StrCat(" (", text.status().message(), ")"),
           "; write the token, drv_..., on the first line of a regular file"));
     }
     options.bootstrap_admin_token = token;
