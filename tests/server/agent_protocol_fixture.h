@@ -98,6 +98,8 @@ class AgentProtocolTest : public ::testing::Test {
     return job;
   }
 
+  // The nodes as droverd's core loop holds them, read on the loop: after everything posted to
+  // it before the call, such as the placement round a submit asked for before it answered.
   std::vector<v1::Node> Nodes() {
     grpc::ClientContext context;
     v1::ListNodesResponse response;
@@ -153,6 +155,36 @@ class AgentProtocolTest : public ::testing::Test {
     WaitFor(id, v1::JobStatus::RUNNING);
   }
 
+  // Returns once droverd's core loop has handled every message `agent` sent before, so that
+  // a check that something did not happen cannot pass because it has not happened yet. The
+  // loop answers a report on an attempt it does not know with a stop, on the same stream and
+  // after what the earlier messages made it send; what comes before that answer is skipped
+  // (read what you expect first). Only for a node droverd takes messages from (not a lost one).
+  void AwaitHandled(ScriptedAgent& agent) {
+    const std::string probe = absl::StrCat("j-probe-", ++probes_);
+    v1::AttemptReport unknown;
+    unknown.mutable_attempt()->set_job_id(probe);
+    unknown.mutable_attempt()->set_epoch(1);
+    unknown.set_phase(v1::AttemptReport::RUNNING);
+    agent.Send(unknown);
+    while (!HasFailure()) {  // Next fails the test when the stream ends
+      if (agent.Next(v1::SchedulerMessage::kStop).stop().attempt().job_id() == probe) return;
+    }
+  }
+
+  // Returns once droverd's store has committed (or refused) every write queued before, the
+  // core loop's status changes among them: a submit goes through the store's one writer after
+  // them and is answered once its own write is durable (or refused). The job it submits needs
+  // more than any test node has, so it is never placed. Its answer: OK, or the disk's error.
+  grpc::Status AwaitStored() {
+    grpc::ClientContext context;
+    v1::SubmitJobRequest request;
+    request.mutable_spec()->set_entry_script("train.py");
+    request.mutable_spec()->mutable_resources()->set_cpus(1024);
+    v1::SubmitJobResponse response;
+    return jobs_->SubmitJob(&context, request, &response);
+  }
+
   // Set before Start() to change them.
   absl::Duration launch_timeout_ = absl::Minutes(15);
   double pause_fraction_ = 0;
@@ -168,6 +200,7 @@ class AgentProtocolTest : public ::testing::Test {
   }
   std::unique_ptr<v1::JobService::Stub> jobs_;
   std::unique_ptr<v1::AdminService::Stub> admin_;
+  int probes_ = 0;  // AwaitHandled's
 };
 
 // An AdminService node call on the test's droverd.

@@ -9,7 +9,9 @@
 namespace drover::server::agent_protocol {
 namespace {
 
+using ::testing::Contains;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST_F(AgentProtocolTest, TooLargeJobWaitsWithAReasonAndUnknownTargetsAreRefused) {
   ScriptedAgent agent(NodeChannel("n1"), "n1", /*cpus=*/2);
@@ -45,7 +47,11 @@ TEST_F(AgentProtocolTest, CordonedNodeGetsNoWorkUntilUncordoned) {
     EXPECT_EQ(node.state(), v1::Node::CORDONED);
   }
   std::string id = Submit();
-  absl::SleepFor(absl::Milliseconds(200));  // a few ticks: nothing may be placed
+  // The placement round the submit asked for has run before the nodes are listed: n1 got
+  // nothing.
+  std::vector<v1::Node> nodes = Nodes();
+  ASSERT_NE(FindNode(nodes, "n1"), nullptr);
+  EXPECT_TRUE(FindNode(nodes, "n1")->running_jobs().empty());
   EXPECT_EQ(Get(id).status().state(), v1::JobStatus::QUEUED);
   {
     grpc::ClientContext context;
@@ -91,7 +97,11 @@ TEST_F(AgentProtocolTest, CordonAndDrainSurviveARestartAndTheNodesGetNoNewWork) 
   EXPECT_EQ(FindNode(nodes, "n2")->reason(), "DRAINING reboot");
 
   std::string queued = Submit(1);
-  absl::SleepFor(absl::Milliseconds(300));  // a few ticks: nothing may be placed
+  // The placement round the submit asked for has run before the nodes are listed: neither
+  // node got the job.
+  for (const v1::Node& node : Nodes()) {
+    ASSERT_THAT(node.running_jobs(), Not(Contains(queued))) << node.name();
+  }
   EXPECT_EQ(Get(queued).status().state(), v1::JobStatus::QUEUED);
   n2.Report(running, 1, v1::AttemptReport::ENDED, {Exit(0, 0)});
   WaitFor(running, v1::JobStatus::COMPLETED);

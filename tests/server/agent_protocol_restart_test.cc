@@ -139,7 +139,10 @@ TEST_F(AgentProtocolTest, DiskRefusingWritesIsReportedAndWhatAgentsReportIsStore
   {
     testing::FailFileWrites disk_refuses;
     agent.Report(id, 1, v1::AttemptReport::ENDED, {Exit(0, 0)});
-    absl::SleepFor(absl::Milliseconds(200));
+    // droverd has handled the end, and its store has tried every write queued by then: the
+    // disk refused them as it refuses this submit.
+    AwaitHandled(agent);
+    EXPECT_EQ(AwaitStored().error_code(), grpc::StatusCode::UNAVAILABLE);
     EXPECT_EQ(Get(id).status().state(), v1::JobStatus::FINALIZING);
   }
   // The job's end too.

@@ -128,8 +128,11 @@ TEST_F(AgentProtocolTest, MultiNodeAttemptStartsOnlyOnceEveryNodeIsReady) {
   EXPECT_EQ(first.first_rank(), first.node_rank());
 
   a.Report(id, 1, v1::AttemptReport::READY);
-  absl::SleepFor(absl::Milliseconds(300));  // droverd has had time to (wrongly) start it
-  EXPECT_EQ(Get(id).status().state(), v1::JobStatus::PREPARING);
+  // droverd has handled n1's READY and stored what it decided then: the attempt waits for n2.
+  // (ASSERT: a START sent too early was skipped by AwaitHandled, and none would come later.)
+  AwaitHandled(a);
+  ASSERT_TRUE(AwaitStored().ok());
+  ASSERT_EQ(Get(id).status().state(), v1::JobStatus::PREPARING);
   b.Report(id, 1, v1::AttemptReport::READY);
   EXPECT_EQ(a.Next(v1::SchedulerMessage::kStart).start().attempt().job_id(), id);
   EXPECT_EQ(b.Next(v1::SchedulerMessage::kStart).start().attempt().job_id(), id);
