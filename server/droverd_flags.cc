@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/cord.h"
@@ -201,7 +202,6 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
             "Most bytes of code snapshots, images and job outputs one user may hold in "
             "droverd's blob store (default 100 GiB); 0: no quota",
             "BYTES");
-
 
   std::vector<std::string> positional;
   if (absl::Status parsed = flags.Parse(args, &positional); !parsed.ok()) {
