@@ -205,16 +205,12 @@ int TargetListAction(Invocation& inv, const std::vector<std::string>& args) {
   FlagSet flags("drover target list [flags]",
                 "Lists the compute targets: NAME, SELECTOR (the labels a node needs) and MAX\n"
                 "NODES (per job). With --output json: a JSON array of targets.");
-  AddGlobalFlags(&flags, &inv.global());
-  std::vector<std::string> positional;
-  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
-                            "  drover target list\n"
-                            "  drover target list --output json | jq -r '.[].name'\n")) {
-    return *done;
-  }
-  if (auto done = NoPositionals(inv, "target list", positional)) return *done;
   int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  std::unique_ptr<DroverClient> client =
+      inv.ParseAndConnect(flags, args, "target list",
+                          "  drover target list\n"
+                          "  drover target list --output json | jq -r '.[].name'\n",
+                          &exit_code);
   if (client == nullptr) return exit_code;
   absl::StatusOr<v1::ListComputeTargetsResponse> list =
       inv.WithRetry([&] { return client->ListComputeTargets(v1::ListComputeTargetsRequest()); });
@@ -264,16 +260,12 @@ int NodesCommand(Invocation& inv, const std::vector<std::string>& args) {
                 "DRAINING, DOWN), CPUS, MEMORY and GPUS (held by jobs / offered), JOBS (jobs\n"
                 "running there), LABELS and LAST SEEN (time since its agent was last heard).\n"
                 "With --output json: a JSON array of nodes.");
-  AddGlobalFlags(&flags, &inv.global());
-  std::vector<std::string> positional;
-  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
-                            "  drover nodes\n"
-                            "  drover nodes --output json | jq -r '.[] | select(.state == \"DOWN\") | .name'\n")) {
-    return *done;
-  }
-  if (auto done = NoPositionals(inv, "nodes", positional)) return *done;
   int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  std::unique_ptr<DroverClient> client =
+      inv.ParseAndConnect(flags, args, "nodes",
+                          "  drover nodes\n"
+                          "  drover nodes --output json | jq -r '.[] | select(.state == \"DOWN\") | .name'\n",
+                          &exit_code);
   if (client == nullptr) return exit_code;
   absl::StatusOr<v1::ListNodesResponse> list =
       inv.WithRetry([&] { return client->ListNodes(v1::ListNodesRequest()); });

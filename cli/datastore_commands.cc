@@ -153,16 +153,12 @@ int ListAction(Invocation& inv, const std::vector<std::string>& args) {
                 "ACCESS (read-only or read-write), OPTIONS (rclone settings, credentials\n"
                 "shown as ***) and CREATED (age). With --output json: a JSON array of\n"
                 "datastores.");
-  AddGlobalFlags(&flags, &inv.global());
-  std::vector<std::string> positional;
-  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
-                            "  drover datastore list\n"
-                            "  drover datastore list --output json | jq -r '.[].name'\n")) {
-    return *done;
-  }
-  if (auto done = NoPositionals(inv, "datastore list", positional)) return *done;
   int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  std::unique_ptr<DroverClient> client =
+      inv.ParseAndConnect(flags, args, "datastore list",
+                          "  drover datastore list\n"
+                          "  drover datastore list --output json | jq -r '.[].name'\n",
+                          &exit_code);
   if (client == nullptr) return exit_code;
   absl::StatusOr<v1::ListDatastoresResponse> list =
       inv.WithRetry([&] { return client->ListDatastores(v1::ListDatastoresRequest()); });

@@ -22,16 +22,12 @@ int GcCommand(Invocation& inv, const std::vector<std::string>& args) {
       "drover logs and drover download say why it is gone. For admins\n"
       "(docs/operations.md#retention).");
   flags.Bool("dry-run", &dry_run, "Only count what the pass would remove");
-  AddGlobalFlags(&flags, &inv.global());
-  std::vector<std::string> positional;
-  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
-                            "  drover gc --dry-run\n"
-                            "  drover gc\n")) {
-    return *done;
-  }
-  if (auto done = NoPositionals(inv, "gc", positional)) return *done;
   int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  std::unique_ptr<DroverClient> client =
+      inv.ParseAndConnect(flags, args, "gc",
+                          "  drover gc --dry-run\n"
+                          "  drover gc\n",
+                          &exit_code);
   if (client == nullptr) return exit_code;
   v1::CollectGarbageRequest request;
   request.set_dry_run(dry_run);

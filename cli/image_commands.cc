@@ -158,16 +158,12 @@ int ListAction(Invocation& inv, const std::vector<std::string>& args) {
                 "Lists the images imported into droverd: NAME (what jobs write as --image),\n"
                 "DIGEST (of the archive), SIZE and IMPORTED (age). With --output json: a JSON\n"
                 "array of images.");
-  AddGlobalFlags(&flags, &inv.global());
-  std::vector<std::string> positional;
-  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
-                            "  drover image list\n"
-                            "  drover image list --output json | jq -r '.[].name'\n")) {
-    return *done;
-  }
-  if (auto done = NoPositionals(inv, "image list", positional)) return *done;
   int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  std::unique_ptr<DroverClient> client =
+      inv.ParseAndConnect(flags, args, "image list",
+                          "  drover image list\n"
+                          "  drover image list --output json | jq -r '.[].name'\n",
+                          &exit_code);
   if (client == nullptr) return exit_code;
   absl::StatusOr<v1::ListImagesResponse> list =
       inv.WithRetry([&] { return client->ListImages(v1::ListImagesRequest()); });

@@ -280,6 +280,22 @@ std::optional<int> NoPositionals(Invocation& inv, absl::string_view command,
                                            positional[0], "'; see drover ", command, " --help"));
 }
 
+std::unique_ptr<DroverClient> Invocation::ParseAndConnect(FlagSet& flags,
+                                                          const std::vector<std::string>& args,
+                                                          absl::string_view command,
+                                                          absl::string_view examples,
+                                                          int* exit_code) {
+  AddGlobalFlags(&flags, &global());
+  std::vector<std::string> positional;
+  std::optional<int> done = Parse(flags, args, &positional, /*interspersed=*/true, examples);
+  if (!done.has_value()) done = NoPositionals(*this, command, positional);
+  if (done.has_value()) {
+    *exit_code = *done;
+    return nullptr;
+  }
+  return Connect(exit_code);
+}
+
 int RunActions(Invocation& inv, absl::string_view command, absl::string_view summary,
                const std::vector<Action>& actions, absl::string_view examples,
                const std::vector<std::string>& args) {

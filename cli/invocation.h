@@ -100,6 +100,14 @@ class Invocation {
   // uses it.
   std::unique_ptr<DroverClient> Connect(int* exit_code);
 
+  // For a command without positional arguments: adds the global flags to `flags`, parses
+  // `args`, refuses positionals naming `command` ("target list"), then connects. Null with
+  // `*exit_code` set when the command should stop (--help, a usage error, no connection).
+  std::unique_ptr<DroverClient> ParseAndConnect(FlagSet& flags,
+                                                const std::vector<std::string>& args,
+                                                absl::string_view command,
+                                                absl::string_view examples, int* exit_code);
+
   // The pause before a retry: `delay` in all, spent waiting for the connection to droverd
   // (see DroverClient::AwaitConnection) and then sleeping the rest.
   void Pause(absl::Duration delay);

@@ -86,15 +86,11 @@ int UserCreateAction(Invocation& inv, const std::vector<std::string>& args) {
 int UserListAction(Invocation& inv, const std::vector<std::string>& args) {
   FlagSet flags("drover user list [flags]",
                 "Lists the users: NAME, ROLE, STATE (active or revoked), CREATED. No tokens.");
-  AddGlobalFlags(&flags, &inv.global());
-  std::vector<std::string> positional;
-  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
-                            "  drover user list\n")) {
-    return *done;
-  }
-  if (auto done = NoPositionals(inv, "user list", positional)) return *done;
   int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  std::unique_ptr<DroverClient> client =
+      inv.ParseAndConnect(flags, args, "user list",
+                          "  drover user list\n",
+                          &exit_code);
   if (client == nullptr) return exit_code;
   absl::StatusOr<v1::ListUsersResponse> list =
       inv.WithRetry([&] { return client->ListUsers(v1::ListUsersRequest()); });
@@ -232,15 +228,11 @@ int LoginCommand(Invocation& inv, const std::vector<std::string>& args) {
 
 int WhoAmICommand(Invocation& inv, const std::vector<std::string>& args) {
   FlagSet flags("drover whoami [flags]", "Prints who droverd takes you for: NAME ROLE.");
-  AddGlobalFlags(&flags, &inv.global());
-  std::vector<std::string> positional;
-  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
-                            "  drover whoami\n")) {
-    return *done;
-  }
-  if (auto done = NoPositionals(inv, "whoami", positional)) return *done;
   int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  std::unique_ptr<DroverClient> client =
+      inv.ParseAndConnect(flags, args, "whoami",
+                          "  drover whoami\n",
+                          &exit_code);
   if (client == nullptr) return exit_code;
   absl::StatusOr<v1::User> user =
       inv.WithRetry([&] { return client->WhoAmI(v1::WhoAmIRequest()); });
