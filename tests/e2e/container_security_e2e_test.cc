@@ -187,10 +187,11 @@ for pid in children:
     os.waitpid(pid, 0)
 EOF
 )"));
-  // A real one, left running. What keeps the job alive starts before the bomb, and the
-  // shell then only waits (a builtin): a `sleep` started after the bomb may find no pid
-  // left, and the job would end (exit code 2, "Cannot fork") before the test cancels it.
-  std::string bomb = Submit(Shell("sleep 600 & b() { b | b & }; b; wait"));
+  // A real one, left running. The job's shell must not fork once the bomb has taken every
+  // pid, or it ends (exit code 2, "Cannot fork") before the test cancels it: what keeps the
+  // job alive starts first, the bomb runs in one subshell (sh forks each side of a pipeline
+  // itself), and the shell then only waits (a builtin).
+  std::string bomb = Submit(Shell("sleep 600 & (b() { b | b & }; b) & wait"));
   Finish(counted);
   std::string out = Logs(counted, 0);
   std::vector<std::string> words = absl::StrSplit(out, ' ');
