@@ -29,11 +29,12 @@ absl::StatusOr<Holder> HolderOf(storage::Store& store, const Core& core, const C
         "header.job_id: required of a node; name the job whose outputs this is");
   }
   if (!core.RunsPartOf(caller.name, header.job_id())) {
-    Log(LogLevel::kWarning, "blob_upload_refused",
-        {{"node", caller.name}, {"job", absl::CHexEscape(header.job_id().substr(0, 80))}});
-    return absl::PermissionDeniedError(absl::StrCat(
-        "node '", caller.name, "' runs no part of job '", header.job_id(),
-        "' now; a node uploads only the outputs of attempts it runs"));
+    // The id is the node's word: shown short and printable, never echoed whole.
+    const std::string shown = absl::CHexEscape(header.job_id().substr(0, 80));
+    Log(LogLevel::kWarning, "blob_upload_refused", {{"node", caller.name}, {"job", shown}});
+    return absl::PermissionDeniedError(
+        absl::StrCat("node '", caller.name, "' runs no part of job '", shown,
+                     "' now; a node uploads only the outputs of attempts it runs"));
   }
   absl::StatusOr<v1::Job> job = store.GetJob(header.job_id());
   if (!job.ok()) return job.status();

@@ -21,6 +21,7 @@ namespace drover::server {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class BlobServiceTest : public ::testing::Test {
  protected:
@@ -340,6 +341,12 @@ TEST_F(BlobServiceTest, ANodeChecksAndUploadsBlobsOnlyWhileItRunsAnAttempt) {
   status = Upload(*on_n1, digest, outputs, &uploaded, 1 << 20, queued);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(status.error_message(), HasSubstr("runs no part of job '" + queued + "'"));
+  // A made-up id, huge and with control bytes: refused, and not echoed back whole.
+  std::string hostile = "j-1\n\x1b[31m" + std::string(1 << 20, 'x');
+  status = Upload(*on_n1, digest, outputs, &uploaded, 1 << 20, hostile);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_LT(status.error_message().size(), 400u);
+  EXPECT_THAT(status.error_message(), Not(HasSubstr("\x1b")));
   status = Upload(*on_n1, digest, outputs, &uploaded, 1 << 20, id);
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_TRUE(uploaded.created());
