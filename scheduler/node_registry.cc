@@ -169,13 +169,23 @@ LeaseCheck NodeRegistry::CheckLeases(absl::Time now, absl::Duration lease,
     paused_since_ = std::min(paused_since_, now);
     return check;
   }
+  // When a pause ends, the nodes still silent get one more lease from that moment, as
+  // Kubernetes' node lifecycle controller resets its nodes' probe times when a zone leaves
+  // full disruption: after a mass outage nodes come back seconds apart, and the last ones
+  // must not be lost for speaking a moment after the others.
+  if (paused_since_ != absl::InfiniteFuture()) resumed_at_ = now;
   paused_since_ = absl::InfiniteFuture();
-  check.lost = std::move(check.pending);
+  std::vector<std::string> pending = std::move(check.pending);
   check.pending.clear();
-  for (const std::string& name : check.lost) {
+  for (std::string& name : pending) {
     Entry& e = nodes_.find(name)->second;
+    if (now - std::max(e.last_seen, resumed_at_) <= lease) {
+      check.pending.push_back(std::move(name));
+      continue;
+    }
     e.loss_pending = false;
     e.lost_at = now;
+    check.lost.push_back(std::move(name));
   }
   return check;
 }

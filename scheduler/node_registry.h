@@ -48,7 +48,8 @@ struct LeaseCheck {
   // every node except those whose loss was handled already.
   int silent = 0;
   int counted = 0;
-  // DOWN nodes whose loss waits for the pause to end.
+  // DOWN nodes whose loss waits: for the pause to end, or, once it ended, for the lease
+  // they were given then to run out.
   std::vector<std::string> pending;
 };
 
@@ -76,8 +77,9 @@ class NodeRegistry {
   // kMinNodesForLossPause nodes (every node but those whose loss was handled before the
   // pause) and more than `pause_fraction` of them have been silent for more than half a
   // lease. Then `paused` is set and the lost nodes wait, keeping their attempts, until
-  // enough nodes speak again (a paused node that speaks is READY again, see Seen). A
-  // `pause_fraction` of 0 never pauses.
+  // enough nodes speak again (a paused node that speaks is READY again, see Seen). When the
+  // pause ends, the nodes still silent get one more lease from that moment (in `pending`
+  // meanwhile) before their loss is returned. A `pause_fraction` of 0 never pauses.
   LeaseCheck CheckLeases(absl::Time now, absl::Duration lease, double pause_fraction = 0);
   // An administrator says node `name` is lost (also one only expected, never back since
   // the restart): it is DOWN until its agent says hello again, and its loss counts as
@@ -169,6 +171,8 @@ class NodeRegistry {
   std::map<std::string, Admin, std::less<>> admin_;
   // Since when node-loss handling is paused; InfiniteFuture() when it is not.
   absl::Time paused_since_ = absl::InfiniteFuture();
+  // When the last pause ended: the leases of nodes silent then run from it.
+  absl::Time resumed_at_ = absl::InfinitePast();
 };
 
 // Human-readable and machine-readable resource amounts: "cpus=2 memory=4096Mi gpus=0".

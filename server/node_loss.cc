@@ -59,7 +59,8 @@ void Core::CheckLeases(absl::Time now) {
       Log(LogLevel::kWarning, "node_loss_resumed",
           {{"silent", check.silent},
            {"nodes", check.counted},
-           {"lost", absl::StrJoin(check.lost, ",")}});
+           {"lost", absl::StrJoin(check.lost, ",")},
+           {"waiting", absl::StrJoin(check.pending, ",")}});
     }
   }
   if (options_.metrics != nullptr) {

@@ -102,14 +102,53 @@ TEST(NodeLeaseTest, MostNodesSilentAtOncePauseLossHandlingUntilEnoughComeBack) {
   }
   EXPECT_EQ(nodes.loss_paused_since(), At(10.5));
 
-  // n2 speaks again on its stream: it is simply back; n3, still silent, is now a single
-  // lost node of three and handled.
+  // n2 speaks again on its stream: it is simply back, and handling resumes. n3, still
+  // silent, gets one more lease from the resume: after an outage nodes come back seconds
+  // apart.
   EXPECT_TRUE(nodes.Seen("n2", At(601)));
   EXPECT_EQ(nodes.Find("n2")->state(), v1::Node::READY);
   check = nodes.CheckLeases(At(601), kLease, kHalf);
   EXPECT_FALSE(check.paused);
-  EXPECT_THAT(check.lost, ElementsAre("n3"));
+  EXPECT_THAT(check.lost, IsEmpty());
+  EXPECT_THAT(check.pending, ElementsAre("n3"));
   EXPECT_EQ(nodes.loss_paused_since(), absl::InfiniteFuture());
+  EXPECT_FALSE(nodes.LossPause().has_value()) << "nothing paused to store";
+  EXPECT_FALSE(nodes.TakesWork("n3"));
+  nodes.Seen("n1", At(611));
+  nodes.Seen("n2", At(611));
+  EXPECT_THAT(nodes.CheckLeases(At(611), kLease, kHalf).lost, IsEmpty()) << "the lease runs";
+  nodes.Seen("n1", At(611.5));
+  nodes.Seen("n2", At(611.5));
+  check = nodes.CheckLeases(At(611.5), kLease, kHalf);
+  EXPECT_FALSE(check.paused);
+  EXPECT_THAT(check.lost, ElementsAre("n3"));
+  EXPECT_THAT(check.pending, IsEmpty());
+}
+
+TEST(NodeLeaseTest, ANodeSilentWhenThePauseEndsIsBackIfItSpeaksWithinItsNewLease) {
+  // A switch comes back: n2's agent speaks, then n3's a moment later. Handling resumed
+  // in between must not lose n3.
+  NodeRegistry nodes = Cluster({"n1", "n2", "n3"});
+  nodes.Seen("n1", At(10));
+  ASSERT_TRUE(nodes.CheckLeases(At(10.5), kLease, kHalf).paused);
+  nodes.Seen("n1", At(30));
+  EXPECT_TRUE(nodes.Seen("n2", At(30)));
+  LeaseCheck check = nodes.CheckLeases(At(30), kLease, kHalf);
+  EXPECT_FALSE(check.paused);
+  EXPECT_THAT(check.lost, IsEmpty());
+  ASSERT_TRUE(nodes.Register(Node("n3"), At(30.01)).ok());
+  EXPECT_TRUE(nodes.TakesWork("n3"));
+  check = nodes.CheckLeases(At(31), kLease, kHalf);
+  EXPECT_THAT(check.lost, IsEmpty());
+  EXPECT_THAT(check.pending, IsEmpty());
+  EXPECT_EQ(check.silent, 0);
+
+  // Only the nodes silent at the resume had their lease renewed: a node that goes silent
+  // later is lost one lease after its last message, as always.
+  nodes.Seen("n1", At(41.5));
+  nodes.Seen("n2", At(41.5));
+  check = nodes.CheckLeases(At(41.5), kLease, kHalf);
+  EXPECT_THAT(check.lost, ElementsAre("n3"));
 }
 
 TEST(NodeLeaseTest, NodesGoingSilentSecondsApartAreOneMassLoss) {
@@ -225,7 +264,11 @@ TEST(NodeLeaseTest, CordonIsKeptWhenAPausedNodeComesBack) {
   EXPECT_TRUE(nodes.Seen("n2", At(11)));
   EXPECT_EQ(nodes.Find("n2")->state(), v1::Node::CORDONED);
   EXPECT_THAT(nodes.List(), ::testing::SizeIs(3));
-  EXPECT_THAT(nodes.CheckLeases(At(11), kLease, kHalf).lost, UnorderedElementsAre("n3"));
+  EXPECT_THAT(nodes.CheckLeases(At(11), kLease, kHalf).pending, ElementsAre("n3"));
+  nodes.Seen("n1", At(21.5));
+  nodes.Seen("n2", At(21.5));
+  EXPECT_THAT(nodes.CheckLeases(At(21.5), kLease, kHalf).lost, ElementsAre("n3"));
+  EXPECT_EQ(nodes.Find("n2")->state(), v1::Node::CORDONED);
 }
 
 // What survives droverd's restart: the registry is rebuilt from what was stored
@@ -305,13 +348,17 @@ TEST(NodeRestoreTest, ARestoredPauseCountsTheSameNodesAndStaysPausedSinceItBegan
   ASSERT_TRUE(after.Register(Node("n1"), At(13)).ok());
   EXPECT_TRUE(after.CheckLeases(At(13), kLease, kHalf).paused);
 
-  // A waiting node that comes back is simply back; then the pause ends and n3 is lost.
+  // A waiting node that comes back is simply back; then the pause ends and n3, given one
+  // more lease from then, is lost when it runs out.
   ASSERT_TRUE(after.Register(Node("n2"), At(14)).ok());
   EXPECT_EQ(after.Find("n2")->state(), v1::Node::READY);
   LeaseCheck resumed = after.CheckLeases(At(14), kLease, kHalf);
   EXPECT_FALSE(resumed.paused);
-  EXPECT_THAT(resumed.lost, ElementsAre("n3"));
+  EXPECT_THAT(resumed.pending, ElementsAre("n3"));
   EXPECT_FALSE(after.LossPause().has_value());
+  after.Seen("n1", At(24.5));
+  after.Seen("n2", At(24.5));
+  EXPECT_THAT(after.CheckLeases(At(24.5), kLease, kHalf).lost, ElementsAre("n3"));
 }
 
 TEST(NodeRestoreTest, ANodeSilentButNotDownWhenThePauseWasStoredStaysSilentAfterARestart) {

@@ -143,11 +143,14 @@ TEST_F(NodeLossTest, MostNodesSilentAtOnceKeepTheirJobsUntilEnoughAreBack) {
     EXPECT_EQ(job.status().attempt(), 1) << id;
   }
 
-  // n2 speaks again on its stream: it is back, the pause ends, and n3, still silent, is a
-  // lost node like any other.
+  // n2 speaks again on its stream: it is back and the pause ends. n3, still silent, gets
+  // one more lease from then, and is a lost node like any other when it runs out.
   n2.Heartbeat();
   nodes = WaitForNodes([](const v1::ListNodesResponse& r) { return !r.node_loss().paused(); });
   EXPECT_EQ(StateOf(nodes, "n2"), v1::Node::READY);
+  EXPECT_THAT(nodes.node_loss().waiting_nodes(), ::testing::ElementsAre("n3"));
+  EXPECT_EQ(Get(j3).status().state(), v1::JobStatus::RUNNING);
+  Advance(absl::Seconds(11), {&n1, &n2});
   v1::Job lost = WaitFor(j3, v1::JobStatus::FAILED);
   EXPECT_EQ(lost.status().cause(), v1::JobStatus::NODE_LOST);
   EXPECT_EQ(lost.status().message(), "node n3 stopped answering (no message for 10s)");
@@ -320,10 +323,13 @@ TEST_F(NodeLossTest, APauseAndANodeGivenUpDuringItSurviveARestart) {
     EXPECT_EQ(job.status().attempt(), 1) << id;
   }
 
-  // n2 comes back: 2 of 4 silent is not more than half, so the pause ends and n3 is lost.
+  // n2 comes back: 2 of 4 silent is not more than half, so the pause ends, and n3 is lost
+  // when the lease it got then runs out.
   ScriptedAgent n2(NodeChannel("n2"), "n2", 4, held(j2));
   n2.Next(v1::SchedulerMessage::kWelcome);
   WaitForNodes([](const v1::ListNodesResponse& r) { return !r.node_loss().paused(); });
+  EXPECT_EQ(Get(j3).status().state(), v1::JobStatus::RUNNING);
+  Advance(absl::Seconds(11), {&n1, &n2});
   v1::Job lost = WaitFor(j3, v1::JobStatus::FAILED);
   EXPECT_EQ(lost.status().cause(), v1::JobStatus::NODE_LOST);
   EXPECT_EQ(Get(j2).status().state(), v1::JobStatus::RUNNING);
