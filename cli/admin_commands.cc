@@ -6,7 +6,6 @@
 #include <string>
 #include <vector>
 
-#include <google/protobuf/struct.pb.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -205,19 +204,17 @@ int TargetListAction(Invocation& inv, const std::vector<std::string>& args) {
   FlagSet flags("drover target list [flags]",
                 "Lists the compute targets: NAME, SELECTOR (the labels a node needs) and MAX\n"
                 "NODES (per job). With --output json: a JSON array of targets.");
-  int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client =
-      inv.ParseAndConnect(flags, args, "target list",
-                          "  drover target list\n"
-                          "  drover target list --output json | jq -r '.[].name'\n",
-                          &exit_code);
-  if (client == nullptr) return exit_code;
-  absl::StatusOr<v1::ListComputeTargetsResponse> list =
-      inv.WithRetry([&] { return client->ListComputeTargets(v1::ListComputeTargetsRequest()); });
-  if (!list.ok()) return inv.ServerError(list.status());
-  std::vector<v1::ComputeTarget> targets(list->targets().begin(), list->targets().end());
-  inv.PrintList(targets, [&] { return FormatTargetTable(targets); });
-  return kExitOk;
+  return inv.RunRead(
+      flags, args, "target list",
+      "  drover target list\n"
+      "  drover target list --output json | jq -r '.[].name'\n",
+      [](DroverClient& client) {
+        return client.ListComputeTargets(v1::ListComputeTargetsRequest());
+      },
+      [&](const v1::ListComputeTargetsResponse& list) {
+        std::vector<v1::ComputeTarget> targets(list.targets().begin(), list.targets().end());
+        inv.PrintList(targets, [&] { return FormatTargetTable(targets); });
+      });
 }
 
 int TargetDeleteAction(Invocation& inv, const std::vector<std::string>& args) {
@@ -225,31 +222,14 @@ int TargetDeleteAction(Invocation& inv, const std::vector<std::string>& args) {
                 "Deletes a compute target. Jobs already placed keep running; queued jobs of the\n"
                 "target wait until it exists again. The default target cannot be deleted\n"
                 "(exit code 5); an unknown name gives exit code 4.");
-  AddGlobalFlags(&flags, &inv.global());
-  std::vector<std::string> positional;
-  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
-                            "  drover target delete gpu\n")) {
-    return *done;
-  }
-  v1::DeleteComputeTargetRequest request;
-  if (auto done = TakeName(inv, "target delete", "NAME", positional, request.mutable_name())) {
-    return *done;
-  }
-  int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
-  if (client == nullptr) return exit_code;
-  absl::StatusOr<v1::DeleteComputeTargetResponse> deleted =
-      inv.WithRetry([&] { return client->DeleteComputeTarget(request); });
-  if (!deleted.ok()) return inv.ServerError(deleted.status());
-  inv.Print(
-      [&] {
-        google::protobuf::Struct result;
-        (*result.mutable_fields())["name"].set_string_value(request.name());
-        (*result.mutable_fields())["deleted"].set_bool_value(true);
-        return MessageToJson(result, /*pretty=*/true);
-      },
-            [&] { return absl::StrCat(request.name(), " DELETED\n"); });
-  return kExitOk;
+  // Retried: deleting a target sets a state, so a repeat changes nothing.
+  return inv.RunDeleteByName(flags, args, "target delete", "  drover target delete gpu\n",
+                             /*retry=*/true,
+                             [](DroverClient& client, const std::string& name) {
+                               v1::DeleteComputeTargetRequest request;
+                               request.set_name(name);
+                               return client.DeleteComputeTarget(request).status();
+                             });
 }
 
 }  // namespace
@@ -260,22 +240,18 @@ int NodesCommand(Invocation& inv, const std::vector<std::string>& args) {
                 "DRAINING, DOWN), CPUS, MEMORY and GPUS (held by jobs / offered), JOBS (jobs\n"
                 "running there), LABELS and LAST SEEN (time since its agent was last heard).\n"
                 "With --output json: a JSON array of nodes.");
-  int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client =
-      inv.ParseAndConnect(flags, args, "nodes",
-                          "  drover nodes\n"
-                          "  drover nodes --output json | jq -r '.[] | select(.state == \"DOWN\") | .name'\n",
-                          &exit_code);
-  if (client == nullptr) return exit_code;
-  absl::StatusOr<v1::ListNodesResponse> list =
-      inv.WithRetry([&] { return client->ListNodes(v1::ListNodesRequest()); });
-  if (!list.ok()) return inv.ServerError(list.status());
-  std::vector<v1::Node> nodes(list->nodes().begin(), list->nodes().end());
-  inv.PrintList(nodes, [&] {
-    return FormatNodeTable(nodes, inv.ctx().now()) +
-           FormatNodeLoss(list->node_loss(), inv.ctx().now());
-  });
-  return kExitOk;
+  return inv.RunRead(
+      flags, args, "nodes",
+      "  drover nodes\n"
+      "  drover nodes --output json | jq -r '.[] | select(.state == \"DOWN\") | .name'\n",
+      [](DroverClient& client) { return client.ListNodes(v1::ListNodesRequest()); },
+      [&](const v1::ListNodesResponse& list) {
+        std::vector<v1::Node> nodes(list.nodes().begin(), list.nodes().end());
+        inv.PrintList(nodes, [&] {
+          return FormatNodeTable(nodes, inv.ctx().now()) +
+                 FormatNodeLoss(list.node_loss(), inv.ctx().now());
+        });
+      });
 }
 
 std::string Time(const google::protobuf::Timestamp& t) {

@@ -1,6 +1,5 @@
 #include "cli/datastore_commands.h"
 
-#include <google/protobuf/struct.pb.h>
 
 #include <algorithm>
 #include <istream>
@@ -153,19 +152,17 @@ int ListAction(Invocation& inv, const std::vector<std::string>& args) {
                 "ACCESS (read-only or read-write), OPTIONS (rclone settings, credentials\n"
                 "shown as ***) and CREATED (age). With --output json: a JSON array of\n"
                 "datastores.");
-  int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client =
-      inv.ParseAndConnect(flags, args, "datastore list",
-                          "  drover datastore list\n"
-                          "  drover datastore list --output json | jq -r '.[].name'\n",
-                          &exit_code);
-  if (client == nullptr) return exit_code;
-  absl::StatusOr<v1::ListDatastoresResponse> list =
-      inv.WithRetry([&] { return client->ListDatastores(v1::ListDatastoresRequest()); });
-  if (!list.ok()) return inv.ServerError(list.status());
-  std::vector<v1::Datastore> datastores(list->datastores().begin(), list->datastores().end());
-  inv.PrintList(datastores, [&] { return FormatDatastoreTable(datastores, inv.ctx().now()); });
-  return kExitOk;
+  return inv.RunRead(
+      flags, args, "datastore list",
+      "  drover datastore list\n"
+      "  drover datastore list --output json | jq -r '.[].name'\n",
+      [](DroverClient& client) { return client.ListDatastores(v1::ListDatastoresRequest()); },
+      [&](const v1::ListDatastoresResponse& list) {
+        std::vector<v1::Datastore> datastores(list.datastores().begin(),
+                                              list.datastores().end());
+        inv.PrintList(datastores,
+                      [&] { return FormatDatastoreTable(datastores, inv.ctx().now()); });
+      });
 }
 
 int DeleteAction(Invocation& inv, const std::vector<std::string>& args) {
@@ -173,31 +170,13 @@ int DeleteAction(Invocation& inv, const std::vector<std::string>& args) {
                 "Removes a datastore from droverd; its data is not touched. Running jobs keep\n"
                 "what they mounted; queued jobs that use it fail to launch once placed. An\n"
                 "unknown name gives exit code 4.");
-  AddGlobalFlags(&flags, &inv.global());
-  std::vector<std::string> positional;
-  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
-                            "  drover datastore delete imagenet\n")) {
-    return *done;
-  }
-  v1::DeleteDatastoreRequest request;
-  if (auto done = TakeName(inv, "datastore delete", "NAME", positional, request.mutable_name())) {
-    return *done;
-  }
-  int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
-  if (client == nullptr) return exit_code;
-  // Not retried: a repeat of a delete that went through would say NOT_FOUND.
-  absl::StatusOr<v1::DeleteDatastoreResponse> deleted = client->DeleteDatastore(request);
-  if (!deleted.ok()) return inv.ServerError(deleted.status());
-  inv.Print(
-      [&] {
-        google::protobuf::Struct result;
-        (*result.mutable_fields())["name"].set_string_value(request.name());
-        (*result.mutable_fields())["deleted"].set_bool_value(true);
-        return MessageToJson(result, /*pretty=*/true);
-      },
-      [&] { return absl::StrCat(request.name(), " DELETED\n"); });
-  return kExitOk;
+  return inv.RunDeleteByName(flags, args, "datastore delete",
+                             "  drover datastore delete imagenet\n", /*retry=*/false,
+                             [](DroverClient& client, const std::string& name) {
+                               v1::DeleteDatastoreRequest request;
+                               request.set_name(name);
+                               return client.DeleteDatastore(request).status();
+                             });
 }
 
 }  // namespace

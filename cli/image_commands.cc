@@ -1,6 +1,5 @@
 #include "cli/image_commands.h"
 
-#include <google/protobuf/struct.pb.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -158,19 +157,15 @@ int ListAction(Invocation& inv, const std::vector<std::string>& args) {
                 "Lists the images imported into droverd: NAME (what jobs write as --image),\n"
                 "DIGEST (of the archive), SIZE and IMPORTED (age). With --output json: a JSON\n"
                 "array of images.");
-  int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client =
-      inv.ParseAndConnect(flags, args, "image list",
-                          "  drover image list\n"
-                          "  drover image list --output json | jq -r '.[].name'\n",
-                          &exit_code);
-  if (client == nullptr) return exit_code;
-  absl::StatusOr<v1::ListImagesResponse> list =
-      inv.WithRetry([&] { return client->ListImages(v1::ListImagesRequest()); });
-  if (!list.ok()) return inv.ServerError(list.status());
-  std::vector<v1::Image> images(list->images().begin(), list->images().end());
-  inv.PrintList(images, [&] { return FormatImageTable(images, inv.ctx().now()); });
-  return kExitOk;
+  return inv.RunRead(
+      flags, args, "image list",
+      "  drover image list\n"
+      "  drover image list --output json | jq -r '.[].name'\n",
+      [](DroverClient& client) { return client.ListImages(v1::ListImagesRequest()); },
+      [&](const v1::ListImagesResponse& list) {
+        std::vector<v1::Image> images(list.images().begin(), list.images().end());
+        inv.PrintList(images, [&] { return FormatImageTable(images, inv.ctx().now()); });
+      });
 }
 
 int DeleteAction(Invocation& inv, const std::vector<std::string>& args) {
@@ -178,31 +173,13 @@ int DeleteAction(Invocation& inv, const std::vector<std::string>& args) {
                 "Removes an image name. Running jobs keep their image; queued jobs that use\n"
                 "the name fail to launch once placed. The archive stays in droverd's blob\n"
                 "store. An unknown name gives exit code 4.");
-  AddGlobalFlags(&flags, &inv.global());
-  std::vector<std::string> positional;
-  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
-                            "  drover image delete team/train:1.0\n")) {
-    return *done;
-  }
-  v1::DeleteImageRequest request;
-  if (auto done = TakeName(inv, "image delete", "NAME", positional, request.mutable_name())) {
-    return *done;
-  }
-  int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
-  if (client == nullptr) return exit_code;
-  // Not retried: a repeat of a delete that went through would say NOT_FOUND.
-  absl::StatusOr<v1::DeleteImageResponse> deleted = client->DeleteImage(request);
-  if (!deleted.ok()) return inv.ServerError(deleted.status());
-  inv.Print(
-      [&] {
-        google::protobuf::Struct result;
-        (*result.mutable_fields())["name"].set_string_value(request.name());
-        (*result.mutable_fields())["deleted"].set_bool_value(true);
-        return MessageToJson(result, /*pretty=*/true);
-      },
-      [&] { return absl::StrCat(request.name(), " DELETED\n"); });
-  return kExitOk;
+  return inv.RunDeleteByName(flags, args, "image delete",
+                             "  drover image delete team/train:1.0\n", /*retry=*/false,
+                             [](DroverClient& client, const std::string& name) {
+                               v1::DeleteImageRequest request;
+                               request.set_name(name);
+                               return client.DeleteImage(request).status();
+                             });
 }
 
 }  // namespace

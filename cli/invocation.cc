@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "common/job_id.h"
 #include "common/safe_open.h"
+#include "google/protobuf/struct.pb.h"
 
 namespace drover::cli {
 namespace {
@@ -294,6 +295,38 @@ std::unique_ptr<DroverClient> Invocation::ParseAndConnect(FlagSet& flags,
     return nullptr;
   }
   return Connect(exit_code);
+}
+
+int Invocation::RunDeleteByName(
+    FlagSet& flags, const std::vector<std::string>& args, absl::string_view command,
+    absl::string_view examples, bool retry,
+    const std::function<absl::Status(DroverClient&, const std::string&)>& call) {
+  AddGlobalFlags(&flags, &global());
+  std::vector<std::string> positional;
+  if (auto done = Parse(flags, args, &positional, /*interspersed=*/true, examples)) {
+    return *done;
+  }
+  std::string name;
+  if (auto done = TakeName(*this, command, "NAME", positional, &name)) return *done;
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  // WithRetry wants a StatusOr.
+  auto once = [&]() -> absl::StatusOr<bool> {
+    if (absl::Status s = call(*client, name); !s.ok()) return s;
+    return true;
+  };
+  absl::StatusOr<bool> deleted = retry ? WithRetry(once) : once();
+  if (!deleted.ok()) return ServerError(deleted.status());
+  Print(
+      [&] {
+        google::protobuf::Struct result;
+        (*result.mutable_fields())["name"].set_string_value(name);
+        (*result.mutable_fields())["deleted"].set_bool_value(true);
+        return MessageToJson(result, /*pretty=*/true);
+      },
+      [&] { return absl::StrCat(name, " DELETED\n"); });
+  return kExitOk;
 }
 
 int RunActions(Invocation& inv, absl::string_view command, absl::string_view summary,

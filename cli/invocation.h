@@ -108,6 +108,31 @@ class Invocation {
                                                 absl::string_view command,
                                                 absl::string_view examples, int* exit_code);
 
+  // A command that reads one answer and prints it (`drover image list`, `drover nodes`):
+  // ParseAndConnect, then `call(client)` (a read, retried on UNAVAILABLE), then
+  // `print(response)`. Returns the exit code.
+  template <typename Call, typename PrintAnswer>
+  int RunRead(FlagSet& flags, const std::vector<std::string>& args, absl::string_view command,
+              absl::string_view examples, Call&& call, PrintAnswer&& print) {
+    int exit_code = kExitOk;
+    std::unique_ptr<DroverClient> client =
+        ParseAndConnect(flags, args, command, examples, &exit_code);
+    if (client == nullptr) return exit_code;
+    auto response = WithRetry([&] { return call(*client); });
+    if (!response.ok()) return ServerError(response.status());
+    print(*response);
+    return kExitOk;
+  }
+
+  // A command that deletes one thing by name (`drover image delete NAME`): parses `flags`
+  // (the global flags added) and exactly one NAME, connects and runs `call(client, name)`,
+  // retried on UNAVAILABLE only when `retry` (a delete that went through may answer
+  // NOT_FOUND when repeated); prints `NAME DELETED`, or {"name": ..., "deleted": true} with
+  // --output json.
+  int RunDeleteByName(FlagSet& flags, const std::vector<std::string>& args,
+                      absl::string_view command, absl::string_view examples, bool retry,
+                      const std::function<absl::Status(DroverClient&, const std::string&)>& call);
+
   // The pause before a retry: `delay` in all, spent waiting for the connection to droverd
   // (see DroverClient::AwaitConnection) and then sleeping the rest.
   void Pause(absl::Duration delay);

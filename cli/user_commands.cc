@@ -86,25 +86,21 @@ int UserCreateAction(Invocation& inv, const std::vector<std::string>& args) {
 int UserListAction(Invocation& inv, const std::vector<std::string>& args) {
   FlagSet flags("drover user list [flags]",
                 "Lists the users: NAME, ROLE, STATE (active or revoked), CREATED. No tokens.");
-  int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client =
-      inv.ParseAndConnect(flags, args, "user list",
-                          "  drover user list\n",
-                          &exit_code);
-  if (client == nullptr) return exit_code;
-  absl::StatusOr<v1::ListUsersResponse> list =
-      inv.WithRetry([&] { return client->ListUsers(v1::ListUsersRequest()); });
-  if (!list.ok()) return inv.ServerError(list.status());
-  inv.PrintList(list->users(), [&] {
-    std::vector<std::vector<std::string>> rows = {{"NAME", "ROLE", "STATE", "CREATED"}};
-    for (const v1::User& user : list->users()) {
-      absl::Time created = absl::FromUnixSeconds(user.create_time().seconds());
-      rows.push_back({user.name(), RoleText(user.role()), user.revoked() ? "revoked" : "active",
-                      absl::FormatTime("%Y-%m-%d %H:%M", created, inv.ctx().zone)});
-    }
-    return FormatTable(rows);
-  });
-  return kExitOk;
+  return inv.RunRead(
+      flags, args, "user list", "  drover user list\n",
+      [](DroverClient& client) { return client.ListUsers(v1::ListUsersRequest()); },
+      [&](const v1::ListUsersResponse& list) {
+        inv.PrintList(list.users(), [&] {
+          std::vector<std::vector<std::string>> rows = {{"NAME", "ROLE", "STATE", "CREATED"}};
+          for (const v1::User& user : list.users()) {
+            absl::Time created = absl::FromUnixSeconds(user.create_time().seconds());
+            rows.push_back({user.name(), RoleText(user.role()),
+                            user.revoked() ? "revoked" : "active",
+                            absl::FormatTime("%Y-%m-%d %H:%M", created, inv.ctx().zone)});
+          }
+          return FormatTable(rows);
+        });
+      });
 }
 
 int UserRevokeAction(Invocation& inv, const std::vector<std::string>& args) {
@@ -228,18 +224,13 @@ int LoginCommand(Invocation& inv, const std::vector<std::string>& args) {
 
 int WhoAmICommand(Invocation& inv, const std::vector<std::string>& args) {
   FlagSet flags("drover whoami [flags]", "Prints who droverd takes you for: NAME ROLE.");
-  int exit_code = kExitOk;
-  std::unique_ptr<DroverClient> client =
-      inv.ParseAndConnect(flags, args, "whoami",
-                          "  drover whoami\n",
-                          &exit_code);
-  if (client == nullptr) return exit_code;
-  absl::StatusOr<v1::User> user =
-      inv.WithRetry([&] { return client->WhoAmI(v1::WhoAmIRequest()); });
-  if (!user.ok()) return inv.ServerError(user.status());
-  inv.Print([&] { return MessageToJson(*user, /*pretty=*/true); },
-            [&] { return absl::StrCat(user->name(), " ", RoleText(user->role()), "\n"); });
-  return kExitOk;
+  return inv.RunRead(
+      flags, args, "whoami", "  drover whoami\n",
+      [](DroverClient& client) { return client.WhoAmI(v1::WhoAmIRequest()); },
+      [&](const v1::User& user) {
+        inv.Print([&] { return MessageToJson(user, /*pretty=*/true); },
+                  [&] { return absl::StrCat(user.name(), " ", RoleText(user.role()), "\n"); });
+      });
 }
 
 }  // namespace drover::cli
