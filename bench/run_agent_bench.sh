@@ -48,27 +48,18 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+BENCH_NAME=run_agent_bench.sh
+source "$(dirname "$0")/lib.sh"
 droverd=$build_dir/server/droverd
 agent=$build_dir/agent/drover-agent
 init=$build_dir/agent/launcher/drover-init
 bench=$build_dir/bench/drover-bench
 cli=$build_dir/cli/drover
-for program in "$droverd" "$cli" "$agent" "$init" "$bench"; do
-  if [[ ! -x $program ]]; then
-    echo "run_agent_bench.sh: $program is missing; build the droverd, drover, drover-agent, drover-init and drover-bench targets in $build_dir first" >&2
-    exit 2
-  fi
-done
+bench_check_programs "build the droverd, drover, drover-agent, drover-init and drover-bench targets in $build_dir first" \
+  "$droverd" "$cli" "$agent" "$init" "$bench"
 init=$(realpath "$init")
-if [[ $(id -u) -ne 0 ]]; then
-  echo "run_agent_bench.sh: drover-agent and the container baselines run runc; run as root" >&2
-  exit 2
-fi
-fs_type=$(stat -f -c %T "$state_root")
-if [[ $fs_type == tmpfs || $fs_type == ramfs ]]; then
-  echo "run_agent_bench.sh: $state_root is $fs_type, where fsync is free; pass --state-root on a real disk" >&2
-  exit 2
-fi
+bench_require_root "drover-agent and the container baselines run runc"
+bench_require_real_disk "$state_root"
 
 base=$(mktemp -d "$state_root/drover-agent-bench-XXXXXX")
 # Searchable by others: a job container's root is an unprivileged host uid (--userns-range).
@@ -79,64 +70,19 @@ results=${out_dir:-$base/results}
 mkdir -p "$state_dir" "$work_dir" "$results"
 droverd_pid=
 agent_pid=
-
-# Stops a daemon by pid: SIGTERM, then SIGKILL after 30 s.
-stop() {
-  local pid=$1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 300); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
-  stop "$agent_pid"
-  stop "$droverd_pid"
-  # Never remove through a mount.
-  if grep -q " $base/" /proc/self/mountinfo; then
-    echo "run_agent_bench.sh: something is still mounted under $base; left in place" >&2
-  else
-    rm -rf "$base"
-  fi
+  bench_stop "$agent_pid"
+  bench_stop "$droverd_pid"
+  bench_remove_base "$base"
 }
 trap cleanup EXIT
 
-echo "== machine"
-echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "cpus:    $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
-echo "kernel:  $(uname -r)"
+bench_machine "$build_dir" "$base"
 echo "runc:    $(runc --version | head -1)"
-echo "build:   $(grep -E '^CMAKE_BUILD_TYPE' "$build_dir/CMakeCache.txt" | cut -d= -f2) in $build_dir"
-echo "disk:    $(df -h --output=source,fstype,size,used "$base" | tail -1 | tr -s ' ') ($fs_type)"
-echo "folder:  $base"
 echo "uptime: $(uptime)"
 
-# droverd refuses calls without a user token: the benchmark is its bootstrap admin.
-export DROVER_TOKEN="drv_bench$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-(umask 077; echo "$DROVER_TOKEN" >"$base/bench.token")
-"$droverd" --listen 127.0.0.1:0 --state-dir "$state_dir" --bootstrap-admin-token-file "$base/bench.token" --address-file "$base/address" \
-  --log-level "$log_level" 2> "$results/droverd.log" &
-# Every call is over TLS: droverd makes its cluster CA in its state folder; the bench and
-# the agents trust its certificate.
-export DROVER_CA="$state_dir/tls/ca.crt"
-droverd_pid=$!
-for _ in $(seq 300); do
-  [[ -s $base/address ]] && break
-  if ! kill -0 "$droverd_pid" 2>/dev/null; then
-    echo "run_agent_bench.sh: droverd exited during start-up:" >&2
-    cat "$results/droverd.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-address=$(cat "$base/address")
-[[ -n $address ]] || { echo "run_agent_bench.sh: droverd did not listen within 30s" >&2; exit 1; }
-
-# Agents join with a one-time token (droverd knows nodes by their certificates).
-(umask 077; "$cli" --server "$address" node token create --ttl 10m --name bench-node >"$base/join-token")
+bench_start_droverd "$droverd" "$state_dir" 127.0.0.1:0 "$results/droverd.log" --log-level "$log_level"
+bench_join_token "$cli" bench-node "$base/join-token"
 "$agent" --scheduler "$address" --ca "$DROVER_CA" --node-name bench-node --work-dir "$work_dir" \
   --join-file "$base/join-token" \
   --init "$init" --log-level "$log_level" 2> "$results/agent.log" &
@@ -145,20 +91,20 @@ echo
 echo "== droverd $address (pid $droverd_pid), drover-agent bench-node (pid $agent_pid), --log-level $log_level"
 
 echo
-echo "== $bench run-latency --server $address --jobs $jobs --command '$command' (uptime: $(uptime | sed 's/.*load/load/'))"
+echo "== $bench run-latency --server $address --jobs $jobs --command '$command' ($(bench_load))"
 "$bench" run-latency --server "$address" --jobs "$jobs" --command "$command" \
   --baseline-root "$base" --init "$init" \
   --traces "$results/run-latency-traces.jsonl" --output json > "$results/run-latency.json"
 
 for streams in $stream_counts; do
-  echo "== $bench log-ingest --server $address --megabytes $megabytes --chunk-kib $chunk_kib --streams $streams (uptime: $(uptime | sed 's/.*load/load/'))"
+  echo "== $bench log-ingest --server $address --megabytes $megabytes --chunk-kib $chunk_kib --streams $streams ($(bench_load))"
   "$bench" log-ingest --server "$address" --megabytes "$megabytes" --chunk-kib "$chunk_kib" \
     --streams "$streams" --baseline-dir "$state_dir" --output json > "$results/log-ingest-$streams.json"
 done
-echo "uptime after: $(uptime | sed 's/.*load/load/')"
+echo "after: $(bench_load)"
 
-stop "$agent_pid"
-stop "$droverd_pid"
+bench_stop "$agent_pid"
+bench_stop "$droverd_pid"
 if [[ -n $(runc --root "$work_dir/runc" list -q 2>/dev/null) ]]; then
   echo "run_agent_bench.sh: WARNING: the agent left containers behind in $work_dir/runc" >&2
 fi

@@ -19,6 +19,8 @@
 # Everything goes under a fresh folder in --state-root (default /var/tmp), removed at the
 # end with the test hosts; with --out, the JSON, per-job timelines and daemon logs are kept.
 set -euo pipefail
+BENCH_NAME=run_distributed_bench.sh
+source "$(dirname "$0")/lib.sh"
 
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
@@ -53,18 +55,11 @@ init=$build_dir/agent/launcher/drover-init
 rsh=$build_dir/agent/launcher/drover-rsh
 bench=$build_dir/bench/drover-bench
 cli=$build_dir/cli/drover
-for program in "$droverd" "$cli" "$agent" "$init" "$rsh" "$bench"; do
-  if [[ ! -x $program ]]; then
-    echo "run_distributed_bench.sh: $program is missing; build the droverd, drover, drover-agent, drover-init, drover-rsh and drover-bench targets in $build_dir first" >&2
-    exit 2
-  fi
-done
+bench_check_programs "build the droverd, drover, drover-agent, drover-init, drover-rsh and drover-bench targets in $build_dir first" \
+  "$droverd" "$cli" "$agent" "$init" "$rsh" "$bench"
 droverd=$(realpath "$droverd"); agent=$(realpath "$agent"); init=$(realpath "$init")
 bench=$(realpath "$bench"); cli=$(realpath "$cli")
-if [[ $(id -u) -ne 0 ]]; then
-  echo "run_distributed_bench.sh: test hosts, drover-agent and the container baselines need root" >&2
-  exit 2
-fi
+bench_require_root "test hosts, drover-agent and the container baselines need root"
 for tool in mpirun runc nsenter unshare ip; do
   command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin:/sbin
   command -v "$tool" >/dev/null || { echo "run_distributed_bench.sh: $tool is not installed" >&2; exit 2; }
@@ -73,11 +68,7 @@ if [[ $allreduce_jobs -gt 0 ]] && ! /usr/bin/python3 -c 'import mpi4py' 2>/dev/n
   echo "run_distributed_bench.sh: /usr/bin/python3 has no mpi4py (apt install python3-mpi4py), or pass --allreduce-jobs 0" >&2
   exit 2
 fi
-fs_type=$(stat -f -c %T "$state_root")
-if [[ $fs_type == tmpfs || $fs_type == ramfs ]]; then
-  echo "run_distributed_bench.sh: $state_root is $fs_type, where fsync is free; pass --state-root on a real disk" >&2
-  exit 2
-fi
+bench_require_real_disk "$state_root"
 if [[ -n $("$testhosts" list --prefix "$prefix") ]]; then
   echo "run_distributed_bench.sh: test hosts of prefix $prefix exist already (another run?); see '$testhosts list --prefix $prefix', destroy them by hand if they are stale" >&2
   exit 1
@@ -92,34 +83,17 @@ droverd_pid=
 agent_pids=()
 hosts_made=
 
-# Stops a daemon by pid: SIGTERM, then SIGKILL after 30 s.
-stop() {
-  local pid=$1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 300); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 stop_daemons() {
   local pid
-  for pid in "${agent_pids[@]}"; do stop "$pid"; done
+  for pid in "${agent_pids[@]}"; do bench_stop "$pid"; done
   agent_pids=()
-  stop "$droverd_pid"
+  bench_stop "$droverd_pid"
   droverd_pid=
 }
 cleanup() {
   stop_daemons
   if [[ -n $hosts_made ]]; then "$testhosts" destroy --prefix "$prefix" || true; fi
-  # Never remove through a mount.
-  if grep -q " $base/" /proc/self/mountinfo; then
-    echo "run_distributed_bench.sh: something is still mounted under $base; left in place" >&2
-  else
-    rm -rf "$base"
-  fi
+  bench_remove_base "$base"
 }
 trap cleanup EXIT
 
@@ -167,46 +141,18 @@ launcher="mpirun --hostfile $base/hostfile -np 4 --map-by ppr:2:node --bind-to n
 launcher+=" --mca plm_rsh_agent $base/mpi-rsh --mca plm_rsh_no_tree_spawn 1"
 launcher+=" --mca oob_tcp_if_include $network --mca btl_tcp_if_include $network"
 
-echo "== machine"
-echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "cpus:    $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
-echo "memory:  $(free -g | awk '/^Mem:/ {print $2}') GiB"
-echo "kernel:  $(uname -r)"
+bench_machine "$build_dir" "$base"
 echo "runc:    $(runc --version | head -1)"
 echo "mpirun:  $(mpirun --version 2>&1 | head -1)"
-echo "build:   $(grep -E '^CMAKE_BUILD_TYPE' "$build_dir/CMakeCache.txt" | cut -d= -f2) in $build_dir"
-echo "disk:    $(df -h --output=source,fstype,size,used "$base" | tail -1 | tr -s ' ')"
-echo "folder:  $base"
 echo "hosts:   $(tr '\n' ' ' <<< "$hosts")(bridge $bridge)"
 echo "uptime: $(uptime)"
 
-# droverd refuses calls without a user token: the benchmark is its bootstrap admin.
-export DROVER_TOKEN="drv_bench$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-(umask 077; echo "$DROVER_TOKEN" >"$base/bench.token")
-"$droverd" --listen "$bridge:0" --state-dir "$base/state" --bootstrap-admin-token-file "$base/bench.token" --address-file "$base/address" \
-  --log-level "$log_level" 2> "$results/droverd.log" &
-# Every call is over TLS: droverd makes its cluster CA in its state folder; the bench and
-# the agents trust its certificate.
-export DROVER_CA="$base/state/tls/ca.crt"
-droverd_pid=$!
-for _ in $(seq 300); do
-  [[ -s $base/address ]] && break
-  if ! kill -0 "$droverd_pid" 2>/dev/null; then
-    echo "run_distributed_bench.sh: droverd exited during start-up:" >&2
-    cat "$results/droverd.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-address=$(cat "$base/address")
-[[ -n $address ]] || { echo "run_distributed_bench.sh: droverd did not listen within 30s" >&2; exit 1; }
+bench_start_droverd "$droverd" "$base/state" "$bridge:0" "$results/droverd.log" --log-level "$log_level"
 
 # One agent per host, inside it (testhosts.sh exec keeps the pid), with drover-init and
 # drover-rsh found beside it in BUILD_DIR.
 for i in "${!host_names[@]}"; do
-  # Agents join with a one-time token (droverd knows nodes by their certificates).
-  (umask 077; "$cli" --server "$address" node token create --ttl 10m --name "${host_names[$i]}" \
-    >"$base/join-token-$((i + 1))")
+  bench_join_token "$cli" "${host_names[$i]}" "$base/join-token-$((i + 1))"
   "$testhosts" exec --prefix "$prefix" $((i + 1)) "$agent" --scheduler "$address" --ca "$DROVER_CA" \
     --node-name "${host_names[$i]}" --address "${host_addrs[$i]}" --work-dir "$base/agent-$((i + 1))" \
     --join-file "$base/join-token-$((i + 1))" \
@@ -221,7 +167,7 @@ run_bench() {  # NAME JOBS PROGRAM [ARGS...]
   local name=$1 count=$2
   shift 2
   echo
-  echo "== $name: drover-bench distributed-latency --jobs $count --nodes 2 --processes-per-node 2 --backend mpi -- $1${2:+ $2 ...} (uptime: $(uptime | sed 's/.*load/load/'))"
+  echo "== $name: drover-bench distributed-latency --jobs $count --nodes 2 --processes-per-node 2 --backend mpi -- $1${2:+ $2 ...} ($(bench_load))"
   "$testhosts" exec --prefix "$prefix" 1 env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
     "$bench" distributed-latency --server "$address" --jobs "$count" --warmup 1 \
     --nodes 2 --processes-per-node 2 --backend mpi --cpus 2 --memory-mib 1024 \
@@ -234,7 +180,7 @@ if [[ $allreduce_jobs -gt 0 ]]; then
   run_bench allreduce "$allreduce_jobs" /usr/bin/python3 -c "$(cat "$allreduce")"
   names+=(allreduce)
 fi
-echo "uptime after: $(uptime | sed 's/.*load/load/')"
+echo "after: $(bench_load)"
 
 stop_daemons
 for i in "${!host_names[@]}"; do

@@ -13,6 +13,8 @@
 # /usr/bin/python3 with pip, setuptools and wheel. Everything goes under a fresh folder in
 # --state-root (default /var/tmp); with --out the JSON result and the daemons' logs are kept.
 set -euo pipefail
+BENCH_NAME=run_environment_bench.sh
+source "$(dirname "$0")/lib.sh"
 
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
@@ -42,16 +44,9 @@ agent=$build_dir/agent/drover-agent
 init=$build_dir/agent/launcher/drover-init
 bench=$build_dir/bench/drover-bench
 cli=$build_dir/cli/drover
-for program in "$droverd" "$cli" "$agent" "$init" "$bench"; do
-  if [[ ! -x $program ]]; then
-    echo "run_environment_bench.sh: $program is missing; build the droverd, drover, drover-agent, drover-init and drover-bench targets in $build_dir first" >&2
-    exit 2
-  fi
-done
-if [[ $(id -u) -ne 0 ]]; then
-  echo "run_environment_bench.sh: drover-agent runs runc; run as root" >&2
-  exit 2
-fi
+bench_check_programs "build the droverd, drover, drover-agent, drover-init and drover-bench targets in $build_dir first" \
+  "$droverd" "$cli" "$agent" "$init" "$bench"
+bench_require_root "drover-agent runs runc"
 if ! /usr/bin/python3 -c 'import setuptools, wheel, pip' 2>/dev/null; then
   echo "run_environment_bench.sh: /usr/bin/python3 needs pip, setuptools and wheel; run deploy/install-deps.sh" >&2
   exit 2
@@ -65,35 +60,15 @@ mkdir -p "$base/state" "$base/agent" "$base/wheels" "$results"
 droverd_pid=
 agent_pid=
 
-# Stops a daemon by pid: SIGTERM, then SIGKILL after 30 s.
-stop() {
-  local pid=$1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 300); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
-  stop "$agent_pid"
-  stop "$droverd_pid"
-  if grep -q " $base/" /proc/self/mountinfo; then
-    echo "run_environment_bench.sh: something is still mounted under $base; left in place" >&2
-  else
-    rm -rf "$base"
-  fi
+  bench_stop "$agent_pid"
+  bench_stop "$droverd_pid"
+  bench_remove_base "$base"
 }
 trap cleanup EXIT
 
-echo "== machine"
-echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "cpus:    $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
-echo "build:   $(grep -E '^CMAKE_BUILD_TYPE' "$build_dir/CMakeCache.txt" | cut -d= -f2) in $build_dir"
+bench_machine "$build_dir" "$base"
 echo "python:  $(/usr/bin/python3 --version), $(/usr/bin/python3 -m pip --version | cut -d' ' -f1-2)"
-echo "folder:  $base"
 
 # One wheel per round: drovertestpkg 1.0, 1.1, ... (one pip call each: pip resolves the
 # sources of one call together, and two versions of a package conflict).
@@ -108,30 +83,16 @@ for ((r = 0; r < rounds; r++)); do
 done
 echo "wheels:  $(ls "$base/wheels" | tr '\n' ' ')"
 
-# droverd refuses calls without a user token: the benchmark is its bootstrap admin.
-export DROVER_TOKEN="drv_bench$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-(umask 077; echo "$DROVER_TOKEN" >"$base/bench.token")
-"$droverd" --listen 127.0.0.1:0 --state-dir "$base/state" --bootstrap-admin-token-file "$base/bench.token" --address-file "$base/address" \
-  --pip-find-links "$base/wheels" --pip-no-index --log-level "$log_level" 2> "$results/droverd.log" &
-# Every call is over TLS: droverd makes its cluster CA in its state folder; the bench and
-# the agents trust its certificate.
-export DROVER_CA="$base/state/tls/ca.crt"
-droverd_pid=$!
-for _ in $(seq 300); do
-  [[ -s $base/address ]] && break
-  kill -0 "$droverd_pid" 2>/dev/null || { cat "$results/droverd.log" >&2; exit 1; }
-  sleep 0.1
-done
-address=$(cat "$base/address")
-# Agents join with a one-time token (droverd knows nodes by their certificates).
-(umask 077; "$cli" --server "$address" node token create --ttl 10m --name bench-node >"$base/join-token")
+bench_start_droverd "$droverd" "$base/state" 127.0.0.1:0 "$results/droverd.log" \
+  --pip-find-links "$base/wheels" --pip-no-index --log-level "$log_level"
+bench_join_token "$cli" bench-node "$base/join-token"
 "$agent" --scheduler "$address" --ca "$DROVER_CA" --node-name bench-node --work-dir "$base/agent" \
   --join-file "$base/join-token" \
   --init "$(realpath "$init")" --log-level "$log_level" 2> "$results/agent.log" &
 agent_pid=$!
 
 echo
-echo "== $bench prepare --server $address --pip 'drovertestpkg==1.{}' --rounds $rounds --cached-jobs $cached_jobs --image $image (uptime: $(uptime | sed 's/.*load/load/'))"
+echo "== $bench prepare --server $address --pip 'drovertestpkg==1.{}' --rounds $rounds --cached-jobs $cached_jobs --image $image ($(bench_load))"
 "$bench" prepare --server "$address" --pip 'drovertestpkg==1.{}' --rounds "$rounds" \
   --cached-jobs "$cached_jobs" --image "$image" --output json > "$results/prepare.json"
 

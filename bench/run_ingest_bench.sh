@@ -23,6 +23,8 @@
 # the cap, not past it), and metric runs ship --metrics-mib-per-stream per stream (60 MiB is
 # 983,040 records of 64 bytes). drover-bench fails a run whose stream droverd capped.
 set -euo pipefail
+BENCH_NAME=run_ingest_bench.sh
+source "$(dirname "$0")/lib.sh"
 
 usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
@@ -54,12 +56,7 @@ done
 
 bench=$build_dir/bench/drover-bench
 cli=$build_dir/cli/drover
-for program in "$bench" "$cli"; do
-  if [[ ! -x $program ]]; then
-    echo "run_ingest_bench.sh: $program is missing; build the drover-bench and drover targets in $build_dir first" >&2
-    exit 2
-  fi
-done
+bench_check_programs "build the drover-bench and drover targets in $build_dir first" "$bench" "$cli"
 names=()
 for entry in "${droverds[@]}"; do
   name=${entry%%=*}
@@ -74,41 +71,20 @@ for entry in "${droverds[@]}"; do
   fi
   names+=("$name")
 done
-fs_type=$(stat -f -c %T "$state_root")
-if [[ $fs_type == tmpfs || $fs_type == ramfs ]]; then
-  echo "run_ingest_bench.sh: $state_root is $fs_type, where fsync is free; pass --state-root on a real disk" >&2
-  exit 2
-fi
+bench_require_real_disk "$state_root"
 
 base=$(mktemp -d "$state_root/drover-ingest-bench-XXXXXX")
 results=${out_dir:-$base/results}
 mkdir -p "$results"
 droverd_pid=
 
-# Stops droverd by pid: SIGTERM, then SIGKILL after 30 s.
-stop() {
-  local pid=$1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 300); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
-  stop "$droverd_pid"
-  rm -rf "$base"
+  bench_stop "$droverd_pid"
+  bench_remove_base "$base"
 }
 trap cleanup EXIT
 
-echo "== machine"
-echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "cpus:    $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
-echo "kernel:  $(uname -r)"
-echo "build:   $(grep -E '^CMAKE_BUILD_TYPE' "$build_dir/CMakeCache.txt" | cut -d= -f2) drover-bench in $build_dir"
-echo "disk:    $(df -h --output=source,fstype,size,used "$base" | tail -1 | tr -s ' ') ($fs_type)"
+bench_machine "$build_dir" "$base"
 for entry in "${droverds[@]}"; do echo "droverd: ${entry%%=*} = ${entry#*=}"; done
 
 # One pass of one droverd: start it on a fresh state folder, run every benchmark, stop it.
@@ -116,43 +92,24 @@ run_pass() {
   local name=$1 droverd=$2 pass=$3
   local state_dir=$base/state tag="$name-$pass"
   rm -rf "$state_dir"
-  mkdir -p "$state_dir"
-  # droverd refuses calls without a user token: the benchmark is its bootstrap admin (the
-  # benchmark makes its node's join token and compute target with it).
-  export DROVER_TOKEN="drv_bench$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  (umask 077; echo "$DROVER_TOKEN" >"$base/bench.token")
-  rm -f "$base/address"
-  "$droverd" --listen 127.0.0.1:0 --state-dir "$state_dir" \
-    --bootstrap-admin-token-file "$base/bench.token" --address-file "$base/address" \
-    --log-level warning 2> "$results/droverd-$tag.log" &
-  droverd_pid=$!
-  export DROVER_CA="$state_dir/tls/ca.crt"
-  for _ in $(seq 300); do
-    [[ -s $base/address ]] && break
-    if ! kill -0 "$droverd_pid" 2>/dev/null; then
-      echo "run_ingest_bench.sh: droverd $name exited during start-up:" >&2
-      cat "$results/droverd-$tag.log" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-  local address
-  address=$(cat "$base/address")
-  [[ -n $address ]] || { echo "run_ingest_bench.sh: droverd $name did not listen within 30s" >&2; exit 1; }
+  # The benchmark is droverd's bootstrap admin: it makes its node's join token and compute
+  # target with it.
+  bench_start_droverd "$droverd" "$state_dir" 127.0.0.1:0 "$results/droverd-$tag.log" \
+    --log-level warning
   local streams
   for streams in $stream_counts; do
-    echo "== pass $pass, $name: log-ingest --megabytes $megabytes --streams $streams (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    echo "== pass $pass, $name: log-ingest --megabytes $megabytes --streams $streams ($(bench_load))"
     "$bench" log-ingest --server "$address" --megabytes "$megabytes" --chunk-kib "$chunk_kib" \
       --streams "$streams" --baseline-dir "$state_dir" --output json \
       > "$results/log-ingest-$tag-$streams.json"
   done
   for streams in $stream_counts; do
-    echo "== pass $pass, $name: log-ingest --metrics --megabytes $((metrics_mib * streams)) --streams $streams (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    echo "== pass $pass, $name: log-ingest --metrics --megabytes $((metrics_mib * streams)) --streams $streams ($(bench_load))"
     "$bench" log-ingest --server "$address" --metrics --megabytes "$((metrics_mib * streams))" \
       --chunk-kib "$chunk_kib" --streams "$streams" --output json \
       > "$results/metric-ingest-$tag-$streams.json"
   done
-  stop "$droverd_pid"
+  bench_stop "$droverd_pid"
   droverd_pid=
 }
 

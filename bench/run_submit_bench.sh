@@ -12,6 +12,8 @@
 # /var/tmp), which must be a real disk: on tmpfs fsync costs nothing and the figures mean
 # nothing. With --out, the JSON of every measurement is kept there.
 set -euo pipefail
+BENCH_NAME=run_submit_bench.sh
+source "$(dirname "$0")/lib.sh"
 
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
@@ -36,28 +38,18 @@ done
 
 droverd=$build_dir/server/droverd
 bench=$build_dir/bench/drover-bench
-for program in "$droverd" "$bench"; do
-  if [[ ! -x $program ]]; then
-    echo "run_submit_bench.sh: $program is missing; build the droverd and drover-bench targets in $build_dir first" >&2
-    exit 2
-  fi
-done
-fs_type=$(stat -f -c %T "$state_root")
-if [[ $fs_type == tmpfs || $fs_type == ramfs ]]; then
-  echo "run_submit_bench.sh: $state_root is $fs_type, where fsync is free; pass --state-root on a real disk" >&2
-  exit 2
-fi
+bench_check_programs "build the droverd and drover-bench targets in $build_dir first" \
+  "$droverd" "$bench"
+bench_require_real_disk "$state_root"
 
-state_dir=$(mktemp -d "$state_root/drover-bench-XXXXXX")
-work=${out_dir:-$state_dir/results}
-mkdir -p "$work"
+base=$(mktemp -d "$state_root/drover-bench-XXXXXX")
+state_dir=$base/state
+work=${out_dir:-$base/results}
+mkdir -p "$state_dir" "$work"
 droverd_pid=
 cleanup() {
-  if [[ -n $droverd_pid ]] && kill -0 "$droverd_pid" 2>/dev/null; then
-    kill -TERM "$droverd_pid" 2>/dev/null || true
-    wait "$droverd_pid" 2>/dev/null || true
-  fi
-  rm -rf "$state_dir"
+  bench_stop "$droverd_pid"
+  bench_remove_base "$base"
 }
 trap cleanup EXIT
 
@@ -68,39 +60,14 @@ droverd_cpu_us() {
   echo $((ticks * 1000000 / $(getconf CLK_TCK)))
 }
 
-echo "== machine"
-echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "cpus:    $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
-echo "kernel:  $(uname -r)"
-echo "build:   $(grep -E '^CMAKE_BUILD_TYPE' "$build_dir/CMakeCache.txt" | cut -d= -f2) in $build_dir"
-echo "disk:    $(df -h --output=source,fstype,size,used "$state_dir" | tail -1 | tr -s ' ') ($fs_type)"
-echo "state:   $state_dir"
+bench_machine "$build_dir" "$base"
 
 echo
 echo "== baseline: one durable 4 KiB write on that disk"
 "$bench" fsync --dir "$state_dir" --count 500 | tail -n +2
 "$bench" fsync --dir "$state_dir" --count 500 --output json > "$work/fsync-before.json"
 
-# droverd refuses calls without a user token: the benchmark is its bootstrap admin.
-export DROVER_TOKEN="drv_bench$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-(umask 077; echo "$DROVER_TOKEN" >"$work/bench.token")
-"$droverd" --listen 127.0.0.1:0 --state-dir "$state_dir" --address-file "$state_dir/address" \
-  --bootstrap-admin-token-file "$work/bench.token" --log-level warning 2> "$state_dir/droverd.log" &
-# Every call is over TLS: droverd makes its cluster CA in its state folder; the bench and
-# the agents trust its certificate.
-export DROVER_CA="$state_dir/tls/ca.crt"
-droverd_pid=$!
-for _ in $(seq 300); do
-  [[ -s $state_dir/address ]] && break
-  if ! kill -0 "$droverd_pid" 2>/dev/null; then
-    echo "run_submit_bench.sh: droverd exited during start-up:" >&2
-    cat "$state_dir/droverd.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-address=$(cat "$state_dir/address")
-[[ -n $address ]] || { echo "run_submit_bench.sh: droverd did not listen within 30s" >&2; exit 1; }
+bench_start_droverd "$droverd" "$state_dir" 127.0.0.1:0 "$work/droverd.log" --log-level warning
 echo
 echo "== droverd $address (pid $droverd_pid, --log-level warning)"
 
