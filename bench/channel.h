@@ -6,13 +6,19 @@
 #ifndef DROVER_BENCH_CHANNEL_H_
 #define DROVER_BENCH_CHANNEL_H_
 
+#include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 namespace drover::bench {
 
@@ -30,6 +36,23 @@ inline std::shared_ptr<grpc::ChannelCredentials> DroverdCredentials(const std::s
   // `authorization: Bearer TOKEN` on every call.
   return grpc::CompositeChannelCredentials(grpc::SslCredentials(tls),
                                            grpc::AccessTokenCredentials(token));
+}
+
+// A channel to droverd at `server` (DroverdCredentials), once connected; UNAVAILABLE when
+// it cannot be reached within `timeout`.
+inline absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectDroverd(const std::string& server,
+                                                                     const std::string& ca_file,
+                                                                     absl::Duration timeout) {
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(server, DroverdCredentials(server, ca_file));
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                 absl::ToChronoMilliseconds(timeout))) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach droverd at '", server, "' within ",
+                     absl::FormatDuration(timeout),
+                     "; is it running, and is --server its --listen address?"));
+  }
+  return channel;
 }
 
 }  // namespace drover::bench

@@ -115,6 +115,17 @@ bool HasMountsUnder(const std::string& dir) {
 
 }  // namespace
 
+std::string DefaultInitPath() {
+  std::error_code error;
+  fs::path self = fs::read_symlink("/proc/self/exe", error);
+  for (const char* candidate :
+       {"../agent/launcher/drover-init", "drover-init", "../lib/drover/drover-init"}) {
+    fs::path path = self.parent_path() / candidate;
+    if (fs::exists(path, error)) return fs::weakly_canonical(path, error).string();
+  }
+  return "/usr/local/lib/drover/drover-init";
+}
+
 absl::StatusOr<std::unique_ptr<ContainerBaseline>> ContainerBaseline::Open(
     ContainerBaselineOptions options) {
   if (options.work_dir.empty() || options.work_dir[0] != '/') {

@@ -61,6 +61,9 @@ struct RuntimeRun {
   absl::Duration total;
 };
 
+// drover-init as built next to drover-bench in the same build tree, or installed.
+std::string DefaultInitPath();
+
 class ContainerBaseline {
  public:
   // INVALID_ARGUMENT for bad options; FAILED_PRECONDITION when runc, drover-init or busybox

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -14,12 +13,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <map>
 #include <memory>
 #include <random>
-#include <sstream>
 
 #include "bench/channel.h"
 #include "absl/status/status.h"
@@ -30,8 +25,9 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "bench/container_baseline.h"
+#include "bench/job_report.h"
 #include "bench/job_timeline.h"
-#include "common/flags.h"
+#include "common/safe_open.h"
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
 
@@ -44,10 +40,6 @@ namespace fs = std::filesystem;
 using SteadyClock = JobTimeline::Clock;
 using v1::JobStatus;
 
-constexpr JobStatus::State kPath[] = {JobStatus::QUEUED,  JobStatus::PREPARING,
-                                      JobStatus::STARTING, JobStatus::RUNNING,
-                                      JobStatus::FINALIZING, JobStatus::COMPLETED};
-
 // A job's life as the client saw it, with the times droverd recorded (wall clock; unset:
 // absl::InfinitePast()).
 struct Timeline : JobTimeline {
@@ -55,17 +47,6 @@ struct Timeline : JobTimeline {
   absl::Time last_rank_end = absl::InfinitePast();
   absl::Time end_time = absl::InfinitePast();
 };
-
-std::string DefaultInitPath() {
-  std::error_code error;
-  fs::path self = fs::read_symlink("/proc/self/exe", error);
-  for (const char* candidate :
-       {"../agent/launcher/drover-init", "drover-init", "../lib/drover/drover-init"}) {
-    fs::path path = self.parent_path() / candidate;
-    if (fs::exists(path, error)) return fs::weakly_canonical(path, error).string();
-  }
-  return "/usr/local/lib/drover/drover-init";
-}
 
 std::string UniquePrefix() {
   std::random_device random;
@@ -109,13 +90,6 @@ Timeline RunJob(v1::JobService::Stub& jobs, const DistributedLatencyOptions& opt
   return t;
 }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 // Runs the launcher with the program once, output to `log_path` (truncated), and times it.
 // This process is a child subreaper (RuncRuntime::Open): whatever the launcher leaves
 // behind is reaped here, when no baseline container is alive.
@@ -149,17 +123,12 @@ absl::StatusOr<absl::Duration> RunLauncher(const std::vector<std::string>& argv,
   while (waitpid(-1, &orphan, WNOHANG) > 0) {
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string out(absl::StripAsciiWhitespace(ReadText(log_path)));
+    std::string out(absl::StripAsciiWhitespace(ReadSmallFile(log_path, 1 << 20).value_or("")));
     if (out.size() > 1500) out = out.substr(out.size() - 1500);
     return absl::UnavailableError(absl::StrCat("the launcher baseline failed (wait status ",
                                                status, "): ", out));
   }
   return took;
-}
-
-std::string PhaseName(JobStatus::State from, JobStatus::State to) {
-  if (from == JobStatus::QUEUED) return absl::StrCat("ack->", JobStatus::State_Name(to));
-  return absl::StrCat(JobStatus::State_Name(from), "->", JobStatus::State_Name(to));
 }
 
 std::string Shorten(std::string text, size_t max) {
@@ -168,11 +137,6 @@ std::string Shorten(std::string text, size_t max) {
   }
   if (text.size() > max) text = text.substr(0, max - 3) + "...";
   return text;
-}
-
-std::string Ratio(absl::Duration part, absl::Duration whole) {
-  if (whole <= absl::ZeroDuration()) return "-";
-  return absl::StrFormat("%.2f", absl::FDivDuration(part, whole));
 }
 
 }  // namespace
@@ -223,16 +187,11 @@ absl::StatusOr<DistributedLatencyResult> RunDistributedLatencyBench(
   fs::create_directories(scratch, fs_error);
   const std::string launcher_log = scratch + "/launcher.log";
 
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(options.server, DroverdCredentials(options.server, options.ca_file));
-  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
-                                 absl::ToChronoMilliseconds(options.connect_timeout))) {
-    return absl::UnavailableError(absl::StrCat("cannot reach droverd at '", options.server,
-                                               "' within ",
-                                               absl::FormatDuration(options.connect_timeout)));
-  }
-  std::unique_ptr<v1::JobService::Stub> jobs = v1::JobService::NewStub(channel);
-  std::unique_ptr<v1::AdminService::Stub> admin = v1::AdminService::NewStub(channel);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      ConnectDroverd(options.server, options.ca_file, options.connect_timeout);
+  if (!channel.ok()) return channel.status();
+  std::unique_ptr<v1::JobService::Stub> jobs = v1::JobService::NewStub(*channel);
+  std::unique_ptr<v1::AdminService::Stub> admin = v1::AdminService::NewStub(*channel);
   if (absl::Status s = AwaitReadyNodes(*admin, options.nodes, options.connect_timeout, options.server);
       !s.ok()) {
     return s;
@@ -280,83 +239,26 @@ absl::StatusOr<DistributedLatencyResult> RunDistributedLatencyBench(
   fs::remove(launcher_log, fs_error);
   fs::remove(scratch, fs_error);
 
-  std::vector<absl::Duration> ack, running, completed, tail;
-  std::map<std::pair<int, int>, std::vector<absl::Duration>> phases;
+  std::vector<const JobTimeline*> measured;
+  std::vector<absl::Duration> tail;
   for (const Timeline& t : timelines) {
-    DistributedJobTrace trace{t.job_id, t.wall_sent, {}};
-    std::vector<std::pair<absl::Time, std::string>> order;
-    for (const auto& [state, at] : t.first_seen) {
-      order.emplace_back(t.wall_sent + absl::FromChrono(at - t.sent),
-                         state == JobStatus::QUEUED ? "ACK" : JobStatus::State_Name(state));
-    }
-    if (t.start_time != absl::InfinitePast()) order.emplace_back(t.start_time, "start_time");
-    if (t.last_rank_end != absl::InfinitePast()) {
-      order.emplace_back(t.last_rank_end, "last_rank_end");
-    }
-    if (t.end_time != absl::InfinitePast()) order.emplace_back(t.end_time, "end_time");
-    std::sort(order.begin(), order.end());
-    for (const auto& [at, name] : order) trace.seen.emplace_back(name, at);
-    result.traces.push_back(std::move(trace));
-    if (!t.completed) {
-      if (result.failed++ == 0) result.first_failure = t.failure;
-      continue;
-    }
-    ++result.jobs;
-    ack.push_back(absl::FromChrono(t.acked - t.sent));
-    if (auto it = t.first_seen.find(JobStatus::RUNNING); it != t.first_seen.end()) {
-      running.push_back(absl::FromChrono(it->second - t.sent));
-    }
-    SteadyClock::time_point done = t.first_seen.at(JobStatus::COMPLETED);
-    completed.push_back(absl::FromChrono(done - t.sent));
-    if (t.last_rank_end != absl::InfinitePast()) {
-      tail.push_back(t.wall_sent + absl::FromChrono(done - t.sent) - t.last_rank_end);
-    }
-    for (size_t i = 0; i + 1 < std::size(kPath); ++i) {
-      auto from = t.first_seen.find(kPath[i]);
-      auto to = t.first_seen.find(kPath[i + 1]);
-      if (from == t.first_seen.end() || to == t.first_seen.end()) continue;
-      phases[{kPath[i], kPath[i + 1]}].push_back(absl::FromChrono(to->second - from->second));
+    measured.push_back(&t);
+    result.traces.push_back(TraceOf(t, {{"start_time", t.start_time},
+                                        {"last_rank_end", t.last_rank_end},
+                                        {"end_time", t.end_time}}));
+    if (t.completed && t.last_rank_end != absl::InfinitePast()) {
+      absl::Duration to_completed =
+          absl::FromChrono(t.first_seen.at(JobStatus::COMPLETED) - t.sent);
+      tail.push_back(t.wall_sent + to_completed - t.last_rank_end);
     }
   }
-  result.submit_ack = Summarize(std::move(ack));
-  result.to_running = Summarize(std::move(running));
-  result.to_completed = Summarize(std::move(completed));
+  result.drover = SummarizeJobs(measured);
   result.last_rank_end_to_completed = Summarize(std::move(tail));
-  for (size_t i = 0; i + 1 < std::size(kPath); ++i) {
-    auto it = phases.find({kPath[i], kPath[i + 1]});
-    if (it == phases.end()) continue;
-    result.phases.push_back({PhaseName(kPath[i], kPath[i + 1]), Summarize(std::move(it->second))});
-  }
-  std::vector<absl::Duration> total, create, start, remove;
-  for (const RuntimeRun& r : runtime_runs) {
-    total.push_back(r.total);
-    create.push_back(r.create);
-    start.push_back(r.start);
-    remove.push_back(r.remove);
-  }
   result.launcher_run = Summarize(std::move(launcher_runs));
-  result.runtime_total = Summarize(std::move(total));
-  result.runtime_create = Summarize(std::move(create));
-  result.runtime_start = Summarize(std::move(start));
-  result.runtime_delete = Summarize(std::move(remove));
+  result.runtime = SummarizeRuntimeRuns(runtime_runs);
   result.runc_same_config = Summarize(std::move(same_runs));
   result.runc_minimal = Summarize(std::move(minimal_runs));
   return result;
-}
-
-std::string DistributedLatencyTracesJsonLines(const DistributedLatencyResult& r) {
-  std::string out;
-  for (const DistributedJobTrace& trace : r.traces) {
-    absl::StrAppend(&out, "{\"job\":", JsonString(trace.job_id), ",\"sent\":",
-                    JsonString(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", trace.sent,
-                                                absl::UTCTimeZone())));
-    for (const auto& [name, at] : trace.seen) {
-      absl::StrAppend(&out, ",", JsonString(absl::StrCat(name, "_ms")), ":",
-                      Millis(at - trace.sent));
-    }
-    absl::StrAppend(&out, "}\n");
-  }
-  return out;
 }
 
 std::string DistributedLatencyResultText(const DistributedLatencyResult& r,
@@ -364,39 +266,27 @@ std::string DistributedLatencyResultText(const DistributedLatencyResult& r,
   std::string out = absl::StrFormat(
       "distributed-latency: %d completed jobs of `%s`, %d nodes x %d processes, backend %s, "
       "droverd %s\n",
-      r.jobs, r.program, r.nodes, r.processes_per_node, r.backend, server);
+      r.drover.jobs, r.program, r.nodes, r.processes_per_node, r.backend, server);
   absl::StrAppend(&out, "  load average   before ", r.load_before, ", after ", r.load_after,
                   "\n");
-  if (r.failed > 0) {
-    absl::StrAppendFormat(&out, "  FAILED jobs    %d (first: %s)\n", r.failed, r.first_failure);
-  }
-  absl::StrAppend(&out, "  drover (client-seen, from sending SubmitJob):\n");
-  absl::StrAppend(&out, "    submit->ack        ", LatencyText(r.submit_ack), "\n");
-  absl::StrAppend(&out, "    submit->RUNNING    ", LatencyText(r.to_running), "\n");
-  absl::StrAppend(&out, "    submit->COMPLETED  ", LatencyText(r.to_completed), "\n");
-  absl::StrAppend(&out, "    last rank end->COMPLETED ", LatencyText(r.last_rank_end_to_completed),
-                  "\n");
-  absl::StrAppend(&out, "  phases (first sight of each state on WatchJob):\n");
-  for (const DistributedPhase& p : r.phases) {
-    absl::StrAppendFormat(&out, "    %-22s %s\n", p.name, LatencyText(p.latency));
-  }
+  absl::StrAppend(&out, JobLatenciesText(
+                            r.drover, absl::StrCat("    last rank end->COMPLETED ",
+                                                   LatencyText(r.last_rank_end_to_completed),
+                                                   "\n")));
   if (r.launcher_run.count > 0) {
     absl::StrAppend(&out, "  baseline, bare launcher: ", r.launcher, "\n");
     absl::StrAppend(&out, "    launcher run       ", LatencyText(r.launcher_run), "\n");
   }
-  if (r.runtime_total.count > 0) {
+  if (r.runtime.total.count > 0) {
     absl::StrAppend(&out, "  baseline, one /bin/true container:\n");
-    absl::StrAppend(&out, "    RuncRuntime total  ", LatencyText(r.runtime_total), "\n");
-    absl::StrAppend(&out, "      create           ", LatencyText(r.runtime_create), "\n");
-    absl::StrAppend(&out, "      start            ", LatencyText(r.runtime_start), "\n");
-    absl::StrAppend(&out, "      delete           ", LatencyText(r.runtime_delete), "\n");
+    absl::StrAppend(&out, RuntimeLatenciesText(r.runtime));
     absl::StrAppend(&out, "    runc run, same config  ", LatencyText(r.runc_same_config), "\n");
     if (r.runc_minimal.count > 0) {
       absl::StrAppend(&out, "    runc run, minimal      ", LatencyText(r.runc_minimal), "\n");
     }
   }
-  if (r.launcher_run.count > 0 && r.to_completed.count > 0) {
-    absl::Duration over = r.to_completed.p50 - r.launcher_run.p50;
+  if (r.launcher_run.count > 0 && r.drover.to_completed.count > 0) {
+    absl::Duration over = r.drover.to_completed.p50 - r.launcher_run.p50;
     absl::StrAppendFormat(&out,
                           "  overhead       median submit->COMPLETED - median launcher run = %s ms "
                           "(%s x the launcher run)\n",
@@ -416,138 +306,18 @@ std::string DistributedLatencyResultText(const DistributedLatencyResult& r,
 
 std::string DistributedLatencyResultJson(const DistributedLatencyResult& r,
                                          const std::string& server) {
-  std::vector<std::string> phases;
-  for (const DistributedPhase& p : r.phases) {
-    phases.push_back(absl::StrCat(JsonString(p.name), ":", LatencyJson(p.latency)));
-  }
   return absl::StrCat(
       "{\"benchmark\":\"distributed-latency\",\"server\":", JsonString(server),
       ",\"program\":", JsonString(r.program), ",\"nodes\":", r.nodes,
       ",\"processes_per_node\":", r.processes_per_node, ",\"backend\":", JsonString(r.backend),
-      ",\"jobs\":", r.jobs, ",\"failed\":", r.failed,
-      ",\"first_failure\":", JsonString(r.first_failure),
-      ",\"load_before\":", JsonString(r.load_before), ",\"load_after\":", JsonString(r.load_after),
-      ",\"submit_ack\":", LatencyJson(r.submit_ack), ",\"to_running\":", LatencyJson(r.to_running),
-      ",\"to_completed\":", LatencyJson(r.to_completed),
+      ",", JobLatenciesJsonFields(r.drover), ",\"load_before\":", JsonString(r.load_before),
+      ",\"load_after\":", JsonString(r.load_after),
       ",\"last_rank_end_to_completed\":", LatencyJson(r.last_rank_end_to_completed),
-      ",\"phases\":{", absl::StrJoin(phases, ","), "}",
       ",\"baseline\":{\"launcher\":", JsonString(r.launcher),
-      ",\"launcher_run\":", LatencyJson(r.launcher_run),
-      ",\"runtime\":", LatencyJson(r.runtime_total),
-      ",\"runtime_create\":", LatencyJson(r.runtime_create),
-      ",\"runtime_start\":", LatencyJson(r.runtime_start),
-      ",\"runtime_delete\":", LatencyJson(r.runtime_delete),
+      ",\"launcher_run\":", LatencyJson(r.launcher_run), ",",
+      RuntimeLatenciesJsonFields(r.runtime),
       ",\"runc_run_same_config\":", LatencyJson(r.runc_same_config),
       ",\"runc_run_minimal\":", LatencyJson(r.runc_minimal), "}}");
-}
-
-int DistributedLatencyCommand(const std::vector<std::string>& args) {
-  DistributedLatencyOptions options;
-  std::string output = "text";
-  std::string traces_path;
-  FlagSet flags(
-      "drover-bench distributed-latency --server HOST:PORT [flags] -- PROGRAM [ARGS...]",
-      "Submits distributed jobs (--nodes x --processes-per-node processes of PROGRAM ARGS in\n"
-      "the host image, --backend mpi or pytorch) one after another to a droverd that has\n"
-      "enough agents, watches each to its end, and prints submit->COMPLETED percentiles with\n"
-      "the phases in between. In the same run, after each job, it times the same program\n"
-      "launched without Drover by --baseline-launcher (e.g. a bare `mpirun` across the same\n"
-      "hosts) and one trivial container (RuncRuntime, `runc run` of the agent's config, and\n"
-      "of a minimal busybox bundle), and reports Drover's median overhead over the bare\n"
-      "launch, with and without one container start. The container baselines need root and\n"
-      "runc (--container-baselines=false skips them). PROGRAM must be an absolute path on\n"
-      "the nodes (default /bin/true).\n"
-      "\n"
-      "Example:\n"
-      "  drover-bench distributed-latency --server 10.77.0.1:7070 --jobs 20 \\\n"
-      "      --baseline-launcher 'mpirun --hostfile hosts -np 4 --map-by ppr:2:node' -- /bin/true");
-  flags.String("server", &options.server, "droverd's address", "HOST:PORT");
-  flags.Int("jobs,n", &options.jobs, "Jobs (rounds) measured");
-  flags.Int("warmup", &options.warmup_jobs, "Rounds run first, not counted");
-  flags.Int("nodes", &options.nodes, "node_count of each job");
-  flags.Int("processes-per-node", &options.processes_per_node,
-            "process_count_per_node of each job");
-  flags.String("backend", &options.backend, "mpi or pytorch", "NAME");
-  flags.Double("cpus", &options.cpus, "Cpus each node gives the job");
-  flags.Int("memory-mib", &options.memory_mib, "MiB each node gives the job", "MIB");
-  auto duration_flag = [&flags](const char* name, absl::Duration* target, const char* help) {
-    std::string flag(name);
-    flags.Custom(
-        name,
-        [target, flag](absl::string_view text) {
-          if (!absl::ParseDuration(text, target)) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("--", flag, ": '", text, "' is not a duration; write it like 60s"));
-          }
-          return absl::OkStatus();
-        },
-        help, "DURATION", absl::FormatDuration(*target));
-  };
-  duration_flag("job-timeout", &options.job_timeout, "Deadline of one job");
-  duration_flag("connect-timeout", &options.connect_timeout,
-                "How long to wait for droverd and its READY nodes");
-  flags.String("baseline-launcher", &options.baseline_launcher,
-               "Bare launcher command (split on whitespace) run with PROGRAM ARGS each round "
-               "('' for none)",
-               "COMMAND");
-  flags.Bool("container-baselines", &options.container_baselines,
-             "Time one trivial container each round");
-  flags.String("baseline-root", &options.baseline_root,
-               "Where the baselines' scratch folder goes (a real disk)", "DIR");
-  flags.String("runc", &options.runc_path, "The runc binary", "PATH");
-  flags.String("init", &options.init_binary,
-               "drover-init (default: the one built next to drover-bench)", "PATH");
-  flags.String("busybox", &options.busybox,
-               "Static busybox for the minimal bundle ('' skips that baseline)", "PATH");
-  flags.String("traces", &traces_path,
-               "Also write each job's client-seen timeline (UTC) to FILE, one JSON line per job",
-               "FILE");
-  flags.String("output,o", &output, "text or json", "FORMAT");
-
-  std::vector<std::string> positional;
-  if (absl::Status s = flags.Parse(args, &positional, /*interspersed=*/false); !s.ok()) {
-    std::fprintf(stderr, "drover-bench distributed-latency: %s\n",
-                 std::string(s.message()).c_str());
-    return 2;
-  }
-  if (flags.help_requested()) {
-    std::fputs(flags.Help().c_str(), stdout);
-    return 0;
-  }
-  if (output != "text" && output != "json") {
-    std::fprintf(stderr, "drover-bench distributed-latency: --output: '%s' is not text or json\n",
-                 output.c_str());
-    return 2;
-  }
-  if (!positional.empty()) options.program = positional;
-
-  absl::StatusOr<DistributedLatencyResult> result = RunDistributedLatencyBench(options);
-  if (!result.ok()) {
-    std::fprintf(stderr, "drover-bench distributed-latency: %s\n",
-                 std::string(result.status().message()).c_str());
-    return absl::IsInvalidArgument(result.status()) ? 2 : 1;
-  }
-  if (!traces_path.empty()) {
-    std::FILE* traces = std::fopen(traces_path.c_str(), "w");
-    std::string lines = DistributedLatencyTracesJsonLines(*result);
-    if (traces == nullptr || std::fputs(lines.c_str(), traces) < 0 || std::fclose(traces) != 0) {
-      std::fprintf(stderr, "drover-bench distributed-latency: cannot write --traces '%s'\n",
-                   traces_path.c_str());
-      return 1;
-    }
-  }
-  std::string report = output == "json"
-                           ? DistributedLatencyResultJson(*result, options.server) + "\n"
-                           : DistributedLatencyResultText(*result, options.server);
-  std::fputs(report.c_str(), stdout);
-  if (result->failed > 0) {
-    std::fprintf(stderr,
-                 "drover-bench distributed-latency: %lld job(s) did not complete; the figures "
-                 "above leave them out\n",
-                 static_cast<long long>(result->failed));
-    return 1;
-  }
-  return 0;
 }
 
 }  // namespace drover::bench

@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "bench/job_report.h"
 #include "bench/latency.h"
 
 namespace drover::bench {
@@ -59,48 +60,27 @@ struct DistributedLatencyOptions {
   std::string busybox = "/bin/busybox";
 };
 
-// One measured job as the client saw it, in wall-clock time.
-struct DistributedJobTrace {
-  std::string job_id;
-  absl::Time sent;
-  // (state name, first seen) in the order seen; "ACK" for the submit's answer, and, from the
-  // final job status, "start_time" (droverd's RUNNING), "last_rank_end" (the latest rank's
-  // end_time, by its node's clock: the same clock on test hosts) and "end_time".
-  std::vector<std::pair<std::string, absl::Time>> seen;
-};
-
-struct DistributedPhase {
-  std::string name;
-  LatencySummary latency;
-};
-
 struct DistributedLatencyResult {
-  int64_t jobs = 0;  // measured jobs that COMPLETED
-  int64_t failed = 0;
-  std::string first_failure;
   int64_t nodes = 0;
   int64_t processes_per_node = 0;
   std::string backend;
   std::string program;  // for reports, the words joined by spaces (shortened)
 
-  LatencySummary submit_ack;
-  LatencySummary to_running;
-  LatencySummary to_completed;
+  // The measured jobs. Their traces add, from the final job status, "start_time"
+  // (droverd's RUNNING), "last_rank_end" (the latest rank's end_time, by its node's clock:
+  // the same clock on test hosts) and "end_time".
+  JobLatencies drover;
   // The latest rank's end (from the job's exits) -> the client sees COMPLETED.
   LatencySummary last_rank_end_to_completed;
-  std::vector<DistributedPhase> phases;
 
   // Baselines (count 0 when not measured).
   std::string launcher;
   LatencySummary launcher_run;
-  LatencySummary runtime_total;
-  LatencySummary runtime_create;
-  LatencySummary runtime_start;
-  LatencySummary runtime_delete;
+  RuntimeLatencies runtime;
   LatencySummary runc_same_config;
   LatencySummary runc_minimal;
 
-  std::vector<DistributedJobTrace> traces;
+  std::vector<JobTrace> traces;
   std::string load_before;
   std::string load_after;
 };
@@ -112,16 +92,11 @@ struct DistributedLatencyResult {
 absl::StatusOr<DistributedLatencyResult> RunDistributedLatencyBench(
     const DistributedLatencyOptions& options);
 
-std::string DistributedLatencyTracesJsonLines(const DistributedLatencyResult& result);
 std::string DistributedLatencyResultText(const DistributedLatencyResult& result,
                                          const std::string& server);
 std::string DistributedLatencyResultJson(const DistributedLatencyResult& result,
                                          const std::string& server);
 
-// The `drover-bench distributed-latency` subcommand: parses `args` (after the command
-// name), runs the benchmark, prints the report; returns the exit code (0 done, 1 the run
-// failed or a job did not complete, 2 bad usage).
-int DistributedLatencyCommand(const std::vector<std::string>& args);
 
 }  // namespace drover::bench
 

@@ -50,17 +50,23 @@ void DurationFlag(FlagSet& flags, absl::string_view name, absl::Duration* target
       std::move(help), "DURATION", absl::FormatDuration(*target));
 }
 
-// Parses `args` into `flags`; returns -1 to go on, or the exit code to return now.
-int ParseFlags(const std::string& command, FlagSet& flags, const std::vector<std::string>& args) {
+// Parses `args` into `flags`; returns -1 to go on, or the exit code to return now. With
+// `positional`, the arguments after the flags (flags end at the first one) go there;
+// without, there must be none.
+int ParseFlags(const std::string& command, FlagSet& flags, const std::vector<std::string>& args,
+               std::vector<std::string>* program = nullptr) {
   std::vector<std::string> positional;
-  if (absl::Status s = flags.Parse(args, &positional); !s.ok()) {
+  if (absl::Status s = flags.Parse(args, &positional, /*interspersed=*/program == nullptr);
+      !s.ok()) {
     return UsageError(command, s.message());
   }
   if (flags.help_requested()) {
     std::fputs(flags.Help().c_str(), stdout);
     return 0;
   }
-  if (!positional.empty()) {
+  if (program != nullptr) {
+    *program = std::move(positional);
+  } else if (!positional.empty()) {
     return UsageError(command, absl::StrCat("unexpected argument '", positional[0],
                                             "'; see drover-bench ", command, " --help"));
   }
@@ -71,6 +77,30 @@ int CheckOutputFormat(const std::string& command, const std::string& output) {
   if (output == "text" || output == "json") return -1;
   return UsageError(command,
                     absl::StrCat("--output: '", output, "' is not a format; use text or json"));
+}
+
+// How run-latency and distributed-latency end: `traces` written to `traces_path` (when
+// given), `report` printed, and an error when `failed` jobs did not complete.
+int FinishJobBench(const std::string& command, const std::vector<drover::bench::JobTrace>& traces,
+                   const std::string& traces_path, const std::string& report, int64_t failed) {
+  if (!traces_path.empty()) {
+    std::FILE* file = std::fopen(traces_path.c_str(), "w");
+    std::string lines = drover::bench::TracesJsonLines(traces);
+    if (file == nullptr || std::fputs(lines.c_str(), file) < 0 || std::fclose(file) != 0) {
+      std::fprintf(stderr, "drover-bench %s: cannot write --traces '%s'\n", command.c_str(),
+                   traces_path.c_str());
+      return kRunFailed;
+    }
+  }
+  std::fputs(report.c_str(), stdout);
+  if (failed > 0) {
+    std::fprintf(stderr,
+                 "drover-bench %s: %lld job(s) did not complete; the figures above leave them "
+                 "out\n",
+                 command.c_str(), static_cast<long long>(failed));
+    return kRunFailed;
+  }
+  return 0;
 }
 
 int RunSubmit(const std::vector<std::string>& args) {
@@ -240,27 +270,11 @@ int RunRunLatency(const std::vector<std::string>& args) {
                  std::string(result.status().message()).c_str());
     return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
   }
-  if (!traces_path.empty()) {
-    std::FILE* traces = std::fopen(traces_path.c_str(), "w");
-    std::string lines = drover::bench::RunLatencyTracesJsonLines(*result);
-    if (traces == nullptr || std::fputs(lines.c_str(), traces) < 0 || std::fclose(traces) != 0) {
-      std::fprintf(stderr, "drover-bench run-latency: cannot write --traces '%s'\n",
-                   traces_path.c_str());
-      return kRunFailed;
-    }
-  }
-  std::string report = output == "json"
-                           ? drover::bench::RunLatencyResultJson(*result, options.server) + "\n"
-                           : drover::bench::RunLatencyResultText(*result, options.server);
-  std::fputs(report.c_str(), stdout);
-  if (result->failed > 0) {
-    std::fprintf(stderr,
-                 "drover-bench run-latency: %lld job(s) did not complete; the figures above "
-                 "leave them out\n",
-                 static_cast<long long>(result->failed));
-    return kRunFailed;
-  }
-  return 0;
+  return FinishJobBench("run-latency", result->traces, traces_path,
+                        output == "json"
+                            ? drover::bench::RunLatencyResultJson(*result, options.server) + "\n"
+                            : drover::bench::RunLatencyResultText(*result, options.server),
+                        result->drover.failed);
 }
 
 int RunLogIngest(const std::vector<std::string>& args) {
@@ -356,6 +370,76 @@ int RunPrepare(const std::vector<std::string>& args) {
   return result->failed > 0 ? kRunFailed : 0;
 }
 
+int RunDistributedLatency(const std::vector<std::string>& args) {
+  drover::bench::DistributedLatencyOptions options;
+  std::string output = "text";
+  std::string traces_path;
+  FlagSet flags(
+      "drover-bench distributed-latency --server HOST:PORT [flags] -- PROGRAM [ARGS...]",
+      "Submits distributed jobs (--nodes x --processes-per-node processes of PROGRAM ARGS in\n"
+      "the host image, --backend mpi or pytorch) one after another to a droverd that has\n"
+      "enough agents, watches each to its end, and prints submit->COMPLETED percentiles with\n"
+      "the phases in between. In the same run, after each job, it times the same program\n"
+      "launched without Drover by --baseline-launcher (e.g. a bare `mpirun` across the same\n"
+      "hosts) and one trivial container (RuncRuntime, `runc run` of the agent's config, and\n"
+      "of a minimal busybox bundle), and reports Drover's median overhead over the bare\n"
+      "launch, with and without one container start. The container baselines need root and\n"
+      "runc (--container-baselines=false skips them). PROGRAM must be an absolute path on\n"
+      "the nodes (default /bin/true).\n"
+      "\n"
+      "Example:\n"
+      "  drover-bench distributed-latency --server 10.77.0.1:7070 --jobs 20 \\\n"
+      "      --baseline-launcher 'mpirun --hostfile hosts -np 4 --map-by ppr:2:node' -- /bin/true");
+  flags.String("server", &options.server, "droverd's address", "HOST:PORT");
+  flags.String("ca", &options.ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
+  flags.Int("jobs,n", &options.jobs, "Jobs (rounds) measured");
+  flags.Int("warmup", &options.warmup_jobs, "Rounds run first, not counted");
+  flags.Int("nodes", &options.nodes, "node_count of each job");
+  flags.Int("processes-per-node", &options.processes_per_node,
+            "process_count_per_node of each job");
+  flags.String("backend", &options.backend, "mpi or pytorch", "NAME");
+  flags.Double("cpus", &options.cpus, "Cpus each node gives the job");
+  flags.Int("memory-mib", &options.memory_mib, "MiB each node gives the job", "MIB");
+  DurationFlag(flags, "job-timeout", &options.job_timeout, "Deadline of one job");
+  DurationFlag(flags, "connect-timeout", &options.connect_timeout,
+               "How long to wait for droverd and its READY nodes");
+  flags.String("baseline-launcher", &options.baseline_launcher,
+               "Bare launcher command (split on whitespace) run with PROGRAM ARGS each round "
+               "('' for none)",
+               "COMMAND");
+  flags.Bool("container-baselines", &options.container_baselines,
+             "Time one trivial container each round");
+  flags.String("baseline-root", &options.baseline_root,
+               "Where the baselines' scratch folder goes (a real disk)", "DIR");
+  flags.String("runc", &options.runc_path, "The runc binary", "PATH");
+  flags.String("init", &options.init_binary,
+               "drover-init (default: the one built next to drover-bench)", "PATH");
+  flags.String("busybox", &options.busybox,
+               "Static busybox for the minimal bundle ('' skips that baseline)", "PATH");
+  flags.String("traces", &traces_path,
+               "Also write each job's client-seen timeline (UTC) to FILE, one JSON line per job",
+               "FILE");
+  flags.String("output,o", &output, "text or json", "FORMAT");
+
+  std::vector<std::string> program;
+  if (int code = ParseFlags("distributed-latency", flags, args, &program); code >= 0) return code;
+  if (int code = CheckOutputFormat("distributed-latency", output); code >= 0) return code;
+  if (!program.empty()) options.program = std::move(program);
+
+  absl::StatusOr<drover::bench::DistributedLatencyResult> result =
+      drover::bench::RunDistributedLatencyBench(options);
+  if (!result.ok()) {
+    std::fprintf(stderr, "drover-bench distributed-latency: %s\n",
+                 std::string(result.status().message()).c_str());
+    return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
+  }
+  return FinishJobBench(
+      "distributed-latency", result->traces, traces_path,
+      output == "json" ? drover::bench::DistributedLatencyResultJson(*result, options.server) + "\n"
+                       : drover::bench::DistributedLatencyResultText(*result, options.server),
+      result->drover.failed);
+}
+
 struct Command {
   const char* name;
   const char* summary;
@@ -371,7 +455,7 @@ constexpr Command kCommands[] = {
      RunRunLatency},
     {"log-ingest", "measure durable log ingest MB/s into droverd as a fake agent", RunLogIngest},
     {"distributed-latency", "measure submit->COMPLETED of multi-node jobs against a bare mpirun",
-     drover::bench::DistributedLatencyCommand},
+     RunDistributedLatency},
     {"prepare", "measure PREPARING of jobs with pip_packages: environment built vs reused",
      RunPrepare},
 };

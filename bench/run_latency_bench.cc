@@ -1,17 +1,12 @@
 #include "bench/run_latency_bench.h"
 
 #include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <map>
 #include <memory>
 #include <random>
 #include <thread>
@@ -20,10 +15,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "bench/container_baseline.h"
+#include "bench/job_report.h"
 #include "bench/job_timeline.h"
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
@@ -31,26 +26,6 @@
 namespace drover::bench {
 namespace {
 
-namespace fs = std::filesystem;
-using SteadyClock = JobTimeline::Clock;
-using v1::JobStatus;
-
-// The states a successful job passes through, in order; the phases are the gaps between them.
-constexpr JobStatus::State kPath[] = {JobStatus::QUEUED,  JobStatus::PREPARING,
-                                      JobStatus::STARTING, JobStatus::RUNNING,
-                                      JobStatus::FINALIZING, JobStatus::COMPLETED};
-
-// drover-init as built next to drover-bench in the same build tree, or installed.
-std::string DefaultInitPath() {
-  std::error_code error;
-  fs::path self = fs::read_symlink("/proc/self/exe", error);
-  for (const char* candidate :
-       {"../agent/launcher/drover-init", "drover-init", "../lib/drover/drover-init"}) {
-    fs::path path = self.parent_path() / candidate;
-    if (fs::exists(path, error)) return fs::weakly_canonical(path, error).string();
-  }
-  return "/usr/local/lib/drover/drover-init";
-}
 
 std::string UniquePrefix() {
   std::random_device random;
@@ -70,11 +45,6 @@ JobTimeline RunJob(v1::JobService::Stub& jobs, const RunLatencyOptions& options,
   spec->mutable_resources()->set_memory_mib(512);
   spec->set_idempotency_key(key);
   return SubmitAndWatch(jobs, request, options.job_timeout);
-}
-
-std::string PhaseName(JobStatus::State from, JobStatus::State to) {
-  if (from == JobStatus::QUEUED) return absl::StrCat("ack->", JobStatus::State_Name(to));
-  return absl::StrCat(JobStatus::State_Name(from), "->", JobStatus::State_Name(to));
 }
 
 }  // namespace
@@ -113,17 +83,11 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
     baseline = *std::move(opened);
   }
 
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(options.server, DroverdCredentials(options.server, options.ca_file));
-  if (!channel->WaitForConnected(std::chrono::system_clock::now() +
-                                 absl::ToChronoMilliseconds(options.connect_timeout))) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot reach droverd at '", options.server, "' within ",
-        absl::FormatDuration(options.connect_timeout),
-        "; is it running, and is --server its --listen address?"));
-  }
-  std::unique_ptr<v1::JobService::Stub> jobs = v1::JobService::NewStub(channel);
-  std::unique_ptr<v1::AdminService::Stub> admin = v1::AdminService::NewStub(channel);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      ConnectDroverd(options.server, options.ca_file, options.connect_timeout);
+  if (!channel.ok()) return channel.status();
+  std::unique_ptr<v1::JobService::Stub> jobs = v1::JobService::NewStub(*channel);
+  std::unique_ptr<v1::AdminService::Stub> admin = v1::AdminService::NewStub(*channel);
   if (absl::Status s = AwaitReadyNodes(*admin, 1, options.connect_timeout, options.server, 1, 512); !s.ok()) {
     return s;
   }
@@ -194,58 +158,13 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
   }
   result.load_after = LoadAverage();
 
-  std::vector<absl::Duration> ack, running, completed;
-  std::map<std::pair<int, int>, std::vector<absl::Duration>> phases;
+  std::vector<const JobTimeline*> measured;
   for (const JobTimeline& t : timelines) {
-    JobTrace trace{t.job_id, t.wall_sent, {}};
-    std::vector<std::pair<SteadyClock::time_point, std::string>> order;
-    for (const auto& [state, at] : t.first_seen) {
-      order.emplace_back(at, state == JobStatus::QUEUED ? "ACK" : JobStatus::State_Name(state));
-    }
-    std::sort(order.begin(), order.end());
-    for (const auto& [at, name] : order) {
-      trace.seen.emplace_back(name, t.wall_sent + absl::FromChrono(at - t.sent));
-    }
-    result.traces.push_back(std::move(trace));
-    if (!t.completed) {
-      if (result.failed++ == 0) result.first_failure = t.failure;
-      continue;
-    }
-    ++result.jobs;
-    ack.push_back(absl::FromChrono(t.acked - t.sent));
-    if (auto it = t.first_seen.find(JobStatus::RUNNING); it != t.first_seen.end()) {
-      running.push_back(absl::FromChrono(it->second - t.sent));
-    }
-    completed.push_back(absl::FromChrono(t.first_seen.at(JobStatus::COMPLETED) - t.sent));
-    for (size_t i = 0; i + 1 < std::size(kPath); ++i) {
-      auto from = t.first_seen.find(kPath[i]);
-      auto to = t.first_seen.find(kPath[i + 1]);
-      if (from == t.first_seen.end() || to == t.first_seen.end()) continue;
-      phases[{kPath[i], kPath[i + 1]}].push_back(absl::FromChrono(to->second - from->second));
-    }
+    measured.push_back(&t);
+    result.traces.push_back(TraceOf(t));
   }
-  result.submit_ack = Summarize(std::move(ack));
-  result.to_running = Summarize(std::move(running));
-  result.to_completed = Summarize(std::move(completed));
-  for (size_t i = 0; i + 1 < std::size(kPath); ++i) {
-    auto it = phases.find({kPath[i], kPath[i + 1]});
-    if (it == phases.end()) continue;
-    result.phases.push_back(
-        {PhaseName(kPath[i], kPath[i + 1]), Summarize(std::move(it->second))});
-  }
-  std::vector<absl::Duration> total, create, start, wait, remove;
-  for (const RuntimeRun& r : runtime_runs) {
-    total.push_back(r.total);
-    create.push_back(r.create);
-    start.push_back(r.start);
-    wait.push_back(r.wait);
-    remove.push_back(r.remove);
-  }
-  result.runtime_total = Summarize(std::move(total));
-  result.runtime_create = Summarize(std::move(create));
-  result.runtime_start = Summarize(std::move(start));
-  result.runtime_wait = Summarize(std::move(wait));
-  result.runtime_delete = Summarize(std::move(remove));
+  result.drover = SummarizeJobs(measured);
+  result.runtime = SummarizeRuntimeRuns(runtime_runs);
   result.runc_same_config = Summarize(std::move(same_config_runs));
   result.runc_same_config_unhardened = Summarize(std::move(unhardened_runs));
   result.runc_minimal = Summarize(std::move(minimal_runs));
@@ -253,62 +172,26 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
 }
 
 absl::Duration MedianOverhead(const RunLatencyResult& r) {
-  if (r.runtime_total.count == 0 || r.to_completed.count == 0) return absl::ZeroDuration();
-  return r.to_completed.p50 - r.runtime_total.p50;
-}
-
-namespace {
-
-std::string Ratio(absl::Duration part, absl::Duration whole) {
-  if (whole <= absl::ZeroDuration()) return "-";
-  return absl::StrFormat("%.2f", absl::FDivDuration(part, whole));
-}
-
-}  // namespace
-
-std::string RunLatencyTracesJsonLines(const RunLatencyResult& r) {
-  std::string out;
-  for (const JobTrace& trace : r.traces) {
-    absl::StrAppend(&out, "{\"job\":", JsonString(trace.job_id), ",\"sent\":",
-                    JsonString(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", trace.sent,
-                                                absl::UTCTimeZone())));
-    for (const auto& [name, at] : trace.seen) {
-      absl::StrAppend(&out, ",", JsonString(absl::StrCat(name, "_ms")), ":",
-                      Millis(at - trace.sent));
-    }
-    absl::StrAppend(&out, "}\n");
+  if (r.runtime.total.count == 0 || r.drover.to_completed.count == 0) {
+    return absl::ZeroDuration();
   }
-  return out;
+  return r.drover.to_completed.p50 - r.runtime.total.p50;
 }
 
 std::string RunLatencyResultText(const RunLatencyResult& r, const std::string& server) {
   std::string out = absl::StrFormat(
       "run-latency: %d completed jobs of `/bin/sh -c %s` (host image, 1 cpu, 512 MiB), "
       "concurrency %d, droverd %s\n",
-      r.jobs, r.command, r.concurrency, server);
+      r.drover.jobs, r.command, r.concurrency, server);
   absl::StrAppend(&out, "  load average   before ", r.load_before, ", after ", r.load_after,
                   "\n");
-  if (r.failed > 0) {
-    absl::StrAppendFormat(&out, "  FAILED jobs    %d (first: %s)\n", r.failed, r.first_failure);
-  }
-  absl::StrAppend(&out, "  drover (client-seen, from sending SubmitJob):\n");
-  absl::StrAppend(&out, "    submit->ack        ", LatencyText(r.submit_ack), "\n");
-  absl::StrAppend(&out, "    submit->RUNNING    ", LatencyText(r.to_running), "\n");
-  absl::StrAppend(&out, "    submit->COMPLETED  ", LatencyText(r.to_completed), "\n");
-  absl::StrAppend(&out, "  phases (first sight of each state on WatchJob):\n");
-  for (const PhaseSummary& p : r.phases) {
-    absl::StrAppendFormat(&out, "    %-22s %s\n", p.name, LatencyText(p.latency));
-  }
-  if (r.runtime_total.count == 0) {
+  absl::StrAppend(&out, JobLatenciesText(r.drover));
+  if (r.runtime.total.count == 0) {
     absl::StrAppend(&out, "  baseline       not measured (--baseline-runs 0)\n");
     return out;
   }
   absl::StrAppend(&out, "  baseline, same run, no Drover:\n");
-  absl::StrAppend(&out, "    RuncRuntime total  ", LatencyText(r.runtime_total), "\n");
-  absl::StrAppend(&out, "      create           ", LatencyText(r.runtime_create), "\n");
-  absl::StrAppend(&out, "      start            ", LatencyText(r.runtime_start), "\n");
-  absl::StrAppend(&out, "      wait             ", LatencyText(r.runtime_wait), "\n");
-  absl::StrAppend(&out, "      delete           ", LatencyText(r.runtime_delete), "\n");
+  absl::StrAppend(&out, RuntimeLatenciesText(r.runtime));
   absl::StrAppend(&out, "    runc run, same config  ", LatencyText(r.runc_same_config), "\n");
   absl::StrAppend(&out, "    runc run, same config without userns and seccomp  ",
                   LatencyText(r.runc_same_config_unhardened), "\n");
@@ -325,9 +208,9 @@ std::string RunLatencyResultText(const RunLatencyResult& r, const std::string& s
       &out,
       "  overhead       median submit->COMPLETED - median RuncRuntime run = %s ms "
       "(%s x the bare run; submit->COMPLETED is %s x it)\n",
-      Millis(overhead), Ratio(overhead, r.runtime_total.p50),
-      Ratio(r.to_completed.p50, r.runtime_total.p50));
-  absl::Duration over_run = r.to_completed.p50 - r.runc_same_config.p50;
+      Millis(overhead), Ratio(overhead, r.runtime.total.p50),
+      Ratio(r.drover.to_completed.p50, r.runtime.total.p50));
+  absl::Duration over_run = r.drover.to_completed.p50 - r.runc_same_config.p50;
   absl::StrAppendFormat(&out,
                         "                 median submit->COMPLETED - median `runc run` of the "
                         "same config = %s ms (%s x that run)\n",
@@ -341,29 +224,18 @@ std::string RunLatencyResultText(const RunLatencyResult& r, const std::string& s
 }
 
 std::string RunLatencyResultJson(const RunLatencyResult& r, const std::string& server) {
-  std::vector<std::string> phases;
-  for (const PhaseSummary& p : r.phases) {
-    phases.push_back(absl::StrCat(JsonString(p.name), ":", LatencyJson(p.latency)));
-  }
   return absl::StrCat(
       "{\"benchmark\":\"run-latency\",\"server\":", JsonString(server),
-      ",\"command\":", JsonString(r.command), ",\"concurrency\":", r.concurrency,
-      ",\"jobs\":", r.jobs, ",\"failed\":", r.failed,
-      ",\"first_failure\":", JsonString(r.first_failure),
-      ",\"load_before\":", JsonString(r.load_before), ",\"load_after\":", JsonString(r.load_after),
-      ",\"submit_ack\":", LatencyJson(r.submit_ack), ",\"to_running\":", LatencyJson(r.to_running),
-      ",\"to_completed\":", LatencyJson(r.to_completed), ",\"phases\":{",
-      absl::StrJoin(phases, ","), "}", ",\"baseline\":{\"runtime\":", LatencyJson(r.runtime_total),
-      ",\"runtime_create\":", LatencyJson(r.runtime_create),
-      ",\"runtime_start\":", LatencyJson(r.runtime_start),
-      ",\"runtime_wait\":", LatencyJson(r.runtime_wait),
-      ",\"runtime_delete\":", LatencyJson(r.runtime_delete),
+      ",\"command\":", JsonString(r.command), ",\"concurrency\":", r.concurrency, ",",
+      JobLatenciesJsonFields(r.drover), ",\"load_before\":", JsonString(r.load_before),
+      ",\"load_after\":", JsonString(r.load_after), ",\"baseline\":{",
+      RuntimeLatenciesJsonFields(r.runtime),
       ",\"runc_run_same_config\":", LatencyJson(r.runc_same_config),
       ",\"runc_run_same_config_unhardened\":", LatencyJson(r.runc_same_config_unhardened),
       ",\"runc_run_minimal\":", LatencyJson(r.runc_minimal), "}",
       ",\"overhead_p50_ms\":", Millis(MedianOverhead(r)),
       ",\"overhead_over_runc_run_p50_ms\":",
-      Millis(r.runc_same_config.count > 0 ? r.to_completed.p50 - r.runc_same_config.p50
+      Millis(r.runc_same_config.count > 0 ? r.drover.to_completed.p50 - r.runc_same_config.p50
                                           : absl::ZeroDuration()),
       "}");
 }

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "bench/job_report.h"
 #include "bench/latency.h"
 
 namespace drover::bench {
@@ -51,40 +52,13 @@ struct RunLatencyOptions {
   std::string busybox = "/bin/busybox";
 };
 
-// Client-seen intervals of one phase of the jobs' lives, e.g. "STARTING->RUNNING".
-struct PhaseSummary {
-  std::string name;
-  LatencySummary latency;
-};
-
-// One measured job as the client saw it, in wall-clock time (to line up with droverd's and
-// drover-agent's log lines, which carry UTC timestamps).
-struct JobTrace {
-  std::string job_id;
-  absl::Time sent;
-  // (state name, first seen), in the order seen; "ACK" for the submit's answer.
-  std::vector<std::pair<std::string, absl::Time>> seen;
-};
-
 struct RunLatencyResult {
-  int64_t jobs = 0;  // measured jobs that COMPLETED
   int64_t concurrency = 0;
   std::string command;
-  // Jobs that ended otherwise (or timed out), with the first one's story.
-  int64_t failed = 0;
-  std::string first_failure;
-  // Submit sent -> acknowledged (durable), -> RUNNING first seen, -> COMPLETED first seen.
-  LatencySummary submit_ack;
-  LatencySummary to_running;
-  LatencySummary to_completed;
-  std::vector<PhaseSummary> phases;
-
+  // The measured jobs.
+  JobLatencies drover;
   // Baselines (count 0 when not measured).
-  LatencySummary runtime_total;
-  LatencySummary runtime_create;
-  LatencySummary runtime_start;
-  LatencySummary runtime_wait;
-  LatencySummary runtime_delete;
+  RuntimeLatencies runtime;
   LatencySummary runc_same_config;
   // The same config without user namespace and seccomp (before issue 16).
   LatencySummary runc_same_config_unhardened;
@@ -107,10 +81,6 @@ absl::StatusOr<RunLatencyResult> RunRunLatencyBench(const RunLatencyOptions& opt
 // Overhead of Drover over the runtime baseline: median submit->COMPLETED minus median
 // runtime run (zero when there is no baseline).
 absl::Duration MedianOverhead(const RunLatencyResult& result);
-
-// One JSON object per line per job: {"job":..,"sent":"<RFC 3339 UTC>","ACK_ms":..,
-// "PREPARING_ms":..,...}, times in ms after `sent`.
-std::string RunLatencyTracesJsonLines(const RunLatencyResult& result);
 
 std::string RunLatencyResultText(const RunLatencyResult& result, const std::string& server);
 std::string RunLatencyResultJson(const RunLatencyResult& result, const std::string& server);
