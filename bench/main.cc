@@ -73,10 +73,27 @@ int ParseFlags(const std::string& command, FlagSet& flags, const std::vector<std
   return -1;
 }
 
-int CheckOutputFormat(const std::string& command, const std::string& output) {
-  if (output == "text" || output == "json") return -1;
+// Adds --output (text or json) to `flags`, then parses `args` as ParseFlags does and checks
+// the format; returns -1 to go on, or the exit code to return now.
+int ParseCommand(const std::string& command, FlagSet& flags, const std::vector<std::string>& args,
+                 std::string* output, std::vector<std::string>* program = nullptr) {
+  flags.String("output,o", output, "text or json", "FORMAT");
+  if (int code = ParseFlags(command, flags, args, program); code >= 0) return code;
+  if (*output == "text" || *output == "json") return -1;
   return UsageError(command,
-                    absl::StrCat("--output: '", output, "' is not a format; use text or json"));
+                    absl::StrCat("--output: '", *output, "' is not a format; use text or json"));
+}
+
+// --server and --ca, for the subcommands that call droverd.
+void ServerFlags(FlagSet& flags, std::string* server, std::string* ca_file) {
+  flags.String("server", server, "droverd's address", "HOST:PORT");
+  flags.String("ca", ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
+}
+
+// A run that failed: its error on stderr; exit code 2 for bad options, 1 otherwise.
+int RunError(const std::string& command, const absl::Status& status) {
+  std::fprintf(stderr, "drover-bench %s: %s\n", command.c_str(), std::string(status.message()).c_str());
+  return absl::IsInvalidArgument(status) ? kUsage : kRunFailed;
 }
 
 // How run-latency and distributed-latency end: `traces` written to `traces_path` (when
@@ -114,23 +131,17 @@ int RunSubmit(const std::vector<std::string>& args) {
       "\n"
       "Example:\n"
       "  drover-bench submit --server 127.0.0.1:7070 --clients 64 --duration 10s");
-  flags.String("server", &options.server, "droverd's address", "HOST:PORT");
-  flags.String("ca", &options.ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
+  ServerFlags(flags, &options.server, &options.ca_file);
   flags.Int("clients,c", &options.clients, "Concurrent clients");
   flags.Int("channels", &options.channels,
             "gRPC connections the clients share (0: min(clients, 8))", "K");
   DurationFlag(flags, "duration,d", &options.duration, "How long to measure");
   DurationFlag(flags, "warmup", &options.warmup, "How long to submit before measuring");
   DurationFlag(flags, "rpc-timeout", &options.rpc_timeout, "Deadline of each submit");
-  flags.String("output,o", &output, "text or json", "FORMAT");
-  if (int code = ParseFlags("submit", flags, args); code >= 0) return code;
-  if (int code = CheckOutputFormat("submit", output); code >= 0) return code;
+  if (int code = ParseCommand("submit", flags, args, &output); code >= 0) return code;
 
   absl::StatusOr<drover::bench::SubmitBenchResult> result = drover::bench::RunSubmitBench(options);
-  if (!result.ok()) {
-    std::fprintf(stderr, "drover-bench submit: %s\n", std::string(result.status().message()).c_str());
-    return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
-  }
+  if (!result.ok()) return RunError("submit", result.status());
   std::string report = output == "json" ? SubmitResultJson(*result, options.server) + "\n"
                                         : SubmitResultText(*result, options.server);
   std::fputs(report.c_str(), stdout);
@@ -152,15 +163,10 @@ int RunFsync(const std::vector<std::string>& args) {
   flags.Int("count,n", &options.count, "Writes timed per mode");
   flags.Int("size", &options.size, "Bytes per write", "BYTES");
   flags.Bool("fsync", &options.use_fsync, "Use fsync(2) instead of fdatasync(2)");
-  flags.String("output,o", &output, "text or json", "FORMAT");
-  if (int code = ParseFlags("fsync", flags, args); code >= 0) return code;
-  if (int code = CheckOutputFormat("fsync", output); code >= 0) return code;
+  if (int code = ParseCommand("fsync", flags, args, &output); code >= 0) return code;
 
   absl::StatusOr<drover::bench::FsyncBenchResult> result = drover::bench::RunFsyncBench(options);
-  if (!result.ok()) {
-    std::fprintf(stderr, "drover-bench fsync: %s\n", std::string(result.status().message()).c_str());
-    return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
-  }
+  if (!result.ok()) return RunError("fsync", result.status());
   const char* sync = options.use_fsync ? "fsync" : "fdatasync";
   if (output == "json") {
     std::printf("{\"benchmark\":\"fsync\",\"dir\":%s,\"sync\":\"%s\",\"size\":%lld,"
@@ -195,16 +201,10 @@ int RunTokenCheck(const std::vector<std::string>& args) {
   flags.Int("users", &options.users, "Users in the store");
   flags.Int("count,n", &options.count, "Checks timed per thread");
   flags.Int("threads", &options.threads, "Threads checking at once");
-  flags.String("output,o", &output, "text or json", "FORMAT");
-  if (int code = ParseFlags("token-check", flags, args); code >= 0) return code;
-  if (int code = CheckOutputFormat("token-check", output); code >= 0) return code;
+  if (int code = ParseCommand("token-check", flags, args, &output); code >= 0) return code;
   absl::StatusOr<drover::bench::TokenCheckResult> result =
       drover::bench::RunTokenCheckBench(options);
-  if (!result.ok()) {
-    std::fprintf(stderr, "drover-bench token-check: %s\n",
-                 std::string(result.status().message()).c_str());
-    return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
-  }
+  if (!result.ok()) return RunError("token-check", result.status());
   if (output == "json") {
     std::printf("{\"benchmark\":\"token-check\",\"users\":%lld,\"threads\":%lld,"
                 "\"checks_per_s\":%.1f,\"hash\":%s,\"check\":%s}\n",
@@ -236,8 +236,7 @@ int RunRunLatency(const std::vector<std::string>& args) {
       "\n"
       "Example:\n"
       "  drover-bench run-latency --server 127.0.0.1:7070 --jobs 50");
-  flags.String("server", &options.server, "droverd's address", "HOST:PORT");
-  flags.String("ca", &options.ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
+  ServerFlags(flags, &options.server, &options.ca_file);
   flags.Int("jobs,n", &options.jobs, "Jobs measured");
   flags.Int("warmup", &options.warmup_jobs, "Rounds (job and baselines) run first, not counted");
   flags.Int("concurrency,c", &options.concurrency,
@@ -259,17 +258,11 @@ int RunRunLatency(const std::vector<std::string>& args) {
   flags.String("traces", &traces_path,
                "Also write each job's client-seen timeline (UTC) to FILE, one JSON line per job",
                "FILE");
-  flags.String("output,o", &output, "text or json", "FORMAT");
-  if (int code = ParseFlags("run-latency", flags, args); code >= 0) return code;
-  if (int code = CheckOutputFormat("run-latency", output); code >= 0) return code;
+  if (int code = ParseCommand("run-latency", flags, args, &output); code >= 0) return code;
 
   absl::StatusOr<drover::bench::RunLatencyResult> result =
       drover::bench::RunRunLatencyBench(options);
-  if (!result.ok()) {
-    std::fprintf(stderr, "drover-bench run-latency: %s\n",
-                 std::string(result.status().message()).c_str());
-    return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
-  }
+  if (!result.ok()) return RunError("run-latency", result.status());
   return FinishJobBench("run-latency", result->traces, traces_path,
                         output == "json"
                             ? drover::bench::RunLatencyResultJson(*result, options.server) + "\n"
@@ -296,8 +289,7 @@ int RunLogIngest(const std::vector<std::string>& args) {
       "Example:\n"
       "  drover-bench log-ingest --server 127.0.0.1:7070 --megabytes 256 \\\n"
       "      --baseline-dir /var/lib/drover");
-  flags.String("server", &options.server, "droverd's address", "HOST:PORT");
-  flags.String("ca", &options.ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
+  ServerFlags(flags, &options.server, &options.ca_file);
   flags.Int("megabytes,m", &options.megabytes, "MiB of log data to ship in all", "M");
   flags.Int("chunk-kib", &options.chunk_kib, "KiB per LogChunk", "KIB");
   flags.Int("streams", &options.streams, "Log streams (ranks, 1-256) shipped at once", "S");
@@ -311,16 +303,10 @@ int RunLogIngest(const std::vector<std::string>& args) {
   flags.Int("baseline-megabytes", &options.baseline_megabytes,
             "MiB each baseline writes (0: as --megabytes, at most 256)", "M");
   DurationFlag(flags, "timeout", &options.timeout, "How long the whole ingest may take");
-  flags.String("output,o", &output, "text or json", "FORMAT");
-  if (int code = ParseFlags("log-ingest", flags, args); code >= 0) return code;
-  if (int code = CheckOutputFormat("log-ingest", output); code >= 0) return code;
+  if (int code = ParseCommand("log-ingest", flags, args, &output); code >= 0) return code;
 
   absl::StatusOr<drover::bench::LogIngestResult> result = drover::bench::RunLogIngestBench(options);
-  if (!result.ok()) {
-    std::fprintf(stderr, "drover-bench log-ingest: %s\n",
-                 std::string(result.status().message()).c_str());
-    return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
-  }
+  if (!result.ok()) return RunError("log-ingest", result.status());
   std::string report = output == "json"
                            ? drover::bench::LogIngestResultJson(*result, options.server) + "\n"
                            : drover::bench::LogIngestResultText(*result, options.server);
@@ -344,8 +330,7 @@ int RunPrepare(const std::vector<std::string>& args) {
       "\n"
       "Example:\n"
       "  drover-bench prepare --server 127.0.0.1:7070 --pip 'drovertestpkg==1.{}' --rounds 3");
-  flags.String("server", &options.server, "droverd's address", "HOST:PORT");
-  flags.String("ca", &options.ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
+  ServerFlags(flags, &options.server, &options.ca_file);
   flags.Repeated("pip", &options.pip_packages,
                  "A pip requirement of the jobs; '{}' becomes the round number", "PKG");
   flags.Int("rounds,n", &options.rounds, "Environments built (one per round)");
@@ -355,15 +340,10 @@ int RunPrepare(const std::vector<std::string>& args) {
   DurationFlag(flags, "job-timeout", &options.job_timeout, "Deadline of one job (build included)");
   DurationFlag(flags, "connect-timeout", &options.connect_timeout,
                "How long to wait for droverd and a READY node");
-  flags.String("output,o", &output, "text or json", "FORMAT");
-  if (int code = ParseFlags("prepare", flags, args); code >= 0) return code;
-  if (int code = CheckOutputFormat("prepare", output); code >= 0) return code;
+  if (int code = ParseCommand("prepare", flags, args, &output); code >= 0) return code;
 
   absl::StatusOr<drover::bench::PrepareBenchResult> result = drover::bench::RunPrepareBench(options);
-  if (!result.ok()) {
-    std::fprintf(stderr, "drover-bench prepare: %s\n", std::string(result.status().message()).c_str());
-    return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
-  }
+  if (!result.ok()) return RunError("prepare", result.status());
   std::string report = output == "json" ? drover::bench::PrepareResultJson(*result, options) + "\n"
                                         : drover::bench::PrepareResultText(*result, options);
   std::fputs(report.c_str(), stdout);
@@ -390,8 +370,7 @@ int RunDistributedLatency(const std::vector<std::string>& args) {
       "Example:\n"
       "  drover-bench distributed-latency --server 10.77.0.1:7070 --jobs 20 \\\n"
       "      --baseline-launcher 'mpirun --hostfile hosts -np 4 --map-by ppr:2:node' -- /bin/true");
-  flags.String("server", &options.server, "droverd's address", "HOST:PORT");
-  flags.String("ca", &options.ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
+  ServerFlags(flags, &options.server, &options.ca_file);
   flags.Int("jobs,n", &options.jobs, "Jobs (rounds) measured");
   flags.Int("warmup", &options.warmup_jobs, "Rounds run first, not counted");
   flags.Int("nodes", &options.nodes, "node_count of each job");
@@ -419,20 +398,15 @@ int RunDistributedLatency(const std::vector<std::string>& args) {
   flags.String("traces", &traces_path,
                "Also write each job's client-seen timeline (UTC) to FILE, one JSON line per job",
                "FILE");
-  flags.String("output,o", &output, "text or json", "FORMAT");
-
   std::vector<std::string> program;
-  if (int code = ParseFlags("distributed-latency", flags, args, &program); code >= 0) return code;
-  if (int code = CheckOutputFormat("distributed-latency", output); code >= 0) return code;
+  if (int code = ParseCommand("distributed-latency", flags, args, &output, &program); code >= 0) {
+    return code;
+  }
   if (!program.empty()) options.program = std::move(program);
 
   absl::StatusOr<drover::bench::DistributedLatencyResult> result =
       drover::bench::RunDistributedLatencyBench(options);
-  if (!result.ok()) {
-    std::fprintf(stderr, "drover-bench distributed-latency: %s\n",
-                 std::string(result.status().message()).c_str());
-    return absl::IsInvalidArgument(result.status()) ? kUsage : kRunFailed;
-  }
+  if (!result.ok()) return RunError("distributed-latency", result.status());
   return FinishJobBench(
       "distributed-latency", result->traces, traces_path,
       output == "json" ? drover::bench::DistributedLatencyResultJson(*result, options.server) + "\n"
