@@ -22,7 +22,6 @@ namespace drover::cli {
 namespace {
 
 // BlobService takes at most 1 MiB per upload message.
-constexpr size_t kUploadChunkBytes = size_t{1} << 20;
 
 constexpr absl::string_view kMakeOne =
     "make one with 'skopeo copy docker://IMAGE oci-archive:FILE' or 'tar -C LAYOUT -cf FILE .' "
@@ -31,51 +30,6 @@ constexpr absl::string_view kMakeOne =
 // "sha256:3d9f2889d678" for tables.
 std::string ShortDigest(absl::string_view digest) {
   return std::string(digest.substr(0, std::min<size_t>(digest.size(), 19)));
-}
-
-
-// Uploads the archive unless droverd has it. Returns an exit code (error printed) to stop.
-std::optional<int> UploadArchive(Invocation& inv, DroverClient& client, const std::string& path,
-                                 const OciArchive& archive) {
-  v1::StatBlobRequest stat;
-  stat.set_digest(archive.digest);
-  absl::StatusOr<v1::StatBlobResponse> present =
-      inv.WithRetry([&] { return client.StatBlob(stat); });
-  if (!present.ok()) return inv.ServerError(present.status());
-  if (present->present()) {
-    inv.err() << "image archive " << archive.digest << " already on droverd; nothing to upload"
-              << std::endl;
-    return std::nullopt;
-  }
-  inv.err() << "uploading image archive " << archive.digest << " ("
-            << archive::FormatBytes(static_cast<uint64_t>(archive.size)) << ") to droverd"
-            << std::endl;
-  v1::UploadBlobRequest::Header header;
-  header.set_digest(archive.digest);
-  header.set_size(archive.size);
-  // Content-addressed, so an upload repeated after UNAVAILABLE stores the blob once; droverd
-  // checks the digest, so a file changed since it was read is refused, not stored.
-  absl::StatusOr<v1::UploadBlobResponse> uploaded =
-      inv.WithRetry([&]() -> absl::StatusOr<v1::UploadBlobResponse> {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) {
-          return absl::InternalError(
-              absl::StrCat("cannot open '", path, "': ", absl::AsciiStrToLower(strerror(errno))));
-        }
-        std::string buffer;
-        return client.UploadBlob(header, [&]() -> absl::StatusOr<std::string> {
-          if (in.eof()) return std::string();
-          buffer.resize(kUploadChunkBytes);
-          in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-          buffer.resize(static_cast<size_t>(in.gcount()));
-          if (in.bad() || (in.fail() && !in.eof())) {
-            return absl::InternalError(absl::StrCat("cannot read '", path, "'"));
-          }
-          return buffer;
-        });
-      });
-  if (!uploaded.ok()) return inv.ServerError(uploaded.status());
-  return std::nullopt;
 }
 
 int ImportAction(Invocation& inv, const std::vector<std::string>& args) {
@@ -136,7 +90,10 @@ int ImportAction(Invocation& inv, const std::vector<std::string>& args) {
       verb = "REPLACED";
     }
   }
-  if (auto done = UploadArchive(inv, *client, path, *archive)) return *done;
+  if (auto done = inv.UploadBlobFile(*client, "image archive", path, archive->digest,
+                                     archive->size)) {
+    return *done;
+  }
   v1::PutImageRequest request;
   request.mutable_image()->set_name(name);
   request.mutable_image()->set_digest(archive->digest);

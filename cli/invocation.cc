@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <utility>
@@ -11,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "common/archive/snapshot.h"
 #include "common/job_id.h"
 #include "common/safe_open.h"
 #include "google/protobuf/struct.pb.h"
@@ -295,6 +298,49 @@ std::unique_ptr<DroverClient> Invocation::ParseAndConnect(FlagSet& flags,
     return nullptr;
   }
   return Connect(exit_code);
+}
+
+std::optional<int> Invocation::UploadBlobFile(DroverClient& client, absl::string_view what,
+                                              const std::string& path, const std::string& digest,
+                                              int64_t size) {
+  v1::StatBlobRequest stat;
+  stat.set_digest(digest);
+  absl::StatusOr<v1::StatBlobResponse> present =
+      WithRetry([&] { return client.StatBlob(stat); });
+  if (!present.ok()) return ServerError(present.status());
+  if (present->present()) {
+    err() << what << " " << digest << " already on droverd; nothing to upload" << std::endl;
+    return std::nullopt;
+  }
+  err() << "uploading " << what << " " << digest << " ("
+        << archive::FormatBytes(static_cast<uint64_t>(size)) << ") to droverd" << std::endl;
+  v1::UploadBlobRequest::Header header;
+  header.set_digest(digest);
+  header.set_size(size);
+  constexpr size_t kChunkBytes = size_t{1} << 20;
+  auto errno_text = [] { return absl::AsciiStrToLower(strerror(errno)); };
+  absl::StatusOr<v1::UploadBlobResponse> uploaded =
+      WithRetry([&]() -> absl::StatusOr<v1::UploadBlobResponse> {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+          return absl::InternalError(
+              absl::StrCat("cannot open the ", what, " '", path, "': ", errno_text()));
+        }
+        std::string buffer;
+        return client.UploadBlob(header, [&]() -> absl::StatusOr<std::string> {
+          if (in.eof()) return std::string();
+          buffer.resize(kChunkBytes);
+          in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+          buffer.resize(static_cast<size_t>(in.gcount()));
+          if (in.bad() || (in.fail() && !in.eof())) {
+            return absl::InternalError(
+                absl::StrCat("cannot read the ", what, " '", path, "': ", errno_text()));
+          }
+          return buffer;
+        });
+      });
+  if (!uploaded.ok()) return ServerError(uploaded.status());
+  return std::nullopt;
 }
 
 int Invocation::RunDeleteByName(

@@ -167,6 +167,16 @@ class Invocation {
         table);
   }
 
+  // Uploads the file at `path` as blob `digest` of `size` bytes, unless droverd has it
+  // already; says which on stderr ("uploading WHAT DIGEST (SIZE) to droverd", "WHAT DIGEST
+  // already on droverd; nothing to upload"). Retried after UNAVAILABLE: the blob is
+  // content-addressed, so it is stored once, and droverd checks the digest, so a file that
+  // changed since it was hashed is refused, not stored. An exit code when the command
+  // should stop (the error printed), nullopt when done.
+  std::optional<int> UploadBlobFile(DroverClient& client, absl::string_view what,
+                                    const std::string& path, const std::string& digest,
+                                    int64_t size);
+
  private:
   CliContext& ctx_;
   GlobalOptions global_;

@@ -27,7 +27,6 @@ namespace drover::cli {
 namespace {
 
 // BlobService takes at most 1 MiB per upload message.
-constexpr size_t kUploadChunkBytes = size_t{1} << 20;
 
 // Removes a temporary file when the command is done with it, whatever the way out.
 class RemoveOnExit {
@@ -108,43 +107,8 @@ std::optional<int> UploadSource(Invocation& inv, DroverClient& client,
   inv.err().flush();
   *digest = snapshot->digest;
 
-  v1::StatBlobRequest stat;
-  stat.set_digest(snapshot->digest);
-  absl::StatusOr<v1::StatBlobResponse> present = inv.WithRetry([&] { return client.StatBlob(stat); });
-  if (!present.ok()) return inv.ServerError(present.status());
-  if (present->present()) {
-    inv.err() << "snapshot " << snapshot->digest << " already on droverd; nothing to upload"
-              << std::endl;
-    return std::nullopt;
-  }
-  inv.err() << "uploading snapshot " << snapshot->digest << " ("
-            << archive::FormatBytes(snapshot->tar_bytes) << ") to droverd" << std::endl;
-  v1::UploadBlobRequest::Header header;
-  header.set_digest(snapshot->digest);
-  header.set_size(static_cast<int64_t>(snapshot->tar_bytes));
-  // Content-addressed, so an upload repeated after UNAVAILABLE stores the blob once.
-  absl::StatusOr<v1::UploadBlobResponse> uploaded =
-      inv.WithRetry([&]() -> absl::StatusOr<v1::UploadBlobResponse> {
-        std::ifstream in(snapshot->tar_path, std::ios::binary);
-        if (!in) {
-          return absl::InternalError(absl::StrCat("cannot open the snapshot archive '",
-                                                  snapshot->tar_path, "': ", ErrnoText(errno)));
-        }
-        std::string buffer;
-        return client.UploadBlob(header, [&]() -> absl::StatusOr<std::string> {
-          if (in.eof()) return std::string();
-          buffer.resize(kUploadChunkBytes);
-          in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-          buffer.resize(static_cast<size_t>(in.gcount()));
-          if (in.bad() || (in.fail() && !in.eof())) {
-            return absl::InternalError(absl::StrCat("cannot read the snapshot archive '",
-                                                    snapshot->tar_path, "': ", ErrnoText(errno)));
-          }
-          return buffer;
-        });
-      });
-  if (!uploaded.ok()) return inv.ServerError(uploaded.status());
-  return std::nullopt;
+  return inv.UploadBlobFile(client, "snapshot", snapshot->tar_path, snapshot->digest,
+                            static_cast<int64_t>(snapshot->tar_bytes));
 }
 
 int DownloadCommand(Invocation& inv, const std::vector<std::string>& args) {
