@@ -8,30 +8,17 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "common/log.h"
+#include "common/safe_open.h"
 #include "server/droverd.h"
 #include "server/droverd_flags.h"
 #include "server/state_dir.h"
 
 namespace {
-
-// Writes `text` to `path` atomically (temporary file, then rename), so readers never see a
-// half-written address.
-bool WriteFileAtomically(const std::string& path, const std::string& text) {
-  std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    if (!(out << text) || !out.flush()) return false;
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  return !error;
-}
 
 // Every job's logs, every client's connection and the database take descriptors: use all the
 // hard limit allows (systemd's default soft limit is 1024).
@@ -101,8 +88,13 @@ int main(int argc, char** argv) {
                {"resumed_jobs", (*droverd)->resumed_jobs()},
                {"pid", getpid()}});
   const std::string& address_file = settings->address_file;
-  if (!address_file.empty() && !WriteFileAtomically(address_file, (*droverd)->address() + "\n")) {
-    drover::Log(drover::LogLevel::kWarning, "address_file_failed", {{"path", address_file}});
+  if (!address_file.empty()) {
+    // Replaced whole (a new file renamed over it): readers never see half an address.
+    if (absl::Status s = drover::ReplaceFile(address_file, (*droverd)->address() + "\n", 0644);
+        !s.ok()) {
+      drover::Log(drover::LogLevel::kWarning, "address_file_failed",
+                  {{"path", address_file}, {"error", s.message()}});
+    }
   }
   sd_notifyf(0, "READY=1\nSTATUS=serving on %s\nMAINPID=%d", (*droverd)->address().c_str(),
              static_cast<int>(getpid()));
