@@ -146,6 +146,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
                           storage::SqliteStore::Open({.path = options.state_dir + "/drover.db",
                                                       .on_write_error = count_write_error,
                                                       .secrets = d->secrets_.get()}));
+  if (options.wrap_store) d->store_ = options.wrap_store(std::move(d->store_));
   if (!options.bootstrap_admin_token.empty()) {
     DROVER_RETURN_IF_ERROR(BootstrapAdmin(*d->store_, options.bootstrap_admin_token, clock));
   }

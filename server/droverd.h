@@ -6,6 +6,7 @@
 
 #include <grpcpp/server.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -86,6 +87,9 @@ struct DroverdOptions {
   RetentionOptions retention;
   // Most bytes one user may hold in the blob store (server/blob_quota.h); 0: no quota.
   int64_t blob_quota_bytes = int64_t{100} << 30;
+  // Tests only: wraps the store droverd opened (tests/testing/fault_injecting_store.h);
+  // empty: the store as opened.
+  std::function<std::unique_ptr<storage::Store>(std::unique_ptr<storage::Store>)> wrap_store;
 };
 
 class Droverd {
