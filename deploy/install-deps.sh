@@ -13,6 +13,8 @@ build_pkgs=(
   cmake ninja-build g++ pkg-config
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libsystemd-dev libssl-dev
+  # The static archives the drover CLI is linked from (cmake/DroverStaticLink.cmake).
+  libre2-dev libc-ares-dev zlib1g-dev
 )
 # Used at run time by drover-agent: runc runs the containers, umoci and skopeo unpack and
 # pull OCI images, rclone and fuse3 (fusermount3) mount and copy rclone datastores; PyTorch
