@@ -216,54 +216,72 @@ absl::Status Core::StatusWriteFailed(const std::string& job_id, bool decision,
         {{"job", job_id}, {"error", error.ToString()}});
   }
   // The in-memory job ran ahead of the store; take the stored one back.
-  if (absl::StatusOr<v1::Job> stored = store_.GetJob(job_id); stored.ok()) {
-    jobs_.Reset(*stored);
-  }
+  ReadJob(job_id, [this](absl::StatusOr<v1::Job> stored) {
+    if (stored.ok()) jobs_.Reset(*stored);
+  });
   return error;
 }
 
+void Core::ReadJob(std::string job_id, JobCallback then) {
+  reader_.Post([this, job_id = std::move(job_id), then = std::move(then)]() mutable {
+    absl::StatusOr<v1::Job> job = store_.GetJob(job_id);
+    loop_.Post([job = std::move(job), then = std::move(then)]() mutable {
+      std::move(then)(std::move(job));
+    });
+  });
+}
+
 void Core::SaveUnsaved() {
-  for (auto next = unsaved_.begin(); next != unsaved_.end();) {
-    auto entry = next++;
-    const std::string& job_id = entry->first;
-    Unsaved& unsaved = entry->second;
+  for (auto& [job_id, unsaved] : unsaved_) {
     if (unsaved.writing) continue;
-    absl::StatusOr<v1::Job> stored = store_.GetJob(job_id);
-    if (!stored.ok()) continue;  // the next tick tries again
-    JobStatus::State stored_state = stored->status().state();
-    if (scheduler::IsTerminal(stored_state) ||
-        (stored_state == JobStatus::CANCEL_REQUESTED &&
-         !scheduler::IsTerminal(unsaved.status.state()))) {
-      // A cancel stored meanwhile wins over what was kept, unless that is the job's end.
-      jobs_.Reset(*stored);
-      unsaved_.erase(entry);
-      continue;
-    }
-    JobStatus status = unsaved.status;
-    status.set_version(stored->status().version() + 1);
+    // A read of the stored job, then a write over it, in flight.
     unsaved.writing = true;
-    store_.UpdateJobStatus(
-        job_id, stored->status().version(), std::move(status),
-        [this, job_id = job_id, changes = unsaved.changes](absl::StatusOr<v1::Job> committed) {
-          loop_.Post([this, job_id, changes, committed = std::move(committed)]() mutable {
-            auto it = unsaved_.find(job_id);
-            if (it == unsaved_.end()) return;
-            it->second.writing = false;
-            if (!committed.ok()) {
-              it->second.error = committed.status();
-              return;
-            }
-            Committed(*committed);
-            if (it->second.changes != changes) return;  // changed meanwhile: store that too
-            unsaved_.erase(it);
-            // The in-memory job takes the stored version, so that later changes follow it.
-            if (jobs_.Find(job_id) != nullptr) jobs_.Update(*committed);
-            Log(LogLevel::kInfo, "job_status_saved",
-                {{"job", job_id}, {"state", scheduler::StateName(committed->status().state())}});
-            RequestSchedule();
-          });
-        });
+    ReadJob(job_id, [this, job_id = job_id](absl::StatusOr<v1::Job> stored) {
+      SaveUnsaved(job_id, std::move(stored));
+    });
   }
+}
+
+void Core::SaveUnsaved(const std::string& job_id, absl::StatusOr<v1::Job> stored) {
+  auto entry = unsaved_.find(job_id);
+  if (entry == unsaved_.end()) return;
+  Unsaved& unsaved = entry->second;
+  if (!stored.ok()) {
+    unsaved.writing = false;  // the next tick tries again
+    return;
+  }
+  JobStatus::State stored_state = stored->status().state();
+  if (scheduler::IsTerminal(stored_state) ||
+      (stored_state == JobStatus::CANCEL_REQUESTED &&
+       !scheduler::IsTerminal(unsaved.status.state()))) {
+    // A cancel stored meanwhile wins over what was kept, unless that is the job's end.
+    jobs_.Reset(*stored);
+    unsaved_.erase(entry);
+    return;
+  }
+  JobStatus status = unsaved.status;
+  status.set_version(stored->status().version() + 1);
+  store_.UpdateJobStatus(
+      job_id, stored->status().version(), std::move(status),
+      [this, job_id = job_id, changes = unsaved.changes](absl::StatusOr<v1::Job> committed) {
+        loop_.Post([this, job_id, changes, committed = std::move(committed)]() mutable {
+          auto it = unsaved_.find(job_id);
+          if (it == unsaved_.end()) return;
+          it->second.writing = false;
+          if (!committed.ok()) {
+            it->second.error = committed.status();
+            return;
+          }
+          Committed(*committed);
+          if (it->second.changes != changes) return;  // changed meanwhile: store that too
+          unsaved_.erase(it);
+          // The in-memory job takes the stored version, so that later changes follow it.
+          if (jobs_.Find(job_id) != nullptr) jobs_.Update(*committed);
+          Log(LogLevel::kInfo, "job_status_saved",
+              {{"job", job_id}, {"state", scheduler::StateName(committed->status().state())}});
+          RequestSchedule();
+        });
+      });
 }
 
 void Core::Schedule() {

@@ -5,7 +5,8 @@
 //
 // Status changes are applied to the in-memory queue at once (so the next decision sees
 // them) and written to the store in order with a compare-and-set on the version; what
-// clients and watchers see comes only from committed writes.
+// clients and watchers see comes only from committed writes. The loop never reads the
+// store itself: reads run on a thread of their own and post their result back.
 //
 // Its methods are in four files: core.cc (restore, status writes, placement and
 // assignment, the tick), core_agents.cc (the agent protocol, cancel and stop, and the end
@@ -278,8 +279,14 @@ class Core {
   // A status write failed with `error`; returns what its `done` is told.
   absl::Status StatusWriteFailed(const std::string& job_id, bool decision,
                                  v1::JobStatus written, const absl::Status& error);
-  // Writes the newest status of every job in `unsaved_` (each tick).
+  // Writes the newest status of every job in `unsaved_` (each tick): reads the stored job
+  // off the loop, then writes over its version.
   void SaveUnsaved();
+  // The second half, on the loop with the stored job (the job's entry is marked writing).
+  void SaveUnsaved(const std::string& job_id, absl::StatusOr<v1::Job> stored);
+  // Reads job `job_id` from the store off the loop (on `reader_`) and runs `then` with it
+  // on the loop: the loop never waits for the disk.
+  void ReadJob(std::string job_id, JobCallback then);
   void CancelWithRetries(const std::string& job_id, const std::string& reason, JobCallback done,
                          int tries_left);
   void RefreshTargetNames();
@@ -341,6 +348,10 @@ class Core {
   // credentials.
   mutable absl::Mutex datastores_mu_;
   std::map<std::string, v1::Datastore> datastores_ ABSL_GUARDED_BY(datastores_mu_);
+
+  // The thread the store's reads run on (ReadJob), so that they never hold up the loop.
+  // Last: it stops, finishing the reads it has, before the rest of the core goes.
+  CoreLoop reader_;
 };
 
 }  // namespace drover::server

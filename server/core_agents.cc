@@ -153,21 +153,23 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
           std::move(done)(it->second.error);
           return;
         }
-        absl::StatusOr<v1::Job> stored = store_.GetJob(job_id);
-        if (!stored.ok()) {
-          std::move(done)(stored.status());
-          return;
-        }
-        absl::StatusOr<std::optional<JobStatus>> plan =
-            scheduler::PlanCancel(job_id, stored->status(), reason, clock_.Now());
-        if (!plan.ok()) {
-          std::move(done)(plan.status());
-        } else if (plan->has_value()) {
-          std::move(done)(absl::InternalError(absl::StrCat(
-              "job '", job_id, "' is unfinished in the store but unknown to the scheduler")));
-        } else {
-          std::move(done)(*std::move(stored));
-        }
+        ReadJob(job_id, [this, job_id, reason,
+                         done = std::move(done)](absl::StatusOr<v1::Job> stored) mutable {
+          if (!stored.ok()) {
+            std::move(done)(stored.status());
+            return;
+          }
+          absl::StatusOr<std::optional<JobStatus>> plan =
+              scheduler::PlanCancel(job_id, stored->status(), reason, clock_.Now());
+          if (!plan.ok()) {
+            std::move(done)(plan.status());
+          } else if (plan->has_value()) {
+            std::move(done)(absl::InternalError(absl::StrCat(
+                "job '", job_id, "' is unfinished in the store but unknown to the scheduler")));
+          } else {
+            std::move(done)(*std::move(stored));
+          }
+        });
       });
     });
     return;
@@ -180,9 +182,12 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
     return;
   }
   if (!plan->has_value()) {
-    // Already canceling: answer with the committed job, after the writes in flight.
+    // Already canceling: answer with the committed job, after the writes in flight (read
+    // on the reader thread, not the store's writer).
     store_.Barrier([this, job_id, done = std::move(done)](absl::Status) mutable {
-      std::move(done)(store_.GetJob(job_id));
+      reader_.Post([this, job_id, done = std::move(done)]() mutable {
+        std::move(done)(store_.GetJob(job_id));
+      });
     });
     return;
   }
