@@ -1,6 +1,6 @@
-// Core: the agent protocol (hello and reconciliation of what an agent holds, its reports
-// and logs, the launch barrier), cancel and stop, and the end of an attempt, decided by
-// scheduler/attempt_outcome.h.
+// Core: the agent protocol (hello and reconciliation of what an agent holds, its reports),
+// cancel and stop, the end of an attempt, and Run(), which carries out what the attempt
+// rules (scheduler/attempts.h) decide.
 #include "server/core.h"
 
 #include <algorithm>
