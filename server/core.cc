@@ -50,7 +50,9 @@ google::protobuf::Duration Core::ToProtoDuration(absl::Duration d) {
 Core::Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, CoreLoop& loop,
            const Clock& clock, CoreOptions options)
     : store_(store), logs_(logs), events_(events), loop_(loop), clock_(clock),
-      options_(WithExecTokenKey(std::move(options))) {
+      options_(WithExecTokenKey(std::move(options))),
+      attempts_(scheduler::AttemptsOptions{.stop_grace = options_.stop_grace,
+                                           .launch_timeout = options_.launch_timeout}) {
   RefreshTargetNames();
 }
 
@@ -83,27 +85,13 @@ void Core::Restore(const std::vector<v1::Job>& unfinished,
     jobs_.Update(job);
     const JobStatus& status = job.status();
     if (IsPlaced(status.state()) && status.nodes_size() > 0) {
-      Attempt& attempt = attempts_[job.id()];
-      attempt.epoch = status.attempt();
-      attempt.nodes.assign(status.nodes().begin(), status.nodes().end());
-      attempt.exec_token = ExecToken(job.id(), attempt.epoch);
-      attempt.master_port = status.master_port();
-      // Not stored with the attempt: what the name has now (a re-import while droverd was
-      // down reaches an agent that has to prepare the attempt again).
-      attempt.image_digest = ImageDigestOf(job.spec());
-      attempt.started = status.state() != JobStatus::PREPARING;
-      if (status.state() == JobStatus::CANCEL_REQUESTED) {
-        // Its agents are told to stop when they say hello (again).
-        attempt.stopping = true;
-        attempt.tally.cause = JobStatus::CANCELED_BY_USER;
-        attempt.tally.message = status.message();
-      }
-      // The time limit counts from the restart: the true start is in start_time, but a
-      // restart should not kill a job at once.
-      if (status.state() == JobStatus::RUNNING) attempt.running_since = clock_.Now();
+      // The image digest is not stored with the attempt: what the name has now (a
+      // re-import while droverd was down reaches an agent that has to prepare it again).
+      attempts_.Restore(job, ExecToken(job.id(), status.attempt()), ImageDigestOf(job.spec()),
+                        clock_.Now());
       // Its nodes' leases run from now: one that never comes back is lost like any other.
       // What it holds there counts from now too (a draining node stays DRAINING).
-      for (const std::string& node : attempt.nodes) {
+      for (const std::string& node : job.status().nodes()) {
         nodes_.Expect(node, clock_.Now());
         nodes_.Allocate(node, job.id(), scheduler::PerNodeDemand(job.spec()));
       }
@@ -228,54 +216,72 @@ absl::Status Core::StatusWriteFailed(const std::string& job_id, bool decision,
         {{"job", job_id}, {"error", error.ToString()}});
   }
   // The in-memory job ran ahead of the store; take the stored one back.
-  if (absl::StatusOr<v1::Job> stored = store_.GetJob(job_id); stored.ok()) {
-    jobs_.Reset(*stored);
-  }
+  ReadJob(job_id, [this](absl::StatusOr<v1::Job> stored) {
+    if (stored.ok()) jobs_.Reset(*stored);
+  });
   return error;
 }
 
+void Core::ReadJob(std::string job_id, JobCallback then) {
+  reader_.Post([this, job_id = std::move(job_id), then = std::move(then)]() mutable {
+    absl::StatusOr<v1::Job> job = store_.GetJob(job_id);
+    loop_.Post([job = std::move(job), then = std::move(then)]() mutable {
+      std::move(then)(std::move(job));
+    });
+  });
+}
+
 void Core::SaveUnsaved() {
-  for (auto next = unsaved_.begin(); next != unsaved_.end();) {
-    auto entry = next++;
-    const std::string& job_id = entry->first;
-    Unsaved& unsaved = entry->second;
+  for (auto& [job_id, unsaved] : unsaved_) {
     if (unsaved.writing) continue;
-    absl::StatusOr<v1::Job> stored = store_.GetJob(job_id);
-    if (!stored.ok()) continue;  // the next tick tries again
-    JobStatus::State stored_state = stored->status().state();
-    if (scheduler::IsTerminal(stored_state) ||
-        (stored_state == JobStatus::CANCEL_REQUESTED &&
-         !scheduler::IsTerminal(unsaved.status.state()))) {
-      // A cancel stored meanwhile wins over what was kept, unless that is the job's end.
-      jobs_.Reset(*stored);
-      unsaved_.erase(entry);
-      continue;
-    }
-    JobStatus status = unsaved.status;
-    status.set_version(stored->status().version() + 1);
+    // A read of the stored job, then a write over it, in flight.
     unsaved.writing = true;
-    store_.UpdateJobStatus(
-        job_id, stored->status().version(), std::move(status),
-        [this, job_id = job_id, changes = unsaved.changes](absl::StatusOr<v1::Job> committed) {
-          loop_.Post([this, job_id, changes, committed = std::move(committed)]() mutable {
-            auto it = unsaved_.find(job_id);
-            if (it == unsaved_.end()) return;
-            it->second.writing = false;
-            if (!committed.ok()) {
-              it->second.error = committed.status();
-              return;
-            }
-            Committed(*committed);
-            if (it->second.changes != changes) return;  // changed meanwhile: store that too
-            unsaved_.erase(it);
-            // The in-memory job takes the stored version, so that later changes follow it.
-            if (jobs_.Find(job_id) != nullptr) jobs_.Update(*committed);
-            Log(LogLevel::kInfo, "job_status_saved",
-                {{"job", job_id}, {"state", scheduler::StateName(committed->status().state())}});
-            RequestSchedule();
-          });
-        });
+    ReadJob(job_id, [this, job_id = job_id](absl::StatusOr<v1::Job> stored) {
+      SaveUnsaved(job_id, std::move(stored));
+    });
   }
+}
+
+void Core::SaveUnsaved(const std::string& job_id, absl::StatusOr<v1::Job> stored) {
+  auto entry = unsaved_.find(job_id);
+  if (entry == unsaved_.end()) return;
+  Unsaved& unsaved = entry->second;
+  if (!stored.ok()) {
+    unsaved.writing = false;  // the next tick tries again
+    return;
+  }
+  JobStatus::State stored_state = stored->status().state();
+  if (scheduler::IsTerminal(stored_state) ||
+      (stored_state == JobStatus::CANCEL_REQUESTED &&
+       !scheduler::IsTerminal(unsaved.status.state()))) {
+    // A cancel stored meanwhile wins over what was kept, unless that is the job's end.
+    jobs_.Reset(*stored);
+    unsaved_.erase(entry);
+    return;
+  }
+  JobStatus status = unsaved.status;
+  status.set_version(stored->status().version() + 1);
+  store_.UpdateJobStatus(
+      job_id, stored->status().version(), std::move(status),
+      [this, job_id = job_id, changes = unsaved.changes](absl::StatusOr<v1::Job> committed) {
+        loop_.Post([this, job_id, changes, committed = std::move(committed)]() mutable {
+          auto it = unsaved_.find(job_id);
+          if (it == unsaved_.end()) return;
+          it->second.writing = false;
+          if (!committed.ok()) {
+            it->second.error = committed.status();
+            return;
+          }
+          Committed(*committed);
+          if (it->second.changes != changes) return;  // changed meanwhile: store that too
+          unsaved_.erase(it);
+          // The in-memory job takes the stored version, so that later changes follow it.
+          if (jobs_.Find(job_id) != nullptr) jobs_.Update(*committed);
+          Log(LogLevel::kInfo, "job_status_saved",
+              {{"job", job_id}, {"state", scheduler::StateName(committed->status().state())}});
+          RequestSchedule();
+        });
+      });
 }
 
 void Core::Schedule() {
@@ -283,14 +289,8 @@ void Core::Schedule() {
   // While the state disk refuses writes, a placement could not be stored either.
   if (!unsaved_.empty() || now < placement_paused_until_) return;
   scheduler::PlacementRound round =
-      scheduler::PlaceQueuedJobs(jobs_, nodes_, RunningAttempts(), now);
-  for (const scheduler::Placement& placement : round.placed) {
-    Assign(placement);
-    // The launch timeout counts from here.
-    if (auto it = attempts_.find(placement.job_id); it != attempts_.end()) {
-      it->second.assigned_at = now;
-    }
-  }
+      scheduler::PlaceQueuedJobs(jobs_, nodes_, attempts_.Running(jobs_), now);
+  for (const scheduler::Placement& placement : round.placed) Assign(placement);
   for (const auto& [job_id, reason] : round.waiting) {
     const v1::Job* job = jobs_.Find(job_id);
     if (job == nullptr || job->status().reason() == reason) continue;
@@ -298,20 +298,6 @@ void Core::Schedule() {
         scheduler::Transition(job->status(), JobStatus::QUEUED, reason, clock_.Now());
     if (next.ok()) CommitStatus(*job, *std::move(next));
   }
-}
-
-std::map<std::string, scheduler::RunningAttempt> Core::RunningAttempts() const {
-  std::map<std::string, scheduler::RunningAttempt> running;
-  for (const auto& [job_id, attempt] : attempts_) {
-    const v1::Job* job = jobs_.Find(job_id);
-    if (job == nullptr) continue;  // unknown: placement takes its nodes' end as unknown
-    scheduler::RunningAttempt& r = running[job_id];
-    // running_since is when the time limit counts from (after a restart: the restart).
-    if (attempt.running_since != absl::InfinitePast()) r.running_since = attempt.running_since;
-    r.max_run_duration = scheduler::MaxRunDuration(job->spec());
-    r.per_node = scheduler::PerNodeDemand(job->spec());
-  }
-  return running;
 }
 
 void Core::Assign(const scheduler::Placement& placement) {
@@ -332,15 +318,13 @@ void Core::Assign(const scheduler::Placement& placement) {
   for (const std::string& node : placement.nodes) {
     nodes_.Allocate(node, job.id(), placement.per_node);
   }
-  Attempt& attempt = attempts_[job.id()];
-  attempt = Attempt{};
-  attempt.epoch = epoch;
-  attempt.nodes = placement.nodes;
-  attempt.exec_token = ExecToken(job.id(), epoch);
-  attempt.master_port = FreeMasterPort(placement.nodes.front());
   // The digest the name has now: a re-import reaches the next attempt, not this one (nor
-  // an assignment sent to it again).
-  attempt.image_digest = ImageDigestOf(job.spec());
+  // an assignment sent to it again). The launch timeout counts from now.
+  scheduler::AttemptState& attempt =
+      attempts_.Place(job.id(), epoch, placement.nodes, ExecToken(job.id(), epoch),
+                      /*master_port=*/0, ImageDigestOf(job.spec()), clock_.Now());
+  // Chosen with the attempt in place (its old one, if any, gone).
+  attempt.master_port = FreeMasterPort(placement.nodes.front());
   next->set_master_port(attempt.master_port);
   UpdateFence(job.id());
   if (options_.metrics != nullptr) options_.metrics->attempts_placed.With({}).Increment();
@@ -348,15 +332,15 @@ void Core::Assign(const scheduler::Placement& placement) {
       {{"job", job.id()}, {"attempt", epoch}, {"nodes", absl::StrJoin(placement.nodes, ",")}});
   // The attempt and its layout are durable before any agent hears of it.
   CommitStatus(job, *std::move(next), [this, job_id = job.id(), epoch](absl::StatusOr<v1::Job> committed) {
-    auto it = attempts_.find(job_id);
-    if (it == attempts_.end() || it->second.epoch != epoch) return;
+    const scheduler::AttemptState* attempt = attempts_.Find(job_id);
+    if (attempt == nullptr || attempt->epoch != epoch) return;
     if (!committed.ok()) {
-      for (const std::string& node : it->second.nodes) nodes_.Release(node, job_id);
-      attempts_.erase(it);
+      for (const std::string& node : attempt->nodes) nodes_.Release(node, job_id);
+      attempts_.Forget(job_id);
       UpdateFence(job_id);
       return;
     }
-    SendAssignments(*committed, it->second);
+    SendAssignments(*committed, *attempt);
   });
 }
 
@@ -379,7 +363,7 @@ int32_t Core::FreeMasterPort(const std::string& node) {
   // live attempt with the same first node uses: a rank of an earlier attempt still trying
   // to rendezvous (a stale one on a lost node) does not find a later attempt there.
   std::set<int32_t> used;
-  for (const auto& [id, other] : attempts_) {
+  for (const auto& [id, other] : attempts_.all()) {
     if (!other.nodes.empty() && other.nodes.front() == node) used.insert(other.master_port);
   }
   int32_t& next = next_master_port_[node];
@@ -395,12 +379,7 @@ int32_t Core::FreeMasterPort(const std::string& node) {
   return port;
 }
 
-bool Core::StartsWhenReady(const Attempt& attempt) {
-  // One node: no launch barrier to wait for, so no START round trip either.
-  return attempt.nodes.size() == 1;
-}
-
-void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
+void Core::SendAssignments(const v1::Job& job, const scheduler::AttemptState& attempt,
                            const std::string& only_node) {
   const v1::JobSpec& spec = job.spec();
   // The datastores as registered now, credentials included: a change reaches the next
@@ -430,7 +409,7 @@ void Core::SendAssignments(const v1::Job& job, const Attempt& attempt,
     assign->set_node_count(static_cast<int32_t>(attempt.nodes.size()));
     assign->set_first_rank(static_cast<int32_t>(rank) * ppn);
     assign->set_world_size(static_cast<int32_t>(attempt.nodes.size()) * ppn);
-    assign->set_start_when_ready(StartsWhenReady(attempt));
+    assign->set_start_when_ready(attempt.StartsWhenReady());
     assign->set_exec_token(attempt.exec_token);
     assign->set_master_port(attempt.master_port);
     for (const std::string& name : attempt.nodes) {
@@ -465,54 +444,9 @@ void Core::Tick() {
   }
   SaveUnsaved();
   CheckLeases(now);
-  StopLateLaunches(now);
-  for (auto& [job_id, attempt] : attempts_) {
-    const v1::Job* job = jobs_.Find(job_id);
-    if (job == nullptr || attempt.stopping || attempt.running_since == absl::InfinitePast()) {
-      continue;
-    }
-    absl::Duration max = scheduler::MaxRunDuration(job->spec());
-    if (max > absl::ZeroDuration() && now - attempt.running_since > max) {
-      StopAttempt(job_id, JobStatus::TIMEOUT,
-                  absl::StrCat("max_run_duration ", absl::FormatDuration(max), " exceeded"));
-    }
-  }
+  // Launch timeouts and time limits.
+  Run(attempts_.Tick(jobs_, now));
   Schedule();
-}
-
-void Core::StopLateLaunches(absl::Time now) {
-  if (options_.launch_timeout <= absl::ZeroDuration()) return;
-  for (auto& [job_id, attempt] : attempts_) {
-    if (attempt.started || attempt.stopping) continue;
-    if (attempt.assigned_at == absl::InfinitePast()) {
-      attempt.assigned_at = now;  // restored at start: its nodes get the full time again
-      continue;
-    }
-    if (now - attempt.assigned_at <= options_.launch_timeout) continue;
-    std::string message = NotReadyMessage(attempt, options_.launch_timeout);
-    Log(LogLevel::kWarning, "launch_timeout", {{"job", job_id}, {"attempt", attempt.epoch},
-                                                {"message", message}});
-    StopAttempt(job_id, JobStatus::LAUNCH_FAILED, message);
-  }
-}
-
-std::string Core::NotReadyMessage(const Attempt& attempt, absl::Duration waited) {
-  std::vector<std::pair<std::string, std::string>> late;  // node, its last PREPARING reason
-  for (const std::string& node : attempt.nodes) {
-    if (attempt.ready.contains(node)) continue;
-    auto last = attempt.last_preparing.find(node);
-    late.emplace_back(node, last == attempt.last_preparing.end() ? "no report" : last->second);
-  }
-  std::string within = absl::StrCat(" not ready within ", absl::FormatDuration(waited));
-  if (late.size() == 1) {
-    return absl::StrCat("node ", late[0].first, within, " (last: ", late[0].second, ")");
-  }
-  return absl::StrCat("nodes ",
-                      absl::StrJoin(late, ", ",
-                                    [](std::string* out, const auto& l) {
-                                      absl::StrAppend(out, l.first, " (last: ", l.second, ")");
-                                    }),
-                      within);
 }
 
 }  // namespace drover::server

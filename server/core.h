@@ -5,11 +5,13 @@
 //
 // Status changes are applied to the in-memory queue at once (so the next decision sees
 // them) and written to the store in order with a compare-and-set on the version; what
-// clients and watchers see comes only from committed writes.
+// clients and watchers see comes only from committed writes. The loop never reads the
+// store itself: reads run on a thread of their own and post their result back.
 //
 // Its methods are in four files: core.cc (restore, status writes, placement and
 // assignment, the tick), core_agents.cc (the agent protocol, cancel and stop, and the end
-// of an attempt, whose rules are scheduler/attempt_outcome.h), core_admin.cc (the registries
+// of an attempt; the rules of attempts are scheduler/attempts.h, whose effects the core
+// runs), core_admin.cc (the registries
 // administrators change: targets, images, datastores, cordon and drain) and node_loss.cc
 // (leases, the pause of node-loss handling, what each node may send and read).
 #ifndef DROVER_SERVER_CORE_H_
@@ -36,6 +38,7 @@
 #include "drover/v1/image.pb.h"
 #include "scheduler/admin_checks.h"
 #include "scheduler/attempt_outcome.h"
+#include "scheduler/attempts.h"
 #include "scheduler/job_queue.h"
 #include "scheduler/node_registry.h"
 #include "scheduler/placement.h"
@@ -216,58 +219,22 @@ class Core {
   absl::Status CheckDataReferences(const v1::JobSpec& spec) const;
 
  private:
-  struct Attempt {
-    int64_t epoch = 0;
-    std::vector<std::string> nodes;        // by node rank
-    std::set<std::string> ready;           // nodes that reported READY
-    std::set<std::string> ended;           // nodes that reported ENDED
-    // What the nodes' reports add up to: exits, cause, outputs (scheduler/attempt_outcome.h).
-    scheduler::AttemptTally tally;
-    bool started = false;
-    bool stopping = false;
-    std::string exec_token;   // AssignAttempt.exec_token
-    int32_t master_port = 0;  // AssignAttempt.master_port
-    // AssignAttempt.image_digest: the archive of the job's imported image when the attempt
-    // was placed (or droverd restored it); "" for a built-in or docker:// image.
-    std::string image_digest;
-    absl::Time running_since = absl::InfinitePast();
-    // When placement assigned it; InfinitePast() for one restored at start (its launch
-    // timeout then counts from the first tick).
-    absl::Time assigned_at = absl::InfinitePast();
-    // The last PREPARING reason each node reported ("FETCHING_SNAPSHOT"), by node.
-    std::map<std::string, std::string> last_preparing;
-    // The GPUs each node gave the attempt, as its reports say, by node.
-    std::map<std::string, v1::NodeGpus> gpus;
-  };
-
   // To the API's duration (milliseconds).
   static google::protobuf::Duration ToProtoDuration(absl::Duration d);
   void Schedule();
-  // What placement needs to know of the attempts holding nodes (see scheduler::RunningAttempt).
-  std::map<std::string, scheduler::RunningAttempt> RunningAttempts() const;
-  // Stops attempts whose nodes were not all READY within `launch_timeout`.
-  void StopLateLaunches(absl::Time now);
-  // "node n2 not ready within 30s (last: FETCHING_SNAPSHOT)".
-  static std::string NotReadyMessage(const Attempt& attempt, absl::Duration waited);
   // Runs Schedule() once, after what is already posted to the loop.
   void RequestSchedule();
   void Assign(const scheduler::Placement& placement);
   void HandleReport(const std::string& node, const v1::AttemptReport& report);
+  // Runs what the attempt rules (scheduler/attempts.h) decided, in order: status commits,
+  // messages to nodes, assignments sent again, fences, attempts' ends, placement rounds.
+  void Run(scheduler::AttemptEffects effects);
+  // Every node of the attempt ended: releases its nodes, closes its logs and ends the job
+  // (or queues it again) as scheduler::Attempts::Finish decides.
   void FinishAttempt(const std::string& job_id);
-  // Every node of the attempt is READY (or one already runs its processes): marks it
-  // started, sends START to every node of a multi-node attempt and moves the job to
-  // STARTING.
-  void PassLaunchBarrier(const std::string& job_id, Attempt& attempt);
-  void SendStart(const std::string& job_id, int64_t epoch, const std::string& node);
   void StopAttempt(const std::string& job_id, v1::JobStatus::Cause cause,
                    const std::string& message);
-  // Tells `node` to stop its part of attempt `epoch` of the job.
-  void SendStop(const std::string& job_id, int64_t epoch, const std::string& node,
-                v1::JobStatus::Cause cause, const std::string& message);
   void SendTo(const std::string& node, v1::SchedulerMessage message);
-  // Whether the attempt's nodes start as soon as they are prepared (AssignAttempt's
-  // start_when_ready) instead of waiting for StartAttempt.
-  static bool StartsWhenReady(const Attempt& attempt);
   // The attempt's secret for exec relays between its nodes (AssignAttempt.exec_token).
   std::string ExecToken(const std::string& job_id, int64_t epoch) const;
   // The digest the job's imported image has now (Attempt.image_digest); "" for a built-in
@@ -276,7 +243,7 @@ class Core {
   // MASTER_PORT for an attempt whose node rank 0 is `node`.
   int32_t FreeMasterPort(const std::string& node);
   // Sends the attempt's AssignAttempt to each of its nodes (or only to `only_node`).
-  void SendAssignments(const v1::Job& job, const Attempt& attempt,
+  void SendAssignments(const v1::Job& job, const scheduler::AttemptState& attempt,
                        const std::string& only_node = "");
   // Node `node` is lost: its part of every attempt ends with `message` (NODE_LOST).
   void NodeLost(const std::string& node, const std::string& message);
@@ -312,8 +279,14 @@ class Core {
   // A status write failed with `error`; returns what its `done` is told.
   absl::Status StatusWriteFailed(const std::string& job_id, bool decision,
                                  v1::JobStatus written, const absl::Status& error);
-  // Writes the newest status of every job in `unsaved_` (each tick).
+  // Writes the newest status of every job in `unsaved_` (each tick): reads the stored job
+  // off the loop, then writes over its version.
   void SaveUnsaved();
+  // The second half, on the loop with the stored job (the job's entry is marked writing).
+  void SaveUnsaved(const std::string& job_id, absl::StatusOr<v1::Job> stored);
+  // Reads job `job_id` from the store off the loop (on `reader_`) and runs `then` with it
+  // on the loop: the loop never waits for the disk.
+  void ReadJob(std::string job_id, JobCallback then);
   void CancelWithRetries(const std::string& job_id, const std::string& reason, JobCallback done,
                          int tries_left);
   void RefreshTargetNames();
@@ -328,7 +301,7 @@ class Core {
   scheduler::JobQueue jobs_;
   scheduler::NodeRegistry nodes_;
   absl::flat_hash_map<std::string, std::shared_ptr<AgentLink>> links_;  // by node name
-  absl::flat_hash_map<std::string, Attempt> attempts_;  // by job id
+  scheduler::Attempts attempts_;  // the attempts in flight, by job id
   absl::Time metrics_updated_ = absl::InfinitePast();  // when Tick last set the gauges
   // Jobs whose in-memory status is ahead of the store because the disk refused a write.
   // Placement waits while there are any.
@@ -375,6 +348,10 @@ class Core {
   // credentials.
   mutable absl::Mutex datastores_mu_;
   std::map<std::string, v1::Datastore> datastores_ ABSL_GUARDED_BY(datastores_mu_);
+
+  // The thread the store's reads run on (ReadJob), so that they never hold up the loop.
+  // Last: it stops, finishing the reads it has, before the rest of the core goes.
+  CoreLoop reader_;
 };
 
 }  // namespace drover::server

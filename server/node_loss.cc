@@ -154,24 +154,7 @@ void Core::DeclareNodeLost(const std::string& node, const std::string& reason,
 }
 
 void Core::NodeLost(const std::string& node, const std::string& message) {
-  std::vector<std::string> touched;
-  std::vector<std::string> finished;
-  for (auto& [job_id, attempt] : attempts_) {
-    if (std::find(attempt.nodes.begin(), attempt.nodes.end(), node) == attempt.nodes.end() ||
-        attempt.ended.contains(node)) {
-      continue;
-    }
-    attempt.ended.insert(node);
-    touched.push_back(job_id);
-    attempt.tally.SetCauseOnce(JobStatus::NODE_LOST, message);
-    // The rest of the gang ends too; the lost node is told when it comes back.
-    StopAttempt(job_id, attempt.tally.cause, attempt.tally.message);
-    if (attempt.ended.size() == attempt.nodes.size()) finished.push_back(job_id);
-  }
-  Log(LogLevel::kWarning, "node_lost",
-      {{"node", node}, {"jobs", absl::StrJoin(touched, ",")}, {"message", message}});
-  for (const std::string& job_id : touched) UpdateFence(job_id);
-  for (const std::string& job_id : finished) FinishAttempt(job_id);
+  Run(attempts_.NodeLost(node, message));
 }
 
 bool Core::NodeSeen(const std::string& node) {
@@ -194,21 +177,21 @@ bool Core::NodeSeen(const std::string& node) {
 }
 
 void Core::UpdateFence(const std::string& job_id) {
-  auto it = attempts_.find(job_id);
+  const scheduler::AttemptState* attempt = attempts_.Find(job_id);
   absl::MutexLock lock(&fence_mu_);
-  if (it == attempts_.end()) {
+  if (attempt == nullptr) {
     fence_.erase(job_id);
     return;
   }
   Fence& fence = fence_[job_id];
-  fence.epoch = it->second.epoch;
+  fence.epoch = attempt->epoch;
   fence.nodes.clear();
   fence.all.clear();
-  for (const std::string& node : it->second.nodes) {
-    if (!it->second.ended.contains(node)) fence.nodes.insert(node);
+  for (const std::string& node : attempt->nodes) {
+    if (!attempt->ended.contains(node)) fence.nodes.insert(node);
     fence.all.insert(node);
   }
-  fence.order = it->second.nodes;
+  fence.order = attempt->nodes;
   const v1::Job* job = jobs_.Find(job_id);
   fence.processes_per_node =
       job == nullptr ? 0 : std::max(1, job->spec().process_count_per_node());
@@ -216,7 +199,7 @@ void Core::UpdateFence(const std::string& job_id) {
   if (job != nullptr && !job->spec().source_snapshot().empty()) {
     fence.blobs.insert(job->spec().source_snapshot());
   }
-  if (!it->second.image_digest.empty()) fence.blobs.insert(it->second.image_digest);
+  if (!attempt->image_digest.empty()) fence.blobs.insert(attempt->image_digest);
 }
 
 bool Core::HasStream(const std::string& node, const v1::AttemptRef& attempt, int32_t rank,
