@@ -63,29 +63,6 @@ std::string LocalAddressToward(const std::string& target) {
   return address;
 }
 
-// Downloads blob `digest` from droverd into `path`.
-absl::Status DownloadBlob(v1::BlobService::Stub& blobs, const std::string& digest,
-                          const std::string& path) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  grpc::ClientContext context;
-  v1::DownloadBlobRequest request;
-  request.set_digest(digest);
-  auto reader = blobs.DownloadBlob(&context, request);
-  v1::DownloadBlobResponse chunk;
-  bool written = true;
-  while (reader->Read(&chunk)) {
-    if (written) written = static_cast<bool>(out.write(chunk.chunk().data(), chunk.chunk().size()));
-  }
-  grpc::Status status = reader->Finish();
-  if (!status.ok()) {
-    return FromGrpcStatus(status);
-  }
-  if (!written || !out.flush()) {
-    return absl::ResourceExhaustedError(absl::StrCat("cannot write ", path, " (disk full?)"));
-  }
-  return absl::OkStatus();
-}
-
 int64_t MemTotalMib() {
   std::ifstream in("/proc/meminfo");
   std::string line;
@@ -171,9 +148,11 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime, const Clock& clock
       channel_(SchedulerChannel(options_.scheduler, options_.node_certificate)),
       agents_(v1::AgentService::NewStub(channel_)),
       blobs_(v1::BlobService::NewStub(channel_)),
+      blob_client_(blobs_.get()),
+      snapshots_(options_.work_dir + "/snapshots", blob_client_),
       images_({.root = options_.work_dir + "/images", .userns = options_.userns},
               [this](const std::string& digest, const std::string& path) {
-                return DownloadBlob(*blobs_, digest, path);
+                return blob_client_.Download(digest, /*job_id=*/"", path);
               },
               image_tools_),
       gpus_(options_.gpus),
@@ -491,7 +470,8 @@ AttemptEnv Agent::MakeAttemptEnv() {
       .clock = &clock_,
       .runtime = &runtime_,
       .logs = &shipper_,
-      .blobs = blobs_.get(),
+      .blobs = &blob_client_,
+      .snapshots = &snapshots_,
       .images = &images_,
       .gpus = &gpus_,
       .gpu_sampler = &gpu_sampler_,

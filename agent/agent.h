@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "agent/agent_metrics.h"
 #include "agent/attempt.h"
+#include "agent/blob_client.h"
 #include "agent/environments/environment_cache.h"
 #include "agent/exec_relay.h"
 #include "agent/gpu_sampler.h"
@@ -37,6 +38,7 @@
 #include "agent/node_certificate.h"
 #include "agent/peer_tls.h"
 #include "agent/runtime/container_runtime.h"
+#include "agent/snapshot_cache.h"
 #include "common/clock.h"
 #include "drover/v1/agent_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
@@ -124,6 +126,8 @@ class Agent {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AgentService::Stub> agents_;
   std::unique_ptr<v1::BlobService::Stub> blobs_;
+  BlobClient blob_client_;     // images, snapshots, outputs
+  SnapshotCache snapshots_;    // shared by the attempts
   ProcessRunner image_tools_;  // umoci, skopeo
   ImageCache images_;          // shared by the attempts
   GpuAllocator gpus_;          // shared by the attempts
