@@ -158,7 +158,8 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime, const Clock& clock
       gpus_(options_.gpus),
       gpu_sampler_(options_.gpus, options_.metrics_interval, options_.metrics, clock_),
       environments_({.root = options_.work_dir + "/environments",
-                     .budget_bytes = options_.environment_cache_bytes},
+                     .budget_bytes = options_.environment_cache_bytes,
+                     .clock = &clock_},
                     runtime_),
       shipper_([this](v1::AgentMessage message) { return Send(message); }),
       peer_tls_(options_.node_certificate) {}
@@ -173,6 +174,7 @@ void Agent::Stop() {
     for (auto& [key, attempt] : attempts_) attempt->Detach();
   }
   if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  waiter_.Notify();
   absl::MutexLock lock(&write_mu_);
   if (context_ != nullptr) context_->TryCancel();
 }
@@ -404,7 +406,7 @@ void Agent::AwaitScheduler(absl::Duration limit) {
   while (!stopping_.HasBeenNotified() && clock_.Now() < deadline) {
     absl::Duration slice = std::min(deadline - clock_.Now(), absl::Milliseconds(200));
     if (channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + slice))) {
-      stopping_.WaitForNotificationWithTimeout(deadline - clock_.Now());
+      waiter_.WaitUntil(deadline, [this] { return stopping_.HasBeenNotified(); });
       break;
     }
   }
@@ -413,7 +415,8 @@ void Agent::AwaitScheduler(absl::Duration limit) {
 void Agent::ShippingLoop() {
   absl::Time next_heartbeat = clock_.Now();
   absl::Time next_renewal_check = clock_.Now();
-  while (!stopping_.WaitForNotificationWithTimeout(options_.log_poll)) {
+  // The loop's pace, and each of its timers, are the clock's; Stop() ends the pause.
+  while (!waiter_.WaitFor(options_.log_poll, [this] { return stopping_.HasBeenNotified(); })) {
     shipper_.Poll();
     if (clock_.Now() >= next_renewal_check) {
       // Checked often (the file is small); renewed when a third of its life is left, and

@@ -140,12 +140,12 @@ void Attempt::Record(const v1::AttemptReport& report) {
 
 void Attempt::Run() {
   const std::string job = assignment_.attempt().job_id();
-  // A measurement for operators (a histogram), not a decision: real time.
-  absl::Time preparing = absl::Now();
+  // A measurement for operators (a histogram), on the agent's clock like every other time.
+  absl::Time preparing = env_.clock->Now();
   absl::Status prepared = Prepare();
   if (env_.metrics != nullptr) {
     env_.metrics->preparation_seconds.With({prepared.ok() ? "ok" : "failed"})
-        .Observe(absl::ToDoubleSeconds(absl::Now() - preparing));
+        .Observe(absl::ToDoubleSeconds(env_.clock->Now() - preparing));
   }
   if (!prepared.ok() && Detached()) return LeaveDetached();
   if (!prepared.ok()) {

@@ -15,6 +15,9 @@
 // of their own are classes apart, tested alone: SnapshotCache (snapshot_cache.h), BlobClient
 // (blob_client.h), SystemSampler (system_sampler.h), StopEscalation (stop_escalation.h),
 // ReadRankExits (rank_exits.h).
+//
+// Time and waiting: every deadline is read from AttemptEnv::clock, and every pause (a retry,
+// the logs' drain) is a wait on the attempt's Waiter, which Stop() and Detach() wake.
 #ifndef DROVER_AGENT_ATTEMPT_H_
 #define DROVER_AGENT_ATTEMPT_H_
 
@@ -199,8 +202,7 @@ class Attempt {
   const std::string dir_;        // <work>/attempts/<job>-<epoch>
   const std::string container_;  // container id
   std::thread thread_;
-  // The attempt's pauses (the snapshot's download retries); StartProcesses(), Stop() and
-  // Detach() wake them.
+  // The attempt's pauses; StartProcesses(), Stop() and Detach() wake them.
   Waiter waiter_;
 
   absl::Mutex mu_;

@@ -102,7 +102,8 @@ void Attempt::UploadOutputs() {
     }
     Log(LogLevel::kInfo, "outputs_upload_retried",
         {{"job", assignment_.attempt().job_id()}, {"error", sent.message()}});
-    absl::SleepFor(absl::Milliseconds(200));
+    waiter_.WaitFor(absl::Milliseconds(200),
+                    [this] { return Detached() || env_.shutting_down(); });
   }
   fs::remove(tar->tar_path, error);
   if (!sent.ok()) {
@@ -163,12 +164,12 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
     if (env_.shutting_down()) break;
     env_.logs->Poll();  // ship the tail now rather than at the next round of the shipper
     if (env_.logs->Drained(assignment_.attempt())) break;
-    if (env_.logs->Held(assignment_.attempt())) {
-      deadline = env_.clock->Now() + kDrainTimeout;
-      absl::SleepFor(absl::Milliseconds(50));
-    } else {
-      absl::SleepFor(absl::Milliseconds(2));
-    }
+    // The shipper's progress is not notified: looked at again after a pause, longer while
+    // droverd holds the chunks back. Detach() ends the pause.
+    const bool held = env_.logs->Held(assignment_.attempt());
+    if (held) deadline = env_.clock->Now() + kDrainTimeout;
+    waiter_.WaitFor(held ? absl::Milliseconds(50) : absl::Milliseconds(2),
+                    [this] { return Detached(); });
   }
   // Once PID 1 has exited nothing of the container runs and its resources are free: the
   // end is reported first and the container deleted after (runc delete and the bundle's
