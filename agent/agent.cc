@@ -63,29 +63,6 @@ std::string LocalAddressToward(const std::string& target) {
   return address;
 }
 
-// Downloads blob `digest` from droverd into `path`.
-absl::Status DownloadBlob(v1::BlobService::Stub& blobs, const std::string& digest,
-                          const std::string& path) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  grpc::ClientContext context;
-  v1::DownloadBlobRequest request;
-  request.set_digest(digest);
-  auto reader = blobs.DownloadBlob(&context, request);
-  v1::DownloadBlobResponse chunk;
-  bool written = true;
-  while (reader->Read(&chunk)) {
-    if (written) written = static_cast<bool>(out.write(chunk.chunk().data(), chunk.chunk().size()));
-  }
-  grpc::Status status = reader->Finish();
-  if (!status.ok()) {
-    return FromGrpcStatus(status);
-  }
-  if (!written || !out.flush()) {
-    return absl::ResourceExhaustedError(absl::StrCat("cannot write ", path, " (disk full?)"));
-  }
-  return absl::OkStatus();
-}
-
 int64_t MemTotalMib() {
   std::ifstream in("/proc/meminfo");
   std::string line;
@@ -171,15 +148,18 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime, const Clock& clock
       channel_(SchedulerChannel(options_.scheduler, options_.node_certificate)),
       agents_(v1::AgentService::NewStub(channel_)),
       blobs_(v1::BlobService::NewStub(channel_)),
+      blob_client_(blobs_.get()),
+      snapshots_(options_.work_dir + "/snapshots", blob_client_),
       images_({.root = options_.work_dir + "/images", .userns = options_.userns},
               [this](const std::string& digest, const std::string& path) {
-                return DownloadBlob(*blobs_, digest, path);
+                return blob_client_.Download(digest, /*job_id=*/"", path);
               },
               image_tools_),
       gpus_(options_.gpus),
       gpu_sampler_(options_.gpus, options_.metrics_interval, options_.metrics, clock_),
       environments_({.root = options_.work_dir + "/environments",
-                     .budget_bytes = options_.environment_cache_bytes},
+                     .budget_bytes = options_.environment_cache_bytes,
+                     .clock = &clock_},
                     runtime_),
       shipper_([this](v1::AgentMessage message) { return Send(message); }),
       peer_tls_(options_.node_certificate) {}
@@ -194,6 +174,7 @@ void Agent::Stop() {
     for (auto& [key, attempt] : attempts_) attempt->Detach();
   }
   if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  waiter_.Notify();
   absl::MutexLock lock(&write_mu_);
   if (context_ != nullptr) context_->TryCancel();
 }
@@ -425,7 +406,7 @@ void Agent::AwaitScheduler(absl::Duration limit) {
   while (!stopping_.HasBeenNotified() && clock_.Now() < deadline) {
     absl::Duration slice = std::min(deadline - clock_.Now(), absl::Milliseconds(200));
     if (channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + slice))) {
-      stopping_.WaitForNotificationWithTimeout(deadline - clock_.Now());
+      waiter_.WaitUntil(deadline, [this] { return stopping_.HasBeenNotified(); });
       break;
     }
   }
@@ -434,7 +415,8 @@ void Agent::AwaitScheduler(absl::Duration limit) {
 void Agent::ShippingLoop() {
   absl::Time next_heartbeat = clock_.Now();
   absl::Time next_renewal_check = clock_.Now();
-  while (!stopping_.WaitForNotificationWithTimeout(options_.log_poll)) {
+  // The loop's pace, and each of its timers, are the clock's; Stop() ends the pause.
+  while (!waiter_.WaitFor(options_.log_poll, [this] { return stopping_.HasBeenNotified(); })) {
     shipper_.Poll();
     if (clock_.Now() >= next_renewal_check) {
       // Checked often (the file is small); renewed when a third of its life is left, and
@@ -491,7 +473,8 @@ AttemptEnv Agent::MakeAttemptEnv() {
       .clock = &clock_,
       .runtime = &runtime_,
       .logs = &shipper_,
-      .blobs = blobs_.get(),
+      .blobs = &blob_client_,
+      .snapshots = &snapshots_,
       .images = &images_,
       .gpus = &gpus_,
       .gpu_sampler = &gpu_sampler_,

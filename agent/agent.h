@@ -7,8 +7,9 @@
 //
 // Time: every deadline, timeout and renewal the agent decides on is read from the one
 // `Clock` given to the constructor, handed down to the attempts (AttemptEnv::clock), the GPU
-// sampler and the node certificate's renewal. Waits themselves (gRPC deadlines, kernel
-// polls, sleeps between polls) still pass in real time.
+// sampler and the node certificate's renewal. Every pause is a wait on a Waiter (waiter.h)
+// on that clock, woken by the event it waits for (Stop(), an attempt's STOP); only gRPC
+// deadlines and kernel waits (the runtime's, rclone's process) pass in real time.
 #ifndef DROVER_AGENT_AGENT_H_
 #define DROVER_AGENT_AGENT_H_
 
@@ -28,6 +29,7 @@
 #include "absl/time/time.h"
 #include "agent/agent_metrics.h"
 #include "agent/attempt.h"
+#include "agent/blob_client.h"
 #include "agent/environments/environment_cache.h"
 #include "agent/exec_relay.h"
 #include "agent/gpu_sampler.h"
@@ -37,6 +39,8 @@
 #include "agent/node_certificate.h"
 #include "agent/peer_tls.h"
 #include "agent/runtime/container_runtime.h"
+#include "agent/snapshot_cache.h"
+#include "agent/waiter.h"
 #include "common/clock.h"
 #include "drover/v1/agent_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
@@ -124,6 +128,8 @@ class Agent {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AgentService::Stub> agents_;
   std::unique_ptr<v1::BlobService::Stub> blobs_;
+  BlobClient blob_client_;     // images, snapshots, outputs
+  SnapshotCache snapshots_;    // shared by the attempts
   ProcessRunner image_tools_;  // umoci, skopeo
   ImageCache images_;          // shared by the attempts
   GpuAllocator gpus_;          // shared by the attempts
@@ -131,6 +137,7 @@ class Agent {
   EnvironmentCache environments_;  // shared by the attempts
   LogShipper shipper_;
   absl::Notification stopping_;
+  Waiter waiter_{clock_};  // the shipping loop's and reconnection's pauses; Stop() wakes them
   PeerTls peer_tls_;  // the peer port's and the exec relays' TLS, node certificates
   std::unique_ptr<PeerExecService> peer_service_;
   std::unique_ptr<grpc::Server> peer_server_;

@@ -1,27 +1,23 @@
+// Attempt, its lifecycle: the thread's course from assignment to end (prepare, create,
+// READY, START, run, watch, finish), STOP and Detach, the reports and their record, and the
+// watch loop over the running container (its stop escalation and system metrics). See
+// attempt.h.
 #include "agent/attempt.h"
 
-#include <fcntl.h>
-#include <grpcpp/client_context.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <functional>
 #include <filesystem>
 #include <optional>
-#include <fstream>
-#include <random>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "agent/attempt_record.h"
 #include "agent/launcher/init_command.h"
-#include "common/archive/safe_extract.h"
-#include "common/archive/snapshot.h"
+#include "agent/stop_escalation.h"
 #include "common/failpoint.h"
-#include "common/grpc_status.h"
 #include "common/log.h"
-#include "common/safe_open.h"
 #include "common/status_macros.h"
 
 namespace drover::agent {
@@ -35,7 +31,9 @@ Attempt::Attempt(AttemptEnv env, v1::AssignAttempt assignment)
     : env_(std::move(env)),
       assignment_(std::move(assignment)),
       dir_(Dir(env_.work_dir, assignment_.attempt())),
-      container_(ContainerId(env_.work_dir, assignment_.attempt())) {
+      container_(ContainerId(env_.work_dir, assignment_.attempt())),
+      waiter_(*env_.clock),
+      sampler_(env_.metrics_interval) {
   absl::MutexLock lock(&mu_);
   *last_.mutable_attempt() = assignment_.attempt();
   last_.set_phase(v1::AttemptReport::PREPARING);
@@ -67,8 +65,11 @@ void Attempt::RestoreEnded(const v1::AttemptReport& final) {
 }
 
 void Attempt::Detach() {
-  absl::MutexLock lock(&mu_);
-  detach_ = true;
+  {
+    absl::MutexLock lock(&mu_);
+    detach_ = true;
+  }
+  waiter_.Notify();
 }
 
 bool Attempt::Detached() {
@@ -82,17 +83,23 @@ bool Attempt::Interrupted() {
 }
 
 void Attempt::StartProcesses() {
-  absl::MutexLock lock(&mu_);
-  start_ = true;
+  {
+    absl::MutexLock lock(&mu_);
+    start_ = true;
+  }
+  waiter_.Notify();
 }
 
 void Attempt::Stop(v1::JobStatus::Cause cause, absl::Duration grace, const std::string& message) {
-  absl::MutexLock lock(&mu_);
-  if (stop_) return;
-  stop_ = true;
-  stop_cause_ = cause;
-  stop_grace_ = grace;
-  stop_message_ = message;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return;
+    stop_ = true;
+    stop_cause_ = cause;
+    stop_grace_ = grace;
+    stop_message_ = message;
+  }
+  waiter_.Notify();
 }
 
 v1::AttemptReport Attempt::LastReport() {
@@ -133,12 +140,12 @@ void Attempt::Record(const v1::AttemptReport& report) {
 
 void Attempt::Run() {
   const std::string job = assignment_.attempt().job_id();
-  // A measurement for operators (a histogram), not a decision: real time.
-  absl::Time preparing = absl::Now();
+  // A measurement for operators (a histogram), on the agent's clock like every other time.
+  absl::Time preparing = env_.clock->Now();
   absl::Status prepared = Prepare();
   if (env_.metrics != nullptr) {
     env_.metrics->preparation_seconds.With({prepared.ok() ? "ok" : "failed"})
-        .Observe(absl::ToDoubleSeconds(absl::Now() - preparing));
+        .Observe(absl::ToDoubleSeconds(env_.clock->Now() - preparing));
   }
   if (!prepared.ok() && Detached()) return LeaveDetached();
   if (!prepared.ok()) {
@@ -242,9 +249,18 @@ absl::Status Attempt::Prepare() {
   DROVER_RETURN_IF_ERROR(TakeGpus());
   if (!spec.source_snapshot().empty()) {
     Report(v1::AttemptReport::PREPARING, "FETCHING_SNAPSHOT");
-    if (absl::Status s = FetchSnapshot(spec.source_snapshot(), dir_ + "/job/code"); !s.ok()) {
-      return s;
+    if (env_.snapshots == nullptr) {
+      return absl::FailedPreconditionError("source_snapshot: this agent has no snapshot cache");
     }
+    // droverd may be restarting: the download waits for it rather than fail the attempt.
+    DROVER_RETURN_IF_ERROR(env_.snapshots->CopyInto(
+        spec.source_snapshot(), assignment_.attempt().job_id(), dir_ + "/job/code",
+        {.waiter = &waiter_,
+         .stopped = [this] { return Interrupted(); },
+         .await_droverd =
+             [this](absl::Time give_up) {
+               AwaitDroverd(give_up, [this] { return Interrupted(); });
+             }}));
   }
   if (const std::string& image = spec.environment().image(); image != "host") {
     if (env_.images == nullptr) {
@@ -347,65 +363,6 @@ bool Attempt::AwaitDroverd(absl::Time give_up, const std::function<bool()>& stop
   return true;
 }
 
-absl::Status Attempt::FetchSnapshot(const std::string& digest, const std::string& code_dir) {
-  std::string hex = digest.substr(digest.find(':') + 1);
-  std::string cache_root = env_.work_dir + "/snapshots";
-  std::string cached = cache_root + "/" + hex;
-  std::error_code error;
-  fs::create_directories(cache_root, error);
-  if (!fs::exists(cached)) {
-    std::random_device random;
-    std::string tar = absl::StrCat(cache_root, "/download-", random(), random(), ".tar");
-    {
-      // droverd may be restarting: the download waits for it (up to two minutes) rather
-      // than failing the attempt.
-      absl::Time give_up = env_.clock->Now() + absl::Minutes(2);
-      std::ofstream out;
-      grpc::Status status;
-      while (true) {
-        AwaitDroverd(give_up, [this] { return Interrupted(); });
-        out = std::ofstream(tar, std::ios::binary | std::ios::trunc);
-        grpc::ClientContext context;
-        v1::DownloadBlobRequest request;
-        request.set_digest(digest);
-        // droverd lets a node read only what its attempts need; the job names this one in
-        // its answer when it refuses.
-        request.set_job_id(assignment_.attempt().job_id());
-        auto reader = env_.blobs->DownloadBlob(&context, request);
-        v1::DownloadBlobResponse chunk;
-        while (reader->Read(&chunk)) out.write(chunk.chunk().data(), chunk.chunk().size());
-        status = reader->Finish();
-        if (status.error_code() != grpc::StatusCode::UNAVAILABLE || Interrupted() ||
-            env_.clock->Now() >= give_up) {
-          break;
-        }
-        absl::SleepFor(absl::Milliseconds(200));
-      }
-      if (!status.ok() || !out.flush()) {
-        fs::remove(tar, error);
-        return FromGrpcStatus(
-            status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "disk write failed")
-                        : status,
-            absl::StrCat("fetching snapshot ", digest));
-      }
-    }
-    absl::StatusOr<archive::ExtractResult> extracted =
-        archive::ExtractTar(tar, cached, {.expected_digest = digest, .sync_to_disk = true});
-    fs::remove(tar, error);
-    if (!extracted.ok() && !absl::IsAlreadyExists(extracted.status())) {
-      return absl::Status(extracted.status().code(),
-                          absl::StrCat("snapshot ", digest, " refused: ", extracted.status().message()));
-    }
-  }
-  fs::copy(cached, code_dir, fs::copy_options::recursive | fs::copy_options::copy_symlinks |
-                                 fs::copy_options::overwrite_existing,
-           error);
-  if (error) {
-    return absl::UnavailableError(absl::StrCat("copying snapshot into the job folder: ", error.message()));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::string> Attempt::ExecTarget(const std::string& token,
                                                 const std::string& caller) {
   if (absl::Status s = CheckCallerOfAttempt(assignment_, caller); !s.ok()) return s;
@@ -460,13 +417,13 @@ absl::Status Attempt::WatchContainer() {
       if (gauge != nullptr) gauge->Add(-1);
     }
   } running(env_.metrics != nullptr ? &env_.metrics->containers_running.With({}) : nullptr);
-  absl::Time terminated_at = absl::InfiniteFuture();
-  bool killed = false;
+  StopEscalation escalation;
   running_since_ = env_.clock->Now();
   while (true) {
-    // A stop (cancel, a failed rank elsewhere, mpirun's end) is acted on within 20 ms: a
-    // gang's end waits for its slowest node.
-    if (env_.clock->Now() - last_sample_ >= env_.metrics_interval) SampleSystemMetrics();
+    if (sampler_.Due(env_.clock->Now())) SampleSystemMetrics();
+    // The runtime's wait for the container's end (a kernel wait, 20 ms at most) paces the
+    // loop: a stop (cancel, a failed rank elsewhere, mpirun's end) is acted on within 20 ms,
+    // since a gang's end waits for its slowest node.
     absl::StatusOr<ContainerExit> exit = env_.runtime->Wait(container_, 20);
     if (!exit.ok() && absl::IsNotFound(exit.status()) && recovered_) {
       // Deleted by an earlier agent process that died before it reported the end: the
@@ -490,66 +447,40 @@ absl::Status Attempt::WatchContainer() {
       stop = stop_;
       grace = stop_grace_;
     }
-    if (stop && terminated_at == absl::InfiniteFuture()) {
-      // drover-init forwards SIGTERM to every rank and kills them after its own grace.
-      (void)env_.runtime->Signal(container_, SIGTERM, false);
-      terminated_at = env_.clock->Now();
-    } else if (stop && !killed && env_.clock->Now() - terminated_at > grace + absl::Seconds(2)) {
-      (void)env_.runtime->Signal(container_, SIGKILL, true);
-      killed = true;
+    switch (escalation.Next(env_.clock->Now(), stop, grace)) {
+      case StopEscalation::Signal::kTerminate:
+        // drover-init forwards SIGTERM to every rank and kills them after its own grace.
+        (void)env_.runtime->Signal(container_, SIGTERM, false);
+        break;
+      case StopEscalation::Signal::kKill:
+        (void)env_.runtime->Signal(container_, SIGKILL, true);
+        break;
+      case StopEscalation::Signal::kNone:
+        break;
     }
   }
 }
 
 void Attempt::SampleSystemMetrics() {
-  // One reading for the interval (when the next sample is due, the CPU rate) and the
-  // points' time; the clock is wall time, so droverd gets real timestamps.
-  absl::Time now = env_.clock->Now();
+  // One reading for the interval (when the next is due, the CPU rate) and the points' time.
+  const absl::Time now = env_.clock->Now();
   absl::StatusOr<ContainerStats> stats = env_.runtime->Stats(container_);
   if (!stats.ok()) {
-    last_sample_ = now;  // ended meanwhile, or no cgroup to read: try at the next interval
+    sampler_.Missed(now);  // ended meanwhile, or no cgroup to read: try at the next interval
     return;
   }
-  std::string lines;
-  double t = absl::ToDoubleSeconds(now - absl::UnixEpoch());
-  auto point = [&](absl::string_view name, double value) {
-    absl::StrAppend(&lines, "{\"n\":\"", name, "\",\"s\":", samples_, ",\"t\":",
-                    absl::StrFormat("%.6f", t), ",\"v\":", absl::StrFormat("%.17g", value), "}\n");
-  };
-  if (last_cpu_ns_ >= 0 && now > last_sample_) {
-    point("cpu_cores", static_cast<double>(stats->cpu_ns - last_cpu_ns_) /
-                           absl::ToDoubleNanoseconds(now - last_sample_));
-  }
-  point("memory_bytes", static_cast<double>(stats->memory_bytes));
-  if (stats->memory_peak_bytes >= 0) {
-    point("memory_peak_bytes", static_cast<double>(stats->memory_peak_bytes));
-  }
-  // The GPUs the attempt holds, numbered as CUDA numbers them in the container; a reading
-  // taken before the processes started belongs to someone else.
+  // The GPUs the attempt holds; a reading taken before the processes started belongs to
+  // someone else.
+  std::vector<std::optional<GpuSample>> gpus;
   for (size_t i = 0; i < gpus_.size() && env_.gpu_sampler != nullptr; ++i) {
-    std::optional<GpuSample> gpu = env_.gpu_sampler->Latest(gpus_[i].gpu.uuid(), running_since_);
-    if (!gpu.has_value()) continue;
-    if (gpu->utilization_percent >= 0) {
-      point(absl::StrCat("gpu_utilization_percent/", i), gpu->utilization_percent);
-    }
-    if (gpu->memory_used_bytes >= 0) point(absl::StrCat("gpu_memory_bytes/", i), gpu->memory_used_bytes);
+    gpus.push_back(env_.gpu_sampler->Latest(gpus_[i].gpu.uuid(), running_since_));
   }
-  last_cpu_ns_ = stats->cpu_ns;
-  last_sample_ = now;
-  ++samples_;
   // The logs folder is the job's: the file is created or appended to only there, never
   // through a link the job put in its place.
-  std::string path =
-      absl::StrCat("logs/", LogShipper::FileName(assignment_.node_rank(), v1::SYSTEM_METRICS));
-  FileKind kind = FileKind::kMissing;
-  absl::StatusOr<UniqueFd> fd =
-      OpenBeneath(dir_ + "/job", path, O_WRONLY | O_CREAT | O_APPEND, 0644, &kind);
-  if (!fd.ok()) {
-    if (kind != FileKind::kMissing) LogUnsafeFile(absl::StrCat(dir_, "/job/", path), kind);
-    return;
-  }
-  // One write: the shipper never sees half a sample.
-  (void)!::write(fd->get(), lines.data(), lines.size());
+  AppendToJobFile(
+      dir_ + "/job",
+      absl::StrCat("logs/", LogShipper::FileName(assignment_.node_rank(), v1::SYSTEM_METRICS)),
+      sampler_.Take(now, *stats, gpus));
 }
 
 LogShipper::LogFolder Attempt::Logs() const {

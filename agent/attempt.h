@@ -1,16 +1,23 @@
 // Attempt: this node's part of one attempt of a job, from assignment to cleanup, run on its
 // own thread: prepare the job folder, code snapshot, image and environment (through the
-// agent's shared ImageCache and EnvironmentCache), create the container, report READY, wait
-// for START, start the container, collect every rank's exit status, upload outputs, wait
-// until droverd has every log byte, report ENDED, delete the container. An assignment marked
-// `start_when_ready` (one-node attempts: no launch barrier to wait for) skips the wait for
-// START and creates and starts the container in one runtime call. Stop() may come at any
-// point.
+// agent's shared SnapshotCache, ImageCache and EnvironmentCache), create the container,
+// report READY, wait for START, start the container, collect every rank's exit status,
+// upload outputs, wait until droverd has every log byte, report ENDED, delete the container.
+// An assignment marked `start_when_ready` (one-node attempts: no launch barrier to wait for)
+// skips the wait for START and creates and starts the container in one runtime call. Stop()
+// may come at any point.
 //
-// The class is defined in four files, one responsibility each: attempt.cc (the lifecycle:
-// prepare, create, start, watch), attempt_container.cc (what the container is, and the MPI
-// files and relay), attempt_end.cc (how the ranks ended, outputs, Finish) and
-// attempt_takeover.cc (an attempt taken over after an agent restart).
+// The class is defined in five files, one responsibility each: attempt.cc (the lifecycle:
+// prepare, create, start, watch), attempt_container.cc (the container environment contract:
+// what the container is, its /etc/hosts), attempt_mpi.cc (MPI: mpirun's command line, the
+// hostfile and the relay), attempt_end.cc (how the ranks ended, outputs, Finish) and
+// attempt_takeover.cc (an attempt taken over after an agent restart). Its parts with rules
+// of their own are classes apart, tested alone: SnapshotCache (snapshot_cache.h), BlobClient
+// (blob_client.h), SystemSampler (system_sampler.h), StopEscalation (stop_escalation.h),
+// ReadRankExits (rank_exits.h).
+//
+// Time and waiting: every deadline is read from AttemptEnv::clock, and every pause (a retry,
+// the logs' drain) is a wait on the attempt's Waiter, which Stop() and Detach() wake.
 #ifndef DROVER_AGENT_ATTEMPT_H_
 #define DROVER_AGENT_ATTEMPT_H_
 
@@ -22,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/agent_metrics.h"
+#include "agent/blob_client.h"
 #include "agent/environments/environment_cache.h"
 #include "agent/exec_relay.h"
 #include "agent/gpu_sampler.h"
@@ -31,9 +39,11 @@
 #include "agent/launcher/init_command.h"
 #include "agent/log_shipper.h"
 #include "agent/runtime/container_runtime.h"
+#include "agent/snapshot_cache.h"
+#include "agent/system_sampler.h"
+#include "agent/waiter.h"
 #include "common/clock.h"
 #include "drover/v1/agent.pb.h"
-#include "drover/v1/blob.grpc.pb.h"
 
 namespace drover::agent {
 
@@ -45,7 +55,10 @@ struct AttemptEnv {
   const Clock* clock = &RealClock::Get();
   ContainerRuntime* runtime = nullptr;
   LogShipper* logs = nullptr;
-  v1::BlobService::Stub* blobs = nullptr;
+  // droverd's blobs (the outputs' upload).
+  const BlobClient* blobs = nullptr;
+  // Code snapshots on the node, shared by every attempt of the agent.
+  const SnapshotCache* snapshots = nullptr;
   // Unpacked OCI images, shared by every attempt of the agent.
   ImageCache* images = nullptr;
   // The node's GPUs: an attempt of a job with `resources.gpus` takes its own here while it
@@ -151,13 +164,17 @@ class Attempt {
   std::string GpuOwner() const;
   // Builds or reuses the job's environment (after the image); its log is the PREPARE stream.
   absl::Status PrepareEnvironment();
-  absl::Status FetchSnapshot(const std::string& digest, const std::string& code_dir);
   ContainerSpec BuildContainer() const;
-  // The container's /etc/hosts; for MPI also the hostfile, the relay folder, and on node
-  // rank 0 the relay itself.
+  // The container's /etc/hosts; for MPI also WriteMpiFiles().
   absl::Status WriteNodeFiles();
+  // MPI: the hostfile, the relay folder, and on node rank 0 the relay itself.
+  absl::Status WriteMpiFiles();
+  // Writes `text` to the file `path` of the attempt's folder (created or truncated).
+  static absl::Status WriteTextFile(const std::string& path, const std::string& text);
   // Node rank 0 of an MPI attempt: serves drover-rsh on <dir>/relay/exec.sock.
   absl::Status StartRelay();
+  // Where drover-rsh is in MPI job containers (mpirun's plm_rsh_agent).
+  static constexpr char kRshPath[] = "/run/drover-mpi/rsh";
   // mpirun's argv on node rank 0, the ranks wrapped by drover-init as `init` describes.
   std::vector<std::string> MpiCommand(const InitCommand& init) const;
   // Starts the container (created before READY, or with `create` created now too) and runs
@@ -166,13 +183,12 @@ class Attempt {
   // Watches the running container until its processes end (fills exits_) or, on Detach(),
   // until the agent leaves (ABORTED). Acts on STOP.
   absl::Status WatchContainer();
+  // Keeps how the ranks ended (ReadRankExits) once the container's PID 1 ended as `exit`.
   void ReadExits(const ContainerExit& exit);
-  // Appends one sample of the container's CPU and memory to the node's system metrics file
-  // (see LogShipper::FileName); CPU use from the second sample on (it is a rate).
+  // Appends one reading of the container's CPU, memory and GPUs to the node's system
+  // metrics file (SystemSampler).
   void SampleSystemMetrics();
   void UploadOutputs();
-  // Sends the outputs archive to droverd unless it has it already: one try.
-  absl::Status SendOutputs(const std::string& tar_path, const std::string& digest, uint64_t size);
   // Appends a line for the user to the first rank's stderr (when it is a regular file).
   void NoteInJobLog(const std::string& note);
   // The attempt's log files, in its job folder, for the log shipper.
@@ -186,6 +202,8 @@ class Attempt {
   const std::string dir_;        // <work>/attempts/<job>-<epoch>
   const std::string container_;  // container id
   std::thread thread_;
+  // The attempt's pauses; StartProcesses(), Stop() and Detach() wake them.
+  Waiter waiter_;
 
   absl::Mutex mu_;
   bool start_ ABSL_GUARDED_BY(mu_) = false;
@@ -213,11 +231,8 @@ class Attempt {
   std::string outputs_digest_;
   int64_t outputs_size_ = 0;
   int first_failed_rank_ = -1;
-  // System metrics: samples written, and the CPU time and clock of the previous one.
-  int64_t samples_ = 0;
+  SystemSampler sampler_;               // the system metrics of the running container
   absl::Time running_since_ = absl::InfiniteFuture();  // GPU readings older than this are not ours
-  int64_t last_cpu_ns_ = -1;
-  absl::Time last_sample_ = absl::InfinitePast();
   std::string launcher_message_;  // why mpirun failed, when it did
 };
 

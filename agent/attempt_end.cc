@@ -1,6 +1,7 @@
-// Attempt, its end: how the ranks ended (ReadExits, from drover-init's and mpirun's files),
-// the outputs' upload, and Finish: data uploads, every log byte to droverd, the container
-// and mounts released, the final report recorded before it is sent. See attempt.h.
+// Attempt, its end: how the ranks ended (ReadExits: ReadRankExits, from drover-init's and
+// mpirun's files), the outputs' upload (BlobClient), and Finish: data uploads, every log
+// byte to droverd, the container and mounts released, the final report recorded before it
+// is sent. See attempt.h.
 #include "agent/attempt.h"
 
 #include <fcntl.h>
@@ -10,18 +11,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <optional>
-#include <fstream>
 #include <string>
-
-#include <grpcpp/client_context.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/attempt_record.h"
-#include "agent/launcher/init_files.h"
+#include "agent/rank_exits.h"
 #include "common/archive/snapshot.h"
 #include "common/failpoint.h"
-#include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/safe_open.h"
 
@@ -30,26 +27,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int64_t kChunkBytes = 1 << 20;
-
 // Outputs may hold model checkpoints: larger caps than for code snapshots.
 constexpr uint64_t kOutputsMaxBytes = uint64_t{1} << 40;
 
 // How many skipped outputs entries are named one by one in the logs.
 constexpr size_t kMaxOutputNotes = 20;
-// drover-init's exit and result files are a line each.
-constexpr size_t kMaxJobFileBytes = 4096;
-
-// A small file drover-init writes in the job folder (`path` below `job_dir`), or "" when it
-// is missing or not a regular file: the job may have put a link or a fifo there, which is
-// logged and never followed or waited on.
-std::string ReadJobFile(const std::string& job_dir, const std::string& path) {
-  FileKind kind = FileKind::kMissing;
-  absl::StatusOr<std::string> text = ReadSmallFileBeneath(job_dir, path, kMaxJobFileBytes, &kind);
-  if (text.ok()) return *std::move(text);
-  if (kind != FileKind::kMissing) LogUnsafeFile(absl::StrCat(job_dir, "/", path), kind);
-  return "";
-}
 
 }  // namespace
 
@@ -58,60 +40,10 @@ void Attempt::ReadExits(const ContainerExit& exit) {
   Log(exit.exit_code == 0 ? LogLevel::kDebug : LogLevel::kInfo, "container_exited",
       {{"job", a.attempt().job_id()}, {"exit_code", exit.exit_code}, {"signal", exit.signal},
        {"oom_killed", exit.oom_killed}, {"last_message", exit.last_message}});
-  for (int i = 0; i < a.spec().process_count_per_node(); ++i) {
-    int rank = a.first_rank() + i;
-    v1::RankExit e;
-    e.set_rank(rank);
-    std::optional<ExitRecord> record = ParseExitRecord(
-        ReadJobFile(dir_ + "/job", absl::StrCat("logs/rank-", rank, ".exit")));
-    // Without one: killed before drover-init could record it (or, under MPI, never
-    // started), or the job wrote something else there.
-    int code = record.has_value() ? record->exit_code : -1;
-    int sig = record.has_value() ? record->signal : (exit.signal != 0 ? exit.signal : SIGKILL);
-    e.set_exit_code(code);
-    e.set_signal(sig);
-    e.set_oom_killed(exit.oom_killed && sig == SIGKILL);
-    if (record.has_value() && record->end_time_ns > 0) {
-      e.mutable_end_time()->set_seconds(record->end_time_ns / 1000000000);
-      e.mutable_end_time()->set_nanos(static_cast<int32_t>(record->end_time_ns % 1000000000));
-    }
-    exits_.push_back(e);
-  }
-  // drover-init knows which rank failed first when it started them; under MPI mpirun did,
-  // and the rank that failed first is the one that ended first.
-  std::optional<InitResult> result =
-      ParseInitResult(ReadJobFile(dir_ + "/job", "logs/init.result"));
-  if (result.has_value() && result->first_failed_rank >= 0) {
-    first_failed_rank_ = result->first_failed_rank;
-  } else {
-    const v1::RankExit* earliest = nullptr;
-    for (const v1::RankExit& e : exits_) {
-      if (e.exit_code() == 0 && e.signal() == 0) continue;
-      if (earliest == nullptr ||
-          (e.has_end_time() && (!earliest->has_end_time() ||
-                                std::make_pair(e.end_time().seconds(), e.end_time().nanos()) <
-                                    std::make_pair(earliest->end_time().seconds(),
-                                                   earliest->end_time().nanos())))) {
-        earliest = &e;
-      }
-    }
-    if (earliest != nullptr) first_failed_rank_ = earliest->rank();
-  }
-  if (!exit.last_message.empty() && absl::StartsWith(exit.last_message, "drover-init:")) {
-    launcher_message_ = absl::StrCat("on ", env_.node_name, ": ", exit.last_message);
-  }
-  // mpirun failing with no rank of this node failed: say so (a rank elsewhere may have).
-  std::optional<ExitRecord> launcher =
-      ParseExitRecord(ReadJobFile(dir_ + "/job", "logs/mpirun.exit"));
-  if (launcher.has_value() && (launcher->exit_code != 0 || launcher->signal != 0)) {
-    launcher_message_ =
-        launcher->signal != 0
-            ? absl::StrCat("mpirun on ", env_.node_name, " was killed by signal ",
-                           launcher->signal)
-            : absl::StrCat("mpirun on ", env_.node_name, " exited with code ",
-                           launcher->exit_code, "; its messages are in rank ",
-                           assignment_.first_rank(), "'s stderr");
-  }
+  RankExits ended = ReadRankExits(dir_ + "/job", a, env_.node_name, exit);
+  exits_.insert(exits_.end(), ended.exits.begin(), ended.exits.end());
+  if (ended.first_failed_rank >= 0) first_failed_rank_ = ended.first_failed_rank;
+  if (!ended.launcher_message.empty()) launcher_message_ = std::move(ended.launcher_message);
 }
 
 void Attempt::UploadOutputs() {
@@ -162,14 +94,16 @@ void Attempt::UploadOutputs() {
   absl::Status sent;
   while (true) {
     AwaitDroverd(give_up, [this] { return Detached(); });
-    sent = SendOutputs(tar->tar_path, tar->digest, tar->tar_bytes);
+    sent = env_.blobs->Upload(tar->tar_path, tar->digest, tar->tar_bytes,
+                              assignment_.attempt().job_id());
     if (sent.ok() || sent.code() != absl::StatusCode::kUnavailable ||
         env_.shutting_down() || Detached() || env_.clock->Now() >= give_up) {
       break;
     }
     Log(LogLevel::kInfo, "outputs_upload_retried",
         {{"job", assignment_.attempt().job_id()}, {"error", sent.message()}});
-    absl::SleepFor(absl::Milliseconds(200));
+    waiter_.WaitFor(absl::Milliseconds(200),
+                    [this] { return Detached() || env_.shutting_down(); });
   }
   fs::remove(tar->tar_path, error);
   if (!sent.ok()) {
@@ -183,44 +117,6 @@ void Attempt::UploadOutputs() {
   }
   outputs_digest_ = tar->digest;
   outputs_size_ = static_cast<int64_t>(tar->tar_bytes);
-}
-
-absl::Status Attempt::SendOutputs(const std::string& tar_path, const std::string& digest,
-                                  uint64_t size) {
-  grpc::ClientContext stat_context;
-  v1::StatBlobRequest stat;
-  stat.set_digest(digest);
-  v1::StatBlobResponse present;
-  grpc::Status status = env_.blobs->StatBlob(&stat_context, stat, &present);
-  if (!status.ok()) {
-    return FromGrpcStatus(status);
-  }
-  if (present.present()) return absl::OkStatus();
-  grpc::ClientContext context;
-  v1::UploadBlobResponse response;
-  auto writer = env_.blobs->UploadBlob(&context, &response);
-  v1::UploadBlobRequest header;
-  header.mutable_header()->set_digest(digest);
-  header.mutable_header()->set_size(static_cast<int64_t>(size));
-  // Counted against the job owner's blob quota.
-  header.mutable_header()->set_job_id(assignment_.attempt().job_id());
-  bool ok = writer->Write(header);
-  std::ifstream in(tar_path, std::ios::binary);
-  std::string buffer(kChunkBytes, '\0');
-  while (ok && in) {
-    in.read(buffer.data(), kChunkBytes);
-    std::streamsize n = in.gcount();
-    if (n <= 0) break;
-    v1::UploadBlobRequest piece;
-    piece.set_chunk(buffer.substr(0, static_cast<size_t>(n)));
-    ok = writer->Write(piece);
-  }
-  writer->WritesDone();
-  status = writer->Finish();
-  if (!status.ok()) {
-    return FromGrpcStatus(status);
-  }
-  return absl::OkStatus();
 }
 
 void Attempt::NoteInJobLog(const std::string& note) {
@@ -268,12 +164,12 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
     if (env_.shutting_down()) break;
     env_.logs->Poll();  // ship the tail now rather than at the next round of the shipper
     if (env_.logs->Drained(assignment_.attempt())) break;
-    if (env_.logs->Held(assignment_.attempt())) {
-      deadline = env_.clock->Now() + kDrainTimeout;
-      absl::SleepFor(absl::Milliseconds(50));
-    } else {
-      absl::SleepFor(absl::Milliseconds(2));
-    }
+    // The shipper's progress is not notified: looked at again after a pause, longer while
+    // droverd holds the chunks back. Detach() ends the pause.
+    const bool held = env_.logs->Held(assignment_.attempt());
+    if (held) deadline = env_.clock->Now() + kDrainTimeout;
+    waiter_.WaitFor(held ? absl::Milliseconds(50) : absl::Milliseconds(2),
+                    [this] { return Detached(); });
   }
   // Once PID 1 has exited nothing of the container runs and its resources are free: the
   // end is reported first and the container deleted after (runc delete and the bundle's

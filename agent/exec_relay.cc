@@ -77,6 +77,7 @@ void ExecRelay::Stop() {
     for (const auto& [fd, worker] : workers_) shutdown(fd, SHUT_RDWR);
     for (grpc::ClientContext* call : calls_) call->TryCancel();
   }
+  waiter_.Notify();
   if (acceptor_.joinable()) acceptor_.join();
   std::vector<std::thread> workers;
   {
@@ -232,7 +233,10 @@ void ExecRelay::Serve(int fd) {
             {{"job", attempt_.job_id()}, {"host", host}, {"error", status.error_message()},
              {"retrying_for", absl::FormatDuration(kStartWait)}});
       }
-      absl::SleepFor(absl::Milliseconds(200));
+      waiter_.WaitFor(absl::Milliseconds(200), [this] {
+        absl::MutexLock lock(&mu_);
+        return stopped_;
+      });
       continue;
     }
     if (status.ok() && have_exit) {
@@ -260,12 +264,18 @@ grpc::Status PeerExecService::Exec(grpc::ServerContext* context, const v1::ExecR
   absl::StatusOr<std::string> container =
       caller.ok() ? lookup_(request->attempt(), request->token(), *caller)
                   : absl::StatusOr<std::string>(caller.status());
-  absl::Time deadline = clock_.Now() + kStartWait;
-  while (absl::IsFailedPrecondition(container.status()) && clock_.Now() < deadline &&
-         !context->IsCancelled()) {
-    absl::SleepFor(absl::Milliseconds(20));
-    container = lookup_(request->attempt(), request->token(), *caller);
-  }
+  // Nothing tells this call when the attempt's processes start: it looks again every 20 ms.
+  Waiter waiter(clock_);
+  waiter.WaitFor(
+      kStartWait,
+      [&] {
+        if (!absl::IsFailedPrecondition(container.status()) || context->IsCancelled()) {
+          return true;
+        }
+        container = lookup_(request->attempt(), request->token(), *caller);
+        return !absl::IsFailedPrecondition(container.status());
+      },
+      /*recheck=*/absl::Milliseconds(20));
   if (!container.ok()) {
     Log(LogLevel::kWarning, "exec_refused",
         {{"job", request->attempt().job_id()}, {"epoch", request->attempt().epoch()},

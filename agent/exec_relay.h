@@ -36,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/runtime/container_runtime.h"
+#include "agent/waiter.h"
 #include "common/clock.h"
 #include "drover/v1/agent_service.grpc.pb.h"
 
@@ -92,6 +93,7 @@ class ExecRelay {
   const Connect connect_;
   const int max_connections_;
   const Clock& clock_;
+  Waiter waiter_{clock_};  // the pauses between tries to reach a peer; Stop() ends them
   int listen_fd_ = -1;
   std::thread acceptor_;
 

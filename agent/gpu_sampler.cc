@@ -77,6 +77,7 @@ GpuSampler::~GpuSampler() {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
+  waiter_.Notify();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -130,13 +131,14 @@ absl::Status GpuSampler::SampleOnce() {
 }
 
 void GpuSampler::Loop() {
-  absl::MutexLock lock(&mu_);
-  while (!stop_) {
-    mu_.Unlock();
+  auto stopped = [this] {
+    absl::MutexLock lock(&mu_);
+    return stop_;
+  };
+  // The interval is the clock's; the destructor ends the pause.
+  do {
     (void)SampleOnce();
-    mu_.Lock();
-    mu_.AwaitWithTimeout(absl::Condition(&stop_), interval_);
-  }
+  } while (!waiter_.WaitFor(interval_, stopped));
 }
 
 }  // namespace drover::agent

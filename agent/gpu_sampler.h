@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "agent/agent_metrics.h"
 #include "agent/gpus.h"
+#include "agent/waiter.h"
 #include "common/clock.h"
 
 namespace drover::agent {
@@ -43,7 +44,8 @@ class GpuSampler {
  public:
   // Samples the GPUs of `inventory` with its nvidia_smi every `interval`; `metrics` (may be
   // null) gets the readings as gauges; each reading is timed by `clock` (not owned), which
-  // Latest's `not_before` is compared with. Nothing runs before Start().
+  // Latest's `not_before` is compared with and the interval is measured on. Nothing runs
+  // before Start().
   GpuSampler(const GpuInventory& inventory, absl::Duration interval, AgentMetrics* metrics,
              const Clock& clock = RealClock::Get());
   // Stops the thread (waiting for a running nvidia-smi, at most its timeout).
@@ -66,6 +68,7 @@ class GpuSampler {
   const absl::Duration interval_;
   AgentMetrics* const metrics_;
   const Clock& clock_;
+  Waiter waiter_{clock_};  // the pause between runs; the destructor wakes it
   std::thread thread_;
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -26,6 +26,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "agent/rclone_internal.h"
+#include "agent/waiter.h"
 #include "agent/runtime/json.h"
 #include "agent/runtime/mountinfo.h"
 #include "agent/runtime/process.h"
@@ -186,36 +187,43 @@ absl::StatusOr<std::unique_ptr<RcloneMount>> RcloneMount::Start(const RcloneTool
                                                " failed (", how, "): ",
                                                RcloneError(ReadFileText(s.log_path))));
   };
-  // 1. The mount appears.
-  while (!IsMounted(s.mountpoint)) {
-    if (std::string how; mount->Exited(&how)) return fail(rclone_failed(how));
-    if (stop && stop()) return fail(absl::CancelledError(absl::StrCat(what, ": mount stopped")));
-    if (tools.clock->Now() > deadline) {
-      return fail(rclone_failed(absl::StrCat("not mounted after ", absl::FormatDuration(timeout))));
+  // Nothing tells the agent when rclone mounts, ends or is stopped: looked at every 20 ms.
+  Waiter waiter(*tools.clock);
+  constexpr absl::Duration kRecheck = absl::Milliseconds(20);
+  absl::Status answer = absl::OkStatus();
+  // Whether rclone ended or the attempt was stopped (then `answer` says which).
+  auto gone = [&] {
+    if (std::string how; mount->Exited(&how)) {
+      answer = rclone_failed(how);
+    } else if (stop && stop()) {
+      answer = absl::CancelledError(absl::StrCat(what, ": mount stopped"));
     }
-    absl::SleepFor(absl::Milliseconds(20));
+    return !answer.ok();
+  };
+  // 1. The mount appears.
+  if (!waiter.WaitUntil(deadline, [&] { return IsMounted(s.mountpoint) || gone(); }, kRecheck)) {
+    return fail(rclone_failed(absl::StrCat("not mounted after ", absl::FormatDuration(timeout))));
   }
+  if (!answer.ok()) return fail(answer);
   // 2. Its root answers: rclone mounts before it has talked to the remote, so a wrong
   // address or password shows only now. A call into the mount blocks until rclone answers:
   // it runs on a thread of its own, and ending rclone makes it return.
   std::promise<int> listed;
   std::future<int> result = listed.get_future();
-  std::thread lister([&listed, path = s.mountpoint] { listed.set_value(ListFolder(path)); });
-  absl::Status answer = absl::OkStatus();
-  while (result.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
-    if (std::string how; mount->Exited(&how)) {
-      answer = rclone_failed(how);
-    } else if (stop && stop()) {
-      answer = absl::CancelledError(absl::StrCat(what, ": mount stopped"));
-    } else if (tools.clock->Now() > deadline) {
-      answer = rclone_failed(absl::StrCat("its root did not answer within ",
-                                          absl::FormatDuration(timeout)));
-    }
-    if (!answer.ok()) {
-      // The FUSE connection goes with rclone: the listing returns.
-      mount->Signal(SIGKILL);
-      break;
-    }
+  std::thread lister([&listed, &waiter, path = s.mountpoint] {
+    listed.set_value(ListFolder(path));
+    waiter.Notify();
+  });
+  auto answered = [&] {
+    return result.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  };
+  if (!waiter.WaitUntil(deadline, [&] { return answered() || gone(); }, kRecheck)) {
+    answer = rclone_failed(
+        absl::StrCat("its root did not answer within ", absl::FormatDuration(timeout)));
+  }
+  if (!answer.ok() && !answered()) {
+    // The FUSE connection goes with rclone: the listing returns.
+    mount->Signal(SIGKILL);
   }
   lister.join();
   if (int listing_error = result.get(); answer.ok() && listing_error != 0) {
@@ -457,22 +465,23 @@ absl::Status RcloneMount::Unmount(absl::Duration flush_timeout) {
   const std::string what = absl::StrCat("datastore '", spec_.datastore, "'");
   absl::Status result = absl::OkStatus();
   if (spec_.read_write && flush_timeout > absl::ZeroDuration()) {
-    const absl::Time deadline = tools_.clock->Now() + flush_timeout;
-    int pending;
-    while ((pending = PendingUploads()) > 0) {
-      if (std::string how; Exited(&how)) {
-        result = absl::UnavailableError(absl::StrCat(
-            what, ": ", pending, " file(s) written through the mount were not uploaded: ", how,
-            ": ", RcloneError(ReadFileText(spec_.log_path))));
-        break;
-      }
-      if (tools_.clock->Now() > deadline) {
-        result = absl::UnavailableError(absl::StrCat(
-            what, ": ", pending, " file(s) written through the mount were not uploaded within ",
-            absl::FormatDuration(flush_timeout), ": ", RcloneError(ReadFileText(spec_.log_path))));
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(50));
+    // rclone's records say when the uploads are done: looked at every 50 ms.
+    Waiter waiter(*tools_.clock);
+    int pending = 0;
+    std::string how;
+    bool exited = false;
+    const bool flushed = waiter.WaitUntil(
+        tools_.clock->Now() + flush_timeout,
+        [&] { return (pending = PendingUploads()) == 0 || (exited = Exited(&how)); },
+        absl::Milliseconds(50));
+    if (exited && pending > 0) {
+      result = absl::UnavailableError(absl::StrCat(
+          what, ": ", pending, " file(s) written through the mount were not uploaded: ", how,
+          ": ", RcloneError(ReadFileText(spec_.log_path))));
+    } else if (!flushed) {
+      result = absl::UnavailableError(absl::StrCat(
+          what, ": ", pending, " file(s) written through the mount were not uploaded within ",
+          absl::FormatDuration(flush_timeout), ": ", RcloneError(ReadFileText(spec_.log_path))));
     }
   }
   // A later agent process finishes the release rather than take the mount over.

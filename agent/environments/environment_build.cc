@@ -174,7 +174,7 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
   AppendLog(log, absl::StrCat("drover: building environment ", key, " on ", context.node_name,
                               " (image ", request.image, "; ", DescribePackages(request), ")\n"));
   const int64_t output_start = FileSize(log);
-  absl::Time started = absl::Now();
+  absl::Time started = options_.clock->Now();
   absl::StatusOr<int> exit_code = RunBuildContainer(c, context);
   // drover-init's own complaints (a program it could not start) and its result files.
   const std::string err_file = absl::StrCat(context.log_dir, "/rank-0.stderr");
@@ -236,7 +236,7 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
   meta.Set("kind", result.kind);
   meta.Set("site_packages", result.site_packages);
   meta.Set("bytes", bytes);
-  meta.Set("built", absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()));
+  meta.Set("built", absl::FormatTime(absl::RFC3339_sec, options_.clock->Now(), absl::UTCTimeZone()));
   if (absl::Status s = WriteText(partial + "/environment.json", meta.Dump(2)); !s.ok()) return fail(s);
   Touch(partial + "/last-used");
   if (absl::Status s = SyncTree(partial); !s.ok()) return fail(s);
@@ -244,7 +244,7 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
     return fail(absl::UnavailableError(absl::StrCat("cannot move the built environment to ",
                                                     PathOf(key), ": ", strerror(errno))));
   }
-  double seconds = absl::ToDoubleSeconds(absl::Now() - started);
+  double seconds = absl::ToDoubleSeconds(options_.clock->Now() - started);
   AppendLog(log, absl::StrCat("drover: environment ", key, " built in ",
                               absl::StrFormat("%.1f", seconds), " s (",
                               absl::StrFormat("%.1f", bytes / 1048576.0), " MiB)\n"));
@@ -259,7 +259,7 @@ absl::StatusOr<int> EnvironmentCache::RunBuildContainer(const ContainerSpec& spe
   if (absl::Status s = runtime_.Run(spec); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("starting the environment build container: ", s.message()));
   }
-  const absl::Time deadline = absl::Now() + options_.build_timeout;
+  const absl::Time deadline = options_.clock->Now() + options_.build_timeout;
   absl::Status ended = absl::OkStatus();
   absl::StatusOr<ContainerExit> exit = absl::DeadlineExceededError("not yet");
   while (true) {
@@ -267,7 +267,7 @@ absl::StatusOr<int> EnvironmentCache::RunBuildContainer(const ContainerSpec& spe
     if (exit.ok() || !absl::IsDeadlineExceeded(exit.status())) break;
     if (context.stopped && context.stopped()) {
       ended = absl::CancelledError("the attempt was stopped while its environment was building");
-    } else if (absl::Now() > deadline) {
+    } else if (options_.clock->Now() > deadline) {
       ended = absl::DeadlineExceededError(absl::StrCat(
           "building the environment took longer than ", absl::FormatDuration(options_.build_timeout),
           "; it was stopped"));

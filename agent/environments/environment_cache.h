@@ -55,6 +55,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/runtime/container_runtime.h"
+#include "common/clock.h"
 #include "drover/v1/agent.pb.h"
 
 namespace drover::agent {
@@ -131,6 +132,8 @@ struct EnvironmentCacheOptions {
   int64_t budget_bytes = int64_t{20} << 30;
   // How long one build may take before it is killed and fails.
   absl::Duration build_timeout = absl::Minutes(60);
+  // The agent's clock (not owned): the build's timeout and the times in its log and record.
+  const Clock* clock = &RealClock::Get();
 };
 
 class EnvironmentCache {
