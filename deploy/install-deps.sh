@@ -13,6 +13,7 @@ build_pkgs=(
   cmake ninja-build g++ pkg-config
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libsystemd-dev libssl-dev
+  nlohmann-json3-dev
 )
 # Used at run time by drover-agent: runc runs the containers, umoci and skopeo unpack and
 # pull OCI images, rclone and fuse3 (fusermount3) mount and copy rclone datastores; PyTorch
