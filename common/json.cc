@@ -31,22 +31,83 @@ std::string Describe(const nlohmann::json::exception& e) {
   return what;
 }
 
-// Builds the value tree from nlohmann's SAX events, refusing nesting past the limit before
-// it allocates anything for it. nlohmann's parser keeps its own state on the heap, but its
-// serializer and a value's copy recurse, so an unbounded depth would still reach the stack.
-class BoundedBuilder : public nlohmann::json_sax<Json> {
+// Forwards events to a reader, refusing nesting past the limit before the reader sees (and
+// allocates) it, and keeps nlohmann's error. nlohmann's parser keeps its own state on the
+// heap, but its serializer and a value's copy recurse, so an unbounded depth would still
+// reach the stack.
+class DepthGuard : public nlohmann::json_sax<Json> {
  public:
-  explicit BoundedBuilder(int max_depth) : max_depth_(max_depth) {}
+  DepthGuard(int max_depth, nlohmann::json_sax<Json>* reader)
+      : max_depth_(max_depth), reader_(reader) {}
 
+  bool null() override { return reader_->null(); }
+  bool boolean(bool value) override { return reader_->boolean(value); }
+  bool number_integer(number_integer_t value) override { return reader_->number_integer(value); }
+  bool number_unsigned(number_unsigned_t value) override {
+    return reader_->number_unsigned(value);
+  }
+  bool number_float(number_float_t value, const string_t& text) override {
+    return reader_->number_float(value, text);  // the lexer already refused what overflows
+  }
+  bool string(string_t& value) override { return reader_->string(value); }
+  bool binary(binary_t& /*value*/) override { return false; }  // not in JSON text
+  bool start_object(std::size_t elements) override {
+    return Deeper() && reader_->start_object(elements);
+  }
+  bool key(string_t& value) override { return reader_->key(value); }
+  bool end_object() override {
+    --depth_;
+    return reader_->end_object();
+  }
+  bool start_array(std::size_t elements) override {
+    return Deeper() && reader_->start_array(elements);
+  }
+  bool end_array() override {
+    --depth_;
+    return reader_->end_array();
+  }
+  bool parse_error(std::size_t position, const std::string& /*last_token*/,
+                   const nlohmann::json::exception& e) override {
+    error_ = absl::StrCat("json: ", Describe(e), " (byte ", position, ")");
+    return false;
+  }
+
+  // Why the reading stopped early.
+  std::string Problem() const {
+    if (too_deep_) return absl::StrCat("json: nesting deeper than ", max_depth_, " levels");
+    if (!error_.empty()) return error_;
+    return "json: the document does not have the expected shape";
+  }
+
+ private:
+  bool Deeper() {
+    if (depth_ >= max_depth_) {
+      too_deep_ = true;
+      return false;
+    }
+    ++depth_;
+    return true;
+  }
+
+  const int max_depth_;
+  nlohmann::json_sax<Json>* const reader_;
+  int depth_ = 0;
+  bool too_deep_ = false;
+  std::string error_;
+};
+
+// Builds the value tree from the events.
+class TreeBuilder : public nlohmann::json_sax<Json> {
+ public:
   bool null() override { return Put(nullptr); }
   bool boolean(bool value) override { return Put(value); }
   bool number_integer(number_integer_t value) override { return Put(value); }
   bool number_unsigned(number_unsigned_t value) override { return Put(value); }
   bool number_float(number_float_t value, const string_t& /*text*/) override {
-    return Put(value);  // the lexer already refused what overflows a double
+    return Put(value);
   }
   bool string(string_t& value) override { return Put(std::move(value)); }
-  bool binary(binary_t& /*value*/) override { return false; }  // not in JSON text
+  bool binary(binary_t& /*value*/) override { return false; }
   bool start_object(std::size_t /*elements*/) override { return Open(Json::object()); }
   bool key(string_t& value) override {
     key_ = std::move(value);
@@ -55,15 +116,12 @@ class BoundedBuilder : public nlohmann::json_sax<Json> {
   bool end_object() override { return Close(); }
   bool start_array(std::size_t /*elements*/) override { return Open(Json::array()); }
   bool end_array() override { return Close(); }
-  bool parse_error(std::size_t position, const std::string& /*last_token*/,
-                   const nlohmann::json::exception& e) override {
-    error_ = absl::StrCat("json: ", Describe(e), " (byte ", position, ")");
+  bool parse_error(std::size_t /*position*/, const std::string& /*last_token*/,
+                   const nlohmann::json::exception& /*e*/) override {
     return false;
   }
 
   Json& root() { return root_; }
-  bool too_deep() const { return too_deep_; }
-  const std::string& error() const { return error_; }
 
  private:
   // Stores `value` where the document is: the root, the next element of the open array or
@@ -87,10 +145,6 @@ class BoundedBuilder : public nlohmann::json_sax<Json> {
     return true;
   }
   bool Open(Json empty) {
-    if (static_cast<int>(open_.size()) >= max_depth_) {
-      too_deep_ = true;
-      return false;
-    }
     open_.push_back(Place(std::move(empty)));
     return true;
   }
@@ -99,45 +153,43 @@ class BoundedBuilder : public nlohmann::json_sax<Json> {
     return true;
   }
 
-  const int max_depth_;
   Json root_;
   // The arrays and objects being filled, outermost first. Their addresses stay put: only the
   // innermost one grows.
   std::vector<Json*> open_;
   std::string key_;
-  bool too_deep_ = false;
-  std::string error_;
 };
 
 }  // namespace
 
-absl::StatusOr<Json> ParseJson(absl::string_view text, const JsonLimits& limits) {
+absl::Status ReadJsonEvents(absl::string_view text, const JsonLimits& limits,
+                           nlohmann::json_sax<Json>* reader) {
   if (text.size() > limits.max_bytes) {
     return absl::InvalidArgumentError(absl::StrCat("json: document of ", text.size(),
                                                    " bytes exceeds the cap of ",
                                                    limits.max_bytes, " bytes"));
   }
-  BoundedBuilder builder(limits.max_depth);
-  bool parsed = false;
-  // The one place exceptions are caught: the builder raises none and reports syntax errors
-  // through parse_error, so this is for memory running out on a large document.
+  DepthGuard guard(limits.max_depth, reader);
+  bool complete = false;
+  // The one place exceptions are caught: errors in the text come to parse_error, so this is
+  // for memory running out on a large document, and for a reader that throws.
   try {
-    parsed = Json::sax_parse(text.begin(), text.end(), &builder);
+    complete = Json::sax_parse(text.begin(), text.end(), &guard);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(
         absl::StrCat("json: out of memory reading a document of ", text.size(), " bytes"));
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("json: ", Describe(e)));
   } catch (...) {
-    return absl::InvalidArgumentError("json: not a JSON document");
+    return absl::InvalidArgumentError("json: the document could not be read");
   }
-  if (parsed) return std::move(builder.root());
-  if (builder.too_deep()) {
-    return absl::InvalidArgumentError(absl::StrCat("json: nesting deeper than ",
-                                                   limits.max_depth, " levels"));
-  }
-  if (!builder.error().empty()) return absl::InvalidArgumentError(builder.error());
-  return absl::InvalidArgumentError("json: not a JSON document");
+  return complete ? absl::OkStatus() : absl::InvalidArgumentError(guard.Problem());
+}
+
+absl::StatusOr<Json> ParseJson(absl::string_view text, const JsonLimits& limits) {
+  TreeBuilder builder;
+  if (absl::Status status = ReadJsonEvents(text, limits, &builder); !status.ok()) return status;
+  return std::move(builder.root());
 }
 
 std::string DumpJson(const Json& value, int indent) {

@@ -2,9 +2,9 @@
 // writes, what `runc state` / `runc list` print, image indexes, manifests and configs (from
 // users' images), the agent's cache records, and the metric lines a job writes. Values are
 // nlohmann-json's (`Json`, objects kept in a sorted map, so lookups and inserts stay
-// logarithmic however many members a hostile document has). Reading untrusted text goes
-// through `ParseJson` only, and reading values through the accessors below, none of which
-// throws: no nlohmann exception leaves this file. Pure functions; any thread.
+// logarithmic however many members a hostile document has). Untrusted text is read through
+// `ParseJson` or `ReadJsonEvents` only, and values through the accessors below, none of
+// which throws: no nlohmann exception leaves this file. Pure functions; any thread.
 #ifndef DROVER_COMMON_JSON_H_
 #define DROVER_COMMON_JSON_H_
 
@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
@@ -35,6 +36,13 @@ struct JsonLimits {
 // `limits.max_depth`. NaN and infinity are not JSON and are refused too. Of a member named
 // twice, the last value counts. Integers beyond int64 (and uint64) become doubles.
 absl::StatusOr<Json> ParseJson(absl::string_view text, const JsonLimits& limits = {});
+
+// Reads `text` as events into `reader` (nlohmann's SAX interface), for a reader that keeps
+// only part of a document and so need not build the whole tree (the metric lines). The same
+// limits and refusals as ParseJson; also INVALID_ARGUMENT when `reader` returns false from an
+// event. Exceptions `reader` throws are caught here too.
+absl::Status ReadJsonEvents(absl::string_view text, const JsonLimits& limits,
+                            nlohmann::json_sax<Json>* reader);
 
 // Serializes `value` with `indent` spaces per level, one line when `indent` is 0. Non-finite
 // numbers are written `null`; bytes of strings that are not valid UTF-8 become U+FFFD. Never
