@@ -19,7 +19,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/rclone_internal.h"
-#include "agent/runtime/json.h"
+#include "common/json.h"
 #include "agent/runtime/process.h"
 
 namespace drover::agent {
@@ -57,22 +57,22 @@ class PasswordOptions {
       return absl::FailedPreconditionError(absl::StrCat(
           "`rclone config providers` failed: ", RcloneError(run->err)));
     }
-    absl::StatusOr<Json> providers = Json::Parse(run->out);
+    absl::StatusOr<Json> providers = ParseJson(run->out);
     if (!providers.ok() || !providers->is_array()) {
       return absl::FailedPreconditionError(
           "`rclone config providers` printed something other than a JSON list");
     }
-    for (const Json& provider : providers->items()) {
-      const Json* name = provider.Find("Name");
-      const Json* options = provider.Find("Options");
+    for (const Json& provider : JsonItems(*providers)) {
+      const Json* name = JsonFind(provider, "Name");
+      const Json* options = JsonFind(provider, "Options");
       if (name == nullptr || !name->is_string()) continue;
-      std::set<std::string>& passwords = by_type_[name->AsString()];
+      std::set<std::string>& passwords = by_type_[JsonString(*name)];
       if (options == nullptr) continue;
-      for (const Json& option : options->items()) {
-        const Json* key = option.Find("Name");
-        const Json* password = option.Find("IsPassword");
-        if (key != nullptr && password != nullptr && password->AsBool()) {
-          passwords.insert(key->AsString());
+      for (const Json& option : JsonItems(*options)) {
+        const Json* key = JsonFind(option, "Name");
+        const Json* password = JsonFind(option, "IsPassword");
+        if (key != nullptr && password != nullptr && JsonBool(*password)) {
+          passwords.insert(JsonString(*key));
         }
       }
     }

@@ -27,7 +27,7 @@
 #include "absl/strings/strip.h"
 #include "agent/rclone_internal.h"
 #include "agent/waiter.h"
-#include "agent/runtime/json.h"
+#include "common/json.h"
 #include "agent/runtime/mountinfo.h"
 #include "agent/runtime/process.h"
 #include "common/log.h"
@@ -427,11 +427,11 @@ int RcloneMount::PendingUploads() const {
   for (fs::recursive_directory_iterator it(spec_.cache_dir + "/vfsMeta", error), end;
        !error && it != end; it.increment(error)) {
     if (!it->is_regular_file(error)) continue;
-    absl::StatusOr<Json> record = Json::Parse(ReadFileText(it->path().string()));
+    absl::StatusOr<Json> record = ParseJson(ReadFileText(it->path().string()));
     // One being rewritten right now counts as pending: the next look decides. A record
     // without `Dirty` (another rclone's format) holds nothing back.
-    const Json* dirty = record.ok() ? record->Find("Dirty") : nullptr;
-    if (!record.ok() || (dirty != nullptr && dirty->AsBool())) ++pending;
+    const Json* dirty = record.ok() ? JsonFind(*record, "Dirty") : nullptr;
+    if (!record.ok() || (dirty != nullptr && JsonBool(*dirty))) ++pending;
   }
   return pending;
 }

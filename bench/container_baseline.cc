@@ -21,7 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "agent/launcher/init_command.h"
-#include "agent/runtime/json.h"
+#include "common/json.h"
 #include "agent/runtime/oci_spec.h"
 #include "common/status_macros.h"
 
@@ -262,9 +262,9 @@ absl::Status ContainerBaseline::PrepareSameConfigBundle(const std::string& name,
   }
   agent::ContainerSpec spec = Spec("drover-bench-same-config");
   spec.bundle_dir = bundle;
-  absl::StatusOr<agent::Json> config = agent::BuildOciConfig(spec, oci);
+  absl::StatusOr<Json> config = agent::BuildOciConfig(spec, oci);
   if (!config.ok()) return config.status();
-  return WriteText(bundle + "/config.json", config->Dump(2) + "\n");
+  return WriteText(bundle + "/config.json", DumpJson(*config, 2) + "\n");
 }
 
 absl::Status ContainerBaseline::PrepareMinimalBundle() {
@@ -281,17 +281,17 @@ absl::Status ContainerBaseline::PrepareMinimalBundle() {
   if (!Succeeded(status)) {
     return absl::FailedPreconditionError(absl::StrCat("runc spec failed: ", TailOf(log)));
   }
-  DROVER_ASSIGN_OR_RETURN(agent::Json config, agent::Json::Parse(ReadText(bundle + "/config.json")));
-  agent::Json* process = config.Find("process");
-  agent::Json* linux = config.Find("linux");
+  DROVER_ASSIGN_OR_RETURN(Json config, ParseJson(ReadText(bundle + "/config.json")));
+  Json* process = JsonFind(config, "process");
+  Json* linux = JsonFind(config, "linux");
   if (process == nullptr || linux == nullptr) {
     return absl::FailedPreconditionError("runc spec wrote a config without process or linux");
   }
-  process->Set("terminal", false);
-  process->Set("args", agent::Json::Strings({"/bin/busybox", "true"}));
+  (*process)["terminal"] = false;
+  (*process)["args"] = Json::array({"/bin/busybox", "true"});
   // Relative: below this process's cgroup, as the agent's containers are.
-  linux->Set("cgroupsPath", "drover-bench-minimal");
-  return WriteText(bundle + "/config.json", config.Dump(2) + "\n");
+  (*linux)["cgroupsPath"] = "drover-bench-minimal";
+  return WriteText(bundle + "/config.json", DumpJson(config, 2) + "\n");
 }
 
 absl::StatusOr<RuntimeRun> ContainerBaseline::RunRuntime() {

@@ -1,50 +1,144 @@
 #include "common/metrics_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
+#include <chrono>
+#include <thread>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
 
 namespace drover {
 namespace {
 
-constexpr size_t kMaxRequest = 16 * 1024;
-constexpr absl::Duration kClientTimeout = absl::Seconds(5);
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
 
-// Sends all of `data`, giving up when the client stops reading for kClientTimeout.
-void SendAll(int fd, absl::string_view data) {
-  while (!data.empty()) {
-    pollfd p{fd, POLLOUT, 0};
-    if (poll(&p, 1, absl::ToInt64Milliseconds(kClientTimeout)) <= 0) return;
-    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    data.remove_prefix(static_cast<size_t>(n));
+constexpr absl::string_view kPageType = "text/plain; version=0.0.4; charset=utf-8";
+
+std::chrono::milliseconds Chrono(absl::Duration d) {
+  return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
+}
+
+// One connection: reads the request's header within the timeout, answers, closes. Lives as
+// long as an operation of its own is pending (shared_from_this).
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, const MetricsServer::Limits& limits,
+          const std::function<std::string()>& render, int* connections)
+      : stream_(std::move(socket)), limits_(limits), render_(render), connections_(connections) {
+    ++*connections_;
+    parser_.header_limit(static_cast<uint32_t>(limits_.max_request_bytes));
   }
-}
+  ~Session() { --*connections_; }
 
-void Respond(int fd, absl::string_view status, absl::string_view content_type,
-             absl::string_view body, bool head) {
-  SendAll(fd, absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
-                           "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n"));
-  if (!head) SendAll(fd, body);
-}
+  void Start() {
+    stream_.expires_after(Chrono(limits_.client_timeout));  // the whole header, not per read
+    http::async_read_header(
+        stream_, buffer_, parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+ private:
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      return Answer(http::status::request_header_fields_too_large, "request too large\n");
+    }
+    if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
+        ec == asio::error::operation_aborted || ec == asio::error::eof) {
+      return;  // the client went away or took too long: nothing to answer
+    }
+    if (ec) return Answer(http::status::bad_request, "malformed request\n");
+    const auto& request = parser_.get();
+    absl::string_view target(request.target().data(), request.target().size());
+    target = target.substr(0, target.find('?'));
+    const bool head = request.method() == http::verb::head;
+    if (request.method() != http::verb::get && !head) {
+      return Answer(http::status::method_not_allowed, "only GET /metrics\n");
+    }
+    if (target != "/metrics") {
+      return Answer(http::status::not_found, "not found; metrics are at /metrics\n", head);
+    }
+    Answer(http::status::ok, render_(), head, kPageType);
+  }
+
+  void Answer(http::status status, std::string body, bool head = false,
+              absl::string_view type = "text/plain") {
+    response_.result(status);
+    response_.version(11);
+    response_.set(http::field::content_type, beast::string_view(type.data(), type.size()));
+    if (status == http::status::method_not_allowed) response_.set(http::field::allow, "GET, HEAD");
+    response_.keep_alive(false);
+    response_.content_length(body.size());
+    if (!head) response_.body() = std::move(body);
+    stream_.expires_after(Chrono(limits_.client_timeout));
+    http::async_write(stream_, response_,
+                      [self = shared_from_this()](beast::error_code, size_t) {
+                        beast::error_code ignored;
+                        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                      });
+  }
+
+  beast::tcp_stream stream_;
+  const MetricsServer::Limits& limits_;
+  const std::function<std::string()>& render_;
+  int* const connections_;
+  beast::flat_buffer buffer_;
+  http::request_parser<http::empty_body> parser_;
+  http::response<http::string_body> response_;
+};
 
 }  // namespace
 
+struct MetricsServer::Loop {
+  Loop(Limits limits, std::function<std::string()> render)
+      : limits(limits), render(std::move(render)) {}
+
+  void Accept() {
+    acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      if (!ec) {
+        if (connections >= limits.max_connections) {
+          Refuse(socket);
+        } else {
+          std::make_shared<Session>(std::move(socket), limits, render, &connections)->Start();
+        }
+      }
+      Accept();
+    });
+  }
+
+  // Over the cap: one non-blocking attempt to say so, then the connection is closed. Costs
+  // no state, so that a flood of connections cannot grow the server.
+  static void Refuse(tcp::socket& socket) {
+    static constexpr absl::string_view kBusy =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
+    beast::error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(asio::buffer(kBusy.data(), kBusy.size()), ignored);
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+  }
+
+  const Limits limits;
+  const std::function<std::string()> render;
+  int connections = 0;  // open sessions; on the loop's thread (and in ~Loop, after it)
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  std::thread thread;
+};
+
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
-    const std::string& listen, const std::string& flag, std::function<std::string()> render) {
+    const std::string& listen, const std::string& flag, std::function<std::string()> render,
+    const Limits& limits) {
   size_t colon = listen.rfind(':');
   int port = -1;
   std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
@@ -56,119 +150,41 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   bool v6 = host.size() >= 2 && host.front() == '[' && host.back() == ']';
   if (v6) host = host.substr(1, host.size() - 2);
   if (host == "localhost") host = "127.0.0.1";
-  sockaddr_storage address{};
-  socklen_t length = 0;
-  if (v6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&address);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET6, host.c_str(), &a->sin6_addr) == 1) length = sizeof(*a);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in*>(&address);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET, host.c_str(), &a->sin_addr) == 1) length = sizeof(*a);
-  }
-  if (length == 0) {
+  beast::error_code ec;
+  asio::ip::address address = v6 ? asio::ip::address(asio::ip::make_address_v6(host, ec))
+                                  : asio::ip::address(asio::ip::make_address_v4(host, ec));
+  if (ec) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--", flag, ": '", host, "' is not a numeric IP address; use one such as 0.0.0.0"));
   }
-  int fd = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return absl::UnavailableError(absl::StrCat("--", flag, ": socket: ", std::strerror(errno)));
-  }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 || ::listen(fd, 16) != 0) {
-    int error = errno;
-    close(fd);
+  auto loop = std::make_unique<Loop>(limits, std::move(render));
+  tcp::endpoint wanted(address, static_cast<uint16_t>(port));
+  loop->acceptor.open(wanted.protocol(), ec);
+  if (!ec) loop->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) loop->acceptor.bind(wanted, ec);
+  if (!ec) loop->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
     return absl::UnavailableError(
-        absl::StrCat("--", flag, ": cannot listen on ", listen, ": ", std::strerror(error)));
+        absl::StrCat("--", flag, ": cannot listen on ", listen, ": ", ec.message()));
   }
-  socklen_t bound_length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &bound_length);
-  int bound_port = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&address)->sin6_port
-                            : reinterpret_cast<sockaddr_in*>(&address)->sin_port);
-  std::string endpoint = v6 ? absl::StrCat("[", host, "]:", bound_port)
-                            : absl::StrCat(host, ":", bound_port);
-  int wake = eventfd(0, EFD_CLOEXEC);
-  if (wake < 0) {
-    int error = errno;
-    close(fd);
-    return absl::UnavailableError(absl::StrCat("--", flag, ": eventfd: ", std::strerror(error)));
-  }
-  return std::unique_ptr<MetricsServer>(new MetricsServer(fd, wake, endpoint, std::move(render)));
+  tcp::endpoint bound = loop->acceptor.local_endpoint(ec);
+  std::string endpoint = v6 ? absl::StrCat("[", host, "]:", bound.port())
+                            : absl::StrCat(host, ":", bound.port());
+  loop->Accept();
+  Loop* running = loop.get();
+  loop->thread = std::thread([running] { running->io.run(); });
+  return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(loop), std::move(endpoint)));
 }
 
-MetricsServer::MetricsServer(int listen_fd, int wake_fd, std::string endpoint,
-                             std::function<std::string()> render)
-    : listen_fd_(listen_fd),
-      wake_fd_(wake_fd),
-      endpoint_(std::move(endpoint)),
-      render_(std::move(render)),
-      thread_([this] { Serve(); }) {}
+MetricsServer::MetricsServer(std::unique_ptr<Loop> loop, std::string endpoint)
+    : loop_(std::move(loop)), endpoint_(std::move(endpoint)) {}
 
 MetricsServer::~MetricsServer() {
-  uint64_t one = 1;
-  (void)!write(wake_fd_, &one, sizeof(one));
-  thread_.join();
-  close(listen_fd_);
-  close(wake_fd_);
-}
-
-void MetricsServer::Serve() {
-  while (true) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (fds[1].revents != 0) return;
-    int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client < 0) continue;
-    Answer(client);
-    close(client);
-  }
-}
-
-void MetricsServer::Answer(int fd) {
-  std::string request;
-  absl::Time deadline = absl::Now() + kClientTimeout;
-  while (request.find("\r\n\r\n") == std::string::npos &&
-         request.find("\n\n") == std::string::npos) {
-    if (request.size() > kMaxRequest) {
-      Respond(fd, "431 Request Header Fields Too Large", "text/plain", "request too large\n",
-              false);
-      return;
-    }
-    pollfd fds[2] = {{fd, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    int wait_ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-    if (wait_ms <= 0 || poll(fds, 2, wait_ms) <= 0 || fds[1].revents != 0) return;
-    char buffer[4096];
-    ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    request.append(buffer, static_cast<size_t>(n));
-  }
-  absl::string_view line(request);
-  line = line.substr(0, line.find_first_of("\r\n"));
-  size_t first = line.find(' ');
-  size_t second = first == absl::string_view::npos ? first : line.find(' ', first + 1);
-  if (second == absl::string_view::npos) {
-    Respond(fd, "400 Bad Request", "text/plain", "malformed request line\n", false);
-    return;
-  }
-  absl::string_view method = line.substr(0, first);
-  absl::string_view target = line.substr(first + 1, second - first - 1);
-  target = target.substr(0, target.find('?'));
-  bool head = method == "HEAD";
-  if (method != "GET" && !head) {
-    Respond(fd, "405 Method Not Allowed", "text/plain", "only GET /metrics\n", false);
-  } else if (target != "/metrics") {
-    Respond(fd, "404 Not Found", "text/plain", "not found; metrics are at /metrics\n", head);
-  } else {
-    Respond(fd, "200 OK", "text/plain; version=0.0.4; charset=utf-8", render_(), head);
-  }
+  // Stopping the loop leaves the pending operations unrun; destroying the io_context (in
+  // ~Loop, after the acceptor) destroys their handlers, and with them the sessions and
+  // their sockets.
+  loop_->io.stop();
+  loop_->thread.join();
 }
 
 }  // namespace drover

@@ -1,27 +1,45 @@
-// MetricsServer: answers Prometheus scrapes (`GET /metrics`) over plain HTTP/1.1 on its own
-// thread, with the page a callback renders (usually MetricsRegistry::Render). One request
-// per connection, handled in turn: scrapes are rare and small, so there is no need for more.
-// A client that sends nothing for 5 s or a request over 16 KiB is dropped. Owned by the
-// daemon's composition root; the destructor stops the thread.
+// MetricsServer: answers Prometheus scrapes (`GET /metrics`, and HEAD) over HTTP/1.1 with the
+// page a callback renders (usually MetricsRegistry::Render), on Boost.Beast. One thread runs
+// every connection asynchronously; each connection carries one request and is closed after
+// the answer. Limits (see Limits), so that no client can hold the endpoint: connections open
+// at once (more are answered 503 and closed), bytes of request headers (431), and a time for
+// reading the request and again for writing the answer, whatever the client sends meanwhile
+// (a client that trickles its headers is dropped). Other paths get 404, other methods 405
+// (with `Allow`). Owned by the daemon's composition root; `render` runs on the server's
+// thread; the destructor stops the thread and closes every connection.
 #ifndef DROVER_COMMON_METRICS_SERVER_H_
 #define DROVER_COMMON_METRICS_SERVER_H_
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace drover {
 
+// What one MetricsServer allows its clients.
+struct MetricsServerLimits {
+  // Bytes of a request's line and headers.
+  size_t max_request_bytes = 16 * 1024;
+  // Connections open at once.
+  int max_connections = 32;
+  // For reading a request's header, and again for writing the answer.
+  absl::Duration client_timeout = absl::Seconds(5);
+};
+
 class MetricsServer {
  public:
+  using Limits = MetricsServerLimits;
+
   // Listens on `listen`: "HOST:PORT" with a numeric IPv4 address, "[IPv6]:PORT", or
   // "localhost:PORT"; port 0 picks a free one (see endpoint()). INVALID_ARGUMENT for a
   // malformed address (the message names `flag`), UNAVAILABLE when it cannot be bound.
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
-      const std::string& listen, const std::string& flag, std::function<std::string()> render);
+      const std::string& listen, const std::string& flag, std::function<std::string()> render,
+      const Limits& limits = Limits());
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
@@ -30,16 +48,11 @@ class MetricsServer {
   const std::string& endpoint() const { return endpoint_; }
 
  private:
-  MetricsServer(int listen_fd, int wake_fd, std::string endpoint,
-                std::function<std::string()> render);
-  void Serve();
-  void Answer(int fd);
+  struct Loop;  // the Asio loop, the acceptor and the thread (metrics_server.cc)
+  MetricsServer(std::unique_ptr<Loop> loop, std::string endpoint);
 
-  const int listen_fd_;
-  const int wake_fd_;  // eventfd: written by the destructor to end Serve()
+  std::unique_ptr<Loop> loop_;
   const std::string endpoint_;
-  const std::function<std::string()> render_;
-  std::thread thread_;
 };
 
 }  // namespace drover

@@ -15,6 +15,7 @@ build_pkgs=(
   libabsl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libsystemd-dev libssl-dev
   # The static archives the drover CLI is linked from (cmake/DroverStaticLink.cmake).
   libre2-dev libc-ares-dev zlib1g-dev
+  nlohmann-json3-dev
 )
 # Used at run time by drover-agent: runc runs the containers, umoci and skopeo unpack and
 # pull OCI images, rclone and fuse3 (fusermount3) mount and copy rclone datastores; PyTorch

@@ -1,221 +1,155 @@
 #include "server/metric_records.h"
 
 #include <cmath>
-#include <cstdlib>
 #include <limits>
+#include <string>
+#include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "common/json.h"
 #include "common/utf8.h"
 
 namespace drover::server {
 namespace {
 
-// A small JSON reader for one record: objects, strings (with escapes), numbers and the
-// literals; arrays only to skip them.
-class Reader {
- public:
-  explicit Reader(absl::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
+// Nesting allowed in a record line: the record is one flat object, but values under keys it
+// does not know may nest, up to here.
+constexpr int kMaxRecordDepth = 32;
 
-  bool AtEnd() {
-    SkipSpace();
-    return p_ == end_;
+// Reads one record from the JSON events of its line, keeping only what a record holds:
+// values under unknown keys are passed over without being stored, so a long line costs no
+// more memory than a short one.
+class RecordReader : public nlohmann::json_sax<Json> {
+ public:
+  explicit RecordReader(MetricRecord* record) : record_(record) {}
+
+  bool null() override { return Scalar(); }
+  bool boolean(bool /*value*/) override { return Scalar(); }
+  bool number_integer(number_integer_t value) override {
+    return Number(static_cast<double>(value));
   }
-  bool Consume(char c) {
-    SkipSpace();
-    if (p_ == end_ || *p_ != c) return false;
-    ++p_;
+  bool number_unsigned(number_unsigned_t value) override {
+    return Number(static_cast<double>(value));
+  }
+  bool number_float(number_float_t value, const string_t& /*text*/) override {
+    return Number(value);
+  }
+  bool string(string_t& value) override;
+  bool binary(binary_t& /*value*/) override { return false; }
+  bool start_object(std::size_t /*elements*/) override;
+  bool key(string_t& value) override {
+    if (depth_ == 1) key_ = std::move(value);
+    if (depth_ == 2 && in_tags_) tag_ = std::move(value);
     return true;
   }
-  char Peek() {
-    SkipSpace();
-    return p_ == end_ ? '\0' : *p_;
+  bool end_object() override { return End(); }
+  bool start_array(std::size_t /*elements*/) override {
+    // Arrays are allowed only where they are passed over: under an unknown key.
+    if (depth_ == 0 || (depth_ == 1 && Known()) || in_tags_) return false;
+    ++depth_;
+    return true;
   }
-
-  bool String(std::string* out) {
-    if (!Consume('"')) return false;
-    out->clear();
-    while (p_ != end_) {
-      char c = *p_++;
-      if (c == '"') return true;
-      if (static_cast<unsigned char>(c) < 0x20) return false;
-      if (c != '\\') {
-        out->push_back(c);
-        continue;
-      }
-      if (p_ == end_) return false;
-      char e = *p_++;
-      switch (e) {
-        case '"': case '\\': case '/': out->push_back(e); break;
-        case 'b': out->push_back('\b'); break;
-        case 'f': out->push_back('\f'); break;
-        case 'n': out->push_back('\n'); break;
-        case 'r': out->push_back('\r'); break;
-        case 't': out->push_back('\t'); break;
-        case 'u': {
-          if (end_ - p_ < 4) return false;
-          unsigned code = 0;
-          for (int i = 0; i < 4; ++i) {
-            char h = *p_++;
-            code <<= 4;
-            if (h >= '0' && h <= '9') code |= h - '0';
-            else if (h >= 'a' && h <= 'f') code |= h - 'a' + 10;
-            else if (h >= 'A' && h <= 'F') code |= h - 'A' + 10;
-            else return false;
-          }
-          // Surrogate pairs.
-          if (code >= 0xD800 && code < 0xDC00 && end_ - p_ >= 6 && p_[0] == '\\' && p_[1] == 'u') {
-            unsigned low = std::strtoul(std::string(p_ + 2, 4).c_str(), nullptr, 16);
-            if (low >= 0xDC00 && low < 0xE000) {
-              code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
-              p_ += 6;
-            }
-          }
-          AppendUtf8(code, out);
-          break;
-        }
-        default:
-          return false;
-      }
-    }
+  bool end_array() override { return End(); }
+  bool parse_error(std::size_t /*position*/, const std::string& /*last_token*/,
+                   const nlohmann::json::exception& /*e*/) override {
     return false;
   }
 
-  bool Number(double* out) {
-    SkipSpace();
-    const char* start = p_;
-    while (p_ != end_ && (absl::ascii_isdigit(*p_) || *p_ == '-' || *p_ == '+' || *p_ == '.' ||
-                          *p_ == 'e' || *p_ == 'E')) {
-      ++p_;
-    }
-    if (p_ == start) return false;
-    std::string text(start, p_);
-    char* parsed_end = nullptr;
-    *out = std::strtod(text.c_str(), &parsed_end);
-    return parsed_end == text.c_str() + text.size();
-  }
-
-  // Skips any value.
-  bool Skip(int depth = 0) {
-    if (depth > 32) return false;
-    char c = Peek();
-    std::string ignored;
-    double number;
-    switch (c) {
-      case '"':
-        return String(&ignored);
-      case '{':
-      case '[': {
-        char close = c == '{' ? '}' : ']';
-        ++p_;
-        if (Consume(close)) return true;
-        do {
-          if (c == '{' && !(String(&ignored) && Consume(':'))) return false;
-          if (!Skip(depth + 1)) return false;
-        } while (Consume(','));
-        return Consume(close);
-      }
-      case 't': return Literal("true");
-      case 'f': return Literal("false");
-      case 'n': return Literal("null");
-      default: return Number(&number);
-    }
-  }
+  bool has_name = false, has_step = false, has_value = false;
 
  private:
-  void SkipSpace() {
-    while (p_ != end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\r' || *p_ == '\n')) ++p_;
-  }
-  bool Literal(absl::string_view word) {
-    if (static_cast<size_t>(end_ - p_) < word.size() || absl::string_view(p_, word.size()) != word) {
-      return false;
-    }
-    p_ += word.size();
+  bool Known() const { return key_ == "n" || key_ == "s" || key_ == "t" || key_ == "v" ||
+                              key_ == "tags"; }
+  // null or a boolean: fine only under an unknown key.
+  bool Scalar() const { return depth_ > 1 ? !in_tags_ : depth_ == 1 && !Known(); }
+  bool Number(double value);
+  bool End() {
+    --depth_;
+    if (depth_ == 1) in_tags_ = false;
     return true;
   }
-  static void AppendUtf8(unsigned code, std::string* out) {
-    if (code < 0x80) {
-      out->push_back(static_cast<char>(code));
-    } else if (code < 0x800) {
-      out->push_back(static_cast<char>(0xC0 | (code >> 6)));
-      out->push_back(static_cast<char>(0x80 | (code & 0x3F)));
-    } else if (code < 0x10000) {
-      out->push_back(static_cast<char>(0xE0 | (code >> 12)));
-      out->push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (code & 0x3F)));
-    } else {
-      out->push_back(static_cast<char>(0xF0 | (code >> 18)));
-      out->push_back(static_cast<char>(0x80 | ((code >> 12) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (code & 0x3F)));
-    }
-  }
 
-  const char* p_;
-  const char* end_;
+  MetricRecord* const record_;
+  int depth_ = 0;  // objects and arrays open; the record itself is 1
+  std::string key_;  // the record's member being read
+  std::string tag_;  // the tag being read
+  bool in_tags_ = false;
 };
+
+bool RecordReader::string(string_t& value) {
+  if (depth_ == 2 && in_tags_) {
+    record_->tags[tag_] = std::move(value);
+    return true;
+  }
+  if (depth_ != 1) return depth_ > 1 && !in_tags_;
+  if (key_ == "n") {
+    if (value.empty()) return false;
+    record_->name = std::move(value);
+    has_name = true;
+    return true;
+  }
+  if (key_ == "v") {
+    // JSON has no NaN or infinity: run.py writes them as these strings.
+    if (value == "NaN") {
+      record_->value = std::numeric_limits<double>::quiet_NaN();
+    } else if (value == "Infinity") {
+      record_->value = std::numeric_limits<double>::infinity();
+    } else if (value == "-Infinity") {
+      record_->value = -std::numeric_limits<double>::infinity();
+    } else {
+      return false;
+    }
+    has_value = true;
+    return true;
+  }
+  return !Known();
+}
+
+bool RecordReader::start_object(std::size_t /*elements*/) {
+  if (depth_ == 1 && key_ == "tags") {
+    in_tags_ = true;
+  } else if ((depth_ == 1 && Known()) || in_tags_) {
+    return false;
+  }
+  ++depth_;
+  return true;
+}
+
+bool RecordReader::Number(double value) {
+  if (depth_ != 1) return depth_ > 1 && !in_tags_;
+  if (key_ == "s") {
+    if (value < 0 || value != std::floor(value) || value > 9e15) return false;
+    record_->step = static_cast<int64_t>(value);
+    has_step = true;
+  } else if (key_ == "t") {
+    record_->time = value;
+  } else if (key_ == "v") {
+    record_->value = value;
+    has_value = true;
+  } else if (key_ == "n" || key_ == "tags") {
+    return false;
+  }
+  return true;
+}
 
 }  // namespace
 
 std::optional<MetricRecord> ParseMetricRecord(absl::string_view line) {
-  Reader r(line);
   MetricRecord record;
-  bool has_name = false, has_step = false, has_value = false;
-  if (!r.Consume('{')) return std::nullopt;
-  if (!r.Consume('}')) {
-    std::string key;
-    do {
-      if (!r.String(&key) || !r.Consume(':')) return std::nullopt;
-      if (key == "n") {
-        if (!r.String(&record.name) || record.name.empty()) return std::nullopt;
-        has_name = true;
-      } else if (key == "s") {
-        double step;
-        if (!r.Number(&step) || step < 0 || step != std::floor(step) || step > 9e15) {
-          return std::nullopt;
-        }
-        record.step = static_cast<int64_t>(step);
-        has_step = true;
-      } else if (key == "t") {
-        if (!r.Number(&record.time)) return std::nullopt;
-      } else if (key == "v") {
-        if (r.Peek() == '"') {
-          std::string special;
-          r.String(&special);
-          if (special == "NaN") {
-            record.value = std::numeric_limits<double>::quiet_NaN();
-          } else if (special == "Infinity") {
-            record.value = std::numeric_limits<double>::infinity();
-          } else if (special == "-Infinity") {
-            record.value = -std::numeric_limits<double>::infinity();
-          } else {
-            return std::nullopt;
-          }
-        } else if (!r.Number(&record.value)) {
-          return std::nullopt;
-        }
-        has_value = true;
-      } else if (key == "tags") {
-        if (!r.Consume('{')) return std::nullopt;
-        if (!r.Consume('}')) {
-          std::string name, value;
-          do {
-            if (!r.String(&name) || !r.Consume(':') || !r.String(&value)) return std::nullopt;
-            record.tags[name] = value;
-          } while (r.Consume(','));
-          if (!r.Consume('}')) return std::nullopt;
-        }
-      } else if (!r.Skip()) {
-        return std::nullopt;
-      }
-    } while (r.Consume(','));
-    if (!r.Consume('}')) return std::nullopt;
+  RecordReader reader(&record);
+  if (!ReadJsonEvents(line, {.max_bytes = line.size(), .max_depth = kMaxRecordDepth}, &reader)
+           .ok()) {
+    return std::nullopt;
   }
-  if (!r.AtEnd()) return std::nullopt;
-  if (has_name ? !(has_step && has_value) : record.tags.empty()) return std::nullopt;
+  if (reader.has_name ? !(reader.has_step && reader.has_value) : record.tags.empty()) {
+    return std::nullopt;
+  }
   // The names and tags go into proto3 strings, which must be UTF-8: one raw byte 0xFF or a
   // lone surrogate ("\ud800") would make every GetMetrics answer of the job unreadable.
+  // ReadJsonEvents refuses both already; this keeps the promise whatever the reader does.
   if (!IsValidUtf8(record.name)) return std::nullopt;
   for (const auto& [name, value] : record.tags) {
     if (!IsValidUtf8(name) || !IsValidUtf8(value)) return std::nullopt;

@@ -24,7 +24,7 @@
 #include "absl/time/clock.h"
 #include "agent/environments/environment_internal.h"
 #include "agent/launcher/init_command.h"
-#include "agent/runtime/json.h"
+#include "common/json.h"
 #include "common/log.h"
 
 namespace drover::agent {
@@ -226,18 +226,20 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
   fs::remove_all(partial + "/bundle", error);
   fs::remove_all(partial + "/layer/tmp", error);
   const int64_t bytes = DiskUsage(partial + "/layer");
-  Json meta = Json::Object();
-  meta.Set("key", key);
-  meta.Set("image", request.image);
-  meta.Set("image_identity", request.image_identity);
-  meta.Set("pip_packages", Json::Strings(SortedUnique(request.pip_packages)));
-  meta.Set("conda_packages", Json::Strings(SortedUnique(request.conda_packages)));
-  meta.Set("pip_options", Json::Strings(PipOptions(request.pip)));
-  meta.Set("kind", result.kind);
-  meta.Set("site_packages", result.site_packages);
-  meta.Set("bytes", bytes);
-  meta.Set("built", absl::FormatTime(absl::RFC3339_sec, options_.clock->Now(), absl::UTCTimeZone()));
-  if (absl::Status s = WriteText(partial + "/environment.json", meta.Dump(2)); !s.ok()) return fail(s);
+  Json meta = Json::object();
+  meta["key"] = key;
+  meta["image"] = request.image;
+  meta["image_identity"] = request.image_identity;
+  meta["pip_packages"] = Json(SortedUnique(request.pip_packages));
+  meta["conda_packages"] = Json(SortedUnique(request.conda_packages));
+  meta["pip_options"] = Json(PipOptions(request.pip));
+  meta["kind"] = result.kind;
+  meta["site_packages"] = result.site_packages;
+  meta["bytes"] = bytes;
+  meta["built"] = absl::FormatTime(absl::RFC3339_sec, options_.clock->Now(), absl::UTCTimeZone());
+  if (absl::Status s = WriteText(partial + "/environment.json", DumpJson(meta, 2)); !s.ok()) {
+    return fail(s);
+  }
   Touch(partial + "/last-used");
   if (absl::Status s = SyncTree(partial); !s.ok()) return fail(s);
   if (rename(partial.c_str(), PathOf(key).c_str()) != 0) {

@@ -10,7 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/environments/environment_internal.h"
-#include "agent/runtime/json.h"
+#include "common/json.h"
 #include "common/log.h"
 
 namespace drover::agent {
@@ -74,13 +74,15 @@ absl::StatusOr<EnvironmentCache::Prepared> EnvironmentCache::CachedLocked(const 
   const std::string dir = PathOf(key);
   std::error_code error;
   if (!fs::is_directory(dir + "/layer", error)) return absl::NotFoundError("not cached");
-  absl::StatusOr<Json> meta = Json::Parse(ReadText(dir + "/environment.json"));
+  absl::StatusOr<Json> meta = ParseJson(ReadText(dir + "/environment.json"));
   if (!meta.ok() || !meta->is_object()) return absl::NotFoundError("not cached");
   Prepared prepared;
   prepared.key = key;
   prepared.layer_dir = dir + "/layer";
-  if (const Json* kind = meta->Find("kind")) prepared.kind = kind->AsString();
-  if (const Json* site = meta->Find("site_packages")) prepared.site_packages = site->AsString();
+  if (const Json* kind = JsonFind(*meta, "kind")) prepared.kind = JsonString(*kind);
+  if (const Json* site = JsonFind(*meta, "site_packages")) {
+    prepared.site_packages = JsonString(*site);
+  }
   ++in_use_[key];
   prepared.lease = std::make_shared<Lease>(this, key);
   return prepared;

@@ -13,7 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/environments/environment_internal.h"
-#include "agent/runtime/json.h"
+#include "common/json.h"
 #include "common/log.h"
 
 namespace drover::agent {
@@ -58,9 +58,9 @@ void EnvironmentCache::CollectGarbage() {
       if (absl::StartsWith(key, ".")) continue;
       CachedEnvironmentInfo info;
       info.key = key;
-      absl::StatusOr<Json> meta = Json::Parse(ReadText(entry.path().string() + "/environment.json"));
-      const Json* bytes = meta.ok() ? meta->Find("bytes") : nullptr;
-      info.bytes = bytes != nullptr ? bytes->AsInt() : 0;
+      absl::StatusOr<Json> meta = ParseJson(ReadText(entry.path().string() + "/environment.json"));
+      const Json* bytes = meta.ok() ? JsonFind(*meta, "bytes") : nullptr;
+      info.bytes = bytes != nullptr ? JsonInt(*bytes) : 0;
       info.last_used = ModifiedAt(entry.path().string() + "/last-used");
       info.in_use = in_use_.contains(key) || building_.contains(key);
       entries.push_back(std::move(info));

@@ -23,7 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "agent/runtime/json.h"
+#include "common/json.h"
 #include "agent/runtime/process.h"
 #include "common/archive/safe_extract.h"
 #include "common/archive/sha256.h"
@@ -152,93 +152,95 @@ absl::StatusOr<CommandRunner::Result> ProcessRunner::Run(const std::vector<std::
 }
 
 absl::StatusOr<ManifestChoice> ChooseManifest(absl::string_view index_json) {
-  absl::StatusOr<Json> index = Json::Parse(index_json);
+  absl::StatusOr<Json> index = ParseJson(index_json);
   if (!index.ok() || !index->is_object()) {
     return absl::FailedPreconditionError(
         absl::StrCat("index.json is not a JSON object: ",
                      index.ok() ? "another value" : index.status().message()));
   }
-  const Json* manifests = index->Find("manifests");
-  if (manifests == nullptr || !manifests->is_array() || manifests->items().empty()) {
+  const Json* manifests = JsonFind(*index, "manifests");
+  if (manifests == nullptr || !manifests->is_array() || JsonItems(*manifests).empty()) {
     return absl::FailedPreconditionError("index.json lists no image manifest");
   }
   const Json* chosen = nullptr;
   std::vector<std::string> tags;
-  for (const Json& m : manifests->items()) {
-    const Json* annotations = m.Find("annotations");
-    const Json* name = annotations != nullptr ? annotations->Find(kRefNameAnnotation) : nullptr;
-    std::string tag = name != nullptr ? name->AsString() : "";
+  for (const Json& m : JsonItems(*manifests)) {
+    const Json* annotations = JsonFind(m, "annotations");
+    const Json* name =
+        annotations != nullptr ? JsonFind(*annotations, kRefNameAnnotation) : nullptr;
+    std::string tag = name != nullptr ? JsonString(*name) : "";
     tags.push_back(tag.empty() ? "(untagged)" : tag);
     if (tag == "latest") chosen = &m;
   }
   if (chosen == nullptr) {
-    if (manifests->items().size() > 1) {
+    if (JsonItems(*manifests).size() > 1) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "the archive holds ", manifests->items().size(), " images (", absl::StrJoin(tags, ", "),
-          ") and none is tagged 'latest'; export one image per archive, for example with "
+          "the archive holds ", JsonItems(*manifests).size(), " images (",
+          absl::StrJoin(tags, ", "), ") and none is tagged 'latest'; export one image per archive, for example with "
           "skopeo copy oci:LAYOUT:TAG oci-archive:FILE"));
     }
-    chosen = &manifests->items()[0];
+    chosen = &JsonItems(*manifests)[0];
   }
-  const Json* media_type = chosen->Find("mediaType");
-  std::string type = media_type != nullptr ? media_type->AsString() : "";
+  const Json* media_type = JsonFind(*chosen, "mediaType");
+  std::string type = media_type != nullptr ? JsonString(*media_type) : "";
   if (type == "application/vnd.oci.image.index.v1+json" ||
       type == "application/vnd.docker.distribution.manifest.list.v2+json") {
     return absl::FailedPreconditionError(
         "the archive holds a multi-platform image index; copy a single platform into it, for "
         "example with skopeo copy --override-arch amd64 ... oci-archive:FILE");
   }
-  const Json* digest = chosen->Find("digest");
-  if (digest == nullptr || !archive::IsValidDigest(digest->AsString())) {
+  const Json* digest = JsonFind(*chosen, "digest");
+  if (digest == nullptr || !archive::IsValidDigest(JsonString(*digest))) {
     return absl::FailedPreconditionError(
         "index.json names a manifest without a valid sha256 digest");
   }
   ManifestChoice choice;
-  const Json* annotations = chosen->Find("annotations");
-  const Json* name = annotations != nullptr ? annotations->Find(kRefNameAnnotation) : nullptr;
-  if (name != nullptr) choice.tag = name->AsString();
-  choice.manifest_digest = digest->AsString();
+  const Json* annotations = JsonFind(*chosen, "annotations");
+  const Json* name =
+      annotations != nullptr ? JsonFind(*annotations, kRefNameAnnotation) : nullptr;
+  if (name != nullptr) choice.tag = JsonString(*name);
+  choice.manifest_digest = JsonString(*digest);
   // Our own copy lists only the chosen image, under a tag we control.
   Json descriptor = *chosen;
   Json own_annotations =
-      annotations != nullptr && annotations->is_object() ? *annotations : Json::Object();
-  own_annotations.Set(kRefNameAnnotation, kUnpackTag);
-  descriptor.Set("annotations", std::move(own_annotations));
+      annotations != nullptr && annotations->is_object() ? *annotations : Json::object();
+  own_annotations[kRefNameAnnotation] = kUnpackTag;
+  descriptor["annotations"] = std::move(own_annotations);
   Json rewritten = *index;
-  rewritten.Set("manifests", Json::Array({std::move(descriptor)}));
-  choice.index_for_umoci = rewritten.Dump();
+  rewritten["manifests"] = Json::array({std::move(descriptor)});
+  choice.index_for_umoci = DumpJson(rewritten);
   return choice;
 }
 
 absl::StatusOr<std::string> ManifestConfigDigest(absl::string_view manifest_json) {
-  absl::StatusOr<Json> manifest = Json::Parse(manifest_json);
-  const Json* config = manifest.ok() ? manifest->Find("config") : nullptr;
-  const Json* digest = config != nullptr ? config->Find("digest") : nullptr;
-  if (digest == nullptr || !archive::IsValidDigest(digest->AsString())) {
+  absl::StatusOr<Json> manifest = ParseJson(manifest_json);
+  const Json* config = manifest.ok() ? JsonFind(*manifest, "config") : nullptr;
+  const Json* digest = config != nullptr ? JsonFind(*config, "digest") : nullptr;
+  if (digest == nullptr || !archive::IsValidDigest(JsonString(*digest))) {
     return absl::FailedPreconditionError(
         "the image manifest names no config blob with a valid sha256 digest");
   }
-  return digest->AsString();
+  return JsonString(*digest);
 }
 
 absl::StatusOr<std::vector<std::string>> ImageConfigEnv(absl::string_view config_json) {
-  absl::StatusOr<Json> config = Json::Parse(config_json);
+  absl::StatusOr<Json> config = ParseJson(config_json);
   if (!config.ok() || !config->is_object()) {
     return absl::FailedPreconditionError("the image config is not a JSON object");
   }
   std::vector<std::string> env;
-  const Json* inner = config->Find("config");
-  const Json* list = inner != nullptr ? inner->Find("Env") : nullptr;
+  const Json* inner = JsonFind(*config, "config");
+  const Json* list = inner != nullptr ? JsonFind(*inner, "Env") : nullptr;
   if (list == nullptr || list->is_null()) return env;
   if (!list->is_array())
     return absl::FailedPreconditionError("the image config's Env is not a list");
-  for (const Json& item : list->items()) {
-    if (!item.is_string() || item.AsString().find('=') == std::string::npos ||
-        item.AsString().front() == '=') {
+  for (const Json& item : JsonItems(*list)) {
+    if (!item.is_string() || JsonString(item).find('=') == std::string::npos ||
+        JsonString(item).front() == '=') {
       return absl::FailedPreconditionError(
           "the image config's Env has an entry that is not KEY=VALUE");
     }
-    env.push_back(item.AsString());
+    env.push_back(JsonString(item));
   }
   return env;
 }
@@ -327,13 +329,13 @@ absl::StatusOr<UnpackedImage> ImageCache::Cached(const std::string& key) const {
   if (!fs::is_directory(dir + "/rootfs", error)) return absl::NotFoundError("not cached");
   absl::StatusOr<std::string> text = ReadMetadata(dir + "/image.json", "image.json");
   if (!text.ok()) return absl::NotFoundError("not cached");
-  absl::StatusOr<Json> meta = Json::Parse(*text);
+  absl::StatusOr<Json> meta = ParseJson(*text);
   if (!meta.ok()) return absl::NotFoundError("not cached");
   UnpackedImage image;
   image.rootfs = dir + "/rootfs";
   image.key = key;
-  if (const Json* env = meta->Find("env"); env != nullptr) {
-    for (const Json& item : env->items()) image.env.push_back(item.AsString());
+  if (const Json* env = JsonFind(*meta, "env"); env != nullptr) {
+    for (const Json& item : JsonItems(*env)) image.env.push_back(JsonString(item));
   }
   return image;
 }
@@ -531,13 +533,13 @@ absl::StatusOr<UnpackedImage> ImageCache::UnpackLayout(const std::string& key,
   }
   fs::remove_all(layout, error);
 
-  Json meta = Json::Object();
-  meta.Set("reference", reference);
-  meta.Set("digest", digest);
-  meta.Set("tag", choice->tag);
-  meta.Set("manifest", choice->manifest_digest);
-  meta.Set("env", Json::Strings(*env));
-  if (absl::Status s = WriteFileSynced(partial + "/image.json", meta.Dump(2)); !s.ok()) {
+  Json meta = Json::object();
+  meta["reference"] = reference;
+  meta["digest"] = digest;
+  meta["tag"] = choice->tag;
+  meta["manifest"] = choice->manifest_digest;
+  meta["env"] = Json(*env);
+  if (absl::Status s = WriteFileSynced(partial + "/image.json", DumpJson(meta, 2)); !s.ok()) {
     return fail(s.code(), s.message());
   }
   if (absl::Status s = SyncTree(partial); !s.ok()) return fail(s.code(), s.message());

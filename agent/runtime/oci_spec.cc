@@ -48,11 +48,11 @@ bool ValidHostname(absl::string_view name) {
 
 Json Mount(absl::string_view destination, absl::string_view type, absl::string_view source,
            std::vector<std::string> options) {
-  Json mount = Json::Object();
-  mount.Set("destination", destination);
-  mount.Set("type", type);
-  mount.Set("source", source);
-  if (!options.empty()) mount.Set("options", Json::Strings(options));
+  Json mount = Json::object();
+  mount["destination"] = std::string(destination);
+  mount["type"] = std::string(type);
+  mount["source"] = std::string(source);
+  if (!options.empty()) mount["options"] = Json(options);
   return mount;
 }
 
@@ -88,15 +88,15 @@ constexpr int kEnosys = 38;
 // One rule: `names` allowed when argument `index` masked with `mask` equals `value`.
 Json MaskedArgRule(const std::vector<std::string>& names, int index, int64_t mask,
                    int64_t value) {
-  Json rule = Json::Object();
-  rule.Set("names", Json::Strings(names));
-  rule.Set("action", "SCMP_ACT_ALLOW");
-  Json arg = Json::Object();
-  arg.Set("index", index);
-  arg.Set("value", mask);
-  arg.Set("valueTwo", value);
-  arg.Set("op", "SCMP_CMP_MASKED_EQ");
-  rule.Set("args", Json::Array({std::move(arg)}));
+  Json rule = Json::object();
+  rule["names"] = Json(names);
+  rule["action"] = "SCMP_ACT_ALLOW";
+  Json arg = Json::object();
+  arg["index"] = index;
+  arg["value"] = mask;
+  arg["valueTwo"] = value;
+  arg["op"] = "SCMP_CMP_MASKED_EQ";
+  rule["args"] = Json::array({std::move(arg)});
   return rule;
 }
 
@@ -196,9 +196,9 @@ std::string NativeSeccompArchitecture() {
 }
 
 Json DefaultSeccompProfile() {
-  Json profile = Json::Object();
-  profile.Set("defaultAction", "SCMP_ACT_ERRNO");
-  profile.Set("defaultErrnoRet", kEperm);
+  Json profile = Json::object();
+  profile["defaultAction"] = "SCMP_ACT_ERRNO";
+  profile["defaultErrnoRet"] = kEperm;
   // The node's own architecture only. A system call of any other ABI (i386 through
   // `int 0x80`, x32, 32-bit ARM on aarch64) gets libseccomp's bad-architecture action, which
   // runc leaves at its default: the thread is killed with SIGSYS, stricter than the allowlist
@@ -207,29 +207,29 @@ Json DefaultSeccompProfile() {
   // the five listed before (x86_64, x86, x32, aarch64, arm) cost about 50 ms
   // (docs/benchmarks.md).
   const std::string arch = NativeSeccompArchitecture();
-  if (!arch.empty()) profile.Set("architectures", Json::Strings({arch}));
-  Json& syscalls = profile.Set("syscalls", Json::Array());
-  Json allowed = Json::Object();
-  allowed.Set("names", Json::Strings(SeccompAllowedSyscalls()));
-  allowed.Set("action", "SCMP_ACT_ALLOW");
-  syscalls.Push(std::move(allowed));
+  if (!arch.empty()) profile["architectures"] = Json::array({arch});
+  Json& syscalls = profile["syscalls"] = Json::array();
+  Json allowed = Json::object();
+  allowed["names"] = Json(SeccompAllowedSyscalls());
+  allowed["action"] = "SCMP_ACT_ALLOW";
+  syscalls.push_back(std::move(allowed));
   // Threads and processes, never new namespaces (a user namespace would give the job
   // every capability over what it creates there, and with them the kernel's less
   // hardened code: mount, netfilter...). The flags are argument 0 on x86_64 and aarch64.
-  syscalls.Push(MaskedArgRule({"clone"}, 0, kCloneNamespaceFlags, 0));
-  syscalls.Push(MaskedArgRule({"unshare"}, 0, kUnshareNamespaceFlags, 0));
+  syscalls.push_back(MaskedArgRule({"clone"}, 0, kCloneNamespaceFlags, 0));
+  syscalls.push_back(MaskedArgRule({"unshare"}, 0, kUnshareNamespaceFlags, 0));
   // clone3 takes its flags in memory, out of a filter's reach: ENOSYS makes libc fall back
   // to clone.
-  Json clone3 = Json::Object();
-  clone3.Set("names", Json::Strings({"clone3"}));
-  clone3.Set("action", "SCMP_ACT_ERRNO");
-  clone3.Set("errnoRet", kEnosys);
-  syscalls.Push(std::move(clone3));
+  Json clone3 = Json::object();
+  clone3["names"] = Json::array({"clone3"});
+  clone3["action"] = "SCMP_ACT_ERRNO";
+  clone3["errnoRet"] = kEnosys;
+  syscalls.push_back(std::move(clone3));
   // personality: reading it, Linux, and the address-layout flags programs ask for; not the
   // ones that weaken the address space layout randomisation of a setuid program.
   for (int64_t persona : {int64_t{0}, int64_t{0x8}, int64_t{0x20000}, int64_t{0x20008},
                           int64_t{0xffffffff}}) {
-    syscalls.Push(MaskedArgRule({"personality"}, 0, 0xffffffff, persona));
+    syscalls.push_back(MaskedArgRule({"personality"}, 0, 0xffffffff, persona));
   }
   return profile;
 }
@@ -326,174 +326,178 @@ absl::StatusOr<Json> BuildOciConfig(const ContainerSpec& spec, const OciOptions&
   absl::Status valid = ValidateContainerSpec(spec);
   if (!valid.ok()) return valid;
 
-  Json config = Json::Object();
-  config.Set("ociVersion", "1.0.2-dev");
+  Json config = Json::object();
+  config["ociVersion"] = "1.0.2-dev";
 
   // Process.
-  Json& process = config.Set("process", Json::Object());
-  process.Set("terminal", false);
-  Json& user = process.Set("user", Json::Object());
-  user.Set("uid", 0);
-  user.Set("gid", 0);
-  process.Set("args", Json::Strings(spec.args));
+  Json& process = config["process"] = Json::object();
+  process["terminal"] = false;
+  Json& user = process["user"] = Json::object();
+  user["uid"] = 0;
+  user["gid"] = 0;
+  process["args"] = Json(spec.args);
   std::vector<std::string> env = spec.env;
   if (!HasVariable(env, "PATH")) {
     env.insert(env.begin(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   }
   if (!HasVariable(env, "HOME")) env.push_back("HOME=/root");
-  process.Set("env", Json::Strings(env));
-  process.Set("cwd", spec.cwd);
-  Json& caps = process.Set("capabilities", Json::Object());
-  caps.Set("bounding", Json::Strings(DefaultCapabilities()));
-  caps.Set("effective", Json::Strings(DefaultCapabilities()));
-  caps.Set("permitted", Json::Strings(DefaultCapabilities()));
+  process["env"] = Json(env);
+  process["cwd"] = spec.cwd;
+  Json& caps = process["capabilities"] = Json::object();
+  caps["bounding"] = Json(DefaultCapabilities());
+  caps["effective"] = Json(DefaultCapabilities());
+  caps["permitted"] = Json(DefaultCapabilities());
   if (options.nofile_limit > 0) {
-    Json limit = Json::Object();
-    limit.Set("type", "RLIMIT_NOFILE");
-    limit.Set("hard", static_cast<int64_t>(options.nofile_limit));
-    limit.Set("soft", static_cast<int64_t>(options.nofile_limit));
-    process.Set("rlimits", Json::Array({std::move(limit)}));
+    Json limit = Json::object();
+    limit["type"] = "RLIMIT_NOFILE";
+    limit["hard"] = static_cast<int64_t>(options.nofile_limit);
+    limit["soft"] = static_cast<int64_t>(options.nofile_limit);
+    process["rlimits"] = Json::array({std::move(limit)});
   }
-  process.Set("noNewPrivileges", true);
+  process["noNewPrivileges"] = true;
 
-  Json& root = config.Set("root", Json::Object());
-  root.Set("path", options.rootfs);
-  root.Set("readonly", options.host_os);
-  config.Set("hostname", spec.hostname.empty() ? spec.id.substr(0, 63) : spec.hostname);
+  Json& root = config["root"] = Json::object();
+  root["path"] = options.rootfs;
+  root["readonly"] = options.host_os;
+  config["hostname"] = spec.hostname.empty() ? spec.id.substr(0, 63) : spec.hostname;
 
   // Mounts, parents before children.
-  Json& mounts = config.Set("mounts", Json::Array());
-  mounts.Push(Mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}));
-  mounts.Push(
+  Json& mounts = config["mounts"] = Json::array();
+  mounts.push_back(Mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}));
+  mounts.push_back(
       Mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}));
-  mounts.Push(Mount("/dev/pts", "devpts", "devpts",
-                    {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}));
-  mounts.Push(Mount(
+  mounts.push_back(
+      Mount("/dev/pts", "devpts", "devpts",
+            {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}));
+  mounts.push_back(Mount(
       "/dev/shm", "tmpfs", "shm",
       {"nosuid", "noexec", "nodev", "mode=1777", absl::StrCat("size=", spec.shm_mib * 1024, "k")}));
-  mounts.Push(Mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
+  mounts.push_back(Mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
   const bool userns = options.userns.size > 0;
   if (userns) {
     // A user namespace may mount sysfs only when it owns the network namespace, and jobs
     // share the node's (or a test host's): the node's /sys, read-only, as Docker does.
-    mounts.Push(Mount("/sys", "bind", "/sys", {"rbind", "nosuid", "noexec", "nodev", "ro", "rro"}));
+    mounts.push_back(
+        Mount("/sys", "bind", "/sys", {"rbind", "nosuid", "noexec", "nodev", "ro", "rro"}));
   } else {
-    mounts.Push(Mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
+    mounts.push_back(Mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
   }
-  mounts.Push(
+  mounts.push_back(
       Mount("/sys/fs/cgroup", "cgroup", "cgroup", {"nosuid", "noexec", "nodev", "relatime", "ro"}));
   if (options.host_os) {
-    mounts.Push(Bind("/usr", "/usr", true));
-    mounts.Push(Bind("/etc", "/etc", true));
-    for (const std::string& dir : options.host_dir_binds) mounts.Push(Bind(dir, dir, true));
-    mounts.Push(Mount("/tmp", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=1777"}));
-    mounts.Push(Mount("/run", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=755"}));
-    mounts.Push(Mount("/var", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=755"}));
-    mounts.Push(Mount("/root", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=700"}));
+    mounts.push_back(Bind("/usr", "/usr", true));
+    mounts.push_back(Bind("/etc", "/etc", true));
+    for (const std::string& dir : options.host_dir_binds) mounts.push_back(Bind(dir, dir, true));
+    mounts.push_back(Mount("/tmp", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=1777"}));
+    mounts.push_back(Mount("/run", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=755"}));
+    mounts.push_back(Mount("/var", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=755"}));
+    mounts.push_back(Mount("/root", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=700"}));
   }
   // Injected files live under their own tmpfs: no new mountpoint can be made under a
   // read-only bind, and an image's /run may hold anything.
   if (!options.init_binary.empty() || !options.state_dir.empty()) {
-    mounts.Push(Mount(kContainerDroverDir, "tmpfs", "tmpfs",
-                      {"nosuid", "nodev", "mode=755", "size=1024k"}));
+    mounts.push_back(Mount(kContainerDroverDir, "tmpfs", "tmpfs",
+                           {"nosuid", "nodev", "mode=755", "size=1024k"}));
   }
   if (!options.init_binary.empty()) {
-    mounts.Push(Mount(kContainerInitPath, "bind", options.init_binary, {"bind", "ro", "nodev"}));
+    mounts.push_back(
+        Mount(kContainerInitPath, "bind", options.init_binary, {"bind", "ro", "nodev"}));
   }
   if (!options.state_dir.empty()) {
-    mounts.Push(Mount(kContainerStateDir, "bind", options.state_dir,
-                      {"rbind", "rw", "nosuid", "nodev", "noexec"}));
+    mounts.push_back(Mount(kContainerStateDir, "bind", options.state_dir,
+                           {"rbind", "rw", "nosuid", "nodev", "noexec"}));
   }
-  mounts.Push(Bind(spec.job_dir, "/job", false));
+  mounts.push_back(Bind(spec.job_dir, "/job", false));
   for (const BindMount& mount : spec.mounts) {
-    mounts.Push(Bind(mount.source, mount.destination, mount.read_only));
+    mounts.push_back(Bind(mount.source, mount.destination, mount.read_only));
   }
   if (userns) {
     // No device node can be made in a user namespace: the node's own, bound.
     for (const OciDevice& device : options.devices) {
-      mounts.Push(Mount(device.path, "bind", device.source.empty() ? device.path : device.source,
-                        {"bind", "nosuid", "noexec", "rw"}));
+      mounts.push_back(Mount(device.path, "bind",
+                             device.source.empty() ? device.path : device.source,
+                             {"bind", "nosuid", "noexec", "rw"}));
     }
   }
 
   // Linux.
-  Json& linux = config.Set("linux", Json::Object());
-  if (!options.cgroups_path.empty()) linux.Set("cgroupsPath", options.cgroups_path);
-  Json& resources = linux.Set("resources", Json::Object());
-  Json& device_rules = resources.Set("devices", Json::Array());
-  Json deny_all = Json::Object();
-  deny_all.Set("allow", false);
-  deny_all.Set("access", "rwm");
-  device_rules.Push(std::move(deny_all));
+  Json& linux = config["linux"] = Json::object();
+  if (!options.cgroups_path.empty()) linux["cgroupsPath"] = options.cgroups_path;
+  Json& resources = linux["resources"] = Json::object();
+  Json& device_rules = resources["devices"] = Json::array();
+  Json deny_all = Json::object();
+  deny_all["allow"] = false;
+  deny_all["access"] = "rwm";
+  device_rules.push_back(std::move(deny_all));
   for (const OciDevice& device : options.devices) {
-    Json rule = Json::Object();
-    rule.Set("allow", true);
-    rule.Set("type", std::string(1, device.type));
-    rule.Set("major", device.major);
-    rule.Set("minor", device.minor);
-    rule.Set("access", "rwm");
-    device_rules.Push(std::move(rule));
+    Json rule = Json::object();
+    rule["allow"] = true;
+    rule["type"] = std::string(1, device.type);
+    rule["major"] = device.major;
+    rule["minor"] = device.minor;
+    rule["access"] = "rwm";
+    device_rules.push_back(std::move(rule));
   }
   if (spec.memory_mib > 0) {
-    Json& memory = resources.Set("memory", Json::Object());
-    memory.Set("limit", spec.memory_mib * kMiB);
+    Json& memory = resources["memory"] = Json::object();
+    memory["limit"] = spec.memory_mib * kMiB;
     // memory+swap equal to memory: the job gets no swap.
-    memory.Set("swap", spec.memory_mib * kMiB);
+    memory["swap"] = spec.memory_mib * kMiB;
   }
   if (spec.cpus > 0) {
-    Json& cpu = resources.Set("cpu", Json::Object());
+    Json& cpu = resources["cpu"] = Json::object();
     int64_t quota = std::max<int64_t>(kMinCpuQuotaUs, std::llround(spec.cpus * kCpuPeriodUs));
-    cpu.Set("quota", quota);
-    cpu.Set("period", kCpuPeriodUs);
+    cpu["quota"] = quota;
+    cpu["period"] = kCpuPeriodUs;
   }
   if (spec.pids_limit > 0) {
-    Json& pids = resources.Set("pids", Json::Object());
-    pids.Set("limit", spec.pids_limit);
+    Json& pids = resources["pids"] = Json::object();
+    pids["limit"] = spec.pids_limit;
   }
 
-  Json& namespaces = linux.Set("namespaces", Json::Array());
+  Json& namespaces = linux["namespaces"] = Json::array();
   for (const char* type : {"pid", "ipc", "uts", "mount"}) {
-    Json ns = Json::Object();
-    ns.Set("type", type);
-    namespaces.Push(std::move(ns));
+    Json ns = Json::object();
+    ns["type"] = type;
+    namespaces.push_back(std::move(ns));
   }
   if (!spec.netns_path.empty()) {
-    Json ns = Json::Object();
-    ns.Set("type", "network");
-    ns.Set("path", spec.netns_path);
-    namespaces.Push(std::move(ns));
+    Json ns = Json::object();
+    ns["type"] = "network";
+    ns["path"] = spec.netns_path;
+    namespaces.push_back(std::move(ns));
   }
 
   if (userns) {
-    Json ns = Json::Object();
-    ns.Set("type", "user");
-    namespaces.Push(std::move(ns));
+    Json ns = Json::object();
+    ns["type"] = "user";
+    namespaces.push_back(std::move(ns));
     for (const char* key : {"uidMappings", "gidMappings"}) {
-      Json mapping = Json::Object();
-      mapping.Set("containerID", 0);
-      mapping.Set("hostID", options.userns.host_id);
-      mapping.Set("size", options.userns.size);
-      linux.Set(key, Json::Array({std::move(mapping)}));
+      Json mapping = Json::object();
+      mapping["containerID"] = 0;
+      mapping["hostID"] = options.userns.host_id;
+      mapping["size"] = options.userns.size;
+      linux[key] = Json::array({std::move(mapping)});
     }
   }
 
   if (!options.devices.empty() && !userns) {
-    Json& devices = linux.Set("devices", Json::Array());
+    Json& devices = linux["devices"] = Json::array();
     for (const OciDevice& device : options.devices) {
-      Json node = Json::Object();
-      node.Set("path", device.path);
-      node.Set("type", std::string(1, device.type));
-      node.Set("major", device.major);
-      node.Set("minor", device.minor);
-      node.Set("fileMode", device.file_mode);
-      node.Set("uid", 0);
-      node.Set("gid", 0);
-      devices.Push(std::move(node));
+      Json node = Json::object();
+      node["path"] = device.path;
+      node["type"] = std::string(1, device.type);
+      node["major"] = device.major;
+      node["minor"] = device.minor;
+      node["fileMode"] = device.file_mode;
+      node["uid"] = 0;
+      node["gid"] = 0;
+      devices.push_back(std::move(node));
     }
   }
-  linux.Set("maskedPaths", Json::Strings(DefaultMaskedPaths()));
-  linux.Set("readonlyPaths", Json::Strings(DefaultReadonlyPaths()));
-  if (options.seccomp) linux.Set("seccomp", DefaultSeccompProfile());
+  linux["maskedPaths"] = Json(DefaultMaskedPaths());
+  linux["readonlyPaths"] = Json(DefaultReadonlyPaths());
+  if (options.seccomp) linux["seccomp"] = DefaultSeccompProfile();
   return config;
 }
 

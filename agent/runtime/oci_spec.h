@@ -27,7 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/runtime/container_runtime.h"
-#include "agent/runtime/json.h"
+#include "common/json.h"
 
 namespace drover::agent {
 

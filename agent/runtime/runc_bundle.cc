@@ -22,7 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "agent/runtime/json.h"
+#include "common/json.h"
 #include "agent/runtime/mountinfo.h"
 #include "agent/runtime/runtime_files.h"
 #include "common/status_macros.h"
@@ -226,7 +226,7 @@ absl::Status PrepareBundle(const ContainerSpec& spec, OciOptions oci) {
   }
 
   DROVER_ASSIGN_OR_RETURN(Json config, BuildOciConfig(spec, oci));
-  DROVER_RETURN_IF_ERROR(WriteFile(bundle + "/config.json", config.Dump(2) + "\n"));
+  DROVER_RETURN_IF_ERROR(WriteFile(bundle + "/config.json", DumpJson(config, 2) + "\n"));
   return absl::OkStatus();
 }
 

@@ -28,7 +28,7 @@
 #include "absl/time/clock.h"
 #include "agent/launcher/init_files.h"
 #include "agent/runtime/cgroups.h"
-#include "agent/runtime/json.h"
+#include "common/json.h"
 #include "agent/runtime/process.h"
 #include "agent/runtime/runc_bundle.h"
 #include "agent/runtime/runtime_files.h"
@@ -274,11 +274,11 @@ absl::StatusOr<std::string> RuncRuntime::Runc(const std::vector<std::string>& ar
 
 absl::StatusOr<RuncRuntime::RuncState> RuncRuntime::State(absl::string_view id) {
   DROVER_ASSIGN_OR_RETURN(std::string out, Runc({"state", std::string(id)}));
-  DROVER_ASSIGN_OR_RETURN(Json json, Json::Parse(out));
+  DROVER_ASSIGN_OR_RETURN(Json json, ParseJson(out));
   RuncState state;
-  if (const Json* status = json.Find("status")) state.status = status->AsString();
-  if (const Json* pid = json.Find("pid")) state.pid = static_cast<pid_t>(pid->AsInt());
-  if (const Json* bundle = json.Find("bundle")) state.bundle = bundle->AsString();
+  if (const Json* status = JsonFind(json, "status")) state.status = JsonString(*status);
+  if (const Json* pid = JsonFind(json, "pid")) state.pid = static_cast<pid_t>(JsonInt(*pid));
+  if (const Json* bundle = JsonFind(json, "bundle")) state.bundle = JsonString(*bundle);
   if (state.status == "stopped") state.pid = 0;
   return state;
 }
@@ -579,18 +579,18 @@ absl::StatusOr<ContainerState> RuncRuntime::Inspect(absl::string_view id) {
 
 absl::StatusOr<std::vector<ContainerInfo>> RuncRuntime::List() {
   DROVER_ASSIGN_OR_RETURN(std::string out, Runc({"list", "--format", "json"}));
-  DROVER_ASSIGN_OR_RETURN(Json json, Json::Parse(out));
+  DROVER_ASSIGN_OR_RETURN(Json json, ParseJson(out));
   std::vector<ContainerInfo> containers;
-  for (const Json& item : json.items()) {  // runc prints `null` when there are none
+  for (const Json& item : JsonItems(json)) {  // runc prints `null` when there are none
     ContainerInfo info;
-    if (const Json* id = item.Find("id")) info.id = id->AsString();
+    if (const Json* id = JsonFind(item, "id")) info.id = JsonString(*id);
     std::string status;
-    if (const Json* s = item.Find("status")) status = s->AsString();
-    if (const Json* pid = item.Find("pid"); pid != nullptr && status != "stopped") {
-      info.pid = static_cast<pid_t>(pid->AsInt());
+    if (const Json* s = JsonFind(item, "status")) status = JsonString(*s);
+    if (const Json* pid = JsonFind(item, "pid"); pid != nullptr && status != "stopped") {
+      info.pid = static_cast<pid_t>(JsonInt(*pid));
     }
     info.running = status == "running";
-    if (const Json* bundle = item.Find("bundle")) info.bundle_dir = bundle->AsString();
+    if (const Json* bundle = JsonFind(item, "bundle")) info.bundle_dir = JsonString(*bundle);
     containers.push_back(std::move(info));
   }
   return containers;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,7 +13,10 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/metrics_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -108,8 +112,9 @@ TEST(MetricsRegistryTest, PageParsesWithPrometheusClientParser) {
   EXPECT_EQ(system(script.c_str()), 0) << script;
 }
 
-// GET over a plain socket; returns the whole response.
-std::string HttpRequest(const std::string& endpoint, const std::string& request) {
+// A TCP connection to `endpoint` (127.0.0.1:PORT), with a receive timeout so that a test
+// that waits for the server to close never hangs; -1 on failure.
+int Connect(const std::string& endpoint) {
   size_t colon = endpoint.rfind(':');
   int port = 0;
   EXPECT_TRUE(absl::SimpleAtoi(endpoint.substr(colon + 1), &port));
@@ -119,11 +124,29 @@ std::string HttpRequest(const std::string& endpoint, const std::string& request)
   address.sin_port = htons(static_cast<uint16_t>(port));
   inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
   EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  EXPECT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  return fd;
+}
+
+bool SendAll(int fd, const std::string& data) {
+  return send(fd, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
+}
+
+// Everything the server sends until it closes (or 10 s pass).
+std::string ReadAll(int fd) {
   std::string response;
   char buffer[4096];
   ssize_t n;
   while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0) response.append(buffer, n);
+  return response;
+}
+
+// Sends `request` on a new connection; returns the whole response.
+std::string HttpRequest(const std::string& endpoint, const std::string& request) {
+  int fd = Connect(endpoint);
+  EXPECT_TRUE(SendAll(fd, request));
+  std::string response = ReadAll(fd);
   close(fd);
   return response;
 }
@@ -145,9 +168,95 @@ TEST(MetricsServerTest, AnswersGetMetricsWithThePageAndRefusesOtherPaths) {
   EXPECT_THAT(ok, testing::EndsWith("\r\n\r\nup 1\n"));
   EXPECT_THAT(HttpRequest((*server)->endpoint(), "GET / HTTP/1.1\r\n\r\n"),
               StartsWith("HTTP/1.1 404"));
-  EXPECT_THAT(HttpRequest((*server)->endpoint(), "POST /metrics HTTP/1.1\r\n\r\n"),
-              StartsWith("HTTP/1.1 405"));
+  std::string post = HttpRequest((*server)->endpoint(), "POST /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(post, StartsWith("HTTP/1.1 405"));
+  EXPECT_THAT(post, HasSubstr("Allow: GET, HEAD\r\n"));
   EXPECT_EQ(renders, 1);
+
+  // HEAD: the length of the page, without the page; a query string is ignored.
+  std::string head = HttpRequest((*server)->endpoint(), "HEAD /metrics?x=1 HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(head, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(head, HasSubstr("Content-Length: 5\r\n"));
+  EXPECT_THAT(head, testing::EndsWith("\r\n\r\n"));
+  EXPECT_THAT(HttpRequest((*server)->endpoint(), "not http at all\r\n\r\n"),
+              StartsWith("HTTP/1.1 400"));
+}
+
+TEST(MetricsServerTest, RefusesAHugeHeader) {
+  auto server = MetricsServer::Start("127.0.0.1:0", "metrics-listen", [] { return "up 1\n"; });
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::string request = "GET /metrics HTTP/1.1\r\nX-Big: " +
+                        std::string(MetricsServer::Limits().max_request_bytes, 'a') + "\r\n\r\n";
+  EXPECT_THAT(HttpRequest((*server)->endpoint(), request), StartsWith("HTTP/1.1 431"));
+  // An endless header is cut at the same point: the server answers and closes without
+  // waiting for the rest.
+  int fd = Connect((*server)->endpoint());
+  ASSERT_TRUE(SendAll(fd, "GET /metrics HTTP/1.1\r\nX-Big: " + std::string(64 * 1024, 'a')));
+  EXPECT_THAT(ReadAll(fd), StartsWith("HTTP/1.1 431"));
+  close(fd);
+}
+
+// Slowloris: a client that trickles its headers is dropped when the request's time is up,
+// and meanwhile others are answered.
+TEST(MetricsServerTest, DropsAClientThatNeverFinishesItsHeaders) {
+  MetricsServer::Limits limits;
+  limits.client_timeout = absl::Milliseconds(500);
+  auto server =
+      MetricsServer::Start("127.0.0.1:0", "metrics-listen", [] { return "up 1\n"; }, limits);
+  ASSERT_TRUE(server.ok()) << server.status();
+  int slow = Connect((*server)->endpoint());
+  ASSERT_TRUE(SendAll(slow, "GET /metrics HTTP/1.1\r\nX-Slow: "));
+  absl::Time start = absl::Now();
+  std::thread trickle([slow] {
+    for (int i = 0; i < 40; ++i) {
+      if (!SendAll(slow, "a")) return;  // closed by the server
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  });
+  EXPECT_THAT(HttpRequest((*server)->endpoint(), "GET /metrics HTTP/1.1\r\n\r\n"),
+              StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(ReadAll(slow), "") << "no answer, just closed";
+  absl::Duration took = absl::Now() - start;
+  EXPECT_GE(took, absl::Milliseconds(400));
+  EXPECT_LT(took, absl::Seconds(3)) << "dropped at the deadline, not after the client stopped";
+  trickle.join();
+  close(slow);
+}
+
+TEST(MetricsServerTest, RefusesConnectionsOverTheCapAndServesOnceTheyClose) {
+  MetricsServer::Limits limits;
+  limits.max_connections = 4;
+  auto server =
+      MetricsServer::Start("127.0.0.1:0", "metrics-listen", [] { return "up 1\n"; }, limits);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<int> idle;
+  for (int i = 0; i < limits.max_connections; ++i) {
+    idle.push_back(Connect((*server)->endpoint()));
+    ASSERT_TRUE(SendAll(idle.back(), "GET"));  // a request begun, never finished
+  }
+  EXPECT_THAT(HttpRequest((*server)->endpoint(), "GET /metrics HTTP/1.1\r\n\r\n"),
+              StartsWith("HTTP/1.1 503"));
+  for (int fd : idle) close(fd);
+  // The server sees the closes asynchronously: poll, with a deadline.
+  std::string answer;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10); absl::Now() < deadline;) {
+    answer = HttpRequest((*server)->endpoint(), "GET /metrics HTTP/1.1\r\n\r\n");
+    if (absl::StartsWith(answer, "HTTP/1.1 200")) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_THAT(answer, StartsWith("HTTP/1.1 200"));
+}
+
+TEST(MetricsServerTest, StopsPromptlyWithConnectionsOpen) {
+  auto server = MetricsServer::Start("127.0.0.1:0", "metrics-listen", [] { return "up 1\n"; });
+  ASSERT_TRUE(server.ok()) << server.status();
+  int idle = Connect((*server)->endpoint());
+  ASSERT_TRUE(SendAll(idle, "GET /metrics HTTP/1.1\r\n"));
+  absl::Time start = absl::Now();
+  server->reset();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(ReadAll(idle), "");
+  close(idle);
 }
 
 TEST(MetricsServerTest, RefusesMalformedAddressNamingTheFlag) {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/runtime/json.h"
+#include "common/json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -48,7 +48,7 @@ Json Build(const ContainerSpec& spec, const OciOptions& options = Options()) {
   EXPECT_TRUE(config.ok()) << config.status();
   if (!config.ok()) return Json();
   // What runc reads is the text: check what survives a round trip.
-  absl::StatusOr<Json> parsed = Json::Parse(config->Dump(2));
+  absl::StatusOr<Json> parsed = ParseJson(DumpJson(*config, 2));
   EXPECT_TRUE(parsed.ok()) << parsed.status();
   return parsed.ok() ? *parsed : Json();
 }
@@ -57,7 +57,7 @@ const Json& At(const Json& json, std::initializer_list<const char*> path) {
   static const Json* null = new Json();
   const Json* at = &json;
   for (const char* key : path) {
-    at = at->Find(key);
+    at = JsonFind(*at, key);
     if (at == nullptr) {
       ADD_FAILURE() << "missing " << key;
       return *null;
@@ -68,34 +68,34 @@ const Json& At(const Json& json, std::initializer_list<const char*> path) {
 
 std::vector<std::string> StringsOf(const Json& array) {
   std::vector<std::string> out;
-  for (const Json& item : array.items()) out.push_back(item.AsString());
+  for (const Json& item : JsonItems(array)) out.push_back(JsonString(item));
   return out;
 }
 
 // The mount at `destination`, or null.
 const Json* MountAt(const Json& config, const std::string& destination) {
-  for (const Json& mount : At(config, {"mounts"}).items()) {
-    if (mount.Find("destination")->AsString() == destination) return &mount;
+  for (const Json& mount : JsonItems(At(config, {"mounts"}))) {
+    if (JsonString(*JsonFind(mount, "destination")) == destination) return &mount;
   }
   return nullptr;
 }
 
 std::vector<std::string> MountOptions(const Json& config, const std::string& destination) {
   const Json* mount = MountAt(config, destination);
-  if (mount == nullptr || mount->Find("options") == nullptr) return {};
-  return StringsOf(*mount->Find("options"));
+  if (mount == nullptr || JsonFind(*mount, "options") == nullptr) return {};
+  return StringsOf(*JsonFind(*mount, "options"));
 }
 
 TEST(OciSpecTest, SetsCgroupLimitsFromTheSpec) {
   Json config = Build(Spec());
   const Json& resources = At(config, {"linux", "resources"});
-  EXPECT_EQ(At(resources, {"cpu", "period"}).AsInt(), 100000);
-  EXPECT_EQ(At(resources, {"cpu", "quota"}).AsInt(), 250000);
-  EXPECT_EQ(At(resources, {"memory", "limit"}).AsInt(), int64_t{2048} << 20);
-  EXPECT_EQ(At(resources, {"memory", "swap"}).AsInt(), int64_t{2048} << 20)
+  EXPECT_EQ(JsonInt(At(resources, {"cpu", "period"})), 100000);
+  EXPECT_EQ(JsonInt(At(resources, {"cpu", "quota"})), 250000);
+  EXPECT_EQ(JsonInt(At(resources, {"memory", "limit"})), int64_t{2048} << 20);
+  EXPECT_EQ(JsonInt(At(resources, {"memory", "swap"})), int64_t{2048} << 20)
       << "memory+swap equal to memory: no swap";
-  EXPECT_EQ(At(resources, {"pids", "limit"}).AsInt(), 1000);
-  EXPECT_EQ(At(config, {"linux", "cgroupsPath"}).AsString(), "drover-j-42-1");
+  EXPECT_EQ(JsonInt(At(resources, {"pids", "limit"})), 1000);
+  EXPECT_EQ(JsonString(At(config, {"linux", "cgroupsPath"})), "drover-j-42-1");
 }
 
 TEST(OciSpecTest, LeavesOutLimitsThatAreZero) {
@@ -105,32 +105,32 @@ TEST(OciSpecTest, LeavesOutLimitsThatAreZero) {
   spec.pids_limit = 0;
   Json config = Build(spec);
   const Json& resources = At(config, {"linux", "resources"});
-  EXPECT_EQ(resources.Find("cpu"), nullptr);
-  EXPECT_EQ(resources.Find("memory"), nullptr);
-  EXPECT_EQ(resources.Find("pids"), nullptr);
+  EXPECT_EQ(JsonFind(resources, "cpu"), nullptr);
+  EXPECT_EQ(JsonFind(resources, "memory"), nullptr);
+  EXPECT_EQ(JsonFind(resources, "pids"), nullptr);
 }
 
 TEST(OciSpecTest, TinyCpuShareGetsTheKernelMinimumQuota) {
   ContainerSpec spec = Spec();
   spec.cpus = 0.001;
   Json config = Build(spec);
-  EXPECT_EQ(At(config, {"linux", "resources", "cpu", "quota"}).AsInt(), 1000);
+  EXPECT_EQ(JsonInt(At(config, {"linux", "resources", "cpu", "quota"})), 1000);
 }
 
 TEST(OciSpecTest, CgroupsPathIsRelative) {
   Json config = Build(Spec());
-  EXPECT_THAT(At(config, {"linux", "cgroupsPath"}).AsString(), Not(::testing::StartsWith("/")));
+  EXPECT_THAT(JsonString(At(config, {"linux", "cgroupsPath"})), Not(::testing::StartsWith("/")));
 }
 
 TEST(OciSpecTest, NewPidIpcUtsMountNamespacesAndTheNodesNetwork) {
   Json config = Build(Spec());
   std::vector<std::string> types;
-  for (const Json& ns : At(config, {"linux", "namespaces"}).items()) {
-    types.push_back(ns.Find("type")->AsString());
-    EXPECT_EQ(ns.Find("path"), nullptr) << "new namespace expected for " << types.back();
+  for (const Json& ns : JsonItems(At(config, {"linux", "namespaces"}))) {
+    types.push_back(JsonString(*JsonFind(ns, "type")));
+    EXPECT_EQ(JsonFind(ns, "path"), nullptr) << "new namespace expected for " << types.back();
   }
   EXPECT_THAT(types, ::testing::UnorderedElementsAre("pid", "ipc", "uts", "mount"));
-  EXPECT_EQ(At(config, {"hostname"}).AsString(), "node-3");
+  EXPECT_EQ(JsonString(At(config, {"hostname"})), "node-3");
 }
 
 TEST(OciSpecTest, JoinsTheGivenNetworkNamespace) {
@@ -138,10 +138,10 @@ TEST(OciSpecTest, JoinsTheGivenNetworkNamespace) {
   spec.netns_path = "/var/run/netns/host1";
   Json config = Build(spec);
   bool found = false;
-  for (const Json& ns : At(config, {"linux", "namespaces"}).items()) {
-    if (ns.Find("type")->AsString() != "network") continue;
+  for (const Json& ns : JsonItems(At(config, {"linux", "namespaces"}))) {
+    if (JsonString(*JsonFind(ns, "type")) != "network") continue;
     found = true;
-    EXPECT_EQ(ns.Find("path")->AsString(), "/var/run/netns/host1");
+    EXPECT_EQ(JsonString(*JsonFind(ns, "path")), "/var/run/netns/host1");
   }
   EXPECT_TRUE(found);
 }
@@ -152,21 +152,21 @@ TEST(OciSpecTest, DropsCapabilitiesToTheDefaultSet) {
   for (const char* set : {"bounding", "effective", "permitted"}) {
     EXPECT_THAT(StringsOf(At(caps, {set})), ElementsAreArray(DefaultCapabilities())) << set;
   }
-  EXPECT_EQ(caps.Find("ambient"), nullptr);
-  EXPECT_EQ(caps.Find("inheritable"), nullptr);
+  EXPECT_EQ(JsonFind(caps, "ambient"), nullptr);
+  EXPECT_EQ(JsonFind(caps, "inheritable"), nullptr);
   std::vector<std::string> bounding = StringsOf(At(caps, {"bounding"}));
   for (const char* risky : {"CAP_SYS_ADMIN", "CAP_NET_RAW", "CAP_NET_ADMIN", "CAP_SYS_PTRACE",
                             "CAP_SYS_MODULE", "CAP_MKNOD", "CAP_SETFCAP", "CAP_DAC_READ_SEARCH"}) {
     EXPECT_THAT(bounding, Not(Contains(risky)));
   }
-  EXPECT_TRUE(At(config, {"process", "noNewPrivileges"}).AsBool());
+  EXPECT_TRUE(JsonBool(At(config, {"process", "noNewPrivileges"})));
 }
 
 // The seccomp rule whose names include `name`, or null.
 const Json* SeccompRule(const Json& config, const std::string& name) {
-  for (const Json& rule : At(config, {"linux", "seccomp", "syscalls"}).items()) {
-    for (const Json& n : rule.Find("names")->items()) {
-      if (n.AsString() == name) return &rule;
+  for (const Json& rule : JsonItems(At(config, {"linux", "seccomp", "syscalls"}))) {
+    for (const Json& n : JsonItems(*JsonFind(rule, "names"))) {
+      if (JsonString(n) == name) return &rule;
     }
   }
   return nullptr;
@@ -175,8 +175,8 @@ const Json* SeccompRule(const Json& config, const std::string& name) {
 TEST(OciSpecTest, SeccompAllowsWhatTrainingJobsUseAndRefusesTheRest) {
   Json config = Build(Spec());
   const Json& seccomp = At(config, {"linux", "seccomp"});
-  EXPECT_EQ(At(seccomp, {"defaultAction"}).AsString(), "SCMP_ACT_ERRNO");
-  EXPECT_EQ(At(seccomp, {"defaultErrnoRet"}).AsInt(), 1) << "EPERM";
+  EXPECT_EQ(JsonString(At(seccomp, {"defaultAction"})), "SCMP_ACT_ERRNO");
+  EXPECT_EQ(JsonInt(At(seccomp, {"defaultErrnoRet"})), 1) << "EPERM";
 #if defined(__x86_64__) || defined(__aarch64__)
   // The native one alone: other ABIs (i386, x32, arm) get the bad-architecture action (SIGSYS),
   // and every architecture listed costs runc milliseconds at each start.
@@ -189,8 +189,8 @@ TEST(OciSpecTest, SeccompAllowsWhatTrainingJobsUseAndRefusesTheRest) {
                            "mknodat", "getrandom", "prctl", "wait4", "rseq", "statx"}) {
     const Json* rule = SeccompRule(config, used);
     ASSERT_NE(rule, nullptr) << used << " must be allowed";
-    EXPECT_EQ(rule->Find("action")->AsString(), "SCMP_ACT_ALLOW") << used;
-    EXPECT_EQ(rule->Find("args"), nullptr) << used << " must be allowed whatever its arguments";
+    EXPECT_EQ(JsonString(*JsonFind(*rule, "action")), "SCMP_ACT_ALLOW") << used;
+    EXPECT_EQ(JsonFind(*rule, "args"), nullptr) << used << " must be allowed whatever its arguments";
   }
   for (const char* refused :
        {"keyctl", "add_key", "request_key", "bpf", "kexec_load", "kexec_file_load", "mount",
@@ -208,24 +208,24 @@ TEST(OciSpecTest, SeccompAllowsCloneAndUnshareOnlyWithoutNewNamespaces) {
                                    std::pair{"unshare", int64_t{0x7E020080}}}) {
     const Json* rule = SeccompRule(config, name);
     ASSERT_NE(rule, nullptr) << name;
-    ASSERT_NE(rule->Find("args"), nullptr) << name << " must check its flags";
-    const Json& arg = rule->Find("args")->items().at(0);
-    EXPECT_EQ(arg.Find("index")->AsInt(), 0) << name;
-    EXPECT_EQ(arg.Find("op")->AsString(), "SCMP_CMP_MASKED_EQ") << name;
-    EXPECT_EQ(arg.Find("value")->AsInt(), mask) << name << ": CLONE_NEWUSER and the others";
-    EXPECT_EQ(arg.Find("valueTwo")->AsInt(), 0) << name;
+    ASSERT_NE(JsonFind(*rule, "args"), nullptr) << name << " must check its flags";
+    const Json& arg = JsonItems(*JsonFind(*rule, "args")).at(0);
+    EXPECT_EQ(JsonInt(*JsonFind(arg, "index")), 0) << name;
+    EXPECT_EQ(JsonString(*JsonFind(arg, "op")), "SCMP_CMP_MASKED_EQ") << name;
+    EXPECT_EQ(JsonInt(*JsonFind(arg, "value")), mask) << name << ": CLONE_NEWUSER and the others";
+    EXPECT_EQ(JsonInt(*JsonFind(arg, "valueTwo")), 0) << name;
   }
   const Json* clone3 = SeccompRule(config, "clone3");
   ASSERT_NE(clone3, nullptr);
-  EXPECT_EQ(clone3->Find("action")->AsString(), "SCMP_ACT_ERRNO");
-  EXPECT_EQ(clone3->Find("errnoRet")->AsInt(), 38) << "ENOSYS, so that libc falls back to clone";
+  EXPECT_EQ(JsonString(*JsonFind(*clone3, "action")), "SCMP_ACT_ERRNO");
+  EXPECT_EQ(JsonInt(*JsonFind(*clone3, "errnoRet")), 38) << "ENOSYS, so that libc falls back to clone";
 }
 
 TEST(OciSpecTest, NoSeccompOnlyWhenAskedFor) {
   OciOptions options = Options();
   options.seccomp = false;
   Json config = Build(Spec(), options);
-  EXPECT_EQ(At(config, {"linux"}).Find("seccomp"), nullptr);
+  EXPECT_EQ(JsonFind(At(config, {"linux"}), "seccomp"), nullptr);
 }
 
 TEST(OciSpecTest, UserNamespaceMapsRootToTheConfiguredRange) {
@@ -235,43 +235,43 @@ TEST(OciSpecTest, UserNamespaceMapsRootToTheConfiguredRange) {
       {.path = "/dev/nvidia0", .type = 'c', .major = 195, .source = "/srv/fake/nvidia0"});
   Json config = Build(Spec(), options);
   std::vector<std::string> types;
-  for (const Json& ns : At(config, {"linux", "namespaces"}).items()) {
-    types.push_back(ns.Find("type")->AsString());
+  for (const Json& ns : JsonItems(At(config, {"linux", "namespaces"}))) {
+    types.push_back(JsonString(*JsonFind(ns, "type")));
   }
   EXPECT_THAT(types, Contains("user"));
   for (const char* key : {"uidMappings", "gidMappings"}) {
     const Json& mappings = At(config, {"linux", key});
-    ASSERT_EQ(mappings.items().size(), 1u) << key;
-    EXPECT_EQ(mappings.items()[0].Find("containerID")->AsInt(), 0) << key;
-    EXPECT_EQ(mappings.items()[0].Find("hostID")->AsInt(), 100000) << key;
-    EXPECT_EQ(mappings.items()[0].Find("size")->AsInt(), 65536) << key;
+    ASSERT_EQ(JsonItems(mappings).size(), 1u) << key;
+    EXPECT_EQ(JsonInt(*JsonFind(JsonItems(mappings)[0], "containerID")), 0) << key;
+    EXPECT_EQ(JsonInt(*JsonFind(JsonItems(mappings)[0], "hostID")), 100000) << key;
+    EXPECT_EQ(JsonInt(*JsonFind(JsonItems(mappings)[0], "size")), 65536) << key;
   }
   // sysfs cannot be mounted from a user namespace that does not own the network namespace.
   const Json* sys = MountAt(config, "/sys");
   ASSERT_NE(sys, nullptr);
-  EXPECT_EQ(sys->Find("type")->AsString(), "bind");
+  EXPECT_EQ(JsonString(*JsonFind(*sys, "type")), "bind");
   EXPECT_THAT(MountOptions(config, "/sys"), IsSupersetOf({"rbind", "ro", "rro", "nosuid"}));
   // No mknod in a user namespace: devices are bound from their node, still allowed in the
   // device cgroup.
-  EXPECT_EQ(At(config, {"linux"}).Find("devices"), nullptr);
+  EXPECT_EQ(JsonFind(At(config, {"linux"}), "devices"), nullptr);
   const Json* gpu = MountAt(config, "/dev/nvidia0");
   ASSERT_NE(gpu, nullptr);
-  EXPECT_EQ(gpu->Find("source")->AsString(), "/srv/fake/nvidia0");
+  EXPECT_EQ(JsonString(*JsonFind(*gpu, "source")), "/srv/fake/nvidia0");
   bool allowed = false;
-  for (const Json& rule : At(config, {"linux", "resources", "devices"}).items()) {
-    allowed = allowed || (rule.Find("allow")->AsBool() && rule.Find("major") != nullptr &&
-                          rule.Find("major")->AsInt() == 195);
+  for (const Json& rule : JsonItems(At(config, {"linux", "resources", "devices"}))) {
+    allowed = allowed || (JsonBool(*JsonFind(rule, "allow")) && JsonFind(rule, "major") != nullptr &&
+                          JsonInt(*JsonFind(rule, "major")) == 195);
   }
   EXPECT_TRUE(allowed);
 }
 
 TEST(OciSpecTest, NoUserNamespaceWhenTheRangeIsEmpty) {
   Json config = Build(Spec());
-  for (const Json& ns : At(config, {"linux", "namespaces"}).items()) {
-    EXPECT_NE(ns.Find("type")->AsString(), "user");
+  for (const Json& ns : JsonItems(At(config, {"linux", "namespaces"}))) {
+    EXPECT_NE(JsonString(*JsonFind(ns, "type")), "user");
   }
-  EXPECT_EQ(At(config, {"linux"}).Find("uidMappings"), nullptr);
-  EXPECT_EQ(MountAt(config, "/sys")->Find("type")->AsString(), "sysfs");
+  EXPECT_EQ(JsonFind(At(config, {"linux"}), "uidMappings"), nullptr);
+  EXPECT_EQ(JsonString(*JsonFind(*MountAt(config, "/sys"), "type")), "sysfs");
 }
 
 TEST(OciSpecTest, MasksKernelPathsLikeRuncsDefaultSpec) {
@@ -291,12 +291,12 @@ TEST(OciSpecTest, RunsArgsInCwdWithEnvAndDefaults) {
   spec.cwd = "/job/code/sub";
   Json config = Build(spec);
   EXPECT_THAT(StringsOf(At(config, {"process", "args"})), ElementsAreArray(spec.args));
-  EXPECT_EQ(At(config, {"process", "cwd"}).AsString(), "/job/code/sub");
+  EXPECT_EQ(JsonString(At(config, {"process", "cwd"})), "/job/code/sub");
   std::vector<std::string> env = StringsOf(At(config, {"process", "env"}));
   EXPECT_THAT(env, IsSupersetOf({"DROVER_JOB_ID=j-42", "PYTHONUNBUFFERED=1", "HOME=/root"}));
   EXPECT_THAT(env, Contains(::testing::StartsWith("PATH=")));
-  EXPECT_FALSE(At(config, {"process", "terminal"}).AsBool());
-  EXPECT_EQ(At(config, {"process", "user", "uid"}).AsInt(), 0);
+  EXPECT_FALSE(JsonBool(At(config, {"process", "terminal"})));
+  EXPECT_EQ(JsonInt(At(config, {"process", "user", "uid"})), 0);
 }
 
 TEST(OciSpecTest, KeepsTheUsersPath) {
@@ -313,28 +313,28 @@ TEST(OciSpecTest, KeepsTheUsersPath) {
 TEST(OciSpecTest, RlimitStaysAtTheGivenCeiling) {
   Json config = Build(Spec());
   const Json& rlimits = At(config, {"process", "rlimits"});
-  ASSERT_EQ(rlimits.items().size(), 1u);
-  EXPECT_EQ(rlimits.items()[0].Find("type")->AsString(), "RLIMIT_NOFILE");
-  EXPECT_EQ(rlimits.items()[0].Find("hard")->AsInt(), 20000);
-  EXPECT_EQ(rlimits.items()[0].Find("soft")->AsInt(), 20000);
+  ASSERT_EQ(JsonItems(rlimits).size(), 1u);
+  EXPECT_EQ(JsonString(*JsonFind(JsonItems(rlimits)[0], "type")), "RLIMIT_NOFILE");
+  EXPECT_EQ(JsonInt(*JsonFind(JsonItems(rlimits)[0], "hard")), 20000);
+  EXPECT_EQ(JsonInt(*JsonFind(JsonItems(rlimits)[0], "soft")), 20000);
 }
 
 TEST(OciSpecTest, HostModeBindsUsrAndEtcReadOnlyOnAReadOnlySkeleton) {
   OciOptions options = Options();
   options.host_dir_binds = {"/bin"};
   Json config = Build(Spec(), options);
-  EXPECT_TRUE(At(config, {"root", "readonly"}).AsBool());
-  EXPECT_EQ(At(config, {"root", "path"}).AsString(), "rootfs");
+  EXPECT_TRUE(JsonBool(At(config, {"root", "readonly"})));
+  EXPECT_EQ(JsonString(At(config, {"root", "path"})), "rootfs");
   for (const char* dir : {"/usr", "/etc", "/bin"}) {
     const Json* mount = MountAt(config, dir);
     ASSERT_NE(mount, nullptr) << dir;
-    EXPECT_EQ(mount->Find("source")->AsString(), dir);
+    EXPECT_EQ(JsonString(*JsonFind(*mount, "source")), dir);
     EXPECT_THAT(MountOptions(config, dir), IsSupersetOf({"rbind", "ro", "rro"})) << dir;
   }
   for (const char* dir : {"/tmp", "/run", "/var", "/root"}) {
     const Json* mount = MountAt(config, dir);
     ASSERT_NE(mount, nullptr) << dir;
-    EXPECT_EQ(mount->Find("type")->AsString(), "tmpfs") << dir;
+    EXPECT_EQ(JsonString(*JsonFind(*mount, "type")), "tmpfs") << dir;
   }
 }
 
@@ -344,7 +344,7 @@ TEST(OciSpecTest, ImageModeUsesAWritableRootWithoutHostBinds) {
   OciOptions options = Options();
   options.host_os = false;
   Json config = Build(spec, options);
-  EXPECT_FALSE(At(config, {"root", "readonly"}).AsBool());
+  EXPECT_FALSE(JsonBool(At(config, {"root", "readonly"})));
   EXPECT_EQ(MountAt(config, "/usr"), nullptr);
   EXPECT_EQ(MountAt(config, "/etc"), nullptr);
   EXPECT_NE(MountAt(config, kContainerInitPath), nullptr);
@@ -352,13 +352,13 @@ TEST(OciSpecTest, ImageModeUsesAWritableRootWithoutHostBinds) {
 
 TEST(OciSpecTest, StandardKernelMountsAndSizedShm) {
   Json config = Build(Spec());
-  EXPECT_EQ(MountAt(config, "/proc")->Find("type")->AsString(), "proc");
-  EXPECT_EQ(MountAt(config, "/dev")->Find("type")->AsString(), "tmpfs");
-  EXPECT_EQ(MountAt(config, "/dev/pts")->Find("type")->AsString(), "devpts");
-  EXPECT_EQ(MountAt(config, "/dev/mqueue")->Find("type")->AsString(), "mqueue");
+  EXPECT_EQ(JsonString(*JsonFind(*MountAt(config, "/proc"), "type")), "proc");
+  EXPECT_EQ(JsonString(*JsonFind(*MountAt(config, "/dev"), "type")), "tmpfs");
+  EXPECT_EQ(JsonString(*JsonFind(*MountAt(config, "/dev/pts"), "type")), "devpts");
+  EXPECT_EQ(JsonString(*JsonFind(*MountAt(config, "/dev/mqueue"), "type")), "mqueue");
   EXPECT_THAT(MountOptions(config, "/sys"), Contains("ro"));
   EXPECT_THAT(MountOptions(config, "/sys/fs/cgroup"), Contains("ro"));
-  EXPECT_EQ(MountAt(config, "/dev/shm")->Find("type")->AsString(), "tmpfs");
+  EXPECT_EQ(JsonString(*JsonFind(*MountAt(config, "/dev/shm"), "type")), "tmpfs");
   EXPECT_THAT(MountOptions(config, "/dev/shm"), Contains("size=524288k"));
 }
 
@@ -368,15 +368,15 @@ TEST(OciSpecTest, JobFolderIsWritableAtJobAndUserBindsFollow) {
   Json config = Build(spec);
   const Json* job = MountAt(config, "/job");
   ASSERT_NE(job, nullptr);
-  EXPECT_EQ(job->Find("source")->AsString(), "/var/lib/drover/jobs/j-42");
+  EXPECT_EQ(JsonString(*JsonFind(*job, "source")), "/var/lib/drover/jobs/j-42");
   EXPECT_THAT(MountOptions(config, "/job"), Contains("rw"));
   EXPECT_THAT(MountOptions(config, "/job"), Not(Contains("ro")));
   EXPECT_THAT(MountOptions(config, "/data/in"), IsSupersetOf({"ro", "rro"}));
   EXPECT_THAT(MountOptions(config, "/scratch"), Contains("rw"));
   // Parents come before children; user binds come last so they can sit under /job.
   std::vector<std::string> order;
-  for (const Json& mount : At(config, {"mounts"}).items()) {
-    order.push_back(mount.Find("destination")->AsString());
+  for (const Json& mount : JsonItems(At(config, {"mounts"}))) {
+    order.push_back(JsonString(*JsonFind(mount, "destination")));
   }
   auto index = [&](const std::string& d) {
     return std::find(order.begin(), order.end(), d) - order.begin();
@@ -389,10 +389,10 @@ TEST(OciSpecTest, JobFolderIsWritableAtJobAndUserBindsFollow) {
 
 TEST(OciSpecTest, InitBinaryAndStateDirLiveUnderTheirOwnTmpfs) {
   Json config = Build(Spec());
-  EXPECT_EQ(MountAt(config, kContainerDroverDir)->Find("type")->AsString(), "tmpfs");
+  EXPECT_EQ(JsonString(*JsonFind(*MountAt(config, kContainerDroverDir), "type")), "tmpfs");
   const Json* init = MountAt(config, kContainerInitPath);
   ASSERT_NE(init, nullptr);
-  EXPECT_EQ(init->Find("source")->AsString(), "/usr/lib/drover/drover-init");
+  EXPECT_EQ(JsonString(*JsonFind(*init, "source")), "/usr/lib/drover/drover-init");
   EXPECT_THAT(MountOptions(config, kContainerInitPath), Contains("ro"));
   EXPECT_THAT(MountOptions(config, kContainerInitPath), Not(Contains("noexec")));
   EXPECT_THAT(MountOptions(config, kContainerStateDir), Contains("rw"));
@@ -403,14 +403,14 @@ TEST(OciSpecTest, DevicesAreCreatedAndAllowed) {
   options.devices = {{"/dev/nvidia0", 'c', 195, 0, 0666}};
   Json config = Build(Spec(), options);
   const Json& devices = At(config, {"linux", "devices"});
-  ASSERT_EQ(devices.items().size(), 1u);
-  EXPECT_EQ(devices.items()[0].Find("path")->AsString(), "/dev/nvidia0");
-  EXPECT_EQ(devices.items()[0].Find("major")->AsInt(), 195);
+  ASSERT_EQ(JsonItems(devices).size(), 1u);
+  EXPECT_EQ(JsonString(*JsonFind(JsonItems(devices)[0], "path")), "/dev/nvidia0");
+  EXPECT_EQ(JsonInt(*JsonFind(JsonItems(devices)[0], "major")), 195);
   const Json& rules = At(config, {"linux", "resources", "devices"});
-  ASSERT_EQ(rules.items().size(), 2u);
-  EXPECT_FALSE(rules.items()[0].Find("allow")->AsBool()) << "deny everything first";
-  EXPECT_TRUE(rules.items()[1].Find("allow")->AsBool());
-  EXPECT_EQ(rules.items()[1].Find("minor")->AsInt(), 0);
+  ASSERT_EQ(JsonItems(rules).size(), 2u);
+  EXPECT_FALSE(JsonBool(*JsonFind(JsonItems(rules)[0], "allow"))) << "deny everything first";
+  EXPECT_TRUE(JsonBool(*JsonFind(JsonItems(rules)[1], "allow")));
+  EXPECT_EQ(JsonInt(*JsonFind(JsonItems(rules)[1], "minor")), 0);
 }
 
 TEST(OciSpecTest, RefusesBadSpecsNamingTheField) {
@@ -451,43 +451,43 @@ TEST(OciSpecTest, RefusesBadSpecsNamingTheField) {
 }
 
 TEST(JsonTest, EscapesWhatJsonRequires) {
-  Json value = Json::Object();
-  value.Set("s", std::string("quote\" back\\ nl\n tab\t ctl\x01 utf8 \xc3\xa9"));
-  EXPECT_EQ(value.Dump(), "{\"s\":\"quote\\\" back\\\\ nl\\n tab\\t ctl\\u0001 utf8 \xc3\xa9\"}");
-  absl::StatusOr<Json> back = Json::Parse(value.Dump());
+  Json value = Json::object();
+  value["s"] = std::string("quote\" back\\ nl\n tab\t ctl\x01 utf8 \xc3\xa9");
+  EXPECT_EQ(DumpJson(value), "{\"s\":\"quote\\\" back\\\\ nl\\n tab\\t ctl\\u0001 utf8 \xc3\xa9\"}");
+  absl::StatusOr<Json> back = ParseJson(DumpJson(value));
   ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(back->Find("s")->AsString(), value.Find("s")->AsString());
+  EXPECT_EQ(JsonString(*JsonFind(*back, "s")), JsonString(*JsonFind(value, "s")));
 }
 
 TEST(JsonTest, ParsesWhatRuncPrints) {
-  absl::StatusOr<Json> list = Json::Parse(
+  absl::StatusOr<Json> list = ParseJson(
       R"([{"ociVersion":"1.0.2-dev","id":"c1","pid":4242,"status":"running","bundle":"/b/c1",)"
       R"("rootfs":"/b/c1/rootfs","created":"2026-11-26T10:00:00.1Z","owner":"root"}])");
   ASSERT_TRUE(list.ok()) << list.status();
-  ASSERT_EQ(list->items().size(), 1u);
-  EXPECT_EQ(list->items()[0].Find("pid")->AsInt(), 4242);
-  EXPECT_EQ(list->items()[0].Find("status")->AsString(), "running");
-  absl::StatusOr<Json> none = Json::Parse("null\n");
+  ASSERT_EQ(JsonItems(*list).size(), 1u);
+  EXPECT_EQ(JsonInt(*JsonFind(JsonItems(*list)[0], "pid")), 4242);
+  EXPECT_EQ(JsonString(*JsonFind(JsonItems(*list)[0], "status")), "running");
+  absl::StatusOr<Json> none = ParseJson("null\n");
   ASSERT_TRUE(none.ok());
-  EXPECT_TRUE(none->items().empty());
+  EXPECT_TRUE(JsonItems(*none).empty());
 }
 
 TEST(JsonTest, DecodesUnicodeEscapes) {
-  absl::StatusOr<Json> value = Json::Parse(R"(["\u00e9\ud83d\ude00\/", -1.5e2, true, null])");
+  absl::StatusOr<Json> value = ParseJson(R"(["\u00e9\ud83d\ude00\/", -1.5e2, true, null])");
   ASSERT_TRUE(value.ok()) << value.status();
-  EXPECT_EQ(value->items()[0].AsString(), "\xc3\xa9\xf0\x9f\x98\x80/");
-  EXPECT_DOUBLE_EQ(value->items()[1].AsDouble(), -150);
-  EXPECT_TRUE(value->items()[2].AsBool());
-  EXPECT_TRUE(value->items()[3].is_null());
+  EXPECT_EQ(JsonString(JsonItems(*value)[0]), "\xc3\xa9\xf0\x9f\x98\x80/");
+  EXPECT_DOUBLE_EQ(JsonDouble(JsonItems(*value)[1]), -150);
+  EXPECT_TRUE(JsonBool(JsonItems(*value)[2]));
+  EXPECT_TRUE(JsonItems(*value)[3].is_null());
 }
 
 TEST(JsonTest, RefusesMalformedText) {
   for (const char* bad : {"", "{", "[1,]", "{\"a\" 1}", "\"abc", "tru", "[1] x", "\"\\x\"",
                           "\"\\ud800\"", "01a", "\"a\nb\""}) {
-    EXPECT_FALSE(Json::Parse(bad).ok()) << bad;
+    EXPECT_FALSE(ParseJson(bad).ok()) << bad;
   }
   std::string deep(300, '[');
-  EXPECT_FALSE(Json::Parse(deep).ok());
+  EXPECT_FALSE(ParseJson(deep).ok());
 }
 
 }  // namespace
