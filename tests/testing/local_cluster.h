@@ -4,11 +4,13 @@
 // the steps tests share (stop, kill and restart droverd or an agent, wait for nodes and
 // jobs, read logs, run the drover CLI) and, at TearDown, the checks that nothing is left
 // behind: no mount of an agent's attempts, no container in its runc root, no cgroup of its
-// containers, every agent gone within 20 s of SIGTERM. Root only (SetUp skips otherwise).
-// Used from the test's thread.
+// containers, every agent gone within 20 s of SIGTERM. Root only (SetUp skips otherwise),
+// but for a fixture of droverd alone that says it needs none. Used from the test's thread.
 //
-// A test fixture derives from LocalClusterTest, calls StartCluster (in SetUp or in the
-// test) with the options it needs, and adds only the steps of its own subject.
+// A test fixture derives from LocalClusterTest, gives the options it needs to the
+// constructor (SetUp starts that cluster) or to StartCluster (in its SetUp or in the test),
+// and adds only the steps of its own subject. Starts that must fail stay direct
+// DroverdProcess::Start calls: there the start is the subject.
 #ifndef DROVER_TESTS_TESTING_LOCAL_CLUSTER_H_
 #define DROVER_TESTS_TESTING_LOCAL_CLUSTER_H_
 
