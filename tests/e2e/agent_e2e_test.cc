@@ -24,6 +24,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover {
@@ -34,114 +35,17 @@ namespace fs = std::filesystem;
 
 std::string ReadFile(const std::string& path) { return testing::ReadWholeFile(path); }
 
-int FreePort() { return testing::FreeLoopbackPort(); }
-
-class AgentE2eTest : public ::testing::Test {
+class AgentE2eTest : public testing::LocalClusterTest {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
-    listen_ = absl::StrCat("127.0.0.1:", FreePort());
-    droverd_metrics_ = absl::StrCat("127.0.0.1:", FreePort());
-    agent_metrics_ = absl::StrCat("127.0.0.1:", FreePort());
-    StartDroverd();
-    // Without droverd there is nothing to test, and an agent started anyway would outlive
-    // the test.
-    if (HasFatalFailure()) return;
-    work_ = dir_.path() + "/agent";
-    auto agent = testing::AgentProcess::Start(
-        listen_, "n1", work_,
-        {"--metrics-interval", "200ms", "--metrics-listen", agent_metrics_, "--datastore-root",
-         dir_.path()});
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agent_ = *std::move(agent);
-    WaitForNode();
+    LocalClusterTest::SetUp();
+    if (IsSkipped()) return;
+    StartCluster({.agent_flags = {"--metrics-interval", "200ms", "--metrics-listen", agent_metrics_},
+                  .droverd_metrics = true});
   }
 
-  void TearDown() override {
-    if (agent_ == nullptr) return;
-    agent_.reset();  // SIGTERM: the agent stops and deletes what still runs
-    // Nothing left behind.
-    auto listed = testing::RunCommand({"/usr/sbin/runc", "--root", work_ + "/runc", "list", "-q"});
-    ASSERT_TRUE(listed.ok());
-    EXPECT_EQ(listed->out, "") << "containers left behind";
-    std::string mounts = ReadFile("/proc/self/mountinfo");
-    EXPECT_THAT(mounts, ::testing::Not(HasSubstr(work_))) << "mounts left behind";
-    // This agent's containers end in the hash of its work folder (other tests' agents may
-    // run beside it).
-    std::string suffix = absl::StrCat(
-        "-", absl::Hex(std::hash<std::string>()(work_) & 0xffffffff, absl::kZeroPad8));
-    std::error_code error;
-    for (const auto& entry : fs::recursive_directory_iterator("/sys/fs/cgroup/memory", error)) {
-      std::string name = entry.path().filename().string();
-      EXPECT_FALSE(name.rfind("drover-", 0) == 0 && absl::EndsWith(name, suffix))
-          << "cgroup left behind: " << entry.path();
-    }
-  }
-
-  void StartDroverd() {
-    auto droverd = testing::DroverdProcess::Start(
-        dir_.path() + "/state", {"--listen", listen_, "--metrics-listen", droverd_metrics_,
-                                 "--datastore-root", dir_.path()});
-    ASSERT_TRUE(droverd.ok()) << droverd.status();
-    droverd_ = *std::move(droverd);
-    channel_ = testing::TlsChannel(listen_);
-    jobs_ = std::make_unique<testing::JobClient>(channel_);
-    blobs_ = v1::BlobService::NewStub(channel_);
-    admin_ = v1::AdminService::NewStub(channel_);
-  }
-
-  void WaitForNode() {
-    absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
-    ASSERT_TRUE(ready.ok()) << ready << "; the agent's log:\n" << agent_->ReadLog();
-  }
-
-  // A job running `script` with /bin/sh in the host image.
-  static v1::JobSpec Shell(const std::string& script, int processes = 1) {
-    v1::JobSpec spec;
-    spec.set_entry_script("bin/sh");
-    spec.add_arguments()->set_value("-c");
-    spec.add_arguments()->set_value(script);
-    spec.set_process_count_per_node(processes);
-    spec.mutable_resources()->set_cpus(1);
-    spec.mutable_resources()->set_memory_mib(512);
-    return spec;
-  }
-
-  std::string Submit(const v1::JobSpec& spec) { return jobs_->Submit(spec); }
-  v1::Job Get(const std::string& id) { return jobs_->Get(id); }
-  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state,
-                  absl::Duration timeout = absl::Seconds(60)) {
-    return jobs_->WaitFor(id, state, timeout,
-                          [&] { return "\nagent log:\n" + agent_->ReadLog(); });
-  }
-  // Everything a rank wrote to a stream, as droverd stored it.
-  std::string Logs(const std::string& id, int rank, v1::LogStream stream = v1::STDOUT) {
-    return jobs_->Logs(id, rank, stream);
-  }
-
-  std::string UploadFile(const std::string& path) {
-    absl::StatusOr<std::string> digest = testing::UploadBlobFile(*blobs_, path);
-    EXPECT_TRUE(digest.ok()) << digest.status();
-    return digest.ok() ? *digest : std::string();
-  }
-
-  std::string Download(const std::string& digest) {
-    absl::StatusOr<std::string> bytes = testing::DownloadBlob(*blobs_, digest);
-    EXPECT_TRUE(bytes.ok()) << bytes.status();
-    return bytes.ok() ? *bytes : std::string();
-  }
-
-  testing::TempDir dir_;
-  std::string listen_;
-  std::string droverd_metrics_;  // where droverd and the agent serve /metrics
-  std::string agent_metrics_;
-  std::string work_;
-  std::unique_ptr<testing::DroverdProcess> droverd_;
-  std::unique_ptr<testing::AgentProcess> agent_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<testing::JobClient> jobs_;
-  std::unique_ptr<v1::BlobService::Stub> blobs_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
+  // Where the agent serves /metrics (droverd: metrics_).
+  const std::string agent_metrics_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
 };
 
 TEST_F(AgentE2eTest, JobCompletesWithEveryRanksOutputAndTheEnvironmentContract) {
@@ -371,7 +275,7 @@ TEST_F(AgentE2eTest, HostileSnapshotIsRefusedAndTheJobFailsToLaunch) {
   v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
   EXPECT_EQ(job.status().cause(), v1::JobStatus::LAUNCH_FAILED);
   EXPECT_THAT(job.status().message(), HasSubstr("../escaped.txt"));
-  EXPECT_FALSE(fs::exists(work_ + "/snapshots/escaped.txt"));
+  EXPECT_FALSE(fs::exists(work() + "/snapshots/escaped.txt"));
 }
 
 TEST_F(AgentE2eTest, TensOfMegabytesOfLogsArriveCompleteAcrossADroverdRestart) {
@@ -381,9 +285,7 @@ TEST_F(AgentE2eTest, TensOfMegabytesOfLogsArriveCompleteAcrossADroverdRestart) {
       "sed 's/$/ the quick brown fox jumps over the lazy dog/'; i=$((i+1)); done"));
   WaitFor(id, v1::JobStatus::RUNNING);
   absl::SleepFor(absl::Milliseconds(300));
-  droverd_->Signal(SIGKILL);  // cuts the agent's stream mid-way
-  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
-  StartDroverd();
+  RestartDroverd(SIGKILL);  // cuts the agent's stream mid-way
   v1::Job job = WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(120));
   std::string expected;
   for (int n = 0; n < 400000; ++n) {
@@ -423,13 +325,13 @@ TEST_F(AgentE2eTest, DaemonMetricsParseAsPrometheusTextAndCountTheJob) {
   std::map<std::string, double> before;
   absl::Time deadline = absl::Now() + absl::Seconds(5);
   do {
-    before = Scrape(droverd_metrics_);
+    before = Scrape(metrics_);
   } while (before["drover_nodes{state=READY}"] != 1 && absl::Now() < deadline &&
            (absl::SleepFor(absl::Milliseconds(100)), true));
   EXPECT_EQ(before["drover_nodes{state=READY}"], 1);
   std::string id = Submit(Shell("echo hello; echo oops >&2"));
   WaitFor(id, v1::JobStatus::COMPLETED);
-  std::map<std::string, double> after = Scrape(droverd_metrics_);
+  std::map<std::string, double> after = Scrape(metrics_);
   EXPECT_EQ(after["drover_jobs_submitted_total{}"] - before["drover_jobs_submitted_total{}"], 1);
   EXPECT_EQ(after["drover_attempts_placed_total{}"] - before["drover_attempts_placed_total{}"], 1);
   EXPECT_EQ(after["drover_jobs_finished_total{state=COMPLETED}"], 1);
@@ -458,9 +360,7 @@ TEST_F(AgentE2eTest, ScriptMetricsArriveExactlyInStepOrderPerRankAcrossADroverdR
       /*processes=*/2));
   WaitFor(id, v1::JobStatus::RUNNING);
   absl::SleepFor(absl::Milliseconds(150));
-  droverd_->Signal(SIGKILL);  // cuts the agent's stream mid-way
-  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
-  StartDroverd();
+  RestartDroverd(SIGKILL);  // cuts the agent's stream mid-way
   WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(120));
 
   grpc::ClientContext context;

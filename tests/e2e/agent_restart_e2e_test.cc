@@ -24,6 +24,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover {
@@ -46,78 +47,46 @@ v1::JobSpec CountingJob(int code, int linger = 0) {
   return spec;
 }
 
-class AgentRestartE2eTest : public ::testing::Test {
+class AgentRestartE2eTest : public testing::LocalClusterTest {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
-    listen_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
-    agent_metrics_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
-    StartDroverd();
-    if (HasFatalFailure()) return;
-    work_ = dir_.path() + "/agent";
-    // The default: stopping the agent leaves the jobs running.
-    StartAgent("keep");
-  }
-
-  void TearDown() override {
-    if (agent_ == nullptr) return;
-    agent_->Signal(SIGTERM);
-    absl::StatusOr<int> exited = agent_->Wait(absl::Seconds(20));
-    EXPECT_TRUE(exited.ok()) << exited.status();
-    agent_.reset();
-    auto listed = testing::RunCommand({"/usr/sbin/runc", "--root", work_ + "/runc", "list", "-q"});
-    ASSERT_TRUE(listed.ok());
-    EXPECT_EQ(listed->out, "") << "containers left behind";
-    EXPECT_THAT(testing::ReadWholeFile("/proc/self/mountinfo"), ::testing::Not(HasSubstr(work_)))
-        << "mounts left behind";
-  }
-
-  void StartDroverd() {
-    auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});
-    ASSERT_TRUE(droverd.ok()) << droverd.status();
-    droverd_ = *std::move(droverd);
-    channel_ = testing::TlsChannel(listen_);
-    jobs_ = std::make_unique<testing::JobClient>(channel_);
-    admin_ = v1::AdminService::NewStub(channel_);
+    LocalClusterTest::SetUp();
+    if (IsSkipped()) return;
+    // One system-metrics sample, at the start: a later one, written while droverd is away,
+    // would be output the agent must deliver before it reports the end (the tests that
+    // kill droverd once it has a job's whole output need that to hold). The default:
+    // stopping the agent leaves the jobs running (--jobs-on-exit keep).
+    StartCluster({.agent_flags = {"--metrics-interval", "1h", "--metrics-listen", agent_metrics_},
+                  .agent_flags_of =
+                      [this](int) {
+                        return std::vector<std::string>{"--jobs-on-exit", jobs_on_exit_};
+                      },
+                  .datastore_root = false});
   }
 
   // `jobs_on_exit`: keep or stop. Waits until droverd has the node when `wait` says so.
   void StartAgent(const std::string& jobs_on_exit, bool wait = true) {
-    // One system-metrics sample, at the start: a later one, written while droverd is away,
-    // would be output the agent must deliver before it reports the end (the tests that
-    // kill droverd once it has a job's whole output need that to hold).
-    auto agent = testing::AgentProcess::Start(
-        listen_, "n1", work_,
-        {"--jobs-on-exit", jobs_on_exit, "--metrics-interval", "1h", "--metrics-listen",
-         agent_metrics_});
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agent_ = *std::move(agent);
-    if (!wait) return;
-    absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
-    ASSERT_TRUE(ready.ok()) << ready << "; the agent's log:\n" << agent_->ReadLog();
+    jobs_on_exit_ = jobs_on_exit;
+    LocalClusterTest::StartAgent(0);
+    if (wait && !HasFatalFailure()) WaitForReadyNodes(1);
   }
 
   // Ends the agent with `signal` and waits until it is gone; returns how long that took.
   absl::Duration StopAgent(int signal) {
-    absl::Time asked = absl::Now();
-    agent_->Signal(signal);
-    absl::StatusOr<int> exited = agent_->Wait(absl::Seconds(20));
-    EXPECT_TRUE(exited.ok()) << exited.status();
-    absl::Duration took = absl::Now() - asked;
-    log_ += agent_->ReadLog();
-    agent_.reset();
+    absl::Duration took = LocalClusterTest::StopAgent(0, signal);
+    agents_[0].reset();
     return took;
   }
 
   std::string Container(const std::string& job) const {
     return absl::StrCat("drover-", job, "-1-",
-                        absl::Hex(std::hash<std::string>()(work_) & 0xffffffff, absl::kZeroPad8));
+                        absl::Hex(std::hash<std::string>()(work()) & 0xffffffff, absl::kZeroPad8));
   }
 
   // runc's status of the job's container ("running", "stopped"), "" when there is none.
   std::string ContainerStatus(const std::string& job) const {
     auto state = testing::RunCommand(
-        {"/usr/sbin/runc", "--root", work_ + "/runc", "state", Container(job)});
+        {"/usr/sbin/runc", "--root", work() + "/runc", "state", Container(job)});
     if (!state.ok() || state->exit_code != 0) return "";
     for (const char* status : {"running", "stopped", "created", "paused"}) {
       if (absl::StrContains(state->out, absl::StrCat("\"status\": \"", status, "\""))) return status;
@@ -139,8 +108,7 @@ class AgentRestartE2eTest : public ::testing::Test {
 
   // SIGKILLs droverd, then the agent: the job's processes run on with no daemon.
   void KillBothDaemons() {
-    droverd_->Signal(SIGKILL);
-    ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+    StopDroverd(SIGKILL);
     StopAgent(SIGKILL);
   }
 
@@ -162,13 +130,7 @@ class AgentRestartE2eTest : public ::testing::Test {
   }
 
   void LetEnd(const std::string& job) {
-    std::ofstream(absl::StrCat(work_, "/attempts/", job, "-1/job/go")) << "go\n";
-  }
-
-  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state) {
-    return jobs_->WaitFor(id, state, absl::Seconds(60), [&] {
-      return "\nagent logs:\n" + log_ + (agent_ != nullptr ? agent_->ReadLog() : "");
-    });
+    std::ofstream(absl::StrCat(work(), "/attempts/", job, "-1/job/go")) << "go\n";
   }
 
   // Waits until droverd has at least `lines` lines of the job's stdout.
@@ -195,16 +157,9 @@ class AgentRestartE2eTest : public ::testing::Test {
     }
   }
 
-  testing::TempDir dir_;
-  std::string listen_;
-  std::string agent_metrics_;  // the agent's --metrics-listen
-  std::string work_;
-  std::string log_;  // the logs of the agents already stopped
-  std::unique_ptr<testing::DroverdProcess> droverd_;
-  std::unique_ptr<testing::AgentProcess> agent_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<testing::JobClient> jobs_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
+  // The agent's --metrics-listen.
+  const std::string agent_metrics_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
+  std::string jobs_on_exit_ = "keep";  // the --jobs-on-exit of the agent started next
 };
 
 TEST_F(AgentRestartE2eTest, ASigkilledAgentTakesItsRunningJobOver) {
@@ -223,7 +178,7 @@ TEST_F(AgentRestartE2eTest, ASigkilledAgentTakesItsRunningJobOver) {
   ASSERT_EQ(done.status().exits_size(), 1);
   EXPECT_EQ(done.status().exits(0).exit_code(), 0);
   ExpectCompleteOutput(id);
-  EXPECT_THAT(agent_->ReadLog(), HasSubstr("event=attempt_recovered"));
+  EXPECT_THAT(agent()->ReadLog(), HasSubstr("event=attempt_recovered"));
 }
 
 TEST_F(AgentRestartE2eTest, SigtermLeavesTheJobRunningAndTheNextAgentTakesItOver) {
@@ -269,7 +224,7 @@ TEST_F(AgentRestartE2eTest, ARankKilledWhileNoDaemonRanEndsWithItsSignal) {
   WaitForLines(id, 5);
   KillBothDaemons();
   // The rank (the only child of the container's drover-init) is killed from outside.
-  auto state = testing::RunCommand({"/usr/sbin/runc", "--root", work_ + "/runc", "state", Container(id)});
+  auto state = testing::RunCommand({"/usr/sbin/runc", "--root", work() + "/runc", "state", Container(id)});
   ASSERT_TRUE(state.ok() && state->exit_code == 0);
   size_t at = state->out.find("\"pid\": ");
   ASSERT_NE(at, std::string::npos) << state->out;
@@ -305,9 +260,8 @@ TEST_F(AgentRestartE2eTest, AnEndDroverdMissedIsReportedByTheNextAgent) {
   while (UnacknowledgedLogBytes() != 0 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
-  ASSERT_EQ(UnacknowledgedLogBytes(), 0) << agent_->ReadLog();
-  droverd_->Signal(SIGKILL);
-  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+  ASSERT_EQ(UnacknowledgedLogBytes(), 0) << agent()->ReadLog();
+  StopDroverd(SIGKILL);
   ASSERT_EQ(WaitForContainerStatus(id, ""), "") << "the agent deleted the container";
   // ...and is SIGKILLed before it could: the next one reports it.
   StopAgent(SIGKILL);

@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover {
@@ -76,12 +77,13 @@ grpc::Status ListServicesByReflection(const std::shared_ptr<grpc::Channel>& chan
   return stream->Finish();
 }
 
-class AuditE2eTest : public ::testing::Test {
+class AuditE2eTest : public testing::LocalClusterTest {
  protected:
+  AuditE2eTest()
+      : LocalClusterTest({.agents = 0, .datastore_root = false}, /*needs_root=*/false) {}
+
   void SetUp() override {
-    auto started = testing::DroverdProcess::Start(dir_.path() + "/state");
-    ASSERT_TRUE(started.ok()) << started.status();
-    droverd_ = *std::move(started);
+    LocalClusterTest::SetUp();
     socket_ = dir_.path() + "/state/admin.sock";
   }
 
@@ -140,8 +142,6 @@ class AuditE2eTest : public ::testing::Test {
     return nullptr;
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<testing::DroverdProcess> droverd_;
   std::string socket_;
 };
 
@@ -407,11 +407,9 @@ TEST_F(AuditE2eTest, RecordsSurviveARestartAndRetentionKeepsTheNewest) {
   absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (count("j-101100") != 1100 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(50));
   ASSERT_EQ(count("j-101100"), 1100);
-  droverd_.reset();
-  auto restarted = testing::DroverdProcess::Start(dir_.path() + "/state",
-                                                  {"--audit-max-records", "1000"});
-  ASSERT_TRUE(restarted.ok()) << restarted.status();
-  droverd_ = *std::move(restarted);
+  StopDroverd(SIGKILL);
+  StartDroverd({"--audit-max-records", "1000"});
+  ASSERT_FALSE(HasFatalFailure());
   // Pruned at start: the newest 1,000 of every record, the last cancel among them.
   deadline = absl::Now() + absl::Seconds(20);
   int left = 0;
@@ -422,7 +420,7 @@ TEST_F(AuditE2eTest, RecordsSurviveARestartAndRetentionKeepsTheNewest) {
   // Every record of this test is a cancel, so the cancels are what is kept.
   EXPECT_EQ(left, 1000) << "negative: the newest record was removed";
   // Nonsense retention flags stop droverd with a message.
-  droverd_.reset();
+  StopDroverd(SIGKILL);
   for (const std::vector<std::string>& flags :
        std::vector<std::vector<std::string>>{{"--audit-max-records", "5"},
                                              {"--audit-retention", "1s"},

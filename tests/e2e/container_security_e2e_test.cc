@@ -15,7 +15,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/e2e/single_node_fixture.h"
+#include "tests/testing/local_cluster.h"
 
 namespace drover {
 namespace {
@@ -26,13 +26,11 @@ using ::testing::Not;
 // Low, so that a fork bomb reaches it at once on a small machine.
 constexpr int kPidsLimit = 128;
 
-class ContainerSecurityE2eTest : public testing::SingleNodeTest {
+class ContainerSecurityE2eTest : public testing::LocalClusterTest {
  protected:
-  std::vector<std::string> AgentFlags() const override {
-    std::vector<std::string> flags = SingleNodeTest::AgentFlags();
-    flags.insert(flags.end(), {"--pids-limit", absl::StrCat(kPidsLimit)});
-    return flags;
-  }
+  ContainerSecurityE2eTest()
+      : LocalClusterTest({.agent_flags = {"--metrics-interval", "200ms", "--pids-limit",
+                                          absl::StrCat(kPidsLimit)}}) {}
 
   // Runs `script` in a job to its end and returns what rank 0 printed.
   std::string RunToEnd(const std::string& script) {

@@ -36,13 +36,13 @@
 #include "drover/v1/job_service.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover {
 namespace {
 
 using drover::testing::DroverdProcess;
-using drover::testing::TempDir;
 
 constexpr int kClients = 16;
 constexpr int kRounds = 5;
@@ -234,9 +234,17 @@ std::string FirstLines(const std::vector<std::string>& lines, size_t n) {
   return out;
 }
 
-class CrashTest : public ::testing::Test {
+// droverd alone (no root needed), killed and restarted on its state folder by the tests.
+class CrashTest : public testing::LocalClusterTest {
  protected:
-  void SetUp() override { state_dir_ = temp_.path() + "/state"; }
+  CrashTest()
+      : LocalClusterTest({.agents = 0, .droverd_flags = kDroverdArgs, .datastore_root = false},
+                         /*needs_root=*/false) {}
+
+  void SetUp() override {
+    LocalClusterTest::SetUp();
+    state_dir_ = dir_.path() + "/state";
+  }
 
   // Checks a freshly (re)started droverd against what the clients saw in `outcomes`, and
   // records the job every key resolved to in `ledger_`:
@@ -358,7 +366,6 @@ class CrashTest : public ::testing::Test {
     return stored_unacked.load();
   }
 
-  TempDir temp_;
   std::string state_dir_;
   std::map<std::string, std::string> ledger_;  // every key submitted -> the job it resolved to
 };
@@ -379,9 +386,7 @@ TEST_F(CrashTest, SigkillDuringSubmitsLosesAndDuplicatesNoJob) {
   RecordProperty("seed", std::to_string(seed));
   std::mt19937_64 random(seed);
 
-  absl::StatusOr<std::unique_ptr<DroverdProcess>> droverd =
-      DroverdProcess::Start(state_dir_, kDroverdArgs);
-  ASSERT_TRUE(droverd.ok()) << droverd.status();
+  ASSERT_FALSE(HasFatalFailure());
 
   for (int round = 0; round < kRounds; ++round) {
     SCOPED_TRACE(absl::StrCat("round ", round, ", seed ", seed));
@@ -395,13 +400,13 @@ TEST_F(CrashTest, SigkillDuringSubmitsLosesAndDuplicatesNoJob) {
     absl::Duration pause =
         absl::Microseconds(std::uniform_int_distribution<int>(0, round == 0 ? 200 : 5000)(random));
 
-    SubmitLoad load((*droverd)->address(), absl::StrCat("r", round));
+    SubmitLoad load(droverd_->address(), absl::StrCat("r", round));
     ASSERT_TRUE(load.Start()) << "clients could not connect to droverd";
     ASSERT_TRUE(PollUntil([&] { return load.acked() >= kill_after_acks; }, kProgressDeadline))
         << "only " << load.acked() << " of " << kill_after_acks << " submits acknowledged";
     absl::SleepFor(pause);
-    (*droverd)->Signal(SIGKILL);
-    absl::StatusOr<int> status = (*droverd)->Wait(absl::Seconds(10));
+    droverd_->Signal(SIGKILL);
+    absl::StatusOr<int> status = droverd_->Wait(absl::Seconds(10));
     ASSERT_TRUE(status.ok()) << status.status();
     EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << "wait status " << *status;
     load.Stop();
@@ -420,12 +425,12 @@ TEST_F(CrashTest, SigkillDuringSubmitsLosesAndDuplicatesNoJob) {
     std::fflush(stdout);
 
     // The database exactly as the crash left it, before droverd touches it again.
-    std::string image = CopyCrashImage(state_dir_, absl::StrCat(temp_.path(), "/crash-", round));
+    std::string image = CopyCrashImage(state_dir_, absl::StrCat(dir_.path(), "/crash-", round));
     EXPECT_EQ(IntegrityCheck(image, /*read_only=*/false), "ok") << "crash image " << image;
 
-    droverd = DroverdProcess::Start(state_dir_, kDroverdArgs);
-    ASSERT_TRUE(droverd.ok()) << "restart after SIGKILL: " << droverd.status();
-    int64_t stored_unacked = VerifyAfterRestart(**droverd, outcomes);
+    StartDroverd();  // after SIGKILL
+    ASSERT_FALSE(HasFatalFailure());
+    int64_t stored_unacked = VerifyAfterRestart(*droverd_, outcomes);
     std::printf("round %d: %lld of the unknown submits turned out stored\n", round,
                 static_cast<long long>(stored_unacked));
     if (HasFatalFailure()) return;
@@ -434,23 +439,21 @@ TEST_F(CrashTest, SigkillDuringSubmitsLosesAndDuplicatesNoJob) {
 }
 
 TEST_F(CrashTest, SigtermDuringSubmitsStopsCleanlyAndAcknowledgesOnlyStoredJobs) {
-  absl::StatusOr<std::unique_ptr<DroverdProcess>> droverd =
-      DroverdProcess::Start(state_dir_, kDroverdArgs);
-  ASSERT_TRUE(droverd.ok()) << droverd.status();
-  std::string address = (*droverd)->address();
+  ASSERT_FALSE(HasFatalFailure());
+  std::string address = droverd_->address();
 
   SubmitLoad load(address, "term");
   ASSERT_TRUE(load.Start()) << "clients could not connect to droverd";
   ASSERT_TRUE(PollUntil([&] { return load.acked() >= 200; }, kProgressDeadline))
       << "only " << load.acked() << " submits acknowledged";
   absl::Time signalled = absl::Now();
-  (*droverd)->Signal(SIGTERM);
-  absl::StatusOr<int> status = (*droverd)->Wait(absl::Seconds(10));
+  droverd_->Signal(SIGTERM);
+  absl::StatusOr<int> status = droverd_->Wait(absl::Seconds(10));
   ASSERT_TRUE(status.ok()) << "droverd did not stop on SIGTERM: " << status.status() << "\nlog:\n"
-                           << (*droverd)->ReadLog();
+                           << droverd_->ReadLog();
   absl::Duration took = absl::Now() - signalled;
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-      << "wait status " << *status << "\nlog:\n" << (*droverd)->ReadLog();
+      << "wait status " << *status << "\nlog:\n" << droverd_->ReadLog();
   std::printf("droverd stopped %s after SIGTERM\n", absl::FormatDuration(took).c_str());
 
   // The clients end on their first failure, which a stopping droverd gives at once. A
@@ -486,11 +489,11 @@ TEST_F(CrashTest, SigtermDuringSubmitsStopsCleanlyAndAcknowledgesOnlyStoredJobs)
     EXPECT_EQ(after.error_code(), grpc::StatusCode::UNAVAILABLE) << after.error_message();
   }
 
-  std::string image = CopyCrashImage(state_dir_, temp_.path() + "/stopped");
+  std::string image = CopyCrashImage(state_dir_, dir_.path() + "/stopped");
   EXPECT_EQ(IntegrityCheck(image, /*read_only=*/false), "ok");
-  droverd = DroverdProcess::Start(state_dir_, kDroverdArgs);
-  ASSERT_TRUE(droverd.ok()) << "restart after SIGTERM: " << droverd.status();
-  int64_t stored_unacked = VerifyAfterRestart(**droverd, outcomes);
+  StartDroverd();  // after SIGTERM
+  ASSERT_FALSE(HasFatalFailure());
+  int64_t stored_unacked = VerifyAfterRestart(*droverd_, outcomes);
   std::printf("%lld refused submits turned out stored\n", static_cast<long long>(stored_unacked));
   // "term-after-stop" was never acknowledged, so it must not exist: the ledger (only the
   // load's keys) must equal the listing, which VerifyAfterRestart checked.

@@ -21,6 +21,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover {
@@ -47,10 +48,11 @@ grpc::Status Put(v1::AdminService::Stub& admin, const v1::Datastore& store) {
   return admin.PutDatastore(&context, request, &created);
 }
 
-class DatastoreSecurityTest : public ::testing::Test {
+class DatastoreSecurityTest : public testing::LocalClusterTest {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
+    LocalClusterTest::SetUp();
+    if (IsSkipped()) return;
     // The host's own files, outside every root: only root may read the secret.
     outside_ = outside_dir_.path();
     std::ofstream(outside_ + "/secret") << "host only\n";
@@ -62,29 +64,16 @@ class DatastoreSecurityTest : public ::testing::Test {
     testing::GiveToJobContainers(data_ + "/scratch");
     touched_ = dir_.path() + "/touched";
 
-    auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state",
-                                                  {"--datastore-root", dir_.path()});
-    ASSERT_TRUE(droverd.ok()) << droverd.status();
-    droverd_ = *std::move(droverd);
-    auto channel =
-        testing::TlsChannel(droverd_->address());
-    jobs_ = std::make_unique<testing::JobClient>(channel);
-    admin_ = v1::AdminService::NewStub(channel);
-    work_ = dir_.path() + "/agent";
-    auto agent = testing::AgentProcess::Start(droverd_->address(), "n1", work_,
-                                              {"--datastore-root", dir_.path()});
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agent_ = *std::move(agent);
-    absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
-    ASSERT_TRUE(ready.ok()) << ready << agent_->ReadLog();
+    StartCluster();
   }
 
   void TearDown() override {
-    if (agent_ == nullptr) return;
+    if (agents_.empty()) return;
     EXPECT_FALSE(fs::exists(touched_)) << "a command of a datastore ran";
     EXPECT_EQ(testing::ReadWholeFile(outside_ + "/secret"), "host only\n");
     EXPECT_EQ(std::distance(fs::directory_iterator(outside_), fs::directory_iterator()), 1)
         << "something was written into a host folder";
+    LocalClusterTest::TearDown();
   }
 
   // A job running `script` with /bin/sh in the host image; `refs` become $0, $1, ...
@@ -106,17 +95,11 @@ class DatastoreSecurityTest : public ::testing::Test {
     data->set_read_write(read_write);
   }
   v1::Job Run(const v1::JobSpec& spec, v1::JobStatus::State state) {
-    return jobs_->WaitFor(jobs_->Submit(spec), state, absl::Seconds(60),
-                          [this] { return agent_->ReadLog(); });
+    return WaitFor(Submit(spec), state);
   }
 
-  testing::TempDir dir_;
   testing::TempDir outside_dir_;
-  std::string outside_, data_, work_, touched_;
-  std::unique_ptr<testing::DroverdProcess> droverd_;
-  std::unique_ptr<testing::AgentProcess> agent_;
-  std::unique_ptr<testing::JobClient> jobs_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
+  std::string outside_, data_, touched_;
 };
 
 TEST_F(DatastoreSecurityTest, HostFoldersAndRcloneCommandsAreRefusedAtCreate) {
@@ -152,12 +135,12 @@ TEST_F(DatastoreSecurityTest, HostFoldersAndRcloneCommandsAreRefusedAtCreate) {
 // them and refuses: its own work folder, and a symlink in a root leading to /etc.
 TEST_F(DatastoreSecurityTest, AgentRefusesItsWorkFolderAndASymlinkOutOfTheRoot) {
   fs::create_directory_symlink("/etc", data_ + "/etc-link");
-  ASSERT_TRUE(Put(*admin_, Hostpath("work", work_, true)).ok());
+  ASSERT_TRUE(Put(*admin_, Hostpath("work", work(), true)).ok());
   ASSERT_TRUE(Put(*admin_, Hostpath("etc-link", data_ + "/etc-link", true)).ok());
   struct Case {
     std::string datastore, says;
   };
-  for (const Case& c : {Case{"work", "is in " + work_}, Case{"etc-link", "resolves to /etc"}}) {
+  for (const Case& c : {Case{"work", "is in " + work()}, Case{"etc-link", "resolves to /etc"}}) {
     SCOPED_TRACE(c.datastore);
     v1::JobSpec spec = Shell("cat $0/shadow $0/attempts/*/record* 2>&1; echo ran");
     Ref(&spec, c.datastore, "", v1::DataReference::MOUNT, /*read_write=*/true);
@@ -250,8 +233,7 @@ TEST_F(DatastoreSecurityTest, SecretsAreSealedInTheStateFolderAndOpenOnlyWithThe
 
   // Stopped at once, WAL and all: no file of droverd's state holds either value in clear.
   const std::string state = dir_.path() + "/state";
-  droverd_->Signal(SIGKILL);
-  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+  StopDroverd(SIGKILL);
   EXPECT_THAT(FilesHolding(state, kPassword), ::testing::IsEmpty());
   EXPECT_THAT(FilesHolding(state, kToken), ::testing::IsEmpty());
   struct stat key {};
@@ -277,21 +259,25 @@ TEST_F(DatastoreSecurityTest, SecretsAreSealedInTheStateFolderAndOpenOnlyWithThe
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("chmod 600"));
 
   // With its own key it starts, and answers the credential as *** as before.
-  auto restarted = testing::DroverdProcess::Start(state, {"--datastore-root", dir_.path()});
-  ASSERT_TRUE(restarted.ok()) << restarted.status();
-  droverd_ = *std::move(restarted);
-  auto admin = v1::AdminService::NewStub(testing::TlsChannel(droverd_->address()));
+  StartDroverd();
+  ASSERT_FALSE(HasFatalFailure());
   grpc::ClientContext context;
   v1::ListDatastoresResponse listed;
-  grpc::Status status = admin->ListDatastores(&context, v1::ListDatastoresRequest(), &listed);
+  grpc::Status status = admin_->ListDatastores(&context, v1::ListDatastoresRequest(), &listed);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(listed.datastores_size(), 1);
   EXPECT_EQ(listed.datastores(0).rclone_options().at("pass"), "***");
   EXPECT_EQ(listed.datastores(0).rclone_options().at("user"), "alice");
 }
 
-TEST(StateFolderTest, IsPrivateWhateverTheUmaskAndOthersMayNotWriteIt) {
-  testing::TempDir dir;
+// droverd alone (runs anywhere), its state folder made by the test first.
+class StateFolderTest : public testing::LocalClusterTest {
+ protected:
+  StateFolderTest() : LocalClusterTest(/*needs_root=*/false) {}
+};
+
+TEST_F(StateFolderTest, IsPrivateWhateverTheUmaskAndOthersMayNotWriteIt) {
+  const testing::TempDir& dir = dir_;
   const std::string state = dir.path() + "/state";
   fs::create_directories(state + "/old");
   std::ofstream(state + "/old/left.txt") << "left by an older droverd\n";
@@ -299,20 +285,17 @@ TEST(StateFolderTest, IsPrivateWhateverTheUmaskAndOthersMayNotWriteIt) {
   chmod((state + "/old").c_str(), 0755);
   chmod((state + "/old/left.txt").c_str(), 0644);
   mode_t saved = umask(022);
-  auto droverd = testing::DroverdProcess::Start(state, {}, dir.path() + "/files");
+  StartCluster({.agents = 0, .droverd_files_dir = dir.path() + "/files", .datastore_root = false});
   umask(saved);
-  ASSERT_TRUE(droverd.ok()) << droverd.status();
-  auto channel = testing::TlsChannel((*droverd)->address());
-  auto blobs = v1::BlobService::NewStub(channel);
+  ASSERT_FALSE(HasFatalFailure());
   std::ofstream(dir.path() + "/blob") << "some snapshot\n";
-  ASSERT_TRUE(testing::UploadBlobFile(*blobs, dir.path() + "/blob").ok());
-  auto admin = v1::AdminService::NewStub(channel);
+  ASSERT_TRUE(testing::UploadBlobFile(*blobs_, dir.path() + "/blob").ok());
   v1::Datastore s3;
   s3.set_name("s3");
   s3.set_type(v1::Datastore::RCLONE);
   (*s3.mutable_rclone_options())["type"] = "s3";
   (*s3.mutable_rclone_options())["secret_access_key"] = "secret";
-  ASSERT_TRUE(Put(*admin, s3).ok());
+  ASSERT_TRUE(Put(*admin_, s3).ok());
 
   struct stat st;
   ASSERT_EQ(stat(state.c_str(), &st), 0);
@@ -327,11 +310,11 @@ TEST(StateFolderTest, IsPrivateWhateverTheUmaskAndOthersMayNotWriteIt) {
   }
   EXPECT_GE(files, 3) << "drover.db, its WAL and a blob at least";
   EXPECT_TRUE(fs::exists(state + "/drover.db"));
-  droverd->reset();
+  StopDroverd(SIGKILL);
 
   // A folder others may write: someone may have changed what droverd would trust.
   chmod(state.c_str(), 0777);
-  droverd = testing::DroverdProcess::Start(state, {}, dir.path() + "/files");
+  auto droverd = testing::DroverdProcess::Start(state, {}, dir.path() + "/files");
   ASSERT_FALSE(droverd.ok());
   EXPECT_THAT(std::string(droverd.status().message()),
               HasSubstr("the state folder " + state + " has mode 0777"));

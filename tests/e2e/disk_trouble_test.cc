@@ -44,6 +44,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_tls.h"
 
@@ -114,51 +115,25 @@ struct Outcome {
   std::string message;  // when refused
 };
 
-class DiskTroubleTest : public ::testing::Test {
+class DiskTroubleTest : public testing::LocalClusterTest {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "mounts a tmpfs and runs containers: run as root";
+    LocalClusterTest::SetUp();
+    if (IsSkipped()) return;
     state_ = dir_.path() + "/state";
     files_ = dir_.path() + "/files";
     mount_ = std::make_unique<TmpfsMount>(state_, "4m");
     ASSERT_EQ(mount_->error(), "");
-    listen_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
-    metrics_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
-    StartDroverd();
-    if (HasFatalFailure()) return;
-    work_ = dir_.path() + "/agent";
-    auto agent = testing::AgentProcess::Start(listen_, "n1", work_);
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agent_ = *std::move(agent);
-    absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
-    ASSERT_TRUE(ready.ok()) << ready << "; the agent's log:\n" << agent_->ReadLog();
+    StartCluster({.droverd_files_dir = files_, .datastore_root = false, .droverd_metrics = true});
   }
 
   void TearDown() override {
-    agent_.reset();    // SIGTERM: it stops and deletes what still runs
-    droverd_.reset();  // SIGKILL if still running
+    LocalClusterTest::TearDown();
     filler_.reset();
     mount_.reset();
   }
 
-  void StartDroverd(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"--listen", listen_, "--metrics-listen", metrics_};
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto droverd = testing::DroverdProcess::Start(state_, args, files_);
-    ASSERT_TRUE(droverd.ok()) << droverd.status();
-    droverd_ = *std::move(droverd);
-    // Its own connection: one shared with the channel to a killed droverd would fail once.
-    grpc::ChannelArguments channel_args;
-    channel_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channel_ = grpc::CreateCustomChannel(listen_, testing::TlsCredentials(), channel_args);
-    jobs_ = std::make_unique<testing::JobClient>(channel_);
-    admin_ = v1::AdminService::NewStub(channel_);
-  }
-
-  std::string Context() {
-    return absl::StrCat("\ndroverd log:\n", droverd_ ? droverd_->ReadLog() : "",
-                        "\nagent log:\n", agent_ ? agent_->ReadLog() : "");
-  }
+  std::string Context() { return AgentLogs(); }
 
   // A job printing `lines` numbered lines, one every `every` seconds, with /bin/sh in the
   // host image.
@@ -228,19 +203,10 @@ class DiskTroubleTest : public ::testing::Test {
     return keys;
   }
 
-  testing::TempDir dir_;
   std::string state_;  // droverd's --state-dir: the tmpfs
   std::string files_;  // droverd's log and address file, off the tmpfs
-  std::string work_;
-  std::string listen_;
-  std::string metrics_;
   std::unique_ptr<TmpfsMount> mount_;
   std::unique_ptr<Filler> filler_;
-  std::unique_ptr<testing::DroverdProcess> droverd_;
-  std::unique_ptr<testing::AgentProcess> agent_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<testing::JobClient> jobs_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
 };
 
 TEST_F(DiskTroubleTest, FullStateDiskRefusesWritesLosesNothingAndRecoversByItself) {
@@ -281,15 +247,14 @@ TEST_F(DiskTroubleTest, FullStateDiskRefusesWritesLosesNothingAndRecoversByItsel
   }
   // `drover submit` shows droverd's message.
   filler_->Fill();
-  auto cli = testing::RunCommand({DROVER_CLI_PATH, "submit", "--server", listen_, "--ca", testing::TestCaFile(), "--cpus",
-                                  "1000", "--idempotency-key", "key-cli", "train.py"});
-  ASSERT_TRUE(cli.ok()) << cli.status();
+  testing::CommandResult cli =
+      RunCli({"submit", "--cpus", "1000", "--idempotency-key", "key-cli", "train.py"});
   outcomes.push_back(Outcome{.key = "key-cli",
-                             .acked = cli->exit_code == 0,
-                             .job_id = std::string(absl::StripAsciiWhitespace(cli->out))});
-  if (cli->exit_code != 0) {
-    EXPECT_THAT(cli->err, HasSubstr("state disk")) << cli->err;
-    EXPECT_THAT(cli->err, HasSubstr(state_)) << cli->err;
+                             .acked = cli.exit_code == 0,
+                             .job_id = std::string(absl::StripAsciiWhitespace(cli.out))});
+  if (cli.exit_code != 0) {
+    EXPECT_THAT(cli.err, HasSubstr("state disk")) << cli.err;
+    EXPECT_THAT(cli.err, HasSubstr(state_)) << cli.err;
   }
   // A cancel is a write too: refused, or done (and then kept).
   std::string to_cancel = outcomes.front().job_id;
@@ -311,8 +276,7 @@ TEST_F(DiskTroubleTest, FullStateDiskRefusesWritesLosesNothingAndRecoversByItsel
   EXPECT_THAT(droverd_->ReadLog(), HasSubstr("event=state_write_failed"));
   // An unclean stop while the disk is still full: droverd starts again with no manual step
   // (a start writes nothing) and shows what was stored.
-  droverd_->Signal(SIGKILL);
-  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+  StopDroverd(SIGKILL);
   filler_->Fill();
   StartDroverd();
   if (HasFatalFailure()) return;
@@ -335,8 +299,7 @@ TEST_F(DiskTroubleTest, FullStateDiskRefusesWritesLosesNothingAndRecoversByItsel
   }
 
   // An unclean stop, then a start on the same folder with no manual step.
-  droverd_->Signal(SIGKILL);
-  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
+  StopDroverd(SIGKILL);
   StartDroverd();
   std::map<std::string, std::string> listed = ListedKeys();
   int acked = 0, rejected = 0;

@@ -4,6 +4,10 @@
 // torch.distributed over gloo. Checks what a user sees: results on every rank, the whole
 // gang placed and torn down together, the failing rank named, and nothing left behind on
 // any node. Root only.
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <signal.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>

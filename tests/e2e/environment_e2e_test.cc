@@ -26,6 +26,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_tls.h"
 
@@ -172,10 +173,11 @@ std::optional<std::string> BuildPythonImage(const std::string& scratch) {
   return archive;
 }
 
-class EnvironmentE2eTest : public ::testing::Test {
+class EnvironmentE2eTest : public testing::LocalClusterTest {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
+    LocalClusterTest::SetUp();
+    if (IsSkipped()) return;
     auto pip = testing::RunCommand({kPython, "-c", "import setuptools, wheel, venv, pip"});
     if (!pip.ok() || pip->exit_code != 0) {
       GTEST_SKIP() << kPython << " lacks pip, setuptools, wheel or venv; run deploy/install-deps.sh";
@@ -183,38 +185,22 @@ class EnvironmentE2eTest : public ::testing::Test {
     std::optional<std::string> wheels = BuildWheelFolder(dir_.path());
     ASSERT_TRUE(wheels.has_value());
     wheels_ = *wheels;
-    listen_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
-    auto droverd = testing::DroverdProcess::Start(
-        dir_.path() + "/state",
-        {"--listen", listen_, "--pip-find-links", wheels_, "--pip-no-index"});
-    ASSERT_TRUE(droverd.ok()) << droverd.status();
-    droverd_ = *std::move(droverd);
-    channel_ = testing::TlsChannel(listen_);
-    jobs_ = std::make_unique<testing::JobClient>(channel_);
-    admin_ = v1::AdminService::NewStub(channel_);
-    blobs_ = v1::BlobService::NewStub(channel_);
-    work_ = dir_.path() + "/agent";
     // Four cores offered, whatever the machine has: two jobs fit at once.
-    auto agent = testing::AgentProcess::Start(listen_, "n1", work_, {"--cpus", "4"});
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agent_ = *std::move(agent);
-    absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
-    ASSERT_TRUE(ready.ok()) << ready << "; the agent's log:\n" << agent_->ReadLog();
+    StartCluster({.droverd_flags = {"--pip-find-links", wheels_, "--pip-no-index"},
+                  .agent_flags = {"--cpus", "4"},
+                  .datastore_root = false,
+                  .job_timeout = absl::Seconds(240)});
   }
 
   void TearDown() override {
-    if (agent_ == nullptr) return;
-    agent_.reset();  // SIGTERM: the agent stops and deletes what still runs
-    auto listed = testing::RunCommand({"/usr/sbin/runc", "--root", work_ + "/runc", "list", "-q"});
-    ASSERT_TRUE(listed.ok());
-    EXPECT_EQ(listed->out, "") << "containers left behind";
-    EXPECT_THAT(testing::ReadWholeFile("/proc/self/mountinfo"), Not(HasSubstr(work_)))
-        << "mounts left behind";
+    if (agents_.empty()) return;
+    ExpectNothingLeftBehind();  // SIGTERM: the agent stops and deletes what still runs
     std::error_code error;
-    for (const auto& entry : fs::directory_iterator(work_ + "/environments", error)) {
+    for (const auto& entry : fs::directory_iterator(work() + "/environments", error)) {
       EXPECT_FALSE(absl::StartsWith(entry.path().filename().string(), "."))
           << "unfinished build left behind: " << entry.path();
     }
+    LocalClusterTest::TearDown();
   }
 
   // A job running `script` with /bin/sh in `image`, with `pip` packages.
@@ -229,11 +215,6 @@ class EnvironmentE2eTest : public ::testing::Test {
     spec.mutable_resources()->set_cpus(1);
     spec.mutable_resources()->set_memory_mib(512);
     return spec;
-  }
-
-  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state,
-                  absl::Duration timeout = absl::Seconds(240)) {
-    return jobs_->WaitFor(id, state, timeout, [&] { return "\nagent log:\n" + agent_->ReadLog(); });
   }
 
   // Watches a job to its end and returns every state and reason it showed ("PREPARING
@@ -262,31 +243,16 @@ class EnvironmentE2eTest : public ::testing::Test {
   std::string OnlyEnvironment() {
     std::vector<std::string> keys;
     std::error_code error;
-    for (const auto& entry : fs::directory_iterator(work_ + "/environments", error)) {
+    for (const auto& entry : fs::directory_iterator(work() + "/environments", error)) {
       keys.push_back(entry.path().filename().string());
     }
     EXPECT_EQ(keys.size(), 1u) << ::testing::PrintToString(keys);
     return keys.empty() ? "" : keys[0];
   }
 
-  testing::CommandResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), DROVER_CLI_PATH);
-    args.insert(args.end(), {"--server", listen_, "--ca", testing::TestCaFile()});
-    auto result = testing::RunCommand(args, {}, "", absl::Seconds(60));
-    EXPECT_TRUE(result.ok()) << result.status();
-    return result.ok() ? *result : testing::CommandResult{};
-  }
+  testing::CommandResult Cli(const std::vector<std::string>& args) { return RunCli(args); }
 
-  testing::TempDir dir_;
   std::string wheels_;
-  std::string listen_;
-  std::string work_;
-  std::unique_ptr<testing::DroverdProcess> droverd_;
-  std::unique_ptr<testing::AgentProcess> agent_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<testing::JobClient> jobs_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
-  std::unique_ptr<v1::BlobService::Stub> blobs_;
 };
 
 const char kImportScript[] =
@@ -303,7 +269,7 @@ TEST_F(EnvironmentE2eTest, PipPackageIsBuiltOnceShownInThePrepareLogAndReused) {
   v1::Job job = jobs_->Get(first);
   ASSERT_EQ(job.status().state(), v1::JobStatus::COMPLETED)
       << job.status().message() << "\nprepare log:\n" << PrepareLog(first) << "\nagent log:\n"
-      << agent_->ReadLog();
+      << agent()->ReadLog();
   EXPECT_THAT(seen, ::testing::Contains("PREPARING BUILDING_ENVIRONMENT node=n1"));
   std::string out = Stdout(first);
   EXPECT_THAT(out, HasSubstr(absl::StrCat(kMarker, "\nvia /usr/bin/python3\n")));
@@ -321,7 +287,7 @@ TEST_F(EnvironmentE2eTest, PipPackageIsBuiltOnceShownInThePrepareLogAndReused) {
   EXPECT_THAT(out, Not(HasSubstr("Successfully installed")));
 
   struct stat before {};
-  ASSERT_EQ(stat((work_ + "/environments/" + key + "/layer").c_str(), &before), 0);
+  ASSERT_EQ(stat((work() + "/environments/" + key + "/layer").c_str(), &before), 0);
 
   // The same environment again: reused, not built.
   std::string second = jobs_->Submit(Shell(kImportScript, {"drovertestpkg==1.0"}));
@@ -334,11 +300,11 @@ TEST_F(EnvironmentE2eTest, PipPackageIsBuiltOnceShownInThePrepareLogAndReused) {
             absl::StrCat("drover: using cached environment ", key,
                          " on n1 (image host; pip: drovertestpkg==1.0)\n"));
   struct stat after {};
-  ASSERT_EQ(stat((work_ + "/environments/" + key + "/layer").c_str(), &after), 0);
+  ASSERT_EQ(stat((work() + "/environments/" + key + "/layer").c_str(), &after), 0);
   EXPECT_EQ(after.st_ino, before.st_ino);
   EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
   EXPECT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
-  EXPECT_EQ(Count(agent_->ReadLog(), "event=environment_built"), 1) << agent_->ReadLog();
+  EXPECT_EQ(Count(agent()->ReadLog(), "event=environment_built"), 1) << agent()->ReadLog();
 
   // What a user types.
   testing::CommandResult cli = Cli({"logs", first, "--prepare"});
@@ -357,7 +323,7 @@ TEST_F(EnvironmentE2eTest, TwoIdenticalJobsAtOnceBuildTheEnvironmentOnce) {
   std::string b = jobs_->Submit(Shell("python3 -c 'import drovertestpkg'", {"drovertestpkg==1.0"}));
   WaitFor(a, v1::JobStatus::COMPLETED);
   WaitFor(b, v1::JobStatus::COMPLETED);
-  std::string log = agent_->ReadLog();
+  std::string log = agent()->ReadLog();
   EXPECT_EQ(Count(log, "event=environment_built"), 1) << log;
   std::string logs = PrepareLog(a) + PrepareLog(b);
   EXPECT_EQ(Count(logs, "Successfully installed drovertestpkg-1.0"), 1) << logs;
@@ -380,7 +346,7 @@ TEST_F(EnvironmentE2eTest, ANonexistentPackageFailsTheJobWithPipsError) {
   EXPECT_THAT(PrepareLog(id), HasSubstr("ERROR: No matching distribution found for nosuchpkg"));
   EXPECT_EQ(Stdout(id), "");
   std::error_code error;
-  EXPECT_TRUE(fs::is_empty(work_ + "/environments", error)) << "a failed build was kept";
+  EXPECT_TRUE(fs::is_empty(work() + "/environments", error)) << "a failed build was kept";
 }
 
 TEST_F(EnvironmentE2eTest, CondaPackagesOnAnImageWithoutCondaFailSayingSo) {

@@ -26,6 +26,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover {
@@ -55,40 +56,9 @@ struct Seen {
   int attempt;
 };
 
-class FaultInjectionTest : public ::testing::Test {
+// A local cluster of droverd and two agents per round, in the round's own folder.
+class FaultInjectionTest : public testing::LocalClusterTest {
  protected:
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
-  }
-
-  void StartDroverd() {
-    auto droverd = testing::DroverdProcess::Start(state_dir_, {"--listen", listen_});
-    ASSERT_TRUE(droverd.ok()) << droverd.status();
-    droverd_ = *std::move(droverd);
-  }
-
-  void StartAgent(int k) {
-    auto agent = testing::AgentProcess::Start(
-        listen_, absl::StrCat("n", k), absl::StrCat(round_dir_, "/agent-", k),
-        {"--jobs-on-exit", "keep", "--cpus", "4", "--memory", "4Gi"});
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agents_[k] = *std::move(agent);
-  }
-
-  void StopDroverd(int signal) {
-    droverd_->Signal(signal);
-    ASSERT_TRUE(droverd_->Wait(absl::Seconds(20)).ok()) << "droverd did not stop";
-    logs_ += "\n--- droverd:\n" + droverd_->ReadLog();
-    droverd_.reset();
-  }
-
-  void StopAgent(int k, int signal) {
-    agents_[k]->Signal(signal);
-    ASSERT_TRUE(agents_[k]->Wait(absl::Seconds(20)).ok()) << "agent " << k << " did not stop";
-    logs_ += absl::StrCat("\n--- agent ", k, ":\n", agents_[k]->ReadLog());
-    agents_[k].reset();
-  }
-
   // Polls every job every 20 ms, as a client following them would, and records each state
   // it is told; RPC errors (droverd down) are skipped.
   void Record(const std::vector<std::string>& ids, std::atomic<bool>& done) {
@@ -124,13 +94,8 @@ class FaultInjectionTest : public ::testing::Test {
 
   void RunRound(uint32_t seed);
 
-  testing::TempDir dir_;
-  std::string listen_;
-  std::string state_dir_;
   std::string round_dir_;
-  std::string logs_;
-  std::unique_ptr<testing::DroverdProcess> droverd_;
-  std::unique_ptr<testing::AgentProcess> agents_[2];
+  std::string jobs_on_exit_;  // the --jobs-on-exit of the agents started next
   absl::Mutex mu_;
   std::map<std::string, std::vector<Seen>> history_ ABSL_GUARDED_BY(mu_);
 };
@@ -139,21 +104,23 @@ void FaultInjectionTest::RunRound(uint32_t seed) {
   SCOPED_TRACE(absl::StrCat("DROVER_FAULT_SEED=", seed));
   std::mt19937 random(seed);
   auto pick = [&](int n) { return static_cast<int>(random() % static_cast<uint32_t>(n)); };
-  listen_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
   round_dir_ = absl::StrCat(dir_.path(), "/round-", seed);
-  state_dir_ = round_dir_ + "/state";
-  logs_.clear();
   {
     absl::MutexLock lock(&mu_);
     history_.clear();
   }
-  StartDroverd();
-  for (int k = 0; k < 2; ++k) StartAgent(k);
+  jobs_on_exit_ = "keep";
+  StartCluster({.agents = 2,
+                .agent_flags_of =
+                    [this](int) {
+                      return std::vector<std::string>{"--jobs-on-exit", jobs_on_exit_, "--cpus",
+                                                      "4", "--memory", "4Gi"};
+                    },
+                .folder = round_dir_,
+                .datastore_root = false});
   if (HasFatalFailure()) return;
-  auto channel = testing::TlsChannel(listen_);
-  auto admin = v1::AdminService::NewStub(channel);
-  testing::JobClient jobs(channel);
-  ASSERT_TRUE(testing::WaitForReadyNodes(*admin, 2, absl::Seconds(30)).ok());
+  // A client of its own across droverd's restarts, as a user's.
+  testing::JobClient jobs(testing::TlsChannel(listen_));
 
   // Six jobs of 1 to 4 s of numbered lines, some ending with code 3.
   struct Expected {
@@ -225,8 +192,7 @@ void FaultInjectionTest::RunRound(uint32_t seed) {
       if (jobs.stub().GetJob(&context, request, &job).ok()) state = job.status().state();
       if (!Terminal(state)) absl::SleepFor(absl::Milliseconds(50));
     }
-    ASSERT_TRUE(Terminal(state)) << id << " did not end; logs:" << logs_
-                                 << (droverd_ ? droverd_->ReadLog() : "");
+    ASSERT_TRUE(Terminal(state)) << id << " did not end; logs:" << AgentLogs();
   }
   // The recorder, a client of its own, is told the ends too (it polls every 20 ms).
   auto recorded_ends = [&] {
@@ -252,7 +218,7 @@ void FaultInjectionTest::RunRound(uint32_t seed) {
     std::string out = jobs.Logs(id, 0);
     std::vector<std::string> lines = absl::StrSplit(out, '\n');
     ASSERT_EQ(lines.size(), static_cast<size_t>(e.lines) + 3) << "lost or doubled output:\n"
-                                                               << out << logs_;
+                                                               << out << AgentLogs();
     EXPECT_EQ(lines[0], "started");
     for (int i = 1; i <= e.lines; ++i) ASSERT_EQ(lines[i], absl::StrCat("line ", i));
     EXPECT_EQ(lines[e.lines + 1], "done");
@@ -272,14 +238,7 @@ void FaultInjectionTest::RunRound(uint32_t seed) {
   }
 
   // The last agents stop their jobs (none run) and leave nothing behind.
-  for (int k = 0; k < 2; ++k) {
-    if (agents_[k] != nullptr) StopAgent(k, SIGTERM);
-    auto listed = testing::RunCommand(
-        {"/usr/sbin/runc", "--root", absl::StrCat(round_dir_, "/agent-", k, "/runc"), "list", "-q"});
-    ASSERT_TRUE(listed.ok());
-    EXPECT_EQ(listed->out, "") << "containers left behind";
-  }
-  droverd_.reset();
+  StopCluster();
 }
 
 TEST_F(FaultInjectionTest, JobsEndAsTheyReallyDidThroughRandomDaemonRestarts) {
@@ -294,15 +253,12 @@ TEST_F(FaultInjectionTest, JobsEndAsTheyReallyDidThroughRandomDaemonRestarts) {
     RunRound(seed);
     if (HasFailure()) {
       // Whatever still runs goes: containers are stopped by an agent that stops its jobs.
-      for (int k = 0; k < 2; ++k) {
-        if (agents_[k] != nullptr) StopAgent(k, SIGKILL);
-        auto cleanup = testing::AgentProcess::Start(
-            listen_, absl::StrCat("n", k), absl::StrCat(round_dir_, "/agent-", k), {});
-        if (cleanup.ok()) {
-          absl::SleepFor(absl::Seconds(1));
-          cleanup->reset();
-        }
+      jobs_on_exit_ = "stop";
+      for (int k = 0; k < static_cast<int>(agents_.size()); ++k) {
+        KillAgent(k);
+        StartAgent(k);
       }
+      absl::SleepFor(absl::Seconds(1));
       break;
     }
   }

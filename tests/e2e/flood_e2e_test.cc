@@ -18,19 +18,20 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/e2e/single_node_fixture.h"
+#include "tests/testing/local_cluster.h"
 
 namespace drover {
 namespace {
 
 using ::testing::HasSubstr;
 
-class FloodE2eTest : public testing::SingleNodeTest {
+class FloodE2eTest : public testing::LocalClusterTest {
  protected:
-  std::vector<std::string> DroverdFlags() const override {
-    return {"--max-log-bytes", "65536", "--max-metric-records", "100000", "--metrics-listen",
-            metrics_};
-  }
+  FloodE2eTest()
+      : LocalClusterTest(
+            {.droverd_flags = {"--max-log-bytes", "65536", "--max-metric-records", "100000"},
+             .agent_flags = {"--metrics-interval", "200ms"},
+             .droverd_metrics = true}) {}
 
   // A counter of droverd's /metrics page, e.g. `drover_ingested_bytes_total{stream="stdout"}`.
   double DroverdCounter(const std::string& series) {
@@ -62,8 +63,6 @@ class FloodE2eTest : public testing::SingleNodeTest {
     }
     return {all, under};
   }
-
-  const std::string metrics_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
 };
 
 TEST_F(FloodE2eTest, AJobWritingFarPastTheCapCompletesAndItsLogSaysWhatWasCut) {

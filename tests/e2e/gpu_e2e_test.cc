@@ -23,6 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_tls.h"
 
@@ -37,10 +38,11 @@ constexpr const char* kUuids[] = {"GPU-e2e00000-0000-4000-8000-000000000000",
 // The fake GPUs' device numbers as `stat -c %t:%T` prints them (hex): /dev/null's, /dev/zero's.
 constexpr const char* kNumbers[] = {"1:3", "1:5"};
 
-class GpuE2eTest : public ::testing::Test {
+class GpuE2eTest : public testing::LocalClusterTest {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
+    LocalClusterTest::SetUp();
+    if (IsSkipped()) return;
     // Two fake GPUs, named as NVIDIA's device nodes, outside /dev.
     devices_ = dir_.path() + "/devices";
     fs::create_directories(devices_);
@@ -51,14 +53,6 @@ class GpuE2eTest : public ::testing::Test {
       // unprivileged host uid under the agent's user namespace, opens them as "others".
       ASSERT_EQ(chmod(path.c_str(), 0666), 0) << path;
     }
-    listen_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
-    auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});
-    ASSERT_TRUE(droverd.ok()) << droverd.status();
-    droverd_ = *std::move(droverd);
-    channel_ = testing::TlsChannel(listen_);
-    jobs_ = std::make_unique<testing::JobClient>(channel_);
-    admin_ = v1::AdminService::NewStub(channel_);
-
     // A fake nvidia-smi that says how busy the GPUs are: GPU 0 11% with 100 MiB in use,
     // GPU 1 22% with 200 MiB (and a GPU the node does not offer).
     std::string nvidia_smi = dir_.path() + "/nvidia-smi";
@@ -67,27 +61,15 @@ class GpuE2eTest : public ::testing::Test {
                               << kUuids[1] << ", 22, 200, 81559\n"
                               << "GPU-not-offered, 99, 999, 81559\nEOF\n";
     fs::permissions(nvidia_smi, fs::perms::owner_all);
-    work_ = dir_.path() + "/agent";
-    agent_args_ = {"--gpu", absl::StrCat("0:", kUuids[0], ":", devices_, "/nvidia0:Fake GPU"),
+    gpu_agent_args_ = {"--gpu", absl::StrCat("0:", kUuids[0], ":", devices_, "/nvidia0:Fake GPU"),
                    "--gpu", absl::StrCat("1:", kUuids[1], ":", devices_, "/nvidia1:Fake GPU"),
                    "--nvidia-smi", nvidia_smi, "--metrics-interval", "100ms"};
-    StartAgent();
-  }
-
-  void StartAgent() {
-    auto agent = testing::AgentProcess::Start(listen_, "n1", work_, agent_args_);
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agent_ = *std::move(agent);
-    absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
-    ASSERT_TRUE(ready.ok()) << ready << "; the agent's log:\n" << agent_->ReadLog();
-  }
-
-  void TearDown() override {
-    if (agent_ == nullptr) return;
-    agent_.reset();  // SIGTERM: the agent stops and deletes what still runs
-    auto listed = testing::RunCommand({"/usr/sbin/runc", "--root", work_ + "/runc", "list", "-q"});
-    ASSERT_TRUE(listed.ok());
-    EXPECT_EQ(listed->out, "") << "containers left behind";
+    // Node n1 has the GPUs; a node added later, none.
+    StartCluster({.agent_flags_of =
+                      [this](int k) {
+                        return k == 0 ? gpu_agent_args_ : std::vector<std::string>();
+                      },
+                  .datastore_root = false});
   }
 
   // A job of `gpus` GPUs (none: without use_gpu) that prints what it sees of them, then
@@ -112,12 +94,7 @@ class GpuE2eTest : public ::testing::Test {
   }
 
   void LetEnd(const std::string& id) {
-    std::ofstream(absl::StrCat(work_, "/attempts/", id, "-1/job/go")) << "go\n";
-  }
-
-  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state) {
-    return jobs_->WaitFor(id, state, absl::Seconds(60),
-                          [&] { return "\nagent log:\n" + agent_->ReadLog(); });
+    std::ofstream(absl::StrCat(work(), "/attempts/", id, "-1/job/go")) << "go\n";
   }
 
   // Polls until the job's reason contains `reason`; the job as it was then.
@@ -146,16 +123,8 @@ class GpuE2eTest : public ::testing::Test {
                         "\n");
   }
 
-  testing::TempDir dir_;
   std::string devices_;
-  std::string listen_;
-  std::string work_;
-  std::vector<std::string> agent_args_;
-  std::unique_ptr<testing::DroverdProcess> droverd_;
-  std::unique_ptr<testing::AgentProcess> agent_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<testing::JobClient> jobs_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
+  std::vector<std::string> gpu_agent_args_;  // n1's flags: its GPUs, the fake nvidia-smi
 };
 
 TEST_F(GpuE2eTest, TheNodeRegistersItsInventory) {
@@ -202,9 +171,8 @@ TEST_F(GpuE2eTest, TwoJobsGetDifferentGpusAndAThirdWaitsUntilOneIsFree) {
   EXPECT_EQ(jobs_->Logs(a, 0, v1::STDERR), "");
 
   // `drover show` says which GPU each job had.
-  auto shown = testing::RunCommand({DROVER_CLI_PATH, "show", b, "--server", listen_, "--ca", testing::TestCaFile()});
-  ASSERT_TRUE(shown.ok()) << shown.status();
-  EXPECT_THAT(shown->out,
+  testing::CommandResult shown = RunCli({"show", b});
+  EXPECT_THAT(shown.out,
               HasSubstr(absl::StrCat("gpus:    n1: ", gpu_b, " (", kUuids[gpu_b], ")\n")));
 }
 
@@ -255,9 +223,9 @@ TEST_F(GpuE2eTest, AJobKeepsItsGpuAcrossAnAgentRestart) {
   std::string a = jobs_->Submit(GpuJob(1));
   int gpu_a = GpuOf(WaitFor(a, v1::JobStatus::RUNNING));
   ASSERT_GE(gpu_a, 0);
-  agent_->Signal(SIGKILL);
-  ASSERT_TRUE(agent_->Wait(absl::Seconds(10)).ok());
-  StartAgent();
+  KillAgent(0);
+  StartAgent(0);
+  WaitForReadyNodes(1);
   // The next agent holds the running job's GPU again: a new job gets the other one, and a
   // third waits.
   std::string b = jobs_->Submit(GpuJob(1));
@@ -314,13 +282,13 @@ TEST_F(GpuE2eTest, AJobWithoutUseGpuSeesNoGpu) {
 TEST_F(GpuE2eTest, AnAgentWithABadInventoryRefusesToStartNamingTheFlag) {
   std::string bad = dir_.path() + "/not-a-device";
   std::ofstream(bad) << "plain file\n";
-  auto agent = testing::AgentProcess::Start(listen_, "n2", dir_.path() + "/agent2",
-                                            {"--gpu", "0:GPU-x:" + bad});
-  ASSERT_TRUE(agent.ok()) << agent.status();
-  absl::StatusOr<int> status = (*agent)->Wait(absl::Seconds(30));
+  const int k = AddNode();  // n2
+  StartAgent(k, {"--gpu", "0:GPU-x:" + bad});
+  ASSERT_FALSE(HasFatalFailure());
+  absl::StatusOr<int> status = agent(k)->Wait(absl::Seconds(30));
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << *status;
-  EXPECT_THAT((*agent)->ReadLog(),
+  EXPECT_THAT(agent(k)->ReadLog(),
               HasSubstr(absl::StrCat("drover-agent: --gpu '0:GPU-x:", bad, "': ", bad,
                                      " is not a character device")));
 }

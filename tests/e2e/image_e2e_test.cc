@@ -25,6 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_tls.h"
 
@@ -35,10 +36,6 @@ using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 constexpr char kBusybox[] = "/usr/bin/busybox";  // Debian's busybox-static
-
-std::string ReadFile(const std::string& path) { return testing::ReadWholeFile(path); }
-
-int FreePort() { return testing::FreeLoopbackPort(); }
 
 int Count(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -115,56 +112,32 @@ std::optional<BusyboxArchives> BuildBusyboxImage(const std::string& scratch) {
   return out;
 }
 
-class ImageE2eTest : public ::testing::Test {
+class ImageE2eTest : public testing::LocalClusterTest {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "drover-agent runs containers with runc: run as root";
+    LocalClusterTest::SetUp();
+    if (IsSkipped()) return;
     for (const char* tool : {kBusybox, "/usr/bin/umoci", "/usr/bin/skopeo"}) {
       if (!fs::exists(tool)) GTEST_SKIP() << tool << " is missing; run deploy/install-deps.sh";
     }
     auto archives = BuildBusyboxImage(dir_.path());
     ASSERT_TRUE(archives.has_value());
     archives_ = *archives;
-    listen_ = absl::StrCat("127.0.0.1:", FreePort());
-    auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", {"--listen", listen_});
-    ASSERT_TRUE(droverd.ok()) << droverd.status();
-    droverd_ = *std::move(droverd);
-    channel_ = testing::TlsChannel(listen_);
-    jobs_ = std::make_unique<testing::JobClient>(channel_);
-    blobs_ = v1::BlobService::NewStub(channel_);
-    admin_ = v1::AdminService::NewStub(channel_);
-    work_ = dir_.path() + "/agent";
     // Four cores offered, whatever the machine has: two jobs fit at once.
-    auto agent = testing::AgentProcess::Start(listen_, "n1", work_, {"--cpus", "4"});
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agent_ = *std::move(agent);
-    WaitForNode();
+    StartCluster({.agent_flags = {"--cpus", "4"},
+                  .datastore_root = false,
+                  .job_timeout = absl::Seconds(90)});
   }
 
   void TearDown() override {
-    if (agent_ == nullptr) return;
-    agent_.reset();  // SIGTERM: the agent stops and deletes what still runs
-    auto listed = testing::RunCommand({"/usr/sbin/runc", "--root", work_ + "/runc", "list", "-q"});
-    ASSERT_TRUE(listed.ok());
-    EXPECT_EQ(listed->out, "") << "containers left behind";
-    EXPECT_THAT(ReadFile("/proc/self/mountinfo"), ::testing::Not(HasSubstr(work_)))
-        << "mounts left behind";
+    if (agents_.empty()) return LocalClusterTest::TearDown();
+    ExpectNothingLeftBehind();  // SIGTERM: the agent stops and deletes what still runs
     std::error_code error;
-    for (const auto& entry : fs::directory_iterator(work_ + "/images", error)) {
+    for (const auto& entry : fs::directory_iterator(work() + "/images", error)) {
       EXPECT_FALSE(absl::StartsWith(entry.path().filename().string(), ".partial-"))
           << "partial unpack left behind: " << entry.path();
     }
-  }
-
-  void WaitForNode() {
-    absl::Status ready = testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(30));
-    ASSERT_TRUE(ready.ok()) << ready << "; the agent's log:\n" << agent_->ReadLog();
-  }
-
-  std::string UploadFile(const std::string& path) {
-    absl::StatusOr<std::string> digest = testing::UploadBlobFile(*blobs_, path);
-    EXPECT_TRUE(digest.ok()) << digest.status();
-    return digest.ok() ? *digest : std::string();
+    LocalClusterTest::TearDown();
   }
 
   // What `drover image import NAME FILE` does: upload the archive, then register the name.
@@ -202,13 +175,6 @@ class ImageE2eTest : public ::testing::Test {
     return status;
   }
 
-  std::string Submit(const v1::JobSpec& spec) { return jobs_->Submit(spec); }
-  v1::Job Get(const std::string& id) { return jobs_->Get(id); }
-  v1::Job WaitFor(const std::string& id, v1::JobStatus::State state,
-                  absl::Duration timeout = absl::Seconds(90)) {
-    return jobs_->WaitFor(id, state, timeout,
-                          [&] { return "\nagent log:\n" + agent_->ReadLog(); });
-  }
   // Every rank's output on one stream.
   std::string Logs(const std::string& id, v1::LogStream stream = v1::STDOUT) {
     return jobs_->Logs(id, -1, stream);
@@ -216,20 +182,11 @@ class ImageE2eTest : public ::testing::Test {
 
   // Under the agent's default user namespace, unpacked with its ids shifted into the range.
   std::string RootfsOf(const std::string& digest) {
-    return absl::StrCat(work_, "/images/", digest.substr(7), "-userns-", testing::kJobRootUid,
+    return absl::StrCat(work(), "/images/", digest.substr(7), "-userns-", testing::kJobRootUid,
                         "-65536/rootfs");
   }
 
-  testing::TempDir dir_;
   BusyboxArchives archives_;
-  std::string listen_;
-  std::string work_;
-  std::unique_ptr<testing::DroverdProcess> droverd_;
-  std::unique_ptr<testing::AgentProcess> agent_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<testing::JobClient> jobs_;
-  std::unique_ptr<v1::BlobService::Stub> blobs_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
 };
 
 TEST_F(ImageE2eTest, JobRunsInTheImportedImageNotOnTheHost) {
@@ -254,7 +211,7 @@ TEST_F(ImageE2eTest, JobRunsInTheImportedImageNotOnTheHost) {
 
   // Unpacked once into the cache; the job's write stayed in its own layer.
   std::string rootfs = RootfsOf(digest);
-  EXPECT_TRUE(fs::exists(rootfs + "/bin/busybox")) << agent_->ReadLog();
+  EXPECT_TRUE(fs::exists(rootfs + "/bin/busybox")) << agent()->ReadLog();
   EXPECT_FALSE(fs::exists(rootfs + "/written-by-the-job"));
   EXPECT_EQ(archive::Sha256File(rootfs + "/bin/busybox").value(),
             archive::Sha256File(kBusybox).value());
@@ -277,20 +234,14 @@ TEST_F(ImageE2eTest, TwoJobsOnOneImageUnpackItOnceAndEachWritesItsOwnLayer) {
   WaitFor(third, v1::JobStatus::COMPLETED);
   EXPECT_EQ(Logs(third), absl::StrCat("clean\n", third, "\n"));
 
-  std::string log = agent_->ReadLog();
+  std::string log = agent()->ReadLog();
   EXPECT_EQ(Count(log, "event=image_unpacked"), 1) << log;
   EXPECT_EQ(Count(log, "event=image_downloaded"), 1) << log;
   EXPECT_FALSE(fs::exists(RootfsOf(digest) + "/marker"));
 }
 
 TEST_F(ImageE2eTest, CliImportsListsAndDeletesAnImageAndAJobRunsInIt) {
-  auto drover = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), DROVER_CLI_PATH);
-    args.insert(args.end(), {"--server", listen_, "--ca", testing::TestCaFile()});
-    auto result = testing::RunCommand(args, {}, "", absl::Seconds(60));
-    EXPECT_TRUE(result.ok()) << result.status();
-    return result.ok() ? *result : testing::CommandResult{};
-  };
+  auto drover = [&](const std::vector<std::string>& args) { return RunCli(args); };
   testing::CommandResult imported =
       drover({"image", "import", "cli/busybox:1", archives_.skopeo_archive});
   ASSERT_EQ(imported.exit_code, 0) << imported.err;

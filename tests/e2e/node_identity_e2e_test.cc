@@ -17,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/scripted_agent.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_tls.h"
@@ -32,19 +33,31 @@ mode_t Mode(const std::string& path) {
   return st.st_mode & 0777;
 }
 
-class NodeIdentityE2eTest : public ::testing::Test {
+// droverd with its own cluster CA; the tests start the agents that join it (AddNode).
+class NodeIdentityE2eTest : public testing::LocalClusterTest {
  protected:
+  NodeIdentityE2eTest() : LocalClusterTest(/*needs_root=*/false) {}
+
   void SetUp() override {
-    auto started = testing::DroverdProcess::Start(dir_.path() + "/state", {}, dir_.path(),
-                                                  testing::DroverdProcess::Tls::kOwnCa);
-    ASSERT_TRUE(started.ok()) << started.status();
-    droverd_ = *std::move(started);
+    LocalClusterTest::SetUp();
+    StartCluster({.agents = 0,
+                  .tls = testing::DroverdProcess::Tls::kOwnCa,
+                  .droverd_files_dir = dir_.path(),
+                  .datastore_root = false});
+    ASSERT_FALSE(HasFatalFailure());
     ca_file_ = droverd_->ca_file();
     ca_.certificate_pem = testing::ReadWholeFile(ca_file_);
     ca_.key_pem = testing::ReadWholeFile(dir_.path() + "/state/tls/ca.key");
-    channel_ = testing::TlsChannel(droverd_->address(), ca_file_);
-    admin_ = v1::AdminService::NewStub(channel_);
     identity_ = v1::NodeIdentityService::NewStub(channel_);
+  }
+
+  // Starts the agent of a new node (n1, n2, ... in turn) trusting droverd's CA, with
+  // `flags`; its index.
+  int StartNode(std::vector<std::string> flags) {
+    flags.insert(flags.begin(), {"--ca", ca_file_});
+    const int k = AddNode();
+    StartAgent(k, flags);
+    return k;
   }
 
   // `drover ARGS...` against this droverd.
@@ -111,25 +124,20 @@ class NodeIdentityE2eTest : public ::testing::Test {
     return false;
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<testing::DroverdProcess> droverd_;
   std::string ca_file_;
   pki::KeyAndCertificate ca_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
   std::unique_ptr<v1::NodeIdentityService::Stub> identity_;
   int tokens_ = 0;
 };
 
 TEST_F(NodeIdentityE2eTest, AnAgentJoinsWithAOneTimeTokenAndRestartsWithoutOne) {
   const std::string token_file = TokenFile({"--ttl", "10m"});
-  const std::string work = dir_.path() + "/n1";
   {
-    auto agent = testing::AgentProcess::Start(droverd_->address(), "n1", work,
-                                              {"--ca", ca_file_, "--join-file", token_file});
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    ASSERT_TRUE(testing::WaitForReadyNodes(*admin_, 1, absl::Seconds(60)).ok())
-        << (*agent)->ReadLog() << droverd_->ReadLog();
+    const int n1 = StartNode({"--join-file", token_file});
+    ASSERT_FALSE(HasFatalFailure());
+    const std::string work = this->work(n1);
+    WaitForReadyNodes(1, absl::Seconds(60));
+    ASSERT_FALSE(HasFatalFailure());
     EXPECT_EQ(Mode(work + "/node.key"), 0600u);
     EXPECT_EQ(Mode(work + "/node.crt"), 0600u);
     absl::StatusOr<pki::CertificateInfo> info =
@@ -137,20 +145,20 @@ TEST_F(NodeIdentityE2eTest, AnAgentJoinsWithAOneTimeTokenAndRestartsWithoutOne) 
     ASSERT_TRUE(info.ok());
     EXPECT_EQ(info->common_name, "n1");
     EXPECT_THAT(info->uris, ::testing::ElementsAre("drover-node://n1"));
+    StopAgent(n1, SIGTERM);
   }
   // The token is used up: a second node cannot join with it, and says why.
-  auto second = testing::AgentProcess::Start(droverd_->address(), "n2", dir_.path() + "/n2",
-                                             {"--ca", ca_file_, "--join-file", token_file});
-  ASSERT_TRUE(second.ok());
-  absl::StatusOr<int> status = (*second)->Wait(absl::Seconds(60));
+  const int n2 = StartNode({"--join-file", token_file});
+  ASSERT_FALSE(HasFatalFailure());
+  absl::StatusOr<int> status = agent(n2)->Wait(absl::Seconds(60));
   ASSERT_TRUE(status.ok()) << "an agent with a used token kept running";
   EXPECT_NE(*status, 0);
-  EXPECT_THAT((*second)->ReadLog(), HasSubstr("already used (by node 'n1')"));
+  EXPECT_THAT(agent(n2)->ReadLog(), HasSubstr("already used (by node 'n1')"));
   EXPECT_THAT(Drover({"node", "token", "list"}).out, HasSubstr("used by n1"));
 
   // n1 restarts with its certificate and no token.
-  auto again = testing::AgentProcess::Start(droverd_->address(), "n1", work, {"--ca", ca_file_});
-  ASSERT_TRUE(again.ok());
+  StartAgent(0, {"--ca", ca_file_});
+  ASSERT_FALSE(HasFatalFailure());
   absl::Time deadline = absl::Now() + absl::Seconds(60);
   int connections = 0;
   while (absl::Now() < deadline) {
@@ -163,20 +171,19 @@ TEST_F(NodeIdentityE2eTest, AnAgentJoinsWithAOneTimeTokenAndRestartsWithoutOne) 
     if (connections >= 2) break;
     absl::SleepFor(absl::Milliseconds(200));
   }
-  EXPECT_GE(connections, 2) << (*again)->ReadLog();
+  EXPECT_GE(connections, 2) << agent(0)->ReadLog();
 }
 
 TEST_F(NodeIdentityE2eTest, BadTokensAreRefusedWithAClearMessage) {
   // Garbage, through the agent: it exits and says what a token is.
   std::string garbage = dir_.path() + "/garbage";
   std::ofstream(garbage) << "../../etc/passwd\n";
-  auto agent = testing::AgentProcess::Start(droverd_->address(), "n1", dir_.path() + "/n1",
-                                            {"--ca", ca_file_, "--join-file", garbage});
-  ASSERT_TRUE(agent.ok());
-  absl::StatusOr<int> exited = (*agent)->Wait(absl::Seconds(60));
+  const int n1 = StartNode({"--join-file", garbage});
+  ASSERT_FALSE(HasFatalFailure());
+  absl::StatusOr<int> exited = agent(n1)->Wait(absl::Seconds(60));
   ASSERT_TRUE(exited.ok());
   EXPECT_NE(*exited, 0);
-  EXPECT_THAT((*agent)->ReadLog(), HasSubstr("this is not a join token"));
+  EXPECT_THAT(agent(n1)->ReadLog(), HasSubstr("this is not a join token"));
 
   grpc::Status unknown = Join(std::string(64, 'a'), "n1");
   EXPECT_EQ(unknown.error_code(), grpc::StatusCode::UNAUTHENTICATED);

@@ -29,6 +29,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/job_history.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_tls.h"
 #include "tests/testing/test_hosts.h"
@@ -101,91 +102,33 @@ class Stopped {
   testing::AgentProcess* agent_;
 };
 
-class NodeLossE2eTest : public ::testing::Test {
+class NodeLossE2eTest : public testing::LocalClusterTest {
  protected:
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "test hosts and runc need root";
-  }
-
   // `count` test hosts, droverd on their bridge (a fixed port, so that it can be restarted)
   // with a short lease and `flags`, an agent on each offering 2 cpus.
   void StartCluster(int count, std::vector<std::string> flags = {}) {
-    auto hosts = testing::TestHosts::Create(count);
-    ASSERT_TRUE(hosts.ok()) << hosts.status();
-    hosts_ = *std::move(hosts);
-    listen_ = absl::StrCat(hosts_->bridge_address(), ":", testing::FreeLoopbackPort());
-    metrics_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
-    droverd_flags_ = kLeaseFlags;
-    droverd_flags_.insert(droverd_flags_.end(),
-                          {"--listen", listen_, "--metrics-listen", metrics_});
-    droverd_flags_.insert(droverd_flags_.end(), flags.begin(), flags.end());
-    StartDroverd();
-    channel_ = testing::TlsChannel(listen_);
-    jobs_ = std::make_unique<testing::JobClient>(channel_);
-    admin_ = v1::AdminService::NewStub(channel_);
-    blobs_ = v1::BlobService::NewStub(channel_);
+    std::vector<std::string> droverd_flags = kLeaseFlags;
+    droverd_flags.insert(droverd_flags.end(), flags.begin(), flags.end());
+    LocalClusterTest::StartCluster({.agents = count,
+                                    .test_hosts = true,
+                                    .droverd_flags = droverd_flags,
+                                    .datastore_root = false,
+                                    .droverd_metrics = true,
+                                    .wait_until_ready = false});
+    if (HasFatalFailure()) return;
     history_ = std::make_unique<testing::JobHistory>(channel_);
-    agents_.resize(count);
-    for (int k = 0; k < count; ++k) {
-      work_dirs_.push_back(absl::StrCat(dir_.path(), "/agent-", k));
-      StartAgent(k);
-    }
-    absl::Status ready = testing::WaitForReadyNodes(*admin_, count, absl::Seconds(30));
-    ASSERT_TRUE(ready.ok()) << ready << AgentLogs();
-  }
-
-  void StartDroverd() {
-    auto droverd = testing::DroverdProcess::Start(dir_.path() + "/state", droverd_flags_);
-    ASSERT_TRUE(droverd.ok()) << droverd.status();
-    droverd_ = *std::move(droverd);
-  }
-
-  void StartAgent(int k) {
-    auto agent = testing::AgentProcess::Start(
-        listen_, hosts_->name(k), work_dirs_[k],
-        {"--address", hosts_->address(k), "--cpus", "2", "--memory", "4Gi"}, hosts_->ExecPrefix(k));
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agents_[k] = *std::move(agent);
+    WaitForReadyNodes(count);
   }
 
   void TearDown() override {
-    if (hosts_ == nullptr) return;
     history_.reset();
-    agents_.clear();  // SIGTERM: each agent stops what still runs
-    for (const std::string& work : work_dirs_) {
-      std::string left = Containers(work);
-      EXPECT_EQ(left, "") << work;
-      // A container a SIGKILLed agent left: gone with the test all the same.
-      for (absl::string_view id : absl::StrSplit(left, '\n', absl::SkipEmpty())) {
-        (void)testing::RunCommand(
-            {"/usr/sbin/runc", "--root", work + "/runc", "delete", "--force", std::string(id)});
-      }
-    }
-    droverd_.reset();
-    hosts_.reset();
+    LocalClusterTest::TearDown();
   }
 
-  // The containers runc knows in an agent's work folder, one id per line.
-  static std::string Containers(const std::string& work) {
-    auto listed = testing::RunCommand({"/usr/sbin/runc", "--root", work + "/runc", "list", "-q"});
-    return listed.ok() ? listed->out
-                       : "runc list failed: " + std::string(listed.status().message());
-  }
-  std::string Containers(int k) const { return Containers(work_dirs_[k]); }
+  std::string Containers(int k) const { return LocalClusterTest::Containers(work_dirs_[k]); }
   // Whether host k still has a container of attempt `epoch` of job `id`.
   bool HasContainer(int k, const std::string& id, int epoch) const {
     return absl::StrContains(Containers(k), absl::StrCat("drover-", id, "-", epoch, "-"));
-  }
-
-  std::string AgentLogs() {
-    std::string out = absl::StrCat("\n--- droverd:\n", droverd_ ? droverd_->ReadLog() : "");
-    for (size_t k = 0; k < agents_.size(); ++k) {
-      if (agents_[k] != nullptr) {
-        absl::StrAppend(&out, "\n--- agent ", hosts_->name(k), " (", agents_[k]->Describe(),
-                        "):\n", agents_[k]->ReadLog());
-      }
-    }
-    return out;
   }
 
   // The host a node name belongs to.
@@ -216,16 +159,6 @@ class NodeLossE2eTest : public ::testing::Test {
     std::string out;
     for (int i = 1; i <= lines; ++i) absl::StrAppend(&out, "attempt ", attempt, " line ", i, "\n");
     return absl::StrCat(out, "attempt ", attempt, " done\n");
-  }
-
-  std::string Snapshot(const std::string& folder) {
-    auto snapshot =
-        archive::BuildSnapshot(folder, {.output_path = absl::StrCat(dir_.path(), "/snapshot.tar")});
-    EXPECT_TRUE(snapshot.ok()) << snapshot.status();
-    if (!snapshot.ok()) return "";
-    absl::StatusOr<std::string> digest = testing::UploadBlobFile(*blobs_, snapshot->tar_path);
-    EXPECT_TRUE(digest.ok()) << digest.status();
-    return digest.ok() ? *digest : "";
   }
 
   // Submits and watches the job for the history.
@@ -333,21 +266,10 @@ class NodeLossE2eTest : public ::testing::Test {
   }
 
   // The drover CLI against this cluster's droverd.
-  testing::CommandResult Drover(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {DROVER_CLI_PATH, "--server", listen_, "--ca",
-                                     testing::TestCaFile()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto result = testing::RunCommand(argv);
-    EXPECT_TRUE(result.ok()) << result.status();
-    return result.ok() ? *result : testing::CommandResult();
-  }
+  testing::CommandResult Drover(const std::vector<std::string>& args) { return RunCli(args); }
 
   // SIGKILLs droverd and starts it again on the same state folder and address.
-  void KillAndRestartDroverd() {
-    droverd_->Signal(SIGKILL);
-    ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
-    StartDroverd();
-  }
+  void KillAndRestartDroverd() { RestartDroverd(SIGKILL); }
 
   // The node list as soon as the restarted droverd answers.
   v1::ListNodesResponse FirstNodes() {
@@ -426,18 +348,6 @@ class NodeLossE2eTest : public ::testing::Test {
                "droverd pauses node-loss handling");
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<testing::TestHosts> hosts_;
-  std::string listen_;
-  std::string metrics_;
-  std::vector<std::string> droverd_flags_;
-  std::unique_ptr<testing::DroverdProcess> droverd_;
-  std::vector<std::unique_ptr<testing::AgentProcess>> agents_;
-  std::vector<std::string> work_dirs_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<testing::JobClient> jobs_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
-  std::unique_ptr<v1::BlobService::Stub> blobs_;
   std::unique_ptr<testing::JobHistory> history_;
 };
 

@@ -164,10 +164,8 @@ TEST_F(NodeLossE2eTest, APauseOfNodeLossHandlingSurvivesADroverdKill) {
 TEST_F(NodeLossE2eTest, AttemptOfANodeThatNeverReturnsAfterADroverdRestartIsRetried) {
   auto [retried, single] = TwoJobsOnHost0(40);
 
-  droverd_->Signal(SIGKILL);
-  ASSERT_TRUE(droverd_->Wait(absl::Seconds(10)).ok());
-  agents_[0]->Signal(SIGKILL);  // host 0 is gone for good; its containers stay behind
-  ASSERT_TRUE(agents_[0]->Wait(absl::Seconds(10)).ok());
+  StopDroverd(SIGKILL);
+  KillAgent(0);  // host 0 is gone for good; its containers stay behind
   agents_[0].reset();
   StartDroverd();
   absl::Duration lost_after = WaitForNodeLost(single, 0);

@@ -10,7 +10,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/e2e/single_node_fixture.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/test_tls.h"
 
 namespace drover {
@@ -18,23 +18,16 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class RetentionE2eTest : public testing::SingleNodeTest {
+class RetentionE2eTest : public testing::LocalClusterTest {
  protected:
-  std::vector<std::string> DroverdFlags() const override {
-    return {"--blob-quota",         "65536", "--log-retention",   "1s",
-            "--snapshot-retention", "1s",    "--outputs-retention", "1s",
-            "--upload-grace",       "1s",    "--gc-interval",     "0"};
-  }
+  RetentionE2eTest()
+      : LocalClusterTest({.droverd_flags = {"--blob-quota", "65536", "--log-retention", "1s",
+                                            "--snapshot-retention", "1s", "--outputs-retention",
+                                            "1s", "--upload-grace", "1s", "--gc-interval", "0"},
+                          .agent_flags = {"--metrics-interval", "200ms"}}) {}
 
   // The drover CLI against this droverd (as the test admin, whose token is in DROVER_TOKEN).
-  testing::CommandResult Cli(std::vector<std::string> args) {
-    std::vector<std::string> command = {DROVER_CLI_PATH, "--server", listen_, "--ca",
-                                        testing::TestCaFile()};
-    command.insert(command.end(), args.begin(), args.end());
-    absl::StatusOr<testing::CommandResult> result = testing::RunCommand(command);
-    EXPECT_TRUE(result.ok()) << result.status();
-    return result.ok() ? *result : testing::CommandResult{};
-  }
+  testing::CommandResult Cli(const std::vector<std::string>& args) { return RunCli(args); }
 };
 
 TEST_F(RetentionE2eTest, OutputsPastTheOwnersBlobQuotaAreNotUploadedAndTheJobSaysWhy) {

@@ -16,7 +16,7 @@
 #include "common/archive/safe_extract.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/e2e/single_node_fixture.h"
+#include "tests/testing/local_cluster.h"
 
 namespace drover {
 namespace {
@@ -29,10 +29,12 @@ using ::testing::Not;
 // to it, the marker would show in logs and the metric in GetMetrics.
 constexpr char kMarker[] = "TOPSECRET-7f3a91";
 
-class SecurityE2eTest : public testing::SingleNodeTest {
+class SecurityE2eTest : public testing::LocalClusterTest {
  protected:
+  SecurityE2eTest() : LocalClusterTest({.agent_flags = {"--metrics-interval", "200ms"}}) {}
+
   void SetUp() override {
-    SingleNodeTest::SetUp();
+    LocalClusterTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     host_ = dir_.path() + "/host";
     fs::create_directories(host_);
@@ -98,7 +100,7 @@ TEST_F(SecurityE2eTest, LinksNamedLikeLogFilesShipNoHostFile) {
   for (const v1::MetricSeries& series : metrics.series()) {
     EXPECT_NE(series.name(), "leaked") << "a host file was read as the rank's metrics";
   }
-  EXPECT_THAT(agent_->ReadLog(), HasSubstr("unsafe_job_file"));
+  EXPECT_THAT(agent()->ReadLog(), HasSubstr("unsafe_job_file"));
 }
 
 TEST_F(SecurityE2eTest, ALinkAsTheSystemMetricsFileCreatesAndAppendsToNoHostFile) {
@@ -113,7 +115,7 @@ TEST_F(SecurityE2eTest, ALinkAsTheSystemMetricsFileCreatesAndAppendsToNoHostFile
   EXPECT_EQ(testing::ReadWholeFile(secret_),
             absl::StrCat("{\"n\":\"leaked\",\"s\":0,\"t\":1,\"v\":42}\n", kMarker, "\n"))
       << "the agent appended to a host file through the job's link";
-  EXPECT_THAT(agent_->ReadLog(), HasSubstr("kind=symlink"));
+  EXPECT_THAT(agent()->ReadLog(), HasSubstr("kind=symlink"));
 }
 
 TEST_F(SecurityE2eTest, FifosInTheJobFolderDoNotHoldACancel) {
@@ -133,7 +135,7 @@ TEST_F(SecurityE2eTest, FifosInTheJobFolderDoNotHoldACancel) {
   EXPECT_EQ(job.status().cause(), v1::JobStatus::CANCELED_BY_USER);
   ASSERT_EQ(job.status().exits_size(), 1);
   EXPECT_EQ(job.status().exits(0).signal(), SIGTERM);
-  EXPECT_THAT(agent_->ReadLog(), HasSubstr("kind=fifo"));
+  EXPECT_THAT(agent()->ReadLog(), HasSubstr("kind=fifo"));
 }
 
 TEST_F(SecurityE2eTest, OutputsHoldNoHostFilesAndTheJobIsToldWhatWasLeftOut) {
@@ -147,7 +149,7 @@ TEST_F(SecurityE2eTest, OutputsHoldNoHostFilesAndTheJobIsToldWhatWasLeftOut) {
   std::string stderr_log = Logs(id, 0, v1::STDERR);
   EXPECT_THAT(stderr_log, HasSubstr("drover-agent on n1: outputs: skipped"));
   EXPECT_THAT(stderr_log, HasSubstr("'pipe'"));
-  EXPECT_THAT(agent_->ReadLog(), HasSubstr("outputs_entry_skipped"));
+  EXPECT_THAT(agent()->ReadLog(), HasSubstr("outputs_entry_skipped"));
 }
 
 TEST_F(SecurityE2eTest, AnOutputsFolderReplacedByALinkIsNotArchived) {

@@ -53,7 +53,7 @@ class TakeOverE2eTest : public DistributedE2eTest,
     EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << *status;
     std::string log = agents_[k]->ReadLog();
     EXPECT_THAT(log, ::testing::HasSubstr("event=failpoint name=" + GetParam().step));
-    killed_logs_ += absl::StrCat("\n--- agent ", hosts_->name(k), " (died at ", GetParam().step,
+    stopped_logs_ += absl::StrCat("\n--- agent ", hosts_->name(k), " (died at ", GetParam().step,
                                  "):\n", log);
   }
 };

@@ -21,6 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover {
@@ -69,10 +70,12 @@ std::vector<std::string> Leftovers(const std::string& prefix) {
   return found;
 }
 
-class TestHostsTest : public ::testing::Test {
+// The hosts alone (hosts_); the last test starts the local cluster on them.
+class TestHostsTest : public testing::LocalClusterTest {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "test hosts are network namespaces: run as root";
+    LocalClusterTest::SetUp();  // test hosts are network namespaces: root only
+    if (IsSkipped()) return;
     ASSERT_TRUE(std::filesystem::exists(kBusybox))
         << kBusybox << " is missing: run deploy/install-deps.sh (busybox-static)";
     auto hosts = testing::TestHosts::Create(2);
@@ -103,8 +106,6 @@ class TestHostsTest : public ::testing::Test {
     } while (absl::Now() < deadline);
     return false;
   }
-
-  std::unique_ptr<testing::TestHosts> hosts_;
 };
 
 TEST_F(TestHostsTest, HostsHaveDistinctAddressesAndReachEachOtherAndTheBridge) {
@@ -166,30 +167,17 @@ TEST_F(TestHostsTest, DestroyingLeavesNoNamespaceLinkOrHostsFileOfItsPrefix) {
 }
 
 TEST_F(TestHostsTest, AgentsOnTestHostsRegisterWithDroverdOnTheBridge) {
-  testing::TempDir dir;
-  auto droverd = testing::DroverdProcess::Start(dir.path() + "/state",
-                                                {"--listen", hosts_->bridge_address() + ":0"});
-  ASSERT_TRUE(droverd.ok()) << droverd.status();
-  EXPECT_TRUE(absl::StartsWith((*droverd)->address(), hosts_->bridge_address() + ":"));
-
-  std::vector<std::unique_ptr<testing::AgentProcess>> agents;
-  for (int k = 0; k < hosts_->size(); ++k) {
-    auto agent = testing::AgentProcess::Start(
-        (*droverd)->address(), hosts_->name(k), absl::StrCat(dir.path(), "/agent-", k),
-        {"--address", hosts_->address(k)}, hosts_->ExecPrefix(k));
-    ASSERT_TRUE(agent.ok()) << agent.status();
-    agents.push_back(*std::move(agent));
-  }
-
-  auto channel = testing::TlsChannel((*droverd)->address());
-  auto admin = v1::AdminService::NewStub(channel);
-  absl::Status ready = testing::WaitForReadyNodes(*admin, hosts_->size(), absl::Seconds(60));
-  ASSERT_TRUE(ready.ok()) << ready << "\nagent 0's log:\n"
-                          << agents[0]->ReadLog() << "\nagent 1's log:\n"
-                          << agents[1]->ReadLog();
+  StartCluster({.agents = hosts_->size(),
+                .test_hosts = true,
+                .datastore_root = false,
+                .wait_until_ready = false});
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_TRUE(absl::StartsWith(droverd_->address(), hosts_->bridge_address() + ":"));
+  WaitForReadyNodes(hosts_->size(), absl::Seconds(60));
+  ASSERT_FALSE(HasFatalFailure());
   grpc::ClientContext context;
   v1::ListNodesResponse nodes;
-  ASSERT_TRUE(admin->ListNodes(&context, v1::ListNodesRequest(), &nodes).ok());
+  ASSERT_TRUE(admin_->ListNodes(&context, v1::ListNodesRequest(), &nodes).ok());
   std::map<std::string, std::string> address_of;
   for (const v1::Node& node : nodes.nodes()) {
     address_of[node.name()] = node.addresses_size() > 0 ? node.addresses(0) : "";
@@ -198,12 +186,10 @@ TEST_F(TestHostsTest, AgentsOnTestHostsRegisterWithDroverdOnTheBridge) {
     EXPECT_EQ(address_of[hosts_->name(k)], hosts_->address(k));
     // The agent itself runs in the host's network namespace (ExecPrefix keeps its pid).
     struct stat agent_net = {}, host_net = {};
-    ASSERT_EQ(stat(absl::StrCat("/proc/", agents[k]->pid(), "/ns/net").c_str(), &agent_net), 0);
+    ASSERT_EQ(stat(absl::StrCat("/proc/", agent(k)->pid(), "/ns/net").c_str(), &agent_net), 0);
     ASSERT_EQ(stat(("/run/netns/" + hosts_->name(k)).c_str(), &host_net), 0);
     EXPECT_EQ(agent_net.st_ino, host_net.st_ino) << "agent " << k << " is not on its host";
   }
-
-  agents.clear();  // SIGTERM and reap before the hosts go
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_tls.h"
 
@@ -48,18 +49,22 @@ testing::CommandResult Drover(const std::vector<std::string>& args,
   return result.ok() ? *result : testing::CommandResult{};
 }
 
-TEST(TlsE2eTest, DroverdMakesItsOwnCaAndOnlyClientsTrustingItGetIn) {
-  testing::TempDir dir;
-  const std::string state = dir.path() + "/state";
-  auto droverd = testing::DroverdProcess::Start(state, {}, "",
-                                                testing::DroverdProcess::Tls::kOwnCa);
-  ASSERT_TRUE(droverd.ok()) << droverd.status();
-  const std::string ca_file = (*droverd)->ca_file();
+// droverd alone, needing no root.
+class TlsE2eTest : public testing::LocalClusterTest {
+ protected:
+  TlsE2eTest() : LocalClusterTest(/*needs_root=*/false) {}
+};
+
+TEST_F(TlsE2eTest, DroverdMakesItsOwnCaAndOnlyClientsTrustingItGetIn) {
+  StartCluster({.agents = 0, .tls = testing::DroverdProcess::Tls::kOwnCa, .datastore_root = false});
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string state = dir_.path() + "/state";
+  const std::string ca_file = droverd_->ca_file();
   EXPECT_EQ(ca_file, state + "/tls/ca.crt");
   EXPECT_EQ(Mode(state + "/tls/ca.key"), 0600u);
   EXPECT_EQ(Mode(state + "/tls/server.key"), 0600u);
   const std::string ca = testing::ReadWholeFile(ca_file);
-  const std::string address = (*droverd)->address();
+  const std::string address = droverd_->address();
 
   EXPECT_TRUE(ListNodes(testing::TlsChannel(address, ca_file)).ok());
   grpc::Status plain = ListNodes(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
@@ -73,7 +78,7 @@ TEST(TlsE2eTest, DroverdMakesItsOwnCaAndOnlyClientsTrustingItGetIn) {
   testing::CommandResult env = Drover({"nodes"}, {"DROVER_SERVER=" + address, "DROVER_CA=" + ca_file});
   EXPECT_EQ(env.exit_code, 0) << env.err;
   testing::CommandResult none =
-      Drover({"--server", address, "--ca", dir.path() + "/missing.crt", "nodes"});
+      Drover({"--server", address, "--ca", dir_.path() + "/missing.crt", "nodes"});
   EXPECT_EQ(none.exit_code, 2);
   EXPECT_THAT(none.err, HasSubstr("--ca: cannot read a certificate from"));
   testing::CommandResult wrong =
@@ -82,18 +87,15 @@ TEST(TlsE2eTest, DroverdMakesItsOwnCaAndOnlyClientsTrustingItGetIn) {
   EXPECT_THAT(wrong.err, HasSubstr("cannot reach droverd"));
 
   // A restart keeps the CA: every node and client that trusts it still gets in.
-  (*droverd)->Signal(SIGKILL);
-  ASSERT_TRUE((*droverd)->Wait(absl::Seconds(10)).ok());
-  droverd->reset();
-  auto again = testing::DroverdProcess::Start(state, {"--listen", address}, "",
-                                              testing::DroverdProcess::Tls::kOwnCa);
-  ASSERT_TRUE(again.ok()) << again.status();
+  RestartDroverd(SIGKILL);
+  ASSERT_FALSE(HasFatalFailure());
   EXPECT_EQ(testing::ReadWholeFile(ca_file), ca);
   EXPECT_TRUE(ListNodes(testing::TlsChannel(address, ca_file)).ok());
 }
 
-TEST(TlsE2eTest, DroverdRefusesAnAdministratorsKeyThatIsNotItsCertificates) {
-  testing::TempDir dir;
+// Starting droverd is the subject here: it must refuse.
+TEST_F(TlsE2eTest, DroverdRefusesAnAdministratorsKeyThatIsNotItsCertificates) {
+  const testing::TempDir& dir = dir_;
   absl::StatusOr<testing::ServerTlsFiles> mine = testing::IssueTestServerTls("127.0.0.1");
   absl::StatusOr<testing::ServerTlsFiles> other = testing::IssueTestServerTls("127.0.0.1");
   ASSERT_TRUE(mine.ok() && other.ok());

@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover {
@@ -25,12 +26,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class UsersE2eTest : public ::testing::Test {
+class UsersE2eTest : public testing::LocalClusterTest {
  protected:
+  UsersE2eTest()
+      : LocalClusterTest({.agents = 0, .datastore_root = false}, /*needs_root=*/false) {}
+
   void SetUp() override {
-    auto started = testing::DroverdProcess::Start(dir_.path() + "/state");
-    ASSERT_TRUE(started.ok()) << started.status();
-    droverd_ = *std::move(started);
+    LocalClusterTest::SetUp();
     socket_ = dir_.path() + "/state/admin.sock";
   }
 
@@ -65,13 +67,11 @@ class UsersE2eTest : public ::testing::Test {
     return spec;
   }
 
-  testing::TempDir dir_;
-  std::unique_ptr<testing::DroverdProcess> droverd_;
   std::string socket_;
 };
 
 grpc::Status GetJob(const std::shared_ptr<grpc::Channel>& channel, const std::string& id,
-                    v1::Job* job = nullptr) {
+                        v1::Job* job = nullptr) {
   grpc::ClientContext context;
   v1::GetJobRequest request;
   request.set_job_id(id);
@@ -81,8 +81,8 @@ grpc::Status GetJob(const std::shared_ptr<grpc::Channel>& channel, const std::st
   return status;
 }
 
-grpc::Status Submit(const std::shared_ptr<grpc::Channel>& channel, const v1::JobSpec& spec,
-                    v1::Job* job = nullptr) {
+grpc::Status SubmitWith(const std::shared_ptr<grpc::Channel>& channel, const v1::JobSpec& spec,
+                        v1::Job* job = nullptr) {
   grpc::ClientContext context;
   v1::SubmitJobRequest request;
   *request.mutable_spec() = spec;
@@ -139,10 +139,10 @@ TEST_F(UsersE2eTest, RolesAreEnforcedAndNamedWhenMissing) {
       {"--server", droverd_->address(), "user", "create", "mallory", "--role", "admin"},
       {"DROVER_TOKEN=" + alice});
   EXPECT_THAT(create.err, HasSubstr("needs the role admin"));
-  grpc::Status submit = Submit(As(vic), Spec());
+  grpc::Status submit = SubmitWith(As(vic), Spec());
   EXPECT_EQ(submit.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(submit.error_message(), HasSubstr("needs the role user or admin"));
-  EXPECT_TRUE(Submit(As(alice), Spec()).ok());
+  EXPECT_TRUE(SubmitWith(As(alice), Spec()).ok());
   testing::CommandResult who =
       Drover({"--server", droverd_->address(), "whoami"}, {"DROVER_TOKEN=" + vic});
   EXPECT_EQ(who.out, "vic viewer\n");
@@ -163,7 +163,7 @@ TEST_F(UsersE2eTest, AUserCannotReadFollowDownloadFromOrCancelAnotherUsersJob) {
   v1::JobSpec spec = Spec();
   spec.set_source_snapshot(*digest);
   v1::Job job;
-  ASSERT_TRUE(Submit(As(bob), spec, &job).ok());
+  ASSERT_TRUE(SubmitWith(As(bob), spec, &job).ok());
   EXPECT_EQ(job.owner(), "bob");
   const std::string id = job.id();
 
@@ -257,19 +257,19 @@ TEST_F(UsersE2eTest, SecretValuesShowAsStarsAndValuesOnlyToOwnerAndAdmins) {
 
 TEST_F(UsersE2eTest, ARevokedTokenStopsWorkingWithinSecondsAndANewOneWorks) {
   std::string alice = CreateUser("alice", "user");
-  ASSERT_TRUE(Submit(As(alice), Spec()).ok());
+  ASSERT_TRUE(SubmitWith(As(alice), Spec()).ok());
   testing::CommandResult revoked = Drover({"--server", "unix:" + socket_, "user", "revoke", "alice"});
   ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
   absl::Time deadline = absl::Now() + absl::Seconds(5);
   grpc::Status status;
   do {
-    status = Submit(As(alice), Spec());
+    status = SubmitWith(As(alice), Spec());
   } while (status.ok() && absl::Now() < deadline);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(status.error_message(), HasSubstr("revoked"));
   testing::CommandResult again = Drover({"--server", "unix:" + socket_, "user", "token", "alice"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_TRUE(Submit(As(std::string(absl::StripAsciiWhitespace(again.out))), Spec()).ok());
+  EXPECT_TRUE(SubmitWith(As(std::string(absl::StripAsciiWhitespace(again.out))), Spec()).ok());
 }
 
 TEST_F(UsersE2eTest, LoginSavesTheTokenForLaterCommands) {
