@@ -57,6 +57,31 @@ bench_remove_base() {  # DIR
   fi
 }
 
+# At exit: stops the benchmark's daemons ($agent_pid, the pids in $agent_pids, then
+# $droverd_pid), runs bench_extra_cleanup when the script defines it, and removes $base
+# (bench_remove_base). Call once $base exists.
+bench_cleanup_on_exit() {
+  agent_pid=${agent_pid:-}
+  droverd_pid=${droverd_pid:-}
+  [[ -v agent_pids ]] || agent_pids=()
+  trap bench_cleanup EXIT
+}
+# Stops the daemons bench_cleanup_on_exit knows, and forgets them.
+bench_cleanup_daemons() {
+  local pid
+  bench_stop "$agent_pid"
+  for pid in "${agent_pids[@]}"; do bench_stop "$pid"; done
+  bench_stop "$droverd_pid"
+  agent_pid=
+  agent_pids=()
+  droverd_pid=
+}
+bench_cleanup() {
+  bench_cleanup_daemons
+  if declare -F bench_extra_cleanup >/dev/null; then bench_extra_cleanup; fi
+  bench_remove_base "$base"
+}
+
 # The load average now, as "load A B C".
 bench_load() {
   echo "load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -68,14 +68,7 @@ state_dir=$base/state
 work_dir=$base/agent
 results=${out_dir:-$base/results}
 mkdir -p "$state_dir" "$work_dir" "$results"
-droverd_pid=
-agent_pid=
-cleanup() {
-  bench_stop "$agent_pid"
-  bench_stop "$droverd_pid"
-  bench_remove_base "$base"
-}
-trap cleanup EXIT
+bench_cleanup_on_exit
 
 bench_machine "$build_dir" "$base"
 echo "runc:    $(runc --version | head -1)"

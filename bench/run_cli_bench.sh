@@ -48,12 +48,7 @@ for entry in "${clis[@]}"; do
 done
 
 base=$(mktemp -d "$state_root/drover-cli-bench-XXXXXX")
-droverd_pid=
-cleanup() {
-  bench_stop "$droverd_pid"
-  bench_remove_base "$base"
-}
-trap cleanup EXIT
+bench_cleanup_on_exit
 
 bench_machine "$build_dir" "$base"
 for entry in "${clis[@]}"; do

@@ -79,23 +79,12 @@ base=$(mktemp -d "$state_root/drover-dist-bench-XXXXXX")
 chmod 711 "$base"
 results=${out_dir:-$base/results}
 mkdir -p "$base/state" "$results"
-droverd_pid=
 agent_pids=()
 hosts_made=
-
-stop_daemons() {
-  local pid
-  for pid in "${agent_pids[@]}"; do bench_stop "$pid"; done
-  agent_pids=()
-  bench_stop "$droverd_pid"
-  droverd_pid=
-}
-cleanup() {
-  stop_daemons
+bench_extra_cleanup() {
   if [[ -n $hosts_made ]]; then "$testhosts" destroy --prefix "$prefix" || true; fi
-  bench_remove_base "$base"
 }
-trap cleanup EXIT
+bench_cleanup_on_exit
 
 # Two test hosts on the first free /24.
 candidates=${subnet:-$(echo 10.231.{7..30})}
@@ -182,7 +171,7 @@ if [[ $allreduce_jobs -gt 0 ]]; then
 fi
 echo "after: $(bench_load)"
 
-stop_daemons
+bench_cleanup_daemons
 for i in "${!host_names[@]}"; do
   if [[ -n $(runc --root "$base/agent-$((i + 1))/runc" list -q 2>/dev/null) ]]; then
     echo "run_distributed_bench.sh: WARNING: the agent of ${host_names[$i]} left containers behind" >&2

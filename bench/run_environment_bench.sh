@@ -57,15 +57,7 @@ base=$(mktemp -d "$state_root/drover-environment-bench-XXXXXX")
 chmod 711 "$base"
 results=${out_dir:-$base/results}
 mkdir -p "$base/state" "$base/agent" "$base/wheels" "$results"
-droverd_pid=
-agent_pid=
-
-cleanup() {
-  bench_stop "$agent_pid"
-  bench_stop "$droverd_pid"
-  bench_remove_base "$base"
-}
-trap cleanup EXIT
+bench_cleanup_on_exit
 
 bench_machine "$build_dir" "$base"
 echo "python:  $(/usr/bin/python3 --version), $(/usr/bin/python3 -m pip --version | cut -d' ' -f1-2)"

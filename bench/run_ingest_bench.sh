@@ -76,13 +76,7 @@ bench_require_real_disk "$state_root"
 base=$(mktemp -d "$state_root/drover-ingest-bench-XXXXXX")
 results=${out_dir:-$base/results}
 mkdir -p "$results"
-droverd_pid=
-
-cleanup() {
-  bench_stop "$droverd_pid"
-  bench_remove_base "$base"
-}
-trap cleanup EXIT
+bench_cleanup_on_exit
 
 bench_machine "$build_dir" "$base"
 for entry in "${droverds[@]}"; do echo "droverd: ${entry%%=*} = ${entry#*=}"; done

@@ -46,12 +46,7 @@ base=$(mktemp -d "$state_root/drover-bench-XXXXXX")
 state_dir=$base/state
 work=${out_dir:-$base/results}
 mkdir -p "$state_dir" "$work"
-droverd_pid=
-cleanup() {
-  bench_stop "$droverd_pid"
-  bench_remove_base "$base"
-}
-trap cleanup EXIT
+bench_cleanup_on_exit
 
 # Microseconds of CPU droverd has used so far (user + system, from /proc).
 droverd_cpu_us() {
