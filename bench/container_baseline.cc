@@ -69,14 +69,30 @@ std::string TailOf(const std::string& path) {
   return text.size() > 600 ? text.substr(text.size() - 600) : text;
 }
 
-// Runs `argv` (argv[0] looked up in PATH) with stdin from /dev/null and stdout and stderr
-// appended to `log_path`, and waits for exactly that pid (this process is a subreaper: other
-// children are not ours to reap). Returns the wait status.
-absl::StatusOr<int> Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
+
+bool Succeeded(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+
+// Whether anything is mounted at or under `dir` in this mount namespace.
+bool HasMountsUnder(const std::string& dir) {
+  std::istringstream lines(ReadText("/proc/self/mountinfo"));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (absl::StrContains(line, absl::StrCat(" ", dir, "/")) ||
+        absl::StrContains(line, absl::StrCat(" ", dir, " "))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<int> Spawn(const std::vector<std::string>& argv, const std::string& log_path,
+                          bool truncate) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_APPEND),
                                    0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   std::vector<char*> args;
@@ -97,23 +113,6 @@ absl::StatusOr<int> Spawn(const std::vector<std::string>& argv, const std::strin
   }
   return status;
 }
-
-bool Succeeded(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
-
-// Whether anything is mounted at or under `dir` in this mount namespace.
-bool HasMountsUnder(const std::string& dir) {
-  std::istringstream lines(ReadText("/proc/self/mountinfo"));
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (absl::StrContains(line, absl::StrCat(" ", dir, "/")) ||
-        absl::StrContains(line, absl::StrCat(" ", dir, " "))) {
-      return true;
-    }
-  }
-  return false;
-}
-
-}  // namespace
 
 std::string DefaultInitPath() {
   std::error_code error;

@@ -64,6 +64,13 @@ struct RuntimeRun {
 // drover-init as built next to drover-bench in the same build tree, or installed.
 std::string DefaultInitPath();
 
+// Runs `argv` (argv[0] looked up in PATH) with stdin from /dev/null and stdout and stderr
+// appended to `log_path` (truncated first with `truncate`), and waits for exactly that pid
+// (this process is a subreaper: other children are not ours to reap). Returns the wait
+// status; FAILED_PRECONDITION when argv[0] cannot be run.
+absl::StatusOr<int> Spawn(const std::vector<std::string>& argv, const std::string& log_path,
+                          bool truncate = false);
+
 class ContainerBaseline {
  public:
   // INVALID_ARGUMENT for bad options; FAILED_PRECONDITION when runc, drover-init or busybox

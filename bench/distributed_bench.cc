@@ -1,17 +1,13 @@
 #include "bench/distributed_bench.h"
 
-#include <fcntl.h>
 #include <grpcpp/client_context.h>
 #include <grpcpp/security/credentials.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -28,10 +24,9 @@
 #include "bench/job_report.h"
 #include "bench/job_timeline.h"
 #include "common/safe_open.h"
+#include "common/status_macros.h"
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
-
-extern "C" char** environ;
 
 namespace drover::bench {
 namespace {
@@ -95,29 +90,8 @@ Timeline RunJob(v1::JobService::Stub& jobs, const DistributedLatencyOptions& opt
 // behind is reaped here, when no baseline container is alive.
 absl::StatusOr<absl::Duration> RunLauncher(const std::vector<std::string>& argv,
                                            const std::string& log_path) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
   SteadyClock::time_point start = SteadyClock::now();
-  int error = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot run the launcher ", argv[0], ": ", strerror(error)));
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) {
-      return absl::InternalError(absl::StrCat("waitpid ", argv[0], ": ", strerror(errno)));
-    }
-  }
+  DROVER_ASSIGN_OR_RETURN(int status, Spawn(argv, log_path, /*truncate=*/true));
   absl::Duration took = absl::FromChrono(SteadyClock::now() - start);
   int orphan = 0;
   while (waitpid(-1, &orphan, WNOHANG) > 0) {
