@@ -24,7 +24,9 @@ function(drover_link_statically target)
   # Every Abseil archive: only the members something uses are linked.
   file(GLOB absl_archives "${dir}/libabsl_*.a")
   list(APPEND archives ${absl_archives})
-  target_link_options(${target} PRIVATE -Wl,--as-needed -static-libstdc++ -static-libgcc)
+  # Not position-independent: a PIE this size spends most of its start relocating itself.
+  set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+  target_link_options(${target} PRIVATE -no-pie -Wl,--as-needed -static-libstdc++ -static-libgcc)
   target_link_libraries(${target} PRIVATE -Wl,--start-group ${archives} -Wl,--end-group
                         Threads::Threads ${CMAKE_DL_LIBS})
 endfunction()
