@@ -52,8 +52,10 @@ Core::Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, 
     : store_(store), logs_(logs), events_(events), loop_(loop), clock_(clock),
       options_(WithExecTokenKey(std::move(options))),
       attempts_(scheduler::AttemptsOptions{.stop_grace = options_.stop_grace,
-                                           .launch_timeout = options_.launch_timeout}) {
-  RefreshTargetNames();
+                                           .launch_timeout = options_.launch_timeout}),
+      images_(store, loop, clock),
+      datastores_(store, loop, clock, options_.datastore_roots) {
+  target_names_.Set(nodes_.ListTargets());
 }
 
 void Core::Restore(const std::vector<v1::Job>& unfinished,
@@ -67,27 +69,21 @@ void Core::Restore(const std::vector<v1::Job>& unfinished,
   for (const storage::NodeAdminState& state : node_states) nodes_.RestoreAdmin(state);
   if (loss_pause.has_value()) nodes_.RestoreLossPause(*loss_pause, clock_.Now());
   saved_pause_ = PauseKey(loss_pause);
-  {
-    absl::MutexLock lock(&images_mu_);
-    for (const v1::Image& image : images) images_[image.name()] = image;
-  }
-  {
-    absl::MutexLock lock(&datastores_mu_);
-    for (const v1::Datastore& datastore : datastores) datastores_[datastore.name()] = datastore;
-  }
+  images_.Restore(images);
+  datastores_.Restore(datastores);
   for (const v1::ComputeTarget& target : targets) {
     if (absl::Status s = nodes_.PutTarget(target); !s.ok()) {
       Log(LogLevel::kWarning, "target_not_restored", {{"target", target.name()}, {"error", s.message()}});
     }
   }
-  RefreshTargetNames();
+  target_names_.Set(nodes_.ListTargets());
   for (const v1::Job& job : unfinished) {
     jobs_.Update(job);
     const JobStatus& status = job.status();
     if (IsPlaced(status.state()) && status.nodes_size() > 0) {
       // The image digest is not stored with the attempt: what the name has now (a
       // re-import while droverd was down reaches an agent that has to prepare it again).
-      attempts_.Restore(job, ExecToken(job.id(), status.attempt()), ImageDigestOf(job.spec()),
+      attempts_.Restore(job, ExecToken(job.id(), status.attempt()), images_.DigestOf(job.spec()),
                         clock_.Now());
       // Its nodes' leases run from now: one that never comes back is lost like any other.
       // What it holds there counts from now too (a draining node stays DRAINING).
@@ -322,7 +318,7 @@ void Core::Assign(const scheduler::Placement& placement) {
   // an assignment sent to it again). The launch timeout counts from now.
   scheduler::AttemptState& attempt =
       attempts_.Place(job.id(), epoch, placement.nodes, ExecToken(job.id(), epoch),
-                      /*master_port=*/0, ImageDigestOf(job.spec()), clock_.Now());
+                      /*master_port=*/0, images_.DigestOf(job.spec()), clock_.Now());
   // Chosen with the attempt in place (its old one, if any, gone).
   attempt.master_port = FreeMasterPort(placement.nodes.front());
   next->set_master_port(attempt.master_port);
@@ -342,13 +338,6 @@ void Core::Assign(const scheduler::Placement& placement) {
     }
     SendAssignments(*committed, *attempt);
   });
-}
-
-std::string Core::ImageDigestOf(const v1::JobSpec& spec) const {
-  if (scheduler::IsBuiltInImage(spec.environment().image())) return "";
-  absl::MutexLock lock(&images_mu_);
-  auto image = images_.find(spec.environment().image());
-  return image != images_.end() ? image->second.digest() : "";
 }
 
 std::string Core::ExecToken(const std::string& job_id, int64_t epoch) const {
@@ -385,18 +374,7 @@ void Core::SendAssignments(const v1::Job& job, const scheduler::AttemptState& at
   // The datastores as registered now, credentials included: a change reaches the next
   // attempt, not this one. One deleted since the submit is left out; the agent then fails
   // the attempt naming it.
-  std::map<std::string, v1::Datastore> datastores;
-  {
-    absl::MutexLock lock(&datastores_mu_);
-    auto add = [&](const std::string& name) ABSL_SHARED_LOCKS_REQUIRED(datastores_mu_) {
-      auto it = datastores_.find(name);
-      if (it != datastores_.end()) datastores.emplace(it->first, it->second);
-    };
-    for (const v1::Argument& argument : spec.arguments()) {
-      if (argument.has_data()) add(argument.data().datastore());
-    }
-    for (const v1::OutputTarget& output : spec.outputs()) add(output.datastore());
-  }
+  std::map<std::string, v1::Datastore> datastores = datastores_.ReferencedBy(spec);
   int ppn = spec.process_count_per_node();
   for (size_t rank = 0; rank < attempt.nodes.size(); ++rank) {
     if (!only_node.empty() && attempt.nodes[rank] != only_node) continue;

@@ -11,8 +11,8 @@
 // Its methods are in four files: core.cc (restore, status writes, placement and
 // assignment, the tick), core_agents.cc (the agent protocol, cancel and stop, and the end
 // of an attempt; the rules of attempts are scheduler/attempts.h, whose effects the core
-// runs), core_admin.cc (the registries
-// administrators change: targets, images, datastores, cordon and drain) and node_loss.cc
+// runs), core_admin.cc (what administrators change: compute targets, cordon and drain;
+// images and datastores are server/registries.h) and node_loss.cc
 // (leases, the pause of node-loss handling, what each node may send and read).
 #ifndef DROVER_SERVER_CORE_H_
 #define DROVER_SERVER_CORE_H_
@@ -44,6 +44,7 @@
 #include "scheduler/placement.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
+#include "server/registries.h"
 #include "storage/log_store.h"
 #include "storage/store.h"
 
@@ -155,26 +156,13 @@ class Core {
   void PutTarget(const v1::ComputeTarget& target, StatusCallback done);
   void DeleteTarget(const std::string& name, StatusCallback done);
   std::vector<v1::ComputeTarget> ListTargets() const { return nodes_.ListTargets(); }
-  // Image registrations (`drover image import`), mirroring compute targets: stored, then
-  // applied; `done` runs on the loop after the commit. PutImage checks the name and digest
-  // (INVALID_ARGUMENT naming the field; the caller checks that the blob exists and sets
-  // `size`), sets `create_time` and gives the stored image; DeleteImage gives NOT_FOUND for
-  // an unknown name. The next assignment of a job with that image carries the new digest
-  // (or none).
-  using ImageCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Image>) &&>;
-  void PutImage(const v1::Image& image, ImageCallback done);
-  void DeleteImage(const std::string& name, StatusCallback done);
-  std::vector<v1::Image> ListImages() const;
-  // Datastores (`drover datastore create`), stored, then applied; `done` runs on the loop
-  // after the commit. PutDatastore checks it (CheckDatastore with the options' roots), refuses a taken name with
-  // ALREADY_EXISTS unless `replace`, sets `create_time` and gives the stored datastore with
-  // its credentials masked; DeleteDatastore gives NOT_FOUND for an unknown name. Attempts
-  // assigned from then on get the new registration (or none).
-  using DatastoreCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Datastore>) &&>;
-  void PutDatastore(const v1::Datastore& datastore, bool replace, DatastoreCallback done);
-  void DeleteDatastore(const std::string& name, StatusCallback done);
-  // Every datastore by name, credentials masked. Thread-safe.
-  std::vector<v1::Datastore> ListDatastores() const;
+  // What administrators register for jobs (server/registries.h): changed on the loop
+  // (stored, then applied; `done` runs on the loop after the commit), read by any thread.
+  // The next assignment of a job carries its image's digest and its datastores as
+  // registered then.
+  ImageRegistry& images() { return images_; }
+  DatastoreRegistry& datastores() { return datastores_; }
+  const TargetNames& target_names() const { return target_names_; }
 
   // Leases, timeouts and placement; the loop calls it periodically.
   void Tick();
@@ -207,17 +195,6 @@ class Core {
   // retention never removes. Thread-safe.
   absl::flat_hash_set<std::string> BlobsInUse() const;
 
-  // Whether a compute target exists. Thread-safe (submit handlers call it).
-  bool TargetExists(const std::string& name) const;
-  // Whether an image name is registered. Thread-safe (submit handlers call it).
-  bool ImageExists(const std::string& name) const;
-  // Whether every data reference of `spec`'s arguments and every output target names a
-  // registered datastore (INVALID_ARGUMENT naming `spec.arguments[i].data.datastore` or
-  // `spec.outputs[i].datastore` otherwise) that allows the writes it asks for (outputs
-  // always write; FAILED_PRECONDITION naming the datastore otherwise). Thread-safe (submit
-  // handlers call it).
-  absl::Status CheckDataReferences(const v1::JobSpec& spec) const;
-
  private:
   // To the API's duration (milliseconds).
   static google::protobuf::Duration ToProtoDuration(absl::Duration d);
@@ -237,9 +214,6 @@ class Core {
   void SendTo(const std::string& node, v1::SchedulerMessage message);
   // The attempt's secret for exec relays between its nodes (AssignAttempt.exec_token).
   std::string ExecToken(const std::string& job_id, int64_t epoch) const;
-  // The digest the job's imported image has now (Attempt.image_digest); "" for a built-in
-  // image or one no longer registered.
-  std::string ImageDigestOf(const v1::JobSpec& spec) const;
   // MASTER_PORT for an attempt whose node rank 0 is `node`.
   int32_t FreeMasterPort(const std::string& node);
   // Sends the attempt's AssignAttempt to each of its nodes (or only to `only_node`).
@@ -289,7 +263,6 @@ class Core {
   void ReadJob(std::string job_id, JobCallback then);
   void CancelWithRetries(const std::string& job_id, const std::string& reason, JobCallback done,
                          int tries_left);
-  void RefreshTargetNames();
 
   storage::Store& store_;
   storage::LogStore& logs_;
@@ -337,17 +310,10 @@ class Core {
   mutable absl::Mutex fence_mu_;
   absl::flat_hash_map<std::string, Fence> fence_ ABSL_GUARDED_BY(fence_mu_);  // by job id
 
-  mutable absl::Mutex target_names_mu_;
-  absl::flat_hash_set<std::string> target_names_ ABSL_GUARDED_BY(target_names_mu_);
-
-  // Written on the loop only, read by submit handlers too. By name.
-  mutable absl::Mutex images_mu_;
-  std::map<std::string, v1::Image> images_ ABSL_GUARDED_BY(images_mu_);
-
-  // Written on the loop only, read by submit and list handlers too. By name, with
-  // credentials.
-  mutable absl::Mutex datastores_mu_;
-  std::map<std::string, v1::Datastore> datastores_ ABSL_GUARDED_BY(datastores_mu_);
+  // Read by other threads as snapshots (server/registries.h).
+  TargetNames target_names_;
+  ImageRegistry images_;
+  DatastoreRegistry datastores_;
 
   // The thread the store's reads run on (ReadJob), so that they never hold up the loop.
   // Last: it stops, finishing the reads it has, before the rest of the core goes.
