@@ -4,11 +4,12 @@
 // messages to agents. Every method runs on the CoreLoop thread; other threads post to it.
 //
 // Status changes are applied to the in-memory queue at once (so the next decision sees
-// them) and written to the store in order with a compare-and-set on the version; what
-// clients and watchers see comes only from committed writes. The loop never reads the
-// store itself: reads run on a thread of their own and post their result back.
+// them) and written to the store in order with a compare-and-set on the version, by the
+// StatusWriter (server/status_writer.h); what clients and watchers see comes only from
+// committed writes. The loop never reads the store itself: reads run on a thread of their
+// own and post their result back.
 //
-// Its methods are in four files: core.cc (restore, status writes, placement and
+// Its methods are in four files: core.cc (restore, placement and
 // assignment, the tick), core_agents.cc (the agent protocol, cancel and stop, and the end
 // of an attempt; the rules of attempts are scheduler/attempts.h, whose effects the core
 // runs), core_admin.cc (what administrators change: compute targets, cordon and drain;
@@ -45,6 +46,7 @@
 #include "server/core_loop.h"
 #include "server/job_events.h"
 #include "server/registries.h"
+#include "server/status_writer.h"
 #include "storage/log_store.h"
 #include "storage/store.h"
 
@@ -238,31 +240,6 @@ class Core {
                        absl::AnyInvocable<absl::StatusOr<v1::Node>()> apply, NodeCallback done);
   // Sets what AcceptsLogs says of `job_id` from attempts_.
   void UpdateFence(const std::string& job_id);
-  // Applies `next` to the in-memory job now and writes it; `done` (optional) runs on the
-  // loop after the commit with the committed job.
-  //
-  // A write with `done` is a decision (a placement): when the store refuses it, the
-  // in-memory job goes back and `done` gets the error. A write without is a fact (what an
-  // agent reported, a job's end): when the disk refuses it (full, I/O error), or a cancel
-  // was stored first (ABORTED), the in-memory job keeps it and SaveUnsaved() stores the
-  // newest status of the job once the store takes it; watchers see it then. (Cancel()
-  // writes first and applies after.)
-  void CommitStatus(const v1::Job& current, v1::JobStatus next, JobCallback done = nullptr);
-  // A status write committed: tells watchers and metrics.
-  void Committed(const v1::Job& job);
-  // A status write failed with `error`; returns what its `done` is told.
-  absl::Status StatusWriteFailed(const std::string& job_id, bool decision,
-                                 v1::JobStatus written, const absl::Status& error);
-  // Writes the newest status of every job in `unsaved_` (each tick): reads the stored job
-  // off the loop, then writes over its version.
-  void SaveUnsaved();
-  // The second half, on the loop with the stored job (the job's entry is marked writing).
-  void SaveUnsaved(const std::string& job_id, absl::StatusOr<v1::Job> stored);
-  // Reads job `job_id` from the store off the loop (on `reader_`) and runs `then` with it
-  // on the loop: the loop never waits for the disk.
-  void ReadJob(std::string job_id, JobCallback then);
-  void CancelWithRetries(const std::string& job_id, const std::string& reason, JobCallback done,
-                         int tries_left);
 
   storage::Store& store_;
   storage::LogStore& logs_;
@@ -276,20 +253,9 @@ class Core {
   absl::flat_hash_map<std::string, std::shared_ptr<AgentLink>> links_;  // by node name
   scheduler::Attempts attempts_;  // the attempts in flight, by job id
   absl::Time metrics_updated_ = absl::InfinitePast();  // when Tick last set the gauges
-  // Jobs whose in-memory status is ahead of the store because the disk refused a write.
-  // Placement waits while there are any.
-  struct Unsaved {
-    v1::JobStatus status;  // the newest, to store (its version is set when written)
-    int64_t changes = 0;   // bumped by every change, to tell whether a write was the last
-    bool writing = false;  // a write of it is in flight
-    absl::Status error;    // why the last write failed
-  };
-  std::map<std::string, Unsaved> unsaved_;
   // Cancels being stored, by job: the callbacks of every cancel of it meanwhile, all
   // answered with the stored result.
   std::map<std::string, std::vector<JobCallback>> cancels_;
-  // After the disk refused a placement, none is tried again before this.
-  absl::Time placement_paused_until_ = absl::InfinitePast();
   bool schedule_requested_ = false;
   scheduler::LeaseCheck lease_check_;  // the last one
   // What SaveLossPause last wrote (PauseKey in node_loss.cc); "" when no pause is stored.
@@ -310,6 +276,8 @@ class Core {
   mutable absl::Mutex fence_mu_;
   absl::flat_hash_map<std::string, Fence> fence_ ABSL_GUARDED_BY(fence_mu_);  // by job id
 
+  // Status changes to the store, and the jobs whose changes wait for the disk.
+  StatusWriter writer_;
   // Read by other threads as snapshots (server/registries.h).
   TargetNames target_names_;
   ImageRegistry images_;
