@@ -165,8 +165,10 @@ void StatusWriter::SaveUnsaved(const std::string& job_id, absl::StatusOr<v1::Job
           Committed(*committed);
           if (it->second.changes != changes) return;  // changed meanwhile: store that too
           unsaved_.erase(it);
-          // The in-memory job takes the stored version, so that later changes follow it.
-          if (jobs_.Find(job_id) != nullptr) jobs_.Update(*committed);
+          // The in-memory job takes the stored version, so that later changes follow it:
+          // Reset, as it held a higher one when more than one change was kept (each bumps
+          // the version in memory; the store took them as one).
+          if (jobs_.Find(job_id) != nullptr) jobs_.Reset(*committed);
           Log(LogLevel::kInfo, "job_status_saved",
               {{"job", job_id}, {"state", scheduler::StateName(committed->status().state())}});
           saved_();

@@ -216,11 +216,27 @@ TEST_F(StatusWriterTest, AFactTheDiskRefusesIsKeptAndStoredOnceTheDiskTakesIt) {
 
   SaveUnsaved();
   EXPECT_EQ(Stored().status().state(), JobStatus::RUNNING);
+  EXPECT_EQ(InMemory().status().version(), Stored().status().version());
   EXPECT_EQ(UnsavedError(), std::nullopt);
   EXPECT_FALSE(PlacementsPaused());
   EXPECT_EQ(saved_, 1);
   EXPECT_EQ(watcher_.states(),
             (std::vector<JobStatus::State>{JobStatus::PREPARING, JobStatus::RUNNING}));
+}
+
+TEST_F(StatusWriterTest, AfterSeveralKeptChangesAreStoredTheNextIsStoredAtOnce) {
+  ASSERT_TRUE(Change(JobStatus::PREPARING, /*decide=*/true).ok());
+  store_->FailNext("UpdateJobStatus", kDiskError);
+  Report(JobStatus::STARTING);
+  Report(JobStatus::RUNNING);
+  SaveUnsaved();
+  ASSERT_EQ(UnsavedError(), std::nullopt);
+  // The loop's job follows the stored version, so the next write does not conflict.
+  EXPECT_EQ(InMemory().status().version(), Stored().status().version());
+  Report(JobStatus::FINALIZING);
+  EXPECT_EQ(UnsavedError(), std::nullopt);
+  EXPECT_EQ(Stored().status().state(), JobStatus::FINALIZING);
+  EXPECT_FALSE(PlacementsPaused());
 }
 
 TEST_F(StatusWriterTest, UnsavedStatusesAreRetriedWhileTheDiskRefusesThem) {
