@@ -30,7 +30,6 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/datastore_policy.h"
 #include "drover/v1/admin_service.pb.h"
@@ -43,6 +42,7 @@
 #include "scheduler/job_queue.h"
 #include "scheduler/node_registry.h"
 #include "scheduler/placement.h"
+#include "server/attempt_fences.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
 #include "server/registries.h"
@@ -169,33 +169,26 @@ class Core {
   // Leases, timeouts and placement; the loop calls it periodically.
   void Tick();
 
-  // Whether a log chunk of `attempt` from `node` may be stored: the job's current attempt,
-  // on one of its nodes that has not ended its part (not lost). Chunks of anything else (an
-  // old epoch, a lost node, a finished job) are refused. Thread-safe (the agent streams
-  // call it for every chunk).
-  bool AcceptsLogs(const std::string& node, const v1::AttemptRef& attempt) const;
-  // Whether `attempt` is the current attempt of a live job and `node` was never one of its
-  // nodes: what a node may not send anything about. Thread-safe.
-  bool IsForeignAttempt(const std::string& node, const v1::AttemptRef& attempt) const;
-  // Whether `node` runs `rank` of the current `attempt` (for PREPARE and SYSTEM_METRICS:
-  // whether `rank` is its node rank): the only streams it may send. Thread-safe.
+  // What each node may send and read (server/attempt_fences.h). Any thread.
+  const AttemptFences& fences() const { return fences_; }
+  bool AcceptsLogs(const std::string& node, const v1::AttemptRef& attempt) const {
+    return fences_.AcceptsLogs(node, attempt);
+  }
+  bool IsForeignAttempt(const std::string& node, const v1::AttemptRef& attempt) const {
+    return fences_.IsForeignAttempt(node, attempt);
+  }
   bool HasStream(const std::string& node, const v1::AttemptRef& attempt, int32_t rank,
-                 v1::LogStream stream) const;
-  // Whether `node` has a part in the current attempt of some live job that it has not
-  // ended (as AcceptsLogs): a node may upload (outputs) and check blobs only then.
-  // Thread-safe (the blob service calls it).
-  bool RunsAnAttempt(const std::string& node) const;
-  // The id of a live job whose current attempt `node` has a part in, not ended, and that
-  // reads blob `digest`: its code snapshot (spec.source_snapshot) or its imported image's
-  // archive (AssignAttempt.image_digest); "" when none. What a node may download.
-  // Thread-safe (the blob service calls it).
-  std::string JobReadingBlob(const std::string& node, const std::string& digest) const;
-  // Whether `node` has a part, not ended, in the current attempt of live job `job_id`: whose
-  // outputs it may upload. Thread-safe (the blob service calls it).
-  bool RunsPartOf(const std::string& node, const std::string& job_id) const;
-  // The snapshots and image archives the current attempts of live jobs read: what
-  // retention never removes. Thread-safe.
-  absl::flat_hash_set<std::string> BlobsInUse() const;
+                 v1::LogStream stream) const {
+    return fences_.HasStream(node, attempt, rank, stream);
+  }
+  bool RunsAnAttempt(const std::string& node) const { return fences_.RunsAnAttempt(node); }
+  std::string JobReadingBlob(const std::string& node, const std::string& digest) const {
+    return fences_.JobReadingBlob(node, digest);
+  }
+  bool RunsPartOf(const std::string& node, const std::string& job_id) const {
+    return fences_.RunsPartOf(node, job_id);
+  }
+  absl::flat_hash_set<std::string> BlobsInUse() const { return fences_.BlobsInUse(); }
 
  private:
   // To the API's duration (milliseconds).
@@ -238,7 +231,7 @@ class Core {
   // applies it with `apply` and answers `done`.
   void ChangeNodeAdmin(const std::string& node, std::optional<storage::NodeAdminState> state,
                        absl::AnyInvocable<absl::StatusOr<v1::Node>()> apply, NodeCallback done);
-  // Sets what AcceptsLogs says of `job_id` from attempts_.
+  // Sets what `fences_` says of `job_id` from attempts_.
   void UpdateFence(const std::string& job_id);
 
   storage::Store& store_;
@@ -263,18 +256,8 @@ class Core {
   // By node: where FreeMasterPort looks first, as an offset from master_port_base.
   absl::flat_hash_map<std::string, int32_t> next_master_port_;
 
-  // The current attempt of every live job and its nodes still in it, for AcceptsLogs and
-  // the blob service.
-  struct Fence {
-    int64_t epoch = 0;
-    std::set<std::string> nodes;
-    std::set<std::string> all;  // every node of the attempt, ended or not
-    std::vector<std::string> order;  // the nodes by node rank
-    int32_t processes_per_node = 0;  // 0: not known (any rank is taken)
-    std::set<std::string> blobs;  // the snapshot and image archive its nodes may download
-  };
-  mutable absl::Mutex fence_mu_;
-  absl::flat_hash_map<std::string, Fence> fence_ ABSL_GUARDED_BY(fence_mu_);  // by job id
+  // The fence of every live job's current attempt, read by other threads.
+  AttemptFences fences_;
 
   // Status changes to the store, and the jobs whose changes wait for the disk.
   StatusWriter writer_;
