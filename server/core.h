@@ -9,12 +9,15 @@
 // committed writes. The loop never reads the store itself: reads run on a thread of their
 // own and post their result back.
 //
-// Its methods are in four files: core.cc (restore, placement and
-// assignment, the tick), core_agents.cc (the agent protocol, cancel and stop, and the end
-// of an attempt; the rules of attempts are scheduler/attempts.h, whose effects the core
-// runs), core_admin.cc (what administrators change: compute targets, cordon and drain;
-// images and datastores are server/registries.h) and node_loss.cc
-// (leases, the pause of node-loss handling, what each node may send and read).
+// It holds no lock: what other threads read is in classes of its own with their threading
+// contract in their headers: the registries (server/registries.h, immutable snapshots) and
+// the attempts' fences (server/attempt_fences.h, what each node may send and read).
+//
+// Its methods are in four files: core.cc (restore, placement and assignment, the tick),
+// core_agents.cc (the agent protocol, cancel and stop, and the end of an attempt; the
+// rules of attempts are scheduler/attempts.h, whose effects the core runs), core_admin.cc
+// (what administrators change: compute targets, cordon and drain) and node_loss.cc
+// (leases, the pause of node-loss handling).
 #ifndef DROVER_SERVER_CORE_H_
 #define DROVER_SERVER_CORE_H_
 

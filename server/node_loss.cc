@@ -1,7 +1,8 @@
 // The core's handling of lost nodes: leases, the pause of node-loss handling when most nodes
 // vanish at once, the administrator's DeclareNodeLost, the agents of lost nodes that come
-// back on their old stream, and the fence that keeps what a stale attempt sends out of the
-// logs. Part of Core (core.h); runs on the CoreLoop thread except AcceptsLogs.
+// back on their old stream, and the update of the fence that keeps what a stale attempt
+// sends out of the logs (server/attempt_fences.h). Part of Core (core.h); runs on the
+// CoreLoop thread.
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
