@@ -173,7 +173,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PutImage(grpc::CallbackServerContext
   }
   image.set_size(*size);
   loop_.Post([this, reactor, response, image = std::move(image)] {
-    core_.PutImage(image, [reactor, response](absl::StatusOr<v1::Image> stored) {
+    core_.images().Put(image, [reactor, response](absl::StatusOr<v1::Image> stored) {
       if (stored.ok()) {
         Log(LogLevel::kInfo, "image_put", {{"image", stored->name()}, {"digest", stored->digest()},
                                            {"size", stored->size()}});
@@ -190,7 +190,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListImages(grpc::CallbackServerConte
                                                        v1::ListImagesResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
-  for (v1::Image& image : core_.ListImages()) *response->add_images() = std::move(image);
+  for (v1::Image& image : core_.images().List()) *response->add_images() = std::move(image);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -206,7 +206,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DeleteImage(grpc::CallbackServerCont
     return reactor;
   }
   loop_.Post([this, reactor, request] {
-    core_.DeleteImage(request->name(), [reactor, request](absl::Status status) {
+    core_.images().Delete(request->name(), [reactor, request](absl::Status status) {
       if (status.ok()) Log(LogLevel::kInfo, "image_deleted", {{"image", request->name()}});
       reactor->Finish(ToGrpcStatus(status));
     });
@@ -225,7 +225,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::PutDatastore(grpc::CallbackServerCon
     return reactor;
   }
   loop_.Post([this, reactor, request, response] {
-    core_.PutDatastore(
+    core_.datastores().Put(
         request->datastore(), request->replace(),
         [reactor, request, response](absl::StatusOr<v1::Datastore> stored) {
           if (stored.ok()) {
@@ -249,7 +249,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDatastores(
     v1::ListDatastoresResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (Refused(auth_, *context, Method(__func__), reactor)) return reactor;
-  for (v1::Datastore& datastore : core_.ListDatastores()) {
+  for (v1::Datastore& datastore : core_.datastores().List()) {
     *response->add_datastores() = std::move(datastore);
   }
   reactor->Finish(grpc::Status::OK);
@@ -267,7 +267,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DeleteDatastore(
     return reactor;
   }
   loop_.Post([this, reactor, request] {
-    core_.DeleteDatastore(request->name(), [reactor, request](absl::Status status) {
+    core_.datastores().Delete(request->name(), [reactor, request](absl::Status status) {
       if (status.ok()) Log(LogLevel::kInfo, "datastore_deleted", {{"datastore", request->name()}});
       reactor->Finish(ToGrpcStatus(status));
     });

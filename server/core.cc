@@ -52,8 +52,12 @@ Core::Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, 
     : store_(store), logs_(logs), events_(events), loop_(loop), clock_(clock),
       options_(WithExecTokenKey(std::move(options))),
       attempts_(scheduler::AttemptsOptions{.stop_grace = options_.stop_grace,
-                                           .launch_timeout = options_.launch_timeout}) {
-  RefreshTargetNames();
+                                           .launch_timeout = options_.launch_timeout}),
+      writer_(store, loop, reader_, jobs_, clock, events, options_.metrics,
+              [this] { RequestSchedule(); }),
+      images_(store, loop, clock),
+      datastores_(store, loop, clock, options_.datastore_roots) {
+  target_names_.Set(nodes_.ListTargets());
 }
 
 void Core::Restore(const std::vector<v1::Job>& unfinished,
@@ -67,27 +71,21 @@ void Core::Restore(const std::vector<v1::Job>& unfinished,
   for (const storage::NodeAdminState& state : node_states) nodes_.RestoreAdmin(state);
   if (loss_pause.has_value()) nodes_.RestoreLossPause(*loss_pause, clock_.Now());
   saved_pause_ = PauseKey(loss_pause);
-  {
-    absl::MutexLock lock(&images_mu_);
-    for (const v1::Image& image : images) images_[image.name()] = image;
-  }
-  {
-    absl::MutexLock lock(&datastores_mu_);
-    for (const v1::Datastore& datastore : datastores) datastores_[datastore.name()] = datastore;
-  }
+  images_.Restore(images);
+  datastores_.Restore(datastores);
   for (const v1::ComputeTarget& target : targets) {
     if (absl::Status s = nodes_.PutTarget(target); !s.ok()) {
       Log(LogLevel::kWarning, "target_not_restored", {{"target", target.name()}, {"error", s.message()}});
     }
   }
-  RefreshTargetNames();
+  target_names_.Set(nodes_.ListTargets());
   for (const v1::Job& job : unfinished) {
     jobs_.Update(job);
     const JobStatus& status = job.status();
     if (IsPlaced(status.state()) && status.nodes_size() > 0) {
       // The image digest is not stored with the attempt: what the name has now (a
       // re-import while droverd was down reaches an agent that has to prepare it again).
-      attempts_.Restore(job, ExecToken(job.id(), status.attempt()), ImageDigestOf(job.spec()),
+      attempts_.Restore(job, ExecToken(job.id(), status.attempt()), images_.DigestOf(job.spec()),
                         clock_.Now());
       // Its nodes' leases run from now: one that never comes back is lost like any other.
       // What it holds there counts from now too (a draining node stays DRAINING).
@@ -125,169 +123,11 @@ void Core::RequestSchedule() {
   });
 }
 
-namespace {
-
-// The store refused a write because of the disk (full, or an I/O error): the write can go
-// through later, unlike a refused version or a malformed record.
-bool IsDiskError(const absl::Status& status) {
-  return absl::IsResourceExhausted(status) || absl::IsUnavailable(status);
-}
-
-}  // namespace
-
-void Core::CommitStatus(const v1::Job& current, JobStatus next, JobCallback done) {
-  // `current` may be the queue's own copy, which the Update below replaces: read it first.
-  const std::string job_id = current.id();
-  if (auto it = unsaved_.find(job_id); it != unsaved_.end() && done != nullptr) {
-    // A placement waits until what happened before it is stored.
-    loop_.Post([error = it->second.error, done = std::move(done)]() mutable {
-      std::move(done)(error);
-    });
-    return;
-  }
-  const int64_t expected_version = current.status().version();
-  v1::Job updated = current;
-  *updated.mutable_status() = next;
-  jobs_.Update(updated);
-  if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
-    // Written after the earlier changes, by SaveUnsaved().
-    it->second.status = std::move(next);
-    it->second.changes += 1;
-    return;
-  }
-  const bool decision = done != nullptr;
-  store_.UpdateJobStatus(
-      job_id, expected_version, next,
-      [this, job_id, decision, written = next, done = std::move(done)](
-          absl::StatusOr<v1::Job> committed) mutable {
-        loop_.Post([this, job_id, decision, written = std::move(written),
-                    committed = std::move(committed), done = std::move(done)]() mutable {
-          if (committed.ok()) {
-            Committed(*committed);
-          } else {
-            committed = StatusWriteFailed(job_id, decision, std::move(written), committed.status());
-          }
-          if (done) std::move(done)(std::move(committed));
-        });
-      });
-}
-
-void Core::Committed(const v1::Job& job) {
-  events_.Publish(job);
-  if (options_.metrics != nullptr && scheduler::IsTerminal(job.status().state())) {
-    options_.metrics->jobs_finished.With({v1::JobStatus::State_Name(job.status().state())})
-        .Increment();
-  }
-}
-
-absl::Status Core::StatusWriteFailed(const std::string& job_id, bool decision,
-                                     JobStatus written, const absl::Status& error) {
-  if (decision && IsDiskError(error)) {
-    // A placement the disk refused: try again in a moment rather than at every round.
-    placement_paused_until_ = clock_.Now() + absl::Seconds(1);
-  }
-  auto it = unsaved_.find(job_id);
-  if (it == unsaved_.end() && !decision && (IsDiskError(error) || absl::IsAborted(error))) {
-    // What the agents reported happened all the same: keep it and store it later (after a
-    // refused write, or over a cancel stored meanwhile).
-    it = unsaved_.emplace(job_id, Unsaved{}).first;
-    Log(LogLevel::kWarning, "job_status_unsaved",
-        {{"job", job_id}, {"state", scheduler::StateName(written.state())},
-         {"error", error.message()}});
-  }
-  if (it != unsaved_.end()) {
-    // A write that failed because an earlier one of the job did (a version conflict) fails
-    // for the earlier one's reason.
-    if (IsDiskError(error) || it->second.error.ok()) it->second.error = error;
-    if (!decision) {
-      // Later changes failed after this one (version conflict): the last one is the newest.
-      it->second.status = std::move(written);
-      it->second.changes += 1;
-    } else if (const v1::Job* job = jobs_.Find(job_id); job != nullptr) {
-      // The decision did not happen: back to the newest change still to be stored.
-      v1::Job back = *job;
-      *back.mutable_status() = it->second.status;
-      jobs_.Reset(back);
-    }
-    return it->second.error;
-  }
-  if (!IsDiskError(error)) {
-    Log(LogLevel::kError, "job_status_write_failed",
-        {{"job", job_id}, {"error", error.ToString()}});
-  }
-  // The in-memory job ran ahead of the store; take the stored one back.
-  ReadJob(job_id, [this](absl::StatusOr<v1::Job> stored) {
-    if (stored.ok()) jobs_.Reset(*stored);
-  });
-  return error;
-}
-
-void Core::ReadJob(std::string job_id, JobCallback then) {
-  reader_.Post([this, job_id = std::move(job_id), then = std::move(then)]() mutable {
-    absl::StatusOr<v1::Job> job = store_.GetJob(job_id);
-    loop_.Post([job = std::move(job), then = std::move(then)]() mutable {
-      std::move(then)(std::move(job));
-    });
-  });
-}
-
-void Core::SaveUnsaved() {
-  for (auto& [job_id, unsaved] : unsaved_) {
-    if (unsaved.writing) continue;
-    // A read of the stored job, then a write over it, in flight.
-    unsaved.writing = true;
-    ReadJob(job_id, [this, job_id = job_id](absl::StatusOr<v1::Job> stored) {
-      SaveUnsaved(job_id, std::move(stored));
-    });
-  }
-}
-
-void Core::SaveUnsaved(const std::string& job_id, absl::StatusOr<v1::Job> stored) {
-  auto entry = unsaved_.find(job_id);
-  if (entry == unsaved_.end()) return;
-  Unsaved& unsaved = entry->second;
-  if (!stored.ok()) {
-    unsaved.writing = false;  // the next tick tries again
-    return;
-  }
-  JobStatus::State stored_state = stored->status().state();
-  if (scheduler::IsTerminal(stored_state) ||
-      (stored_state == JobStatus::CANCEL_REQUESTED &&
-       !scheduler::IsTerminal(unsaved.status.state()))) {
-    // A cancel stored meanwhile wins over what was kept, unless that is the job's end.
-    jobs_.Reset(*stored);
-    unsaved_.erase(entry);
-    return;
-  }
-  JobStatus status = unsaved.status;
-  status.set_version(stored->status().version() + 1);
-  store_.UpdateJobStatus(
-      job_id, stored->status().version(), std::move(status),
-      [this, job_id = job_id, changes = unsaved.changes](absl::StatusOr<v1::Job> committed) {
-        loop_.Post([this, job_id, changes, committed = std::move(committed)]() mutable {
-          auto it = unsaved_.find(job_id);
-          if (it == unsaved_.end()) return;
-          it->second.writing = false;
-          if (!committed.ok()) {
-            it->second.error = committed.status();
-            return;
-          }
-          Committed(*committed);
-          if (it->second.changes != changes) return;  // changed meanwhile: store that too
-          unsaved_.erase(it);
-          // The in-memory job takes the stored version, so that later changes follow it.
-          if (jobs_.Find(job_id) != nullptr) jobs_.Update(*committed);
-          Log(LogLevel::kInfo, "job_status_saved",
-              {{"job", job_id}, {"state", scheduler::StateName(committed->status().state())}});
-          RequestSchedule();
-        });
-      });
-}
 
 void Core::Schedule() {
   absl::Time now = clock_.Now();
   // While the state disk refuses writes, a placement could not be stored either.
-  if (!unsaved_.empty() || now < placement_paused_until_) return;
+  if (writer_.PlacementsPaused(now)) return;
   scheduler::PlacementRound round =
       scheduler::PlaceQueuedJobs(jobs_, nodes_, attempts_.Running(jobs_), now);
   for (const scheduler::Placement& placement : round.placed) Assign(placement);
@@ -296,7 +136,7 @@ void Core::Schedule() {
     if (job == nullptr || job->status().reason() == reason) continue;
     absl::StatusOr<JobStatus> next =
         scheduler::Transition(job->status(), JobStatus::QUEUED, reason, clock_.Now());
-    if (next.ok()) CommitStatus(*job, *std::move(next));
+    if (next.ok()) writer_.Commit(*job, *std::move(next));
   }
 }
 
@@ -322,7 +162,7 @@ void Core::Assign(const scheduler::Placement& placement) {
   // an assignment sent to it again). The launch timeout counts from now.
   scheduler::AttemptState& attempt =
       attempts_.Place(job.id(), epoch, placement.nodes, ExecToken(job.id(), epoch),
-                      /*master_port=*/0, ImageDigestOf(job.spec()), clock_.Now());
+                      /*master_port=*/0, images_.DigestOf(job.spec()), clock_.Now());
   // Chosen with the attempt in place (its old one, if any, gone).
   attempt.master_port = FreeMasterPort(placement.nodes.front());
   next->set_master_port(attempt.master_port);
@@ -331,7 +171,7 @@ void Core::Assign(const scheduler::Placement& placement) {
   Log(LogLevel::kInfo, "job_placed",
       {{"job", job.id()}, {"attempt", epoch}, {"nodes", absl::StrJoin(placement.nodes, ",")}});
   // The attempt and its layout are durable before any agent hears of it.
-  CommitStatus(job, *std::move(next), [this, job_id = job.id(), epoch](absl::StatusOr<v1::Job> committed) {
+  writer_.Commit(job, *std::move(next), [this, job_id = job.id(), epoch](absl::StatusOr<v1::Job> committed) {
     const scheduler::AttemptState* attempt = attempts_.Find(job_id);
     if (attempt == nullptr || attempt->epoch != epoch) return;
     if (!committed.ok()) {
@@ -342,13 +182,6 @@ void Core::Assign(const scheduler::Placement& placement) {
     }
     SendAssignments(*committed, *attempt);
   });
-}
-
-std::string Core::ImageDigestOf(const v1::JobSpec& spec) const {
-  if (scheduler::IsBuiltInImage(spec.environment().image())) return "";
-  absl::MutexLock lock(&images_mu_);
-  auto image = images_.find(spec.environment().image());
-  return image != images_.end() ? image->second.digest() : "";
 }
 
 std::string Core::ExecToken(const std::string& job_id, int64_t epoch) const {
@@ -385,18 +218,7 @@ void Core::SendAssignments(const v1::Job& job, const scheduler::AttemptState& at
   // The datastores as registered now, credentials included: a change reaches the next
   // attempt, not this one. One deleted since the submit is left out; the agent then fails
   // the attempt naming it.
-  std::map<std::string, v1::Datastore> datastores;
-  {
-    absl::MutexLock lock(&datastores_mu_);
-    auto add = [&](const std::string& name) ABSL_SHARED_LOCKS_REQUIRED(datastores_mu_) {
-      auto it = datastores_.find(name);
-      if (it != datastores_.end()) datastores.emplace(it->first, it->second);
-    };
-    for (const v1::Argument& argument : spec.arguments()) {
-      if (argument.has_data()) add(argument.data().datastore());
-    }
-    for (const v1::OutputTarget& output : spec.outputs()) add(output.datastore());
-  }
+  std::map<std::string, v1::Datastore> datastores = datastores_.ReferencedBy(spec);
   int ppn = spec.process_count_per_node();
   for (size_t rank = 0; rank < attempt.nodes.size(); ++rank) {
     if (!only_node.empty() && attempt.nodes[rank] != only_node) continue;
@@ -442,7 +264,7 @@ void Core::Tick() {
     for (const v1::Node& node : nodes_.List()) ++nodes[node.state()];
     options_.metrics->SetNodeStates(nodes);
   }
-  SaveUnsaved();
+  writer_.SaveUnsaved();
   CheckLeases(now);
   // Launch timeouts and time limits.
   Run(attempts_.Tick(jobs_, now));

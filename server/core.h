@@ -4,16 +4,20 @@
 // messages to agents. Every method runs on the CoreLoop thread; other threads post to it.
 //
 // Status changes are applied to the in-memory queue at once (so the next decision sees
-// them) and written to the store in order with a compare-and-set on the version; what
-// clients and watchers see comes only from committed writes. The loop never reads the
-// store itself: reads run on a thread of their own and post their result back.
+// them) and written to the store in order with a compare-and-set on the version, by the
+// StatusWriter (server/status_writer.h); what clients and watchers see comes only from
+// committed writes. The loop never reads the store itself: reads run on a thread of their
+// own and post their result back.
 //
-// Its methods are in four files: core.cc (restore, status writes, placement and
-// assignment, the tick), core_agents.cc (the agent protocol, cancel and stop, and the end
-// of an attempt; the rules of attempts are scheduler/attempts.h, whose effects the core
-// runs), core_admin.cc (the registries
-// administrators change: targets, images, datastores, cordon and drain) and node_loss.cc
-// (leases, the pause of node-loss handling, what each node may send and read).
+// It holds no lock: what other threads read is in classes of its own with their threading
+// contract in their headers: the registries (server/registries.h, immutable snapshots) and
+// the attempts' fences (server/attempt_fences.h, what each node may send and read).
+//
+// Its methods are in four files: core.cc (restore, placement and assignment, the tick),
+// core_agents.cc (the agent protocol, cancel and stop, and the end of an attempt; the
+// rules of attempts are scheduler/attempts.h, whose effects the core runs), core_admin.cc
+// (what administrators change: compute targets, cordon and drain) and node_loss.cc
+// (leases, the pause of node-loss handling).
 #ifndef DROVER_SERVER_CORE_H_
 #define DROVER_SERVER_CORE_H_
 
@@ -29,7 +33,6 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/datastore_policy.h"
 #include "drover/v1/admin_service.pb.h"
@@ -42,8 +45,11 @@
 #include "scheduler/job_queue.h"
 #include "scheduler/node_registry.h"
 #include "scheduler/placement.h"
+#include "server/attempt_fences.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
+#include "server/registries.h"
+#include "server/status_writer.h"
 #include "storage/log_store.h"
 #include "storage/store.h"
 
@@ -155,68 +161,37 @@ class Core {
   void PutTarget(const v1::ComputeTarget& target, StatusCallback done);
   void DeleteTarget(const std::string& name, StatusCallback done);
   std::vector<v1::ComputeTarget> ListTargets() const { return nodes_.ListTargets(); }
-  // Image registrations (`drover image import`), mirroring compute targets: stored, then
-  // applied; `done` runs on the loop after the commit. PutImage checks the name and digest
-  // (INVALID_ARGUMENT naming the field; the caller checks that the blob exists and sets
-  // `size`), sets `create_time` and gives the stored image; DeleteImage gives NOT_FOUND for
-  // an unknown name. The next assignment of a job with that image carries the new digest
-  // (or none).
-  using ImageCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Image>) &&>;
-  void PutImage(const v1::Image& image, ImageCallback done);
-  void DeleteImage(const std::string& name, StatusCallback done);
-  std::vector<v1::Image> ListImages() const;
-  // Datastores (`drover datastore create`), stored, then applied; `done` runs on the loop
-  // after the commit. PutDatastore checks it (CheckDatastore with the options' roots), refuses a taken name with
-  // ALREADY_EXISTS unless `replace`, sets `create_time` and gives the stored datastore with
-  // its credentials masked; DeleteDatastore gives NOT_FOUND for an unknown name. Attempts
-  // assigned from then on get the new registration (or none).
-  using DatastoreCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Datastore>) &&>;
-  void PutDatastore(const v1::Datastore& datastore, bool replace, DatastoreCallback done);
-  void DeleteDatastore(const std::string& name, StatusCallback done);
-  // Every datastore by name, credentials masked. Thread-safe.
-  std::vector<v1::Datastore> ListDatastores() const;
+  // What administrators register for jobs (server/registries.h): changed on the loop
+  // (stored, then applied; `done` runs on the loop after the commit), read by any thread.
+  // The next assignment of a job carries its image's digest and its datastores as
+  // registered then.
+  ImageRegistry& images() { return images_; }
+  DatastoreRegistry& datastores() { return datastores_; }
+  const TargetNames& target_names() const { return target_names_; }
 
   // Leases, timeouts and placement; the loop calls it periodically.
   void Tick();
 
-  // Whether a log chunk of `attempt` from `node` may be stored: the job's current attempt,
-  // on one of its nodes that has not ended its part (not lost). Chunks of anything else (an
-  // old epoch, a lost node, a finished job) are refused. Thread-safe (the agent streams
-  // call it for every chunk).
-  bool AcceptsLogs(const std::string& node, const v1::AttemptRef& attempt) const;
-  // Whether `attempt` is the current attempt of a live job and `node` was never one of its
-  // nodes: what a node may not send anything about. Thread-safe.
-  bool IsForeignAttempt(const std::string& node, const v1::AttemptRef& attempt) const;
-  // Whether `node` runs `rank` of the current `attempt` (for PREPARE and SYSTEM_METRICS:
-  // whether `rank` is its node rank): the only streams it may send. Thread-safe.
+  // What each node may send and read (server/attempt_fences.h). Any thread.
+  const AttemptFences& fences() const { return fences_; }
+  bool AcceptsLogs(const std::string& node, const v1::AttemptRef& attempt) const {
+    return fences_.AcceptsLogs(node, attempt);
+  }
+  bool IsForeignAttempt(const std::string& node, const v1::AttemptRef& attempt) const {
+    return fences_.IsForeignAttempt(node, attempt);
+  }
   bool HasStream(const std::string& node, const v1::AttemptRef& attempt, int32_t rank,
-                 v1::LogStream stream) const;
-  // Whether `node` has a part in the current attempt of some live job that it has not
-  // ended (as AcceptsLogs): a node may upload (outputs) and check blobs only then.
-  // Thread-safe (the blob service calls it).
-  bool RunsAnAttempt(const std::string& node) const;
-  // The id of a live job whose current attempt `node` has a part in, not ended, and that
-  // reads blob `digest`: its code snapshot (spec.source_snapshot) or its imported image's
-  // archive (AssignAttempt.image_digest); "" when none. What a node may download.
-  // Thread-safe (the blob service calls it).
-  std::string JobReadingBlob(const std::string& node, const std::string& digest) const;
-  // Whether `node` has a part, not ended, in the current attempt of live job `job_id`: whose
-  // outputs it may upload. Thread-safe (the blob service calls it).
-  bool RunsPartOf(const std::string& node, const std::string& job_id) const;
-  // The snapshots and image archives the current attempts of live jobs read: what
-  // retention never removes. Thread-safe.
-  absl::flat_hash_set<std::string> BlobsInUse() const;
-
-  // Whether a compute target exists. Thread-safe (submit handlers call it).
-  bool TargetExists(const std::string& name) const;
-  // Whether an image name is registered. Thread-safe (submit handlers call it).
-  bool ImageExists(const std::string& name) const;
-  // Whether every data reference of `spec`'s arguments and every output target names a
-  // registered datastore (INVALID_ARGUMENT naming `spec.arguments[i].data.datastore` or
-  // `spec.outputs[i].datastore` otherwise) that allows the writes it asks for (outputs
-  // always write; FAILED_PRECONDITION naming the datastore otherwise). Thread-safe (submit
-  // handlers call it).
-  absl::Status CheckDataReferences(const v1::JobSpec& spec) const;
+                 v1::LogStream stream) const {
+    return fences_.HasStream(node, attempt, rank, stream);
+  }
+  bool RunsAnAttempt(const std::string& node) const { return fences_.RunsAnAttempt(node); }
+  std::string JobReadingBlob(const std::string& node, const std::string& digest) const {
+    return fences_.JobReadingBlob(node, digest);
+  }
+  bool RunsPartOf(const std::string& node, const std::string& job_id) const {
+    return fences_.RunsPartOf(node, job_id);
+  }
+  absl::flat_hash_set<std::string> BlobsInUse() const { return fences_.BlobsInUse(); }
 
  private:
   // To the API's duration (milliseconds).
@@ -237,9 +212,6 @@ class Core {
   void SendTo(const std::string& node, v1::SchedulerMessage message);
   // The attempt's secret for exec relays between its nodes (AssignAttempt.exec_token).
   std::string ExecToken(const std::string& job_id, int64_t epoch) const;
-  // The digest the job's imported image has now (Attempt.image_digest); "" for a built-in
-  // image or one no longer registered.
-  std::string ImageDigestOf(const v1::JobSpec& spec) const;
   // MASTER_PORT for an attempt whose node rank 0 is `node`.
   int32_t FreeMasterPort(const std::string& node);
   // Sends the attempt's AssignAttempt to each of its nodes (or only to `only_node`).
@@ -262,34 +234,8 @@ class Core {
   // applies it with `apply` and answers `done`.
   void ChangeNodeAdmin(const std::string& node, std::optional<storage::NodeAdminState> state,
                        absl::AnyInvocable<absl::StatusOr<v1::Node>()> apply, NodeCallback done);
-  // Sets what AcceptsLogs says of `job_id` from attempts_.
+  // Sets what `fences_` says of `job_id` from attempts_.
   void UpdateFence(const std::string& job_id);
-  // Applies `next` to the in-memory job now and writes it; `done` (optional) runs on the
-  // loop after the commit with the committed job.
-  //
-  // A write with `done` is a decision (a placement): when the store refuses it, the
-  // in-memory job goes back and `done` gets the error. A write without is a fact (what an
-  // agent reported, a job's end): when the disk refuses it (full, I/O error), or a cancel
-  // was stored first (ABORTED), the in-memory job keeps it and SaveUnsaved() stores the
-  // newest status of the job once the store takes it; watchers see it then. (Cancel()
-  // writes first and applies after.)
-  void CommitStatus(const v1::Job& current, v1::JobStatus next, JobCallback done = nullptr);
-  // A status write committed: tells watchers and metrics.
-  void Committed(const v1::Job& job);
-  // A status write failed with `error`; returns what its `done` is told.
-  absl::Status StatusWriteFailed(const std::string& job_id, bool decision,
-                                 v1::JobStatus written, const absl::Status& error);
-  // Writes the newest status of every job in `unsaved_` (each tick): reads the stored job
-  // off the loop, then writes over its version.
-  void SaveUnsaved();
-  // The second half, on the loop with the stored job (the job's entry is marked writing).
-  void SaveUnsaved(const std::string& job_id, absl::StatusOr<v1::Job> stored);
-  // Reads job `job_id` from the store off the loop (on `reader_`) and runs `then` with it
-  // on the loop: the loop never waits for the disk.
-  void ReadJob(std::string job_id, JobCallback then);
-  void CancelWithRetries(const std::string& job_id, const std::string& reason, JobCallback done,
-                         int tries_left);
-  void RefreshTargetNames();
 
   storage::Store& store_;
   storage::LogStore& logs_;
@@ -303,20 +249,9 @@ class Core {
   absl::flat_hash_map<std::string, std::shared_ptr<AgentLink>> links_;  // by node name
   scheduler::Attempts attempts_;  // the attempts in flight, by job id
   absl::Time metrics_updated_ = absl::InfinitePast();  // when Tick last set the gauges
-  // Jobs whose in-memory status is ahead of the store because the disk refused a write.
-  // Placement waits while there are any.
-  struct Unsaved {
-    v1::JobStatus status;  // the newest, to store (its version is set when written)
-    int64_t changes = 0;   // bumped by every change, to tell whether a write was the last
-    bool writing = false;  // a write of it is in flight
-    absl::Status error;    // why the last write failed
-  };
-  std::map<std::string, Unsaved> unsaved_;
   // Cancels being stored, by job: the callbacks of every cancel of it meanwhile, all
   // answered with the stored result.
   std::map<std::string, std::vector<JobCallback>> cancels_;
-  // After the disk refused a placement, none is tried again before this.
-  absl::Time placement_paused_until_ = absl::InfinitePast();
   bool schedule_requested_ = false;
   scheduler::LeaseCheck lease_check_;  // the last one
   // What SaveLossPause last wrote (PauseKey in node_loss.cc); "" when no pause is stored.
@@ -324,30 +259,15 @@ class Core {
   // By node: where FreeMasterPort looks first, as an offset from master_port_base.
   absl::flat_hash_map<std::string, int32_t> next_master_port_;
 
-  // The current attempt of every live job and its nodes still in it, for AcceptsLogs and
-  // the blob service.
-  struct Fence {
-    int64_t epoch = 0;
-    std::set<std::string> nodes;
-    std::set<std::string> all;  // every node of the attempt, ended or not
-    std::vector<std::string> order;  // the nodes by node rank
-    int32_t processes_per_node = 0;  // 0: not known (any rank is taken)
-    std::set<std::string> blobs;  // the snapshot and image archive its nodes may download
-  };
-  mutable absl::Mutex fence_mu_;
-  absl::flat_hash_map<std::string, Fence> fence_ ABSL_GUARDED_BY(fence_mu_);  // by job id
+  // The fence of every live job's current attempt, read by other threads.
+  AttemptFences fences_;
 
-  mutable absl::Mutex target_names_mu_;
-  absl::flat_hash_set<std::string> target_names_ ABSL_GUARDED_BY(target_names_mu_);
-
-  // Written on the loop only, read by submit handlers too. By name.
-  mutable absl::Mutex images_mu_;
-  std::map<std::string, v1::Image> images_ ABSL_GUARDED_BY(images_mu_);
-
-  // Written on the loop only, read by submit and list handlers too. By name, with
-  // credentials.
-  mutable absl::Mutex datastores_mu_;
-  std::map<std::string, v1::Datastore> datastores_ ABSL_GUARDED_BY(datastores_mu_);
+  // Status changes to the store, and the jobs whose changes wait for the disk.
+  StatusWriter writer_;
+  // Read by other threads as snapshots (server/registries.h).
+  TargetNames target_names_;
+  ImageRegistry images_;
+  DatastoreRegistry datastores_;
 
   // The thread the store's reads run on (ReadJob), so that they never hold up the loop.
   // Last: it stops, finishing the reads it has, before the rest of the core goes.

@@ -102,7 +102,7 @@ void Core::Run(scheduler::AttemptEffects effects) {
       case scheduler::AttemptEffect::kCommit:
         // The job as the effects before left it: each change follows the one before.
         if (const v1::Job* job = jobs_.Find(effect.job_id); job != nullptr) {
-          CommitStatus(*job, std::move(effect.status));
+          writer_.Commit(*job, std::move(effect.status));
         }
         break;
       case scheduler::AttemptEffect::kSend:
@@ -147,13 +147,13 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
     // Not live: finished or unknown. Its last write may still be on its way to disk; the
     // store keeps order, so answer from the store after what is queued.
     store_.Barrier([this, job_id, reason, done = std::move(done)](absl::Status) mutable {
-      // On the loop, where a write of the job that failed meanwhile is known (unsaved_).
+      // On the loop, where a write of the job that failed meanwhile is known (unsaved).
       loop_.Post([this, job_id, reason, done = std::move(done)]() mutable {
-        if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
-          std::move(done)(it->second.error);
+        if (std::optional<absl::Status> error = writer_.UnsavedError(job_id)) {
+          std::move(done)(*std::move(error));
           return;
         }
-        ReadJob(job_id, [this, job_id, reason,
+        writer_.ReadJob(job_id, [this, job_id, reason,
                          done = std::move(done)](absl::StatusOr<v1::Job> stored) mutable {
           if (!stored.ok()) {
             std::move(done)(stored.status());
@@ -191,8 +191,8 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
     });
     return;
   }
-  if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
-    std::move(done)(it->second.error);  // its earlier changes wait for the disk
+  if (std::optional<absl::Status> error = writer_.UnsavedError(job_id)) {
+    std::move(done)(*std::move(error));  // its earlier changes wait for the disk
     return;
   }
   if (auto it = cancels_.find(job_id); it != cancels_.end()) {
@@ -213,7 +213,7 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
         loop_.Post([this, job_id, expected, stop, message,
                     committed = std::move(committed)]() mutable {
           if (committed.ok()) {
-            Committed(*committed);
+            writer_.Committed(*committed);
             // A report that came meanwhile was written after it and wins.
             if (const v1::Job* live = jobs_.Find(job_id);
                 live != nullptr && live->status().version() == expected) {
@@ -221,8 +221,8 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
             }
             Log(LogLevel::kInfo, "job_cancel", {{"job", job_id}, {"stop_processes", stop}});
             if (stop) StopAttempt(job_id, JobStatus::CANCELED_BY_USER, message);
-          } else if (auto it = unsaved_.find(job_id); it != unsaved_.end()) {
-            committed = it->second.error;
+          } else if (std::optional<absl::Status> error = writer_.UnsavedError(job_id)) {
+            committed = *std::move(error);
           }
           std::vector<JobCallback> waiting = std::move(cancels_[job_id]);
           cancels_.erase(job_id);

@@ -160,14 +160,14 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
     reactor->Finish(ToGrpcStatus(valid));
     return reactor;
   }
-  if (!core_.TargetExists(job.spec().compute_target())) {
+  if (!core_.target_names().Exists(job.spec().compute_target())) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
         "spec.compute_target: '", job.spec().compute_target(),
         "' does not exist; see drover target list, or leave it empty for 'default'"))));
     return reactor;
   }
   if (const std::string& image = job.spec().environment().image();
-      !scheduler::IsBuiltInImage(image) && !core_.ImageExists(image)) {
+      !scheduler::IsBuiltInImage(image) && !core_.images().Exists(image)) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
         "spec.environment.image: '", image,
         "' is not an imported image; import it with drover image import ", image,
@@ -175,7 +175,7 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
         "' to have the nodes pull it from a registry, or use 'host'"))));
     return reactor;
   }
-  if (absl::Status data = core_.CheckDataReferences(job.spec()); !data.ok()) {
+  if (absl::Status data = core_.datastores().CheckReferences(job.spec()); !data.ok()) {
     reactor->Finish(ToGrpcStatus(data));
     return reactor;
   }

@@ -1,7 +1,8 @@
 // The core's handling of lost nodes: leases, the pause of node-loss handling when most nodes
 // vanish at once, the administrator's DeclareNodeLost, the agents of lost nodes that come
-// back on their old stream, and the fence that keeps what a stale attempt sends out of the
-// logs. Part of Core (core.h); runs on the CoreLoop thread except AcceptsLogs.
+// back on their old stream, and the update of the fence that keeps what a stale attempt
+// sends out of the logs (server/attempt_fences.h). Part of Core (core.h); runs on the
+// CoreLoop thread.
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -177,86 +178,7 @@ bool Core::NodeSeen(const std::string& node) {
 }
 
 void Core::UpdateFence(const std::string& job_id) {
-  const scheduler::AttemptState* attempt = attempts_.Find(job_id);
-  absl::MutexLock lock(&fence_mu_);
-  if (attempt == nullptr) {
-    fence_.erase(job_id);
-    return;
-  }
-  Fence& fence = fence_[job_id];
-  fence.epoch = attempt->epoch;
-  fence.nodes.clear();
-  fence.all.clear();
-  for (const std::string& node : attempt->nodes) {
-    if (!attempt->ended.contains(node)) fence.nodes.insert(node);
-    fence.all.insert(node);
-  }
-  fence.order = attempt->nodes;
-  const v1::Job* job = jobs_.Find(job_id);
-  fence.processes_per_node =
-      job == nullptr ? 0 : std::max(1, job->spec().process_count_per_node());
-  fence.blobs.clear();
-  if (job != nullptr && !job->spec().source_snapshot().empty()) {
-    fence.blobs.insert(job->spec().source_snapshot());
-  }
-  if (!attempt->image_digest.empty()) fence.blobs.insert(attempt->image_digest);
-}
-
-bool Core::HasStream(const std::string& node, const v1::AttemptRef& attempt, int32_t rank,
-                     v1::LogStream stream) const {
-  absl::MutexLock lock(&fence_mu_);
-  auto it = fence_.find(attempt.job_id());
-  if (it == fence_.end() || it->second.epoch != attempt.epoch()) return false;
-  const Fence& fence = it->second;
-  if (fence.processes_per_node == 0) return true;  // the job is unknown here: no layout
-  auto at = std::find(fence.order.begin(), fence.order.end(), node);
-  if (at == fence.order.end()) return false;
-  const int32_t node_rank = static_cast<int32_t>(at - fence.order.begin());
-  if (stream == v1::PREPARE || stream == v1::SYSTEM_METRICS) return rank == node_rank;
-  return rank >= node_rank * fence.processes_per_node &&
-         rank < (node_rank + 1) * fence.processes_per_node;
-}
-
-bool Core::AcceptsLogs(const std::string& node, const v1::AttemptRef& attempt) const {
-  absl::MutexLock lock(&fence_mu_);
-  auto it = fence_.find(attempt.job_id());
-  return it != fence_.end() && it->second.epoch == attempt.epoch() &&
-         it->second.nodes.contains(node);
-}
-
-bool Core::IsForeignAttempt(const std::string& node, const v1::AttemptRef& attempt) const {
-  absl::MutexLock lock(&fence_mu_);
-  auto it = fence_.find(attempt.job_id());
-  return it != fence_.end() && it->second.epoch == attempt.epoch() && !it->second.all.contains(node);
-}
-
-bool Core::RunsAnAttempt(const std::string& node) const {
-  absl::MutexLock lock(&fence_mu_);
-  for (const auto& [job_id, fence] : fence_) {
-    if (fence.nodes.contains(node)) return true;
-  }
-  return false;
-}
-
-std::string Core::JobReadingBlob(const std::string& node, const std::string& digest) const {
-  absl::MutexLock lock(&fence_mu_);
-  for (const auto& [job_id, fence] : fence_) {
-    if (fence.nodes.contains(node) && fence.blobs.contains(digest)) return job_id;
-  }
-  return "";
-}
-
-bool Core::RunsPartOf(const std::string& node, const std::string& job_id) const {
-  absl::MutexLock lock(&fence_mu_);
-  auto it = fence_.find(job_id);
-  return it != fence_.end() && it->second.nodes.contains(node);
-}
-
-absl::flat_hash_set<std::string> Core::BlobsInUse() const {
-  absl::MutexLock lock(&fence_mu_);
-  absl::flat_hash_set<std::string> blobs;
-  for (const auto& [job_id, fence] : fence_) blobs.insert(fence.blobs.begin(), fence.blobs.end());
-  return blobs;
+  fences_.Set(job_id, attempts_.Find(job_id), jobs_.Find(job_id));
 }
 
 }  // namespace drover::server
