@@ -27,13 +27,13 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/launcher/init_files.h"
+#include "agent/launcher/init_files_read.h"
 #include "agent/runtime/cgroups.h"
 #include "common/json.h"
 #include "agent/runtime/process.h"
 #include "agent/runtime/runc_bundle.h"
 #include "agent/runtime/runtime_files.h"
 #include "common/log.h"
-#include "common/safe_open.h"
 #include "common/status_macros.h"
 
 namespace drover::agent {
@@ -76,25 +76,17 @@ ContainerExit FromWaitStatus(int status) {
   return exit;
 }
 
-// drover-init's exit file ("exit_code=<n> signal=<s>") in the container's state folder;
+// drover-init's exit file in the container's state folder (read by init_files_read.h, never
+// through a link or from a fifo: the folder is writable from inside the container);
 // exit_code -1 / SIGKILL when it is missing (PID 1 was not drover-init, or died before it
-// could write). The state folder is writable from inside the container: the file is read
-// only when it is a regular file there, never through a link and never waiting on a fifo.
+// could write).
 ContainerExit FromExitFile(const std::string& bundle_dir) {
   ContainerExit exit;
   exit.signal = SIGKILL;
-  // ExitFilePath's file, opened below the state folder.
-  FileKind kind = FileKind::kMissing;
-  absl::StatusOr<std::string> text =
-      ReadSmallFileBeneath(bundle_dir + "/state", "init.exit", 4096, &kind);
-  if (!text.ok()) {
-    if (kind != FileKind::kMissing) LogUnsafeFile(RuncRuntime::ExitFilePath(bundle_dir), kind);
-    return exit;
+  if (std::optional<ExitRecord> record = ReadExitRecord(bundle_dir + "/state", "init.exit")) {
+    exit.exit_code = record->exit_code;
+    exit.signal = record->signal;
   }
-  std::optional<ExitRecord> record = ParseExitRecord(*text);
-  if (!record.has_value()) return exit;
-  exit.exit_code = record->exit_code;
-  exit.signal = record->signal;
   return exit;
 }
 
