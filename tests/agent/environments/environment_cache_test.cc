@@ -24,12 +24,14 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fake_runtime.h"
 #include "tests/testing/subprocess.h"
 
 namespace drover::agent {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::FakeRuntime;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -209,69 +211,6 @@ TEST(ChooseEvictionsTest, NeverOneInUse) {
   EXPECT_THAT(ChooseEvictions(entries, 110), ElementsAre("idle"));
 }
 
-// Plays the build container: `build(spec)` does what the script would (or not) and returns
-// its exit code; Wait() gives it once `release` allows.
-class FakeRuntime : public ContainerRuntime {
- public:
-  std::function<int(const ContainerSpec&)> build;
-  std::atomic<int> runs{0};
-  absl::Notification* release = nullptr;  // when set, builds end only once notified
-
-  absl::Status Create(const ContainerSpec&) override { return absl::UnimplementedError("create"); }
-  absl::Status Start(absl::string_view) override { return absl::UnimplementedError("start"); }
-  absl::Status Run(const ContainerSpec& spec) override {
-    ++runs;
-    int code = build(spec);
-    absl::MutexLock lock(&mu_);
-    if (running_.contains(spec.id)) return absl::AlreadyExistsError(spec.id);
-    running_[spec.id] = code;
-    return absl::OkStatus();
-  }
-  absl::StatusOr<pid_t> Pid(absl::string_view) override { return 1; }
-  absl::StatusOr<ContainerState> Inspect(absl::string_view) override {
-    return absl::UnimplementedError("inspect");
-  }
-  absl::StatusOr<ContainerStats> Stats(absl::string_view) override { return ContainerStats{}; }
-  absl::StatusOr<int> Exec(absl::string_view, const std::vector<std::string>&,
-                           const std::function<void(bool, absl::string_view)>&,
-                           const std::function<bool()>&) override {
-    return absl::UnimplementedError("exec");
-  }
-  absl::Status Signal(absl::string_view id, int, bool) override {
-    absl::MutexLock lock(&mu_);
-    killed_.insert(std::string(id));
-    return absl::OkStatus();
-  }
-  absl::StatusOr<ContainerExit> Wait(absl::string_view id, int timeout_ms) override {
-    bool killed;
-    {
-      absl::MutexLock lock(&mu_);
-      killed = killed_.contains(std::string(id));
-    }
-    if (!killed && release != nullptr &&
-        !release->WaitForNotificationWithTimeout(absl::Milliseconds(timeout_ms))) {
-      return absl::DeadlineExceededError("running");
-    }
-    absl::MutexLock lock(&mu_);
-    ContainerExit exit;
-    exit.exit_code = killed ? -1 : running_[std::string(id)];
-    exit.signal = killed ? 9 : 0;
-    return exit;
-  }
-  absl::Status Delete(absl::string_view id) override {
-    absl::MutexLock lock(&mu_);
-    running_.erase(std::string(id));
-    killed_.erase(std::string(id));
-    return absl::OkStatus();
-  }
-  absl::StatusOr<std::vector<ContainerInfo>> List() override { return std::vector<ContainerInfo>{}; }
-
- private:
-  absl::Mutex mu_;
-  std::map<std::string, int> running_ ABSL_GUARDED_BY(mu_);
-  std::set<std::string> killed_ ABSL_GUARDED_BY(mu_);
-};
-
 // The host folder bound at `destination` in `spec`.
 std::string HostPath(const ContainerSpec& spec, absl::string_view destination) {
   for (const BindMount& m : spec.mounts) {
@@ -295,7 +234,7 @@ int SucceedingBuild(const ContainerSpec& spec) {
 
 class EnvironmentCacheTest : public ::testing::Test {
  protected:
-  void SetUp() override { runtime_.build = SucceedingBuild; }
+  void SetUp() override { runtime_.play = SucceedingBuild; }
 
   EnvironmentCache::BuildContext Context(const std::string& name) {
     // Not created: the cache makes it.
@@ -352,7 +291,7 @@ TEST_F(EnvironmentCacheTest, BuildsOnceAndReusesTheLayer) {
 
 TEST_F(EnvironmentCacheTest, TheBuildContainerRunsTheScriptInTheJobsImage) {
   ContainerSpec seen;
-  runtime_.build = [&](const ContainerSpec& spec) {
+  runtime_.play = [&](const ContainerSpec& spec) {
     seen = spec;
     seen.args.push_back(ReadFile(spec.job_dir + "/build.sh"));
     seen.args.push_back(ReadFile(spec.job_dir + "/requirements.txt"));
@@ -394,7 +333,7 @@ TEST_F(EnvironmentCacheTest, AMissingWheelFolderFailsNamingIt) {
 }
 
 TEST_F(EnvironmentCacheTest, AFailedBuildSaysWhyLeavesNothingAndIsRetried) {
-  runtime_.build = [](const ContainerSpec& spec) {
+  runtime_.play = [](const ContainerSpec& spec) {
     std::ofstream(HostPath(spec, "/job/logs") + "/rank-0.stdout", std::ios::app)
         << "ERROR: No matching distribution found for nosuchpkg\n";
     return 1;
@@ -427,7 +366,7 @@ TEST_F(EnvironmentCacheTest, TheScriptsRefusalsBecomeMessages) {
            {92, "image 'host''s python3 has no pip"},
            {93, "image 'host''s python3 has no venv module"},
            {94, "add python to conda_packages"}}) {
-    runtime_.build = [&](const ContainerSpec&) { return c.code; };
+    runtime_.play = [&](const ContainerSpec&) { return c.code; };
     EnvironmentCache cache({.root = root()}, runtime_);
     EnvironmentRequest request = PipRequest({"a"});
     request.conda_packages = {"numpy"};
