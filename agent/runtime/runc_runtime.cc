@@ -229,6 +229,9 @@ absl::StatusOr<std::unique_ptr<RuncRuntime>> RuncRuntime::Open(RuncOptions optio
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_max != RLIM_INFINITY) {
     nofile = std::min<uint64_t>(nofile, limit.rlim_max);
   }
+  if (!options.run_process) {
+    options.run_process = [](auto&&... args) { return RunProcess(args...); };
+  }
   auto runtime = std::unique_ptr<RuncRuntime>(new RuncRuntime(std::move(options), nofile));
   absl::StatusOr<std::string> version = runtime->Runc({"--version"});
   if (!version.ok()) {
@@ -250,7 +253,8 @@ absl::StatusOr<std::unique_ptr<RuncRuntime>> RuncRuntime::Open(RuncOptions optio
 absl::StatusOr<std::string> RuncRuntime::Runc(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {options_.runc_path, "--root", options_.root_dir};
   argv.insert(argv.end(), args.begin(), args.end());
-  DROVER_ASSIGN_OR_RETURN(ProcessResult result, RunProcess(argv, options_.command_timeout));
+  DROVER_ASSIGN_OR_RETURN(ProcessResult result,
+                          options_.run_process(argv, options_.command_timeout, ""));
   if (result.ok()) return result.out;
   std::string what = absl::StrCat("runc ", args.empty() ? "" : args[0]);
   if (result.timed_out) {
@@ -361,7 +365,8 @@ absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start)
   }
   argv.insert(argv.end(), {"--bundle", spec.bundle_dir, "--pid-file", pid_path, spec.id});
   const char* command = start ? "runc run" : "runc create";
-  absl::StatusOr<ProcessResult> result = RunProcess(argv, options_.command_timeout, log_path);
+  absl::StatusOr<ProcessResult> result =
+      options_.run_process(argv, options_.command_timeout, log_path);
   absl::Status created = result.status();
   if (created.ok() && !result->ok()) {
     absl::StatusOr<std::string> log = ReadFileTail(log_path);

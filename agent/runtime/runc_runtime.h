@@ -37,6 +37,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -50,6 +51,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/runtime/container_runtime.h"
+#include "agent/runtime/process.h"
 #include "agent/runtime/oci_spec.h"
 
 namespace drover::agent {
@@ -78,6 +80,12 @@ struct RuncOptions {
   IdRange userns;
   // The default seccomp filter (oci_spec.h); false only to debug a job that it stops.
   bool seccomp = true;
+  // Runs a runc command: RunProcess's contract (process.h). Empty: RunProcess. Unit tests
+  // put a scripted runc here.
+  std::function<absl::StatusOr<ProcessResult>(const std::vector<std::string>& argv,
+                                              absl::Duration timeout,
+                                              const std::string& output_path)>
+      run_process;
 };
 
 // Checks the output of `runc --version` for the fix of CVE-2024-21626 (a container process
