@@ -108,7 +108,7 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
   auto fail = [&](absl::Status status) {
     std::error_code ignored;
     if (!HasMountUnder(partial)) fs::remove_all(partial, ignored);
-    AppendLog(log, absl::StrCat("drover: building environment ", key, " failed: ", status.message(), "\n"));
+    AppendLog(context.log_dir, kPrepareLog, absl::StrCat("drover: building environment ", key, " failed: ", status.message(), "\n"));
     Log(LogLevel::kWarning, "environment_build_failed",
         {{"key", key}, {"job", context.job_id}, {"error", status.message()}});
     return status;
@@ -171,14 +171,16 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
   init.program = {"/bin/sh", absl::StrCat(kBuildJobDir, "/build.sh")};
   c.args = init.ToArgs();
 
-  AppendLog(log, absl::StrCat("drover: building environment ", key, " on ", context.node_name,
+  AppendLog(context.log_dir, kPrepareLog, absl::StrCat("drover: building environment ", key, " on ", context.node_name,
                               " (image ", request.image, "; ", DescribePackages(request), ")\n"));
   const int64_t output_start = FileSize(log);
   absl::Time started = options_.clock->Now();
   absl::StatusOr<int> exit_code = RunBuildContainer(c, context);
   // drover-init's own complaints (a program it could not start) and its result files.
-  const std::string err_file = absl::StrCat(context.log_dir, "/rank-0.stderr");
-  if (std::string err = ReadText(err_file); !err.empty()) AppendLog(log, err);
+  if (std::string err = ReadContainerFile(context.log_dir, "rank-0.stderr", 0, 64 << 10);
+      !err.empty()) {
+    AppendLog(context.log_dir, kPrepareLog, err);
+  }
   for (const char* name : {"/rank-0.stderr", "/rank-0.exit", "/init.result"}) {
     fs::remove(context.log_dir + name, error);
   }
@@ -204,7 +206,7 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
           "environment of ", where, ": conda_packages have no python to install pip_packages "
           "with; add python to conda_packages")));
     default: {
-      std::string output = ReadText(log).substr(static_cast<size_t>(output_start));
+      std::string output = ReadContainerFile(context.log_dir, kPrepareLog, output_start);
       std::string summary = BuildFailureSummary(output);
       return fail(absl::FailedPreconditionError(absl::StrCat(
           "building the environment (", DescribePackages(request), ") in ", where, " on ",
@@ -218,7 +220,8 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
     std::string kind;
     std::string site_packages;
   } result;
-  for (absl::string_view line : absl::StrSplit(ReadText(partial + "/job/result"), '\n')) {
+  for (absl::string_view line :
+       absl::StrSplit(ReadContainerFile(partial + "/job", "result", 0, 4096), '\n')) {
     if (absl::ConsumePrefix(&line, "kind=")) result.kind = std::string(line);
     if (absl::ConsumePrefix(&line, "site=")) result.site_packages = std::string(line);
   }
@@ -247,7 +250,7 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
                                                     PathOf(key), ": ", strerror(errno))));
   }
   double seconds = absl::ToDoubleSeconds(options_.clock->Now() - started);
-  AppendLog(log, absl::StrCat("drover: environment ", key, " built in ",
+  AppendLog(context.log_dir, kPrepareLog, absl::StrCat("drover: environment ", key, " built in ",
                               absl::StrFormat("%.1f", seconds), " s (",
                               absl::StrFormat("%.1f", bytes / 1048576.0), " MiB)\n"));
   Log(LogLevel::kInfo, "environment_built",

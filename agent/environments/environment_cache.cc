@@ -38,8 +38,7 @@ class EnvironmentCache::Lease {
 };
 
 std::string EnvironmentCache::LogPath(absl::string_view log_dir) {
-  // drover-init names the one process's output file so (first rank 0).
-  return absl::StrCat(log_dir, "/rank-0.stdout");
+  return absl::StrCat(log_dir, "/", kPrepareLog);
 }
 
 EnvironmentCache::EnvironmentCache(EnvironmentCacheOptions options, ContainerRuntime& runtime)
@@ -112,7 +111,6 @@ struct NotBuilding {
 absl::StatusOr<EnvironmentCache::Prepared> EnvironmentCache::Get(const EnvironmentRequest& request,
                                                                  const BuildContext& context) {
   const std::string key = EnvironmentKey(request);
-  const std::string log = LogPath(context.log_dir);
   std::error_code error;
   fs::create_directories(context.log_dir, error);
   bool waited = false;
@@ -129,7 +127,7 @@ absl::StatusOr<EnvironmentCache::Prepared> EnvironmentCache::Get(const Environme
     }
     if (cached.ok()) {
       Touch(PathOf(key) + "/last-used");
-      AppendLog(log, absl::StrCat("drover: using cached environment ", key, " on ",
+      AppendLog(context.log_dir, kPrepareLog, absl::StrCat("drover: using cached environment ", key, " on ",
                                   context.node_name, " (image ", request.image, "; ",
                                   DescribePackages(request), ")\n"));
       return cached;
@@ -138,7 +136,7 @@ absl::StatusOr<EnvironmentCache::Prepared> EnvironmentCache::Get(const Environme
     if (!waited) {
       waited = true;
       if (context.building) context.building();
-      AppendLog(log, absl::StrCat("drover: waiting for environment ", key,
+      AppendLog(context.log_dir, kPrepareLog, absl::StrCat("drover: waiting for environment ", key,
                                   ", which another job is building on ", context.node_name, "\n"));
     }
     {

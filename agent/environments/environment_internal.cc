@@ -10,7 +10,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "agent/runtime/mountinfo.h"
+#include "common/safe_open.h"
 
 namespace drover::agent {
 
@@ -28,16 +30,41 @@ std::string ReadText(const std::string& path) {
   return buffer.str();
 }
 
-void AppendLog(const std::string& path, absl::string_view text) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return;
+std::string ReadContainerFile(const std::string& dir, absl::string_view name, int64_t from,
+                              size_t max_bytes) {
+  FileKind kind = FileKind::kMissing;
+  absl::StatusOr<UniqueFd> fd = OpenBeneath(dir, name, O_RDONLY | O_NONBLOCK, 0, &kind);
+  if (!fd.ok()) {
+    if (kind != FileKind::kMissing && kind != FileKind::kRegular) {
+      LogUnsafeFile(absl::StrCat(dir, "/", name), kind);
+    }
+    return "";
+  }
+  struct stat st {};
+  if (fstat(fd->get(), &st) != 0 || st.st_size <= from) return "";
+  const int64_t start = std::max<int64_t>(from, st.st_size - static_cast<int64_t>(max_bytes));
+  std::string text(static_cast<size_t>(st.st_size - start), '\0');
+  ssize_t n = pread(fd->get(), text.data(), text.size(), start);
+  text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return text;
+}
+
+void AppendLog(const std::string& dir, absl::string_view name, absl::string_view text) {
+  FileKind kind = FileKind::kMissing;
+  absl::StatusOr<UniqueFd> fd =
+      OpenBeneath(dir, name, O_WRONLY | O_CREAT | O_APPEND | O_NONBLOCK, 0644, &kind);
+  if (!fd.ok()) {
+    if (kind != FileKind::kMissing && kind != FileKind::kRegular) {
+      LogUnsafeFile(absl::StrCat(dir, "/", name), kind);
+    }
+    return;
+  }
   while (!text.empty()) {
-    ssize_t n = write(fd, text.data(), text.size());
+    ssize_t n = write(fd->get(), text.data(), text.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     text.remove_prefix(static_cast<size_t>(n));
   }
-  close(fd);
 }
 
 void Touch(const std::string& path) {

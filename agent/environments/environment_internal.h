@@ -4,6 +4,8 @@
 #ifndef DROVER_AGENT_ENVIRONMENTS_ENVIRONMENT_INTERNAL_H_
 #define DROVER_AGENT_ENVIRONMENTS_ENVIRONMENT_INTERNAL_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -21,14 +23,27 @@ inline constexpr int kNoPip = 92;
 inline constexpr int kNoVenv = 93;
 inline constexpr int kCondaWithoutPython = 94;
 
+// The preparation log's file in the attempt's log folder: drover-init names the build's one
+// process's output so (first rank 0), and the cache writes its own lines to it too.
+inline constexpr char kPrepareLog[] = "rank-0.stdout";
+
 // `items` sorted, each once.
 std::vector<std::string> SortedUnique(const std::vector<std::string>& items);
 
-// The file at `path`; "" when it cannot be read.
+// The file at `path` (the agent's own files and the host's); "" when it cannot be read.
 std::string ReadText(const std::string& path);
 
-// Appends to the preparation log (O_APPEND: the build container appends to the same file).
-void AppendLog(const std::string& path, absl::string_view text);
+// A file the build container wrote, `name` below `dir` (a folder the container writes in:
+// the preparation log's, its job folder): read only when it is a regular file there, never
+// through a link and never waiting on a FIFO (anything else is logged and read as empty),
+// from byte `from` on, at most the last `max_bytes` of it.
+std::string ReadContainerFile(const std::string& dir, absl::string_view name, int64_t from = 0,
+                              size_t max_bytes = size_t{1} << 20);
+
+// Appends to the preparation log `name` in `dir` (O_APPEND: the build container appends to
+// the same file). The folder is the container's too: written only when the log is a regular
+// file there (created if missing), never through a link or into a FIFO.
+void AppendLog(const std::string& dir, absl::string_view name, absl::string_view text);
 
 // Sets the mtime of `path` to now, creating it empty when missing; best effort.
 void Touch(const std::string& path);

@@ -289,6 +289,56 @@ TEST_F(EnvironmentCacheTest, BuildsOnceAndReusesTheLayer) {
   EXPECT_FALSE(fs::exists(first->layer_dir + "/tmp"));
 }
 
+TEST_F(EnvironmentCacheTest, FilesTheBuildContainerPlantsNeitherLeakNorHangTheAgent) {
+  // The build runs packages' own code as the container's root: it can leave links and
+  // FIFOs where the agent reads and writes. A host secret must not reach the preparation
+  // log (which the job's owner reads), no host file may be written through a link, and
+  // nothing may block the agent.
+  const std::string secret = dir_.path() + "/host-secret";
+  const std::string victim = dir_.path() + "/host-victim";
+  { std::ofstream(secret) << "root:$6$secret-hash"; }
+  { std::ofstream(victim) << "untouched\n"; }
+  runtime_.play = [&](const ContainerSpec& spec) {
+    int code = SucceedingBuild(spec);
+    const std::string logs = HostPath(spec, "/job/logs");
+    fs::remove(logs + "/rank-0.stderr");
+    fs::create_symlink(secret, logs + "/rank-0.stderr");
+    fs::remove(spec.job_dir + "/result");
+    EXPECT_EQ(mkfifo((spec.job_dir + "/result").c_str(), 0644), 0);
+    return code;
+  };
+  EnvironmentCache cache({.root = root()}, runtime_);
+  absl::StatusOr<EnvironmentCache::Prepared> built =
+      cache.Get(PipRequest({"evil==1.0"}), Context("j-1"));
+  EXPECT_TRUE(built.ok()) << built.status();
+  EXPECT_THAT(LogOf("j-1"), Not(HasSubstr("secret-hash")));
+
+  // A preparation log replaced by a link: the cache's next lines go nowhere, not into the
+  // link's target.
+  runtime_.play = [&](const ContainerSpec& spec) {
+    int code = SucceedingBuild(spec);
+    const std::string log = HostPath(spec, "/job/logs") + "/rank-0.stdout";
+    fs::remove(log);
+    fs::create_symlink(victim, log);
+    return code;
+  };
+  (void)cache.Get(PipRequest({"evil==2.0"}), Context("j-2"));
+  EXPECT_EQ(ReadFile(victim), "untouched\n");
+
+  // A failing build whose log is a FIFO: the failure is reported, the agent does not block
+  // reading it for the summary.
+  runtime_.play = [&](const ContainerSpec& spec) {
+    const std::string log = HostPath(spec, "/job/logs") + "/rank-0.stdout";
+    fs::remove(log);
+    EXPECT_EQ(mkfifo(log.c_str(), 0644), 0);
+    return 1;
+  };
+  absl::StatusOr<EnvironmentCache::Prepared> failed =
+      cache.Get(PipRequest({"evil==3.0"}), Context("j-3"));
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kFailedPrecondition) << failed.status();
+  EXPECT_THAT(std::string(failed.status().message()), HasSubstr("failed with exit code 1"));
+}
+
 TEST_F(EnvironmentCacheTest, TheBuildContainerRunsTheScriptInTheJobsImage) {
   ContainerSpec seen;
   runtime_.play = [&](const ContainerSpec& spec) {
