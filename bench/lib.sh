@@ -135,3 +135,15 @@ bench_start_droverd() {  # DROVERD STATE_DIR LISTEN LOG [ARGS...]
 bench_join_token() {  # CLI NAME FILE
   (umask 077; "$1" --server "$address" node token create --ttl 10m --name "$2" >"$3")
 }
+
+# Starts AGENT as node NAME on this machine, joined with a fresh join token (in WORK_DIR's
+# parent folder), its work folder WORK_DIR, drover-init INIT, its stderr in LOG; ARGS go to
+# the agent after the others. Needs bench_start_droverd first. Sets agent_pid.
+bench_start_agent() {  # AGENT CLI NAME WORK_DIR INIT LOG [ARGS...]
+  local agent=$1 cli=$2 name=$3 work_dir=$4 init=$5 log=$6
+  shift 6
+  bench_join_token "$cli" "$name" "$work_dir.join-token"
+  "$agent" --scheduler "$address" --ca "$DROVER_CA" --node-name "$name" --work-dir "$work_dir" \
+    --join-file "$work_dir.join-token" --init "$(realpath "$init")" "$@" 2> "$log" &
+  agent_pid=$!
+}

@@ -90,6 +90,24 @@ void ServerFlags(FlagSet& flags, std::string* server, std::string* ca_file) {
   flags.String("ca", ca_file, "droverd's CA certificate (default: $DROVER_CA)", "FILE");
 }
 
+// The flags of the container baselines that run-latency and distributed-latency time.
+void BaselineFlags(FlagSet& flags, std::string* root, std::string* runc, std::string* init,
+                   std::string* busybox) {
+  flags.String("baseline-root", root, "Where the baselines' scratch folder goes (a real disk)",
+               "DIR");
+  flags.String("runc", runc, "The runc binary", "PATH");
+  flags.String("init", init, "drover-init (default: the one built next to drover-bench)", "PATH");
+  flags.String("busybox", busybox,
+               "Static busybox for the minimal bundle ('' skips that baseline)", "PATH");
+}
+
+// --traces FILE of the job-latency subcommands.
+void TracesFlag(FlagSet& flags, std::string* path) {
+  flags.String("traces", path,
+               "Also write each job's client-seen timeline (UTC) to FILE, one JSON line per job",
+               "FILE");
+}
+
 // A run that failed: its error on stderr; exit code 2 for bad options, 1 otherwise.
 int RunError(const std::string& command, const absl::Status& status) {
   std::fprintf(stderr, "drover-bench %s: %s\n", command.c_str(), std::string(status.message()).c_str());
@@ -247,17 +265,10 @@ int RunRunLatency(const std::vector<std::string>& args) {
                "How long to wait for droverd and a READY node");
   flags.Int("baseline-runs", &options.baseline_runs,
             "Baseline containers of each kind (-1: as many as --jobs, 0: none)");
-  flags.String("baseline-root", &options.baseline_root,
-               "Where the baselines' scratch folder goes (a real disk)", "DIR");
-  flags.String("runc", &options.runc_path, "The runc binary", "PATH");
-  flags.String("init", &options.init_binary,
-               "drover-init (default: the one built next to drover-bench)", "PATH");
-  flags.String("busybox", &options.busybox,
-               "Static busybox for the minimal bundle ('' skips that baseline)", "PATH");
+  BaselineFlags(flags, &options.baseline_root, &options.runc_path, &options.init_binary,
+                &options.busybox);
   std::string traces_path;
-  flags.String("traces", &traces_path,
-               "Also write each job's client-seen timeline (UTC) to FILE, one JSON line per job",
-               "FILE");
+  TracesFlag(flags, &traces_path);
   if (int code = ParseCommand("run-latency", flags, args, &output); code >= 0) return code;
 
   absl::StatusOr<drover::bench::RunLatencyResult> result =
@@ -388,16 +399,9 @@ int RunDistributedLatency(const std::vector<std::string>& args) {
                "COMMAND");
   flags.Bool("container-baselines", &options.container_baselines,
              "Time one trivial container each round");
-  flags.String("baseline-root", &options.baseline_root,
-               "Where the baselines' scratch folder goes (a real disk)", "DIR");
-  flags.String("runc", &options.runc_path, "The runc binary", "PATH");
-  flags.String("init", &options.init_binary,
-               "drover-init (default: the one built next to drover-bench)", "PATH");
-  flags.String("busybox", &options.busybox,
-               "Static busybox for the minimal bundle ('' skips that baseline)", "PATH");
-  flags.String("traces", &traces_path,
-               "Also write each job's client-seen timeline (UTC) to FILE, one JSON line per job",
-               "FILE");
+  BaselineFlags(flags, &options.baseline_root, &options.runc_path, &options.init_binary,
+                &options.busybox);
+  TracesFlag(flags, &traces_path);
   std::vector<std::string> program;
   if (int code = ParseCommand("distributed-latency", flags, args, &output, &program); code >= 0) {
     return code;

@@ -75,11 +75,8 @@ echo "runc:    $(runc --version | head -1)"
 echo "uptime: $(uptime)"
 
 bench_start_droverd "$droverd" "$state_dir" 127.0.0.1:0 "$results/droverd.log" --log-level "$log_level"
-bench_join_token "$cli" bench-node "$base/join-token"
-"$agent" --scheduler "$address" --ca "$DROVER_CA" --node-name bench-node --work-dir "$work_dir" \
-  --join-file "$base/join-token" \
-  --init "$init" --log-level "$log_level" 2> "$results/agent.log" &
-agent_pid=$!
+bench_start_agent "$agent" "$cli" bench-node "$work_dir" "$init" "$results/agent.log" \
+  --log-level "$log_level"
 echo
 echo "== droverd $address (pid $droverd_pid), drover-agent bench-node (pid $agent_pid), --log-level $log_level"
 

@@ -51,11 +51,8 @@ bench_cleanup_on_exit
 
 bench_machine "$build_dir" "$base"
 bench_start_droverd "$droverd" "$base/state" 127.0.0.1:0 "$base/droverd.log" --log-level warning
-bench_join_token "$cli" memory-node "$base/join-token"
-"$agent" --scheduler "$address" --ca "$DROVER_CA" --node-name memory-node --work-dir "$base/agent" \
-  --join-file "$base/join-token" --init "$(realpath "$init")" --log-level warning \
-  2> "$base/agent.log" &
-agent_pid=$!
+bench_start_agent "$agent" "$cli" memory-node "$base/agent" "$init" "$base/agent.log" \
+  --log-level warning
 start=$(date +%s)
 (
   while kill -0 "$agent_pid" 2>/dev/null; do

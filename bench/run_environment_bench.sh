@@ -77,11 +77,8 @@ echo "wheels:  $(ls "$base/wheels" | tr '\n' ' ')"
 
 bench_start_droverd "$droverd" "$base/state" 127.0.0.1:0 "$results/droverd.log" \
   --pip-find-links "$base/wheels" --pip-no-index --log-level "$log_level"
-bench_join_token "$cli" bench-node "$base/join-token"
-"$agent" --scheduler "$address" --ca "$DROVER_CA" --node-name bench-node --work-dir "$base/agent" \
-  --join-file "$base/join-token" \
-  --init "$(realpath "$init")" --log-level "$log_level" 2> "$results/agent.log" &
-agent_pid=$!
+bench_start_agent "$agent" "$cli" bench-node "$base/agent" "$init" "$results/agent.log" \
+  --log-level "$log_level"
 
 echo
 echo "== $bench prepare --server $address --pip 'drovertestpkg==1.{}' --rounds $rounds --cached-jobs $cached_jobs --image $image ($(bench_load))"
