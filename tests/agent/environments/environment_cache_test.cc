@@ -337,6 +337,21 @@ TEST_F(EnvironmentCacheTest, FilesTheBuildContainerPlantsNeitherLeakNorHangTheAg
       cache.Get(PipRequest({"evil==3.0"}), Context("j-3"));
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kFailedPrecondition) << failed.status();
   EXPECT_THAT(std::string(failed.status().message()), HasSubstr("failed with exit code 1"));
+
+  // A stderr of a gigabyte (sparse): only its tail reaches the preparation log.
+  runtime_.play = [&](const ContainerSpec& spec) {
+    int code = SucceedingBuild(spec);
+    const std::string err = HostPath(spec, "/job/logs") + "/rank-0.stderr";
+    {
+      std::ofstream out(err, std::ios::trunc);
+    }
+    fs::resize_file(err, std::uintmax_t{1} << 30);
+    std::ofstream(err, std::ios::app) << "TAIL-OF-STDERR\n";
+    return code;
+  };
+  ASSERT_TRUE(cache.Get(PipRequest({"huge==1.0"}), Context("j-4")).ok());
+  EXPECT_LT(LogOf("j-4").size(), 256u << 10);
+  EXPECT_THAT(LogOf("j-4"), HasSubstr("TAIL-OF-STDERR"));
 }
 
 TEST_F(EnvironmentCacheTest, TheBuildContainerRunsTheScriptInTheJobsImage) {
