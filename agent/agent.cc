@@ -240,6 +240,9 @@ absl::StatusOr<std::string> Agent::ExecTarget(const v1::AttemptRef& attempt,
   absl::MutexLock lock(&mu_);
   auto it = attempts_.find(Key(attempt));
   if (it == attempts_.end()) {
+    if (ended_.contains(Key(attempt))) {
+      return absl::NotFoundError("the attempt's processes have ended on this node");
+    }
     return absl::NotFoundError(absl::StrCat("this node does not run job ", attempt.job_id(),
                                             " attempt ", attempt.epoch()));
   }
@@ -295,17 +298,16 @@ void Agent::Recover() {
   absl::MutexLock lock(&mu_);
   for (AttemptRecord& record : records) {
     const v1::AttemptRef& ref = record.assignment.attempt();
-    auto attempt = std::make_unique<Attempt>(MakeAttemptEnv(), record.assignment);
     if (record.report.phase() == v1::AttemptReport::ENDED) {
-      // Kept until droverd has surely had its end (see ShippingLoop).
-      attempt->RestoreEnded(record.report);
-      ended_at_[Key(ref)] = clock_.Now();
-    } else {
-      Log(LogLevel::kInfo, "attempt_taken_over",
-          {{"job", ref.job_id()}, {"epoch", ref.epoch()},
-           {"phase", v1::AttemptReport::Phase_Name(record.report.phase())}});
-      attempt->Resume(record.report, record.start_intended);
+      // Kept until droverd has surely had its end (see ForgetEnded).
+      ended_[Key(ref)] = Ended{.report = record.report.SerializeAsString(), .since = clock_.Now()};
+      continue;
     }
+    Log(LogLevel::kInfo, "attempt_taken_over",
+        {{"job", ref.job_id()}, {"epoch", ref.epoch()},
+         {"phase", v1::AttemptReport::Phase_Name(record.report.phase())}});
+    auto attempt = std::make_unique<Attempt>(MakeAttemptEnv(), record.assignment);
+    attempt->Resume(record.report, record.start_intended);
     attempts_[Key(ref)] = std::move(attempt);
   }
 }
@@ -351,6 +353,9 @@ void Agent::ConnectionLoop() {
       for (auto& [key, attempt] : attempts_) {
         *hello.mutable_hello()->add_attempts() = attempt->LastReport();
       }
+      for (const auto& [key, ended] : ended_) {
+        (void)hello.mutable_hello()->add_attempts()->ParseFromString(ended.report);
+      }
     }
     bool connected = false;
     if (stream->Write(hello)) {
@@ -363,7 +368,7 @@ void Agent::ConnectionLoop() {
         {
           // Ended attempts were just reported again in the hello: kept a while from now.
           absl::MutexLock lock(&mu_);
-          for (auto& [key, at] : ended_at_) at = clock_.Now();
+          for (auto& [key, ended] : ended_) ended.since = clock_.Now();
         }
         {
           absl::MutexLock lock(&write_mu_);
@@ -445,24 +450,44 @@ void Agent::ShippingLoop() {
       Send(heartbeat);
       next_heartbeat = clock_.Now() + interval;
     }
-    // Forget attempts that ended long ago: droverd has had their final report (the time
-    // counts again from each reconnect, whose hello reports them again).
-    std::vector<std::unique_ptr<Attempt>> done;
-    if (connected) {
+    // Attempts that ended leave only their last report behind; those that ended long ago
+    // are forgotten, while connected: droverd has had their end (the time counts again from
+    // each reconnect, whose hello reports them again).
+    std::vector<std::unique_ptr<Attempt>> finished;
+    {
       absl::MutexLock lock(&mu_);
-      for (auto it = attempts_.begin(); it != attempts_.end();) {
-        if (it->second->ended() && it->second->LastReport().phase() == v1::AttemptReport::ENDED &&
-            ended_at_.count(it->first) > 0 &&
-            clock_.Now() - ended_at_[it->first] > absl::Minutes(10)) {
-          ended_at_.erase(it->first);
-          RemoveAttemptRecord(options_.work_dir, it->second->ref());
-          done.push_back(std::move(it->second));
-          it = attempts_.erase(it);
-        } else {
-          ++it;
-        }
-      }
+      finished = CollectFinished();
+      if (connected) ForgetEnded(absl::Minutes(10));
     }
+    finished.clear();  // joins their threads, which are leaving, without the lock
+  }
+}
+
+std::vector<std::unique_ptr<Attempt>> Agent::CollectFinished() {
+  std::vector<std::unique_ptr<Attempt>> finished;
+  for (const std::string& key : finished_) {
+    auto it = attempts_.find(key);
+    if (it == attempts_.end()) continue;
+    ended_[key] = Ended{.report = it->second->LastReport().SerializeAsString(),
+                        .since = clock_.Now()};
+    finished.push_back(std::move(it->second));
+    attempts_.erase(it);
+  }
+  finished_.clear();
+  return finished;
+}
+
+void Agent::ForgetEnded(absl::Duration keep) {
+  for (auto it = ended_.begin(); it != ended_.end();) {
+    if (clock_.Now() - it->second.since <= keep) {
+      ++it;
+      continue;
+    }
+    v1::AttemptReport report;
+    if (report.ParseFromString(it->second.report)) {
+      RemoveAttemptRecord(options_.work_dir, report.attempt());
+    }
+    it = ended_.erase(it);
   }
 }
 
@@ -501,7 +526,7 @@ AttemptEnv Agent::MakeAttemptEnv() {
       .ended =
           [this](const v1::AttemptRef& ref) {
             absl::MutexLock lock(&mu_);
-            ended_at_[Key(ref)] = clock_.Now();
+            finished_.push_back(Key(ref));
           },
       .connect_peer =
           [this](const ExecPeer& peer) { return peer_tls_.Channel(peer.endpoint, peer.node); },
@@ -514,7 +539,7 @@ void Agent::Handle(const v1::SchedulerMessage& message) {
       const v1::AssignAttempt& assign = message.assign();
       std::string key = Key(assign.attempt());
       absl::MutexLock lock(&mu_);
-      if (attempts_.contains(key)) break;  // a resend of one we have
+      if (attempts_.contains(key) || ended_.contains(key)) break;  // a resend of one we had
       Log(LogLevel::kInfo, "attempt_assigned", {{"job", assign.attempt().job_id()}, {"epoch", assign.attempt().epoch()}});
       if (absl::Status saved = SaveAssignment(options_.work_dir, assign); !saved.ok()) {
         // Intent first: an attempt without a record could not be taken over by the next

@@ -149,10 +149,26 @@ class Agent {
       ABSL_GUARDED_BY(write_mu_) = nullptr;
   absl::Duration heartbeat_ ABSL_GUARDED_BY(write_mu_) = absl::Seconds(2);
 
+  // An attempt that ended on this node, once its thread is done: what remains of it until
+  // droverd surely has its end (its last report, for the hello after a reconnect).
+  struct Ended {
+    std::string report;  // the final v1::AttemptReport, serialized (a quarter of its size)
+    absl::Time since;    // when it ended, or the last hello that reported it again
+  };
+  // Moves the attempts that said they ended (finished_) from attempts_ to ended_; returns
+  // them, to be destroyed (their threads joined) without the lock.
+  std::vector<std::unique_ptr<Attempt>> CollectFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the ended attempts droverd has surely had for `keep`, and their records.
+  void ForgetEnded(absl::Duration keep) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   absl::Mutex mu_;
-  // By "<job>/<epoch>". Ended attempts stay until droverd no longer needs their last report.
+  // By "<job>/<epoch>": the attempts this agent runs, prepares or watches end.
   std::map<std::string, std::unique_ptr<Attempt>> attempts_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, absl::Time> ended_at_ ABSL_GUARDED_BY(mu_);
+  // Attempts whose thread reported ENDED and is about to leave, to move to ended_.
+  std::vector<std::string> finished_ ABSL_GUARDED_BY(mu_);
+  // By "<job>/<epoch>": a few hundred bytes per attempt, where a whole Attempt (its spec,
+  // buffers and its thread's stack until joined) took tens of kilobytes.
+  std::map<std::string, Ended> ended_ ABSL_GUARDED_BY(mu_);
 };
 
 // The peer port an earlier agent process listened on, kept in `path` (<work>/peer-port) so

@@ -58,12 +58,6 @@ Attempt::~Attempt() {
 
 void Attempt::Begin() { thread_ = std::thread([this] { Run(); }); }
 
-void Attempt::RestoreEnded(const v1::AttemptReport& final) {
-  absl::MutexLock lock(&mu_);
-  last_ = final;
-  saved_phase_ = final.phase();
-}
-
 void Attempt::Detach() {
   {
     absl::MutexLock lock(&mu_);
@@ -105,11 +99,6 @@ void Attempt::Stop(v1::JobStatus::Cause cause, absl::Duration grace, const std::
 v1::AttemptReport Attempt::LastReport() {
   absl::MutexLock lock(&mu_);
   return last_;
-}
-
-bool Attempt::ended() {
-  absl::MutexLock lock(&mu_);
-  return last_.phase() == v1::AttemptReport::ENDED;
 }
 
 void Attempt::Report(v1::AttemptReport::Phase phase, const std::string& reason) {

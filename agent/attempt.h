@@ -116,9 +116,6 @@ class Attempt {
   // cannot be adopted (its GPUs, image or data are gone: an rclone mount whose rclone ended
   // meanwhile) is ended: its container is deleted and it ends NODE_LOST.
   void Resume(const v1::AttemptReport& saved, bool start_intended);
-  // An attempt that ended before the agent restarted, `final` its last report (droverd may
-  // not have had it): no thread, ended() from the start.
-  void RestoreEnded(const v1::AttemptReport& final);
   // droverd's START: every node is ready.
   void StartProcesses();
   // droverd's STOP: SIGTERM, `grace`, SIGKILL, clean up, report ENDED with `cause`.
@@ -131,7 +128,6 @@ class Attempt {
   const v1::AttemptRef& ref() const { return assignment_.attempt(); }
   // The last report, for the hello after a reconnect.
   v1::AttemptReport LastReport();
-  bool ended();
   // For PeerExecService: the container, when node `caller` is a node of the attempt,
   // `token` is its secret and its processes run (see PeerExecService::Lookup for the
   // errors).

@@ -274,5 +274,32 @@ TEST_F(AgentRestartE2eTest, AnEndDroverdMissedIsReportedByTheNextAgent) {
   ExpectCompleteOutput(id);
 }
 
+TEST_F(AgentRestartE2eTest, AnEndDroverdMissedIsReportedWhenDroverdComesBack) {
+  std::string id = jobs_->Submit(CountingJob(0, /*linger=*/1));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  LetEnd(id);
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!absl::EndsWith(jobs_->Logs(id, 0), "done\n") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  deadline = absl::Now() + absl::Seconds(20);
+  while (UnacknowledgedLogBytes() != 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(UnacknowledgedLogBytes(), 0) << agent()->ReadLog();
+  // The job ends while droverd is away; the same agent process keeps only its last report
+  // (its Attempt and thread are gone once the container is)...
+  StopDroverd(SIGKILL);
+  ASSERT_EQ(WaitForContainerStatus(id, ""), "") << "the agent deleted the container";
+  absl::SleepFor(absl::Milliseconds(200));  // a few turns of the loop that collects it
+  // ...and reports it in its hello when droverd is back.
+  StartDroverd();
+  v1::Job done = WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(done.status().attempt(), 1);
+  ASSERT_EQ(done.status().exits_size(), 1);
+  EXPECT_EQ(done.status().exits(0).exit_code(), 0);
+  ExpectCompleteOutput(id);
+}
+
 }  // namespace
 }  // namespace drover
