@@ -6,14 +6,15 @@
 # so far is not known to it: read the rate off run-latency's report) and the growth per job.
 #
 #   bench/run_agent_memory_bench.sh BUILD_DIR [--jobs 10000] [--concurrency 4] [--every 5]
-#                                   [--state-root DIR]
+#                                   [--agent PATH] [--state-root DIR]
 #
 # BUILD_DIR is a configured and built tree (RelWithDebInfo for figures worth recording) with
 # droverd, drover, drover-agent, drover-init and drover-bench; this script builds nothing.
+# --agent runs another drover-agent binary (an older build, to compare) with the rest.
 # Runs as root (the agent runs runc). Everything goes under a fresh folder in --state-root.
 set -euo pipefail
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 [[ $# -ge 1 ]] || usage
 [[ "$1" == "-h" || "$1" == "--help" ]] && usage
@@ -21,12 +22,14 @@ build_dir=$1; shift
 jobs=10000
 concurrency=4
 every=5
+agent=
 state_root=${TMPDIR_BENCH:-/var/tmp}
 while [[ $# -gt 0 ]]; do
   case $1 in
     --jobs) jobs=$2; shift 2 ;;
     --concurrency) concurrency=$2; shift 2 ;;
     --every) every=$2; shift 2 ;;
+    --agent) agent=$2; shift 2 ;;
     --state-root) state_root=$2; shift 2 ;;
     *) echo "run_agent_memory_bench.sh: unknown argument '$1'; see --help" >&2; exit 2 ;;
   esac
@@ -34,7 +37,7 @@ done
 BENCH_NAME=run_agent_memory_bench.sh
 source "$(dirname "$0")/lib.sh"
 droverd=$build_dir/server/droverd
-agent=$build_dir/agent/drover-agent
+agent=${agent:-$build_dir/agent/drover-agent}
 init=$build_dir/agent/launcher/drover-init
 bench=$build_dir/bench/drover-bench
 cli=$build_dir/cli/drover
