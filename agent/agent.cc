@@ -420,6 +420,7 @@ void Agent::AwaitScheduler(absl::Duration limit) {
 void Agent::ShippingLoop() {
   absl::Time next_heartbeat = clock_.Now();
   absl::Time next_renewal_check = clock_.Now();
+  absl::Time next_forget = clock_.Now();
   // The loop's pace, and each of its timers, are the clock's; Stop() ends the pause.
   while (!waiter_.WaitFor(options_.log_poll, [this] { return stopping_.HasBeenNotified(); })) {
     shipper_.Poll();
@@ -450,14 +451,19 @@ void Agent::ShippingLoop() {
       Send(heartbeat);
       next_heartbeat = clock_.Now() + interval;
     }
-    // Attempts that ended leave only their last report behind; those that ended long ago
-    // are forgotten, while connected: droverd has had their end (the time counts again from
-    // each reconnect, whose hello reports them again).
+    // Attempts that ended leave only their last report behind until droverd says it stored
+    // their end (EndsStored); those it never did are forgotten 10 minutes after they ended,
+    // while connected (the time counts again from each reconnect, whose hello reports them
+    // again).
     std::vector<std::unique_ptr<Attempt>> finished;
     {
       absl::MutexLock lock(&mu_);
       finished = CollectFinished();
-      if (connected) ForgetEnded(absl::Minutes(10));
+      if (connected && clock_.Now() >= next_forget) {
+        // Once a second: droverd's EndsStored forgets most of them long before.
+        next_forget = clock_.Now() + absl::Seconds(1);
+        ForgetEnded(absl::Minutes(10));
+      }
     }
     finished.clear();  // joins their threads, which are leaving, without the lock
   }
@@ -468,8 +474,12 @@ std::vector<std::unique_ptr<Attempt>> Agent::CollectFinished() {
   for (const std::string& key : finished_) {
     auto it = attempts_.find(key);
     if (it == attempts_.end()) continue;
-    ended_[key] = Ended{.report = it->second->LastReport().SerializeAsString(),
-                        .since = clock_.Now()};
+    if (stored_.erase(key) > 0) {
+      RemoveAttemptRecord(options_.work_dir, it->second->ref());
+    } else {
+      ended_[key] = Ended{.report = it->second->LastReport().SerializeAsString(),
+                          .since = clock_.Now()};
+    }
     finished.push_back(std::move(it->second));
     attempts_.erase(it);
   }
@@ -583,6 +593,19 @@ void Agent::Handle(const v1::SchedulerMessage& message) {
     case v1::SchedulerMessage::kLogAck:
       shipper_.Acknowledged(message.log_ack());
       break;
+    case v1::SchedulerMessage::kEndsStored: {
+      // droverd no longer needs these ends again: their reports and records go now.
+      absl::MutexLock lock(&mu_);
+      for (const v1::AttemptRef& ref : message.ends_stored().attempts()) {
+        const std::string key = Key(ref);
+        if (ended_.erase(key) > 0) {
+          RemoveAttemptRecord(options_.work_dir, ref);
+        } else if (attempts_.contains(key)) {
+          stored_.insert(key);  // its thread is leaving: CollectFinished forgets it
+        }
+      }
+      break;
+    }
     default:
       break;
   }

@@ -155,8 +155,9 @@ class Agent {
     std::string report;  // the final v1::AttemptReport, serialized (a quarter of its size)
     absl::Time since;    // when it ended, or the last hello that reported it again
   };
-  // Moves the attempts that said they ended (finished_) from attempts_ to ended_; returns
-  // them, to be destroyed (their threads joined) without the lock.
+  // Moves the attempts that said they ended (finished_) from attempts_ to ended_ (or, when
+  // droverd already stored their end, forgets them); returns them, to be destroyed (their
+  // threads joined) without the lock.
   std::vector<std::unique_ptr<Attempt>> CollectFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the ended attempts droverd has surely had for `keep`, and their records.
   void ForgetEnded(absl::Duration keep) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -166,6 +167,8 @@ class Agent {
   std::map<std::string, std::unique_ptr<Attempt>> attempts_ ABSL_GUARDED_BY(mu_);
   // Attempts whose thread reported ENDED and is about to leave, to move to ended_.
   std::vector<std::string> finished_ ABSL_GUARDED_BY(mu_);
+  // Attempts droverd said it stored the end of (EndsStored) before they were collected.
+  std::set<std::string> stored_ ABSL_GUARDED_BY(mu_);
   // By "<job>/<epoch>": a few hundred bytes per attempt, where a whole Attempt (its spec,
   // buffers and its thread's stack until joined) took tens of kilobytes.
   std::map<std::string, Ended> ended_ ABSL_GUARDED_BY(mu_);

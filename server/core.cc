@@ -54,7 +54,8 @@ Core::Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, 
       attempts_(scheduler::AttemptsOptions{.stop_grace = options_.stop_grace,
                                            .launch_timeout = options_.launch_timeout}),
       writer_(store, loop, reader_, jobs_, clock, events, options_.metrics,
-              [this] { RequestSchedule(); }),
+              [this] { RequestSchedule(); },
+              [this](const v1::Job& job) { SendEndsStored(stored_ends_.Committed(job)); }),
       images_(store, loop, clock),
       datastores_(store, loop, clock, options_.datastore_roots) {
   target_names_.Set(nodes_.ListTargets());
@@ -253,6 +254,15 @@ void Core::SendAssignments(const v1::Job& job, const scheduler::AttemptState& at
 void Core::SendTo(const std::string& node, v1::SchedulerMessage message) {
   auto it = links_.find(node);
   if (it != links_.end()) it->second->Send(std::move(message));
+}
+
+void Core::SendEndsStored(const scheduler::SettledEnds& settled) {
+  // A node away now misses it: its agent forgets them after 10 minutes instead.
+  for (const auto& [node, attempts] : settled) {
+    v1::SchedulerMessage message;
+    for (const v1::AttemptRef& ref : attempts) *message.mutable_ends_stored()->add_attempts() = ref;
+    SendTo(node, std::move(message));
+  }
 }
 
 void Core::Tick() {

@@ -45,6 +45,7 @@
 #include "scheduler/job_queue.h"
 #include "scheduler/node_registry.h"
 #include "scheduler/placement.h"
+#include "scheduler/stored_ends.h"
 #include "server/attempt_fences.h"
 #include "server/core_loop.h"
 #include "server/job_events.h"
@@ -210,6 +211,8 @@ class Core {
   void StopAttempt(const std::string& job_id, v1::JobStatus::Cause cause,
                    const std::string& message);
   void SendTo(const std::string& node, v1::SchedulerMessage message);
+  // Tells each node which of the ends it reported are stored (EndsStored).
+  void SendEndsStored(const scheduler::SettledEnds& settled);
   // The attempt's secret for exec relays between its nodes (AssignAttempt.exec_token).
   std::string ExecToken(const std::string& job_id, int64_t epoch) const;
   // MASTER_PORT for an attempt whose node rank 0 is `node`.
@@ -248,6 +251,8 @@ class Core {
   scheduler::NodeRegistry nodes_;
   absl::flat_hash_map<std::string, std::shared_ptr<AgentLink>> links_;  // by node name
   scheduler::Attempts attempts_;  // the attempts in flight, by job id
+  // The ends nodes reported whose decision is not stored yet (told once it is).
+  scheduler::StoredEnds stored_ends_;
   absl::Time metrics_updated_ = absl::InfinitePast();  // when Tick last set the gauges
   // Cancels being stored, by job: the callbacks of every cancel of it meanwhile, all
   // answered with the stored result.

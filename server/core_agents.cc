@@ -93,6 +93,19 @@ void Core::AgentMessage(const std::string& node, const v1::AgentMessage& message
 }
 
 void Core::HandleReport(const std::string& node, const v1::AttemptReport& report) {
+  if (report.phase() == v1::AttemptReport::ENDED &&
+      stored_ends_.Reported(node, report.attempt(), jobs_.Find(report.attempt().job_id()))) {
+    // What the end decided may be stored already (a hello that reports it again): the store
+    // says. A read that fails leaves it to a later commit, or to the agent's own patience.
+    const std::string& job_id = report.attempt().job_id();
+    writer_.ReadJob(job_id, [this, job_id](absl::StatusOr<v1::Job> stored) {
+      if (stored.ok()) {
+        SendEndsStored(stored_ends_.StoredJob(job_id, &*stored));
+      } else if (absl::IsNotFound(stored.status())) {
+        SendEndsStored(stored_ends_.StoredJob(job_id, nullptr));
+      }
+    });
+  }
   Run(attempts_.Report(node, report, jobs_, clock_.Now()));
 }
 

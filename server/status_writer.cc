@@ -21,9 +21,10 @@ bool IsDiskError(const absl::Status& status) {
 
 StatusWriter::StatusWriter(storage::Store& store, CoreLoop& loop, CoreLoop& reader,
                            scheduler::JobQueue& jobs, const Clock& clock, JobEventHub& events,
-                           ServerMetrics* metrics, absl::AnyInvocable<void()> saved)
+                           ServerMetrics* metrics, absl::AnyInvocable<void()> saved,
+                           absl::AnyInvocable<void(const v1::Job&)> committed)
     : store_(store), loop_(loop), reader_(reader), jobs_(jobs), clock_(clock), events_(events),
-      metrics_(metrics), saved_(std::move(saved)) {}
+      metrics_(metrics), saved_(std::move(saved)), committed_(std::move(committed)) {}
 
 void StatusWriter::Commit(const v1::Job& current, JobStatus next, JobCallback done) {
   // `current` may be the queue's own copy, which the Update below replaces: read it first.
@@ -68,6 +69,7 @@ void StatusWriter::Committed(const v1::Job& job) {
     metrics_->jobs_finished.With({v1::JobStatus::State_Name(job.status().state())})
         .Increment();
   }
+  if (committed_) committed_(job);
 }
 
 absl::Status StatusWriter::Failed(const std::string& job_id, bool decision,

@@ -39,10 +39,11 @@ class StatusWriter {
 
   // Everything given must outlive the writer; `metrics` may be null. `saved` runs on the
   // loop each time SaveUnsaved() stored the last change of an unsaved job (placement may
-  // go on).
+  // go on); `committed` (optional) on the loop with every committed job, after watchers.
   StatusWriter(storage::Store& store, CoreLoop& loop, CoreLoop& reader, scheduler::JobQueue& jobs,
                const Clock& clock, JobEventHub& events, ServerMetrics* metrics,
-               absl::AnyInvocable<void()> saved);
+               absl::AnyInvocable<void()> saved,
+               absl::AnyInvocable<void(const v1::Job&)> committed = nullptr);
 
   // Applies `next` to the in-memory job now and writes it over `current`'s version; `done`
   // (optional, makes it a decision) runs on the loop after the commit with the committed
@@ -83,6 +84,7 @@ class StatusWriter {
   JobEventHub& events_;
   ServerMetrics* const metrics_;
   absl::AnyInvocable<void()> saved_;
+  absl::AnyInvocable<void(const v1::Job&)> committed_;
 
   // Jobs whose in-memory status is ahead of the store because the disk refused a write.
   struct Unsaved {

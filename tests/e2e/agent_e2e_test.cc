@@ -65,6 +65,21 @@ TEST_F(AgentE2eTest, JobCompletesWithEveryRanksOutputAndTheEnvironmentContract) 
   EXPECT_EQ(Logs(id, 1, v1::STDERR), "to stderr\n");
 }
 
+TEST_F(AgentE2eTest, AnEndedAttemptsRecordGoesOnceDroverdStoredItsEnd) {
+  // The agent keeps an ended attempt's record (and last report) until droverd says it stored
+  // what the end decided (EndsStored), not for its 10-minute fallback.
+  std::string completed = Submit(Shell("true"));
+  std::string failed = Submit(Shell("exit 3"));
+  WaitFor(completed, v1::JobStatus::COMPLETED);
+  WaitFor(failed, v1::JobStatus::FAILED);
+  for (const std::string& id : {completed, failed}) {
+    const std::string record = absl::StrCat(work(), "/records/", id, "-1");
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (fs::exists(record) && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+    EXPECT_FALSE(fs::exists(record)) << record << " is still there";
+  }
+}
+
 TEST_F(AgentE2eTest, FailingScriptEndsFailedWithItsExitCode) {
   std::string id = Submit(Shell("echo about to fail; exit 3"));
   v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
