@@ -10,7 +10,7 @@
 # cgroup for Slurm and the agents' reaped children for Drover).
 #
 #   bench/run_slurm_compare.sh BUILD_DIR [--jobs 300] [--passes 3] [--latency-runs 20]
-#                              [--poll 0.05] [--state-root DIR] [--out DIR] [--no-install]
+#                              [--poll 0.1] [--state-root DIR] [--out DIR] [--no-install]
 #                              [--slurm-scheduler-parameters LIST]
 #
 # BUILD_DIR is a configured and built tree (release or RelWithDebInfo) with droverd, drover,
@@ -38,7 +38,7 @@ build_dir=$1; shift
 jobs=300
 passes=3
 latency_runs=20
-poll=0.05
+poll=0.1
 state_root=${TMPDIR_BENCH:-/var/tmp}
 out_dir=
 install=1
@@ -296,7 +296,8 @@ class Slurm(System):
     def launched(self, d):  # CPU of what the daemons started: slurmstepd, the jobs
         if d["total"] is None:
             return None
-        return d["total"] - d["slurmctld"] - d["slurmd"] - d["munged"]
+        # The cgroup counts in ns, /proc/PID/stat in ticks (10 ms): no less than nothing.
+        return max(0.0, d["total"] - d["slurmctld"] - d["slurmd"] - d["munged"])
     def submit(self, held=False):
         return ["sbatch", "--hold", "--wrap", "true"] if held else ["sbatch", "--wrap", "true"]
     def hold(self):
@@ -393,12 +394,21 @@ def phase_held(system):
         if code != 0:
             sys.exit(f"run_slurm_compare.sh: {system.name}: {' '.join(argv)[:200]} exited {code}")
         release_cpu += c
+    released = time.perf_counter()
     done = wait_done(system)
     d_submit = delta(system, before, mid)
     d_submit["cli"] = cli_cpu
     d_exec = delta(system, mid, system.snapshot())
     d_exec["cli"] = release_cpu
-    return {"submit_s": wall, "exec_s": done - start, "cpu_submit": d_submit, "cpu_exec": d_exec}
+    return {"submit_s": wall, "exec_s": done - start, "release_s": released - start,
+            "cpu_submit": d_submit, "cpu_exec": d_exec}
+
+def phase_idle(system, seconds=5.0):
+    """The daemons' CPU while nothing happens, per second."""
+    before = system.snapshot()
+    time.sleep(seconds)
+    d = delta(system, before, system.snapshot())
+    return {k: (v / seconds if v is not None else None) for k, v in d.items()}
 
 def phase_latency(system):
     walls = []
@@ -417,6 +427,7 @@ raw = []
 for p in range(passes):
     for system in systems:
         r = {"pass": p + 1, "system": system.name, "load_before": load()}
+        r["idle"] = phase_idle(system)
         r["e2e"] = phase_e2e(system)
         r["parallel"] = phase_parallel(system)
         r["held"] = phase_held(system)
@@ -426,10 +437,14 @@ for p in range(passes):
         print(f"pass {p + 1} {system.name:<7} submit {jobs / r['e2e']['submit_s']:7.1f}/s  "
               f"4 submitters {jobs / r['parallel']['submit_s']:7.1f}/s  "
               f"held {jobs / r['held']['submit_s']:7.1f}/s  e2e {jobs / r['e2e']['e2e_s']:6.1f}/s  "
-              f"exec {jobs / r['held']['exec_s']:6.1f}/s  one job {r['latency']['latency_s']:.3f} s  "
+              f"exec {jobs / r['held']['exec_s']:6.1f}/s (release {r['held']['release_s']:.2f} s)  one job {r['latency']['latency_s']:.3f} s  "
               f"(load {r['load_before']} -> {r['load_after']})", flush=True)
         with open(os.path.join(results, "raw.json"), "w") as f:
             json.dump(raw, f, indent=1)
+
+failed = json.loads(output(systems[1].base() + ["list", "--state", "failed,canceled", "--limit", "5", "-o", "json"]))
+if failed:
+    sys.exit(f"run_slurm_compare.sh: drover: jobs did not complete, e.g. {failed[0].get('id')}")
 
 def med(system, f):
     return statistics.median(f(r) for r in raw if r["system"] == system)
@@ -450,8 +465,8 @@ for label, f, lower in rows:
     digits = 3 if lower else 1
     print(f"| {label} | {s:.{digits}f} | {d:.{digits}f} | {d / s:.2f}{' (lower is better)' if lower else ''} |")
 
-def cpu_rows(key, what):
-    print(f"\nCPU per job (ms), {what}, medians of the passes:\n")
+def cpu_rows(key, what, per=jobs, unit="CPU per job (ms)"):
+    print(f"\n{unit}, {what}, medians of the passes:\n")
     print("| component | Slurm | Drover |")
     print("|---|---|---|")
     comps = [("CLI (wait4)", "cli", "cli"),
@@ -465,7 +480,7 @@ def cpu_rows(key, what):
         vals = [key(r)[comp] for r in raw if r["system"] == system]
         if any(v is None for v in vals):
             return None
-        return statistics.median(vals) / jobs * 1000
+        return statistics.median(vals) / per * 1000
     fmt = lambda v: "–" if v is None else f"{v:.2f}"
     totals = {"slurm": 0.0, "drover": 0.0}
     for label, s, d in comps:
@@ -477,6 +492,8 @@ def cpu_rows(key, what):
 cpu_rows(lambda r: r["e2e"]["cpu"], "end to end, 1 submitter (submits and runs)")
 cpu_rows(lambda r: r["held"]["cpu_submit"], "submit while nothing runs")
 cpu_rows(lambda r: r["held"]["cpu_exec"], "execution only (CLI: the release calls)")
+cpu_rows(lambda r: dict(r["idle"], cli=0.0), "idle, 5 s before each pass (already in the figures above)",
+         per=1, unit="CPU per second (ms)")
 PY
 echo "after: $(bench_load)"
 cd /
