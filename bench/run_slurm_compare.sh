@@ -24,7 +24,7 @@
 # x 16 CPUs on loopback. Neither touches another Slurm, munged or droverd on the machine.
 # Everything goes under a fresh folder in --state-root (default /var/tmp, a real disk),
 # removed at exit, every daemon stopped by pid; with --out, the raw figures (JSON), the
-# configs and the daemons' logs are kept there. --poll is how often "all done" is checked
+# configs, slurmctld's `sdiag` and the daemons' logs are kept there. --poll is how often "all done" is checked
 # (one squeue / drover list call each time). --slurm-scheduler-parameters sets slurm.conf's
 # SchedulerParameters (default: none, Slurm's immediate scheduling at submit, its fastest
 # here: `defer`, the high-throughput guide's, took `srun true` from 0.03 to about 3 s).
@@ -173,6 +173,7 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SwitchType=switch/none
 MpiDefault=none
+MailProg=/bin/true
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
@@ -496,5 +497,7 @@ cpu_rows(lambda r: dict(r["idle"], cli=0.0), "idle, 5 s before each pass (alread
          per=1, unit="CPU per second (ms)")
 PY
 echo "after: $(bench_load)"
+# slurmctld's own account of its scheduling cycles and RPCs, for where Slurm's time goes.
+sdiag > "$results/sdiag.txt" 2>&1 || true
 cd /
-if [[ -n $out_dir ]]; then echo; echo "raw figures (raw.json), slurm.conf and the daemons' logs kept in $out_dir"; fi
+if [[ -n $out_dir ]]; then echo; echo "raw figures (raw.json), slurm.conf, sdiag.txt and the daemons' logs kept in $out_dir"; fi
