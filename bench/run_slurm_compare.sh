@@ -24,13 +24,14 @@
 # x 16 CPUs on loopback. Neither touches another Slurm, munged or droverd on the machine.
 # Everything goes under a fresh folder in --state-root (default /var/tmp, a real disk),
 # removed at exit, every daemon stopped by pid; with --out, the raw figures (JSON), the
-# configs, slurmctld's `sdiag` and the daemons' logs are kept there. --poll is how often "all done" is checked
-# (one squeue / drover list call each time). --slurm-scheduler-parameters sets slurm.conf's
-# SchedulerParameters (default: none, Slurm's immediate scheduling at submit, its fastest
-# here: `defer`, the high-throughput guide's, took `srun true` from 0.03 to about 3 s).
+# configs, slurmctld's `sdiag` and the daemons' logs are kept there. --poll is how often
+# "all done" is checked (one squeue / drover list call each time).
+# --slurm-scheduler-parameters sets slurm.conf's SchedulerParameters (default: none, Slurm
+# scheduling at submit, its fastest here: `defer`, the high-throughput guide's, took `srun
+# true` from 0.03 to about 3 s).
 set -euo pipefail
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 [[ $# -ge 1 ]] || usage
 [[ "$1" == "-h" || "$1" == "--help" ]] && usage
