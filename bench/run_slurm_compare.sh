@@ -458,8 +458,10 @@ rows = [
     ("execution only, N queued → all done (jobs/s)", lambda r: jobs / r["held"]["exec_s"], False),
     ("`srun true` vs `drover submit --watch` (s)", lambda r: r["latency"]["latency_s"], True),
 ]
-print(f"\n{jobs} trivial jobs per run, {passes} interleaved passes (medians), "
-      f"one job latency: median of {latency_runs}\n")
+uname = os.uname()
+print(f"\n{os.cpu_count()} CPUs, {uname.sysname} {uname.release}, load {raw[0]['load_before']} "
+      f"before, {raw[-1]['load_after']} after; {jobs} trivial jobs per run, {passes} interleaved "
+      f"passes (medians), one job latency: median of {latency_runs}\n")
 print("| figure | Slurm | Drover | Drover/Slurm |")
 print("|---|---|---|---|")
 for label, f, lower in rows:
