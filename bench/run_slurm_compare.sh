@@ -108,7 +108,7 @@ bench_extra_cleanup() {
     for _ in $(seq 50); do rmdir "$slurm_cgroup" 2>/dev/null && break; sleep 0.1; done
   fi
   if [[ -n $out_dir ]]; then
-    cp "$base"/slurm/*.log "$base/slurm/slurm.conf" "$out_dir/" 2>/dev/null || true
+    cp "$base"/slurm/*.log "$base/slurm/slurm.conf" "$base/munge/munged.log" "$out_dir/" 2>/dev/null || true
   fi
 }
 bench_cleanup_on_exit
