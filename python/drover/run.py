@@ -94,6 +94,10 @@ class Run:
         self._stream = stream
         self._tags = {}  # set with set_tags by this process
         self._remote = None
+        if isinstance(experiment, (str, os.PathLike)) and run_id is None and path is None:
+            # Run(PATH): the metrics file, as the first positional parameter was before Run
+            # also reattached to runs.
+            experiment, path = None, os.fspath(experiment)
         if experiment is not None:
             from drover._remote import RemoteRun, normalize_id
 

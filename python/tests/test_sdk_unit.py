@@ -405,3 +405,11 @@ def test_a_client_run_refuses_in_job_calls_and_the_job_run_refuses_client_calls(
     run = drover.Run(stream=open(os.devnull, "w"))
     with pytest.raises(drover.DroverError, match="^get_status:"):
         run.get_status()
+
+
+def test_run_with_a_path_alone_still_writes_that_metrics_file(tmp_path):
+    run = drover.Run(str(tmp_path / "rank-0.metrics"))
+    run.log("loss", 1)
+    assert '"n":"loss"' in (tmp_path / "rank-0.metrics").read_text()
+    with pytest.raises(ParameterError, match="^run_id:"):
+        drover.Run(types.SimpleNamespace(workspace=None))
