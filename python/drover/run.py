@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 import time
+from typing import Any, Dict, List, Optional
 
 from drover.exceptions import DroverError, ParameterError
 
@@ -220,7 +221,7 @@ class Run:
     def set_tag(self, name, value):
         self.set_tags({name: value})
 
-    def get_tags(self):
+    def get_tags(self) -> Dict[str, str]:
         """The run's tags. In a job: $DROVER_TAGS (a JSON object) and what this process set.
         In a client: the tags given at submit and those the script set. Raises ServerError
         (client)."""
@@ -245,20 +246,21 @@ class Run:
             _not_remote(method)
         return self._remote
 
-    def get_status(self):
+    def get_status(self) -> str:
         """"Queued", "Preparing", "Starting", "Running", "Finalizing", "CancelRequested",
         "Completed", "Failed" or "Canceled". Raises ServerError."""
         from drover._remote import state_name
 
         return state_name(self._client("get_status").refresh().status)
 
-    def get_details(self):
+    def get_details(self) -> Dict[str, Any]:
         """The run as a dict: runId, status, experiment, owner, reason, message, cause,
         attempt, nodes, tags, times (createTimeUtc, startTimeUtc, endTimeUtc), exits (how each
         rank ended), outputsDigest and spec (the effective JobSpec). Raises ServerError."""
         return self._client("get_details").details()
 
-    def wait_for_completion(self, show_output=False, raise_on_error=True):
+    def wait_for_completion(self, show_output: bool = False,
+                            raise_on_error: bool = True) -> Dict[str, Any]:
         """Waits until the run ended and returns get_details(). With `show_output`, prints
         every rank's stdout (to sys.stdout) and stderr (to sys.stderr) live, each line
         prefixed with `[rank N]` when the run has several processes. Raises RunFailedError
@@ -266,36 +268,38 @@ class Run:
         canceled and `raise_on_error`; ServerError when droverd cannot be reached."""
         return self._client("wait_for_completion").wait(show_output, raise_on_error)
 
-    def get_metrics(self, name=None, rank=None):
+    def get_metrics(self, name: Optional[str] = None,
+                    rank: Optional[int] = None) -> Dict[str, Any]:
         """The metrics the script logged: name -> the values by step (a list), or the value
         when there is one. `rank`: whose values (default: the lowest rank that logged each
         name). Raises ServerError."""
         return self._client("get_metrics").metrics(name, rank)[0]
 
-    def get_file_names(self):
+    def get_file_names(self) -> List[str]:
         """The files of the run's outputs/ folder ("outputs/model.pt"), uploaded when the run
         ended. Raises DroverError while it has not ended, ServerError."""
         return self._client("get_file_names").file_names()
 
-    def download_file(self, name, output_file_path=None):
+    def download_file(self, name: str, output_file_path: Optional[str] = None) -> str:
         """Writes run file `name` ("outputs/model.pt") to `output_file_path` (a file, or a
         folder to put it in; default: its base name here). Returns the path written. Raises
         ServerError NOT_FOUND for a file the run does not have."""
         return self._client("download_file").download_file(name, output_file_path)
 
-    def download_files(self, prefix="outputs", output_directory=None, append_prefix=True):
+    def download_files(self, prefix: str = "outputs", output_directory: Optional[str] = None,
+                       append_prefix: bool = True) -> List[str]:
         """Writes the run files whose names start with `prefix` under `output_directory`
         (default: here), as `outputs/...` (without the prefix when not `append_prefix`).
         Returns the paths written."""
         return self._client("download_files").download_files(prefix, output_directory,
                                                              append_prefix)
 
-    def cancel(self, reason=""):
+    def cancel(self, reason: str = "") -> None:
         """Asks droverd to cancel the run (only its owner and admins may); returns at once,
         wait_for_completion(raise_on_error=False) waits for the end. Raises ServerError."""
         self._client("cancel").cancel(reason)
 
-    def tag(self, key, value=None):
+    def tag(self, key: str, value: Optional[str] = None) -> None:
         """Sets tag `key` on the run. In a job: as set_tag. From a client droverd offers no
         call to change a submitted run's tags yet: raises DroverError (give tags at
         submit: exp.submit(est, tags=...))."""
