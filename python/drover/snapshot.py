@@ -1,5 +1,7 @@
 """Code snapshots: the tar of a source folder that a run executes, named by the SHA-256 of
-its bytes (docs/snapshots.md). Standard library only.
+its bytes (docs/snapshots.md). Byte for byte the archive the CLI makes
+(common/archive/snapshot.cc, tar_writer.cc), so a folder submitted from either is stored
+once; test_sdk_e2e.py checks that against the CLI. Standard library only.
 
 The archive depends only on names, contents, link targets and executable bits: entries
 sorted by path (bytes), each folder before its contents; mtime, owner and group 0; folders
@@ -11,11 +13,9 @@ fifos and devices (both with a warning).
 """
 
 import hashlib
-import io
 import os
 import re
 import stat
-import tarfile
 import tempfile
 import warnings
 from typing import List, NamedTuple, Optional, Tuple
@@ -201,46 +201,106 @@ def collect(directory: str) -> List[Tuple[str, os.stat_result]]:
     return entries
 
 
+_BLOCK = 512
+_MAX_OCTAL11 = 0o77777777777
+# The name of every PAX extended header: fixed, as common/archive/tar_writer.cc writes it.
+_PAX_HEADER_NAME = b"././@PaxHeader"
+
+
+def _pax_record(key: str, value: bytes) -> bytes:
+    """One "LENGTH key=value\\n" record, LENGTH counting the whole record."""
+    rest = len(key) + len(value) + 3
+    length = rest + 1
+    while len(str(length)) + rest != length:
+        length = len(str(length)) + rest
+    return str(length).encode() + b" " + key.encode() + b"=" + value + b"\n"
+
+
+def _padding(size: int) -> bytes:
+    return b"\0" * (-size % _BLOCK)
+
+
+def _header(name: bytes, typeflag: bytes, mode: int, size: int, linkname: bytes = b"") -> bytes:
+    """The header block(s) of one entry, byte for byte as drover's TarWriter writes them
+    (common/archive/tar_writer.cc), so that the CLI and the SDK give a folder the same
+    digest and droverd stores it once."""
+    if typeflag == b"5":
+        name += b"/"
+    pax = b""
+    if len(name) > 100:
+        pax += _pax_record("path", name)
+    if len(linkname) > 100:
+        pax += _pax_record("linkpath", linkname)
+    if size > _MAX_OCTAL11:
+        pax += _pax_record("size", str(size).encode())
+    out = b""
+    if pax:
+        out = _header(_PAX_HEADER_NAME, b"x", 0o644, len(pax)) + pax + _padding(len(pax))
+    block = bytearray(_BLOCK)
+
+    def put(offset: int, width: int, value: bytes):
+        value = value[:width]
+        block[offset:offset + len(value)] = value
+
+    def octal(offset: int, width: int, value: int):
+        put(offset, width, b"%0*o" % (width - 1, value))
+
+    put(0, 100, name)
+    octal(100, 8, mode & 0o7777)
+    octal(108, 8, 0)
+    octal(116, 8, 0)
+    octal(124, 12, 0 if size > _MAX_OCTAL11 else size)
+    octal(136, 12, 0)
+    block[156:157] = typeflag
+    put(157, 100, linkname)
+    put(257, 6, b"ustar\0")
+    put(263, 2, b"00")
+    octal(329, 8, 0)
+    octal(337, 8, 0)
+    block[148:156] = b" " * 8
+    checksum = sum(block)
+    block[148:154] = b"%06o" % checksum
+    block[154] = 0
+    block[155] = 0x20
+    return out + bytes(block)
+
+
 def build(directory: str) -> Snapshot:
     """Packs `directory` into a temporary tar file. Raises ParameterError (see collect)."""
     entries = collect(directory)
     fd, path = tempfile.mkstemp(prefix="drover-snapshot-", suffix=".tar")
     digest = hashlib.sha256()
-
-    class _Hashing(io.RawIOBase):
-        def __init__(self, f):
-            self.f = f
-
-        def writable(self):
-            return True
-
-        def write(self, data):
-            digest.update(data)
-            return self.f.write(data)
-
+    size = 0
     try:
-        with os.fdopen(fd, "wb") as raw:
-            sink = _Hashing(raw)
-            with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                for rel, st in entries:
-                    info = tarfile.TarInfo(rel)
-                    info.mtime = 0
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    full = os.path.join(directory, rel)
-                    if stat.S_ISDIR(st.st_mode):
-                        info.type, info.mode = tarfile.DIRTYPE, 0o755
-                        tar.addfile(info)
-                    elif stat.S_ISLNK(st.st_mode):
-                        info.type, info.mode = tarfile.SYMTYPE, 0o777
-                        info.linkname = os.readlink(full)
-                        tar.addfile(info)
-                    else:
-                        info.mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
-                        info.size = st.st_size
-                        with open(full, "rb") as f:
-                            tar.addfile(info, f)
-        size = os.path.getsize(path)
+        with os.fdopen(fd, "wb") as out:
+            def write(data: bytes):
+                nonlocal size
+                digest.update(data)
+                out.write(data)
+                size += len(data)
+
+            for rel, st in entries:
+                name = rel.encode("utf-8", "surrogateescape")
+                full = os.path.join(directory, rel)
+                if stat.S_ISDIR(st.st_mode):
+                    write(_header(name, b"5", 0o755, 0))
+                elif stat.S_ISLNK(st.st_mode):
+                    target = os.readlink(full).encode("utf-8", "surrogateescape")
+                    write(_header(name, b"2", 0o777, 0, target))
+                else:
+                    mode = 0o755 if st.st_mode & stat.S_IXUSR else 0o644
+                    with open(full, "rb") as f:
+                        write(_header(name, b"0", mode, st.st_size))
+                        left = st.st_size
+                        while left > 0:
+                            chunk = f.read(min(left, 1 << 20))
+                            if not chunk:
+                                raise ParameterError(f"source_directory: {rel} shrank while it "
+                                                     "was packed; submit again")
+                            write(chunk)
+                            left -= len(chunk)
+                        write(_padding(st.st_size))
+            write(b"\0" * (2 * _BLOCK))
     except BaseException:
         os.unlink(path)
         raise

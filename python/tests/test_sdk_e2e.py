@@ -183,3 +183,30 @@ def test_bad_parameters_raise_before_anything_is_uploaded_and_server_errors_name
         exp.submit(Estimator(entry_script="train.py",
                              script_params={"--d": Datastore(ws, "not-registered")}))
     assert "not-registered" in refused.value.message, refused.value.message
+
+
+def test_the_cli_and_the_sdk_pack_a_folder_into_the_same_snapshot(cluster, ws, tmp_path):
+    import subprocess
+
+    from drover import snapshot
+
+    folder = write_project(tmp_path, "print('same')\n")
+    os.makedirs(os.path.join(folder, "pkg", "d" * 90))
+    with open(os.path.join(folder, "pkg", "d" * 90, "e" * 40 + ".py"), "w") as f:
+        f.write("x = 1\n")
+    with open(os.path.join(folder, ".gitignore"), "w") as f:
+        f.write("*.pyc\n")
+    with open(os.path.join(folder, "skip.pyc"), "w") as f:
+        f.write("no")
+    os.symlink("train.py", os.path.join(folder, "link"))
+    env = dict(os.environ, DROVER_SERVER=cluster.address, DROVER_TOKEN=cluster.token,
+               DROVER_CA=cluster.ca)
+    submitted = subprocess.run([os.path.join(cluster.build_dir, "cli", "drover"), "submit",
+                                "--experiment", "sdk-e2e", "--source", folder, "train.py"],
+                               env=env, capture_output=True, text=True, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    run = Run(Experiment(ws, "sdk-e2e"), submitted.stdout.strip())
+    built = snapshot.build(folder)
+    os.unlink(built.path)
+    assert run.get_details()["spec"]["source_snapshot"] == built.digest
+    run.wait_for_completion()
