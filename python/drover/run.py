@@ -310,6 +310,20 @@ class Run:
                           "at submit (exp.submit(est, tags={...})) or set them from the script "
                           "(Run.get_context().set_tags)")
 
+    def show(self, interval: float = 2.0) -> None:
+        """In Jupyter: shows the run as a table (status, reason, nodes, the latest value of
+        each metric) and updates it in place every `interval` seconds until the run ended.
+        Needs IPython (present in every notebook). Raises ServerError."""
+        from IPython.display import HTML, display
+
+        from drover._remote import TERMINAL
+
+        remote = self._client("show")
+        handle = display(HTML(remote.html()), display_id=True)
+        while remote.job.status.state not in TERMINAL:
+            time.sleep(interval)
+            handle.update(HTML(remote.html()))
+
     def _repr_html_(self):
         if self._remote is None:
             return None

@@ -413,3 +413,36 @@ def test_run_with_a_path_alone_still_writes_that_metrics_file(tmp_path):
     assert '"n":"loss"' in (tmp_path / "rank-0.metrics").read_text()
     with pytest.raises(ParameterError, match="^run_id:"):
         drover.Run(types.SimpleNamespace(workspace=None))
+
+
+def test_show_updates_one_table_in_place_until_the_run_ended(monkeypatch):
+    from drover import _remote
+
+    updates = []
+
+    class Handle:
+        def update(self, html):
+            updates.append(html.data)
+
+    ipython = types.ModuleType("IPython")
+    ipython.display = types.ModuleType("IPython.display")
+    ipython.display.HTML = lambda data: types.SimpleNamespace(data=data)
+    ipython.display.display = lambda html, display_id: (updates.append(html.data), Handle())[1]
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", ipython.display)
+
+    states = iter([job_pb2.JobStatus.RUNNING, job_pb2.JobStatus.RUNNING,
+                   job_pb2.JobStatus.COMPLETED])
+
+    class FakeRemote:
+        job = job_pb2.Job(id="j-1")
+
+        def html(self):
+            self.job.status.state = next(states)
+            return f"<table>{job_pb2.JobStatus.State.Name(self.job.status.state)}</table>"
+
+    run = drover.Run(stream=open(os.devnull, "w"))
+    run._remote = FakeRemote()
+    run.show(interval=0)
+    assert updates == ["<table>RUNNING</table>", "<table>RUNNING</table>",
+                       "<table>COMPLETED</table>"]
