@@ -21,19 +21,20 @@ build_pkgs=(
 # pull OCI images, rclone and fuse3 (fusermount3) mount and copy rclone datastores; PyTorch
 # for the example jobs, pip for jobs' pip_packages (environments built over the host image's
 # python3) and Open MPI's mpirun for jobs of the mpi backend, all in the host image;
-# iproute2 for the quick start's test hosts (deploy/testhosts.sh).
+# iproute2 for the quick start's test hosts (deploy/testhosts.sh); grpcio and protobuf for
+# the Python SDK (python/, pip install ./python).
 runtime_pkgs=(
   runc umoci skopeo rclone fuse3 python3 python3-pip python3-torch python3-numpy openmpi-bin
-  iproute2
+  iproute2 python3-grpcio python3-protobuf
 )
 # Used by the tests besides: the sqlite3 shell (crash tests), busybox-static (small test
 # images), procps, mpi4py (MPI test jobs), Prometheus' Python client (its text-format
 # parser checks the daemons' /metrics pages), setuptools and wheel (the wheel the
 # environment tests build with pip, offline), iptables (the node-loss tests cut test hosts
-# off from droverd).
+# off from droverd), pytest (the Python SDK's tests, python/tests).
 test_pkgs=(
   sqlite3 procps busybox-static python3-mpi4py python3-prometheus-client python3-setuptools
-  python3-wheel iptables
+  python3-wheel iptables python3-pytest
 )
 
 # The fuzz targets (tests/fuzz, `cmake --preset fuzz`): clang++ with libFuzzer and the

@@ -35,6 +35,9 @@ def parse_args():
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--classes", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--data-dir", default=None,
+                        help="a data folder (a datastore under Drover): its files are listed; "
+                             "the training data stays synthetic")
     parser.add_argument(
         "--output-dir",
         default=os.environ.get("DROVER_OUTPUT_DIR", "outputs"),
@@ -58,6 +61,9 @@ def main():
     world = int(os.environ.get("DROVER_WORLD_SIZE", "1"))
     torch.manual_seed(args.seed + rank)
     torch.set_num_threads(1)
+    if args.data_dir is not None:
+        names = sorted(os.listdir(args.data_dir))
+        print(f"data dir {args.data_dir}: {len(names)} entries {names[:5]}", flush=True)
 
     points, labels = synthetic_data(args.samples, args.features, args.classes, args.seed)
     split = int(0.8 * len(points))

@@ -1,0 +1,1 @@
+"""Estimators by framework: `from drover.train.dnn import PyTorch`."""
