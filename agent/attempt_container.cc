@@ -97,11 +97,16 @@ ContainerSpec Attempt::BuildContainer() const {
   init.count = ppn;
   init.log_dir = "/job/logs";
   const std::string& script = spec.entry_script();
-  std::string path = spec.source_snapshot().empty() ? "/" + script : script;
+  const bool in_image = spec.source_snapshot().empty();
+  std::string path = in_image ? "/" + script : script;
   if (absl::EndsWith(script, ".py")) {
     init.program = {"python3", path};
   } else if (absl::EndsWith(script, ".sh")) {
     init.program = {"/bin/sh", path};
+  } else if (in_image && !absl::StrContains(script, "/")) {
+    // A command's bare name (`drover submit --image host true`), found through the image's
+    // PATH as a shell would; `bin/true` still names /bin/true.
+    init.program = {script};
   } else {
     init.program = {absl::StrContains(path, "/") ? path : "./" + path};
   }

@@ -98,9 +98,10 @@ int SubmitCommand(Invocation& inv, const std::vector<std::string>& args) {
   bool watch = false;
   FlagSet flags("drover submit [flags] SCRIPT [ARGS...]",
                 "Submits a training job and prints its id (with --output json: the job).\n"
-                "Flags come before SCRIPT; everything after SCRIPT is passed to it. An ARG\n"
-                "written ds://DATASTORE/PATH is a data reference that becomes a local path on\n"
-                "the node: ?mode=mount (default, read-only; add &rw=true to write),\n"
+                "Flags come before SCRIPT; everything after SCRIPT is passed to it. Without\n"
+                "--source, SCRIPT is a path in the image, or a command on its PATH ('true').\n"
+                "An ARG written ds://DATASTORE/PATH is a data reference that becomes a local\n"
+                "path on the node: ?mode=mount (default, read-only; add &rw=true to write),\n"
                 "?mode=download or ?mode=upload. Write \\ds://... to pass the text literally.\n"
                 "Without --idempotency-key a random key is used, so that the submit is retried\n"
                 "safely when droverd is briefly unavailable.");
@@ -121,7 +122,8 @@ int SubmitCommand(Invocation& inv, const std::vector<std::string>& args) {
           "       --image pytorch/pytorch:2.1.0-cuda12.1-cudnn8-runtime \\\n"
           "       train.py --data ds://imagenet/train --out ds://results/run1?mode=upload)\n"
           "  drover submit -f job.json --priority 10      # flags override the file\n"
-          "  drover submit --watch --env SEED=1 --max-run-duration 2h train.py\n")) {
+          "  drover submit --watch --env SEED=1 --max-run-duration 2h train.py\n"
+          "  drover submit --image host --cpus 1 echo hello     # no code: a command\n")) {
     return *done;
   }
   absl::StatusOr<v1::JobSpec> spec = spec_flags.Build(

@@ -80,6 +80,28 @@ TEST_F(AgentE2eTest, AnEndedAttemptsRecordGoesOnceDroverdStoredItsEnd) {
   }
 }
 
+TEST_F(AgentE2eTest, ABareCommandNameWithoutSnapshotIsFoundThroughTheImagesPath) {
+  // As `sbatch --wrap echo` would: `drover submit --image host echo hello`.
+  v1::JobSpec echo = Shell("unused");
+  echo.set_entry_script("echo");
+  echo.clear_arguments();
+  echo.add_arguments()->set_value("hello");
+  std::string found = Submit(echo);
+  v1::JobSpec missing = echo;
+  missing.set_entry_script("drover-no-such-command");
+  std::string not_found = Submit(missing);
+  v1::JobSpec path = echo;
+  path.set_entry_script("bin/echo");  // a path from the image's root, as before
+  std::string by_path = Submit(path);
+  WaitFor(found, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(Logs(found, 0), "hello\n");
+  WaitFor(by_path, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(Logs(by_path, 0), "hello\n");
+  v1::Job failed = WaitFor(not_found, v1::JobStatus::FAILED);
+  ASSERT_EQ(failed.status().exits_size(), 1);
+  EXPECT_EQ(failed.status().exits(0).exit_code(), 127) << "the shell's 'command not found'";
+}
+
 TEST_F(AgentE2eTest, FailingScriptEndsFailedWithItsExitCode) {
   std::string id = Submit(Shell("echo about to fail; exit 3"));
   v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
