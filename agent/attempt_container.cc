@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/launcher/init_command.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 
 namespace drover::agent {
@@ -72,6 +73,12 @@ ContainerSpec Attempt::BuildContainer() const {
   if (environment_.lease != nullptr) EnvironmentCache::AddTo(environment_, &c);
   add("PYTHONUNBUFFERED", "1");
   add("DROVER_JOB_ID", a.attempt().job_id());
+  // The job's experiment and tags, as `Run.get_context()` reads them (run.experiment.name,
+  // run.get_tags()): the tags a JSON object, sorted by key.
+  add("DROVER_EXPERIMENT", spec.experiment());
+  Json tags = Json::object();
+  for (const auto& [key, value] : spec.tags()) tags[key] = value;
+  add("DROVER_TAGS", DumpJson(tags));
   add("DROVER_ATTEMPT", absl::StrCat(a.attempt().epoch()));
   add("DROVER_WORLD_SIZE", absl::StrCat(a.world_size()));
   add("DROVER_NODE_RANK", absl::StrCat(a.node_rank()));

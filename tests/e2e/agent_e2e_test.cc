@@ -102,6 +102,20 @@ TEST_F(AgentE2eTest, ABareCommandNameWithoutSnapshotIsFoundThroughTheImagesPath)
   EXPECT_EQ(failed.status().exits(0).exit_code(), 127) << "the shell's 'command not found'";
 }
 
+TEST_F(AgentE2eTest, TheJobsExperimentAndTagsReachTheScriptsRunContext) {
+  v1::JobSpec spec = Shell(
+      "echo \"$DROVER_EXPERIMENT $DROVER_TAGS\"; python3 -c 'from drover import Run; "
+      "r = Run.get_context(); print(r.id, r.experiment.name, sorted(r.get_tags().items()))'");
+  spec.set_experiment("mnist");
+  (*spec.mutable_tags())["lr"] = "0.1";
+  (*spec.mutable_tags())["note"] = "say \"hi\" $HOME";  // quotes and a $ stay as they are
+  std::string id = Submit(spec);
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(Logs(id, 0),
+            absl::StrCat("mnist {\"lr\":\"0.1\",\"note\":\"say \\\"hi\\\" $HOME\"}\n", id,
+                         " mnist [('lr', '0.1'), ('note', 'say \"hi\" $HOME')]\n"));
+}
+
 TEST_F(AgentE2eTest, FailingScriptEndsFailedWithItsExitCode) {
   std::string id = Submit(Shell("echo about to fail; exit 3"));
   v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
