@@ -101,7 +101,7 @@ TEST_F(RuncRuntimeTest, DeleteLeavesNothingBehind) {
   for (const std::string& dir : cgroups) EXPECT_FALSE(fs::exists(dir)) << dir;
   // And runc itself agrees.
   ::drover::testing::Child runc_list(
-      {"/usr/sbin/runc", "--root", scratch_.path() + "/runc", "list", "-q"},
+      {OciRuntimeUnderTest(), "--root", scratch_.path() + "/runc", "list", "-q"},
       scratch_.path() + "/list.out", scratch_.path() + "/list.err");
   std::optional<int> status = runc_list.Wait(absl::Seconds(10));
   ASSERT_TRUE(status.has_value());
@@ -209,6 +209,7 @@ TEST_F(RuncRuntimeTest, WaitsForAContainerOfAnEarlierAgentProcess) {
   if (helper == 0) {
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     RuncOptions options;
+    options.runc_path = OciRuntimeUnderTest();
     options.root_dir = scratch_.path() + "/runc";
     options.init_binary = DROVER_INIT_PATH;
     auto earlier = RuncRuntime::Open(options);
