@@ -125,6 +125,42 @@ void AwaitSignalReady(pid_t pid, int signal, absl::Time deadline) {
   }
 }
 
+// crun's `run --detach` and `create` leave an intermediate crun process (in a session of its
+// own) that exits after crun itself has: it is reparented to this process, a child
+// subreaper, and would stay a zombie per container. Reaps the zombie children named crun in
+// a session other than this process's that are no container's PID 1 (`keep`). Nothing else
+// is waited for: Wait() owns PID 1's status, and RunProcess and RunStreaming wait for their
+// own children, which share this process's session (rclone's, in their own, are not named
+// crun).
+void ReapCrunOrphans(const std::vector<pid_t>& keep) {
+  const pid_t own_session = getsid(0);
+  std::error_code error;
+  for (const fs::directory_entry& task : fs::directory_iterator("/proc/self/task", error)) {
+    absl::StatusOr<std::string> children = ReadFile(task.path().string() + "/children");
+    if (!children.ok()) continue;
+    for (absl::string_view word : absl::StrSplit(*children, ' ', absl::SkipEmpty())) {
+      pid_t pid = 0;
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(word), &pid) || pid <= 0) continue;
+      if (std::find(keep.begin(), keep.end(), pid) != keep.end()) continue;
+      absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+      if (!stat.ok()) continue;
+      size_t open = stat->find('(');
+      size_t close = stat->rfind(')');
+      if (open == std::string::npos || close == std::string::npos || close < open) continue;
+      absl::string_view comm = absl::string_view(*stat).substr(open + 1, close - open - 1);
+      // After the name: state, ppid, pgrp, session.
+      std::vector<absl::string_view> fields =
+          absl::StrSplit(absl::string_view(*stat).substr(close + 1), ' ', absl::SkipEmpty());
+      pid_t session = 0;
+      if (comm != "crun" || fields.size() < 4 || fields[0] != "Z" ||
+          !absl::SimpleAtoi(fields[3], &session) || session == own_session) {
+        continue;
+      }
+      (void)waitpid(pid, nullptr, WNOHANG);
+    }
+  }
+}
+
 bool IsEmptyDir(const std::string& path) {
   std::error_code error;
   return fs::is_directory(path, error) && fs::is_empty(path, error) && !error;
@@ -397,8 +433,21 @@ absl::Status RuncRuntime::Run(const ContainerSpec& spec) {
   return CreateContainer(spec, /*start=*/true);
 }
 
+void RuncRuntime::ReapOrphans() {
+  if (kind_ != OciRuntimeKind::kCrun) return;
+  std::vector<pid_t> keep;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, record] : records_) {
+      if (record->pid > 0) keep.push_back(record->pid);
+    }
+  }
+  ReapCrunOrphans(keep);
+}
+
 absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start) {
   DROVER_RETURN_IF_ERROR(ValidateContainerSpec(spec));
+  ReapOrphans();  // those of earlier containers, which have surely exited by now
   if (!IsEmptyDir(spec.bundle_dir)) {
     return absl::InvalidArgumentError(absl::StrCat("container '", spec.id, "': bundle_dir '",
                                                    spec.bundle_dir, "' must exist and be empty"));
@@ -631,6 +680,7 @@ absl::Status RuncRuntime::Delete(absl::string_view id) {
     }
   }
   absl::StatusOr<std::string> deleted = Runc({"delete", "--force", std::string(id)});
+  ReapOrphans();
   if (!deleted.ok() && !absl::IsNotFound(deleted.status())) return deleted.status();
   DROVER_RETURN_IF_ERROR(CleanBundle(record->bundle_dir));
   {

@@ -11,7 +11,8 @@
 // real exit status. The agent process must therefore never reap with waitpid(-1) (nor set
 // SIGCHLD to SIG_IGN): that would take the status away from Wait(). A side effect: other
 // orphaned descendants of the agent (daemonizing helpers) also become its children; they are
-// reaped only by whoever waits for their pid.
+// reaped only by whoever waits for their pid. crun leaves one such process per container
+// (an intermediate of `run --detach` and `create`): RuncRuntime reaps those itself.
 // When PID 1 is not the agent's child (the agent restarted since Create), Wait() watches the
 // pidfd (pidfd_open(2) + poll(2)) and takes the exit status from the file drover-init writes
 // before it exits (`--exit-file`, kContainerExitFile in the container, `state/init.exit` in
@@ -187,6 +188,9 @@ class RuncRuntime : public ContainerRuntime {
 
   // The cgroupsPath of container `id` in its OCI config.
   std::string CgroupsPath(absl::string_view id) const;
+  // crun only: reaps the intermediate crun processes earlier creates left to this subreaper
+  // (zombies otherwise, one per container), never a container's PID 1.
+  void ReapOrphans() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Runs `runc --root R <args>`; UNAVAILABLE with runc's message when it fails, NOT_FOUND
   // when runc says the container does not exist.
