@@ -17,15 +17,16 @@ build_pkgs=(
   libre2-dev libc-ares-dev zlib1g-dev
   nlohmann-json3-dev
 )
-# Used at run time by drover-agent: runc runs the containers, umoci and skopeo unpack and
+# Used at run time by drover-agent: runc runs the containers (or crun, drover-agent --runc
+# /usr/bin/crun, at about 0.4 of runc's CPU per container; docs/operations.md), umoci and skopeo unpack and
 # pull OCI images, rclone and fuse3 (fusermount3) mount and copy rclone datastores; PyTorch
 # for the example jobs, pip for jobs' pip_packages (environments built over the host image's
 # python3) and Open MPI's mpirun for jobs of the mpi backend, all in the host image;
 # iproute2 for the quick start's test hosts (deploy/testhosts.sh); grpcio and protobuf for
 # the Python SDK (python/, pip install ./python).
 runtime_pkgs=(
-  runc umoci skopeo rclone fuse3 python3 python3-pip python3-torch python3-numpy openmpi-bin
-  iproute2 python3-grpcio python3-protobuf
+  runc crun umoci skopeo rclone fuse3 python3 python3-pip python3-torch python3-numpy
+  openmpi-bin iproute2 python3-grpcio python3-protobuf
 )
 # Used by the tests besides: the sqlite3 shell (crash tests), busybox-static (small test
 # images), procps, mpi4py (MPI test jobs), Prometheus' Python client (its text-format

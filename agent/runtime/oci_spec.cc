@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -56,13 +57,16 @@ Json Mount(absl::string_view destination, absl::string_view type, absl::string_v
   return mount;
 }
 
-// A bind mount; read-only binds are read-only recursively (`rro`, runc >= 1.1, kernel >=
-// 5.12) so that a submount under the source is not writable either.
-Json Bind(absl::string_view source, absl::string_view destination, bool read_only) {
+// A bind mount; read-only binds of folders are read-only recursively (`rro`, runc >= 1.1,
+// kernel >= 5.12) so that a submount under the source is not writable either. A file has no
+// submounts: `ro` is all of it, and crun (1.8) refuses `rro` on a file ("open mount target:
+// Not a directory").
+Json Bind(absl::string_view source, absl::string_view destination, bool read_only,
+          bool file = false) {
   std::vector<std::string> options = {"rbind", "nosuid", "nodev"};
   if (read_only) {
     options.push_back("ro");
-    options.push_back("rro");
+    if (!file) options.push_back("rro");
   } else {
     options.push_back("rw");
   }
@@ -409,7 +413,12 @@ absl::StatusOr<Json> BuildOciConfig(const ContainerSpec& spec, const OciOptions&
   }
   mounts.push_back(Bind(spec.job_dir, "/job", false));
   for (const BindMount& mount : spec.mounts) {
-    mounts.push_back(Bind(mount.source, mount.destination, mount.read_only));
+    // What the source is, looked at now (the runtime mounts it right after): the one fact
+    // of the node this function reads.
+    std::error_code error;
+    std::filesystem::file_status status = std::filesystem::status(mount.source, error);
+    bool file = !error && std::filesystem::exists(status) && !std::filesystem::is_directory(status);
+    mounts.push_back(Bind(mount.source, mount.destination, mount.read_only, file));
   }
   if (userns) {
     // No device node can be made in a user namespace: the node's own, bound.

@@ -112,7 +112,9 @@ struct OciOptions {
 // absolute mount paths, sane limits. INVALID_ARGUMENT naming the field otherwise.
 absl::Status ValidateContainerSpec(const ContainerSpec& spec);
 
-// The config.json value for `spec`. INVALID_ARGUMENT when the spec is not valid.
+// The config.json value for `spec`. INVALID_ARGUMENT when the spec is not valid. Reads one
+// thing of the node: whether each of `spec.mounts` is a file (a read-only file bind gets `ro`
+// without `rro`, which crun refuses on files).
 absl::StatusOr<Json> BuildOciConfig(const ContainerSpec& spec, const OciOptions& options);
 
 }  // namespace drover::agent

@@ -113,7 +113,8 @@ void AwaitSignalReady(pid_t pid, int signal, absl::Time deadline) {
       std::pair<absl::string_view, absl::string_view> kv =
           absl::StrSplit(line, absl::MaxSplits(':', 1));
       absl::string_view value = absl::StripAsciiWhitespace(kv.second);
-      if (kv.first == "Name") runc_init = absl::StartsWith(value, "runc:");
+    // runc's init is `runc:[2:INIT]`; crun's child keeps crun's name until it execs.
+    if (kv.first == "Name") runc_init = absl::StartsWith(value, "runc:") || value == "crun";
       if (kv.first == "State" && absl::StartsWith(value, "Z")) return;
       if (kv.first == "SigBlk") (void)absl::SimpleHexAtoi(value, &blocked);
       if (kv.first == "SigCgt") (void)absl::SimpleHexAtoi(value, &caught);
@@ -121,6 +122,42 @@ void AwaitSignalReady(pid_t pid, int signal, absl::Time deadline) {
     if (!runc_init && ((blocked | caught) & bit) != 0) return;
     absl::SleepFor(pause);
     pause = std::min(pause * 2, absl::Milliseconds(10));
+  }
+}
+
+// crun's `run --detach` and `create` leave an intermediate crun process (in a session of its
+// own) that exits after crun itself has: it is reparented to this process, a child
+// subreaper, and would stay a zombie per container. Reaps the zombie children named crun in
+// a session other than this process's that are no container's PID 1 (`keep`). Nothing else
+// is waited for: Wait() owns PID 1's status, and RunProcess and RunStreaming wait for their
+// own children, which share this process's session (rclone's, in their own, are not named
+// crun).
+void ReapCrunOrphans(const std::vector<pid_t>& keep) {
+  const pid_t own_session = getsid(0);
+  std::error_code error;
+  for (const fs::directory_entry& task : fs::directory_iterator("/proc/self/task", error)) {
+    absl::StatusOr<std::string> children = ReadFile(task.path().string() + "/children");
+    if (!children.ok()) continue;
+    for (absl::string_view word : absl::StrSplit(*children, ' ', absl::SkipEmpty())) {
+      pid_t pid = 0;
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(word), &pid) || pid <= 0) continue;
+      if (std::find(keep.begin(), keep.end(), pid) != keep.end()) continue;
+      absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+      if (!stat.ok()) continue;
+      size_t open = stat->find('(');
+      size_t close = stat->rfind(')');
+      if (open == std::string::npos || close == std::string::npos || close < open) continue;
+      absl::string_view comm = absl::string_view(*stat).substr(open + 1, close - open - 1);
+      // After the name: state, ppid, pgrp, session.
+      std::vector<absl::string_view> fields =
+          absl::StrSplit(absl::string_view(*stat).substr(close + 1), ' ', absl::SkipEmpty());
+      pid_t session = 0;
+      if (comm != "crun" || fields.size() < 4 || fields[0] != "Z" ||
+          !absl::SimpleAtoi(fields[3], &session) || session == own_session) {
+        continue;
+      }
+      (void)waitpid(pid, nullptr, WNOHANG);
+    }
   }
 }
 
@@ -199,6 +236,74 @@ absl::Status CheckRuncHasCve202421626Fix(absl::string_view version_output) {
       "--allow-unpatched-runc"));
 }
 
+absl::Status CheckCrunFloor(absl::string_view version_output) {
+  std::string version;
+  for (absl::string_view line : absl::StrSplit(version_output, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (absl::ConsumePrefix(&line, "crun version ")) version = std::string(line);
+  }
+  int numbers[3] = {0, 0, 0};
+  std::vector<absl::string_view> parts =
+      absl::StrSplit(version.substr(0, version.find_first_of("+~- ")), '.');
+  bool parsed = parts.size() >= 2 && parts.size() <= 3;
+  for (size_t i = 0; parsed && i < parts.size(); ++i) {
+    parsed = absl::SimpleAtoi(parts[i], &numbers[i]);
+  }
+  if (parsed && std::make_tuple(numbers[0], numbers[1], numbers[2]) >= std::make_tuple(1, 4, 4)) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      parsed ? absl::StrCat("crun version ", version) : "an unknown crun version",
+      " lacks the fix for CVE-2022-27650 (processes start with inheritable capabilities); "
+      "install crun 1.4.4 or later (Debian 12: apt-get install crun), use runc, or, when "
+      "your distribution backported the fix under an older version, start drover-agent "
+      "with --allow-unpatched-runc"));
+}
+
+OciRuntimeVersion CheckOciRuntimeVersion(absl::string_view version_output) {
+  absl::string_view first = version_output.substr(0, version_output.find('\n'));
+  if (absl::StartsWith(absl::StripLeadingAsciiWhitespace(first), "crun version ")) {
+    return {.kind = OciRuntimeKind::kCrun, .floor = CheckCrunFloor(version_output)};
+  }
+  return {.kind = OciRuntimeKind::kRunc, .floor = CheckRuncHasCve202421626Fix(version_output)};
+}
+
+std::string CrunCgroupBase(absl::string_view proc_self_cgroup) {
+  std::string v2;
+  std::vector<std::pair<std::string, std::string>> v1;  // controllers, path
+  for (absl::string_view line : absl::StrSplit(proc_self_cgroup, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    if (parts.size() != 3) continue;
+    if (parts[0] == "0" && parts[1].empty()) {
+      v2 = parts[2];
+    } else if (!parts[1].empty()) {
+      v1.emplace_back(parts[1], parts[2]);
+    }
+  }
+  std::string base;
+  if (v1.empty()) {
+    // runc on cgroup v2: the parent of its own cgroup.
+    base = v2.empty() ? "" : fs::path(v2).parent_path().string();
+  } else {
+    base = v1.front().second;
+    for (const auto& [controllers, path] : v1) {
+      for (absl::string_view controller : absl::StrSplit(controllers, ',')) {
+        if (controller == "memory") base = path;
+      }
+    }
+  }
+  // "/" and "" both mean the root; no trailing slash either way.
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return base;
+}
+
+std::string RuncRuntime::CgroupsPath(absl::string_view id) const {
+  std::string relative =
+      options_.cgroup_parent.empty() ? std::string(id) : absl::StrCat(options_.cgroup_parent, "/", id);
+  if (kind_ == OciRuntimeKind::kCrun) return absl::StrCat(cgroup_base_, "/", relative);
+  return relative;
+}
+
 absl::StatusOr<std::unique_ptr<RuncRuntime>> RuncRuntime::Open(RuncOptions options) {
   if (options.root_dir.empty() || options.root_dir[0] != '/') {
     return absl::InvalidArgumentError(
@@ -239,13 +344,23 @@ absl::StatusOr<std::unique_ptr<RuncRuntime>> RuncRuntime::Open(RuncOptions optio
         "runc '", runtime->options_.runc_path,
         "' does not run (install Debian's runc or set its path): ", version.status().message()));
   }
-  if (absl::Status fixed = CheckRuncHasCve202421626Fix(*version); !fixed.ok()) {
+  OciRuntimeVersion checked = CheckOciRuntimeVersion(*version);
+  if (!checked.floor.ok()) {
     if (!runtime->options_.allow_unpatched_runc) {
       return absl::FailedPreconditionError(
-          absl::StrCat("runc '", runtime->options_.runc_path, "': ", fixed.message()));
+          absl::StrCat("runc '", runtime->options_.runc_path, "': ", checked.floor.message()));
     }
     Log(LogLevel::kWarning, "runc_unpatched_allowed",
-        {{"runc", runtime->options_.runc_path}, {"problem", fixed.message()}});
+        {{"runc", runtime->options_.runc_path}, {"problem", checked.floor.message()}});
+  }
+  runtime->kind_ = checked.kind;
+  if (checked.kind == OciRuntimeKind::kCrun) {
+    absl::StatusOr<std::string> own = ReadFile("/proc/self/cgroup");
+    if (!own.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("crun: cannot read this process's cgroups: ", own.status().message()));
+    }
+    runtime->cgroup_base_ = CrunCgroupBase(*own);
   }
   return runtime;
 }
@@ -262,7 +377,11 @@ absl::StatusOr<std::string> RuncRuntime::Runc(const std::vector<std::string>& ar
                                                absl::FormatDuration(options_.command_timeout)));
   }
   std::string message = RuncMessage(result.err.empty() ? result.out : result.err);
-  if (absl::StrContains(message, "does not exist") || absl::StrContains(message, "not exist")) {
+  // runc: "container does not exist"; crun: "error opening file `<root>/<id>/status`: No
+  // such file or directory".
+  if (absl::StrContains(message, "does not exist") || absl::StrContains(message, "not exist") ||
+      (absl::StrContains(message, absl::StrCat("`", options_.root_dir, "/")) &&
+       absl::StrContains(message, "/status`: No such file or directory"))) {
     return absl::NotFoundError(absl::StrCat(what, ": ", message));
   }
   return absl::UnavailableError(absl::StrCat(what, " failed: ", message));
@@ -314,8 +433,21 @@ absl::Status RuncRuntime::Run(const ContainerSpec& spec) {
   return CreateContainer(spec, /*start=*/true);
 }
 
+void RuncRuntime::ReapOrphans() {
+  if (kind_ != OciRuntimeKind::kCrun) return;
+  std::vector<pid_t> keep;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, record] : records_) {
+      if (record->pid > 0) keep.push_back(record->pid);
+    }
+  }
+  ReapCrunOrphans(keep);
+}
+
 absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start) {
   DROVER_RETURN_IF_ERROR(ValidateContainerSpec(spec));
+  ReapOrphans();  // those of earlier containers, which have surely exited by now
   if (!IsEmptyDir(spec.bundle_dir)) {
     return absl::InvalidArgumentError(absl::StrCat("container '", spec.id, "': bundle_dir '",
                                                    spec.bundle_dir, "' must exist and be empty"));
@@ -343,8 +475,7 @@ absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start)
 
   OciOptions oci;
   oci.init_binary = options_.init_binary;
-  oci.cgroups_path =
-      options_.cgroup_parent.empty() ? spec.id : absl::StrCat(options_.cgroup_parent, "/", spec.id);
+  oci.cgroups_path = CgroupsPath(spec.id);
   oci.nofile_limit = nofile_limit_;
   oci.userns = options_.userns;
   oci.seccomp = options_.seccomp;
@@ -468,8 +599,10 @@ absl::Status RuncRuntime::Signal(absl::string_view id, int signal, bool all) {
   absl::StatusOr<std::string> out = Runc(args);
   if (!out.ok()) {
     absl::string_view message = out.status().message();
+    // crun: "kill container: No such process".
     if (absl::StrContains(message, "not running") ||
-        absl::StrContains(message, "process already finished")) {
+        absl::StrContains(message, "process already finished") ||
+        absl::StrContains(message, "No such process")) {
       return absl::FailedPreconditionError(absl::StrCat("container '", id, "' is not running"));
     }
     return absl::Status(out.status().code(), absl::StrCat("container '", id, "': ", message));
@@ -547,6 +680,7 @@ absl::Status RuncRuntime::Delete(absl::string_view id) {
     }
   }
   absl::StatusOr<std::string> deleted = Runc({"delete", "--force", std::string(id)});
+  ReapOrphans();
   if (!deleted.ok() && !absl::IsNotFound(deleted.status())) return deleted.status();
   DROVER_RETURN_IF_ERROR(CleanBundle(record->bundle_dir));
   {

@@ -11,7 +11,8 @@
 // real exit status. The agent process must therefore never reap with waitpid(-1) (nor set
 // SIGCHLD to SIG_IGN): that would take the status away from Wait(). A side effect: other
 // orphaned descendants of the agent (daemonizing helpers) also become its children; they are
-// reaped only by whoever waits for their pid.
+// reaped only by whoever waits for their pid. crun leaves one such process per container
+// (an intermediate of `run --detach` and `create`): RuncRuntime reaps those itself.
 // When PID 1 is not the agent's child (the agent restarted since Create), Wait() watches the
 // pidfd (pidfd_open(2) + poll(2)) and takes the exit status from the file drover-init writes
 // before it exits (`--exit-file`, kContainerExitFile in the container, `state/init.exit` in
@@ -56,8 +57,16 @@
 
 namespace drover::agent {
 
+// The OCI runtimes RuncRuntime drives, told apart by their `--version`. Both take the same
+// command line (create, start, run --detach, exec, kill, delete, state, list); crun, written
+// in C, starts a container for about 0.4 of runc's CPU (docs/benchmarks.md, issue 18).
+// Where they differ RuncRuntime adapts: crun places a relative cgroupsPath at the root of
+// each cgroup hierarchy where runc puts it below its own cgroup (so RuncRuntime gives crun
+// the absolute path runc would have chosen, CrunCgroupBase), and its error texts differ.
+enum class OciRuntimeKind { kRunc, kCrun };
+
 struct RuncOptions {
-  // The runc binary: a path, or a name looked up in PATH.
+  // The OCI runtime binary, runc or crun: a path, or a name looked up in PATH.
   std::string runc_path = "runc";
   // runc's state folder (`runc --root`), for example `<agent work dir>/runc`; created when
   // missing. Required.
@@ -70,8 +79,8 @@ struct RuncOptions {
   std::string cgroup_parent;
   // How long one runc command may take before it is killed.
   absl::Duration command_timeout = absl::Seconds(60);
-  // Accept a runc that CheckRuncHasCve202421626Fix refuses (`--allow-unpatched-runc`): for
-  // a distribution that backported the fix under a version this check does not know.
+  // Accept a runtime that CheckOciRuntimeVersion refuses (`--allow-unpatched-runc`): for a
+  // distribution that backported the fixes under a version this check does not know.
   bool allow_unpatched_runc = false;
   // The user namespace of every container: its ids 0..size-1 are host ids host_id..
   // (`--userns-range`). Create() gives the job folder, the state folder and every mount
@@ -95,10 +104,34 @@ struct RuncOptions {
 // naming --allow-unpatched-runc) otherwise, also when the output cannot be read.
 absl::Status CheckRuncHasCve202421626Fix(absl::string_view version_output);
 
+// Checks the output of `crun --version` (`crun version 1.8.1`) for 1.4.4 or later, which
+// fixed CVE-2022-27650 (processes started with inheritable capabilities); CVE-2024-21626 is
+// a descriptor leak of runc's own init, not crun's. FAILED_PRECONDITION saying what to
+// install otherwise, also when the output cannot be read.
+absl::Status CheckCrunFloor(absl::string_view version_output);
+
+// Which runtime a `--version` output is (crun's first line is `crun version ...`; anything
+// else is taken for runc), and the floor check of that runtime.
+struct OciRuntimeVersion {
+  OciRuntimeKind kind = OciRuntimeKind::kRunc;
+  absl::Status floor;
+};
+OciRuntimeVersion CheckOciRuntimeVersion(absl::string_view version_output);
+
+// The cgroup folder (absolute within each hierarchy, "" for the root) below which crun must
+// place a container so that it lands where runc puts a relative cgroupsPath, from the
+// /proc/self/cgroup text of the agent: on a cgroup v2 host, beside the agent's own cgroup
+// (its parent: a cgroup holding processes cannot hand controllers to children); with v1
+// hierarchies, below the agent's own cgroup. crun takes one path for every v1 hierarchy:
+// when the agent's paths differ between hierarchies, the memory hierarchy's is taken (the
+// limit that matters most to stay under), else the first. Pure.
+std::string CrunCgroupBase(absl::string_view proc_self_cgroup);
+
 class RuncRuntime : public ContainerRuntime {
  public:
   // Checks the options, creates `root_dir`, makes this process a child subreaper and checks
-  // that runc has the fix for CVE-2024-21626 (unless `allow_unpatched_runc`).
+  // that the runtime is runc with the fix for CVE-2024-21626 or crun 1.4.4 or later (unless
+  // `allow_unpatched_runc`).
   // INVALID_ARGUMENT for bad options; FAILED_PRECONDITION when runc or init_binary cannot be
   // found, runc lacks the fix or the process cannot become a subreaper.
   static absl::StatusOr<std::unique_ptr<RuncRuntime>> Open(RuncOptions options);
@@ -153,6 +186,12 @@ class RuncRuntime : public ContainerRuntime {
   explicit RuncRuntime(RuncOptions options, uint64_t nofile_limit)
       : options_(std::move(options)), nofile_limit_(nofile_limit) {}
 
+  // The cgroupsPath of container `id` in its OCI config.
+  std::string CgroupsPath(absl::string_view id) const;
+  // crun only: reaps the intermediate crun processes earlier creates left to this subreaper
+  // (zombies otherwise, one per container), never a container's PID 1.
+  void ReapOrphans() ABSL_LOCKS_EXCLUDED(mu_);
+
   // Runs `runc --root R <args>`; UNAVAILABLE with runc's message when it fails, NOT_FOUND
   // when runc says the container does not exist.
   absl::StatusOr<std::string> Runc(const std::vector<std::string>& args);
@@ -169,6 +208,9 @@ class RuncRuntime : public ContainerRuntime {
 
   const RuncOptions options_;
   const uint64_t nofile_limit_;
+  // Set once by Open(): which runtime `runc_path` is, and for crun CrunCgroupBase.
+  OciRuntimeKind kind_ = OciRuntimeKind::kRunc;
+  std::string cgroup_base_;
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Record>, std::less<>> records_ ABSL_GUARDED_BY(mu_);
 };

@@ -86,7 +86,7 @@ class AgentRestartE2eTest : public testing::LocalClusterTest {
   // runc's status of the job's container ("running", "stopped"), "" when there is none.
   std::string ContainerStatus(const std::string& job) const {
     auto state = testing::RunCommand(
-        {"/usr/sbin/runc", "--root", work() + "/runc", "state", Container(job)});
+        {testing::TestOciRuntime(), "--root", work() + "/runc", "state", Container(job)});
     if (!state.ok() || state->exit_code != 0) return "";
     for (const char* status : {"running", "stopped", "created", "paused"}) {
       if (absl::StrContains(state->out, absl::StrCat("\"status\": \"", status, "\""))) return status;
@@ -224,7 +224,7 @@ TEST_F(AgentRestartE2eTest, ARankKilledWhileNoDaemonRanEndsWithItsSignal) {
   WaitForLines(id, 5);
   KillBothDaemons();
   // The rank (the only child of the container's drover-init) is killed from outside.
-  auto state = testing::RunCommand({"/usr/sbin/runc", "--root", work() + "/runc", "state", Container(id)});
+  auto state = testing::RunCommand({testing::TestOciRuntime(), "--root", work() + "/runc", "state", Container(id)});
   ASSERT_TRUE(state.ok() && state->exit_code == 0);
   size_t at = state->out.find("\"pid\": ");
   ASSERT_NE(at, std::string::npos) << state->out;

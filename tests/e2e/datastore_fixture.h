@@ -271,7 +271,7 @@ class DatastoreE2eTest : public testing::LocalClusterTest {
 
   // runc's status of the container of `id`'s first attempt on node k.
   std::string ContainerStatus(size_t k, const std::string& id) const {
-    auto list = testing::RunCommand({"/usr/sbin/runc", "--root", work_dirs_[k] + "/runc", "list"});
+    auto list = testing::RunCommand({testing::TestOciRuntime(), "--root", work_dirs_[k] + "/runc", "list"});
     if (!list.ok()) return "";
     for (absl::string_view line : absl::StrSplit(list->out, '\n', absl::SkipEmpty())) {
       std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());

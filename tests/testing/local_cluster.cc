@@ -265,7 +265,7 @@ CommandResult LocalClusterTest::RunCli(const std::vector<std::string>& args,
 }
 
 std::string LocalClusterTest::Containers(const std::string& work) {
-  auto listed = RunCommand({"/usr/sbin/runc", "--root", work + "/runc", "list", "-q"});
+  auto listed = RunCommand({testing::TestOciRuntime(), "--root", work + "/runc", "list", "-q"});
   return listed.ok() ? listed->out : "runc list failed: " + std::string(listed.status().message());
 }
 
@@ -297,7 +297,7 @@ void LocalClusterTest::ExpectNothingLeftBehind() {
     EXPECT_EQ(left, "") << "containers left behind in " << work;
     // A container a SIGKILLed agent left: gone with the test all the same.
     for (absl::string_view id : absl::StrSplit(left, '\n', absl::SkipEmpty())) {
-      (void)RunCommand({"/usr/sbin/runc", "--root", work + "/runc", "delete", "--force",
+      (void)RunCommand({testing::TestOciRuntime(), "--root", work + "/runc", "delete", "--force",
                         std::string(id)});
     }
     // An agent's containers end in the hash of its work folder (other tests' agents may run

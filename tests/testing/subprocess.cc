@@ -146,6 +146,8 @@ std::string ProgramPath(const char* env_override, const char* built_path) {
   return from_env != nullptr && *from_env != '\0' ? from_env : built_path;
 }
 
+std::string TestOciRuntime() { return ProgramPath("DROVER_TEST_RUNC", "/usr/sbin/runc"); }
+
 absl::StatusOr<pid_t> SpawnDaemon(const std::vector<std::string>& args,
                                   const std::string& log_path) {
   std::vector<std::string> copy = args;
@@ -194,6 +196,7 @@ absl::StatusOr<std::unique_ptr<AgentProcess>> AgentProcess::Start(
                   {"--node-cert", node->certificate_file, "--node-key", node->key_file});
     }
   }
+  if (!given("--runc")) args.insert(args.end(), {"--runc", TestOciRuntime()});
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::string log = work_dir + ".log";
   absl::StatusOr<pid_t> pid = SpawnDaemon(args, log);

@@ -125,6 +125,12 @@ absl::StatusOr<pid_t> SpawnDaemon(const std::vector<std::string>& args,
 // `env_override` if set, else `built_path`.
 std::string ProgramPath(const char* env_override, const char* built_path);
 
+// The OCI runtime the tests' containers run with: `$DROVER_TEST_RUNC` (a path, for example
+// /usr/bin/crun) if set, else /usr/sbin/runc. Agents the tests start get it as `--runc`, the
+// runtime tests open RuncRuntime with it, and the tests ask it what is left
+// (docs/development.md, "Testing with crun").
+std::string TestOciRuntime();
+
 }  // namespace drover::testing
 
 #endif  // DROVER_TESTS_TESTING_SUBPROCESS_H_

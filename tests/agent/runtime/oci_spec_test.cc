@@ -2,6 +2,9 @@
 // files.
 #include "agent/runtime/oci_spec.h"
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <string>
 #include <vector>
 
@@ -360,6 +363,22 @@ TEST(OciSpecTest, StandardKernelMountsAndSizedShm) {
   EXPECT_THAT(MountOptions(config, "/sys/fs/cgroup"), Contains("ro"));
   EXPECT_EQ(JsonString(*JsonFind(*MountAt(config, "/dev/shm"), "type")), "tmpfs");
   EXPECT_THAT(MountOptions(config, "/dev/shm"), Contains("size=524288k"));
+}
+
+TEST(OciSpecTest, AReadOnlyFileBindIsReadOnlyWithoutTheRecursiveOption) {
+  // `rro` means nothing for a file (no submounts) and crun refuses it there; folders keep it.
+  char path[] = "/tmp/drover-oci-file-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  ContainerSpec spec = Spec();
+  spec.mounts = {{path, "/etc/hosts", true}, {"/tmp", "/data/tmp", true}};
+  Json config = Build(spec);
+  unlink(path);
+  EXPECT_THAT(MountOptions(config, "/etc/hosts"), Contains("ro"));
+  EXPECT_THAT(MountOptions(config, "/etc/hosts"), Not(Contains("rro")));
+  EXPECT_THAT(MountOptions(config, "/etc/hosts"), Not(Contains("rw")));
+  EXPECT_THAT(MountOptions(config, "/data/tmp"), IsSupersetOf({"ro", "rro"}));
 }
 
 TEST(OciSpecTest, JobFolderIsWritableAtJobAndUserBindsFollow) {

@@ -35,16 +35,18 @@ class RuncCommandsTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::unique_ptr<RuncRuntime> Open(std::function<ProcessResult(std::vector<std::string>)> answer) {
+  std::unique_ptr<RuncRuntime> Open(std::function<ProcessResult(std::vector<std::string>)> answer,
+                                    std::string version = kVersion) {
     RuncOptions options;
     options.root_dir = dir_ + "/runc";
     options.runc_path = "/fake/runc";
-    options.run_process = [this, answer](const std::vector<std::string>& argv, absl::Duration,
-                                         const std::string&) -> absl::StatusOr<ProcessResult> {
+    options.run_process = [this, answer, version](const std::vector<std::string>& argv,
+                                                  absl::Duration,
+                                                  const std::string&) -> absl::StatusOr<ProcessResult> {
       absl::MutexLock lock(&mu_);
       calls_.push_back(argv);
       std::vector<std::string> args(argv.begin() + 3, argv.end());
-      if (args == std::vector<std::string>{"--version"}) return Exit(0, kVersion);
+      if (args == std::vector<std::string>{"--version"}) return Exit(0, version);
       return answer(args);
     };
     absl::StatusOr<std::unique_ptr<RuncRuntime>> opened = RuncRuntime::Open(options);
@@ -111,6 +113,58 @@ TEST_F(RuncCommandsTest, AContainerRuncDoesNotKnowIsNotFound) {
   absl::StatusOr<ContainerState> state = runtime->Inspect("drover-j-9-1-x");
   EXPECT_EQ(state.status().code(), absl::StatusCode::kNotFound) << state.status();
   EXPECT_THAT(std::string(state.status().message()), HasSubstr("drover-j-9-1-x"));
+}
+
+constexpr char kCrunVersion[] =
+    "crun version 1.8.1\ncommit: f8a096be060b22ccd3d5f3ebe44108517fbf6c30\nrundir: /run/crun\n"
+    "spec: 1.0.0\n+SYSTEMD +SELINUX +APPARMOR +CAP +SECCOMP +EBPF +YAJL\n";
+
+TEST_F(RuncCommandsTest, AContainerCrunDoesNotKnowIsNotFound) {
+  auto runtime = Open(
+      [this](const std::vector<std::string>& args) {
+        return Exit(1, "", absl::StrCat("error opening file `", dir_, "/runc/", args[1],
+                                        "/status`: No such file or directory\n"));
+      },
+      kCrunVersion);
+  ASSERT_NE(runtime, nullptr);
+  absl::StatusOr<ContainerState> state = runtime->Inspect("drover-j-9-1-x");
+  EXPECT_EQ(state.status().code(), absl::StatusCode::kNotFound) << state.status();
+  EXPECT_TRUE(runtime->Delete("drover-j-9-1-x").ok()) << "already gone is deleted";
+}
+
+TEST_F(RuncCommandsTest, CrunsOtherMissingFilesAreNotAMissingContainer) {
+  // `crun start` of a container that has stopped: its exec fifo is gone, the container is not.
+  auto runtime = Open(
+      [this](const std::vector<std::string>& args) {
+        if (args[0] == "state") {
+          return Exit(0, R"({"id":"c","pid":0,"status":"stopped","bundle":"/b"})");
+        }
+        return Exit(1, "", absl::StrCat("cannot open `", dir_, "/runc/", args[1],
+                                        "/exec.fifo`: No such file or directory\n"));
+      },
+      kCrunVersion);
+  ASSERT_NE(runtime, nullptr);
+  absl::Status started = runtime->Start("c");
+  EXPECT_EQ(started.code(), absl::StatusCode::kUnavailable) << started;
+}
+
+TEST(CrunCgroupBaseTest, CrunGetsTheCgroupRuncWouldChooseForARelativePath) {
+  // cgroup v2: beside the agent's own cgroup, as runc does (a cgroup with processes cannot
+  // give its children controllers).
+  EXPECT_EQ(CrunCgroupBase("0::/system.slice/drover-agent.service\n"), "/system.slice");
+  EXPECT_EQ(CrunCgroupBase("0::/drover-agent\n"), "");
+  EXPECT_EQ(CrunCgroupBase("0::/\n"), "");
+  // v1 hierarchies: below the agent's own cgroup.
+  EXPECT_EQ(CrunCgroupBase("4:memory:/agents/a\n3:pids:/agents/a\n1:cpu,cpuacct:/agents/a\n"
+                           "0::/agents/a\n"),
+            "/agents/a");
+  EXPECT_EQ(CrunCgroupBase("4:memory:/\n1:cpu,cpuacct:/\n0::/\n"), "");
+  // One path for every hierarchy: where they differ, memory's (this build machine's
+  // layout), so that the containers stay under the agent's memory limit.
+  EXPECT_EQ(CrunCgroupBase("9:name=systemd:/\n8:pids:/\n4:memory:/process_api/eb96\n"
+                           "2:cpuacct:/\n1:cpu:/\n0::/\n"),
+            "/process_api/eb96");
+  EXPECT_EQ(CrunCgroupBase(""), "");
 }
 
 TEST_F(RuncCommandsTest, ARuncThatHangsIsUnavailableNamingTheTimeout) {

@@ -50,6 +50,35 @@ TEST(RuncFloorTest, VersionsWithoutTheFixAreRefusedSayingWhatToInstall) {
   }
 }
 
+std::string CrunVersion(const std::string& version) {
+  return absl::StrCat("crun version ", version,
+                      "\ncommit: f8a096be060b22ccd3d5f3ebe44108517fbf6c30\nrundir: /run/crun\n"
+                      "spec: 1.0.0\n+SYSTEMD +SELINUX +APPARMOR +CAP +SECCOMP +EBPF +YAJL\n");
+}
+
+TEST(RuncFloorTest, CrunIsToldApartFromRuncAndNeedsTheFixOfCve202227650) {
+  for (const char* version : {"1.4.4", "1.8.1", "1.9", "1.14.4", "2.0"}) {
+    SCOPED_TRACE(version);
+    OciRuntimeVersion checked = CheckOciRuntimeVersion(CrunVersion(version));
+    EXPECT_EQ(checked.kind, OciRuntimeKind::kCrun);
+    EXPECT_TRUE(checked.floor.ok()) << checked.floor;
+  }
+  for (const char* version : {"1.4.3", "1.0", "0.21", "banana"}) {
+    SCOPED_TRACE(version);
+    OciRuntimeVersion checked = CheckOciRuntimeVersion(CrunVersion(version));
+    EXPECT_EQ(checked.kind, OciRuntimeKind::kCrun);
+    EXPECT_EQ(checked.floor.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(std::string(checked.floor.message()), HasSubstr("CVE-2022-27650"));
+    EXPECT_THAT(std::string(checked.floor.message()), HasSubstr("1.4.4"));
+    EXPECT_THAT(std::string(checked.floor.message()), HasSubstr("--allow-unpatched-runc"));
+  }
+  OciRuntimeVersion runc = CheckOciRuntimeVersion(Version("1.1.5+ds1", "1.1.5+ds1-1+deb12u1"));
+  EXPECT_EQ(runc.kind, OciRuntimeKind::kRunc);
+  EXPECT_TRUE(runc.floor.ok()) << runc.floor;
+  EXPECT_EQ(CheckOciRuntimeVersion("something else\n").kind, OciRuntimeKind::kRunc);
+  EXPECT_FALSE(CheckOciRuntimeVersion("something else\n").floor.ok());
+}
+
 class RuncOpenTest : public ::testing::Test {
  protected:
   // A fake runc that prints `text` for --version (after runc's --root flag).
@@ -89,6 +118,22 @@ TEST_F(RuncOpenTest, PatchedRuncOpens) {
   std::string runc = FakeRunc(Version("1.1.5+ds1", "1.1.5+ds1-1+deb12u1"));
   absl::StatusOr<std::unique_ptr<RuncRuntime>> runtime =
       RuncRuntime::Open({.runc_path = runc, .root_dir = dir_ + "/state"});
+  EXPECT_TRUE(runtime.ok()) << runtime.status();
+}
+
+TEST_F(RuncOpenTest, CrunOpensAndOldCrunIsRefusedUnlessAllowed) {
+  std::string crun = FakeRunc(CrunVersion("1.8.1"));
+  absl::StatusOr<std::unique_ptr<RuncRuntime>> runtime =
+      RuncRuntime::Open({.runc_path = crun, .root_dir = dir_ + "/state"});
+  EXPECT_TRUE(runtime.ok()) << runtime.status();
+
+  crun = FakeRunc(CrunVersion("1.4.3"));
+  runtime = RuncRuntime::Open({.runc_path = crun, .root_dir = dir_ + "/state"});
+  ASSERT_FALSE(runtime.ok());
+  EXPECT_EQ(runtime.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(runtime.status().message()), HasSubstr("CVE-2022-27650"));
+  runtime = RuncRuntime::Open(
+      {.runc_path = crun, .root_dir = dir_ + "/state", .allow_unpatched_runc = true});
   EXPECT_TRUE(runtime.ok()) << runtime.status();
 }
 

@@ -96,11 +96,19 @@ inline std::vector<std::string> CgroupDirsOf(pid_t pid, const std::string& leaf)
   return dirs;
 }
 
+// The runtime the tests run: `$DROVER_TEST_RUNC` (for example /usr/bin/crun) if set, else
+// /usr/sbin/runc (tests/testing/subprocess.h, TestOciRuntime, for the e2e tests).
+inline std::string OciRuntimeUnderTest() {
+  const char* runtime = getenv("DROVER_TEST_RUNC");
+  return runtime != nullptr && *runtime != '\0' ? runtime : "/usr/sbin/runc";
+}
+
 class RuncRuntimeTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "runc containers need root";
     RuncOptions options;
+    options.runc_path = OciRuntimeUnderTest();
     options.root_dir = scratch_.path() + "/runc";
     options.init_binary = DROVER_INIT_PATH;
     absl::StatusOr<std::unique_ptr<RuncRuntime>> runtime = RuncRuntime::Open(options);

@@ -63,6 +63,36 @@ TEST_F(RuncRuntimeTest, DeleteWhileWaitingHandsTheWaiterTheExit) {
   EXPECT_EQ(waited->exit_code, -1);
 }
 
+// The zombie children of this process (a subreaper, as the agent is), by name.
+std::vector<std::string> ZombieChildren() {
+  std::vector<std::string> zombies;
+  for (const fs::directory_entry& task : fs::directory_iterator("/proc/self/task")) {
+    for (absl::string_view pid :
+         absl::StrSplit(ReadFileOrEmpty(task.path().string() + "/children"), ' ',
+                        absl::SkipEmpty())) {
+      std::string stat = ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/stat"));
+      size_t close = stat.rfind(')');
+      if (close != std::string::npos && stat.compare(close + 2, 1, "Z") == 0) {
+        zombies.push_back(stat.substr(0, close + 1));
+      }
+    }
+  }
+  return zombies;
+}
+
+TEST_F(RuncRuntimeTest, ContainersLeaveNoZombieRuntimeProcessesToTheAgent) {
+  // crun's `run --detach` leaves an intermediate crun process to the subreaper; unreaped,
+  // one zombie per job would pile up in the agent.
+  for (int i = 0; i < 3; ++i) {
+    ContainerSpec spec = NewSpec(absl::StrCat("reaped-", i));
+    spec.args = Init(1, {"/bin/true"}).ToArgs();
+    ASSERT_TRUE(runtime_->Run(spec).ok());
+    EXPECT_EQ(WaitFor(spec).exit_code, 0);
+    ASSERT_TRUE(runtime_->Delete(spec.id).ok());
+  }
+  EXPECT_THAT(ZombieChildren(), IsEmpty());
+}
+
 TEST_F(RuncRuntimeTest, DeleteLeavesNothingBehind) {
   std::string image = MakeBusyboxImage();
   ContainerSpec host = NewSpec("gone-host");
@@ -101,7 +131,7 @@ TEST_F(RuncRuntimeTest, DeleteLeavesNothingBehind) {
   for (const std::string& dir : cgroups) EXPECT_FALSE(fs::exists(dir)) << dir;
   // And runc itself agrees.
   ::drover::testing::Child runc_list(
-      {"/usr/sbin/runc", "--root", scratch_.path() + "/runc", "list", "-q"},
+      {OciRuntimeUnderTest(), "--root", scratch_.path() + "/runc", "list", "-q"},
       scratch_.path() + "/list.out", scratch_.path() + "/list.err");
   std::optional<int> status = runc_list.Wait(absl::Seconds(10));
   ASSERT_TRUE(status.has_value());
@@ -209,6 +239,7 @@ TEST_F(RuncRuntimeTest, WaitsForAContainerOfAnEarlierAgentProcess) {
   if (helper == 0) {
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     RuncOptions options;
+    options.runc_path = OciRuntimeUnderTest();
     options.root_dir = scratch_.path() + "/runc";
     options.init_binary = DROVER_INIT_PATH;
     auto earlier = RuncRuntime::Open(options);

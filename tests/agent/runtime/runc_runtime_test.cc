@@ -245,6 +245,7 @@ TEST_F(RuncRuntimeTest, ADeviceNodeFromElsewhereAppearsUnderDevWithItsNumbers) {
 
 TEST_F(RuncRuntimeTest, UnderAUserNamespaceADeviceOthersCannotOpenIsRefusedNamingIt) {
   RuncOptions options;
+  options.runc_path = OciRuntimeUnderTest();
   options.root_dir = scratch_.path() + "/runc-userns";
   options.init_binary = DROVER_INIT_PATH;
   options.userns = {.host_id = 100000, .size = 65536};
