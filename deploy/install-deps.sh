@@ -18,8 +18,8 @@ build_pkgs=(
   nlohmann-json3-dev
 )
 # Used at run time by drover-agent: runc runs the containers (or crun, drover-agent --runc
-# /usr/bin/crun, at about 0.4 of runc's CPU per container; docs/operations.md), umoci and skopeo unpack and
-# pull OCI images, rclone and fuse3 (fusermount3) mount and copy rclone datastores; PyTorch
+# /usr/bin/crun, at about 0.4 of runc's CPU per container; docs/operations.md), umoci and
+# skopeo unpack and pull OCI images, rclone and fuse3 (fusermount3) mount and copy rclone datastores; PyTorch
 # for the example jobs, pip for jobs' pip_packages (environments built over the host image's
 # python3) and Open MPI's mpirun for jobs of the mpi backend, all in the host image;
 # iproute2 for the quick start's test hosts (deploy/testhosts.sh); grpcio and protobuf for
