@@ -296,6 +296,9 @@ TEST_F(StateFolderTest, IsPrivateWhateverTheUmaskAndOthersMayNotWriteIt) {
   (*s3.mutable_rclone_options())["type"] = "s3";
   (*s3.mutable_rclone_options())["secret_access_key"] = "secret";
   ASSERT_TRUE(Put(*admin_, s3).ok());
+  // Stopped before the walk below: a running droverd creates and removes files there (its
+  // journal, a blob's temporary file), which the walk would race.
+  StopDroverd(SIGKILL);
 
   struct stat st;
   ASSERT_EQ(stat(state.c_str(), &st), 0);
@@ -310,7 +313,6 @@ TEST_F(StateFolderTest, IsPrivateWhateverTheUmaskAndOthersMayNotWriteIt) {
   }
   EXPECT_GE(files, 3) << "drover.db, its WAL and a blob at least";
   EXPECT_TRUE(fs::exists(state + "/drover.db"));
-  StopDroverd(SIGKILL);
 
   // A folder others may write: someone may have changed what droverd would trust.
   chmod(state.c_str(), 0777);
