@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <utility>
 
@@ -303,6 +305,61 @@ int CancelCommand(Invocation& inv, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+int TagCommand(Invocation& inv, const std::vector<std::string>& args) {
+  std::vector<std::string> remove;
+  FlagSet flags("drover tag [flags] JOB [KEY=VALUE...]",
+                "Changes the tags of a submitted job, in any state, and prints them all:\n"
+                "KEY=VALUE adds a tag or replaces its value, --remove KEY removes one (a key the\n"
+                "job has no tag of is no error). A job has at most 64 tags; keys are 1-63\n"
+                "characters of [A-Za-z0-9._/-], values at most 256 bytes. Only the job's owner\n"
+                "and admins change its tags. With --output json: the job.");
+  flags.Repeated("remove", &remove, "Remove the tag with this key", "KEY");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover tag j-42 stage=final lr=0.01\n"
+                            "  drover tag j-42 --remove stage\n"
+                            "  drover tag j-42 best=yes --remove candidate\n"
+                            "  drover list --tag best=yes\n")) {
+    return *done;
+  }
+  v1::UpdateJobTagsRequest request;
+  // JOB first, then the assignments.
+  const std::vector<std::string> job_arg(
+      positional.begin(), positional.begin() + std::min<size_t>(1, positional.size()));
+  if (auto done = TakeJobId(inv, "tag", job_arg, request.mutable_job_id())) return *done;
+  for (size_t i = 1; i < positional.size(); ++i) {
+    const std::string& assignment = positional[i];
+    const size_t equals = assignment.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      return inv.Fail(kExitUsage, absl::StrCat("'", assignment, "': write KEY=VALUE to set a tag, ",
+                                               "or --remove KEY to remove one"));
+    }
+    (*request.mutable_set())[assignment.substr(0, equals)] = assignment.substr(equals + 1);
+  }
+  for (const std::string& key : remove) request.add_remove(key);
+  if (request.set().empty() && request.remove().empty()) {
+    return inv.Fail(kExitUsage,
+                    "nothing to change; give KEY=VALUE to set a tag or --remove KEY to remove one");
+  }
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  // Setting and removing the same tags twice gives the same tags: safe to retry.
+  absl::StatusOr<v1::Job> job = inv.WithRetry([&] { return client->UpdateJobTags(request); });
+  if (!job.ok()) return inv.ServerError(job.status());
+  inv.Print([&] { return JobToJson(*job, /*pretty=*/true); },
+            [&] {
+              std::map<std::string, std::string> sorted(job->spec().tags().begin(),
+                                                        job->spec().tags().end());
+              std::string line = job->id();
+              if (sorted.empty()) absl::StrAppend(&line, " (no tags)");
+              for (const auto& [key, value] : sorted) absl::StrAppend(&line, " ", key, "=", value);
+              return absl::StrCat(line, "\n");
+            });
+  return kExitOk;
+}
+
 int WatchCommand(Invocation& inv, const std::vector<std::string>& args) {
   FlagSet flags("drover watch [flags] JOB",
                 "Follows a job until it ends, one line per change:\n"
@@ -354,6 +411,7 @@ constexpr Command kCommands[] = {
     {"list", "List jobs, newest first", ListCommand},
     {"show", "Show one job in detail", ShowCommand},
     {"cancel", "Cancel a job", CancelCommand},
+    {"tag", "Set or remove a job's tags", TagCommand},
     {"watch", "Follow a job until it ends; the exit code tells how", WatchCommand},
     {"logs", "Print a job's output; -f follows it until the job ends", LogsCommand},
     {"metrics", "Print a job's metrics (run.log, CPU, memory); -f follows them", MetricsCommand},

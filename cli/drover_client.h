@@ -59,6 +59,7 @@ class DroverClient {
   virtual absl::StatusOr<v1::Job> GetJob(const v1::GetJobRequest& request) = 0;
   virtual absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request) = 0;
   virtual absl::StatusOr<v1::Job> CancelJob(const v1::CancelJobRequest& request) = 0;
+  virtual absl::StatusOr<v1::Job> UpdateJobTags(const v1::UpdateJobTagsRequest& request) = 0;
   // Calls `on_event` for every message of the stream, in order, until the stream ends, and
   // returns the stream's final status (OK when droverd ended it normally).
   virtual absl::Status WatchJob(const v1::WatchJobRequest& request,

@@ -87,6 +87,9 @@ class GrpcDroverClient final : public DroverClient {
   absl::StatusOr<v1::Job> CancelJob(const v1::CancelJobRequest& request) override {
     return Unary<v1::Job>(request, &v1::JobService::Stub::CancelJob);
   }
+  absl::StatusOr<v1::Job> UpdateJobTags(const v1::UpdateJobTagsRequest& request) override {
+    return Unary<v1::Job>(request, &v1::JobService::Stub::UpdateJobTags);
+  }
 
   absl::Status WatchJob(const v1::WatchJobRequest& request,
                         const std::function<void(const v1::WatchJobResponse&)>& on_event) override {

@@ -214,6 +214,7 @@ int SubmitCommand(Invocation& inv, const std::vector<std::string>& args);
 int ListCommand(Invocation& inv, const std::vector<std::string>& args);
 int ShowCommand(Invocation& inv, const std::vector<std::string>& args);
 int CancelCommand(Invocation& inv, const std::vector<std::string>& args);
+int TagCommand(Invocation& inv, const std::vector<std::string>& args);
 int WatchCommand(Invocation& inv, const std::vector<std::string>& args);
 int LogsCommand(Invocation& inv, const std::vector<std::string>& args);
 int MetricsCommand(Invocation& inv, const std::vector<std::string>& args);

@@ -57,31 +57,6 @@ using job_spec_internal::OutOfRange;
 using job_spec_internal::Quote;
 using job_spec_internal::TooLong;
 
-absl::Status CheckTags(const google::protobuf::Map<std::string, std::string>& tags) {
-  if (static_cast<size_t>(tags.size()) > kMaxTags) {
-    return Invalid("spec.tags",
-                   absl::StrCat(tags.size(), " tags are too many; use at most ", kMaxTags));
-  }
-  std::vector<absl::string_view> keys;
-  keys.reserve(tags.size());
-  for (const auto& [key, value] : tags) keys.push_back(key);
-  absl::c_sort(keys);
-  for (absl::string_view key : keys) {
-    const std::string field = MapField("spec.tags", key);
-    if (absl::Status s = CheckName(field, key, kMaxTagKeyChars, IsTagKeyChar, "[A-Za-z0-9._/-]");
-        !s.ok()) {
-      return s;
-    }
-    const std::string& value = tags.at(std::string(key));
-    if (value.size() > kMaxTagValueBytes) {
-      return Invalid(field,
-                     absl::StrCat("value ", TooLong(value.size(), kMaxTagValueBytes, "bytes")));
-    }
-    if (!IsValidUtf8(value)) return Invalid(field, "value is not valid UTF-8; fix the encoding");
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckMaxRunDuration(const JobSpec& spec) {
   if (!spec.has_max_run_duration()) return absl::OkStatus();
   constexpr absl::string_view kField = "spec.max_run_duration";
@@ -122,6 +97,32 @@ absl::Status CheckIdempotencyKey(absl::string_view key) {
 
 }  // namespace
 
+absl::Status CheckJobTags(absl::string_view field_name,
+                          const google::protobuf::Map<std::string, std::string>& tags) {
+  if (static_cast<size_t>(tags.size()) > kMaxTags) {
+    return Invalid(field_name,
+                   absl::StrCat(tags.size(), " tags are too many; use at most ", kMaxTags));
+  }
+  std::vector<absl::string_view> keys;
+  keys.reserve(tags.size());
+  for (const auto& [key, value] : tags) keys.push_back(key);
+  absl::c_sort(keys);
+  for (absl::string_view key : keys) {
+    const std::string field = MapField(field_name, key);
+    if (absl::Status s = CheckName(field, key, kMaxTagKeyChars, IsTagKeyChar, "[A-Za-z0-9._/-]");
+        !s.ok()) {
+      return s;
+    }
+    const std::string& value = tags.at(std::string(key));
+    if (value.size() > kMaxTagValueBytes) {
+      return Invalid(field,
+                     absl::StrCat("value ", TooLong(value.size(), kMaxTagValueBytes, "bytes")));
+    }
+    if (!IsValidUtf8(value)) return Invalid(field, "value is not valid UTF-8; fix the encoding");
+  }
+  return absl::OkStatus();
+}
+
 void ApplyJobSpecDefaults(v1::JobSpec* spec) {
   if (spec->experiment().empty()) spec->set_experiment(std::string(kDefaultName));
   if (spec->compute_target().empty()) spec->set_compute_target(std::string(kDefaultName));
@@ -156,7 +157,7 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
     if (absl::Status s = CheckJobName("spec.name", spec.name()); !s.ok()) return s;
   }
   if (absl::Status s = CheckJobName("spec.experiment", spec.experiment()); !s.ok()) return s;
-  if (absl::Status s = CheckTags(spec.tags()); !s.ok()) return s;
+  if (absl::Status s = CheckJobTags("spec.tags", spec.tags()); !s.ok()) return s;
 
   if (!spec.source_snapshot().empty()) {
     absl::string_view digest = spec.source_snapshot();

@@ -20,6 +20,13 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec);
 // Only the first problem found is reported.
 absl::Status ValidateJobSpec(const v1::JobSpec& spec);
 
+// The rules of a job's tags, for a submitted spec and for a change of a submitted job's
+// tags (JobService.UpdateJobTags): at most 64 tags, keys of 1-63 characters of
+// [A-Za-z0-9._/-] starting with a letter or digit, values of at most 256 bytes of UTF-8. INVALID_ARGUMENT naming the entry
+// as `field_name` plus the key ("tags['bad key']: ...") otherwise; the first problem only.
+absl::Status CheckJobTags(absl::string_view field_name,
+                          const google::protobuf::Map<std::string, std::string>& tags);
+
 // The rules a job's data references apply to datastores, for the datastore registry too:
 // a name is 1-63 characters of [a-z0-9_-] starting with a letter or digit (as compute
 // targets); a path inside a datastore is relative, without a ".." component, at most 1024

@@ -35,6 +35,7 @@ const std::map<std::string, MethodRule, std::less<>>& MethodRules() {
       {"/drover.v1.JobService/GetJob", {Need::kViewer, Effect::kReads}},
       {"/drover.v1.JobService/ListJobs", {Need::kViewer, Effect::kReads}},
       {"/drover.v1.JobService/CancelJob", {Need::kUser, Effect::kChanges}},
+      {"/drover.v1.JobService/UpdateJobTags", {Need::kUser, Effect::kChanges}},
       {"/drover.v1.JobService/WatchJob", {Need::kViewer, Effect::kReads}},
       {"/drover.v1.JobService/StreamLogs", {Need::kViewer, Effect::kReads}},
       {"/drover.v1.JobService/GetMetrics", {Need::kViewer, Effect::kReads}},

@@ -114,6 +114,15 @@ void Core::JobCreated(const v1::Job& job) {
   RequestSchedule();
 }
 
+void Core::JobTagsChanged(const v1::Job& job) {
+  const v1::Job* held = jobs_.Find(job.id());
+  if (held == nullptr) return;  // finished: nothing of it is kept here
+  // Only the tags: the copy's status may be ahead of the store's.
+  v1::Job updated = *held;
+  *updated.mutable_spec()->mutable_tags() = job.spec().tags();
+  jobs_.Reset(updated);
+}
+
 void Core::RequestSchedule() {
   // Submits come in bursts: one placement round after the burst, not one per job.
   if (schedule_requested_) return;

@@ -131,6 +131,9 @@ class Core {
 
   // A submit was committed.
   void JobCreated(const v1::Job& job);
+  // A change of a job's tags was committed (`job` as the store returned it): an unfinished
+  // job's copy takes its tags, so that its next assignment carries them.
+  void JobTagsChanged(const v1::Job& job);
   // Cancels a job (see JobService.CancelJob); `done` gets the job as committed.
   void Cancel(const std::string& job_id, const std::string& reason, JobCallback done);
 

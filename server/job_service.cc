@@ -324,6 +324,72 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
   return reactor;
 }
 
+grpc::ServerUnaryReactor* JobServiceImpl::UpdateJobTags(grpc::CallbackServerContext* context,
+                                                        const v1::UpdateJobTagsRequest* request,
+                                                        v1::Job* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/UpdateJobTags");
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  if (!accepting_.load()) {
+    reactor->Finish(ToGrpcStatus(ShuttingDown()));
+    return reactor;
+  }
+  if (absl::StatusOr<int64_t> id = ParseJobId(request->job_id()); !id.ok()) {
+    reactor->Finish(ToGrpcStatus(id.status()));
+    return reactor;
+  }
+  // As CancelJob: the owner never changes, so checking it before the write is enough.
+  absl::StatusOr<v1::Job> stored = store_.GetJob(request->job_id());
+  absl::Status allowed = stored.ok() ? CanChangeJob(*caller, *stored) : stored.status();
+  if (!allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
+  if (request->set().empty() && request->remove().empty()) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        "set, remove: both are empty; give a tag to set or a key to remove")));
+    return reactor;
+  }
+  storage::JobTagUpdate update;
+  for (int i = 0; i < request->remove_size(); ++i) {
+    const std::string& key = request->remove(i);
+    if (request->set().contains(key)) {
+      reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+          "remove[", i, "]: '", key, "' is also in set; either set the tag or remove it"))));
+      return reactor;
+    }
+    update.remove.push_back(key);
+  }
+  update.set.insert(request->set().begin(), request->set().end());
+  // Checked on the tags as they become, inside the write, so that two updates at once
+  // cannot together pass the limits.
+  update.check = [](const google::protobuf::Map<std::string, std::string>& tags) {
+    return scheduler::CheckJobTags("tags", tags);
+  };
+  store_.UpdateJobTags(
+      request->job_id(), std::move(update),
+      [this, reactor, response, caller = *caller](absl::StatusOr<v1::Job> job) {
+        if (!job.ok()) {
+          reactor->Finish(ToGrpcStatus(job.status()));
+          return;
+        }
+        // Answer from the core once its copy has the new tags, so that the job's next
+        // assignment (DROVER_TAGS) carries them.
+        loop_.Post([this, reactor, response, caller, job = *std::move(job)]() mutable {
+          core_.JobTagsChanged(job);
+          Log(LogLevel::kInfo, "job_tags_updated",
+              {{"job", job.id()}, {"tags", job.spec().tags_size()}});
+          *response = std::move(job);
+          RedactJob(caller, response);
+          reactor->Finish(grpc::Status::OK);
+        });
+      });
+  return reactor;
+}
+
 grpc::ServerWriteReactor<v1::WatchJobResponse>* JobServiceImpl::WatchJob(
     grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) {
   absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/WatchJob");

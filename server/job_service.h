@@ -33,7 +33,7 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
                  Core& core, CoreLoop& loop, JobEventHub& events, const Clock& clock,
                  Authenticator& auth);
 
-  // From now on, SubmitJob and CancelJob answer UNAVAILABLE (droverd is stopping); calls
+  // From now on, SubmitJob, CancelJob and UpdateJobTags answer UNAVAILABLE (droverd is stopping); calls
   // already accepted complete normally.
   void StopAccepting() { accepting_.store(false); }
 
@@ -48,6 +48,9 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
                                       const v1::CancelJobRequest* request,
                                       v1::Job* response) override;
+  grpc::ServerUnaryReactor* UpdateJobTags(grpc::CallbackServerContext* context,
+                                          const v1::UpdateJobTagsRequest* request,
+                                          v1::Job* response) override;
   grpc::ServerWriteReactor<v1::WatchJobResponse>* WatchJob(
       grpc::CallbackServerContext* context, const v1::WatchJobRequest* request) override;
   grpc::ServerWriteReactor<v1::StreamLogsResponse>* StreamLogs(

@@ -37,6 +37,7 @@ struct SqliteStore::Writer {
   std::unique_ptr<Statement> begin, commit, rollback;
   std::unique_ptr<Statement> savepoint, release, rollback_to;
   std::unique_ptr<Statement> find_by_key, insert_job, insert_tag, update_status, job_version, select_job;
+  std::unique_ptr<Statement> select_spec, update_spec, delete_tag;
 };
 
 // One queued write. Apply runs inside the batch's transaction (under a savepoint, so a
@@ -76,7 +77,7 @@ class FunctionOp final : public SqliteStore::WriteOp {
   Store::DoneCallback done_;
 };
 
-// Prepares the writer's job statements (`find_by_key` to `select_job`); the error of the
+// Prepares the writer's job statements (`find_by_key` to `delete_tag`); the error of the
 // first that fails to prepare (sqlite_store_jobs.cc).
 absl::Status PrepareJobStatements(SqliteStore::Writer& w);
 

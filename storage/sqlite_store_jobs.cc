@@ -209,6 +209,78 @@ class UpdateStatusOp final : public SqliteStore::WriteOp {
   v1::Job job_;  // as committed
 };
 
+class UpdateTagsOp final : public SqliteStore::WriteOp {
+ public:
+  UpdateTagsOp(int64_t seq, std::string job_id, JobTagUpdate update, Store::UpdateCallback done)
+      : seq_(seq), job_id_(std::move(job_id)), update_(std::move(update)), done_(std::move(done)) {}
+
+  absl::Status Apply(SqliteStore::Writer& w) override {
+    // The stored spec as it is, its secret values still sealed: only the tags change.
+    Statement& read = *w.select_spec;
+    read.Reset();
+    read.Bind(1, seq_);
+    DROVER_ASSIGN_OR_RETURN(bool found, read.Step());
+    if (!found) return absl::NotFoundError(absl::StrCat("job '", job_id_, "' does not exist"));
+    v1::JobSpec spec;
+    absl::string_view blob = read.ColumnBlob(0);
+    if (!spec.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+      read.Reset();
+      return absl::DataLossError(absl::StrCat("job '", job_id_, "' has an unreadable record"));
+    }
+    read.Reset();
+    const google::protobuf::Map<std::string, std::string> before = spec.tags();
+    auto& tags = *spec.mutable_tags();
+    for (const std::string& key : update_.remove) tags.erase(key);
+    for (const auto& [key, value] : update_.set) tags[key] = value;
+    if (update_.check) DROVER_RETURN_IF_ERROR(update_.check(tags));
+
+    Statement& write = *w.update_spec;
+    write.Reset();
+    write.BindBlob(1, SerializeDeterministic(spec)).Bind(2, seq_);
+    DROVER_RETURN_IF_ERROR(write.Run());
+    // job_tags is keyed (key, value, seq): change only the rows that differ.
+    for (const auto& [key, value] : before) {
+      auto now = tags.find(key);
+      if (now != tags.end() && now->second == value) continue;
+      Statement& drop = *w.delete_tag;
+      drop.Reset();
+      drop.Bind(1, key).Bind(2, value).Bind(3, seq_);
+      DROVER_RETURN_IF_ERROR(drop.Run());
+    }
+    for (const auto& [key, value] : tags) {
+      auto was = before.find(key);
+      if (was != before.end() && was->second == value) continue;
+      Statement& add = *w.insert_tag;
+      add.Reset();
+      add.Bind(1, seq_).Bind(2, key).Bind(3, value);
+      DROVER_RETURN_IF_ERROR(add.Run());
+    }
+    Statement& select = *w.select_job;
+    select.Reset();
+    select.Bind(1, seq_);
+    DROVER_ASSIGN_OR_RETURN(found, select.Step());
+    if (!found) return absl::InternalError(absl::StrCat("job '", job_id_, "' vanished"));
+    DROVER_ASSIGN_OR_RETURN(job_, JobFromRow(select, w.secrets));
+    select.Reset();
+    return absl::OkStatus();
+  }
+
+  void Finish(absl::Status status) && override {
+    if (!status.ok()) {
+      std::move(done_)(std::move(status));
+      return;
+    }
+    std::move(done_)(std::move(job_));
+  }
+
+ private:
+  int64_t seq_;
+  std::string job_id_;
+  JobTagUpdate update_;
+  Store::UpdateCallback done_;
+  v1::Job job_;  // as committed
+};
+
 }  // namespace
 
 namespace sqlite_store_internal {
@@ -232,6 +304,12 @@ absl::Status PrepareJobStatements(SqliteStore::Writer& w) {
   DROVER_ASSIGN_OR_RETURN(
       w.select_job,
       w.db->Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE seq = ?")));
+  DROVER_ASSIGN_OR_RETURN(w.select_spec, w.db->Prepare("SELECT spec FROM jobs WHERE seq = ?"));
+  DROVER_ASSIGN_OR_RETURN(w.update_spec,
+                          w.db->Prepare("UPDATE jobs SET spec = ? WHERE seq = ?"));
+  DROVER_ASSIGN_OR_RETURN(
+      w.delete_tag,
+      w.db->Prepare("DELETE FROM job_tags WHERE key = ? AND value = ? AND seq = ?"));
   return absl::OkStatus();
 }
 
@@ -250,6 +328,16 @@ void SqliteStore::UpdateJobStatus(std::string job_id, int64_t expected_version,
   }
   Enqueue(std::make_unique<UpdateStatusOp>(*seq, std::move(job_id), expected_version,
                                            std::move(status), std::move(done)));
+}
+
+void SqliteStore::UpdateJobTags(std::string job_id, JobTagUpdate update, UpdateCallback done) {
+  absl::StatusOr<int64_t> seq = ParseJobId(job_id);
+  if (!seq.ok()) {
+    std::move(done)(seq.status());
+    return;
+  }
+  Enqueue(std::make_unique<UpdateTagsOp>(*seq, std::move(job_id), std::move(update),
+                                         std::move(done)));
 }
 
 absl::StatusOr<v1::Job> SqliteStore::GetJob(absl::string_view job_id) {

@@ -13,6 +13,7 @@
 #define DROVER_STORAGE_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,12 +28,23 @@
 #include "drover/v1/job.pb.h"
 #include "drover/v1/node.pb.h"
 #include "drover/v1/user.pb.h"
+#include "google/protobuf/map.h"
 
 namespace drover::storage {
 
 struct CreateJobResult {
   v1::Job job;   // the stored job, with its id
   bool created;  // false: the idempotency key matched an earlier job, which is `job`
+};
+
+// A change of a job's tags (Store::UpdateJobTags).
+struct JobTagUpdate {
+  std::map<std::string, std::string> set;  // added, or replacing the value held
+  std::vector<std::string> remove;         // removed when held (a key not held is no error)
+  // Called inside the write with the tags as they would be after the change; its error
+  // fails the write and nothing is written. Null: every result is accepted.
+  absl::AnyInvocable<absl::Status(const google::protobuf::Map<std::string, std::string>&) const>
+      check;
 };
 
 struct ListJobsQuery {
@@ -165,6 +177,14 @@ class Store {
   // CreateJob.
   virtual void UpdateJobStatus(std::string job_id, int64_t expected_version,
                                v1::JobStatus status, UpdateCallback done) = 0;
+
+  // Changes the tags of job `job_id` (`spec.tags` and what ListJobs filters by): removes
+  // `update.remove`, then sets `update.set`, in one write that reads the tags it changes, so
+  // two tag updates never lose each other's keys. The status and its version are left alone:
+  // a tag update never conflicts with a status write. `done` gets the whole job once
+  // committed. Errors: NOT_FOUND, INVALID_ARGUMENT for a malformed id, the error of
+  // `update.check` (nothing written), plus those of CreateJob.
+  virtual void UpdateJobTags(std::string job_id, JobTagUpdate update, UpdateCallback done) = 0;
 
   using DoneCallback = absl::AnyInvocable<void(absl::Status) &&>;
 

@@ -10,7 +10,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 from google.protobuf import json_format
 
@@ -325,6 +325,13 @@ class RemoteRun:
     def cancel(self, reason: str):
         self.job = self.conn.call(self.conn.jobs.CancelJob,
                                   job_service_pb2.CancelJobRequest(job_id=self.id, reason=reason))
+        return self.job
+
+    def tag(self, tags: Dict[str, str], remove: Iterable[str] = ()):
+        """Sets `tags` and removes the keys in `remove` on droverd; safe to retry."""
+        request = job_service_pb2.UpdateJobTagsRequest(job_id=self.id, set=tags,
+                                                       remove=list(remove))
+        self.job = self.conn.call(self.conn.jobs.UpdateJobTags, request)
         return self.job
 
     def html(self) -> str:

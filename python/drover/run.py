@@ -300,15 +300,17 @@ class Run:
         self._client("cancel").cancel(reason)
 
     def tag(self, key: str, value: Optional[str] = None) -> None:
-        """Sets tag `key` on the run. In a job: as set_tag. From a client droverd offers no
-        call to change a submitted run's tags yet: raises DroverError (give tags at
-        submit: exp.submit(est, tags=...))."""
+        """Sets tag `key` to `value` (its str; None: "") on the run. In a job: as set_tag.
+        From a client: droverd changes the submitted run's tags (only its owner and admins
+        may), durably, before this returns; get_tags() and get_details() show it. Raises
+        ServerError: INVALID_ARGUMENT naming the tag ("tags['bad key']: ...") for a key or
+        value outside the rules of submit's tags or a 65th tag, PERMISSION_DENIED for
+        another user's run."""
+        value = "" if value is None else str(value)
         if self._remote is None:
-            self.set_tag(key, "" if value is None else value)
+            self.set_tag(key, value)
             return
-        raise DroverError("tag: droverd cannot change a submitted run's tags yet; give them "
-                          "at submit (exp.submit(est, tags={...})) or set them from the script "
-                          "(Run.get_context().set_tags)")
+        self._remote.tag({str(key): value})
 
     def show(self, interval: float = 2.0) -> None:
         """In Jupyter: shows the run as a table (status, reason, nodes, the latest value of

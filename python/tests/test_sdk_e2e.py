@@ -113,6 +113,13 @@ def test_single_node_estimator_with_a_datastore_parameter_trains_and_its_model_c
     again = Run(exp, run.id)
     assert again.get_status() == "Completed"
     assert Run(exp, run.id[2:]).get_details()["tags"] == {"purpose": "sdk-test"}
+    # A client tags the ended run; droverd keeps it, a reattached Run sees it.
+    run.tag("reviewed", "yes")
+    assert again.get_details()["tags"] == {"purpose": "sdk-test", "reviewed": "yes"}
+    assert run.get_tags() == {"purpose": "sdk-test", "stage": "trained", "reviewed": "yes"}
+    with pytest.raises(ServerError, match=r"tags\['bad key'\]") as bad:
+        run.tag("bad key", "x")
+    assert bad.value.code == "INVALID_ARGUMENT"
     assert run.id in [r.id for r in exp.get_runs()]
     with pytest.raises(ServerError) as missing:
         Run(exp, "j-987654321")

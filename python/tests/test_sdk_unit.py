@@ -446,3 +446,27 @@ def test_show_updates_one_table_in_place_until_the_run_ended(monkeypatch):
     run.show(interval=0)
     assert updates == ["<table>RUNNING</table>", "<table>RUNNING</table>",
                        "<table>COMPLETED</table>"]
+
+
+def test_tag_from_a_client_asks_droverd_to_change_the_runs_tags():
+    from drover._remote import RemoteRun
+
+    class TagConnection:
+        jobs = types.SimpleNamespace(UpdateJobTags="UpdateJobTags")
+
+        def __init__(self):
+            self.requests = []
+
+        def call(self, method, request, **kwargs):
+            assert method == "UpdateJobTags"
+            self.requests.append(request)
+            return job_pb2.Job(id=request.job_id, spec=job_pb2.JobSpec(tags=dict(request.set)))
+
+    conn = TagConnection()
+    run = drover.Run(stream=open(os.devnull, "w"))
+    run._remote = RemoteRun(conn, "j-3", job=job_pb2.Job(id="j-3"))
+    run.tag("best", 0.9)
+    run.tag("reviewed")
+    assert [(r.job_id, dict(r.set), list(r.remove)) for r in conn.requests] == [
+        ("j-3", {"best": "0.9"}, []), ("j-3", {"reviewed": ""}, [])]
+    assert dict(run._remote.job.spec.tags) == {"reviewed": ""}

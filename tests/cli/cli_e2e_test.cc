@@ -277,6 +277,24 @@ TEST_F(CliE2eTest, CancelOfAQueuedJobCancelsAndASecondCancelSucceeds) {
   EXPECT_EQ(r.out, absl::StrCat(id, " CANCELED\n"));
 }
 
+TEST_F(CliE2eTest, TagChangesTheTagsThatShowAndListSee) {
+  std::string id = Submit({"--tag", "stage=draft", "train.py"});
+  CommandResult r = Drover({"tag", id, "stage=final", "lr=0.01"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, absl::StrCat(id, " lr=0.01 stage=final\n"));
+  r = Drover({"list", "--tag", "stage=final", "--output", "json"});
+  EXPECT_THAT(r.out, HasSubstr(id));
+  r = Drover({"tag", id, "--remove", "stage"});
+  EXPECT_EQ(r.out, absl::StrCat(id, " lr=0.01\n"));
+  r = Drover({"tag", id, "bad key=x"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.err, "drover: tags['bad key']: 'bad key' has the character ' ' outside "
+                   "[A-Za-z0-9._/-]; use 1-63 characters of [A-Za-z0-9._/-] starting with a "
+                   "letter or digit\n");
+  r = Drover({"tag", "j-999999", "a=b"});
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+}
+
 TEST_F(CliE2eTest, WatchOfACanceledJobExits11) {
   std::string id = Submit({"train.py"});
   ASSERT_EQ(Drover({"cancel", id}).exit_code, 0);

@@ -394,6 +394,39 @@ TEST_F(CliTest, CancelOfAFinishedJobExits5) {
   ExpectOneErrorLine("already ended");
 }
 
+// ---- tag
+
+TEST_F(CliTest, TagSetsAndRemovesTagsAndPrintsThemAll) {
+  v1::Job& job = server_.Add(v1::JobStatus::RUNNING);
+  (*job.mutable_spec()->mutable_tags())["stage"] = "draft";
+  ASSERT_EQ(Run({"tag", "j-1", "lr=0.01", "note=a=b", "--remove", "stage"}), 0) << err();
+  EXPECT_EQ(out(), "j-1 lr=0.01 note=a=b\n");
+  const v1::UpdateJobTagsRequest& sent = server_.tag_updates.back();
+  EXPECT_EQ(sent.job_id(), "j-1");
+  EXPECT_THAT(sent.set(), ::testing::UnorderedElementsAre(::testing::Pair("lr", "0.01"),
+                                                          ::testing::Pair("note", "a=b")));
+  EXPECT_THAT(sent.remove(), ElementsAre("stage"));
+  ASSERT_EQ(Run({"tag", "1", "--remove", "lr", "--remove", "note"}), 0) << err();
+  EXPECT_EQ(out(), "j-1 (no tags)\n");
+}
+
+TEST_F(CliTest, TagChecksItsArgumentsLocally) {
+  server_.Add(v1::JobStatus::QUEUED);
+  EXPECT_EQ(Run({"tag", "j-1"}), 2);
+  ExpectOneErrorLine("nothing to change");
+  EXPECT_EQ(Run({"tag", "j-1", "stage"}), 2);
+  ExpectOneErrorLine("'stage': write KEY=VALUE");
+  EXPECT_EQ(Run({"tag", "j-1", "=x"}), 2);
+  EXPECT_EQ(Run({"tag"}), 2);
+  ExpectOneErrorLine("missing JOB");
+  EXPECT_THAT(server_.tag_updates, IsEmpty());
+}
+
+TEST_F(CliTest, TagOfAnUnknownJobExitsWithTheServersMessage) {
+  EXPECT_EQ(Run({"tag", "j-9", "a=b"}), 4);
+  ExpectOneErrorLine("job 'j-9' not found");
+}
+
 // ---- watch
 
 v1::Job Event(v1::JobStatus::State state, int64_t version, std::string reason = "") {
@@ -518,6 +551,7 @@ TEST_F(CliTest, HelpOfEveryCommandExits0AndListsItsFlags) {
       {"list", {"--state", "--experiment", "--tag", "--limit", "--all", "--output"}},
       {"show", {"--output", "--server"}},
       {"cancel", {"--reason"}},
+      {"tag", {"--remove", "KEY=VALUE"}},
       {"watch", {"--output", "--timeout"}},
       {"logs", {"--follow", "--rank", "--stdout", "--stderr", "--all-streams", "--attempt"}},
       {"download", {"--dest"}},

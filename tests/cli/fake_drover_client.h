@@ -67,6 +67,7 @@ struct FakeServer {
   std::vector<v1::GetJobRequest> gets;
   std::vector<v1::ListJobsRequest> lists;
   std::vector<v1::CancelJobRequest> cancels;
+  std::vector<v1::UpdateJobTagsRequest> tag_updates;
   std::vector<v1::WatchJobRequest> watches;
   std::vector<ConnectOptions> connects;
   std::vector<v1::StreamLogsRequest> log_requests;
@@ -170,6 +171,17 @@ class FakeDroverClient final : public DroverClient {
       *response.add_jobs() = *it;
     }
     return response;
+  }
+
+  absl::StatusOr<v1::Job> UpdateJobTags(const v1::UpdateJobTagsRequest& request) override {
+    s_->tag_updates.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::Job* job = Find(request.job_id());
+    if (job == nullptr) return absl::NotFoundError(absl::StrCat("job '", request.job_id(), "' not found"));
+    auto& tags = *job->mutable_spec()->mutable_tags();
+    for (const std::string& key : request.remove()) tags.erase(key);
+    for (const auto& [key, value] : request.set()) tags[key] = value;
+    return *job;
   }
 
   absl::StatusOr<v1::Job> CancelJob(const v1::CancelJobRequest& request) override {

@@ -115,6 +115,7 @@ TEST(AuthzTest, EveryChangingMethodIsAuditedAndNoReadingOne) {
   EXPECT_EQ(audited, (std::set<std::string>{
                          "/drover.v1.JobService/SubmitJob",
                          "/drover.v1.JobService/CancelJob",
+                         "/drover.v1.JobService/UpdateJobTags",
                          "/drover.v1.AdminService/CordonNode",
                          "/drover.v1.AdminService/UncordonNode",
                          "/drover.v1.AdminService/DrainNode",
@@ -211,6 +212,7 @@ TEST(AuthzTest, ViewersReadButCannotSubmitOrCancel) {
   EXPECT_TRUE(Authorize(viewer, "/drover.v1.JobService/ListJobs").ok());
   EXPECT_TRUE(Authorize(viewer, "/drover.v1.JobService/StreamLogs").ok());
   for (const char* method : {"/drover.v1.JobService/SubmitJob", "/drover.v1.JobService/CancelJob",
+                             "/drover.v1.JobService/UpdateJobTags",
                              "/drover.v1.BlobService/UploadBlob"}) {
     absl::Status status = Authorize(viewer, method);
     EXPECT_TRUE(absl::IsPermissionDenied(status)) << method;

@@ -3,9 +3,13 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
+#include <map>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -59,6 +63,56 @@ class JobServiceTest : public ::testing::Test {
     request.set_job_id(id);
     request.set_reason("not needed");
     return stub_->CancelJob(&context, request, job);
+  }
+
+  // Changes the tags of job `id` through `stub` (the admin's when null).
+  grpc::Status Tag(const std::string& id, const std::map<std::string, std::string>& set,
+                   const std::vector<std::string>& remove, v1::Job* job,
+                   v1::JobService::Stub* stub = nullptr) {
+    grpc::ClientContext context;
+    v1::UpdateJobTagsRequest request;
+    request.set_job_id(id);
+    request.mutable_set()->insert(set.begin(), set.end());
+    for (const std::string& key : remove) request.add_remove(key);
+    return (stub != nullptr ? stub : stub_.get())->UpdateJobTags(&context, request, job);
+  }
+
+  v1::Job Get(const std::string& id) {
+    grpc::ClientContext context;
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    v1::Job job;
+    grpc::Status status = stub_->GetJob(&context, request, &job);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return job;
+  }
+
+  // Ids of the jobs ListJobs gives for the tag filter `tag` ("key" or "key=value").
+  std::vector<std::string> ListTagged(const std::string& tag) {
+    grpc::ClientContext context;
+    v1::ListJobsRequest request;
+    request.set_tag(tag);
+    v1::ListJobsResponse listed;
+    grpc::Status status = stub_->ListJobs(&context, request, &listed);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    std::vector<std::string> ids;
+    for (const v1::Job& job : listed.jobs()) ids.push_back(job.id());
+    return ids;
+  }
+
+  // A JobService stub with the token of user `name`, made with the role USER.
+  std::unique_ptr<v1::JobService::Stub> UserStub(const std::string& name) {
+    auto admin = v1::AdminService::NewStub(
+        testing::TlsChannelTrusting(droverd_->address(), droverd_->ca_certificate()));
+    grpc::ClientContext context;
+    v1::CreateUserRequest request;
+    request.set_name(name);
+    request.set_role(v1::User::USER);
+    v1::UserToken made;
+    grpc::Status status = admin->CreateUser(&context, request, &made);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return v1::JobService::NewStub(testing::TlsChannelTrusting(
+        droverd_->address(), droverd_->ca_certificate(), made.token()));
   }
 
   static v1::JobSpec Spec() {
@@ -292,6 +346,126 @@ TEST_F(JobServiceTest, RestartResumesTheQueueExactly) {
   ASSERT_TRUE(Cancel(b, &job).ok());
   EXPECT_EQ(job.status().state(), v1::JobStatus::CANCELED);
   EXPECT_EQ(SubmitOk(), "j-3");
+}
+
+TEST_F(JobServiceTest, TagsOfASubmittedJobChangeAndShowInGetAndList) {
+  v1::JobSpec spec = Spec();
+  (*spec.mutable_tags())["team"] = "vision";
+  (*spec.mutable_tags())["stage"] = "draft";
+  std::string id = SubmitOk(spec);
+  v1::Job job;
+  ASSERT_TRUE(Tag(id, {{"stage", "final"}, {"lr", "0.01"}}, {}, &job).ok());
+  EXPECT_THAT(job.spec().tags(), ::testing::UnorderedElementsAre(
+                                     ::testing::Pair("team", "vision"),
+                                     ::testing::Pair("stage", "final"),
+                                     ::testing::Pair("lr", "0.01")));
+  // The status did not move: a tag change is not a status change.
+  EXPECT_EQ(job.status().version(), 1);
+  EXPECT_EQ(job.status().state(), v1::JobStatus::QUEUED);
+  EXPECT_EQ(Get(id).spec().tags().at("stage"), "final");
+  EXPECT_THAT(ListTagged("stage=final"), ::testing::ElementsAre(id));
+  EXPECT_THAT(ListTagged("stage=draft"), ::testing::IsEmpty());
+  EXPECT_THAT(ListTagged("lr"), ::testing::ElementsAre(id));
+  // The job still cancels: the core's copy and the store agree on its version.
+  v1::Job canceled;
+  ASSERT_TRUE(Cancel(id, &canceled).ok());
+  EXPECT_EQ(canceled.spec().tags().at("lr"), "0.01");
+}
+
+TEST_F(JobServiceTest, TagsAreRemovedByKeyAndAnAbsentKeyIsNoError) {
+  v1::JobSpec spec = Spec();
+  (*spec.mutable_tags())["team"] = "vision";
+  (*spec.mutable_tags())["stage"] = "draft";
+  std::string id = SubmitOk(spec);
+  v1::Job job;
+  ASSERT_TRUE(Tag(id, {}, {"stage", "never-set"}, &job).ok());
+  EXPECT_THAT(job.spec().tags(),
+              ::testing::UnorderedElementsAre(::testing::Pair("team", "vision")));
+  EXPECT_THAT(ListTagged("stage"), ::testing::IsEmpty());
+  EXPECT_THAT(Get(id).spec().tags(), ::testing::SizeIs(1));
+
+  grpc::Status both = Tag(id, {{"team", "nlp"}}, {"team"}, &job);
+  EXPECT_EQ(both.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(both.error_message(), HasSubstr("remove[0]: 'team' is also in set"));
+  grpc::Status nothing = Tag(id, {}, {}, &job);
+  EXPECT_EQ(nothing.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(JobServiceTest, BadTagsAreRefusedNamingTheEntryAndNothingChanges) {
+  v1::JobSpec spec = Spec();
+  (*spec.mutable_tags())["team"] = "vision";
+  std::string id = SubmitOk(spec);
+  v1::Job job;
+  grpc::Status status = Tag(id, {{"bad key", "x"}, {"ok", "y"}}, {}, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("tags['bad key']"));
+  status = Tag(id, {{"long", std::string(257, 'v')}}, {}, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("tags['long']: value"));
+  EXPECT_THAT(Get(id).spec().tags(),
+              ::testing::UnorderedElementsAre(::testing::Pair("team", "vision")));
+  EXPECT_THAT(ListTagged("ok"), ::testing::IsEmpty());
+}
+
+TEST_F(JobServiceTest, TheTagLimitCountsTheTagsTheJobWouldHave) {
+  v1::JobSpec spec = Spec();
+  for (int i = 0; i < 60; ++i) (*spec.mutable_tags())[absl::StrCat("k", i)] = "v";
+  std::string id = SubmitOk(spec);
+  std::map<std::string, std::string> five;
+  for (int i = 60; i < 65; ++i) five[absl::StrCat("k", i)] = "v";
+  v1::Job job;
+  grpc::Status status = Tag(id, five, {}, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("tags: 65 tags are too many; use at most 64"));
+  EXPECT_THAT(Get(id).spec().tags(), ::testing::SizeIs(60));
+  // Removing one in the same call makes room.
+  ASSERT_TRUE(Tag(id, five, {"k0"}, &job).ok());
+  EXPECT_THAT(job.spec().tags(), ::testing::SizeIs(64));
+}
+
+TEST_F(JobServiceTest, OnlyTheOwnerAndAdminsChangeAJobsTagsAsForCancel) {
+  auto alice = UserStub("alice");
+  auto bob = UserStub("bob");
+  grpc::ClientContext context;
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = Spec();
+  v1::SubmitJobResponse submitted;
+  ASSERT_TRUE(alice->SubmitJob(&context, request, &submitted).ok());
+  const std::string id = submitted.job().id();
+
+  v1::Job job;
+  grpc::Status refused = Tag(id, {{"stolen", "yes"}}, {}, &job, bob.get());
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("belongs to another user"));
+  grpc::ClientContext cancel_context;
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(id);
+  grpc::Status cancel_refused = bob->CancelJob(&cancel_context, cancel, &job);
+  EXPECT_EQ(cancel_refused.error_code(), refused.error_code());
+  EXPECT_EQ(cancel_refused.error_message(), refused.error_message());
+  EXPECT_THAT(Get(id).spec().tags(), ::testing::IsEmpty());
+
+  ASSERT_TRUE(Tag(id, {{"mine", "yes"}}, {}, &job, alice.get()).ok());
+  ASSERT_TRUE(Tag(id, {{"admin", "too"}}, {}, &job).ok());
+  EXPECT_THAT(Get(id).spec().tags(), ::testing::SizeIs(2));
+}
+
+TEST_F(JobServiceTest, TagsOfAnUnknownJobAreNotFound) {
+  v1::Job job;
+  grpc::Status status = Tag("j-404", {{"a", "b"}}, {}, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("j-404"));
+  EXPECT_EQ(Tag("nonsense", {{"a", "b"}}, {}, &job).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(JobServiceTest, ChangedTagsSurviveARestart) {
+  std::string id = SubmitOk();
+  v1::Job job;
+  ASSERT_TRUE(Tag(id, {{"kept", "yes"}}, {}, &job).ok());
+  RestartDroverd();
+  EXPECT_EQ(Get(id).spec().tags().at("kept"), "yes");
+  EXPECT_THAT(ListTagged("kept=yes"), ::testing::ElementsAre(id));
 }
 
 TEST_F(JobServiceTest, SubmitsAfterShutdownAreRefused) {

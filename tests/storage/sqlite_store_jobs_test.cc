@@ -15,7 +15,10 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Not;
+using ::testing::Pair;
+using ::testing::UnorderedElementsAre;
 
 TEST_F(SqliteStoreTest, AssignsIncreasingIdsAndReadsJobsBack) {
   auto store = OpenStore();
@@ -98,6 +101,52 @@ TEST_F(SqliteStoreTest, StatusUpdateIsCompareAndSet) {
   EXPECT_EQ(UpdateSync(*store, "j-7", 1, canceled).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(SqliteStoreTest, TagUpdateChangesOnlyTheTagsAndLeavesTheStatusVersionAlone) {
+  auto store = OpenStore();
+  v1::Job job = NewJob();
+  (*job.mutable_spec()->mutable_tags())["team"] = "vision";
+  (*job.mutable_spec()->mutable_tags())["stage"] = "draft";
+  ASSERT_TRUE(CreateSync(*store, job).ok());
+  auto updated = UpdateTagsSync(*store, "j-1", {.set = {{"stage", "final"}, {"lr", "0.1"}},
+                                                .remove = {"team", "absent"}});
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_THAT(updated->spec().tags(), UnorderedElementsAre(Pair("stage", "final"),
+                                                           Pair("lr", "0.1")));
+  EXPECT_EQ(updated->status().version(), 1);
+  EXPECT_EQ(updated->spec().entry_script(), "train.py");
+  auto ids = [&](ListJobsQuery query) {
+    std::vector<std::string> out;
+    absl::StatusOr<ListJobsPage> page = store->ListJobs(query);
+    EXPECT_TRUE(page.ok()) << page.status();
+    if (page.ok()) {
+      for (const v1::Job& listed : page->jobs) out.push_back(listed.id());
+    }
+    return out;
+  };
+  EXPECT_THAT(ids({.tag_key = "team"}), IsEmpty());
+  EXPECT_THAT(ids({.tag_key = "stage", .tag_value = "draft"}), IsEmpty());
+  EXPECT_THAT(ids({.tag_key = "stage", .tag_value = "final"}), ElementsAre("j-1"));
+  EXPECT_THAT(ids({.tag_key = "lr"}), ElementsAre("j-1"));
+  // A status write with the version read before the tag change still goes through.
+  v1::JobStatus canceled;
+  canceled.set_state(v1::JobStatus::CANCELED);
+  canceled.set_version(2);
+  auto after = UpdateSync(*store, "j-1", 1, canceled);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->spec().tags().at("stage"), "final");
+
+  JobTagUpdate refused{.set = {{"x", "y"}}};
+  refused.check = [](const google::protobuf::Map<std::string, std::string>& tags) {
+    return tags.contains("x") ? absl::InvalidArgumentError("tags['x']: no") : absl::OkStatus();
+  };
+  EXPECT_EQ(UpdateTagsSync(*store, "j-1", std::move(refused)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(store->GetJob("j-1")->spec().tags().contains("x"));
+  EXPECT_THAT(ids({.tag_key = "x"}), IsEmpty());
+  EXPECT_EQ(UpdateTagsSync(*store, "j-9", {.set = {{"a", "b"}}}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(SqliteStoreTest, ListsNewestFirstWithFiltersAndPages) {
   auto store = OpenStore();
   for (int i = 0; i < 7; ++i) {
@@ -148,6 +197,25 @@ TEST_F(SqliteStoreTest, ReopenResumesExactlyTheUnfinishedJobs) {
   EXPECT_EQ((*unfinished)[1].id(), "j-3");
   // Ids keep growing after a restart.
   EXPECT_EQ(CreateSync(*store, NewJob())->job.id(), "j-4");
+}
+
+TEST_F(SealedStoreTest, ATagUpdateKeepsSecretValuesSealedAndReadable) {
+  v1::Job job = NewJob();
+  (*job.mutable_spec()->mutable_environment()->mutable_env())["API_TOKEN"] = "tok-1a2b3c4d5e6f";
+  job.mutable_spec()->mutable_environment()->add_secret_env("API_TOKEN");
+  {
+    auto store = OpenSealed(&box_);
+    ASSERT_TRUE(CreateSync(*store, job).ok());
+    auto tagged = UpdateTagsSync(*store, "j-1", {.set = {{"stage", "final"}}});
+    ASSERT_TRUE(tagged.ok()) << tagged.status();
+    EXPECT_EQ(tagged->spec().environment().env().at("API_TOKEN"), "tok-1a2b3c4d5e6f");
+  }
+  EXPECT_THAT(DatabaseBytes(DbPath()), Not(HasSubstr("tok-1a2b3c4d5e6f")));
+  auto store = OpenSealed(&box_);
+  absl::StatusOr<v1::Job> read = store->GetJob("j-1");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->spec().environment().env().at("API_TOKEN"), "tok-1a2b3c4d5e6f");
+  EXPECT_EQ(read->spec().tags().at("stage"), "final");
 }
 
 TEST_F(SealedStoreTest, SecretEnvironmentValuesAreSealedAtRestAndReadBackInClear) {

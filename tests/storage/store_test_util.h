@@ -59,6 +59,18 @@ inline absl::StatusOr<v1::Job> UpdateSync(Store& store, const std::string& id,
   return out;
 }
 
+inline absl::StatusOr<v1::Job> UpdateTagsSync(Store& store, const std::string& id,
+                                              JobTagUpdate update) {
+  absl::Notification done;
+  absl::StatusOr<v1::Job> out = absl::UnknownError("not called");
+  store.UpdateJobTags(id, std::move(update), [&](absl::StatusOr<v1::Job> result) {
+    out = std::move(result);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
 inline absl::Status Sync(absl::AnyInvocable<void(Store::DoneCallback)> write) {
   absl::Notification done;
   absl::Status out = absl::UnknownError("not called");

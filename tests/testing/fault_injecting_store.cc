@@ -57,6 +57,13 @@ void FaultInjectingStore::UpdateJobStatus(std::string job_id, int64_t expected_v
   });
 }
 
+void FaultInjectingStore::UpdateJobTags(std::string job_id, storage::JobTagUpdate update,
+                                        UpdateCallback done) {
+  Write("UpdateJobTags", std::move(done), [&](UpdateCallback d) {
+    base_->UpdateJobTags(std::move(job_id), std::move(update), std::move(d));
+  });
+}
+
 void FaultInjectingStore::Barrier(DoneCallback done) {
   Write("Barrier", std::move(done), [&](DoneCallback d) { base_->Barrier(std::move(d)); });
 }

@@ -38,6 +38,8 @@ class FaultInjectingStore final : public storage::Store {
   void CreateJob(v1::Job job, CreateJobCallback done) override;
   void UpdateJobStatus(std::string job_id, int64_t expected_version, v1::JobStatus status,
                        UpdateCallback done) override;
+  void UpdateJobTags(std::string job_id, storage::JobTagUpdate update,
+                     UpdateCallback done) override;
   void Barrier(DoneCallback done) override;
   void PutComputeTarget(v1::ComputeTarget target, DoneCallback done) override;
   void DeleteComputeTarget(std::string name, DoneCallback done) override;
