@@ -13,6 +13,7 @@
 #include "common/grpc_status.h"
 #include "common/job_id.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "scheduler/job_spec.h"
 #include "scheduler/job_state.h"
@@ -282,28 +283,26 @@ grpc::ServerUnaryReactor* JobServiceImpl::ListJobs(grpc::CallbackServerContext* 
   return reactor;
 }
 
+absl::StatusOr<Caller> JobServiceImpl::CallerChangingJob(
+    const grpc::CallbackServerContext& context, absl::string_view method,
+    const std::string& job_id) {
+  DROVER_ASSIGN_OR_RETURN(Caller caller, auth_.Check(context, method));
+  if (!accepting_.load()) return ShuttingDown();
+  DROVER_RETURN_IF_ERROR(ParseJobId(job_id).status());
+  // The owner never changes, so checking it before the change is enough.
+  DROVER_ASSIGN_OR_RETURN(v1::Job stored, store_.GetJob(job_id));
+  DROVER_RETURN_IF_ERROR(CanChangeJob(caller, stored));
+  return caller;
+}
+
 grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
                                                     const v1::CancelJobRequest* request,
                                                     v1::Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/CancelJob");
+  absl::StatusOr<Caller> caller =
+      CallerChangingJob(*context, "/drover.v1.JobService/CancelJob", request->job_id());
   if (!caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
-  }
-  if (!accepting_.load()) {
-    reactor->Finish(ToGrpcStatus(ShuttingDown()));
-    return reactor;
-  }
-  if (absl::StatusOr<int64_t> id = ParseJobId(request->job_id()); !id.ok()) {
-    reactor->Finish(ToGrpcStatus(id.status()));
-    return reactor;
-  }
-  // The owner never changes, so checking it before the cancel is enough.
-  absl::StatusOr<v1::Job> stored = store_.GetJob(request->job_id());
-  absl::Status allowed = stored.ok() ? CanChangeJob(*caller, *stored) : stored.status();
-  if (!allowed.ok()) {
-    reactor->Finish(ToGrpcStatus(allowed));
     return reactor;
   }
   if (request->reason().size() > 1024) {
@@ -328,24 +327,10 @@ grpc::ServerUnaryReactor* JobServiceImpl::UpdateJobTags(grpc::CallbackServerCont
                                                         const v1::UpdateJobTagsRequest* request,
                                                         v1::Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<Caller> caller = auth_.Check(*context, "/drover.v1.JobService/UpdateJobTags");
+  absl::StatusOr<Caller> caller =
+      CallerChangingJob(*context, "/drover.v1.JobService/UpdateJobTags", request->job_id());
   if (!caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
-  }
-  if (!accepting_.load()) {
-    reactor->Finish(ToGrpcStatus(ShuttingDown()));
-    return reactor;
-  }
-  if (absl::StatusOr<int64_t> id = ParseJobId(request->job_id()); !id.ok()) {
-    reactor->Finish(ToGrpcStatus(id.status()));
-    return reactor;
-  }
-  // As CancelJob: the owner never changes, so checking it before the write is enough.
-  absl::StatusOr<v1::Job> stored = store_.GetJob(request->job_id());
-  absl::Status allowed = stored.ok() ? CanChangeJob(*caller, *stored) : stored.status();
-  if (!allowed.ok()) {
-    reactor->Finish(ToGrpcStatus(allowed));
     return reactor;
   }
   if (request->set().empty() && request->remove().empty()) {

@@ -62,6 +62,12 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
       grpc::CallbackServerContext* context, const v1::GetMetricsRequest* request) override;
 
  private:
+  // The caller of a call that changes job `job_id` (CancelJob, UpdateJobTags), once it may:
+  // authenticated for `method`, droverd still accepting calls, a well-formed id, and the
+  // job the caller's own or the caller an admin (the same answer whoever else's it is).
+  absl::StatusOr<Caller> CallerChangingJob(const grpc::CallbackServerContext& context,
+                                           absl::string_view method, const std::string& job_id);
+
   storage::Store& store_;
   storage::LogStore& logs_;
   const storage::BlobStore& blobs_;
