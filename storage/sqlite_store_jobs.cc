@@ -76,6 +76,19 @@ absl::StatusOr<v1::Job> JobFromRow(const Statement& row, const SecretBox* secret
   return job;
 }
 
+// Job `job_id` (row `seq`) as the write in progress on `w` left it.
+absl::StatusOr<v1::Job> JobAsWritten(SqliteStore::Writer& w, int64_t seq,
+                                     const std::string& job_id) {
+  Statement& select = *w.select_job;
+  select.Reset();
+  select.Bind(1, seq);
+  DROVER_ASSIGN_OR_RETURN(bool found, select.Step());
+  if (!found) return absl::InternalError(absl::StrCat("job '", job_id, "' vanished"));
+  absl::StatusOr<v1::Job> job = JobFromRow(select, w.secrets);
+  select.Reset();
+  return job;
+}
+
 class CreateJobOp final : public SqliteStore::WriteOp {
  public:
   CreateJobOp(v1::Job job, Store::CreateJobCallback done)
@@ -182,13 +195,7 @@ class UpdateStatusOp final : public SqliteStore::WriteOp {
                                              ", expected ", expected_version_,
                                              "); read it again and retry"));
     }
-    Statement& select = *w.select_job;
-    select.Reset();
-    select.Bind(1, seq_);
-    DROVER_ASSIGN_OR_RETURN(bool found, select.Step());
-    if (!found) return absl::InternalError(absl::StrCat("job '", job_id_, "' vanished"));
-    DROVER_ASSIGN_OR_RETURN(job_, JobFromRow(select, w.secrets));
-    select.Reset();
+    DROVER_ASSIGN_OR_RETURN(job_, JobAsWritten(w, seq_, job_id_));
     return absl::OkStatus();
   }
 
@@ -255,13 +262,7 @@ class UpdateTagsOp final : public SqliteStore::WriteOp {
       add.Bind(1, seq_).Bind(2, key).Bind(3, value);
       DROVER_RETURN_IF_ERROR(add.Run());
     }
-    Statement& select = *w.select_job;
-    select.Reset();
-    select.Bind(1, seq_);
-    DROVER_ASSIGN_OR_RETURN(found, select.Step());
-    if (!found) return absl::InternalError(absl::StrCat("job '", job_id_, "' vanished"));
-    DROVER_ASSIGN_OR_RETURN(job_, JobFromRow(select, w.secrets));
-    select.Reset();
+    DROVER_ASSIGN_OR_RETURN(job_, JobAsWritten(w, seq_, job_id_));
     return absl::OkStatus();
   }
 
