@@ -11,6 +11,8 @@ bool StoredEnds::Settles(const v1::Job& job, int64_t epoch) {
 
 bool StoredEnds::Reported(const std::string& node, const v1::AttemptRef& attempt,
                           const v1::Job* live) {
+  // An attempt the job never had is no end to keep (nothing would ever settle it).
+  if (live != nullptr && attempt.epoch() > live->status().attempt()) return false;
   pending_[attempt.job_id()].insert({node, attempt.epoch()});
   // The core decides on the job before it is stored: while the job it holds still runs
   // this attempt, the write that settles the end is ahead. Otherwise that write may be

@@ -37,7 +37,8 @@ class StoredEnds {
   // `node` reported the end of `attempt`; `live` is the job as droverd's core holds it (null
   // when it holds none: the job ended, or it is unknown). Returns whether the caller must
   // read the stored job and pass it to StoredJob(): true unless `live` still runs this
-  // attempt, in which case the write that settles it is still to come (Committed).
+  // attempt, in which case the write that settles it is still to come (Committed). An
+  // attempt later than the live job's is ignored (no node can have run it).
   bool Reported(const std::string& node, const v1::AttemptRef& attempt, const v1::Job* live);
   // A status write of `job` was committed: the ends it settles.
   SettledEnds Committed(const v1::Job& job);

@@ -115,5 +115,15 @@ TEST(StoredEndsTest, AnEndTheCoreHoldsAsSettledAsksTheStore) {
   EXPECT_EQ(Jobs(settled, "n2"), std::vector<std::string>{"j/1"});
 }
 
+TEST(StoredEndsTest, AnEndOfAnAttemptTheJobNeverHadIsNotKept) {
+  // A confused or hostile node cannot make droverd hold ends that nothing settles.
+  StoredEnds ends;
+  v1::Job live = Job("j", v1::JobStatus::RUNNING, 1);
+  for (int epoch = 2; epoch < 1000; ++epoch) {
+    EXPECT_FALSE(ends.Reported("n1", Ref("j", epoch), &live));
+  }
+  EXPECT_EQ(ends.pending(), 0u);
+}
+
 }  // namespace
 }  // namespace drover::scheduler
