@@ -2,16 +2,11 @@
 
 #include <arpa/inet.h>
 #include <grpcpp/create_channel.h>
-#include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/server_builder.h>
 #include <grpcpp/security/credentials.h>
 #include <netdb.h>
-#include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -21,16 +16,12 @@
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "agent/attempt_record.h"
-#include "agent/job_data.h"
-#include "agent/rclone.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
 namespace drover::agent {
 namespace {
-
-std::string Key(const v1::AttemptRef& a) { return absl::StrCat(a.job_id(), "/", a.epoch()); }
 
 absl::Duration FromProto(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
@@ -96,32 +87,8 @@ std::shared_ptr<grpc::Channel> SchedulerChannel(const std::string& address,
 
 }  // namespace
 
-int SavedPeerPort(const std::string& path) {
-  // Not followed through a link, never blocking on a FIFO, a few bytes at most.
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return 0;
-  struct stat st {};
-  char text[16] = {};
-  ssize_t n = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? ::read(fd, text, sizeof text - 1) : -1;
-  ::close(fd);
-  int port = 0;
-  if (n <= 0 || !absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(text, n)), &port) ||
-      port <= 0 || port >= 65536) {
-    return 0;
-  }
-  return port;
-}
-
-void SavePeerPort(const std::string& path, int port) {
-  // A new file renamed over the old one: a link there is replaced, not written through.
-  std::string temporary = path + ".new";
-  ::unlink(temporary.c_str());
-  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return;
-  std::string text = absl::StrCat(port, "\n");
-  bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  if (!written || ::rename(temporary.c_str(), path.c_str()) != 0) ::unlink(temporary.c_str());
+std::string Agent::Key(const v1::AttemptRef& a) {
+  return absl::StrCat(a.job_id(), "/", a.epoch());
 }
 
 absl::StatusOr<v1::NodeInfo> DescribeNode(const std::string& name, const std::string& address,
@@ -182,134 +149,6 @@ void Agent::Stop() {
 bool Agent::Send(const v1::AgentMessage& message) {
   absl::MutexLock lock(&write_mu_);
   return stream_ != nullptr && stream_->Write(message);
-}
-
-absl::Status Agent::StartPeerServer() {
-  const std::string host = options_.peer_listen.substr(0, options_.peer_listen.rfind(':'));
-  const std::string wanted = options_.peer_listen.substr(options_.peer_listen.rfind(':') + 1);
-  // With a port the kernel picks, the port of the earlier agent process first: mpirun of a
-  // live MPI attempt reaches this node through the endpoint droverd handed out then, which
-  // must still lead here after a restart.
-  const std::string port_file = options_.work_dir + "/peer-port";
-  std::vector<std::string> candidates = {wanted};
-  if (int saved = SavedPeerPort(port_file); wanted == "0" && saved > 0) {
-    candidates.insert(candidates.begin(), absl::StrCat(saved));
-  }
-  // grpc.health.v1.Health on the same port, behind the same TLS: SERVING while the agent
-  // serves (a process-wide switch; the peer server is the agent's only gRPC server).
-  grpc::EnableDefaultHealthCheckService(true);
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    // A service is registered with one server only: a new one for each try.
-    peer_service_ = std::make_unique<PeerExecService>(
-        runtime_, [this](const v1::AttemptRef& attempt, const std::string& token,
-                         const std::string& caller) { return ExecTarget(attempt, token, caller); },
-        clock_);
-    grpc::ServerBuilder builder;
-    // Not shared with another process that binds the same port (gRPC allows it by default).
-    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    int port = 0;
-    // Mutual TLS with node certificates (agent/peer_tls.h); which node may do what is
-    // checked per call (PeerExecService).
-    builder.AddListeningPort(absl::StrCat(host, ":", candidates[i]),
-                             peer_tls_.ServerCredentials(), &port);
-    builder.RegisterService(peer_service_.get());
-    peer_server_ = builder.BuildAndStart();
-    if (peer_server_ == nullptr || port == 0) {
-      peer_server_.reset();
-      continue;
-    }
-    peer_endpoint_ = absl::StrCat(host, ":", port);
-    if (wanted == "0") SavePeerPort(port_file, port);
-    if (i > 0) {
-      Log(LogLevel::kWarning, "peer_port_changed",
-          {{"port", port}, {"earlier", candidates.front()},
-           {"effect", "MPI attempts of this node from before the restart cannot start ranks here"}});
-    }
-    break;
-  }
-  if (peer_server_ == nullptr) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on --peer-listen ", options_.peer_listen));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> Agent::ExecTarget(const v1::AttemptRef& attempt,
-                                              const std::string& token,
-                                              const std::string& caller) {
-  absl::MutexLock lock(&mu_);
-  auto it = attempts_.find(Key(attempt));
-  if (it == attempts_.end()) {
-    if (ended_.contains(Key(attempt))) {
-      return absl::NotFoundError("the attempt's processes have ended on this node");
-    }
-    return absl::NotFoundError(absl::StrCat("this node does not run job ", attempt.job_id(),
-                                            " attempt ", attempt.epoch()));
-  }
-  return it->second->ExecTarget(token, caller);
-}
-
-void Agent::RemoveLeftovers(const std::vector<v1::AttemptRef>& keep) {
-  std::set<std::string> kept_containers, kept_dirs, kept_mounts;
-  for (const v1::AttemptRef& ref : keep) {
-    kept_containers.insert(Attempt::ContainerId(options_.work_dir, ref));
-    kept_dirs.insert(Attempt::Dir(options_.work_dir, ref));
-    kept_mounts.insert(AttemptMountDir(options_.work_dir, ref));
-  }
-  if (absl::StatusOr<std::vector<ContainerInfo>> left = runtime_.List(); left.ok()) {
-    for (const ContainerInfo& container : *left) {
-      if (kept_containers.contains(container.id)) continue;
-      Log(LogLevel::kWarning, "stale_container_removed", {{"container", container.id}});
-      (void)runtime_.Delete(container.id);
-    }
-  }
-  // rclone mounts go first: the folders below are removed recursively, which would delete
-  // through a mount still there. Their mount points are removed one by one, only if empty.
-  // Attempts taken over keep theirs, which their rclone serves on (see
-  // JobDataContext::recovering); a mount point must not even be removed while it is
-  // mounted in another namespace (an earlier agent's), which would detach that mount.
-  UnmountLeftoverRcloneMounts(RcloneTools{.clock = &clock_}, options_.work_dir, kept_mounts);
-  std::error_code error;
-  for (const auto& attempt :
-       std::filesystem::directory_iterator(options_.work_dir + "/mounts", error)) {
-    if (kept_mounts.contains(attempt.path().string())) continue;
-    std::error_code ignored;
-    for (const auto& mountpoint : std::filesystem::directory_iterator(attempt.path(), ignored)) {
-      std::filesystem::remove(mountpoint.path(), ignored);
-    }
-    std::filesystem::remove(attempt.path(), ignored);
-  }
-  for (const auto& dir :
-       std::filesystem::directory_iterator(options_.work_dir + "/attempts", error)) {
-    if (kept_dirs.contains(dir.path().string())) continue;
-    std::error_code ignored;
-    std::filesystem::remove_all(dir.path(), ignored);
-  }
-  environments_.RemoveLeftovers();  // after the containers that built them are gone
-}
-
-void Agent::Recover() {
-  std::vector<AttemptRecord> records = LoadAttemptRecords(options_.work_dir);
-  std::vector<v1::AttemptRef> keep;
-  for (const AttemptRecord& record : records) {
-    if (record.report.phase() != v1::AttemptReport::ENDED) keep.push_back(record.assignment.attempt());
-  }
-  RemoveLeftovers(keep);
-  absl::MutexLock lock(&mu_);
-  for (AttemptRecord& record : records) {
-    const v1::AttemptRef& ref = record.assignment.attempt();
-    if (record.report.phase() == v1::AttemptReport::ENDED) {
-      // Kept until droverd has surely had its end (see ForgetEnded).
-      ended_[Key(ref)] = Ended{.report = record.report.SerializeAsString(), .since = clock_.Now()};
-      continue;
-    }
-    Log(LogLevel::kInfo, "attempt_taken_over",
-        {{"job", ref.job_id()}, {"epoch", ref.epoch()},
-         {"phase", v1::AttemptReport::Phase_Name(record.report.phase())}});
-    auto attempt = std::make_unique<Attempt>(MakeAttemptEnv(), record.assignment);
-    attempt->Resume(record.report, record.start_intended);
-    attempts_[Key(ref)] = std::move(attempt);
-  }
 }
 
 absl::Status Agent::Run() {
@@ -466,38 +305,6 @@ void Agent::ShippingLoop() {
       }
     }
     finished.clear();  // joins their threads, which are leaving, without the lock
-  }
-}
-
-std::vector<std::unique_ptr<Attempt>> Agent::CollectFinished() {
-  std::vector<std::unique_ptr<Attempt>> finished;
-  for (const std::string& key : finished_) {
-    auto it = attempts_.find(key);
-    if (it == attempts_.end()) continue;
-    if (stored_.erase(key) > 0) {
-      RemoveAttemptRecord(options_.work_dir, it->second->ref());
-    } else {
-      ended_[key] = Ended{.report = it->second->LastReport().SerializeAsString(),
-                          .since = clock_.Now()};
-    }
-    finished.push_back(std::move(it->second));
-    attempts_.erase(it);
-  }
-  finished_.clear();
-  return finished;
-}
-
-void Agent::ForgetEnded(absl::Duration keep) {
-  for (auto it = ended_.begin(); it != ended_.end();) {
-    if (clock_.Now() - it->second.since <= keep) {
-      ++it;
-      continue;
-    }
-    v1::AttemptReport report;
-    if (report.ParseFromString(it->second.report)) {
-      RemoveAttemptRecord(options_.work_dir, report.attempt());
-    }
-    it = ended_.erase(it);
   }
 }
 

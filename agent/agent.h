@@ -100,6 +100,8 @@ class Agent {
   void Stop();
 
  private:
+  // The key of an attempt in attempts_ and ended_: "<job>/<epoch>".
+  static std::string Key(const v1::AttemptRef& attempt);
   void ConnectionLoop();
   // The pause between connection attempts: up to `limit`, ended early by a stop.
   void AwaitScheduler(absl::Duration limit);
