@@ -129,6 +129,20 @@ class AgentRestartE2eTest : public testing::LocalClusterTest {
     return -1;
   }
 
+  // Waits until droverd has job `id`'s whole output ("done" last) and the agent has
+  // droverd's acknowledgement of every byte (it ends the attempt only once it has it).
+  void WaitUntilDroverdHasTheOutput(const std::string& id) {
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (!absl::EndsWith(jobs_->Logs(id, 0), "done\n") && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    deadline = absl::Now() + absl::Seconds(20);
+    while (UnacknowledgedLogBytes() != 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    ASSERT_EQ(UnacknowledgedLogBytes(), 0) << agent()->ReadLog();
+  }
+
   void LetEnd(const std::string& job) {
     std::ofstream(absl::StrCat(work(), "/attempts/", job, "-1/job/go")) << "go\n";
   }
@@ -250,17 +264,7 @@ TEST_F(AgentRestartE2eTest, AnEndDroverdMissedIsReportedByTheNextAgent) {
   LetEnd(id);
   // Once droverd has the whole output, it goes away; the job ends a second later, the agent
   // cleans up and keeps the end to report...
-  absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (!absl::EndsWith(jobs_->Logs(id, 0), "done\n") && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  // droverd's acknowledgement of the last bytes may still be on its way to the agent, which
-  // only ends the attempt once it has it: droverd goes once the agent has them all.
-  deadline = absl::Now() + absl::Seconds(20);
-  while (UnacknowledgedLogBytes() != 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  ASSERT_EQ(UnacknowledgedLogBytes(), 0) << agent()->ReadLog();
+  ASSERT_NO_FATAL_FAILURE(WaitUntilDroverdHasTheOutput(id));
   StopDroverd(SIGKILL);
   ASSERT_EQ(WaitForContainerStatus(id, ""), "") << "the agent deleted the container";
   // ...and is SIGKILLed before it could: the next one reports it.
@@ -278,15 +282,7 @@ TEST_F(AgentRestartE2eTest, AnEndDroverdMissedIsReportedWhenDroverdComesBack) {
   std::string id = jobs_->Submit(CountingJob(0, /*linger=*/1));
   WaitFor(id, v1::JobStatus::RUNNING);
   LetEnd(id);
-  absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (!absl::EndsWith(jobs_->Logs(id, 0), "done\n") && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  deadline = absl::Now() + absl::Seconds(20);
-  while (UnacknowledgedLogBytes() != 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  ASSERT_EQ(UnacknowledgedLogBytes(), 0) << agent()->ReadLog();
+  ASSERT_NO_FATAL_FAILURE(WaitUntilDroverdHasTheOutput(id));
   // The job ends while droverd is away; the same agent process keeps only its last report
   // (its Attempt and thread are gone once the container is)...
   StopDroverd(SIGKILL);
