@@ -89,6 +89,12 @@ absl::StatusOr<v1::Job> JobAsWritten(SqliteStore::Writer& w, int64_t seq,
   return job;
 }
 
+bool SameSpecButTags(v1::JobSpec a, v1::JobSpec b) {
+  a.clear_tags();
+  b.clear_tags();
+  return SerializeDeterministic(a) == SerializeDeterministic(b);
+}
+
 class CreateJobOp final : public SqliteStore::WriteOp {
  public:
   CreateJobOp(v1::Job job, Store::CreateJobCallback done)
@@ -109,7 +115,8 @@ class CreateJobOp final : public SqliteStore::WriteOp {
               "spec.idempotency_key: '", key,
               "' was already used by another user; use a key of your own"));
         }
-        if (SerializeDeterministic(existing.spec()) != spec) {
+        // Tags may have changed since (UpdateJobTags): they are not what runs.
+        if (!SameSpecButTags(existing.spec(), job_.spec())) {
           return absl::AlreadyExistsError(absl::StrCat(
               "spec.idempotency_key: '", key, "' was already used for job '", existing.id(),
               "' with a different spec; use a new key for a different job"));

@@ -166,7 +166,8 @@ class Store {
   // Stores a new job: assigns its id ("j-<sequence>"), writes `job` (spec, status, owner,
   // create_time as given) and calls `done` once committed. When the spec carries an
   // idempotency key that an earlier job used, nothing is written and `done` gets that job
-  // with `created` false; if that job's spec or owner differs, ALREADY_EXISTS.
+  // with `created` false; if that job's spec (its tags aside, which may have changed since)
+  // or owner differs, ALREADY_EXISTS.
   // Errors: RESOURCE_EXHAUSTED (disk full), UNAVAILABLE (I/O error or store closed),
   // INTERNAL.
   virtual void CreateJob(v1::Job job, CreateJobCallback done) = 0;

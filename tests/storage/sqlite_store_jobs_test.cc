@@ -63,6 +63,27 @@ TEST_F(SqliteStoreTest, SameKeyWithDifferentSpecIsRefusedNamingTheKey) {
   EXPECT_THAT(other.status().message(), HasSubstr("j-1"));
 }
 
+TEST_F(SqliteStoreTest, ARetryAfterTheTagsChangedStillReturnsTheFirstJob) {
+  // A client retries its submit after someone (or its own script) changed the job's tags:
+  // the tags are not what runs, so it is the same job; anything else that differs is not.
+  auto store = OpenStore();
+  v1::Job job = NewJob("a", "key-1");
+  (*job.mutable_spec()->mutable_tags())["stage"] = "first";
+  auto first = CreateSync(*store, job);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(UpdateTagsSync(*store, first->job.id(), {.set = {{"stage", "second"}}}).ok());
+  auto again = CreateSync(*store, job);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->created);
+  EXPECT_EQ(again->job.id(), first->job.id());
+  EXPECT_EQ(again->job.spec().tags().at("stage"), "second");
+
+  v1::Job changed = job;
+  changed.mutable_spec()->set_entry_script("other.py");
+  auto other = CreateSync(*store, changed);
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists) << other.status();
+}
+
 TEST_F(SqliteStoreTest, DuplicateKeysInOneBatchStillMakeOneJob) {
   auto store = OpenStore();
   constexpr int kWrites = 200;
