@@ -265,7 +265,7 @@ absl::Status Attempt::Prepare() {
     image_ = *std::move(unpacked);
   }
   DROVER_RETURN_IF_ERROR(PrepareEnvironment());
-  bool has_data = false;
+  bool has_data = spec.inputs_size() > 0;
   for (const v1::Argument& argument : spec.arguments()) has_data = has_data || argument.has_data();
   if (has_data) Report(v1::AttemptReport::PREPARING, "PREPARING_DATA");
   absl::StatusOr<JobData> data = PrepareJobData(

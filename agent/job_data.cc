@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <map>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -112,6 +113,16 @@ bool Writes(const v1::DataReference& ref) {
          (ref.mode() != v1::DataReference::DOWNLOAD && ref.read_write());
 }
 
+bool InputNameIsValid(const std::string& name) {
+  if (name.empty() || name.size() > 63 || !absl::ascii_isalpha(static_cast<unsigned char>(name[0]))) {
+    return false;
+  }
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string ContainerDatastorePath(const std::string& name) {
@@ -186,16 +197,42 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
     return found->second;
   };
 
-  // Every datastore is checked before anything is mounted or copied.
-  std::vector<const v1::Datastore*> referenced(spec.arguments_size(), nullptr);
-  std::vector<const v1::Datastore*> outputs;
-  std::map<std::string, const v1::Datastore*> used;
+  // The data references: the arguments' (by index) and the named inputs'.
+  struct Use {
+    std::string field;  // arguments[i] or inputs[i]
+    const v1::DataReference* ref;
+    int argument = -1;       // the argument it replaces, or -1
+    std::string variable;    // an input's DROVER_INPUT_<name>
+    const v1::Datastore* store = nullptr;
+  };
+  std::vector<Use> uses;
   for (int i = 0; i < spec.arguments_size(); ++i) {
     if (!spec.arguments(i).has_data()) continue;
-    const v1::DataReference& ref = spec.arguments(i).data();
-    DROVER_ASSIGN_OR_RETURN(referenced[i], lookup(absl::StrCat("arguments[", i, "]"),
-                                                  ref.datastore(), ref.path(), Writes(ref)));
-    used[ref.datastore()] = referenced[i];
+    uses.push_back({.field = absl::StrCat("arguments[", i, "]"),
+                    .ref = &spec.arguments(i).data(),
+                    .argument = i});
+  }
+  for (int i = 0; i < spec.inputs_size(); ++i) {
+    const v1::DataInput& input = spec.inputs(i);
+    std::string field = absl::StrCat("inputs[", i, "]");
+    // The name becomes a variable name: checked as droverd checks it.
+    if (!InputNameIsValid(input.name())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": name '", absl::CHexEscape(input.name()),
+          "' is not 1-63 characters of [A-Za-z0-9_] starting with a letter"));
+    }
+    uses.push_back({.field = std::move(field),
+                    .ref = &input.data(),
+                    .variable = absl::StrCat(kInputVariablePrefix, input.name())});
+  }
+
+  // Every datastore is checked before anything is mounted or copied.
+  std::vector<const v1::Datastore*> outputs;
+  std::map<std::string, const v1::Datastore*> used;
+  for (Use& use : uses) {
+    const v1::DataReference& ref = *use.ref;
+    DROVER_ASSIGN_OR_RETURN(use.store, lookup(use.field, ref.datastore(), ref.path(), Writes(ref)));
+    used[ref.datastore()] = use.store;
   }
   for (int i = 0; i < spec.outputs_size(); ++i) {
     const v1::OutputTarget& target = spec.outputs(i);
@@ -223,16 +260,15 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
   }
 
   std::map<std::string, bool> mounted;  // name -> read-write
-  for (int i = 0; i < spec.arguments_size(); ++i) {
-    const v1::Argument& argument = spec.arguments(i);
-    if (!argument.has_data()) {
-      data.arguments.push_back(argument.value());
-      continue;
-    }
-    const v1::DataReference& ref = argument.data();
-    const v1::Datastore& store = *referenced[i];
+  for (const v1::Argument& argument : spec.arguments()) {
+    data.arguments.push_back(argument.has_data() ? "" : argument.value());
+  }
+  // Makes one reference available (copied, upload folder made, or its datastore marked for
+  // mounting) and returns its path in the container.
+  auto make_available = [&](const std::string& field, const v1::DataReference& ref,
+                            const v1::Datastore& store) -> absl::StatusOr<std::string> {
     const bool rclone = store.type() == v1::Datastore::RCLONE;
-    std::string what = absl::StrCat("arguments[", i, "]: datastore '", ref.datastore(), "'");
+    std::string what = absl::StrCat(field, ": datastore '", ref.datastore(), "'");
     const std::string real_root = rclone ? "" : real_folders[store.name()];
     std::string source = rclone ? RcloneRemote(store, ref.path()) : Join(real_root, ref.path());
     switch (ref.mode()) {
@@ -267,8 +303,7 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
           }
           LogSkipped(*copied, store.name(), ref.path());
         }
-        data.arguments.push_back(Join(absl::StrCat("/job/data/", store.name()), ref.path()));
-        break;
+        return Join(absl::StrCat("/job/data/", store.name()), ref.path());
       }
       case v1::DataReference::UPLOAD: {
         const std::string local = Join(absl::StrCat("upload/", store.name()), ref.path());
@@ -281,14 +316,32 @@ absl::StatusOr<JobData> PrepareJobData(const v1::AssignAttempt& assignment,
                                 .target_root = real_root,
                                 .target = rclone ? source : ref.path(),
                                 .rclone = rclone});
-        data.arguments.push_back(Join(absl::StrCat("/job/upload/", store.name()), ref.path()));
-        break;
+        return Join(absl::StrCat("/job/upload/", store.name()), ref.path());
       }
-      default: {  // MOUNT
+      default:  // MOUNT
         mounted[store.name()] = mounted[store.name()] || Writes(ref);
-        data.arguments.push_back(Join(ContainerDatastorePath(store.name()), ref.path()));
-        break;
-      }
+        return Join(ContainerDatastorePath(store.name()), ref.path());
+    }
+  };
+  // The same reference twice (an input that is also an argument) is made available once.
+  std::map<std::tuple<std::string, std::string, int, bool>, std::string> resolved;
+  for (const Use& use : uses) {
+    const v1::DataReference& ref = *use.ref;
+    const v1::Datastore& store = *use.store;
+    auto key = std::make_tuple(ref.datastore(), ref.path(), static_cast<int>(ref.mode()),
+                               ref.read_write());
+    auto done = resolved.find(key);
+    std::string path;
+    if (done != resolved.end()) {
+      path = done->second;
+    } else {
+      DROVER_ASSIGN_OR_RETURN(path, make_available(use.field, ref, store));
+      resolved.emplace(key, path);
+    }
+    if (use.argument >= 0) {
+      data.arguments[use.argument] = path;
+    } else {
+      data.env.push_back(absl::StrCat(use.variable, "=", path));
     }
   }
   for (int i = 0; i < spec.outputs_size(); ++i) {

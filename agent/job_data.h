@@ -27,6 +27,8 @@ namespace drover::agent {
 std::string ContainerDatastorePath(const std::string& name);
 // DROVER_DATASTORE_<NAME>: upper case, '-' as '_'.
 std::string DatastoreVariable(const std::string& name);
+// The variable that holds the path of spec.inputs[i] is this prefix and its name as written.
+inline constexpr char kInputVariablePrefix[] = "DROVER_INPUT_";
 // Where the rclone mount points of `attempt` go on an agent with `work_dir`:
 // <work_dir>/mounts/<job>-<epoch>.
 std::string AttemptMountDir(const std::string& work_dir, const v1::AttemptRef& attempt);
@@ -70,6 +72,7 @@ struct JobData {
   std::vector<std::string> arguments;
   // The mounted datastores' roots (read-only unless a reference asked for read-write).
   std::vector<BindMount> mounts;
+  // DROVER_INPUT_<name>=<container path> for each of spec.inputs, then
   // DROVER_DATASTORE_<NAME>=<container path> for each mounted datastore.
   std::vector<std::string> env;
   struct Upload {
@@ -98,7 +101,7 @@ struct JobData {
   std::unique_ptr<Rclone> rclone;
 };
 
-// Resolves the job's arguments and outputs against `assignment.datastores()`; writes the
+// Resolves the job's arguments, inputs and outputs against `assignment.datastores()`; writes the
 // rclone config, mounts rclone datastores (MOUNTING datastore=NAME), copies DOWNLOAD data
 // into `<job_dir>/data/<name>/<path>` and creates the UPLOAD folders
 // `<job_dir>/upload/<name>/<path>` (`job_dir` is bound at /job). What an earlier agent

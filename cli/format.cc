@@ -256,6 +256,9 @@ std::string FormatJobDetails(const v1::Job& job, absl::Time now, absl::TimeZone 
   run.Add("max run duration",
           limit == absl::ZeroDuration() ? "no limit" : absl::FormatDuration(limit));
   if (!spec.idempotency_key().empty()) run.Add("idempotency key", spec.idempotency_key());
+  for (const v1::DataInput& input : spec.inputs()) {
+    run.Add("input", absl::StrCat(input.name(), "=", FormatDataReference(input.data())));
+  }
   for (const v1::OutputTarget& output : spec.outputs()) {
     run.Add("output", absl::StrCat("ds://", output.datastore(), "/", output.path()));
   }

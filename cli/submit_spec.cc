@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -21,14 +22,22 @@ namespace {
 
 constexpr absl::string_view kDataPrefix = "ds://";
 
-absl::Status BadArgument(absl::string_view text, absl::string_view problem) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "argument '", text, "': ", problem,
-      "; write ds://DATASTORE/PATH[?mode=mount|download|upload][&rw=true], or \\ds://... "
-      "for the literal text"));
+constexpr absl::string_view kDataSyntax = "ds://DATASTORE/PATH[?mode=mount|download|upload][&rw=true]";
+
+// `what` names the text ("argument 'ds://...'"); `hint` ends the message.
+absl::Status BadReference(absl::string_view what, absl::string_view problem,
+                          absl::string_view hint) {
+  return absl::InvalidArgumentError(absl::StrCat(what, ": ", problem, "; ", hint));
 }
 
-absl::StatusOr<v1::DataReference> ParseDataReference(absl::string_view text) {
+absl::Status BadArgument(absl::string_view text, absl::string_view problem) {
+  return BadReference(absl::StrCat("argument '", text, "'"), problem,
+                      absl::StrCat("write ", kDataSyntax, ", or \\ds://... for the literal text"));
+}
+
+// `text` starts with ds://; `bad` makes the error for a problem with it.
+absl::StatusOr<v1::DataReference> ParseDataReference(
+    absl::string_view text, absl::FunctionRef<absl::Status(absl::string_view)> bad) {
   absl::string_view rest = text.substr(kDataPrefix.size());
   absl::string_view query;
   if (size_t q = rest.find('?'); q != absl::string_view::npos) {
@@ -39,7 +48,7 @@ absl::StatusOr<v1::DataReference> ParseDataReference(absl::string_view text) {
   size_t slash = rest.find('/');
   ref.set_datastore(std::string(rest.substr(0, slash)));
   if (slash != absl::string_view::npos) ref.set_path(std::string(rest.substr(slash + 1)));
-  if (ref.datastore().empty()) return BadArgument(text, "no datastore name");
+  if (ref.datastore().empty()) return bad("no datastore name");
   bool mode_set = false;
   for (absl::string_view option : absl::StrSplit(query, '&', absl::SkipEmpty())) {
     std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(option, absl::MaxSplits('=', 1));
@@ -53,7 +62,7 @@ absl::StatusOr<v1::DataReference> ParseDataReference(absl::string_view text) {
       } else if (value == "upload") {
         ref.set_mode(v1::DataReference::UPLOAD);
       } else {
-        return BadArgument(text, absl::StrCat("mode '", kv.second, "' is not one of mount, download, upload"));
+        return bad(absl::StrCat("mode '", kv.second, "' is not one of mount, download, upload"));
       }
       mode_set = true;
     } else if (key == "rw") {
@@ -62,15 +71,15 @@ absl::StatusOr<v1::DataReference> ParseDataReference(absl::string_view text) {
       } else if (value == "false" || value == "0" || value == "no") {
         ref.set_read_write(false);
       } else {
-        return BadArgument(text, absl::StrCat("rw '", kv.second, "' is not true or false"));
+        return bad(absl::StrCat("rw '", kv.second, "' is not true or false"));
       }
     } else {
-      return BadArgument(text, absl::StrCat("unknown option '", kv.first, "'"));
+      return bad(absl::StrCat("unknown option '", kv.first, "'"));
     }
   }
   if (!mode_set) ref.set_mode(v1::DataReference::MOUNT);
   if (ref.read_write() && ref.mode() != v1::DataReference::MOUNT) {
-    return BadArgument(text, "rw=true applies to mode=mount only");
+    return bad("rw=true applies to mode=mount only");
   }
   return ref;
 }
@@ -112,7 +121,11 @@ void SizeFlag(FlagSet* flags, absl::string_view name, int64_t* target, std::stri
 absl::StatusOr<v1::Argument> ParseArgument(absl::string_view text) {
   v1::Argument argument;
   if (absl::StartsWith(text, kDataPrefix)) {
-    DROVER_ASSIGN_OR_RETURN(*argument.mutable_data(), ParseDataReference(text));
+    DROVER_ASSIGN_OR_RETURN(
+        *argument.mutable_data(),
+        ParseDataReference(text, [text](absl::string_view problem) {
+          return BadArgument(text, problem);
+        }));
     return argument;
   }
   // `\ds://x` is the literal `ds://x`; `\\ds://x` the literal `\ds://x`, and so on.
@@ -136,7 +149,10 @@ std::string FormatArgument(const v1::Argument& argument) {
     if (absl::StartsWith(unescaped, kDataPrefix)) return absl::StrCat("\\", value);
     return std::string(value);
   }
-  const v1::DataReference& ref = argument.data();
+  return FormatDataReference(argument.data());
+}
+
+std::string FormatDataReference(const v1::DataReference& ref) {
   std::string out = absl::StrCat(kDataPrefix, ref.datastore());
   if (!ref.path().empty()) absl::StrAppend(&out, "/", ref.path());
   std::vector<std::string> options;
@@ -145,6 +161,22 @@ std::string FormatArgument(const v1::Argument& argument) {
   if (ref.read_write()) options.push_back("rw=true");
   if (!options.empty()) absl::StrAppend(&out, "?", absl::StrJoin(options, "&"));
   return out;
+}
+
+absl::StatusOr<v1::DataInput> ParseInput(absl::string_view text) {
+  auto bad = [text](absl::string_view problem) {
+    return BadReference(absl::StrCat("input '", text, "'"), problem,
+                        absl::StrCat("write NAME=", kDataSyntax,
+                                     " (the job finds the path in $DROVER_INPUT_NAME)"));
+  };
+  size_t equals = text.find('=');
+  if (equals == absl::string_view::npos || equals == 0) return bad("has no NAME=");
+  absl::string_view reference = text.substr(equals + 1);
+  if (!absl::StartsWith(reference, kDataPrefix)) return bad("the data does not start with ds://");
+  v1::DataInput input;
+  input.set_name(std::string(text.substr(0, equals)));
+  DROVER_ASSIGN_OR_RETURN(*input.mutable_data(), ParseDataReference(reference, bad));
+  return input;
 }
 
 absl::StatusOr<v1::OutputTarget> ParseOutputTarget(absl::string_view text) {
@@ -319,6 +351,10 @@ void SubmitSpecFlags::Register(FlagSet* flags) {
       "Stop the job after it ran this long: 90m, 2h, 3d; 0 is no limit", "DURATION");
   Int32Flag(flags, "priority", &priority_, "Priority, -1000 to 1000; higher runs first (default 0)");
   Int32Flag(flags, "max-retries", &max_retries_, "Retry a failed attempt up to N times (default 0)");
+  flags->Repeated("input", &inputs_,
+                  "Make datastore data available without an argument: the job finds its path "
+                  "in $DROVER_INPUT_NAME (mode as for ds:// arguments; default mount)",
+                  "NAME=ds://DATASTORE/PATH[?mode=...]");
   flags->Repeated("outputs-to", &outputs_to_,
                   "When the job ends, copy its outputs folder ($DROVER_OUTPUT_DIR) into PATH "
                   "of datastore NAME (it must allow writes)",
@@ -428,6 +464,16 @@ absl::StatusOr<v1::JobSpec> SubmitSpecFlags::Build(const FlagSet& flags,
   }
   if (flags.WasSet("priority")) spec.set_priority(priority_);
   if (flags.WasSet("max-retries")) spec.set_max_retries(max_retries_);
+  if (!inputs_.empty()) {
+    spec.clear_inputs();
+    for (const std::string& text : inputs_) {
+      absl::StatusOr<v1::DataInput> input = ParseInput(text);
+      if (!input.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("--input: ", input.status().message()));
+      }
+      *spec.add_inputs() = *std::move(input);
+    }
+  }
   if (!outputs_to_.empty()) {
     spec.clear_outputs();
     for (const std::string& text : outputs_to_) {

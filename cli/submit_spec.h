@@ -29,6 +29,13 @@ absl::StatusOr<v1::Argument> ParseArgument(absl::string_view text);
 // The text of an argument as a user would type it back: the inverse of ParseArgument.
 std::string FormatArgument(const v1::Argument& argument);
 
+// A data reference as the user would type it: ds://NAME/PATH[?mode=...][&rw=true].
+std::string FormatDataReference(const v1::DataReference& ref);
+
+// A named input written NAME=ds://DATASTORE/PATH[?mode=...][&rw=true] (spec.inputs; the
+// name is checked by droverd). INVALID_ARGUMENT naming the text and the syntax otherwise.
+absl::StatusOr<v1::DataInput> ParseInput(absl::string_view text);
+
 // An output target written `ds://NAME/PATH` (PATH: the folder inside the datastore that
 // receives the job's outputs/). INVALID_ARGUMENT naming the text and the syntax otherwise.
 absl::StatusOr<v1::OutputTarget> ParseOutputTarget(absl::string_view text);
@@ -73,6 +80,7 @@ class SubmitSpecFlags {
   std::vector<std::string> conda_;
   std::vector<std::string> env_;
   std::vector<std::string> secret_env_;
+  std::vector<std::string> inputs_;
   std::vector<std::string> outputs_to_;
   bool gpu_ = false;
   int32_t nodes_ = 0;

@@ -33,6 +33,7 @@ using job_spec_internal::CheckDistribution;
 using job_spec_internal::CheckEnvironment;
 using job_spec_internal::CheckJobName;
 using job_spec_internal::CheckName;
+using job_spec_internal::CheckInputs;
 using job_spec_internal::CheckOutputs;
 using job_spec_internal::CheckPoolName;
 using job_spec_internal::CheckRelativePath;
@@ -143,6 +144,11 @@ void ApplyJobSpecDefaults(v1::JobSpec* spec) {
       arg.mutable_data()->set_mode(DataReference::MOUNT);
     }
   }
+  for (v1::DataInput& input : *spec->mutable_inputs()) {
+    if (input.data().mode() == DataReference::MODE_UNSPECIFIED) {
+      input.mutable_data()->set_mode(DataReference::MOUNT);
+    }
+  }
 }
 
 absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
@@ -197,6 +203,7 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (spec.max_retries() < 0 || spec.max_retries() > kMaxRetries) {
     return Invalid("spec.max_retries", OutOfRange(spec.max_retries(), 0, kMaxRetries));
   }
+  if (absl::Status s = CheckInputs(spec.inputs()); !s.ok()) return s;
   if (absl::Status s = CheckOutputs(spec.outputs()); !s.ok()) return s;
   return CheckIdempotencyKey(spec.idempotency_key());
 }

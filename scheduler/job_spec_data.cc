@@ -1,7 +1,8 @@
-// The checks of a spec's data references: the datastore arguments among spec.arguments and
-// the folders of spec.outputs. The datastore rules are public (job_spec.h) for the datastore
+// The checks of a spec's data references: the datastore arguments among spec.arguments, the
+// named spec.inputs and the folders of spec.outputs. The datastore rules are public (job_spec.h) for the datastore
 // registry too.
 #include <cstddef>
+#include <set>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -16,6 +17,7 @@ namespace drover::scheduler {
 namespace job_spec_internal {
 
 using v1::Argument;
+using v1::DataInput;
 using v1::DataReference;
 using v1::OutputTarget;
 
@@ -90,6 +92,45 @@ absl::Status CheckArguments(const google::protobuf::RepeatedPtrField<Argument>& 
                    absl::StrCat(total, " bytes in total is over the limit; use at most ",
                                 kMaxArgumentsTotalBytes,
                                 " bytes (128 KiB) together, or pass large inputs in a file"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckInputs(const google::protobuf::RepeatedPtrField<DataInput>& inputs) {
+  if (static_cast<size_t>(inputs.size()) > kMaxInputs) {
+    return Invalid("spec.inputs", absl::StrCat(inputs.size(), " inputs are too many; use at most ",
+                                               kMaxInputs));
+  }
+  std::set<absl::string_view> names;
+  for (int i = 0; i < inputs.size(); ++i) {
+    const std::string field = ListField("spec.inputs", i);
+    const std::string& name = inputs[i].name();
+    const std::string name_field = absl::StrCat(field, ".name");
+    if (name.empty()) {
+      return Invalid(name_field, "is empty; name the input (the job finds its path in "
+                                 "DROVER_INPUT_<name>)");
+    }
+    if (name.size() > kMaxInputNameChars) {
+      return Invalid(name_field, TooLong(name.size(), kMaxInputNameChars, "characters"));
+    }
+    bool valid = absl::ascii_isalpha(static_cast<unsigned char>(name[0]));
+    for (char c : name) valid = valid && (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_');
+    if (!valid) {
+      return Invalid(name_field, absl::StrCat(Quote(name),
+                                              " is not 1-63 characters of [A-Za-z0-9_] starting "
+                                              "with a letter; it becomes part of a variable name"));
+    }
+    if (!names.insert(name).second) {
+      return Invalid(name_field, absl::StrCat(Quote(name),
+                                              " is used by an earlier input; give each its own name"));
+    }
+    if (!inputs[i].has_data()) {
+      return Invalid(absl::StrCat(field, ".data"), "is missing; name a datastore and a path");
+    }
+    if (absl::Status s = CheckDataReference(absl::StrCat(field, ".data"), inputs[i].data());
+        !s.ok()) {
+      return s;
+    }
   }
   return absl::OkStatus();
 }

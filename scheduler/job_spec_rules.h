@@ -50,6 +50,8 @@ inline constexpr int32_t kMinPriority = -1000;
 inline constexpr int32_t kMaxPriority = 1000;
 inline constexpr int32_t kMaxRetries = 100;
 inline constexpr size_t kMaxOutputs = 16;
+inline constexpr size_t kMaxInputs = 64;
+inline constexpr size_t kMaxInputNameChars = 63;
 inline constexpr size_t kMaxIdempotencyKeyChars = 128;
 
 // Values longer than this are described by their size, not quoted, in messages.
@@ -143,6 +145,9 @@ absl::Status CheckEnvironment(const v1::Environment& env);
 
 // spec.arguments, with the data references among them (job_spec_data.cc).
 absl::Status CheckArguments(const google::protobuf::RepeatedPtrField<v1::Argument>& arguments);
+
+// spec.inputs: named data references given in the environment (job_spec_data.cc).
+absl::Status CheckInputs(const google::protobuf::RepeatedPtrField<v1::DataInput>& inputs);
 
 // spec.outputs: the datastore folders that receive outputs/ (job_spec_data.cc).
 absl::Status CheckOutputs(const google::protobuf::RepeatedPtrField<v1::OutputTarget>& outputs);

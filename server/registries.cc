@@ -178,15 +178,21 @@ absl::Status DatastoreRegistry::CheckReferences(const v1::JobSpec& spec) const {
     }
     return absl::OkStatus();
   };
-  for (int i = 0; i < spec.arguments_size(); ++i) {
-    if (!spec.arguments(i).has_data()) continue;
-    const v1::DataReference& data = spec.arguments(i).data();
+  auto check_reference = [&check](const std::string& field, const v1::DataReference& data) {
     const bool upload = data.mode() == v1::DataReference::UPLOAD;
     absl::string_view writing = upload             ? "the job cannot upload to it"
                                 : data.read_write() ? "it cannot be mounted writable"
                                                     : "";
-    DROVER_RETURN_IF_ERROR(check(absl::StrCat("spec.arguments[", i, "].data"), data.datastore(),
-                                 writing, "read it with a read-only mount or download"));
+    return check(field, data.datastore(), writing, "read it with a read-only mount or download");
+  };
+  for (int i = 0; i < spec.arguments_size(); ++i) {
+    if (!spec.arguments(i).has_data()) continue;
+    DROVER_RETURN_IF_ERROR(
+        check_reference(absl::StrCat("spec.arguments[", i, "].data"), spec.arguments(i).data()));
+  }
+  for (int i = 0; i < spec.inputs_size(); ++i) {
+    DROVER_RETURN_IF_ERROR(
+        check_reference(absl::StrCat("spec.inputs[", i, "].data"), spec.inputs(i).data()));
   }
   for (int i = 0; i < spec.outputs_size(); ++i) {
     DROVER_RETURN_IF_ERROR(check(absl::StrCat("spec.outputs[", i, "]"), spec.outputs(i).datastore(),
@@ -207,6 +213,7 @@ std::map<std::string, v1::Datastore> DatastoreRegistry::ReferencedBy(
   for (const v1::Argument& argument : spec.arguments()) {
     if (argument.has_data()) add(argument.data().datastore());
   }
+  for (const v1::DataInput& input : spec.inputs()) add(input.data().datastore());
   for (const v1::OutputTarget& output : spec.outputs()) add(output.datastore());
   return referenced;
 }

@@ -132,9 +132,9 @@ class DatastoreRegistry {
   // Any thread.
   // Every datastore by name, credentials masked.
   std::vector<v1::Datastore> List() const;
-  // Whether every data reference of `spec`'s arguments and every output target names a
-  // registered datastore (INVALID_ARGUMENT naming `spec.arguments[i].data.datastore` or
-  // `spec.outputs[i].datastore` otherwise) that allows the writes it asks for (outputs
+  // Whether every data reference of `spec`'s arguments and inputs and every output target
+  // names a registered datastore (INVALID_ARGUMENT naming `spec.arguments[i].data.datastore`,
+  // `spec.inputs[i].data.datastore` or `spec.outputs[i].datastore` otherwise) that allows the writes it asks for (outputs
   // always write; FAILED_PRECONDITION naming the datastore otherwise).
   absl::Status CheckReferences(const v1::JobSpec& spec) const;
   // The registered datastores `spec` refers to, by name, credentials included (what an

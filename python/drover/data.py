@@ -6,6 +6,7 @@
                                         "--root": ds})              # ds: its root, mounted
 """
 
+import re
 from typing import Optional
 
 from drover.exceptions import ParameterError
@@ -30,13 +31,28 @@ def check_relative_path(what: str, path: str) -> str:
     return path.strip("/")
 
 
+_INPUT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
+
+
+def check_input_name(what: str, name: str) -> str:
+    """`name` if it can name an input (DROVER_INPUT_<name>): 1-63 characters of
+    [A-Za-z0-9_] starting with a letter. Raises ParameterError naming `what`."""
+    if not isinstance(name, str) or not _INPUT_NAME.fullmatch(name):
+        raise ParameterError(f"{what}: {name!r} is not 1-63 characters of [A-Za-z0-9_] "
+                             "starting with a letter (it names $DROVER_INPUT_<name>)")
+    return name
+
+
 class DataReference:
     """A path in a datastore and how the run gets it: `mode` "mount" (read-only unless
     `read_write`), "download" (copied in before the start) or "upload" (an empty folder
-    copied to the datastore when the run ends). Becomes a JobSpec `Argument.data`."""
+    copied to the datastore when the run ends). As a script parameter it becomes a JobSpec
+    `Argument.data`; in an estimator's `inputs=` a JobSpec `DataInput` whose path the script
+    finds in $DROVER_INPUT_<data_reference_name> (default: the datastore's name, '-' as '_')
+    and in `Run.get_context().input_datasets`."""
 
     def __init__(self, datastore: str, path: str = "", mode: str = MOUNT,
-                 read_write: bool = False):
+                 read_write: bool = False, data_reference_name: Optional[str] = None):
         if mode not in _MODES:
             raise ParameterError(f"mode: '{mode}' is not one of mount, download, upload")
         if read_write and mode != MOUNT:
@@ -45,15 +61,29 @@ class DataReference:
         self.path = check_relative_path(f"datastore '{datastore}' path", path)
         self.mode = mode
         self.read_write = bool(read_write)
+        if data_reference_name is not None:
+            check_input_name("data_reference_name", data_reference_name)
+        self._name = data_reference_name
 
-    def as_mount(self, read_write: bool = False) -> "DataReference":
-        return DataReference(self.datastore, self.path, MOUNT, read_write)
+    @property
+    def data_reference_name(self) -> str:
+        """The input's name: as given, or the datastore's name with '-' as '_'."""
+        return self._name if self._name is not None else self.datastore.replace("-", "_")
 
-    def as_download(self) -> "DataReference":
-        return DataReference(self.datastore, self.path, DOWNLOAD)
+    def _with(self, mode: str, read_write: bool = False,
+              data_reference_name: Optional[str] = None) -> "DataReference":
+        return DataReference(self.datastore, self.path, mode, read_write,
+                             data_reference_name if data_reference_name is not None else self._name)
 
-    def as_upload(self) -> "DataReference":
-        return DataReference(self.datastore, self.path, UPLOAD)
+    def as_mount(self, read_write: bool = False,
+                 data_reference_name: Optional[str] = None) -> "DataReference":
+        return self._with(MOUNT, read_write, data_reference_name)
+
+    def as_download(self, data_reference_name: Optional[str] = None) -> "DataReference":
+        return self._with(DOWNLOAD, False, data_reference_name)
+
+    def as_upload(self, data_reference_name: Optional[str] = None) -> "DataReference":
+        return self._with(UPLOAD, False, data_reference_name)
 
     def to_url(self) -> str:
         """The CLI's spelling: ds://NAME/PATH[?mode=...][&rw=true]."""

@@ -16,7 +16,7 @@ import os
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-from drover.data import DataReference, OutputTarget, check_relative_path
+from drover.data import DataReference, OutputTarget, check_input_name, check_relative_path
 from drover.exceptions import ParameterError
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -276,18 +276,24 @@ class Estimator:
                                  "starting with a letter or digit")
         self.name = name
 
-        # Data: a JobSpec makes data available only as arguments, so every input must also
-        # be a script parameter; outputs are where outputs/ is uploaded.
+        # Data: `inputs` reach the script in $DROVER_INPUT_<name> (JobSpec inputs), whether or
+        # not they are script parameters too (then they are made available once).
         self.inputs = []
+        names = {}
         for i, item in enumerate(inputs or []):
             ref = item.as_mount() if isinstance(item, Datastore) else item
             if not isinstance(ref, DataReference):
                 raise ParameterError(f"inputs[{i}]: {item!r} is not a Datastore or DataReference")
-            if ref not in args:
+            name = check_input_name(f"inputs[{i}]: data_reference_name", ref.data_reference_name)
+            if name in names:
                 raise ParameterError(
-                    f"inputs[{i}]: {ref.to_url()} is not a script parameter; Drover makes data "
-                    "available as the script's arguments, so pass it in script_params too")
+                    f"inputs[{i}]: the name '{name}' is used by inputs[{names[name]}]; name "
+                    f"each, for example {ref.datastore}.path('...').as_mount("
+                    "data_reference_name='train')")
+            names[name] = i
             self.inputs.append(ref)
+        if len(self.inputs) > 64:
+            raise ParameterError(f"inputs: {len(self.inputs)} inputs; at most 64")
         self.outputs = []
         for i, item in enumerate(outputs or []):
             if isinstance(item, OutputTarget):
@@ -320,17 +326,24 @@ class Estimator:
         if snapshot_digest:
             spec.source_snapshot = snapshot_digest
         spec.entry_script = self.entry_script
+        def fill(out, ref):
+            out.datastore = ref.datastore
+            out.path = ref.path
+            out.mode = {"mount": job_pb2.DataReference.MOUNT,
+                        "download": job_pb2.DataReference.DOWNLOAD,
+                        "upload": job_pb2.DataReference.UPLOAD}[ref.mode]
+            out.read_write = ref.read_write
+
         for arg in self.arguments:
             out = spec.arguments.add()
             if isinstance(arg, DataReference):
-                out.data.datastore = arg.datastore
-                out.data.path = arg.path
-                out.data.mode = {"mount": job_pb2.DataReference.MOUNT,
-                                 "download": job_pb2.DataReference.DOWNLOAD,
-                                 "upload": job_pb2.DataReference.UPLOAD}[arg.mode]
-                out.data.read_write = arg.read_write
+                fill(out.data, arg)
             else:
                 out.value = arg
+        for ref in self.inputs:
+            out = spec.inputs.add()
+            out.name = ref.data_reference_name
+            fill(out.data, ref)
         spec.compute_target = self.compute_target
         env = spec.environment
         if self.custom_docker_image:

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from drover.exceptions import DroverError, ParameterError
 
@@ -139,6 +139,16 @@ class Run:
             return cls._context
 
     @property
+    def input_datasets(self) -> Dict[str, str]:
+        """In a job: the estimator's `inputs` by name (data_reference_name) -> their local
+        paths ($DROVER_INPUT_<name>). Empty outside Drover and in a client."""
+        prefix = "DROVER_INPUT_"
+        if self._remote is not None:
+            return {}
+        return {k[len(prefix):]: v for k, v in os.environ.items()
+                if k.startswith(prefix) and len(k) > len(prefix)}
+
+    @property
     def offline(self):
         """True outside Drover: calls print instead of recording."""
         return self._fd is None
@@ -201,9 +211,14 @@ class Run:
             self._emit(records, f"metric {name} row {s}: {text}")
 
     def set_tags(self, tags=None, **more):
-        """Sets run tags (text), for example `run.set_tags({"optimizer": "adam"})`."""
+        """Sets run tags (text), for example `run.set_tags({"optimizer": "adam"})`. In a job
+        they are recorded with the metrics; from a client droverd changes the run's tags, as
+        tag() does for one."""
         merged = dict(tags or {})
         merged.update(more)
+        if self._remote is not None:
+            self._remote.tag({str(k): "" if v is None else str(v) for k, v in merged.items()})
+            return
         for k, v in merged.items():
             _check_name(k, "tag name")
             if not isinstance(v, str):
@@ -311,6 +326,14 @@ class Run:
             self.set_tag(key, value)
             return
         self._remote.tag({str(key): value})
+
+    def remove_tags(self, keys: Iterable[str]) -> None:
+        """From a client: removes the tags `keys` from the run (a key it does not have is no
+        error), durably, before this returns; only its owner and admins may. Raises
+        ServerError; DroverError in a job, whose tags are changed from a client."""
+        if isinstance(keys, str):
+            keys = [keys]
+        self._client("remove_tags").tag({}, remove=[str(k) for k in keys])
 
     def show(self, interval: float = 2.0) -> None:
         """In Jupyter: shows the run as a table (status, reason, nodes, the latest value of

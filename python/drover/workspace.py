@@ -163,14 +163,15 @@ class Datastore:
         """A path inside the datastore, mounted read-only unless changed with as_*()."""
         return DataReference(self.name, path, MOUNT)
 
-    def as_mount(self, read_write: bool = False) -> DataReference:
-        return DataReference(self.name, "", MOUNT, read_write)
+    def as_mount(self, read_write: bool = False,
+                 data_reference_name: Optional[str] = None) -> DataReference:
+        return DataReference(self.name, "", MOUNT, read_write, data_reference_name)
 
-    def as_download(self) -> DataReference:
-        return DataReference(self.name, "", DOWNLOAD)
+    def as_download(self, data_reference_name: Optional[str] = None) -> DataReference:
+        return DataReference(self.name, "", DOWNLOAD, data_reference_name=data_reference_name)
 
-    def as_upload(self) -> DataReference:
-        return DataReference(self.name, "", UPLOAD)
+    def as_upload(self, data_reference_name: Optional[str] = None) -> DataReference:
+        return DataReference(self.name, "", UPLOAD, data_reference_name=data_reference_name)
 
     def __repr__(self):
         return f"Datastore({self.name!r})"

@@ -62,6 +62,10 @@ args = parser.parse_args()
 with open(os.path.join(args.data, "train.csv")) as f:
     print("read", f.read().strip(), flush=True)
 run = drover.Run.get_context()
+labels = run.input_datasets["labels"]
+assert labels == os.environ["DROVER_INPUT_labels"], labels
+with open(os.path.join(labels, "train.csv")) as f:
+    print("input labels at", labels, "read", f.read().strip(), flush=True)
 for epoch in range(args.epochs):
     run.log("loss", 1.0 / (epoch + 2))
 run.log("accuracy", 0.875)
@@ -85,6 +89,7 @@ def test_single_node_estimator_with_a_datastore_parameter_trains_and_its_model_c
 
     est = PyTorch(source_directory=write_project(tmp_path, TRAIN),
                   script_params={"--data": ds.path("mnist"), "--epochs": 3},
+                  inputs=[ds.path("mnist").as_download(data_reference_name="labels")],
                   compute_target=ComputeTarget(ws, "default"), entry_script="train.py")
     exp = Experiment(ws, "sdk-e2e")
     run = exp.submit(est, tags={"purpose": "sdk-test"})
@@ -93,6 +98,8 @@ def test_single_node_estimator_with_a_datastore_parameter_trains_and_its_model_c
         details = run.wait_for_completion(show_output=True)
     printed = out.getvalue()
     assert "read 1,2,3\n" in printed, printed + cluster.logs()
+    # The input is not an argument: it was copied in and its path given by name.
+    assert "input labels at /job/data/datasets/mnist read 1,2,3\n" in printed, printed
     assert f"rank 0 done {run.id}\n" in printed
     assert details["status"] == "Completed" and run.get_status() == "Completed"
 
@@ -116,6 +123,9 @@ def test_single_node_estimator_with_a_datastore_parameter_trains_and_its_model_c
     # A client tags the ended run; droverd keeps it, a reattached Run sees it.
     run.tag("reviewed", "yes")
     assert again.get_details()["tags"] == {"purpose": "sdk-test", "reviewed": "yes"}
+    run.remove_tags(["reviewed", "never-set"])
+    assert again.get_details()["tags"] == {"purpose": "sdk-test"}
+    run.tag("reviewed", "yes")
     assert run.get_tags() == {"purpose": "sdk-test", "stage": "trained", "reviewed": "yes"}
     with pytest.raises(ServerError, match=r"tags\['bad key'\]") as bad:
         run.tag("bad key", "x")

@@ -19,7 +19,7 @@ import drover
 from drover import _config, snapshot
 from drover.data import DataReference
 from drover.estimator import Estimator
-from drover.exceptions import ParameterError, ServerError
+from drover.exceptions import DroverError, ParameterError, ServerError
 from drover.experiment import Experiment
 from drover.train.dnn import PyTorch
 from drover.v1 import job_pb2
@@ -137,6 +137,45 @@ def test_inputs_that_are_script_params_are_accepted():
     ds = Datastore(None, "datasets")
     est = Estimator(entry_script="t.py", script_params={"--d": ds}, inputs=[ds])
     assert est.inputs == [ds.as_mount()]
+    spec = est.to_job_spec()
+    assert spec.arguments[1].data.datastore == "datasets"
+    assert [(i.name, i.data.datastore, i.data.mode) for i in spec.inputs] == [
+        ("datasets", "datasets", job_pb2.DataReference.MOUNT)]
+
+
+def test_inputs_become_named_job_spec_inputs():
+    ds = Datastore(None, "image-net")
+    est = Estimator(entry_script="t.py", inputs=[
+        ds.path("train").as_download(),
+        ds.path("labels").as_mount(data_reference_name="labels"),
+        Datastore(None, "results").as_upload(data_reference_name="out_2")])
+    spec = est.to_job_spec()
+    assert [(i.name, i.data.datastore, i.data.path, i.data.mode) for i in spec.inputs] == [
+        ("image_net", "image-net", "train", job_pb2.DataReference.DOWNLOAD),
+        ("labels", "image-net", "labels", job_pb2.DataReference.MOUNT),
+        ("out_2", "results", "", job_pb2.DataReference.UPLOAD)]
+    assert list(spec.arguments) == []
+
+
+@pytest.mark.parametrize("name", ["", "1st", "has-dash", "a b", "x" * 64, "DROVER\0", 7])
+def test_a_bad_input_name_raises_naming_it(name):
+    with pytest.raises(ParameterError, match="data_reference_name"):
+        Datastore(None, "datasets").path("x").as_mount(data_reference_name=name)
+
+
+def test_a_datastore_name_that_cannot_name_an_input_must_be_given_a_name():
+    with pytest.raises(ParameterError, match=r"inputs\[0\]: data_reference_name"):
+        Estimator(entry_script="t.py", inputs=[Datastore(None, "2020-data").as_mount()])
+    est = Estimator(entry_script="t.py",
+                    inputs=[Datastore(None, "2020-data").as_mount(data_reference_name="d2020")])
+    assert est.to_job_spec().inputs[0].name == "d2020"
+
+
+def test_input_datasets_in_a_job_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DROVER_INPUT_train", "/job/data/ds/train")
+    monkeypatch.setenv("DROVER_INPUT_", "ignored")
+    run = drover.Run(stream=open(os.devnull, "w"))
+    assert run.input_datasets == {"train": "/job/data/ds/train"}
 
 
 def test_source_directory_must_hold_the_entry_script(project):
@@ -179,7 +218,8 @@ def test_source_directory_must_hold_the_entry_script(project):
     (dict(script_params=["--a"]), "script_params"),
     (dict(script_params={"--a": object()}), "script_params"),
     (dict(arguments="--a 1"), "arguments"),
-    (dict(inputs=[DataReference("datasets", "x")]), "inputs"),
+    (dict(inputs=[DataReference("datasets", "x"), DataReference("datasets", "y")]), "inputs"),
+    (dict(inputs=["ds://datasets/x"]), "inputs"),
     (dict(outputs=[Datastore(None, "results")]), "outputs"),
     (dict(outputs=["ds://results/x"]), "outputs"),
 ])
@@ -470,3 +510,13 @@ def test_tag_from_a_client_asks_droverd_to_change_the_runs_tags():
     assert [(r.job_id, dict(r.set), list(r.remove)) for r in conn.requests] == [
         ("j-3", {"best": "0.9"}, []), ("j-3", {"reviewed": ""}, [])]
     assert dict(run._remote.job.spec.tags) == {"reviewed": ""}
+    run.set_tags({"a": 1}, b=None)
+    run.remove_tags(["best", "reviewed"])
+    run.remove_tags("a")
+    assert [(dict(r.set), list(r.remove)) for r in conn.requests[2:]] == [
+        ({"a": "1", "b": ""}, []), ({}, ["best", "reviewed"]), ({}, ["a"])]
+
+
+def test_remove_tags_in_a_job_says_to_use_a_client():
+    with pytest.raises(DroverError, match="remove_tags"):
+        drover.Run(stream=open(os.devnull, "w")).remove_tags(["a"])

@@ -114,6 +114,50 @@ TEST_F(JobDataTest, ReferencesBecomeContainerPathsInArgumentOrder) {
   EXPECT_EQ(testing::ReadWholeFile(store_ + "/results/run1/metrics.json"), "{}\n");
 }
 
+TEST_F(JobDataTest, InputsArePathsInTheEnvironmentAndOneThatIsAlsoAnArgumentIsMadeOnce) {
+  Arg("--copy");
+  Ref("train/a.txt", v1::DataReference::DOWNLOAD);
+  auto input = [this](const std::string& name, const std::string& path,
+                      v1::DataReference::Mode mode) {
+    v1::DataInput* in = assignment_.mutable_spec()->add_inputs();
+    in->set_name(name);
+    in->mutable_data()->set_datastore("image-net");
+    in->mutable_data()->set_path(path);
+    in->mutable_data()->set_mode(mode);
+  };
+  input("same_file", "train/a.txt", v1::DataReference::DOWNLOAD);
+  input("train", "train", v1::DataReference::MOUNT);
+  input("results", "results/run2", v1::DataReference::UPLOAD);
+  absl::StatusOr<JobData> data = Prepare("n1");
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_THAT(data->arguments,
+              ::testing::ElementsAre("--copy", "/job/data/image-net/train/a.txt"));
+  EXPECT_THAT(data->env,
+              ::testing::ElementsAre("DROVER_INPUT_same_file=/job/data/image-net/train/a.txt",
+                                     "DROVER_INPUT_train=/datastores/image-net/train",
+                                     "DROVER_INPUT_results=/job/upload/image-net/results/run2",
+                                     "DROVER_DATASTORE_IMAGE_NET=/datastores/image-net"));
+  EXPECT_EQ(testing::ReadWholeFile(job_ + "/data/image-net/train/a.txt"), "sample a\n");
+  EXPECT_TRUE(fs::is_directory(job_ + "/upload/image-net/results/run2"));
+  ASSERT_EQ(data->uploads.size(), 1u) << "the upload input is uploaded once";
+}
+
+TEST_F(JobDataTest, AnInputNameThatIsNoVariableNameIsRefusedByTheAgentToo) {
+  // droverd checks input names; the agent does not trust what reaches it.
+  for (const std::string& name : {std::string("A=B"), std::string("x\ny"), std::string(""),
+                                   std::string("1a"), std::string(64, 'a'),
+                                   std::string("a\0b", 3)}) {
+    assignment_.mutable_spec()->clear_inputs();
+    v1::DataInput* in = assignment_.mutable_spec()->add_inputs();
+    in->set_name(name);
+    in->mutable_data()->set_datastore("image-net");
+    absl::StatusOr<JobData> data = Prepare("n1");
+    EXPECT_TRUE(absl::IsInvalidArgument(data.status())) << data.status();
+    EXPECT_THAT(data.status().message(), HasSubstr("inputs[0]: name"));
+  }
+  EXPECT_FALSE(fs::exists(job_ + "/data"));
+}
+
 TEST_F(JobDataTest, ReadWriteMountWhenAnyReferenceAsksAndTheDatastoreAllows) {
   Ref("", v1::DataReference::MOUNT);
   Ref("train", v1::DataReference::MOUNT, /*read_write=*/true);

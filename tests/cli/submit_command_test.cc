@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "cli/submit_spec.h"
 #include "tests/cli/cli_fixture.h"
 
 namespace drover::cli {
@@ -39,7 +40,8 @@ TEST_F(CliTest, SubmitBuildsTheSpecFromFlags) {
                  "--shm", "2Gi", "--max-run-duration", "90m", "--priority", "-5",
                  "--max-retries", "2", "--snapshot", "sha256:abc", "--idempotency-key", "k1",
                  "--outputs-to", "ds://results/runs/7", "--outputs-to", "ds://archive/r7",
-                 "train.py", "--lr", "0.1", "ds://imagenet/train?mode=download", "\\ds://x"}),
+                 "--input", "labels=ds://imagenet/labels?mode=download", "--input",
+                 "scratch=ds://tmp?rw=true", "train.py", "--lr", "0.1", "ds://imagenet/train?mode=download", "\\ds://x"}),
             0)
       << err();
   const v1::JobSpec& spec = SubmittedSpec();
@@ -47,6 +49,11 @@ TEST_F(CliTest, SubmitBuildsTheSpecFromFlags) {
   EXPECT_EQ(spec.experiment(), "vision");
   EXPECT_EQ(spec.tags().at("team"), "cv");
   EXPECT_EQ(spec.tags().at("owner"), "ana");
+  ASSERT_EQ(spec.inputs_size(), 2);
+  EXPECT_EQ(spec.inputs(0).name(), "labels");
+  EXPECT_EQ(FormatDataReference(spec.inputs(0).data()), "ds://imagenet/labels?mode=download");
+  EXPECT_EQ(spec.inputs(1).name(), "scratch");
+  EXPECT_EQ(FormatDataReference(spec.inputs(1).data()), "ds://tmp?rw=true");
   EXPECT_EQ(spec.compute_target(), "gpu");
   EXPECT_EQ(spec.environment().image(), "pytorch:2.1");
   EXPECT_THAT(spec.environment().pip_packages(), ElementsAre("torch==2.1.0", "numpy"));
@@ -174,6 +181,10 @@ TEST_F(CliTest, SubmitUsageErrorsExit2AndSendNothing) {
       {{"submit", "--outputs-to", "results/run7", "t.py"}, "--outputs-to: output target 'results/run7': does not start with ds://"},
       {{"submit", "--outputs-to", "ds://results", "t.py"}, "no folder"},
       {{"submit", "--outputs-to", "ds://results/x?mode=upload", "t.py"}, "takes no options"},
+      {{"submit", "--input", "ds://d/x", "t.py"}, "--input: input 'ds://d/x': has no NAME=; write NAME=ds://DATASTORE/PATH"},
+      {{"submit", "--input", "=ds://d/x", "t.py"}, "--input: input '=ds://d/x': has no NAME="},
+      {{"submit", "--input", "x=/etc", "t.py"}, "the data does not start with ds://"},
+      {{"submit", "--input", "x=ds://d/x?mode=fast", "t.py"}, "mode 'fast' is not one of mount, download, upload"},
       {{"submit", "-f", "/nonexistent/job.json"}, "cannot read job spec file"},
       {{"submit", "-f", bad_json}, "bad.json"},
       {{"submit", "--output", "yaml", "t.py"}, "--output"},

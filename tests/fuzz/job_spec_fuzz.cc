@@ -12,6 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "cli/submit_spec.h"
 #include "common/proto_bytes.h"
 #include "drover/v1/job.pb.h"
@@ -50,6 +52,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(scheduler::CheckDatastoreName("x", argument.data().datastore()).ok(), text);
       FUZZ_CHECK(scheduler::CheckDatastorePath("x", argument.data().path()).ok(), text);
     }
+  }
+  for (const v1::DataInput& input : stored.inputs()) {
+    // A valid input's name is a variable name, and `--input` reads back what it wrote.
+    std::string text = absl::StrCat(input.name(), "=", cli::FormatDataReference(input.data()));
+    absl::StatusOr<v1::DataInput> again = cli::ParseInput(text);
+    FUZZ_CHECK(again.ok(), std::string(again.status().message()) + " for " + text);
+    FUZZ_CHECK(SerializeDeterministic(*again) == SerializeDeterministic(input),
+               text + " parsed as " + again->ShortDebugString() + ", was " + input.ShortDebugString());
+    for (char c : input.name()) FUZZ_CHECK(absl::ascii_isalnum(c) || c == '_', text);
   }
   for (const v1::OutputTarget& output : stored.outputs()) {
     FUZZ_CHECK(scheduler::CheckDatastoreName("x", output.datastore()).ok(), output.ShortDebugString());

@@ -72,6 +72,11 @@ JobSpec FullSpec() {
   v1::OutputTarget* out = spec.add_outputs();
   out->set_datastore("results");
   out->set_path("imagenet/resnet50");
+  v1::DataInput* input = spec.add_inputs();
+  input->set_name("Labels_2");
+  input->mutable_data()->set_datastore("imagenet");
+  input->mutable_data()->set_path("labels");
+  input->mutable_data()->set_mode(DataReference::DOWNLOAD);
   spec.set_idempotency_key("submit 2024-05-01T10:00:00Z #1");
   return spec;
 }
@@ -428,6 +433,67 @@ std::vector<BadSpec> BadSpecs() {
        "spec.outputs[0].path"},
       {"OutputPathEscapingDatastore",
        [](JobSpec& s) { s.mutable_outputs(0)->set_path("../other-team"); }, "spec.outputs[0].path"},
+      {"InputWithoutName",
+       [](JobSpec& s) { s.add_inputs()->mutable_data()->set_datastore("results"); },
+       "spec.inputs[1].name"},
+      {"InputNameWithDash",
+       [](JobSpec& s) {
+         v1::DataInput* in = s.add_inputs();
+         in->set_name("train-set");
+         in->mutable_data()->set_datastore("results");
+       },
+       "spec.inputs[1].name"},
+      {"InputNameStartingWithADigit",
+       [](JobSpec& s) {
+         v1::DataInput* in = s.add_inputs();
+         in->set_name("1st");
+         in->mutable_data()->set_datastore("results");
+       },
+       "spec.inputs[1].name"},
+      {"InputNameTooLong",
+       [](JobSpec& s) {
+         v1::DataInput* in = s.add_inputs();
+         in->set_name(std::string(64, 'a'));
+         in->mutable_data()->set_datastore("results");
+       },
+       "spec.inputs[1].name"},
+      {"InputNameTwice",
+       [](JobSpec& s) {
+         for (int i = 0; i < 2; ++i) {
+           v1::DataInput* in = s.add_inputs();
+           in->set_name("train");
+           in->mutable_data()->set_datastore("results");
+         }
+       },
+       "spec.inputs[2].name"},
+      {"InputWithoutData", [](JobSpec& s) { s.add_inputs()->set_name("train"); },
+       "spec.inputs[1].data"},
+      {"InputPathEscapingDatastore",
+       [](JobSpec& s) {
+         v1::DataInput* in = s.add_inputs();
+         in->set_name("train");
+         in->mutable_data()->set_datastore("results");
+         in->mutable_data()->set_path("../../etc");
+       },
+       "spec.inputs[1].data.path"},
+      {"InputReadWriteDownload",
+       [](JobSpec& s) {
+         v1::DataInput* in = s.add_inputs();
+         in->set_name("train");
+         in->mutable_data()->set_datastore("results");
+         in->mutable_data()->set_mode(v1::DataReference::DOWNLOAD);
+         in->mutable_data()->set_read_write(true);
+       },
+       "spec.inputs[1].data.read_write"},
+      {"TooManyInputs",
+       [](JobSpec& s) {
+         for (int i = 0; i < 65; ++i) {
+           v1::DataInput* in = s.add_inputs();
+           in->set_name(absl::StrCat("in", i));
+           in->mutable_data()->set_datastore("results");
+         }
+       },
+       "spec.inputs"},
       {"IdempotencyKeyTooLong", [](JobSpec& s) { s.set_idempotency_key(std::string(129, 'k')); },
        "spec.idempotency_key"},
       {"IdempotencyKeyNotPrintable", [](JobSpec& s) { s.set_idempotency_key("key\n2"); },
@@ -469,6 +535,9 @@ TEST(ApplyJobSpecDefaultsTest, FillsExactlyTheDocumentedDefaults) {
   spec.set_entry_script("train.py");
   spec.add_arguments()->mutable_data()->set_datastore("ds");
   spec.add_arguments()->set_value("--fast");
+  v1::DataInput* input = spec.add_inputs();
+  input->set_name("labels");
+  input->mutable_data()->set_datastore("ds");
   ApplyJobSpecDefaults(&spec);
 
   JobSpec want;
@@ -476,6 +545,10 @@ TEST(ApplyJobSpecDefaultsTest, FillsExactlyTheDocumentedDefaults) {
   want.add_arguments()->mutable_data()->set_datastore("ds");
   want.mutable_arguments(0)->mutable_data()->set_mode(DataReference::MOUNT);
   want.add_arguments()->set_value("--fast");
+  v1::DataInput* wanted_input = want.add_inputs();
+  wanted_input->set_name("labels");
+  wanted_input->mutable_data()->set_datastore("ds");
+  wanted_input->mutable_data()->set_mode(DataReference::MOUNT);
   want.set_experiment("default");
   want.set_compute_target("default");
   want.mutable_environment()->set_image("host");

@@ -169,6 +169,24 @@ TEST_F(RegistriesTest, OutputsNeedADatastoreThatAllowsWrites) {
   EXPECT_THAT(check.message(), HasSubstr("read-only"));
 }
 
+TEST_F(RegistriesTest, InputsAreCheckedAsArgumentsAreAndNamedAsInputs) {
+  ASSERT_TRUE(PutDatastore("scratch").ok());
+  v1::JobSpec spec;
+  v1::DataInput* input = spec.add_inputs();
+  input->set_name("data");
+  input->mutable_data()->set_datastore("scratch");
+  EXPECT_TRUE(datastores_->CheckReferences(spec).ok());
+  EXPECT_EQ(datastores_->ReferencedBy(spec).count("scratch"), 1u);
+  input->mutable_data()->set_mode(v1::DataReference::UPLOAD);
+  absl::Status check = datastores_->CheckReferences(spec);
+  EXPECT_TRUE(absl::IsFailedPrecondition(check)) << check;
+  EXPECT_THAT(check.message(), HasSubstr("spec.inputs[0].data: datastore 'scratch' is read-only"));
+  input->mutable_data()->set_datastore("nowhere");
+  check = datastores_->CheckReferences(spec);
+  EXPECT_TRUE(absl::IsInvalidArgument(check)) << check;
+  EXPECT_THAT(check.message(), HasSubstr("spec.inputs[0].data.datastore: 'nowhere'"));
+}
+
 TEST(TargetNamesTest, KnowsTheTargetsItWasLastGiven) {
   TargetNames names;
   EXPECT_FALSE(names.Exists("default"));
