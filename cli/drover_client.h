@@ -103,6 +103,7 @@ class DroverClient {
   virtual absl::StatusOr<v1::User> RevokeUser(const v1::RevokeUserRequest& request) = 0;
   virtual absl::StatusOr<v1::UserToken> IssueUserToken(
       const v1::IssueUserTokenRequest& request) = 0;
+  virtual absl::StatusOr<v1::User> SetUserBlobQuota(const v1::SetUserBlobQuotaRequest& request) = 0;
   virtual absl::StatusOr<v1::User> WhoAmI(const v1::WhoAmIRequest& request) = 0;
   virtual absl::StatusOr<v1::ListAuditRecordsResponse> ListAuditRecords(
       const v1::ListAuditRecordsRequest& request) = 0;

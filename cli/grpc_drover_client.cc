@@ -188,6 +188,9 @@ class GrpcDroverClient final : public DroverClient {
   absl::StatusOr<v1::User> RevokeUser(const v1::RevokeUserRequest& request) override {
     return Unary<v1::User>(request, &v1::AdminService::Stub::RevokeUser, admin_.get());
   }
+  absl::StatusOr<v1::User> SetUserBlobQuota(const v1::SetUserBlobQuotaRequest& request) override {
+    return Unary<v1::User>(request, &v1::AdminService::Stub::SetUserBlobQuota, admin_.get());
+  }
   absl::StatusOr<v1::UserToken> IssueUserToken(const v1::IssueUserTokenRequest& request) override {
     return Unary<v1::UserToken>(request, &v1::AdminService::Stub::IssueUserToken, admin_.get());
   }

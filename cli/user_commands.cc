@@ -1,5 +1,6 @@
 // Users and logging in: `drover user create|list|revoke|token` (admins, on droverd's
 // AdminService), `drover login` (writes the client config file) and `drover whoami`.
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -8,6 +9,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "cli/format.h"
+#include "common/archive/snapshot.h"
+#include "common/flags.h"
 #include "cli/invocation.h"
 
 namespace drover::cli {
@@ -83,20 +86,30 @@ int UserCreateAction(Invocation& inv, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+// A user's own quota as `drover user list` and `quota` show it.
+std::string QuotaText(int64_t bytes) {
+  if (bytes == 0) return "default";
+  if (bytes < 0) return "none";
+  return archive::FormatBytes(static_cast<uint64_t>(bytes));
+}
+
 int UserListAction(Invocation& inv, const std::vector<std::string>& args) {
   FlagSet flags("drover user list [flags]",
-                "Lists the users: NAME, ROLE, STATE (active or revoked), CREATED. No tokens.");
+                "Lists the users: NAME, ROLE, STATE (active or revoked), CREATED and their own\n"
+                "blob QUOTA (default: droverd's --blob-quota). No tokens.");
   return inv.RunRead(
       flags, args, "user list", "  drover user list\n",
       [](DroverClient& client) { return client.ListUsers(v1::ListUsersRequest()); },
       [&](const v1::ListUsersResponse& list) {
         inv.PrintList(list.users(), [&] {
-          std::vector<std::vector<std::string>> rows = {{"NAME", "ROLE", "STATE", "CREATED"}};
+          std::vector<std::vector<std::string>> rows = {
+              {"NAME", "ROLE", "STATE", "CREATED", "QUOTA"}};
           for (const v1::User& user : list.users()) {
             absl::Time created = absl::FromUnixSeconds(user.create_time().seconds());
             rows.push_back({user.name(), RoleText(user.role()),
                             user.revoked() ? "revoked" : "active",
-                            absl::FormatTime("%Y-%m-%d %H:%M", created, inv.ctx().zone)});
+                            absl::FormatTime("%Y-%m-%d %H:%M", created, inv.ctx().zone),
+                            QuotaText(user.blob_quota_bytes())});
           }
           return FormatTable(rows);
         });
@@ -150,6 +163,53 @@ int UserTokenAction(Invocation& inv, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+int UserQuotaAction(Invocation& inv, const std::vector<std::string>& args) {
+  FlagSet flags("drover user quota [flags] NAME SIZE",
+                "Sets how much a user may hold in droverd's blob store (code snapshots, images\n"
+                "and their jobs' outputs): SIZE as 512Mi, 50Gi, 1Ti (a plain number is MiB),\n"
+                "'default' for droverd's --blob-quota, or 'none' for no quota. Takes effect\n"
+                "for the user's next upload; what they hold already stays.");
+  AddGlobalFlags(&flags, &inv.global());
+  std::vector<std::string> positional;
+  if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
+                            "  drover user quota alice 500Gi\n"
+                            "  drover user quota ci-bot none\n"
+                            "  drover user quota alice default\n")) {
+    return *done;
+  }
+  if (positional.size() != 2) {
+    return inv.Fail(kExitUsage, "user quota: give NAME and SIZE (500Gi, default or none)");
+  }
+  v1::SetUserBlobQuotaRequest request;
+  request.set_name(positional[0]);
+  const std::string size = absl::AsciiStrToLower(positional[1]);
+  if (size == "default") {
+    request.set_blob_quota_bytes(0);
+  } else if (size == "none") {
+    request.set_blob_quota_bytes(-1);
+  } else {
+    int64_t mib = 0;
+    if (absl::Status parsed = ParseMib(positional[1], &mib); !parsed.ok() || mib == 0) {
+      return inv.Fail(kExitUsage,
+                      absl::StrCat("user quota: SIZE '", positional[1],
+                                   "' is not a size; write 500Gi, 1Ti, default or none"));
+    }
+    request.set_blob_quota_bytes(mib * 1024 * 1024);
+  }
+  int exit_code = kExitOk;
+  std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
+  if (client == nullptr) return exit_code;
+  absl::StatusOr<v1::User> user =
+      inv.WithRetry([&] { return client->SetUserBlobQuota(request); });
+  if (!user.ok()) return inv.ServerError(user.status());
+  inv.Print([&] { return MessageToJson(*user, /*pretty=*/true); },
+            [&] {
+              return absl::StrCat(user->name(), ": blob quota ",
+                                  QuotaText(user->blob_quota_bytes()), "\n");
+            });
+  return kExitOk;
+}
+
 }  // namespace
 
 int UserCommand(Invocation& inv, const std::vector<std::string>& args) {
@@ -159,11 +219,13 @@ int UserCommand(Invocation& inv, const std::vector<std::string>& args) {
                     {{"create", "Create a user; prints their token once", UserCreateAction},
                      {"list", "List the users and their roles", UserListAction},
                      {"revoke", "Revoke a user's token", UserRevokeAction},
-                     {"token", "Give a user a new token; prints it once", UserTokenAction}},
+                     {"token", "Give a user a new token; prints it once", UserTokenAction},
+                     {"quota", "Set how much a user may hold in the blob store", UserQuotaAction}},
                     "  drover user create alice --role user\n"
                     "  drover user list\n"
                     "  drover user revoke alice\n"
-                    "  drover user token alice\n",
+                    "  drover user token alice\n"
+                    "  drover user quota alice 500Gi\n",
                     args);
 }
 
@@ -223,13 +285,26 @@ int LoginCommand(Invocation& inv, const std::vector<std::string>& args) {
 }
 
 int WhoAmICommand(Invocation& inv, const std::vector<std::string>& args) {
-  FlagSet flags("drover whoami [flags]", "Prints who droverd takes you for: NAME ROLE.");
+  FlagSet flags("drover whoami [flags]",
+                "Prints who droverd takes you for (NAME ROLE) and what you hold in its blob\n"
+                "store against your quota.");
   return inv.RunRead(
       flags, args, "whoami", "  drover whoami\n",
       [](DroverClient& client) { return client.WhoAmI(v1::WhoAmIRequest()); },
       [&](const v1::User& user) {
         inv.Print([&] { return MessageToJson(user, /*pretty=*/true); },
-                  [&] { return absl::StrCat(user.name(), " ", RoleText(user.role()), "\n"); });
+                  [&] {
+                    const uint64_t held = static_cast<uint64_t>(std::max<int64_t>(0, user.blob_held_bytes()));
+                    return absl::StrCat(
+                        user.name(), " ", RoleText(user.role()), "\nblob store: ",
+                        archive::FormatBytes(held), " held",
+                        user.blob_quota_effective_bytes() > 0
+                            ? absl::StrCat(" of ", archive::FormatBytes(static_cast<uint64_t>(
+                                                       user.blob_quota_effective_bytes())),
+                                           " (quota)")
+                            : std::string(", no quota"),
+                        "\n");
+                  });
       });
 }
 

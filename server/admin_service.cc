@@ -355,6 +355,36 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RevokeUser(grpc::CallbackServerConte
   return reactor;
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::SetUserBlobQuota(
+    grpc::CallbackServerContext* context, const v1::SetUserBlobQuotaRequest* request,
+    v1::User* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Caller caller;
+  if (Refused(auth_, *context, Method(__func__), reactor, &caller)) return reactor;
+  if (absl::Status valid = CheckUserName("name", request->name()); !valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  if (request->blob_quota_bytes() < -1) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "blob_quota_bytes: ", request->blob_quota_bytes(),
+        " is not a quota; give bytes, 0 for droverd's --blob-quota or -1 for none"))));
+    return reactor;
+  }
+  store_.SetUserBlobQuota(
+      request->name(), request->blob_quota_bytes(),
+      [this, reactor, response, by = caller.name](absl::StatusOr<v1::User> user) {
+        if (user.ok()) {
+          quota_.SetUserQuota(user->name(), user->blob_quota_bytes());
+          Log(LogLevel::kInfo, "user_blob_quota_set",
+              {{"user", user->name()}, {"bytes", user->blob_quota_bytes()}, {"by", by}});
+          *response = *std::move(user);
+        }
+        reactor->Finish(ToGrpcStatus(user.status()));
+      });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::IssueUserToken(
     grpc::CallbackServerContext* context, const v1::IssueUserTokenRequest* request,
     v1::UserToken* response) {
@@ -391,6 +421,16 @@ grpc::ServerUnaryReactor* AdminServiceImpl::WhoAmI(grpc::CallbackServerContext* 
   if (Refused(auth_, *context, Method(__func__), reactor, &caller)) return reactor;
   response->set_name(caller.name);
   response->set_role(caller.role);
+  // droverd's local admin socket holds nothing and has no quota (blob_service.cc).
+  if (caller.kind != Caller::Kind::kLocalAdmin) {
+    absl::StatusOr<int64_t> held = quota_.Held(caller.name);
+    if (!held.ok()) {
+      reactor->Finish(ToGrpcStatus(held.status()));
+      return reactor;
+    }
+    response->set_blob_held_bytes(*held);
+    response->set_blob_quota_effective_bytes(quota_.QuotaOf(caller.name));
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -7,6 +7,7 @@
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "common/clock.h"
 #include "server/auth.h"
+#include "server/blob_quota.h"
 #include "server/core.h"
 #include "storage/store.h"
 #include "server/core_loop.h"
@@ -22,9 +23,9 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   // `retention` runs CollectGarbage's pass.
   AdminServiceImpl(Core& core, CoreLoop& loop, const storage::BlobStore& blobs,
                    storage::Store& store, Authenticator& auth, const Clock& clock,
-                   Retention& retention)
+                   Retention& retention, BlobQuota& quota)
       : core_(core), loop_(loop), blobs_(blobs), store_(store), auth_(auth), clock_(clock),
-        retention_(retention) {}
+        retention_(retention), quota_(quota) {}
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* context,
                                       const v1::ListNodesRequest* request,
@@ -75,6 +76,9 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* RevokeUser(grpc::CallbackServerContext* context,
                                        const v1::RevokeUserRequest* request,
                                        v1::User* response) override;
+  grpc::ServerUnaryReactor* SetUserBlobQuota(grpc::CallbackServerContext* context,
+                                             const v1::SetUserBlobQuotaRequest* request,
+                                             v1::User* response) override;
   grpc::ServerUnaryReactor* IssueUserToken(grpc::CallbackServerContext* context,
                                            const v1::IssueUserTokenRequest* request,
                                            v1::UserToken* response) override;
@@ -96,6 +100,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   Authenticator& auth_;
   const Clock& clock_;
   Retention& retention_;
+  BlobQuota& quota_;
 };
 
 }  // namespace drover::server

@@ -60,6 +60,7 @@ const std::map<std::string, MethodRule, std::less<>>& MethodRules() {
       {"/drover.v1.AdminService/ListUsers", {Need::kAdmin, Effect::kReads}},
       {"/drover.v1.AdminService/RevokeUser", {Need::kAdmin, Effect::kChanges}},
       {"/drover.v1.AdminService/IssueUserToken", {Need::kAdmin, Effect::kChanges}},
+      {"/drover.v1.AdminService/SetUserBlobQuota", {Need::kAdmin, Effect::kChanges}},
       {"/drover.v1.AdminService/WhoAmI", {Need::kViewer, Effect::kReads}},
       {"/drover.v1.AdminService/ListAuditRecords", {Need::kAdmin, Effect::kReads}},
       {"/drover.v1.AdminService/CollectGarbage", {Need::kAdmin, Effect::kChanges}},

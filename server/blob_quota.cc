@@ -29,6 +29,22 @@ void BlobQuota::Reservation::Release() {
   bytes_ = 0;
 }
 
+void BlobQuota::SetUserQuota(const std::string& user, int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  if (bytes == 0) {
+    own_quota_.erase(user);
+  } else {
+    own_quota_[user] = bytes;
+  }
+}
+
+int64_t BlobQuota::QuotaOf(const std::string& user) const {
+  absl::MutexLock lock(&mu_);
+  auto it = own_quota_.find(user);
+  if (it == own_quota_.end()) return quota_bytes_ > 0 ? quota_bytes_ : 0;
+  return it->second > 0 ? it->second : 0;
+}
+
 absl::StatusOr<int64_t> BlobQuota::Held(const std::string& user) {
   absl::StatusOr<storage::BlobHoldings> holdings = store_.BlobHoldingsOf(user);
   if (!holdings.ok()) return holdings.status();
@@ -44,7 +60,8 @@ absl::StatusOr<BlobQuota::Reservation> BlobQuota::Reserve(const std::string& use
                                                           const std::string& digest,
                                                           int64_t size, absl::string_view holds_phrase) {
   Reservation reservation;
-  if (quota_bytes_ <= 0) return reservation;
+  const int64_t quota = QuotaOf(user);
+  if (quota == 0) return reservation;
   absl::StatusOr<bool> holds = store_.IsBlobUploader(digest, user);
   if (!holds.ok()) return holds.status();
   if (*holds) return reservation;  // held already: costs nothing again
@@ -54,18 +71,17 @@ absl::StatusOr<BlobQuota::Reservation> BlobQuota::Reserve(const std::string& use
   absl::MutexLock lock(&mu_);
   int64_t& reserved = reserved_[user];
   // Written so that no sum can overflow, whatever size a client announces.
-  if (size > quota_bytes_ || *held > quota_bytes_ - size ||
-      reserved > quota_bytes_ - size - *held) {
+  if (size > quota || *held > quota - size || reserved > quota - size - *held) {
     if (reserved == 0) reserved_.erase(user);
     return absl::ResourceExhaustedError(absl::StrCat(
         "blob quota: ", holds_phrase, " ", archive::FormatBytes(*held),
         reserved > 0 ? absl::StrCat(" and upload ", archive::FormatBytes(reserved), " now")
                      : std::string(),
-        " of ", archive::FormatBytes(quota_bytes_), " (code snapshots, images and job "
+        " of ", archive::FormatBytes(quota), " (code snapshots, images and job "
         "outputs); this upload of ", archive::FormatBytes(size),
         " does not fit. Snapshots and outputs are freed when droverd's retention removes "
         "them after their jobs ended (docs/operations.md#retention); an administrator can "
-        "run drover gc or raise droverd's --blob-quota"));
+        "run drover gc or raise the quota (drover user quota ", user, " SIZE)"));
   }
   reserved += size;
   reservation.quota_ = this;

@@ -39,9 +39,15 @@ class BlobQuota {
     int64_t bytes_ = 0;
   };
 
-  // `quota_bytes` 0: no quota.
+  // `quota_bytes` 0: no quota (the default of users who have no quota of their own).
   BlobQuota(int64_t quota_bytes, storage::Store& store, const storage::BlobStore& blobs)
       : quota_bytes_(quota_bytes), store_(store), blobs_(blobs) {}
+
+  // `user`'s own quota (v1::User.blob_quota_bytes): 0 = the default, -1 = none, otherwise
+  // bytes. droverd gives every stored user's at start and each change.
+  void SetUserQuota(const std::string& user, int64_t bytes);
+  // The quota that applies to `user`; 0: none.
+  int64_t QuotaOf(const std::string& user) const;
 
   // What `user` holds now, in bytes (uploads in progress not counted).
   absl::StatusOr<int64_t> Held(const std::string& user);
@@ -59,8 +65,9 @@ class BlobQuota {
   const int64_t quota_bytes_;
   storage::Store& store_;
   const storage::BlobStore& blobs_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, int64_t> reserved_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int64_t> own_quota_ ABSL_GUARDED_BY(mu_);  // not 0
 };
 
 

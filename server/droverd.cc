@@ -222,14 +222,26 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   d->job_service_ = std::make_unique<JobServiceImpl>(*d->store_, *d->logs_, *d->blobs_,
                                                      *d->core_, *d->loop_, d->events_, clock,
                                                      *d->auth_);
-  d->admin_service_ = std::make_unique<AdminServiceImpl>(
-      *d->core_, *d->loop_, *d->blobs_, *d->store_, *d->auth_, clock, *d->retention_);
+  d->blob_quota_ =
+      std::make_unique<BlobQuota>(options.blob_quota_bytes, *d->store_, *d->blobs_);
+  // Users' own quotas (drover user quota).
+  if (absl::StatusOr<std::vector<v1::User>> users = d->store_->LoadUsers(); users.ok()) {
+    for (const v1::User& user : *users) {
+      d->blob_quota_->SetUserQuota(user.name(), user.blob_quota_bytes());
+    }
+  } else {
+    d->loop_->Stop();
+    d->logs_->Close();
+    d->store_->Close();
+    return users.status();
+  }
+  d->admin_service_ = std::make_unique<AdminServiceImpl>(*d->core_, *d->loop_, *d->blobs_,
+                                                         *d->store_, *d->auth_, clock,
+                                                         *d->retention_, *d->blob_quota_);
   d->agent_service_ =
       std::make_unique<AgentServiceImpl>(*d->core_, *d->loop_, *d->logs_, *d->identity_);
   d->identity_service_ =
       std::make_unique<NodeIdentityServiceImpl>(*d->identity_, *d->agent_service_, *d->auth_);
-  d->blob_quota_ =
-      std::make_unique<BlobQuota>(options.blob_quota_bytes, *d->store_, *d->blobs_);
   d->blob_service_ = std::make_unique<BlobServiceImpl>(*d->blobs_, *d->store_, *d->core_,
                                                        *d->auth_, *d->blob_quota_,
                                                        d->metrics_.get());

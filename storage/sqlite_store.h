@@ -82,6 +82,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::optional<NodeLossPause>> LoadNodeLossPause() override;
   void CreateUser(UserRecord record, DoneCallback done) override;
   void SetUserToken(std::string name, std::string token_sha256, UserCallback done) override;
+  void SetUserBlobQuota(std::string name, int64_t bytes, UserCallback done) override;
   absl::StatusOr<std::vector<v1::User>> LoadUsers() override;
   absl::StatusOr<v1::User> FindUserByToken(absl::string_view token_sha256) override;
   void AddBlobUploader(std::string digest, std::string user, int64_t size,

@@ -1,4 +1,5 @@
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,11 +40,18 @@ void SqliteStore::CreateUser(UserRecord record, DoneCallback done) {
       std::move(done)));
 }
 
-void SqliteStore::SetUserToken(std::string name, std::string token_sha256, UserCallback done) {
+namespace {
+
+// Changes the stored record of user `name` with `change` and, when `token_sha256` is given,
+// their token hash (empty: revoked); `done` gets the updated user after the commit.
+std::unique_ptr<FunctionOp> ModifyUser(std::string name,
+                                       absl::AnyInvocable<void(v1::User&)> change,
+                                       std::optional<std::string> token_sha256,
+                                       Store::UserCallback done) {
   auto updated = std::make_shared<v1::User>();
-  Enqueue(std::make_unique<FunctionOp>(
-      [name = std::move(name), token_sha256 = std::move(token_sha256),
-       updated](Writer& w) -> absl::Status {
+  return std::make_unique<FunctionOp>(
+      [name = std::move(name), change = std::move(change), token_sha256 = std::move(token_sha256),
+       updated](SqliteStore::Writer& w) mutable -> absl::Status {
         DROVER_ASSIGN_OR_RETURN(auto find, w.db->Prepare("SELECT user FROM users WHERE name = ?"));
         find->Bind(1, name);
         DROVER_ASSIGN_OR_RETURN(bool found, find->Step());
@@ -55,13 +63,19 @@ void SqliteStore::SetUserToken(std::string name, std::string token_sha256, UserC
         if (!updated->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
           return absl::DataLossError(absl::StrCat("user '", name, "' has an unreadable record"));
         }
-        updated->set_revoked(token_sha256.empty());
+        change(*updated);
+        if (!token_sha256.has_value()) {
+          DROVER_ASSIGN_OR_RETURN(auto put,
+                                  w.db->Prepare("UPDATE users SET user = ? WHERE name = ?"));
+          put->BindBlob(1, SerializeDeterministic(*updated)).Bind(2, name);
+          return put->Run();
+        }
         DROVER_ASSIGN_OR_RETURN(
             auto put, w.db->Prepare("UPDATE users SET token_sha256 = ?, user = ? WHERE name = ?"));
-        if (token_sha256.empty()) {
+        if (token_sha256->empty()) {
           put->BindNull(1);
         } else {
-          put->Bind(1, token_sha256);
+          put->Bind(1, *token_sha256);
         }
         put->BindBlob(2, SerializeDeterministic(*updated)).Bind(3, name);
         return put->Run();
@@ -72,7 +86,22 @@ void SqliteStore::SetUserToken(std::string name, std::string token_sha256, UserC
         } else {
           std::move(done)(std::move(status));
         }
-      }));
+      });
+}
+
+}  // namespace
+
+void SqliteStore::SetUserToken(std::string name, std::string token_sha256, UserCallback done) {
+  const bool revoked = token_sha256.empty();
+  Enqueue(ModifyUser(
+      std::move(name), [revoked](v1::User& user) { user.set_revoked(revoked); },
+      std::move(token_sha256), std::move(done)));
+}
+
+void SqliteStore::SetUserBlobQuota(std::string name, int64_t bytes, UserCallback done) {
+  Enqueue(ModifyUser(
+      std::move(name), [bytes](v1::User& user) { user.set_blob_quota_bytes(bytes); },
+      std::nullopt, std::move(done)));
 }
 
 absl::StatusOr<std::vector<v1::User>> SqliteStore::LoadUsers() {

@@ -240,6 +240,9 @@ class Store {
   // Replaces the token hash of user `name` (`token_sha256` empty: revoked) and calls `done`
   // with the updated user after the commit. NOT_FOUND when there is no such user.
   virtual void SetUserToken(std::string name, std::string token_sha256, UserCallback done) = 0;
+  // Sets user `name`'s own blob quota (v1::User.blob_quota_bytes) and calls `done` with the
+  // updated user after the commit. NOT_FOUND when there is no such user.
+  virtual void SetUserBlobQuota(std::string name, int64_t bytes, UserCallback done) = 0;
   // Every user, by name.
   virtual absl::StatusOr<std::vector<v1::User>> LoadUsers() = 0;
   // The user whose token has this hash; NOT_FOUND when none has (also once revoked).

@@ -455,6 +455,16 @@ class FakeDroverClient final : public DroverClient {
     }
     return absl::NotFoundError(absl::StrCat("user '", request.name(), "' does not exist"));
   }
+  absl::StatusOr<v1::User> SetUserBlobQuota(const v1::SetUserBlobQuotaRequest& request) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    for (v1::User& user : s_->users) {
+      if (user.name() == request.name()) {
+        user.set_blob_quota_bytes(request.blob_quota_bytes());
+        return user;
+      }
+    }
+    return absl::NotFoundError(absl::StrCat("user '", request.name(), "' does not exist"));
+  }
   absl::StatusOr<v1::User> WhoAmI(const v1::WhoAmIRequest&) override {
     if (absl::Status e = NextError(); !e.ok()) return e;
     return s_->caller;

@@ -370,7 +370,7 @@ TEST_F(AuditE2eTest, TheAdminSocketRefusesOtherUsersEvenWhenItsModeIsLoosened) {
   EXPECT_EQ(refused->target(), "mallory");
   testing::CommandResult root = Drover({"--server", "unix:" + socket_, "whoami"});
   EXPECT_EQ(root.exit_code, 0) << root.err;
-  EXPECT_EQ(root.out, "local-socket admin\n");
+  EXPECT_EQ(root.out, "local-socket admin\nblob store: 0 B held, no quota\n");
 }
 
 TEST_F(AuditE2eTest, RecordsSurviveARestartAndRetentionKeepsTheNewest) {

@@ -39,7 +39,7 @@ TEST_F(RetentionE2eTest, OutputsPastTheOwnersBlobQuotaAreNotUploadedAndTheJobSay
   std::string said = Logs(id, 0, v1::STDERR);
   EXPECT_THAT(said, HasSubstr("outputs not uploaded: blob quota: user 'bootstrap-admin', who "
                               "owns job '" + id + "', holds 0 B of 64 KiB"));
-  EXPECT_THAT(said, HasSubstr("--blob-quota"));
+  EXPECT_THAT(said, HasSubstr("drover user quota bootstrap-admin SIZE"));
 
   // Outputs within the quota go up as before.
   std::string small = Submit(Shell("echo ok > outputs/result.txt"));

@@ -98,7 +98,7 @@ TEST_F(UsersE2eTest, TheLocalSocketIsAdminWithoutATokenAndOnlyForDroverdsUser) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   testing::CommandResult who = Drover({"--server", "unix:" + socket_, "whoami"});
   EXPECT_EQ(who.exit_code, 0) << who.err;
-  EXPECT_EQ(who.out, "local-socket admin\n");
+  EXPECT_EQ(who.out, "local-socket admin\nblob store: 0 B held, no quota\n");
   std::string token = CreateUser("alice", "user");
   EXPECT_THAT(token, ::testing::StartsWith("drv_"));
   testing::CommandResult list = Drover({"--server", "unix:" + socket_, "user", "list"});
@@ -145,7 +145,25 @@ TEST_F(UsersE2eTest, RolesAreEnforcedAndNamedWhenMissing) {
   EXPECT_TRUE(SubmitWith(As(alice), Spec()).ok());
   testing::CommandResult who =
       Drover({"--server", droverd_->address(), "whoami"}, {"DROVER_TOKEN=" + vic});
-  EXPECT_EQ(who.out, "vic viewer\n");
+  EXPECT_EQ(who.out, "vic viewer\nblob store: 0 B held of 100 GiB (quota)\n");
+  // An administrator gives vic a quota of their own; a user cannot.
+  testing::CommandResult quota =
+      Drover({"--server", "unix:" + socket_, "user", "quota", "vic", "2Gi"});
+  EXPECT_EQ(quota.exit_code, 0) << quota.err;
+  EXPECT_EQ(quota.out, "vic: blob quota 2 GiB\n");
+  who = Drover({"--server", droverd_->address(), "whoami"}, {"DROVER_TOKEN=" + vic});
+  EXPECT_EQ(who.out, "vic viewer\nblob store: 0 B held of 2 GiB (quota)\n");
+  testing::CommandResult list = Drover({"--server", "unix:" + socket_, "user", "list"});
+  EXPECT_THAT(list.out, ::testing::ContainsRegex("vic +viewer +active .* 2 GiB\n"));
+  EXPECT_THAT(list.out, ::testing::ContainsRegex("alice +user +active .* default\n"));
+  quota = Drover({"--server", droverd_->address(), "user", "quota", "vic", "none"},
+                 {"DROVER_TOKEN=" + alice});
+  EXPECT_THAT(quota.err, HasSubstr("needs the role admin"));
+  quota = Drover({"--server", "unix:" + socket_, "user", "quota", "vic", "lots"});
+  EXPECT_EQ(quota.exit_code, 2) << quota.err;
+  EXPECT_THAT(quota.err, HasSubstr("SIZE 'lots' is not a size"));
+  quota = Drover({"--server", "unix:" + socket_, "user", "quota", "nobody", "1Gi"});
+  EXPECT_EQ(quota.exit_code, 4) << quota.err;
 }
 
 TEST_F(UsersE2eTest, AUserCannotReadFollowDownloadFromOrCancelAnotherUsersJob) {
@@ -286,7 +304,7 @@ TEST_F(UsersE2eTest, LoginSavesTheTokenForLaterCommands) {
       {DROVER_CLI_PATH, "whoami"},
       {"DROVER_TOKEN=", "DROVER_SERVER=", "DROVER_CA=", "DROVER_CONFIG=" + dir_.path() + "/config"});
   ASSERT_TRUE(who.ok());
-  EXPECT_EQ(who->out, "alice user\n") << who->err;
+  EXPECT_EQ(who->out, "alice user\nblob store: 0 B held of 100 GiB (quota)\n") << who->err;
 }
 
 TEST_F(UsersE2eTest, HostileUserNamesAreRefused) {

@@ -130,6 +130,7 @@ TEST(AuthzTest, EveryChangingMethodIsAuditedAndNoReadingOne) {
                          "/drover.v1.AdminService/RevokeUser",
                          "/drover.v1.AdminService/CollectGarbage",
                          "/drover.v1.AdminService/IssueUserToken",
+                         "/drover.v1.AdminService/SetUserBlobQuota",
                          "/drover.v1.BlobService/UploadBlob",
                          "/drover.v1.NodeIdentityService/CreateJoinToken",
                          "/drover.v1.NodeIdentityService/RevokeJoinToken",

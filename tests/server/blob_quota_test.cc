@@ -51,7 +51,7 @@ TEST_F(BlobQuotaTest, UploadsInProgressCountTogetherUntilTheyAreDropped) {
   ASSERT_TRUE(absl::IsResourceExhausted(second.status())) << second.status();
   EXPECT_THAT(second.status().message(), HasSubstr("blob quota: you hold 400 B and upload 500 B now of 1000 B"));
   EXPECT_THAT(second.status().message(), HasSubstr("this upload of 200 B does not fit"));
-  EXPECT_THAT(second.status().message(), HasSubstr("--blob-quota"));
+  EXPECT_THAT(second.status().message(), HasSubstr("drover user quota alice SIZE"));
   // Another user has a quota of their own.
   EXPECT_TRUE(quota.Reserve("bob", "sha256:b", 900, "you hold").ok());
   // The first upload ends (dropped): its bytes no longer count.
@@ -71,6 +71,25 @@ TEST_F(BlobQuotaTest, ABlobHeldAlreadyCostsNothingAgainAndZeroMeansNoQuota) {
   EXPECT_TRUE(quota.Reserve("carol", "sha256:x", 1000, "you hold").ok());
   BlobQuota none(0, *store_, *blobs_);
   EXPECT_TRUE(none.Reserve("alice", "sha256:huge", int64_t{1} << 40, "you hold").ok());
+}
+
+TEST_F(BlobQuotaTest, AUsersOwnQuotaReplacesTheDefault) {
+  BlobQuota quota(1000, *store_, *blobs_);
+  quota.SetUserQuota("alice", 5000);
+  quota.SetUserQuota("ci", -1);
+  EXPECT_EQ(quota.QuotaOf("alice"), 5000);
+  EXPECT_EQ(quota.QuotaOf("ci"), 0);
+  EXPECT_EQ(quota.QuotaOf("bob"), 1000);
+  EXPECT_TRUE(quota.Reserve("alice", "sha256:a", 4000, "you hold").ok());
+  EXPECT_TRUE(quota.Reserve("ci", "sha256:a", int64_t{1} << 40, "you hold").ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(quota.Reserve("bob", "sha256:a", 4000, "you hold").status()));
+  quota.SetUserQuota("alice", 0);
+  EXPECT_EQ(quota.QuotaOf("alice"), 1000);
+  // No default quota: a user's own still applies.
+  BlobQuota none(0, *store_, *blobs_);
+  none.SetUserQuota("alice", 10);
+  EXPECT_EQ(none.QuotaOf("bob"), 0);
+  EXPECT_TRUE(absl::IsResourceExhausted(none.Reserve("alice", "sha256:a", 11, "you hold").status()));
 }
 
 TEST_F(BlobQuotaTest, ABlobAnOlderDroverdRecordedWithoutItsSizeCountsWithItsSizeOnDisk) {

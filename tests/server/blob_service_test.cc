@@ -420,6 +420,69 @@ TEST_F(BlobServiceTest, UploadsPastTheBlobQuotaAreRefusedSayingWhatTheUserHolds)
   EXPECT_THAT(status.error_message(), HasSubstr("you hold 900 B"));
 }
 
+TEST_F(BlobServiceTest, AUsersOwnQuotaReplacesTheDefaultAndSurvivesARestart) {
+  Start({.interval = absl::ZeroDuration()}, /*quota=*/1000);
+  auto alice = v1::BlobService::NewStub(UserChannel("alice"));
+  auto admin = v1::AdminService::NewStub(
+      testing::TlsChannelTrusting(droverd_->address(), droverd_->ca_certificate()));
+  auto set_quota = [&](v1::AdminService::Stub& stub, const std::string& name, int64_t bytes,
+                       v1::User* user) {
+    grpc::ClientContext context;
+    v1::SetUserBlobQuotaRequest request;
+    request.set_name(name);
+    request.set_blob_quota_bytes(bytes);
+    return stub.SetUserBlobQuota(&context, request, user);
+  };
+  auto whoami = [&](const std::string& name) {
+    auto stub = v1::AdminService::NewStub(UserChannel(name));
+    grpc::ClientContext context;
+    v1::User user;
+    grpc::Status status = stub->WhoAmI(&context, v1::WhoAmIRequest(), &user);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return user;
+  };
+  std::string first(600, 'a'), second(600, 'b');
+  v1::UploadBlobResponse uploaded;
+  ASSERT_TRUE(Upload(*alice, archive::Sha256Digest(first), first, &uploaded).ok());
+  v1::User me = whoami("alice");
+  EXPECT_EQ(me.blob_held_bytes(), 600);
+  EXPECT_EQ(me.blob_quota_effective_bytes(), 1000);
+
+  v1::User user;
+  ASSERT_TRUE(set_quota(*admin, "alice", 2000, &user).ok());
+  EXPECT_EQ(user.blob_quota_bytes(), 2000);
+  EXPECT_TRUE(Upload(*alice, archive::Sha256Digest(second), second, &uploaded).ok());
+  std::string third(900, 'c');
+  grpc::Status status = Upload(*alice, archive::Sha256Digest(third), third, &uploaded);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("you hold 1.2 KiB of 2 KiB"));
+  EXPECT_THAT(status.error_message(), HasSubstr("drover user quota alice SIZE"));
+
+  // Kept across a restart; "none" lifts it, "default" brings the default back.
+  Start({.interval = absl::ZeroDuration()}, /*quota=*/1000);
+  alice = v1::BlobService::NewStub(UserChannel("alice"));
+  EXPECT_EQ(whoami("alice").blob_quota_effective_bytes(), 2000);
+  admin = v1::AdminService::NewStub(
+      testing::TlsChannelTrusting(droverd_->address(), droverd_->ca_certificate()));
+  ASSERT_TRUE(set_quota(*admin, "alice", -1, &user).ok());
+  EXPECT_EQ(whoami("alice").blob_quota_effective_bytes(), 0);
+  EXPECT_TRUE(Upload(*alice, archive::Sha256Digest(third), third, &uploaded).ok());
+  ASSERT_TRUE(set_quota(*admin, "alice", 0, &user).ok());
+  me = whoami("alice");
+  EXPECT_EQ(me.blob_quota_effective_bytes(), 1000);
+  EXPECT_EQ(me.blob_held_bytes(), 2100);
+
+  // Only admins set quotas; nonsense and unknown users are refused naming the field.
+  auto as_alice = v1::AdminService::NewStub(UserChannel("alice"));
+  EXPECT_EQ(set_quota(*as_alice, "alice", -1, &user).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  status = set_quota(*admin, "alice", -2, &user);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("blob_quota_bytes"));
+  EXPECT_EQ(set_quota(*admin, "nobody", 5, &user).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(set_quota(*admin, "../x", 5, &user).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST_F(BlobServiceTest, RetentionRemovesWhatEndedJobsNoLongerNeedAndEachJobSaysWhatItLost) {
   Start({.logs = absl::Hours(24 * 30),
          .snapshots = absl::Hours(24 * 30),

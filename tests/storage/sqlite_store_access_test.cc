@@ -131,6 +131,31 @@ TEST_F(SqliteStoreTest, UsersAreFoundByTheirTokenHashUntilRevoked) {
   missing.WaitForNotification();
 }
 
+TEST_F(SqliteStoreTest, AUsersOwnBlobQuotaIsKeptAndLeavesTheirTokenAlone) {
+  auto store = OpenStore();
+  UserRecord record;
+  record.user.set_name("alice");
+  record.user.set_role(v1::User::USER);
+  record.token_sha256 = "sha256:aaaa";
+  ASSERT_TRUE(Sync([&](auto done) { store->CreateUser(record, std::move(done)); }).ok());
+  absl::Notification set;
+  store->SetUserBlobQuota("alice", 5000, [&](absl::StatusOr<v1::User> user) {
+    EXPECT_TRUE(user.ok() && user->blob_quota_bytes() == 5000) << user.status();
+    set.Notify();
+  });
+  set.WaitForNotification();
+  absl::StatusOr<v1::User> found = store->FindUserByToken("sha256:aaaa");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->blob_quota_bytes(), 5000);
+  EXPECT_FALSE(found->revoked());
+  absl::Notification missing;
+  store->SetUserBlobQuota("nobody", 1, [&](absl::StatusOr<v1::User> user) {
+    EXPECT_TRUE(absl::IsNotFound(user.status())) << user.status();
+    missing.Notify();
+  });
+  missing.WaitForNotification();
+}
+
 TEST_F(SqliteStoreTest, BlobUploadersAreRemembered) {
   auto store = OpenStore();
   ASSERT_TRUE(Sync([&](auto done) { store->AddBlobUploader("sha256:d", "alice", 10, std::move(done)); }).ok());

@@ -149,6 +149,12 @@ void FaultInjectingStore::SetUserToken(std::string name, std::string token_sha25
   });
 }
 
+void FaultInjectingStore::SetUserBlobQuota(std::string name, int64_t bytes, UserCallback done) {
+  Write("SetUserBlobQuota", std::move(done), [&](UserCallback d) {
+    base_->SetUserBlobQuota(std::move(name), bytes, std::move(d));
+  });
+}
+
 absl::StatusOr<std::vector<v1::User>> FaultInjectingStore::LoadUsers() {
   return Read("LoadUsers", [&] { return base_->LoadUsers(); });
 }
