@@ -138,6 +138,11 @@ export interface Experiment {
   lastSubmitTime?: string;
 }
 
+/** A user's role without the enum's prefix, if any: "ADMIN", "USER", "VIEWER". */
+export function roleOf(u: User | undefined): string {
+  return (u?.role ?? "").replace(/^ROLE_/, "");
+}
+
 /** An error answer of the API: the HTTP status and the gRPC code's name. */
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {

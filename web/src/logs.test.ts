@@ -22,6 +22,16 @@ describe("LogLines", () => {
   });
 });
 
+describe("attempt markers", () => {
+  it("stay visible under every filter and show as they are", () => {
+    const l = new LogLines();
+    l.add({ attempt: "1", rank: 1, offset: "0", text: "first try\n" });
+    l.mark("--- attempt 2 ---");
+    const shown = filterLines(l.lines, { rank: 0, search: "nothing matches" });
+    expect(shown.map((x) => lineLabel(x, true))).toEqual(["--- attempt 2 ---"]);
+  });
+});
+
 describe("filterLines", () => {
   const lines = [
     { rank: 0, stream: "STDOUT", text: "Epoch 1 loss 0.9" },

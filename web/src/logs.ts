@@ -32,6 +32,11 @@ export class LogLines {
     return true;
   }
 
+  /** Adds a line of the page's own (a marker between attempts), shown under every filter. */
+  mark(text: string): void {
+    this.lines.push({ rank: -1, stream: "MARK", text });
+  }
+
   /** Lines not ended by a newline yet (the end of a running rank's output). */
   pending(): LogLine[] {
     return [...this.partial.values()];
@@ -52,14 +57,15 @@ export interface LogFilter {
 /** The lines to show under `f`, and how many there are in all. */
 export function filterLines(lines: ReadonlyArray<LogLine>, f: LogFilter): LogLine[] {
   const needle = (f.search ?? "").toLowerCase();
-  return lines.filter((l) =>
-    (f.rank === undefined || l.rank === f.rank) &&
+  return lines.filter((l) => l.stream === "MARK" ||
+    ((f.rank === undefined || l.rank === f.rank) &&
     (f.stream === undefined || l.stream === f.stream) &&
-    (!needle || l.text.toLowerCase().includes(needle)));
+    (!needle || l.text.toLowerCase().includes(needle))));
 }
 
 /** One line as shown when several ranks are interleaved: "[rank 1] text", stderr marked. */
 export function lineLabel(l: LogLine, manyRanks: boolean): string {
+  if (l.stream === "MARK") return l.text;
   const prefix = manyRanks ? `[rank ${l.rank}${l.stream === "STDERR" ? " err" : ""}] ` : l.stream === "STDERR" ? "[err] " : "";
   return prefix + l.text;
 }

@@ -3,7 +3,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
-import { api, ApiError, setCsrfToken, setUnauthenticatedHandler, type Session, type User } from "./api";
+import { api, ApiError, roleOf, setCsrfToken, setUnauthenticatedHandler, type Session, type User } from "./api";
 import { Link } from "./components/Link";
 import { navigate, parseRoute, useLocation } from "./router";
 import { LoginPage } from "./pages/Login";
@@ -83,7 +83,7 @@ function App() {
         {user && (
           <span class="who">
             <span data-testid="user-name">{user.name}</span>
-            <span class="muted"> ({(user.role ?? "").toLowerCase()})</span>
+            <span class="muted"> ({roleOf(user).toLowerCase()})</span>
             <button class="link" onClick={logout}>Sign out</button>
           </span>
         )}

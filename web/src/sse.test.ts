@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffMs, LogOffsets, parseLogId, ResumableStream, withResume, type EventSourceLike } from "./sse";
+import { backoffMs, LogOffsets, ResumableStream, withResume, type EventSourceLike } from "./sse";
 
 describe("LogOffsets", () => {
   it("takes new chunks whole and drops a chunk seen before (a reconnect's repeat)", () => {
@@ -32,10 +32,6 @@ describe("LogOffsets", () => {
 });
 
 describe("event ids and resume", () => {
-  it("parses the log ids attempt:rank:stream:next", () => {
-    expect(parseLogId("2:1:STDERR:345")).toEqual({ key: "2:1:STDERR", next: 345 });
-    expect(parseLogId("garbage")).toBeUndefined();
-  });
   it("adds resume=<id> to a URL, replacing an earlier one", () => {
     expect(withResume("/api/v1/jobs/j-1/logs?follow=1", "1:0:STDOUT:12")).toBe("/api/v1/jobs/j-1/logs?follow=1&resume=1%3A0%3ASTDOUT%3A12");
     expect(withResume("/a?resume=x", "y")).toBe("/a?resume=y");
@@ -117,6 +113,24 @@ describe("ResumableStream", () => {
     h.opened[0].fail(true);
     expect(h.timers).toHaveLength(0);
     expect(h.seen).toEqual([["log", { text: "a" }]]);
+  });
+  it("ends at the server's event error, reports it and does not reconnect", () => {
+    const errors: string[] = [];
+    const opened: FakeSource[] = [];
+    const timers: unknown[] = [];
+    new ResumableStream("/x", {
+      handlers: {},
+      onServerError: (m) => errors.push(m),
+      open: (u) => { const s = new FakeSource(u); opened.push(s); return s; },
+      schedule: (fn) => timers.push(fn),
+    });
+    opened[0].listeners.get("error")?.({ data: undefined, lastEventId: "" } as unknown as MessageEvent);
+    expect(errors).toEqual([]);
+    opened[0].emit("error", { error: { code: "UNAVAILABLE", message: "droverd is stopping" } });
+    expect(errors).toEqual(["UNAVAILABLE: droverd is stopping"]);
+    expect(opened[0].closed).toBe(true);
+    opened[0].fail(true);
+    expect(timers).toHaveLength(0);
   });
   it("delivers nothing after close()", () => {
     const h = harness();

@@ -13,16 +13,10 @@ export interface LogChunk {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** The key of one byte stream: "attempt:rank:stream", as in the events' ids. */
+/** The key of one byte stream: "attempt:rank:stream". Event ids are opaque to the app (one
+ * position or a comma-separated list of them): they only go back to the server. */
 export function streamKey(c: LogChunk): string {
   return `${Number(c.attempt ?? 0)}:${c.rank ?? 0}:${c.stream ?? "STDOUT"}`;
-}
-
-/** Parses an event id of the form "attempt:rank:stream:nextOffset"; undefined otherwise. */
-export function parseLogId(id: string): { key: string; next: number } | undefined {
-  const m = /^(\d+):(\d+):([A-Z_]+):(\d+)$/.exec(id);
-  if (!m) return undefined;
-  return { key: `${Number(m[1])}:${Number(m[2])}:${m[3]}`, next: Number(m[4]) };
 }
 
 /**
@@ -83,6 +77,8 @@ export interface StreamOptions {
   /** Called with each event's parsed data and id, by event name. */
   handlers: Record<string, (data: any, id: string) => void>;
   onState?: (s: StreamState) => void;
+  /** The server's `event: error` (the stream failed after it started; it is not resumed). */
+  onServerError?: (message: string) => void;
   /** Opens an event source (default: the browser's EventSource with the session cookie). */
   open?: (url: string) => EventSourceLike;
   /** Schedules a reconnect (default: setTimeout). */
@@ -107,6 +103,7 @@ export class ResumableStream {
   constructor(private readonly url: string, opts: StreamOptions) {
     this.opts = {
       onState: () => {},
+      onServerError: () => {},
       open: (u) => new EventSource(u) as unknown as EventSourceLike,
       schedule: (fn, ms) => setTimeout(fn, ms),
       ...opts,
@@ -149,6 +146,20 @@ export class ResumableStream {
         this.opts.onState("reconnecting");
       }
     };
+    // `event: error` from the server carries data; the browser's own error events do not.
+    source.addEventListener("error", (ev: MessageEvent) => {
+      if (this.ended || source !== this.source || typeof ev.data !== "string") return;
+      let message = ev.data;
+      try {
+        const e = JSON.parse(ev.data)?.error;
+        message = e ? `${e.code}: ${e.message}` : ev.data;
+      } catch {
+        // not JSON: show it as it is
+      }
+      this.close();
+      this.opts.onState("ended");
+      this.opts.onServerError(message);
+    });
     for (const [name, handler] of Object.entries(this.opts.handlers)) {
       source.addEventListener(name, (ev: MessageEvent) => {
         if (this.ended || source !== this.source) return;

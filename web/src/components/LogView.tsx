@@ -16,6 +16,7 @@ export function LogView(props: { jobId: string; attempt: number; live: boolean; 
   const [stream, setStream] = useState<string | undefined>(undefined);
   const [search, setSearch] = useState("");
   const [follow, setFollow] = useState(true);
+  const [serverError, setServerError] = useState("");
   const pre = useRef<HTMLPreElement>(null);
 
   useEffect(() => {
@@ -36,9 +37,15 @@ export function LogView(props: { jobId: string; attempt: number; live: boolean; 
         log: (c: LogChunk) => {
           if (buf.current.add(c)) bump();
         },
+        // With attempt 0 the server follows a retried job into its next attempt.
+        attempt: (a: { attempt?: string }) => {
+          buf.current.mark(`--- attempt ${a.attempt ?? "?"} ---`);
+          bump();
+        },
         end: () => bump(),
       },
       onState: setState,
+      onServerError: (m) => setServerError(m),
     });
     return () => s.close();
   }, [props.jobId, props.attempt, props.live]);
@@ -71,6 +78,7 @@ export function LogView(props: { jobId: string; attempt: number; live: boolean; 
         <span class="muted small">{search ? `${count(matched.length)} of ${count(all.length)} lines` : `${count(all.length)} lines`}</span>
         <span class={`stream-state ${state}`} data-testid="logs-state">{state}</span>
       </div>
+      {serverError && <p class="error">{serverError}</p>}
       {buf.current.gaps > 0 && <p class="warn">{count(buf.current.gaps)} bytes of output were no longer kept by droverd.</p>}
       <pre class="logtext" ref={pre} data-testid="log-text" onScroll={(e) => {
         const el = e.currentTarget;

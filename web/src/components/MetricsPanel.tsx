@@ -38,6 +38,7 @@ export function MetricsPanel(props: { jobId: string; attempt: number; live: bool
         metrics: (m: MetricsResponse) => setData((d) => appendSeries(d, m.series ?? [])),
       },
       onState: setState,
+      onServerError: setError,
     });
     return () => stream.close();
   }, [jobId, attempt, live]);

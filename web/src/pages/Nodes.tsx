@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, type ListNodesResponse, type Node, type User } from "../api";
+import { api, roleOf, type ListNodesResponse, type Node, type User } from "../api";
 import { age, mib, num } from "../format";
 import { Link, runHref } from "../components/Link";
 import { StateBadge } from "../components/StateBadge";
@@ -12,7 +12,7 @@ export function NodesPage(props: { user: User }) {
   const [error, setError] = useState("");
   const [busy, setBusy] = useState("");
   const now = useNow(1000);
-  const admin = props.user.role === "ADMIN";
+  const admin = roleOf(props.user) === "ADMIN";
 
   const load = async () => {
     try {

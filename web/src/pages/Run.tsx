@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, ApiError, jobPath, type Job, type OutputFile, type User } from "../api";
+import { api, ApiError, jobPath, roleOf, type Job, type OutputFile, type User } from "../api";
 import { bytes, count, dateTime, duration, isTerminal, num, stateLabel, tsMillis } from "../format";
 import { experimentHref, Link } from "../components/Link";
 import { StateBadge } from "../components/StateBadge";
@@ -123,7 +123,7 @@ function CancelButton(props: { job: Job; user: User; onJob: (j: Job) => void }) 
   const [error, setError] = useState("");
   const st = props.job.status?.state;
   if (isTerminal(st) || st === "CANCEL_REQUESTED") return null;
-  if (props.user.role === "VIEWER") return null;
+  if (roleOf(props.user) === "VIEWER") return null;
   const cancel = async () => {
     if (!confirm(`Cancel ${props.job.id}?`)) return;
     setBusy(true);
@@ -153,7 +153,7 @@ function Outputs(props: { job: Job }) {
     if (!ended) return;
     api<{ files?: OutputFile[] }>(`${jobPath(props.job.id)}/outputs`)
       .then((r) => setFiles(r.files ?? []))
-      .catch((e) => setError((e as Error).message));
+      .catch((e) => (e instanceof ApiError && e.status === 404 ? setFiles([]) : setError((e as Error).message)));
   }, [props.job.id, ended]);
   if (!ended) return <p class="muted">Outputs are uploaded when the run ends.</p>;
   if (st.outputsRemovedTime) return <p class="muted">Outputs were removed on {dateTime(st.outputsRemovedTime)}.</p>;
