@@ -113,7 +113,9 @@ export class LocalCluster {
       }
       if (this.exited("droverd")) {
         lastError = this.logs();
-        continue; // the port was taken in between: another one
+        // The port was taken in between: another one; anything else is final.
+        if (/in use/i.test(lastError)) continue;
+        break;
       }
       this.address = fs.readFileSync(addressFile, "utf8").trim();
       this.baseUrl = await this.findScheme(port);

@@ -26,6 +26,8 @@ export interface ChartProps {
   /** The user dragged over [min, max], or double-clicked to see everything (null). */
   onZoom?: (range: [number, number] | null) => void;
   height?: number;
+  /** How values are written on the axis and in the legend (default: metricValue). */
+  format?: (v: number) => string;
 }
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
@@ -52,7 +54,8 @@ function buildData(p: ChartProps): uPlot.AlignedData {
 
 function buildSeries(p: ChartProps): uPlot.Series[] {
   const s: uPlot.Series[] = [{ label: p.timeAxis ? "time" : "step" }];
-  const fmt = (_u: uPlot, v: number | null) => (v === null || v === undefined ? "–" : metricValue(v));
+  const f = p.format ?? metricValue;
+  const fmt = (_u: uPlot, v: number | null) => (v === null || v === undefined ? "–" : f(v));
   p.lines.forEach((l, i) => {
     if (p.smoothing && p.smoothing > 0) {
       s.push({ label: `${l.label} (raw)`, stroke: color(i) + "40", width: 1, spanGaps: true, value: fmt });
@@ -82,7 +85,7 @@ export function Chart(p: ChartProps) {
         x: { time: !!p.timeAxis },
         y: p.logScale ? { distr: 3 } : {},
       },
-      axes: [{}, { size: 60, values: (_u, vals) => vals.map((v) => (v === null ? "" : metricValue(v))) }],
+      axes: [{}, { size: 70, values: (_u, vals) => vals.map((v) => (v === null ? "" : (p.format ?? metricValue)(v))) }],
       cursor: {
         drag: { x: true, y: false, setScale: false },
         bind: {

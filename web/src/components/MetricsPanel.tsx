@@ -119,7 +119,7 @@ function MetricChart(p: { jobId: string; attempt: number; name: string; source: 
         {zoom && <button class="link" onClick={() => setZoom(null)}>zoom out</button>}
         <button class="link" onClick={() => setShowTable(!showTable)} aria-expanded={showTable}>{showTable ? "hide points" : "points"}</button>
       </figcaption>
-      <Chart title={p.name} lines={lines} smoothing={p.smoothing} logScale={p.logScale} timeAxis={p.timeAxis} xRange={zoom?.range} onZoom={onZoom} height={isSystem ? 180 : 260} />
+      <Chart title={p.name} lines={lines} smoothing={p.smoothing} logScale={p.logScale} timeAxis={p.timeAxis} xRange={zoom?.range} onZoom={onZoom} height={isSystem ? 180 : 260} format={asBytes ? bytes : undefined} />
       {note && <p class="note" data-testid="thinned-note">{note}</p>}
       {showTable && <PointsTable series={shown} asBytes={asBytes} />}
     </figure>
