@@ -19,6 +19,8 @@ export function LogView(props: { jobId: string; attempt: number; live: boolean; 
   const [serverError, setServerError] = useState("");
   const pre = useRef<HTMLPreElement>(null);
 
+  // Followed live: the stream goes on to the run's end by itself (not reopened then).
+  const followed = useRef(props.live);
   useEffect(() => {
     buf.current = new LogLines();
     setVersion((v) => v + 1);
@@ -32,7 +34,7 @@ export function LogView(props: { jobId: string; attempt: number; live: boolean; 
         setVersion((v) => v + 1);
       });
     };
-    const s = new ResumableStream(`/api/v1${jobPath(props.jobId)}/logs${query([["attempt", props.attempt], ["follow", props.live ? 1 : 0]])}`, {
+    const s = new ResumableStream(`/api/v1${jobPath(props.jobId)}/logs${query([["attempt", props.attempt], ["follow", followed.current ? 1 : 0]])}`, {
       handlers: {
         log: (c: LogChunk) => {
           if (buf.current.add(c)) bump();
@@ -48,7 +50,7 @@ export function LogView(props: { jobId: string; attempt: number; live: boolean; 
       onServerError: (m) => setServerError(m),
     });
     return () => s.close();
-  }, [props.jobId, props.attempt, props.live]);
+  }, [props.jobId, props.attempt]);
 
   const all = buf.current.lines.concat(buf.current.pending());
   const matched = filterLines(all, { rank, stream, search });

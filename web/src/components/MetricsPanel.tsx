@@ -1,7 +1,7 @@
 // A run's metric curves: one chart per metric name with a line per rank (the scripts'
 // series), and the system series (CPU, memory, GPU) per node. Followed live while the run
 // goes on; a zoomed range is fetched again with as many points as the plot has pixels.
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, jobPath, query, type MetricsResponse } from "../api";
 import { appendSeries, fromJson, groupByChart, seriesKey, type Series } from "../series";
 import { pointsForWidth, thinningNote } from "../smooth";
@@ -18,11 +18,14 @@ export function MetricsPanel(props: { jobId: string; attempt: number; live: bool
   const [logScale, setLogScale] = useState(false);
   const [info, setInfo] = useState({ dropped: 0, capped: 0 });
 
+  // A run followed live keeps its stream to the end (the stream ends itself once every
+  // point was sent); it is not fetched again when the run ends.
+  const followed = useRef(live);
   useEffect(() => {
     setData(new Map());
     setError("");
     const width = pointsForWidth(document.body.clientWidth);
-    if (!live) {
+    if (!followed.current) {
       setState("loading");
       api<MetricsResponse>(`${jobPath(jobId)}/metrics${query([["attempt", attempt], ["maxPoints", width]])}`)
         .then((r) => {
@@ -41,7 +44,7 @@ export function MetricsPanel(props: { jobId: string; attempt: number; live: bool
       onServerError: setError,
     });
     return () => stream.close();
-  }, [jobId, attempt, live]);
+  }, [jobId, attempt]);
 
   const groups = useMemo(() => groupByChart(data), [data]);
   const user = groups.filter((g) => g.source !== "SYSTEM");
@@ -63,7 +66,7 @@ export function MetricsPanel(props: { jobId: string; attempt: number; live: bool
       {(info.dropped > 0 || info.capped > 0) && (
         <p class="warn">{info.capped} metric stream(s) reached droverd's cap; {count(info.dropped)} record(s) were not stored.</p>
       )}
-      {user.length === 0 && state !== "loading" && <p class="muted" data-testid="no-metrics">No metrics logged{live ? " yet" : ""}.</p>}
+      {user.length === 0 && state !== "loading" && <p class="muted" data-testid="no-metrics">No metrics logged{state === "ended" || state === "loaded" ? "" : " yet"}.</p>}
       {user.map((g) => (
         <MetricChart key={`${g.source}|${g.name}`} jobId={jobId} attempt={attempt} name={g.name} source={g.source} series={g.series} smoothing={smoothing} logScale={logScale} />
       ))}

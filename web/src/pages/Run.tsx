@@ -49,6 +49,8 @@ export function RunPage(props: { id: string; user: User }) {
   const latest = st.attempt ?? 1;
   const shownAttempt = attempt || latest;
   const live = !isTerminal(st.state) && shownAttempt === latest;
+  // Followed live, the API's attempt 0 ("the current one") also covers a run still queued.
+  const apiAttempt = live ? 0 : shownAttempt;
   const ranks = Math.max(1, (spec.nodeCount ?? 1) * (spec.processCountPerNode ?? 1));
   const start = tsMillis(st.startTime);
 
@@ -102,10 +104,10 @@ export function RunPage(props: { id: string; user: User }) {
       )}
 
       <h2>Metrics</h2>
-      <MetricsPanel key={`${job.id}/${shownAttempt}/${live}`} jobId={job.id} attempt={shownAttempt} live={live} />
+      <MetricsPanel key={`${job.id}/${shownAttempt}`} jobId={job.id} attempt={apiAttempt} live={live} />
 
       <h2>Logs</h2>
-      <LogView key={`${job.id}/${shownAttempt}`} jobId={job.id} attempt={shownAttempt} live={live} ranks={ranks} />
+      <LogView key={`${job.id}/${shownAttempt}`} jobId={job.id} attempt={apiAttempt} live={live} ranks={ranks} />
 
       <h2>Outputs</h2>
       <Outputs job={job} />
