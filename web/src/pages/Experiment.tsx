@@ -20,6 +20,7 @@ export function ExperimentPage(props: { name: string }) {
   const [allRanks, setAllRanks] = useState(false);
   const [smoothing, setSmoothing] = useState(0);
   const [logScale, setLogScale] = useState(false);
+  const [xRange, setXRange] = useState<[number, number] | undefined>(undefined);
   const [error, setError] = useState("");
   const now = useNow(1000);
 
@@ -86,8 +87,11 @@ export function ExperimentPage(props: { name: string }) {
       </div>
       {metric && lines.length > 0 && (
         <figure class="metric" data-metric={metric}>
-          <figcaption><strong>{metric}</strong> <span class="muted small">{lines.length} curve(s)</span></figcaption>
-          <Chart title={metric} lines={lines} smoothing={smoothing} logScale={logScale} height={360} />
+          <figcaption>
+            <strong>{metric}</strong> <span class="muted small">{lines.length} curve(s); drag to zoom, double-click to zoom out</span>
+            {xRange && <button class="link" onClick={() => setXRange(undefined)}>zoom out</button>}
+          </figcaption>
+          <Chart title={metric} lines={lines} smoothing={smoothing} logScale={logScale} height={360} xRange={xRange} onZoom={(r) => setXRange(r ?? undefined)} />
           {note && <p class="note">{note}</p>}
         </figure>
       )}
