@@ -100,7 +100,7 @@ try {
     const page = await context.newPage();
     page.on("dialog", (d) => d.accept());
     page.on("pageerror", (e) => console.log(`page error: ${e.message}`));
-    page.on("console", (m) => { if (m.type() === "error") console.log(`console error: ${m.text()}`); });
+    page.on("response", (r) => { if (r.status() >= 500) console.log(`server error: ${r.status()} ${r.request().method()} ${r.url()}`); });
     return page;
   };
   const shot = (page, name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
