@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { age, bytes, count, duration, isTerminal, metricValue, num, stateLabel } from "./format";
+import { age, bytes, count, duration, isTerminal, metricValue, num, reasonText, stateLabel } from "./format";
 
 describe("num", () => {
   it("reads protobuf JSON numbers: int64 strings, NaN and infinities, omitted fields", () => {
@@ -62,5 +62,14 @@ describe("states", () => {
     expect(isTerminal(undefined)).toBe(false);
     expect(stateLabel("CANCEL_REQUESTED")).toBe("cancel requested");
     expect(stateLabel(undefined)).toBe("state unspecified");
+  });
+});
+
+describe("reasonText", () => {
+  it("leaves out a reason that only repeats the state", () => {
+    expect(reasonText("COMPLETED", "COMPLETED")).toBe("");
+    expect(reasonText("STARTING", "STARTING")).toBe("");
+    expect(reasonText("QUEUED", "waiting for 4 cpus")).toBe("waiting for 4 cpus");
+    expect(reasonText("RUNNING", undefined)).toBe("");
   });
 });

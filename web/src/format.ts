@@ -90,3 +90,10 @@ export function isTerminal(state: string | undefined): boolean {
 export function stateLabel(state: string | undefined): string {
   return (state ?? "STATE_UNSPECIFIED").toLowerCase().replace(/_/g, " ");
 }
+
+/** A status reason worth showing beside its state: "" when it only repeats the state's name
+ * (droverd sets reason "COMPLETED" on a completed job). */
+export function reasonText(state: string | undefined, reason: string | undefined): string {
+  if (!reason) return "";
+  return reason.toUpperCase() === (state ?? "").toUpperCase() ? "" : reason;
+}

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, jobPath, roleOf, type Job, type OutputFile, type User } from "../api";
-import { bytes, count, dateTime, duration, isTerminal, num, stateLabel, tsMillis } from "../format";
+import { bytes, count, dateTime, duration, isTerminal, num, reasonText, stateLabel, tsMillis } from "../format";
 import { experimentHref, Link } from "../components/Link";
 import { StateBadge } from "../components/StateBadge";
 import { LogView } from "../components/LogView";
@@ -68,7 +68,7 @@ export function RunPage(props: { id: string; user: User }) {
         <dt>submitted</dt><dd>{dateTime(job.createTime)}</dd>
         {start !== undefined && <><dt>ran</dt><dd>{duration((tsMillis(st.endTime) ?? now) - start)}</dd></>}
         {(st.nodes ?? []).length > 0 && <><dt>nodes</dt><dd>{st.nodes!.join(", ")}</dd></>}
-        {st.reason && <><dt>reason</dt><dd data-testid="reason">{st.reason}</dd></>}
+        {reasonText(st.state, st.reason) && <><dt>reason</dt><dd data-testid="reason">{st.reason}</dd></>}
         {st.message && <><dt>message</dt><dd>{st.message}</dd></>}
         {st.cause && st.cause !== "CAUSE_UNSPECIFIED" && <><dt>cause</dt><dd>{st.cause.toLowerCase().replace(/_/g, " ")}</dd></>}
         {Object.keys(spec.tags ?? {}).length > 0 && <><dt>tags</dt><dd>{Object.entries(spec.tags!).map(([k, v]) => <span class="tag">{k}={v}</span>)}</dd></>}
@@ -90,7 +90,7 @@ export function RunPage(props: { id: string; user: User }) {
           <li data-state={e.state}>
             <span class="when">{dateTime(e.time)}</span> <strong>{stateLabel(e.state)}</strong>
             {e.attempt && e.attempt > 1 ? <span class="muted"> attempt {e.attempt}</span> : null}
-            {e.reason && <span> — {e.reason}</span>}
+            {reasonText(e.state, e.reason) && <span> — {e.reason}</span>}
             {e.cause && e.cause !== "CAUSE_UNSPECIFIED" && <span class="muted"> ({e.cause.toLowerCase().replace(/_/g, " ")})</span>}
             {e.message && <div class="muted small">{e.message}</div>}
           </li>

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, query, type Job, type ListJobsResponse } from "../api";
-import { age, duration, tsMillis } from "../format";
+import { age, duration, reasonText, tsMillis } from "../format";
 import { experimentHref, Link, runHref } from "../components/Link";
 import { StateBadge } from "../components/StateBadge";
 import { navigate, useLocation } from "../router";
@@ -96,7 +96,7 @@ export function RunsPage() {
                 <tr data-job={j.id}>
                   <td><Link href={runHref(j.id)}>{j.id}</Link>{j.spec?.name && <span class="muted"> {j.spec.name}</span>}</td>
                   <td><StateBadge state={st.state} /></td>
-                  <td class="reason" title={st.message}>{st.reason ?? ""}{st.cause && st.cause !== "CAUSE_UNSPECIFIED" ? ` (${st.cause.toLowerCase().replace(/_/g, " ")})` : ""}</td>
+                  <td class="reason" title={st.message}>{reasonText(st.state, st.reason)}{st.cause && st.cause !== "CAUSE_UNSPECIFIED" ? ` (${st.cause.toLowerCase().replace(/_/g, " ")})` : ""}</td>
                   <td>{j.owner}</td>
                   <td>{j.spec?.experiment && <Link href={experimentHref(j.spec.experiment)}>{j.spec.experiment}</Link>}</td>
                   <td>{(st.nodes ?? []).join(", ")}</td>
