@@ -61,10 +61,21 @@ function buildSeries(p: ChartProps): uPlot.Series[] {
       s.push({ label: `${l.label} (raw)`, stroke: color(i) + "40", width: 1, spanGaps: true, value: fmt });
       s.push({ label: l.label, stroke: color(i), width: 2, spanGaps: true, value: fmt });
     } else {
-      s.push({ label: l.label, stroke: color(i), width: 1.5, spanGaps: true, value: fmt, points: { show: false } });
+      // uPlot draws the points themselves where they are few enough to see (one point has
+      // no line to show it otherwise).
+      s.push({ label: l.label, stroke: color(i), width: 1.5, spanGaps: true, value: fmt });
     }
   });
   return s;
+}
+
+/** One x value (a first point): a range around it rather than uPlot's years of empty time
+ * axis. */
+function fitSinglePoint(u: uPlot, timeAxis: boolean): void {
+  const x = u.data[0];
+  if (x.length === 0 || x[0] !== x[x.length - 1]) return;
+  const pad = timeAxis ? 30 : 1;
+  u.setScale("x", { min: x[0] - pad, max: x[0] + pad });
 }
 
 export function Chart(p: ChartProps) {
@@ -85,7 +96,7 @@ export function Chart(p: ChartProps) {
         x: { time: !!p.timeAxis },
         y: p.logScale ? { distr: 3 } : {},
       },
-      axes: [{}, { size: 70, values: (_u, vals) => vals.map((v) => (v === null ? "" : (p.format ?? metricValue)(v))) }],
+      axes: [{}, { size: 80, values: (_u, vals) => vals.map((v) => (v === null ? "" : (p.format ?? metricValue)(v))) }],
       cursor: {
         drag: { x: true, y: false, setScale: false },
         bind: {
@@ -110,6 +121,7 @@ export function Chart(p: ChartProps) {
     };
     const u = new uPlot(opts, buildData(p), el);
     plot.current = u;
+    fitSinglePoint(u, !!p.timeAxis);
     const ro = new ResizeObserver(() => u.setSize({ width: Math.max(300, el.clientWidth), height: props.current.height ?? 260 }));
     ro.observe(el);
     return () => {
@@ -124,6 +136,7 @@ export function Chart(p: ChartProps) {
     if (!u) return;
     u.setData(buildData(p), !p.xRange);
     if (p.xRange) u.setScale("x", { min: p.xRange[0], max: p.xRange[1] });
+    else fitSinglePoint(u, !!p.timeAxis);
   }, [p.lines, p.smoothing, p.xRange?.[0], p.xRange?.[1], shape]);
 
   return <div class="chart" ref={box} aria-label={p.title} />;
