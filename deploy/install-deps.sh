@@ -5,8 +5,8 @@
 #   (none)        build, run and test: everything
 #   --build-only  only what compiling needs
 #   --fuzz        compiling, plus clang and libFuzzer for the fuzz targets (preset fuzz)
-#   --runtime     compiling, plus what the daemons, the example jobs and the quick start
-#                 need at run time
+#   --runtime     compiling, plus what the daemons, the example jobs, the web app's build
+#                 and the quick start need at run time
 set -euo pipefail
 
 build_pkgs=(
@@ -17,6 +17,11 @@ build_pkgs=(
   libre2-dev libc-ares-dev zlib1g-dev
   nlohmann-json3-dev
 )
+# Builds the web app (web/, deploy/build-web.sh: Vite needs Node.js 18 or later). Where a
+# newer Node.js is installed from elsewhere (NodeSource's nodejs brings its own npm), it is
+# kept, and Debian's npm is not asked for.
+web_pkgs=(nodejs)
+command -v npm >/dev/null || web_pkgs+=(npm)
 # Used at run time by drover-agent: runc runs the containers (or crun, drover-agent --runc
 # /usr/bin/crun, at about 0.4 of runc's CPU per container; docs/operations.md), umoci and
 # skopeo unpack and pull OCI images, rclone and fuse3 (fusermount3) mount and copy rclone datastores; PyTorch
@@ -32,10 +37,11 @@ runtime_pkgs=(
 # images), procps, mpi4py (MPI test jobs), Prometheus' Python client (its text-format
 # parser checks the daemons' /metrics pages), setuptools and wheel (the wheel the
 # environment tests build with pip, offline), iptables (the node-loss tests cut test hosts
-# off from droverd), pytest (the Python SDK's tests, python/tests).
+# off from droverd), pytest (the Python SDK's tests, python/tests), Chromium and its driver
+# (the web app's browser tests, tests/web, driven headless with playwright-core).
 test_pkgs=(
   sqlite3 procps busybox-static python3-mpi4py python3-prometheus-client python3-setuptools
-  python3-wheel iptables python3-pytest
+  python3-wheel iptables python3-pytest chromium chromium-driver
 )
 
 # The fuzz targets (tests/fuzz, `cmake --preset fuzz`): clang++ with libFuzzer and the
@@ -45,9 +51,9 @@ fuzz_pkgs=(clang libclang-rt-14-dev)
 pkgs=("${build_pkgs[@]}")
 case "${1:-}" in
   --build-only) ;;
-  --runtime) pkgs+=("${runtime_pkgs[@]}") ;;
+  --runtime) pkgs+=("${runtime_pkgs[@]}" "${web_pkgs[@]}") ;;
   --fuzz) pkgs+=("${fuzz_pkgs[@]}") ;;
-  *) pkgs+=("${runtime_pkgs[@]}" "${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+  *) pkgs+=("${runtime_pkgs[@]}" "${web_pkgs[@]}" "${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
 esac
 
 missing=()

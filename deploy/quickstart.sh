@@ -46,6 +46,8 @@ fi
 deploy/install-deps.sh --runtime
 cmake --preset release
 cmake --build --preset release -j "$(nproc)" --target droverd drover-agent drover-init drover-rsh drover drover_python
+# The web app droverd serves with --web-root (web/dist).
+deploy/build-web.sh
 
 bin=$repo/build/release
 drover="$bin/cli/drover"

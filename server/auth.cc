@@ -7,6 +7,7 @@
 
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/security/auth_context.h>
+#include <openssl/crypto.h>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -40,6 +41,16 @@ absl::StatusOr<std::string> NewUserToken() {
 
 std::string HashUserToken(absl::string_view token) { return archive::Sha256Digest(token); }
 
+void Authenticator::AllowInProcess(std::string key) { in_process_key_ = std::move(key); }
+
+bool Authenticator::IsInProcess(const grpc::ServerContextBase& context) const {
+  if (in_process_key_.empty()) return false;
+  const auto& metadata = context.client_metadata();
+  auto found = metadata.find(std::string(kInProcessKeyMetadata));
+  if (found == metadata.end() || found->second.size() != in_process_key_.size()) return false;
+  return CRYPTO_memcmp(found->second.data(), in_process_key_.data(), in_process_key_.size()) == 0;
+}
+
 absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& context) {
   Caller caller;
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
@@ -53,7 +64,11 @@ absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& co
     caller.role = v1::User::ADMIN;
     return caller;
   }
-  if (transport != GRPC_SSL_TRANSPORT_SECURITY_TYPE) {
+  // droverd's own HTTP gateway calls in-process (server/http/http_gateway.h), always on a
+  // user's behalf, proving it with the key only this process knows: such a call is that
+  // user's bearer token or nobody, never admin by its transport and never a node.
+  const bool in_process = transport.empty() && IsInProcess(context);
+  if (transport != GRPC_SSL_TRANSPORT_SECURITY_TYPE && !in_process) {
     return absl::PermissionDeniedError(absl::StrCat(
         "the local admin socket is for root and droverd's own user (uid ", geteuid(),
         ") only; run drover as one of them (sudo), or call droverd over TLS with a token"));
@@ -91,7 +106,7 @@ absl::StatusOr<Caller> Authenticator::Identify(const grpc::ServerContextBase& co
   }
   // gRPC verified a presented certificate against droverd's CA; a node's, if it names one
   // and was not revoked.
-  if (auth != nullptr) {
+  if (auth != nullptr && !in_process) {
     std::string pem = Property(*auth, GRPC_X509_PEM_CERT_PROPERTY_NAME);
     if (!pem.empty()) {
       absl::StatusOr<std::string> node = nodes_.Authenticate(pem);

@@ -217,6 +217,18 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
     return s;
   }
   d->auth_ = std::make_unique<Authenticator>(*d->store_, *d->identity_);
+  std::string in_process_key;
+  if (!options.http_listen.empty()) {
+    absl::StatusOr<std::string> key = http::RandomToken();
+    if (!key.ok()) {
+      d->loop_->Stop();
+      d->logs_->Close();
+      d->store_->Close();
+      return key.status();
+    }
+    in_process_key = *std::move(key);
+    d->auth_->AllowInProcess(in_process_key);
+  }
   d->retention_ = std::make_unique<Retention>(options.retention, *d->store_, *d->blobs_,
                                               *d->logs_, *d->core_, clock, d->metrics_.get());
   d->job_service_ = std::make_unique<JobServiceImpl>(*d->store_, *d->logs_, *d->blobs_,
@@ -313,6 +325,25 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
         "; is another droverd running there, or is the address not on this machine?"));
   }
   if (d->admin_listener_ != nullptr) d->admin_listener_->Start();
+  // The HTTP face calls the services above in-process, with each caller's own token
+  // (server/http/http_gateway.h); an in-process call is no admin (auth.cc).
+  if (!options.http_listen.empty()) {
+    http::HttpGatewayOptions http_options;
+    http_options.listen = options.http_listen;
+    http_options.web_root = options.web_root;
+    http_options.in_process_key = in_process_key;
+    if (!options.http_plain) {
+      http_options.certificate_pem = d->tls_.certificate_pem;
+      http_options.key_pem = d->tls_.key_pem;
+    }
+    absl::StatusOr<std::unique_ptr<http::HttpGateway>> gateway = http::HttpGateway::Start(
+        http_options, d->server_->InProcessChannel(grpc::ChannelArguments()), RealClock::Get());
+    if (!gateway.ok()) {
+      d->Shutdown();
+      return gateway.status();
+    }
+    d->http_gateway_ = *std::move(gateway);
+  }
   std::string host = options.listen.substr(0, options.listen.rfind(':'));
   d->address_ = absl::StrCat(host, ":", port);
   d->retention_->Start();
@@ -332,6 +363,7 @@ void Droverd::Shutdown() {
     health->Shutdown();
   }
   if (admin_listener_ != nullptr) admin_listener_->Stop();
+  http_gateway_.reset();  // cancels its calls into server_ and closes its connections
   job_service_->StopAccepting();
   events_.Close(absl::UnavailableError("droverd is shutting down; watch again in a moment"));
   agent_service_->CloseAll();  // agents reconnect to the next droverd; their work goes on

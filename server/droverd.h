@@ -25,6 +25,7 @@
 #include "server/call_guard.h"
 #include "server/core.h"
 #include "server/core_loop.h"
+#include "server/http/http_gateway.h"
 #include "server/job_events.h"
 #include "server/job_service.h"
 #include "server/node_identity.h"
@@ -61,6 +62,13 @@ struct DroverdOptions {
   absl::Duration tick = absl::Milliseconds(200);
   // HOST:PORT to serve Prometheus metrics on (GET /metrics); empty: not served.
   std::string metrics_listen;
+  // HOST:PORT to serve the HTTP API and the web app on (docs/http-api.md); empty: not
+  // served. HTTPS with droverd's TLS certificate unless `http_plain`.
+  std::string http_listen;
+  // The web app's built files; empty: the API only.
+  std::string web_root;
+  // Serve `http_listen` as plain HTTP (a loopback address, or behind a TLS proxy).
+  bool http_plain = false;
   // TLS: droverd's own cluster CA under <state-dir>/tls/, or an administrator's files.
   TlsOptions tls;
   // The local admin socket (docs/security.md): calls through it are admin without a token;
@@ -108,6 +116,10 @@ class Droverd {
   std::string metrics_address() const {
     return metrics_server_ == nullptr ? "" : metrics_server_->endpoint();
   }
+  // The address the HTTP API is served on, "HOST:PORT"; empty when not served.
+  std::string http_address() const {
+    return http_gateway_ == nullptr ? "" : http_gateway_->endpoint();
+  }
   // The local admin socket's path; empty when there is none.
   const std::string& admin_socket() const { return admin_socket_; }
   // The CA certificate (PEM) clients and agents trust to reach this droverd.
@@ -153,6 +165,8 @@ class Droverd {
   std::unique_ptr<Retention> retention_;
   std::unique_ptr<AdminSocket> admin_listener_;  // before server_: its acceptors die last
   std::unique_ptr<grpc::Server> server_;
+  // Calls server_ in-process; stopped before it.
+  std::unique_ptr<http::HttpGateway> http_gateway_;
 };
 
 }  // namespace drover::server

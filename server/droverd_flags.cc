@@ -91,6 +91,18 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
   flags.String("metrics-listen", &s.options.metrics_listen,
                "Serve Prometheus metrics (GET /metrics) on this address; empty: not served",
                "HOST:PORT");
+  // The HTTP face: the JSON API and the web app (docs/http-api.md).
+  flags.String("http-listen", &s.options.http_listen,
+               "Serve the HTTP API and the web app on this address (HTTPS with droverd's TLS "
+               "certificate); empty: not served",
+               "HOST:PORT");
+  flags.String("web-root", &s.options.web_root,
+               "The web app's built files (web/dist) served with --http-listen; empty: the API "
+               "only",
+               "DIR");
+  flags.Bool("http-plain", &s.options.http_plain,
+             "Serve --http-listen as plain HTTP, not HTTPS: only on a loopback address or "
+             "behind a TLS proxy (the session cookie is then not Secure)");
   flags.String("shutdown-grace", &shutdown_grace,
                "How long a stop lets accepted calls finish", "DURATION");
   flags.String("launch-timeout", &launch_timeout,

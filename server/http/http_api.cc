@@ -1,0 +1,542 @@
+// The API routes of the HTTP gateway (docs/http-api.md): who the caller is, the cross-site
+// rules, and the unary routes; the event streams are in http_events.cc.
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/archive/sha256.h"
+#include "common/grpc_status.h"
+#include "common/json.h"
+#include "server/http/http_api.h"
+#include "server/http/http_calls.h"
+#include "server/http/metric_thinning.h"
+
+namespace drover::server::http {
+namespace internal {
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(message, &out).ok()) return "{}";
+  return out;
+}
+
+void ReplyStatus(HttpGateway::Loop& loop, const ApiRequest& request, Exchange& exchange,
+                 const grpc::Status& status) {
+  absl::Status error = FromGrpcStatus(status);
+  // A token gRPC refuses (its user was revoked) ends the sessions made with it.
+  if (absl::IsUnauthenticated(error) && request.session.has_value()) {
+    loop.sessions.EndToken(request.token);
+  }
+  exchange.Respond(ErrorResponse(HttpStatusOf(error.code()), error));
+}
+
+absl::StatusOr<int64_t> IntParam(const Target& target, absl::string_view name, int64_t fallback,
+                                 int64_t min, int64_t max) {
+  const std::string* value = target.First(name);
+  if (value == nullptr || value->empty()) return fallback;
+  int64_t parsed = 0;
+  if (!absl::SimpleAtoi(*value, &parsed) || parsed < min || parsed > max) {
+    return absl::InvalidArgumentError(absl::StrCat("query parameter '", name, "': '", *value,
+                                                   "' is not a number from ", min, " to ", max));
+  }
+  return parsed;
+}
+
+absl::StatusOr<bool> BoolParam(const Target& target, absl::string_view name, bool fallback) {
+  const std::string* value = target.First(name);
+  if (value == nullptr || value->empty()) return fallback;
+  std::string lower = absl::AsciiStrToLower(*value);
+  if (lower == "1" || lower == "true" || lower == "yes") return true;
+  if (lower == "0" || lower == "false" || lower == "no") return false;
+  return absl::InvalidArgumentError(
+      absl::StrCat("query parameter '", name, "': '", *value, "' is not 0 or 1"));
+}
+
+namespace {
+
+using google::protobuf::util::JsonParseOptions;
+
+// The body's JSON object (an empty body: an empty object). INVALID_ARGUMENT otherwise.
+absl::StatusOr<Json> BodyObject(const StringRequest& request) {
+  if (request.body().empty()) return Json::object();
+  absl::StatusOr<Json> body = ParseJson(request.body(), {.max_bytes = 64 * 1024, .max_depth = 8});
+  if (!body.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("the request body is not JSON: ",
+                                                   body.status().message()));
+  }
+  if (!body->is_object()) {
+    return absl::InvalidArgumentError("the request body must be a JSON object");
+  }
+  return body;
+}
+
+void Reply(Exchange& exchange, std::string body, int status = 200) {
+  exchange.Respond(JsonResponse(std::move(body), status));
+}
+
+void ReplyError(Exchange& exchange, const absl::Status& status) {
+  exchange.Respond(ErrorResponse(HttpStatusOf(status.code()), status));
+}
+
+// What login and /session answer.
+std::string SessionBody(const v1::User& user, const std::string& csrf) {
+  return absl::StrCat("{\"user\":", ToJson(user), ",\"csrfToken\":", DumpJson(Json(csrf)), "}");
+}
+
+void Login(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange, ApiRequest request) {
+  absl::StatusOr<Json> body = BodyObject(request.http);
+  if (!body.ok()) return ReplyError(*exchange, body.status());
+  const Json* token = JsonFind(*body, "token");
+  if (token == nullptr || !token->is_string() || JsonString(*token).empty() ||
+      JsonString(*token).size() > 512) {
+    return ReplyError(*exchange, absl::InvalidArgumentError(
+                                     "the body must be {\"token\": \"<a user token>\"}, the "
+                                     "token drover user create or drover user token printed"));
+  }
+  std::string user_token = JsonString(*token);
+  CallUnary<v1::WhoAmIRequest, v1::User>(
+      loop, user_token, v1::WhoAmIRequest(),
+      [&loop](auto* context, auto* req, auto* resp, auto done) {
+        loop.admin->async()->WhoAmI(context, req, resp, std::move(done));
+      },
+      [&loop, exchange, user_token, tls = request.tls](const grpc::Status& status,
+                                                      v1::User& user) {
+        if (!status.ok()) {
+          absl::Status error = FromGrpcStatus(status);
+          // A wrong token is 401 whatever gRPC said about it.
+          if (absl::IsPermissionDenied(error)) {
+            error = absl::UnauthenticatedError(error.message());
+          }
+          return ReplyError(*exchange, error);
+        }
+        SessionInfo session;
+        absl::StatusOr<std::string> id = loop.sessions.Create(user_token, user.name(), &session);
+        if (!id.ok()) return ReplyError(*exchange, id.status());
+        StringResponse response = JsonResponse(SessionBody(user, session.csrf_token));
+        response.set(bhttp::field::set_cookie, SessionCookie(*id, tls));
+        exchange->Respond(std::move(response));
+      });
+}
+
+void Session(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange, ApiRequest request) {
+  if (!request.session.has_value()) {
+    return ReplyError(*exchange, absl::UnauthenticatedError("not logged in"));
+  }
+  std::string csrf = request.session->csrf_token;
+  auto shared = std::make_shared<ApiRequest>(std::move(request));
+  CallUnary<v1::WhoAmIRequest, v1::User>(
+      loop, shared->token, v1::WhoAmIRequest(),
+      [&loop](auto* context, auto* req, auto* resp, auto done) {
+        loop.admin->async()->WhoAmI(context, req, resp, std::move(done));
+      },
+      [&loop, exchange, shared, csrf](const grpc::Status& status, v1::User& user) {
+        if (!status.ok()) return ReplyStatus(loop, *shared, *exchange, status);
+        Reply(*exchange, SessionBody(user, csrf));
+      });
+}
+
+// Calls a unary method and answers with its response as JSON.
+template <class Request, class Response, class Start>
+void Forward(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
+             std::shared_ptr<ApiRequest> request, Request message, Start start) {
+  CallUnary<Request, Response>(
+      loop, request->token, std::move(message), start,
+      [&loop, exchange, request](const grpc::Status& status, Response& response) {
+        if (!status.ok()) return ReplyStatus(loop, *request, *exchange, status);
+        Reply(*exchange, ToJson(response));
+      });
+}
+
+absl::StatusOr<v1::ListJobsRequest> ListJobsRequestOf(const Target& target) {
+  v1::ListJobsRequest list;
+  for (const std::string& state : target.All("state")) {
+    v1::JobStatus::State parsed;
+    if (!v1::JobStatus::State_Parse(state, &parsed)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("query parameter 'state': '", state,
+                       "' is not a job state; use one such as RUNNING or QUEUED"));
+    }
+    list.add_states(parsed);
+  }
+  if (const std::string* v = target.First("experiment")) list.set_experiment(*v);
+  if (const std::string* v = target.First("tag")) list.set_tag(*v);
+  if (const std::string* v = target.First("owner")) list.set_owner(*v);
+  if (const std::string* v = target.First("pageToken")) list.set_page_token(*v);
+  absl::StatusOr<int64_t> size = IntParam(target, "pageSize", 0, 0, 1000);
+  if (!size.ok()) return size.status();
+  list.set_page_size(static_cast<int32_t>(*size));
+  return list;
+}
+
+void CancelJob(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
+               std::shared_ptr<ApiRequest> request) {
+  absl::StatusOr<Json> body = BodyObject(request->http);
+  if (!body.ok()) return ReplyError(*exchange, body.status());
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(request->route.job_id);
+  if (const Json* reason = JsonFind(*body, "reason")) {
+    if (!reason->is_string()) {
+      return ReplyError(*exchange, absl::InvalidArgumentError("'reason' must be a string"));
+    }
+    cancel.set_reason(JsonString(*reason));
+  }
+  Forward<v1::CancelJobRequest, v1::Job>(
+      loop, exchange, request, std::move(cancel),
+      [&loop](auto* context, auto* req, auto* resp, auto done) {
+        loop.jobs->async()->CancelJob(context, req, resp, std::move(done));
+      });
+}
+
+void NodeAction(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
+                std::shared_ptr<ApiRequest> request) {
+  absl::StatusOr<Json> body = BodyObject(request->http);
+  if (!body.ok()) return ReplyError(*exchange, body.status());
+  v1::NodeRequest node;
+  node.set_name(request->route.node_name);
+  if (const Json* reason = JsonFind(*body, "reason"); reason != nullptr && reason->is_string()) {
+    node.set_reason(JsonString(*reason));
+  }
+  Route route = request->route.route;
+  Forward<v1::NodeRequest, v1::Node>(
+      loop, exchange, request, std::move(node),
+      [&loop, route](auto* context, auto* req, auto* resp, auto done) {
+        if (route == Route::kCordonNode) {
+          loop.admin->async()->CordonNode(context, req, resp, std::move(done));
+        } else if (route == Route::kUncordonNode) {
+          loop.admin->async()->UncordonNode(context, req, resp, std::move(done));
+        } else {
+          loop.admin->async()->DrainNode(context, req, resp, std::move(done));
+        }
+      });
+}
+
+// GET /metrics: every page of GetMetrics, merged, cut to the step range and thinned.
+struct MetricsGather {
+  v1::GetMetricsRequest request;
+  size_t max_points = 2000;
+  int64_t from_step = std::numeric_limits<int64_t>::min();
+  int64_t to_step = std::numeric_limits<int64_t>::max();
+  int64_t attempt = 0;
+  std::vector<v1::MetricSeries> series;
+  std::map<std::tuple<int, int32_t, std::string>, size_t> index;  // source, rank, name
+  std::map<std::string, std::string> tags;
+  int64_t skipped_lines = 0;
+  int64_t dropped_records = 0;
+  int64_t capped_streams = 0;
+  int pages = 0;
+};
+
+constexpr int kMaxMetricPages = 4096;
+
+void GatherMetrics(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
+                   std::shared_ptr<ApiRequest> request, std::shared_ptr<MetricsGather> gather) {
+  CallUnary<v1::GetMetricsRequest, v1::GetMetricsResponse>(
+      loop, request->token, gather->request,
+      [&loop](auto* context, auto* req, auto* resp, auto done) {
+        loop.jobs->async()->GetMetrics(context, req, resp, std::move(done));
+      },
+      [&loop, exchange, request, gather](const grpc::Status& status,
+                                         v1::GetMetricsResponse& page) {
+        if (!status.ok()) return ReplyStatus(loop, *request, *exchange, status);
+        gather->attempt = page.attempt();
+        gather->request.set_attempt(page.attempt());  // the same attempt on every page
+        for (v1::MetricSeries& series : *page.mutable_series()) {
+          auto key = std::make_tuple(static_cast<int>(series.source()), series.rank(),
+                                     series.name());
+          auto [it, added] = gather->index.emplace(key, gather->series.size());
+          if (added) {
+            gather->series.push_back(std::move(series));
+            continue;
+          }
+          v1::MetricSeries& into = gather->series[it->second];
+          into.mutable_steps()->MergeFrom(series.steps());
+          into.mutable_values()->MergeFrom(series.values());
+          into.mutable_times()->MergeFrom(series.times());
+        }
+        for (const auto& [name, value] : page.tags()) gather->tags[name] = value;
+        gather->skipped_lines += page.skipped_lines();
+        gather->dropped_records += page.dropped_records();
+        gather->capped_streams += page.capped_streams();
+        if (!page.next_page_token().empty() && ++gather->pages < kMaxMetricPages) {
+          gather->request.set_page_token(page.next_page_token());
+          return GatherMetrics(loop, exchange, request, gather);
+        }
+        std::string body = absl::StrCat("{\"attempt\":\"", gather->attempt, "\",\"series\":[");
+        bool first = true;
+        for (const v1::MetricSeries& series : gather->series) {
+          ThinnedSeries thinned =
+              ThinSeries(series, gather->max_points, gather->from_step, gather->to_step);
+          std::string json = ToJson(thinned.series);
+          json.pop_back();  // the closing brace: more members follow
+          absl::StrAppend(&body, first ? "" : ",", json, json.size() > 1 ? "," : "",
+                          "\"totalPoints\":\"", thinned.total_points, "\"",
+                          thinned.thinned
+                              ? absl::StrCat(",\"thinned\":true,\"method\":\"", kThinningMethod,
+                                             "\"")
+                              : "",
+                          "}");
+          first = false;
+        }
+        Json tags = Json::object();
+        for (const auto& [name, value] : gather->tags) tags[name] = value;
+        absl::StrAppend(&body, "],\"tags\":", DumpJson(tags), ",\"skippedLines\":\"",
+                        gather->skipped_lines, "\",\"droppedRecords\":\"", gather->dropped_records,
+                        "\",\"cappedStreams\":", gather->capped_streams, "}");
+        Reply(*exchange, std::move(body));
+      });
+}
+
+void GetMetrics(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
+                std::shared_ptr<ApiRequest> request) {
+  auto gather = std::make_shared<MetricsGather>();
+  absl::StatusOr<v1::GetMetricsRequest> base = MetricsRequestOf(*request);
+  if (!base.ok()) return ReplyError(*exchange, base.status());
+  gather->request = *std::move(base);
+  gather->request.set_page_bytes(16 << 20);
+  const Target& target = request->target;
+  absl::StatusOr<int64_t> max_points = IntParam(target, "maxPoints", 2000, 1, 20000);
+  if (!max_points.ok()) return ReplyError(*exchange, max_points.status());
+  gather->max_points = static_cast<size_t>(*max_points);
+  absl::StatusOr<int64_t> from = IntParam(target, "fromStep", gather->from_step,
+                                          gather->from_step, gather->to_step);
+  if (!from.ok()) return ReplyError(*exchange, from.status());
+  absl::StatusOr<int64_t> to =
+      IntParam(target, "toStep", gather->to_step, gather->from_step, gather->to_step);
+  if (!to.ok()) return ReplyError(*exchange, to.status());
+  gather->from_step = *from;
+  gather->to_step = *to;
+  GatherMetrics(loop, exchange, request, gather);
+}
+
+// GET /experiments: the caller's visible jobs, page by page, grouped by experiment.
+struct ExperimentsGather {
+  v1::ListJobsRequest request;
+  struct Experiment {
+    int64_t runs = 0;
+    google::protobuf::Timestamp last;
+  };
+  std::map<std::string, Experiment> experiments;
+  int pages = 0;
+};
+
+constexpr int kMaxExperimentPages = 50;  // of 1000 jobs
+
+void GatherExperiments(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
+                       std::shared_ptr<ApiRequest> request,
+                       std::shared_ptr<ExperimentsGather> gather) {
+  CallUnary<v1::ListJobsRequest, v1::ListJobsResponse>(
+      loop, request->token, gather->request,
+      [&loop](auto* context, auto* req, auto* resp, auto done) {
+        loop.jobs->async()->ListJobs(context, req, resp, std::move(done));
+      },
+      [&loop, exchange, request, gather](const grpc::Status& status,
+                                         v1::ListJobsResponse& page) {
+        if (!status.ok()) return ReplyStatus(loop, *request, *exchange, status);
+        for (const v1::Job& job : page.jobs()) {
+          if (job.spec().experiment().empty()) continue;
+          ExperimentsGather::Experiment& e = gather->experiments[job.spec().experiment()];
+          ++e.runs;
+          const auto& created = job.create_time();
+          if (created.seconds() > e.last.seconds() ||
+              (created.seconds() == e.last.seconds() && created.nanos() > e.last.nanos())) {
+            e.last = created;
+          }
+        }
+        if (!page.next_page_token().empty() && ++gather->pages < kMaxExperimentPages) {
+          gather->request.set_page_token(page.next_page_token());
+          return GatherExperiments(loop, exchange, request, gather);
+        }
+        std::vector<std::pair<std::string, ExperimentsGather::Experiment>> sorted(
+            gather->experiments.begin(), gather->experiments.end());
+        std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+          return std::make_pair(a.second.last.seconds(), a.second.last.nanos()) >
+                 std::make_pair(b.second.last.seconds(), b.second.last.nanos());
+        });
+        std::string body = "{\"experiments\":[";
+        bool first = true;
+        for (const auto& [name, e] : sorted) {
+          std::string time = ToJson(e.last);  // a quoted RFC 3339 string
+          absl::StrAppend(&body, first ? "" : ",", "{\"name\":", DumpJson(Json(name)),
+                          ",\"runs\":", e.runs, ",\"lastSubmitTime\":", time, "}");
+          first = false;
+        }
+        body += "]}";
+        Reply(*exchange, std::move(body));
+      });
+}
+
+}  // namespace
+
+absl::StatusOr<v1::GetMetricsRequest> MetricsRequestOf(const ApiRequest& request) {
+  const Target& target = request.target;
+  v1::GetMetricsRequest metrics;
+  metrics.set_job_id(request.route.job_id);
+  absl::StatusOr<int64_t> attempt =
+      IntParam(target, "attempt", 0, 0, std::numeric_limits<int64_t>::max());
+  if (!attempt.ok()) return attempt.status();
+  metrics.set_attempt(*attempt);
+  for (const std::string& name : target.All("name")) metrics.add_names(name);
+  for (const std::string& rank : target.All("rank")) {
+    int32_t parsed = 0;
+    if (!absl::SimpleAtoi(rank, &parsed) || parsed < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("query parameter 'rank': '", rank, "' is not a rank (0, 1, ...)"));
+    }
+    metrics.add_ranks(parsed);
+  }
+  for (const std::string& source : target.All("source")) {
+    v1::MetricSeries::Source parsed;
+    if (!v1::MetricSeries::Source_Parse(source, &parsed) ||
+        parsed == v1::MetricSeries::SOURCE_UNSPECIFIED) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "query parameter 'source': '", source, "' is not USER or SYSTEM"));
+    }
+    metrics.add_sources(parsed);
+  }
+  return metrics;
+}
+
+}  // namespace internal
+
+void HttpGateway::Loop::HandleApi(std::shared_ptr<internal::Exchange> exchange,
+                                  internal::ApiRequest request) {
+  using internal::bhttp::field;
+  const internal::StringRequest& http = request.http;
+  const RouteMatch& route = request.route;
+  if (route.route == Route::kNone) {
+    return internal::ReplyError(
+        *exchange, absl::NotFoundError(absl::StrCat("no API route ", request.target.path,
+                                                    "; see docs/http-api.md")));
+  }
+  absl::string_view method(http.method_string().data(), http.method_string().size());
+  if (method != route.method) {
+    internal::StringResponse response = internal::ErrorResponse(
+        405, absl::InvalidArgumentError(
+                 absl::StrCat(request.target.path, " takes ", route.method, ", not ", method)));
+    response.set(field::allow, internal::beast::string_view(route.method.data(),
+                                                           route.method.size()));
+    return exchange->Respond(std::move(response));
+  }
+  auto header = [&http](field name) -> std::optional<std::string> {
+    auto found = http.find(name);
+    if (found == http.end()) return std::nullopt;
+    return std::string(found->value());
+  };
+  // Who calls: a bearer token (scripts), or the session cookie (browsers).
+  bool bearer = false;
+  if (std::optional<std::string> authorization = header(field::authorization)) {
+    if (absl::StartsWith(*authorization, "Bearer ")) {
+      request.token = authorization->substr(7);
+      request.stream_key = absl::StrCat("t:", archive::Sha256Digest(request.token));
+      bearer = true;
+    }
+  }
+  if (!bearer) {
+    if (std::optional<std::string> cookies = header(field::cookie)) {
+      if (std::optional<std::string> id = CookieValue(*cookies, kSessionCookie)) {
+        request.session = sessions.Find(*id);
+        if (request.session.has_value()) {
+          request.token = request.session->token;
+          request.stream_key = absl::StrCat("s:", request.session->key);
+        }
+      }
+    }
+    RequestOrigin origin;
+    origin.post = http.method() == internal::bhttp::verb::post;
+    origin.cookie_session = request.session.has_value();
+    origin.origin = header(field::origin);
+    origin.host = header(field::host).value_or("");
+    origin.tls = request.tls;
+    {
+      auto found = http.find(internal::beast::string_view(kCsrfHeader.data(), kCsrfHeader.size()));
+      origin.csrf_header = found == http.end() ? std::nullopt
+                                               : std::optional<std::string>(found->value());
+    }
+    if (request.session.has_value()) origin.session_csrf = request.session->csrf_token;
+    origin.login = route.route == Route::kLogin;
+    if (absl::Status allowed = CrossSiteCheck(origin); !allowed.ok()) {
+      return internal::ReplyError(*exchange, allowed);
+    }
+  }
+  switch (route.route) {
+    case Route::kLogin:
+      return internal::Login(*this, std::move(exchange), std::move(request));
+    case Route::kLogout: {
+      if (request.session.has_value()) sessions.End(request.session->key);
+      internal::StringResponse response;
+      response.result(internal::bhttp::status::no_content);
+      response.set(field::cache_control, "no-store");
+      response.set(field::set_cookie, SessionCookie("", request.tls));
+      return exchange->Respond(std::move(response));
+    }
+    case Route::kSession:
+      return internal::Session(*this, std::move(exchange), std::move(request));
+    default:
+      break;
+  }
+  if (request.token.empty()) {
+    return internal::ReplyError(
+        *exchange, absl::UnauthenticatedError(
+                       "log in first (POST /api/v1/login), or pass Authorization: Bearer <token>"));
+  }
+  auto shared = std::make_shared<internal::ApiRequest>(std::move(request));
+  const std::string& job_id = shared->route.job_id;
+  switch (shared->route.route) {
+    case Route::kListJobs: {
+      absl::StatusOr<v1::ListJobsRequest> list = internal::ListJobsRequestOf(shared->target);
+      if (!list.ok()) return internal::ReplyError(*exchange, list.status());
+      return internal::Forward<v1::ListJobsRequest, v1::ListJobsResponse>(
+          *this, exchange, shared, *std::move(list),
+          [this](auto* context, auto* req, auto* resp, auto done) {
+            jobs->async()->ListJobs(context, req, resp, std::move(done));
+          });
+    }
+    case Route::kGetJob: {
+      v1::GetJobRequest get;
+      get.set_job_id(job_id);
+      return internal::Forward<v1::GetJobRequest, v1::Job>(
+          *this, exchange, shared, std::move(get),
+          [this](auto* context, auto* req, auto* resp, auto done) {
+            jobs->async()->GetJob(context, req, resp, std::move(done));
+          });
+    }
+    case Route::kCancelJob:
+      return internal::CancelJob(*this, exchange, shared);
+    case Route::kWatchJob:
+    case Route::kJobLogs:
+    case Route::kWatchJobMetrics:
+      return internal::ServeEvents(*this, exchange, shared);
+    case Route::kJobMetrics:
+      return internal::GetMetrics(*this, exchange, shared);
+    case Route::kExperiments: {
+      auto gather = std::make_shared<internal::ExperimentsGather>();
+      gather->request.set_page_size(1000);
+      return internal::GatherExperiments(*this, exchange, shared, gather);
+    }
+    case Route::kListNodes:
+      return internal::Forward<v1::ListNodesRequest, v1::ListNodesResponse>(
+          *this, exchange, shared, v1::ListNodesRequest(),
+          [this](auto* context, auto* req, auto* resp, auto done) {
+            admin->async()->ListNodes(context, req, resp, std::move(done));
+          });
+    case Route::kCordonNode:
+    case Route::kUncordonNode:
+    case Route::kDrainNode:
+      return internal::NodeAction(*this, exchange, shared);
+    case Route::kJobOutputs:
+    case Route::kJobOutputFile:
+      return internal::ReplyError(
+          *exchange, absl::UnimplementedError("job outputs are not served over HTTP yet; use "
+                                              "drover download"));
+    default:
+      return internal::ReplyError(*exchange, absl::NotFoundError("no such API route"));
+  }
+}
+
+}  // namespace drover::server::http

@@ -1,0 +1,529 @@
+#include "server/http/http_gateway.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <deque>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "boost/asio/ssl/stream.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/asio/write.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/ssl.hpp"
+#include "common/log.h"
+#include "server/http/http_internal.h"
+
+namespace drover::server::http {
+namespace internal {
+
+bool CallRegistry::Add(grpc::ClientContext* context, std::function<void()> cancel) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return false;
+  calls_[context] = std::move(cancel);
+  return true;
+}
+
+void CallRegistry::Remove(grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  calls_.erase(context);
+}
+
+void CallRegistry::Cancel(grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  auto found = calls_.find(context);
+  if (found != calls_.end() && found->second) found->second();
+}
+
+bool CallRegistry::CloseAndWait(absl::Duration wait) {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  for (auto& [context, cancel] : calls_) {
+    if (cancel) cancel();
+  }
+  auto done = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return calls_.empty(); };
+  return mu_.AwaitWithTimeout(absl::Condition(&done), wait);
+}
+
+StringResponse JsonResponse(std::string body, int status) {
+  StringResponse response;
+  response.result(static_cast<unsigned>(status));
+  response.set(bhttp::field::content_type, "application/json");
+  response.set(bhttp::field::cache_control, "no-store");
+  response.body() = std::move(body);
+  return response;
+}
+
+StringResponse ErrorResponse(int status, const absl::Status& error) {
+  return JsonResponse(ErrorBody(error), status);
+}
+
+namespace {
+
+using tcp = asio::ip::tcp;
+namespace ssl = asio::ssl;
+
+std::chrono::milliseconds Chrono(absl::Duration d) {
+  return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
+}
+
+// The headers every answer carries (docs/http-api.md).
+template <class Fields>
+void AddSecurityHeaders(Fields& fields) {
+  fields.set("Content-Security-Policy",
+             "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+             "frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+  fields.set("X-Content-Type-Options", "nosniff");
+  fields.set("Referrer-Policy", "no-referrer");
+  fields.set("X-Frame-Options", "DENY");
+}
+
+template <class Stream>
+tcp::socket& Socket(Stream& stream) {
+  return beast::get_lowest_layer(stream).socket();
+}
+
+// One client connection over `Stream` (beast::tcp_stream, or TLS over it): reads requests
+// one at a time (keep-alive), hands each to the loop, writes its answer, and for an event
+// stream writes events until either side ends it. Lives while an operation of its own is
+// pending (shared_from_this).
+template <class Stream>
+class Connection final : public Exchange,
+                         public std::enable_shared_from_this<Connection<Stream>> {
+ public:
+  template <class... Args>
+  Connection(HttpGateway::Loop& loop, Args&&... args)
+      : loop_(loop), stream_(std::forward<Args>(args)...) {
+    ++loop_.connections;
+  }
+  ~Connection() override { --loop_.connections; }
+
+  void Start() {
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(Chrono(loop_.limits.read_timeout));
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) return self->Close();
+                                self->ReadRequest(/*first=*/true);
+                              });
+    } else {
+      ReadRequest(/*first=*/true);
+    }
+  }
+
+  void Respond(StringResponse response) override {
+    response.prepare_payload();
+    Send(std::make_shared<StringResponse>(std::move(response)));
+  }
+
+  void RespondFile(FileResponse response) override {
+    response.prepare_payload();
+    Send(std::make_shared<FileResponse>(std::move(response)));
+  }
+
+  void BeginEvents(std::function<void()> on_drained, std::function<void()> on_gone) override {
+    on_drained_ = std::move(on_drained);
+    on_gone_ = std::move(on_gone);
+    events_ = true;
+    bhttp::response<bhttp::empty_body> header;
+    header.version(11);
+    header.result(bhttp::status::ok);
+    header.set(bhttp::field::content_type, "text/event-stream");
+    header.set(bhttp::field::cache_control, "no-store");
+    header.set("X-Accel-Buffering", "no");
+    header.set(bhttp::field::connection, "close");  // the body ends when the stream closes
+    AddSecurityHeaders(header);
+    std::ostringstream text;
+    text << header.base();
+    SendEvent(text.str());
+    // The client sends nothing more; a read notices when it goes away.
+    WatchForClose();
+    ArmKeepalive();
+  }
+
+  void SendEvent(std::string text) override {
+    if (closed_ || ending_) return;
+    backlog_ += text.size();
+    if (backlog_ > loop_.limits.max_stream_backlog) over_limit_ = true;
+    queue_.push_back(std::move(text));
+    if (!writing_) WriteNext();
+  }
+
+  size_t Backlog() const override { return backlog_; }
+
+  void EndEvents() override {
+    ending_ = true;
+    on_gone_ = nullptr;
+    if (!writing_) Close();
+  }
+
+ private:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  void ReadRequest(bool first) {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(loop_.limits.max_header_bytes));
+    parser_->body_limit(loop_.limits.max_body_bytes);
+    beast::get_lowest_layer(stream_).expires_after(
+        Chrono(first ? loop_.limits.read_timeout : loop_.limits.idle_timeout));
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        self->OnRead(ec);
+                      });
+  }
+
+  void OnRead(beast::error_code ec) {
+    beast::get_lowest_layer(stream_).expires_never();
+    if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
+      keep_alive_ = false;
+      return Respond(ErrorResponse(
+          431, absl::InvalidArgumentError("the request's line and headers are too large")));
+    }
+    if (ec == bhttp::error::body_limit) {
+      keep_alive_ = false;
+      return Respond(ErrorResponse(
+          413, absl::InvalidArgumentError(absl::StrCat("the request body is larger than ",
+                                                       loop_.limits.max_body_bytes,
+                                                       " bytes"))));
+    }
+    if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
+        ec == asio::error::operation_aborted || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == ssl::error::stream_truncated) {
+      return Close();  // the client went away or took too long: nothing to answer
+    }
+    if (ec) {
+      keep_alive_ = false;
+      return Respond(
+          ErrorResponse(400, absl::InvalidArgumentError("malformed HTTP request")));
+    }
+    StringRequest request = parser_->release();
+    keep_alive_ = request.keep_alive();
+    loop_.Handle(this->shared_from_this(), std::move(request), kTls);
+  }
+
+  template <class Response>
+  void Send(std::shared_ptr<Response> response) {
+    response->version(11);
+    AddSecurityHeaders(*response);
+    response->keep_alive(keep_alive_);
+    beast::get_lowest_layer(stream_).expires_after(Chrono(loop_.limits.write_timeout));
+    bhttp::async_write(stream_, *response,
+                       [self = this->shared_from_this(), response](beast::error_code ec, size_t) {
+                         beast::get_lowest_layer(self->stream_).expires_never();
+                         if (ec || !self->keep_alive_) return self->Close();
+                         self->ReadRequest(/*first=*/false);
+                       });
+  }
+
+  void WriteNext() {
+    if (queue_.empty()) {
+      writing_ = false;
+      if (ending_) Close();
+      return;
+    }
+    writing_ = true;
+    beast::get_lowest_layer(stream_).expires_after(Chrono(loop_.limits.write_timeout));
+    asio::async_write(stream_, asio::buffer(queue_.front()),
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        beast::get_lowest_layer(self->stream_).expires_never();
+                        if (ec) return self->Gone();
+                        self->backlog_ -= self->queue_.front().size();
+                        self->queue_.pop_front();
+                        if (self->over_limit_ &&
+                            self->backlog_ <= self->loop_.limits.max_stream_backlog / 2) {
+                          self->over_limit_ = false;
+                          if (self->on_drained_) self->on_drained_();
+                        }
+                        self->WriteNext();
+                      });
+  }
+
+  void WatchForClose() {
+    stream_.async_read_some(asio::buffer(discard_, sizeof discard_),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->Gone();
+                              self->WatchForClose();  // whatever it sends is ignored
+                            });
+  }
+
+  void ArmKeepalive() {
+    keepalive_.expires_after(Chrono(loop_.limits.keepalive_interval));
+    keepalive_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec || self->closed_ || self->ending_) return;
+      if (self->queue_.empty()) self->SendEvent(": keep-alive\n\n");
+      self->ArmKeepalive();
+    });
+  }
+
+  // The client went away or cannot keep up.
+  void Gone() {
+    if (closed_) return;
+    auto gone = std::move(on_gone_);
+    on_gone_ = nullptr;
+    Close();
+    if (gone) gone();
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    keepalive_.cancel();
+    beast::error_code ignored;
+    Socket(stream_).shutdown(tcp::socket::shutdown_both, ignored);
+    Socket(stream_).close(ignored);
+    on_drained_ = nullptr;
+  }
+
+  HttpGateway::Loop& loop_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bool keep_alive_ = false;
+  bool closed_ = false;
+  // Event streams.
+  bool events_ = false;
+  bool writing_ = false;
+  bool ending_ = false;
+  bool over_limit_ = false;
+  std::deque<std::string> queue_;
+  size_t backlog_ = 0;
+  std::function<void()> on_drained_;
+  std::function<void()> on_gone_;
+  asio::steady_timer keepalive_{beast::get_lowest_layer(stream_).socket().get_executor()};
+  char discard_[512];
+};
+
+// Over the cap: one non-blocking attempt to say so, then the connection is closed.
+void Refuse(tcp::socket& socket) {
+  static constexpr absl::string_view kBusy =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+      "Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
+  beast::error_code ignored;
+  socket.non_blocking(true, ignored);
+  socket.write_some(asio::buffer(kBusy.data(), kBusy.size()), ignored);
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
+}
+
+void Accept(HttpGateway::Loop& loop) {
+  loop.acceptor.async_accept([&loop](beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !loop.acceptor.is_open()) return;
+    if (!ec) {
+      if (loop.connections >= loop.limits.max_connections) {
+        Refuse(socket);
+      } else if (loop.ssl != nullptr) {
+        std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(
+            loop, std::move(socket), *loop.ssl)
+            ->Start();
+      } else {
+        std::make_shared<Connection<beast::tcp_stream>>(loop, std::move(socket))->Start();
+      }
+    }
+    Accept(loop);
+  });
+}
+
+}  // namespace
+}  // namespace internal
+
+HttpGateway::Loop::Loop(const HttpGatewayOptions& options, std::shared_ptr<grpc::Channel> channel,
+                        const Clock& clock)
+    : options(options),
+      clock(clock),
+      channel(channel),
+      jobs(v1::JobService::NewStub(channel)),
+      admin(v1::AdminService::NewStub(channel)),
+      sessions(clock, options.sessions) {}
+
+void HttpGateway::Loop::Handle(std::shared_ptr<internal::Exchange> exchange,
+                               internal::StringRequest request, bool tls) {
+  absl::StatusOr<Target> target =
+      ParseTarget(absl::string_view(request.target().data(), request.target().size()));
+  if (!target.ok()) {
+    return exchange->Respond(internal::ErrorResponse(400, target.status()));
+  }
+  if (IsApiPath(target->path)) {
+    internal::ApiRequest api;
+    api.target = *std::move(target);
+    api.route = MatchRoute(api.target.path);
+    api.tls = tls;
+    api.http = std::move(request);
+    return HandleApi(std::move(exchange), std::move(api));
+  }
+  ServeStatic(std::move(exchange), request, *target);
+}
+
+void HttpGateway::Loop::ServeStatic(std::shared_ptr<internal::Exchange> exchange,
+                                    const internal::StringRequest& request,
+                                    const Target& target) {
+  const bool head = request.method() == internal::bhttp::verb::head;
+  if (request.method() != internal::bhttp::verb::get && !head) {
+    internal::StringResponse response =
+        internal::ErrorResponse(405, absl::InvalidArgumentError("only GET and HEAD here"));
+    response.set(internal::bhttp::field::allow, "GET, HEAD");
+    return exchange->Respond(std::move(response));
+  }
+  auto not_found = [&exchange] {
+    exchange->Respond(
+        internal::ErrorResponse(404, absl::NotFoundError("no such file")));
+  };
+  if (!web_root.valid()) return not_found();
+  std::string path = target.path.substr(1);
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  if (path.empty()) path = "index.html";
+  FileKind kind = FileKind::kMissing;
+  absl::StatusOr<UniqueFd> fd = OpenBeneath(web_root.get(), path, O_RDONLY, 0, &kind);
+  if (!fd.ok() && kind == FileKind::kMissing) {
+    // The app routes in the browser: an unknown page is the app's.
+    path = "index.html";
+    fd = OpenBeneath(web_root.get(), path, O_RDONLY, 0, &kind);
+  }
+  if (!fd.ok()) {
+    if (kind == FileKind::kSymlink || kind != FileKind::kMissing) {
+      Log(LogLevel::kDebug, "http_static_refused",
+          {{"path", path}, {"kind", std::string(FileKindName(kind))}});
+    }
+    return not_found();
+  }
+  internal::beast::error_code ec;
+  internal::FileResponse response;
+  internal::beast::file file;
+  file.native_handle(fd->release());
+  response.body().reset(std::move(file), ec);
+  if (ec) return not_found();
+  response.result(internal::bhttp::status::ok);
+  absl::string_view type = ContentTypeOf(path);
+  response.set(internal::bhttp::field::content_type,
+               internal::beast::string_view(type.data(), type.size()));
+  response.set(internal::bhttp::field::cache_control,
+               path == "index.html" ? "no-cache" : "public, max-age=300");
+  if (head) {
+    internal::StringResponse head_response;
+    head_response.result(internal::bhttp::status::ok);
+    head_response.set(internal::bhttp::field::content_type,
+                      internal::beast::string_view(type.data(), type.size()));
+    head_response.content_length(response.body().size());
+    exchange->Respond(std::move(head_response));
+    return;
+  }
+  exchange->RespondFile(std::move(response));
+}
+
+bool HttpGateway::Loop::AcquireStream(const std::string& key) {
+  int& mine = streams_by_key[key];
+  if (streams >= limits.max_streams || mine >= limits.max_streams_per_session) {
+    if (mine == 0) streams_by_key.erase(key);
+    return false;
+  }
+  ++mine;
+  ++streams;
+  return true;
+}
+
+void HttpGateway::Loop::ReleaseStream(const std::string& key) {
+  auto found = streams_by_key.find(key);
+  if (found == streams_by_key.end()) return;
+  --streams;
+  if (--found->second <= 0) streams_by_key.erase(found);
+}
+
+absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
+    const HttpGatewayOptions& options, std::shared_ptr<grpc::Channel> channel,
+    const Clock& clock) {
+  namespace asio = internal::asio;
+  using tcp = asio::ip::tcp;
+  const std::string& listen = options.listen;
+  const std::string& flag = options.flag;
+  size_t colon = listen.rfind(':');
+  int port = -1;
+  std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, ": '", listen, "' is not HOST:PORT; for example 0.0.0.0:8443 or 127.0.0.1:0"));
+  }
+  bool v6 = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  if (v6) host = host.substr(1, host.size() - 2);
+  if (host == "localhost") host = "127.0.0.1";
+  internal::beast::error_code ec;
+  asio::ip::address address = v6 ? asio::ip::address(asio::ip::make_address_v6(host, ec))
+                                  : asio::ip::address(asio::ip::make_address_v4(host, ec));
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, ": '", host, "' is not a numeric IP address; use one such as 0.0.0.0"));
+  }
+  auto loop = std::make_unique<Loop>(options, std::move(channel), clock);
+  if (!options.web_root.empty()) {
+    int fd = ::open(options.web_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--web-root: '", options.web_root,
+          "' is not a folder droverd can open; give the built web app's folder (web/dist)"));
+    }
+    loop->web_root = UniqueFd(fd);
+  }
+  const bool tls = !options.certificate_pem.empty() && !options.key_pem.empty();
+  if (tls) {
+    namespace ssl = asio::ssl;
+    loop->ssl = std::make_unique<ssl::context>(ssl::context::tls_server);
+    loop->ssl->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                               ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                               ssl::context::no_tlsv1_1,
+                           ec);
+    if (!ec) {
+      loop->ssl->use_certificate_chain(
+          asio::buffer(options.certificate_pem.data(), options.certificate_pem.size()), ec);
+    }
+    if (!ec) {
+      loop->ssl->use_private_key(asio::buffer(options.key_pem.data(), options.key_pem.size()),
+                                 ssl::context::pem, ec);
+    }
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, ": droverd's TLS certificate or key is unusable for HTTPS: ",
+                       ec.message()));
+    }
+  }
+  tcp::endpoint wanted(address, static_cast<uint16_t>(port));
+  loop->acceptor.open(wanted.protocol(), ec);
+  if (!ec) loop->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) loop->acceptor.bind(wanted, ec);
+  if (!ec) loop->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("--", flag, ": cannot listen on ", listen, ": ", ec.message()));
+  }
+  tcp::endpoint bound = loop->acceptor.local_endpoint(ec);
+  std::string endpoint = v6 ? absl::StrCat("[", host, "]:", bound.port())
+                            : absl::StrCat(host, ":", bound.port());
+  internal::Accept(*loop);
+  Loop* running = loop.get();
+  loop->thread = std::thread([running] { running->io.run(); });
+  return std::unique_ptr<HttpGateway>(new HttpGateway(std::move(loop), std::move(endpoint), tls));
+}
+
+HttpGateway::HttpGateway(std::unique_ptr<Loop> loop, std::string endpoint, bool tls)
+    : loop_(std::move(loop)), endpoint_(std::move(endpoint)), tls_(tls) {}
+
+HttpGateway::~HttpGateway() {
+  // No new connections; then every gRPC call is cancelled while the loop still runs (a
+  // stream's end is handled there), and only then the loop stops. Destroying the I/O
+  // context (in ~Loop) destroys the pending handlers and with them the connections.
+  internal::asio::post(loop_->io, [loop = loop_.get()] {
+    internal::beast::error_code ignored;
+    loop->acceptor.close(ignored);
+  });
+  if (!loop_->calls.CloseAndWait(absl::Seconds(10))) {
+    Log(LogLevel::kWarning, "http_calls_not_ended", {});
+  }
+  loop_->io.stop();
+  loop_->thread.join();
+}
+
+}  // namespace drover::server::http

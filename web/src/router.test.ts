@@ -1,0 +1,17 @@
+import { describe, expect, it } from "vitest";
+import { parseRoute } from "./router";
+
+describe("parseRoute", () => {
+  it("maps paths to pages", () => {
+    expect(parseRoute("/")).toEqual({ page: "runs" });
+    expect(parseRoute("/runs/j-12")).toEqual({ page: "run", id: "j-12" });
+    expect(parseRoute("/experiments/mnist%20v2")).toEqual({ page: "experiment", name: "mnist v2" });
+    expect(parseRoute("/nodes")).toEqual({ page: "nodes" });
+    expect(parseRoute("/nope/x/y").page).toBe("notfound");
+  });
+  it("returns after login only to a path of this site", () => {
+    expect(parseRoute("/login", "?next=%2Fruns%2Fj-1")).toEqual({ page: "login", next: "/runs/j-1" });
+    expect(parseRoute("/login", "?next=https://evil.example/")).toEqual({ page: "login", next: "/" });
+    expect(parseRoute("/login", "?next=//evil.example/")).toEqual({ page: "login", next: "/" });
+  });
+});
