@@ -118,7 +118,7 @@ class Connection final : public Exchange,
   }
 
   void Respond(StringResponse response) override {
-    response.prepare_payload();
+    if (!response.has_content_length()) response.prepare_payload();  // HEAD sets its own
     Send(std::make_shared<StringResponse>(std::move(response)));
   }
 

@@ -198,7 +198,11 @@ std::string SessionCookie(absl::string_view value, bool secure) {
 absl::Status CrossSiteCheck(const RequestOrigin& request) {
   if (request.origin.has_value()) {
     std::string own = absl::StrCat(request.tls ? "https://" : "http://", request.host);
-    if (!absl::EqualsIgnoreCase(*request.origin, own)) {
+    // Plain HTTP may be behind a proxy that terminates TLS: the page's origin is then https
+    // with the same Host.
+    bool proxied = !request.tls &&
+                   absl::EqualsIgnoreCase(*request.origin, absl::StrCat("https://", request.host));
+    if (!absl::EqualsIgnoreCase(*request.origin, own) && !proxied) {
       return absl::PermissionDeniedError(absl::StrCat(
           "cross-origin request refused: Origin '", *request.origin, "' is not droverd's own (",
           own, ")"));

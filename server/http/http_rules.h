@@ -101,7 +101,8 @@ struct RequestOrigin {
 };
 
 // OK, or PERMISSION_DENIED naming the rule: an Origin header that is not droverd's own
-// origin ("http(s)://" + Host), on any request; a POST with a cookie session (but login)
+// origin ("http(s)://" + Host; over plain HTTP also "https://" + Host, for a TLS proxy in
+// front), on any request; a POST with a cookie session (but login)
 // without the session's CSRF token in X-Drover-CSRF (compared in constant time).
 absl::Status CrossSiteCheck(const RequestOrigin& request);
 

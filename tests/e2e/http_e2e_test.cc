@@ -393,7 +393,10 @@ TEST_F(HttpApiE2eTest, StaticFilesNeverLeaveTheWebRoot) {
     EXPECT_THAT(r.body, Not(HasSubstr("root:")));
     EXPECT_THAT(r.body, Not(HasSubstr("app.js")));
   }
-  EXPECT_EQ(Call("HEAD", "/assets/app.js").status, 200);
+  HttpResponse head = Call("HEAD", "/assets/app.js");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.Header("content-length"), "22");
+  EXPECT_EQ(head.body, "");
   EXPECT_EQ(Call("POST", "/assets/app.js").status, 405);
 }
 
@@ -474,6 +477,32 @@ TEST_F(HttpApiE2eTest, AThousandEventStreamsAreCappedAndTheirSlotsComeBack) {
   absl::StatusOr<HttpResponse> r = c->OpenEvents("/api/v1/jobs/" + bobs + "/watch", Bearer(bob));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(HttpApiE2eTest, ManyOpenStreamsDoNotStallTheRestOfTheApi) {
+  // More streams than gRPC's cap of calls per connection (100): the in-process channel must
+  // not queue the other requests behind them.
+  std::vector<std::unique_ptr<HttpConnection>> open;
+  std::string last_job;
+  for (int u = 0; u < 8; ++u) {
+    std::string token = CreateUser(absl::StrCat("user", u), "user");
+    last_job = SubmitAs(token, Queued());
+    for (int i = 0; i < 16; ++i) {
+      auto c = Connect();
+      absl::StatusOr<HttpResponse> r =
+          c->OpenEvents("/api/v1/jobs/" + last_job + "/watch", Bearer(token));
+      ASSERT_TRUE(r.ok()) << r.status();
+      ASSERT_EQ(r->status, 200) << u << " " << i << " " << r->body;
+      absl::StatusOr<testing::SseEvent> e = c->NextEvent(absl::Seconds(10));
+      ASSERT_TRUE(e.ok()) << "stream " << open.size() << ": " << e.status();
+      open.push_back(std::move(c));
+    }
+  }
+  absl::Time start = absl::Now();
+  HttpResponse list = Call("GET", "/api/v1/jobs", Bearer(testing::TestAdminTokenValue()));
+  EXPECT_EQ(list.status, 200);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(Parse(list.body)["jobs"].size(), 8u);
 }
 
 // droverd and an agent (root), over HTTPS with droverd's certificate (the default).

@@ -146,6 +146,12 @@ TEST(HttpRulesTest, AnOriginMustBeDroverdsOwn) {
   EXPECT_TRUE(absl::IsPermissionDenied(CrossSiteCheck(r)));
   r.origin = "http://drover.example:8443";  // not the scheme it was served by
   EXPECT_TRUE(absl::IsPermissionDenied(CrossSiteCheck(r)));
+  RequestOrigin proxied = r;
+  proxied.tls = false;
+  proxied.origin = "https://drover.example:8443";  // a TLS proxy in front of plain HTTP
+  EXPECT_TRUE(CrossSiteCheck(proxied).ok());
+  proxied.origin = "https://other.example:8443";
+  EXPECT_TRUE(absl::IsPermissionDenied(CrossSiteCheck(proxied)));
   r.origin = "null";
   EXPECT_TRUE(absl::IsPermissionDenied(CrossSiteCheck(r)));
   r.login = true;  // login too
