@@ -100,6 +100,11 @@ void Login(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange, ApiReque
                                      "token drover user create or drover user token printed"));
   }
   std::string user_token = JsonString(*token);
+  if (!IsWellFormedToken(user_token)) {
+    return ReplyError(*exchange, absl::UnauthenticatedError(
+                                     "that is not a drover token (drv_...); use the token drover "
+                                     "user create or drover user token printed"));
+  }
   CallUnary<v1::WhoAmIRequest, v1::User>(
       loop, user_token, v1::WhoAmIRequest(),
       [&loop](auto* context, auto* req, auto* resp, auto done) {
@@ -468,6 +473,12 @@ void HttpGateway::Loop::HandleApi(std::shared_ptr<internal::Exchange> exchange,
   if (std::optional<std::string> authorization = header(field::authorization)) {
     if (absl::StartsWith(*authorization, "Bearer ")) {
       request.token = authorization->substr(7);
+      if (!request.token.empty() && !IsWellFormedToken(request.token)) {
+        return internal::ReplyError(
+            *exchange, absl::UnauthenticatedError(
+                           "the Authorization header is not 'Bearer drv_...'; pass the token "
+                           "drover user create printed"));
+      }
       request.stream_key = absl::StrCat("t:", archive::Sha256Digest(request.token));
       bearer = true;
     }

@@ -99,7 +99,9 @@ class Connection final : public Exchange,
  public:
   template <class... Args>
   Connection(HttpGateway::Loop& loop, Args&&... args)
-      : loop_(loop), stream_(std::forward<Args>(args)...) {
+      : loop_(loop),
+        stream_(std::forward<Args>(args)...),
+        buffer_(loop.limits.max_header_bytes + loop.limits.max_body_bytes + 4096) {
     ++loop_.connections;
   }
   ~Connection() override { --loop_.connections; }

@@ -180,6 +180,26 @@ TEST_F(HttpApiE2eTest, LoginSetsAStrictHttpOnlyCookieAndRefusesBadTokens) {
   }
   HttpResponse huge = Call("POST", "/api/v1/login", {}, std::string(100 * 1024, ' '));
   EXPECT_EQ(huge.status, 413);
+  // Tokens gRPC metadata could not carry (control bytes, non-ASCII): refused, droverd lives.
+  for (const std::string& hostile : {std::string("{\"token\": \"drv_\\u0001\\u00ff\"}"),
+                                     std::string("{\"token\": \"drv_a\\nb\"}"),
+                                     std::string("{\"token\": \"drv_caf\xc3\xa9\"}")}) {
+    HttpResponse r = Call("POST", "/api/v1/login", {}, hostile);
+    EXPECT_EQ(r.status, 401) << hostile << " " << r.body;
+  }
+  // Bytes HTTP allows in a header but gRPC metadata does not: 401; control bytes HTTP
+  // itself refuses: 400.
+  for (const auto& [value, status] : std::vector<std::pair<std::string, int>>{
+           {"Bearer drv_\xff\xfe", 401}, {"Bearer drv_a\tb", 401}, {"Bearer drv_\x01\x7f", 400}}) {
+    auto c = Connect();
+    ASSERT_TRUE(c->Send("GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: " + value +
+                        "\r\n\r\n")
+                    .ok());
+    absl::StatusOr<HttpResponse> r = c->ReadResponse();
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, status) << value;
+  }
+  EXPECT_EQ(Call("POST", "/api/v1/login", {}, DumpJson(Json{{"token", alice}})).status, 200);
 }
 
 TEST_F(HttpApiE2eTest, RequestsWithoutASessionAreRefused) {
