@@ -679,6 +679,36 @@ TEST_F(HttpJobE2eTest, FollowsLogsAndMetricsLiveAndResumesWithoutLosingOrRepeati
   EXPECT_THAT(system.body, HasSubstr("memory_peak_bytes"));
 }
 
+TEST_F(HttpJobE2eTest, AReaderThatFallsBehindStillGetsEveryByte) {
+  // 20 MB of output: far more than the socket buffers and the 1 MiB the gateway queues, so
+  // the stream must pause while the client does not read, and go on when it does.
+  std::string id = Submit(Shell("head -c 20000000 /dev/zero | tr '\\0' 'a'"));
+  WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(120));
+  auto c = Connect();
+  absl::StatusOr<HttpResponse> opened = c->OpenEvents(
+      "/api/v1/jobs/" + id + "/logs?stream=STDOUT&follow=0", Bearer(testing::TestAdminTokenValue()));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  ASSERT_EQ(opened->status, 200) << opened->body;
+  absl::SleepFor(absl::Seconds(3));  // not reading: the server's queue fills and it pauses
+  int64_t next = 0;
+  bool ended = false;
+  while (!ended) {
+    absl::StatusOr<testing::SseEvent> e = c->NextEvent(absl::Seconds(30));
+    ASSERT_TRUE(e.ok()) << e.status() << " at " << next;
+    if (e->event == "end") {
+      ended = true;
+      break;
+    }
+    ASSERT_EQ(e->event, "log") << e->data;
+    Json data = Parse(e->data);
+    ASSERT_EQ(std::stoll(JsonString(data["offset"])), next);
+    const std::string& text = JsonString(data["text"]);
+    ASSERT_EQ(text.find_first_not_of('a'), std::string::npos);
+    next += static_cast<int64_t>(text.size());
+  }
+  EXPECT_EQ(next, 20000000);
+}
+
 TEST_F(HttpJobE2eTest, CancelByPostCancelsTheRunningJob) {
   std::string alice = CreateUser("alice", "user");
   std::string id = SubmitAs(alice, Shell("echo started; exec sleep 300"));
