@@ -120,6 +120,13 @@ class Droverd {
   std::string http_address() const {
     return http_gateway_ == nullptr ? "" : http_gateway_->endpoint();
   }
+  // The web app's address, "https://HOST:PORT/" (http with --http-plain); empty when not
+  // served.
+  std::string http_url() const {
+    return http_gateway_ == nullptr
+               ? ""
+               : std::string(http_gateway_->scheme()) + "://" + http_gateway_->endpoint() + "/";
+  }
   // The local admin socket's path; empty when there is none.
   const std::string& admin_socket() const { return admin_socket_; }
   // The CA certificate (PEM) clients and agents trust to reach this droverd.

@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
   drover::Log(drover::LogLevel::kInfo, "droverd_started",
               {{"address", (*droverd)->address()},
                {"metrics_address", (*droverd)->metrics_address()},
+               {"web_url", (*droverd)->http_url()},
                {"state_dir", options.state_dir},
                {"resumed_jobs", (*droverd)->resumed_jobs()},
                {"pid", getpid()}});

@@ -100,6 +100,11 @@ void Login(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange, ApiReque
                                      "token drover user create or drover user token printed"));
   }
   std::string user_token = JsonString(*token);
+  if (!IsWellFormedToken(user_token)) {
+    return ReplyError(*exchange, absl::UnauthenticatedError(
+                                     "that is not a drover token (drv_...); use the token drover "
+                                     "user create or drover user token printed"));
+  }
   CallUnary<v1::WhoAmIRequest, v1::User>(
       loop, user_token, v1::WhoAmIRequest(),
       [&loop](auto* context, auto* req, auto* resp, auto done) {
@@ -230,9 +235,18 @@ struct MetricsGather {
   int64_t dropped_records = 0;
   int64_t capped_streams = 0;
   int pages = 0;
+  int64_t points = 0;  // kept so far (in the step range)
+  HttpGateway::Loop* loop = nullptr;
+  ~MetricsGather() {
+    if (loop != nullptr) --loop->metric_reads;
+  }
 };
 
 constexpr int kMaxMetricPages = 4096;
+// What one /metrics answer gathers at most before thinning (about 24 bytes a point), and
+// how many run at once: a job's series are the job's to size, droverd's memory is not.
+constexpr int64_t kMaxGatheredPoints = 8'000'000;
+constexpr int kMaxMetricReads = 4;
 
 void GatherMetrics(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
                    std::shared_ptr<ApiRequest> request, std::shared_ptr<MetricsGather> gather) {
@@ -251,13 +265,32 @@ void GatherMetrics(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
                                      series.name());
           auto [it, added] = gather->index.emplace(key, gather->series.size());
           if (added) {
-            gather->series.push_back(std::move(series));
-            continue;
+            v1::MetricSeries empty;
+            empty.set_name(series.name());
+            empty.set_source(series.source());
+            empty.set_rank(series.rank());
+            gather->series.push_back(std::move(empty));
           }
+          // Only the points in the step range are kept.
           v1::MetricSeries& into = gather->series[it->second];
-          into.mutable_steps()->MergeFrom(series.steps());
-          into.mutable_values()->MergeFrom(series.values());
-          into.mutable_times()->MergeFrom(series.times());
+          const int n = std::min({series.steps_size(), series.values_size(),
+                                  series.times_size()});
+          for (int i = 0; i < n; ++i) {
+            if (series.steps(i) < gather->from_step || series.steps(i) > gather->to_step) {
+              continue;
+            }
+            into.add_steps(series.steps(i));
+            into.add_values(series.values(i));
+            into.add_times(series.times(i));
+            ++gather->points;
+          }
+        }
+        if (gather->points > kMaxGatheredPoints) {
+          return ReplyError(*exchange, absl::ResourceExhaustedError(absl::StrCat(
+                                           "the selected series hold more than ",
+                                           kMaxGatheredPoints,
+                                           " points; select fewer with name, rank, source, "
+                                           "fromStep or toStep")));
         }
         for (const auto& [name, value] : page.tags()) gather->tags[name] = value;
         gather->skipped_lines += page.skipped_lines();
@@ -294,7 +327,14 @@ void GatherMetrics(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
 
 void GetMetrics(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
                 std::shared_ptr<ApiRequest> request) {
+  if (loop.metric_reads >= kMaxMetricReads) {
+    return ReplyError(*exchange, absl::ResourceExhaustedError(
+                                     "droverd is answering other metric reads; try again in "
+                                     "a moment"));
+  }
   auto gather = std::make_shared<MetricsGather>();
+  ++loop.metric_reads;
+  gather->loop = &loop;
   absl::StatusOr<v1::GetMetricsRequest> base = MetricsRequestOf(*request);
   if (!base.ok()) return ReplyError(*exchange, base.status());
   gather->request = *std::move(base);
@@ -433,6 +473,12 @@ void HttpGateway::Loop::HandleApi(std::shared_ptr<internal::Exchange> exchange,
   if (std::optional<std::string> authorization = header(field::authorization)) {
     if (absl::StartsWith(*authorization, "Bearer ")) {
       request.token = authorization->substr(7);
+      if (!request.token.empty() && !IsWellFormedToken(request.token)) {
+        return internal::ReplyError(
+            *exchange, absl::UnauthenticatedError(
+                           "the Authorization header is not 'Bearer drv_...'; pass the token "
+                           "drover user create printed"));
+      }
       request.stream_key = absl::StrCat("t:", archive::Sha256Digest(request.token));
       bearer = true;
     }

@@ -108,6 +108,9 @@ class StreamCall final : public grpc::ClientReadReactor<Response>,
     this->StartRead(&response_);
   }
 
+  // Whether Stop() cancelled the call (loop thread).
+  bool stopped() const { return stopped_; }
+
   // Cancels the call (loop thread); `on_end` still runs.
   void Stop() {
     if (stopped_) return;

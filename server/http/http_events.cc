@@ -91,8 +91,11 @@ void Open(std::shared_ptr<Pump<Request, Response>> pump, Request request, Start 
 }
 
 // Whether a stream's end is one the client should hear of (not our own cancel).
-bool Reportable(const grpc::Status& status) {
-  return !status.ok() && status.error_code() != grpc::StatusCode::CANCELLED;
+template <class P>
+bool Reportable(const P& pump, const grpc::Status& status) {
+  if (status.ok()) return false;
+  return status.error_code() != grpc::StatusCode::CANCELLED || pump.call == nullptr ||
+         !pump.call->stopped();
 }
 
 void WatchJob(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
@@ -114,7 +117,7 @@ void WatchJob(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
         p.MaybeNext();
       },
       [](P& p, const grpc::Status& status) {
-        if (Reportable(status)) p.exchange->SendEvent(ErrorEvent(status));
+        if (Reportable(p, status)) p.exchange->SendEvent(ErrorEvent(status));
         p.End();
       });
 }
@@ -212,7 +215,7 @@ void StreamLogs(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
         p.MaybeNext();
       },
       [state, follow = *follow](P& p, const grpc::Status& status) {
-        if (Reportable(status)) {
+        if (Reportable(p, status)) {
           p.exchange->SendEvent(ErrorEvent(status));
         } else if (status.ok()) {
           for (LogPiece& piece : state->Flush()) {
@@ -271,7 +274,7 @@ void WatchMetrics(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
         p.MaybeNext();
       },
       [](P& p, const grpc::Status& status) {
-        if (Reportable(status)) p.exchange->SendEvent(ErrorEvent(status));
+        if (Reportable(p, status)) p.exchange->SendEvent(ErrorEvent(status));
         p.End();
       });
 }

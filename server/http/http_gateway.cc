@@ -99,7 +99,9 @@ class Connection final : public Exchange,
  public:
   template <class... Args>
   Connection(HttpGateway::Loop& loop, Args&&... args)
-      : loop_(loop), stream_(std::forward<Args>(args)...) {
+      : loop_(loop),
+        stream_(std::forward<Args>(args)...),
+        buffer_(loop.limits.max_header_bytes + loop.limits.max_body_bytes + 4096) {
     ++loop_.connections;
   }
   ~Connection() override { --loop_.connections; }
@@ -118,7 +120,7 @@ class Connection final : public Exchange,
   }
 
   void Respond(StringResponse response) override {
-    response.prepare_payload();
+    if (!response.has_content_length()) response.prepare_payload();  // HEAD sets its own
     Send(std::make_shared<StringResponse>(std::move(response)));
   }
 
@@ -165,6 +167,8 @@ class Connection final : public Exchange,
 
  private:
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  // What a lingering close reads and drops at most.
+  static constexpr size_t kMaxLingerBytes = 1 << 20;
 
   void ReadRequest(bool first) {
     parser_.emplace();
@@ -216,9 +220,30 @@ class Connection final : public Exchange,
     bhttp::async_write(stream_, *response,
                        [self = this->shared_from_this(), response](beast::error_code ec, size_t) {
                          beast::get_lowest_layer(self->stream_).expires_never();
-                         if (ec || !self->keep_alive_) return self->Close();
+                         if (ec) return self->Close();
+                         if (!self->keep_alive_) return self->LingeringClose();
                          self->ReadRequest(/*first=*/false);
                        });
+  }
+
+  // Ends a connection whose client may still be sending (a request refused before its end:
+  // 431, 413): our side is shut, and what the client sends is read and dropped for a moment,
+  // so that its kernel does not get a reset that discards the answer before it was read.
+  void LingeringClose() {
+    beast::error_code ignored;
+    Socket(stream_).shutdown(tcp::socket::shutdown_send, ignored);
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
+    Drain(0);
+  }
+
+  void Drain(size_t drained) {
+    if (closed_ || drained > kMaxLingerBytes) return Close();
+    beast::get_lowest_layer(stream_).async_read_some(
+        asio::buffer(discard_, sizeof discard_),
+        [self = this->shared_from_this(), drained](beast::error_code ec, size_t n) {
+          if (ec) return self->Close();
+          self->Drain(drained + n);
+        });
   }
 
   void WriteNext() {

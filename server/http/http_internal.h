@@ -127,6 +127,7 @@ struct HttpGateway::Loop {
   std::unique_ptr<boost::asio::ssl::context> ssl;  // null: plain HTTP
   int connections = 0;
   int streams = 0;
+  int metric_reads = 0;  // /metrics answers being gathered (http_api.cc)
   std::map<std::string, int> streams_by_key;
   std::thread thread;
   boost::asio::io_context io{1};

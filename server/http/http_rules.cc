@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/json.h"
+#include "common/utf8.h"
 
 namespace drover::server::http {
 namespace {
@@ -82,6 +83,9 @@ absl::StatusOr<Target> ParseTarget(absl::string_view target) {
       return absl::InvalidArgumentError("the request path may not hold a '..' component");
     }
   }
+  if (!IsValidUtf8(*decoded)) {
+    return absl::InvalidArgumentError("the request path is not UTF-8 once decoded");
+  }
   out.path = *std::move(decoded);
   if (question == absl::string_view::npos) return out;
   for (absl::string_view pair :
@@ -92,9 +96,20 @@ absl::StatusOr<Target> ParseTarget(absl::string_view target) {
     absl::StatusOr<std::string> value =
         Decode(equals == absl::string_view::npos ? "" : pair.substr(equals + 1), true);
     if (!value.ok()) return value.status();
+    if (!IsValidUtf8(*name) || !IsValidUtf8(*value)) {
+      return absl::InvalidArgumentError("a query parameter is not UTF-8 once decoded");
+    }
     out.query[*std::move(name)].push_back(*std::move(value));
   }
   return out;
+}
+
+bool IsWellFormedToken(absl::string_view token) {
+  if (!absl::StartsWith(token, "drv_") || token.size() <= 4 || token.size() > 256) return false;
+  for (char c : token.substr(4)) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+  }
+  return true;
 }
 
 bool IsApiPath(absl::string_view path) {
@@ -198,7 +213,11 @@ std::string SessionCookie(absl::string_view value, bool secure) {
 absl::Status CrossSiteCheck(const RequestOrigin& request) {
   if (request.origin.has_value()) {
     std::string own = absl::StrCat(request.tls ? "https://" : "http://", request.host);
-    if (!absl::EqualsIgnoreCase(*request.origin, own)) {
+    // Plain HTTP may be behind a proxy that terminates TLS: the page's origin is then https
+    // with the same Host.
+    bool proxied = !request.tls &&
+                   absl::EqualsIgnoreCase(*request.origin, absl::StrCat("https://", request.host));
+    if (!absl::EqualsIgnoreCase(*request.origin, own) && !proxied) {
       return absl::PermissionDeniedError(absl::StrCat(
           "cross-origin request refused: Origin '", *request.origin, "' is not droverd's own (",
           own, ")"));

@@ -34,8 +34,8 @@ struct Target {
 };
 
 // Splits and decodes `target` ("/api/v1/jobs?state=RUNNING"). INVALID_ARGUMENT for a target
-// that does not start with '/', a malformed or NUL percent escape, or a path with a `..`
-// component or a backslash.
+// that does not start with '/', a malformed or NUL percent escape, a path with a `..`
+// component or a backslash, or a path or parameter that is not UTF-8 once decoded.
 absl::StatusOr<Target> ParseTarget(absl::string_view target);
 
 // The API routes (docs/http-api.md).
@@ -82,6 +82,11 @@ int HttpStatusOf(absl::StatusCode code);
 // `{"error": {"code": "NOT_FOUND", "message": "..."}}` for `status`.
 std::string ErrorBody(const absl::Status& status);
 
+// Whether `token` can be a drover user token: "drv_" and base64url characters, at most 256
+// bytes. Anything else is refused before it reaches gRPC, whose metadata takes only
+// printable ASCII (a control byte there would abort droverd).
+bool IsWellFormedToken(absl::string_view token);
+
 // The value of cookie `name` in a `Cookie` header ("a=1; drover_session=xyz"), or nullopt.
 std::optional<std::string> CookieValue(absl::string_view cookie_header, absl::string_view name);
 // The `Set-Cookie` value that sets the session cookie (`secure` under TLS); an empty `value`
@@ -101,7 +106,8 @@ struct RequestOrigin {
 };
 
 // OK, or PERMISSION_DENIED naming the rule: an Origin header that is not droverd's own
-// origin ("http(s)://" + Host), on any request; a POST with a cookie session (but login)
+// origin ("http(s)://" + Host; over plain HTTP also "https://" + Host, for a TLS proxy in
+// front), on any request; a POST with a cookie session (but login)
 // without the session's CSRF token in X-Drover-CSRF (compared in constant time).
 absl::Status CrossSiteCheck(const RequestOrigin& request);
 

@@ -180,6 +180,26 @@ TEST_F(HttpApiE2eTest, LoginSetsAStrictHttpOnlyCookieAndRefusesBadTokens) {
   }
   HttpResponse huge = Call("POST", "/api/v1/login", {}, std::string(100 * 1024, ' '));
   EXPECT_EQ(huge.status, 413);
+  // Tokens gRPC metadata could not carry (control bytes, non-ASCII): refused, droverd lives.
+  for (const std::string& hostile : {std::string("{\"token\": \"drv_\\u0001\\u00ff\"}"),
+                                     std::string("{\"token\": \"drv_a\\nb\"}"),
+                                     std::string("{\"token\": \"drv_caf\xc3\xa9\"}")}) {
+    HttpResponse r = Call("POST", "/api/v1/login", {}, hostile);
+    EXPECT_EQ(r.status, 401) << hostile << " " << r.body;
+  }
+  // Bytes HTTP allows in a header but gRPC metadata does not: 401; control bytes HTTP
+  // itself refuses: 400.
+  for (const auto& [value, status] : std::vector<std::pair<std::string, int>>{
+           {"Bearer drv_\xff\xfe", 401}, {"Bearer drv_a\tb", 401}, {"Bearer drv_\x01\x7f", 400}}) {
+    auto c = Connect();
+    ASSERT_TRUE(c->Send("GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: " + value +
+                        "\r\n\r\n")
+                    .ok());
+    absl::StatusOr<HttpResponse> r = c->ReadResponse();
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, status) << value;
+  }
+  EXPECT_EQ(Call("POST", "/api/v1/login", {}, DumpJson(Json{{"token", alice}})).status, 200);
 }
 
 TEST_F(HttpApiE2eTest, RequestsWithoutASessionAreRefused) {
@@ -393,7 +413,10 @@ TEST_F(HttpApiE2eTest, StaticFilesNeverLeaveTheWebRoot) {
     EXPECT_THAT(r.body, Not(HasSubstr("root:")));
     EXPECT_THAT(r.body, Not(HasSubstr("app.js")));
   }
-  EXPECT_EQ(Call("HEAD", "/assets/app.js").status, 200);
+  HttpResponse head = Call("HEAD", "/assets/app.js");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.Header("content-length"), "22");
+  EXPECT_EQ(head.body, "");
   EXPECT_EQ(Call("POST", "/assets/app.js").status, 405);
 }
 
@@ -476,6 +499,32 @@ TEST_F(HttpApiE2eTest, AThousandEventStreamsAreCappedAndTheirSlotsComeBack) {
   EXPECT_EQ(r->status, 200);
 }
 
+TEST_F(HttpApiE2eTest, ManyOpenStreamsDoNotStallTheRestOfTheApi) {
+  // More streams than gRPC's cap of calls per connection (100): the in-process channel must
+  // not queue the other requests behind them.
+  std::vector<std::unique_ptr<HttpConnection>> open;
+  std::string last_job;
+  for (int u = 0; u < 8; ++u) {
+    std::string token = CreateUser(absl::StrCat("user", u), "user");
+    last_job = SubmitAs(token, Queued());
+    for (int i = 0; i < 16; ++i) {
+      auto c = Connect();
+      absl::StatusOr<HttpResponse> r =
+          c->OpenEvents("/api/v1/jobs/" + last_job + "/watch", Bearer(token));
+      ASSERT_TRUE(r.ok()) << r.status();
+      ASSERT_EQ(r->status, 200) << u << " " << i << " " << r->body;
+      absl::StatusOr<testing::SseEvent> e = c->NextEvent(absl::Seconds(10));
+      ASSERT_TRUE(e.ok()) << "stream " << open.size() << ": " << e.status();
+      open.push_back(std::move(c));
+    }
+  }
+  absl::Time start = absl::Now();
+  HttpResponse list = Call("GET", "/api/v1/jobs", Bearer(testing::TestAdminTokenValue()));
+  EXPECT_EQ(list.status, 200);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(Parse(list.body)["jobs"].size(), 8u);
+}
+
 // droverd and an agent (root), over HTTPS with droverd's certificate (the default).
 class HttpJobE2eTest : public HttpFixture {
  protected:
@@ -519,7 +568,8 @@ TEST_F(HttpJobE2eTest, FollowsLogsAndMetricsLiveAndResumesWithoutLosingOrRepeati
   std::string expected;
   for (int i = 0; i < 60; ++i) absl::StrAppend(&expected, "line ", i, " \xc3\xa9\n");
 
-  // Metrics, live: the first points come while the job runs.
+  // Metrics, live: the first points come while the job runs (droverd may not have heard
+  // yet that every rank started: STARTING).
   auto metrics = Connect();
   absl::StatusOr<HttpResponse> opened =
       metrics->OpenEvents("/api/v1/jobs/" + id + "/metrics/watch?source=USER&name=loss", s.get());
@@ -544,7 +594,9 @@ TEST_F(HttpJobE2eTest, FollowsLogsAndMetricsLiveAndResumesWithoutLosingOrRepeati
   std::vector<testing::SseEvent> first_metrics =
       ReadEvents(*metrics, [](const testing::SseEvent& e) { return e.event == "metrics"; });
   ASSERT_FALSE(first_metrics.empty());
-  EXPECT_EQ(Get(id).status().state(), v1::JobStatus::RUNNING) << "the first points came late";
+  EXPECT_THAT(Get(id).status().state(),
+              ::testing::AnyOf(v1::JobStatus::STARTING, v1::JobStatus::RUNNING))
+      << "the first points came late";
   for (const auto& e : first_metrics) take_points(e);
   std::string metrics_id = first_metrics.back().id;
   ASSERT_FALSE(metrics_id.empty());
@@ -574,7 +626,9 @@ TEST_F(HttpJobE2eTest, FollowsLogsAndMetricsLiveAndResumesWithoutLosingOrRepeati
     return e.event == "log" && ++seen >= 5;
   });
   ASSERT_FALSE(before.empty());
-  EXPECT_EQ(Get(id).status().state(), v1::JobStatus::RUNNING) << "the first lines came late";
+  EXPECT_THAT(Get(id).status().state(),
+              ::testing::AnyOf(v1::JobStatus::STARTING, v1::JobStatus::RUNNING))
+      << "the first lines came late";
   for (const auto& e : before) take_log(e);
   std::string last_id = before.back().id;
   EXPECT_EQ(last_id, absl::StrCat("1:0:STDOUT:", next));
@@ -623,6 +677,36 @@ TEST_F(HttpJobE2eTest, FollowsLogsAndMetricsLiveAndResumesWithoutLosingOrRepeati
   // The system series are there too.
   HttpResponse system = Call("GET", "/api/v1/jobs/" + id + "/metrics?source=SYSTEM", s.get());
   EXPECT_THAT(system.body, HasSubstr("memory_peak_bytes"));
+}
+
+TEST_F(HttpJobE2eTest, AReaderThatFallsBehindStillGetsEveryByte) {
+  // 20 MB of output: far more than the socket buffers and the 1 MiB the gateway queues, so
+  // the stream must pause while the client does not read, and go on when it does.
+  std::string id = Submit(Shell("head -c 20000000 /dev/zero | tr '\\0' 'a'"));
+  WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(120));
+  auto c = Connect();
+  absl::StatusOr<HttpResponse> opened = c->OpenEvents(
+      "/api/v1/jobs/" + id + "/logs?stream=STDOUT&follow=0", Bearer(testing::TestAdminTokenValue()));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  ASSERT_EQ(opened->status, 200) << opened->body;
+  absl::SleepFor(absl::Seconds(3));  // not reading: the server's queue fills and it pauses
+  int64_t next = 0;
+  bool ended = false;
+  while (!ended) {
+    absl::StatusOr<testing::SseEvent> e = c->NextEvent(absl::Seconds(30));
+    ASSERT_TRUE(e.ok()) << e.status() << " at " << next;
+    if (e->event == "end") {
+      ended = true;
+      break;
+    }
+    ASSERT_EQ(e->event, "log") << e->data;
+    Json data = Parse(e->data);
+    ASSERT_EQ(std::stoll(JsonString(data["offset"])), next);
+    const std::string& text = JsonString(data["text"]);
+    ASSERT_EQ(text.find_first_not_of('a'), std::string::npos);
+    next += static_cast<int64_t>(text.size());
+  }
+  EXPECT_EQ(next, 20000000);
 }
 
 TEST_F(HttpJobE2eTest, CancelByPostCancelsTheRunningJob) {

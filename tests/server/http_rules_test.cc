@@ -39,6 +39,25 @@ TEST(HttpRulesTest, RefusesTraversalAndMalformedEscapes) {
   EXPECT_TRUE(ParseTarget("/").ok());
 }
 
+TEST(HttpRulesTest, RefusesTargetsThatAreNotUtf8) {
+  EXPECT_FALSE(ParseTarget("/a%ff").ok());
+  EXPECT_FALSE(ParseTarget("/api/v1/jobs?experiment=%c3").ok());
+  EXPECT_FALSE(ParseTarget("/api/v1/jobs?%ff=1").ok());
+  EXPECT_TRUE(ParseTarget("/api/v1/jobs?experiment=caf%c3%a9").ok());
+}
+
+TEST(HttpRulesTest, OnlyWellFormedTokensReachGrpc) {
+  EXPECT_TRUE(IsWellFormedToken("drv_2UX5qfyKyhVJIzaeZ9ZbaIbQoAC0UosmHMr77iolwkQ"));
+  EXPECT_TRUE(IsWellFormedToken("drv_a-b_c"));
+  for (const std::string& bad :
+       {std::string("drv_"), std::string("drv_\x01"), std::string("drv_\xff"), std::string("x"),
+        std::string("drv_a b"), std::string("drv_a\tb"), std::string("drv_a\r\nX: y"),
+        std::string("Bearer drv_a"), "drv_" + std::string(253, 'a'), std::string("drv_a=")}) {
+    EXPECT_FALSE(IsWellFormedToken(bad)) << bad;
+  }
+  EXPECT_TRUE(IsWellFormedToken("drv_" + std::string(252, 'a')));
+}
+
 TEST(HttpRulesTest, RoutesEveryApiPath) {
   EXPECT_EQ(MatchRoute("/api/v1/login").route, Route::kLogin);
   EXPECT_EQ(MatchRoute("/api/v1/login").method, "POST");
@@ -146,6 +165,12 @@ TEST(HttpRulesTest, AnOriginMustBeDroverdsOwn) {
   EXPECT_TRUE(absl::IsPermissionDenied(CrossSiteCheck(r)));
   r.origin = "http://drover.example:8443";  // not the scheme it was served by
   EXPECT_TRUE(absl::IsPermissionDenied(CrossSiteCheck(r)));
+  RequestOrigin proxied = r;
+  proxied.tls = false;
+  proxied.origin = "https://drover.example:8443";  // a TLS proxy in front of plain HTTP
+  EXPECT_TRUE(CrossSiteCheck(proxied).ok());
+  proxied.origin = "https://other.example:8443";
+  EXPECT_TRUE(absl::IsPermissionDenied(CrossSiteCheck(proxied)));
   r.origin = "null";
   EXPECT_TRUE(absl::IsPermissionDenied(CrossSiteCheck(r)));
   r.login = true;  // login too

@@ -125,8 +125,9 @@ absl::StatusOr<std::unique_ptr<HttpConnection>> HttpConnection::Open(const std::
 
 absl::Status HttpConnection::Send(const std::string& bytes) { return impl_->Write(bytes); }
 
-absl::StatusOr<HttpResponse> HttpConnection::ReadResponse() {
+absl::StatusOr<HttpResponse> HttpConnection::ReadResponse(bool head) {
   bhttp::response_parser<bhttp::string_body> parser;
+  parser.skip(head);
   parser.body_limit(256 << 20);
   parser.header_limit(1 << 20);
   beast::error_code result;
@@ -156,7 +157,7 @@ absl::StatusOr<HttpResponse> HttpConnection::Request(const std::string& method,
   std::ostringstream text;
   text << request;
   if (absl::Status s = impl_->Write(text.str()); !s.ok()) return s;
-  return ReadResponse();
+  return ReadResponse(method == "HEAD");
 }
 
 bool HttpConnection::ClosedWithin(absl::Duration wait) {

@@ -51,8 +51,8 @@ class HttpConnection {
                                        const Headers& headers = {}, const std::string& body = "");
   // Sends `bytes` as they are.
   absl::Status Send(const std::string& bytes);
-  // Reads the response to what Send sent.
-  absl::StatusOr<HttpResponse> ReadResponse();
+  // Reads the response to what Send sent (to a HEAD request: `head`, no body follows).
+  absl::StatusOr<HttpResponse> ReadResponse(bool head = false);
   // Whether the server closed the connection within `wait` (reading and dropping anything
   // it sends meanwhile).
   bool ClosedWithin(absl::Duration wait);
