@@ -7,20 +7,26 @@
 # backend, then with the mpi backend (mpirun on the first node, drover-rsh to the other).
 # For each job it follows every rank's logs to the end, shows the job, downloads its outputs
 # (model.pt), and checks that all four ranks ended with the same parameters. Then it runs
-# examples/sdk/distributed_<backend>.py, the same training through the Python SDK. At the end, and
-# on any failure, it stops what it started and removes the test hosts.
+# examples/sdk/distributed_<backend>.py, the same training through the Python SDK. droverd
+# serves the web app on loopback meanwhile: its address and the token to log in with are
+# printed. At the end (or after Ctrl-C with --keep), and on any failure, it stops what it
+# started and removes the test hosts.
 #
-# Usage (as root: the agents run containers with runc, test hosts are network namespaces):
-#   deploy/quickstart.sh [--backend pytorch|mpi|both] [--subnet A.B.C]
-#     --backend  which distributed backends to run (default both)
-#     --subnet   the test hosts' /24 (default: the first free one of 10.78.0 to 10.87.0)
+# Usage (as root: the agents run containers with runc or crun, test hosts are network namespaces):
+#   deploy/quickstart.sh [--backend pytorch|mpi|both] [--subnet A.B.C] [--web-port N] [--keep]
+#     --backend   which distributed backends to run (default both)
+#     --subnet    the test hosts' /24 (default: the first free one of 10.78.0 to 10.87.0)
+#     --web-port  the web app's port on 127.0.0.1 (default: a free one, printed)
+#     --keep      keep droverd, the agents and the web app up after the examples, until Ctrl-C
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 
-usage() { sed -n '13,16s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '15,20s/^# \{0,1\}//p' "$0"; }
 backends=(pytorch mpi)
 subnets=()
+web_port=0
+keep=0
 while (($#)); do
   case "$1" in
     --backend)
@@ -32,6 +38,10 @@ while (($#)); do
       esac
       shift 2 ;;
     --subnet) (($# >= 2)) || { usage >&2; exit 2; }; subnets=("$2"); shift 2 ;;
+    --web-port)
+      (($# >= 2)) && [[ $2 =~ ^[0-9]+$ ]] && (($2 < 65536)) || { usage >&2; exit 2; }
+      web_port=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "quickstart: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -108,7 +118,10 @@ hosts_made=1
 cat "$state/hosts"
 
 echo "== starting droverd on the bridge (state in $state/droverd)"
+# The web app on loopback only, as plain HTTP (--http-plain is for loopback or behind a
+# TLS proxy): open it here, or through `ssh -L PORT:127.0.0.1:PORT` from another machine.
 "$bin/server/droverd" --listen "$subnet.1:0" --state-dir "$state/droverd" \
+  --http-listen "127.0.0.1:$web_port" --http-plain --web-root "$repo/web/dist" \
   --address-file "$state/address" 2>"$state/droverd.log" &
 droverd_pid=$!
 for _ in $(seq 1 300); do
@@ -135,6 +148,9 @@ DROVER_TOKEN=$("$drover" --server "unix:$state/droverd/admin.sock" user create q
 export DROVER_TOKEN
 [[ $DROVER_TOKEN == drv_* ]] || { echo "quickstart: could not create a user" >&2; exit 1; }
 "$drover" whoami
+web_url=$(grep -o 'web_url=[^ ]*' "$state/droverd.log" | head -n 1 | cut -d= -f2-)
+[[ $web_url == http://127.0.0.1:* ]] || { echo "quickstart: droverd serves no web app" >&2; exit 1; }
+echo "== the web app: $web_url (log in with the token $DROVER_TOKEN)"
 
 k=0
 while read -r name address; do
@@ -204,3 +220,8 @@ echo
 echo
 echo "== done"
 printf '%s\n' "${summary[@]}"
+echo "The runs above are on the web app at $web_url (token $DROVER_TOKEN)."
+if ((keep)); then
+  echo "== --keep: droverd, the agents and the web app stay up; Ctrl-C stops them"
+  wait "$droverd_pid"
+fi
