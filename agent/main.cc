@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
       drover::agent::RuncRuntime::Open(
           {.runc_path = s.runc,
            .root_dir = s.work_dir + "/runc",
+           .skeleton_dir = s.work_dir + "/skeletons",
            .init_binary = s.init,
            .allow_unpatched_runc = s.allow_unpatched_runc,
            .userns = {.host_id = s.userns_host_id, .size = s.userns_size}});

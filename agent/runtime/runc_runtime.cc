@@ -224,6 +224,15 @@ absl::StatusOr<std::unique_ptr<RuncRuntime>> RuncRuntime::Open(RuncOptions optio
         absl::StrCat("cannot create runc root '", options.root_dir, "': ", error.message()));
   }
   chmod(options.root_dir.c_str(), 0700);
+  // Skeletons half made by an earlier agent process (PrepareBundle renames whole ones into
+  // place) are of no use.
+  for (const fs::directory_entry& entry : fs::directory_iterator(options.skeleton_dir, error)) {
+    if (absl::StartsWith(entry.path().filename().string(), ".partial-")) {
+      std::error_code ignored;
+      fs::remove_all(entry.path(), ignored);
+    }
+  }
+  error.clear();
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot become a child subreaper: ", strerror(errno)));
@@ -403,7 +412,7 @@ absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start)
   oci.nofile_limit = nofile_limit_;
   oci.userns = options_.userns;
   oci.seccomp = options_.seccomp;
-  absl::Status prepared = PrepareBundle(spec, std::move(oci));
+  absl::Status prepared = PrepareBundle(spec, std::move(oci), options_.skeleton_dir);
   if (!prepared.ok()) {
     (void)CleanBundle(spec.bundle_dir);
     forget();

@@ -65,6 +65,11 @@ struct RuncOptions {
   // runc's state folder (`runc --root`), for example `<agent work dir>/runc`; created when
   // missing. Required.
   std::string root_dir;
+  // Where the root skeletons of host-OS containers are kept, each shared read-only by every
+  // container with the same mountpoints, for example `<agent work dir>/skeletons`; empty:
+  // each bundle gets a skeleton of its own (some twenty more files and folders made and
+  // removed per container).
+  std::string skeleton_dir;
   // drover-init on the node, bound read-only into every container at kContainerInitPath
   // ("/run/drover/init"); empty: not bound (then args[0] must exist in the rootfs).
   std::string init_binary;
