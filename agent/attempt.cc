@@ -113,19 +113,14 @@ void Attempt::Report(v1::AttemptReport::Phase phase, const std::string& reason) 
 
 void Attempt::Record(const v1::AttemptReport& report) {
   bool changed;
-  bool first;
   {
     absl::MutexLock lock(&mu_);
     last_ = report;
     changed = report.phase() != saved_phase_;
-    first = saved_phase_ == v1::AttemptReport::PHASE_UNSPECIFIED;
     saved_phase_ = report.phase();
   }
   // Only phase changes are kept on disk: what a later agent needs to take the attempt over.
   if (!changed) return;
-  // A record without a report reads as PREPARING without GPUs (LoadAttemptRecords): the
-  // first report, when it says no more, is not written (one file and fsync less per job).
-  if (first && report.phase() == v1::AttemptReport::PREPARING && report.gpus().empty()) return;
   if (absl::Status s = SaveReport(env_.work_dir, report); !s.ok()) {
     Log(LogLevel::kWarning, "attempt_record_failed",
         {{"job", report.attempt().job_id()}, {"error", s.message()}});
