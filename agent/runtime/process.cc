@@ -84,7 +84,7 @@ int HidingChildMain(void* arg) {
 // Spawn's way with `hide_mount`: posix_spawn cannot give a child a mount namespace of its
 // own, so this does what glibc's posix_spawn does (a clone sharing the memory, the parent
 // suspended until the child execs, every signal blocked meanwhile) with the namespace set up
-// in the child. Costs a copy of the mount table per start (tens of microseconds).
+// in the child. Costs a copy of the mount table per start.
 absl::StatusOr<pid_t> SpawnHidingMount(const std::vector<std::string>& argv, const ChildIo& io,
                                        bool new_session, const std::string& hide_mount) {
   std::vector<char*> c_args;

@@ -5,6 +5,7 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -203,6 +204,22 @@ TEST_F(AutoRuntimeE2eTest, TheAgentSaysWhichRuntimeItChoseAndWhyAndJobsRunWithTh
   hog.mutable_resources()->set_memory_mib(64);
   v1::Job job = WaitFor(Submit(hog), v1::JobStatus::FAILED);
   EXPECT_EQ(job.status().cause(), v1::JobStatus::OUT_OF_MEMORY);
+
+  // No container of either runtime stays once the jobs ended (the fixture's own check asks
+  // the tests' runtime only).
+  std::string left;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(20);;) {
+    left.clear();
+    for (const char* runtime : {"/usr/sbin/runc", "/usr/bin/crun"}) {
+      if (access(runtime, X_OK) != 0) continue;
+      absl::StatusOr<testing::CommandResult> listed =
+          testing::RunCommand({runtime, "--root", work() + "/runc", "list", "-q"});
+      if (listed.ok()) left += listed->out;
+    }
+    if (left.empty() || absl::Now() > deadline) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(left, "");
 }
 
 TEST_F(AgentE2eTest, SnapshotCodeRunsAndItsOutputsComeBackByteIdentical) {
