@@ -25,6 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "agent/runtime/oci_runtime_choice.h"
+#include "agent/runtime/oci_runtime_version.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
@@ -195,6 +196,15 @@ TEST_F(AutoRuntimeE2eTest, TheAgentSaysWhichRuntimeItChoseAndWhyAndJobsRunWithTh
   EXPECT_THAT(logs, HasSubstr(expected.hide_cgroup2
                                   ? absl::StrCat(" hidden=", agent::kHybridCgroup2Mount)
                                   : std::string(" hidden=-")));
+
+  // `drover node show NODE` shows it too.
+  absl::StatusOr<testing::CommandResult> version = testing::RunCommand(
+      {expected.path == "runc" ? "/usr/sbin/runc" : expected.path, "--version"});
+  ASSERT_TRUE(version.ok()) << version.status();
+  testing::CommandResult node = RunCli({"node", "show", NodeName(0)});
+  EXPECT_THAT(node.out, HasSubstr(absl::StrCat("container runtime: ",
+                                               agent::OciRuntimeDescription(version->out), "\n")))
+      << node.out << node.err;
 
   std::string id = Submit(Shell("echo ran under $(cat /proc/1/comm)"));
   WaitFor(id, v1::JobStatus::COMPLETED);
