@@ -108,8 +108,10 @@ absl::StatusOr<AgentSettings> ParseAgentFlags(const std::vector<std::string>& ar
   flags.Double("cpus", &s.cpus, "CPU cores to offer (default: all)", "N");
   flags.String("memory", &memory, "Memory to offer, e.g. 64Gi (default: all)", "SIZE");
   flags.String("runc", &s.runc,
-               "The OCI runtime: runc, or crun (1.4.4 or later; about 0.4 of runc's CPU per "
-               "container start), a path or a name in PATH",
+               "The OCI runtime: auto (the default: crun where it is installed and can apply "
+               "jobs' limits on this node's cgroups, about 0.4 of runc's CPU per container "
+               "start; runc otherwise), or runc or crun (1.4.4 or later), a path or a name in "
+               "PATH",
                "PATH");
   flags.String("init", &s.init, "drover-init, PID 1 of job containers", "PATH");
   flags.String("rsh", &s.rsh, "drover-rsh, MPI's remote-shell agent in job containers", "PATH");

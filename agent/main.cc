@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
       drover::agent::RuncRuntime::Open(
           {.runc_path = s.runc,
            .root_dir = s.work_dir + "/runc",
+           .skeleton_dir = s.work_dir + "/skeletons",
            .init_binary = s.init,
            .allow_unpatched_runc = s.allow_unpatched_runc,
            .userns = {.host_id = s.userns_host_id, .size = s.userns_size}});
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<drover::v1::NodeInfo> node = drover::agent::DescribeNode(
       s.node_name, s.address, s.scheduler, s.cpus, s.memory_mib, s.labels, *gpus);
   if (!node.ok()) return Fail(node.status().message());
+  node->set_container_runtime((*runtime)->Description());
   if (!std::filesystem::exists(s.rsh, error)) {
     return Fail(absl::StrCat("--rsh '", s.rsh, "' does not exist (build the drover-rsh target)"));
   }

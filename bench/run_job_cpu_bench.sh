@@ -6,11 +6,14 @@
 # meanwhile by the agent itself, by its reaped children (every runtime call: runc or crun,
 # and the containers, whose PID 1 the agent reaps), by droverd and by the load generator.
 #
-#   bench/run_job_cpu_bench.sh BUILD_DIR [--runtime NAME=PATH]... [--jobs 100]
-#                              [--passes 3] [--concurrency 1] [--state-root DIR]
-#                              [--legacy-cgroups] [--out DIR]
+#   bench/run_job_cpu_bench.sh BUILD_DIR [--runtime NAME=PATH]... [--agent NAME=BUILD]...
+#                              [--jobs 100] [--passes 3] [--concurrency 1]
+#                              [--state-root DIR] [--legacy-cgroups] [--out DIR]
 #
-# Default runtimes: runc=runc. --legacy-cgroups starts every agent (whatever its runtime)
+# Default runtimes: runc=runc. PATH may be `auto` (the agent chooses, oci_runtime_choice.h).
+# --agent NAME=BUILD runs variant NAME with BUILD's drover-agent and drover-init (another
+# build to compare with, for example a release build of the baseline commit); the others
+# use BUILD_DIR's. --legacy-cgroups starts every agent (whatever its runtime)
 # in a private mount namespace without /sys/fs/cgroup/unified: on a hybrid cgroup machine
 # whose cgroup2 hierarchy holds a controller, crun refuses to run ("cgroups in hybrid mode
 # not supported"), and this makes it see the v1 layout that runc uses anyway. Needs root.
@@ -29,9 +32,11 @@ state_root=${TMPDIR_BENCH:-/var/tmp}
 legacy=0
 out_dir=
 runtimes=()
+declare -A agent_build=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --runtime) runtimes+=("$2"); shift 2 ;;
+    --agent) agent_build[${2%%=*}]=${2#*=}; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --passes) passes=$2; shift 2 ;;
     --concurrency) concurrency=$2; shift 2 ;;
@@ -64,7 +69,18 @@ bench_cleanup_on_exit
 
 bench_machine "$build_dir" "$base"
 for spec in "${runtimes[@]}"; do
-  echo "runtime: ${spec%%=*} = ${spec#*=}: $("${spec#*=}" --version 2>&1 | head -1)"
+  name=${spec%%=*}
+  runtime=${spec#*=}
+  if [[ $runtime == auto ]]; then
+    echo "runtime: $name = auto (the agent's choice, in its log)"
+  else
+    echo "runtime: $name = $runtime: $("$runtime" --version 2>&1 | head -1)"
+  fi
+  if [[ -n ${agent_build[$name]:-} ]]; then
+    bench_check_programs "build drover-agent and drover-init in ${agent_build[$name]} first" \
+      "${agent_build[$name]}/agent/drover-agent" "${agent_build[$name]}/agent/launcher/drover-init"
+    echo "agent of $name: ${agent_build[$name]}/agent/drover-agent"
+  fi
 done
 echo "uptime: $(uptime)"
 
@@ -81,6 +97,11 @@ run_one() {  # PASS NAME PATH
   local work=$base/agent-$name-$pass
   mkdir -p "$work"
   local agent_args=(--runc "$runtime" --log-level warning)
+  local agent=$agent init=$init
+  if [[ -n ${agent_build[$name]:-} ]]; then
+    agent=${agent_build[$name]}/agent/drover-agent
+    init=$(realpath "${agent_build[$name]}/agent/launcher/drover-init")
+  fi
   if [[ $legacy -eq 1 ]]; then
     # unshare execs (no fork) and so does sh: agent_pid is the agent's pid.
     bench_join_token "$cli" "node-$name-$pass" "$work.join-token"
@@ -110,7 +131,13 @@ run_one() {  # PASS NAME PATH
   read -r d1 _ < <(ticks "$droverd_pid")
   bench_stop "$agent_pid"
   agent_pid=
-  if [[ -n $("$runtime" --root "$work/runc" list -q 2>/dev/null) ]]; then
+  local listers=("$runtime")
+  [[ $runtime == auto ]] && listers=(runc crun)  # whichever it chose
+  local lister left=
+  for lister in "${listers[@]}"; do
+    left+=$("$lister" --root "$work/runc" list -q 2>/dev/null || true)
+  done
+  if [[ -n $left ]]; then
     echo "$BENCH_NAME: WARNING: the agent left containers behind in $work/runc" >&2
   fi
   read -r bu bs < "$results/bench-$name-$pass.time"

@@ -82,8 +82,8 @@ int LostAction(Invocation& inv, const std::vector<std::string>& args) {
 int ShowNodeAction(Invocation& inv, const std::vector<std::string>& args) {
   FlagSet flags("drover node show [flags] NODE",
                 "Prints one node: its state and reason, addresses, labels, jobs, agent\n"
-                "version, the resources jobs hold over what it offers, and its GPUs (index,\n"
-                "UUID, name, memory). With --output json: the node.");
+                "version, container runtime, the resources jobs hold over what it offers,\n"
+                "and its GPUs (index, UUID, name, memory). With --output json: the node.");
   AddGlobalFlags(&flags, &inv.global());
   std::vector<std::string> positional;
   if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,

@@ -460,6 +460,7 @@ std::string FormatNodeDetails(const v1::Node& node, absl::Time now, absl::TimeZo
   if (!node.labels().empty()) top.Add("labels", SortedMap(node.labels(), ", "));
   top.Add("jobs", OrDash(absl::StrJoin(node.running_jobs(), ", ")));
   top.Add("agent version", OrDash(node.agent_version()));
+  top.Add("container runtime", OrDash(node.container_runtime()));
 
   Section resources("resources (held by jobs / offered)");
   resources.Add("cpus", absl::StrCat(FormatCpus(node.allocated().cpus()), "/",

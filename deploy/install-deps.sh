@@ -22,8 +22,9 @@ build_pkgs=(
 # kept, and Debian's npm is not asked for.
 web_pkgs=(nodejs)
 command -v npm >/dev/null || web_pkgs+=(npm)
-# Used at run time by drover-agent: runc runs the containers (or crun, drover-agent --runc
-# /usr/bin/crun, at about 0.4 of runc's CPU per container; docs/operations.md), umoci and
+# Used at run time by drover-agent: crun runs the containers where it can apply their limits
+# (about 0.4 of runc's CPU per container; drover-agent --runc auto, the default), runc
+# otherwise (docs/operations.md, "runc or crun"), umoci and
 # skopeo unpack and pull OCI images, rclone and fuse3 (fusermount3) mount and copy rclone datastores; PyTorch
 # for the example jobs, pip for jobs' pip_packages (environments built over the host image's
 # python3) and Open MPI's mpirun for jobs of the mpi backend, all in the host image;

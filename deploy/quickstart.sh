@@ -93,7 +93,8 @@ cleanup() {
   done
   for work in "$state"/agent-*; do
     [[ -d "$work/runc" ]] || continue
-    left=$(runc --root "$work/runc" list -q 2>/dev/null)
+    # The agents choose crun or runc (--runc auto): ask both.
+    left=$(runc --root "$work/runc" list -q 2>/dev/null; crun --root "$work/runc" list -q 2>/dev/null || true)
     [[ -z "$left" ]] || echo "quickstart: warning: containers left in $work: $left" >&2
   done
   [[ -z "$hosts_made" ]] || deploy/testhosts.sh destroy --prefix "$prefix"

@@ -103,6 +103,7 @@ absl::StatusOr<v1::Node> NodeRegistry::Register(const v1::NodeInfo& info, absl::
   *e.node.mutable_capacity() = info.capacity();
   *e.node.mutable_labels() = info.labels();
   e.node.set_agent_version(info.agent_version());
+  e.node.set_container_runtime(info.container_runtime());
   e.node.set_peer_endpoint(info.peer_endpoint());
   *e.node.mutable_gpus() = info.gpus();
   if (e.node.state() == v1::Node::DOWN || inserted) e.node.set_state(v1::Node::READY);

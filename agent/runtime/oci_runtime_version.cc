@@ -87,6 +87,16 @@ OciRuntimeVersion CheckOciRuntimeVersion(absl::string_view version_output) {
   return {.kind = OciRuntimeKind::kRunc, .floor = CheckRuncHasCve202421626Fix(version_output)};
 }
 
+std::string OciRuntimeDescription(absl::string_view version_output) {
+  absl::string_view first =
+      absl::StripAsciiWhitespace(version_output.substr(0, version_output.find('\n')));
+  for (absl::string_view name : {"crun", "runc"}) {
+    absl::string_view rest = first;
+    if (absl::ConsumePrefix(&rest, absl::StrCat(name, " version "))) return absl::StrCat(name, " ", rest);
+  }
+  return std::string(first);
+}
+
 std::string CrunCgroupBase(absl::string_view proc_self_cgroup) {
   std::string v2;
   std::vector<std::pair<std::string, std::string>> v1;  // controllers, path

@@ -40,6 +40,10 @@ struct OciRuntimeVersion {
 };
 OciRuntimeVersion CheckOciRuntimeVersion(absl::string_view version_output);
 
+// The runtime's name and version from its `--version`, for people: "crun 1.8.1",
+// "runc 1.1.5+ds1"; the first line when neither shows.
+std::string OciRuntimeDescription(absl::string_view version_output);
+
 // The cgroup folder (absolute within each hierarchy, "" for the root) below which crun must
 // place a container so that it lands where runc puts a relative cgroupsPath, from the
 // /proc/self/cgroup text of the agent: on a cgroup v2 host, beside the agent's own cgroup

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sched.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -27,10 +30,113 @@ namespace {
 // Output beyond this is dropped: error messages, not data, are what callers read.
 constexpr size_t kMaxCapturedBytes = 1 << 20;
 
-// posix_spawnp with signals unblocked and at their defaults, in a session of its own when
-// `new_session` says so; the file actions are the caller's.
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
-                            posix_spawn_file_actions_t* actions, bool new_session = false) {
+// Where a child's stdin, stdout and stderr come from.
+struct ChildIo {
+  int in = -1;  // dup'ed to 0; -1: /dev/null
+  // With an empty `output_path`, `out` and `err` are dup'ed to 1 and 2; else both go to
+  // that file, opened O_APPEND (created with `mode`).
+  int out = -1;
+  int err = -1;
+  const char* output_path = nullptr;
+  mode_t mode = 0644;
+};
+
+// What the child of SpawnHidingMount does before it execs, all in the child: it must touch
+// nothing but this (it shares the parent's memory until exec) and only make system calls.
+struct HidingChild {
+  char* const* argv;
+  const ChildIo* io;
+  bool new_session;
+  const char* hide_mount;
+  int error = 0;  // errno of the step that failed, read by the parent after the clone
+};
+
+int HidingChildMain(void* arg) {
+  HidingChild* child = static_cast<HidingChild*>(arg);
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  for (int signal = 1; signal < NSIG; ++signal) {
+    if (signal != SIGKILL && signal != SIGSTOP) (void)sigaction(signal, &default_action, nullptr);
+  }
+  const ChildIo& io = *child->io;
+  int in = io.in >= 0 ? io.in : open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int out = io.output_path != nullptr
+                ? open(io.output_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, io.mode)
+                : io.out;
+  int err = io.output_path != nullptr ? out : io.err;
+  // A private copy of the parent's mounts (none of this reaches the parent's namespace),
+  // less `hide_mount`.
+  if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
+      (child->new_session && setsid() < 0) || unshare(CLONE_NEWNS) != 0 ||
+      mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      (umount2(child->hide_mount, MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)) {
+    child->error = errno;
+    _exit(127);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  execvp(child->argv[0], child->argv);
+  child->error = errno;
+  _exit(127);
+}
+
+// Spawn's way with `hide_mount`: posix_spawn cannot give a child a mount namespace of its
+// own, so this does what glibc's posix_spawn does (a clone sharing the memory, the parent
+// suspended until the child execs, every signal blocked meanwhile) with the namespace set up
+// in the child. Costs a copy of the mount table per start.
+absl::StatusOr<pid_t> SpawnHidingMount(const std::vector<std::string>& argv, const ChildIo& io,
+                                       bool new_session, const std::string& hide_mount) {
+  std::vector<char*> c_args;
+  for (const std::string& arg : argv) c_args.push_back(const_cast<char*>(arg.c_str()));
+  c_args.push_back(nullptr);
+  HidingChild child{.argv = c_args.data(), .io = &io, .new_session = new_session,
+                    .hide_mount = hide_mount.c_str()};
+  // execvp looks PATH up on this stack: PATH_MAX and a little.
+  constexpr size_t kStackBytes = 256 << 10;
+  std::unique_ptr<char[]> stack(new char[kStackBytes]);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  pid_t pid = clone(HidingChildMain, stack.get() + kStackBytes, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                    &child);
+  int clone_error = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot run ", argv[0], ": ", strerror(clone_error)));
+  }
+  if (child.error != 0) {
+    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot run ", argv[0], " without ", hide_mount, ": ", strerror(child.error)));
+  }
+  return pid;
+}
+
+// posix_spawnp with signals unblocked and at their defaults, stdio from `io`, in a session
+// of its own when `new_session` says so; with a `hide_mount`, SpawnHidingMount.
+absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const ChildIo& io,
+                            const SpawnOptions& options = {}) {
+  if (!options.hide_mount.empty()) {
+    return SpawnHidingMount(argv, io, options.new_session, options.hide_mount);
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (io.in >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, io.in, 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
+  if (io.output_path != nullptr) {
+    posix_spawn_file_actions_addopen(&actions, 1, io.output_path, O_WRONLY | O_CREAT | O_APPEND,
+                                     io.mode);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  } else {
+    posix_spawn_file_actions_adddup2(&actions, io.out, 1);
+    posix_spawn_file_actions_adddup2(&actions, io.err, 2);
+  }
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, all;
@@ -39,13 +145,14 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                      (new_session ? POSIX_SPAWN_SETSID : 0));
+                                      (options.new_session ? POSIX_SPAWN_SETSID : 0));
   std::vector<char*> c_args;
   for (const std::string& arg : argv) c_args.push_back(const_cast<char*>(arg.c_str()));
   c_args.push_back(nullptr);
   pid_t pid = 0;
-  int spawn_error = posix_spawnp(&pid, c_args[0], actions, &attr, c_args.data(), environ);
+  int spawn_error = posix_spawnp(&pid, c_args[0], &actions, &attr, c_args.data(), environ);
   posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&actions);
   if (spawn_error != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot run ", argv[0], ": ", strerror(spawn_error)));
@@ -85,7 +192,8 @@ bool WaitPidExit(pid_t pid, absl::Time deadline) {
 absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                          absl::Duration timeout,
                                          const std::string& output_path,
-                                         const std::string& input) {
+                                         const std::string& input,
+                                         const SpawnOptions& options) {
   constexpr size_t kMaxInputBytes = 64 << 10;
   if (input.size() > kMaxInputBytes) {
     return absl::InvalidArgumentError(
@@ -111,23 +219,9 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
     if (in_pipe[0] >= 0) close(in_pipe[0]);
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (in_pipe[0] >= 0) {
-    posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
-  } else {
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  }
-  if (capture) {
-    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-    posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  } else {
-    posix_spawn_file_actions_addopen(&actions, 1, output_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  }
-  absl::StatusOr<pid_t> spawned = Spawn(argv, &actions);
-  posix_spawn_file_actions_destroy(&actions);
+  ChildIo io{.in = in_pipe[0], .out = out_pipe[1], .err = err_pipe[1]};
+  if (!capture) io.output_path = output_path.c_str();
+  absl::StatusOr<pid_t> spawned = Spawn(argv, io, options);
   if (in_pipe[0] >= 0) close(in_pipe[0]);
   if (capture) {
     close(out_pipe[1]);
@@ -183,20 +277,15 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
 
 absl::StatusOr<pid_t> StartProcess(const std::vector<std::string>& argv,
                                    const std::string& output_path, bool new_session) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, output_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  absl::StatusOr<pid_t> spawned = Spawn(argv, &actions, new_session);
-  posix_spawn_file_actions_destroy(&actions);
+  absl::StatusOr<pid_t> spawned = Spawn(
+      argv, {.output_path = output_path.c_str(), .mode = 0600}, {.new_session = new_session});
   return spawned;
 }
 
 absl::StatusOr<int> RunStreaming(const std::vector<std::string>& argv,
                                  const std::function<void(bool, absl::string_view)>& output,
-                                 const std::function<bool()>& stop, OnStop on_stop) {
+                                 const std::function<bool()>& stop, OnStop on_stop,
+                                 const SpawnOptions& options) {
   int out_pipe[2] = {-1, -1};
   int err_pipe[2] = {-1, -1};
   if (pipe2(out_pipe, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
@@ -205,13 +294,8 @@ absl::StatusOr<int> RunStreaming(const std::vector<std::string>& argv,
     close(out_pipe[1]);
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  absl::StatusOr<pid_t> spawned = Spawn(argv, &actions);
-  posix_spawn_file_actions_destroy(&actions);
+  absl::StatusOr<pid_t> spawned =
+      Spawn(argv, {.out = out_pipe[1], .err = err_pipe[1]}, options);
   close(out_pipe[1]);
   close(err_pipe[1]);
   if (!spawned.ok()) {

@@ -23,6 +23,17 @@ int PidfdOpen(pid_t pid);
 // exited or is gone. Uses a pidfd: no polling of /proc.
 bool WaitPidExit(pid_t pid, absl::Time deadline);
 
+// How RunProcess and RunStreaming start their child.
+struct SpawnOptions {
+  // In a session (and process group) of its own.
+  bool new_session = false;
+  // Non-empty: the child runs in a mount namespace of its own, a private copy of the
+  // agent's, with the mount at this path detached (absent there: nothing to detach). For
+  // crun on a hybrid cgroup layout, which must not see /sys/fs/cgroup/unified
+  // (oci_runtime_choice.h). Nothing the child mounts reaches the agent's namespace.
+  std::string hide_mount;
+};
+
 struct ProcessResult {
   int status = 0;  // raw wait status
   bool timed_out = false;
@@ -40,11 +51,13 @@ struct ProcessResult {
 // which would hold a pipe open forever. A process still running at `timeout` is killed and
 // reported `timed_out`. A non-empty `input` is its stdin instead (at most 64 KiB, a pipe's
 // capacity: for small secrets that must not appear on a command line). FAILED_PRECONDITION
-// when it cannot be started; INVALID_ARGUMENT for a larger `input`.
+// when it cannot be started (also when `options.hide_mount` cannot be set up);
+// INVALID_ARGUMENT for a larger `input`.
 absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                          absl::Duration timeout,
                                          const std::string& output_path = "",
-                                         const std::string& input = "");
+                                         const std::string& input = "",
+                                         const SpawnOptions& options = {});
 
 // Starts `argv` (argv[0] looked up in PATH) in the background, stdin from /dev/null, stdout
 // and stderr appended to `output_path` (created 0600), signals at their defaults, and
@@ -66,7 +79,8 @@ enum class OnStop { kTerminate, kLeave };
 absl::StatusOr<int> RunStreaming(const std::vector<std::string>& argv,
                                  const std::function<void(bool, absl::string_view)>& output,
                                  const std::function<bool()>& stop,
-                                 OnStop on_stop = OnStop::kTerminate);
+                                 OnStop on_stop = OnStop::kTerminate,
+                                 const SpawnOptions& options = {});
 
 }  // namespace drover::agent
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -24,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "common/json.h"
 #include "agent/runtime/mountinfo.h"
+#include "common/archive/sha256.h"
 #include "agent/runtime/runtime_files.h"
 #include "common/status_macros.h"
 
@@ -113,9 +115,109 @@ absl::Status MakeDir(const std::string& path, mode_t mode = 0755) {
   return absl::OkStatus();
 }
 
+// The mountpoints a container's root needs made in its root filesystem (MakeMountpoint):
+// the fixed ones and every bind's destination, each with whether it is a folder.
+std::vector<std::pair<std::string, bool>> HostSkeletonMountpoints(const ContainerSpec& spec) {
+  std::vector<std::pair<std::string, bool>> points;
+  for (const char* dir : {"/proc", "/dev", "/sys", "/job", kContainerDroverDir}) {
+    points.emplace_back(dir, true);
+  }
+  for (const BindMount& mount : spec.mounts) {
+    struct stat st {};
+    bool is_dir = stat(mount.source.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
+    points.emplace_back(mount.destination, is_dir);
+  }
+  return points;
+}
+
+// The host's root entries a host-OS container gets: each link (`bin -> usr/bin`) as a link
+// of the same target, each real folder as an empty one bound from the host (`binds`).
+struct HostRootEntry {
+  std::string name;
+  std::string link_target;  // empty: a folder
+};
+std::vector<HostRootEntry> HostRootEntries() {
+  std::vector<HostRootEntry> entries;
+  for (const char* name : {"bin", "sbin", "lib", "lib32", "lib64", "libx32"}) {
+    std::string host = absl::StrCat("/", name);
+    struct stat st;
+    if (lstat(host.c_str(), &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t n = readlink(host.c_str(), target, sizeof target - 1);
+      if (n <= 0) continue;
+      entries.push_back({name, std::string(target, static_cast<size_t>(n))});
+    } else if (S_ISDIR(st.st_mode)) {
+      entries.push_back({name, ""});
+    }
+  }
+  return entries;
+}
+
+// An empty skeleton in the existing folder `rootfs`: mountpoints, and the host's root
+// links; the host's real root folders it must bind are added to `binds`.
+absl::Status MakeHostSkeleton(const std::string& rootfs, std::vector<std::string>* binds) {
+  for (const char* dir : {"usr", "etc", "tmp", "run", "var", "root", "proc", "dev", "sys", "job"}) {
+    DROVER_RETURN_IF_ERROR(MakeDir(absl::StrCat(rootfs, "/", dir)));
+  }
+  for (const HostRootEntry& entry : HostRootEntries()) {
+    std::string inside = absl::StrCat(rootfs, "/", entry.name);
+    if (entry.link_target.empty()) {
+      DROVER_RETURN_IF_ERROR(MakeDir(inside));
+      binds->push_back("/" + entry.name);
+    } else if (symlink(entry.link_target.c_str(), inside.c_str()) != 0) {
+      return absl::InternalError(ErrnoText("cannot create link", inside));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The skeleton of every host-OS container whose mountpoints are `points`, shared by them
+// all: `<skeleton_dir>/<sha256 of the points and the host's root entries>`, made once
+// (in a folder of its own, then renamed into place: a reader never sees half of one, and
+// two attempts making the same one at once both succeed) and never written again. The
+// container sees it read-only; all its mountpoints exist, so the runtime makes none in it.
+// Saves making and removing some twenty files and folders per container (issue 18).
+absl::StatusOr<std::string> SharedHostSkeleton(const std::string& skeleton_dir,
+                                               const std::vector<std::pair<std::string, bool>>& points,
+                                               std::vector<std::string>* binds) {
+  std::string identity;
+  for (const HostRootEntry& entry : HostRootEntries()) {
+    absl::StrAppend(&identity, "root ", entry.name, " ", entry.link_target, "\n");
+    if (entry.link_target.empty()) binds->push_back("/" + entry.name);
+  }
+  for (const auto& [destination, is_dir] : points) {
+    absl::StrAppend(&identity, is_dir ? "dir " : "file ", destination, "\n");
+  }
+  const std::string key = archive::Sha256Digest(identity).substr(7, 32);
+  const std::string final_dir = absl::StrCat(skeleton_dir, "/", key);
+  struct stat st {};
+  if (stat(final_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return final_dir;
+
+  DROVER_RETURN_IF_ERROR(MakeDir(skeleton_dir, 0711));
+  static std::atomic<uint64_t> sequence{0};
+  const std::string partial = absl::StrCat(skeleton_dir, "/.partial-", key, "-", getpid(), "-",
+                                           sequence.fetch_add(1));
+  std::error_code error;
+  fs::remove_all(partial, error);
+  absl::Status made = MakeDir(partial);
+  std::vector<std::string> unused;
+  if (made.ok()) made = MakeHostSkeleton(partial, &unused);
+  if (made.ok()) {
+    for (const auto& [destination, is_dir] : points) MakeMountpoint(partial, destination, is_dir);
+    if (rename(partial.c_str(), final_dir.c_str()) != 0 && errno != ENOTEMPTY && errno != EEXIST) {
+      made = absl::InternalError(ErrnoText("cannot rename into place", final_dir));
+    }
+  }
+  fs::remove_all(partial, error);  // gone after a rename; another attempt's won otherwise
+  DROVER_RETURN_IF_ERROR(made);
+  return final_dir;
+}
+
 }  // namespace
 
-absl::Status PrepareBundle(const ContainerSpec& spec, OciOptions oci) {
+absl::Status PrepareBundle(const ContainerSpec& spec, OciOptions oci,
+                           const std::string& skeleton_dir) {
   const std::string& bundle = spec.bundle_dir;
   oci.rootfs = "rootfs";
   oci.host_os = spec.image_rootfs.empty();
@@ -150,7 +252,6 @@ absl::Status PrepareBundle(const ContainerSpec& spec, OciOptions oci) {
 
   DROVER_RETURN_IF_ERROR(MakeDir(oci.state_dir));
   if (oci.userns.size > 0) {
-    DROVER_RETURN_IF_ERROR(CheckSearchable(bundle + "/rootfs", oci.userns.host_id));
     DROVER_RETURN_IF_ERROR(CheckSearchable(spec.job_dir + "/", oci.userns.host_id));
     // What the container's root writes: drover-init's exit file, the job folder, and the
     // folders the agent made for it.
@@ -160,32 +261,20 @@ absl::Status PrepareBundle(const ContainerSpec& spec, OciOptions oci) {
       if (mount.owned_by_container) DROVER_RETURN_IF_ERROR(ChownTree(mount.source, oci.userns.host_id));
     }
   }
-  const std::string rootfs = bundle + "/rootfs";
-  DROVER_RETURN_IF_ERROR(MakeDir(rootfs));
+  std::string rootfs = bundle + "/rootfs";
+  const bool shared_skeleton = oci.host_os && !skeleton_dir.empty();
+  if (shared_skeleton) {
+    // Shared and never written: the container sees it read-only (OciOptions::host_os).
+    DROVER_ASSIGN_OR_RETURN(rootfs, SharedHostSkeleton(skeleton_dir, HostSkeletonMountpoints(spec),
+                                                       &oci.host_dir_binds));
+    oci.rootfs = rootfs;
+  } else {
+    DROVER_RETURN_IF_ERROR(MakeDir(rootfs));
+  }
+  if (oci.userns.size > 0) DROVER_RETURN_IF_ERROR(CheckSearchable(rootfs + "/", oci.userns.host_id));
 
   if (oci.host_os) {
-    // An empty skeleton: mountpoints, and the host's root links (`bin -> usr/bin` ...).
-    for (const char* dir :
-         {"usr", "etc", "tmp", "run", "var", "root", "proc", "dev", "sys", "job"}) {
-      DROVER_RETURN_IF_ERROR(MakeDir(absl::StrCat(rootfs, "/", dir)));
-    }
-    for (const char* name : {"bin", "sbin", "lib", "lib32", "lib64", "libx32"}) {
-      std::string host = absl::StrCat("/", name);
-      struct stat st;
-      if (lstat(host.c_str(), &st) != 0) continue;
-      std::string inside = absl::StrCat(rootfs, "/", name);
-      if (S_ISLNK(st.st_mode)) {
-        char target[4096];
-        ssize_t n = readlink(host.c_str(), target, sizeof target - 1);
-        if (n <= 0) continue;
-        if (symlink(std::string(target, static_cast<size_t>(n)).c_str(), inside.c_str()) != 0) {
-          return absl::InternalError(ErrnoText("cannot create link", inside));
-        }
-      } else if (S_ISDIR(st.st_mode)) {
-        DROVER_RETURN_IF_ERROR(MakeDir(inside));
-        oci.host_dir_binds.push_back(host);
-      }
-    }
+    if (!shared_skeleton) DROVER_RETURN_IF_ERROR(MakeHostSkeleton(rootfs, &oci.host_dir_binds));
   } else {
     // The image stays read-only and shared; this container's writes land in upper/.
     for (const std::string& path : {spec.image_rootfs, bundle}) {
@@ -214,14 +303,9 @@ absl::Status PrepareBundle(const ContainerSpec& spec, OciOptions oci) {
     }
   }
 
-  if (oci.userns.size > 0) {
-    for (const char* dir : {"/proc", "/dev", "/sys", "/job", kContainerDroverDir}) {
-      MakeMountpoint(rootfs, dir, true);
-    }
-    for (const BindMount& mount : spec.mounts) {
-      struct stat st {};
-      bool is_dir = stat(mount.source.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
-      MakeMountpoint(rootfs, mount.destination, is_dir);
+  if (oci.userns.size > 0 && !shared_skeleton) {
+    for (const auto& [destination, is_dir] : HostSkeletonMountpoints(spec)) {
+      MakeMountpoint(rootfs, destination, is_dir);
     }
   }
 

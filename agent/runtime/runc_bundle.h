@@ -4,6 +4,8 @@
 #ifndef DROVER_AGENT_RUNTIME_RUNC_BUNDLE_H_
 #define DROVER_AGENT_RUNTIME_RUNC_BUNDLE_H_
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "agent/runtime/container_runtime.h"
@@ -20,8 +22,11 @@ namespace drover::agent {
 // folder, or a path the overlay cannot take; FAILED_PRECONDITION when the container's root
 // (under `oci.userns`) could not reach a folder or a device; UNAVAILABLE when the overlay
 // cannot be mounted; INTERNAL for other file errors. On failure the caller empties the
-// bundle (CleanBundle).
-absl::Status PrepareBundle(const ContainerSpec& spec, OciOptions oci);
+// bundle (CleanBundle). With a `skeleton_dir`, a host-OS container's root is a skeleton
+// there shared by every container with the same mountpoints (made once, never written, seen
+// read-only), not a folder of the bundle's own.
+absl::Status PrepareBundle(const ContainerSpec& spec, OciOptions oci,
+                           const std::string& skeleton_dir = "");
 
 // Unmounts everything under `bundle_dir` (deepest first) and removes its contents, keeping
 // the folder itself. UNAVAILABLE when a mount stays (then nothing is removed: removing

@@ -29,6 +29,7 @@
 #include "agent/launcher/init_files.h"
 #include "agent/launcher/init_files_read.h"
 #include "agent/runtime/cgroups.h"
+#include "agent/runtime/oci_runtime_choice.h"
 #include "common/json.h"
 #include "agent/runtime/process.h"
 #include "agent/runtime/runc_bundle.h"
@@ -223,6 +224,15 @@ absl::StatusOr<std::unique_ptr<RuncRuntime>> RuncRuntime::Open(RuncOptions optio
         absl::StrCat("cannot create runc root '", options.root_dir, "': ", error.message()));
   }
   chmod(options.root_dir.c_str(), 0700);
+  // Skeletons half made by an earlier agent process (PrepareBundle renames whole ones into
+  // place) are of no use.
+  for (const fs::directory_entry& entry : fs::directory_iterator(options.skeleton_dir, error)) {
+    if (absl::StartsWith(entry.path().filename().string(), ".partial-")) {
+      std::error_code ignored;
+      fs::remove_all(entry.path(), ignored);
+    }
+  }
+  error.clear();
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot become a child subreaper: ", strerror(errno)));
@@ -232,10 +242,22 @@ absl::StatusOr<std::unique_ptr<RuncRuntime>> RuncRuntime::Open(RuncOptions optio
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_max != RLIM_INFINITY) {
     nofile = std::min<uint64_t>(nofile, limit.rlim_max);
   }
-  if (!options.run_process) {
-    options.run_process = [](auto&&... args) { return RunProcess(args...); };
-  }
   auto runtime = std::unique_ptr<RuncRuntime>(new RuncRuntime(std::move(options), nofile));
+  const CgroupLayout layout = ProbeCgroupLayout();
+  const bool automatic = runtime->options_.runc_path == kAutoOciRuntime;
+  std::string reason = "named with --runc";
+  if (automatic) {
+    OciRuntimeProbe probe = ProbeOciRuntimes(
+        runtime->options_.root_dir,
+        [&runtime](const std::vector<std::string>& argv) -> absl::StatusOr<std::string> {
+          DROVER_ASSIGN_OR_RETURN(ProcessResult result, runtime->RunRuntime(argv, ""));
+          if (!result.ok()) return absl::UnavailableError(result.Said());
+          return result.out;
+        });
+    OciRuntimeChoice choice = ChooseOciRuntime(probe);
+    runtime->options_.runc_path = choice.path;
+    reason = choice.reason;
+  }
   absl::StatusOr<std::string> version = runtime->Runc({"--version"});
   if (!version.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -252,6 +274,7 @@ absl::StatusOr<std::unique_ptr<RuncRuntime>> RuncRuntime::Open(RuncOptions optio
         {{"runc", runtime->options_.runc_path}, {"problem", checked.floor.message()}});
   }
   runtime->kind_ = checked.kind;
+  runtime->description_ = OciRuntimeDescription(*version);
   if (checked.kind == OciRuntimeKind::kCrun) {
     absl::StatusOr<std::string> own = ReadFile("/proc/self/cgroup");
     if (!own.ok()) {
@@ -259,15 +282,27 @@ absl::StatusOr<std::unique_ptr<RuncRuntime>> RuncRuntime::Open(RuncOptions optio
           absl::StrCat("crun: cannot read this process's cgroups: ", own.status().message()));
     }
     runtime->cgroup_base_ = CrunCgroupBase(*own);
+    if (CrunNeedsCgroup2Hidden(layout)) runtime->hide_mount_ = std::string(kHybridCgroup2Mount);
   }
+  Log(LogLevel::kInfo, "oci_runtime",
+      {{"runtime", runtime->description_},
+       {"path", runtime->options_.runc_path},
+       {"chosen", automatic ? "auto" : "--runc"},
+       {"reason", reason},
+       {"hidden", runtime->hide_mount_.empty() ? "-" : runtime->hide_mount_}});
   return runtime;
+}
+
+absl::StatusOr<ProcessResult> RuncRuntime::RunRuntime(const std::vector<std::string>& argv,
+                                                      const std::string& output_path) {
+  if (options_.run_process) return options_.run_process(argv, options_.command_timeout, output_path);
+  return RunProcess(argv, options_.command_timeout, output_path, "", {.hide_mount = hide_mount_});
 }
 
 absl::StatusOr<std::string> RuncRuntime::Runc(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {options_.runc_path, "--root", options_.root_dir};
   argv.insert(argv.end(), args.begin(), args.end());
-  DROVER_ASSIGN_OR_RETURN(ProcessResult result,
-                          options_.run_process(argv, options_.command_timeout, ""));
+  DROVER_ASSIGN_OR_RETURN(ProcessResult result, RunRuntime(argv, ""));
   if (result.ok()) return result.out;
   std::string what = absl::StrCat("runc ", args.empty() ? "" : args[0]);
   if (result.timed_out) {
@@ -377,7 +412,7 @@ absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start)
   oci.nofile_limit = nofile_limit_;
   oci.userns = options_.userns;
   oci.seccomp = options_.seccomp;
-  absl::Status prepared = PrepareBundle(spec, std::move(oci));
+  absl::Status prepared = PrepareBundle(spec, std::move(oci), options_.skeleton_dir);
   if (!prepared.ok()) {
     (void)CleanBundle(spec.bundle_dir);
     forget();
@@ -394,8 +429,7 @@ absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start)
   }
   argv.insert(argv.end(), {"--bundle", spec.bundle_dir, "--pid-file", pid_path, spec.id});
   const char* command = start ? "runc run" : "runc create";
-  absl::StatusOr<ProcessResult> result =
-      options_.run_process(argv, options_.command_timeout, log_path);
+  absl::StatusOr<ProcessResult> result = RunRuntime(argv, log_path);
   absl::Status created = result.status();
   if (created.ok() && !result->ok()) {
     absl::StatusOr<std::string> log = ReadFileTail(log_path);
@@ -475,7 +509,8 @@ absl::StatusOr<int> RuncRuntime::Exec(absl::string_view id, const std::vector<st
   std::vector<std::string> argv = {options_.runc_path, "--root", options_.root_dir, "exec",
                                    std::string(id)};
   argv.insert(argv.end(), args.begin(), args.end());
-  DROVER_ASSIGN_OR_RETURN(int status, RunStreaming(argv, output, stop, OnStop::kLeave));
+  DROVER_ASSIGN_OR_RETURN(int status, RunStreaming(argv, output, stop, OnStop::kLeave,
+                                                   {.hide_mount = hide_mount_}));
   // runc exec exits with the process's code (and 255 with its own message on stderr when
   // it could not start it).
   if (WIFEXITED(status)) return WEXITSTATUS(status);

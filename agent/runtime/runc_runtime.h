@@ -59,11 +59,17 @@
 namespace drover::agent {
 
 struct RuncOptions {
-  // The OCI runtime binary, runc or crun: a path, or a name looked up in PATH.
-  std::string runc_path = "runc";
+  // The OCI runtime binary, runc or crun: a path, or a name looked up in PATH; or "auto"
+  // (kAutoOciRuntime): crun where it works on this node, else runc (oci_runtime_choice.h).
+  std::string runc_path = "auto";
   // runc's state folder (`runc --root`), for example `<agent work dir>/runc`; created when
   // missing. Required.
   std::string root_dir;
+  // Where the root skeletons of host-OS containers are kept, each shared read-only by every
+  // container with the same mountpoints, for example `<agent work dir>/skeletons`; empty:
+  // each bundle gets a skeleton of its own (some twenty more files and folders made and
+  // removed per container).
+  std::string skeleton_dir;
   // drover-init on the node, bound read-only into every container at kContainerInitPath
   // ("/run/drover/init"); empty: not bound (then args[0] must exist in the rootfs).
   std::string init_binary;
@@ -90,11 +96,16 @@ struct RuncOptions {
       run_process;
 };
 
+// RuncOptions::runc_path that lets Open choose (ChooseOciRuntime).
+inline constexpr absl::string_view kAutoOciRuntime = "auto";
+
 class RuncRuntime : public ContainerRuntime {
  public:
   // Checks the options, creates `root_dir`, makes this process a child subreaper and checks
   // that the runtime is runc with the fix for CVE-2024-21626 or crun 1.4.4 or later (unless
-  // `allow_unpatched_runc`).
+  // `allow_unpatched_runc`). With runc_path "auto" it first probes the node and chooses
+  // (ChooseOciRuntime; one log line, `oci_runtime`, says which and why). crun, chosen or
+  // named, runs without /sys/fs/cgroup/unified where CrunNeedsCgroup2Hidden.
   // INVALID_ARGUMENT for bad options; FAILED_PRECONDITION when runc or init_binary cannot be
   // found, runc lacks the fix or the process cannot become a subreaper.
   static absl::StatusOr<std::unique_ptr<RuncRuntime>> Open(RuncOptions options);
@@ -104,6 +115,9 @@ class RuncRuntime : public ContainerRuntime {
   static std::string ContainerLogPath(absl::string_view bundle_dir);
   // The host path of drover-init's exit file: `<bundle_dir>/state/init.exit`.
   static std::string ExitFilePath(absl::string_view bundle_dir);
+
+  // Which runtime runs the containers, for people: "crun 1.8.1" or "runc 1.1.5+ds1".
+  const std::string& Description() const { return description_; }
 
   // ContainerRuntime. Beyond the interface's codes: Create() also gives INVALID_ARGUMENT when
   // bundle_dir is not an empty folder or image_rootfs is not a folder, and UNAVAILABLE when
@@ -155,6 +169,9 @@ class RuncRuntime : public ContainerRuntime {
   // (zombies otherwise, one per container), never a container's PID 1.
   void ReapOrphans() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Runs one runtime command (options_.run_process, else RunProcess with hide_mount_).
+  absl::StatusOr<ProcessResult> RunRuntime(const std::vector<std::string>& argv,
+                                           const std::string& output_path);
   // Runs `runc --root R <args>`; UNAVAILABLE with runc's message when it fails, NOT_FOUND
   // when runc says the container does not exist.
   absl::StatusOr<std::string> Runc(const std::vector<std::string>& args);
@@ -169,11 +186,14 @@ class RuncRuntime : public ContainerRuntime {
   absl::StatusOr<ContainerExit> AwaitExit(const std::shared_ptr<Record>& record,
                                           absl::Time deadline);
 
-  const RuncOptions options_;
+  RuncOptions options_;  // runc_path is set once by Open, then never changes
   const uint64_t nofile_limit_;
   // Set once by Open(): which runtime `runc_path` is, and for crun CrunCgroupBase.
   OciRuntimeKind kind_ = OciRuntimeKind::kRunc;
   std::string cgroup_base_;
+  // Set once by Open: kHybridCgroup2Mount when crun must not see it, else empty.
+  std::string hide_mount_;
+  std::string description_;
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Record>, std::less<>> records_ ABSL_GUARDED_BY(mu_);
 };

@@ -330,6 +330,7 @@ TEST(FormatNodeDetailsTest, ShowsResourcesAndEveryGpu) {
   v1::Node node = MakeNode("gpu-01", v1::Node::READY);
   node.add_addresses("10.0.0.7");
   node.set_agent_version("0.5.0");
+  node.set_container_runtime("crun 1.8.1");
   node.mutable_capacity()->set_cpus(32);
   node.mutable_capacity()->set_memory_mib(262144);
   node.mutable_capacity()->set_gpus(2);
@@ -342,12 +343,13 @@ TEST(FormatNodeDetailsTest, ShowsResourcesAndEveryGpu) {
   *node.add_gpus() = MakeGpu(1, "GPU-03b1");
   node.mutable_register_time()->set_seconds(1'700'000'000);
   EXPECT_EQ(FormatNodeDetails(node, absl::FromUnixSeconds(1'700'000'060), absl::UTCTimeZone()),
-            "name:          gpu-01\n"
-            "state:         READY\n"
-            "reason:        -\n"
-            "addresses:     10.0.0.7\n"
-            "jobs:          j-4\n"
-            "agent version: 0.5.0\n"
+            "name:              gpu-01\n"
+            "state:             READY\n"
+            "reason:            -\n"
+            "addresses:         10.0.0.7\n"
+            "jobs:              j-4\n"
+            "agent version:     0.5.0\n"
+            "container runtime: crun 1.8.1\n"
             "\n"
             "resources (held by jobs / offered):\n"
             "  cpus:   0/32\n"

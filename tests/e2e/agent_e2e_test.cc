@@ -5,6 +5,7 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,8 @@
 #include "drover/v1/job_service.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "agent/runtime/oci_runtime_choice.h"
+#include "agent/runtime/oci_runtime_version.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/local_cluster.h"
 #include "tests/testing/subprocess.h"
@@ -165,6 +168,68 @@ TEST_F(AgentE2eTest, MemoryHogEndsOutOfMemory) {
   EXPECT_EQ(job.status().cause(), v1::JobStatus::OUT_OF_MEMORY);
   ASSERT_EQ(job.status().exits_size(), 1);
   EXPECT_TRUE(job.status().exits(0).oom_killed());
+}
+
+// `drover-agent --runc auto` (the default outside the tests, which name their runtime):
+// the agent runs crun where it is installed and can apply a job's limits on this node's
+// cgroups, else runc, and says which and why in one log line; jobs run under it with their
+// limits on.
+class AutoRuntimeE2eTest : public testing::LocalClusterTest {
+ protected:
+  AutoRuntimeE2eTest() : LocalClusterTest(testing::ClusterOptions{.agent_flags = {"--runc", "auto"}}) {}
+};
+
+TEST_F(AutoRuntimeE2eTest, TheAgentSaysWhichRuntimeItChoseAndWhyAndJobsRunWithTheirLimits) {
+  // What this node offers, probed as the agent does: on this machine (crun 1.8.1, v1
+  // controllers and a cgroup2 holding hugetlb) crun with cgroup2 hidden.
+  agent::OciRuntimeChoice expected = agent::ChooseOciRuntime(agent::ProbeOciRuntimes(
+      work() + "/runc", [](const std::vector<std::string>& argv) -> absl::StatusOr<std::string> {
+        absl::StatusOr<testing::CommandResult> result = testing::RunCommand(argv);
+        if (!result.ok()) return result.status();
+        if (result->exit_code != 0) return absl::UnavailableError(result->err);
+        return result->out;
+      }));
+  std::string logs = AgentLogs();
+  EXPECT_THAT(logs, HasSubstr(absl::StrCat(" event=oci_runtime runtime=\"",
+                                           fs::path(expected.path).filename().string(), " ")));
+  EXPECT_THAT(logs, HasSubstr(absl::StrCat(" path=", expected.path, " chosen=auto reason=")));
+  EXPECT_THAT(logs, HasSubstr(expected.hide_cgroup2
+                                  ? absl::StrCat(" hidden=", agent::kHybridCgroup2Mount)
+                                  : std::string(" hidden=-")));
+
+  // `drover node show NODE` shows it too.
+  absl::StatusOr<testing::CommandResult> version = testing::RunCommand(
+      {expected.path == "runc" ? "/usr/sbin/runc" : expected.path, "--version"});
+  ASSERT_TRUE(version.ok()) << version.status();
+  testing::CommandResult node = RunCli({"node", "show", NodeName(0)});
+  EXPECT_THAT(node.out, HasSubstr(absl::StrCat("container runtime: ",
+                                               agent::OciRuntimeDescription(version->out), "\n")))
+      << node.out << node.err;
+
+  std::string id = Submit(Shell("echo ran under $(cat /proc/1/comm)"));
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  EXPECT_EQ(Logs(id, 0), "ran under init\n");  // drover-init, at /run/drover/init
+
+  v1::JobSpec hog = Shell("exec /usr/bin/python3 -c \"x = b'x' * (400 << 20); print(len(x))\"");
+  hog.mutable_resources()->set_memory_mib(64);
+  v1::Job job = WaitFor(Submit(hog), v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::OUT_OF_MEMORY);
+
+  // No container of either runtime stays once the jobs ended (the fixture's own check asks
+  // the tests' runtime only).
+  std::string left;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(20);;) {
+    left.clear();
+    for (const char* runtime : {"/usr/sbin/runc", "/usr/bin/crun"}) {
+      if (access(runtime, X_OK) != 0) continue;
+      absl::StatusOr<testing::CommandResult> listed =
+          testing::RunCommand({runtime, "--root", work() + "/runc", "list", "-q"});
+      if (listed.ok()) left += listed->out;
+    }
+    if (left.empty() || absl::Now() > deadline) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(left, "");
 }
 
 TEST_F(AgentE2eTest, SnapshotCodeRunsAndItsOutputsComeBackByteIdentical) {

@@ -1,6 +1,7 @@
 // RuncRuntime running containers with the real runc (run as root): host and image
 // containers running drover-init, exits, limits, OOM, stats, confinement, network
 // namespaces and devices. The fixture is runc_runtime_fixture.h.
+#include "common/json.h"
 #include "tests/agent/runtime/runc_runtime_fixture.h"
 
 namespace drover::agent {
@@ -267,6 +268,85 @@ TEST_F(RuncRuntimeTest, UnderAUserNamespaceADeviceOthersCannotOpenIsRefusedNamin
   absl::StatusOr<std::vector<ContainerInfo>> listed = (*runtime)->List();
   ASSERT_TRUE(listed.ok()) << listed.status();
   EXPECT_TRUE(listed->empty());
+}
+
+// With a skeleton folder (as the agent runs it), host-OS containers with the same mounts
+// share one root skeleton, made once with every mountpoint they need: nothing the job does
+// changes it (read-only root; under a user namespace its root is not the owner either), and
+// deleting the containers leaves it for the next.
+TEST_F(RuncRuntimeTest, HostContainersShareOneReadOnlySkeletonThatNoJobChanges) {
+  // Every path below `root` with its type, mode and owner.
+  auto tree = [](const std::string& root) {
+    std::vector<std::string> entries;
+    std::error_code error;
+    for (auto it = fs::recursive_directory_iterator(root, error);
+         !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
+      struct stat st {};
+      lstat(it->path().c_str(), &st);
+      entries.push_back(absl::StrCat(it->path().string(), " ", st.st_mode, " ", st.st_uid));
+    }
+    std::sort(entries.begin(), entries.end());
+    return entries;
+  };
+  for (bool userns : {false, true}) {
+    SCOPED_TRACE(userns ? "user namespace" : "no user namespace");
+    const std::string tag = userns ? "userns" : "plain";
+    RuncOptions options;
+    options.runc_path = OciRuntimeUnderTest();
+    options.root_dir = absl::StrCat(scratch_.path(), "/runc-", tag);
+    options.init_binary = DROVER_INIT_PATH;
+    options.skeleton_dir = absl::StrCat(scratch_.path(), "/skeletons-", tag);
+    if (userns) {
+      options.userns = {.host_id = 100000, .size = 65536};
+      // The container's root, an unprivileged host uid, passes through the scratch folder.
+      fs::permissions(scratch_.path(), fs::perms::others_exec | fs::perms::group_exec,
+                      fs::perm_options::add);
+    }
+    absl::StatusOr<std::unique_ptr<RuncRuntime>> runtime = RuncRuntime::Open(options);
+    ASSERT_TRUE(runtime.ok()) << runtime.status();
+    const std::string data = absl::StrCat(scratch_.path(), "/data-", tag);
+    fs::create_directories(data);
+    fs::permissions(data, fs::perms::all);
+    std::vector<ContainerSpec> specs;
+    std::vector<std::string> before;
+    for (const std::string name : {"first", "second"}) {
+      ContainerSpec spec = NewSpec(absl::StrCat(tag, "-", name));
+      spec.mounts.push_back({.source = data, .destination = "/data/in", .read_only = false});
+      spec.args = Init(1, {"/bin/sh", "-c",
+                           "touch /new 2>/dev/null && echo wrote /; "
+                           "mkdir /data/x 2>/dev/null && echo wrote /data; "
+                           "touch /run/drover/x 2>/dev/null; echo " + name + " > /data/in/" + name +
+                               " && test -d /job/code && test -x /run/drover/init && echo mounts ok"})
+                      .ToArgs();
+      absl::Status ran = (*runtime)->Run(spec);
+      ASSERT_TRUE(ran.ok()) << ran << "\n"
+                            << ReadFileOrEmpty(RuncRuntime::ContainerLogPath(spec.bundle_dir));
+      absl::StatusOr<ContainerExit> exit = (*runtime)->Wait(spec.id, 30000);
+      ASSERT_TRUE(exit.ok()) << exit.status();
+      EXPECT_EQ(exit->exit_code, 0);
+      EXPECT_EQ(LogFile(spec, "rank-0.stdout"), "mounts ok\n");
+      EXPECT_EQ(ReadFileOrEmpty(data + "/" + name), name + "\n");
+      if (before.empty()) before = tree(options.skeleton_dir);
+      specs.push_back(spec);
+    }
+    absl::StatusOr<Json> first = ParseJson(ReadFileOrEmpty(specs[0].bundle_dir + "/config.json"));
+    absl::StatusOr<Json> second = ParseJson(ReadFileOrEmpty(specs[1].bundle_dir + "/config.json"));
+    ASSERT_TRUE(first.ok() && second.ok());
+    const std::string root = JsonString((*first)["root"]["path"]);
+    EXPECT_TRUE(absl::StartsWith(root, options.skeleton_dir + "/")) << root;
+    EXPECT_EQ(JsonString((*second)["root"]["path"]), root);
+    EXPECT_TRUE((*first)["root"]["readonly"].get<bool>());
+    EXPECT_TRUE(fs::is_directory(root + "/data/in"));
+    EXPECT_FALSE(fs::exists(specs[0].bundle_dir + "/rootfs"));
+    for (const ContainerSpec& spec : specs) {
+      absl::Status deleted = (*runtime)->Delete(spec.id);
+      EXPECT_TRUE(deleted.ok()) << deleted;
+      EXPECT_TRUE(fs::is_empty(spec.bundle_dir));
+    }
+    EXPECT_EQ(tree(options.skeleton_dir), before);
+    EXPECT_FALSE(fs::exists(root + "/new"));
+    EXPECT_FALSE(fs::exists(root + "/data/x"));
+  }
 }
 
 }  // namespace
