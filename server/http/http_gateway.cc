@@ -364,6 +364,7 @@ HttpGateway::Loop::Loop(const HttpGatewayOptions& options, std::shared_ptr<grpc:
       channel(channel),
       jobs(v1::JobService::NewStub(channel)),
       admin(v1::AdminService::NewStub(channel)),
+      blobs(v1::BlobService::NewStub(channel)),
       sessions(clock, options.sessions) {}
 
 void HttpGateway::Loop::Handle(std::shared_ptr<internal::Exchange> exchange,
