@@ -332,6 +332,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
     http_options.listen = options.http_listen;
     http_options.web_root = options.web_root;
     http_options.in_process_key = in_process_key;
+    http_options.spool_dir = options.state_dir;
     if (!options.http_plain) {
       http_options.certificate_pem = d->tls_.certificate_pem;
       http_options.key_pem = d->tls_.key_pem;

@@ -140,6 +140,27 @@ absl::Status ParsePax(absl::string_view data, uint64_t header_offset, PaxValues*
   return absl::OkStatus();
 }
 
+// The bytes of an open file, which it closes.
+class FdSource final : public ByteSource {
+ public:
+  FdSource(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~FdSource() override { close(fd_); }
+
+  absl::StatusOr<size_t> Read(char* out, size_t size) override {
+    while (true) {
+      ssize_t n = read(fd_, out, size);
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) {
+        return absl::ErrnoToStatus(errno, absl::StrCat("cannot read archive '", path_, "'"));
+      }
+    }
+  }
+
+ private:
+  const int fd_;
+  const std::string path_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TarReader>> TarReader::Open(const std::string& path) {
@@ -147,30 +168,29 @@ absl::StatusOr<std::unique_ptr<TarReader>> TarReader::Open(const std::string& pa
   if (fd < 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("cannot open archive '", path, "'"));
   }
-  return std::unique_ptr<TarReader>(new TarReader(fd, path));
+  return FromSource(std::make_unique<FdSource>(fd, path), path);
 }
 
-TarReader::TarReader(int fd, std::string path)
-    : fd_(fd), path_(std::move(path)), buffer_(kBufferSize) {}
+std::unique_ptr<TarReader> TarReader::FromSource(std::unique_ptr<ByteSource> source,
+                                                 std::string name) {
+  return std::unique_ptr<TarReader>(new TarReader(std::move(source), std::move(name)));
+}
 
-TarReader::~TarReader() { close(fd_); }
+TarReader::TarReader(std::unique_ptr<ByteSource> source, std::string path)
+    : source_(std::move(source)), path_(std::move(path)), buffer_(kBufferSize) {}
+
+TarReader::~TarReader() = default;
 
 absl::Status TarReader::Refill() {
-  while (true) {
-    ssize_t n = read(fd_, buffer_.data(), buffer_.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, absl::StrCat("cannot read archive '", path_, "'"));
-    }
-    if (n == 0) {
-      return absl::DataLossError(
-          absl::StrCat("archive '", path_, "' is truncated at byte ", offset_, "; fetch it again"));
-    }
-    hash_.Update(buffer_.data(), static_cast<size_t>(n));
-    buffer_pos_ = 0;
-    buffer_end_ = static_cast<size_t>(n);
-    return absl::OkStatus();
+  DROVER_ASSIGN_OR_RETURN(size_t n, source_->Read(buffer_.data(), buffer_.size()));
+  if (n == 0) {
+    return absl::DataLossError(
+        absl::StrCat("archive '", path_, "' is truncated at byte ", offset_, "; fetch it again"));
   }
+  hash_.Update(buffer_.data(), n);
+  buffer_pos_ = 0;
+  buffer_end_ = n;
+  return absl::OkStatus();
 }
 
 absl::Status TarReader::ReadExact(char* out, size_t size) {
@@ -365,13 +385,9 @@ absl::Status TarReader::ReadData(const std::function<absl::Status(absl::string_v
 absl::StatusOr<std::string> TarReader::DrainAndDigest() {
   buffer_pos_ = buffer_end_ = 0;
   while (true) {
-    ssize_t n = read(fd_, buffer_.data(), buffer_.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::ErrnoToStatus(errno, absl::StrCat("cannot read archive '", path_, "'"));
-    }
+    DROVER_ASSIGN_OR_RETURN(size_t n, source_->Read(buffer_.data(), buffer_.size()));
     if (n == 0) break;
-    hash_.Update(buffer_.data(), static_cast<size_t>(n));
+    hash_.Update(buffer_.data(), n);
   }
   return hash_.Finish();
 }

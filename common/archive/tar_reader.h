@@ -1,4 +1,5 @@
-// TarReader: reads the entries of a tar archive one by one from a file: POSIX ustar and
+// TarReader: reads the entries of a tar archive one by one from a file or another
+// `ByteSource` (a download stream, for one): POSIX ustar and
 // pax (extended headers `x`, global headers `g`), GNU tar's format (long names `L`, long
 // link targets `K`, base-256 sizes) and old v7 headers. Every header's checksum is checked.
 // The reader reports entries as the archive states them; it judges nothing about their
@@ -24,6 +25,16 @@
 
 namespace drover::archive {
 
+// Where a TarReader's bytes come from, in order. The reader owns its source.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  // Copies up to `size` (> 0) of the next bytes into `out` and returns how many, 0 only at
+  // the end. Errors are the source's own (a failed read, a refused download) and reach the
+  // reader's caller unchanged.
+  virtual absl::StatusOr<size_t> Read(char* out, size_t size) = 0;
+};
+
 struct TarEntry {
   // The name exactly as stored (after PAX / GNU long-name overrides), for example
   // "./src/main.py" or "src/". Not normalised.
@@ -42,6 +53,9 @@ class TarReader {
  public:
   // Opens `path` for reading. Errors: from the file system, naming `path`.
   static absl::StatusOr<std::unique_ptr<TarReader>> Open(const std::string& path);
+  // Reads from `source`; `name` stands for the archive in messages.
+  static std::unique_ptr<TarReader> FromSource(std::unique_ptr<ByteSource> source,
+                                               std::string name);
   ~TarReader();
   TarReader(const TarReader&) = delete;
   TarReader& operator=(const TarReader&) = delete;
@@ -62,7 +76,7 @@ class TarReader {
   absl::StatusOr<std::string> DrainAndDigest();
 
  private:
-  TarReader(int fd, std::string path);
+  TarReader(std::unique_ptr<ByteSource> source, std::string path);
   // Reads the next piece of the file into the empty buffer; DATA_LOSS at the end of file.
   absl::Status Refill();
   // Reads exactly `size` bytes into `out` (or drops them when `out` is null); DATA_LOSS if
@@ -73,7 +87,7 @@ class TarReader {
   absl::StatusOr<std::string> ReadSmallData(uint64_t size, absl::string_view what,
                                             uint64_t header_offset);
 
-  int fd_;
+  std::unique_ptr<ByteSource> source_;
   std::string path_;
   std::vector<char> buffer_;
   size_t buffer_pos_ = 0;

@@ -577,9 +577,7 @@ void HttpGateway::Loop::HandleApi(std::shared_ptr<internal::Exchange> exchange,
       return internal::NodeAction(*this, exchange, shared);
     case Route::kJobOutputs:
     case Route::kJobOutputFile:
-      return internal::ReplyError(
-          *exchange, absl::UnimplementedError("job outputs are not served over HTTP yet; use "
-                                              "drover download"));
+      return internal::ServeOutputs(*this, exchange, shared);
     default:
       return internal::ReplyError(*exchange, absl::NotFoundError("no such API route"));
   }

@@ -40,6 +40,10 @@ absl::StatusOr<v1::GetMetricsRequest> MetricsRequestOf(const ApiRequest& request
 void ServeEvents(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
                  std::shared_ptr<ApiRequest> request);
 
+// GET /jobs/{id}/outputs and /jobs/{id}/outputs/{path} (http_outputs.cc).
+void ServeOutputs(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
+                  std::shared_ptr<ApiRequest> request);
+
 }  // namespace drover::server::http::internal
 
 #endif  // DROVER_SERVER_HTTP_HTTP_API_H_

@@ -124,9 +124,16 @@ class Connection final : public Exchange,
     Send(std::make_shared<StringResponse>(std::move(response)));
   }
 
+  // A file (a static file, a job's output of any size) goes out piece by piece, each piece
+  // with its own `write_timeout`: a slow client that keeps taking bytes keeps the download.
   void RespondFile(FileResponse response) override {
     response.prepare_payload();
-    Send(std::make_shared<FileResponse>(std::move(response)));
+    auto message = std::make_shared<FileResponse>(std::move(response));
+    message->version(11);
+    AddSecurityHeaders(*message);
+    message->keep_alive(keep_alive_);
+    auto serializer = std::make_shared<bhttp::response_serializer<bhttp::file_body>>(*message);
+    WriteFilePiece(message, serializer);
   }
 
   void BeginEvents(std::function<void()> on_drained, std::function<void()> on_gone) override {
@@ -224,6 +231,20 @@ class Connection final : public Exchange,
                          if (!self->keep_alive_) return self->LingeringClose();
                          self->ReadRequest(/*first=*/false);
                        });
+  }
+
+  void WriteFilePiece(std::shared_ptr<FileResponse> message,
+                      std::shared_ptr<bhttp::response_serializer<bhttp::file_body>> serializer) {
+    beast::get_lowest_layer(stream_).expires_after(Chrono(loop_.limits.write_timeout));
+    bhttp::async_write_some(
+        stream_, *serializer,
+        [self = this->shared_from_this(), message, serializer](beast::error_code ec, size_t) {
+          beast::get_lowest_layer(self->stream_).expires_never();
+          if (ec) return self->Close();
+          if (!serializer->is_done()) return self->WriteFilePiece(message, serializer);
+          if (!self->keep_alive_) return self->LingeringClose();
+          self->ReadRequest(/*first=*/false);
+        });
   }
 
   // Ends a connection whose client may still be sending (a request refused before its end:
@@ -364,6 +385,7 @@ HttpGateway::Loop::Loop(const HttpGatewayOptions& options, std::shared_ptr<grpc:
       channel(channel),
       jobs(v1::JobService::NewStub(channel)),
       admin(v1::AdminService::NewStub(channel)),
+      blobs(v1::BlobService::NewStub(channel)),
       sessions(clock, options.sessions) {}
 
 void HttpGateway::Loop::Handle(std::shared_ptr<internal::Exchange> exchange,

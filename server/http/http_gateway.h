@@ -55,6 +55,10 @@ struct HttpGatewayLimits {
   absl::Duration keepalive_interval = absl::Seconds(15);
   // Deadline of one unary gRPC call made for a request.
   absl::Duration call_timeout = absl::Seconds(30);
+  // Job outputs (GET /jobs/{id}/outputs...) read at once, each on a thread of its own (429
+  // beyond), and the most files one listing names (413 beyond).
+  int max_output_reads = 4;
+  size_t max_listed_outputs = 100000;
 };
 
 struct HttpGatewayOptions {
@@ -70,6 +74,9 @@ struct HttpGatewayOptions {
   // Sent with every call as `drover-in-process-key` (server/auth.h): droverd's proof that
   // the call comes from within itself (the in-process channel has no transport security).
   std::string in_process_key;
+  // Where one output file is copied out of its job's outputs archive before it is sent, as
+  // a file without a name (O_TMPFILE) that vanishes when sent; droverd passes its state-dir.
+  std::string spool_dir = "/tmp";
   HttpGatewayLimits limits;
   SessionLimits sessions;
 };

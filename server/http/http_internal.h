@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/safe_open.h"
 #include "drover/v1/admin_service.grpc.pb.h"
+#include "drover/v1/blob.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
 #include "server/http/http_gateway.h"
 #include "server/http/http_rules.h"
@@ -121,6 +122,7 @@ struct HttpGateway::Loop {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::JobService::Stub> jobs;
   std::unique_ptr<v1::AdminService::Stub> admin;
+  std::unique_ptr<v1::BlobService::Stub> blobs;
   internal::CallRegistry calls;
   SessionStore sessions;
   UniqueFd web_root;  // O_PATH folder; invalid without --web-root
@@ -128,6 +130,7 @@ struct HttpGateway::Loop {
   int connections = 0;
   int streams = 0;
   int metric_reads = 0;  // /metrics answers being gathered (http_api.cc)
+  int output_reads = 0;  // /outputs answers being read (http_outputs.cc)
   std::map<std::string, int> streams_by_key;
   std::thread thread;
   boost::asio::io_context io{1};

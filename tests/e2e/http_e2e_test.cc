@@ -270,7 +270,8 @@ TEST_F(HttpApiE2eTest, AUserSeesOnlyTheirOwnJobsAsOverGrpc) {
   for (const std::string& target :
        {"/api/v1/jobs/" + alices, "/api/v1/jobs/" + alices + "/watch",
         "/api/v1/jobs/" + alices + "/logs", "/api/v1/jobs/" + alices + "/metrics",
-        "/api/v1/jobs/" + alices + "/metrics/watch"}) {
+        "/api/v1/jobs/" + alices + "/metrics/watch", "/api/v1/jobs/" + alices + "/outputs",
+        "/api/v1/jobs/" + alices + "/outputs/x.bin"}) {
     HttpResponse r = Call("GET", target, b.get());
     EXPECT_EQ(r.status, 403) << target << " " << r.body;
     EXPECT_EQ(Parse(r.body)["error"]["code"], "PERMISSION_DENIED");
@@ -284,6 +285,11 @@ TEST_F(HttpApiE2eTest, AUserSeesOnlyTheirOwnJobsAsOverGrpc) {
   HttpResponse experiments = Call("GET", "/api/v1/experiments", b.get());
   EXPECT_EQ(Parse(experiments.body)["experiments"].size(), 0u) << experiments.body;
   EXPECT_EQ(Call("GET", "/api/v1/jobs/j-999999", b.get()).status, 404);
+  EXPECT_EQ(Call("GET", "/api/v1/jobs/j-999999/outputs", b.get()).status, 404);
+  // Alice's own job has no outputs while it is queued.
+  HttpResponse none = Call("GET", "/api/v1/jobs/" + alices + "/outputs", Bearer(alice));
+  EXPECT_EQ(none.status, 404) << none.body;
+  EXPECT_THAT(none.body, HasSubstr("has no outputs"));
   // A viewer reads every job; alice her own, with her experiment.
   EXPECT_EQ(Call("GET", "/api/v1/jobs/" + alices, Bearer(viewer)).status, 200);
   HttpResponse mine = Call("GET", "/api/v1/experiments", Bearer(alice));
@@ -707,6 +713,67 @@ TEST_F(HttpJobE2eTest, AReaderThatFallsBehindStillGetsEveryByte) {
     next += static_cast<int64_t>(text.size());
   }
   EXPECT_EQ(next, 20000000);
+}
+
+TEST_F(HttpJobE2eTest, ServesTheOutputsListAndEachFilesBytesToTheJobsReadersOnly) {
+  std::string alice = CreateUser("alice", "user");
+  std::string bob = CreateUser("bob", "user");
+  // 3 MB of bytes no text tool would keep (NUL, 0xff, no newline), in several gRPC chunks.
+  std::string id = SubmitAs(
+      alice, Shell("printf 'a\\000b\\377' > $DROVER_OUTPUT_DIR/x.bin; "
+                   "head -c 3000000 /dev/zero | tr '\\0' '\\377' >> $DROVER_OUTPUT_DIR/x.bin; "
+                   "printf 'end' >> $DROVER_OUTPUT_DIR/x.bin; "
+                   "mkdir $DROVER_OUTPUT_DIR/sub; echo hello > $DROVER_OUTPUT_DIR/sub/y.txt"));
+  WaitFor(id, v1::JobStatus::COMPLETED, absl::Seconds(120));
+  std::string x_bin = std::string("a\0b\xff", 4) + std::string(3000000, '\xff') + "end";
+  const std::string outputs = "/api/v1/jobs/" + id + "/outputs";
+
+  Session s = Login(alice);
+  HttpResponse list = Call("GET", outputs, s.get());
+  ASSERT_EQ(list.status, 200) << list.body;
+  EXPECT_EQ(Parse(list.body),
+            Parse(R"({"files": [{"path": "sub/y.txt", "size": "6"},
+                                {"path": "x.bin", "size": "3000007"}]})"));
+
+  HttpResponse x = Call("GET", outputs + "/x.bin", s.get());
+  ASSERT_EQ(x.status, 200) << x.body.substr(0, 200);
+  EXPECT_EQ(x.body.size(), x_bin.size());
+  EXPECT_TRUE(x.body == x_bin) << "the downloaded x.bin differs from what the job wrote";
+  EXPECT_EQ(x.Header("content-type"), "application/octet-stream");
+  EXPECT_EQ(x.Header("content-disposition"), "attachment; filename=\"x.bin\"; filename*=UTF-8''x.bin");
+  EXPECT_EQ(x.Header("content-length"), "3000007");
+  HttpResponse y = Call("GET", outputs + "/sub/y.txt", Bearer(alice));
+  ASSERT_EQ(y.status, 200) << y.body;
+  EXPECT_EQ(y.body, "hello\n");
+  EXPECT_EQ(y.Header("content-disposition"), "attachment; filename=\"y.txt\"; filename*=UTF-8''y.txt");
+  EXPECT_EQ(Call("GET", outputs + "/./sub//y.txt", s.get()).body, "hello\n");
+
+  // Refused, each naming what it refused: traversal, a folder, a missing file.
+  for (const char* path : {"/sub/../x.bin", "/%2e%2e/%2e%2e/etc/passwd", "/..",
+                                  "/sub/%2E%2E/x.bin"}) {
+    HttpResponse r = Call("GET", outputs + path, s.get());
+    EXPECT_EQ(r.status, 400) << path << " " << r.body;
+    EXPECT_THAT(r.body, HasSubstr("'..'")) << path;
+  }
+  EXPECT_EQ(Call("GET", outputs + "/x%00.bin", s.get()).status, 400);
+  HttpResponse folder = Call("GET", outputs + "/sub", s.get());
+  EXPECT_EQ(folder.status, 400) << folder.body;
+  EXPECT_THAT(folder.body, HasSubstr("'sub'"));
+  EXPECT_THAT(folder.body, HasSubstr("a folder"));
+  HttpResponse missing = Call("GET", outputs + "/nope.bin", s.get());
+  EXPECT_EQ(missing.status, 404) << missing.body;
+  EXPECT_THAT(missing.body, HasSubstr("'nope.bin'"));
+
+  // Another user is refused as for the job itself; an admin reads them.
+  Session b = Login(bob);
+  EXPECT_EQ(Call("GET", "/api/v1/jobs/" + id, b.get()).status, 403);
+  for (const std::string& target : {outputs, outputs + "/x.bin", outputs + "/nope.bin"}) {
+    HttpResponse r = Call("GET", target, b.get());
+    EXPECT_EQ(r.status, 403) << target << " " << r.body;
+    EXPECT_EQ(r.body.find("\xff\xff"), std::string::npos);
+  }
+  EXPECT_EQ(Call("GET", outputs + "/sub/y.txt", Bearer(testing::TestAdminTokenValue())).body,
+            "hello\n");
 }
 
 TEST_F(HttpJobE2eTest, CancelByPostCancelsTheRunningJob) {

@@ -1,7 +1,7 @@
 // The web app in headless Chromium (Debian's, driven by playwright-core) against a real
 // droverd with its HTTP face and a real drover-agent (cluster.mjs): a job that logs a known
 // series is followed live (log lines and curve points appear while it runs; the curve ends
-// with exactly the logged points), cancel from the page cancels the job, a user does not
+// with exactly the logged points), its output file is listed and its link downloads it, cancel from the page cancels the job, a user does not
 // see another user's runs, requests without a session are refused, and admins cordon a node
 // from the page. A screenshot of each page is kept in $DROVER_WEB_ARTIFACTS.
 //
@@ -43,14 +43,19 @@ const EXPERIMENT = "web-e2e";
 const POINTS = 40;
 // Logs POINTS points of `loss` (1/(i+1) at steps 0..POINTS-1) and a log line for each, one
 // every 0.5 s: about 20 s of running to watch live.
-const SERIES_JOB = `import time, drover
+const SERIES_JOB = `import os, time, drover
 run = drover.Run.get_context()
 for i in range(${POINTS}):
     print(f"web-e2e step {i}", flush=True)
     run.log("loss", 1.0 / (i + 1))
     time.sleep(0.5)
+with open(os.path.join(os.environ["DROVER_OUTPUT_DIR"], "web e2e.bin"), "wb") as f:
+    f.write(bytes(range(256)) * 1000)
 print("web-e2e done", flush=True)
 `;
+// What the series job leaves in its outputs folder.
+const OUTPUT_NAME = "web e2e.bin";
+const OUTPUT_BYTES = Buffer.alloc(256000, 0).map((_, i) => i % 256);
 const SLEEP_JOB = `import time
 print("sleeping", flush=True)
 time.sleep(600)
@@ -200,6 +205,20 @@ try {
     assert.equal(timeline[timeline.length - 1], "COMPLETED");
   });
 
+  await check("the run page lists the job's output file and its link downloads its bytes", async () => {
+    await alicePage.goto(`${cluster.baseUrl}/runs/${seriesJob}`);
+    await alicePage.waitForSelector("[data-testid=outputs] tbody a", { timeout: 30000 });
+    const links = await alicePage.$$eval("[data-testid=outputs] tbody a", (as) => as.map((a) => [a.textContent, a.getAttribute("href")]));
+    assert.deepEqual(links, [[OUTPUT_NAME, `/api/v1/jobs/${seriesJob}/outputs/web%20e2e.bin`]]);
+    await shot(alicePage, "run-outputs");
+    // The link, with the page's session cookie, as the browser follows it.
+    const r = await alicePage.context().request.get(cluster.baseUrl + links[0][1]);
+    assert.equal(r.status(), 200);
+    assert.equal(r.headers()["content-type"], "application/octet-stream");
+    assert.match(r.headers()["content-disposition"] ?? "", /^attachment; filename="web_e2e.bin"; filename\*=UTF-8''web%20e2e.bin$/);
+    assert.ok(Buffer.compare(await r.body(), OUTPUT_BYTES) === 0, "the downloaded file differs from what the job wrote");
+  });
+
   await check("cancel on the page cancels the job", async () => {
     sleepJob = cluster.submit(alice, cluster.project("sleep", SLEEP_JOB), EXPERIMENT);
     await alicePage.goto(`${cluster.baseUrl}/runs/${sleepJob}`);
@@ -248,7 +267,8 @@ try {
     const listed = await cluster.request("GET", "/api/v1/jobs", { token: bob });
     assert.equal(listed.status, 200);
     assert.deepEqual(listed.json.jobs ?? [], []);
-    for (const p of [`/api/v1/jobs/${seriesJob}`, `/api/v1/jobs/${seriesJob}/metrics`, `/api/v1/jobs/${seriesJob}/logs?follow=0`]) {
+    for (const p of [`/api/v1/jobs/${seriesJob}`, `/api/v1/jobs/${seriesJob}/metrics`, `/api/v1/jobs/${seriesJob}/logs?follow=0`,
+      `/api/v1/jobs/${seriesJob}/outputs`, `/api/v1/jobs/${seriesJob}/outputs/web%20e2e.bin`]) {
       const r = await cluster.request("GET", p, { token: bob });
       assert.ok([403, 404].includes(r.status), `bob got ${r.status} for ${p}`);
     }
