@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/tcp_listen.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
@@ -139,41 +140,13 @@ struct MetricsServer::Loop {
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     const std::string& listen, const std::string& flag, std::function<std::string()> render,
     const Limits& limits) {
-  size_t colon = listen.rfind(':');
-  int port = -1;
-  std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
-  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, ": '", listen, "' is not HOST:PORT; for example 0.0.0.0:9102 or 127.0.0.1:0"));
-  }
-  bool v6 = host.size() >= 2 && host.front() == '[' && host.back() == ']';
-  if (v6) host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
-  beast::error_code ec;
-  asio::ip::address address = v6 ? asio::ip::address(asio::ip::make_address_v6(host, ec))
-                                  : asio::ip::address(asio::ip::make_address_v4(host, ec));
-  if (ec) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, ": '", host, "' is not a numeric IP address; use one such as 0.0.0.0"));
-  }
   auto loop = std::make_unique<Loop>(limits, std::move(render));
-  tcp::endpoint wanted(address, static_cast<uint16_t>(port));
-  loop->acceptor.open(wanted.protocol(), ec);
-  if (!ec) loop->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) loop->acceptor.bind(wanted, ec);
-  if (!ec) loop->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("--", flag, ": cannot listen on ", listen, ": ", ec.message()));
-  }
-  tcp::endpoint bound = loop->acceptor.local_endpoint(ec);
-  std::string endpoint = v6 ? absl::StrCat("[", host, "]:", bound.port())
-                            : absl::StrCat(host, ":", bound.port());
+  absl::StatusOr<std::string> endpoint = ListenOn(loop->acceptor, flag, listen, "9102");
+  if (!endpoint.ok()) return endpoint.status();
   loop->Accept();
   Loop* running = loop.get();
   loop->thread = std::thread([running] { running->io.run(); });
-  return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(loop), std::move(endpoint)));
+  return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(loop), *std::move(endpoint)));
 }
 
 MetricsServer::MetricsServer(std::unique_ptr<Loop> loop, std::string endpoint)

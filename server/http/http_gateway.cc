@@ -18,6 +18,7 @@
 #include "boost/beast/core.hpp"
 #include "boost/beast/ssl.hpp"
 #include "common/log.h"
+#include "common/tcp_listen.h"
 #include "server/http/http_internal.h"
 
 namespace drover::server::http {
@@ -484,27 +485,9 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
     const HttpGatewayOptions& options, std::shared_ptr<grpc::Channel> channel,
     const Clock& clock) {
   namespace asio = internal::asio;
-  using tcp = asio::ip::tcp;
   const std::string& listen = options.listen;
   const std::string& flag = options.flag;
-  size_t colon = listen.rfind(':');
-  int port = -1;
-  std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
-  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, ": '", listen, "' is not HOST:PORT; for example 0.0.0.0:8443 or 127.0.0.1:0"));
-  }
-  bool v6 = host.size() >= 2 && host.front() == '[' && host.back() == ']';
-  if (v6) host = host.substr(1, host.size() - 2);
-  if (host == "localhost") host = "127.0.0.1";
   internal::beast::error_code ec;
-  asio::ip::address address = v6 ? asio::ip::address(asio::ip::make_address_v6(host, ec))
-                                  : asio::ip::address(asio::ip::make_address_v4(host, ec));
-  if (ec) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, ": '", host, "' is not a numeric IP address; use one such as 0.0.0.0"));
-  }
   auto loop = std::make_unique<Loop>(options, std::move(channel), clock);
   if (!options.web_root.empty()) {
     int fd = ::open(options.web_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -537,22 +520,12 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
                        ec.message()));
     }
   }
-  tcp::endpoint wanted(address, static_cast<uint16_t>(port));
-  loop->acceptor.open(wanted.protocol(), ec);
-  if (!ec) loop->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) loop->acceptor.bind(wanted, ec);
-  if (!ec) loop->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("--", flag, ": cannot listen on ", listen, ": ", ec.message()));
-  }
-  tcp::endpoint bound = loop->acceptor.local_endpoint(ec);
-  std::string endpoint = v6 ? absl::StrCat("[", host, "]:", bound.port())
-                            : absl::StrCat(host, ":", bound.port());
+  absl::StatusOr<std::string> endpoint = ListenOn(loop->acceptor, flag, listen, "8443");
+  if (!endpoint.ok()) return endpoint.status();
   internal::Accept(*loop);
   Loop* running = loop.get();
   loop->thread = std::thread([running] { running->io.run(); });
-  return std::unique_ptr<HttpGateway>(new HttpGateway(std::move(loop), std::move(endpoint), tls));
+  return std::unique_ptr<HttpGateway>(new HttpGateway(std::move(loop), *std::move(endpoint), tls));
 }
 
 HttpGateway::HttpGateway(std::unique_ptr<Loop> loop, std::string endpoint, bool tls)
