@@ -337,8 +337,12 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
       http_options.certificate_pem = d->tls_.certificate_pem;
       http_options.key_pem = d->tls_.key_pem;
     }
+    // A thinned /metrics answer holds up to 20,000 points of each series the run has: a run
+    // of many ranks goes past gRPC's default 4 MiB for what a client receives.
+    grpc::ChannelArguments gateway_channel;
+    gateway_channel.SetMaxReceiveMessageSize(kMaxGatewayAnswerBytes);
     absl::StatusOr<std::unique_ptr<http::HttpGateway>> gateway = http::HttpGateway::Start(
-        http_options, d->server_->InProcessChannel(grpc::ChannelArguments()), RealClock::Get());
+        http_options, d->server_->InProcessChannel(gateway_channel), RealClock::Get());
     if (!gateway.ok()) {
       d->Shutdown();
       return gateway.status();

@@ -41,6 +41,9 @@ namespace drover::server {
 // gRPC limits of the server (docs/operations.md#limits).
 inline constexpr int kMaxConcurrentStreams = 100;       // calls at once per connection
 inline constexpr int kMaxReceiveMessageBytes = 4 << 20;  // largest request message
+// Largest answer the HTTP gateway takes over its in-process channel (a thinned GetMetrics of
+// many series).
+inline constexpr int kMaxGatewayAnswerBytes = 64 << 20;
 
 struct DroverdOptions {
   // HOST:PORT to serve on; port 0 lets the kernel pick (see Droverd::address()).

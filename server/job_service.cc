@@ -33,6 +33,26 @@ std::string EncodePageToken(int64_t before_sequence) {
   return absl::WebSafeBase64Escape(absl::StrCat("before:", before_sequence));
 }
 
+// GetMetrics' `max_points`, `from_step` and `to_step`.
+absl::Status CheckMetricsRange(const v1::GetMetricsRequest& request) {
+  if (request.max_points() < 0 || request.max_points() > kMaxThinnedPoints) {
+    return absl::InvalidArgumentError(absl::StrCat("max_points: ", request.max_points(),
+                                                   " is out of range; give 4 to ",
+                                                   kMaxThinnedPoints, ", or 0 for every point"));
+  }
+  if (request.max_points() > 0 && !request.page_token().empty()) {
+    return absl::InvalidArgumentError(
+        "page_token: an answer with max_points holds every series whole; leave page_token "
+        "empty");
+  }
+  if (request.has_from_step() && request.has_to_step() && request.from_step() > request.to_step()) {
+    return absl::InvalidArgumentError(absl::StrCat("from_step ", request.from_step(),
+                                                   " is after to_step ", request.to_step(),
+                                                   "; give from_step <= to_step"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> DecodePageToken(const std::string& token) {
   std::string decoded;
   int64_t before = 0;
@@ -450,17 +470,24 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetMetrics(grpc::CallbackServerContext
         "page_bytes: ", page_bytes, " is out of range; give 65536 to 16777216, or 0 for 4 MiB"))));
     return reactor;
   }
+  if (absl::Status range = CheckMetricsRange(*request); !range.ok()) {
+    reactor->Finish(ToGrpcStatus(range));
+    return reactor;
+  }
+  const bool thin = request->max_points() > 0;
   response->set_attempt(epoch);
   if (epoch > 0) {
     MetricsCollector collector(*request, response);
     std::map<std::pair<int32_t, int>, int64_t> read;
+    // Thinned, the whole selection is read at once: the answer stays small whatever it read.
     absl::StatusOr<std::optional<MetricsCursor>> next =
         ReadMetrics(logs_, job->id(), epoch, scheduler::IsTerminal(job->status().state()),
-                    page_bytes, &collector, &read, from ? &*from : nullptr);
+                    thin ? -1 : page_bytes, &collector, &read, from ? &*from : nullptr);
     if (!next.ok()) {
       reactor->Finish(ToGrpcStatus(next.status()));
       return reactor;
     }
+    collector.Finish();
     if (next->has_value()) response->set_next_page_token(EncodeMetricsCursor(**next));
   }
   reactor->Finish(grpc::Status::OK);

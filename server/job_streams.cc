@@ -398,13 +398,22 @@ class LogsReactor final : public AttemptStreamReactor<v1::StreamLogsResponse> {
   std::map<std::tuple<int64_t, int32_t, int>, int64_t> sent_;
 };
 
+// The request as WatchMetrics reads it: every point, never thinned or cut to steps (those
+// fields are GetMetrics only).
+v1::GetMetricsRequest WatchRequest(v1::GetMetricsRequest request) {
+  request.clear_max_points();
+  request.clear_from_step();
+  request.clear_to_step();
+  return request;
+}
+
 // A job's metrics (GetMetricsRequest selects), in pieces of about kPiece bytes.
 class MetricsReactor final : public AttemptStreamReactor<v1::GetMetricsResponse> {
  public:
   MetricsReactor(storage::LogStore& logs, JobEventHub& events,
                  const v1::GetMetricsRequest& request, Caller caller)
       : AttemptStreamReactor(logs, events, request.follow(), std::move(caller)),
-        request_(request) {}
+        request_(WatchRequest(request)) {}
 
  private:
   absl::StatusOr<bool> Next(const std::string& job_id, int64_t epoch, bool ended,

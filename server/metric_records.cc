@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/charconv.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "common/json.h"
@@ -135,9 +136,102 @@ bool RecordReader::Number(double value) {
   return true;
 }
 
+// Takes `prefix` off the front of `text`.
+bool Take(absl::string_view& text, absl::string_view prefix) {
+  if (!absl::StartsWith(text, prefix)) return false;
+  text.remove_prefix(prefix.size());
+  return true;
+}
+
+// Takes a JSON number off the front of `text` (RFC 8259's grammar, nothing more) and reads
+// it as the JSON reader would: a number without fraction or exponent as an integer made a
+// double (so "-0" is 0), others rounded to the nearest double. false when it is not one or
+// is out of range (the JSON reader then decides).
+bool TakeNumber(absl::string_view& text, double* value, bool* integral) {
+  size_t i = 0;
+  const size_t n = text.size();
+  auto digits = [&] {
+    size_t start = i;
+    while (i < n && absl::ascii_isdigit(static_cast<unsigned char>(text[i]))) ++i;
+    return i - start;
+  };
+  if (i < n && text[i] == '-') ++i;
+  if (i < n && text[i] == '0') {
+    ++i;
+  } else if (digits() == 0) {
+    return false;
+  }
+  *integral = true;
+  if (i < n && text[i] == '.') {
+    ++i;
+    if (digits() == 0) return false;
+    *integral = false;
+  }
+  if (i < n && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < n && (text[i] == '+' || text[i] == '-')) ++i;
+    if (digits() == 0) return false;
+    *integral = false;
+  }
+  absl::string_view token = text.substr(0, i);
+  if (*integral) {
+    int64_t whole = 0;
+    if (!absl::SimpleAtoi(token, &whole)) return false;  // beyond int64: the reader decides
+    *value = static_cast<double>(whole);
+  } else {
+    absl::from_chars_result r = absl::from_chars(token.data(), token.data() + token.size(), *value);
+    if (r.ec != std::errc() || r.ptr != token.data() + token.size()) return false;
+  }
+  text.remove_prefix(i);
+  return true;
+}
+
+// A point exactly as run.py writes it: {"n":"NAME","s":STEP,"t":TIME,"v":VALUE}, the name
+// without escapes or control characters, VALUE a number or "NaN", "Infinity", "-Infinity".
+// true with `record` filled when `line` is one and valid; false for anything else, which
+// the JSON reader then reads (and may still accept).
+bool ParseCanonicalPoint(absl::string_view line, MetricRecord* record) {
+  if (!Take(line, "{\"n\":\"")) return false;
+  size_t quote = line.find('"');
+  if (quote == 0 || quote == absl::string_view::npos) return false;
+  absl::string_view name = line.substr(0, quote);
+  for (char c : name) {
+    if (c == '\\' || static_cast<unsigned char>(c) < 0x20) return false;
+  }
+  if (!IsValidUtf8(name)) return false;
+  line.remove_prefix(quote);
+  if (!Take(line, "\",\"s\":")) return false;
+  double step = 0, time = 0, value = 0;
+  bool integral = false;
+  if (!TakeNumber(line, &step, &integral) || !integral || step < 0 || step > 9e15) return false;
+  if (!Take(line, ",\"t\":") || !TakeNumber(line, &time, &integral)) return false;
+  if (!Take(line, ",\"v\":")) return false;
+  if (Take(line, "\"NaN\"")) {
+    value = std::numeric_limits<double>::quiet_NaN();
+  } else if (Take(line, "\"Infinity\"")) {
+    value = std::numeric_limits<double>::infinity();
+  } else if (Take(line, "\"-Infinity\"")) {
+    value = -std::numeric_limits<double>::infinity();
+  } else if (!TakeNumber(line, &value, &integral)) {
+    return false;
+  }
+  if (line != "}") return false;
+  record->name.assign(name.data(), name.size());
+  record->step = static_cast<int64_t>(step);
+  record->time = time;
+  record->value = value;
+  return true;
+}
+
 }  // namespace
 
 std::optional<MetricRecord> ParseMetricRecord(absl::string_view line) {
+  MetricRecord record;
+  if (ParseCanonicalPoint(line, &record)) return record;
+  return ParseMetricRecordWithJsonReader(line);
+}
+
+std::optional<MetricRecord> ParseMetricRecordWithJsonReader(absl::string_view line) {
   MetricRecord record;
   RecordReader reader(&record);
   if (!ReadJsonEvents(line, {.max_bytes = line.size(), .max_depth = kMaxRecordDepth}, &reader)
@@ -156,6 +250,17 @@ std::optional<MetricRecord> ParseMetricRecord(absl::string_view line) {
   }
   return record;
 }
+
+MetricsCollector::MetricsCollector(const v1::GetMetricsRequest& request,
+                                   v1::GetMetricsResponse* out)
+    : request_(request),
+      out_(out),
+      range_{.from_step = request.has_from_step() ? request.from_step()
+                                                  : std::numeric_limits<int64_t>::min(),
+             .to_step = request.has_to_step() ? request.to_step()
+                                              : std::numeric_limits<int64_t>::max(),
+             .max_points = request.max_points()},
+      thin_(request.max_points() > 0) {}
 
 bool MetricsCollector::Wants(v1::MetricSeries::Source source, int32_t rank) const {
   bool source_ok = request_.sources().empty();
@@ -209,17 +314,42 @@ void MetricsCollector::AddLine(v1::MetricSeries::Source source, int32_t rank,
     for (const std::string& name : request_.names()) wanted = wanted || name == record->name;
     if (!wanted) return;
   }
-  auto [it, added] = index_.try_emplace({source, rank, record->name}, out_->series_size());
-  if (added) {
-    v1::MetricSeries* series = out_->add_series();
-    series->set_name(record->name);
-    series->set_source(source);
-    series->set_rank(rank);
+  const int index = SeriesIndex(source, rank, record->name);
+  if (thin_) {
+    thinners_[static_cast<size_t>(index)].Add(record->step, record->time, record->value);
+    return;
   }
-  v1::MetricSeries* series = out_->mutable_series(it->second);
+  if (record->step < range_.from_step || record->step > range_.to_step) return;
+  v1::MetricSeries* series = out_->mutable_series(index);
   series->add_steps(record->step);
   series->add_times(record->time);
   series->add_values(record->value);
+}
+
+int MetricsCollector::SeriesIndex(v1::MetricSeries::Source source, int32_t rank,
+                                  const std::string& name) {
+  if (last_index_ >= 0 && std::get<0>(last_key_) == source && std::get<1>(last_key_) == rank &&
+      std::get<2>(last_key_) == name) {
+    return last_index_;
+  }
+  auto [it, added] = index_.try_emplace({source, rank, name}, out_->series_size());
+  if (added) {
+    v1::MetricSeries* series = out_->add_series();
+    series->set_name(name);
+    series->set_source(source);
+    series->set_rank(rank);
+    if (thin_) thinners_.emplace_back(range_);
+  }
+  last_key_ = it->first;
+  last_index_ = it->second;
+  return last_index_;
+}
+
+void MetricsCollector::Finish() {
+  for (size_t i = 0; i < thinners_.size(); ++i) {
+    thinners_[i].AppendTo(out_->mutable_series(static_cast<int>(i)));
+  }
+  thinners_.clear();
 }
 
 }  // namespace drover::server

@@ -15,7 +15,6 @@
 #include "common/json.h"
 #include "server/http/http_api.h"
 #include "server/http/http_calls.h"
-#include "server/http/metric_thinning.h"
 
 namespace drover::server::http {
 namespace internal {
@@ -221,109 +220,17 @@ void NodeAction(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
       });
 }
 
-// GET /metrics: every page of GetMetrics, merged, cut to the step range and thinned.
-struct MetricsGather {
-  v1::GetMetricsRequest request;
-  size_t max_points = 2000;
-  int64_t from_step = std::numeric_limits<int64_t>::min();
-  int64_t to_step = std::numeric_limits<int64_t>::max();
-  int64_t attempt = 0;
-  std::vector<v1::MetricSeries> series;
-  std::map<std::tuple<int, int32_t, std::string>, size_t> index;  // source, rank, name
-  std::map<std::string, std::string> tags;
-  int64_t skipped_lines = 0;
-  int64_t dropped_records = 0;
-  int64_t capped_streams = 0;
-  int pages = 0;
-  int64_t points = 0;  // kept so far (in the step range)
-  HttpGateway::Loop* loop = nullptr;
-  ~MetricsGather() {
-    if (loop != nullptr) --loop->metric_reads;
-  }
+// GET /metrics: one GetMetrics with `max_points`, which reads, cuts to the step range and
+// thins every series in the job service; here only the JSON is made.
+constexpr int kMaxMetricReads = 4;  // answered at once: each one reads whole series
+constexpr int64_t kMaxChartPoints = 20000;  // per series
+
+// Releases the loop's metric read slot when the answer is done.
+struct MetricReadSlot {
+  explicit MetricReadSlot(HttpGateway::Loop& l) : loop(l) { ++loop.metric_reads; }
+  ~MetricReadSlot() { --loop.metric_reads; }
+  HttpGateway::Loop& loop;
 };
-
-constexpr int kMaxMetricPages = 4096;
-// What one /metrics answer gathers at most before thinning (about 24 bytes a point), and
-// how many run at once: a job's series are the job's to size, droverd's memory is not.
-constexpr int64_t kMaxGatheredPoints = 8'000'000;
-constexpr int kMaxMetricReads = 4;
-
-void GatherMetrics(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
-                   std::shared_ptr<ApiRequest> request, std::shared_ptr<MetricsGather> gather) {
-  CallUnary<v1::GetMetricsRequest, v1::GetMetricsResponse>(
-      loop, request->token, gather->request,
-      [&loop](auto* context, auto* req, auto* resp, auto done) {
-        loop.jobs->async()->GetMetrics(context, req, resp, std::move(done));
-      },
-      [&loop, exchange, request, gather](const grpc::Status& status,
-                                         v1::GetMetricsResponse& page) {
-        if (!status.ok()) return ReplyStatus(loop, *request, *exchange, status);
-        gather->attempt = page.attempt();
-        gather->request.set_attempt(page.attempt());  // the same attempt on every page
-        for (v1::MetricSeries& series : *page.mutable_series()) {
-          auto key = std::make_tuple(static_cast<int>(series.source()), series.rank(),
-                                     series.name());
-          auto [it, added] = gather->index.emplace(key, gather->series.size());
-          if (added) {
-            v1::MetricSeries empty;
-            empty.set_name(series.name());
-            empty.set_source(series.source());
-            empty.set_rank(series.rank());
-            gather->series.push_back(std::move(empty));
-          }
-          // Only the points in the step range are kept.
-          v1::MetricSeries& into = gather->series[it->second];
-          const int n = std::min({series.steps_size(), series.values_size(),
-                                  series.times_size()});
-          for (int i = 0; i < n; ++i) {
-            if (series.steps(i) < gather->from_step || series.steps(i) > gather->to_step) {
-              continue;
-            }
-            into.add_steps(series.steps(i));
-            into.add_values(series.values(i));
-            into.add_times(series.times(i));
-            ++gather->points;
-          }
-        }
-        if (gather->points > kMaxGatheredPoints) {
-          return ReplyError(*exchange, absl::ResourceExhaustedError(absl::StrCat(
-                                           "the selected series hold more than ",
-                                           kMaxGatheredPoints,
-                                           " points; select fewer with name, rank, source, "
-                                           "fromStep or toStep")));
-        }
-        for (const auto& [name, value] : page.tags()) gather->tags[name] = value;
-        gather->skipped_lines += page.skipped_lines();
-        gather->dropped_records += page.dropped_records();
-        gather->capped_streams += page.capped_streams();
-        if (!page.next_page_token().empty() && ++gather->pages < kMaxMetricPages) {
-          gather->request.set_page_token(page.next_page_token());
-          return GatherMetrics(loop, exchange, request, gather);
-        }
-        std::string body = absl::StrCat("{\"attempt\":\"", gather->attempt, "\",\"series\":[");
-        bool first = true;
-        for (const v1::MetricSeries& series : gather->series) {
-          ThinnedSeries thinned =
-              ThinSeries(series, gather->max_points, gather->from_step, gather->to_step);
-          std::string json = ToJson(thinned.series);
-          json.pop_back();  // the closing brace: more members follow
-          absl::StrAppend(&body, first ? "" : ",", json, json.size() > 1 ? "," : "",
-                          "\"totalPoints\":\"", thinned.total_points, "\"",
-                          thinned.thinned
-                              ? absl::StrCat(",\"thinned\":true,\"method\":\"", kThinningMethod,
-                                             "\"")
-                              : "",
-                          "}");
-          first = false;
-        }
-        Json tags = Json::object();
-        for (const auto& [name, value] : gather->tags) tags[name] = value;
-        absl::StrAppend(&body, "],\"tags\":", DumpJson(tags), ",\"skippedLines\":\"",
-                        gather->skipped_lines, "\",\"droppedRecords\":\"", gather->dropped_records,
-                        "\",\"cappedStreams\":", gather->capped_streams, "}");
-        Reply(*exchange, std::move(body));
-      });
-}
 
 void GetMetrics(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
                 std::shared_ptr<ApiRequest> request) {
@@ -332,26 +239,48 @@ void GetMetrics(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
                                      "droverd is answering other metric reads; try again in "
                                      "a moment"));
   }
-  auto gather = std::make_shared<MetricsGather>();
-  ++loop.metric_reads;
-  gather->loop = &loop;
-  absl::StatusOr<v1::GetMetricsRequest> base = MetricsRequestOf(*request);
-  if (!base.ok()) return ReplyError(*exchange, base.status());
-  gather->request = *std::move(base);
-  gather->request.set_page_bytes(16 << 20);
+  absl::StatusOr<v1::GetMetricsRequest> metrics = MetricsRequestOf(*request);
+  if (!metrics.ok()) return ReplyError(*exchange, metrics.status());
   const Target& target = request->target;
-  absl::StatusOr<int64_t> max_points = IntParam(target, "maxPoints", 2000, 1, 20000);
+  absl::StatusOr<int64_t> max_points = IntParam(target, "maxPoints", 2000, 1, kMaxChartPoints);
   if (!max_points.ok()) return ReplyError(*exchange, max_points.status());
-  gather->max_points = static_cast<size_t>(*max_points);
-  absl::StatusOr<int64_t> from = IntParam(target, "fromStep", gather->from_step,
-                                          gather->from_step, gather->to_step);
+  metrics->set_max_points(static_cast<int32_t>(*max_points));
+  constexpr int64_t kLastStep = std::numeric_limits<int64_t>::max();
+  absl::StatusOr<int64_t> from = IntParam(target, "fromStep", 0, 0, kLastStep);
   if (!from.ok()) return ReplyError(*exchange, from.status());
-  absl::StatusOr<int64_t> to =
-      IntParam(target, "toStep", gather->to_step, gather->from_step, gather->to_step);
+  absl::StatusOr<int64_t> to = IntParam(target, "toStep", kLastStep, 0, kLastStep);
   if (!to.ok()) return ReplyError(*exchange, to.status());
-  gather->from_step = *from;
-  gather->to_step = *to;
-  GatherMetrics(loop, exchange, request, gather);
+  if (*from > *to) {
+    return ReplyError(*exchange, absl::InvalidArgumentError(absl::StrCat(
+                                     "query parameters 'fromStep' ", *from, " and 'toStep' ",
+                                     *to, ": the range is empty; give fromStep <= toStep")));
+  }
+  if (target.First("fromStep") != nullptr) metrics->set_from_step(*from);
+  if (target.First("toStep") != nullptr) metrics->set_to_step(*to);
+  auto slot = std::make_shared<MetricReadSlot>(loop);
+  CallUnary<v1::GetMetricsRequest, v1::GetMetricsResponse>(
+      loop, request->token, *std::move(metrics),
+      [&loop](auto* context, auto* req, auto* resp, auto done) {
+        loop.jobs->async()->GetMetrics(context, req, resp, std::move(done));
+      },
+      [&loop, exchange, request, slot](const grpc::Status& status,
+                                       v1::GetMetricsResponse& answer) {
+        if (!status.ok()) return ReplyStatus(loop, *request, *exchange, status);
+        // The members always there, even when zero (the API's promise, docs/http-api.md).
+        std::string body = absl::StrCat("{\"attempt\":\"", answer.attempt(), "\",\"series\":[");
+        bool first = true;
+        for (const v1::MetricSeries& series : answer.series()) {
+          absl::StrAppend(&body, first ? "" : ",", ToJson(series));
+          first = false;
+        }
+        Json tags = Json::object();
+        for (const auto& [name, value] : answer.tags()) tags[name] = value;
+        absl::StrAppend(&body, "],\"tags\":", DumpJson(tags), ",\"skippedLines\":\"",
+                        answer.skipped_lines(), "\",\"droppedRecords\":\"",
+                        answer.dropped_records(), "\",\"cappedStreams\":",
+                        answer.capped_streams(), "}");
+        Reply(*exchange, std::move(body));
+      });
 }
 
 // GET /experiments: the caller's visible jobs, page by page, grouped by experiment.

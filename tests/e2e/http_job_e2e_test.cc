@@ -283,6 +283,8 @@ TEST_F(HttpJobE2eTest, ABigSeriesIsThinnedForTheChartAndExactWhenItFits) {
   EXPECT_EQ(series["totalPoints"], "200000");
   EXPECT_EQ(series["thinned"], true);
   EXPECT_EQ(series["method"], "minmax");
+  // At most 250 buckets: the width doubled from one step to 1024 (196 buckets).
+  EXPECT_EQ(series["bucketSteps"], "1024");
   const Json::array_t& steps = JsonItems(series["steps"]);
   const Json::array_t& values = JsonItems(series["values"]);
   ASSERT_LE(steps.size(), 1000u);

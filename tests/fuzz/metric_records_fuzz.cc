@@ -1,10 +1,12 @@
 // Fuzz target: server/metric_records.h, the JSON lines a job writes with `run.log` (and the
-// agents' samplers), read by droverd for GetMetrics. Invariants: the collector uses whole
+// agents' samplers), read by droverd for GetMetrics. Invariants: the fast path reads each
+// line exactly as the general JSON reader does; the collector uses whole
 // lines only (everything once the stream is final), however the bytes are split; and the
 // answer it builds can be sent: it serializes and parses back (a proto3 string field with
 // invalid UTF-8 would fail every client that reads the answer).
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 
@@ -24,6 +26,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (record.has_value()) {
       FUZZ_CHECK(!record->name.empty() || !record->tags.empty(), std::string(line));
       FUZZ_CHECK(record->step >= 0, std::string(line));
+    }
+    // The fast path reads every line as the JSON reader does, to the bit.
+    std::optional<server::MetricRecord> reference =
+        server::ParseMetricRecordWithJsonReader(line);
+    FUZZ_CHECK(record.has_value() == reference.has_value(), std::string(line));
+    if (record.has_value()) {
+      FUZZ_CHECK(record->name == reference->name && record->step == reference->step &&
+                     record->tags == reference->tags &&
+                     std::memcmp(&record->time, &reference->time, sizeof(double)) == 0 &&
+                     std::memcmp(&record->value, &reference->value, sizeof(double)) == 0,
+                 std::string(line));
     }
     rest = end == absl::string_view::npos ? absl::string_view() : rest.substr(end + 1);
   }
