@@ -118,6 +118,8 @@ export interface MetricSeriesJson {
   totalPoints?: string | number;
   thinned?: boolean;
   method?: string;
+  /** Steps per bucket when thinned (int64, a string). */
+  bucketSteps?: string | number;
 }
 
 export interface MetricsResponse {

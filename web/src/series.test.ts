@@ -13,10 +13,11 @@ describe("fromJson", () => {
     expect(s.thinned).toBe(false);
   });
   it("keeps the server's total and thinning", () => {
-    const s = fromJson({ name: "loss", steps: [0, 9], values: [1, 2], totalPoints: "1000000", thinned: true, method: "minmax" });
+    const s = fromJson({ name: "loss", steps: [0, 9], values: [1, 2], totalPoints: "1000000", thinned: true, method: "minmax", bucketSteps: "2048" });
     expect(s.total).toBe(1_000_000);
     expect(s.thinned).toBe(true);
     expect(s.method).toBe("minmax");
+    expect(s.bucketSteps).toBe(2048);
   });
 });
 

@@ -14,6 +14,8 @@ export interface Series {
   total: number;
   thinned: boolean;
   method?: string;
+  /** Steps per bucket of the server's thinning (when thinned). */
+  bucketSteps?: number;
 }
 
 export function seriesKey(s: { source?: string; name: string; rank?: number }): string {
@@ -33,6 +35,7 @@ export function fromJson(j: MetricSeriesJson): Series {
     total: j.totalPoints !== undefined ? num(j.totalPoints) : steps.length,
     thinned: j.thinned ?? false,
     method: j.method,
+    bucketSteps: j.bucketSteps !== undefined ? num(j.bucketSteps) : undefined,
   };
 }
 

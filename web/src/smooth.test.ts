@@ -33,6 +33,12 @@ describe("thinningNote", () => {
     expect(thinningNote([{ shown: 2000, total: 1_000_000, thinned: true, method: "minmax" }]))
       .toBe("2,000 of 1,000,000 points shown (min/max per bucket); zoom in for every point");
   });
+  it("names the bucket width when the chart's series share one", () => {
+    expect(thinningNote([
+      { shown: 1960, total: 1_000_000, thinned: true, method: "minmax", bucketSteps: 2048 },
+      { shown: 1950, total: 999_000, thinned: true, method: "minmax", bucketSteps: 2048 },
+    ])).toBe("3,910 of 1,999,000 points shown (min/max per bucket of 2,048 steps); zoom in for every point");
+  });
   it("adds up the ranks of one chart and names each method once", () => {
     expect(thinningNote([
       { shown: 1000, total: 500_000, thinned: true, method: "minmax" },

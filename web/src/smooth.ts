@@ -24,19 +24,25 @@ export interface SeriesCompleteness {
   total: number;
   thinned: boolean;
   method?: string;
+  bucketSteps?: number;
 }
 
 /** The note under a chart: "" when every point is shown, otherwise how many of how many and
- * how they were picked, e.g. "2,000 of 1,000,000 points shown (min/max per bucket); zoom in
- * for every point". Adds up the series of one chart. */
+ * how they were picked, e.g. "2,000 of 1,000,000 points shown (min/max per bucket of 2,048
+ * steps); zoom in for every point". Adds up the series of one chart. */
 export function thinningNote(series: ReadonlyArray<SeriesCompleteness>): string {
   const thinned = series.filter((s) => s.thinned);
   if (thinned.length === 0) return "";
+  const fmt = (n: number) => n.toLocaleString("en-US");
   const shown = series.reduce((a, s) => a + s.shown, 0);
   const total = series.reduce((a, s) => a + Math.max(s.total, s.shown), 0);
-  const methods = [...new Set(thinned.map((s) => methodLabel(s.method)))].join(", ");
-  const fmt = (n: number) => n.toLocaleString("en-US");
-  return `${fmt(shown)} of ${fmt(total)} points shown (${methods}); zoom in for every point`;
+  const methods = [...new Set(thinned.map((s) => methodLabel(s.method)))];
+  const widths = [...new Set(thinned.map((s) => s.bucketSteps))];
+  // One bucket width for the whole chart (ranks of the same length): say it.
+  if (methods.length === 1 && widths.length === 1 && widths[0] !== undefined && widths[0] > 0) {
+    methods[0] += ` of ${fmt(widths[0])} step${widths[0] === 1 ? "" : "s"}`;
+  }
+  return `${fmt(shown)} of ${fmt(total)} points shown (${methods.join(", ")}); zoom in for every point`;
 }
 
 function methodLabel(method: string | undefined): string {

@@ -93,8 +93,10 @@ function MetricChart(p: { jobId: string; attempt: number; name: string; source: 
     if (!range) return setZoom(null);
     setZoom({ range });
     if (p.timeAxis) return; // system series are small: zoom on what is there
-    const from = Math.ceil(range[0]);
+    // Steps are whole and never negative; a drag between two steps has none to fetch.
+    const from = Math.max(0, Math.ceil(range[0]));
     const to = Math.floor(range[1]);
+    if (from > to) return;
     api<MetricsResponse>(`${jobPath(p.jobId)}/metrics${query([
       ["attempt", p.attempt], ["name", p.name], ["source", p.source],
       ["fromStep", from], ["toStep", to], ["maxPoints", pointsForWidth(document.body.clientWidth)],
@@ -110,7 +112,7 @@ function MetricChart(p: { jobId: string; attempt: number; name: string; source: 
     x: p.timeAxis ? s.times : s.steps,
     y: s.values,
   })), [shown, p.timeAxis]);
-  const note = thinningNote(shown.map((s) => ({ shown: s.steps.length, total: s.total, thinned: s.thinned, method: s.method })));
+  const note = thinningNote(shown.map((s) => ({ shown: s.steps.length, total: s.total, thinned: s.thinned, method: s.method, bucketSteps: s.bucketSteps })));
   const points = shown.reduce((a, s) => a + s.steps.length, 0);
   const asBytes = /bytes/.test(p.name);
 

@@ -70,7 +70,7 @@ export function ExperimentPage(props: { name: string }) {
       x: s.steps,
       y: s.values,
     }))), [curves, allRanks]);
-  const note = thinningNote(curves.flatMap((c) => c.series).map((s) => ({ shown: s.steps.length, total: s.total, thinned: s.thinned, method: s.method })));
+  const note = thinningNote(curves.flatMap((c) => c.series).map((s) => ({ shown: s.steps.length, total: s.total, thinned: s.thinned, method: s.method, bucketSteps: s.bucketSteps })));
 
   return (
     <section>
