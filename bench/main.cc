@@ -11,6 +11,7 @@
 #include "bench/fsync_bench.h"
 #include "bench/latency.h"
 #include "bench/log_ingest_bench.h"
+#include "bench/metrics_read_bench.h"
 #include "bench/prepare_bench.h"
 #include "bench/run_latency_bench.h"
 #include "bench/submit_bench.h"
@@ -200,6 +201,35 @@ int RunFsync(const std::vector<std::string>& args) {
     std::printf("  append     %s\n", drover::bench::LatencyText(result->append).c_str());
     std::printf("  overwrite  %s\n", drover::bench::LatencyText(result->overwrite).c_str());
   }
+  return 0;
+}
+
+int RunMetricsRead(const std::vector<std::string>& args) {
+  drover::bench::MetricsReadOptions options;
+  std::string output = "text";
+  FlagSet flags(
+      "drover-bench metrics-read --dir DIR [flags]",
+      "Where the time of a chart's metric read goes: writes --points records per rank into a\n"
+      "log store under DIR (directly, as the `drover` module writes them), then times reading\n"
+      "the bytes, parsing them (general JSON reader, fast path), the old answer (every point in\n"
+      "GetMetrics pages, to wire and back) and the thinned read GetMetrics does with\n"
+      "max_points, and its JSON.\n"
+      "\n"
+      "Example:\n"
+      "  drover-bench metrics-read --dir /tmp --points 1000000 --ranks 1");
+  flags.String("dir", &options.dir, "Scratch folder", "DIR");
+  flags.Int("points", &options.points, "Points per rank");
+  flags.Int("ranks", &options.ranks, "Ranks (one series each)");
+  flags.Int("max-points", &options.max_points, "max_points of the thinned read");
+  flags.Int("repeats", &options.repeats, "Runs of each step (the median is reported)");
+  if (int code = ParseCommand("metrics-read", flags, args, &output); code >= 0) return code;
+  absl::StatusOr<drover::bench::MetricsReadResult> result =
+      drover::bench::RunMetricsReadBench(options);
+  if (!result.ok()) return RunError("metrics-read", result.status());
+  std::string report = output == "json"
+                           ? drover::bench::MetricsReadResultJson(options, *result) + "\n"
+                           : drover::bench::MetricsReadResultText(options, *result);
+  std::fputs(report.c_str(), stdout);
   return 0;
 }
 
@@ -432,6 +462,8 @@ constexpr Command kCommands[] = {
     {"run-latency", "measure submit->RUNNING/COMPLETED of trivial jobs against bare runc",
      RunRunLatency},
     {"log-ingest", "measure durable log ingest MB/s into droverd as a fake agent", RunLogIngest},
+    {"metrics-read", "measure where the time of a chart's metric read goes (store, parse, thin)",
+     RunMetricsRead},
     {"distributed-latency", "measure submit->COMPLETED of multi-node jobs against a bare mpirun",
      RunDistributedLatency},
     {"prepare", "measure PREPARING of jobs with pip_packages: environment built vs reused",
@@ -459,7 +491,7 @@ int main(int argc, char** argv) {
   for (const Command& c : kCommands) {
     if (name == c.name) return c.run(std::vector<std::string>(argv + 2, argv + argc));
   }
-  std::fprintf(stderr, "drover-bench: unknown command '%s'; use one of: submit, fsync, run-latency, log-ingest, distributed-latency\n",
+  std::fprintf(stderr, "drover-bench: unknown command '%s'; use one of: submit, fsync, token-check, run-latency, log-ingest, metrics-read, distributed-latency, prepare\n",
                name.c_str());
   return kUsage;
 }
