@@ -315,7 +315,7 @@ absl::Status Attempt::PrepareEnvironment() {
   if (!NeedsEnvironment(wanted)) return absl::OkStatus();
   if (env_.environments == nullptr) {
     return absl::FailedPreconditionError(
-        "environment.pip_packages/conda_packages: this agent has no environment cache");
+        "environment.pip_packages/conda_packages/horovod: this agent has no environment cache");
   }
   EnvironmentRequest request{
       .image = wanted.image(),
@@ -329,6 +329,7 @@ absl::Status Attempt::PrepareEnvironment() {
       .image_env = image_.env,
       .pip_packages = {wanted.pip_packages().begin(), wanted.pip_packages().end()},
       .conda_packages = {wanted.conda_packages().begin(), wanted.conda_packages().end()},
+      .horovod = wanted.horovod(),
       .pip = assignment_.pip()};
   const std::string log_dir = dir_ + "/prepare";
   env_.logs->WatchFile(assignment_.attempt(), assignment_.node_rank(), v1::PREPARE,

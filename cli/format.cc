@@ -277,6 +277,7 @@ std::string FormatJobDetails(const v1::Job& job, absl::Time now, absl::TimeZone 
   if (!env.conda_packages().empty()) {
     environment.Add("conda", absl::StrJoin(env.conda_packages(), " "));
   }
+  if (env.horovod()) environment.Add("horovod", "yes");
   if (!env.env().empty()) environment.Add("variables", SortedMap(env.env(), "\n"));
 
   const v1::Resources& res = spec.resources();

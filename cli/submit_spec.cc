@@ -318,6 +318,8 @@ void SubmitSpecFlags::Register(FlagSet* flags) {
                   "in show, list, watch); NAME alone copies it from here",
                   "NAME=VALUE");
   flags->Bool("gpu", &gpu_, "The job uses GPUs (sets use_gpu; --gpus defaults to 1)");
+  flags->Bool("horovod", &horovod_,
+              "Build Horovod for PyTorch into the job's environment (needs --backend mpi)");
   Int32Flag(flags, "nodes", &nodes_, "Number of nodes, 1-1024 (default 1)");
   Int32Flag(flags, "processes-per-node", &processes_per_node_,
             "Processes per node, 1-256 (default 1)");
@@ -438,6 +440,7 @@ absl::StatusOr<v1::JobSpec> SubmitSpecFlags::Build(const FlagSet& flags,
     if (!listed) environment->add_secret_env(name);
   }
   if (flags.WasSet("gpu")) environment->set_use_gpu(gpu_);
+  if (flags.WasSet("horovod")) environment->set_horovod(horovod_);
   if (spec.environment().ByteSizeLong() == 0) {
     spec.clear_environment();
   }

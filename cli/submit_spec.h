@@ -83,6 +83,7 @@ class SubmitSpecFlags {
   std::vector<std::string> inputs_;
   std::vector<std::string> outputs_to_;
   bool gpu_ = false;
+  bool horovod_ = false;
   int32_t nodes_ = 0;
   int32_t processes_per_node_ = 0;
   v1::JobSpec::DistributedBackend backend_ = v1::JobSpec::DISTRIBUTED_BACKEND_UNSPECIFIED;

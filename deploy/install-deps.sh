@@ -29,10 +29,13 @@ command -v npm >/dev/null || web_pkgs+=(npm)
 # for the example jobs, pip for jobs' pip_packages (environments built over the host image's
 # python3) and Open MPI's mpirun for jobs of the mpi backend, all in the host image;
 # iproute2 for the quick start's test hosts (deploy/testhosts.sh); grpcio and protobuf for
-# the Python SDK (python/, pip install ./python).
+# the Python SDK (python/, pip install ./python); torch's C++ headers, Open MPI's headers,
+# pybind11 and Python's headers so that jobs in the host image can have Horovod built for
+# them (environment.horovod, built from source by the agent; g++ and cmake are above).
 runtime_pkgs=(
   runc crun umoci skopeo rclone fuse3 python3 python3-pip python3-torch python3-numpy
   openmpi-bin iproute2 python3-grpcio python3-protobuf
+  libtorch-dev libopenmpi-dev pybind11-dev python3-dev
 )
 # Used by the tests besides: the sqlite3 shell (crash tests), busybox-static (small test
 # images), procps, mpi4py (MPI test jobs), Prometheus' Python client (its text-format

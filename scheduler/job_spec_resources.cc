@@ -32,6 +32,11 @@ absl::Status CheckDistribution(const JobSpec& spec) {
                                 " nodes need spec.distributed_backend mpi or pytorch, not none; "
                                 "set the backend or use node_count 1"));
   }
+  if (spec.environment().horovod() && spec.distributed_backend() != JobSpec::MPI) {
+    return Invalid("spec.environment.horovod",
+                   "Horovod is built for MPI and runs under mpirun; set "
+                   "spec.distributed_backend to mpi, or leave horovod out");
+  }
   return absl::OkStatus();
 }
 

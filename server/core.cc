@@ -253,7 +253,9 @@ void Core::SendAssignments(const v1::Job& job, const scheduler::AttemptState& at
     }
     assign->set_image_digest(attempt.image_digest);
     for (const auto& [name, datastore] : datastores) *assign->add_datastores() = datastore;
-    if (!spec.environment().pip_packages().empty() || !spec.environment().conda_packages().empty()) {
+    // What the node's environment build installs from (Horovod is installed with pip too).
+    if (!spec.environment().pip_packages().empty() || !spec.environment().conda_packages().empty() ||
+        spec.environment().horovod()) {
       *assign->mutable_pip() = options_.pip;
     }
     SendTo(attempt.nodes[rank], std::move(message));

@@ -205,6 +205,14 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
       return fail(absl::FailedPreconditionError(absl::StrCat(
           "environment of ", where, ": conda_packages have no python to install pip_packages "
           "with; add python to conda_packages")));
+    case kCannotBuildHorovod: {
+      std::vector<std::string> missing = absl::StrSplit(
+          ReadContainerFile(partial + "/job", kHorovodMissingFile, 0, 4096), '\n', absl::SkipEmpty());
+      return fail(absl::FailedPreconditionError(absl::StrCat(
+          where, " cannot build Horovod (environment.horovod) on ", context.node_name,
+          ": it lacks ", missing.empty() ? "a tool the build needs" : absl::StrJoin(missing, ", "),
+          "; use an image with them, or leave horovod out")));
+    }
     default: {
       std::string output = ReadContainerFile(context.log_dir, kPrepareLog, output_start);
       std::string summary = BuildFailureSummary(output);
@@ -235,6 +243,7 @@ absl::Status EnvironmentCache::Build(const std::string& key, const EnvironmentRe
   meta["image_identity"] = request.image_identity;
   meta["pip_packages"] = Json(SortedUnique(request.pip_packages));
   meta["conda_packages"] = Json(SortedUnique(request.conda_packages));
+  if (request.horovod) meta["horovod"] = kHorovodVersion;
   meta["pip_options"] = Json(PipOptions(request.pip));
   meta["kind"] = result.kind;
   meta["site_packages"] = result.site_packages;

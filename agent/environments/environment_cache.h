@@ -76,19 +76,26 @@ struct EnvironmentRequest {
   std::vector<std::string> image_env;
   std::vector<std::string> pip_packages;
   std::vector<std::string> conda_packages;
+  // Horovod (`environment.horovod`), built last against the environment's torch and the
+  // image's Open MPI: version kHorovodVersion from the cluster's pip index.
+  bool horovod = false;
   v1::PipSettings pip;
 };
 
-// Whether a job's environment needs building (it lists pip or conda packages).
+// The Horovod release an environment gets, from source (pip's `--no-binary horovod`).
+inline constexpr char kHorovodVersion[] = "0.28.1";
+
+// Whether a job's environment needs building (it lists pip or conda packages, or Horovod).
 bool NeedsEnvironment(const v1::Environment& environment);
 
 // The cache key of `request`: 32 hex digits of a SHA-256 over the image identity, the
-// sorted, de-duplicated package lists and the pip settings (in their order, which matters
-// to pip). The image's name is not part of it: two names of one image share environments.
+// sorted, de-duplicated package lists, the Horovod version when asked for, and the pip
+// settings (in their order, which matters to pip). The image's name is not part of it: two names of one image share environments.
 std::string EnvironmentKey(const EnvironmentRequest& request);
 
 // The packages of `request` in words, for messages and the preparation log: "conda: a b;
-// pip: c d", each list sorted with repeats dropped, a list left out when empty.
+// pip: c d; horovod 0.28.1", each list sorted with repeats dropped, a part left out when
+// empty.
 std::string DescribePackages(const EnvironmentRequest& request);
 
 // What identifies the node's own python for "host" jobs: the first of /usr/local/bin/python3
@@ -100,7 +107,8 @@ std::string HostPythonIdentity();
 // in /job/requirements.txt (one package a line) and its result written to /job/result
 // (`kind=venv|conda` and `site=<site-packages>` lines). Exit codes of its own: 90 no
 // conda/mamba for conda packages, 91 no python3, 92 python3 without pip, 93 python3 without
-// venv, 94 conda packages without python while pip packages are asked for; anything else is
+// venv, 94 conda packages without python while pip packages are asked for, 95 the image
+// cannot build Horovod (what it lacks in /job/missing, one item a line); anything else is
 // the failing tool's. Pure; exposed for tests.
 std::string EnvironmentBuildScript(const EnvironmentRequest& request);
 

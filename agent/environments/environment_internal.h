@@ -22,6 +22,9 @@ inline constexpr int kNoPython = 91;
 inline constexpr int kNoPip = 92;
 inline constexpr int kNoVenv = 93;
 inline constexpr int kCondaWithoutPython = 94;
+inline constexpr int kCannotBuildHorovod = 95;
+// What the image lacks to build Horovod, one item a line, in the build's job folder.
+inline constexpr char kHorovodMissingFile[] = "missing";
 
 // The preparation log's file in the attempt's log folder: drover-init names the build's one
 // process's output so (first rank 0), and the cache writes its own lines to it too.

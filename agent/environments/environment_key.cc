@@ -17,7 +17,8 @@ namespace drover::agent {
 namespace fs = std::filesystem;
 
 bool NeedsEnvironment(const v1::Environment& environment) {
-  return !environment.pip_packages().empty() || !environment.conda_packages().empty();
+  return !environment.pip_packages().empty() || !environment.conda_packages().empty() ||
+         environment.horovod();
 }
 
 std::string DescribePackages(const EnvironmentRequest& request) {
@@ -28,6 +29,7 @@ std::string DescribePackages(const EnvironmentRequest& request) {
   if (!request.pip_packages.empty()) {
     parts.push_back(absl::StrCat("pip: ", absl::StrJoin(SortedUnique(request.pip_packages), " ")));
   }
+  if (request.horovod) parts.push_back(absl::StrCat("horovod ", kHorovodVersion));
   return absl::StrJoin(parts, "; ");
 }
 
@@ -38,6 +40,8 @@ std::string EnvironmentKey(const EnvironmentRequest& request) {
   absl::StrAppend(&text, "image=", request.image_identity, "\n");
   for (const std::string& p : SortedUnique(request.conda_packages)) absl::StrAppend(&text, "conda=", p, "\n");
   for (const std::string& p : SortedUnique(request.pip_packages)) absl::StrAppend(&text, "pip=", p, "\n");
+  // Only when asked for, so that every other environment keeps its key.
+  if (request.horovod) absl::StrAppend(&text, "horovod=", kHorovodVersion, "\n");
   for (const std::string& option : PipOptions(request.pip)) absl::StrAppend(&text, "pip-option=", option, "\n");
   return archive::Sha256Digest(text).substr(7, 32);
 }

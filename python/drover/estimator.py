@@ -141,6 +141,7 @@ class Estimator:
                  shm_size: Union[str, int, None] = None,
                  pip_packages: Optional[Sequence[str]] = None,
                  conda_packages: Optional[Sequence[str]] = None,
+                 horovod: bool = False,
                  environment_variables: Optional[Mapping[str, Any]] = None,
                  secret_environment_variables: Optional[Mapping[str, Any]] = None,
                  custom_docker_image: Optional[str] = None,
@@ -221,6 +222,12 @@ class Estimator:
             raise ParameterError(f"distributed_backend: node_count={self.node_count} needs "
                                  "distributed_backend='mpi' or 'pytorch'")
         self.distributed_backend = backend
+        if not isinstance(horovod, bool):
+            raise ParameterError(f"horovod: must be True or False, got {horovod!r}")
+        if horovod and backend != "mpi":
+            raise ParameterError(f"horovod: Horovod runs under mpirun; it needs "
+                                 f"distributed_backend='mpi', not {distributed_backend!r}")
+        self.horovod = horovod
 
         # Resources.
         if not isinstance(use_gpu, bool):
@@ -354,6 +361,7 @@ class Estimator:
         env.env.update(self.secret_environment_variables)
         env.secret_env.extend(sorted(self.secret_environment_variables))
         env.use_gpu = self.use_gpu
+        env.horovod = self.horovod
         spec.node_count = self.node_count
         spec.process_count_per_node = self.process_count_per_node
         spec.distributed_backend = job_pb2.JobSpec.DistributedBackend.Value(

@@ -133,6 +133,21 @@ def test_pytorch_framework_version_adds_torch_to_pip_packages():
     assert list(PyTorch(entry_script="t.py").to_job_spec().environment.pip_packages) == []
 
 
+def test_pytorch_over_mpi_gets_horovod_unless_told_not_to():
+    def horovod(**kw):
+        return PyTorch(entry_script="t.py", node_count=2, **kw).to_job_spec().environment.horovod
+    assert horovod(distributed_backend="mpi") is True
+    assert horovod(distributed_backend="MPI") is True
+    assert horovod(distributed_backend="mpi", horovod=False) is False
+    assert horovod(distributed_backend="pytorch") is False
+    assert Estimator(entry_script="t.py", distributed_backend="mpi").to_job_spec() \
+        .environment.horovod is False
+    with pytest.raises(ParameterError, match="horovod: .*distributed_backend='mpi'"):
+        PyTorch(entry_script="t.py", distributed_backend="pytorch", horovod=True)
+    with pytest.raises(ParameterError, match="horovod: must be True or False"):
+        Estimator(entry_script="t.py", distributed_backend="mpi", horovod="yes")
+
+
 def test_inputs_that_are_script_params_are_accepted():
     ds = Datastore(None, "datasets")
     est = Estimator(entry_script="t.py", script_params={"--d": ds}, inputs=[ds])

@@ -185,7 +185,7 @@ TEST_F(CliE2eTest, HelpOfEveryCommandExits0AndListsItsFlags) {
     std::vector<std::string> flags;
   } cases[] = {
       {"submit", {"--file", "--name", "--experiment", "--tag", "--target", "--image", "--pip",
-                  "--conda", "--env", "--gpu", "--nodes", "--processes-per-node", "--backend",
+                  "--conda", "--env", "--gpu", "--horovod", "--nodes", "--processes-per-node", "--backend",
                   "--cpus", "--memory", "--gpus", "--shm", "--max-run-duration", "--priority",
                   "--max-retries", "--snapshot", "--idempotency-key", "--watch"}},
       {"list", {"--state", "--experiment", "--tag", "--limit", "--all"}},

@@ -30,6 +30,13 @@ TEST_F(CliTest, SubmitPrintsOnlyTheJobId) {
   EXPECT_THAT(err(), IsEmpty());
 }
 
+TEST_F(CliTest, SubmitHorovodAsksForItInTheEnvironment) {
+  ASSERT_EQ(Run({"submit", "--backend", "mpi", "--nodes", "2", "--horovod", "train.py"}), 0)
+      << err();
+  EXPECT_TRUE(SubmittedSpec().environment().horovod());
+  EXPECT_EQ(SubmittedSpec().distributed_backend(), v1::JobSpec::MPI);
+}
+
 TEST_F(CliTest, SubmitBuildsTheSpecFromFlags) {
   env_["WANDB_KEY"] = "secret";
   ASSERT_EQ(Run({"submit", "--name", "resnet", "--experiment", "vision", "--tag", "team=cv",

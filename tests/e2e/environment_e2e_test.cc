@@ -252,6 +252,24 @@ class EnvironmentE2eTest : public testing::LocalClusterTest {
 
   testing::CommandResult Cli(const std::vector<std::string>& args) { return RunCli(args); }
 
+  // Registers BuildPythonImage's image as drover-test/python:3.
+  void PutPythonImage() {
+    for (const char* tool : {kBusybox, "/usr/bin/umoci", "/usr/bin/ldd"}) {
+      ASSERT_TRUE(fs::exists(tool)) << tool << " is missing; run deploy/install-deps.sh";
+    }
+    std::optional<std::string> archive = BuildPythonImage(dir_.path());
+    ASSERT_TRUE(archive.has_value());
+    absl::StatusOr<std::string> digest = testing::UploadBlobFile(*blobs_, *archive);
+    ASSERT_TRUE(digest.ok()) << digest.status();
+    grpc::ClientContext context;
+    v1::PutImageRequest request;
+    request.mutable_image()->set_name("drover-test/python:3");
+    request.mutable_image()->set_digest(*digest);
+    v1::Image image;
+    grpc::Status status = admin_->PutImage(&context, request, &image);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
   std::string wheels_;
 };
 
@@ -361,22 +379,7 @@ TEST_F(EnvironmentE2eTest, CondaPackagesOnAnImageWithoutCondaFailSayingSo) {
 }
 
 TEST_F(EnvironmentE2eTest, PipPackageInAPlainPythonImage) {
-  for (const char* tool : {kBusybox, "/usr/bin/umoci", "/usr/bin/ldd"}) {
-    if (!fs::exists(tool)) GTEST_SKIP() << tool << " is missing; run deploy/install-deps.sh";
-  }
-  std::optional<std::string> archive = BuildPythonImage(dir_.path());
-  ASSERT_TRUE(archive.has_value());
-  absl::StatusOr<std::string> digest = testing::UploadBlobFile(*blobs_, *archive);
-  ASSERT_TRUE(digest.ok()) << digest.status();
-  {
-    grpc::ClientContext context;
-    v1::PutImageRequest request;
-    request.mutable_image()->set_name("drover-test/python:3");
-    request.mutable_image()->set_digest(*digest);
-    v1::Image image;
-    grpc::Status status = admin_->PutImage(&context, request, &image);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-  }
+  ASSERT_NO_FATAL_FAILURE(PutPythonImage());
   std::string id = jobs_->Submit(Shell(
       "python3 -c 'import drovertestpkg, sys; print(drovertestpkg.MARKER, sys.prefix)'; "
       "if [ -e /usr/lib/python3/dist-packages/apt ]; then echo host packages; fi",
@@ -385,6 +388,29 @@ TEST_F(EnvironmentE2eTest, PipPackageInAPlainPythonImage) {
   EXPECT_EQ(Stdout(id), absl::StrCat(kMarker, " /drover/env\n"));
   EXPECT_THAT(PrepareLog(id), HasSubstr("(image drover-test/python:3; pip: drovertestpkg==1.0)"));
   EXPECT_THAT(PrepareLog(id), HasSubstr("Successfully installed drovertestpkg-1.0\n"));
+}
+
+// Horovod's build needs tools this image does not have: the job fails before it starts, and
+// its message names every missing one (the build itself is tests/e2e/horovod_e2e_test.cc).
+TEST_F(EnvironmentE2eTest, HorovodInAnImageWithoutCompilerOrMpiFailsNamingWhatIsMissing) {
+  ASSERT_NO_FATAL_FAILURE(PutPythonImage());
+  v1::JobSpec spec = Shell("echo never", {}, "drover-test/python:3");
+  spec.set_distributed_backend(v1::JobSpec::MPI);
+  spec.mutable_environment()->set_horovod(true);
+  std::string id = jobs_->Submit(spec);
+  v1::Job job = WaitFor(id, v1::JobStatus::FAILED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::LAUNCH_FAILED);
+  const std::string message = job.status().message();
+  EXPECT_THAT(message, HasSubstr("image 'drover-test/python:3' cannot build Horovod "
+                                 "(environment.horovod) on n1: it lacks "));
+  for (const char* missing :
+       {"a C++ compiler (c++ or g++; Debian: g++)", "cmake (Debian: cmake)",
+        "MPI headers and compiler wrapper (mpi.h, mpicxx; Debian: libopenmpi-dev)",
+        "torch (import torch fails"}) {
+    EXPECT_THAT(message, HasSubstr(missing));
+  }
+  EXPECT_THAT(PrepareLog(id), HasSubstr("drover: cannot build Horovod; the image lacks:\n"));
+  EXPECT_THAT(Stdout(id), Not(HasSubstr("never")));
 }
 
 }  // namespace

@@ -165,6 +165,21 @@ TEST(ValidateJobSpecTest, ExplainsThatMultipleNodesNeedMpiOrPytorch) {
   EXPECT_THAT(Message(s), HasSubstr("mpi or pytorch"));
 }
 
+TEST(ValidateJobSpecTest, HorovodNeedsTheMpiBackend) {
+  JobSpec spec = MinimalSpec();
+  spec.mutable_environment()->set_horovod(true);
+  for (JobSpec::DistributedBackend backend :
+       {JobSpec::DISTRIBUTED_BACKEND_UNSPECIFIED, JobSpec::NONE, JobSpec::PYTORCH}) {
+    spec.set_distributed_backend(backend);
+    absl::Status s = ValidateJobSpec(spec);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << backend;
+    EXPECT_THAT(Message(s), StartsWith("spec.environment.horovod: "));
+    EXPECT_THAT(Message(s), HasSubstr("distributed_backend to mpi"));
+  }
+  spec.set_distributed_backend(JobSpec::MPI);
+  EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec);
+}
+
 TEST(ValidateJobSpecTest, ReportsOnlyTheFirstProblemInFieldOrder) {
   JobSpec spec = MinimalSpec();
   spec.set_name("bad name");

@@ -13,12 +13,18 @@ class PyTorch(Estimator):
     without it the image's own torch is used (the host image's python3-torch).
     `distributed_backend='pytorch'` gives every process torch.distributed's variables
     (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK); 'mpi' starts the processes with
-    mpirun (as Horovod expects)."""
+    mpirun and, unless `horovod=False`, builds Horovod into the job's environment (once per
+    node and image, cached), so that `import horovod.torch as hvd` works in the script."""
 
     _framework = "PyTorch"
 
     def __init__(self, source_directory: Optional[str] = None, *,
-                 framework_version: Optional[str] = None, **kwargs):
+                 framework_version: Optional[str] = None,
+                 horovod: Optional[bool] = None, **kwargs):
+        if horovod is None:
+            backend = kwargs.get("distributed_backend")
+            horovod = isinstance(backend, str) and backend.lower() == "mpi"
+        kwargs["horovod"] = horovod
         if framework_version is not None:
             if not isinstance(framework_version, str) or not framework_version or \
                     any(c.isspace() for c in framework_version):

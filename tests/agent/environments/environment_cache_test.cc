@@ -96,6 +96,18 @@ TEST(EnvironmentKeyTest, DiffersForAnythingThatShapesTheResult) {
   EXPECT_EQ(EnvironmentKey(renamed), key);
 }
 
+TEST(EnvironmentKeyTest, HorovodHasAKeyOfItsOwn) {
+  EnvironmentRequest plain = PipRequest({"drovertestpkg==1.0"});
+  EnvironmentRequest with_horovod = plain;
+  with_horovod.horovod = true;
+  EXPECT_NE(EnvironmentKey(with_horovod), EnvironmentKey(plain));
+  EnvironmentRequest only_horovod = with_horovod;
+  only_horovod.pip_packages.clear();
+  EXPECT_NE(EnvironmentKey(only_horovod), EnvironmentKey(with_horovod));
+  EXPECT_EQ(DescribePackages(with_horovod), "pip: drovertestpkg==1.0; horovod 0.28.1");
+  EXPECT_EQ(DescribePackages(only_horovod), "horovod 0.28.1");
+}
+
 TEST(EnvironmentKeyTest, HostPythonIdentityIsStable) {
   EXPECT_EQ(HostPythonIdentity(), HostPythonIdentity());
   EXPECT_THAT(HostPythonIdentity(), ::testing::StartsWith("host:"));
@@ -155,6 +167,40 @@ TEST(EnvironmentBuildScriptTest, CondaPackagesNeedCondaOrMambaAndComeFirst) {
 
   request.pip_packages.clear();
   EXPECT_THAT(EnvironmentBuildScript(request), Not(HasSubstr("pip install")));
+}
+
+TEST(EnvironmentBuildScriptTest, HorovodIsBuiltLastAgainstTheEnvironmentsTorchAndMpi) {
+  EnvironmentRequest request = PipRequest({"drovertestpkg==1.0"});
+  request.pip.set_index_url("https://mirror.example.com/simple");
+  request.horovod = true;
+  std::string script = EnvironmentBuildScript(request);
+  // Every tool is looked for before the build, and what is missing is listed, not guessed.
+  for (const char* check : {"command -v cmake", "mpicxx --showme:incdirs", "import torch",
+                            "torch/extension.h", "pybind11/pybind11.h", "Python.h",
+                            "exit 95"}) {
+    EXPECT_THAT(script, HasSubstr(check));
+  }
+  EXPECT_THAT(script, HasSubstr("HOROVOD_WITH_PYTORCH=1 HOROVOD_WITH_MPI=1 "
+                                "HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_MXNET=1 "
+                                "HOROVOD_WITHOUT_GLOO=1 HOROVOD_CPU_OPERATIONS=MPI"));
+  // From source, with the cluster's pip settings, against the packages already installed.
+  EXPECT_THAT(script, HasSubstr("--no-build-isolation --no-binary horovod '--index-url' "
+                                "'https://mirror.example.com/simple' horovod==0.28.1"));
+  EXPECT_LT(script.find("-r /job/requirements.txt"), script.find("horovod==0.28.1"));
+  EXPECT_LT(script.find("horovod==0.28.1"), script.find("kind=venv"));
+  EXPECT_THAT(script, HasSubstr("horovodrun\" --check-build"));
+
+  request.pip_packages.clear();
+  script = EnvironmentBuildScript(request);
+  EXPECT_THAT(script, Not(HasSubstr("-r /job/requirements.txt")));
+  EXPECT_THAT(script, HasSubstr("horovod==0.28.1"));
+
+  request.conda_packages = {"python=3.11"};
+  script = EnvironmentBuildScript(request);
+  EXPECT_LT(script.find("create --yes"), script.find("horovod==0.28.1"));
+  EXPECT_LT(script.find("horovod==0.28.1"), script.find("kind=conda"));
+
+  EXPECT_THAT(EnvironmentBuildScript(PipRequest({"a"})), Not(HasSubstr("orovod")));
 }
 
 TEST(EnvironmentBuildScriptTest, QuotesPackagesForTheShell) {
@@ -440,6 +486,34 @@ TEST_F(EnvironmentCacheTest, TheScriptsRefusalsBecomeMessages) {
     EXPECT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition) << c.code;
     EXPECT_THAT(std::string(got.status().message()), HasSubstr(c.message)) << c.code;
   }
+}
+
+TEST_F(EnvironmentCacheTest, AnImageThatCannotBuildHorovodIsToldEverythingItLacks) {
+  runtime_.play = [](const ContainerSpec& spec) {
+    std::ofstream(spec.job_dir + "/missing")
+        << "a C++ compiler (c++ or g++; Debian: g++)\n"
+           "MPI headers and compiler wrapper (mpi.h, mpicxx; Debian: libopenmpi-dev)\n";
+    return 95;
+  };
+  EnvironmentCache cache({.root = root()}, runtime_);
+  EnvironmentRequest request = PipRequest({});
+  request.horovod = true;
+  absl::StatusOr<EnvironmentCache::Prepared> got = cache.Get(request, Context("j-hvd"));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(got.status().message(),
+            "image 'host' cannot build Horovod (environment.horovod) on n1: it lacks a C++ "
+            "compiler (c++ or g++; Debian: g++), MPI headers and compiler wrapper (mpi.h, "
+            "mpicxx; Debian: libopenmpi-dev); use an image with them, or leave horovod out");
+
+  // A list the build container planted as a link is not followed.
+  runtime_.play = [](const ContainerSpec& spec) {
+    fs::create_symlink("/etc/shadow", spec.job_dir + "/missing");
+    return 95;
+  };
+  got = cache.Get(request, Context("j-hvd-link"));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(got.status().message()), HasSubstr("it lacks a tool the build needs"));
+  EXPECT_THAT(std::string(got.status().message()), Not(HasSubstr("root:")));
 }
 
 TEST_F(EnvironmentCacheTest, ConcurrentAttemptsBuildOnce) {
