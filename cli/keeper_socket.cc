@@ -119,6 +119,11 @@ absl::Status SpawnDetached(const std::string& program, const std::vector<std::st
   argv.reserve(args.size() + 1);
   for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
+  std::vector<char*> env;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, "DROVER_TOKEN=", 13) != 0) env.push_back(*entry);
+  }
+  env.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
@@ -131,7 +136,7 @@ absl::Status SpawnDetached(const std::string& program, const std::vector<std::st
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
   pid_t pid;
-  int error = posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), environ);
+  int error = posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (error != 0) {

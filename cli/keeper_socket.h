@@ -51,8 +51,9 @@ absl::StatusOr<int> ConnectToKeeper(const std::string& path, uid_t uid);
 // The uid of the process at the other end of Unix socket `fd`; INTERNAL when unknown.
 absl::StatusOr<uid_t> PeerUid(int fd);
 
-// Starts `program` with `args` detached: its own session, stdin/out/err on /dev/null, no
-// inherited descriptor but those. Does not wait for it. INTERNAL when it cannot start.
+// Starts `program` with `args` and this process's environment less DROVER_TOKEN (a keeper
+// holds no token), detached: its own session, stdin/out/err on /dev/null, no inherited
+// descriptor but those. Does not wait for it. INTERNAL when it cannot start.
 absl::Status SpawnDetached(const std::string& program, const std::vector<std::string>& args);
 
 }  // namespace drover::cli
