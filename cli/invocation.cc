@@ -229,7 +229,7 @@ std::unique_ptr<DroverClient> Invocation::Connect(int* exit_code) {
     }
   }
   std::optional<std::string> keeper = ctx_.getenv("DROVER_KEEPER");
-  options.use_keeper = !(keeper.has_value() && *keeper == "off");
+  options.use_keeper = !will_stream_ && !(keeper.has_value() && *keeper == "off");
   options.runtime_dir = ctx_.getenv("XDG_RUNTIME_DIR").value_or("");
   int64_t idle_seconds;
   if (std::optional<std::string> idle = ctx_.getenv("DROVER_KEEPER_IDLE");
