@@ -111,6 +111,10 @@ bench_start_droverd() {  # DROVERD STATE_DIR LISTEN LOG [ARGS...]
   local token_file=$state_dir.token address_file=$state_dir.address
   mkdir -p "$state_dir"
   rm -f "$address_file"
+  # The CLIs' connection keepers (docs/cli.md) live in the run's folder: they exit within a
+  # second of its removal at the end, and never meet a keeper of another run.
+  mkdir -p -m 700 "$state_dir.run"
+  export XDG_RUNTIME_DIR=$state_dir.run
   export DROVER_TOKEN="drv_bench$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   (umask 077; echo "$DROVER_TOKEN" >"$token_file")
   "$droverd" --listen "$listen" --state-dir "$state_dir" --bootstrap-admin-token-file "$token_file" \

@@ -146,6 +146,7 @@ int SubmitCommand(Invocation& inv, const std::vector<std::string>& args) {
     spec->set_idempotency_key(*key);
     generated_key = true;
   }
+  if (watch || !source.empty()) inv.WillStream();
   int exit_code = kExitOk;
   std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;
@@ -376,6 +377,7 @@ int WatchCommand(Invocation& inv, const std::vector<std::string>& args) {
   }
   std::string job_id;
   if (auto done = TakeJobId(inv, "watch", positional, &job_id)) return *done;
+  inv.WillStream();
   int exit_code = kExitOk;
   std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;

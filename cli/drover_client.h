@@ -35,6 +35,16 @@ struct ConnectOptions {
   // Deadline of each unary call. Streams (WatchJob, StreamLogs, uploads and downloads)
   // have none.
   absl::Duration timeout = absl::Seconds(30);
+  // Unary calls go through the connection keeper (cli/keeper.h), started on first use,
+  // unless DROVER_KEEPER=off; any trouble with it and the call goes direct.
+  bool use_keeper = false;
+  // $XDG_RUNTIME_DIR (empty: unset): where the keeper's socket folder is.
+  std::string runtime_dir;
+  // How long a keeper started now waits for calls before it exits ($DROVER_KEEPER_IDLE).
+  absl::Duration keeper_idle = absl::Minutes(5);
+  // Says why the keeper is not used when that needs the user's attention (an unsafe
+  // folder); may be empty.
+  std::function<void(const std::string&)> warn;
 };
 
 // Every method returns the server's status with its code unchanged and a message fit to

@@ -1,10 +1,13 @@
 #include "cli/grpc_drover_client.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
-
 #include <utility>
 
+#include <grpcpp/create_channel_posix.h>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/ascii.h"
@@ -13,6 +16,8 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "cli/commands.h"
+#include "cli/keeper_socket.h"
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
 #include "drover/v1/node_identity.grpc.pb.h"
@@ -59,19 +64,32 @@ std::string OneLine(absl::string_view text) {
   return std::string(absl::StripAsciiWhitespace(line));
 }
 
+// The stub class a generated method belongs to (`v1::JobService::Stub` for
+// `&v1::JobService::Stub::SubmitJob`).
+template <typename Method>
+struct StubOf;
+template <typename Stub, typename Function>
+struct StubOf<Function Stub::*> {
+  using type = Stub;
+};
+
 class GrpcDroverClient final : public DroverClient {
  public:
-  GrpcDroverClient(ConnectOptions options, std::shared_ptr<grpc::Channel> channel)
+  // `keeper`: a channel over the keeper's socket, or null to go direct. The direct TLS
+  // channel is made on first need only: making it initialises OpenSSL, which is most of
+  // what a call through the keeper saves.
+  GrpcDroverClient(ConnectOptions options, std::string ca_pem,
+                   std::shared_ptr<grpc::Channel> keeper, std::shared_ptr<grpc::Channel> direct)
       : options_(std::move(options)),
-        channel_(std::move(channel)),
-        stub_(v1::JobService::NewStub(channel_)),
-        admin_(v1::AdminService::NewStub(channel_)),
-        blobs_(v1::BlobService::NewStub(channel_)),
-        identity_(v1::NodeIdentityService::NewStub(channel_)) {}
+        ca_pem_(std::move(ca_pem)),
+        keeper_(std::move(keeper)),
+        direct_(std::move(direct)) {}
 
   absl::Duration AwaitConnection(absl::Duration limit) override {
+    // The keeper reconnects to droverd on its own; there is nothing to drive here.
+    if (keeper_ != nullptr) return absl::ZeroDuration();
     absl::Time start = absl::Now();
-    channel_->WaitForConnected(absl::ToChronoTime(start + limit));
+    Direct()->WaitForConnected(absl::ToChronoTime(start + limit));
     return absl::Now() - start;
   }
 
@@ -94,7 +112,7 @@ class GrpcDroverClient final : public DroverClient {
   absl::Status WatchJob(const v1::WatchJobRequest& request,
                         const std::function<void(const v1::WatchJobResponse&)>& on_event) override {
     return ServerStream<v1::WatchJobResponse>(
-        request, &v1::JobService::Stub::WatchJob, stub_.get(),
+        request, &v1::JobService::Stub::WatchJob,
         [&](const v1::WatchJobResponse& event) {
           on_event(event);
           return absl::OkStatus();
@@ -105,7 +123,7 @@ class GrpcDroverClient final : public DroverClient {
       const v1::StreamLogsRequest& request,
       const std::function<void(const v1::StreamLogsResponse&)>& on_message) override {
     return ServerStream<v1::StreamLogsResponse>(
-        request, &v1::JobService::Stub::StreamLogs, stub_.get(),
+        request, &v1::JobService::Stub::StreamLogs,
         [&](const v1::StreamLogsResponse& message) {
           on_message(message);
           return absl::OkStatus();
@@ -116,7 +134,7 @@ class GrpcDroverClient final : public DroverClient {
       const v1::GetMetricsRequest& request,
       const std::function<void(const v1::GetMetricsResponse&)>& on_message) override {
     return ServerStream<v1::GetMetricsResponse>(
-        request, &v1::JobService::Stub::WatchMetrics, stub_.get(),
+        request, &v1::JobService::Stub::WatchMetrics,
         [&](const v1::GetMetricsResponse& message) {
           on_message(message);
           return absl::OkStatus();
@@ -124,112 +142,105 @@ class GrpcDroverClient final : public DroverClient {
   }
 
   absl::StatusOr<v1::ListNodesResponse> ListNodes(const v1::ListNodesRequest& request) override {
-    return Unary<v1::ListNodesResponse>(request, &v1::AdminService::Stub::ListNodes, admin_.get());
+    return Unary<v1::ListNodesResponse>(request, &v1::AdminService::Stub::ListNodes);
   }
   absl::StatusOr<v1::Node> CordonNode(const v1::NodeRequest& request) override {
-    return Unary<v1::Node>(request, &v1::AdminService::Stub::CordonNode, admin_.get());
+    return Unary<v1::Node>(request, &v1::AdminService::Stub::CordonNode);
   }
   absl::StatusOr<v1::Node> UncordonNode(const v1::NodeRequest& request) override {
-    return Unary<v1::Node>(request, &v1::AdminService::Stub::UncordonNode, admin_.get());
+    return Unary<v1::Node>(request, &v1::AdminService::Stub::UncordonNode);
   }
   absl::StatusOr<v1::Node> DrainNode(const v1::NodeRequest& request) override {
-    return Unary<v1::Node>(request, &v1::AdminService::Stub::DrainNode, admin_.get());
+    return Unary<v1::Node>(request, &v1::AdminService::Stub::DrainNode);
   }
   absl::StatusOr<v1::Node> DeclareNodeLost(const v1::NodeRequest& request) override {
-    return Unary<v1::Node>(request, &v1::AdminService::Stub::DeclareNodeLost, admin_.get());
+    return Unary<v1::Node>(request, &v1::AdminService::Stub::DeclareNodeLost);
   }
   absl::StatusOr<v1::ComputeTarget> PutComputeTarget(
       const v1::PutComputeTargetRequest& request) override {
-    return Unary<v1::ComputeTarget>(request, &v1::AdminService::Stub::PutComputeTarget,
-                                    admin_.get());
+    return Unary<v1::ComputeTarget>(request, &v1::AdminService::Stub::PutComputeTarget);
   }
   absl::StatusOr<v1::ListComputeTargetsResponse> ListComputeTargets(
       const v1::ListComputeTargetsRequest& request) override {
     return Unary<v1::ListComputeTargetsResponse>(
-        request, &v1::AdminService::Stub::ListComputeTargets, admin_.get());
+        request, &v1::AdminService::Stub::ListComputeTargets);
   }
   absl::StatusOr<v1::DeleteComputeTargetResponse> DeleteComputeTarget(
       const v1::DeleteComputeTargetRequest& request) override {
     return Unary<v1::DeleteComputeTargetResponse>(
-        request, &v1::AdminService::Stub::DeleteComputeTarget, admin_.get());
+        request, &v1::AdminService::Stub::DeleteComputeTarget);
   }
   absl::StatusOr<v1::Image> PutImage(const v1::PutImageRequest& request) override {
-    return Unary<v1::Image>(request, &v1::AdminService::Stub::PutImage, admin_.get());
+    return Unary<v1::Image>(request, &v1::AdminService::Stub::PutImage);
   }
   absl::StatusOr<v1::ListImagesResponse> ListImages(const v1::ListImagesRequest& request) override {
-    return Unary<v1::ListImagesResponse>(request, &v1::AdminService::Stub::ListImages,
-                                         admin_.get());
+    return Unary<v1::ListImagesResponse>(request, &v1::AdminService::Stub::ListImages);
   }
   absl::StatusOr<v1::DeleteImageResponse> DeleteImage(
       const v1::DeleteImageRequest& request) override {
-    return Unary<v1::DeleteImageResponse>(request, &v1::AdminService::Stub::DeleteImage,
-                                          admin_.get());
+    return Unary<v1::DeleteImageResponse>(request, &v1::AdminService::Stub::DeleteImage);
   }
   absl::StatusOr<v1::Datastore> PutDatastore(const v1::PutDatastoreRequest& request) override {
-    return Unary<v1::Datastore>(request, &v1::AdminService::Stub::PutDatastore, admin_.get());
+    return Unary<v1::Datastore>(request, &v1::AdminService::Stub::PutDatastore);
   }
   absl::StatusOr<v1::ListDatastoresResponse> ListDatastores(
       const v1::ListDatastoresRequest& request) override {
-    return Unary<v1::ListDatastoresResponse>(request, &v1::AdminService::Stub::ListDatastores,
-                                             admin_.get());
+    return Unary<v1::ListDatastoresResponse>(request, &v1::AdminService::Stub::ListDatastores);
   }
   absl::StatusOr<v1::DeleteDatastoreResponse> DeleteDatastore(
       const v1::DeleteDatastoreRequest& request) override {
-    return Unary<v1::DeleteDatastoreResponse>(request, &v1::AdminService::Stub::DeleteDatastore,
-                                              admin_.get());
+    return Unary<v1::DeleteDatastoreResponse>(request, &v1::AdminService::Stub::DeleteDatastore);
   }
 
   absl::StatusOr<v1::UserToken> CreateUser(const v1::CreateUserRequest& request) override {
-    return Unary<v1::UserToken>(request, &v1::AdminService::Stub::CreateUser, admin_.get());
+    return Unary<v1::UserToken>(request, &v1::AdminService::Stub::CreateUser);
   }
   absl::StatusOr<v1::ListUsersResponse> ListUsers(const v1::ListUsersRequest& request) override {
-    return Unary<v1::ListUsersResponse>(request, &v1::AdminService::Stub::ListUsers, admin_.get());
+    return Unary<v1::ListUsersResponse>(request, &v1::AdminService::Stub::ListUsers);
   }
   absl::StatusOr<v1::User> RevokeUser(const v1::RevokeUserRequest& request) override {
-    return Unary<v1::User>(request, &v1::AdminService::Stub::RevokeUser, admin_.get());
+    return Unary<v1::User>(request, &v1::AdminService::Stub::RevokeUser);
   }
   absl::StatusOr<v1::User> SetUserBlobQuota(const v1::SetUserBlobQuotaRequest& request) override {
-    return Unary<v1::User>(request, &v1::AdminService::Stub::SetUserBlobQuota, admin_.get());
+    return Unary<v1::User>(request, &v1::AdminService::Stub::SetUserBlobQuota);
   }
   absl::StatusOr<v1::UserToken> IssueUserToken(const v1::IssueUserTokenRequest& request) override {
-    return Unary<v1::UserToken>(request, &v1::AdminService::Stub::IssueUserToken, admin_.get());
+    return Unary<v1::UserToken>(request, &v1::AdminService::Stub::IssueUserToken);
   }
   absl::StatusOr<v1::User> WhoAmI(const v1::WhoAmIRequest& request) override {
-    return Unary<v1::User>(request, &v1::AdminService::Stub::WhoAmI, admin_.get());
+    return Unary<v1::User>(request, &v1::AdminService::Stub::WhoAmI);
   }
   absl::StatusOr<v1::ListAuditRecordsResponse> ListAuditRecords(
       const v1::ListAuditRecordsRequest& request) override {
-    return Unary<v1::ListAuditRecordsResponse>(request, &v1::AdminService::Stub::ListAuditRecords,
-                                               admin_.get());
+    return Unary<v1::ListAuditRecordsResponse>(request, &v1::AdminService::Stub::ListAuditRecords);
   }
   absl::StatusOr<v1::CollectGarbageResponse> CollectGarbage(
       const v1::CollectGarbageRequest& request) override {
-    return Unary<v1::CollectGarbageResponse>(request, &v1::AdminService::Stub::CollectGarbage,
-                                             admin_.get());
+    return Unary<v1::CollectGarbageResponse>(request, &v1::AdminService::Stub::CollectGarbage);
   }
   absl::StatusOr<v1::CreateJoinTokenResponse> CreateJoinToken(
       const v1::CreateJoinTokenRequest& request) override {
     return Unary<v1::CreateJoinTokenResponse>(
-        request, &v1::NodeIdentityService::Stub::CreateJoinToken, identity_.get());
+        request, &v1::NodeIdentityService::Stub::CreateJoinToken);
   }
   absl::StatusOr<v1::ListJoinTokensResponse> ListJoinTokens(
       const v1::ListJoinTokensRequest& request) override {
     return Unary<v1::ListJoinTokensResponse>(
-        request, &v1::NodeIdentityService::Stub::ListJoinTokens, identity_.get());
+        request, &v1::NodeIdentityService::Stub::ListJoinTokens);
   }
   absl::StatusOr<v1::RevokeJoinTokenResponse> RevokeJoinToken(
       const v1::RevokeJoinTokenRequest& request) override {
     return Unary<v1::RevokeJoinTokenResponse>(
-        request, &v1::NodeIdentityService::Stub::RevokeJoinToken, identity_.get());
+        request, &v1::NodeIdentityService::Stub::RevokeJoinToken);
   }
   absl::StatusOr<v1::RevokeNodeCertificatesResponse> RevokeNodeCertificates(
       const v1::RevokeNodeCertificatesRequest& request) override {
     return Unary<v1::RevokeNodeCertificatesResponse>(
-        request, &v1::NodeIdentityService::Stub::RevokeNodeCertificates, identity_.get());
+        request, &v1::NodeIdentityService::Stub::RevokeNodeCertificates);
   }
 
   absl::StatusOr<v1::StatBlobResponse> StatBlob(const v1::StatBlobRequest& request) override {
-    return Unary<v1::StatBlobResponse>(request, &v1::BlobService::Stub::StatBlob, blobs_.get());
+    return Unary<v1::StatBlobResponse>(request, &v1::BlobService::Stub::StatBlob);
   }
 
   absl::StatusOr<v1::UploadBlobResponse> UploadBlob(const v1::UploadBlobRequest::Header& header,
@@ -237,8 +248,9 @@ class GrpcDroverClient final : public DroverClient {
     grpc::ClientContext context;
     Authorize(&context);
     v1::UploadBlobResponse response;
+    v1::BlobService::Stub blobs(Direct());
     std::unique_ptr<grpc::ClientWriter<v1::UploadBlobRequest>> writer =
-        blobs_->UploadBlob(&context, &response);
+        blobs.UploadBlob(&context, &response);
     v1::UploadBlobRequest message;
     *message.mutable_header() = header;
     // A failed Write means the call is over (droverd refused, or the connection broke);
@@ -266,8 +278,7 @@ class GrpcDroverClient final : public DroverClient {
   absl::Status DownloadBlob(
       const v1::DownloadBlobRequest& request,
       const std::function<absl::Status(const v1::DownloadBlobResponse&)>& on_chunk) override {
-    return ServerStream<v1::DownloadBlobResponse>(request, &v1::BlobService::Stub::DownloadBlob,
-                                                  blobs_.get(), on_chunk);
+    return ServerStream<v1::DownloadBlobResponse>(request, &v1::BlobService::Stub::DownloadBlob, on_chunk);
   }
 
  private:
@@ -276,28 +287,46 @@ class GrpcDroverClient final : public DroverClient {
     if (!options_.token.empty()) context->AddMetadata("authorization", "Bearer " + options_.token);
   }
 
-  template <typename Response, typename Request, typename Stub, typename Method>
-  absl::StatusOr<Response> Unary(const Request& request, Method method, Stub* stub) {
-    grpc::ClientContext context;
-    Authorize(&context);
-    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+  // Through the keeper when there is one; UNAVAILABLE from it (the keeper gone, or droverd
+  // not reached from it) and the call is made again directly, as are all calls after it:
+  // a call never fails because of the keeper. Only calls that droverd may see twice come
+  // here: submits carry an idempotency key, the others read or set a state.
+  template <typename Response, typename Request, typename Method>
+  absl::StatusOr<Response> Unary(const Request& request, Method method) {
+    using Stub = typename StubOf<Method>::type;
+    if (keeper_ != nullptr) {
+      Response response;
+      grpc::Status status = CallOnce(Stub(keeper_), request, method, &response);
+      if (status.ok()) return response;
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE) {
+        return ReadableStatus(status, options_.address, options_.timeout, /*connected=*/true,
+                              &last_reason_);
+      }
+      keeper_ = nullptr;
+    }
     Response response;
-    grpc::Status status = (stub->*method)(&context, request, &response);
+    grpc::Status status = CallOnce(Stub(Direct()), request, method, &response);
     if (status.ok()) return response;
     return Readable(status, /*received=*/false);
   }
-  template <typename Response, typename Request, typename Method>
-  absl::StatusOr<Response> Unary(const Request& request, Method method) {
-    return Unary<Response>(request, method, stub_.get());
+
+  template <typename Stub, typename Request, typename Method, typename Response>
+  grpc::Status CallOnce(Stub stub, const Request& request, Method method, Response* response) {
+    grpc::ClientContext context;
+    Authorize(&context);
+    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+    return (stub.*method)(&context, request, response);
   }
 
   // Reads a server stream (no deadline) into `on_message`; an error from it cancels the call.
-  template <typename Response, typename Request, typename Stub, typename Method>
-  absl::Status ServerStream(const Request& request, Method method, Stub* stub,
+  // Streams go direct.
+  template <typename Response, typename Request, typename Method>
+  absl::Status ServerStream(const Request& request, Method method,
                             const std::function<absl::Status(const Response&)>& on_message) {
+    typename StubOf<Method>::type stub(Direct());
     grpc::ClientContext context;
     Authorize(&context);
-    std::unique_ptr<grpc::ClientReader<Response>> reader = (stub->*method)(&context, request);
+    std::unique_ptr<grpc::ClientReader<Response>> reader = (stub.*method)(&context, request);
     Response response;
     bool received = false;
     while (reader->Read(&response)) {
@@ -316,16 +345,20 @@ class GrpcDroverClient final : public DroverClient {
   }
 
   absl::Status Readable(const grpc::Status& status, bool received) {
-    bool connected = received || channel_->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
+    bool connected = received || Direct()->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
     return ReadableStatus(status, options_.address, options_.timeout, connected, &last_reason_);
   }
 
+  // The TLS channel to droverd, made on first use.
+  const std::shared_ptr<grpc::Channel>& Direct() {
+    if (direct_ == nullptr) direct_ = DroverTlsChannel(options_.address, ca_pem_);
+    return direct_;
+  }
+
   ConnectOptions options_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::JobService::Stub> stub_;
-  std::unique_ptr<v1::AdminService::Stub> admin_;
-  std::unique_ptr<v1::BlobService::Stub> blobs_;
-  std::unique_ptr<v1::NodeIdentityService::Stub> identity_;
+  std::string ca_pem_;
+  std::shared_ptr<grpc::Channel> keeper_;
+  std::shared_ptr<grpc::Channel> direct_;
   // Why the last connection attempt failed; see ReadableStatus.
   std::string last_reason_;
 };
@@ -368,7 +401,9 @@ absl::Status ReadableStatus(const grpc::Status& status, const std::string& addre
   return absl::Status(code, message);
 }
 
-absl::StatusOr<std::unique_ptr<DroverClient>> ConnectGrpc(const ConnectOptions& options) {
+namespace {
+
+grpc::ChannelArguments DroverChannelArguments() {
   grpc::ChannelArguments args;
   // A restarting droverd should be found again within the CLI's own retries, not after
   // gRPC's default 1 s..120 s reconnect backoff. (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is not
@@ -378,6 +413,67 @@ absl::StatusOr<std::unique_ptr<DroverClient>> ConnectGrpc(const ConnectOptions& 
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   // droverd publishes no service config; skip the DNS TXT lookup for one.
   args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
+  return args;
+}
+
+// A channel over the keeper's socket for `options`, or null (no keeper used). Starts a
+// keeper when none answers; this call then goes direct, the next ones through it. Never
+// fails: an unsafe folder is reported through `options.warn`, anything else is silent.
+std::shared_ptr<grpc::Channel> KeeperChannel(const ConnectOptions& options,
+                                             const std::string& ca_pem) {
+  absl::StatusOr<std::string> folder = KeeperFolder(options.runtime_dir, getuid());
+  if (!folder.ok()) {
+    if (absl::IsFailedPrecondition(folder.status()) && options.warn) {
+      options.warn(std::string(folder.status().message()));
+    }
+    return nullptr;
+  }
+  std::string path = absl::StrCat(
+      *folder, "/",
+      KeeperSocketName(options.address, options.ca_file, ca_pem, DroverVersion()));
+  absl::StatusOr<int> fd = ConnectToKeeper(path, getuid());
+  if (absl::IsPermissionDenied(fd.status()) || absl::IsInvalidArgument(fd.status())) {
+    if (options.warn) options.warn(std::string(fd.status().message()));
+    return nullptr;
+  }
+  if (!fd.ok()) {
+    (void)SpawnDetached("/proc/self/exe",
+                        {"drover", "__keeper", "--socket", path, "--server", options.address,
+                         "--ca", options.ca_file, "--idle",
+                         absl::StrCat(absl::ToInt64Seconds(options.keeper_idle))});
+    return nullptr;
+  }
+  int flags = fcntl(*fd, F_GETFL);
+  fcntl(*fd, F_SETFL, flags | O_NONBLOCK);
+  // Plain gRPC over the socket: only this user reaches it (0700 folder, SO_PEERCRED on
+  // both ends), and the keeper adds nothing to what the call carries.
+  return grpc::CreateCustomInsecureChannelFromFd("drover-keeper", *fd,
+                                                 DroverChannelArguments());
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadCaFile(const ConnectOptions& options) {
+  std::ifstream in(options.ca_file);
+  std::stringstream ca;
+  if (in) ca << in.rdbuf();
+  if (ca.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        options.ca_source, ": cannot read a certificate from '", options.ca_file,
+        "'; give droverd's CA certificate (droverd writes it to <state-dir>/tls/ca.crt) "
+        "with --ca FILE or DROVER_CA"));
+  }
+  return ca.str();
+}
+
+std::shared_ptr<grpc::Channel> DroverTlsChannel(const std::string& address,
+                                                const std::string& ca_pem) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ca_pem;
+  return grpc::CreateCustomChannel(address, grpc::SslCredentials(tls), DroverChannelArguments());
+}
+
+absl::StatusOr<std::unique_ptr<DroverClient>> ConnectGrpc(const ConnectOptions& options) {
   for (char c : options.token) {
     if (c < 0x21 || c > 0x7e) {
       return absl::InvalidArgumentError(
@@ -392,28 +488,25 @@ absl::StatusOr<std::unique_ptr<DroverClient>> ConnectGrpc(const ConnectOptions& 
   // The local admin socket (root on droverd's host): no TLS, the socket's mode decides.
   if (absl::StartsWith(options.address, "unix:")) {
     std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-        options.address, grpc::experimental::LocalCredentials(UDS), args);
-    return std::make_unique<GrpcDroverClient>(options, std::move(channel));
+        options.address, grpc::experimental::LocalCredentials(UDS), DroverChannelArguments());
+    return std::make_unique<GrpcDroverClient>(options, "", nullptr, std::move(channel));
   }
   // droverd is reached over TLS only, its certificate checked against the cluster's CA.
-  std::ifstream in(options.ca_file);
-  std::stringstream ca;
-  if (in) ca << in.rdbuf();
-  if (ca.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        options.ca_source, ": cannot read a certificate from '", options.ca_file,
-        "'; give droverd's CA certificate (droverd writes it to <state-dir>/tls/ca.crt) "
-        "with --ca FILE or DROVER_CA"));
+  absl::StatusOr<std::string> ca_pem = ReadCaFile(options);
+  if (!ca_pem.ok()) return ca_pem.status();
+  std::shared_ptr<grpc::Channel> keeper =
+      options.use_keeper ? KeeperChannel(options, *ca_pem) : nullptr;
+  if (keeper != nullptr) {
+    return std::make_unique<GrpcDroverClient>(options, *std::move(ca_pem), std::move(keeper),
+                                              nullptr);
   }
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = ca.str();
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(options.address, grpc::SslCredentials(tls), args);
+  std::shared_ptr<grpc::Channel> channel = DroverTlsChannel(options.address, *ca_pem);
   if (channel == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("--server: '", options.address, "' is not an address; write HOST:PORT"));
   }
-  return std::make_unique<GrpcDroverClient>(options, std::move(channel));
+  return std::make_unique<GrpcDroverClient>(options, *std::move(ca_pem), nullptr,
+                                            std::move(channel));
 }
 
 }  // namespace drover::cli

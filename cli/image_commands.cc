@@ -67,6 +67,7 @@ int ImportAction(Invocation& inv, const std::vector<std::string>& args) {
                     archive.status().message());
   }
 
+  inv.WillStream();
   int exit_code = kExitOk;
   std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;

@@ -10,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
@@ -227,6 +228,17 @@ std::unique_ptr<DroverClient> Invocation::Connect(int* exit_code) {
       options.ca_source = "the default CA file";
     }
   }
+  std::optional<std::string> keeper = ctx_.getenv("DROVER_KEEPER");
+  options.use_keeper = !will_stream_ && !(keeper.has_value() && *keeper == "off");
+  options.runtime_dir = ctx_.getenv("XDG_RUNTIME_DIR").value_or("");
+  int64_t idle_seconds;
+  if (std::optional<std::string> idle = ctx_.getenv("DROVER_KEEPER_IDLE");
+      idle.has_value() && absl::SimpleAtoi(*idle, &idle_seconds) && idle_seconds > 0) {
+    options.keeper_idle = absl::Seconds(idle_seconds);
+  }
+  options.warn = [this](const std::string& why) {
+    err() << "drover: not using the connection keeper: " << why << "\n";
+  };
   absl::StatusOr<std::unique_ptr<DroverClient>> client = ctx_.connect(options);
   if (!client.ok()) {
     *exit_code = client.status().code() == absl::StatusCode::kInvalidArgument

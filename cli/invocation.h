@@ -99,6 +99,10 @@ class Invocation {
   // null; `*exit_code` says what to return. The command keeps it until it returns: Pause
   // uses it.
   std::unique_ptr<DroverClient> Connect(int* exit_code);
+  // Before Connect: this command opens a stream (watch, logs, metrics, an upload or a
+  // download), which needs a TLS connection of its own, so its unary calls take that
+  // connection too rather than the keeper (one connection instead of two).
+  void WillStream() { will_stream_ = true; }
 
   // For a command without positional arguments: adds the global flags to `flags`, parses
   // `args`, refuses positionals naming `command` ("target list"), then connects. Null with
@@ -181,6 +185,7 @@ class Invocation {
   CliContext& ctx_;
   GlobalOptions global_;
   DroverClient* client_ = nullptr;  // Connect's, owned by the command
+  bool will_stream_ = false;
   bool allow_csv_ = false;
 };
 

@@ -118,6 +118,7 @@ int LogsCommand(Invocation& inv, const std::vector<std::string>& args) {
   std::vector<int32_t> ranks;
   if (absl::Status s = ParseRanks(rank_values, &ranks); !s.ok()) return inv.Usage(s);
 
+  inv.WillStream();
   int exit_code = kExitOk;
   std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;

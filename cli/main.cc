@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "cli/commands.h"
 #include "cli/grpc_drover_client.h"
+#include "cli/keeper.h"
 
 int main(int argc, char** argv) {
   // Debian builds Abseil without NDEBUG, which turns on Mutex's deadlock detection: a lock
@@ -25,6 +26,15 @@ int main(int argc, char** argv) {
   // its own for the few allocations it makes in a command's life (22 fewer mmap/mprotect/
   // munmap calls per submit).
   mallopt(M_ARENA_MAX, 1);
+  // The connection keeper (cli/keeper.h), which the CLI starts itself; not a command.
+  if (argc >= 2 && std::string(argv[1]) == "__keeper") {
+    grpc_init();
+    absl::StatusOr<drover::cli::KeeperOptions> options =
+        drover::cli::ParseKeeperArgs(std::vector<std::string>(argv + 2, argv + argc));
+    absl::Status run = options.ok() ? drover::cli::RunKeeper(*options) : options.status();
+    if (!run.ok()) std::cerr << "drover __keeper: " << run.message() << "\n";
+    _exit(run.ok() ? 0 : 1);
+  }
   drover::cli::CliContext ctx;
   ctx.out = &std::cout;
   ctx.err = &std::cerr;

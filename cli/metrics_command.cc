@@ -285,6 +285,7 @@ int MetricsCommand(Invocation& inv, const std::vector<std::string>& args) {
   request.set_attempt(attempt);
   request.set_follow(follow);
 
+  inv.WillStream();
   int exit_code = kExitOk;
   std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;

@@ -138,6 +138,7 @@ int DownloadCommand(Invocation& inv, const std::vector<std::string>& args) {
                                  "' already exists; remove it, or name a new folder with --dest"));
   }
 
+  inv.WillStream();
   int exit_code = kExitOk;
   std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;

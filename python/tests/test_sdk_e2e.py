@@ -217,7 +217,7 @@ def test_the_cli_and_the_sdk_pack_a_folder_into_the_same_snapshot(cluster, ws, t
         f.write("no")
     os.symlink("train.py", os.path.join(folder, "link"))
     env = dict(os.environ, DROVER_SERVER=cluster.address, DROVER_TOKEN=cluster.token,
-               DROVER_CA=cluster.ca)
+               DROVER_CA=cluster.ca, XDG_RUNTIME_DIR=cluster.runtime_dir)
     submitted = subprocess.run([os.path.join(cluster.build_dir, "cli", "drover"), "submit",
                                 "--experiment", "sdk-e2e", "--source", folder, "train.py"],
                                env=env, capture_output=True, text=True, timeout=120)

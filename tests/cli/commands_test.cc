@@ -28,6 +28,32 @@ TEST_F(CliTest, ServerDefaultsToLocalhost) {
   EXPECT_EQ(server_.connects[0].timeout, absl::Seconds(30));
 }
 
+TEST_F(CliTest, UnaryCommandsUseTheKeeperUnlessItIsOff) {
+  env_["XDG_RUNTIME_DIR"] = "/run/user/1000";
+  env_["DROVER_KEEPER_IDLE"] = "60";
+  ASSERT_EQ(Run({"list"}), 0);
+  EXPECT_TRUE(server_.connects.back().use_keeper);
+  EXPECT_EQ(server_.connects.back().runtime_dir, "/run/user/1000");
+  EXPECT_EQ(server_.connects.back().keeper_idle, absl::Seconds(60));
+  env_["DROVER_KEEPER_IDLE"] = "soon";  // not a number: the default
+  env_["DROVER_KEEPER"] = "off";
+  ASSERT_EQ(Run({"list"}), 0);
+  EXPECT_FALSE(server_.connects.back().use_keeper);
+  EXPECT_EQ(server_.connects.back().keeper_idle, absl::Minutes(5));
+}
+
+TEST_F(CliTest, CommandsThatStreamMakeEveryCallOnTheirOwnConnection) {
+  ASSERT_EQ(Run({"submit", "train.py"}), 0) << err();
+  EXPECT_TRUE(server_.connects.back().use_keeper);
+  server_.streams.push_back({{}, absl::OkStatus()});
+  Run({"submit", "--watch", "train.py"});
+  EXPECT_FALSE(server_.connects.back().use_keeper);
+  Run({"watch", "j-1"});
+  EXPECT_FALSE(server_.connects.back().use_keeper);
+  Run({"logs", "j-1"});
+  EXPECT_FALSE(server_.connects.back().use_keeper);
+}
+
 TEST_F(CliTest, ServerComesFromTheEnvironmentThenTheFlag) {
   env_["DROVER_SERVER"] = "head:9000";
   ASSERT_EQ(Run({"list"}), 0);

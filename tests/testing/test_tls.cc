@@ -51,6 +51,11 @@ TestCa& Ca() {
     // Every drover CLI the test runs (it inherits this environment) is the test admin,
     // unless the test sets DROVER_TOKEN (or --token) itself.
     ::setenv("DROVER_TOKEN", made->admin_token.c_str(), /*overwrite=*/1);
+    // Their connection keepers (cli/keeper.h) live in this process's own folder, and end
+    // within a second of its removal at exit: no test leaves one running.
+    std::string runtime_dir = made->dir.path() + "/run";
+    if (mkdir(runtime_dir.c_str(), 0700) != 0) std::abort();
+    ::setenv("XDG_RUNTIME_DIR", runtime_dir.c_str(), /*overwrite=*/1);
     std::atexit([] { delete ca; });
     return made;
   }();
