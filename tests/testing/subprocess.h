@@ -38,7 +38,9 @@ class DroverdProcess {
   // address file go to `files_dir`, by default `state_dir` (a test that fills the state
   // disk keeps them elsewhere). droverd knows the test admin token (test_tls.h) unless
   // `extra_args` give --bootstrap-admin-token-file; its admin socket is
-  // `<state_dir>/admin.sock`.
+  // `<state_dir>/admin.sock`. With DROVER_TEST_STORE=postgres (and no --store in
+  // `extra_args`) its state database is a PostgreSQL one on the process's test server
+  // (postgres_server.h), the same database for every start on `state_dir`.
   // Whose certificate droverd serves: one from the test CA (test_tls.h), which every
   // client and agent of the test trusts, or droverd's own cluster CA in its state folder.
   enum class Tls { kTestCa, kOwnCa };
