@@ -107,8 +107,11 @@ void PostgresStore::WriterLoop() {
 
 absl::Status PostgresStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& batch) {
   auto fail_all = [&](const absl::Status& error) {
-    if (writer_ != nullptr && !writer_->db->broken()) (void)writer_->db->Exec("ROLLBACK");
-    absl::Status status = health_.Failed(error, static_cast<int64_t>(batch.size()));
+    const bool connection_lost = writer_ == nullptr || writer_->db->broken();
+    if (!connection_lost) (void)writer_->db->Exec("ROLLBACK");
+    // A lost connection is not the disk's doing: WriteHealth would call it a disk error.
+    absl::Status status =
+        connection_lost ? error : health_.Failed(error, static_cast<int64_t>(batch.size()));
     if (status == error) {  // not a lack of space or an I/O error: WriteHealth did not log it
       Log(LogLevel::kError, "store_commit_failed",
           {{"writes", batch.size()}, {"error", status.ToString()}});
