@@ -4,18 +4,21 @@
 # machines are shared and noisy; ratios travel better than absolute numbers).
 #
 #   bench/run_submit_bench.sh BUILD_DIR [--duration 10s] [--warmup 1s] [--clients "1 64"]
-#                                       [--state-root DIR] [--out DIR]
+#                                       [--state-root DIR] [--out DIR] [--store sqlite|postgres]
 #
 # BUILD_DIR is a configured and built tree (for figures worth recording, RelWithDebInfo:
 # `cmake --preset release && cmake --build build/release --target droverd drover-bench`);
 # this script builds nothing. The state folder is created under --state-root (default
 # /var/tmp), which must be a real disk: on tmpfs fsync costs nothing and the figures mean
-# nothing. With --out, the JSON of every measurement is kept there.
+# nothing. With --out, the JSON of every measurement is kept there. --store postgres keeps
+# droverd's state in a PostgreSQL server of the benchmark's own (Debian's postgresql: initdb
+# under the state folder's base, a Unix socket only, fsync on, run as nobody when root);
+# run once with each --store for the ratio (docs/benchmarks.md).
 set -euo pipefail
 BENCH_NAME=run_submit_bench.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 [[ $# -ge 1 ]] || usage
 [[ "$1" == "-h" || "$1" == "--help" ]] && usage
@@ -25,6 +28,7 @@ warmup=1s
 client_counts="1 64"
 state_root=${TMPDIR_BENCH:-/var/tmp}
 out_dir=
+store=sqlite
 while [[ $# -gt 0 ]]; do
   case $1 in
     --duration) duration=$2; shift 2 ;;
@@ -32,6 +36,7 @@ while [[ $# -gt 0 ]]; do
     --clients) client_counts=$2; shift 2 ;;
     --state-root) state_root=$2; shift 2 ;;
     --out) out_dir=$2; shift 2 ;;
+    --store) store=$2; shift 2 ;;
     *) echo "run_submit_bench.sh: unknown argument '$1'; see --help" >&2; exit 2 ;;
   esac
 done
@@ -57,12 +62,35 @@ droverd_cpu_us() {
 
 bench_machine "$build_dir" "$base"
 
+# --store postgres: a server of the benchmark's own, stopped at exit.
+store_flags=()
+case $store in
+  sqlite) ;;
+  postgres)
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    [[ -x $pg_bin/initdb ]] || bench_fail 2 "--store postgres: install Debian's postgresql package"
+    pg_dir=$base/pg
+    mkdir -p "$pg_dir"
+    as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u nobody -- "$@"; else "$@"; fi; }
+    if [[ $(id -u) -eq 0 ]]; then chmod 711 "$base"; chown nobody "$pg_dir"; fi
+    as_pg "$pg_bin/initdb" -D "$pg_dir/data" -U drover --auth=trust -E UTF8 --locale=C >/dev/null
+    as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/server.log" -w \
+      -o "-c listen_addresses='' -c unix_socket_directories='$pg_dir'" start >/dev/null
+    bench_extra_cleanup() { as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast -w stop >/dev/null || true; }
+    as_pg "$pg_bin/createdb" -h "$pg_dir" -U drover drover
+    store_flags=(--store "postgresql:///drover?host=$pg_dir&user=drover")
+    echo "state database: PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') in $pg_dir"
+    ;;
+  *) echo "run_submit_bench.sh: --store sqlite or postgres, not '$store'" >&2; exit 2 ;;
+esac
+
 echo
 echo "== baseline: one durable 4 KiB write on that disk"
 "$bench" fsync --dir "$state_dir" --count 500 | tail -n +2
 "$bench" fsync --dir "$state_dir" --count 500 --output json > "$work/fsync-before.json"
 
-bench_start_droverd "$droverd" "$state_dir" 127.0.0.1:0 "$work/droverd.log" --log-level warning
+bench_start_droverd "$droverd" "$state_dir" 127.0.0.1:0 "$work/droverd.log" --log-level warning \
+  "${store_flags[@]}"
 echo
 echo "== droverd $address (pid $droverd_pid, --log-level warning)"
 

@@ -13,6 +13,8 @@ build_pkgs=(
   cmake ninja-build g++ pkg-config
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlite3-dev libboost-dev libgtest-dev libgmock-dev libsystemd-dev libssl-dev
+  # PostgreSQL's client library: droverd --store postgres://... (docs/operations.md).
+  libpq-dev
   # The static archives the drover CLI is linked from (cmake/DroverStaticLink.cmake).
   libre2-dev libc-ares-dev zlib1g-dev
   nlohmann-json3-dev
@@ -42,9 +44,11 @@ runtime_pkgs=(
 # parser checks the daemons' /metrics pages), setuptools and wheel (the wheel the
 # environment tests build with pip, offline), iptables (the node-loss tests cut test hosts
 # off from droverd), pytest (the Python SDK's tests, python/tests), Chromium and its driver
-# (the web app's browser tests, tests/web, driven headless with playwright-core).
+# (the web app's browser tests, tests/web, driven headless with playwright-core), the
+# PostgreSQL server (the store conformance suite starts a throw-away one, run as 'nobody':
+# tests/testing/postgres_server.h).
 test_pkgs=(
-  sqlite3 procps busybox-static python3-mpi4py python3-prometheus-client python3-setuptools
+  sqlite3 postgresql procps busybox-static python3-mpi4py python3-prometheus-client python3-setuptools
   python3-wheel iptables python3-pytest chromium chromium-driver
 )
 

@@ -25,9 +25,14 @@
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
 #include "common/status_macros.h"
+#include "storage/postgres_store.h"
 #include "storage/sqlite_store.h"
 
 namespace drover::server {
+
+bool IsPostgresStore(absl::string_view store) {
+  return absl::StartsWith(store, "postgres://") || absl::StartsWith(store, "postgresql://");
+}
 
 namespace {
 
@@ -142,10 +147,17 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
       SecretBox::LoadOrCreate(options.secrets_key.empty() ? options.state_dir + "/secrets.key"
                                                           : options.secrets_key));
   d->secrets_ = std::make_unique<SecretBox>(std::move(secrets));
-  DROVER_ASSIGN_OR_RETURN(d->store_,
-                          storage::SqliteStore::Open({.path = options.state_dir + "/drover.db",
-                                                      .on_write_error = count_write_error,
-                                                      .secrets = d->secrets_.get()}));
+  if (IsPostgresStore(options.store)) {
+    DROVER_ASSIGN_OR_RETURN(d->store_,
+                            storage::PostgresStore::Open({.conninfo = options.store,
+                                                          .on_write_error = count_write_error,
+                                                          .secrets = d->secrets_.get()}));
+  } else {
+    DROVER_ASSIGN_OR_RETURN(d->store_,
+                            storage::SqliteStore::Open({.path = options.state_dir + "/drover.db",
+                                                        .on_write_error = count_write_error,
+                                                        .secrets = d->secrets_.get()}));
+  }
   if (options.wrap_store) d->store_ = options.wrap_store(std::move(d->store_));
   if (!options.bootstrap_admin_token.empty()) {
     DROVER_RETURN_IF_ERROR(BootstrapAdmin(*d->store_, options.bootstrap_admin_token, clock));

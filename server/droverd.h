@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -45,11 +46,19 @@ inline constexpr int kMaxReceiveMessageBytes = 4 << 20;  // largest request mess
 // many series).
 inline constexpr int kMaxGatewayAnswerBytes = 64 << 20;
 
+// Whether `store` (DroverdOptions::store) names a PostgreSQL database: it starts with
+// postgres:// or postgresql://.
+bool IsPostgresStore(absl::string_view store);
+
 struct DroverdOptions {
   // HOST:PORT to serve on; port 0 lets the kernel pick (see Droverd::address()).
   std::string listen = "127.0.0.1:7070";
   // Folder for droverd's state (created if missing): the database `drover.db`.
   std::string state_dir;
+  // Where the state database is (docs/operations.md#postgresql): empty, the SQLite file
+  // `drover.db` in `state_dir`; a postgres:// or postgresql:// URI, that PostgreSQL
+  // database (logs, blobs and the rest of `state_dir` stay on this machine).
+  std::string store;
   // How long Shutdown() lets accepted calls finish before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(10);
   // Agent heartbeats, node lease, stop grace.

@@ -84,6 +84,10 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
   FlagSet flags("droverd [flags]", kSummary);
   flags.String("listen", &s.options.listen, "Address to serve the gRPC API on", "HOST:PORT");
   flags.String("state-dir", &s.options.state_dir, "Folder for droverd's durable state", "DIR");
+  flags.String("store", &s.options.store,
+               "The state database: empty, drover.db in --state-dir (SQLite); a postgres:// URI, "
+               "that PostgreSQL database (logs and blobs stay in --state-dir)",
+               "URI");
   flags.String("config", &config_path, "Read settings from this file", "FILE");
   flags.String("address-file", &s.address_file,
                "Write the bound address here once listening (for port 0)", "FILE");
@@ -277,6 +281,12 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
   DROVER_RETURN_IF_ERROR(Require(max_open_log_files >= 1 && max_open_log_files <= 1'000'000,
                                  "--max-open-log-files: give 1 to 1000000"));
   options.max_open_log_files = static_cast<int>(max_open_log_files);
+
+  DROVER_RETURN_IF_ERROR(Require(
+      options.store.empty() || IsPostgresStore(options.store),
+      "--store: not a PostgreSQL URI (it may hold a password, so it is not repeated here); "
+      "give postgres://USER@HOST/DATABASE (or postgresql://...), or leave it out for SQLite "
+      "in --state-dir"));
 
   for (const std::string& root : datastore_roots) {
     DROVER_RETURN_IF_ERROR(CheckDatastoreRoot("--datastore-root", root));

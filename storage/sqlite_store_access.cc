@@ -8,6 +8,7 @@
 #include "common/proto_bytes.h"
 #include "common/status_macros.h"
 #include "storage/sqlite_store_internal.h"
+#include "storage/store_rules.h"
 
 namespace drover::storage {
 
@@ -247,24 +248,7 @@ absl::Status UseJoinTokenOp::Apply(SqliteStore::Writer& w) {
   DROVER_ASSIGN_OR_RETURN(bool found, select->Step());
   if (!found) return absl::NotFoundError("the join token is unknown to this droverd");
   token_ = JoinTokenFromRow(*select);
-  const std::string name = token_.hash.substr(0, 12);
-  if (token_.revoked) {
-    return absl::FailedPreconditionError(absl::StrCat("join token ", name, " was revoked"));
-  }
-  if (token_.used_time != absl::UnixEpoch()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "join token ", name, " was already used (by node '", token_.used_by,
-        "'); a token joins one node once: create another with 'drover node token create'"));
-  }
-  if (now_ >= token_.expire_time) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "join token ", name, " expired at ", absl::FormatTime(token_.expire_time),
-        "; create another with 'drover node token create'"));
-  }
-  if (!token_.node.empty() && token_.node != node_) {
-    return absl::FailedPreconditionError(absl::StrCat("join token ", name, " is for node '",
-                                                      token_.node, "', not '", node_, "'"));
-  }
+  DROVER_RETURN_IF_ERROR(rules::CheckJoinTokenUsable(token_, node_, now_));
   DROVER_ASSIGN_OR_RETURN(
       auto use, w.db->Prepare("UPDATE join_tokens SET used_us = ?, used_by = ? WHERE hash = ?"));
   use->Bind(1, absl::ToUnixMicros(now_)).Bind(2, node_).Bind(3, hash_);
@@ -301,19 +285,14 @@ void SqliteStore::UseJoinToken(std::string hash, std::string node, absl::Time no
 void SqliteStore::RevokeJoinTokens(std::string prefix, DoneCallback done) {
   Enqueue(std::make_unique<FunctionOp>(
       [prefix = std::move(prefix)](Writer& w) -> absl::Status {
-        if (prefix.size() < 8 || prefix.find_first_not_of("0123456789abcdef") != std::string::npos) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "'", prefix, "' does not name a join token (8 or more hex digits, see 'drover node "
-              "token list')"));
-        }
+        DROVER_RETURN_IF_ERROR(rules::CheckJoinTokenPrefix(prefix));
         DROVER_ASSIGN_OR_RETURN(
             auto revoke, w.db->Prepare("UPDATE join_tokens SET revoked = 1 "
                                        "WHERE substr(hash, 1, ?) = ? AND used_us = 0"));
         revoke->Bind(1, static_cast<int64_t>(prefix.size())).Bind(2, prefix);
         DROVER_RETURN_IF_ERROR(revoke->Run());
         if (sqlite3_changes(w.db->raw()) == 0) {
-          return absl::NotFoundError(
-              absl::StrCat("no unused join token starts with '", prefix, "'"));
+          return rules::NoJoinTokenWithPrefix(prefix);
         }
         return absl::OkStatus();
       },

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "storage/sqlite_store_internal.h"
+#include "storage/store_rules.h"
 
 namespace drover::storage {
 
@@ -14,15 +15,7 @@ namespace {
 
 constexpr char kAuditColumns[] = "id, time_us, who, who_kind, peer, method, target, code, message";
 
-// `text` with LIKE's wildcards and the escape character escaped by '\'.
-std::string EscapeLike(absl::string_view text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '%' || c == '_' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  return out;
-}
+using rules::EscapeLike;
 
 }  // namespace
 

@@ -1,4 +1,3 @@
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -10,6 +9,7 @@
 #include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "storage/sqlite_store_internal.h"
+#include "storage/store_rules.h"
 
 namespace drover::storage {
 namespace {
@@ -18,47 +18,8 @@ using google::protobuf::util::TimeUtil;
 
 constexpr char kJobColumns[] = "seq, spec, status, create_time_us, owner";
 
-// What a sealed value is bound to (SecretBox's context): a value moved to another field,
-// job or datastore does not open there.
-std::string EnvContext(absl::string_view name) { return absl::StrCat("job env ", name); }
-
-// The job's secret environment values sealed, for storing.
-v1::JobSpec SealedSpec(const SecretBox* secrets, v1::JobSpec spec) {
-  if (secrets == nullptr || spec.environment().secret_env().empty()) return spec;
-  auto& env = *spec.mutable_environment()->mutable_env();
-  std::set<std::string> names(spec.environment().secret_env().begin(),
-                              spec.environment().secret_env().end());
-  for (const std::string& name : names) {
-    auto it = env.find(name);
-    if (it != env.end()) it->second = secrets->Seal(it->second, EnvContext(name));
-  }
-  return spec;
-}
-
-// Opens the sealed values of a stored spec in place: those of secret_env names only, each
-// once (a user's own value that merely looks sealed is never taken for one).
-absl::Status OpenSpec(const SecretBox* secrets, absl::string_view job_id, v1::JobSpec& spec) {
-  // mutable_environment() would add an empty environment to a spec without one.
-  if (spec.environment().secret_env().empty()) return absl::OkStatus();
-  auto& env = *spec.mutable_environment()->mutable_env();
-  std::set<std::string> names(spec.environment().secret_env().begin(),
-                              spec.environment().secret_env().end());
-  for (const std::string& name : names) {
-    auto it = env.find(name);
-    if (it == env.end() || !SecretBox::IsSealed(it->second)) continue;
-    if (secrets == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job '", job_id, "': env ", name, " is sealed and droverd has no secrets key"));
-    }
-    absl::StatusOr<std::string> opened = secrets->Open(it->second, EnvContext(name));
-    if (!opened.ok()) {
-      return absl::Status(opened.status().code(), absl::StrCat("job '", job_id, "': env ", name,
-                                                               ": ", opened.status().message()));
-    }
-    it->second = *std::move(opened);
-  }
-  return absl::OkStatus();
-}
+using rules::OpenSpec;
+using rules::SealedSpec;
 
 // Reads a job from a row selected with kJobColumns, its secret values opened.
 absl::StatusOr<v1::Job> JobFromRow(const Statement& row, const SecretBox* secrets) {
@@ -89,12 +50,6 @@ absl::StatusOr<v1::Job> JobAsWritten(SqliteStore::Writer& w, int64_t seq,
   return job;
 }
 
-bool SameSpecButTags(v1::JobSpec a, v1::JobSpec b) {
-  a.clear_tags();
-  b.clear_tags();
-  return SerializeDeterministic(a) == SerializeDeterministic(b);
-}
-
 class CreateJobOp final : public SqliteStore::WriteOp {
  public:
   CreateJobOp(v1::Job job, Store::CreateJobCallback done)
@@ -110,17 +65,7 @@ class CreateJobOp final : public SqliteStore::WriteOp {
       DROVER_ASSIGN_OR_RETURN(bool found, find.Step());
       if (found) {
         DROVER_ASSIGN_OR_RETURN(v1::Job existing, JobFromRow(find, w.secrets));
-        if (existing.owner() != job_.owner()) {
-          return absl::AlreadyExistsError(absl::StrCat(
-              "spec.idempotency_key: '", key,
-              "' was already used by another user; use a key of your own"));
-        }
-        // Tags may have changed since (UpdateJobTags): they are not what runs.
-        if (!SameSpecButTags(existing.spec(), job_.spec())) {
-          return absl::AlreadyExistsError(absl::StrCat(
-              "spec.idempotency_key: '", key, "' was already used for job '", existing.id(),
-              "' with a different spec; use a new key for a different job"));
-        }
+        DROVER_RETURN_IF_ERROR(rules::CheckIdempotentRetry(existing, job_));
         result_ = CreateJobResult{std::move(existing), false};
         find.Reset();
         return absl::OkStatus();

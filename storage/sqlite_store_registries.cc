@@ -7,44 +7,15 @@
 #include "common/proto_bytes.h"
 #include "common/status_macros.h"
 #include "storage/sqlite_store_internal.h"
+#include "storage/store_rules.h"
 
 namespace drover::storage {
 namespace {
 
 using sqlite_store_internal::FunctionOp;
 
-// What a sealed value is bound to (SecretBox's context): a value moved to another field,
-// job or datastore does not open there.
-std::string OptionContext(absl::string_view datastore, absl::string_view key) {
-  return absl::StrCat("datastore ", datastore, " option ", key);
-}
-
-v1::Datastore SealedDatastore(const SecretBox* secrets, v1::Datastore datastore) {
-  if (secrets == nullptr) return datastore;
-  for (auto& [key, value] : *datastore.mutable_rclone_options()) {
-    value = secrets->Seal(value, OptionContext(datastore.name(), key));
-  }
-  return datastore;
-}
-
-absl::Status OpenDatastore(const SecretBox* secrets, v1::Datastore& datastore) {
-  for (auto& [key, value] : *datastore.mutable_rclone_options()) {
-    if (!SecretBox::IsSealed(value)) continue;
-    if (secrets == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "datastore '", datastore.name(), "': option ", key,
-          " is sealed and droverd has no secrets key"));
-    }
-    absl::StatusOr<std::string> opened = secrets->Open(value, OptionContext(datastore.name(), key));
-    if (!opened.ok()) {
-      return absl::Status(opened.status().code(),
-                          absl::StrCat("datastore '", datastore.name(), "': option ", key, ": ",
-                                       opened.status().message()));
-    }
-    value = *std::move(opened);
-  }
-  return absl::OkStatus();
-}
+using rules::OpenDatastore;
+using rules::SealedDatastore;
 
 }  // namespace
 
@@ -59,20 +30,13 @@ absl::Status SealStoredDatastores(Db& db, const SecretBox& secrets) {
     absl::string_view bytes = select->ColumnBlob(1);
     v1::Datastore datastore;
     if (!datastore.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) continue;
-    for (const auto& [key, value] : datastore.rclone_options()) {
-      if (!SecretBox::IsSealed(value)) {
-        unsealed.push_back(std::move(datastore));
-        break;
-      }
-    }
+    if (rules::HasUnsealedOption(datastore)) unsealed.push_back(std::move(datastore));
   }
   select.reset();
   if (unsealed.empty()) return absl::OkStatus();
   DROVER_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
   for (v1::Datastore& datastore : unsealed) {
-    for (auto& [key, value] : *datastore.mutable_rclone_options()) {
-      if (!SecretBox::IsSealed(value)) value = secrets.Seal(value, OptionContext(datastore.name(), key));
-    }
+    rules::SealClearOptions(secrets, datastore);
     DROVER_ASSIGN_OR_RETURN(auto update,
                             db.Prepare("UPDATE datastores SET datastore = ? WHERE name = ?"));
     update->BindBlob(1, SerializeDeterministic(datastore)).Bind(2, datastore.name());

@@ -46,6 +46,21 @@ class DroverdFlagsTest : public ::testing::Test {
   testing::TempDir dir_;
 };
 
+TEST_F(DroverdFlagsTest, StoreIsSqliteByDefaultAndTakesOnlyAPostgresUri) {
+  absl::StatusOr<DroverdSettings> settings = Parse({});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->options.store, "");
+  settings = Parse({"--store", "postgres://drover@db.example/drover"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->options.store, "postgres://drover@db.example/drover");
+  settings = Parse({"--store", "postgresql:///drover?host=/run/postgresql"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  // Refused without repeating the value, which may hold a password.
+  std::string error = Error({"--store", "mysql://root:hunter2@db/drover"});
+  EXPECT_THAT(error, HasSubstr("--store: not a PostgreSQL URI"));
+  EXPECT_THAT(error, ::testing::Not(HasSubstr("hunter2")));
+}
+
 TEST_F(DroverdFlagsTest, DefaultsAreTheDocumentedOnes) {
   absl::StatusOr<DroverdSettings> settings = Parse({});
   ASSERT_TRUE(settings.ok()) << settings.status();

@@ -37,7 +37,7 @@ TEST_F(SqliteStoreTest, ConcurrentWritesShareCommits) {
   EXPECT_LT(stats.commits, stats.writes);
 }
 
-TEST_F(SqliteStoreTest, WritesAfterCloseFailUnavailableAndQueuedOnesCommit) {
+TEST_P(StoreTest, WritesAfterCloseFailUnavailableAndQueuedOnesCommit) {
   auto store = OpenStore();
   std::atomic<int> ok{0};
   for (int i = 0; i < 50; ++i) {

@@ -1,7 +1,12 @@
-// What the tests of SqliteStore share (tests/storage/sqlite_store*_test.cc, one binary):
-// jobs and registrations to store, blocking forms of the asynchronous writes, and the
-// fixtures that open a store in a fresh folder. The fixtures live here, not in each file,
-// because GoogleTest wants every test of a suite to use one fixture class.
+// What the store tests share (tests/storage/store_*_test.cc and sqlite_store_test.cc, one
+// binary): jobs and registrations to store, blocking forms of the asynchronous writes, and
+// the fixtures. The fixtures live here, not in each file, because GoogleTest wants every
+// test of a suite to use one fixture class.
+//
+// `StoreTest` is the conformance suite: each of its tests runs once per engine (SQLite, and
+// PostgreSQL on a throw-away server this process starts, tests/testing/postgres_server.h),
+// on a fresh database. `SqliteStoreTest` and `SealedStoreTest` hold what only SQLite has
+// (its file, its WAL, its old schema versions).
 #ifndef DROVER_TESTS_STORAGE_STORE_TEST_UTIL_H_
 #define DROVER_TESTS_STORAGE_STORE_TEST_UTIL_H_
 
@@ -19,8 +24,10 @@
 #include "common/pki/secret_box.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
+#include "storage/postgres_store.h"
 #include "storage/sqlite_store.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/postgres_server.h"
+#include "tests/testing/temp_dir.h"
 
 namespace drover::storage {
 
@@ -101,6 +108,27 @@ inline std::string DatabaseBytes(const std::string& db_path) {
   }
   return out;
 }
+
+// The engines of the conformance suite.
+enum class Engine { kSqlite, kPostgres };
+
+// A store on a fresh database of the engine the test runs for, opened by each test as often
+// as it likes (a reopen sees what was committed before). For PostgreSQL, SetUp fails the
+// test (never skips it) when the test server cannot start, saying which package to install.
+class StoreTest : public ::testing::TestWithParam<Engine> {
+ protected:
+  void SetUp() override;  // store_engines.cc
+  // The store, or null after a failed expectation naming the error.
+  std::unique_ptr<Store> OpenStore(const SecretBox* secrets = nullptr);
+  // The stored jobs and datastores as the engine keeps them (what a copy of the database
+  // would give away), with printable text as it is.
+  std::string BytesAtRest();
+  testing::TempDir dir_;
+  testing::PostgresServer* server_ = nullptr;  // PostgreSQL: the process's test server
+  std::string database_;                       // PostgreSQL: the test's own database
+  std::string conninfo_;                       // its URI
+  SecretBox box_ = *SecretBox::FromKey(std::string(32, 'k'));
+};
 
 // A store in a fresh folder (`dir_`), opened by each test as often as it likes.
 class SqliteStoreTest : public ::testing::Test {

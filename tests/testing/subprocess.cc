@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/status/status.h"
@@ -20,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "tests/testing/postgres_server.h"
 #include "tests/testing/test_tls.h"
 
 namespace drover::testing {
@@ -53,22 +55,6 @@ std::string ReadFile(const std::string& path) {
 }
 
 }  // namespace
-
-TempDir::TempDir() {
-  const char* base = getenv("TMPDIR");
-  std::string pattern = absl::StrCat(base != nullptr ? base : "/tmp", "/drover-test-XXXXXX");
-  char* made = mkdtemp(pattern.data());
-  if (made == nullptr) abort();  // a test machine without a writable /tmp cannot test
-  path_ = made;
-  // Searchable (not readable) by others: the root of a job container with a user namespace
-  // is an unprivileged host uid, which must reach the bundles and job folders below.
-  chmod(made, 0711);
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
-}
 
 absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                          const std::vector<std::string>& env,
@@ -253,6 +239,30 @@ absl::StatusOr<int> AgentProcess::Wait(absl::Duration timeout) {
   return absl::FailedPreconditionError("drover-agent was already reaped");
 }
 
+namespace {
+
+// With DROVER_TEST_STORE=postgres every droverd of the test keeps its state in PostgreSQL
+// (--store), on this process's throw-away server, one database per state folder: a droverd
+// restarted on the same folder finds its database again. Empty: SQLite, droverd's default.
+absl::StatusOr<std::string> StoreFor(const std::string& state_dir) {
+  const char* engine = getenv("DROVER_TEST_STORE");
+  if (engine == nullptr || *engine == '\0' || std::string(engine) == "sqlite") return "";
+  if (std::string(engine) != "postgres") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("DROVER_TEST_STORE='", engine, "': give postgres or sqlite"));
+  }
+  static std::map<std::string, std::string>* databases = new std::map<std::string, std::string>;
+  auto it = databases->find(state_dir);
+  if (it != databases->end()) return it->second;
+  absl::StatusOr<PostgresServer*> server = PostgresServer::Shared();
+  if (!server.ok()) return server.status();
+  absl::StatusOr<std::string> database = (*server)->CreateDatabase();
+  if (!database.ok()) return database.status();
+  return (*databases)[state_dir] = (*server)->Uri(*database);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<DroverdProcess>> DroverdProcess::Start(
     const std::string& state_dir, const std::vector<std::string>& extra_args,
     const std::string& files_dir, Tls tls) {
@@ -273,6 +283,11 @@ absl::StatusOr<std::unique_ptr<DroverdProcess>> DroverdProcess::Start(
   if (std::find(extra_args.begin(), extra_args.end(), "--bootstrap-admin-token-file") ==
       extra_args.end()) {
     args.insert(args.end(), {"--bootstrap-admin-token-file", TestAdminTokenFile()});
+  }
+  if (std::find(extra_args.begin(), extra_args.end(), "--store") == extra_args.end()) {
+    absl::StatusOr<std::string> store = StoreFor(state_dir);
+    if (!store.ok()) return store.status();
+    if (!store->empty()) args.insert(args.end(), {"--store", *store});
   }
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::string ca_file = state_dir + "/tls/ca.crt";  // droverd's own CA

@@ -11,21 +11,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "tests/testing/temp_dir.h"
 
 namespace drover::testing {
-
-// A fresh folder under $TMPDIR (or /tmp), removed with its contents on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 struct CommandResult {
   int exit_code = -1;  // -1 when killed by a signal or timed out
@@ -50,7 +38,9 @@ class DroverdProcess {
   // address file go to `files_dir`, by default `state_dir` (a test that fills the state
   // disk keeps them elsewhere). droverd knows the test admin token (test_tls.h) unless
   // `extra_args` give --bootstrap-admin-token-file; its admin socket is
-  // `<state_dir>/admin.sock`.
+  // `<state_dir>/admin.sock`. With DROVER_TEST_STORE=postgres (and no --store in
+  // `extra_args`) its state database is a PostgreSQL one on the process's test server
+  // (postgres_server.h), the same database for every start on `state_dir`.
   // Whose certificate droverd serves: one from the test CA (test_tls.h), which every
   // client and agent of the test trusts, or droverd's own cluster CA in its state folder.
   enum class Tls { kTestCa, kOwnCa };

@@ -13,7 +13,7 @@ namespace drover::storage {
 namespace {
 
 
-TEST_F(SqliteStoreTest, NodeCordonsAndDrainsSurviveAReopenAndUncordonRemovesThem) {
+TEST_P(StoreTest, NodeCordonsAndDrainsSurviveAReopenAndUncordonRemovesThem) {
   const absl::Time t = absl::FromUnixSeconds(1700000000);
   {
     auto store = OpenStore();
@@ -53,7 +53,7 @@ TEST_F(SqliteStoreTest, NodeCordonsAndDrainsSurviveAReopenAndUncordonRemovesThem
 }
 
 
-TEST_F(SqliteStoreTest, NodeLossPauseSurvivesAReopenUntilItIsCleared) {
+TEST_P(StoreTest, NodeLossPauseSurvivesAReopenUntilItIsCleared) {
   const absl::Time since = absl::FromUnixSeconds(1700000000);
   NodeLossPause pause;
   pause.paused_since = since;

@@ -26,7 +26,7 @@ v1::Image NewImage(const std::string& name, char hex) {
   return image;
 }
 
-TEST_F(SqliteStoreTest, ImageRegistrationsSurviveAReopenReplaceByNameAndDelete) {
+TEST_P(StoreTest, ImageRegistrationsSurviveAReopenReplaceByNameAndDelete) {
   {
     auto store = OpenStore();
     ASSERT_TRUE(Sync([&](auto done) { store->PutImage(NewImage("busybox", 'a'), std::move(done)); }).ok());
@@ -60,7 +60,7 @@ v1::Datastore NewRcloneDatastore(const std::string& name) {
   return datastore;
 }
 
-TEST_F(SqliteStoreTest, DatastoresSurviveAReopenWithTheirCredentials) {
+TEST_P(StoreTest, DatastoresSurviveAReopenWithTheirCredentials) {
   {
     auto store = OpenStore();
     ASSERT_TRUE(Sync([&](auto done) {
@@ -136,7 +136,7 @@ TEST_F(SealedStoreTest, DatastoreCredentialsAreSealedAndOldClearOnesSealedAtOpen
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("datastore 'new'"));
 }
 
-TEST_F(SqliteStoreTest, PutDatastoreReplacesOnlyWhenAsked) {
+TEST_P(StoreTest, PutDatastoreReplacesOnlyWhenAsked) {
   auto store = OpenStore();
   ASSERT_TRUE(Sync([&](auto done) {
                 store->PutDatastore(NewHostpathDatastore("data", "/data/a"), false,

@@ -22,7 +22,7 @@ AuditRecord Audit(absl::Time time, std::string who, std::string method, int code
           .message = code == 0 ? "" : "refused"};
 }
 
-TEST_F(SqliteStoreTest, AuditRecordsSurviveAReopenAndListNewestFirstWithFiltersAndPages) {
+TEST_P(StoreTest, AuditRecordsSurviveAReopenAndListNewestFirstWithFiltersAndPages) {
   const absl::Time t = absl::FromUnixSeconds(1700000000);
   {
     auto store = OpenStore();
@@ -89,7 +89,7 @@ TEST_F(SqliteStoreTest, AuditRecordsSurviveAReopenAndListNewestFirstWithFiltersA
   EXPECT_EQ(past->records.size(), 5u);
 }
 
-TEST_F(SqliteStoreTest, AuditRetentionRemovesOldAndSurplusRecordsInBoundedSteps) {
+TEST_P(StoreTest, AuditRetentionRemovesOldAndSurplusRecordsInBoundedSteps) {
   auto store = OpenStore();
   const absl::Time t = absl::FromUnixSeconds(1700000000);
   for (int i = 0; i < 10; ++i) {

@@ -28,7 +28,7 @@ absl::StatusOr<JoinToken> UseSync(Store& store, const std::string& hash, const s
   return out;
 }
 
-TEST_F(SqliteStoreTest, AJoinTokenIsUsedOnceBeforeItExpiresAndOnlyByItsNode) {
+TEST_P(StoreTest, AJoinTokenIsUsedOnceBeforeItExpiresAndOnlyByItsNode) {
   const absl::Time t = absl::FromUnixSeconds(1700000000);
   const std::string any(64, 'a'), bound(64, 'b'), revoked(64, 'c');
   {
@@ -73,7 +73,7 @@ TEST_F(SqliteStoreTest, AJoinTokenIsUsedOnceBeforeItExpiresAndOnlyByItsNode) {
   EXPECT_EQ((*tokens)[2].used_time, t + absl::Minutes(1));
 }
 
-TEST_F(SqliteStoreTest, NodeCertificatesAreRecordedOnceAndRevokedByNode) {
+TEST_P(StoreTest, NodeCertificatesAreRecordedOnceAndRevokedByNode) {
   const absl::Time t = absl::FromUnixSeconds(1700000000);
   auto store = OpenStore();
   for (const NodeCertificateRecord& record :
@@ -97,7 +97,7 @@ TEST_F(SqliteStoreTest, NodeCertificatesAreRecordedOnceAndRevokedByNode) {
 }
 
 
-TEST_F(SqliteStoreTest, UsersAreFoundByTheirTokenHashUntilRevoked) {
+TEST_P(StoreTest, UsersAreFoundByTheirTokenHashUntilRevoked) {
   auto store = OpenStore();
   UserRecord record;
   record.user.set_name("alice");
@@ -131,7 +131,7 @@ TEST_F(SqliteStoreTest, UsersAreFoundByTheirTokenHashUntilRevoked) {
   missing.WaitForNotification();
 }
 
-TEST_F(SqliteStoreTest, AUsersOwnBlobQuotaIsKeptAndLeavesTheirTokenAlone) {
+TEST_P(StoreTest, AUsersOwnBlobQuotaIsKeptAndLeavesTheirTokenAlone) {
   auto store = OpenStore();
   UserRecord record;
   record.user.set_name("alice");
@@ -156,7 +156,7 @@ TEST_F(SqliteStoreTest, AUsersOwnBlobQuotaIsKeptAndLeavesTheirTokenAlone) {
   missing.WaitForNotification();
 }
 
-TEST_F(SqliteStoreTest, BlobUploadersAreRemembered) {
+TEST_P(StoreTest, BlobUploadersAreRemembered) {
   auto store = OpenStore();
   ASSERT_TRUE(Sync([&](auto done) { store->AddBlobUploader("sha256:d", "alice", 10, std::move(done)); }).ok());
   ASSERT_TRUE(Sync([&](auto done) { store->AddBlobUploader("sha256:d", "alice", 10, std::move(done)); }).ok());
@@ -164,7 +164,7 @@ TEST_F(SqliteStoreTest, BlobUploadersAreRemembered) {
   EXPECT_FALSE(*store->IsBlobUploader("sha256:d", "bob"));
 }
 
-TEST_F(SqliteStoreTest, WhatAUserHoldsCountsEachBlobOnceAndGoesWhenTheBlobIsForgotten) {
+TEST_P(StoreTest, WhatAUserHoldsCountsEachBlobOnceAndGoesWhenTheBlobIsForgotten) {
   auto store = OpenStore();
   auto add = [&](std::string digest, std::string user, int64_t size) {
     ASSERT_TRUE(Sync([&](auto done) {

@@ -20,7 +20,7 @@ using ::testing::Not;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
 
-TEST_F(SqliteStoreTest, AssignsIncreasingIdsAndReadsJobsBack) {
+TEST_P(StoreTest, AssignsIncreasingIdsAndReadsJobsBack) {
   auto store = OpenStore();
   auto first = CreateSync(*store, NewJob());
   auto second = CreateSync(*store, NewJob());
@@ -35,13 +35,13 @@ TEST_F(SqliteStoreTest, AssignsIncreasingIdsAndReadsJobsBack) {
   EXPECT_EQ(read->create_time().seconds(), 1700000000);
 }
 
-TEST_F(SqliteStoreTest, UnknownAndMalformedIdsGiveClearErrors) {
+TEST_P(StoreTest, UnknownAndMalformedIdsGiveClearErrors) {
   auto store = OpenStore();
   EXPECT_EQ(store->GetJob("j-99").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store->GetJob("bogus").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(SqliteStoreTest, SameIdempotencyKeyReturnsTheFirstJob) {
+TEST_P(StoreTest, SameIdempotencyKeyReturnsTheFirstJob) {
   auto store = OpenStore();
   auto first = CreateSync(*store, NewJob("default", "key-1"));
   auto again = CreateSync(*store, NewJob("default", "key-1"));
@@ -53,7 +53,7 @@ TEST_F(SqliteStoreTest, SameIdempotencyKeyReturnsTheFirstJob) {
   EXPECT_EQ(page->jobs.size(), 1u);
 }
 
-TEST_F(SqliteStoreTest, SameKeyWithDifferentSpecIsRefusedNamingTheKey) {
+TEST_P(StoreTest, SameKeyWithDifferentSpecIsRefusedNamingTheKey) {
   auto store = OpenStore();
   ASSERT_TRUE(CreateSync(*store, NewJob("a", "key-1")).ok());
   auto other = CreateSync(*store, NewJob("b", "key-1"));
@@ -63,7 +63,7 @@ TEST_F(SqliteStoreTest, SameKeyWithDifferentSpecIsRefusedNamingTheKey) {
   EXPECT_THAT(other.status().message(), HasSubstr("j-1"));
 }
 
-TEST_F(SqliteStoreTest, ARetryAfterTheTagsChangedStillReturnsTheFirstJob) {
+TEST_P(StoreTest, ARetryAfterTheTagsChangedStillReturnsTheFirstJob) {
   // A client retries its submit after someone (or its own script) changed the job's tags:
   // the tags are not what runs, so it is the same job; anything else that differs is not.
   auto store = OpenStore();
@@ -84,7 +84,7 @@ TEST_F(SqliteStoreTest, ARetryAfterTheTagsChangedStillReturnsTheFirstJob) {
   EXPECT_EQ(other.status().code(), absl::StatusCode::kAlreadyExists) << other.status();
 }
 
-TEST_F(SqliteStoreTest, DuplicateKeysInOneBatchStillMakeOneJob) {
+TEST_P(StoreTest, DuplicateKeysInOneBatchStillMakeOneJob) {
   auto store = OpenStore();
   constexpr int kWrites = 200;
   std::atomic<int> remaining{kWrites};
@@ -106,7 +106,7 @@ TEST_F(SqliteStoreTest, DuplicateKeysInOneBatchStillMakeOneJob) {
 }
 
 
-TEST_F(SqliteStoreTest, StatusUpdateIsCompareAndSet) {
+TEST_P(StoreTest, StatusUpdateIsCompareAndSet) {
   auto store = OpenStore();
   auto created = CreateSync(*store, NewJob());
   ASSERT_TRUE(created.ok());
@@ -122,7 +122,7 @@ TEST_F(SqliteStoreTest, StatusUpdateIsCompareAndSet) {
   EXPECT_EQ(UpdateSync(*store, "j-7", 1, canceled).status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(SqliteStoreTest, TagUpdateChangesOnlyTheTagsAndLeavesTheStatusVersionAlone) {
+TEST_P(StoreTest, TagUpdateChangesOnlyTheTagsAndLeavesTheStatusVersionAlone) {
   auto store = OpenStore();
   v1::Job job = NewJob();
   (*job.mutable_spec()->mutable_tags())["team"] = "vision";
@@ -168,7 +168,7 @@ TEST_F(SqliteStoreTest, TagUpdateChangesOnlyTheTagsAndLeavesTheStatusVersionAlon
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(SqliteStoreTest, ListsNewestFirstWithFiltersAndPages) {
+TEST_P(StoreTest, ListsNewestFirstWithFiltersAndPages) {
   auto store = OpenStore();
   for (int i = 0; i < 7; ++i) {
     v1::Job job = NewJob(i % 2 == 0 ? "even" : "odd");
@@ -201,7 +201,7 @@ TEST_F(SqliteStoreTest, ListsNewestFirstWithFiltersAndPages) {
   EXPECT_THAT(ids(*store->ListJobs({.states = {v1::JobStatus::CANCELED}})), ElementsAre("j-2"));
 }
 
-TEST_F(SqliteStoreTest, ReopenResumesExactlyTheUnfinishedJobs) {
+TEST_P(StoreTest, ReopenResumesExactlyTheUnfinishedJobs) {
   {
     auto store = OpenStore();
     for (int i = 0; i < 3; ++i) ASSERT_TRUE(CreateSync(*store, NewJob()).ok());
@@ -220,26 +220,26 @@ TEST_F(SqliteStoreTest, ReopenResumesExactlyTheUnfinishedJobs) {
   EXPECT_EQ(CreateSync(*store, NewJob())->job.id(), "j-4");
 }
 
-TEST_F(SealedStoreTest, ATagUpdateKeepsSecretValuesSealedAndReadable) {
+TEST_P(StoreTest, ATagUpdateKeepsSecretValuesSealedAndReadable) {
   v1::Job job = NewJob();
   (*job.mutable_spec()->mutable_environment()->mutable_env())["API_TOKEN"] = "tok-1a2b3c4d5e6f";
   job.mutable_spec()->mutable_environment()->add_secret_env("API_TOKEN");
   {
-    auto store = OpenSealed(&box_);
+    auto store = OpenStore(&box_);
     ASSERT_TRUE(CreateSync(*store, job).ok());
     auto tagged = UpdateTagsSync(*store, "j-1", {.set = {{"stage", "final"}}});
     ASSERT_TRUE(tagged.ok()) << tagged.status();
     EXPECT_EQ(tagged->spec().environment().env().at("API_TOKEN"), "tok-1a2b3c4d5e6f");
   }
-  EXPECT_THAT(DatabaseBytes(DbPath()), Not(HasSubstr("tok-1a2b3c4d5e6f")));
-  auto store = OpenSealed(&box_);
+  EXPECT_THAT(BytesAtRest(), Not(HasSubstr("tok-1a2b3c4d5e6f")));
+  auto store = OpenStore(&box_);
   absl::StatusOr<v1::Job> read = store->GetJob("j-1");
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->spec().environment().env().at("API_TOKEN"), "tok-1a2b3c4d5e6f");
   EXPECT_EQ(read->spec().tags().at("stage"), "final");
 }
 
-TEST_F(SealedStoreTest, SecretEnvironmentValuesAreSealedAtRestAndReadBackInClear) {
+TEST_P(StoreTest, SecretEnvironmentValuesAreSealedAtRestAndReadBackInClear) {
   v1::Job job = NewJob("default", "key-1");
   auto& env = *job.mutable_spec()->mutable_environment()->mutable_env();
   env["API_TOKEN"] = "tok-9f8e7d6c5b4a";
@@ -247,7 +247,7 @@ TEST_F(SealedStoreTest, SecretEnvironmentValuesAreSealedAtRestAndReadBackInClear
   job.mutable_spec()->mutable_environment()->add_secret_env("API_TOKEN");
   std::string id;
   {
-    auto store = OpenSealed(&box_);
+    auto store = OpenStore(&box_);
     absl::StatusOr<CreateJobResult> created = CreateSync(*store, job);
     ASSERT_TRUE(created.ok()) << created.status();
     id = created->job.id();
@@ -263,10 +263,10 @@ TEST_F(SealedStoreTest, SecretEnvironmentValuesAreSealedAtRestAndReadBackInClear
     (*different.mutable_spec()->mutable_environment()->mutable_env())["API_TOKEN"] = "other";
     EXPECT_EQ(CreateSync(*store, different).status().code(), absl::StatusCode::kAlreadyExists);
   }
-  std::string bytes = DatabaseBytes(DbPath());
+  std::string bytes = BytesAtRest();
   EXPECT_THAT(bytes, Not(HasSubstr("tok-9f8e7d6c5b4a")));
   EXPECT_THAT(bytes, HasSubstr("visible-value-1234")) << "only secret values are sealed";
-  auto store = OpenSealed(&box_);
+  auto store = OpenStore(&box_);
   absl::StatusOr<v1::Job> read = store->GetJob(id);
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->spec().environment().env().at("API_TOKEN"), "tok-9f8e7d6c5b4a");
@@ -276,7 +276,7 @@ TEST_F(SealedStoreTest, SecretEnvironmentValuesAreSealedAtRestAndReadBackInClear
   EXPECT_EQ((*unfinished)[0].spec().environment().env().at("API_TOKEN"), "tok-9f8e7d6c5b4a");
 }
 
-TEST_F(SqliteStoreTest, JobsKeepTheirOwnerAndListByOwner) {
+TEST_P(StoreTest, JobsKeepTheirOwnerAndListByOwner) {
   auto store = OpenStore();
   v1::Job alice_job = NewJob();
   alice_job.set_owner("alice");
@@ -294,7 +294,7 @@ TEST_F(SqliteStoreTest, JobsKeepTheirOwnerAndListByOwner) {
   EXPECT_EQ(page->jobs[0].id(), b->job.id());
 }
 
-TEST_F(SqliteStoreTest, AnIdempotencyKeyOfAnotherOwnerIsRefusedNotShared) {
+TEST_P(StoreTest, AnIdempotencyKeyOfAnotherOwnerIsRefusedNotShared) {
   auto store = OpenStore();
   v1::Job first = NewJob("default", "key-1");
   first.set_owner("alice");

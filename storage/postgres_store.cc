@@ -1,0 +1,189 @@
+#include "storage/postgres_store.h"
+
+#include <utility>
+
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "storage/postgres_schema.h"
+#include "storage/postgres_store_internal.h"
+
+namespace drover::storage {
+namespace {
+
+using postgres_store_internal::FunctionOp;
+
+// Every commit waits for the server's WAL flush (the server's default; set in case the
+// database or role says otherwise), as SQLite's synchronous=FULL does.
+constexpr char kWriterSettings[] =
+    "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = 0;";
+constexpr char kReaderSettings[] = "SET default_transaction_read_only = on;";
+constexpr int kMaxIdleReaders = 8;
+
+}  // namespace
+
+PostgresStore::PostgresStore(PostgresStoreOptions options)
+    : options_(std::move(options)),
+      health_("database", "the PostgreSQL server's data directory", options_.on_write_error) {}
+
+absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(PostgresStoreOptions options) {
+  auto store = std::unique_ptr<PostgresStore>(new PostgresStore(std::move(options)));
+  {
+    DROVER_ASSIGN_OR_RETURN(std::unique_ptr<PgDb> db, PgDb::Open(store->options_.conninfo));
+    DROVER_ASSIGN_OR_RETURN(int found_version, MigratePostgresSchema(*db));
+    if (found_version != LatestPostgresSchemaVersion()) {
+      Log(LogLevel::kInfo, "schema_migrated",
+          {{"store", RedactConninfo(store->options_.conninfo)},
+           {"from", found_version},
+           {"to", LatestPostgresSchemaVersion()}});
+    }
+    if (store->options_.secrets != nullptr) {
+      DROVER_RETURN_IF_ERROR(
+          postgres_store_internal::SealStoredDatastores(*db, *store->options_.secrets));
+    }
+  }
+  DROVER_ASSIGN_OR_RETURN(store->writer_, store->ConnectWriter());
+  store->writer_thread_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  return store;
+}
+
+absl::StatusOr<std::unique_ptr<PostgresStore::Writer>> PostgresStore::ConnectWriter() {
+  auto w = std::make_unique<Writer>();
+  w->secrets = options_.secrets;
+  DROVER_ASSIGN_OR_RETURN(w->db, PgDb::Open(options_.conninfo));
+  DROVER_RETURN_IF_ERROR(w->db->Exec(kWriterSettings));
+  DROVER_RETURN_IF_ERROR(postgres_store_internal::PrepareJobStatements(*w));
+  return w;
+}
+
+PostgresStore::~PostgresStore() { Close(); }
+
+void PostgresStore::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closing_ = true;
+  }
+  if (writer_thread_.joinable()) writer_thread_.join();
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  writer_.reset();
+}
+
+void PostgresStore::Enqueue(std::unique_ptr<WriteOp> op) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closing_) {
+      queue_.push_back(std::move(op));
+      return;
+    }
+  }
+  std::move(*op).Finish(absl::UnavailableError("droverd is shutting down; retry the call"));
+}
+
+void PostgresStore::Barrier(DoneCallback done) {
+  Enqueue(std::make_unique<FunctionOp>([](Writer&) { return absl::OkStatus(); }, std::move(done)));
+}
+
+void PostgresStore::WriterLoop() {
+  std::vector<std::unique_ptr<WriteOp>> batch;
+  while (true) {
+    batch.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](PostgresStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+            return !s->queue_.empty() || s->closing_;
+          },
+          this));
+      if (queue_.empty()) return;  // closing and drained
+      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    (void)CommitBatch(batch);  // failures already went to each write's callback
+  }
+}
+
+absl::Status PostgresStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& batch) {
+  auto fail_all = [&](const absl::Status& error) {
+    const bool connection_lost = writer_ == nullptr || writer_->db->broken();
+    if (!connection_lost) (void)writer_->db->Exec("ROLLBACK");
+    // A lost connection is not the disk's doing: WriteHealth would call it a disk error.
+    absl::Status status =
+        connection_lost ? error : health_.Failed(error, static_cast<int64_t>(batch.size()));
+    if (status == error) {  // not a lack of space or an I/O error: WriteHealth did not log it
+      Log(LogLevel::kError, "store_commit_failed",
+          {{"writes", batch.size()}, {"error", status.ToString()}});
+    }
+    for (auto& op : batch) std::move(*op).Finish(status);
+    return status;
+  };
+  // A lost connection (the server restarted) is replaced before the batch, so that one
+  // failed batch is all a restart of PostgreSQL costs.
+  if (writer_ == nullptr || writer_->db->broken()) {
+    absl::StatusOr<std::unique_ptr<Writer>> w = ConnectWriter();
+    if (!w.ok()) {
+      writer_.reset();
+      return fail_all(w.status());
+    }
+    writer_ = *std::move(w);
+    Log(LogLevel::kInfo, "store_reconnected", {{"store", RedactConninfo(options_.conninfo)}});
+  }
+  Writer& w = *writer_;
+  std::vector<absl::Status> results(batch.size());
+  if (absl::Status s = w.db->Exec("BEGIN"); !s.ok()) return fail_all(s);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (absl::Status s = w.db->Exec("SAVEPOINT op"); !s.ok()) return fail_all(s);
+    results[i] = batch[i]->Apply(w);
+    if (!results[i].ok()) {
+      if (absl::Status s = w.db->Exec("ROLLBACK TO SAVEPOINT op"); !s.ok()) return fail_all(s);
+      // Lack of space or a lost server fails the whole batch rather than only this write.
+      if (absl::IsResourceExhausted(results[i]) || absl::IsUnavailable(results[i])) {
+        return fail_all(results[i]);
+      }
+    }
+    if (absl::Status s = w.db->Exec("RELEASE SAVEPOINT op"); !s.ok()) return fail_all(s);
+  }
+  if (absl::Status s = w.db->Exec("COMMIT"); !s.ok()) return fail_all(s);
+  health_.Succeeded();
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.commits += 1;
+    stats_.writes += static_cast<int64_t>(batch.size());
+  }
+  for (size_t i = 0; i < batch.size(); ++i) std::move(*batch[i]).Finish(results[i]);
+  return absl::OkStatus();
+}
+
+PostgresStore::Stats PostgresStore::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+absl::StatusOr<std::unique_ptr<PgDb>> PostgresStore::AcquireReader() {
+  {
+    absl::MutexLock lock(&readers_mu_);
+    if (!idle_readers_.empty()) {
+      std::unique_ptr<PgDb> db = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return db;
+    }
+  }
+  DROVER_ASSIGN_OR_RETURN(std::unique_ptr<PgDb> db, PgDb::Open(options_.conninfo));
+  DROVER_RETURN_IF_ERROR(db->Exec(kReaderSettings));
+  return db;
+}
+
+void PostgresStore::DropIdleReaders() {
+  std::vector<std::unique_ptr<PgDb>> dropped;
+  absl::MutexLock lock(&readers_mu_);
+  dropped.swap(idle_readers_);
+}
+
+void PostgresStore::ReleaseReader(std::unique_ptr<PgDb> db) {
+  absl::MutexLock lock(&readers_mu_);
+  if (idle_readers_.size() < kMaxIdleReaders) idle_readers_.push_back(std::move(db));
+}
+
+}  // namespace drover::storage

@@ -1,0 +1,153 @@
+// PostgresStore: the Store on a PostgreSQL server (droverd --store postgres://...), for
+// clusters that keep their state on an engine they already run and back up. Same contract
+// and same semantics as SqliteStore: every committed write is durable
+// (`synchronous_commit = on` on the writer's connection), ids come from an identity
+// column and are never reused, idempotency keys are unique, a status update is a
+// compare-and-set on the job's version.
+//
+// Threads: one writer thread owns the write connection and commits queued writes in
+// batches (group commit), each write under a savepoint so that a refused write leaves the
+// rest of its batch intact; the hot statements (jobs) are prepared on the server once.
+// Reads use a small pool of read-only connections and may be called from any thread.
+// Public methods are thread-safe.
+//
+// Server trouble: when the connection is lost or the server refuses a commit (disk full,
+// shutting down), every write of the batch fails (UNAVAILABLE or RESOURCE_EXHAUSTED) and
+// the writer reconnects before the next batch. A commit whose answer was lost with the
+// connection is reported UNAVAILABLE although it may have committed: clients retry with
+// their idempotency key.
+//
+// Schema: versioned migrations in postgres_schema.cc, applied at Open under an advisory
+// lock. All SQL is parameterised ($1, $2, ...); no value is ever spliced into SQL text.
+#ifndef DROVER_STORAGE_POSTGRES_STORE_H_
+#define DROVER_STORAGE_POSTGRES_STORE_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/pki/secret_box.h"
+#include "storage/store.h"
+#include "storage/write_health.h"
+
+namespace drover::storage {
+
+// A libpq connection (storage/postgres_db.h); only storage/*.cc see libpq's own types.
+class PgDb;
+
+struct PostgresStoreOptions {
+  // A libpq connection URI or string: "postgres://drover@db.example/drover",
+  // "postgresql:///drover?host=/run/postgresql". The database must exist; droverd creates
+  // its tables.
+  std::string conninfo;
+  // Most writes committed in one transaction.
+  int max_batch = 1024;
+  // Told of every write the server refused for lack of space or an I/O error.
+  WriteErrorObserver on_write_error;
+  // Seals secret values at rest, as for SqliteStoreOptions::secrets. Must outlive the store.
+  const SecretBox* secrets = nullptr;
+};
+
+class PostgresStore final : public Store {
+ public:
+  // Connects, applies pending schema migrations and starts the writer. UNAVAILABLE when the
+  // server cannot be reached, FAILED_PRECONDITION when the database was written by a newer
+  // droverd, INTERNAL when a migration fails (the database is left unchanged).
+  static absl::StatusOr<std::unique_ptr<PostgresStore>> Open(PostgresStoreOptions options);
+  ~PostgresStore() override;
+
+  void CreateJob(v1::Job job, CreateJobCallback done) override;
+  void UpdateJobStatus(std::string job_id, int64_t expected_version, v1::JobStatus status,
+                       UpdateCallback done) override;
+  void UpdateJobTags(std::string job_id, JobTagUpdate update, UpdateCallback done) override;
+  void Barrier(DoneCallback done) override;
+  void PutComputeTarget(v1::ComputeTarget target, DoneCallback done) override;
+  void DeleteComputeTarget(std::string name, DoneCallback done) override;
+  absl::StatusOr<std::vector<v1::ComputeTarget>> LoadComputeTargets() override;
+  void PutImage(v1::Image image, DoneCallback done) override;
+  void DeleteImage(std::string name, DoneCallback done) override;
+  absl::StatusOr<std::vector<v1::Image>> LoadImages() override;
+  void PutDatastore(v1::Datastore datastore, bool replace, DoneCallback done) override;
+  void DeleteDatastore(std::string name, DoneCallback done) override;
+  absl::StatusOr<std::vector<v1::Datastore>> LoadDatastores() override;
+  void PutNodeAdminState(NodeAdminState state, DoneCallback done) override;
+  void DeleteNodeAdminState(std::string node, DoneCallback done) override;
+  absl::StatusOr<std::vector<NodeAdminState>> LoadNodeAdminStates() override;
+  void PutJoinToken(JoinToken token, DoneCallback done) override;
+  void UseJoinToken(std::string hash, std::string node, absl::Time now,
+                    JoinTokenCallback done) override;
+  void RevokeJoinTokens(std::string prefix, DoneCallback done) override;
+  absl::StatusOr<std::vector<JoinToken>> LoadJoinTokens() override;
+  void PutNodeCertificate(NodeCertificateRecord record, DoneCallback done) override;
+  void RevokeNodeCertificates(std::string node, absl::Time now, DoneCallback done) override;
+  absl::StatusOr<std::vector<NodeCertificateRecord>> LoadNodeCertificates() override;
+  void PutNodeLossPause(std::optional<NodeLossPause> pause, DoneCallback done) override;
+  absl::StatusOr<std::optional<NodeLossPause>> LoadNodeLossPause() override;
+  void CreateUser(UserRecord record, DoneCallback done) override;
+  void SetUserToken(std::string name, std::string token_sha256, UserCallback done) override;
+  void SetUserBlobQuota(std::string name, int64_t bytes, UserCallback done) override;
+  absl::StatusOr<std::vector<v1::User>> LoadUsers() override;
+  absl::StatusOr<v1::User> FindUserByToken(absl::string_view token_sha256) override;
+  void AddBlobUploader(std::string digest, std::string user, int64_t size,
+                       DoneCallback done) override;
+  absl::StatusOr<bool> IsBlobUploader(absl::string_view digest, absl::string_view user) override;
+  absl::StatusOr<BlobHoldings> BlobHoldingsOf(absl::string_view user) override;
+  void ForgetBlobs(std::vector<std::string> digests, DoneCallback done) override;
+  void AppendAudit(AuditRecord record, DoneCallback done) override;
+  absl::StatusOr<AuditPage> ListAudit(const AuditQuery& query) override;
+  void PruneAudit(absl::Time before, int64_t keep_newest, int64_t max_removed,
+                  DoneCallback done) override;
+  absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
+  absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
+  absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;
+  void Close() override;
+
+  struct Stats {
+    int64_t commits = 0;  // transactions committed
+    int64_t writes = 0;   // writes applied in them
+  };
+  Stats stats() const;
+
+  // The operations the writer runs, one per queued write (postgres_store_internal.h).
+  class WriteOp;
+  struct Writer;
+
+ private:
+  PostgresStoreOptions options_;
+  explicit PostgresStore(PostgresStoreOptions options);
+  // Opens the writer's connection, with its session settings and kept statements.
+  absl::StatusOr<std::unique_ptr<Writer>> ConnectWriter();
+  void Enqueue(std::unique_ptr<WriteOp> op);
+  void WriterLoop();
+  // Runs one batch in one transaction; returns the commit status.
+  absl::Status CommitBatch(std::vector<std::unique_ptr<WriteOp>>& batch);
+
+  absl::StatusOr<std::unique_ptr<PgDb>> AcquireReader();
+  void ReleaseReader(std::unique_ptr<PgDb> db);
+  void DropIdleReaders();
+  template <typename Fn>
+  auto WithReader(Fn&& fn) -> decltype(fn(std::declval<PgDb&>()));
+
+  WriteHealth health_;
+  std::unique_ptr<Writer> writer_;  // used only by the writer thread after Open
+  std::thread writer_thread_;
+
+  mutable absl::Mutex mu_;
+  std::deque<std::unique_ptr<WriteOp>> queue_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex readers_mu_;
+  std::vector<std::unique_ptr<PgDb>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
+};
+
+}  // namespace drover::storage
+
+#endif  // DROVER_STORAGE_POSTGRES_STORE_H_
