@@ -422,6 +422,9 @@ absl::Status Attempt::WatchContainer() {
     }
     if (exit.ok()) {
       exited_ = true;
+      // The last system sample, read before the container (and its cgroup) is deleted: a
+      // job shorter than the sampling interval still shows its memory peak.
+      usage_ = sampler_.End(env_.clock->Now(), exit->usage);
       ReadExits(*exit);
       return absl::OkStatus();
     }

@@ -228,6 +228,7 @@ class Attempt {
   int64_t outputs_size_ = 0;
   int first_failed_rank_ = -1;
   SystemSampler sampler_;               // the system metrics of the running container
+  std::optional<v1::AttemptUsage> usage_;  // what the container used, once it ended
   absl::Time running_since_ = absl::InfiniteFuture();  // GPU readings older than this are not ours
   std::string launcher_message_;  // why mpirun failed, when it did
 };

@@ -212,6 +212,7 @@ void Attempt::Finish(v1::JobStatus::Cause cause, std::string message) {
   report.set_outputs_size(outputs_size_);
   if (first_failed_rank_ >= 0) report.set_first_failed_rank(first_failed_rank_);
   for (const NodeGpu& gpu : gpus_) *report.add_gpus() = gpu.gpu;
+  if (usage_.has_value()) *report.mutable_usage() = *usage_;
   Record(report);  // kept on disk until droverd surely has it (Agent forgets it)
   env_.report(report);
   Failpoint("attempt.after_end");

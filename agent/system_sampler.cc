@@ -41,6 +41,27 @@ std::string SystemSampler::Take(absl::Time now, const ContainerStats& stats,
   return lines;
 }
 
+std::optional<v1::AttemptUsage> SystemSampler::End(absl::Time now,
+                                                   const ContainerStats& usage) const {
+  if (usage.cpu_ns < 0 && usage.memory_peak_bytes < 0) return std::nullopt;
+  v1::AttemptUsage end;
+  const absl::Duration since_epoch = now - absl::UnixEpoch();
+  end.mutable_time()->set_seconds(absl::ToInt64Seconds(since_epoch));
+  end.mutable_time()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(since_epoch % absl::Seconds(1))));
+  end.set_sample(samples_);
+  if (usage.memory_peak_bytes >= 0) end.set_memory_peak_bytes(usage.memory_peak_bytes);
+  if (usage.cpu_ns >= 0) {
+    end.set_cpu_seconds(static_cast<double>(usage.cpu_ns) / 1e9);
+    // A counter that went back is not the same container's (or not a counter): no rate.
+    if (last_cpu_ns_ >= 0 && usage.cpu_ns >= last_cpu_ns_ && now > last_) {
+      end.set_cpu_cores(static_cast<double>(usage.cpu_ns - last_cpu_ns_) /
+                        absl::ToDoubleNanoseconds(now - last_));
+    }
+  }
+  return end;
+}
+
 void AppendToJobFile(const std::string& job_dir, const std::string& path,
                      const std::string& lines) {
   FileKind kind = FileKind::kMissing;

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "agent/gpu_sampler.h"
 #include "agent/runtime/container_runtime.h"
+#include "drover/v1/agent.pb.h"
 
 namespace drover::agent {
 
@@ -36,6 +37,10 @@ class SystemSampler {
   // No reading could be taken at `now` (the container ended meanwhile, or has no cgroup to
   // read): the next is tried an interval later.
   void Missed(absl::Time now) { last_ = now; }
+  // The last reading, of a container whose processes ended: `usage` (ContainerExit::usage,
+  // read at `now`) as the attempt's ENDED report carries it, its CPU rate from the previous
+  // reading. nullopt when `usage` knows neither CPU time nor memory peak.
+  std::optional<v1::AttemptUsage> End(absl::Time now, const ContainerStats& usage) const;
 
   int64_t samples() const { return samples_; }
 

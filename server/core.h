@@ -205,6 +205,9 @@ class Core {
   void RequestSchedule();
   void Assign(const scheduler::Placement& placement);
   void HandleReport(const std::string& node, const v1::AttemptReport& report);
+  // The first ENDED `report` of `node` for the current attempt: its usage becomes the last
+  // sample of the node's SYSTEM_METRICS (EndSampleRecords).
+  void AddEndSample(const std::string& node, const v1::AttemptReport& report);
   // Runs what the attempt rules (scheduler/attempts.h) decided, in order: status commits,
   // messages to nodes, assignments sent again, fences, attempts' ends, placement rounds.
   void Run(scheduler::AttemptEffects effects);

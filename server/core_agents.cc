@@ -19,6 +19,7 @@
 #include "scheduler/job_spec.h"
 #include "scheduler/job_state.h"
 #include "scheduler/placement.h"
+#include "server/metric_records.h"
 #include "server/server_metrics.h"
 
 namespace drover::server {
@@ -92,7 +93,38 @@ void Core::AgentMessage(const std::string& node, const v1::AgentMessage& message
   if (message.has_report()) HandleReport(node, message.report());
 }
 
+void Core::AddEndSample(const std::string& node, const v1::AttemptReport& report) {
+  const scheduler::AttemptState* attempt = attempts_.Find(report.attempt().job_id());
+  // Only once, while the attempt is current and the node's part has not ended: a report
+  // sent again (a hello after a reconnect) or a stale one adds nothing.
+  if (attempt == nullptr || attempt->epoch != report.attempt().epoch() ||
+      attempt->ended.contains(node)) {
+    return;
+  }
+  auto at = absl::c_find(attempt->nodes, node);
+  if (at == attempt->nodes.end()) return;
+  std::string lines = EndSampleRecords(report.usage());
+  if (lines.empty()) return;
+  // The agent reports ENDED only once droverd has stored every byte of its files (or gave up
+  // on them), and once its part ended no more chunks of it are taken: the end of the stream
+  // is this sample's.
+  storage::LogStreamKey key{report.attempt().job_id(), report.attempt().epoch(),
+                            static_cast<int32_t>(at - attempt->nodes.begin()),
+                            v1::SYSTEM_METRICS};
+  const int64_t offset = logs_.Received(key);
+  logs_.Append(key, offset, lines,
+               [job_id = key.job_id, node](absl::StatusOr<int64_t> stored) {
+                 if (!stored.ok()) {
+                   Log(LogLevel::kWarning, "end_sample_not_stored",
+                       {{"job", job_id}, {"node", node}, {"error", stored.status().message()}});
+                 }
+               });
+}
+
 void Core::HandleReport(const std::string& node, const v1::AttemptReport& report) {
+  if (report.phase() == v1::AttemptReport::ENDED && report.has_usage()) {
+    AddEndSample(node, report);
+  }
   if (report.phase() == v1::AttemptReport::ENDED &&
       stored_ends_.Reported(node, report.attempt(), jobs_.Find(report.attempt().job_id()))) {
     // What the end decided may be stored already (a hello that reports it again): the store

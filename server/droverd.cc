@@ -344,7 +344,11 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
     http_options.listen = options.http_listen;
     http_options.web_root = options.web_root;
     http_options.in_process_key = in_process_key;
-    http_options.spool_dir = options.state_dir;
+    http_options.spool_dir = options.state_dir + "/http-spool";
+    http_options.spool_max_bytes = static_cast<uint64_t>(options.http_spool_max_bytes);
+    http_options.limits.max_connections_per_client = options.http_max_connections_per_client;
+    http_options.limits.login_burst = options.http_login_burst;
+    http_options.limits.login_interval = options.http_login_interval;
     if (!options.http_plain) {
       http_options.certificate_pem = d->tls_.certificate_pem;
       http_options.key_pem = d->tls_.key_pem;

@@ -81,6 +81,12 @@ struct DroverdOptions {
   std::string web_root;
   // Serve `http_listen` as plain HTTP (a loopback address, or behind a TLS proxy).
   bool http_plain = false;
+  // What one client address may take of the HTTP face (connections, logins), and the most
+  // bytes of output files its downloads keep in <state-dir>/http-spool at once.
+  int http_max_connections_per_client = 32;
+  int http_login_burst = 10;
+  absl::Duration http_login_interval = absl::Seconds(6);
+  int64_t http_spool_max_bytes = int64_t{4} << 30;
   // TLS: droverd's own cluster CA under <state-dir>/tls/, or an administrator's files.
   TlsOptions tls;
   // The local admin socket (docs/security.md): calls through it are admin without a token;

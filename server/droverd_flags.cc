@@ -107,6 +107,25 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
   flags.Bool("http-plain", &s.options.http_plain,
              "Serve --http-listen as plain HTTP, not HTTPS: only on a loopback address or "
              "behind a TLS proxy (the session cookie is then not Secure)");
+  int64_t http_max_connections_per_client = s.options.http_max_connections_per_client;
+  int64_t http_login_burst = s.options.http_login_burst;
+  std::string http_login_interval = "6s";
+  flags.Int("http-max-connections-per-client", &http_max_connections_per_client,
+            "Most connections one client address (an IPv4 address, an IPv6 /64) may hold open "
+            "to --http-listen; more are answered 429. Behind a proxy every client is the "
+            "proxy's address: raise it, or 0 for no limit");
+  flags.Int("http-login-burst", &http_login_burst,
+            "Logins (POST /api/v1/login with a well-formed token, right or wrong) one client address may make at once "
+            "before it must wait --http-login-interval per login (429 with Retry-After). 0: no "
+            "limit");
+  flags.String("http-login-interval", &http_login_interval,
+               "How often one client address gets one more login once its burst is spent",
+               "DURATION");
+  flags.Int("http-spool-max", &s.options.http_spool_max_bytes,
+            "Most bytes of job output files the HTTP face keeps in <state-dir>/http-spool at "
+            "once while browsers download them (default 4 GiB); a download past it is answered "
+            "503 with Retry-After. 0: no cap",
+            "BYTES");
   flags.String("shutdown-grace", &shutdown_grace,
                "How long a stop lets accepted calls finish", "DURATION");
   flags.String("launch-timeout", &launch_timeout,
@@ -278,6 +297,18 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
   DROVER_RETURN_IF_ERROR(Require(
       options.log_limits.max_log_bytes >= 0 && options.log_limits.max_metric_records >= 0,
       "--max-log-bytes and --max-metric-records: give 0 (no cap) or a positive number"));
+  DROVER_RETURN_IF_ERROR(ParseDurationFlag("http-login-interval", http_login_interval, "6s or 1m",
+                                           &options.http_login_interval));
+  DROVER_RETURN_IF_ERROR(Require(
+      http_max_connections_per_client >= 0 && http_max_connections_per_client <= 1'000'000 &&
+          http_login_burst >= 0 && http_login_burst <= 1'000'000,
+      "--http-max-connections-per-client and --http-login-burst: give 0 (no limit) to 1000000"));
+  DROVER_RETURN_IF_ERROR(Require(options.http_login_interval >= absl::Milliseconds(1),
+                                 "--http-login-interval: at least 1ms"));
+  DROVER_RETURN_IF_ERROR(Require(options.http_spool_max_bytes >= 0,
+                                 "--http-spool-max: give 0 (no cap) or a number of bytes"));
+  options.http_max_connections_per_client = static_cast<int>(http_max_connections_per_client);
+  options.http_login_burst = static_cast<int>(http_login_burst);
   DROVER_RETURN_IF_ERROR(Require(max_open_log_files >= 1 && max_open_log_files <= 1'000'000,
                                  "--max-open-log-files: give 1 to 1000000"));
   options.max_open_log_files = static_cast<int>(max_open_log_files);

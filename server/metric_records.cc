@@ -10,6 +10,8 @@
 #include "absl/strings/charconv.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/json.h"
 #include "common/utf8.h"
 
@@ -224,6 +226,22 @@ bool ParseCanonicalPoint(absl::string_view line, MetricRecord* record) {
 }
 
 }  // namespace
+
+std::string EndSampleRecords(const v1::AttemptUsage& usage) {
+  std::string lines;
+  const double t = static_cast<double>(usage.time().seconds()) + usage.time().nanos() / 1e9;
+  if (!std::isfinite(t) || t < 0 || usage.sample() < 0) return lines;
+  auto point = [&](absl::string_view name, double value) {
+    if (!std::isfinite(value) || value < 0) return;
+    absl::StrAppend(&lines, "{\"n\":\"", name, "\",\"s\":", usage.sample(), ",\"t\":",
+                    absl::StrFormat("%.6f", t), ",\"v\":", absl::StrFormat("%.17g", value), "}\n");
+  };
+  if (usage.has_cpu_cores()) point("cpu_cores", usage.cpu_cores());
+  if (usage.has_memory_peak_bytes()) {
+    point("memory_peak_bytes", static_cast<double>(usage.memory_peak_bytes()));
+  }
+  return lines;
+}
 
 std::optional<MetricRecord> ParseMetricRecord(absl::string_view line) {
   MetricRecord record;

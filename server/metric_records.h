@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "drover/v1/agent.pb.h"
 #include "drover/v1/job_service.pb.h"
 #include "server/metric_thinning.h"
 
@@ -36,6 +37,13 @@ struct MetricRecord {
 std::optional<MetricRecord> ParseMetricRecord(absl::string_view line);
 // The same through the general JSON reader (the reference the fast path is tested against).
 std::optional<MetricRecord> ParseMetricRecordWithJsonReader(absl::string_view line);
+
+// The records of a node's last system sample, from its attempt's ENDED report
+// (AttemptReport.usage): `memory_peak_bytes` and `cpu_cores` at the usage's time, sample
+// number `usage.sample`, in the lines the agents' sampler writes (agent/system_sampler.h),
+// to append to the node's SYSTEM_METRICS stream. A value that is not finite or is below zero
+// is left out (an agent's report is not trusted to be sane); empty when none is left.
+std::string EndSampleRecords(const v1::AttemptUsage& usage);
 
 class MetricsCollector {
  public:

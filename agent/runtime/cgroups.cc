@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -64,8 +65,32 @@ CgroupDirs FindCgroups(pid_t pid) {
   return ChooseCgroupDirs(*cgroups, ReadMountInfo());
 }
 
-std::string FindOomFile(pid_t pid) {
-  CgroupDirs dirs = FindCgroups(pid);
+std::string FormatCgroupDirs(const CgroupDirs& dirs) {
+  std::string text;
+  for (const auto& [controller, folder] : dirs.v1) absl::StrAppend(&text, controller, " ", folder, "\n");
+  if (!dirs.v2.empty()) absl::StrAppend(&text, "v2 ", dirs.v2, "\n");
+  return text;
+}
+
+CgroupDirs ParseCgroupDirs(absl::string_view text) {
+  CgroupDirs dirs;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, absl::MaxSplits(' ', 1));
+    const absl::string_view folder = kv.second;
+    if (kv.first.empty() || folder.empty() || folder[0] != '/' ||
+        absl::StrContains(folder, "/..") || absl::StrContains(folder, '\0')) {
+      continue;
+    }
+    if (kv.first == "v2") {
+      dirs.v2 = std::string(folder);
+    } else {
+      dirs.v1[std::string(kv.first)] = std::string(folder);
+    }
+  }
+  return dirs;
+}
+
+std::string OomFileOf(const CgroupDirs& dirs) {
   auto memory = dirs.v1.find("memory");
   if (memory != dirs.v1.end()) return memory->second + "/memory.oom_control";
   return dirs.v2.empty() ? "" : dirs.v2 + "/memory.events";
@@ -106,10 +131,25 @@ ContainerStats ReadCgroupStats(const CgroupDirs& dirs) {
     for (absl::string_view line : absl::StrSplit(text.ok() ? *text : "", '\n', absl::SkipEmpty())) {
       std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, ' ');
       int64_t usec = 0;
-      if (kv.first == "usage_usec" && absl::SimpleAtoi(kv.second, &usec)) stats.cpu_ns = usec * 1000;
+      if (kv.first == "usage_usec" && absl::SimpleAtoi(kv.second, &usec) && usec >= 0 &&
+          usec <= INT64_MAX / 1000) {
+        stats.cpu_ns = usec * 1000;
+      }
     }
   }
   return stats;
+}
+
+ContainerStats ReadFinalUsage(const CgroupDirs& dirs) {
+  ContainerStats usage{.cpu_ns = -1, .memory_bytes = -1, .memory_peak_bytes = -1};
+  if (dirs.v1.empty() && dirs.v2.empty()) return usage;
+  ContainerStats read = ReadCgroupStats(dirs);
+  // A field ReadCgroupStats had no folder for keeps its running-container default (0).
+  const bool has_cpu = dirs.v1.contains("cpuacct") || !dirs.v2.empty();
+  const bool has_memory = dirs.v1.contains("memory") || !dirs.v2.empty();
+  if (has_cpu && read.cpu_ns >= 0) usage.cpu_ns = read.cpu_ns;
+  if (has_memory && read.memory_peak_bytes >= 0) usage.memory_peak_bytes = read.memory_peak_bytes;
+  return usage;
 }
 
 }  // namespace drover::agent

@@ -32,10 +32,17 @@ CgroupDirs ChooseCgroupDirs(absl::string_view proc_cgroup, const std::vector<Mou
 // ChooseCgroupDirs for process `pid`, from /proc; empty when it cannot be read.
 CgroupDirs FindCgroups(pid_t pid);
 
-// The file holding the `oom_kill` counter of the memory cgroup of process `pid`: v1
+// `dirs` as text, one folder a line (`<v1 controller> <folder>`, `v2 <folder>`), to keep in
+// a container's bundle for a later agent process; and back. The parser skips lines that
+// are not of that form or whose folder is not an absolute path without `..` (the file is
+// the agent's own, but a damaged one must not lead a read elsewhere). Pure.
+std::string FormatCgroupDirs(const CgroupDirs& dirs);
+CgroupDirs ParseCgroupDirs(absl::string_view text);
+
+// The file holding the `oom_kill` counter of the memory cgroup `dirs`: v1
 // `memory.oom_control` where a v1 memory controller is mounted, else v2 `memory.events`;
-// empty when neither is known.
-std::string FindOomFile(pid_t pid);
+// empty when neither is known. Pure.
+std::string OomFileOf(const CgroupDirs& dirs);
 
 // Whether the text of a memory.oom_control or memory.events file counts an OOM kill
 // (`oom_kill N`, N > 0). Pure.
@@ -48,6 +55,12 @@ bool ReadOomKilled(const std::string& oom_file);
 // -1 when its file is missing or unreadable, and keeps ContainerStats' default when `dirs`
 // has no folder for it.
 ContainerStats ReadCgroupStats(const CgroupDirs& dirs);
+
+// What a container whose processes have all exited used over its life (ContainerExit's
+// `usage`): CPU time and memory peak from the cgroups `dirs` (still there until the
+// container is deleted), each -1 when `dirs` has no folder for it or its file is missing
+// or not a number; `memory_bytes` -1 (what is charged after the end means nothing).
+ContainerStats ReadFinalUsage(const CgroupDirs& dirs);
 
 }  // namespace drover::agent
 

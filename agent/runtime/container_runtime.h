@@ -85,16 +85,6 @@ struct ContainerSpec {
   std::vector<DeviceNode> devices;
 };
 
-// How a container's PID 1 ended.
-struct ContainerExit {
-  int exit_code = -1;  // -1 when a signal ended it
-  int signal = 0;
-  bool oom_killed = false;  // the container's memory cgroup recorded an OOM kill
-  // When it failed: the last line PID 1 itself wrote (not the ranks), for example
-  // drover-init's usage error; empty when none.
-  std::string last_message;
-};
-
 // What a running container uses now, from its cgroup (v1 or v2).
 struct ContainerStats {
   // CPU time of every process, user and system, since the container started.
@@ -103,6 +93,20 @@ struct ContainerStats {
   // kernel does not record it: cgroup v2 before Linux 5.19).
   int64_t memory_bytes = 0;
   int64_t memory_peak_bytes = -1;
+};
+
+// How a container's PID 1 ended.
+struct ContainerExit {
+  int exit_code = -1;  // -1 when a signal ended it
+  int signal = 0;
+  bool oom_killed = false;  // the container's memory cgroup recorded an OOM kill
+  // When it failed: the last line PID 1 itself wrote (not the ranks), for example
+  // drover-init's usage error; empty when none.
+  std::string last_message;
+  // What the container used over its whole life, read after PID 1 exited and before its
+  // cgroup was removed: `cpu_ns` and `memory_peak_bytes`, each -1 when it could not be read
+  // (the cgroup was gone, a file missing or not a number); `memory_bytes` is not read.
+  ContainerStats usage{.cpu_ns = -1, .memory_bytes = -1, .memory_peak_bytes = -1};
 };
 
 // Where a container is in its life, as the runtime sees it now.

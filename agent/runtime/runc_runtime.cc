@@ -353,6 +353,8 @@ absl::StatusOr<std::shared_ptr<RuncRuntime::Record>> RuncRuntime::Find(absl::str
   record->created = true;
   absl::StatusOr<std::string> oom = ReadFile(absl::StrCat(state->bundle, "/state.oom_file"));
   if (oom.ok()) record->oom_file = std::string(absl::StripAsciiWhitespace(*oom));
+  absl::StatusOr<std::string> cgroups = ReadFile(absl::StrCat(state->bundle, "/state.cgroups"));
+  if (cgroups.ok()) record->cgroups = ParseCgroupDirs(*cgroups);
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = records_.emplace(std::string(id), record);
   return it->second;
@@ -456,13 +458,16 @@ absl::Status RuncRuntime::CreateContainer(const ContainerSpec& spec, bool start)
     return created;
   }
 
-  std::string oom_file = FindOomFile(pid);
+  CgroupDirs cgroups = FindCgroups(pid);
+  std::string oom_file = OomFileOf(cgroups);
   if (!oom_file.empty()) (void)WriteFile(spec.bundle_dir + "/state.oom_file", oom_file + "\n");
+  (void)WriteFile(spec.bundle_dir + "/state.cgroups", FormatCgroupDirs(cgroups));
   {
     absl::MutexLock lock(&mu_);
     record->pid = pid;
     record->created = true;
     record->oom_file = oom_file;
+    record->cgroups = std::move(cgroups);
   }
   Log(LogLevel::kDebug, start ? "container_started" : "container_created",
       {{"id", spec.id},
@@ -568,6 +573,7 @@ absl::StatusOr<ContainerExit> RuncRuntime::AwaitExit(const std::shared_ptr<Recor
       exit = FromExitFile(record->bundle_dir);
     }
     exit.oom_killed = ReadOomKilled(record->oom_file);
+    exit.usage = ReadFinalUsage(record->cgroups);
     if (exit.exit_code != 0) {
       // What PID 1 itself said last (drover-init's own errors), for the failure message.
       absl::StatusOr<std::string> log = ReadFileTail(ContainerLogPath(record->bundle_dir));

@@ -20,10 +20,11 @@
 // reports exit_code -1, signal SIGKILL. runc state is read once per call where needed, never
 // polled.
 //
-// OOM: after PID 1 exits, and before Delete() lets runc remove the cgroup, Wait() reads the
-// container's memory cgroup (v1 memory.oom_control or v2 memory.events, `oom_kill N`); the
-// file's path is found at create time from /proc/<pid>/cgroup and kept in the bundle
-// (`state.oom_file`) for a later agent process.
+// OOM and usage: after PID 1 exits, and before Delete() lets runc remove the cgroup, Wait()
+// reads the container's memory cgroup (v1 memory.oom_control or v2 memory.events,
+// `oom_kill N`) and its final usage (CPU time, memory peak: ContainerExit::usage). The
+// cgroup folders are found at create time from /proc/<pid>/cgroup and kept in the bundle
+// (`state.oom_file`, `state.cgroups`) for a later agent process.
 //
 // Signals. PID 1 of a PID namespace drops any signal it neither catches nor blocks, even
 // from outside. Signal() therefore first waits (up to 2 s, reading /proc/<pid>/status) until
@@ -51,6 +52,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/runtime/cgroups.h"
 #include "agent/runtime/container_runtime.h"
 #include "agent/runtime/process.h"
 #include "agent/runtime/oci_spec.h"
@@ -151,6 +153,7 @@ class RuncRuntime : public ContainerRuntime {
     pid_t pid = 0;
     bool created = false;  // `runc create` (or `runc run --detach`) succeeded
     std::string oom_file;  // memory.oom_control (v1) or memory.events (v2); empty: unknown
+    CgroupDirs cgroups;    // the container's, found at create time; empty: unknown
     std::optional<ContainerExit> exit;
   };
 

@@ -104,6 +104,18 @@ void Login(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange, ApiReque
                                      "that is not a drover token (drv_...); use the token drover "
                                      "user create or drover user token printed"));
   }
+  // Every try that could be a token counts, right or wrong: guessing tokens from one address
+  // is slowed to a crawl (a malformed body never reaches gRPC and counts nothing).
+  if (absl::Duration wait = loop.client_limits.TakeLogin(exchange->client(), loop.clock.Now());
+      wait > absl::ZeroDuration()) {
+    const int64_t seconds =
+        std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(wait, absl::Seconds(1))));
+    StringResponse response = ErrorResponse(
+        429, absl::ResourceExhaustedError(absl::StrCat(
+                 "too many logins from your address; try again in ", seconds, " s")));
+    response.set(bhttp::field::retry_after, absl::StrCat(seconds));
+    return exchange->Respond(std::move(response));
+  }
   CallUnary<v1::WhoAmIRequest, v1::User>(
       loop, user_token, v1::WhoAmIRequest(),
       [&loop](auto* context, auto* req, auto* resp, auto done) {

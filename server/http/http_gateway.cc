@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <deque>
+#include <filesystem>
 #include <sstream>
 #include <utility>
 
@@ -98,14 +99,21 @@ template <class Stream>
 class Connection final : public Exchange,
                          public std::enable_shared_from_this<Connection<Stream>> {
  public:
+  // `client` has been counted (ClientLimits::OpenConnection); the destructor uncounts it.
   template <class... Args>
-  Connection(HttpGateway::Loop& loop, Args&&... args)
+  Connection(HttpGateway::Loop& loop, std::string client, Args&&... args)
       : loop_(loop),
+        client_(std::move(client)),
         stream_(std::forward<Args>(args)...),
         buffer_(loop.limits.max_header_bytes + loop.limits.max_body_bytes + 4096) {
     ++loop_.connections;
   }
-  ~Connection() override { --loop_.connections; }
+  ~Connection() override {
+    --loop_.connections;
+    loop_.client_limits.CloseConnection(client_);
+  }
+
+  const std::string& client() const override { return client_; }
 
   void Start() {
     if constexpr (kTls) {
@@ -127,9 +135,15 @@ class Connection final : public Exchange,
 
   // A file (a static file, a job's output of any size) goes out piece by piece, each piece
   // with its own `write_timeout`: a slow client that keeps taking bytes keeps the download.
-  void RespondFile(FileResponse response) override {
+  void RespondFile(FileResponse response, std::function<void()> sent) override {
     response.prepare_payload();
-    auto message = std::make_shared<FileResponse>(std::move(response));
+    // `sent` runs when the last reference to the message (and its file) goes, whichever way
+    // the sending ended.
+    auto message = std::shared_ptr<FileResponse>(
+        new FileResponse(std::move(response)), [sent = std::move(sent)](FileResponse* m) {
+          delete m;
+          if (sent) sent();
+        });
     message->version(11);
     AddSecurityHeaders(*message);
     message->keep_alive(keep_alive_);
@@ -328,6 +342,7 @@ class Connection final : public Exchange,
   }
 
   HttpGateway::Loop& loop_;
+  const std::string client_;
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -346,30 +361,64 @@ class Connection final : public Exchange,
   char discard_[512];
 };
 
-// Over the cap: one non-blocking attempt to say so, then the connection is closed.
-void Refuse(tcp::socket& socket) {
-  static constexpr absl::string_view kBusy =
-      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-      "Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
+// Over a cap: one non-blocking attempt to say so (`answer`, a whole plain HTTP response),
+// then the connection is closed.
+void Refuse(tcp::socket& socket, absl::string_view answer) {
   beast::error_code ignored;
   socket.non_blocking(true, ignored);
-  socket.write_some(asio::buffer(kBusy.data(), kBusy.size()), ignored);
+  socket.write_some(asio::buffer(answer.data(), answer.size()), ignored);
   socket.shutdown(tcp::socket::shutdown_both, ignored);
   socket.close(ignored);
+}
+
+constexpr absl::string_view kTooManyConnections =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 21\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    "too many connections\n";
+constexpr absl::string_view kTooManyFromClient =
+    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 39\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    "too many connections from your address\n";
+
+// Makes the spool folder (0700) when missing and removes what an earlier droverd left in it
+// (the files are nameless while in use; a named one is left only by a crash between its
+// creation and its unlink).
+absl::Status PrepareSpool(const std::string& dir) {
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error || ::chmod(dir.c_str(), 0700) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot make the HTTP spool folder '", dir, "'",
+        error ? absl::StrCat(": ", error.message()) : "", "; check the state folder's owner"));
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    std::error_code ignored;
+    if (entry.is_regular_file(ignored)) std::filesystem::remove(entry.path(), ignored);
+  }
+  return absl::OkStatus();
 }
 
 void Accept(HttpGateway::Loop& loop) {
   loop.acceptor.async_accept([&loop](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !loop.acceptor.is_open()) return;
     if (!ec) {
+      beast::error_code peer_error;
+      tcp::endpoint peer = socket.remote_endpoint(peer_error);
+      std::string client =
+          peer_error ? std::string("unknown") : ClientLimits::ClientOf(peer.address().to_string());
       if (loop.connections >= loop.limits.max_connections) {
-        Refuse(socket);
+        Refuse(socket, kTooManyConnections);
+      } else if (!loop.client_limits.OpenConnection(client)) {
+        Log(LogLevel::kDebug, "http_client_refused", {{"client", client}});
+        Refuse(socket, kTooManyFromClient);
       } else if (loop.ssl != nullptr) {
         std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(
-            loop, std::move(socket), *loop.ssl)
+            loop, std::move(client), std::move(socket), *loop.ssl)
             ->Start();
       } else {
-        std::make_shared<Connection<beast::tcp_stream>>(loop, std::move(socket))->Start();
+        std::make_shared<Connection<beast::tcp_stream>>(loop, std::move(client),
+                                                        std::move(socket))
+            ->Start();
       }
     }
     Accept(loop);
@@ -387,7 +436,10 @@ HttpGateway::Loop::Loop(const HttpGatewayOptions& options, std::shared_ptr<grpc:
       jobs(v1::JobService::NewStub(channel)),
       admin(v1::AdminService::NewStub(channel)),
       blobs(v1::BlobService::NewStub(channel)),
-      sessions(clock, options.sessions) {}
+      sessions(clock, options.sessions),
+      client_limits({.max_connections_per_client = options.limits.max_connections_per_client,
+                     .login_burst = options.limits.login_burst,
+                     .login_interval = options.limits.login_interval}) {}
 
 void HttpGateway::Loop::Handle(std::shared_ptr<internal::Exchange> exchange,
                                internal::StringRequest request, bool tls) {
@@ -498,6 +550,7 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
     }
     loop->web_root = UniqueFd(fd);
   }
+  if (absl::Status spool = internal::PrepareSpool(options.spool_dir); !spool.ok()) return spool;
   const bool tls = !options.certificate_pem.empty() && !options.key_pem.empty();
   if (tls) {
     namespace ssl = asio::ssl;

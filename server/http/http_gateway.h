@@ -13,7 +13,8 @@
 //
 // Threads: one thread runs every connection asynchronously (Asio); gRPC calls are made with
 // the callback API and their completions posted back to that thread, so no client, however
-// slow, holds a thread. Limits (HttpGatewayLimits) bound connections, header and body bytes,
+// slow, holds a thread. Limits (HttpGatewayLimits) bound connections (in all and per client
+// address), logins per client address, header and body bytes,
 // the time to read a request and to write each piece of an answer, and the event streams
 // open per session and in all. Owned by droverd's composition root; the destructor cancels
 // every call in flight, waits for them, and closes every connection.
@@ -23,6 +24,7 @@
 #include <grpcpp/channel.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -34,8 +36,16 @@
 namespace drover::server::http {
 
 struct HttpGatewayLimits {
-  // Connections open at once (more are answered 503 and closed).
+  // Connections open at once (more are answered 503 and closed), and per client address
+  // (an IPv4 address, an IPv6 /64; more are answered 429 and closed). 0 per client: no
+  // limit of its own.
   int max_connections = 256;
+  int max_connections_per_client = 32;
+  // Logins (POST /api/v1/login with a well-formed token, right or wrong) per client
+  // address: `login_burst` at once, then one per `login_interval` (429 with Retry-After
+  // beyond). login_burst 0: no limit.
+  int login_burst = 10;
+  absl::Duration login_interval = absl::Seconds(6);
   // Bytes of a request's line and headers (431 beyond) and of its body (413 beyond).
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 64 * 1024;
@@ -75,8 +85,13 @@ struct HttpGatewayOptions {
   // the call comes from within itself (the in-process channel has no transport security).
   std::string in_process_key;
   // Where one output file is copied out of its job's outputs archive before it is sent, as
-  // a file without a name (O_TMPFILE) that vanishes when sent; droverd passes its state-dir.
-  std::string spool_dir = "/tmp";
+  // a file without a name (O_TMPFILE) that vanishes when sent: a folder of the gateway's own
+  // (droverd passes <state-dir>/http-spool), made when missing and emptied at start (files
+  // a crashed droverd left). At most `spool_max_bytes` are kept there at once (0: no cap):
+  // a download that would pass it is answered 503 with Retry-After, one of a file larger
+  // than the cap 413.
+  std::string spool_dir = "/tmp/drover-http-spool";
+  uint64_t spool_max_bytes = uint64_t{4} << 30;
   HttpGatewayLimits limits;
   SessionLimits sessions;
 };

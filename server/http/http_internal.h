@@ -25,7 +25,9 @@
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
+#include "server/http/client_limits.h"
 #include "server/http/http_gateway.h"
+#include "server/http/spool_budget.h"
 #include "server/http/http_rules.h"
 #include "server/http/http_sessions.h"
 
@@ -67,7 +69,9 @@ class Exchange {
   // Sends `response` (the gateway adds its security headers, the keep-alive decision and
   // the length); the connection then reads its next request or closes.
   virtual void Respond(StringResponse response) = 0;
-  virtual void RespondFile(FileResponse response) = 0;
+  // `sent` (when set) runs on the loop thread once the file is sent or the sending failed,
+  // when the response and its file are gone.
+  virtual void RespondFile(FileResponse response, std::function<void()> sent = nullptr) = 0;
   // Starts an event stream: sends the header. `on_drained` runs when the backlog of events
   // not yet written fell below half the limit after it exceeded it; `on_gone` runs once
   // when the client went away or could not take what was sent (never after EndEvents).
@@ -78,6 +82,8 @@ class Exchange {
   virtual size_t Backlog() const = 0;
   // Closes the stream once everything queued was written.
   virtual void EndEvents() = 0;
+  // The client the request came from (ClientLimits::ClientOf its address).
+  virtual const std::string& client() const = 0;
 };
 
 // A JSON answer, and the error answer `{"error": ...}` with `status`.
@@ -128,6 +134,8 @@ struct HttpGateway::Loop {
   UniqueFd web_root;  // O_PATH folder; invalid without --web-root
   std::unique_ptr<boost::asio::ssl::context> ssl;  // null: plain HTTP
   int connections = 0;
+  ClientLimits client_limits;  // per client address: connections, logins
+  SpoolBudget spool{options.spool_max_bytes};  // output files being sent (http_outputs.cc)
   int streams = 0;
   int metric_reads = 0;  // /metrics answers being gathered (http_api.cc)
   int output_reads = 0;  // /outputs answers being read (http_outputs.cc)

@@ -4,7 +4,14 @@
 // the job), so the ownership rules are gRPC's. The archive is never held whole: it is
 // parsed as it streams, by `archive::TarReader` over the download, on a thread of its own
 // (the sync gRPC reader blocks); the one file asked for is copied into a nameless file in
-// the spool folder and sent from there. At most `max_output_reads` run at once.
+// the spool folder and sent from there, once the whole archive matched its digest. At most
+// `max_output_reads` run at once, and the files being sent hold at most `spool_max_bytes`
+// (SpoolBudget: each reserves the size its header gives before a byte is copied).
+//
+// Why a copy rather than the member's bytes sent straight from the blob by their offset:
+// the archive's digest is checked before the first byte goes out (a damaged blob is an
+// error, not a half-sent file), and a slow browser holds a file, not a gRPC stream and a
+// thread. The copy is what that costs, bounded by the budget.
 #include <fcntl.h>
 #include <grpcpp/client_context.h>
 #include <grpcpp/support/sync_stream.h>
@@ -95,10 +102,14 @@ struct OutputsRead {
   std::string digest;
   std::string wanted;  // the file asked for; empty: the list
   std::string spool_dir;
+  SpoolBudget* budget = nullptr;
   size_t max_listed = 0;
   // The answer:
   absl::Status status;
   bool too_many = false;  // the list has more than `max_listed` files
+  bool too_large = false;  // the file is larger than the whole spool budget
+  bool spool_full = false;  // the spool budget has no room for the file now
+  uint64_t reserved = 0;  // bytes of `budget` this read holds
   std::vector<OutputFile> files;
   UniqueFd spooled;  // the file's bytes, read from offset 0
 };
@@ -183,6 +194,22 @@ absl::Status ReadOutputs(OutputsRead& read, archive::TarReader& tar) {
                                                      ", not a file to download"));
     }
     found = true;
+    // The size is the archive's claim: reserved before a byte is copied, and the copy never
+    // writes more (a member claiming more than the archive holds fails the read).
+    if (!read.budget->Fits(e.size)) {
+      read.too_large = true;
+      return absl::FailedPreconditionError(absl::StrCat(
+          "'", read.wanted, "' is ", e.size, " bytes, more than droverd sends over the web (",
+          read.budget->max_bytes(), " bytes, --http-spool-max); use drover download ",
+          read.job_id));
+    }
+    if (!read.budget->Reserve(e.size)) {
+      read.spool_full = true;
+      return absl::UnavailableError(absl::StrCat(
+          "droverd is sending other large output files over the web (its spool is full); try "
+          "again in a minute, or use drover download ", read.job_id));
+    }
+    read.reserved = e.size;
     absl::StatusOr<UniqueFd> fd = SpoolFile(read.spool_dir);
     if (!fd.ok()) return fd.status();
     read.spooled = *std::move(fd);
@@ -233,13 +260,16 @@ void ReadOnThread(HttpGateway::Loop& loop, std::shared_ptr<OutputsRead> read,
   asio::post(loop.io, [&loop, read, exchange, request] {
     --loop.output_reads;
     if (!read->status.ok()) {
+      loop.spool.Release(read->reserved);
       Log(LogLevel::kDebug, "http_outputs_failed",
           {{"job", read->job_id}, {"error", std::string(read->status.message())}});
       if (absl::IsUnauthenticated(read->status) && request->session.has_value()) {
         loop.sessions.EndToken(request->token);
       }
-      int code = read->too_many ? 413 : HttpStatusOf(read->status.code());
-      return exchange->Respond(ErrorResponse(code, read->status));
+      int code = read->too_many || read->too_large ? 413 : HttpStatusOf(read->status.code());
+      StringResponse response = ErrorResponse(code, read->status);
+      if (read->spool_full) response.set(bhttp::field::retry_after, "30");
+      return exchange->Respond(std::move(response));
     }
     if (read->wanted.empty()) {
       std::sort(read->files.begin(), read->files.end(),
@@ -263,6 +293,7 @@ void ReadOnThread(HttpGateway::Loop& loop, std::shared_ptr<OutputsRead> read,
     file.native_handle(read->spooled.release());
     response.body().reset(std::move(file), ec);
     if (ec) {
+      loop.spool.Release(read->reserved);
       return exchange->Respond(ErrorResponse(
           500, absl::InternalError(absl::StrCat("cannot send '", read->wanted, "': ",
                                                 ec.message()))));
@@ -272,7 +303,8 @@ void ReadOnThread(HttpGateway::Loop& loop, std::shared_ptr<OutputsRead> read,
     response.set(bhttp::field::content_disposition,
                  ContentDisposition(read->wanted.substr(read->wanted.rfind('/') + 1)));
     response.set(bhttp::field::cache_control, "no-store");
-    exchange->RespondFile(std::move(response));
+    exchange->RespondFile(std::move(response),
+                          [&loop, bytes = read->reserved] { loop.spool.Release(bytes); });
   });
   loop.calls.Remove(context);  // after the post: ~HttpGateway waits for this
 }
@@ -306,6 +338,7 @@ void ServeOutputs(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
   auto read = std::make_shared<OutputsRead>();
   read->job_id = request->route.job_id;
   read->spool_dir = loop.options.spool_dir;
+  read->budget = &loop.spool;
   read->max_listed = loop.limits.max_listed_outputs;
   if (request->route.route == Route::kJobOutputFile) {
     absl::StatusOr<std::string> wanted = WantedPath(request->route.file_path);

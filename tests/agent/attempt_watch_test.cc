@@ -141,5 +141,44 @@ TEST(AttemptSystemSamplerTest, GpusAreNumberedAsTheContainerSeesThemAndUnknownsL
   EXPECT_THAT(lines, HasSubstr(R"({"n":"gpu_memory_bytes/2","s":0,"t":1700000000.000000,"v":2000000000})"));
 }
 
+TEST(AttemptSystemSamplerTest, TheEndSampleHasThePeakAndTheCpuRateSinceTheLastReading) {
+  drover::testing::FakeClock clock(absl::FromUnixSeconds(1700000000));
+  SystemSampler sampler(absl::Seconds(10));
+  sampler.Take(clock.Now(), Stats(1'000'000'000, 1 << 20, 1 << 20), {});
+  // The job allocated 200 MiB and ended 4 s later, before the next reading was due.
+  clock.Advance(absl::Seconds(4));
+  std::optional<v1::AttemptUsage> end = sampler.End(
+      clock.Now(), ContainerStats{.cpu_ns = 9'000'000'000, .memory_bytes = -1,
+                                  .memory_peak_bytes = 200 << 20});
+  ASSERT_TRUE(end.has_value());
+  EXPECT_EQ(end->time().seconds(), 1700000004);
+  EXPECT_EQ(end->sample(), 1);
+  EXPECT_EQ(end->memory_peak_bytes(), 200 << 20);
+  EXPECT_EQ(end->cpu_seconds(), 9.0);
+  EXPECT_EQ(end->cpu_cores(), 2.0);  // 8 s of CPU in 4 s
+}
+
+TEST(AttemptSystemSamplerTest, AnEndWithoutReadableCgroupsGivesNoSample) {
+  drover::testing::FakeClock clock;
+  SystemSampler sampler(absl::Seconds(10));
+  EXPECT_FALSE(sampler.End(clock.Now(), ContainerStats{.cpu_ns = -1, .memory_bytes = -1,
+                                                       .memory_peak_bytes = -1})
+                   .has_value());
+  // Memory peak unknown (cgroup v2 before Linux 5.19), no earlier reading: CPU time only.
+  std::optional<v1::AttemptUsage> cpu_only = sampler.End(
+      clock.Now(), ContainerStats{.cpu_ns = 5, .memory_bytes = -1, .memory_peak_bytes = -1});
+  ASSERT_TRUE(cpu_only.has_value());
+  EXPECT_FALSE(cpu_only->has_memory_peak_bytes());
+  EXPECT_FALSE(cpu_only->has_cpu_cores());
+  // A CPU counter below the last reading's is not the container's: no rate from it.
+  sampler.Take(clock.Now(), Stats(1'000'000, 1), {});
+  clock.Advance(absl::Seconds(1));
+  std::optional<v1::AttemptUsage> back = sampler.End(
+      clock.Now(), ContainerStats{.cpu_ns = 5, .memory_bytes = -1, .memory_peak_bytes = 7});
+  ASSERT_TRUE(back.has_value());
+  EXPECT_FALSE(back->has_cpu_cores());
+  EXPECT_EQ(back->memory_peak_bytes(), 7);
+}
+
 }  // namespace
 }  // namespace drover::agent

@@ -525,5 +525,46 @@ TEST_F(AgentE2eTest, SystemMetricsShowTheMemoryPeakOfTheJob) {
   EXPECT_TRUE(max.contains("cpu_cores"));
 }
 
+// A job far shorter than the sampling interval: the sample taken when its processes ended
+// (carried by the ENDED report) still shows its real memory peak, not only the start
+// sample's few hundred KiB.
+class ShortJobE2eTest : public testing::LocalClusterTest {
+ protected:
+  void SetUp() override {
+    LocalClusterTest::SetUp();
+    if (IsSkipped()) return;
+    StartCluster({.agent_flags = {"--metrics-interval", "60s"}});
+  }
+};
+
+TEST_F(ShortJobE2eTest, AJobShorterThanTheSamplingIntervalShowsItsMemoryPeak) {
+  std::string id = Submit(Shell(
+      "exec python3 -c \"x = bytearray(200 << 20)\n"
+      "for i in range(0, len(x), 4096): x[i] = 1\n\""));
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  grpc::ClientContext context;
+  v1::GetMetricsRequest request;
+  request.set_job_id(id);
+  request.add_sources(v1::MetricSeries::SYSTEM);
+  v1::GetMetricsResponse metrics;
+  ASSERT_TRUE(jobs_->stub().GetMetrics(&context, request, &metrics).ok());
+  const v1::MetricSeries* peak = nullptr;
+  for (const v1::MetricSeries& series : metrics.series()) {
+    if (series.name() == "memory_peak_bytes") peak = &series;
+  }
+  ASSERT_NE(peak, nullptr) << metrics.DebugString();
+  // The start sample (taken when the processes have barely started), then the end sample:
+  // nothing in between with a 60 s interval.
+  ASSERT_GE(peak->values_size(), 1);
+  ASSERT_LE(peak->values_size(), 2) << metrics.DebugString();
+  const int last = peak->values_size() - 1;
+  if (last == 1) {
+    EXPECT_LT(peak->values(0), 100.0 * (1 << 20));
+  }
+  EXPECT_GE(peak->values(last), 200.0 * (1 << 20));
+  EXPECT_LE(peak->values(last), 512.0 * (1 << 20));
+  EXPECT_EQ(peak->steps(last), last);
+}
+
 }  // namespace
 }  // namespace drover

@@ -1,4 +1,5 @@
 // droverd's agent protocol: the logs agents send, followed live by clients across attempts.
+#include <map>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -34,6 +35,56 @@ TEST_F(AgentProtocolTest, FollowedLogsArriveLiveAndEndWithTheJob) {
   EXPECT_EQ(response.job().status().state(), v1::JobStatus::FAILED);
   EXPECT_FALSE(reader->Read(&response));
   EXPECT_TRUE(reader->Finish().ok());
+}
+
+// The last system sample rides on a node's ENDED report (AttemptReport.usage): droverd
+// stores it once, at the end of the node's SYSTEM_METRICS, in the series the agent's
+// periodic samples use.
+TEST_F(AgentProtocolTest, TheEndedReportsUsageIsTheNodesLastSystemSampleStoredOnce) {
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  std::string id = Submit();
+  RunOn(agent, id);
+  const std::string start =
+      R"({"n":"memory_peak_bytes","s":0,"t":1700000000.000000,"v":800000})" "\n";
+  agent.Log(id, 1, 0, 0, start, v1::SYSTEM_METRICS);
+  EXPECT_EQ(agent.Next(v1::SchedulerMessage::kLogAck).log_ack().offset(),
+            static_cast<int64_t>(start.size()));
+  v1::AttemptReport ended;
+  ended.mutable_attempt()->set_job_id(id);
+  ended.mutable_attempt()->set_epoch(1);
+  ended.set_phase(v1::AttemptReport::ENDED);
+  *ended.add_exits() = Exit(0, 0);
+  ended.mutable_usage()->mutable_time()->set_seconds(1700000004);
+  ended.mutable_usage()->set_sample(1);
+  ended.mutable_usage()->set_memory_peak_bytes(int64_t{200} << 20);
+  ended.mutable_usage()->set_cpu_seconds(9);
+  ended.mutable_usage()->set_cpu_cores(2);
+  agent.Send(ended);
+  WaitFor(id, v1::JobStatus::COMPLETED);
+  agent.Send(ended);  // as a hello after a reconnect would: nothing more is stored
+  agent.Log(id, 1, 0, 0, "late\n");
+  agent.Next(v1::SchedulerMessage::kLogAck);
+
+  grpc::ClientContext context;
+  v1::GetMetricsRequest request;
+  request.set_job_id(id);
+  request.add_sources(v1::MetricSeries::SYSTEM);
+  v1::GetMetricsResponse metrics;
+  ASSERT_TRUE(jobs_->GetMetrics(&context, request, &metrics).ok());
+  EXPECT_EQ(metrics.skipped_lines(), 0);
+  std::map<std::string, v1::MetricSeries> series;
+  for (const v1::MetricSeries& s : metrics.series()) series[s.name()] = s;
+  ASSERT_TRUE(series.contains("memory_peak_bytes")) << metrics.DebugString();
+  const v1::MetricSeries& peak = series["memory_peak_bytes"];
+  ASSERT_EQ(peak.values_size(), 2) << metrics.DebugString();
+  EXPECT_EQ(peak.values(0), 800000);
+  EXPECT_EQ(peak.values(1), 200 << 20);
+  EXPECT_EQ(peak.steps(1), 1);
+  EXPECT_EQ(peak.source(), v1::MetricSeries::SYSTEM);
+  ASSERT_TRUE(series.contains("cpu_cores"));
+  ASSERT_EQ(series["cpu_cores"].values_size(), 1);
+  EXPECT_EQ(series["cpu_cores"].values(0), 2);
 }
 
 // One message of a log stream, for comparing whole streams: "a1 r0 @0 DATA" for data,

@@ -67,6 +67,7 @@ absl::StatusOr<ContainerExit> FakeRuntime::Wait(absl::string_view id, int timeou
   auto it = running_.find(id);
   exit.exit_code = killed ? -1 : (it == running_.end() ? -1 : it->second);
   exit.signal = killed ? SIGKILL : 0;
+  exit.usage = usage;
   return exit;
 }
 

@@ -30,6 +30,8 @@ class FakeRuntime : public agent::ContainerRuntime {
   std::atomic<int> runs{0};
   // When set, containers end (for Wait) only once it is notified.
   absl::Notification* release = nullptr;
+  // What Wait() says an ended container used (ContainerExit::usage). Default: unknown.
+  agent::ContainerStats usage{.cpu_ns = -1, .memory_bytes = -1, .memory_peak_bytes = -1};
 
   absl::Status Create(const agent::ContainerSpec& spec) override;
   absl::Status Start(absl::string_view id) override;

@@ -84,7 +84,8 @@ HttpConnection::~HttpConnection() = default;
 absl::StatusOr<std::unique_ptr<HttpConnection>> HttpConnection::Open(const std::string& address,
                                                                      const std::string& ca_pem,
                                                                      const std::string& tls_name,
-                                                                     absl::Duration timeout) {
+                                                                     absl::Duration timeout,
+                                                                     const std::string& source) {
   auto impl = std::make_unique<Impl>();
   impl->host = address;
   impl->timeout = timeout;
@@ -107,6 +108,13 @@ absl::StatusOr<std::unique_ptr<HttpConnection>> HttpConnection::Open(const std::
     impl->tls.emplace(impl->io, *impl->context);
     impl->tls->set_verify_callback(ssl::host_name_verification(tls_name));
     SSL_set_tlsext_host_name(impl->tls->native_handle(), tls_name.c_str());
+  }
+  if (!source.empty()) {
+    tcp::endpoint local(asio::ip::make_address(source, ec), 0);
+    if (ec) return absl::InvalidArgumentError(absl::StrCat("source '", source, "': ", ec.message()));
+    impl->lowest().socket().open(local.protocol(), ec);
+    if (!ec) impl->lowest().socket().bind(local, ec);
+    if (ec) return absl::UnavailableError(absl::StrCat("bind ", source, ": ", ec.message()));
   }
   beast::error_code result;
   impl->lowest().expires_after(Chrono(timeout));

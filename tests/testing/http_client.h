@@ -40,10 +40,13 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 class HttpConnection {
  public:
   // Connects to "HOST:PORT" (a numeric IPv4 address); with `ca_pem`, over TLS verifying the
-  // server's certificate against it for `tls_name`. UNAVAILABLE when it cannot connect.
+  // server's certificate against it for `tls_name`; from the local address `source` when
+  // given (another loopback address, 127.0.0.2, is another client). UNAVAILABLE when it
+  // cannot connect.
   static absl::StatusOr<std::unique_ptr<HttpConnection>> Open(
       const std::string& address, const std::string& ca_pem = "",
-      const std::string& tls_name = "localhost", absl::Duration timeout = absl::Seconds(10));
+      const std::string& tls_name = "localhost", absl::Duration timeout = absl::Seconds(10),
+      const std::string& source = "");
   ~HttpConnection();
 
   // Sends one request (Host and, with a body, Content-Length added) and reads the response.

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -145,6 +146,60 @@ TEST_F(CgroupFilesTest, MissingOrUnreadableFilesReadAsMinusOne) {
   EXPECT_EQ(stats.memory_bytes, -1);
   EXPECT_EQ(stats.memory_peak_bytes, -1);  // no memory.peak before Linux 5.19
   EXPECT_EQ(stats.cpu_ns, -1);
+}
+
+TEST_F(CgroupFilesTest, TheFinalUsageIsThePeakAndTheCpuTime) {
+  Write("memory.usage_in_bytes", "100\n");
+  Write("memory.max_usage_in_bytes", "209715200\n");
+  Write("cpuacct.usage", "300\n");
+  CgroupDirs dirs;
+  dirs.v1 = {{"memory", dir_}, {"cpuacct", dir_}};
+  ContainerStats usage = ReadFinalUsage(dirs);
+  EXPECT_EQ(usage.memory_peak_bytes, 209715200);
+  EXPECT_EQ(usage.cpu_ns, 300);
+  EXPECT_EQ(usage.memory_bytes, -1);  // what is charged after the end means nothing
+}
+
+TEST_F(CgroupFilesTest, AFinalUsageFileMissingOrGarbageGivesNoValueRatherThanAWrongOne) {
+  Write("memory.max_usage_in_bytes", "12abc\n");
+  Write("cpuacct.usage", "-5\n");
+  CgroupDirs dirs;
+  dirs.v1 = {{"memory", dir_}, {"cpuacct", dir_}};
+  ContainerStats usage = ReadFinalUsage(dirs);
+  EXPECT_EQ(usage.memory_peak_bytes, -1);
+  EXPECT_EQ(usage.cpu_ns, -1);
+  // No folder for a controller (the CPU controller at the root, a hybrid host): unknown,
+  // not the running container's default 0.
+  dirs.v1 = {{"memory", dir_ + "/gone"}};
+  usage = ReadFinalUsage(dirs);
+  EXPECT_EQ(usage.memory_peak_bytes, -1);
+  EXPECT_EQ(usage.cpu_ns, -1);
+  usage = ReadFinalUsage(CgroupDirs());
+  EXPECT_EQ(usage.memory_peak_bytes, -1);
+  EXPECT_EQ(usage.cpu_ns, -1);
+  // v2: cpu.stat with a usage that is not a number, or would overflow.
+  Write("cpu.stat", "usage_usec 99999999999999999\n");
+  Write("memory.peak", "\n");
+  dirs = CgroupDirs();
+  dirs.v2 = dir_;
+  usage = ReadFinalUsage(dirs);
+  EXPECT_EQ(usage.memory_peak_bytes, -1);
+  EXPECT_EQ(usage.cpu_ns, -1);
+}
+
+TEST(CgroupDirsTest, FoldersKeptInTheBundleReadBackAndDamagedLinesAreSkipped) {
+  CgroupDirs dirs;
+  dirs.v1 = {{"memory", "/sys/fs/cgroup/memory/a/drover-x"},
+             {"cpuacct", "/sys/fs/cgroup/cpu,cpuacct/a/drover-x"}};
+  dirs.v2 = "/sys/fs/cgroup/unified/a/drover-x";
+  CgroupDirs back = ParseCgroupDirs(FormatCgroupDirs(dirs));
+  EXPECT_EQ(back.v1, dirs.v1);
+  EXPECT_EQ(back.v2, dirs.v2);
+  CgroupDirs damaged = ParseCgroupDirs(
+      "memory relative/path\ncpuacct /sys/fs/cgroup/../../etc\nv2\n\ngarbage\n"
+      "pids /sys/fs/cgroup/pids/ok\n");
+  EXPECT_EQ(damaged.v1, (std::map<std::string, std::string>{{"pids", "/sys/fs/cgroup/pids/ok"}}));
+  EXPECT_EQ(damaged.v2, "");
 }
 
 }  // namespace
