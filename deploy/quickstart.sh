@@ -67,6 +67,9 @@ state=$(mktemp -d /var/tmp/drover-quickstart.XXXXXX)
 # Searchable (not readable) by others: the jobs' root is an unprivileged uid on the host
 # (the agents' user namespace) and must pass through to its job folder.
 chmod 711 "$state"
+# The CLI's connection keeper (docs/cli.md) lives in the state folder and ends when it is
+# removed, rather than waiting out its idle time in the user's runtime folder.
+export XDG_RUNTIME_DIR=$state
 droverd_pid=""
 agent_pids=()
 hosts_made=""

@@ -195,7 +195,8 @@ export class LocalCluster {
   /** Runs the drover CLI of the build; returns its stdout. */
   cli(args, token = this.token) {
     return execFileSync(this.program("cli", "drover"), ["--server", this.address, "--ca", this.ca, ...args], {
-      env: { ...process.env, DROVER_TOKEN: token },
+      // The CLI's connection keeper lives in this cluster's folder and ends with it.
+      env: { ...process.env, DROVER_TOKEN: token, XDG_RUNTIME_DIR: this.dir },
       encoding: "utf8",
       timeout: 60000,
     });
