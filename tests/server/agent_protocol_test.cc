@@ -268,6 +268,23 @@ TEST_F(AgentProtocolTest, FirstFailureAcrossNodesIsTheEarliestRankToFail) {
   EXPECT_EQ(job.status().exits_size(), 4);
 }
 
+// Horovod is installed with pip too: a job that asks only for it gets the pip settings.
+TEST_F(AgentProtocolTest, HorovodJobGetsThePipSettings) {
+  ScriptedAgent agent(NodeChannel("n1"), "n1");
+  agent.Next(v1::SchedulerMessage::kWelcome);
+  grpc::ClientContext context;
+  v1::SubmitJobRequest request;
+  request.mutable_spec()->set_entry_script("train.py");
+  request.mutable_spec()->set_distributed_backend(v1::JobSpec::MPI);
+  request.mutable_spec()->mutable_environment()->set_horovod(true);
+  v1::SubmitJobResponse response;
+  ASSERT_TRUE(jobs_->SubmitJob(&context, request, &response).ok());
+  v1::AssignAttempt assign = agent.Next(v1::SchedulerMessage::kAssign).assign();
+  EXPECT_TRUE(assign.spec().environment().horovod());
+  EXPECT_THAT(assign.pip().find_links(), ::testing::ElementsAre("/srv/wheels"));
+  EXPECT_TRUE(assign.pip().no_index());
+}
+
 // A job with pip packages gets the cluster's pip settings; its nodes' preparation logs are a
 // stream of their own, stored and shown only when asked for.
 TEST_F(AgentProtocolTest, PipJobGetsThePipSettingsAndItsPrepareLogStaysApart) {
