@@ -90,6 +90,10 @@ class Exchange {
 StringResponse JsonResponse(std::string body, int status = 200);
 StringResponse ErrorResponse(int status, const absl::Status& error);
 
+// Accepts the next connection on `loop.acceptor` (within the caps; http_connection.cc) and
+// again after it, until the acceptor is closed.
+void Accept(HttpGateway::Loop& loop);
+
 // One API request as the gateway understood it.
 struct ApiRequest {
   StringRequest http;
