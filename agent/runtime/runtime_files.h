@@ -1,5 +1,5 @@
 // Internal to agent/runtime: the small file helpers its files share (runc_runtime.cc,
-// runc_bundle.cc, cgroups.cc, mountinfo.cc). Any thread.
+// runc_runtime_open.cc, runc_bundle.cc, cgroups.cc, mountinfo.cc). Any thread.
 #ifndef DROVER_AGENT_RUNTIME_RUNTIME_FILES_H_
 #define DROVER_AGENT_RUNTIME_RUNTIME_FILES_H_
 

@@ -1,5 +1,5 @@
 // Internals shared by the HTTP gateway's files: the loop's state (HttpGateway::Loop), the
-// answer of one request whatever its transport (Exchange), and the registry of gRPC calls
+// answer of one request whatever its transport (Exchange; a connection of http_connection.cc), and the registry of gRPC calls
 // in flight. Everything here but CallRegistry is used on the loop's thread only.
 #ifndef DROVER_SERVER_HTTP_HTTP_INTERNAL_H_
 #define DROVER_SERVER_HTTP_HTTP_INTERNAL_H_
