@@ -501,18 +501,25 @@ TEST_F(AgentE2eTest, ScriptMetricsArriveExactlyInStepOrderPerRankAcrossADroverdR
   EXPECT_EQ(metrics.series(1).rank(), 1);
 }
 
+// The job's system series (every node's CPU and memory samples), as droverd serves them.
+v1::GetMetricsResponse SystemMetrics(v1::JobService::Stub& jobs, const std::string& id) {
+  grpc::ClientContext context;
+  v1::GetMetricsRequest request;
+  request.set_job_id(id);
+  request.add_sources(v1::MetricSeries::SYSTEM);
+  v1::GetMetricsResponse metrics;
+  grpc::Status status = jobs.GetMetrics(&context, request, &metrics);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return metrics;
+}
+
 TEST_F(AgentE2eTest, SystemMetricsShowTheMemoryPeakOfTheJob) {
   // Holds 200 MiB (touched) for a second, in a 512 MiB container.
   std::string id = Submit(Shell(
       "exec python3 -c \"import time\nx = bytearray(200 << 20)\n"
       "for i in range(0, len(x), 4096): x[i] = 1\ntime.sleep(1.5)\n\""));
   WaitFor(id, v1::JobStatus::COMPLETED);
-  grpc::ClientContext context;
-  v1::GetMetricsRequest request;
-  request.set_job_id(id);
-  request.add_sources(v1::MetricSeries::SYSTEM);
-  v1::GetMetricsResponse metrics;
-  ASSERT_TRUE(jobs_->stub().GetMetrics(&context, request, &metrics).ok());
+  v1::GetMetricsResponse metrics = SystemMetrics(jobs_->stub(), id);
   std::map<std::string, double> max;
   for (const v1::MetricSeries& series : metrics.series()) {
     EXPECT_EQ(series.rank(), 0) << "node rank";
@@ -542,12 +549,7 @@ TEST_F(ShortJobE2eTest, AJobShorterThanTheSamplingIntervalShowsItsMemoryPeak) {
       "exec python3 -c \"x = bytearray(200 << 20)\n"
       "for i in range(0, len(x), 4096): x[i] = 1\n\""));
   WaitFor(id, v1::JobStatus::COMPLETED);
-  grpc::ClientContext context;
-  v1::GetMetricsRequest request;
-  request.set_job_id(id);
-  request.add_sources(v1::MetricSeries::SYSTEM);
-  v1::GetMetricsResponse metrics;
-  ASSERT_TRUE(jobs_->stub().GetMetrics(&context, request, &metrics).ok());
+  v1::GetMetricsResponse metrics = SystemMetrics(jobs_->stub(), id);
   const v1::MetricSeries* peak = nullptr;
   for (const v1::MetricSeries& series : metrics.series()) {
     if (series.name() == "memory_peak_bytes") peak = &series;
