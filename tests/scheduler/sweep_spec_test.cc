@@ -4,7 +4,9 @@
 #include "scheduler/sweep_spec.h"
 
 #include <cmath>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <limits>
 #include <ostream>
 #include <string>
@@ -16,6 +18,7 @@
 #include "drover/v1/job.pb.h"
 #include "drover/v1/sweep.pb.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "scheduler/job_spec.h"
 
@@ -200,6 +203,26 @@ TEST(SweepSpecTest, TemplateProblemsAreNamedUnderTheTemplate) {
   s.mutable_trial_template()->set_node_count(0);
   absl::Status st = ValidateSweepSpec(s);
   EXPECT_THAT(Message(st), StartsWith("sweep.trial_template.node_count: 0 is out of range"));
+}
+
+TEST(SweepSpecTest, TheDocsExampleIsValid) {
+  std::ifstream in(absl::StrCat(DROVER_SOURCE_DIR, "/docs/sweeps.md"));
+  ASSERT_TRUE(in) << "docs/sweeps.md";
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string doc = text.str();
+  const size_t begin = doc.find("```json\n");
+  ASSERT_NE(begin, std::string::npos);
+  const size_t end = doc.find("\n```", begin + 8);
+  ASSERT_NE(end, std::string::npos);
+  SweepSpec s;
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(doc.substr(begin + 8, end - begin - 8), &s).ok());
+  ApplySweepSpecDefaults(&s);
+  EXPECT_TRUE(ValidateSweepSpec(s).ok()) << ValidateSweepSpec(s);
+  EXPECT_EQ(s.sampling().method(), Sampling::TPE);
+  EXPECT_EQ(s.search_space().size(), 6);
+  EXPECT_TRUE(s.early_termination().has_bandit());
 }
 
 // One row: how to break a valid sweep, and the field path the message must start with.
