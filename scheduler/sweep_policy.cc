@@ -99,10 +99,15 @@ std::vector<EarlyStop> EvaluateEarlyTermination(const v1::SweepSpec& spec,
 
   std::vector<Prefixes> prefixes;
   prefixes.reserve(trials.size());
+  // Intervals past the longest running trial's can stop nobody.
   size_t longest = 0;
+  size_t running = 0;
   for (const TrialMetrics& t : trials) {
     prefixes.push_back(PrefixesOf(t.series, maximize));
-    longest = std::max(longest, prefixes.back().best.size());
+    if (t.running) {
+      longest = std::max(longest, prefixes.back().best.size());
+      ++running;
+    }
   }
   std::vector<bool> stopped(trials.size(), false);
   std::vector<std::optional<EarlyStop>> found(trials.size());
@@ -112,7 +117,9 @@ std::vector<EarlyStop> EvaluateEarlyTermination(const v1::SweepSpec& spec,
       std::max<int64_t>(schedule.interval,
                         (schedule.delay + schedule.interval - 1) / schedule.interval *
                             schedule.interval);
-  for (int64_t n = first; n <= static_cast<int64_t>(longest); n += schedule.interval) {
+  size_t stopped_count = 0;
+  for (int64_t n = first; n <= static_cast<int64_t>(longest) && stopped_count < running;
+       n += schedule.interval) {
     const size_t at = static_cast<size_t>(n - 1);
     std::vector<size_t> reached;  // indexes of the trials compared at n
     for (size_t i = 0; i < trials.size(); ++i) {
@@ -120,6 +127,7 @@ std::vector<EarlyStop> EvaluateEarlyTermination(const v1::SweepSpec& spec,
     }
     auto stop = [&](size_t i, const char* rule) -> EarlyStop& {
       stopped[i] = true;
+      ++stopped_count;
       EarlyStop& s = found[i].emplace();
       s.trial_id = trials[i].trial_id;
       s.rule = rule;
