@@ -38,8 +38,9 @@ class SplitMix64 {
   // In [0, 1), a multiple of 2^-53: exact on every platform.
   double Unit() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
 
-  // In [0, n), n >= 1, unbiased (rejection of the top partial range).
+  // In [0, n), unbiased (rejection of the top partial range); 0 when n is 0.
   uint64_t Below(uint64_t n) {
+    if (n == 0) return 0;
     const uint64_t limit = std::numeric_limits<uint64_t>::max() -
                            std::numeric_limits<uint64_t>::max() % n;
     uint64_t x;
@@ -80,6 +81,7 @@ double Quantize(double x, double q) { return std::round(x / q) * q; }
 ParameterValue Draw(const ParameterDistribution& d, SplitMix64& rng) {
   switch (d.kind_case()) {
     case ParameterDistribution::kChoice:
+      if (d.choice().values().empty()) break;  // not for a valid spec
       return d.choice().values(static_cast<int>(rng.Below(d.choice().values_size())));
     case ParameterDistribution::kUniform: {
       const double lo = d.uniform().min(), hi = d.uniform().max();
@@ -295,6 +297,7 @@ ParameterValue TpeChoice(const v1::Choice& choice, const std::string& name,
                          const std::vector<const FinishedTrial*>& bad, int candidates,
                          SplitMix64& rng) {
   const int k = choice.values_size();
+  if (k == 0) return ParameterValue();  // not for a valid spec
   std::map<std::string, int> position;
   for (int i = 0; i < k; ++i) position[FormatParameterValue(choice.values(i))] = i;
   // Counts plus a prior weight of 1 per value, as hyperopt's categorical posterior.

@@ -120,6 +120,26 @@ TEST(SweepSamplingTest, RefusesANegativeIndex) {
   EXPECT_TRUE(ProposeTrial(s, 5, {})->exhausted);
 }
 
+// The core only proposes for validated specs; a broken one still answers without crashing.
+TEST(SweepSamplingTest, AnUnvalidatedSpecDoesNotCrash) {
+  for (Sampling::Method method : {Sampling::GRID, Sampling::RANDOM, Sampling::TPE}) {
+    SweepSpec s = Base(method, 0);
+    Param(s, "empty").mutable_choice();
+    Param(s, "none");
+    Param(s, "bad").mutable_randint()->set_upper(-3);
+    s.set_max_total_trials(30);
+    s.mutable_sampling()->mutable_tpe()->set_n_startup_trials(2);
+    s.mutable_sampling()->mutable_tpe()->set_gamma(0.5);
+    s.mutable_sampling()->mutable_tpe()->set_n_ei_candidates(3);
+    std::vector<FinishedTrial> finished;
+    for (int i = 0; i < 5; ++i) {
+      absl::StatusOr<TrialProposal> p = ProposeTrial(s, i, finished);
+      ASSERT_TRUE(p.ok());
+      finished.push_back({i, p->parameters, static_cast<double>(i)});
+    }
+  }
+}
+
 // --- RANDOM ---
 
 SweepSpec EveryDistribution(Sampling::Method method, uint64_t seed, int trials) {
