@@ -5,9 +5,10 @@
 // Pure and deterministic: a proposal depends only on the spec, the trial's index and (TPE)
 // the finished trials given, never on the time, the order of calls or the C++ library's
 // random distributions. Random bits come from SplitMix64 and become doubles by exact
-// arithmetic, so RANDOM's choice, randint and uniform draws are the same bits on every
-// platform; loguniform, normal and TPE's densities also go through the C library's exp,
-// log, cos and erf, which C libraries may round differently in the last bit. Any thread.
+// arithmetic, so RANDOM's choice, randint, uniform and quniform draws are the same bits on
+// every platform; loguniform, normal and TPE's densities also go through the C library's
+// exp, log, cos and erf, which C libraries may round differently in the last bit. Any
+// thread.
 #ifndef DROVER_SCHEDULER_SWEEP_SAMPLING_H_
 #define DROVER_SCHEDULER_SWEEP_SAMPLING_H_
 
