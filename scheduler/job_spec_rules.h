@@ -1,6 +1,7 @@
 // Internal to the job-spec checks (job_spec*.cc): the limits of job.proto, the helpers that
 // word every message the same way, and the checks of each section of a spec. Callers use
-// scheduler/job_spec.h; nothing else includes this file. Pure functions, any thread.
+// scheduler/job_spec.h; nothing else includes this file but sweep_spec.cc, which words its
+// messages the same way. Pure functions, any thread.
 //
 // Every check returns INVALID_ARGUMENT naming the field by its path from the request, as
 // ValidateJobSpec documents, and reports only the first problem it finds.
