@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
 #include "agent/agent_flags.h"
@@ -30,6 +31,13 @@ int Fail(absl::string_view message, int code = 1) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef NDEBUG
+  // Debian builds Abseil without NDEBUG, which turns on Mutex's deadlock detection: a lock
+  // graph updated on every lock taken (gRPC's included), about 2 % of droverd's CPU per job
+  // (docs/benchmarks.md, "Per-job CPU on the node"). Debug builds, which the tests run,
+  // keep it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+#endif
   absl::StatusOr<drover::agent::AgentSettings> settings =
       drover::agent::ParseAgentFlags(std::vector<std::string>(argv + 1, argv + argc));
   if (!settings.ok()) return Fail(settings.status().message(), 2);
