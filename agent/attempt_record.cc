@@ -74,7 +74,13 @@ absl::Status SaveReport(const std::string& work_dir, const v1::AttemptReport& re
   if (!fs::is_directory(dir, error)) {
     return absl::NotFoundError(absl::StrCat("no record of the attempt in ", dir));
   }
-  return ReplaceFile(absl::StrCat(dir, "/", kReportFile), report.SerializeAsString(), 0600);
+  // RUNNING and ENDED are flushed to the disk, the other phases not (attempt_record.h,
+  // "Durability").
+  return ReplaceFile(absl::StrCat(dir, "/", kReportFile), report.SerializeAsString(), 0600,
+                     report.phase() == v1::AttemptReport::RUNNING ||
+                             report.phase() == v1::AttemptReport::ENDED
+                         ? FileSync::kSynced
+                         : FileSync::kUnsynced);
 }
 
 absl::Status SaveStartIntent(const std::string& work_dir, const v1::AttemptRef& attempt) {

@@ -10,6 +10,19 @@
 // A record is written before the step it describes (intent first): the start intent is on
 // disk before `runc start` (or `runc run`) is called, so a later agent never mistakes a
 // container whose processes may have started for one that never ran (see takeover.h).
+//
+// Durability. An agent process that restarts (SIGKILL included) reads every file as it was
+// last replaced, whatever was flushed: the page cache outlives the process. What a power cut
+// or a kernel crash may undo is only what was not flushed, and after one no container of the
+// attempt is left. So what a rebooted node needs to tell the truth is flushed to the disk:
+// the assignment, the start intent (with its folder), the RUNNING report (with no container
+// left, it is what says the processes ran, so they are not started again in the same epoch:
+// takeover.h) and the ENDED report (how the attempt ended, which droverd may not have stored
+// yet). The other reports (PREPARING with its reasons, READY, FINALIZING) are replaced
+// without a flush: after a power cut the record may show the phase before, which takeover.h
+// decides the same way (READY and PREPARING both mean "not started"; RUNNING, flushed
+// before FINALIZING, already says "started"). Two fewer disk flushes per attempt, one of
+// them (READY) between the assignment and the processes' start.
 #ifndef DROVER_AGENT_ATTEMPT_RECORD_H_
 #define DROVER_AGENT_ATTEMPT_RECORD_H_
 

@@ -94,9 +94,17 @@ absl::StatusOr<UniqueFd> OpenBeneath(const std::string& root, absl::string_view 
 // (RESOURCE_EXHAUSTED beyond). FAILED_PRECONDITION naming what it is otherwise.
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);
 
+// Whether ReplaceFile fsyncs the new file before the rename: kSynced survives a power cut
+// (the old or the new file, whole); kUnsynced costs no disk flush, and a reader, or a
+// process started after a crash of the writer, still sees the old or the new file whole,
+// but a power cut may leave the old one (or, on some file systems, an empty one).
+enum class FileSync { kSynced, kUnsynced };
+
 // Writes `text` to `path` with `mode` (also under a umask): a new file, never written
-// through a link, fsynced and renamed over `path`. UNAVAILABLE naming the path and errno.
-absl::Status ReplaceFile(const std::string& path, absl::string_view text, mode_t mode);
+// through a link, fsynced (unless `sync` says not) and renamed over `path`. UNAVAILABLE
+// naming the path and errno.
+absl::Status ReplaceFile(const std::string& path, absl::string_view text, mode_t mode,
+                         FileSync sync = FileSync::kSynced);
 
 // The contents of the regular file `path` below `root`, at most `max_bytes` (a larger file is
 // RESOURCE_EXHAUSTED: it is not what the caller expects). Errors as OpenBeneath's.

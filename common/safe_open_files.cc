@@ -81,11 +81,13 @@ bool WriteAll(int fd, absl::string_view text) {
 
 }  // namespace
 
-absl::Status ReplaceFile(const std::string& path, absl::string_view text, mode_t mode) {
+absl::Status ReplaceFile(const std::string& path, absl::string_view text, mode_t mode,
+                         FileSync sync) {
   const std::string temporary = path + ".new";
   ::unlink(temporary.c_str());
   int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-  bool ok = fd >= 0 && ::fchmod(fd, mode) == 0 && WriteAll(fd, text) && ::fsync(fd) == 0;
+  bool ok = fd >= 0 && ::fchmod(fd, mode) == 0 && WriteAll(fd, text) &&
+            (sync == FileSync::kUnsynced || ::fsync(fd) == 0);
   int error = errno;
   if (fd >= 0) ::close(fd);
   if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {

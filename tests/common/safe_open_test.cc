@@ -338,6 +338,38 @@ TEST_P(SafeOpenTest, ReplaceFileNeverWritesThroughALinkAndKeepsItsMode) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
+TEST_P(SafeOpenTest, AnUnsyncedReplaceIsAsCarefulAsASyncedOne) {
+  for (FileSync sync : {FileSync::kSynced, FileSync::kUnsynced}) {
+    const std::string target = root_ + "/target";
+    std::ofstream(target) << "keep\n";
+    const std::string path = root_ + "/file";
+    ASSERT_EQ(symlink(target.c_str(), path.c_str()), 0);
+    // A leftover temporary planted as a link is not written through either.
+    ASSERT_EQ(symlink(target.c_str(), (path + ".new").c_str()), 0);
+    ASSERT_TRUE(ReplaceFile(path, "secret\n", 0600, sync).ok());
+    EXPECT_EQ(Slurp(target), "keep\n");
+    EXPECT_EQ(Slurp(path), "secret\n");
+    ASSERT_TRUE(ReplaceFile(path, "second\n", 0640, sync).ok());
+    EXPECT_EQ(Slurp(path), "second\n");
+    struct stat st;
+    ASSERT_EQ(lstat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0640u);
+    EXPECT_FALSE(std::filesystem::exists(path + ".new"));
+    // A folder where the file goes: UNAVAILABLE naming it, nothing left behind.
+    const std::string dir = root_ + "/dir";
+    ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+    ASSERT_EQ(mkdir((dir + "/sub").c_str(), 0700), 0);
+    absl::Status refused = ReplaceFile(dir, "x", 0600, sync);
+    EXPECT_TRUE(absl::IsUnavailable(refused)) << refused;
+    EXPECT_THAT(refused.message(), HasSubstr(dir));
+    EXPECT_FALSE(std::filesystem::exists(dir + ".new"));
+    std::filesystem::remove_all(dir);
+    std::filesystem::remove(path);
+    std::filesystem::remove(target);
+  }
+}
+
 TEST_P(SafeOpenTest, ReadSmallFileFollowsLinksButReadsOnlyASmallRegularFile) {
   std::ofstream(root_ + "/plain") << "text\n";
   ASSERT_EQ(symlink((root_ + "/plain").c_str(), (root_ + "/link").c_str()), 0);
