@@ -51,7 +51,7 @@ absl::StatusOr<std::unique_ptr<PostgresStore::Writer>> PostgresStore::ConnectWri
   w->secrets = options_.secrets;
   DROVER_ASSIGN_OR_RETURN(w->db, PgDb::Open(options_.conninfo));
   DROVER_RETURN_IF_ERROR(w->db->Exec(kWriterSettings));
-  DROVER_RETURN_IF_ERROR(postgres_store_internal::PrepareJobStatements(*w));
+  DROVER_RETURN_IF_ERROR(store_ops::PrepareJobStatements<PostgresEngine>(*w));
   return w;
 }
 

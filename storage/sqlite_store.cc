@@ -53,7 +53,7 @@ absl::Status SqliteStore::StartWriter() {
   DROVER_ASSIGN_OR_RETURN(w->savepoint, w->db->Prepare("SAVEPOINT op"));
   DROVER_ASSIGN_OR_RETURN(w->release, w->db->Prepare("RELEASE op"));
   DROVER_ASSIGN_OR_RETURN(w->rollback_to, w->db->Prepare("ROLLBACK TO op"));
-  DROVER_RETURN_IF_ERROR(sqlite_store_internal::PrepareJobStatements(*w));
+  DROVER_RETURN_IF_ERROR(store_ops::PrepareJobStatements<SqliteEngine>(*w));
   writer_ = std::move(w);
   writer_thread_ = std::thread([this] { WriterLoop(); });
   return absl::OkStatus();
