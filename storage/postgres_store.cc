@@ -6,6 +6,7 @@
 #include "common/status_macros.h"
 #include "storage/postgres_schema.h"
 #include "storage/postgres_store_internal.h"
+#include "storage/store_registries_internal.h"
 
 namespace drover::storage {
 namespace {
@@ -38,7 +39,7 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(PostgresStore
     }
     if (store->options_.secrets != nullptr) {
       DROVER_RETURN_IF_ERROR(
-          postgres_store_internal::SealStoredDatastores(*db, *store->options_.secrets));
+          store_ops::SealStoredDatastores<PostgresEngine>(*db, *store->options_.secrets));
     }
   }
   DROVER_ASSIGN_OR_RETURN(store->writer_, store->ConnectWriter());

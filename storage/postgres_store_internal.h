@@ -71,10 +71,6 @@ namespace postgres_store_internal {
 // A write given as a function of the writer's connection.
 using FunctionOp = store_ops::FunctionOp<PostgresStore::WriteOp, PostgresStore::Writer>;
 
-// Seals the options of datastores stored in clear, in one transaction
-// (postgres_store_registries.cc).
-absl::Status SealStoredDatastores(PgDb& db, const SecretBox& secrets);
-
 }  // namespace postgres_store_internal
 
 // PostgreSQL as the engine of the shared store logic (store_ops_internal.h says what each
@@ -92,7 +88,18 @@ struct PostgresEngine {
   static absl::StatusOr<std::unique_ptr<Statement>> PrepareKept(Db& db, absl::string_view sql) {
     return db.PrepareKept(sql);
   }
+  // Runs `fn` in one read-only REPEATABLE READ transaction, so that several tables are read
+  // as of one moment (a write committed between two reads is not mixed in).
+  template <typename Fn>
+  static auto InSnapshot(Db& db, Fn fn) -> decltype(fn()) {
+    DROVER_RETURN_IF_ERROR(db.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    auto result = fn();
+    (void)db.Exec("COMMIT");
+    return result;
+  }
+
   static const store_ops::JobSql kJobSql;             // postgres_store_jobs.cc
+  static const store_ops::RegistrySql kRegistrySql;   // postgres_store_registries.cc
 };
 
 }  // namespace drover::storage

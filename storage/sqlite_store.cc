@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "storage/sqlite_schema.h"
 #include "storage/sqlite_store_internal.h"
+#include "storage/store_registries_internal.h"
 
 namespace drover::storage {
 namespace {
@@ -46,7 +47,10 @@ absl::Status SqliteStore::StartWriter() {
     Log(LogLevel::kInfo, "schema_migrated",
         {{"path", options_.path}, {"from", found_version}, {"to", LatestSchemaVersion()}});
   }
-  if (options_.secrets != nullptr) DROVER_RETURN_IF_ERROR(sqlite_store_internal::SealStoredDatastores(*w->db, *options_.secrets));
+  if (options_.secrets != nullptr) {
+    DROVER_RETURN_IF_ERROR(
+        store_ops::SealStoredDatastores<SqliteEngine>(*w->db, *options_.secrets));
+  }
   DROVER_ASSIGN_OR_RETURN(w->begin, w->db->Prepare("BEGIN IMMEDIATE"));
   DROVER_ASSIGN_OR_RETURN(w->commit, w->db->Prepare("COMMIT"));
   DROVER_ASSIGN_OR_RETURN(w->rollback, w->db->Prepare("ROLLBACK"));

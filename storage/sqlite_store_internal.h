@@ -4,13 +4,15 @@
 // reading through a pooled connection (`WithReader`), and SQLite as the engine of the logic
 // both SQL stores share (`SqliteEngine`, see store_ops_internal.h).
 //
-// The store is split by what it keeps, one file each:
+// The store is split by what it keeps, one file each, as PostgresStore is:
 //   sqlite_store.cc             opening, the writer thread and its group commit, the readers
 //   sqlite_store_jobs.cc        jobs (idempotency keys, status updates, tags, listing)
-//   sqlite_store_registries.cc  compute targets, images, datastores (their credentials sealed)
-//   sqlite_store_nodes.cc       cordons and drains, the pause of node-loss handling
+//   sqlite_store_registries.cc  compute targets, images, datastores, node states, the pause
+//                               of node-loss handling
 //   sqlite_store_access.cc      users, blob holders, join tokens, node certificates
 //   sqlite_store_audit.cc       the audit trail and its retention
+// The SQL text of jobs and registries is in their files, their logic in
+// store_*_internal.h.
 //
 // Threads: a `Writer` and every `WriteOp::Apply` run on the writer thread only;
 // `WithReader` may be called from any thread.
@@ -67,11 +69,6 @@ namespace sqlite_store_internal {
 // A write given as a function of the writer's connection.
 using FunctionOp = store_ops::FunctionOp<SqliteStore::WriteOp, SqliteStore::Writer>;
 
-// Seals the options of datastores stored before droverd sealed them (or while it had no
-// key), in one transaction: from then on drover.db holds no datastore credential in clear.
-// The error of the read or of the write (sqlite_store_registries.cc).
-absl::Status SealStoredDatastores(Db& db, const SecretBox& secrets);
-
 }  // namespace sqlite_store_internal
 
 // SQLite as the engine of the shared store logic (store_ops_internal.h says what each
@@ -89,7 +86,15 @@ struct SqliteEngine {
   static absl::StatusOr<std::unique_ptr<Statement>> PrepareKept(Db& db, absl::string_view sql) {
     return db.Prepare(sql);
   }
+  // Runs `fn` as it is: a SQLite reader's statements each read the database as the
+  // writer's last commit left it.
+  template <typename Fn>
+  static auto InSnapshot(Db&, Fn fn) {
+    return fn();
+  }
+
   static const store_ops::JobSql kJobSql;             // sqlite_store_jobs.cc
+  static const store_ops::RegistrySql kRegistrySql;   // sqlite_store_registries.cc
 };
 
 }  // namespace drover::storage
