@@ -100,6 +100,7 @@ struct PostgresEngine {
 
   static const store_ops::JobSql kJobSql;             // postgres_store_jobs.cc
   static const store_ops::RegistrySql kRegistrySql;   // postgres_store_registries.cc
+  static const store_ops::AccessSql kAccessSql;       // postgres_store_access.cc
 };
 
 }  // namespace drover::storage

@@ -9,10 +9,8 @@
 //   sqlite_store_jobs.cc        jobs (idempotency keys, status updates, tags, listing)
 //   sqlite_store_registries.cc  compute targets, images, datastores, node states, the pause
 //                               of node-loss handling
-//   sqlite_store_access.cc      users, blob holders, join tokens, node certificates
-//   sqlite_store_audit.cc       the audit trail and its retention
-// The SQL text of jobs and registries is in their files, their logic in
-// store_*_internal.h.
+//   sqlite_store_access.cc      users, blob holders, join tokens, node certificates, audit
+// Each holds the SQL text of its area; the logic is in store_*_internal.h.
 //
 // Threads: a `Writer` and every `WriteOp::Apply` run on the writer thread only;
 // `WithReader` may be called from any thread.
@@ -95,6 +93,7 @@ struct SqliteEngine {
 
   static const store_ops::JobSql kJobSql;             // sqlite_store_jobs.cc
   static const store_ops::RegistrySql kRegistrySql;   // sqlite_store_registries.cc
+  static const store_ops::AccessSql kAccessSql;       // sqlite_store_access.cc
 };
 
 }  // namespace drover::storage
