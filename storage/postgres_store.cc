@@ -59,27 +59,13 @@ absl::StatusOr<std::unique_ptr<PostgresStore::Writer>> PostgresStore::ConnectWri
 PostgresStore::~PostgresStore() { Close(); }
 
 void PostgresStore::Close() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return;
-    closing_ = true;
-  }
+  if (!queue_.BeginClose()) return;
   if (writer_thread_.joinable()) writer_thread_.join();
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
+  queue_.EndClose();
   writer_.reset();
 }
 
-void PostgresStore::Enqueue(std::unique_ptr<WriteOp> op) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!closing_) {
-      queue_.push_back(std::move(op));
-      return;
-    }
-  }
-  std::move(*op).Finish(absl::UnavailableError("droverd is shutting down; retry the call"));
-}
+void PostgresStore::Enqueue(std::unique_ptr<WriteOp> op) { queue_.Push(std::move(op)); }
 
 void PostgresStore::Barrier(DoneCallback done) {
   Enqueue(std::make_unique<FunctionOp>([](Writer&) { return absl::OkStatus(); }, std::move(done)));
@@ -87,21 +73,7 @@ void PostgresStore::Barrier(DoneCallback done) {
 
 void PostgresStore::WriterLoop() {
   std::vector<std::unique_ptr<WriteOp>> batch;
-  while (true) {
-    batch.clear();
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](PostgresStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-            return !s->queue_.empty() || s->closing_;
-          },
-          this));
-      if (queue_.empty()) return;  // closing and drained
-      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
+  while (queue_.NextBatch(options_.max_batch, batch)) {
     (void)CommitBatch(batch);  // failures already went to each write's callback
   }
 }
@@ -148,19 +120,12 @@ absl::Status PostgresStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& b
   }
   if (absl::Status s = w.db->Exec("COMMIT"); !s.ok()) return fail_all(s);
   health_.Succeeded();
-  {
-    absl::MutexLock lock(&mu_);
-    stats_.commits += 1;
-    stats_.writes += static_cast<int64_t>(batch.size());
-  }
+  queue_.Committed(static_cast<int64_t>(batch.size()));
   for (size_t i = 0; i < batch.size(); ++i) std::move(*batch[i]).Finish(results[i]);
   return absl::OkStatus();
 }
 
-PostgresStore::Stats PostgresStore::stats() const {
-  absl::MutexLock lock(&mu_);
-  return stats_;
-}
+PostgresStore::Stats PostgresStore::stats() const { return queue_.stats(); }
 
 absl::StatusOr<std::unique_ptr<PgDb>> PostgresStore::AcquireReader() {
   {

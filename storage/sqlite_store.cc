@@ -66,27 +66,13 @@ absl::Status SqliteStore::StartWriter() {
 SqliteStore::~SqliteStore() { Close(); }
 
 void SqliteStore::Close() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return;
-    closing_ = true;
-  }
+  if (!queue_.BeginClose()) return;
   if (writer_thread_.joinable()) writer_thread_.join();
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
+  queue_.EndClose();
   writer_.reset();
 }
 
-void SqliteStore::Enqueue(std::unique_ptr<WriteOp> op) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!closing_) {
-      queue_.push_back(std::move(op));
-      return;
-    }
-  }
-  std::move(*op).Finish(absl::UnavailableError("droverd is shutting down; retry the call"));
-}
+void SqliteStore::Enqueue(std::unique_ptr<WriteOp> op) { queue_.Push(std::move(op)); }
 
 void SqliteStore::Barrier(DoneCallback done) {
   Enqueue(std::make_unique<FunctionOp>([](Writer&) { return absl::OkStatus(); }, std::move(done)));
@@ -94,21 +80,7 @@ void SqliteStore::Barrier(DoneCallback done) {
 
 void SqliteStore::WriterLoop() {
   std::vector<std::unique_ptr<WriteOp>> batch;
-  while (true) {
-    batch.clear();
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-            return !s->queue_.empty() || s->closing_;
-          },
-          this));
-      if (queue_.empty()) return;  // closing and drained
-      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
+  while (queue_.NextBatch(options_.max_batch, batch)) {
     (void)CommitBatch(batch);  // failures already went to each write's callback
   }
 }
@@ -158,19 +130,12 @@ absl::Status SqliteStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& bat
   // Only a commit that wrote says the disk takes writes again (a batch of refused updates
   // or barriers commits nothing).
   if (sqlite3_total_changes64(w.db->raw()) != changes_before) health_.Succeeded();
-  {
-    absl::MutexLock lock(&mu_);
-    stats_.commits += 1;
-    stats_.writes += static_cast<int64_t>(batch.size());
-  }
+  queue_.Committed(static_cast<int64_t>(batch.size()));
   for (size_t i = 0; i < batch.size(); ++i) std::move(*batch[i]).Finish(results[i]);
   return absl::OkStatus();
 }
 
-SqliteStore::Stats SqliteStore::stats() const {
-  absl::MutexLock lock(&mu_);
-  return stats_;
-}
+SqliteStore::Stats SqliteStore::stats() const { return queue_.stats(); }
 
 absl::StatusOr<std::unique_ptr<Db>> SqliteStore::AcquireReader() {
   {

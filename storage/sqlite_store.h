@@ -14,7 +14,6 @@
 #define DROVER_STORAGE_SQLITE_STORE_H_
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -26,6 +25,7 @@
 #include "common/pki/secret_box.h"
 #include "storage/store.h"
 #include "storage/write_health.h"
+#include "storage/write_queue.h"
 
 namespace drover::storage {
 
@@ -99,10 +99,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;
   void Close() override;
 
-  struct Stats {
-    int64_t commits = 0;  // transactions committed (each one fsync)
-    int64_t writes = 0;   // writes applied in them
-  };
+  // What the writer has committed (on SQLite each commit is one fsync).
+  using Stats = WriteStats;
   Stats stats() const;
 
   // The operations the writer runs, one per queued write (defined in
@@ -129,11 +127,7 @@ class SqliteStore final : public Store {
   std::unique_ptr<Writer> writer_;  // used only by the writer thread after Open
   std::thread writer_thread_;
 
-  mutable absl::Mutex mu_;
-  std::deque<std::unique_ptr<WriteOp>> queue_ ABSL_GUARDED_BY(mu_);
-  bool closing_ ABSL_GUARDED_BY(mu_) = false;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  Stats stats_ ABSL_GUARDED_BY(mu_);
+  WriteQueue<WriteOp> queue_;
 
   absl::Mutex readers_mu_;
   std::vector<std::unique_ptr<Db>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
