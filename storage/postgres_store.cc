@@ -6,6 +6,7 @@
 #include "common/status_macros.h"
 #include "storage/postgres_schema.h"
 #include "storage/postgres_store_internal.h"
+#include "storage/store_lease_internal.h"
 #include "storage/store_registries_internal.h"
 
 namespace drover::storage {
@@ -21,6 +22,19 @@ constexpr char kReaderSettings[] = "SET default_transaction_read_only = on;";
 constexpr int kMaxIdleReaders = 8;
 
 }  // namespace
+
+// The leader lease: the row is locked by whoever reads it in a write transaction, FOR
+// UPDATE to change it, FOR SHARE to check the fence, so that a takeover waits for the
+// batches of the droverd it deposes and they for it.
+const store_ops::LeaseSql PostgresEngine::kLeaseSql = {
+    .lease_for_update =
+        "SELECT " DROVER_LEASE_COLUMNS " FROM leader_lease WHERE id = 1 FOR UPDATE",
+    .put_lease = "INSERT INTO leader_lease (id, holder, address, token, expire_us) "
+                 "VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET "
+                 "holder = EXCLUDED.holder, address = EXCLUDED.address, "
+                 "token = EXCLUDED.token, expire_us = EXCLUDED.expire_us",
+    .fence = "SELECT holder, token FROM leader_lease WHERE id = 1 FOR SHARE",
+};
 
 PostgresStore::PostgresStore(PostgresStoreOptions options)
     : options_(std::move(options)),
@@ -106,7 +120,17 @@ absl::Status PostgresStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& b
   Writer& w = *writer_;
   std::vector<absl::Status> results(batch.size());
   if (absl::Status s = w.db->Exec("BEGIN"); !s.ok()) return fail_all(s);
+  // A store that took the leader lease writes only while the lease is still its own.
+  absl::Status deposed = absl::OkStatus();
+  if (fence_token_.has_value()) {
+    absl::Status s = store_ops::CheckFence<PostgresEngine>(w, *fence_token_, deposed);
+    if (!s.ok()) return fail_all(s);
+  }
   for (size_t i = 0; i < batch.size(); ++i) {
+    if (!deposed.ok() && batch[i]->fenced()) {
+      results[i] = deposed;
+      continue;
+    }
     if (absl::Status s = w.db->Exec("SAVEPOINT op"); !s.ok()) return fail_all(s);
     results[i] = batch[i]->Apply(w);
     if (!results[i].ok()) {
@@ -150,6 +174,22 @@ void PostgresStore::DropIdleReaders() {
 void PostgresStore::ReleaseReader(std::unique_ptr<PgDb> db) {
   absl::MutexLock lock(&readers_mu_);
   if (idle_readers_.size() < kMaxIdleReaders) idle_readers_.push_back(std::move(db));
+}
+
+void PostgresStore::AcquireLeaderLease(std::string holder, std::string address, absl::Time now,
+                                       absl::Duration ttl, LeaseCallback done) {
+  Enqueue(store_ops::AcquireLeaderLease<PostgresEngine>(std::move(holder), std::move(address), now,
+      ttl, &fence_token_, std::move(done)));
+}
+
+void PostgresStore::RenewLeaderLease(std::string holder, int64_t token, absl::Time now,
+                                     absl::Duration ttl, LeaseCallback done) {
+  Enqueue(store_ops::RenewLeaderLease<PostgresEngine>(std::move(holder), token, now, ttl,
+      &fence_token_, std::move(done)));
+}
+
+absl::StatusOr<std::optional<LeaderLease>> PostgresStore::LoadLeaderLease() {
+  return WithReader([](PgDb& db) { return store_ops::LoadLeaderLease<PostgresEngine>(db); });
 }
 
 }  // namespace drover::storage

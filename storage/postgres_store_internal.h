@@ -46,6 +46,9 @@ class PostgresStore::WriteOp {
   virtual ~WriteOp() = default;
   virtual absl::Status Apply(Writer& w) = 0;
   virtual void Finish(absl::Status status) && = 0;
+  // Whether the write fails, unapplied, in a batch of a store whose leader lease was taken
+  // by another droverd (Store's leader lease): every write but the lease's own.
+  virtual bool fenced() const { return true; }
 };
 
 // Runs `fn` on a read-only connection from the pool. A connection found broken (the server
@@ -101,6 +104,7 @@ struct PostgresEngine {
   static const store_ops::JobSql kJobSql;             // postgres_store_jobs.cc
   static const store_ops::RegistrySql kRegistrySql;   // postgres_store_registries.cc
   static const store_ops::AccessSql kAccessSql;       // postgres_store_access.cc
+  static const store_ops::LeaseSql kLeaseSql;         // postgres_store.cc
 };
 
 }  // namespace drover::storage

@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "storage/sqlite_schema.h"
 #include "storage/sqlite_store_internal.h"
+#include "storage/store_lease_internal.h"
 #include "storage/store_registries_internal.h"
 
 namespace drover::storage {
@@ -25,6 +26,15 @@ constexpr char kConnectionPragmas[] =
 absl::Status OpenConnection(Db& db) { return db.Exec(kConnectionPragmas); }
 
 }  // namespace
+
+// The leader lease: SQLite's writer holds the database's one write lock (BEGIN IMMEDIATE)
+// from its first statement, so the rows it reads stay as read until its commit.
+const store_ops::LeaseSql SqliteEngine::kLeaseSql = {
+    .lease_for_update = "SELECT " DROVER_LEASE_COLUMNS " FROM leader_lease WHERE id = 1",
+    .put_lease = "INSERT OR REPLACE INTO leader_lease (id, holder, address, token, expire_us) "
+                 "VALUES (1, ?1, ?2, ?3, ?4)",
+    .fence = "SELECT holder, token FROM leader_lease WHERE id = 1",
+};
 
 SqliteStore::SqliteStore(SqliteStoreOptions options)
     : options_(std::move(options)),
@@ -108,7 +118,17 @@ absl::Status SqliteStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& bat
     return fail_all(s);
   }
   w.begin->Reset();
+  // A store that took the leader lease writes only while the lease is still its own.
+  absl::Status deposed = absl::OkStatus();
+  if (fence_token_.has_value()) {
+    absl::Status s = store_ops::CheckFence<SqliteEngine>(w, *fence_token_, deposed);
+    if (!s.ok()) return fail_all(s);
+  }
   for (size_t i = 0; i < batch.size(); ++i) {
+    if (!deposed.ok() && batch[i]->fenced()) {
+      results[i] = deposed;
+      continue;
+    }
     w.savepoint->Reset();
     if (absl::Status s = w.savepoint->Run(); !s.ok()) return fail_all(s);
     results[i] = batch[i]->Apply(w);
@@ -154,6 +174,22 @@ absl::StatusOr<std::unique_ptr<Db>> SqliteStore::AcquireReader() {
 void SqliteStore::ReleaseReader(std::unique_ptr<Db> db) {
   absl::MutexLock lock(&readers_mu_);
   if (idle_readers_.size() < 8) idle_readers_.push_back(std::move(db));
+}
+
+void SqliteStore::AcquireLeaderLease(std::string holder, std::string address, absl::Time now,
+                                     absl::Duration ttl, LeaseCallback done) {
+  Enqueue(store_ops::AcquireLeaderLease<SqliteEngine>(std::move(holder), std::move(address), now,
+      ttl, &fence_token_, std::move(done)));
+}
+
+void SqliteStore::RenewLeaderLease(std::string holder, int64_t token, absl::Time now,
+                                   absl::Duration ttl, LeaseCallback done) {
+  Enqueue(store_ops::RenewLeaderLease<SqliteEngine>(std::move(holder), token, now, ttl,
+      &fence_token_, std::move(done)));
+}
+
+absl::StatusOr<std::optional<LeaderLease>> SqliteStore::LoadLeaderLease() {
+  return WithReader([](Db& db) { return store_ops::LoadLeaderLease<SqliteEngine>(db); });
 }
 
 }  // namespace drover::storage

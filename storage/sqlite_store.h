@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -97,6 +98,11 @@ class SqliteStore final : public Store {
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;
+  void AcquireLeaderLease(std::string holder, std::string address, absl::Time now,
+                          absl::Duration ttl, LeaseCallback done) override;
+  void RenewLeaderLease(std::string holder, int64_t token, absl::Time now, absl::Duration ttl,
+                        LeaseCallback done) override;
+  absl::StatusOr<std::optional<LeaderLease>> LoadLeaderLease() override;
   void Close() override;
 
   // What the writer has committed (on SQLite each commit is one fsync).
@@ -126,6 +132,9 @@ class SqliteStore final : public Store {
   WriteHealth health_;
   std::unique_ptr<Writer> writer_;  // used only by the writer thread after Open
   std::thread writer_thread_;
+  // The leader lease's token once this store took it; every batch checks it. Writer thread
+  // only.
+  std::optional<int64_t> fence_token_;
 
   WriteQueue<WriteOp> queue_;
 

@@ -49,6 +49,9 @@ class SqliteStore::WriteOp {
   virtual ~WriteOp() = default;
   virtual absl::Status Apply(Writer& w) = 0;
   virtual void Finish(absl::Status status) && = 0;
+  // Whether the write fails, unapplied, in a batch of a store whose leader lease was taken
+  // by another droverd (Store's leader lease): every write but the lease's own.
+  virtual bool fenced() const { return true; }
 };
 
 // Runs `fn` on a read-only connection borrowed from the pool; the error of borrowing one
@@ -94,6 +97,7 @@ struct SqliteEngine {
   static const store_ops::JobSql kJobSql;             // sqlite_store_jobs.cc
   static const store_ops::RegistrySql kRegistrySql;   // sqlite_store_registries.cc
   static const store_ops::AccessSql kAccessSql;       // sqlite_store_access.cc
+  static const store_ops::LeaseSql kLeaseSql;         // sqlite_store.cc
 };
 
 }  // namespace drover::storage

@@ -23,7 +23,7 @@
 //                            SQL built from a query's filters
 //   E::PrepareKept(db, sql)  a statement the writer keeps and reuses
 //   E::InSnapshot(db, fn)    `fn()` reading one snapshot of several tables
-//   E::kJobSql, E::kRegistrySql, E::kAccessSql  its SQL text
+//   E::kJobSql, E::kRegistrySql, E::kAccessSql, E::kLeaseSql  its SQL text
 //
 // Threads: what runs on a Writer runs on the writer thread only; reads take the
 // connection they are given, from any thread.
@@ -48,6 +48,7 @@ namespace drover::storage::store_ops {
 struct JobSql;
 struct RegistrySql;
 struct AccessSql;
+struct LeaseSql;
 
 // A write given as a function of the writer's state (each engine's FunctionOp).
 template <typename WriteOp, typename Writer>
