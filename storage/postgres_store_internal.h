@@ -39,17 +39,8 @@ struct PostgresStore::Writer : store_ops::JobStatements<PgStatement> {
   const SecretBox* secrets = nullptr;
 };
 
-// One queued write. Apply runs inside the batch's transaction, under a savepoint; Finish
-// runs after the commit with the write's own error, or the commit's.
-class PostgresStore::WriteOp {
- public:
-  virtual ~WriteOp() = default;
-  virtual absl::Status Apply(Writer& w) = 0;
-  virtual void Finish(absl::Status status) && = 0;
-  // Whether the write fails, unapplied, in a batch of a store whose leader lease was taken
-  // by another droverd (Store's leader lease): every write but the lease's own.
-  virtual bool fenced() const { return true; }
-};
+// One queued write (store_ops::QueuedWrite says when each part runs).
+class PostgresStore::WriteOp : public store_ops::QueuedWrite<PostgresStore::Writer> {};
 
 // Runs `fn` on a read-only connection from the pool. A connection found broken (the server
 // restarted) is dropped with every idle one, and a failed read on it is tried once more on

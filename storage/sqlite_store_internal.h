@@ -41,18 +41,8 @@ struct SqliteStore::Writer : store_ops::JobStatements<Statement> {
   std::unique_ptr<Statement> savepoint, release, rollback_to;
 };
 
-// One queued write. Apply runs inside the batch's transaction (under a savepoint, so a
-// failing write leaves the others of the batch intact); Finish runs after the commit with
-// the write's own error, or the commit's.
-class SqliteStore::WriteOp {
- public:
-  virtual ~WriteOp() = default;
-  virtual absl::Status Apply(Writer& w) = 0;
-  virtual void Finish(absl::Status status) && = 0;
-  // Whether the write fails, unapplied, in a batch of a store whose leader lease was taken
-  // by another droverd (Store's leader lease): every write but the lease's own.
-  virtual bool fenced() const { return true; }
-};
+// One queued write (store_ops::QueuedWrite says when each part runs).
+class SqliteStore::WriteOp : public store_ops::QueuedWrite<SqliteStore::Writer> {};
 
 // Runs `fn` on a read-only connection borrowed from the pool; the error of borrowing one
 // (UNAVAILABLE when no connection opens) or what `fn` returns.

@@ -50,6 +50,21 @@ struct RegistrySql;
 struct AccessSql;
 struct LeaseSql;
 
+// One queued write of a store whose writer thread's state is `Writer` (each engine's
+// WriteOp). Apply runs inside the batch's transaction, under a savepoint, so that a failing
+// write leaves the others of the batch intact; Finish runs after the commit with the
+// write's own error, or the commit's.
+template <typename Writer>
+class QueuedWrite {
+ public:
+  virtual ~QueuedWrite() = default;
+  virtual absl::Status Apply(Writer& w) = 0;
+  virtual void Finish(absl::Status status) && = 0;
+  // Whether the write fails, unapplied, in a batch of a store whose leader lease was taken
+  // by another droverd (Store's leader lease): every write but the lease's own.
+  virtual bool fenced() const { return true; }
+};
+
 // A write given as a function of the writer's state (each engine's FunctionOp).
 template <typename WriteOp, typename Writer>
 class FunctionOp final : public WriteOp {
