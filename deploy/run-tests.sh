@@ -4,7 +4,12 @@
 # the suite). This is the command .ci/run calls; it works on a fresh Debian 12 machine.
 # After the whole suite it builds the fuzz targets with clang (preset fuzz, build/fuzz) and
 # runs each for DROVER_FUZZ_SECONDS (default 10; 0 skips them); a crash fails the run.
-# With ctest arguments (a part of the suite) the fuzz targets are left out.
+# Between the two, the e2e tests run a second time with droverd's state on PostgreSQL
+# (DROVER_TEST_STORE=postgres: each test process starts a throw-away server of Debian's
+# postgresql package), leaving out those labelled sqlite-only (tests/CMakeLists.txt and
+# tests/e2e/CMakeLists.txt say why each is); DROVER_TEST_POSTGRES_E2E=0 skips that pass.
+# With ctest arguments (a part of the suite) the PostgreSQL pass and the fuzz targets are
+# left out.
 # Usage: deploy/run-tests.sh [extra ctest arguments, e.g. -R JobService]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +20,10 @@ jobs=$(nproc)
 cmake --preset debug
 cmake --build --preset debug -j "$jobs"
 ctest --preset debug -j "$jobs" --timeout 600 "$@"
+
+if (($# == 0)) && [[ "${DROVER_TEST_POSTGRES_E2E:-1}" != 0 ]]; then
+  DROVER_TEST_STORE=postgres ctest --preset debug -j "$jobs" --timeout 600 -L e2e -LE sqlite-only
+fi
 
 fuzz_seconds=${DROVER_FUZZ_SECONDS:-10}
 if (($# == 0 && fuzz_seconds > 0)); then

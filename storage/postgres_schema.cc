@@ -117,6 +117,18 @@ const std::vector<const char*>& Migrations() {
         CREATE INDEX audit_by_time ON audit (time_us);
         CREATE INDEX audit_by_who ON audit (who, id);
       )sql",
+      // 2: the leader lease (Store::AcquireLeaderLease): one row while someone holds it or
+      // held it, its fencing token never going back; every write transaction of a droverd
+      // that took it reads the row FOR SHARE, so that a takeover waits for it.
+      R"sql(
+        CREATE TABLE leader_lease (
+          id        BIGINT PRIMARY KEY CHECK (id = 1),
+          holder    TEXT NOT NULL,
+          address   TEXT NOT NULL,
+          token     BIGINT NOT NULL,     -- larger on every takeover
+          expire_us BIGINT NOT NULL
+        );
+      )sql",
   };
   return migrations;
 }

@@ -6,6 +6,8 @@
 #include "common/status_macros.h"
 #include "storage/postgres_schema.h"
 #include "storage/postgres_store_internal.h"
+#include "storage/store_lease_internal.h"
+#include "storage/store_registries_internal.h"
 
 namespace drover::storage {
 namespace {
@@ -20,6 +22,19 @@ constexpr char kReaderSettings[] = "SET default_transaction_read_only = on;";
 constexpr int kMaxIdleReaders = 8;
 
 }  // namespace
+
+// The leader lease: the row is locked by whoever reads it in a write transaction, FOR
+// UPDATE to change it, FOR SHARE to check the fence, so that a takeover waits for the
+// batches of the droverd it deposes and they for it.
+const store_ops::LeaseSql PostgresEngine::kLeaseSql = {
+    .lease_for_update =
+        "SELECT " DROVER_LEASE_COLUMNS " FROM leader_lease WHERE id = 1 FOR UPDATE",
+    .put_lease = "INSERT INTO leader_lease (id, holder, address, token, expire_us) "
+                 "VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET "
+                 "holder = EXCLUDED.holder, address = EXCLUDED.address, "
+                 "token = EXCLUDED.token, expire_us = EXCLUDED.expire_us",
+    .fence = "SELECT holder, token FROM leader_lease WHERE id = 1 FOR SHARE",
+};
 
 PostgresStore::PostgresStore(PostgresStoreOptions options)
     : options_(std::move(options)),
@@ -38,7 +53,7 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(PostgresStore
     }
     if (store->options_.secrets != nullptr) {
       DROVER_RETURN_IF_ERROR(
-          postgres_store_internal::SealStoredDatastores(*db, *store->options_.secrets));
+          store_ops::SealStoredDatastores<PostgresEngine>(*db, *store->options_.secrets));
     }
   }
   DROVER_ASSIGN_OR_RETURN(store->writer_, store->ConnectWriter());
@@ -51,34 +66,20 @@ absl::StatusOr<std::unique_ptr<PostgresStore::Writer>> PostgresStore::ConnectWri
   w->secrets = options_.secrets;
   DROVER_ASSIGN_OR_RETURN(w->db, PgDb::Open(options_.conninfo));
   DROVER_RETURN_IF_ERROR(w->db->Exec(kWriterSettings));
-  DROVER_RETURN_IF_ERROR(postgres_store_internal::PrepareJobStatements(*w));
+  DROVER_RETURN_IF_ERROR(store_ops::PrepareJobStatements<PostgresEngine>(*w));
   return w;
 }
 
 PostgresStore::~PostgresStore() { Close(); }
 
 void PostgresStore::Close() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return;
-    closing_ = true;
-  }
+  if (!queue_.BeginClose()) return;
   if (writer_thread_.joinable()) writer_thread_.join();
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
+  queue_.EndClose();
   writer_.reset();
 }
 
-void PostgresStore::Enqueue(std::unique_ptr<WriteOp> op) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!closing_) {
-      queue_.push_back(std::move(op));
-      return;
-    }
-  }
-  std::move(*op).Finish(absl::UnavailableError("droverd is shutting down; retry the call"));
-}
+void PostgresStore::Enqueue(std::unique_ptr<WriteOp> op) { queue_.Push(std::move(op)); }
 
 void PostgresStore::Barrier(DoneCallback done) {
   Enqueue(std::make_unique<FunctionOp>([](Writer&) { return absl::OkStatus(); }, std::move(done)));
@@ -86,21 +87,7 @@ void PostgresStore::Barrier(DoneCallback done) {
 
 void PostgresStore::WriterLoop() {
   std::vector<std::unique_ptr<WriteOp>> batch;
-  while (true) {
-    batch.clear();
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](PostgresStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-            return !s->queue_.empty() || s->closing_;
-          },
-          this));
-      if (queue_.empty()) return;  // closing and drained
-      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
+  while (queue_.NextBatch(options_.max_batch, batch)) {
     (void)CommitBatch(batch);  // failures already went to each write's callback
   }
 }
@@ -133,7 +120,17 @@ absl::Status PostgresStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& b
   Writer& w = *writer_;
   std::vector<absl::Status> results(batch.size());
   if (absl::Status s = w.db->Exec("BEGIN"); !s.ok()) return fail_all(s);
+  // A store that took the leader lease writes only while the lease is still its own.
+  absl::Status deposed = absl::OkStatus();
+  if (fence_token_.has_value()) {
+    absl::Status s = store_ops::CheckFence<PostgresEngine>(w, *fence_token_, deposed);
+    if (!s.ok()) return fail_all(s);
+  }
   for (size_t i = 0; i < batch.size(); ++i) {
+    if (!deposed.ok() && batch[i]->fenced()) {
+      results[i] = deposed;
+      continue;
+    }
     if (absl::Status s = w.db->Exec("SAVEPOINT op"); !s.ok()) return fail_all(s);
     results[i] = batch[i]->Apply(w);
     if (!results[i].ok()) {
@@ -147,19 +144,12 @@ absl::Status PostgresStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& b
   }
   if (absl::Status s = w.db->Exec("COMMIT"); !s.ok()) return fail_all(s);
   health_.Succeeded();
-  {
-    absl::MutexLock lock(&mu_);
-    stats_.commits += 1;
-    stats_.writes += static_cast<int64_t>(batch.size());
-  }
+  queue_.Committed(static_cast<int64_t>(batch.size()));
   for (size_t i = 0; i < batch.size(); ++i) std::move(*batch[i]).Finish(results[i]);
   return absl::OkStatus();
 }
 
-PostgresStore::Stats PostgresStore::stats() const {
-  absl::MutexLock lock(&mu_);
-  return stats_;
-}
+PostgresStore::Stats PostgresStore::stats() const { return queue_.stats(); }
 
 absl::StatusOr<std::unique_ptr<PgDb>> PostgresStore::AcquireReader() {
   {
@@ -184,6 +174,22 @@ void PostgresStore::DropIdleReaders() {
 void PostgresStore::ReleaseReader(std::unique_ptr<PgDb> db) {
   absl::MutexLock lock(&readers_mu_);
   if (idle_readers_.size() < kMaxIdleReaders) idle_readers_.push_back(std::move(db));
+}
+
+void PostgresStore::AcquireLeaderLease(std::string holder, std::string address, absl::Time now,
+                                       absl::Duration ttl, LeaseCallback done) {
+  Enqueue(store_ops::AcquireLeaderLease<PostgresEngine>(std::move(holder), std::move(address), now,
+      ttl, &fence_token_, std::move(done)));
+}
+
+void PostgresStore::RenewLeaderLease(std::string holder, int64_t token, absl::Time now,
+                                     absl::Duration ttl, LeaseCallback done) {
+  Enqueue(store_ops::RenewLeaderLease<PostgresEngine>(std::move(holder), token, now, ttl,
+      &fence_token_, std::move(done)));
+}
+
+absl::StatusOr<std::optional<LeaderLease>> PostgresStore::LoadLeaderLease() {
+  return WithReader([](PgDb& db) { return store_ops::LoadLeaderLease<PostgresEngine>(db); });
 }
 
 }  // namespace drover::storage

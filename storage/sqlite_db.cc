@@ -46,7 +46,10 @@ Statement& Statement::BindNull(int index) {
 absl::StatusOr<bool> Statement::Step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
+  if (rc == SQLITE_DONE) {
+    affected_ = sqlite3_stmt_readonly(stmt_) ? 0 : sqlite3_changes64(db_);
+    return false;
+  }
   return SqliteError(rc, absl::StrCat("running '", sqlite3_sql(stmt_), "'"), db_);
 }
 

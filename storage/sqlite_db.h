@@ -40,6 +40,9 @@ class Statement {
   absl::Status Run();
   // Resets for reuse and clears bindings.
   void Reset();
+  // Rows the last run of this statement inserted, updated or deleted (0 for a statement
+  // that writes nothing), as PgStatement::Affected.
+  int64_t Affected() const { return affected_; }
 
   int64_t ColumnInt(int column) const { return sqlite3_column_int64(stmt_, column); }
   bool ColumnIsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
@@ -49,6 +52,7 @@ class Statement {
  private:
   sqlite3* db_;
   sqlite3_stmt* stmt_;
+  int64_t affected_ = 0;
 };
 
 class Db {

@@ -133,6 +133,17 @@ const std::vector<const char*>& Migrations() {
         ALTER TABLE blob_uploaders ADD COLUMN size INTEGER NOT NULL DEFAULT -1;
         CREATE INDEX blob_uploaders_by_user ON blob_uploaders (user);
       )sql",
+      // 10: the leader lease (Store::AcquireLeaderLease): one row while someone holds it or
+      // held it, its fencing token never going back.
+      R"sql(
+        CREATE TABLE leader_lease (
+          id        INTEGER PRIMARY KEY CHECK (id = 1),
+          holder    TEXT NOT NULL,
+          address   TEXT NOT NULL,
+          token     INTEGER NOT NULL,   -- larger on every takeover
+          expire_us INTEGER NOT NULL
+        );
+      )sql",
   };
   return migrations;
 }

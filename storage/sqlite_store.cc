@@ -7,6 +7,8 @@
 #include "common/status_macros.h"
 #include "storage/sqlite_schema.h"
 #include "storage/sqlite_store_internal.h"
+#include "storage/store_lease_internal.h"
+#include "storage/store_registries_internal.h"
 
 namespace drover::storage {
 namespace {
@@ -24,6 +26,15 @@ constexpr char kConnectionPragmas[] =
 absl::Status OpenConnection(Db& db) { return db.Exec(kConnectionPragmas); }
 
 }  // namespace
+
+// The leader lease: SQLite's writer holds the database's one write lock (BEGIN IMMEDIATE)
+// from its first statement, so the rows it reads stay as read until its commit.
+const store_ops::LeaseSql SqliteEngine::kLeaseSql = {
+    .lease_for_update = "SELECT " DROVER_LEASE_COLUMNS " FROM leader_lease WHERE id = 1",
+    .put_lease = "INSERT OR REPLACE INTO leader_lease (id, holder, address, token, expire_us) "
+                 "VALUES (1, ?1, ?2, ?3, ?4)",
+    .fence = "SELECT holder, token FROM leader_lease WHERE id = 1",
+};
 
 SqliteStore::SqliteStore(SqliteStoreOptions options)
     : options_(std::move(options)),
@@ -46,14 +57,17 @@ absl::Status SqliteStore::StartWriter() {
     Log(LogLevel::kInfo, "schema_migrated",
         {{"path", options_.path}, {"from", found_version}, {"to", LatestSchemaVersion()}});
   }
-  if (options_.secrets != nullptr) DROVER_RETURN_IF_ERROR(sqlite_store_internal::SealStoredDatastores(*w->db, *options_.secrets));
+  if (options_.secrets != nullptr) {
+    DROVER_RETURN_IF_ERROR(
+        store_ops::SealStoredDatastores<SqliteEngine>(*w->db, *options_.secrets));
+  }
   DROVER_ASSIGN_OR_RETURN(w->begin, w->db->Prepare("BEGIN IMMEDIATE"));
   DROVER_ASSIGN_OR_RETURN(w->commit, w->db->Prepare("COMMIT"));
   DROVER_ASSIGN_OR_RETURN(w->rollback, w->db->Prepare("ROLLBACK"));
   DROVER_ASSIGN_OR_RETURN(w->savepoint, w->db->Prepare("SAVEPOINT op"));
   DROVER_ASSIGN_OR_RETURN(w->release, w->db->Prepare("RELEASE op"));
   DROVER_ASSIGN_OR_RETURN(w->rollback_to, w->db->Prepare("ROLLBACK TO op"));
-  DROVER_RETURN_IF_ERROR(sqlite_store_internal::PrepareJobStatements(*w));
+  DROVER_RETURN_IF_ERROR(store_ops::PrepareJobStatements<SqliteEngine>(*w));
   writer_ = std::move(w);
   writer_thread_ = std::thread([this] { WriterLoop(); });
   return absl::OkStatus();
@@ -62,27 +76,13 @@ absl::Status SqliteStore::StartWriter() {
 SqliteStore::~SqliteStore() { Close(); }
 
 void SqliteStore::Close() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return;
-    closing_ = true;
-  }
+  if (!queue_.BeginClose()) return;
   if (writer_thread_.joinable()) writer_thread_.join();
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
+  queue_.EndClose();
   writer_.reset();
 }
 
-void SqliteStore::Enqueue(std::unique_ptr<WriteOp> op) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!closing_) {
-      queue_.push_back(std::move(op));
-      return;
-    }
-  }
-  std::move(*op).Finish(absl::UnavailableError("droverd is shutting down; retry the call"));
-}
+void SqliteStore::Enqueue(std::unique_ptr<WriteOp> op) { queue_.Push(std::move(op)); }
 
 void SqliteStore::Barrier(DoneCallback done) {
   Enqueue(std::make_unique<FunctionOp>([](Writer&) { return absl::OkStatus(); }, std::move(done)));
@@ -90,21 +90,7 @@ void SqliteStore::Barrier(DoneCallback done) {
 
 void SqliteStore::WriterLoop() {
   std::vector<std::unique_ptr<WriteOp>> batch;
-  while (true) {
-    batch.clear();
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-            return !s->queue_.empty() || s->closing_;
-          },
-          this));
-      if (queue_.empty()) return;  // closing and drained
-      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
+  while (queue_.NextBatch(options_.max_batch, batch)) {
     (void)CommitBatch(batch);  // failures already went to each write's callback
   }
 }
@@ -132,7 +118,17 @@ absl::Status SqliteStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& bat
     return fail_all(s);
   }
   w.begin->Reset();
+  // A store that took the leader lease writes only while the lease is still its own.
+  absl::Status deposed = absl::OkStatus();
+  if (fence_token_.has_value()) {
+    absl::Status s = store_ops::CheckFence<SqliteEngine>(w, *fence_token_, deposed);
+    if (!s.ok()) return fail_all(s);
+  }
   for (size_t i = 0; i < batch.size(); ++i) {
+    if (!deposed.ok() && batch[i]->fenced()) {
+      results[i] = deposed;
+      continue;
+    }
     w.savepoint->Reset();
     if (absl::Status s = w.savepoint->Run(); !s.ok()) return fail_all(s);
     results[i] = batch[i]->Apply(w);
@@ -154,19 +150,12 @@ absl::Status SqliteStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& bat
   // Only a commit that wrote says the disk takes writes again (a batch of refused updates
   // or barriers commits nothing).
   if (sqlite3_total_changes64(w.db->raw()) != changes_before) health_.Succeeded();
-  {
-    absl::MutexLock lock(&mu_);
-    stats_.commits += 1;
-    stats_.writes += static_cast<int64_t>(batch.size());
-  }
+  queue_.Committed(static_cast<int64_t>(batch.size()));
   for (size_t i = 0; i < batch.size(); ++i) std::move(*batch[i]).Finish(results[i]);
   return absl::OkStatus();
 }
 
-SqliteStore::Stats SqliteStore::stats() const {
-  absl::MutexLock lock(&mu_);
-  return stats_;
-}
+SqliteStore::Stats SqliteStore::stats() const { return queue_.stats(); }
 
 absl::StatusOr<std::unique_ptr<Db>> SqliteStore::AcquireReader() {
   {
@@ -185,6 +174,22 @@ absl::StatusOr<std::unique_ptr<Db>> SqliteStore::AcquireReader() {
 void SqliteStore::ReleaseReader(std::unique_ptr<Db> db) {
   absl::MutexLock lock(&readers_mu_);
   if (idle_readers_.size() < 8) idle_readers_.push_back(std::move(db));
+}
+
+void SqliteStore::AcquireLeaderLease(std::string holder, std::string address, absl::Time now,
+                                     absl::Duration ttl, LeaseCallback done) {
+  Enqueue(store_ops::AcquireLeaderLease<SqliteEngine>(std::move(holder), std::move(address), now,
+      ttl, &fence_token_, std::move(done)));
+}
+
+void SqliteStore::RenewLeaderLease(std::string holder, int64_t token, absl::Time now,
+                                   absl::Duration ttl, LeaseCallback done) {
+  Enqueue(store_ops::RenewLeaderLease<SqliteEngine>(std::move(holder), token, now, ttl,
+      &fence_token_, std::move(done)));
+}
+
+absl::StatusOr<std::optional<LeaderLease>> SqliteStore::LoadLeaderLease() {
+  return WithReader([](Db& db) { return store_ops::LoadLeaderLease<SqliteEngine>(db); });
 }
 
 }  // namespace drover::storage

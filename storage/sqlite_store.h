@@ -14,8 +14,8 @@
 #define DROVER_STORAGE_SQLITE_STORE_H_
 
 #include <cstdint>
-#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -26,6 +26,7 @@
 #include "common/pki/secret_box.h"
 #include "storage/store.h"
 #include "storage/write_health.h"
+#include "storage/write_queue.h"
 
 namespace drover::storage {
 
@@ -97,12 +98,15 @@ class SqliteStore final : public Store {
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;
+  void AcquireLeaderLease(std::string holder, std::string address, absl::Time now,
+                          absl::Duration ttl, LeaseCallback done) override;
+  void RenewLeaderLease(std::string holder, int64_t token, absl::Time now, absl::Duration ttl,
+                        LeaseCallback done) override;
+  absl::StatusOr<std::optional<LeaderLease>> LoadLeaderLease() override;
   void Close() override;
 
-  struct Stats {
-    int64_t commits = 0;  // transactions committed (each one fsync)
-    int64_t writes = 0;   // writes applied in them
-  };
+  // What the writer has committed (on SQLite each commit is one fsync).
+  using Stats = WriteStats;
   Stats stats() const;
 
   // The operations the writer runs, one per queued write (defined in
@@ -128,12 +132,11 @@ class SqliteStore final : public Store {
   WriteHealth health_;
   std::unique_ptr<Writer> writer_;  // used only by the writer thread after Open
   std::thread writer_thread_;
+  // The leader lease's token once this store took it; every batch checks it. Writer thread
+  // only.
+  std::optional<int64_t> fence_token_;
 
-  mutable absl::Mutex mu_;
-  std::deque<std::unique_ptr<WriteOp>> queue_ ABSL_GUARDED_BY(mu_);
-  bool closing_ ABSL_GUARDED_BY(mu_) = false;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  Stats stats_ ABSL_GUARDED_BY(mu_);
+  WriteQueue<WriteOp> queue_;
 
   absl::Mutex readers_mu_;
   std::vector<std::unique_ptr<Db>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);

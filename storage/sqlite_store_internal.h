@@ -1,17 +1,16 @@
 // Internal to SqliteStore (storage/sqlite_store*.cc); nothing outside storage/ includes it.
 // What the parts of the store share: the writer thread's state (`SqliteStore::Writer`), a
 // queued write (`SqliteStore::WriteOp`) and a write given as a function (`FunctionOp`),
-// reading through a pooled connection (`WithReader`), and the two steps of opening that
-// belong to their tables (the writer's job statements, the sealing of stored datastores).
+// reading through a pooled connection (`WithReader`), and SQLite as the engine of the logic
+// both SQL stores share (`SqliteEngine`, see store_ops_internal.h).
 //
-// The store is split by what it keeps, one file each:
+// The store is split by what it keeps, one file each, as PostgresStore is:
 //   sqlite_store.cc             opening, the writer thread and its group commit, the readers
-//   sqlite_store_jobs.cc        jobs (idempotency keys, status updates, listing) and the
-//                               sealing of their secret environment values
-//   sqlite_store_registries.cc  compute targets, images, datastores (their credentials sealed)
-//   sqlite_store_nodes.cc       cordons and drains, the pause of node-loss handling
-//   sqlite_store_access.cc      users, blob holders, join tokens, node certificates
-//   sqlite_store_audit.cc       the audit trail and its retention
+//   sqlite_store_jobs.cc        jobs (idempotency keys, status updates, tags, listing)
+//   sqlite_store_registries.cc  compute targets, images, datastores, node states, the pause
+//                               of node-loss handling
+//   sqlite_store_access.cc      users, blob holders, join tokens, node certificates, audit
+// Each holds the SQL text of its area; the logic is in store_*_internal.h.
 //
 // Threads: a `Writer` and every `WriteOp::Apply` run on the writer thread only;
 // `WithReader` may be called from any thread.
@@ -19,36 +18,31 @@
 #define DROVER_STORAGE_SQLITE_STORE_INTERNAL_H_
 
 #include <memory>
+#include <string>
 #include <utility>
 
-#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "common/pki/secret_box.h"
 #include "storage/sqlite_db.h"
 #include "storage/sqlite_store.h"
+#include "storage/store_jobs_internal.h"
+#include "storage/store_ops_internal.h"
 
 namespace drover::storage {
 
 // What the writer thread owns: the write connection and its prepared statements.
-struct SqliteStore::Writer {
+struct SqliteStore::Writer : store_ops::JobStatements<Statement> {
   std::unique_ptr<Db> db;
   const SecretBox* secrets = nullptr;
   std::unique_ptr<Statement> begin, commit, rollback;
   std::unique_ptr<Statement> savepoint, release, rollback_to;
-  std::unique_ptr<Statement> find_by_key, insert_job, insert_tag, update_status, job_version, select_job;
-  std::unique_ptr<Statement> select_spec, update_spec, delete_tag;
 };
 
-// One queued write. Apply runs inside the batch's transaction (under a savepoint, so a
-// failing write leaves the others of the batch intact); Finish runs after the commit with
-// the write's own error, or the commit's.
-class SqliteStore::WriteOp {
- public:
-  virtual ~WriteOp() = default;
-  virtual absl::Status Apply(Writer& w) = 0;
-  virtual void Finish(absl::Status status) && = 0;
-};
+// One queued write (store_ops::QueuedWrite says when each part runs).
+class SqliteStore::WriteOp : public store_ops::QueuedWrite<SqliteStore::Writer> {};
 
 // Runs `fn` on a read-only connection borrowed from the pool; the error of borrowing one
 // (UNAVAILABLE when no connection opens) or what `fn` returns.
@@ -64,29 +58,38 @@ auto SqliteStore::WithReader(Fn&& fn) -> decltype(fn(std::declval<Db&>())) {
 namespace sqlite_store_internal {
 
 // A write given as a function of the writer's connection.
-class FunctionOp final : public SqliteStore::WriteOp {
- public:
-  using Fn = absl::AnyInvocable<absl::Status(SqliteStore::Writer&)>;
-  FunctionOp(Fn apply, Store::DoneCallback done)
-      : apply_(std::move(apply)), done_(std::move(done)) {}
-  absl::Status Apply(SqliteStore::Writer& w) override { return apply_(w); }
-  void Finish(absl::Status status) && override { std::move(done_)(std::move(status)); }
-
- private:
-  Fn apply_;
-  Store::DoneCallback done_;
-};
-
-// Prepares the writer's job statements (`find_by_key` to `delete_tag`); the error of the
-// first that fails to prepare (sqlite_store_jobs.cc).
-absl::Status PrepareJobStatements(SqliteStore::Writer& w);
-
-// Seals the options of datastores stored before droverd sealed them (or while it had no
-// key), in one transaction: from then on drover.db holds no datastore credential in clear.
-// The error of the read or of the write (sqlite_store_registries.cc).
-absl::Status SealStoredDatastores(Db& db, const SecretBox& secrets);
+using FunctionOp = store_ops::FunctionOp<SqliteStore::WriteOp, SqliteStore::Writer>;
 
 }  // namespace sqlite_store_internal
+
+// SQLite as the engine of the shared store logic (store_ops_internal.h says what each
+// name is for).
+struct SqliteEngine {
+  using Db = storage::Db;
+  using Statement = storage::Statement;
+  using Writer = SqliteStore::Writer;
+  using WriteOp = SqliteStore::WriteOp;
+  using FunctionOp = sqlite_store_internal::FunctionOp;
+
+  // SQLite's numbered parameters: ?1, ?2, ...
+  static std::string Param(int n) { return absl::StrCat("?", n); }
+  // Every SQLite statement is prepared to be kept.
+  static absl::StatusOr<std::unique_ptr<Statement>> PrepareKept(Db& db, absl::string_view sql) {
+    return db.Prepare(sql);
+  }
+  // Runs `fn` as it is: a SQLite reader's statements each read the database as the
+  // writer's last commit left it.
+  template <typename Fn>
+  static auto InSnapshot(Db&, Fn fn) {
+    return fn();
+  }
+
+  static const store_ops::JobSql kJobSql;             // sqlite_store_jobs.cc
+  static const store_ops::RegistrySql kRegistrySql;   // sqlite_store_registries.cc
+  static const store_ops::AccessSql kAccessSql;       // sqlite_store_access.cc
+  static const store_ops::LeaseSql kLeaseSql;         // sqlite_store.cc
+};
+
 }  // namespace drover::storage
 
 #endif  // DROVER_STORAGE_SQLITE_STORE_INTERNAL_H_

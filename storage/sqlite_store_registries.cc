@@ -1,191 +1,91 @@
+// SqliteStore's registries (compute targets, images, datastores, node states, the pause of
+// node-loss handling): the SQL text that is SQLite's own; the logic is
+// store_registries_internal.h's, shared with PostgresStore.
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
-#include "common/log.h"
-#include "common/proto_bytes.h"
-#include "common/status_macros.h"
 #include "storage/sqlite_store_internal.h"
-#include "storage/store_rules.h"
+#include "storage/store_registries_internal.h"
 
 namespace drover::storage {
-namespace {
 
-using sqlite_store_internal::FunctionOp;
-
-using rules::OpenDatastore;
-using rules::SealedDatastore;
-
-}  // namespace
-
-namespace sqlite_store_internal {
-
-absl::Status SealStoredDatastores(Db& db, const SecretBox& secrets) {
-  DROVER_ASSIGN_OR_RETURN(auto select, db.Prepare("SELECT name, datastore FROM datastores"));
-  std::vector<v1::Datastore> unsealed;
-  while (true) {
-    DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
-    if (!row) break;
-    absl::string_view bytes = select->ColumnBlob(1);
-    v1::Datastore datastore;
-    if (!datastore.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) continue;
-    if (rules::HasUnsealedOption(datastore)) unsealed.push_back(std::move(datastore));
-  }
-  select.reset();
-  if (unsealed.empty()) return absl::OkStatus();
-  DROVER_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
-  for (v1::Datastore& datastore : unsealed) {
-    rules::SealClearOptions(secrets, datastore);
-    DROVER_ASSIGN_OR_RETURN(auto update,
-                            db.Prepare("UPDATE datastores SET datastore = ? WHERE name = ?"));
-    update->BindBlob(1, SerializeDeterministic(datastore)).Bind(2, datastore.name());
-    if (absl::Status s = update->Run(); !s.ok()) {
-      db.Exec("ROLLBACK").IgnoreError();
-      return s;
-    }
-  }
-  DROVER_RETURN_IF_ERROR(db.Exec("COMMIT"));
-  Log(LogLevel::kInfo, "datastores_sealed", {{"count", static_cast<int64_t>(unsealed.size())}});
-  return absl::OkStatus();
-}
-
-}  // namespace sqlite_store_internal
+const store_ops::RegistrySql SqliteEngine::kRegistrySql = {
+    .put_compute_target = "INSERT OR REPLACE INTO compute_targets (name, target) VALUES (?1, ?2)",
+    .delete_compute_target = "DELETE FROM compute_targets WHERE name = ?1",
+    .put_image = "INSERT OR REPLACE INTO images (name, image) VALUES (?1, ?2)",
+    .delete_image = "DELETE FROM images WHERE name = ?1",
+    .put_datastore = "INSERT OR REPLACE INTO datastores (name, datastore) VALUES (?1, ?2)",
+    .add_datastore = "INSERT INTO datastores (name, datastore) VALUES (?1, ?2) "
+                     "ON CONFLICT (name) DO NOTHING",
+    .delete_datastore = "DELETE FROM datastores WHERE name = ?1",
+    .update_datastore = "UPDATE datastores SET datastore = ?1 WHERE name = ?2",
+    .begin_write = "BEGIN IMMEDIATE",
+    .put_node_admin = "INSERT OR REPLACE INTO node_admin (name, draining, reason, set_time_us) "
+                      "VALUES (?1, ?2, ?3, ?4)",
+    .delete_node_admin = "DELETE FROM node_admin WHERE name = ?1",
+    .insert_pause = "INSERT INTO node_loss_pause (id, paused_since_us) VALUES (1, ?1)",
+    .put_pause_member = "INSERT OR REPLACE INTO node_loss_pause_nodes "
+                        "(name, role, listed, last_seen_us, lost_at_us, node) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+};
 
 void SqliteStore::PutComputeTarget(v1::ComputeTarget target, DoneCallback done) {
-  Enqueue(std::make_unique<FunctionOp>(
-      [target = std::move(target)](Writer& w) -> absl::Status {
-        DROVER_ASSIGN_OR_RETURN(
-            auto put, w.db->Prepare("INSERT OR REPLACE INTO compute_targets (name, target) "
-                                    "VALUES (?, ?)"));
-        put->Bind(1, target.name()).BindBlob(2, SerializeDeterministic(target));
-        return put->Run();
-      },
-      std::move(done)));
+  Enqueue(store_ops::PutComputeTarget<SqliteEngine>(std::move(target), std::move(done)));
 }
 
 void SqliteStore::DeleteComputeTarget(std::string name, DoneCallback done) {
-  Enqueue(std::make_unique<FunctionOp>(
-      [name = std::move(name)](Writer& w) -> absl::Status {
-        DROVER_ASSIGN_OR_RETURN(auto del,
-                                w.db->Prepare("DELETE FROM compute_targets WHERE name = ?"));
-        del->Bind(1, name);
-        return del->Run();
-      },
-      std::move(done)));
+  Enqueue(store_ops::DeleteComputeTarget<SqliteEngine>(std::move(name), std::move(done)));
 }
 
 absl::StatusOr<std::vector<v1::ComputeTarget>> SqliteStore::LoadComputeTargets() {
-  return WithReader([&](Db& db) -> absl::StatusOr<std::vector<v1::ComputeTarget>> {
-    DROVER_ASSIGN_OR_RETURN(auto select,
-                            db.Prepare("SELECT target FROM compute_targets ORDER BY name"));
-    std::vector<v1::ComputeTarget> targets;
-    while (true) {
-      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
-      if (!row) break;
-      absl::string_view bytes = select->ColumnBlob(0);
-      v1::ComputeTarget target;
-      if (!target.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-        return absl::DataLossError("a stored compute target is unreadable");
-      }
-      targets.push_back(std::move(target));
-    }
-    return targets;
-  });
+  return WithReader([](Db& db) { return store_ops::LoadComputeTargets<SqliteEngine>(db); });
 }
 
 void SqliteStore::PutImage(v1::Image image, DoneCallback done) {
-  Enqueue(std::make_unique<FunctionOp>(
-      [image = std::move(image)](Writer& w) -> absl::Status {
-        DROVER_ASSIGN_OR_RETURN(
-            auto put, w.db->Prepare("INSERT OR REPLACE INTO images (name, image) VALUES (?, ?)"));
-        put->Bind(1, image.name()).BindBlob(2, SerializeDeterministic(image));
-        return put->Run();
-      },
-      std::move(done)));
+  Enqueue(store_ops::PutImage<SqliteEngine>(std::move(image), std::move(done)));
 }
 
 void SqliteStore::DeleteImage(std::string name, DoneCallback done) {
-  Enqueue(std::make_unique<FunctionOp>(
-      [name = std::move(name)](Writer& w) -> absl::Status {
-        DROVER_ASSIGN_OR_RETURN(auto del, w.db->Prepare("DELETE FROM images WHERE name = ?"));
-        del->Bind(1, name);
-        return del->Run();
-      },
-      std::move(done)));
+  Enqueue(store_ops::DeleteImage<SqliteEngine>(std::move(name), std::move(done)));
 }
 
 absl::StatusOr<std::vector<v1::Image>> SqliteStore::LoadImages() {
-  return WithReader([&](Db& db) -> absl::StatusOr<std::vector<v1::Image>> {
-    DROVER_ASSIGN_OR_RETURN(auto select, db.Prepare("SELECT image FROM images ORDER BY name"));
-    std::vector<v1::Image> images;
-    while (true) {
-      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
-      if (!row) break;
-      absl::string_view bytes = select->ColumnBlob(0);
-      v1::Image image;
-      if (!image.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-        return absl::DataLossError("a stored image registration is unreadable");
-      }
-      images.push_back(std::move(image));
-    }
-    return images;
-  });
+  return WithReader([](Db& db) { return store_ops::LoadImages<SqliteEngine>(db); });
 }
 
 void SqliteStore::PutDatastore(v1::Datastore datastore, bool replace, DoneCallback done) {
-  Enqueue(std::make_unique<FunctionOp>(
-      [datastore = std::move(datastore), replace](Writer& w) -> absl::Status {
-        if (!replace) {
-          DROVER_ASSIGN_OR_RETURN(auto find,
-                                  w.db->Prepare("SELECT 1 FROM datastores WHERE name = ?"));
-          find->Bind(1, datastore.name());
-          DROVER_ASSIGN_OR_RETURN(bool found, find->Step());
-          if (found) {
-            return absl::AlreadyExistsError(absl::StrCat(
-                "datastore '", datastore.name(), "' already exists; set replace to overwrite it"));
-          }
-        }
-        DROVER_ASSIGN_OR_RETURN(
-            auto put, w.db->Prepare("INSERT OR REPLACE INTO datastores (name, datastore) "
-                                    "VALUES (?, ?)"));
-        put->Bind(1, datastore.name())
-            .BindBlob(2, SerializeDeterministic(SealedDatastore(w.secrets, datastore)));
-        return put->Run();
-      },
-      std::move(done)));
+  Enqueue(store_ops::PutDatastore<SqliteEngine>(std::move(datastore), replace, std::move(done)));
 }
 
 void SqliteStore::DeleteDatastore(std::string name, DoneCallback done) {
-  Enqueue(std::make_unique<FunctionOp>(
-      [name = std::move(name)](Writer& w) -> absl::Status {
-        DROVER_ASSIGN_OR_RETURN(auto del,
-                                w.db->Prepare("DELETE FROM datastores WHERE name = ?"));
-        del->Bind(1, name);
-        return del->Run();
-      },
-      std::move(done)));
+  Enqueue(store_ops::DeleteDatastore<SqliteEngine>(std::move(name), std::move(done)));
 }
 
 absl::StatusOr<std::vector<v1::Datastore>> SqliteStore::LoadDatastores() {
-  return WithReader([&](Db& db) -> absl::StatusOr<std::vector<v1::Datastore>> {
-    DROVER_ASSIGN_OR_RETURN(auto select,
-                            db.Prepare("SELECT name, datastore FROM datastores ORDER BY name"));
-    std::vector<v1::Datastore> datastores;
-    while (true) {
-      DROVER_ASSIGN_OR_RETURN(bool row, select->Step());
-      if (!row) break;
-      absl::string_view bytes = select->ColumnBlob(1);
-      v1::Datastore datastore;
-      if (!datastore.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-        return absl::DataLossError(absl::StrCat("the stored datastore '",
-                                                select->ColumnText(0), "' is unreadable"));
-      }
-      DROVER_RETURN_IF_ERROR(OpenDatastore(options_.secrets, datastore));
-      datastores.push_back(std::move(datastore));
-    }
-    return datastores;
-  });
+  return WithReader(
+      [&](Db& db) { return store_ops::LoadDatastores<SqliteEngine>(db, options_.secrets); });
+}
+
+void SqliteStore::PutNodeAdminState(NodeAdminState state, DoneCallback done) {
+  Enqueue(store_ops::PutNodeAdminState<SqliteEngine>(std::move(state), std::move(done)));
+}
+
+void SqliteStore::DeleteNodeAdminState(std::string node, DoneCallback done) {
+  Enqueue(store_ops::DeleteNodeAdminState<SqliteEngine>(std::move(node), std::move(done)));
+}
+
+absl::StatusOr<std::vector<NodeAdminState>> SqliteStore::LoadNodeAdminStates() {
+  return WithReader([](Db& db) { return store_ops::LoadNodeAdminStates<SqliteEngine>(db); });
+}
+
+void SqliteStore::PutNodeLossPause(std::optional<NodeLossPause> pause, DoneCallback done) {
+  Enqueue(store_ops::PutNodeLossPause<SqliteEngine>(std::move(pause), std::move(done)));
+}
+
+absl::StatusOr<std::optional<NodeLossPause>> SqliteStore::LoadNodeLossPause() {
+  return WithReader([](Db& db) { return store_ops::LoadNodeLossPause<SqliteEngine>(db); });
 }
 
 }  // namespace drover::storage

@@ -155,6 +155,16 @@ struct BlobHoldings {
   std::vector<std::string> unsized;   // digests held whose size is not recorded
 };
 
+// The lease of the droverd that leads when several share one database (Store's leader
+// lease): who holds it, where clients and agents reach it, its fencing token (larger on
+// every takeover, never reused) and when it runs out.
+struct LeaderLease {
+  std::string holder;
+  std::string address;
+  int64_t token = 0;
+  absl::Time expire_time;
+};
+
 class Store {
  public:
   using CreateJobCallback = absl::AnyInvocable<void(absl::StatusOr<CreateJobResult>) &&>;
@@ -305,6 +315,30 @@ class Store {
 
   // Every job not in a terminal state, oldest first: what droverd resumes with at start.
   virtual absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() = 0;
+
+  // The leader lease, for several droverds on one database of which one leads. Once this
+  // store has taken or renewed the lease, every batch it writes first checks, inside its
+  // transaction, that the stored lease still has this store's token; when another holder
+  // has taken it since, every write of the batch but the lease's own fails UNAVAILABLE
+  // naming the new holder, and none is committed (a deposed leader writes nothing). A store
+  // that never took the lease writes unchecked, as a lone droverd does.
+  using LeaseCallback = absl::AnyInvocable<void(absl::StatusOr<LeaderLease>) &&>;
+  // Takes the lease for `holder`, reachable at `address`, until `now + ttl` when nobody
+  // holds it, when it ran out (its expire_time <= `now`) or when `holder` holds it. Taken
+  // from another holder or from nobody it gets the next token; `holder`'s own lease keeps
+  // its token. `done` gets the lease after the commit. FAILED_PRECONDITION naming the holder
+  // and until when while another holds it; INVALID_ARGUMENT for an empty `holder` or a `ttl`
+  // that is not positive; errors as for CreateJob.
+  virtual void AcquireLeaderLease(std::string holder, std::string address, absl::Time now,
+                                  absl::Duration ttl, LeaseCallback done) = 0;
+  // Extends the lease `holder` holds under `token` to `now + ttl`. FAILED_PRECONDITION
+  // (deposed) when the stored lease has another holder or token, or there is none: one
+  // whose lease ran out and was taken must take it again with AcquireLeaderLease, under a
+  // new token. Errors otherwise as for AcquireLeaderLease.
+  virtual void RenewLeaderLease(std::string holder, int64_t token, absl::Time now,
+                                absl::Duration ttl, LeaseCallback done) = 0;
+  // The stored lease, run out or not; empty when nobody ever took it.
+  virtual absl::StatusOr<std::optional<LeaderLease>> LoadLeaderLease() = 0;
 
   // Stops taking writes (later ones fail with UNAVAILABLE), commits those already queued,
   // runs their callbacks and returns. Idempotent.

@@ -42,14 +42,10 @@
 namespace drover {
 namespace {
 
-// With DROVER_TEST_STORE=postgres droverd keeps its state in PostgreSQL
-// (tests/testing/subprocess.h): there is no drover.db to check.
-bool StateOnPostgres() {
-  const char* store = getenv("DROVER_TEST_STORE");
-  return store != nullptr && std::string(store) == "postgres";
-}
-
 using drover::testing::DroverdProcess;
+// With DROVER_TEST_STORE=postgres droverd keeps its state in PostgreSQL: there is no
+// drover.db to check.
+using drover::testing::StateOnPostgres;
 
 constexpr int kClients = 16;
 constexpr int kRounds = 5;

@@ -198,7 +198,7 @@ TEST_F(SqliteStoreTest, BlobsRecordedBeforeSchema9AreHeldWithoutASizeUntilRecord
                          "CREATE TABLE blob_uploaders (digest TEXT NOT NULL, user TEXT NOT NULL, "
                          "PRIMARY KEY (digest, user)) WITHOUT ROWID; "
                          "INSERT INTO blob_uploaders VALUES ('sha256:old', 'alice'); "
-                         "PRAGMA user_version = 8",
+                         "DROP TABLE leader_lease; PRAGMA user_version = 8",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);

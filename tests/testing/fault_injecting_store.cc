@@ -253,4 +253,23 @@ absl::StatusOr<std::vector<v1::Job>> FaultInjectingStore::LoadUnfinishedJobs() {
   return Read("LoadUnfinishedJobs", [&] { return base_->LoadUnfinishedJobs(); });
 }
 
+void FaultInjectingStore::AcquireLeaderLease(std::string holder, std::string address,
+                                             absl::Time now, absl::Duration ttl,
+                                             LeaseCallback done) {
+  Write("AcquireLeaderLease", std::move(done), [&](LeaseCallback d) {
+    base_->AcquireLeaderLease(std::move(holder), std::move(address), now, ttl, std::move(d));
+  });
+}
+
+void FaultInjectingStore::RenewLeaderLease(std::string holder, int64_t token, absl::Time now,
+                                           absl::Duration ttl, LeaseCallback done) {
+  Write("RenewLeaderLease", std::move(done), [&](LeaseCallback d) {
+    base_->RenewLeaderLease(std::move(holder), token, now, ttl, std::move(d));
+  });
+}
+
+absl::StatusOr<std::optional<storage::LeaderLease>> FaultInjectingStore::LoadLeaderLease() {
+  return Read("LoadLeaderLease", [&] { return base_->LoadLeaderLease(); });
+}
+
 }  // namespace drover::testing

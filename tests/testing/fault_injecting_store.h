@@ -80,6 +80,11 @@ class FaultInjectingStore final : public storage::Store {
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
   absl::StatusOr<storage::ListJobsPage> ListJobs(const storage::ListJobsQuery& query) override;
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;
+  void AcquireLeaderLease(std::string holder, std::string address, absl::Time now,
+                          absl::Duration ttl, LeaseCallback done) override;
+  void RenewLeaderLease(std::string holder, int64_t token, absl::Time now, absl::Duration ttl,
+                        LeaseCallback done) override;
+  absl::StatusOr<std::optional<storage::LeaderLease>> LoadLeaderLease() override;
   void Close() override { base_->Close(); }
 
  private:

@@ -263,6 +263,11 @@ absl::StatusOr<std::string> StoreFor(const std::string& state_dir) {
 
 }  // namespace
 
+bool StateOnPostgres() {
+  const char* engine = getenv("DROVER_TEST_STORE");
+  return engine != nullptr && std::string(engine) == "postgres";
+}
+
 absl::StatusOr<std::unique_ptr<DroverdProcess>> DroverdProcess::Start(
     const std::string& state_dir, const std::vector<std::string>& extra_args,
     const std::string& files_dir, Tls tls) {

@@ -29,6 +29,10 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                          const std::string& input = "",
                                          absl::Duration timeout = absl::Seconds(60));
 
+// Whether the test's droverds keep their state in PostgreSQL (DROVER_TEST_STORE=postgres,
+// see DroverdProcess::Start): then their state folder holds no drover.db.
+bool StateOnPostgres();
+
 // droverd, started as a child process listening on 127.0.0.1 with a port the kernel
 // picked. Its stderr goes to `<files_dir>/droverd.log`.
 class DroverdProcess {
