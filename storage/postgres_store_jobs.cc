@@ -1,3 +1,4 @@
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -112,6 +113,42 @@ class CreateJobOp final : public PostgresStore::WriteOp {
   v1::Job job_;
   Store::CreateJobCallback done_;
   CreateJobResult result_;
+};
+
+// The jobs of one CreateJobs call: each applied as CreateJobOp applies it, all inside this
+// write's savepoint, so that one failing rolls back every one of them.
+class CreateJobsOp final : public PostgresStore::WriteOp {
+ public:
+  CreateJobsOp(std::vector<v1::Job> jobs, Store::CreateJobsCallback done)
+      : done_(std::move(done)) {
+    ops_.reserve(jobs.size());
+    results_.resize(jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      ops_.push_back(std::make_unique<CreateJobOp>(
+          std::move(jobs[i]), [this, i](absl::StatusOr<CreateJobResult> result) {
+            if (result.ok()) results_[i] = *std::move(result);
+          }));
+    }
+  }
+
+  absl::Status Apply(PostgresStore::Writer& w) override {
+    for (auto& op : ops_) DROVER_RETURN_IF_ERROR(op->Apply(w));
+    return absl::OkStatus();
+  }
+
+  void Finish(absl::Status status) && override {
+    if (!status.ok()) {
+      std::move(done_)(std::move(status));
+      return;
+    }
+    for (auto& op : ops_) std::move(*op).Finish(absl::OkStatus());  // fills results_
+    std::move(done_)(std::move(results_));
+  }
+
+ private:
+  std::vector<std::unique_ptr<CreateJobOp>> ops_;
+  std::vector<CreateJobResult> results_;
+  Store::CreateJobsCallback done_;
 };
 
 class UpdateStatusOp final : public PostgresStore::WriteOp {
@@ -274,6 +311,10 @@ absl::Status PrepareJobStatements(PostgresStore::Writer& w) {
 
 void PostgresStore::CreateJob(v1::Job job, CreateJobCallback done) {
   Enqueue(std::make_unique<CreateJobOp>(std::move(job), std::move(done)));
+}
+
+void PostgresStore::CreateJobs(std::vector<v1::Job> jobs, CreateJobsCallback done) {
+  Enqueue(std::make_unique<CreateJobsOp>(std::move(jobs), std::move(done)));
 }
 
 void PostgresStore::UpdateJobStatus(std::string job_id, int64_t expected_version,
