@@ -137,7 +137,7 @@ class Core {
   // Cancels a job (see JobService.CancelJob); `done` gets the job as committed.
   void Cancel(const std::string& job_id, const std::string& reason, JobCallback done);
   // Cancels every unfinished task of job array `array_id` as Cancel does; `done` gets the
-  // unfinished task of the lowest index as committed, or `fallback` when none was
+  // array's first task `fallback` (as read before), or as its cancel committed when it was
   // unfinished, or the first error of a task's cancel.
   void CancelArray(const std::string& array_id, const std::string& reason, v1::Job fallback,
                    JobCallback done);

@@ -202,10 +202,13 @@ void Core::CancelArray(const std::string& array_id, const std::string& reason,
   };
   auto pending = std::make_shared<Pending>(
       Pending{ids.size(), absl::UnknownError("unanswered"), absl::OkStatus(), std::move(done)});
+  // The first task answers: as its cancel committed, or as it ended before.
+  const bool first_canceled = ids.front() == fallback.id();
+  if (!first_canceled) pending->first = std::move(fallback);
   for (size_t i = 0; i < ids.size(); ++i) {
-    Cancel(ids[i], reason, [pending, i](absl::StatusOr<v1::Job> job) {
+    Cancel(ids[i], reason, [pending, i, first_canceled](absl::StatusOr<v1::Job> job) {
       if (!job.ok() && pending->error.ok()) pending->error = job.status();
-      if (i == 0) pending->first = std::move(job);
+      if (i == 0 && first_canceled) pending->first = std::move(job);
       if (--pending->left > 0) return;
       if (!pending->error.ok()) {
         std::move(pending->done)(pending->error);

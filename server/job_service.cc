@@ -502,6 +502,17 @@ void JobServiceImpl::CancelArray(const grpc::CallbackServerContext& context,
     reactor->Finish(ToGrpcStatus(page.status()));
     return;
   }
+  // The answer is the first task: the newest task is the last one, and an array's tasks
+  // have consecutive ids (one write), so the first is size - 1 ids before it.
+  const v1::Job& last = page->jobs.front();
+  absl::StatusOr<int64_t> last_seq = ParseJobId(last.id());
+  if (last_seq.ok() && *last_seq - last.spec().array_task().size() + 1 >= 1) {
+    absl::StatusOr<v1::Job> first =
+        store_.GetJob(FormatJobId(*last_seq - last.spec().array_task().size() + 1));
+    if (first.ok() && first->spec().array_task().array_id() == request.job_id()) {
+      page->jobs.front() = *std::move(first);
+    }
+  }
   loop_.Post([this, array_id = request.job_id(), reason = request.reason(), reactor, response,
               caller = *caller, fallback = std::move(page->jobs.front())]() mutable {
     core_.CancelArray(array_id, reason, std::move(fallback),

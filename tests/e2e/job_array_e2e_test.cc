@@ -190,9 +190,20 @@ TEST_F(JobArrayE2eTest, CancelOfTheArrayEndsEveryTaskNotEnded) {
   const std::string array_id = submitted.job().spec().array_task().array_id();
   WaitFor(submitted.job().id(), v1::JobStatus::RUNNING);
 
+  // The answer is the array's first task, as its cancel committed.
+  v1::CancelJobRequest cancel_request;
+  cancel_request.set_job_id(array_id);
+  v1::Job answer;
+  grpc::ClientContext cancel_context;
+  SetDeadline(cancel_context);
+  ASSERT_TRUE(jobs_->stub().CancelJob(&cancel_context, cancel_request, &answer).ok());
+  EXPECT_EQ(answer.id(), submitted.job().id());
+  EXPECT_EQ(answer.status().state(), v1::JobStatus::CANCEL_REQUESTED);
+  // Again through the CLI: already canceling, no error.
   testing::CommandResult cancel = RunCli({"cancel", array_id});
   EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
   EXPECT_THAT(cancel.out, HasSubstr(array_id));
+  EXPECT_THAT(cancel.out, HasSubstr(submitted.job().id()));
 
   absl::StatusOr<std::vector<v1::Job>> tasks = ListArray(jobs_->stub(), array_id);
   ASSERT_TRUE(tasks.ok()) << tasks.status();
