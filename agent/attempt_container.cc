@@ -80,6 +80,13 @@ ContainerSpec Attempt::BuildContainer() const {
   for (const auto& [key, value] : spec.tags()) tags[key] = value;
   add("DROVER_TAGS", DumpJson(tags));
   add("DROVER_ATTEMPT", absl::StrCat(a.attempt().epoch()));
+  // A task of a job array: which array and index (as Slurm's SLURM_ARRAY_JOB_ID and
+  // SLURM_ARRAY_TASK_ID), and how many tasks the array has.
+  if (spec.has_array_task()) {
+    add("DROVER_ARRAY_ID", spec.array_task().array_id());
+    add("DROVER_ARRAY_INDEX", absl::StrCat(spec.array_task().index()));
+    add("DROVER_ARRAY_SIZE", absl::StrCat(spec.array_task().size()));
+  }
   add("DROVER_WORLD_SIZE", absl::StrCat(a.world_size()));
   add("DROVER_NODE_RANK", absl::StrCat(a.node_rank()));
   add("DROVER_NODE_COUNT", absl::StrCat(a.node_count()));

@@ -149,7 +149,8 @@ int RunSubmit(const std::vector<std::string>& args) {
       "acknowledged jobs/s, the acknowledgement latency percentiles and errors by code.\n"
       "\n"
       "Example:\n"
-      "  drover-bench submit --server 127.0.0.1:7070 --clients 64 --duration 10s");
+      "  drover-bench submit --server 127.0.0.1:7070 --clients 64 --duration 10s\n"
+      "  drover-bench submit --server 127.0.0.1:7070 --clients 4 --array-size 10000");
   ServerFlags(flags, &options.server, &options.ca_file);
   flags.Int("clients,c", &options.clients, "Concurrent clients");
   flags.Int("channels", &options.channels,
@@ -157,6 +158,9 @@ int RunSubmit(const std::vector<std::string>& args) {
   DurationFlag(flags, "duration,d", &options.duration, "How long to measure");
   DurationFlag(flags, "warmup", &options.warmup, "How long to submit before measuring");
   DurationFlag(flags, "rpc-timeout", &options.rpc_timeout, "Deadline of each submit");
+  flags.Int("array-size", &options.array_size,
+            "Submit job arrays of N tasks (--array 0-N-1) instead of single jobs; the report\n"
+            "adds the tasks acknowledged per second", "N");
   if (int code = ParseCommand("submit", flags, args, &output); code >= 0) return code;
 
   absl::StatusOr<drover::bench::SubmitBenchResult> result = drover::bench::RunSubmitBench(options);

@@ -67,7 +67,7 @@ struct Sample {
 class Client {
  public:
   Client(v1::JobService::Stub* stub, std::string key_prefix, const Window& window,
-         absl::Duration rpc_timeout, absl::BlockingCounter* done)
+         absl::Duration rpc_timeout, absl::BlockingCounter* done, int64_t array_size)
       : stub_(stub),
         key_prefix_(std::move(key_prefix)),
         window_(window),
@@ -75,6 +75,9 @@ class Client {
         done_(done) {
     // The smallest valid spec: everything else takes its default.
     request_.mutable_spec()->set_entry_script("train.py");
+    if (array_size > 0) {
+      request_.mutable_spec()->mutable_array()->set_indices(absl::StrCat("0-", array_size - 1));
+    }
   }
 
   void Start() { Send(); }
@@ -155,6 +158,11 @@ absl::StatusOr<SubmitBenchResult> RunSubmitBench(const SubmitBenchOptions& optio
         "--channels: ", options.channels, " is out of range; use 1 to --clients (",
         options.clients, "), or 0 for min(clients, 8)"));
   }
+  if (options.array_size < 0 || options.array_size > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--array-size: ", options.array_size, " is out of range; use 1 to 100000, or 0 for "
+        "single jobs"));
+  }
   if (options.duration <= absl::ZeroDuration() || options.warmup < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         "--duration must be positive and --warmup not negative; write them like 10s or 500ms");
@@ -191,7 +199,8 @@ absl::StatusOr<SubmitBenchResult> RunSubmitBench(const SubmitBenchOptions& optio
   for (int64_t i = 0; i < options.clients; ++i) {
     clients.push_back(std::make_unique<Client>(stubs[i % channel_count].get(),
                                                absl::StrCat(prefix, "-", i), window,
-                                               options.rpc_timeout, &done));
+                                               options.rpc_timeout, &done,
+                                               options.array_size));
   }
   for (auto& client : clients) client->Start();
 
@@ -226,6 +235,8 @@ absl::StatusOr<SubmitBenchResult> RunSubmitBench(const SubmitBenchOptions& optio
   }
   result.jobs_per_second =
       static_cast<double>(result.acknowledged) / absl::ToDoubleSeconds(options.duration);
+  result.array_size = options.array_size;
+  result.tasks_per_second = result.jobs_per_second * static_cast<double>(options.array_size);
   result.latency = Summarize(std::move(latencies));
   return result;
 }
@@ -236,6 +247,10 @@ std::string SubmitResultText(const SubmitBenchResult& r, const std::string& serv
       r.channels, server, absl::FormatDuration(r.duration), absl::FormatDuration(r.warmup));
   absl::StrAppendFormat(&out, "  acknowledged  %d jobs, %.1f jobs/s\n", r.acknowledged,
                         r.jobs_per_second);
+  if (r.array_size > 0) {
+    absl::StrAppendFormat(&out, "  arrays        of %d tasks each: %.1f tasks/s acknowledged\n",
+                          r.array_size, r.tasks_per_second);
+  }
   absl::StrAppend(&out, "  latency       ", LatencyText(r.latency), "\n");
   if (r.errors.empty()) {
     absl::StrAppend(&out, "  errors        none\n");
@@ -268,6 +283,8 @@ std::string SubmitResultJson(const SubmitBenchResult& r, const std::string& serv
       ",\"duration_s\":", absl::StrFormat("%.3f", absl::ToDoubleSeconds(r.duration)),
       ",\"acknowledged\":", r.acknowledged, ",\"acknowledged_total\":", r.acknowledged_total,
       ",\"jobs_per_s\":", absl::StrFormat("%.1f", r.jobs_per_second),
+      ",\"array_size\":", r.array_size,
+      ",\"tasks_per_s\":", absl::StrFormat("%.1f", r.tasks_per_second),
       ",\"not_created\":", r.not_created, ",\"latency\":", LatencyJson(r.latency),
       ",\"errors\":{", absl::StrJoin(errors, ","), "}",
       ",\"client_cpu_s\":", absl::StrFormat("%.3f", absl::ToDoubleSeconds(r.client_cpu)), "}");

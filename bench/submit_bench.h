@@ -35,6 +35,9 @@ struct SubmitBenchOptions {
   absl::Duration rpc_timeout = absl::Seconds(30);
   // How long to wait for every channel to connect before giving up.
   absl::Duration connect_timeout = absl::Seconds(10);
+  // Each submit is a job array of this many tasks (indices 0 to N-1), acknowledged once
+  // every task is durable; 0: single jobs.
+  int64_t array_size = 0;
 };
 
 struct SubmitBenchResult {
@@ -45,6 +48,10 @@ struct SubmitBenchResult {
   // Submits acknowledged (OK) within the measured window, and their rate.
   int64_t acknowledged = 0;
   double jobs_per_second = 0;
+  // With array_size: tasks per submit, and the tasks acknowledged per second (jobs_per_second
+  // counts arrays).
+  int64_t array_size = 0;
+  double tasks_per_second = 0;
   // Submits acknowledged over the whole run, warm-up and the answers after the window
   // included (for per-job costs measured around the run).
   int64_t acknowledged_total = 0;

@@ -125,7 +125,8 @@ int SubmitCommand(Invocation& inv, const std::vector<std::string>& args) {
           "       train.py --data ds://imagenet/train --out ds://results/run1?mode=upload)\n"
           "  drover submit -f job.json --priority 10      # flags override the file\n"
           "  drover submit --watch --env SEED=1 --max-run-duration 2h train.py\n"
-          "  drover submit --image host --cpus 1 echo hello     # no code: a command\n")) {
+          "  drover submit --image host --cpus 1 echo hello     # no code: a command\n"
+          "  drover submit --array 0-999%50 --source . train.py  # 1000 tasks, 50 at once\n")) {
     return *done;
   }
   absl::StatusOr<v1::JobSpec> spec = spec_flags.Build(
@@ -161,8 +162,20 @@ int SubmitCommand(Invocation& inv, const std::vector<std::string>& args) {
       inv.WithRetry([&] { return client->SubmitJob(request); });
   if (!response.ok()) return inv.ServerError(response.status());
   const v1::Job& job = response->job();
-  inv.Print([&] { return JobToJson(job, /*pretty=*/!watch); },
-            [&] { return absl::StrCat(job.id(), "\n"); });
+  if (job.spec().has_array_task()) {
+    // The array's id is what cancel and list take; the first task is the answer's job.
+    const v1::ArrayTask& task = job.spec().array_task();
+    inv.Print([&] { return JobToJson(job, /*pretty=*/!watch); },
+              [&] { return absl::StrCat(task.array_id(), "\n"); });
+    if (!inv.global().json) {
+      *inv.ctx().err << "drover: array " << task.array_id() << ": " << task.size()
+                     << " tasks, the first " << job.id() << "; drover list --array "
+                     << task.array_id() << " shows them" << std::endl;
+    }
+  } else {
+    inv.Print([&] { return JobToJson(job, /*pretty=*/!watch); },
+              [&] { return absl::StrCat(job.id(), "\n"); });
+  }
   if (!response->created() && !generated_key) {
     *inv.ctx().err << "drover: idempotency key '" << request.spec().idempotency_key()
                    << "' was used before; " << job.id() << " is the job it created" << std::endl;
@@ -188,6 +201,12 @@ int ListCommand(Invocation& inv, const std::vector<std::string>& args) {
                "KEY|KEY=VALUE");
   flags.Int("limit", &limit, "Show at most N jobs");
   flags.Bool("all", &all, "Show every job (follows every page; ignores --limit)");
+  std::string array_id;
+  bool expand = false;
+  flags.String("array", &array_id, "Only the tasks of this job array, one line each", "ARRAY");
+  flags.Bool("expand", &expand,
+             "Show each task of a job array on its own line (default: one line per array,\n"
+             "its tasks counted by state)");
   std::string owner;
   flags.String("owner", &owner,
                "Only jobs of this user (viewers and admins; users always see only their own)",
@@ -198,6 +217,7 @@ int ListCommand(Invocation& inv, const std::vector<std::string>& args) {
                             "  drover list\n"
                             "  drover list --state queued --state running --experiment vision\n"
                             "  drover list --tag team=nlp --limit 10\n"
+                            "  drover list --array a-3f9c1b2e7d40aa01 --state running\n"
                             "  drover list --all --output json | jq -r '.[].id'\n")) {
     return *done;
   }
@@ -214,18 +234,22 @@ int ListCommand(Invocation& inv, const std::vector<std::string>& args) {
   request.set_experiment(experiment);
   request.set_tag(tag);
   request.set_owner(owner);
+  request.set_array_id(array_id);
+  request.set_group_arrays(!expand && array_id.empty());
   int exit_code = kExitOk;
   std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;
 
   constexpr int64_t kMaxPageSize = 1000;
   std::vector<v1::Job> jobs;
+  std::vector<v1::ArraySummary> arrays;  // with group_arrays: one line each
   bool more = false;
   while (true) {
     int64_t wanted = all ? kMaxPageSize : std::min<int64_t>(limit - jobs.size(), kMaxPageSize);
     request.set_page_size(static_cast<int32_t>(wanted));
     absl::StatusOr<v1::ListJobsResponse> page = inv.WithRetry([&] { return client->ListJobs(request); });
     if (!page.ok()) return inv.ServerError(page.status());
+    for (v1::ArraySummary& array : *page->mutable_arrays()) arrays.push_back(std::move(array));
     for (v1::Job& job : *page->mutable_jobs()) {
       if (!all && static_cast<int64_t>(jobs.size()) >= limit) {
         more = true;
@@ -244,9 +268,10 @@ int ListCommand(Invocation& inv, const std::vector<std::string>& args) {
   if (inv.global().json) {
     std::vector<std::string> items;
     for (const v1::Job& job : jobs) items.push_back(JobToJson(job, /*pretty=*/false));
+    for (const v1::ArraySummary& array : arrays) items.push_back(MessageToJson(array, false));
     inv.out() << JsonArray(items) << "\n";
   } else {
-    inv.out() << FormatJobTable(jobs, inv.ctx().now());
+    inv.out() << FormatJobTable(jobs, inv.ctx().now(), arrays);
     if (more) {
       *inv.ctx().err << "drover: showing the newest " << jobs.size()
                      << " jobs; use --limit N or --all for more" << std::endl;
@@ -281,28 +306,41 @@ int ShowCommand(Invocation& inv, const std::vector<std::string>& args) {
 
 int CancelCommand(Invocation& inv, const std::vector<std::string>& args) {
   std::string reason;
-  FlagSet flags("drover cancel [flags] JOB",
+  FlagSet flags("drover cancel [flags] JOB|ARRAY",
                 "Cancels a job and prints its new state: a queued job is CANCELED at once, a\n"
                 "placed one is CANCEL_REQUESTED until its nodes stopped it. Canceling a job\n"
-                "that is already canceled succeeds; a COMPLETED or FAILED job gives exit code 5.");
+                "that is already canceled succeeds; a COMPLETED or FAILED job gives exit code 5.\n"
+                "A job array's id (a-...) cancels every task of the array not ended.");
   flags.String("reason", &reason, "Why, recorded in the job's status message", "TEXT");
   AddGlobalFlags(&flags, &inv.global());
   std::vector<std::string> positional;
   if (auto done = inv.Parse(flags, args, &positional, /*interspersed=*/true,
                             "  drover cancel j-42\n"
-                            "  drover cancel j-42 --reason 'wrong learning rate'\n")) {
+                            "  drover cancel j-42 --reason 'wrong learning rate'\n"
+                            "  drover cancel a-3f9c1b2e7d40aa01      # every task of an array\n")) {
     return *done;
   }
   v1::CancelJobRequest request;
   request.set_reason(reason);
-  if (auto done = TakeJobId(inv, "cancel", positional, request.mutable_job_id())) return *done;
+  const bool is_array = positional.size() == 1 && absl::StartsWith(positional[0], "a-");
+  if (is_array) {
+    request.set_job_id(positional[0]);  // droverd checks the array id
+  } else if (auto done = TakeJobId(inv, "cancel", positional, request.mutable_job_id())) {
+    return *done;
+  }
   int exit_code = kExitOk;
   std::unique_ptr<DroverClient> client = inv.Connect(&exit_code);
   if (client == nullptr) return exit_code;
   absl::StatusOr<v1::Job> job = inv.WithRetry([&] { return client->CancelJob(request); });
   if (!job.ok()) return inv.ServerError(job.status());
   inv.Print([&] { return JobToJson(*job, /*pretty=*/true); },
-            [&] { return absl::StrCat(job->id(), " ", StateName(job->status().state()), "\n"); });
+            [&] {
+              if (is_array) {
+                return absl::StrCat(request.job_id(), " every task not ended canceled (",
+                                    job->id(), " ", StateName(job->status().state()), ")\n");
+              }
+              return absl::StrCat(job->id(), " ", StateName(job->status().state()), "\n");
+            });
   return kExitOk;
 }
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_replace.h"
 #include "cli/submit_spec.h"
 #include "common/archive/snapshot.h"
+#include "common/job_id.h"
 
 namespace drover::cli {
 namespace {
@@ -158,10 +159,63 @@ bool IsTerminal(v1::JobStatus::State state) {
          state == v1::JobStatus::CANCELED;
 }
 
-std::string FormatJobTable(const std::vector<v1::Job>& jobs, absl::Time now) {
+std::string FormatArrayCounts(const v1::ArraySummary& array) {
+  // Running first, then waiting, then ended: what a user scans for.
+  static constexpr v1::JobStatus::State kOrder[] = {
+      v1::JobStatus::RUNNING,          v1::JobStatus::PREPARING, v1::JobStatus::STARTING,
+      v1::JobStatus::FINALIZING,       v1::JobStatus::CANCEL_REQUESTED, v1::JobStatus::QUEUED,
+      v1::JobStatus::COMPLETED,        v1::JobStatus::FAILED,    v1::JobStatus::CANCELED};
+  std::vector<std::string> parts;
+  for (v1::JobStatus::State state : kOrder) {
+    for (const v1::ArraySummary::StateCount& count : array.counts()) {
+      if (count.state() == state && count.count() > 0) {
+        parts.push_back(absl::StrCat(count.count(), " ", absl::AsciiStrToLower(StateName(state))));
+      }
+    }
+  }
+  return parts.empty() ? "-" : absl::StrJoin(parts, ", ");
+}
+
+std::string FormatJobTable(const std::vector<v1::Job>& jobs, absl::Time now,
+                           const std::vector<v1::ArraySummary>& arrays) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"ID", "NAME", "EXPERIMENT", "STATE", "REASON", "NODES", "AGE"});
+  // Jobs and arrays newest first, an array by its first task's id.
+  std::vector<std::pair<int64_t, const v1::Job*>> order;
   for (const v1::Job& job : jobs) {
+    absl::StatusOr<int64_t> seq = ParseJobId(job.id());
+    order.emplace_back(seq.ok() ? *seq : 0, &job);
+  }
+  for (const v1::ArraySummary& array : arrays) {
+    absl::StatusOr<int64_t> seq = ParseJobId(array.first_task().id());
+    order.emplace_back(seq.ok() ? *seq : 0, nullptr);
+  }
+  if (!arrays.empty()) {
+    std::stable_sort(order.begin(), order.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+  }
+  for (const auto& [seq, found] : order) {
+    if (found == nullptr) {
+      for (const v1::ArraySummary& array : arrays) {
+        absl::StatusOr<int64_t> first = ParseJobId(array.first_task().id());
+        if (!first.ok() || *first != seq) continue;
+        const v1::Job& job = array.first_task();
+        rows.push_back({
+            array.array_id(),
+            OrDash(array.name()),
+            OrDash(array.experiment()),
+            absl::StrCat("ARRAY[", array.size(),
+                         array.max_running() > 0 ? absl::StrCat("%", array.max_running()) : "",
+                         "]"),
+            FormatArrayCounts(array),
+            absl::StrCat(std::max(job.spec().node_count(), 1), "x",
+                         std::max(job.spec().process_count_per_node(), 1)),
+            job.has_create_time() ? FormatAge(now - ToTime(job.create_time())) : "-",
+        });
+      }
+      continue;
+    }
+    const v1::Job& job = *found;
     rows.push_back({
         job.id(),
         OrDash(job.spec().name()),
@@ -192,6 +246,15 @@ std::string FormatJobDetails(const v1::Job& job, absl::Time now, absl::TimeZone 
   top.Add("experiment", OrDash(spec.experiment()));
   if (!job.owner().empty()) top.Add("owner", job.owner());
   if (!spec.tags().empty()) top.Add("tags", SortedMap(spec.tags(), ", "));
+  if (spec.has_array_task()) {
+    const v1::ArrayTask& task = spec.array_task();
+    top.Add("array", absl::StrCat(task.array_id(), " index ", task.index(), " (", task.size(),
+                                  " tasks", task.max_running() > 0
+                                                ? absl::StrCat(", at most ", task.max_running(),
+                                                               " running")
+                                                : "",
+                                  ")"));
+  }
 
   Section state("status");
   state.Add("state", StateName(status.state()));

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "drover/v1/admin_service.pb.h"
 #include "drover/v1/job.pb.h"
+#include "drover/v1/job_service.pb.h"
 #include "drover/v1/node.pb.h"
 #include "google/protobuf/message.h"
 
@@ -38,7 +39,13 @@ bool IsTerminal(v1::JobStatus::State state);
 
 // The `drover list` table: ID, NAME, EXPERIMENT, STATE, REASON (cut to 40 characters),
 // NODES (nodes x processes per node), AGE; rows in the order given. Empty cells are "-".
-std::string FormatJobTable(const std::vector<v1::Job>& jobs, absl::Time now);
+// With `arrays` (ListJobs' group_arrays), each array is one line among the jobs, by its first
+// task's id: its id, ARRAY[size%max_running] as state and its tasks counted by state
+// ("12 running, 30 queued, 958 completed") as reason.
+std::string FormatJobTable(const std::vector<v1::Job>& jobs, absl::Time now,
+                           const std::vector<v1::ArraySummary>& arrays = {});
+// "12 running, 30 queued, 958 completed": an array's tasks by state, running first.
+std::string FormatArrayCounts(const v1::ArraySummary& array);
 
 // The `drover show` page: "key: value" lines in sections (status, spec, arguments,
 // environment, resources, times). Times are shown in `zone`.

@@ -6,8 +6,10 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "absl/algorithm/container.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -279,6 +281,33 @@ absl::StatusOr<v1::JobSpec> ParseJobSpecJson(absl::string_view json) {
   return ParseJobSpecJsonStrict(**expanded);
 }
 
+absl::StatusOr<v1::ArraySpec> ParseArrayFlag(absl::string_view text) {
+  v1::ArraySpec array;
+  absl::string_view indices = text;
+  if (size_t percent = text.rfind('%'); percent != absl::string_view::npos) {
+    indices = text.substr(0, percent);
+    absl::string_view limit = text.substr(percent + 1);
+    int32_t max_running = 0;
+    bool digits = !limit.empty() && limit.size() <= 9 &&
+                  absl::c_all_of(limit, [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || !absl::SimpleAtoi(limit, &max_running) || max_running < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--array: '", absl::CHexEscape(limit),
+          "' after '%' is not a limit; write %N with N >= 1 tasks running at once "
+          "(0-999%50), or leave '%N' out for no limit"));
+    }
+    array.set_max_running(max_running);
+  }
+  if (indices.empty()) {
+    return absl::InvalidArgumentError(
+        "--array: names no indices; write N, A-B or A-B:STEP, comma-separated, such as "
+        "0-999%50 or 1,3,7-9");
+  }
+  // droverd checks the indices themselves (spec.array.indices) and names what is wrong.
+  array.set_indices(std::string(indices));
+  return array;
+}
+
 absl::StatusOr<absl::Duration> ParseRunDuration(absl::string_view text) {
   absl::Duration duration;
   if (text == "0") return absl::ZeroDuration();
@@ -362,6 +391,11 @@ void SubmitSpecFlags::Register(FlagSet* flags) {
                   "of datastore NAME (it must allow writes)",
                   "ds://NAME/PATH");
   flags->String("snapshot", &snapshot_, "Source snapshot digest to run from", "sha256:HEX");
+  flags->String("array", &array_,
+                "Submit a job array: one task per index, each its own job with\n"
+                "$DROVER_ARRAY_INDEX; %N runs at most N tasks at once. Indices: N, A-B or\n"
+                "A-B:STEP, comma-separated (0-999, 1,3,7-9, 0-99:5); at most 100000 tasks",
+                "INDICES[%N]");
   flags->String("idempotency-key", &idempotency_key_,
                 "Resubmitting with the same key returns the first job (default: a random key, "
                 "so retries of this submit never create a second job)",
@@ -490,6 +524,11 @@ absl::StatusOr<v1::JobSpec> SubmitSpecFlags::Build(const FlagSet& flags,
   }
   if (flags.WasSet("snapshot")) spec.set_source_snapshot(snapshot_);
   if (flags.WasSet("idempotency-key")) spec.set_idempotency_key(idempotency_key_);
+  if (flags.WasSet("array")) {
+    absl::StatusOr<v1::ArraySpec> array = ParseArrayFlag(array_);
+    if (!array.ok()) return array.status();
+    *spec.mutable_array() = *std::move(array);
+  }
 
   if (!positional.empty()) {
     spec.set_entry_script(positional[0]);

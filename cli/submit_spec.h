@@ -96,7 +96,13 @@ class SubmitSpecFlags {
   int32_t max_retries_ = 0;
   std::string snapshot_;
   std::string idempotency_key_;
+  std::string array_;
 };
+
+// Parses --array's "INDICES[%N]" ("0-999%50", "1,3,7-9"): the indices as written (droverd
+// checks them) and N as max_running. INVALID_ARGUMENT naming --array for a limit that is
+// not a whole number of at least 1, or no indices.
+absl::StatusOr<v1::ArraySpec> ParseArrayFlag(absl::string_view text);
 
 // Parses "2h", "90m", "1h30m", "45s" and "3d" (days); "0" means no limit. INVALID_ARGUMENT
 // for negative or unreadable durations.

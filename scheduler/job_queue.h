@@ -32,6 +32,18 @@ class JobQueue {
   // Ids of QUEUED jobs in placement order, at most `limit` of them.
   std::vector<std::string> QueuedInOrder(size_t limit = SIZE_MAX) const;
 
+  // (-priority, sequence): std::map orders it as placement wants.
+  using OrderKey = std::tuple<int32_t, int64_t>;
+  // Every QUEUED job's id by its place in the order (for a walk that passes over some).
+  const std::map<OrderKey, std::string>& queued_order() const { return order_; }
+
+  // How many tasks of job array `array_id` count against its `max_running` now
+  // (scheduler::CountsAgainstArrayLimit: placed and not ended).
+  int ArrayActive(absl::string_view array_id) const;
+  // Ids of the unfinished tasks of job array `array_id`, by index. Walks every unfinished
+  // job.
+  std::vector<std::string> TasksOfArray(absl::string_view array_id) const;
+
   size_t unfinished_count() const { return jobs_.size(); }
   // How many unfinished jobs are in each state.
   std::map<v1::JobStatus::State, int> CountByState() const;
@@ -42,12 +54,14 @@ class JobQueue {
   static std::string WaitingReason(const v1::JobSpec& spec, int free_nodes);
 
  private:
-  // (-priority, sequence): std::map orders it as placement wants.
-  using OrderKey = std::tuple<int32_t, int64_t>;
   static OrderKey KeyOf(const v1::Job& job);
+  // Adds `delta` to the count of `job`'s array when it is a task counting against it.
+  void CountArrayTask(const v1::Job& job, int delta);
 
   absl::flat_hash_map<std::string, v1::Job> jobs_;
   std::map<OrderKey, std::string> order_;
+  // By array id: its tasks counting against max_running (none: no entry).
+  absl::flat_hash_map<std::string, int> array_active_;
 };
 
 }  // namespace drover::scheduler

@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/utf8.h"
+#include "scheduler/job_array.h"
 #include "scheduler/job_spec_rules.h"
 
 namespace drover::scheduler {
@@ -205,6 +206,7 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   }
   if (absl::Status s = CheckInputs(spec.inputs()); !s.ok()) return s;
   if (absl::Status s = CheckOutputs(spec.outputs()); !s.ok()) return s;
+  if (absl::Status s = CheckJobArray(spec); !s.ok()) return s;
   return CheckIdempotencyKey(spec.idempotency_key());
 }
 

@@ -5,8 +5,10 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "scheduler/job_array.h"
 
 namespace drover::scheduler {
 namespace {
@@ -100,9 +102,31 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
   }
   std::set<std::string> reserved;  // round.reservation's nodes
 
-  for (const std::string& job_id : queue.QueuedInOrder(static_cast<size_t>(max_jobs))) {
+  int examined = 0;
+  int held_recorded = 0;
+  absl::flat_hash_map<std::string, int> placed_of_array;  // this round, by array id
+  for (const auto& [order_key, job_id] : queue.queued_order()) {
     const v1::Job* job = queue.Find(job_id);
     const v1::JobSpec& spec = job->spec();
+    // A task whose array has max_running tasks placed is passed over without counting
+    // against `max_jobs`, so that a large array held at its limit blocks no job behind it.
+    // Its reason is recorded for the first `max_jobs` of them only: the others are never
+    // examined and keep the ARRAY_LIMIT reason they were submitted with.
+    if (spec.has_array_task() && spec.array_task().max_running() > 0) {
+      const v1::ArrayTask& task = spec.array_task();
+      auto placed = placed_of_array.find(task.array_id());
+      const int active = queue.ArrayActive(task.array_id()) +
+                         (placed == placed_of_array.end() ? 0 : placed->second);
+      if (active >= task.max_running()) {
+        if (held_recorded < max_jobs) {
+          ++held_recorded;
+          round.waiting[job_id] = ArrayLimitReason(task);
+        }
+        continue;
+      }
+    }
+    if (examined == max_jobs) break;
+    ++examined;
     const v1::ComputeTarget* target = nodes.FindTarget(spec.compute_target());
     if (target == nullptr) {
       round.waiting[job_id] = absl::StrCat("UNKNOWN_COMPUTE_TARGET target=", spec.compute_target());
@@ -183,6 +207,7 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
       Subtract(free[name], demand);
       releases[name].push_back(Release{ends, demand});
     }
+    if (spec.has_array_task()) ++placed_of_array[spec.array_task().array_id()];
     round.placed.push_back(Placement{job_id, std::move(candidates), demand});
   }
   return round;

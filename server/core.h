@@ -136,6 +136,11 @@ class Core {
   void JobTagsChanged(const v1::Job& job);
   // Cancels a job (see JobService.CancelJob); `done` gets the job as committed.
   void Cancel(const std::string& job_id, const std::string& reason, JobCallback done);
+  // Cancels every unfinished task of job array `array_id` as Cancel does; `done` gets the
+  // array's first task `fallback` (as read before), or as its cancel committed when it was
+  // unfinished, or the first error of a task's cancel.
+  void CancelArray(const std::string& array_id, const std::string& reason, v1::Job fallback,
+                   JobCallback done);
 
   // An agent connected and said hello. Returns the node name the link belongs to from now on.
   absl::StatusOr<std::string> AgentHello(std::shared_ptr<AgentLink> link,

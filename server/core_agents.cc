@@ -186,6 +186,39 @@ void Core::FinishAttempt(const std::string& job_id) {
   Run(std::move(finished->effects));
 }
 
+void Core::CancelArray(const std::string& array_id, const std::string& reason,
+                       v1::Job fallback, JobCallback done) {
+  std::vector<std::string> ids = jobs_.TasksOfArray(array_id);
+  if (ids.empty()) {
+    std::move(done)(std::move(fallback));
+    return;
+  }
+  Log(LogLevel::kInfo, "job_array_cancel", {{"array", array_id}, {"tasks", ids.size()}});
+  struct Pending {
+    size_t left;
+    absl::StatusOr<v1::Job> first;  // the lowest index's answer
+    absl::Status error;
+    JobCallback done;
+  };
+  auto pending = std::make_shared<Pending>(
+      Pending{ids.size(), absl::UnknownError("unanswered"), absl::OkStatus(), std::move(done)});
+  // The first task answers: as its cancel committed, or as it ended before.
+  const bool first_canceled = ids.front() == fallback.id();
+  if (!first_canceled) pending->first = std::move(fallback);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    Cancel(ids[i], reason, [pending, i, first_canceled](absl::StatusOr<v1::Job> job) {
+      if (!job.ok() && pending->error.ok()) pending->error = job.status();
+      if (i == 0 && first_canceled) pending->first = std::move(job);
+      if (--pending->left > 0) return;
+      if (!pending->error.ok()) {
+        std::move(pending->done)(pending->error);
+      } else {
+        std::move(pending->done)(std::move(pending->first));
+      }
+    });
+  }
+}
+
 void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallback done) {
   const v1::Job* live = jobs_.Find(job_id);
   if (live == nullptr) {

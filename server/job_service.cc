@@ -1,10 +1,13 @@
 #include "server/job_service.h"
 
 #include <deque>
+#include <random>
 #include <map>
+#include <optional>
 #include <tuple>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -15,6 +18,8 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
+#include "common/archive/sha256.h"
+#include "scheduler/job_array.h"
 #include "scheduler/job_spec.h"
 #include "scheduler/job_state.h"
 #include "server/metric_records.h"
@@ -76,6 +81,19 @@ absl::StatusOr<storage::ListJobsQuery> ToQuery(const v1::ListJobsRequest& reques
     query.states.push_back(state);
   }
   query.experiment = request.experiment();
+  if (!request.array_id().empty()) {
+    if (!scheduler::IsArrayId(request.array_id())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "array_id: '", absl::CHexEscape(request.array_id().substr(0, 64)),
+          "' is not a job array id; write 'a-' and 16 hex digits, as drover list shows"));
+    }
+    if (!request.tag().empty()) {
+      return absl::InvalidArgumentError(
+          "tag, array_id: give one of them; an array's tasks are found by their array tag");
+    }
+    query.tag_key = scheduler::kArrayTag;
+    query.tag_value = request.array_id();
+  }
   if (!request.tag().empty()) {
     size_t eq = request.tag().find('=');
     query.tag_key = request.tag().substr(0, eq);
@@ -97,6 +115,43 @@ absl::StatusOr<storage::ListJobsQuery> ToQuery(const v1::ListJobsRequest& reques
     query.before_sequence = *before;
   }
   return query;
+}
+
+// Job array `array_id` counted by state, read through every task (pages of the store's
+// array tag index), of `owner` only when set.
+absl::StatusOr<v1::ArraySummary> SummarizeArray(storage::Store& store, const std::string& array_id,
+                                                const std::optional<std::string>& owner) {
+  storage::ListJobsQuery query;
+  query.tag_key = scheduler::kArrayTag;
+  query.tag_value = array_id;
+  query.owner = owner;
+  query.page_size = kMaxPageSize;
+  std::map<v1::JobStatus::State, int64_t> counts;
+  v1::ArraySummary summary;
+  summary.set_array_id(array_id);
+  while (true) {
+    DROVER_ASSIGN_OR_RETURN(storage::ListJobsPage page, store.ListJobs(query));
+    for (v1::Job& job : page.jobs) {
+      ++counts[job.status().state()];
+      if (!summary.has_first_task() ||
+          job.spec().array_task().index() < summary.first_task().spec().array_task().index()) {
+        *summary.mutable_first_task() = std::move(job);
+      }
+    }
+    if (page.next_before_sequence == 0) break;
+    query.before_sequence = page.next_before_sequence;
+  }
+  const v1::JobSpec& spec = summary.first_task().spec();
+  summary.set_name(spec.name());
+  summary.set_experiment(spec.experiment());
+  summary.set_size(spec.array_task().size());
+  summary.set_max_running(spec.array_task().max_running());
+  for (const auto& [state, count] : counts) {
+    v1::ArraySummary::StateCount* entry = summary.add_counts();
+    entry->set_state(state);
+    entry->set_count(count);
+  }
+  return summary;
 }
 
 // The job `job_id` when `caller` may read it (authz.h); the status to answer with otherwise.
@@ -215,6 +270,10 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
   status->set_version(1);
   *status->mutable_update_time() = now;
 
+  if (job.spec().has_array()) {
+    SubmitArray(std::move(job), *caller, reactor, response);
+    return reactor;
+  }
   store_.CreateJob(std::move(job), [this, reactor, response, caller = *caller](
                                        absl::StatusOr<storage::CreateJobResult> result) {
     if (!result.ok()) {
@@ -241,6 +300,58 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
     });
   });
   return reactor;
+}
+
+void JobServiceImpl::SubmitArray(v1::Job array, const Caller& caller,
+                                 grpc::ServerUnaryReactor* reactor,
+                                 v1::SubmitJobResponse* response) {
+  // Validated with the spec: the parse cannot fail here.
+  absl::StatusOr<std::vector<int64_t>> indices =
+      scheduler::ParseArrayIndices("spec.array.indices", array.spec().array().indices());
+  if (!indices.ok()) {
+    reactor->Finish(ToGrpcStatus(indices.status()));
+    return;
+  }
+  // With an idempotency key the id follows from it (and the owner), so that a retried
+  // submit makes the very same tasks; without one it is random.
+  std::string seed = array.spec().idempotency_key().empty()
+                         ? absl::StrCat(std::random_device()(), "/", std::random_device()(), "/",
+                                        absl::ToUnixNanos(clock_.Now()))
+                         : absl::StrCat("key\n", array.owner(), "\n", array.spec().idempotency_key());
+  std::string digest = archive::Sha256Digest(seed);
+  const uint64_t id_bits = std::stoull(digest.substr(digest.find(':') + 1, 16), nullptr, 16);
+  const std::string array_id = scheduler::FormatArrayId(id_bits);
+  std::vector<v1::Job> tasks = scheduler::MakeArrayTasks(array, array_id, *indices);
+  const size_t size = tasks.size();
+  store_.CreateJobs(std::move(tasks), [this, reactor, response, caller, array_id, size](
+                                          absl::StatusOr<std::vector<storage::CreateJobResult>>
+                                              results) {
+    if (!results.ok()) {
+      if (!absl::IsAlreadyExists(results.status())) {
+        Log(LogLevel::kWarning, "job_array_submit_failed",
+            {{"array", array_id}, {"error", results.status().ToString()}});
+      }
+      reactor->Finish(ToGrpcStatus(results.status()));
+      return;
+    }
+    // Every task is durable; acknowledge from the core once it knows them all.
+    loop_.Post([this, reactor, response, caller, array_id, size,
+                results = *std::move(results)]() mutable {
+      int64_t created = 0;
+      for (const storage::CreateJobResult& result : results) {
+        if (!result.created) continue;
+        core_.JobCreated(result.job);
+        ++created;
+      }
+      Log(LogLevel::kInfo, "job_array_submitted",
+          {{"array", array_id}, {"tasks", size}, {"created", created},
+           {"first", results.front().job.id()}});
+      *response->mutable_job() = std::move(results.front().job);
+      RedactJob(caller, response->mutable_job());
+      response->set_created(created > 0);
+      reactor->Finish(grpc::Status::OK);
+    });
+  });
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
@@ -292,9 +403,25 @@ grpc::ServerUnaryReactor* JobServiceImpl::ListJobs(grpc::CallbackServerContext* 
     reactor->Finish(ToGrpcStatus(page.status()));
     return reactor;
   }
+  const bool group = request->group_arrays() && request->array_id().empty();
+  std::vector<std::string> arrays;  // of the page, in order of first appearance
   for (v1::Job& job : page->jobs) {
+    if (group && job.spec().has_array_task()) {
+      const std::string& array_id = job.spec().array_task().array_id();
+      if (absl::c_find(arrays, array_id) == arrays.end()) arrays.push_back(array_id);
+      continue;
+    }
     RedactJob(*caller, &job);
     *response->add_jobs() = std::move(job);
+  }
+  for (const std::string& array_id : arrays) {
+    absl::StatusOr<v1::ArraySummary> summary = SummarizeArray(store_, array_id, query->owner);
+    if (!summary.ok()) {
+      reactor->Finish(ToGrpcStatus(summary.status()));
+      return reactor;
+    }
+    RedactJob(*caller, summary->mutable_first_task());
+    *response->add_arrays() = *std::move(summary);
   }
   if (page->next_before_sequence > 0) {
     response->set_next_page_token(EncodePageToken(page->next_before_sequence));
@@ -319,6 +446,10 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
                                                     const v1::CancelJobRequest* request,
                                                     v1::Job* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (scheduler::IsArrayId(request->job_id())) {
+    CancelArray(*context, *request, reactor, response);
+    return reactor;
+  }
   absl::StatusOr<Caller> caller =
       CallerChangingJob(*context, "/drover.v1.JobService/CancelJob", request->job_id());
   if (!caller.ok()) {
@@ -343,6 +474,58 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
   return reactor;
 }
 
+void JobServiceImpl::CancelArray(const grpc::CallbackServerContext& context,
+                                 const v1::CancelJobRequest& request,
+                                 grpc::ServerUnaryReactor* reactor, v1::Job* response) {
+  absl::StatusOr<Caller> caller = auth_.Check(context, "/drover.v1.JobService/CancelJob");
+  absl::Status allowed = caller.status();
+  if (allowed.ok() && !accepting_.load()) allowed = ShuttingDown();
+  if (allowed.ok() && request.reason().size() > 1024) {
+    allowed = absl::InvalidArgumentError(absl::StrCat(
+        "reason: ", request.reason().size(), " bytes is too long; use at most 1024"));
+  }
+  // Any task tells the owner: every task of an array has the submitter's.
+  storage::ListJobsQuery query;
+  query.tag_key = scheduler::kArrayTag;
+  query.tag_value = request.job_id();
+  query.page_size = 1;
+  absl::StatusOr<storage::ListJobsPage> page =
+      allowed.ok() ? store_.ListJobs(query) : absl::StatusOr<storage::ListJobsPage>(allowed);
+  if (page.ok() && page->jobs.empty()) {
+    page = absl::NotFoundError(absl::StrCat("job array '", request.job_id(),
+                                            "' does not exist; see drover list"));
+  }
+  if (page.ok()) {
+    if (absl::Status can = CanChangeJob(*caller, page->jobs.front()); !can.ok()) page = can;
+  }
+  if (!page.ok()) {
+    reactor->Finish(ToGrpcStatus(page.status()));
+    return;
+  }
+  // The answer is the first task: the newest task is the last one, and an array's tasks
+  // have consecutive ids (one write), so the first is size - 1 ids before it.
+  const v1::Job& last = page->jobs.front();
+  absl::StatusOr<int64_t> last_seq = ParseJobId(last.id());
+  if (last_seq.ok() && *last_seq - last.spec().array_task().size() + 1 >= 1) {
+    absl::StatusOr<v1::Job> first =
+        store_.GetJob(FormatJobId(*last_seq - last.spec().array_task().size() + 1));
+    if (first.ok() && first->spec().array_task().array_id() == request.job_id()) {
+      page->jobs.front() = *std::move(first);
+    }
+  }
+  loop_.Post([this, array_id = request.job_id(), reason = request.reason(), reactor, response,
+              caller = *caller, fallback = std::move(page->jobs.front())]() mutable {
+    core_.CancelArray(array_id, reason, std::move(fallback),
+                      [reactor, response, caller](absl::StatusOr<v1::Job> job) {
+                        if (job.ok()) {
+                          *response = *std::move(job);
+                          RedactJob(caller, response);
+                        }
+                        reactor->Finish(ToGrpcStatus(job.status()));
+                      });
+  });
+}
+
 grpc::ServerUnaryReactor* JobServiceImpl::UpdateJobTags(grpc::CallbackServerContext* context,
                                                         const v1::UpdateJobTagsRequest* request,
                                                         v1::Job* response) {
@@ -356,6 +539,14 @@ grpc::ServerUnaryReactor* JobServiceImpl::UpdateJobTags(grpc::CallbackServerCont
   if (request->set().empty() && request->remove().empty()) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
         "set, remove: both are empty; give a tag to set or a key to remove")));
+    return reactor;
+  }
+  bool touches_array_tag = request->set().contains(scheduler::kArrayTag);
+  for (const std::string& key : request->remove()) touches_array_tag |= key == scheduler::kArrayTag;
+  if (touches_array_tag) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "tags['", scheduler::kArrayTag,
+        "']: droverd keeps the array of a task there; set or remove other keys"))));
     return reactor;
   }
   storage::JobTagUpdate update;

@@ -76,6 +76,13 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
   JobEventHub& events_;
   const Clock& clock_;
   Authenticator& auth_;
+  // SubmitJob of a job array (`array` validated, its status set): its tasks stored in one
+  // write, the answer the first task once all are durable and known to the core.
+  // CancelJob of a job array's id: every unfinished task canceled.
+  void CancelArray(const grpc::CallbackServerContext& context, const v1::CancelJobRequest& request,
+                   grpc::ServerUnaryReactor* reactor, v1::Job* response);
+  void SubmitArray(v1::Job array, const Caller& caller, grpc::ServerUnaryReactor* reactor,
+                   v1::SubmitJobResponse* response);
   std::atomic<bool> accepting_{true};
 };
 

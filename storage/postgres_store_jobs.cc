@@ -31,6 +31,11 @@ void PostgresStore::CreateJob(v1::Job job, CreateJobCallback done) {
       std::make_unique<store_ops::CreateJobOp<PostgresEngine>>(std::move(job), std::move(done)));
 }
 
+void PostgresStore::CreateJobs(std::vector<v1::Job> jobs, CreateJobsCallback done) {
+  Enqueue(
+      std::make_unique<store_ops::CreateJobsOp<PostgresEngine>>(std::move(jobs), std::move(done)));
+}
+
 void PostgresStore::UpdateJobStatus(std::string job_id, int64_t expected_version,
                                     v1::JobStatus status, UpdateCallback done) {
   if (auto op = store_ops::UpdateJobStatus<PostgresEngine>(std::move(job_id), expected_version,

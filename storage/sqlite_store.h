@@ -55,6 +55,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override;
 
   void CreateJob(v1::Job job, CreateJobCallback done) override;
+  void CreateJobs(std::vector<v1::Job> jobs, CreateJobsCallback done) override;
   void UpdateJobStatus(std::string job_id, int64_t expected_version, v1::JobStatus status,
                        UpdateCallback done) override;
   void UpdateJobTags(std::string job_id, JobTagUpdate update, UpdateCallback done) override;

@@ -31,6 +31,11 @@ void SqliteStore::CreateJob(v1::Job job, CreateJobCallback done) {
   Enqueue(std::make_unique<store_ops::CreateJobOp<SqliteEngine>>(std::move(job), std::move(done)));
 }
 
+void SqliteStore::CreateJobs(std::vector<v1::Job> jobs, CreateJobsCallback done) {
+  Enqueue(
+      std::make_unique<store_ops::CreateJobsOp<SqliteEngine>>(std::move(jobs), std::move(done)));
+}
+
 void SqliteStore::UpdateJobStatus(std::string job_id, int64_t expected_version,
                                   v1::JobStatus status, UpdateCallback done) {
   if (auto op = store_ops::UpdateJobStatus<SqliteEngine>(std::move(job_id), expected_version,

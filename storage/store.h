@@ -182,6 +182,15 @@ class Store {
   // INTERNAL.
   virtual void CreateJob(v1::Job job, CreateJobCallback done) = 0;
 
+  using CreateJobsCallback =
+      absl::AnyInvocable<void(absl::StatusOr<std::vector<CreateJobResult>>) &&>;
+  // Stores the jobs of one submit (the tasks of a job array) as one write: each as
+  // CreateJob stores it (ids in order, idempotency keys honoured), and `done` gets their
+  // results in the order given once all are committed. All or none: when one of them fails
+  // (a key held by another spec: ALREADY_EXISTS), nothing of the call is written and `done`
+  // gets that error. Errors as for CreateJob.
+  virtual void CreateJobs(std::vector<v1::Job> jobs, CreateJobsCallback done) = 0;
+
   // Replaces the status of job `job_id` if its stored version is `expected_version`
   // (compare-and-set), and calls `done` with the whole updated job once committed.
   // Errors: NOT_FOUND, ABORTED (the version moved: re-read and retry), plus those of

@@ -166,6 +166,43 @@ class CreateJobOp final : public E::WriteOp {
   CreateJobResult result_;
 };
 
+// The jobs of one CreateJobs call (the tasks of a job array): each applied as CreateJobOp
+// applies it, all inside this write's savepoint, so that one failing rolls back every one.
+template <typename E>
+class CreateJobsOp final : public E::WriteOp {
+ public:
+  CreateJobsOp(std::vector<v1::Job> jobs, Store::CreateJobsCallback done)
+      : done_(std::move(done)) {
+    ops_.reserve(jobs.size());
+    results_.resize(jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      ops_.push_back(std::make_unique<CreateJobOp<E>>(
+          std::move(jobs[i]), [this, i](absl::StatusOr<CreateJobResult> result) {
+            if (result.ok()) results_[i] = *std::move(result);
+          }));
+    }
+  }
+
+  absl::Status Apply(typename E::Writer& w) override {
+    for (auto& op : ops_) DROVER_RETURN_IF_ERROR(op->Apply(w));
+    return absl::OkStatus();
+  }
+
+  void Finish(absl::Status status) && override {
+    if (!status.ok()) {
+      std::move(done_)(std::move(status));
+      return;
+    }
+    for (auto& op : ops_) std::move(*op).Finish(absl::OkStatus());  // fills results_
+    std::move(done_)(std::move(results_));
+  }
+
+ private:
+  std::vector<std::unique_ptr<CreateJobOp<E>>> ops_;
+  std::vector<CreateJobResult> results_;
+  Store::CreateJobsCallback done_;
+};
+
 // A write that changes job `job_id` and answers with the job as committed.
 template <typename E>
 class JobUpdateOp : public E::WriteOp {

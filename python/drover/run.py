@@ -129,6 +129,13 @@ class Run:
         self.experiment = _JobExperiment(os.environ.get("DROVER_EXPERIMENT", ""))
         self.rank = int(os.environ.get("DROVER_RANK", "0"))
         self.world_size = int(os.environ.get("DROVER_WORLD_SIZE", "1"))
+        # A task of a job array (drover submit --array): its array's id, its index and the
+        # array's size; None, None, 0 for a job that is no array task.
+        self.array_id: Optional[str] = os.environ.get("DROVER_ARRAY_ID") or None
+        index = os.environ.get("DROVER_ARRAY_INDEX", "")
+        self.array_index: Optional[int] = int(index) if index.isdigit() else None
+        size = os.environ.get("DROVER_ARRAY_SIZE", "")
+        self.array_size: int = int(size) if size.isdigit() else 0
 
     @classmethod
     def get_context(cls):

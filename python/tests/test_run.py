@@ -54,6 +54,27 @@ class RunTest(unittest.TestCase):
                                ("per_class/precision", 0, 0.9), ("per_class/cls", 1, 4.0),
                                ("per_class/precision", 1, 0.8)])
 
+    def test_a_task_of_a_job_array_knows_its_index_array_and_size(self):
+        saved = dict(os.environ)
+        try:
+            os.environ.update({"DROVER_ARRAY_ID": "a-3f9c1b2e7d40aa01",
+                               "DROVER_ARRAY_INDEX": "7", "DROVER_ARRAY_SIZE": "1000"})
+            run = drover.Run(path=self.path)
+            self.assertEqual(run.array_index, 7)
+            self.assertEqual(run.array_id, "a-3f9c1b2e7d40aa01")
+            self.assertEqual(run.array_size, 1000)
+            for key in ("DROVER_ARRAY_ID", "DROVER_ARRAY_INDEX", "DROVER_ARRAY_SIZE"):
+                del os.environ[key]
+            plain = drover.Run(path=self.path)
+            self.assertIsNone(plain.array_index)
+            self.assertIsNone(plain.array_id)
+            self.assertEqual(plain.array_size, 0)
+            os.environ["DROVER_ARRAY_INDEX"] = "-1"  # never set so; not an index
+            self.assertIsNone(drover.Run(path=self.path).array_index)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
     def test_set_tags(self):
         self.run.set_tags({"optimizer": "adam"}, lr=0.1)
         self.assertEqual(self.records()[0]["tags"], {"optimizer": "adam", "lr": "0.1"})

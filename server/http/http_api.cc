@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/archive/sha256.h"
 #include "common/grpc_status.h"
@@ -184,6 +185,15 @@ absl::StatusOr<v1::ListJobsRequest> ListJobsRequestOf(const Target& target) {
   if (const std::string* v = target.First("tag")) list.set_tag(*v);
   if (const std::string* v = target.First("owner")) list.set_owner(*v);
   if (const std::string* v = target.First("pageToken")) list.set_page_token(*v);
+  if (const std::string* v = target.First("arrayId")) list.set_array_id(*v);
+  if (const std::string* v = target.First("groupArrays")) {
+    if (*v != "true" && *v != "false") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "query parameter 'groupArrays': '", absl::CHexEscape(v->substr(0, 64)),
+          "' is not a boolean; use true or false"));
+    }
+    list.set_group_arrays(*v == "true");
+  }
   absl::StatusOr<int64_t> size = IntParam(target, "pageSize", 0, 0, 1000);
   if (!size.ok()) return size.status();
   list.set_page_size(static_cast<int32_t>(*size));

@@ -83,6 +83,35 @@ TEST(FormatJobTableTest, ShowsEveryColumnInTheOrderGiven) {
   EXPECT_EQ(lines[2], "j-3   -       default     COMPLETED  -                                         1x1    2h");
 }
 
+TEST(FormatJobTableTest, AJobArrayIsOneLineAmongTheJobsWithItsTasksCountedByState) {
+  absl::Time now = absl::FromUnixSeconds(10'000);
+  v1::Job newer = MakeJob("j-2000", 10'000 - 5, v1::JobStatus::QUEUED);
+  v1::Job older = MakeJob("j-3", 10'000 - 7200, v1::JobStatus::COMPLETED);
+  v1::ArraySummary array;
+  array.set_array_id("a-3f9c1b2e7d40aa01");
+  array.set_name("sweep");
+  array.set_experiment("vision");
+  array.set_size(1000);
+  array.set_max_running(50);
+  *array.mutable_first_task() = MakeJob("j-10", 10'000 - 60, v1::JobStatus::COMPLETED);
+  for (auto [state, count] : std::vector<std::pair<v1::JobStatus::State, int>>{
+           {v1::JobStatus::COMPLETED, 958}, {v1::JobStatus::QUEUED, 30},
+           {v1::JobStatus::RUNNING, 12}}) {
+    v1::ArraySummary::StateCount* entry = array.add_counts();
+    entry->set_state(state);
+    entry->set_count(count);
+  }
+  EXPECT_EQ(FormatArrayCounts(array), "12 running, 30 queued, 958 completed");
+  std::vector<std::string> lines =
+      absl::StrSplit(FormatJobTable({newer, older}, now, {array}), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_THAT(lines[1], ::testing::StartsWith("j-2000 "));
+  EXPECT_THAT(lines[2], ::testing::StartsWith("a-3f9c1b2e7d40aa01  sweep  vision      ARRAY[1000%50]  "
+                                              "12 running, 30 queued, 958 completed"));
+  EXPECT_THAT(lines[2], ::testing::EndsWith("1m"));
+  EXPECT_THAT(lines[3], ::testing::StartsWith("j-3 "));
+}
+
 TEST(FormatJobTableTest, EmptyListIsJustTheHeader) {
   EXPECT_EQ(FormatJobTable({}, absl::Now()), "ID  NAME  EXPERIMENT  STATE  REASON  NODES  AGE\n");
 }

@@ -21,6 +21,32 @@ std::string ReadText(const std::string& path) {
   return text.str();
 }
 
+TEST(ParseArrayFlagTest, IndicesAsWrittenAndTheLimitAfterPercent) {
+  absl::StatusOr<v1::ArraySpec> array = ParseArrayFlag("0-999%50");
+  ASSERT_TRUE(array.ok()) << array.status();
+  EXPECT_EQ(array->indices(), "0-999");
+  EXPECT_EQ(array->max_running(), 50);
+  array = ParseArrayFlag("1,3,7-9");
+  ASSERT_TRUE(array.ok()) << array.status();
+  EXPECT_EQ(array->indices(), "1,3,7-9");
+  EXPECT_EQ(array->max_running(), 0);
+  array = ParseArrayFlag("0-99:5%1");
+  ASSERT_TRUE(array.ok()) << array.status();
+  EXPECT_EQ(array->indices(), "0-99:5");
+  EXPECT_EQ(array->max_running(), 1);
+}
+
+TEST(ParseArrayFlagTest, ABadLimitOrNoIndicesIsRefusedNamingTheFlag) {
+  for (const char* text : {"0-9%0", "0-9%-1", "0-9%", "0-9%x", "0-9%1.5", "0-9%99999999999",
+                           "0-9% 2", "%5", ""}) {
+    absl::StatusOr<v1::ArraySpec> array = ParseArrayFlag(text);
+    ASSERT_FALSE(array.ok()) << "'" << text << "' was accepted";
+    EXPECT_EQ(array.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(array.status().message(), HasSubstr("--array")) << text;
+  }
+  EXPECT_THAT(ParseArrayFlag("0-9%0").status().message(), HasSubstr("N >= 1"));
+}
+
 TEST(ParseArgumentTest, PlainTextIsALiteralValue) {
   absl::StatusOr<v1::Argument> arg = ParseArgument("--lr=0.1");
   ASSERT_TRUE(arg.ok());

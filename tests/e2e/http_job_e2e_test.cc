@@ -251,6 +251,25 @@ TEST_F(HttpJobE2eTest, ServesTheOutputsListAndEachFilesBytesToTheJobsReadersOnly
             "hello\n");
 }
 
+TEST_F(HttpJobE2eTest, ListsAJobArraysTasksOrTheArrayAsOneEntry) {
+  std::string alice = CreateUser("alice", "user");
+  v1::JobSpec spec = Shell("true");
+  spec.mutable_array()->set_indices("0-4");
+  std::string first = SubmitAs(alice, spec);
+  const std::string array_id = Get(first).spec().array_task().array_id();
+  HttpResponse tasks = Call("GET", "/api/v1/jobs?arrayId=" + array_id, Bearer(alice));
+  ASSERT_EQ(tasks.status, 200) << tasks.body;
+  EXPECT_EQ(Parse(tasks.body)["jobs"].size(), 5u);
+  HttpResponse grouped = Call("GET", "/api/v1/jobs?groupArrays=true", Bearer(alice));
+  ASSERT_EQ(grouped.status, 200) << grouped.body;
+  Json body = Parse(grouped.body);
+  EXPECT_FALSE(body.contains("jobs")) << grouped.body;
+  ASSERT_EQ(body["arrays"].size(), 1u) << grouped.body;
+  EXPECT_EQ(body["arrays"][0]["arrayId"], array_id);
+  EXPECT_EQ(Call("GET", "/api/v1/jobs?groupArrays=maybe", Bearer(alice)).status, 400);
+  EXPECT_EQ(Call("GET", "/api/v1/jobs?arrayId=j-1", Bearer(alice)).status, 400);
+}
+
 TEST_F(HttpJobE2eTest, CancelByPostCancelsTheRunningJob) {
   std::string alice = CreateUser("alice", "user");
   std::string id = SubmitAs(alice, Shell("echo started; exec sleep 300"));

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/job_id.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/storage/store_test_util.h"
@@ -304,6 +305,100 @@ TEST_P(StoreTest, AnIdempotencyKeyOfAnotherOwnerIsRefusedNotShared) {
   auto other = CreateSync(*store, second);
   ASSERT_TRUE(absl::IsAlreadyExists(other.status())) << other.status();
   EXPECT_THAT(other.status().message(), ::testing::HasSubstr("another user"));
+}
+
+// --- CreateJobs: the tasks of a job array in one write ---
+
+absl::StatusOr<std::vector<CreateJobResult>> CreateManySync(Store& store,
+                                                            std::vector<v1::Job> jobs) {
+  absl::Notification done;
+  absl::StatusOr<std::vector<CreateJobResult>> out = absl::UnknownError("not called");
+  store.CreateJobs(std::move(jobs), [&](absl::StatusOr<std::vector<CreateJobResult>> result) {
+    out = std::move(result);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return out;
+}
+
+std::vector<v1::Job> ArrayTasks(int count, const std::string& key = "") {
+  std::vector<v1::Job> tasks;
+  for (int i = 0; i < count; ++i) {
+    v1::Job job = NewJob("default", key.empty() ? "" : absl::StrCat(key, "/", i));
+    job.mutable_spec()->mutable_array_task()->set_array_id("a-00000000000000aa");
+    job.mutable_spec()->mutable_array_task()->set_index(i);
+    job.mutable_spec()->mutable_array_task()->set_size(count);
+    (*job.mutable_spec()->mutable_tags())["drover.array"] = "a-00000000000000aa";
+    tasks.push_back(std::move(job));
+  }
+  return tasks;
+}
+
+TEST_P(StoreTest, CreateJobsStoresEveryJobWithConsecutiveIdsInTheOrderGiven) {
+  auto store = OpenStore();
+  ASSERT_TRUE(CreateSync(*store, NewJob()).ok());
+  auto results = CreateManySync(*store, ArrayTasks(500));
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), 500u);
+  for (int i = 0; i < 500; ++i) {
+    EXPECT_TRUE((*results)[i].created);
+    EXPECT_EQ((*results)[i].job.id(), absl::StrCat("j-", i + 2));
+    EXPECT_EQ((*results)[i].job.spec().array_task().index(), i);
+  }
+  absl::StatusOr<v1::Job> read = store->GetJob("j-501");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->spec().array_task().index(), 499);
+  auto page = store->ListJobs(
+      {.tag_key = "drover.array", .tag_value = "a-00000000000000aa", .page_size = 1000});
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->jobs.size(), 500u);
+}
+
+TEST_P(StoreTest, CreateJobsWritesNoneWhenOneFails) {
+  // Task 3's key is held by another spec: the whole array is refused and nothing of it is
+  // stored, so no half array ever runs.
+  auto store = OpenStore();
+  v1::Job holder = NewJob("other", "k/3");
+  ASSERT_TRUE(CreateSync(*store, holder).ok());
+  auto results = CreateManySync(*store, ArrayTasks(10, "k"));
+  ASSERT_FALSE(results.ok());
+  EXPECT_EQ(results.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(results.status().message(), HasSubstr("j-1"));
+  auto page = store->ListJobs({});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->jobs.size(), 1u);
+  EXPECT_EQ(page->jobs[0].id(), "j-1");
+  // The store takes writes as before; the next array's ids are consecutive (PostgreSQL's
+  // sequence may have skipped the ids the refused write had drawn).
+  auto next = CreateManySync(*store, ArrayTasks(2, "fresh"));
+  ASSERT_TRUE(next.ok()) << next.status();
+  absl::StatusOr<int64_t> a = ParseJobId((*next)[0].job.id());
+  absl::StatusOr<int64_t> b = ParseJobId((*next)[1].job.id());
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_GT(*a, 1);
+  EXPECT_EQ(*b, *a + 1);
+}
+
+TEST_P(StoreTest, ARetriedCreateJobsWithKeysReturnsTheSameJobsAndWritesNothing) {
+  auto store = OpenStore();
+  auto first = CreateManySync(*store, ArrayTasks(20, "array-key"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto again = CreateManySync(*store, ArrayTasks(20, "array-key"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_FALSE((*again)[i].created);
+    EXPECT_EQ((*again)[i].job.id(), (*first)[i].job.id());
+  }
+  auto page = store->ListJobs({.page_size = 1000});
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->jobs.size(), 20u);
+}
+
+TEST_P(StoreTest, CreateJobsOfNoJobsSucceedsWithNoResults) {
+  auto store = OpenStore();
+  auto results = CreateManySync(*store, {});
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_TRUE(results->empty());
 }
 
 }  // namespace

@@ -50,6 +50,12 @@ void FaultInjectingStore::CreateJob(v1::Job job, CreateJobCallback done) {
   });
 }
 
+void FaultInjectingStore::CreateJobs(std::vector<v1::Job> jobs, CreateJobsCallback done) {
+  Write("CreateJobs", std::move(done), [&](CreateJobsCallback d) {
+    base_->CreateJobs(std::move(jobs), std::move(d));
+  });
+}
+
 void FaultInjectingStore::UpdateJobStatus(std::string job_id, int64_t expected_version,
                                           v1::JobStatus status, UpdateCallback done) {
   Write("UpdateJobStatus", std::move(done), [&](UpdateCallback d) {
