@@ -7,7 +7,8 @@
 # Between the two, the e2e tests run a second time with droverd's state on PostgreSQL
 # (DROVER_TEST_STORE=postgres: each test process starts a throw-away server of Debian's
 # postgresql package), leaving out those labelled sqlite-only (tests/CMakeLists.txt and
-# tests/e2e/CMakeLists.txt say why each is); DROVER_TEST_POSTGRES_E2E=0 skips that pass.
+# tests/e2e/CMakeLists.txt say why each is) and Horovod's (e2e-horovod: minutes of
+# compiling that say nothing of the store); DROVER_TEST_POSTGRES_E2E=0 skips that pass.
 # With ctest arguments (a part of the suite) the PostgreSQL pass and the fuzz targets are
 # left out.
 # Usage: deploy/run-tests.sh [extra ctest arguments, e.g. -R JobService]
@@ -22,7 +23,7 @@ cmake --build --preset debug -j "$jobs"
 ctest --preset debug -j "$jobs" --timeout 600 "$@"
 
 if (($# == 0)) && [[ "${DROVER_TEST_POSTGRES_E2E:-1}" != 0 ]]; then
-  DROVER_TEST_STORE=postgres ctest --preset debug -j "$jobs" --timeout 600 -L e2e -LE sqlite-only
+  DROVER_TEST_STORE=postgres ctest --preset debug -j "$jobs" --timeout 600 -L e2e -LE "sqlite-only|e2e-horovod"
 fi
 
 fuzz_seconds=${DROVER_FUZZ_SECONDS:-10}

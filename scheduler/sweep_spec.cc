@@ -563,6 +563,12 @@ absl::Status ValidateSweepSpec(const SweepSpec& spec) {
     return Invalid("sweep.trial_template.idempotency_key",
                    "is set, but every trial is its own job; remove it from the template");
   }
+  if (spec.trial_template().has_array() || spec.trial_template().has_array_task()) {
+    return Invalid(spec.trial_template().has_array() ? "sweep.trial_template.array"
+                                                     : "sweep.trial_template.array_task",
+                   "is set, but every trial is one job; remove it from the template (the "
+                   "sweep's max_concurrent_trials bounds how many run at once)");
+  }
   if (absl::Status s = ValidateJobSpec(spec.trial_template()); !s.ok()) {
     return AsTemplateError(s);
   }

@@ -248,6 +248,12 @@ std::vector<BadSweep> BadSweeps() {
       {"TemplateWithIdempotencyKey",
        [](SweepSpec& s) { s.mutable_trial_template()->set_idempotency_key("k1"); },
        "sweep.trial_template.idempotency_key", "own job"},
+      {"TemplateIsAJobArray",
+       [](SweepSpec& s) { s.mutable_trial_template()->mutable_array()->set_indices("0-9"); },
+       "sweep.trial_template.array", "one job"},
+      {"TemplateIsAnArraysTask",
+       [](SweepSpec& s) { s.mutable_trial_template()->mutable_array_task()->set_index(3); },
+       "sweep.trial_template.array_task", "one job"},
       {"SweepOverOneMebibyte",
        [](SweepSpec& s) {
          s.GetReflection()->MutableUnknownFields(&s)->AddLengthDelimited(999,
