@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "drover/v1/job.pb.h"
 
@@ -32,10 +33,20 @@ class JobQueue {
   // Ids of QUEUED jobs in placement order, at most `limit` of them.
   std::vector<std::string> QueuedInOrder(size_t limit = SIZE_MAX) const;
 
-  // (-priority, sequence): std::map orders it as placement wants.
-  using OrderKey = std::tuple<int32_t, int64_t>;
-  // Every QUEUED job's id by its place in the order (for a walk that passes over some).
-  const std::map<OrderKey, std::string>& queued_order() const { return order_; }
+  // What a visitor of the queue asks next.
+  enum class Visit {
+    kNext,       // the next queued job
+    kPassArray,  // the first queued job after the rest of this job's array
+    kStop,
+  };
+  // Visits the QUEUED jobs in placement order: higher priority first, then earlier
+  // submission. A job array's queued tasks come one after another, in submission order, at
+  // the place of the first of them (an array is one submission: its tasks share a priority
+  // and were stored together, so that is where they stand anyway). After kPassArray the rest
+  // of that job's array is passed over in one step, so that a large array held at its limit
+  // costs a walk one step, not one per task.
+  void VisitQueued(absl::FunctionRef<Visit(const std::string& job_id, const v1::Job& job)>
+                       visit) const;
 
   // How many tasks of job array `array_id` count against its `max_running` now
   // (scheduler::CountsAgainstArrayLimit: placed and not ended).
@@ -47,21 +58,37 @@ class JobQueue {
   size_t unfinished_count() const { return jobs_.size(); }
   // How many unfinished jobs are in each state.
   std::map<v1::JobStatus::State, int> CountByState() const;
-  size_t queued_count() const { return order_.size(); }
+  size_t queued_count() const { return queued_count_; }
 
   // The reason a queued job shows while no placement is possible: what it needs against what
   // is free ("WAITING_FOR_NODES need=2 free=0").
   static std::string WaitingReason(const v1::JobSpec& spec, int free_nodes);
 
  private:
+  // (-priority, sequence): std::map orders it as placement wants.
+  using OrderKey = std::tuple<int32_t, int64_t>;
+  // An entry of the order's top level: a queued job outside any array, or an array with
+  // queued tasks (at its first queued task's key).
+  struct Entry {
+    std::string id;  // a job id, or an array id
+    bool array = false;
+  };
+  // A job array with unfinished tasks.
+  struct ArrayState {
+    int active = 0;                          // tasks counting against max_running
+    std::map<OrderKey, std::string> queued;  // its QUEUED tasks' ids in order
+  };
+
   static OrderKey KeyOf(const v1::Job& job);
-  // Adds `delta` to the count of `job`'s array when it is a task counting against it.
-  void CountArrayTask(const v1::Job& job, int delta);
+  // Adds `job` to, or removes it from, what the queue holds about it as it stands.
+  void Enter(const v1::Job& job);
+  void Leave(const v1::Job& job);
 
   absl::flat_hash_map<std::string, v1::Job> jobs_;
-  std::map<OrderKey, std::string> order_;
-  // By array id: its tasks counting against max_running (none: no entry).
-  absl::flat_hash_map<std::string, int> array_active_;
+  std::map<OrderKey, Entry> order_;
+  size_t queued_count_ = 0;
+  // By array id (none: no unfinished task).
+  absl::flat_hash_map<std::string, ArrayState> arrays_;
 };
 
 }  // namespace drover::scheduler

@@ -105,38 +105,37 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
   int examined = 0;
   int held_recorded = 0;
   absl::flat_hash_map<std::string, int> placed_of_array;  // this round, by array id
-  for (const auto& [order_key, job_id] : queue.queued_order()) {
-    const v1::Job* job = queue.Find(job_id);
-    const v1::JobSpec& spec = job->spec();
+  using Visit = JobQueue::Visit;
+  queue.VisitQueued([&](const std::string& job_id, const v1::Job& job) {
+    const v1::JobSpec& spec = job.spec();
     // A task whose array has max_running tasks placed is passed over without counting
     // against `max_jobs`, so that a large array held at its limit blocks no job behind it.
-    // Its reason is recorded for the first `max_jobs` of them only: the others are never
-    // examined and keep the ARRAY_LIMIT reason they were submitted with.
+    // Its reason is recorded for the first `max_jobs` of them only; the rest of the array is
+    // then passed over in one step and keeps the ARRAY_LIMIT reason it was submitted with.
     if (spec.has_array_task() && spec.array_task().max_running() > 0) {
       const v1::ArrayTask& task = spec.array_task();
       auto placed = placed_of_array.find(task.array_id());
       const int active = queue.ArrayActive(task.array_id()) +
                          (placed == placed_of_array.end() ? 0 : placed->second);
       if (active >= task.max_running()) {
-        if (held_recorded < max_jobs) {
-          ++held_recorded;
-          round.waiting[job_id] = ArrayLimitReason(task);
-        }
-        continue;
+        if (held_recorded == max_jobs) return Visit::kPassArray;
+        ++held_recorded;
+        round.waiting[job_id] = ArrayLimitReason(task);
+        return Visit::kNext;
       }
     }
-    if (examined == max_jobs) break;
+    if (examined == max_jobs) return Visit::kStop;
     ++examined;
     const v1::ComputeTarget* target = nodes.FindTarget(spec.compute_target());
     if (target == nullptr) {
       round.waiting[job_id] = absl::StrCat("UNKNOWN_COMPUTE_TARGET target=", spec.compute_target());
-      continue;
+      return Visit::kNext;
     }
     int need = spec.node_count();
     if (target->max_nodes() > 0 && need > target->max_nodes()) {
       round.waiting[job_id] = absl::StrCat("TARGET_TOO_SMALL need=", need,
                                            " max_nodes=", target->max_nodes());
-      continue;
+      return Visit::kNext;
     }
     v1::NodeResources demand = PerNodeDemand(spec);
     const absl::Duration limit = MaxRunDuration(spec);
@@ -166,7 +165,7 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
         round.waiting[job_id] =
             absl::StrCat("NO_NODE_LARGE_ENOUGH need=", need, " large_enough=", large_enough,
                          " per_node=", FormatResources(demand));
-        continue;
+        return Visit::kNext;
       }
       std::string reason = absl::StrCat("WAITING_FOR_NODES need=", need, " free=", room_now);
       if (room_now >= need) {
@@ -193,7 +192,7 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
         round.reservation = std::move(reservation);
       }
       round.waiting[job_id] = std::move(reason);
-      continue;
+      return Visit::kNext;
     }
     // Outside the reservation first, so that what it holds stays clear; then best fit.
     std::stable_sort(candidates.begin(), candidates.end(),
@@ -209,7 +208,8 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
     }
     if (spec.has_array_task()) ++placed_of_array[spec.array_task().array_id()];
     round.placed.push_back(Placement{job_id, std::move(candidates), demand});
-  }
+    return Visit::kNext;
+  });
   return round;
 }
 

@@ -280,6 +280,72 @@ TEST(ArrayLimitTest, AnArrayHeldAtItsLimitBlocksNoJobBehindIt) {
   EXPECT_THAT(PlacedIds(round), ElementsAre("j-1", "j-5001"));
 }
 
+TEST(ArrayLimitTest, AHeldArrayIsPassedInOneStepNotOnePerTask) {
+  // A 20,000-task array at its limit ahead of a plain job: the walk visits the array's
+  // tasks up to placement's depth, then passes the rest in one step (it used to visit
+  // every one of them in every round).
+  JobQueue queue;
+  for (const v1::Job& task : Tasks("a-0000000000000007", 1, 20000, 1)) queue.Update(task);
+  v1::Job plain = Tasks("a-unused", 20001, 1, 0)[0];
+  plain.mutable_spec()->clear_array_task();
+  queue.Update(plain);
+  EXPECT_EQ(queue.queued_count(), 20001u);
+  int visits = 0;
+  std::vector<std::string> seen;
+  queue.VisitQueued([&](const std::string& id, const v1::Job& job) {
+    ++visits;
+    seen.push_back(id);
+    return job.spec().has_array_task() && visits >= 3 ? JobQueue::Visit::kPassArray
+                                                      : JobQueue::Visit::kNext;
+  });
+  EXPECT_THAT(seen, ElementsAre("j-1", "j-2", "j-3", "j-20001"));
+
+  // Placement with depth 1000 visits at most 1000 held tasks and still starts the plain job.
+  NodeRegistry nodes;
+  ASSERT_TRUE(nodes.Register(Node("n1", 64), kT0).ok());
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, {}, kT0, /*max_jobs=*/1000);
+  EXPECT_THAT(PlacedIds(round), ElementsAre("j-1", "j-20001"));
+  Start(queue, round);
+  round = PlaceQueuedJobs(queue, nodes, {}, kT0, /*max_jobs=*/1000);
+  EXPECT_THAT(PlacedIds(round), ::testing::IsEmpty());
+  EXPECT_EQ(round.waiting.size(), 1000u);
+}
+
+TEST(ArrayLimitTest, AnArraysTasksStandTogetherAtItsFirstQueuedTask) {
+  // Tasks j-2, j-4, j-6 of one array with plain jobs j-1, j-3, j-5 between them (ids are
+  // consecutive within an array when one droverd writes; this is the general case): the
+  // array stands at its first queued task, and moves on as that one is placed.
+  JobQueue queue;
+  std::vector<v1::Job> tasks = Tasks("a-0000000000000008", 0, 3, 0);
+  for (int i = 0; i < 3; ++i) {
+    tasks[i].set_id(absl::StrCat("j-", 2 * i + 2));
+    queue.Update(tasks[i]);
+    v1::Job plain = tasks[i];
+    plain.set_id(absl::StrCat("j-", 2 * i + 1));
+    plain.mutable_spec()->clear_array_task();
+    queue.Update(plain);
+  }
+  EXPECT_THAT(queue.QueuedInOrder(), ElementsAre("j-1", "j-2", "j-4", "j-6", "j-3", "j-5"));
+  EXPECT_THAT(queue.QueuedInOrder(3), ElementsAre("j-1", "j-2", "j-4"));
+  End(queue, "j-2", v1::JobStatus::PREPARING);
+  EXPECT_THAT(queue.QueuedInOrder(), ElementsAre("j-1", "j-3", "j-4", "j-6", "j-5"));
+  EXPECT_EQ(queue.ArrayActive("a-0000000000000008"), 1);
+  End(queue, "j-6", v1::JobStatus::CANCELED);
+  End(queue, "j-4", v1::JobStatus::PREPARING);
+  EXPECT_THAT(queue.QueuedInOrder(), ElementsAre("j-1", "j-3", "j-5"));
+  EXPECT_EQ(queue.ArrayActive("a-0000000000000008"), 2);
+  End(queue, "j-2", v1::JobStatus::COMPLETED);
+  End(queue, "j-4", v1::JobStatus::COMPLETED);
+  EXPECT_EQ(queue.ArrayActive("a-0000000000000008"), 0);
+  EXPECT_EQ(queue.queued_count(), 3u);
+  EXPECT_EQ(queue.unfinished_count(), 3u);
+
+  // A task reset to QUEUED (a failed placement write) stands at its own place again.
+  v1::Job back = tasks[1];
+  queue.Reset(back);
+  EXPECT_THAT(queue.QueuedInOrder(), ElementsAre("j-1", "j-3", "j-4", "j-5"));
+}
+
 TEST(ArrayLimitTest, ArraysCountSeparatelyAndNoLimitMeansNoLimit) {
   NodeRegistry nodes;
   ASSERT_TRUE(nodes.Register(Node("n1", 64), kT0).ok());
