@@ -1,7 +1,6 @@
 #include "scheduler/placement.h"
 
 #include <algorithm>
-#include <set>
 #include <tuple>
 #include <utility>
 
@@ -13,28 +12,38 @@
 namespace drover::scheduler {
 namespace {
 
-bool Fits(const v1::NodeResources& free, const v1::NodeResources& need) {
+// Resources as placement counts them (plain numbers: a round does arithmetic on every node
+// for every job it examines).
+struct Room {
+  double cpus = 0;
+  int64_t memory_mib = 0;
+  int64_t gpus = 0;
+};
+
+Room RoomOf(const v1::NodeResources& r) { return Room{r.cpus(), r.memory_mib(), r.gpus()}; }
+
+bool Fits(const Room& free, const Room& need) {
   // A small tolerance keeps fractional cpus from failing on rounding.
-  return free.cpus() + 1e-9 >= need.cpus() && free.memory_mib() >= need.memory_mib() &&
-         free.gpus() >= need.gpus();
+  return free.cpus + 1e-9 >= need.cpus && free.memory_mib >= need.memory_mib &&
+         free.gpus >= need.gpus;
 }
 
-void Subtract(v1::NodeResources& from, const v1::NodeResources& what) {
-  from.set_cpus(from.cpus() - what.cpus());
-  from.set_memory_mib(from.memory_mib() - what.memory_mib());
-  from.set_gpus(from.gpus() - what.gpus());
+void Subtract(Room& from, const Room& what) {
+  from.cpus -= what.cpus;
+  from.memory_mib -= what.memory_mib;
+  from.gpus -= what.gpus;
 }
 
-void Add(v1::NodeResources& to, const v1::NodeResources& what) {
-  to.set_cpus(to.cpus() + what.cpus());
-  to.set_memory_mib(to.memory_mib() + what.memory_mib());
-  to.set_gpus(to.gpus() + what.gpus());
+void Add(Room& to, const Room& what) {
+  to.cpus += what.cpus;
+  to.memory_mib += what.memory_mib;
+  to.gpus += what.gpus;
 }
 
 // What an attempt gives back on a node, and by when.
 struct Release {
   absl::Time at;  // absl::InfiniteFuture(): unknown
-  v1::NodeResources what;
+  Room what;
 };
 
 // The latest time an attempt ends if droverd enforces its `max_run_duration`; one still
@@ -46,8 +55,7 @@ absl::Time EndOf(absl::Time running_since, absl::Duration max_run_duration, absl
 
 // When a node with `free` now has room for `demand`, as its attempts give back what they
 // hold; absl::InfiniteFuture() when that waits on an attempt whose end is unknown.
-absl::Time RoomAt(v1::NodeResources free, std::vector<Release> releases,
-                  const v1::NodeResources& demand, absl::Time now) {
+absl::Time RoomAt(Room free, std::vector<Release> releases, const Room& demand, absl::Time now) {
   if (Fits(free, demand)) return now;
   std::stable_sort(releases.begin(), releases.end(),
                    [](const Release& a, const Release& b) { return a.at < b.at; });
@@ -58,6 +66,22 @@ absl::Time RoomAt(v1::NodeResources free, std::vector<Release> releases,
   }
   return absl::InfiniteFuture();
 }
+
+// A node as one round sees it.
+struct Slot {
+  const v1::Node* node;
+  Room capacity;
+  bool takes_work = false;
+  // Only for nodes taking work:
+  Room free;  // as this round allocates it
+  bool reserved = false;  // one of round.reservation's nodes
+  // What it gives back, and when: the attempts on it, then the jobs this round places there.
+  std::vector<Release> releases;
+};
+
+// What a job needs that decides where it may go: jobs of one shape get the same answer
+// while nothing is placed or reserved in between.
+using Shape = std::tuple<std::string, int, double, int64_t, int64_t, bool>;
 
 }  // namespace
 
@@ -79,32 +103,45 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
                                absl::Time now, int max_jobs) {
   PlacementRound round;
   const std::vector<v1::Node> all = nodes.List();
-  // Free resources as this round allocates them.
-  std::map<std::string, v1::NodeResources> free;
+  std::vector<Slot> slots;
+  slots.reserve(all.size());
+  bool any_takes_work = false;
   for (const v1::Node& node : all) {
-    if (nodes.TakesWork(node.name())) free[node.name()] = nodes.Free(node.name());
-  }
-  // Nothing can start: leave the queue as it is (its reasons already say why).
-  if (free.empty() && !all.empty()) return round;
-  // What each node taking work gives back, and when: the attempts on it, then the jobs this
-  // round places there.
-  std::map<std::string, std::vector<Release>> releases;
-  for (const v1::Node& node : all) {
-    if (!free.contains(node.name())) continue;
+    Slot& slot = slots.emplace_back(Slot{&node, RoomOf(node.capacity())});
+    slot.takes_work = nodes.TakesWork(node.name());
+    if (!slot.takes_work) continue;
+    any_takes_work = true;
+    slot.free = RoomOf(nodes.Free(node.name()));
     for (const std::string& job_id : node.running_jobs()) {
       auto it = running.find(job_id);
-      releases[node.name()].push_back(
+      slot.releases.push_back(
           it == running.end()
-              ? Release{absl::InfiniteFuture(), v1::NodeResources()}
+              ? Release{absl::InfiniteFuture(), Room()}
               : Release{EndOf(it->second.running_since, it->second.max_run_duration, now),
-                        it->second.per_node});
+                        RoomOf(it->second.per_node)});
     }
   }
-  std::set<std::string> reserved;  // round.reservation's nodes
+  // Nothing can start: leave the queue as it is (its reasons already say why).
+  if (!any_takes_work && !all.empty()) return round;
+  // Each compute target's nodes (indices into `slots`), as jobs ask for them.
+  absl::flat_hash_map<std::string, std::vector<int>> members;
+  auto members_of = [&](const v1::ComputeTarget& target) -> const std::vector<int>& {
+    auto [it, inserted] = members.try_emplace(target.name());
+    if (inserted) {
+      for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+        if (nodes.InTarget(target, slots[i].node->name())) it->second.push_back(i);
+      }
+    }
+    return it->second;
+  };
+  // The reasons of shapes that did not fit since the last placement or reservation.
+  absl::flat_hash_map<Shape, std::string> unfit;
 
   int examined = 0;
   int held_recorded = 0;
   absl::flat_hash_map<std::string, int> placed_of_array;  // this round, by array id
+  std::vector<int> candidates;  // room now, and allowed
+  std::vector<int> eligible;    // taking work and large enough: room once work ends
   using Visit = JobQueue::Visit;
   queue.VisitQueued([&](const std::string& job_id, const v1::Job& job) {
     const v1::JobSpec& spec = job.spec();
@@ -137,34 +174,40 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
                                            " max_nodes=", target->max_nodes());
       return Visit::kNext;
     }
-    v1::NodeResources demand = PerNodeDemand(spec);
+    const v1::NodeResources per_node = PerNodeDemand(spec);
+    const Room demand = RoomOf(per_node);
     const absl::Duration limit = MaxRunDuration(spec);
     // Reserved nodes are open to a job sure to end before the reserved job can start.
     const bool may_use_reserved =
         round.reservation.has_value() && round.reservation->start != absl::InfiniteFuture() &&
         limit > absl::ZeroDuration() && now + limit <= round.reservation->start;
-    std::vector<std::string> candidates;  // room now, and allowed
-    std::vector<std::string> eligible;    // taking work and large enough: room once work ends
+    Shape shape{target->name(), need, demand.cpus, demand.memory_mib, demand.gpus,
+                may_use_reserved};
+    if (auto known = unfit.find(shape); known != unfit.end()) {
+      round.waiting[job_id] = known->second;
+      return Visit::kNext;
+    }
+    candidates.clear();
+    eligible.clear();
     int room_now = 0;
     int large_enough = 0;
     int in_target = 0;
-    for (const v1::Node& node : all) {
-      if (!nodes.InTarget(*target, node.name())) continue;
+    for (int i : members_of(*target)) {
+      const Slot& slot = slots[i];
       ++in_target;
-      bool large = Fits(node.capacity(), demand);
+      bool large = Fits(slot.capacity, demand);
       if (large) ++large_enough;
-      auto it = free.find(node.name());
-      if (it == free.end()) continue;
-      if (large) eligible.push_back(node.name());
-      if (!Fits(it->second, demand)) continue;
+      if (!slot.takes_work) continue;
+      if (large) eligible.push_back(i);
+      if (!Fits(slot.free, demand)) continue;
       ++room_now;
-      if (may_use_reserved || !reserved.contains(node.name())) candidates.push_back(node.name());
+      if (may_use_reserved || !slot.reserved) candidates.push_back(i);
     }
     if (static_cast<int>(candidates.size()) < need) {
       if (large_enough < need && in_target >= need) {
-        round.waiting[job_id] =
+        round.waiting[job_id] = unfit[shape] =
             absl::StrCat("NO_NODE_LARGE_ENOUGH need=", need, " large_enough=", large_enough,
-                         " per_node=", FormatResources(demand));
+                         " per_node=", FormatResources(per_node));
         return Visit::kNext;
       }
       std::string reason = absl::StrCat("WAITING_FOR_NODES need=", need, " free=", room_now);
@@ -173,41 +216,54 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
         absl::StrAppend(&reason, " reserved_for=", round.reservation->job_id);
       } else if (!round.reservation.has_value() && static_cast<int>(eligible.size()) >= need) {
         // The nodes with room for it soonest, then those holding the least.
-        std::vector<std::tuple<absl::Time, double, int64_t, int64_t, std::string>> order;
-        for (const std::string& name : eligible) {
-          v1::NodeResources held = nodes.Find(name)->capacity();
-          Subtract(held, free[name]);
-          order.emplace_back(RoomAt(free[name], releases[name], demand, now), held.cpus(),
-                             held.gpus(), held.memory_mib(), name);
+        std::vector<std::tuple<absl::Time, double, int64_t, int64_t, std::string, int>> order;
+        for (int i : eligible) {
+          const Slot& slot = slots[i];
+          Room held = slot.capacity;
+          Subtract(held, slot.free);
+          order.emplace_back(RoomAt(slot.free, slot.releases, demand, now), held.cpus,
+                             held.gpus, held.memory_mib, slot.node->name(), i);
         }
         std::sort(order.begin(), order.end());
         Reservation reservation{job_id, {}, now};
         for (int k = 0; k < need; ++k) {
           reservation.nodes.push_back(std::get<std::string>(order[k]));
           reservation.start = std::max(reservation.start, std::get<absl::Time>(order[k]));
+          slots[std::get<int>(order[k])].reserved = true;
         }
         std::sort(reservation.nodes.begin(), reservation.nodes.end());
-        reserved.insert(reservation.nodes.begin(), reservation.nodes.end());
         absl::StrAppend(&reason, " reserved=", absl::StrJoin(reservation.nodes, ","));
         round.reservation = std::move(reservation);
+        // Later jobs see other nodes open to them, and another reason.
+        unfit.clear();
+        round.waiting[job_id] = std::move(reason);
+        return Visit::kNext;
       }
-      round.waiting[job_id] = std::move(reason);
+      round.waiting[job_id] = unfit[shape] = std::move(reason);
       return Visit::kNext;
     }
-    // Outside the reservation first, so that what it holds stays clear; then best fit.
-    std::stable_sort(candidates.begin(), candidates.end(),
-                     [&free, &reserved](const std::string& a, const std::string& b) {
-                       return std::make_pair(reserved.contains(a), free[a].cpus()) <
-                              std::make_pair(reserved.contains(b), free[b].cpus());
-                     });
-    candidates.resize(need);
+    // Outside the reservation first, so that what it holds stays clear; then best fit; then
+    // in the registry's order.
+    auto better = [&slots](int a, int b) {
+      return std::make_tuple(slots[a].reserved, slots[a].free.cpus, a) <
+             std::make_tuple(slots[b].reserved, slots[b].free.cpus, b);
+    };
+    if (static_cast<int>(candidates.size()) > need) {
+      std::nth_element(candidates.begin(), candidates.begin() + need, candidates.end(), better);
+      candidates.resize(need);
+    }
+    std::sort(candidates.begin(), candidates.end(), better);
     const absl::Time ends = EndOf(now, limit, now);
-    for (const std::string& name : candidates) {
-      Subtract(free[name], demand);
-      releases[name].push_back(Release{ends, demand});
+    Placement placement{job_id, {}, per_node};
+    for (int i : candidates) {
+      Subtract(slots[i].free, demand);
+      slots[i].releases.push_back(Release{ends, demand});
+      placement.nodes.push_back(slots[i].node->name());
     }
     if (spec.has_array_task()) ++placed_of_array[spec.array_task().array_id()];
-    round.placed.push_back(Placement{job_id, std::move(candidates), demand});
+    round.placed.push_back(std::move(placement));
+    // Less room from here on: what did not fit still does not, but its reason may change.
+    unfit.clear();
     return Visit::kNext;
   });
   return round;

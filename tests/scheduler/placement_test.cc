@@ -424,5 +424,54 @@ TEST(PlacementTest, ReservationGoesToTheHighestPriorityJob) {
   EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=1 free=0 reserved=n1");
 }
 
+TEST(PlacementTest, JobsOfOneShapeGetTheReasonOfTheRoomLeftWhenTheirTurnComes) {
+  // A round answers a job shaped like one that did not fit before without walking the
+  // nodes again, but only while nothing was placed in between: j-3 must see the room j-2
+  // took, j-4 gets j-3's answer.
+  NodeRegistry nodes;
+  ASSERT_TRUE(nodes.Register(NodeWith("n1", 4, 8192), kT0).ok());
+  ASSERT_TRUE(nodes.Register(NodeWith("n2", 4, 8192), kT0).ok());
+  JobQueue queue;
+  queue.Update(QueuedJob("j-1", 1, 1024, /*nodes=*/3));
+  queue.Update(QueuedJob("j-2", 4, 1024));
+  queue.Update(QueuedJob("j-3", 1, 1024, /*nodes=*/3));
+  queue.Update(QueuedJob("j-4", 1, 1024, /*nodes=*/3));
+  queue.Update(QueuedJob("j-5", 8, 1024));
+  queue.Update(QueuedJob("j-6", 8, 1024));
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, {}, kT0);
+  ASSERT_EQ(round.placed.size(), 1u);
+  EXPECT_EQ(round.placed[0].job_id, "j-2");
+  EXPECT_EQ(round.waiting["j-1"], "WAITING_FOR_NODES need=3 free=2");
+  EXPECT_EQ(round.waiting["j-3"], "WAITING_FOR_NODES need=3 free=1");
+  EXPECT_EQ(round.waiting["j-4"], "WAITING_FOR_NODES need=3 free=1");
+  const std::string eight = FormatResources(PerNodeDemand(QueuedJob("x", 8, 1024).spec()));
+  EXPECT_EQ(round.waiting["j-5"], "NO_NODE_LARGE_ENOUGH need=1 large_enough=0 per_node=" + eight);
+  EXPECT_EQ(round.waiting["j-6"], round.waiting["j-5"]);
+  EXPECT_FALSE(round.reservation.has_value());
+}
+
+TEST(PlacementTest, AManyNodeRoundPlacesBestFitInNodeOrderLikeAFullSort) {
+  // 300 nodes with free room 1..4 CPUs in a repeating pattern: each one-node job goes to a
+  // fullest node with room (the first such in name order), as the full sort placed it.
+  NodeRegistry nodes;
+  std::map<std::string, RunningAttempt> running;
+  for (int i = 0; i < 300; ++i) {
+    const std::string name = absl::StrCat("n", 1000 + i);
+    ASSERT_TRUE(nodes.Register(NodeWith(name, 4, 1 << 20), kT0).ok());
+    const int held = 3 - i % 4;  // free: 1, 2, 3, 4, 1, 2, ...
+    if (held > 0) StartRunning(nodes, running, absl::StrCat("r-", i), {name}, held, kT0, {});
+  }
+  JobQueue queue;
+  for (int j = 1; j <= 3; ++j) queue.Update(QueuedJob(absl::StrCat("j-", j), 2, 1024));
+  queue.Update(QueuedJob("j-4", 1, 1024, /*nodes=*/3));
+  PlacementRound round = PlaceQueuedJobs(queue, nodes, running, kT0);
+  ASSERT_EQ(round.placed.size(), 4u);
+  EXPECT_THAT(round.placed[0].nodes, ElementsAre("n1001"));  // free 2: the fullest that fits
+  EXPECT_THAT(round.placed[1].nodes, ElementsAre("n1005"));
+  EXPECT_THAT(round.placed[2].nodes, ElementsAre("n1009"));
+  // Free 1: n1000 (then 0), n1004, n1008; the nodes j-1..3 left at 0 are out.
+  EXPECT_THAT(round.placed[3].nodes, ElementsAre("n1000", "n1004", "n1008"));
+}
+
 }  // namespace
 }  // namespace drover::scheduler
