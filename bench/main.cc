@@ -12,6 +12,7 @@
 #include "bench/latency.h"
 #include "bench/log_ingest_bench.h"
 #include "bench/metrics_read_bench.h"
+#include "bench/placement_bench.h"
 #include "bench/prepare_bench.h"
 #include "bench/run_latency_bench.h"
 #include "bench/submit_bench.h"
@@ -273,6 +274,44 @@ int RunTokenCheck(const std::vector<std::string>& args) {
   return 0;
 }
 
+int RunPlacement(const std::vector<std::string>& args) {
+  drover::bench::PlacementBenchOptions options;
+  std::string output = "text";
+  int64_t seed = 1;
+  FlagSet flags(
+      "drover-bench placement [flags]",
+      "Times the scheduler's placement rounds on one core, without gRPC, agents or a store:\n"
+      "droverd's own JobQueue, NodeRegistry and PlaceQueuedJobs over a simulated cluster of\n"
+      "--nodes nodes and --jobs queued jobs (70% one CPU, 20% 8 CPUs, --gang-percent whole-node\n"
+      "gangs of 2-16 nodes). Placed jobs run 1-60 simulated minutes; the clock moves --tick\n"
+      "per round. Prints placements per second of placement time, one round's percentiles\n"
+      "and the queue's heap per queued job.\n"
+      "\n"
+      "Example:\n"
+      "  drover-bench placement --nodes 1000 --jobs 100000\n"
+      "  drover-bench placement --nodes 1000 --jobs 100000 --held-array 100000");
+  flags.Int("nodes", &options.nodes, "Simulated nodes");
+  flags.Int("cpus-per-node", &options.cpus_per_node, "CPUs of each node (4 GiB per CPU)");
+  flags.Int("jobs,n", &options.jobs, "Jobs queued at the start");
+  flags.Int("gang-percent", &options.gang_percent, "Share of multi-node jobs, 0-10");
+  flags.Int("held-array", &options.held_array,
+            "A job array of N tasks held at 50 running, queued ahead of the jobs (0: none)", "N");
+  flags.Int("depth", &options.depth, "Jobs examined per round at most (droverd's default)");
+  DurationFlag(flags, "tick", &options.tick, "Simulated time between rounds");
+  DurationFlag(flags, "duration,d", &options.duration, "Stop after this much placement time");
+  flags.Int("seed", &seed, "Seed of the job mix and run times");
+  if (int code = ParseCommand("placement", flags, args, &output); code >= 0) return code;
+  options.seed = static_cast<uint64_t>(seed);
+  absl::StatusOr<drover::bench::PlacementBenchResult> result =
+      drover::bench::RunPlacementBench(options);
+  if (!result.ok()) return RunError("placement", result.status());
+  std::string report = output == "json"
+                           ? drover::bench::PlacementResultJson(options, *result) + "\n"
+                           : drover::bench::PlacementResultText(options, *result);
+  std::fputs(report.c_str(), stdout);
+  return 0;
+}
+
 int RunRunLatency(const std::vector<std::string>& args) {
   RunLatencyOptions options;
   std::string output = "text";
@@ -470,6 +509,8 @@ constexpr Command kCommands[] = {
      RunMetricsRead},
     {"distributed-latency", "measure submit->COMPLETED of multi-node jobs against a bare mpirun",
      RunDistributedLatency},
+    {"placement", "measure the scheduler's placement rounds on a simulated cluster (one core)",
+     RunPlacement},
     {"prepare", "measure PREPARING of jobs with pip_packages: environment built vs reused",
      RunPrepare},
 };
