@@ -357,18 +357,27 @@ std::vector<v1::Node> NodeRegistry::List() const {
   return out;
 }
 
+void NodeRegistry::ForEach(absl::FunctionRef<void(const v1::Node&)> visit) const {
+  for (const auto& [name, e] : nodes_) {
+    if (!e.expected_only) visit(e.node);
+  }
+}
+
 bool NodeRegistry::TakesWork(absl::string_view name) const {
   const v1::Node* node = Find(name);
-  return node != nullptr && node->state() == v1::Node::READY;
+  return node != nullptr && TakesWork(*node);
 }
 
 v1::NodeResources NodeRegistry::Free(absl::string_view name) const {
-  v1::NodeResources free;
   const v1::Node* node = Find(name);
-  if (node == nullptr) return free;
-  free.set_cpus(node->capacity().cpus() - node->allocated().cpus());
-  free.set_memory_mib(node->capacity().memory_mib() - node->allocated().memory_mib());
-  free.set_gpus(node->capacity().gpus() - node->allocated().gpus());
+  return node == nullptr ? v1::NodeResources() : Free(*node);
+}
+
+v1::NodeResources NodeRegistry::Free(const v1::Node& node) {
+  v1::NodeResources free;
+  free.set_cpus(node.capacity().cpus() - node.allocated().cpus());
+  free.set_memory_mib(node.capacity().memory_mib() - node.allocated().memory_mib());
+  free.set_gpus(node.capacity().gpus() - node.allocated().gpus());
   return free;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -125,10 +126,15 @@ class NodeRegistry {
   const v1::Node* Find(absl::string_view name) const;
   // Every node, by name.
   std::vector<v1::Node> List() const;
+  // Calls `visit` with every node, by name, without copying them. `visit` may not change
+  // the registry.
+  void ForEach(absl::FunctionRef<void(const v1::Node&)> visit) const;
   // READY: connected, not cordoned, draining or down.
   bool TakesWork(absl::string_view name) const;
+  static bool TakesWork(const v1::Node& node) { return node.state() == v1::Node::READY; }
   // capacity - allocated.
   v1::NodeResources Free(absl::string_view name) const;
+  static v1::NodeResources Free(const v1::Node& node);
 
   // Compute targets. "default" always exists, selects every node and cannot be deleted.
   absl::Status PutTarget(const v1::ComputeTarget& target);

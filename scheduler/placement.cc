@@ -1,6 +1,7 @@
 #include "scheduler/placement.h"
 
 #include <algorithm>
+#include <set>
 #include <tuple>
 #include <utility>
 
@@ -79,6 +80,14 @@ struct Slot {
   std::vector<Release> releases;
 };
 
+// The order in which placement prefers nodes with room: outside the reservation first, so
+// that what it holds stays clear; then the fullest (best fit); then by name (the index).
+using PreferenceKey = std::tuple<bool, double, int>;
+
+PreferenceKey PreferenceOf(const std::vector<Slot>& slots, int i) {
+  return {slots[i].reserved, slots[i].free.cpus, i};
+}
+
 // What a job needs that decides where it may go: jobs of one shape get the same answer
 // while nothing is placed or reserved in between.
 using Shape = std::tuple<std::string, int, double, int64_t, int64_t, bool>;
@@ -102,16 +111,14 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
                                const std::map<std::string, RunningAttempt>& running,
                                absl::Time now, int max_jobs) {
   PlacementRound round;
-  const std::vector<v1::Node> all = nodes.List();
   std::vector<Slot> slots;
-  slots.reserve(all.size());
   bool any_takes_work = false;
-  for (const v1::Node& node : all) {
+  nodes.ForEach([&](const v1::Node& node) {
     Slot& slot = slots.emplace_back(Slot{&node, RoomOf(node.capacity())});
-    slot.takes_work = nodes.TakesWork(node.name());
-    if (!slot.takes_work) continue;
+    slot.takes_work = NodeRegistry::TakesWork(node);
+    if (!slot.takes_work) return;
     any_takes_work = true;
-    slot.free = RoomOf(nodes.Free(node.name()));
+    slot.free = RoomOf(NodeRegistry::Free(node));
     for (const std::string& job_id : node.running_jobs()) {
       auto it = running.find(job_id);
       slot.releases.push_back(
@@ -120,19 +127,35 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
               : Release{EndOf(it->second.running_since, it->second.max_run_duration, now),
                         RoomOf(it->second.per_node)});
     }
-  }
+  });
   // Nothing can start: leave the queue as it is (its reasons already say why).
-  if (!any_takes_work && !all.empty()) return round;
-  // Each compute target's nodes (indices into `slots`), as jobs ask for them.
-  absl::flat_hash_map<std::string, std::vector<int>> members;
-  auto members_of = [&](const v1::ComputeTarget& target) -> const std::vector<int>& {
-    auto [it, inserted] = members.try_emplace(target.name());
+  if (!any_takes_work && !slots.empty()) return round;
+  // Each compute target's nodes as jobs ask for them: all of them (indices into `slots`),
+  // and those taking work in the order placement prefers them (outside the reservation
+  // first, then the fullest, then by name), kept as the round allocates and reserves.
+  struct TargetNodes {
+    std::vector<int> all;
+    std::set<PreferenceKey> taking_work;
+  };
+  absl::flat_hash_map<std::string, TargetNodes> targets;
+  auto nodes_of = [&](const v1::ComputeTarget& target) -> TargetNodes& {
+    auto [it, inserted] = targets.try_emplace(target.name());
     if (inserted) {
       for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
-        if (nodes.InTarget(target, slots[i].node->name())) it->second.push_back(i);
+        if (!nodes.InTarget(target, slots[i].node->name())) continue;
+        it->second.all.push_back(i);
+        if (slots[i].takes_work) it->second.taking_work.insert(PreferenceOf(slots, i));
       }
     }
     return it->second;
+  };
+  // Changes slot `i` by `change` and keeps the targets' orders right.
+  auto update = [&](int i, auto change) {
+    const PreferenceKey before = PreferenceOf(slots, i);
+    change(slots[i]);
+    for (auto& [name, target] : targets) {
+      if (target.taking_work.erase(before) > 0) target.taking_work.insert(PreferenceOf(slots, i));
+    }
   };
   // The reasons of shapes that did not fit since the last placement or reservation.
   absl::flat_hash_map<Shape, std::string> unfit;
@@ -140,7 +163,7 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
   int examined = 0;
   int held_recorded = 0;
   absl::flat_hash_map<std::string, int> placed_of_array;  // this round, by array id
-  std::vector<int> candidates;  // room now, and allowed
+  std::vector<int> candidates;  // the nodes a job would take, in the order of preference
   std::vector<int> eligible;    // taking work and large enough: room once work ends
   using Visit = JobQueue::Visit;
   queue.VisitQueued([&](const std::string& job_id, const v1::Job& job) {
@@ -187,83 +210,84 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
       round.waiting[job_id] = known->second;
       return Visit::kNext;
     }
+    // The common case first: `need` nodes with room, in the order of preference, found
+    // without looking at every node of the target.
+    TargetNodes& in = nodes_of(*target);
     candidates.clear();
+    for (bool reserved : {false, true}) {
+      if (reserved && !may_use_reserved) break;
+      for (auto it = in.taking_work.lower_bound({reserved, demand.cpus - 1e-6, -1});
+           it != in.taking_work.end() && std::get<bool>(*it) == reserved &&
+           static_cast<int>(candidates.size()) < need;
+           ++it) {
+        if (Fits(slots[std::get<int>(*it)].free, demand)) candidates.push_back(std::get<int>(*it));
+      }
+    }
+    if (static_cast<int>(candidates.size()) == need) {
+      const absl::Time ends = EndOf(now, limit, now);
+      Placement placement{job_id, {}, per_node};
+      for (int i : candidates) {
+        update(i, [&](Slot& slot) {
+          Subtract(slot.free, demand);
+          slot.releases.push_back(Release{ends, demand});
+        });
+        placement.nodes.push_back(slots[i].node->name());
+      }
+      if (spec.has_array_task()) ++placed_of_array[spec.array_task().array_id()];
+      round.placed.push_back(std::move(placement));
+      // Less room from here on: what did not fit still does not, but its reason may change.
+      unfit.clear();
+      return Visit::kNext;
+    }
+    // It waits: why, from every node of the target.
     eligible.clear();
     int room_now = 0;
     int large_enough = 0;
-    int in_target = 0;
-    for (int i : members_of(*target)) {
+    const int in_target = static_cast<int>(in.all.size());
+    for (int i : in.all) {
       const Slot& slot = slots[i];
-      ++in_target;
       bool large = Fits(slot.capacity, demand);
       if (large) ++large_enough;
       if (!slot.takes_work) continue;
       if (large) eligible.push_back(i);
-      if (!Fits(slot.free, demand)) continue;
-      ++room_now;
-      if (may_use_reserved || !slot.reserved) candidates.push_back(i);
+      if (Fits(slot.free, demand)) ++room_now;
     }
-    if (static_cast<int>(candidates.size()) < need) {
-      if (large_enough < need && in_target >= need) {
-        round.waiting[job_id] = unfit[shape] =
-            absl::StrCat("NO_NODE_LARGE_ENOUGH need=", need, " large_enough=", large_enough,
-                         " per_node=", FormatResources(per_node));
-        return Visit::kNext;
-      }
-      std::string reason = absl::StrCat("WAITING_FOR_NODES need=", need, " free=", room_now);
-      if (room_now >= need) {
-        // It would start now but for the reservation.
-        absl::StrAppend(&reason, " reserved_for=", round.reservation->job_id);
-      } else if (!round.reservation.has_value() && static_cast<int>(eligible.size()) >= need) {
-        // The nodes with room for it soonest, then those holding the least.
-        std::vector<std::tuple<absl::Time, double, int64_t, int64_t, std::string, int>> order;
-        for (int i : eligible) {
-          const Slot& slot = slots[i];
-          Room held = slot.capacity;
-          Subtract(held, slot.free);
-          order.emplace_back(RoomAt(slot.free, slot.releases, demand, now), held.cpus,
-                             held.gpus, held.memory_mib, slot.node->name(), i);
-        }
-        std::sort(order.begin(), order.end());
-        Reservation reservation{job_id, {}, now};
-        for (int k = 0; k < need; ++k) {
-          reservation.nodes.push_back(std::get<std::string>(order[k]));
-          reservation.start = std::max(reservation.start, std::get<absl::Time>(order[k]));
-          slots[std::get<int>(order[k])].reserved = true;
-        }
-        std::sort(reservation.nodes.begin(), reservation.nodes.end());
-        absl::StrAppend(&reason, " reserved=", absl::StrJoin(reservation.nodes, ","));
-        round.reservation = std::move(reservation);
-        // Later jobs see other nodes open to them, and another reason.
-        unfit.clear();
-        round.waiting[job_id] = std::move(reason);
-        return Visit::kNext;
-      }
-      round.waiting[job_id] = unfit[shape] = std::move(reason);
+    if (large_enough < need && in_target >= need) {
+      round.waiting[job_id] = unfit[shape] =
+          absl::StrCat("NO_NODE_LARGE_ENOUGH need=", need, " large_enough=", large_enough,
+                       " per_node=", FormatResources(per_node));
       return Visit::kNext;
     }
-    // Outside the reservation first, so that what it holds stays clear; then best fit; then
-    // in the registry's order.
-    auto better = [&slots](int a, int b) {
-      return std::make_tuple(slots[a].reserved, slots[a].free.cpus, a) <
-             std::make_tuple(slots[b].reserved, slots[b].free.cpus, b);
-    };
-    if (static_cast<int>(candidates.size()) > need) {
-      std::nth_element(candidates.begin(), candidates.begin() + need, candidates.end(), better);
-      candidates.resize(need);
+    std::string reason = absl::StrCat("WAITING_FOR_NODES need=", need, " free=", room_now);
+    if (room_now >= need) {
+      // It would start now but for the reservation.
+      absl::StrAppend(&reason, " reserved_for=", round.reservation->job_id);
+    } else if (!round.reservation.has_value() && static_cast<int>(eligible.size()) >= need) {
+      // The nodes with room for it soonest, then those holding the least.
+      std::vector<std::tuple<absl::Time, double, int64_t, int64_t, std::string, int>> order;
+      for (int i : eligible) {
+        const Slot& slot = slots[i];
+        Room held = slot.capacity;
+        Subtract(held, slot.free);
+        order.emplace_back(RoomAt(slot.free, slot.releases, demand, now), held.cpus,
+                           held.gpus, held.memory_mib, slot.node->name(), i);
+      }
+      std::sort(order.begin(), order.end());
+      Reservation reservation{job_id, {}, now};
+      for (int k = 0; k < need; ++k) {
+        reservation.nodes.push_back(std::get<std::string>(order[k]));
+        reservation.start = std::max(reservation.start, std::get<absl::Time>(order[k]));
+        update(std::get<int>(order[k]), [](Slot& slot) { slot.reserved = true; });
+      }
+      std::sort(reservation.nodes.begin(), reservation.nodes.end());
+      absl::StrAppend(&reason, " reserved=", absl::StrJoin(reservation.nodes, ","));
+      round.reservation = std::move(reservation);
+      // Later jobs see other nodes open to them, and another reason.
+      unfit.clear();
+      round.waiting[job_id] = std::move(reason);
+      return Visit::kNext;
     }
-    std::sort(candidates.begin(), candidates.end(), better);
-    const absl::Time ends = EndOf(now, limit, now);
-    Placement placement{job_id, {}, per_node};
-    for (int i : candidates) {
-      Subtract(slots[i].free, demand);
-      slots[i].releases.push_back(Release{ends, demand});
-      placement.nodes.push_back(slots[i].node->name());
-    }
-    if (spec.has_array_task()) ++placed_of_array[spec.array_task().array_id()];
-    round.placed.push_back(std::move(placement));
-    // Less room from here on: what did not fit still does not, but its reason may change.
-    unfit.clear();
+    round.waiting[job_id] = unfit[shape] = std::move(reason);
     return Visit::kNext;
   });
   return round;
