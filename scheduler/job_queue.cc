@@ -41,6 +41,7 @@ void JobQueue::Reset(const v1::Job& job) {
 }
 
 void JobQueue::Enter(const v1::Job& job) {
+  ++by_state_[job.status().state()];
   const bool queued = job.status().state() == v1::JobStatus::QUEUED;
   if (queued) ++queued_count_;
   if (!job.spec().has_array_task()) {
@@ -63,6 +64,9 @@ void JobQueue::Enter(const v1::Job& job) {
 }
 
 void JobQueue::Leave(const v1::Job& job) {
+  if (auto it = by_state_.find(job.status().state()); it != by_state_.end() && --it->second == 0) {
+    by_state_.erase(it);
+  }
   const bool queued = job.status().state() == v1::JobStatus::QUEUED;
   if (queued) --queued_count_;
   if (!job.spec().has_array_task()) {
@@ -139,12 +143,6 @@ std::vector<std::string> JobQueue::TasksOfArray(absl::string_view array_id) cons
 
 std::string JobQueue::WaitingReason(const v1::JobSpec& spec, int free_nodes) {
   return absl::StrCat("WAITING_FOR_NODES need=", spec.node_count(), " free=", free_nodes);
-}
-
-std::map<v1::JobStatus::State, int> JobQueue::CountByState() const {
-  std::map<v1::JobStatus::State, int> counts;
-  for (const auto& [id, job] : jobs_) ++counts[job.status().state()];
-  return counts;
 }
 
 }  // namespace drover::scheduler

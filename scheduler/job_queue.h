@@ -57,7 +57,7 @@ class JobQueue {
 
   size_t unfinished_count() const { return jobs_.size(); }
   // How many unfinished jobs are in each state.
-  std::map<v1::JobStatus::State, int> CountByState() const;
+  const std::map<v1::JobStatus::State, int>& CountByState() const { return by_state_; }
   size_t queued_count() const { return queued_count_; }
 
   // The reason a queued job shows while no placement is possible: what it needs against what
@@ -87,6 +87,8 @@ class JobQueue {
   absl::flat_hash_map<std::string, v1::Job> jobs_;
   std::map<OrderKey, Entry> order_;
   size_t queued_count_ = 0;
+  // Unfinished jobs by state (none: no entry).
+  std::map<v1::JobStatus::State, int> by_state_;
   // By array id (none: no unfinished task).
   absl::flat_hash_map<std::string, ArrayState> arrays_;
 };

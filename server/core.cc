@@ -282,7 +282,7 @@ void Core::Tick() {
     metrics_updated_ = now;
     options_.metrics->SetJobStates(jobs_.CountByState());
     std::map<v1::Node::State, int> nodes;
-    for (const v1::Node& node : nodes_.List()) ++nodes[node.state()];
+    nodes_.ForEach([&nodes](const v1::Node& node) { ++nodes[node.state()]; });
     options_.metrics->SetNodeStates(nodes);
   }
   writer_.SaveUnsaved();

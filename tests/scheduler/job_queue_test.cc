@@ -65,5 +65,23 @@ TEST(JobQueueTest, WaitingReasonSaysWhatIsNeededAndFree) {
   EXPECT_EQ(JobQueue::WaitingReason(spec, 2), "WAITING_FOR_NODES need=4 free=2");
 }
 
+TEST(JobQueueTest, CountsUnfinishedJobsByStateAsTheyChange) {
+  using State = v1::JobStatus;
+  JobQueue queue;
+  queue.Update(MakeJob("j-1", 0, State::QUEUED));
+  queue.Update(MakeJob("j-2", 0, State::QUEUED));
+  queue.Update(MakeJob("j-3", 0, State::QUEUED));
+  queue.Update(MakeJob("j-1", 0, State::RUNNING, 2));
+  queue.Update(MakeJob("j-1", 0, State::QUEUED, 1));  // stale: ignored
+  queue.Update(MakeJob("j-2", 0, State::FAILED, 2));
+  EXPECT_EQ(queue.CountByState(),
+            (std::map<State::State, int>{{State::QUEUED, 1}, {State::RUNNING, 1}}));
+  queue.Reset(MakeJob("j-1", 0, State::QUEUED, 1));  // back to what the store holds
+  queue.Update(MakeJob("j-3", 0, State::CANCELED, 2));
+  EXPECT_EQ(queue.CountByState(), (std::map<State::State, int>{{State::QUEUED, 1}}));
+  queue.Update(MakeJob("j-1", 0, State::COMPLETED, 2));
+  EXPECT_THAT(queue.CountByState(), IsEmpty());
+}
+
 }  // namespace
 }  // namespace drover::scheduler
