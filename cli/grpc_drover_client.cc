@@ -362,25 +362,33 @@ class GrpcDroverClient final : public DroverClient {
   template <typename Response, typename Request, typename Method>
   absl::Status ServerStream(const Request& request, Method method,
                             const std::function<absl::Status(const Response&)>& on_message) {
-    typename StubOf<Method>::type stub(Direct());
-    grpc::ClientContext context;
-    Authorize(&context);
-    std::unique_ptr<grpc::ClientReader<Response>> reader = (stub.*method)(&context, request);
-    Response response;
-    bool received = false;
-    while (reader->Read(&response)) {
-      received = true;
-      if (absl::Status s = on_message(response); !s.ok()) {
-        context.TryCancel();
-        while (reader->Read(&response)) {
+    // A stream that got nothing yet follows the leader as a unary call does (Unary).
+    for (size_t tries = 1;; ++tries) {
+      typename StubOf<Method>::type stub(Direct());
+      grpc::ClientContext context;
+      Authorize(&context);
+      std::unique_ptr<grpc::ClientReader<Response>> reader = (stub.*method)(&context, request);
+      Response response;
+      bool received = false;
+      while (reader->Read(&response)) {
+        received = true;
+        if (absl::Status s = on_message(response); !s.ok()) {
+          context.TryCancel();
+          while (reader->Read(&response)) {
+          }
+          (void)reader->Finish();
+          return s;
         }
-        (void)reader->Finish();
-        return s;
       }
+      grpc::Status status = reader->Finish();
+      if (status.ok()) return absl::OkStatus();
+      std::optional<size_t> leader =
+          status.error_code() == grpc::StatusCode::UNAVAILABLE
+              ? KnownLeader(context.GetServerTrailingMetadata(), addresses_)
+              : std::nullopt;
+      if (!received && tries < addresses_.size() && FollowLeader(status, leader)) continue;
+      return Readable(status, received);
     }
-    grpc::Status status = reader->Finish();
-    if (status.ok()) return absl::OkStatus();
-    return Readable(status, received);
   }
 
   absl::Status Readable(const grpc::Status& status, bool received) {

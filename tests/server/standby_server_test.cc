@@ -156,6 +156,20 @@ TEST(StandbyServerTest, CliFollowsTheNamedLeaderOnlyAmongItsOwnAddresses) {
       << "the answer is the next droverd's, which names the first";
   EXPECT_FALSE(trap.Dialled());
 
+  // A stream (drover watch) follows the same way.
+  {
+    cli::ConnectOptions options{.address = absl::StrCat(Address(*pointing), ",", Address(*hostile)),
+                                .ca_file = testing::TestCaFile()};
+    absl::StatusOr<std::unique_ptr<cli::DroverClient>> client = cli::ConnectGrpc(options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    v1::WatchJobRequest request;
+    request.set_job_id("j-1");
+    absl::Status watched = (*client)->WatchJob(request, [](const v1::WatchJobResponse&) {});
+    EXPECT_TRUE(absl::IsUnavailable(watched)) << watched;
+    EXPECT_THAT(watched.message(), HasSubstr(trap.address())) << "followed to `hostile`";
+    EXPECT_FALSE(trap.Dialled());
+  }
+
   // With one address the client never goes elsewhere: the standby's answer is the error.
   job = GetJobThroughCli(Address(*pointing));
   EXPECT_TRUE(absl::IsUnavailable(job.status())) << job.status();
