@@ -7,10 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/numbers.h"
+#include "common/leader_redirect.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -87,6 +90,21 @@ std::shared_ptr<grpc::Channel> SchedulerChannel(const std::string& address,
 
 }  // namespace
 
+std::vector<Agent::Droverd> Agent::DroverdChannels(const std::string& scheduler,
+                                                   const NodeCertificateFiles& files) {
+  absl::StatusOr<std::vector<std::string>> addresses =
+      ParseDroverdAddresses("scheduler", scheduler);
+  if (!addresses.ok()) addresses = std::vector<std::string>{scheduler};  // checked by the flags
+  std::vector<Droverd> droverds;
+  for (const std::string& address : *addresses) {
+    Droverd d{.address = address, .channel = SchedulerChannel(address, files)};
+    d.agents = v1::AgentService::NewStub(d.channel);
+    d.blobs = v1::BlobService::NewStub(d.channel);
+    droverds.push_back(std::move(d));
+  }
+  return droverds;
+}
+
 std::string Agent::Key(const v1::AttemptRef& a) {
   return absl::StrCat(a.job_id(), "/", a.epoch());
 }
@@ -112,10 +130,8 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime, const Clock& clock
     : options_(std::move(options)),
       runtime_(runtime),
       clock_(clock),
-      channel_(SchedulerChannel(options_.scheduler, options_.node_certificate)),
-      agents_(v1::AgentService::NewStub(channel_)),
-      blobs_(v1::BlobService::NewStub(channel_)),
-      blob_client_(blobs_.get()),
+      droverds_(DroverdChannels(options_.scheduler, options_.node_certificate)),
+      blob_client_([this] { return droverd().blobs.get(); }),
       snapshots_(options_.work_dir + "/snapshots", blob_client_),
       images_({.root = options_.work_dir + "/images", .userns = options_.userns},
               [this](const std::string& digest, const std::string& path) {
@@ -183,7 +199,8 @@ void Agent::ConnectionLoop() {
   absl::Duration backoff = options_.min_backoff;
   while (!stopping_.HasBeenNotified()) {
     grpc::ClientContext context;
-    auto stream = agents_->Connect(&context);
+    const Droverd& target = droverd();
+    auto stream = target.agents->Connect(&context);
     v1::AgentMessage hello;
     *hello.mutable_hello()->mutable_node() = options_.node;
     hello.mutable_hello()->mutable_node()->set_peer_endpoint(peer_endpoint_);
@@ -215,7 +232,7 @@ void Agent::ConnectionLoop() {
           stream_ = stream.get();
           heartbeat_ = FromProto(message.welcome().heartbeat_interval());
         }
-        Log(LogLevel::kInfo, "connected", {{"scheduler", options_.scheduler}, {"node", options_.node.name()}});
+        Log(LogLevel::kInfo, "connected", {{"scheduler", target.address}, {"node", options_.node.name()}});
         if (options_.metrics != nullptr) options_.metrics->connected.With({}).Set(1);
         if (stopping_.HasBeenNotified()) context.TryCancel();
         while (stream->Read(&message)) Handle(message);
@@ -230,11 +247,20 @@ void Agent::ConnectionLoop() {
     shipper_.Disconnected();
     if (options_.metrics != nullptr) options_.metrics->connected.With({}).Set(0);
     if (stopping_.HasBeenNotified()) break;
+    if (droverds_.size() > 1) {
+      // Several droverds: the leader a standby named, when it is one of ours (never a host
+      // the answer alone names: common/leader_redirect.h), at once; otherwise the next.
+      std::optional<size_t> leader = KnownLeader(context.GetServerTrailingMetadata(),
+                                                 Addresses());
+      size_t next = leader.has_value() ? *leader : (current_.load() + 1) % droverds_.size();
+      if (leader.has_value() && *leader != current_.load()) backoff = absl::ZeroDuration();
+      current_ = next;
+    }
     Log(connected ? LogLevel::kWarning : LogLevel::kInfo, "disconnected",
-        {{"scheduler", options_.scheduler}, {"error", status.error_message()},
-         {"retry_in", absl::FormatDuration(backoff)}});
+        {{"scheduler", target.address}, {"error", status.error_message()},
+         {"next", droverd().address}, {"retry_in", absl::FormatDuration(backoff)}});
     AwaitScheduler(backoff);
-    backoff = std::min(backoff * 2, options_.max_backoff);
+    backoff = std::clamp(backoff * 2, options_.min_backoff, options_.max_backoff);
   }
 }
 
@@ -249,7 +275,7 @@ void Agent::AwaitScheduler(absl::Duration limit) {
   absl::Time deadline = clock_.Now() + limit;
   while (!stopping_.HasBeenNotified() && clock_.Now() < deadline) {
     absl::Duration slice = std::min(deadline - clock_.Now(), absl::Milliseconds(200));
-    if (channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + slice))) {
+    if (droverd().channel->WaitForConnected(absl::ToChronoTime(absl::Now() + slice))) {
       waiter_.WaitUntil(deadline, [this] { return stopping_.HasBeenNotified(); });
       break;
     }
@@ -267,7 +293,7 @@ void Agent::ShippingLoop() {
       // Checked often (the file is small); renewed when a third of its life is left, and
       // tried again at the next check when droverd cannot answer.
       next_renewal_check = clock_.Now() + absl::Seconds(10);
-      if (absl::Status s = RenewIfDue(channel_, options_.node.name(), options_.node_certificate,
+      if (absl::Status s = RenewIfDue(droverd().channel, options_.node.name(), options_.node_certificate,
                                       clock_.Now());
           !s.ok()) {
         Log(LogLevel::kWarning, "node_certificate_renewal_failed", {{"error", s.message()}});
@@ -338,7 +364,8 @@ AttemptEnv Agent::MakeAttemptEnv() {
       .await_droverd =
           [this](absl::Duration limit) {
             // A gRPC deadline: real time, whatever the clock says.
-            return channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + limit));
+            return droverd().channel->WaitForConnected(
+                absl::ToChronoTime(absl::Now() + limit));
           },
       .ended =
           [this](const v1::AttemptRef& ref) {

@@ -16,6 +16,7 @@
 #include <grpcpp/channel.h>
 #include <grpcpp/server.h>
 
+#include <atomic>
 #include <map>
 #include <set>
 #include <memory>
@@ -48,7 +49,10 @@
 namespace drover::agent {
 
 struct AgentOptions {
-  std::string scheduler;  // droverd's HOST:PORT
+  // droverd's HOST:PORT, or several droverds' "HOST:PORT,HOST:PORT" (one leads, the others
+  // stand by): the agent connects to the first, and after a failed connection to the one
+  // a standby names as leader when it is one of these, else to the next.
+  std::string scheduler;
   std::string ca_pem;     // the CA certificate droverd's TLS certificate is checked against
   // The node certificate the agent presents to droverd (and renews when it is its own).
   NodeCertificateFiles node_certificate;
@@ -127,9 +131,24 @@ class Agent {
   const AgentOptions options_;
   ContainerRuntime& runtime_;
   const Clock& clock_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::AgentService::Stub> agents_;
-  std::unique_ptr<v1::BlobService::Stub> blobs_;
+  // One channel and its stubs per droverd address (options_.scheduler), fixed from the
+  // start; `current_` indexes the droverd in use (changed by the connection loop only).
+  struct Droverd {
+    std::string address;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::AgentService::Stub> agents;
+    std::unique_ptr<v1::BlobService::Stub> blobs;
+  };
+  static std::vector<Droverd> DroverdChannels(const std::string& scheduler,
+                                              const NodeCertificateFiles& files);
+  std::vector<std::string> Addresses() const {
+    std::vector<std::string> addresses;
+    for (const Droverd& d : droverds_) addresses.push_back(d.address);
+    return addresses;
+  }
+  std::vector<Droverd> droverds_;
+  std::atomic<size_t> current_{0};
+  const Droverd& droverd() const { return droverds_[current_.load()]; }
   BlobClient blob_client_;     // images, snapshots, outputs
   SnapshotCache snapshots_;    // shared by the attempts
   ProcessRunner image_tools_;  // umoci, skopeo

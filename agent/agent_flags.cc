@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "common/datastore_policy.h"
 #include "common/flags.h"
+#include "common/leader_redirect.h"
 #include "common/safe_open.h"
 #include "common/status_macros.h"
 
@@ -82,7 +83,11 @@ absl::StatusOr<AgentSettings> ParseAgentFlags(const std::vector<std::string>& ar
   std::string environment_cache_size = "20Gi";
 
   FlagSet flags("drover-agent [flags]", kSummary);
-  flags.String("scheduler", &s.scheduler, "droverd's address", "HOST:PORT");
+  flags.String("scheduler", &s.scheduler,
+               "droverd's address; several droverds on one database (one leads, the others "
+               "stand by): all their addresses, comma-separated, and the agent follows the "
+               "one that leads among them",
+               "HOST:PORT[,HOST:PORT...]");
   std::string ca = "/etc/drover/ca.crt";
   flags.String("ca", &ca,
                "droverd's CA certificate: droverd writes it to <state-dir>/tls/ca.crt; copy it "
@@ -224,6 +229,7 @@ absl::StatusOr<AgentSettings> ParseAgentFlags(const std::vector<std::string>& ar
     return absl::InvalidArgumentError(absl::StrCat("--log-level: ", level.status().message()));
   }
   s.log_level = *level;
+  DROVER_RETURN_IF_ERROR(ParseDroverdAddresses("scheduler", s.scheduler).status());
   if (!memory.empty()) {
     if (absl::Status bad = ParseMib(memory, &s.memory_mib); !bad.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--memory: ", bad.message()));

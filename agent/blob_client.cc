@@ -22,7 +22,7 @@ absl::Status BlobClient::Download(const std::string& digest, const std::string& 
   v1::DownloadBlobRequest request;
   request.set_digest(digest);
   if (!job_id.empty()) request.set_job_id(job_id);
-  auto reader = stub_->DownloadBlob(&context, request);
+  auto reader = stub_()->DownloadBlob(&context, request);
   v1::DownloadBlobResponse chunk;
   bool written = static_cast<bool>(out);
   while (reader->Read(&chunk)) {
@@ -42,13 +42,13 @@ absl::Status BlobClient::Upload(const std::string& path, const std::string& dige
   v1::StatBlobRequest stat;
   stat.set_digest(digest);
   v1::StatBlobResponse present;
-  if (grpc::Status status = stub_->StatBlob(&stat_context, stat, &present); !status.ok()) {
+  if (grpc::Status status = stub_()->StatBlob(&stat_context, stat, &present); !status.ok()) {
     return FromGrpcStatus(status);
   }
   if (present.present()) return absl::OkStatus();
   grpc::ClientContext context;
   v1::UploadBlobResponse response;
-  auto writer = stub_->UploadBlob(&context, &response);
+  auto writer = stub_()->UploadBlob(&context, &response);
   v1::UploadBlobRequest header;
   header.mutable_header()->set_digest(digest);
   header.mutable_header()->set_size(static_cast<int64_t>(size));

@@ -7,6 +7,7 @@
 #define DROVER_AGENT_BLOB_CLIENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -16,7 +17,10 @@ namespace drover::agent {
 
 class BlobClient {
  public:
-  explicit BlobClient(v1::BlobService::Stub* stub) : stub_(stub) {}
+  explicit BlobClient(v1::BlobService::Stub* stub) : stub_([stub] { return stub; }) {}
+  // `stub` gives the stub of the droverd to call now (the agent follows the leader); it is
+  // called once per call, from any thread.
+  explicit BlobClient(std::function<v1::BlobService::Stub*()> stub) : stub_(std::move(stub)) {}
 
   // Writes blob `digest` ("sha256:...") into the file `path` (created or replaced).
   // `job_id` names the job it is for (droverd lets a node read only what its attempts need,
@@ -32,7 +36,7 @@ class BlobClient {
                       const std::string& job_id) const;
 
  private:
-  v1::BlobService::Stub* const stub_;
+  const std::function<v1::BlobService::Stub*()> stub_;
 };
 
 }  // namespace drover::agent

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
     return Fail(gpus.status().message(), absl::IsInvalidArgument(gpus.status()) ? 2 : 1);
   }
   absl::StatusOr<drover::v1::NodeInfo> node = drover::agent::DescribeNode(
-      s.node_name, s.address, s.scheduler, s.cpus, s.memory_mib, s.labels, *gpus);
+      s.node_name, s.address, s.scheduler.substr(0, s.scheduler.find(',')), s.cpus, s.memory_mib, s.labels, *gpus);
   if (!node.ok()) return Fail(node.status().message());
   node->set_container_runtime((*runtime)->Description());
   if (!std::filesystem::exists(s.rsh, error)) {
@@ -83,11 +84,17 @@ int main(int argc, char** argv) {
                                                         .key_file = s.node_key_file,
                                                         .ca_file = s.ca_file,
                                                         .managed = s.node_cert_managed};
-  if (absl::Status joined = drover::agent::EnsureNodeCertificate(s.scheduler, s.ca_pem, s.node_name,
-                                                                certificate, s.join_token,
-                                                                drover::RealClock::Get());
-      !joined.ok()) {
-    return Fail(joined.message());
+  {
+    // Several droverds: joining is a call to the one that leads; a standby answers
+    // UNAVAILABLE at once, so each is tried in turn.
+    absl::Status joined;
+    for (absl::string_view scheduler : absl::StrSplit(s.scheduler, ',')) {
+      joined = drover::agent::EnsureNodeCertificate(std::string(scheduler), s.ca_pem, s.node_name,
+                                                    certificate, s.join_token,
+                                                    drover::RealClock::Get());
+      if (joined.ok() || !absl::IsUnavailable(joined)) break;
+    }
+    if (!joined.ok()) return Fail(joined.message());
   }
   drover::MetricsRegistry registry;
   drover::agent::AgentMetrics metrics(registry);

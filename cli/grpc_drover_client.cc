@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include <grpcpp/create_channel_posix.h>
 #include <grpcpp/grpcpp.h>
@@ -18,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "cli/commands.h"
 #include "cli/keeper_socket.h"
+#include "common/leader_redirect.h"
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
 #include "drover/v1/node_identity.grpc.pb.h"
@@ -83,7 +86,14 @@ class GrpcDroverClient final : public DroverClient {
       : options_(std::move(options)),
         ca_pem_(std::move(ca_pem)),
         keeper_(std::move(keeper)),
-        direct_(std::move(direct)) {}
+        direct_(std::move(direct)) {
+    // Several droverds ("HOST:PORT,HOST:PORT", one leads): calls go to one of them and
+    // follow the leader among them (FollowLeader).
+    absl::StatusOr<std::vector<std::string>> addresses =
+        ParseDroverdAddresses("server", options_.address);
+    addresses_ = addresses.ok() ? *std::move(addresses)
+                                : std::vector<std::string>{options_.address};
+  }
 
   absl::Duration AwaitConnection(absl::Duration limit) override {
     // The keeper reconnects to droverd on its own; there is nothing to drive here.
@@ -305,17 +315,46 @@ class GrpcDroverClient final : public DroverClient {
       keeper_ = nullptr;
     }
     Response response;
-    grpc::Status status = CallOnce(Stub(Direct()), request, method, &response);
+    std::optional<size_t> leader;
+    grpc::Status status = CallOnce(Stub(Direct()), request, method, &response, &leader);
+    // Each other droverd at most once: the leader a standby named, else the next one.
+    for (size_t tries = 1; !status.ok() && tries < addresses_.size() && FollowLeader(status, leader);
+         ++tries) {
+      status = CallOnce(Stub(Direct()), request, method, &response, &leader);
+    }
     if (status.ok()) return response;
     return Readable(status, /*received=*/false);
   }
 
   template <typename Stub, typename Request, typename Method, typename Response>
-  grpc::Status CallOnce(Stub stub, const Request& request, Method method, Response* response) {
+  grpc::Status CallOnce(Stub stub, const Request& request, Method method, Response* response,
+                        std::optional<size_t>* leader = nullptr) {
     grpc::ClientContext context;
     Authorize(&context);
     context.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
-    return (stub.*method)(&context, request, response);
+    grpc::Status status = (stub.*method)(&context, request, response);
+    if (leader != nullptr) {
+      *leader = status.error_code() == grpc::StatusCode::UNAVAILABLE
+                    ? KnownLeader(context.GetServerTrailingMetadata(), addresses_)
+                    : std::nullopt;
+    }
+    return status;
+  }
+
+  // After a call to one of several droverds failed with `status`: switches to the leader a
+  // standby named (`leader`, already checked to be one of ours: a standby cannot send the
+  // CLI anywhere else), or, when droverd could not be reached, to the next droverd. False
+  // (nothing switched) for one droverd, and for an answer that is not about reaching the
+  // leader.
+  bool FollowLeader(const grpc::Status& status, std::optional<size_t> leader) {
+    if (addresses_.size() < 2 || status.error_code() != grpc::StatusCode::UNAVAILABLE) {
+      return false;
+    }
+    size_t next = leader.has_value() ? *leader : (current_ + 1) % addresses_.size();
+    if (next == current_) next = (current_ + 1) % addresses_.size();
+    current_ = next;
+    direct_ = nullptr;
+    return true;
   }
 
   // Reads a server stream (no deadline) into `on_message`; an error from it cancels the call.
@@ -323,25 +362,33 @@ class GrpcDroverClient final : public DroverClient {
   template <typename Response, typename Request, typename Method>
   absl::Status ServerStream(const Request& request, Method method,
                             const std::function<absl::Status(const Response&)>& on_message) {
-    typename StubOf<Method>::type stub(Direct());
-    grpc::ClientContext context;
-    Authorize(&context);
-    std::unique_ptr<grpc::ClientReader<Response>> reader = (stub.*method)(&context, request);
-    Response response;
-    bool received = false;
-    while (reader->Read(&response)) {
-      received = true;
-      if (absl::Status s = on_message(response); !s.ok()) {
-        context.TryCancel();
-        while (reader->Read(&response)) {
+    // A stream that got nothing yet follows the leader as a unary call does (Unary).
+    for (size_t tries = 1;; ++tries) {
+      typename StubOf<Method>::type stub(Direct());
+      grpc::ClientContext context;
+      Authorize(&context);
+      std::unique_ptr<grpc::ClientReader<Response>> reader = (stub.*method)(&context, request);
+      Response response;
+      bool received = false;
+      while (reader->Read(&response)) {
+        received = true;
+        if (absl::Status s = on_message(response); !s.ok()) {
+          context.TryCancel();
+          while (reader->Read(&response)) {
+          }
+          (void)reader->Finish();
+          return s;
         }
-        (void)reader->Finish();
-        return s;
       }
+      grpc::Status status = reader->Finish();
+      if (status.ok()) return absl::OkStatus();
+      std::optional<size_t> leader =
+          status.error_code() == grpc::StatusCode::UNAVAILABLE
+              ? KnownLeader(context.GetServerTrailingMetadata(), addresses_)
+              : std::nullopt;
+      if (!received && tries < addresses_.size() && FollowLeader(status, leader)) continue;
+      return Readable(status, received);
     }
-    grpc::Status status = reader->Finish();
-    if (status.ok()) return absl::OkStatus();
-    return Readable(status, received);
   }
 
   absl::Status Readable(const grpc::Status& status, bool received) {
@@ -351,7 +398,7 @@ class GrpcDroverClient final : public DroverClient {
 
   // The TLS channel to droverd, made on first use.
   const std::shared_ptr<grpc::Channel>& Direct() {
-    if (direct_ == nullptr) direct_ = DroverTlsChannel(options_.address, ca_pem_);
+    if (direct_ == nullptr) direct_ = DroverTlsChannel(addresses_[current_], ca_pem_);
     return direct_;
   }
 
@@ -359,6 +406,8 @@ class GrpcDroverClient final : public DroverClient {
   std::string ca_pem_;
   std::shared_ptr<grpc::Channel> keeper_;
   std::shared_ptr<grpc::Channel> direct_;
+  std::vector<std::string> addresses_;  // options_.address split at commas
+  size_t current_ = 0;                  // the one direct_ reaches
   // Why the last connection attempt failed; see ReadableStatus.
   std::string last_reason_;
 };
@@ -494,13 +543,16 @@ absl::StatusOr<std::unique_ptr<DroverClient>> ConnectGrpc(const ConnectOptions& 
   // droverd is reached over TLS only, its certificate checked against the cluster's CA.
   absl::StatusOr<std::string> ca_pem = ReadCaFile(options);
   if (!ca_pem.ok()) return ca_pem.status();
+  // The keeper holds one droverd's connection: not for a list of droverds.
+  bool several = options.address.find(',') != std::string::npos;
   std::shared_ptr<grpc::Channel> keeper =
-      options.use_keeper ? KeeperChannel(options, *ca_pem) : nullptr;
+      options.use_keeper && !several ? KeeperChannel(options, *ca_pem) : nullptr;
   if (keeper != nullptr) {
     return std::make_unique<GrpcDroverClient>(options, *std::move(ca_pem), std::move(keeper),
                                               nullptr);
   }
-  std::shared_ptr<grpc::Channel> channel = DroverTlsChannel(options.address, *ca_pem);
+  std::shared_ptr<grpc::Channel> channel =
+      DroverTlsChannel(options.address.substr(0, options.address.find(',')), *ca_pem);
   if (channel == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("--server: '", options.address, "' is not an address; write HOST:PORT"));

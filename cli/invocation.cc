@@ -16,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "common/archive/snapshot.h"
 #include "common/job_id.h"
+#include "common/leader_redirect.h"
 #include "common/safe_open.h"
 #include "google/protobuf/struct.pb.h"
 
@@ -68,8 +69,9 @@ void AddGlobalFlags(FlagSet* flags, GlobalOptions* global) {
         return absl::OkStatus();
       },
       "droverd to talk to; unix:PATH for its local admin socket (root on droverd's host: "
-      "admin without a token)",
-      "HOST:PORT", "$DROVER_SERVER, else the config file, else localhost:7070");
+      "admin without a token); HOST:PORT,HOST:PORT for droverds of which one leads and the "
+      "others stand by (calls follow the leader among them)",
+      "HOST:PORT[,...]", "$DROVER_SERVER, else the config file, else localhost:7070");
   flags->Custom(
       "ca",
       [global](absl::string_view v) -> absl::Status {
@@ -204,9 +206,18 @@ std::unique_ptr<DroverClient> Invocation::Connect(int* exit_code) {
       address = std::string(kDefaultServer);
     }
   }
-  if (!LooksLikeAddress(address)) {
-    *exit_code = Fail(kExitUsage, absl::StrCat(source, ": '", address,
-                                               "' is not HOST:PORT; for example localhost:7070"));
+  bool several = address.find(',') != std::string::npos && !HasScheme(address);
+  bool valid = LooksLikeAddress(address);
+  if (several) {
+    absl::StatusOr<std::vector<std::string>> list = ParseDroverdAddresses("server", address);
+    valid = list.ok();
+    for (size_t i = 0; valid && i < list->size(); ++i) valid = LooksLikeAddress((*list)[i]);
+  }
+  if (!valid) {
+    *exit_code = Fail(kExitUsage,
+                      absl::StrCat(source, ": '", address,
+                                   "' is not HOST:PORT (or HOST:PORT,HOST:PORT for several "
+                                   "droverds); for example localhost:7070"));
     return nullptr;
   }
   ConnectOptions options{.address = address, .ca_file = global_.ca, .timeout = global_.timeout};

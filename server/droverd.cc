@@ -12,9 +12,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 
 #include "absl/strings/ascii.h"
@@ -25,6 +28,7 @@
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
 #include "common/status_macros.h"
+#include "server/standby_server.h"
 #include "storage/postgres_store.h"
 #include "storage/sqlite_store.h"
 
@@ -94,6 +98,79 @@ absl::Status BootstrapAdmin(storage::Store& store, const std::string& token, con
   return result;
 }
 
+// Every call is over TLS. A client certificate is verified when one is presented (node
+// identity); none is required of clients.
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const ServerTls& tls) {
+  grpc::SslServerCredentialsOptions options(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = tls.ca_pem;
+  options.pem_key_cert_pairs.push_back({tls.key_pem, tls.certificate_pem});
+  return grpc::SslServerCredentials(options);
+}
+
+// Where clients reach a droverd listening on `host` (as written in --listen) and `port`:
+// that host, or this host's name when it listens on every address.
+std::string AdvertisedAddress(const std::string& host, int port) {
+  if (host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]") {
+    char name[256] = {};
+    if (gethostname(name, sizeof(name) - 1) == 0 && name[0] != '\0') {
+      return absl::StrCat(name, ":", port);
+    }
+  }
+  return absl::StrCat(host, ":", port);
+}
+
+// Takes the leader lease of the shared database for `d` (options.h, DroverdOptions), standing
+// by on `*listen` meanwhile; on return `*listen` names the port the standby bound, which
+// the leader serves on. CANCELLED when options.stop was notified first.
+absl::Status LeadOrStandBy(const DroverdOptions& options, const ServerTls& tls,
+                           storage::Store& store, std::string* listen,
+                           std::unique_ptr<LeaseKeeper>* lease) {
+  DROVER_ASSIGN_OR_RETURN(std::unique_ptr<StandbyServer> standby,
+                          StandbyServer::Start(*listen, ServerCredentials(tls)));
+  std::string host = listen->substr(0, listen->rfind(':'));
+  *listen = absl::StrCat(host, ":", standby->port());
+  LeaseOptions lease_options{.address = options.advertise_address.empty()
+                                            ? AdvertisedAddress(host, standby->port())
+                                            : options.advertise_address,
+                             .ttl = options.leader_lease_ttl};
+  // The holder is kept in the state folder: a droverd restarted after a crash takes its own
+  // lease back at once (one droverd per state folder, droverd.lock) instead of waiting for
+  // it to run out.
+  DROVER_ASSIGN_OR_RETURN(std::string id, LoadOrCreateKey(options.state_dir + "/leader-id"));
+  char name[256] = {};
+  gethostname(name, sizeof(name) - 1);
+  lease_options.holder = absl::StrCat(name, "/", id.substr(0, 12));
+  *lease = std::make_unique<LeaseKeeper>(store, lease_options);
+  std::optional<std::string> named;
+  absl::Status acquired = (*lease)->Acquire(options.stop, [&](const std::string& leader) {
+    standby->SetLeader(leader);
+    if (named == leader) return;
+    named = leader;
+    Log(LogLevel::kInfo, "standing_by",
+        {{"address", *listen}, {"leader", leader.empty() ? "none" : leader},
+         {"holder", lease_options.holder}});
+    if (options.standing_by) options.standing_by(*listen, leader);
+  });
+  standby->Stop();
+  if (!acquired.ok()) return acquired;
+  Log(LogLevel::kInfo, "leading",
+      {{"address", lease_options.address}, {"holder", lease_options.holder},
+       {"token", (*lease)->token()}});
+  std::function<void(const absl::Status&)> lost = options.on_leadership_lost;
+  if (!lost) {
+    lost = [](const absl::Status& status) {
+      // Nothing more may be acknowledged: the store already refuses every write, and a
+      // client's next call goes to the droverd that leads.
+      Log(LogLevel::kError, "leadership_lost", {{"error", status.message()}});
+      std::fprintf(stderr, "droverd: lost the leader lease: %s; exiting to stand by\n",
+                   std::string(status.message()).c_str());
+      std::_Exit(75);
+    };
+  }
+  (*lease)->StartRenewing([lost](absl::Status status) { lost(status); });
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& options,
@@ -139,8 +216,17 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
             .Increment();
       };
   // Certificates are about wall time, not the scheduling clock (a test's may be fake).
+  // droverd's own certificate also names the address a standby names to clients.
+  TlsOptions tls_options = options.tls;
+  if (!options.advertise_address.empty()) {
+    std::string host = options.advertise_address.substr(0, options.advertise_address.rfind(':'));
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    tls_options.extra_names.push_back(host);
+  }
   DROVER_ASSIGN_OR_RETURN(
-      d->tls_, LoadServerTls(options.state_dir, options.tls,
+      d->tls_, LoadServerTls(options.state_dir, tls_options,
                              options.listen.substr(0, options.listen.rfind(':')), absl::Now()));
   DROVER_ASSIGN_OR_RETURN(
       SecretBox secrets,
@@ -159,6 +245,11 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
                                                         .secrets = d->secrets_.get()}));
   }
   if (options.wrap_store) d->store_ = options.wrap_store(std::move(d->store_));
+  // The port the gRPC API is served on: a standby's, once it leads.
+  std::string listen = options.listen;
+  if (IsPostgresStore(options.store)) {
+    DROVER_RETURN_IF_ERROR(LeadOrStandBy(options, d->tls_, *d->store_, &listen, &d->lease_));
+  }
   if (!options.bootstrap_admin_token.empty()) {
     DROVER_RETURN_IF_ERROR(BootstrapAdmin(*d->store_, options.bootstrap_admin_token, clock));
   }
@@ -276,12 +367,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  // Every call is over TLS. A client certificate is verified when one is presented (node
-  // identity); none is required of clients.
-  grpc::SslServerCredentialsOptions tls(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
-  tls.pem_root_certs = d->tls_.ca_pem;
-  tls.pem_key_cert_pairs.push_back({d->tls_.key_pem, d->tls_.certificate_pem});
-  builder.AddListeningPort(options.listen, grpc::SslServerCredentials(tls), &port);
+  builder.AddListeningPort(listen, ServerCredentials(d->tls_), &port);
   // The local admin socket (admin_socket.h): droverd accepts its connections itself to
   // check the peer's uid, then hands them to gRPC with local credentials (auth.cc).
   if (options.admin_socket != "none") {
@@ -332,7 +418,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
     d->logs_->Close();
     d->store_->Close();
     return absl::UnavailableError(absl::StrCat(
-        "cannot listen on '", options.listen, "'",
+        "cannot listen on '", listen, "'",
         d->admin_socket_.empty() ? "" : absl::StrCat(" or on the admin socket '", d->admin_socket_, "'"),
         "; is another droverd running there, or is the address not on this machine?"));
   }
@@ -365,7 +451,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
     }
     d->http_gateway_ = *std::move(gateway);
   }
-  std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  std::string host = listen.substr(0, listen.rfind(':'));
   d->address_ = absl::StrCat(host, ":", port);
   d->retention_->Start();
   return d;
@@ -401,6 +487,8 @@ void Droverd::Shutdown() {
   retention_->Stop();  // a pass in progress ends first: it writes through the store
   loop_->Stop();
   logs_->Close();
+  // Every write queued is committed first; then a standby may take over at once.
+  if (lease_ != nullptr) lease_->Stop(/*release=*/true);
   store_->Close();
 }
 

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -30,6 +31,7 @@
 #include "server/job_events.h"
 #include "server/job_service.h"
 #include "server/node_identity.h"
+#include "server/leader_lease.h"
 #include "server/node_identity_service.h"
 #include "server/retention.h"
 #include "server/server_metrics.h"
@@ -113,6 +115,26 @@ struct DroverdOptions {
   RetentionOptions retention;
   // Most bytes one user may hold in the blob store (server/blob_quota.h); 0: no quota.
   int64_t blob_quota_bytes = int64_t{100} << 30;
+  // Several droverds on one PostgreSQL database (docs/operations.md#standby): with a
+  // postgres store, droverd takes the database's leader lease before it loads anything and
+  // renews it every third of `leader_lease_ttl`. While another droverd holds it, Start()
+  // stands by: it serves every call UNAVAILABLE naming the leader (server/standby_server.h)
+  // and tries again until it leads, then loads the state as a restart does.
+  // Where clients and agents reach this droverd, "HOST:PORT", as a standby names it; empty:
+  // the host of `listen` (this host's name when that is every address) and the bound port.
+  std::string advertise_address;
+  absl::Duration leader_lease_ttl = absl::Seconds(5);
+  // Notified: Start() stops standing by and returns CANCELLED. May be null.
+  const absl::Notification* stop = nullptr;
+  // Called (from Start()'s thread) when this droverd starts standing by, and again whenever
+  // the leader it names changes: the address it is bound to and the leader's (empty: none
+  // known).
+  std::function<void(const std::string& address, const std::string& leader)> standing_by;
+  // Called once, from the lease's thread, when this droverd lost the lease it led under
+  // (deposed, or the database out of reach for most of the lease): it must stop acting at
+  // once, since a standby may lead by now. Null: log and exit the process with code 75
+  // (EX_TEMPFAIL), so that its service manager starts it again, as a standby.
+  std::function<void(const absl::Status&)> on_leadership_lost;
   // Tests only: wraps the store droverd opened (tests/testing/fault_injecting_store.h);
   // empty: the store as opened.
   std::function<std::unique_ptr<storage::Store>(std::unique_ptr<storage::Store>)> wrap_store;
@@ -154,6 +176,8 @@ class Droverd {
   const pki::KeyAndCertificate& cluster_ca() const { return tls_.ca; }
   // Jobs that were unfinished in the store at start.
   size_t resumed_jobs() const { return resumed_jobs_; }
+  // The leader lease's fencing token this droverd leads under; 0 without a lease (SQLite).
+  int64_t leader_token() const { return lease_ == nullptr ? 0 : lease_->token(); }
 
   // Graceful stop: refuses new submits and cancels, ends watch streams, lets accepted calls
   // finish (up to shutdown_grace), then commits the store's queue and closes it. Idempotent.
@@ -174,6 +198,7 @@ class Droverd {
   std::unique_ptr<SecretBox> secrets_;  // before store_, which uses it
   std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<LeaseKeeper> lease_;  // with a shared (PostgreSQL) store
   std::unique_ptr<storage::LogStore> logs_;
   std::unique_ptr<storage::BlobStore> blobs_;
   JobEventHub events_;

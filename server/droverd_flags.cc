@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/config.h"
@@ -88,6 +89,17 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
                "The state database: empty, drover.db in --state-dir (SQLite); a postgres:// URI, "
                "that PostgreSQL database (logs and blobs stay in --state-dir)",
                "URI");
+  std::string leader_lease_ttl = "5s";
+  flags.String("advertise-address", &s.options.advertise_address,
+               "With a postgres --store: where clients and agents reach this droverd, as a "
+               "standby names the leader to them (docs/operations.md#standby); empty: the "
+               "host of --listen (this host's name for 0.0.0.0) and its port",
+               "HOST:PORT");
+  flags.String("leader-lease-ttl", &leader_lease_ttl,
+               "With a postgres --store: how long the leader lease lasts unrenewed; it is "
+               "renewed every third of it, and a standby leads within about this long after "
+               "the leader dies",
+               "DURATION");
   flags.String("config", &config_path, "Read settings from this file", "FILE");
   flags.String("address-file", &s.address_file,
                "Write the bound address here once listening (for port 0)", "FILE");
@@ -313,6 +325,23 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
                                  "--max-open-log-files: give 1 to 1000000"));
   options.max_open_log_files = static_cast<int>(max_open_log_files);
 
+  DROVER_RETURN_IF_ERROR(ParseDurationFlag("leader-lease-ttl", leader_lease_ttl, "5s or 10s",
+                                           &options.leader_lease_ttl));
+  DROVER_RETURN_IF_ERROR(Require(
+      options.leader_lease_ttl >= absl::Seconds(1) && options.leader_lease_ttl <= absl::Minutes(10),
+      "--leader-lease-ttl: give 1s to 10m (5s: a standby leads within about 5 s)"));
+  if (!options.advertise_address.empty()) {
+    const std::string& a = options.advertise_address;
+    size_t colon = a.rfind(':');
+    int port = 0;
+    DROVER_RETURN_IF_ERROR(Require(
+        colon != std::string::npos && colon > 0 &&
+            absl::SimpleAtoi(a.substr(colon + 1), &port) && port > 0 && port < 65536 &&
+            a.find_first_of(" \t\r\n,/") == std::string::npos && a.size() <= 255,
+        absl::StrCat("--advertise-address: '", a.substr(0, 255),
+                     "' is not HOST:PORT; give the name or address and port clients and agents "
+                     "reach this droverd at, e.g. head-2.example.org:7070")));
+  }
   DROVER_RETURN_IF_ERROR(Require(
       options.store.empty() || IsPostgresStore(options.store),
       "--store: not a PostgreSQL URI (it may hold a password, so it is not repeated here); "

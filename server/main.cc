@@ -9,10 +9,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/log.h"
 #include "common/safe_open.h"
 #include "server/droverd.h"
@@ -85,9 +87,34 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // The stop signals are waited for on a thread of their own: a standby droverd stands by
+  // inside Droverd::Start until it leads (options.stop ends that).
+  absl::Notification stop;
+  int received = 0;
+  std::thread signal_waiter([&] {
+    sigwait(&stop_signals, &received);
+    stop.Notify();
+  });
+  options.stop = &stop;
+  const std::string& address_file = settings->address_file;
+  options.standing_by = [&address_file](const std::string& address, const std::string& leader) {
+    // A standby listens too (it names the leader): tests and scripts find it by this file.
+    if (!address_file.empty()) (void)drover::ReplaceFile(address_file, address + "\n", 0644);
+    sd_notifyf(0, "READY=1\nSTATUS=standing by on %s, leader %s\nMAINPID=%d", address.c_str(),
+               leader.empty() ? "unknown" : leader.c_str(), static_cast<int>(getpid()));
+  };
+
   absl::StatusOr<std::unique_ptr<drover::server::Droverd>> droverd =
       drover::server::Droverd::Start(options);
-  if (!droverd.ok()) return Fail(droverd.status());
+  if (!droverd.ok()) {
+    if (absl::IsCancelled(droverd.status()) && stop.HasBeenNotified()) {
+      signal_waiter.join();
+      drover::Log(drover::LogLevel::kInfo, "droverd_stopped", {{"signal", strsignal(received)}});
+      return 0;
+    }
+    signal_waiter.detach();
+    return Fail(droverd.status());
+  }
 
   drover::Log(drover::LogLevel::kInfo, "droverd_started",
               {{"address", (*droverd)->address()},
@@ -96,7 +123,6 @@ int main(int argc, char** argv) {
                {"state_dir", options.state_dir},
                {"resumed_jobs", (*droverd)->resumed_jobs()},
                {"pid", getpid()}});
-  const std::string& address_file = settings->address_file;
   if (!address_file.empty()) {
     // Replaced whole (a new file renamed over it): readers never see half an address.
     if (absl::Status s = drover::ReplaceFile(address_file, (*droverd)->address() + "\n", 0644);
@@ -108,8 +134,8 @@ int main(int argc, char** argv) {
   sd_notifyf(0, "READY=1\nSTATUS=serving on %s\nMAINPID=%d", (*droverd)->address().c_str(),
              static_cast<int>(getpid()));
 
-  int received = 0;
-  sigwait(&stop_signals, &received);
+  stop.WaitForNotification();
+  signal_waiter.join();
   drover::Log(drover::LogLevel::kInfo, "droverd_stopping", {{"signal", strsignal(received)}});
   sd_notify(0, "STOPPING=1\nSTATUS=stopping");
   (*droverd)->Shutdown();

@@ -15,9 +15,13 @@ namespace {
 using postgres_store_internal::FunctionOp;
 
 // Every commit waits for the server's WAL flush (the server's default; set in case the
-// database or role says otherwise), as SQLite's synchronous=FULL does.
+// database or role says otherwise), as SQLite's synchronous=FULL does. A transaction of the
+// writer that sits idle for 3 s (its droverd paused, or cut off from the server while the
+// connection looks alive) is ended by the server: a batch holds the leader lease's row
+// (FOR SHARE), and a standby's takeover must not wait for a droverd that will never commit
+// (docs/operations.md#standby). The writer sends a batch's statements back to back.
 constexpr char kWriterSettings[] =
-    "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = 0;";
+    "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = '3s';";
 constexpr char kReaderSettings[] = "SET default_transaction_read_only = on;";
 constexpr int kMaxIdleReaders = 8;
 

@@ -535,3 +535,105 @@ def test_tag_from_a_client_asks_droverd_to_change_the_runs_tags():
 def test_remove_tags_in_a_job_says_to_use_a_client():
     with pytest.raises(DroverError, match="remove_tags"):
         drover.Run(stream=open(os.devnull, "w")).remove_tags(["a"])
+
+
+# ---- several droverds (server="A,B"): following the one that leads
+
+def test_a_server_list_is_parsed_and_a_bad_one_names_the_setting():
+    from drover._connection import parse_servers
+
+    assert parse_servers("head:7070") == ["head:7070"]
+    assert parse_servers("head-a:7070,head-b:7070") == ["head-a:7070", "head-b:7070"]
+    assert parse_servers("unix:/run/drover.sock") == ["unix:/run/drover.sock"]
+    for bad in ["head-a:7070,", ",head-a:7070", "head-a:7070,,head-b:7070",
+                "head-a:7070, head-b:7070"]:
+        with pytest.raises(ParameterError, match="server: '"):
+            parse_servers(bad)
+
+
+def test_only_a_given_address_is_followed():
+    from drover._connection import next_server
+
+    servers = ["head-a:7070", "head-b:7070"]
+    assert next_server(servers, 0, (("drover-leader", "head-b:7070"),)) == 1
+    assert next_server(servers, 1, (("drover-leader", "head-a:7070"),)) == 0
+    # A hostile or misconfigured standby: the next given address, never the named one.
+    for hostile in ["evil.example.org:443", "head-b:70700", "head-b:7070 ", "HEAD-B:7070",
+                    "head-b:7070,evil:1", ""]:
+        assert next_server(servers, 0, (("drover-leader", hostile),)) == 1, hostile
+    assert next_server(servers, 0, None) == 1
+
+
+def _connection_to(servers, answers, monkeypatch):
+    """A Connection to `servers` whose JobService.GetJob answers with `answers[address]`
+    (an exception raised, or a value returned); the addresses asked, in order."""
+    import grpc
+
+    from drover._connection import Connection
+
+    asked = []
+
+    def connect(self):
+        address = self.servers[self._current]
+
+        def get_job(request, timeout=None, metadata=None):
+            asked.append(address)
+            answer = answers[address]
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        self.jobs = types.SimpleNamespace(GetJob=get_job)
+        self.admin = types.SimpleNamespace()
+        self.blobs = types.SimpleNamespace()
+
+    monkeypatch.setattr(Connection, "_connect", connect)
+    conn = Connection.__new__(Connection)
+    conn.server = ",".join(servers)
+    conn.servers = list(servers)
+    conn._current = 0
+    conn._metadata = ()
+    conn.timeout = 1.0
+    conn._connect()
+    return conn, asked
+
+
+def _standby(leader):
+    import grpc
+
+    class Unavailable(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.UNAVAILABLE
+
+        def details(self):
+            return f"this droverd stands by; the droverd that leads is at {leader}"
+
+        def trailing_metadata(self):
+            return (("drover-leader", leader),)
+
+    return Unavailable()
+
+
+def test_a_call_follows_the_named_leader_among_the_given_servers(monkeypatch):
+    conn, asked = _connection_to(["head-b:7070", "head-a:7070"],
+                                 {"head-b:7070": _standby("head-a:7070"), "head-a:7070": "job"},
+                                 monkeypatch)
+    # Also a call that is not repeated after an error: a standby did nothing.
+    assert conn.call(conn.jobs.GetJob, "request", retry=False) == "job"
+    assert asked == ["head-b:7070", "head-a:7070"]
+    assert conn.call(conn.jobs.GetJob, "request") == "job"  # stays with the leader
+    assert asked[-1] == "head-a:7070"
+
+
+def test_a_hostile_standby_sends_the_client_nowhere_else(monkeypatch):
+    conn, asked = _connection_to(["head-b:7070", "head-a:7070"],
+                                 {"head-b:7070": _standby("evil.example.org:443"),
+                                  "head-a:7070": "job"},
+                                 monkeypatch)
+    # Not repeated after an error: no known leader named, so nothing else is asked.
+    with pytest.raises(ServerError, match="UNAVAILABLE"):
+        conn.call(conn.jobs.GetJob, "request", retry=False)
+    assert asked == ["head-b:7070"]
+    # Retried: the next given droverd, never the named host.
+    assert conn.call(conn.jobs.GetJob, "request") == "job"
+    assert asked == ["head-b:7070", "head-b:7070", "head-a:7070"]

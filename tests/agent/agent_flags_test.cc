@@ -72,6 +72,17 @@ TEST_F(AgentFlagsTest, BadValuesNameTheFlagAndWhatToWrite) {
   EXPECT_THAT(std::string(no_module.status().message()), HasSubstr("holds no drover/__init__.py"));
 }
 
+TEST_F(AgentFlagsTest, SchedulerTakesSeveralDroverdsAndRefusesABadList) {
+  absl::StatusOr<AgentSettings> settings =
+      Parse({"--scheduler", "head-a.example.org:7070,head-b.example.org:7070"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->scheduler, "head-a.example.org:7070,head-b.example.org:7070");
+  for (const char* bad : {"head-a:7070,", ",head-a:7070", "head-a:7070,,head-b:7070",
+                          "head-a:7070, head-b:7070", ""}) {
+    EXPECT_THAT(Error({"--scheduler", bad}), HasSubstr("--scheduler: '")) << bad;
+  }
+}
+
 TEST_F(AgentFlagsTest, DatastoreRootsAreRepeatableAndSystemFoldersAreRefused) {
   absl::StatusOr<AgentSettings> settings = Parse({});
   ASSERT_TRUE(settings.ok()) << settings.status();

@@ -85,6 +85,19 @@ TEST_F(CliTest, MalformedServerAddressIsAUsageError) {
   ASSERT_EQ(Run({"--server", "[::1]:7070", "list"}), 0);
 }
 
+TEST_F(CliTest, SeveralDroverdsAreOneListEachEntryChecked) {
+  ASSERT_EQ(Run({"--server", "head-a:7070,head-b:7070", "list"}), 0);
+  EXPECT_EQ(server_.connects.back().address, "head-a:7070,head-b:7070");
+  ASSERT_EQ(Run({"--server", "[fd00::1]:7070,[fd00::2]:7070", "list"}), 0);
+  size_t connects = server_.connects.size();
+  for (const char* bad : {"head-a:7070,", ",head-a:7070", "head-a:7070,,head-b:7070",
+                          "head-a:7070, head-b:7070", "head-a:7070,head-b", "head-a,head-b:7070"}) {
+    EXPECT_EQ(Run({"--server", bad, "list"}), 2) << bad;
+    ExpectOneErrorLine(absl::StrCat("--server: '", bad, "' is not HOST:PORT"));
+  }
+  EXPECT_EQ(server_.connects.size(), connects) << "nothing connected with a bad list";
+}
+
 // ---- list
 
 TEST_F(CliTest, ListShowsATableNewestFirst) {

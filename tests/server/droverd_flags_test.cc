@@ -61,6 +61,30 @@ TEST_F(DroverdFlagsTest, StoreIsSqliteByDefaultAndTakesOnlyAPostgresUri) {
   EXPECT_THAT(error, ::testing::Not(HasSubstr("hunter2")));
 }
 
+TEST_F(DroverdFlagsTest, LeaderLeaseAndAdvertisedAddressAreCheckedAndNamed) {
+  absl::StatusOr<DroverdSettings> settings = Parse({});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->options.leader_lease_ttl, absl::Seconds(5));
+  EXPECT_EQ(settings->options.advertise_address, "");
+  settings = Parse({"--leader-lease-ttl", "10s", "--advertise-address", "head-2.example.org:7070"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->options.leader_lease_ttl, absl::Seconds(10));
+  EXPECT_EQ(settings->options.advertise_address, "head-2.example.org:7070");
+  settings = Parse({"--advertise-address", "[fd00::2]:7070"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+
+  EXPECT_THAT(Error({"--leader-lease-ttl", "100ms"}), HasSubstr("--leader-lease-ttl: give 1s to 10m"));
+  EXPECT_THAT(Error({"--leader-lease-ttl", "1h"}), HasSubstr("--leader-lease-ttl"));
+  EXPECT_THAT(Error({"--leader-lease-ttl", "soon"}), HasSubstr("--leader-lease-ttl: 'soon'"));
+  // What a standby names to agents and clients: one HOST:PORT, nothing else.
+  for (const char* bad : {"head-2", "head-2:", ":7070", "head-2:0", "head-2:70700",
+                          "head-2:7070,evil:7070", "head 2:7070", "head-2:7070\n",
+                          "https://head-2:7070/x", "head-2:7x"}) {
+    EXPECT_THAT(Error({"--advertise-address", bad}), HasSubstr("--advertise-address: '"))
+        << bad;
+  }
+}
+
 TEST_F(DroverdFlagsTest, DefaultsAreTheDocumentedOnes) {
   absl::StatusOr<DroverdSettings> settings = Parse({});
   ASSERT_TRUE(settings.ok()) << settings.status();
