@@ -285,6 +285,42 @@ TEST_F(HttpJobE2eTest, CancelByPostCancelsTheRunningJob) {
   EXPECT_EQ(Parse(again.body)["status"]["state"], "CANCELED");
 }
 
+TEST_F(HttpJobE2eTest, CancelByPostWithAnArrayIdCancelsEveryTaskOfItsOwnerOnly) {
+  std::string alice = CreateUser("alice", "user");
+  std::string bob = CreateUser("bob", "user");
+  v1::JobSpec spec = Shell("exec sleep 300");
+  spec.mutable_array()->set_indices("0-3");
+  spec.mutable_array()->set_max_running(2);
+  std::string first = SubmitAs(alice, spec);
+  const std::string array_id = Get(first).spec().array_task().array_id();
+  WaitFor(first, v1::JobStatus::RUNNING);
+  const std::string cancel = "/api/v1/jobs/" + array_id + "/cancel";
+  const std::string body = DumpJson(Json{{"reason", "the whole array"}});
+
+  // Another user may not cancel it, nor learn more than that.
+  Session b = Login(bob);
+  HttpResponse refused = Call("POST", cancel, b.post(), body);
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  EXPECT_EQ(Get(first).status().state(), v1::JobStatus::RUNNING);
+
+  Session a = Login(alice);
+  HttpResponse r = Call("POST", cancel, a.post(), body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  HttpResponse tasks = Call("GET", "/api/v1/jobs?arrayId=" + array_id, a.get());
+  ASSERT_EQ(tasks.status, 200) << tasks.body;
+  const Json listed = Parse(tasks.body);
+  ASSERT_EQ(listed["jobs"].size(), 4u) << tasks.body;
+  for (const Json& task : JsonItems(listed["jobs"])) {
+    v1::Job job = WaitFor(JsonString(task["id"]), v1::JobStatus::CANCELED);
+    EXPECT_THAT(job.status().message(), HasSubstr("the whole array")) << job.id();
+  }
+  // An id that is neither a job nor an array is refused, naming it.
+  HttpResponse junk = Call("POST", "/api/v1/jobs/a-zz/cancel", a.post(), body);
+  EXPECT_GE(junk.status, 400) << junk.body;
+  EXPECT_LT(junk.status, 500) << junk.body;
+  EXPECT_THAT(junk.body, HasSubstr("a-zz"));
+}
+
 TEST_F(HttpJobE2eTest, ABigSeriesIsThinnedForTheChartAndExactWhenItFits) {
   std::string id = Submit(Shell(
       "awk 'BEGIN { for (i = 0; i < 200000; i++) "
