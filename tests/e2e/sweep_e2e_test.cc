@@ -90,6 +90,21 @@ class SweepE2eTest : public testing::LocalClusterTest {
         sleep_seconds, ")\n\" \"$0\" \"$1\""));
   }
 
+  // As TrialTemplate, each step sleeping x * `seconds_per_x` seconds, the score rounded to 9
+  // decimals (so that x = 0.2 and x = 0.4 log the very same -0.01).
+  static v1::JobSpec SlowTrialTemplate(int steps, double seconds_per_x) {
+    return Shell(absl::StrCat(
+        "exec python3 -c \"import drover, sys, time\n"
+        "x = float(sys.argv[2])\n"
+        "run = drover.Run.get_context()\n"
+        "for i in range(",
+        steps,
+        "):\n"
+        "    run.log('score', round(-(x - 0.3) ** 2, 9))\n"
+        "    time.sleep(x * ",
+        seconds_per_x, ")\n\" \"$0\" \"$1\""));
+  }
+
   static v1::SweepSpec BaseSpec() {
     v1::SweepSpec spec;
     *spec.mutable_trial_template() = TrialTemplate();
@@ -266,6 +281,117 @@ TEST_F(SweepE2eTest, ARandomSweepFindsATrialNearTheOptimumWithinItsBudget) {
   EXPECT_DOUBLE_EQ(done.best_result(), best);
   EXPECT_GT(best, -0.01) << done.DebugString();
   EXPECT_LE(MaxOverlap(TrialIntervals(done)), 3) << "more than 3 trials at once";
+}
+
+// The bandit rule (slack_amount 0.05) with two trials at once: x = 0.3 logs score 0, x = 0.9
+// logs -0.36 at every step. Worked out here: at interval 1 the best trial's best is 0, the
+// threshold 0 - 0.05 = -0.05, and -0.36 is below it, so trial 1 (x = 0.9, still running: its
+// 20 steps take 9 s) is stopped at interval 1 (step 0); trial 0 is the best and never is.
+TEST_F(SweepE2eTest, TheBanditStopsExactlyTheTrialBehindAtTheRightIntervalWithItsCause) {
+  ASSERT_FALSE(HasFatalFailure());
+  v1::SweepSpec spec = BaseSpec();
+  *spec.mutable_trial_template() = SlowTrialTemplate(/*steps=*/20, /*seconds_per_x=*/0.5);
+  for (double x : {0.3, 0.9}) {
+    (*spec.mutable_search_space())["x"].mutable_choice()->add_values()->set_number(x);
+  }
+  spec.mutable_sampling()->set_method(v1::Sampling::GRID);
+  spec.set_max_concurrent_trials(2);
+  spec.mutable_early_termination()->mutable_bandit()->set_slack_amount(0.05);
+  v1::SubmitSweepResponse submitted;
+  grpc::Status status = SubmitSweep(spec, &submitted);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  v1::Sweep done = WaitForSweep(submitted.sweep().id(), v1::SweepStatus::COMPLETED);
+  ASSERT_EQ(done.trials_size(), 2);
+  const v1::SweepTrial& good = done.trials(0);
+  const v1::SweepTrial& bad = done.trials(1);
+  ASSERT_EQ(good.parameters().at("x").number(), 0.3);
+  ASSERT_EQ(bad.parameters().at("x").number(), 0.9);
+  EXPECT_FALSE(good.has_stop()) << good.DebugString();
+  EXPECT_EQ(good.job_state(), v1::JobStatus::COMPLETED);
+  EXPECT_EQ(good.intervals(), 20);
+  ASSERT_TRUE(bad.has_stop()) << bad.DebugString();
+  EXPECT_EQ(bad.stop().rule(), "bandit");
+  EXPECT_EQ(bad.stop().interval(), 1);
+  EXPECT_EQ(bad.stop().step(), 0);
+  EXPECT_DOUBLE_EQ(bad.stop().value(), std::round(Score(0.9) * 1e9) / 1e9);
+  EXPECT_DOUBLE_EQ(bad.stop().threshold(), -0.05);
+  EXPECT_EQ(bad.stop().compared(), 2);
+  EXPECT_LT(bad.intervals(), 20) << "the trial ran to its end";
+  v1::Job job = Get(bad.job_id());
+  EXPECT_EQ(job.status().state(), v1::JobStatus::CANCELED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::EARLY_TERMINATED);
+  EXPECT_THAT(job.status().message(), HasSubstr("bandit policy at interval 1 (step 0)"));
+  EXPECT_EQ(job.status().message(), bad.stop().message());
+  testing::CommandResult show = RunCli({"sweep", "show", done.id()});
+  EXPECT_THAT(show.out, HasSubstr("CANCELED (stopped: bandit)"));
+  testing::CommandResult job_show = RunCli({"show", bad.job_id()});
+  EXPECT_THAT(job_show.out, HasSubstr("EARLY_TERMINATED"));
+}
+
+// Median stopping over x = 0.2, 0.4, 0.9: constant scores -0.01, -0.01, -0.36 at every step.
+// Which trials droverd compares at interval 1 depends on which reached it when it looks, so
+// the test computes sweep.proto's rule (stopped when strictly worse than the median of the
+// running averages of the trials compared, itself included) over every set of trials that
+// may be compared, and checks that the answer is the same for each (x = 0.9 stopped at
+// interval 1 as soon as another trial is compared; the two tied at -0.01 never).
+TEST_F(SweepE2eTest, MedianStoppingStopsExactlyTheTrialsBelowTheMedian) {
+  ASSERT_FALSE(HasFatalFailure());
+  const std::vector<double> xs = {0.2, 0.4, 0.9};
+  auto score = [](double x) { return std::round(Score(x) * 1e9) / 1e9; };
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
+  std::set<double> stopped_in_some, kept_in_some;
+  for (int mask = 1; mask < 8; ++mask) {  // every set of trials compared
+    std::vector<double> compared;
+    for (size_t i = 0; i < 3; ++i) {
+      if (mask & (1 << i)) compared.push_back(score(xs[i]));
+    }
+    for (size_t i = 0; i < 3; ++i) {
+      if (!(mask & (1 << i))) continue;
+      // A trial alone is compared with nobody but itself (never stopped); x = 0.9 finishes
+      // last, so it is compared with another trial while it runs.
+      if (compared.size() == 1) continue;
+      (score(xs[i]) < median(compared) ? stopped_in_some : kept_in_some).insert(xs[i]);
+    }
+  }
+  ASSERT_EQ(stopped_in_some, std::set<double>{0.9});
+  ASSERT_EQ(kept_in_some.count(0.9), 0u) << "the premise: the same answer in every order";
+
+  v1::SweepSpec spec = BaseSpec();
+  *spec.mutable_trial_template() = SlowTrialTemplate(/*steps=*/20, /*seconds_per_x=*/0.5);
+  for (double x : xs) {
+    (*spec.mutable_search_space())["x"].mutable_choice()->add_values()->set_number(x);
+  }
+  spec.mutable_sampling()->set_method(v1::Sampling::GRID);
+  spec.set_max_concurrent_trials(3);
+  spec.mutable_early_termination()->mutable_median_stopping();
+  v1::SubmitSweepResponse submitted;
+  grpc::Status status = SubmitSweep(spec, &submitted);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  v1::Sweep done = WaitForSweep(submitted.sweep().id(), v1::SweepStatus::COMPLETED);
+  ASSERT_EQ(done.trials_size(), 3);
+  std::set<double> stopped;
+  for (const v1::SweepTrial& trial : done.trials()) {
+    const double x = trial.parameters().at("x").number();
+    v1::Job job = Get(trial.job_id());
+    if (!trial.has_stop()) {
+      EXPECT_EQ(job.status().state(), v1::JobStatus::COMPLETED) << x;
+      EXPECT_EQ(trial.intervals(), 20) << x;
+      continue;
+    }
+    stopped.insert(x);
+    EXPECT_EQ(trial.stop().rule(), "median_stopping") << x;
+    EXPECT_EQ(trial.stop().interval(), 1) << x;
+    EXPECT_EQ(trial.stop().step(), 0) << x;
+    EXPECT_DOUBLE_EQ(trial.stop().value(), score(x));
+    EXPECT_EQ(job.status().state(), v1::JobStatus::CANCELED) << x;
+    EXPECT_EQ(job.status().cause(), v1::JobStatus::EARLY_TERMINATED) << x;
+    EXPECT_THAT(job.status().message(), HasSubstr("median stopping policy at interval 1")) << x;
+  }
+  EXPECT_EQ(stopped, stopped_in_some) << done.DebugString();
 }
 
 TEST_F(SweepE2eTest, AHostileSweepIsRefusedNamingTheFieldAndNothingRuns) {
