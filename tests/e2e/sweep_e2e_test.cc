@@ -489,6 +489,29 @@ TEST_F(SweepE2eTest, CancelingASweepCancelsItsRunningTrialsAndStartsNoMore) {
   EXPECT_EQ(again.exit_code, 0) << again.err;
 }
 
+TEST_F(SweepE2eTest, PastMaxDurationTheRunningTrialsAreCanceledAndTheSweepCompletes) {
+  ASSERT_FALSE(HasFatalFailure());
+  v1::SweepSpec spec = BaseSpec();
+  *spec.mutable_trial_template() = Shell("sleep 300");
+  (*spec.mutable_search_space())["x"].mutable_uniform()->set_max(1);
+  spec.set_max_total_trials(10);
+  spec.set_max_concurrent_trials(2);
+  spec.mutable_max_duration()->set_seconds(4);
+  v1::SubmitSweepResponse submitted;
+  ASSERT_TRUE(SubmitSweep(spec, &submitted).ok());
+  const absl::Time submitted_at = absl::Now();
+  v1::Sweep done = WaitForSweep(submitted.sweep().id(), v1::SweepStatus::COMPLETED);
+  EXPECT_GE(absl::Now() - submitted_at, absl::Seconds(3));
+  EXPECT_EQ(done.status().reason(), "MAX_DURATION trials=2");
+  ASSERT_EQ(done.trials_size(), 2);
+  for (const v1::SweepTrial& trial : done.trials()) {
+    v1::Job job = Get(trial.job_id());
+    EXPECT_EQ(job.status().state(), v1::JobStatus::CANCELED) << trial.job_id();
+    EXPECT_THAT(job.status().message(), HasSubstr("max_duration")) << trial.job_id();
+    EXPECT_GE(TimeOf(job.status().end_time()) - TimeOf(done.create_time()), absl::Seconds(4));
+  }
+}
+
 TEST_F(SweepE2eTest, DroverdKilledMidSweepGoesOnWithNoTrialStartedTwiceAndNoneLost) {
   ASSERT_FALSE(HasFatalFailure());
   v1::SweepSpec spec = BaseSpec();
