@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/failpoint.h"
 #include "common/log.h"
 #include "google/protobuf/util/time_util.h"
 #include "scheduler/job_queue.h"
@@ -340,6 +341,9 @@ void SweepRunner::StopTrial(const std::string& sweep_id, Live& live,
             return;
           }
           trial.cancel_sent = false;
+          // Tests: droverd dies with the stop stored and its cancel not sent (Drive sends it
+          // after the restart).
+          Failpoint("sweep.after_stop_stored");
           CancelTrial(trial, message, v1::JobStatus::EARLY_TERMINATED);
         });
       });

@@ -8,6 +8,7 @@
 // no trial index started twice and none lost.
 #include <grpcpp/client_context.h>
 #include <signal.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -334,6 +335,55 @@ TEST_F(SweepE2eTest, TheBanditStopsExactlyTheTrialBehindAtTheRightIntervalWithIt
 // running averages of the trials compared, itself included) over every set of trials that
 // may be compared, and checks that the answer is the same for each (x = 0.9 stopped at
 // interval 1 as soon as another trial is compared; the two tied at -0.01 never).
+// droverd SIGKILLed (failpoint sweep.after_stop_stored) right after it stored the bandit's
+// stop of trial 1 and before it canceled the trial's job: the next droverd finds the stop
+// stored and the job running, and cancels it with the stored cause and line.
+TEST_F(SweepE2eTest, AStopStoredButNotSentIsSentByTheNextDroverd) {
+  ASSERT_FALSE(HasFatalFailure());
+  setenv("DROVER_FAILPOINTS", "sweep.after_stop_stored", 1);
+  RestartDroverd(SIGTERM);
+  unsetenv("DROVER_FAILPOINTS");
+  sweeps_ = v1::SweepService::NewStub(channel_);
+  v1::SweepSpec spec = BaseSpec();
+  *spec.mutable_trial_template() = SlowTrialTemplate(/*steps=*/60, /*seconds_per_x=*/0.5);
+  for (double x : {0.3, 0.9}) {
+    (*spec.mutable_search_space())["x"].mutable_choice()->add_values()->set_number(x);
+  }
+  spec.mutable_sampling()->set_method(v1::Sampling::GRID);
+  spec.set_max_concurrent_trials(2);
+  spec.mutable_early_termination()->mutable_bandit()->set_slack_amount(0.05);
+  v1::SubmitSweepResponse submitted;
+  grpc::Status status = SubmitSweep(spec, &submitted);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // droverd kills itself at the stop: its calls fail from then on.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  bool died = false;
+  while (!died && absl::Now() < deadline) {
+    v1::GetSweepRequest request;
+    request.set_sweep_id(submitted.sweep().id());
+    v1::Sweep sweep;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    died = sweeps_->GetSweep(&context, request, &sweep).error_code() ==
+           grpc::StatusCode::UNAVAILABLE;
+    if (!died) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(died) << "droverd never reached the failpoint" << AgentLogs();
+  RestartDroverd(SIGKILL);  // reaps the dead one, starts one without the failpoint
+  sweeps_ = v1::SweepService::NewStub(channel_);
+  v1::Sweep done = WaitForSweep(submitted.sweep().id(), v1::SweepStatus::COMPLETED);
+  ASSERT_EQ(done.trials_size(), 2);
+  const v1::SweepTrial& bad = done.trials(1);
+  ASSERT_TRUE(bad.has_stop()) << bad.DebugString();
+  EXPECT_FALSE(done.trials(0).has_stop());
+  v1::Job job = Get(bad.job_id());
+  EXPECT_EQ(job.status().state(), v1::JobStatus::CANCELED);
+  EXPECT_EQ(job.status().cause(), v1::JobStatus::EARLY_TERMINATED);
+  EXPECT_EQ(job.status().message(), bad.stop().message());
+  EXPECT_LT(bad.intervals(), 60);
+  EXPECT_THAT(AgentLogs(), HasSubstr("sweep.after_stop_stored"));
+}
+
 TEST_F(SweepE2eTest, MedianStoppingStopsExactlyTheTrialsBelowTheMedian) {
   ASSERT_FALSE(HasFatalFailure());
   const std::vector<double> xs = {0.2, 0.4, 0.9};
