@@ -456,6 +456,7 @@ constexpr Command kCommands[] = {
     {"logs", "Print a job's output; -f follows it until the job ends", LogsCommand},
     {"metrics", "Print a job's metrics (run.log, CPU, memory); -f follows them", MetricsCommand},
     {"download", "Fetch the files a job wrote to its outputs folder", DownloadCommand},
+    {"sweep", "Submit, show, list or cancel hyperparameter sweeps", SweepCommand, true},
     {"nodes", "List the cluster's nodes with their resources and jobs", NodesCommand},
     {"node", "Cordon, uncordon, drain or declare lost a node (administrators)", NodeCommand, true},
     {"target", "Create, list or delete compute targets (administrators)", TargetCommand, true},

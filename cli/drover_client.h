@@ -17,6 +17,7 @@
 #include "drover/v1/job_service.pb.h"
 #include "drover/v1/node.pb.h"
 #include "drover/v1/node_identity.pb.h"
+#include "drover/v1/sweep_service.pb.h"
 
 namespace drover::cli {
 
@@ -85,6 +86,26 @@ class DroverClient {
   virtual absl::Status WatchMetrics(
       const v1::GetMetricsRequest& request,
       const std::function<void(const v1::GetMetricsResponse&)>& on_message) = 0;
+
+  // ---- SweepService (not pure: fakes of tests that run no sweep need not have them)
+  virtual absl::StatusOr<v1::SubmitSweepResponse> SubmitSweep(
+      const v1::SubmitSweepRequest& request) {
+    (void)request;
+    return absl::UnimplementedError("SubmitSweep");
+  }
+  virtual absl::StatusOr<v1::Sweep> GetSweep(const v1::GetSweepRequest& request) {
+    (void)request;
+    return absl::UnimplementedError("GetSweep");
+  }
+  virtual absl::StatusOr<v1::ListSweepsResponse> ListSweeps(
+      const v1::ListSweepsRequest& request) {
+    (void)request;
+    return absl::UnimplementedError("ListSweeps");
+  }
+  virtual absl::StatusOr<v1::Sweep> CancelSweep(const v1::CancelSweepRequest& request) {
+    (void)request;
+    return absl::UnimplementedError("CancelSweep");
+  }
 
   // ---- AdminService
   virtual absl::StatusOr<v1::ListNodesResponse> ListNodes(const v1::ListNodesRequest& request) = 0;

@@ -25,6 +25,7 @@
 #include "drover/v1/blob.grpc.pb.h"
 #include "drover/v1/node_identity.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
+#include "drover/v1/sweep_service.grpc.pb.h"
 
 namespace drover::cli {
 namespace {
@@ -105,6 +106,20 @@ class GrpcDroverClient final : public DroverClient {
 
   absl::StatusOr<v1::SubmitJobResponse> SubmitJob(const v1::SubmitJobRequest& request) override {
     return Unary<v1::SubmitJobResponse>(request, &v1::JobService::Stub::SubmitJob);
+  }
+  absl::StatusOr<v1::SubmitSweepResponse> SubmitSweep(
+      const v1::SubmitSweepRequest& request) override {
+    return Unary<v1::SubmitSweepResponse>(request, &v1::SweepService::Stub::SubmitSweep);
+  }
+  absl::StatusOr<v1::Sweep> GetSweep(const v1::GetSweepRequest& request) override {
+    return Unary<v1::Sweep>(request, &v1::SweepService::Stub::GetSweep);
+  }
+  absl::StatusOr<v1::ListSweepsResponse> ListSweeps(
+      const v1::ListSweepsRequest& request) override {
+    return Unary<v1::ListSweepsResponse>(request, &v1::SweepService::Stub::ListSweeps);
+  }
+  absl::StatusOr<v1::Sweep> CancelSweep(const v1::CancelSweepRequest& request) override {
+    return Unary<v1::Sweep>(request, &v1::SweepService::Stub::CancelSweep);
   }
   absl::StatusOr<v1::Job> GetJob(const v1::GetJobRequest& request) override {
     return Unary<v1::Job>(request, &v1::JobService::Stub::GetJob);

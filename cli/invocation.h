@@ -232,6 +232,7 @@ int LoginCommand(Invocation& inv, const std::vector<std::string>& args);
 int WhoAmICommand(Invocation& inv, const std::vector<std::string>& args);
 int AuditCommand(Invocation& inv, const std::vector<std::string>& args);
 int GcCommand(Invocation& inv, const std::vector<std::string>& args);
+int SweepCommand(Invocation& inv, const std::vector<std::string>& args);  // sweep_commands.cc
 
 // Builds the snapshot of the folder `source_dir` for `drover submit --source`: describes it
 // on stderr, uploads it unless droverd has it already, removes the local archive and sets

@@ -78,9 +78,13 @@ AttemptEnd DecideEnd(AttemptTally& tally, const v1::Job& job) {
   }
   AttemptEnd end{.cause = tally.cause, .message = tally.message};
   if (job.status().state() == JobStatus::CANCEL_REQUESTED ||
-      end.cause == JobStatus::CANCELED_BY_USER) {
+      end.cause == JobStatus::CANCELED_BY_USER || end.cause == JobStatus::EARLY_TERMINATED) {
     end.state = JobStatus::CANCELED;
-    end.cause = JobStatus::CANCELED_BY_USER;
+    // A sweep's early stop keeps its cause; any other cancel is the user's.
+    end.cause = job.status().cause() == JobStatus::EARLY_TERMINATED ||
+                        end.cause == JobStatus::EARLY_TERMINATED
+                    ? JobStatus::EARLY_TERMINATED
+                    : JobStatus::CANCELED_BY_USER;
     end.message = job.status().message().empty() ? "canceled by user" : job.status().message();
     return end;
   }

@@ -56,8 +56,9 @@ struct AttemptEnd {
   bool retry = false;
 };
 
-// CANCELED (cause CANCELED_BY_USER, the user's message) when a cancel was requested or is
-// the cause; COMPLETED when no rank failed and there is no cause; FAILED otherwise, named by
+// CANCELED (cause CANCELED_BY_USER, the user's message; EARLY_TERMINATED when a sweep's
+// policy stopped it, on the job's CANCEL_REQUESTED status or as the tally's cause) when a
+// cancel was requested or is the cause; COMPLETED when no rank failed and there is no cause; FAILED otherwise, named by
 // the rank that failed first over every node (others were mostly stopped because of it),
 // "max_run_duration exceeded" for a timeout without a message. Retried when FAILED and the
 // job's attempt number is at most its max_retries. Sorts `tally.exits` by rank.

@@ -85,7 +85,9 @@ void Attempts::Restore(const v1::Job& job, std::string exec_token, std::string i
   if (status.state() == JobStatus::CANCEL_REQUESTED) {
     // Its agents are told to stop when they say hello (again).
     attempt.stopping = true;
-    attempt.tally.cause = JobStatus::CANCELED_BY_USER;
+    attempt.tally.cause = status.cause() == JobStatus::EARLY_TERMINATED
+                              ? JobStatus::EARLY_TERMINATED
+                              : JobStatus::CANCELED_BY_USER;
     attempt.tally.message = status.message();
   }
   // The time limit counts from the restart: the true start is in start_time, but a

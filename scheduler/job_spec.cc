@@ -207,6 +207,11 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (absl::Status s = CheckInputs(spec.inputs()); !s.ok()) return s;
   if (absl::Status s = CheckOutputs(spec.outputs()); !s.ok()) return s;
   if (absl::Status s = CheckJobArray(spec); !s.ok()) return s;
+  if (spec.has_sweep_trial()) {
+    return Invalid("spec.sweep_trial",
+                   "is set by droverd on the trial jobs of a sweep; leave it empty and submit "
+                   "a sweep instead (drover sweep submit)");
+  }
   return CheckIdempotencyKey(spec.idempotency_key());
 }
 

@@ -101,7 +101,9 @@ absl::StatusOr<v1::JobStatus> Transition(const v1::JobStatus& current, State to,
 absl::StatusOr<std::optional<v1::JobStatus>> PlanCancel(absl::string_view job_id,
                                                         const v1::JobStatus& current,
                                                         absl::string_view reason,
-                                                        absl::Time now) {
+                                                        absl::Time now,
+                                                        v1::JobStatus::Cause cause) {
+  const bool early = cause == JobStatus::EARLY_TERMINATED;
   State state = current.state();
   if (state == JobStatus::CANCEL_REQUESTED || state == JobStatus::CANCELED) {
     return std::optional<v1::JobStatus>();
@@ -110,11 +112,13 @@ absl::StatusOr<std::optional<v1::JobStatus>> PlanCancel(absl::string_view job_id
     return absl::FailedPreconditionError(absl::StrCat(
         "job '", job_id, "' already ended ", StateName(state), "; only live jobs can be canceled"));
   }
-  std::string message = reason.empty() ? "canceled by user" : absl::StrCat("canceled: ", reason);
+  std::string message = early            ? std::string(reason)
+                        : reason.empty() ? "canceled by user"
+                                         : absl::StrCat("canceled: ", reason);
   if (state == JobStatus::QUEUED) {
     absl::StatusOr<v1::JobStatus> next = Transition(current, JobStatus::CANCELED, "CANCELED", now);
     if (!next.ok()) return next.status();
-    next->set_cause(JobStatus::CANCELED_BY_USER);
+    next->set_cause(early ? JobStatus::EARLY_TERMINATED : JobStatus::CANCELED_BY_USER);
     next->set_message(message);
     return std::optional<v1::JobStatus>(*std::move(next));
   }
@@ -122,6 +126,7 @@ absl::StatusOr<std::optional<v1::JobStatus>> PlanCancel(absl::string_view job_id
     absl::StatusOr<v1::JobStatus> next =
         Transition(current, JobStatus::CANCEL_REQUESTED, "STOPPING_PROCESSES", now);
     if (!next.ok()) return next.status();
+    if (early) next->set_cause(JobStatus::EARLY_TERMINATED);
     next->set_message(message);
     return std::optional<v1::JobStatus>(*std::move(next));
   }

@@ -40,10 +40,12 @@ absl::StatusOr<v1::JobStatus> Transition(const v1::JobStatus& current, State to,
 //  - CANCEL_REQUESTED or CANCELED: nothing to change (returns nullopt);
 //  - COMPLETED or FAILED: FAILED_PRECONDITION naming the state.
 // `reason` (the user's words, may be empty) goes into the status message.
-absl::StatusOr<std::optional<v1::JobStatus>> PlanCancel(absl::string_view job_id,
-                                                        const v1::JobStatus& current,
-                                                        absl::string_view reason,
-                                                        absl::Time now);
+// With `cause` EARLY_TERMINATED (a sweep's policy stopped the job) the message is `reason`
+// as it is, and the cause is EARLY_TERMINATED: at once for a queued job, and on the
+// CANCEL_REQUESTED status of a placed one, whose end keeps it (DecideEnd).
+absl::StatusOr<std::optional<v1::JobStatus>> PlanCancel(
+    absl::string_view job_id, const v1::JobStatus& current, absl::string_view reason,
+    absl::Time now, v1::JobStatus::Cause cause = v1::JobStatus::CANCELED_BY_USER);
 
 }  // namespace drover::scheduler
 

@@ -28,15 +28,19 @@ struct Prefixes {
 Prefixes PrefixesOf(const MetricSeries& series, bool maximize) {
   Prefixes p;
   double sum = 0;
+  double low = 0, high = 0;
   for (const auto& [step, value] : series) {
     if (!std::isfinite(value)) continue;
     sum += value;
-    const double best =
-        p.best.empty() ? value : (maximize ? std::max(p.best.back(), value)
-                                           : std::min(p.best.back(), value));
+    low = p.best.empty() ? value : std::min(low, value);
+    high = p.best.empty() ? value : std::max(high, value);
+    const double best = maximize ? high : low;
     p.steps.push_back(step);
     p.best.push_back(best);
-    p.average.push_back(sum / static_cast<double>(p.best.size()));
+    // A mean lies between the least and the greatest value; the rounding of the sum may put
+    // it just outside (ten times -0.01 average to -0.009999999999999998), where a trial's
+    // own best would be "worse" than its own running average.
+    p.average.push_back(std::clamp(sum / static_cast<double>(p.best.size()), low, high));
   }
   return p;
 }

@@ -36,6 +36,7 @@ using job_spec_internal::MapField;
 using job_spec_internal::OutOfRange;
 using job_spec_internal::Quote;
 using job_spec_internal::TooLong;
+using job_spec_internal::TooLong;
 using v1::BanditPolicy;
 using v1::EarlyTermination;
 using v1::ParameterDistribution;
@@ -547,6 +548,25 @@ void ApplySweepSpecDefaults(SweepSpec* spec) {
   }
 }
 
+namespace {
+
+// As a job's (spec.idempotency_key): at most 128 printable ASCII characters.
+absl::Status CheckSweepIdempotencyKey(absl::string_view key) {
+  constexpr absl::string_view kField = "sweep.idempotency_key";
+  constexpr size_t kMaxChars = 128;
+  if (key.size() > kMaxChars) return Invalid(kField, TooLong(key.size(), kMaxChars, "characters"));
+  for (char c : key) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F) {
+      return Invalid(kField, absl::StrCat(Quote(key),
+                                          " has a character that is not printable ASCII; use "
+                                          "printable ASCII only"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ValidateSweepSpec(const SweepSpec& spec) {
   if (size_t size = spec.ByteSizeLong(); size > kMaxSpecBytes) {
     return Invalid("sweep", absl::StrCat(size, " bytes serialized is over the limit; use at most ",
@@ -584,6 +604,7 @@ absl::Status ValidateSweepSpec(const SweepSpec& spec) {
     return s;
   }
   if (absl::Status s = CheckEarlyTermination(spec.early_termination()); !s.ok()) return s;
+  if (absl::Status s = CheckSweepIdempotencyKey(spec.idempotency_key()); !s.ok()) return s;
 
   // Last: the trial with the longest values must still be a valid job (the arguments' count
   // and size limits).

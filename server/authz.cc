@@ -40,6 +40,10 @@ const std::map<std::string, MethodRule, std::less<>>& MethodRules() {
       {"/drover.v1.JobService/StreamLogs", {Need::kViewer, Effect::kReads}},
       {"/drover.v1.JobService/GetMetrics", {Need::kViewer, Effect::kReads}},
       {"/drover.v1.JobService/WatchMetrics", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.SweepService/SubmitSweep", {Need::kUser, Effect::kChanges}},
+      {"/drover.v1.SweepService/GetSweep", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.SweepService/ListSweeps", {Need::kViewer, Effect::kReads}},
+      {"/drover.v1.SweepService/CancelSweep", {Need::kUser, Effect::kChanges}},
       // Users pick targets, images and datastores for their jobs, so every role lists them
       // (datastore credentials are always masked).
       {"/drover.v1.AdminService/ListNodes", {Need::kViewer, Effect::kReads}},
@@ -146,6 +150,38 @@ absl::Status CanChangeJob(const Caller& caller, const v1::Job& job) {
   }
   return absl::PermissionDeniedError(absl::StrCat(
       "job '", job.id(), "' belongs to another user; only its owner and admins may change it"));
+}
+
+absl::Status CanReadSweep(const Caller& caller, const v1::Sweep& sweep) {
+  if (caller.is_admin()) return absl::OkStatus();
+  if (caller.kind == Caller::Kind::kUser &&
+      (caller.role == v1::User::VIEWER || sweep.owner() == caller.name)) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "sweep '", sweep.id(), "' belongs to another user; users see only their own sweeps "
+      "(viewers and admins see every sweep)"));
+}
+
+absl::Status CanChangeSweep(const Caller& caller, const v1::Sweep& sweep) {
+  if (caller.is_admin()) return absl::OkStatus();
+  if (caller.kind == Caller::Kind::kUser && caller.role == v1::User::USER &&
+      sweep.owner() == caller.name) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "sweep '", sweep.id(), "' belongs to another user; only its owner and admins may change "
+      "it"));
+}
+
+void RedactSweep(const Caller& caller, v1::Sweep* sweep) {
+  v1::Job as_job;
+  as_job.set_owner(sweep->owner());
+  as_job.mutable_spec()->mutable_environment()->Swap(
+      sweep->mutable_spec()->mutable_trial_template()->mutable_environment());
+  RedactJob(caller, &as_job);
+  sweep->mutable_spec()->mutable_trial_template()->mutable_environment()->Swap(
+      as_job.mutable_spec()->mutable_environment());
 }
 
 void RedactJob(const Caller& caller, v1::Job* job) {

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "drover/v1/job.pb.h"
+#include "drover/v1/sweep.pb.h"
 #include "drover/v1/user.pb.h"
 
 namespace drover::server {
@@ -88,6 +89,13 @@ absl::Status Authorize(const Caller& caller, absl::string_view method);
 absl::Status CanReadJob(const Caller& caller, const v1::Job& job);
 // Whether `caller` may cancel `job`: admins, and the owner when their role is user.
 absl::Status CanChangeJob(const Caller& caller, const v1::Job& job);
+
+// The same rules for a sweep (SweepService) by its owner: read by admins, viewers and its
+// owner; canceled by admins and its owner when their role is user.
+absl::Status CanReadSweep(const Caller& caller, const v1::Sweep& sweep);
+absl::Status CanChangeSweep(const Caller& caller, const v1::Sweep& sweep);
+// The sweep's trial template as RedactJob shows a job's spec.
+void RedactSweep(const Caller& caller, v1::Sweep* sweep);
 
 // The job as `caller` may see it: values of secret variables are "***" for everyone, and
 // every environment value is "***" for callers other than the owner and admins.

@@ -134,8 +134,11 @@ class Core {
   // A change of a job's tags was committed (`job` as the store returned it): an unfinished
   // job's copy takes its tags, so that its next assignment carries them.
   void JobTagsChanged(const v1::Job& job);
-  // Cancels a job (see JobService.CancelJob); `done` gets the job as committed.
-  void Cancel(const std::string& job_id, const std::string& reason, JobCallback done);
+  // Cancels a job (see JobService.CancelJob); `done` gets the job as committed. With
+  // `cause` EARLY_TERMINATED (a sweep's policy stopped the trial, server/sweeps.h) the job
+  // ends CANCELED with that cause and `reason` as its message (scheduler::PlanCancel).
+  void Cancel(const std::string& job_id, const std::string& reason, JobCallback done,
+              v1::JobStatus::Cause cause = v1::JobStatus::CANCELED_BY_USER);
   // Cancels every unfinished task of job array `array_id` as Cancel does; `done` gets the
   // array's first task `fallback` (as read before), or as its cancel committed when it was
   // unfinished, or the first error of a task's cancel.

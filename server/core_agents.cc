@@ -219,26 +219,27 @@ void Core::CancelArray(const std::string& array_id, const std::string& reason,
   }
 }
 
-void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallback done) {
+void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallback done,
+                  JobStatus::Cause cause) {
   const v1::Job* live = jobs_.Find(job_id);
   if (live == nullptr) {
     // Not live: finished or unknown. Its last write may still be on its way to disk; the
     // store keeps order, so answer from the store after what is queued.
-    store_.Barrier([this, job_id, reason, done = std::move(done)](absl::Status) mutable {
+    store_.Barrier([this, job_id, reason, cause, done = std::move(done)](absl::Status) mutable {
       // On the loop, where a write of the job that failed meanwhile is known (unsaved).
-      loop_.Post([this, job_id, reason, done = std::move(done)]() mutable {
+      loop_.Post([this, job_id, reason, cause, done = std::move(done)]() mutable {
         if (std::optional<absl::Status> error = writer_.UnsavedError(job_id)) {
           std::move(done)(*std::move(error));
           return;
         }
-        writer_.ReadJob(job_id, [this, job_id, reason,
+        writer_.ReadJob(job_id, [this, job_id, reason, cause,
                          done = std::move(done)](absl::StatusOr<v1::Job> stored) mutable {
           if (!stored.ok()) {
             std::move(done)(stored.status());
             return;
           }
           absl::StatusOr<std::optional<JobStatus>> plan =
-              scheduler::PlanCancel(job_id, stored->status(), reason, clock_.Now());
+              scheduler::PlanCancel(job_id, stored->status(), reason, clock_.Now(), cause);
           if (!plan.ok()) {
             std::move(done)(plan.status());
           } else if (plan->has_value()) {
@@ -254,7 +255,7 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
   }
   v1::Job current = *live;
   absl::StatusOr<std::optional<JobStatus>> plan =
-      scheduler::PlanCancel(job_id, current.status(), reason, clock_.Now());
+      scheduler::PlanCancel(job_id, current.status(), reason, clock_.Now(), cause);
   if (!plan.ok()) {
     std::move(done)(plan.status());
     return;
@@ -280,6 +281,8 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
   cancels_[job_id].push_back(std::move(done));
   bool stop = (*plan)->state() == JobStatus::CANCEL_REQUESTED;
   std::string message = (*plan)->message();
+  const JobStatus::Cause stop_cause =
+      cause == JobStatus::EARLY_TERMINATED ? cause : JobStatus::CANCELED_BY_USER;
   // Unlike other changes, a cancel takes effect only once stored: a cancel the client was
   // told failed (the disk refused it) changes nothing, not even how the job's end is read.
   // What agents report meanwhile is decided without it; when such a change is stored
@@ -287,8 +290,8 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
   const int64_t expected = current.status().version();
   store_.UpdateJobStatus(
       job_id, expected, **std::move(plan),
-      [this, job_id, expected, stop, message](absl::StatusOr<v1::Job> committed) {
-        loop_.Post([this, job_id, expected, stop, message,
+      [this, job_id, expected, stop, message, stop_cause](absl::StatusOr<v1::Job> committed) {
+        loop_.Post([this, job_id, expected, stop, message, stop_cause,
                     committed = std::move(committed)]() mutable {
           if (committed.ok()) {
             writer_.Committed(*committed);
@@ -298,7 +301,7 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
               jobs_.Update(*committed);
             }
             Log(LogLevel::kInfo, "job_cancel", {{"job", job_id}, {"stop_processes", stop}});
-            if (stop) StopAttempt(job_id, JobStatus::CANCELED_BY_USER, message);
+            if (stop) StopAttempt(job_id, stop_cause, message);
           } else if (std::optional<absl::Status> error = writer_.UnsavedError(job_id)) {
             committed = *std::move(error);
           }

@@ -262,6 +262,8 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
                           d->store_->LoadNodeAdminStates());
   DROVER_ASSIGN_OR_RETURN(std::optional<storage::NodeLossPause> loss_pause,
                           d->store_->LoadNodeLossPause());
+  DROVER_ASSIGN_OR_RETURN(std::vector<v1::Sweep> unfinished_sweeps,
+                          d->store_->LoadUnfinishedSweeps());
   DROVER_ASSIGN_OR_RETURN(
       d->logs_,
       storage::LogStore::Open(
@@ -299,6 +301,10 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   });
   restored.WaitForNotification();
   d->loop_->Every(options.tick, [core = d->core_.get()] { core->Tick(); });
+  // Sweeps go on where they were: their trials are jobs the core restored above.
+  d->sweeps_ = std::make_unique<SweepRunner>(*d->store_, *d->logs_, *d->core_, *d->loop_, clock);
+  d->sweeps_->Restore(std::move(unfinished_sweeps));
+  d->sweeps_->Start();
   // Audit retention: the prune is one bounded write on the store's writer; a backlog
   // (a lowered --audit-max-records) goes over several periods.
   auto prune_audit = [store = d->store_.get(), retention = options.audit_retention,
@@ -337,6 +343,8 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   d->job_service_ = std::make_unique<JobServiceImpl>(*d->store_, *d->logs_, *d->blobs_,
                                                      *d->core_, *d->loop_, d->events_, clock,
                                                      *d->auth_);
+  d->sweep_service_ = std::make_unique<SweepServiceImpl>(
+      *d->store_, *d->logs_, *d->blobs_, *d->core_, *d->sweeps_, clock, *d->auth_);
   d->blob_quota_ =
       std::make_unique<BlobQuota>(options.blob_quota_bytes, *d->store_, *d->blobs_);
   // Users' own quotas (drover user quota).
@@ -405,6 +413,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   interceptors.push_back(ReflectionGuard(*d->auth_));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(d->job_service_.get());
+  builder.RegisterService(d->sweep_service_.get());
   builder.RegisterService(d->admin_service_.get());
   builder.RegisterService(d->agent_service_.get());
   builder.RegisterService(d->blob_service_.get());
@@ -472,6 +481,7 @@ void Droverd::Shutdown() {
   if (admin_listener_ != nullptr) admin_listener_->Stop();
   http_gateway_.reset();  // cancels its calls into server_ and closes its connections
   job_service_->StopAccepting();
+  sweep_service_->StopAccepting();
   events_.Close(absl::UnavailableError("droverd is shutting down; watch again in a moment"));
   agent_service_->CloseAll();  // agents reconnect to the next droverd; their work goes on
   // Accepted calls finish, up to the grace; the streams closed above end at once. Then the
@@ -485,6 +495,7 @@ void Droverd::Shutdown() {
   server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
   retention_->Stop();  // a pass in progress ends first: it writes through the store
+  sweeps_->Stop();     // before the core loop, which it posts to
   loop_->Stop();
   logs_->Close();
   // Every write queued is committed first; then a standby may take over at once.

@@ -35,6 +35,8 @@
 #include "server/node_identity_service.h"
 #include "server/retention.h"
 #include "server/server_metrics.h"
+#include "server/sweep_service.h"
+#include "server/sweeps.h"
 #include "server/tls.h"
 #include "storage/log_store.h"
 #include "storage/store.h"
@@ -206,6 +208,8 @@ class Droverd {
   std::unique_ptr<Core> core_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<JobServiceImpl> job_service_;
+  std::unique_ptr<SweepRunner> sweeps_;
+  std::unique_ptr<SweepServiceImpl> sweep_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<NodeIdentity> identity_;
   std::unique_ptr<AgentServiceImpl> agent_service_;

@@ -163,11 +163,6 @@ absl::StatusOr<v1::Job> ReadableJob(storage::Store& store, const Caller& caller,
 
 }  // namespace
 
-namespace {
-
-// Whether a job may run with code snapshot `digest`: the caller uploaded it (an admin any)
-// and it is on droverd; it counts as used now, so that retention keeps it until the job is
-// stored and refers to it. FAILED_PRECONDITION saying what to do otherwise.
 absl::Status CheckSnapshot(storage::Store& store, const storage::BlobStore& blobs,
                            const Caller& caller, const std::string& digest) {
   if (digest.empty()) return absl::OkStatus();
@@ -191,8 +186,6 @@ absl::Status CheckSnapshot(storage::Store& store, const storage::BlobStore& blob
   }
   return used;
 }
-
-}  // namespace
 
 JobServiceImpl::JobServiceImpl(storage::Store& store, storage::LogStore& logs,
                                const storage::BlobStore& blobs, Core& core, CoreLoop& loop,

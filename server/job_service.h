@@ -24,6 +24,13 @@
 
 namespace drover::server {
 
+// Whether a job may run with code snapshot `digest`: the caller uploaded it (an admin any)
+// and it is on droverd; it counts as used now, so that retention keeps it until the job is
+// stored and refers to it. FAILED_PRECONDITION saying what to do otherwise (naming
+// spec.source_snapshot). Also SweepService's check of a trial template.
+absl::Status CheckSnapshot(storage::Store& store, const storage::BlobStore& blobs,
+                           const Caller& caller, const std::string& digest);
+
 class JobServiceImpl final : public v1::JobService::CallbackService {
  public:
   // All references must outlive the service.

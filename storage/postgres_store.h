@@ -108,6 +108,16 @@ class PostgresStore final : public Store {
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;
+  void CreateSweep(v1::Sweep sweep, CreateSweepCallback done) override;
+  void CreateTrials(std::string sweep_id, std::vector<v1::SweepTrial> trials,
+                    std::vector<v1::Job> jobs, CreateJobsCallback done) override;
+  void UpdateSweepStatus(std::string sweep_id, v1::SweepStatus status,
+                         DoneCallback done) override;
+  void PutTrialStop(std::string sweep_id, int64_t index, v1::TrialStop stop,
+                    DoneCallback done) override;
+  absl::StatusOr<v1::Sweep> GetSweep(absl::string_view sweep_id) override;
+  absl::StatusOr<ListSweepsPage> ListSweeps(const ListSweepsQuery& query) override;
+  absl::StatusOr<std::vector<v1::Sweep>> LoadUnfinishedSweeps() override;
   void AcquireLeaderLease(std::string holder, std::string address, absl::Time now,
                           absl::Duration ttl, LeaseCallback done) override;
   void RenewLeaderLease(std::string holder, int64_t token, absl::Time now, absl::Duration ttl,

@@ -30,6 +30,7 @@
 #include "storage/postgres_store.h"
 #include "storage/store_jobs_internal.h"
 #include "storage/store_ops_internal.h"
+#include "storage/store_sweeps_internal.h"
 
 namespace drover::storage {
 
@@ -96,6 +97,7 @@ struct PostgresEngine {
   static const store_ops::RegistrySql kRegistrySql;   // postgres_store_registries.cc
   static const store_ops::AccessSql kAccessSql;       // postgres_store_access.cc
   static const store_ops::LeaseSql kLeaseSql;         // postgres_store.cc
+  static const store_ops::SweepSql kSweepSql;           // postgres_store_sweeps.cc
 };
 
 }  // namespace drover::storage

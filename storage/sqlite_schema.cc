@@ -144,6 +144,29 @@ const std::vector<const char*>& Migrations() {
           expire_us INTEGER NOT NULL
         );
       )sql",
+      // 11: sweeps (sweep.proto) and their trials, a trial row written with its job in one
+      // write; (sweep_seq, idx) keeps any trial index from being started twice.
+      R"sql(
+        CREATE TABLE sweeps (
+          seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+          id              TEXT NOT NULL UNIQUE,   -- "s-" and 16 hex digits
+          owner           TEXT NOT NULL,
+          idempotency_key TEXT,                   -- NULL: none
+          state           INTEGER NOT NULL,       -- drover.v1.SweepStatus.State
+          create_time_us  INTEGER NOT NULL,
+          sweep           BLOB NOT NULL,          -- drover.v1.Sweep without trials
+          UNIQUE (owner, idempotency_key)
+        );
+        CREATE INDEX sweeps_by_state ON sweeps (state, seq);
+        CREATE INDEX sweeps_by_owner ON sweeps (owner, seq);
+        CREATE TABLE sweep_trials (
+          sweep_seq INTEGER NOT NULL REFERENCES sweeps (seq),
+          idx       INTEGER NOT NULL,
+          job_seq   INTEGER NOT NULL REFERENCES jobs (seq),
+          trial     BLOB NOT NULL,                -- drover.v1.SweepTrial
+          PRIMARY KEY (sweep_seq, idx)
+        ) WITHOUT ROWID;
+      )sql",
   };
   return migrations;
 }

@@ -30,6 +30,7 @@
 #include "storage/sqlite_store.h"
 #include "storage/store_jobs_internal.h"
 #include "storage/store_ops_internal.h"
+#include "storage/store_sweeps_internal.h"
 
 namespace drover::storage {
 
@@ -88,6 +89,7 @@ struct SqliteEngine {
   static const store_ops::RegistrySql kRegistrySql;   // sqlite_store_registries.cc
   static const store_ops::AccessSql kAccessSql;       // sqlite_store_access.cc
   static const store_ops::LeaseSql kLeaseSql;         // sqlite_store.cc
+  static const store_ops::SweepSql kSweepSql;           // sqlite_store_sweeps.cc
 };
 
 }  // namespace drover::storage

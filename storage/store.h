@@ -27,6 +27,7 @@
 #include "drover/v1/image.pb.h"
 #include "drover/v1/job.pb.h"
 #include "drover/v1/node.pb.h"
+#include "drover/v1/sweep.pb.h"
 #include "drover/v1/user.pb.h"
 #include "google/protobuf/map.h"
 
@@ -60,6 +61,23 @@ struct ListJobsQuery {
 struct ListJobsPage {
   std::vector<v1::Job> jobs;       // newest first
   int64_t next_before_sequence;    // 0 when there is no further page
+};
+
+struct CreateSweepResult {
+  v1::Sweep sweep;  // the stored sweep, with its trials when it was found by its key
+  bool created;     // false: the idempotency key matched an earlier sweep, which is `sweep`
+};
+
+struct ListSweepsQuery {
+  std::vector<v1::SweepStatus::State> states;  // empty: every state
+  std::optional<std::string> owner;            // only sweeps of this owner
+  int page_size = 100;
+  int64_t before_sequence = 0;  // only sweeps older than this sequence; 0: from the newest
+};
+
+struct ListSweepsPage {
+  std::vector<v1::Sweep> sweeps;  // newest first, without trials (trial_count set)
+  int64_t next_before_sequence;   // 0 when there is no further page
 };
 
 // What an administrator set on a node (`drover node cordon|drain`), kept so that a
@@ -324,6 +342,44 @@ class Store {
 
   // Every job not in a terminal state, oldest first: what droverd resumes with at start.
   virtual absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() = 0;
+
+  // Sweeps (sweep.proto, docs/sweeps.md). A stored sweep is its v1::Sweep without the
+  // fields droverd computes when it shows one (trial job states, results, the best trial),
+  // and its trials: index, job id, parameters, create_time and the early stop, if any.
+  using CreateSweepCallback = absl::AnyInvocable<void(absl::StatusOr<CreateSweepResult>) &&>;
+  // Stores a new sweep with the id it carries ("s-..."), its trial template's secret values
+  // sealed as a job's, and calls `done` once committed. When the spec carries an idempotency
+  // key that an earlier sweep of the same owner used, nothing is written and `done` gets
+  // that sweep (with its trials) and `created` false; ALREADY_EXISTS if its spec differs.
+  // ALREADY_EXISTS also for an id already stored. Errors otherwise as for CreateJob.
+  virtual void CreateSweep(v1::Sweep sweep, CreateSweepCallback done) = 0;
+  // Starts trials of sweep `sweep_id` in one write: each of `trials[i]` is stored with
+  // `jobs[i]` (each job as CreateJob stores it, its id set in the trial's job_id), so that a
+  // trial is never stored without its job nor a trial job without its trial. All or none:
+  // ALREADY_EXISTS naming the index when one is stored already (an index is started at most
+  // once), FAILED_PRECONDITION when the sweep ended, NOT_FOUND when there is no such sweep,
+  // INVALID_ARGUMENT when the sizes differ or a job's spec.sweep_trial does not name this
+  // sweep and its trial's index. A QUEUED sweep becomes RUNNING in the same write. `done`
+  // gets the jobs' results in the order given. Errors otherwise as for CreateJob.
+  virtual void CreateTrials(std::string sweep_id, std::vector<v1::SweepTrial> trials,
+                            std::vector<v1::Job> jobs, CreateJobsCallback done) = 0;
+  // Replaces the status of sweep `sweep_id`. A sweep that reached a terminal state
+  // (COMPLETED, CANCELED, FAILED) keeps it: FAILED_PRECONDITION, nothing written.
+  // NOT_FOUND when there is no such sweep. Errors otherwise as for CreateJob.
+  virtual void UpdateSweepStatus(std::string sweep_id, v1::SweepStatus status,
+                                 DoneCallback done) = 0;
+  // Records that the early-termination policy stopped trial `index` of sweep `sweep_id`.
+  // A trial keeps its first stop (a second is not an error and changes nothing). NOT_FOUND
+  // when there is no such trial. Errors otherwise as for CreateJob.
+  virtual void PutTrialStop(std::string sweep_id, int64_t index, v1::TrialStop stop,
+                            DoneCallback done) = 0;
+  // One sweep with its trials, by index. NOT_FOUND when there is none with that id.
+  virtual absl::StatusOr<v1::Sweep> GetSweep(absl::string_view sweep_id) = 0;
+  // A page of sweeps matching `query`, newest first, without their trials.
+  virtual absl::StatusOr<ListSweepsPage> ListSweeps(const ListSweepsQuery& query) = 0;
+  // Every sweep not in a terminal state with its trials, oldest first: what droverd goes on
+  // with at start.
+  virtual absl::StatusOr<std::vector<v1::Sweep>> LoadUnfinishedSweeps() = 0;
 
   // The leader lease, for several droverds on one database of which one leads. Once this
   // store has taken or renewed the lease, every batch it writes first checks, inside its

@@ -25,6 +25,10 @@ namespace drover::cli {
 // What the fake knows; outlives the clients the CLI makes from it.
 struct FakeServer {
   std::vector<v1::Job> jobs;  // oldest first
+  // Sweeps by id; the submits and cancels received.
+  std::map<std::string, v1::Sweep> sweeps;
+  std::vector<v1::SubmitSweepRequest> sweep_submits;
+  std::vector<v1::CancelSweepRequest> sweep_cancels;
   std::map<std::string, std::string> keys;  // idempotency key -> job id
   // Errors returned, one per call, before calls are answered normally.
   std::deque<absl::Status> errors;
@@ -139,6 +143,48 @@ class FakeDroverClient final : public DroverClient {
     *response.mutable_job() = job;
     response.set_created(true);
     return response;
+  }
+
+  absl::StatusOr<v1::SubmitSweepResponse> SubmitSweep(
+      const v1::SubmitSweepRequest& request) override {
+    s_->sweep_submits.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::SubmitSweepResponse response;
+    v1::Sweep& sweep = s_->sweeps[absl::StrCat("s-", 1000000000000000 + s_->sweeps.size())];
+    sweep.set_id(absl::StrCat("s-", 1000000000000000 + s_->sweeps.size() - 1));
+    *sweep.mutable_spec() = request.spec();
+    sweep.mutable_status()->set_state(v1::SweepStatus::QUEUED);
+    *response.mutable_sweep() = sweep;
+    response.set_created(true);
+    return response;
+  }
+  absl::StatusOr<v1::Sweep> GetSweep(const v1::GetSweepRequest& request) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    auto it = s_->sweeps.find(request.sweep_id());
+    if (it == s_->sweeps.end()) {
+      return absl::NotFoundError(absl::StrCat("sweep '", request.sweep_id(), "' does not exist"));
+    }
+    return it->second;
+  }
+  absl::StatusOr<v1::ListSweepsResponse> ListSweeps(const v1::ListSweepsRequest& request) override {
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    v1::ListSweepsResponse response;
+    for (auto it = s_->sweeps.rbegin(); it != s_->sweeps.rend(); ++it) {
+      v1::Sweep* listed = response.add_sweeps();
+      *listed = it->second;
+      listed->clear_trials();
+    }
+    return response;
+  }
+  absl::StatusOr<v1::Sweep> CancelSweep(const v1::CancelSweepRequest& request) override {
+    s_->sweep_cancels.push_back(request);
+    if (absl::Status e = NextError(); !e.ok()) return e;
+    auto it = s_->sweeps.find(request.sweep_id());
+    if (it == s_->sweeps.end()) {
+      return absl::NotFoundError(absl::StrCat("sweep '", request.sweep_id(), "' does not exist"));
+    }
+    it->second.mutable_status()->set_state(v1::SweepStatus::CANCELED);
+    return it->second;
   }
 
   absl::StatusOr<v1::Job> GetJob(const v1::GetJobRequest& request) override {

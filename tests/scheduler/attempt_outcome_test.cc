@@ -110,6 +110,19 @@ TEST(AttemptOutcomeTest, ATimeoutWithoutAMessageSaysSo) {
   EXPECT_EQ(DecideEnd(quiet, Job(1, 0)).message, "max_run_duration exceeded");
 }
 
+TEST(AttemptOutcomeTest, ASweepsEarlyStopEndsTheJobCanceledWithCauseEarlyTerminated) {
+  AttemptTally tally;
+  tally.AddEnded("n1", Ended({Exit(0, 0, 15)}));
+  v1::Job job = Job(1, 5, JobStatus::CANCEL_REQUESTED);
+  job.mutable_status()->set_cause(JobStatus::EARLY_TERMINATED);
+  job.mutable_status()->set_message("median_stopping policy at interval 3");
+  AttemptEnd end = DecideEnd(tally, job);
+  EXPECT_EQ(end.state, JobStatus::CANCELED);
+  EXPECT_EQ(end.cause, JobStatus::EARLY_TERMINATED);
+  EXPECT_EQ(end.message, "median_stopping policy at interval 3");
+  EXPECT_FALSE(end.retry);
+}
+
 TEST(AttemptOutcomeTest, ACancelEndsTheJobCanceledWithTheUsersWordsWhateverTheRanksDid) {
   AttemptTally tally;
   tally.AddEnded("n1", Ended({Exit(0, 0, 15)}));

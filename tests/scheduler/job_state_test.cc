@@ -133,6 +133,22 @@ TEST(PlanCancelTest, AsksNodesToStopPlacedJobs) {
   }
 }
 
+TEST(PlanCancelTest, AnEarlyStopOfASweepsTrialKeepsItsCauseAndMessage) {
+  const std::string why = "bandit policy at interval 5 (step 4): best score -0.3 is worse";
+  absl::StatusOr<std::optional<JobStatus>> queued =
+      PlanCancel("j-1", StatusIn(JobStatus::QUEUED), why, kNow, JobStatus::EARLY_TERMINATED);
+  ASSERT_TRUE(queued.ok() && queued->has_value()) << queued.status();
+  EXPECT_EQ((*queued)->state(), JobStatus::CANCELED);
+  EXPECT_EQ((*queued)->cause(), JobStatus::EARLY_TERMINATED);
+  EXPECT_EQ((*queued)->message(), why);
+  absl::StatusOr<std::optional<JobStatus>> running =
+      PlanCancel("j-1", StatusIn(JobStatus::RUNNING), why, kNow, JobStatus::EARLY_TERMINATED);
+  ASSERT_TRUE(running.ok() && running->has_value()) << running.status();
+  EXPECT_EQ((*running)->state(), JobStatus::CANCEL_REQUESTED);
+  EXPECT_EQ((*running)->cause(), JobStatus::EARLY_TERMINATED);
+  EXPECT_EQ((*running)->message(), why);
+}
+
 TEST(PlanCancelTest, ChangesNothingForJobsAlreadyBeingOrBeenCanceled) {
   for (State state : {JobStatus::CANCEL_REQUESTED, JobStatus::CANCELED}) {
     absl::StatusOr<std::optional<JobStatus>> plan = PlanCancel("j-1", StatusIn(state), "", kNow);

@@ -185,6 +185,23 @@ TEST(SweepPolicyTest, MedianStoppingStopsTrialsWorseThanTheMedianOfRunningAverag
                         "0.95, the median of the running averages of 4 trials"));
 }
 
+// Found by sweep_e2e_test: ten values of -0.01 sum to a mean of -0.009999999999999998, and
+// a trial compared with itself (or with others logging the same) was stopped as worse than
+// the median of the running averages. A mean never exceeds the values it is the mean of.
+TEST(SweepPolicyTest, MedianStoppingNeverStopsATrialForItsOwnRoundedMean) {
+  SweepSpec s = WithGoal(v1::MAXIMIZE);
+  s.mutable_early_termination()->mutable_median_stopping()->set_evaluation_interval(1);
+  const std::vector<double> constant(20, -0.01);
+  EXPECT_TRUE(EvaluateEarlyTermination(s, {Trial("alone", true, constant)}).empty());
+  EXPECT_TRUE(EvaluateEarlyTermination(
+                  s, {Trial("a", true, constant), Trial("b", true, constant)})
+                  .empty());
+  SweepSpec low = WithGoal(v1::MINIMIZE);
+  low.mutable_early_termination()->mutable_median_stopping()->set_evaluation_interval(1);
+  const std::vector<double> tenths(20, 0.1);
+  EXPECT_TRUE(EvaluateEarlyTermination(low, {Trial("alone", true, tenths)}).empty());
+}
+
 TEST(SweepPolicyTest, TruncationCutsTheLowestPercentageKeepingTiesAtTheBoundary) {
   const SweepSpec s = Truncation(v1::MAXIMIZE, 25, 1, 0);
   // Eight trials: 25% is 2 at each interval.

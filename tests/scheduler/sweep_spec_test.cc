@@ -254,6 +254,15 @@ std::vector<BadSweep> BadSweeps() {
       {"TemplateIsAnArraysTask",
        [](SweepSpec& s) { s.mutable_trial_template()->mutable_array_task()->set_index(3); },
        "sweep.trial_template.array_task", "one job"},
+      {"TemplateIsASweepsTrial",
+       [](SweepSpec& s) {
+         s.mutable_trial_template()->mutable_sweep_trial()->set_sweep_id("s-0000000000000001");
+       },
+       "sweep.trial_template.sweep_trial", "drover sweep submit"},
+      {"IdempotencyKeyTooLong", [](SweepSpec& s) { s.set_idempotency_key(std::string(129, 'k')); },
+       "sweep.idempotency_key", "too long"},
+      {"IdempotencyKeyWithNewline", [](SweepSpec& s) { s.set_idempotency_key("k\n1"); },
+       "sweep.idempotency_key", "printable ASCII"},
       {"SweepOverOneMebibyte",
        [](SweepSpec& s) {
          s.GetReflection()->MutableUnknownFields(&s)->AddLengthDelimited(999,

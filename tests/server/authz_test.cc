@@ -11,6 +11,7 @@
 #include "drover/v1/agent_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
+#include "drover/v1/sweep_service.grpc.pb.h"
 #include "drover/v1/node_identity.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
@@ -42,13 +43,15 @@ std::set<std::string> ServedMethods() {
                             &descriptor_table_drover_2fv1_2fadmin_5fservice_2eproto,
                             &descriptor_table_drover_2fv1_2fblob_2eproto,
                             &descriptor_table_drover_2fv1_2fagent_5fservice_2eproto,
-                            &descriptor_table_drover_2fv1_2fnode_5fidentity_2eproto}) {
+                            &descriptor_table_drover_2fv1_2fnode_5fidentity_2eproto,
+                            &descriptor_table_drover_2fv1_2fsweep_5fservice_2eproto}) {
     (void)table;
   }
   for (const char* name : {v1::JobService::service_full_name(), v1::AdminService::service_full_name(),
                            v1::BlobService::service_full_name(),
                            v1::AgentService::service_full_name(),
-                           v1::NodeIdentityService::service_full_name()}) {
+                           v1::NodeIdentityService::service_full_name(),
+                           v1::SweepService::service_full_name()}) {
     const google::protobuf::ServiceDescriptor* service =
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
     if (service == nullptr) {
@@ -67,7 +70,7 @@ TEST(AuthzTest, EveryMethodOfEveryServedServiceHasARule) {
   std::set<std::string> services;
   for (const char* file : {"drover/v1/job_service.proto", "drover/v1/admin_service.proto",
                            "drover/v1/blob.proto", "drover/v1/agent_service.proto",
-                           "drover/v1/node_identity.proto"}) {
+                           "drover/v1/node_identity.proto", "drover/v1/sweep_service.proto"}) {
     const google::protobuf::FileDescriptor* descriptor =
         google::protobuf::DescriptorPool::generated_pool()->FindFileByName(file);
     ASSERT_NE(descriptor, nullptr) << file;
@@ -79,7 +82,8 @@ TEST(AuthzTest, EveryMethodOfEveryServedServiceHasARule) {
   services.erase("drover.v1.AgentPeerService");
   EXPECT_EQ(services, (std::set<std::string>{"drover.v1.JobService", "drover.v1.AdminService",
                                              "drover.v1.BlobService", "drover.v1.AgentService",
-                                             "drover.v1.NodeIdentityService"}))
+                                             "drover.v1.NodeIdentityService",
+                                             "drover.v1.SweepService"}))
       << "a new service: add its methods to MethodRules() and to this test";
   for (const std::string& method : ServedMethods()) {
     EXPECT_TRUE(MethodRules().contains(method)) << method << " has no rule in server/authz.cc";
@@ -116,6 +120,8 @@ TEST(AuthzTest, EveryChangingMethodIsAuditedAndNoReadingOne) {
                          "/drover.v1.JobService/SubmitJob",
                          "/drover.v1.JobService/CancelJob",
                          "/drover.v1.JobService/UpdateJobTags",
+                         "/drover.v1.SweepService/SubmitSweep",
+                         "/drover.v1.SweepService/CancelSweep",
                          "/drover.v1.AdminService/CordonNode",
                          "/drover.v1.AdminService/UncordonNode",
                          "/drover.v1.AdminService/DrainNode",
@@ -253,6 +259,34 @@ TEST(AuthzTest, UsersReadAndCancelOnlyTheirOwnJobs) {
   EXPECT_TRUE(absl::IsPermissionDenied(CanChangeJob(User("bob", v1::User::VIEWER), job)));
   EXPECT_TRUE(CanChangeJob(User("root", v1::User::ADMIN), job).ok());
   EXPECT_TRUE(absl::IsPermissionDenied(CanReadJob(Caller(), job)));
+}
+
+TEST(AuthzTest, SweepsFollowTheJobsRulesAndHideTheTemplatesValues) {
+  v1::Sweep sweep;
+  sweep.set_id("s-0000000000000001");
+  sweep.set_owner("bob");
+  auto* env = sweep.mutable_spec()->mutable_trial_template()->mutable_environment();
+  (*env->mutable_env())["SEED"] = "7";
+  (*env->mutable_env())["API_TOKEN"] = "hunter2";
+  env->add_secret_env("API_TOKEN");
+  EXPECT_TRUE(CanReadSweep(User("bob", v1::User::USER), sweep).ok());
+  EXPECT_TRUE(CanChangeSweep(User("bob", v1::User::USER), sweep).ok());
+  absl::Status read = CanReadSweep(User("alice", v1::User::USER), sweep);
+  EXPECT_TRUE(absl::IsPermissionDenied(read));
+  EXPECT_THAT(read.message(), HasSubstr("sweep 's-0000000000000001' belongs to another user"));
+  EXPECT_TRUE(absl::IsPermissionDenied(CanChangeSweep(User("alice", v1::User::USER), sweep)));
+  EXPECT_TRUE(CanReadSweep(User("vic", v1::User::VIEWER), sweep).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(CanChangeSweep(User("bob", v1::User::VIEWER), sweep)));
+  EXPECT_TRUE(CanChangeSweep(User("root", v1::User::ADMIN), sweep).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(CanReadSweep(Caller(), sweep)));
+  v1::Sweep owner_view = sweep;
+  RedactSweep(User("bob", v1::User::USER), &owner_view);
+  EXPECT_EQ(owner_view.spec().trial_template().environment().env().at("SEED"), "7");
+  EXPECT_EQ(owner_view.spec().trial_template().environment().env().at("API_TOKEN"), "***");
+  v1::Sweep viewer_view = sweep;
+  RedactSweep(User("vic", v1::User::VIEWER), &viewer_view);
+  EXPECT_EQ(viewer_view.spec().trial_template().environment().env().at("SEED"), "***");
+  EXPECT_EQ(viewer_view.owner(), "bob");
 }
 
 TEST(AuthzTest, SecretsShowAsStarsToEveryoneAndValuesOnlyToOwnerAndAdmins) {

@@ -198,7 +198,8 @@ TEST_F(SqliteStoreTest, BlobsRecordedBeforeSchema9AreHeldWithoutASizeUntilRecord
                          "CREATE TABLE blob_uploaders (digest TEXT NOT NULL, user TEXT NOT NULL, "
                          "PRIMARY KEY (digest, user)) WITHOUT ROWID; "
                          "INSERT INTO blob_uploaders VALUES ('sha256:old', 'alice'); "
-                         "DROP TABLE leader_lease; PRAGMA user_version = 8",
+                         "DROP TABLE leader_lease; DROP TABLE sweep_trials; DROP TABLE sweeps; "
+                         "PRAGMA user_version = 8",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);

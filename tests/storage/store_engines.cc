@@ -25,7 +25,8 @@ std::string StoreTest::BytesAtRest() {
   absl::StatusOr<std::string> out = server_->Psql(
       database_,
       "SELECT encode(spec, 'escape') || encode(status, 'escape') FROM jobs "
-      "UNION ALL SELECT encode(datastore, 'escape') FROM datastores");
+      "UNION ALL SELECT encode(datastore, 'escape') FROM datastores "
+      "UNION ALL SELECT encode(sweep, 'escape') FROM sweeps");
   EXPECT_TRUE(out.ok()) << out.status();
   return out.ok() ? *out : "";
 }

@@ -131,7 +131,8 @@ TEST_F(SqliteStoreTest, ADatabaseFromBeforeNodeStatesGainsTheTablesAndKeepsItsDa
                          "DROP TABLE users; DROP TABLE blob_uploaders; DROP INDEX jobs_by_owner; "
                          "ALTER TABLE jobs DROP COLUMN owner; "
                          "DROP TABLE join_tokens; DROP TABLE node_certificates; DROP TABLE audit; "
-                         "DROP TABLE leader_lease; PRAGMA user_version = 4",
+                         "DROP TABLE leader_lease; DROP TABLE sweep_trials; DROP TABLE sweeps; "
+                         "PRAGMA user_version = 4",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);

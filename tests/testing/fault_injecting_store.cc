@@ -259,6 +259,46 @@ absl::StatusOr<std::vector<v1::Job>> FaultInjectingStore::LoadUnfinishedJobs() {
   return Read("LoadUnfinishedJobs", [&] { return base_->LoadUnfinishedJobs(); });
 }
 
+void FaultInjectingStore::CreateSweep(v1::Sweep sweep, CreateSweepCallback done) {
+  Write("CreateSweep", std::move(done), [&](CreateSweepCallback d) {
+    base_->CreateSweep(std::move(sweep), std::move(d));
+  });
+}
+
+void FaultInjectingStore::CreateTrials(std::string sweep_id, std::vector<v1::SweepTrial> trials,
+                                       std::vector<v1::Job> jobs, CreateJobsCallback done) {
+  Write("CreateTrials", std::move(done), [&](CreateJobsCallback d) {
+    base_->CreateTrials(std::move(sweep_id), std::move(trials), std::move(jobs), std::move(d));
+  });
+}
+
+void FaultInjectingStore::UpdateSweepStatus(std::string sweep_id, v1::SweepStatus status,
+                                            DoneCallback done) {
+  Write("UpdateSweepStatus", std::move(done), [&](DoneCallback d) {
+    base_->UpdateSweepStatus(std::move(sweep_id), std::move(status), std::move(d));
+  });
+}
+
+void FaultInjectingStore::PutTrialStop(std::string sweep_id, int64_t index, v1::TrialStop stop,
+                                       DoneCallback done) {
+  Write("PutTrialStop", std::move(done), [&](DoneCallback d) {
+    base_->PutTrialStop(std::move(sweep_id), index, std::move(stop), std::move(d));
+  });
+}
+
+absl::StatusOr<v1::Sweep> FaultInjectingStore::GetSweep(absl::string_view sweep_id) {
+  return Read("GetSweep", [&] { return base_->GetSweep(sweep_id); });
+}
+
+absl::StatusOr<storage::ListSweepsPage> FaultInjectingStore::ListSweeps(
+    const storage::ListSweepsQuery& query) {
+  return Read("ListSweeps", [&] { return base_->ListSweeps(query); });
+}
+
+absl::StatusOr<std::vector<v1::Sweep>> FaultInjectingStore::LoadUnfinishedSweeps() {
+  return Read("LoadUnfinishedSweeps", [&] { return base_->LoadUnfinishedSweeps(); });
+}
+
 void FaultInjectingStore::AcquireLeaderLease(std::string holder, std::string address,
                                              absl::Time now, absl::Duration ttl,
                                              LeaseCallback done) {

@@ -81,6 +81,16 @@ class FaultInjectingStore final : public storage::Store {
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
   absl::StatusOr<storage::ListJobsPage> ListJobs(const storage::ListJobsQuery& query) override;
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;
+  void CreateSweep(v1::Sweep sweep, CreateSweepCallback done) override;
+  void CreateTrials(std::string sweep_id, std::vector<v1::SweepTrial> trials,
+                    std::vector<v1::Job> jobs, CreateJobsCallback done) override;
+  void UpdateSweepStatus(std::string sweep_id, v1::SweepStatus status,
+                         DoneCallback done) override;
+  void PutTrialStop(std::string sweep_id, int64_t index, v1::TrialStop stop,
+                    DoneCallback done) override;
+  absl::StatusOr<v1::Sweep> GetSweep(absl::string_view sweep_id) override;
+  absl::StatusOr<storage::ListSweepsPage> ListSweeps(const storage::ListSweepsQuery& query) override;
+  absl::StatusOr<std::vector<v1::Sweep>> LoadUnfinishedSweeps() override;
   void AcquireLeaderLease(std::string holder, std::string address, absl::Time now,
                           absl::Duration ttl, LeaseCallback done) override;
   void RenewLeaderLease(std::string holder, int64_t token, absl::Time now, absl::Duration ttl,
