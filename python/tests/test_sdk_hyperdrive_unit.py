@@ -126,6 +126,27 @@ def test_a_bad_distribution_argument_raises_naming_it(make, named):
         make()
 
 
+# What droverd's FormatParameterValue (integers as integers, else std::to_chars) printed for
+# each, read off libstdc++ 12.
+@pytest.mark.parametrize("value,text", [
+    (0.0001, "1e-04"), (0.001, "0.001"), (1e-05, "1e-05"), (1e16, "1e+16"), (64.0, "64"),
+    (0.30000000000000004, "0.30000000000000004"), (123456.789, "123456.789"),
+    (1.5e300, "1.5e+300"), (2.0 ** 53, "9007199254740992"), (2.0 ** 53 + 2, "9007199254740994"),
+    (-0.0, "-0"), (0.0, "0"), (-0.0001, "-1e-04"), (1e21, "1e+21"),
+    (1234567890123456789.0, "1234567890123456768"), (5e-324, "5e-324"), (1e-7, "1e-07"),
+    (0.000123, "0.000123"), (12345678.9, "12345678.9")])
+def test_numbers_are_written_as_droverd_writes_them_on_the_command_line(value, text):
+    from drover.train.hyperdrive import _number_text
+
+    assert _number_text(value) == text
+
+
+def test_a_text_that_reaches_the_script_as_a_numbers_text_is_a_repetition():
+    with pytest.raises(ParameterError, match=r"^options\[1\]: '1e-04' repeats options\[0\]"):
+        choice(0.0001, "1e-04")
+    choice(0.0001, "0.0001")  # different texts on the command line
+
+
 def test_loguniform_bounds_written_as_values_get_the_logarithm_reminder():
     with pytest.raises(ParameterError, match="natural logarithms"):
         loguniform(1e-5, 1e3)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from drover import Estimator, Experiment, RunFailedError
+from drover import Estimator, Experiment, RunFailedError, ServerError
 from drover.train.hyperdrive import (GridParameterSampling, HyperDriveConfig, HyperDriveRun,
                                      PrimaryMetricGoal, RandomParameterSampling, choice,
                                      quniform, uniform)
@@ -170,3 +170,20 @@ def test_a_canceled_sweep_starts_nothing_more_and_cancels_its_trials(cluster, tm
         child.wait_for_completion(raise_on_error=False)
         assert child.get_status() == "Canceled"
     assert len(list(hd.get_children())) == len(children)
+
+
+def test_what_only_droverd_checks_comes_back_as_its_error_naming_the_field(cluster):
+    exp = Experiment(cluster.ws, "sdk-sweep")
+    # 1024 arguments are a valid job; with the trial's `--n VALUE` appended they are not.
+    est = Estimator(entry_script="train.py", arguments=["a"] * 1024)
+    config = HyperDriveConfig(estimator=est,
+                              hyperparameter_sampling=RandomParameterSampling(
+                                  {"n": choice(1, 2)}, seed=3),
+                              primary_metric_name="score",
+                              primary_metric_goal=PrimaryMetricGoal.MAXIMIZE, max_total_runs=2)
+    with pytest.raises(ServerError) as e:
+        exp.submit(config)
+    assert e.value.code == "INVALID_ARGUMENT", e.value
+    assert e.value.message.startswith("sweep.search_space: with the parameters appended"), \
+        e.value.message
+    assert "1026 arguments are too many" in e.value.message

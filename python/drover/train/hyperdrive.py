@@ -20,6 +20,7 @@ when the object is made: a bad one raises ParameterError whose message starts wi
 argument's name, before anything is uploaded or sent.
 """
 
+import decimal
 import enum
 import math
 import numbers
@@ -98,10 +99,31 @@ class ParameterExpression:
 
 
 def _number_text(v: float) -> str:
-    """How droverd writes a number on the script's command line (integers as integers)."""
-    if v.is_integer() and abs(v) <= _EXACT_INTEGERS and not (v == 0 and math.copysign(1, v) < 0):
+    """How droverd writes a number on the script's command line: integers up to 2^53 as
+    integers, others as C++'s std::to_chars does (the shortest digits that read back
+    exactly, fixed or scientific, whichever is shorter: "0.001", "1e-04", "1e+16")."""
+    if v == 0:
+        return "-0" if math.copysign(1, v) < 0 else "0"
+    if v.is_integer() and abs(v) <= _EXACT_INTEGERS:
         return str(int(v))
-    return repr(v)
+    d = decimal.Decimal(repr(v))
+    sign, digits, exponent = d.as_tuple()
+    while len(digits) > 1 and digits[-1] == 0:
+        digits = digits[:-1]
+        exponent += 1
+    text = "".join(map(str, digits))
+    point = len(digits) + exponent  # the decimal point's place after the first digit's
+    if point <= 0:
+        fixed = "0." + "0" * -point + text
+    elif point >= len(text):
+        fixed = str(abs(int(v)))  # as libstdc++: the exact integer, same length as padded
+    else:
+        fixed = text[:point] + "." + text[point:]
+    power = point - 1
+    scientific = text[0] + ("." + text[1:] if len(text) > 1 else "") + \
+        ("e-" if power < 0 else "e+") + f"{abs(power):02d}"
+    out = fixed if len(fixed) <= len(scientific) else scientific
+    return ("-" if sign else "") + out
 
 
 def choice(*options) -> ParameterExpression:
@@ -555,6 +577,11 @@ def _value(v):
     return n
 
 
+def _script_text(v) -> str:
+    """A ParameterValue as the script reads it on its command line."""
+    return v.text if v.WhichOneof("kind") == "text" else _number_text(v.number)
+
+
 def _parameters(trial) -> Dict[str, Any]:
     return {name: _value(trial.parameters[name]) for name in sorted(trial.parameters)}
 
@@ -686,7 +713,8 @@ class HyperDriveRun:
                     state = trial.job_state
                     if shown.get(trial.index) == state:
                         continue
-                    params = " ".join(f"--{k} {v}" for k, v in _parameters(trial).items())
+                    params = " ".join(f"--{k} {_script_text(trial.parameters[k])}"
+                                      for k in sorted(trial.parameters))
                     if trial.index not in shown:
                         print(f"trial {trial.index} {trial.job_id}: {params}", flush=True)
                     if state in (job_pb2.JobStatus.COMPLETED, job_pb2.JobStatus.FAILED,
