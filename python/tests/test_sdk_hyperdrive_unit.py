@@ -73,6 +73,7 @@ def test_each_distribution_becomes_its_proto():
 def test_choice_takes_one_list_or_range_as_hyperdrive_does():
     assert choice([1, 2, 3]) == choice(1, 2, 3) == choice(range(1, 4)) == choice((1, 2, 3))
     assert dist(choice(range(2))).choice.values[1].number == 1
+    assert repr(choice(32, 0.5, "adam")) == "choice(32, 0.5, 'adam')"
 
 
 @pytest.mark.parametrize("make,named", [

@@ -94,7 +94,8 @@ class ParameterExpression:
 
     def __repr__(self):
         if self.kind == "choice":
-            return "choice(" + ", ".join(repr(v) for v in self.fields["values"]) + ")"
+            return "choice(" + ", ".join(repr(v) if isinstance(v, str) else _number_text(v)
+                                         for v in self.fields["values"]) + ")"
         return f"{self.kind}(" + ", ".join(f"{v!r}" for v in self.fields.values()) + ")"
 
 
