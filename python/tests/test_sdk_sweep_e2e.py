@@ -14,9 +14,9 @@ import time
 import pytest
 
 from drover import Estimator, Experiment, RunFailedError, ServerError
-from drover.train.hyperdrive import (GridParameterSampling, HyperDriveConfig, HyperDriveRun,
-                                     PrimaryMetricGoal, RandomParameterSampling, choice,
-                                     quniform, uniform)
+from drover.train.hyperdrive import (BanditPolicy, GridParameterSampling, HyperDriveConfig,
+                                     HyperDriveRun, PrimaryMetricGoal, RandomParameterSampling,
+                                     choice, quniform, uniform)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs jobs in runc containers: root only")
 
@@ -187,3 +187,47 @@ def test_what_only_droverd_checks_comes_back_as_its_error_naming_the_field(clust
     assert e.value.message.startswith("sweep.search_space: with the parameters appended"), \
         e.value.message
     assert "1026 arguments are too many" in e.value.message
+
+
+STEADY = """\
+import argparse, time, drover
+parser = argparse.ArgumentParser()
+parser.add_argument("--level", type=int)
+args = parser.parse_args()
+run = drover.Run.get_context()
+for step in range(3):
+    run.log("score", args.level)
+if args.level < 10:
+    time.sleep(300)  # only the bandit policy ends this one
+"""
+
+
+def test_the_bandit_policy_stops_a_trial_and_the_sdk_shows_why(cluster, tmp_path):
+    exp = Experiment(cluster.ws, "sdk-sweep")
+    est = Estimator(source_directory=write_project(tmp_path, STEADY), entry_script="train.py")
+    # One trial at a time: trial 0 logs 10 three times and ends; trial 1 logs 1, more than
+    # slack_amount 2 below 10 at interval 1, so it is stopped there.
+    config = HyperDriveConfig(estimator=est,
+                              hyperparameter_sampling=GridParameterSampling(
+                                  {"level": choice(10, 1)}),
+                              policy=BanditPolicy(slack_amount=2),
+                              primary_metric_name="score",
+                              primary_metric_goal=PrimaryMetricGoal.MAXIMIZE,
+                              max_concurrent_runs=1)
+    hd = exp.submit(config)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        details = hd.wait_for_completion(show_output=True, poll_interval=0.3)
+    printed = out.getvalue()
+    assert details["status"] == "Completed" and details["reason"] == "GRID_DONE trials=2", \
+        (details, printed, cluster.logs())
+    first, second = hd.get_children()
+    assert first.hyperparameters == {"level": 10} and first.get_status() == "Completed"
+    assert first.stopped_early is None and first.best_primary_metric == 10
+    assert second.hyperparameters == {"level": 1} and second.best_primary_metric == 1
+    assert second.stopped_early.startswith("bandit policy at interval 1"), second.stopped_early
+    d = second.get_details()
+    assert d["status"] == "Canceled" and d["cause"] == "EARLY_TERMINATED", d
+    assert f"trial 1 {second.id}: Canceled, score 1 (stopped early: bandit policy at " \
+        "interval 1" in printed, printed
+    assert hd.get_best_run_by_primary_metric().id == first.id
