@@ -358,7 +358,7 @@ class FakeConnection:
         self.sweeps = types.SimpleNamespace(SubmitSweep="SubmitSweep", GetSweep="GetSweep",
                                             CancelSweep="CancelSweep")
         self.sweep = sweep
-        self.states = []  # sweep states GetSweep answers in turn
+        self.steps = []  # changes to the sweep, one before each GetSweep answer
 
     def call(self, method, request, **kwargs):
         from drover.v1 import blob_pb2, job_service_pb2
@@ -371,8 +371,8 @@ class FakeConnection:
             return sweep_service_pb2.SubmitSweepResponse(sweep=self.sweep, created=True)
         if method == "GetSweep":
             assert request.sweep_id == self.sweep.id
-            if self.states:
-                self.sweep.status.state = self.states.pop(0)
+            if self.steps:
+                self.steps.pop(0)(self.sweep)
             return self.sweep
         if method == "CancelSweep":
             self.sweep.status.state = sweep_pb2.SweepStatus.CANCELED
@@ -494,22 +494,46 @@ def test_best_run_is_none_while_no_trial_has_a_result():
     assert hd.get_details()["bestTrialIndex"] is None
 
 
-def test_wait_prints_the_trials_and_raises_for_a_canceled_sweep(capsys):
+def set_state(state, trials=None):
+    def step(sweep):
+        sweep.status.state = state
+        for t in sweep.trials:
+            if trials is not None and t.job_state == job_pb2.JobStatus.RUNNING:
+                t.job_state = trials
+    return step
+
+
+def test_wait_prints_the_trials_until_the_sweep_and_its_trials_ended(capsys):
     exp, conn = fake_experiment(swept())
     hd = HyperDriveRun(exp, "s-00000000000000aa")
-    conn.states = [sweep_pb2.SweepStatus.RUNNING, sweep_pb2.SweepStatus.COMPLETED]
+    conn.steps = [set_state(sweep_pb2.SweepStatus.RUNNING),
+                  set_state(sweep_pb2.SweepStatus.COMPLETED, job_pb2.JobStatus.COMPLETED)]
     details = hd.wait_for_completion(show_output=True, poll_interval=0)
     assert details["status"] == "Completed" and details["bestResult"] == 0.9
+    assert conn.steps == []
     out = capsys.readouterr().out
-    assert "trial 1 j-11: --lr 64 --optimizer sgd\n" in out
-    assert "trial 0 j-10: Canceled, accuracy 0.7 (stopped early: bandit policy at interval 3)" \
-        in out
-    assert out.endswith("sweep s-00000000000000aa: Completed (); best: trial 1 j-11, "
-                        "accuracy 0.9\n")
+    assert out == (
+        "trial 0 j-10: --lr 0.5 --optimizer adam\n"
+        "trial 0 j-10: Canceled, accuracy 0.7 (stopped early: bandit policy at interval 3)\n"
+        "trial 1 j-11: --lr 64 --optimizer sgd\n"
+        "trial 2 j-12: --lr 1e-05 --optimizer adam\n"
+        "trial 1 j-11: Completed, accuracy 0.9\n"
+        "trial 2 j-12: Completed, no accuracy\n"
+        "sweep s-00000000000000aa: Completed (); best: trial 1 j-11, accuracy 0.9\n")
+
+
+def test_wait_for_a_canceled_sweep_waits_for_its_trials_then_raises():
+    exp, conn = fake_experiment(swept())
+    hd = HyperDriveRun(exp, "s-00000000000000aa")
     hd.cancel()
     assert [m for m, _ in conn.calls][-1] == "CancelSweep"
+    # Canceled, its trials still running for two more answers.
+    conn.steps = [set_state(sweep_pb2.SweepStatus.CANCELED),
+                  set_state(sweep_pb2.SweepStatus.CANCELED),
+                  set_state(sweep_pb2.SweepStatus.CANCELED, job_pb2.JobStatus.CANCELED)]
     with pytest.raises(RunFailedError, match="s-00000000000000aa canceled"):
-        hd.wait_for_completion()
+        hd.wait_for_completion(poll_interval=0)
+    assert conn.steps == []
     assert hd.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
 
 

@@ -688,12 +688,13 @@ class HyperDriveRun:
 
     def wait_for_completion(self, show_output: bool = False, raise_on_error: bool = True,
                             poll_interval: float = 1.0) -> Dict[str, Any]:
-        """Waits until the sweep ended (every trial it may start ended) and returns
-        get_details(); asks droverd every `poll_interval` seconds, riding out a droverd
+        """Waits until the sweep ended and every trial it started ended (a canceled sweep's
+        trials are canceled), and returns get_details(); asks droverd every `poll_interval` seconds, riding out a droverd
         restart. With `show_output`, prints a line when a trial starts, ends or is stopped
         early, and the sweep's end with its best trial. Raises RunFailedError when the sweep
         FAILED or was CANCELED and `raise_on_error`."""
         from drover._connection import RECONNECT_DELAYS
+        from drover._remote import TERMINAL
         from drover.v1 import job_pb2
 
         shown: Dict[int, int] = {}  # trial index -> job state shown
@@ -718,8 +719,7 @@ class HyperDriveRun:
                                       for k in sorted(trial.parameters))
                     if trial.index not in shown:
                         print(f"trial {trial.index} {trial.job_id}: {params}", flush=True)
-                    if state in (job_pb2.JobStatus.COMPLETED, job_pb2.JobStatus.FAILED,
-                                 job_pb2.JobStatus.CANCELED):
+                    if state in TERMINAL:
                         result = f"{metric} {trial.result:g}" if trial.HasField("result") \
                             else f"no {metric}"
                         how = job_pb2.JobStatus.State.Name(state).capitalize()
@@ -728,7 +728,8 @@ class HyperDriveRun:
                         print(f"trial {trial.index} {trial.job_id}: {how}, {result}{stop}",
                               flush=True)
                     shown[trial.index] = state
-            if self._ended(sweep):
+            # A canceled sweep ends at once; its trials' jobs end right after.
+            if self._ended(sweep) and all(t.job_state in TERMINAL for t in sweep.trials):
                 break
             time.sleep(poll_interval)
         state = self._state(sweep)
