@@ -129,7 +129,13 @@ def test_a_random_sweep_finds_the_trial_with_the_best_logged_value(cluster, tmp_
     reattached = HyperDriveRun(exp, hd.id)
     assert reattached.get_best_run_by_primary_metric().id == best.id
     assert reattached.get_hyperparameters() == {c.id: c.hyperparameters for c in children}
-    assert time.monotonic() - started < 60, "the sweep took over a minute"
+    # Another key is another sweep; the same seed draws the same trials.
+    other = exp.submit(config, idempotency_key="sweep-e2e-2")
+    assert other.id != hd.id
+    other.wait_for_completion()
+    assert [c.hyperparameters for c in other.get_children()] == \
+        [c.hyperparameters for c in children]
+    assert time.monotonic() - started < 60, "the sweeps took over a minute"
 
 
 SLEEPER = """\
