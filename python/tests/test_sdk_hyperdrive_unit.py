@@ -537,6 +537,23 @@ def test_wait_for_a_canceled_sweep_waits_for_its_trials_then_raises():
     assert hd.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
 
 
+@pytest.mark.parametrize("interval", [-1, NAN, INF, 3601, "1", True, None])
+def test_a_bad_poll_interval_is_refused_before_any_call(interval):
+    exp, conn = fake_experiment(swept())
+    hd = HyperDriveRun(exp, "s-00000000000000aa")
+    calls = len(conn.calls)
+    with pytest.raises(ParameterError, match="^poll_interval:"):
+        hd.wait_for_completion(poll_interval=interval)
+    assert len(conn.calls) == calls
+
+
+@pytest.mark.parametrize("top", [-1, 1.5, True, "3"])
+def test_a_bad_top_is_refused(top):
+    exp, _ = fake_experiment(swept())
+    with pytest.raises(ParameterError, match="^top:"):
+        HyperDriveRun(exp, "s-00000000000000aa").get_children_sorted_by_primary_metric(top=top)
+
+
 @pytest.mark.parametrize("bad", ["j-1", "s-123", "", None, 7, "s-00000000000000AA"])
 def test_a_bad_sweep_id_is_refused(bad):
     exp, conn = fake_experiment(swept())

@@ -689,10 +689,14 @@ class HyperDriveRun:
     def wait_for_completion(self, show_output: bool = False, raise_on_error: bool = True,
                             poll_interval: float = 1.0) -> Dict[str, Any]:
         """Waits until the sweep ended and every trial it started ended (a canceled sweep's
-        trials are canceled), and returns get_details(); asks droverd every `poll_interval` seconds, riding out a droverd
-        restart. With `show_output`, prints a line when a trial starts, ends or is stopped
-        early, and the sweep's end with its best trial. Raises RunFailedError when the sweep
-        FAILED or was CANCELED and `raise_on_error`."""
+        trials are canceled), and returns get_details(); asks droverd every `poll_interval`
+        seconds (0 to 3600), riding out a droverd restart. With `show_output`, prints a line
+        when a trial starts, ends or is stopped early, and the sweep's end with its best
+        trial. Raises RunFailedError when the sweep FAILED or was CANCELED and
+        `raise_on_error`."""
+        poll_interval = _real("poll_interval", poll_interval, "a number of seconds")
+        if not 0 <= poll_interval <= 3600:
+            raise ParameterError(f"poll_interval: {poll_interval!r} is not 0 to 3600 seconds")
         from drover._connection import RECONNECT_DELAYS
         from drover._remote import TERMINAL
         from drover.v1 import job_pb2
