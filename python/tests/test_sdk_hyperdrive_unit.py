@@ -537,6 +537,25 @@ def test_wait_for_a_canceled_sweep_waits_for_its_trials_then_raises():
     assert hd.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
 
 
+def test_wait_rides_out_a_droverd_restart(monkeypatch):
+    from drover import _connection
+    from drover.exceptions import ServerError
+
+    monkeypatch.setattr(_connection, "RECONNECT_DELAYS", (0, 0, 0))
+    exp, conn = fake_experiment(swept())
+    hd = HyperDriveRun(exp, "s-00000000000000aa")
+
+    def unavailable(sweep):
+        raise ServerError("UNAVAILABLE", "cannot reach droverd")
+
+    conn.steps = [unavailable, unavailable,
+                  set_state(sweep_pb2.SweepStatus.COMPLETED, job_pb2.JobStatus.COMPLETED)]
+    assert hd.wait_for_completion(poll_interval=0)["status"] == "Completed"
+    conn.steps = [unavailable] * 4
+    with pytest.raises(ServerError, match="cannot reach droverd"):
+        hd.wait_for_completion(poll_interval=0)
+
+
 @pytest.mark.parametrize("interval", [-1, NAN, INF, 3601, "1", True, None])
 def test_a_bad_poll_interval_is_refused_before_any_call(interval):
     exp, conn = fake_experiment(swept())
