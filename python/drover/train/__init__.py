@@ -1,1 +1,2 @@
-"""Estimators by framework: `from drover.train.dnn import PyTorch`."""
+"""Estimators by framework (`from drover.train.dnn import PyTorch`) and hyperparameter sweeps
+(`from drover.train.hyperdrive import HyperDriveConfig, ...`)."""
