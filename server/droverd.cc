@@ -247,7 +247,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   if (options.wrap_store) d->store_ = options.wrap_store(std::move(d->store_));
   // The port the gRPC API is served on: a standby's, once it leads.
   std::string listen = options.listen;
-  if (IsPostgresStore(options.store)) {
+  if (IsPostgresStore(options.store) && options.leader_lease_ttl > absl::ZeroDuration()) {
     DROVER_RETURN_IF_ERROR(LeadOrStandBy(options, d->tls_, *d->store_, &listen, &d->lease_));
   }
   if (!options.bootstrap_admin_token.empty()) {
