@@ -119,9 +119,10 @@ std::string AdvertisedAddress(const std::string& host, int port) {
   return absl::StrCat(host, ":", port);
 }
 
-// Takes the leader lease of the shared database for `d` (options.h, DroverdOptions), standing
-// by on `*listen` meanwhile; on return `*listen` names the port the standby bound, which
-// the leader serves on. CANCELLED when options.stop was notified first.
+// Takes the leader lease of the shared database for the droverd of `options` (droverd.h),
+// standing by on `*listen` meanwhile (StandbyServer); on return `*listen` names the port
+// the standby bound, which the leader serves on, and `*lease` renews the lease.
+// CANCELLED when options.stop was notified first. The port is closed while the state loads.
 absl::Status LeadOrStandBy(const DroverdOptions& options, const ServerTls& tls,
                            storage::Store& store, std::string* listen,
                            std::unique_ptr<LeaseKeeper>* lease) {
