@@ -119,9 +119,10 @@ std::string AdvertisedAddress(const std::string& host, int port) {
   return absl::StrCat(host, ":", port);
 }
 
-// Takes the leader lease of the shared database for `d` (options.h, DroverdOptions), standing
-// by on `*listen` meanwhile; on return `*listen` names the port the standby bound, which
-// the leader serves on. CANCELLED when options.stop was notified first.
+// Takes the leader lease of the shared database for the droverd of `options` (droverd.h),
+// standing by on `*listen` meanwhile (StandbyServer); on return `*listen` names the port
+// the standby bound, which the leader serves on, and `*lease` renews the lease.
+// CANCELLED when options.stop was notified first. The port is closed while the state loads.
 absl::Status LeadOrStandBy(const DroverdOptions& options, const ServerTls& tls,
                            storage::Store& store, std::string* listen,
                            std::unique_ptr<LeaseKeeper>* lease) {
@@ -247,7 +248,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   if (options.wrap_store) d->store_ = options.wrap_store(std::move(d->store_));
   // The port the gRPC API is served on: a standby's, once it leads.
   std::string listen = options.listen;
-  if (IsPostgresStore(options.store)) {
+  if (IsPostgresStore(options.store) && options.leader_lease_ttl > absl::ZeroDuration()) {
     DROVER_RETURN_IF_ERROR(LeadOrStandBy(options, d->tls_, *d->store_, &listen, &d->lease_));
   }
   if (!options.bootstrap_admin_token.empty()) {

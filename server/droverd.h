@@ -125,6 +125,7 @@ struct DroverdOptions {
   // Where clients and agents reach this droverd, "HOST:PORT", as a standby names it; empty:
   // the host of `listen` (this host's name when that is every address) and the bound port.
   std::string advertise_address;
+  // Zero: no lease at all (one droverd on the database, which rides out its outages).
   absl::Duration leader_lease_ttl = absl::Seconds(5);
   // Notified: Start() stops standing by and returns CANCELLED. May be null.
   const absl::Notification* stop = nullptr;

@@ -98,7 +98,8 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
   flags.String("leader-lease-ttl", &leader_lease_ttl,
                "With a postgres --store: how long the leader lease lasts unrenewed; it is "
                "renewed every third of it, and a standby leads within about this long after "
-               "the leader dies",
+               "the leader dies; 0: no lease, for exactly one droverd on the database (it then "
+               "rides out database outages instead of exiting)",
                "DURATION");
   flags.String("config", &config_path, "Read settings from this file", "FILE");
   flags.String("address-file", &s.address_file,
@@ -328,8 +329,11 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
   DROVER_RETURN_IF_ERROR(ParseDurationFlag("leader-lease-ttl", leader_lease_ttl, "5s or 10s",
                                            &options.leader_lease_ttl));
   DROVER_RETURN_IF_ERROR(Require(
-      options.leader_lease_ttl >= absl::Seconds(1) && options.leader_lease_ttl <= absl::Minutes(10),
-      "--leader-lease-ttl: give 1s to 10m (5s: a standby leads within about 5 s)"));
+      options.leader_lease_ttl == absl::ZeroDuration() ||
+          (options.leader_lease_ttl >= absl::Seconds(1) &&
+           options.leader_lease_ttl <= absl::Minutes(10)),
+      "--leader-lease-ttl: give 1s to 10m (5s: a standby leads within about 5 s), or 0 for "
+      "no lease (one droverd on the database, never a standby)"));
   if (!options.advertise_address.empty()) {
     const std::string& a = options.advertise_address;
     size_t colon = a.rfind(':');

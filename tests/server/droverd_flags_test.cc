@@ -73,6 +73,9 @@ TEST_F(DroverdFlagsTest, LeaderLeaseAndAdvertisedAddressAreCheckedAndNamed) {
   settings = Parse({"--advertise-address", "[fd00::2]:7070"});
   ASSERT_TRUE(settings.ok()) << settings.status();
 
+  settings = Parse({"--leader-lease-ttl", "0"});
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(settings->options.leader_lease_ttl, absl::ZeroDuration()) << "no lease";
   EXPECT_THAT(Error({"--leader-lease-ttl", "100ms"}), HasSubstr("--leader-lease-ttl: give 1s to 10m"));
   EXPECT_THAT(Error({"--leader-lease-ttl", "1h"}), HasSubstr("--leader-lease-ttl"));
   EXPECT_THAT(Error({"--leader-lease-ttl", "soon"}), HasSubstr("--leader-lease-ttl: 'soon'"));
