@@ -200,6 +200,26 @@ absl::StatusOr<v1::ListJobsRequest> ListJobsRequestOf(const Target& target) {
   return list;
 }
 
+absl::StatusOr<v1::ListSweepsRequest> ListSweepsRequestOf(const Target& target) {
+  v1::ListSweepsRequest list;
+  for (const std::string& state : target.All("state")) {
+    v1::SweepStatus::State parsed;
+    if (!v1::SweepStatus::State_Parse(state, &parsed) ||
+        parsed == v1::SweepStatus::STATE_UNSPECIFIED) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("query parameter 'state': '", absl::CHexEscape(state.substr(0, 64)),
+                       "' is not a sweep state; use one such as RUNNING or COMPLETED"));
+    }
+    list.add_states(parsed);
+  }
+  if (const std::string* v = target.First("owner")) list.set_owner(*v);
+  if (const std::string* v = target.First("pageToken")) list.set_page_token(*v);
+  absl::StatusOr<int64_t> size = IntParam(target, "pageSize", 0, 0, 1000);
+  if (!size.ok()) return size.status();
+  list.set_page_size(static_cast<int32_t>(*size));
+  return list;
+}
+
 void CancelJob(HttpGateway::Loop& loop, std::shared_ptr<Exchange> exchange,
                std::shared_ptr<ApiRequest> request) {
   absl::StatusOr<Json> body = BodyObject(request->http);
@@ -515,6 +535,24 @@ void HttpGateway::Loop::HandleApi(std::shared_ptr<internal::Exchange> exchange,
       auto gather = std::make_shared<internal::ExperimentsGather>();
       gather->request.set_page_size(1000);
       return internal::GatherExperiments(*this, exchange, shared, gather);
+    }
+    case Route::kListSweeps: {
+      absl::StatusOr<v1::ListSweepsRequest> list = internal::ListSweepsRequestOf(shared->target);
+      if (!list.ok()) return internal::ReplyError(*exchange, list.status());
+      return internal::Forward<v1::ListSweepsRequest, v1::ListSweepsResponse>(
+          *this, exchange, shared, *std::move(list),
+          [this](auto* context, auto* req, auto* resp, auto done) {
+            sweeps->async()->ListSweeps(context, req, resp, std::move(done));
+          });
+    }
+    case Route::kGetSweep: {
+      v1::GetSweepRequest get;
+      get.set_sweep_id(shared->route.sweep_id);
+      return internal::Forward<v1::GetSweepRequest, v1::Sweep>(
+          *this, exchange, shared, std::move(get),
+          [this](auto* context, auto* req, auto* resp, auto done) {
+            sweeps->async()->GetSweep(context, req, resp, std::move(done));
+          });
     }
     case Route::kListNodes:
       return internal::Forward<v1::ListNodesRequest, v1::ListNodesResponse>(

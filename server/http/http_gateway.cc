@@ -91,6 +91,7 @@ HttpGateway::Loop::Loop(const HttpGatewayOptions& options, std::shared_ptr<grpc:
       jobs(v1::JobService::NewStub(channel)),
       admin(v1::AdminService::NewStub(channel)),
       blobs(v1::BlobService::NewStub(channel)),
+      sweeps(v1::SweepService::NewStub(channel)),
       sessions(clock, options.sessions),
       client_limits({.max_connections_per_client = options.limits.max_connections_per_client,
                      .login_burst = options.limits.login_burst,

@@ -25,6 +25,7 @@
 #include "drover/v1/admin_service.grpc.pb.h"
 #include "drover/v1/blob.grpc.pb.h"
 #include "drover/v1/job_service.grpc.pb.h"
+#include "drover/v1/sweep_service.grpc.pb.h"
 #include "server/http/client_limits.h"
 #include "server/http/http_gateway.h"
 #include "server/http/spool_budget.h"
@@ -133,6 +134,7 @@ struct HttpGateway::Loop {
   std::unique_ptr<v1::JobService::Stub> jobs;
   std::unique_ptr<v1::AdminService::Stub> admin;
   std::unique_ptr<v1::BlobService::Stub> blobs;
+  std::unique_ptr<v1::SweepService::Stub> sweeps;
   internal::CallRegistry calls;
   SessionStore sessions;
   UniqueFd web_root;  // O_PATH folder; invalid without --web-root

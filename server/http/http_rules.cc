@@ -131,6 +131,13 @@ RouteMatch MatchRoute(absl::string_view path) {
   if (path == "jobs") return set(Route::kListJobs, "GET");
   if (path == "experiments") return set(Route::kExperiments, "GET");
   if (path == "nodes") return set(Route::kListNodes, "GET");
+  if (path == "sweeps") return set(Route::kListSweeps, "GET");
+  if (absl::ConsumePrefix(&path, "sweeps/")) {
+    // One path segment: the sweep id (GetSweep checks its form and names a bad one).
+    if (path.empty() || absl::StrContains(path, '/')) return match;
+    match.sweep_id = std::string(path);
+    return set(Route::kGetSweep, "GET");
+  }
   if (absl::ConsumePrefix(&path, "jobs/")) {
     size_t slash = path.find('/');
     absl::string_view id = path.substr(0, slash);

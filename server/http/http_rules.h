@@ -54,6 +54,8 @@ enum class Route {
   kJobOutputs,
   kJobOutputFile,
   kExperiments,
+  kListSweeps,
+  kGetSweep,
   kListNodes,
   kCordonNode,
   kUncordonNode,
@@ -66,6 +68,7 @@ struct RouteMatch {
   absl::string_view method;
   std::string job_id;     // routes under /api/v1/jobs/{id}
   std::string node_name;  // routes under /api/v1/nodes/{name}
+  std::string sweep_id;   // kGetSweep: /api/v1/sweeps/{id}
   std::string file_path;  // kJobOutputFile: the rest of the path after /outputs/
 };
 

@@ -1,7 +1,8 @@
 // droverd's HTTP face with an agent (root), over HTTPS (issue 20, docs/http-api.md): a
 // job's logs and metrics followed live and resumed after a reconnect without a byte or point
 // lost or repeated, a slow reader, the outputs list and files for the job's readers only,
-// cancel by POST, and a big series thinned.
+// cancel by POST, a big series thinned, and a sweep with its trials for its owner only.
+#include "drover/v1/sweep_service.grpc.pb.h"
 #include "tests/e2e/http_e2e_fixture.h"
 
 namespace drover::http_e2e {
@@ -368,6 +369,134 @@ TEST_F(HttpJobE2eTest, ABigSeriesIsThinnedForTheChartAndExactWhenItFits) {
   EXPECT_EQ(exact["values"][999], 999);
   EXPECT_EQ(Call("GET", "/api/v1/jobs/" + id + "/metrics?maxPoints=20001", admin).status, 400);
   EXPECT_EQ(Call("GET", "/api/v1/jobs/" + id + "/metrics?fromStep=x", admin).status, 400);
+}
+
+// A grid sweep over x of `trial` (its score a known function of x), submitted with `token`.
+std::string SubmitSweepAs(const std::string& address, const std::string& token,
+                          const v1::JobSpec& trial, const std::vector<double>& xs,
+                          const std::string& key) {
+  v1::SubmitSweepRequest request;
+  v1::SweepSpec& spec = *request.mutable_spec();
+  *spec.mutable_trial_template() = trial;
+  spec.set_primary_metric_name("score");
+  spec.set_primary_metric_goal(v1::MAXIMIZE);
+  spec.mutable_sampling()->set_method(v1::Sampling::GRID);
+  for (double x : xs) {
+    (*spec.mutable_search_space())["x"].mutable_choice()->add_values()->set_number(x);
+  }
+  spec.set_idempotency_key(key);
+  grpc::ClientContext context;
+  v1::SubmitSweepResponse response;
+  grpc::Status status = v1::SweepService::NewStub(testing::TlsChannel(address, "", token))
+                            ->SubmitSweep(&context, request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return response.sweep().id();
+}
+
+TEST_F(HttpJobE2eTest, ShowsASweepWithItsTrialsToItsOwnerOnlyAndRefusesHostileIds) {
+  std::string alice = CreateUser("alice", "user");
+  std::string bob = CreateUser("bob", "user");
+  const v1::JobSpec trial = Shell(
+      "exec python3 -c \"import drover, sys\n"
+      "x = float(sys.argv[2])\n"
+      "run = drover.Run.get_context()\n"
+      "for i in range(3):\n"
+      "    run.log('score', -(x - 0.3) ** 2)\n\" \"$0\" \"$1\"");
+  const std::string id = SubmitSweepAs(droverd_->address(), alice, trial, {0.1, 0.3, 0.6}, "a");
+  ASSERT_THAT(id, ::testing::StartsWith("s-"));
+  Session s = Login(alice);
+  Json sweep;
+  absl::Time deadline = absl::Now() + absl::Seconds(180);
+  while (absl::Now() < deadline) {
+    HttpResponse r = Call("GET", "/api/v1/sweeps/" + id, s.get());
+    ASSERT_EQ(r.status, 200) << r.body;
+    sweep = Parse(r.body);
+    if (sweep["status"]["state"] == "COMPLETED") break;
+    absl::SleepFor(absl::Milliseconds(300));
+  }
+  ASSERT_EQ(sweep["status"]["state"], "COMPLETED") << DumpJson(sweep);
+  EXPECT_EQ(sweep["id"], id);
+  EXPECT_EQ(sweep["owner"], "alice");
+  EXPECT_EQ(sweep["spec"]["primaryMetricName"], "score");
+  EXPECT_EQ(sweep["spec"]["primaryMetricGoal"], "MAXIMIZE");
+  ASSERT_EQ(sweep["trials"].size(), 3u) << DumpJson(sweep);
+  std::string best_index;
+  for (const Json& trial : sweep["trials"]) {
+    double x = trial["parameters"]["x"]["number"].get<double>();
+    EXPECT_THAT(JsonString(trial["jobId"]), ::testing::StartsWith("j-"));
+    EXPECT_EQ(trial["jobState"], "COMPLETED") << DumpJson(trial);
+    EXPECT_NEAR(trial["result"].get<double>(), -(x - 0.3) * (x - 0.3), 1e-9) << DumpJson(trial);
+    EXPECT_EQ(trial["intervals"], "3");
+    if (x == 0.3) best_index = trial.contains("index") ? JsonString(trial["index"]) : "0";
+  }
+  EXPECT_EQ(sweep.contains("bestTrialIndex") ? JsonString(sweep["bestTrialIndex"]) : "", best_index);
+  EXPECT_NEAR(sweep["bestResult"].get<double>(), 0.0, 1e-12);
+
+  // The list: the caller's own, counted, without the trials; paged as jobs are.
+  const std::string second = SubmitSweepAs(droverd_->address(), alice, trial, {0.2}, "b");
+  HttpResponse list = Call("GET", "/api/v1/sweeps", s.get());
+  ASSERT_EQ(list.status, 200) << list.body;
+  Json listed = Parse(list.body);
+  ASSERT_EQ(listed["sweeps"].size(), 2u) << list.body;
+  EXPECT_EQ(listed["sweeps"][0]["id"], second);
+  EXPECT_EQ(listed["sweeps"][1]["id"], id);
+  EXPECT_EQ(listed["sweeps"][1]["trialCount"], "3");
+  EXPECT_FALSE(listed["sweeps"][1].contains("trials")) << list.body;
+  HttpResponse page = Call("GET", "/api/v1/sweeps?pageSize=1", Bearer(alice));
+  ASSERT_EQ(page.status, 200) << page.body;
+  Json first_page = Parse(page.body);
+  ASSERT_EQ(first_page["sweeps"].size(), 1u);
+  EXPECT_EQ(first_page["sweeps"][0]["id"], second);
+  const std::string token = JsonString(first_page["nextPageToken"]);
+  ASSERT_FALSE(token.empty()) << page.body;
+  HttpResponse next = Call("GET", "/api/v1/sweeps?pageSize=1&pageToken=" + token, Bearer(alice));
+  ASSERT_EQ(next.status, 200) << next.body;
+  EXPECT_EQ(Parse(next.body)["sweeps"][0]["id"], id);
+  EXPECT_EQ(Call("GET", "/api/v1/sweeps?state=COMPLETED", s.get()).status, 200);
+  for (const char* query : {"?state=NOPE", "?state=STATE_UNSPECIFIED", "?pageSize=5000",
+                            "?pageSize=-1", "?pageToken=garbage"}) {
+    HttpResponse r = Call("GET", std::string("/api/v1/sweeps") + query, s.get());
+    EXPECT_EQ(r.status, 400) << query << " " << r.body;
+  }
+  EXPECT_THAT(Call("GET", "/api/v1/sweeps?state=NOPE", s.get()).body, HasSubstr("'state'"));
+
+  // Another user: refused as for jobs; their own list holds none of alice's.
+  Session b = Login(bob);
+  HttpResponse theirs = Call("GET", "/api/v1/sweeps/" + id, b.get());
+  EXPECT_EQ(theirs.status, 403) << theirs.body;
+  EXPECT_THAT(theirs.body, Not(HasSubstr("score")));
+  HttpResponse bobs = Call("GET", "/api/v1/sweeps", b.get());
+  ASSERT_EQ(bobs.status, 200) << bobs.body;
+  EXPECT_THAT(bobs.body, Not(HasSubstr(id)));
+  EXPECT_EQ(Call("GET", "/api/v1/sweeps?owner=alice", b.get()).status, 403);
+  EXPECT_EQ(Call("GET", "/api/v1/sweeps/" + id, Bearer(testing::TestAdminTokenValue())).status,
+            200);
+  EXPECT_EQ(Call("GET", "/api/v1/sweeps/" + id).status, 401);
+
+  // Hostile ids: junk and too long refused naming the field, an unknown one 404 naming it,
+  // traversal refused before any route, extra path segments no route.
+  HttpResponse junk = Call("GET", "/api/v1/sweeps/s-nothex%01", s.get());
+  EXPECT_EQ(junk.status, 400) << junk.body;
+  EXPECT_THAT(junk.body, HasSubstr("sweep_id"));
+  EXPECT_THAT(junk.body, HasSubstr("s-nothex\\\\x01"));
+  HttpResponse longer = Call("GET", "/api/v1/sweeps/s-" + std::string(4000, 'a'), s.get());
+  EXPECT_EQ(longer.status, 400) << longer.body.substr(0, 200);
+  EXPECT_THAT(longer.body, HasSubstr("sweep_id"));
+  EXPECT_LT(longer.body.size(), 600u);
+  HttpResponse unknown = Call("GET", "/api/v1/sweeps/s-0123456789abcdef", s.get());
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  EXPECT_THAT(unknown.body, HasSubstr("s-0123456789abcdef"));
+  for (const std::string& target : std::vector<std::string>{
+       "/api/v1/sweeps/../jobs", "/api/v1/sweeps/%2e%2e/jobs", "/api/v1/sweeps/%2E%2E%2Fjobs",
+       "/api/v1/sweeps/..%5cjobs", "/api/v1/sweeps/" + id + "/%2e%2e"}) {
+    HttpResponse r = Call("GET", target, s.get());
+    EXPECT_EQ(r.status, 400) << target << " " << r.body;
+    EXPECT_THAT(r.body, Not(HasSubstr("\"jobs\""))) << target;
+  }
+  for (const std::string& target :
+       std::vector<std::string>{"/api/v1/sweeps/", "/api/v1/sweeps/" + id + "/trials"}) {
+    EXPECT_EQ(Call("GET", target, s.get()).status, 404) << target;
+  }
 }
 
 }  // namespace

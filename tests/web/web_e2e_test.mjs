@@ -1,7 +1,8 @@
 // The web app in headless Chromium (Debian's, driven by playwright-core) against a real
 // droverd with its HTTP face and a real drover-agent (cluster.mjs): a job that logs a known
 // series is followed live (log lines and curve points appear while it runs; the curve ends
-// with exactly the logged points), its output file is listed and its link downloads it, cancel from the page cancels the job, a user does not
+// with exactly the logged points), its output file is listed and its link downloads it, cancel from the page cancels the job, a sweep's page ranks its trials and overlays their
+// curves, a user does not
 // see another user's runs, requests without a session are refused, and admins cordon a node
 // from the page. A screenshot of each page is kept in $DROVER_WEB_ARTIFACTS.
 //
@@ -56,6 +57,14 @@ print("web-e2e done", flush=True)
 // What the series job leaves in its outputs folder.
 const OUTPUT_NAME = "web e2e.bin";
 const OUTPUT_BYTES = Buffer.alloc(256000, 0).map((_, i) => i % 256);
+// A sweep trial (sh -c, the sweep appending "--x VALUE" as $0 $1): score = -(x - 0.3)^2
+// at 3 steps.
+const SWEEP_TRIAL = `exec python3 -c "import drover, sys
+x = float(sys.argv[2])
+run = drover.Run.get_context()
+for i in range(3):
+    run.log('score', -(x - 0.3) ** 2)
+" "$0" "$1"`;
 const SLEEP_JOB = `import time
 print("sleeping", flush=True)
 time.sleep(600)
@@ -252,6 +261,57 @@ try {
     assert.ok(await alicePage.$(`[data-testid=experiment-runs] tr[data-job='${sleepJob}']`));
     assert.equal(await alicePage.inputValue("select[aria-label=metric]"), "loss");
     await shot(alicePage, "experiment");
+  });
+
+  await check("the sweep page ranks its trials best first with their parameters and overlays their curves", async () => {
+    // A grid over x whose trials log score = -(x - 0.3)^2 at 3 steps: the ranking is known.
+    const file = path.join(cluster.dir, "sweep.json");
+    fs.writeFileSync(file, JSON.stringify({
+      name: "web-e2e-sweep",
+      trial_template: {
+        experiment: "web-e2e-sweep",
+        entry_script: "bin/sh",
+        arguments: [{ value: "-c" }, { value: SWEEP_TRIAL }],
+        resources: { cpus: 1, memory_mib: 512 },
+      },
+      search_space: { x: { choice: { values: [{ number: 0.1 }, { number: 0.3 }, { number: 0.6 }] } } },
+      sampling: { method: "GRID" },
+      primary_metric_name: "score",
+      primary_metric_goal: "MAXIMIZE",
+      max_concurrent_trials: 3,
+    }));
+    const sweepId = cluster.cli(["sweep", "submit", "-f", file], alice).trim();
+    assert.match(sweepId, /^s-[0-9a-f]{16}$/);
+    await alicePage.goto(`${cluster.baseUrl}/sweeps`);
+    await alicePage.waitForSelector(`[data-testid=sweeps-table] tr[data-sweep='${sweepId}']`, { timeout: 30000 });
+    await alicePage.click(`tr[data-sweep='${sweepId}'] a`);
+    await alicePage.waitForURL(new RegExp(`/sweeps/${sweepId}$`));
+    await alicePage.waitForSelector("[data-testid=sweep-facts] .badge[data-state=COMPLETED]", { timeout: 120000 });
+    assert.equal(await alicePage.textContent("[data-testid=primary-metric]"), "score (maximize)");
+    const rows = await alicePage.$$eval("[data-testid=sweep-trials] tbody tr", (trs) => trs.map((tr) => ({
+      job: tr.getAttribute("data-job"),
+      x: tr.querySelector("td[data-param=x]").textContent,
+      result: tr.querySelector("td.result").textContent,
+    })));
+    assert.deepEqual(rows.map((r) => [r.x, r.result]), [["0.3", "0"], ["0.1", "-0.04"], ["0.6", "-0.09"]]);
+    rows.forEach((r) => assert.match(r.job, /^j-/));
+    assert.match(await alicePage.textContent("[data-testid=best-trial]"), /score = 0 .*x=0\.3/);
+    // Every trial's 3 points on one chart.
+    await until("the trials' curves", async () =>
+      (await alicePage.getAttribute("[data-testid=sweep-curves] .chart", "data-drawn-points")) === "9", 30000);
+    await shot(alicePage, "sweep");
+    // A trial's link opens its run.
+    await alicePage.click(`[data-testid=sweep-trials] tr[data-job='${rows[0].job}'] a`);
+    await alicePage.waitForURL(new RegExp(`/runs/${rows[0].job}$`));
+    // Another user gets the refusal, not the sweep.
+    const bobPage = await newPage();
+    await login(bobPage, bob);
+    await bobPage.goto(`${cluster.baseUrl}/sweeps/${sweepId}`);
+    await bobPage.waitForSelector("p.error[role=alert]");
+    assert.equal(await bobPage.$("[data-testid=sweep-trials]"), null);
+    await bobPage.goto(`${cluster.baseUrl}/sweeps`);
+    await bobPage.waitForSelector("[data-testid=no-sweeps]");
+    await bobPage.close();
   });
 
   await check("a user does not see another user's runs", async () => {

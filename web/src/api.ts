@@ -140,6 +140,69 @@ export interface Experiment {
   lastSubmitTime?: string;
 }
 
+/** A sweep's parameter value: a number or a string. */
+export interface ParameterValue {
+  number?: number | string;
+  text?: string;
+}
+
+/** Why the early-termination policy stopped a trial. */
+export interface TrialStop {
+  rule?: string;
+  interval?: string;
+  step?: string;
+  value?: number | string;
+  threshold?: number | string;
+  reference?: number | string;
+  compared?: string;
+  message?: string;
+  stopTime?: string;
+}
+
+export interface SweepTrial {
+  index?: string;
+  jobId?: string;
+  parameters?: Record<string, ParameterValue>;
+  jobState?: string;
+  /** The best finite primary metric value rank 0 logged; absent while none. */
+  result?: number | string;
+  intervals?: string;
+  stop?: TrialStop;
+  createTime?: string;
+}
+
+export interface SweepSpec {
+  name?: string;
+  trialTemplate?: JobSpec;
+  searchSpace?: Record<string, Record<string, unknown>>;
+  sampling?: { method?: string; seed?: string };
+  primaryMetricName?: string;
+  primaryMetricGoal?: string;
+  maxTotalTrials?: number;
+  maxConcurrentTrials?: number;
+  maxDuration?: string;
+  maxTrialDuration?: string;
+  earlyTermination?: Record<string, unknown>;
+}
+
+export interface Sweep {
+  id: string;
+  spec?: SweepSpec;
+  owner?: string;
+  status?: { state?: string; reason?: string; message?: string; updateTime?: string; endTime?: string };
+  createTime?: string;
+  /** GetSweep only; empty in a list. */
+  trials?: SweepTrial[];
+  bestTrialIndex?: string;
+  trialCount?: string;
+  bestResult?: number | string;
+}
+
+export interface ListSweepsResponse {
+  sweeps?: Sweep[];
+  nextPageToken?: string;
+}
+
 /** A user's role without the enum's prefix, if any: "ADMIN", "USER", "VIEWER". */
 export function roleOf(u: User | undefined): string {
   return (u?.role ?? "").replace(/^ROLE_/, "");
@@ -206,4 +269,8 @@ export function query(pairs: Array<[string, string | number | undefined]>): stri
 
 export function jobPath(id: string): string {
   return `/jobs/${encodeURIComponent(id)}`;
+}
+
+export function sweepPath(id: string): string {
+  return `/sweeps/${encodeURIComponent(id)}`;
 }

@@ -11,6 +11,8 @@ import { RunsPage } from "./pages/Runs";
 import { RunPage } from "./pages/Run";
 import { ExperimentPage } from "./pages/Experiment";
 import { NodesPage } from "./pages/Nodes";
+import { SweepsPage } from "./pages/Sweeps";
+import { SweepPage } from "./pages/Sweep";
 
 function App() {
   const loc = useLocation();
@@ -63,6 +65,10 @@ function App() {
     page = <RunPage id={route.id} user={user} />;
   } else if (route.page === "experiment") {
     page = <ExperimentPage name={route.name} />;
+  } else if (route.page === "sweeps") {
+    page = <SweepsPage />;
+  } else if (route.page === "sweep") {
+    page = <SweepPage id={route.id} />;
   } else if (route.page === "nodes") {
     page = <NodesPage user={user} />;
   } else {
@@ -76,6 +82,7 @@ function App() {
         {user && (
           <nav>
             <Link href="/" class={route.page === "runs" || route.page === "run" ? "active" : ""}>Runs</Link>
+            <Link href="/sweeps" class={route.page === "sweeps" || route.page === "sweep" ? "active" : ""}>Sweeps</Link>
             <Link href="/nodes" class={route.page === "nodes" ? "active" : ""}>Nodes</Link>
           </nav>
         )}

@@ -8,6 +8,8 @@ export type Route =
   | { page: "run"; id: string }
   | { page: "experiment"; name: string }
   | { page: "nodes" }
+  | { page: "sweeps" }
+  | { page: "sweep"; id: string }
   | { page: "notfound"; path: string };
 
 /** The route of a path (and query string). */
@@ -21,6 +23,8 @@ export function parseRoute(path: string, search = ""): Route {
   if (seg[0] === "runs" && seg.length === 2) return { page: "run", id: seg[1] };
   if (seg[0] === "experiments" && seg.length === 2) return { page: "experiment", name: seg[1] };
   if (seg[0] === "nodes" && seg.length === 1) return { page: "nodes" };
+  if (seg[0] === "sweeps" && seg.length === 1) return { page: "sweeps" };
+  if (seg[0] === "sweeps" && seg.length === 2) return { page: "sweep", id: seg[1] };
   return { page: "notfound", path };
 }
 

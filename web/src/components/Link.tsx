@@ -26,3 +26,7 @@ export function runHref(id: string): string {
 export function experimentHref(name: string): string {
   return `/experiments/${encodeURIComponent(name)}`;
 }
+
+export function sweepHref(id: string): string {
+  return `/sweeps/${encodeURIComponent(id)}`;
+}
