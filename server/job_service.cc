@@ -161,8 +161,6 @@ absl::StatusOr<v1::Job> ReadableJob(storage::Store& store, const Caller& caller,
   return job;
 }
 
-}  // namespace
-
 absl::Status CheckSnapshot(storage::Store& store, const storage::BlobStore& blobs,
                            const Caller& caller, const std::string& digest) {
   if (digest.empty()) return absl::OkStatus();
@@ -185,6 +183,31 @@ absl::Status CheckSnapshot(storage::Store& store, const storage::BlobStore& blob
         "(drover submit does)"));
   }
   return used;
+}
+
+}  // namespace
+
+absl::Status CheckSpecAgainstCluster(Core& core, storage::Store& store,
+                                     const storage::BlobStore& blobs, const Caller& caller,
+                                     const v1::JobSpec& spec, absl::string_view field) {
+  if (!core.target_names().Exists(spec.compute_target())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".compute_target: '", spec.compute_target(),
+        "' does not exist; see drover target list, or leave it empty for 'default'"));
+  }
+  if (const std::string& image = spec.environment().image();
+      !scheduler::IsBuiltInImage(image) && !core.images().Exists(image)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".environment.image: '", image,
+        "' is not an imported image; import it with drover image import ", image,
+        " FILE (see drover image list), write 'docker://", image,
+        "' to have the nodes pull it from a registry, or use 'host'"));
+  }
+  // These two name the fields under "spec." themselves.
+  absl::Status status = core.datastores().CheckReferences(spec);
+  if (status.ok()) status = CheckSnapshot(store, blobs, caller, spec.source_snapshot());
+  if (status.ok() || field == "spec") return status;
+  return absl::Status(status.code(), absl::StrCat(field, ": ", status.message()));
 }
 
 JobServiceImpl::JobServiceImpl(storage::Store& store, storage::LogStore& logs,
@@ -227,28 +250,10 @@ grpc::ServerUnaryReactor* JobServiceImpl::SubmitJob(grpc::CallbackServerContext*
     reactor->Finish(ToGrpcStatus(valid));
     return reactor;
   }
-  if (!core_.target_names().Exists(job.spec().compute_target())) {
-    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-        "spec.compute_target: '", job.spec().compute_target(),
-        "' does not exist; see drover target list, or leave it empty for 'default'"))));
-    return reactor;
-  }
-  if (const std::string& image = job.spec().environment().image();
-      !scheduler::IsBuiltInImage(image) && !core_.images().Exists(image)) {
-    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-        "spec.environment.image: '", image,
-        "' is not an imported image; import it with drover image import ", image,
-        " FILE (see drover image list), write 'docker://", image,
-        "' to have the nodes pull it from a registry, or use 'host'"))));
-    return reactor;
-  }
-  if (absl::Status data = core_.datastores().CheckReferences(job.spec()); !data.ok()) {
-    reactor->Finish(ToGrpcStatus(data));
-    return reactor;
-  }
-  if (absl::Status snapshot = CheckSnapshot(store_, blobs_, *caller, job.spec().source_snapshot());
-      !snapshot.ok()) {
-    reactor->Finish(ToGrpcStatus(snapshot));
+  if (absl::Status usable =
+          CheckSpecAgainstCluster(core_, store_, blobs_, *caller, job.spec(), "spec");
+      !usable.ok()) {
+    reactor->Finish(ToGrpcStatus(usable));
     return reactor;
   }
   google::protobuf::Timestamp now =

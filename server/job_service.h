@@ -24,12 +24,15 @@
 
 namespace drover::server {
 
-// Whether a job may run with code snapshot `digest`: the caller uploaded it (an admin any)
-// and it is on droverd; it counts as used now, so that retention keeps it until the job is
-// stored and refers to it. FAILED_PRECONDITION saying what to do otherwise (naming
-// spec.source_snapshot). Also SweepService's check of a trial template.
-absl::Status CheckSnapshot(storage::Store& store, const storage::BlobStore& blobs,
-                           const Caller& caller, const std::string& digest);
+// What a submit checks of `spec` against the cluster as it is now: its compute target
+// exists, its image is built in or imported, its datastores are usable, and its code
+// snapshot is the caller's (an admin's any) and on droverd (it then counts as used, so
+// that retention keeps it until the job is stored). INVALID_ARGUMENT or
+// FAILED_PRECONDITION saying what to do, naming the field under `field`: "spec" for a
+// job, "sweep.trial_template" for a sweep's trials.
+absl::Status CheckSpecAgainstCluster(Core& core, storage::Store& store,
+                                     const storage::BlobStore& blobs, const Caller& caller,
+                                     const v1::JobSpec& spec, absl::string_view field);
 
 class JobServiceImpl final : public v1::JobService::CallbackService {
  public:

@@ -102,26 +102,9 @@ grpc::ServerUnaryReactor* SweepServiceImpl::SubmitSweep(grpc::CallbackServerCont
     return reactor;
   }
   // What SubmitJob checks against the cluster, for the template every trial runs.
-  const v1::JobSpec& trial = sweep.spec().trial_template();
-  absl::Status usable = absl::OkStatus();
-  if (!core_.target_names().Exists(trial.compute_target())) {
-    usable = absl::InvalidArgumentError(absl::StrCat(
-        "sweep.trial_template.compute_target: '", trial.compute_target(),
-        "' does not exist; see drover target list, or leave it empty for 'default'"));
-  } else if (const std::string& image = trial.environment().image();
-             !scheduler::IsBuiltInImage(image) && !core_.images().Exists(image)) {
-    usable = absl::InvalidArgumentError(absl::StrCat(
-        "sweep.trial_template.environment.image: '", image,
-        "' is not an imported image; import it with drover image import, write 'docker://",
-        image, "' to have the nodes pull it, or use 'host'"));
-  } else if (absl::Status data = core_.datastores().CheckReferences(trial); !data.ok()) {
-    usable = absl::Status(data.code(), absl::StrCat("sweep.trial_template: ", data.message()));
-  } else if (absl::Status snapshot =
-                 CheckSnapshot(store_, blobs_, *caller, trial.source_snapshot());
-             !snapshot.ok()) {
-    usable = absl::Status(snapshot.code(),
-                          absl::StrCat("sweep.trial_template: ", snapshot.message()));
-  }
+  absl::Status usable = CheckSpecAgainstCluster(core_, store_, blobs_, *caller,
+                                                sweep.spec().trial_template(),
+                                                "sweep.trial_template");
   if (!usable.ok()) {
     reactor->Finish(ToGrpcStatus(usable));
     return reactor;
