@@ -201,3 +201,21 @@ class LocalCluster:
         if self.hosts:
             subprocess.run([TESTHOSTS, "destroy", "--prefix", self.prefix], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def started_cluster(**options):
+    """For a pytest fixture (`yield from started_cluster()`): a LocalCluster of the build
+    ctest names in DROVER_BUILD_DIR (`options` as LocalCluster takes them), started, its
+    Workspace as `ws`; stopped afterwards. Skips the tests without a build."""
+    import pytest
+
+    build_dir = os.environ.get("DROVER_BUILD_DIR")
+    if not build_dir:
+        pytest.skip("DROVER_BUILD_DIR names no build (ctest sets it)")
+    c = LocalCluster(build_dir, **options)
+    try:
+        c.ws = c.start()
+        yield c
+    finally:
+        c.stop()
+

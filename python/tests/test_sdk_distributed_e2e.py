@@ -46,17 +46,9 @@ if rank == 0:
 
 @pytest.fixture(scope="module")
 def cluster():
-    from sdk_cluster import LocalCluster
+    from sdk_cluster import started_cluster
 
-    build_dir = os.environ.get("DROVER_BUILD_DIR")
-    if not build_dir:
-        pytest.skip("DROVER_BUILD_DIR names no build (ctest sets it)")
-    c = LocalCluster(build_dir, hosts=2)
-    try:
-        c.ws = c.start()
-        yield c
-    finally:
-        c.stop()
+    yield from started_cluster(hosts=2)
 
 
 def estimator(tmp_path, backend, **more):

@@ -21,17 +21,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs jobs in runc con
 
 @pytest.fixture(scope="module")
 def cluster():
-    from sdk_cluster import LocalCluster
+    from sdk_cluster import started_cluster
 
-    build_dir = os.environ.get("DROVER_BUILD_DIR")
-    if not build_dir:
-        pytest.skip("DROVER_BUILD_DIR names no build (ctest sets it)")
-    c = LocalCluster(build_dir)
-    try:
-        c.ws = c.start()
-        yield c
-    finally:
-        c.stop()
+    yield from started_cluster()
 
 
 @pytest.fixture

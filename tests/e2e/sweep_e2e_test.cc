@@ -106,6 +106,20 @@ class SweepE2eTest : public testing::LocalClusterTest {
         seconds_per_x, ")\n\" \"$0\" \"$1\""));
   }
 
+  // x = 0.3 and x = 0.9 (a grid), both at once, `steps` slow steps each, under the bandit
+  // rule with slack_amount 0.05: the trial of x = 0.9 is the one behind.
+  static v1::SweepSpec BanditPairSpec(int steps) {
+    v1::SweepSpec spec = BaseSpec();
+    *spec.mutable_trial_template() = SlowTrialTemplate(steps, /*seconds_per_x=*/0.5);
+    for (double x : {0.3, 0.9}) {
+      (*spec.mutable_search_space())["x"].mutable_choice()->add_values()->set_number(x);
+    }
+    spec.mutable_sampling()->set_method(v1::Sampling::GRID);
+    spec.set_max_concurrent_trials(2);
+    spec.mutable_early_termination()->mutable_bandit()->set_slack_amount(0.05);
+    return spec;
+  }
+
   static v1::SweepSpec BaseSpec() {
     v1::SweepSpec spec;
     *spec.mutable_trial_template() = TrialTemplate();
@@ -290,14 +304,7 @@ TEST_F(SweepE2eTest, ARandomSweepFindsATrialNearTheOptimumWithinItsBudget) {
 // 20 steps take 9 s) is stopped at interval 1 (step 0); trial 0 is the best and never is.
 TEST_F(SweepE2eTest, TheBanditStopsExactlyTheTrialBehindAtTheRightIntervalWithItsCause) {
   ASSERT_FALSE(HasFatalFailure());
-  v1::SweepSpec spec = BaseSpec();
-  *spec.mutable_trial_template() = SlowTrialTemplate(/*steps=*/20, /*seconds_per_x=*/0.5);
-  for (double x : {0.3, 0.9}) {
-    (*spec.mutable_search_space())["x"].mutable_choice()->add_values()->set_number(x);
-  }
-  spec.mutable_sampling()->set_method(v1::Sampling::GRID);
-  spec.set_max_concurrent_trials(2);
-  spec.mutable_early_termination()->mutable_bandit()->set_slack_amount(0.05);
+  v1::SweepSpec spec = BanditPairSpec(/*steps=*/20);
   v1::SubmitSweepResponse submitted;
   grpc::Status status = SubmitSweep(spec, &submitted);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -344,14 +351,7 @@ TEST_F(SweepE2eTest, AStopStoredButNotSentIsSentByTheNextDroverd) {
   RestartDroverd(SIGTERM);
   unsetenv("DROVER_FAILPOINTS");
   sweeps_ = v1::SweepService::NewStub(channel_);
-  v1::SweepSpec spec = BaseSpec();
-  *spec.mutable_trial_template() = SlowTrialTemplate(/*steps=*/60, /*seconds_per_x=*/0.5);
-  for (double x : {0.3, 0.9}) {
-    (*spec.mutable_search_space())["x"].mutable_choice()->add_values()->set_number(x);
-  }
-  spec.mutable_sampling()->set_method(v1::Sampling::GRID);
-  spec.set_max_concurrent_trials(2);
-  spec.mutable_early_termination()->mutable_bandit()->set_slack_amount(0.05);
+  v1::SweepSpec spec = BanditPairSpec(/*steps=*/60);
   v1::SubmitSweepResponse submitted;
   grpc::Status status = SubmitSweep(spec, &submitted);
   ASSERT_TRUE(status.ok()) << status.error_message();
