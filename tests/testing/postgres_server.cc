@@ -112,7 +112,9 @@ absl::StatusOr<PostgresServer*> PostgresServer::Shared() {
   SharedHolder& h = Holder();
   if (!h.tried) {
     h.tried = true;
-    absl::StatusOr<std::unique_ptr<PostgresServer>> server = Start();
+    const char* run_dir = std::getenv("DROVER_TEST_PG_DIR");
+    absl::StatusOr<std::unique_ptr<PostgresServer>> server =
+        run_dir != nullptr && *run_dir != '\0' ? Attach(run_dir) : Start();
     if (server.ok()) {
       h.server = *std::move(server);
     } else {
@@ -164,10 +166,47 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
   return server;
 }
 
+absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Attach(const std::string& dir) {
+  absl::StatusOr<std::string> bin = FindBinaries();
+  if (!bin.ok()) return bin.status();
+  // pg_ctl's pid file is there while the server runs; its socket is the proof it listens.
+  if (!fs::exists(fs::path(dir) / "data" / "postmaster.pid") ||
+      !fs::exists(fs::path(dir) / ".s.PGSQL.5432")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "DROVER_TEST_PG_DIR='", dir, "' holds no running PostgreSQL server: start one with "
+        "`drover-test-postgres start` (deploy/run-tests.sh does) or unset DROVER_TEST_PG_DIR"));
+  }
+  auto server = std::unique_ptr<PostgresServer>(new PostgresServer(*bin, dir));
+  server->running_ = true;
+  server->owned_ = false;
+  return server;
+}
+
+std::string PostgresServer::Detach() {
+  owned_ = false;
+  return dir_;
+}
+
+void PostgresServer::StopAt(const std::string& dir) {
+  absl::StatusOr<std::unique_ptr<PostgresServer>> server = Attach(dir);
+  if (server.ok()) {
+    (*server)->owned_ = true;
+    (*server)->Stop();
+    return;
+  }
+  // Not running (or never started): the folder alone.
+  std::error_code error;
+  fs::remove_all(dir, error);
+}
+
 PostgresServer::~PostgresServer() { Stop(); }
 
 void PostgresServer::Stop() {
   if (dir_.empty()) return;
+  if (!owned_) {
+    dir_.clear();
+    return;
+  }
   if (running_) {
     RunAsServerUser({bin_ + "/pg_ctl", "-D", dir_ + "/data", "-m", "immediate", "-w", "stop"},
                     "/dev/null");
@@ -184,20 +223,23 @@ std::string PostgresServer::Uri(const std::string& name) const {
 
 absl::StatusOr<std::string> PostgresServer::Psql(const std::string& name,
                                                  const std::string& sql) const {
-  const std::string out = dir_ + "/psql.out";
+  // One file per call: test processes sharing a server run psql at the same time.
+  const std::string out = absl::StrCat(dir_, "/psql-", getpid(), "-", ++psql_calls_, ".out");
   std::error_code error;
   fs::remove(out, error);
   int rc = RunAsServerUser({bin_ + "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
                             "-d", Uri(name), "-c", sql},
                            out);
   std::string text = ReadFile(out);
+  fs::remove(out, error);
   if (rc != 0) return absl::InternalError(absl::StrCat("psql failed (exit ", rc, "): ", text));
   return text;
 }
 
 absl::StatusOr<std::string> PostgresServer::CreateDatabase() {
-  // The name is built from a counter, never from outside input.
-  const std::string name = absl::StrCat("d", ++databases_);
+  // The name is built from the process id and a counter, never from outside input: test
+  // processes sharing a server create databases at the same time.
+  const std::string name = absl::StrCat("d", getpid(), "_", ++databases_);
   absl::StatusOr<std::string> out =
       Psql("postgres", absl::StrCat("CREATE DATABASE ", name, " STRATEGY = FILE_COPY"));
   if (!out.ok()) return out.status();

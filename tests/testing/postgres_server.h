@@ -3,9 +3,13 @@
 // port (listen_addresses=''), stopped and removed when the process ends (or Stop() is
 // called). PostgreSQL refuses to run as root, so a root test runs it as `nobody`.
 //
-// One server per test process (Shared()); each test gets its own database
-// (CreateDatabase()). Without the server's binaries Shared() fails with a message that
-// names the package to install: the PostgreSQL tests fail, they never skip.
+// One server per test process (Shared()), or one per test run: when $DROVER_TEST_PG_DIR
+// names the folder of a server started by `drover-test-postgres start` (deploy/run-tests.sh
+// does, for the whole ctest run), Shared() uses that server instead of starting one (initdb
+// and a start cost ~3 s per test process). Each test gets its own database
+// (CreateDatabase(), named after the process so that concurrent test processes never
+// collide). Without the server's binaries Shared() fails with a message that names the
+// package to install: the PostgreSQL tests fail, they never skip.
 //
 // Thread-compatible: the tests of one process call it from their main thread.
 #ifndef DROVER_TESTS_TESTING_POSTGRES_SERVER_H_
@@ -25,6 +29,15 @@ class PostgresServer {
   static absl::StatusOr<PostgresServer*> Shared();
   // Starts a server of its own (Shared() is one of these, kept until the process exits).
   static absl::StatusOr<std::unique_ptr<PostgresServer>> Start();
+  // The running server started in `dir` by another process (Detach()); not stopped by this
+  // object. FAILED_PRECONDITION when `dir` holds no running server.
+  static absl::StatusOr<std::unique_ptr<PostgresServer>> Attach(const std::string& dir);
+  // Leaves the server running when this object goes (for another process to Attach() to and
+  // StopAt() later); its folder.
+  std::string Detach();
+  // Stops the server started in `dir` and removes the folder (what Stop() does for a server
+  // this process started).
+  static void StopAt(const std::string& dir);
   ~PostgresServer();
   PostgresServer(const PostgresServer&) = delete;
   PostgresServer& operator=(const PostgresServer&) = delete;
@@ -46,7 +59,9 @@ class PostgresServer {
   std::string bin_;  // the folder of initdb and pg_ctl
   std::string dir_;  // data in dir_/data, the socket in dir_
   int databases_ = 0;
+  mutable int psql_calls_ = 0;  // names Psql()'s output files
   bool running_ = false;
+  bool owned_ = true;  // false: Attach()ed or Detach()ed, another process stops it
 };
 
 }  // namespace drover::testing
