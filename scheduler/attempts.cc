@@ -105,6 +105,11 @@ void Attempts::Commit(const std::string& job_id, JobStatus status, AttemptEffect
                               .status = std::move(status)});
 }
 
+void Attempts::CommitReported(const std::string& job_id, JobStatus status, AttemptEffects& out) {
+  out.push_back(AttemptEffect{.kind = AttemptEffect::kCommit, .job_id = job_id,
+                              .status = std::move(status), .reported_again = true});
+}
+
 v1::SchedulerMessage Attempts::StopMessage(const v1::AttemptRef& attempt, JobStatus::Cause cause,
                                            const std::string& message) const {
   v1::SchedulerMessage stop;
@@ -162,7 +167,7 @@ AttemptEffects Attempts::Report(const std::string& node, const v1::AttemptReport
                                         " node=", node);
       if (reason == status.reason()) break;
       if (auto next = Transition(status, JobStatus::PREPARING, reason, now); next.ok()) {
-        Commit(job_id, *std::move(next), out);
+        CommitReported(job_id, *std::move(next), out);
       }
       break;
     }
@@ -198,7 +203,7 @@ AttemptEffects Attempts::Report(const std::string& node, const v1::AttemptReport
         *next->mutable_start_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(now));
         attempt.running_since = now;
         status = *next;
-        Commit(job_id, *std::move(next), out);
+        CommitReported(job_id, *std::move(next), out);
         Log(LogLevel::kInfo, "job_running", {{"job", job_id}, {"attempt", attempt.epoch}});
       }
       if (report.phase() != v1::AttemptReport::FINALIZING ||
@@ -207,7 +212,7 @@ AttemptEffects Attempts::Report(const std::string& node, const v1::AttemptReport
       }
       if (auto next = Transition(status, JobStatus::FINALIZING, "UPLOADING_OUTPUTS", now);
           next.ok()) {
-        Commit(job_id, *std::move(next), out);
+        CommitReported(job_id, *std::move(next), out);
       }
       break;
     }
@@ -249,7 +254,7 @@ void Attempts::PassLaunchBarrier(const std::string& job_id, AttemptState& attemp
       }
     }
     status = *next;
-    Commit(job_id, *std::move(next), out);
+    CommitReported(job_id, *std::move(next), out);
   }
 }
 

@@ -86,6 +86,9 @@ struct AttemptEffect {
   std::string job_id;
   std::string node;               // kSend, kReassign
   v1::JobStatus status;           // kCommit
+  // kCommit: a fact the agents report again after droverd restarts (their phases): it need
+  // not be on disk before droverd goes on (StatusWriter::CommitReported).
+  bool reported_again = false;
   v1::SchedulerMessage message;   // kSend
 };
 using AttemptEffects = std::vector<AttemptEffect>;
@@ -175,6 +178,9 @@ class Attempts {
                                    const std::string& message) const;
   static void Send(const std::string& node, v1::SchedulerMessage message, AttemptEffects& out);
   static void Commit(const std::string& job_id, v1::JobStatus status, AttemptEffects& out);
+  // Commit of a status the agents report again after droverd restarts (a phase).
+  static void CommitReported(const std::string& job_id, v1::JobStatus status,
+                             AttemptEffects& out);
 
   const AttemptsOptions options_;
   absl::flat_hash_map<std::string, AttemptState> attempts_;  // by job id

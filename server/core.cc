@@ -146,7 +146,8 @@ void Core::Schedule() {
     if (job == nullptr || job->status().reason() == reason) continue;
     absl::StatusOr<JobStatus> next =
         scheduler::Transition(job->status(), JobStatus::QUEUED, reason, clock_.Now());
-    if (next.ok()) writer_.Commit(*job, *std::move(next));
+    // Worked out again by every round (after a restart too): need not be flushed.
+    if (next.ok()) writer_.CommitReported(*job, *std::move(next));
   }
 }
 

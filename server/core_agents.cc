@@ -147,7 +147,11 @@ void Core::Run(scheduler::AttemptEffects effects) {
       case scheduler::AttemptEffect::kCommit:
         // The job as the effects before left it: each change follows the one before.
         if (const v1::Job* job = jobs_.Find(effect.job_id); job != nullptr) {
-          writer_.Commit(*job, std::move(effect.status));
+          if (effect.reported_again) {
+            writer_.CommitReported(*job, std::move(effect.status));
+          } else {
+            writer_.Commit(*job, std::move(effect.status));
+          }
         }
         break;
       case scheduler::AttemptEffect::kSend:
@@ -289,7 +293,7 @@ void Core::Cancel(const std::string& job_id, const std::string& reason, JobCallb
   // first, the cancel fails as a conflict (ABORTED: read again and retry).
   const int64_t expected = current.status().version();
   store_.UpdateJobStatus(
-      job_id, expected, **std::move(plan),
+      job_id, expected, **std::move(plan), storage::Store::Durability::kFlushed,
       [this, job_id, expected, stop, message, stop_cause](absl::StatusOr<v1::Job> committed) {
         loop_.Post([this, job_id, expected, stop, message, stop_cause,
                     committed = std::move(committed)]() mutable {

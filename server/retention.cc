@@ -231,6 +231,7 @@ absl::StatusOr<v1::CollectGarbageResponse> Retention::Pass(bool dry_run) {
   for (auto& [job_id, status] : updates) {
     int64_t expected = status.version() - 1;
     store_.UpdateJobStatus(job_id, expected, std::move(status),
+                           storage::Store::Durability::kFlushed,
                            [&written, job_id = job_id](absl::StatusOr<v1::Job> job) {
                              // ABORTED: it changed meanwhile; the next pass marks it.
                              if (!job.ok()) {

@@ -26,7 +26,8 @@ StatusWriter::StatusWriter(storage::Store& store, CoreLoop& loop, CoreLoop& read
     : store_(store), loop_(loop), reader_(reader), jobs_(jobs), clock_(clock), events_(events),
       metrics_(metrics), saved_(std::move(saved)), committed_(std::move(committed)) {}
 
-void StatusWriter::Commit(const v1::Job& current, JobStatus next, JobCallback done) {
+void StatusWriter::Write(const v1::Job& current, JobStatus next, JobCallback done,
+                         storage::Store::Durability durability) {
   // `current` may be the queue's own copy, which the Update below replaces: read it first.
   const std::string job_id = current.id();
   if (auto it = unsaved_.find(job_id); it != unsaved_.end() && done != nullptr) {
@@ -48,7 +49,7 @@ void StatusWriter::Commit(const v1::Job& current, JobStatus next, JobCallback do
   }
   const bool decision = done != nullptr;
   store_.UpdateJobStatus(
-      job_id, expected_version, next,
+      job_id, expected_version, next, durability,
       [this, job_id, decision, written = next, done = std::move(done)](
           absl::StatusOr<v1::Job> committed) mutable {
         loop_.Post([this, job_id, decision, written = std::move(written),
@@ -154,7 +155,7 @@ void StatusWriter::SaveUnsaved(const std::string& job_id, absl::StatusOr<v1::Job
   JobStatus status = unsaved.status;
   status.set_version(stored->status().version() + 1);
   store_.UpdateJobStatus(
-      job_id, stored->status().version(), std::move(status),
+      job_id, stored->status().version(), std::move(status), storage::Store::Durability::kFlushed,
       [this, job_id = job_id, changes = unsaved.changes](absl::StatusOr<v1::Job> committed) {
         loop_.Post([this, job_id, changes, committed = std::move(committed)]() mutable {
           auto it = unsaved_.find(job_id);

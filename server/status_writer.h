@@ -50,7 +50,17 @@ class StatusWriter {
   // job, or the store's error. A decision about a job with unsaved changes is not written:
   // `done` gets the error that keeps them unsaved. A fact about such a job is kept to be
   // written after them.
-  void Commit(const v1::Job& current, v1::JobStatus next, JobCallback done = nullptr);
+  void Commit(const v1::Job& current, v1::JobStatus next, JobCallback done = nullptr) {
+    Write(current, std::move(next), std::move(done), storage::Store::Durability::kFlushed);
+  }
+  // Commit() of a fact that whoever reported it reports again after droverd restarts (an
+  // agent's phase report: its hello says where each attempt stands), or that droverd works
+  // out again (why a job waits): committed, so a crash of droverd loses nothing, but not
+  // flushed to disk before droverd goes on (Store::Durability::kCommitted); a power cut may
+  // take it back to the status before, which the next report moves on again.
+  void CommitReported(const v1::Job& current, v1::JobStatus next) {
+    Write(current, std::move(next), nullptr, storage::Store::Durability::kCommitted);
+  }
   // A status write committed: tells watchers and metrics (also for writes made elsewhere,
   // a cancel).
   void Committed(const v1::Job& job);
@@ -70,6 +80,8 @@ class StatusWriter {
   }
 
  private:
+  void Write(const v1::Job& current, v1::JobStatus next, JobCallback done,
+             storage::Store::Durability durability);
   // A status write failed with `error`; returns what its `done` is told.
   absl::Status Failed(const std::string& job_id, bool decision, v1::JobStatus written,
                       const absl::Status& error);

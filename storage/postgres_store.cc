@@ -124,6 +124,14 @@ absl::Status PostgresStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& b
   Writer& w = *writer_;
   std::vector<absl::Status> results(batch.size());
   if (absl::Status s = w.db->Exec("BEGIN"); !s.ok()) return fail_all(s);
+  // A batch of Durability::kCommitted writes only: COMMIT returns without waiting for the
+  // WAL flush (the WAL writer flushes it soon after; a later synchronous commit covers it).
+  const bool flush = store_ops::BatchNeedsFlush(batch);
+  if (!flush) {
+    if (absl::Status s = w.db->Exec("SET LOCAL synchronous_commit = off"); !s.ok()) {
+      return fail_all(s);
+    }
+  }
   // A store that took the leader lease writes only while the lease is still its own.
   absl::Status deposed = absl::OkStatus();
   if (fence_token_.has_value()) {
@@ -148,7 +156,7 @@ absl::Status PostgresStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& b
   }
   if (absl::Status s = w.db->Exec("COMMIT"); !s.ok()) return fail_all(s);
   health_.Succeeded();
-  queue_.Committed(static_cast<int64_t>(batch.size()));
+  queue_.Committed(static_cast<int64_t>(batch.size()), flush);
   for (size_t i = 0; i < batch.size(); ++i) std::move(*batch[i]).Finish(results[i]);
   return absl::OkStatus();
 }

@@ -66,7 +66,7 @@ class PostgresStore final : public Store {
   void CreateJob(v1::Job job, CreateJobCallback done) override;
   void CreateJobs(std::vector<v1::Job> jobs, CreateJobsCallback done) override;
   void UpdateJobStatus(std::string job_id, int64_t expected_version, v1::JobStatus status,
-                       UpdateCallback done) override;
+                       Durability durability, UpdateCallback done) override;
   void UpdateJobTags(std::string job_id, JobTagUpdate update, UpdateCallback done) override;
   void Barrier(DoneCallback done) override;
   void PutComputeTarget(v1::ComputeTarget target, DoneCallback done) override;

@@ -16,7 +16,9 @@ namespace {
 using sqlite_store_internal::FunctionOp;
 
 // Connection settings every connection gets. WAL lets readers run beside the writer;
-// synchronous=FULL makes every commit durable (the WAL is fsynced at each commit).
+// synchronous=FULL makes every commit durable (the WAL is fsynced at each commit); the
+// writer switches to NORMAL for a batch of Durability::kCommitted writes only
+// (CommitBatch).
 constexpr char kConnectionPragmas[] =
     "PRAGMA journal_mode = WAL;"
     "PRAGMA synchronous = FULL;"
@@ -112,6 +114,16 @@ absl::Status SqliteStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& bat
     return status;
   };
   const int64_t changes_before = sqlite3_total_changes64(w.db->raw());
+  // In WAL mode, synchronous=NORMAL commits without an fsync of the WAL; the next FULL
+  // commit's fsync covers every frame before it.
+  if (const bool flush = store_ops::BatchNeedsFlush(batch); flush != w.flushes) {
+    if (absl::Status s = w.db->Exec(flush ? "PRAGMA synchronous = FULL"
+                                          : "PRAGMA synchronous = NORMAL");
+        !s.ok()) {
+      return fail_all(s);
+    }
+    w.flushes = flush;
+  }
   w.begin->Reset();
   if (absl::Status s = w.begin->Run(); !s.ok()) {
     w.begin->Reset();
@@ -150,7 +162,7 @@ absl::Status SqliteStore::CommitBatch(std::vector<std::unique_ptr<WriteOp>>& bat
   // Only a commit that wrote says the disk takes writes again (a batch of refused updates
   // or barriers commits nothing).
   if (sqlite3_total_changes64(w.db->raw()) != changes_before) health_.Succeeded();
-  queue_.Committed(static_cast<int64_t>(batch.size()));
+  queue_.Committed(static_cast<int64_t>(batch.size()), w.flushes);
   for (size_t i = 0; i < batch.size(); ++i) std::move(*batch[i]).Finish(results[i]);
   return absl::OkStatus();
 }

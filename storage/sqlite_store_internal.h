@@ -40,6 +40,9 @@ struct SqliteStore::Writer : store_ops::JobStatements<Statement> {
   const SecretBox* secrets = nullptr;
   std::unique_ptr<Statement> begin, commit, rollback;
   std::unique_ptr<Statement> savepoint, release, rollback_to;
+  // Whether the connection's commits are flushed now (PRAGMA synchronous FULL, the
+  // default) or only written (NORMAL: a batch of Durability::kCommitted writes).
+  bool flushes = true;
 };
 
 // One queued write (store_ops::QueuedWrite says when each part runs).

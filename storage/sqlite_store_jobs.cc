@@ -37,9 +37,11 @@ void SqliteStore::CreateJobs(std::vector<v1::Job> jobs, CreateJobsCallback done)
 }
 
 void SqliteStore::UpdateJobStatus(std::string job_id, int64_t expected_version,
-                                  v1::JobStatus status, UpdateCallback done) {
+                                  v1::JobStatus status, Durability durability,
+                                  UpdateCallback done) {
   if (auto op = store_ops::UpdateJobStatus<SqliteEngine>(std::move(job_id), expected_version,
-                                                         std::move(status), std::move(done))) {
+                                                         std::move(status), std::move(done),
+                                                         durability)) {
     Enqueue(std::move(op));
   }
 }

@@ -209,12 +209,26 @@ class Store {
   // gets that error. Errors as for CreateJob.
   virtual void CreateJobs(std::vector<v1::Job> jobs, CreateJobsCallback done) = 0;
 
+  // How durable a write is when its callback runs.
+  enum class Durability {
+    // On disk: it survives a power cut (the default of every write).
+    kFlushed,
+    // Committed, so it survives droverd's crash (it is in the kernel's page cache), but
+    // flushed only with the next flushed write or the engine's own background flush
+    // (SQLite: the next checkpoint; PostgreSQL: the WAL writer, within 3 x
+    // wal_writer_delay); a power cut may lose it. Only for facts that whoever reported them
+    // reports again after a restart (an agent's phase reports: its hello), never for what
+    // droverd acknowledged or acted on (a submit, a placement, an end).
+    kCommitted,
+  };
+
   // Replaces the status of job `job_id` if its stored version is `expected_version`
-  // (compare-and-set), and calls `done` with the whole updated job once committed.
-  // Errors: NOT_FOUND, ABORTED (the version moved: re-read and retry), plus those of
-  // CreateJob.
+  // (compare-and-set), and calls `done` with the whole updated job once committed (and,
+  // for kFlushed, flushed). Errors: NOT_FOUND, ABORTED (the version moved: re-read and
+  // retry), plus those of CreateJob.
   virtual void UpdateJobStatus(std::string job_id, int64_t expected_version,
-                               v1::JobStatus status, UpdateCallback done) = 0;
+                               v1::JobStatus status, Durability durability,
+                               UpdateCallback done) = 0;
 
   // Changes the tags of job `job_id` (`spec.tags` and what ListJobs filters by): removes
   // `update.remove`, then sets `update.set`, in one write that reads the tags it changes, so

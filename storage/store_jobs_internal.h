@@ -235,10 +235,13 @@ template <typename E>
 class UpdateStatusOp final : public JobUpdateOp<E> {
  public:
   UpdateStatusOp(int64_t seq, std::string job_id, int64_t expected_version, v1::JobStatus status,
-                 Store::UpdateCallback done)
+                 Store::Durability durability, Store::UpdateCallback done)
       : JobUpdateOp<E>(seq, std::move(job_id), std::move(done)),
         expected_version_(expected_version),
-        status_(std::move(status)) {}
+        status_(std::move(status)),
+        durability_(durability) {}
+
+  bool needs_flush() const override { return durability_ == Store::Durability::kFlushed; }
 
   absl::Status Apply(typename E::Writer& w) override {
     auto& update = *w.update_status;
@@ -270,6 +273,7 @@ class UpdateStatusOp final : public JobUpdateOp<E> {
  private:
   int64_t expected_version_;
   v1::JobStatus status_;
+  Store::Durability durability_;
 };
 
 template <typename E>
@@ -344,9 +348,10 @@ std::unique_ptr<Op> JobWrite(std::string job_id, Store::UpdateCallback done, Arg
 template <typename E>
 std::unique_ptr<UpdateStatusOp<E>> UpdateJobStatus(std::string job_id, int64_t expected_version,
                                                    v1::JobStatus status,
-                                                   Store::UpdateCallback done) {
+                                                   Store::UpdateCallback done,
+                                                   Store::Durability durability) {
   return JobWrite<UpdateStatusOp<E>>(std::move(job_id), std::move(done), expected_version,
-                                     std::move(status));
+                                     std::move(status), durability);
 }
 
 // The write of UpdateJobTags, or null as JobWrite says.

@@ -63,7 +63,20 @@ class QueuedWrite {
   // Whether the write fails, unapplied, in a batch of a store whose leader lease was taken
   // by another droverd (Store's leader lease): every write but the lease's own.
   virtual bool fenced() const { return true; }
+  // Whether its batch's commit must be flushed before Finish (Store::Durability::kFlushed):
+  // every write but a status fact written kCommitted. A batch is flushed when any of its
+  // writes needs it.
+  virtual bool needs_flush() const { return true; }
 };
+
+// Whether any write of `batch` needs its commit flushed (QueuedWrite::needs_flush).
+template <typename Batch>
+bool BatchNeedsFlush(const Batch& batch) {
+  for (const auto& op : batch) {
+    if (op->needs_flush()) return true;
+  }
+  return false;
+}
 
 // A write given as a function of the writer's state (each engine's FunctionOp).
 template <typename WriteOp, typename Writer>

@@ -21,8 +21,9 @@ namespace drover::storage {
 
 // What a store's writer has committed.
 struct WriteStats {
-  int64_t commits = 0;  // transactions committed
-  int64_t writes = 0;   // writes applied in them
+  int64_t commits = 0;          // transactions committed
+  int64_t flushed_commits = 0;  // of which flushed to disk (Store::Durability::kFlushed)
+  int64_t writes = 0;           // writes applied in them
 };
 
 template <typename Op>
@@ -73,10 +74,11 @@ class WriteQueue {
     closed_ = true;
   }
 
-  // Counts one committed transaction of `writes` writes.
-  void Committed(int64_t writes) {
+  // Counts one committed transaction of `writes` writes, `flushed` or not.
+  void Committed(int64_t writes, bool flushed) {
     absl::MutexLock lock(&mu_);
     stats_.commits += 1;
+    if (flushed) stats_.flushed_commits += 1;
     stats_.writes += writes;
   }
   WriteStats stats() const {

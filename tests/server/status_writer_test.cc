@@ -142,6 +142,7 @@ class StatusWriterTest : public ::testing::Test {
     ASSERT_TRUE(next.ok()) << next.status();
     absl::Notification done;
     store_->UpdateJobStatus(job_id_, stored.status().version(), *next,
+                            storage::Store::Durability::kFlushed,
                             [&](absl::StatusOr<v1::Job> committed) {
                               EXPECT_TRUE(committed.ok()) << committed.status();
                               done.Notify();

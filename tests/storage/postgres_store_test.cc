@@ -74,6 +74,27 @@ TEST_F(PostgresStoreTest, ConcurrentWritesShareCommits) {
   EXPECT_EQ(Psql("SELECT count(*) FROM jobs"), absl::StrCat(kThreads * kPerThread, "\n"));
 }
 
+TEST_F(PostgresStoreTest, ABatchOfUnflushedStatusesCommitsWithoutWaitingForTheWalFlush) {
+  auto store = OpenStore();
+  ASSERT_TRUE(CreateSync(*store, NewJob()).ok());
+  const PostgresStore::Stats before = store->stats();
+  v1::JobStatus running;
+  running.set_state(v1::JobStatus::RUNNING);
+  running.set_version(2);
+  ASSERT_TRUE(UpdateSync(*store, "j-1", 1, running, Store::Durability::kCommitted).ok());
+  EXPECT_EQ(store->stats().commits, before.commits + 1);
+  EXPECT_EQ(store->stats().flushed_commits, before.flushed_commits);
+  // Committed: another connection reads it.
+  EXPECT_EQ(Psql("SELECT version FROM jobs"), "2\n");
+  // A flushed write after it is counted flushed (the flush itself cannot be seen here: the
+  // test server runs with fsync=off).
+  v1::JobStatus done = running;
+  done.set_state(v1::JobStatus::COMPLETED);
+  done.set_version(3);
+  ASSERT_TRUE(UpdateSync(*store, "j-1", 2, done).ok());
+  EXPECT_EQ(store->stats().flushed_commits, before.flushed_commits + 1);
+}
+
 TEST_F(PostgresStoreTest, AnUnreachableServerIsUnavailableNamingTheStore) {
   absl::StatusOr<std::unique_ptr<PostgresStore>> store = PostgresStore::Open(
       {.conninfo = "postgresql://drover:s3cret@/nodb?host=/nonexistent-drover-socket-dir"});

@@ -1,6 +1,9 @@
 #include "storage/sqlite_store.h"
 
+#include <signal.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <string>
@@ -68,6 +71,157 @@ TEST_F(SqliteStoreTest, UsesWalWithFullSyncAndTheLatestSchema) {
   EXPECT_EQ(pragma("PRAGMA user_version"), absl::StrCat(LatestSchemaVersion()));
   EXPECT_EQ(pragma("PRAGMA integrity_check"), "ok");
   sqlite3_close(db);
+}
+
+// Registers itself as SQLite's default VFS while it lives: the default one, with every
+// xSync on a write-ahead log counted (what a flushed commit costs: one fdatasync of the WAL).
+class WalSyncCounter {
+ public:
+  WalSyncCounter() {
+    real_ = sqlite3_vfs_find(nullptr);
+    vfs_ = *real_;
+    vfs_.zName = "drover-test-wal-sync-counter";
+    vfs_.szOsFile = static_cast<int>(sizeof(File)) + real_->szOsFile;
+    vfs_.xOpen = &Open;
+    vfs_.pNext = nullptr;
+    instance_ = this;
+    sqlite3_vfs_register(&vfs_, /*makeDflt=*/1);
+  }
+  ~WalSyncCounter() {
+    sqlite3_vfs_unregister(&vfs_);
+    sqlite3_vfs_register(real_, /*makeDflt=*/1);
+    instance_ = nullptr;
+  }
+  int wal_syncs() const { return wal_syncs_.load(); }
+
+ private:
+  // Our file, with the real VFS's file right after it in the same allocation.
+  struct File {
+    sqlite3_file base;
+    sqlite3_file* real;
+    bool wal;
+  };
+  static sqlite3_file* Real(sqlite3_file* f) { return reinterpret_cast<File*>(f)->real; }
+
+  static int Open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* out) {
+    File* file = reinterpret_cast<File*>(f);
+    file->real = reinterpret_cast<sqlite3_file*>(file + 1);
+    file->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    file->base.pMethods = nullptr;
+    int rc = instance_->real_->xOpen(instance_->real_, name, file->real, flags, out);
+    if (file->real->pMethods != nullptr) file->base.pMethods = &kMethods;
+    return rc;
+  }
+  static int Sync(sqlite3_file* f, int flags) {
+    if (reinterpret_cast<File*>(f)->wal) instance_->wal_syncs_++;
+    return Real(f)->pMethods->xSync(Real(f), flags);
+  }
+  static constexpr sqlite3_io_methods kMethods = {
+      3,
+      [](sqlite3_file* f) { return Real(f)->pMethods->xClose(Real(f)); },
+      [](sqlite3_file* f, void* b, int n, sqlite3_int64 o) {
+        return Real(f)->pMethods->xRead(Real(f), b, n, o);
+      },
+      [](sqlite3_file* f, const void* b, int n, sqlite3_int64 o) {
+        return Real(f)->pMethods->xWrite(Real(f), b, n, o);
+      },
+      [](sqlite3_file* f, sqlite3_int64 size) {
+        return Real(f)->pMethods->xTruncate(Real(f), size);
+      },
+      &Sync,
+      [](sqlite3_file* f, sqlite3_int64* size) {
+        return Real(f)->pMethods->xFileSize(Real(f), size);
+      },
+      [](sqlite3_file* f, int l) { return Real(f)->pMethods->xLock(Real(f), l); },
+      [](sqlite3_file* f, int l) { return Real(f)->pMethods->xUnlock(Real(f), l); },
+      [](sqlite3_file* f, int* out) {
+        return Real(f)->pMethods->xCheckReservedLock(Real(f), out);
+      },
+      [](sqlite3_file* f, int op, void* arg) {
+        return Real(f)->pMethods->xFileControl(Real(f), op, arg);
+      },
+      [](sqlite3_file* f) { return Real(f)->pMethods->xSectorSize(Real(f)); },
+      [](sqlite3_file* f) { return Real(f)->pMethods->xDeviceCharacteristics(Real(f)); },
+      [](sqlite3_file* f, int page, int size, int extend, void volatile** out) {
+        return Real(f)->pMethods->xShmMap(Real(f), page, size, extend, out);
+      },
+      [](sqlite3_file* f, int offset, int n, int flags) {
+        return Real(f)->pMethods->xShmLock(Real(f), offset, n, flags);
+      },
+      [](sqlite3_file* f) { Real(f)->pMethods->xShmBarrier(Real(f)); },
+      [](sqlite3_file* f, int remove) { return Real(f)->pMethods->xShmUnmap(Real(f), remove); },
+      [](sqlite3_file* f, sqlite3_int64 o, int n, void** out) {
+        return Real(f)->pMethods->xFetch(Real(f), o, n, out);
+      },
+      [](sqlite3_file* f, sqlite3_int64 o, void* p) {
+        return Real(f)->pMethods->xUnfetch(Real(f), o, p);
+      },
+  };
+
+  static inline WalSyncCounter* instance_ = nullptr;
+  sqlite3_vfs* real_;
+  sqlite3_vfs vfs_;
+  std::atomic<int> wal_syncs_{0};
+};
+
+v1::JobStatus StatusAt(v1::JobStatus::State state, int64_t version) {
+  v1::JobStatus status;
+  status.set_state(state);
+  status.set_version(version);
+  return status;
+}
+
+TEST_F(SqliteStoreTest, AStatusCommittedUnflushedSkipsTheWalSyncAndTheNextFlushedWriteSyncs) {
+  WalSyncCounter counter;
+  auto store = OpenStore();
+  ASSERT_TRUE(CreateSync(*store, NewJob()).ok());
+  const int after_create = counter.wal_syncs();
+  EXPECT_GT(after_create, 0) << "a create is flushed";
+  const SqliteStore::Stats before = store->stats();
+
+  ASSERT_TRUE(UpdateSync(*store, "j-1", 1, StatusAt(v1::JobStatus::PREPARING, 2),
+                         Store::Durability::kCommitted)
+                  .ok());
+  EXPECT_EQ(counter.wal_syncs(), after_create);
+  // Committed: every reader sees it at once.
+  absl::StatusOr<v1::Job> read = store->GetJob("j-1");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->status().state(), v1::JobStatus::PREPARING);
+  EXPECT_EQ(store->stats().commits, before.commits + 1);
+  EXPECT_EQ(store->stats().flushed_commits, before.flushed_commits);
+
+  // The next flushed write syncs the log, which holds the unflushed commit before it too.
+  ASSERT_TRUE(UpdateSync(*store, "j-1", 2, StatusAt(v1::JobStatus::RUNNING, 3)).ok());
+  EXPECT_GT(counter.wal_syncs(), after_create);
+  EXPECT_EQ(store->stats().flushed_commits, before.flushed_commits + 1);
+  ASSERT_TRUE(CreateSync(*store, NewJob()).ok());
+  EXPECT_EQ(store->stats().flushed_commits, before.flushed_commits + 2);
+}
+
+TEST_F(SqliteStoreTest, AStatusCommittedUnflushedSurvivesTheProcessBeingKilled) {
+  // The child stores a job and an unflushed status, then dies without closing anything
+  // (as droverd under SIGKILL); the commit is in the file for the next process.
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    absl::StatusOr<std::unique_ptr<SqliteStore>> store = SqliteStore::Open({.path = DbPath()});
+    if (!store.ok() || !CreateSync(**store, NewJob()).ok()) _exit(2);
+    if (!UpdateSync(**store, "j-1", 1, StatusAt(v1::JobStatus::RUNNING, 2),
+                    Store::Durability::kCommitted)
+             .ok()) {
+      _exit(3);
+    }
+    kill(getpid(), SIGKILL);
+    _exit(4);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  auto store = OpenStore();
+  absl::StatusOr<v1::Job> read = store->GetJob("j-1");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->status().state(), v1::JobStatus::RUNNING);
+  EXPECT_EQ(read->status().version(), 2);
 }
 
 TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerDroverd) {

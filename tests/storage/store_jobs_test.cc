@@ -107,6 +107,25 @@ TEST_P(StoreTest, DuplicateKeysInOneBatchStillMakeOneJob) {
 }
 
 
+TEST_P(StoreTest, AStatusCommittedUnflushedIsReadAndComparedAsAnyOther) {
+  auto store = OpenStore();
+  ASSERT_TRUE(CreateSync(*store, NewJob()).ok());
+  v1::JobStatus running;
+  running.set_state(v1::JobStatus::RUNNING);
+  running.set_version(2);
+  auto updated = UpdateSync(*store, "j-1", 1, running, Store::Durability::kCommitted);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->status().state(), v1::JobStatus::RUNNING);
+  absl::StatusOr<v1::Job> read = store->GetJob("j-1");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->status().version(), 2);
+  // Compare-and-set as a flushed write.
+  EXPECT_EQ(UpdateSync(*store, "j-1", 1, running, Store::Durability::kCommitted).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(UpdateSync(*store, "j-9", 1, running, Store::Durability::kCommitted).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_P(StoreTest, StatusUpdateIsCompareAndSet) {
   auto store = OpenStore();
   auto created = CreateSync(*store, NewJob());

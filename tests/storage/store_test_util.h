@@ -54,11 +54,13 @@ inline absl::StatusOr<CreateJobResult> CreateSync(Store& store, v1::Job job) {
   return out;
 }
 
-inline absl::StatusOr<v1::Job> UpdateSync(Store& store, const std::string& id,
-                                          int64_t version, v1::JobStatus status) {
+inline absl::StatusOr<v1::Job> UpdateSync(
+    Store& store, const std::string& id, int64_t version, v1::JobStatus status,
+    Store::Durability durability = Store::Durability::kFlushed) {
   absl::Notification done;
   absl::StatusOr<v1::Job> out = absl::UnknownError("not called");
-  store.UpdateJobStatus(id, version, std::move(status), [&](absl::StatusOr<v1::Job> result) {
+  store.UpdateJobStatus(id, version, std::move(status), durability,
+                        [&](absl::StatusOr<v1::Job> result) {
     out = std::move(result);
     done.Notify();
   });

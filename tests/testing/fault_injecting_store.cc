@@ -57,9 +57,11 @@ void FaultInjectingStore::CreateJobs(std::vector<v1::Job> jobs, CreateJobsCallba
 }
 
 void FaultInjectingStore::UpdateJobStatus(std::string job_id, int64_t expected_version,
-                                          v1::JobStatus status, UpdateCallback done) {
+                                          v1::JobStatus status, Durability durability,
+                                          UpdateCallback done) {
   Write("UpdateJobStatus", std::move(done), [&](UpdateCallback d) {
-    base_->UpdateJobStatus(std::move(job_id), expected_version, std::move(status), std::move(d));
+    base_->UpdateJobStatus(std::move(job_id), expected_version, std::move(status), durability,
+                           std::move(d));
   });
 }
 

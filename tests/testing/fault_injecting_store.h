@@ -38,7 +38,7 @@ class FaultInjectingStore final : public storage::Store {
   void CreateJob(v1::Job job, CreateJobCallback done) override;
   void CreateJobs(std::vector<v1::Job> jobs, CreateJobsCallback done) override;
   void UpdateJobStatus(std::string job_id, int64_t expected_version, v1::JobStatus status,
-                       UpdateCallback done) override;
+                       Durability durability, UpdateCallback done) override;
   void UpdateJobTags(std::string job_id, storage::JobTagUpdate update,
                      UpdateCallback done) override;
   void Barrier(DoneCallback done) override;
