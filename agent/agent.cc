@@ -145,9 +145,14 @@ Agent::Agent(AgentOptions options, ContainerRuntime& runtime, const Clock& clock
                      .clock = &clock_},
                     runtime_),
       shipper_([this](v1::AgentMessage message) { return Send(message); }),
-      peer_tls_(options_.node_certificate) {}
+      peer_tls_(options_.node_certificate) {
+  shipper_.WakeOnChange([this] { WakeShipping(); }, options_.log_poll);
+}
 
-Agent::~Agent() { Stop(); }
+Agent::~Agent() {
+  Stop();
+  shipper_.StopWaking();  // its inotify thread wakes waiter_, which goes before shipper_
+}
 
 void Agent::Stop() {
   if (!options_.stop_jobs_on_exit) {
@@ -282,13 +287,36 @@ void Agent::AwaitScheduler(absl::Duration limit) {
   }
 }
 
+void Agent::WakeShipping() {
+  ship_.store(true);
+  waiter_.Notify();
+}
+
 void Agent::ShippingLoop() {
+  // The loop sleeps until something is due: the shipper says there may be output to send
+  // (WakeOnChange), an attempt ended, or a timer of its own (the heartbeat, the certificate's
+  // check, forgetting ended attempts, the safety poll) comes; not every few milliseconds.
+  // Output is polled at once when woken, but at most once per options_.log_poll (a chatty
+  // job's writes are shipped in rounds, as before), and at least once per kSafetyPoll while
+  // attempts are watched (a folder the job replaced, a write inotify cannot see); never
+  // while none is (a Watch wakes the loop). Folders that cannot be watched are polled every
+  // log_poll.
+  constexpr absl::Duration kSafetyPoll = absl::Seconds(1);
   absl::Time next_heartbeat = clock_.Now();
   absl::Time next_renewal_check = clock_.Now();
   absl::Time next_forget = clock_.Now();
-  // The loop's pace, and each of its timers, are the clock's; Stop() ends the pause.
-  while (!waiter_.WaitFor(options_.log_poll, [this] { return stopping_.HasBeenNotified(); })) {
-    shipper_.Poll();
+  absl::Time next_poll = clock_.Now();
+  absl::Time last_poll = absl::InfinitePast();
+  auto stopping = [this] { return stopping_.HasBeenNotified(); };
+  while (!stopping()) {
+    const bool woken = ship_.exchange(false);
+    if (woken || clock_.Now() >= next_poll) {
+      shipper_.Poll();
+      last_poll = clock_.Now();
+      next_poll = !shipper_.Watching()    ? absl::InfiniteFuture()
+                  : shipper_.NeedsPolling() ? last_poll + options_.log_poll
+                                            : last_poll + kSafetyPoll;
+    }
     if (clock_.Now() >= next_renewal_check) {
       // Checked often (the file is small); renewed when a third of its life is left, and
       // tried again at the next check when droverd cannot answer.
@@ -321,6 +349,7 @@ void Agent::ShippingLoop() {
     // while connected (the time counts again from each reconnect, whose hello reports them
     // again).
     std::vector<std::unique_ptr<Attempt>> finished;
+    bool any_ended;
     {
       absl::MutexLock lock(&mu_);
       finished = CollectFinished();
@@ -329,8 +358,17 @@ void Agent::ShippingLoop() {
         next_forget = clock_.Now() + absl::Seconds(1);
         ForgetEnded(absl::Minutes(10));
       }
+      any_ended = !ended_.empty();
     }
     finished.clear();  // joins their threads, which are leaving, without the lock
+    absl::Time deadline = std::min({next_heartbeat, next_renewal_check, next_poll});
+    if (connected && any_ended) deadline = std::min(deadline, next_forget);
+    // A reconnect (the heartbeat's interval may change) wakes it too: see ConnectionLoop.
+    if (waiter_.WaitUntil(deadline, [&] { return stopping() || ship_.load(); }) &&
+        !stopping()) {
+      // Woken: the pace between two polls.
+      waiter_.WaitUntil(last_poll + options_.log_poll, stopping);
+    }
   }
 }
 
@@ -369,8 +407,11 @@ AttemptEnv Agent::MakeAttemptEnv() {
           },
       .ended =
           [this](const v1::AttemptRef& ref) {
-            absl::MutexLock lock(&mu_);
-            finished_.push_back(Key(ref));
+            {
+              absl::MutexLock lock(&mu_);
+              finished_.push_back(Key(ref));
+            }
+            WakeShipping();  // its thread is joined by the shipping loop
           },
       .connect_peer =
           [this](const ExecPeer& peer) { return peer_tls_.Channel(peer.endpoint, peer.node); },

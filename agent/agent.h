@@ -110,6 +110,8 @@ class Agent {
   // The pause between connection attempts: up to `limit`, ended early by a stop.
   void AwaitScheduler(absl::Duration limit);
   void ShippingLoop();
+  // Wakes the shipping loop to poll the logs and collect ended attempts (from any thread).
+  void WakeShipping();
   void Handle(const v1::SchedulerMessage& message);
   // Sends on the current stream; false when there is none.
   bool Send(const v1::AgentMessage& message);
@@ -159,6 +161,7 @@ class Agent {
   LogShipper shipper_;
   absl::Notification stopping_;
   Waiter waiter_{clock_};  // the shipping loop's and reconnection's pauses; Stop() wakes them
+  std::atomic<bool> ship_{false};  // WakeShipping() was called since the loop last looked
   PeerTls peer_tls_;  // the peer port's and the exec relays' TLS, node certificates
   std::unique_ptr<PeerExecService> peer_service_;
   std::unique_ptr<grpc::Server> peer_server_;

@@ -5,8 +5,10 @@
 #include "agent/attempt.h"
 
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <filesystem>
 #include <optional>
@@ -33,6 +35,8 @@ Attempt::Attempt(AttemptEnv env, v1::AssignAttempt assignment)
       dir_(Dir(env_.work_dir, assignment_.attempt())),
       container_(ContainerId(env_.work_dir, assignment_.attempt())),
       waiter_(*env_.clock),
+      // Without one (EMFILE) the watch loop looks every 20 ms (WaitOrWake's timeout).
+      watch_wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       sampler_(env_.metrics_interval) {
   absl::MutexLock lock(&mu_);
   *last_.mutable_attempt() = assignment_.attempt();
@@ -58,12 +62,19 @@ Attempt::~Attempt() {
 
 void Attempt::Begin() { thread_ = std::thread([this] { Run(); }); }
 
+void Attempt::WakeWatch() {
+  if (!watch_wake_.valid()) return;
+  const uint64_t one = 1;
+  (void)!::write(watch_wake_.get(), &one, sizeof one);
+}
+
 void Attempt::Detach() {
   {
     absl::MutexLock lock(&mu_);
     detach_ = true;
   }
   waiter_.Notify();
+  WakeWatch();
 }
 
 bool Attempt::Detached() {
@@ -94,6 +105,7 @@ void Attempt::Stop(v1::JobStatus::Cause cause, absl::Duration grace, const std::
     stop_message_ = message;
   }
   waiter_.Notify();
+  WakeWatch();
 }
 
 v1::AttemptReport Attempt::LastReport() {
@@ -409,12 +421,23 @@ absl::Status Attempt::WatchContainer() {
   } running(env_.metrics != nullptr ? &env_.metrics->containers_running.With({}) : nullptr);
   StopEscalation escalation;
   running_since_ = env_.clock->Now();
+  // The stop's grace, once a STOP came (the escalation's next signal is due after it).
+  absl::Duration grace = absl::ZeroDuration();
   while (true) {
     if (sampler_.Due(env_.clock->Now())) SampleSystemMetrics();
-    // The runtime's wait for the container's end (a kernel wait, 20 ms at most) paces the
-    // loop: a stop (cancel, a failed rank elsewhere, mpirun's end) is acted on within 20 ms,
-    // since a gang's end waits for its slowest node.
-    absl::StatusOr<ContainerExit> exit = env_.runtime->Wait(container_, 20);
+    // The loop sleeps in the runtime's wait for the container's end (a kernel wait on PID 1's
+    // pidfd and watch_wake_) until PID 1 exits, a STOP or Detach() writes to watch_wake_
+    // (acted on at once: a stop of a gang, since its end waits for its slowest node), the
+    // next system sample or the escalation's SIGKILL is due, or at most a second passes.
+    constexpr absl::Duration kLongestWait = absl::Seconds(1);
+    const absl::Time now = env_.clock->Now();
+    const absl::Time next =
+        std::min({sampler_.NextDue(), escalation.NextAt(grace), now + kLongestWait});
+    const int wait_ms = static_cast<int>(std::clamp<int64_t>(
+        absl::ToInt64Milliseconds(absl::Ceil(next - now, absl::Milliseconds(1))), 1,
+        absl::ToInt64Milliseconds(kLongestWait)));
+    absl::StatusOr<ContainerExit> exit =
+        env_.runtime->WaitOrWake(container_, wait_ms, watch_wake_.get());
     if (!exit.ok() && absl::IsNotFound(exit.status()) && recovered_) {
       // Deleted by an earlier agent process that died before it reported the end: the
       // ranks' exit files still tell how they ended.
@@ -432,7 +455,11 @@ absl::Status Attempt::WatchContainer() {
       return absl::Status(exit.status().code(),
                           absl::StrCat("watching the container: ", exit.status().message()));
     }
-    absl::Duration grace;
+    if (watch_wake_.valid()) {
+      // Drained before the flags are read: a Stop() after this read writes again.
+      uint64_t count = 0;
+      (void)!::read(watch_wake_.get(), &count, sizeof count);
+    }
     bool stop;
     {
       absl::MutexLock lock(&mu_);

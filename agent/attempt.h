@@ -43,6 +43,7 @@
 #include "agent/system_sampler.h"
 #include "agent/waiter.h"
 #include "common/clock.h"
+#include "common/safe_open.h"
 #include "drover/v1/agent.pb.h"
 
 namespace drover::agent {
@@ -200,6 +201,11 @@ class Attempt {
   std::thread thread_;
   // The attempt's pauses; StartProcesses(), Stop() and Detach() wake them.
   Waiter waiter_;
+  // An eventfd that Stop() and Detach() write to: the watch loop sleeps in the runtime's wait
+  // for PID 1 (ContainerRuntime::WaitOrWake) until the processes end or this wakes it.
+  UniqueFd watch_wake_;
+  // Wakes the watch loop (WatchContainer).
+  void WakeWatch();
 
   absl::Mutex mu_;
   bool start_ ABSL_GUARDED_BY(mu_) = false;

@@ -31,24 +31,82 @@ std::string LogShipper::FileName(int32_t rank, v1::LogStream stream) {
   }
 }
 
-void LogShipper::Watch(const v1::AttemptRef& attempt, LogFolder folder) {
+void LogShipper::WakeOnChange(std::function<void()> wake, absl::Duration pace) {
+  wake_ = std::move(wake);
   absl::MutexLock lock(&mu_);
-  Watched& w = watched_[Key(attempt)];
-  w.attempt = attempt;
-  w.folder = std::move(folder);
+  events_ = std::make_unique<FolderEvents>(wake_, pace);
+}
+
+void LogShipper::Wake() {
+  if (wake_) wake_();
+}
+
+void LogShipper::StopWaking() {
+  absl::MutexLock lock(&mu_);
+  events_.reset();
+}
+
+bool LogShipper::Watching() {
+  absl::MutexLock lock(&mu_);
+  return !watched_.empty();
+}
+
+bool LogShipper::NeedsPolling() {
+  absl::MutexLock lock(&mu_);
+  if (events_ == nullptr) return true;
+  for (const auto& [key, w] : watched_) {
+    if (w.unwatched) return true;
+  }
+  return false;
+}
+
+void LogShipper::Watch(const v1::AttemptRef& attempt, LogFolder folder) {
+  {
+    absl::MutexLock lock(&mu_);
+    Watched& w = watched_[Key(attempt)];
+    w.attempt = attempt;
+    w.folder = std::move(folder);
+    if (events_ != nullptr && w.folder_watch < 0) {
+      // Found as Scan() finds it (below the trusted root, no link followed), then watched
+      // through that descriptor.
+      absl::StatusOr<UniqueFd> dir =
+          OpenBeneath(w.folder.root, w.folder.path, O_RDONLY | O_DIRECTORY);
+      if (dir.ok()) w.folder_watch = events_->Add(dir->get());
+      if (w.folder_watch < 0) w.unwatched = true;
+    }
+  }
+  Wake();  // what the files got before the watch began
 }
 
 void LogShipper::WatchFile(const v1::AttemptRef& attempt, int32_t rank, v1::LogStream stream,
                            const std::string& path) {
-  absl::MutexLock lock(&mu_);
-  Watched& w = watched_[Key(attempt)];
-  w.attempt = attempt;
-  w.files[{rank, static_cast<int>(stream)}] = path;
+  {
+    absl::MutexLock lock(&mu_);
+    Watched& w = watched_[Key(attempt)];
+    w.attempt = attempt;
+    const std::pair<int32_t, int> id = {rank, static_cast<int>(stream)};
+    w.files[id] = path;
+    if (events_ != nullptr && !w.file_watches.contains(id)) {
+      // The file's folder is trusted (the agent's own), the file need not exist yet.
+      UniqueFd dir(::open(std::filesystem::path(path).parent_path().c_str(),
+                          O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      const int watch = dir.valid() ? events_->Add(dir.get()) : -1;
+      w.file_watches[id] = watch;
+      if (watch < 0) w.unwatched = true;
+    }
+  }
+  Wake();
 }
 
 void LogShipper::Forget(const v1::AttemptRef& attempt) {
   absl::MutexLock lock(&mu_);
-  watched_.erase(Key(attempt));
+  auto it = watched_.find(Key(attempt));
+  if (it == watched_.end()) return;
+  if (events_ != nullptr) {
+    events_->Remove(it->second.folder_watch);
+    for (const auto& [id, watch] : it->second.file_watches) events_->Remove(watch);
+  }
+  watched_.erase(it);
 }
 
 int64_t LogShipper::Unacknowledged() {
@@ -61,21 +119,31 @@ int64_t LogShipper::Unacknowledged() {
 }
 
 void LogShipper::Acknowledged(const v1::LogAck& ack) {
-  absl::MutexLock lock(&mu_);
+  bool more = false;  // what waited for this acknowledgement may go now
+  {
+    absl::MutexLock lock(&mu_);
+    more = AcknowledgedLocked(ack);
+  }
+  if (more) Wake();
+}
+
+bool LogShipper::AcknowledgedLocked(const v1::LogAck& ack) {
   auto it = watched_.find(Key(ack.attempt()));
-  if (it == watched_.end()) return;
+  if (it == watched_.end()) return false;
   Stream& s = it->second.streams[{ack.rank(), static_cast<int>(ack.stream())}];
+  const bool window_was_full = s.sent - s.acked >= window_bytes_;
   int64_t expected_end = -1;
   if (!s.in_flight.empty()) {
     expected_end = s.in_flight.front();
     s.in_flight.pop_front();
   }
   if (ack.offset() < 0) {
-    // droverd could not store it: resend from the last acknowledged byte.
+    // droverd could not store it: resend from the last acknowledged byte, at the next poll
+    // (the safety tick, or the next write: not at once to a droverd that refuses).
     s.sent = s.acked;
     s.in_flight.clear();
     s.refused = true;
-    return;
+    return false;
   }
   s.refused = false;
   if (ack.capped()) s.capped = true;
@@ -85,11 +153,19 @@ void LogShipper::Acknowledged(const v1::LogAck& ack) {
     // from there. The chunks after it will be refused the same way.
     s.sent = ack.offset();
     s.in_flight.clear();
+    if (s.sent < s.acked) s.sent = s.acked;
+    return true;
   }
   if (s.sent < s.acked) s.sent = s.acked;
+  return window_was_full && s.sent - s.acked < window_bytes_;
 }
 
 void LogShipper::Reconnected(const v1::AgentWelcome& welcome) {
+  ResumeFrom(welcome);
+  Wake();  // everything droverd does not have goes again
+}
+
+void LogShipper::ResumeFrom(const v1::AgentWelcome& welcome) {
   absl::MutexLock lock(&mu_);
   connected_ = true;
   for (auto& [key, w] : watched_) {

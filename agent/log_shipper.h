@@ -9,6 +9,12 @@
 // are read there, each opened below the job folder without following a symbolic link and
 // only when it is a regular file (common/safe_open.h); anything else there (a link to a host
 // file, a fifo) is skipped and logged once (`event=unsafe_job_file`).
+// When to poll: with WakeOnChange(), the shipper says when there may be something to send
+// (a watched log folder's file was written to or one moved in, found by FolderEvents'
+// inotify watch; a stream was added; droverd acknowledged a full window or asked for a
+// resend; a reconnect), so that the agent's shipping loop sleeps while the jobs are quiet.
+// A folder it cannot watch (inotify limits, a folder not there yet) makes NeedsPolling()
+// true: the loop then polls on its short timer as it always did.
 // Thread-safe; Poll() is called from the agent's shipping thread.
 #ifndef DROVER_AGENT_LOG_SHIPPER_H_
 #define DROVER_AGENT_LOG_SHIPPER_H_
@@ -17,12 +23,14 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <tuple>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/folder_events.h"
 #include "common/safe_open.h"
 #include "drover/v1/agent.pb.h"
 
@@ -35,6 +43,19 @@ class LogShipper {
 
   LogShipper(SendFn send, int64_t chunk_bytes = 256 * 1024, int64_t window_bytes = 4 << 20)
       : send_(std::move(send)), chunk_bytes_(chunk_bytes), window_bytes_(window_bytes) {}
+
+  // From now on calls `wake` (from any thread, without the shipper's locks) when there may
+  // be something to send, at most once per `pace` for the folders' writes. Called once,
+  // before the first Watch().
+  void WakeOnChange(std::function<void()> wake, absl::Duration pace);
+  // Whether some watched attempt's files are not watched for changes (or WakeOnChange was
+  // not called): then only polling on a timer ships them promptly.
+  bool NeedsPolling();
+  // Whether any attempt's files are watched (Watch, WatchFile, until Forget).
+  bool Watching();
+  // Ends the folders' watch (its thread), so that `wake` is no longer called from it; the
+  // shipper polls as if it could not watch them.
+  void StopWaking();
 
   // Where an attempt's log files are, and which it may have.
   struct LogFolder {
@@ -101,7 +122,18 @@ class LogShipper {
     std::map<std::pair<int32_t, int>, Stream> streams;  // (rank, LogStream)
     bool final = false;  // the files no longer grow (Drained was called)
     std::map<std::pair<int32_t, int>, std::string> files;  // WatchFile()'s, by stream
+    // FolderEvents' watches: of the log folder, and of each watched file's folder (-1: none).
+    int folder_watch = -1;
+    std::map<std::pair<int32_t, int>, int> file_watches;
+    bool unwatched = false;  // a folder (or a file's folder) could not be watched
   };
+  // Wakes the shipping loop (WakeOnChange), when set.
+  void Wake();
+  // Acknowledged() under the lock; whether more may be sent now (a full window opened, or a
+  // refused chunk is to be sent again).
+  bool AcknowledgedLocked(const v1::LogAck& ack) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reconnected() without the wake.
+  void ResumeFrom(const v1::AgentWelcome& welcome);
   // A stream's file, open for this poll.
   struct OpenFile {
     UniqueFd fd;
@@ -121,6 +153,8 @@ class LogShipper {
   absl::Mutex mu_;
   std::map<std::string, Watched> watched_ ABSL_GUARDED_BY(mu_);
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> wake_;             // set once by WakeOnChange, before any Watch
+  std::unique_ptr<FolderEvents> events_ ABSL_GUARDED_BY(mu_);  // likewise; StopWaking ends it
 };
 
 }  // namespace drover::agent

@@ -37,6 +37,14 @@ class StopEscalation {
     return Signal::kNone;
   }
 
+  // When Next() says something again, with a STOP of `grace`: InfiniteFuture before a STOP
+  // (a STOP wakes the watch loop itself) and once SIGKILL was said, else just past the
+  // moment SIGKILL is due.
+  absl::Time NextAt(absl::Duration grace) const {
+    if (terminated_at_ == absl::InfiniteFuture() || killed_) return absl::InfiniteFuture();
+    return terminated_at_ + grace + kKillMargin + absl::Milliseconds(1);
+  }
+
  private:
   absl::Time terminated_at_ = absl::InfiniteFuture();
   bool killed_ = false;

@@ -29,6 +29,8 @@ class SystemSampler {
   // Whether a reading is due at `now`: the first at once, then one per interval from the
   // last one taken or missed (a clock going back waits until it has caught up).
   bool Due(absl::Time now) const { return now - last_ >= interval_; }
+  // When the next reading is due (InfinitePast before the first).
+  absl::Time NextDue() const { return last_ + interval_; }
   // A reading taken at `now`: `stats` of the container, and for each GPU the attempt holds
   // (numbered as CUDA numbers them in the container) its last reading, if any. Returns the
   // lines to append; counts the sample.

@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -156,6 +157,16 @@ class ContainerRuntime {
   // Blocks until PID 1 exited (at most `timeout_ms`, -1 forever) and returns how.
   // DEADLINE_EXCEEDED on timeout.
   virtual absl::StatusOr<ContainerExit> Wait(absl::string_view id, int timeout_ms) = 0;
+  // Wait(), also ending (DEADLINE_EXCEEDED) as soon as `wake_fd` is readable: the watch loop
+  // of an attempt sleeps here until PID 1 exits or a STOP or the agent's stop writes to its
+  // eventfd, instead of looking every few milliseconds. The caller drains `wake_fd`. This
+  // default waits at most 20 ms and ignores `wake_fd` (the caller looks again soon); the
+  // real runtime waits on both at once.
+  virtual absl::StatusOr<ContainerExit> WaitOrWake(absl::string_view id, int timeout_ms,
+                                                   int wake_fd) {
+    (void)wake_fd;
+    return Wait(id, timeout_ms < 0 ? 20 : std::min(timeout_ms, 20));
+  }
   // Kills what still runs, deletes the container, its cgroup and overlay mounts, and
   // empties bundle_dir. NOT_FOUND is not an error (already gone). Idempotent.
   virtual absl::Status Delete(absl::string_view id) = 0;

@@ -164,7 +164,7 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const ChildIo&
 
 int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
-bool WaitPidExit(pid_t pid, absl::Time deadline) {
+bool WaitPidExit(pid_t pid, absl::Time deadline, int wake_fd) {
   int fd = PidfdOpen(pid);
   if (fd < 0) return errno == ESRCH;
   bool exited = false;
@@ -175,10 +175,11 @@ bool WaitPidExit(pid_t pid, absl::Time deadline) {
       timeout_ms = static_cast<int>(std::min<int64_t>(
           absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))), 1 << 30));
     }
-    pollfd pfd = {fd, POLLIN, 0};
-    int ready = poll(&pfd, 1, timeout_ms);
+    pollfd pfd[2] = {{fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    int ready = poll(pfd, wake_fd >= 0 ? 2 : 1, timeout_ms);
     if (ready > 0) {
-      exited = true;
+      // The process's exit wins over a wake that came at the same time.
+      exited = pfd[0].revents != 0;
       break;
     }
     if (ready < 0 && errno != EINTR) break;

@@ -20,8 +20,10 @@ namespace drover::agent {
 int PidfdOpen(pid_t pid);
 
 // Waits until process `pid` exits (a child or not) or `deadline` passes; true when it
-// exited or is gone. Uses a pidfd: no polling of /proc.
-bool WaitPidExit(pid_t pid, absl::Time deadline);
+// exited or is gone. Uses a pidfd: no polling of /proc. With `wake_fd` (>= 0) it also
+// returns (false) as soon as that descriptor is readable (an eventfd another thread writes
+// to end the wait early); the caller drains it.
+bool WaitPidExit(pid_t pid, absl::Time deadline, int wake_fd = -1);
 
 // How RunProcess and RunStreaming start their child.
 struct SpawnOptions {

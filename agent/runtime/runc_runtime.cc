@@ -294,9 +294,22 @@ absl::StatusOr<pid_t> RuncRuntime::Pid(absl::string_view id) {
 }
 
 absl::StatusOr<ContainerStats> RuncRuntime::Stats(absl::string_view id) {
-  absl::StatusOr<pid_t> pid = Pid(id);
-  if (!pid.ok()) return absl::NotFoundError(pid.status().message());
-  ContainerStats stats = ReadCgroupStats(FindCgroups(*pid));
+  absl::StatusOr<std::shared_ptr<Record>> record = Find(id);
+  if (!record.ok()) return absl::NotFoundError(record.status().message());
+  pid_t pid;
+  CgroupDirs cgroups;
+  {
+    absl::MutexLock lock(&mu_);
+    if ((*record)->exit.has_value() || (*record)->pid <= 0) {
+      return absl::NotFoundError(absl::StrCat("container '", id, "' has exited"));
+    }
+    pid = (*record)->pid;
+    cgroups = (*record)->cgroups;
+  }
+  // The folders found when the container was created (or read back from its bundle by a
+  // later agent process): not looked up again in /proc at every sample.
+  if (cgroups.v1.empty() && cgroups.v2.empty()) cgroups = FindCgroups(pid);
+  ContainerStats stats = ReadCgroupStats(cgroups);
   if (stats.memory_bytes < 0 || stats.cpu_ns < 0) {
     return absl::UnavailableError(absl::StrCat("container '", id, "': cannot read its cgroup's ",
                                                stats.memory_bytes < 0 ? "memory" : "cpu",
@@ -347,7 +360,7 @@ absl::Status RuncRuntime::Signal(absl::string_view id, int signal, bool all) {
 }
 
 absl::StatusOr<ContainerExit> RuncRuntime::AwaitExit(const std::shared_ptr<Record>& record,
-                                                     absl::Time deadline) {
+                                                     absl::Time deadline, int wake_fd) {
   pid_t pid;
   {
     absl::MutexLock lock(&mu_);
@@ -355,7 +368,7 @@ absl::StatusOr<ContainerExit> RuncRuntime::AwaitExit(const std::shared_ptr<Recor
     pid = record->pid;
   }
   while (true) {
-    if (pid > 0 && !WaitPidExit(pid, deadline)) {
+    if (pid > 0 && !WaitPidExit(pid, deadline, wake_fd)) {
       return absl::DeadlineExceededError(
           absl::StrCat("container '", record->id, "' still runs (pid ", pid, ")"));
     }
@@ -391,6 +404,14 @@ absl::StatusOr<ContainerExit> RuncRuntime::Wait(absl::string_view id, int timeou
       timeout_ms < 0 ? absl::InfiniteFuture() : absl::Now() + absl::Milliseconds(timeout_ms);
   DROVER_ASSIGN_OR_RETURN(std::shared_ptr<Record> record, Find(id));
   return AwaitExit(record, deadline);
+}
+
+absl::StatusOr<ContainerExit> RuncRuntime::WaitOrWake(absl::string_view id, int timeout_ms,
+                                                      int wake_fd) {
+  absl::Time deadline =
+      timeout_ms < 0 ? absl::InfiniteFuture() : absl::Now() + absl::Milliseconds(timeout_ms);
+  DROVER_ASSIGN_OR_RETURN(std::shared_ptr<Record> record, Find(id));
+  return AwaitExit(record, deadline, wake_fd);
 }
 
 absl::Status RuncRuntime::Delete(absl::string_view id) {

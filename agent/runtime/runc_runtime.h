@@ -137,6 +137,9 @@ class RuncRuntime : public ContainerRuntime {
                            const std::function<bool()>& stop) override;
   absl::Status Signal(absl::string_view id, int signal, bool all) override;
   absl::StatusOr<ContainerExit> Wait(absl::string_view id, int timeout_ms) override;
+  // One poll() on PID 1's pidfd and `wake_fd` together: no look every few milliseconds.
+  absl::StatusOr<ContainerExit> WaitOrWake(absl::string_view id, int timeout_ms,
+                                           int wake_fd) override;
   absl::Status Delete(absl::string_view id) override;
   absl::StatusOr<std::vector<ContainerInfo>> List() override;
   // `runc state`: "created" while the exec fifo waits for `runc start`, "running" (or
@@ -184,10 +187,10 @@ class RuncRuntime : public ContainerRuntime {
   absl::StatusOr<std::shared_ptr<Record>> Find(absl::string_view id);
   // Create() and Run(): `runc create`, or with `start` `runc run --detach`.
   absl::Status CreateContainer(const ContainerSpec& spec, bool start);
-  // Waits (at most until `deadline`) for `record`'s PID 1 to exit and records how.
-  // DEADLINE_EXCEEDED when it still runs.
+  // Waits (at most until `deadline`, or until `wake_fd` is readable when it is >= 0) for
+  // `record`'s PID 1 to exit and records how. DEADLINE_EXCEEDED when it still runs.
   absl::StatusOr<ContainerExit> AwaitExit(const std::shared_ptr<Record>& record,
-                                          absl::Time deadline);
+                                          absl::Time deadline, int wake_fd = -1);
 
   RuncOptions options_;  // runc_path is set once by Open, then never changes
   const uint64_t nofile_limit_;

@@ -67,6 +67,26 @@ TEST(AttemptStopEscalationTest, TheGraceCountsFromTheFirstLookAfterTheStop) {
   EXPECT_EQ(escalation.Next(clock.Now(), true, absl::Seconds(5)), Signal::kKill);
 }
 
+// The watch loop sleeps until the escalation's next signal is due (a STOP itself wakes it):
+// never before a STOP or after the SIGKILL, and at a time where Next() says kill.
+TEST(AttemptStopEscalationTest, NextAtIsWhenTheKillIsDueAndNeverOtherwise) {
+  drover::testing::FakeClock clock;
+  StopEscalation escalation;
+  const absl::Duration grace = absl::Seconds(10);
+  EXPECT_EQ(escalation.NextAt(grace), absl::InfiniteFuture());
+  EXPECT_EQ(escalation.Next(clock.Now(), false, grace), Signal::kNone);
+  EXPECT_EQ(escalation.NextAt(grace), absl::InfiniteFuture());
+  EXPECT_EQ(escalation.Next(clock.Now(), true, grace), Signal::kTerminate);
+  const absl::Time kill_at = escalation.NextAt(grace);
+  EXPECT_GT(kill_at, clock.Now() + grace + StopEscalation::kKillMargin);
+  EXPECT_LE(kill_at, clock.Now() + grace + StopEscalation::kKillMargin + absl::Milliseconds(1));
+  clock.Advance(kill_at - clock.Now() - absl::Milliseconds(1));
+  EXPECT_EQ(escalation.Next(clock.Now(), true, grace), Signal::kNone);
+  clock.Advance(kill_at - clock.Now());
+  EXPECT_EQ(escalation.Next(clock.Now(), true, grace), Signal::kKill);
+  EXPECT_EQ(escalation.NextAt(grace), absl::InfiniteFuture());
+}
+
 ContainerStats Stats(int64_t cpu_ns, int64_t memory_bytes, int64_t peak = -1) {
   return {.cpu_ns = cpu_ns, .memory_bytes = memory_bytes, .memory_peak_bytes = peak};
 }
@@ -87,6 +107,21 @@ TEST(AttemptSystemSamplerTest, SamplesAtOnceThenOncePerInterval) {
   sampler.Take(clock.Now(), Stats(0, 1), {});
   EXPECT_FALSE(sampler.Due(clock.Now()));
   EXPECT_EQ(sampler.samples(), 2);
+}
+
+TEST(AttemptSystemSamplerTest, NextDueIsWhenDueBecomesTrue) {
+  drover::testing::FakeClock clock;
+  SystemSampler sampler(absl::Seconds(10));
+  EXPECT_LE(sampler.NextDue(), clock.Now());  // the first at once
+  sampler.Take(clock.Now(), Stats(0, 1), {});
+  EXPECT_EQ(sampler.NextDue(), clock.Now() + absl::Seconds(10));
+  clock.Advance(absl::Seconds(3));
+  sampler.Missed(clock.Now());
+  EXPECT_EQ(sampler.NextDue(), clock.Now() + absl::Seconds(10));
+  clock.Advance(sampler.NextDue() - clock.Now() - absl::Milliseconds(1));
+  EXPECT_FALSE(sampler.Due(clock.Now()));
+  clock.Advance(absl::Milliseconds(1));
+  EXPECT_TRUE(sampler.Due(clock.Now()));
 }
 
 TEST(AttemptSystemSamplerTest, CpuUseIsARateFromTheSecondReadingOn) {

@@ -10,6 +10,8 @@
 #include <future>
 #include <map>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/subprocess.h"
@@ -325,6 +327,126 @@ TEST_F(LogShipperTest, AWatchedFileIsItsOwnStreamAndResumesFromWhatDroverdHas) {
   done.set_stream(v1::PREPARE);
   shipper_.Acknowledged(done);
   EXPECT_TRUE(shipper_.Drained(attempt_));
+}
+
+// With WakeOnChange the shipper says when to poll, so that the agent's loop sleeps while
+// jobs are quiet: a write to a watched log file wakes it within the pace (not at a timer's
+// next round), and so do a new watch, a reconnect and an acknowledgement that opens a full
+// window; a plain acknowledgement and a quiet folder do not.
+class LogShipperWakeTest : public ::testing::Test {
+ protected:
+  LogShipperWakeTest()
+      : shipper_([this](v1::AgentMessage m) {
+          absl::MutexLock lock(&mu_);
+          sent_.push_back(m.log());
+          return true;
+        },
+                 /*chunk_bytes=*/4, /*window_bytes=*/8) {
+    attempt_.set_job_id("j-1");
+    attempt_.set_epoch(1);
+    std::filesystem::create_directories(logs_);
+    shipper_.WakeOnChange(
+        [this] {
+          absl::MutexLock lock(&mu_);
+          ++wakes_;
+        },
+        absl::Milliseconds(50));
+  }
+
+  int Wakes() {
+    absl::MutexLock lock(&mu_);
+    return wakes_;
+  }
+  // Waits up to `limit` for more than `seen` wakes; whether they came.
+  bool WokenAfter(int seen, absl::Duration limit) {
+    const absl::Time deadline = absl::Now() + limit;
+    while (Wakes() <= seen && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    return Wakes() > seen;
+  }
+
+  v1::LogAck Ack(int64_t offset) {
+    v1::LogAck ack;
+    *ack.mutable_attempt() = attempt_;
+    ack.set_rank(0);
+    ack.set_stream(v1::STDOUT);
+    ack.set_offset(offset);
+    return ack;
+  }
+
+  testing::TempDir dir_;
+  const std::string logs_ = dir_.path() + "/logs";
+  v1::AttemptRef attempt_;
+  absl::Mutex mu_;
+  int wakes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<v1::LogChunk> sent_ ABSL_GUARDED_BY(mu_);
+  LogShipper shipper_;
+};
+
+TEST_F(LogShipperWakeTest, AWriteToAWatchedLogFileWakesThePollerPromptly) {
+  shipper_.Watch(attempt_, {.root = dir_.path(), .path = "logs"});
+  EXPECT_EQ(Wakes(), 1);  // the watch itself: what was written before it began
+  EXPECT_FALSE(shipper_.NeedsPolling());
+  // Quiet: nothing wakes it.
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(Wakes(), 1);
+  const absl::Time written = absl::Now();
+  std::ofstream(logs_ + "/rank-0.stdout", std::ios::app) << "hello\n";
+  ASSERT_TRUE(WokenAfter(1, absl::Seconds(5)));
+  // Prompt: well under the old 50 ms round on an idle machine, and under a second on a busy one.
+  EXPECT_LT(absl::Now() - written, absl::Seconds(1));
+  shipper_.Poll();
+  {
+    absl::MutexLock lock(&mu_);
+    ASSERT_FALSE(sent_.empty());
+    EXPECT_EQ(sent_[0].data(), "hell");
+  }
+  // Many writes in a burst wake it a few times (paced), not once per write.
+  const int before = Wakes();
+  for (int i = 0; i < 2000; ++i) std::ofstream(logs_ + "/rank-0.stderr", std::ios::app) << "x";
+  ASSERT_TRUE(WokenAfter(before, absl::Seconds(5)));
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_LT(Wakes() - before, 100);
+  // The agent's own system metrics, written into the same folder, wake it too.
+  const int metrics = Wakes();
+  std::ofstream(logs_ + "/node-0.system", std::ios::app) << "{}\n";
+  EXPECT_TRUE(WokenAfter(metrics, absl::Seconds(5)));
+  // Once forgotten, its folder no longer wakes anyone.
+  shipper_.Forget(attempt_);
+  absl::SleepFor(absl::Milliseconds(100));
+  const int forgotten = Wakes();
+  std::ofstream(logs_ + "/rank-0.stdout", std::ios::app) << "more\n";
+  EXPECT_FALSE(WokenAfter(forgotten, absl::Milliseconds(300)));
+}
+
+TEST_F(LogShipperWakeTest, AFolderThatCannotBeWatchedIsPolledOnTheTimer) {
+  // Not there yet (or a link the job put in its place): the shipper cannot watch it.
+  shipper_.Watch(attempt_, {.root = dir_.path(), .path = "missing"});
+  EXPECT_TRUE(shipper_.NeedsPolling());
+  shipper_.Forget(attempt_);
+  EXPECT_FALSE(shipper_.NeedsPolling());
+  std::filesystem::create_directory_symlink(logs_, dir_.path() + "/link");
+  shipper_.Watch(attempt_, {.root = dir_.path(), .path = "link"});
+  EXPECT_TRUE(shipper_.NeedsPolling());
+}
+
+TEST_F(LogShipperWakeTest, AcknowledgementsWakeOnlyWhenMoreMayGoAndAReconnectWakes) {
+  shipper_.Watch(attempt_, {.root = dir_.path(), .path = "logs"});
+  std::ofstream(logs_ + "/rank-0.stdout", std::ios::app) << "hi";
+  ASSERT_TRUE(WokenAfter(1, absl::Seconds(5)));
+  absl::SleepFor(absl::Milliseconds(100));  // the pace, and the write's events, pass
+  shipper_.Poll();                          // 2 bytes in flight, the window (8) not full
+  int seen = Wakes();
+  shipper_.Acknowledged(Ack(2));  // nothing waited for it
+  EXPECT_EQ(Wakes(), seen);
+  std::ofstream(logs_ + "/rank-0.stdout", std::ios::app) << "hello world!";  // 14 bytes in all
+  ASSERT_TRUE(WokenAfter(seen, absl::Seconds(5)));
+  absl::SleepFor(absl::Milliseconds(100));
+  shipper_.Poll();  // bytes 2 to 10 in flight: the window is full, 4 bytes wait
+  seen = Wakes();
+  shipper_.Acknowledged(Ack(6));  // the window opens: what waited may go
+  EXPECT_EQ(Wakes(), seen + 1);
+  shipper_.Reconnected(v1::AgentWelcome());  // everything droverd lacks goes again
+  EXPECT_EQ(Wakes(), seen + 2);
 }
 
 }  // namespace

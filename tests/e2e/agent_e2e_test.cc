@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/archive/safe_extract.h"
@@ -149,6 +151,35 @@ TEST_F(AgentE2eTest, CancelStopsASleepingJob) {
   EXPECT_EQ(job.status().cause(), v1::JobStatus::CANCELED_BY_USER);
   ASSERT_EQ(job.status().exits_size(), 1);
   EXPECT_EQ(job.status().exits(0).signal(), SIGTERM);
+}
+
+// The agent's shipping loop sleeps while the job is quiet and is woken by the job's writes
+// (inotify on its log folder): a line written after seconds of silence still reaches droverd
+// at once, not at a timer's next round. Each line carries the time it was written (the
+// container shares the machine's clock).
+TEST_F(AgentE2eTest, ALineAfterSilenceReachesDroverdPromptly) {
+  std::string id = Submit(
+      Shell("for i in 1 2 3 4 5; do sleep 1.3; date +%s.%N; done; echo done"));
+  WaitFor(id, v1::JobStatus::RUNNING);
+  std::vector<double> latencies;
+  size_t seen = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (latencies.size() < 5 && absl::Now() < deadline) {
+    std::vector<std::string> lines = absl::StrSplit(jobs_->Logs(id, 0), '\n', absl::SkipEmpty());
+    const double now = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
+    for (; seen < lines.size() && lines[seen] != "done"; ++seen) {
+      double written = 0;
+      ASSERT_TRUE(absl::SimpleAtod(lines[seen], &written)) << lines[seen];
+      latencies.push_back(now - written);
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(latencies.size(), 5u);
+  std::sort(latencies.begin(), latencies.end());
+  // The old timer took up to 50 ms; the safety tick alone would take up to a second.
+  EXPECT_LT(latencies[2], 0.5) << "median latency, s";
+  EXPECT_LT(latencies.back(), 2.0) << "slowest line, s";
+  WaitFor(id, v1::JobStatus::COMPLETED);
 }
 
 TEST_F(AgentE2eTest, MaxRunDurationEndsTheJobAsTimeout) {

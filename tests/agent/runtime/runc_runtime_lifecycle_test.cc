@@ -1,6 +1,9 @@
 // RuncRuntime's container lifecycle with the real runc (run as root): signals, Delete()
 // leaving no container, mount or cgroup behind, list and inspect, refusals and runc's
 // errors, and waiting for a container of an earlier agent process.
+#include <sys/eventfd.h>
+
+#include "common/safe_open.h"
 #include "tests/agent/runtime/runc_runtime_fixture.h"
 
 namespace drover::agent {
@@ -28,6 +31,45 @@ TEST_F(RuncRuntimeTest, SignalStopsASleepingContainer) {
   // Signalling an ended container says so.
   absl::Status late = runtime_->Signal(spec.id, SIGTERM, false);
   EXPECT_FALSE(late.ok());
+}
+
+// The attempt's watch loop sleeps in WaitOrWake until PID 1 exits or its eventfd is written
+// (a STOP, the agent leaving): a write ends the wait at once, however long its timeout, and
+// the exit still ends it when it comes.
+TEST_F(RuncRuntimeTest, WaitOrWakeEndsAtTheWakeOrAtTheExitNotAtATimer) {
+  ContainerSpec spec = NewSpec("woken");
+  spec.args = Init(1, {"/bin/sh", "-c", "echo started; exec sleep 300"}).ToArgs();
+  Run(spec);
+  ASSERT_TRUE(
+      PollUntil([&] { return LogFile(spec, "rank-0.stdout") == "started\n"; }, absl::Seconds(20)));
+  UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  ASSERT_TRUE(wake.valid());
+  // Nothing written: the timeout.
+  absl::Time start = absl::Now();
+  EXPECT_EQ(runtime_->WaitOrWake(spec.id, 50, wake.get()).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(45));
+  // Written from another thread while it waits: it ends at once, long before its timeout.
+  std::thread writer([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    const uint64_t one = 1;
+    ASSERT_EQ(::write(wake.get(), &one, sizeof one), 8);
+  });
+  start = absl::Now();
+  EXPECT_EQ(runtime_->WaitOrWake(spec.id, 60000, wake.get()).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  writer.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  uint64_t count = 0;
+  ASSERT_EQ(::read(wake.get(), &count, sizeof count), 8);  // drained, as the caller does
+  // PID 1 ends: the wait returns its exit, with nothing written.
+  ASSERT_TRUE(runtime_->Signal(spec.id, SIGTERM, /*all=*/false).ok());
+  start = absl::Now();
+  absl::StatusOr<ContainerExit> exit = runtime_->WaitOrWake(spec.id, 60000, wake.get());
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_EQ(exit->exit_code, 128 + SIGTERM);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+  ASSERT_TRUE(runtime_->Delete(spec.id).ok());
 }
 
 // PID 1 of a namespace drops signals it neither catches nor blocks; right after Start it
