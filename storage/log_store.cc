@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -26,6 +27,9 @@ using log_store_internal::IsMetricStream;
 using log_store_internal::Lines;
 
 namespace {
+
+// Marks the refusal of an entry planted in the folder (not a disk error).
+constexpr absl::string_view kPlantedPayload = "drover.dev/log-store/planted";
 
 bool SameAttempt(const LogStreamKey& key, absl::string_view job_id, int64_t epoch) {
   return key.epoch == epoch && key.job_id == job_id;
@@ -111,9 +115,11 @@ absl::StatusOr<int> LogStore::OpenGuarded(const std::string& path, int flags) {
         // Something planted in the log folder (a link, a FIFO): never followed or waited on.
         Log(LogLevel::kWarning, "log_file_refused",
             {{"path", absl::StrCat(root_, "/", path)}, {"error", opened.status().message()}});
-        return absl::UnavailableError(absl::StrCat("log file ", root_, "/", path, ": ",
-                                                   opened.status().message(),
-                                                   "; an administrator must remove it"));
+        absl::Status planted = absl::UnavailableError(
+            absl::StrCat("log file ", root_, "/", path, ": ", opened.status().message(),
+                         "; an administrator must remove it"));
+        planted.SetPayload(kPlantedPayload, absl::Cord("1"));
+        return planted;
       }
       return opened.status();
     }
@@ -224,9 +230,10 @@ void LogStore::Append(const LogStreamKey& key, int64_t offset, absl::string_view
     if (closing_) {
       result = absl::UnavailableError("droverd is shutting down; resend the logs later");
     } else if (opened = OpenFile(key); !opened.ok()) {
-      // Short of descriptors is not the disk's fault.
-      result = absl::IsResourceExhausted(opened.status()) &&
-                       absl::StrContains(opened.status().message(), "file descriptors")
+      // Short of descriptors is not the disk's fault, nor is an entry planted in the folder.
+      result = (absl::IsResourceExhausted(opened.status()) &&
+                absl::StrContains(opened.status().message(), "file descriptors")) ||
+                       opened.status().GetPayload(kPlantedPayload).has_value()
                    ? opened.status()
                    : health_.Failed(opened.status());
     } else if (File& file = **opened; file.capped) {

@@ -153,6 +153,7 @@ TEST_F(LogStoreTest, ALinkOrFifoPlantedInTheFolderIsNeitherFollowedNorWaitedOn) 
   ASSERT_FALSE(linked.ok());
   EXPECT_EQ(linked.status().code(), absl::StatusCode::kUnavailable) << linked.status();
   EXPECT_THAT(std::string(linked.status().message()), HasSubstr("j-1/1/rank-0.stdout"));
+  EXPECT_EQ(refused_, 0) << "a planted entry is no disk error";
   EXPECT_FALSE(logs_->Read(key_, 0, 100).ok());
   EXPECT_EQ(logs_->Received(key_), 0);
   const LogStreamKey fifo{"j-1", 1, 0, v1::STDERR};
