@@ -9,6 +9,12 @@
 #   bench/run_ingest_bench.sh BUILD_DIR [--droverd NAME=PATH]... [--passes 3]
 #                             [--megabytes 256] [--chunk-kib 256] [--streams "1 4"]
 #                             [--metrics-mib-per-stream 60] [--state-root DIR] [--out DIR]
+#                             [--data-dir NAME=DIR]...
+#
+# --data-dir NAME=DIR runs droverd NAME with its logs and blobs in a fresh folder under DIR
+# (droverd --data-dir: the shared data folder of active/standby, docs/operations.md), its
+# disk baselines measured there too. The same PATH may be given under two NAMEs, with and
+# without a --data-dir, to compare the layouts in one run.
 #
 # BUILD_DIR is a configured and built tree (RelWithDebInfo for figures worth recording) with
 # the drover-bench and drover targets; its droverd too unless --droverd names others (for
@@ -26,12 +32,13 @@ set -euo pipefail
 BENCH_NAME=run_ingest_bench.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 [[ $# -ge 1 ]] || usage
 [[ "$1" == "-h" || "$1" == "--help" ]] && usage
 build_dir=$1; shift
 droverds=()
+declare -A data_dirs=()
 passes=3
 megabytes=256
 chunk_kib=256
@@ -49,6 +56,12 @@ while [[ $# -gt 0 ]]; do
     --metrics-mib-per-stream) metrics_mib=$2; shift 2 ;;
     --state-root) state_root=$2; shift 2 ;;
     --out) out_dir=$2; shift 2 ;;
+    --data-dir)
+      if [[ $2 != *=* || -z ${2%%=*} || -z ${2#*=} ]]; then
+        echo "run_ingest_bench.sh: --data-dir '$2': write NAME=DIR, NAME one of the --droverd names" >&2
+        exit 2
+      fi
+      data_dirs[${2%%=*}]=${2#*=}; shift 2 ;;
     *) echo "run_ingest_bench.sh: unknown argument '$1'; see --help" >&2; exit 2 ;;
   esac
 done
@@ -72,6 +85,13 @@ for entry in "${droverds[@]}"; do
   names+=("$name")
 done
 bench_require_real_disk "$state_root"
+for name in "${!data_dirs[@]}"; do
+  if [[ ! " ${names[*]} " == *" $name "* ]]; then
+    echo "run_ingest_bench.sh: --data-dir $name: no --droverd of that name" >&2
+    exit 2
+  fi
+  bench_require_real_disk "${data_dirs[$name]}"
+done
 
 base=$(mktemp -d "$state_root/drover-ingest-bench-XXXXXX")
 results=${out_dir:-$base/results}
@@ -84,17 +104,22 @@ for entry in "${droverds[@]}"; do echo "droverd: ${entry%%=*} = ${entry#*=}"; do
 # One pass of one droverd: start it on a fresh state folder, run every benchmark, stop it.
 run_pass() {
   local name=$1 droverd=$2 pass=$3
-  local state_dir=$base/state tag="$name-$pass"
+  local state_dir=$base/state tag="$name-$pass" data_dir= data_flags=()
   rm -rf "$state_dir"
+  data_dir=$state_dir
+  if [[ -n ${data_dirs[$name]:-} ]]; then
+    data_dir=$(mktemp -d "${data_dirs[$name]}/drover-ingest-data-XXXXXX")
+    data_flags=(--data-dir "$data_dir")
+  fi
   # The benchmark is droverd's bootstrap admin: it makes its node's join token and compute
   # target with it.
   bench_start_droverd "$droverd" "$state_dir" 127.0.0.1:0 "$results/droverd-$tag.log" \
-    --log-level warning
+    --log-level warning "${data_flags[@]}"
   local streams
   for streams in $stream_counts; do
     echo "== pass $pass, $name: log-ingest --megabytes $megabytes --streams $streams ($(bench_load))"
     "$bench" log-ingest --server "$address" --megabytes "$megabytes" --chunk-kib "$chunk_kib" \
-      --streams "$streams" --baseline-dir "$state_dir" --output json \
+      --streams "$streams" --baseline-dir "$data_dir" --output json \
       > "$results/log-ingest-$tag-$streams.json"
   done
   for streams in $stream_counts; do
@@ -105,6 +130,7 @@ run_pass() {
   done
   bench_stop "$droverd_pid"
   droverd_pid=
+  if [[ $data_dir != "$state_dir" ]]; then rm -rf "$data_dir"; fi
 }
 
 for pass in $(seq "$passes"); do

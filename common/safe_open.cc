@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -151,6 +152,11 @@ absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, absl::string_view path, int fl
   int fd = RawOpenBeneath(root_fd, path, open_flags, mode);
   if (fd < 0) {
     int error = -fd;
+    // Classifying would take descriptors too: say what it is, so that the caller may close
+    // some of its own and try again (IsOutOfDescriptors).
+    if (error == EMFILE || error == ENFILE) {
+      return ErrnoStatus(error, absl::StrCat("opening '", path, "'"));
+    }
     std::string where;
     FileKind kind = Classify(root_fd, path, &where);
     *found = kind;
@@ -181,6 +187,12 @@ absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, absl::string_view path, int fl
     }
   }
   return file;
+}
+
+bool IsOutOfDescriptors(const absl::Status& status) {
+  return absl::IsUnavailable(status) &&
+         (absl::EndsWith(status.message(), strerror(EMFILE)) ||
+          absl::EndsWith(status.message(), strerror(ENFILE)));
 }
 
 absl::StatusOr<UniqueFd> OpenBeneath(const std::string& root, absl::string_view path, int flags,

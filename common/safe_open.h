@@ -84,6 +84,10 @@ bool IsBeneathPath(absl::string_view path);
 // UNAVAILABLE (RESOURCE_EXHAUSTED for a full disk) for other errors of the file system.
 absl::StatusOr<UniqueFd> OpenBeneath(int root_fd, absl::string_view path, int flags,
                                      mode_t mode = 0644, FileKind* found = nullptr);
+// Whether `status`, from OpenBeneath, says this process or the system is out of file
+// descriptors (EMFILE, ENFILE): a caller holding descriptors of its own may close some and
+// try again.
+bool IsOutOfDescriptors(const absl::Status& status);
 // The same below the folder `root`; the root itself is trusted (opened following links):
 // it is the caller's own folder, such as the attempt's job folder.
 absl::StatusOr<UniqueFd> OpenBeneath(const std::string& root, absl::string_view path, int flags,

@@ -26,6 +26,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/safe_open.h"
 #include "google/protobuf/util/time_util.h"
 #include "common/status_macros.h"
 #include "server/standby_server.h"
@@ -41,22 +42,22 @@ bool IsPostgresStore(absl::string_view store) {
 namespace {
 
 // The secret in `path` (mode 0600), created with 256 random bits when there is none yet.
+// The file may be in the shared data folder: it is read only when it is a regular file
+// (a FIFO there is not waited on) and written through no link (ReplaceFile).
 absl::StatusOr<std::string> LoadOrCreateKey(const std::string& path) {
-  std::ifstream in(path);
-  std::string key;
-  if (in && std::getline(in, key) && key.size() >= 32) return key;
+  absl::StatusOr<std::string> text = ReadSmallFile(path, 4096);
+  std::string key = text.ok() ? text->substr(0, text->find('\n')) : "";
+  if (key.size() >= 32) return key;
+  if (!text.ok() && !absl::IsNotFound(text.status()) &&
+      !absl::StrContains(text.status().message(), "No such file")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot read the key ", path, ": ", text.status().message(),
+        "; remove what is there (droverd writes a new key) or put the key back"));
+  }
   std::random_device random;
   key.clear();
   for (int i = 0; i < 8; ++i) absl::StrAppend(&key, absl::Hex(random(), absl::kZeroPad8));
-  std::string temporary = path + ".new";
-  int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  std::string line = key + "\n";
-  bool ok = fd >= 0 && write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-            fsync(fd) == 0;
-  if (fd >= 0) close(fd);
-  if (!ok || rename(temporary.c_str(), path.c_str()) != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", strerror(errno)));
-  }
+  DROVER_RETURN_IF_ERROR(ReplaceFile(path, key + "\n", 0600));
   return key;
 }
 
@@ -209,6 +210,31 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
         "state-dir '", options.state_dir,
         "' is in use by another droverd; stop it first or use another --state-dir"));
   }
+  // The shared data folder (docs/operations.md#shared-data): on PostgreSQL every droverd
+  // of the cluster names the same one and only the leader opens its stores. On SQLite each
+  // droverd has a database of its own, so two of them on one data folder would each take
+  // the other's blobs for garbage: refused.
+  const std::string data_dir = options.data_dir.empty() ? options.state_dir : options.data_dir;
+  std::filesystem::create_directories(data_dir, error);
+  if (error) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create data-dir '", data_dir, "': ", error.message()));
+  }
+  if (!IsPostgresStore(options.store)) {
+    std::string data_lock = data_dir + "/data.lock";
+    d->data_lock_fd_ = open(data_lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (d->data_lock_fd_ < 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot open '", data_lock, "': ", strerror(errno)));
+    }
+    if (flock(d->data_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data-dir '", data_dir,
+          "' is in use by another droverd on SQLite; droverds share a data folder only when "
+          "they share a PostgreSQL --store (docs/operations.md#shared-data): give this one "
+          "its own --data-dir"));
+    }
+  }
   d->metrics_ = std::make_unique<ServerMetrics>(d->metrics_registry_);
   storage::WriteErrorObserver count_write_error =
       [metrics = d->metrics_.get()](absl::string_view store, storage::WriteError kind) {
@@ -268,7 +294,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   DROVER_ASSIGN_OR_RETURN(
       d->logs_,
       storage::LogStore::Open(
-          options.state_dir + "/logs",
+          data_dir + "/logs",
           {.on_write_error = count_write_error,
            .max_open_files = options.max_open_log_files,
            .limits = options.log_limits,
@@ -277,7 +303,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
                  .Increment(static_cast<double>(bytes));
            }}));
   DROVER_ASSIGN_OR_RETURN(d->blobs_,
-                          storage::BlobStore::Open(options.state_dir + "/blobs",
+                          storage::BlobStore::Open(data_dir + "/blobs",
                                                    options.max_blob_bytes, count_write_error,
                                                    clock));
   d->resumed_jobs_ = unfinished.size();
@@ -290,8 +316,9 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   }
   CoreOptions core_options = options.core;
   core_options.metrics = d->metrics_.get();
+  // Shared: a token the old leader gave a running attempt still opens a relay on the next.
   DROVER_ASSIGN_OR_RETURN(core_options.exec_token_key,
-                          LoadOrCreateKey(options.state_dir + "/exec-token.key"));
+                          LoadOrCreateKey(data_dir + "/exec-token.key"));
   d->loop_ = std::make_unique<CoreLoop>();
   d->core_ = std::make_unique<Core>(*d->store_, *d->logs_, d->events_, *d->loop_, clock,
                                     core_options);
@@ -470,6 +497,7 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
 Droverd::~Droverd() {
   Shutdown();
   if (lock_fd_ >= 0) close(lock_fd_);
+  if (data_lock_fd_ >= 0) close(data_lock_fd_);
 }
 
 void Droverd::Shutdown() {

@@ -59,9 +59,13 @@ struct DroverdOptions {
   std::string listen = "127.0.0.1:7070";
   // Folder for droverd's state (created if missing): the database `drover.db`.
   std::string state_dir;
+  // Folder for what every droverd of a cluster must reach, whichever leads
+  // (docs/operations.md#shared-data): `logs/`, `blobs/` and `exec-token.key`. Empty:
+  // `state_dir` (one droverd). With a standby, one folder on storage every droverd mounts.
+  std::string data_dir;
   // Where the state database is (docs/operations.md#postgresql): empty, the SQLite file
   // `drover.db` in `state_dir`; a postgres:// or postgresql:// URI, that PostgreSQL
-  // database (logs, blobs and the rest of `state_dir` stay on this machine).
+  // database (logs and blobs stay in `data_dir`).
   std::string store;
   // How long Shutdown() lets accepted calls finish before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(10);
@@ -196,6 +200,7 @@ class Droverd {
   size_t resumed_jobs_ = 0;
   bool stopped_ = false;
   int lock_fd_ = -1;  // flock on <state-dir>/droverd.lock, held while running
+  int data_lock_fd_ = -1;  // flock on <data-dir>/data.lock on SQLite (one droverd there)
   MetricsRegistry metrics_registry_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<SecretBox> secrets_;  // before store_, which uses it

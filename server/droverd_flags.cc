@@ -85,9 +85,15 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
   FlagSet flags("droverd [flags]", kSummary);
   flags.String("listen", &s.options.listen, "Address to serve the gRPC API on", "HOST:PORT");
   flags.String("state-dir", &s.options.state_dir, "Folder for droverd's durable state", "DIR");
+  flags.String("data-dir", &s.options.data_dir,
+               "Folder for job logs, metrics, blobs (snapshots, images, outputs) and "
+               "exec-token.key; empty: --state-dir. With a standby: one folder on storage "
+               "every droverd mounts (NFS, CephFS), so that whichever leads has them "
+               "(docs/operations.md#shared-data)",
+               "DIR");
   flags.String("store", &s.options.store,
                "The state database: empty, drover.db in --state-dir (SQLite); a postgres:// URI, "
-               "that PostgreSQL database (logs and blobs stay in --state-dir)",
+               "that PostgreSQL database (logs and blobs stay in --data-dir)",
                "URI");
   std::string leader_lease_ttl = "5s";
   flags.String("advertise-address", &s.options.advertise_address,
@@ -358,10 +364,13 @@ absl::StatusOr<DroverdSettings> ParseDroverdFlags(const std::vector<std::string>
   options.core.datastore_roots.allowed = datastore_roots;
   {
     std::error_code error;
-    std::filesystem::path state = std::filesystem::absolute(options.state_dir, error);
-    std::string refused = state.lexically_normal().string();
-    while (refused.size() > 1 && refused.back() == '/') refused.pop_back();
-    options.core.datastore_roots.refused.push_back(refused);
+    for (const std::string* dir : {&options.state_dir, &options.data_dir}) {
+      if (dir->empty()) continue;
+      std::filesystem::path state = std::filesystem::absolute(*dir, error);
+      std::string refused = state.lexically_normal().string();
+      while (refused.size() > 1 && refused.back() == '/') refused.pop_back();
+      options.core.datastore_roots.refused.push_back(refused);
+    }
   }
 
   if (!bootstrap_token_file.empty()) {

@@ -73,9 +73,15 @@ int main(int argc, char** argv) {
   if (!options.state_dir.empty()) {
     if (absl::Status s = drover::server::SecureStateDir(options.state_dir); !s.ok()) return Fail(s);
   }
-  {
+  // The shared data folder is as private as the state folder: it holds every job's logs
+  // and outputs and the exec token key.
+  if (!options.data_dir.empty()) {
+    if (absl::Status s = drover::server::SecureStateDir(options.data_dir); !s.ok()) return Fail(s);
+  }
+  for (const std::string* dir : {&options.state_dir, &options.data_dir}) {
+    if (dir->empty()) continue;
     std::error_code error;
-    std::filesystem::path real = std::filesystem::canonical(options.state_dir, error);
+    std::filesystem::path real = std::filesystem::canonical(*dir, error);
     if (!error) options.core.datastore_roots.refused.push_back(real.string());
   }
 
@@ -121,6 +127,7 @@ int main(int argc, char** argv) {
                {"metrics_address", (*droverd)->metrics_address()},
                {"web_url", (*droverd)->http_url()},
                {"state_dir", options.state_dir},
+               {"data_dir", options.data_dir.empty() ? options.state_dir : options.data_dir},
                {"resumed_jobs", (*droverd)->resumed_jobs()},
                {"pid", getpid()}});
   if (!address_file.empty()) {

@@ -53,7 +53,7 @@ absl::StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(std::string root,
 int BlobStore::MarkUsed(const std::string& path) const {
   timespec now = absl::ToTimespec(clock_.Now());
   timespec times[2] = {now, now};
-  return ::utimensat(AT_FDCWD, path.c_str(), times, 0);
+  return ::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW);
 }
 
 std::string BlobStore::PathOf(absl::string_view digest) const {
@@ -63,8 +63,10 @@ std::string BlobStore::PathOf(absl::string_view digest) const {
 
 absl::StatusOr<int64_t> BlobStore::Stat(absl::string_view digest) const {
   if (absl::Status s = CheckDigest(digest); !s.ok()) return s;
+  // A link or a FIFO planted where a blob belongs (the folder may be shared storage) is no
+  // blob: never followed.
   struct stat st {};
-  if (::stat(PathOf(digest).c_str(), &st) != 0) {
+  if (::lstat(PathOf(digest).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return absl::NotFoundError(absl::StrCat("blob ", digest, " is not on droverd"));
   }
   return static_cast<int64_t>(st.st_size);
@@ -127,7 +129,7 @@ absl::StatusOr<bool> BlobStore::Upload::Commit() {
   std::string final_path = store_.PathOf(digest_);
   absl::MutexLock lock(&store_.use_mu_);
   struct stat st {};
-  if (::stat(final_path.c_str(), &st) == 0) {  // someone else uploaded it first
+  if (::lstat(final_path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {  // uploaded meanwhile
     (void)store_.MarkUsed(final_path);
     return false;
   }
@@ -145,7 +147,13 @@ absl::StatusOr<bool> BlobStore::Upload::Commit() {
 absl::StatusOr<std::string> BlobStore::Read(absl::string_view digest, int64_t offset,
                                             int64_t max_bytes) const {
   if (absl::Status s = CheckDigest(digest); !s.ok()) return s;
-  int fd = ::open(PathOf(digest).c_str(), O_RDONLY | O_CLOEXEC);
+  // Nothing followed, never waiting on a FIFO, a regular file only (see Stat).
+  int fd = ::open(PathOf(digest).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  struct stat st {};
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    ::close(fd);
+    fd = -1;
+  }
   if (fd < 0) return absl::NotFoundError(absl::StrCat("blob ", digest, " is not on droverd"));
   std::string out(static_cast<size_t>(max_bytes), '\0');
   ssize_t n = ::pread(fd, out.data(), out.size(), offset);

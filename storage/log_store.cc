@@ -8,14 +8,16 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/errno_status.h"
 #include "common/log.h"
+#include "common/safe_open.h"
 #include "common/status_macros.h"
 #include "storage/log_store_internal.h"
 
@@ -25,6 +27,9 @@ using log_store_internal::IsMetricStream;
 using log_store_internal::Lines;
 
 namespace {
+
+// Marks the refusal of an entry planted in the folder (not a disk error).
+constexpr absl::string_view kPlantedPayload = "drover.dev/log-store/planted";
 
 bool SameAttempt(const LogStreamKey& key, absl::string_view job_id, int64_t epoch) {
   return key.epoch == epoch && key.job_id == job_id;
@@ -60,6 +65,10 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(std::string root,
         absl::StrCat("cannot create log folder '", root, "': ", error.message()));
   }
   auto store = std::unique_ptr<LogStore>(new LogStore(std::move(root), std::move(options)));
+  store->root_fd_ = ::open(store->root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (store->root_fd_ < 0) {
+    return ErrnoStatus(errno, absl::StrCat("opening log folder '", store->root_, "'"));
+  }
   store->syncer_ = std::thread([s = store.get()] { s->SyncLoop(); });
   return store;
 }
@@ -69,33 +78,51 @@ LogStore::~LogStore() {
   for (auto& [key, file] : files_) {
     if (file.fd >= 0) ::close(file.fd);
   }
+  if (root_fd_ >= 0) ::close(root_fd_);
+}
+
+std::string LogStore::RelativePathOf(const LogStreamKey& key) {
+  // rank-R.stdout, rank-R.stderr, rank-R.metrics, ...: the stream's name in lower case.
+  return absl::StrCat(key.job_id, "/", key.epoch, "/rank-", key.rank, ".",
+                      absl::AsciiStrToLower(v1::LogStream_Name(key.stream)));
 }
 
 std::string LogStore::PathOf(const LogStreamKey& key) const {
-  // rank-R.stdout, rank-R.stderr, rank-R.metrics, ...: the stream's name in lower case.
-  return absl::StrCat(root_, "/", key.job_id, "/", key.epoch, "/rank-", key.rank, ".",
-                      absl::AsciiStrToLower(v1::LogStream_Name(key.stream)));
+  return absl::StrCat(root_, "/", RelativePathOf(key));
 }
 
 absl::StatusOr<int> LogStore::OpenGuarded(const std::string& path, int flags) {
   for (int tries = 0; tries < 2; ++tries) {
-    int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0640);
-    int error = errno;
-    if (fd >= fd_ceiling_) {
+    absl::StatusOr<UniqueFd> opened = OpenBeneath(root_fd_, path, flags, 0640);
+    bool short_of_fds = !opened.ok() && IsOutOfDescriptors(opened.status());
+    if (opened.ok() && opened->get() >= fd_ceiling_) {
       // Among the last descriptors: those are for accepting calls and the database.
-      ::close(fd);
-      fd = -1;
-      error = EMFILE;
+      opened = absl::UnavailableError("");
+      short_of_fds = true;
     }
-    if (fd >= 0) {
+    if (opened.ok()) {
       if (short_of_fds_) {
         short_of_fds_ = false;
         Log(LogLevel::kInfo, "log_store_fds_recovered", {{"open_files", open_.size()}});
       }
-      return fd;
+      return opened->release();
     }
-    if (error == ENOENT) return absl::NotFoundError(absl::StrCat("no file ", path));
-    if (error != EMFILE && error != ENFILE) return ErrnoStatus(error, absl::StrCat("opening ", path));
+    if (absl::IsNotFound(opened.status())) {
+      return absl::NotFoundError(absl::StrCat("no file ", root_, "/", path));
+    }
+    if (!short_of_fds) {
+      if (absl::IsFailedPrecondition(opened.status())) {
+        // Something planted in the log folder (a link, a FIFO): never followed or waited on.
+        Log(LogLevel::kWarning, "log_file_refused",
+            {{"path", absl::StrCat(root_, "/", path)}, {"error", opened.status().message()}});
+        absl::Status planted = absl::UnavailableError(
+            absl::StrCat("log file ", root_, "/", path, ": ", opened.status().message(),
+                         "; an administrator must remove it"));
+        planted.SetPayload(kPlantedPayload, absl::Cord("1"));
+        return planted;
+      }
+      return opened.status();
+    }
     if (!EvictOne()) break;
   }
   if (!short_of_fds_) {
@@ -141,10 +168,11 @@ absl::StatusOr<LogStore::File*> LogStore::OpenFile(const LogStreamKey& key) {
     open_.splice(open_.begin(), open_, it->second.lru);
     return &it->second;
   }
-  std::string path = PathOf(key);
+  std::string path = RelativePathOf(key);
   if (it == files_.end()) {
-    std::error_code error;
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
+    // The attempt's folder, made below the root without following a link (when this
+    // fails, the open below says why).
+    (void)MakeFoldersBeneath(root_fd_, absl::StrCat(key.job_id, "/", key.epoch), 0750);
   }
   while (static_cast<int>(open_.size()) >= max_open_files_ && EvictOne()) {
   }
@@ -183,6 +211,16 @@ absl::Status LogStore::WriteAt(const LogStreamKey& key, File& file, absl::string
   return absl::OkStatus();
 }
 
+absl::Status LogStore::Rewrite(const LogStreamKey& key, File& file, int64_t offset,
+                               absl::string_view data) {
+  if (data.empty()) return absl::OkStatus();
+  if (::pwrite(file.fd, data.data(), data.size(), offset) != static_cast<ssize_t>(data.size())) {
+    return health_.Failed(ErrnoStatus(errno, absl::StrCat("writing ", PathOf(key))));
+  }
+  file.dirty = true;
+  return absl::OkStatus();
+}
+
 void LogStore::Append(const LogStreamKey& key, int64_t offset, absl::string_view data,
                       AppendCallback done) {
   absl::StatusOr<int64_t> result;
@@ -192,9 +230,10 @@ void LogStore::Append(const LogStreamKey& key, int64_t offset, absl::string_view
     if (closing_) {
       result = absl::UnavailableError("droverd is shutting down; resend the logs later");
     } else if (opened = OpenFile(key); !opened.ok()) {
-      // Short of descriptors is not the disk's fault.
-      result = absl::IsResourceExhausted(opened.status()) &&
-                       absl::StrContains(opened.status().message(), "file descriptors")
+      // Short of descriptors is not the disk's fault, nor is an entry planted in the folder.
+      result = (absl::IsResourceExhausted(opened.status()) &&
+                absl::StrContains(opened.status().message(), "file descriptors")) ||
+                       opened.status().GetPayload(kPlantedPayload).has_value()
                    ? opened.status()
                    : health_.Failed(opened.status());
     } else if (File& file = **opened; file.capped) {
@@ -217,7 +256,16 @@ void LogStore::Append(const LogStreamKey& key, int64_t offset, absl::string_view
           "log offset ", offset, " is beyond the stored size ", file.size, "; resend from there"));
     } else {
       int64_t skip = file.size - offset;
-      if (skip < static_cast<int64_t>(data.size())) {
+      // Bytes already stored are written again where they are, not skipped: they are the
+      // same bytes (a stream's file on the node is what is shipped), so this changes
+      // nothing, except after a leader on shared storage died with writes its file server
+      // never had (docs/operations.md#shared-data): a hole there is filled from the
+      // agent's resend. Only a resend overlaps, so this costs nothing in the steady state.
+      absl::Status rewritten =
+          Rewrite(key, file, offset, data.substr(0, std::min<size_t>(skip, data.size())));
+      if (!rewritten.ok()) {
+        result = rewritten;
+      } else if (skip < static_cast<int64_t>(data.size())) {
         absl::string_view rest = data.substr(skip);
         const int64_t lines = IsMetricStream(key.stream) ? Lines(rest) : -1;
         const bool over =
@@ -342,9 +390,14 @@ int64_t LogStore::Received(const LogStreamKey& key) {
   absl::MutexLock lock(&mu_);
   auto it = files_.find(key);
   if (it != files_.end()) return it->second.received;
+  const std::string path = RelativePathOf(key);
   struct stat st {};
-  int64_t size = ::stat(PathOf(key).c_str(), &st) == 0 ? st.st_size : 0;
-  std::ifstream sidecar(PathOf(key) + ".capped");
+  int64_t size = 0;
+  if (::fstatat(root_fd_, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+    size = st.st_size;
+  }
+  absl::StatusOr<std::string> text = ReadSmallFileBeneath(root_fd_, path + ".capped", 256);
+  std::istringstream sidecar(text.ok() ? *text : "");
   int64_t cap_at = 0, received = 0;
   if (sidecar >> cap_at >> received) return std::max(size, received);
   return size;
@@ -378,7 +431,8 @@ std::vector<LogStreamInfo> LogStore::Streams(absl::string_view job_id, int64_t e
       if (it != files_.end()) size = it->second.size;
     }
     struct stat st {};
-    if (size == 0 && ::stat(entry.path().c_str(), &st) == 0) size = st.st_size;
+    if (::lstat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (size == 0) size = st.st_size;
     out.push_back(LogStreamInfo{rank, key.stream, size, std::max(size, Received(key))});
   }
   std::sort(out.begin(), out.end(), [](const LogStreamInfo& a, const LogStreamInfo& b) {
@@ -392,7 +446,7 @@ absl::StatusOr<std::string> LogStore::Read(const LogStreamKey& key, int64_t offs
   absl::StatusOr<int> fd;
   {
     absl::MutexLock lock(&mu_);
-    fd = OpenGuarded(PathOf(key), O_RDONLY);
+    fd = OpenGuarded(RelativePathOf(key), O_RDONLY);
   }
   if (!fd.ok()) {
     if (absl::IsNotFound(fd.status())) return std::string();
@@ -448,6 +502,8 @@ absl::StatusOr<int64_t> LogStore::RemoveStreams(absl::string_view job_id,
   absl::MutexLock lock(&mu_);
   int64_t freed = 0;
   std::error_code error;
+  // A link planted for the job's folder is not followed (nothing elsewhere is removed).
+  if (struct stat st {}; ::lstat(job_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) return freed;
   for (const auto& epoch_entry : std::filesystem::directory_iterator(job_dir, error)) {
     int64_t epoch = 0;
     if (!epoch_entry.is_directory(error) ||

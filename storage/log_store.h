@@ -5,6 +5,11 @@
 // that a chunk sent twice (after a reconnect) is stored once and a chunk that would leave a
 // gap is refused.
 //
+// Several droverds may share `root` (one leads at a time; docs/operations.md#shared-data):
+// a chunk is written at its own offset in the stream (pwrite), never appended blindly, so
+// the same chunk written by a deposed leader and by the new one lands on the same bytes,
+// and every file is opened beneath `root` without following a link.
+//
 // Durability: appends are written at once and made durable by a syncer thread that fsyncs
 // every file written since its last round, then runs the appends' callbacks; the agent
 // counts a chunk as delivered only after that callback acknowledged it. When the disk is
@@ -174,11 +179,15 @@ class LogStore {
     int64_t records = 0;
     int64_t dropped_records = 0;
   };
+  // The stream's file: its path below `root_`, and the whole path (for messages).
+  static std::string RelativePathOf(const LogStreamKey& key);
   std::string PathOf(const LogStreamKey& key) const;
   // The stream's entry with an open descriptor.
   absl::StatusOr<File*> OpenFile(const LogStreamKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Opens `path` unless that takes one of the last `fd_reserve_` descriptors: then, or on
-  // EMFILE/ENFILE, closes a stream file and tries again once, else RESOURCE_EXHAUSTED.
+  // Opens `path` (below `root_`, nothing followed, a regular file only: common/safe_open.h)
+  // unless that takes one of the last `fd_reserve_` descriptors: then, or on EMFILE/ENFILE,
+  // closes a stream file and tries again once, else RESOURCE_EXHAUSTED. NOT_FOUND when
+  // missing; UNAVAILABLE naming it for a link, a FIFO or a folder there.
   absl::StatusOr<int> OpenGuarded(const std::string& path, int flags)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Closes the least recently used open file the syncer does not hold (after an fsync
@@ -189,6 +198,9 @@ class LogStore {
   // the records in `data` when the caller counted them already (metric streams), else -1.
   absl::Status WriteAt(const LogStreamKey& key, File& file, absl::string_view data,
                        int64_t lines = -1) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `data` again at `offset`, below the stored size (see Append).
+  absl::Status Rewrite(const LogStreamKey& key, File& file, int64_t offset, absl::string_view data)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes what fits under the cap, then the note. The sender's offset after.
   absl::StatusOr<int64_t> AppendCapped(const LogStreamKey& key, File& file, int64_t offset,
                                        absl::string_view rest)
@@ -201,6 +213,9 @@ class LogStore {
   void SyncLoop();
 
   const std::string root_;
+  // `root_`, opened once: every stream file is opened beneath it without following a link
+  // (the folder may be on storage other hosts write: docs/operations.md#shared-data).
+  int root_fd_ = -1;
   const std::function<int(int fd)> sync_;
   const LogLimits limits_;
   const DroppedObserver on_dropped_;

@@ -3,12 +3,13 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/safe_open.h"
 #include "storage/log_store.h"
 #include "storage/log_store_internal.h"
 
@@ -65,7 +66,9 @@ void LogStore::LoadCap(const LogStreamKey& key, int fd, const std::string& path,
   }
   // A cap reached before a restart: the sidecar has where and what came after; without
   // it (lost in a crash) a stream above its cap was capped all the same.
-  std::ifstream sidecar(path + ".capped");
+  absl::StatusOr<std::string> text =
+      ReadSmallFileBeneath(root_fd_, RelativePathOf(key) + ".capped", 256);
+  std::istringstream sidecar(text.ok() ? *text : "");
   int64_t cap_at = 0, received = 0, dropped_records = 0;
   if (sidecar >> cap_at >> received >> dropped_records) {
     file.capped = true;
@@ -84,7 +87,7 @@ void LogStore::LoadCap(const LogStreamKey& key, int fd, const std::string& path,
 void LogStore::SaveCap(const LogStreamKey& key, const File& file) {
   // Not synced: without it a restarted droverd still sees the cap (the note put the file
   // above it) and at worst counts some dropped bytes twice.
-  absl::StatusOr<int> fd = OpenGuarded(PathOf(key) + ".capped", O_WRONLY | O_CREAT | O_TRUNC);
+  absl::StatusOr<int> fd = OpenGuarded(RelativePathOf(key) + ".capped", O_WRONLY | O_CREAT | O_TRUNC);
   if (!fd.ok()) return;
   std::string text = absl::StrCat(file.cap_at, " ", file.received, " ", file.dropped_records, "\n");
   if (::pwrite(*fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {

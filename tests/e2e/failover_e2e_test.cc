@@ -8,6 +8,12 @@
 // gives one job; the running job keeps running on its node and completes on the new
 // leader, its logs complete and once.
 //
+// Both droverds name one shared --data-dir (docs/operations.md#shared-data), as on storage
+// every droverd mounts: a job that ended before the failover keeps its logs, metrics and
+// outputs on the new leader, and a job queued with a snapshot uploaded to the old leader
+// launches on the new one. A leader paused while a job writes, woken after the takeover,
+// has written into the same files: the job's output is there complete and once.
+//
 // PostgreSQL only (DROVER_TEST_STORE=postgres, the suite's PostgreSQL pass): skipped on
 // SQLite, where one droverd owns its state folder. Root only (runc).
 #include <grpcpp/client_context.h>
@@ -21,6 +27,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -164,8 +171,9 @@ class FailoverTest : public testing::LocalClusterTest {
     ASSERT_TRUE(database.ok()) << database.status();
     store_ = (*server)->Uri(*database);
     standby_listen_ = absl::StrCat("127.0.0.1:", testing::FreeLoopbackPort());
+    data_dir_ = dir_.path() + "/shared-data";
     StartCluster({.agents = 1,
-                  .droverd_flags = {"--store", store_},
+                  .droverd_flags = {"--store", store_, "--data-dir", data_dir_},
                   .agent_flags_of = [this](int) -> std::vector<std::string> {
                     return {"--scheduler", absl::StrCat(listen_, ",", standby_listen_)};
                   }});
@@ -179,17 +187,17 @@ class FailoverTest : public testing::LocalClusterTest {
     LocalClusterTest::TearDown();
   }
 
-  // The second droverd, on the same database: it stands by while the first leads. It shares
-  // the first one's keys (as docs/operations.md#standby says to).
+  // The second droverd, on the same database and data folder: it stands by while the first
+  // leads. It has the first one's secrets key (as docs/operations.md#standby says to); the
+  // exec token key is in the shared data folder.
   void StartStandby() {
     std::string state = dir_.path() + "/state-b";
     std::filesystem::create_directories(state);
-    for (const char* key : {"secrets.key", "exec-token.key"}) {
-      std::filesystem::copy_file(dir_.path() + "/state/" + key, state + "/" + key,
-                                 std::filesystem::copy_options::overwrite_existing);
-    }
-    auto standby = DroverdProcess::Start(
-        state, {"--listen", standby_listen_, "--store", store_, "--datastore-root", dir_.path()});
+    std::filesystem::copy_file(dir_.path() + "/state/secrets.key", state + "/secrets.key",
+                               std::filesystem::copy_options::overwrite_existing);
+    auto standby =
+        DroverdProcess::Start(state, {"--listen", standby_listen_, "--store", store_, "--data-dir",
+                                      data_dir_, "--datastore-root", dir_.path()});
     ASSERT_TRUE(standby.ok()) << standby.status();
     standby_ = *std::move(standby);
   }
@@ -289,7 +297,48 @@ class FailoverTest : public testing::LocalClusterTest {
     while (load.acked() < count && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
   }
 
+  // The fixture's clients talk to the standby from now on (it leads).
+  void FollowTheStandby() {
+    droverd_ = std::move(standby_);
+    listen_ = standby_listen_;
+    ConnectClients();
+  }
+
+  void SetCordoned(bool cordoned) {
+    v1::NodeRequest request;
+    request.set_name(NodeName(0));
+    v1::Node node;
+    grpc::ClientContext context;
+    grpc::Status status = cordoned ? admin_->CordonNode(&context, request, &node)
+                                   : admin_->UncordonNode(&context, request, &node);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  // Every point of the job's user metric `loss`, as "step=value" lines.
+  std::string LossPoints(const std::string& id) {
+    v1::GetMetricsRequest request;
+    request.set_job_id(id);
+    request.add_names("loss");
+    request.add_sources(v1::MetricSeries::USER);
+    std::string out;
+    while (true) {
+      v1::GetMetricsResponse page;
+      grpc::ClientContext context;
+      grpc::Status status = jobs_->stub().GetMetrics(&context, request, &page);
+      EXPECT_TRUE(status.ok()) << id << ": " << status.error_message();
+      if (!status.ok()) return out;
+      for (const v1::MetricSeries& series : page.series()) {
+        for (int i = 0; i < series.steps_size() && i < series.values_size(); ++i) {
+          absl::StrAppend(&out, series.steps(i), "=", series.values(i), "\n");
+        }
+      }
+      if (page.next_page_token().empty()) return out;
+      request.set_page_token(page.next_page_token());
+    }
+  }
+
   std::string store_;
+  std::string data_dir_;
   std::string standby_listen_;
   std::unique_ptr<DroverdProcess> standby_;
 };
@@ -403,6 +452,96 @@ TEST_F(FailoverTest, PausedLeaderThatWakesAfterATakeoverExitsAndAcknowledgesNoth
   listen_ = standby_listen_;
   ConnectClients();
   ExpectEveryAcknowledgedJobOnce(load.outcomes());
+}
+
+// What lives in the shared data folder fails over (docs/operations.md#shared-data): a job
+// that ended before the leader's SIGKILL has its whole output, its metrics and its outputs
+// on the new leader; a job queued with a snapshot uploaded to the old leader launches on
+// the new one and completes.
+TEST_F(FailoverTest, EndedJobsLogsMetricsAndOutputsAndAQueuedJobsSnapshotAreThereOnTheNewLeader) {
+  std::string ended = Submit(Shell(
+      "i=1; while [ $i -le 200 ]; do echo line-$i; "
+      "printf '{\"n\":\"loss\",\"s\":%d,\"t\":1764170000,\"v\":%d.5}\\n' $i $i "
+      ">> \"$DROVER_METRICS_DIR/rank-$DROVER_RANK.metrics\"; i=$((i+1)); done; "
+      "echo model-bytes > \"$DROVER_OUTPUT_DIR/model.txt\""));
+  v1::Job done = WaitFor(ended, v1::JobStatus::COMPLETED);
+  ASSERT_FALSE(done.status().outputs_digest().empty());
+  std::string logs_before = Logs(ended, 0);
+  std::string metrics_before = LossPoints(ended);
+  std::string outputs_before = Download(done.status().outputs_digest());
+  ASSERT_EQ(std::vector<std::string>(absl::StrSplit(logs_before, '\n', absl::SkipEmpty())).size(),
+            200u)
+      << logs_before.substr(0, 2000);
+  ASSERT_EQ(std::vector<std::string>(absl::StrSplit(metrics_before, '\n', absl::SkipEmpty())).size(),
+            200u)
+      << metrics_before.substr(0, 2000);
+  ASSERT_FALSE(outputs_before.empty());
+
+  // Code uploaded to this leader, for a job still queued at the failover (nothing is placed
+  // on the cordoned node).
+  SetCordoned(true);
+  if (HasFatalFailure()) return;
+  std::string source = dir_.path() + "/project";
+  std::filesystem::create_directories(source);
+  std::ofstream(source + "/train.py") << "print('hello from a snapshot the old leader took')\n";
+  v1::JobSpec spec;
+  spec.set_source_snapshot(Snapshot(source));
+  spec.set_entry_script("train.py");
+  spec.mutable_resources()->set_memory_mib(512);
+  std::string queued = Submit(spec);
+  EXPECT_EQ(Get(queued).status().state(), v1::JobStatus::QUEUED);
+
+  StartStandby();
+  if (HasFatalFailure()) return;
+  StopDroverd(SIGKILL);
+  absl::Duration took = WaitUntilStandbyLeads(ended);
+  std::printf("failover: the standby served %s after the leader's SIGKILL\n",
+              absl::FormatDuration(took).c_str());
+  ASSERT_LT(took, absl::Seconds(10)) << standby_->ReadLog();
+  FollowTheStandby();
+
+  EXPECT_EQ(Logs(ended, 0), logs_before);
+  EXPECT_EQ(LossPoints(ended), metrics_before);
+  EXPECT_EQ(Download(done.status().outputs_digest()), outputs_before);
+  SetCordoned(false);
+  if (HasFatalFailure()) return;
+  WaitFor(queued, v1::JobStatus::COMPLETED, absl::Seconds(90));
+  EXPECT_EQ(Logs(queued, 0), "hello from a snapshot the old leader took\n");
+}
+
+// The hostile case of a shared data folder: a leader paused (SIGSTOP: a partition, a long
+// pause) while a job writes, woken after the standby took over. Until it notices it was
+// deposed and exits 75, it may still store log chunks its agent had sent it, into the files
+// the new leader writes too. The job's output on the new leader is complete and once, in
+// order.
+TEST_F(FailoverTest, ALeaderPausedWhileAJobWritesAndWokenAfterTheTakeoverLeavesItsOutputWhole) {
+  std::string running = Submit(Shell("for i in $(seq 1 150); do echo line-$i; sleep 0.1; done"));
+  WaitFor(running, v1::JobStatus::RUNNING);
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (Logs(running, 0).size() < 40 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  StartStandby();
+  if (HasFatalFailure()) return;
+
+  droverd_->Signal(SIGSTOP);
+  absl::Duration took = WaitUntilStandbyLeads(running);
+  std::printf("failover: the standby served %s after the leader was paused\n",
+              absl::FormatDuration(took).c_str());
+  EXPECT_LT(took, absl::Seconds(10)) << standby_->ReadLog();
+  droverd_->Signal(SIGCONT);
+  absl::StatusOr<int> exited = droverd_->Wait(absl::Seconds(20));
+  ASSERT_TRUE(exited.ok()) << exited.status();
+  EXPECT_TRUE(WIFEXITED(*exited) && WEXITSTATUS(*exited) == 75)
+      << "wait status " << *exited << "\n" << droverd_->ReadLog();
+  absl::StrAppend(&stopped_logs_, "\n--- the paused leader:\n", droverd_->ReadLog());
+  FollowTheStandby();
+
+  WaitFor(running, v1::JobStatus::COMPLETED, absl::Seconds(90));
+  std::string out = Logs(running, 0);
+  std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 150u) << out.substr(0, 2000);
+  for (int i = 1; i <= 150; ++i) EXPECT_EQ(lines[i - 1], absl::StrCat("line-", i));
 }
 
 }  // namespace

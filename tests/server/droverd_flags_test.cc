@@ -267,6 +267,19 @@ TEST_F(DroverdFlagsTest, DatastoreRootsAreCheckedAndTheStateDirIsRefused) {
       << "made clean, without a trailing '/'";
 }
 
+// The shared data folder (docs/operations.md#shared-data) holds every job's logs and
+// outputs: the state folder by default, and, when apart, no datastore may offer it to jobs.
+TEST_F(DroverdFlagsTest, DataDirIsTheStateDirByDefaultAndIsNoDatastore) {
+  absl::StatusOr<DroverdSettings> plain = Parse({});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->options.data_dir, "");
+  absl::StatusOr<DroverdSettings> shared = Parse({"--data-dir", "/mnt/drover-shared/./data/"});
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  EXPECT_EQ(shared->options.data_dir, "/mnt/drover-shared/./data/");
+  EXPECT_THAT(shared->options.core.datastore_roots.refused,
+              ElementsAre(dir_.path() + "/state", "/mnt/drover-shared/data"));
+}
+
 TEST_F(DroverdFlagsTest, PipSettingsAreChecked) {
   EXPECT_THAT(Error({"--pip-index-url", "ftp://x"}),
               HasSubstr("--pip-index-url: 'ftp://x' is not an index URL"));
@@ -313,7 +326,7 @@ TEST_F(DroverdFlagsTest, HelpNamesTheFlagsAndSetsNothingElse) {
   EXPECT_TRUE(settings->help);
   EXPECT_THAT(settings->help_text, StartsWith("Usage: droverd [flags]"));
   for (const char* flag :
-       {"--listen", "--state-dir", "--config", "--address-file", "--launch-timeout",
+       {"--listen", "--state-dir", "--data-dir", "--config", "--address-file", "--launch-timeout",
         "--node-lease", "--audit-retention", "--upload-grace", "--blob-quota",
         "--max-open-log-files", "--datastore-root", "--pip-no-index",
         "--bootstrap-admin-token-file"}) {

@@ -103,5 +103,35 @@ TEST_F(BlobStoreTest, StrayEntriesInTheBlobFolderAreNeitherListedNorRemoved) {
   EXPECT_TRUE(std::filesystem::exists(outside));
 }
 
+// The blob folder may be on storage other hosts write (docs/operations.md#shared-data): a
+// link or a FIFO planted under a blob's name is no blob. Checking or reading it says the blob
+// is missing (never the linked file's bytes, never waiting on the FIFO); uploading the real
+// blob replaces the link, and the linked file is left as it was.
+TEST_F(BlobStoreTest, ALinkOrFifoPlantedUnderABlobsNameIsNoBlobAndTheUploadReplacesIt) {
+  std::string folder = dir_.path() + "/blobs/sha256/";
+  std::string outside = dir_.path() + "/outside";
+  { std::ofstream(outside) << "a secret of the head node"; }
+  std::string bytes = "the real snapshot";
+  std::string digest = archive::Sha256Digest(bytes);
+  std::string path = blobs_->PathOf(digest);
+  ASSERT_EQ(::symlink(outside.c_str(), path.c_str()), 0);
+  std::string fifo_digest = archive::Sha256Digest("another");
+  ASSERT_EQ(::mkfifo(blobs_->PathOf(fifo_digest).c_str(), 0600), 0);
+
+  for (const std::string& planted : {digest, fifo_digest}) {
+    EXPECT_EQ(blobs_->Stat(planted).status().code(), absl::StatusCode::kNotFound) << planted;
+    EXPECT_EQ(blobs_->Read(planted, 0, 100).status().code(), absl::StatusCode::kNotFound)
+        << planted;
+  }
+  EXPECT_TRUE(blobs_->Touch(digest).ok());  // marks the link itself, not what it names
+
+  EXPECT_EQ(Put(bytes), digest);
+  EXPECT_FALSE(std::filesystem::is_symlink(path));
+  EXPECT_EQ(*blobs_->Read(digest, 0, 100), bytes);
+  std::ifstream in(outside);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "a secret of the head node");
+}
+
 }  // namespace
 }  // namespace drover::storage

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -100,6 +101,77 @@ TEST_F(LogStoreTest, RefusedWriteIsNotAcknowledgedAndTheResendIsStoredOnce) {
   EXPECT_EQ(Stored(), "one\ntwo\nthree\n");
 }
 
+// Two droverds on one shared log folder (docs/operations.md#shared-data): the deposed leader
+// still writes a chunk after the new leader stored it, and the new leader stores what the
+// agent resends after the old one: every byte is in the stream once, in order.
+TEST_F(LogStoreTest, ADeposedLeaderAndTheNewOneOnOneFolderStoreEveryChunkOnce) {
+  ASSERT_EQ(*AppendSync(*logs_, key_, 0, "one\n"), 4);  // the old leader
+  auto next = LogStore::Open(dir_.path() + "/logs");
+  ASSERT_TRUE(next.ok()) << next.status();
+  LogStore& leader = **next;
+  // The agent follows the new leader and resends from what it had acknowledged.
+  ASSERT_EQ(*AppendSync(leader, key_, 4, "two\n"), 8);
+  // The deposed leader, not knowing, is sent the same chunk and more (its size is stale).
+  ASSERT_EQ(*AppendSync(*logs_, key_, 4, "two\nthree\n"), 14);
+  // The agent goes on with the new leader, which had stored up to 8.
+  ASSERT_EQ(*AppendSync(leader, key_, 8, "three\nfour\n"), 19);
+  EXPECT_EQ(*leader.Read(key_, 0, 1 << 20), "one\ntwo\nthree\nfour\n");
+  EXPECT_EQ(leader.Received(key_), 19);
+  leader.Close();
+}
+
+// A leader on a network file system that died before its file server had its last writes
+// may leave a hole (zeros) below the size the next leader sees; the agent's resend from
+// what was acknowledged fills it instead of being skipped.
+TEST_F(LogStoreTest, AHoleLeftByADeadLeaderIsFilledByTheAgentsResend) {
+  ASSERT_EQ(*AppendSync(*logs_, key_, 0, "one\n"), 4);
+  logs_->Close();
+  {
+    int fd = ::open((dir_.path() + "/logs/j-1/1/rank-0.stdout").c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, "ee\n", 3, 11), 3);  // "one\n" + 7 bytes never written + "ee\n"
+    ::close(fd);
+  }
+  Reopen({});
+  ASSERT_EQ(*AppendSync(*logs_, key_, 4, "two\nthree\n"), 14);
+  EXPECT_EQ(Stored(), "one\ntwo\nthree\n");
+}
+
+// The log folder may be on storage other hosts write: a link or a FIFO planted where a
+// stream's file or an attempt's folder belongs is never followed nor waited on; the append
+// fails naming the file, and nothing outside the folder is read, written or made.
+TEST_F(LogStoreTest, ALinkOrFifoPlantedInTheFolderIsNeitherFollowedNorWaitedOn) {
+  std::string outside = dir_.path() + "/outside";
+  std::filesystem::create_directories(outside);
+  std::ofstream(outside + "/secret") << "secret\n";
+  std::filesystem::create_directories(dir_.path() + "/logs/j-1/1");
+  std::filesystem::create_symlink(outside + "/secret", dir_.path() + "/logs/j-1/1/rank-0.stdout");
+  ASSERT_EQ(::mkfifo((dir_.path() + "/logs/j-1/1/rank-0.stderr").c_str(), 0600), 0);
+  std::filesystem::create_symlink(outside, dir_.path() + "/logs/j-2");
+
+  absl::StatusOr<int64_t> linked = AppendSync(*logs_, key_, 0, "one\n");
+  ASSERT_FALSE(linked.ok());
+  EXPECT_EQ(linked.status().code(), absl::StatusCode::kUnavailable) << linked.status();
+  EXPECT_THAT(std::string(linked.status().message()), HasSubstr("j-1/1/rank-0.stdout"));
+  EXPECT_EQ(refused_, 0) << "a planted entry is no disk error";
+  EXPECT_FALSE(logs_->Read(key_, 0, 100).ok());
+  EXPECT_EQ(logs_->Received(key_), 0);
+  const LogStreamKey fifo{"j-1", 1, 0, v1::STDERR};
+  EXPECT_FALSE(AppendSync(*logs_, fifo, 0, "two\n").ok());  // returns: not waiting on a reader
+  EXPECT_FALSE(logs_->Read(fifo, 0, 100).ok());
+  EXPECT_EQ(logs_->Streams("j-1", 1).size(), 0u) << "neither is a stream";
+  const LogStreamKey through{"j-2", 1, 0, v1::STDOUT};
+  EXPECT_FALSE(AppendSync(*logs_, through, 0, "three\n").ok());
+
+  std::ifstream in(outside + "/secret");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "secret\n");
+  EXPECT_FALSE(std::filesystem::exists(outside + "/1")) << "a folder made through the link";
+  // Retention of j-2 removes nothing through the link.
+  std::ofstream(outside + "/rank-0.stdout") << "kept\n";
+  EXPECT_EQ(*logs_->RemoveStreams("j-2", {v1::STDOUT}), 0);
+  EXPECT_TRUE(std::filesystem::exists(outside + "/rank-0.stdout"));
+}
 
 // Descriptors this process holds now.
 int OpenDescriptors() {
