@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -73,6 +74,25 @@ struct Outcome {
   grpc::StatusCode code = grpc::StatusCode::OK;
   std::string message;  // when not acked
 };
+
+// What the clients were told that was not an acknowledgement, counted by droverd asked,
+// code and message (the first 200 characters), most frequent first: a failure's evidence.
+std::string Refusals(const std::vector<Outcome>& outcomes) {
+  std::map<std::string, int> counts;
+  for (const Outcome& o : outcomes) {
+    if (o.acked) continue;
+    counts[absl::StrCat(o.address, " code=", static_cast<int>(o.code), " ",
+                        o.message.substr(0, 200))]++;
+  }
+  std::vector<std::pair<int, std::string>> sorted;
+  for (const auto& [text, n] : counts) sorted.emplace_back(n, text);
+  std::sort(sorted.rbegin(), sorted.rend());
+  std::string out = "refusals:";
+  for (size_t i = 0; i < sorted.size() && i < 12; ++i) {
+    absl::StrAppend(&out, "\n  ", sorted[i].first, " x ", sorted[i].second);
+  }
+  return out;
+}
 
 // Clients() threads, each with its own connections to both droverds, submitting new keys
 // back to back. Each follows the leader as drover does (common/leader_redirect.h): after an
@@ -392,7 +412,9 @@ TEST_F(FailoverTest, StandbyLeadsWithinTenSecondsLosingNoAcknowledgedJobAndKeepi
     absl::SleepFor(absl::Milliseconds(20));
   }
   load.Stop();
-  EXPECT_GE(load.acked(), acked_before + 50) << "clients made no progress on the new leader";
+  EXPECT_GE(load.acked(), acked_before + 50)
+      << "clients made no progress on the new leader; " << Refusals(load.outcomes())
+      << "\n--- the new leader:\n" << standby_->ReadLog();
 
   // From here on the fixture's clients and steps talk to the new leader.
   droverd_ = std::move(standby_);
@@ -446,7 +468,9 @@ TEST_F(FailoverTest, PausedLeaderThatWakesAfterATakeoverExitsAndAcknowledgesNoth
   absl::StrAppend(&stopped_logs_, "\n--- the paused leader:\n", droverd_->ReadLog());
   LoadUntil(load, acked + 30);
   load.Stop();
-  EXPECT_GE(load.acked(), acked + 30) << "clients made no progress on the new leader";
+  EXPECT_GE(load.acked(), acked + 30)
+      << "clients made no progress on the new leader; " << Refusals(load.outcomes())
+      << "\n--- the new leader:\n" << standby_->ReadLog();
 
   droverd_ = std::move(standby_);
   listen_ = standby_listen_;
