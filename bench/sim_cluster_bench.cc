@@ -137,7 +137,8 @@ class Sim {
 
   // Called by a node's reactor for each message droverd sends it.
   void Handle(SimNode& node, const v1::SchedulerMessage& message);
-  void NodeDone(bool during_run);
+  void NodeDone();
+  void StreamBroken();
 
   // The attempt of `job_id` on `node` ends at `at` (timer thread).
   void EndAt(SimNode* node, std::string job_id, int64_t epoch, SteadyClock::time_point at);
@@ -212,6 +213,9 @@ class SimNode final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Sched
     channel_ = grpc::CreateCustomChannel(server, grpc::SslCredentials(tls), args);
     stub_ = v1::AgentService::NewStub(channel_);
     stub_->async()->Connect(&context_, this);
+    // Held until Stop: the timer thread may start a write at any moment, which is only
+    // allowed before OnDone.
+    AddHold();
     v1::AgentMessage hello;
     *hello.mutable_hello()->mutable_node() = info;
     Send(std::move(hello));
@@ -219,18 +223,27 @@ class SimNode final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Sched
     StartCall();
   }
 
-  // Queues `message` (dropped once the stream is done).
+  // Queues `message` (dropped once the stream ended). StartWrite is never called with `mu_`
+  // held: a write that completes at once runs OnWriteDone on this thread, inside it.
   void Send(v1::AgentMessage message) {
-    absl::MutexLock lock(&mu_);
-    if (done_) return;
-    out_.push_back(std::move(message));
-    if (!writing_) {
+    const v1::AgentMessage* front = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      if (ended_) return;
+      out_.push_back(std::move(message));
+      if (writing_) return;
       writing_ = true;
-      StartWrite(&out_.front());
+      front = &out_.front();
     }
+    StartWrite(front);
   }
 
-  void Cancel() { context_.TryCancel(); }
+  // Ends the stream; OnDone follows. Once, after Start, with the timer thread stopped.
+  void Stop() {
+    stopping = true;
+    context_.TryCancel();
+    RemoveHold();
+  }
 
   // Attempts held, by job id (the reactor's and the timer's threads).
   absl::Mutex held_mu;
@@ -238,34 +251,41 @@ class SimNode final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Sched
   std::atomic<bool> stopping{false};  // set before Cancel: its end is not a broken stream
 
   void OnReadDone(bool ok) override {
-    if (!ok) return;  // OnDone follows
+    if (!ok) {  // the stream ended: OnDone follows once Stop removed the hold
+      {
+        absl::MutexLock lock(&mu_);
+        ended_ = true;
+      }
+      if (!stopping) sim_.StreamBroken();
+      return;
+    }
     sim_.Handle(*this, in_);
     StartRead(&in_);
   }
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    if (!ok) {
-      out_.clear();
-      return;
-    }
-    out_.pop_front();
-    if (!out_.empty() && !done_) {
-      writing_ = true;
-      StartWrite(&out_.front());
-    }
-  }
-  void OnDone(const grpc::Status& status) override {
+    const v1::AgentMessage* front = nullptr;
     {
       absl::MutexLock lock(&mu_);
-      done_ = true;
-      out_.clear();
+      if (!ok) {
+        ended_ = true;
+        writing_ = false;
+        return;  // the queue is dropped with the node
+      }
+      out_.pop_front();
+      if (out_.empty() || ended_) {
+        writing_ = false;
+        return;
+      }
+      front = &out_.front();
     }
+    StartWrite(front);
+  }
+  void OnDone(const grpc::Status& status) override {
     if (!stopping && !status.ok()) {
       std::fprintf(stderr, "drover-bench sim-cluster: node %s: stream ended: %s\n", name_.c_str(),
                    status.error_message().c_str());
     }
-    sim_.NodeDone(!stopping);
+    sim_.NodeDone();
   }
 
  private:
@@ -279,7 +299,7 @@ class SimNode final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Sched
   absl::Mutex mu_;
   std::deque<v1::AgentMessage> out_ ABSL_GUARDED_BY(mu_);  // front is being written
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 v1::AgentMessage Report(const v1::AttemptRef& attempt, v1::AttemptReport::Phase phase,
@@ -426,10 +446,15 @@ void Sim::PartEnded(const std::string& job_id, int64_t epoch) {
   }
 }
 
-void Sim::NodeDone(bool during_run) {
+void Sim::NodeDone() {
   absl::MutexLock lock(&mu);
   ++done;
-  if (during_run) ++broken;
+  changed.SignalAll();
+}
+
+void Sim::StreamBroken() {
+  absl::MutexLock lock(&mu);
+  ++broken;
   changed.SignalAll();
 }
 
@@ -718,10 +743,7 @@ absl::StatusOr<SimClusterResult> RunSimCluster(const SimClusterOptions& o) {
   // Ends every stream and waits for the reactors; deletes the run's targets.
   auto hang_up = [&](size_t started) {
     sim.StopTimers();
-    for (size_t i = 0; i < started; ++i) {
-      nodes[i]->stopping = true;
-      nodes[i]->Cancel();
-    }
+    for (size_t i = 0; i < started; ++i) nodes[i]->Stop();
     absl::MutexLock lock(&sim.mu);
     const absl::Time deadline = absl::Now() + absl::Seconds(60);
     while (sim.done < static_cast<int64_t>(started) && absl::Now() < deadline) {
@@ -837,6 +859,11 @@ absl::StatusOr<SimClusterResult> RunSimCluster(const SimClusterOptions& o) {
       spec.set_priority(kProbePriority);
       const SteadyClock::time_point at = SteadyClock::now();
       absl::StatusOr<std::string> id = Submit(*jobs_stub, std::move(spec));
+      if (absl::IsDeadlineExceeded(id.status())) {
+        // droverd did not answer the submit within kCallTimeout: a figure, not a failure.
+        ++result.probes_unassigned;
+        continue;
+      }
       if (!id.ok()) {
         failed = id.status();
         break;

@@ -99,6 +99,7 @@ struct SimClusterResult {
   double peak_placements_per_second = 0;  // the best whole second
   int64_t queued_left = 0;  // jobs not yet placed at the end
   LatencySummary probe;     // submit -> AssignAttempt at the probe node
+  // Probes not assigned by the end, or whose submit droverd did not answer within 30 s.
   int64_t probes_unassigned = 0;
   // droverd, when --droverd-pid was given (0 otherwise).
   int64_t rss_idle_kib = 0;
