@@ -256,7 +256,10 @@ class SimNode final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Sched
         absl::MutexLock lock(&mu_);
         ended_ = true;
       }
-      if (!stopping) sim_.StreamBroken();
+      if (!stopping) {
+        broke_ = true;
+        sim_.StreamBroken();
+      }
       return;
     }
     sim_.Handle(*this, in_);
@@ -281,7 +284,7 @@ class SimNode final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Sched
     StartWrite(front);
   }
   void OnDone(const grpc::Status& status) override {
-    if (!stopping && !status.ok()) {
+    if (broke_ && !status.ok()) {  // droverd ended it before the run did
       std::fprintf(stderr, "drover-bench sim-cluster: node %s: stream ended: %s\n", name_.c_str(),
                    status.error_message().c_str());
     }
@@ -300,6 +303,7 @@ class SimNode final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Sched
   std::deque<v1::AgentMessage> out_ ABSL_GUARDED_BY(mu_);  // front is being written
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  bool broke_ = false;  // OnReadDone, then OnDone
 };
 
 v1::AgentMessage Report(const v1::AttemptRef& attempt, v1::AttemptReport::Phase phase,
