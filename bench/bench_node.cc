@@ -40,6 +40,14 @@ absl::StatusOr<std::string> ReadCa(std::string ca_file) {
 absl::StatusOr<NodeIdentity> JoinAsNode(const std::shared_ptr<grpc::Channel>& admin_channel,
                                         const std::string& server, const std::string& ca_pem,
                                         const std::string& name) {
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ca_pem;
+  return JoinAsNode(admin_channel, grpc::CreateChannel(server, grpc::SslCredentials(tls)), name);
+}
+
+absl::StatusOr<NodeIdentity> JoinAsNode(const std::shared_ptr<grpc::Channel>& admin_channel,
+                                        const std::shared_ptr<grpc::Channel>& joiner_channel,
+                                        const std::string& name) {
   auto identity = v1::NodeIdentityService::NewStub(admin_channel);
   v1::CreateJoinTokenRequest token_request;
   token_request.mutable_ttl()->set_seconds(600);
@@ -63,10 +71,7 @@ absl::StatusOr<NodeIdentity> JoinAsNode(const std::shared_ptr<grpc::Channel>& ad
   join.set_token(token.token());
   join.set_node_name(name);
   join.set_csr_pem(*csr);
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = ca_pem;
-  auto joiner = v1::NodeIdentityService::NewStub(
-      grpc::CreateChannel(server, grpc::SslCredentials(tls)));
+  auto joiner = v1::NodeIdentityService::NewStub(joiner_channel);
   v1::NodeCertificateResponse certificate;
   grpc::ClientContext context;
   SetDeadline(context);

@@ -47,6 +47,11 @@ struct NodeIdentity {
 absl::StatusOr<NodeIdentity> JoinAsNode(const std::shared_ptr<grpc::Channel>& admin_channel,
                                         const std::string& server, const std::string& ca_pem,
                                         const std::string& name);
+// The same with `joiner`, a channel to droverd that trusts its CA and presents no
+// certificate (JoinNode's), reused across joins: a simulated cluster joins thousands.
+absl::StatusOr<NodeIdentity> JoinAsNode(const std::shared_ptr<grpc::Channel>& admin_channel,
+                                        const std::shared_ptr<grpc::Channel>& joiner,
+                                        const std::string& name);
 
 // The job whose attempt the fake node runs: one process per stream, all of the node.
 v1::JobSpec BenchJobSpec(const std::string& target, int64_t streams, const std::string& key);

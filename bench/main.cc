@@ -15,6 +15,7 @@
 #include "bench/placement_bench.h"
 #include "bench/prepare_bench.h"
 #include "bench/run_latency_bench.h"
+#include "bench/sim_cluster_bench.h"
 #include "bench/submit_bench.h"
 #include "bench/token_check_bench.h"
 #include "common/flags.h"
@@ -491,6 +492,79 @@ int RunDistributedLatency(const std::vector<std::string>& args) {
       result->drover.failed);
 }
 
+int RunSimCluster(const std::vector<std::string>& args) {
+  drover::bench::SimClusterOptions options;
+  std::string output = "text";
+  int64_t droverd_pid = 0;
+  int64_t seed = 1;
+  std::vector<std::string> labels;
+  FlagSet flags(
+      "drover-bench sim-cluster --server HOST:PORT [flags]",
+      "A simulated cluster on droverd's real agent protocol over gRPC: --nodes fake nodes in\n"
+      "this process, each joined as a new agent is (making its own join token: $DROVER_TOKEN\n"
+      "must be an admin's) and holding its own TLS stream, answer their assignments as agents\n"
+      "whose nodes prepare at once and run each attempt for --min-run to --max-run. --jobs\n"
+      "jobs are queued first as job arrays (70:20 one process of one CPU and four processes of\n"
+      "four CPUs, --gang-percent whole-node gangs over 2, 4 or 8 nodes), then the nodes are\n"
+      "let in. Prints placements per second as they reach the nodes, submit->assigned latency\n"
+      "of probe jobs (priority 1000, on --probe-nodes idle nodes of their own) under that load,\n"
+      "and with --droverd-pid droverd's memory per node and per queued job and its CPU per\n"
+      "placement. bench/run_sim_cluster_bench.sh starts a droverd for it.\n"
+      "\n"
+      "Example:\n"
+      "  drover-bench sim-cluster --server 127.0.0.1:7070 --droverd-pid 4242 \\\n"
+      "      --nodes 1000 --jobs 100000 --duration 60s");
+  ServerFlags(flags, &options.server, &options.ca_file);
+  flags.Int("droverd-pid", &droverd_pid, "droverd's process, for its CPU and memory (0: none)",
+            "PID");
+  flags.Int("nodes", &options.nodes, "Fake nodes that take the queued jobs (1-20000)");
+  flags.Int("cpus-per-node", &options.cpus_per_node, "CPUs of each fake node");
+  flags.Int("memory-mib-per-node", &options.memory_mib_per_node, "Memory of each fake node",
+            "MIB");
+  flags.Int("gpus-per-node", &options.gpus_per_node, "GPUs of each fake node (gangs take them)");
+  flags.Repeated("label", &labels, "A label of every fake node (repeatable)", "KEY=VALUE");
+  flags.Int("jobs,n", &options.jobs, "Jobs queued before the nodes are let in");
+  flags.Int("gang-percent", &options.gang_percent, "Share of whole-node gangs, 0-100");
+  flags.Int("array-chunk", &options.array_chunk, "Tasks per submitted job array");
+  DurationFlag(flags, "min-run", &options.min_run, "Shortest simulated run of an attempt");
+  DurationFlag(flags, "max-run", &options.max_run, "Longest simulated run of an attempt");
+  flags.Int("probe-nodes", &options.probe_nodes, "Idle nodes of the probe jobs (0: no probes)");
+  DurationFlag(flags, "probe-interval", &options.probe_interval, "Time between probe jobs");
+  DurationFlag(flags, "duration,d", &options.duration,
+               "How long placement is measured (0: until every job completed)");
+  DurationFlag(flags, "timeout", &options.timeout, "With --duration 0: the most it may take");
+  flags.Int("join-concurrency", &options.join_concurrency, "Nodes joined at once");
+  flags.Bool("verify", &options.verify,
+             "Check every job was assigned exactly once and is COMPLETED (needs --duration 0)");
+  flags.String("node-prefix", &options.node_prefix, "Node names are PREFIX-0, PREFIX-1, ...",
+               "PREFIX");
+  flags.Int("seed", &seed, "Seed of the run times");
+  if (int code = ParseCommand("sim-cluster", flags, args, &output); code >= 0) return code;
+  options.droverd_pid = static_cast<pid_t>(droverd_pid);
+  options.seed = static_cast<uint64_t>(seed);
+  for (const std::string& label : labels) {
+    const size_t eq = label.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return UsageError("sim-cluster",
+                        absl::StrCat("--label: '", label, "' is not KEY=VALUE; write it like gpu=a100"));
+    }
+    options.labels[label.substr(0, eq)] = label.substr(eq + 1);
+  }
+  absl::StatusOr<drover::bench::SimClusterResult> result = drover::bench::RunSimCluster(options);
+  if (!result.ok()) return RunError("sim-cluster", result.status());
+  std::string report = output == "json"
+                           ? drover::bench::SimClusterResultJson(options, *result) + "\n"
+                           : drover::bench::SimClusterResultText(options, *result);
+  std::fputs(report.c_str(), stdout);
+  const bool wrong = result->duplicate_assignments > 0 || result->reassigned_jobs > 0 ||
+                     result->not_completed > 0 || result->streams_broken > 0;
+  if (options.verify && wrong) {
+    std::fputs("drover-bench sim-cluster: the checks found problems (see above)\n", stderr);
+    return kRunFailed;
+  }
+  return 0;
+}
+
 struct Command {
   const char* name;
   const char* summary;
@@ -513,6 +587,8 @@ constexpr Command kCommands[] = {
      RunPlacement},
     {"prepare", "measure PREPARING of jobs with pip_packages: environment built vs reused",
      RunPrepare},
+    {"sim-cluster", "measure placements/s and latency with thousands of fake nodes over gRPC",
+     RunSimCluster},
 };
 
 void PrintUsage(std::FILE* out) {
@@ -536,7 +612,7 @@ int main(int argc, char** argv) {
   for (const Command& c : kCommands) {
     if (name == c.name) return c.run(std::vector<std::string>(argv + 2, argv + argc));
   }
-  std::fprintf(stderr, "drover-bench: unknown command '%s'; use one of: submit, fsync, token-check, run-latency, log-ingest, metrics-read, distributed-latency, prepare\n",
+  std::fprintf(stderr, "drover-bench: unknown command '%s'; use one of: submit, fsync, token-check, run-latency, log-ingest, metrics-read, distributed-latency, placement, prepare, sim-cluster\n",
                name.c_str());
   return kUsage;
 }

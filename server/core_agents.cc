@@ -173,7 +173,9 @@ void Core::Run(scheduler::AttemptEffects effects) {
         loop_.Post([this, job_id = std::move(effect.job_id)] { FinishAttempt(job_id); });
         break;
       case scheduler::AttemptEffect::kSchedule:
-        Schedule();
+        // An attempt's end frees nodes: one round after the burst of reports, not one per
+        // report (each round also walks every running attempt).
+        RequestSchedule();
         break;
     }
   }
