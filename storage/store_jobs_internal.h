@@ -439,6 +439,64 @@ absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs(typename E::Db& db,
   return AllRows<v1::Job>(*select, [secrets](const auto& row) { return JobFromRow(row, secrets); });
 }
 
+// Appends a length-delimited field (wire type 2) numbered `field` holding `bytes`.
+inline void AppendWireField(std::string& out, uint32_t field, absl::string_view bytes) {
+  auto varint = [&out](uint64_t v) {
+    while (v >= 0x80) {
+      out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    out.push_back(static_cast<char>(v));
+  };
+  varint((static_cast<uint64_t>(field) << 3) | 2);
+  varint(bytes.size());
+  out.append(bytes.data(), bytes.size());
+}
+
+// Store::ReadUnfinishedJobs on a reader connection. The rows' spec and status blobs go into
+// the job's wire form as stored: a spec is serialized again only when it had secret values
+// to open.
+template <typename E>
+absl::Status ReadUnfinishedJobs(typename E::Db& db, const SecretBox* secrets,
+                                absl::FunctionRef<absl::Status(UnfinishedJobRow&)> each) {
+  using google::protobuf::util::TimeUtil;
+  DROVER_ASSIGN_OR_RETURN(auto select, db.Prepare(E::kJobSql.unfinished));
+  select->Bind(1, static_cast<int64_t>(v1::JobStatus::COMPLETED))
+      .Bind(2, static_cast<int64_t>(v1::JobStatus::FAILED))
+      .Bind(3, static_cast<int64_t>(v1::JobStatus::CANCELED));
+  UnfinishedJobRow row;
+  v1::Job head;  // the fields outside spec and status
+  std::string opened_spec;
+  while (true) {
+    DROVER_ASSIGN_OR_RETURN(bool found, select->Step());
+    if (!found) break;
+    row.id = FormatJobId(select->ColumnInt(0));
+    const absl::string_view spec = select->ColumnBlob(1);
+    const absl::string_view status = select->ColumnBlob(2);
+    if (!ParseStored(spec, row.spec) || !ParseStored(status, row.status)) {
+      return absl::DataLossError(absl::StrCat("job '", row.id, "' has an unreadable record"));
+    }
+    absl::string_view wire_spec = spec;
+    if (!row.spec.environment().secret_env().empty()) {
+      DROVER_RETURN_IF_ERROR(rules::OpenSpec(secrets, row.id, row.spec));
+      opened_spec.clear();
+      row.spec.SerializeToString(&opened_spec);
+      wire_spec = opened_spec;
+    }
+    head.Clear();
+    head.set_id(row.id);
+    *head.mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(select->ColumnInt(3));
+    head.set_owner(select->ColumnText(4));
+    row.wire.clear();
+    row.wire.reserve(head.ByteSizeLong() + wire_spec.size() + status.size() + 12);
+    head.AppendToString(&row.wire);
+    AppendWireField(row.wire, v1::Job::kSpecFieldNumber, wire_spec);
+    AppendWireField(row.wire, v1::Job::kStatusFieldNumber, status);
+    DROVER_RETURN_IF_ERROR(each(row));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace drover::storage::store_ops
 
 #endif  // DROVER_STORAGE_STORE_JOBS_INTERNAL_H_
