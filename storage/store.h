@@ -187,10 +187,13 @@ struct LeaderLease {
 // One unfinished job as Store::ReadUnfinishedJobs hands it over.
 struct UnfinishedJobRow {
   std::string id;
-  // Its secret values opened, as GetJob shows them to droverd.
+  // At least what scheduler::JobQueue::Pack reads: the spec's compute_target, node_count,
+  // priority, resources, max_run_duration and array_task, and the status's state and
+  // version (the engines read no more of them; the whole job is in `wire`).
   v1::JobSpec spec;
   v1::JobStatus status;
-  // The whole job in wire form (v1::Job: id, spec as above, status, create_time, owner).
+  // The whole job in wire form (v1::Job: id, spec with its secret values opened as GetJob
+  // shows them to droverd, status, create_time, owner).
   std::string wire;
 };
 
