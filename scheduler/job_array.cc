@@ -182,7 +182,11 @@ std::vector<v1::Job> MakeArrayTasks(const v1::Job& array, const std::string& arr
 }
 
 std::string ArrayLimitReason(const v1::ArrayTask& task) {
-  return absl::StrCat("ARRAY_LIMIT array=", task.array_id(), " max_running=", task.max_running());
+  return ArrayLimitReason(task.array_id(), task.max_running());
+}
+
+std::string ArrayLimitReason(absl::string_view array_id, int32_t max_running) {
+  return absl::StrCat("ARRAY_LIMIT array=", array_id, " max_running=", max_running);
 }
 
 bool CountsAgainstArrayLimit(v1::JobStatus::State state) {

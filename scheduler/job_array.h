@@ -51,6 +51,7 @@ std::vector<v1::Job> MakeArrayTasks(const v1::Job& array, const std::string& arr
 // The reason of a task held back by its array's limit:
 // "ARRAY_LIMIT array=a-... max_running=N".
 std::string ArrayLimitReason(const v1::ArrayTask& task);
+std::string ArrayLimitReason(absl::string_view array_id, int32_t max_running);
 
 // Whether a job in `state` counts against its array's `max_running`: every state from
 // PREPARING to the end of the attempt (not QUEUED, not terminal).

@@ -166,40 +166,38 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
   std::vector<int> candidates;  // the nodes a job would take, in the order of preference
   std::vector<int> eligible;    // taking work and large enough: room once work ends
   using Visit = JobQueue::Visit;
-  queue.VisitQueued([&](const std::string& job_id, const v1::Job& job) {
-    const v1::JobSpec& spec = job.spec();
+  queue.VisitQueued([&](const std::string& job_id, const QueuedJob& job) {
     // A task whose array has max_running tasks placed is passed over without counting
     // against `max_jobs`, so that a large array held at its limit blocks no job behind it.
     // Its reason is recorded for the first `max_jobs` of them only; the rest of the array is
     // then passed over in one step and keeps the ARRAY_LIMIT reason it was submitted with.
-    if (spec.has_array_task() && spec.array_task().max_running() > 0) {
-      const v1::ArrayTask& task = spec.array_task();
-      auto placed = placed_of_array.find(task.array_id());
-      const int active = queue.ArrayActive(task.array_id()) +
+    if (job.array_id != nullptr && job.array_max_running > 0) {
+      auto placed = placed_of_array.find(*job.array_id);
+      const int active = queue.ArrayActive(*job.array_id) +
                          (placed == placed_of_array.end() ? 0 : placed->second);
-      if (active >= task.max_running()) {
+      if (active >= job.array_max_running) {
         if (held_recorded == max_jobs) return Visit::kPassArray;
         ++held_recorded;
-        round.waiting[job_id] = ArrayLimitReason(task);
+        round.waiting[job_id] = ArrayLimitReason(*job.array_id, job.array_max_running);
         return Visit::kNext;
       }
     }
     if (examined == max_jobs) return Visit::kStop;
     ++examined;
-    const v1::ComputeTarget* target = nodes.FindTarget(spec.compute_target());
+    const v1::ComputeTarget* target = nodes.FindTarget(job.compute_target);
     if (target == nullptr) {
-      round.waiting[job_id] = absl::StrCat("UNKNOWN_COMPUTE_TARGET target=", spec.compute_target());
+      round.waiting[job_id] = absl::StrCat("UNKNOWN_COMPUTE_TARGET target=", job.compute_target);
       return Visit::kNext;
     }
-    int need = spec.node_count();
+    int need = job.node_count;
     if (target->max_nodes() > 0 && need > target->max_nodes()) {
       round.waiting[job_id] = absl::StrCat("TARGET_TOO_SMALL need=", need,
                                            " max_nodes=", target->max_nodes());
       return Visit::kNext;
     }
-    const v1::NodeResources per_node = PerNodeDemand(spec);
+    const v1::NodeResources per_node = job.PerNode();
     const Room demand = RoomOf(per_node);
-    const absl::Duration limit = MaxRunDuration(spec);
+    const absl::Duration limit = job.max_run_duration;
     // Reserved nodes are open to a job sure to end before the reserved job can start.
     const bool may_use_reserved =
         round.reservation.has_value() && round.reservation->start != absl::InfiniteFuture() &&
@@ -233,7 +231,7 @@ PlacementRound PlaceQueuedJobs(const JobQueue& queue, const NodeRegistry& nodes,
         });
         placement.nodes.push_back(slots[i].node->name());
       }
-      if (spec.has_array_task()) ++placed_of_array[spec.array_task().array_id()];
+      if (job.array_id != nullptr) ++placed_of_array[*job.array_id];
       round.placed.push_back(std::move(placement));
       // Less room from here on: what did not fit still does not, but its reason may change.
       unfit.clear();

@@ -61,7 +61,7 @@ Core::Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, 
   target_names_.Set(nodes_.ListTargets());
 }
 
-void Core::Restore(const std::vector<v1::Job>& unfinished,
+void Core::Restore(std::vector<scheduler::JobQueue::Packed> unfinished,
                    const std::vector<v1::ComputeTarget>& targets,
                    const std::vector<v1::Image>& images,
                    const std::vector<v1::Datastore>& datastores,
@@ -80,8 +80,15 @@ void Core::Restore(const std::vector<v1::Job>& unfinished,
     }
   }
   target_names_.Set(nodes_.ListTargets());
-  for (const v1::Job& job : unfinished) {
-    jobs_.Update(job);
+  for (scheduler::JobQueue::Packed& packed : unfinished) {
+    // A queued job stays packed; any other is a v1::Job in the queue, read below.
+    const bool queued = packed.state() == JobStatus::QUEUED;
+    const std::string id = queued ? std::string() : packed.id();
+    jobs_.Restore(std::move(packed));
+    if (queued) continue;
+    const v1::Job* held = jobs_.Find(id);
+    if (held == nullptr) continue;
+    const v1::Job& job = *held;
     const JobStatus& status = job.status();
     if (IsPlaced(status.state()) && status.nodes_size() > 0) {
       // The image digest is not stored with the attempt: what the name has now (a
@@ -136,6 +143,8 @@ void Core::RequestSchedule() {
 
 void Core::Schedule() {
   absl::Time now = clock_.Now();
+  // What was unpacked of queued jobs since the last round goes back to their packed form.
+  jobs_.ReleaseCopies();
   // While the state disk refuses writes, a placement could not be stored either.
   if (writer_.PlacementsPaused(now)) return;
   scheduler::PlacementRound round =

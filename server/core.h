@@ -119,10 +119,11 @@ class Core {
   Core(storage::Store& store, storage::LogStore& logs, JobEventHub& events, CoreLoop& loop,
        const Clock& clock, CoreOptions options);
 
-  // At start, before any placement: every unfinished job, the stored compute targets, image
-  // and datastore registrations, what administrators set on nodes, and the pause of
-  // node-loss handling if one was stored (it goes on, from the same time).
-  void Restore(const std::vector<v1::Job>& unfinished,
+  // At start, before any placement: every unfinished job (packed as the queue holds it:
+  // JobQueue::Pack), the stored compute targets, image and datastore registrations, what
+  // administrators set on nodes, and the pause of node-loss handling if one was stored (it
+  // goes on, from the same time).
+  void Restore(std::vector<scheduler::JobQueue::Packed> unfinished,
                const std::vector<v1::ComputeTarget>& targets,
                const std::vector<v1::Image>& images = {},
                const std::vector<v1::Datastore>& datastores = {},

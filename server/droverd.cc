@@ -280,7 +280,15 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
   if (!options.bootstrap_admin_token.empty()) {
     DROVER_RETURN_IF_ERROR(BootstrapAdmin(*d->store_, options.bootstrap_admin_token, clock));
   }
-  DROVER_ASSIGN_OR_RETURN(std::vector<v1::Job> unfinished, d->store_->LoadUnfinishedJobs());
+  // Packed as the queue holds them, one at a time (a million queued jobs: issue 21).
+  std::vector<scheduler::JobQueue::Packed> unfinished;
+  DROVER_RETURN_IF_ERROR(d->store_->ReadUnfinishedJobs([&](storage::UnfinishedJobRow& row) {
+    DROVER_ASSIGN_OR_RETURN(scheduler::JobQueue::Packed packed,
+                            scheduler::JobQueue::Pack(std::move(row.id), row.spec, row.status,
+                                                      std::move(row.wire)));
+    unfinished.push_back(std::move(packed));
+    return absl::OkStatus();
+  }));
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::ComputeTarget> targets,
                           d->store_->LoadComputeTargets());
   DROVER_ASSIGN_OR_RETURN(std::vector<v1::Image> images, d->store_->LoadImages());
@@ -324,7 +332,8 @@ absl::StatusOr<std::unique_ptr<Droverd>> Droverd::Start(const DroverdOptions& op
                                     core_options);
   absl::Notification restored;
   d->loop_->Post([&] {
-    d->core_->Restore(unfinished, targets, images, datastores, node_states, loss_pause);
+    d->core_->Restore(std::move(unfinished), targets, images, datastores, node_states,
+                      loss_pause);
     restored.Notify();
   });
   restored.WaitForNotification();

@@ -108,6 +108,8 @@ class PostgresStore final : public Store {
   absl::StatusOr<v1::Job> GetJob(absl::string_view job_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   absl::StatusOr<std::vector<v1::Job>> LoadUnfinishedJobs() override;
+  absl::Status ReadUnfinishedJobs(
+      absl::FunctionRef<absl::Status(UnfinishedJobRow&)> each) override;
   void CreateSweep(v1::Sweep sweep, CreateSweepCallback done) override;
   void CreateTrials(std::string sweep_id, std::vector<v1::SweepTrial> trials,
                     std::vector<v1::Job> jobs, CreateJobsCallback done) override;

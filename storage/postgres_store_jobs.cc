@@ -71,4 +71,11 @@ absl::StatusOr<std::vector<v1::Job>> PostgresStore::LoadUnfinishedJobs() {
   });
 }
 
+absl::Status PostgresStore::ReadUnfinishedJobs(
+    absl::FunctionRef<absl::Status(UnfinishedJobRow&)> each) {
+  return WithReader([&](PgDb& db) {
+    return store_ops::ReadUnfinishedJobs<PostgresEngine>(db, options_.secrets, each);
+  });
+}
+
 }  // namespace drover::storage

@@ -71,4 +71,11 @@ absl::StatusOr<std::vector<v1::Job>> SqliteStore::LoadUnfinishedJobs() {
   });
 }
 
+absl::Status SqliteStore::ReadUnfinishedJobs(
+    absl::FunctionRef<absl::Status(UnfinishedJobRow&)> each) {
+  return WithReader([&](Db& db) {
+    return store_ops::ReadUnfinishedJobs<SqliteEngine>(db, options_.secrets, each);
+  });
+}
+
 }  // namespace drover::storage

@@ -292,11 +292,11 @@ TEST(ArrayLimitTest, AHeldArrayIsPassedInOneStepNotOnePerTask) {
   EXPECT_EQ(queue.queued_count(), 20001u);
   int visits = 0;
   std::vector<std::string> seen;
-  queue.VisitQueued([&](const std::string& id, const v1::Job& job) {
+  queue.VisitQueued([&](const std::string& id, const QueuedJob& job) {
     ++visits;
     seen.push_back(id);
-    return job.spec().has_array_task() && visits >= 3 ? JobQueue::Visit::kPassArray
-                                                      : JobQueue::Visit::kNext;
+    return job.array_id != nullptr && visits >= 3 ? JobQueue::Visit::kPassArray
+                                                  : JobQueue::Visit::kNext;
   });
   EXPECT_THAT(seen, ElementsAre("j-1", "j-2", "j-3", "j-20001"));
 

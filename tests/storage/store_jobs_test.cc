@@ -8,6 +8,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/job_id.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "tests/storage/store_test_util.h"
 
@@ -294,6 +295,101 @@ TEST_P(StoreTest, SecretEnvironmentValuesAreSealedAtRestAndReadBackInClear) {
   ASSERT_TRUE(unfinished.ok()) << unfinished.status();
   ASSERT_EQ(unfinished->size(), 1u);
   EXPECT_EQ((*unfinished)[0].spec().environment().env().at("API_TOKEN"), "tok-9f8e7d6c5b4a");
+}
+
+TEST_P(StoreTest, ReadUnfinishedJobsGivesWhatGetJobGivesWithSecretsOpened) {
+  // droverd's start reads rows, not v1::Jobs (issue 21): each row's wire form, spec and
+  // status are the job exactly as GetJob reads it, sealed secret values opened.
+  v1::Job secret = NewJob("default", "key-1");
+  (*secret.mutable_spec()->mutable_environment()->mutable_env())["API_TOKEN"] = "tok-5e6f7a8b";
+  secret.mutable_spec()->mutable_environment()->add_secret_env("API_TOKEN");
+  secret.set_owner("alice");
+  secret.mutable_spec()->set_priority(-7);
+  secret.mutable_spec()->set_node_count(3);
+  secret.mutable_spec()->set_compute_target("gpu");
+  secret.mutable_spec()->mutable_resources()->set_cpus(2.5);
+  secret.mutable_spec()->mutable_resources()->set_gpus(2);
+  secret.mutable_spec()->mutable_max_run_duration()->set_seconds(3600);
+  v1::Job task = NewJob();
+  task.mutable_spec()->set_priority(12);
+  task.mutable_spec()->mutable_array_task()->set_array_id("a-00112233445566ff");
+  task.mutable_spec()->mutable_array_task()->set_index(99);
+  task.mutable_spec()->mutable_array_task()->set_size(100);
+  task.mutable_spec()->mutable_array_task()->set_max_running(4);
+  (*task.mutable_spec()->mutable_environment()->mutable_env())["PLAIN"] = "shown";
+  {
+    auto store = OpenStore(&box_);
+    ASSERT_TRUE(CreateSync(*store, NewJob()).ok());
+    ASSERT_TRUE(CreateSync(*store, secret).ok());
+    ASSERT_TRUE(CreateSync(*store, task).ok());
+    v1::JobStatus canceled;
+    canceled.set_state(v1::JobStatus::CANCELED);
+    canceled.set_version(2);
+    ASSERT_TRUE(UpdateSync(*store, "j-1", 1, canceled).ok());
+    v1::JobStatus placed;
+    placed.set_state(v1::JobStatus::PREPARING);
+    placed.set_version(2);
+    placed.set_attempt(1);
+    placed.add_nodes("n1");
+    ASSERT_TRUE(UpdateSync(*store, "j-3", 1, placed).ok());
+  }
+  EXPECT_THAT(BytesAtRest(), Not(HasSubstr("tok-5e6f7a8b")));
+  auto store = OpenStore(&box_);
+  std::vector<std::string> ids;
+  absl::Status read = store->ReadUnfinishedJobs([&](UnfinishedJobRow& row) {
+    ids.push_back(row.id);
+    absl::StatusOr<v1::Job> stored = store->GetJob(row.id);
+    EXPECT_TRUE(stored.ok()) << stored.status();
+    if (!stored.ok()) return stored.status();
+    v1::Job from_wire;
+    EXPECT_TRUE(from_wire.ParseFromString(row.wire)) << row.id;
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(from_wire, *stored))
+        << from_wire.DebugString() << " vs " << stored->DebugString();
+    // Of the spec and status, what the queue reads (the rest is in the wire form).
+    EXPECT_EQ(row.spec.compute_target(), stored->spec().compute_target());
+    EXPECT_EQ(row.spec.node_count(), stored->spec().node_count());
+    EXPECT_EQ(row.spec.priority(), stored->spec().priority());
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(row.spec.resources(),
+                                                                   stored->spec().resources()));
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
+        row.spec.max_run_duration(), stored->spec().max_run_duration()));
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(row.spec.array_task(),
+                                                                   stored->spec().array_task()));
+    EXPECT_EQ(row.status.state(), stored->status().state());
+    EXPECT_EQ(row.status.version(), stored->status().version());
+    row.wire.clear();  // what droverd's start does: it takes the wire form
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(read.ok()) << read;
+  EXPECT_THAT(ids, ElementsAre("j-2", "j-3"));
+  absl::StatusOr<v1::Job> opened = store->GetJob("j-2");
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(opened->spec().environment().env().at("API_TOKEN"), "tok-5e6f7a8b");
+  EXPECT_EQ(opened->owner(), "alice");
+  // An error of the callee stops the read and comes back.
+  int calls = 0;
+  absl::Status stopped = store->ReadUnfinishedJobs([&](UnfinishedJobRow&) {
+    ++calls;
+    return absl::CancelledError("enough");
+  });
+  EXPECT_EQ(stopped.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_P(StoreTest, ReadUnfinishedJobsRefusesASealedValueWithoutTheKey) {
+  v1::Job secret = NewJob();
+  (*secret.mutable_spec()->mutable_environment()->mutable_env())["API_TOKEN"] = "tok-5e6f7a8b";
+  secret.mutable_spec()->mutable_environment()->add_secret_env("API_TOKEN");
+  {
+    auto store = OpenStore(&box_);
+    ASSERT_TRUE(CreateSync(*store, secret).ok());
+  }
+  auto store = OpenStore();  // no secrets key
+  absl::Status read = store->ReadUnfinishedJobs([](UnfinishedJobRow&) {
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(read.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(read.message()), HasSubstr("API_TOKEN"));
 }
 
 TEST_P(StoreTest, JobsKeepTheirOwnerAndListByOwner) {
