@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "storage/sqlite_store_internal.h"
+#include "storage/store_jobs_load_internal.h"
 
 namespace drover::storage {
 

@@ -6,6 +6,7 @@
 //
 // The areas, one header each, with the SQL each engine gives them:
 //   store_jobs_internal.h        jobs (JobSql)
+//   store_jobs_load_internal.h   the unfinished jobs read at start
 //   store_registries_internal.h  compute targets, images, datastores, node states, the
 //                                pause of node-loss handling (RegistrySql)
 //   store_access_internal.h      users, blob holders, join tokens, node certificates, the
